@@ -1,0 +1,722 @@
+//! Settings: compiled-in defaults < optional `palaver.toml` < `PALAVER__SECTION__KEY` environment
+//! variables. Unknown keys and bad values stop the program at start with a message naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// A setting that could not be loaded or is out of range. The message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read into `Settings` (unknown key, wrong type).
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    /// A value was read but is not acceptable.
+    #[error("invalid configuration: `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `server.bind`.
+        key: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// All of Palaver's settings. Every section has defaults that run the demo with nothing set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Where local state lives.
+    pub data: DataSettings,
+    /// SQL store (SQLite by default, Postgres for several replicas).
+    pub database: DatabaseSettings,
+    /// Local model files.
+    pub models: ModelSettings,
+    /// Embedding backend.
+    pub embedding: EmbeddingSettings,
+    /// Vector index backend.
+    pub vectors: VectorSettings,
+    /// Ingestion and chunking.
+    pub knowledge: KnowledgeSettings,
+    /// Hybrid retrieval.
+    pub retrieval: RetrievalSettings,
+    /// Chat model backends.
+    pub llm: LlmSettings,
+    /// Conversation handling.
+    pub pipeline: PipelineSettings,
+    /// Background job runner.
+    pub workers: WorkerSettings,
+    /// Voice-note transcription.
+    pub speech: SpeechSettings,
+    /// WhatsApp channels.
+    pub channels: ChannelSettings,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub bind: String,
+    /// URL at which providers reach this server; used to show each channel's webhook URL.
+    pub public_url: String,
+    /// Bootstrap admin API key. When unset, `serve` creates one on first start and prints it once.
+    pub admin_api_key: Option<SecretString>,
+    /// Largest accepted webhook body, in bytes.
+    pub max_webhook_bytes: usize,
+    /// Largest accepted upload (documents, audio), in bytes.
+    pub max_upload_bytes: usize,
+    /// Per-request timeout for API calls, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            admin_api_key: None,
+            max_webhook_bytes: 1024 * 1024,
+            max_upload_bytes: 20 * 1024 * 1024,
+            request_timeout_secs: 120,
+        }
+    }
+}
+
+/// Location of local state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSettings {
+    /// Directory holding the SQLite file and the embedded vector index.
+    pub dir: PathBuf,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// SQL store settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://...`. Empty: `sqlite://<data.dir>/palaver.db`.
+    pub url: Option<SecretString>,
+    /// Connection pool size (Postgres; SQLite readers).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Local model files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// Cache directory for fetched models. `PALAVER_MODELS_DIR` overrides it; default
+    /// `$XDG_CACHE_HOME/palaver/models` or `~/.cache/palaver/models`.
+    pub dir: Option<PathBuf>,
+    /// Use these local files instead of fetching: model name -> file or directory path.
+    pub paths: BTreeMap<String, PathBuf>,
+}
+
+/// Which embedder turns text into vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingBackend {
+    /// all-MiniLM-L6-v2 run in-process with candle.
+    Local,
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+}
+
+/// Embedding settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingSettings {
+    /// `local` or `openai`.
+    pub backend: EmbeddingBackend,
+    /// Sentences per batch for the local model.
+    pub batch_size: usize,
+    /// Concurrent embedding jobs on the blocking pool (local model).
+    pub max_concurrent: usize,
+    /// OpenAI-compatible base URL, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// API key for the OpenAI-compatible server.
+    pub api_key: Option<SecretString>,
+    /// Embedding model name on the server.
+    pub model: String,
+    /// Vector size the server returns (checked on first use).
+    pub dimensions: usize,
+    /// Timeout for one request, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            backend: EmbeddingBackend::Local,
+            batch_size: 32,
+            max_concurrent: 1,
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: None,
+            model: "text-embedding-3-small".into(),
+            dimensions: 1536,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// Which vector index holds the embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorBackend {
+    /// qdrant-edge, embedded in the data directory.
+    Edge,
+    /// A Qdrant server or cluster through qdrant-client (gRPC).
+    Qdrant,
+}
+
+/// Vector index settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorSettings {
+    /// `edge` (embedded) or `qdrant` (server).
+    pub backend: VectorBackend,
+    /// Qdrant gRPC URL, e.g. `http://127.0.0.1:6334`.
+    pub url: String,
+    /// Qdrant API key.
+    pub api_key: Option<SecretString>,
+    /// Prefix of collection names on the Qdrant server.
+    pub collection_prefix: String,
+    /// HNSW search breadth; higher is slower and more exact.
+    pub hnsw_ef: usize,
+}
+
+impl Default for VectorSettings {
+    fn default() -> Self {
+        Self {
+            backend: VectorBackend::Edge,
+            url: "http://127.0.0.1:6334".into(),
+            api_key: None,
+            collection_prefix: "palaver_".into(),
+            hnsw_ef: 128,
+        }
+    }
+}
+
+/// Ingestion settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeSettings {
+    /// Target chunk size in tokens (cl100k).
+    pub chunk_tokens: usize,
+    /// Tokens repeated between consecutive chunks of one section.
+    pub chunk_overlap: usize,
+    /// Largest file ingested, in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self {
+            chunk_tokens: 200,
+            chunk_overlap: 30,
+            max_file_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// Retrieval settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrievalSettings {
+    /// Candidates taken from each of the dense and keyword searches before fusion.
+    pub candidates: usize,
+    /// Reciprocal rank fusion constant.
+    pub rrf_k: f32,
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        Self {
+            candidates: 40,
+            rrf_k: 60.0,
+        }
+    }
+}
+
+/// Chat model settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSettings {
+    /// OpenAI-compatible server.
+    pub openai: OpenAiSettings,
+    /// In-process GGUF model.
+    pub local: LocalLlmSettings,
+}
+
+/// An OpenAI-compatible chat server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiSettings {
+    /// Base URL, e.g. `https://api.openai.com/v1` or Ollama's `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// API key (Ollama and llama.cpp accept any).
+    pub api_key: Option<SecretString>,
+    /// Model used when an agent names none.
+    pub model: String,
+    /// Timeout for one request, in seconds.
+    pub timeout_secs: u64,
+    /// Retries of transient failures (429, 5xx, timeouts).
+    pub max_retries: u32,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+            timeout_secs: 60,
+            max_retries: 3,
+        }
+    }
+}
+
+/// The in-process GGUF answerer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalLlmSettings {
+    /// Model name from the catalogue (`palaver models list`) or a path to a GGUF file.
+    pub model: String,
+    /// Threads used by one generation.
+    pub threads: usize,
+    /// Context window in tokens.
+    pub context_tokens: usize,
+}
+
+impl Default for LocalLlmSettings {
+    fn default() -> Self {
+        Self {
+            model: "smollm2-135m".into(),
+            threads: 2,
+            context_tokens: 2048,
+        }
+    }
+}
+
+/// Conversation handling settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Most history turns given to the model.
+    pub history_turns: usize,
+    /// Token budget for history.
+    pub history_tokens: usize,
+    /// Token budget for the whole prompt.
+    pub prompt_tokens: usize,
+    /// A conversation idle longer than this starts a fresh context, in hours.
+    pub idle_reset_hours: u64,
+    /// Messages from one customer within this window become one turn, in milliseconds.
+    pub debounce_ms: u64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            history_turns: 10,
+            history_tokens: 1000,
+            prompt_tokens: 3000,
+            idle_reset_hours: 24,
+            debounce_ms: 2000,
+        }
+    }
+}
+
+/// Background job runner settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a claimed job is leased, in seconds.
+    pub lease_secs: u64,
+    /// First retry delay, in milliseconds (doubles each attempt, with jitter).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub backoff_max_secs: u64,
+    /// How often idle workers look for due jobs, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_attempts: 8,
+            lease_secs: 120,
+            backoff_base_ms: 500,
+            backoff_max_secs: 300,
+            poll_ms: 250,
+        }
+    }
+}
+
+/// Speech settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechSettings {
+    /// Whisper model name from the catalogue or a path to a ggml file.
+    pub model: String,
+    /// Threads per transcription (ggml threads busy-wait: keep at most the free cores).
+    pub threads: usize,
+    /// Transcriptions run at once.
+    pub max_concurrent: usize,
+    /// Longest accepted audio, in seconds.
+    pub max_audio_secs: u64,
+}
+
+impl Default for SpeechSettings {
+    fn default() -> Self {
+        Self {
+            model: "whisper-base".into(),
+            threads: 2,
+            max_concurrent: 1,
+            max_audio_secs: 600,
+        }
+    }
+}
+
+/// WhatsApp channel settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelSettings {
+    /// 32-byte key (base64) encrypting channel credentials at rest. When unset, a key is
+    /// generated once into `<data.dir>/secret.key`.
+    pub encryption_key: Option<SecretString>,
+    /// Messages a channel may send per minute (token bucket refill rate).
+    pub rate_per_minute: u32,
+    /// Burst size of the send token bucket.
+    pub burst: u32,
+    /// Meta Graph API base URL.
+    pub meta_graph_url: String,
+    /// Kapso API base URL.
+    pub kapso_url: String,
+    /// Timeout for provider calls, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+            rate_per_minute: 60,
+            burst: 10,
+            meta_graph_url: "https://graph.facebook.com/v23.0".into(),
+            kapso_url: "https://api.kapso.ai".into(),
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// Where the settings come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A TOML file; `None` reads `palaver.toml` in the working directory when it exists.
+    pub file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file, then `PALAVER__SECTION__KEY` variables, and validates.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match &sources.file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Load(format!(
+                        "configuration file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                let default = Path::new("palaver.toml");
+                if default.exists() {
+                    figment = figment.merge(Toml::file_exact(default));
+                }
+            }
+        }
+        figment = figment.merge(Env::prefixed("PALAVER__").split("__"));
+        let mut settings: Settings = figment.extract().map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        if let Some(dir) = std::env::var_os("PALAVER_MODELS_DIR") {
+            settings.models.dir = Some(PathBuf::from(dir));
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges and formats that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::invalid("server.bind", format!("`{}` is not an address: {e}", self.server.bind)))?;
+        url_like("server.public_url", &self.server.public_url)?;
+        if let Some(key) = &self.server.admin_api_key {
+            if key.expose_secret().len() < 16 {
+                return Err(ConfigError::invalid("server.admin_api_key", "must be at least 16 characters"));
+            }
+        }
+        positive("server.max_webhook_bytes", self.server.max_webhook_bytes as u64)?;
+        positive("server.max_upload_bytes", self.server.max_upload_bytes as u64)?;
+        positive("server.request_timeout_secs", self.server.request_timeout_secs)?;
+        if self.data.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data.dir", "must not be empty"));
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::invalid(
+                    "database.url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        positive("database.max_connections", self.database.max_connections as u64)?;
+        for (name, path) in &self.models.paths {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::Load(format!("`models.paths.{name}`: path must not be empty")));
+            }
+        }
+        positive("embedding.batch_size", self.embedding.batch_size as u64)?;
+        positive("embedding.max_concurrent", self.embedding.max_concurrent as u64)?;
+        positive("embedding.timeout_secs", self.embedding.timeout_secs)?;
+        if self.embedding.backend == EmbeddingBackend::Openai {
+            url_like("embedding.base_url", &self.embedding.base_url)?;
+            positive("embedding.dimensions", self.embedding.dimensions as u64)?;
+            if self.embedding.model.trim().is_empty() {
+                return Err(ConfigError::invalid("embedding.model", "must not be empty"));
+            }
+        }
+        if self.vectors.backend == VectorBackend::Qdrant {
+            url_like("vectors.url", &self.vectors.url)?;
+        }
+        positive("vectors.hnsw_ef", self.vectors.hnsw_ef as u64)?;
+        positive("knowledge.chunk_tokens", self.knowledge.chunk_tokens as u64)?;
+        if self.knowledge.chunk_tokens < 32 || self.knowledge.chunk_tokens > 2000 {
+            return Err(ConfigError::invalid("knowledge.chunk_tokens", "must be between 32 and 2000"));
+        }
+        if self.knowledge.chunk_overlap >= self.knowledge.chunk_tokens / 2 {
+            return Err(ConfigError::invalid(
+                "knowledge.chunk_overlap",
+                "must be less than half of knowledge.chunk_tokens",
+            ));
+        }
+        positive("knowledge.max_file_bytes", self.knowledge.max_file_bytes)?;
+        positive("retrieval.candidates", self.retrieval.candidates as u64)?;
+        if !(self.retrieval.rrf_k > 0.0) {
+            return Err(ConfigError::invalid("retrieval.rrf_k", "must be greater than 0"));
+        }
+        url_like("llm.openai.base_url", &self.llm.openai.base_url)?;
+        positive("llm.openai.timeout_secs", self.llm.openai.timeout_secs)?;
+        positive("llm.local.threads", self.llm.local.threads as u64)?;
+        positive("llm.local.context_tokens", self.llm.local.context_tokens as u64)?;
+        positive("pipeline.history_tokens", self.pipeline.history_tokens as u64)?;
+        if self.pipeline.prompt_tokens < 256 {
+            return Err(ConfigError::invalid("pipeline.prompt_tokens", "must be at least 256"));
+        }
+        positive("pipeline.idle_reset_hours", self.pipeline.idle_reset_hours)?;
+        if self.pipeline.debounce_ms > 60_000 {
+            return Err(ConfigError::invalid("pipeline.debounce_ms", "must be at most 60000"));
+        }
+        positive("workers.concurrency", self.workers.concurrency as u64)?;
+        positive("workers.max_attempts", self.workers.max_attempts as u64)?;
+        positive("workers.lease_secs", self.workers.lease_secs)?;
+        positive("workers.backoff_base_ms", self.workers.backoff_base_ms)?;
+        positive("workers.backoff_max_secs", self.workers.backoff_max_secs)?;
+        positive("workers.poll_ms", self.workers.poll_ms)?;
+        positive("speech.threads", self.speech.threads as u64)?;
+        positive("speech.max_concurrent", self.speech.max_concurrent as u64)?;
+        positive("speech.max_audio_secs", self.speech.max_audio_secs)?;
+        if let Some(key) = &self.channels.encryption_key {
+            crate::crypto::parse_key(key.expose_secret())
+                .map_err(|e| ConfigError::invalid("channels.encryption_key", e.to_string()))?;
+        }
+        positive("channels.rate_per_minute", self.channels.rate_per_minute as u64)?;
+        positive("channels.burst", self.channels.burst as u64)?;
+        url_like("channels.meta_graph_url", &self.channels.meta_graph_url)?;
+        url_like("channels.kapso_url", &self.channels.kapso_url)?;
+        positive("channels.timeout_secs", self.channels.timeout_secs)?;
+        Ok(())
+    }
+
+    /// The database URL, with the SQLite default under the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_string(),
+            None => format!("sqlite://{}", self.data.dir.join("palaver.db").display()),
+        }
+    }
+
+    /// The directory fetched models are cached in.
+    pub fn models_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.models.dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"));
+        base.join("palaver").join("models")
+    }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn url_like(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if !(value.starts_with("http://") || value.starts_with("https://")) || value.len() < 10 {
+        return Err(ConfigError::invalid(
+            key,
+            format!("`{value}` is not an http:// or https:// URL"),
+        ));
+    }
+    Ok(())
+}
+
+/// Figment's errors carry the key path and the source; render each error on its own line.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() { String::new() } else { format!("`{}`: ", e.path.join(".")) };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {} {src})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file("palaver.toml", "[server]\nbind = \"127.0.0.1:9000\"\n[retrieval]\ncandidates = 7\n")?;
+            jail.set_env("PALAVER__SERVER__BIND", "127.0.0.1:9100");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.bind, "127.0.0.1:9100");
+            assert_eq!(s.retrieval.candidates, 7);
+            assert_eq!(s.workers.concurrency, WorkerSettings::default().concurrency);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("palaver.toml", "[server]\nbindd = \"127.0.0.1:9000\"\n")?;
+            let err = Settings::load(&Sources::default()).unwrap_err().to_string();
+            assert!(err.contains("bindd"), "{err}");
+            assert!(err.contains("server"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PALAVER__WORKERS__CONCURENCY", "3");
+            let err = Settings::load(&Sources::default()).unwrap_err().to_string();
+            assert!(err.contains("concurency"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("PALAVER__SERVER__BIND", "not-an-address", "server.bind"),
+            ("PALAVER__WORKERS__CONCURRENCY", "0", "workers.concurrency"),
+            ("PALAVER__KNOWLEDGE__CHUNK_OVERLAP", "500", "knowledge.chunk_overlap"),
+            ("PALAVER__DATABASE__URL", "mysql://x", "database.url"),
+            ("PALAVER__EMBEDDING__BACKEND", "quantum", "embedding.backend"),
+            ("PALAVER__WORKERS__MAX_ATTEMPTS", "many", "workers.max_attempts"),
+        ];
+        for (var, value, key) in cases {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = Settings::load(&Sources::default()).unwrap_err().to_string();
+                assert!(err.contains(key), "{var}={value}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn models_dir_env_wins() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PALAVER_MODELS_DIR", "/tmp/palaver-models-test");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.models_dir(), PathBuf::from("/tmp/palaver-models-test"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Settings::load(&Sources {
+            file: Some(PathBuf::from("/nonexistent/palaver.toml")),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

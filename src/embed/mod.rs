@@ -1,0 +1,68 @@
+//! Text embeddings: the [`Embedder`] trait and its two implementations, the local MiniLM model
+//! run with candle ([`local`]) and any OpenAI-compatible `/v1/embeddings` server ([`openai`]).
+
+pub mod local;
+pub mod openai;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{EmbeddingBackend, Settings};
+use crate::models::{ModelError, ModelStore};
+
+/// An embedding failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The model files could not be obtained or loaded.
+    #[error("embedding model unavailable: {0}")]
+    Model(String),
+    /// Inference failed.
+    #[error("embedding failed: {0}")]
+    Inference(String),
+    /// A remote server failed in a way worth retrying (429, 5xx, timeout).
+    #[error("embedding server unavailable: {0}")]
+    Transient(String),
+    /// A remote server refused the request or answered something unusable.
+    #[error("embedding server error: {0}")]
+    Permanent(String),
+}
+
+impl From<ModelError> for EmbedError {
+    fn from(e: ModelError) -> Self {
+        EmbedError::Model(e.to_string())
+    }
+}
+
+/// Turns texts into unit-length vectors.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// Identifies the model and its settings; vectors from different ids are not comparable.
+    fn model_id(&self) -> &str;
+    /// Length of every vector.
+    fn dimensions(&self) -> usize;
+    /// One vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// Builds the embedder chosen in the settings (fetching the local model on first use).
+pub async fn from_settings(settings: &Settings, models: &ModelStore) -> Result<Arc<dyn Embedder>, EmbedError> {
+    match settings.embedding.backend {
+        EmbeddingBackend::Local => Ok(Arc::new(local::LocalEmbedder::load(models, &settings.embedding).await?)),
+        EmbeddingBackend::Openai => Ok(Arc::new(openai::OpenAiEmbedder::new(&settings.embedding)?)),
+    }
+}
+
+/// Cosine similarity of two vectors (not assumed unit length).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}

@@ -1,0 +1,656 @@
+//! The [`Store`] implementation shared by SQLite and Postgres, through sqlx's `Any` driver.
+//!
+//! Both schemas use the same column types as seen through `Any` (TEXT ids and JSON, 64-bit
+//! integer times and flags, BLOB/BYTEA vectors) and `$N` placeholders, which both engines bind
+//! by number, so one set of statements serves both. Writes on SQLite go through a single
+//! connection (`BEGIN IMMEDIATE`), which removes lock-upgrade deadlocks.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPool, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{
+    ApiKey, Backend, CollectionState, DeletedDocument, KeywordHit, NewChunk, NewDocument, Passage,
+    ReplacedDocument, Store, StoreError,
+};
+use crate::domain::{
+    from_millis, Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document, DocumentId,
+};
+
+/// The SQL store over SQLite or Postgres.
+pub struct SqlStore {
+    pub(super) backend: Backend,
+    /// Pool for reads (and, on Postgres, writes).
+    pub(super) read: AnyPool,
+    /// Pool for writes: one connection on SQLite, the read pool on Postgres.
+    pub(super) write: AnyPool,
+}
+
+pub(super) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Maps sqlx errors to [`StoreError`], keeping unique violations apart.
+pub(super) fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+pub(super) fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+    let raw: String = row.try_get(column).map_err(db_err)?;
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
+}
+
+pub(super) fn opt_time(row: &AnyRow, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    let v: Option<i64> = row.try_get(column).map_err(db_err)?;
+    Ok(v.map(from_millis))
+}
+
+pub(super) fn time(row: &AnyRow, column: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    let v: i64 = row.try_get(column).map_err(db_err)?;
+    Ok(from_millis(v))
+}
+
+pub(super) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(db_err)
+}
+
+/// Little-endian f32s, the stored form of an embedding.
+pub(super) fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(super) fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, StoreError> {
+    if b.len() % 4 != 0 {
+        return Err(StoreError::Corrupt(format!("embedding of {} bytes", b.len())));
+    }
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// `$from, $from+1, ...`: a placeholder list for `IN (...)`.
+pub(super) fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+fn migrator(backend: Backend) -> Migrator {
+    let files: &[(i64, &str, &'static str)] = match backend {
+        Backend::Sqlite => &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))],
+        Backend::Postgres => &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))],
+    };
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(version, name, sql)| Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, (*sql).into(), false))
+            .collect(),
+    )
+}
+
+fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
+    let config: String = get(row, "config")?;
+    let config: AgentConfig =
+        serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?;
+    Ok(Agent {
+        id: parse_id(row, "id")?,
+        name: get(row, "name")?,
+        active: get::<i64>(row, "active")? != 0,
+        config,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn api_key_from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: parse_id(row, "id")?,
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        created_at: time(row, "created_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
+    })
+}
+
+const DOCUMENT_COLUMNS: &str =
+    "id, collection, source, title, format, content_hash, bytes, chunk_count, embedding_model, created_at, updated_at";
+
+fn document_from_row(row: &AnyRow) -> Result<Document, StoreError> {
+    Ok(Document {
+        id: parse_id(row, "id")?,
+        collection: get(row, "collection")?,
+        source: get(row, "source")?,
+        title: get(row, "title")?,
+        format: get(row, "format")?,
+        content_hash: get(row, "content_hash")?,
+        bytes: get(row, "bytes")?,
+        chunk_count: get(row, "chunk_count")?,
+        embedding_model: get(row, "embedding_model")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+const PASSAGE_COLUMNS: &str =
+    "c.id AS chunk_id, c.document_id, d.source, d.title, c.position, c.heading, c.body";
+
+fn passage_from_row(row: &AnyRow) -> Result<Passage, StoreError> {
+    Ok(Passage {
+        chunk_id: parse_id(row, "chunk_id")?,
+        document_id: parse_id(row, "document_id")?,
+        source: get(row, "source")?,
+        title: get(row, "title")?,
+        position: get(row, "position")?,
+        heading: get(row, "heading")?,
+        text: get(row, "body")?,
+    })
+}
+
+impl SqlStore {
+    /// Connects to `sqlite:...` or `postgres://...`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            super::sqlite::connect(url, max_connections).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            super::postgres::connect(url, max_connections).await
+        } else {
+            Err(StoreError::Unavailable(
+                "database URL must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err),
+            Backend::Postgres => self.write.begin().await.map_err(db_err),
+        }
+    }
+
+    /// Bumps a collection's version (creating it) inside a write transaction.
+    async fn bump_collection(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        collection: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO collections (name, version, indexed_version, updated_at) VALUES ($1, 1, -1, $2)
+             ON CONFLICT (name) DO UPDATE SET version = collections.version + 1, updated_at = $2
+             RETURNING version",
+        )
+        .bind(collection)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        get(&row, "version")
+    }
+
+    async fn chunk_ids_of(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        document: &str,
+    ) -> Result<Vec<ChunkId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM chunks WHERE document_id = $1 ORDER BY position")
+            .bind(document)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| parse_id(r, "id")).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator(self.backend)
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_agent(&self, name: &str, active: bool, config: &AgentConfig) -> Result<Agent, StoreError> {
+        let id = AgentId::new();
+        let now = now_ms();
+        let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO agents (id, name, active, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(active as i64)
+            .bind(json)
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("an agent named `{name}` already exists")),
+                other => other,
+            })?;
+        self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+    }
+
+    async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query("SELECT * FROM agents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query("SELECT * FROM agents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM agents ORDER BY name")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<Agent, StoreError> {
+        let json = serde_json::to_string(&agent.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = sqlx::query("UPDATE agents SET name = $2, active = $3, config = $4, updated_at = $5 WHERE id = $1")
+            .bind(agent.id.to_string())
+            .bind(&agent.name)
+            .bind(agent.active as i64)
+            .bind(json)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("an agent named `{}` already exists", agent.name))
+                }
+                other => other,
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent {}", agent.id)));
+        }
+        self.agent(agent.id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {}", agent.id)))
+    }
+
+    async fn delete_agent(&self, id: AgentId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM agents WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn create_api_key(&self, name: &str, key_hash: &str, prefix: &str) -> Result<ApiKey, StoreError> {
+        let id = ApiKeyId::new();
+        let row = sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(key_hash)
+        .bind(prefix)
+        .bind(now_ms())
+        .fetch_one(&self.write)
+        .await
+        .map_err(db_err)?;
+        api_key_from_row(&row)
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at DESC")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.to_string())
+            .bind(now_ms())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn document_by_source(&self, collection: &str, source: &str) -> Result<Option<Document>, StoreError> {
+        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND source = $2");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(collection)
+            .bind(source)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn document(&self, id: DocumentId) -> Result<Option<Document>, StoreError> {
+        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn list_documents(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
+        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 ORDER BY source");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(collection)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    async fn replace_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<ReplacedDocument, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let version = Self::bump_collection(&mut tx, &doc.collection, now).await?;
+        let existing = sqlx::query("SELECT id, created_at FROM documents WHERE collection = $1 AND source = $2")
+            .bind(&doc.collection)
+            .bind(&doc.source)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let (id, removed_chunks) = match existing {
+            Some(row) => {
+                let id: String = get(&row, "id")?;
+                let removed = Self::chunk_ids_of(&mut tx, &id).await?;
+                sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query(
+                    "UPDATE documents SET title = $2, format = $3, content_hash = $4, bytes = $5, chunk_count = $6,
+                     embedding_model = $7, updated_at = $8 WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(&doc.title)
+                .bind(&doc.format)
+                .bind(&doc.content_hash)
+                .bind(doc.bytes)
+                .bind(chunks.len() as i64)
+                .bind(&doc.embedding_model)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                (id, removed)
+            }
+            None => {
+                let id = DocumentId::new().to_string();
+                sqlx::query(
+                    "INSERT INTO documents (id, collection, source, title, format, content_hash, bytes, chunk_count,
+                     embedding_model, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                )
+                .bind(&id)
+                .bind(&doc.collection)
+                .bind(&doc.source)
+                .bind(&doc.title)
+                .bind(&doc.format)
+                .bind(&doc.content_hash)
+                .bind(doc.bytes)
+                .bind(chunks.len() as i64)
+                .bind(&doc.embedding_model)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                (id, Vec::new())
+            }
+        };
+        for chunk in &chunks {
+            sqlx::query(
+                "INSERT INTO chunks (id, document_id, collection, position, heading, body, search_text, token_count, embedding)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(chunk.id.to_string())
+            .bind(&id)
+            .bind(&doc.collection)
+            .bind(chunk.position)
+            .bind(chunk.heading.as_deref())
+            .bind(&chunk.text)
+            .bind(&chunk.search_text)
+            .bind(chunk.token_count)
+            .bind(vector_to_bytes(&chunk.embedding))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let document = document_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ReplacedDocument {
+            document,
+            removed_chunks,
+            version,
+        })
+    }
+
+    async fn delete_document(&self, id: DocumentId) -> Result<Option<DeletedDocument>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT collection FROM documents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let collection: String = get(&row, "collection")?;
+        let removed_chunks = Self::chunk_ids_of(&mut tx, &id.to_string()).await?;
+        sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM documents WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let version = Self::bump_collection(&mut tx, &collection, now_ms()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(DeletedDocument {
+            removed_chunks,
+            version,
+        }))
+    }
+
+    async fn passages(&self, ids: &[ChunkId]) -> Result<Vec<Passage>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: HashMap<ChunkId, Passage> = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({})",
+                placeholders(1, batch.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.read).await.map_err(db_err)? {
+                let p = passage_from_row(&row)?;
+                found.insert(p.chunk_id, p);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn embeddings(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(500) {
+            let sql = format!("SELECT id, embedding FROM chunks WHERE id IN ({})", placeholders(1, batch.len()));
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.read).await.map_err(db_err)? {
+                let bytes: Vec<u8> = get(&row, "embedding")?;
+                found.insert(parse_id(&row, "id")?, vector_from_bytes(&bytes)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn passages_in_range(&self, document: DocumentId, from: i64, to: i64) -> Result<Vec<Passage>, StoreError> {
+        let sql = format!(
+            "SELECT {PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE c.document_id = $1 AND c.position >= $2 AND c.position <= $3 ORDER BY c.position"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(document.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(passage_from_row).collect()
+    }
+
+    async fn chunk_page(&self, collection: &str, after: Option<ChunkId>, limit: usize) -> Result<Vec<Chunk>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, document_id, position, heading, body, token_count, embedding FROM chunks
+             WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(collection)
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let embedding: Vec<u8> = get(row, "embedding")?;
+                Ok(Chunk {
+                    id: parse_id(row, "id")?,
+                    document_id: parse_id(row, "document_id")?,
+                    position: get(row, "position")?,
+                    heading: get(row, "heading")?,
+                    text: get(row, "body")?,
+                    token_count: get(row, "token_count")?,
+                    embedding: vector_from_bytes(&embedding)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn update_embeddings(&self, document: DocumentId, model: &str, vectors: &[(ChunkId, Vec<f32>)]) -> Result<i64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT collection FROM documents WHERE id = $1")
+            .bind(document.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("document {document}")))?;
+        let collection: String = get(&row, "collection")?;
+        for (id, vector) in vectors {
+            sqlx::query("UPDATE chunks SET embedding = $2 WHERE id = $1 AND document_id = $3")
+                .bind(id.to_string())
+                .bind(vector_to_bytes(vector))
+                .bind(document.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        sqlx::query("UPDATE documents SET embedding_model = $2 WHERE id = $1")
+            .bind(document.to_string())
+            .bind(model)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let version = Self::bump_collection(&mut tx, &collection, now_ms()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(version)
+    }
+
+    async fn keyword_search(&self, collection: &str, terms: &[String], limit: usize) -> Result<Vec<KeywordHit>, StoreError> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        match self.backend {
+            Backend::Sqlite => super::sqlite::keyword_search(&self.read, collection, terms, limit).await,
+            Backend::Postgres => super::postgres::keyword_search(&self.read, collection, terms, limit).await,
+        }
+    }
+
+    async fn collections(&self) -> Result<Vec<CollectionState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.name, c.version, c.indexed_version,
+                    (SELECT COUNT(*) FROM documents d WHERE d.collection = c.name) AS documents,
+                    (SELECT COUNT(*) FROM chunks k WHERE k.collection = c.name) AS chunks
+             FROM collections c ORDER BY c.name",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CollectionState {
+                    name: get(row, "name")?,
+                    version: get(row, "version")?,
+                    indexed_version: get(row, "indexed_version")?,
+                    documents: get(row, "documents")?,
+                    chunks: get(row, "chunks")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_collection_indexed(&self, collection: &str, version: i64) -> Result<(), StoreError> {
+        // Never move the marker backwards: a slower writer finishing late must not hide a newer version.
+        sqlx::query("UPDATE collections SET indexed_version = $2 WHERE name = $1 AND indexed_version < $2")
+            .bind(collection)
+            .bind(version)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}

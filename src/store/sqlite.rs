@@ -1,0 +1,86 @@
+//! SQLite specifics: the file and its pragmas (WAL, full sync, foreign keys), a single writer
+//! connection beside the reader pool, and FTS5 keyword search with BM25 ranking.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPool, AnyPoolOptions};
+use sqlx::Executor;
+
+use super::sql::{db_err, get, parse_id, SqlStore};
+use super::{Backend, KeywordHit, StoreError};
+
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                       PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;";
+
+/// Opens (creating if needed) the SQLite file named by `url`.
+pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") {
+        return Err(StoreError::Unavailable(
+            "SQLite needs a file (the store keeps separate reader and writer connections)".into(),
+        ));
+    }
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let url = format!("sqlite://{path}?mode=rwc");
+    // Validate the URL once with the native parser for a clear error.
+    sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?;
+    let options = || {
+        AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| Box::pin(async move { conn.execute(PRAGMAS).await.map(|_| ()) }))
+    };
+    let write = options()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
+    let read = options()
+        .max_connections(max_connections.max(1))
+        .connect(&url)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
+    Ok(SqlStore {
+        backend: Backend::Sqlite,
+        read,
+        write,
+    })
+}
+
+/// FTS5 `MATCH` with the terms OR-ed, ranked by BM25 (lower is better, so negated).
+pub(super) async fn keyword_search(
+    pool: &AnyPool,
+    collection: &str,
+    terms: &[String],
+    limit: usize,
+) -> Result<Vec<KeywordHit>, StoreError> {
+    let expression = terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let rows = sqlx::query(
+        "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
+         WHERE chunks_fts MATCH $1 AND c.collection = $2 ORDER BY bm25(chunks_fts) LIMIT $3",
+    )
+        .bind(expression)
+        .bind(collection)
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(KeywordHit {
+                chunk_id: parse_id(row, "id")?,
+                score: get::<f64>(row, "score")? as f32,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,81 @@
+//! The vector index: the [`VectorStore`] trait over qdrant-edge, embedded in the data directory
+//! ([`edge`]), and a Qdrant server through qdrant-client ([`qdrant`]). The index is derived
+//! data: the SQL store keeps every chunk's embedding and `reindex` rebuilds the index from it.
+
+pub mod edge;
+pub mod memory;
+pub mod qdrant;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::config::{Settings, VectorBackend};
+
+/// A vector index failure.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    /// The index could not be opened or reached.
+    #[error("vector index unavailable: {0}")]
+    Unavailable(String),
+    /// The collection does not exist.
+    #[error("vector collection `{0}` does not exist")]
+    MissingCollection(String),
+    /// A vector of the wrong length, or another bad request.
+    #[error("invalid vector request: {0}")]
+    Invalid(String),
+    /// The index failed.
+    #[error("vector index error: {0}")]
+    Backend(String),
+}
+
+/// A point to index: a chunk id and its embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorPoint {
+    /// The chunk id.
+    pub id: Uuid,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+}
+
+/// A search hit: cosine similarity, higher is closer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorHit {
+    /// The chunk id.
+    pub id: Uuid,
+    /// Cosine similarity.
+    pub score: f32,
+}
+
+/// Dense vector search over named collections (one per knowledge collection).
+#[async_trait]
+pub trait VectorStore: Send + Sync {
+    /// A short name for logs and `/readyz` (`edge`, `qdrant`, `memory`).
+    fn name(&self) -> &'static str;
+    /// Creates the collection if missing. An existing one with other dimensions is an error.
+    async fn ensure_collection(&self, collection: &str, dimensions: usize) -> Result<(), VectorError>;
+    /// Inserts or replaces points, durably (flushed) before returning.
+    async fn upsert(&self, collection: &str, points: Vec<VectorPoint>) -> Result<(), VectorError>;
+    /// Removes points; unknown ids are ignored.
+    async fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<(), VectorError>;
+    /// The `limit` nearest points by cosine similarity, best first.
+    async fn search(&self, collection: &str, vector: &[f32], limit: usize) -> Result<Vec<VectorHit>, VectorError>;
+    /// Points in the collection (0 if it does not exist).
+    async fn count(&self, collection: &str) -> Result<u64, VectorError>;
+    /// Removes the collection and its points.
+    async fn drop_collection(&self, collection: &str) -> Result<(), VectorError>;
+    /// Builds search structures (HNSW) after bulk loads; a no-op where the backend does it itself.
+    async fn optimize(&self, collection: &str) -> Result<(), VectorError>;
+}
+
+/// Builds the vector store chosen in the settings.
+pub async fn from_settings(settings: &Settings) -> Result<Arc<dyn VectorStore>, VectorError> {
+    match settings.vectors.backend {
+        VectorBackend::Edge => Ok(Arc::new(edge::EdgeStore::open(
+            &settings.data.dir.join("vectors"),
+            settings.vectors.hnsw_ef,
+        )?)),
+        VectorBackend::Qdrant => Ok(Arc::new(qdrant::QdrantStore::connect(&settings.vectors).await?)),
+    }
+}
