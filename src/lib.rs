@@ -1,9 +1,12 @@
 //! Palaver: a self-hosted engine that answers a business's WhatsApp messages from its own
 //! documents, and hands conversations to people when it should.
 
+pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod embed;
+pub mod models;
 pub mod store;
 
 pub use config::Settings;
