@@ -516,7 +516,7 @@ mod tests {
             (json!({"top_k": 0}), "top_k"),
             (json!({"top_k": 51}), "top_k"),
             (json!({"temperature": "hot"}), "temperature"),
-            (json!({"tempreature": 1.0}), "body"),
+            (json!({"tempreature": 1.0}), "tempreature"),
             (json!({"escalation": {"support_contact": "call me"}}), "escalation.support_contact"),
             (json!({"escalation": {"keywords": ["ok", ""]}}), "escalation.keywords[1]"),
             (json!({"language": "Portuguese"}), "language"),
