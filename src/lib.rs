@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod knowledge;
 pub mod store;
 
 pub use config::Settings;
