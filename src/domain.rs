@@ -492,6 +492,504 @@ pub struct Chunk {
     pub embedding: Vec<f32>,
 }
 
+/// Which WhatsApp provider serves a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Meta WhatsApp Cloud API.
+    Meta,
+    /// Evolution API (QR-linked numbers).
+    Evolution,
+    /// Kapso.
+    Kapso,
+    /// The prompt-testing sandbox: replies are recorded, never sent.
+    Sandbox,
+}
+
+/// Connection state of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelState {
+    /// Configured, not yet linked (Evolution) or not yet seen working.
+    Created,
+    /// Waiting for the QR code to be scanned.
+    Connecting,
+    /// Working.
+    Connected,
+    /// Logged out or disconnected.
+    Disconnected,
+    /// The provider refused our credentials; needs attention.
+    Broken,
+}
+
+/// Status of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// The bot answers.
+    Active,
+    /// A person owns it; the bot is silent.
+    Escalated,
+    /// Closed by a person; the next customer message reopens it for the bot.
+    Resolved,
+}
+
+/// Direction of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer.
+    Inbound,
+    /// To the customer.
+    Outbound,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The customer.
+    Customer,
+    /// Palaver.
+    Bot,
+    /// A human agent (from the inbox, or typed on the business's phone).
+    Agent,
+    /// Notices such as escalation notes to the support contact.
+    System,
+}
+
+/// What a message contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text.
+    Text,
+    /// Voice note or audio file.
+    Audio,
+    /// Image.
+    Image,
+    /// Video.
+    Video,
+    /// Document.
+    Document,
+    /// Sticker.
+    Sticker,
+    /// Location.
+    Location,
+    /// Button or list reply.
+    Interactive,
+    /// Reaction.
+    Reaction,
+    /// Template (outbound).
+    Template,
+    /// Anything else.
+    Unsupported,
+}
+
+/// Delivery status of a message. Statuses only move forward (`rank`), because providers deliver
+/// them out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Inbound, stored.
+    Received,
+    /// Outbound, waiting in the outbox.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// On the customer's phone.
+    Delivered,
+    /// Read.
+    Read,
+    /// Voice message played.
+    Played,
+    /// Not delivered.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Order of precedence: a status never replaces one of higher rank.
+    pub fn rank(self) -> i64 {
+        match self {
+            DeliveryStatus::Received | DeliveryStatus::Queued => 0,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Delivered => 2,
+            DeliveryStatus::Read => 3,
+            DeliveryStatus::Played => 4,
+            DeliveryStatus::Failed => 5,
+        }
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    other => Err(format!("unknown {} `{other}`", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(ProviderKind { Meta => "meta", Evolution => "evolution", Kapso => "kapso", Sandbox => "sandbox" });
+text_enum!(ChannelState {
+    Created => "created", Connecting => "connecting", Connected => "connected",
+    Disconnected => "disconnected", Broken => "broken",
+});
+text_enum!(ConversationStatus { Active => "active", Escalated => "escalated", Resolved => "resolved" });
+text_enum!(Direction { Inbound => "inbound", Outbound => "outbound" });
+text_enum!(Role { Customer => "customer", Bot => "bot", Agent => "agent", System => "system" });
+text_enum!(MessageKind {
+    Text => "text", Audio => "audio", Image => "image", Video => "video", Document => "document",
+    Sticker => "sticker", Location => "location", Interactive => "interactive", Reaction => "reaction",
+    Template => "template", Unsupported => "unsupported",
+});
+text_enum!(DeliveryStatus {
+    Received => "received", Queued => "queued", Sent => "sent", Delivered => "delivered",
+    Read => "read", Played => "played", Failed => "failed",
+});
+
+/// A media attachment as the provider describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MediaRef {
+    /// Provider media id (Meta, Kapso) or message id (Evolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Direct URL, when the provider gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// MIME type, e.g. `audio/ogg; codecs=opus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// sha256 the provider reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Original file name (documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Caption typed with the media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// A push-to-talk voice note (rather than an attached audio file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voice: bool,
+    /// Duration in seconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
+    /// Inline bytes (base64), when the webhook carried them (Evolution `base64: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_base64: Option<String>,
+}
+
+/// A shared location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Latitude.
+    pub latitude: f64,
+    /// Longitude.
+    pub longitude: f64,
+    /// Place name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// Provider id of the message reacted to.
+    pub message_id: String,
+    /// The emoji; `None` when the reaction was removed.
+    #[serde(default)]
+    pub emoji: Option<String>,
+}
+
+/// A picked button or list row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractiveReply {
+    /// The id we gave the button or row.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// List row description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Everything a message may carry besides its text, stored as one JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MessageDetails {
+    /// Media (image, audio, video, document, sticker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+    /// Shared location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Reaction to one of the conversation's messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
+    /// The button or list row the customer picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<InteractiveReply>,
+    /// Provider id of the message this one quotes or answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_message_id: Option<String>,
+    /// Provider-side type name for unsupported or unknown messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_type: Option<String>,
+    /// Provider-side transcript of a voice note (Kapso), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_transcript: Option<String>,
+    /// Language detected in a voice note (ISO 639-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript_language: Option<String>,
+    /// Probability of the detected language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript_language_probability: Option<f32>,
+    /// Template name and language, for outbound templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+}
+
+/// Why a message failed, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryError {
+    /// Provider error code (e.g. Meta 131047).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Short title.
+    pub title: String,
+    /// Details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A passage a reply was based on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// Its number in the prompt, from 1.
+    pub n: usize,
+    /// The chunk.
+    pub chunk_id: ChunkId,
+    /// Document source (path or file name).
+    pub source: String,
+    /// Heading path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
+    /// Cosine similarity to the question.
+    pub similarity: f32,
+    /// Fused retrieval score.
+    pub score: f32,
+}
+
+/// How a bot reply was produced, kept with the reply for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Generation {
+    /// The answerer used.
+    pub answerer: Answerer,
+    /// The model, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The passages given to the answerer.
+    pub sources: Vec<SourceRef>,
+    /// Numbers of the sources the reply cites.
+    pub cited: Vec<usize>,
+    /// The prompt given to the model (system and history included), as rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The answerer's confidence, 0-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Prompt tokens.
+    pub tokens_in: u32,
+    /// Completion tokens.
+    pub tokens_out: u32,
+    /// Time spent retrieving, in milliseconds.
+    pub retrieve_ms: f64,
+    /// Time spent generating, in milliseconds.
+    pub generate_ms: f64,
+    /// Time from the start of handling to the reply, in milliseconds.
+    pub total_ms: f64,
+}
+
+/// A WhatsApp number or instance, linked to an agent. Credentials are kept apart, sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Its id.
+    pub id: ChannelId,
+    /// A label.
+    pub name: String,
+    /// Which provider serves it.
+    pub provider: ProviderKind,
+    /// Meta/Kapso `phone_number_id`, Evolution instance name, or the sandbox agent.
+    pub route_key: String,
+    /// The agent answering on it.
+    pub agent_id: Option<AgentId>,
+    /// Non-secret settings.
+    pub settings: ChannelConfig,
+    /// Connection state.
+    pub state: ChannelState,
+    /// Why it is in that state (provider's words), if known.
+    pub state_detail: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Non-secret settings of a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelConfig {
+    /// Messages per minute this channel may send; `None` uses the global setting.
+    pub rate_per_minute: Option<u32>,
+    /// Reject incoming calls (Evolution).
+    pub reject_calls: bool,
+    /// Sent to callers when a call is rejected.
+    pub call_message: Option<String>,
+    /// Ignore group chats.
+    pub ignore_groups: bool,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_minute: None,
+            reject_calls: true,
+            call_message: Some("Sorry, we can't take calls on this number. Please send us a message.".into()),
+            ignore_groups: true,
+        }
+    }
+}
+
+/// A customer on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Its id.
+    pub id: ContactId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// WhatsApp id (digits).
+    pub wa_id: String,
+    /// Address replies go to when it differs from `wa_id` (Evolution LID addressing).
+    pub reply_to: Option<String>,
+    /// Profile name.
+    pub name: Option<String>,
+}
+
+impl Contact {
+    /// Where replies to this contact are sent.
+    pub fn address(&self) -> &str {
+        self.reply_to.as_deref().unwrap_or(&self.wa_id)
+    }
+}
+
+/// A conversation between a contact and a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id.
+    pub id: ConversationId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The customer.
+    pub contact: Contact,
+    /// The agent that answers (the channel's, or the sandbox's).
+    pub agent_id: Option<AgentId>,
+    /// A sandbox conversation (prompt testing), kept apart from real ones.
+    pub sandbox: bool,
+    /// Who owns it.
+    pub status: ConversationStatus,
+    /// Why it is in that status (e.g. the escalation reason).
+    pub status_reason: Option<String>,
+    /// Last customer message: the 24-hour customer-service window starts here.
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Last message either way.
+    pub last_activity_at: DateTime<Utc>,
+    /// History before this instant is not given to the model (idle reset, `/reset`).
+    pub context_started_at: DateTime<Utc>,
+    /// Customer messages not yet read by a human.
+    pub unread_count: i64,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored message, either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id.
+    pub id: MessageId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Direction.
+    pub direction: Direction,
+    /// Who wrote it.
+    pub role: Role,
+    /// What it contains.
+    pub kind: MessageKind,
+    /// Text or caption.
+    pub text: Option<String>,
+    /// Transcript of a voice note.
+    pub transcript: Option<String>,
+    /// Everything else.
+    pub details: MessageDetails,
+    /// The provider's id.
+    pub provider_message_id: Option<String>,
+    /// Delivery status.
+    pub status: DeliveryStatus,
+    /// Why delivery failed.
+    pub error: Option<DeliveryError>,
+    /// How a bot reply was produced.
+    pub generation: Option<Generation>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// What the customer said: the transcript of a voice note, else the text.
+    pub fn said(&self) -> Option<&str> {
+        self.transcript.as_deref().or(self.text.as_deref()).filter(|t| !t.trim().is_empty())
+    }
+}
+
+/// Why a conversation was handed to a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// Its id.
+    pub id: EscalationId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Machine-readable reason (`keyword`, `human_request`, `low_confidence`, ...).
+    pub reason: String,
+    /// Details (the matched keyword, the error...).
+    pub detail: Option<String>,
+    /// The message that triggered it.
+    pub message_id: Option<MessageId>,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it was closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// `resolved` or `handed_back`.
+    pub resolution: Option<String>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +1014,7 @@ mod tests {
             (json!({"top_k": 0}), "top_k"),
             (json!({"top_k": 51}), "top_k"),
             (json!({"temperature": "hot"}), "temperature"),
-            (json!({"tempreature": 1.0}), "body"),
+            (json!({"tempreature": 1.0}), "tempreature"),
             (json!({"escalation": {"support_contact": "call me"}}), "escalation.support_contact"),
             (json!({"escalation": {"keywords": ["ok", ""]}}), "escalation.keywords[1]"),
             (json!({"language": "Portuguese"}), "language"),

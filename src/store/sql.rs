@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyPool, AnyRow};
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use super::{
     ApiKey, Backend, CollectionState, DeletedDocument, KeywordHit, NewChunk, NewDocument, Passage,
@@ -94,7 +95,7 @@ fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(
         files
             .iter()
-            .map(|(version, name, sql)| Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, (*sql).into(), false))
+            .map(|(version, name, sql)| Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, sql.into_sql_str(), false))
             .collect(),
     )
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyPool, AnyPoolOptions};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 use sqlx::Executor;
 
 use super::sql::{db_err, get, parse_id, SqlStore};
