@@ -344,6 +344,9 @@ pub struct PipelineSettings {
     pub idle_reset_hours: u64,
     /// Messages from one customer within this window become one turn, in milliseconds.
     pub debounce_ms: u64,
+    /// Directory of prompt files overriding the shipped templates by name and holding the files
+    /// agents name in `prompt_file` (ignored when it does not exist).
+    pub prompts_dir: Option<PathBuf>,
 }
 
 impl Default for PipelineSettings {
@@ -354,6 +357,7 @@ impl Default for PipelineSettings {
             prompt_tokens: 3000,
             idle_reset_hours: 24,
             debounce_ms: 2000,
+            prompts_dir: Some(PathBuf::from("prompts")),
         }
     }
 }
