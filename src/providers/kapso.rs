@@ -359,3 +359,452 @@ fn digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    use super::*;
+    use crate::domain::{
+        DeliveryError, DeliveryStatus, InteractiveReply, Location, MessageDetails, MessageKind, Reaction,
+    };
+    use crate::providers::test_support::{at, channel, fixture, fixture_json, fixture_names, ignored, message};
+    use crate::providers::{OutboundBody, StatusUpdate};
+
+    const ROUTE: &str = "109876543210987";
+    const CUSTOMER: &str = "5521977776666";
+    const NAME: Option<&str> = Some("Marina Costa");
+    const API_KEY: &str = "kapso-api-key";
+
+    fn credentials(webhook_secret: &str) -> Credentials {
+        Credentials::Kapso {
+            api_key: SecretString::from(API_KEY),
+            webhook_secret: SecretString::from(webhook_secret),
+        }
+    }
+
+    fn kapso(base: &str) -> KapsoProvider {
+        KapsoProvider::new(reqwest::Client::new(), base)
+    }
+
+    /// A fragment's message object inside the `whatsapp.message.received` envelope; fragments
+    /// that leave out `id` and `timestamp` get the envelope's.
+    fn wrapped(fragment: &str) -> Vec<u8> {
+        let mut envelope = fixture_json("kapso", "whatsapp.message.received.text.json");
+        let base = envelope["message"].as_object().unwrap().clone();
+        let mut message = serde_json::Map::new();
+        for key in ["id", "timestamp", "kapso"] {
+            message.insert(key.into(), base[key].clone());
+        }
+        for (key, value) in fixture_json("kapso", fragment)["message"].as_object().unwrap() {
+            message.insert(key.clone(), value.clone());
+        }
+        envelope["message"] = Value::Object(message);
+        envelope.to_string().into_bytes()
+    }
+
+    fn status(id: &str, status: DeliveryStatus, seconds: i64, error: Option<DeliveryError>) -> Event {
+        Event::Status {
+            route: ROUTE.into(),
+            update: StatusUpdate {
+                provider_message_id: id.into(),
+                status,
+                timestamp: at(seconds),
+                error,
+            },
+        }
+    }
+
+    fn received(id: &str, seconds: i64, kind: MessageKind, text: Option<&str>, details: MessageDetails) -> Event {
+        message(ROUTE, id, CUSTOMER, NAME, seconds, kind, text, details)
+    }
+
+    fn expected_webhooks() -> Vec<(&'static str, Vec<Event>)> {
+        vec![
+            (
+                "whatsapp.message.received.text.json",
+                vec![received(
+                    "wamid.KPS.IN.0001",
+                    1730092800,
+                    MessageKind::Text,
+                    Some("Hi, do you deliver on Sundays?"),
+                    MessageDetails::default(),
+                )],
+            ),
+            (
+                "whatsapp.message.sent.json",
+                vec![status("wamid.KPS.OUT.0002", DeliveryStatus::Sent, 1730092860, None)],
+            ),
+            (
+                "whatsapp.message.delivered.json",
+                vec![status("wamid.KPS.OUT.0002", DeliveryStatus::Delivered, 1730092888, None)],
+            ),
+            (
+                "whatsapp.message.failed.json",
+                vec![status(
+                    "wamid.KPS.OUT.0003",
+                    DeliveryStatus::Failed,
+                    1730093200,
+                    Some(DeliveryError {
+                        code: Some(131047),
+                        title: "Re-engagement message".into(),
+                        detail: Some("More than 24 hours have passed since the recipient last replied".into()),
+                    }),
+                )],
+            ),
+            (
+                "whatsapp.conversation.created.json",
+                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.created")],
+            ),
+            (
+                "whatsapp.conversation.ended.json",
+                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.ended")],
+            ),
+            (
+                "whatsapp.conversation.inactive.json",
+                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.inactive")],
+            ),
+            (
+                "project.whatsapp.phone_number.created.json",
+                vec![ignored(Some(ROUTE), "kapso event whatsapp.phone_number.created")],
+            ),
+            (
+                "project.workflow.execution.handoff.json",
+                vec![ignored(None, "kapso event workflow.execution.handoff")],
+            ),
+            (
+                "project.workflow.execution.failed.json",
+                vec![ignored(None, "kapso event workflow.execution.failed")],
+            ),
+        ]
+    }
+
+    fn expected_fragments() -> Vec<(&'static str, Event)> {
+        let base_id = "wamid.KPS.IN.0001";
+        vec![
+            (
+                "fragment.message.interactive.button_reply.json",
+                received(
+                    base_id,
+                    1730092800,
+                    MessageKind::Interactive,
+                    Some("Confirm"),
+                    MessageDetails {
+                        interactive: Some(InteractiveReply {
+                            id: "btn_1".into(),
+                            title: "Confirm".into(),
+                            description: None,
+                        }),
+                        ..MessageDetails::default()
+                    },
+                ),
+            ),
+            (
+                "fragment.message.location.json",
+                received(
+                    base_id,
+                    1730092800,
+                    MessageKind::Location,
+                    None,
+                    MessageDetails {
+                        location: Some(Location {
+                            latitude: 37.7749,
+                            longitude: -122.4194,
+                            name: Some("San Francisco".into()),
+                            address: Some("San Francisco, CA, USA".into()),
+                        }),
+                        ..MessageDetails::default()
+                    },
+                ),
+            ),
+            (
+                "fragment.message.reaction.json",
+                received(
+                    base_id,
+                    1730092800,
+                    MessageKind::Reaction,
+                    None,
+                    MessageDetails {
+                        reaction: Some(Reaction {
+                            message_id: "wamid.HBgNNTU0MTIzNDU2Nzg5MA".into(),
+                            emoji: Some("👍".into()),
+                        }),
+                        ..MessageDetails::default()
+                    },
+                ),
+            ),
+            (
+                "fragment.message.received.audio_with_transcript.json",
+                received(
+                    "wamid.KPS.IN.0004",
+                    1730093100,
+                    MessageKind::Audio,
+                    None,
+                    MessageDetails {
+                        media: Some(MediaRef {
+                            id: Some("media_fx_0456".into()),
+                            url: Some("https://api.kapso.ai/media/...".into()),
+                            mime_type: Some("audio/ogg".into()),
+                            filename: Some("voice.ogg".into()),
+                            ..MediaRef::default()
+                        }),
+                        provider_transcript: Some("My order 4471 has not arrived yet".into()),
+                        ..MessageDetails::default()
+                    },
+                ),
+            ),
+            (
+                "fragment.message.received.image.json",
+                received(
+                    "wamid.KPS.OUT.0003",
+                    1730093000,
+                    MessageKind::Image,
+                    Some("Broken box on arrival"),
+                    MessageDetails {
+                        media: Some(MediaRef {
+                            id: Some("media_id_123".into()),
+                            url: Some("https://api.kapso.ai/media/...".into()),
+                            mime_type: Some("image/jpeg".into()),
+                            filename: Some("photo.jpg".into()),
+                            caption: Some("Broken box on arrival".into()),
+                            ..MediaRef::default()
+                        }),
+                        ..MessageDetails::default()
+                    },
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_fixture_parses_into_its_events() {
+        let kapso = kapso("http://unused");
+        let events = expected_webhooks();
+        for (file, expected) in &events {
+            let parsed = kapso.parse(&fixture("kapso", file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(&parsed, expected, "{file}");
+        }
+        let fragments = expected_fragments();
+        for (file, expected) in &fragments {
+            let parsed = kapso.parse(&wrapped(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(parsed, vec![expected.clone()], "{file}");
+        }
+        // REST bodies are not webhooks.
+        let rest = [
+            "request.create_phone_number_webhook.json",
+            "request.update_conversation_status.json",
+            "response.list_conversations.json",
+        ];
+        for file in rest {
+            let parsed = kapso.parse(&fixture("kapso", file));
+            assert!(matches!(parsed, Err(ProviderError::BadPayload(_))), "{file}: {parsed:?}");
+        }
+        let covered: Vec<&str> = events
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(fragments.iter().map(|(f, _)| *f))
+            .chain(rest)
+            .chain(["signature_vectors.json"])
+            .collect();
+        for name in fixture_names("kapso") {
+            assert!(covered.contains(&name.as_str()), "{name} is not covered");
+        }
+    }
+
+    #[test]
+    fn batches_forwarded_meta_payloads_and_bad_bodies() {
+        let kapso = kapso("http://unused");
+        let one = fixture_json("kapso", "whatsapp.message.received.text.json");
+        let mut two = one.clone();
+        two["message"]["id"] = json!("wamid.KPS.IN.0002");
+        two["message"]["text"]["body"] = json!("And on holidays?");
+        let batch = json!({"type": "whatsapp.message.received", "batch": true, "data": [one, two]});
+        let events = kapso.parse(batch.to_string().as_bytes()).unwrap();
+        let ids: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                Event::Message { message, .. } => message.provider_message_id.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, ["wamid.KPS.IN.0001", "wamid.KPS.IN.0002"]);
+        let bare = json!([batch["data"][0], fixture_json("kapso", "whatsapp.message.sent.json")]);
+        assert_eq!(kapso.parse(bare.to_string().as_bytes()).unwrap().len(), 2);
+
+        // "Meta webhooks" mode forwards Meta's own payload.
+        let meta_body = fixture("meta", "webhook.inbound.batched_multi_message_and_status.json");
+        assert_eq!(kapso.parse(&meta_body).unwrap(), meta::parse_notification(&meta_body).unwrap());
+
+        // A received message with no sender or id cannot be answered.
+        let mut anonymous = fixture_json("kapso", "whatsapp.message.received.text.json");
+        anonymous["conversation"]["phone_number"] = Value::Null;
+        assert_eq!(
+            kapso.parse(anonymous.to_string().as_bytes()).unwrap(),
+            vec![ignored(Some(ROUTE), "message without a sender id")]
+        );
+        anonymous["conversation"]["business_scoped_user_id"] = json!("BR.123");
+        let Event::Message { message, .. } = kapso.parse(anonymous.to_string().as_bytes()).unwrap().remove(0) else {
+            panic!()
+        };
+        assert_eq!(message.from, "BR.123");
+
+        for bad in [&b"nope"[..], b"42", b"{}", b"[1]", br#"{"object":"page","entry":[]}"#] {
+            assert!(matches!(kapso.parse(bad), Err(ProviderError::BadPayload(_))), "{}", String::from_utf8_lossy(bad));
+        }
+        for (file, _) in expected_webhooks() {
+            let body = fixture("kapso", file);
+            for end in (0..body.len()).step_by(5) {
+                let _ = kapso.parse(&body[..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_signature_vector_verifies_and_tampering_is_caught() {
+        let vectors = fixture_json("kapso", "signature_vectors.json");
+        let secret = vectors["webhook_secret"].as_str().unwrap();
+        let kapso = kapso("http://unused");
+        let entries = vectors["vectors"].as_object().unwrap();
+        assert_eq!(entries.len(), 18);
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-webhook-signature", value.parse().unwrap());
+            headers
+        };
+        for (file, signature) in entries {
+            let signature = signature.as_str().unwrap();
+            let body = fixture("kapso", file);
+            assert!(kapso.verify(&credentials(secret), &with(signature), &body).is_ok(), "{file}");
+            let mut tampered = body.clone();
+            tampered[body.len() / 2] ^= 1;
+            let refused = [
+                (credentials(secret), with(signature), tampered),
+                (credentials("another secret"), with(signature), body.clone()),
+                (credentials(secret), with(&format!("sha256={signature}")), body.clone()),
+                (credentials(secret), HeaderMap::new(), body.clone()),
+            ];
+            for (credentials, headers, body) in refused {
+                assert!(
+                    matches!(kapso.verify(&credentials, &headers, &body), Err(ProviderError::BadSignature(_))),
+                    "{file} {headers:?}"
+                );
+            }
+        }
+    }
+
+    fn text(body: &str) -> Outbound {
+        Outbound {
+            to: "16505551234".into(),
+            reply_to_message: None,
+            body: OutboundBody::text(body),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_meta_bodies_through_the_proxy() {
+        let server = MockServer::start().await;
+        let messages = format!("/meta/whatsapp/v24.0/{ROUTE}/messages");
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .and(header("x-api-key", API_KEY))
+            .and(body_json(fixture_json("meta", "send.text.request.json")))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("meta", "send.text.response.json"), "application/json"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .and(header("x-api-key", API_KEY))
+            .and(body_json(fixture_json("meta", "send.mark_read_typing.request.json")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let kapso = kapso(&format!("{}/", server.uri()));
+        let channel = channel(ROUTE, credentials("s"));
+        let sent = kapso
+            .send(&channel, &text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."))
+            .await
+            .unwrap();
+        assert_eq!(sent.provider_message_id, "wamid.TEST.outbound.text.0102");
+        kapso.mark_read(&channel, "wamid.TEST.inbound.text.0001", true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_in_flight_is_retried_shortly_and_other_errors_are_graphs() {
+        let cases = [
+            (ResponseTemplate::new(409).set_body_json(json!({"error": "Another message in-flight for this conversation. Retry shortly."})), "transient 1s"),
+            (ResponseTemplate::new(409).insert_header("retry-after", "3").set_body_json(json!({"error": "busy"})), "transient 3s"),
+            (ResponseTemplate::new(400).set_body_raw(fixture("meta", "send.error.response.json"), "application/json"), "permanent"),
+            (ResponseTemplate::new(400).set_body_json(json!({"error": {"code": 131047, "message": "Re-engagement message"}})), "needs_template"),
+            (ResponseTemplate::new(401).set_body_json(json!({"error": "Invalid API key"})), "auth"),
+            (ResponseTemplate::new(502), "transient"),
+        ];
+        for (response, expected) in cases {
+            let server = MockServer::start().await;
+            Mock::given(method("POST")).respond_with(response).mount(&server).await;
+            let error = kapso(&server.uri())
+                .send(&channel(ROUTE, credentials("s")), &text("hi"))
+                .await
+                .unwrap_err();
+            let got = match &error {
+                ProviderError::Transient { retry_after: Some(d), .. } => format!("transient {}s", d.as_secs()),
+                ProviderError::Transient { .. } => "transient".into(),
+                ProviderError::Permanent(_) => "permanent".into(),
+                ProviderError::NeedsTemplate(_) => "needs_template".into(),
+                ProviderError::Auth(_) => "auth".into(),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, expected, "{error:?}");
+            assert!(!format!("{error:?}").contains(API_KEY));
+        }
+    }
+
+    #[tokio::test]
+    async fn fetches_media_and_keeps_the_api_key_on_kapso_hosts() {
+        let kapso_server = MockServer::start().await;
+        let cdn = MockServer::start().await;
+        let no_api_key = |request: &Request| !request.headers.contains_key("x-api-key");
+        for (media_id, url) in [
+            ("media_fx_0456", format!("{}/media/voice.ogg", kapso_server.uri())),
+            ("media_id_123", format!("{}/v/photo.jpg?oh=signed", cdn.uri())),
+        ] {
+            Mock::given(method("GET"))
+                .and(path(format!("/meta/whatsapp/v24.0/{media_id}")))
+                .and(query_param("phone_number_id", ROUTE))
+                .and(header("x-api-key", API_KEY))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "messaging_product": "whatsapp", "url": url, "mime_type": "audio/ogg", "id": media_id
+                })))
+                .expect(1)
+                .mount(&kapso_server)
+                .await;
+        }
+        Mock::given(method("GET"))
+            .and(path("/media/voice.ogg"))
+            .and(header("x-api-key", API_KEY))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(b"OggS-kapso".to_vec(), "audio/ogg"))
+            .expect(1)
+            .mount(&kapso_server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v/photo.jpg"))
+            .and(no_api_key)
+            .respond_with(ResponseTemplate::new(200).set_body_raw(b"jpeg-bytes".to_vec(), "image/jpeg"))
+            .expect(1)
+            .mount(&cdn)
+            .await;
+        let kapso = kapso(&kapso_server.uri());
+        let channel = channel(ROUTE, credentials("s"));
+        let media_ref = |id: &str| MediaRef {
+            id: Some(id.into()),
+            ..MediaRef::default()
+        };
+        let voice = kapso.fetch_media(&channel, &media_ref("media_fx_0456")).await.unwrap();
+        assert_eq!((voice.bytes.as_slice(), voice.mime_type.as_deref()), (&b"OggS-kapso"[..], Some("audio/ogg")));
+        let photo = kapso.fetch_media(&channel, &media_ref("media_id_123")).await.unwrap();
+        assert_eq!(photo.bytes, b"jpeg-bytes");
+    }
+}
