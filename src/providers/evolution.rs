@@ -15,12 +15,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, execute, secret_header, status_error, timestamp_or_now, token_matches, ChannelContext,
-    Credentials, Event, Inbound, Media, Outbound, OutboundBody, Provider, ProviderError, Reply, Sent, StatusUpdate,
+    endpoint, execute, secret_header, status_error, timestamp_or_now, token_matches,
+    ChannelContext, Credentials, Event, Inbound, Media, Outbound, OutboundBody, Provider,
+    ProviderError, Reply, Sent, StatusUpdate,
 };
 use crate::domain::{
-    ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, InteractiveReply, Location, MediaRef,
-    MessageDetails, MessageKind, ProviderKind, Reaction,
+    ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, InteractiveReply, Location,
+    MediaRef, MessageDetails, MessageKind, ProviderKind, Reaction,
 };
 
 /// Header Palaver asks Evolution to send with every webhook, holding the channel's webhook secret.
@@ -97,7 +98,13 @@ pub struct PairingQr {
 
 impl PairingQr {
     fn from_json(value: &Value) -> Option<Self> {
-        let field = |key: &str| value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        let field = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let qr = Self {
             image: field("base64"),
             code: field("code"),
@@ -155,7 +162,9 @@ impl EvolutionProvider {
     fn credentials(channel: &ChannelContext) -> Result<(&str, &SecretString), ProviderError> {
         match &channel.credentials {
             Credentials::Evolution {
-                server_url, api_key, ..
+                server_url,
+                api_key,
+                ..
             } => Ok((server_url.trim_end_matches('/'), api_key)),
             other => Err(ProviderError::Auth(format!(
                 "the channel has {} credentials, not Evolution's",
@@ -173,7 +182,10 @@ impl EvolutionProvider {
         body: Option<&Value>,
     ) -> Result<Reply, ProviderError> {
         let url = endpoint(server.trim_end_matches('/'), segments)?;
-        let mut request = self.client.request(method, url).header("apikey", secret_header(key)?);
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("apikey", secret_header(key)?);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -193,8 +205,14 @@ impl EvolutionProvider {
     ) -> Result<Reply, ProviderError> {
         let (server, key) = Self::credentials(channel)?;
         let (group, action) = route.split_once('/').unwrap_or((route, ""));
-        self.call(method, server, key, &[group, action, &channel.route_key], body)
-            .await
+        self.call(
+            method,
+            server,
+            key,
+            &[group, action, &channel.route_key],
+            body,
+        )
+        .await
     }
 
     /// Creates `instance` with the global key, its webhook (token header, inline media) and its
@@ -218,17 +236,28 @@ impl EvolutionProvider {
             body.extend(settings);
         }
         let reply = self
-            .call(Method::POST, server, global_key, &["instance", "create"], Some(&body))
+            .call(
+                Method::POST,
+                server,
+                global_key,
+                &["instance", "create"],
+                Some(&body),
+            )
             .await?;
         let created: Value = reply.json("instance create")?;
         // v2 answers a plain string; v1 answered `{"apikey": ...}`.
         let token = match created.get("hash") {
             Some(Value::String(hash)) => Some(hash.clone()),
-            Some(hash) => hash.get("apikey").and_then(Value::as_str).map(str::to_owned),
+            Some(hash) => hash
+                .get("apikey")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             None => None,
         }
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ProviderError::Permanent("instance created without a token (`hash`)".into()))?;
+        .ok_or_else(|| {
+            ProviderError::Permanent("instance created without a token (`hash`)".into())
+        })?;
         Ok(CreatedInstance {
             token: SecretString::from(token),
             instance_id: created
@@ -264,7 +293,10 @@ impl EvolutionProvider {
     }
 
     /// The instance's connection state as Evolution sees it now.
-    pub async fn connection_state(&self, channel: &ChannelContext) -> Result<ChannelState, ProviderError> {
+    pub async fn connection_state(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<ChannelState, ProviderError> {
         let reply = self
             .channel_call(Method::GET, channel, "instance/connectionState", None)
             .await?;
@@ -274,7 +306,8 @@ impl EvolutionProvider {
             .or_else(|| answer.get("state"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        channel_state(state).ok_or_else(|| ProviderError::Permanent(format!("unknown connection state `{state}`")))
+        channel_state(state)
+            .ok_or_else(|| ProviderError::Permanent(format!("unknown connection state `{state}`")))
     }
 
     /// Unlinks the phone; the instance stays and can be connected again. Evolution answers 400
@@ -293,10 +326,19 @@ impl EvolutionProvider {
     }
 
     /// Replaces the instance's settings.
-    pub async fn set_settings(&self, channel: &ChannelContext, settings: &InstanceSettings) -> Result<(), ProviderError> {
-        self.channel_call(Method::POST, channel, "settings/set", Some(&settings.to_json()))
-            .await
-            .map(drop)
+    pub async fn set_settings(
+        &self,
+        channel: &ChannelContext,
+        settings: &InstanceSettings,
+    ) -> Result<(), ProviderError> {
+        self.channel_call(
+            Method::POST,
+            channel,
+            "settings/set",
+            Some(&settings.to_json()),
+        )
+        .await
+        .map(drop)
     }
 
     /// Points the instance's webhook at `url`, sending `secret` in [`WEBHOOK_TOKEN_HEADER`] and
@@ -356,8 +398,17 @@ fn evolution_error(reply: &Reply) -> ProviderError {
         .map(render)
         .filter(|t| !t.is_empty())
         .or_else(|| envelope.as_ref().and_then(|e| e.get("error")).map(render))
-        .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).chars().take(300).collect());
-    status_error(reply.status, &reply.headers, format!("HTTP {}: {text}", reply.status.as_u16()))
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&reply.body)
+                .chars()
+                .take(300)
+                .collect()
+        });
+    status_error(
+        reply.status,
+        &reply.headers,
+        format!("HTTP {}: {text}", reply.status.as_u16()),
+    )
 }
 
 /// Evolution's `message` is a string, a list of strings, or a list of objects (e.g. a number
@@ -387,7 +438,9 @@ fn jid_user(jid: &str) -> &str {
 }
 
 fn decode_base64(data: &str) -> Result<Vec<u8>, ProviderError> {
-    let data = data.rsplit_once(";base64,").map_or(data, |(_, payload)| payload);
+    let data = data
+        .rsplit_once(";base64,")
+        .map_or(data, |(_, payload)| payload);
     let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(compact)
@@ -400,9 +453,16 @@ impl Provider for EvolutionProvider {
         ProviderKind::Evolution
     }
 
-    fn verify(&self, credentials: &Credentials, headers: &HeaderMap, _body: &[u8]) -> Result<(), ProviderError> {
+    fn verify(
+        &self,
+        credentials: &Credentials,
+        headers: &HeaderMap,
+        _body: &[u8],
+    ) -> Result<(), ProviderError> {
         let Credentials::Evolution { webhook_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature("the channel does not have Evolution credentials".into()));
+            return Err(ProviderError::BadSignature(
+                "the channel does not have Evolution credentials".into(),
+            ));
         };
         let presented = headers
             .get(WEBHOOK_TOKEN_HEADER)
@@ -413,11 +473,15 @@ impl Provider for EvolutionProvider {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
             })
-            .ok_or_else(|| ProviderError::BadSignature(format!("missing {WEBHOOK_TOKEN_HEADER}")))?;
+            .ok_or_else(|| {
+                ProviderError::BadSignature(format!("missing {WEBHOOK_TOKEN_HEADER}"))
+            })?;
         if token_matches(presented.trim(), webhook_secret) {
             Ok(())
         } else {
-            Err(ProviderError::BadSignature("webhook token does not match".into()))
+            Err(ProviderError::BadSignature(
+                "webhook token does not match".into(),
+            ))
         }
     }
 
@@ -425,7 +489,11 @@ impl Provider for EvolutionProvider {
         parse_webhook(body)
     }
 
-    async fn send(&self, channel: &ChannelContext, message: &Outbound) -> Result<Sent, ProviderError> {
+    async fn send(
+        &self,
+        channel: &ChannelContext,
+        message: &Outbound,
+    ) -> Result<Sent, ProviderError> {
         let (route, body) = match &message.body {
             OutboundBody::Text { text } => (
                 "message/sendText",
@@ -474,7 +542,9 @@ impl Provider for EvolutionProvider {
                 ));
             }
         };
-        let reply = self.channel_call(Method::POST, channel, route, Some(&body)).await?;
+        let reply = self
+            .channel_call(Method::POST, channel, route, Some(&body))
+            .await?;
         let answer: Value = reply.json("send")?;
         let id = answer
             .pointer("/key/id")
@@ -486,7 +556,11 @@ impl Provider for EvolutionProvider {
         })
     }
 
-    async fn fetch_media(&self, channel: &ChannelContext, media: &MediaRef) -> Result<Media, ProviderError> {
+    async fn fetch_media(
+        &self,
+        channel: &ChannelContext,
+        media: &MediaRef,
+    ) -> Result<Media, ProviderError> {
         if let Some(inline) = &media.inline_base64 {
             return Ok(Media {
                 bytes: decode_base64(inline)?,
@@ -496,7 +570,12 @@ impl Provider for EvolutionProvider {
         if let Some(id) = &media.id {
             let body = json!({ "message": { "key": { "id": id } }, "convertToMp4": false });
             let reply = self
-                .channel_call(Method::POST, channel, "chat/getBase64FromMediaMessage", Some(&body))
+                .channel_call(
+                    Method::POST,
+                    channel,
+                    "chat/getBase64FromMediaMessage",
+                    Some(&body),
+                )
                 .await?;
             let answer: Value = reply.json("media")?;
             let data = answer
@@ -514,14 +593,17 @@ impl Provider for EvolutionProvider {
             });
         }
         if let Some(url) = &media.url {
-            let url = reqwest::Url::parse(url).map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
+            let url = reqwest::Url::parse(url)
+                .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
             let reply = execute(self.client.get(url)).await?;
             if !reply.status.is_success() {
                 return Err(evolution_error(&reply));
             }
             return Ok(super::meta::media_from(reply, media.mime_type.clone()));
         }
-        Err(ProviderError::Permanent("the media has no inline data, id or URL".into()))
+        Err(ProviderError::Permanent(
+            "the media has no inline data, id or URL".into(),
+        ))
     }
 }
 
@@ -529,8 +611,8 @@ impl Provider for EvolutionProvider {
 // Webhooks
 
 fn parse_webhook(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
-    let envelope: Value =
-        serde_json::from_slice(body).map_err(|e| ProviderError::BadPayload(format!("not JSON: {e}")))?;
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::BadPayload(format!("not JSON: {e}")))?;
     let event = envelope
         .get("event")
         .and_then(Value::as_str)
@@ -539,7 +621,9 @@ fn parse_webhook(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
         .get("instance")
         .and_then(Value::as_str)
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| ProviderError::BadPayload("not an Evolution webhook: no `instance`".into()))?;
+        .ok_or_else(|| {
+            ProviderError::BadPayload("not an Evolution webhook: no `instance`".into())
+        })?;
     // The body names events in dotted lowercase; configuration uses UPPER_SNAKE. Accept both.
     let event = event.to_ascii_lowercase().replace('_', ".");
     let data = envelope.get("data").unwrap_or(&Value::Null);
@@ -553,7 +637,10 @@ fn parse_webhook(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
         other => vec![other],
     };
     let events = match event.as_str() {
-        "messages.upsert" => items().into_iter().map(|d| upsert_event(route, d)).collect(),
+        "messages.upsert" => items()
+            .into_iter()
+            .map(|d| upsert_event(route, d))
+            .collect(),
         "messages.update" => items()
             .into_iter()
             .map(|d| update_event(route, d, sent_at))
@@ -575,11 +662,15 @@ fn ignored(route: &str, reason: &str) -> Event {
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn upsert_event(route: &str, data: &Value) -> Event {
-    let (Some(remote_jid), Some(id)) = (str_at(data, "/key/remoteJid"), str_at(data, "/key/id")) else {
+    let (Some(remote_jid), Some(id)) = (str_at(data, "/key/remoteJid"), str_at(data, "/key/id"))
+    else {
         return ignored(route, "message without a key");
     };
     if remote_jid.ends_with("@g.us") {
@@ -606,8 +697,12 @@ fn upsert_event(route: &str, data: &Value) -> Event {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| detect_type(message));
-    let Some((kind, text, mut details)) = content(type_name.as_deref().unwrap_or(""), message, id) else {
-        return ignored(route, &format!("{} message", type_name.as_deref().unwrap_or("empty")));
+    let Some((kind, text, mut details)) = content(type_name.as_deref().unwrap_or(""), message, id)
+    else {
+        return ignored(
+            route,
+            &format!("{} message", type_name.as_deref().unwrap_or("empty")),
+        );
     };
     details.context_message_id = str_at(data, "/contextInfo/stanzaId")
         .or_else(|| {
@@ -643,7 +738,10 @@ fn upsert_event(route: &str, data: &Value) -> Event {
 /// Baileys timestamps come as a number, a string, or a protobuf Long `{low, high}`.
 fn message_time(value: Option<&Value>) -> DateTime<Utc> {
     if let Some(low) = value.and_then(|v| v.get("low")).and_then(Value::as_i64) {
-        let high = value.and_then(|v| v.get("high")).and_then(Value::as_i64).unwrap_or(0);
+        let high = value
+            .and_then(|v| v.get("high"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if let Some(at) = DateTime::from_timestamp((high << 32) | (low & 0xffff_ffff), 0) {
             return at;
         }
@@ -664,7 +762,11 @@ fn detect_type(message: &Value) -> Option<String> {
 
 /// Kind, text and details of an Evolution message, or `None` for protocol traffic that is not a
 /// customer message at all (deletions, key distribution, history sync notices).
-fn content(type_name: &str, message: &Value, id: &str) -> Option<(MessageKind, Option<String>, MessageDetails)> {
+fn content(
+    type_name: &str,
+    message: &Value,
+    id: &str,
+) -> Option<(MessageKind, Option<String>, MessageDetails)> {
     let mut details = MessageDetails::default();
     let inner = message.get(type_name).unwrap_or(&Value::Null);
     let text_at = |pointer: &str| str_at(inner, pointer).map(str::to_owned);
@@ -679,7 +781,8 @@ fn content(type_name: &str, message: &Value, id: &str) -> Option<(MessageKind, O
                 return Some((MessageKind::Text, Some(text), details));
             }
         }
-        "imageMessage" | "videoMessage" | "audioMessage" | "documentMessage" | "stickerMessage" | "ptvMessage" => {
+        "imageMessage" | "videoMessage" | "audioMessage" | "documentMessage" | "stickerMessage"
+        | "ptvMessage" => {
             let kind = match type_name {
                 "imageMessage" => MessageKind::Image,
                 "videoMessage" | "ptvMessage" => MessageKind::Video,
@@ -703,7 +806,10 @@ fn content(type_name: &str, message: &Value, id: &str) -> Option<(MessageKind, O
         }
         "locationMessage" | "liveLocationMessage" => {
             let coordinate = |key: &str| inner.get(key).and_then(Value::as_f64);
-            if let (Some(latitude), Some(longitude)) = (coordinate("degreesLatitude"), coordinate("degreesLongitude")) {
+            if let (Some(latitude), Some(longitude)) = (
+                coordinate("degreesLatitude"),
+                coordinate("degreesLongitude"),
+            ) {
                 details.location = Some(Location {
                     latitude,
                     longitude,
@@ -724,9 +830,17 @@ fn content(type_name: &str, message: &Value, id: &str) -> Option<(MessageKind, O
         }
         "buttonsResponseMessage" | "templateButtonReplyMessage" | "listResponseMessage" => {
             let (id, title) = match type_name {
-                "buttonsResponseMessage" => (text_at("/selectedButtonId"), text_at("/selectedDisplayText")),
-                "templateButtonReplyMessage" => (text_at("/selectedId"), text_at("/selectedDisplayText")),
-                _ => (text_at("/singleSelectReply/selectedRowId"), text_at("/title")),
+                "buttonsResponseMessage" => (
+                    text_at("/selectedButtonId"),
+                    text_at("/selectedDisplayText"),
+                ),
+                "templateButtonReplyMessage" => {
+                    (text_at("/selectedId"), text_at("/selectedDisplayText"))
+                }
+                _ => (
+                    text_at("/singleSelectReply/selectedRowId"),
+                    text_at("/title"),
+                ),
             };
             if let Some(id) = id {
                 let title = title.unwrap_or_else(|| id.clone());
@@ -738,15 +852,27 @@ fn content(type_name: &str, message: &Value, id: &str) -> Option<(MessageKind, O
                 return Some((MessageKind::Interactive, Some(title), details));
             }
         }
-        "protocolMessage" | "senderKeyDistributionMessage" | "messageContextInfo" | "" => return None,
+        "protocolMessage" | "senderKeyDistributionMessage" | "messageContextInfo" | "" => {
+            return None
+        }
         _ => {}
     }
-    details.original_type = Some(if type_name.is_empty() { "unknown".into() } else { type_name.into() });
+    details.original_type = Some(if type_name.is_empty() {
+        "unknown".into()
+    } else {
+        type_name.into()
+    });
     Some((MessageKind::Unsupported, None, details))
 }
 
 fn media_ref(inner: &Value, message: &Value, id: &str) -> MediaRef {
-    let text = |key: &str| inner.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |key: &str| {
+        inner
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     MediaRef {
         // Evolution downloads media by the message's key.
         id: Some(id.to_owned()),
@@ -757,7 +883,10 @@ fn media_ref(inner: &Value, message: &Value, id: &str) -> MediaRef {
         filename: text("fileName"),
         caption: text("caption"),
         voice: inner.get("ptt").and_then(Value::as_bool).unwrap_or(false),
-        seconds: inner.get("seconds").and_then(Value::as_u64).and_then(|s| u32::try_from(s).ok()),
+        seconds: inner
+            .get("seconds")
+            .and_then(Value::as_u64)
+            .and_then(|s| u32::try_from(s).ok()),
         inline_base64: str_at(message, "/base64").map(str::to_owned),
     }
 }
@@ -840,7 +969,9 @@ fn connection_event(route: &str, data: &Value) -> Event {
     let detail = match (state, code) {
         (ChannelState::Connected | ChannelState::Connecting, _) | (_, None) => None,
         // Evolution refuses the connection only when the QR code limit is reached.
-        (ChannelState::Broken, Some(code)) => Some(format!("{state_name}: QR code limit reached ({code})")),
+        (ChannelState::Broken, Some(code)) => {
+            Some(format!("{state_name}: QR code limit reached ({code})"))
+        }
         (_, Some(code)) => Some(match disconnect_reason(code) {
             Some(words) => format!("{state_name}: {words} ({code})"),
             None => format!("{state_name} ({code})"),
@@ -889,7 +1020,6 @@ fn call_event(route: &str, data: &Value) -> Event {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -897,7 +1027,9 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::providers::test_support::{at, channel, fixture, fixture_json, fixture_names, ignored};
+    use crate::providers::test_support::{
+        at, channel, fixture, fixture_json, fixture_names, ignored,
+    };
 
     const ROUTE: &str = "support-bot";
     const CUSTOMER: &str = "5511988887777";
@@ -916,7 +1048,13 @@ mod tests {
         EvolutionProvider::new(reqwest::Client::new())
     }
 
-    fn inbound(id: &str, seconds: i64, kind: MessageKind, text: Option<&str>, details: MessageDetails) -> Inbound {
+    fn inbound(
+        id: &str,
+        seconds: i64,
+        kind: MessageKind,
+        text: Option<&str>,
+        details: MessageDetails,
+    ) -> Inbound {
         Inbound {
             provider_message_id: id.into(),
             from: CUSTOMER.into(),
@@ -994,11 +1132,23 @@ mod tests {
                     MessageDetails::default(),
                 ))],
             ),
-            ("webhook.messages.upsert.extended_text_legacy_pre_2_2.json", vec![quote()]),
-            ("webhook.messages.upsert.extended_text_normalised_v2_3.json", vec![quote()]),
+            (
+                "webhook.messages.upsert.extended_text_legacy_pre_2_2.json",
+                vec![quote()],
+            ),
+            (
+                "webhook.messages.upsert.extended_text_normalised_v2_3.json",
+                vec![quote()],
+            ),
             (
                 "webhook.messages.upsert.audio_ptt.json",
-                vec![customer(inbound("3EB0F00D1234ABCD5678", 1749408100, MessageKind::Audio, None, voice_note(None)))],
+                vec![customer(inbound(
+                    "3EB0F00D1234ABCD5678",
+                    1749408100,
+                    MessageKind::Audio,
+                    None,
+                    voice_note(None),
+                ))],
             ),
             (
                 "webhook.messages.upsert.audio_ptt_with_base64.json",
@@ -1058,7 +1208,13 @@ mod tests {
                     },
                 }],
             ),
-            ("webhook.send.message.json", vec![ignored(Some(ROUTE), "echo of a message sent through the API")]),
+            (
+                "webhook.send.message.json",
+                vec![ignored(
+                    Some(ROUTE),
+                    "echo of a message sent through the API",
+                )],
+            ),
             (
                 "webhook.messages.update.read.json",
                 vec![Event::Status {
@@ -1073,15 +1229,27 @@ mod tests {
                     },
                 }],
             ),
-            ("webhook.connection.update.open.json", vec![connection(ChannelState::Connected, None)]),
-            ("webhook.connection.update.connecting.json", vec![connection(ChannelState::Connecting, None)]),
+            (
+                "webhook.connection.update.open.json",
+                vec![connection(ChannelState::Connected, None)],
+            ),
+            (
+                "webhook.connection.update.connecting.json",
+                vec![connection(ChannelState::Connecting, None)],
+            ),
             (
                 "webhook.connection.update.close_logged_out.json",
-                vec![connection(ChannelState::Disconnected, Some("close: logged out from the phone (401)"))],
+                vec![connection(
+                    ChannelState::Disconnected,
+                    Some("close: logged out from the phone (401)"),
+                )],
             ),
             (
                 "webhook.connection.update.refused_qr_limit.json",
-                vec![connection(ChannelState::Broken, Some("refused: QR code limit reached (428)"))],
+                vec![connection(
+                    ChannelState::Broken,
+                    Some("refused: QR code limit reached (428)"),
+                )],
             ),
             (
                 "webhook.qrcode.updated.json",
@@ -1094,7 +1262,10 @@ mod tests {
             ),
             (
                 "webhook.qrcode.updated.limit_reached.json",
-                vec![connection(ChannelState::Disconnected, Some("QR code limit reached, please login again"))],
+                vec![connection(
+                    ChannelState::Disconnected,
+                    Some("QR code limit reached, please login again"),
+                )],
             ),
             ("webhook.call.offer.json", vec![call("offer")]),
             ("webhook.call.terminate.json", vec![call("terminate")]),
@@ -1105,17 +1276,25 @@ mod tests {
     fn every_webhook_fixture_parses_into_its_events() {
         let expected = expected_webhooks();
         for (file, events) in &expected {
-            let parsed = evolution().parse(&fixture("evolution", file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = evolution()
+                .parse(&fixture("evolution", file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(&parsed, events, "{file}");
         }
         let covered: Vec<&str> = expected.iter().map(|(f, _)| *f).collect();
         for name in fixture_names("evolution") {
             if name.starts_with("webhook.") {
-                assert!(covered.contains(&name.as_str()), "{name} has no expected events");
+                assert!(
+                    covered.contains(&name.as_str()),
+                    "{name} has no expected events"
+                );
             } else {
                 // REST requests and responses are not webhooks.
                 let parsed = evolution().parse(&fixture("evolution", &name));
-                assert!(matches!(parsed, Err(ProviderError::BadPayload(_))), "{name}: {parsed:?}");
+                assert!(
+                    matches!(parsed, Err(ProviderError::BadPayload(_))),
+                    "{name}: {parsed:?}"
+                );
             }
         }
     }
@@ -1138,7 +1317,9 @@ mod tests {
             if let Some(t) = message_type {
                 data["messageType"] = json!(t);
             }
-            let events = evolution().parse(&envelope("MESSAGES_UPSERT", data)).unwrap();
+            let events = evolution()
+                .parse(&envelope("MESSAGES_UPSERT", data))
+                .unwrap();
             assert_eq!(events.len(), 1);
             events.into_iter().next().unwrap()
         };
@@ -1148,18 +1329,42 @@ mod tests {
             other => panic!("{other:?}"),
         };
 
-        assert_eq!(upsert("1203630@g.us", json!({"conversation": "hi"}), None), ignored(Some(ROUTE), "group"));
-        assert_eq!(upsert("status@broadcast", json!({"conversation": "hi"}), None), ignored(Some(ROUTE), "status broadcast"));
         assert_eq!(
-            upsert(person, json!({"protocolMessage": {"type": "REVOKE"}}), Some("protocolMessage")),
+            upsert("1203630@g.us", json!({"conversation": "hi"}), None),
+            ignored(Some(ROUTE), "group")
+        );
+        assert_eq!(
+            upsert("status@broadcast", json!({"conversation": "hi"}), None),
+            ignored(Some(ROUTE), "status broadcast")
+        );
+        assert_eq!(
+            upsert(
+                person,
+                json!({"protocolMessage": {"type": "REVOKE"}}),
+                Some("protocolMessage")
+            ),
             ignored(Some(ROUTE), "protocolMessage message")
         );
 
-        let text = only(upsert("351912345678:3@s.whatsapp.net", json!({"conversation": "olá"}), None));
-        assert_eq!((text.from.as_str(), text.text.as_deref(), text.timestamp), ("351912345678", Some("olá"), at(1749408000)));
+        let text = only(upsert(
+            "351912345678:3@s.whatsapp.net",
+            json!({"conversation": "olá"}),
+            None,
+        ));
+        assert_eq!(
+            (text.from.as_str(), text.text.as_deref(), text.timestamp),
+            ("351912345678", Some("olá"), at(1749408000))
+        );
 
-        let lid_only = only(upsert("99887766@lid", json!({"conversation": "x"}), Some("conversation")));
-        assert_eq!((lid_only.from.as_str(), lid_only.reply_to.as_deref()), ("99887766", Some("99887766@lid")));
+        let lid_only = only(upsert(
+            "99887766@lid",
+            json!({"conversation": "x"}),
+            Some("conversation"),
+        ));
+        assert_eq!(
+            (lid_only.from.as_str(), lid_only.reply_to.as_deref()),
+            ("99887766", Some("99887766@lid"))
+        );
 
         let location = only(upsert(
             person,
@@ -1167,7 +1372,10 @@ mod tests {
             Some("locationMessage"),
         ));
         assert_eq!(location.kind, MessageKind::Location);
-        assert_eq!(location.details.location.map(|l| (l.latitude, l.longitude)), Some((38.7, -9.1)));
+        assert_eq!(
+            location.details.location.map(|l| (l.latitude, l.longitude)),
+            Some((38.7, -9.1))
+        );
 
         let reaction = only(upsert(
             person,
@@ -1176,7 +1384,10 @@ mod tests {
         ));
         assert_eq!(
             reaction.details.reaction,
-            Some(Reaction { message_id: "3EB0SENT1".into(), emoji: None })
+            Some(Reaction {
+                message_id: "3EB0SENT1".into(),
+                emoji: None
+            })
         );
 
         let list = only(upsert(
@@ -1184,8 +1395,14 @@ mod tests {
             json!({"listResponseMessage": {"title": "Billing", "singleSelectReply": {"selectedRowId": "topic_billing"}}}),
             Some("listResponseMessage"),
         ));
-        assert_eq!((list.kind, list.text.as_deref()), (MessageKind::Interactive, Some("Billing")));
-        assert_eq!(list.details.interactive.map(|i| i.id), Some("topic_billing".into()));
+        assert_eq!(
+            (list.kind, list.text.as_deref()),
+            (MessageKind::Interactive, Some("Billing"))
+        );
+        assert_eq!(
+            list.details.interactive.map(|i| i.id),
+            Some("topic_billing".into())
+        );
 
         let document = only(upsert(
             person,
@@ -1194,21 +1411,43 @@ mod tests {
                 "mediaUrl": "https://s3.example.com/nota.pdf"}),
             Some("documentWithCaptionMessage"),
         ));
-        assert_eq!((document.kind, document.text.as_deref()), (MessageKind::Document, Some("segue")));
+        assert_eq!(
+            (document.kind, document.text.as_deref()),
+            (MessageKind::Document, Some("segue"))
+        );
         let media = document.details.media.unwrap();
         assert_eq!(media.filename.as_deref(), Some("nota.pdf"));
-        assert_eq!(media.url.as_deref(), Some("https://s3.example.com/nota.pdf"));
+        assert_eq!(
+            media.url.as_deref(),
+            Some("https://s3.example.com/nota.pdf")
+        );
 
-        let poll = only(upsert(person, json!({"pollCreationMessageV3": {"name": "?"}}), Some("pollCreationMessageV3")));
-        assert_eq!((poll.kind, poll.details.original_type.as_deref()), (MessageKind::Unsupported, Some("pollCreationMessageV3")));
+        let poll = only(upsert(
+            person,
+            json!({"pollCreationMessageV3": {"name": "?"}}),
+            Some("pollCreationMessageV3"),
+        ));
+        assert_eq!(
+            (poll.kind, poll.details.original_type.as_deref()),
+            (MessageKind::Unsupported, Some("pollCreationMessageV3"))
+        );
 
         // Numeric Baileys statuses, customer-message acks and untracked statuses.
-        let update = |data: Value| evolution().parse(&envelope("messages.update", data)).unwrap().remove(0);
-        let Event::Status { update: delivered, .. } = update(json!({"keyId": "A", "fromMe": true, "status": 3})) else {
+        let update = |data: Value| {
+            evolution()
+                .parse(&envelope("messages.update", data))
+                .unwrap()
+                .remove(0)
+        };
+        let Event::Status {
+            update: delivered, ..
+        } = update(json!({"keyId": "A", "fromMe": true, "status": 3}))
+        else {
             panic!()
         };
         assert_eq!(delivered.status, DeliveryStatus::Delivered);
-        let Event::Status { update: failed, .. } = update(json!({"key": {"id": "A", "fromMe": true}, "status": "ERROR"}))
+        let Event::Status { update: failed, .. } =
+            update(json!({"key": {"id": "A", "fromMe": true}, "status": "ERROR"}))
         else {
             panic!()
         };
@@ -1224,11 +1463,21 @@ mod tests {
         );
 
         assert_eq!(
-            evolution().parse(&envelope("contacts.update", json!([]))).unwrap(),
+            evolution()
+                .parse(&envelope("contacts.update", json!([])))
+                .unwrap(),
             vec![ignored(Some(ROUTE), "evolution event contacts.update")]
         );
-        for bad in [&b"{}"[..], b"[1]", b"nope", br#"{"event":"messages.upsert"}"#] {
-            assert!(matches!(evolution().parse(bad), Err(ProviderError::BadPayload(_))));
+        for bad in [
+            &b"{}"[..],
+            b"[1]",
+            b"nope",
+            br#"{"event":"messages.upsert"}"#,
+        ] {
+            assert!(matches!(
+                evolution().parse(bad),
+                Err(ProviderError::BadPayload(_))
+            ));
         }
     }
 
@@ -1245,11 +1494,17 @@ mod tests {
 
     #[test]
     fn webhook_token_is_checked_in_either_header() {
-        let body = fixture("evolution", "webhook.messages.upsert.text_conversation.json");
+        let body = fixture(
+            "evolution",
+            "webhook.messages.upsert.text_conversation.json",
+        );
         let credentials = credentials("http://unused");
         let with = |name: &str, value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
             headers
         };
         let accepted = [
@@ -1258,7 +1513,10 @@ mod tests {
             with("authorization", &format!("Bearer {SECRET}")),
         ];
         for headers in accepted {
-            assert!(evolution().verify(&credentials, &headers, &body).is_ok(), "{headers:?}");
+            assert!(
+                evolution().verify(&credentials, &headers, &body).is_ok(),
+                "{headers:?}"
+            );
         }
         let refused = [
             HeaderMap::new(),
@@ -1271,7 +1529,10 @@ mod tests {
         ];
         for headers in refused {
             assert!(
-                matches!(evolution().verify(&credentials, &headers, &body), Err(ProviderError::BadSignature(_))),
+                matches!(
+                    evolution().verify(&credentials, &headers, &body),
+                    Err(ProviderError::BadSignature(_))
+                ),
                 "{headers:?}"
             );
         }
@@ -1280,7 +1541,9 @@ mod tests {
             app_secret: SecretString::from(SECRET),
             verify_token: SecretString::from(SECRET),
         };
-        assert!(evolution().verify(&meta, &with(WEBHOOK_TOKEN_HEADER, SECRET), &body).is_err());
+        assert!(evolution()
+            .verify(&meta, &with(WEBHOOK_TOKEN_HEADER, SECRET), &body)
+            .is_err());
     }
 
     /// The fixtures register `authorization: Bearer change-me` and no inline media; Palaver
@@ -1312,10 +1575,10 @@ mod tests {
             .and(path("/instance/create"))
             .and(header("apikey", "global-key"))
             .and(body_json(request))
-            .respond_with(
-                ResponseTemplate::new(201)
-                    .set_body_raw(fixture("evolution", "rest.instance.create.response.json"), "application/json"),
-            )
+            .respond_with(ResponseTemplate::new(201).set_body_raw(
+                fixture("evolution", "rest.instance.create.response.json"),
+                "application/json",
+            ))
             .expect(1)
             .mount(&server)
             .await;
@@ -1330,8 +1593,14 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(created.token.expose_secret(), "4C1E9A7B-2D3F-4E5A-8B6C-0D1E2F3A4B5C");
-        assert_eq!(created.instance_id.as_deref(), Some("0d6c2f9a-3b1e-4c55-9a0e-7f3e2b1c4d5e"));
+        assert_eq!(
+            created.token.expose_secret(),
+            "4C1E9A7B-2D3F-4E5A-8B6C-0D1E2F3A4B5C"
+        );
+        assert_eq!(
+            created.instance_id.as_deref(),
+            Some("0d6c2f9a-3b1e-4c55-9a0e-7f3e2b1c4d5e")
+        );
         let qr = created.qr.unwrap();
         assert!(qr.image.unwrap().starts_with("data:image/png;base64,"));
         assert!(qr.code.unwrap().starts_with("2@TEST"));
@@ -1343,7 +1612,8 @@ mod tests {
         let server = MockServer::start().await;
         let channel = channel(ROUTE, credentials(&server.uri()));
         let respond = |status: u16, file: &str| {
-            ResponseTemplate::new(status).set_body_raw(fixture("evolution", file), "application/json")
+            ResponseTemplate::new(status)
+                .set_body_raw(fixture("evolution", file), "application/json")
         };
         Mock::given(method("GET"))
             .and(path("/instance/connectionState/support-bot"))
@@ -1369,7 +1639,10 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/settings/set/support-bot"))
             .and(header("apikey", API_KEY))
-            .and(body_json(fixture_json("evolution", "rest.settings.set.request.json")))
+            .and(body_json(fixture_json(
+                "evolution",
+                "rest.settings.set.request.json",
+            )))
             .respond_with(respond(201, "rest.settings.set.response.json"))
             .expect(1)
             .mount(&server)
@@ -1386,7 +1659,10 @@ mod tests {
             .await;
 
         let evolution = evolution();
-        assert_eq!(evolution.connection_state(&channel).await.unwrap(), ChannelState::Connected);
+        assert_eq!(
+            evolution.connection_state(&channel).await.unwrap(),
+            ChannelState::Connected
+        );
         evolution.logout(&channel).await.unwrap();
         evolution.delete(&channel).await.unwrap();
         evolution.set_settings(&channel, &settings()).await.unwrap();
@@ -1405,16 +1681,28 @@ mod tests {
             ..settings()
         };
         assert_eq!(cleared.to_json()["msgCall"], json!(""));
-        assert_eq!(InstanceSettings::from(&ChannelConfig::default()).reject_call, true);
+        assert!(InstanceSettings::from(&ChannelConfig::default()).reject_call);
     }
 
     #[tokio::test]
     async fn connect_reads_every_answer_shape() {
         let cases = [
-            (fixture_json("evolution", "rest.instance.connect.response.connecting.json"), "qr"),
-            (fixture_json("evolution", "rest.instance.connect.response.open.json"), "open"),
+            (
+                fixture_json(
+                    "evolution",
+                    "rest.instance.connect.response.connecting.json",
+                ),
+                "qr",
+            ),
+            (
+                fixture_json("evolution", "rest.instance.connect.response.open.json"),
+                "open",
+            ),
             (json!({"count": 0}), "pending"),
-            (json!({"pairingCode": "WZYEH1YY", "code": "2@x", "base64": null, "count": 1}), "pairing"),
+            (
+                json!({"pairingCode": "WZYEH1YY", "code": "2@x", "base64": null, "count": 1}),
+                "pairing",
+            ),
         ];
         for (answer, expected) in cases {
             let server = MockServer::start().await;
@@ -1462,10 +1750,10 @@ mod tests {
             .and(path("/message/sendText/support-bot"))
             .and(header("apikey", API_KEY))
             .and(body_json(request))
-            .respond_with(
-                ResponseTemplate::new(201)
-                    .set_body_raw(fixture("evolution", "rest.message.sendText.response.json"), "application/json"),
-            )
+            .respond_with(ResponseTemplate::new(201).set_body_raw(
+                fixture("evolution", "rest.message.sendText.response.json"),
+                "application/json",
+            ))
             .expect(1)
             .mount(&server)
             .await;
@@ -1473,7 +1761,10 @@ mod tests {
             .with_typing_delay(Duration::from_millis(1200))
             .send(
                 &channel(ROUTE, credentials(&server.uri())),
-                &outbound(OutboundBody::text("Nosso horário é de 9h às 18h."), Some("3EB0A1B2C3D4E5F60718")),
+                &outbound(
+                    OutboundBody::text("Nosso horário é de 9h às 18h."),
+                    Some("3EB0A1B2C3D4E5F60718"),
+                ),
             )
             .await
             .unwrap();
@@ -1484,7 +1775,8 @@ mod tests {
     async fn sends_reactions_and_media_and_refuses_what_it_cannot() {
         let server = MockServer::start().await;
         let channel = channel(ROUTE, credentials(&server.uri()));
-        let answer = ResponseTemplate::new(201).set_body_json(json!({"key": {"id": "3EB0OUT2", "fromMe": true}}));
+        let answer = ResponseTemplate::new(201)
+            .set_body_json(json!({"key": {"id": "3EB0OUT2", "fromMe": true}}));
         Mock::given(method("POST"))
             .and(path("/message/sendReaction/support-bot"))
             .and(body_json(json!({
@@ -1507,7 +1799,9 @@ mod tests {
             .await;
         Mock::given(method("POST"))
             .and(path("/message/sendWhatsAppAudio/support-bot"))
-            .and(body_json(json!({"number": CUSTOMER, "audio": "https://example.com/a.ogg"})))
+            .and(body_json(
+                json!({"number": CUSTOMER, "audio": "https://example.com/a.ogg"}),
+            ))
             .respond_with(answer)
             .expect(1)
             .mount(&server)
@@ -1530,7 +1824,10 @@ mod tests {
             filename: None,
         };
         for body in [reaction, document, voice] {
-            let sent = evolution.send(&channel, &outbound(body, None)).await.unwrap();
+            let sent = evolution
+                .send(&channel, &outbound(body, None))
+                .await
+                .unwrap();
             assert_eq!(sent.provider_message_id, "3EB0OUT2");
         }
         let unsupported = [
@@ -1550,7 +1847,10 @@ mod tests {
             },
         ];
         for body in unsupported {
-            let error = evolution.send(&channel, &outbound(body, None)).await.unwrap_err();
+            let error = evolution
+                .send(&channel, &outbound(body, None))
+                .await
+                .unwrap_err();
             assert!(matches!(error, ProviderError::Unsupported(_)), "{error:?}");
         }
     }
@@ -1591,13 +1891,21 @@ mod tests {
                 .mount(&server)
                 .await;
             let error = evolution()
-                .send(&channel(ROUTE, credentials(&server.uri())), &outbound(OutboundBody::text("oi"), None))
+                .send(
+                    &channel(ROUTE, credentials(&server.uri())),
+                    &outbound(OutboundBody::text("oi"), None),
+                )
                 .await
                 .unwrap_err();
             let (got, text) = match &error {
-                ProviderError::Auth(m) | ProviderError::Permanent(m) => {
-                    (if matches!(error, ProviderError::Auth(_)) { "auth" } else { "permanent" }, m.as_str())
-                }
+                ProviderError::Auth(m) | ProviderError::Permanent(m) => (
+                    if matches!(error, ProviderError::Auth(_)) {
+                        "auth"
+                    } else {
+                        "permanent"
+                    },
+                    m.as_str(),
+                ),
                 ProviderError::Transient { message, .. } => ("transient", message.as_str()),
                 other => panic!("{other:?}"),
             };
@@ -1623,7 +1931,9 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/chat/getBase64FromMediaMessage/support-bot"))
             .and(header("apikey", API_KEY))
-            .and(body_json(json!({"message": {"key": {"id": "3EB0BEEF0000CAFE1111"}}, "convertToMp4": false})))
+            .and(body_json(
+                json!({"message": {"key": {"id": "3EB0BEEF0000CAFE1111"}}, "convertToMp4": false}),
+            ))
             .respond_with(ResponseTemplate::new(201).set_body_json(json!({
                 "mediaType": "imageMessage", "fileName": "3EB0BEEF0000CAFE1111.jpeg",
                 "size": {"fileLength": "84213"}, "mimetype": "image/jpeg", "base64": "/9j/4AAQ"
@@ -1643,7 +1953,13 @@ mod tests {
             inline_base64: Some("not base64!".into()),
             ..MediaRef::default()
         };
-        assert!(matches!(evolution().fetch_media(&channel, &broken).await, Err(ProviderError::Permanent(_))));
-        assert_eq!(decode_base64("data:image/png;base64,AAEC").unwrap(), [0, 1, 2]);
+        assert!(matches!(
+            evolution().fetch_media(&channel, &broken).await,
+            Err(ProviderError::Permanent(_))
+        ));
+        assert_eq!(
+            decode_base64("data:image/png;base64,AAEC").unwrap(),
+            [0, 1, 2]
+        );
     }
 }

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::meta::{self, MediaInfo, WaMessage, WaStatus};
 use super::{
-    endpoint, execute, retry_after, secret_header, verify_hmac_sha256, ChannelContext, Credentials, Event, Media,
-    Outbound, Provider, ProviderError, Reply, Sent,
+    endpoint, execute, retry_after, secret_header, verify_hmac_sha256, ChannelContext, Credentials,
+    Event, Media, Outbound, Provider, ProviderError, Reply, Sent,
 };
 use crate::domain::{MediaRef, ProviderKind};
 
@@ -59,7 +59,11 @@ impl KapsoProvider {
         endpoint(&self.base_url, &all)
     }
 
-    async fn post_messages(&self, channel: &ChannelContext, body: &Value) -> Result<Reply, ProviderError> {
+    async fn post_messages(
+        &self,
+        channel: &ChannelContext,
+        body: &Value,
+    ) -> Result<Reply, ProviderError> {
         let key = secret_header(Self::api_key(&channel.credentials)?)?;
         let url = self.proxy_url(&[&channel.route_key, "messages"])?;
         let reply = execute(self.client.post(url).header(API_KEY_HEADER, key).json(body)).await?;
@@ -83,9 +87,16 @@ impl Provider for KapsoProvider {
         ProviderKind::Kapso
     }
 
-    fn verify(&self, credentials: &Credentials, headers: &HeaderMap, body: &[u8]) -> Result<(), ProviderError> {
+    fn verify(
+        &self,
+        credentials: &Credentials,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ProviderError> {
         let Credentials::Kapso { webhook_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature("the channel does not have Kapso credentials".into()));
+            return Err(ProviderError::BadSignature(
+                "the channel does not have Kapso credentials".into(),
+            ));
         };
         let signature = headers
             .get("x-webhook-signature")
@@ -99,13 +110,21 @@ impl Provider for KapsoProvider {
         parse_body(body)
     }
 
-    async fn send(&self, channel: &ChannelContext, message: &Outbound) -> Result<Sent, ProviderError> {
+    async fn send(
+        &self,
+        channel: &ChannelContext,
+        message: &Outbound,
+    ) -> Result<Sent, ProviderError> {
         let body = meta::message_body(message)?;
         let reply = self.post_messages(channel, &body).await?;
         meta::sent_from(&reply)
     }
 
-    async fn fetch_media(&self, channel: &ChannelContext, media: &MediaRef) -> Result<Media, ProviderError> {
+    async fn fetch_media(
+        &self,
+        channel: &ChannelContext,
+        media: &MediaRef,
+    ) -> Result<Media, ProviderError> {
         let key = secret_header(Self::api_key(&channel.credentials)?)?;
         let (url, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
@@ -123,9 +142,14 @@ impl Provider for KapsoProvider {
                 (info.download_url.unwrap_or(info.url), info.mime_type)
             }
             (None, Some(url)) => (url.clone(), None),
-            (None, None) => return Err(ProviderError::Permanent("the media has neither an id nor a URL".into())),
+            (None, None) => {
+                return Err(ProviderError::Permanent(
+                    "the media has neither an id nor a URL".into(),
+                ))
+            }
         };
-        let url = reqwest::Url::parse(&url).map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
         let mut request = self.client.get(url.clone());
         if self.is_kapso_host(&url) {
             request = request.header(API_KEY_HEADER, key);
@@ -134,7 +158,10 @@ impl Provider for KapsoProvider {
         if !reply.status.is_success() {
             return Err(kapso_error(&reply));
         }
-        Ok(meta::media_from(reply, mime_type.or_else(|| media.mime_type.clone())))
+        Ok(meta::media_from(
+            reply,
+            mime_type.or_else(|| media.mime_type.clone()),
+        ))
     }
 
     async fn mark_read(
@@ -143,7 +170,8 @@ impl Provider for KapsoProvider {
         provider_message_id: &str,
         typing: bool,
     ) -> Result<(), ProviderError> {
-        self.post_messages(channel, &meta::read_body(provider_message_id, typing)).await?;
+        self.post_messages(channel, &meta::read_body(provider_message_id, typing))
+            .await?;
         Ok(())
     }
 }
@@ -166,8 +194,8 @@ fn kapso_error(reply: &Reply) -> ProviderError {
 /// Parses a Kapso delivery: one v2 event, a batch (`{"batch": true, "data": [...]}` or a bare
 /// array), or a raw Meta payload forwarded by Kapso.
 fn parse_body(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ProviderError::BadPayload(format!("not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::BadPayload(format!("not JSON: {e}")))?;
     match &value {
         Value::Array(items) => items.iter().map(|item| parse_item(item, None)).collect(),
         Value::Object(object) => {
@@ -183,7 +211,9 @@ fn parse_body(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
                 _ => Ok(vec![parse_item(&value, None)?]),
             }
         }
-        _ => Err(ProviderError::BadPayload("a Kapso webhook is a JSON object or array".into())),
+        _ => Err(ProviderError::BadPayload(
+            "a Kapso webhook is a JSON object or array".into(),
+        )),
     }
 }
 
@@ -198,7 +228,9 @@ fn event_name(item: &Value, hint: Option<&str>) -> Option<String> {
     }
     if let Some(message) = item.get("message") {
         let kapso = message.get("kapso");
-        let direction = kapso.and_then(|k| k.get("direction")).and_then(Value::as_str);
+        let direction = kapso
+            .and_then(|k| k.get("direction"))
+            .and_then(Value::as_str);
         let status = kapso.and_then(|k| k.get("status")).and_then(Value::as_str);
         return match (direction, status) {
             (Some("inbound"), _) => Some("whatsapp.message.received".into()),
@@ -223,7 +255,10 @@ fn event_name(item: &Value, hint: Option<&str>) -> Option<String> {
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn route_of(item: &Value) -> Option<String> {
@@ -235,7 +270,9 @@ fn route_of(item: &Value) -> Option<String> {
 
 fn parse_item(item: &Value, hint: Option<&str>) -> Result<Event, ProviderError> {
     if !item.is_object() {
-        return Err(ProviderError::BadPayload("a Kapso event is a JSON object".into()));
+        return Err(ProviderError::BadPayload(
+            "a Kapso event is a JSON object".into(),
+        ));
     }
     let route = route_of(item);
     let Some(name) = event_name(item, hint) else {
@@ -359,7 +396,6 @@ fn digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -368,9 +404,12 @@ mod tests {
 
     use super::*;
     use crate::domain::{
-        DeliveryError, DeliveryStatus, InteractiveReply, Location, MessageDetails, MessageKind, Reaction,
+        DeliveryError, DeliveryStatus, InteractiveReply, Location, MessageDetails, MessageKind,
+        Reaction,
     };
-    use crate::providers::test_support::{at, channel, fixture, fixture_json, fixture_names, ignored, message};
+    use crate::providers::test_support::{
+        at, channel, fixture, fixture_json, fixture_names, ignored, message,
+    };
     use crate::providers::{OutboundBody, StatusUpdate};
 
     const ROUTE: &str = "109876543210987";
@@ -398,14 +437,22 @@ mod tests {
         for key in ["id", "timestamp", "kapso"] {
             message.insert(key.into(), base[key].clone());
         }
-        for (key, value) in fixture_json("kapso", fragment)["message"].as_object().unwrap() {
+        for (key, value) in fixture_json("kapso", fragment)["message"]
+            .as_object()
+            .unwrap()
+        {
             message.insert(key.clone(), value.clone());
         }
         envelope["message"] = Value::Object(message);
         envelope.to_string().into_bytes()
     }
 
-    fn status(id: &str, status: DeliveryStatus, seconds: i64, error: Option<DeliveryError>) -> Event {
+    fn status(
+        id: &str,
+        status: DeliveryStatus,
+        seconds: i64,
+        error: Option<DeliveryError>,
+    ) -> Event {
         Event::Status {
             route: ROUTE.into(),
             update: StatusUpdate {
@@ -417,7 +464,13 @@ mod tests {
         }
     }
 
-    fn received(id: &str, seconds: i64, kind: MessageKind, text: Option<&str>, details: MessageDetails) -> Event {
+    fn received(
+        id: &str,
+        seconds: i64,
+        kind: MessageKind,
+        text: Option<&str>,
+        details: MessageDetails,
+    ) -> Event {
         message(ROUTE, id, CUSTOMER, NAME, seconds, kind, text, details)
     }
 
@@ -435,11 +488,21 @@ mod tests {
             ),
             (
                 "whatsapp.message.sent.json",
-                vec![status("wamid.KPS.OUT.0002", DeliveryStatus::Sent, 1730092860, None)],
+                vec![status(
+                    "wamid.KPS.OUT.0002",
+                    DeliveryStatus::Sent,
+                    1730092860,
+                    None,
+                )],
             ),
             (
                 "whatsapp.message.delivered.json",
-                vec![status("wamid.KPS.OUT.0002", DeliveryStatus::Delivered, 1730092888, None)],
+                vec![status(
+                    "wamid.KPS.OUT.0002",
+                    DeliveryStatus::Delivered,
+                    1730092888,
+                    None,
+                )],
             ),
             (
                 "whatsapp.message.failed.json",
@@ -450,25 +513,40 @@ mod tests {
                     Some(DeliveryError {
                         code: Some(131047),
                         title: "Re-engagement message".into(),
-                        detail: Some("More than 24 hours have passed since the recipient last replied".into()),
+                        detail: Some(
+                            "More than 24 hours have passed since the recipient last replied"
+                                .into(),
+                        ),
                     }),
                 )],
             ),
             (
                 "whatsapp.conversation.created.json",
-                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.created")],
+                vec![ignored(
+                    Some(ROUTE),
+                    "kapso event whatsapp.conversation.created",
+                )],
             ),
             (
                 "whatsapp.conversation.ended.json",
-                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.ended")],
+                vec![ignored(
+                    Some(ROUTE),
+                    "kapso event whatsapp.conversation.ended",
+                )],
             ),
             (
                 "whatsapp.conversation.inactive.json",
-                vec![ignored(Some(ROUTE), "kapso event whatsapp.conversation.inactive")],
+                vec![ignored(
+                    Some(ROUTE),
+                    "kapso event whatsapp.conversation.inactive",
+                )],
             ),
             (
                 "project.whatsapp.phone_number.created.json",
-                vec![ignored(Some(ROUTE), "kapso event whatsapp.phone_number.created")],
+                vec![ignored(
+                    Some(ROUTE),
+                    "kapso event whatsapp.phone_number.created",
+                )],
             ),
             (
                 "project.workflow.execution.handoff.json",
@@ -583,12 +661,16 @@ mod tests {
         let kapso = kapso("http://unused");
         let events = expected_webhooks();
         for (file, expected) in &events {
-            let parsed = kapso.parse(&fixture("kapso", file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = kapso
+                .parse(&fixture("kapso", file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(&parsed, expected, "{file}");
         }
         let fragments = expected_fragments();
         for (file, expected) in &fragments {
-            let parsed = kapso.parse(&wrapped(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = kapso
+                .parse(&wrapped(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(parsed, vec![expected.clone()], "{file}");
         }
         // REST bodies are not webhooks.
@@ -599,7 +681,10 @@ mod tests {
         ];
         for file in rest {
             let parsed = kapso.parse(&fixture("kapso", file));
-            assert!(matches!(parsed, Err(ProviderError::BadPayload(_))), "{file}: {parsed:?}");
+            assert!(
+                matches!(parsed, Err(ProviderError::BadPayload(_))),
+                "{file}: {parsed:?}"
+            );
         }
         let covered: Vec<&str> = events
             .iter()
@@ -630,12 +715,21 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["wamid.KPS.IN.0001", "wamid.KPS.IN.0002"]);
-        let bare = json!([batch["data"][0], fixture_json("kapso", "whatsapp.message.sent.json")]);
+        let bare = json!([
+            batch["data"][0],
+            fixture_json("kapso", "whatsapp.message.sent.json")
+        ]);
         assert_eq!(kapso.parse(bare.to_string().as_bytes()).unwrap().len(), 2);
 
         // "Meta webhooks" mode forwards Meta's own payload.
-        let meta_body = fixture("meta", "webhook.inbound.batched_multi_message_and_status.json");
-        assert_eq!(kapso.parse(&meta_body).unwrap(), meta::parse_notification(&meta_body).unwrap());
+        let meta_body = fixture(
+            "meta",
+            "webhook.inbound.batched_multi_message_and_status.json",
+        );
+        assert_eq!(
+            kapso.parse(&meta_body).unwrap(),
+            meta::parse_notification(&meta_body).unwrap()
+        );
 
         // A received message with no sender or id cannot be answered.
         let mut anonymous = fixture_json("kapso", "whatsapp.message.received.text.json");
@@ -645,13 +739,27 @@ mod tests {
             vec![ignored(Some(ROUTE), "message without a sender id")]
         );
         anonymous["conversation"]["business_scoped_user_id"] = json!("BR.123");
-        let Event::Message { message, .. } = kapso.parse(anonymous.to_string().as_bytes()).unwrap().remove(0) else {
+        let Event::Message { message, .. } = kapso
+            .parse(anonymous.to_string().as_bytes())
+            .unwrap()
+            .remove(0)
+        else {
             panic!()
         };
         assert_eq!(message.from, "BR.123");
 
-        for bad in [&b"nope"[..], b"42", b"{}", b"[1]", br#"{"object":"page","entry":[]}"#] {
-            assert!(matches!(kapso.parse(bad), Err(ProviderError::BadPayload(_))), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"nope"[..],
+            b"42",
+            b"{}",
+            b"[1]",
+            br#"{"object":"page","entry":[]}"#,
+        ] {
+            assert!(
+                matches!(kapso.parse(bad), Err(ProviderError::BadPayload(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         for (file, _) in expected_webhooks() {
             let body = fixture("kapso", file);
@@ -676,18 +784,30 @@ mod tests {
         for (file, signature) in entries {
             let signature = signature.as_str().unwrap();
             let body = fixture("kapso", file);
-            assert!(kapso.verify(&credentials(secret), &with(signature), &body).is_ok(), "{file}");
+            assert!(
+                kapso
+                    .verify(&credentials(secret), &with(signature), &body)
+                    .is_ok(),
+                "{file}"
+            );
             let mut tampered = body.clone();
             tampered[body.len() / 2] ^= 1;
             let refused = [
                 (credentials(secret), with(signature), tampered),
                 (credentials("another secret"), with(signature), body.clone()),
-                (credentials(secret), with(&format!("sha256={signature}")), body.clone()),
+                (
+                    credentials(secret),
+                    with(&format!("sha256={signature}")),
+                    body.clone(),
+                ),
                 (credentials(secret), HeaderMap::new(), body.clone()),
             ];
             for (credentials, headers, body) in refused {
                 assert!(
-                    matches!(kapso.verify(&credentials, &headers, &body), Err(ProviderError::BadSignature(_))),
+                    matches!(
+                        kapso.verify(&credentials, &headers, &body),
+                        Err(ProviderError::BadSignature(_))
+                    ),
                     "{file} {headers:?}"
                 );
             }
@@ -710,14 +830,20 @@ mod tests {
             .and(path(messages.as_str()))
             .and(header("x-api-key", API_KEY))
             .and(body_json(fixture_json("meta", "send.text.request.json")))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("meta", "send.text.response.json"), "application/json"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                fixture("meta", "send.text.response.json"),
+                "application/json",
+            ))
             .expect(1)
             .mount(&server)
             .await;
         Mock::given(method("POST"))
             .and(path(messages.as_str()))
             .and(header("x-api-key", API_KEY))
-            .and(body_json(fixture_json("meta", "send.mark_read_typing.request.json")))
+            .and(body_json(fixture_json(
+                "meta",
+                "send.mark_read_typing.request.json",
+            )))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
             .expect(1)
             .mount(&server)
@@ -725,11 +851,17 @@ mod tests {
         let kapso = kapso(&format!("{}/", server.uri()));
         let channel = channel(ROUTE, credentials("s"));
         let sent = kapso
-            .send(&channel, &text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."))
+            .send(
+                &channel,
+                &text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."),
+            )
             .await
             .unwrap();
         assert_eq!(sent.provider_message_id, "wamid.TEST.outbound.text.0102");
-        kapso.mark_read(&channel, "wamid.TEST.inbound.text.0001", true).await.unwrap();
+        kapso
+            .mark_read(&channel, "wamid.TEST.inbound.text.0001", true)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -744,13 +876,19 @@ mod tests {
         ];
         for (response, expected) in cases {
             let server = MockServer::start().await;
-            Mock::given(method("POST")).respond_with(response).mount(&server).await;
+            Mock::given(method("POST"))
+                .respond_with(response)
+                .mount(&server)
+                .await;
             let error = kapso(&server.uri())
                 .send(&channel(ROUTE, credentials("s")), &text("hi"))
                 .await
                 .unwrap_err();
             let got = match &error {
-                ProviderError::Transient { retry_after: Some(d), .. } => format!("transient {}s", d.as_secs()),
+                ProviderError::Transient {
+                    retry_after: Some(d),
+                    ..
+                } => format!("transient {}s", d.as_secs()),
                 ProviderError::Transient { .. } => "transient".into(),
                 ProviderError::Permanent(_) => "permanent".into(),
                 ProviderError::NeedsTemplate(_) => "needs_template".into(),
@@ -768,8 +906,14 @@ mod tests {
         let cdn = MockServer::start().await;
         let no_api_key = |request: &Request| !request.headers.contains_key("x-api-key");
         for (media_id, url) in [
-            ("media_fx_0456", format!("{}/media/voice.ogg", kapso_server.uri())),
-            ("media_id_123", format!("{}/v/photo.jpg?oh=signed", cdn.uri())),
+            (
+                "media_fx_0456",
+                format!("{}/media/voice.ogg", kapso_server.uri()),
+            ),
+            (
+                "media_id_123",
+                format!("{}/v/photo.jpg?oh=signed", cdn.uri()),
+            ),
         ] {
             Mock::given(method("GET"))
                 .and(path(format!("/meta/whatsapp/v24.0/{media_id}")))
@@ -785,14 +929,18 @@ mod tests {
         Mock::given(method("GET"))
             .and(path("/media/voice.ogg"))
             .and(header("x-api-key", API_KEY))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(b"OggS-kapso".to_vec(), "audio/ogg"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(b"OggS-kapso".to_vec(), "audio/ogg"),
+            )
             .expect(1)
             .mount(&kapso_server)
             .await;
         Mock::given(method("GET"))
             .and(path("/v/photo.jpg"))
             .and(no_api_key)
-            .respond_with(ResponseTemplate::new(200).set_body_raw(b"jpeg-bytes".to_vec(), "image/jpeg"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(b"jpeg-bytes".to_vec(), "image/jpeg"),
+            )
             .expect(1)
             .mount(&cdn)
             .await;
@@ -802,9 +950,18 @@ mod tests {
             id: Some(id.into()),
             ..MediaRef::default()
         };
-        let voice = kapso.fetch_media(&channel, &media_ref("media_fx_0456")).await.unwrap();
-        assert_eq!((voice.bytes.as_slice(), voice.mime_type.as_deref()), (&b"OggS-kapso"[..], Some("audio/ogg")));
-        let photo = kapso.fetch_media(&channel, &media_ref("media_id_123")).await.unwrap();
+        let voice = kapso
+            .fetch_media(&channel, &media_ref("media_fx_0456"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (voice.bytes.as_slice(), voice.mime_type.as_deref()),
+            (&b"OggS-kapso"[..], Some("audio/ogg"))
+        );
+        let photo = kapso
+            .fetch_media(&channel, &media_ref("media_id_123"))
+            .await
+            .unwrap();
         assert_eq!(photo.bytes, b"jpeg-bytes");
     }
 }

@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, execute, retry_after, status_error, timestamp_or_now, token_matches, verify_hmac_sha256,
-    ChannelContext, Credentials, Event, Inbound, Media, Outbound, OutboundBody, Provider, ProviderError, Reply,
-    Sent, StatusUpdate,
+    endpoint, execute, retry_after, status_error, timestamp_or_now, token_matches,
+    verify_hmac_sha256, ChannelContext, Credentials, Event, Inbound, Media, Outbound, OutboundBody,
+    Provider, ProviderError, Reply, Sent, StatusUpdate,
 };
 use crate::domain::{
-    DeliveryError, DeliveryStatus, InteractiveReply, Location, MediaRef, MessageDetails, MessageKind,
-    ProviderKind, Reaction,
+    DeliveryError, DeliveryStatus, InteractiveReply, Location, MediaRef, MessageDetails,
+    MessageKind, ProviderKind, Reaction,
 };
 
 /// Graph API base URL used unless settings say otherwise.
@@ -35,11 +35,16 @@ pub fn verify_subscription(
     expected: &SecretString,
 ) -> Result<String, ProviderError> {
     if mode != Some("subscribe") {
-        return Err(ProviderError::BadSignature("hub.mode is not `subscribe`".into()));
+        return Err(ProviderError::BadSignature(
+            "hub.mode is not `subscribe`".into(),
+        ));
     }
-    let token = token.ok_or_else(|| ProviderError::BadSignature("missing hub.verify_token".into()))?;
+    let token =
+        token.ok_or_else(|| ProviderError::BadSignature("missing hub.verify_token".into()))?;
     if !token_matches(token, expected) {
-        return Err(ProviderError::BadSignature("hub.verify_token does not match".into()));
+        return Err(ProviderError::BadSignature(
+            "hub.verify_token does not match".into(),
+        ));
     }
     challenge
         .map(str::to_owned)
@@ -71,10 +76,20 @@ impl MetaProvider {
         }
     }
 
-    async fn post_messages(&self, channel: &ChannelContext, body: &Value) -> Result<Reply, ProviderError> {
+    async fn post_messages(
+        &self,
+        channel: &ChannelContext,
+        body: &Value,
+    ) -> Result<Reply, ProviderError> {
         let token = Self::token(&channel.credentials)?;
         let url = endpoint(&self.base_url, &[&channel.route_key, "messages"])?;
-        let reply = execute(self.client.post(url).bearer_auth(token.expose_secret()).json(body)).await?;
+        let reply = execute(
+            self.client
+                .post(url)
+                .bearer_auth(token.expose_secret())
+                .json(body),
+        )
+        .await?;
         if !reply.status.is_success() {
             return Err(graph_error(reply.status, &reply.headers, &reply.body));
         }
@@ -88,9 +103,16 @@ impl Provider for MetaProvider {
         ProviderKind::Meta
     }
 
-    fn verify(&self, credentials: &Credentials, headers: &HeaderMap, body: &[u8]) -> Result<(), ProviderError> {
+    fn verify(
+        &self,
+        credentials: &Credentials,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ProviderError> {
         let Credentials::Meta { app_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature("the channel does not have Meta credentials".into()));
+            return Err(ProviderError::BadSignature(
+                "the channel does not have Meta credentials".into(),
+            ));
         };
         let header = headers
             .get("x-hub-signature-256")
@@ -99,7 +121,9 @@ impl Provider for MetaProvider {
             .to_str()
             .ok()
             .and_then(|value| value.trim().strip_prefix("sha256="))
-            .ok_or_else(|| ProviderError::BadSignature("X-Hub-Signature-256 is not `sha256=<hex>`".into()))?;
+            .ok_or_else(|| {
+                ProviderError::BadSignature("X-Hub-Signature-256 is not `sha256=<hex>`".into())
+            })?;
         verify_hmac_sha256(app_secret.expose_secret().as_bytes(), body, hex)
     }
 
@@ -107,13 +131,21 @@ impl Provider for MetaProvider {
         parse_notification(body)
     }
 
-    async fn send(&self, channel: &ChannelContext, message: &Outbound) -> Result<Sent, ProviderError> {
+    async fn send(
+        &self,
+        channel: &ChannelContext,
+        message: &Outbound,
+    ) -> Result<Sent, ProviderError> {
         let body = message_body(message)?;
         let reply = self.post_messages(channel, &body).await?;
         sent_from(&reply)
     }
 
-    async fn fetch_media(&self, channel: &ChannelContext, media: &MediaRef) -> Result<Media, ProviderError> {
+    async fn fetch_media(
+        &self,
+        channel: &ChannelContext,
+        media: &MediaRef,
+    ) -> Result<Media, ProviderError> {
         let token = Self::token(&channel.credentials)?.expose_secret();
         let (url, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
@@ -126,15 +158,23 @@ impl Provider for MetaProvider {
                 (info.url, info.mime_type)
             }
             (None, Some(url)) => (url.clone(), None),
-            (None, None) => return Err(ProviderError::Permanent("the media has neither an id nor a URL".into())),
+            (None, None) => {
+                return Err(ProviderError::Permanent(
+                    "the media has neither an id nor a URL".into(),
+                ))
+            }
         };
-        let url = reqwest::Url::parse(&url).map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
         // The lookaside URL only answers with the same bearer token that resolved it.
         let reply = execute(self.client.get(url).bearer_auth(token)).await?;
         if !reply.status.is_success() {
             return Err(graph_error(reply.status, &reply.headers, &reply.body));
         }
-        Ok(media_from(reply, mime_type.or_else(|| media.mime_type.clone())))
+        Ok(media_from(
+            reply,
+            mime_type.or_else(|| media.mime_type.clone()),
+        ))
     }
 
     async fn mark_read(
@@ -143,7 +183,8 @@ impl Provider for MetaProvider {
         provider_message_id: &str,
         typing: bool,
     ) -> Result<(), ProviderError> {
-        self.post_messages(channel, &read_body(provider_message_id, typing)).await?;
+        self.post_messages(channel, &read_body(provider_message_id, typing))
+            .await?;
         Ok(())
     }
 }
@@ -202,12 +243,20 @@ struct Change {
 
 /// Parses a Cloud API webhook body (also what Kapso forwards in "Meta webhooks" mode).
 pub(crate) fn parse_notification(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
-    let notification: Notification =
-        serde_json::from_slice(body).map_err(|e| ProviderError::BadPayload(format!("not a Meta webhook: {e}")))?;
+    let notification: Notification = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::BadPayload(format!("not a Meta webhook: {e}")))?;
     match notification.object.as_deref() {
         Some(WHATSAPP_OBJECT) => {}
-        Some(other) => return Err(ProviderError::BadPayload(format!("webhook object `{other}` is not WhatsApp"))),
-        None => return Err(ProviderError::BadPayload("not a Meta webhook: no `object`".into())),
+        Some(other) => {
+            return Err(ProviderError::BadPayload(format!(
+                "webhook object `{other}` is not WhatsApp"
+            )))
+        }
+        None => {
+            return Err(ProviderError::BadPayload(
+                "not a Meta webhook: no `object`".into(),
+            ))
+        }
     }
     let mut events = Vec::new();
     for change in notification.entry.iter().flat_map(|entry| &entry.changes) {
@@ -250,7 +299,11 @@ fn parse_change(change: &Change, events: &mut Vec<Event>) {
 }
 
 fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn message_event(route: &str, raw: &Value, contacts: &[WaContact]) -> Event {
@@ -272,7 +325,9 @@ fn message_event(route: &str, raw: &Value, contacts: &[WaContact]) -> Event {
         .from
         .clone()
         .or_else(|| contact.and_then(|c| c.wa_id.clone().or_else(|| c.user_id.clone())));
-    let contact_name = contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.clone());
+    let contact_name = contact
+        .and_then(|c| c.profile.as_ref())
+        .and_then(|p| p.name.clone());
     match from {
         Some(from) => message.to_event(route, from, contact_name),
         None => Event::Ignored {
@@ -433,7 +488,12 @@ struct WaUnsupported {
 
 impl WaMessage {
     /// The customer message this object describes, sent by `from`.
-    pub(crate) fn to_event(&self, route: &str, from: String, contact_name: Option<String>) -> Event {
+    pub(crate) fn to_event(
+        &self,
+        route: &str,
+        from: String,
+        contact_name: Option<String>,
+    ) -> Event {
         match self.to_inbound(from, contact_name) {
             Some(message) => Event::Message {
                 route: route.to_owned(),
@@ -512,11 +572,15 @@ impl WaMessage {
                 }
             }
             "interactive" => {
-                if let Some(reply) = self.interactive.as_ref().and_then(|i| match i.kind.as_deref() {
-                    Some("button_reply") => i.button_reply.as_ref(),
-                    Some("list_reply") => i.list_reply.as_ref(),
-                    _ => None,
-                }) {
+                if let Some(reply) =
+                    self.interactive
+                        .as_ref()
+                        .and_then(|i| match i.kind.as_deref() {
+                            Some("button_reply") => i.button_reply.as_ref(),
+                            Some("list_reply") => i.list_reply.as_ref(),
+                            _ => None,
+                        })
+                {
                     details.interactive = Some(InteractiveReply {
                         id: reply.id.clone(),
                         title: reply.title.clone(),
@@ -524,7 +588,11 @@ impl WaMessage {
                     });
                     return (MessageKind::Interactive, Some(reply.title.clone()), details);
                 }
-                let sub = self.interactive.as_ref().and_then(|i| i.kind.as_deref()).unwrap_or("unknown");
+                let sub = self
+                    .interactive
+                    .as_ref()
+                    .and_then(|i| i.kind.as_deref())
+                    .unwrap_or("unknown");
                 details.original_type = Some(format!("interactive.{sub}"));
                 return (MessageKind::Unsupported, None, details);
             }
@@ -555,7 +623,11 @@ impl WaMessage {
             }
             _ => {}
         }
-        details.original_type = Some(if type_name.is_empty() { "unknown".into() } else { type_name.into() });
+        details.original_type = Some(if type_name.is_empty() {
+            "unknown".into()
+        } else {
+            type_name.into()
+        });
         (MessageKind::Unsupported, None, details)
     }
 }
@@ -639,17 +711,25 @@ impl WaStatus {
     }
 
     pub(crate) fn to_update(&self) -> Result<StatusUpdate, String> {
-        let id = self.id.clone().filter(|id| !id.is_empty()).ok_or("status without a message id")?;
+        let id = self
+            .id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .ok_or("status without a message id")?;
         let name = self.status.as_deref().unwrap_or("");
-        let status = delivery_status(name).ok_or_else(|| format!("status `{name}` is not tracked"))?;
+        let status =
+            delivery_status(name).ok_or_else(|| format!("status `{name}` is not tracked"))?;
         let error = match status {
-            DeliveryStatus::Failed => Some(self.errors.first().map(WaError::to_delivery_error).unwrap_or(
-                DeliveryError {
-                    code: None,
-                    title: "delivery failed".into(),
-                    detail: None,
-                },
-            )),
+            DeliveryStatus::Failed => Some(
+                self.errors
+                    .first()
+                    .map(WaError::to_delivery_error)
+                    .unwrap_or(DeliveryError {
+                        code: None,
+                        title: "delivery failed".into(),
+                        detail: None,
+                    }),
+            ),
             _ => None,
         };
         Ok(StatusUpdate {
@@ -692,14 +772,18 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
         } => {
             let mut template = json!({ "name": name, "language": { "code": language } });
             if !parameters.is_empty() {
-                let parameters: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
+                let parameters: Vec<Value> = parameters
+                    .iter()
+                    .map(|p| json!({ "type": "text", "text": p }))
+                    .collect();
                 template["components"] = json!([{ "type": "body", "parameters": parameters }]);
             }
             ("template", template)
         }
-        OutboundBody::Reaction { message_id, emoji } => {
-            ("reaction", json!({ "message_id": message_id, "emoji": emoji }))
-        }
+        OutboundBody::Reaction { message_id, emoji } => (
+            "reaction",
+            json!({ "message_id": message_id, "emoji": emoji }),
+        ),
         OutboundBody::Media {
             kind,
             link,
@@ -707,7 +791,9 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
             filename,
         } => media_content(kind, link, caption.as_deref(), filename.as_deref())?,
         OutboundBody::Buttons { text, buttons } => ("interactive", buttons_content(text, buttons)?),
-        OutboundBody::List { text, button, rows } => ("interactive", list_content(text, button, rows)?),
+        OutboundBody::List { text, button, rows } => {
+            ("interactive", list_content(text, button, rows)?)
+        }
     };
     // A reaction already names its message; a quote on it is meaningless.
     if let (Some(reply_to), false) = (&message.reply_to_message, kind == "reaction") {
@@ -736,18 +822,26 @@ fn media_content(
         "document" => ("document", true),
         "audio" | "voice" => ("audio", false),
         "sticker" => ("sticker", false),
-        other => return Err(ProviderError::Permanent(format!("unknown media kind `{other}`"))),
+        other => {
+            return Err(ProviderError::Permanent(format!(
+                "unknown media kind `{other}`"
+            )))
+        }
     };
     let mut content = json!({ "link": link });
     if let Some(caption) = caption {
         if !captioned {
-            return Err(ProviderError::Permanent(format!("{kind} messages cannot carry a caption")));
+            return Err(ProviderError::Permanent(format!(
+                "{kind} messages cannot carry a caption"
+            )));
         }
         content["caption"] = json!(caption);
     }
     if let Some(filename) = filename {
         if kind != "document" {
-            return Err(ProviderError::Permanent("only documents carry a file name".into()));
+            return Err(ProviderError::Permanent(
+                "only documents carry a file name".into(),
+            ));
         }
         content["filename"] = json!(filename);
     }
@@ -787,7 +881,11 @@ fn buttons_content(text: &str, buttons: &[(String, String)]) -> Result<Value, Pr
     }))
 }
 
-fn list_content(text: &str, button: &str, rows: &[(String, String, Option<String>)]) -> Result<Value, ProviderError> {
+fn list_content(
+    text: &str,
+    button: &str,
+    rows: &[(String, String, Option<String>)],
+) -> Result<Value, ProviderError> {
     if rows.is_empty() || rows.len() > MAX_LIST_ROWS {
         return Err(ProviderError::Permanent(format!(
             "a list takes 1 to {MAX_LIST_ROWS} rows, not {}",
@@ -898,7 +996,10 @@ pub(crate) fn graph_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) 
             (error.code, message)
         }
         Ok(ErrorBody::Text(message)) => (None, message),
-        Err(_) => (None, String::from_utf8_lossy(body).chars().take(300).collect()),
+        Err(_) => (
+            None,
+            String::from_utf8_lossy(body).chars().take(300).collect(),
+        ),
     };
     let message = match code {
         Some(code) => format!("HTTP {}, code {code}: {message}", status.as_u16()),
@@ -906,11 +1007,15 @@ pub(crate) fn graph_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) 
     };
     match code {
         Some(REENGAGEMENT) => ProviderError::NeedsTemplate(message),
-        Some(code) if THROTTLED.contains(&code) || SERVER_TROUBLE.contains(&code) => ProviderError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        Some(code) if AUTH_TROUBLE.contains(&code) || (200..=299).contains(&code) => ProviderError::Auth(message),
+        Some(code) if THROTTLED.contains(&code) || SERVER_TROUBLE.contains(&code) => {
+            ProviderError::Transient {
+                message,
+                retry_after: retry_after(headers),
+            }
+        }
+        Some(code) if AUTH_TROUBLE.contains(&code) || (200..=299).contains(&code) => {
+            ProviderError::Auth(message)
+        }
         _ => status_error(status, headers, message),
     }
 }
@@ -924,7 +1029,9 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::providers::test_support::{at, channel, fixture, fixture_json, fixture_names, ignored, message};
+    use crate::providers::test_support::{
+        at, channel, fixture, fixture_json, fixture_names, ignored, message,
+    };
 
     const ROUTE: &str = "106540352242922";
     const CUSTOMER: &str = "16505551234";
@@ -948,7 +1055,16 @@ mod tests {
             context_message_id: context.map(Into::into),
             ..MessageDetails::default()
         };
-        message(ROUTE, id, CUSTOMER, NAME, seconds, MessageKind::Text, Some(body), details)
+        message(
+            ROUTE,
+            id,
+            CUSTOMER,
+            NAME,
+            seconds,
+            MessageKind::Text,
+            Some(body),
+            details,
+        )
     }
 
     fn with_media(media: MediaRef) -> MessageDetails {
@@ -964,7 +1080,12 @@ mod tests {
         ))
     }
 
-    fn status(id: &str, status: DeliveryStatus, seconds: i64, error: Option<DeliveryError>) -> Event {
+    fn status(
+        id: &str,
+        status: DeliveryStatus,
+        seconds: i64,
+        error: Option<DeliveryError>,
+    ) -> Event {
         Event::Status {
             route: ROUTE.into(),
             update: StatusUpdate {
@@ -977,15 +1098,16 @@ mod tests {
     }
 
     fn expected_webhooks() -> Vec<(&'static str, Vec<Event>)> {
-        let interactive = |id: &str, title: &str, description: Option<&str>, context: &str| MessageDetails {
-            interactive: Some(InteractiveReply {
-                id: id.into(),
-                title: title.into(),
-                description: description.map(Into::into),
-            }),
-            context_message_id: Some(context.into()),
-            ..MessageDetails::default()
-        };
+        let interactive =
+            |id: &str, title: &str, description: Option<&str>, context: &str| MessageDetails {
+                interactive: Some(InteractiveReply {
+                    id: id.into(),
+                    title: title.into(),
+                    description: description.map(Into::into),
+                }),
+                context_message_id: Some(context.into()),
+                ..MessageDetails::default()
+            };
         let reaction = |emoji: Option<&str>| MessageDetails {
             reaction: Some(Reaction {
                 message_id: "wamid.TEST.outbound.text.0102".into(),
@@ -1231,27 +1353,46 @@ mod tests {
         let meta = provider("http://unused");
         let expected = expected_webhooks();
         for (file, events) in &expected {
-            let parsed = meta.parse(&fixture("meta", file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let parsed = meta
+                .parse(&fixture("meta", file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(&parsed, events, "{file}");
         }
         // The GET handshake is not a POST body; it has its own test.
-        let covered: Vec<&str> = expected.iter().map(|(f, _)| *f).chain(["webhook.verify.get.json"]).collect();
-        for name in fixture_names("meta").iter().filter(|n| n.starts_with("webhook.")) {
-            assert!(covered.contains(&name.as_str()), "{name} has no expected events");
+        let covered: Vec<&str> = expected
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(["webhook.verify.get.json"])
+            .collect();
+        for name in fixture_names("meta")
+            .iter()
+            .filter(|n| n.starts_with("webhook."))
+        {
+            assert!(
+                covered.contains(&name.as_str()),
+                "{name} has no expected events"
+            );
         }
     }
 
     #[test]
     fn bodies_that_are_not_meta_webhooks_are_bad_payloads() {
         let meta = provider("http://unused");
-        let mut bodies: Vec<Vec<u8>> = ["send.text.request.json", "media.get_url.response.json", "send.error.response.json"]
-            .iter()
-            .map(|f| fixture("meta", f))
-            .collect();
+        let mut bodies: Vec<Vec<u8>> = [
+            "send.text.request.json",
+            "media.get_url.response.json",
+            "send.error.response.json",
+        ]
+        .iter()
+        .map(|f| fixture("meta", f))
+        .collect();
         bodies.push(b"not json".to_vec());
         bodies.push(b"[]".to_vec());
         bodies.push(br#"{"object":"page","entry":[]}"#.to_vec());
-        bodies.push(fixture("evolution", "webhook.messages.upsert.text_conversation.json"));
+        bodies.push(fixture(
+            "evolution",
+            "webhook.messages.upsert.text_conversation.json",
+        ));
         for body in bodies {
             assert!(
                 matches!(meta.parse(&body), Err(ProviderError::BadPayload(_))),
@@ -1290,18 +1431,41 @@ mod tests {
         });
         let events = parse_notification(body.to_string().as_bytes()).unwrap();
         assert_eq!(events.len(), 7, "{events:#?}");
-        assert_eq!(events[0], ignored(None, "meta webhook field `account_update`"));
-        let Event::Message { message: order, .. } = &events[1] else { panic!("{:?}", events[1]) };
-        assert_eq!((order.kind, order.details.original_type.as_deref()), (MessageKind::Unsupported, Some("order")));
+        assert_eq!(
+            events[0],
+            ignored(None, "meta webhook field `account_update`")
+        );
+        let Event::Message { message: order, .. } = &events[1] else {
+            panic!("{:?}", events[1])
+        };
+        assert_eq!(
+            (order.kind, order.details.original_type.as_deref()),
+            (MessageKind::Unsupported, Some("order"))
+        );
         assert_eq!(order.contact_name.as_deref(), Some("Ana"));
-        assert!(matches!(&events[2], Event::Ignored { reason, .. } if reason.starts_with("unreadable message")));
-        let Event::Message { message: button, .. } = &events[3] else { panic!("{:?}", events[3]) };
+        assert!(
+            matches!(&events[2], Event::Ignored { reason, .. } if reason.starts_with("unreadable message"))
+        );
+        let Event::Message {
+            message: button, ..
+        } = &events[3]
+        else {
+            panic!("{:?}", events[3])
+        };
         assert_eq!(button.kind, MessageKind::Interactive);
         assert_eq!(button.text.as_deref(), Some("Stop promotions"));
-        assert_eq!(button.details.interactive.as_ref().map(|i| i.id.as_str()), Some("STOP"));
+        assert_eq!(
+            button.details.interactive.as_ref().map(|i| i.id.as_str()),
+            Some("STOP")
+        );
         assert_eq!(events[4], ignored(Some(ROUTE), "message without an id"));
-        assert!(matches!(&events[5], Event::Status { update, .. } if update.status == DeliveryStatus::Played));
-        assert_eq!(events[6], ignored(Some(ROUTE), "status `deleted` is not tracked"));
+        assert!(
+            matches!(&events[5], Event::Status { update, .. } if update.status == DeliveryStatus::Played)
+        );
+        assert_eq!(
+            events[6],
+            ignored(Some(ROUTE), "status `deleted` is not tracked")
+        );
     }
 
     #[test]
@@ -1324,10 +1488,20 @@ mod tests {
         assert_eq!(entries.len(), 18);
         for (file, signature) in entries {
             let mut headers = HeaderMap::new();
-            headers.insert("x-hub-signature-256", signature.as_str().unwrap().parse().unwrap());
+            headers.insert(
+                "x-hub-signature-256",
+                signature.as_str().unwrap().parse().unwrap(),
+            );
             let body = fixture("meta", file);
-            assert!(meta.verify(&credentials(secret), &headers, &body).is_ok(), "{file}");
-            assert!(meta.verify(&credentials("another secret"), &headers, &body).is_err(), "{file}");
+            assert!(
+                meta.verify(&credentials(secret), &headers, &body).is_ok(),
+                "{file}"
+            );
+            assert!(
+                meta.verify(&credentials("another secret"), &headers, &body)
+                    .is_err(),
+                "{file}"
+            );
         }
     }
 
@@ -1338,34 +1512,67 @@ mod tests {
         let negative = &vectors["negative_cases"];
         let meta = provider("http://unused");
         let original = fixture("meta", negative["tampered_body"]["file"].as_str().unwrap());
-        let tampered = String::from_utf8(original.clone()).unwrap().replace("Lisbon", "Berlin").into_bytes();
+        let tampered = String::from_utf8(original.clone())
+            .unwrap()
+            .replace("Lisbon", "Berlin")
+            .into_bytes();
         assert_ne!(original, tampered);
         let good = negative["tampered_body"]["header"].as_str().unwrap();
         let sha1 = negative["wrong_prefix"]["header"].as_str().unwrap();
         let headers = |name: &str, value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
             headers
         };
         let cases = [
-            ("tampered body", headers("x-hub-signature-256", good), tampered),
-            ("sha1 prefix", headers("x-hub-signature-256", sha1), original.clone()),
-            ("legacy header", headers("x-hub-signature", sha1), original.clone()),
-            ("no prefix", headers("x-hub-signature-256", &good["sha256=".len()..]), original.clone()),
+            (
+                "tampered body",
+                headers("x-hub-signature-256", good),
+                tampered,
+            ),
+            (
+                "sha1 prefix",
+                headers("x-hub-signature-256", sha1),
+                original.clone(),
+            ),
+            (
+                "legacy header",
+                headers("x-hub-signature", sha1),
+                original.clone(),
+            ),
+            (
+                "no prefix",
+                headers("x-hub-signature-256", &good["sha256=".len()..]),
+                original.clone(),
+            ),
             ("missing header", HeaderMap::new(), original.clone()),
         ];
         for (case, headers, body) in cases {
             assert!(
-                matches!(meta.verify(&credentials, &headers, &body), Err(ProviderError::BadSignature(_))),
+                matches!(
+                    meta.verify(&credentials, &headers, &body),
+                    Err(ProviderError::BadSignature(_))
+                ),
                 "{case}"
             );
         }
-        assert!(meta.verify(&credentials, &headers("x-hub-signature-256", good), &original).is_ok());
+        assert!(meta
+            .verify(
+                &credentials,
+                &headers("x-hub-signature-256", good),
+                &original
+            )
+            .is_ok());
         let kapso = Credentials::Kapso {
             api_key: SecretString::from("k"),
             webhook_secret: SecretString::from("fixture_app_secret_do_not_use"),
         };
-        assert!(meta.verify(&kapso, &headers("x-hub-signature-256", good), &original).is_err());
+        assert!(meta
+            .verify(&kapso, &headers("x-hub-signature-256", good), &original)
+            .is_err());
     }
 
     #[test]
@@ -1374,19 +1581,32 @@ mod tests {
         let query = |key: &str| get["query"][key].as_str();
         let expected = SecretString::from("my-verify-token");
         assert_eq!(
-            verify_subscription(query("hub.mode"), query("hub.verify_token"), query("hub.challenge"), &expected).unwrap(),
+            verify_subscription(
+                query("hub.mode"),
+                query("hub.verify_token"),
+                query("hub.challenge"),
+                &expected
+            )
+            .unwrap(),
             get["expected_response"]["body"].as_str().unwrap()
         );
         let refused = [
             (Some("subscribe"), Some("wrong-token"), Some("1")),
-            (Some("subscribe"), Some("my-verify-token-and-more"), Some("1")),
+            (
+                Some("subscribe"),
+                Some("my-verify-token-and-more"),
+                Some("1"),
+            ),
             (Some("unsubscribe"), Some("my-verify-token"), Some("1")),
             (None, Some("my-verify-token"), Some("1")),
             (Some("subscribe"), None, Some("1")),
             (Some("subscribe"), Some("my-verify-token"), None),
         ];
         for (mode, token, challenge) in refused {
-            assert!(verify_subscription(mode, token, challenge, &expected).is_err(), "{mode:?} {token:?} {challenge:?}");
+            assert!(
+                verify_subscription(mode, token, challenge, &expected).is_err(),
+                "{mode:?} {token:?} {challenge:?}"
+            );
         }
     }
 
@@ -1404,10 +1624,16 @@ mod tests {
             OutboundBody::text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."),
             None,
         );
-        assert_eq!(message_body(&text).unwrap(), fixture_json("meta", "send.text.request.json"));
+        assert_eq!(
+            message_body(&text).unwrap(),
+            fixture_json("meta", "send.text.request.json")
+        );
 
         // The fixture leaves `preview_url` out, which Meta reads as false; we always say it.
-        let reply = outbound(OutboundBody::text("Yes, we ship to Lisbon."), Some("wamid.TEST.inbound.text.0001"));
+        let reply = outbound(
+            OutboundBody::text("Yes, we ship to Lisbon."),
+            Some("wamid.TEST.inbound.text.0001"),
+        );
         let mut expected = fixture_json("meta", "send.text_reply_with_context.request.json");
         expected["text"]["preview_url"] = json!(false);
         assert_eq!(message_body(&reply).unwrap(), expected);
@@ -1420,7 +1646,10 @@ mod tests {
             },
             None,
         );
-        assert_eq!(message_body(&template).unwrap(), fixture_json("meta", "send.template.request.json"));
+        assert_eq!(
+            message_body(&template).unwrap(),
+            fixture_json("meta", "send.template.request.json")
+        );
 
         let base = |kind: &str, content: Value| {
             let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER, "type": kind});
@@ -1430,18 +1659,31 @@ mod tests {
         let cases = [
             (
                 outbound(OutboundBody::text("See https://example.com/help"), None),
-                base("text", json!({"preview_url": true, "body": "See https://example.com/help"})),
+                base(
+                    "text",
+                    json!({"preview_url": true, "body": "See https://example.com/help"}),
+                ),
             ),
             (
                 outbound(
-                    OutboundBody::Template { name: "hello".into(), language: "pt_BR".into(), parameters: vec![] },
+                    OutboundBody::Template {
+                        name: "hello".into(),
+                        language: "pt_BR".into(),
+                        parameters: vec![],
+                    },
                     None,
                 ),
-                base("template", json!({"name": "hello", "language": {"code": "pt_BR"}})),
+                base(
+                    "template",
+                    json!({"name": "hello", "language": {"code": "pt_BR"}}),
+                ),
             ),
             (
                 outbound(
-                    OutboundBody::Reaction { message_id: "wamid.X".into(), emoji: "👍".into() },
+                    OutboundBody::Reaction {
+                        message_id: "wamid.X".into(),
+                        emoji: "👍".into(),
+                    },
                     Some("wamid.X"),
                 ),
                 base("reaction", json!({"message_id": "wamid.X", "emoji": "👍"})),
@@ -1456,7 +1698,10 @@ mod tests {
                     },
                     None,
                 ),
-                base("image", json!({"link": "https://example.com/a.jpg", "caption": "Here"})),
+                base(
+                    "image",
+                    json!({"link": "https://example.com/a.jpg", "caption": "Here"}),
+                ),
             ),
             (
                 outbound(
@@ -1468,7 +1713,10 @@ mod tests {
                     },
                     None,
                 ),
-                base("document", json!({"link": "https://example.com/a.pdf", "filename": "a.pdf"})),
+                base(
+                    "document",
+                    json!({"link": "https://example.com/a.pdf", "filename": "a.pdf"}),
+                ),
             ),
             (
                 outbound(
@@ -1480,13 +1728,19 @@ mod tests {
                     },
                     None,
                 ),
-                base("audio", json!({"link": "https://example.com/a.ogg", "voice": true})),
+                base(
+                    "audio",
+                    json!({"link": "https://example.com/a.ogg", "voice": true}),
+                ),
             ),
             (
                 outbound(
                     OutboundBody::Buttons {
                         text: "Did that help?".into(),
-                        buttons: vec![("yes".into(), "Yes".into()), ("human".into(), "Talk to a human".into())],
+                        buttons: vec![
+                            ("yes".into(), "Yes".into()),
+                            ("human".into(), "Talk to a human".into()),
+                        ],
                     },
                     None,
                 ),
@@ -1504,7 +1758,11 @@ mod tests {
                         text: "Pick a topic".into(),
                         button: "Topics".into(),
                         rows: vec![
-                            ("topic_billing".into(), "Billing".into(), Some("Invoices, refunds and payments".into())),
+                            (
+                                "topic_billing".into(),
+                                "Billing".into(),
+                                Some("Invoices, refunds and payments".into()),
+                            ),
                             ("topic_other".into(), "Other".into(), None),
                         ],
                     },
@@ -1522,28 +1780,49 @@ mod tests {
             ),
         ];
         for (message, expected) in cases {
-            assert_eq!(message_body(&message).unwrap(), expected, "{:?}", message.body);
+            assert_eq!(
+                message_body(&message).unwrap(),
+                expected,
+                "{:?}",
+                message.body
+            );
         }
     }
 
     #[test]
     fn requests_meta_would_refuse_are_refused_before_sending() {
         let button = |title: &str| (String::from("id"), title.to_owned());
-        let media = |kind: &str, caption: Option<&str>, filename: Option<&str>| OutboundBody::Media {
-            kind: kind.into(),
-            link: "https://example.com/x".into(),
-            caption: caption.map(Into::into),
-            filename: filename.map(Into::into),
-        };
+        let media =
+            |kind: &str, caption: Option<&str>, filename: Option<&str>| OutboundBody::Media {
+                kind: kind.into(),
+                link: "https://example.com/x".into(),
+                caption: caption.map(Into::into),
+                filename: filename.map(Into::into),
+            };
         let bad = [
-            OutboundBody::Buttons { text: "t".into(), buttons: vec![] },
-            OutboundBody::Buttons { text: "t".into(), buttons: vec![button("a"), button("b"), button("c"), button("d")] },
-            OutboundBody::Buttons { text: "t".into(), buttons: vec![button("This title is far too long")] },
-            OutboundBody::List { text: "t".into(), button: "b".into(), rows: vec![] },
+            OutboundBody::Buttons {
+                text: "t".into(),
+                buttons: vec![],
+            },
+            OutboundBody::Buttons {
+                text: "t".into(),
+                buttons: vec![button("a"), button("b"), button("c"), button("d")],
+            },
+            OutboundBody::Buttons {
+                text: "t".into(),
+                buttons: vec![button("This title is far too long")],
+            },
             OutboundBody::List {
                 text: "t".into(),
                 button: "b".into(),
-                rows: (0..11).map(|i| (format!("r{i}"), "Row".into(), None)).collect(),
+                rows: vec![],
+            },
+            OutboundBody::List {
+                text: "t".into(),
+                button: "b".into(),
+                rows: (0..11)
+                    .map(|i| (format!("r{i}"), "Row".into(), None))
+                    .collect(),
             },
             media("gif", None, None),
             media("audio", Some("caption"), None),
@@ -1551,7 +1830,10 @@ mod tests {
         ];
         for body in bad {
             assert!(
-                matches!(message_body(&outbound(body.clone(), None)), Err(ProviderError::Permanent(_))),
+                matches!(
+                    message_body(&outbound(body.clone(), None)),
+                    Err(ProviderError::Permanent(_))
+                ),
                 "{body:?}"
             );
         }
@@ -1560,14 +1842,26 @@ mod tests {
     #[test]
     fn graph_errors_map_to_what_the_caller_does() {
         let graph = |code: i64, kind: &str| {
-            json!({"error": {"message": "m", "type": kind, "code": code, "fbtrace_id": "x"}}).to_string().into_bytes()
+            json!({"error": {"message": "m", "type": kind, "code": code, "fbtrace_id": "x"}})
+                .to_string()
+                .into_bytes()
         };
         let mut retry = HeaderMap::new();
         retry.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
         let none = HeaderMap::new();
         let cases: Vec<(u16, Vec<u8>, &HeaderMap, &str)> = vec![
-            (400, fixture("meta", "send.error.response.json"), &none, "permanent"),
-            (400, graph(131047, "OAuthException"), &none, "needs_template"),
+            (
+                400,
+                fixture("meta", "send.error.response.json"),
+                &none,
+                "permanent",
+            ),
+            (
+                400,
+                graph(131047, "OAuthException"),
+                &none,
+                "needs_template",
+            ),
             (400, graph(131056, "OAuthException"), &none, "transient"),
             (429, graph(130429, "OAuthException"), &retry, "transient 7s"),
             (400, graph(80007, "OAuthException"), &none, "transient"),
@@ -1582,21 +1876,38 @@ mod tests {
             (404, b"not found".to_vec(), &none, "permanent"),
             (500, graph(131000, "OAuthException"), &none, "transient"),
             (503, b"<html>down</html>".to_vec(), &none, "transient"),
-            (409, br#"{"error":"Another message in-flight"}"#.to_vec(), &none, "permanent"),
+            (
+                409,
+                br#"{"error":"Another message in-flight"}"#.to_vec(),
+                &none,
+                "permanent",
+            ),
         ];
         for (status, body, headers, expected) in cases {
             let error = graph_error(StatusCode::from_u16(status).unwrap(), headers, &body);
             let got = match &error {
                 ProviderError::NeedsTemplate(_) => "needs_template".to_owned(),
-                ProviderError::Transient { retry_after: Some(d), .. } => format!("transient {}s", d.as_secs()),
+                ProviderError::Transient {
+                    retry_after: Some(d),
+                    ..
+                } => format!("transient {}s", d.as_secs()),
                 ProviderError::Transient { .. } => "transient".to_owned(),
                 ProviderError::Auth(_) => "auth".to_owned(),
                 ProviderError::Permanent(_) => "permanent".to_owned(),
                 other => format!("{other:?}"),
             };
-            assert_eq!(got, expected, "HTTP {status} {}", String::from_utf8_lossy(&body));
+            assert_eq!(
+                got,
+                expected,
+                "HTTP {status} {}",
+                String::from_utf8_lossy(&body)
+            );
         }
-        let error = graph_error(StatusCode::BAD_REQUEST, &none, &fixture("meta", "send.error.response.json"));
+        let error = graph_error(
+            StatusCode::BAD_REQUEST,
+            &none,
+            &fixture("meta", "send.error.response.json"),
+        );
         assert_eq!(
             error.to_string(),
             "refused: HTTP 400, code 131030: (#131030) Recipient phone number not in allowed list: Recipient phone \
@@ -1612,7 +1923,10 @@ mod tests {
         let messages_path = format!("/v23.0/{ROUTE}/messages");
         let cases = [
             (
-                outbound(OutboundBody::text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."), None),
+                outbound(
+                    OutboundBody::text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."),
+                    None,
+                ),
                 "send.text.request.json",
                 "send.text.response.json",
                 "wamid.TEST.outbound.text.0102",
@@ -1637,11 +1951,17 @@ mod tests {
                 .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
                 .and(header("content-type", "application/json"))
                 .and(body_json(fixture_json("meta", request)))
-                .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("meta", response), "application/json"))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_raw(fixture("meta", response), "application/json"),
+                )
                 .expect(1)
                 .mount_as_scoped(&server)
                 .await;
-            let sent = meta.send(&channel, &message).await.unwrap_or_else(|e| panic!("{request}: {e}"));
+            let sent = meta
+                .send(&channel, &message)
+                .await
+                .unwrap_or_else(|e| panic!("{request}: {e}"));
             assert_eq!(sent.provider_message_id, id);
         }
     }
@@ -1652,13 +1972,23 @@ mod tests {
         Mock::given(method("POST"))
             .and(path(format!("/v23.0/{ROUTE}/messages")))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .and(body_json(fixture_json("meta", "send.mark_read_typing.request.json")))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("meta", "send.mark_read.response.json"), "application/json"))
+            .and(body_json(fixture_json(
+                "meta",
+                "send.mark_read_typing.request.json",
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                fixture("meta", "send.mark_read.response.json"),
+                "application/json",
+            ))
             .expect(1)
             .mount(&server)
             .await;
         provider(&server.uri())
-            .mark_read(&channel(ROUTE, credentials("s")), "wamid.TEST.inbound.text.0001", true)
+            .mark_read(
+                &channel(ROUTE, credentials("s")),
+                "wamid.TEST.inbound.text.0001",
+                true,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -1674,12 +2004,17 @@ mod tests {
             .respond_with(
                 ResponseTemplate::new(429)
                     .insert_header("retry-after", "12")
-                    .set_body_json(json!({"error": {"message": "(#130429) Rate limit hit", "code": 130429}})),
+                    .set_body_json(
+                        json!({"error": {"message": "(#130429) Rate limit hit", "code": 130429}}),
+                    ),
             )
             .mount(&server)
             .await;
         let error = provider(&server.uri())
-            .send(&channel(ROUTE, credentials("s")), &outbound(OutboundBody::text("hi"), None))
+            .send(
+                &channel(ROUTE, credentials("s")),
+                &outbound(OutboundBody::text("hi"), None),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -1695,7 +2030,10 @@ mod tests {
             webhook_secret: SecretString::from("w"),
         };
         let error = provider(&server.uri())
-            .send(&channel(ROUTE, evolution), &outbound(OutboundBody::text("hi"), None))
+            .send(
+                &channel(ROUTE, evolution),
+                &outbound(OutboundBody::text("hi"), None),
+            )
             .await
             .unwrap_err();
         assert!(matches!(error, ProviderError::Auth(_)), "{error:?}");
@@ -1708,11 +2046,20 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
             .mount(&server)
             .await;
-        let client = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
         let slow = MetaProvider::new(client, format!("{}/v23.0", server.uri()));
         let message = outbound(OutboundBody::text("hi"), None);
-        let error = slow.send(&channel(ROUTE, credentials("s")), &message).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Transient { message, .. } if message.contains("timed out")), "{error:?}");
+        let error = slow
+            .send(&channel(ROUTE, credentials("s")), &message)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Transient { message, .. } if message.contains("timed out")),
+            "{error:?}"
+        );
 
         let closed = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1722,7 +2069,10 @@ mod tests {
             .send(&channel(ROUTE, credentials("s")), &message)
             .await
             .unwrap_err();
-        assert!(matches!(error, ProviderError::Transient { .. }), "{error:?}");
+        assert!(
+            matches!(error, ProviderError::Transient { .. }),
+            "{error:?}"
+        );
     }
 
     #[tokio::test]
@@ -1730,7 +2080,10 @@ mod tests {
         let server = MockServer::start().await;
         let media_id = "1234567890987654321";
         let mut info = fixture_json("meta", "media.get_url.response.json");
-        info["url"] = json!(format!("{}/whatsapp_business/attachments/?mid={media_id}&hash=ATtest", server.uri()));
+        info["url"] = json!(format!(
+            "{}/whatsapp_business/attachments/?mid={media_id}&hash=ATtest",
+            server.uri()
+        ));
         Mock::given(method("GET"))
             .and(path(format!("/v23.0/{media_id}")))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -1742,7 +2095,10 @@ mod tests {
             .and(path("/whatsapp_business/attachments/"))
             .and(wiremock::matchers::query_param("mid", media_id))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(b"OggS\x00\x02voice".to_vec(), "application/octet-stream"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(b"OggS\x00\x02voice".to_vec(), "application/octet-stream"),
+            )
             .expect(1)
             .mount(&server)
             .await;
@@ -1770,7 +2126,13 @@ mod tests {
             .mount(&server)
             .await;
         let error = provider(&server.uri())
-            .fetch_media(&channel(ROUTE, credentials("s")), &MediaRef { id: Some("gone".into()), ..MediaRef::default() })
+            .fetch_media(
+                &channel(ROUTE, credentials("s")),
+                &MediaRef {
+                    id: Some("gone".into()),
+                    ..MediaRef::default()
+                },
+            )
             .await
             .unwrap_err();
         assert!(matches!(error, ProviderError::Permanent(_)), "{error:?}");

@@ -16,7 +16,10 @@ use http::HeaderMap;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ChannelState, DeliveryError, DeliveryStatus, MediaRef, MessageDetails, MessageKind, ProviderKind};
+use crate::domain::{
+    ChannelState, DeliveryError, DeliveryStatus, MediaRef, MessageDetails, MessageKind,
+    ProviderKind,
+};
 
 /// A provider failure, split by what the caller does about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -322,20 +325,38 @@ pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
 
     /// Checks the webhook's signature or token over the raw bytes, before any parsing.
-    fn verify(&self, credentials: &Credentials, headers: &HeaderMap, body: &[u8]) -> Result<(), ProviderError>;
+    fn verify(
+        &self,
+        credentials: &Credentials,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ProviderError>;
 
     /// Parses a verified webhook body into events. Unknown message types become
     /// `MessageKind::Unsupported` messages; unknown event types become `Event::Ignored`.
     fn parse(&self, body: &[u8]) -> Result<Vec<Event>, ProviderError>;
 
     /// Sends a message.
-    async fn send(&self, channel: &ChannelContext, message: &Outbound) -> Result<Sent, ProviderError>;
+    async fn send(
+        &self,
+        channel: &ChannelContext,
+        message: &Outbound,
+    ) -> Result<Sent, ProviderError>;
 
     /// Downloads a media attachment.
-    async fn fetch_media(&self, channel: &ChannelContext, media: &MediaRef) -> Result<Media, ProviderError>;
+    async fn fetch_media(
+        &self,
+        channel: &ChannelContext,
+        media: &MediaRef,
+    ) -> Result<Media, ProviderError>;
 
     /// Marks a customer message read and shows a typing indicator while we prepare the reply.
-    async fn mark_read(&self, channel: &ChannelContext, provider_message_id: &str, typing: bool) -> Result<(), ProviderError> {
+    async fn mark_read(
+        &self,
+        channel: &ChannelContext,
+        provider_message_id: &str,
+        typing: bool,
+    ) -> Result<(), ProviderError> {
         let _ = (channel, provider_message_id, typing);
         Ok(())
     }
@@ -351,7 +372,10 @@ pub(crate) struct Reply {
 impl Reply {
     /// The body as JSON, or `Permanent`: a success we cannot read must not be retried, because
     /// retrying a send that went through would deliver the message twice.
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, ProviderError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+    ) -> Result<T, ProviderError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| ProviderError::Permanent(format!("unreadable {what} response: {e}")))
     }
@@ -363,7 +387,11 @@ pub(crate) async fn execute(request: reqwest::RequestBuilder) -> Result<Reply, P
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.map_err(transport_error)?.to_vec();
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Maps a failure that produced no HTTP response. The URL is dropped from the message: media
@@ -383,16 +411,26 @@ pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
 
 /// The provider's `Retry-After`, in seconds or as an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - Utc::now()).to_std().unwrap_or_default())
 }
 
 /// Maps an HTTP failure by status alone, for providers without a richer error envelope.
-pub(crate) fn status_error(status: http::StatusCode, headers: &HeaderMap, message: String) -> ProviderError {
+pub(crate) fn status_error(
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    message: String,
+) -> ProviderError {
     match status.as_u16() {
         401 | 403 => ProviderError::Auth(message),
         408 | 425 | 429 | 500..=599 => ProviderError::Transient {
@@ -415,7 +453,8 @@ pub(crate) fn secret_header(secret: &SecretString) -> Result<http::HeaderValue, 
 /// `base` with `segments` appended as percent-encoded path segments, so ids and instance names
 /// cannot change the path.
 pub(crate) fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, ProviderError> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| ProviderError::Permanent(format!("bad base URL: {e}")))?;
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| ProviderError::Permanent(format!("bad base URL: {e}")))?;
     url.path_segments_mut()
         .map_err(|_| ProviderError::Permanent("bad base URL: it cannot have a path".into()))?
         .pop_if_empty()
@@ -424,10 +463,14 @@ pub(crate) fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, Pr
 }
 
 /// Checks a hex HMAC-SHA256 of `body` in constant time.
-pub(crate) fn verify_hmac_sha256(key: &[u8], body: &[u8], hex_signature: &str) -> Result<(), ProviderError> {
+pub(crate) fn verify_hmac_sha256(
+    key: &[u8],
+    body: &[u8],
+    hex_signature: &str,
+) -> Result<(), ProviderError> {
     use hmac::{Hmac, Mac};
-    let signature =
-        hex::decode(hex_signature.trim()).map_err(|_| ProviderError::BadSignature("signature is not hex".into()))?;
+    let signature = hex::decode(hex_signature.trim())
+        .map_err(|_| ProviderError::BadSignature("signature is not hex".into()))?;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key)
         .map_err(|_| ProviderError::BadSignature("unusable signing key".into()))?;
     mac.update(body);
@@ -439,7 +482,10 @@ pub(crate) fn verify_hmac_sha256(key: &[u8], body: &[u8], hex_signature: &str) -
 pub(crate) fn token_matches(presented: &str, expected: &SecretString) -> bool {
     use secrecy::ExposeSecret;
     use subtle::ConstantTimeEq;
-    presented.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into()
+    presented
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into()
 }
 
 /// Seconds since the epoch, given as a number or a numeric string.
@@ -476,7 +522,9 @@ pub(crate) mod test_support {
     use crate::domain::{MessageDetails, MessageKind};
 
     fn dir(provider: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(provider)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(provider)
     }
 
     /// The exact bytes of `tests/fixtures/<provider>/<name>`.
@@ -567,7 +615,10 @@ mod tests {
         ];
         for (key, body, signature) in cases {
             assert!(
-                matches!(verify_hmac_sha256(key, body, signature), Err(ProviderError::BadSignature(_))),
+                matches!(
+                    verify_hmac_sha256(key, body, signature),
+                    Err(ProviderError::BadSignature(_))
+                ),
                 "{signature}"
             );
         }
@@ -582,7 +633,10 @@ mod tests {
         let later = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
         headers.insert(http::header::RETRY_AFTER, later.parse().unwrap());
         let wait = retry_after(&headers).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
         headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
     }
@@ -601,7 +655,11 @@ mod tests {
             (503, "transient"),
         ];
         for (status, expected) in cases {
-            let error = status_error(http::StatusCode::from_u16(status).unwrap(), &headers, "x".into());
+            let error = status_error(
+                http::StatusCode::from_u16(status).unwrap(),
+                &headers,
+                "x".into(),
+            );
             let got = match error {
                 ProviderError::Auth(_) => "auth",
                 ProviderError::Permanent(_) => "permanent",
@@ -624,6 +682,9 @@ mod tests {
         let value = secret_header(&SecretString::from("s3cr3t-token")).unwrap();
         assert!(value.is_sensitive());
         assert!(!format!("{value:?}").contains("s3cr3t"));
-        assert!(matches!(secret_header(&SecretString::from("bad\nvalue")), Err(ProviderError::Auth(_))));
+        assert!(matches!(
+            secret_header(&SecretString::from("bad\nvalue")),
+            Err(ProviderError::Auth(_))
+        ));
     }
 }
