@@ -498,7 +498,7 @@ impl Provider for EvolutionProvider {
             OutboundBody::Text { text } => (
                 "message/sendText",
                 self.with_common(
-                    json!({ "number": message.to, "text": text, "linkPreview": text.contains("://") }),
+                    json!({ "number": message.to, "text": text, "linkPreview": super::meta::has_link(text) }),
                     message,
                 ),
             ),
@@ -691,24 +691,34 @@ fn upsert_event(route: &str, data: &Value) -> Event {
     } else {
         (jid_user(remote_jid), None)
     };
-    let message = data.get("message").unwrap_or(&Value::Null);
-    let type_name = data
+    let outer = data.get("message").unwrap_or(&Value::Null);
+    let mut message = outer;
+    let mut type_name = data
         .get("messageType")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| detect_type(message));
-    let Some((kind, text, mut details)) = content(type_name.as_deref().unwrap_or(""), message, id)
-    else {
-        return ignored(
-            route,
-            &format!("{} message", type_name.as_deref().unwrap_or("empty")),
-        );
+        .or_else(|| detect_type(outer));
+    // Disappearing, view-once and captioned-document messages wrap the real one.
+    while let Some(wrapper) = type_name.as_deref().filter(|t| WRAPPERS.contains(t)) {
+        let Some(inner) = message.get(wrapper).and_then(|w| w.get("message")) else {
+            break;
+        };
+        message = inner;
+        type_name = detect_type(inner);
+    }
+    let type_name = type_name.unwrap_or_default();
+    let Some((kind, text, mut details)) = content(&type_name, message, outer, id) else {
+        let what = if type_name.is_empty() {
+            "empty"
+        } else {
+            &type_name
+        };
+        return ignored(route, &format!("{what} message"));
     };
     details.context_message_id = str_at(data, "/contextInfo/stanzaId")
         .or_else(|| {
-            type_name
-                .as_deref()
-                .and_then(|t| message.get(t))
+            message
+                .get(&type_name)
                 .and_then(|inner| str_at(inner, "/contextInfo/stanzaId"))
         })
         .map(str::to_owned);
@@ -749,6 +759,15 @@ fn message_time(value: Option<&Value>) -> DateTime<Utc> {
     timestamp_or_now(value)
 }
 
+/// Message types that only wrap another message under `.message`.
+const WRAPPERS: &[&str] = &[
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+];
+
 /// Keys that only carry encryption or device metadata next to the real content.
 const METADATA_KEYS: &[&str] = &["messageContextInfo", "base64", "mediaUrl"];
 
@@ -765,6 +784,7 @@ fn detect_type(message: &Value) -> Option<String> {
 fn content(
     type_name: &str,
     message: &Value,
+    outer: &Value,
     id: &str,
 ) -> Option<(MessageKind, Option<String>, MessageDetails)> {
     let mut details = MessageDetails::default();
@@ -790,19 +810,10 @@ fn content(
                 "documentMessage" => MessageKind::Document,
                 _ => MessageKind::Sticker,
             };
-            let media = media_ref(inner, message, id);
+            let media = media_ref(inner, outer, id);
             let caption = media.caption.clone();
             details.media = Some(media);
             return Some((kind, caption, details));
-        }
-        "documentWithCaptionMessage" => {
-            let document = message
-                .pointer("/documentWithCaptionMessage/message/documentMessage")
-                .unwrap_or(&Value::Null);
-            let media = media_ref(document, message, id);
-            let caption = media.caption.clone();
-            details.media = Some(media);
-            return Some((MessageKind::Document, caption, details));
         }
         "locationMessage" | "liveLocationMessage" => {
             let coordinate = |key: &str| inner.get(key).and_then(Value::as_f64);
@@ -865,7 +876,8 @@ fn content(
     Some((MessageKind::Unsupported, None, details))
 }
 
-fn media_ref(inner: &Value, message: &Value, id: &str) -> MediaRef {
+/// `outer` is the webhook's message object, where Evolution adds `base64` and `mediaUrl`.
+fn media_ref(inner: &Value, outer: &Value, id: &str) -> MediaRef {
     let text = |key: &str| {
         inner
             .get(key)
@@ -877,7 +889,7 @@ fn media_ref(inner: &Value, message: &Value, id: &str) -> MediaRef {
         // Evolution downloads media by the message's key.
         id: Some(id.to_owned()),
         // `url` in the message is the encrypted CDN file; only an S3 copy is directly usable.
-        url: str_at(message, "/mediaUrl").map(str::to_owned),
+        url: str_at(outer, "/mediaUrl").map(str::to_owned),
         mime_type: text("mimetype"),
         sha256: text("fileSha256"),
         filename: text("fileName"),
@@ -887,7 +899,7 @@ fn media_ref(inner: &Value, message: &Value, id: &str) -> MediaRef {
             .get("seconds")
             .and_then(Value::as_u64)
             .and_then(|s| u32::try_from(s).ok()),
-        inline_base64: str_at(message, "/base64").map(str::to_owned),
+        inline_base64: str_at(outer, "/base64").map(str::to_owned),
     }
 }
 
@@ -1420,6 +1432,21 @@ mod tests {
         assert_eq!(
             media.url.as_deref(),
             Some("https://s3.example.com/nota.pdf")
+        );
+
+        let ephemeral = only(upsert(
+            person,
+            json!({"ephemeralMessage": {"message": {"extendedTextMessage": {
+                "text": "sumiu", "contextInfo": {"stanzaId": "Q1", "expiration": 604800}}}}}),
+            Some("ephemeralMessage"),
+        ));
+        assert_eq!(
+            (
+                ephemeral.kind,
+                ephemeral.text.as_deref(),
+                ephemeral.details.context_message_id.as_deref()
+            ),
+            (MessageKind::Text, Some("sumiu"), Some("Q1"))
         );
 
         let poll = only(upsert(

@@ -805,7 +805,7 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
 }
 
 /// Link previews only when there is a link, so a plain answer never waits on a preview fetch.
-fn has_link(text: &str) -> bool {
+pub(crate) fn has_link(text: &str) -> bool {
     text.contains("https://") || text.contains("http://")
 }
 
