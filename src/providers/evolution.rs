@@ -502,6 +502,7 @@ impl Provider for EvolutionProvider {
                     message,
                 ),
             ),
+            // Palaver only reacts to the customer's messages, hence `fromMe: false`.
             OutboundBody::Reaction { message_id, emoji } => (
                 "message/sendReaction",
                 json!({
