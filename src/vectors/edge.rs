@@ -131,6 +131,17 @@ impl Shard {
         }
     }
 
+    fn check_dimensions(&self, collection: &str, wanted: usize) -> Result<(), VectorError> {
+        if self.dimensions == wanted {
+            Ok(())
+        } else {
+            Err(VectorError::Invalid(format!(
+                "collection `{collection}` has {} dimensions, not {wanted}",
+                self.dimensions
+            )))
+        }
+    }
+
     /// Runs one write under the shard's writer lock and flushes it to disk before returning.
     fn write<T>(
         &self,
@@ -182,26 +193,12 @@ impl Inner {
 
     fn ensure(&self, collection: &str, dimensions: usize) -> Result<(), VectorError> {
         if let Some(shard) = self.shard(collection)? {
-            return if shard.dimensions == dimensions {
-                Ok(())
-            } else {
-                Err(VectorError::Invalid(format!(
-                    "collection `{collection}` has {} dimensions, not {dimensions}",
-                    shard.dimensions
-                )))
-            };
+            return shard.check_dimensions(collection, dimensions);
         }
         let mut shards = lock(&self.shards);
         if let Some(shard) = shards.get(collection) {
             // Created by a concurrent call between the two locks.
-            return if shard.dimensions == dimensions {
-                Ok(())
-            } else {
-                Err(VectorError::Invalid(format!(
-                    "collection `{collection}` has {} dimensions, not {dimensions}",
-                    shard.dimensions
-                )))
-            };
+            return shard.check_dimensions(collection, dimensions);
         }
         let shard = Arc::new(Shard::create(&self.shard_path(collection), dimensions)?);
         tracing::info!(collection, dimensions, "vector shard created");
@@ -501,19 +498,49 @@ mod tests {
         conformance(Arc::new(store)).await;
     }
 
+    /// Tells `crash_after_writes` where to write; unset, it does nothing.
+    const CRASH_DIR_ENV: &str = "PALAVER_TEST_EDGE_CRASH_DIR";
+
+    /// Child half of `points_survive_a_crash`: writes, then exits the process on the spot, so
+    /// no destructor runs and nothing is flushed on the way out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn points_survive_a_restart() {
+    #[ignore = "run by points_survive_a_crash in a child process"]
+    async fn crash_after_writes() {
+        let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
+            return;
+        };
+        let store = EdgeStore::open(Path::new(&dir), 128).expect("open");
+        store.ensure_collection("kb", 32).await.expect("ensure");
+        store
+            .upsert("kb", points(&crash_vectors()))
+            .await
+            .expect("upsert");
+        store
+            .delete("kb", &[Uuid::from_u128(1)])
+            .await
+            .expect("delete");
+        std::process::exit(0);
+    }
+
+    fn crash_vectors() -> Vec<Vec<f32>> {
+        clustered_vectors(300, 32, 5, 4, 1, 2)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn points_survive_a_crash() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let vectors = clustered_vectors(300, 32, 5, 4, 1, 2);
-        {
-            let store = EdgeStore::open(dir.path(), 128).expect("open");
-            store.ensure_collection("kb", 32).await.expect("ensure");
-            store.upsert("kb", points(&vectors)).await.expect("upsert");
-            store
-                .delete("kb", &[Uuid::from_u128(1)])
-                .await
-                .expect("delete");
-        }
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "vectors::edge::tests::crash_after_writes",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .status()
+            .expect("run the writer");
+        assert!(status.success(), "writer failed: {status}");
+
+        let vectors = crash_vectors();
         let store = EdgeStore::open(dir.path(), 128).expect("reopen");
         assert_eq!(store.count("kb").await.expect("count"), 299);
         let hits = store.search("kb", &vectors[7], 3).await.expect("search");
@@ -522,7 +549,8 @@ mod tests {
         let hits = store
             .search("kb", &vectors[0], 300)
             .await
-            .expect("search deleted");
+            .expect("search all");
+        assert_eq!(hits.len(), 299);
         assert!(hits.iter().all(|h| h.id != Uuid::from_u128(1)));
         // The stored dimensions are known after the restart too.
         store

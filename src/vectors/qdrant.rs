@@ -25,6 +25,8 @@ use crate::config::VectorSettings;
 /// Deadline of one request; bulk upserts are sent in batches well below it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Points per upsert request, far below gRPC message limits even for large embeddings.
+const UPSERT_CHUNK: usize = 256;
 /// How long `optimize` waits for the server to finish indexing.
 const OPTIMIZE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const OPTIMIZE_POLL: Duration = Duration::from_millis(250);
@@ -120,16 +122,31 @@ impl QdrantStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Maps an error, forgetting the cached dimensions of a collection the server no longer
+    /// has (another replica may have dropped it).
+    fn forget_if_missing(&self, collection: &str, e: QdrantError) -> VectorError {
+        let e = map_error(collection, e);
+        if matches!(e, VectorError::MissingCollection(_)) {
+            self.cached_dimensions().remove(collection);
+        }
+        e
+    }
+
     /// Dimensions of an existing collection, from the cache or the server.
     async fn collection_dimensions(&self, collection: &str) -> Result<usize, VectorError> {
         if let Some(d) = self.cached_dimensions().get(collection) {
             return Ok(*d);
         }
+        self.fetch_dimensions(collection).await
+    }
+
+    /// Dimensions of an existing collection, asked of the server.
+    async fn fetch_dimensions(&self, collection: &str) -> Result<usize, VectorError> {
         let info = self
             .client
             .collection_info(self.full_name(collection))
             .await
-            .map_err(|e| map_error(collection, e))?;
+            .map_err(|e| self.forget_if_missing(collection, e))?;
         let params = info
             .result
             .and_then(|r| r.config)
@@ -182,7 +199,8 @@ impl VectorStore for QdrantStore {
                 "a collection needs at least one dimension".into(),
             ));
         }
-        match self.collection_dimensions(collection).await {
+        // Asked of the server, not the cache: the collection may have been dropped elsewhere.
+        match self.fetch_dimensions(collection).await {
             Ok(existing) => return Self::check_dimensions(collection, existing, dimensions),
             Err(VectorError::MissingCollection(_)) => {}
             Err(e) => return Err(e),
@@ -206,7 +224,7 @@ impl VectorStore for QdrantStore {
             Err(e)
                 if is_status(&e, code::ALREADY_EXISTS) || is_status(&e, code::INVALID_ARGUMENT) =>
             {
-                match self.collection_dimensions(collection).await {
+                match self.fetch_dimensions(collection).await {
                     Ok(existing) => Self::check_dimensions(collection, existing, dimensions),
                     Err(_) => Err(map_error(collection, e)),
                 }
@@ -229,9 +247,12 @@ impl VectorStore for QdrantStore {
             .map(|p| PointStruct::new(p.id.to_string(), p.vector, Payload::new()))
             .collect();
         self.client
-            .upsert_points(UpsertPointsBuilder::new(self.full_name(collection), points).wait(true))
+            .upsert_points_chunked(
+                UpsertPointsBuilder::new(self.full_name(collection), points).wait(true),
+                UPSERT_CHUNK,
+            )
             .await
-            .map_err(|e| map_error(collection, e))?;
+            .map_err(|e| self.forget_if_missing(collection, e))?;
         Ok(())
     }
 
@@ -278,7 +299,7 @@ impl VectorStore for QdrantStore {
                     .with_payload(false),
             )
             .await
-            .map_err(|e| map_error(collection, e))?;
+            .map_err(|e| self.forget_if_missing(collection, e))?;
         response
             .result
             .into_iter()
@@ -333,7 +354,7 @@ impl VectorStore for QdrantStore {
                 .client
                 .collection_info(self.full_name(collection))
                 .await
-                .map_err(|e| map_error(collection, e))?;
+                .map_err(|e| self.forget_if_missing(collection, e))?;
             let status = info.result.map(|r| r.status).unwrap_or_default();
             match CollectionStatus::try_from(status) {
                 // Grey: optimisations are pending until the next write; nothing to wait for.
@@ -405,28 +426,27 @@ mod tests {
 
     #[test]
     fn maps_grpc_status() {
-        let cases: &[(i32, fn(&VectorError) -> bool)] = &[
-            (
-                code::NOT_FOUND,
-                |e| matches!(e, VectorError::MissingCollection(c) if c == "kb"),
-            ),
-            (code::INVALID_ARGUMENT, |e| {
-                matches!(e, VectorError::Invalid(_))
-            }),
-            (code::UNAVAILABLE, |e| {
-                matches!(e, VectorError::Unavailable(_))
-            }),
-            (code::DEADLINE_EXCEEDED, |e| {
-                matches!(e, VectorError::Unavailable(_))
-            }),
-            (code::ALREADY_EXISTS, |e| {
-                matches!(e, VectorError::Backend(_))
-            }),
-            (13, |e| matches!(e, VectorError::Backend(_))),
+        let kind = |e: &VectorError| match e {
+            VectorError::MissingCollection(c) if c == "kb" => "missing",
+            VectorError::MissingCollection(_) => "missing, wrong name",
+            VectorError::Invalid(_) => "invalid",
+            VectorError::Unavailable(_) => "unavailable",
+            VectorError::Backend(_) => "backend",
+        };
+        let cases = [
+            (code::NOT_FOUND, "missing"),
+            (code::INVALID_ARGUMENT, "invalid"),
+            (code::UNAVAILABLE, "unavailable"),
+            (code::DEADLINE_EXCEEDED, "unavailable"),
+            (code::ALREADY_EXISTS, "backend"),
+            (13, "backend"),
         ];
         for (code, expected) in cases {
-            let e = from_status("kb", *code, "message");
-            assert!(expected(&e), "code {code}: {e:?}");
+            assert_eq!(
+                kind(&from_status("kb", code, "message")),
+                expected,
+                "code {code}"
+            );
         }
     }
 }
