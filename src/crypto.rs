@@ -24,7 +24,9 @@ const VERSION: u8 = 1;
 
 /// Parses a base64 key of exactly 32 bytes.
 pub fn parse_key(text: &str) -> Result<[u8; 32], CryptoError> {
-    let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadKey)?;
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| CryptoError::BadKey)?;
     bytes.try_into().map_err(|_| CryptoError::BadKey)
 }
 
@@ -61,7 +63,7 @@ impl Sealer {
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .encrypt(&Nonce::from(nonce), plaintext)
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(VERSION);
@@ -76,8 +78,9 @@ impl Sealer {
             return Err(CryptoError::Decrypt);
         }
         let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Decrypt)?;
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .decrypt(&Nonce::from(nonce), ciphertext)
             .map_err(|_| CryptoError::Decrypt)
     }
 }
@@ -86,7 +89,10 @@ impl Sealer {
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("pk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "pk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The stored form of an API key: hex sha256. Keys are random, so a fast hash is enough.

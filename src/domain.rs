@@ -154,7 +154,9 @@ impl Default for VoiceSettings {
     fn default() -> Self {
         Self {
             transcribe: true,
-            default_reply: "Sorry, I can't listen to audio messages yet. Could you write your question to me?".into(),
+            default_reply:
+                "Sorry, I can't listen to audio messages yet. Could you write your question to me?"
+                    .into(),
             language: None,
         }
     }
@@ -194,7 +196,8 @@ impl Default for EscalationSettings {
             detect_human_request: true,
             on_low_confidence: LowConfidence::Escalate,
             support_contact: None,
-            customer_message: "I'll pass this to a colleague, who will get back to you here shortly.".into(),
+            customer_message:
+                "I'll pass this to a colleague, who will get back to you here shortly.".into(),
             support_note: String::new(),
             reengagement_template: None,
         }
@@ -279,8 +282,13 @@ impl FieldError {
 pub fn validate_name(field: &str, name: &str) -> Option<FieldError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     (!ok).then(|| {
         FieldError::new(
             field,
@@ -303,26 +311,45 @@ impl AgentConfig {
             "temperature",
             "must be between 0 and 2",
         );
-        check((1..=8192).contains(&self.max_tokens), "max_tokens", "must be between 1 and 8192");
-        check((1..=50).contains(&self.top_k), "top_k", "must be between 1 and 50");
+        check(
+            (1..=8192).contains(&self.max_tokens),
+            "max_tokens",
+            "must be between 1 and 8192",
+        );
+        check(
+            (1..=50).contains(&self.top_k),
+            "top_k",
+            "must be between 1 and 50",
+        );
         check(
             self.min_score.is_finite() && (0.0..=1.0).contains(&self.min_score),
             "min_score",
             "must be between 0 and 1",
         );
         check(
-            self.confidence_threshold.is_finite() && (0.0..=1.0).contains(&self.confidence_threshold),
+            self.confidence_threshold.is_finite()
+                && (0.0..=1.0).contains(&self.confidence_threshold),
             "confidence_threshold",
             "must be between 0 and 1",
         );
-        check(self.system_prompt.len() <= 32_000, "system_prompt", "must be at most 32000 bytes");
-        check(self.business_name.len() <= 200, "business_name", "must be at most 200 bytes");
+        check(
+            self.system_prompt.len() <= 32_000,
+            "system_prompt",
+            "must be at most 32000 bytes",
+        );
+        check(
+            self.business_name.len() <= 200,
+            "business_name",
+            "must be at most 200 bytes",
+        );
         if let Some(file) = &self.prompt_file {
             check(
                 !file.is_empty()
                     && !file.contains("..")
                     && !file.starts_with('/')
-                    && file.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)),
+                    && file
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)),
                 "prompt_file",
                 "must be a relative file name under prompts/",
             );
@@ -337,10 +364,16 @@ impl AgentConfig {
                 errors.push(FieldError::new("model", "must be 1-200 characters"));
             }
         }
-        for (field, lang) in [("language", &self.language), ("voice.language", &self.voice.language)] {
+        for (field, lang) in [
+            ("language", &self.language),
+            ("voice.language", &self.voice.language),
+        ] {
             if let Some(lang) = lang {
                 if !(2..=3).contains(&lang.len()) || !lang.chars().all(|c| c.is_ascii_lowercase()) {
-                    errors.push(FieldError::new(field, "must be an ISO 639 code such as `en` or `pt`"));
+                    errors.push(FieldError::new(
+                        field,
+                        "must be an ISO 639 code such as `en` or `pt`",
+                    ));
                 }
             }
         }
@@ -349,7 +382,10 @@ impl AgentConfig {
         }
         for (i, k) in self.escalation.keywords.iter().enumerate() {
             if k.trim().is_empty() || k.len() > 100 {
-                errors.push(FieldError::new(format!("escalation.keywords[{i}]"), "must be 1-100 characters"));
+                errors.push(FieldError::new(
+                    format!("escalation.keywords[{i}]"),
+                    "must be 1-100 characters",
+                ));
             }
         }
         if let Some(contact) = &self.escalation.support_contact {
@@ -361,14 +397,23 @@ impl AgentConfig {
             }
         }
         if self.escalation.customer_message.trim().is_empty() {
-            errors.push(FieldError::new("escalation.customer_message", "must not be empty"));
+            errors.push(FieldError::new(
+                "escalation.customer_message",
+                "must not be empty",
+            ));
         }
         if let Some(t) = &self.escalation.reengagement_template {
             if t.name.trim().is_empty() {
-                errors.push(FieldError::new("escalation.reengagement_template.name", "must not be empty"));
+                errors.push(FieldError::new(
+                    "escalation.reengagement_template.name",
+                    "must not be empty",
+                ));
             }
             if t.language.trim().is_empty() {
-                errors.push(FieldError::new("escalation.reengagement_template.language", "must not be empty"));
+                errors.push(FieldError::new(
+                    "escalation.reengagement_template.language",
+                    "must not be empty",
+                ));
             }
         }
         errors
@@ -381,7 +426,9 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
         (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
             for (key, value) in patch {
                 match base.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge_json(existing, value),
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge_json(existing, value)
+                    }
                     _ => {
                         base.insert(key, value);
                     }
@@ -395,17 +442,32 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
 impl AgentConfig {
     /// `base` with the fields present in `patch` replaced (nested sections merge field by
     /// field), then validated. Unknown fields and wrong types are reported by path.
-    pub fn patched(base: &AgentConfig, patch: serde_json::Value) -> Result<AgentConfig, Vec<FieldError>> {
+    pub fn patched(
+        base: &AgentConfig,
+        patch: serde_json::Value,
+    ) -> Result<AgentConfig, Vec<FieldError>> {
         if !patch.is_object() {
             return Err(vec![FieldError::new("body", "must be a JSON object")]);
         }
-        let mut value = serde_json::to_value(base).map_err(|e| vec![FieldError::new("body", e.to_string())])?;
+        let mut value =
+            serde_json::to_value(base).map_err(|e| vec![FieldError::new("body", e.to_string())])?;
         merge_json(&mut value, patch);
         let config: AgentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-            vec![FieldError::new(if path == "." { "body".to_string() } else { path }, message)]
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            vec![FieldError::new(
+                if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                },
+                message,
+            )]
         })?;
         let errors = config.validate();
         if errors.is_empty() {
@@ -492,6 +554,509 @@ pub struct Chunk {
     pub embedding: Vec<f32>,
 }
 
+/// Which WhatsApp provider serves a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Meta WhatsApp Cloud API.
+    Meta,
+    /// Evolution API (QR-linked numbers).
+    Evolution,
+    /// Kapso.
+    Kapso,
+    /// The prompt-testing sandbox: replies are recorded, never sent.
+    Sandbox,
+}
+
+/// Connection state of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelState {
+    /// Configured, not yet linked (Evolution) or not yet seen working.
+    Created,
+    /// Waiting for the QR code to be scanned.
+    Connecting,
+    /// Working.
+    Connected,
+    /// Logged out or disconnected.
+    Disconnected,
+    /// The provider refused our credentials; needs attention.
+    Broken,
+}
+
+/// Status of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// The bot answers.
+    Active,
+    /// A person owns it; the bot is silent.
+    Escalated,
+    /// Closed by a person; the next customer message reopens it for the bot.
+    Resolved,
+}
+
+/// Direction of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer.
+    Inbound,
+    /// To the customer.
+    Outbound,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The customer.
+    Customer,
+    /// Palaver.
+    Bot,
+    /// A human agent (from the inbox, or typed on the business's phone).
+    Agent,
+    /// Notices such as escalation notes to the support contact.
+    System,
+}
+
+/// What a message contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text.
+    Text,
+    /// Voice note or audio file.
+    Audio,
+    /// Image.
+    Image,
+    /// Video.
+    Video,
+    /// Document.
+    Document,
+    /// Sticker.
+    Sticker,
+    /// Location.
+    Location,
+    /// Button or list reply.
+    Interactive,
+    /// Reaction.
+    Reaction,
+    /// Template (outbound).
+    Template,
+    /// Anything else.
+    Unsupported,
+}
+
+/// Delivery status of a message. Statuses only move forward (`rank`), because providers deliver
+/// them out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Inbound, stored.
+    Received,
+    /// Outbound, waiting in the outbox.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// On the customer's phone.
+    Delivered,
+    /// Read.
+    Read,
+    /// Voice message played.
+    Played,
+    /// Not delivered.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Order of precedence: a status never replaces one of higher rank.
+    pub fn rank(self) -> i64 {
+        match self {
+            DeliveryStatus::Received | DeliveryStatus::Queued => 0,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Delivered => 2,
+            DeliveryStatus::Read => 3,
+            DeliveryStatus::Played => 4,
+            DeliveryStatus::Failed => 5,
+        }
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    other => Err(format!("unknown {} `{other}`", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(ProviderKind { Meta => "meta", Evolution => "evolution", Kapso => "kapso", Sandbox => "sandbox" });
+text_enum!(ChannelState {
+    Created => "created", Connecting => "connecting", Connected => "connected",
+    Disconnected => "disconnected", Broken => "broken",
+});
+text_enum!(ConversationStatus { Active => "active", Escalated => "escalated", Resolved => "resolved" });
+text_enum!(Direction { Inbound => "inbound", Outbound => "outbound" });
+text_enum!(Role { Customer => "customer", Bot => "bot", Agent => "agent", System => "system" });
+text_enum!(MessageKind {
+    Text => "text", Audio => "audio", Image => "image", Video => "video", Document => "document",
+    Sticker => "sticker", Location => "location", Interactive => "interactive", Reaction => "reaction",
+    Template => "template", Unsupported => "unsupported",
+});
+text_enum!(DeliveryStatus {
+    Received => "received", Queued => "queued", Sent => "sent", Delivered => "delivered",
+    Read => "read", Played => "played", Failed => "failed",
+});
+
+/// A media attachment as the provider describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MediaRef {
+    /// Provider media id (Meta, Kapso) or message id (Evolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Direct URL, when the provider gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// MIME type, e.g. `audio/ogg; codecs=opus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// sha256 the provider reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Original file name (documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Caption typed with the media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// A push-to-talk voice note (rather than an attached audio file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voice: bool,
+    /// Duration in seconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
+    /// Inline bytes (base64), when the webhook carried them (Evolution `base64: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_base64: Option<String>,
+}
+
+/// A shared location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Latitude.
+    pub latitude: f64,
+    /// Longitude.
+    pub longitude: f64,
+    /// Place name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// Provider id of the message reacted to.
+    pub message_id: String,
+    /// The emoji; `None` when the reaction was removed.
+    #[serde(default)]
+    pub emoji: Option<String>,
+}
+
+/// A picked button or list row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractiveReply {
+    /// The id we gave the button or row.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// List row description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Everything a message may carry besides its text, stored as one JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MessageDetails {
+    /// Media (image, audio, video, document, sticker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+    /// Shared location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Reaction to one of the conversation's messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
+    /// The button or list row the customer picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<InteractiveReply>,
+    /// Provider id of the message this one quotes or answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_message_id: Option<String>,
+    /// Provider-side type name for unsupported or unknown messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_type: Option<String>,
+    /// Provider-side transcript of a voice note (Kapso), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_transcript: Option<String>,
+    /// Language detected in a voice note (ISO 639-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript_language: Option<String>,
+    /// Probability of the detected language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript_language_probability: Option<f32>,
+    /// Template name and language, for outbound templates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+}
+
+/// Why a message failed, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryError {
+    /// Provider error code (e.g. Meta 131047).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Short title.
+    pub title: String,
+    /// Details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A passage a reply was based on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// Its number in the prompt, from 1.
+    pub n: usize,
+    /// The chunk.
+    pub chunk_id: ChunkId,
+    /// Document source (path or file name).
+    pub source: String,
+    /// Heading path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
+    /// Cosine similarity to the question.
+    pub similarity: f32,
+    /// Fused retrieval score.
+    pub score: f32,
+}
+
+/// How a bot reply was produced, kept with the reply for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Generation {
+    /// The answerer used.
+    pub answerer: Answerer,
+    /// The model, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The passages given to the answerer.
+    pub sources: Vec<SourceRef>,
+    /// Numbers of the sources the reply cites.
+    pub cited: Vec<usize>,
+    /// The prompt given to the model (system and history included), as rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The answerer's confidence, 0-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Prompt tokens.
+    pub tokens_in: u32,
+    /// Completion tokens.
+    pub tokens_out: u32,
+    /// Time spent retrieving, in milliseconds.
+    pub retrieve_ms: f64,
+    /// Time spent generating, in milliseconds.
+    pub generate_ms: f64,
+    /// Time from the start of handling to the reply, in milliseconds.
+    pub total_ms: f64,
+}
+
+/// A WhatsApp number or instance, linked to an agent. Credentials are kept apart, sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Its id.
+    pub id: ChannelId,
+    /// A label.
+    pub name: String,
+    /// Which provider serves it.
+    pub provider: ProviderKind,
+    /// Meta/Kapso `phone_number_id`, Evolution instance name, or the sandbox agent.
+    pub route_key: String,
+    /// The agent answering on it.
+    pub agent_id: Option<AgentId>,
+    /// Non-secret settings.
+    pub settings: ChannelConfig,
+    /// Connection state.
+    pub state: ChannelState,
+    /// Why it is in that state (provider's words), if known.
+    pub state_detail: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Non-secret settings of a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelConfig {
+    /// Messages per minute this channel may send; `None` uses the global setting.
+    pub rate_per_minute: Option<u32>,
+    /// Reject incoming calls (Evolution).
+    pub reject_calls: bool,
+    /// Sent to callers when a call is rejected.
+    pub call_message: Option<String>,
+    /// Ignore group chats.
+    pub ignore_groups: bool,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_minute: None,
+            reject_calls: true,
+            call_message: Some(
+                "Sorry, we can't take calls on this number. Please send us a message.".into(),
+            ),
+            ignore_groups: true,
+        }
+    }
+}
+
+/// A customer on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Its id.
+    pub id: ContactId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// WhatsApp id (digits).
+    pub wa_id: String,
+    /// Address replies go to when it differs from `wa_id` (Evolution LID addressing).
+    pub reply_to: Option<String>,
+    /// Profile name.
+    pub name: Option<String>,
+}
+
+impl Contact {
+    /// Where replies to this contact are sent.
+    pub fn address(&self) -> &str {
+        self.reply_to.as_deref().unwrap_or(&self.wa_id)
+    }
+}
+
+/// A conversation between a contact and a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id.
+    pub id: ConversationId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The customer.
+    pub contact: Contact,
+    /// The agent that answers (the channel's, or the sandbox's).
+    pub agent_id: Option<AgentId>,
+    /// A sandbox conversation (prompt testing), kept apart from real ones.
+    pub sandbox: bool,
+    /// Who owns it.
+    pub status: ConversationStatus,
+    /// Why it is in that status (e.g. the escalation reason).
+    pub status_reason: Option<String>,
+    /// Last customer message: the 24-hour customer-service window starts here.
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Last message either way.
+    pub last_activity_at: DateTime<Utc>,
+    /// History before this instant is not given to the model (idle reset, `/reset`).
+    pub context_started_at: DateTime<Utc>,
+    /// Customer messages not yet read by a human.
+    pub unread_count: i64,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored message, either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id.
+    pub id: MessageId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Direction.
+    pub direction: Direction,
+    /// Who wrote it.
+    pub role: Role,
+    /// What it contains.
+    pub kind: MessageKind,
+    /// Text or caption.
+    pub text: Option<String>,
+    /// Transcript of a voice note.
+    pub transcript: Option<String>,
+    /// Everything else.
+    pub details: MessageDetails,
+    /// The provider's id.
+    pub provider_message_id: Option<String>,
+    /// Delivery status.
+    pub status: DeliveryStatus,
+    /// Why delivery failed.
+    pub error: Option<DeliveryError>,
+    /// How a bot reply was produced.
+    pub generation: Option<Generation>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// What the customer said: the transcript of a voice note, else the text.
+    pub fn said(&self) -> Option<&str> {
+        self.transcript
+            .as_deref()
+            .or(self.text.as_deref())
+            .filter(|t| !t.trim().is_empty())
+    }
+}
+
+/// Why a conversation was handed to a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// Its id.
+    pub id: EscalationId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Machine-readable reason (`keyword`, `human_request`, `low_confidence`, ...).
+    pub reason: String,
+    /// Details (the matched keyword, the error...).
+    pub detail: Option<String>,
+    /// The message that triggered it.
+    pub message_id: Option<MessageId>,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it was closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// `resolved` or `handed_back`.
+    pub resolution: Option<String>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,10 +1065,16 @@ mod tests {
     #[test]
     fn patch_merges_nested_sections_and_validates() {
         let base = AgentConfig::default();
-        let cfg = AgentConfig::patched(&base, json!({"temperature": 0.7, "escalation": {"support_contact": "5511988887777"}}))
-            .unwrap();
+        let cfg = AgentConfig::patched(
+            &base,
+            json!({"temperature": 0.7, "escalation": {"support_contact": "5511988887777"}}),
+        )
+        .unwrap();
         assert_eq!(cfg.temperature, 0.7);
-        assert_eq!(cfg.escalation.support_contact.as_deref(), Some("5511988887777"));
+        assert_eq!(
+            cfg.escalation.support_contact.as_deref(),
+            Some("5511988887777")
+        );
         // Untouched nested fields keep their values.
         assert_eq!(cfg.escalation.keywords, base.escalation.keywords);
     }
@@ -516,9 +1087,15 @@ mod tests {
             (json!({"top_k": 0}), "top_k"),
             (json!({"top_k": 51}), "top_k"),
             (json!({"temperature": "hot"}), "temperature"),
-            (json!({"tempreature": 1.0}), "body"),
-            (json!({"escalation": {"support_contact": "call me"}}), "escalation.support_contact"),
-            (json!({"escalation": {"keywords": ["ok", ""]}}), "escalation.keywords[1]"),
+            (json!({"tempreature": 1.0}), "tempreature"),
+            (
+                json!({"escalation": {"support_contact": "call me"}}),
+                "escalation.support_contact",
+            ),
+            (
+                json!({"escalation": {"keywords": ["ok", ""]}}),
+                "escalation.keywords[1]",
+            ),
             (json!({"language": "Portuguese"}), "language"),
             (json!({"answerer": "gpt"}), "answerer"),
             (json!({"prompt_file": "../../etc/passwd"}), "prompt_file"),
@@ -527,7 +1104,9 @@ mod tests {
         for (patch, field) in cases {
             let errors = AgentConfig::patched(&base, patch.clone()).unwrap_err();
             assert!(
-                errors.iter().any(|e| e.field == field || e.message.contains(field)),
+                errors
+                    .iter()
+                    .any(|e| e.field == field || e.message.contains(field)),
                 "{patch}: expected an error on {field}, got {errors:?}"
             );
         }
@@ -535,7 +1114,11 @@ mod tests {
 
     #[test]
     fn several_errors_are_reported_together() {
-        let errors = AgentConfig::patched(&AgentConfig::default(), json!({"temperature": 9.0, "top_k": 0})).unwrap_err();
+        let errors = AgentConfig::patched(
+            &AgentConfig::default(),
+            json!({"temperature": 9.0, "top_k": 0}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["temperature", "top_k"]);
     }

@@ -5,6 +5,8 @@ pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod knowledge;
+pub mod providers;
 pub mod store;
 pub mod vectors;
 

@@ -4,7 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyPool, AnyPoolOptions};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 
 use super::sql::{db_err, get, parse_id, SqlStore};
 use super::{Backend, KeywordHit, StoreError};
