@@ -529,16 +529,22 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn points_survive_a_crash() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        let writer = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--ignored",
                 "--exact",
                 "vectors::edge::tests::crash_after_writes",
             ])
             .env(CRASH_DIR_ENV, dir.path())
-            .status()
+            .output()
             .expect("run the writer");
-        assert!(status.success(), "writer failed: {status}");
+        assert!(
+            writer.status.success(),
+            "writer failed: {}\n{}{}",
+            writer.status,
+            String::from_utf8_lossy(&writer.stdout),
+            String::from_utf8_lossy(&writer.stderr)
+        );
 
         let vectors = crash_vectors();
         let store = EdgeStore::open(dir.path(), 128).expect("reopen");
