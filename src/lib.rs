@@ -10,5 +10,6 @@ pub mod knowledge;
 pub mod models;
 pub mod providers;
 pub mod store;
+pub mod vectors;
 
 pub use config::Settings;

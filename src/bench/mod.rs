@@ -1,3 +1,5 @@
-//! Throughput benchmarks of the heavy stages, run by `palaver bench`.
+//! Benchmarks behind `palaver bench`: measured figures for the parts whose speed matters to a
+//! user — embedding throughput, retrieval latency and recall.
 
 pub mod embed;
+pub mod retrieval;
