@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod llm;
 pub mod store;
 
 pub use config::Settings;
