@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod domain;
 pub mod embed;
 pub mod knowledge;
+pub mod llm;
 pub mod models;
 pub mod providers;
 pub mod store;
