@@ -28,6 +28,7 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::{ChatMessage, ChatModel, ChatRequest, Completion, FinishReason, LlmError};
 use crate::config::LocalLlmSettings;
+use crate::models::{ModelError, ModelStore};
 
 /// Sampling seed: the same prompt at the same temperature gives the same reply, so a reply
 /// can be reproduced from the stored prompt.
@@ -73,6 +74,41 @@ impl std::fmt::Debug for LocalChat {
 }
 
 impl LocalChat {
+    /// Loads `s.model`: a path to a `.gguf` file, or a catalogue name (`smollm2-135m`) whose
+    /// files the model store provides, fetching and verifying them first when needed.
+    pub async fn load(models: &ModelStore, s: &LocalLlmSettings) -> Result<Self, LlmError> {
+        if is_gguf_path(&s.model) {
+            return Self::load_from_path(Path::new(&s.model), s).await;
+        }
+        let in_setting = |e: ModelError| {
+            let message = format!("llm.local.model = {}: {e}", s.model);
+            match e {
+                // A download that failed may well work on the next start.
+                ModelError::Fetch(_) => LlmError::Transient(message),
+                _ => LlmError::Permanent(message),
+            }
+        };
+        let gguf = crate::models::spec(&s.model)
+            .map_err(in_setting)?
+            .outputs()
+            .into_iter()
+            .find(|f| is_gguf_path(f.name))
+            .ok_or_else(|| {
+                LlmError::Permanent(format!(
+                    "llm.local.model = {}: this model has no GGUF file",
+                    s.model
+                ))
+            })?;
+        let files = models.ensure(&s.model).await.map_err(in_setting)?;
+        let path = files.path(gguf.name).ok_or_else(|| {
+            LlmError::Permanent(format!(
+                "llm.local.model = {}: the model store has no {}",
+                s.model, gguf.name
+            ))
+        })?;
+        Self::load_from_path(path, s).await
+    }
+
     /// Loads the GGUF file at `path` (reading it and building the tokenizer on a blocking
     /// thread). `s.model` only names the model in logs and stored replies.
     pub async fn load_from_path(path: &Path, s: &LocalLlmSettings) -> Result<Self, LlmError> {
@@ -91,11 +127,14 @@ impl LocalChat {
     }
 }
 
-fn model_name(configured: &str, path: &Path) -> String {
-    let is_path = Path::new(configured)
+fn is_gguf_path(name: &str) -> bool {
+    Path::new(name)
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-    if is_path {
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+fn model_name(configured: &str, path: &Path) -> String {
+    if is_gguf_path(configured) {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         format!("local:{}", stem.unwrap_or_else(|| "gguf".into()))
     } else {
@@ -810,6 +849,57 @@ mod tests {
             model_name("/models/SmolLM2-135M-Instruct.Q4_1.gguf", path),
             "local:SmolLM2-135M-Instruct.Q4_1"
         );
+    }
+
+    #[tokio::test]
+    async fn load_refuses_what_is_not_a_local_chat_model() {
+        let tmp = tempfile::tempdir().unwrap();
+        // MiniLM's files, as a local override: present, but no GGUF among them.
+        let minilm = tmp.path().join("minilm");
+        std::fs::create_dir(&minilm).unwrap();
+        for f in ["model.safetensors", "tokenizer.json", "config.json"] {
+            std::fs::write(minilm.join(f), b"").unwrap();
+        }
+        let store = ModelStore::new(
+            tmp.path().join("cache"),
+            [("all-minilm-l6-v2".to_string(), minilm)].into(),
+        );
+        let cases = [
+            ("all-minilm-l6-v2", "no GGUF"),
+            ("no-such-model", "unknown model"),
+            ("/nowhere/model.gguf", "cannot open"),
+        ];
+        for (model, why) in cases {
+            let s = LocalLlmSettings {
+                model: model.into(),
+                ..LocalLlmSettings::default()
+            };
+            let err = LocalChat::load(&store, &s).await.unwrap_err();
+            assert!(
+                matches!(&err, LlmError::Permanent(m) if m.contains(why)),
+                "{model}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn load_finds_the_catalogue_gguf_through_the_model_store() {
+        let Some(path) = test_gguf() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(
+            tmp.path().to_path_buf(),
+            [("smollm2-135m".to_string(), path.clone())].into(),
+        );
+        let chat = LocalChat::load(&store, &LocalLlmSettings::default())
+            .await
+            .unwrap();
+        assert_eq!(chat.name(), "local:smollm2-135m");
+        let by_path = LocalLlmSettings {
+            model: path.to_string_lossy().into_owned(),
+            ..LocalLlmSettings::default()
+        };
+        let chat = LocalChat::load(&store, &by_path).await.unwrap();
+        assert_eq!(chat.name(), "local:SmolLM2-135M-Instruct.Q4_1");
     }
 
     /// The SmolLM2 GGUF named by `PALAVER_TEST_GGUF`, or `None` (with a note) when it is not
