@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .nest("/api/v1", api::routes(state.clone()))
+        .merge(webhooks::routes(&state))
         .fallback(not_found)
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(

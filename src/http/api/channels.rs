@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{find_agent, Json, Path, Query};
+use super::{find_agent, optional_json, Json, Path, Query};
 use crate::channels::ChannelInput;
 use crate::domain::{validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError, ProviderKind};
 use crate::http::{ApiError, AppState};
@@ -320,10 +320,10 @@ struct ConnectBody {
 async fn connect(
     State(state): State<AppState>,
     Path(id): Path<ChannelId>,
-    body: Option<Json<ConnectBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = find(&state, id).await?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body: ConnectBody = optional_json(&body)?;
     let outcome = state.channels.connect(&channel, body.pairing_number.as_deref()).await?;
     Ok(Json(match outcome {
         ConnectOutcome::Qr(qr) => serde_json::json!({ "state": "connecting", "qr": crate::channels::Channels::qr_view(&qr) }),

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use super::{Json, Path, Query};
+use super::{optional_json, Json, Path, Query};
 use crate::domain::{Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId};
 use crate::http::{ApiError, AppState};
 use crate::pipeline::rules::Trigger;
@@ -165,19 +165,12 @@ async fn close(state: &AppState, id: ConversationId, resolution: &str, body: Clo
     Ok(Json(ConversationView { conversation, escalations }))
 }
 
-fn close_body(bytes: &[u8]) -> Result<CloseBody, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(CloseBody::default());
-    }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-}
-
 async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, "resolved", close_body(&body)?).await
+    close(&state, id, "resolved", optional_json(&body)?).await
 }
 
 async fn hand_back(
@@ -185,5 +178,5 @@ async fn hand_back(
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, "handed_back", close_body(&body)?).await
+    close(&state, id, "handed_back", optional_json(&body)?).await
 }

@@ -1,8 +1,12 @@
 //! `/api/v1`: JSON resources behind API keys.
 
 pub mod agents;
+pub mod channels;
+pub mod conversations;
+pub mod jobs;
 pub mod keys;
 pub mod knowledge;
+pub mod sandbox;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -18,6 +22,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(agents::routes())
         .merge(knowledge::routes(&state))
         .merge(keys::routes())
+        .merge(channels::routes())
+        .merge(conversations::routes())
+        .merge(sandbox::routes(&state))
+        .merge(jobs::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
 }
 
@@ -28,6 +36,14 @@ pub async fn find_agent(state: &AppState, key: &str) -> Result<Agent, ApiError> 
         Err(_) => state.store.agent_by_name(key).await?,
     };
     agent.ok_or_else(|| ApiError::NotFound(format!("no agent `{key}`")))
+}
+
+/// A JSON body that may be absent (empty means the defaults).
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// `axum::Json` with our error type for rejections.

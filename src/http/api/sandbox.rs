@@ -8,7 +8,7 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 
-use super::{find_agent, Json, Path};
+use super::{find_agent, optional_json, Json, Path};
 use crate::domain::FieldError;
 use crate::http::{ApiError, AppState};
 use crate::pipeline::sandbox::{self, Said};
@@ -122,11 +122,7 @@ struct ResetBody {
 
 async fn reset(State(state): State<AppState>, Path(agent): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, ApiError> {
     let agent = find_agent(&state, &agent).await?;
-    let body: ResetBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ResetBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
+    let body: ResetBody = optional_json(&body)?;
     let session = check_session(body.session)?;
     sandbox::reset(&state.pipeline, &agent, &session).await?;
     Ok(StatusCode::NO_CONTENT)
