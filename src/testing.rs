@@ -141,3 +141,38 @@ impl ChatModel for ScriptedChat {
 pub fn scripted(script: impl IntoIterator<Item = Result<String, LlmError>>) -> Arc<ScriptedChat> {
     Arc::new(ScriptedChat::new(script))
 }
+
+/// The model cache tests use: `PALAVER_MODELS_DIR`, else the default cache directory.
+pub fn test_model_store() -> crate::models::ModelStore {
+    let dir = std::env::var_os("PALAVER_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::Settings::default().models_dir());
+    crate::models::ModelStore::new(dir, Default::default())
+}
+
+/// True when `PALAVER_REQUIRE_MODELS=1`: model tests must run, not skip.
+pub fn models_required() -> bool {
+    std::env::var("PALAVER_REQUIRE_MODELS").is_ok_and(|v| v == "1")
+}
+
+/// The files of model `name` for a test, or `None` (after saying why) when it is not in the
+/// cache. With `PALAVER_REQUIRE_MODELS=1` a missing model is fetched, and failing that the
+/// test fails.
+pub async fn test_model(name: &str) -> Option<crate::models::ModelFiles> {
+    let store = test_model_store();
+    if models_required() {
+        return Some(store.ensure(name).await.unwrap_or_else(|e| {
+            panic!("PALAVER_REQUIRE_MODELS=1 but {name} is unavailable: {e}")
+        }));
+    }
+    match store.status(name).await {
+        Ok(crate::models::ModelStatus::Ready { .. }) => store.ensure(name).await.ok(),
+        other => {
+            eprintln!(
+                "skipping: model {name} is not in {} ({other:?}); fetch it with `palaver models fetch {name}` or set PALAVER_REQUIRE_MODELS=1",
+                store.dir().display()
+            );
+            None
+        }
+    }
+}

@@ -54,11 +54,17 @@ struct Handshake {
 async fn meta_verify(State(state): State<AppState>, Query(q): Query<Handshake>) -> Response {
     match state
         .channels
-        .verify_meta_subscription(q.mode.as_deref(), q.token.as_deref(), q.challenge.as_deref())
+        .verify_meta_subscription(
+            q.mode.as_deref(),
+            q.token.as_deref(),
+            q.challenge.as_deref(),
+        )
         .await
     {
         Ok(challenge) => ([(header::CONTENT_TYPE, "text/plain")], challenge).into_response(),
-        Err(ChannelError::Unauthorized(_)) => (StatusCode::FORBIDDEN, "verification failed").into_response(),
+        Err(ChannelError::Unauthorized(_)) => {
+            (StatusCode::FORBIDDEN, "verification failed").into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -68,11 +74,17 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
     if ok {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType("webhooks must be `Content-Type: application/json`".into()))
+        Err(ApiError::UnsupportedMediaType(
+            "webhooks must be `Content-Type: application/json`".into(),
+        ))
     }
 }
 
@@ -97,11 +109,18 @@ async fn receive(
         }
     })?;
     require_json(&headers)?;
-    let receipt = state.channels.receive(kind, channel, &headers, &body).await?;
+    let receipt = state
+        .channels
+        .receive(kind, channel, &headers, &body)
+        .await?;
     Ok((StatusCode::OK, Json(receipt)).into_response())
 }
 
-async fn meta(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> Result<Response, ApiError> {
+async fn meta(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     receive(state, ProviderKind::Meta, None, headers, body).await
 }
 

@@ -884,7 +884,9 @@ mod tests {
 
     #[tokio::test]
     async fn load_finds_the_catalogue_gguf_through_the_model_store() {
-        let Some(path) = test_gguf() else { return };
+        let Some(path) = test_gguf().await else {
+            return;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let store = ModelStore::new(
             tmp.path().to_path_buf(),
@@ -902,27 +904,18 @@ mod tests {
         assert_eq!(chat.name(), "local:SmolLM2-135M-Instruct.Q4_1");
     }
 
-    /// The SmolLM2 GGUF named by `PALAVER_TEST_GGUF`, or `None` (with a note) when it is not
-    /// there, unless `PALAVER_REQUIRE_MODELS=1`.
-    fn test_gguf() -> Option<PathBuf> {
-        let path = std::env::var_os("PALAVER_TEST_GGUF").map(PathBuf::from);
-        match path {
-            Some(p) if p.is_file() => Some(p),
-            _ => {
-                assert!(
-                    std::env::var("PALAVER_REQUIRE_MODELS").as_deref() != Ok("1"),
-                    "PALAVER_REQUIRE_MODELS=1 but PALAVER_TEST_GGUF does not name a GGUF file"
-                );
-                eprintln!("skipped: set PALAVER_TEST_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf");
-                None
-            }
-        }
+    /// The SmolLM2 GGUF from the test model cache (see [`crate::testing::test_model`]).
+    async fn test_gguf() -> Option<PathBuf> {
+        let files = crate::testing::test_model("smollm2-135m").await?;
+        files
+            .path("SmolLM2-135M-Instruct.Q4_1.gguf")
+            .map(Path::to_path_buf)
     }
 
     /// One loaded model shared by the tests (its mutex serialises them).
     async fn smollm() -> Option<&'static LocalChat> {
         static MODEL: OnceCell<LocalChat> = OnceCell::const_new();
-        let path = test_gguf()?;
+        let path = test_gguf().await?;
         Some(
             MODEL
                 .get_or_init(|| async {
@@ -952,9 +945,11 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn smollm2_tokenizer_matches_llama_cpp() {
-        let Some(path) = test_gguf() else { return };
+    #[tokio::test]
+    async fn smollm2_tokenizer_matches_llama_cpp() {
+        let Some(path) = test_gguf().await else {
+            return;
+        };
         let mut file = std::fs::File::open(path).unwrap();
         let content = gguf_file::Content::read(&mut file).unwrap();
         let p = Prompter::from_metadata(&Metadata(&content.metadata)).unwrap();

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{find_agent, optional_json, Json, Path, Query};
 use crate::channels::ChannelInput;
-use crate::domain::{validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError, ProviderKind};
+use crate::domain::{
+    validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
+    ProviderKind,
+};
 use crate::http::{ApiError, AppState};
 use crate::providers::evolution::ConnectOutcome;
 use crate::providers::Credentials;
@@ -21,7 +24,10 @@ use crate::providers::Credentials;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/channels", get(list).post(create))
-        .route("/channels/{channel}", get(read).patch(update).delete(remove))
+        .route(
+            "/channels/{channel}",
+            get(read).patch(update).delete(remove),
+        )
         .route("/channels/{channel}/connect", post(connect))
         .route("/channels/{channel}/state", get(state))
         .route("/channels/{channel}/logout", post(logout))
@@ -71,19 +77,30 @@ struct CredentialsInput {
     webhook_secret: Option<SecretString>,
 }
 
-fn required(value: Option<SecretString>, field: &str, errors: &mut Vec<FieldError>) -> SecretString {
+fn required(
+    value: Option<SecretString>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> SecretString {
     use secrecy::ExposeSecret;
     match value {
         Some(v) if !v.expose_secret().trim().is_empty() => v,
         _ => {
-            errors.push(FieldError::new(format!("credentials.{field}"), "is required"));
+            errors.push(FieldError::new(
+                format!("credentials.{field}"),
+                "is required",
+            ));
             SecretString::from(String::new())
         }
     }
 }
 
 impl CredentialsInput {
-    fn into_credentials(self, provider: ProviderKind, errors: &mut Vec<FieldError>) -> Option<Credentials> {
+    fn into_credentials(
+        self,
+        provider: ProviderKind,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Credentials> {
         let stray = |present: bool, field: &str, errors: &mut Vec<FieldError>| {
             if present {
                 errors.push(FieldError::new(
@@ -109,12 +126,17 @@ impl CredentialsInput {
                 stray(self.verify_token.is_some(), "verify_token", errors);
                 let server_url = self.server_url.unwrap_or_default();
                 if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-                    errors.push(FieldError::new("credentials.server_url", "must be an http:// or https:// URL"));
+                    errors.push(FieldError::new(
+                        "credentials.server_url",
+                        "must be an http:// or https:// URL",
+                    ));
                 }
                 Some(Credentials::Evolution {
                     server_url: server_url.trim_end_matches('/').to_string(),
                     api_key: required(self.api_key, "api_key", errors),
-                    webhook_secret: self.webhook_secret.unwrap_or_else(|| SecretString::from(String::new())),
+                    webhook_secret: self
+                        .webhook_secret
+                        .unwrap_or_else(|| SecretString::from(String::new())),
                 })
             }
             ProviderKind::Kapso => {
@@ -128,7 +150,10 @@ impl CredentialsInput {
                 })
             }
             ProviderKind::Sandbox => {
-                errors.push(FieldError::new("provider", "sandbox channels are created by the sandbox"));
+                errors.push(FieldError::new(
+                    "provider",
+                    "sandbox channels are created by the sandbox",
+                ));
                 None
             }
         }
@@ -160,19 +185,34 @@ fn yes() -> bool {
 
 fn check_settings(settings: &ChannelConfig, errors: &mut Vec<FieldError>) {
     if settings.rate_per_minute == Some(0) {
-        errors.push(FieldError::new("settings.rate_per_minute", "must be greater than 0"));
+        errors.push(FieldError::new(
+            "settings.rate_per_minute",
+            "must be greater than 0",
+        ));
     }
-    if settings.call_message.as_ref().is_some_and(|m| m.len() > 1000) {
-        errors.push(FieldError::new("settings.call_message", "must be at most 1000 bytes"));
+    if settings
+        .call_message
+        .as_ref()
+        .is_some_and(|m| m.len() > 1000)
+    {
+        errors.push(FieldError::new(
+            "settings.call_message",
+            "must be at most 1000 bytes",
+        ));
     }
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<ChannelView>>, ApiError> {
     let channels = state.store.list_channels(None).await?;
-    Ok(Json(channels.into_iter().map(|c| view(&state, c)).collect()))
+    Ok(Json(
+        channels.into_iter().map(|c| view(&state, c)).collect(),
+    ))
 }
 
-async fn create(State(state): State<AppState>, Json(body): Json<NewChannelBody>) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<NewChannelBody>,
+) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let mut errors = Vec::new();
     if body.name.trim().is_empty() || body.name.len() > 200 {
         errors.push(FieldError::new("name", "must be 1-200 characters"));
@@ -180,7 +220,10 @@ async fn create(State(state): State<AppState>, Json(body): Json<NewChannelBody>)
     let route_key = match body.provider {
         ProviderKind::Evolution => {
             if body.phone_number_id.is_some() {
-                errors.push(FieldError::new("phone_number_id", "Evolution channels are named by `instance`"));
+                errors.push(FieldError::new(
+                    "phone_number_id",
+                    "Evolution channels are named by `instance`",
+                ));
             }
             let instance = body.instance.clone().unwrap_or_default();
             if let Some(e) = validate_name("instance", &instance) {
@@ -190,17 +233,25 @@ async fn create(State(state): State<AppState>, Json(body): Json<NewChannelBody>)
         }
         _ => {
             if body.instance.is_some() {
-                errors.push(FieldError::new("instance", "only Evolution channels have an instance"));
+                errors.push(FieldError::new(
+                    "instance",
+                    "only Evolution channels have an instance",
+                ));
             }
             let id = body.phone_number_id.clone().unwrap_or_default();
             if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_digit()) {
-                errors.push(FieldError::new("phone_number_id", "must be the provider's numeric phone number id"));
+                errors.push(FieldError::new(
+                    "phone_number_id",
+                    "must be the provider's numeric phone number id",
+                ));
             }
             id
         }
     };
     check_settings(&body.settings, &mut errors);
-    let credentials = body.credentials.into_credentials(body.provider, &mut errors);
+    let credentials = body
+        .credentials
+        .into_credentials(body.provider, &mut errors);
     let agent_id = match &body.agent {
         Some(a) => match find_agent(&state, a).await {
             Ok(agent) => Some(agent.id),
@@ -235,7 +286,10 @@ async fn find(state: &AppState, id: ChannelId) -> Result<Channel, ApiError> {
     }
 }
 
-async fn read(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<Json<ChannelView>, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+) -> Result<Json<ChannelView>, ApiError> {
     Ok(Json(view(&state, find(&state, id).await?)))
 }
 
@@ -251,7 +305,9 @@ struct ChannelPatch {
     credentials: Option<CredentialsInput>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
 }
 
@@ -280,7 +336,9 @@ async fn update(
         check_settings(&settings, &mut errors);
         channel.settings = settings;
     }
-    let credentials = patch.credentials.and_then(|c| c.into_credentials(channel.provider, &mut errors));
+    let credentials = patch
+        .credentials
+        .and_then(|c| c.into_credentials(channel.provider, &mut errors));
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -304,7 +362,10 @@ async fn remove(
     Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let channel = find(&state, id).await?;
-    state.channels.delete(&channel, params.delete_instance).await?;
+    state
+        .channels
+        .delete(&channel, params.delete_instance)
+        .await?;
     state.channels.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -324,21 +385,32 @@ async fn connect(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = find(&state, id).await?;
     let body: ConnectBody = optional_json(&body)?;
-    let outcome = state.channels.connect(&channel, body.pairing_number.as_deref()).await?;
+    let outcome = state
+        .channels
+        .connect(&channel, body.pairing_number.as_deref())
+        .await?;
     Ok(Json(match outcome {
-        ConnectOutcome::Qr(qr) => serde_json::json!({ "state": "connecting", "qr": crate::channels::Channels::qr_view(&qr) }),
+        ConnectOutcome::Qr(qr) => {
+            serde_json::json!({ "state": "connecting", "qr": crate::channels::Channels::qr_view(&qr) })
+        }
         ConnectOutcome::AlreadyOpen => serde_json::json!({ "state": "connected" }),
         ConnectOutcome::Pending => serde_json::json!({ "state": "connecting", "qr": null }),
     }))
 }
 
-async fn state(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn state(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = find(&state, id).await?;
     let now = state.channels.refresh_state(&channel).await?;
     Ok(Json(serde_json::json!({ "state": now })))
 }
 
-async fn logout(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<StatusCode, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+) -> Result<StatusCode, ApiError> {
     let channel = find(&state, id).await?;
     state.channels.logout(&channel).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -9,7 +9,9 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{optional_json, Json, Path, Query};
-use crate::domain::{Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId};
+use crate::domain::{
+    Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId,
+};
 use crate::http::{ApiError, AppState};
 use crate::pipeline::rules::Trigger;
 use crate::store::{ConversationFilter, ConversationSummary};
@@ -19,7 +21,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/conversations", get(list))
         .route("/conversations/{conversation}", get(read))
-        .route("/conversations/{conversation}/messages", get(messages).post(reply))
+        .route(
+            "/conversations/{conversation}/messages",
+            get(messages).post(reply),
+        )
         .route("/conversations/{conversation}/read", post(mark_read))
         .route("/conversations/{conversation}/resolve", post(resolve))
         .route("/conversations/{conversation}/handback", post(hand_back))
@@ -38,7 +43,10 @@ struct ListParams {
     offset: Option<u32>,
 }
 
-async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
@@ -73,10 +81,16 @@ struct ConversationView {
     escalations: Vec<Escalation>,
 }
 
-async fn read(State(state): State<AppState>, Path(id): Path<ConversationId>) -> Result<Json<ConversationView>, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+) -> Result<Json<ConversationView>, ApiError> {
     let conversation = find(&state, id).await?;
     let escalations = state.store.escalations(id).await?;
-    Ok(Json(ConversationView { conversation, escalations }))
+    Ok(Json(ConversationView {
+        conversation,
+        escalations,
+    }))
 }
 
 /// Paging of messages.
@@ -117,7 +131,10 @@ async fn reply(
     let conversation = find(&state, id).await?;
     let text = body.text.trim();
     if text.is_empty() || text.len() > 4096 {
-        return Err(ApiError::invalid("text", "must be 1-4096 bytes (WhatsApp's limit)"));
+        return Err(ApiError::invalid(
+            "text",
+            "must be 1-4096 bytes (WhatsApp's limit)",
+        ));
     }
     let by = body.by.as_deref().unwrap_or("inbox");
     // A person answering owns the conversation: the bot steps back until handed back.
@@ -128,12 +145,18 @@ async fn reply(
             .open_escalation(id, trigger.reason(), Some(trigger.detail()), None)
             .await?;
     }
-    let message = state.channels.send_human_reply(&conversation, text, by).await?;
+    let message = state
+        .channels
+        .send_human_reply(&conversation, text, by)
+        .await?;
     state.store.mark_read(id).await?;
     Ok((StatusCode::ACCEPTED, Json(message)))
 }
 
-async fn mark_read(State(state): State<AppState>, Path(id): Path<ConversationId>) -> Result<StatusCode, ApiError> {
+async fn mark_read(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+) -> Result<StatusCode, ApiError> {
     find(&state, id).await?;
     state.store.mark_read(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -146,10 +169,20 @@ struct CloseBody {
     by: Option<String>,
 }
 
-async fn close(state: &AppState, id: ConversationId, resolution: &str, body: CloseBody) -> Result<Json<ConversationView>, ApiError> {
+async fn close(
+    state: &AppState,
+    id: ConversationId,
+    resolution: &str,
+    body: CloseBody,
+) -> Result<Json<ConversationView>, ApiError> {
     let conversation = find(state, id).await?;
     let by = body.by.unwrap_or_else(|| "inbox".into());
-    if state.store.close_escalation(id, resolution, &by).await?.is_none() {
+    if state
+        .store
+        .close_escalation(id, resolution, &by)
+        .await?
+        .is_none()
+    {
         // No open escalation: set the status directly.
         let status = if resolution == "handed_back" {
             ConversationStatus::Active
@@ -157,12 +190,18 @@ async fn close(state: &AppState, id: ConversationId, resolution: &str, body: Clo
             ConversationStatus::Resolved
         };
         if conversation.status != status {
-            state.store.set_conversation_status(id, status, None).await?;
+            state
+                .store
+                .set_conversation_status(id, status, None)
+                .await?;
         }
     }
     let conversation = find(state, id).await?;
     let escalations = state.store.escalations(id).await?;
-    Ok(Json(ConversationView { conversation, escalations }))
+    Ok(Json(ConversationView {
+        conversation,
+        escalations,
+    }))
 }
 
 async fn resolve(

@@ -28,19 +28,35 @@ struct ListParams {
     limit: Option<u32>,
 }
 
-async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<Json<Vec<Job>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<Job>>, ApiError> {
     let status = p.status.unwrap_or_else(|| "dead".into());
     if !["pending", "running", "dead"].contains(&status.as_str()) {
-        return Err(ApiError::invalid("status", "must be pending, running or dead"));
+        return Err(ApiError::invalid(
+            "status",
+            "must be pending, running or dead",
+        ));
     }
-    Ok(Json(state.store.list_jobs(&status, p.limit.unwrap_or(100).clamp(1, 1000)).await?))
+    Ok(Json(
+        state
+            .store
+            .list_jobs(&status, p.limit.unwrap_or(100).clamp(1, 1000))
+            .await?,
+    ))
 }
 
-async fn counts(State(state): State<AppState>) -> Result<Json<std::collections::HashMap<String, i64>>, ApiError> {
+async fn counts(
+    State(state): State<AppState>,
+) -> Result<Json<std::collections::HashMap<String, i64>>, ApiError> {
     Ok(Json(state.store.job_counts().await?))
 }
 
-async fn requeue(State(state): State<AppState>, Path(id): Path<JobId>) -> Result<StatusCode, ApiError> {
+async fn requeue(
+    State(state): State<AppState>,
+    Path(id): Path<JobId>,
+) -> Result<StatusCode, ApiError> {
     if state.store.requeue_job(id).await? {
         Ok(StatusCode::ACCEPTED)
     } else {

@@ -18,7 +18,10 @@ use crate::pipeline::{Outcome, Overrides, PipelineError};
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = state.settings.server.max_upload_bytes + 64 * 1024;
     Router::new()
-        .route("/sandbox/{agent}/messages", post(message).layer(DefaultBodyLimit::max(limit)))
+        .route(
+            "/sandbox/{agent}/messages",
+            post(message).layer(DefaultBodyLimit::max(limit)),
+        )
         .route("/sandbox/{agent}/reset", post(reset))
 }
 
@@ -27,7 +30,9 @@ impl From<PipelineError> for ApiError {
         match e {
             PipelineError::Store(s) => s.into(),
             PipelineError::Knowledge(k) => k.into(),
-            PipelineError::Prompt(crate::prompts::PromptError::Template { name, message }) if name == "overrides" => {
+            PipelineError::Prompt(crate::prompts::PromptError::Template { name, message })
+                if name == "overrides" =>
+            {
                 ApiError::Invalid(vec![FieldError::new("overrides", message)])
             }
             e @ PipelineError::Prompt(_) => ApiError::internal(e),
@@ -51,13 +56,25 @@ struct TextBody {
 
 fn check_session(session: Option<String>) -> Result<String, ApiError> {
     let session = session.unwrap_or_else(|| "api".into());
-    if session.is_empty() || session.len() > 64 || !session.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(ApiError::invalid("session", "must be 1-64 characters of letters, digits, '-', '_' or '.'"));
+    if session.is_empty()
+        || session.len() > 64
+        || !session
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::invalid(
+            "session",
+            "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+        ));
     }
     Ok(session)
 }
 
-async fn message(State(state): State<AppState>, Path(agent): Path<String>, request: Request) -> Result<Json<Outcome>, ApiError> {
+async fn message(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    request: Request,
+) -> Result<Json<Outcome>, ApiError> {
     let agent = find_agent(&state, &agent).await?;
     let content_type = request
         .headers()
@@ -66,10 +83,12 @@ async fn message(State(state): State<AppState>, Path(agent): Path<String>, reque
         .unwrap_or("")
         .to_string();
     let (said, session, overrides) = if content_type.starts_with("multipart/form-data") {
-        let mut multipart = <Multipart as axum::extract::FromRequest<AppState>>::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        let (mut audio, mut session, mut overrides, mut text) = (None, None, Overrides::default(), None);
+        let mut multipart =
+            <Multipart as axum::extract::FromRequest<AppState>>::from_request(request, &state)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let (mut audio, mut session, mut overrides, mut text) =
+            (None, None, Overrides::default(), None);
         while let Some(field) = multipart.next_field().await? {
             match field.name() {
                 Some("audio") => {
@@ -81,22 +100,37 @@ async fn message(State(state): State<AppState>, Path(agent): Path<String>, reque
                 Some("session") => session = Some(field.text().await?),
                 Some("overrides") => {
                     let raw = field.text().await?;
-                    overrides = serde_json::from_str(&raw)
-                        .map_err(|e| ApiError::Invalid(vec![FieldError::new("overrides", e.to_string())]))?;
+                    overrides = serde_json::from_str(&raw).map_err(|e| {
+                        ApiError::Invalid(vec![FieldError::new("overrides", e.to_string())])
+                    })?;
                 }
                 _ => {}
             }
         }
         let said = match (audio, text) {
-            (Some((bytes, _)), _) if bytes.is_empty() => return Err(ApiError::invalid("audio", "is empty")),
+            (Some((bytes, _)), _) if bytes.is_empty() => {
+                return Err(ApiError::invalid("audio", "is empty"))
+            }
             (Some((bytes, mime)), None) => Said::Audio(bytes, mime),
             (None, Some(text)) => Said::Text(text),
-            (Some(_), Some(_)) => return Err(ApiError::invalid("audio", "send either `audio` or `text`, not both")),
-            (None, None) => return Err(ApiError::invalid("audio", "a part named `audio` (or `text`) is required")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "audio",
+                    "send either `audio` or `text`, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "audio",
+                    "a part named `audio` (or `text`) is required",
+                ))
+            }
         };
         (said, session, overrides)
     } else if content_type.starts_with("application/json") {
-        let Json(body) = <Json<TextBody> as axum::extract::FromRequest<AppState>>::from_request(request, &state).await?;
+        let Json(body) =
+            <Json<TextBody> as axum::extract::FromRequest<AppState>>::from_request(request, &state)
+                .await?;
         (Said::Text(body.text), body.session, body.overrides)
     } else {
         return Err(ApiError::UnsupportedMediaType(
@@ -120,7 +154,11 @@ struct ResetBody {
     session: Option<String>,
 }
 
-async fn reset(State(state): State<AppState>, Path(agent): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, ApiError> {
+async fn reset(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
     let agent = find_agent(&state, &agent).await?;
     let body: ResetBody = optional_json(&body)?;
     let session = check_session(body.session)?;
