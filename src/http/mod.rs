@@ -49,6 +49,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before any request, so every request is counted.
+    metrics_handle();
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     let x_request_id = header::HeaderName::from_static("x-request-id");
     Router::new()

@@ -473,7 +473,10 @@ impl Pipeline {
             }
         };
         generation.model = Some(completion.model.clone());
-        generation.tokens_in = completion.tokens_in.max(generation.tokens_in);
+        // The model's own count when it gives one; our cl100k estimate otherwise.
+        if completion.tokens_in > 0 {
+            generation.tokens_in = completion.tokens_in;
+        }
         generation.tokens_out = completion.tokens_out;
         generation.confidence = completion.confidence;
         generation.cited = completion.cited.clone();

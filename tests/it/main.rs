@@ -3,4 +3,7 @@
 
 mod support;
 
+mod api;
+mod engine;
 mod store;
+mod webhooks;

@@ -26,7 +26,7 @@ pub struct AgentView {
     id: AgentId,
     name: String,
     active: bool,
-    collection: String,
+    /// Configuration, with `collection` resolved to the collection in use.
     #[serde(flatten)]
     config: AgentConfig,
     created_at: DateTime<Utc>,
@@ -35,12 +35,13 @@ pub struct AgentView {
 
 impl From<Agent> for AgentView {
     fn from(a: Agent) -> Self {
+        let mut config = a.config.clone();
+        config.collection = Some(a.collection().to_string());
         Self {
             id: a.id,
-            collection: a.collection().to_string(),
             name: a.name,
             active: a.active,
-            config: a.config,
+            config,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -56,10 +57,6 @@ fn split_body(body: Value) -> Result<(Option<Value>, Option<Value>, Value), ApiE
     let active = map.remove("active");
     for read_only in ["id", "created_at", "updated_at"] {
         map.remove(read_only);
-    }
-    // `collection` in responses is derived; accept it back only when it is a real setting.
-    if map.get("collection").is_some_and(Value::is_null) {
-        map.remove("collection");
     }
     Ok((name, active, Value::Object(map)))
 }

@@ -1,5 +1,6 @@
 //! Shared test setup: stores on both backends, sample data.
 
+pub mod app;
 pub mod pg;
 
 use std::sync::Arc;
