@@ -28,8 +28,10 @@ const DENSE: &str = "dense";
 const SHARD_CONFIG_FILE: &str = "edge_config.json";
 /// Points per update operation (one WAL record each) within a larger upsert.
 const UPSERT_CHUNK: usize = 1024;
-/// HNSW graph degree. 16 with `EF_CONSTRUCT` 100 keeps recall@10 above 0.95 on clustered
-/// 384-d vectors at 100k points with `hnsw_ef` 128 (see `bench::retrieval`).
+/// HNSW graph degree. With `HNSW_EF_CONSTRUCT` 100 and the default `hnsw_ef` 128, measured on
+/// 2 cores: recall@10 0.995 (p50 0.6 ms) on 25k real MiniLM embeddings, >= 0.998 on 100k
+/// clustered 384-d vectors, 0.96 on 100k unclustered 32-dimensional ones. `m` 32 gained
+/// little on real embeddings (0.999) for twice the build time; raising `hnsw_ef` is the knob.
 const HNSW_M: usize = 16;
 /// HNSW construction breadth.
 const HNSW_EF_CONSTRUCT: usize = 100;
