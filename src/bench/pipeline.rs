@@ -227,6 +227,8 @@ pub async fn run(settings: &Settings, embedder: Arc<dyn Embedder>, knowledge: &P
         }
     }
     let overhead = latency(samples);
+    // The index flushes when dropped: drop everything holding it before removing its files.
+    drop(pipeline);
     drop(real);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(PipelineReport {
