@@ -330,6 +330,17 @@ pub enum ModelStatus {
     },
 }
 
+impl std::fmt::Display for ModelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelStatus::Missing => f.write_str("missing"),
+            ModelStatus::Ready { bytes } => write!(f, "ready ({:.1} MB)", *bytes as f64 / 1e6),
+            ModelStatus::Corrupt { file, reason } => write!(f, "corrupt: {file}: {reason}"),
+            ModelStatus::Override { path } => write!(f, "local file {}", path.display()),
+        }
+    }
+}
+
 /// Paths of a model's files, ready to load.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {

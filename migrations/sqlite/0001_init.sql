@@ -79,6 +79,7 @@ CREATE TABLE messages (
     idempotency_key      TEXT UNIQUE,
     status               TEXT NOT NULL,
     status_rank          INTEGER NOT NULL DEFAULT 0,
+    handled              INTEGER NOT NULL DEFAULT 0,
     error                TEXT,
     generation           TEXT,
     created_at           INTEGER NOT NULL,
@@ -86,6 +87,7 @@ CREATE TABLE messages (
     UNIQUE (channel_id, provider_message_id)
 );
 CREATE INDEX messages_conversation ON messages (conversation_id, seq);
+CREATE INDEX messages_unhandled ON messages (conversation_id, handled, direction);
 
 CREATE TABLE escalations (
     id                 TEXT PRIMARY KEY,
@@ -173,3 +175,16 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs (status, run_at);
 CREATE INDEX jobs_queue ON jobs (queue_key, status, seq);
+
+-- Every delivery status a provider reported, kept even when it arrives before we know the
+-- provider's id for our message (it is applied when the id is recorded).
+CREATE TABLE message_statuses (
+    channel_id           TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    provider_message_id  TEXT NOT NULL,
+    status               TEXT NOT NULL,
+    status_rank          INTEGER NOT NULL,
+    error                TEXT,
+    reported_at          INTEGER NOT NULL,
+    received_at          INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, provider_message_id, status)
+);

@@ -717,35 +717,13 @@ fn erf(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
     use super::*;
     use crate::embed::cosine;
-    use crate::models::ModelStatus;
 
-    /// The model store for tests that need the real model, or `None` (with a note) when it is not
-    /// cached. With `PALAVER_REQUIRE_MODELS=1` a missing model is fetched, and failing that the
-    /// test fails.
+    /// The model store for tests that need the real model, or `None` when it is not cached.
     async fn store_with_model() -> Option<ModelStore> {
-        let dir = std::env::var_os("PALAVER_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::Settings::default().models_dir());
-        let store = ModelStore::new(dir, BTreeMap::new());
-        if std::env::var("PALAVER_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-            store
-                .ensure(MODEL)
-                .await
-                .expect("PALAVER_REQUIRE_MODELS=1 but the model is unavailable");
-            return Some(store);
-        }
-        match store.status(MODEL).await {
-            Ok(ModelStatus::Ready { .. }) => Some(store),
-            other => {
-                eprintln!("skipping: {MODEL} not in {} ({other:?}); set PALAVER_REQUIRE_MODELS=1 to fetch it", store.dir().display());
-                None
-            }
-        }
+        crate::testing::test_model(MODEL).await?;
+        Some(crate::testing::test_model_store())
     }
 
     fn settings(batch_size: usize) -> EmbeddingSettings {

@@ -5,19 +5,25 @@
 //! backends through sqlx's `Any` driver; what differs between SQLite ([`sqlite`]) and Postgres
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
-mod sql;
+mod conversations;
+mod jobs;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::{
-    Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document, DocumentId,
+    Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
+    ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
+    Document, DocumentId, Escalation, Generation, JobId, Message, MessageDetails, MessageId,
+    MessageKind, ProviderKind, Role,
 };
 
 pub use sql::SqlStore;
@@ -168,9 +174,369 @@ pub struct CollectionState {
     pub chunks: i64,
 }
 
+/// A channel to create.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    /// A label.
+    pub name: String,
+    /// Its provider.
+    pub provider: ProviderKind,
+    /// Routing key (phone number id, instance name).
+    pub route_key: String,
+    /// The agent answering on it.
+    pub agent_id: Option<AgentId>,
+    /// Non-secret settings.
+    pub settings: ChannelConfig,
+    /// Sealed credentials.
+    pub sealed_credentials: Vec<u8>,
+    /// Initial state.
+    pub state: ChannelState,
+}
+
+/// A customer message to record.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// The provider's id; unique per channel (duplicates are dropped).
+    pub provider_message_id: String,
+    /// Customer's WhatsApp id.
+    pub from: String,
+    /// Reply address when it differs from `from`.
+    pub reply_to: Option<String>,
+    /// Profile name.
+    pub contact_name: Option<String>,
+    /// Kind.
+    pub kind: MessageKind,
+    /// Text or caption.
+    pub text: Option<String>,
+    /// Everything else.
+    pub details: MessageDetails,
+    /// When the customer sent it.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// How recording an inbound message schedules its handling.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundPolicy {
+    /// Wait this long for more messages of the same burst before handling.
+    pub debounce: Duration,
+    /// Never delay handling longer than this after the first message of a burst.
+    pub max_delay: Duration,
+    /// A conversation idle longer than this starts a fresh context.
+    pub idle_reset: Duration,
+    /// Attempts before the handling job is dead-lettered.
+    pub max_attempts: u32,
+    /// Schedule a handling job (false for the sandbox, which handles the message itself).
+    pub schedule: bool,
+}
+
+/// What recording an inbound message did.
+#[derive(Debug, Clone)]
+pub enum RecordedInbound {
+    /// Already stored (a provider retry); nothing was done.
+    Duplicate,
+    /// Stored, and a handling job is scheduled.
+    New {
+        /// The stored message.
+        message: Box<Message>,
+        /// Its conversation after the update.
+        conversation: Box<Conversation>,
+    },
+}
+
+/// How an outbound message leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Through the outbox: a send job delivers it.
+    Outbox {
+        /// Attempts before the send is dead-lettered.
+        max_attempts: u32,
+    },
+    /// Nowhere (the sandbox): recorded as sent.
+    RecordOnly,
+}
+
+/// A message from us (bot, human agent or system notice) to record.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    /// Conversation it belongs to.
+    pub conversation_id: ConversationId,
+    /// Who writes it.
+    pub role: Role,
+    /// Kind (`Text` or `Template`).
+    pub kind: MessageKind,
+    /// Text.
+    pub text: Option<String>,
+    /// Template and other details.
+    pub details: MessageDetails,
+    /// How a bot reply was produced.
+    pub generation: Option<Generation>,
+    /// Recording twice with the same key returns the first message (exactly-once replies).
+    pub idempotency_key: Option<String>,
+    /// Customer messages this reply answers: marked handled in the same transaction.
+    pub handled: Vec<MessageId>,
+    /// How it leaves.
+    pub delivery: Delivery,
+}
+
+/// Filter for listing conversations.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this status.
+    pub status: Option<ConversationStatus>,
+    /// Only this channel.
+    pub channel_id: Option<ChannelId>,
+    /// Contact name, number or message text containing this (case-insensitive).
+    pub search: Option<String>,
+    /// Sandbox conversations instead of real ones.
+    pub sandbox: bool,
+    /// Page size.
+    pub limit: u32,
+    /// Page offset.
+    pub offset: u32,
+}
+
+/// A conversation with what an inbox list shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationSummary {
+    /// The conversation.
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// Its channel's name.
+    pub channel_name: String,
+    /// The latest message's text (or kind), shortened.
+    pub last_message: Option<String>,
+}
+
+/// A durable unit of work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// What to do (`handle`, `send`, ...).
+    pub kind: String,
+    /// Jobs with the same key run one at a time, in order.
+    pub queue_key: Option<String>,
+    /// Arguments.
+    pub payload: serde_json::Value,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// Attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// When it is due.
+    pub run_at: DateTime<Utc>,
+    /// `pending`, `running` or `dead`.
+    pub status: String,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// What to do.
+    pub kind: String,
+    /// Serialisation key.
+    pub queue_key: Option<String>,
+    /// Arguments.
+    pub payload: serde_json::Value,
+    /// When it is due.
+    pub run_at: DateTime<Utc>,
+    /// Attempts before dead-lettering.
+    pub max_attempts: u32,
+}
+
+/// Channels, contacts, conversations, messages and escalations.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Creates a channel; [`StoreError::Conflict`] if the provider's routing key is taken.
+    async fn create_channel(&self, channel: NewChannel) -> Result<Channel, StoreError>;
+    /// A channel by id.
+    async fn channel(&self, id: ChannelId) -> Result<Option<Channel>, StoreError>;
+    /// A channel by provider and routing key.
+    async fn channel_by_route(
+        &self,
+        provider: ProviderKind,
+        route_key: &str,
+    ) -> Result<Option<Channel>, StoreError>;
+    /// All channels of one provider, or all (sandbox channels excluded).
+    async fn list_channels(
+        &self,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Channel>, StoreError>;
+    /// A channel's sealed credentials.
+    async fn channel_credentials(&self, id: ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Saves name, agent, settings (and credentials when given).
+    async fn update_channel(
+        &self,
+        channel: &Channel,
+        sealed_credentials: Option<Vec<u8>>,
+    ) -> Result<Channel, StoreError>;
+    /// Records a connection state change.
+    async fn set_channel_state(
+        &self,
+        id: ChannelId,
+        state: ChannelState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Deletes a channel and its conversations; false if it did not exist.
+    async fn delete_channel(&self, id: ChannelId) -> Result<bool, StoreError>;
+
+    /// Records a customer message exactly once (unique per channel and provider id) and, in the
+    /// same transaction, schedules the conversation's handling job (debounced).
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+        policy: InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError>;
+    /// Records a message the business sent from its own phone or account, returning its
+    /// conversation; `None` if the message was already known (Palaver's own messages echoed back).
+    async fn record_own_message(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+    ) -> Result<Option<Conversation>, StoreError>;
+    /// The conversation with this contact on this channel, created if needed.
+    async fn open_conversation(
+        &self,
+        channel: &Channel,
+        wa_id: &str,
+        name: Option<&str>,
+    ) -> Result<Conversation, StoreError>;
+    /// A conversation by id.
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
+    /// Conversations for the inbox, most recently active first.
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// A page of a conversation's messages, oldest first, before message `before`.
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        before: Option<MessageId>,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// A message by id.
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
+    /// Customer messages not yet handled, oldest first.
+    async fn unhandled_inbound(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// The conversation's messages since its context started, newest `limit`, oldest first,
+    /// excluding `exclude`.
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        exclude: &[MessageId],
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Marks customer messages handled without a reply (e.g. the bot stayed silent).
+    async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError>;
+    /// Records an outbound message (and its send job), exactly once per idempotency key;
+    /// returns the message and whether it was created now.
+    async fn record_outbound(&self, message: NewOutbound) -> Result<(Message, bool), StoreError>;
+    /// Stores a voice note's transcript on its message.
+    async fn set_transcript(
+        &self,
+        id: MessageId,
+        transcript: &str,
+        details: &MessageDetails,
+    ) -> Result<(), StoreError>;
+    /// The provider accepted our message: record its id and any status that came first.
+    async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError>;
+    /// Sending failed for good.
+    async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError>;
+    /// Applies a provider status to our message; statuses never move backwards. Returns the
+    /// message when it is known.
+    async fn apply_status(
+        &self,
+        channel: ChannelId,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&DeliveryError>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageId>, StoreError>;
+    /// Sets a conversation's status and reason.
+    async fn set_conversation_status(
+        &self,
+        id: ConversationId,
+        status: ConversationStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Starts a fresh context: earlier messages are no longer history.
+    async fn reset_context(&self, id: ConversationId) -> Result<(), StoreError>;
+    /// Clears the unread count.
+    async fn mark_read(&self, id: ConversationId) -> Result<(), StoreError>;
+    /// Escalates: status `escalated` and an open escalation record, in one transaction. An
+    /// already escalated conversation keeps its open escalation, which is returned.
+    async fn open_escalation(
+        &self,
+        conversation: ConversationId,
+        reason: &str,
+        detail: Option<&str>,
+        message: Option<MessageId>,
+    ) -> Result<(Escalation, bool), StoreError>;
+    /// Closes the open escalation: `resolved` (conversation resolved) or `handed_back`
+    /// (conversation active, the bot answers again). `None` when none was open.
+    async fn close_escalation(
+        &self,
+        conversation: ConversationId,
+        resolution: &str,
+        by: &str,
+    ) -> Result<Option<Escalation>, StoreError>;
+    /// A conversation's escalations, oldest first.
+    async fn escalations(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Escalation>, StoreError>;
+}
+
+/// The durable job queue.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Adds a job.
+    async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError>;
+    /// Claims the next due job whose queue is free, leasing it (and its queue) to `worker`.
+    async fn claim_next_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Extends a running job's lease; false if the lease was lost.
+    async fn extend_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Finishes a job.
+    async fn complete_job(&self, id: JobId, worker: &str) -> Result<(), StoreError>;
+    /// Schedules another attempt.
+    async fn retry_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    /// Gives up on a job: it stays, visible, with status `dead`.
+    async fn dead_letter_job(&self, id: JobId, worker: &str, error: &str)
+        -> Result<(), StoreError>;
+    /// Jobs by status (`pending`, `running`, `dead`), oldest first.
+    async fn list_jobs(&self, status: &str, limit: u32) -> Result<Vec<Job>, StoreError>;
+    /// Puts a dead job back in the queue with fresh attempts; false if it was not dead.
+    async fn requeue_job(&self, id: JobId) -> Result<bool, StoreError>;
+    /// Counts of jobs by status.
+    async fn job_counts(&self) -> Result<HashMap<String, i64>, StoreError>;
+}
+
 /// The store's domain verbs.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ConversationStore + JobStore + Send + Sync {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
@@ -179,7 +545,12 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates an agent; [`StoreError::Conflict`] if the name is taken.
-    async fn create_agent(&self, name: &str, active: bool, config: &AgentConfig) -> Result<Agent, StoreError>;
+    async fn create_agent(
+        &self,
+        name: &str,
+        active: bool,
+        config: &AgentConfig,
+    ) -> Result<Agent, StoreError>;
     /// An agent by id.
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError>;
     /// An agent by name.
@@ -192,7 +563,12 @@ pub trait Store: Send + Sync {
     async fn delete_agent(&self, id: AgentId) -> Result<bool, StoreError>;
 
     /// Stores a new API key by its hash.
-    async fn create_api_key(&self, name: &str, key_hash: &str, prefix: &str) -> Result<ApiKey, StoreError>;
+    async fn create_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError>;
     /// The live (unrevoked) key with this hash.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// All keys, newest first.
@@ -201,13 +577,21 @@ pub trait Store: Send + Sync {
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError>;
 
     /// The document stored for this source, if any.
-    async fn document_by_source(&self, collection: &str, source: &str) -> Result<Option<Document>, StoreError>;
+    async fn document_by_source(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Option<Document>, StoreError>;
     /// A document by id.
     async fn document(&self, id: DocumentId) -> Result<Option<Document>, StoreError>;
     /// A collection's documents, by source.
     async fn list_documents(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
     /// Stores a document and its chunks in one transaction, replacing the earlier version.
-    async fn replace_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<ReplacedDocument, StoreError>;
+    async fn replace_document(
+        &self,
+        doc: NewDocument,
+        chunks: Vec<NewChunk>,
+    ) -> Result<ReplacedDocument, StoreError>;
     /// Deletes a document and its chunks; `None` if it did not exist.
     async fn delete_document(&self, id: DocumentId) -> Result<Option<DeletedDocument>, StoreError>;
     /// Passages by chunk id (missing ids are skipped), in the order asked.
@@ -215,18 +599,42 @@ pub trait Store: Send + Sync {
     /// Stored embeddings of these chunks (missing ids are skipped).
     async fn embeddings(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>, StoreError>;
     /// Passages of one document with positions in `from..=to`, in order.
-    async fn passages_in_range(&self, document: DocumentId, from: i64, to: i64) -> Result<Vec<Passage>, StoreError>;
+    async fn passages_in_range(
+        &self,
+        document: DocumentId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Passage>, StoreError>;
     /// A page of a collection's chunks (with embeddings), ordered by id, after `after`.
-    async fn chunk_page(&self, collection: &str, after: Option<ChunkId>, limit: usize) -> Result<Vec<Chunk>, StoreError>;
+    async fn chunk_page(
+        &self,
+        collection: &str,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError>;
     /// Replaces one document's stored embeddings (after a change of embedder) and records the
     /// model; returns the collection's new version.
-    async fn update_embeddings(&self, document: DocumentId, model: &str, vectors: &[(ChunkId, Vec<f32>)]) -> Result<i64, StoreError>;
+    async fn update_embeddings(
+        &self,
+        document: DocumentId,
+        model: &str,
+        vectors: &[(ChunkId, Vec<f32>)],
+    ) -> Result<i64, StoreError>;
     /// Chunks whose normalised text matches any of `terms`, best first.
-    async fn keyword_search(&self, collection: &str, terms: &[String], limit: usize) -> Result<Vec<KeywordHit>, StoreError>;
+    async fn keyword_search(
+        &self,
+        collection: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, StoreError>;
     /// Every collection with its counts and versions.
     async fn collections(&self) -> Result<Vec<CollectionState>, StoreError>;
     /// Records that the vector index holds the collection as of `version`.
-    async fn mark_collection_indexed(&self, collection: &str, version: i64) -> Result<(), StoreError>;
+    async fn mark_collection_indexed(
+        &self,
+        collection: &str,
+        version: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by a database URL, creating the SQLite file's directory if needed.

@@ -1,0 +1,1090 @@
+//! [`ConversationStore`] on SQL: channels, contacts, conversations, messages (with the outbox
+//! and delivery statuses) and escalations. Every multi-row change is one transaction, so an
+//! inbound message and its handling job, or a reply and the messages it answers, are stored
+//! together or not at all.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use super::sql::{db_err, get, now_ms, opt_time, parse_id, placeholders, time, SqlStore};
+use super::{
+    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy,
+    NewChannel, NewInbound, NewOutbound, RecordedInbound, StoreError,
+};
+use crate::domain::{
+    to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation,
+    ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation,
+    EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Role,
+};
+
+fn parse_text<T: std::str::FromStr<Err = String>>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let raw: String = get(row, column)?;
+    raw.parse().map_err(StoreError::Corrupt)
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    let raw: Option<String> = get(row, column)?;
+    raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
+        .transpose()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const CHANNEL_COLUMNS: &str =
+    "id, name, provider, route_key, agent_id, settings, state, state_detail, created_at, updated_at";
+
+fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
+    let agent: Option<String> = get(row, "agent_id")?;
+    Ok(Channel {
+        id: parse_id(row, "id")?,
+        name: get(row, "name")?,
+        provider: parse_text(row, "provider")?,
+        route_key: get(row, "route_key")?,
+        agent_id: agent
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad agent id {a}")))
+            })
+            .transpose()?,
+        settings: json_column::<ChannelConfig>(row, "settings")?.unwrap_or_default(),
+        state: parse_text::<ChannelState>(row, "state")?,
+        state_detail: get(row, "state_detail")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
+        cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
+        ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.name AS contact_name
+    FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id";
+
+fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
+    let agent: Option<String> = get(row, "agent_id")?;
+    let channel_id: ChannelId = parse_id(row, "channel_id")?;
+    Ok(Conversation {
+        id: parse_id(row, "id")?,
+        channel_id,
+        contact: Contact {
+            id: parse_id(row, "contact_id")?,
+            channel_id,
+            wa_id: get(row, "wa_id")?,
+            reply_to: get(row, "reply_to")?,
+            name: get(row, "contact_name")?,
+        },
+        agent_id: agent
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad agent id {a}")))
+            })
+            .transpose()?,
+        sandbox: get::<i64>(row, "sandbox")? != 0,
+        status: parse_text(row, "status")?,
+        status_reason: get(row, "status_reason")?,
+        last_inbound_at: opt_time(row, "last_inbound_at")?,
+        last_activity_at: time(row, "last_activity_at")?,
+        context_started_at: time(row, "context_started_at")?,
+        unread_count: get(row, "unread_count")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, direction, role, kind, body, transcript, details,
+    provider_message_id, status, error, generation, created_at, updated_at";
+
+fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+    Ok(Message {
+        id: parse_id(row, "id")?,
+        conversation_id: parse_id(row, "conversation_id")?,
+        direction: parse_text(row, "direction")?,
+        role: parse_text(row, "role")?,
+        kind: parse_text(row, "kind")?,
+        text: get(row, "body")?,
+        transcript: get(row, "transcript")?,
+        details: json_column::<MessageDetails>(row, "details")?.unwrap_or_default(),
+        provider_message_id: get(row, "provider_message_id")?,
+        status: parse_text(row, "status")?,
+        error: json_column(row, "error")?,
+        generation: json_column(row, "generation")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
+    let message: Option<String> = get(row, "message_id")?;
+    Ok(Escalation {
+        id: parse_id(row, "id")?,
+        conversation_id: parse_id(row, "conversation_id")?,
+        reason: get(row, "reason")?,
+        detail: get(row, "detail")?,
+        message_id: message
+            .map(|m| {
+                m.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad message id {m}")))
+            })
+            .transpose()?,
+        opened_at: time(row, "opened_at")?,
+        closed_at: opt_time(row, "closed_at")?,
+        resolution: get(row, "resolution")?,
+        closed_by: get(row, "closed_by")?,
+    })
+}
+
+type Tx = Transaction<'static, Any>;
+
+impl SqlStore {
+    async fn conversation_in(tx: &mut Tx, id: &str) -> Result<Conversation, StoreError> {
+        let sql = format!("{CONVERSATION_SELECT} WHERE cv.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        conversation_from_row(&row)
+    }
+
+    async fn message_in(tx: &mut Tx, id: &str) -> Result<Message, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        message_from_row(&row)
+    }
+
+    /// The contact (created or refreshed) and its conversation id (created if needed).
+    async fn contact_and_conversation(
+        tx: &mut Tx,
+        channel: &Channel,
+        wa_id: &str,
+        reply_to: Option<&str>,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let contact = sqlx::query(
+            "INSERT INTO contacts (id, channel_id, wa_id, reply_to, name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (channel_id, wa_id) DO UPDATE SET
+                name = COALESCE(excluded.name, contacts.name),
+                reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
+                updated_at = excluded.updated_at
+             RETURNING id",
+        )
+        .bind(ContactId::new().to_string())
+        .bind(channel.id.to_string())
+        .bind(wa_id)
+        .bind(reply_to)
+        .bind(name)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let contact_id: String = get(&contact, "id")?;
+        sqlx::query(
+            "INSERT INTO conversations (id, channel_id, contact_id, agent_id, sandbox, status, last_activity_at,
+                context_started_at, unread_count, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, 0, $6, $6)
+             ON CONFLICT (channel_id, contact_id) DO NOTHING",
+        )
+        .bind(ConversationId::new().to_string())
+        .bind(channel.id.to_string())
+        .bind(&contact_id)
+        .bind(channel.agent_id.map(|a| a.to_string()))
+        .bind((channel.provider == ProviderKind::Sandbox) as i64)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let row =
+            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
+                .bind(channel.id.to_string())
+                .bind(&contact_id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_err)?;
+        get(&row, "id")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_message(
+        tx: &mut Tx,
+        conversation: &str,
+        channel: &str,
+        direction: Direction,
+        role: Role,
+        inbound: &NewInbound,
+        status: DeliveryStatus,
+        handled: bool,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let id = MessageId::new().to_string();
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
+                provider_message_id, status, status_rank, handled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        )
+        .bind(&id)
+        .bind(conversation)
+        .bind(channel)
+        .bind(direction.as_str())
+        .bind(role.as_str())
+        .bind(inbound.kind.as_str())
+        .bind(inbound.text.as_deref())
+        .bind(to_json(&inbound.details)?)
+        .bind(&inbound.provider_message_id)
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(handled as i64)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn known_provider_message(
+        tx: &mut Tx,
+        channel: &str,
+        provider_id: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(channel)
+        .bind(provider_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn create_channel(&self, c: NewChannel) -> Result<Channel, StoreError> {
+        let id = ChannelId::new();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO channels (id, name, provider, route_key, agent_id, credentials, settings, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(id.to_string())
+        .bind(&c.name)
+        .bind(c.provider.as_str())
+        .bind(&c.route_key)
+        .bind(c.agent_id.map(|a| a.to_string()))
+        .bind(c.sealed_credentials)
+        .bind(to_json(&c.settings)?)
+        .bind(c.state.as_str())
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a {} channel for `{}` already exists",
+                c.provider.as_str(),
+                c.route_key
+            )),
+            other => other,
+        })?;
+        self.channel(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {id}")))
+    }
+
+    async fn channel(&self, id: ChannelId) -> Result<Option<Channel>, StoreError> {
+        let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(channel_from_row).transpose()
+    }
+
+    async fn channel_by_route(
+        &self,
+        provider: ProviderKind,
+        route_key: &str,
+    ) -> Result<Option<Channel>, StoreError> {
+        let sql = format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider = $1 AND route_key = $2"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(provider.as_str())
+            .bind(route_key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(channel_from_row).transpose()
+    }
+
+    async fn list_channels(
+        &self,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Channel>, StoreError> {
+        let sql = format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider <> 'sandbox' AND ($1 = '' OR provider = $1) ORDER BY name, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(provider.map(|p| p.as_str()).unwrap_or(""))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(channel_from_row).collect()
+    }
+
+    async fn channel_credentials(&self, id: ChannelId) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT credentials FROM channels WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| get::<Vec<u8>>(&r, "credentials")).transpose()
+    }
+
+    async fn update_channel(
+        &self,
+        c: &Channel,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<Channel, StoreError> {
+        let result = sqlx::query(
+            "UPDATE channels SET name = $2, agent_id = $3, settings = $4,
+                credentials = COALESCE($5, credentials), updated_at = $6 WHERE id = $1",
+        )
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(c.agent_id.map(|a| a.to_string()))
+        .bind(to_json(&c.settings)?)
+        .bind(sealed)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("channel {}", c.id)));
+        }
+        // Conversations follow the channel's agent.
+        sqlx::query("UPDATE conversations SET agent_id = $2 WHERE channel_id = $1")
+            .bind(c.id.to_string())
+            .bind(c.agent_id.map(|a| a.to_string()))
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        self.channel(c.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {}", c.id)))
+    }
+
+    async fn set_channel_state(
+        &self,
+        id: ChannelId,
+        state: ChannelState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE channels SET state = $2, state_detail = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(state.as_str())
+        .bind(detail)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_channel(&self, id: ChannelId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM channels WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+        policy: InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError> {
+        let now = now_ms();
+        let channel_id = channel.id.to_string();
+        let mut tx = self.begin_write().await?;
+        if Self::known_provider_message(&mut tx, &channel_id, &inbound.provider_message_id).await? {
+            return Ok(RecordedInbound::Duplicate);
+        }
+        let conversation = Self::contact_and_conversation(
+            &mut tx,
+            channel,
+            &inbound.from,
+            inbound.reply_to.as_deref(),
+            inbound.contact_name.as_deref(),
+            now,
+        )
+        .await?;
+        let idle_before = now - policy.idle_reset.as_millis() as i64;
+        // The customer-service window opens when the customer writes; never trust a future timestamp.
+        let sent_at = to_millis(inbound.sent_at).min(now);
+        sqlx::query(
+            "UPDATE conversations SET
+                status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
+                status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
+                context_started_at = CASE WHEN last_activity_at < $2 THEN $3 ELSE context_started_at END,
+                last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $4 THEN $4 ELSE last_inbound_at END,
+                last_activity_at = $3, unread_count = unread_count + 1, agent_id = $5, updated_at = $3
+             WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(idle_before)
+        .bind(now)
+        .bind(sent_at)
+        .bind(channel.agent_id.map(|a| a.to_string()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let inserted = Self::insert_message(
+            &mut tx,
+            &conversation,
+            &channel_id,
+            Direction::Inbound,
+            Role::Customer,
+            &inbound,
+            DeliveryStatus::Received,
+            false,
+            now,
+        )
+        .await;
+        let message_id = match inserted {
+            Ok(id) => id,
+            // A concurrent delivery of the same message won the race: that one is handled.
+            Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
+            Err(e) => return Err(e),
+        };
+        if policy.schedule {
+            let run_at = now + policy.debounce.as_millis() as i64;
+            let max_delay = policy.max_delay.as_millis() as i64;
+            sqlx::query(
+                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at)
+                 VALUES ($1, 'handle', $2, $3, 'pending', 0, $4, $5, $6, $7, $7)
+                 ON CONFLICT (dedupe_key) DO UPDATE SET
+                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $8 THEN excluded.run_at ELSE jobs.created_at + $8 END,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(JobId::new().to_string())
+            .bind(&conversation)
+            .bind(serde_json::json!({ "conversation_id": conversation }).to_string())
+            .bind(policy.max_attempts as i64)
+            .bind(run_at)
+            .bind(format!("handle:{conversation}"))
+            .bind(now)
+            .bind(max_delay)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let message = Self::message_in(&mut tx, &message_id).await?;
+        let conversation = Self::conversation_in(&mut tx, &conversation).await?;
+        tx.commit().await.map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict("duplicate message".into()),
+            other => other,
+        })?;
+        Ok(RecordedInbound::New {
+            message: Box::new(message),
+            conversation: Box::new(conversation),
+        })
+    }
+
+    async fn record_own_message(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let now = now_ms();
+        let channel_id = channel.id.to_string();
+        let mut tx = self.begin_write().await?;
+        if Self::known_provider_message(&mut tx, &channel_id, &inbound.provider_message_id).await? {
+            return Ok(None);
+        }
+        let conversation = Self::contact_and_conversation(
+            &mut tx,
+            channel,
+            &inbound.from,
+            inbound.reply_to.as_deref(),
+            None,
+            now,
+        )
+        .await?;
+        match Self::insert_message(
+            &mut tx,
+            &conversation,
+            &channel_id,
+            Direction::Outbound,
+            Role::Agent,
+            &inbound,
+            DeliveryStatus::Sent,
+            true,
+            now,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let conversation = Self::conversation_in(&mut tx, &conversation).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(conversation))
+    }
+
+    async fn open_conversation(
+        &self,
+        channel: &Channel,
+        wa_id: &str,
+        name: Option<&str>,
+    ) -> Result<Conversation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let id =
+            Self::contact_and_conversation(&mut tx, channel, wa_id, None, name, now_ms()).await?;
+        let conversation = Self::conversation_in(&mut tx, &id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(conversation)
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!("{CONVERSATION_SELECT} WHERE cv.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn list_conversations(
+        &self,
+        f: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut conditions = vec!["cv.sandbox = $1".to_string()];
+        let mut args: Vec<String> = Vec::new();
+        if let Some(status) = f.status {
+            args.push(status.as_str().to_string());
+            conditions.push(format!("cv.status = ${}", args.len() + 1));
+        }
+        if let Some(channel) = f.channel_id {
+            args.push(channel.to_string());
+            conditions.push(format!("cv.channel_id = ${}", args.len() + 1));
+        }
+        if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let escaped = search
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            args.push(format!("%{escaped}%"));
+            let n = args.len() + 1;
+            conditions.push(format!(
+                "(LOWER(COALESCE(ct.name, '')) LIKE ${n} ESCAPE '\\' OR ct.wa_id LIKE ${n} ESCAPE '\\'
+                  OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id
+                             AND (LOWER(COALESCE(m.body, '')) LIKE ${n} ESCAPE '\\'
+                                  OR LOWER(COALESCE(m.transcript, '')) LIKE ${n} ESCAPE '\\')))"
+            ));
+        }
+        let sql = format!(
+            "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
+                    cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
+                    ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.name AS contact_name, ch.name AS channel_name,
+                    (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
+                     ORDER BY m.seq DESC LIMIT 1) AS last_message
+             FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id
+             WHERE {} ORDER BY cv.last_activity_at DESC, cv.id LIMIT {} OFFSET {}",
+            conditions.join(" AND "),
+            f.limit.clamp(1, 500),
+            f.offset
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(f.sandbox as i64);
+        for arg in args {
+            query = query.bind(arg);
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let last: Option<String> = get(row, "last_message")?;
+                Ok(ConversationSummary {
+                    conversation: conversation_from_row(row)?,
+                    channel_name: get(row, "channel_name")?,
+                    last_message: last.map(|t| shorten(&t, 120)),
+                })
+            })
+            .collect()
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        before: Option<MessageId>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1
+               AND ($2 = '' OR seq < (SELECT seq FROM messages WHERE id = $2))
+             ORDER BY seq DESC LIMIT $3"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation.to_string())
+            .bind(before.map(|b| b.to_string()).unwrap_or_default())
+            .bind(limit.clamp(1, 1000) as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn unhandled_inbound(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND direction = 'inbound' AND handled = 0 ORDER BY seq"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation.to_string())
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        exclude: &[MessageId],
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1
+               AND created_at >= (SELECT context_started_at FROM conversations WHERE id = $1)
+             ORDER BY seq DESC LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation.to_string())
+            .bind((limit as usize + exclude.len()) as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let mut messages = Vec::with_capacity(limit as usize);
+        for row in &rows {
+            let m = message_from_row(row)?;
+            if !exclude.contains(&m.id) && messages.len() < limit as usize {
+                messages.push(m);
+            }
+        }
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE messages SET handled = 1 WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&self.write).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_outbound(&self, m: NewOutbound) -> Result<(Message, bool), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = &m.idempotency_key {
+            let row = sqlx::query("SELECT id FROM messages WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if let Some(row) = row {
+                let id: String = get(&row, "id")?;
+                let existing = Self::message_in(&mut tx, &id).await?;
+                return Ok((existing, false));
+            }
+        }
+        let conversation = m.conversation_id.to_string();
+        let channel_row = sqlx::query("SELECT channel_id FROM conversations WHERE id = $1")
+            .bind(&conversation)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))?;
+        let channel: String = get(&channel_row, "channel_id")?;
+        let id = MessageId::new().to_string();
+        let status = match m.delivery {
+            Delivery::Outbox { .. } => DeliveryStatus::Queued,
+            Delivery::RecordOnly => DeliveryStatus::Sent,
+        };
+        let generation = m.generation.as_ref().map(to_json).transpose()?;
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
+                idempotency_key, status, status_rank, handled, generation, created_at, updated_at)
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(&conversation)
+        .bind(&channel)
+        .bind(m.role.as_str())
+        .bind(m.kind.as_str())
+        .bind(m.text.as_deref())
+        .bind(to_json(&m.details)?)
+        .bind(m.idempotency_key.as_deref())
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if !m.handled.is_empty() {
+            let sql = format!(
+                "UPDATE messages SET handled = 1 WHERE id IN ({})",
+                placeholders(1, m.handled.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for h in &m.handled {
+                query = query.bind(h.to_string());
+            }
+            query.execute(&mut *tx).await.map_err(db_err)?;
+        }
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Delivery::Outbox { max_attempts } = m.delivery {
+            sqlx::query(
+                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, created_at, updated_at)
+                 VALUES ($1, 'send', $2, $3, 'pending', 0, $4, $5, $5, $5)",
+            )
+            .bind(JobId::new().to_string())
+            .bind(format!("send:{conversation}"))
+            .bind(serde_json::json!({ "message_id": id }).to_string())
+            .bind(max_attempts as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let message = Self::message_in(&mut tx, &id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((message, true))
+    }
+
+    async fn set_transcript(
+        &self,
+        id: MessageId,
+        transcript: &str,
+        details: &MessageDetails,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET transcript = $2, details = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(transcript)
+        .bind(to_json(details)?)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE messages SET provider_message_id = $2, updated_at = $3,
+                status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
+                status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(provider_message_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Statuses that arrived before we knew the provider's id.
+        sqlx::query(
+            "UPDATE messages SET status = s.status, status_rank = s.status_rank, error = s.error
+             FROM (SELECT status, status_rank, error FROM message_statuses
+                   WHERE channel_id = (SELECT channel_id FROM messages WHERE id = $1) AND provider_message_id = $2
+                   ORDER BY status_rank DESC LIMIT 1) AS s
+             WHERE messages.id = $1 AND s.status_rank > messages.status_rank",
+        )
+        .bind(id.to_string())
+        .bind(provider_message_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET status = 'failed', status_rank = $2, error = $3, updated_at = $4 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(DeliveryStatus::Failed.rank())
+            .bind(to_json(error)?)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn apply_status(
+        &self,
+        channel: ChannelId,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&DeliveryError>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let now = now_ms();
+        let error = error.map(to_json).transpose()?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO message_statuses (channel_id, provider_message_id, status, status_rank, error, reported_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(channel.to_string())
+        .bind(provider_message_id)
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(error.as_deref())
+        .bind(to_millis(at))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE messages SET status = $3, status_rank = $4, error = COALESCE($5, error), updated_at = $6
+             WHERE channel_id = $1 AND provider_message_id = $2 AND direction = 'outbound' AND status_rank < $4",
+        )
+        .bind(channel.to_string())
+        .bind(provider_message_id)
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(error.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(channel.to_string())
+        .bind(provider_message_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        row.map(|r| parse_id(&r, "id")).transpose()
+    }
+
+    async fn set_conversation_status(
+        &self,
+        id: ConversationId,
+        status: ConversationStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE conversations SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        Ok(())
+    }
+
+    async fn reset_context(&self, id: ConversationId) -> Result<(), StoreError> {
+        // One millisecond ahead so a message stored in the same millisecond is not history.
+        sqlx::query(
+            "UPDATE conversations SET context_started_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(now_ms() + 1)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn mark_read(&self, id: ConversationId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn open_escalation(
+        &self,
+        conversation: ConversationId,
+        reason: &str,
+        detail: Option<&str>,
+        message: Option<MessageId>,
+    ) -> Result<(Escalation, bool), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let open = sqlx::query(
+            "SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL",
+        )
+        .bind(conversation.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = open {
+            return Ok((escalation_from_row(&row)?, false));
+        }
+        let row = sqlx::query(
+            "INSERT INTO escalations (id, conversation_id, reason, detail, message_id, opened_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        )
+        .bind(EscalationId::new().to_string())
+        .bind(conversation.to_string())
+        .bind(reason)
+        .bind(detail)
+        .bind(message.map(|m| m.to_string()))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let result = sqlx::query("UPDATE conversations SET status = 'escalated', status_reason = $2, updated_at = $3 WHERE id = $1")
+            .bind(conversation.to_string())
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("conversation {conversation}")));
+        }
+        let escalation = escalation_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((escalation, true))
+    }
+
+    async fn close_escalation(
+        &self,
+        conversation: ConversationId,
+        resolution: &str,
+        by: &str,
+    ) -> Result<Option<Escalation>, StoreError> {
+        let now = now_ms();
+        let status = if resolution == "handed_back" {
+            ConversationStatus::Active
+        } else {
+            ConversationStatus::Resolved
+        };
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE escalations SET closed_at = $2, resolution = $3, closed_by = $4
+             WHERE conversation_id = $1 AND closed_at IS NULL RETURNING *",
+        )
+        .bind(conversation.to_string())
+        .bind(now)
+        .bind(resolution)
+        .bind(by)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE conversations SET status = $2, status_reason = NULL, unread_count = 0, updated_at = $3 WHERE id = $1")
+            .bind(conversation.to_string())
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let escalation = escalation_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(escalation))
+    }
+
+    async fn escalations(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Escalation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM escalations WHERE conversation_id = $1 ORDER BY opened_at, id",
+        )
+        .bind(conversation.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(escalation_from_row).collect()
+    }
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}

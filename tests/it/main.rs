@@ -1,0 +1,10 @@
+//! Integration tests, one binary: store suites on SQLite and Postgres, the HTTP API on a real
+//! loopback socket, ingestion and retrieval over the sample knowledge base.
+
+mod support;
+
+mod api;
+mod crash;
+mod engine;
+mod store;
+mod webhooks;

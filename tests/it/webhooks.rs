@@ -1,0 +1,510 @@
+//! Providers end to end: the real server on loopback with the provider's API mocked by
+//! wiremock (asserting the exact requests we send). A customer message in → exactly one reply
+//! out, however often and however concurrently the provider delivers it; sends that fail are
+//! retried; echoes never trigger the bot; the 24-hour window is respected; bad input is refused
+//! with a clear JSON error and nothing half-stored.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::app::{eventually, Options, TestApp};
+
+pub const PHONE_ID: &str = "106540352242922";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const CUSTOMER: &str = "16505551234";
+
+pub fn sign(body: &[u8], secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A Meta webhook carrying one text message, sent now.
+pub fn meta_text(id: &str, text: &str) -> Vec<u8> {
+    serde_json::to_vec_pretty(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+            "contacts": [{"profile": {"name": "Test Customer"}, "wa_id": CUSTOMER}],
+            "messages": [{"from": CUSTOMER, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
+                          "type": "text", "text": {"body": text}}]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+pub async fn post_meta(t: &TestApp, body: &[u8]) -> reqwest::Response {
+    t.client
+        .post(format!("{}/webhooks/meta", t.url))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(body, APP_SECRET))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn sent_ok(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
+        "messages": [{"id": id}]
+    }))
+}
+
+/// An app with workers, the demo agent, and a Meta channel whose Graph API is `graph`.
+async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
+    let uri = graph.uri();
+    let t = TestApp::start(Options {
+        workers: true,
+        tweak: Box::new(move |s| s.channels.meta_graph_url = uri),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = json!({"confidence_threshold": 0.3});
+    if let (Some(base), Some(extra)) = (config.as_object_mut(), agent_config.as_object()) {
+        base.extend(extra.clone());
+    }
+    t.demo_agent("demo", config).await;
+    let (status, channel) = t
+        .post(
+            "/api/v1/channels",
+            &json!({
+                "name": "Casa Nube", "provider": "meta", "phone_number_id": PHONE_ID, "agent": "demo",
+                "credentials": {"access_token": "test-token", "app_secret": APP_SECRET, "verify_token": "verify-me"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    assert!(channel["webhook_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/webhooks/meta"));
+    assert!(
+        !channel.to_string().contains("test-token"),
+        "credentials are never returned"
+    );
+    t
+}
+
+/// Requests the Graph mock received to send messages.
+async fn sends(graph: &MockServer) -> Vec<Value> {
+    graph
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|b| b.get("status").is_none())
+        .collect()
+}
+
+async fn wait_for_sends(graph: &MockServer, n: usize) -> Vec<Value> {
+    eventually(Duration::from_secs(20), || async {
+        let s = sends(graph).await;
+        (s.len() >= n).then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("expected {n} sends"))
+}
+
+async fn mount_send(graph: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(header("authorization", "Bearer test-token"))
+        .respond_with(response)
+        .mount(graph)
+        .await;
+}
+
+#[tokio::test]
+async fn meta_verification_handshake() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let ok = t
+        .client
+        .get(format!("{}/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let wrong = t
+        .client
+        .get(format!(
+            "{}/webhooks/meta?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+            t.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_text_message_gets_one_reply_through_the_graph_api() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.OUT.1")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let response = post_meta(
+        &t,
+        &meta_text("wamid.IN.1", "Which payment methods do you accept? MB WAY?"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["recorded"], 1);
+
+    let sent = wait_for_sends(&graph, 1).await;
+    let reply = &sent[0];
+    assert_eq!(reply["messaging_product"], "whatsapp");
+    assert_eq!(reply["to"], CUSTOMER);
+    assert_eq!(reply["type"], "text");
+    assert!(
+        reply["text"]["body"].as_str().unwrap().contains("MB WAY"),
+        "{reply}"
+    );
+    // Read receipt with a typing indicator while the reply was prepared.
+    let marked = graph
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .any(|b| {
+            b["status"] == "read"
+                && b["message_id"] == "wamid.IN.1"
+                && b["typing_indicator"]["type"] == "text"
+        });
+    assert!(marked, "mark-as-read with typing indicator");
+
+    // The reply's status webhooks apply to our message.
+    let conversations = t.get("/api/v1/conversations").await;
+    let id = conversations[0]["id"].as_str().unwrap().to_string();
+    let messages = eventually(Duration::from_secs(5), || async {
+        let m = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+        (m[1]["status"] == "sent").then_some(m)
+    })
+    .await
+    .expect("reply marked sent");
+    assert_eq!(messages[1]["provider_message_id"], "wamid.OUT.1");
+    let status = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": PHONE_ID},
+        "statuses": [{"id": "wamid.OUT.1", "status": "read", "timestamp": "1749416400", "recipient_id": CUSTOMER}]}}]}]}))
+    .unwrap();
+    assert_eq!(post_meta(&t, &status).await.status(), 200);
+    let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+    assert_eq!(messages[1]["status"], "read");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_webhook_delivered_five_times_gets_exactly_one_reply() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.OUT.2")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let body = meta_text(
+        "wamid.IN.DUP",
+        "Which payment methods do you accept? MB WAY?",
+    );
+    for _ in 0..5 {
+        assert_eq!(post_meta(&t, &body).await.status(), 200);
+    }
+    let concurrent: Vec<_> = (0..5).map(|_| post_meta(&t, &body)).collect();
+    for r in futures::future::join_all(concurrent).await {
+        assert_eq!(r.status(), 200);
+    }
+    wait_for_sends(&graph, 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(sends(&graph).await.len(), 1, "exactly one reply");
+    let conversations = t.get("/api/v1/conversations").await;
+    let id = conversations[0]["id"].as_str().unwrap();
+    let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+    assert_eq!(messages.as_array().unwrap().len(), 2, "{messages}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_graph_api_is_retried_and_the_reply_delivered_once() {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(body_partial_json(json!({"type": "text"})))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"error": {"message": "Service temporarily unavailable", "code": 2}}),
+        ))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    mount_send(&graph, sent_ok("wamid.OUT.3")).await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(
+        &t,
+        &meta_text("wamid.IN.3", "Which payment methods do you accept? MB WAY?"),
+    )
+    .await;
+    let sent = wait_for_sends(&graph, 4).await;
+    assert_eq!(sent.len(), 4, "three failures then one success");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sends(&graph).await.len(), 4, "no send after the success");
+    let conversations = t.get("/api/v1/conversations").await;
+    let id = conversations[0]["id"].as_str().unwrap();
+    let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+    assert_eq!(messages[1]["status"], "sent");
+    assert!(t
+        .get("/api/v1/jobs?status=dead")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn outside_the_24_hour_window_a_template_is_sent_or_the_conversation_escalated() {
+    for (template, expect_template) in [
+        (json!({"name": "follow_up", "language": "en_US"}), true),
+        (Value::Null, false),
+    ] {
+        let graph = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/{PHONE_ID}/messages")))
+            .and(body_partial_json(json!({"type": "text"})))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "message": "(#131047) Re-engagement message", "type": "OAuthException", "code": 131047,
+                "error_data": {"messaging_product": "whatsapp", "details": "More than 24 hours have passed"}}})))
+            .with_priority(1)
+            .mount(&graph)
+            .await;
+        mount_send(&graph, sent_ok("wamid.TEMPLATE")).await;
+        let t = meta_app(
+            &graph,
+            json!({"escalation": {"reengagement_template": template}}),
+        )
+        .await;
+        post_meta(
+            &t,
+            &meta_text("wamid.IN.W", "Which payment methods do you accept? MB WAY?"),
+        )
+        .await;
+        let conversations = eventually(Duration::from_secs(20), || async {
+            let list = t.get("/api/v1/conversations").await;
+            let id = list[0]["id"].as_str()?.to_string();
+            let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+            matches!(
+                messages[1]["status"].as_str(),
+                Some("sent") | Some("failed")
+            )
+            .then_some((id, messages))
+        })
+        .await
+        .expect("the reply was sent or failed");
+        let (id, messages) = conversations;
+        let sent = sends(&graph).await;
+        if expect_template {
+            assert_eq!(messages[1]["status"], "sent");
+            let template = sent
+                .iter()
+                .find(|b| b["type"] == "template")
+                .expect("template sent");
+            assert_eq!(template["template"]["name"], "follow_up");
+            assert_eq!(template["template"]["language"]["code"], "en_US");
+        } else {
+            assert_eq!(messages[1]["status"], "failed");
+            assert!(sent.iter().all(|b| b["type"] != "template"));
+            let conversation = t.get(&format!("/api/v1/conversations/{id}")).await;
+            assert_eq!(conversation["status"], "escalated");
+            assert_eq!(conversation["status_reason"], "window_closed");
+        }
+        t.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_evolution_from_me_echo_never_triggers_the_bot_and_hands_over() {
+    let evolution = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/webhook/set/support-bot"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"webhook": {}})))
+        .mount(&evolution)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/settings/set/support-bot"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"settings": {}})))
+        .mount(&evolution)
+        .await;
+    let t = TestApp::start(Options {
+        workers: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    t.demo_agent("demo", json!({})).await;
+    let (status, channel) = t
+        .post(
+            "/api/v1/channels",
+            &json!({
+                "name": "QR number", "provider": "evolution", "instance": "support-bot", "agent": "demo",
+                "create_instance": false,
+                "credentials": {"server_url": evolution.uri(), "api_key": "evo-key", "webhook_secret": "evo-secret"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap();
+    let registered = evolution.received_requests().await.unwrap();
+    let hook: Value = serde_json::from_slice(
+        &registered
+            .iter()
+            .find(|r| r.url.path().starts_with("/webhook/set"))
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(
+        hook["webhook"]["url"],
+        format!("http://127.0.0.1:8080/webhooks/evolution/{id}")
+    );
+
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/evolution/webhook.messages.upsert.from_me_phone_echo.json"
+    ))
+    .unwrap();
+    let post = |token: &'static str| {
+        t.client
+            .post(format!("{}/webhooks/evolution/{id}", t.url))
+            .header("content-type", "application/json")
+            .header("x-palaver-webhook-token", token)
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(post("wrong").await.unwrap().status(), 401);
+    let ok = post("evo-secret").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let sent: Vec<_> = evolution
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path().starts_with("/message/"))
+        .collect();
+    assert!(sent.is_empty(), "the bot never answers its own side");
+    let conversations = t.get("/api/v1/conversations").await;
+    assert_eq!(
+        conversations[0]["status"], "escalated",
+        "a person took over from the phone"
+    );
+    assert_eq!(conversations[0]["status_reason"], "human_takeover");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_webhooks_get_clear_errors_and_nothing_is_stored() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let body = meta_text("wamid.BAD", "hello");
+    let post = |body: Vec<u8>, signature: Option<String>, content_type: &'static str| {
+        let mut r = t
+            .client
+            .post(format!("{}/webhooks/meta", t.url))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(s) = signature {
+            r = r.header("x-hub-signature-256", s);
+        }
+        r.send()
+    };
+    let cases: Vec<(reqwest::Response, u16, &str)> = vec![
+        (
+            post(body.clone(), None, "application/json").await.unwrap(),
+            401,
+            "bad_signature",
+        ),
+        (
+            post(
+                body.clone(),
+                Some(sign(&body, "other-secret")),
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            401,
+            "bad_signature",
+        ),
+        (
+            post(
+                b"{not json".to_vec(),
+                Some(sign(b"{not json", APP_SECRET)),
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            400,
+            "bad_request",
+        ),
+        (
+            post(body.clone(), Some(sign(&body, APP_SECRET)), "text/plain")
+                .await
+                .unwrap(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post(
+                vec![b' '; 2 * 1024 * 1024],
+                Some("sha256=00".into()),
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            413,
+            "too_large",
+        ),
+    ];
+    for (response, status, code) in cases {
+        assert_eq!(response.status(), status);
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(json["error"]["code"], code, "{json}");
+    }
+    let unknown = t
+        .client
+        .post(format!(
+            "{}/webhooks/evolution/{}",
+            t.url,
+            uuid::Uuid::now_v7()
+        ))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    // A number no channel serves is acknowledged and not answered.
+    let other = String::from_utf8(body.clone())
+        .unwrap()
+        .replace(PHONE_ID, "999999999");
+    let response = post_meta(&t, other.as_bytes()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["unrouted"], 1);
+    assert!(
+        t.get("/api/v1/conversations")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
+    t.stop().await;
+}
