@@ -170,13 +170,14 @@ struct RetrievalBench {
     queries: usize,
 }
 
-/// Log levels: `PALAVER_LOG` (or `RUST_LOG`), `info` by default. qdrant-edge warns about
+/// Log levels: `PALAVER_LOG` (or `RUST_LOG`), else `default` (`info`; `warn` for benchmarks,
+/// whose per-turn logs would bury the figures). qdrant-edge warns about
 /// start-up flags only its own server sets, and async-openai logs whole response bodies (which
 /// may hold customers' words) on parse errors: both are quietened unless asked for by name.
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let user = std::env::var("PALAVER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| default.into());
     let directives = format!("sqlx=warn,tower_http=warn,qdrant_edge=error,async_openai=off,{user}");
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!("ignoring invalid log filter `{user}`: {e}");
@@ -190,7 +191,11 @@ fn init_tracing() {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let settings = Settings::load(&Sources {
         file: cli.config.clone(),
     })?;
@@ -580,19 +585,39 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
     };
     match cmd {
         BenchCommand::Embed(args) => {
-            let report = palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words).await?;
+            let report =
+                palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words)
+                    .await?;
             println!("{report}");
         }
         BenchCommand::Retrieval(args) => {
-            let report = palaver::bench::retrieval_on_embeddings(&settings, embedder().await?, &args.chunks, args.queries).await?;
+            let report = palaver::bench::retrieval_on_embeddings(
+                &settings,
+                embedder().await?,
+                &args.chunks,
+                args.queries,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Pipeline(args) => {
-            let report = palaver::bench::pipeline::run(&settings, embedder().await?, &args.knowledge, args.rounds).await?;
+            let report = palaver::bench::pipeline::run(
+                &settings,
+                embedder().await?,
+                &args.knowledge,
+                args.rounds,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Webhooks(args) => {
-            let report = palaver::bench::webhooks::run(&settings, args.database_url.as_deref(), args.rate, args.seconds).await?;
+            let report = palaver::bench::webhooks::run(
+                &settings,
+                args.database_url.as_deref(),
+                args.rate,
+                args.seconds,
+            )
+            .await?;
             println!("{report}");
         }
     }

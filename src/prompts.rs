@@ -263,10 +263,12 @@ impl Prompts {
         let fixed = count_tokens(&bare_system) + 2 * MESSAGE_OVERHEAD;
         // A question that alone would not fit is cut, never the system prompt.
         let question_cap = budget.total.saturating_sub(fixed) / 2;
-        if count_tokens(&question) > question_cap {
+        let mut question_tokens = count_tokens(&question);
+        if question_tokens > question_cap {
             question = truncate_tokens(&question, question_cap);
+            question_tokens = count_tokens(&question);
         }
-        let mut remaining = budget.total.saturating_sub(fixed + count_tokens(&question));
+        let mut remaining = budget.total.saturating_sub(fixed + question_tokens);
 
         let history_tokens: Vec<usize> = input
             .history

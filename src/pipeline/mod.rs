@@ -628,32 +628,37 @@ impl Pipeline {
 
     /// Numbered sources with their neighbours in the document as reading context.
     async fn sources(&self, retrieved: &[Retrieved]) -> Result<Vec<Source>, PipelineError> {
-        let mut sources = Vec::with_capacity(retrieved.len());
-        for (i, r) in retrieved.iter().enumerate() {
-            let around = self
-                .store
-                .passages_in_range(r.document_id, r.position - 1, r.position + 1)
-                .await?;
-            let context = if around.is_empty() {
-                r.text.clone()
-            } else {
-                around
+        let around: Vec<_> = retrieved
+            .iter()
+            .map(|r| (r.document_id, r.position))
+            .collect();
+        let near = self.store.passages_near(&around, 1).await?;
+        Ok(retrieved
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let context: Vec<&str> = near
                     .iter()
+                    .filter(|p| {
+                        p.document_id == r.document_id && (p.position - r.position).abs() <= 1
+                    })
                     .map(|p| p.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            sources.push(Source {
-                n: i + 1,
-                source: r.source.clone(),
-                title: r.title.clone(),
-                heading: r.heading.clone(),
-                text: r.text.clone(),
-                similarity: r.similarity,
-                context,
-            });
-        }
-        Ok(sources)
+                    .collect();
+                Source {
+                    n: i + 1,
+                    source: r.source.clone(),
+                    title: r.title.clone(),
+                    heading: r.heading.clone(),
+                    text: r.text.clone(),
+                    similarity: r.similarity,
+                    context: if context.is_empty() {
+                        r.text.clone()
+                    } else {
+                        context.join("\n")
+                    },
+                }
+            })
+            .collect())
     }
 
     /// Stage 5: the prompt, within the token budget.

@@ -605,6 +605,13 @@ pub trait Store: ConversationStore + JobStore + Send + Sync {
         from: i64,
         to: i64,
     ) -> Result<Vec<Passage>, StoreError>;
+    /// Passages within `radius` positions of each `(document, position)`, in document order,
+    /// in one query.
+    async fn passages_near(
+        &self,
+        around: &[(DocumentId, i64)],
+        radius: i64,
+    ) -> Result<Vec<Passage>, StoreError>;
     /// A page of a collection's chunks (with embeddings), ordered by id, after `after`.
     async fn chunk_page(
         &self,

@@ -634,6 +634,40 @@ impl Store for SqlStore {
         rows.iter().map(passage_from_row).collect()
     }
 
+    async fn passages_near(
+        &self,
+        around: &[(DocumentId, i64)],
+        radius: i64,
+    ) -> Result<Vec<Passage>, StoreError> {
+        if around.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conditions: Vec<String> = (0..around.len())
+            .map(|i| {
+                let n = i * 3 + 1;
+                format!(
+                    "(c.document_id = ${n} AND c.position >= ${} AND c.position <= ${})",
+                    n + 1,
+                    n + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE {} ORDER BY c.document_id, c.position",
+            conditions.join(" OR ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (document, position) in around {
+            query = query
+                .bind(document.to_string())
+                .bind(position - radius)
+                .bind(position + radius);
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
+        rows.iter().map(passage_from_row).collect()
+    }
+
     async fn chunk_page(
         &self,
         collection: &str,
