@@ -6,6 +6,7 @@
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod conversations;
+mod evals;
 mod jobs;
 pub mod postgres;
 mod sql;
@@ -26,6 +27,7 @@ use crate::domain::{
     MessageKind, ProviderKind, Role,
 };
 
+pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use sql::SqlStore;
 
 /// A store failure. Callers act on the kind; the cause is for logs.
@@ -536,7 +538,7 @@ pub trait JobStore: Send + Sync {
 
 /// The store's domain verbs.
 #[async_trait]
-pub trait Store: ConversationStore + JobStore + Send + Sync {
+pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
