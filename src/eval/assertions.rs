@@ -471,6 +471,12 @@ const LANGUAGES: &[(&str, &str)] = &[
     ("zu", "zul"),
 ];
 
+/// Languages a reply is told apart from (ISO 639-3), besides the one asked for.
+const COMMON_LANGUAGES: &[&str] = &[
+    "eng", "spa", "por", "fra", "deu", "ita", "nld", "pol", "ron", "tur", "rus", "ukr", "ara",
+    "cmn", "jpn", "kor", "hin", "ind", "vie", "tha", "ell", "heb", "swe", "ces", "hun",
+];
+
 /// The ISO 639-3 code for a 639-1 or 639-3 code `whatlang` knows.
 fn language_code(code: &str) -> Option<&'static str> {
     let code = code.trim().to_ascii_lowercase();
@@ -856,7 +862,19 @@ impl Assertion {
                 }
                 let want = language_code(code).unwrap_or("");
                 let text = without_citations(reply);
-                match whatlang::detect(&text) {
+                // Over all 70 languages, short chat replies are often mistaken for a rare
+                // neighbour (English for Afrikaans); choosing among widely used languages and
+                // the one asked for keeps the check meaningful.
+                let mut allowed: Vec<whatlang::Lang> = COMMON_LANGUAGES
+                    .iter()
+                    .filter_map(|c| whatlang::Lang::from_code(*c))
+                    .collect();
+                if let Some(lang) = whatlang::Lang::from_code(want) {
+                    if !allowed.contains(&lang) {
+                        allowed.push(lang);
+                    }
+                }
+                match whatlang::Detector::with_allowlist(allowed).detect(&text) {
                     None => Checked::fail("the reply's language could not be detected"),
                     Some(info) => {
                         let got = info.lang().code();
@@ -993,5 +1011,404 @@ impl fmt::Display for Assertion {
             Assertion::MaxChars(n) => write!(f, "max_chars {n}"),
             Assertion::Language(code) => write!(f, "language {code}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Answerer, SourceRef};
+
+    fn source(n: usize, source: &str) -> ShownSource {
+        ShownSource {
+            n,
+            source: source.into(),
+            title: source.into(),
+            heading: None,
+            text: format!("passage from {source}"),
+            similarity: 0.6,
+            score: 0.03,
+        }
+    }
+
+    fn generation(sources: &[ShownSource], cited: &[usize]) -> Generation {
+        Generation {
+            answerer: Answerer::Extractive,
+            sources: sources
+                .iter()
+                .map(|s| SourceRef {
+                    n: s.n,
+                    chunk_id: Default::default(),
+                    source: s.source.clone(),
+                    heading: None,
+                    similarity: s.similarity,
+                    score: s.score,
+                })
+                .collect(),
+            cited: cited.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A parsed assertion, as a suite would write it.
+    fn a(yaml: &str) -> Assertion {
+        // Suites are read as YAML into JSON values first, as here.
+        let value: serde_json::Value =
+            serde_norway::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let a: Assertion = serde_json::from_value(value).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        a.check().unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+        a
+    }
+
+    struct Turn {
+        reply: Option<&'static str>,
+        action: Action,
+        escalation: Option<Trigger>,
+        sources: Vec<ShownSource>,
+        generation: Option<Generation>,
+        latency_ms: f64,
+    }
+
+    impl Turn {
+        fn replied(reply: &'static str) -> Self {
+            let sources = vec![
+                source(1, "knowledge/opening-hours.md"),
+                source(2, "knowledge/faq.md"),
+                source(3, "knowledge/products.csv"),
+                source(4, "knowledge/catering-menu.pdf"),
+            ];
+            Self {
+                reply: Some(reply),
+                action: Action::Replied,
+                escalation: None,
+                generation: Some(generation(&sources, &[1])),
+                sources,
+                latency_ms: 120.0,
+            }
+        }
+
+        fn escalated(trigger: Trigger) -> Self {
+            Self {
+                reply: Some("I'll pass this to a colleague."),
+                action: Action::Escalated,
+                escalation: Some(trigger),
+                sources: Vec::new(),
+                generation: None,
+                latency_ms: 30.0,
+            }
+        }
+
+        fn check(&self, assertion: &Assertion) -> Checked {
+            let conversation = Vec::new();
+            assertion.evaluate_now(&Observed {
+                reply: self.reply,
+                action: self.action,
+                escalation: self.escalation.as_ref(),
+                sources: &self.sources,
+                generation: self.generation.as_ref(),
+                latency_ms: self.latency_ms,
+                conversation: &conversation,
+            })
+        }
+    }
+
+    #[test]
+    fn every_assertion_passes_and_fails() {
+        let answer = Turn::replied(
+            "On Saturday we open from 08:00 to 15:00 — o sábado também.\n\n(Source: Opening hours)",
+        );
+        let keyword = Turn::escalated(Trigger::Keyword("humano".into()));
+        let low = Turn::escalated(Trigger::LowConfidence("confidence 0.2".into()));
+        let english = Turn::replied(
+            "We are open on Saturday from eight in the morning until three in the afternoon.\n\n(Source: Opening hours)",
+        );
+        let portuguese = Turn::replied(
+            "Abrimos ao sábado das oito da manhã até às três da tarde, e ao domingo até à uma.",
+        );
+        let mut wrong_doc = Turn::replied("The password is paoquente2024. (source 2)");
+        wrong_doc.generation = Some(generation(&wrong_doc.sources, &[]));
+        let cases: &[(&str, &Turn, Verdict)] = &[
+            ("contains: '08:00'", &answer, Verdict::Pass),
+            ("contains: '09:00'", &answer, Verdict::Fail),
+            ("contains: ['08:00', '15:00']", &answer, Verdict::Pass),
+            ("contains: ['08:00', '16:00']", &answer, Verdict::Fail),
+            (
+                "contains: {any: ['16:00', '15:00']}",
+                &answer,
+                Verdict::Pass,
+            ),
+            (
+                "contains: {any: ['16:00', '17:00']}",
+                &answer,
+                Verdict::Fail,
+            ),
+            ("contains: 'saturday'", &answer, Verdict::Fail),
+            (
+                "contains: {text: 'saturday', ignore_case: true}",
+                &answer,
+                Verdict::Pass,
+            ),
+            (
+                "contains: {text: 'SABADO', ignore_case: true}",
+                &answer,
+                Verdict::Fail,
+            ),
+            (
+                "contains: {text: 'SABADO', ignore_case: true, ignore_accents: true}",
+                &answer,
+                Verdict::Pass,
+            ),
+            ("not_contains: 'NO_ANSWER'", &answer, Verdict::Pass),
+            ("not_contains: '08:00'", &answer, Verdict::Fail),
+            (
+                "not_contains: {any: ['pirate', 'SOURCE'], ignore_case: true}",
+                &answer,
+                Verdict::Fail,
+            ),
+            ("regex: '\\b0?8:00\\b'", &answer, Verdict::Pass),
+            ("regex: '^Closed'", &answer, Verdict::Fail),
+            (
+                "regex: {pattern: 'on saturday', ignore_case: true}",
+                &answer,
+                Verdict::Pass,
+            ),
+            (
+                "regex: {pattern: 'sabado', ignore_accents: true}",
+                &answer,
+                Verdict::Pass,
+            ),
+            ("regex: 'sabado'", &answer, Verdict::Fail),
+            (
+                "equals: \"I'll pass this to a colleague.\"",
+                &keyword,
+                Verdict::Pass,
+            ),
+            ("equals: 'something else'", &keyword, Verdict::Fail),
+            ("escalates: true", &keyword, Verdict::Pass),
+            ("escalates: true", &answer, Verdict::Fail),
+            ("escalates: false", &answer, Verdict::Pass),
+            ("escalates: false", &low, Verdict::Fail),
+            ("escalates: {reason: keyword}", &keyword, Verdict::Pass),
+            (
+                "escalates: {reason: [human_request, keyword]}",
+                &keyword,
+                Verdict::Pass,
+            ),
+            (
+                "escalates: {reason: human_request}",
+                &keyword,
+                Verdict::Fail,
+            ),
+            ("escalates: {reason: low_confidence}", &low, Verdict::Pass),
+            ("cites: opening-hours.md", &answer, Verdict::Pass),
+            ("cites: knowledge/opening-hours.md", &answer, Verdict::Pass),
+            ("cites: opening-hours", &answer, Verdict::Pass),
+            ("cites: faq.md", &answer, Verdict::Fail),
+            ("cites: [faq.md, opening-hours.md]", &answer, Verdict::Pass),
+            ("cites: faq.md", &wrong_doc, Verdict::Pass),
+            ("cites: faq.md", &keyword, Verdict::Fail),
+            (
+                "retrieval_hit: {docs: [faq.md], k: 3}",
+                &answer,
+                Verdict::Pass,
+            ),
+            (
+                "retrieval_hit: {docs: [catering-menu.pdf], k: 3}",
+                &answer,
+                Verdict::Fail,
+            ),
+            (
+                "retrieval_hit: {docs: [catering-menu.pdf], k: 4}",
+                &answer,
+                Verdict::Pass,
+            ),
+            (
+                "retrieval_hit: {docs: [delivery-and-refunds.md]}",
+                &answer,
+                Verdict::Fail,
+            ),
+            ("retrieval_hit: {docs: faq.md}", &keyword, Verdict::Fail),
+            ("max_latency_ms: 500", &answer, Verdict::Pass),
+            ("max_latency_ms: 100", &answer, Verdict::Fail),
+            ("max_chars: 200", &answer, Verdict::Pass),
+            ("max_chars: 20", &answer, Verdict::Fail),
+            ("language: en", &english, Verdict::Pass),
+            ("language: eng", &english, Verdict::Pass),
+            ("language: pt", &english, Verdict::Fail),
+            ("language: pt", &portuguese, Verdict::Pass),
+            ("language: es", &portuguese, Verdict::Fail),
+        ];
+        for (yaml, turn, want) in cases {
+            let checked = turn.check(&a(yaml));
+            assert_eq!(checked.verdict, *want, "{yaml}: {}", checked.reason);
+            assert!(!checked.reason.is_empty(), "{yaml}: no reason");
+        }
+    }
+
+    #[test]
+    fn reasons_say_what_went_wrong() {
+        let answer = Turn::replied("We open at 08:00. (Source: Opening hours)");
+        let reason = |yaml: &str| answer.check(&a(yaml)).reason;
+        assert!(reason("contains: '09:00'").contains("\"09:00\""));
+        assert!(reason("escalates: true").contains("answered"));
+        assert!(reason("cites: faq.md").contains("knowledge/opening-hours.md"));
+        assert!(reason("retrieval_hit: {docs: [catering-menu.pdf], k: 2}").contains("rank 4"));
+        let keyword = Turn::escalated(Trigger::Keyword("humano".into()));
+        assert!(keyword
+            .check(&a("retrieval_hit: {docs: [faq.md]}"))
+            .reason
+            .contains("escalated first (keyword)"));
+        assert!(keyword
+            .check(&a("escalates: {reason: human_request}"))
+            .reason
+            .contains("keyword: humano"));
+    }
+
+    #[test]
+    fn measures_feed_the_metrics() {
+        let answer = Turn::replied("We open at 08:00. (Source: Opening hours)");
+        assert_eq!(
+            answer
+                .check(&a("retrieval_hit: {docs: [faq.md], k: 3}"))
+                .measure,
+            Some(Measure::Retrieval {
+                rank: Some(2),
+                k: 3
+            })
+        );
+        assert_eq!(
+            answer.check(&a("escalates: true")).measure,
+            Some(Measure::Escalation {
+                expected: true,
+                actual: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_silent_turn_has_no_reply_to_check() {
+        let mut silent = Turn::replied("");
+        silent.reply = None;
+        silent.action = Action::Silent;
+        for yaml in ["contains: x", "regex: x", "equals: x", "language: en"] {
+            let checked = silent.check(&a(yaml));
+            assert_eq!(checked.verdict, Verdict::Fail, "{yaml}");
+            assert!(checked.reason.contains("no reply"), "{yaml}");
+        }
+        assert_eq!(silent.check(&a("not_contains: x")).verdict, Verdict::Pass);
+    }
+
+    #[tokio::test]
+    async fn similar_to_compares_embeddings() {
+        let embedder = crate::testing::HashEmbedder::default();
+        let answer = Turn::replied("We open on Saturday from 08:00 to 15:00.");
+        let conversation = Vec::new();
+        let seen = Observed {
+            reply: answer.reply,
+            action: answer.action,
+            escalation: None,
+            sources: &answer.sources,
+            generation: answer.generation.as_ref(),
+            latency_ms: 1.0,
+            conversation: &conversation,
+        };
+        let scorers = Scorers {
+            embedder: &embedder,
+            judge: None,
+        };
+        let close = a("similar_to: {text: 'On Saturday we open from 08:00 to 15:00.', min: 0.8}");
+        let far = a("similar_to: {text: 'Dogs on a lead are welcome on the terrace.', min: 0.5}");
+        let got = close.evaluate(&seen, scorers).await;
+        assert_eq!(got.verdict, Verdict::Pass, "{}", got.reason);
+        let got = far.evaluate(&seen, scorers).await;
+        assert_eq!(got.verdict, Verdict::Fail, "{}", got.reason);
+        assert!(matches!(got.measure, Some(Measure::Score { .. })));
+        // Without a judge, judge assertions are skipped, never passed.
+        let judged = a("judge: {rubric: 'Gives the hours.'}");
+        let got = judged.evaluate(&seen, scorers).await;
+        assert_eq!(got.verdict, Verdict::Skipped);
+        assert!(got.reason.contains("no judge"), "{}", got.reason);
+    }
+
+    #[tokio::test]
+    async fn judge_grades_pass_and_fail_against_the_threshold() {
+        let model = crate::testing::scripted([
+            Ok(r#"{"score": 5, "reason": "gives both times"}"#.to_string()),
+            Ok(r#"{"score": 2, "reason": "misses the closing time"}"#.to_string()),
+            Err(crate::llm::LlmError::Transient("server down".into())),
+        ]);
+        let judge = Judge::new(
+            model,
+            std::sync::Arc::new(crate::prompts::Prompts::load(None).unwrap()),
+        );
+        let embedder = crate::testing::HashEmbedder::default();
+        let answer = Turn::replied("We open at 08:00.");
+        let conversation = vec![
+            ("customer".to_string(), "Saturday hours?".to_string()),
+            ("assistant".to_string(), "We open at 08:00.".to_string()),
+        ];
+        let seen = Observed {
+            reply: answer.reply,
+            action: answer.action,
+            escalation: None,
+            sources: &answer.sources,
+            generation: answer.generation.as_ref(),
+            latency_ms: 1.0,
+            conversation: &conversation,
+        };
+        let scorers = Scorers {
+            embedder: &embedder,
+            judge: Some(&judge),
+        };
+        let assertion = a("judge: {rubric: 'Gives opening and closing time.', min: 0.75}");
+        let first = assertion.evaluate(&seen, scorers).await;
+        assert_eq!(first.verdict, Verdict::Pass, "{}", first.reason);
+        assert!(first.reason.contains("gives both times"));
+        let second = assertion.evaluate(&seen, scorers).await;
+        assert_eq!(second.verdict, Verdict::Fail);
+        assert!(second.reason.contains("0.25"), "{}", second.reason);
+        let third = assertion.evaluate(&seen, scorers).await;
+        assert_eq!(third.verdict, Verdict::Fail);
+        assert!(third.reason.contains("server down"), "{}", third.reason);
+    }
+
+    #[test]
+    fn checks_catch_what_a_run_would_trip_over() {
+        let bad: &[(&str, &str)] = &[
+            ("regex: '([unclosed'", "pattern"),
+            ("contains: []", ""),
+            ("equals: ['a', 'b']", ""),
+            ("escalates: {reason: angry}", "reason"),
+            ("retrieval_hit: {docs: [faq.md], k: 0}", "k"),
+            ("similar_to: {text: '', min: 0.5}", "text"),
+            ("judge: {rubric: 'x', min: 3}", "min"),
+            ("language: klingon", ""),
+            ("max_chars: 0", ""),
+        ];
+        for (yaml, field) in bad {
+            let value: serde_json::Value = serde_norway::from_str(yaml).unwrap();
+            let parsed: Assertion = serde_json::from_value(value).unwrap();
+            let (sub, _) = parsed.check().unwrap_err();
+            assert_eq!(sub, *field, "{yaml}");
+        }
+        // Unknown kinds and fields are refused by the parser, with the name.
+        let err = serde_json::from_str::<Assertion>(r#"{"contain": "x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("contain"), "{err}");
+        let err = serde_json::from_str::<Assertion>(r#"{"contains": {"txt": "x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("txt"), "{err}");
+    }
+
+    #[test]
+    fn documents_match_by_path_file_or_stem() {
+        assert!(doc_matches("knowledge/faq.md", "faq.md"));
+        assert!(doc_matches("knowledge/faq.md", "knowledge/faq.md"));
+        assert!(doc_matches("knowledge/faq.md", "faq"));
+        assert!(doc_matches("faq.md", "./faq.md"));
+        assert!(!doc_matches("knowledge/faq.md", "aq.md"));
+        assert!(!doc_matches("knowledge/faq.md", "products.csv"));
     }
 }

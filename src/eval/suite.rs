@@ -601,3 +601,150 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, SchemaErrors> {
         Err(SchemaErrors(problems))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("kb")).unwrap();
+        std::fs::write(dir.path().join("kb/faq.md"), "# FAQ\n\nWe sell bread.\n").unwrap();
+        std::fs::write(dir.path().join("note.ogg"), b"OggS").unwrap();
+        dir
+    }
+
+    const GOOD: &str = r#"
+name: bakery
+description: The sample bakery.
+agent:
+  from: demo
+  prompt: Be brief.
+  answerer: extractive
+  top_k: 3
+knowledge: [kb]
+min_pass: 0.8
+cases:
+  - id: hours
+    say: Are you open on Saturday?
+    expect:
+      - contains: "08:00"
+      - retrieval_hit: {docs: [faq.md], k: 3}
+  - id: follow-up
+    tags: [memory]
+    must_pass: true
+    turns:
+      - say: Do you deliver to Lisbon?
+        expect: [escalates: false]
+      - say: And how much is it?
+    expect_each:
+      - max_chars: 500
+    expect:
+      - contains: {text: "eur", ignore_case: true}
+  - id: voice
+    audio: note.ogg
+    expect: [escalates: false]
+"#;
+
+    #[test]
+    fn a_good_suite_loads() {
+        let dir = base();
+        let suite = parse(GOOD, "eval/bakery.yaml", dir.path()).unwrap();
+        assert_eq!(suite.name, "bakery");
+        assert_eq!(suite.agent.from.as_deref(), Some("demo"));
+        assert_eq!(suite.agent.patch["system_prompt"], "Be brief.");
+        assert_eq!(suite.knowledge, [dir.path().join("kb")]);
+        assert_eq!(suite.min_pass, Some(0.8));
+        assert_eq!(suite.cases.len(), 3);
+        let follow = &suite.cases[1];
+        assert!(follow.must_pass);
+        assert_eq!(follow.turns.len(), 2);
+        // Turn 1: its own assertion and the every-turn one; turn 2: every-turn and the case's.
+        let kinds = |i| {
+            follow
+                .assertions_for(i)
+                .iter()
+                .map(|a| a.kind())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(0), ["escalates", "max_chars"]);
+        assert_eq!(kinds(1), ["max_chars", "contains"]);
+        assert!(suite.cases[2].has_audio());
+        assert!(
+            matches!(&suite.cases[2].turns[0].said, Said::Audio { file, .. } if file == "note.ogg")
+        );
+    }
+
+    /// Each broken suite, and the file, case and field its error must name.
+    #[test]
+    fn schema_errors_name_file_case_and_field() {
+        let dir = base();
+        let cases: &[(&str, Option<&str>, &str, &str)] = &[
+            ("cases: [", None, "", "not valid YAML"),
+            ("name: x\ncases: []", None, "cases", "at least one case"),
+            ("cases:\n  - say: hi\n    expect: [escalates: true]", Some("#1"), "", "missing field `id`"),
+            ("cases:\n  - id: a\n    say: hi\n    expect: [contain: x]", Some("a"), "expect[0]", "unknown variant `contain`"),
+            ("cases:\n  - id: a\n    say: hi\n    expect:\n      - regex: '(('", Some("a"), "expect[0].regex.pattern", "invalid pattern"),
+            ("cases:\n  - id: a\n    say: hi", Some("a"), "expect", "at least one assertion"),
+            ("cases:\n  - id: a\n    expect: [escalates: true]", Some("a"), "say", "needs `say`"),
+            ("cases:\n  - id: a\n    say: hi\n    audio: note.ogg\n    expect: [escalates: true]", Some("a"), "say", "not both"),
+            ("cases:\n  - id: a\n    audio: missing.ogg\n    expect: [escalates: true]", Some("a"), "audio", "missing.ogg"),
+            ("cases:\n  - id: a\n    turns:\n      - say: hi\n      - sey: hi\n    expect: [escalates: true]", Some("a"), "turns[1]", "unknown field `sey`"),
+            ("cases:\n  - id: a\n    turns:\n      - say: hi\n        expect: [max_chars: 0]", Some("a"), "turns[0].expect[0].max_chars", "greater than 0"),
+            ("cases:\n  - id: a b\n    say: hi\n    expect: [escalates: true]", Some("a b"), "id", "letters, digits"),
+            ("cases:\n  - id: a\n    say: hi\n    expect: [escalates: true]\n  - id: a\n    say: ho\n    expect: [escalates: true]", Some("a"), "id", "earlier case"),
+            ("cases:\n  - id: a\n    say: hi\n    expect:\n      - retrieval_hit: {docs: faq.md, k: 3, top: 1}", Some("a"), "expect[0].retrieval_hit", "unknown field `top`"),
+            ("cases:\n  - id: a\n    say: hi\n    expect:\n      - escalates: {reason: angry}", Some("a"), "expect[0].escalates.reason", "unknown reason `angry`"),
+            ("agent: {top_k: 0}\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "agent.top_k", "between 1 and 50"),
+            ("agent: {answerer: gpt}\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "agent.answerer", "unknown variant"),
+            ("agent: {tone: warm}\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "agent", "tone"),
+            ("knowledge: [nowhere]\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "knowledge[0]", "does not exist"),
+            ("min_pass: 90\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "min_pass", "between 0 and 1"),
+            ("nme: x\ncases:\n  - id: a\n    say: hi\n    expect: [escalates: true]", None, "", "unknown field `nme`"),
+        ];
+        for (text, case, field, message) in cases {
+            let errors = parse(text, "eval/broken.yaml", dir.path()).unwrap_err();
+            let e = errors
+                .0
+                .iter()
+                .find(|e| e.field.starts_with(field) && e.message.contains(message))
+                .unwrap_or_else(|| panic!("{text}\n-> {errors}"));
+            assert_eq!(e.file, "eval/broken.yaml");
+            assert_eq!(e.case.as_deref(), *case, "{text}\n-> {errors}");
+            let shown = e.to_string();
+            assert!(shown.starts_with("eval/broken.yaml: "), "{shown}");
+            if let Some(case) = case {
+                assert!(shown.contains(&format!("case `{case}`")), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_broken_case_is_reported_not_just_the_first() {
+        let dir = base();
+        let text = "cases:\n  - id: a\n    say: hi\n  - id: b\n    say: hi\n    expect: [contain: x]\n  - id: c\n    say: hi\n    expect: [escalates: true]";
+        let errors = parse(text, "s.yaml", dir.path()).unwrap_err();
+        let cases: Vec<_> = errors.0.iter().filter_map(|e| e.case.clone()).collect();
+        assert_eq!(cases, ["a", "b"]);
+    }
+
+    #[test]
+    fn directories_load_their_yaml_files_and_names_must_differ() {
+        let dir = base();
+        let one = "cases:\n  - id: a\n    say: hi\n    expect: [escalates: true]";
+        std::fs::write(dir.path().join("b.yaml"), one).unwrap();
+        std::fs::write(dir.path().join("a.yml"), one).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a suite").unwrap();
+        let suites = load(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        std::fs::write(dir.path().join("c.yaml"), format!("name: a\n{one}")).unwrap();
+        let err = load(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(
+            err.contains("c.yaml: name: `a` is also the name of"),
+            "{err}"
+        );
+        let err = load(&[dir.path().join("kb")]).unwrap_err().to_string();
+        assert!(err.contains("no suite files"), "{err}");
+    }
+}
