@@ -596,15 +596,14 @@ async fn eval(settings: Settings, args: EvalArgs) -> Result<bool> {
         "running {cases} case(s) from {} suite(s), {concurrency} at a time",
         suites.len()
     );
-    let options = |overrides: serde_json::Map<String, serde_json::Value>, label: Option<String>| {
-        Options {
+    let options =
+        |overrides: serde_json::Map<String, serde_json::Value>, label: Option<String>| Options {
             concurrency,
             overrides,
             label,
             progress: std::io::stderr().is_terminal(),
             on_progress: None,
-        }
-    };
+        };
     let Some(variant) = variant else {
         let mut results = eval::run::run(&suites, &env, &options(overrides, None)).await?;
         if let Some((file, name)) = &baseline {

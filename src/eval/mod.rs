@@ -12,6 +12,7 @@ pub mod judge;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod runs;
 pub mod suite;
 
 pub use results::{BaselineFile, RunResults};
