@@ -5,5 +5,6 @@ mod support;
 
 mod api;
 mod engine;
+mod eval;
 mod store;
 mod webhooks;
