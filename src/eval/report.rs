@@ -67,7 +67,7 @@ pub fn console(r: &RunResults) -> String {
     let _ = writeln!(out, "\n{title}\n");
     let _ = writeln!(
         out,
-        "{} {:>6} {:>7} {:>7} {:>8} {:>7} {:>10}  {}",
+        "{} {:>6} {:>7} {:>7} {:>8} {:>7} {:>10}  answerer",
         cell("suite", 28),
         "cases",
         "passed",
@@ -75,7 +75,6 @@ pub fn console(r: &RunResults) -> String {
         "skipped",
         "errors",
         "pass rate",
-        "answerer"
     );
     for s in &r.suites {
         let m = &s.summary;
