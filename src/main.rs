@@ -155,6 +155,33 @@ enum BenchCommand {
     Embed(EmbedBench),
     /// Vector search latency and recall on real embeddings.
     Retrieval(RetrievalBench),
+    /// Pipeline overhead and extractive reply latency on the sample knowledge base.
+    Pipeline(PipelineBench),
+    /// Signed webhook ingestion over loopback: latency at a fixed rate and flat-out throughput.
+    Webhooks(WebhookBench),
+}
+
+#[derive(Args)]
+struct PipelineBench {
+    /// Knowledge base to ingest.
+    #[arg(long, default_value = "knowledge")]
+    knowledge: PathBuf,
+    /// Passes over the question set (after one warm-up pass).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+#[derive(Args)]
+struct WebhookBench {
+    /// Webhooks per second in the fixed-rate run.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// Seconds of each run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Benchmark on this (empty) Postgres database instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -720,22 +747,25 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> Result<()> {
 }
 
 async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
-    let models = palaver::models::ModelStore::from_settings(&settings);
-    let embedder = palaver::embed::from_settings(&settings, &models).await?;
+    let embedder = || async {
+        let models = palaver::models::ModelStore::from_settings(&settings);
+        palaver::embed::from_settings(&settings, &models).await
+    };
     match cmd {
         BenchCommand::Embed(args) => {
-            let report =
-                palaver::bench::embed::run(embedder.as_ref(), args.sentences, args.words).await?;
+            let report = palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words).await?;
             println!("{report}");
         }
         BenchCommand::Retrieval(args) => {
-            let report = palaver::bench::retrieval_on_embeddings(
-                &settings,
-                embedder,
-                &args.chunks,
-                args.queries,
-            )
-            .await?;
+            let report = palaver::bench::retrieval_on_embeddings(&settings, embedder().await?, &args.chunks, args.queries).await?;
+            println!("{report}");
+        }
+        BenchCommand::Pipeline(args) => {
+            let report = palaver::bench::pipeline::run(&settings, embedder().await?, &args.knowledge, args.rounds).await?;
+            println!("{report}");
+        }
+        BenchCommand::Webhooks(args) => {
+            let report = palaver::bench::webhooks::run(&settings, args.database_url.as_deref(), args.rate, args.seconds).await?;
             println!("{report}");
         }
     }

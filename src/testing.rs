@@ -24,6 +24,24 @@ impl HashEmbedder {
     pub fn new(dims: usize) -> Self {
         Self { dims }
     }
+
+    /// The unit-length vector of one text.
+    pub fn vector(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; self.dims];
+        for w in terms(text) {
+            let h = w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            v[(h % self.dims as u64) as usize] += 1.0;
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        } else {
+            v[0] = 1.0;
+        }
+        v
+    }
 }
 
 impl Default for HashEmbedder {
@@ -43,25 +61,7 @@ impl Embedder for HashEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = vec![0f32; self.dims];
-                for w in terms(t) {
-                    let h = w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-                    });
-                    v[(h % self.dims as u64) as usize] += 1.0;
-                }
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    v.iter_mut().for_each(|x| *x /= norm);
-                } else {
-                    v[0] = 1.0;
-                }
-                v
-            })
-            .collect())
+        Ok(texts.iter().map(|t| self.vector(t)).collect())
     }
 }
 

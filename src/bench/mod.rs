@@ -2,7 +2,9 @@
 //! user — embedding throughput, retrieval latency and recall.
 
 pub mod embed;
+pub mod pipeline;
 pub mod retrieval;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,9 @@ pub enum BenchError {
     /// Scratch files could not be written.
     #[error("benchmark files: {0}")]
     Io(#[from] std::io::Error),
+    /// The benchmark's own app could not be set up.
+    #[error("benchmark set-up: {0}")]
+    Setup(String),
 }
 
 /// Retrieval figures for several corpus sizes.

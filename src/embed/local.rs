@@ -1,18 +1,18 @@
 //! all-MiniLM-L6-v2 run in-process: tokenisation, the BERT encoder, mean pooling over the
 //! tokens and L2 normalisation, matching sentence-transformers.
 //!
-//! The weights are loaded with candle and the large projections run through candle's matrix
-//! multiply; the rest of the encoder is written out here because on a small machine the generic
-//! tensor path spends more time synchronising threads than computing. Each batch packs its
-//! sequences end to end with no padding (attention stays within a sequence), whole batches run
-//! in parallel on a dedicated thread pool, and every elementwise step (bias, GELU, residual,
-//! layer norm) is one pass over memory.
+//! The weights are loaded with candle and the projections run through candle's matrix multiply;
+//! the rest of the encoder is written out here as in-place steps on those products, because on a
+//! small machine the generic tensor path spends more time synchronising threads and allocating
+//! than computing. Each batch packs its sequences end to end with no padding (attention stays
+//! within a sequence), whole batches run in parallel on a dedicated thread pool, and every
+//! elementwise step (bias, GELU, residual, layer norm) is one pass over memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Storage, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
@@ -271,28 +271,6 @@ impl Linear {
     fn outputs(&self) -> usize {
         self.bias.len()
     }
-
-    /// `x W^T + b` for `x` of `rows` rows, then `then` applied to every output value.
-    fn forward(
-        &self,
-        x: Vec<f32>,
-        rows: usize,
-        then: impl Fn(f32) -> f32,
-    ) -> candle_core::Result<Vec<f32>> {
-        let inputs = x.len() / rows.max(1);
-        let y = Tensor::from_vec(x, (rows, inputs), &Device::Cpu)?.matmul(&self.weight_t)?;
-        let (storage, layout) = y.storage_and_layout();
-        let Storage::Cpu(cpu) = &*storage else {
-            candle_core::bail!("embedding runs on the CPU only");
-        };
-        let n = self.outputs();
-        let data = &cpu.as_slice::<f32>()?[layout.start_offset()..][..rows * n];
-        let mut out = Vec::with_capacity(rows * n);
-        for row in data.chunks_exact(n) {
-            out.extend(row.iter().zip(&self.bias).map(|(v, b)| then(v + b)));
-        }
-        Ok(out)
-    }
 }
 
 impl Encoder {
@@ -302,8 +280,8 @@ impl Encoder {
         }
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
-        if heads == 0 || hidden % heads != 0 {
-            candle_core::bail!("hidden size {hidden} does not split into {heads} heads");
+        if heads == 0 || hidden % heads != 0 || !HEAD_DIMS.contains(&(hidden / heads)) {
+            candle_core::bail!("unsupported attention shape: {hidden} values in {heads} heads");
         }
         let root = if tensors.contains_key("bert.embeddings.word_embeddings.weight") {
             "bert."
@@ -314,7 +292,10 @@ impl Encoder {
         let word = floats(tensor(tensors, &e, "word_embeddings.weight")?)?;
         let position = floats(tensor(tensors, &e, "position_embeddings.weight")?)?;
         let token_type = floats(tensor(tensors, &e, "token_type_embeddings.weight")?)?;
-        if word.len() != config.vocab_size * hidden || position.len() < MAX_TOKENS * hidden {
+        if word.len() != config.vocab_size * hidden
+            || position.len() < MAX_TOKENS * hidden
+            || token_type.len() < hidden
+        {
             candle_core::bail!("embedding tables do not match config.json");
         }
         let embed_norm = Norm::load(
@@ -362,7 +343,10 @@ impl Encoder {
                     hidden,
                 )?,
             };
-            if layer.qkv.outputs() != 3 * hidden || layer.ff_out.outputs() != hidden {
+            if layer.qkv.outputs() != 3 * hidden
+                || layer.attn_out.outputs() != hidden
+                || layer.ff_out.outputs() != hidden
+            {
                 candle_core::bail!("layer {i} does not match config.json");
             }
             layers.push(layer);
@@ -404,9 +388,21 @@ impl Encoder {
             }
         }
         self.embed_norm.apply(&mut x);
+        let mut x = Tensor::from_vec(x, (rows, h), &Device::Cpu)?;
+        // Written by every layer's attention; allocated once per batch.
+        let context = Tensor::zeros((rows, h), DType::F32, &Device::Cpu)?;
+        let attention = SelfAttention {
+            lens: &lens,
+            heads: self.heads,
+        };
         for layer in &self.layers {
-            x = layer.forward(x, &lens, self.heads)?;
+            x = layer.forward(&x, &context, &attention)?;
         }
+        let (storage, layout) = x.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            candle_core::bail!("embedding runs on the CPU only");
+        };
+        let x = f32s(cpu, layout)?;
         let mut out = Vec::with_capacity(sequences.len());
         let mut start = 0;
         for &len in &lens {
@@ -425,63 +421,240 @@ impl Encoder {
 }
 
 impl Layer {
-    fn forward(&self, x: Vec<f32>, lens: &[usize], heads: usize) -> candle_core::Result<Vec<f32>> {
-        let rows: usize = lens.iter().sum();
-        let qkv = self.qkv.forward(x.clone(), rows, |v| v)?;
-        let context = attention(&qkv, lens, heads, x.len() / rows.max(1));
-        let mut attended = self.attn_out.forward(context, rows, |v| v)?;
-        attended.iter_mut().zip(&x).for_each(|(a, r)| *a += r);
-        self.attn_norm.apply(&mut attended);
-        let inner = self.ff_in.forward(attended.clone(), rows, gelu)?;
-        let mut out = self.ff_out.forward(inner, rows, |v| v)?;
-        out.iter_mut().zip(&attended).for_each(|(o, r)| *o += r);
-        self.ff_norm.apply(&mut out);
+    /// One encoder layer. Each step after a matrix multiply works in place on its output, so
+    /// a layer allocates only the four products.
+    fn forward(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        attention: &SelfAttention<'_>,
+    ) -> candle_core::Result<Tensor> {
+        let qkv = x.matmul(&self.qkv.weight_t)?;
+        qkv.inplace_op1(&Bias {
+            bias: &self.qkv.bias,
+            gelu: false,
+        })?;
+        context.inplace_op2(&qkv, attention)?;
+        let attended = context.matmul(&self.attn_out.weight_t)?;
+        attended.inplace_op2(
+            x,
+            &BiasResidualNorm {
+                bias: &self.attn_out.bias,
+                norm: &self.attn_norm,
+            },
+        )?;
+        let inner = attended.matmul(&self.ff_in.weight_t)?;
+        inner.inplace_op1(&Bias {
+            bias: &self.ff_in.bias,
+            gelu: true,
+        })?;
+        let out = inner.matmul(&self.ff_out.weight_t)?;
+        out.inplace_op2(
+            &attended,
+            &BiasResidualNorm {
+                bias: &self.ff_out.bias,
+                norm: &self.ff_norm,
+            },
+        )?;
         Ok(out)
     }
 }
 
+fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("expected a contiguous tensor".into()))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+fn f32s_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a mut [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("expected a contiguous tensor".into()))?;
+    match storage {
+        CpuStorage::F32(v) => Ok(&mut v[start..end]),
+        _ => candle_core::bail!("expected f32 values"),
+    }
+}
+
+/// Adds a bias to every row, then optionally applies GELU.
+struct Bias<'a> {
+    bias: &'a [f32],
+    gelu: bool,
+}
+
+impl InplaceOp1 for Bias<'_> {
+    fn name(&self) -> &'static str {
+        "bias"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let y = f32s_mut(storage, layout)?;
+        let n = self.bias.len();
+        if self.gelu {
+            for row in y.chunks_exact_mut(n) {
+                for (v, b) in row.iter_mut().zip(self.bias) {
+                    *v = gelu(*v + b);
+                }
+            }
+        } else {
+            for row in y.chunks_exact_mut(n) {
+                for (v, b) in row.iter_mut().zip(self.bias) {
+                    *v += b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `y = LayerNorm(y + bias + residual)`, the end of each half of a layer.
+struct BiasResidualNorm<'a> {
+    bias: &'a [f32],
+    norm: &'a Norm,
+}
+
+impl InplaceOp2 for BiasResidualNorm<'_> {
+    fn name(&self) -> &'static str {
+        "bias-residual-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let residual = f32s(s2, l2)?;
+        let y = f32s_mut(s1, l1)?;
+        if residual.len() != y.len() {
+            candle_core::bail!("residual shape differs");
+        }
+        let n = self.bias.len();
+        for (row, res) in y.chunks_exact_mut(n).zip(residual.chunks_exact(n)) {
+            for ((v, b), r) in row.iter_mut().zip(self.bias).zip(res) {
+                *v += b + r;
+            }
+        }
+        self.norm.apply(y);
+        Ok(())
+    }
+}
+
+/// Self-attention within each packed sequence, written into the context tensor from the
+/// `[queries | keys | values]` projections.
+struct SelfAttention<'a> {
+    lens: &'a [usize],
+    heads: usize,
+}
+
+impl InplaceOp2 for SelfAttention<'_> {
+    fn name(&self) -> &'static str {
+        "self-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let qkv = f32s(s2, l2)?;
+        let context = f32s_mut(s1, l1)?;
+        if qkv.len() != 3 * context.len() {
+            candle_core::bail!("attention input and output sizes differ");
+        }
+        attention(qkv, self.lens, self.heads, context)
+    }
+}
+
+/// Head widths the attention kernel is compiled for (BERT-family models use 32 or 64).
+const HEAD_DIMS: [usize; 3] = [16, 32, 64];
+
 /// Self-attention within each packed sequence. `qkv` rows hold the query, key and value of one
-/// token; the result holds each token's attended value, heads side by side.
-fn attention(qkv: &[f32], lens: &[usize], heads: usize, hidden: usize) -> Vec<f32> {
-    let stride = 3 * hidden;
-    let dh = hidden / heads;
-    let scale = 1.0 / (dh as f32).sqrt();
+/// token; `context` receives each token's attended value, heads side by side.
+fn attention(
+    qkv: &[f32],
+    lens: &[usize],
+    heads: usize,
+    context: &mut [f32],
+) -> candle_core::Result<()> {
     let rows: usize = lens.iter().sum();
-    let mut context = vec![0f32; rows * hidden];
-    let mut scores = Vec::new();
+    let hidden = context.len() / rows.max(1);
+    match hidden / heads.max(1) {
+        16 => attend::<16>(qkv, lens, heads, context),
+        32 => attend::<32>(qkv, lens, heads, context),
+        64 => attend::<64>(qkv, lens, heads, context),
+        other => candle_core::bail!("unsupported attention head width {other}"),
+    }
+    Ok(())
+}
+
+/// Attention for heads of width `D`. The width is a constant so a query, an output accumulator
+/// and a block of 8 keys (stored dimension-major) sit in vector registers: eight scores cost `D`
+/// multiply-adds, with no horizontal sums.
+fn attend<const D: usize>(qkv: &[f32], lens: &[usize], heads: usize, context: &mut [f32]) {
+    let hidden = heads * D;
+    let stride = 3 * hidden;
+    let scale = 1.0 / (D as f32).sqrt();
+    let mut blocks: Vec<[[f32; 8]; D]> = Vec::new();
+    let mut scores: Vec<f32> = Vec::new();
     let mut start = 0;
     for &len in lens {
         let seq = &qkv[start * stride..(start + len) * stride];
+        let out_rows = &mut context[start * hidden..(start + len) * hidden];
         for head in 0..heads {
-            let q_at = head * dh;
-            let k_at = hidden + head * dh;
-            let v_at = 2 * hidden + head * dh;
-            for i in 0..len {
-                let q = &seq[i * stride + q_at..][..dh];
+            let (q_at, k_at, v_at) = (head * D, hidden + head * D, 2 * hidden + head * D);
+            blocks.clear();
+            blocks.resize(len.div_ceil(8), [[0.0; 8]; D]);
+            for (j, row) in seq.chunks_exact(stride).enumerate() {
+                let block = &mut blocks[j / 8];
+                for (d, k) in row[k_at..k_at + D].iter().enumerate() {
+                    block[d][j % 8] = *k;
+                }
+            }
+            for (i, row) in seq.chunks_exact(stride).enumerate() {
+                let mut q = [0f32; D];
+                q.iter_mut()
+                    .zip(&row[q_at..q_at + D])
+                    .for_each(|(a, b)| *a = b * scale);
                 scores.clear();
-                scores.extend(
-                    seq.chunks_exact(stride)
-                        .map(|row| dot(q, &row[k_at..k_at + dh]) * scale),
-                );
+                for block in &blocks {
+                    let mut acc = [0f32; 8];
+                    for (qd, keys) in q.iter().zip(block) {
+                        for (a, k) in acc.iter_mut().zip(keys) {
+                            *a = qd.mul_add(*k, *a);
+                        }
+                    }
+                    scores.extend_from_slice(&acc);
+                }
+                // Lanes past the sequence's end belong to no key.
+                scores.truncate(len);
                 let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut total = 0.0;
                 for s in scores.iter_mut() {
                     *s = (*s - max).exp();
                     total += *s;
                 }
+                let mut acc = [0f32; D];
+                for (p, value_row) in scores.iter().zip(seq.chunks_exact(stride)) {
+                    for (a, v) in acc.iter_mut().zip(&value_row[v_at..v_at + D]) {
+                        *a = p.mul_add(*v, *a);
+                    }
+                }
                 let inv = 1.0 / total;
-                let out = &mut context[(start + i) * hidden + q_at..][..dh];
-                for (row, p) in seq.chunks_exact(stride).zip(&scores) {
-                    let weight = p * inv;
-                    out.iter_mut()
-                        .zip(&row[v_at..v_at + dh])
-                        .for_each(|(o, v)| *o += weight * v);
+                for (o, a) in out_rows[i * hidden + q_at..][..D].iter_mut().zip(acc) {
+                    *o = a * inv;
                 }
             }
         }
         start += len;
     }
-    context
 }
 
 /// Dot product with eight independent partial sums, so the compiler can use SIMD lanes.
@@ -628,17 +801,99 @@ mod tests {
 
     #[test]
     fn attention_stays_within_each_sequence() {
-        // One head of width 2; sequences of 1 and 2 tokens packed together.
-        let row = |q: [f32; 2], k: [f32; 2], v: [f32; 2]| [q, k, v].concat();
+        // One head of width 16 (only the first two dimensions used); sequences of 1 and 2 tokens
+        // packed together.
+        let vec16 = |a: f32, b: f32| {
+            let mut v = vec![0f32; 16];
+            v[0] = a;
+            v[1] = b;
+            v
+        };
+        let row = |q: [f32; 2], k: [f32; 2], v: [f32; 2]| {
+            [vec16(q[0], q[1]), vec16(k[0], k[1]), vec16(v[0], v[1])].concat()
+        };
         let qkv = [
             row([1.0, 0.0], [1.0, 0.0], [5.0, 6.0]),
             row([0.0, 0.0], [0.0, 0.0], [1.0, 1.0]),
             row([0.0, 0.0], [0.0, 0.0], [3.0, 5.0]),
         ]
         .concat();
-        let out = attention(&qkv, &[1, 2], 1, 2);
+        let mut out = vec![f32::NAN; 3 * 16];
+        attention(&qkv, &[1, 2], 1, &mut out).unwrap();
         // A lone token attends only to itself; equal scores average the other sequence's values.
-        assert_eq!(out, vec![5.0, 6.0, 2.0, 3.0, 2.0, 3.0]);
+        for (token, want) in [[5.0, 6.0], [2.0, 3.0], [2.0, 3.0]].iter().enumerate() {
+            assert_eq!(&out[token * 16..token * 16 + 2], want);
+            assert!(out[token * 16 + 2..(token + 1) * 16]
+                .iter()
+                .all(|v| *v == 0.0));
+        }
+    }
+
+    /// Plain softmax attention for one sequence, to check the blocked kernel against.
+    fn attention_naive(qkv: &[f32], len: usize, heads: usize, dh: usize) -> Vec<f32> {
+        let hidden = heads * dh;
+        let at = |t: usize, part: usize, h: usize, d: usize| {
+            qkv[t * 3 * hidden + part * hidden + h * dh + d]
+        };
+        let mut out = vec![0f32; len * hidden];
+        for h in 0..heads {
+            for i in 0..len {
+                let scores: Vec<f32> = (0..len)
+                    .map(|j| {
+                        (0..dh)
+                            .map(|d| at(i, 0, h, d) * at(j, 1, h, d))
+                            .sum::<f32>()
+                            / (dh as f32).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f32 = e.iter().sum();
+                for d in 0..dh {
+                    out[i * hidden + h * dh + d] =
+                        (0..len).map(|j| e[j] * at(j, 2, h, d)).sum::<f32>() / total;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn blocked_attention_matches_plain_softmax() {
+        let mut state = 7u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for (heads, dh) in [(12, 32), (2, 64), (3, 16)] {
+            let hidden = heads * dh;
+            let lens = [13, 1, 8, 20];
+            let rows: usize = lens.iter().sum();
+            let qkv: Vec<f32> = (0..rows * 3 * hidden).map(|_| next() * 4.0).collect();
+            let mut out = vec![0f32; rows * hidden];
+            attention(&qkv, &lens, heads, &mut out).unwrap();
+            let mut start = 0;
+            for len in lens {
+                let want = attention_naive(
+                    &qkv[start * 3 * hidden..(start + len) * 3 * hidden],
+                    len,
+                    heads,
+                    dh,
+                );
+                for (a, b) in out[start * hidden..(start + len) * hidden]
+                    .iter()
+                    .zip(&want)
+                {
+                    assert!((a - b).abs() < 1e-5, "heads {heads} x {dh}: {a} vs {b}");
+                }
+                start += len;
+            }
+        }
+        let mut out = vec![0f32; 10];
+        assert!(
+            attention(&[0.0; 30], &[1], 1, &mut out).is_err(),
+            "width 10 is not compiled"
+        );
     }
 
     #[derive(serde::Deserialize)]

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod crash;
 mod engine;
 mod eval;
 mod store;

@@ -1,0 +1,240 @@
+//! Conversation engine figures on the sample knowledge base: the extractive answerer end to end
+//! (embedding the question, hybrid retrieval, sentence scoring, prompt, recording the reply), and
+//! the pipeline's own overhead — everything except model compute, measured with the question
+//! vectors precomputed and an answerer that replies at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::BenchError;
+use crate::domain::AgentConfig;
+use crate::embed::{EmbedError, Embedder};
+use crate::llm::{ChatModel, ChatRequest, Completion, FinishReason, LlmError};
+use crate::pipeline::sandbox::{self, Said};
+use crate::pipeline::{Action, Answerers, Overrides, Pipeline};
+use crate::{App, Settings};
+
+/// Questions about the sample bakery, as customers ask them.
+pub const QUESTIONS: &[&str] = &[
+    "Are you open on Saturday?",
+    "What time do you close on Sunday?",
+    "How much is the sourdough loaf?",
+    "Do you have gluten-free bread?",
+    "Which payment methods do you accept?",
+    "Do you deliver to Oeiras?",
+    "What is the delivery fee in Lisbon?",
+    "Can I get a refund for a damaged cake?",
+    "How far in advance do I need to order a custom cake?",
+    "What is the minimum number of guests for catering?",
+    "Do you have vegan pastries?",
+    "Where are you located?",
+    "Can I bring my dog?",
+    "Is there Wi-Fi in the café?",
+    "How much does the brioche cost?",
+    "Do you close for holidays in August?",
+];
+
+/// Latency figures of one measurement.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Mean.
+    pub mean: Duration,
+    /// Samples.
+    pub samples: usize,
+}
+
+/// Percentiles of `samples` (sorted here).
+pub fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let total: Duration = samples.iter().sum();
+    Latency {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: total / samples.len().max(1) as u32,
+        samples: samples.len(),
+    }
+}
+
+/// The figures.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    /// Embedder used.
+    pub model: String,
+    /// Extractive answerer, end to end.
+    pub extractive: Latency,
+    /// Everything but model compute.
+    pub overhead: Latency,
+    /// Turns that got a reply (not an escalation) with the extractive answerer.
+    pub answered: usize,
+}
+
+impl fmt::Display for PipelineReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(f, "pipeline on the sample knowledge base ({})", self.model)?;
+        writeln!(f, "  {:<34} {:>9} {:>9} {:>9} {:>8}", "", "p50 ms", "p99 ms", "mean ms", "turns")?;
+        for (name, l) in [("extractive reply, end to end", &self.extractive), ("overhead (no model compute)", &self.overhead)] {
+            writeln!(f, "  {name:<34} {:>9.2} {:>9.2} {:>9.2} {:>8}", ms(l.p50), ms(l.p99), ms(l.mean), l.samples)?;
+        }
+        writeln!(f, "  targets: overhead p50 <= 5 ms ({:.2}x of target), extractive p50 <= 50 ms ({:.2}x of target)",
+            ms(self.overhead.p50) / 5.0, ms(self.extractive.p50) / 50.0)?;
+        write!(f, "  {}/{} extractive turns answered (the rest escalated)", self.answered, self.extractive.samples)
+    }
+}
+
+/// Serves precomputed vectors: model compute taken out of the measurement.
+struct Precomputed {
+    id: String,
+    dims: usize,
+    vectors: HashMap<String, Vec<f32>>,
+}
+
+#[async_trait]
+impl Embedder for Precomputed {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+    fn dimensions(&self) -> usize {
+        self.dims
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        texts
+            .iter()
+            .map(|t| {
+                self.vectors
+                    .get(t)
+                    .cloned()
+                    .ok_or_else(|| EmbedError::Inference(format!("no precomputed vector for `{t}`")))
+            })
+            .collect()
+    }
+}
+
+/// Replies at once with a fixed text.
+struct Immediate;
+
+#[async_trait]
+impl ChatModel for Immediate {
+    fn name(&self) -> &str {
+        "instant"
+    }
+    async fn complete(&self, _: &ChatRequest<'_>) -> Result<Completion, LlmError> {
+        Ok(Completion {
+            text: "Yes. (source 1)".into(),
+            model: "instant".into(),
+            tokens_in: 0,
+            tokens_out: 3,
+            finish: FinishReason::Stop,
+            confidence: Some(1.0),
+            cited: vec![1],
+        })
+    }
+}
+
+/// An app in `dir` over SQLite and the embedded index, with the sample knowledge ingested.
+async fn app(settings: &Settings, dir: &Path, embedder: Arc<dyn Embedder>, knowledge: &Path) -> Result<(Arc<App>, crate::domain::Agent), BenchError> {
+    let mut s = settings.clone();
+    s.data.dir = dir.to_path_buf();
+    s.database.url = None;
+    let store = crate::store::open(&s.database_url(), 4).await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    store.migrate().await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    let vectors = Arc::new(crate::vectors::edge::EdgeStore::open(&dir.join("vectors"), s.vectors.hnsw_ef)?);
+    let models = crate::models::ModelStore::from_settings(&s);
+    let app = App::assemble(s, store, models, embedder, vectors).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let config = AgentConfig::default();
+    let agent = app.store.create_agent("bench", true, &config).await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    app.knowledge
+        .ingest_paths(agent.collection(), &[knowledge.to_path_buf()])
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    Ok((Arc::new(app), agent))
+}
+
+/// Measures `rounds` passes over [`QUESTIONS`] (after one warm-up pass).
+pub async fn run(settings: &Settings, embedder: Arc<dyn Embedder>, knowledge: &Path, rounds: usize) -> Result<PipelineReport, BenchError> {
+    let scratch = settings.data.dir.join("bench").join(format!("pipeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+
+    // End to end with the extractive answerer and the real embedder.
+    let (real, agent) = app(settings, &scratch.join("extractive"), embedder.clone(), knowledge).await?;
+    let mut samples = Vec::new();
+    let mut answered = 0;
+    for round in 0..=rounds {
+        for (i, q) in QUESTIONS.iter().enumerate() {
+            let session = format!("r{round}q{i}");
+            let started = Instant::now();
+            let outcome = sandbox::say(&real.pipeline, &agent, &session, Said::Text(q.to_string()), &Overrides::default())
+                .await
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            if round > 0 {
+                samples.push(started.elapsed());
+                answered += usize::from(outcome.action == Action::Replied);
+            }
+        }
+    }
+    let extractive = latency(samples);
+
+    // Overhead: the same turns on the same store and index, with the question vectors
+    // precomputed and an answerer that costs nothing.
+    let texts: Vec<String> = QUESTIONS.iter().map(|q| q.to_string()).collect();
+    let vectors = embedder.embed(&texts).await?;
+    let precomputed: Arc<dyn Embedder> = Arc::new(Precomputed {
+        id: embedder.model_id().to_string(),
+        dims: embedder.dimensions(),
+        vectors: texts.into_iter().zip(vectors).collect(),
+    });
+    let knowledge = Arc::new(crate::knowledge::Knowledge::new(
+        real.store.clone(),
+        precomputed,
+        real.knowledge.vectors().clone(),
+        real.settings.knowledge.clone(),
+        real.settings.retrieval.clone(),
+    ));
+    let pipeline = Pipeline::new(
+        real.store.clone(),
+        knowledge,
+        real.prompts.clone(),
+        Arc::new(Answerers::new(
+            Arc::new(Immediate),
+            None,
+            Box::new(|| Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })),
+        )),
+        None,
+        real.settings.clone(),
+    );
+    let mut samples = Vec::new();
+    for round in 0..=rounds {
+        for (i, q) in QUESTIONS.iter().enumerate() {
+            let session = format!("o{round}q{i}");
+            let started = Instant::now();
+            sandbox::say(&pipeline, &agent, &session, Said::Text(q.to_string()), &Overrides::default())
+                .await
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            if round > 0 {
+                samples.push(started.elapsed());
+            }
+        }
+    }
+    let overhead = latency(samples);
+    // The index flushes when dropped: drop everything holding it before removing its files.
+    drop(pipeline);
+    drop(real);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(PipelineReport {
+        model: embedder.model_id().to_string(),
+        extractive,
+        overhead,
+        answered,
+    })
+}

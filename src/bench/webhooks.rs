@@ -1,0 +1,231 @@
+//! Webhook ingestion figures: signed Meta webhooks sent over loopback to the real server, each
+//! verified, parsed, stored durably with its job, and acknowledged. Measured at a fixed arrival
+//! rate (latency p50/p99, open loop) and flat out (throughput, closed loop), against a baseline
+//! of `/healthz` at the same rate in the same run.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
+use sha2::Sha256;
+
+use super::pipeline::{latency, Latency};
+use super::BenchError;
+use crate::channels::ChannelInput;
+use crate::embed::{EmbedError, Embedder};
+use crate::providers::Credentials;
+use crate::{App, Settings};
+
+const PHONE_ID: &str = "100000000000001";
+const SECRET: &str = "bench-app-secret";
+
+/// Ingestion never embeds; this embedder says so if it is ever asked.
+struct Unused;
+
+#[async_trait]
+impl Embedder for Unused {
+    fn model_id(&self) -> &str {
+        "unused"
+    }
+    fn dimensions(&self) -> usize {
+        8
+    }
+    async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Err(EmbedError::Inference("the webhook benchmark embeds nothing".into()))
+    }
+}
+
+/// The figures of one backend.
+#[derive(Debug, Clone)]
+pub struct WebhookReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Requested arrival rate, per second.
+    pub rate: u32,
+    /// Webhooks acknowledged per second at that rate.
+    pub achieved: f64,
+    /// Webhook latency at the fixed rate.
+    pub webhook: Latency,
+    /// `/healthz` latency at the same rate (the server and client's own cost).
+    pub baseline: Latency,
+    /// Webhooks acknowledged per second with `clients` senders flat out.
+    pub max_throughput: f64,
+    /// Concurrent senders of the flat-out run.
+    pub clients: usize,
+    /// Requests that did not get 200.
+    pub errors: usize,
+}
+
+impl fmt::Display for WebhookReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(f, "webhook ingestion on {} (verify, parse, store + enqueue, 200)", self.backend)?;
+        writeln!(f, "  fixed rate {}/s: achieved {:.0}/s over {} webhooks", self.rate, self.achieved, self.webhook.samples)?;
+        writeln!(f, "  {:<22} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "mean ms")?;
+        for (name, l) in [("webhook", &self.webhook), ("baseline /healthz", &self.baseline)] {
+            writeln!(f, "  {name:<22} {:>9.2} {:>9.2} {:>9.2}", ms(l.p50), ms(l.p99), ms(l.mean))?;
+        }
+        writeln!(f, "  webhook / baseline p50 ratio: {:.1}x", ms(self.webhook.p50) / ms(self.baseline.p50).max(1e-6))?;
+        writeln!(f, "  flat out with {} senders: {:.0} webhooks/s", self.clients, self.max_throughput)?;
+        write!(f, "  errors: {}", self.errors)
+    }
+}
+
+fn body(n: u64) -> Vec<u8> {
+    let now = chrono::Utc::now().timestamp();
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_ID},
+            "contacts": [{"profile": {"name": format!("Customer {}", n % 500)}, "wa_id": format!("3519{:08}", n % 500)}],
+            "messages": [{"from": format!("3519{:08}", n % 500), "id": format!("wamid.BENCH.{n}.{now}"),
+                          "timestamp": now.to_string(), "type": "text", "text": {"body": "Are you open on Saturday?"}}]
+        }}]}]
+    }))
+    .unwrap_or_default()
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn send(client: &reqwest::Client, url: &str, n: u64) -> (Duration, bool) {
+    let payload = body(n);
+    let signature = sign(&payload);
+    let started = Instant::now();
+    let ok = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(payload)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    (started.elapsed(), ok)
+}
+
+/// Open loop: request `i` starts at `i / rate`, whatever happened to the others.
+async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u32, count: u64, webhook: bool, offset: u64) -> (Vec<Duration>, usize, Duration) {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        let client = client.clone();
+        let url = url.to_string();
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            if webhook {
+                send(&client, &url, offset + i).await
+            } else {
+                let started = Instant::now();
+                let ok = client.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+                (started.elapsed(), ok)
+            }
+        });
+    }
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    while let Some(r) = tasks.join_next().await {
+        if let Ok((d, ok)) = r {
+            samples.push(d);
+            errors += usize::from(!ok);
+        }
+    }
+    (samples, errors, start.elapsed())
+}
+
+/// Runs the benchmark on `database_url` (an empty database; a fresh SQLite file when `None`).
+pub async fn run(settings: &Settings, database_url: Option<&str>, rate: u32, seconds: u64) -> Result<WebhookReport, BenchError> {
+    let scratch = settings.data.dir.join("bench").join(format!("webhooks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let mut s = settings.clone();
+    s.data.dir = scratch.clone();
+    s.database.url = database_url.map(|u| SecretString::from(u.to_string()));
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
+    let store = crate::store::open(&s.database_url(), s.database.max_connections).await.map_err(|e| setup(&e))?;
+    store.migrate().await.map_err(|e| setup(&e))?;
+    let backend = format!("{:?}", store.backend()).to_lowercase();
+    let models = crate::models::ModelStore::from_settings(&s);
+    let app = Arc::new(
+        App::assemble(s, store, models, Arc::new(Unused), Arc::new(crate::vectors::memory::MemoryStore::new()))
+            .map_err(|e| setup(&e))?,
+    );
+    app.channels
+        .create(ChannelInput {
+            name: "bench".into(),
+            route_key: PHONE_ID.to_string(),
+            agent_id: None,
+            settings: Default::default(),
+            credentials: Credentials::Meta {
+                access_token: SecretString::from("unused".to_string()),
+                app_secret: SecretString::from(SECRET.to_string()),
+                verify_token: SecretString::from("unused".to_string()),
+            },
+            create_instance: false,
+        })
+        .await
+        .map_err(|e| BenchError::Setup(format!("{e} (the benchmark needs an empty database)")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::http::serve(app.clone(), listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| setup(&e))?;
+    let webhook_url = format!("{base}/webhooks/meta");
+    let count = rate as u64 * seconds;
+
+    // Warm up connections and caches.
+    fixed_rate(&client, &webhook_url, rate, (rate as u64 / 4).max(10), true, 10_000_000).await;
+    let (baseline, _, _) = fixed_rate(&client, &format!("{base}/healthz"), rate, count, false, 0).await;
+    let (samples, errors, elapsed) = fixed_rate(&client, &webhook_url, rate, count, true, 0).await;
+    let achieved = (samples.len() - errors) as f64 / elapsed.as_secs_f64();
+
+    // Flat out: a few senders as fast as the server acknowledges.
+    let clients = 16;
+    let flat_start = Instant::now();
+    let deadline = flat_start + Duration::from_secs(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let url = webhook_url.clone();
+        tasks.spawn(async move {
+            let mut done = 0u64;
+            let mut n = 20_000_000 + c as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                if send(&client, &url, n).await.1 {
+                    done += 1;
+                }
+                n += 1;
+            }
+            done
+        });
+    }
+    let mut flat = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        flat += r.unwrap_or(0);
+    }
+    let max_throughput = flat as f64 / flat_start.elapsed().as_secs_f64();
+
+    let _ = stop.send(true);
+    let _ = server.await;
+    drop(app);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(WebhookReport {
+        backend,
+        rate,
+        achieved,
+        webhook: latency(samples),
+        baseline: latency(baseline),
+        max_throughput,
+        clients,
+        errors,
+    })
+}
