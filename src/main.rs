@@ -628,7 +628,11 @@ async fn eval(settings: Settings, args: EvalArgs) -> Result<bool> {
             concurrency,
             overrides,
             label,
-            progress: std::io::stderr().is_terminal(),
+            progress: if std::io::stderr().is_terminal() {
+                eval::run::Progress::Bar
+            } else {
+                eval::run::Progress::Lines
+            },
             on_progress: None,
         };
     let Some(variant) = variant else {
@@ -753,19 +757,39 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
     };
     match cmd {
         BenchCommand::Embed(args) => {
-            let report = palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words).await?;
+            let report =
+                palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words)
+                    .await?;
             println!("{report}");
         }
         BenchCommand::Retrieval(args) => {
-            let report = palaver::bench::retrieval_on_embeddings(&settings, embedder().await?, &args.chunks, args.queries).await?;
+            let report = palaver::bench::retrieval_on_embeddings(
+                &settings,
+                embedder().await?,
+                &args.chunks,
+                args.queries,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Pipeline(args) => {
-            let report = palaver::bench::pipeline::run(&settings, embedder().await?, &args.knowledge, args.rounds).await?;
+            let report = palaver::bench::pipeline::run(
+                &settings,
+                embedder().await?,
+                &args.knowledge,
+                args.rounds,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Webhooks(args) => {
-            let report = palaver::bench::webhooks::run(&settings, args.database_url.as_deref(), args.rate, args.seconds).await?;
+            let report = palaver::bench::webhooks::run(
+                &settings,
+                args.database_url.as_deref(),
+                args.rate,
+                args.seconds,
+            )
+            .await?;
             println!("{report}");
         }
     }

@@ -82,13 +82,31 @@ impl fmt::Display for PipelineReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         writeln!(f, "pipeline on the sample knowledge base ({})", self.model)?;
-        writeln!(f, "  {:<34} {:>9} {:>9} {:>9} {:>8}", "", "p50 ms", "p99 ms", "mean ms", "turns")?;
-        for (name, l) in [("extractive reply, end to end", &self.extractive), ("overhead (no model compute)", &self.overhead)] {
-            writeln!(f, "  {name:<34} {:>9.2} {:>9.2} {:>9.2} {:>8}", ms(l.p50), ms(l.p99), ms(l.mean), l.samples)?;
+        writeln!(
+            f,
+            "  {:<34} {:>9} {:>9} {:>9} {:>8}",
+            "", "p50 ms", "p99 ms", "mean ms", "turns"
+        )?;
+        for (name, l) in [
+            ("extractive reply, end to end", &self.extractive),
+            ("overhead (no model compute)", &self.overhead),
+        ] {
+            writeln!(
+                f,
+                "  {name:<34} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.mean),
+                l.samples
+            )?;
         }
         writeln!(f, "  targets: overhead p50 <= 5 ms ({:.2}x of target), extractive p50 <= 50 ms ({:.2}x of target)",
             ms(self.overhead.p50) / 5.0, ms(self.extractive.p50) / 50.0)?;
-        write!(f, "  {}/{} extractive turns answered (the rest escalated)", self.answered, self.extractive.samples)
+        write!(
+            f,
+            "  {}/{} extractive turns answered (the rest escalated)",
+            self.answered, self.extractive.samples
+        )
     }
 }
 
@@ -111,10 +129,9 @@ impl Embedder for Precomputed {
         texts
             .iter()
             .map(|t| {
-                self.vectors
-                    .get(t)
-                    .cloned()
-                    .ok_or_else(|| EmbedError::Inference(format!("no precomputed vector for `{t}`")))
+                self.vectors.get(t).cloned().ok_or_else(|| {
+                    EmbedError::Inference(format!("no precomputed vector for `{t}`"))
+                })
             })
             .collect()
     }
@@ -142,17 +159,35 @@ impl ChatModel for Immediate {
 }
 
 /// An app in `dir` over SQLite and the embedded index, with the sample knowledge ingested.
-async fn app(settings: &Settings, dir: &Path, embedder: Arc<dyn Embedder>, knowledge: &Path) -> Result<(Arc<App>, crate::domain::Agent), BenchError> {
+async fn app(
+    settings: &Settings,
+    dir: &Path,
+    embedder: Arc<dyn Embedder>,
+    knowledge: &Path,
+) -> Result<(Arc<App>, crate::domain::Agent), BenchError> {
     let mut s = settings.clone();
     s.data.dir = dir.to_path_buf();
     s.database.url = None;
-    let store = crate::store::open(&s.database_url(), 4).await.map_err(|e| BenchError::Setup(e.to_string()))?;
-    store.migrate().await.map_err(|e| BenchError::Setup(e.to_string()))?;
-    let vectors = Arc::new(crate::vectors::edge::EdgeStore::open(&dir.join("vectors"), s.vectors.hnsw_ef)?);
+    let store = crate::store::open(&s.database_url(), 4)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let vectors = Arc::new(crate::vectors::edge::EdgeStore::open(
+        &dir.join("vectors"),
+        s.vectors.hnsw_ef,
+    )?);
     let models = crate::models::ModelStore::from_settings(&s);
-    let app = App::assemble(s, store, models, embedder, vectors).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let app = App::assemble(s, store, models, embedder, vectors)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
     let config = AgentConfig::default();
-    let agent = app.store.create_agent("bench", true, &config).await.map_err(|e| BenchError::Setup(e.to_string()))?;
+    let agent = app
+        .store
+        .create_agent("bench", true, &config)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
     app.knowledge
         .ingest_paths(agent.collection(), &[knowledge.to_path_buf()])
         .await
@@ -161,22 +196,43 @@ async fn app(settings: &Settings, dir: &Path, embedder: Arc<dyn Embedder>, knowl
 }
 
 /// Measures `rounds` passes over [`QUESTIONS`] (after one warm-up pass).
-pub async fn run(settings: &Settings, embedder: Arc<dyn Embedder>, knowledge: &Path, rounds: usize) -> Result<PipelineReport, BenchError> {
-    let scratch = settings.data.dir.join("bench").join(format!("pipeline-{}", std::process::id()));
+pub async fn run(
+    settings: &Settings,
+    embedder: Arc<dyn Embedder>,
+    knowledge: &Path,
+    rounds: usize,
+) -> Result<PipelineReport, BenchError> {
+    let scratch = settings
+        .data
+        .dir
+        .join("bench")
+        .join(format!("pipeline-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
 
     // End to end with the extractive answerer and the real embedder.
-    let (real, agent) = app(settings, &scratch.join("extractive"), embedder.clone(), knowledge).await?;
+    let (real, agent) = app(
+        settings,
+        &scratch.join("extractive"),
+        embedder.clone(),
+        knowledge,
+    )
+    .await?;
     let mut samples = Vec::new();
     let mut answered = 0;
     for round in 0..=rounds {
         for (i, q) in QUESTIONS.iter().enumerate() {
             let session = format!("r{round}q{i}");
             let started = Instant::now();
-            let outcome = sandbox::say(&real.pipeline, &agent, &session, Said::Text(q.to_string()), &Overrides::default())
-                .await
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            let outcome = sandbox::say(
+                &real.pipeline,
+                &agent,
+                &session,
+                Said::Text(q.to_string()),
+                &Overrides::default(),
+            )
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
             if round > 0 {
                 samples.push(started.elapsed());
                 answered += usize::from(outcome.action == Action::Replied);
@@ -208,7 +264,9 @@ pub async fn run(settings: &Settings, embedder: Arc<dyn Embedder>, knowledge: &P
         Arc::new(Answerers::new(
             Arc::new(Immediate),
             None,
-            Box::new(|| Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })),
+            Box::new(|| {
+                Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })
+            }),
         )),
         None,
         real.settings.clone(),
@@ -218,9 +276,15 @@ pub async fn run(settings: &Settings, embedder: Arc<dyn Embedder>, knowledge: &P
         for (i, q) in QUESTIONS.iter().enumerate() {
             let session = format!("o{round}q{i}");
             let started = Instant::now();
-            sandbox::say(&pipeline, &agent, &session, Said::Text(q.to_string()), &Overrides::default())
-                .await
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            sandbox::say(
+                &pipeline,
+                &agent,
+                &session,
+                Said::Text(q.to_string()),
+                &Overrides::default(),
+            )
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
             if round > 0 {
                 samples.push(started.elapsed());
             }

@@ -34,7 +34,9 @@ impl Embedder for Unused {
         8
     }
     async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        Err(EmbedError::Inference("the webhook benchmark embeds nothing".into()))
+        Err(EmbedError::Inference(
+            "the webhook benchmark embeds nothing".into(),
+        ))
     }
 }
 
@@ -62,14 +64,43 @@ pub struct WebhookReport {
 impl fmt::Display for WebhookReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        writeln!(f, "webhook ingestion on {} (verify, parse, store + enqueue, 200)", self.backend)?;
-        writeln!(f, "  fixed rate {}/s: achieved {:.0}/s over {} webhooks", self.rate, self.achieved, self.webhook.samples)?;
-        writeln!(f, "  {:<22} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "mean ms")?;
-        for (name, l) in [("webhook", &self.webhook), ("baseline /healthz", &self.baseline)] {
-            writeln!(f, "  {name:<22} {:>9.2} {:>9.2} {:>9.2}", ms(l.p50), ms(l.p99), ms(l.mean))?;
+        writeln!(
+            f,
+            "webhook ingestion on {} (verify, parse, store + enqueue, 200)",
+            self.backend
+        )?;
+        writeln!(
+            f,
+            "  fixed rate {}/s: achieved {:.0}/s over {} webhooks",
+            self.rate, self.achieved, self.webhook.samples
+        )?;
+        writeln!(
+            f,
+            "  {:<22} {:>9} {:>9} {:>9}",
+            "", "p50 ms", "p99 ms", "mean ms"
+        )?;
+        for (name, l) in [
+            ("webhook", &self.webhook),
+            ("baseline /healthz", &self.baseline),
+        ] {
+            writeln!(
+                f,
+                "  {name:<22} {:>9.2} {:>9.2} {:>9.2}",
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.mean)
+            )?;
         }
-        writeln!(f, "  webhook / baseline p50 ratio: {:.1}x", ms(self.webhook.p50) / ms(self.baseline.p50).max(1e-6))?;
-        writeln!(f, "  flat out with {} senders: {:.0} webhooks/s", self.clients, self.max_throughput)?;
+        writeln!(
+            f,
+            "  webhook / baseline p50 ratio: {:.1}x",
+            ms(self.webhook.p50) / ms(self.baseline.p50).max(1e-6)
+        )?;
+        writeln!(
+            f,
+            "  flat out with {} senders: {:.0} webhooks/s",
+            self.clients, self.max_throughput
+        )?;
         write!(f, "  errors: {}", self.errors)
     }
 }
@@ -111,7 +142,14 @@ async fn send(client: &reqwest::Client, url: &str, n: u64) -> (Duration, bool) {
 }
 
 /// Open loop: request `i` starts at `i / rate`, whatever happened to the others.
-async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u32, count: u64, webhook: bool, offset: u64) -> (Vec<Duration>, usize, Duration) {
+async fn fixed_rate(
+    client: &reqwest::Client,
+    url: &str,
+    rate: u32,
+    count: u64,
+    webhook: bool,
+    offset: u64,
+) -> (Vec<Duration>, usize, Duration) {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..count {
@@ -124,7 +162,11 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u32, count: u64, 
                 send(&client, &url, offset + i).await
             } else {
                 let started = Instant::now();
-                let ok = client.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+                let ok = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
                 (started.elapsed(), ok)
             }
         });
@@ -141,21 +183,38 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u32, count: u64, 
 }
 
 /// Runs the benchmark on `database_url` (an empty database; a fresh SQLite file when `None`).
-pub async fn run(settings: &Settings, database_url: Option<&str>, rate: u32, seconds: u64) -> Result<WebhookReport, BenchError> {
-    let scratch = settings.data.dir.join("bench").join(format!("webhooks-{}", std::process::id()));
+pub async fn run(
+    settings: &Settings,
+    database_url: Option<&str>,
+    rate: u32,
+    seconds: u64,
+) -> Result<WebhookReport, BenchError> {
+    let scratch = settings
+        .data
+        .dir
+        .join("bench")
+        .join(format!("webhooks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
     let mut s = settings.clone();
     s.data.dir = scratch.clone();
     s.database.url = database_url.map(|u| SecretString::from(u.to_string()));
     let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
-    let store = crate::store::open(&s.database_url(), s.database.max_connections).await.map_err(|e| setup(&e))?;
+    let store = crate::store::open(&s.database_url(), s.database.max_connections)
+        .await
+        .map_err(|e| setup(&e))?;
     store.migrate().await.map_err(|e| setup(&e))?;
     let backend = format!("{:?}", store.backend()).to_lowercase();
     let models = crate::models::ModelStore::from_settings(&s);
     let app = Arc::new(
-        App::assemble(s, store, models, Arc::new(Unused), Arc::new(crate::vectors::memory::MemoryStore::new()))
-            .map_err(|e| setup(&e))?,
+        App::assemble(
+            s,
+            store,
+            models,
+            Arc::new(Unused),
+            Arc::new(crate::vectors::memory::MemoryStore::new()),
+        )
+        .map_err(|e| setup(&e))?,
     );
     app.channels
         .create(ChannelInput {
@@ -178,13 +237,25 @@ pub async fn run(settings: &Settings, database_url: Option<&str>, rate: u32, sec
     let server = tokio::spawn(crate::http::serve(app.clone(), listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| setup(&e))?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| setup(&e))?;
     let webhook_url = format!("{base}/webhooks/meta");
     let count = rate as u64 * seconds;
 
     // Warm up connections and caches.
-    fixed_rate(&client, &webhook_url, rate, (rate as u64 / 4).max(10), true, 10_000_000).await;
-    let (baseline, _, _) = fixed_rate(&client, &format!("{base}/healthz"), rate, count, false, 0).await;
+    fixed_rate(
+        &client,
+        &webhook_url,
+        rate,
+        (rate as u64 / 4).max(10),
+        true,
+        10_000_000,
+    )
+    .await;
+    let (baseline, _, _) =
+        fixed_rate(&client, &format!("{base}/healthz"), rate, count, false, 0).await;
     let (samples, errors, elapsed) = fixed_rate(&client, &webhook_url, rate, count, true, 0).await;
     let achieved = (samples.len() - errors) as f64 / elapsed.as_secs_f64();
 

@@ -16,7 +16,7 @@ pub mod runs;
 pub mod suite;
 
 pub use results::{BaselineFile, RunResults};
-pub use run::{Environment, Options};
+pub use run::{Environment, Options, Progress};
 pub use suite::{SchemaErrors, Suite};
 
 use crate::domain::FieldError;

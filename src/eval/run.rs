@@ -43,6 +43,18 @@ pub struct Environment {
     pub agents: Option<Arc<dyn Store>>,
 }
 
+/// How a run shows its progress on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Progress {
+    /// Not at all (API runs, tests).
+    #[default]
+    Hidden,
+    /// A progress bar (a terminal).
+    Bar,
+    /// A line per finished case (CI logs).
+    Lines,
+}
+
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -52,8 +64,8 @@ pub struct Options {
     pub overrides: Map<String, Value>,
     /// A label for this run (e.g. a variant's name).
     pub label: Option<String>,
-    /// Draw a progress bar on the terminal.
-    pub progress: bool,
+    /// How progress is shown on stderr.
+    pub progress: Progress,
     /// Receives `(cases done, cases in all)` as cases finish.
     pub on_progress: Option<tokio::sync::watch::Sender<(usize, usize)>>,
 }
@@ -337,7 +349,7 @@ pub async fn run(
     }
 
     let total: usize = suites.iter().map(|s| s.cases.len()).sum();
-    let bar = options.progress.then(|| {
+    let bar = (options.progress == Progress::Bar).then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(

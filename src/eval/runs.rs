@@ -158,7 +158,7 @@ async fn run_in_background(app: Arc<App>, id: EvalRunId, suites: Vec<Suite>, req
             .clamp(1, app.settings.eval.concurrency.max(1)),
         overrides: request.overrides.clone(),
         label: None,
-        progress: false,
+        progress: run::Progress::Hidden,
         on_progress: Some(tx),
     };
     tracing::info!(run = %id, suites = suites.len(), "eval run started");
