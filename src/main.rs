@@ -370,6 +370,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let bind = settings.server.bind.clone();
     let app = Arc::new(App::build(settings).await?);
     app.check_index().await?;
+    palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
     if app.settings.server.admin_api_key.is_none() && app.store.list_api_keys().await?.is_empty() {
         let (_, key) = app.issue_api_key("bootstrap").await?;
         eprintln!("\nNo API key exists yet. An admin key was created; it is shown only now:\n\n    {key}\n");

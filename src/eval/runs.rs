@@ -107,6 +107,23 @@ pub fn suites_for(app: &App, request: &RunRequest) -> Result<Vec<Suite>, EvalErr
     Ok(suites)
 }
 
+/// How long a run may go without progress before a starting server takes it for dead.
+const STALE_AFTER_MINUTES: i64 = 30;
+
+/// Marks runs left `running` by a stopped server as failed, so clients polling them stop
+/// waiting. Runs of other live replicas make progress, so they are left alone.
+pub async fn interrupt_stale(store: &dyn crate::store::Store) -> Result<u64, EvalError> {
+    let before = chrono::Utc::now() - chrono::Duration::minutes(STALE_AFTER_MINUTES);
+    let n = store.interrupt_eval_runs(before).await?;
+    if n > 0 {
+        tracing::warn!(
+            runs = n,
+            "eval runs interrupted by a stop were marked as failed"
+        );
+    }
+    Ok(n)
+}
+
 /// Checks the request, records the run and starts it in the background.
 pub async fn start(app: Arc<App>, request: RunRequest) -> Result<EvalRun, EvalError> {
     if let Some(min) = request.min_pass {

@@ -117,6 +117,9 @@ pub trait EvalStore: Send + Sync {
     async fn eval_run(&self, id: EvalRunId) -> Result<Option<EvalRun>, StoreError>;
     /// The latest runs, newest first, without their results.
     async fn list_eval_runs(&self, limit: u32) -> Result<Vec<EvalRun>, StoreError>;
+    /// Marks runs still `running` with no progress since `before` as `error` (their process
+    /// stopped); returns how many.
+    async fn interrupt_eval_runs(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 fn json(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, StoreError> {
@@ -239,5 +242,20 @@ impl EvalStore for SqlStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(|r| eval_run_from_row(r, false)).collect()
+    }
+
+    async fn interrupt_eval_runs(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE eval_runs SET status = 'error', error = 'interrupted: the server stopped during the run',
+                updated_at = $1, finished_at = $1
+             WHERE status = 'running' AND updated_at < $2",
+        )
+        .bind(now)
+        .bind(crate::domain::to_millis(before))
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 }

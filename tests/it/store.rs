@@ -1300,5 +1300,26 @@ mod evals {
         assert_eq!(list[0].error.as_deref(), Some("no agent named `demo`"));
         assert_eq!(store.list_eval_runs(1).await.unwrap().len(), 1);
         assert!(store.eval_run(EvalRunId::new()).await.unwrap().is_none());
+
+        // Runs left running by a stopped server are interrupted; fresh ones are not.
+        let stale = EvalRunId::new();
+        store.create_eval_run(stale, &json!({})).await.unwrap();
+        let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(
+            store
+                .interrupt_eval_runs(chrono::Utc::now() - chrono::Duration::minutes(5))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.interrupt_eval_runs(cutoff).await.unwrap(), 1);
+        let run = store.eval_run(stale).await.unwrap().unwrap();
+        assert_eq!(run.status, EvalRunStatus::Error);
+        assert!(run.error.unwrap().contains("interrupted"));
+        // Finished runs are left alone.
+        assert_eq!(
+            store.eval_run(first).await.unwrap().unwrap().status,
+            EvalRunStatus::Failed
+        );
     }
 }
