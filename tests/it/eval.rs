@@ -521,3 +521,54 @@ async fn the_shipped_suites_run_with_minilm() {
     assert!(escalation.recall.unwrap() >= 0.75, "{escalation:?}");
     assert!(escalation.precision.unwrap() >= 0.85, "{escalation:?}");
 }
+
+/// The command with the real embedder: 0 when the gate passes, 1 when a threshold or a
+/// must-pass case fails it, with the reports written either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_exits_1_when_the_gate_fails() {
+    if palaver::testing::test_model("all-minilm-l6-v2")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let suite = format!(
+        "knowledge: [\"{}\"]\ncases:\n  - id: minimum-order\n    say: What is the minimum order for delivery?\n    expect: [contains: 15 EUR]\n  - id: impossible\n    say: What is the minimum order for delivery?\n    expect: [contains: 99 EUR]\n",
+        knowledge_dir().join("delivery-and-refunds.md").display()
+    );
+    let file = write_suite(dir.path(), "gate.yaml", &suite);
+    let models = palaver::testing::test_model_store().dir().to_path_buf();
+    let eval = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_palaver"))
+            .arg("eval")
+            .arg(&file)
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .env("PALAVER_MODELS_DIR", &models)
+            .env("PALAVER__DATA__DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = eval(&["--min-pass", "0.5"], "half");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("gate: passed"), "{stdout}");
+    assert!(dir.path().join("half/report.html").exists());
+    let out = eval(&["--min-pass", "0.9"], "strict");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("pass rate 50.0% is under 90.0%"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("strict/junit.xml").exists());
+    // Nothing was written to the data directory: the run used its own throwaway copy.
+    assert!(!dir.path().join("data").exists());
+}
