@@ -1,5 +1,6 @@
 //! The SQL store: the source of truth for agents, API keys, knowledge (documents, chunks and
-//! their embeddings), channels, conversations, messages, escalations and the job queue.
+//! their embeddings), channels, conversations, messages, escalations, eval runs and the job
+//! queue.
 //!
 //! [`Store`] speaks in domain verbs. One SQL implementation ([`sql::SqlStore`]) serves both
 //! backends through sqlx's `Any` driver; what differs between SQLite ([`sqlite`]) and Postgres
