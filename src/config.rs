@@ -65,6 +65,8 @@ pub struct Settings {
     pub speech: SpeechSettings,
     /// WhatsApp channels.
     pub channels: ChannelSettings,
+    /// Eval suites and their LLM judge.
+    pub eval: EvalSettings,
 }
 
 /// HTTP server settings.
@@ -450,6 +452,40 @@ impl Default for ChannelSettings {
     }
 }
 
+/// Eval runner settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSettings {
+    /// Directory of suites; the API runs suites from here only, and reads no file outside the
+    /// directory that contains it.
+    pub dir: PathBuf,
+    /// Where `palaver eval` writes its reports.
+    pub out_dir: PathBuf,
+    /// Cases run at once.
+    pub concurrency: usize,
+    /// The OpenAI-compatible server that grades `judge` assertions. Unset: the `llm.openai`
+    /// server when one is configured; with neither, `judge` assertions are reported as skipped.
+    pub judge: Option<OpenAiSettings>,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("eval"),
+            out_dir: PathBuf::from("eval-results"),
+            concurrency: 4,
+            judge: None,
+        }
+    }
+}
+
+impl LlmSettings {
+    /// True when an OpenAI-compatible server is set up (a key, or a base URL of its own).
+    pub fn openai_configured(&self) -> bool {
+        self.openai.api_key.is_some() || self.openai.base_url != OpenAiSettings::default().base_url
+    }
+}
+
 /// Where the settings come from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -627,6 +663,20 @@ impl Settings {
         url_like("channels.meta_graph_url", &self.channels.meta_graph_url)?;
         url_like("channels.kapso_url", &self.channels.kapso_url)?;
         positive("channels.timeout_secs", self.channels.timeout_secs)?;
+        if self.eval.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("eval.dir", "must not be empty"));
+        }
+        positive("eval.concurrency", self.eval.concurrency as u64)?;
+        if let Some(judge) = &self.eval.judge {
+            url_like("eval.judge.base_url", &judge.base_url)?;
+            positive("eval.judge.timeout_secs", judge.timeout_secs)?;
+            if judge.model.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "eval.judge.model",
+                    "must not be empty",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -82,6 +82,10 @@ id_type!(
     /// Identifies an API key.
     ApiKeyId
 );
+id_type!(
+    /// Identifies an eval run.
+    EvalRunId
+);
 
 /// Milliseconds since the Unix epoch, the storage form of every timestamp.
 pub fn to_millis(t: DateTime<Utc>) -> i64 {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod embed;
+pub mod eval;
 pub mod http;
 pub mod knowledge;
 pub mod llm;

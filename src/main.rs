@@ -74,12 +74,46 @@ enum Command {
         #[arg(long)]
         stale_only: bool,
     },
+    /// Run eval suites through the engine, offline, and write JSON, JUnit and HTML reports.
+    /// Exits with 1 when the gate fails (pass rate under the minimum, a must-pass case failing,
+    /// or with --no-regressions a case that regressed), 2 when the run cannot be made.
+    Eval(EvalArgs),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print performance figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Suite files or directories of them (default: the `eval.dir` setting, `eval/`).
+    suites: Vec<PathBuf>,
+    /// Change every suite's agent: KEY=VALUE with an agent configuration field (dotted for
+    /// nested ones, e.g. escalation.on_low_confidence=answer); VALUE is JSON or text, @FILE
+    /// reads it from a file. Repeatable.
+    #[arg(long = "agent-override", value_name = "KEY=VALUE")]
+    agent_override: Vec<String>,
+    /// Also run a second variant with these changes on top of --agent-override, and show both
+    /// side by side (the gate then applies to this variant). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    compare: Vec<String>,
+    /// Cases run at once (default: the `eval.concurrency` setting).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Directory for results.json, junit.xml and report.html (default: `eval.out_dir`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// An earlier results.json: list the cases that regressed or improved against it.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Fail when a suite's pass rate (0-1) is under this; overrides the suites' own `min_pass`.
+    #[arg(long)]
+    min_pass: Option<f64>,
+    /// Fail when a case that passed in the baseline (or in variant A) no longer passes.
+    #[arg(long)]
+    no_regressions: bool,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +337,20 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
             session,
             answerer,
         } => chat(settings, &agent, &session, answerer.as_deref()).await,
+        Command::Eval(args) => {
+            let code = match eval(settings, args).await {
+                Ok(true) => 0,
+                Ok(false) => 1,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    2
+                }
+            };
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Keys(cmd) => keys(settings, cmd).await,
         Command::Bench(cmd) => bench(settings, cmd).await,
     }
@@ -327,6 +375,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let bind = settings.server.bind.clone();
     let app = Arc::new(App::build(settings).await?);
     app.check_index().await?;
+    palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
     if app.settings.server.admin_api_key.is_none() && app.store.list_api_keys().await?.is_empty() {
         let (_, key) = app.issue_api_key("bootstrap").await?;
         eprintln!("\nNo API key exists yet. An admin key was created; it is shown only now:\n\n    {key}\n");
@@ -510,6 +559,135 @@ fn describe(o: &palaver::pipeline::Outcome) -> String {
         );
     }
     out
+}
+
+/// Runs suites (and a second variant when comparing); true when the gate passes.
+async fn eval(settings: Settings, args: EvalArgs) -> Result<bool> {
+    use palaver::eval::{self, report, results, Environment, Options};
+    use std::io::IsTerminal;
+
+    if let Some(min) = args.min_pass {
+        if !(0.0..=1.0).contains(&min) {
+            bail!("--min-pass must be between 0 and 1 (e.g. 0.9)");
+        }
+    }
+    let paths = if args.suites.is_empty() {
+        vec![settings.eval.dir.clone()]
+    } else {
+        args.suites.clone()
+    };
+    let suites = eval::suite::load(&paths)?;
+    let overrides = eval::parse_overrides(&args.agent_override)?;
+    let variant = if args.compare.is_empty() {
+        None
+    } else {
+        let mut both = args.agent_override.clone();
+        both.extend(args.compare.iter().cloned());
+        Some(eval::parse_overrides(&both)?)
+    };
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let file: results::BaselineFile =
+                serde_json::from_str(&text).map_err(|e| eval::EvalError::Baseline {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            Some((file, path.display().to_string()))
+        }
+        None => None,
+    };
+    // The user's store is opened only to copy a named agent's configuration; a missing SQLite
+    // file is not created.
+    let agents = if suites.iter().any(|s| s.agent.from.is_some()) {
+        let url = settings.database_url();
+        let sqlite_file = url
+            .strip_prefix("sqlite://")
+            .map(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)).to_path_buf());
+        match sqlite_file {
+            Some(file) if !file.exists() => None,
+            _ => Some(palaver::store::open(&url, 2).await?),
+        }
+    } else {
+        None
+    };
+    let models = palaver::models::ModelStore::from_settings(&settings);
+    let embedder = palaver::embed::from_settings(&settings, &models).await?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| settings.eval.out_dir.clone());
+    let concurrency = args.concurrency.unwrap_or(settings.eval.concurrency).max(1);
+    let env = Environment {
+        settings,
+        embedder,
+        agents,
+    };
+    let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
+    eprintln!(
+        "running {cases} case(s) from {} suite(s), {concurrency} at a time",
+        suites.len()
+    );
+    let options =
+        |overrides: serde_json::Map<String, serde_json::Value>, label: Option<String>| Options {
+            concurrency,
+            overrides,
+            label,
+            progress: if std::io::stderr().is_terminal() {
+                eval::run::Progress::Bar
+            } else {
+                eval::run::Progress::Lines
+            },
+            on_progress: None,
+        };
+    let Some(variant) = variant else {
+        let mut results = eval::run::run(&suites, &env, &options(overrides, None)).await?;
+        if let Some((file, name)) = &baseline {
+            results.baseline = Some(results::diff(&results, file, name));
+        }
+        results.decide_gate(args.min_pass, args.no_regressions);
+        let written = report::write_all(&results, &out)?;
+        print!("{}", report::console(&results));
+        println!(
+            "\nreports: {}, {}, {}",
+            written.html.display(),
+            written.json.display(),
+            written.junit.display()
+        );
+        return Ok(results.gate.passed);
+    };
+    let label = |pairs: &[String]| {
+        if pairs.is_empty() {
+            "as configured".to_string()
+        } else {
+            pairs.join(", ")
+        }
+    };
+    let a_label = label(&args.agent_override);
+    let b_label = label(&args.compare);
+    eprintln!("variant A: {a_label}");
+    let mut a = eval::run::run(&suites, &env, &options(overrides, Some(a_label))).await?;
+    eprintln!("variant B: {b_label}");
+    let mut b = eval::run::run(&suites, &env, &options(variant, Some(b_label))).await?;
+    if let Some((file, name)) = &baseline {
+        a.baseline = Some(results::diff(&a, file, name));
+        a.decide_gate(args.min_pass, args.no_regressions);
+    } else {
+        a.decide_gate(args.min_pass, false);
+    }
+    b.baseline = Some(results::diff(
+        &b,
+        &results::BaselineFile::from_results(&a),
+        "variant A",
+    ));
+    b.decide_gate(args.min_pass, args.no_regressions);
+    let comparison = report::Comparison::new(a, b);
+    let page = comparison.write_all(&out)?;
+    print!("{}", comparison.console());
+    print!("{}", report::console(&comparison.b));
+    println!("\nreports: {} (and a/, b/ beside it)", page.display());
+    Ok(comparison.b.gate.passed)
 }
 
 async fn models(settings: Settings, cmd: ModelsCommand) -> Result<()> {

@@ -20,6 +20,7 @@ pub const NO_ANSWER: &str = "NO_ANSWER";
 pub const SUPPORT_TEMPLATE: &str = "support.md.j2";
 const SUPPORT_NOTE_TEMPLATE: &str = "support_note.txt.j2";
 const UNSUPPORTED_MESSAGE: &str = "unsupported_message.txt";
+const EVAL_JUDGE_TEMPLATE: &str = "eval_judge.md.j2";
 
 const SHIPPED: &[(&str, &str)] = &[
     (SUPPORT_TEMPLATE, include_str!("../prompts/support.md.j2")),
@@ -30,6 +31,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         UNSUPPORTED_MESSAGE,
         include_str!("../prompts/unsupported_message.txt"),
+    ),
+    (
+        EVAL_JUDGE_TEMPLATE,
+        include_str!("../prompts/eval_judge.md.j2"),
     ),
 ];
 
@@ -346,6 +351,26 @@ impl Prompts {
         .map(|s| s.trim().to_string())
     }
 
+    /// The prompt asking an LLM judge to grade `reply` against `rubric`, given the conversation
+    /// (`(role, text)` pairs, oldest first) and the passages the answerer was given.
+    pub fn eval_judge(
+        &self,
+        rubric: &str,
+        conversation: &[(&str, &str)],
+        sources: &[String],
+        reply: &str,
+    ) -> Result<String, PromptError> {
+        let conversation: Vec<minijinja::Value> = conversation
+            .iter()
+            .map(|(role, text)| context! { role => role, text => text })
+            .collect();
+        self.render(
+            EVAL_JUDGE_TEMPLATE,
+            context! { rubric => rubric.trim(), conversation => conversation, sources => sources, reply => reply },
+        )
+        .map(|s| s.trim().to_string())
+    }
+
     /// The reply to messages the bot cannot read (images without text, stickers, ...).
     pub fn unsupported_message(&self) -> &str {
         self.files
@@ -552,6 +577,24 @@ mod tests {
             .unwrap();
         insta::assert_snapshot!("support_note", note);
         assert!(prompts.unsupported_message().contains("voice notes"));
+    }
+
+    #[test]
+    fn eval_judge_prompt() {
+        let prompts = Prompts::load(None).unwrap();
+        let text = prompts
+            .eval_judge(
+                "Gives Saturday's opening hours.",
+                &[
+                    ("customer", "Hi"),
+                    ("assistant", "Hello! How can I help?"),
+                    ("customer", "Are you open on Saturday?"),
+                ],
+                &["Opening hours > Weekly hours: Saturday 08:00 – 15:00".into()],
+                "Yes, from 08:00 to 15:00. (Source: Opening hours)",
+            )
+            .unwrap();
+        insta::assert_snapshot!("eval_judge", text);
     }
 
     #[test]

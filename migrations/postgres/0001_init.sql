@@ -173,3 +173,19 @@ CREATE TABLE message_statuses (
     received_at          BIGINT NOT NULL,
     PRIMARY KEY (channel_id, provider_message_id, status)
 );
+
+-- Eval runs started through the API: the request, progress, and the results as JSON.
+CREATE TABLE eval_runs (
+    id           TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    request      TEXT NOT NULL,
+    cases_done   BIGINT NOT NULL DEFAULT 0,
+    cases_total  BIGINT NOT NULL DEFAULT 0,
+    summary      TEXT,
+    results      TEXT,
+    error        TEXT,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    finished_at  BIGINT
+);
+CREATE INDEX eval_runs_created ON eval_runs (created_at);

@@ -188,3 +188,19 @@ CREATE TABLE message_statuses (
     received_at          INTEGER NOT NULL,
     PRIMARY KEY (channel_id, provider_message_id, status)
 );
+
+-- Eval runs started through the API: the request, progress, and the results as JSON.
+CREATE TABLE eval_runs (
+    id           TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    request      TEXT NOT NULL,
+    cases_done   INTEGER NOT NULL DEFAULT 0,
+    cases_total  INTEGER NOT NULL DEFAULT 0,
+    summary      TEXT,
+    results      TEXT,
+    error        TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    finished_at  INTEGER
+);
+CREATE INDEX eval_runs_created ON eval_runs (created_at);

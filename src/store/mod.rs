@@ -1,11 +1,13 @@
 //! The SQL store: the source of truth for agents, API keys, knowledge (documents, chunks and
-//! their embeddings), channels, conversations, messages, escalations and the job queue.
+//! their embeddings), channels, conversations, messages, escalations, eval runs and the job
+//! queue.
 //!
 //! [`Store`] speaks in domain verbs. One SQL implementation ([`sql::SqlStore`]) serves both
 //! backends through sqlx's `Any` driver; what differs between SQLite ([`sqlite`]) and Postgres
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod conversations;
+mod evals;
 mod jobs;
 pub mod postgres;
 mod sql;
@@ -26,6 +28,7 @@ use crate::domain::{
     MessageKind, ProviderKind, Role,
 };
 
+pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use sql::SqlStore;
 
 /// A store failure. Callers act on the kind; the cause is for logs.
@@ -536,7 +539,7 @@ pub trait JobStore: Send + Sync {
 
 /// The store's domain verbs.
 #[async_trait]
-pub trait Store: ConversationStore + JobStore + Send + Sync {
+pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

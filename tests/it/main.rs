@@ -6,5 +6,6 @@ mod support;
 mod api;
 mod crash;
 mod engine;
+mod eval;
 mod store;
 mod webhooks;

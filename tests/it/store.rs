@@ -1218,3 +1218,108 @@ mod jobs {
         assert_eq!(ns, (0..40).collect::<Vec<_>>());
     }
 }
+
+mod evals {
+    use std::sync::Arc;
+
+    use palaver::domain::EvalRunId;
+    use palaver::store::{EvalRunStatus, FinishedEvalRun, Store, StoreError};
+    use serde_json::json;
+
+    crate::both_backends!(eval_runs_record_progress_and_results);
+
+    async fn eval_runs_record_progress_and_results(store: Arc<dyn Store>) {
+        let first = EvalRunId::new();
+        let run = store
+            .create_eval_run(first, &json!({"suites": ["faq.yaml"]}))
+            .await
+            .unwrap();
+        assert_eq!(run.status, EvalRunStatus::Running);
+        assert_eq!(run.request["suites"][0], "faq.yaml");
+        assert_eq!((run.cases_done, run.cases_total), (0, 0));
+        assert!(run.finished_at.is_none());
+
+        store.record_eval_progress(first, 3, 10).await.unwrap();
+        let run = store.eval_run(first).await.unwrap().unwrap();
+        assert_eq!((run.cases_done, run.cases_total), (3, 10));
+
+        store
+            .finish_eval_run(
+                first,
+                FinishedEvalRun {
+                    status: EvalRunStatus::Failed,
+                    summary: Some(json!({"pass_rate": 0.5})),
+                    results: Some(json!({"suites": [{"name": "faq"}]})),
+                    error: None,
+                },
+            )
+            .await
+            .unwrap();
+        let run = store.eval_run(first).await.unwrap().unwrap();
+        assert_eq!(run.status, EvalRunStatus::Failed);
+        assert_eq!(run.summary.unwrap()["pass_rate"], 0.5);
+        assert_eq!(run.results.unwrap()["suites"][0]["name"], "faq");
+        assert!(run.finished_at.is_some());
+        // A finished run is not finished twice, nor moved by late progress.
+        let again = store
+            .finish_eval_run(
+                first,
+                FinishedEvalRun {
+                    status: EvalRunStatus::Passed,
+                    summary: None,
+                    results: None,
+                    error: None,
+                },
+            )
+            .await;
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+        store.record_eval_progress(first, 9, 10).await.unwrap();
+        let run = store.eval_run(first).await.unwrap().unwrap();
+        assert_eq!(run.status, EvalRunStatus::Failed);
+        assert_eq!(run.cases_done, 3);
+
+        let second = EvalRunId::new();
+        store.create_eval_run(second, &json!({})).await.unwrap();
+        store
+            .finish_eval_run(
+                second,
+                FinishedEvalRun {
+                    status: EvalRunStatus::Error,
+                    summary: None,
+                    results: None,
+                    error: Some("no agent named `demo`".into()),
+                },
+            )
+            .await
+            .unwrap();
+        // Newest first, without the (large) results.
+        let list = store.list_eval_runs(10).await.unwrap();
+        let ids: Vec<_> = list.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [second, first]);
+        assert!(list.iter().all(|r| r.results.is_none()));
+        assert_eq!(list[0].error.as_deref(), Some("no agent named `demo`"));
+        assert_eq!(store.list_eval_runs(1).await.unwrap().len(), 1);
+        assert!(store.eval_run(EvalRunId::new()).await.unwrap().is_none());
+
+        // Runs left running by a stopped server are interrupted; fresh ones are not.
+        let stale = EvalRunId::new();
+        store.create_eval_run(stale, &json!({})).await.unwrap();
+        let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(
+            store
+                .interrupt_eval_runs(chrono::Utc::now() - chrono::Duration::minutes(5))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.interrupt_eval_runs(cutoff).await.unwrap(), 1);
+        let run = store.eval_run(stale).await.unwrap().unwrap();
+        assert_eq!(run.status, EvalRunStatus::Error);
+        assert!(run.error.unwrap().contains("interrupted"));
+        // Finished runs are left alone.
+        assert_eq!(
+            store.eval_run(first).await.unwrap().unwrap().status,
+            EvalRunStatus::Failed
+        );
+    }
+}

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod channels;
 pub mod conversations;
+pub mod eval;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
@@ -26,6 +27,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(conversations::routes())
         .merge(sandbox::routes(&state))
         .merge(jobs::routes())
+        .merge(eval::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
 }
 

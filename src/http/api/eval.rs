@@ -1,0 +1,91 @@
+//! `/eval/runs`: start an eval run in the background (suites from the server's eval directory,
+//! or one inline) and read its status and results.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::{Json, Path, Query};
+use crate::domain::{EvalRunId, FieldError};
+use crate::eval::runs::{self, RunRequest};
+use crate::eval::EvalError;
+use crate::http::{ApiError, AppState};
+use crate::store::EvalRun;
+
+/// Routes under `/eval`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/eval/runs", post(start).get(list))
+        .route("/eval/runs/{id}", get(show))
+}
+
+impl From<EvalError> for ApiError {
+    fn from(e: EvalError) -> Self {
+        match e {
+            EvalError::Schema(errors) => ApiError::Invalid(
+                errors
+                    .0
+                    .iter()
+                    .map(|e| FieldError::new("suite", e.to_string()))
+                    .collect(),
+            ),
+            EvalError::Override(errors) => ApiError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("overrides.{}", e.field), e.message))
+                    .collect(),
+            ),
+            e @ (EvalError::UnknownAgent { .. } | EvalError::Agent { .. }) => {
+                ApiError::Invalid(vec![FieldError::new("suite", e.to_string())])
+            }
+            EvalError::Forbidden(m) => ApiError::Forbidden(m),
+            EvalError::Store(e) => e.into(),
+            e @ (EvalError::Setup(_)
+            | EvalError::Knowledge { .. }
+            | EvalError::Io { .. }
+            | EvalError::Report { .. }
+            | EvalError::Baseline { .. }) => ApiError::internal(e),
+        }
+    }
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Json(request): Json<RunRequest>,
+) -> Result<(StatusCode, Json<EvalRun>), ApiError> {
+    let run = runs::start(state, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<EvalRunId>,
+) -> Result<Json<EvalRun>, ApiError> {
+    state
+        .store
+        .eval_run(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no eval run {id}")))
+}
+
+/// How many runs to list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<EvalRun>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .list_eval_runs(p.limit.unwrap_or(20).clamp(1, 100))
+            .await?,
+    ))
+}
