@@ -5,6 +5,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod knowledge;
+pub mod speech;
 pub mod store;
 
 pub use config::Settings;
