@@ -1031,4 +1031,56 @@ pub(crate) mod tests {
             Err(SpeechError::Corrupt(_))
         ));
     }
+
+    /// Energy of each 20 ms frame of 16 kHz audio.
+    fn envelope(x: &[f32]) -> Vec<f32> {
+        x.chunks(320).map(rms).collect()
+    }
+
+    fn correlation(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mean = |x: &[f32]| x.iter().sum::<f32>() / n as f32;
+        let (ma, mb) = (mean(a), mean(b));
+        let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let var = |x: &[f32], m: f32| x.iter().map(|v| (v - m) * (v - m)).sum::<f32>();
+        cov / (var(a, ma) * var(b, mb)).sqrt()
+    }
+
+    /// A real opusenc voice note decodes to the same length and timing as the WAV it was
+    /// made from: pre-skip and end trim are honoured on files we did not write ourselves.
+    #[tokio::test]
+    async fn opusenc_notes_line_up_with_their_source() {
+        use crate::speech::synth;
+        let dir = tempfile::tempdir().unwrap();
+        let required = std::env::var("PALAVER_REQUIRE_MODELS").is_ok_and(|v| v == "1");
+        let wav = match synth::speak_wav(synth::SHORT_EN, "en-us", dir.path()).await {
+            Ok(w) => w,
+            Err(synth::SynthError::Missing(tool)) if !required => {
+                eprintln!("skipping: `{tool}` is not installed");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let ogg = match synth::voice_note(synth::SHORT_EN, "en-us", dir.path()).await {
+            Ok(o) => o,
+            Err(synth::SynthError::Missing(tool)) if !required => {
+                eprintln!("skipping: `{tool}` is not installed");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let (from_wav, wav_secs) = decode(&wav, None, 60).unwrap();
+        let (from_ogg, ogg_secs) = decode(&ogg, Some("audio/ogg; codecs=opus"), 60).unwrap();
+        assert!(
+            (wav_secs - ogg_secs).abs() < 0.002,
+            "wav {wav_secs} s, ogg {ogg_secs} s"
+        );
+        let (ew, eo) = (envelope(&from_wav), envelope(&from_ogg));
+        let aligned = correlation(&ew, &eo);
+        assert!(aligned > 0.95, "envelopes correlate at {aligned}");
+        // Shifted by a frame either way they match worse: the timing is exact.
+        assert!(correlation(&ew[1..], &eo) < aligned);
+        assert!(correlation(&ew, &eo[1..]) < aligned);
+    }
 }

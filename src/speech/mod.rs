@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod decode;
+pub mod synth;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -33,6 +34,9 @@ pub enum SpeechError {
     /// Transcription failed.
     #[error("transcription failed: {0}")]
     Transcription(String),
+    /// The audio file could not be read.
+    #[error("cannot read the audio: {0}")]
+    Read(String),
 }
 
 /// What a voice note said.
