@@ -479,7 +479,9 @@ impl Settings {
             }
         }
         figment = figment.merge(Env::prefixed("PALAVER__").split("__"));
-        let mut settings: Settings = figment.extract().map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
         if let Some(dir) = std::env::var_os("PALAVER_MODELS_DIR") {
             settings.models.dir = Some(PathBuf::from(dir));
         }
@@ -489,39 +491,64 @@ impl Settings {
 
     /// Checks ranges and formats that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::invalid("server.bind", format!("`{}` is not an address: {e}", self.server.bind)))?;
+        self.server.bind.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid(
+                "server.bind",
+                format!("`{}` is not an address: {e}", self.server.bind),
+            )
+        })?;
         url_like("server.public_url", &self.server.public_url)?;
         if let Some(key) = &self.server.admin_api_key {
             if key.expose_secret().len() < 16 {
-                return Err(ConfigError::invalid("server.admin_api_key", "must be at least 16 characters"));
+                return Err(ConfigError::invalid(
+                    "server.admin_api_key",
+                    "must be at least 16 characters",
+                ));
             }
         }
-        positive("server.max_webhook_bytes", self.server.max_webhook_bytes as u64)?;
-        positive("server.max_upload_bytes", self.server.max_upload_bytes as u64)?;
-        positive("server.request_timeout_secs", self.server.request_timeout_secs)?;
+        positive(
+            "server.max_webhook_bytes",
+            self.server.max_webhook_bytes as u64,
+        )?;
+        positive(
+            "server.max_upload_bytes",
+            self.server.max_upload_bytes as u64,
+        )?;
+        positive(
+            "server.request_timeout_secs",
+            self.server.request_timeout_secs,
+        )?;
         if self.data.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("data.dir", "must not be empty"));
         }
         if let Some(url) = &self.database.url {
             let url = url.expose_secret();
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 return Err(ConfigError::invalid(
                     "database.url",
                     "must start with sqlite:, postgres:// or postgresql://",
                 ));
             }
         }
-        positive("database.max_connections", self.database.max_connections as u64)?;
+        positive(
+            "database.max_connections",
+            self.database.max_connections as u64,
+        )?;
         for (name, path) in &self.models.paths {
             if path.as_os_str().is_empty() {
-                return Err(ConfigError::Load(format!("`models.paths.{name}`: path must not be empty")));
+                return Err(ConfigError::Load(format!(
+                    "`models.paths.{name}`: path must not be empty"
+                )));
             }
         }
         positive("embedding.batch_size", self.embedding.batch_size as u64)?;
-        positive("embedding.max_concurrent", self.embedding.max_concurrent as u64)?;
+        positive(
+            "embedding.max_concurrent",
+            self.embedding.max_concurrent as u64,
+        )?;
         positive("embedding.timeout_secs", self.embedding.timeout_secs)?;
         if self.embedding.backend == EmbeddingBackend::Openai {
             url_like("embedding.base_url", &self.embedding.base_url)?;
@@ -536,7 +563,10 @@ impl Settings {
         positive("vectors.hnsw_ef", self.vectors.hnsw_ef as u64)?;
         positive("knowledge.chunk_tokens", self.knowledge.chunk_tokens as u64)?;
         if self.knowledge.chunk_tokens < 32 || self.knowledge.chunk_tokens > 2000 {
-            return Err(ConfigError::invalid("knowledge.chunk_tokens", "must be between 32 and 2000"));
+            return Err(ConfigError::invalid(
+                "knowledge.chunk_tokens",
+                "must be between 32 and 2000",
+            ));
         }
         if self.knowledge.chunk_overlap >= self.knowledge.chunk_tokens / 2 {
             return Err(ConfigError::invalid(
@@ -546,20 +576,35 @@ impl Settings {
         }
         positive("knowledge.max_file_bytes", self.knowledge.max_file_bytes)?;
         positive("retrieval.candidates", self.retrieval.candidates as u64)?;
-        if !(self.retrieval.rrf_k > 0.0) {
-            return Err(ConfigError::invalid("retrieval.rrf_k", "must be greater than 0"));
+        if self.retrieval.rrf_k.is_nan() || self.retrieval.rrf_k <= 0.0 {
+            return Err(ConfigError::invalid(
+                "retrieval.rrf_k",
+                "must be greater than 0",
+            ));
         }
         url_like("llm.openai.base_url", &self.llm.openai.base_url)?;
         positive("llm.openai.timeout_secs", self.llm.openai.timeout_secs)?;
         positive("llm.local.threads", self.llm.local.threads as u64)?;
-        positive("llm.local.context_tokens", self.llm.local.context_tokens as u64)?;
-        positive("pipeline.history_tokens", self.pipeline.history_tokens as u64)?;
+        positive(
+            "llm.local.context_tokens",
+            self.llm.local.context_tokens as u64,
+        )?;
+        positive(
+            "pipeline.history_tokens",
+            self.pipeline.history_tokens as u64,
+        )?;
         if self.pipeline.prompt_tokens < 256 {
-            return Err(ConfigError::invalid("pipeline.prompt_tokens", "must be at least 256"));
+            return Err(ConfigError::invalid(
+                "pipeline.prompt_tokens",
+                "must be at least 256",
+            ));
         }
         positive("pipeline.idle_reset_hours", self.pipeline.idle_reset_hours)?;
         if self.pipeline.debounce_ms > 60_000 {
-            return Err(ConfigError::invalid("pipeline.debounce_ms", "must be at most 60000"));
+            return Err(ConfigError::invalid(
+                "pipeline.debounce_ms",
+                "must be at most 60000",
+            ));
         }
         positive("workers.concurrency", self.workers.concurrency as u64)?;
         positive("workers.max_attempts", self.workers.max_attempts as u64)?;
@@ -574,7 +619,10 @@ impl Settings {
             crate::crypto::parse_key(key.expose_secret())
                 .map_err(|e| ConfigError::invalid("channels.encryption_key", e.to_string()))?;
         }
-        positive("channels.rate_per_minute", self.channels.rate_per_minute as u64)?;
+        positive(
+            "channels.rate_per_minute",
+            self.channels.rate_per_minute as u64,
+        )?;
         positive("channels.burst", self.channels.burst as u64)?;
         url_like("channels.meta_graph_url", &self.channels.meta_graph_url)?;
         url_like("channels.kapso_url", &self.channels.kapso_url)?;
@@ -626,7 +674,11 @@ fn describe_figment_error(error: figment::Error) -> String {
     error
         .into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() { String::new() } else { format!("`{}`: ", e.path.join(".")) };
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
             let source = e
                 .metadata
                 .as_ref()
@@ -642,6 +694,8 @@ fn describe_figment_error(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// `figment::Jail` closures return figment's (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -654,7 +708,10 @@ mod tests {
     #[test]
     fn env_overrides_file_and_file_overrides_defaults() {
         Jail::expect_with(|jail| {
-            jail.create_file("palaver.toml", "[server]\nbind = \"127.0.0.1:9000\"\n[retrieval]\ncandidates = 7\n")?;
+            jail.create_file(
+                "palaver.toml",
+                "[server]\nbind = \"127.0.0.1:9000\"\n[retrieval]\ncandidates = 7\n",
+            )?;
             jail.set_env("PALAVER__SERVER__BIND", "127.0.0.1:9100");
             let s = Settings::load(&Sources::default()).unwrap();
             assert_eq!(s.server.bind, "127.0.0.1:9100");
@@ -690,10 +747,22 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("PALAVER__SERVER__BIND", "not-an-address", "server.bind"),
             ("PALAVER__WORKERS__CONCURRENCY", "0", "workers.concurrency"),
-            ("PALAVER__KNOWLEDGE__CHUNK_OVERLAP", "500", "knowledge.chunk_overlap"),
+            (
+                "PALAVER__KNOWLEDGE__CHUNK_OVERLAP",
+                "500",
+                "knowledge.chunk_overlap",
+            ),
             ("PALAVER__DATABASE__URL", "mysql://x", "database.url"),
-            ("PALAVER__EMBEDDING__BACKEND", "quantum", "embedding.backend"),
-            ("PALAVER__WORKERS__MAX_ATTEMPTS", "many", "workers.max_attempts"),
+            (
+                "PALAVER__EMBEDDING__BACKEND",
+                "quantum",
+                "embedding.backend",
+            ),
+            (
+                "PALAVER__WORKERS__MAX_ATTEMPTS",
+                "many",
+                "workers.max_attempts",
+            ),
         ];
         for (var, value, key) in cases {
             Jail::expect_with(|jail| {

@@ -24,7 +24,9 @@ const VERSION: u8 = 1;
 
 /// Parses a base64 key of exactly 32 bytes.
 pub fn parse_key(text: &str) -> Result<[u8; 32], CryptoError> {
-    let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadKey)?;
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| CryptoError::BadKey)?;
     bytes.try_into().map_err(|_| CryptoError::BadKey)
 }
 
@@ -87,7 +89,10 @@ impl Sealer {
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("pk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "pk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The stored form of an API key: hex sha256. Keys are random, so a fast hash is enough.

@@ -154,7 +154,9 @@ impl Default for VoiceSettings {
     fn default() -> Self {
         Self {
             transcribe: true,
-            default_reply: "Sorry, I can't listen to audio messages yet. Could you write your question to me?".into(),
+            default_reply:
+                "Sorry, I can't listen to audio messages yet. Could you write your question to me?"
+                    .into(),
             language: None,
         }
     }
@@ -194,7 +196,8 @@ impl Default for EscalationSettings {
             detect_human_request: true,
             on_low_confidence: LowConfidence::Escalate,
             support_contact: None,
-            customer_message: "I'll pass this to a colleague, who will get back to you here shortly.".into(),
+            customer_message:
+                "I'll pass this to a colleague, who will get back to you here shortly.".into(),
             support_note: String::new(),
             reengagement_template: None,
         }
@@ -279,8 +282,13 @@ impl FieldError {
 pub fn validate_name(field: &str, name: &str) -> Option<FieldError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     (!ok).then(|| {
         FieldError::new(
             field,
@@ -303,26 +311,45 @@ impl AgentConfig {
             "temperature",
             "must be between 0 and 2",
         );
-        check((1..=8192).contains(&self.max_tokens), "max_tokens", "must be between 1 and 8192");
-        check((1..=50).contains(&self.top_k), "top_k", "must be between 1 and 50");
+        check(
+            (1..=8192).contains(&self.max_tokens),
+            "max_tokens",
+            "must be between 1 and 8192",
+        );
+        check(
+            (1..=50).contains(&self.top_k),
+            "top_k",
+            "must be between 1 and 50",
+        );
         check(
             self.min_score.is_finite() && (0.0..=1.0).contains(&self.min_score),
             "min_score",
             "must be between 0 and 1",
         );
         check(
-            self.confidence_threshold.is_finite() && (0.0..=1.0).contains(&self.confidence_threshold),
+            self.confidence_threshold.is_finite()
+                && (0.0..=1.0).contains(&self.confidence_threshold),
             "confidence_threshold",
             "must be between 0 and 1",
         );
-        check(self.system_prompt.len() <= 32_000, "system_prompt", "must be at most 32000 bytes");
-        check(self.business_name.len() <= 200, "business_name", "must be at most 200 bytes");
+        check(
+            self.system_prompt.len() <= 32_000,
+            "system_prompt",
+            "must be at most 32000 bytes",
+        );
+        check(
+            self.business_name.len() <= 200,
+            "business_name",
+            "must be at most 200 bytes",
+        );
         if let Some(file) = &self.prompt_file {
             check(
                 !file.is_empty()
                     && !file.contains("..")
                     && !file.starts_with('/')
-                    && file.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)),
+                    && file
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)),
                 "prompt_file",
                 "must be a relative file name under prompts/",
             );
@@ -337,10 +364,16 @@ impl AgentConfig {
                 errors.push(FieldError::new("model", "must be 1-200 characters"));
             }
         }
-        for (field, lang) in [("language", &self.language), ("voice.language", &self.voice.language)] {
+        for (field, lang) in [
+            ("language", &self.language),
+            ("voice.language", &self.voice.language),
+        ] {
             if let Some(lang) = lang {
                 if !(2..=3).contains(&lang.len()) || !lang.chars().all(|c| c.is_ascii_lowercase()) {
-                    errors.push(FieldError::new(field, "must be an ISO 639 code such as `en` or `pt`"));
+                    errors.push(FieldError::new(
+                        field,
+                        "must be an ISO 639 code such as `en` or `pt`",
+                    ));
                 }
             }
         }
@@ -349,7 +382,10 @@ impl AgentConfig {
         }
         for (i, k) in self.escalation.keywords.iter().enumerate() {
             if k.trim().is_empty() || k.len() > 100 {
-                errors.push(FieldError::new(format!("escalation.keywords[{i}]"), "must be 1-100 characters"));
+                errors.push(FieldError::new(
+                    format!("escalation.keywords[{i}]"),
+                    "must be 1-100 characters",
+                ));
             }
         }
         if let Some(contact) = &self.escalation.support_contact {
@@ -361,14 +397,23 @@ impl AgentConfig {
             }
         }
         if self.escalation.customer_message.trim().is_empty() {
-            errors.push(FieldError::new("escalation.customer_message", "must not be empty"));
+            errors.push(FieldError::new(
+                "escalation.customer_message",
+                "must not be empty",
+            ));
         }
         if let Some(t) = &self.escalation.reengagement_template {
             if t.name.trim().is_empty() {
-                errors.push(FieldError::new("escalation.reengagement_template.name", "must not be empty"));
+                errors.push(FieldError::new(
+                    "escalation.reengagement_template.name",
+                    "must not be empty",
+                ));
             }
             if t.language.trim().is_empty() {
-                errors.push(FieldError::new("escalation.reengagement_template.language", "must not be empty"));
+                errors.push(FieldError::new(
+                    "escalation.reengagement_template.language",
+                    "must not be empty",
+                ));
             }
         }
         errors
@@ -381,7 +426,9 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
         (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
             for (key, value) in patch {
                 match base.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge_json(existing, value),
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge_json(existing, value)
+                    }
                     _ => {
                         base.insert(key, value);
                     }
@@ -395,17 +442,32 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
 impl AgentConfig {
     /// `base` with the fields present in `patch` replaced (nested sections merge field by
     /// field), then validated. Unknown fields and wrong types are reported by path.
-    pub fn patched(base: &AgentConfig, patch: serde_json::Value) -> Result<AgentConfig, Vec<FieldError>> {
+    pub fn patched(
+        base: &AgentConfig,
+        patch: serde_json::Value,
+    ) -> Result<AgentConfig, Vec<FieldError>> {
         if !patch.is_object() {
             return Err(vec![FieldError::new("body", "must be a JSON object")]);
         }
-        let mut value = serde_json::to_value(base).map_err(|e| vec![FieldError::new("body", e.to_string())])?;
+        let mut value =
+            serde_json::to_value(base).map_err(|e| vec![FieldError::new("body", e.to_string())])?;
         merge_json(&mut value, patch);
         let config: AgentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-            vec![FieldError::new(if path == "." { "body".to_string() } else { path }, message)]
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            vec![FieldError::new(
+                if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                },
+                message,
+            )]
         })?;
         let errors = config.validate();
         if errors.is_empty() {
@@ -870,7 +932,9 @@ impl Default for ChannelConfig {
         Self {
             rate_per_minute: None,
             reject_calls: true,
-            call_message: Some("Sorry, we can't take calls on this number. Please send us a message.".into()),
+            call_message: Some(
+                "Sorry, we can't take calls on this number. Please send us a message.".into(),
+            ),
             ignore_groups: true,
         }
     }
@@ -963,7 +1027,10 @@ pub struct Message {
 impl Message {
     /// What the customer said: the transcript of a voice note, else the text.
     pub fn said(&self) -> Option<&str> {
-        self.transcript.as_deref().or(self.text.as_deref()).filter(|t| !t.trim().is_empty())
+        self.transcript
+            .as_deref()
+            .or(self.text.as_deref())
+            .filter(|t| !t.trim().is_empty())
     }
 }
 
@@ -998,10 +1065,16 @@ mod tests {
     #[test]
     fn patch_merges_nested_sections_and_validates() {
         let base = AgentConfig::default();
-        let cfg = AgentConfig::patched(&base, json!({"temperature": 0.7, "escalation": {"support_contact": "5511988887777"}}))
-            .unwrap();
+        let cfg = AgentConfig::patched(
+            &base,
+            json!({"temperature": 0.7, "escalation": {"support_contact": "5511988887777"}}),
+        )
+        .unwrap();
         assert_eq!(cfg.temperature, 0.7);
-        assert_eq!(cfg.escalation.support_contact.as_deref(), Some("5511988887777"));
+        assert_eq!(
+            cfg.escalation.support_contact.as_deref(),
+            Some("5511988887777")
+        );
         // Untouched nested fields keep their values.
         assert_eq!(cfg.escalation.keywords, base.escalation.keywords);
     }
@@ -1015,8 +1088,14 @@ mod tests {
             (json!({"top_k": 51}), "top_k"),
             (json!({"temperature": "hot"}), "temperature"),
             (json!({"tempreature": 1.0}), "tempreature"),
-            (json!({"escalation": {"support_contact": "call me"}}), "escalation.support_contact"),
-            (json!({"escalation": {"keywords": ["ok", ""]}}), "escalation.keywords[1]"),
+            (
+                json!({"escalation": {"support_contact": "call me"}}),
+                "escalation.support_contact",
+            ),
+            (
+                json!({"escalation": {"keywords": ["ok", ""]}}),
+                "escalation.keywords[1]",
+            ),
             (json!({"language": "Portuguese"}), "language"),
             (json!({"answerer": "gpt"}), "answerer"),
             (json!({"prompt_file": "../../etc/passwd"}), "prompt_file"),
@@ -1025,7 +1104,9 @@ mod tests {
         for (patch, field) in cases {
             let errors = AgentConfig::patched(&base, patch.clone()).unwrap_err();
             assert!(
-                errors.iter().any(|e| e.field == field || e.message.contains(field)),
+                errors
+                    .iter()
+                    .any(|e| e.field == field || e.message.contains(field)),
                 "{patch}: expected an error on {field}, got {errors:?}"
             );
         }
@@ -1033,7 +1114,11 @@ mod tests {
 
     #[test]
     fn several_errors_are_reported_together() {
-        let errors = AgentConfig::patched(&AgentConfig::default(), json!({"temperature": 9.0, "top_k": 0})).unwrap_err();
+        let errors = AgentConfig::patched(
+            &AgentConfig::default(),
+            json!({"temperature": 9.0, "top_k": 0}),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["temperature", "top_k"]);
     }

@@ -1,11 +1,246 @@
 //! Palaver: a self-hosted engine that answers a business's WhatsApp messages from its own
 //! documents, and hands conversations to people when it should.
+//!
+//! The path of a message: `http` (webhooks, API) → `pipeline` → `knowledge` (retrieval) and the
+//! plug-in traits — [`store::Store`], [`embed::Embedder`], [`vectors::VectorStore`] — whose
+//! backends are chosen once, here, from [`Settings`] and held as `Arc<dyn Trait>`.
 
+pub mod bench;
+pub mod channels;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod embed;
+pub mod http;
 pub mod knowledge;
+pub mod llm;
+pub mod models;
+pub mod pipeline;
+pub mod prompts;
+pub mod providers;
 pub mod speech;
 pub mod store;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+pub mod vectors;
+pub mod workers;
+
+use std::sync::Arc;
 
 pub use config::Settings;
+
+use crate::channels::{ChannelError, Channels};
+use crate::crypto::{generate_api_key, hash_api_key, Sealer};
+use crate::embed::{EmbedError, Embedder};
+use crate::knowledge::{Knowledge, KnowledgeError, ReindexReport};
+use crate::llm::ChatModel;
+use crate::models::ModelStore;
+use crate::pipeline::{Answerers, Pipeline};
+use crate::prompts::{PromptError, Prompts};
+use crate::store::{ApiKey, Store, StoreError};
+use crate::vectors::{VectorError, VectorStore};
+
+/// A failure while assembling or running the application.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The embedder could not be loaded.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// The vector index could not be opened.
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    /// Rebuilding the index failed.
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    /// The prompts could not be loaded.
+    #[error(transparent)]
+    Prompts(#[from] PromptError),
+    /// Channels could not be set up.
+    #[error(transparent)]
+    Channels(#[from] ChannelError),
+    /// Local state could not be prepared.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Everything a running Palaver holds: settings and the chosen backends.
+pub struct App {
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// The SQL store.
+    pub store: Arc<dyn Store>,
+    /// Local model files.
+    pub models: ModelStore,
+    /// Ingestion and retrieval.
+    pub knowledge: Arc<Knowledge>,
+    /// Prompt templates.
+    pub prompts: Arc<Prompts>,
+    /// The conversation engine.
+    pub pipeline: Arc<Pipeline>,
+    /// WhatsApp channels, webhooks and the outbox.
+    pub channels: Arc<Channels>,
+}
+
+/// The key sealing channel credentials: from the settings, or generated once into the data
+/// directory (readable by its owner only).
+fn sealer(settings: &Settings) -> Result<Sealer, AppError> {
+    use secrecy::ExposeSecret;
+    if let Some(key) = &settings.channels.encryption_key {
+        let key =
+            crypto::parse_key(key.expose_secret()).map_err(|e| AppError::Setup(e.to_string()))?;
+        return Ok(Sealer::new(&key));
+    }
+    let path = settings.data.dir.join("secret.key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = crypto::generate_key();
+            write_private(&path, &key)
+                .map_err(|e| AppError::Setup(format!("cannot write {}: {e}", path.display())))?;
+            tracing::info!(path = %path.display(), "generated the credentials encryption key");
+            key
+        }
+        Err(e) => {
+            return Err(AppError::Setup(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let key = crypto::parse_key(&text)
+        .map_err(|e| AppError::Setup(format!("{}: {e}", path.display())))?;
+    Ok(Sealer::new(&key))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+impl App {
+    /// Opens the store (applying migrations), loads the embedder (fetching the local model on
+    /// first use), opens the vector index and rebuilds it where it is behind the store.
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        std::fs::create_dir_all(&settings.data.dir).map_err(|e| {
+            AppError::Setup(format!(
+                "cannot create data directory {}: {e}",
+                settings.data.dir.display()
+            ))
+        })?;
+        let store =
+            store::open(&settings.database_url(), settings.database.max_connections).await?;
+        store.migrate().await?;
+        let models = ModelStore::from_settings(&settings);
+        let embedder = embed::from_settings(&settings, &models).await?;
+        let vectors = vectors::from_settings(&settings).await?;
+        Self::assemble(settings, store, models, embedder, vectors)
+    }
+
+    /// Builds the application from parts chosen by the caller (tests, benchmarks).
+    pub fn assemble(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        models: ModelStore,
+        embedder: Arc<dyn Embedder>,
+        vectors: Arc<dyn VectorStore>,
+    ) -> Result<Self, AppError> {
+        let settings = Arc::new(settings);
+        let knowledge = Arc::new(Knowledge::new(
+            store.clone(),
+            embedder.clone(),
+            vectors,
+            settings.knowledge.clone(),
+            settings.retrieval.clone(),
+        ));
+        let prompts = Arc::new(Prompts::load(settings.pipeline.prompts_dir.as_deref())?);
+        let answerers = Arc::new(answerers(&settings, &models, embedder));
+        let channels = Arc::new(Channels::new(
+            store.clone(),
+            sealer(&settings)?,
+            settings.clone(),
+        )?);
+        let pipeline = Arc::new(Pipeline::new(
+            store.clone(),
+            knowledge.clone(),
+            prompts.clone(),
+            answerers,
+            None,
+            settings.clone(),
+        ));
+        Ok(Self {
+            settings,
+            store,
+            models,
+            knowledge,
+            prompts,
+            pipeline,
+            channels,
+        })
+    }
+
+    /// Rebuilds the vector index of collections that are behind the store (after a crash, a
+    /// lost index directory or a change of embedder).
+    pub async fn check_index(&self) -> Result<ReindexReport, AppError> {
+        let report = self.knowledge.reindex(None, true).await?;
+        for (name, points) in &report.rebuilt {
+            tracing::warn!(collection = %name, points, "vector index was behind the store and has been rebuilt");
+        }
+        Ok(report)
+    }
+
+    /// Creates an API key; the key itself is returned only here.
+    pub async fn issue_api_key(&self, name: &str) -> Result<(ApiKey, String), StoreError> {
+        issue_api_key(self.store.as_ref(), name).await
+    }
+}
+
+/// Creates an API key in `store`; the key itself is returned only here.
+pub async fn issue_api_key(store: &dyn Store, name: &str) -> Result<(ApiKey, String), StoreError> {
+    let key = generate_api_key();
+    let info = store
+        .create_api_key(name, &hash_api_key(&key), &key[..10])
+        .await?;
+    tracing::info!(name, prefix = %info.prefix, "API key created");
+    Ok((info, key))
+}
+
+/// The three answerers: extractive (always), an OpenAI-compatible server when one is
+/// configured, and the local GGUF model, loaded (and fetched) on first use.
+fn answerers(settings: &Settings, models: &ModelStore, embedder: Arc<dyn Embedder>) -> Answerers {
+    let extractive: Arc<dyn ChatModel> = Arc::new(llm::extractive::Extractive::new(embedder));
+    let openai = &settings.llm.openai;
+    let configured =
+        openai.api_key.is_some() || openai.base_url != config::OpenAiSettings::default().base_url;
+    let openai: Option<Arc<dyn ChatModel>> = if configured {
+        match llm::openai::OpenAiChat::new(openai) {
+            Ok(chat) => Some(Arc::new(chat)),
+            Err(e) => {
+                tracing::error!(error = %e, "OpenAI-compatible answerer unavailable");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let models = models.clone();
+    let local = settings.llm.local.clone();
+    Answerers::new(
+        extractive,
+        openai,
+        Box::new(move || {
+            let models = models.clone();
+            let local = local.clone();
+            Box::pin(async move {
+                let chat = llm::local::LocalChat::load(&models, &local).await?;
+                Ok(Arc::new(chat) as Arc<dyn ChatModel>)
+            })
+        }),
+    )
+}

@@ -1,3 +1,570 @@
-fn main() {
-    println!("palaver");
+//! The `palaver` command line: parse, load settings, start logging, call into the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use palaver::config::Sources;
+use palaver::{App, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "palaver",
+    version,
+    about = "Self-hosted AI engine that answers a business's WhatsApp messages"
+)]
+struct Cli {
+    /// Settings file (default: ./palaver.toml when present).
+    #[arg(long, global = true, env = "PALAVER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (webhooks, API, metrics).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// List or fetch local model files.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Ingest files or directories into an agent's knowledge (creating the agent if needed).
+    Ingest {
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Agent whose knowledge receives the documents.
+        #[arg(long)]
+        agent: String,
+    },
+    /// Search an agent's knowledge and print ranked passages.
+    Search {
+        /// The question.
+        question: String,
+        /// Agent whose knowledge is searched.
+        #[arg(long)]
+        agent: String,
+        /// Passages to show (default: the agent's top-k).
+        #[arg(long)]
+        top_k: Option<u32>,
+    },
+    /// Chat with an agent in the terminal (the sandbox: replies are shown, never sent).
+    Chat {
+        /// The agent.
+        #[arg(long)]
+        agent: String,
+        /// Conversation session name (each has its own history).
+        #[arg(long, default_value = "terminal")]
+        session: String,
+        /// Try another answerer without saving it (extractive, local, openai).
+        #[arg(long)]
+        answerer: Option<String>,
+    },
+    /// Rebuild the vector index from the store.
+    Reindex {
+        /// Only this agent's collection.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only collections whose index is behind the store.
+        #[arg(long)]
+        stale_only: bool,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print performance figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Show every model, its source and whether it is ready.
+    List,
+    /// Download and verify models (all of them with --all).
+    Fetch {
+        /// Model names (see `palaver models list`).
+        names: Vec<String>,
+        /// Fetch every model in the catalogue.
+        #[arg(long)]
+        all: bool,
+        /// Fetch again even when present and valid.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (it is not shown again).
+    Create {
+        /// A label.
+        name: String,
+    },
+    /// List keys.
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Embedding throughput of the configured embedder.
+    Embed(EmbedBench),
+    /// Vector search latency and recall on real embeddings.
+    Retrieval(RetrievalBench),
+}
+
+#[derive(Args)]
+struct EmbedBench {
+    /// Sentences to embed.
+    #[arg(long, default_value_t = 512)]
+    sentences: usize,
+    /// Words per sentence (on average).
+    #[arg(long, default_value_t = 20)]
+    words: usize,
+}
+
+#[derive(Args)]
+struct RetrievalBench {
+    /// Corpus sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000])]
+    chunks: Vec<usize>,
+    /// Queries per corpus size.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+}
+
+/// Log levels: `PALAVER_LOG` (or `RUST_LOG`), `info` by default. qdrant-edge warns about
+/// start-up flags only its own server sets, and async-openai logs whole response bodies (which
+/// may hold customers' words) on parse errors: both are quietened unless asked for by name.
+fn init_tracing() {
+    let user = std::env::var("PALAVER_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let directives = format!("sqlx=warn,tower_http=warn,qdrant_edge=error,async_openai=off,{user}");
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("ignoring invalid log filter `{user}`: {e}");
+        EnvFilter::new("info,qdrant_edge=error,async_openai=off")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let settings = Settings::load(&Sources {
+        file: cli.config.clone(),
+    })?;
+    // candle sizes its CPU thread pool once per process, from this variable: set it before any
+    // thread exists.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", settings.llm.local.threads.to_string());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli, settings))
+}
+
+async fn run(cli: Cli, settings: Settings) -> Result<()> {
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let store =
+                palaver::store::open(&settings.database_url(), settings.database.max_connections)
+                    .await?;
+            store.migrate().await?;
+            println!("migrations applied ({:?})", store.backend());
+            Ok(())
+        }
+        Command::Models(cmd) => models(settings, cmd).await,
+        Command::Ingest { paths, agent } => {
+            let app = App::build(settings).await?;
+            let agent = find_or_create_agent(&app, &agent).await?;
+            let report = app
+                .knowledge
+                .ingest_paths(agent.collection(), &paths)
+                .await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Search {
+            question,
+            agent,
+            top_k,
+        } => {
+            let app = App::build(settings).await?;
+            app.check_index().await?;
+            let agent = app
+                .store
+                .agent_by_name(&agent)
+                .await?
+                .with_context(|| format!("no agent named `{agent}` (create it with `palaver ingest PATH --agent {agent}`)"))?;
+            let results = app
+                .knowledge
+                .retrieve(&palaver::knowledge::Query {
+                    collection: agent.collection(),
+                    text: &question,
+                    top_k: top_k.unwrap_or(agent.config.top_k) as usize,
+                    min_score: agent.config.min_score,
+                })
+                .await?;
+            if results.is_empty() {
+                println!("no passage found in `{}`", agent.collection());
+            }
+            for (i, r) in results.iter().enumerate() {
+                let heading = r
+                    .heading
+                    .as_deref()
+                    .map(|h| format!(" > {h}"))
+                    .unwrap_or_default();
+                println!(
+                    "{}. [{}{}] #{}  score {:.4}  similarity {:.3}  dense {}  keyword {}",
+                    i + 1,
+                    r.source,
+                    heading,
+                    r.position,
+                    r.score,
+                    r.similarity,
+                    r.dense_rank.map_or("-".into(), |n| n.to_string()),
+                    r.keyword_rank.map_or("-".into(), |n| n.to_string()),
+                );
+                println!("   {}", r.text.replace('\n', "\n   "));
+            }
+            Ok(())
+        }
+        Command::Reindex { agent, stale_only } => {
+            let app = App::build(settings).await?;
+            let collection = match agent {
+                Some(name) => Some(
+                    app.store
+                        .agent_by_name(&name)
+                        .await?
+                        .with_context(|| format!("no agent named `{name}`"))?
+                        .collection()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let report = app
+                .knowledge
+                .reindex(collection.as_deref(), stale_only)
+                .await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Chat {
+            agent,
+            session,
+            answerer,
+        } => chat(settings, &agent, &session, answerer.as_deref()).await,
+        Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::Bench(cmd) => bench(settings, cmd).await,
+    }
+}
+
+async fn find_or_create_agent(app: &App, name: &str) -> Result<palaver::domain::Agent> {
+    if let Some(agent) = app.store.agent_by_name(name).await? {
+        return Ok(agent);
+    }
+    if let Some(e) = palaver::domain::validate_name("agent", name) {
+        bail!("agent name `{name}` {}", e.message);
+    }
+    let agent = app
+        .store
+        .create_agent(name, true, &Default::default())
+        .await?;
+    eprintln!("created agent `{name}`");
+    Ok(agent)
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let bind = settings.server.bind.clone();
+    let app = Arc::new(App::build(settings).await?);
+    app.check_index().await?;
+    if app.settings.server.admin_api_key.is_none() && app.store.list_api_keys().await?.is_empty() {
+        let (_, key) = app.issue_api_key("bootstrap").await?;
+        eprintln!("\nNo API key exists yet. An admin key was created; it is shown only now:\n\n    {key}\n");
+        eprintln!("Use it as `Authorization: Bearer <key>`. Create more with `palaver keys create NAME`.\n");
+    }
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = Arc::new(palaver::workers::Workers::new(
+        app.store.clone(),
+        app.pipeline.clone(),
+        app.channels.clone(),
+        app.settings.workers.clone(),
+    ));
+    let mut running = workers.spawn(stopped);
+    tracing::info!(address = %listener.local_addr()?, workers = app.settings.workers.concurrency, "palaver is listening");
+    palaver::http::serve(app, listener, shutdown_signal()).await?;
+    // Finish the jobs in hand; whatever is left stays in the queue for the next start.
+    let _ = stop.send(true);
+    while running.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn chat(
+    settings: Settings,
+    agent: &str,
+    session: &str,
+    answerer: Option<&str>,
+) -> Result<()> {
+    use palaver::pipeline::{sandbox, Overrides};
+    use std::io::{BufRead, Write};
+
+    let app = App::build(settings).await?;
+    app.check_index().await?;
+    let agent = app.store.agent_by_name(agent).await?.with_context(|| {
+        format!(
+            "no agent named `{agent}` (create it with `palaver ingest knowledge/ --agent {agent}`)"
+        )
+    })?;
+    let overrides = Overrides {
+        answerer: answerer
+            .map(|a| serde_json::from_value(serde_json::Value::String(a.to_string())))
+            .transpose()
+            .context("--answerer must be extractive, local or openai")?,
+        ..Default::default()
+    };
+    eprintln!(
+        "Chatting with `{}` ({} answerer). Commands: /reset, /prompt, /quit.",
+        agent.name,
+        overrides.answerer.unwrap_or(agent.config.answerer).as_str()
+    );
+    let stdin = std::io::stdin();
+    let mut last_prompt: Option<String> = None;
+    loop {
+        eprint!("you> ");
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                sandbox::reset(&app.pipeline, &agent, session).await?;
+                println!("(conversation reset)");
+                continue;
+            }
+            "/prompt" => {
+                match &last_prompt {
+                    Some(p) => println!("{p}"),
+                    None => println!("(no prompt yet: the last turn did not reach the model)"),
+                }
+                continue;
+            }
+            _ if line.starts_with('/') => {
+                println!("(unknown command; try /reset, /prompt or /quit)");
+                continue;
+            }
+            _ => {}
+        }
+        let outcome = sandbox::say(
+            &app.pipeline,
+            &agent,
+            session,
+            sandbox::Said::Text(line.to_string()),
+            &overrides,
+        )
+        .await?;
+        if let Some(prompt) = outcome.generation.as_ref().and_then(|g| g.prompt.clone()) {
+            last_prompt = Some(prompt);
+        }
+        print!("{}", describe(&outcome));
+        std::io::stdout().flush().ok();
+    }
+    Ok(())
+}
+
+/// A turn's outcome as the terminal chat shows it.
+fn describe(o: &palaver::pipeline::Outcome) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    match (&o.reply, o.silence) {
+        (Some(reply), _) => {
+            let _ = writeln!(out, "bot> {}", reply.replace('\n', "\n     "));
+        }
+        (None, Some(silence)) => {
+            let _ = writeln!(out, "(no reply: {silence:?})");
+        }
+        (None, None) => {}
+    }
+    if let Some(trigger) = &o.escalation {
+        let _ = writeln!(
+            out,
+            "  escalated: {} ({})",
+            trigger.reason(),
+            trigger.detail()
+        );
+    }
+    if let Some(note) = &o.support_note {
+        let _ = writeln!(
+            out,
+            "  note to the support contact: {}",
+            note.replace('\n', " | ")
+        );
+    }
+    for s in &o.sources {
+        let heading = s
+            .heading
+            .as_deref()
+            .map(|h| format!(" > {h}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  [{}] {}{}  similarity {:.3}  score {:.4}",
+            s.n, s.source, heading, s.similarity, s.score
+        );
+    }
+    if let Some(g) = &o.generation {
+        let confidence = g
+            .confidence
+            .map(|c| format!("  confidence {c:.2}"))
+            .unwrap_or_default();
+        let _ =
+            writeln!(
+            out,
+            "  {}{}  retrieve {:.1} ms  generate {:.1} ms  total {:.1} ms  tokens {} in / {} out{}",
+            g.answerer.as_str(),
+            g.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default(),
+            g.retrieve_ms,
+            g.generate_ms,
+            g.total_ms,
+            g.tokens_in,
+            g.tokens_out,
+            confidence,
+        );
+    }
+    out
+}
+
+async fn models(settings: Settings, cmd: ModelsCommand) -> Result<()> {
+    let store = palaver::models::ModelStore::from_settings(&settings);
+    match cmd {
+        ModelsCommand::List => {
+            println!("cache: {}", settings.models_dir().display());
+            for spec in palaver::models::catalogue() {
+                let status = store.status(spec.name).await?;
+                println!("{:<18} {:<40} {}", spec.name, status, spec.description);
+            }
+            Ok(())
+        }
+        ModelsCommand::Fetch { names, all, force } => {
+            let names: Vec<String> = if all {
+                palaver::models::catalogue()
+                    .iter()
+                    .map(|s| s.name.to_string())
+                    .collect()
+            } else if names.is_empty() {
+                bail!("name a model (see `palaver models list`) or pass --all");
+            } else {
+                names
+            };
+            for name in names {
+                let files = store.fetch(&name, force).await?;
+                println!("{name}: ready in {}", files.dir().display());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn keys(settings: Settings, cmd: KeysCommand) -> Result<()> {
+    let store =
+        palaver::store::open(&settings.database_url(), settings.database.max_connections).await?;
+    store.migrate().await?;
+    match cmd {
+        KeysCommand::Create { name } => {
+            let (info, key) = palaver::issue_api_key(store.as_ref(), &name).await?;
+            println!("{key}");
+            eprintln!(
+                "created key `{}` ({}); it is not shown again",
+                info.name, info.id
+            );
+        }
+        KeysCommand::List => {
+            for k in store.list_api_keys().await? {
+                let state = k
+                    .revoked_at
+                    .map_or("live".to_string(), |t| format!("revoked {t}"));
+                println!(
+                    "{}  {:<20} {}…  {}  {}",
+                    k.id, k.name, k.prefix, k.created_at, state
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let id = id.parse().context("not a key id")?;
+            if !store.revoke_api_key(id).await? {
+                bail!("no live key {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
+    let models = palaver::models::ModelStore::from_settings(&settings);
+    let embedder = palaver::embed::from_settings(&settings, &models).await?;
+    match cmd {
+        BenchCommand::Embed(args) => {
+            let report =
+                palaver::bench::embed::run(embedder.as_ref(), args.sentences, args.words).await?;
+            println!("{report}");
+        }
+        BenchCommand::Retrieval(args) => {
+            let report = palaver::bench::retrieval_on_embeddings(
+                &settings,
+                embedder,
+                &args.chunks,
+                args.queries,
+            )
+            .await?;
+            println!("{report}");
+        }
+    }
+    Ok(())
 }

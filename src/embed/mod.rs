@@ -46,9 +46,14 @@ pub trait Embedder: Send + Sync {
 }
 
 /// Builds the embedder chosen in the settings (fetching the local model on first use).
-pub async fn from_settings(settings: &Settings, models: &ModelStore) -> Result<Arc<dyn Embedder>, EmbedError> {
+pub async fn from_settings(
+    settings: &Settings,
+    models: &ModelStore,
+) -> Result<Arc<dyn Embedder>, EmbedError> {
     match settings.embedding.backend {
-        EmbeddingBackend::Local => Ok(Arc::new(local::LocalEmbedder::load(models, &settings.embedding).await?)),
+        EmbeddingBackend::Local => Ok(Arc::new(
+            local::LocalEmbedder::load(models, &settings.embedding).await?,
+        )),
         EmbeddingBackend::Openai => Ok(Arc::new(openai::OpenAiEmbedder::new(&settings.embedding)?)),
     }
 }

@@ -3,6 +3,7 @@
 //! language model), [`local`] (a llama-architecture GGUF run in-process with candle) and
 //! [`openai`] (any OpenAI-compatible server through async-openai).
 
+pub mod extractive;
 pub mod local;
 pub mod openai;
 

@@ -10,21 +10,27 @@ use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::sql::{db_err, get, now_ms, opt_time, parse_id, placeholders, time, SqlStore};
 use super::{
-    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy, NewChannel, NewInbound,
-    NewOutbound, RecordedInbound, StoreError,
+    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy,
+    NewChannel, NewInbound, NewOutbound, RecordedInbound, StoreError,
 };
 use crate::domain::{
-    to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation, ConversationId,
-    ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation, EscalationId, JobId, Message,
-    MessageDetails, MessageId, ProviderKind, Role,
+    to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation,
+    ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation,
+    EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Role,
 };
 
-fn parse_text<T: std::str::FromStr<Err = String>>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+fn parse_text<T: std::str::FromStr<Err = String>>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
     let raw: String = get(row, column)?;
     raw.parse().map_err(StoreError::Corrupt)
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<Option<T>, StoreError> {
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
     let raw: Option<String> = get(row, column)?;
     raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
         .transpose()
@@ -45,7 +51,10 @@ fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
         provider: parse_text(row, "provider")?,
         route_key: get(row, "route_key")?,
         agent_id: agent
-            .map(|a| a.parse().map_err(|_| StoreError::Corrupt(format!("bad agent id {a}"))))
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad agent id {a}")))
+            })
             .transpose()?,
         settings: json_column::<ChannelConfig>(row, "settings")?.unwrap_or_default(),
         state: parse_text::<ChannelState>(row, "state")?,
@@ -74,7 +83,10 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
             name: get(row, "contact_name")?,
         },
         agent_id: agent
-            .map(|a| a.parse().map_err(|_| StoreError::Corrupt(format!("bad agent id {a}"))))
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad agent id {a}")))
+            })
             .transpose()?,
         sandbox: get::<i64>(row, "sandbox")? != 0,
         status: parse_text(row, "status")?,
@@ -87,7 +99,8 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, direction, role, kind, body, transcript, details,
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, direction, role, kind, body, transcript, details,
     provider_message_id, status, error, generation, created_at, updated_at";
 
 fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
@@ -117,7 +130,10 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
         reason: get(row, "reason")?,
         detail: get(row, "detail")?,
         message_id: message
-            .map(|m| m.parse().map_err(|_| StoreError::Corrupt(format!("bad message id {m}"))))
+            .map(|m| {
+                m.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad message id {m}")))
+            })
             .transpose()?,
         opened_at: time(row, "opened_at")?,
         closed_at: opt_time(row, "closed_at")?,
@@ -192,12 +208,13 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
-        let row = sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
-            .bind(channel.id.to_string())
-            .bind(&contact_id)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
+                .bind(channel.id.to_string())
+                .bind(&contact_id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_err)?;
         get(&row, "id")
     }
 
@@ -238,13 +255,19 @@ impl SqlStore {
         Ok(id)
     }
 
-    async fn known_provider_message(tx: &mut Tx, channel: &str, provider_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2")
-            .bind(channel)
-            .bind(provider_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
+    async fn known_provider_message(
+        tx: &mut Tx,
+        channel: &str,
+        provider_id: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(channel)
+        .bind(provider_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
         Ok(row.is_some())
     }
 }
@@ -277,7 +300,9 @@ impl ConversationStore for SqlStore {
             )),
             other => other,
         })?;
-        self.channel(id).await?.ok_or_else(|| StoreError::NotFound(format!("channel {id}")))
+        self.channel(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {id}")))
     }
 
     async fn channel(&self, id: ChannelId) -> Result<Option<Channel>, StoreError> {
@@ -290,8 +315,14 @@ impl ConversationStore for SqlStore {
         row.as_ref().map(channel_from_row).transpose()
     }
 
-    async fn channel_by_route(&self, provider: ProviderKind, route_key: &str) -> Result<Option<Channel>, StoreError> {
-        let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider = $1 AND route_key = $2");
+    async fn channel_by_route(
+        &self,
+        provider: ProviderKind,
+        route_key: &str,
+    ) -> Result<Option<Channel>, StoreError> {
+        let sql = format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider = $1 AND route_key = $2"
+        );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(provider.as_str())
             .bind(route_key)
@@ -301,7 +332,10 @@ impl ConversationStore for SqlStore {
         row.as_ref().map(channel_from_row).transpose()
     }
 
-    async fn list_channels(&self, provider: Option<ProviderKind>) -> Result<Vec<Channel>, StoreError> {
+    async fn list_channels(
+        &self,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Channel>, StoreError> {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider <> 'sandbox' AND ($1 = '' OR provider = $1) ORDER BY name, id"
         );
@@ -322,7 +356,11 @@ impl ConversationStore for SqlStore {
         row.map(|r| get::<Vec<u8>>(&r, "credentials")).transpose()
     }
 
-    async fn update_channel(&self, c: &Channel, sealed: Option<Vec<u8>>) -> Result<Channel, StoreError> {
+    async fn update_channel(
+        &self,
+        c: &Channel,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<Channel, StoreError> {
         let result = sqlx::query(
             "UPDATE channels SET name = $2, agent_id = $3, settings = $4,
                 credentials = COALESCE($5, credentials), updated_at = $6 WHERE id = $1",
@@ -346,18 +384,27 @@ impl ConversationStore for SqlStore {
             .execute(&self.write)
             .await
             .map_err(db_err)?;
-        self.channel(c.id).await?.ok_or_else(|| StoreError::NotFound(format!("channel {}", c.id)))
+        self.channel(c.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("channel {}", c.id)))
     }
 
-    async fn set_channel_state(&self, id: ChannelId, state: ChannelState, detail: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE channels SET state = $2, state_detail = $3, updated_at = $4 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(state.as_str())
-            .bind(detail)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+    async fn set_channel_state(
+        &self,
+        id: ChannelId,
+        state: ChannelState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE channels SET state = $2, state_detail = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(state.as_str())
+        .bind(detail)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -370,7 +417,12 @@ impl ConversationStore for SqlStore {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn record_inbound(&self, channel: &Channel, inbound: NewInbound, policy: InboundPolicy) -> Result<RecordedInbound, StoreError> {
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+        policy: InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError> {
         let now = now_ms();
         let channel_id = channel.id.to_string();
         let mut tx = self.begin_write().await?;
@@ -452,18 +504,32 @@ impl ConversationStore for SqlStore {
             StoreError::Conflict(_) => StoreError::Conflict("duplicate message".into()),
             other => other,
         })?;
-        Ok(RecordedInbound::New { message, conversation })
+        Ok(RecordedInbound::New {
+            message: Box::new(message),
+            conversation: Box::new(conversation),
+        })
     }
 
-    async fn record_own_message(&self, channel: &Channel, inbound: NewInbound) -> Result<Option<Conversation>, StoreError> {
+    async fn record_own_message(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+    ) -> Result<Option<Conversation>, StoreError> {
         let now = now_ms();
         let channel_id = channel.id.to_string();
         let mut tx = self.begin_write().await?;
         if Self::known_provider_message(&mut tx, &channel_id, &inbound.provider_message_id).await? {
             return Ok(None);
         }
-        let conversation =
-            Self::contact_and_conversation(&mut tx, channel, &inbound.from, inbound.reply_to.as_deref(), None, now).await?;
+        let conversation = Self::contact_and_conversation(
+            &mut tx,
+            channel,
+            &inbound.from,
+            inbound.reply_to.as_deref(),
+            None,
+            now,
+        )
+        .await?;
         match Self::insert_message(
             &mut tx,
             &conversation,
@@ -481,20 +547,28 @@ impl ConversationStore for SqlStore {
             Err(StoreError::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e),
         }
-        sqlx::query("UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1")
-            .bind(&conversation)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let conversation = Self::conversation_in(&mut tx, &conversation).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(conversation))
     }
 
-    async fn open_conversation(&self, channel: &Channel, wa_id: &str, name: Option<&str>) -> Result<Conversation, StoreError> {
+    async fn open_conversation(
+        &self,
+        channel: &Channel,
+        wa_id: &str,
+        name: Option<&str>,
+    ) -> Result<Conversation, StoreError> {
         let mut tx = self.begin_write().await?;
-        let id = Self::contact_and_conversation(&mut tx, channel, wa_id, None, name, now_ms()).await?;
+        let id =
+            Self::contact_and_conversation(&mut tx, channel, wa_id, None, name, now_ms()).await?;
         let conversation = Self::conversation_in(&mut tx, &id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(conversation)
@@ -510,7 +584,10 @@ impl ConversationStore for SqlStore {
         row.as_ref().map(conversation_from_row).transpose()
     }
 
-    async fn list_conversations(&self, f: &ConversationFilter) -> Result<Vec<ConversationSummary>, StoreError> {
+    async fn list_conversations(
+        &self,
+        f: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
         let mut conditions = vec!["cv.sandbox = $1".to_string()];
         let mut args: Vec<String> = Vec::new();
         if let Some(status) = f.status {
@@ -565,7 +642,12 @@ impl ConversationStore for SqlStore {
             .collect()
     }
 
-    async fn messages(&self, conversation: ConversationId, limit: u32, before: Option<MessageId>) -> Result<Vec<Message>, StoreError> {
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        before: Option<MessageId>,
+    ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1
                AND ($2 = '' OR seq < (SELECT seq FROM messages WHERE id = $2))
@@ -578,7 +660,10 @@ impl ConversationStore for SqlStore {
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
-        let mut messages = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         Ok(messages)
     }
@@ -593,7 +678,10 @@ impl ConversationStore for SqlStore {
         row.as_ref().map(message_from_row).transpose()
     }
 
-    async fn unhandled_inbound(&self, conversation: ConversationId) -> Result<Vec<Message>, StoreError> {
+    async fn unhandled_inbound(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE conversation_id = $1 AND direction = 'inbound' AND handled = 0 ORDER BY seq"
@@ -606,7 +694,12 @@ impl ConversationStore for SqlStore {
         rows.iter().map(message_from_row).collect()
     }
 
-    async fn history(&self, conversation: ConversationId, limit: u32, exclude: &[MessageId]) -> Result<Vec<Message>, StoreError> {
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        exclude: &[MessageId],
+    ) -> Result<Vec<Message>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1
                AND created_at >= (SELECT context_started_at FROM conversations WHERE id = $1)
@@ -633,7 +726,10 @@ impl ConversationStore for SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!("UPDATE messages SET handled = 1 WHERE id IN ({})", placeholders(1, ids.len()));
+        let sql = format!(
+            "UPDATE messages SET handled = 1 WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(id.to_string());
@@ -692,19 +788,24 @@ impl ConversationStore for SqlStore {
         .await
         .map_err(db_err)?;
         if !m.handled.is_empty() {
-            let sql = format!("UPDATE messages SET handled = 1 WHERE id IN ({})", placeholders(1, m.handled.len()));
+            let sql = format!(
+                "UPDATE messages SET handled = 1 WHERE id IN ({})",
+                placeholders(1, m.handled.len())
+            );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for h in &m.handled {
                 query = query.bind(h.to_string());
             }
             query.execute(&mut *tx).await.map_err(db_err)?;
         }
-        sqlx::query("UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1")
-            .bind(&conversation)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if let Delivery::Outbox { max_attempts } = m.delivery {
             sqlx::query(
                 "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, created_at, updated_at)
@@ -724,15 +825,22 @@ impl ConversationStore for SqlStore {
         Ok((message, true))
     }
 
-    async fn set_transcript(&self, id: MessageId, transcript: &str, details: &MessageDetails) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET transcript = $2, details = $3, updated_at = $4 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(transcript)
-            .bind(to_json(details)?)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+    async fn set_transcript(
+        &self,
+        id: MessageId,
+        transcript: &str,
+        details: &MessageDetails,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET transcript = $2, details = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(transcript)
+        .bind(to_json(details)?)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -817,17 +925,24 @@ impl ConversationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let row = sqlx::query("SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2")
-            .bind(channel.to_string())
-            .bind(provider_message_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(channel.to_string())
+        .bind(provider_message_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         row.map(|r| parse_id(&r, "id")).transpose()
     }
 
-    async fn set_conversation_status(&self, id: ConversationId, status: ConversationStatus, reason: Option<&str>) -> Result<(), StoreError> {
+    async fn set_conversation_status(
+        &self,
+        id: ConversationId,
+        status: ConversationStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
         let result = sqlx::query("UPDATE conversations SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1")
             .bind(id.to_string())
             .bind(status.as_str())
@@ -844,12 +959,14 @@ impl ConversationStore for SqlStore {
 
     async fn reset_context(&self, id: ConversationId) -> Result<(), StoreError> {
         // One millisecond ahead so a message stored in the same millisecond is not history.
-        sqlx::query("UPDATE conversations SET context_started_at = $2, updated_at = $2 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(now_ms() + 1)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE conversations SET context_started_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(now_ms() + 1)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -871,11 +988,13 @@ impl ConversationStore for SqlStore {
     ) -> Result<(Escalation, bool), StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let open = sqlx::query("SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL")
-            .bind(conversation.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let open = sqlx::query(
+            "SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL",
+        )
+        .bind(conversation.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if let Some(row) = open {
             return Ok((escalation_from_row(&row)?, false));
         }
@@ -907,7 +1026,12 @@ impl ConversationStore for SqlStore {
         Ok((escalation, true))
     }
 
-    async fn close_escalation(&self, conversation: ConversationId, resolution: &str, by: &str) -> Result<Option<Escalation>, StoreError> {
+    async fn close_escalation(
+        &self,
+        conversation: ConversationId,
+        resolution: &str,
+        by: &str,
+    ) -> Result<Option<Escalation>, StoreError> {
         let now = now_ms();
         let status = if resolution == "handed_back" {
             ConversationStatus::Active
@@ -941,12 +1065,17 @@ impl ConversationStore for SqlStore {
         Ok(Some(escalation))
     }
 
-    async fn escalations(&self, conversation: ConversationId) -> Result<Vec<Escalation>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM escalations WHERE conversation_id = $1 ORDER BY opened_at, id")
-            .bind(conversation.to_string())
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?;
+    async fn escalations(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Escalation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM escalations WHERE conversation_id = $1 ORDER BY opened_at, id",
+        )
+        .bind(conversation.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(escalation_from_row).collect()
     }
 }

@@ -21,7 +21,8 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         id: parse_id(row, "id")?,
         kind: get(row, "kind")?,
         queue_key: get(row, "queue_key")?,
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?,
         attempts: get::<i64>(row, "attempts")? as u32,
         max_attempts: get::<i64>(row, "max_attempts")? as u32,
         run_at: time(row, "run_at")?,
@@ -31,7 +32,8 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
     })
 }
 
-const JOB_COLUMNS: &str = "id, kind, queue_key, payload, attempts, max_attempts, run_at, status, last_error, created_at";
+const JOB_COLUMNS: &str =
+    "id, kind, queue_key, payload, attempts, max_attempts, run_at, status, last_error, created_at";
 
 #[async_trait]
 impl JobStore for SqlStore {
@@ -55,7 +57,11 @@ impl JobStore for SqlStore {
         Ok(id)
     }
 
-    async fn claim_next_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
+    async fn claim_next_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError> {
         let now = now_ms();
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -86,7 +92,12 @@ impl JobStore for SqlStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn extend_lease(&self, id: JobId, worker: &str, lease: Duration) -> Result<bool, StoreError> {
+    async fn extend_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND locked_by = $2 AND status = 'running'",
         )
@@ -109,7 +120,13 @@ impl JobStore for SqlStore {
         Ok(())
     }
 
-    async fn retry_job(&self, id: JobId, worker: &str, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    async fn retry_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET status = 'pending', run_at = $3, last_error = $4, lease_until = NULL, locked_by = NULL,
                 updated_at = $5 WHERE id = $1 AND locked_by = $2",
@@ -125,7 +142,12 @@ impl JobStore for SqlStore {
         Ok(())
     }
 
-    async fn dead_letter_job(&self, id: JobId, worker: &str, error: &str) -> Result<(), StoreError> {
+    async fn dead_letter_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET status = 'dead', last_error = $3, lease_until = NULL, locked_by = NULL, updated_at = $4
              WHERE id = $1 AND locked_by = $2",

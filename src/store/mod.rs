@@ -7,8 +7,8 @@
 
 mod conversations;
 mod jobs;
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::{
-    Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk, ChunkId,
-    Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Document, DocumentId,
-    Escalation, Generation, JobId, Message, MessageDetails, MessageId, MessageKind, ProviderKind, Role,
+    Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
+    ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
+    Document, DocumentId, Escalation, Generation, JobId, Message, MessageDetails, MessageId,
+    MessageKind, ProviderKind, Role,
 };
 
 pub use sql::SqlStore;
@@ -236,9 +237,9 @@ pub enum RecordedInbound {
     /// Stored, and a handling job is scheduled.
     New {
         /// The stored message.
-        message: Message,
+        message: Box<Message>,
         /// Its conversation after the update.
-        conversation: Conversation,
+        conversation: Box<Conversation>,
     },
 }
 
@@ -354,46 +355,97 @@ pub trait ConversationStore: Send + Sync {
     /// A channel by id.
     async fn channel(&self, id: ChannelId) -> Result<Option<Channel>, StoreError>;
     /// A channel by provider and routing key.
-    async fn channel_by_route(&self, provider: ProviderKind, route_key: &str) -> Result<Option<Channel>, StoreError>;
+    async fn channel_by_route(
+        &self,
+        provider: ProviderKind,
+        route_key: &str,
+    ) -> Result<Option<Channel>, StoreError>;
     /// All channels of one provider, or all (sandbox channels excluded).
-    async fn list_channels(&self, provider: Option<ProviderKind>) -> Result<Vec<Channel>, StoreError>;
+    async fn list_channels(
+        &self,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Channel>, StoreError>;
     /// A channel's sealed credentials.
     async fn channel_credentials(&self, id: ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Saves name, agent, settings (and credentials when given).
-    async fn update_channel(&self, channel: &Channel, sealed_credentials: Option<Vec<u8>>) -> Result<Channel, StoreError>;
+    async fn update_channel(
+        &self,
+        channel: &Channel,
+        sealed_credentials: Option<Vec<u8>>,
+    ) -> Result<Channel, StoreError>;
     /// Records a connection state change.
-    async fn set_channel_state(&self, id: ChannelId, state: ChannelState, detail: Option<&str>) -> Result<(), StoreError>;
+    async fn set_channel_state(
+        &self,
+        id: ChannelId,
+        state: ChannelState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Deletes a channel and its conversations; false if it did not exist.
     async fn delete_channel(&self, id: ChannelId) -> Result<bool, StoreError>;
 
     /// Records a customer message exactly once (unique per channel and provider id) and, in the
     /// same transaction, schedules the conversation's handling job (debounced).
-    async fn record_inbound(&self, channel: &Channel, inbound: NewInbound, policy: InboundPolicy) -> Result<RecordedInbound, StoreError>;
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+        policy: InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError>;
     /// Records a message the business sent from its own phone or account, returning its
     /// conversation; `None` if the message was already known (Palaver's own messages echoed back).
-    async fn record_own_message(&self, channel: &Channel, inbound: NewInbound) -> Result<Option<Conversation>, StoreError>;
+    async fn record_own_message(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+    ) -> Result<Option<Conversation>, StoreError>;
     /// The conversation with this contact on this channel, created if needed.
-    async fn open_conversation(&self, channel: &Channel, wa_id: &str, name: Option<&str>) -> Result<Conversation, StoreError>;
+    async fn open_conversation(
+        &self,
+        channel: &Channel,
+        wa_id: &str,
+        name: Option<&str>,
+    ) -> Result<Conversation, StoreError>;
     /// A conversation by id.
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
     /// Conversations for the inbox, most recently active first.
-    async fn list_conversations(&self, filter: &ConversationFilter) -> Result<Vec<ConversationSummary>, StoreError>;
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
     /// A page of a conversation's messages, oldest first, before message `before`.
-    async fn messages(&self, conversation: ConversationId, limit: u32, before: Option<MessageId>) -> Result<Vec<Message>, StoreError>;
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        before: Option<MessageId>,
+    ) -> Result<Vec<Message>, StoreError>;
     /// A message by id.
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
     /// Customer messages not yet handled, oldest first.
-    async fn unhandled_inbound(&self, conversation: ConversationId) -> Result<Vec<Message>, StoreError>;
+    async fn unhandled_inbound(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Message>, StoreError>;
     /// The conversation's messages since its context started, newest `limit`, oldest first,
     /// excluding `exclude`.
-    async fn history(&self, conversation: ConversationId, limit: u32, exclude: &[MessageId]) -> Result<Vec<Message>, StoreError>;
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        limit: u32,
+        exclude: &[MessageId],
+    ) -> Result<Vec<Message>, StoreError>;
     /// Marks customer messages handled without a reply (e.g. the bot stayed silent).
     async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError>;
     /// Records an outbound message (and its send job), exactly once per idempotency key;
     /// returns the message and whether it was created now.
     async fn record_outbound(&self, message: NewOutbound) -> Result<(Message, bool), StoreError>;
     /// Stores a voice note's transcript on its message.
-    async fn set_transcript(&self, id: MessageId, transcript: &str, details: &MessageDetails) -> Result<(), StoreError>;
+    async fn set_transcript(
+        &self,
+        id: MessageId,
+        transcript: &str,
+        details: &MessageDetails,
+    ) -> Result<(), StoreError>;
     /// The provider accepted our message: record its id and any status that came first.
     async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError>;
     /// Sending failed for good.
@@ -409,7 +461,12 @@ pub trait ConversationStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<MessageId>, StoreError>;
     /// Sets a conversation's status and reason.
-    async fn set_conversation_status(&self, id: ConversationId, status: ConversationStatus, reason: Option<&str>) -> Result<(), StoreError>;
+    async fn set_conversation_status(
+        &self,
+        id: ConversationId,
+        status: ConversationStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Starts a fresh context: earlier messages are no longer history.
     async fn reset_context(&self, id: ConversationId) -> Result<(), StoreError>;
     /// Clears the unread count.
@@ -425,9 +482,17 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<(Escalation, bool), StoreError>;
     /// Closes the open escalation: `resolved` (conversation resolved) or `handed_back`
     /// (conversation active, the bot answers again). `None` when none was open.
-    async fn close_escalation(&self, conversation: ConversationId, resolution: &str, by: &str) -> Result<Option<Escalation>, StoreError>;
+    async fn close_escalation(
+        &self,
+        conversation: ConversationId,
+        resolution: &str,
+        by: &str,
+    ) -> Result<Option<Escalation>, StoreError>;
     /// A conversation's escalations, oldest first.
-    async fn escalations(&self, conversation: ConversationId) -> Result<Vec<Escalation>, StoreError>;
+    async fn escalations(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Escalation>, StoreError>;
 }
 
 /// The durable job queue.
@@ -436,15 +501,31 @@ pub trait JobStore: Send + Sync {
     /// Adds a job.
     async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError>;
     /// Claims the next due job whose queue is free, leasing it (and its queue) to `worker`.
-    async fn claim_next_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError>;
+    async fn claim_next_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
     /// Extends a running job's lease; false if the lease was lost.
-    async fn extend_lease(&self, id: JobId, worker: &str, lease: Duration) -> Result<bool, StoreError>;
+    async fn extend_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
     /// Finishes a job.
     async fn complete_job(&self, id: JobId, worker: &str) -> Result<(), StoreError>;
     /// Schedules another attempt.
-    async fn retry_job(&self, id: JobId, worker: &str, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
+    async fn retry_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
     /// Gives up on a job: it stays, visible, with status `dead`.
-    async fn dead_letter_job(&self, id: JobId, worker: &str, error: &str) -> Result<(), StoreError>;
+    async fn dead_letter_job(&self, id: JobId, worker: &str, error: &str)
+        -> Result<(), StoreError>;
     /// Jobs by status (`pending`, `running`, `dead`), oldest first.
     async fn list_jobs(&self, status: &str, limit: u32) -> Result<Vec<Job>, StoreError>;
     /// Puts a dead job back in the queue with fresh attempts; false if it was not dead.
@@ -464,7 +545,12 @@ pub trait Store: ConversationStore + JobStore + Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates an agent; [`StoreError::Conflict`] if the name is taken.
-    async fn create_agent(&self, name: &str, active: bool, config: &AgentConfig) -> Result<Agent, StoreError>;
+    async fn create_agent(
+        &self,
+        name: &str,
+        active: bool,
+        config: &AgentConfig,
+    ) -> Result<Agent, StoreError>;
     /// An agent by id.
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError>;
     /// An agent by name.
@@ -477,7 +563,12 @@ pub trait Store: ConversationStore + JobStore + Send + Sync {
     async fn delete_agent(&self, id: AgentId) -> Result<bool, StoreError>;
 
     /// Stores a new API key by its hash.
-    async fn create_api_key(&self, name: &str, key_hash: &str, prefix: &str) -> Result<ApiKey, StoreError>;
+    async fn create_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError>;
     /// The live (unrevoked) key with this hash.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// All keys, newest first.
@@ -486,13 +577,21 @@ pub trait Store: ConversationStore + JobStore + Send + Sync {
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError>;
 
     /// The document stored for this source, if any.
-    async fn document_by_source(&self, collection: &str, source: &str) -> Result<Option<Document>, StoreError>;
+    async fn document_by_source(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Option<Document>, StoreError>;
     /// A document by id.
     async fn document(&self, id: DocumentId) -> Result<Option<Document>, StoreError>;
     /// A collection's documents, by source.
     async fn list_documents(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
     /// Stores a document and its chunks in one transaction, replacing the earlier version.
-    async fn replace_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<ReplacedDocument, StoreError>;
+    async fn replace_document(
+        &self,
+        doc: NewDocument,
+        chunks: Vec<NewChunk>,
+    ) -> Result<ReplacedDocument, StoreError>;
     /// Deletes a document and its chunks; `None` if it did not exist.
     async fn delete_document(&self, id: DocumentId) -> Result<Option<DeletedDocument>, StoreError>;
     /// Passages by chunk id (missing ids are skipped), in the order asked.
@@ -500,18 +599,42 @@ pub trait Store: ConversationStore + JobStore + Send + Sync {
     /// Stored embeddings of these chunks (missing ids are skipped).
     async fn embeddings(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>, StoreError>;
     /// Passages of one document with positions in `from..=to`, in order.
-    async fn passages_in_range(&self, document: DocumentId, from: i64, to: i64) -> Result<Vec<Passage>, StoreError>;
+    async fn passages_in_range(
+        &self,
+        document: DocumentId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Passage>, StoreError>;
     /// A page of a collection's chunks (with embeddings), ordered by id, after `after`.
-    async fn chunk_page(&self, collection: &str, after: Option<ChunkId>, limit: usize) -> Result<Vec<Chunk>, StoreError>;
+    async fn chunk_page(
+        &self,
+        collection: &str,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError>;
     /// Replaces one document's stored embeddings (after a change of embedder) and records the
     /// model; returns the collection's new version.
-    async fn update_embeddings(&self, document: DocumentId, model: &str, vectors: &[(ChunkId, Vec<f32>)]) -> Result<i64, StoreError>;
+    async fn update_embeddings(
+        &self,
+        document: DocumentId,
+        model: &str,
+        vectors: &[(ChunkId, Vec<f32>)],
+    ) -> Result<i64, StoreError>;
     /// Chunks whose normalised text matches any of `terms`, best first.
-    async fn keyword_search(&self, collection: &str, terms: &[String], limit: usize) -> Result<Vec<KeywordHit>, StoreError>;
+    async fn keyword_search(
+        &self,
+        collection: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, StoreError>;
     /// Every collection with its counts and versions.
     async fn collections(&self) -> Result<Vec<CollectionState>, StoreError>;
     /// Records that the vector index holds the collection as of `version`.
-    async fn mark_collection_indexed(&self, collection: &str, version: i64) -> Result<(), StoreError>;
+    async fn mark_collection_indexed(
+        &self,
+        collection: &str,
+        version: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by a database URL, creating the SQLite file's directory if needed.

@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::AnyPool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::AnyPool;
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use super::{
@@ -39,7 +39,9 @@ pub(super) fn now_ms() -> i64 {
 /// Maps sqlx errors to [`StoreError`], keeping unique violations apart.
 pub(super) fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(d.message().to_string())
+        }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Backend(Box::new(e)),
     }
@@ -51,12 +53,18 @@ pub(super) fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, Stor
         .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
 }
 
-pub(super) fn opt_time(row: &AnyRow, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+pub(super) fn opt_time(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
     let v: Option<i64> = row.try_get(column).map_err(db_err)?;
     Ok(v.map(from_millis))
 }
 
-pub(super) fn time(row: &AnyRow, column: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+pub(super) fn time(
+    row: &AnyRow,
+    column: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     let v: i64 = row.try_get(column).map_err(db_err)?;
     Ok(from_millis(v))
 }
@@ -75,7 +83,10 @@ pub(super) fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 
 pub(super) fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, StoreError> {
     if b.len() % 4 != 0 {
-        return Err(StoreError::Corrupt(format!("embedding of {} bytes", b.len())));
+        return Err(StoreError::Corrupt(format!(
+            "embedding of {} bytes",
+            b.len()
+        )));
     }
     Ok(b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -84,26 +95,45 @@ pub(super) fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, StoreError> {
 
 /// `$from, $from+1, ...`: a placeholder list for `IN (...)`.
 pub(super) fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn migrator(backend: Backend) -> Migrator {
     let files: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))],
-        Backend::Postgres => &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))],
+        Backend::Sqlite => &[(
+            1,
+            "init",
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+        )],
+        Backend::Postgres => &[(
+            1,
+            "init",
+            include_str!("../../migrations/postgres/0001_init.sql"),
+        )],
     };
     Migrator::with_migrations(
         files
             .iter()
-            .map(|(version, name, sql)| Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, sql.into_sql_str(), false))
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
             .collect(),
     )
 }
 
 fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
     let config: String = get(row, "config")?;
-    let config: AgentConfig =
-        serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?;
+    let config: AgentConfig = serde_json::from_str(&config)
+        .map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?;
     Ok(Agent {
         id: parse_id(row, "id")?,
         name: get(row, "name")?,
@@ -174,9 +204,15 @@ impl SqlStore {
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
-    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err),
+            Backend::Sqlite => self
+                .write
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_err),
             Backend::Postgres => self.write.begin().await.map_err(db_err),
         }
     }
@@ -227,11 +263,19 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
-    async fn create_agent(&self, name: &str, active: bool, config: &AgentConfig) -> Result<Agent, StoreError> {
+    async fn create_agent(
+        &self,
+        name: &str,
+        active: bool,
+        config: &AgentConfig,
+    ) -> Result<Agent, StoreError> {
         let id = AgentId::new();
         let now = now_ms();
         let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -247,7 +291,9 @@ impl Store for SqlStore {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("an agent named `{name}` already exists")),
                 other => other,
             })?;
-        self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+        self.agent(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
     }
 
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
@@ -277,25 +323,30 @@ impl Store for SqlStore {
     }
 
     async fn update_agent(&self, agent: &Agent) -> Result<Agent, StoreError> {
-        let json = serde_json::to_string(&agent.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let result = sqlx::query("UPDATE agents SET name = $2, active = $3, config = $4, updated_at = $5 WHERE id = $1")
-            .bind(agent.id.to_string())
-            .bind(&agent.name)
-            .bind(agent.active as i64)
-            .bind(json)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await
-            .map_err(|e| match db_err(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("an agent named `{}` already exists", agent.name))
-                }
-                other => other,
-            })?;
+        let json =
+            serde_json::to_string(&agent.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = sqlx::query(
+            "UPDATE agents SET name = $2, active = $3, config = $4, updated_at = $5 WHERE id = $1",
+        )
+        .bind(agent.id.to_string())
+        .bind(&agent.name)
+        .bind(agent.active as i64)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("an agent named `{}` already exists", agent.name))
+            }
+            other => other,
+        })?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("agent {}", agent.id)));
         }
-        self.agent(agent.id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {}", agent.id)))
+        self.agent(agent.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("agent {}", agent.id)))
     }
 
     async fn delete_agent(&self, id: AgentId) -> Result<bool, StoreError> {
@@ -307,7 +358,12 @@ impl Store for SqlStore {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn create_api_key(&self, name: &str, key_hash: &str, prefix: &str) -> Result<ApiKey, StoreError> {
+    async fn create_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError> {
         let id = ApiKeyId::new();
         let row = sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
@@ -341,17 +397,24 @@ impl Store for SqlStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id.to_string())
-            .bind(now_ms())
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.to_string())
+                .bind(now_ms())
+                .execute(&self.write)
+                .await
+                .map_err(db_err)?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn document_by_source(&self, collection: &str, source: &str) -> Result<Option<Document>, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND source = $2");
+    async fn document_by_source(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND source = $2"
+        );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(collection)
             .bind(source)
@@ -372,7 +435,9 @@ impl Store for SqlStore {
     }
 
     async fn list_documents(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 ORDER BY source");
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 ORDER BY source"
+        );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(collection)
             .fetch_all(&self.read)
@@ -381,16 +446,22 @@ impl Store for SqlStore {
         rows.iter().map(document_from_row).collect()
     }
 
-    async fn replace_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<ReplacedDocument, StoreError> {
+    async fn replace_document(
+        &self,
+        doc: NewDocument,
+        chunks: Vec<NewChunk>,
+    ) -> Result<ReplacedDocument, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let version = Self::bump_collection(&mut tx, &doc.collection, now).await?;
-        let existing = sqlx::query("SELECT id, created_at FROM documents WHERE collection = $1 AND source = $2")
-            .bind(&doc.collection)
-            .bind(&doc.source)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let existing = sqlx::query(
+            "SELECT id, created_at FROM documents WHERE collection = $1 AND source = $2",
+        )
+        .bind(&doc.collection)
+        .bind(&doc.source)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let (id, removed_chunks) = match existing {
             Some(row) => {
                 let id: String = get(&row, "id")?;
@@ -527,7 +598,10 @@ impl Store for SqlStore {
     async fn embeddings(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>, StoreError> {
         let mut found = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(500) {
-            let sql = format!("SELECT id, embedding FROM chunks WHERE id IN ({})", placeholders(1, batch.len()));
+            let sql = format!(
+                "SELECT id, embedding FROM chunks WHERE id IN ({})",
+                placeholders(1, batch.len())
+            );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for id in batch {
                 query = query.bind(id.to_string());
@@ -540,7 +614,12 @@ impl Store for SqlStore {
         Ok(found)
     }
 
-    async fn passages_in_range(&self, document: DocumentId, from: i64, to: i64) -> Result<Vec<Passage>, StoreError> {
+    async fn passages_in_range(
+        &self,
+        document: DocumentId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Passage>, StoreError> {
         let sql = format!(
             "SELECT {PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
              WHERE c.document_id = $1 AND c.position >= $2 AND c.position <= $3 ORDER BY c.position"
@@ -555,7 +634,12 @@ impl Store for SqlStore {
         rows.iter().map(passage_from_row).collect()
     }
 
-    async fn chunk_page(&self, collection: &str, after: Option<ChunkId>, limit: usize) -> Result<Vec<Chunk>, StoreError> {
+    async fn chunk_page(
+        &self,
+        collection: &str,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<Chunk>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, document_id, position, heading, body, token_count, embedding FROM chunks
              WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -582,7 +666,12 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn update_embeddings(&self, document: DocumentId, model: &str, vectors: &[(ChunkId, Vec<f32>)]) -> Result<i64, StoreError> {
+    async fn update_embeddings(
+        &self,
+        document: DocumentId,
+        model: &str,
+        vectors: &[(ChunkId, Vec<f32>)],
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT collection FROM documents WHERE id = $1")
             .bind(document.to_string())
@@ -611,13 +700,22 @@ impl Store for SqlStore {
         Ok(version)
     }
 
-    async fn keyword_search(&self, collection: &str, terms: &[String], limit: usize) -> Result<Vec<KeywordHit>, StoreError> {
+    async fn keyword_search(
+        &self,
+        collection: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, StoreError> {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
         match self.backend {
-            Backend::Sqlite => super::sqlite::keyword_search(&self.read, collection, terms, limit).await,
-            Backend::Postgres => super::postgres::keyword_search(&self.read, collection, terms, limit).await,
+            Backend::Sqlite => {
+                super::sqlite::keyword_search(&self.read, collection, terms, limit).await
+            }
+            Backend::Postgres => {
+                super::postgres::keyword_search(&self.read, collection, terms, limit).await
+            }
         }
     }
 
@@ -644,14 +742,20 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn mark_collection_indexed(&self, collection: &str, version: i64) -> Result<(), StoreError> {
+    async fn mark_collection_indexed(
+        &self,
+        collection: &str,
+        version: i64,
+    ) -> Result<(), StoreError> {
         // Never move the marker backwards: a slower writer finishing late must not hide a newer version.
-        sqlx::query("UPDATE collections SET indexed_version = $2 WHERE name = $1 AND indexed_version < $2")
-            .bind(collection)
-            .bind(version)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE collections SET indexed_version = $2 WHERE name = $1 AND indexed_version < $2",
+        )
+        .bind(collection)
+        .bind(version)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 }

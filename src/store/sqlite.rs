@@ -12,21 +12,28 @@ use sqlx::Executor;
 use super::sql::{db_err, get, parse_id, SqlStore};
 use super::{Backend, KeywordHit, StoreError};
 
-const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+const PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                        PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;";
 
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path.contains(":memory:") {
         return Err(StoreError::Unavailable(
             "SQLite needs a file (the store keeps separate reader and writer connections)".into(),
         ));
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+        })?;
     }
     let url = format!("sqlite://{path}?mode=rwc");
     // Validate the URL once with the native parser for a clear error.
@@ -35,7 +42,9 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
     let options = || {
         AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| Box::pin(async move { conn.execute(PRAGMAS).await.map(|_| ()) }))
+            .after_connect(|conn, _| {
+                Box::pin(async move { conn.execute(PRAGMAS).await.map(|_| ()) })
+            })
     };
     let write = options()
         .max_connections(1)

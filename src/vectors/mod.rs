@@ -5,6 +5,8 @@
 pub mod edge;
 pub mod memory;
 pub mod qdrant;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -54,13 +56,22 @@ pub trait VectorStore: Send + Sync {
     /// A short name for logs and `/readyz` (`edge`, `qdrant`, `memory`).
     fn name(&self) -> &'static str;
     /// Creates the collection if missing. An existing one with other dimensions is an error.
-    async fn ensure_collection(&self, collection: &str, dimensions: usize) -> Result<(), VectorError>;
+    async fn ensure_collection(
+        &self,
+        collection: &str,
+        dimensions: usize,
+    ) -> Result<(), VectorError>;
     /// Inserts or replaces points, durably (flushed) before returning.
     async fn upsert(&self, collection: &str, points: Vec<VectorPoint>) -> Result<(), VectorError>;
     /// Removes points; unknown ids are ignored.
     async fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<(), VectorError>;
     /// The `limit` nearest points by cosine similarity, best first.
-    async fn search(&self, collection: &str, vector: &[f32], limit: usize) -> Result<Vec<VectorHit>, VectorError>;
+    async fn search(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        limit: usize,
+    ) -> Result<Vec<VectorHit>, VectorError>;
     /// Points in the collection (0 if it does not exist).
     async fn count(&self, collection: &str) -> Result<u64, VectorError>;
     /// Removes the collection and its points.
@@ -76,6 +87,88 @@ pub async fn from_settings(settings: &Settings) -> Result<Arc<dyn VectorStore>, 
             &settings.data.dir.join("vectors"),
             settings.vectors.hnsw_ef,
         )?)),
-        VectorBackend::Qdrant => Ok(Arc::new(qdrant::QdrantStore::connect(&settings.vectors).await?)),
+        VectorBackend::Qdrant => Ok(Arc::new(
+            qdrant::QdrantStore::connect(&settings.vectors).await?,
+        )),
+    }
+}
+
+/// Longest accepted collection name.
+const MAX_COLLECTION_NAME: usize = 64;
+
+/// Checks a collection name: 1 to 64 of `a-z`, `0-9`, `_`, `-`. Names become directory names
+/// (edge) and server collection names (qdrant), so nothing else is let through.
+pub(crate) fn validate_collection(collection: &str) -> Result<(), VectorError> {
+    let valid = !collection.is_empty()
+        && collection.len() <= MAX_COLLECTION_NAME
+        && collection
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(VectorError::Invalid(format!(
+            "collection name `{collection}` must be 1-{MAX_COLLECTION_NAME} of a-z, 0-9, `_`, `-`"
+        )))
+    }
+}
+
+/// Checks that `vector` has `dimensions` finite components.
+pub(crate) fn check_vector(vector: &[f32], dimensions: usize) -> Result<(), VectorError> {
+    if vector.len() != dimensions {
+        return Err(VectorError::Invalid(format!(
+            "vector has {} dimensions, the collection has {dimensions}",
+            vector.len()
+        )));
+    }
+    if !vector.iter().all(|x| x.is_finite()) {
+        return Err(VectorError::Invalid(
+            "vector has a NaN or infinite component".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names() {
+        let long = "a".repeat(MAX_COLLECTION_NAME);
+        let too_long = "a".repeat(MAX_COLLECTION_NAME + 1);
+        let cases: &[(&str, bool)] = &[
+            ("knowledge", true),
+            ("agent_7-faq", true),
+            ("0", true),
+            (&long, true),
+            ("", false),
+            (&too_long, false),
+            ("Knowledge", false),
+            ("../etc", false),
+            ("a/b", false),
+            ("a b", false),
+            ("café", false),
+        ];
+        for (name, ok) in cases {
+            assert_eq!(validate_collection(name).is_ok(), *ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn vector_checks() {
+        assert!(check_vector(&[1.0, 0.0], 2).is_ok());
+        assert!(matches!(
+            check_vector(&[1.0], 2),
+            Err(VectorError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_vector(&[1.0, f32::NAN], 2),
+            Err(VectorError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_vector(&[f32::INFINITY, 0.0], 2),
+            Err(VectorError::Invalid(_))
+        ));
     }
 }

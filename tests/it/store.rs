@@ -62,11 +62,23 @@ async fn agents_crud_and_unique_names(store: Arc<dyn Store>) {
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
 
     assert_eq!(store.agent(agent.id).await.unwrap().unwrap(), agent);
-    assert_eq!(store.agent_by_name("demo").await.unwrap().unwrap().id, agent.id);
+    assert_eq!(
+        store.agent_by_name("demo").await.unwrap().unwrap().id,
+        agent.id
+    );
     assert!(store.agent_by_name("nobody").await.unwrap().is_none());
 
-    let other = store.create_agent("alpha", false, &AgentConfig::default()).await.unwrap();
-    let names: Vec<_> = store.list_agents().await.unwrap().into_iter().map(|a| a.name).collect();
+    let other = store
+        .create_agent("alpha", false, &AgentConfig::default())
+        .await
+        .unwrap();
+    let names: Vec<_> = store
+        .list_agents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     assert_eq!(names, ["alpha", "demo"]);
 
     let mut changed = agent.clone();
@@ -79,22 +91,37 @@ async fn agents_crud_and_unique_names(store: Arc<dyn Store>) {
 
     let mut clash = other.clone();
     clash.name = "demo".into();
-    assert!(matches!(store.update_agent(&clash).await.unwrap_err(), StoreError::Conflict(_)));
+    assert!(matches!(
+        store.update_agent(&clash).await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
 
     assert!(store.delete_agent(agent.id).await.unwrap());
     assert!(!store.delete_agent(agent.id).await.unwrap());
     assert!(store.agent(agent.id).await.unwrap().is_none());
     let mut gone = agent.clone();
     gone.name = "ghost".into();
-    assert!(matches!(store.update_agent(&gone).await.unwrap_err(), StoreError::NotFound(_)));
+    assert!(matches!(
+        store.update_agent(&gone).await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
 }
 
 async fn api_keys_lifecycle(store: Arc<dyn Store>) {
-    let key = store.create_api_key("ci", "hash-1", "pk_abcdefg").await.unwrap();
-    assert_eq!(store.api_key_by_hash("hash-1").await.unwrap().unwrap().id, key.id);
+    let key = store
+        .create_api_key("ci", "hash-1", "pk_abcdefg")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key_by_hash("hash-1").await.unwrap().unwrap().id,
+        key.id
+    );
     assert!(store.api_key_by_hash("hash-2").await.unwrap().is_none());
     assert!(matches!(
-        store.create_api_key("dup", "hash-1", "pk_x").await.unwrap_err(),
+        store
+            .create_api_key("dup", "hash-1", "pk_x")
+            .await
+            .unwrap_err(),
         StoreError::Conflict(_)
     ));
     assert!(store.revoke_api_key(key.id).await.unwrap());
@@ -109,13 +136,20 @@ async fn documents_replace_and_delete(store: Arc<dyn Store>) {
     let first = store
         .replace_document(
             doc("kb", "kb/faq.md", "h1"),
-            vec![chunk(0, "We open at nine.", vec![1.0, 0.0]), chunk(1, "We close at six.", vec![0.0, 1.0])],
+            vec![
+                chunk(0, "We open at nine.", vec![1.0, 0.0]),
+                chunk(1, "We close at six.", vec![0.0, 1.0]),
+            ],
         )
         .await
         .unwrap();
     assert!(first.removed_chunks.is_empty());
     assert_eq!(first.document.chunk_count, 2);
-    let again = store.document_by_source("kb", "kb/faq.md").await.unwrap().unwrap();
+    let again = store
+        .document_by_source("kb", "kb/faq.md")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.id, first.document.id);
     assert_eq!(again.content_hash, "h1");
 
@@ -127,41 +161,93 @@ async fn documents_replace_and_delete(store: Arc<dyn Store>) {
         .map(|p| p.chunk_id)
         .collect();
     let second = store
-        .replace_document(doc("kb", "kb/faq.md", "h2"), vec![chunk(0, "We open at ten.", vec![1.0, 1.0])])
+        .replace_document(
+            doc("kb", "kb/faq.md", "h2"),
+            vec![chunk(0, "We open at ten.", vec![1.0, 1.0])],
+        )
         .await
         .unwrap();
-    assert_eq!(second.document.id, first.document.id, "same source keeps its document id");
+    assert_eq!(
+        second.document.id, first.document.id,
+        "same source keeps its document id"
+    );
     assert_eq!(second.removed_chunks, old_ids);
     assert!(second.version > first.version);
-    let passages = store.passages_in_range(second.document.id, 0, 10).await.unwrap();
+    let passages = store
+        .passages_in_range(second.document.id, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(passages.len(), 1);
     assert_eq!(passages[0].text, "We open at ten.");
-    assert_eq!(store.document(first.document.id).await.unwrap().unwrap().content_hash, "h2");
+    assert_eq!(
+        store
+            .document(first.document.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .content_hash,
+        "h2"
+    );
 
     store
-        .replace_document(doc("kb", "kb/other.md", "h3"), vec![chunk(0, "Other.", vec![0.5, 0.5])])
+        .replace_document(
+            doc("kb", "kb/other.md", "h3"),
+            vec![chunk(0, "Other.", vec![0.5, 0.5])],
+        )
         .await
         .unwrap();
     store
-        .replace_document(doc("elsewhere", "kb/faq.md", "h4"), vec![chunk(0, "Elsewhere.", vec![0.5, 0.5])])
+        .replace_document(
+            doc("elsewhere", "kb/faq.md", "h4"),
+            vec![chunk(0, "Elsewhere.", vec![0.5, 0.5])],
+        )
         .await
         .unwrap();
-    let sources: Vec<_> = store.list_documents("kb").await.unwrap().into_iter().map(|d| d.source).collect();
+    let sources: Vec<_> = store
+        .list_documents("kb")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.source)
+        .collect();
     assert_eq!(sources, ["kb/faq.md", "kb/other.md"]);
 
-    let deleted = store.delete_document(first.document.id).await.unwrap().unwrap();
+    let deleted = store
+        .delete_document(first.document.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(deleted.removed_chunks, vec![passages[0].chunk_id]);
     assert!(store.document(first.document.id).await.unwrap().is_none());
-    assert!(store.passages(&[passages[0].chunk_id]).await.unwrap().is_empty());
-    assert!(store.delete_document(first.document.id).await.unwrap().is_none());
+    assert!(store
+        .passages(&[passages[0].chunk_id])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .delete_document(first.document.id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn passages_keep_requested_order(store: Arc<dyn Store>) {
-    let chunks: Vec<NewChunk> = (0..5).map(|i| chunk(i, &format!("Passage {i}."), vec![i as f32, 1.0])).collect();
+    let chunks: Vec<NewChunk> = (0..5)
+        .map(|i| chunk(i, &format!("Passage {i}."), vec![i as f32, 1.0]))
+        .collect();
     let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-    store.replace_document(doc("kb", "a.md", "h"), chunks).await.unwrap();
+    store
+        .replace_document(doc("kb", "a.md", "h"), chunks)
+        .await
+        .unwrap();
     let wanted = vec![ids[3], ids[0], ChunkId::new(), ids[4]];
-    let got: Vec<ChunkId> = store.passages(&wanted).await.unwrap().iter().map(|p| p.chunk_id).collect();
+    let got: Vec<ChunkId> = store
+        .passages(&wanted)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.chunk_id)
+        .collect();
     assert_eq!(got, vec![ids[3], ids[0], ids[4]]);
     let passage = &store.passages(&[ids[2]]).await.unwrap()[0];
     assert_eq!(passage.text, "Passage 2.");
@@ -179,13 +265,27 @@ async fn passages_keep_requested_order(store: Arc<dyn Store>) {
 }
 
 async fn keyword_search_is_accent_insensitive_and_scoped(store: Arc<dyn Store>) {
-    let c0 = chunk(0, "Pão de forma integral, código BR-101, custa 3,50 EUR.", vec![1.0, 0.0]);
+    let c0 = chunk(
+        0,
+        "Pão de forma integral, código BR-101, custa 3,50 EUR.",
+        vec![1.0, 0.0],
+    );
     let c1 = chunk(1, "Our croissants are baked every morning.", vec![0.0, 1.0]);
-    let c2 = chunk(2, "Croissants croissants croissants: the croissant page.", vec![0.0, 1.0]);
+    let c2 = chunk(
+        2,
+        "Croissants croissants croissants: the croissant page.",
+        vec![0.0, 1.0],
+    );
     let (id0, id1, id2) = (c0.id, c1.id, c2.id);
-    store.replace_document(doc("kb", "a.md", "h"), vec![c0, c1, c2]).await.unwrap();
     store
-        .replace_document(doc("other", "b.md", "h"), vec![chunk(0, "Croissants elsewhere.", vec![0.0, 1.0])])
+        .replace_document(doc("kb", "a.md", "h"), vec![c0, c1, c2])
+        .await
+        .unwrap();
+    store
+        .replace_document(
+            doc("other", "b.md", "h"),
+            vec![chunk(0, "Croissants elsewhere.", vec![0.0, 1.0])],
+        )
         .await
         .unwrap();
 
@@ -203,13 +303,27 @@ async fn keyword_search_is_accent_insensitive_and_scoped(store: Arc<dyn Store>) 
     assert_eq!(ids[0], id2, "more matches rank higher");
     assert!(hits[0].score >= hits[1].score);
 
-    assert!(store.keyword_search("kb", &["zzzz".into()], 10).await.unwrap().is_empty());
-    assert!(store.keyword_search("kb", &[], 10).await.unwrap().is_empty());
+    assert!(store
+        .keyword_search("kb", &["zzzz".into()], 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .keyword_search("kb", &[], 10)
+        .await
+        .unwrap()
+        .is_empty());
     // Quotes and operators in terms are data, never syntax.
     for nasty in ["\"", "'", "a OR b", "NEAR(", "*", "x\\y", "-", "&|!"] {
-        store.keyword_search("kb", &[nasty.to_string()], 10).await.unwrap();
+        store
+            .keyword_search("kb", &[nasty.to_string()], 10)
+            .await
+            .unwrap();
     }
-    let hits = store.keyword_search("kb", &["br".into(), "101".into()], 1).await.unwrap();
+    let hits = store
+        .keyword_search("kb", &["br".into(), "101".into()], 1)
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].chunk_id, id0);
 }
@@ -221,11 +335,17 @@ async fn collection_versions_track_index_state(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let state = &store.collections().await.unwrap()[0];
-    assert_eq!((state.name.as_str(), state.documents, state.chunks), ("kb", 1, 1));
+    assert_eq!(
+        (state.name.as_str(), state.documents, state.chunks),
+        ("kb", 1, 1)
+    );
     assert_eq!(state.version, r.version);
     assert!(state.indexed_version < state.version, "not indexed yet");
 
-    store.mark_collection_indexed("kb", r.version).await.unwrap();
+    store
+        .mark_collection_indexed("kb", r.version)
+        .await
+        .unwrap();
     let state = &store.collections().await.unwrap()[0];
     assert_eq!(state.indexed_version, state.version);
 
@@ -234,18 +354,35 @@ async fn collection_versions_track_index_state(store: Arc<dyn Store>) {
         .replace_document(doc("kb", "b.md", "h"), vec![chunk(0, "y", vec![1.0])])
         .await
         .unwrap();
-    store.mark_collection_indexed("kb", r2.version).await.unwrap();
-    store.mark_collection_indexed("kb", r.version).await.unwrap();
-    assert_eq!(store.collections().await.unwrap()[0].indexed_version, r2.version);
+    store
+        .mark_collection_indexed("kb", r2.version)
+        .await
+        .unwrap();
+    store
+        .mark_collection_indexed("kb", r.version)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.collections().await.unwrap()[0].indexed_version,
+        r2.version
+    );
 }
 
 async fn chunk_pages_cover_everything_once(store: Arc<dyn Store>) {
     for d in 0..3 {
-        let chunks = (0..7).map(|i| chunk(i, &format!("d{d} c{i}"), vec![d as f32, i as f32])).collect();
-        store.replace_document(doc("kb", &format!("{d}.md"), "h"), chunks).await.unwrap();
+        let chunks = (0..7)
+            .map(|i| chunk(i, &format!("d{d} c{i}"), vec![d as f32, i as f32]))
+            .collect();
+        store
+            .replace_document(doc("kb", &format!("{d}.md"), "h"), chunks)
+            .await
+            .unwrap();
     }
     store
-        .replace_document(doc("other", "x.md", "h"), vec![chunk(0, "x", vec![1.0, 1.0])])
+        .replace_document(
+            doc("other", "x.md", "h"),
+            vec![chunk(0, "x", vec![1.0, 1.0])],
+        )
         .await
         .unwrap();
     let mut seen = std::collections::HashSet::new();
@@ -267,7 +404,10 @@ async fn embeddings_round_trip_and_update(store: Arc<dyn Store>) {
     let v = vec![0.125f32, -1.5, 3.0e-7, f32::MIN_POSITIVE];
     let c = chunk(0, "x", v.clone());
     let id = c.id;
-    let r = store.replace_document(doc("kb", "a.md", "h"), vec![c]).await.unwrap();
+    let r = store
+        .replace_document(doc("kb", "a.md", "h"), vec![c])
+        .await
+        .unwrap();
     assert_eq!(store.embeddings(&[id]).await.unwrap()[&id], v, "bit-exact");
     let version = store
         .update_embeddings(r.document.id, "other-model", &[(id, vec![9.0, 8.0])])
@@ -275,7 +415,15 @@ async fn embeddings_round_trip_and_update(store: Arc<dyn Store>) {
         .unwrap();
     assert!(version > r.version);
     assert_eq!(store.embeddings(&[id]).await.unwrap()[&id], vec![9.0, 8.0]);
-    assert_eq!(store.document(r.document.id).await.unwrap().unwrap().embedding_model, "other-model");
+    assert_eq!(
+        store
+            .document(r.document.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .embedding_model,
+        "other-model"
+    );
 }
 
 mod conversations {
@@ -284,12 +432,12 @@ mod conversations {
 
     use chrono::Utc;
     use palaver::domain::{
-        ChannelConfig, ChannelState, ConversationStatus, DeliveryError, DeliveryStatus, Direction, MessageDetails,
-        MessageKind, ProviderKind, Role,
+        ChannelConfig, ChannelState, ConversationStatus, DeliveryError, DeliveryStatus, Direction,
+        MessageDetails, MessageKind, ProviderKind, Role,
     };
     use palaver::store::{
-        ConversationFilter, Delivery, InboundPolicy, NewChannel, NewInbound, NewOutbound, RecordedInbound, Store,
-        StoreError,
+        ConversationFilter, Delivery, InboundPolicy, NewChannel, NewInbound, NewOutbound,
+        RecordedInbound, Store, StoreError,
     };
 
     crate::both_backends!(
@@ -342,7 +490,11 @@ mod conversations {
             .unwrap()
     }
 
-    fn reply(conversation: palaver::domain::ConversationId, key: &str, handled: Vec<palaver::domain::MessageId>) -> NewOutbound {
+    fn reply(
+        conversation: palaver::domain::ConversationId,
+        key: &str,
+        handled: Vec<palaver::domain::MessageId>,
+    ) -> NewOutbound {
         NewOutbound {
             conversation_id: conversation,
             role: Role::Bot,
@@ -358,7 +510,10 @@ mod conversations {
 
     async fn channels_are_unique_per_route(store: Arc<dyn Store>) {
         let c = channel(&store, "111").await;
-        assert_eq!(store.channel_credentials(c.id).await.unwrap().unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            store.channel_credentials(c.id).await.unwrap().unwrap(),
+            vec![1, 2, 3]
+        );
         let err = store
             .create_channel(NewChannel {
                 name: "again".into(),
@@ -372,21 +527,55 @@ mod conversations {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-        assert_eq!(store.channel_by_route(ProviderKind::Meta, "111").await.unwrap().unwrap().id, c.id);
-        assert!(store.channel_by_route(ProviderKind::Kapso, "111").await.unwrap().is_none());
-        store.set_channel_state(c.id, ChannelState::Broken, Some("token expired")).await.unwrap();
+        assert_eq!(
+            store
+                .channel_by_route(ProviderKind::Meta, "111")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            c.id
+        );
+        assert!(store
+            .channel_by_route(ProviderKind::Kapso, "111")
+            .await
+            .unwrap()
+            .is_none());
+        store
+            .set_channel_state(c.id, ChannelState::Broken, Some("token expired"))
+            .await
+            .unwrap();
         let c2 = store.channel(c.id).await.unwrap().unwrap();
-        assert_eq!((c2.state, c2.state_detail.as_deref()), (ChannelState::Broken, Some("token expired")));
-        assert_eq!(store.list_channels(Some(ProviderKind::Meta)).await.unwrap().len(), 1);
-        assert!(store.list_channels(Some(ProviderKind::Evolution)).await.unwrap().is_empty());
+        assert_eq!(
+            (c2.state, c2.state_detail.as_deref()),
+            (ChannelState::Broken, Some("token expired"))
+        );
+        assert_eq!(
+            store
+                .list_channels(Some(ProviderKind::Meta))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store
+            .list_channels(Some(ProviderKind::Evolution))
+            .await
+            .unwrap()
+            .is_empty());
         assert!(store.delete_channel(c.id).await.unwrap());
         assert!(store.channel(c.id).await.unwrap().is_none());
     }
 
     async fn inbound_is_recorded_once_with_one_debounced_job(store: Arc<dyn Store>) {
         let c = channel(&store, "222").await;
-        let RecordedInbound::New { message, conversation } =
-            store.record_inbound(&c, inbound("wamid.1", "5511", "hi"), policy()).await.unwrap()
+        let RecordedInbound::New {
+            message,
+            conversation,
+        } = store
+            .record_inbound(&c, inbound("wamid.1", "5511", "hi"), policy())
+            .await
+            .unwrap()
         else {
             panic!("first delivery is new")
         };
@@ -396,28 +585,68 @@ mod conversations {
         assert_eq!(conversation.contact.name.as_deref(), Some("Ana"));
         assert!(conversation.last_inbound_at.is_some());
         assert!(matches!(
-            store.record_inbound(&c, inbound("wamid.1", "5511", "hi"), policy()).await.unwrap(),
+            store
+                .record_inbound(&c, inbound("wamid.1", "5511", "hi"), policy())
+                .await
+                .unwrap(),
             RecordedInbound::Duplicate
         ));
         // A burst: a second message joins the pending job instead of adding one.
-        store.record_inbound(&c, inbound("wamid.2", "5511", "question"), policy()).await.unwrap();
+        store
+            .record_inbound(&c, inbound("wamid.2", "5511", "question"), policy())
+            .await
+            .unwrap();
         let pending = store.list_jobs("pending", 10).await.unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");
         assert_eq!(pending[0].kind, "handle");
-        assert_eq!(pending[0].queue_key.as_deref(), Some(conversation.id.to_string().as_str()));
+        assert_eq!(
+            pending[0].queue_key.as_deref(),
+            Some(conversation.id.to_string().as_str())
+        );
         let unhandled = store.unhandled_inbound(conversation.id).await.unwrap();
-        assert_eq!(unhandled.iter().map(|m| m.text.as_deref().unwrap()).collect::<Vec<_>>(), ["hi", "question"]);
+        assert_eq!(
+            unhandled
+                .iter()
+                .map(|m| m.text.as_deref().unwrap())
+                .collect::<Vec<_>>(),
+            ["hi", "question"]
+        );
 
         // While the job runs, a new message gets a job of its own, which waits for the first.
-        let job = store.claim_next_job("w1", Duration::from_secs(30)).await.unwrap().unwrap();
-        store.record_inbound(&c, inbound("wamid.3", "5511", "more"), policy()).await.unwrap();
-        assert!(store.claim_next_job("w2", Duration::from_secs(30)).await.unwrap().is_none(), "same conversation is busy");
+        let job = store
+            .claim_next_job("w1", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .record_inbound(&c, inbound("wamid.3", "5511", "more"), policy())
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_next_job("w2", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none(),
+            "same conversation is busy"
+        );
         // Another conversation is not blocked.
-        store.record_inbound(&c, inbound("wamid.4", "5522", "other"), policy()).await.unwrap();
-        let other = store.claim_next_job("w2", Duration::from_secs(30)).await.unwrap().unwrap();
+        store
+            .record_inbound(&c, inbound("wamid.4", "5522", "other"), policy())
+            .await
+            .unwrap();
+        let other = store
+            .claim_next_job("w2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_ne!(other.queue_key, job.queue_key);
         store.complete_job(job.id, "w1").await.unwrap();
-        let next = store.claim_next_job("w1", Duration::from_secs(30)).await.unwrap().unwrap();
+        let next = store
+            .claim_next_job("w1", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(next.queue_key, job.queue_key);
     }
 
@@ -428,7 +657,9 @@ mod conversations {
             let store = store.clone();
             let c = c.clone();
             tasks.push(tokio::spawn(async move {
-                store.record_inbound(&c, inbound("wamid.same", "5511", "hi"), policy()).await
+                store
+                    .record_inbound(&c, inbound("wamid.same", "5511", "hi"), policy())
+                    .await
             }));
         }
         let mut new = 0;
@@ -444,16 +675,34 @@ mod conversations {
 
     async fn outbound_is_exactly_once_per_key(store: Arc<dyn Store>) {
         let c = channel(&store, "444").await;
-        let RecordedInbound::New { message, conversation } =
-            store.record_inbound(&c, inbound("wamid.1", "5511", "hours?"), policy()).await.unwrap()
+        let RecordedInbound::New {
+            message,
+            conversation,
+        } = store
+            .record_inbound(&c, inbound("wamid.1", "5511", "hours?"), policy())
+            .await
+            .unwrap()
         else {
             panic!()
         };
-        let (first, created) = store.record_outbound(reply(conversation.id, "k1", vec![message.id])).await.unwrap();
+        let (first, created) = store
+            .record_outbound(reply(conversation.id, "k1", vec![message.id]))
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!(first.status, DeliveryStatus::Queued);
-        assert!(store.unhandled_inbound(conversation.id).await.unwrap().is_empty(), "answered in the same transaction");
-        let (again, created) = store.record_outbound(reply(conversation.id, "k1", vec![message.id])).await.unwrap();
+        assert!(
+            store
+                .unhandled_inbound(conversation.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "answered in the same transaction"
+        );
+        let (again, created) = store
+            .record_outbound(reply(conversation.id, "k1", vec![message.id]))
+            .await
+            .unwrap();
         assert!(!created);
         assert_eq!(again.id, first.id);
         let sends: Vec<_> = store
@@ -470,28 +719,58 @@ mod conversations {
     async fn statuses_only_move_forward_even_before_the_id_is_known(store: Arc<dyn Store>) {
         let c = channel(&store, "555").await;
         let conv = store.open_conversation(&c, "5511", None).await.unwrap();
-        let (m, _) = store.record_outbound(reply(conv.id, "k", vec![])).await.unwrap();
+        let (m, _) = store
+            .record_outbound(reply(conv.id, "k", vec![]))
+            .await
+            .unwrap();
         // `delivered` arrives before our send call returned the provider's id.
         let unknown = store
-            .apply_status(c.id, "wamid.out", DeliveryStatus::Delivered, None, Utc::now())
+            .apply_status(
+                c.id,
+                "wamid.out",
+                DeliveryStatus::Delivered,
+                None,
+                Utc::now(),
+            )
             .await
             .unwrap();
         assert!(unknown.is_none());
         store.mark_sent(m.id, "wamid.out").await.unwrap();
-        assert_eq!(store.message(m.id).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
+        assert_eq!(
+            store.message(m.id).await.unwrap().unwrap().status,
+            DeliveryStatus::Delivered
+        );
         // `sent` arriving late does not move it back; `read` moves it forward.
-        store.apply_status(c.id, "wamid.out", DeliveryStatus::Sent, None, Utc::now()).await.unwrap();
-        assert_eq!(store.message(m.id).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
-        let id = store.apply_status(c.id, "wamid.out", DeliveryStatus::Read, None, Utc::now()).await.unwrap();
+        store
+            .apply_status(c.id, "wamid.out", DeliveryStatus::Sent, None, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.message(m.id).await.unwrap().unwrap().status,
+            DeliveryStatus::Delivered
+        );
+        let id = store
+            .apply_status(c.id, "wamid.out", DeliveryStatus::Read, None, Utc::now())
+            .await
+            .unwrap();
         assert_eq!(id, Some(m.id));
-        assert_eq!(store.message(m.id).await.unwrap().unwrap().status, DeliveryStatus::Read);
+        assert_eq!(
+            store.message(m.id).await.unwrap().unwrap().status,
+            DeliveryStatus::Read
+        );
         let error = DeliveryError {
             code: Some(131047),
             title: "Re-engagement message".into(),
             detail: None,
         };
         store
-            .apply_status(c.id, "wamid.out", DeliveryStatus::Failed, Some(&error), Utc::now())
+            .apply_status(
+                c.id,
+                "wamid.out",
+                DeliveryStatus::Failed,
+                Some(&error),
+                Utc::now(),
+            )
             .await
             .unwrap();
         let failed = store.message(m.id).await.unwrap().unwrap();
@@ -502,26 +781,58 @@ mod conversations {
     async fn escalation_opens_once_and_closes(store: Arc<dyn Store>) {
         let c = channel(&store, "666").await;
         let conv = store.open_conversation(&c, "5511", None).await.unwrap();
-        let (e, opened) = store.open_escalation(conv.id, "keyword", Some("humano"), None).await.unwrap();
+        let (e, opened) = store
+            .open_escalation(conv.id, "keyword", Some("humano"), None)
+            .await
+            .unwrap();
         assert!(opened);
-        let (again, opened) = store.open_escalation(conv.id, "low_confidence", None, None).await.unwrap();
+        let (again, opened) = store
+            .open_escalation(conv.id, "low_confidence", None, None)
+            .await
+            .unwrap();
         assert!(!opened);
         assert_eq!(again.id, e.id);
         let now = store.conversation(conv.id).await.unwrap().unwrap();
         assert_eq!(now.status, ConversationStatus::Escalated);
         assert_eq!(now.status_reason.as_deref(), Some("keyword"));
-        let closed = store.close_escalation(conv.id, "handed_back", "ops").await.unwrap().unwrap();
+        let closed = store
+            .close_escalation(conv.id, "handed_back", "ops")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(closed.resolution.as_deref(), Some("handed_back"));
         assert!(closed.closed_at.is_some());
-        assert_eq!(store.conversation(conv.id).await.unwrap().unwrap().status, ConversationStatus::Active);
-        assert!(store.close_escalation(conv.id, "resolved", "ops").await.unwrap().is_none());
-        store.open_escalation(conv.id, "human_request", None, None).await.unwrap();
-        store.close_escalation(conv.id, "resolved", "ops").await.unwrap();
-        assert_eq!(store.conversation(conv.id).await.unwrap().unwrap().status, ConversationStatus::Resolved);
+        assert_eq!(
+            store.conversation(conv.id).await.unwrap().unwrap().status,
+            ConversationStatus::Active
+        );
+        assert!(store
+            .close_escalation(conv.id, "resolved", "ops")
+            .await
+            .unwrap()
+            .is_none());
+        store
+            .open_escalation(conv.id, "human_request", None, None)
+            .await
+            .unwrap();
+        store
+            .close_escalation(conv.id, "resolved", "ops")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.conversation(conv.id).await.unwrap().unwrap().status,
+            ConversationStatus::Resolved
+        );
         assert_eq!(store.escalations(conv.id).await.unwrap().len(), 2);
         // A new customer message reopens a resolved conversation for the bot.
-        store.record_inbound(&c, inbound("wamid.x", "5511", "hello again"), policy()).await.unwrap();
-        assert_eq!(store.conversation(conv.id).await.unwrap().unwrap().status, ConversationStatus::Active);
+        store
+            .record_inbound(&c, inbound("wamid.x", "5511", "hello again"), policy())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.conversation(conv.id).await.unwrap().unwrap().status,
+            ConversationStatus::Active
+        );
     }
 
     async fn inbox_lists_filters_and_searches(store: Arc<dyn Store>) {
@@ -531,10 +842,15 @@ mod conversations {
         store.record_inbound(&c, first, policy()).await.unwrap();
         let mut second = inbound("w2", "5511000002", "100% rye bread?");
         second.contact_name = Some("Carlos".into());
-        let RecordedInbound::New { conversation, .. } = store.record_inbound(&c, second, policy()).await.unwrap() else {
+        let RecordedInbound::New { conversation, .. } =
+            store.record_inbound(&c, second, policy()).await.unwrap()
+        else {
             panic!()
         };
-        store.open_escalation(conversation.id, "keyword", None, None).await.unwrap();
+        store
+            .open_escalation(conversation.id, "keyword", None, None)
+            .await
+            .unwrap();
         let all = |search: Option<&str>, status| ConversationFilter {
             status,
             search: search.map(String::from),
@@ -543,23 +859,81 @@ mod conversations {
         };
         let list = store.list_conversations(&all(None, None)).await.unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(list[0].conversation.contact.name.as_deref(), Some("Carlos"), "most recent first");
+        assert_eq!(
+            list[0].conversation.contact.name.as_deref(),
+            Some("Carlos"),
+            "most recent first"
+        );
         assert_eq!(list[0].last_message.as_deref(), Some("100% rye bread?"));
         assert_eq!(list[0].conversation.unread_count, 1);
         let names = |l: Vec<palaver::store::ConversationSummary>| {
-            l.into_iter().map(|s| s.conversation.contact.name.unwrap()).collect::<Vec<_>>()
+            l.into_iter()
+                .map(|s| s.conversation.contact.name.unwrap())
+                .collect::<Vec<_>>()
         };
-        assert_eq!(names(store.list_conversations(&all(Some("porto"), None)).await.unwrap()), ["Beatriz"]);
-        assert_eq!(names(store.list_conversations(&all(Some("beatriz"), None)).await.unwrap()), ["Beatriz"]);
-        assert_eq!(names(store.list_conversations(&all(Some("000002"), None)).await.unwrap()), ["Carlos"]);
-        assert_eq!(names(store.list_conversations(&all(Some("100%"), None)).await.unwrap()), ["Carlos"]);
-        assert!(store.list_conversations(&all(Some("_"), None)).await.unwrap().is_empty(), "LIKE wildcards are literal");
         assert_eq!(
-            names(store.list_conversations(&all(None, Some(ConversationStatus::Escalated))).await.unwrap()),
+            names(
+                store
+                    .list_conversations(&all(Some("porto"), None))
+                    .await
+                    .unwrap()
+            ),
+            ["Beatriz"]
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_conversations(&all(Some("beatriz"), None))
+                    .await
+                    .unwrap()
+            ),
+            ["Beatriz"]
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_conversations(&all(Some("000002"), None))
+                    .await
+                    .unwrap()
+            ),
+            ["Carlos"]
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_conversations(&all(Some("100%"), None))
+                    .await
+                    .unwrap()
+            ),
+            ["Carlos"]
+        );
+        assert!(
+            store
+                .list_conversations(&all(Some("_"), None))
+                .await
+                .unwrap()
+                .is_empty(),
+            "LIKE wildcards are literal"
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_conversations(&all(None, Some(ConversationStatus::Escalated)))
+                    .await
+                    .unwrap()
+            ),
             ["Carlos"]
         );
         store.mark_read(conversation.id).await.unwrap();
-        assert_eq!(store.conversation(conversation.id).await.unwrap().unwrap().unread_count, 0);
+        assert_eq!(
+            store
+                .conversation(conversation.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .unread_count,
+            0
+        );
         let sandbox = ConversationFilter {
             sandbox: true,
             limit: 50,
@@ -570,42 +944,85 @@ mod conversations {
 
     async fn history_respects_context_reset(store: Arc<dyn Store>) {
         let c = channel(&store, "888").await;
-        let RecordedInbound::New { message, conversation } =
-            store.record_inbound(&c, inbound("w1", "5511", "first"), policy()).await.unwrap()
+        let RecordedInbound::New {
+            message,
+            conversation,
+        } = store
+            .record_inbound(&c, inbound("w1", "5511", "first"), policy())
+            .await
+            .unwrap()
         else {
             panic!()
         };
-        store.record_outbound(reply(conversation.id, "k1", vec![message.id])).await.unwrap();
-        let RecordedInbound::New { message: second, .. } =
-            store.record_inbound(&c, inbound("w2", "5511", "second"), policy()).await.unwrap()
+        store
+            .record_outbound(reply(conversation.id, "k1", vec![message.id]))
+            .await
+            .unwrap();
+        let RecordedInbound::New {
+            message: second, ..
+        } = store
+            .record_inbound(&c, inbound("w2", "5511", "second"), policy())
+            .await
+            .unwrap()
         else {
             panic!()
         };
-        let history = store.history(conversation.id, 10, &[second.id]).await.unwrap();
+        let history = store
+            .history(conversation.id, 10, &[second.id])
+            .await
+            .unwrap();
         let texts: Vec<_> = history.iter().map(|m| m.text.clone().unwrap()).collect();
         assert_eq!(texts, ["first", "We open at nine."]);
-        assert_eq!(store.history(conversation.id, 1, &[]).await.unwrap().len(), 1);
+        assert_eq!(
+            store.history(conversation.id, 1, &[]).await.unwrap().len(),
+            1
+        );
         store.reset_context(conversation.id).await.unwrap();
-        assert!(store.history(conversation.id, 10, &[]).await.unwrap().is_empty());
+        assert!(store
+            .history(conversation.id, 10, &[])
+            .await
+            .unwrap()
+            .is_empty());
         let page = store.messages(conversation.id, 2, None).await.unwrap();
         assert_eq!(page.len(), 2);
-        assert_eq!(page[1].text.as_deref(), Some("second"), "oldest first, newest page");
-        let earlier = store.messages(conversation.id, 10, Some(page[0].id)).await.unwrap();
+        assert_eq!(
+            page[1].text.as_deref(),
+            Some("second"),
+            "oldest first, newest page"
+        );
+        let earlier = store
+            .messages(conversation.id, 10, Some(page[0].id))
+            .await
+            .unwrap();
         assert_eq!(earlier.len(), 1);
     }
 
     async fn own_messages_are_recorded_once(store: Arc<dyn Store>) {
         let c = channel(&store, "999").await;
-        let conv = store.record_own_message(&c, inbound("own.1", "5511", "typed on the phone")).await.unwrap();
+        let conv = store
+            .record_own_message(&c, inbound("own.1", "5511", "typed on the phone"))
+            .await
+            .unwrap();
         let conv = conv.expect("new");
         let messages = store.messages(conv.id, 10, None).await.unwrap();
         assert_eq!(messages[0].role, Role::Agent);
         assert_eq!(messages[0].direction, Direction::Outbound);
-        assert!(store.record_own_message(&c, inbound("own.1", "5511", "again")).await.unwrap().is_none());
+        assert!(store
+            .record_own_message(&c, inbound("own.1", "5511", "again"))
+            .await
+            .unwrap()
+            .is_none());
         // Our own message echoed back is not a human's.
-        let (m, _) = store.record_outbound(reply(conv.id, "k", vec![])).await.unwrap();
+        let (m, _) = store
+            .record_outbound(reply(conv.id, "k", vec![]))
+            .await
+            .unwrap();
         store.mark_sent(m.id, "wamid.ours").await.unwrap();
-        assert!(store.record_own_message(&c, inbound("wamid.ours", "5511", "echo")).await.unwrap().is_none());
+        assert!(store
+            .record_own_message(&c, inbound("wamid.ours", "5511", "echo"))
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
@@ -616,7 +1033,12 @@ mod jobs {
     use chrono::Utc;
     use palaver::store::{NewJob, Store};
 
-    crate::both_backends!(retries_dead_letters_and_requeues, queues_run_in_order, expired_leases_are_reclaimed, parallel_claims_never_share_a_job);
+    crate::both_backends!(
+        retries_dead_letters_and_requeues,
+        queues_run_in_order,
+        expired_leases_are_reclaimed,
+        parallel_claims_never_share_a_job
+    );
 
     fn job(queue: Option<&str>, n: i64) -> NewJob {
         NewJob {
@@ -630,17 +1052,37 @@ mod jobs {
 
     async fn retries_dead_letters_and_requeues(store: Arc<dyn Store>) {
         let id = store.enqueue(job(None, 1)).await.unwrap();
-        let j = store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+        let j = store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((j.id, j.attempts), (id, 1));
         store
-            .retry_job(id, "w", Utc::now() + chrono::Duration::milliseconds(300), "boom")
+            .retry_job(
+                id,
+                "w",
+                Utc::now() + chrono::Duration::milliseconds(300),
+                "boom",
+            )
             .await
             .unwrap();
-        assert!(store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().is_none(), "not due yet");
+        assert!(
+            store
+                .claim_next_job("w", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none(),
+            "not due yet"
+        );
         let pending = store.list_jobs("pending", 10).await.unwrap();
         assert_eq!(pending[0].last_error.as_deref(), Some("boom"));
         tokio::time::sleep(Duration::from_millis(350)).await;
-        let j = store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+        let j = store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(j.attempts, 2);
         store.dead_letter_job(id, "w", "gave up").await.unwrap();
         let dead = store.list_jobs("dead", 10).await.unwrap();
@@ -649,10 +1091,18 @@ mod jobs {
         assert_eq!(store.job_counts().await.unwrap().get("dead"), Some(&1));
         assert!(store.requeue_job(id).await.unwrap());
         assert!(!store.requeue_job(id).await.unwrap());
-        let j = store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+        let j = store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(j.attempts, 1);
         store.complete_job(id, "w").await.unwrap();
-        assert!(store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().is_none());
+        assert!(store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     async fn queues_run_in_order(store: Arc<dyn Store>) {
@@ -660,13 +1110,28 @@ mod jobs {
             store.enqueue(job(Some("q"), n)).await.unwrap();
         }
         for n in 0..3 {
-            let j = store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+            let j = store
+                .claim_next_job("w", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(j.payload["n"], n);
-            assert!(store.claim_next_job("w2", Duration::from_secs(30)).await.unwrap().is_none());
+            assert!(store
+                .claim_next_job("w2", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none());
             // A failed job keeps its place: the queue waits for its retry.
             if n == 1 && j.attempts == 1 {
-                store.retry_job(j.id, "w", Utc::now(), "again").await.unwrap();
-                let again = store.claim_next_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+                store
+                    .retry_job(j.id, "w", Utc::now(), "again")
+                    .await
+                    .unwrap();
+                let again = store
+                    .claim_next_job("w", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(again.payload["n"], 1);
                 store.complete_job(again.id, "w").await.unwrap();
                 continue;
@@ -677,13 +1142,27 @@ mod jobs {
 
     async fn expired_leases_are_reclaimed(store: Arc<dyn Store>) {
         let id = store.enqueue(job(Some("q"), 1)).await.unwrap();
-        let j = store.claim_next_job("crashed", Duration::from_millis(1)).await.unwrap().unwrap();
+        let j = store
+            .claim_next_job("crashed", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(j.id, id);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let j = store.claim_next_job("survivor", Duration::from_secs(30)).await.unwrap().unwrap();
+        let j = store
+            .claim_next_job("survivor", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((j.id, j.attempts), (id, 2));
-        assert!(!store.extend_lease(id, "crashed", Duration::from_secs(30)).await.unwrap());
-        assert!(store.extend_lease(id, "survivor", Duration::from_secs(30)).await.unwrap());
+        assert!(!store
+            .extend_lease(id, "crashed", Duration::from_secs(30))
+            .await
+            .unwrap());
+        assert!(store
+            .extend_lease(id, "survivor", Duration::from_secs(30))
+            .await
+            .unwrap());
         // The crashed worker finishing late does not remove the survivor's job.
         store.complete_job(id, "crashed").await.unwrap();
         assert_eq!(store.list_jobs("running", 10).await.unwrap().len(), 1);
@@ -691,7 +1170,10 @@ mod jobs {
 
     async fn parallel_claims_never_share_a_job(store: Arc<dyn Store>) {
         for n in 0..40 {
-            store.enqueue(job(Some(&format!("q{}", n % 10)), n)).await.unwrap();
+            store
+                .enqueue(job(Some(&format!("q{}", n % 10)), n))
+                .await
+                .unwrap();
         }
         let mut tasks = Vec::new();
         for w in 0..6 {
@@ -700,9 +1182,16 @@ mod jobs {
                 let worker = format!("w{w}");
                 let mut done = Vec::new();
                 loop {
-                    match store.claim_next_job(&worker, Duration::from_secs(30)).await.unwrap() {
+                    match store
+                        .claim_next_job(&worker, Duration::from_secs(30))
+                        .await
+                        .unwrap()
+                    {
                         Some(j) => {
-                            done.push((j.queue_key.clone().unwrap(), j.payload["n"].as_i64().unwrap()));
+                            done.push((
+                                j.queue_key.clone().unwrap(),
+                                j.payload["n"].as_i64().unwrap(),
+                            ));
                             tokio::time::sleep(Duration::from_millis(2)).await;
                             store.complete_job(j.id, &worker).await.unwrap();
                         }

@@ -19,7 +19,9 @@ fn unavailable(reason: &str) -> Option<String> {
     if required() {
         panic!("PALAVER_REQUIRE_POSTGRES=1 but Postgres is unavailable: {reason}");
     }
-    eprintln!("skipping Postgres test: {reason} (set PALAVER_REQUIRE_POSTGRES=1 to make this an error)");
+    eprintln!(
+        "skipping Postgres test: {reason} (set PALAVER_REQUIRE_POSTGRES=1 to make this an error)"
+    );
     None
 }
 
@@ -81,17 +83,28 @@ fn start_cluster() -> Result<String, String> {
             .map_err(|e| e.to_string())?
             .success();
         if !ok {
-            return Err("running as root and cannot hand the data directory to the `postgres` user".into());
+            return Err(
+                "running as root and cannot hand the data directory to the `postgres` user".into(),
+            );
         }
     }
     let out = pg_command(&bin.join("initdb"), root)
         .args(["-D"])
         .arg(&dir)
-        .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        ])
         .output()
         .map_err(|e| format!("cannot run initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let port = free_port();
     let postgres = bin.join("postgres");
@@ -149,7 +162,9 @@ pub async fn fresh_database() -> Option<String> {
     let mut conn = loop {
         match sqlx::PgConnection::connect(&admin).await {
             Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => return unavailable(&format!("cannot connect to {admin}: {e}")),
+            Err(e) if Instant::now() > deadline => {
+                return unavailable(&format!("cannot connect to {admin}: {e}"))
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };

@@ -1,0 +1,150 @@
+//! Benchmarks behind `palaver bench`: measured figures for the parts whose speed matters to a
+//! user — embedding throughput, retrieval latency and recall.
+
+pub mod embed;
+pub mod retrieval;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::embed::{EmbedError, Embedder};
+use crate::vectors::edge::EdgeStore;
+use crate::vectors::VectorError;
+use crate::Settings;
+
+/// A benchmark failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Embedding the corpus failed.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// The vector index failed.
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    /// Scratch files could not be written.
+    #[error("benchmark files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Retrieval figures for several corpus sizes.
+#[derive(Debug, Clone)]
+pub struct RetrievalSuite {
+    /// The embedder that produced the vectors.
+    pub model: String,
+    /// One report per size.
+    pub reports: Vec<retrieval::RetrievalReport>,
+}
+
+impl fmt::Display for RetrievalSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "retrieval on real embeddings ({}) of generated sentences",
+            self.model
+        )?;
+        for r in &self.reports {
+            writeln!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+fn read_vectors(path: &Path, dims: usize) -> Option<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).ok()?;
+    if dims == 0 || bytes.len() % (dims * 4) != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(dims * 4)
+            .map(|row| {
+                row.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+fn write_vectors(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+    let bytes: Vec<u8> = vectors
+        .iter()
+        .flatten()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Embeddings of `count` generated sentences, cached under `dir` (embedding 100k sentences takes
+/// minutes; the vectors are the same every run).
+async fn embeddings(
+    embedder: &dyn Embedder,
+    dir: &Path,
+    count: usize,
+) -> Result<Vec<Vec<f32>>, BenchError> {
+    let path = dir.join(format!(
+        "{}-{count}.f32",
+        embedder.model_id().replace([':', '/'], "_")
+    ));
+    if let Some(v) = read_vectors(&path, embedder.dimensions()).filter(|v| v.len() == count) {
+        return Ok(v);
+    }
+    eprintln!(
+        "embedding {count} sentences with {} (cached for later runs)...",
+        embedder.model_id()
+    );
+    let texts = embed::generate_sentences(count, 24);
+    let mut vectors = Vec::with_capacity(count);
+    for batch in texts.chunks(4096) {
+        vectors.extend(embedder.embed(batch).await?);
+        eprint!("\r  {}/{count}", vectors.len());
+    }
+    eprintln!();
+    std::fs::create_dir_all(dir)?;
+    write_vectors(&path, &vectors)?;
+    Ok(vectors)
+}
+
+/// Search latency and recall@10 of the embedded index (qdrant-edge) for each corpus size, on
+/// MiniLM (or the configured embedder's) vectors of generated sentences; queries are other
+/// sentences from the same generator.
+pub async fn retrieval_on_embeddings(
+    settings: &Settings,
+    embedder: Arc<dyn Embedder>,
+    sizes: &[usize],
+    queries: usize,
+) -> Result<RetrievalSuite, BenchError> {
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let cache: PathBuf = settings.data.dir.join("bench");
+    let all = embeddings(embedder.as_ref(), &cache, largest + queries).await?;
+    let (corpus, questions) = all.split_at(largest);
+    let mut reports = Vec::new();
+    for &size in sizes {
+        let dir = tempfile_dir(&cache, size)?;
+        let store = EdgeStore::open(&dir, settings.vectors.hnsw_ef)?;
+        let report = retrieval::run(
+            &store,
+            &corpus[..size],
+            questions,
+            &retrieval::RetrievalOptions::default(),
+        )
+        .await?;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        reports.push(report);
+    }
+    Ok(RetrievalSuite {
+        model: embedder.model_id().to_string(),
+        reports,
+    })
+}
+
+fn tempfile_dir(base: &Path, size: usize) -> std::io::Result<PathBuf> {
+    let dir = base.join(format!("index-{size}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

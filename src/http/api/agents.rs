@@ -1,0 +1,171 @@
+//! `/agents`: create, list, read, update and delete agents. Configuration fields sit at the
+//! top level of the JSON next to `name` and `active`; updates merge the fields given.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{find_agent, Json, Path};
+use crate::domain::{validate_name, Agent, AgentConfig, AgentId, FieldError};
+use crate::http::{ApiError, AppState};
+
+/// Routes under `/agents`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(list).post(create))
+        .route("/agents/{agent}", get(read).patch(update).delete(remove))
+}
+
+/// An agent as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AgentView {
+    id: AgentId,
+    name: String,
+    active: bool,
+    collection: String,
+    #[serde(flatten)]
+    config: AgentConfig,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Agent> for AgentView {
+    fn from(a: Agent) -> Self {
+        Self {
+            id: a.id,
+            collection: a.collection().to_string(),
+            name: a.name,
+            active: a.active,
+            config: a.config,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// Splits `name` and `active` from the configuration fields.
+fn split_body(body: Value) -> Result<(Option<Value>, Option<Value>, Value), ApiError> {
+    let Value::Object(mut map) = body else {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    };
+    let name = map.remove("name");
+    let active = map.remove("active");
+    for read_only in ["id", "created_at", "updated_at"] {
+        map.remove(read_only);
+    }
+    // `collection` in responses is derived; accept it back only when it is a real setting.
+    if map.get("collection").is_some_and(Value::is_null) {
+        map.remove("collection");
+    }
+    Ok((name, active, Value::Object(map)))
+}
+
+fn parse_name(value: Option<Value>, errors: &mut Vec<FieldError>) -> Option<String> {
+    match value {
+        Some(Value::String(name)) => {
+            if let Some(e) = validate_name("name", &name) {
+                errors.push(e);
+            }
+            Some(name)
+        }
+        Some(_) => {
+            errors.push(FieldError::new("name", "must be a string"));
+            None
+        }
+        None => None,
+    }
+}
+
+fn parse_active(value: Option<Value>, errors: &mut Vec<FieldError>) -> Option<bool> {
+    match value {
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            errors.push(FieldError::new("active", "must be true or false"));
+            None
+        }
+        None => None,
+    }
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentView>>, ApiError> {
+    let agents = state.store.list_agents().await?;
+    Ok(Json(agents.into_iter().map(AgentView::from).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<AgentView>), ApiError> {
+    let (name, active, patch) = split_body(body)?;
+    let mut errors = Vec::new();
+    let name = parse_name(name, &mut errors);
+    if name.is_none() && errors.is_empty() {
+        errors.push(FieldError::new("name", "is required"));
+    }
+    let active = parse_active(active, &mut errors).unwrap_or(true);
+    let config = match AgentConfig::patched(&AgentConfig::default(), patch) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let (Some(name), Some(config), true) = (name, config, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let agent = state.store.create_agent(&name, active, &config).await?;
+    tracing::info!(agent = %agent.name, "agent created");
+    Ok((StatusCode::CREATED, Json(agent.into())))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<AgentView>, ApiError> {
+    Ok(Json(find_agent(&state, &key).await?.into()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<AgentView>, ApiError> {
+    let mut agent = find_agent(&state, &key).await?;
+    let (name, active, patch) = split_body(body)?;
+    let mut errors = Vec::new();
+    let name = parse_name(name, &mut errors);
+    let active = parse_active(active, &mut errors);
+    let config = match AgentConfig::patched(&agent.config, patch) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let (Some(config), true) = (config, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    if let Some(name) = name {
+        agent.name = name;
+    }
+    if let Some(active) = active {
+        agent.active = active;
+    }
+    agent.config = config;
+    let agent = state.store.update_agent(&agent).await?;
+    Ok(Json(agent.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let agent = find_agent(&state, &key).await?;
+    state.store.delete_agent(agent.id).await?;
+    tracing::info!(agent = %agent.name, "agent deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,345 @@
+//! `/channels`: WhatsApp numbers and instances. Credentials go in and are never returned; each
+//! channel shows the webhook URL its provider must call. Evolution instances are created,
+//! linked by QR code, checked and logged out from here.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{find_agent, optional_json, Json, Path, Query};
+use crate::channels::ChannelInput;
+use crate::domain::{validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError, ProviderKind};
+use crate::http::{ApiError, AppState};
+use crate::providers::evolution::ConnectOutcome;
+use crate::providers::Credentials;
+
+/// Routes under `/channels`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/channels", get(list).post(create))
+        .route("/channels/{channel}", get(read).patch(update).delete(remove))
+        .route("/channels/{channel}/connect", post(connect))
+        .route("/channels/{channel}/state", get(state))
+        .route("/channels/{channel}/logout", post(logout))
+}
+
+/// A channel as the API shows it (no credentials).
+#[derive(Debug, Serialize)]
+pub struct ChannelView {
+    id: ChannelId,
+    name: String,
+    provider: ProviderKind,
+    route_key: String,
+    agent_id: Option<AgentId>,
+    settings: ChannelConfig,
+    state: ChannelState,
+    state_detail: Option<String>,
+    webhook_url: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn view(state: &AppState, c: Channel) -> ChannelView {
+    ChannelView {
+        webhook_url: state.channels.webhook_url(&c),
+        id: c.id,
+        name: c.name,
+        provider: c.provider,
+        route_key: c.route_key,
+        agent_id: c.agent_id,
+        settings: c.settings,
+        state: c.state,
+        state_detail: c.state_detail,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+/// Secrets per provider, as sent by the caller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsInput {
+    access_token: Option<SecretString>,
+    app_secret: Option<SecretString>,
+    verify_token: Option<SecretString>,
+    server_url: Option<String>,
+    api_key: Option<SecretString>,
+    webhook_secret: Option<SecretString>,
+}
+
+fn required(value: Option<SecretString>, field: &str, errors: &mut Vec<FieldError>) -> SecretString {
+    use secrecy::ExposeSecret;
+    match value {
+        Some(v) if !v.expose_secret().trim().is_empty() => v,
+        _ => {
+            errors.push(FieldError::new(format!("credentials.{field}"), "is required"));
+            SecretString::from(String::new())
+        }
+    }
+}
+
+impl CredentialsInput {
+    fn into_credentials(self, provider: ProviderKind, errors: &mut Vec<FieldError>) -> Option<Credentials> {
+        let stray = |present: bool, field: &str, errors: &mut Vec<FieldError>| {
+            if present {
+                errors.push(FieldError::new(
+                    format!("credentials.{field}"),
+                    format!("is not used by {} channels", provider.as_str()),
+                ));
+            }
+        };
+        match provider {
+            ProviderKind::Meta => {
+                stray(self.server_url.is_some(), "server_url", errors);
+                stray(self.api_key.is_some(), "api_key", errors);
+                stray(self.webhook_secret.is_some(), "webhook_secret", errors);
+                Some(Credentials::Meta {
+                    access_token: required(self.access_token, "access_token", errors),
+                    app_secret: required(self.app_secret, "app_secret", errors),
+                    verify_token: required(self.verify_token, "verify_token", errors),
+                })
+            }
+            ProviderKind::Evolution => {
+                stray(self.access_token.is_some(), "access_token", errors);
+                stray(self.app_secret.is_some(), "app_secret", errors);
+                stray(self.verify_token.is_some(), "verify_token", errors);
+                let server_url = self.server_url.unwrap_or_default();
+                if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+                    errors.push(FieldError::new("credentials.server_url", "must be an http:// or https:// URL"));
+                }
+                Some(Credentials::Evolution {
+                    server_url: server_url.trim_end_matches('/').to_string(),
+                    api_key: required(self.api_key, "api_key", errors),
+                    webhook_secret: self.webhook_secret.unwrap_or_else(|| SecretString::from(String::new())),
+                })
+            }
+            ProviderKind::Kapso => {
+                stray(self.access_token.is_some(), "access_token", errors);
+                stray(self.app_secret.is_some(), "app_secret", errors);
+                stray(self.verify_token.is_some(), "verify_token", errors);
+                stray(self.server_url.is_some(), "server_url", errors);
+                Some(Credentials::Kapso {
+                    api_key: required(self.api_key, "api_key", errors),
+                    webhook_secret: required(self.webhook_secret, "webhook_secret", errors),
+                })
+            }
+            ProviderKind::Sandbox => {
+                errors.push(FieldError::new("provider", "sandbox channels are created by the sandbox"));
+                None
+            }
+        }
+    }
+}
+
+/// Body of a channel creation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewChannelBody {
+    name: String,
+    provider: ProviderKind,
+    /// Meta and Kapso.
+    phone_number_id: Option<String>,
+    /// Evolution.
+    instance: Option<String>,
+    agent: Option<String>,
+    #[serde(default)]
+    settings: ChannelConfig,
+    credentials: CredentialsInput,
+    /// Evolution: create the instance on the server (default), or configure an existing one.
+    #[serde(default = "yes")]
+    create_instance: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn check_settings(settings: &ChannelConfig, errors: &mut Vec<FieldError>) {
+    if settings.rate_per_minute == Some(0) {
+        errors.push(FieldError::new("settings.rate_per_minute", "must be greater than 0"));
+    }
+    if settings.call_message.as_ref().is_some_and(|m| m.len() > 1000) {
+        errors.push(FieldError::new("settings.call_message", "must be at most 1000 bytes"));
+    }
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<ChannelView>>, ApiError> {
+    let channels = state.store.list_channels(None).await?;
+    Ok(Json(channels.into_iter().map(|c| view(&state, c)).collect()))
+}
+
+async fn create(State(state): State<AppState>, Json(body): Json<NewChannelBody>) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+    let mut errors = Vec::new();
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        errors.push(FieldError::new("name", "must be 1-200 characters"));
+    }
+    let route_key = match body.provider {
+        ProviderKind::Evolution => {
+            if body.phone_number_id.is_some() {
+                errors.push(FieldError::new("phone_number_id", "Evolution channels are named by `instance`"));
+            }
+            let instance = body.instance.clone().unwrap_or_default();
+            if let Some(e) = validate_name("instance", &instance) {
+                errors.push(e);
+            }
+            instance
+        }
+        _ => {
+            if body.instance.is_some() {
+                errors.push(FieldError::new("instance", "only Evolution channels have an instance"));
+            }
+            let id = body.phone_number_id.clone().unwrap_or_default();
+            if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_digit()) {
+                errors.push(FieldError::new("phone_number_id", "must be the provider's numeric phone number id"));
+            }
+            id
+        }
+    };
+    check_settings(&body.settings, &mut errors);
+    let credentials = body.credentials.into_credentials(body.provider, &mut errors);
+    let agent_id = match &body.agent {
+        Some(a) => match find_agent(&state, a).await {
+            Ok(agent) => Some(agent.id),
+            Err(_) => {
+                errors.push(FieldError::new("agent", format!("no agent `{a}`")));
+                None
+            }
+        },
+        None => None,
+    };
+    let (Some(credentials), true) = (credentials, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let channel = state
+        .channels
+        .create(ChannelInput {
+            name: body.name.trim().to_string(),
+            route_key,
+            agent_id,
+            settings: body.settings,
+            credentials,
+            create_instance: body.create_instance,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, channel))))
+}
+
+async fn find(state: &AppState, id: ChannelId) -> Result<Channel, ApiError> {
+    match state.store.channel(id).await? {
+        Some(c) if c.provider != ProviderKind::Sandbox => Ok(c),
+        _ => Err(ApiError::NotFound(format!("no channel {id}"))),
+    }
+}
+
+async fn read(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<Json<ChannelView>, ApiError> {
+    Ok(Json(view(&state, find(&state, id).await?)))
+}
+
+/// Body of a channel update: every field optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelPatch {
+    name: Option<String>,
+    /// Agent name or id; `null` unlinks.
+    #[serde(default, deserialize_with = "double_option")]
+    agent: Option<Option<String>>,
+    settings: Option<ChannelConfig>,
+    credentials: Option<CredentialsInput>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+    Json(patch): Json<ChannelPatch>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let mut channel = find(&state, id).await?;
+    let mut errors = Vec::new();
+    if let Some(name) = patch.name {
+        if name.trim().is_empty() || name.len() > 200 {
+            errors.push(FieldError::new("name", "must be 1-200 characters"));
+        }
+        channel.name = name.trim().to_string();
+    }
+    match patch.agent {
+        Some(Some(a)) => match find_agent(&state, &a).await {
+            Ok(agent) => channel.agent_id = Some(agent.id),
+            Err(_) => errors.push(FieldError::new("agent", format!("no agent `{a}`"))),
+        },
+        Some(None) => channel.agent_id = None,
+        None => {}
+    }
+    if let Some(settings) = patch.settings {
+        check_settings(&settings, &mut errors);
+        channel.settings = settings;
+    }
+    let credentials = patch.credentials.and_then(|c| c.into_credentials(channel.provider, &mut errors));
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let saved = state.channels.update(&channel, credentials).await?;
+    state.channels.forget(saved.id);
+    Ok(Json(view(&state, saved)))
+}
+
+/// Deletion options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteParams {
+    /// Evolution: also delete the instance on the server.
+    #[serde(default)]
+    delete_instance: bool,
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+    Query(params): Query<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    let channel = find(&state, id).await?;
+    state.channels.delete(&channel, params.delete_instance).await?;
+    state.channels.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Linking options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    /// Link by pairing code sent to this number instead of a QR code.
+    pairing_number: Option<String>,
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Path(id): Path<ChannelId>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let channel = find(&state, id).await?;
+    let body: ConnectBody = optional_json(&body)?;
+    let outcome = state.channels.connect(&channel, body.pairing_number.as_deref()).await?;
+    Ok(Json(match outcome {
+        ConnectOutcome::Qr(qr) => serde_json::json!({ "state": "connecting", "qr": crate::channels::Channels::qr_view(&qr) }),
+        ConnectOutcome::AlreadyOpen => serde_json::json!({ "state": "connected" }),
+        ConnectOutcome::Pending => serde_json::json!({ "state": "connecting", "qr": null }),
+    }))
+}
+
+async fn state(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<Json<serde_json::Value>, ApiError> {
+    let channel = find(&state, id).await?;
+    let now = state.channels.refresh_state(&channel).await?;
+    Ok(Json(serde_json::json!({ "state": now })))
+}
+
+async fn logout(State(state): State<AppState>, Path(id): Path<ChannelId>) -> Result<StatusCode, ApiError> {
+    let channel = find(&state, id).await?;
+    state.channels.logout(&channel).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,182 @@
+//! `/conversations`: the inbox. List (filter by status and channel; search contact name, number
+//! or message text), read messages with their delivery status, reply as a person (through the
+//! outbox), mark read, resolve, and hand back to the bot.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::{optional_json, Json, Path, Query};
+use crate::domain::{Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId};
+use crate::http::{ApiError, AppState};
+use crate::pipeline::rules::Trigger;
+use crate::store::{ConversationFilter, ConversationSummary};
+
+/// Routes under `/conversations`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/conversations", get(list))
+        .route("/conversations/{conversation}", get(read))
+        .route("/conversations/{conversation}/messages", get(messages).post(reply))
+        .route("/conversations/{conversation}/read", post(mark_read))
+        .route("/conversations/{conversation}/resolve", post(resolve))
+        .route("/conversations/{conversation}/handback", post(hand_back))
+}
+
+/// List filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<ConversationStatus>,
+    channel: Option<crate::domain::ChannelId>,
+    q: Option<String>,
+    #[serde(default)]
+    sandbox: bool,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    let list = state
+        .store
+        .list_conversations(&ConversationFilter {
+            status: p.status,
+            channel_id: p.channel,
+            search: p.q,
+            sandbox: p.sandbox,
+            limit,
+            offset: p.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+async fn find(state: &AppState, id: ConversationId) -> Result<Conversation, ApiError> {
+    state
+        .store
+        .conversation(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
+}
+
+/// A conversation with its escalations.
+#[derive(Debug, Serialize)]
+struct ConversationView {
+    #[serde(flatten)]
+    conversation: Conversation,
+    escalations: Vec<Escalation>,
+}
+
+async fn read(State(state): State<AppState>, Path(id): Path<ConversationId>) -> Result<Json<ConversationView>, ApiError> {
+    let conversation = find(&state, id).await?;
+    let escalations = state.store.escalations(id).await?;
+    Ok(Json(ConversationView { conversation, escalations }))
+}
+
+/// Paging of messages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageParams {
+    limit: Option<u32>,
+    before: Option<MessageId>,
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+    Query(p): Query<MessageParams>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    find(&state, id).await?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+    }
+    Ok(Json(state.store.messages(id, limit, p.before).await?))
+}
+
+/// A person's reply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+    /// Who is replying (shown in the escalation record).
+    by: Option<String>,
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+    Json(body): Json<ReplyBody>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let conversation = find(&state, id).await?;
+    let text = body.text.trim();
+    if text.is_empty() || text.len() > 4096 {
+        return Err(ApiError::invalid("text", "must be 1-4096 bytes (WhatsApp's limit)"));
+    }
+    let by = body.by.as_deref().unwrap_or("inbox");
+    // A person answering owns the conversation: the bot steps back until handed back.
+    if conversation.status != ConversationStatus::Escalated {
+        let trigger = Trigger::HumanTakeover(format!("{by} replied from the inbox"));
+        state
+            .store
+            .open_escalation(id, trigger.reason(), Some(trigger.detail()), None)
+            .await?;
+    }
+    let message = state.channels.send_human_reply(&conversation, text, by).await?;
+    state.store.mark_read(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(message)))
+}
+
+async fn mark_read(State(state): State<AppState>, Path(id): Path<ConversationId>) -> Result<StatusCode, ApiError> {
+    find(&state, id).await?;
+    state.store.mark_read(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who closes an escalation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    by: Option<String>,
+}
+
+async fn close(state: &AppState, id: ConversationId, resolution: &str, body: CloseBody) -> Result<Json<ConversationView>, ApiError> {
+    let conversation = find(state, id).await?;
+    let by = body.by.unwrap_or_else(|| "inbox".into());
+    if state.store.close_escalation(id, resolution, &by).await?.is_none() {
+        // No open escalation: set the status directly.
+        let status = if resolution == "handed_back" {
+            ConversationStatus::Active
+        } else {
+            ConversationStatus::Resolved
+        };
+        if conversation.status != status {
+            state.store.set_conversation_status(id, status, None).await?;
+        }
+    }
+    let conversation = find(state, id).await?;
+    let escalations = state.store.escalations(id).await?;
+    Ok(Json(ConversationView { conversation, escalations }))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+    body: axum::body::Bytes,
+) -> Result<Json<ConversationView>, ApiError> {
+    close(&state, id, "resolved", optional_json(&body)?).await
+}
+
+async fn hand_back(
+    State(state): State<AppState>,
+    Path(id): Path<ConversationId>,
+    body: axum::body::Bytes,
+) -> Result<Json<ConversationView>, ApiError> {
+    close(&state, id, "handed_back", optional_json(&body)?).await
+}

@@ -1,0 +1,188 @@
+//! `/agents/{agent}/documents` and `/agents/{agent}/search`: upload (size-limited, type-checked),
+//! list, read and delete an agent's documents, and search its knowledge.
+
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::{find_agent, Json, Path, Query};
+use crate::domain::{Document, DocumentId};
+use crate::http::{ApiError, AppState};
+use crate::knowledge::loaders::{self, Format};
+use crate::knowledge::{IngestOutcome, Retrieved};
+
+/// Routes under `/agents/{agent}/documents` and `/agents/{agent}/search`.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    // Multipart framing adds a little to the file itself.
+    let limit = state.settings.server.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .route(
+            "/agents/{agent}/documents",
+            get(list).post(upload).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route(
+            "/agents/{agent}/documents/{document}",
+            get(read).delete(remove),
+        )
+        .route("/agents/{agent}/search", get(search))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+) -> Result<Json<Vec<Document>>, ApiError> {
+    let agent = find_agent(&state, &agent).await?;
+    Ok(Json(state.store.list_documents(agent.collection()).await?))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path((agent, document)): Path<(String, DocumentId)>,
+) -> Result<Json<Document>, ApiError> {
+    let agent = find_agent(&state, &agent).await?;
+    match state.store.document(document).await? {
+        Some(doc) if doc.collection == agent.collection() => Ok(Json(doc)),
+        _ => Err(ApiError::NotFound(format!("no document {document}"))),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path((agent, document)): Path<(String, DocumentId)>,
+) -> Result<StatusCode, ApiError> {
+    let agent = find_agent(&state, &agent).await?;
+    match state.store.document(document).await? {
+        Some(doc) if doc.collection == agent.collection() => {
+            state.knowledge.delete_document(document).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(ApiError::NotFound(format!("no document {document}"))),
+    }
+}
+
+/// What an upload did.
+#[derive(Debug, Serialize)]
+pub struct UploadResult {
+    source: String,
+    #[serde(flatten)]
+    outcome: IngestOutcome,
+}
+
+/// A file name safe to use as a document source: its last path component, printable.
+fn clean_file_name(raw: &str) -> Option<String> {
+    let name = raw.rsplit(['/', '\\']).next()?.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_string())
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<UploadResult>), ApiError> {
+    let agent = find_agent(&state, &agent).await?;
+    let limit = state.settings.server.max_upload_bytes;
+    while let Some(field) = multipart.next_field().await? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let raw_name = field
+            .file_name()
+            .ok_or_else(|| ApiError::invalid("file", "the `file` part needs a file name"))?
+            .to_string();
+        let source =
+            clean_file_name(&raw_name).ok_or_else(|| ApiError::invalid("file", "bad file name"))?;
+        let by_name = Format::from_path(std::path::Path::new(&source));
+        let by_mime = field.content_type().and_then(Format::from_mime);
+        let format = by_name.or(by_mime).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!(
+                "{source}: unsupported type; accepted: Markdown, plain text, CSV, HTML, PDF"
+            ))
+        })?;
+        let bytes = field.bytes().await?;
+        if bytes.len() > limit {
+            return Err(ApiError::TooLarge(format!(
+                "{source}: over the upload limit of {limit} bytes"
+            )));
+        }
+        loaders::sniff(&source, &bytes, format)
+            .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+        let outcome = state
+            .knowledge
+            .ingest_bytes(agent.collection(), &source, bytes.to_vec(), format)
+            .await?;
+        let status = match outcome {
+            IngestOutcome::Added { .. } => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        };
+        return Ok((status, Json(UploadResult { source, outcome })));
+    }
+    Err(ApiError::invalid(
+        "file",
+        "a multipart part named `file` is required",
+    ))
+}
+
+/// Search parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// The question.
+    q: String,
+    /// Results wanted (default: the agent's top-k).
+    top_k: Option<u32>,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<Vec<Retrieved>>, ApiError> {
+    let agent = find_agent(&state, &agent).await?;
+    if params.q.trim().is_empty() {
+        return Err(ApiError::invalid("q", "must not be empty"));
+    }
+    if params.q.len() > 4000 {
+        return Err(ApiError::invalid("q", "must be at most 4000 bytes"));
+    }
+    let top_k = params.top_k.unwrap_or(agent.config.top_k);
+    if !(1..=50).contains(&top_k) {
+        return Err(ApiError::invalid("top_k", "must be between 1 and 50"));
+    }
+    let results = state
+        .knowledge
+        .retrieve(&crate::knowledge::Query {
+            collection: agent.collection(),
+            text: &params.q,
+            top_k: top_k as usize,
+            min_score: agent.config.min_score,
+        })
+        .await?;
+    Ok(Json(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_file_name;
+
+    #[test]
+    fn file_names_are_reduced_to_their_last_component() {
+        assert_eq!(clean_file_name("faq.md").as_deref(), Some("faq.md"));
+        assert_eq!(
+            clean_file_name("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(
+            clean_file_name("C:\\docs\\menu.pdf").as_deref(),
+            Some("menu.pdf")
+        );
+        assert_eq!(clean_file_name(".env"), None);
+        assert_eq!(clean_file_name("dir/"), None);
+        assert_eq!(clean_file_name("a\nb.md"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! `/api/v1`: JSON resources behind API keys.
+
+pub mod agents;
+pub mod channels;
+pub mod conversations;
+pub mod jobs;
+pub mod keys;
+pub mod knowledge;
+pub mod sandbox;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::middleware;
+use axum::Router;
+
+use super::{auth, ApiError, AppState};
+use crate::domain::Agent;
+
+/// The API routes, all behind [`auth::require_api_key`].
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .merge(agents::routes())
+        .merge(knowledge::routes(&state))
+        .merge(keys::routes())
+        .merge(channels::routes())
+        .merge(conversations::routes())
+        .merge(sandbox::routes(&state))
+        .merge(jobs::routes())
+        .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
+}
+
+/// Resolves an agent given by id or by name.
+pub async fn find_agent(state: &AppState, key: &str) -> Result<Agent, ApiError> {
+    let agent = match key.parse() {
+        Ok(id) => state.store.agent(id).await?,
+        Err(_) => state.store.agent_by_name(key).await?,
+    };
+    agent.ok_or_else(|| ApiError::NotFound(format!("no agent `{key}`")))
+}
+
+/// A JSON body that may be absent (empty means the defaults).
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// `axum::Json` with our error type for rejections.
+pub struct Json<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Json<T>
+where
+    axum::Json<T>:
+        axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Json(value))
+    }
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path` with our error type for rejections.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    axum::extract::Path<T>:
+        FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// `axum::extract::Query` with our error type for rejections.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    axum::extract::Query<T>:
+        FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}

@@ -1,0 +1,210 @@
+//! The one place errors become HTTP responses. Every error has a status and a stable code; 5xx
+//! bodies say only "internal error" with the request id, and the cause goes to the log.
+
+use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::knowledge::KnowledgeError;
+use crate::store::StoreError;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong API key.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// Missing or wrong webhook signature or token.
+    #[error("{0}")]
+    BadSignature(String),
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// Malformed request (bad JSON, bad query string, bad multipart).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but invalid fields.
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    /// Conflicts with existing state (e.g. a name already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Content type not accepted here.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A dependency (database, model, index) is not available right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl ApiError {
+    /// The HTTP status of each error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::BadSignature(_) => "bad_signature",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// An internal error from any cause.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+
+    /// One invalid field.
+    pub fn invalid(field: &str, message: &str) -> Self {
+        ApiError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+tokio::task_local! {
+    /// The id of the request being served, for error bodies.
+    pub static REQUEST_ID: String;
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let request_id = REQUEST_ID.try_with(|id| id.clone()).ok();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, source = ?cause.source(), "internal error");
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(request_id = request_id.as_deref().unwrap_or("-"), error = %self, "unavailable");
+        }
+        let fields = match &self {
+            ApiError::Invalid(fields) => Some(fields.as_slice()),
+            _ => None,
+        };
+        let body = Body {
+            error: ErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+                fields,
+                request_id: status.is_server_error().then_some(request_id).flatten(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Unavailable(m) => {
+                ApiError::Unavailable(format!("database unavailable: {m}"))
+            }
+            e @ (StoreError::Corrupt(_) | StoreError::Backend(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<KnowledgeError> for ApiError {
+    fn from(e: KnowledgeError) -> Self {
+        use crate::knowledge::loaders::LoadError;
+        match e {
+            KnowledgeError::Load(LoadError::Unsupported(m)) => ApiError::UnsupportedMediaType(m),
+            KnowledgeError::Load(e @ (LoadError::Unreadable(_) | LoadError::Empty(_))) => {
+                ApiError::Invalid(vec![FieldError::new("file", e.to_string())])
+            }
+            e @ KnowledgeError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            KnowledgeError::InvalidCollection(c) => {
+                ApiError::invalid("collection", &format!("`{c}` is not a valid name"))
+            }
+            KnowledgeError::Store(e) => e.into(),
+            e @ (KnowledgeError::Embed(_) | KnowledgeError::Vectors(_)) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            e @ KnowledgeError::Io { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into())
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::Invalid(vec![FieldError::new("body", e.body_text())])
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(e: MultipartError) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(e.body_text())
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    }
+}

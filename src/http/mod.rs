@@ -1,0 +1,147 @@
+//! The HTTP edge (axum): health, readiness and metrics endpoints, and the `/api/v1` JSON API
+//! behind API keys. Handlers are thin: they validate, call the library, and shape JSON.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod webhooks;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::App;
+pub use error::ApiError;
+
+/// Shared state of every handler.
+pub type AppState = Arc<App>;
+
+/// The process-wide Prometheus recorder (installed once, shared by every router).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .expect("static bucket list is valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The whole application's routes.
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .nest("/api/v1", api::routes(state.clone()))
+        .merge(webhooks::routes(&state))
+        .fallback(not_found)
+        .layer(middleware::from_fn(track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Binds `settings.server.bind` and serves until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// Request metrics and the request id made available to error bodies.
+async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let response = error::REQUEST_ID.scope(request_id, next.run(req)).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("palaver_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("palaver_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers and the vector index can be read.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let store = app.store.ping().await;
+    let vectors = app.knowledge.vectors().count("__readiness_probe").await;
+    let ok = store.is_ok() && vectors.is_ok();
+    let body = json!({
+        "status": if ok { "ready" } else { "unavailable" },
+        "store": { "backend": app.store.backend(), "ok": store.is_ok() },
+        "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
+        "embedder": { "model": app.knowledge.embedder().model_id() },
+    });
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "readiness: store unavailable");
+    }
+    if let Err(e) = &vectors {
+        tracing::warn!(error = %e, "readiness: vector index unavailable");
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text() -> Response {
+    let mut response = metrics_handle().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,583 @@
+//! Ingestion: files and uploads become documents and embedded chunks in the SQL store (the
+//! source of truth), then points in the vector index (derived data, rebuilt by [`Knowledge::reindex`]).
+//!
+//! A content hash per document makes re-ingesting unchanged files a no-op; changed files
+//! replace their chunks; files gone from an ingested directory are removed. A file that cannot
+//! be read is reported by name and skipped; the rest still ingests.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::chunker::{self, ChunkerConfig};
+use super::loaders::{self, Format};
+use super::{text, Knowledge, KnowledgeError};
+use crate::crypto::sha256_hex;
+use crate::domain::{validate_name, ChunkId, DocumentId};
+use crate::store::{NewChunk, NewDocument};
+use crate::vectors::VectorPoint;
+
+/// What happened to one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// New document.
+    Added {
+        /// Its id.
+        document_id: DocumentId,
+        /// Chunks stored.
+        chunks: usize,
+    },
+    /// Changed document; its chunks were replaced.
+    Updated {
+        /// Its id.
+        document_id: DocumentId,
+        /// Chunks stored.
+        chunks: usize,
+    },
+    /// Same content as stored; nothing done.
+    Unchanged {
+        /// Its id.
+        document_id: DocumentId,
+    },
+    /// Its file is gone; the document was removed.
+    Removed {
+        /// Its id.
+        document_id: DocumentId,
+    },
+    /// The file could not be ingested.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One file's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileResult {
+    /// The document's source name.
+    pub source: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: IngestOutcome,
+}
+
+/// The result of ingesting paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Collection ingested into.
+    pub collection: String,
+    /// Every file seen or removed, in order.
+    pub files: Vec<FileResult>,
+}
+
+impl IngestReport {
+    fn count(&self, f: impl Fn(&IngestOutcome) -> bool) -> usize {
+        self.files.iter().filter(|r| f(&r.outcome)).count()
+    }
+
+    /// True when nothing was added, updated or removed.
+    pub fn nothing_changed(&self) -> bool {
+        self.count(|o| {
+            matches!(
+                o,
+                IngestOutcome::Added { .. }
+                    | IngestOutcome::Updated { .. }
+                    | IngestOutcome::Removed { .. }
+            )
+        }) == 0
+    }
+
+    /// Files that were skipped.
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, IngestOutcome::Skipped { .. }))
+    }
+}
+
+impl fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.files {
+            let what = match &r.outcome {
+                IngestOutcome::Added { chunks, .. } => format!("added ({chunks} chunks)"),
+                IngestOutcome::Updated { chunks, .. } => format!("updated ({chunks} chunks)"),
+                IngestOutcome::Unchanged { .. } => "unchanged".to_string(),
+                IngestOutcome::Removed { .. } => "removed".to_string(),
+                IngestOutcome::Skipped { reason } => format!("skipped: {reason}"),
+            };
+            writeln!(f, "  {:<40} {what}", r.source)?;
+        }
+        let added = self.count(|o| matches!(o, IngestOutcome::Added { .. }));
+        let updated = self.count(|o| matches!(o, IngestOutcome::Updated { .. }));
+        let unchanged = self.count(|o| matches!(o, IngestOutcome::Unchanged { .. }));
+        let removed = self.count(|o| matches!(o, IngestOutcome::Removed { .. }));
+        write!(
+            f,
+            "collection `{}`: {added} added, {updated} updated, {unchanged} unchanged, {removed} removed, {} skipped",
+            self.collection,
+            self.skipped()
+        )?;
+        if self.nothing_changed() {
+            write!(f, " (nothing changed)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of rebuilding the vector index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    /// Collections rebuilt, with their point counts.
+    pub rebuilt: Vec<(String, u64)>,
+    /// Documents re-embedded because the embedder changed.
+    pub reembedded_documents: usize,
+    /// Collections found consistent and left alone.
+    pub up_to_date: Vec<String>,
+}
+
+impl fmt::Display for ReindexReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, points) in &self.rebuilt {
+            writeln!(f, "  {name:<30} rebuilt ({points} points)")?;
+        }
+        for name in &self.up_to_date {
+            writeln!(f, "  {name:<30} up to date")?;
+        }
+        write!(
+            f,
+            "{} collection(s) rebuilt, {} up to date, {} document(s) re-embedded",
+            self.rebuilt.len(),
+            self.up_to_date.len(),
+            self.reembedded_documents
+        )
+    }
+}
+
+/// Longest time spent reading one file.
+const PARSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The text a chunk is embedded as: its heading gives the passage its context.
+pub fn embedding_input(heading: Option<&str>, text: &str) -> String {
+    match heading {
+        Some(h) if !h.is_empty() => format!("{h}: {text}"),
+        _ => text.to_string(),
+    }
+}
+
+/// A file found under an ingested path.
+struct Found {
+    path: PathBuf,
+    source: String,
+}
+
+/// Walks `root` (a file or a directory) in a stable order, skipping hidden entries.
+fn walk(root: &Path, prefix: &str, out: &mut Vec<Found>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(root)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let source = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if kind.is_dir() {
+            walk(&entry.path(), &source, out)?;
+        } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
+            out.push(Found {
+                path: entry.path(),
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Knowledge {
+    /// Ingests files and directories (recursively) into `collection`. Documents previously
+    /// ingested from one of these directories whose file is gone are removed.
+    pub async fn ingest_paths(
+        &self,
+        collection: &str,
+        paths: &[PathBuf],
+    ) -> Result<IngestReport, KnowledgeError> {
+        check_collection(collection)?;
+        let mut report = IngestReport {
+            collection: collection.to_string(),
+            files: Vec::new(),
+        };
+        let mut changed = false;
+        for root in paths {
+            let meta = std::fs::metadata(root).map_err(|source| KnowledgeError::Io {
+                name: root.display().to_string(),
+                source,
+            })?;
+            let mut found = Vec::new();
+            let dir_prefix = if meta.is_dir() {
+                let prefix = root
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                    .unwrap_or_default();
+                walk(root, &prefix, &mut found).map_err(|source| KnowledgeError::Io {
+                    name: root.display().to_string(),
+                    source,
+                })?;
+                Some(prefix)
+            } else {
+                let source = root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| root.display().to_string());
+                found.push(Found {
+                    path: root.clone(),
+                    source,
+                });
+                None
+            };
+            let mut seen = HashSet::new();
+            for file in found {
+                seen.insert(file.source.clone());
+                let outcome = match self.ingest_file(collection, &file).await {
+                    Ok(outcome) => outcome,
+                    Err(
+                        e @ (KnowledgeError::Load(_)
+                        | KnowledgeError::TooLarge { .. }
+                        | KnowledgeError::Io { .. }),
+                    ) => {
+                        tracing::warn!(source = %file.source, error = %e, "skipped");
+                        IngestOutcome::Skipped {
+                            reason: e.to_string(),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                };
+                changed |= matches!(
+                    outcome,
+                    IngestOutcome::Added { .. } | IngestOutcome::Updated { .. }
+                );
+                report.files.push(FileResult {
+                    source: file.source,
+                    outcome,
+                });
+            }
+            if let Some(prefix) = dir_prefix {
+                let scope = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                };
+                for doc in self.store.list_documents(collection).await? {
+                    if doc.source.starts_with(&scope) && !seen.contains(&doc.source) {
+                        self.delete_document(doc.id).await?;
+                        changed = true;
+                        report.files.push(FileResult {
+                            source: doc.source,
+                            outcome: IngestOutcome::Removed {
+                                document_id: doc.id,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        if changed {
+            self.vectors.optimize(collection).await?;
+        }
+        Ok(report)
+    }
+
+    async fn ingest_file(
+        &self,
+        collection: &str,
+        file: &Found,
+    ) -> Result<IngestOutcome, KnowledgeError> {
+        let io = |source| KnowledgeError::Io {
+            name: file.source.clone(),
+            source,
+        };
+        let format = Format::from_path(&file.path).ok_or_else(|| {
+            loaders::LoadError::Unsupported(format!("{}: unsupported file type", file.source))
+        })?;
+        let size = tokio::fs::metadata(&file.path).await.map_err(io)?.len();
+        if size > self.settings.max_file_bytes {
+            return Err(KnowledgeError::TooLarge {
+                name: file.source.clone(),
+                bytes: size,
+                limit: self.settings.max_file_bytes,
+            });
+        }
+        let bytes = tokio::fs::read(&file.path).await.map_err(io)?;
+        self.ingest_bytes(collection, &file.source, bytes, format)
+            .await
+    }
+
+    /// Ingests one document's bytes under `source` (replacing an earlier version).
+    #[tracing::instrument(skip(self, bytes), fields(bytes = bytes.len()))]
+    pub async fn ingest_bytes(
+        &self,
+        collection: &str,
+        source: &str,
+        bytes: Vec<u8>,
+        format: Format,
+    ) -> Result<IngestOutcome, KnowledgeError> {
+        check_collection(collection)?;
+        if bytes.len() as u64 > self.settings.max_file_bytes {
+            return Err(KnowledgeError::TooLarge {
+                name: source.to_string(),
+                bytes: bytes.len() as u64,
+                limit: self.settings.max_file_bytes,
+            });
+        }
+        let hash = sha256_hex(&bytes);
+        let model = self.embedder.model_id().to_string();
+        let existing = self.store.document_by_source(collection, source).await?;
+        if let Some(doc) = &existing {
+            if doc.content_hash == hash && doc.embedding_model == model {
+                return Ok(IngestOutcome::Unchanged {
+                    document_id: doc.id,
+                });
+            }
+        }
+        let size = bytes.len() as i64;
+        let name = source.to_string();
+        let config = ChunkerConfig {
+            chunk_tokens: self.settings.chunk_tokens,
+            overlap: self.settings.chunk_overlap,
+        };
+        // Parsing (PDF above all) and token counting are CPU work: keep them off the async
+        // threads, and give up on a file that takes unreasonably long (a hostile PDF).
+        let parse = tokio::task::spawn_blocking(move || {
+            let loaded = loaders::load(&name, &bytes, format)?;
+            let chunks = chunker::chunk(&loaded, &config);
+            Ok::<_, loaders::LoadError>((loaded, chunks))
+        });
+        let (loaded, chunks) = tokio::time::timeout(PARSE_TIMEOUT, parse)
+            .await
+            .map_err(|_| {
+                loaders::LoadError::Unreadable(format!(
+                    "{source}: took over {} s to read",
+                    PARSE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| {
+                loaders::LoadError::Unreadable(format!("{source}: parser failed: {e}"))
+            })??;
+        if chunks.is_empty() {
+            return Err(loaders::LoadError::Empty(source.to_string()).into());
+        }
+        // Passages without a heading (PDF pages, plain text) take the document title as context.
+        let context =
+            |heading: &Option<String>| heading.clone().unwrap_or_else(|| loaded.title.clone());
+        let inputs: Vec<String> = chunks
+            .iter()
+            .map(|c| embedding_input(Some(&context(&c.heading)), &c.text))
+            .collect();
+        let vectors = self.embedder.embed(&inputs).await?;
+        let new_chunks: Vec<NewChunk> = chunks
+            .into_iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(i, (c, embedding))| NewChunk {
+                id: ChunkId::new(),
+                position: i as i64,
+                search_text: text::search_text(&embedding_input(
+                    Some(&context(&c.heading)),
+                    &c.text,
+                )),
+                heading: c.heading,
+                text: c.text,
+                token_count: c.token_count as i64,
+                embedding,
+            })
+            .collect();
+        let points: Vec<VectorPoint> = new_chunks
+            .iter()
+            .map(|c| VectorPoint {
+                id: c.id.0,
+                vector: c.embedding.clone(),
+            })
+            .collect();
+        let count = new_chunks.len();
+        let doc = NewDocument {
+            collection: collection.to_string(),
+            source: source.to_string(),
+            title: loaded.title,
+            format: format.as_str().to_string(),
+            content_hash: hash,
+            bytes: size,
+            embedding_model: model,
+        };
+
+        let writer = self.writer(collection).await;
+        let _guard = writer.lock().await;
+        let replaced = self.store.replace_document(doc, new_chunks).await?;
+        self.vectors
+            .ensure_collection(collection, self.embedder.dimensions())
+            .await?;
+        let removed: Vec<uuid::Uuid> = replaced.removed_chunks.iter().map(|c| c.0).collect();
+        self.vectors.delete(collection, &removed).await?;
+        self.vectors.upsert(collection, points).await?;
+        self.store
+            .mark_collection_indexed(collection, replaced.version)
+            .await?;
+        let document_id = replaced.document.id;
+        tracing::info!(%collection, %source, chunks = count, "ingested");
+        Ok(match existing {
+            Some(_) => IngestOutcome::Updated {
+                document_id,
+                chunks: count,
+            },
+            None => IngestOutcome::Added {
+                document_id,
+                chunks: count,
+            },
+        })
+    }
+
+    /// Deletes a document from the store and the index; false if it did not exist.
+    pub async fn delete_document(&self, id: DocumentId) -> Result<bool, KnowledgeError> {
+        let Some(doc) = self.store.document(id).await? else {
+            return Ok(false);
+        };
+        let writer = self.writer(&doc.collection).await;
+        let _guard = writer.lock().await;
+        let Some(deleted) = self.store.delete_document(id).await? else {
+            return Ok(false);
+        };
+        let removed: Vec<uuid::Uuid> = deleted.removed_chunks.iter().map(|c| c.0).collect();
+        match self.vectors.delete(&doc.collection, &removed).await {
+            Ok(()) | Err(crate::vectors::VectorError::MissingCollection(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.store
+            .mark_collection_indexed(&doc.collection, deleted.version)
+            .await?;
+        Ok(true)
+    }
+
+    /// Rebuilds the vector index from the store: every collection (or one), or with
+    /// `only_stale`, just those whose index is behind the store or holds a different number of
+    /// points. Documents embedded by another model are re-embedded first.
+    pub async fn reindex(
+        &self,
+        only: Option<&str>,
+        only_stale: bool,
+    ) -> Result<ReindexReport, KnowledgeError> {
+        let mut report = ReindexReport::default();
+        for state in self.store.collections().await? {
+            if only.is_some_and(|o| o != state.name) {
+                continue;
+            }
+            let writer = self.writer(&state.name).await;
+            let _guard = writer.lock().await;
+            let model = self.embedder.model_id().to_string();
+            let stale_docs: Vec<_> = self
+                .store
+                .list_documents(&state.name)
+                .await?
+                .into_iter()
+                .filter(|d| d.embedding_model != model)
+                .collect();
+            let points = self.vectors.count(&state.name).await?;
+            let consistent =
+                state.indexed_version == state.version && points == state.chunks as u64;
+            if only_stale && consistent && stale_docs.is_empty() {
+                report.up_to_date.push(state.name.clone());
+                continue;
+            }
+            for doc in &stale_docs {
+                let passages = self.store.passages_in_range(doc.id, 0, i64::MAX).await?;
+                let inputs: Vec<String> = passages
+                    .iter()
+                    .map(|p| {
+                        embedding_input(Some(p.heading.as_deref().unwrap_or(&p.title)), &p.text)
+                    })
+                    .collect();
+                let vectors = self.embedder.embed(&inputs).await?;
+                let pairs: Vec<(ChunkId, Vec<f32>)> =
+                    passages.iter().map(|p| p.chunk_id).zip(vectors).collect();
+                self.store.update_embeddings(doc.id, &model, &pairs).await?;
+                report.reembedded_documents += 1;
+            }
+            // Read the version after re-embedding: everything up to it is copied below.
+            let version = self
+                .store
+                .collections()
+                .await?
+                .into_iter()
+                .find(|c| c.name == state.name)
+                .map(|c| c.version)
+                .unwrap_or(state.version);
+            self.vectors.drop_collection(&state.name).await?;
+            self.vectors
+                .ensure_collection(&state.name, self.embedder.dimensions())
+                .await?;
+            let mut after = None;
+            let mut copied = 0u64;
+            loop {
+                let page = self.store.chunk_page(&state.name, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                copied += page.len() as u64;
+                let points = page
+                    .into_iter()
+                    .map(|c| VectorPoint {
+                        id: c.id.0,
+                        vector: c.embedding,
+                    })
+                    .collect();
+                self.vectors.upsert(&state.name, points).await?;
+            }
+            self.vectors.optimize(&state.name).await?;
+            self.store
+                .mark_collection_indexed(&state.name, version)
+                .await?;
+            tracing::info!(collection = %state.name, points = copied, "vector index rebuilt");
+            report.rebuilt.push((state.name.clone(), copied));
+        }
+        Ok(report)
+    }
+}
+
+fn check_collection(collection: &str) -> Result<(), KnowledgeError> {
+    match validate_name("collection", collection) {
+        Some(_) => Err(KnowledgeError::InvalidCollection(collection.to_string())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heading_prefixes_the_embedded_text() {
+        assert_eq!(
+            embedding_input(Some("Delivery > Costs"), "Free over 30 EUR."),
+            "Delivery > Costs: Free over 30 EUR."
+        );
+        assert_eq!(embedding_input(None, "Hi"), "Hi");
+        assert_eq!(embedding_input(Some(""), "Hi"), "Hi");
+    }
+
+    #[test]
+    fn walk_is_sorted_recursive_and_skips_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        for f in ["b.md", "a.txt", "sub/c.csv", ".hidden.md", ".git/x.md"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let mut out = Vec::new();
+        walk(dir.path(), "kb", &mut out).unwrap();
+        let sources: Vec<_> = out.iter().map(|f| f.source.as_str()).collect();
+        assert_eq!(sources, ["kb/a.txt", "kb/b.md", "kb/sub/c.csv"]);
+    }
+}

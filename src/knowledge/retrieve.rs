@@ -1,0 +1,201 @@
+//! Hybrid retrieval over one collection: dense search in the vector index and keyword search in
+//! the SQL store's full-text index, fused by reciprocal rank fusion. This is the one retrieval
+//! path used by the pipeline, `palaver search`, the API and the eval runner.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::text;
+use super::{Knowledge, KnowledgeError};
+use crate::domain::{ChunkId, DocumentId};
+use crate::embed::cosine;
+
+/// One retrieved passage with its provenance and scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retrieved {
+    /// The chunk.
+    pub chunk_id: ChunkId,
+    /// Its document.
+    pub document_id: DocumentId,
+    /// Document source (path or file name).
+    pub source: String,
+    /// Document title.
+    pub title: String,
+    /// Position of the chunk in its document.
+    pub position: i64,
+    /// Heading path.
+    pub heading: Option<String>,
+    /// Passage text.
+    pub text: String,
+    /// Fused score (reciprocal rank fusion); orders the results.
+    pub score: f32,
+    /// Cosine similarity of the passage to the question.
+    pub similarity: f32,
+    /// Rank in the dense search (1-based), if it was found there.
+    pub dense_rank: Option<usize>,
+    /// Rank in the keyword search (1-based), if it was found there.
+    pub keyword_rank: Option<usize>,
+}
+
+/// A retrieval request.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// Collection to search.
+    pub collection: &'a str,
+    /// The question.
+    pub text: &'a str,
+    /// Results wanted.
+    pub top_k: usize,
+    /// Passages below this cosine similarity are dropped unless the keyword search ranked them
+    /// among its best (codes and names that embeddings miss).
+    pub min_score: f32,
+}
+
+/// Keyword hits ranked this high are kept whatever their similarity.
+const KEYWORD_KEEP_RANK: usize = 3;
+
+/// Reciprocal rank fusion of several rankings: each list contributes `1 / (k + rank)`.
+pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[&[I]], k: f32) -> Vec<(I, f32)> {
+    let mut scores: HashMap<I, f32> = HashMap::new();
+    let mut order: Vec<I> = Vec::new();
+    for ranking in rankings {
+        for (i, id) in ranking.iter().enumerate() {
+            let entry = scores.entry(*id).or_insert_with(|| {
+                order.push(*id);
+                0.0
+            });
+            *entry += 1.0 / (k + (i + 1) as f32);
+        }
+    }
+    let mut fused: Vec<(I, f32)> = order.into_iter().map(|id| (id, scores[&id])).collect();
+    // Stable sort keeps first-seen order on ties, so results are deterministic.
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1));
+    fused
+}
+
+impl Knowledge {
+    /// Finds the passages that best answer `query.text`.
+    #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
+    pub async fn retrieve(&self, query: &Query<'_>) -> Result<Vec<Retrieved>, KnowledgeError> {
+        let question = query.text.trim();
+        if question.is_empty() || query.top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let vector = self
+            .embedder
+            .embed(&[question.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                KnowledgeError::Embed(crate::embed::EmbedError::Inference(
+                    "no vector returned".into(),
+                ))
+            })?;
+        let candidates = self.retrieval.candidates.max(query.top_k);
+        let terms = text::terms(question);
+        let (dense, keyword) = tokio::join!(
+            self.vectors.search(query.collection, &vector, candidates),
+            self.store
+                .keyword_search(query.collection, &terms, candidates),
+        );
+        let dense = match dense {
+            Ok(hits) => hits,
+            // A collection with nothing ingested yet has no vector collection: no results.
+            Err(crate::vectors::VectorError::MissingCollection(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let keyword = keyword?;
+        let dense_ids: Vec<ChunkId> = dense.iter().map(|h| ChunkId(h.id)).collect();
+        let keyword_ids: Vec<ChunkId> = keyword.iter().map(|h| h.chunk_id).collect();
+        let fused = rrf(&[&dense_ids, &keyword_ids], self.retrieval.rrf_k);
+
+        let dense_rank: HashMap<ChunkId, usize> = dense_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i + 1))
+            .collect();
+        let dense_score: HashMap<ChunkId, f32> =
+            dense.iter().map(|h| (ChunkId(h.id), h.score)).collect();
+        let keyword_rank: HashMap<ChunkId, usize> = keyword_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i + 1))
+            .collect();
+
+        // Keyword-only hits have no similarity from the index: take it from the stored embedding.
+        let missing: Vec<ChunkId> = fused
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !dense_score.contains_key(id))
+            .collect();
+        let stored = self.store.embeddings(&missing).await?;
+        let ids: Vec<ChunkId> = fused.iter().map(|(id, _)| *id).collect();
+        let passages = self.store.passages(&ids).await?;
+        let by_id: HashMap<ChunkId, _> = passages.into_iter().map(|p| (p.chunk_id, p)).collect();
+
+        let mut results = Vec::with_capacity(query.top_k);
+        for (id, score) in fused {
+            let Some(p) = by_id.get(&id) else { continue };
+            let similarity = match dense_score.get(&id) {
+                Some(s) => *s,
+                None => stored.get(&id).map(|e| cosine(e, &vector)).unwrap_or(0.0),
+            };
+            let k_rank = keyword_rank.get(&id).copied();
+            let strong_keyword = k_rank.is_some_and(|r| r <= KEYWORD_KEEP_RANK);
+            if similarity < query.min_score && !strong_keyword {
+                continue;
+            }
+            results.push(Retrieved {
+                chunk_id: id,
+                document_id: p.document_id,
+                source: p.source.clone(),
+                title: p.title.clone(),
+                position: p.position,
+                heading: p.heading.clone(),
+                text: p.text.clone(),
+                score,
+                similarity,
+                dense_rank: dense_rank.get(&id).copied(),
+                keyword_rank: k_rank,
+            });
+            if results.len() == query.top_k {
+                break;
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rrf;
+
+    #[test]
+    fn rrf_rewards_agreement_and_keeps_singletons() {
+        let dense = [1, 2, 3];
+        let keyword = [3, 4];
+        let fused = rrf(&[&dense, &keyword], 60.0);
+        let order: Vec<i32> = fused.iter().map(|(id, _)| *id).collect();
+        // 3 is in both lists, so it beats 1 (first in one list only).
+        assert_eq!(order[0], 3);
+        assert_eq!(order.len(), 4);
+        assert!(order.contains(&4));
+        let s1 = fused.iter().find(|(id, _)| *id == 1).unwrap().1;
+        assert!((s1 - 1.0 / 61.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rrf_of_nothing_is_empty() {
+        let empty: [u8; 0] = [];
+        assert!(rrf(&[&empty, &empty], 60.0).is_empty());
+    }
+
+    #[test]
+    fn rrf_ties_keep_first_seen_order() {
+        let a = [7, 8];
+        let b = [8, 7];
+        let fused = rrf(&[&a, &b], 60.0);
+        assert_eq!(fused[0].0, 7);
+    }
+}

@@ -1,0 +1,929 @@
+//! The conversation engine: [`Pipeline::handle`], the one function that production webhooks (via
+//! the job runner), the sandbox and the eval runner all call. A turn (the customer messages not
+//! yet answered) goes through the stages gate → voice → rules → retrieve → prompt → generate →
+//! reply, each instrumented and timed; the reply is recorded in the outbox exactly once.
+
+pub mod rules;
+pub mod sandbox;
+pub mod voice;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::config::Settings;
+use crate::domain::{
+    Agent, AgentConfig, Answerer, Conversation, ConversationStatus, Direction, Generation,
+    LowConfidence, Message, MessageDetails, MessageId, MessageKind, Role, SourceRef,
+};
+use crate::knowledge::{Knowledge, KnowledgeError, Query, Retrieved};
+use crate::llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, Source};
+use crate::prompts::{Budget, PromptError, PromptInput, Prompts, NO_ANSWER};
+use crate::store::{Delivery, NewOutbound, Store, StoreError};
+use rules::Trigger;
+
+/// A failure that stops a turn; the job runner retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Retrieval failed (embedder or vector index).
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    /// A prompt template is broken or missing.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// A voice note could not be fetched (worth retrying).
+    #[error("voice note unavailable: {0}")]
+    Media(String),
+    /// The conversation does not exist.
+    #[error("no conversation {0}")]
+    MissingConversation(String),
+}
+
+/// Why the bot stayed silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Silence {
+    /// Nothing new to answer (already handled).
+    NothingNew,
+    /// No agent is linked to the channel.
+    NoAgent,
+    /// The agent is switched off.
+    AgentInactive,
+    /// A person owns the conversation.
+    HumanOwned,
+    /// Reactions and similar messages need no reply.
+    NoReplyNeeded,
+    /// The sender is the agent's own support contact.
+    SupportContact,
+}
+
+/// What the turn led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A reply was recorded (and queued for sending).
+    Replied,
+    /// The conversation was handed to a person.
+    Escalated,
+    /// Nothing was sent.
+    Silent,
+}
+
+/// A source as shown to people (sandbox, eval reports).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShownSource {
+    /// Number in the prompt.
+    pub n: usize,
+    /// Document source.
+    pub source: String,
+    /// Document title.
+    pub title: String,
+    /// Heading path.
+    pub heading: Option<String>,
+    /// Passage text.
+    pub text: String,
+    /// Cosine similarity to the question.
+    pub similarity: f32,
+    /// Fused retrieval score.
+    pub score: f32,
+}
+
+/// Everything a turn did, for the sandbox, the eval runner and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// What happened.
+    pub action: Action,
+    /// The reply (or the escalation message) sent to the customer.
+    pub reply: Option<String>,
+    /// The recorded outbound message.
+    pub reply_message_id: Option<MessageId>,
+    /// Why the bot stayed silent.
+    pub silence: Option<Silence>,
+    /// Why the conversation was escalated.
+    pub escalation: Option<Trigger>,
+    /// The note for the support contact, when one was written.
+    pub support_note: Option<String>,
+    /// The customer's words this turn answered (transcripts included).
+    pub question: String,
+    /// Sources retrieved.
+    pub sources: Vec<ShownSource>,
+    /// How the reply was produced (prompt, model, tokens, timings).
+    pub generation: Option<Generation>,
+    /// The customer messages this turn covered.
+    pub handled: Vec<MessageId>,
+}
+
+impl Outcome {
+    fn silent(reason: Silence, handled: Vec<MessageId>) -> Self {
+        Self {
+            action: Action::Silent,
+            reply: None,
+            reply_message_id: None,
+            silence: Some(reason),
+            escalation: None,
+            support_note: None,
+            question: String::new(),
+            sources: Vec::new(),
+            generation: None,
+            handled,
+        }
+    }
+}
+
+/// Per-request changes to an agent, for trying a prompt before saving it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Instructions used instead of the agent's.
+    pub system_prompt: Option<String>,
+    /// Temperature.
+    pub temperature: Option<f32>,
+    /// Answerer.
+    pub answerer: Option<Answerer>,
+    /// Model name.
+    pub model: Option<String>,
+    /// Passages retrieved.
+    pub top_k: Option<u32>,
+    /// Minimum retrieval similarity.
+    pub min_score: Option<f32>,
+    /// Confidence threshold.
+    pub confidence_threshold: Option<f32>,
+}
+
+impl Overrides {
+    /// The agent's configuration with these changes, validated.
+    pub fn apply(
+        &self,
+        config: &AgentConfig,
+    ) -> Result<AgentConfig, Vec<crate::domain::FieldError>> {
+        let mut c = config.clone();
+        if let Some(p) = &self.system_prompt {
+            c.system_prompt = p.clone();
+            c.prompt_file = None;
+        }
+        if let Some(t) = self.temperature {
+            c.temperature = t;
+        }
+        if let Some(a) = self.answerer {
+            c.answerer = a;
+        }
+        if let Some(m) = &self.model {
+            c.model = Some(m.clone());
+        }
+        if let Some(k) = self.top_k {
+            c.top_k = k;
+        }
+        if let Some(s) = self.min_score {
+            c.min_score = s;
+        }
+        if let Some(t) = self.confidence_threshold {
+            c.confidence_threshold = t;
+        }
+        let errors = c.validate();
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// True when nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.system_prompt.is_none()
+            && self.temperature.is_none()
+            && self.answerer.is_none()
+            && self.model.is_none()
+            && self.top_k.is_none()
+            && self.min_score.is_none()
+            && self.confidence_threshold.is_none()
+    }
+}
+
+type LocalLoader = Box<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<Arc<dyn ChatModel>, LlmError>>
+        + Send
+        + Sync,
+>;
+
+/// The three answerers; the local model is loaded on first use.
+pub struct Answerers {
+    extractive: Arc<dyn ChatModel>,
+    openai: Option<Arc<dyn ChatModel>>,
+    local: OnceCell<Arc<dyn ChatModel>>,
+    load_local: LocalLoader,
+}
+
+impl Answerers {
+    /// Answerers from their parts.
+    pub fn new(
+        extractive: Arc<dyn ChatModel>,
+        openai: Option<Arc<dyn ChatModel>>,
+        load_local: LocalLoader,
+    ) -> Self {
+        Self {
+            extractive,
+            openai,
+            local: OnceCell::new(),
+            load_local,
+        }
+    }
+
+    /// The answerer of this kind.
+    pub async fn get(&self, kind: Answerer) -> Result<Arc<dyn ChatModel>, LlmError> {
+        match kind {
+            Answerer::Extractive => Ok(self.extractive.clone()),
+            Answerer::Openai => self.openai.clone().ok_or_else(|| {
+                LlmError::Permanent("no OpenAI-compatible server is configured (llm.openai)".into())
+            }),
+            Answerer::Local => self
+                .local
+                .get_or_try_init(|| (self.load_local)())
+                .await
+                .cloned(),
+        }
+    }
+}
+
+/// The engine.
+pub struct Pipeline {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) knowledge: Arc<Knowledge>,
+    pub(crate) prompts: Arc<Prompts>,
+    pub(crate) answerers: Arc<Answerers>,
+    pub(crate) voice: Option<Arc<voice::Voice>>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+/// Questions shorter than this (in words) are searched together with the previous one.
+const RETRIEVE_QUERY_SHORT_WORDS: usize = 6;
+
+/// The words the customer said in a turn.
+fn turn_text(turn: &[Message]) -> String {
+    turn.iter()
+        .filter_map(|m| m.said())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Pipeline {
+    /// Assembles the engine.
+    pub fn new(
+        store: Arc<dyn Store>,
+        knowledge: Arc<Knowledge>,
+        prompts: Arc<Prompts>,
+        answerers: Arc<Answerers>,
+        voice: Option<Arc<voice::Voice>>,
+        settings: Arc<Settings>,
+    ) -> Self {
+        Self {
+            store,
+            knowledge,
+            prompts,
+            answerers,
+            voice,
+            settings,
+        }
+    }
+
+    /// The prompts in use.
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    /// Handles the conversation's unanswered customer messages (the job runner's entry point).
+    pub async fn handle_pending(
+        &self,
+        conversation: crate::domain::ConversationId,
+    ) -> Result<Outcome, PipelineError> {
+        let conv = self
+            .store
+            .conversation(conversation)
+            .await?
+            .ok_or_else(|| PipelineError::MissingConversation(conversation.to_string()))?;
+        let turn = self.store.unhandled_inbound(conversation).await?;
+        self.handle(&conv, &turn, &Overrides::default()).await
+    }
+
+    /// Handles one turn of a conversation: the customer messages in `turn`, oldest first.
+    #[tracing::instrument(skip_all, fields(conversation = %conversation.id, messages = turn.len()))]
+    pub async fn handle(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        overrides: &Overrides,
+    ) -> Result<Outcome, PipelineError> {
+        let started = Instant::now();
+        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
+        let agent = match self.gate(conversation, turn).await? {
+            Ok(agent) => agent,
+            Err(silence) => {
+                self.store.mark_handled(&handled).await?;
+                return Ok(Outcome::silent(silence, handled));
+            }
+        };
+        let config = overrides.apply(&agent.config).map_err(|errors| {
+            PipelineError::Prompt(PromptError::Template {
+                name: "overrides".into(),
+                message: errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+        })?;
+
+        // Voice notes become text first (or get the agent's default voice reply).
+        let mut turn = turn.to_vec();
+        if let Err(reply) = voice::transcribe_turn(self, conversation, &config, &mut turn).await? {
+            return self.send_plain(conversation, &turn, reply, started).await;
+        }
+
+        let question = turn_text(&turn);
+        if question.is_empty() {
+            if turn.iter().all(|m| matches!(m.kind, MessageKind::Reaction)) {
+                self.store.mark_handled(&handled).await?;
+                return Ok(Outcome::silent(Silence::NoReplyNeeded, handled));
+            }
+            let text = self.prompts.unsupported_message().to_string();
+            return self.send_plain(conversation, &turn, text, started).await;
+        }
+
+        if let Some(trigger) = rules::check(&question, &config.escalation) {
+            return self
+                .escalate(
+                    conversation,
+                    &agent,
+                    &config,
+                    &turn,
+                    trigger,
+                    question,
+                    Vec::new(),
+                    None,
+                )
+                .await;
+        }
+
+        let history = self.history(conversation, &handled).await?;
+        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &question, &history).await?;
+        let sources = self.sources(&retrieved).await?;
+        let shown: Vec<ShownSource> = retrieved
+            .iter()
+            .zip(&sources)
+            .map(|(r, s)| ShownSource {
+                n: s.n,
+                source: r.source.clone(),
+                title: r.title.clone(),
+                heading: r.heading.clone(),
+                text: r.text.clone(),
+                similarity: r.similarity,
+                score: r.score,
+            })
+            .collect();
+
+        // Retrieval already dropped passages below the agent's minimum score.
+        if retrieved.is_empty() && config.escalation.on_low_confidence == LowConfidence::Escalate {
+            let trigger = Trigger::LowConfidence("no source above the minimum score".into());
+            return self
+                .escalate(
+                    conversation,
+                    &agent,
+                    &config,
+                    &turn,
+                    trigger,
+                    question,
+                    shown,
+                    None,
+                )
+                .await;
+        }
+
+        let prompt = self.prompt(&agent, &config, conversation, &sources, &history, &question)?;
+        let generate_started = Instant::now();
+        let answerer = self.answerers.get(config.answerer).await;
+        let completion = match answerer {
+            Ok(model) => {
+                self.generate(
+                    model.as_ref(),
+                    &ChatRequest {
+                        messages: &prompt.messages,
+                        question: &question,
+                        sources: &prompt.sources,
+                        model: config.model.as_deref(),
+                        temperature: config.temperature,
+                        max_tokens: config.max_tokens,
+                    },
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let generate_ms = ms(generate_started);
+        let mut generation = Generation {
+            answerer: config.answerer,
+            model: None,
+            sources: prompt
+                .sources
+                .iter()
+                .zip(&retrieved)
+                .map(|(s, r)| SourceRef {
+                    n: s.n,
+                    chunk_id: r.chunk_id,
+                    source: r.source.clone(),
+                    heading: r.heading.clone(),
+                    similarity: r.similarity,
+                    score: r.score,
+                })
+                .collect(),
+            cited: Vec::new(),
+            prompt: Some(prompt.as_text()),
+            confidence: None,
+            tokens_in: prompt.tokens as u32,
+            tokens_out: 0,
+            retrieve_ms,
+            generate_ms,
+            total_ms: 0.0,
+        };
+        let completion = match completion {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "answerer failed");
+                let trigger = Trigger::AnswererFailed(e.to_string());
+                return self
+                    .escalate(
+                        conversation,
+                        &agent,
+                        &config,
+                        &turn,
+                        trigger,
+                        question,
+                        shown,
+                        Some(generation),
+                    )
+                    .await;
+            }
+        };
+        generation.model = Some(completion.model.clone());
+        generation.tokens_in = completion.tokens_in.max(generation.tokens_in);
+        generation.tokens_out = completion.tokens_out;
+        generation.confidence = completion.confidence;
+        generation.cited = completion.cited.clone();
+
+        let text = completion.text.trim();
+        let declined = text.is_empty()
+            || text.trim_matches(|c: char| !c.is_alphanumeric() && c != '_') == NO_ANSWER;
+        let unsure = completion
+            .confidence
+            .is_some_and(|c| c < config.confidence_threshold);
+        if declined || unsure {
+            let detail = match completion.confidence {
+                Some(c) => format!("confidence {c:.2} below {:.2}", config.confidence_threshold),
+                None => "the model found no answer in the sources".into(),
+            };
+            match config.escalation.on_low_confidence {
+                LowConfidence::Escalate => {
+                    let trigger = Trigger::LowConfidence(detail);
+                    return self
+                        .escalate(
+                            conversation,
+                            &agent,
+                            &config,
+                            &turn,
+                            trigger,
+                            question,
+                            shown,
+                            Some(generation),
+                        )
+                        .await;
+                }
+                LowConfidence::Answer if declined => {
+                    let fallback = self.prompts.unsupported_message().to_string();
+                    generation.total_ms = ms(started);
+                    return self
+                        .reply(
+                            conversation,
+                            &turn,
+                            fallback,
+                            Some(generation),
+                            question,
+                            shown,
+                        )
+                        .await;
+                }
+                LowConfidence::Answer => {}
+            }
+        }
+        generation.total_ms = ms(started);
+        self.reply(
+            conversation,
+            &turn,
+            text.to_string(),
+            Some(generation),
+            question,
+            shown,
+        )
+        .await
+    }
+
+    /// Stage 1: may the bot answer at all?
+    #[tracing::instrument(skip_all)]
+    async fn gate(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+    ) -> Result<Result<Agent, Silence>, PipelineError> {
+        if turn.is_empty()
+            || turn
+                .iter()
+                .all(|m| m.direction != Direction::Inbound || m.role != Role::Customer)
+        {
+            return Ok(Err(Silence::NothingNew));
+        }
+        let Some(agent_id) = conversation.agent_id else {
+            return Ok(Err(Silence::NoAgent));
+        };
+        let Some(agent) = self.store.agent(agent_id).await? else {
+            return Ok(Err(Silence::NoAgent));
+        };
+        if !agent.active {
+            return Ok(Err(Silence::AgentInactive));
+        }
+        if conversation.status == ConversationStatus::Escalated {
+            return Ok(Err(Silence::HumanOwned));
+        }
+        if agent
+            .config
+            .escalation
+            .support_contact
+            .as_deref()
+            .is_some_and(|c| c.trim_start_matches('+') == conversation.contact.wa_id)
+        {
+            return Ok(Err(Silence::SupportContact));
+        }
+        Ok(Ok(agent))
+    }
+
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        exclude: &[MessageId],
+    ) -> Result<Vec<ChatMessage>, PipelineError> {
+        let limit = (self.settings.pipeline.history_turns * 2) as u32;
+        let messages = self.store.history(conversation.id, limit, exclude).await?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| {
+                let text = m.said()?;
+                let role = match (m.direction, m.role) {
+                    (Direction::Inbound, _) => ChatRole::User,
+                    (Direction::Outbound, Role::Bot | Role::Agent) => ChatRole::Assistant,
+                    (Direction::Outbound, _) => return None,
+                };
+                Some(ChatMessage::new(role, text))
+            })
+            .collect())
+    }
+
+    /// Stage 4: hybrid retrieval over the agent's knowledge. A short follow-up ("and on
+    /// Sunday?") is searched together with the previous question.
+    #[tracing::instrument(skip_all, fields(agent = %agent.name))]
+    async fn retrieve(
+        &self,
+        agent: &Agent,
+        config: &AgentConfig,
+        question: &str,
+        history: &[ChatMessage],
+    ) -> Result<(Vec<Retrieved>, f64), PipelineError> {
+        let started = Instant::now();
+        let mut query = question.to_string();
+        if question.split_whitespace().count() < RETRIEVE_QUERY_SHORT_WORDS {
+            if let Some(previous) = history.iter().rev().find(|m| m.role == ChatRole::User) {
+                query = format!("{} {question}", previous.content);
+            }
+        }
+        let collection = config.collection.as_deref().unwrap_or(&agent.name);
+        let results = self
+            .knowledge
+            .retrieve(&Query {
+                collection,
+                text: &query,
+                top_k: config.top_k as usize,
+                min_score: config.min_score,
+            })
+            .await?;
+        Ok((results, ms(started)))
+    }
+
+    /// Numbered sources with their neighbours in the document as reading context.
+    async fn sources(&self, retrieved: &[Retrieved]) -> Result<Vec<Source>, PipelineError> {
+        let mut sources = Vec::with_capacity(retrieved.len());
+        for (i, r) in retrieved.iter().enumerate() {
+            let around = self
+                .store
+                .passages_in_range(r.document_id, r.position - 1, r.position + 1)
+                .await?;
+            let context = if around.is_empty() {
+                r.text.clone()
+            } else {
+                around
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            sources.push(Source {
+                n: i + 1,
+                source: r.source.clone(),
+                title: r.title.clone(),
+                heading: r.heading.clone(),
+                text: r.text.clone(),
+                similarity: r.similarity,
+                context,
+            });
+        }
+        Ok(sources)
+    }
+
+    /// Stage 5: the prompt, within the token budget.
+    #[tracing::instrument(skip_all)]
+    fn prompt(
+        &self,
+        agent: &Agent,
+        config: &AgentConfig,
+        conversation: &Conversation,
+        sources: &[Source],
+        history: &[ChatMessage],
+        question: &str,
+    ) -> Result<crate::prompts::RenderedPrompt, PipelineError> {
+        let instructions = match &config.prompt_file {
+            Some(file) => self.prompts.file(file)?.to_string(),
+            None => config.system_prompt.clone(),
+        };
+        let mut total = self.settings.pipeline.prompt_tokens;
+        if config.answerer == Answerer::Local {
+            total = total.min(
+                self.settings
+                    .llm
+                    .local
+                    .context_tokens
+                    .saturating_sub(config.max_tokens as usize),
+            );
+        }
+        Ok(self.prompts.build(
+            &PromptInput {
+                business_name: &config.business_name,
+                agent_name: &agent.name,
+                instructions: &instructions,
+                language: config.language.as_deref(),
+                customer_name: conversation.contact.name.as_deref(),
+                sources,
+                history,
+                question,
+            },
+            Budget {
+                total,
+                history: self.settings.pipeline.history_tokens,
+            },
+        )?)
+    }
+
+    /// Stage 6: the answerer, retried on transient failures; a prompt over the model's
+    /// context is retried once without history and sources beyond the best one.
+    #[tracing::instrument(skip_all, fields(answerer = model.name()))]
+    async fn generate(
+        &self,
+        model: &dyn ChatModel,
+        request: &ChatRequest<'_>,
+    ) -> Result<crate::llm::Completion, LlmError> {
+        let attempts = 2;
+        let mut delay = Duration::from_millis(300);
+        let mut last = None;
+        for attempt in 0..attempts {
+            match model.complete(request).await {
+                Ok(c) => return Ok(c),
+                Err(LlmError::Transient(e)) if attempt + 1 < attempts => {
+                    tracing::warn!(error = %e, "answerer busy, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    last = Some(LlmError::Transient(e));
+                }
+                Err(LlmError::ContextLengthExceeded(e)) => {
+                    tracing::warn!(error = %e, "prompt over the model's context, retrying with less");
+                    let messages = [
+                        request.messages[0].clone(),
+                        request.messages[request.messages.len() - 1].clone(),
+                    ];
+                    let sources = &request.sources[..request.sources.len().min(1)];
+                    let smaller = ChatRequest {
+                        messages: &messages,
+                        sources,
+                        ..request.clone()
+                    };
+                    return model.complete(&smaller).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| LlmError::Transient("no attempt made".into())))
+    }
+
+    fn delivery(&self, conversation: &Conversation) -> Delivery {
+        if conversation.sandbox {
+            Delivery::RecordOnly
+        } else {
+            Delivery::Outbox {
+                max_attempts: self.settings.workers.max_attempts,
+            }
+        }
+    }
+
+    /// Stage 7: records the reply in the outbox, exactly once per turn.
+    #[tracing::instrument(skip_all)]
+    async fn reply(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        text: String,
+        generation: Option<Generation>,
+        question: String,
+        sources: Vec<ShownSource>,
+    ) -> Result<Outcome, PipelineError> {
+        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
+        let last = handled.last().map(|id| id.to_string()).unwrap_or_default();
+        let (message, created) = self
+            .store
+            .record_outbound(NewOutbound {
+                conversation_id: conversation.id,
+                role: Role::Bot,
+                kind: MessageKind::Text,
+                text: Some(text.clone()),
+                details: MessageDetails::default(),
+                generation: generation.clone(),
+                idempotency_key: Some(format!("reply:{last}")),
+                handled: handled.clone(),
+                delivery: self.delivery(conversation),
+            })
+            .await?;
+        if !created {
+            tracing::info!(message = %message.id, "reply already recorded for this turn");
+        }
+        metrics::counter!("palaver_replies_total", "outcome" => "replied").increment(1);
+        Ok(Outcome {
+            action: Action::Replied,
+            reply: message.text.clone(),
+            reply_message_id: Some(message.id),
+            silence: None,
+            escalation: None,
+            support_note: None,
+            question,
+            sources,
+            generation: message.generation.or(generation),
+            handled,
+        })
+    }
+
+    /// A fixed reply with no retrieval (default voice reply, unsupported message).
+    async fn send_plain(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        text: String,
+        started: Instant,
+    ) -> Result<Outcome, PipelineError> {
+        let generation = Generation {
+            total_ms: ms(started),
+            ..Default::default()
+        };
+        let question = turn_text(turn);
+        self.reply(
+            conversation,
+            turn,
+            text,
+            Some(generation),
+            question,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Hands the conversation to a person: status, record, message to the customer, and a note
+    /// to the agent's support contact.
+    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(reason = trigger.reason()))]
+    async fn escalate(
+        &self,
+        conversation: &Conversation,
+        agent: &Agent,
+        config: &AgentConfig,
+        turn: &[Message],
+        trigger: Trigger,
+        question: String,
+        sources: Vec<ShownSource>,
+        generation: Option<Generation>,
+    ) -> Result<Outcome, PipelineError> {
+        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
+        let last = handled.last().copied();
+        let (_, opened) = self
+            .store
+            .open_escalation(
+                conversation.id,
+                trigger.reason(),
+                Some(trigger.detail()),
+                last,
+            )
+            .await?;
+        let key = last.map(|id| id.to_string()).unwrap_or_default();
+        let text = config.escalation.customer_message.clone();
+        let (message, _) = self
+            .store
+            .record_outbound(NewOutbound {
+                conversation_id: conversation.id,
+                role: Role::Bot,
+                kind: MessageKind::Text,
+                text: Some(text.clone()),
+                details: MessageDetails::default(),
+                generation: generation.clone(),
+                idempotency_key: Some(format!("escalation:{key}")),
+                handled: handled.clone(),
+                delivery: self.delivery(conversation),
+            })
+            .await?;
+        let mut support_note = None;
+        if opened {
+            if let Some(contact) = &config.escalation.support_contact {
+                let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
+                let link = format!(
+                    "{}/api/v1/conversations/{}",
+                    self.settings.server.public_url.trim_end_matches('/'),
+                    conversation.id
+                );
+                let custom = config.escalation.support_note.trim();
+                let note = if custom.is_empty() {
+                    self.prompts.support_note(
+                        customer,
+                        &conversation.contact.wa_id,
+                        &trigger.describe(),
+                        Some(&question),
+                        Some(&link),
+                    )?
+                } else {
+                    custom
+                        .replace("{customer}", customer)
+                        .replace("{reason}", &trigger.describe())
+                        .replace("{summary}", &question)
+                        .replace("{link}", &link)
+                };
+                if !conversation.sandbox {
+                    if let Some(channel) = self.store.channel(conversation.channel_id).await? {
+                        let support = self
+                            .store
+                            .open_conversation(
+                                &channel,
+                                contact.trim_start_matches('+'),
+                                Some("Support"),
+                            )
+                            .await?;
+                        self.store
+                            .record_outbound(NewOutbound {
+                                conversation_id: support.id,
+                                role: Role::System,
+                                kind: MessageKind::Text,
+                                text: Some(note.clone()),
+                                details: MessageDetails::default(),
+                                generation: None,
+                                idempotency_key: Some(format!("notify:{key}")),
+                                handled: Vec::new(),
+                                delivery: self.delivery(conversation),
+                            })
+                            .await?;
+                    }
+                }
+                support_note = Some(note);
+            }
+            tracing::info!(agent = %agent.name, reason = trigger.reason(), "conversation escalated");
+            metrics::counter!("palaver_escalations_total", "reason" => trigger.reason())
+                .increment(1);
+        }
+        Ok(Outcome {
+            action: Action::Escalated,
+            reply: Some(text),
+            reply_message_id: Some(message.id),
+            silence: None,
+            escalation: Some(trigger),
+            support_note,
+            question,
+            sources,
+            generation,
+            handled,
+        })
+    }
+}

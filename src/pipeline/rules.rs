@@ -1,0 +1,303 @@
+//! Escalation rules, pure: does a customer message hand the conversation to a person? Two
+//! triggers are read from the text — the agent's keywords (whole words or phrases, case- and
+//! accent-insensitive, any language) and an explicit request for a person ("I want to talk to a
+//! human", "quero falar com um atendente", "quiero hablar con una persona") — the others (low
+//! confidence, answerer failure) are decided by the pipeline after retrieval and generation.
+
+use serde::Serialize;
+
+use crate::domain::EscalationSettings;
+use crate::knowledge::text::{contains_phrase, normalize};
+
+/// Why a conversation is escalated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A configured keyword or phrase was said.
+    Keyword(String),
+    /// The customer asked for a person.
+    HumanRequest(String),
+    /// No source was good enough to answer from.
+    LowConfidence(String),
+    /// The answerer failed after its retries.
+    AnswererFailed(String),
+    /// A person replied from the business's own phone.
+    HumanTakeover(String),
+    /// Outside the 24-hour window with no template to send.
+    WindowClosed(String),
+}
+
+impl Trigger {
+    /// The stored reason code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Trigger::Keyword(_) => "keyword",
+            Trigger::HumanRequest(_) => "human_request",
+            Trigger::LowConfidence(_) => "low_confidence",
+            Trigger::AnswererFailed(_) => "answerer_failed",
+            Trigger::HumanTakeover(_) => "human_takeover",
+            Trigger::WindowClosed(_) => "window_closed",
+        }
+    }
+
+    /// The detail (matched keyword, error ...).
+    pub fn detail(&self) -> &str {
+        match self {
+            Trigger::Keyword(d)
+            | Trigger::HumanRequest(d)
+            | Trigger::LowConfidence(d)
+            | Trigger::AnswererFailed(d)
+            | Trigger::HumanTakeover(d)
+            | Trigger::WindowClosed(d) => d,
+        }
+    }
+
+    /// A short human-readable reason for notes and the inbox.
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Keyword(k) => format!("said \"{k}\""),
+            Trigger::HumanRequest(_) => "asked for a person".into(),
+            Trigger::LowConfidence(_) => "question the knowledge base does not answer".into(),
+            Trigger::AnswererFailed(_) => "the answerer failed".into(),
+            Trigger::HumanTakeover(_) => "a person replied from the business phone".into(),
+            Trigger::WindowClosed(_) => {
+                "outside the 24-hour window and no template configured".into()
+            }
+        }
+    }
+}
+
+/// Verbs of asking to talk, in English, Spanish, Portuguese, German and French (normalised).
+const TALK: &[&str] = &[
+    "talk",
+    "speak",
+    "chat",
+    "connect",
+    "transfer",
+    "falar",
+    "conversar",
+    "fale",
+    "hablar",
+    "habla",
+    "hable",
+    "comunicar",
+    "sprechen",
+    "reden",
+    "parler",
+];
+
+/// Who the customer wants to talk to (normalised).
+const PERSON: &[&str] = &[
+    "person",
+    "human",
+    "someone",
+    "somebody",
+    "representative",
+    "operator",
+    "agent",
+    "staff",
+    "employee",
+    "manager",
+    "pessoa",
+    "humano",
+    "humana",
+    "atendente",
+    "alguem",
+    "funcionario",
+    "gerente",
+    "persona",
+    "alguien",
+    "agente",
+    "operador",
+    "mensch",
+    "menschen",
+    "mitarbeiter",
+    "jemandem",
+    "jemand",
+    "personne",
+    "humain",
+    "conseiller",
+];
+
+/// Phrases that are requests for a person on their own (normalised).
+const PHRASES: &[&str] = &[
+    "real person",
+    "live agent",
+    "customer service",
+    "pessoa de verdade",
+    "persona real",
+    "echter mensch",
+    "atendimento humano",
+    "atencion al cliente",
+];
+
+/// Verbs that come after the person in German word order ("mit einem Mitarbeiter sprechen").
+const TALK_FINAL: &[&str] = &["sprechen", "reden"];
+
+/// Words between the verb and the person that still make a request ("talk to a real person").
+const MAX_GAP: usize = 4;
+
+/// Checks a customer message against the agent's escalation rules.
+pub fn check(text: &str, settings: &EscalationSettings) -> Option<Trigger> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    for keyword in &settings.keywords {
+        if contains_phrase(text, keyword) {
+            return Some(Trigger::Keyword(keyword.clone()));
+        }
+    }
+    if settings.detect_human_request {
+        if let Some(phrase) = human_request(text) {
+            return Some(Trigger::HumanRequest(phrase));
+        }
+    }
+    None
+}
+
+/// Finds an explicit request for a person: a talk verb followed closely by a person word, or
+/// a phrase that asks for one by itself.
+pub fn human_request(text: &str) -> Option<String> {
+    let normal = normalize(text);
+    let words: Vec<&str> = normal
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for phrase in PHRASES {
+        if contains_phrase(&normal, phrase) {
+            return Some((*phrase).to_string());
+        }
+    }
+    for (i, w) in words.iter().enumerate() {
+        if TALK.contains(w) {
+            for (j, target) in words.iter().enumerate().skip(i + 1).take(MAX_GAP + 1) {
+                if PERSON.contains(target) {
+                    return Some(words[i..=j].join(" "));
+                }
+            }
+        }
+        if TALK_FINAL.contains(w) {
+            for j in (i.saturating_sub(MAX_GAP + 1)..i).rev() {
+                if PERSON.contains(&words[j]) {
+                    return Some(words[j..=i].join(" "));
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(keywords: &[&str]) -> EscalationSettings {
+        EscalationSettings {
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keywords_are_whole_words_in_any_case_and_accent() {
+        let s = settings(&[
+            "humano",
+            "atendente",
+            "Mensch",
+            "agent",
+            "falar com gerente",
+        ]);
+        let cases: &[(&str, Option<&str>)] = &[
+            ("Quero um HUMANO!", Some("humano")),
+            ("quero falar com o atendente por favor", Some("atendente")),
+            ("Kann ich mit einem Mensch reden?", Some("Mensch")),
+            ("agent please", Some("agent")),
+            ("Preciso falar com gerente.", Some("falar com gerente")),
+            ("Do you have an agenda for the event?", None),
+            ("humanos são legais", None),
+            ("What are your opening hours?", None),
+        ];
+        for (text, expected) in cases {
+            let got = check(
+                text,
+                &EscalationSettings {
+                    detect_human_request: false,
+                    ..s.clone()
+                },
+            );
+            assert_eq!(
+                got,
+                expected.map(|k| Trigger::Keyword(k.to_string())),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn accents_in_keywords_and_messages_are_ignored() {
+        let s = settings(&["atenção"]);
+        assert!(check("preciso de ATENCAO", &s).is_some());
+        let s = settings(&["atencao"]);
+        assert!(check("preciso de atenção", &s).is_some());
+    }
+
+    #[test]
+    fn requests_for_a_person_in_several_languages() {
+        let yes = [
+            "I want to talk to a person",
+            "Can I speak with a real person please?",
+            "Let me talk to someone",
+            "connect me to an agent",
+            "Quero falar com uma pessoa",
+            "posso falar com alguém?",
+            "Quiero hablar con una persona",
+            "¿Puedo hablar con alguien?",
+            "Ich möchte mit einem Mitarbeiter sprechen",
+            "Je veux parler à un conseiller",
+            "customer service please",
+        ];
+        let s = settings(&[]);
+        for text in yes {
+            assert!(
+                matches!(check(text, &s), Some(Trigger::HumanRequest(_))),
+                "{text}"
+            );
+        }
+        let no = [
+            "Do you sell person-sized cakes?",
+            "What time do you open?",
+            "I want a chocolate cake",
+            "I need someone to deliver a cake to my mother",
+            "Can you talk about your refund policy?",
+            "",
+        ];
+        for text in no {
+            assert_eq!(check(text, &s), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn human_request_detection_can_be_turned_off() {
+        let s = EscalationSettings {
+            keywords: vec![],
+            detect_human_request: false,
+            ..Default::default()
+        };
+        assert_eq!(check("I want to talk to a person", &s), None);
+    }
+
+    #[test]
+    fn reasons_are_stable_codes() {
+        assert_eq!(Trigger::Keyword("x".into()).reason(), "keyword");
+        assert_eq!(Trigger::HumanRequest("x".into()).reason(), "human_request");
+        assert_eq!(
+            Trigger::LowConfidence("x".into()).reason(),
+            "low_confidence"
+        );
+        assert_eq!(
+            Trigger::AnswererFailed("x".into()).reason(),
+            "answerer_failed"
+        );
+        assert_eq!(Trigger::HumanTakeover("x".into()).detail(), "x");
+    }
+}
