@@ -4,6 +4,9 @@
 pub mod convert;
 pub mod decode;
 pub mod synth;
+pub mod whisper;
+
+pub use whisper::{transcribe_file, FileTranscript, WhisperTranscriber};
 
 use async_trait::async_trait;
 use serde::Serialize;
