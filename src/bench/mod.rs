@@ -1,8 +1,9 @@
 //! Benchmarks behind `palaver bench`: measured figures for the parts whose speed matters to a
-//! user — embedding throughput, retrieval latency and recall.
+//! user — embedding throughput, retrieval latency and recall, speech real-time factor.
 
 pub mod embed;
 pub mod retrieval;
+pub mod speech;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
