@@ -62,6 +62,9 @@ pub struct SpeechReport {
     /// The 1-minute load average when the benchmark started, when known: ggml's threads
     /// busy-wait, so a busy machine slows every figure down a lot.
     pub load_average: Option<f64>,
+    /// The language given to the models, or `None` when multilingual models detected it (one
+    /// more encoder pass per note).
+    pub language: Option<String>,
 }
 
 impl SpeechReport {
@@ -80,6 +83,13 @@ impl fmt::Display for SpeechReport {
             "speech real-time factor: (decode + transcribe) / audio, median of {} run(s)",
             self.repeats
         )?;
+        match &self.language {
+            Some(l) => writeln!(f, "language given: {l}")?,
+            None => writeln!(
+                f,
+                "language detected by multilingual models (one more encoder pass per note)"
+            )?,
+        }
         if let Some(load) = self.load_average {
             writeln!(f, "load average at start: {load:.2}")?;
         }
@@ -131,19 +141,22 @@ fn load_average() -> Option<f64> {
 }
 
 /// Measures every Whisper model present in `models` (none is fetched) on a ~5 s and a ~30 s
-/// voice note, with each of `threads`, `repeats` times each after one warm-up. `scratch` holds
-/// the generated audio while it is made.
+/// English voice note, with each of `threads`, `repeats` times each after one warm-up;
+/// `language` is passed to the models (`None`: detect it, as agents set to auto-detect do).
+/// `scratch` holds the generated audio while it is made.
 pub async fn run(
     models: &ModelStore,
     settings: &SpeechSettings,
     threads: &[usize],
     repeats: usize,
+    language: Option<&str>,
     scratch: &Path,
 ) -> Result<SpeechReport, SpeechBenchError> {
     let repeats = repeats.max(1);
     let mut report = SpeechReport {
         repeats,
         load_average: load_average(),
+        language: language.map(str::to_owned),
         ..SpeechReport::default()
     };
     let clips = [
@@ -180,13 +193,13 @@ pub async fn run(
         };
         let base = WhisperTranscriber::load(models, &model_settings).await?;
         // The first run allocates whisper's buffers and warms the caches.
-        base.transcribe(&clips[0].2, None, None).await?;
+        base.transcribe(&clips[0].2, None, language).await?;
         for (clip, text, audio) in &clips {
             for &t in threads {
                 let transcriber = base.with_threads(t);
                 let mut samples = Vec::with_capacity(repeats);
                 for _ in 0..repeats {
-                    samples.push(transcriber.transcribe(audio, None, None).await?);
+                    samples.push(transcriber.transcribe(audio, None, language).await?);
                 }
                 samples.sort_by(|a, b| {
                     (a.decode_ms + a.transcribe_ms).total_cmp(&(b.decode_ms + b.transcribe_ms))
@@ -241,11 +254,13 @@ mod tests {
             skipped: vec![("whisper-tiny.en".into(), "Missing".into())],
             repeats: 3,
             load_average: Some(0.42),
+            language: None,
         };
         assert!((report.runs[1].rtf() - 0.08).abs() < 1e-9);
         let text = report.to_string();
         assert!(text.contains("median of 3"), "{text}");
         assert!(text.contains("load average at start: 0.42"), "{text}");
+        assert!(text.contains("language detected"), "{text}");
         assert!(text.contains("0.134"), "{text}");
         assert!(text.contains("skipped whisper-tiny.en"), "{text}");
         assert!(text.ends_with("RTF 0.080 (goal <= 0.1: met)"), "{text}");
