@@ -248,14 +248,41 @@ pub fn spec(name: &str) -> Result<&'static ModelSpec, ModelError> {
     })
 }
 
-/// Runs a conversion step: reads the unpacked files in the first directory, writes the output
-/// file into the second.
-pub type Converter = fn(&Path, &Path) -> Result<(), ModelError>;
+/// Runs a conversion step: reads the unpacked files in the first directory, writes the
+/// conversion's output file into the second.
+pub type Converter = fn(&Conversion, &Path, &Path) -> Result<(), ModelError>;
 
-/// The code that performs `conversion`, if this build has it.
-fn converter(conversion: &Conversion) -> Option<Converter> {
+/// The code that performs `conversion`.
+fn converter(conversion: &Conversion) -> Converter {
     match conversion {
-        Conversion::WhisperCt2ToGgml { .. } => None,
+        Conversion::WhisperCt2ToGgml { .. } => convert_whisper,
+    }
+}
+
+/// CTranslate2 `model.bin` + `vocabulary.txt` to whisper.cpp's ggml file, in Rust.
+fn convert_whisper(
+    conversion: &Conversion,
+    unpacked: &Path,
+    out_dir: &Path,
+) -> Result<(), ModelError> {
+    let Conversion::WhisperCt2ToGgml { output } = conversion;
+    let out = out_dir.join(output.name);
+    match crate::speech::convert::convert_dir(unpacked, &out) {
+        Ok(summary) => {
+            tracing::info!(
+                file = %out.display(),
+                bytes = summary.bytes,
+                tensors = summary.tensors,
+                tokens = summary.tokens,
+                multilingual = summary.hparams.multilingual(),
+                "converted Whisper weights to ggml"
+            );
+            Ok(())
+        }
+        Err(crate::speech::convert::ConvertError::Io { path, source }) => {
+            Err(ModelError::Io { path, source })
+        }
+        Err(e) => Err(ModelError::Convert(e.to_string())),
     }
 }
 
@@ -294,9 +321,9 @@ pub enum ModelError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The model's files need a conversion this build cannot do yet.
-    #[error("{0}")]
-    NeedsConversion(String),
+    /// The downloaded files could not be converted into the file the model runs from.
+    #[error("could not convert the model: {0}")]
+    Convert(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
@@ -503,18 +530,7 @@ impl ModelStore {
                 ModelStatus::Missing | ModelStatus::Override { .. } => {}
             }
         }
-        let convert = match &spec.conversion {
-            None => None,
-            Some(conversion) => Some(converter(conversion).ok_or_else(|| {
-                ModelError::NeedsConversion(format!(
-                    "model `{}` is published as CTranslate2 weights and this build cannot convert them to \
-                     whisper.cpp's format; set models.paths.{} to a ggml file (e.g. {})",
-                    spec.name,
-                    spec.name,
-                    spec.outputs().first().map(|f| f.name).unwrap_or("ggml-model.bin"),
-                ))
-            })?),
-        };
+        let convert = spec.conversion.map(|c| (c, converter(&c)));
         self.download_and_install(spec, convert, replace).await?;
         Ok(ModelFiles::in_dir(&dir, &spec.outputs()))
     }
@@ -522,7 +538,7 @@ impl ModelStore {
     async fn download_and_install(
         &self,
         spec: &'static ModelSpec,
-        convert: Option<Converter>,
+        convert: Option<(Conversion, Converter)>,
         replace: bool,
     ) -> Result<(), ModelError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
@@ -543,7 +559,7 @@ impl ModelStore {
     async fn build_in(
         &self,
         spec: &'static ModelSpec,
-        convert: Option<Converter>,
+        convert: Option<(Conversion, Converter)>,
         replace: bool,
         staging: &Path,
     ) -> Result<(), ModelError> {
@@ -573,10 +589,10 @@ impl ModelStore {
             let wheels = staging_owned.join("wheels");
             let mut hashed = unpack_wheels(&wheels, spec.files, &unpack_owned, Some(&bar))?;
             bar.finish_and_clear();
-            if let Some(convert) = convert {
+            if let Some((conversion, convert)) = convert {
                 fs::create_dir_all(&model_owned).map_err(io_err(&model_owned))?;
                 tracing::info!(model = spec.name, "converting model files");
-                convert(&unpack_owned, &model_owned)?;
+                convert(&conversion, &unpack_owned, &model_owned)?;
                 hashed.clear();
                 for output in spec.outputs() {
                     let path = model_owned.join(output.name);
@@ -1466,15 +1482,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn whisper_without_converter_asks_for_a_path() {
+    async fn whisper_conversion_errors_name_the_problem() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = ModelStore::new(tmp.path().to_path_buf(), BTreeMap::new());
-        match store.ensure("whisper-base").await {
-            Err(ModelError::NeedsConversion(msg)) => {
-                assert!(msg.contains("models.paths.whisper-base"), "{msg}")
-            }
-            other => panic!("expected NeedsConversion, got {other:?}"),
+        let conversion = spec("whisper-base").unwrap().conversion.unwrap();
+        let convert = converter(&conversion);
+        let (unpacked, out) = (tmp.path().join("unpacked"), tmp.path().join("model"));
+        fs::create_dir_all(&unpacked).unwrap();
+        fs::create_dir_all(&out).unwrap();
+        match convert(&conversion, &unpacked, &out) {
+            Err(ModelError::Io { path, .. }) => assert!(path.ends_with("model.bin"), "{path:?}"),
+            other => panic!("expected an I/O error naming model.bin, got {other:?}"),
         }
+        fs::write(unpacked.join("model.bin"), b"\x06\0\0\0not a model").unwrap();
+        fs::write(unpacked.join("vocabulary.txt"), "a\n<|endoftext|>\n").unwrap();
+        match convert(&conversion, &unpacked, &out) {
+            Err(ModelError::Convert(msg)) => assert!(msg.contains("model.bin"), "{msg}"),
+            other => panic!("expected a conversion error, got {other:?}"),
+        }
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "no partial output left"
+        );
+
+        let store = ModelStore::new(tmp.path().to_path_buf(), BTreeMap::new());
         assert_eq!(
             store.status("whisper-tiny.en").await.unwrap(),
             ModelStatus::Missing

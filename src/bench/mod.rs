@@ -1,9 +1,10 @@
 //! Benchmarks behind `palaver bench`: measured figures for the parts whose speed matters to a
-//! user — embedding throughput, retrieval latency and recall.
+//! user — embedding throughput, retrieval latency and recall, speech real-time factor.
 
 pub mod embed;
 pub mod pipeline;
 pub mod retrieval;
+pub mod speech;
 pub mod webhooks;
 
 use std::fmt;

@@ -1,6 +1,13 @@
 //! Voice notes: audio decoding (WhatsApp's OGG/Opus and common formats, to 16 kHz mono) and the
 //! [`Transcriber`] trait with its whisper.cpp implementation.
 
+pub mod convert;
+pub mod decode;
+pub mod synth;
+pub mod whisper;
+
+pub use whisper::{transcribe_file, FileTranscript, WhisperTranscriber};
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -30,6 +37,9 @@ pub enum SpeechError {
     /// Transcription failed.
     #[error("transcription failed: {0}")]
     Transcription(String),
+    /// The audio file could not be read.
+    #[error("cannot read the audio: {0}")]
+    Read(String),
 }
 
 /// What a voice note said.
