@@ -24,7 +24,7 @@ use crate::domain::{
     MediaRef, MessageDetails, MessageKind, ProviderKind, Role, TemplateRef,
 };
 use crate::pipeline::rules::Trigger;
-use crate::pipeline::voice::MediaSource;
+use crate::pipeline::voice::{MediaError, MediaSource};
 use crate::providers::evolution::{
     ConnectOutcome, EvolutionProvider, InstanceSettings, PairingQr, WEBHOOK_EVENTS,
 };
@@ -887,26 +887,34 @@ impl MediaSource for Channels {
         &self,
         conversation: &Conversation,
         media: &MediaRef,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, MediaError> {
         if let Some(inline) = &media.inline_base64 {
             return base64::engine::general_purpose::STANDARD
                 .decode(inline.trim())
-                .map_err(|e| format!("inline media is not base64: {e}"));
+                .map_err(|e| MediaError::Gone(format!("inline media is not base64: {e}")));
         }
         let channel = self
             .store
             .channel(conversation.channel_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("channel no longer exists")?;
+            .map_err(|e| MediaError::Unavailable(e.to_string()))?
+            .ok_or_else(|| MediaError::Gone("the channel no longer exists".into()))?;
         let provider = self
             .provider(channel.provider)
-            .ok_or("the sandbox has no media to fetch")?;
-        let ctx = self.context(&channel).await.map_err(|e| e.to_string())?;
+            .ok_or_else(|| MediaError::Gone("the sandbox has no media to fetch".into()))?;
+        let ctx = self
+            .context(&channel)
+            .await
+            .map_err(|e| MediaError::Unavailable(e.to_string()))?;
         provider
             .fetch_media(&ctx, media)
             .await
             .map(|m| m.bytes)
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                ProviderError::Transient { .. } | ProviderError::Auth(_) => {
+                    MediaError::Unavailable(e.to_string())
+                }
+                _ => MediaError::Gone(e.to_string()),
+            })
     }
 }

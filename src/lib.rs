@@ -36,8 +36,10 @@ use crate::embed::{EmbedError, Embedder};
 use crate::knowledge::{Knowledge, KnowledgeError, ReindexReport};
 use crate::llm::ChatModel;
 use crate::models::ModelStore;
+use crate::pipeline::voice::Voice;
 use crate::pipeline::{Answerers, Pipeline};
 use crate::prompts::{PromptError, Prompts};
+use crate::speech::OnDemandWhisper;
 use crate::store::{ApiKey, Store, StoreError};
 use crate::vectors::{VectorError, VectorStore};
 
@@ -167,12 +169,19 @@ impl App {
             sealer(&settings)?,
             settings.clone(),
         )?);
+        let voice = Arc::new(Voice {
+            transcriber: Arc::new(OnDemandWhisper::new(
+                models.clone(),
+                settings.speech.clone(),
+            )),
+            media: channels.clone(),
+        });
         let pipeline = Arc::new(Pipeline::new(
             store.clone(),
             knowledge.clone(),
             prompts.clone(),
             answerers,
-            None,
+            Some(voice),
             settings.clone(),
         ));
         Ok(Self {

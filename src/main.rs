@@ -65,6 +65,19 @@ enum Command {
         #[arg(long)]
         answerer: Option<String>,
     },
+    /// Transcribe an audio file (OGG/Opus voice note, WAV, MP3, M4A) and print the text with
+    /// its timings.
+    Transcribe {
+        /// The audio file.
+        file: PathBuf,
+        /// Whisper model: a catalogue name (whisper-base, whisper-tiny.en) or a ggml file
+        /// (default: the `speech.model` setting).
+        #[arg(long)]
+        model: Option<String>,
+        /// Language spoken (ISO 639-1, e.g. en, es, pt); detected when not given.
+        #[arg(long)]
+        language: Option<String>,
+    },
     /// Rebuild the vector index from the store.
     Reindex {
         /// Only this agent's collection.
@@ -159,6 +172,21 @@ enum BenchCommand {
     Pipeline(PipelineBench),
     /// Signed webhook ingestion over loopback: latency at a fixed rate and flat-out throughput.
     Webhooks(WebhookBench),
+    /// Voice-note real-time factor (decode + transcribe) of each fetched Whisper model.
+    Speech(SpeechBench),
+}
+
+#[derive(Args)]
+struct SpeechBench {
+    /// Threads per transcription to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
+    threads: Vec<usize>,
+    /// Measured runs of each clip (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Language given to the models (detected when not given, as for agents set to detect it).
+    #[arg(long)]
+    language: Option<String>,
 }
 
 #[derive(Args)]
@@ -312,6 +340,23 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
             }
             Ok(())
         }
+        Command::Transcribe {
+            file,
+            model,
+            language,
+        } => {
+            let models = palaver::models::ModelStore::from_settings(&settings);
+            let result = palaver::speech::transcribe_file(
+                &models,
+                &settings.speech,
+                &file,
+                model.as_deref(),
+                language.as_deref(),
+            )
+            .await?;
+            println!("{result}");
+            Ok(())
+        }
         Command::Reindex { agent, stale_only } => {
             let app = App::build(settings).await?;
             let collection = match agent {
@@ -447,7 +492,7 @@ async fn chat(
         ..Default::default()
     };
     eprintln!(
-        "Chatting with `{}` ({} answerer). Commands: /reset, /prompt, /quit.",
+        "Chatting with `{}` ({} answerer). Commands: /voice FILE, /reset, /prompt, /quit.",
         agent.name,
         overrides.answerer.unwrap_or(agent.config.answerer).as_str()
     );
@@ -476,20 +521,28 @@ async fn chat(
                 }
                 continue;
             }
+            _ if line == "/voice" || line.starts_with("/voice ") => {}
             _ if line.starts_with('/') => {
-                println!("(unknown command; try /reset, /prompt or /quit)");
+                println!("(unknown command; try /voice FILE, /reset, /prompt or /quit)");
                 continue;
             }
             _ => {}
         }
-        let outcome = sandbox::say(
-            &app.pipeline,
-            &agent,
-            session,
-            sandbox::Said::Text(line.to_string()),
-            &overrides,
-        )
-        .await?;
+        let voice = line == "/voice" || line.starts_with("/voice ");
+        let said = match line.strip_prefix("/voice").filter(|_| voice) {
+            Some(file) => match voice_note(file.trim()) {
+                Ok(said) => said,
+                Err(e) => {
+                    println!("({e})");
+                    continue;
+                }
+            },
+            None => sandbox::Said::Text(line.to_string()),
+        };
+        let outcome = sandbox::say(&app.pipeline, &agent, session, said, &overrides).await?;
+        if voice && !outcome.question.is_empty() {
+            println!("  heard: {}", outcome.question);
+        }
         if let Some(prompt) = outcome.generation.as_ref().and_then(|g| g.prompt.clone()) {
             last_prompt = Some(prompt);
         }
@@ -497,6 +550,31 @@ async fn chat(
         std::io::stdout().flush().ok();
     }
     Ok(())
+}
+
+/// The voice note at `file`, for the chat's `/voice FILE`.
+fn voice_note(file: &str) -> Result<palaver::pipeline::sandbox::Said> {
+    anyhow::ensure!(
+        !file.is_empty(),
+        "usage: /voice FILE (an OGG/Opus, WAV, MP3 or M4A file)"
+    );
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
+    let mime = match std::path::Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("ogg" | "oga" | "opus") => Some("audio/ogg; codecs=opus"),
+        Some("wav") => Some("audio/wav"),
+        Some("mp3") => Some("audio/mpeg"),
+        Some("m4a" | "mp4" | "aac") => Some("audio/mp4"),
+        _ => None,
+    };
+    Ok(palaver::pipeline::sandbox::Said::Audio(
+        bytes,
+        mime.map(str::to_owned),
+    ))
 }
 
 /// A turn's outcome as the terminal chat shows it.
@@ -794,6 +872,20 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 args.database_url.as_deref(),
                 args.rate,
                 args.seconds,
+            )
+            .await?;
+            println!("{report}");
+        }
+        BenchCommand::Speech(args) => {
+            let models = palaver::models::ModelStore::from_settings(&settings);
+            let scratch = tempfile::tempdir()?;
+            let report = palaver::bench::speech::run(
+                &models,
+                &settings.speech,
+                &args.threads,
+                args.repeats,
+                args.language.as_deref(),
+                scratch.path(),
             )
             .await?;
             println!("{report}");

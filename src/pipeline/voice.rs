@@ -10,12 +10,26 @@ use super::{Pipeline, PipelineError};
 use crate::domain::{AgentConfig, Conversation, MediaRef, Message, MessageKind};
 use crate::speech::{SpeechError, Transcriber};
 
+/// Why a voice note's bytes could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MediaError {
+    /// Worth trying again later (provider down, throttled, credentials being fixed).
+    #[error("voice note unavailable for now: {0}")]
+    Unavailable(String),
+    /// It will never be available (expired, deleted, malformed reference).
+    #[error("voice note gone: {0}")]
+    Gone(String),
+}
+
 /// Where voice-note bytes come from.
 #[async_trait]
 pub trait MediaSource: Send + Sync {
-    /// The bytes of `media`, sent in `conversation`. `Err` is worth retrying later.
-    async fn fetch(&self, conversation: &Conversation, media: &MediaRef)
-        -> Result<Vec<u8>, String>;
+    /// The bytes of `media`, sent in `conversation`.
+    async fn fetch(
+        &self,
+        conversation: &Conversation,
+        media: &MediaRef,
+    ) -> Result<Vec<u8>, MediaError>;
 }
 
 /// Transcription and the media it needs.
@@ -52,11 +66,14 @@ pub async fn transcribe_turn(
         let Some(media) = message.details.media.clone() else {
             return Ok(Err(default_reply));
         };
-        let audio = voice
-            .media
-            .fetch(conversation, &media)
-            .await
-            .map_err(PipelineError::Media)?;
+        let audio = match voice.media.fetch(conversation, &media).await {
+            Ok(audio) => audio,
+            Err(MediaError::Unavailable(e)) => return Err(PipelineError::Media(e)),
+            Err(MediaError::Gone(e)) => {
+                tracing::warn!(message = %message.id, error = %e, "voice note cannot be fetched");
+                return Ok(Err(default_reply));
+            }
+        };
         let language = config.voice.language.as_deref();
         match voice
             .transcriber

@@ -6,7 +6,7 @@ pub mod decode;
 pub mod synth;
 pub mod whisper;
 
-pub use whisper::{transcribe_file, FileTranscript, WhisperTranscriber};
+pub use whisper::{transcribe_file, FileTranscript, OnDemandWhisper, WhisperTranscriber};
 
 use async_trait::async_trait;
 use serde::Serialize;

@@ -314,6 +314,57 @@ impl Transcriber for WhisperTranscriber {
     }
 }
 
+/// The configured Whisper model, loaded on the first voice note (and fetched into the cache
+/// first when missing), then kept for every later one. A failed load is not remembered: the next
+/// voice note tries again, so a model fetched or repaired meanwhile is picked up.
+pub struct OnDemandWhisper {
+    models: ModelStore,
+    settings: SpeechSettings,
+    loaded: tokio::sync::OnceCell<WhisperTranscriber>,
+}
+
+impl OnDemandWhisper {
+    /// Loads `settings.model` from `models` when first needed.
+    pub fn new(models: ModelStore, settings: SpeechSettings) -> Self {
+        Self {
+            models,
+            settings,
+            loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The model, loading it on the first call.
+    pub async fn get(&self) -> Result<&WhisperTranscriber, SpeechError> {
+        self.loaded
+            .get_or_try_init(|| async {
+                tracing::info!(model = %self.settings.model, "loading the speech model");
+                WhisperTranscriber::load(&self.models, &self.settings).await
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Transcriber for OnDemandWhisper {
+    fn name(&self) -> &str {
+        self.loaded
+            .get()
+            .map_or(self.settings.model.as_str(), |t| t.name())
+    }
+
+    async fn transcribe(
+        &self,
+        audio: &[u8],
+        mime: Option<&str>,
+        language: Option<&str>,
+    ) -> Result<Transcript, SpeechError> {
+        if audio.is_empty() {
+            return Err(SpeechError::Empty);
+        }
+        self.get().await?.transcribe(audio, mime, language).await
+    }
+}
+
 /// The result of `palaver transcribe FILE`: the transcript and what it cost.
 #[derive(Debug, Clone)]
 pub struct FileTranscript {

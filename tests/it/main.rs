@@ -8,4 +8,5 @@ mod crash;
 mod engine;
 mod eval;
 mod store;
+mod voice;
 mod webhooks;
