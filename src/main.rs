@@ -559,18 +559,7 @@ fn voice_note(file: &str) -> Result<palaver::pipeline::sandbox::Said> {
         "usage: /voice FILE (an OGG/Opus, WAV, MP3 or M4A file)"
     );
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
-    let mime = match std::path::Path::new(file)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("ogg" | "oga" | "opus") => Some("audio/ogg; codecs=opus"),
-        Some("wav") => Some("audio/wav"),
-        Some("mp3") => Some("audio/mpeg"),
-        Some("m4a" | "mp4" | "aac") => Some("audio/mp4"),
-        _ => None,
-    };
+    let mime = palaver::speech::decode::mime_for_path(std::path::Path::new(file));
     Ok(palaver::pipeline::sandbox::Said::Audio(
         bytes,
         mime.map(str::to_owned),

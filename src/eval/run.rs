@@ -136,19 +136,6 @@ fn slug(name: &str) -> String {
     s.chars().take(40).collect()
 }
 
-/// Guesses a voice note's MIME type from its file name.
-fn audio_mime(path: &Path) -> Option<String> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    let mime = match ext.as_str() {
-        "ogg" | "opus" | "oga" => "audio/ogg; codecs=opus",
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        "m4a" | "mp4" | "aac" => "audio/mp4",
-        _ => return None,
-    };
-    Some(mime.to_string())
-}
-
 async fn prepare(
     sandbox: &Sandbox,
     env: &Environment,
@@ -267,7 +254,10 @@ async fn run_case(
         let said = match &turn.said {
             Said::Text(t) => sandbox::Said::Text(t.clone()),
             Said::Audio { path, .. } => match tokio::fs::read(path).await {
-                Ok(bytes) => sandbox::Said::Audio(bytes, audio_mime(path)),
+                Ok(bytes) => sandbox::Said::Audio(
+                    bytes,
+                    crate::speech::decode::mime_for_path(path).map(str::to_owned),
+                ),
                 Err(e) => {
                     result.status = CaseStatus::Error;
                     result.error = Some(format!(
@@ -512,15 +502,5 @@ mod tests {
                 "{name} -> {agent}"
             );
         }
-    }
-
-    #[test]
-    fn voice_note_types_from_file_names() {
-        assert_eq!(
-            audio_mime(Path::new("a/b.ogg")).as_deref(),
-            Some("audio/ogg; codecs=opus")
-        );
-        assert_eq!(audio_mime(Path::new("x.WAV")).as_deref(), Some("audio/wav"));
-        assert_eq!(audio_mime(Path::new("x.txt")), None);
     }
 }

@@ -603,6 +603,20 @@ pub fn resample(input: &[f32], from_rate: u32) -> Result<Vec<f32>, SpeechError> 
     Ok(out)
 }
 
+/// The MIME type an audio file's extension suggests (`note.ogg` -> `audio/ogg; codecs=opus`):
+/// a hint for [`decode`], which goes by the bytes.
+pub fn mime_for_path(path: &std::path::Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "ogg" | "oga" | "opus" => "audio/ogg; codecs=opus",
+        "wav" => "audio/wav",
+        "mp3" => "audio/mpeg",
+        "m4a" | "mp4" => "audio/mp4",
+        "aac" => "audio/aac",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1082,5 +1096,17 @@ pub(crate) mod tests {
         // Shifted by a frame either way they match worse: the timing is exact.
         assert!(correlation(&ew[1..], &eo) < aligned);
         assert!(correlation(&ew, &eo[1..]) < aligned);
+    }
+
+    #[test]
+    fn audio_types_from_file_names() {
+        use std::path::Path;
+        assert_eq!(
+            mime_for_path(Path::new("a/b.ogg")),
+            Some("audio/ogg; codecs=opus")
+        );
+        assert_eq!(mime_for_path(Path::new("x.WAV")), Some("audio/wav"));
+        assert_eq!(mime_for_path(Path::new("x.txt")), None);
+        assert_eq!(mime_for_path(Path::new("noext")), None);
     }
 }

@@ -415,19 +415,6 @@ impl fmt::Display for FileTranscript {
     }
 }
 
-/// The MIME type suggested by a file's extension (a hint only; the content decides).
-fn mime_from_extension(path: &Path) -> Option<&'static str> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "ogg" | "oga" | "opus" => "audio/ogg",
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        "m4a" | "mp4" => "audio/mp4",
-        "aac" => "audio/aac",
-        _ => return None,
-    })
-}
-
 /// Transcribes one audio file for `palaver transcribe FILE [--model NAME|PATH] [--language xx]`:
 /// `model` overrides `settings.model`, `language` skips detection.
 pub async fn transcribe_file(
@@ -448,7 +435,7 @@ pub async fn transcribe_file(
     let transcriber = WhisperTranscriber::load(models, &settings).await?;
     let load_ms = millis(started.elapsed());
     let transcript = transcriber
-        .transcribe(&audio, mime_from_extension(file), language)
+        .transcribe(&audio, decode::mime_for_path(file), language)
         .await?;
     Ok(FileTranscript {
         file: file.to_path_buf(),
