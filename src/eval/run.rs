@@ -330,7 +330,17 @@ pub async fn run(
     let sandbox = Sandbox::build(env).await?;
     let judge = Judge::from_settings(&env.settings, sandbox.app.prompts.clone())
         .map_err(|e| EvalError::Setup(format!("the judge cannot be used: {e}")))?;
-    let voice = sandbox.app.pipeline.voice.is_some();
+    let voice = match &sandbox.app.pipeline.voice {
+        None => false,
+        Some(_) if !suites.iter().any(|s| s.cases.iter().any(|c| c.has_audio())) => true,
+        Some(v) => match v.transcriber.ready().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cases with voice notes are skipped: no speech model");
+                false
+            }
+        },
+    };
 
     let mut ingested = HashMap::new();
     let mut prepared = Vec::with_capacity(suites.len());

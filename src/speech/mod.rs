@@ -64,6 +64,10 @@ pub struct Transcript {
 pub trait Transcriber: Send + Sync {
     /// Model name, for logs.
     fn name(&self) -> &str;
+    /// Whether the model can be used: loads it now if it loads lazily.
+    async fn ready(&self) -> Result<(), SpeechError> {
+        Ok(())
+    }
     /// Decodes and transcribes `audio` (any supported container; `mime` is a hint). `language`
     /// is an ISO 639-1 code, or `None` to detect it.
     async fn transcribe(

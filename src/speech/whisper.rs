@@ -352,6 +352,10 @@ impl Transcriber for OnDemandWhisper {
             .map_or(self.settings.model.as_str(), |t| t.name())
     }
 
+    async fn ready(&self) -> Result<(), SpeechError> {
+        self.get().await.map(|_| ())
+    }
+
     async fn transcribe(
         &self,
         audio: &[u8],

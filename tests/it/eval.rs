@@ -572,3 +572,40 @@ async fn the_command_exits_1_when_the_gate_fails() {
     // Nothing was written to the data directory: the run used its own throwaway copy.
     assert!(!dir.path().join("data").exists());
 }
+
+/// Without a usable speech model, voice-note cases are skipped with the reason (never failed
+/// or passed), and text cases still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_cases_are_skipped_when_no_speech_model_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let note = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/audio/saturday-hours.ogg");
+    let suite = format!(
+        "knowledge: [\"{}\"]\nagent: {{confidence_threshold: 0.3}}\ncases:\n  - id: spoken\n    audio: \"{}\"\n    expect: [contains: \"08:00\"]\n  - id: typed\n    say: Which payment methods do you accept? MB WAY?\n    expect: [contains: MB WAY]\n",
+        knowledge_dir().join("faq.md").display(),
+        note.display()
+    );
+    let file = write_suite(dir.path(), "voice.yaml", &suite);
+    let mut env = environment(dir.path());
+    env.settings.speech.model = dir.path().join("no-such-model.bin").display().to_string();
+    let results = palaver::eval::run::run(&suite::load(&[file]).unwrap(), &env, &options())
+        .await
+        .unwrap();
+    let cases = &results.suites[0].cases;
+    let case = |id: &str| cases.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(
+        case("spoken").status,
+        CaseStatus::Skipped,
+        "{:#?}",
+        case("spoken")
+    );
+    assert!(case("spoken").assertions[0]
+        .checked
+        .reason
+        .contains("no transcriber"));
+    assert_eq!(
+        case("typed").status,
+        CaseStatus::Passed,
+        "{:#?}",
+        case("typed")
+    );
+}
