@@ -232,7 +232,7 @@ impl WhisperTranscriber {
         }
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let transcribe_ms = millis(started.elapsed());
-        tracing::info!(
+        tracing::debug!(
             model = %self.name,
             language,
             language_probability,
