@@ -506,6 +506,10 @@ async fn chat(
             break;
         }
         let line = line.trim();
+        let voice_file = line
+            .strip_prefix("/voice")
+            .filter(|rest| rest.is_empty() || rest.starts_with(' '))
+            .map(str::trim);
         match line {
             "" => continue,
             "/quit" | "/exit" => break,
@@ -521,16 +525,14 @@ async fn chat(
                 }
                 continue;
             }
-            _ if line == "/voice" || line.starts_with("/voice ") => {}
-            _ if line.starts_with('/') => {
+            _ if line.starts_with('/') && voice_file.is_none() => {
                 println!("(unknown command; try /voice FILE, /reset, /prompt or /quit)");
                 continue;
             }
             _ => {}
         }
-        let voice = line == "/voice" || line.starts_with("/voice ");
-        let said = match line.strip_prefix("/voice").filter(|_| voice) {
-            Some(file) => match voice_note(file.trim()) {
+        let said = match voice_file {
+            Some(file) => match voice_note(file) {
                 Ok(said) => said,
                 Err(e) => {
                     println!("({e})");
@@ -540,7 +542,7 @@ async fn chat(
             None => sandbox::Said::Text(line.to_string()),
         };
         let outcome = sandbox::say(&app.pipeline, &agent, session, said, &overrides).await?;
-        if voice && !outcome.question.is_empty() {
+        if voice_file.is_some() && !outcome.question.is_empty() {
             println!("  heard: {}", outcome.question);
         }
         if let Some(prompt) = outcome.generation.as_ref().and_then(|g| g.prompt.clone()) {
