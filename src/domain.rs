@@ -890,6 +890,10 @@ pub struct Generation {
     pub generate_ms: f64,
     /// Time from the start of handling to the reply, in milliseconds.
     pub total_ms: f64,
+    /// Why a fixed reply was sent instead of a generated one (e.g. a voice note that could not
+    /// be transcribed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A WhatsApp number or instance, linked to an agent. Credentials are kept apart, sealed.

@@ -626,6 +626,9 @@ fn describe(o: &palaver::pipeline::Outcome) -> String {
             g.tokens_out,
             confidence,
         );
+        if let Some(note) = &g.note {
+            let _ = writeln!(out, "  ({note})");
+        }
     }
     out
 }

@@ -344,8 +344,11 @@ impl Pipeline {
 
         // Voice notes become text first (or get the agent's default voice reply).
         let mut turn = turn.to_vec();
-        if let Err(reply) = voice::transcribe_turn(self, conversation, &config, &mut turn).await? {
-            return self.send_plain(conversation, &turn, reply, started).await;
+        if let Err(why) = voice::transcribe_turn(self, conversation, &config, &mut turn).await? {
+            let reply = config.voice.default_reply.clone();
+            return self
+                .send_plain(conversation, &turn, reply, Some(why), started)
+                .await;
         }
 
         let question = turn_text(&turn);
@@ -355,7 +358,10 @@ impl Pipeline {
                 return Ok(Outcome::silent(Silence::NoReplyNeeded, handled));
             }
             let text = self.prompts.unsupported_message().to_string();
-            return self.send_plain(conversation, &turn, text, started).await;
+            let why = "the message has no text or voice to answer".to_string();
+            return self
+                .send_plain(conversation, &turn, text, Some(why), started)
+                .await;
         }
 
         if let Some(trigger) = rules::check(&question, &config.escalation) {
@@ -452,6 +458,7 @@ impl Pipeline {
             retrieve_ms,
             generate_ms,
             total_ms: 0.0,
+            note: None,
         };
         let completion = match completion {
             Ok(c) => c,
@@ -805,9 +812,11 @@ impl Pipeline {
         conversation: &Conversation,
         turn: &[Message],
         text: String,
+        note: Option<String>,
         started: Instant,
     ) -> Result<Outcome, PipelineError> {
         let generation = Generation {
+            note,
             total_ms: ms(started),
             ..Default::default()
         };

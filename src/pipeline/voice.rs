@@ -40,14 +40,17 @@ pub struct Voice {
     pub media: Arc<dyn MediaSource>,
 }
 
-/// Transcribes the turn's voice notes in place. `Ok(Err(reply))` means: answer with `reply`
-/// (the agent's default voice reply) instead of handling the turn.
+/// Why a turn's voice note was not heard (the turn then gets the agent's default voice reply).
+pub type Unheard = String;
+
+/// Transcribes the turn's voice notes in place. `Ok(Err(why))` means: answer with the agent's
+/// default voice reply instead of handling the turn.
 pub async fn transcribe_turn(
     pipeline: &Pipeline,
     conversation: &Conversation,
     config: &AgentConfig,
     turn: &mut [Message],
-) -> Result<Result<(), String>, PipelineError> {
+) -> Result<Result<(), Unheard>, PipelineError> {
     let pending: Vec<usize> = turn
         .iter()
         .enumerate()
@@ -57,21 +60,20 @@ pub async fn transcribe_turn(
     if pending.is_empty() {
         return Ok(Ok(()));
     }
-    let default_reply = config.voice.default_reply.clone();
     let Some(voice) = pipeline.voice.as_ref().filter(|_| config.voice.transcribe) else {
-        return Ok(Err(default_reply));
+        return Ok(Err("the agent does not transcribe voice notes".into()));
     };
     for i in pending {
         let message = &mut turn[i];
         let Some(media) = message.details.media.clone() else {
-            return Ok(Err(default_reply));
+            return Ok(Err("the voice note came without its media".into()));
         };
         let audio = match voice.media.fetch(conversation, &media).await {
             Ok(audio) => audio,
             Err(MediaError::Unavailable(e)) => return Err(PipelineError::Media(e)),
             Err(MediaError::Gone(e)) => {
                 tracing::warn!(message = %message.id, error = %e, "voice note cannot be fetched");
-                return Ok(Err(default_reply));
+                return Ok(Err(e));
             }
         };
         let language = config.voice.language.as_deref();
@@ -98,15 +100,15 @@ pub async fn transcribe_turn(
             }
             Ok(_) => {
                 tracing::info!(message = %message.id, "voice note had no speech");
-                return Ok(Err(default_reply));
+                return Ok(Err("no speech was heard in the voice note".into()));
             }
             Err(e @ (SpeechError::Model(_) | SpeechError::Transcription(_))) => {
                 tracing::error!(message = %message.id, error = %e, "transcription failed");
-                return Ok(Err(default_reply));
+                return Ok(Err(e.to_string()));
             }
             Err(e) => {
                 tracing::warn!(message = %message.id, error = %e, "voice note refused");
-                return Ok(Err(default_reply));
+                return Ok(Err(e.to_string()));
             }
         }
     }

@@ -243,7 +243,14 @@ async fn with_transcription_off_the_default_voice_reply_is_sent() {
         "Please type your question: I cannot listen to audio here."
     );
     assert_eq!(media_downloads(&graph).await, 0, "nothing was downloaded");
-    assert!(messages(&t).await[0]["transcript"].is_null());
+    let messages = messages(&t).await;
+    assert!(messages[0]["transcript"].is_null());
+    // The reply records why it was the default one, for the inbox.
+    assert_eq!(
+        messages[1]["generation"]["note"], "the agent does not transcribe voice notes",
+        "{:?}",
+        messages[1]
+    );
     t.stop().await;
 }
 
@@ -345,5 +352,8 @@ async fn the_sandbox_answers_an_uploaded_voice_note() {
         palaver::domain::VoiceSettings::default().default_reply,
         "{body}"
     );
+    // The prompt author sees why.
+    let note = body["generation"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("unsupported audio format"), "{body}");
     t.stop().await;
 }
