@@ -776,17 +776,13 @@ impl Pipeline {
         let last = handled.last().map(|id| id.to_string()).unwrap_or_default();
         let (message, created) = self
             .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Bot,
-                kind: MessageKind::Text,
-                text: Some(text.clone()),
-                details: MessageDetails::default(),
-                generation: generation.clone(),
-                idempotency_key: Some(format!("reply:{last}")),
-                handled: handled.clone(),
-                delivery: self.delivery(conversation),
-            })
+            .record_outbound(self.bot_text(
+                conversation,
+                &text,
+                &generation,
+                format!("reply:{last}"),
+                &handled,
+            ))
             .await?;
         if !created {
             tracing::info!(message = %message.id, "reply already recorded for this turn");
@@ -804,6 +800,28 @@ impl Pipeline {
             generation: message.generation.or(generation),
             handled,
         })
+    }
+
+    /// The bot's text message answering `handled`, recorded once under `idempotency_key`.
+    fn bot_text(
+        &self,
+        conversation: &Conversation,
+        text: &str,
+        generation: &Option<Generation>,
+        idempotency_key: String,
+        handled: &[MessageId],
+    ) -> NewOutbound {
+        NewOutbound {
+            conversation_id: conversation.id,
+            role: Role::Bot,
+            kind: MessageKind::Text,
+            text: Some(text.to_string()),
+            details: MessageDetails::default(),
+            generation: generation.clone(),
+            idempotency_key: Some(idempotency_key),
+            handled: handled.to_vec(),
+            delivery: self.delivery(conversation),
+        }
     }
 
     /// A fixed reply with no retrieval (default voice reply, unsupported message).
@@ -862,17 +880,13 @@ impl Pipeline {
         let text = config.escalation.customer_message.clone();
         let (message, _) = self
             .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Bot,
-                kind: MessageKind::Text,
-                text: Some(text.clone()),
-                details: MessageDetails::default(),
-                generation: generation.clone(),
-                idempotency_key: Some(format!("escalation:{key}")),
-                handled: handled.clone(),
-                delivery: self.delivery(conversation),
-            })
+            .record_outbound(self.bot_text(
+                conversation,
+                &text,
+                &generation,
+                format!("escalation:{key}"),
+                &handled,
+            ))
             .await?;
         let mut support_note = None;
         if opened {
