@@ -67,6 +67,12 @@ async fn graph_with_media(audio: Vec<u8>) -> MockServer {
         )
         .mount(&graph)
         .await;
+    mount_send(&graph).await;
+    graph
+}
+
+/// The Graph API accepting every message we send.
+async fn mount_send(graph: &MockServer) {
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/messages")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -74,9 +80,8 @@ async fn graph_with_media(audio: Vec<u8>) -> MockServer {
             "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
             "messages": [{"id": "wamid.OUT.voice"}]
         })))
-        .mount(&graph)
+        .mount(graph)
         .await;
-    graph
 }
 
 /// An app with workers, MiniLM, the demo agent (`config` on top of the defaults) and a Meta
@@ -264,14 +269,7 @@ async fn expired_media_gets_the_default_voice_reply_instead_of_retrying() {
         )))
         .mount(&graph)
         .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "messages": [{"id": "wamid.OUT.voice"}]
-        })))
-        .mount(&graph)
-        .await;
+    mount_send(&graph).await;
     let Some(t) = voice_app(&graph, json!({})).await else {
         return;
     };
