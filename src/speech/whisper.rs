@@ -19,6 +19,9 @@ use crate::models::{Conversion, ModelStore};
 /// whisper.cpp's ggml files start with this magic (0x67676d6c, little-endian).
 const GGML_MAGIC: [u8; 4] = *b"lmgg";
 
+/// Whisper hears audio in windows of 30 seconds.
+const WINDOW_SAMPLES: usize = 30 * decode::SAMPLE_RATE as usize;
+
 /// Whisper run in-process on the CPU.
 #[derive(Clone)]
 pub struct WhisperTranscriber {
@@ -218,9 +221,12 @@ impl WhisperTranscriber {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        // Timestamps stay on: whisper moves from one 30 s window to the next by the last
-        // timestamp it emitted, which is what keeps words at window edges.
-        params.set_no_timestamps(false);
+        // Longer notes keep timestamps: whisper moves from one 30 s window to the next by the
+        // last timestamp it emitted, which is what keeps words at window edges. A note that fits
+        // one window is decoded without them: fewer tokens, and no second pass over the audio
+        // after the last timestamp (whisper would encode a whole padded window for the final
+        // second of silence).
+        params.set_no_timestamps(samples.len() <= WINDOW_SAMPLES);
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
         state.full(params, &samples).map_err(transcription_err)?;
