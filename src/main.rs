@@ -1,6 +1,6 @@
 //! The `palaver` command line: parse, load settings, start logging, call into the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -220,6 +220,14 @@ struct EmbedBench {
     /// Words per sentence (on average).
     #[arg(long, default_value_t = 20)]
     words: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also measure sentence-transformers (PyTorch) in this run, alternating with Palaver's
+    /// runs, using this Python interpreter (it must have `sentence-transformers` installed);
+    /// the local MiniLM embedder only.
+    #[arg(long, value_name = "PYTHON")]
+    baseline_python: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -835,9 +843,43 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
     };
     match cmd {
         BenchCommand::Embed(args) => {
-            let report =
-                palaver::bench::embed::run(embedder().await?.as_ref(), args.sentences, args.words)
-                    .await?;
+            let embedder = embedder().await?;
+            let baseline = match args.baseline_python {
+                Some(python) => {
+                    let model = palaver::embed::local::MODEL;
+                    if embedder.model_id() != model {
+                        bail!(
+                            "the sentence-transformers baseline runs the local {model}; \
+                             the configured embedder is {}",
+                            embedder.model_id()
+                        );
+                    }
+                    let files = palaver::models::ModelStore::from_settings(&settings)
+                        .ensure(model)
+                        .await?;
+                    let file = |name: &str| {
+                        files
+                            .path(name)
+                            .map(Path::to_path_buf)
+                            .with_context(|| format!("{model} has no {name}"))
+                    };
+                    Some(palaver::bench::embed::Baseline {
+                        python,
+                        config: file("config.json")?,
+                        weights: file("model.safetensors")?,
+                        tokenizer: file("tokenizer.json")?,
+                    })
+                }
+                None => None,
+            };
+            let report = palaver::bench::embed::run(
+                embedder.as_ref(),
+                args.sentences,
+                args.words,
+                args.runs,
+                baseline.as_ref(),
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Retrieval(args) => {

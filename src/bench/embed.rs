@@ -1,36 +1,72 @@
 //! Embedding throughput: sentences per second on generated English sentences, compared with
-//! sentence-transformers (PyTorch) measured on the same kind of machine.
+//! sentence-transformers (PyTorch): the figure in MODELS.md and, when a Python interpreter with
+//! sentence-transformers is given, the same model measured in the same run, alternating with
+//! Palaver's own runs so both see the same machine load.
 
 use std::fmt;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::BenchError;
 use crate::embed::{EmbedError, Embedder};
 
-/// sentence-transformers (PyTorch) on 512 sentences of ~20 words, batch 32, 2 threads.
+/// sentence-transformers (PyTorch) on 512 sentences of ~20 words, batch 32, 2 threads, as
+/// recorded in MODELS.md.
 pub const SENTENCE_TRANSFORMERS_PER_SEC: f64 = 413.0;
 
 /// Sentences embedded before timing starts (loads caches, spins up threads).
 const WARM_UP: usize = 32;
 
-/// Result of one benchmark run.
+/// The sentence-transformers side of a same-run comparison.
+const BASELINE_SCRIPT: &str = include_str!("../../benches/embed_baseline.py");
+
+/// How long the baseline may take to import PyTorch and load the model, or to embed once.
+const BASELINE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Result of one benchmark.
 #[derive(Debug, Clone)]
 pub struct EmbedReport {
     /// The embedder's model id.
     pub model: String,
-    /// Sentences embedded in the timed run.
+    /// Sentences embedded in each timed run.
     pub sentences: usize,
     /// Mean words per sentence.
     pub mean_words: f64,
-    /// Wall-clock time of the timed run, in seconds.
+    /// Timed runs; the figures are their medians.
+    pub runs: usize,
+    /// Median wall-clock time of a timed run, in seconds.
     pub seconds: f64,
-    /// Throughput of the timed run.
+    /// Throughput of the median run.
     pub sentences_per_sec: f64,
+    /// sentence-transformers measured in the same run, when asked for.
+    pub baseline: Option<BaselineReport>,
+}
+
+/// sentence-transformers measured alongside Palaver.
+#[derive(Debug, Clone)]
+pub struct BaselineReport {
+    /// Library versions and threads, e.g. `sentence-transformers 5.1, torch 2.9, 2 threads`.
+    pub label: String,
+    /// Throughput of its median run.
+    pub sentences_per_sec: f64,
+    /// Lowest cosine similarity between its vector and Palaver's for the same sentence.
+    pub min_cosine: f64,
 }
 
 impl EmbedReport {
-    /// Throughput relative to sentence-transformers.
+    /// Throughput relative to the sentence-transformers figure in MODELS.md.
     pub fn ratio(&self) -> f64 {
         self.sentences_per_sec / SENTENCE_TRANSFORMERS_PER_SEC
+    }
+
+    /// Throughput relative to sentence-transformers measured in this run.
+    pub fn same_run_ratio(&self) -> Option<f64> {
+        self.baseline
+            .as_ref()
+            .map(|b| self.sentences_per_sec / b.sentences_per_sec.max(f64::EPSILON))
     }
 }
 
@@ -42,6 +78,11 @@ impl fmt::Display for EmbedReport {
             "  sentences              {:>10} ({:.1} words on average)",
             self.sentences, self.mean_words
         )?;
+        writeln!(
+            f,
+            "  runs                   {:>10} (median shown)",
+            self.runs
+        )?;
         writeln!(f, "  total                  {:>10.3} s", self.seconds)?;
         writeln!(
             f,
@@ -50,45 +91,287 @@ impl fmt::Display for EmbedReport {
         )?;
         writeln!(
             f,
-            "  sentence-transformers  {:>10.1} sentences/s (PyTorch, 2 threads)",
+            "  sentence-transformers  {:>10.1} sentences/s (MODELS.md: PyTorch, 2 threads)",
             SENTENCE_TRANSFORMERS_PER_SEC
         )?;
-        write!(f, "  ratio                  {:>10.2}x", self.ratio())
+        write!(f, "  ratio                  {:>10.2}x", self.ratio())?;
+        if let (Some(b), Some(ratio)) = (&self.baseline, self.same_run_ratio()) {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  same run               {:>10.1} sentences/s ({})",
+                b.sentences_per_sec, b.label
+            )?;
+            writeln!(f, "  ratio to same run      {:>10.2}x", ratio)?;
+            write!(
+                f,
+                "  agreement              {:>10.6} lowest cosine over {} sentences",
+                b.min_cosine, self.sentences
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Embeds `sentences` generated sentences of about `words` words (±5) after one warm-up batch,
-/// and reports the throughput.
+/// The local MiniLM files and the Python interpreter that runs sentence-transformers on them.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// A Python with `sentence-transformers` (and so PyTorch) installed.
+    pub python: PathBuf,
+    /// `config.json` of the model.
+    pub config: PathBuf,
+    /// `model.safetensors` of the model.
+    pub weights: PathBuf,
+    /// `tokenizer.json` of the model.
+    pub tokenizer: PathBuf,
+}
+
+/// Embeds `sentences` generated sentences of about `words` words (±5) `runs` times after one
+/// warm-up batch and reports the median throughput; with a [`Baseline`], each of Palaver's runs
+/// is followed by one of sentence-transformers on the same sentences.
 pub async fn run(
     embedder: &dyn Embedder,
     sentences: usize,
     words: usize,
-) -> Result<EmbedReport, EmbedError> {
+    runs: usize,
+    baseline: Option<&Baseline>,
+) -> Result<EmbedReport, BenchError> {
+    let runs = runs.max(1);
     let texts = generate_sentences(sentences, words);
     let warm_up: Vec<String> = generate_sentences(WARM_UP, words)
         .into_iter()
         .rev()
         .collect();
+    let mut other = match baseline {
+        // The local embedder uses every core; so does the baseline.
+        Some(b) => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some(BaselineProcess::start(b, &texts, threads).await?)
+        }
+        None => None,
+    };
     embedder.embed(&warm_up).await?;
 
-    let started = Instant::now();
-    let vectors = embedder.embed(&texts).await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let mut ours = Vec::with_capacity(runs);
+    let mut theirs = Vec::with_capacity(runs);
+    let mut vectors = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        vectors = embedder.embed(&texts).await?;
+        ours.push(started.elapsed().as_secs_f64());
+        if let Some(p) = other.as_mut() {
+            theirs.push(p.run().await?);
+        }
+    }
     if vectors.len() != texts.len() {
         return Err(EmbedError::Inference(format!(
             "{} vectors for {} sentences",
             vectors.len(),
             texts.len()
-        )));
+        ))
+        .into());
     }
+    let baseline = match other {
+        Some(p) => {
+            let (label, theirs_vectors) = p.finish(texts.len(), embedder.dimensions()).await?;
+            Some(BaselineReport {
+                label,
+                sentences_per_sec: texts.len() as f64 / median(&theirs).max(f64::EPSILON),
+                min_cosine: min_cosine(&vectors, &theirs_vectors),
+            })
+        }
+        None => None,
+    };
     let total_words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    let seconds = median(&ours);
     Ok(EmbedReport {
         model: embedder.model_id().to_string(),
         sentences: texts.len(),
         mean_words: total_words as f64 / texts.len().max(1) as f64,
+        runs,
         seconds,
         sentences_per_sec: texts.len() as f64 / seconds.max(f64::EPSILON),
+        baseline,
     })
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Lowest cosine similarity between paired vectors.
+fn min_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let dot: f64 = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| f64::from(*p) * f64::from(*q))
+                .sum();
+            let nx: f64 = x.iter().map(|p| f64::from(*p).powi(2)).sum::<f64>().sqrt();
+            let ny: f64 = y.iter().map(|q| f64::from(*q).powi(2)).sum::<f64>().sqrt();
+            dot / (nx * ny).max(f64::MIN_POSITIVE)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn baseline_err(what: impl fmt::Display) -> BenchError {
+    BenchError::Baseline(what.to_string())
+}
+
+/// The sentence-transformers script running in its own Python process.
+struct BaselineProcess {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+    label: String,
+    scratch: tempfile::TempDir,
+}
+
+impl BaselineProcess {
+    async fn start(b: &Baseline, texts: &[String], threads: usize) -> Result<Self, BenchError> {
+        let scratch = tempfile::tempdir()?;
+        let script = scratch.path().join("embed_baseline.py");
+        let sentences = scratch.path().join("sentences.txt");
+        tokio::fs::write(&script, BASELINE_SCRIPT).await?;
+        tokio::fs::write(&sentences, texts.join("\n")).await?;
+        let mut child = tokio::process::Command::new(&b.python)
+            .arg(&script)
+            .arg("--config")
+            .arg(&b.config)
+            .arg("--weights")
+            .arg(&b.weights)
+            .arg("--tokenizer")
+            .arg(&b.tokenizer)
+            .arg("--sentences")
+            .arg(&sentences)
+            .arg("--threads")
+            .arg(threads.to_string())
+            .arg("--out")
+            .arg(scratch.path().join("vectors.f32"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| baseline_err(format!("cannot run {}: {e}", b.python.display())))?;
+        let (Some(stdin), Some(stdout), Some(mut err)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(baseline_err("the baseline's pipes were not set up"));
+        };
+        // Drained as it comes, so a chatty library can never block on a full pipe.
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text).await;
+            text
+        });
+        let mut process = Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            stderr,
+            label: String::new(),
+            scratch,
+        };
+        let ready = process.reply().await?;
+        let version = |key: &str| {
+            ready
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string()
+        };
+        process.label = format!(
+            "sentence-transformers {}, torch {}, {} threads",
+            version("sentence_transformers"),
+            version("torch"),
+            ready.get("threads").and_then(|v| v.as_u64()).unwrap_or(0)
+        );
+        Ok(process)
+    }
+
+    /// The script's next JSON line; its stderr when it has none.
+    async fn reply(&mut self) -> Result<serde_json::Value, BenchError> {
+        let line = tokio::time::timeout(BASELINE_TIMEOUT, self.stdout.next_line())
+            .await
+            .map_err(|_| baseline_err("sentence-transformers did not answer in time"))??;
+        match line {
+            Some(line) => serde_json::from_str(&line)
+                .map_err(|e| baseline_err(format!("unexpected output `{line}`: {e}"))),
+            None => {
+                let _ = self.child.wait().await;
+                let stderr = (&mut self.stderr).await.unwrap_or_default();
+                let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+                let last: Vec<&str> = last.into_iter().rev().collect();
+                Err(baseline_err(format!(
+                    "sentence-transformers stopped (is it installed for this Python?): {}",
+                    last.join(" | ")
+                )))
+            }
+        }
+    }
+
+    /// One timed run of the script; its seconds.
+    async fn run(&mut self) -> Result<f64, BenchError> {
+        self.stdin.write_all(b"run\n").await?;
+        self.stdin.flush().await?;
+        self.reply()
+            .await?
+            .get("seconds")
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| baseline_err("a run reported no time"))
+    }
+
+    /// Stops the script and reads the vectors of its last run.
+    async fn finish(
+        mut self,
+        sentences: usize,
+        dimensions: usize,
+    ) -> Result<(String, Vec<Vec<f32>>), BenchError> {
+        self.stdin.write_all(b"quit\n").await?;
+        self.stdin.flush().await?;
+        let status = tokio::time::timeout(BASELINE_TIMEOUT, self.child.wait())
+            .await
+            .map_err(|_| baseline_err("sentence-transformers did not stop"))??;
+        if !status.success() {
+            return Err(baseline_err(format!(
+                "sentence-transformers exited with {status}"
+            )));
+        }
+        let bytes = tokio::fs::read(self.scratch.path().join("vectors.f32")).await?;
+        vectors_from_bytes(&bytes, sentences, dimensions).map(|v| (self.label, v))
+    }
+}
+
+/// Little-endian f32 rows of `dimensions` values.
+fn vectors_from_bytes(
+    bytes: &[u8],
+    rows: usize,
+    dimensions: usize,
+) -> Result<Vec<Vec<f32>>, BenchError> {
+    if bytes.len() != rows * dimensions * 4 || dimensions == 0 {
+        return Err(baseline_err(format!(
+            "expected {rows} vectors of {dimensions} values, got {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(dimensions * 4)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect())
 }
 
 const WORDS: &[&str] = &[
@@ -325,11 +608,68 @@ mod tests {
             model: "m".into(),
             sentences: 512,
             mean_words: 20.0,
+            runs: 3,
             seconds: 1.0,
             sentences_per_sec: 826.0,
+            baseline: None,
         };
         let text = r.to_string();
         assert!(text.contains("2.00x"), "{text}");
         assert!(text.contains("413.0"), "{text}");
+        assert!(!text.contains("same run"), "{text}");
+
+        let r = EmbedReport {
+            baseline: Some(BaselineReport {
+                label: "sentence-transformers 5.1.0, torch 2.9.0, 2 threads".into(),
+                sentences_per_sec: 275.0,
+                min_cosine: 0.999_998,
+            }),
+            ..r
+        };
+        let text = r.to_string();
+        assert!(text.contains("3.00x"), "{text}");
+        assert!(text.contains("torch 2.9.0"), "{text}");
+        assert!(text.contains("0.999998"), "{text}");
+    }
+
+    #[test]
+    fn medians_and_cosines() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let a = vec![vec![1.0, 0.0], vec![0.6, 0.8]];
+        let b = vec![vec![2.0, 0.0], vec![0.8, 0.6]];
+        assert!((min_cosine(&a, &b) - 0.96).abs() < 1e-6);
+    }
+
+    #[test]
+    fn baseline_vectors_are_read_back_exactly() {
+        let bytes: Vec<u8> = [1.5f32, -2.0, 0.25, 8.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let v = vectors_from_bytes(&bytes, 2, 2).unwrap();
+        assert_eq!(v, vec![vec![1.5, -2.0], vec![0.25, 8.0]]);
+        assert!(vectors_from_bytes(&bytes, 3, 2).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failing_baseline_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"{}").unwrap();
+        let b = Baseline {
+            // Needed anyway to fetch models; with or without sentence-transformers it cannot
+            // load a model from these files.
+            python: PathBuf::from("python3"),
+            config: file.clone(),
+            weights: file.clone(),
+            tokenizer: file,
+        };
+        let err = BaselineProcess::start(&b, &["a".to_string()], 1)
+            .await
+            .err()
+            .expect("no baseline without sentence-transformers")
+            .to_string();
+        assert!(err.contains("sentence-transformers stopped"), "{err}");
     }
 }

@@ -28,6 +28,9 @@ pub enum BenchError {
     /// Scratch files could not be written.
     #[error("benchmark files: {0}")]
     Io(#[from] std::io::Error),
+    /// The sentence-transformers baseline could not be measured.
+    #[error("sentence-transformers baseline: {0}")]
+    Baseline(String),
     /// The benchmark's own app could not be set up.
     #[error("benchmark set-up: {0}")]
     Setup(String),
