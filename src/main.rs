@@ -242,16 +242,19 @@ struct RetrievalBench {
 
 /// Log levels: `PALAVER_LOG` (or `RUST_LOG`), else `default` (`info`; `warn` for benchmarks,
 /// whose per-turn logs would bury the figures). qdrant-edge warns about
-/// start-up flags only its own server sets, and async-openai logs whole response bodies (which
-/// may hold customers' words) on parse errors: both are quietened unless asked for by name.
+/// start-up flags only its own server sets, whisper.cpp logs its buffer sizes at info for every
+/// voice note, and async-openai logs whole response bodies (which may hold customers' words) on
+/// parse errors: all three are quietened unless asked for by name.
 fn init_tracing(default: &str) {
     let user = std::env::var("PALAVER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.into());
-    let directives = format!("sqlx=warn,tower_http=warn,qdrant_edge=error,async_openai=off,{user}");
+    let directives = format!(
+        "sqlx=warn,tower_http=warn,qdrant_edge=error,whisper_rs=warn,async_openai=off,{user}"
+    );
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!("ignoring invalid log filter `{user}`: {e}");
-        EnvFilter::new("info,qdrant_edge=error,async_openai=off")
+        EnvFilter::new("info,qdrant_edge=error,whisper_rs=warn,async_openai=off")
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
