@@ -613,6 +613,8 @@ impl ConversationStore for SqlStore {
                                   OR LOWER(COALESCE(m.transcript, '')) LIKE ${n} ESCAPE '\\')))"
             ));
         }
+        // Activity times can tie (two messages within one clock tick); the conversation with
+        // the later message comes first then.
         let sql = format!(
             "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
                     cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
@@ -620,7 +622,10 @@ impl ConversationStore for SqlStore {
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message
              FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id
-             WHERE {} ORDER BY cv.last_activity_at DESC, cv.id LIMIT {} OFFSET {}",
+             WHERE {}
+             ORDER BY cv.last_activity_at DESC,
+                      (SELECT MAX(m.seq) FROM messages m WHERE m.conversation_id = cv.id) DESC, cv.id
+             LIMIT {} OFFSET {}",
             conditions.join(" AND "),
             f.limit.clamp(1, 500),
             f.offset
