@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::BenchError;
-use crate::embed::{EmbedError, Embedder};
+use crate::embed::{cosine, EmbedError, Embedder};
 
 /// sentence-transformers (PyTorch) on 512 sentences of ~20 words, batch 32, 2 threads, as
 /// recorded in MODELS.md.
@@ -209,16 +209,7 @@ fn median(values: &[f64]) -> f64 {
 fn min_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
     a.iter()
         .zip(b)
-        .map(|(x, y)| {
-            let dot: f64 = x
-                .iter()
-                .zip(y)
-                .map(|(p, q)| f64::from(*p) * f64::from(*q))
-                .sum();
-            let nx: f64 = x.iter().map(|p| f64::from(*p).powi(2)).sum::<f64>().sqrt();
-            let ny: f64 = y.iter().map(|q| f64::from(*q).powi(2)).sum::<f64>().sqrt();
-            dot / (nx * ny).max(f64::MIN_POSITIVE)
-        })
+        .map(|(x, y)| f64::from(cosine(x, y)))
         .fold(f64::INFINITY, f64::min)
 }
 
