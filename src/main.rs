@@ -246,15 +246,14 @@ struct RetrievalBench {
 /// voice note, and async-openai logs whole response bodies (which may hold customers' words) on
 /// parse errors: all three are quietened unless asked for by name.
 fn init_tracing(default: &str) {
+    const QUIETENED: &str = "qdrant_edge=error,whisper_rs=warn,async_openai=off";
     let user = std::env::var("PALAVER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.into());
-    let directives = format!(
-        "sqlx=warn,tower_http=warn,qdrant_edge=error,whisper_rs=warn,async_openai=off,{user}"
-    );
+    let directives = format!("sqlx=warn,tower_http=warn,{QUIETENED},{user}");
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!("ignoring invalid log filter `{user}`: {e}");
-        EnvFilter::new("info,qdrant_edge=error,whisper_rs=warn,async_openai=off")
+        EnvFilter::new(format!("info,{QUIETENED}"))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
