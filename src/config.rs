@@ -370,8 +370,16 @@ impl Default for PipelineSettings {
 pub struct WorkerSettings {
     /// Jobs run at once by this process.
     pub concurrency: usize,
-    /// Attempts before a job is dead-lettered.
+    /// Attempts before a job is given up, whatever its deadline (a safety net: jobs are
+    /// normally bounded by `retry_for_secs`).
     pub max_attempts: u32,
+    /// How long a failing job (answering a customer, sending a reply) keeps being retried, in
+    /// seconds: as long as a reply is still worth sending. At most a day (WhatsApp's
+    /// customer-service window).
+    pub retry_for_secs: u64,
+    /// Times a job's lease may expire (its process died while running it) before it is given
+    /// up, so a job that kills its worker cannot take down every replica in turn.
+    pub max_abandoned: u32,
     /// How long a claimed job is leased, in seconds.
     pub lease_secs: u64,
     /// First retry delay, in milliseconds (doubles each attempt, with jitter).
@@ -382,14 +390,26 @@ pub struct WorkerSettings {
     pub poll_ms: u64,
 }
 
+impl WorkerSettings {
+    /// How long jobs are retried, as the store records it.
+    pub fn limits(&self) -> crate::store::JobLimits {
+        crate::store::JobLimits {
+            retry_for: std::time::Duration::from_secs(self.retry_for_secs),
+            max_abandoned: self.max_abandoned,
+        }
+    }
+}
+
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             concurrency: 4,
-            max_attempts: 8,
+            max_attempts: 1000,
+            retry_for_secs: 6 * 3600,
+            max_abandoned: 3,
             lease_secs: 120,
             backoff_base_ms: 500,
-            backoff_max_secs: 300,
+            backoff_max_secs: 60,
             poll_ms: 250,
         }
     }
@@ -437,6 +457,10 @@ pub struct ChannelSettings {
     pub kapso_url: String,
     /// Timeout for provider calls, in seconds.
     pub timeout_secs: u64,
+    /// After a send timed out (the provider may have accepted it), how long to wait for its
+    /// status webhook before sending again, in seconds. Providers that deduplicate sends by key
+    /// (Kapso) are sent again at once.
+    pub unconfirmed_grace_secs: u64,
 }
 
 impl Default for ChannelSettings {
@@ -448,6 +472,7 @@ impl Default for ChannelSettings {
             meta_graph_url: "https://graph.facebook.com/v23.0".into(),
             kapso_url: "https://api.kapso.ai".into(),
             timeout_secs: 20,
+            unconfirmed_grace_secs: 30,
         }
     }
 }
@@ -644,6 +669,14 @@ impl Settings {
         }
         positive("workers.concurrency", self.workers.concurrency as u64)?;
         positive("workers.max_attempts", self.workers.max_attempts as u64)?;
+        positive("workers.retry_for_secs", self.workers.retry_for_secs)?;
+        if self.workers.retry_for_secs > 24 * 3600 {
+            return Err(ConfigError::invalid(
+                "workers.retry_for_secs",
+                "must be at most 86400 (a reply older than WhatsApp's 24-hour window cannot be sent)",
+            ));
+        }
+        positive("workers.max_abandoned", self.workers.max_abandoned as u64)?;
         positive("workers.lease_secs", self.workers.lease_secs)?;
         positive("workers.backoff_base_ms", self.workers.backoff_base_ms)?;
         positive("workers.backoff_max_secs", self.workers.backoff_max_secs)?;

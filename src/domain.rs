@@ -695,6 +695,11 @@ macro_rules! text_enum {
                 match self { $(Self::$variant => $text),* }
             }
         }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
         impl std::str::FromStr for $ty {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -720,6 +725,12 @@ text_enum!(MessageKind {
     Sticker => "sticker", Location => "location", Interactive => "interactive", Reaction => "reaction",
     Template => "template", Unsupported => "unsupported",
 });
+text_enum!(EscalationReason {
+    Keyword => "keyword", HumanRequest => "human_request", LowConfidence => "low_confidence",
+    AnswererFailed => "answerer_failed", HumanTakeover => "human_takeover",
+    WindowClosed => "window_closed", DeliveryFailed => "delivery_failed", TurnFailed => "turn_failed",
+});
+text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
 text_enum!(DeliveryStatus {
     Received => "received", Queued => "queued", Sent => "sent", Delivered => "delivered",
     Read => "read", Played => "played", Failed => "failed",
@@ -1042,6 +1053,100 @@ impl Message {
     }
 }
 
+/// Why a conversation was handed to a person: one list, used by the pipeline, the store, the
+/// API and eval assertions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// A configured keyword or phrase was said.
+    Keyword,
+    /// The customer asked for a person.
+    HumanRequest,
+    /// No source was good enough to answer from.
+    LowConfidence,
+    /// The answerer failed after its retries.
+    AnswererFailed,
+    /// A person replied from the business's own phone or the inbox.
+    HumanTakeover,
+    /// Outside the 24-hour window with no template to send.
+    WindowClosed,
+    /// A reply could not be delivered: a person must reach the customer.
+    DeliveryFailed,
+    /// The customer's messages could not be handled (the engine kept failing): a person must
+    /// answer them.
+    TurnFailed,
+}
+
+impl EscalationReason {
+    /// Every reason, in the order the API documents them.
+    pub const ALL: [EscalationReason; 8] = [
+        Self::Keyword,
+        Self::HumanRequest,
+        Self::LowConfidence,
+        Self::AnswererFailed,
+        Self::HumanTakeover,
+        Self::WindowClosed,
+        Self::DeliveryFailed,
+        Self::TurnFailed,
+    ];
+}
+
+/// How an escalation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// A person closed the conversation.
+    Resolved,
+    /// A person gave the conversation back to the bot.
+    HandedBack,
+}
+
+/// A durable unit of work, with its arguments: the contract between whoever enqueues jobs (the
+/// store, in the same transaction as the change that calls for them) and the job runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// Answer a conversation's unhandled customer messages.
+    Handle {
+        /// The conversation.
+        conversation_id: ConversationId,
+    },
+    /// Deliver an outbox message through its channel's provider.
+    Send {
+        /// The message.
+        message_id: MessageId,
+    },
+}
+
+impl Task {
+    /// The stored kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Handle { .. } => "handle",
+            Task::Send { .. } => "send",
+        }
+    }
+
+    /// The stored arguments (the task without its kind).
+    pub fn payload(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("kind");
+        }
+        value
+    }
+
+    /// The task stored as `kind` and `payload`, or why it cannot be read.
+    pub fn from_parts(kind: &str, payload: &serde_json::Value) -> Result<Self, String> {
+        let mut value = payload.clone();
+        let map = value
+            .as_object_mut()
+            .ok_or_else(|| format!("the payload of a `{kind}` job is not an object"))?;
+        map.insert("kind".into(), serde_json::Value::String(kind.into()));
+        serde_json::from_value(value).map_err(|e| format!("unreadable `{kind}` job: {e}"))
+    }
+}
+
 /// Why a conversation was handed to a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
@@ -1049,8 +1154,8 @@ pub struct Escalation {
     pub id: EscalationId,
     /// The conversation.
     pub conversation_id: ConversationId,
-    /// Machine-readable reason (`keyword`, `human_request`, `low_confidence`, ...).
-    pub reason: String,
+    /// Why.
+    pub reason: EscalationReason,
     /// Details (the matched keyword, the error...).
     pub detail: Option<String>,
     /// The message that triggered it.
@@ -1059,8 +1164,8 @@ pub struct Escalation {
     pub opened_at: DateTime<Utc>,
     /// When it was closed.
     pub closed_at: Option<DateTime<Utc>>,
-    /// `resolved` or `handed_back`.
-    pub resolution: Option<String>,
+    /// How it ended.
+    pub resolution: Option<Resolution>,
     /// Who closed it.
     pub closed_by: Option<String>,
 }
@@ -1069,6 +1174,35 @@ pub struct Escalation {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn tasks_round_trip_through_their_stored_parts() {
+        let tasks = [
+            Task::Handle {
+                conversation_id: ConversationId::new(),
+            },
+            Task::Send {
+                message_id: MessageId::new(),
+            },
+        ];
+        for task in tasks {
+            let back = Task::from_parts(task.kind(), &task.payload()).unwrap();
+            assert_eq!(back, task);
+            assert!(task.payload().get("kind").is_none());
+        }
+        assert!(Task::from_parts("send", &json!({})).is_err());
+        assert!(Task::from_parts("mop_floor", &json!({})).is_err());
+        assert!(Task::from_parts("send", &json!("x")).is_err());
+    }
+
+    #[test]
+    fn escalation_reasons_have_one_name_each() {
+        for reason in EscalationReason::ALL {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json, json!(reason.as_str()));
+            assert_eq!(reason.as_str().parse::<EscalationReason>(), Ok(reason));
+        }
+    }
 
     #[test]
     fn patch_merges_nested_sections_and_validates() {

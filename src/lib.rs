@@ -39,7 +39,8 @@ use crate::models::ModelStore;
 use crate::pipeline::voice::Voice;
 use crate::pipeline::{Answerers, Pipeline};
 use crate::prompts::{PromptError, Prompts};
-use crate::speech::OnDemandWhisper;
+use crate::providers::Registry;
+use crate::speech::{OnDemandWhisper, Transcriber};
 use crate::store::{ApiKey, Store, StoreError};
 use crate::vectors::{VectorError, VectorStore};
 
@@ -85,6 +86,45 @@ pub struct App {
     pub pipeline: Arc<Pipeline>,
     /// WhatsApp channels, webhooks and the outbox.
     pub channels: Arc<Channels>,
+    /// How many job workers are running, for readiness.
+    pub workers: Arc<workers::WorkerHealth>,
+}
+
+/// The plug-in parts an application is assembled from: the WhatsApp providers, the answerers
+/// and the speech model. [`Parts::from_settings`] builds the real ones; tests and benchmarks
+/// swap any of them for a double (a recording provider, a scripted answerer).
+pub struct Parts {
+    /// One provider per kind.
+    pub providers: Registry,
+    /// The answerers.
+    pub answerers: Answerers,
+    /// Voice-note transcription.
+    pub transcriber: Arc<dyn Transcriber>,
+}
+
+impl Parts {
+    /// The parts the settings call for.
+    pub fn from_settings(
+        settings: &Settings,
+        models: &ModelStore,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
+            providers: Registry::from_settings(settings)
+                .map_err(|e| AppError::Setup(e.to_string()))?,
+            answerers: answerers(settings, models, embedder),
+            transcriber: Arc::new(OnDemandWhisper::new(
+                models.clone(),
+                settings.speech.clone(),
+            )),
+        })
+    }
+
+    /// These parts with `provider` serving its kind.
+    pub fn with_provider(mut self, provider: Arc<dyn providers::Provider>) -> Self {
+        self.providers = self.providers.with(provider);
+        self
+    }
 }
 
 /// The key sealing channel credentials: from the settings, or generated once into the data
@@ -143,7 +183,8 @@ impl App {
         let models = ModelStore::from_settings(&settings);
         let embedder = embed::from_settings(&settings, &models).await?;
         let vectors = vectors::from_settings(&settings).await?;
-        Self::assemble(settings, store, models, embedder, vectors)
+        let parts = Parts::from_settings(&settings, &models, embedder.clone())?;
+        Self::assemble(settings, store, models, embedder, vectors, parts)
     }
 
     /// Builds the application from parts chosen by the caller (tests, benchmarks).
@@ -153,6 +194,7 @@ impl App {
         models: ModelStore,
         embedder: Arc<dyn Embedder>,
         vectors: Arc<dyn VectorStore>,
+        parts: Parts,
     ) -> Result<Self, AppError> {
         let settings = Arc::new(settings);
         let knowledge = Arc::new(Knowledge::new(
@@ -163,25 +205,23 @@ impl App {
             settings.retrieval.clone(),
         ));
         let prompts = Arc::new(Prompts::load(settings.pipeline.prompts_dir.as_deref())?);
-        let answerers = Arc::new(answerers(&settings, &models, embedder));
         let channels = Arc::new(Channels::new(
             store.clone(),
             sealer(&settings)?,
+            parts.providers,
             settings.clone(),
-        )?);
+        ));
         let voice = Arc::new(Voice {
-            transcriber: Arc::new(OnDemandWhisper::new(
-                models.clone(),
-                settings.speech.clone(),
-            )),
+            transcriber: parts.transcriber,
             media: channels.clone(),
         });
         let pipeline = Arc::new(Pipeline::new(
             store.clone(),
             knowledge.clone(),
             prompts.clone(),
-            answerers,
+            Arc::new(parts.answerers),
             Some(voice),
+            Some(channels.clone()),
             settings.clone(),
         ));
         Ok(Self {
@@ -192,7 +232,19 @@ impl App {
             prompts,
             pipeline,
             channels,
+            workers: Arc::new(workers::WorkerHealth::default()),
         })
+    }
+
+    /// The job runner over this application's store, pipeline and outbox.
+    pub fn workers(&self) -> Arc<workers::Workers> {
+        Arc::new(workers::Workers::new(
+            self.store.clone(),
+            self.pipeline.clone(),
+            self.channels.clone(),
+            self.settings.workers.clone(),
+            self.workers.clone(),
+        ))
     }
 
     /// Rebuilds the vector index of collections that are behind the store (after a crash, a

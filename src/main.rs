@@ -440,12 +440,7 @@ async fn serve(settings: Settings) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = Arc::new(palaver::workers::Workers::new(
-        app.store.clone(),
-        app.pipeline.clone(),
-        app.channels.clone(),
-        app.settings.workers.clone(),
-    ));
+    let workers = app.workers();
     let mut running = workers.spawn(stopped);
     tracing::info!(address = %listener.local_addr()?, workers = app.settings.workers.concurrency, "palaver is listening");
     palaver::http::serve(app, listener, shutdown_signal()).await?;

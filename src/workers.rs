@@ -1,29 +1,39 @@
 //! The job runner: workers claim due jobs from the durable queue with a lease (kept alive while
-//! the job runs), run them — `handle` a conversation's new messages, `send` an outbox message —
-//! and complete them, retry them with exponential backoff and jitter, or dead-letter them after
-//! the configured attempts. Jobs of one conversation run one at a time, in order (the store's
-//! queue keys guarantee it across processes).
+//! the job runs), run them — [`Task::Handle`] a conversation's new messages, [`Task::Send`] an
+//! outbox message — and complete them, retry them with capped exponential backoff and jitter
+//! until their deadline (as long as a reply is worth sending), or give them up. Giving up is
+//! never silent: an undelivered message is marked failed and its conversation goes to a person,
+//! and so does a conversation whose messages could not be answered. Waiting for a channel's send
+//! rate is not an attempt. A job that panics fails that job, not its worker; a worker loop that
+//! ends anyway is restarted, and [`WorkerHealth`] tells readiness how many are running. Jobs of
+//! one conversation run one at a time, in order (the store's queue keys guarantee it across
+//! processes).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::channels::{Channels, DeliveryFailure};
+use crate::channels::{Attempt, Channels};
 use crate::config::WorkerSettings;
-use crate::domain::{ConversationId, MessageId};
+use crate::domain::{ConversationId, Task};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::{Job, Store};
 
-/// Why a job attempt failed.
+/// Why a job attempt did not finish it.
 #[derive(Debug, thiserror::Error)]
 enum JobError {
     /// Try again later (after the given delay, when the cause asked for one).
     #[error("{0}")]
     Retry(String, Option<Duration>),
+    /// Not an attempt: come back after this long.
+    #[error("waiting {0:?}")]
+    Wait(Duration),
     /// Retrying cannot help.
     #[error("{0}")]
     Fatal(String),
@@ -42,6 +52,12 @@ impl From<PipelineError> for JobError {
     }
 }
 
+impl From<crate::channels::ChannelError> for JobError {
+    fn from(e: crate::channels::ChannelError) -> Self {
+        JobError::Retry(e.to_string(), None)
+    }
+}
+
 /// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with ±25 % jitter so
 /// retries of a burst spread out.
 pub fn backoff(settings: &WorkerSettings, attempt: u32) -> Duration {
@@ -52,22 +68,114 @@ pub fn backoff(settings: &WorkerSettings, attempt: u32) -> Duration {
     Duration::from_secs_f64((capped * jitter).min(settings.backoff_max_secs as f64))
 }
 
+/// `delay` after `now`, saturating instead of overflowing.
+fn later(now: chrono::DateTime<Utc>, delay: Duration) -> chrono::DateTime<Utc> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+}
+
+/// What the runner does with a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Run it again at this delay.
+    RetryIn(Duration),
+    /// Stop trying: the job has failed for good.
+    GiveUp(String),
+}
+
+/// Decides whether a failed job is retried: while its deadline and the attempt cap allow, after
+/// the delay the cause asked for or else the backoff; a delay past the deadline is shortened so
+/// the last attempt happens at it.
+pub fn retry_verdict(
+    settings: &WorkerSettings,
+    job: &Job,
+    why: &str,
+    asked: Option<Duration>,
+    now: chrono::DateTime<Utc>,
+) -> Verdict {
+    if job.attempts >= settings.max_attempts {
+        return Verdict::GiveUp(format!("{why} (after {} attempts)", job.attempts));
+    }
+    let delay = asked
+        .unwrap_or_else(|| backoff(settings, job.attempts))
+        .max(Duration::from_millis(50));
+    let next = later(now, delay);
+    match job.expires_at {
+        Some(deadline) if now >= deadline => Verdict::GiveUp(format!(
+            "{why} (retried for {}s)",
+            (deadline - job.created_at).num_seconds()
+        )),
+        // The last attempt is made at the deadline rather than not at all.
+        Some(deadline) if next > deadline => Verdict::RetryIn(
+            (deadline - now)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_millis(50)),
+        ),
+        _ => Verdict::RetryIn(delay),
+    }
+}
+
+/// How many worker loops are running, for readiness.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    expected: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl WorkerHealth {
+    /// Worker loops that should be running.
+    pub fn expected(&self) -> usize {
+        self.expected.load(Ordering::Relaxed)
+    }
+
+    /// Worker loops running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Every worker that should run is running.
+    pub fn ok(&self) -> bool {
+        self.running() >= self.expected()
+    }
+}
+
+/// Counts a running loop while alive.
+struct Running(Arc<WorkerHealth>);
+
+impl Running {
+    fn new(health: Arc<WorkerHealth>) -> Self {
+        health.running.fetch_add(1, Ordering::Relaxed);
+        Self(health)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs jobs until told to stop.
 pub struct Workers {
     store: Arc<dyn Store>,
     pipeline: Arc<Pipeline>,
     channels: Arc<Channels>,
     settings: WorkerSettings,
+    health: Arc<WorkerHealth>,
     id: String,
 }
 
 impl Workers {
-    /// Workers over the store, running the pipeline and the outbox.
+    /// Workers over the store, running the pipeline and the outbox, reporting to `health`.
     pub fn new(
         store: Arc<dyn Store>,
         pipeline: Arc<Pipeline>,
         channels: Arc<Channels>,
         settings: WorkerSettings,
+        health: Arc<WorkerHealth>,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "palaver".into());
         Self {
@@ -75,6 +183,7 @@ impl Workers {
             pipeline,
             channels,
             settings,
+            health,
             id: format!(
                 "{host}-{}-{}",
                 std::process::id(),
@@ -83,19 +192,42 @@ impl Workers {
         }
     }
 
-    /// Starts `settings.concurrency` workers; they finish their current job and stop once
-    /// `stop` turns true.
+    /// Starts `settings.concurrency` supervised workers; they finish their current job and stop
+    /// once `stop` turns true. A worker loop that ends before that is started again.
     pub fn spawn(self: Arc<Self>, stop: watch::Receiver<bool>) -> JoinSet<()> {
         let mut set = JoinSet::new();
+        self.health
+            .expected
+            .store(self.settings.concurrency, Ordering::Relaxed);
         for n in 0..self.settings.concurrency {
             let workers = self.clone();
             let stop = stop.clone();
-            set.spawn(async move { workers.run(format!("{}-{n}", workers.id), stop).await });
+            let name = format!("{}-{n}", workers.id);
+            set.spawn(async move { workers.supervise(name, stop).await });
         }
         set
     }
 
+    async fn supervise(self: Arc<Self>, worker: String, stop: watch::Receiver<bool>) {
+        loop {
+            let this = self.clone();
+            let (name, stopping) = (worker.clone(), stop.clone());
+            let ended = tokio::spawn(async move { this.run(name, stopping).await }).await;
+            if *stop.borrow() {
+                break;
+            }
+            match ended {
+                Err(e) if e.is_panic() => {
+                    tracing::error!(%worker, "worker panicked; restarting it")
+                }
+                _ => tracing::error!(%worker, "worker stopped unexpectedly; restarting it"),
+            }
+            tokio::time::sleep(Duration::from_millis(self.settings.poll_ms)).await;
+        }
+    }
+
     async fn run(&self, worker: String, mut stop: watch::Receiver<bool>) {
+        let _running = Running::new(self.health.clone());
         let lease = Duration::from_secs(self.settings.lease_secs);
         let poll = Duration::from_millis(self.settings.poll_ms);
         tracing::debug!(%worker, "worker started");
@@ -120,12 +252,24 @@ impl Workers {
     /// Runs one job with its lease kept alive, then records the result.
     #[tracing::instrument(skip_all, fields(job = %job.id, kind = %job.kind, attempt = job.attempts))]
     pub async fn run_job(&self, worker: &str, job: Job, lease: Duration) {
-        if job.attempts > job.max_attempts {
-            // Leased too many times without finishing (crashes): stop trying.
-            let why = format!("abandoned after {} attempts", job.max_attempts);
-            if let Err(e) = self.store.dead_letter_job(job.id, worker, &why).await {
-                tracing::error!(error = %e, "cannot dead-letter job");
+        let task = match job.task() {
+            Ok(task) => task,
+            Err(why) => {
+                tracing::error!(error = %why, "unreadable job dead-lettered");
+                if let Err(e) = self.store.dead_letter_job(job.id, worker, &why).await {
+                    tracing::error!(error = %e, "cannot dead-letter job");
+                }
+                return;
             }
+        };
+        if job.abandoned >= job.max_abandoned {
+            // Its process died while running it, again and again: stop before it takes down
+            // another one.
+            let why = format!(
+                "abandoned {} times (its worker's process died running it)",
+                job.abandoned
+            );
+            self.give_up(worker, &job, &task, &why).await;
             return;
         }
         let keeper = {
@@ -147,9 +291,21 @@ impl Workers {
             })
         };
         let started = std::time::Instant::now();
-        let result = self.execute(&job).await;
+        // A panic fails this job, not the worker.
+        let result = std::panic::AssertUnwindSafe(self.execute(&task))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                tracing::error!(panic = %what, "job panicked");
+                Err(JobError::Fatal(format!("the job panicked: {what}")))
+            });
         keeper.abort();
-        metrics::histogram!("palaver_job_duration_seconds", "kind" => job.kind.clone())
+        metrics::histogram!("palaver_job_duration_seconds", "kind" => task.kind())
             .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(()) => self
@@ -157,81 +313,94 @@ impl Workers {
                 .complete_job(job.id, worker)
                 .await
                 .map(|_| "done"),
-            Err(JobError::Retry(why, after)) if job.attempts < job.max_attempts => {
-                let delay = after
-                    .unwrap_or_else(|| backoff(&self.settings, job.attempts))
-                    .max(Duration::from_millis(50));
-                tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "job failed, will retry");
-                let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            Err(JobError::Wait(wait)) => {
+                let run_at = later(Utc::now(), wait);
                 self.store
-                    .retry_job(job.id, worker, run_at, &why)
+                    .defer_job(job.id, worker, run_at)
                     .await
-                    .map(|_| "retry")
+                    .map(|_| "deferred")
             }
-            Err(JobError::Retry(why, _)) | Err(JobError::Fatal(why)) => {
-                tracing::error!(error = %why, "job dead-lettered");
-                self.store
-                    .dead_letter_job(job.id, worker, &why)
-                    .await
-                    .map(|_| "dead")
+            Err(JobError::Retry(why, after)) => {
+                match retry_verdict(&self.settings, &job, &why, after, Utc::now()) {
+                    Verdict::RetryIn(delay) => {
+                        tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "job failed, will retry");
+                        let run_at = later(Utc::now(), delay);
+                        self.store
+                            .retry_job(job.id, worker, run_at, &why)
+                            .await
+                            .map(|_| "retry")
+                    }
+                    Verdict::GiveUp(why) => {
+                        self.give_up(worker, &job, &task, &why).await;
+                        Ok("dead")
+                    }
+                }
+            }
+            Err(JobError::Fatal(why)) => {
+                self.give_up(worker, &job, &task, &why).await;
+                Ok("dead")
             }
         };
         match outcome {
-            Ok(result) => metrics::counter!("palaver_jobs_total", "kind" => job.kind.clone(), "result" => result).increment(1),
+            Ok(result) => {
+                metrics::counter!("palaver_jobs_total", "kind" => task.kind(), "result" => result)
+                    .increment(1)
+            }
             Err(e) => tracing::error!(error = %e, "cannot record job result"),
         }
     }
 
-    async fn execute(&self, job: &Job) -> Result<(), JobError> {
-        let id = |key: &str| {
-            job.payload
-                .get(key)
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| JobError::Fatal(format!("payload has no {key}")))
+    /// A job failed for good: what it was for goes to a person, then it is dead-lettered. When
+    /// the hand-over itself fails the job is retried instead, so nothing is dropped silently.
+    async fn give_up(&self, worker: &str, job: &Job, task: &Task, why: &str) {
+        tracing::error!(error = %why, "job given up");
+        let handed_over = match task {
+            Task::Send { message_id } => self
+                .channels
+                .give_up(*message_id, why)
+                .await
+                .map_err(|e| e.to_string()),
+            Task::Handle { conversation_id } => self
+                .pipeline
+                .give_up(*conversation_id, why)
+                .await
+                .map_err(|e| e.to_string()),
         };
-        match job.kind.as_str() {
-            "handle" => {
-                let conversation: ConversationId = id("conversation_id")?
-                    .parse()
-                    .map_err(|_| JobError::Fatal("bad conversation id".into()))?;
-                if let (Ok(Some(conv)), Ok(turn)) = (
-                    self.store.conversation(conversation).await,
-                    self.store.unhandled_inbound(conversation).await,
-                ) {
-                    if let Some(last) = turn.last().and_then(|m| m.provider_message_id.as_deref()) {
-                        if !conv.sandbox {
-                            self.channels.mark_read(&conv, last).await;
-                        }
-                    }
-                }
-                let outcome = self.pipeline.handle_pending(conversation).await?;
-                tracing::info!(action = ?outcome.action, silence = ?outcome.silence, "turn handled");
-                Ok(())
+        let recorded = match handed_over {
+            Ok(()) => self.store.dead_letter_job(job.id, worker, why).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hand the failure to a person; retrying");
+                let run_at = Utc::now() + chrono::Duration::seconds(30);
+                self.store.retry_job(job.id, worker, run_at, &e).await
             }
-            "send" => {
-                let message: MessageId = id("message_id")?
-                    .parse()
-                    .map_err(|_| JobError::Fatal("bad message id".into()))?;
-                match self.channels.deliver(message).await {
-                    Ok(()) => Ok(()),
-                    Err(DeliveryFailure::Retry { message, after }) => {
-                        Err(JobError::Retry(message, after))
-                    }
-                    // The message is marked failed; the job is done.
-                    Err(DeliveryFailure::Failed(why)) => {
-                        tracing::warn!(%message, error = %why, "message not delivered");
-                        Ok(())
-                    }
-                }
-            }
-            other => Err(JobError::Fatal(format!("unknown job kind `{other}`"))),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "cannot record job result");
         }
+    }
+
+    async fn execute(&self, task: &Task) -> Result<(), JobError> {
+        match task {
+            Task::Handle { conversation_id } => self.handle(*conversation_id).await,
+            Task::Send { message_id } => match self.channels.deliver(*message_id).await? {
+                Attempt::Done => Ok(()),
+                Attempt::Retry { why, after } => Err(JobError::Retry(why, after)),
+                Attempt::Wait(wait) => Err(JobError::Wait(wait)),
+            },
+        }
+    }
+
+    async fn handle(&self, conversation: ConversationId) -> Result<(), JobError> {
+        let outcome = self.pipeline.handle_pending(conversation).await?;
+        tracing::info!(action = ?outcome.action, silence = ?outcome.silence, "turn handled");
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{JobId, MessageId};
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
@@ -250,5 +419,67 @@ mod tests {
         let samples: std::collections::HashSet<u128> =
             (0..20).map(|_| backoff(&s, 2).as_micros()).collect();
         assert!(samples.len() > 1, "jitter varies the delay");
+    }
+
+    fn job(attempts: u32, age_secs: i64, retry_for_secs: i64) -> Job {
+        let created_at = Utc::now() - chrono::Duration::seconds(age_secs);
+        let task = Task::Send {
+            message_id: MessageId::new(),
+        };
+        Job {
+            id: JobId::new(),
+            kind: task.kind().into(),
+            queue_key: None,
+            payload: task.payload(),
+            attempts,
+            abandoned: 0,
+            max_abandoned: 3,
+            expires_at: Some(created_at + chrono::Duration::seconds(retry_for_secs)),
+            run_at: created_at,
+            status: "running".into(),
+            last_error: None,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn retries_last_as_long_as_the_deadline_not_a_count() {
+        let s = WorkerSettings {
+            backoff_base_ms: 100,
+            backoff_max_secs: 60,
+            ..Default::default()
+        };
+        let now = Utc::now();
+        let secs = Duration::from_secs;
+        // A 25 s outage at base 100 ms: the 9th attempt (~50 s in) is still retried.
+        assert!(matches!(
+            retry_verdict(&s, &job(9, 50, 6 * 3600), "503", None, now),
+            Verdict::RetryIn(_)
+        ));
+        // Past the deadline: given up, whatever the count.
+        assert!(matches!(
+            retry_verdict(&s, &job(2, 7 * 3600, 6 * 3600), "503", None, now),
+            Verdict::GiveUp(_)
+        ));
+        // The cause's delay is kept, and shortened to land on the deadline.
+        assert_eq!(
+            retry_verdict(&s, &job(1, 10, 3600), "429", Some(secs(120)), now),
+            Verdict::RetryIn(secs(120))
+        );
+        let Verdict::RetryIn(last) =
+            retry_verdict(&s, &job(1, 3590, 3600), "429", Some(secs(120)), now)
+        else {
+            panic!("one last attempt at the deadline")
+        };
+        assert!(last <= secs(11) && last >= secs(9), "{last:?}");
+        // The attempt cap is a safety net.
+        let capped = WorkerSettings {
+            max_attempts: 5,
+            ..s.clone()
+        };
+        assert!(matches!(
+            retry_verdict(&capped, &job(5, 10, 3600), "503", None, now),
+            Verdict::GiveUp(_)
+        ));
     }
 }

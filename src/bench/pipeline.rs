@@ -180,7 +180,9 @@ async fn app(
         s.vectors.hnsw_ef,
     )?);
     let models = crate::models::ModelStore::from_settings(&s);
-    let app = App::assemble(s, store, models, embedder, vectors)
+    let parts = crate::Parts::from_settings(&s, &models, embedder.clone())
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let app = App::assemble(s, store, models, embedder, vectors, parts)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let config = AgentConfig::default();
     let agent = app
@@ -269,6 +271,7 @@ pub async fn run(
             }),
         )),
         None,
+        None,
         real.settings.clone(),
     );
     // The customer's message is recorded first (the webhook's work), then `handle` is timed.
@@ -301,7 +304,7 @@ pub async fn run(
                         debounce: Duration::ZERO,
                         max_delay: Duration::ZERO,
                         idle_reset: Duration::from_secs(3600),
-                        max_attempts: 1,
+                        limits: Default::default(),
                         schedule: false,
                     },
                 )

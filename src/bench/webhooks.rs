@@ -206,6 +206,8 @@ pub async fn run(
     store.migrate().await.map_err(|e| setup(&e))?;
     let backend = format!("{:?}", store.backend()).to_lowercase();
     let models = crate::models::ModelStore::from_settings(&s);
+    let parts =
+        crate::Parts::from_settings(&s, &models, Arc::new(Unused)).map_err(|e| setup(&e))?;
     let app = Arc::new(
         App::assemble(
             s,
@@ -213,20 +215,22 @@ pub async fn run(
             models,
             Arc::new(Unused),
             Arc::new(crate::vectors::memory::MemoryStore::new()),
+            parts,
         )
         .map_err(|e| setup(&e))?,
     );
     app.channels
         .create(ChannelInput {
             name: "bench".into(),
+            provider: crate::domain::ProviderKind::Meta,
             route_key: PHONE_ID.to_string(),
             agent_id: None,
             settings: Default::default(),
-            credentials: Credentials::Meta {
-                access_token: SecretString::from("unused".to_string()),
-                app_secret: SecretString::from(SECRET.to_string()),
-                verify_token: SecretString::from("unused".to_string()),
-            },
+            credentials: Credentials::from_pairs([
+                ("access_token", "unused"),
+                ("app_secret", SECRET),
+                ("verify_token", "unused"),
+            ]),
             create_instance: false,
         })
         .await

@@ -14,6 +14,7 @@ use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
 use super::judge::Judge;
+use crate::domain::EscalationReason;
 use crate::domain::Generation;
 use crate::embed::{cosine, Embedder};
 use crate::pipeline::rules::Trigger;
@@ -141,16 +142,6 @@ impl<'de> Deserialize<'de> for RegexMatch {
         }
     }
 }
-
-/// Reason codes a conversation can be escalated for.
-pub const ESCALATION_REASONS: &[&str] = &[
-    "keyword",
-    "human_request",
-    "low_confidence",
-    "answerer_failed",
-    "human_takeover",
-    "window_closed",
-];
 
 /// Whether the turn must hand the conversation to a person, and for which reasons.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -594,13 +585,12 @@ impl Assertion {
             }
             Assertion::Escalates(e) => {
                 for r in &e.reason {
-                    if !ESCALATION_REASONS.contains(&r.as_str()) {
+                    if r.parse::<EscalationReason>().is_err() {
+                        let names: Vec<&str> =
+                            EscalationReason::ALL.iter().map(|r| r.as_str()).collect();
                         return Err((
                             "reason".into(),
-                            format!(
-                                "unknown reason `{r}`; expected one of {}",
-                                ESCALATION_REASONS.join(", ")
-                            ),
+                            format!("unknown reason `{r}`; expected one of {}", names.join(", ")),
                         ));
                     }
                 }
@@ -766,7 +756,7 @@ impl Assertion {
                         }
                     ))
                 } else if !e.reason.is_empty() {
-                    let reason = seen.escalation.map(Trigger::reason).unwrap_or("");
+                    let reason = seen.escalation.map(|t| t.reason().as_str()).unwrap_or("");
                     Checked::holds(
                         e.reason.iter().any(|r| r == reason),
                         observed.clone(),
@@ -823,10 +813,15 @@ impl Assertion {
                         r.k
                     )),
                     None if seen.sources.is_empty() => Checked::fail(match seen.escalation {
-                        Some(t) if t.reason() == "keyword" || t.reason() == "human_request" => {
+                        Some(t)
+                            if matches!(
+                                t.reason(),
+                                EscalationReason::Keyword | EscalationReason::HumanRequest
+                            ) =>
+                        {
                             format!(
                                 "nothing was retrieved: the turn escalated first ({})",
-                                t.reason()
+                                t.reason().as_str()
                             )
                         }
                         _ => "nothing was retrieved above the minimum score".to_string(),

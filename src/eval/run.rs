@@ -102,8 +102,17 @@ impl Sandbox {
         let models = crate::models::ModelStore::from_settings(&settings);
         let vectors: Arc<dyn crate::vectors::VectorStore> =
             Arc::new(crate::vectors::memory::MemoryStore::new());
-        let app = App::assemble(settings, store, models, env.embedder.clone(), vectors)
+        let parts = crate::Parts::from_settings(&settings, &models, env.embedder.clone())
             .map_err(|e| EvalError::Setup(e.to_string()))?;
+        let app = App::assemble(
+            settings,
+            store,
+            models,
+            env.embedder.clone(),
+            vectors,
+            parts,
+        )
+        .map_err(|e| EvalError::Setup(e.to_string()))?;
         Ok(Self { app, _dir: dir })
     }
 }

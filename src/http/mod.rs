@@ -114,17 +114,31 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers and the vector index can be read.
+/// Ready when the database answers, the vector index can be read and every job worker is
+/// running (a process whose workers died takes webhooks it will never answer).
 async fn readyz(State(app): State<AppState>) -> Response {
     let store = app.store.ping().await;
     let vectors = app.knowledge.vectors().count("__readiness_probe").await;
-    let ok = store.is_ok() && vectors.is_ok();
+    let workers_ok = app.workers.ok();
+    let ok = store.is_ok() && vectors.is_ok() && workers_ok;
     let body = json!({
         "status": if ok { "ready" } else { "unavailable" },
         "store": { "backend": app.store.backend(), "ok": store.is_ok() },
         "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
         "embedder": { "model": app.knowledge.embedder().model_id() },
+        "workers": {
+            "running": app.workers.running(),
+            "expected": app.workers.expected(),
+            "ok": workers_ok,
+        },
     });
+    if !workers_ok {
+        tracing::warn!(
+            running = app.workers.running(),
+            expected = app.workers.expected(),
+            "readiness: job workers are not running"
+        );
+    }
     if let Err(e) = &store {
         tracing::warn!(error = %e, "readiness: store unavailable");
     }

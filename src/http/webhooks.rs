@@ -1,6 +1,8 @@
-//! Provider webhooks: Meta (`/webhooks/meta`, one URL per app, checked against every Meta
-//! channel's app secret), Evolution and Kapso (`/webhooks/{provider}/{channel}`). A delivery is
-//! answered 200 only after what it carried is stored; it never waits for a model.
+//! Provider webhooks: `/webhooks/{provider}` for providers with one URL for every channel (Meta:
+//! one per app, checked against every Meta channel's app secret, with its GET subscription
+//! handshake) and `/webhooks/{provider}/{channel}` for the others (Evolution, Kapso). Which
+//! applies is the provider's to say. A delivery is answered 200 only after what it carried is
+//! stored; it never waits for a model.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use std::collections::HashMap;
 
 use super::api::Path;
 use super::{ApiError, AppState};
@@ -20,9 +22,8 @@ use crate::domain::{ChannelId, ProviderKind};
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = state.settings.server.max_webhook_bytes;
     Router::new()
-        .route("/webhooks/meta", get(meta_verify).post(meta))
-        .route("/webhooks/evolution/{channel}", post(evolution))
-        .route("/webhooks/kapso/{channel}", post(kapso))
+        .route("/webhooks/{provider}", get(handshake).post(per_provider))
+        .route("/webhooks/{provider}/{channel}", post(per_channel))
         .layer(DefaultBodyLimit::max(limit))
 }
 
@@ -32,6 +33,8 @@ impl From<ChannelError> for ApiError {
             ChannelError::Unauthorized(m) => ApiError::BadSignature(m),
             ChannelError::BadRequest(m) => ApiError::BadRequest(m),
             ChannelError::NotFound(m) => ApiError::NotFound(m),
+            ChannelError::Invalid(errors) => ApiError::Invalid(errors),
+            ChannelError::Conflict(m) => ApiError::Conflict(m),
             ChannelError::Unsupported(m) => ApiError::Conflict(m),
             ChannelError::Provider(p) => ApiError::Unavailable(format!("provider: {p}")),
             e @ ChannelError::Sealed => ApiError::internal(e),
@@ -40,27 +43,14 @@ impl From<ChannelError> for ApiError {
     }
 }
 
-/// Meta's subscription handshake query.
-#[derive(Debug, Deserialize)]
-struct Handshake {
-    #[serde(rename = "hub.mode")]
-    mode: Option<String>,
-    #[serde(rename = "hub.verify_token")]
-    token: Option<String>,
-    #[serde(rename = "hub.challenge")]
-    challenge: Option<String>,
-}
-
-async fn meta_verify(State(state): State<AppState>, Query(q): Query<Handshake>) -> Response {
-    match state
-        .channels
-        .verify_meta_subscription(
-            q.mode.as_deref(),
-            q.token.as_deref(),
-            q.challenge.as_deref(),
-        )
-        .await
-    {
+/// A subscription handshake (Meta: `hub.mode`, `hub.verify_token`, `hub.challenge`): the
+/// challenge is echoed as text when the token is one of the provider's channels'.
+async fn handshake(
+    State(state): State<AppState>,
+    Path(kind): Path<ProviderKind>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match state.channels.answer_subscription(kind, &query).await {
         Ok(challenge) => ([(header::CONTENT_TYPE, "text/plain")], challenge).into_response(),
         Err(ChannelError::Unauthorized(_)) => {
             (StatusCode::FORBIDDEN, "verification failed").into_response()
@@ -116,28 +106,20 @@ async fn receive(
     Ok((StatusCode::OK, Json(receipt)).into_response())
 }
 
-async fn meta(
+async fn per_provider(
     State(state): State<AppState>,
+    Path(kind): Path<ProviderKind>,
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    receive(state, ProviderKind::Meta, None, headers, body).await
+    receive(state, kind, None, headers, body).await
 }
 
-async fn evolution(
+async fn per_channel(
     State(state): State<AppState>,
-    Path(channel): Path<ChannelId>,
+    Path((kind, channel)): Path<(ProviderKind, ChannelId)>,
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    receive(state, ProviderKind::Evolution, Some(channel), headers, body).await
-}
-
-async fn kapso(
-    State(state): State<AppState>,
-    Path(channel): Path<ChannelId>,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, ApiError> {
-    receive(state, ProviderKind::Kapso, Some(channel), headers, body).await
+    receive(state, kind, Some(channel), headers, body).await
 }

@@ -21,7 +21,7 @@ use crate::domain::{
 use crate::knowledge::{Knowledge, KnowledgeError, Query, Retrieved};
 use crate::llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, Source};
 use crate::prompts::{Budget, PromptError, PromptInput, Prompts, NO_ANSWER};
-use crate::store::{Delivery, NewOutbound, Store, StoreError};
+use crate::store::{Delivery, NewEscalation, NewOutbound, NewTurn, Store, StoreError, SupportNote};
 use rules::Trigger;
 
 /// A failure that stops a turn; the job runner retries it.
@@ -249,6 +249,14 @@ impl Answerers {
     }
 }
 
+/// Tells the customer their messages were read (and that a reply is being typed).
+#[async_trait::async_trait]
+pub trait ReadReceipts: Send + Sync {
+    /// Marks `provider_message_id` read with a typing indicator. Failures are the
+    /// implementation's to log: they never hold up the reply.
+    async fn mark_read(&self, conversation: &Conversation, provider_message_id: &str);
+}
+
 /// The engine.
 pub struct Pipeline {
     pub(crate) store: Arc<dyn Store>,
@@ -256,6 +264,7 @@ pub struct Pipeline {
     pub(crate) prompts: Arc<Prompts>,
     pub(crate) answerers: Arc<Answerers>,
     pub(crate) voice: Option<Arc<voice::Voice>>,
+    pub(crate) receipts: Option<Arc<dyn ReadReceipts>>,
     pub(crate) settings: Arc<Settings>,
 }
 
@@ -283,6 +292,7 @@ impl Pipeline {
         prompts: Arc<Prompts>,
         answerers: Arc<Answerers>,
         voice: Option<Arc<voice::Voice>>,
+        receipts: Option<Arc<dyn ReadReceipts>>,
         settings: Arc<Settings>,
     ) -> Self {
         Self {
@@ -291,6 +301,7 @@ impl Pipeline {
             prompts,
             answerers,
             voice,
+            receipts,
             settings,
         }
     }
@@ -327,10 +338,28 @@ impl Pipeline {
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,
             Err(silence) => {
-                self.store.mark_handled(&handled).await?;
-                return Ok(Outcome::silent(silence, handled));
+                return self
+                    .record(
+                        conversation,
+                        turn,
+                        Decision::Silent(silence),
+                        String::new(),
+                        Vec::new(),
+                    )
+                    .await;
             }
         };
+        // Read receipts and "typing…" only once the bot is going to answer: a conversation a
+        // person owns shows the customer nothing from the bot.
+        if let (Some(receipts), false) = (&self.receipts, conversation.sandbox) {
+            if let Some(last) = turn
+                .iter()
+                .rev()
+                .find_map(|m| m.provider_message_id.as_deref())
+            {
+                receipts.mark_read(conversation, last).await;
+            }
+        }
         let config = overrides.apply(&agent.config).map_err(|errors| {
             PipelineError::Prompt(PromptError::Template {
                 name: "overrides".into(),
@@ -354,8 +383,15 @@ impl Pipeline {
         let question = turn_text(&turn);
         if question.is_empty() {
             if turn.iter().all(|m| matches!(m.kind, MessageKind::Reaction)) {
-                self.store.mark_handled(&handled).await?;
-                return Ok(Outcome::silent(Silence::NoReplyNeeded, handled));
+                return self
+                    .record(
+                        conversation,
+                        &turn,
+                        Decision::Silent(Silence::NoReplyNeeded),
+                        question,
+                        Vec::new(),
+                    )
+                    .await;
             }
             let text = self.prompts.unsupported_message().to_string();
             let why = "the message has no text or voice to answer".to_string();
@@ -751,18 +787,11 @@ impl Pipeline {
         Err(last.unwrap_or_else(|| LlmError::Transient("no attempt made".into())))
     }
 
-    fn delivery(&self, conversation: &Conversation) -> Delivery {
-        if conversation.sandbox {
-            Delivery::RecordOnly
-        } else {
-            Delivery::Outbox {
-                max_attempts: self.settings.workers.max_attempts,
-            }
-        }
+    fn delivery(&self) -> Delivery {
+        Delivery::Outbox(self.settings.workers.limits())
     }
 
-    /// Stage 7: records the reply in the outbox, exactly once per turn.
-    #[tracing::instrument(skip_all)]
+    /// Stage 7, a reply: recorded in the outbox exactly once per turn.
     async fn reply(
         &self,
         conversation: &Conversation,
@@ -772,56 +801,14 @@ impl Pipeline {
         question: String,
         sources: Vec<ShownSource>,
     ) -> Result<Outcome, PipelineError> {
-        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
-        let last = handled.last().map(|id| id.to_string()).unwrap_or_default();
-        let (message, created) = self
-            .store
-            .record_outbound(self.bot_text(
-                conversation,
-                &text,
-                &generation,
-                format!("reply:{last}"),
-                &handled,
-            ))
-            .await?;
-        if !created {
-            tracing::info!(message = %message.id, "reply already recorded for this turn");
-        }
-        metrics::counter!("palaver_replies_total", "outcome" => "replied").increment(1);
-        Ok(Outcome {
-            action: Action::Replied,
-            reply: message.text.clone(),
-            reply_message_id: Some(message.id),
-            silence: None,
-            escalation: None,
-            support_note: None,
+        self.record(
+            conversation,
+            turn,
+            Decision::Reply { text, generation },
             question,
             sources,
-            generation: message.generation.or(generation),
-            handled,
-        })
-    }
-
-    /// The bot's text message answering `handled`, recorded once under `idempotency_key`.
-    fn bot_text(
-        &self,
-        conversation: &Conversation,
-        text: &str,
-        generation: &Option<Generation>,
-        idempotency_key: String,
-        handled: &[MessageId],
-    ) -> NewOutbound {
-        NewOutbound {
-            conversation_id: conversation.id,
-            role: Role::Bot,
-            kind: MessageKind::Text,
-            text: Some(text.to_string()),
-            details: MessageDetails::default(),
-            generation: generation.clone(),
-            idempotency_key: Some(idempotency_key),
-            handled: handled.to_vec(),
-            delivery: self.delivery(conversation),
-        }
+        )
+        .await
     }
 
     /// A fixed reply with no retrieval (default voice reply, unsupported message).
@@ -851,13 +838,13 @@ impl Pipeline {
     }
 
     /// Hands the conversation to a person: status, record, message to the customer, and a note
-    /// to the agent's support contact.
+    /// to the agent's support contact, all in one transaction.
     #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(skip_all, fields(reason = trigger.reason()))]
+    #[tracing::instrument(skip_all, fields(reason = trigger.reason().as_str()))]
     async fn escalate(
         &self,
         conversation: &Conversation,
-        agent: &Agent,
+        _agent: &Agent,
         config: &AgentConfig,
         turn: &[Message],
         trigger: Trigger,
@@ -865,96 +852,250 @@ impl Pipeline {
         sources: Vec<ShownSource>,
         generation: Option<Generation>,
     ) -> Result<Outcome, PipelineError> {
-        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
-        let last = handled.last().copied();
-        let (_, opened) = self
-            .store
-            .open_escalation(
-                conversation.id,
-                trigger.reason(),
-                Some(trigger.detail()),
-                last,
-            )
-            .await?;
-        let key = last.map(|id| id.to_string()).unwrap_or_default();
-        let text = config.escalation.customer_message.clone();
-        let (message, _) = self
-            .store
-            .record_outbound(self.bot_text(
-                conversation,
-                &text,
-                &generation,
-                format!("escalation:{key}"),
-                &handled,
-            ))
-            .await?;
-        let mut support_note = None;
-        if opened {
-            if let Some(contact) = &config.escalation.support_contact {
-                let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
-                let link = format!(
-                    "{}/api/v1/conversations/{}",
-                    self.settings.server.public_url.trim_end_matches('/'),
-                    conversation.id
-                );
-                let custom = config.escalation.support_note.trim();
-                let note = if custom.is_empty() {
-                    self.prompts.support_note(
-                        customer,
-                        &conversation.contact.wa_id,
-                        &trigger.describe(),
-                        Some(&question),
-                        Some(&link),
-                    )?
-                } else {
-                    custom
-                        .replace("{customer}", customer)
-                        .replace("{reason}", &trigger.describe())
-                        .replace("{summary}", &question)
-                        .replace("{link}", &link)
-                };
-                if !conversation.sandbox {
-                    if let Some(channel) = self.store.channel(conversation.channel_id).await? {
-                        let support = self
-                            .store
-                            .open_conversation(
-                                &channel,
-                                contact.trim_start_matches('+'),
-                                Some("Support"),
-                            )
-                            .await?;
-                        self.store
-                            .record_outbound(NewOutbound {
-                                conversation_id: support.id,
-                                role: Role::System,
-                                kind: MessageKind::Text,
-                                text: Some(note.clone()),
-                                details: MessageDetails::default(),
-                                generation: None,
-                                idempotency_key: Some(format!("notify:{key}")),
-                                handled: Vec::new(),
-                                delivery: self.delivery(conversation),
-                            })
-                            .await?;
-                    }
-                }
-                support_note = Some(note);
-            }
-            tracing::info!(agent = %agent.name, reason = trigger.reason(), "conversation escalated");
-            metrics::counter!("palaver_escalations_total", "reason" => trigger.reason())
-                .increment(1);
-        }
-        Ok(Outcome {
-            action: Action::Escalated,
-            reply: Some(text),
-            reply_message_id: Some(message.id),
-            silence: None,
-            escalation: Some(trigger),
-            support_note,
+        let note = self.support_note(conversation, config, &trigger, &question)?;
+        self.record(
+            conversation,
+            turn,
+            Decision::Escalate {
+                trigger,
+                customer_message: Some(config.escalation.customer_message.clone()),
+                support_note: note,
+                generation,
+            },
             question,
             sources,
-            generation,
-            handled,
-        })
+        )
+        .await
     }
+
+    /// The note for the agent's support contact, if it has one.
+    fn support_note(
+        &self,
+        conversation: &Conversation,
+        config: &AgentConfig,
+        trigger: &Trigger,
+        question: &str,
+    ) -> Result<Option<(String, String)>, PipelineError> {
+        let Some(contact) = &config.escalation.support_contact else {
+            return Ok(None);
+        };
+        let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
+        let link = format!(
+            "{}/api/v1/conversations/{}",
+            self.settings.server.public_url.trim_end_matches('/'),
+            conversation.id
+        );
+        let custom = config.escalation.support_note.trim();
+        let note = if custom.is_empty() {
+            self.prompts.support_note(
+                customer,
+                &conversation.contact.wa_id,
+                &trigger.describe(),
+                Some(question),
+                Some(&link),
+            )?
+        } else {
+            custom
+                .replace("{customer}", customer)
+                .replace("{reason}", &trigger.describe())
+                .replace("{summary}", question)
+                .replace("{link}", &link)
+        };
+        Ok(Some((contact.trim_start_matches('+').to_string(), note)))
+    }
+
+    /// Records what the turn decided, in one transaction: the escalation it opens, the
+    /// customer's reply (split into WhatsApp-sized parts), the support note, and the customer
+    /// messages it covered. Every message has an idempotency key derived from the turn, so a
+    /// retried turn records nothing twice.
+    async fn record(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        decision: Decision,
+        question: String,
+        sources: Vec<ShownSource>,
+    ) -> Result<Outcome, PipelineError> {
+        let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
+        let key = handled.last().map(|id| id.to_string()).unwrap_or_default();
+        let bot = |text: &str, generation: &Option<Generation>, key: String| NewOutbound {
+            conversation_id: conversation.id,
+            role: Role::Bot,
+            kind: MessageKind::Text,
+            text: Some(text.to_string()),
+            details: MessageDetails::default(),
+            generation: generation.clone(),
+            idempotency_key: Some(key),
+            handled: Vec::new(),
+            delivery: self.delivery(),
+        };
+        let parts = |text: &str, generation: &Option<Generation>, prefix: &str| {
+            crate::channels::delivery::split_text(text, crate::channels::MAX_TEXT_CHARS)
+                .iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    let key = match i {
+                        0 => format!("{prefix}:{key}"),
+                        n => format!("{prefix}:{key}#{}", n + 1),
+                    };
+                    bot(part, generation, key)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut new = NewTurn {
+            conversation_id: conversation.id,
+            handled: handled.clone(),
+            escalation: None,
+            replies: Vec::new(),
+            support_note: None,
+        };
+        let mut outcome = Outcome::silent(Silence::NothingNew, handled.clone());
+        outcome.question = question;
+        outcome.sources = sources;
+        match decision {
+            Decision::Silent(silence) => {
+                outcome.silence = Some(silence);
+                self.store.record_turn(new).await?;
+                return Ok(outcome);
+            }
+            Decision::Reply { text, generation } => {
+                new.replies = parts(&text, &generation, "reply");
+                outcome.action = Action::Replied;
+                outcome.generation = generation;
+            }
+            Decision::Escalate {
+                trigger,
+                customer_message,
+                support_note,
+                generation,
+            } => {
+                new.escalation = Some(NewEscalation {
+                    reason: trigger.reason(),
+                    detail: Some(trigger.detail().to_string()),
+                    message_id: handled.last().copied(),
+                });
+                if let Some(text) = customer_message.filter(|t| !t.trim().is_empty()) {
+                    new.replies = parts(&text, &generation, "escalation");
+                }
+                if let Some((wa_id, note)) = support_note {
+                    outcome.support_note = Some(note.clone());
+                    // The sandbox shows the note; it reaches no real support contact.
+                    let channel = match conversation.sandbox {
+                        true => None,
+                        false => self.store.channel(conversation.channel_id).await?,
+                    };
+                    if let Some(channel) = channel {
+                        new.support_note = Some(SupportNote {
+                            channel,
+                            wa_id,
+                            message: NewOutbound {
+                                role: Role::System,
+                                generation: None,
+                                ..bot(&note, &None, format!("notify:{key}"))
+                            },
+                        });
+                    }
+                }
+                outcome.action = Action::Escalated;
+                outcome.escalation = Some(trigger);
+                outcome.generation = generation;
+            }
+        }
+        outcome.silence = None;
+        let recorded = self.store.record_turn(new).await?;
+        if let Some(first) = recorded.replies.first() {
+            if !first.1 {
+                tracing::info!(message = %first.0.id, "reply already recorded for this turn");
+            }
+            outcome.reply_message_id = Some(first.0.id);
+            outcome.generation = first.0.generation.clone().or(outcome.generation);
+        }
+        let texts: Vec<&str> = recorded
+            .replies
+            .iter()
+            .filter_map(|(m, _)| m.text.as_deref())
+            .collect();
+        if !texts.is_empty() {
+            outcome.reply = Some(texts.join("\n\n"));
+        }
+        match &outcome.escalation {
+            Some(trigger) => {
+                let opened = recorded.escalation.as_ref().is_some_and(|(_, now)| *now);
+                if !opened {
+                    outcome.support_note = None;
+                } else {
+                    tracing::info!(reason = trigger.reason().as_str(), "conversation escalated");
+                    metrics::counter!("palaver_escalations_total", "reason" => trigger.reason().as_str())
+                        .increment(1);
+                }
+            }
+            None => metrics::counter!("palaver_replies_total", "outcome" => "replied").increment(1),
+        }
+        Ok(outcome)
+    }
+
+    /// The conversation's messages could not be answered in time (the job runner gave up): a
+    /// person takes over, and the customer is told so.
+    pub async fn give_up(
+        &self,
+        conversation: crate::domain::ConversationId,
+        why: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(conv) = self.store.conversation(conversation).await? else {
+            return Ok(());
+        };
+        let turn = self.store.unhandled_inbound(conversation).await?;
+        if turn.is_empty() {
+            return Ok(());
+        }
+        let trigger = Trigger::TurnFailed(why.to_string());
+        let question = turn_text(&turn);
+        let agent = match conv.agent_id {
+            Some(id) => self.store.agent(id).await?,
+            None => None,
+        };
+        let decision = match &agent {
+            Some(agent) => Decision::Escalate {
+                support_note: self.support_note(&conv, &agent.config, &trigger, &question)?,
+                customer_message: Some(agent.config.escalation.customer_message.clone()),
+                trigger,
+                generation: None,
+            },
+            None => Decision::Escalate {
+                trigger,
+                customer_message: None,
+                support_note: None,
+                generation: None,
+            },
+        };
+        self.record(&conv, &turn, decision, question, Vec::new())
+            .await?;
+        tracing::warn!(conversation = %conversation, error = %why, "turn given up; conversation handed to a person");
+        Ok(())
+    }
+}
+
+/// What a turn decided, before anything is written.
+#[derive(Debug, Clone)]
+enum Decision {
+    /// Nothing is sent.
+    Silent(Silence),
+    /// The bot answers.
+    Reply {
+        /// The answer.
+        text: String,
+        /// How it was produced.
+        generation: Option<Generation>,
+    },
+    /// A person takes over.
+    Escalate {
+        /// Why.
+        trigger: Trigger,
+        /// What the customer is told.
+        customer_message: Option<String>,
+        /// `(support contact, note)`.
+        support_note: Option<(String, String)>,
+        /// How the declined answer was produced, if one was attempted.
+        generation: Option<Generation>,
+    },
 }

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::domain::EscalationSettings;
+use crate::domain::{EscalationReason, EscalationSettings};
 use crate::knowledge::text::{contains_phrase, normalize};
 
 /// Why a conversation is escalated.
@@ -25,18 +25,21 @@ pub enum Trigger {
     HumanTakeover(String),
     /// Outside the 24-hour window with no template to send.
     WindowClosed(String),
+    /// The customer's messages could not be handled in time.
+    TurnFailed(String),
 }
 
 impl Trigger {
-    /// The stored reason code.
-    pub fn reason(&self) -> &'static str {
+    /// Why, as the store and the API name it.
+    pub fn reason(&self) -> EscalationReason {
         match self {
-            Trigger::Keyword(_) => "keyword",
-            Trigger::HumanRequest(_) => "human_request",
-            Trigger::LowConfidence(_) => "low_confidence",
-            Trigger::AnswererFailed(_) => "answerer_failed",
-            Trigger::HumanTakeover(_) => "human_takeover",
-            Trigger::WindowClosed(_) => "window_closed",
+            Trigger::Keyword(_) => EscalationReason::Keyword,
+            Trigger::HumanRequest(_) => EscalationReason::HumanRequest,
+            Trigger::LowConfidence(_) => EscalationReason::LowConfidence,
+            Trigger::AnswererFailed(_) => EscalationReason::AnswererFailed,
+            Trigger::HumanTakeover(_) => EscalationReason::HumanTakeover,
+            Trigger::WindowClosed(_) => EscalationReason::WindowClosed,
+            Trigger::TurnFailed(_) => EscalationReason::TurnFailed,
         }
     }
 
@@ -48,7 +51,8 @@ impl Trigger {
             | Trigger::LowConfidence(d)
             | Trigger::AnswererFailed(d)
             | Trigger::HumanTakeover(d)
-            | Trigger::WindowClosed(d) => d,
+            | Trigger::WindowClosed(d)
+            | Trigger::TurnFailed(d) => d,
         }
     }
 
@@ -63,6 +67,7 @@ impl Trigger {
             Trigger::WindowClosed(_) => {
                 "outside the 24-hour window and no template configured".into()
             }
+            Trigger::TurnFailed(_) => "the bot could not answer in time".into(),
         }
     }
 }
@@ -288,16 +293,21 @@ mod tests {
 
     #[test]
     fn reasons_are_stable_codes() {
-        assert_eq!(Trigger::Keyword("x".into()).reason(), "keyword");
-        assert_eq!(Trigger::HumanRequest("x".into()).reason(), "human_request");
-        assert_eq!(
-            Trigger::LowConfidence("x".into()).reason(),
-            "low_confidence"
-        );
-        assert_eq!(
-            Trigger::AnswererFailed("x".into()).reason(),
-            "answerer_failed"
-        );
-        assert_eq!(Trigger::HumanTakeover("x".into()).detail(), "x");
+        // Serialised as the API and eval reports show them: the domain's reason names.
+        let cases = [
+            (Trigger::Keyword("x".into()), "keyword"),
+            (Trigger::HumanRequest("x".into()), "human_request"),
+            (Trigger::LowConfidence("x".into()), "low_confidence"),
+            (Trigger::AnswererFailed("x".into()), "answerer_failed"),
+            (Trigger::HumanTakeover("x".into()), "human_takeover"),
+            (Trigger::WindowClosed("x".into()), "window_closed"),
+            (Trigger::TurnFailed("x".into()), "turn_failed"),
+        ];
+        for (trigger, name) in cases {
+            assert_eq!(trigger.reason().as_str(), name);
+            let json = serde_json::to_value(&trigger).unwrap();
+            assert_eq!(json["reason"], name);
+            assert_eq!(trigger.detail(), "x");
+        }
     }
 }

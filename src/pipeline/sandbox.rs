@@ -112,7 +112,7 @@ pub async fn say(
                 idle_reset: std::time::Duration::from_secs(
                     settings.pipeline.idle_reset_hours * 3600,
                 ),
-                max_attempts: settings.workers.max_attempts,
+                limits: settings.workers.limits(),
                 schedule: false,
             },
         )
@@ -131,7 +131,7 @@ pub async fn reset(pipeline: &Pipeline, agent: &Agent, session: &str) -> Result<
     pipeline.store.reset_context(conv.id).await?;
     pipeline
         .store
-        .close_escalation(conv.id, "handed_back", "sandbox")
+        .close_escalation(conv.id, crate::domain::Resolution::HandedBack, "sandbox")
         .await?;
     Ok(())
 }

@@ -16,12 +16,13 @@ use serde_json::{json, Value};
 
 use super::{
     endpoint, execute, secret_header, status_error, timestamp_or_now, token_matches,
-    ChannelContext, Credentials, Event, Inbound, Media, Outbound, OutboundBody, Provider,
-    ProviderError, Reply, Sent, StatusUpdate,
+    ChannelContext, ConnectOutcome, Credentials, Event, Field, Inbound, Media, Outbound,
+    OutboundBody, Pairing, PairingQr, Provider, ProviderError, Reply, Sent, StatusUpdate,
+    WebhookScope,
 };
 use crate::domain::{
-    ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, InteractiveReply, Location,
-    MediaRef, MessageDetails, MessageKind, ProviderKind, Reaction,
+    ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, FieldError, InteractiveReply,
+    Location, MediaRef, MessageDetails, MessageKind, ProviderKind, Reaction,
 };
 
 /// Header Palaver asks Evolution to send with every webhook, holding the channel's webhook secret.
@@ -85,33 +86,21 @@ impl InstanceSettings {
     }
 }
 
-/// A QR code (or pairing code) to link the number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairingQr {
-    /// `data:image/png;base64,...`.
-    pub image: Option<String>,
-    /// The raw QR payload.
-    pub code: Option<String>,
-    /// Code to type on the phone when linking by number.
-    pub pairing_code: Option<String>,
-}
-
-impl PairingQr {
-    fn from_json(value: &Value) -> Option<Self> {
-        let field = |key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let qr = Self {
-            image: field("base64"),
-            code: field("code"),
-            pairing_code: field("pairingCode"),
-        };
-        (qr.image.is_some() || qr.code.is_some() || qr.pairing_code.is_some()).then_some(qr)
-    }
+/// A QR code from Evolution's answer (`base64`, `code`, `pairingCode`), if it has one.
+fn pairing_qr(value: &Value) -> Option<PairingQr> {
+    let field = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let qr = PairingQr {
+        image: field("base64"),
+        code: field("code"),
+        pairing_code: field("pairingCode"),
+    };
+    (qr.image.is_some() || qr.code.is_some() || qr.pairing_code.is_some()).then_some(qr)
 }
 
 /// A newly created instance.
@@ -125,16 +114,23 @@ pub struct CreatedInstance {
     pub qr: Option<PairingQr>,
 }
 
-/// What asking an instance to connect gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectOutcome {
-    /// Scan this (or type the pairing code) on the phone.
-    Qr(PairingQr),
-    /// The number is already linked.
-    AlreadyOpen,
-    /// Connecting, but no QR code yet; it will arrive in a `qrcode.updated` webhook.
-    Pending,
+/// An Evolution channel's secrets.
+#[derive(serde::Deserialize)]
+struct EvolutionCredentials {
+    /// Evolution server base URL, e.g. `http://127.0.0.1:8081`.
+    server_url: String,
+    /// `apikey` header value (global key or the instance token).
+    api_key: SecretString,
+    /// Shared secret Evolution sends back in a header on every webhook.
+    webhook_secret: SecretString,
 }
+
+/// The fields of [`EvolutionCredentials`].
+const FIELDS: &[Field] = &[
+    Field::required("server_url"),
+    Field::required("api_key"),
+    Field::generated("webhook_secret"),
+];
 
 /// Evolution API v2.
 #[derive(Debug, Clone)]
@@ -159,18 +155,10 @@ impl EvolutionProvider {
         self
     }
 
-    fn credentials(channel: &ChannelContext) -> Result<(&str, &SecretString), ProviderError> {
-        match &channel.credentials {
-            Credentials::Evolution {
-                server_url,
-                api_key,
-                ..
-            } => Ok((server_url.trim_end_matches('/'), api_key)),
-            other => Err(ProviderError::Auth(format!(
-                "the channel has {} credentials, not Evolution's",
-                other.kind().as_str()
-            ))),
-        }
+    fn credentials(channel: &ChannelContext) -> Result<(String, SecretString), ProviderError> {
+        let c = channel.credentials.read::<EvolutionCredentials>()?;
+        super::non_empty(&c.api_key, "API key")?;
+        Ok((c.server_url.trim_end_matches('/').to_owned(), c.api_key))
     }
 
     async fn call(
@@ -207,8 +195,8 @@ impl EvolutionProvider {
         let (group, action) = route.split_once('/').unwrap_or((route, ""));
         self.call(
             method,
-            server,
-            key,
+            &server,
+            &key,
             &[group, action, &channel.route_key],
             body,
         )
@@ -264,7 +252,7 @@ impl EvolutionProvider {
                 .pointer("/instance/instanceId")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            qr: created.get("qrcode").and_then(PairingQr::from_json),
+            qr: created.get("qrcode").and_then(pairing_qr),
         })
     }
 
@@ -276,8 +264,8 @@ impl EvolutionProvider {
         pairing_number: Option<&str>,
     ) -> Result<ConnectOutcome, ProviderError> {
         let (server, key) = Self::credentials(channel)?;
-        let url = endpoint(server, &["instance", "connect", &channel.route_key])?;
-        let mut request = self.client.get(url).header("apikey", secret_header(key)?);
+        let url = endpoint(&server, &["instance", "connect", &channel.route_key])?;
+        let mut request = self.client.get(url).header("apikey", secret_header(&key)?);
         if let Some(number) = pairing_number {
             request = request.query(&[("number", number)]);
         }
@@ -289,7 +277,7 @@ impl EvolutionProvider {
         if answer.pointer("/instance/state").and_then(Value::as_str) == Some("open") {
             return Ok(ConnectOutcome::AlreadyOpen);
         }
-        Ok(PairingQr::from_json(&answer).map_or(ConnectOutcome::Pending, ConnectOutcome::Qr))
+        Ok(pairing_qr(&answer).map_or(ConnectOutcome::Pending, ConnectOutcome::Qr))
     }
 
     /// The instance's connection state as Evolution sees it now.
@@ -448,9 +436,99 @@ fn decode_base64(data: &str) -> Result<Vec<u8>, ProviderError> {
 }
 
 #[async_trait]
+impl Pairing for EvolutionProvider {
+    async fn create_instance(
+        &self,
+        route_key: &str,
+        credentials: &Credentials,
+        webhook_url: &str,
+        settings: &ChannelConfig,
+    ) -> Result<Credentials, ProviderError> {
+        let c = credentials.read::<EvolutionCredentials>()?;
+        let created = EvolutionProvider::create_instance(
+            self,
+            &c.server_url,
+            &c.api_key,
+            route_key,
+            webhook_url,
+            &c.webhook_secret,
+            &InstanceSettings::from(settings),
+        )
+        .await?;
+        // The instance token replaces the global key: least privilege from here on.
+        let mut kept = credentials.clone();
+        kept.set("api_key", created.token.expose_secret());
+        Ok(kept)
+    }
+
+    async fn configure(
+        &self,
+        channel: &ChannelContext,
+        webhook_url: &str,
+        settings: &ChannelConfig,
+    ) -> Result<(), ProviderError> {
+        let c = channel.credentials.read::<EvolutionCredentials>()?;
+        self.set_webhook(channel, webhook_url, &c.webhook_secret, &WEBHOOK_EVENTS)
+            .await?;
+        self.set_settings(channel, &InstanceSettings::from(settings))
+            .await
+    }
+
+    async fn connect(
+        &self,
+        channel: &ChannelContext,
+        pairing_number: Option<&str>,
+    ) -> Result<ConnectOutcome, ProviderError> {
+        EvolutionProvider::connect(self, channel, pairing_number).await
+    }
+
+    async fn connection_state(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<ChannelState, ProviderError> {
+        EvolutionProvider::connection_state(self, channel).await
+    }
+
+    async fn logout(&self, channel: &ChannelContext) -> Result<(), ProviderError> {
+        EvolutionProvider::logout(self, channel).await
+    }
+
+    async fn delete(&self, channel: &ChannelContext) -> Result<(), ProviderError> {
+        EvolutionProvider::delete(self, channel).await
+    }
+}
+
+#[async_trait]
 impl Provider for EvolutionProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Evolution
+    }
+
+    fn accept_credentials(
+        &self,
+        given: Credentials,
+        previous: Option<&Credentials>,
+    ) -> Result<Credentials, Vec<FieldError>> {
+        let mut accepted = Credentials::accept(given, previous, FIELDS, "evolution")?;
+        let url = accepted.get("server_url").unwrap_or_default().to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || reqwest::Url::parse(&url).is_err()
+        {
+            return Err(vec![FieldError::new(
+                "credentials.server_url",
+                "must be an http:// or https:// URL",
+            )]);
+        }
+        accepted.set("server_url", url.trim_end_matches('/'));
+        Ok(accepted)
+    }
+
+    fn webhooks(&self) -> Option<WebhookScope> {
+        Some(WebhookScope::Channel)
+    }
+
+    fn pairing(&self) -> Option<&dyn Pairing> {
+        Some(self)
     }
 
     fn verify(
@@ -459,11 +537,18 @@ impl Provider for EvolutionProvider {
         headers: &HeaderMap,
         _body: &[u8],
     ) -> Result<(), ProviderError> {
-        let Credentials::Evolution { webhook_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature(
-                "the channel does not have Evolution credentials".into(),
-            ));
-        };
+        let webhook_secret = credentials
+            .read::<EvolutionCredentials>()
+            .map_err(|_| {
+                ProviderError::BadSignature(
+                    "the channel does not have Evolution credentials".into(),
+                )
+            })?
+            .webhook_secret;
+        // An empty secret would let an empty header through.
+        super::non_empty(&webhook_secret, "webhook secret")
+            .map_err(|e| ProviderError::BadSignature(e.to_string()))?;
+        let webhook_secret = &webhook_secret;
         let presented = headers
             .get(WEBHOOK_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -596,7 +681,8 @@ impl Provider for EvolutionProvider {
         if let Some(url) = &media.url {
             let url = reqwest::Url::parse(url)
                 .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
-            let reply = execute(self.client.get(url)).await?;
+            let reply =
+                super::execute_limited(self.client.get(url), super::MAX_MEDIA_BYTES).await?;
             if !reply.status.is_success() {
                 return Err(evolution_error(&reply));
             }
@@ -949,6 +1035,7 @@ fn update_event(route: &str, data: &Value, sent_at: Option<DateTime<Utc>>) -> Ev
     Event::Status {
         route: route.to_owned(),
         update: StatusUpdate {
+            reference: None,
             provider_message_id: id.to_owned(),
             status,
             timestamp: sent_at.unwrap_or_else(Utc::now),
@@ -998,7 +1085,7 @@ fn connection_event(route: &str, data: &Value) -> Event {
 }
 
 fn qr_event(route: &str, data: &Value) -> Event {
-    if let Some(qr) = data.get("qrcode").and_then(PairingQr::from_json) {
+    if let Some(qr) = data.get("qrcode").and_then(pairing_qr) {
         return Event::QrCode {
             route: route.to_owned(),
             image: qr.image,
@@ -1050,11 +1137,11 @@ mod tests {
     const SECRET: &str = "webhook-secret-value";
 
     fn credentials(server: &str) -> Credentials {
-        Credentials::Evolution {
-            server_url: server.into(),
-            api_key: SecretString::from(API_KEY),
-            webhook_secret: SecretString::from(SECRET),
-        }
+        Credentials::from_pairs([
+            ("server_url", server),
+            ("api_key", API_KEY),
+            ("webhook_secret", SECRET),
+        ])
     }
 
     fn evolution() -> EvolutionProvider {
@@ -1233,6 +1320,7 @@ mod tests {
                 vec![Event::Status {
                     route: ROUTE.into(),
                     update: StatusUpdate {
+                        reference: None,
                         provider_message_id: "3EB0SENT000000000001".into(),
                         status: DeliveryStatus::Read,
                         timestamp: DateTime::parse_from_rfc3339("2025-06-08T18:39:43.512Z")
@@ -1564,11 +1652,11 @@ mod tests {
                 "{headers:?}"
             );
         }
-        let meta = Credentials::Meta {
-            access_token: SecretString::from("t"),
-            app_secret: SecretString::from(SECRET),
-            verify_token: SecretString::from(SECRET),
-        };
+        let meta = Credentials::from_pairs([
+            ("access_token", "t"),
+            ("app_secret", SECRET),
+            ("verify_token", SECRET),
+        ]);
         assert!(evolution()
             .verify(&meta, &with(WEBHOOK_TOKEN_HEADER, SECRET), &body)
             .is_err());
@@ -1762,6 +1850,7 @@ mod tests {
 
     fn outbound(body: OutboundBody, reply_to: Option<&str>) -> Outbound {
         Outbound {
+            idempotency_key: None,
             to: CUSTOMER.into(),
             reply_to_message: reply_to.map(Into::into),
             body,

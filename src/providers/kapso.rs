@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use super::meta::{self, MediaInfo, WaMessage, WaStatus};
 use super::{
-    endpoint, execute, retry_after, secret_header, verify_hmac_sha256, ChannelContext, Credentials,
-    Event, Media, Outbound, Provider, ProviderError, Reply, Sent,
+    endpoint, execute, execute_limited, retry_after, secret_header, verify_hmac_sha256,
+    ChannelContext, Credentials, Event, Field, Media, Outbound, Provider, ProviderError, Reply,
+    Sent, ServiceWindow, WebhookScope, MAX_MEDIA_BYTES,
 };
-use crate::domain::{MediaRef, ProviderKind};
+use crate::domain::{FieldError, MediaRef, ProviderKind};
 
 /// Kapso API base URL used unless settings say otherwise.
 pub const DEFAULT_KAPSO_BASE_URL: &str = "https://api.kapso.ai";
@@ -28,6 +29,28 @@ const PROXY: [&str; 3] = ["meta", "whatsapp", "v24.0"];
 const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 const API_KEY_HEADER: &str = "x-api-key";
+
+/// Kapso sends a message once per idempotency key, so a send that timed out can be repeated.
+const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
+
+/// A Kapso channel's secrets.
+#[derive(serde::Deserialize)]
+struct KapsoCredentials {
+    /// `X-API-Key` for Kapso's API.
+    api_key: SecretString,
+    /// Key of `X-Webhook-Signature`.
+    webhook_secret: SecretString,
+}
+
+/// The fields of [`KapsoCredentials`].
+const FIELDS: &[Field] = &[
+    Field::required("api_key"),
+    Field::required("webhook_secret"),
+];
+
+/// Kapso relays Meta's customer-service window.
+struct KapsoWindow;
+impl ServiceWindow for KapsoWindow {}
 
 /// Kapso, for numbers connected through it.
 #[derive(Debug, Clone)]
@@ -44,14 +67,10 @@ impl KapsoProvider {
         Self { client, base_url }
     }
 
-    fn api_key(credentials: &Credentials) -> Result<&SecretString, ProviderError> {
-        match credentials {
-            Credentials::Kapso { api_key, .. } => Ok(api_key),
-            other => Err(ProviderError::Auth(format!(
-                "the channel has {} credentials, not Kapso's",
-                other.kind().as_str()
-            ))),
-        }
+    fn api_key(credentials: &Credentials) -> Result<SecretString, ProviderError> {
+        let key = credentials.read::<KapsoCredentials>()?.api_key;
+        super::non_empty(&key, "API key")?;
+        Ok(key)
     }
 
     fn proxy_url(&self, segments: &[&str]) -> Result<reqwest::Url, ProviderError> {
@@ -63,10 +82,15 @@ impl KapsoProvider {
         &self,
         channel: &ChannelContext,
         body: &Value,
+        idempotency_key: Option<&str>,
     ) -> Result<Reply, ProviderError> {
-        let key = secret_header(Self::api_key(&channel.credentials)?)?;
+        let key = secret_header(&Self::api_key(&channel.credentials)?)?;
         let url = self.proxy_url(&[&channel.route_key, "messages"])?;
-        let reply = execute(self.client.post(url).header(API_KEY_HEADER, key).json(body)).await?;
+        let mut request = self.client.post(url).header(API_KEY_HEADER, key).json(body);
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_HEADER, idempotency_key);
+        }
+        let reply = execute(request).await?;
         if !reply.status.is_success() {
             return Err(kapso_error(&reply));
         }
@@ -87,17 +111,40 @@ impl Provider for KapsoProvider {
         ProviderKind::Kapso
     }
 
+    fn accept_credentials(
+        &self,
+        given: Credentials,
+        previous: Option<&Credentials>,
+    ) -> Result<Credentials, Vec<FieldError>> {
+        Credentials::accept(given, previous, FIELDS, "kapso")
+    }
+
+    fn webhooks(&self) -> Option<WebhookScope> {
+        Some(WebhookScope::Channel)
+    }
+
+    fn service_window(&self) -> Option<&dyn ServiceWindow> {
+        Some(&KapsoWindow)
+    }
+
+    fn deduplicates_sends(&self) -> bool {
+        true
+    }
+
     fn verify(
         &self,
         credentials: &Credentials,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), ProviderError> {
-        let Credentials::Kapso { webhook_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature(
-                "the channel does not have Kapso credentials".into(),
-            ));
-        };
+        let webhook_secret = credentials
+            .read::<KapsoCredentials>()
+            .map_err(|_| {
+                ProviderError::BadSignature("the channel does not have Kapso credentials".into())
+            })?
+            .webhook_secret;
+        super::non_empty(&webhook_secret, "webhook secret")
+            .map_err(|e| ProviderError::BadSignature(e.to_string()))?;
         let signature = headers
             .get("x-webhook-signature")
             .ok_or_else(|| ProviderError::BadSignature("missing X-Webhook-Signature".into()))?
@@ -116,7 +163,9 @@ impl Provider for KapsoProvider {
         message: &Outbound,
     ) -> Result<Sent, ProviderError> {
         let body = meta::message_body(message)?;
-        let reply = self.post_messages(channel, &body).await?;
+        let reply = self
+            .post_messages(channel, &body, message.idempotency_key.as_deref())
+            .await?;
         meta::sent_from(&reply)
     }
 
@@ -125,7 +174,7 @@ impl Provider for KapsoProvider {
         channel: &ChannelContext,
         media: &MediaRef,
     ) -> Result<Media, ProviderError> {
-        let key = secret_header(Self::api_key(&channel.credentials)?)?;
+        let key = secret_header(&Self::api_key(&channel.credentials)?)?;
         let (url, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
                 let url = self.proxy_url(&[id])?;
@@ -154,7 +203,7 @@ impl Provider for KapsoProvider {
         if self.is_kapso_host(&url) {
             request = request.header(API_KEY_HEADER, key);
         }
-        let reply = execute(request).await?;
+        let reply = execute_limited(request, MAX_MEDIA_BYTES).await?;
         if !reply.status.is_success() {
             return Err(kapso_error(&reply));
         }
@@ -170,7 +219,7 @@ impl Provider for KapsoProvider {
         provider_message_id: &str,
         typing: bool,
     ) -> Result<(), ProviderError> {
-        self.post_messages(channel, &meta::read_body(provider_message_id, typing))
+        self.post_messages(channel, &meta::read_body(provider_message_id, typing), None)
             .await?;
         Ok(())
     }
@@ -378,12 +427,14 @@ fn status_update(raw: &Value, message: &WaMessage, status: &str, route: &str) ->
         .rev()
         .find(|entry| entry.status.as_deref() == Some(status))
         .unwrap_or(WaStatus {
+            biz_opaque_callback_data: None,
             id: None,
             status: None,
             timestamp: None,
             errors: Vec::new(),
         });
     let entry = WaStatus {
+        biz_opaque_callback_data: None,
         id: message.id.clone().or(entry.id),
         status: Some(status.to_owned()),
         timestamp: entry.timestamp.or_else(|| message.timestamp.clone()),
@@ -418,10 +469,7 @@ mod tests {
     const API_KEY: &str = "kapso-api-key";
 
     fn credentials(webhook_secret: &str) -> Credentials {
-        Credentials::Kapso {
-            api_key: SecretString::from(API_KEY),
-            webhook_secret: SecretString::from(webhook_secret),
-        }
+        Credentials::from_pairs([("api_key", API_KEY), ("webhook_secret", webhook_secret)])
     }
 
     fn kapso(base: &str) -> KapsoProvider {
@@ -456,6 +504,7 @@ mod tests {
         Event::Status {
             route: ROUTE.into(),
             update: StatusUpdate {
+                reference: None,
                 provider_message_id: id.into(),
                 status,
                 timestamp: at(seconds),
@@ -816,6 +865,7 @@ mod tests {
 
     fn text(body: &str) -> Outbound {
         Outbound {
+            idempotency_key: None,
             to: "16505551234".into(),
             reply_to_message: None,
             body: OutboundBody::text(body),

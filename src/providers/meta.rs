@@ -11,12 +11,13 @@ use serde_json::{json, Value};
 
 use super::{
     endpoint, execute, retry_after, status_error, timestamp_or_now, token_matches,
-    verify_hmac_sha256, ChannelContext, Credentials, Event, Inbound, Media, Outbound, OutboundBody,
-    Provider, ProviderError, Reply, Sent, StatusUpdate,
+    verify_hmac_sha256, ChannelContext, Credentials, Event, Field, Inbound, Media, Outbound,
+    OutboundBody, Provider, ProviderError, Reply, Sent, ServiceWindow, StatusUpdate, Subscription,
+    WebhookScope, MAX_MEDIA_BYTES,
 };
 use crate::domain::{
-    DeliveryError, DeliveryStatus, InteractiveReply, Location, MediaRef, MessageDetails,
-    MessageKind, ProviderKind, Reaction,
+    DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef,
+    MessageDetails, MessageKind, ProviderKind, Reaction,
 };
 
 /// Graph API base URL used unless settings say otherwise.
@@ -51,6 +52,55 @@ pub fn verify_subscription(
         .ok_or_else(|| ProviderError::BadPayload("missing hub.challenge".into()))
 }
 
+/// A Meta channel's secrets.
+#[derive(Deserialize)]
+pub(crate) struct MetaCredentials {
+    /// Graph API access token (system user token).
+    pub(crate) access_token: SecretString,
+    /// App secret, the key of `X-Hub-Signature-256`.
+    pub(crate) app_secret: SecretString,
+    /// Token echoed in the webhook verification handshake.
+    pub(crate) verify_token: SecretString,
+}
+
+/// The fields of [`MetaCredentials`].
+const FIELDS: &[Field] = &[
+    Field::required("access_token"),
+    Field::required("app_secret"),
+    Field::required("verify_token"),
+];
+
+/// Meta's customer-service window, closed errors carrying its code.
+pub(crate) struct MetaWindow;
+
+impl ServiceWindow for MetaWindow {
+    fn closed_error(&self) -> DeliveryError {
+        DeliveryError {
+            code: Some(131047),
+            title: "outside the 24-hour customer-service window".into(),
+            detail: None,
+        }
+    }
+}
+
+impl Subscription for MetaProvider {
+    fn answer(
+        &self,
+        query: &std::collections::HashMap<String, String>,
+        credentials: &Credentials,
+    ) -> Option<String> {
+        let expected = credentials.read::<MetaCredentials>().ok()?.verify_token;
+        let get = |k: &str| query.get(k).map(String::as_str);
+        verify_subscription(
+            get("hub.mode"),
+            get("hub.verify_token"),
+            get("hub.challenge"),
+            &expected,
+        )
+        .ok()
+    }
+}
+
 /// Meta's WhatsApp Cloud API, called directly through the Graph API.
 #[derive(Debug, Clone)]
 pub struct MetaProvider {
@@ -66,14 +116,10 @@ impl MetaProvider {
         Self { client, base_url }
     }
 
-    fn token(credentials: &Credentials) -> Result<&SecretString, ProviderError> {
-        match credentials {
-            Credentials::Meta { access_token, .. } => Ok(access_token),
-            other => Err(ProviderError::Auth(format!(
-                "the channel has {} credentials, not Meta's",
-                other.kind().as_str()
-            ))),
-        }
+    fn token(credentials: &Credentials) -> Result<SecretString, ProviderError> {
+        let token = credentials.read::<MetaCredentials>()?.access_token;
+        super::non_empty(&token, "access token")?;
+        Ok(token)
     }
 
     async fn post_messages(
@@ -103,17 +149,41 @@ impl Provider for MetaProvider {
         ProviderKind::Meta
     }
 
+    fn accept_credentials(
+        &self,
+        given: Credentials,
+        previous: Option<&Credentials>,
+    ) -> Result<Credentials, Vec<FieldError>> {
+        Credentials::accept(given, previous, FIELDS, "meta")
+    }
+
+    fn webhooks(&self) -> Option<WebhookScope> {
+        // One callback URL per Meta app, whatever number a delivery is for.
+        Some(WebhookScope::Provider)
+    }
+
+    fn service_window(&self) -> Option<&dyn ServiceWindow> {
+        Some(&MetaWindow)
+    }
+
+    fn subscription(&self) -> Option<&dyn Subscription> {
+        Some(self)
+    }
+
     fn verify(
         &self,
         credentials: &Credentials,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), ProviderError> {
-        let Credentials::Meta { app_secret, .. } = credentials else {
-            return Err(ProviderError::BadSignature(
-                "the channel does not have Meta credentials".into(),
-            ));
-        };
+        let app_secret = credentials
+            .read::<MetaCredentials>()
+            .map_err(|_| {
+                ProviderError::BadSignature("the channel does not have Meta credentials".into())
+            })?
+            .app_secret;
+        super::non_empty(&app_secret, "app secret")
+            .map_err(|e| ProviderError::BadSignature(e.to_string()))?;
         let header = headers
             .get("x-hub-signature-256")
             .ok_or_else(|| ProviderError::BadSignature("missing X-Hub-Signature-256".into()))?;
@@ -146,7 +216,8 @@ impl Provider for MetaProvider {
         channel: &ChannelContext,
         media: &MediaRef,
     ) -> Result<Media, ProviderError> {
-        let token = Self::token(&channel.credentials)?.expose_secret();
+        let token = Self::token(&channel.credentials)?;
+        let token = token.expose_secret();
         let (url, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
                 let meta_url = endpoint(&self.base_url, &[id])?;
@@ -167,7 +238,9 @@ impl Provider for MetaProvider {
         let url = reqwest::Url::parse(&url)
             .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
         // The lookaside URL only answers with the same bearer token that resolved it.
-        let reply = execute(self.client.get(url).bearer_auth(token)).await?;
+        let reply =
+            super::execute_limited(self.client.get(url).bearer_auth(token), MAX_MEDIA_BYTES)
+                .await?;
         if !reply.status.is_success() {
             return Err(graph_error(reply.status, &reply.headers, &reply.body));
         }
@@ -643,6 +716,9 @@ pub(crate) struct WaStatus {
     pub(crate) timestamp: Option<Value>,
     #[serde(default)]
     pub(crate) errors: Vec<WaError>,
+    /// What we sent as `biz_opaque_callback_data`.
+    #[serde(default)]
+    pub(crate) biz_opaque_callback_data: Option<String>,
 }
 
 /// An entry of `errors[]` on a status or message.
@@ -737,6 +813,10 @@ impl WaStatus {
             status,
             timestamp: timestamp_or_now(self.timestamp.as_ref()),
             error,
+            reference: self
+                .biz_opaque_callback_data
+                .clone()
+                .filter(|r| !r.is_empty()),
         })
     }
 }
@@ -760,6 +840,11 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
         "recipient_type": "individual",
         "to": message.to,
     });
+    // Echoed back in this message's status webhooks: names our message even if the send's
+    // answer is lost.
+    if let Some(key) = &message.idempotency_key {
+        body["biz_opaque_callback_data"] = json!(key);
+    }
     let (kind, content) = match &message.body {
         OutboundBody::Text { text } => (
             "text",
@@ -1039,11 +1124,11 @@ mod tests {
     const TOKEN: &str = "test-access-token";
 
     fn credentials(app_secret: &str) -> Credentials {
-        Credentials::Meta {
-            access_token: SecretString::from(TOKEN),
-            app_secret: SecretString::from(app_secret),
-            verify_token: SecretString::from("my-verify-token"),
-        }
+        Credentials::from_pairs([
+            ("access_token", TOKEN),
+            ("app_secret", app_secret),
+            ("verify_token", "my-verify-token"),
+        ])
     }
 
     fn provider(base: &str) -> MetaProvider {
@@ -1089,6 +1174,7 @@ mod tests {
         Event::Status {
             route: ROUTE.into(),
             update: StatusUpdate {
+                reference: None,
                 provider_message_id: id.into(),
                 status,
                 timestamp: at(seconds),
@@ -1566,10 +1652,10 @@ mod tests {
                 &original
             )
             .is_ok());
-        let kapso = Credentials::Kapso {
-            api_key: SecretString::from("k"),
-            webhook_secret: SecretString::from("fixture_app_secret_do_not_use"),
-        };
+        let kapso = Credentials::from_pairs([
+            ("api_key", "k"),
+            ("webhook_secret", "fixture_app_secret_do_not_use"),
+        ]);
         assert!(meta
             .verify(&kapso, &headers("x-hub-signature-256", good), &original)
             .is_err());
@@ -1612,6 +1698,7 @@ mod tests {
 
     fn outbound(body: OutboundBody, reply_to: Option<&str>) -> Outbound {
         Outbound {
+            idempotency_key: None,
             to: CUSTOMER.into(),
             reply_to_message: reply_to.map(Into::into),
             body,
@@ -2024,11 +2111,11 @@ mod tests {
         assert!(!format!("{error:?}").contains(TOKEN));
 
         // Wrong credentials for the channel: nothing is sent.
-        let evolution = Credentials::Evolution {
-            server_url: server.uri(),
-            api_key: SecretString::from("k"),
-            webhook_secret: SecretString::from("w"),
-        };
+        let evolution = Credentials::from_pairs([
+            ("server_url", server.uri().as_str()),
+            ("api_key", "k"),
+            ("webhook_secret", "w"),
+        ]);
         let error = provider(&server.uri())
             .send(
                 &channel(ROUTE, evolution),
@@ -2040,7 +2127,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timeouts_and_refused_connections_are_transient() {
+    async fn timeouts_are_unconfirmed_and_refused_connections_transient() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
@@ -2056,8 +2143,9 @@ mod tests {
             .send(&channel(ROUTE, credentials("s")), &message)
             .await
             .unwrap_err();
+        // The request was written: Meta may have sent the message.
         assert!(
-            matches!(&error, ProviderError::Transient { message, .. } if message.contains("timed out")),
+            matches!(&error, ProviderError::Unconfirmed(message) if message.contains("timed out")),
             "{error:?}"
         );
 

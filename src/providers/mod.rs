@@ -2,11 +2,24 @@
 //! ([`meta`]), Evolution API for QR-linked numbers ([`evolution`]), Kapso ([`kapso`]).
 //!
 //! A provider checks a webhook's authenticity over the raw bytes, parses it into normalised
-//! [`Event`]s, sends messages and fetches media. Vendor payload shapes never leave this module.
+//! [`Event`]s, sends messages and fetches media, and validates its own credentials. Powers only
+//! some providers have are capabilities a caller discovers at run time: [`Pairing`] (an
+//! instance linked by QR code: Evolution), [`ServiceWindow`] (the 24-hour customer-service
+//! rule: Meta, Kapso), [`Subscription`] (a webhook handshake: Meta). The [`Registry`] holds one
+//! provider per kind; adding a vendor is one directory and one registry line. Vendor payload
+//! shapes never leave this module.
 
+mod credentials;
 pub mod evolution;
 pub mod kapso;
 pub mod meta;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod recording;
+pub mod registry;
+pub mod sandbox;
+
+pub use credentials::{non_empty, Credentials, Field, Missing};
+pub use registry::Registry;
 
 use std::time::Duration;
 
@@ -38,6 +51,11 @@ pub enum ProviderError {
         /// How long the provider asked us to wait, if it said.
         retry_after: Option<Duration>,
     },
+    /// The request may have reached the provider, but no answer came back (a timeout after the
+    /// request was written): sending again may deliver the message twice, unless the provider
+    /// deduplicates by idempotency key or the message turns out to be sent.
+    #[error("no answer from the provider: {0}")]
+    Unconfirmed(String),
     /// Outside the 24-hour customer-service window: only a template may be sent (Meta 131047).
     #[error("outside the 24-hour window: {0}")]
     NeedsTemplate(String),
@@ -58,63 +76,6 @@ impl ProviderError {
         ProviderError::Transient {
             message: message.into(),
             retry_after: None,
-        }
-    }
-}
-
-/// A channel's secrets, per provider. Sealed at rest; never serialised into API responses.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Credentials {
-    /// Meta WhatsApp Cloud API.
-    Meta {
-        /// Graph API access token (system user token).
-        #[serde(serialize_with = "expose")]
-        access_token: SecretString,
-        /// App secret, the key of `X-Hub-Signature-256`.
-        #[serde(serialize_with = "expose")]
-        app_secret: SecretString,
-        /// Token echoed in the webhook verification handshake.
-        #[serde(serialize_with = "expose")]
-        verify_token: SecretString,
-    },
-    /// Evolution API (a QR-linked number).
-    Evolution {
-        /// Evolution server base URL, e.g. `http://127.0.0.1:8081`.
-        server_url: String,
-        /// `apikey` header value (global key or the instance token).
-        #[serde(serialize_with = "expose")]
-        api_key: SecretString,
-        /// Shared secret Evolution sends back in a header on every webhook.
-        #[serde(serialize_with = "expose")]
-        webhook_secret: SecretString,
-    },
-    /// Kapso.
-    Kapso {
-        /// `X-API-Key` for Kapso's API.
-        #[serde(serialize_with = "expose")]
-        api_key: SecretString,
-        /// Key of `X-Webhook-Signature`.
-        #[serde(serialize_with = "expose")]
-        webhook_secret: SecretString,
-    },
-    /// The sandbox: nothing to keep secret.
-    Sandbox,
-}
-
-fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    use secrecy::ExposeSecret;
-    s.serialize_str(secret.expose_secret())
-}
-
-impl Credentials {
-    /// The provider these credentials belong to.
-    pub fn kind(&self) -> ProviderKind {
-        match self {
-            Credentials::Meta { .. } => ProviderKind::Meta,
-            Credentials::Evolution { .. } => ProviderKind::Evolution,
-            Credentials::Kapso { .. } => ProviderKind::Kapso,
-            Credentials::Sandbox => ProviderKind::Sandbox,
         }
     }
 }
@@ -169,6 +130,10 @@ pub struct StatusUpdate {
     pub timestamp: DateTime<Utc>,
     /// Why it failed, for `Failed`.
     pub error: Option<DeliveryError>,
+    /// The reference we gave when sending ([`Outbound::idempotency_key`]), when the provider
+    /// echoes it (Meta's `biz_opaque_callback_data`): it names our message even when the send's
+    /// answer, with the provider's id, never reached us.
+    pub reference: Option<String>,
 }
 
 /// Something a webhook told us.
@@ -242,6 +207,11 @@ pub enum Event {
 pub struct Outbound {
     /// Recipient (WhatsApp id or number).
     pub to: String,
+    /// Our id for this message: providers that deduplicate sends by a key (Kapso's
+    /// `X-Idempotency-Key`) or echo a reference back in status webhooks (Meta's
+    /// `biz_opaque_callback_data`) are given it, so a retried send is recognised.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
     /// Provider id of the customer message this answers (shown as a quote where supported).
     pub reply_to_message: Option<String>,
     /// What to send.
@@ -318,11 +288,34 @@ pub struct Sent {
     pub provider_message_id: String,
 }
 
+/// How a provider's webhooks reach Palaver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookScope {
+    /// One URL for every channel of the provider (`/webhooks/{provider}`): deliveries are
+    /// checked against each channel's secret and routed by the number they name (Meta: one URL
+    /// per app).
+    Provider,
+    /// One URL per channel (`/webhooks/{provider}/{channel}`).
+    Channel,
+}
+
 /// A WhatsApp provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Which provider this is.
     fn kind(&self) -> ProviderKind;
+
+    /// Checks credentials given for a new channel (`previous` is `None`) or for an update of
+    /// a stored channel, and returns what to store. Fields an update leaves out keep their
+    /// stored value; a secret is never accepted empty.
+    fn accept_credentials(
+        &self,
+        given: Credentials,
+        previous: Option<&Credentials>,
+    ) -> Result<Credentials, Vec<crate::domain::FieldError>>;
+
+    /// How webhooks arrive; `None` when the provider receives none (the sandbox).
+    fn webhooks(&self) -> Option<WebhookScope>;
 
     /// Checks the webhook's signature or token over the raw bytes, before any parsing.
     fn verify(
@@ -343,6 +336,18 @@ pub trait Provider: Send + Sync {
         message: &Outbound,
     ) -> Result<Sent, ProviderError>;
 
+    /// Whether sending twice with the same [`Outbound::idempotency_key`] delivers once, so an
+    /// unconfirmed send may simply be repeated.
+    fn deduplicates_sends(&self) -> bool {
+        false
+    }
+
+    /// Whether sends count against the channel's send rate (real numbers can be banned for
+    /// flooding; the sandbox cannot).
+    fn rate_limited(&self) -> bool {
+        true
+    }
+
     /// Downloads a media attachment.
     async fn fetch_media(
         &self,
@@ -360,6 +365,113 @@ pub trait Provider: Send + Sync {
         let _ = (channel, provider_message_id, typing);
         Ok(())
     }
+
+    /// Instance lifecycle and QR linking, for providers that have them.
+    fn pairing(&self) -> Option<&dyn Pairing> {
+        None
+    }
+
+    /// The customer-service window rule, for providers that enforce one.
+    fn service_window(&self) -> Option<&dyn ServiceWindow> {
+        None
+    }
+
+    /// The webhook subscription handshake, for providers that make one.
+    fn subscription(&self) -> Option<&dyn Subscription> {
+        None
+    }
+}
+
+/// A QR code (or pairing code) to link the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingQr {
+    /// `data:image/png;base64,...`.
+    pub image: Option<String>,
+    /// The raw QR payload.
+    pub code: Option<String>,
+    /// Code to type on the phone when linking by number.
+    pub pairing_code: Option<String>,
+}
+
+/// What asking an instance to connect gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Scan this (or type the pairing code) on the phone.
+    Qr(PairingQr),
+    /// The number is already linked.
+    AlreadyOpen,
+    /// Connecting, but no QR code yet; it will arrive in a webhook.
+    Pending,
+}
+
+/// A number linked as a device (QR code or pairing code), through an instance the provider's
+/// server runs for it.
+#[async_trait]
+pub trait Pairing: Send + Sync {
+    /// Creates the instance named `route_key` with its webhook and settings; returns the
+    /// credentials to keep from now on (an instance token replaces a global key).
+    async fn create_instance(
+        &self,
+        route_key: &str,
+        credentials: &Credentials,
+        webhook_url: &str,
+        settings: &crate::domain::ChannelConfig,
+    ) -> Result<Credentials, ProviderError>;
+
+    /// Points the instance's webhook at `webhook_url` and applies the channel's settings.
+    async fn configure(
+        &self,
+        channel: &ChannelContext,
+        webhook_url: &str,
+        settings: &crate::domain::ChannelConfig,
+    ) -> Result<(), ProviderError>;
+
+    /// Starts linking: a QR code, or a pairing code for `pairing_number`.
+    async fn connect(
+        &self,
+        channel: &ChannelContext,
+        pairing_number: Option<&str>,
+    ) -> Result<ConnectOutcome, ProviderError>;
+
+    /// The connection state as the provider sees it now.
+    async fn connection_state(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<ChannelState, ProviderError>;
+
+    /// Unlinks the phone; the instance stays.
+    async fn logout(&self, channel: &ChannelContext) -> Result<(), ProviderError>;
+
+    /// Deletes the instance.
+    async fn delete(&self, channel: &ChannelContext) -> Result<(), ProviderError>;
+}
+
+/// The customer-service window: outside it, only approved templates may be sent.
+pub trait ServiceWindow: Send + Sync {
+    /// How long after the customer's last message free-form messages may be sent.
+    fn length(&self) -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
+
+    /// The error a message that could not be sent because the window closed is marked with.
+    fn closed_error(&self) -> DeliveryError {
+        DeliveryError {
+            code: None,
+            title: "outside the 24-hour customer-service window".into(),
+            detail: None,
+        }
+    }
+}
+
+/// A webhook subscription handshake: the provider calls the webhook URL with a challenge that
+/// must be echoed when its token is one of ours.
+pub trait Subscription: Send + Sync {
+    /// The text to answer with when `query` carries a valid challenge for `credentials`.
+    fn answer(
+        &self,
+        query: &std::collections::HashMap<String, String>,
+        credentials: &Credentials,
+    ) -> Option<String>;
 }
 
 /// An HTTP response read to the end, so error mapping can look at status, headers and body.
@@ -381,12 +493,44 @@ impl Reply {
     }
 }
 
-/// Sends a request and reads the whole response; transport failures become [`ProviderError`]s.
+/// The most of a provider's API answer Palaver reads: answers are small JSON envelopes, and a
+/// misbehaving server must not make a worker hold an unbounded body in memory.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The most of one media download Palaver reads (WhatsApp's own largest media, documents, is
+/// 100 MB).
+pub const MAX_MEDIA_BYTES: usize = 100 * 1024 * 1024;
+
+/// Sends a request and reads the response, up to [`MAX_RESPONSE_BYTES`]; transport failures
+/// become [`ProviderError`]s.
 pub(crate) async fn execute(request: reqwest::RequestBuilder) -> Result<Reply, ProviderError> {
-    let response = request.send().await.map_err(transport_error)?;
+    execute_limited(request, MAX_RESPONSE_BYTES).await
+}
+
+/// Sends a request and reads at most `limit` bytes of the response: a longer body is refused
+/// (`Permanent`), without reading the rest.
+pub(crate) async fn execute_limited(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Reply, ProviderError> {
+    let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(transport_error)?.to_vec();
+    let too_large = || {
+        ProviderError::Permanent(format!(
+            "the provider's answer is larger than {limit} bytes"
+        ))
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(read_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     Ok(Reply {
         status,
         headers,
@@ -394,35 +538,54 @@ pub(crate) async fn execute(request: reqwest::RequestBuilder) -> Result<Reply, P
     })
 }
 
+/// Maps a failure while reading an answer: the request reached the provider, so whatever it
+/// asked for may have happened.
+fn read_error(error: reqwest::Error) -> ProviderError {
+    ProviderError::Unconfirmed(format!("the answer was cut off: {}", error.without_url()))
+}
+
 /// Maps a failure that produced no HTTP response. The URL is dropped from the message: media
-/// URLs carry signed query strings.
+/// URLs carry signed query strings. A timeout may come after the request was written, so the
+/// provider may have acted on it: that is [`ProviderError::Unconfirmed`]; a failure to connect
+/// is not.
 pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
     let error = error.without_url();
     if error.is_builder() {
         ProviderError::Permanent(format!("could not build the request: {error}"))
-    } else if error.is_timeout() {
-        ProviderError::transient(format!("timed out: {error}"))
     } else if error.is_connect() {
         ProviderError::transient(format!("connection failed: {error}"))
+    } else if error.is_timeout() || error.is_request() || error.is_body() {
+        ProviderError::Unconfirmed(format!("{error}"))
     } else {
         ProviderError::transient(error.to_string())
     }
 }
 
-/// The provider's `Retry-After`, in seconds or as an HTTP date.
+/// The longest wait a provider's `Retry-After` is taken at its word for; longer asks are cut to
+/// this (a huge value must not overflow a date or park a reply for days).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The provider's `Retry-After`, in seconds or as an HTTP date, capped at [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((at - Utc::now()).to_std().unwrap_or_default())
+    let wait = if let Ok(seconds) = value.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else if value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds.
+        MAX_RETRY_AFTER
+    } else {
+        let at = DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .with_timezone(&Utc);
+        at.signed_duration_since(Utc::now())
+            .to_std()
+            .unwrap_or_default()
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// Maps an HTTP failure by status alone, for providers without a richer error envelope.
@@ -639,6 +802,15 @@ mod tests {
         );
         headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
+        // Huge asks are capped, never overflowing a date.
+        for huge in [
+            "18446744073709551615",
+            "99999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            headers.insert(http::header::RETRY_AFTER, huge.parse().unwrap());
+            assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER), "{huge}");
+        }
     }
 
     #[test]

@@ -10,13 +10,14 @@ use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::sql::{db_err, get, now_ms, opt_time, parse_id, placeholders, time, SqlStore};
 use super::{
-    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy,
-    NewChannel, NewInbound, NewOutbound, RecordedInbound, StoreError,
+    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy, JobLimits,
+    NewChannel, NewEscalation, NewInbound, NewOutbound, NewTurn, RecordedInbound, RecordedTurn,
+    StoreError,
 };
 use crate::domain::{
     to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation,
     ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation,
-    EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Role,
+    EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Resolution, Role, Task,
 };
 
 fn parse_text<T: std::str::FromStr<Err = String>>(
@@ -127,7 +128,7 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
     Ok(Escalation {
         id: parse_id(row, "id")?,
         conversation_id: parse_id(row, "conversation_id")?,
-        reason: get(row, "reason")?,
+        reason: parse_text(row, "reason")?,
         detail: get(row, "detail")?,
         message_id: message
             .map(|m| {
@@ -137,7 +138,9 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
             .transpose()?,
         opened_at: time(row, "opened_at")?,
         closed_at: opt_time(row, "closed_at")?,
-        resolution: get(row, "resolution")?,
+        resolution: get::<Option<String>>(row, "resolution")?
+            .map(|r| r.parse().map_err(StoreError::Corrupt))
+            .transpose()?,
         closed_by: get(row, "closed_by")?,
     })
 }
@@ -163,6 +166,165 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         message_from_row(&row)
+    }
+
+    /// Records an outbound message and its send job inside `tx`, exactly once per idempotency
+    /// key; returns the message and whether it was created now.
+    async fn insert_outbound(
+        tx: &mut Tx,
+        m: &NewOutbound,
+        now: i64,
+    ) -> Result<(Message, bool), StoreError> {
+        if let Some(key) = &m.idempotency_key {
+            let row = sqlx::query("SELECT id FROM messages WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            if let Some(row) = row {
+                let id: String = get(&row, "id")?;
+                let existing = Self::message_in(tx, &id).await?;
+                return Ok((existing, false));
+            }
+        }
+        let conversation = m.conversation_id.to_string();
+        let channel_row = sqlx::query("SELECT channel_id FROM conversations WHERE id = $1")
+            .bind(&conversation)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))?;
+        let channel: String = get(&channel_row, "channel_id")?;
+        let id = MessageId::new().to_string();
+        let status = match m.delivery {
+            Delivery::Outbox(_) => DeliveryStatus::Queued,
+            Delivery::RecordOnly => DeliveryStatus::Sent,
+        };
+        let generation = m.generation.as_ref().map(to_json).transpose()?;
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
+                idempotency_key, status, status_rank, handled, generation, created_at, updated_at)
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(&conversation)
+        .bind(&channel)
+        .bind(m.role.as_str())
+        .bind(m.kind.as_str())
+        .bind(m.text.as_deref())
+        .bind(to_json(&m.details)?)
+        .bind(m.idempotency_key.as_deref())
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(generation)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Self::mark_handled_in(tx, &m.handled).await?;
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(&conversation)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        if let Delivery::Outbox(limits) = m.delivery {
+            let task = Task::Send {
+                message_id: id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad message id {id}")))?,
+            };
+            Self::insert_job(tx, &task, &format!("send:{conversation}"), limits, now).await?;
+        }
+        let message = Self::message_in(tx, &id).await?;
+        Ok((message, true))
+    }
+
+    /// Enqueues `task` inside `tx`.
+    async fn insert_job(
+        tx: &mut Tx,
+        task: &Task,
+        queue_key: &str,
+        limits: JobLimits,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7, $7)",
+        )
+        .bind(JobId::new().to_string())
+        .bind(task.kind())
+        .bind(queue_key)
+        .bind(task.payload().to_string())
+        .bind(limits.max_abandoned as i64)
+        .bind(now.saturating_add(limits.retry_for.as_millis() as i64))
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Marks customer messages handled inside `tx`.
+    async fn mark_handled_in(tx: &mut Tx, ids: &[MessageId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE messages SET handled = 1 WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut **tx).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Opens an escalation inside `tx`, or returns the one already open (with `false`).
+    async fn open_escalation_in(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        escalation: &NewEscalation,
+        now: i64,
+    ) -> Result<(Escalation, bool), StoreError> {
+        let open = sqlx::query(
+            "SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL",
+        )
+        .bind(conversation.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = open {
+            return Ok((escalation_from_row(&row)?, false));
+        }
+        let row = sqlx::query(
+            "INSERT INTO escalations (id, conversation_id, reason, detail, message_id, opened_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        )
+        .bind(EscalationId::new().to_string())
+        .bind(conversation.to_string())
+        .bind(escalation.reason.as_str())
+        .bind(escalation.detail.as_deref())
+        .bind(escalation.message_id.map(|m| m.to_string()))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let result = sqlx::query("UPDATE conversations SET status = 'escalated', status_reason = $2, updated_at = $3 WHERE id = $1")
+            .bind(conversation.to_string())
+            .bind(escalation.reason.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("conversation {conversation}")));
+        }
+        Ok((escalation_from_row(&row)?, true))
     }
 
     /// The contact (created or refreshed) and its conversation id (created if needed).
@@ -477,23 +639,30 @@ impl ConversationStore for SqlStore {
             Err(e) => return Err(e),
         };
         if policy.schedule {
+            let task = Task::Handle {
+                conversation_id: conversation.parse().map_err(|_| {
+                    StoreError::Corrupt(format!("bad conversation id {conversation}"))
+                })?,
+            };
             let run_at = now + policy.debounce.as_millis() as i64;
             let max_delay = policy.max_delay.as_millis() as i64;
             sqlx::query(
-                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at)
-                 VALUES ($1, 'handle', $2, $3, 'pending', 0, $4, $5, $6, $7, $7)
+                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
+                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
                  ON CONFLICT (dedupe_key) DO UPDATE SET
-                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $8 THEN excluded.run_at ELSE jobs.created_at + $8 END,
+                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $9 THEN excluded.run_at ELSE jobs.created_at + $9 END,
                     updated_at = excluded.updated_at",
             )
             .bind(JobId::new().to_string())
+            .bind(task.kind())
             .bind(&conversation)
-            .bind(serde_json::json!({ "conversation_id": conversation }).to_string())
-            .bind(policy.max_attempts as i64)
+            .bind(task.payload().to_string())
+            .bind(policy.limits.max_abandoned as i64)
             .bind(run_at)
             .bind(format!("handle:{conversation}"))
             .bind(now)
             .bind(max_delay)
+            .bind(now.saturating_add(policy.limits.retry_for.as_millis() as i64))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -744,90 +913,49 @@ impl ConversationStore for SqlStore {
     }
 
     async fn record_outbound(&self, m: NewOutbound) -> Result<(Message, bool), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let recorded = Self::insert_outbound(&mut tx, &m, now_ms()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn record_turn(&self, turn: NewTurn) -> Result<RecordedTurn, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        if let Some(key) = &m.idempotency_key {
-            let row = sqlx::query("SELECT id FROM messages WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            if let Some(row) = row {
-                let id: String = get(&row, "id")?;
-                let existing = Self::message_in(&mut tx, &id).await?;
-                return Ok((existing, false));
-            }
-        }
-        let conversation = m.conversation_id.to_string();
-        let channel_row = sqlx::query("SELECT channel_id FROM conversations WHERE id = $1")
-            .bind(&conversation)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))?;
-        let channel: String = get(&channel_row, "channel_id")?;
-        let id = MessageId::new().to_string();
-        let status = match m.delivery {
-            Delivery::Outbox { .. } => DeliveryStatus::Queued,
-            Delivery::RecordOnly => DeliveryStatus::Sent,
+        let escalation = match &turn.escalation {
+            Some(e) => Some(Self::open_escalation_in(&mut tx, turn.conversation_id, e, now).await?),
+            None => None,
         };
-        let generation = m.generation.as_ref().map(to_json).transpose()?;
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
-                idempotency_key, status, status_rank, handled, generation, created_at, updated_at)
-             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)",
-        )
-        .bind(&id)
-        .bind(&conversation)
-        .bind(&channel)
-        .bind(m.role.as_str())
-        .bind(m.kind.as_str())
-        .bind(m.text.as_deref())
-        .bind(to_json(&m.details)?)
-        .bind(m.idempotency_key.as_deref())
-        .bind(status.as_str())
-        .bind(status.rank())
-        .bind(generation)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if !m.handled.is_empty() {
-            let sql = format!(
-                "UPDATE messages SET handled = 1 WHERE id IN ({})",
-                placeholders(1, m.handled.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for h in &m.handled {
-                query = query.bind(h.to_string());
-            }
-            query.execute(&mut *tx).await.map_err(db_err)?;
+        let mut replies = Vec::with_capacity(turn.replies.len());
+        for reply in &turn.replies {
+            replies.push(Self::insert_outbound(&mut tx, reply, now).await?);
         }
-        sqlx::query(
-            "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
-        )
-        .bind(&conversation)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Delivery::Outbox { max_attempts } = m.delivery {
-            sqlx::query(
-                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, created_at, updated_at)
-                 VALUES ($1, 'send', $2, $3, 'pending', 0, $4, $5, $5, $5)",
+        let mut support_note = None;
+        if let (Some(note), Some((_, true))) = (&turn.support_note, &escalation) {
+            let support = Self::contact_and_conversation(
+                &mut tx,
+                &note.channel,
+                &note.wa_id,
+                None,
+                Some("Support"),
+                now,
             )
-            .bind(JobId::new().to_string())
-            .bind(format!("send:{conversation}"))
-            .bind(serde_json::json!({ "message_id": id }).to_string())
-            .bind(max_attempts as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .await?;
+            let message = NewOutbound {
+                conversation_id: support
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad conversation id {support}")))?,
+                ..note.message.clone()
+            };
+            support_note = Some(Self::insert_outbound(&mut tx, &message, now).await?.0);
         }
-        let message = Self::message_in(&mut tx, &id).await?;
+        Self::mark_handled_in(&mut tx, &turn.handled).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok((message, true))
+        Ok(RecordedTurn {
+            replies,
+            escalation,
+            support_note,
+        })
     }
 
     async fn set_transcript(
@@ -899,10 +1027,26 @@ impl ConversationStore for SqlStore {
         status: DeliveryStatus,
         error: Option<&DeliveryError>,
         at: DateTime<Utc>,
+        reference: Option<MessageId>,
     ) -> Result<Option<MessageId>, StoreError> {
         let now = now_ms();
         let error = error.map(to_json).transpose()?;
         let mut tx = self.begin_write().await?;
+        if let Some(reference) = reference {
+            // Our message whose send was never confirmed: the provider's id is learnt here.
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = $3, updated_at = $4
+                 WHERE id = $1 AND channel_id = $2 AND direction = 'outbound' AND provider_message_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.channel_id = $2 AND o.provider_message_id = $3)",
+            )
+            .bind(reference.to_string())
+            .bind(channel.to_string())
+            .bind(provider_message_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
         sqlx::query(
             "INSERT INTO message_statuses (channel_id, provider_message_id, status, status_rank, error, reported_at, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -940,6 +1084,51 @@ impl ConversationStore for SqlStore {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         row.map(|r| parse_id(&r, "id")).transpose()
+    }
+
+    async fn take_send_slot(
+        &self,
+        channel: ChannelId,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        // GCRA: one row per channel holds the theoretical arrival time of the next message.
+        let interval = 60_000 / i64::from(per_minute.max(1));
+        let tolerance = interval * i64::from(burst.max(1) - 1);
+        let now = now_ms();
+        let lock = match self.backend {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO channel_send_rate (channel_id, tat) VALUES ($1, 0) ON CONFLICT (channel_id) DO NOTHING",
+        )
+        .bind(channel.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT tat FROM channel_send_rate WHERE channel_id = $1{lock}"
+        )))
+        .bind(channel.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let tat = get::<i64>(&row, "tat")?.max(now);
+        if tat - now > tolerance {
+            tx.rollback().await.map_err(db_err)?;
+            let wait = (tat - now - tolerance).max(1) as u64;
+            return Ok(Some(std::time::Duration::from_millis(wait)));
+        }
+        sqlx::query("UPDATE channel_send_rate SET tat = $2 WHERE channel_id = $1")
+            .bind(channel.to_string())
+            .bind(tat + interval)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(None)
     }
 
     async fn set_conversation_status(
@@ -987,61 +1176,24 @@ impl ConversationStore for SqlStore {
     async fn open_escalation(
         &self,
         conversation: ConversationId,
-        reason: &str,
-        detail: Option<&str>,
-        message: Option<MessageId>,
+        escalation: NewEscalation,
     ) -> Result<(Escalation, bool), StoreError> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let open = sqlx::query(
-            "SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL",
-        )
-        .bind(conversation.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(row) = open {
-            return Ok((escalation_from_row(&row)?, false));
-        }
-        let row = sqlx::query(
-            "INSERT INTO escalations (id, conversation_id, reason, detail, message_id, opened_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
-        )
-        .bind(EscalationId::new().to_string())
-        .bind(conversation.to_string())
-        .bind(reason)
-        .bind(detail)
-        .bind(message.map(|m| m.to_string()))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let result = sqlx::query("UPDATE conversations SET status = 'escalated', status_reason = $2, updated_at = $3 WHERE id = $1")
-            .bind(conversation.to_string())
-            .bind(reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("conversation {conversation}")));
-        }
-        let escalation = escalation_from_row(&row)?;
+        let opened = Self::open_escalation_in(&mut tx, conversation, &escalation, now_ms()).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok((escalation, true))
+        Ok(opened)
     }
 
     async fn close_escalation(
         &self,
         conversation: ConversationId,
-        resolution: &str,
+        resolution: Resolution,
         by: &str,
     ) -> Result<Option<Escalation>, StoreError> {
         let now = now_ms();
-        let status = if resolution == "handed_back" {
-            ConversationStatus::Active
-        } else {
-            ConversationStatus::Resolved
+        let status = match resolution {
+            Resolution::HandedBack => ConversationStatus::Active,
+            Resolution::Resolved => ConversationStatus::Resolved,
         };
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
@@ -1050,7 +1202,7 @@ impl ConversationStore for SqlStore {
         )
         .bind(conversation.to_string())
         .bind(now)
-        .bind(resolution)
+        .bind(resolution.as_str())
         .bind(by)
         .fetch_optional(&mut *tx)
         .await

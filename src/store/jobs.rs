@@ -1,7 +1,8 @@
 //! [`JobStore`] on SQL: a durable queue with leases. Jobs sharing a `queue_key` run one at a
 //! time and in order: a job can be claimed only when no earlier job of its queue is pending or
 //! running. On Postgres, `FOR UPDATE SKIP LOCKED` lets any number of workers and replicas claim
-//! concurrently; on SQLite, claims go through the single writer connection.
+//! concurrently; on SQLite, claims go through the single writer connection. A job claimed
+//! again after its lease expired counts as abandoned (its process died running it).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
-use super::sql::{db_err, get, now_ms, parse_id, time, SqlStore};
+use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
 use super::{Backend, Job, JobStore, NewJob, StoreError};
 use crate::domain::{to_millis, JobId};
 
@@ -24,7 +25,9 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         payload: serde_json::from_str(&payload)
             .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?,
         attempts: get::<i64>(row, "attempts")? as u32,
-        max_attempts: get::<i64>(row, "max_attempts")? as u32,
+        abandoned: get::<i64>(row, "abandoned")? as u32,
+        max_abandoned: get::<i64>(row, "max_attempts")? as u32,
+        expires_at: opt_time(row, "expires_at")?,
         run_at: time(row, "run_at")?,
         status: get(row, "status")?,
         last_error: get(row, "last_error")?,
@@ -33,7 +36,8 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
 }
 
 const JOB_COLUMNS: &str =
-    "id, kind, queue_key, payload, attempts, max_attempts, run_at, status, last_error, created_at";
+    "id, kind, queue_key, payload, attempts, abandoned, max_attempts, expires_at,
+    run_at, status, last_error, created_at";
 
 #[async_trait]
 impl JobStore for SqlStore {
@@ -41,14 +45,15 @@ impl JobStore for SqlStore {
         let id = JobId::new();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7)",
+            "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8)",
         )
         .bind(id.to_string())
-        .bind(&job.kind)
+        .bind(job.task.kind())
         .bind(job.queue_key.as_deref())
-        .bind(job.payload.to_string())
-        .bind(job.max_attempts as i64)
+        .bind(job.task.payload().to_string())
+        .bind(job.limits.max_abandoned as i64)
+        .bind(now.saturating_add(job.limits.retry_for.as_millis() as i64))
         .bind(to_millis(job.run_at))
         .bind(now)
         .execute(&self.write)
@@ -69,8 +74,9 @@ impl JobStore for SqlStore {
         };
         // Due (or abandoned: lease expired) and at the head of its queue.
         let sql = format!(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $2, locked_by = $3,
-                dedupe_key = NULL, updated_at = $1
+            "UPDATE jobs SET attempts = attempts + 1,
+                abandoned = abandoned + CASE WHEN status = 'running' THEN 1 ELSE 0 END,
+                status = 'running', lease_until = $2, locked_by = $3, dedupe_key = NULL, updated_at = $1
              WHERE id = (
                 SELECT j.id FROM jobs j
                 WHERE ((j.status = 'pending' AND j.run_at <= $1) OR (j.status = 'running' AND j.lease_until <= $1))
@@ -117,6 +123,26 @@ impl JobStore for SqlStore {
             .execute(&self.write)
             .await
             .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn defer_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'pending', run_at = $3, attempts = attempts - 1, lease_until = NULL,
+                locked_by = NULL, updated_at = $4 WHERE id = $1 AND locked_by = $2",
+        )
+        .bind(id.to_string())
+        .bind(worker)
+        .bind(to_millis(run_at))
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -176,7 +202,9 @@ impl JobStore for SqlStore {
     async fn requeue_job(&self, id: JobId) -> Result<bool, StoreError> {
         let now = now_ms();
         let result = sqlx::query(
-            "UPDATE jobs SET status = 'pending', attempts = 0, run_at = $2, updated_at = $2 WHERE id = $1 AND status = 'dead'",
+            "UPDATE jobs SET status = 'pending', attempts = 0, abandoned = 0, run_at = $2, updated_at = $2,
+                expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE $2 + (expires_at - created_at) END
+             WHERE id = $1 AND status = 'dead'",
         )
         .bind(id.to_string())
         .bind(now)

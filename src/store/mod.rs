@@ -24,8 +24,8 @@ use serde::Serialize;
 use crate::domain::{
     Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
     ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
-    Document, DocumentId, Escalation, Generation, JobId, Message, MessageDetails, MessageId,
-    MessageKind, ProviderKind, Role,
+    Document, DocumentId, Escalation, EscalationReason, Generation, JobId, Message, MessageDetails,
+    MessageId, MessageKind, ProviderKind, Resolution, Role, Task,
 };
 
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
@@ -226,8 +226,8 @@ pub struct InboundPolicy {
     pub max_delay: Duration,
     /// A conversation idle longer than this starts a fresh context.
     pub idle_reset: Duration,
-    /// Attempts before the handling job is dead-lettered.
-    pub max_attempts: u32,
+    /// How long the handling job is retried.
+    pub limits: JobLimits,
     /// Schedule a handling job (false for the sandbox, which handles the message itself).
     pub schedule: bool,
 }
@@ -246,16 +246,81 @@ pub enum RecordedInbound {
     },
 }
 
+/// How long a job is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Retried until this long after it was enqueued (a reply is still worth sending).
+    pub retry_for: Duration,
+    /// Given up when its lease expired this many times without a result (the process died
+    /// while running it: a job that kills its worker must not kill every replica in turn).
+    pub max_abandoned: u32,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self {
+            retry_for: Duration::from_secs(6 * 3600),
+            max_abandoned: 3,
+        }
+    }
+}
+
 /// How an outbound message leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Through the outbox: a send job delivers it.
-    Outbox {
-        /// Attempts before the send is dead-lettered.
-        max_attempts: u32,
-    },
-    /// Nowhere (the sandbox): recorded as sent.
+    /// Through the outbox: a send job delivers it through the channel's provider.
+    Outbox(JobLimits),
+    /// Nowhere: recorded as sent (messages that only document what happened).
     RecordOnly,
+}
+
+/// An escalation to open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEscalation {
+    /// Why.
+    pub reason: EscalationReason,
+    /// Details (the matched keyword, the error...).
+    pub detail: Option<String>,
+    /// The message that triggered it.
+    pub message_id: Option<MessageId>,
+}
+
+/// The note to a channel's support contact when an escalation opens.
+#[derive(Debug, Clone)]
+pub struct SupportNote {
+    /// The channel it goes out on.
+    pub channel: Channel,
+    /// The support contact's WhatsApp id.
+    pub wa_id: String,
+    /// The message (its `conversation_id` is replaced by the support contact's).
+    pub message: NewOutbound,
+}
+
+/// Everything one turn of a conversation leads to, recorded in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Customer messages this turn covered: marked handled.
+    pub handled: Vec<MessageId>,
+    /// Escalation to open (first), when the turn hands the conversation to a person.
+    pub escalation: Option<NewEscalation>,
+    /// Messages to the customer, in order.
+    pub replies: Vec<NewOutbound>,
+    /// Note to the support contact, recorded only when the escalation opens now.
+    pub support_note: Option<SupportNote>,
+}
+
+/// What recording a turn did.
+#[derive(Debug, Clone)]
+pub struct RecordedTurn {
+    /// The replies, each with whether it was recorded now (false: recorded by an earlier
+    /// attempt of the same turn).
+    pub replies: Vec<(Message, bool)>,
+    /// The escalation, with whether it was opened now.
+    pub escalation: Option<(Escalation, bool)>,
+    /// The support note, when one was recorded.
+    pub support_note: Option<Message>,
 }
 
 /// A message from us (bot, human agent or system notice) to record.
@@ -315,16 +380,20 @@ pub struct ConversationSummary {
 pub struct Job {
     /// Its id.
     pub id: JobId,
-    /// What to do (`handle`, `send`, ...).
+    /// What to do, as stored (`handle`, `send`): read it with [`Job::task`].
     pub kind: String,
     /// Jobs with the same key run one at a time, in order.
     pub queue_key: Option<String>,
-    /// Arguments.
+    /// Arguments, as stored.
     pub payload: serde_json::Value,
-    /// Attempts so far, this one included.
+    /// Attempts so far, this one included (waiting for the channel's send rate is not one).
     pub attempts: u32,
-    /// Attempts before dead-lettering.
-    pub max_attempts: u32,
+    /// Times its lease expired while it ran (the worker's process died).
+    pub abandoned: u32,
+    /// Leases that may expire before it is given up.
+    pub max_abandoned: u32,
+    /// After this it is no longer retried, if set.
+    pub expires_at: Option<DateTime<Utc>>,
     /// When it is due.
     pub run_at: DateTime<Utc>,
     /// `pending`, `running` or `dead`.
@@ -335,19 +404,24 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
 }
 
+impl Job {
+    /// What to do, or why the stored job cannot be read.
+    pub fn task(&self) -> Result<Task, String> {
+        Task::from_parts(&self.kind, &self.payload)
+    }
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// What to do.
-    pub kind: String,
+    pub task: Task,
     /// Serialisation key.
     pub queue_key: Option<String>,
-    /// Arguments.
-    pub payload: serde_json::Value,
     /// When it is due.
     pub run_at: DateTime<Utc>,
-    /// Attempts before dead-lettering.
-    pub max_attempts: u32,
+    /// How long it is retried.
+    pub limits: JobLimits,
 }
 
 /// Channels, contacts, conversations, messages and escalations.
@@ -453,8 +527,9 @@ pub trait ConversationStore: Send + Sync {
     async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError>;
     /// Sending failed for good.
     async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError>;
-    /// Applies a provider status to our message; statuses never move backwards. Returns the
-    /// message when it is known.
+    /// Applies a provider status to our message; statuses never move backwards. `reference`
+    /// is our message id when the provider echoes it: it ties the provider's id to a message
+    /// whose send was never confirmed. Returns the message when it is known.
     async fn apply_status(
         &self,
         channel: ChannelId,
@@ -462,7 +537,21 @@ pub trait ConversationStore: Send + Sync {
         status: DeliveryStatus,
         error: Option<&DeliveryError>,
         at: DateTime<Utc>,
+        reference: Option<MessageId>,
     ) -> Result<Option<MessageId>, StoreError>;
+    /// Takes a slot of the channel's send rate (`per_minute`, bursts of `burst`), shared by
+    /// every process on this database: `None` when a message may go now, else how long to
+    /// wait for the next slot.
+    async fn take_send_slot(
+        &self,
+        channel: ChannelId,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Records a turn's outcome in one transaction: the escalation it opens, its replies, the
+    /// support note (when the escalation opens now) and the customer messages it covered.
+    /// Replies are exactly-once by idempotency key, so a retried turn records nothing twice.
+    async fn record_turn(&self, turn: NewTurn) -> Result<RecordedTurn, StoreError>;
     /// Sets a conversation's status and reason.
     async fn set_conversation_status(
         &self,
@@ -479,16 +568,14 @@ pub trait ConversationStore: Send + Sync {
     async fn open_escalation(
         &self,
         conversation: ConversationId,
-        reason: &str,
-        detail: Option<&str>,
-        message: Option<MessageId>,
+        escalation: NewEscalation,
     ) -> Result<(Escalation, bool), StoreError>;
-    /// Closes the open escalation: `resolved` (conversation resolved) or `handed_back`
+    /// Closes the open escalation: resolved (conversation resolved) or handed back
     /// (conversation active, the bot answers again). `None` when none was open.
     async fn close_escalation(
         &self,
         conversation: ConversationId,
-        resolution: &str,
+        resolution: Resolution,
         by: &str,
     ) -> Result<Option<Escalation>, StoreError>;
     /// A conversation's escalations, oldest first.
@@ -518,6 +605,14 @@ pub trait JobStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Finishes a job.
     async fn complete_job(&self, id: JobId, worker: &str) -> Result<(), StoreError>;
+    /// Puts a job back until `run_at` without counting the attempt (it waited for its
+    /// channel's send rate, it did not fail).
+    async fn defer_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Schedules another attempt.
     async fn retry_job(
         &self,

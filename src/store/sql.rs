@@ -103,16 +103,30 @@ pub(super) fn placeholders(from: usize, count: usize) -> String {
 
 fn migrator(backend: Backend) -> Migrator {
     let files: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "init",
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "init",
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "delivery",
+                include_str!("../../migrations/sqlite/0002_delivery.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "delivery",
+                include_str!("../../migrations/postgres/0002_delivery.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         files

@@ -433,11 +433,11 @@ mod conversations {
     use chrono::Utc;
     use palaver::domain::{
         ChannelConfig, ChannelState, ConversationStatus, DeliveryError, DeliveryStatus, Direction,
-        MessageDetails, MessageKind, ProviderKind, Role,
+        EscalationReason, MessageDetails, MessageKind, ProviderKind, Resolution, Role,
     };
     use palaver::store::{
-        ConversationFilter, Delivery, InboundPolicy, NewChannel, NewInbound, NewOutbound,
-        RecordedInbound, Store, StoreError,
+        ConversationFilter, Delivery, InboundPolicy, NewChannel, NewEscalation, NewInbound,
+        NewOutbound, RecordedInbound, Store, StoreError,
     };
 
     crate::both_backends!(
@@ -457,7 +457,7 @@ mod conversations {
             debounce: Duration::from_millis(0),
             max_delay: Duration::from_secs(10),
             idle_reset: Duration::from_secs(24 * 3600),
-            max_attempts: 5,
+            limits: Default::default(),
             schedule: true,
         }
     }
@@ -504,7 +504,7 @@ mod conversations {
             generation: None,
             idempotency_key: Some(key.into()),
             handled,
-            delivery: Delivery::Outbox { max_attempts: 3 },
+            delivery: Delivery::Outbox(Default::default()),
         }
     }
 
@@ -731,6 +731,7 @@ mod conversations {
                 DeliveryStatus::Delivered,
                 None,
                 Utc::now(),
+                None,
             )
             .await
             .unwrap();
@@ -742,7 +743,14 @@ mod conversations {
         );
         // `sent` arriving late does not move it back; `read` moves it forward.
         store
-            .apply_status(c.id, "wamid.out", DeliveryStatus::Sent, None, Utc::now())
+            .apply_status(
+                c.id,
+                "wamid.out",
+                DeliveryStatus::Sent,
+                None,
+                Utc::now(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -750,7 +758,14 @@ mod conversations {
             DeliveryStatus::Delivered
         );
         let id = store
-            .apply_status(c.id, "wamid.out", DeliveryStatus::Read, None, Utc::now())
+            .apply_status(
+                c.id,
+                "wamid.out",
+                DeliveryStatus::Read,
+                None,
+                Utc::now(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(id, Some(m.id));
@@ -770,6 +785,7 @@ mod conversations {
                 DeliveryStatus::Failed,
                 Some(&error),
                 Utc::now(),
+                None,
             )
             .await
             .unwrap();
@@ -782,12 +798,26 @@ mod conversations {
         let c = channel(&store, "666").await;
         let conv = store.open_conversation(&c, "5511", None).await.unwrap();
         let (e, opened) = store
-            .open_escalation(conv.id, "keyword", Some("humano"), None)
+            .open_escalation(
+                conv.id,
+                NewEscalation {
+                    reason: EscalationReason::Keyword,
+                    detail: Some(String::from("humano")),
+                    message_id: None,
+                },
+            )
             .await
             .unwrap();
         assert!(opened);
         let (again, opened) = store
-            .open_escalation(conv.id, "low_confidence", None, None)
+            .open_escalation(
+                conv.id,
+                NewEscalation {
+                    reason: EscalationReason::LowConfidence,
+                    detail: None,
+                    message_id: None,
+                },
+            )
             .await
             .unwrap();
         assert!(!opened);
@@ -796,27 +826,34 @@ mod conversations {
         assert_eq!(now.status, ConversationStatus::Escalated);
         assert_eq!(now.status_reason.as_deref(), Some("keyword"));
         let closed = store
-            .close_escalation(conv.id, "handed_back", "ops")
+            .close_escalation(conv.id, Resolution::HandedBack, "ops")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(closed.resolution.as_deref(), Some("handed_back"));
+        assert_eq!(closed.resolution, Some(Resolution::HandedBack));
         assert!(closed.closed_at.is_some());
         assert_eq!(
             store.conversation(conv.id).await.unwrap().unwrap().status,
             ConversationStatus::Active
         );
         assert!(store
-            .close_escalation(conv.id, "resolved", "ops")
+            .close_escalation(conv.id, Resolution::Resolved, "ops")
             .await
             .unwrap()
             .is_none());
         store
-            .open_escalation(conv.id, "human_request", None, None)
+            .open_escalation(
+                conv.id,
+                NewEscalation {
+                    reason: EscalationReason::HumanRequest,
+                    detail: None,
+                    message_id: None,
+                },
+            )
             .await
             .unwrap();
         store
-            .close_escalation(conv.id, "resolved", "ops")
+            .close_escalation(conv.id, Resolution::Resolved, "ops")
             .await
             .unwrap();
         assert_eq!(
@@ -848,7 +885,14 @@ mod conversations {
             panic!()
         };
         store
-            .open_escalation(conversation.id, "keyword", None, None)
+            .open_escalation(
+                conversation.id,
+                NewEscalation {
+                    reason: EscalationReason::Keyword,
+                    detail: None,
+                    message_id: None,
+                },
+            )
             .await
             .unwrap();
         let all = |search: Option<&str>, status| ConversationFilter {
@@ -1031,7 +1075,8 @@ mod jobs {
     use std::time::Duration;
 
     use chrono::Utc;
-    use palaver::store::{NewJob, Store};
+    use palaver::domain::{MessageId, Task};
+    use palaver::store::{Job, NewJob, Store};
 
     crate::both_backends!(
         retries_dead_letters_and_requeues,
@@ -1042,11 +1087,20 @@ mod jobs {
 
     fn job(queue: Option<&str>, n: i64) -> NewJob {
         NewJob {
-            kind: "test".into(),
+            task: Task::Send {
+                message_id: MessageId(uuid::Uuid::from_u128(n as u128)),
+            },
             queue_key: queue.map(String::from),
-            payload: serde_json::json!({ "n": n }),
             run_at: Utc::now(),
-            max_attempts: 2,
+            limits: Default::default(),
+        }
+    }
+
+    /// The number a test job was made with.
+    fn number(job: &Job) -> i64 {
+        match job.task().unwrap() {
+            Task::Send { message_id } => message_id.0.as_u128() as i64,
+            other => panic!("not a test job: {other:?}"),
         }
     }
 
@@ -1115,7 +1169,7 @@ mod jobs {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(j.payload["n"], n);
+            assert_eq!(number(&j), n);
             assert!(store
                 .claim_next_job("w2", Duration::from_secs(30))
                 .await
@@ -1132,7 +1186,7 @@ mod jobs {
                     .await
                     .unwrap()
                     .unwrap();
-                assert_eq!(again.payload["n"], 1);
+                assert_eq!(number(&again), 1);
                 store.complete_job(again.id, "w").await.unwrap();
                 continue;
             }
@@ -1188,10 +1242,7 @@ mod jobs {
                         .unwrap()
                     {
                         Some(j) => {
-                            done.push((
-                                j.queue_key.clone().unwrap(),
-                                j.payload["n"].as_i64().unwrap(),
-                            ));
+                            done.push((j.queue_key.clone().unwrap(), number(&j)));
                             tokio::time::sleep(Duration::from_millis(2)).await;
                             store.complete_job(j.id, &worker).await.unwrap();
                         }

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{find_agent, optional_json, Json, Path, Query};
@@ -17,8 +16,7 @@ use crate::domain::{
     ProviderKind,
 };
 use crate::http::{ApiError, AppState};
-use crate::providers::evolution::ConnectOutcome;
-use crate::providers::Credentials;
+use crate::providers::{ConnectOutcome, Credentials};
 
 /// Routes under `/channels`.
 pub fn routes() -> Router<AppState> {
@@ -65,98 +63,19 @@ fn view(state: &AppState, c: Channel) -> ChannelView {
     }
 }
 
-/// Secrets per provider, as sent by the caller.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialsInput {
-    access_token: Option<SecretString>,
-    app_secret: Option<SecretString>,
-    verify_token: Option<SecretString>,
-    server_url: Option<String>,
-    api_key: Option<SecretString>,
-    webhook_secret: Option<SecretString>,
-}
-
-fn required(
-    value: Option<SecretString>,
-    field: &str,
+/// Secrets as sent by the caller: an object whose fields the channel's provider defines and
+/// checks.
+fn credentials_input(
+    value: Option<serde_json::Value>,
     errors: &mut Vec<FieldError>,
-) -> SecretString {
-    use secrecy::ExposeSecret;
-    match value {
-        Some(v) if !v.expose_secret().trim().is_empty() => v,
-        _ => {
-            errors.push(FieldError::new(
-                format!("credentials.{field}"),
-                "is required",
-            ));
-            SecretString::from(String::new())
+) -> Option<Credentials> {
+    match value.map(Credentials::from_json) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            errors.extend(e);
+            None
         }
-    }
-}
-
-impl CredentialsInput {
-    fn into_credentials(
-        self,
-        provider: ProviderKind,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Credentials> {
-        let stray = |present: bool, field: &str, errors: &mut Vec<FieldError>| {
-            if present {
-                errors.push(FieldError::new(
-                    format!("credentials.{field}"),
-                    format!("is not used by {} channels", provider.as_str()),
-                ));
-            }
-        };
-        match provider {
-            ProviderKind::Meta => {
-                stray(self.server_url.is_some(), "server_url", errors);
-                stray(self.api_key.is_some(), "api_key", errors);
-                stray(self.webhook_secret.is_some(), "webhook_secret", errors);
-                Some(Credentials::Meta {
-                    access_token: required(self.access_token, "access_token", errors),
-                    app_secret: required(self.app_secret, "app_secret", errors),
-                    verify_token: required(self.verify_token, "verify_token", errors),
-                })
-            }
-            ProviderKind::Evolution => {
-                stray(self.access_token.is_some(), "access_token", errors);
-                stray(self.app_secret.is_some(), "app_secret", errors);
-                stray(self.verify_token.is_some(), "verify_token", errors);
-                let server_url = self.server_url.unwrap_or_default();
-                if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-                    errors.push(FieldError::new(
-                        "credentials.server_url",
-                        "must be an http:// or https:// URL",
-                    ));
-                }
-                Some(Credentials::Evolution {
-                    server_url: server_url.trim_end_matches('/').to_string(),
-                    api_key: required(self.api_key, "api_key", errors),
-                    webhook_secret: self
-                        .webhook_secret
-                        .unwrap_or_else(|| SecretString::from(String::new())),
-                })
-            }
-            ProviderKind::Kapso => {
-                stray(self.access_token.is_some(), "access_token", errors);
-                stray(self.app_secret.is_some(), "app_secret", errors);
-                stray(self.verify_token.is_some(), "verify_token", errors);
-                stray(self.server_url.is_some(), "server_url", errors);
-                Some(Credentials::Kapso {
-                    api_key: required(self.api_key, "api_key", errors),
-                    webhook_secret: required(self.webhook_secret, "webhook_secret", errors),
-                })
-            }
-            ProviderKind::Sandbox => {
-                errors.push(FieldError::new(
-                    "provider",
-                    "sandbox channels are created by the sandbox",
-                ));
-                None
-            }
-        }
+        None => None,
     }
 }
 
@@ -173,8 +92,9 @@ struct NewChannelBody {
     agent: Option<String>,
     #[serde(default)]
     settings: ChannelConfig,
-    credentials: CredentialsInput,
-    /// Evolution: create the instance on the server (default), or configure an existing one.
+    credentials: serde_json::Value,
+    /// Providers with instances: create the instance on the server (default), or configure an
+    /// existing one.
     #[serde(default = "yes")]
     create_instance: bool,
 }
@@ -217,12 +137,26 @@ async fn create(
     if body.name.trim().is_empty() || body.name.len() > 200 {
         errors.push(FieldError::new("name", "must be 1-200 characters"));
     }
-    let route_key = match body.provider {
-        ProviderKind::Evolution => {
+    let provider = match state.channels.provider(body.provider) {
+        Ok(p) if body.provider != ProviderKind::Sandbox => p.clone(),
+        _ => {
+            return Err(ApiError::Invalid(vec![FieldError::new(
+                "provider",
+                "sandbox channels are created by the sandbox",
+            )]))
+        }
+    };
+    // Numbers linked as a device are named by their instance; the others by the provider's
+    // phone number id.
+    let route_key = match provider.pairing().is_some() {
+        true => {
             if body.phone_number_id.is_some() {
                 errors.push(FieldError::new(
                     "phone_number_id",
-                    "Evolution channels are named by `instance`",
+                    format!(
+                        "{} channels are named by `instance`",
+                        body.provider.as_str()
+                    ),
                 ));
             }
             let instance = body.instance.clone().unwrap_or_default();
@@ -231,11 +165,11 @@ async fn create(
             }
             instance
         }
-        _ => {
+        false => {
             if body.instance.is_some() {
                 errors.push(FieldError::new(
                     "instance",
-                    "only Evolution channels have an instance",
+                    format!("{} channels have no instance", body.provider.as_str()),
                 ));
             }
             let id = body.phone_number_id.clone().unwrap_or_default();
@@ -249,9 +183,12 @@ async fn create(
         }
     };
     check_settings(&body.settings, &mut errors);
-    let credentials = body
-        .credentials
-        .into_credentials(body.provider, &mut errors);
+    let credentials = credentials_input(Some(body.credentials), &mut errors);
+    if let Some(c) = &credentials {
+        if let Err(e) = provider.accept_credentials(c.clone(), None) {
+            errors.extend(e);
+        }
+    }
     let agent_id = match &body.agent {
         Some(a) => match find_agent(&state, a).await {
             Ok(agent) => Some(agent.id),
@@ -269,6 +206,7 @@ async fn create(
         .channels
         .create(ChannelInput {
             name: body.name.trim().to_string(),
+            provider: body.provider,
             route_key,
             agent_id,
             settings: body.settings,
@@ -302,7 +240,8 @@ struct ChannelPatch {
     #[serde(default, deserialize_with = "double_option")]
     agent: Option<Option<String>>,
     settings: Option<ChannelConfig>,
-    credentials: Option<CredentialsInput>,
+    /// Fields to change; those left out keep their value.
+    credentials: Option<serde_json::Value>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -336,14 +275,11 @@ async fn update(
         check_settings(&settings, &mut errors);
         channel.settings = settings;
     }
-    let credentials = patch
-        .credentials
-        .and_then(|c| c.into_credentials(channel.provider, &mut errors));
+    let credentials = credentials_input(patch.credentials, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
     let saved = state.channels.update(&channel, credentials).await?;
-    state.channels.forget(saved.id);
     Ok(Json(view(&state, saved)))
 }
 
@@ -366,7 +302,6 @@ async fn remove(
         .channels
         .delete(&channel, params.delete_instance)
         .await?;
-    state.channels.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,18 +3,18 @@
 //! outbox), mark read, resolve, and hand back to the bot.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{optional_json, Json, Path, Query};
 use crate::domain::{
-    Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId,
+    Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
 };
 use crate::http::{ApiError, AppState};
 use crate::pipeline::rules::Trigger;
-use crate::store::{ConversationFilter, ConversationSummary};
+use crate::store::{ConversationFilter, ConversationSummary, NewEscalation};
 
 /// Routes under `/conversations`.
 pub fn routes() -> Router<AppState> {
@@ -123,34 +123,58 @@ struct ReplyBody {
     by: Option<String>,
 }
 
+/// The `Idempotency-Key` of a request, checked: printable ASCII, at most 200 characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() && key.len() <= 200 => Ok(Some(key.trim().to_string())),
+        _ => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1-200 printable ASCII characters",
+        )),
+    }
+}
+
+/// A person's reply, queued for sending. With an `Idempotency-Key` header, repeating the same
+/// request (a client retrying after a timeout) records and sends the message once: the repeat
+/// answers `200` with the same message instead of `202`.
 async fn reply(
     State(state): State<AppState>,
     Path(id): Path<ConversationId>,
+    headers: HeaderMap,
     Json(body): Json<ReplyBody>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let conversation = find(&state, id).await?;
-    let text = body.text.trim();
-    if text.is_empty() || text.len() > 4096 {
-        return Err(ApiError::invalid(
-            "text",
-            "must be 1-4096 bytes (WhatsApp's limit)",
-        ));
-    }
+    let key = idempotency_key(&headers)?;
     let by = body.by.as_deref().unwrap_or("inbox");
     // A person answering owns the conversation: the bot steps back until handed back.
     if conversation.status != ConversationStatus::Escalated {
         let trigger = Trigger::HumanTakeover(format!("{by} replied from the inbox"));
         state
             .store
-            .open_escalation(id, trigger.reason(), Some(trigger.detail()), None)
+            .open_escalation(
+                id,
+                NewEscalation {
+                    reason: trigger.reason(),
+                    detail: Some(trigger.detail().to_string()),
+                    message_id: None,
+                },
+            )
             .await?;
     }
-    let message = state
+    let (message, created) = state
         .channels
-        .send_human_reply(&conversation, text, by)
+        .send_human_reply(&conversation, &body.text, by, key.as_deref())
         .await?;
     state.store.mark_read(id).await?;
-    Ok((StatusCode::ACCEPTED, Json(message)))
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(message)))
 }
 
 async fn mark_read(
@@ -172,7 +196,7 @@ struct CloseBody {
 async fn close(
     state: &AppState,
     id: ConversationId,
-    resolution: &str,
+    resolution: Resolution,
     body: CloseBody,
 ) -> Result<Json<ConversationView>, ApiError> {
     let conversation = find(state, id).await?;
@@ -184,10 +208,9 @@ async fn close(
         .is_none()
     {
         // No open escalation: set the status directly.
-        let status = if resolution == "handed_back" {
-            ConversationStatus::Active
-        } else {
-            ConversationStatus::Resolved
+        let status = match resolution {
+            Resolution::HandedBack => ConversationStatus::Active,
+            Resolution::Resolved => ConversationStatus::Resolved,
         };
         if conversation.status != status {
             state
@@ -209,7 +232,7 @@ async fn resolve(
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, "resolved", optional_json(&body)?).await
+    close(&state, id, Resolution::Resolved, optional_json(&body)?).await
 }
 
 async fn hand_back(
@@ -217,5 +240,5 @@ async fn hand_back(
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, "handed_back", optional_json(&body)?).await
+    close(&state, id, Resolution::HandedBack, optional_json(&body)?).await
 }

@@ -28,6 +28,8 @@ pub struct Options {
     pub postgres: bool,
     /// Last changes to the settings.
     pub tweak: Box<dyn FnOnce(&mut Settings) + Send>,
+    /// A provider standing in for the real one of its kind.
+    pub provider: Option<Arc<dyn palaver::providers::Provider>>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             workers: false,
             postgres: false,
             tweak: Box::new(|_| {}),
+            provider: None,
         }
     }
 }
@@ -78,6 +81,8 @@ pub fn base_settings(dir: &std::path::Path) -> Settings {
     s.workers.backoff_max_secs = 1;
     s.workers.concurrency = 2;
     s.workers.max_attempts = 5;
+    // Tests run their Evolution and Kapso mocks on loopback.
+    s.channels.unconfirmed_grace_secs = 1;
     s.models.dir = Some(palaver::testing::test_model_store().dir().to_path_buf());
     s
 }
@@ -102,7 +107,13 @@ impl TestApp {
         store.migrate().await.unwrap();
         let vectors: Arc<dyn VectorStore> = Arc::new(palaver::vectors::memory::MemoryStore::new());
         let models = palaver::testing::test_model_store();
-        let app = Arc::new(App::assemble(settings, store, models, embedder, vectors).unwrap());
+        let parts = palaver::Parts::from_settings(&settings, &models, embedder.clone()).unwrap();
+        let parts = match &options.provider {
+            Some(provider) => parts.with_provider(provider.clone()),
+            None => parts,
+        };
+        let app =
+            Arc::new(App::assemble(settings, store, models, embedder, vectors, parts).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = watch::channel(false);
@@ -118,12 +129,7 @@ impl TestApp {
             });
         }
         if options.workers {
-            let workers = Arc::new(palaver::workers::Workers::new(
-                app.store.clone(),
-                app.pipeline.clone(),
-                app.channels.clone(),
-                app.settings.workers.clone(),
-            ));
+            let workers = app.workers();
             let mut set = workers.spawn(stopped);
             tasks.spawn(async move { while set.join_next().await.is_some() {} });
         }

@@ -1,0 +1,254 @@
+//! Webhooks in: a delivery is verified over the raw bytes against the channel's secret (or,
+//! for providers with one URL for every channel, against each channel's), parsed into events,
+//! and what it carried is recorded durably and exactly once before it is acknowledged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use http::HeaderMap;
+use serde::Serialize;
+
+use super::{ChannelError, Channels};
+use crate::domain::{
+    Channel, ChannelId, ChannelState, DeliveryStatus, EscalationReason, ProviderKind,
+};
+use crate::providers::{Event, Inbound, WebhookScope};
+use crate::store::{InboundPolicy, NewEscalation, NewInbound, RecordedInbound};
+
+/// What a webhook delivery did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Receipt {
+    /// Customer messages stored.
+    pub recorded: usize,
+    /// Customer messages already stored before (provider retries).
+    pub duplicates: usize,
+    /// Delivery statuses applied.
+    pub statuses: usize,
+    /// Events understood and not acted on.
+    pub ignored: usize,
+    /// Events for numbers no channel serves.
+    pub unrouted: usize,
+}
+
+impl Channels {
+    /// A webhook subscription handshake: the answer to echo when some channel of the provider
+    /// has the token the query carries.
+    pub async fn answer_subscription(
+        &self,
+        kind: ProviderKind,
+        query: &HashMap<String, String>,
+    ) -> Result<String, ChannelError> {
+        let provider = self.provider(kind)?;
+        let subscription = provider.subscription().ok_or_else(|| {
+            ChannelError::NotFound(format!("{} makes no webhook handshake", kind.as_str()))
+        })?;
+        for channel in self.store.list_channels(Some(kind)).await? {
+            let Ok(credentials) = self.credentials(&channel).await else {
+                continue;
+            };
+            if let Some(answer) = subscription.answer(query, &credentials) {
+                return Ok(answer);
+            }
+        }
+        Err(ChannelError::Unauthorized("verification failed".into()))
+    }
+
+    /// Verifies, parses and records one webhook delivery. `channel` is given when the URL names
+    /// the channel; providers with one URL for every channel are checked against each of their
+    /// channels' secrets and routed by the number each event names.
+    pub async fn receive(
+        &self,
+        kind: ProviderKind,
+        channel: Option<ChannelId>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Receipt, ChannelError> {
+        let provider = self.provider(kind)?;
+        let scope = provider
+            .webhooks()
+            .ok_or_else(|| ChannelError::NotFound("no webhook for this provider".into()))?;
+        let candidates = match (scope, channel) {
+            (WebhookScope::Channel, Some(id)) => match self.store.channel(id).await? {
+                Some(c) if c.provider == kind => vec![c],
+                // An unknown channel is refused like a bad signature: nothing tells a caller
+                // which channel ids exist.
+                _ => {
+                    return Err(ChannelError::Unauthorized(
+                        "unknown channel or bad signature".into(),
+                    ))
+                }
+            },
+            (WebhookScope::Provider, None) => self.store.list_channels(Some(kind)).await?,
+            _ => return Err(ChannelError::NotFound("no such webhook".into())),
+        };
+        let mut verified = Vec::new();
+        for c in candidates {
+            let credentials = match self.credentials(&c).await {
+                Ok(credentials) => credentials,
+                Err(e) => {
+                    tracing::error!(channel = %c.id, error = %e, "cannot read channel credentials");
+                    continue;
+                }
+            };
+            if provider.verify(&credentials, headers, body).is_ok() {
+                verified.push(c);
+            }
+        }
+        if verified.is_empty() {
+            metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "unauthorized").increment(1);
+            return Err(ChannelError::Unauthorized(
+                "missing or invalid webhook signature".into(),
+            ));
+        }
+        let events = provider
+            .parse(body)
+            .map_err(|e| ChannelError::BadRequest(e.to_string()))?;
+        let mut receipt = Receipt::default();
+        for event in events {
+            self.apply(kind, &verified, event, &mut receipt).await?;
+        }
+        metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "accepted").increment(1);
+        Ok(receipt)
+    }
+
+    fn route<'a>(verified: &'a [Channel], route: &str) -> Option<&'a Channel> {
+        verified.iter().find(|c| c.route_key == route)
+    }
+
+    fn policy(&self) -> InboundPolicy {
+        let debounce = Duration::from_millis(self.settings.pipeline.debounce_ms);
+        InboundPolicy {
+            debounce,
+            max_delay: debounce * 3,
+            idle_reset: Duration::from_secs(self.settings.pipeline.idle_reset_hours * 3600),
+            limits: self.settings.workers.limits(),
+            schedule: true,
+        }
+    }
+
+    async fn apply(
+        &self,
+        kind: ProviderKind,
+        verified: &[Channel],
+        event: Event,
+        receipt: &mut Receipt,
+    ) -> Result<(), ChannelError> {
+        match event {
+            Event::Message { route, message } => {
+                let Some(channel) = Self::route(verified, &route) else {
+                    tracing::warn!(provider = kind.as_str(), %route, "message for a number no channel serves; acknowledged");
+                    receipt.unrouted += 1;
+                    return Ok(());
+                };
+                match self
+                    .store
+                    .record_inbound(channel, new_inbound(message), self.policy())
+                    .await?
+                {
+                    RecordedInbound::New { message, .. } => {
+                        tracing::info!(channel = %channel.id, message = %message.id, kind = message.kind.as_str(), "message received");
+                        receipt.recorded += 1;
+                    }
+                    RecordedInbound::Duplicate => receipt.duplicates += 1,
+                }
+            }
+            Event::OwnMessage { route, message } => {
+                let Some(channel) = Self::route(verified, &route) else {
+                    receipt.unrouted += 1;
+                    return Ok(());
+                };
+                // Typed on the business's phone: a person took over this conversation.
+                if let Some(conversation) = self
+                    .store
+                    .record_own_message(channel, new_inbound(message))
+                    .await?
+                {
+                    self.store
+                        .open_escalation(
+                            conversation.id,
+                            NewEscalation {
+                                reason: EscalationReason::HumanTakeover,
+                                detail: Some("message sent from the business phone".into()),
+                                message_id: None,
+                            },
+                        )
+                        .await?;
+                    tracing::info!(conversation = %conversation.id, "human took over from the phone");
+                } else {
+                    receipt.ignored += 1;
+                }
+            }
+            Event::Status { route, update } => {
+                let Some(channel) = Self::route(verified, &route) else {
+                    receipt.unrouted += 1;
+                    return Ok(());
+                };
+                let reference = update.reference.as_deref().and_then(|r| r.parse().ok());
+                self.store
+                    .apply_status(
+                        channel.id,
+                        &update.provider_message_id,
+                        update.status,
+                        update.error.as_ref(),
+                        update.timestamp,
+                        reference,
+                    )
+                    .await?;
+                if update.status == DeliveryStatus::Failed {
+                    tracing::warn!(channel = %channel.id, error = ?update.error, "provider reports a message failed");
+                }
+                receipt.statuses += 1;
+            }
+            Event::Connection {
+                route,
+                state,
+                detail,
+            } => {
+                if let Some(channel) = Self::route(verified, &route) {
+                    self.store
+                        .set_channel_state(channel.id, state, detail.as_deref())
+                        .await?;
+                    tracing::info!(channel = %channel.id, state = state.as_str(), "channel connection changed");
+                }
+                receipt.ignored += 1;
+            }
+            Event::QrCode { route, .. } => {
+                if let Some(channel) = Self::route(verified, &route) {
+                    self.store
+                        .set_channel_state(channel.id, ChannelState::Connecting, None)
+                        .await?;
+                }
+                receipt.ignored += 1;
+            }
+            Event::Call {
+                route,
+                from,
+                status,
+                ..
+            } => {
+                // The provider rejects calls itself with the channel's message (set at creation).
+                tracing::info!(%route, caller = %from, %status, "incoming call");
+                metrics::counter!("palaver_calls_total", "status" => status).increment(1);
+                receipt.ignored += 1;
+            }
+            Event::Ignored { reason, .. } => {
+                tracing::debug!(%reason, "webhook event ignored");
+                receipt.ignored += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_inbound(m: Inbound) -> NewInbound {
+    NewInbound {
+        provider_message_id: m.provider_message_id,
+        from: m.from,
+        reply_to: m.reply_to,
+        contact_name: m.contact_name,
+        kind: m.kind,
+        text: m.text,
+        details: m.details,
+        sent_at: m.timestamp,
+    }
+}

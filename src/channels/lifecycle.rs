@@ -1,0 +1,196 @@
+//! A channel's life: created with credentials its provider accepts, updated, linked by QR code
+//! and logged out (providers with the [`Pairing`](crate::providers::Pairing) capability),
+//! deleted. Provider-side set-up (an Evolution instance's webhook and settings) follows every
+//! change.
+
+use super::{ChannelError, Channels};
+use crate::domain::{AgentId, Channel, ChannelConfig, ChannelState, FieldError, ProviderKind};
+use crate::providers::{ConnectOutcome, Credentials, PairingQr, Provider};
+use crate::store::NewChannel;
+
+/// What the caller provides to create a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelInput {
+    /// A label.
+    pub name: String,
+    /// Which provider serves it.
+    pub provider: ProviderKind,
+    /// Phone number id (Meta, Kapso) or instance name (Evolution).
+    pub route_key: String,
+    /// The agent answering on it.
+    pub agent_id: Option<AgentId>,
+    /// Settings.
+    pub settings: ChannelConfig,
+    /// Credentials, as given (the provider checks them).
+    pub credentials: Credentials,
+    /// Providers with instances: create the instance on the server (else it exists and is only
+    /// configured).
+    pub create_instance: bool,
+}
+
+impl Channels {
+    fn pairing_of<'a>(
+        provider: &'a dyn Provider,
+        what: &str,
+    ) -> Result<&'a dyn crate::providers::Pairing, ChannelError> {
+        provider.pairing().ok_or_else(|| {
+            ChannelError::Unsupported(format!("{} channels {what}", provider.kind().as_str()))
+        })
+    }
+
+    /// Creates a channel. Providers with instances get theirs created (when asked) and
+    /// configured: webhook with its secret, call rejection, groups.
+    pub async fn create(&self, input: ChannelInput) -> Result<Channel, ChannelError> {
+        if input.provider == ProviderKind::Sandbox {
+            return Err(ChannelError::Invalid(vec![FieldError::new(
+                "provider",
+                "sandbox channels are created by the sandbox",
+            )]));
+        }
+        let provider = self.provider(input.provider)?.clone();
+        let mut credentials = provider
+            .accept_credentials(input.credentials, None)
+            .map_err(ChannelError::Invalid)?;
+        let mut state = ChannelState::Created;
+        if let (Some(pairing), true) = (provider.pairing(), input.create_instance) {
+            // The webhook URL names the channel, which has no id yet: the instance is configured
+            // again, with the real URL, once the channel is stored.
+            credentials = pairing
+                .create_instance(&input.route_key, &credentials, "", &input.settings)
+                .await?;
+            state = ChannelState::Connecting;
+        }
+        let channel = self
+            .store
+            .create_channel(NewChannel {
+                name: input.name,
+                provider: input.provider,
+                route_key: input.route_key,
+                agent_id: input.agent_id,
+                settings: input.settings,
+                sealed_credentials: self.seal(&credentials),
+                state,
+            })
+            .await?;
+        if provider.pairing().is_some() {
+            if let Err(e) = self.configure(&channel).await {
+                tracing::warn!(channel = %channel.id, error = %e, "instance not configured");
+                self.store
+                    .set_channel_state(channel.id, ChannelState::Broken, Some(&e.to_string()))
+                    .await?;
+            }
+        }
+        tracing::info!(channel = %channel.id, provider = input.provider.as_str(), "channel created");
+        Ok(self.store.channel(channel.id).await?.unwrap_or(channel))
+    }
+
+    /// Points a paired instance's webhook at this channel and applies its settings.
+    async fn configure(&self, channel: &Channel) -> Result<(), ChannelError> {
+        let provider = self.provider(channel.provider)?;
+        let Some(pairing) = provider.pairing() else {
+            return Ok(());
+        };
+        let ctx = self.context(channel).await?;
+        let url = self.webhook_url(channel).unwrap_or_default();
+        pairing.configure(&ctx, &url, &channel.settings).await?;
+        Ok(())
+    }
+
+    /// Saves a channel's name, agent and settings, and credentials when given: fields left out
+    /// keep their stored value, and the provider checks the result.
+    pub async fn update(
+        &self,
+        channel: &Channel,
+        credentials: Option<Credentials>,
+    ) -> Result<Channel, ChannelError> {
+        let provider = self.provider(channel.provider)?;
+        let sealed = match credentials {
+            Some(given) => {
+                let stored = self.credentials(channel).await?;
+                let accepted = provider
+                    .accept_credentials(given, Some(&stored))
+                    .map_err(ChannelError::Invalid)?;
+                Some(self.seal(&accepted))
+            }
+            None => None,
+        };
+        let saved = self.store.update_channel(channel, sealed).await?;
+        self.configure(&saved).await?;
+        Ok(saved)
+    }
+
+    /// Deletes a channel (logging out and deleting its instance first, best effort).
+    pub async fn delete(
+        &self,
+        channel: &Channel,
+        delete_instance: bool,
+    ) -> Result<(), ChannelError> {
+        if let (Some(pairing), true) = (self.provider(channel.provider)?.pairing(), delete_instance)
+        {
+            let ctx = self.context(channel).await?;
+            if let Err(e) = pairing.delete(&ctx).await {
+                tracing::warn!(channel = %channel.id, error = %e, "instance not deleted");
+            }
+        }
+        self.store.delete_channel(channel.id).await?;
+        Ok(())
+    }
+
+    /// Asks the provider for a QR code (or a pairing code) to link the number.
+    pub async fn connect(
+        &self,
+        channel: &Channel,
+        pairing_number: Option<&str>,
+    ) -> Result<ConnectOutcome, ChannelError> {
+        let provider = self.provider(channel.provider)?;
+        let pairing = Self::pairing_of(provider.as_ref(), "are not linked by QR code")?;
+        let ctx = self.context(channel).await?;
+        let outcome = pairing.connect(&ctx, pairing_number).await?;
+        let state = match outcome {
+            ConnectOutcome::AlreadyOpen => ChannelState::Connected,
+            ConnectOutcome::Qr(_) | ConnectOutcome::Pending => ChannelState::Connecting,
+        };
+        self.store
+            .set_channel_state(channel.id, state, None)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Reads the connection state from the provider (when it has one) and stores it.
+    pub async fn refresh_state(&self, channel: &Channel) -> Result<ChannelState, ChannelError> {
+        let provider = self.provider(channel.provider)?;
+        let Some(pairing) = provider.pairing() else {
+            return Ok(channel.state);
+        };
+        let ctx = self.context(channel).await?;
+        let state = pairing.connection_state(&ctx).await?;
+        self.store
+            .set_channel_state(channel.id, state, None)
+            .await?;
+        Ok(state)
+    }
+
+    /// Logs a linked number out.
+    pub async fn logout(&self, channel: &Channel) -> Result<(), ChannelError> {
+        let provider = self.provider(channel.provider)?;
+        let pairing = Self::pairing_of(provider.as_ref(), "cannot be logged out")?;
+        let ctx = self.context(channel).await?;
+        pairing.logout(&ctx).await?;
+        self.store
+            .set_channel_state(channel.id, ChannelState::Disconnected, Some("logged out"))
+            .await?;
+        Ok(())
+    }
+
+    /// A QR code as the API shows it.
+    pub fn qr_view(qr: &PairingQr) -> serde_json::Value {
+        serde_json::json!({ "image": qr.image, "code": qr.code, "pairing_code": qr.pairing_code })
+    }
+
+    /// A credential's value, for tests that must sign webhooks as the provider would.
+    #[cfg(any(test, feature = "test-utils"))]
+    pub async fn credential(&self, channel: &Channel, field: &str) -> Option<String> {
+        let credentials = self.credentials(channel).await.ok()?;
+        credentials.get(field).map(str::to_owned)
+    }
+}
