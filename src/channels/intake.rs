@@ -241,6 +241,7 @@ impl Channels {
 }
 
 fn new_inbound(m: Inbound) -> NewInbound {
+    let m = without_nul(m);
     NewInbound {
         provider_message_id: m.provider_message_id,
         from: m.from,
@@ -250,5 +251,70 @@ fn new_inbound(m: Inbound) -> NewInbound {
         text: m.text,
         details: m.details,
         sent_at: m.timestamp,
+    }
+}
+
+/// `message` with every NUL character removed from its strings: Postgres refuses NUL in text and
+/// JSON columns, SQLite takes it, and a message that cannot be stored must not hold back the rest
+/// of its webhook batch. Both backends store the same, cleaned, message.
+fn without_nul(message: Inbound) -> Inbound {
+    fn clean(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => {
+                s.retain(|c| c != '\0');
+                true
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| clean(v) | c),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |c, v| clean(v) | c),
+            _ => false,
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&message) else {
+        return message;
+    };
+    if !clean(&mut value) {
+        return message;
+    }
+    serde_json::from_value(value).unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MediaRef, MessageDetails, MessageKind};
+
+    #[test]
+    fn nul_characters_are_removed_from_every_string() {
+        let message = Inbound {
+            provider_message_id: "wamid.\01".into(),
+            from: "5215550001".into(),
+            reply_to: None,
+            contact_name: Some("Ana\0 María".into()),
+            timestamp: chrono::Utc::now(),
+            kind: MessageKind::Image,
+            text: Some("hola\0\0 mundo".into()),
+            details: MessageDetails {
+                media: Some(MediaRef {
+                    caption: Some("m\0".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        };
+        let clean = without_nul(message.clone());
+        assert_eq!(clean.provider_message_id, "wamid.1");
+        assert_eq!(clean.contact_name.as_deref(), Some("Ana María"));
+        assert_eq!(clean.text.as_deref(), Some("hola mundo"));
+        assert_eq!(clean.details.media.unwrap().caption.as_deref(), Some("m"));
+        assert_eq!(clean.timestamp, message.timestamp);
+        // Nothing to clean: the message comes back as it was.
+        let plain = Inbound {
+            text: Some("hola".into()),
+            contact_name: None,
+            provider_message_id: "x".into(),
+            details: MessageDetails::default(),
+            ..message
+        };
+        assert_eq!(without_nul(plain.clone()), plain);
     }
 }

@@ -182,6 +182,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(e) => {
                 ApiError::Invalid(vec![FieldError::new("body", e.body_text())])
             }
+            // A body over the request limit is 413, as the multipart routes answer.
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge(other.body_text())
+            }
             other => ApiError::BadRequest(other.body_text()),
         }
     }

@@ -89,7 +89,7 @@ async fn not_found() -> ApiError {
 /// Request metrics and the request id made available to error bodies.
 async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -103,11 +103,28 @@ async fn track(req: Request, next: Next) -> Response {
         .to_string();
     let response = error::REQUEST_ID.scope(request_id, next.run(req)).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("palaver_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("palaver_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("palaver_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The `method` label of the request metrics: the standard methods by name and anything a client
+/// invents as `other`, so a client cannot create label series without bound. (Routes are bounded
+/// already: the matched route template, or `unmatched`.)
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 async fn healthz() -> &'static str {

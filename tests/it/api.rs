@@ -298,6 +298,22 @@ async fn knowledge_upload_list_search_delete() {
 }
 
 #[tokio::test]
+async fn a_json_body_over_the_limit_is_413() {
+    let t = app().await;
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let response = t
+        .request(Method::POST, "/api/v1/agents")
+        .json(&json!({"name": "big", "business_name": huge}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "too_large", "{body}");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn health_readiness_metrics_and_unknown_routes() {
     let t = app().await;
     let health = t
@@ -319,6 +335,13 @@ async fn health_readiness_metrics_and_unknown_routes() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["store"]["backend"], "sqlite");
     t.get("/api/v1/agents").await;
+    // A method a client invents is counted, under `other`: labels stay bounded.
+    let invented = t
+        .request(Method::from_bytes(b"BREW-7f3a").unwrap(), "/api/v1/agents")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invented.status(), 405);
     let metrics = t
         .client
         .get(format!("{}/metrics", t.url))
@@ -331,6 +354,8 @@ async fn health_readiness_metrics_and_unknown_routes() {
         .starts_with("text/plain"));
     let text = metrics.text().await.unwrap();
     assert!(text.contains("palaver_http_requests_total"), "{text}");
+    assert!(!text.contains("BREW-7f3a"), "{text}");
+    assert!(text.contains(r#"method="other""#), "{text}");
     let missing = t
         .client
         .get(format!("{}/nope", t.url))

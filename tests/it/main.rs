@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod crash;
+mod delivery;
 mod engine;
 mod eval;
 mod store;

@@ -1082,7 +1082,9 @@ mod jobs {
         retries_dead_letters_and_requeues,
         queues_run_in_order,
         expired_leases_are_reclaimed,
-        parallel_claims_never_share_a_job
+        parallel_claims_never_share_a_job,
+        waiting_for_the_send_rate_is_not_an_attempt,
+        jobs_carry_their_deadline_and_count_abandoned_leases,
     );
 
     fn job(queue: Option<&str>, n: i64) -> NewJob {
@@ -1220,6 +1222,72 @@ mod jobs {
         // The crashed worker finishing late does not remove the survivor's job.
         store.complete_job(id, "crashed").await.unwrap();
         assert_eq!(store.list_jobs("running", 10).await.unwrap().len(), 1);
+    }
+
+    async fn waiting_for_the_send_rate_is_not_an_attempt(store: Arc<dyn Store>) {
+        let id = store.enqueue(job(Some("q"), 1)).await.unwrap();
+        for _ in 0..3 {
+            let j = store
+                .claim_next_job("w", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((j.id, j.attempts), (id, 1), "a deferral is not an attempt");
+            store.defer_job(id, "w", Utc::now()).await.unwrap();
+        }
+        // Deferred into the future: not due, and its queue waits for it.
+        let j = store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .defer_job(j.id, "w", Utc::now() + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        store.enqueue(job(Some("q"), 2)).await.unwrap();
+        assert!(store
+            .claim_next_job("w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none());
+        let pending = store.list_jobs("pending", 10).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        assert!(pending.iter().all(|j| j.last_error.is_none()));
+    }
+
+    async fn jobs_carry_their_deadline_and_count_abandoned_leases(store: Arc<dyn Store>) {
+        let mut new = job(None, 1);
+        new.limits = palaver::store::JobLimits {
+            retry_for: Duration::from_secs(3600),
+            max_abandoned: 2,
+        };
+        let before = Utc::now();
+        let id = store.enqueue(new).await.unwrap();
+        let j = store
+            .claim_next_job("crashed-1", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let expires = j.expires_at.expect("a deadline");
+        let hour = chrono::Duration::seconds(3600);
+        assert!(expires >= before + hour - chrono::Duration::seconds(1));
+        assert!(expires <= Utc::now() + hour + chrono::Duration::seconds(1));
+        assert_eq!((j.abandoned, j.max_abandoned), (0, 2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let j = store
+            .claim_next_job("crashed-2", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((j.id, j.abandoned), (id, 1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let j = store
+            .claim_next_job("survivor", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.abandoned, 2, "the worker decides to give it up");
     }
 
     async fn parallel_claims_never_share_a_job(store: Arc<dyn Store>) {
@@ -1372,5 +1440,58 @@ mod evals {
             store.eval_run(first).await.unwrap().unwrap().status,
             EvalRunStatus::Failed
         );
+    }
+}
+
+mod send_rate {
+    use std::time::Duration;
+
+    use crate::support::TestStore;
+
+    crate::both_backends_with_url!(replicas_share_a_channels_send_rate);
+
+    /// Two handles on one database stand for two replicas: together they send at the channel's
+    /// rate, not twice it.
+    async fn replicas_share_a_channels_send_rate(db: &TestStore) {
+        let other = palaver::store::open(&db.url, 2).await.unwrap();
+        let channel = super::conversations::channel(&db.store, "rate-1").await;
+        let quiet = super::conversations::channel(&db.store, "rate-2").await;
+        // 60 a minute with a burst of 4: four slots at once between both replicas, then one a
+        // second.
+        let mut taken = 0;
+        for i in 0..8 {
+            let replica = if i % 2 == 0 { &db.store } else { &other };
+            if replica
+                .take_send_slot(channel.id, 60, 4)
+                .await
+                .unwrap()
+                .is_none()
+            {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 4, "the burst is shared");
+        let wait = other
+            .take_send_slot(channel.id, 60, 4)
+            .await
+            .unwrap()
+            .expect("the rate is used up");
+        assert!(
+            wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        // Each channel has its own rate.
+        assert!(other
+            .take_send_slot(quiet.id, 60, 4)
+            .await
+            .unwrap()
+            .is_none());
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        assert!(db
+            .store
+            .take_send_slot(channel.id, 60, 4)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

@@ -10,6 +10,8 @@ use palaver::store::Store;
 /// A store and whatever keeps it alive (its temporary directory).
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    /// Where it is, to open another handle (another replica) on the same database.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -21,6 +23,7 @@ pub async fn sqlite_store() -> TestStore {
     store.migrate().await.unwrap();
     TestStore {
         store,
+        url,
         _dir: Some(dir),
     }
 }
@@ -30,10 +33,63 @@ pub async fn postgres_store() -> Option<TestStore> {
     let url = pg::fresh_database().await?;
     let store = palaver::store::open(&url, 8).await.unwrap();
     store.migrate().await.unwrap();
-    Some(TestStore { store, _dir: None })
+    Some(TestStore {
+        store,
+        url,
+        _dir: None,
+    })
 }
 
 /// Runs the same async test body against SQLite and Postgres.
+/// Runs the same async test body against SQLite and Postgres, given the whole [`TestStore`].
+#[macro_export]
+macro_rules! both_backends_with_url {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::support::sqlite_store().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::postgres_store().await else { return };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs the same async test body with `postgres` false and true (app-level tests that build
+/// their own app on either backend).
+#[macro_export]
+macro_rules! both_backends_flag {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(false).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(true).await;
+                }
+            )*
+        }
+    };
+}
+
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
