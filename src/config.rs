@@ -461,6 +461,10 @@ pub struct ChannelSettings {
     /// status webhook before sending again, in seconds. Providers that deduplicate sends by key
     /// (Kapso) are sent again at once.
     pub unconfirmed_grace_secs: u64,
+    /// Let channel URLs (an Evolution server) point to loopback, private and link-local
+    /// addresses. Off by default: with several businesses on one installation such a URL would
+    /// reach the host's internal services. Turn it on for Evolution running beside Palaver.
+    pub allow_private_urls: bool,
 }
 
 impl Default for ChannelSettings {
@@ -473,6 +477,7 @@ impl Default for ChannelSettings {
             kapso_url: "https://api.kapso.ai".into(),
             timeout_secs: 20,
             unconfirmed_grace_secs: 30,
+            allow_private_urls: false,
         }
     }
 }

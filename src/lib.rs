@@ -16,6 +16,7 @@ pub mod http;
 pub mod knowledge;
 pub mod llm;
 pub mod models;
+pub mod net;
 pub mod pipeline;
 pub mod prompts;
 pub mod providers;

@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn nul_characters_are_removed_from_every_string() {
         let message = Inbound {
-            provider_message_id: "wamid.\01".into(),
+            provider_message_id: "wamid.\u{0}1".into(),
             from: "5215550001".into(),
             reply_to: None,
             contact_name: Some("Ana\0 María".into()),

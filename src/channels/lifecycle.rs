@@ -5,6 +5,7 @@
 
 use super::{ChannelError, Channels};
 use crate::domain::{AgentId, Channel, ChannelConfig, ChannelState, FieldError, ProviderKind};
+use crate::net::UrlGuard;
 use crate::providers::{ConnectOutcome, Credentials, PairingQr, Provider};
 use crate::store::NewChannel;
 
@@ -38,6 +39,30 @@ impl Channels {
         })
     }
 
+    /// Every URL in the credentials must pass the instance's URL guard (resolved now; the HTTP
+    /// client checks again on every connection).
+    async fn check_urls(
+        &self,
+        provider: &dyn Provider,
+        credentials: &Credentials,
+    ) -> Result<(), ChannelError> {
+        let guard = UrlGuard::new(self.settings.channels.allow_private_urls);
+        let mut errors = Vec::new();
+        for (field, url) in provider.urls(credentials) {
+            if let Err(e) = guard.check(&url).await {
+                errors.push(FieldError::new(
+                    format!("credentials.{field}"),
+                    e.to_string(),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ChannelError::Invalid(errors))
+        }
+    }
+
     /// Creates a channel. Providers with instances get theirs created (when asked) and
     /// configured: webhook with its secret, call rejection, groups.
     pub async fn create(&self, input: ChannelInput) -> Result<Channel, ChannelError> {
@@ -51,6 +76,7 @@ impl Channels {
         let mut credentials = provider
             .accept_credentials(input.credentials, None)
             .map_err(ChannelError::Invalid)?;
+        self.check_urls(provider.as_ref(), &credentials).await?;
         let mut state = ChannelState::Created;
         if let (Some(pairing), true) = (provider.pairing(), input.create_instance) {
             // The webhook URL names the channel, which has no id yet: the instance is configured
@@ -110,6 +136,7 @@ impl Channels {
                 let accepted = provider
                     .accept_credentials(given, Some(&stored))
                     .map_err(ChannelError::Invalid)?;
+                self.check_urls(provider.as_ref(), &accepted).await?;
                 Some(self.seal(&accepted))
             }
             None => None,

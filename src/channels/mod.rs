@@ -92,6 +92,24 @@ impl Channels {
             .ok_or_else(|| ChannelError::NotFound(format!("no {} provider here", kind.as_str())))
     }
 
+    /// The largest webhook body accepted from `kind` (its own limit, or the instance's).
+    pub fn webhook_body_limit(&self, kind: ProviderKind) -> usize {
+        let default = self.settings.server.max_webhook_bytes;
+        self.providers
+            .get(kind)
+            .map_or(default, |p| p.webhook_body_limit(default))
+    }
+
+    /// The largest webhook body any provider may send: the limit of the webhook routes, each
+    /// delivery then being held to its provider's.
+    pub fn largest_webhook_body(&self) -> usize {
+        let default = self.settings.server.max_webhook_bytes;
+        self.providers
+            .all()
+            .map(|p| p.webhook_body_limit(default))
+            .fold(default, usize::max)
+    }
+
     /// The URL the provider must call for this channel, if it calls one.
     pub fn webhook_url(&self, channel: &Channel) -> Option<String> {
         let base = self.settings.server.public_url.trim_end_matches('/');

@@ -18,9 +18,10 @@ use super::{ApiError, AppState};
 use crate::channels::ChannelError;
 use crate::domain::{ChannelId, ProviderKind};
 
-/// The webhook routes, each with the webhook body limit.
+/// The webhook routes. Bodies are read up to the largest limit of any provider, then each is
+/// held to its provider's.
 pub fn routes(state: &AppState) -> Router<AppState> {
-    let limit = state.settings.server.max_webhook_bytes;
+    let limit = state.channels.largest_webhook_body();
     Router::new()
         .route("/webhooks/{provider}", get(handshake).post(per_provider))
         .route("/webhooks/{provider}/{channel}", post(per_channel))
@@ -88,16 +89,18 @@ async fn receive(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, ApiError> {
+    let limit = state.channels.webhook_body_limit(kind);
+    let too_large = || ApiError::TooLarge(format!("webhook body over the limit of {limit} bytes"));
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "webhook body over the limit of {} bytes",
-                state.settings.server.max_webhook_bytes
-            ))
+            too_large()
         } else {
             ApiError::BadRequest(r.body_text())
         }
     })?;
+    if body.len() > limit {
+        return Err(too_large());
+    }
     require_json(&headers)?;
     let receipt = state
         .channels

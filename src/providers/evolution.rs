@@ -24,6 +24,7 @@ use crate::domain::{
     ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, FieldError, InteractiveReply,
     Location, MediaRef, MessageDetails, MessageKind, ProviderKind, Reaction,
 };
+use crate::net::GuardedClient;
 
 /// Header Palaver asks Evolution to send with every webhook, holding the channel's webhook secret.
 pub const WEBHOOK_TOKEN_HEADER: &str = "x-palaver-webhook-token";
@@ -135,13 +136,14 @@ const FIELDS: &[Field] = &[
 /// Evolution API v2.
 #[derive(Debug, Clone)]
 pub struct EvolutionProvider {
-    client: reqwest::Client,
+    client: GuardedClient,
     typing_delay: Option<Duration>,
 }
 
 impl EvolutionProvider {
-    /// A provider using `client`, whose timeouts the caller sets. The server URL is per channel.
-    pub fn new(client: reqwest::Client) -> Self {
+    /// A provider using `client`, whose timeouts the caller sets. The server URL is per channel,
+    /// so every request goes through the client's URL guard.
+    pub fn new(client: GuardedClient) -> Self {
         Self {
             client,
             typing_delay: None,
@@ -172,7 +174,7 @@ impl EvolutionProvider {
         let url = endpoint(server.trim_end_matches('/'), segments)?;
         let mut request = self
             .client
-            .request(method, url)
+            .request(method, url)?
             .header("apikey", secret_header(key)?);
         if let Some(body) = body {
             request = request.json(body);
@@ -265,7 +267,10 @@ impl EvolutionProvider {
     ) -> Result<ConnectOutcome, ProviderError> {
         let (server, key) = Self::credentials(channel)?;
         let url = endpoint(&server, &["instance", "connect", &channel.route_key])?;
-        let mut request = self.client.get(url).header("apikey", secret_header(&key)?);
+        let mut request = self
+            .client
+            .request(Method::GET, url)?
+            .header("apikey", secret_header(&key)?);
         if let Some(number) = pairing_number {
             request = request.query(&[("number", number)]);
         }
@@ -362,7 +367,9 @@ fn webhook_config(url: &str, secret: &SecretString, events: &[&str]) -> Value {
         "url": url,
         "headers": { WEBHOOK_TOKEN_HEADER: secret.expose_secret() },
         "byEvents": false,
-        "base64": true,
+        // Media is fetched by message id when it is needed (`getBase64FromMediaMessage`): inline
+        // base64 would make a long voice note or a video outgrow any sane webhook body limit.
+        "base64": false,
         "events": events,
     })
 }
@@ -377,26 +384,34 @@ fn channel_state(state: &str) -> Option<ChannelState> {
     }
 }
 
-/// Maps Evolution's error envelope `{status, error, response: {message}}` by HTTP status.
+/// Maps Evolution's error envelope `{status, error, response: {message}}` by HTTP status. The
+/// server is a URL the channel's owner chose, so its answer is not handed back to the caller as
+/// it came: only the message of an Evolution error envelope, cut to 200 characters; anything
+/// else is logged at debug level and named by its status alone.
 fn evolution_error(reply: &Reply) -> ProviderError {
     let envelope: Option<Value> = serde_json::from_slice(&reply.body).ok();
     let text = envelope
         .as_ref()
-        .and_then(|e| e.pointer("/response/message").or_else(|| e.get("message")))
+        .filter(|e| e.get("status").is_some() && e.get("response").is_some_and(Value::is_object))
+        .and_then(|e| e.pointer("/response/message"))
         .map(render)
         .filter(|t| !t.is_empty())
-        .or_else(|| envelope.as_ref().and_then(|e| e.get("error")).map(render))
-        .unwrap_or_else(|| {
-            String::from_utf8_lossy(&reply.body)
-                .chars()
-                .take(300)
-                .collect()
-        });
-    status_error(
-        reply.status,
-        &reply.headers,
-        format!("HTTP {}: {text}", reply.status.as_u16()),
-    )
+        .map(|t| t.chars().take(200).collect::<String>());
+    let message = match text {
+        Some(text) => format!("HTTP {}: {text}", reply.status.as_u16()),
+        None => {
+            tracing::debug!(
+                status = reply.status.as_u16(),
+                body = %String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>(),
+                "Evolution answered without its error envelope"
+            );
+            format!(
+                "HTTP {} (not an Evolution error answer)",
+                reply.status.as_u16()
+            )
+        }
+    };
+    status_error(reply.status, &reply.headers, message)
 }
 
 /// Evolution's `message` is a string, a list of strings, or a list of objects (e.g. a number
@@ -525,6 +540,17 @@ impl Provider for EvolutionProvider {
 
     fn webhooks(&self) -> Option<WebhookScope> {
         Some(WebhookScope::Channel)
+    }
+
+    fn webhook_body_limit(&self, default: usize) -> usize {
+        default.max(MAX_WEBHOOK_BYTES)
+    }
+
+    fn urls(&self, credentials: &Credentials) -> Vec<(&'static str, String)> {
+        credentials
+            .get("server_url")
+            .map(|url| vec![("server_url", url.to_owned())])
+            .unwrap_or_default()
     }
 
     fn pairing(&self) -> Option<&dyn Pairing> {
@@ -681,8 +707,11 @@ impl Provider for EvolutionProvider {
         if let Some(url) = &media.url {
             let url = reqwest::Url::parse(url)
                 .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
-            let reply =
-                super::execute_limited(self.client.get(url), super::MAX_MEDIA_BYTES).await?;
+            let reply = super::execute_limited(
+                self.client.request(Method::GET, url)?,
+                super::MAX_MEDIA_BYTES,
+            )
+            .await?;
             if !reply.status.is_success() {
                 return Err(evolution_error(&reply));
             }
@@ -963,6 +992,14 @@ fn content(
     Some((MessageKind::Unsupported, None, details))
 }
 
+/// The most inline base64 kept with a stored message (about a minute of voice note); media sent
+/// inline beyond it is fetched by message id when it is needed.
+const MAX_KEPT_INLINE_BASE64: usize = 256 * 1024;
+
+/// The webhook body Evolution may send: instances whose webhook was configured elsewhere may
+/// still carry media inline, and WhatsApp media reach 16 MB (about 21 MB as base64).
+pub const MAX_WEBHOOK_BYTES: usize = 32 * 1024 * 1024;
+
 /// `outer` is the webhook's message object, where Evolution adds `base64` and `mediaUrl`.
 fn media_ref(inner: &Value, outer: &Value, id: &str) -> MediaRef {
     let text = |key: &str| {
@@ -986,7 +1023,11 @@ fn media_ref(inner: &Value, outer: &Value, id: &str) -> MediaRef {
             .get("seconds")
             .and_then(Value::as_u64)
             .and_then(|s| u32::try_from(s).ok()),
-        inline_base64: str_at(outer, "/base64").map(str::to_owned),
+        // Small inline media is kept (no second download); larger media is fetched by id when
+        // needed rather than stored with the message.
+        inline_base64: str_at(outer, "/base64")
+            .filter(|b| b.len() <= MAX_KEPT_INLINE_BASE64)
+            .map(str::to_owned),
     }
 }
 
@@ -1145,7 +1186,7 @@ mod tests {
     }
 
     fn evolution() -> EvolutionProvider {
-        EvolutionProvider::new(reqwest::Client::new())
+        EvolutionProvider::new(GuardedClient::allowing_private())
     }
 
     fn inbound(
@@ -1662,11 +1703,11 @@ mod tests {
             .is_err());
     }
 
-    /// The fixtures register `authorization: Bearer change-me` and no inline media; Palaver
-    /// registers its own token header and asks for media inline.
+    /// The fixtures register `authorization: Bearer change-me`; Palaver registers its own
+    /// token header, and no inline media (fetched by id when needed).
     fn with_palaver_webhook(mut webhook: Value) -> Value {
         webhook["headers"] = json!({ WEBHOOK_TOKEN_HEADER: SECRET });
-        webhook["base64"] = json!(true);
+        webhook["base64"] = json!(false);
         webhook
     }
 

@@ -18,6 +18,7 @@ use super::{
     Sent, ServiceWindow, WebhookScope, MAX_MEDIA_BYTES,
 };
 use crate::domain::{FieldError, MediaRef, ProviderKind};
+use crate::net::GuardedClient;
 
 /// Kapso API base URL used unless settings say otherwise.
 pub const DEFAULT_KAPSO_BASE_URL: &str = "https://api.kapso.ai";
@@ -56,15 +57,24 @@ impl ServiceWindow for KapsoWindow {}
 #[derive(Debug, Clone)]
 pub struct KapsoProvider {
     client: reqwest::Client,
+    external: GuardedClient,
     base_url: String,
 }
 
 impl KapsoProvider {
-    /// A provider calling `kapso_base_url` (e.g. [`DEFAULT_KAPSO_BASE_URL`]) with `client`, whose
-    /// timeouts the caller sets.
-    pub fn new(client: reqwest::Client, kapso_base_url: impl Into<String>) -> Self {
+    /// A provider calling `kapso_base_url` (e.g. [`DEFAULT_KAPSO_BASE_URL`]) with `client`, and
+    /// media links a webhook carries with `external`; the caller sets their timeouts.
+    pub fn new(
+        client: reqwest::Client,
+        external: GuardedClient,
+        kapso_base_url: impl Into<String>,
+    ) -> Self {
         let base_url = kapso_base_url.into().trim_end_matches('/').to_owned();
-        Self { client, base_url }
+        Self {
+            client,
+            external,
+            base_url,
+        }
     }
 
     fn api_key(credentials: &Credentials) -> Result<SecretString, ProviderError> {
@@ -175,7 +185,7 @@ impl Provider for KapsoProvider {
         media: &MediaRef,
     ) -> Result<Media, ProviderError> {
         let key = secret_header(&Self::api_key(&channel.credentials)?)?;
-        let (url, mime_type) = match (&media.id, &media.url) {
+        let (url, mime_type, from_webhook) = match (&media.id, &media.url) {
             (Some(id), _) => {
                 let url = self.proxy_url(&[id])?;
                 let request = self
@@ -188,9 +198,9 @@ impl Provider for KapsoProvider {
                     return Err(kapso_error(&reply));
                 }
                 let info: MediaInfo = reply.json("media URL")?;
-                (info.download_url.unwrap_or(info.url), info.mime_type)
+                (info.download_url.unwrap_or(info.url), info.mime_type, false)
             }
-            (None, Some(url)) => (url.clone(), None),
+            (None, Some(url)) => (url.clone(), None, true),
             (None, None) => {
                 return Err(ProviderError::Permanent(
                     "the media has neither an id nor a URL".into(),
@@ -199,8 +209,14 @@ impl Provider for KapsoProvider {
         };
         let url = reqwest::Url::parse(&url)
             .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
-        let mut request = self.client.get(url.clone());
-        if self.is_kapso_host(&url) {
+        let is_kapso = self.is_kapso_host(&url);
+        // A link from the webhook itself goes through the URL guard.
+        let mut request = if from_webhook {
+            self.external.request(reqwest::Method::GET, url)?
+        } else {
+            self.client.get(url)
+        };
+        if is_kapso {
             request = request.header(API_KEY_HEADER, key);
         }
         let reply = execute_limited(request, MAX_MEDIA_BYTES).await?;
@@ -473,7 +489,11 @@ mod tests {
     }
 
     fn kapso(base: &str) -> KapsoProvider {
-        KapsoProvider::new(reqwest::Client::new(), base)
+        KapsoProvider::new(
+            reqwest::Client::new(),
+            GuardedClient::allowing_private(),
+            base,
+        )
     }
 
     /// A fragment's message object inside the `whatsapp.message.received` envelope; fragments

@@ -19,6 +19,7 @@ use crate::domain::{
     DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef,
     MessageDetails, MessageKind, ProviderKind, Reaction,
 };
+use crate::net::GuardedClient;
 
 /// Graph API base URL used unless settings say otherwise.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com/v23.0";
@@ -101,19 +102,35 @@ impl Subscription for MetaProvider {
     }
 }
 
+/// Whether a media link is Meta's own (the lookaside CDN), which is given the access token.
+fn is_meta_media_host(host: &str) -> bool {
+    ["fbsbx.com", "facebook.com", "whatsapp.net"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
 /// Meta's WhatsApp Cloud API, called directly through the Graph API.
 #[derive(Debug, Clone)]
 pub struct MetaProvider {
     client: reqwest::Client,
+    external: GuardedClient,
     base_url: String,
 }
 
 impl MetaProvider {
-    /// A provider calling `graph_base_url` (e.g. [`DEFAULT_GRAPH_BASE_URL`]) with `client`, whose
-    /// timeouts the caller sets.
-    pub fn new(client: reqwest::Client, graph_base_url: impl Into<String>) -> Self {
+    /// A provider calling `graph_base_url` (e.g. [`DEFAULT_GRAPH_BASE_URL`]) with `client`, and
+    /// media links a webhook carries with `external`; the caller sets their timeouts.
+    pub fn new(
+        client: reqwest::Client,
+        external: GuardedClient,
+        graph_base_url: impl Into<String>,
+    ) -> Self {
         let base_url = graph_base_url.into().trim_end_matches('/').to_owned();
-        Self { client, base_url }
+        Self {
+            client,
+            external,
+            base_url,
+        }
     }
 
     fn token(credentials: &Credentials) -> Result<SecretString, ProviderError> {
@@ -218,7 +235,11 @@ impl Provider for MetaProvider {
     ) -> Result<Media, ProviderError> {
         let token = Self::token(&channel.credentials)?;
         let token = token.expose_secret();
-        let (url, mime_type) = match (&media.id, &media.url) {
+        let parse = |url: &str| {
+            reqwest::Url::parse(url)
+                .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))
+        };
+        let (request, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
                 let meta_url = endpoint(&self.base_url, &[id])?;
                 let reply = execute(self.client.get(meta_url).bearer_auth(token)).await?;
@@ -226,21 +247,28 @@ impl Provider for MetaProvider {
                     return Err(graph_error(reply.status, &reply.headers, &reply.body));
                 }
                 let info: MediaInfo = reply.json("media URL")?;
-                (info.url, info.mime_type)
+                // The lookaside URL only answers with the same bearer token that resolved it.
+                let url = parse(&info.url)?;
+                (self.client.get(url).bearer_auth(token), info.mime_type)
             }
-            (None, Some(url)) => (url.clone(), None),
+            // A link in the webhook itself: fetched through the URL guard, and given the token
+            // only when it is Meta's.
+            (None, Some(url)) => {
+                let url = parse(url)?;
+                let is_meta = url.host_str().is_some_and(is_meta_media_host);
+                let mut request = self.external.request(reqwest::Method::GET, url)?;
+                if is_meta {
+                    request = request.bearer_auth(token);
+                }
+                (request, None)
+            }
             (None, None) => {
                 return Err(ProviderError::Permanent(
                     "the media has neither an id nor a URL".into(),
                 ))
             }
         };
-        let url = reqwest::Url::parse(&url)
-            .map_err(|e| ProviderError::Permanent(format!("bad media URL: {e}")))?;
-        // The lookaside URL only answers with the same bearer token that resolved it.
-        let reply =
-            super::execute_limited(self.client.get(url).bearer_auth(token), MAX_MEDIA_BYTES)
-                .await?;
+        let reply = super::execute_limited(request, MAX_MEDIA_BYTES).await?;
         if !reply.status.is_success() {
             return Err(graph_error(reply.status, &reply.headers, &reply.body));
         }
@@ -1132,7 +1160,11 @@ mod tests {
     }
 
     fn provider(base: &str) -> MetaProvider {
-        MetaProvider::new(reqwest::Client::new(), format!("{base}/v23.0"))
+        MetaProvider::new(
+            reqwest::Client::new(),
+            GuardedClient::allowing_private(),
+            format!("{base}/v23.0"),
+        )
     }
 
     fn text(id: &str, seconds: i64, body: &str, context: Option<&str>) -> Event {
@@ -2137,7 +2169,11 @@ mod tests {
             .timeout(Duration::from_millis(200))
             .build()
             .unwrap();
-        let slow = MetaProvider::new(client, format!("{}/v23.0", server.uri()));
+        let slow = MetaProvider::new(
+            client,
+            GuardedClient::allowing_private(),
+            format!("{}/v23.0", server.uri()),
+        );
         let message = outbound(OutboundBody::text("hi"), None);
         let error = slow
             .send(&channel(ROUTE, credentials("s")), &message)

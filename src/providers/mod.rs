@@ -70,6 +70,12 @@ pub enum ProviderError {
     Unsupported(String),
 }
 
+impl From<crate::net::UrlError> for ProviderError {
+    fn from(e: crate::net::UrlError) -> Self {
+        ProviderError::Permanent(format!("refused URL: {e}"))
+    }
+}
+
 impl ProviderError {
     /// A transient error without a retry hint.
     pub fn transient(message: impl Into<String>) -> Self {
@@ -366,6 +372,19 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// The largest webhook body this provider may send, given the instance's limit
+    /// (`server.max_webhook_bytes`).
+    fn webhook_body_limit(&self, default: usize) -> usize {
+        default
+    }
+
+    /// The URLs in a channel's credentials that Palaver will call, by credential field (an
+    /// Evolution server): each must pass the instance's URL guard when it is saved.
+    fn urls(&self, credentials: &Credentials) -> Vec<(&'static str, String)> {
+        let _ = credentials;
+        Vec::new()
+    }
+
     /// Instance lifecycle and QR linking, for providers that have them.
     fn pairing(&self) -> Option<&dyn Pairing> {
         None
@@ -555,10 +574,26 @@ pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
     } else if error.is_connect() {
         ProviderError::transient(format!("connection failed: {error}"))
     } else if error.is_timeout() || error.is_request() || error.is_body() {
-        ProviderError::Unconfirmed(format!("{error}"))
+        ProviderError::Unconfirmed(with_causes(&error))
     } else {
-        ProviderError::transient(error.to_string())
+        ProviderError::transient(with_causes(&error))
     }
+}
+
+/// An error and its causes, `outer: inner: innermost` ("error sending request: operation timed
+/// out").
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The longest wait a provider's `Retry-After` is taken at its word for; longer asks are cut to

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{evolution, kapso, meta, sandbox, Provider, ProviderError};
 use crate::config::Settings;
 use crate::domain::ProviderKind;
+use crate::net::{GuardedClient, UrlGuard};
 
 /// One provider per kind.
 #[derive(Clone, Default)]
@@ -30,19 +31,32 @@ impl Registry {
     /// Every built-in provider, with HTTP clients that time out as the settings say.
     pub fn from_settings(settings: &Settings) -> Result<Self, ProviderError> {
         let channels = &settings.channels;
+        let timeout = Duration::from_secs(channels.timeout_secs);
+        let connect_timeout = Duration::from_secs(10);
+        let http_error = |e: reqwest::Error| ProviderError::Permanent(format!("HTTP client: {e}"));
+        // The instance's own provider URLs (settings) use a plain client; URLs from channels and
+        // webhooks (an Evolution server, a media link) go through the guard.
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(channels.timeout_secs))
-            .connect_timeout(Duration::from_secs(10))
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
             .build()
-            .map_err(|e| ProviderError::Permanent(format!("HTTP client: {e}")))?;
+            .map_err(http_error)?;
+        let guarded = GuardedClient::new(
+            UrlGuard::new(channels.allow_private_urls),
+            timeout,
+            connect_timeout,
+        )
+        .map_err(http_error)?;
         Ok(Self::default()
             .with(Arc::new(meta::MetaProvider::new(
                 client.clone(),
+                guarded.clone(),
                 channels.meta_graph_url.clone(),
             )))
-            .with(Arc::new(evolution::EvolutionProvider::new(client.clone())))
+            .with(Arc::new(evolution::EvolutionProvider::new(guarded.clone())))
             .with(Arc::new(kapso::KapsoProvider::new(
                 client,
+                guarded,
                 channels.kapso_url.clone(),
             )))
             .with(Arc::new(sandbox::SandboxProvider::default())))
@@ -52,6 +66,11 @@ impl Registry {
     pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
         self.providers.insert(provider.kind(), provider);
         self
+    }
+
+    /// Every provider.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
     }
 
     /// The provider of `kind`, if this installation has one.

@@ -508,3 +508,184 @@ async fn bad_webhooks_get_clear_errors_and_nothing_is_stored() {
     );
     t.stop().await;
 }
+
+/// Mocks an Evolution server that accepts webhook and settings updates for `support-bot`.
+async fn evolution_server() -> MockServer {
+    let evolution = MockServer::start().await;
+    for route in ["/webhook/set/support-bot", "/settings/set/support-bot"] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+            .mount(&evolution)
+            .await;
+    }
+    evolution
+}
+
+fn evolution_channel(server: &str) -> Value {
+    json!({
+        "name": "QR number", "provider": "evolution", "instance": "support-bot",
+        "create_instance": false,
+        "credentials": {"server_url": server, "api_key": "evo-key", "webhook_secret": "evo-secret"}
+    })
+}
+
+/// Defects: a credentials update without `webhook_secret` stored an empty secret, after which an
+/// empty token header authenticated; the webhook was registered with inline base64 media, so a
+/// long voice note or a video outgrew the body limit and the whole message was refused.
+#[tokio::test]
+async fn evolution_keeps_its_secret_and_takes_large_media_messages() {
+    let evolution = evolution_server().await;
+    let t = TestApp::start(Options::default()).await.unwrap();
+    let (status, channel) = t
+        .post("/api/v1/channels", &evolution_channel(&evolution.uri()))
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_string();
+    let hook = |body: Vec<u8>, token: &'static str| {
+        t.client
+            .post(format!("{}/webhooks/evolution/{id}", t.url))
+            .header("content-type", "application/json")
+            .header("x-palaver-webhook-token", token)
+            .body(body)
+            .send()
+    };
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/evolution/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+
+    // Media is not inlined in webhooks: it is fetched by message id.
+    let registered: Value = serde_json::from_slice(
+        &evolution
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .find(|r| r.url.path() == "/webhook/set/support-bot")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(registered["webhook"]["base64"], false, "{registered}");
+
+    // An update of the API key alone keeps the secret; an empty secret is refused.
+    let patch = |body: Value| {
+        t.request(reqwest::Method::PATCH, &format!("/api/v1/channels/{id}"))
+            .json(&body)
+            .send()
+    };
+    let updated = patch(json!({"credentials": {"api_key": "evo-key-2"}}))
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200, "{}", updated.text().await.unwrap());
+    let empty = patch(json!({"credentials": {"webhook_secret": ""}}))
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+    let text = fixture("webhook.messages.upsert.text_conversation.json");
+    assert_eq!(hook(text.clone(), "").await.unwrap().status(), 401);
+    assert_eq!(hook(text.clone(), "evo-key-2").await.unwrap().status(), 401);
+    assert_eq!(hook(text, "evo-secret").await.unwrap().status(), 200);
+
+    // A voice note sent inline by an instance configured elsewhere, 3 MiB of base64: stored,
+    // without the inline data (fetched by id when needed).
+    let mut audio: Value = serde_json::from_slice(&fixture(
+        "webhook.messages.upsert.audio_ptt_with_base64.json",
+    ))
+    .unwrap();
+    audio["data"]["message"]["base64"] = json!("T2dn".repeat(3 * 1024 * 1024 / 4));
+    let response = hook(serde_json::to_vec(&audio).unwrap(), "evo-secret")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["recorded"], 1, "{receipt}");
+    let conversations = t.get("/api/v1/conversations").await;
+    let conversation = conversations[0]["id"].as_str().unwrap();
+    let messages = t
+        .get(&format!("/api/v1/conversations/{conversation}/messages"))
+        .await;
+    let voice = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "audio")
+        .expect("the voice note is stored");
+    assert_eq!(voice["details"]["media"]["id"], "3EB0F00D1234ABCD5678");
+    assert!(
+        voice["details"]["media"].get("inline_base64").is_none(),
+        "{}",
+        voice.to_string().chars().take(600).collect::<String>()
+    );
+
+    // Other providers keep the instance's limit.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let meta = t
+        .client
+        .post(format!("{}/webhooks/meta", t.url))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meta.status(), 413);
+    t.stop().await;
+}
+
+/// Defect: an Evolution server on loopback, a private range or link-local was accepted and
+/// called with the channel's key, and up to 300 characters of its answer were handed back.
+#[tokio::test]
+async fn private_servers_are_refused_and_remote_answers_never_reflected() {
+    let evolution = evolution_server().await;
+    Mock::given(method("POST"))
+        .and(path("/instance/create"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_string("internal-admin-token=hunter2 (from 10.0.0.7)"),
+        )
+        .mount(&evolution)
+        .await;
+    let strict = TestApp::start(Options {
+        tweak: Box::new(|s| s.channels.allow_private_urls = false),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let port = evolution.address().port();
+    for server in [
+        evolution.uri(),
+        format!("http://localhost:{port}"),
+        format!("http://[::1]:{port}"),
+        "http://169.254.169.254".to_string(),
+        "http://10.0.0.7:8080".to_string(),
+    ] {
+        let (status, body) = strict
+            .post("/api/v1/channels", &evolution_channel(&server))
+            .await;
+        assert_eq!(status, 422, "{server}: {body}");
+        assert_eq!(
+            body["error"]["fields"][0]["field"], "credentials.server_url",
+            "{body}"
+        );
+        assert!(body.to_string().contains("allow_private_urls"), "{body}");
+    }
+    assert!(
+        evolution.received_requests().await.unwrap().is_empty(),
+        "nothing was called"
+    );
+    strict.stop().await;
+
+    // Allowed (Evolution beside Palaver), a failing server's answer is not handed back.
+    let open = TestApp::start(Options::default()).await.unwrap();
+    let mut create = evolution_channel(&evolution.uri());
+    create["create_instance"] = json!(true);
+    let (status, body) = open.post("/api/v1/channels", &create).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+    assert!(!body.to_string().contains("10.0.0.7"), "{body}");
+    open.stop().await;
+}

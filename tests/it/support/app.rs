@@ -81,8 +81,9 @@ pub fn base_settings(dir: &std::path::Path) -> Settings {
     s.workers.backoff_max_secs = 1;
     s.workers.concurrency = 2;
     s.workers.max_attempts = 5;
-    // Tests run their Evolution and Kapso mocks on loopback.
     s.channels.unconfirmed_grace_secs = 1;
+    // Tests run their Evolution and Kapso mocks on loopback.
+    s.channels.allow_private_urls = true;
     s.models.dir = Some(palaver::testing::test_model_store().dir().to_path_buf());
     s
 }
