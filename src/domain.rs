@@ -970,6 +970,10 @@ pub struct Contact {
     pub wa_id: String,
     /// Address replies go to when it differs from `wa_id` (Evolution LID addressing).
     pub reply_to: Option<String>,
+    /// Meta's business-scoped user id, when known (a customer with a WhatsApp username may have
+    /// no phone number: then `wa_id` is this id too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Profile name.
     pub name: Option<String>,
 }

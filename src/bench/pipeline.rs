@@ -294,6 +294,7 @@ pub async fn run(
                         provider_message_id: format!("bench.{round}.{i}"),
                         from: conversation.contact.wa_id.clone(),
                         reply_to: None,
+                        user_id: None,
                         contact_name: None,
                         kind: crate::domain::MessageKind::Text,
                         text: Some(q.to_string()),

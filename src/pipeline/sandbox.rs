@@ -100,6 +100,7 @@ pub async fn say(
                 provider_message_id: format!("sandbox.{}", Uuid::now_v7()),
                 from: session.to_string(),
                 reply_to: None,
+                user_id: None,
                 contact_name: Some(session.to_string()),
                 kind,
                 text,

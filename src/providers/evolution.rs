@@ -842,6 +842,7 @@ fn upsert_event(route: &str, data: &Value) -> Event {
         provider_message_id: id.to_owned(),
         from: from.to_owned(),
         reply_to: reply_to.map(str::to_owned),
+        user_id: None,
         contact_name: str_at(data, "/pushName").map(str::to_owned),
         timestamp: message_time(data.get("messageTimestamp")),
         kind,
@@ -1169,7 +1170,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        at, channel, fixture, fixture_json, fixture_names, ignored,
+        at, channel, check_webhook_snapshots, fixture, fixture_json, fixture_names, ignored,
     };
 
     const ROUTE: &str = "support-bot";
@@ -1189,249 +1190,20 @@ mod tests {
         EvolutionProvider::new(GuardedClient::allowing_private())
     }
 
-    fn inbound(
-        id: &str,
-        seconds: i64,
-        kind: MessageKind,
-        text: Option<&str>,
-        details: MessageDetails,
-    ) -> Inbound {
-        Inbound {
-            provider_message_id: id.into(),
-            from: CUSTOMER.into(),
-            reply_to: None,
-            contact_name: Some("Maria Silva".into()),
-            timestamp: at(seconds),
-            kind,
-            text: text.map(Into::into),
-            details,
-        }
-    }
-
-    fn customer(message: Inbound) -> Event {
-        Event::Message {
-            route: ROUTE.into(),
-            message,
-        }
-    }
-
-    fn voice_note(inline: Option<&str>) -> MessageDetails {
-        MessageDetails {
-            media: Some(MediaRef {
-                id: Some("3EB0F00D1234ABCD5678".into()),
-                mime_type: Some("audio/ogg; codecs=opus".into()),
-                sha256: Some("dGVzdGZpbGVzaGEyNTZ0ZXN0ZmlsZXNoYTI1NnRlc3Q=".into()),
-                voice: true,
-                seconds: Some(7),
-                inline_base64: inline.map(Into::into),
-                ..MediaRef::default()
-            }),
-            ..MessageDetails::default()
-        }
-    }
-
-    fn connection(state: ChannelState, detail: Option<&str>) -> Event {
-        Event::Connection {
-            route: ROUTE.into(),
-            state,
-            detail: detail.map(Into::into),
-        }
-    }
-
-    fn call(status: &str) -> Event {
-        Event::Call {
-            route: ROUTE.into(),
-            call_id: "C0FFEE1234567890ABCDEF1234567890".into(),
-            from: CUSTOMER.into(),
-            status: status.into(),
-        }
-    }
-
-    fn expected_webhooks() -> Vec<(&'static str, Vec<Event>)> {
-        let quoted = MessageDetails {
-            context_message_id: Some("BAE5F1E2D3C4B5A6".into()),
-            ..MessageDetails::default()
-        };
-        let quote = || {
-            customer(inbound(
-                "3A5F0C9E8D7B6A5F4E3D",
-                1749408060,
-                MessageKind::Text,
-                Some("Quero falar com um atendente"),
-                quoted.clone(),
-            ))
-        };
-        let qr = fixture_json("evolution", "webhook.qrcode.updated.json");
-        vec![
-            (
-                "webhook.messages.upsert.text_conversation.json",
-                vec![customer(inbound(
-                    "3EB0A1B2C3D4E5F60718",
-                    1749408000,
-                    MessageKind::Text,
-                    Some("Olá, qual o horário de atendimento?"),
-                    MessageDetails::default(),
-                ))],
-            ),
-            (
-                "webhook.messages.upsert.extended_text_legacy_pre_2_2.json",
-                vec![quote()],
-            ),
-            (
-                "webhook.messages.upsert.extended_text_normalised_v2_3.json",
-                vec![quote()],
-            ),
-            (
-                "webhook.messages.upsert.audio_ptt.json",
-                vec![customer(inbound(
-                    "3EB0F00D1234ABCD5678",
-                    1749408100,
-                    MessageKind::Audio,
-                    None,
-                    voice_note(None),
-                ))],
-            ),
-            (
-                "webhook.messages.upsert.audio_ptt_with_base64.json",
-                vec![customer(inbound(
-                    "3EB0F00D1234ABCD5678",
-                    1749408100,
-                    MessageKind::Audio,
-                    None,
-                    voice_note(Some("T2dnUwACAAAAAAAAAAA=")),
-                ))],
-            ),
-            (
-                "webhook.messages.upsert.image.json",
-                vec![customer(inbound(
-                    "3EB0BEEF0000CAFE1111",
-                    1749408200,
-                    MessageKind::Image,
-                    Some("Foto do produto com defeito"),
-                    MessageDetails {
-                        media: Some(MediaRef {
-                            id: Some("3EB0BEEF0000CAFE1111".into()),
-                            mime_type: Some("image/jpeg".into()),
-                            sha256: Some("dGVzdGltYWdlc2hhMjU2dGVzdGltYWdlc2hhMjU2dGU=".into()),
-                            caption: Some("Foto do produto com defeito".into()),
-                            ..MediaRef::default()
-                        }),
-                        ..MessageDetails::default()
-                    },
-                ))],
-            ),
-            (
-                "webhook.messages.upsert.text_lid_addressing.json",
-                vec![customer(Inbound {
-                    reply_to: Some("5511988887777@s.whatsapp.net".into()),
-                    ..inbound(
-                        "3EB0LID0000000000001",
-                        1749408400,
-                        MessageKind::Text,
-                        Some("Oi, mensagem via LID"),
-                        MessageDetails::default(),
-                    )
-                })],
-            ),
-            (
-                "webhook.messages.upsert.from_me_phone_echo.json",
-                vec![Event::OwnMessage {
-                    route: ROUTE.into(),
-                    message: Inbound {
-                        contact_name: None,
-                        ..inbound(
-                            "3EB0C0FFEE0000000001",
-                            1749408300,
-                            MessageKind::Text,
-                            Some("Oi Maria, aqui é o João da equipe."),
-                            MessageDetails::default(),
-                        )
-                    },
-                }],
-            ),
-            (
-                "webhook.send.message.json",
-                vec![ignored(
-                    Some(ROUTE),
-                    "echo of a message sent through the API",
-                )],
-            ),
-            (
-                "webhook.messages.update.read.json",
-                vec![Event::Status {
-                    route: ROUTE.into(),
-                    update: StatusUpdate {
-                        reference: None,
-                        provider_message_id: "3EB0SENT000000000001".into(),
-                        status: DeliveryStatus::Read,
-                        timestamp: DateTime::parse_from_rfc3339("2025-06-08T18:39:43.512Z")
-                            .unwrap()
-                            .with_timezone(&Utc),
-                        error: None,
-                    },
-                }],
-            ),
-            (
-                "webhook.connection.update.open.json",
-                vec![connection(ChannelState::Connected, None)],
-            ),
-            (
-                "webhook.connection.update.connecting.json",
-                vec![connection(ChannelState::Connecting, None)],
-            ),
-            (
-                "webhook.connection.update.close_logged_out.json",
-                vec![connection(
-                    ChannelState::Disconnected,
-                    Some("close: logged out from the phone (401)"),
-                )],
-            ),
-            (
-                "webhook.connection.update.refused_qr_limit.json",
-                vec![connection(
-                    ChannelState::Broken,
-                    Some("refused: QR code limit reached (428)"),
-                )],
-            ),
-            (
-                "webhook.qrcode.updated.json",
-                vec![Event::QrCode {
-                    route: ROUTE.into(),
-                    image: qr["data"]["qrcode"]["base64"].as_str().map(Into::into),
-                    code: qr["data"]["qrcode"]["code"].as_str().map(Into::into),
-                    pairing_code: None,
-                }],
-            ),
-            (
-                "webhook.qrcode.updated.limit_reached.json",
-                vec![connection(
-                    ChannelState::Disconnected,
-                    Some("QR code limit reached, please login again"),
-                )],
-            ),
-            ("webhook.call.offer.json", vec![call("offer")]),
-            ("webhook.call.terminate.json", vec![call("terminate")]),
-        ]
+    #[test]
+    fn every_webhook_fixture_matches_its_snapshot() {
+        let names = fixture_names("evolution");
+        let webhooks = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.starts_with("webhook."));
+        check_webhook_snapshots(&evolution(), "evolution", webhooks, |_, b| b);
     }
 
     #[test]
-    fn every_webhook_fixture_parses_into_its_events() {
-        let expected = expected_webhooks();
-        for (file, events) in &expected {
-            let parsed = evolution()
-                .parse(&fixture("evolution", file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(&parsed, events, "{file}");
-        }
-        let covered: Vec<&str> = expected.iter().map(|(f, _)| *f).collect();
+    fn rest_bodies_are_not_webhooks() {
         for name in fixture_names("evolution") {
-            if name.starts_with("webhook.") {
-                assert!(
-                    covered.contains(&name.as_str()),
-                    "{name} has no expected events"
-                );
-            } else {
-                // REST requests and responses are not webhooks.
+            if !name.starts_with("webhook.") {
                 let parsed = evolution().parse(&fixture("evolution", &name));
                 assert!(
                     matches!(parsed, Err(ProviderError::BadPayload(_))),
@@ -1641,8 +1413,8 @@ mod tests {
     #[test]
     fn truncated_bodies_never_panic() {
         let evolution = evolution();
-        for (file, _) in expected_webhooks() {
-            let body = fixture("evolution", file);
+        for file in fixture_names("evolution") {
+            let body = fixture("evolution", &file);
             for end in (0..body.len()).step_by(5) {
                 let _ = evolution.parse(&body[..end]);
             }

@@ -385,12 +385,17 @@ fn parse_item(item: &Value, hint: Option<&str>) -> Result<Event, ProviderError> 
 }
 
 fn received(item: &Value, raw: &Value, message: &WaMessage, route: &str) -> Event {
+    let user_id = message
+        .from_user_id
+        .clone()
+        .or_else(|| str_at(item, "/conversation/business_scoped_user_id").map(str::to_owned))
+        .filter(|id| !id.is_empty());
     let from = message
         .from
         .clone()
         .filter(|f| !f.is_empty())
         .or_else(|| str_at(item, "/conversation/phone_number").map(digits))
-        .or_else(|| str_at(item, "/conversation/business_scoped_user_id").map(str::to_owned));
+        .or_else(|| user_id.clone());
     let Some(from) = from else {
         return Event::Ignored {
             route: Some(route.to_owned()),
@@ -406,6 +411,7 @@ fn received(item: &Value, raw: &Value, message: &WaMessage, route: &str) -> Even
             reason: "message without an id".into(),
         };
     };
+    inbound.user_id = user_id;
     inbound.details.provider_transcript = str_at(raw, "/kapso/transcript/text").map(str::to_owned);
     if let Some(media) = inbound.details.media.as_mut() {
         let url = str_at(raw, "/kapso/media_url").or_else(|| str_at(raw, "/kapso/media_data/url"));
@@ -470,18 +476,13 @@ mod tests {
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
     use super::*;
-    use crate::domain::{
-        DeliveryError, DeliveryStatus, InteractiveReply, Location, MessageDetails, MessageKind,
-        Reaction,
-    };
+
     use crate::providers::test_support::{
-        at, channel, fixture, fixture_json, fixture_names, ignored, message,
+        channel, check_webhook_snapshots, fixture, fixture_json, fixture_names, ignored,
     };
-    use crate::providers::{OutboundBody, StatusUpdate};
+    use crate::providers::OutboundBody;
 
     const ROUTE: &str = "109876543210987";
-    const CUSTOMER: &str = "5521977776666";
-    const NAME: Option<&str> = Some("Marina Costa");
     const API_KEY: &str = "kapso-api-key";
 
     fn credentials(webhook_secret: &str) -> Credentials {
@@ -515,234 +516,26 @@ mod tests {
         envelope.to_string().into_bytes()
     }
 
-    fn status(
-        id: &str,
-        status: DeliveryStatus,
-        seconds: i64,
-        error: Option<DeliveryError>,
-    ) -> Event {
-        Event::Status {
-            route: ROUTE.into(),
-            update: StatusUpdate {
-                reference: None,
-                provider_message_id: id.into(),
-                status,
-                timestamp: at(seconds),
-                error,
-            },
-        }
-    }
-
-    fn received(
-        id: &str,
-        seconds: i64,
-        kind: MessageKind,
-        text: Option<&str>,
-        details: MessageDetails,
-    ) -> Event {
-        message(ROUTE, id, CUSTOMER, NAME, seconds, kind, text, details)
-    }
-
-    fn expected_webhooks() -> Vec<(&'static str, Vec<Event>)> {
-        vec![
-            (
-                "whatsapp.message.received.text.json",
-                vec![received(
-                    "wamid.KPS.IN.0001",
-                    1730092800,
-                    MessageKind::Text,
-                    Some("Hi, do you deliver on Sundays?"),
-                    MessageDetails::default(),
-                )],
-            ),
-            (
-                "whatsapp.message.sent.json",
-                vec![status(
-                    "wamid.KPS.OUT.0002",
-                    DeliveryStatus::Sent,
-                    1730092860,
-                    None,
-                )],
-            ),
-            (
-                "whatsapp.message.delivered.json",
-                vec![status(
-                    "wamid.KPS.OUT.0002",
-                    DeliveryStatus::Delivered,
-                    1730092888,
-                    None,
-                )],
-            ),
-            (
-                "whatsapp.message.failed.json",
-                vec![status(
-                    "wamid.KPS.OUT.0003",
-                    DeliveryStatus::Failed,
-                    1730093200,
-                    Some(DeliveryError {
-                        code: Some(131047),
-                        title: "Re-engagement message".into(),
-                        detail: Some(
-                            "More than 24 hours have passed since the recipient last replied"
-                                .into(),
-                        ),
-                    }),
-                )],
-            ),
-            (
-                "whatsapp.conversation.created.json",
-                vec![ignored(
-                    Some(ROUTE),
-                    "kapso event whatsapp.conversation.created",
-                )],
-            ),
-            (
-                "whatsapp.conversation.ended.json",
-                vec![ignored(
-                    Some(ROUTE),
-                    "kapso event whatsapp.conversation.ended",
-                )],
-            ),
-            (
-                "whatsapp.conversation.inactive.json",
-                vec![ignored(
-                    Some(ROUTE),
-                    "kapso event whatsapp.conversation.inactive",
-                )],
-            ),
-            (
-                "project.whatsapp.phone_number.created.json",
-                vec![ignored(
-                    Some(ROUTE),
-                    "kapso event whatsapp.phone_number.created",
-                )],
-            ),
-            (
-                "project.workflow.execution.handoff.json",
-                vec![ignored(None, "kapso event workflow.execution.handoff")],
-            ),
-            (
-                "project.workflow.execution.failed.json",
-                vec![ignored(None, "kapso event workflow.execution.failed")],
-            ),
-        ]
-    }
-
-    fn expected_fragments() -> Vec<(&'static str, Event)> {
-        let base_id = "wamid.KPS.IN.0001";
-        vec![
-            (
-                "fragment.message.interactive.button_reply.json",
-                received(
-                    base_id,
-                    1730092800,
-                    MessageKind::Interactive,
-                    Some("Confirm"),
-                    MessageDetails {
-                        interactive: Some(InteractiveReply {
-                            id: "btn_1".into(),
-                            title: "Confirm".into(),
-                            description: None,
-                        }),
-                        ..MessageDetails::default()
-                    },
-                ),
-            ),
-            (
-                "fragment.message.location.json",
-                received(
-                    base_id,
-                    1730092800,
-                    MessageKind::Location,
-                    None,
-                    MessageDetails {
-                        location: Some(Location {
-                            latitude: 37.7749,
-                            longitude: -122.4194,
-                            name: Some("San Francisco".into()),
-                            address: Some("San Francisco, CA, USA".into()),
-                        }),
-                        ..MessageDetails::default()
-                    },
-                ),
-            ),
-            (
-                "fragment.message.reaction.json",
-                received(
-                    base_id,
-                    1730092800,
-                    MessageKind::Reaction,
-                    None,
-                    MessageDetails {
-                        reaction: Some(Reaction {
-                            message_id: "wamid.HBgNNTU0MTIzNDU2Nzg5MA".into(),
-                            emoji: Some("👍".into()),
-                        }),
-                        ..MessageDetails::default()
-                    },
-                ),
-            ),
-            (
-                "fragment.message.received.audio_with_transcript.json",
-                received(
-                    "wamid.KPS.IN.0004",
-                    1730093100,
-                    MessageKind::Audio,
-                    None,
-                    MessageDetails {
-                        media: Some(MediaRef {
-                            id: Some("media_fx_0456".into()),
-                            url: Some("https://api.kapso.ai/media/...".into()),
-                            mime_type: Some("audio/ogg".into()),
-                            filename: Some("voice.ogg".into()),
-                            ..MediaRef::default()
-                        }),
-                        provider_transcript: Some("My order 4471 has not arrived yet".into()),
-                        ..MessageDetails::default()
-                    },
-                ),
-            ),
-            (
-                "fragment.message.received.image.json",
-                received(
-                    "wamid.KPS.OUT.0003",
-                    1730093000,
-                    MessageKind::Image,
-                    Some("Broken box on arrival"),
-                    MessageDetails {
-                        media: Some(MediaRef {
-                            id: Some("media_id_123".into()),
-                            url: Some("https://api.kapso.ai/media/...".into()),
-                            mime_type: Some("image/jpeg".into()),
-                            filename: Some("photo.jpg".into()),
-                            caption: Some("Broken box on arrival".into()),
-                            ..MediaRef::default()
-                        }),
-                        ..MessageDetails::default()
-                    },
-                ),
-            ),
-        ]
+    #[test]
+    fn every_webhook_fixture_matches_its_snapshot() {
+        let names = fixture_names("kapso");
+        let webhooks = names.iter().map(String::as_str).filter(|n| {
+            ["whatsapp.", "project.", "fragment."]
+                .iter()
+                .any(|p| n.starts_with(p))
+        });
+        check_webhook_snapshots(&kapso("http://unused"), "kapso", webhooks, |name, body| {
+            if name.starts_with("fragment.") {
+                wrapped(name)
+            } else {
+                body
+            }
+        });
     }
 
     #[test]
-    fn every_fixture_parses_into_its_events() {
+    fn rest_bodies_are_not_webhooks_and_every_fixture_is_covered() {
         let kapso = kapso("http://unused");
-        let events = expected_webhooks();
-        for (file, expected) in &events {
-            let parsed = kapso
-                .parse(&fixture("kapso", file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(&parsed, expected, "{file}");
-        }
-        let fragments = expected_fragments();
-        for (file, expected) in &fragments {
-            let parsed = kapso
-                .parse(&wrapped(file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(parsed, vec![expected.clone()], "{file}");
-        }
-        // REST bodies are not webhooks.
         let rest = [
             "request.create_phone_number_webhook.json",
             "request.update_conversation_status.json",
@@ -755,15 +548,14 @@ mod tests {
                 "{file}: {parsed:?}"
             );
         }
-        let covered: Vec<&str> = events
-            .iter()
-            .map(|(f, _)| *f)
-            .chain(fragments.iter().map(|(f, _)| *f))
-            .chain(rest)
-            .chain(["signature_vectors.json"])
-            .collect();
         for name in fixture_names("kapso") {
-            assert!(covered.contains(&name.as_str()), "{name} is not covered");
+            let snapshot = ["whatsapp.", "project.", "fragment."]
+                .iter()
+                .any(|p| name.starts_with(p));
+            assert!(
+                snapshot || rest.contains(&name.as_str()) || name == "signature_vectors.json",
+                "{name} is not covered"
+            );
         }
     }
 
@@ -830,8 +622,8 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        for (file, _) in expected_webhooks() {
-            let body = fixture("kapso", file);
+        for file in fixture_names("kapso") {
+            let body = fixture("kapso", &file);
             for end in (0..body.len()).step_by(5) {
                 let _ = kapso.parse(&body[..end]);
             }

@@ -102,6 +102,20 @@ impl Subscription for MetaProvider {
     }
 }
 
+/// Whether `id` is a business-scoped user id: a two-letter country code, a dot, `ENT.` for a
+/// parent id, then up to 128 letters and digits (`US.13491208655302741918`,
+/// `US.ENT.11815799212886844830`). Phone numbers are digits only.
+pub(crate) fn is_business_scoped_user_id(id: &str) -> bool {
+    let Some((country, rest)) = id.split_once('.') else {
+        return false;
+    };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_uppercase())
+        && (1..=128).contains(&rest.len())
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Whether a media link is Meta's own (the lookaside CDN), which is given the access token.
 fn is_meta_media_host(host: &str) -> bool {
     ["fbsbx.com", "facebook.com", "whatsapp.net"]
@@ -418,19 +432,39 @@ fn message_event(route: &str, raw: &Value, contacts: &[WaContact]) -> Event {
             };
         }
     };
+    // A customer with a WhatsApp username may come with a business-scoped user id and no phone
+    // number (`from_user_id`, the contact's `user_id`, no `from` or `wa_id`).
     let contact = contacts
         .iter()
         .find(|c| c.wa_id.is_some() && c.wa_id == message.from)
+        .or_else(|| {
+            contacts
+                .iter()
+                .find(|c| c.user_id.is_some() && c.user_id == message.from_user_id)
+        })
         .or(contacts.first());
+    let user_id = message
+        .from_user_id
+        .clone()
+        .or_else(|| contact.and_then(|c| c.user_id.clone()))
+        .filter(|id| !id.is_empty());
     let from = message
         .from
         .clone()
-        .or_else(|| contact.and_then(|c| c.wa_id.clone().or_else(|| c.user_id.clone())));
+        .or_else(|| contact.and_then(|c| c.wa_id.clone()))
+        .or_else(|| user_id.clone())
+        .filter(|id| !id.is_empty());
     let contact_name = contact
         .and_then(|c| c.profile.as_ref())
         .and_then(|p| p.name.clone());
     match from {
-        Some(from) => message.to_event(route, from, contact_name),
+        Some(from) => match message.to_event(route, from, contact_name) {
+            Event::Message { route, mut message } => {
+                message.user_id = user_id;
+                Event::Message { route, message }
+            }
+            other => other,
+        },
         None => Event::Ignored {
             route: Some(route.to_owned()),
             reason: "message without a sender id".into(),
@@ -475,6 +509,9 @@ struct WaProfile {
 pub(crate) struct WaMessage {
     #[serde(default)]
     pub(crate) from: Option<String>,
+    /// The sender's business-scoped user id (2026), beside or instead of `from`.
+    #[serde(default)]
+    pub(crate) from_user_id: Option<String>,
     #[serde(default)]
     pub(crate) id: Option<String>,
     #[serde(default)]
@@ -616,6 +653,7 @@ impl WaMessage {
             provider_message_id,
             from,
             reply_to: None,
+            user_id: None,
             contact_name: contact_name.filter(|n| !n.trim().is_empty()),
             timestamp: timestamp_or_now(self.timestamp.as_ref()),
             kind,
@@ -866,8 +904,15 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
     let mut body = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": message.to,
     });
+    // A customer known only by a business-scoped user id is addressed by `recipient`; `to`
+    // takes phone numbers (and WhatsApp ids) only.
+    let address = if is_business_scoped_user_id(&message.to) {
+        "recipient"
+    } else {
+        "to"
+    };
+    body[address] = json!(message.to);
     // Echoed back in this message's status webhooks: names our message even if the send's
     // answer is lost.
     if let Some(key) = &message.idempotency_key {
@@ -1143,12 +1188,11 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        at, channel, fixture, fixture_json, fixture_names, ignored, message,
+        channel, check_webhook_snapshots, fixture, fixture_json, fixture_names, ignored,
     };
 
     const ROUTE: &str = "106540352242922";
     const CUSTOMER: &str = "16505551234";
-    const NAME: Option<&str> = Some("Test Customer");
     const TOKEN: &str = "test-access-token";
 
     fn credentials(app_secret: &str) -> Credentials {
@@ -1167,330 +1211,15 @@ mod tests {
         )
     }
 
-    fn text(id: &str, seconds: i64, body: &str, context: Option<&str>) -> Event {
-        let details = MessageDetails {
-            context_message_id: context.map(Into::into),
-            ..MessageDetails::default()
-        };
-        message(
-            ROUTE,
-            id,
-            CUSTOMER,
-            NAME,
-            seconds,
-            MessageKind::Text,
-            Some(body),
-            details,
-        )
-    }
-
-    fn with_media(media: MediaRef) -> MessageDetails {
-        MessageDetails {
-            media: Some(media),
-            ..MessageDetails::default()
-        }
-    }
-
-    fn lookaside(mid: &str, ext: &str) -> Option<String> {
-        Some(format!(
-            "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={mid}&ext={ext}&hash=ATtest"
-        ))
-    }
-
-    fn status(
-        id: &str,
-        status: DeliveryStatus,
-        seconds: i64,
-        error: Option<DeliveryError>,
-    ) -> Event {
-        Event::Status {
-            route: ROUTE.into(),
-            update: StatusUpdate {
-                reference: None,
-                provider_message_id: id.into(),
-                status,
-                timestamp: at(seconds),
-                error,
-            },
-        }
-    }
-
-    fn expected_webhooks() -> Vec<(&'static str, Vec<Event>)> {
-        let interactive =
-            |id: &str, title: &str, description: Option<&str>, context: &str| MessageDetails {
-                interactive: Some(InteractiveReply {
-                    id: id.into(),
-                    title: title.into(),
-                    description: description.map(Into::into),
-                }),
-                context_message_id: Some(context.into()),
-                ..MessageDetails::default()
-            };
-        let reaction = |emoji: Option<&str>| MessageDetails {
-            reaction: Some(Reaction {
-                message_id: "wamid.TEST.outbound.text.0102".into(),
-                emoji: emoji.map(Into::into),
-            }),
-            ..MessageDetails::default()
-        };
-        vec![
-            (
-                "webhook.inbound.text.json",
-                vec![text("wamid.TEST.inbound.text.0001", 1749416383, "Hi, do you ship to Lisbon?", None)],
-            ),
-            (
-                "webhook.inbound.text_quoted_reply.json",
-                vec![text(
-                    "wamid.TEST.inbound.text_reply.0012",
-                    1749416860,
-                    "That didn't help, I want to talk to an agent",
-                    Some("wamid.TEST.outbound.text.0102"),
-                )],
-            ),
-            (
-                "webhook.inbound.image.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.image.0002",
-                    CUSTOMER,
-                    NAME,
-                    1749416400,
-                    MessageKind::Image,
-                    Some("This is the broken part"),
-                    with_media(MediaRef {
-                        id: Some("1003383421387256".into()),
-                        url: lookaside("1003383421387256", "1749416400"),
-                        mime_type: Some("image/jpeg".into()),
-                        sha256: Some("2b6f8e0b3c0a6f1f5b9c8f3e2d1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a".into()),
-                        caption: Some("This is the broken part".into()),
-                        ..MediaRef::default()
-                    }),
-                )],
-            ),
-            (
-                "webhook.inbound.audio_voice_note.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.voice.0003",
-                    CUSTOMER,
-                    NAME,
-                    1749416460,
-                    MessageKind::Audio,
-                    None,
-                    with_media(MediaRef {
-                        id: Some("1234567890987654321".into()),
-                        url: lookaside("1234567890987654321", "1749416460"),
-                        mime_type: Some("audio/ogg; codecs=opus".into()),
-                        sha256: Some("Q2FmZWJhYmVDYWZlYmFiZUNhZmViYWJlQ2FmZWJhYmU=".into()),
-                        voice: true,
-                        ..MediaRef::default()
-                    }),
-                )],
-            ),
-            (
-                "webhook.inbound.audio_file.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.audiofile.0004",
-                    CUSTOMER,
-                    NAME,
-                    1749416470,
-                    MessageKind::Audio,
-                    None,
-                    with_media(MediaRef {
-                        id: Some("2234567890987654321".into()),
-                        url: lookaside("2234567890987654321", "1749416470"),
-                        mime_type: Some("audio/mpeg".into()),
-                        sha256: Some("9f2c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e".into()),
-                        voice: false,
-                        ..MediaRef::default()
-                    }),
-                )],
-            ),
-            (
-                "webhook.inbound.document.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.document.0005",
-                    CUSTOMER,
-                    NAME,
-                    1749416500,
-                    MessageKind::Document,
-                    Some("My invoice"),
-                    with_media(MediaRef {
-                        id: Some("3334567890987654321".into()),
-                        url: lookaside("3334567890987654321", "1749416500"),
-                        mime_type: Some("application/pdf".into()),
-                        sha256: Some("0e8a4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccdd".into()),
-                        filename: Some("invoice-2025-06.pdf".into()),
-                        caption: Some("My invoice".into()),
-                        ..MediaRef::default()
-                    }),
-                )],
-            ),
-            (
-                "webhook.inbound.location.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.location.0006",
-                    CUSTOMER,
-                    NAME,
-                    1749416560,
-                    MessageKind::Location,
-                    None,
-                    MessageDetails {
-                        location: Some(Location {
-                            latitude: 38.7223,
-                            longitude: -9.1393,
-                            name: Some("Praça do Comércio".into()),
-                            address: Some("Praça do Comércio, 1100-148 Lisboa, Portugal".into()),
-                        }),
-                        ..MessageDetails::default()
-                    },
-                )],
-            ),
-            (
-                "webhook.inbound.interactive_button_reply.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.button_reply.0007",
-                    CUSTOMER,
-                    NAME,
-                    1749416600,
-                    MessageKind::Interactive,
-                    Some("Talk to a human"),
-                    interactive("talk_to_human", "Talk to a human", None, "wamid.TEST.outbound.buttons.0100"),
-                )],
-            ),
-            (
-                "webhook.inbound.interactive_list_reply.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.list_reply.0008",
-                    CUSTOMER,
-                    NAME,
-                    1749416660,
-                    MessageKind::Interactive,
-                    Some("Billing"),
-                    interactive(
-                        "topic_billing",
-                        "Billing",
-                        Some("Invoices, refunds and payments"),
-                        "wamid.TEST.outbound.list.0101",
-                    ),
-                )],
-            ),
-            (
-                "webhook.inbound.reaction.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.reaction.0009",
-                    CUSTOMER,
-                    NAME,
-                    1749416700,
-                    MessageKind::Reaction,
-                    None,
-                    reaction(Some("👍")),
-                )],
-            ),
-            (
-                "webhook.inbound.reaction_removed.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.reaction_removed.0010",
-                    CUSTOMER,
-                    NAME,
-                    1749416760,
-                    MessageKind::Reaction,
-                    None,
-                    reaction(None),
-                )],
-            ),
-            (
-                "webhook.inbound.unsupported.json",
-                vec![message(
-                    ROUTE,
-                    "wamid.TEST.inbound.unsupported.0011",
-                    CUSTOMER,
-                    NAME,
-                    1749416800,
-                    MessageKind::Unsupported,
-                    None,
-                    MessageDetails {
-                        original_type: Some("edit".into()),
-                        ..MessageDetails::default()
-                    },
-                )],
-            ),
-            (
-                "webhook.inbound.batched_multi_message_and_status.json",
-                vec![
-                    text("wamid.TEST.inbound.burst.0020", 1749417000, "hello", None),
-                    text("wamid.TEST.inbound.burst.0021", 1749417001, "are you there?", None),
-                    status("wamid.TEST.outbound.text.0102", DeliveryStatus::Read, 1749417002, None),
-                ],
-            ),
-            (
-                "webhook.status.sent.json",
-                vec![status("wamid.TEST.outbound.text.0102", DeliveryStatus::Sent, 1749416390, None)],
-            ),
-            (
-                "webhook.status.delivered.json",
-                vec![status("wamid.TEST.outbound.text.0102", DeliveryStatus::Delivered, 1749416391, None)],
-            ),
-            (
-                "webhook.status.read.json",
-                vec![status("wamid.TEST.outbound.text.0102", DeliveryStatus::Read, 1749416395, None)],
-            ),
-            (
-                "webhook.status.sent_template_billable.json",
-                vec![status("wamid.TEST.outbound.template.0104", DeliveryStatus::Sent, 1749503100, None)],
-            ),
-            (
-                "webhook.status.failed_24h_window.json",
-                vec![status(
-                    "wamid.TEST.outbound.text.0103",
-                    DeliveryStatus::Failed,
-                    1749503000,
-                    Some(DeliveryError {
-                        code: Some(131047),
-                        title: "Re-engagement message".into(),
-                        detail: Some(
-                            "Message failed to send because more than 24 hours have passed since the customer \
-                             last replied to this number."
-                                .into(),
-                        ),
-                    }),
-                )],
-            ),
-        ]
-    }
-
     #[test]
-    fn every_webhook_fixture_parses_into_its_events() {
-        let meta = provider("http://unused");
-        let expected = expected_webhooks();
-        for (file, events) in &expected {
-            let parsed = meta
-                .parse(&fixture("meta", file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(&parsed, events, "{file}");
-        }
-        // The GET handshake is not a POST body; it has its own test.
-        let covered: Vec<&str> = expected
+    fn every_webhook_fixture_matches_its_snapshot() {
+        let names = fixture_names("meta");
+        let webhooks = names
             .iter()
-            .map(|(f, _)| *f)
-            .chain(["webhook.verify.get.json"])
-            .collect();
-        for name in fixture_names("meta")
-            .iter()
-            .filter(|n| n.starts_with("webhook."))
-        {
-            assert!(
-                covered.contains(&name.as_str()),
-                "{name} has no expected events"
-            );
-        }
+            .map(String::as_str)
+            // The GET handshake is not a POST body; it has its own test.
+            .filter(|n| n.starts_with("webhook.") && *n != "webhook.verify.get.json");
+        check_webhook_snapshots(&provider("http://unused"), "meta", webhooks, |_, b| b);
     }
 
     #[test]
@@ -1589,8 +1318,8 @@ mod tests {
     #[test]
     fn truncated_bodies_never_panic() {
         let meta = provider("http://unused");
-        for (file, _) in expected_webhooks() {
-            let body = fixture("meta", file);
+        for file in fixture_names("meta") {
+            let body = fixture("meta", &file);
             for end in (0..body.len()).step_by(7) {
                 let _ = meta.parse(&body[..end]);
             }
@@ -1738,6 +1467,25 @@ mod tests {
     }
 
     #[test]
+    fn business_scoped_user_ids_are_told_from_phone_numbers() {
+        for (id, bsuid) in [
+            ("US.13491208655302741918", true),
+            ("US.ENT.11815799212886844830", true),
+            ("BR.1502576394655843", true),
+            ("PT.abc123XYZ", true),
+            ("16505551234", false),
+            ("+16505551234", false),
+            ("us.1349", false),
+            ("USA.1349", false),
+            ("US.", false),
+            ("US.12-34", false),
+            ("", false),
+        ] {
+            assert_eq!(is_business_scoped_user_id(id), bsuid, "{id}");
+        }
+    }
+
+    #[test]
     fn request_bodies_match_the_cloud_api() {
         let text = outbound(
             OutboundBody::text("Yes, we ship to Lisbon. Delivery takes 3-5 business days."),
@@ -1746,6 +1494,14 @@ mod tests {
         assert_eq!(
             message_body(&text).unwrap(),
             fixture_json("meta", "send.text.request.json")
+        );
+
+        // A customer known only by a business-scoped user id is addressed by `recipient`.
+        let mut to_user_id = outbound(OutboundBody::text("Temos sim, até às 19h."), None);
+        to_user_id.to = "PT.4821937560012833".into();
+        assert_eq!(
+            message_body(&to_user_id).unwrap(),
+            fixture_json("meta", "send.text_to_user_id.request.json")
         );
 
         // The fixture leaves `preview_url` out, which Meta reads as false; we always say it.

@@ -113,6 +113,10 @@ pub struct Inbound {
     pub from: String,
     /// Where replies must go when it differs from `from` (Evolution LID addressing).
     pub reply_to: Option<String>,
+    /// Meta's business-scoped user id (`US.1349…`), when given: a customer with a WhatsApp
+    /// username may come with it and no phone number (then `from` is this id too).
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// Profile name, when given.
     pub contact_name: Option<String>,
     /// When the customer sent it.
@@ -716,8 +720,36 @@ pub(crate) mod test_support {
 
     use chrono::{DateTime, Utc};
 
-    use super::{ChannelContext, Credentials, Event, Inbound};
-    use crate::domain::{MessageDetails, MessageKind};
+    use super::{ChannelContext, Credentials, Event};
+
+    /// Parses each fixture of `dir` named by `names` with `provider` (through `wrap`, for
+    /// fragments) and checks the events against the snapshot beside it
+    /// (`tests/fixtures/<dir>/snapshots/`). A new fixture gets its snapshot with
+    /// `INSTA_UPDATE=always cargo test`, to be read and committed; CI fails on a fixture without
+    /// one.
+    pub(crate) fn check_webhook_snapshots<'a>(
+        provider: &dyn super::Provider,
+        dir: &str,
+        names: impl IntoIterator<Item = &'a str>,
+        wrap: impl Fn(&str, Vec<u8>) -> Vec<u8>,
+    ) {
+        let mut checked = 0;
+        for name in names {
+            let events = provider
+                .parse(&wrap(name, fixture(dir, name)))
+                .unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
+            insta::with_settings!({
+                snapshot_path => format!("../../tests/fixtures/{dir}/snapshots"),
+                prepend_module_to_snapshot => false,
+                omit_expression => true,
+                info => &format!("{dir}/{name}"),
+            }, {
+                insta::assert_yaml_snapshot!(name.trim_end_matches(".json"), events);
+            });
+            checked += 1;
+        }
+        assert!(checked > 0, "no webhook fixtures for {dir}");
+    }
 
     fn dir(provider: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -740,7 +772,9 @@ pub(crate) mod test_support {
     pub(crate) fn fixture_names(provider: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir(provider))
             .expect("fixture directory")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .map(|e| e.expect("entry"))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         names
@@ -756,33 +790,6 @@ pub(crate) mod test_support {
         ChannelContext {
             route_key: route.into(),
             credentials,
-        }
-    }
-
-    /// A customer message event.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn message(
-        route: &str,
-        id: &str,
-        from: &str,
-        name: Option<&str>,
-        seconds: i64,
-        kind: MessageKind,
-        text: Option<&str>,
-        details: MessageDetails,
-    ) -> Event {
-        Event::Message {
-            route: route.into(),
-            message: Inbound {
-                provider_message_id: id.into(),
-                from: from.into(),
-                reply_to: None,
-                contact_name: name.map(Into::into),
-                timestamp: at(seconds),
-                kind,
-                text: text.map(Into::into),
-                details,
-            },
         }
     }
 

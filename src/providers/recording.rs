@@ -186,6 +186,7 @@ impl Provider for RecordingProvider {
                 provider_message_id: m.id,
                 from: m.from,
                 reply_to: None,
+                user_id: None,
                 contact_name: m.name,
                 timestamp: Utc::now(),
                 kind: MessageKind::Text,

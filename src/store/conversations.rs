@@ -65,9 +65,27 @@ fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
     })
 }
 
+/// The ids a message names its customer by.
+#[derive(Debug, Clone, Copy)]
+struct ContactIds<'a> {
+    wa_id: &'a str,
+    reply_to: Option<&'a str>,
+    user_id: Option<&'a str>,
+}
+
+impl<'a> ContactIds<'a> {
+    fn phone(wa_id: &'a str) -> Self {
+        Self {
+            wa_id,
+            reply_to: None,
+            user_id: None,
+        }
+    }
+}
+
 const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
         cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
-        ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.name AS contact_name
+        ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name
     FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id";
 
 fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
@@ -81,6 +99,7 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
             channel_id,
             wa_id: get(row, "wa_id")?,
             reply_to: get(row, "reply_to")?,
+            user_id: get(row, "user_id")?,
             name: get(row, "contact_name")?,
         },
         agent_id: agent
@@ -327,28 +346,46 @@ impl SqlStore {
         Ok((escalation_from_row(&row)?, true))
     }
 
-    /// The contact (created or refreshed) and its conversation id (created if needed).
+    /// The contact (created or refreshed) and its conversation id (created if needed). A
+    /// contact whose business-scoped user id is `ids.user_id` is that customer, whatever
+    /// `wa_id` the message came with (a phone number, or the user id alone).
     async fn contact_and_conversation(
         tx: &mut Tx,
         channel: &Channel,
-        wa_id: &str,
-        reply_to: Option<&str>,
+        ids: ContactIds<'_>,
         name: Option<&str>,
         now: i64,
     ) -> Result<String, StoreError> {
+        let mut wa_id = ids.wa_id.to_owned();
+        if let Some(user_id) = ids.user_id {
+            let known = sqlx::query(
+                "SELECT wa_id FROM contacts WHERE channel_id = $1 AND user_id = $2
+                 ORDER BY created_at LIMIT 1",
+            )
+            .bind(channel.id.to_string())
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            if let Some(row) = known {
+                wa_id = get(&row, "wa_id")?;
+            }
+        }
         let contact = sqlx::query(
-            "INSERT INTO contacts (id, channel_id, wa_id, reply_to, name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
+            "INSERT INTO contacts (id, channel_id, wa_id, reply_to, user_id, name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
              ON CONFLICT (channel_id, wa_id) DO UPDATE SET
                 name = COALESCE(excluded.name, contacts.name),
                 reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
+                user_id = COALESCE(excluded.user_id, contacts.user_id),
                 updated_at = excluded.updated_at
              RETURNING id",
         )
         .bind(ContactId::new().to_string())
         .bind(channel.id.to_string())
-        .bind(wa_id)
-        .bind(reply_to)
+        .bind(&wa_id)
+        .bind(ids.reply_to)
+        .bind(ids.user_id)
         .bind(name)
         .bind(now)
         .fetch_one(&mut **tx)
@@ -594,8 +631,11 @@ impl ConversationStore for SqlStore {
         let conversation = Self::contact_and_conversation(
             &mut tx,
             channel,
-            &inbound.from,
-            inbound.reply_to.as_deref(),
+            ContactIds {
+                wa_id: &inbound.from,
+                reply_to: inbound.reply_to.as_deref(),
+                user_id: inbound.user_id.as_deref(),
+            },
             inbound.contact_name.as_deref(),
             now,
         )
@@ -693,8 +733,11 @@ impl ConversationStore for SqlStore {
         let conversation = Self::contact_and_conversation(
             &mut tx,
             channel,
-            &inbound.from,
-            inbound.reply_to.as_deref(),
+            ContactIds {
+                wa_id: &inbound.from,
+                reply_to: inbound.reply_to.as_deref(),
+                user_id: inbound.user_id.as_deref(),
+            },
             None,
             now,
         )
@@ -736,8 +779,14 @@ impl ConversationStore for SqlStore {
         name: Option<&str>,
     ) -> Result<Conversation, StoreError> {
         let mut tx = self.begin_write().await?;
-        let id =
-            Self::contact_and_conversation(&mut tx, channel, wa_id, None, name, now_ms()).await?;
+        let id = Self::contact_and_conversation(
+            &mut tx,
+            channel,
+            ContactIds::phone(wa_id),
+            name,
+            now_ms(),
+        )
+        .await?;
         let conversation = Self::conversation_in(&mut tx, &id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(conversation)
@@ -787,7 +836,7 @@ impl ConversationStore for SqlStore {
         let sql = format!(
             "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
                     cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
-                    ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.name AS contact_name, ch.name AS channel_name,
+                    ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name, ch.name AS channel_name,
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message
              FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id
@@ -935,8 +984,7 @@ impl ConversationStore for SqlStore {
             let support = Self::contact_and_conversation(
                 &mut tx,
                 &note.channel,
-                &note.wa_id,
-                None,
+                ContactIds::phone(&note.wa_id),
                 Some("Support"),
                 now,
             )

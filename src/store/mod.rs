@@ -205,6 +205,8 @@ pub struct NewInbound {
     pub from: String,
     /// Reply address when it differs from `from`.
     pub reply_to: Option<String>,
+    /// Meta's business-scoped user id, when given.
+    pub user_id: Option<String>,
     /// Profile name.
     pub contact_name: Option<String>,
     /// Kind.

@@ -114,6 +114,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "delivery",
                 include_str!("../../migrations/sqlite/0002_delivery.sql"),
             ),
+            (
+                3,
+                "contact_user_id",
+                include_str!("../../migrations/sqlite/0003_contact_user_id.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -125,6 +130,11 @@ fn migrator(backend: Backend) -> Migrator {
                 2,
                 "delivery",
                 include_str!("../../migrations/postgres/0002_delivery.sql"),
+            ),
+            (
+                3,
+                "contact_user_id",
+                include_str!("../../migrations/postgres/0003_contact_user_id.sql"),
             ),
         ],
     };

@@ -450,6 +450,7 @@ mod conversations {
         inbox_lists_filters_and_searches,
         history_respects_context_reset,
         own_messages_are_recorded_once,
+        contacts_keep_both_ids_and_are_found_by_their_user_id,
     );
 
     pub fn policy() -> InboundPolicy {
@@ -467,6 +468,7 @@ mod conversations {
             provider_message_id: id.into(),
             from: from.into(),
             reply_to: None,
+            user_id: None,
             contact_name: Some("Ana".into()),
             kind: MessageKind::Text,
             text: Some(text.into()),
@@ -1039,6 +1041,71 @@ mod conversations {
             .await
             .unwrap();
         assert_eq!(earlier.len(), 1);
+    }
+
+    /// Meta's business-scoped user ids: a customer known by a phone number and a user id, who
+    /// later comes with the user id alone (a username hides the number), is the same contact;
+    /// one who only ever came with the user id is keyed by it.
+    async fn contacts_keep_both_ids_and_are_found_by_their_user_id(store: Arc<dyn Store>) {
+        let c = channel(&store, "333").await;
+        let with = |id: &str, from: &str, user_id: &str| NewInbound {
+            user_id: Some(user_id.into()),
+            ..inbound(id, from, "hola")
+        };
+        let conversation = |r: RecordedInbound| match r {
+            RecordedInbound::New { conversation, .. } => conversation,
+            RecordedInbound::Duplicate => panic!("new message"),
+        };
+        let first = conversation(
+            store
+                .record_inbound(&c, with("u1", "5511", "BR.1502576394655843"), policy())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(first.contact.wa_id, "5511");
+        assert_eq!(
+            first.contact.user_id.as_deref(),
+            Some("BR.1502576394655843")
+        );
+        let hidden = conversation(
+            store
+                .record_inbound(
+                    &c,
+                    with("u2", "BR.1502576394655843", "BR.1502576394655843"),
+                    policy(),
+                )
+                .await
+                .unwrap(),
+        );
+        assert_eq!(hidden.id, first.id, "the same customer");
+        assert_eq!(hidden.contact.address(), "5511");
+
+        let only = conversation(
+            store
+                .record_inbound(
+                    &c,
+                    with("u3", "PT.4821937560012833", "PT.4821937560012833"),
+                    policy(),
+                )
+                .await
+                .unwrap(),
+        );
+        assert_ne!(only.id, first.id);
+        assert_eq!(only.contact.address(), "PT.4821937560012833");
+        assert_eq!(only.contact.user_id.as_deref(), Some("PT.4821937560012833"));
+        // A message without the user id still finds the contact by its key.
+        let again = conversation(
+            store
+                .record_inbound(&c, inbound("u4", "5511", "otra"), policy())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(again.id, first.id);
+        assert_eq!(
+            again.contact.user_id.as_deref(),
+            Some("BR.1502576394655843"),
+            "kept"
+        );
     }
 
     async fn own_messages_are_recorded_once(store: Arc<dyn Store>) {

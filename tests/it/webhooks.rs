@@ -689,3 +689,33 @@ async fn private_servers_are_refused_and_remote_answers_never_reflected() {
     assert!(!body.to_string().contains("10.0.0.7"), "{body}");
     open.stop().await;
 }
+
+/// Defect: a customer with a WhatsApp username arrives with a business-scoped user id and no
+/// phone number, and must be answered with `"recipient"`; Palaver sent `"to": <user id>`.
+#[tokio::test]
+async fn a_username_customer_is_answered_by_recipient() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.OUT.U1")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let user_id = "PT.4821937560012833";
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+            "contacts": [{"profile": {"name": "Ana Sousa", "username": "ana.sousa"}, "user_id": user_id}],
+            "messages": [{"from_user_id": user_id, "id": "wamid.IN.U1",
+                          "timestamp": chrono::Utc::now().timestamp().to_string(),
+                          "type": "text", "text": {"body": "Which payment methods do you accept? MB WAY?"}}]
+        }}]}]
+    }))
+    .unwrap();
+    assert_eq!(post_meta(&t, &body).await.status(), 200);
+    let sent = wait_for_sends(&graph, 1).await;
+    assert_eq!(sent[0]["recipient"], user_id, "{}", sent[0]);
+    assert!(sent[0].get("to").is_none(), "{}", sent[0]);
+    let conversations = t.get("/api/v1/conversations").await;
+    assert_eq!(conversations[0]["contact"]["user_id"], user_id);
+    assert_eq!(conversations[0]["contact"]["name"], "Ana Sousa");
+    t.stop().await;
+}
