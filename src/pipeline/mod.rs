@@ -7,6 +7,9 @@ pub mod rules;
 pub mod sandbox;
 pub mod voice;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
