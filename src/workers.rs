@@ -158,6 +158,26 @@ impl Drop for Running {
     }
 }
 
+/// Runs `work` as a task named `worker` until `stop` turns true, starting it again (after
+/// `pause`) whenever it ends or panics before that.
+async fn supervised<F, Fut>(worker: String, stop: watch::Receiver<bool>, pause: Duration, work: F)
+where
+    F: Fn(String, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let ended = tokio::spawn(work(worker.clone(), stop.clone())).await;
+        if *stop.borrow() {
+            break;
+        }
+        match ended {
+            Err(e) if e.is_panic() => tracing::error!(%worker, "worker panicked; restarting it"),
+            _ => tracing::error!(%worker, "worker stopped unexpectedly; restarting it"),
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
 /// Runs jobs until told to stop.
 pub struct Workers {
     store: Arc<dyn Store>,
@@ -203,27 +223,13 @@ impl Workers {
             let workers = self.clone();
             let stop = stop.clone();
             let name = format!("{}-{n}", workers.id);
-            set.spawn(async move { workers.supervise(name, stop).await });
+            let pause = Duration::from_millis(workers.settings.poll_ms);
+            set.spawn(supervised(name, stop, pause, move |name, stop| {
+                let workers = workers.clone();
+                async move { workers.run(name, stop).await }
+            }));
         }
         set
-    }
-
-    async fn supervise(self: Arc<Self>, worker: String, stop: watch::Receiver<bool>) {
-        loop {
-            let this = self.clone();
-            let (name, stopping) = (worker.clone(), stop.clone());
-            let ended = tokio::spawn(async move { this.run(name, stopping).await }).await;
-            if *stop.borrow() {
-                break;
-            }
-            match ended {
-                Err(e) if e.is_panic() => {
-                    tracing::error!(%worker, "worker panicked; restarting it")
-                }
-                _ => tracing::error!(%worker, "worker stopped unexpectedly; restarting it"),
-            }
-            tokio::time::sleep(Duration::from_millis(self.settings.poll_ms)).await;
-        }
     }
 
     async fn run(&self, worker: String, mut stop: watch::Receiver<bool>) {
@@ -401,6 +407,61 @@ impl Workers {
 mod tests {
     use super::*;
     use crate::domain::{JobId, MessageId};
+
+    #[test]
+    fn readiness_sees_a_worker_loop_that_is_not_running() {
+        let health = Arc::new(WorkerHealth::default());
+        assert!(
+            health.ok(),
+            "no workers expected (a process that only serves the API)"
+        );
+        health.expected.store(2, Ordering::Relaxed);
+        assert!(!health.ok());
+        let first = Running::new(health.clone());
+        let second = Running::new(health.clone());
+        assert!(health.ok());
+        drop(second);
+        assert!(!health.ok(), "a loop that ended is reported");
+        assert_eq!((health.running(), health.expected()), (1, 2));
+        drop(first);
+    }
+
+    #[tokio::test]
+    async fn a_worker_loop_that_ends_is_started_again() {
+        // The first run of the loop panics; the supervisor starts it again.
+        let health = Arc::new(WorkerHealth::default());
+        let restarts = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let counted = restarts.clone();
+        let probe = health.clone();
+        let supervisor = tokio::spawn(supervised(
+            "w".into(),
+            stopped,
+            Duration::from_millis(5),
+            move |_name, _stop| {
+                let counted = counted.clone();
+                let probe = probe.clone();
+                async move {
+                    let _running = Running::new(probe);
+                    if counted.fetch_add(1, Ordering::Relaxed) == 0 {
+                        panic!("first run panics");
+                    }
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
+        // (Printing the panic's backtrace can take a while.)
+        for _ in 0..500 {
+            if restarts.load(Ordering::Relaxed) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(restarts.load(Ordering::Relaxed), 2, "restarted once");
+        assert_eq!(health.running(), 1);
+        stop.send(true).unwrap();
+        supervisor.abort();
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

@@ -261,7 +261,8 @@ async fn a_reply_longer_than_whatsapp_allows_arrives_in_parts() {
     let long = format!("{}\n\n{}", paragraph.trim(), paragraph.trim());
     assert!(long.chars().count() > crate::channels::MAX_TEXT_CHARS);
     let r = rig(scripted([Ok(long.clone())])).await;
-    r.customer("in-1", "When does the bakery open every day?").await;
+    r.customer("in-1", "When does the bakery open every day?")
+        .await;
     r.drain().await;
     let sent = r.texts();
     assert_eq!(sent.len(), 2, "{sent:?}");

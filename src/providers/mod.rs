@@ -806,6 +806,41 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn answers_are_read_up_to_a_limit_and_no_further() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(path("/small"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 1000]))
+            .mount(&server)
+            .await;
+        Mock::given(path("/huge"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 3 * 1024 * 1024]))
+            .mount(&server)
+            .await;
+        let client = reqwest::Client::new();
+        let small = execute(client.get(format!("{}/small", server.uri())))
+            .await
+            .unwrap();
+        assert_eq!(small.body.len(), 1000);
+        let Err(huge) = execute(client.get(format!("{}/huge", server.uri()))).await else {
+            panic!("a 3 MiB answer was read whole");
+        };
+        assert!(
+            matches!(&huge, ProviderError::Permanent(m) if m.contains("larger than")),
+            "{huge:?}"
+        );
+        // Media have their own, larger limit.
+        let media = execute_limited(
+            client.get(format!("{}/huge", server.uri())),
+            MAX_MEDIA_BYTES,
+        )
+        .await
+        .unwrap();
+        assert_eq!(media.body.len(), 3 * 1024 * 1024);
+    }
+
     #[test]
     fn hmac_matches_the_published_sanity_vector() {
         let good = "0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914";

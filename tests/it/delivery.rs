@@ -292,12 +292,20 @@ async fn a_lost_answer_waits_for_the_status_before_sending_again(postgres: bool)
     r.wait_sent(1, Duration::from_secs(20)).await;
     let first = r.provider.attempts()[0].clone();
     let reference = first.idempotency_key.clone().expect("a reference");
+    // The status comes a second later (well within the grace period): nothing is sent again
+    // meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        r.provider.attempts().len(),
+        1,
+        "not sent again while waiting"
+    );
     let status = r
         .hook(json!({"route": ROUTE, "statuses": [
             {"id": "rec.1", "status": "delivered", "reference": reference}]}))
         .await;
     assert_eq!(status.status(), 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(r.provider.attempts().len(), 1, "not sent again");
     let outbound = r.outbound().await;
     assert_eq!(outbound[0]["status"], "delivered", "{outbound:?}");
