@@ -152,6 +152,8 @@ crate::both_backends_flag!(
     a_lost_answer_is_resent_with_the_same_key_where_the_provider_deduplicates,
     an_escalated_conversation_gets_no_bot_message_at_all,
     nul_characters_do_not_hold_back_a_webhook_batch,
+    an_update_without_the_secret_keeps_it_and_empty_tokens_never_authenticate,
+    a_human_reply_repeated_with_its_idempotency_key_is_sent_once,
 );
 
 /// Defect: refusals by the channel's own rate limiter counted as failed attempts, so in a burst
@@ -419,9 +421,8 @@ async fn nul_characters_do_not_hold_back_a_webhook_batch(postgres: bool) {
 
 /// Channel credentials: an update without the webhook secret keeps it; an empty one is never
 /// accepted, so an empty header never authenticates.
-#[tokio::test]
-async fn an_update_without_the_secret_keeps_it_and_empty_tokens_never_authenticate() {
-    let Some(r) = rig(meta(), false, |_| {}).await else {
+async fn an_update_without_the_secret_keeps_it_and_empty_tokens_never_authenticate(postgres: bool) {
+    let Some(r) = rig(meta(), postgres, |_| {}).await else {
         return;
     };
     let patch = |body: Value| {
@@ -451,5 +452,58 @@ async fn an_update_without_the_secret_keeps_it_and_empty_tokens_never_authentica
             .await
             .unwrap();
     assert_eq!(refused.status(), 401);
+    r.t.stop().await;
+}
+
+/// Defect: a person's reply retried by its client after a timeout was recorded and sent twice.
+/// With an `Idempotency-Key` the repeat answers 200 with the first message and nothing more is
+/// sent; the same key with other text is a conflict.
+async fn a_human_reply_repeated_with_its_idempotency_key_is_sent_once(postgres: bool) {
+    let Some(r) = rig(meta(), postgres, |_| {}).await else {
+        return;
+    };
+    r.customer_writes("idem-1", "5215550011", "Hola").await;
+    r.wait_sent(1, Duration::from_secs(20)).await;
+    let conversation = r.conversation_of("5215550011").await;
+    let path = format!(
+        "/api/v1/conversations/{}/messages",
+        conversation["id"].as_str().unwrap()
+    );
+    let reply = |key: &'static str, text: &'static str| {
+        r.t.request(reqwest::Method::POST, &path)
+            .header("idempotency-key", key)
+            .json(&json!({"text": text}))
+            .send()
+    };
+    let first = reply("k-1", "Soy Marta, te ayudo yo.").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = reply("k-1", "Soy Marta, te ayudo yo.").await.unwrap();
+    assert_eq!(
+        again.status(),
+        200,
+        "a repeat is answered with the first reply"
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let other = reply("k-1", "Otra cosa").await.unwrap();
+    assert_eq!(other.status(), 409);
+    r.wait_sent(2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let texts: Vec<String> = r
+        .provider
+        .sent()
+        .iter()
+        .filter_map(|s| match &s.body {
+            palaver::providers::OutboundBody::Text { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("Marta")).count(),
+        1,
+        "the person's reply went out once: {texts:?}"
+    );
+    assert_eq!(r.provider.sent().len(), 2, "{texts:?}");
     r.t.stop().await;
 }
