@@ -86,6 +86,33 @@ id_type!(
     /// Identifies an eval run.
     EvalRunId
 );
+id_type!(
+    /// Identifies a workspace: one business, with its own agents, channels, knowledge,
+    /// conversations, keys and people.
+    WorkspaceId
+);
+
+impl WorkspaceId {
+    /// The workspace every installation starts with. Data made before workspaces existed
+    /// belongs to it, and its knowledge collections keep their unqualified names.
+    pub const DEFAULT: WorkspaceId = WorkspaceId(Uuid::from_u128(1));
+}
+
+/// The name of `collection` of workspace `ws` in the store and the vector index: names are
+/// chosen per workspace, so every workspace but the default one qualifies them with its id
+/// (`<32 hex>.<name>`; a `.` never occurs in a name, so no two workspaces' keys can meet).
+pub fn collection_key(ws: WorkspaceId, collection: &str) -> String {
+    if ws == WorkspaceId::DEFAULT {
+        collection.to_string()
+    } else {
+        format!("{}.{collection}", ws.0.simple())
+    }
+}
+
+/// The name a workspace gave a collection, from its [`collection_key`].
+pub fn collection_name(key: &str) -> &str {
+    key.split_once('.').map_or(key, |(_, name)| name)
+}
 
 /// Milliseconds since the Unix epoch, the storage form of every timestamp.
 pub fn to_millis(t: DateTime<Utc>) -> i64 {
@@ -493,7 +520,9 @@ pub fn is_phone_number(s: &str) -> bool {
 pub struct Agent {
     /// Its id.
     pub id: AgentId,
-    /// Unique slug, e.g. `demo`.
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
+    /// Slug, unique in its workspace, e.g. `demo`.
     pub name: String,
     /// Whether the agent answers at all.
     pub active: bool,
@@ -506,9 +535,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// The knowledge collection this agent searches.
-    pub fn collection(&self) -> &str {
+    /// The name of the knowledge collection this agent searches, as its workspace calls it.
+    pub fn collection_name(&self) -> &str {
         self.config.collection.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The key of that collection in the store and the vector index (see [`collection_key`]).
+    pub fn collection(&self) -> String {
+        collection_key(self.workspace_id, self.collection_name())
     }
 }
 
@@ -730,6 +764,7 @@ text_enum!(EscalationReason {
     AnswererFailed => "answerer_failed", HumanTakeover => "human_takeover",
     WindowClosed => "window_closed", DeliveryFailed => "delivery_failed", TurnFailed => "turn_failed",
 });
+text_enum!(MemberRole { Owner => "owner", Author => "author", Agent => "agent" });
 text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
 text_enum!(DeliveryStatus {
     Received => "received", Queued => "queued", Sent => "sent", Delivered => "delivered",
@@ -912,6 +947,8 @@ pub struct Generation {
 pub struct Channel {
     /// Its id.
     pub id: ChannelId,
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
     /// A label.
     pub name: String,
     /// Which provider serves it.
@@ -990,6 +1027,8 @@ impl Contact {
 pub struct Conversation {
     /// Its id.
     pub id: ConversationId,
+    /// The workspace it belongs to (its channel's).
+    pub workspace_id: WorkspaceId,
     /// The channel.
     pub channel_id: ChannelId,
     /// The customer.
@@ -1093,6 +1132,54 @@ impl EscalationReason {
         Self::DeliveryFailed,
         Self::TurnFailed,
     ];
+}
+
+/// What a person (or an API key) may do in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// Everything: channels and their credentials, people, keys, webhooks, and all below.
+    Owner,
+    /// Agents, prompts, knowledge, the sandbox and evals; reads conversations.
+    Author,
+    /// The inbox: reads conversations, replies, assigns, resolves and hands back.
+    Agent,
+}
+
+impl MemberRole {
+    /// Every role, most powerful first.
+    pub const ALL: [MemberRole; 3] = [MemberRole::Owner, MemberRole::Author, MemberRole::Agent];
+}
+
+/// How much a workspace may hold; `None` is no limit. Set by the instance's operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceLimits {
+    /// Channels (numbers and instances), sandbox channels not counted.
+    pub channels: Option<u32>,
+    /// Agents.
+    pub agents: Option<u32>,
+    /// Knowledge documents.
+    pub documents: Option<u32>,
+    /// Bytes of knowledge documents.
+    pub storage_bytes: Option<u64>,
+}
+
+/// A tenant: one business and everything it owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Its id.
+    pub id: WorkspaceId,
+    /// Short unique name, e.g. `acme`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// What it may hold.
+    pub limits: WorkspaceLimits,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// How an escalation ended.

@@ -5,6 +5,7 @@
 //! plug-in traits — [`store::Store`], [`embed::Embedder`], [`vectors::VectorStore`] — whose
 //! backends are chosen once, here, from [`Settings`] and held as `Arc<dyn Trait>`.
 
+pub mod accounts;
 pub mod bench;
 pub mod channels;
 pub mod config;
@@ -33,6 +34,7 @@ pub use config::Settings;
 
 use crate::channels::{ChannelError, Channels};
 use crate::crypto::{generate_api_key, hash_api_key, Sealer};
+use crate::domain::{MemberRole, WorkspaceId};
 use crate::embed::{EmbedError, Embedder};
 use crate::knowledge::{Knowledge, KnowledgeError, ReindexReport};
 use crate::llm::ChatModel;
@@ -258,19 +260,30 @@ impl App {
         Ok(report)
     }
 
-    /// Creates an API key; the key itself is returned only here.
-    pub async fn issue_api_key(&self, name: &str) -> Result<(ApiKey, String), StoreError> {
-        issue_api_key(self.store.as_ref(), name).await
+    /// Creates an API key of workspace `ws` with `role`; the key itself is returned only here.
+    pub async fn issue_api_key(
+        &self,
+        ws: WorkspaceId,
+        role: MemberRole,
+        name: &str,
+    ) -> Result<(ApiKey, String), StoreError> {
+        issue_api_key(self.store.as_ref(), ws, role, name).await
     }
 }
 
-/// Creates an API key in `store`; the key itself is returned only here.
-pub async fn issue_api_key(store: &dyn Store, name: &str) -> Result<(ApiKey, String), StoreError> {
+/// Creates an API key of workspace `ws` with `role` in `store`; the key itself is returned
+/// only here.
+pub async fn issue_api_key(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    role: MemberRole,
+    name: &str,
+) -> Result<(ApiKey, String), StoreError> {
     let key = generate_api_key();
     let info = store
-        .create_api_key(name, &hash_api_key(&key), &key[..10])
+        .create_api_key(ws, role, name, &hash_api_key(&key), &key[..10])
         .await?;
-    tracing::info!(name, prefix = %info.prefix, "API key created");
+    tracing::info!(name, prefix = %info.prefix, workspace = %ws, role = %role, "API key created");
     Ok((info, key))
 }
 

@@ -20,6 +20,14 @@ struct Cli {
     /// Settings file (default: ./palaver.toml when present).
     #[arg(long, global = true, env = "PALAVER_CONFIG")]
     config: Option<PathBuf>,
+    /// Workspace the command works in, by slug or id (default: the default workspace).
+    #[arg(
+        long,
+        global = true,
+        env = "PALAVER_WORKSPACE",
+        default_value = "default"
+    )]
+    workspace: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,9 +99,12 @@ enum Command {
     /// Exits with 1 when the gate fails (pass rate under the minimum, a must-pass case failing,
     /// or with --no-regressions a case that regressed), 2 when the run cannot be made.
     Eval(EvalArgs),
-    /// Manage API keys.
+    /// Manage a workspace's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage workspaces (tenants) and their limits.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
     /// Print performance figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -152,6 +163,9 @@ enum KeysCommand {
     Create {
         /// A label.
         name: String,
+        /// What the key may do: owner, author or agent.
+        #[arg(long, default_value = "owner")]
+        role: String,
     },
     /// List keys.
     List,
@@ -159,6 +173,35 @@ enum KeysCommand {
     Revoke {
         /// The key's id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkspacesCommand {
+    /// Create a workspace.
+    Create {
+        /// Short unique name (a-z, 0-9, '-', '_').
+        slug: String,
+        /// Display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List workspaces with what they hold and their limits.
+    List,
+    /// Set the workspace's limits (the one named by --workspace); `none` removes a limit.
+    Limits {
+        /// Channels.
+        #[arg(long)]
+        channels: Option<String>,
+        /// Agents.
+        #[arg(long)]
+        agents: Option<String>,
+        /// Knowledge documents.
+        #[arg(long)]
+        documents: Option<String>,
+        /// Bytes of knowledge documents.
+        #[arg(long)]
+        storage_bytes: Option<String>,
     },
 }
 
@@ -283,7 +326,20 @@ fn main() -> Result<()> {
         .block_on(run(cli, settings))
 }
 
+/// The workspace named by `--workspace` (slug or id).
+async fn workspace(
+    store: &dyn palaver::store::Store,
+    key: &str,
+) -> Result<palaver::domain::Workspace> {
+    let found = match key.parse::<palaver::domain::WorkspaceId>() {
+        Ok(id) => store.workspace(id).await?,
+        Err(_) => store.workspace_by_slug(key).await?,
+    };
+    found.with_context(|| format!("no workspace `{key}` (see `palaver workspaces list`)"))
+}
+
 async fn run(cli: Cli, settings: Settings) -> Result<()> {
+    let ws_key = cli.workspace.clone();
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -297,10 +353,11 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
         Command::Models(cmd) => models(settings, cmd).await,
         Command::Ingest { paths, agent } => {
             let app = App::build(settings).await?;
-            let agent = find_or_create_agent(&app, &agent).await?;
+            let ws = workspace(app.store.as_ref(), &ws_key).await?.id;
+            let agent = find_or_create_agent(&app, ws, &agent).await?;
             let report = app
                 .knowledge
-                .ingest_paths(agent.collection(), &paths)
+                .ingest_paths(&agent.collection(), &paths)
                 .await?;
             println!("{report}");
             Ok(())
@@ -312,22 +369,23 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
         } => {
             let app = App::build(settings).await?;
             app.check_index().await?;
+            let ws = workspace(app.store.as_ref(), &ws_key).await?.id;
             let agent = app
                 .store
-                .agent_by_name(&agent)
+                .agent_by_name(ws, &agent)
                 .await?
                 .with_context(|| format!("no agent named `{agent}` (create it with `palaver ingest PATH --agent {agent}`)"))?;
             let results = app
                 .knowledge
                 .retrieve(&palaver::knowledge::Query {
-                    collection: agent.collection(),
+                    collection: &agent.collection(),
                     text: &question,
                     top_k: top_k.unwrap_or(agent.config.top_k) as usize,
                     min_score: agent.config.min_score,
                 })
                 .await?;
             if results.is_empty() {
-                println!("no passage found in `{}`", agent.collection());
+                println!("no passage found in `{}`", agent.collection_name());
             }
             for (i, r) in results.iter().enumerate() {
                 let heading = r
@@ -369,14 +427,14 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
         }
         Command::Reindex { agent, stale_only } => {
             let app = App::build(settings).await?;
+            let ws = workspace(app.store.as_ref(), &ws_key).await?.id;
             let collection = match agent {
                 Some(name) => Some(
                     app.store
-                        .agent_by_name(&name)
+                        .agent_by_name(ws, &name)
                         .await?
                         .with_context(|| format!("no agent named `{name}`"))?
-                        .collection()
-                        .to_string(),
+                        .collection(),
                 ),
                 None => None,
             };
@@ -391,9 +449,9 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
             agent,
             session,
             answerer,
-        } => chat(settings, &agent, &session, answerer.as_deref()).await,
+        } => chat(settings, &ws_key, &agent, &session, answerer.as_deref()).await,
         Command::Eval(args) => {
-            let code = match eval(settings, args).await {
+            let code = match eval(settings, &ws_key, args).await {
                 Ok(true) => 0,
                 Ok(false) => 1,
                 Err(e) => {
@@ -406,13 +464,18 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
             }
             Ok(())
         }
-        Command::Keys(cmd) => keys(settings, cmd).await,
+        Command::Keys(cmd) => keys(settings, &ws_key, cmd).await,
+        Command::Workspaces(cmd) => workspaces(settings, &ws_key, cmd).await,
         Command::Bench(cmd) => bench(settings, cmd).await,
     }
 }
 
-async fn find_or_create_agent(app: &App, name: &str) -> Result<palaver::domain::Agent> {
-    if let Some(agent) = app.store.agent_by_name(name).await? {
+async fn find_or_create_agent(
+    app: &App,
+    ws: palaver::domain::WorkspaceId,
+    name: &str,
+) -> Result<palaver::domain::Agent> {
+    if let Some(agent) = app.store.agent_by_name(ws, name).await? {
         return Ok(agent);
     }
     if let Some(e) = palaver::domain::validate_name("agent", name) {
@@ -420,7 +483,7 @@ async fn find_or_create_agent(app: &App, name: &str) -> Result<palaver::domain::
     }
     let agent = app
         .store
-        .create_agent(name, true, &Default::default())
+        .create_agent(ws, name, true, &Default::default())
         .await?;
     eprintln!("created agent `{name}`");
     Ok(agent)
@@ -431,8 +494,13 @@ async fn serve(settings: Settings) -> Result<()> {
     let app = Arc::new(App::build(settings).await?);
     app.check_index().await?;
     palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
-    if app.settings.server.admin_api_key.is_none() && app.store.list_api_keys().await?.is_empty() {
-        let (_, key) = app.issue_api_key("bootstrap").await?;
+    let default_ws = palaver::domain::WorkspaceId::DEFAULT;
+    if app.settings.server.admin_api_key.is_none()
+        && app.store.list_api_keys(default_ws).await?.is_empty()
+    {
+        let (_, key) = app
+            .issue_api_key(default_ws, palaver::domain::MemberRole::Owner, "bootstrap")
+            .await?;
         eprintln!("\nNo API key exists yet. An admin key was created; it is shown only now:\n\n    {key}\n");
         eprintln!("Use it as `Authorization: Bearer <key>`. Create more with `palaver keys create NAME`.\n");
     }
@@ -475,6 +543,7 @@ async fn shutdown_signal() {
 
 async fn chat(
     settings: Settings,
+    ws_key: &str,
     agent: &str,
     session: &str,
     answerer: Option<&str>,
@@ -484,7 +553,8 @@ async fn chat(
 
     let app = App::build(settings).await?;
     app.check_index().await?;
-    let agent = app.store.agent_by_name(agent).await?.with_context(|| {
+    let ws = workspace(app.store.as_ref(), ws_key).await?.id;
+    let agent = app.store.agent_by_name(ws, agent).await?.with_context(|| {
         format!(
             "no agent named `{agent}` (create it with `palaver ingest knowledge/ --agent {agent}`)"
         )
@@ -639,7 +709,7 @@ fn describe(o: &palaver::pipeline::Outcome) -> String {
 }
 
 /// Runs suites (and a second variant when comparing); true when the gate passes.
-async fn eval(settings: Settings, args: EvalArgs) -> Result<bool> {
+async fn eval(settings: Settings, ws_key: &str, args: EvalArgs) -> Result<bool> {
     use palaver::eval::{self, report, results, Environment, Options};
     use std::io::IsTerminal;
 
@@ -684,7 +754,12 @@ async fn eval(settings: Settings, args: EvalArgs) -> Result<bool> {
             .map(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)).to_path_buf());
         match sqlite_file {
             Some(file) if !file.exists() => None,
-            _ => Some(palaver::store::open(&url, 2).await?),
+            _ => {
+                let store = palaver::store::open(&url, 2).await?;
+                store.migrate().await?;
+                let ws = workspace(store.as_ref(), ws_key).await?.id;
+                Some((store, ws))
+            }
         }
     } else {
         None
@@ -798,13 +873,17 @@ async fn models(settings: Settings, cmd: ModelsCommand) -> Result<()> {
     }
 }
 
-async fn keys(settings: Settings, cmd: KeysCommand) -> Result<()> {
+async fn keys(settings: Settings, ws_key: &str, cmd: KeysCommand) -> Result<()> {
     let store =
         palaver::store::open(&settings.database_url(), settings.database.max_connections).await?;
     store.migrate().await?;
+    let ws = workspace(store.as_ref(), ws_key).await?.id;
     match cmd {
-        KeysCommand::Create { name } => {
-            let (info, key) = palaver::issue_api_key(store.as_ref(), &name).await?;
+        KeysCommand::Create { name, role } => {
+            let role: palaver::domain::MemberRole = role
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--role must be owner, author or agent"))?;
+            let (info, key) = palaver::issue_api_key(store.as_ref(), ws, role, &name).await?;
             println!("{key}");
             eprintln!(
                 "created key `{}` ({}); it is not shown again",
@@ -812,22 +891,102 @@ async fn keys(settings: Settings, cmd: KeysCommand) -> Result<()> {
             );
         }
         KeysCommand::List => {
-            for k in store.list_api_keys().await? {
+            for k in store.list_api_keys(ws).await? {
                 let state = k
                     .revoked_at
                     .map_or("live".to_string(), |t| format!("revoked {t}"));
                 println!(
-                    "{}  {:<20} {}…  {}  {}",
-                    k.id, k.name, k.prefix, k.created_at, state
+                    "{}  {:<20} {:<6} {}…  {}  {}",
+                    k.id, k.name, k.role, k.prefix, k.created_at, state
                 );
             }
         }
         KeysCommand::Revoke { id } => {
             let id = id.parse().context("not a key id")?;
-            if !store.revoke_api_key(id).await? {
+            if !store.revoke_api_key(ws, id).await? {
                 bail!("no live key {id}");
             }
             println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn workspaces(settings: Settings, ws_key: &str, cmd: WorkspacesCommand) -> Result<()> {
+    let store =
+        palaver::store::open(&settings.database_url(), settings.database.max_connections).await?;
+    store.migrate().await?;
+    match cmd {
+        WorkspacesCommand::Create { slug, name } => {
+            let name = name.unwrap_or_else(|| slug.clone());
+            let created = palaver::accounts::create_workspace(
+                store.as_ref(),
+                &slug,
+                &name,
+                &Default::default(),
+            )
+            .await
+            .map_err(|e| match e {
+                palaver::accounts::WorkspaceError::Invalid(fields) => anyhow::anyhow!(
+                    "{}",
+                    fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => other.into(),
+            })?;
+            println!("{}  {}", created.id, created.slug);
+        }
+        WorkspacesCommand::List => {
+            for w in store.list_workspaces().await? {
+                let used = store.workspace_usage(w.id).await?;
+                let of = |n: u64, limit: Option<u64>| match limit {
+                    Some(l) => format!("{n}/{l}"),
+                    None => n.to_string(),
+                };
+                println!(
+                    "{}  {:<16} channels {}  agents {}  documents {}  bytes {}  ({})",
+                    w.id,
+                    w.slug,
+                    of(used.channels, w.limits.channels.map(u64::from)),
+                    of(used.agents, w.limits.agents.map(u64::from)),
+                    of(used.documents, w.limits.documents.map(u64::from)),
+                    of(used.storage_bytes, w.limits.storage_bytes),
+                    w.name
+                );
+            }
+        }
+        WorkspacesCommand::Limits {
+            channels,
+            agents,
+            documents,
+            storage_bytes,
+        } => {
+            let w = workspace(store.as_ref(), ws_key).await?;
+            fn limit<T: std::str::FromStr>(
+                flag: &str,
+                value: Option<String>,
+                current: Option<T>,
+            ) -> Result<Option<T>> {
+                match value.as_deref() {
+                    None => Ok(current),
+                    Some("none") => Ok(None),
+                    Some(v) => v
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| anyhow::anyhow!("--{flag} must be a number or `none`")),
+                }
+            }
+            let limits = palaver::domain::WorkspaceLimits {
+                channels: limit("channels", channels, w.limits.channels)?,
+                agents: limit("agents", agents, w.limits.agents)?,
+                documents: limit("documents", documents, w.limits.documents)?,
+                storage_bytes: limit("storage-bytes", storage_bytes, w.limits.storage_bytes)?,
+            };
+            store.update_workspace(w.id, &w.name, &limits).await?;
+            println!("{}: {}", w.slug, serde_json::to_string(&limits)?);
         }
     }
     Ok(())

@@ -187,11 +187,11 @@ async fn app(
     let config = AgentConfig::default();
     let agent = app
         .store
-        .create_agent("bench", true, &config)
+        .create_agent(crate::domain::WorkspaceId::DEFAULT, "bench", true, &config)
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     app.knowledge
-        .ingest_paths(agent.collection(), &[knowledge.to_path_buf()])
+        .ingest_paths(&agent.collection(), &[knowledge.to_path_buf()])
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     Ok((Arc::new(app), agent))

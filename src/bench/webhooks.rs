@@ -221,6 +221,7 @@ pub async fn run(
     );
     app.channels
         .create(ChannelInput {
+            workspace_id: crate::domain::WorkspaceId::DEFAULT,
             name: "bench".into(),
             provider: crate::domain::ProviderKind::Meta,
             route_key: PHONE_ID.to_string(),

@@ -42,7 +42,7 @@ impl Channels {
         let subscription = provider.subscription().ok_or_else(|| {
             ChannelError::NotFound(format!("{} makes no webhook handshake", kind.as_str()))
         })?;
-        for channel in self.store.list_channels(Some(kind)).await? {
+        for channel in self.store.list_channels(None, Some(kind)).await? {
             let Ok(credentials) = self.credentials(&channel).await else {
                 continue;
             };
@@ -78,7 +78,7 @@ impl Channels {
                     ))
                 }
             },
-            (WebhookScope::Provider, None) => self.store.list_channels(Some(kind)).await?,
+            (WebhookScope::Provider, None) => self.store.list_channels(None, Some(kind)).await?,
             _ => return Err(ChannelError::NotFound("no such webhook".into())),
         };
         let mut verified = Vec::new();

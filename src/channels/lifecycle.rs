@@ -4,7 +4,9 @@
 //! change.
 
 use super::{ChannelError, Channels};
-use crate::domain::{AgentId, Channel, ChannelConfig, ChannelState, FieldError, ProviderKind};
+use crate::domain::{
+    AgentId, Channel, ChannelConfig, ChannelState, FieldError, ProviderKind, WorkspaceId,
+};
 use crate::net::UrlGuard;
 use crate::providers::{ConnectOutcome, Credentials, PairingQr, Provider};
 use crate::store::NewChannel;
@@ -12,6 +14,8 @@ use crate::store::NewChannel;
 /// What the caller provides to create a channel.
 #[derive(Debug, Clone)]
 pub struct ChannelInput {
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
     /// A label.
     pub name: String,
     /// Which provider serves it.
@@ -89,6 +93,7 @@ impl Channels {
         let channel = self
             .store
             .create_channel(NewChannel {
+                workspace_id: input.workspace_id,
                 name: input.name,
                 provider: input.provider,
                 route_key: input.route_key,

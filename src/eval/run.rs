@@ -25,7 +25,7 @@ use super::results::{
 use super::suite::{Case, Said, Suite};
 use super::EvalError;
 use crate::config::Settings;
-use crate::domain::{Agent, AgentConfig};
+use crate::domain::{Agent, AgentConfig, WorkspaceId};
 use crate::embed::Embedder;
 use crate::pipeline::{sandbox, Overrides};
 use crate::store::Store;
@@ -39,8 +39,8 @@ pub struct Environment {
     pub settings: Settings,
     /// The embedder, loaded once by the caller and shared.
     pub embedder: Arc<dyn Embedder>,
-    /// The user's store, read for suites that start from a stored agent.
-    pub agents: Option<Arc<dyn Store>>,
+    /// The user's store and workspace, read for suites that start from a stored agent.
+    pub agents: Option<(Arc<dyn Store>, WorkspaceId)>,
 }
 
 /// How a run shows its progress on stderr.
@@ -156,7 +156,7 @@ async fn prepare(
     let base = match &suite.agent.from {
         Some(name) => {
             let agent = match &env.agents {
-                Some(store) => store.agent_by_name(name).await?,
+                Some((store, ws)) => store.agent_by_name(*ws, name).await?,
                 None => None,
             };
             agent
@@ -210,7 +210,12 @@ async fn prepare(
     let agent = sandbox
         .app
         .store
-        .create_agent(name.trim_end_matches('-'), true, &config)
+        .create_agent(
+            WorkspaceId::DEFAULT,
+            name.trim_end_matches('-'),
+            true,
+            &config,
+        )
         .await?;
     Ok(Prepared { agent, knowledge })
 }

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use super::results::RunResults;
 use super::suite::{self, SchemaError, SchemaErrors, Suite};
 use super::{run, EvalError};
-use crate::domain::EvalRunId;
+use crate::domain::{EvalRunId, WorkspaceId};
 use crate::store::{EvalRun, EvalRunStatus, FinishedEvalRun};
 use crate::App;
 
@@ -125,7 +125,12 @@ pub async fn interrupt_stale(store: &dyn crate::store::Store) -> Result<u64, Eva
 }
 
 /// Checks the request, records the run and starts it in the background.
-pub async fn start(app: Arc<App>, request: RunRequest) -> Result<EvalRun, EvalError> {
+/// Suites that start from a stored agent (`agent.from`) read it from workspace `ws`.
+pub async fn start(
+    app: Arc<App>,
+    ws: WorkspaceId,
+    request: RunRequest,
+) -> Result<EvalRun, EvalError> {
     if let Some(min) = request.min_pass {
         if !(0.0..=1.0).contains(&min) {
             return Err(schema("min_pass", "", "must be between 0 and 1"));
@@ -139,14 +144,20 @@ pub async fn start(app: Arc<App>, request: RunRequest) -> Result<EvalRun, EvalEr
     let suites = suites_for(&app, &request)?;
     let id = EvalRunId::new();
     let recorded = serde_json::to_value(&request).unwrap_or(Value::Null);
-    let created = app.store.create_eval_run(id, &recorded).await?;
+    let created = app.store.create_eval_run(ws, id, &recorded).await?;
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
     app.store.record_eval_progress(id, 0, cases as u64).await?;
-    tokio::spawn(run_in_background(app, id, suites, request));
+    tokio::spawn(run_in_background(app, ws, id, suites, request));
     Ok(created)
 }
 
-async fn run_in_background(app: Arc<App>, id: EvalRunId, suites: Vec<Suite>, request: RunRequest) {
+async fn run_in_background(
+    app: Arc<App>,
+    ws: WorkspaceId,
+    id: EvalRunId,
+    suites: Vec<Suite>,
+    request: RunRequest,
+) {
     let Ok(_turn) = one_at_a_time().acquire().await else {
         return;
     };
@@ -166,7 +177,7 @@ async fn run_in_background(app: Arc<App>, id: EvalRunId, suites: Vec<Suite>, req
     let env = run::Environment {
         settings: (*app.settings).clone(),
         embedder: app.knowledge.embedder().clone(),
-        agents: Some(app.store.clone()),
+        agents: Some((app.store.clone(), ws)),
     };
     let options = run::Options {
         concurrency: request

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::accounts::{LimitError, WorkspaceError};
 use crate::domain::FieldError;
 use crate::knowledge::KnowledgeError;
 use crate::store::StoreError;
@@ -36,6 +37,9 @@ pub enum ApiError {
     /// Conflicts with existing state (e.g. a name already taken).
     #[error("{0}")]
     Conflict(String),
+    /// The workspace holds all its limits allow.
+    #[error("{0}")]
+    LimitReached(String),
     /// Body over the size limit.
     #[error("{0}")]
     TooLarge(String),
@@ -74,7 +78,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::LimitReached(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Invalid(_) => "invalid",
             ApiError::Conflict(_) => "conflict",
+            ApiError::LimitReached(_) => "limit_reached",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
@@ -148,6 +153,24 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(format!("database unavailable: {m}"))
             }
             e @ (StoreError::Corrupt(_) | StoreError::Backend(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            e @ LimitError::Reached { .. } => ApiError::LimitReached(e.to_string()),
+            LimitError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(e: WorkspaceError) -> Self {
+        match e {
+            WorkspaceError::Invalid(fields) => ApiError::Invalid(fields),
+            WorkspaceError::Store(e) => e.into(),
         }
     }
 }

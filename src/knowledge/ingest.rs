@@ -546,16 +546,47 @@ impl Knowledge {
     }
 }
 
+/// A collection key: a valid name, qualified by a workspace id but in the default workspace
+/// (see [`crate::domain::collection_key`]).
 fn check_collection(collection: &str) -> Result<(), KnowledgeError> {
-    match validate_name("collection", collection) {
-        Some(_) => Err(KnowledgeError::InvalidCollection(collection.to_string())),
-        None => Ok(()),
+    let (qualifier, name) = match collection.split_once('.') {
+        Some((q, name)) => (Some(q), name),
+        None => (None, collection),
+    };
+    let qualifier_ok = qualifier.is_none_or(|q| {
+        q.len() == 32
+            && q.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    match (qualifier_ok, validate_name("collection", name)) {
+        (true, None) => Ok(()),
+        _ => Err(KnowledgeError::InvalidCollection(collection.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collection_keys_are_names_or_workspace_qualified_names() {
+        let ws = crate::domain::WorkspaceId::new();
+        let qualified = crate::domain::collection_key(ws, "faq");
+        let cases = [
+            ("faq", true),
+            (qualified.as_str(), true),
+            ("0123456789abcdef0123456789abcdef.faq", true),
+            ("0123456789ABCDEF0123456789abcdef.faq", false),
+            ("0123.faq", false),
+            ("0123456789abcdef0123456789abcdef.", false),
+            ("0123456789abcdef0123456789abcdef.a.b", false),
+            ("../faq", false),
+            ("", false),
+        ];
+        for (key, ok) in cases {
+            assert_eq!(check_collection(key).is_ok(), ok, "{key:?}");
+        }
+    }
 
     #[test]
     fn heading_prefixes_the_embedded_text() {

@@ -659,11 +659,16 @@ impl Pipeline {
                 query = format!("{} {question}", previous.content);
             }
         }
-        let collection = config.collection.as_deref().unwrap_or(&agent.name);
+        // The agent's workspace qualifies the name, whatever an override says: a sandbox
+        // override can choose another of its workspace's collections, never another workspace's.
+        let collection = crate::domain::collection_key(
+            agent.workspace_id,
+            config.collection.as_deref().unwrap_or(&agent.name),
+        );
         let results = self
             .knowledge
             .retrieve(&Query {
-                collection,
+                collection: &collection,
                 text: &query,
                 top_k: config.top_k as usize,
                 min_score: config.min_score,

@@ -37,6 +37,7 @@ pub async fn conversation(
         Some(c) => c,
         None => match store
             .create_channel(NewChannel {
+                workspace_id: agent.workspace_id,
                 name: format!("sandbox: {}", agent.name),
                 provider: ProviderKind::Sandbox,
                 route_key: route.clone(),

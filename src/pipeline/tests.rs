@@ -59,10 +59,14 @@ async fn rig(model: Arc<ScriptedChat>) -> Rig {
                "escalation": {"keywords": ["humano"], "support_contact": "5511988887777"}}),
     )
     .unwrap();
-    let agent = app.store.create_agent("shop", true, &config).await.unwrap();
+    let agent = app
+        .store
+        .create_agent(crate::domain::WorkspaceId::DEFAULT, "shop", true, &config)
+        .await
+        .unwrap();
     app.knowledge
         .ingest_bytes(
-            agent.collection(),
+            &agent.collection(),
             "hours.md",
             b"# Opening hours\n\nThe bakery opens every day from 7am to 7pm, Sundays included."
                 .to_vec(),
@@ -73,6 +77,7 @@ async fn rig(model: Arc<ScriptedChat>) -> Rig {
     let channel = app
         .channels
         .create(crate::channels::ChannelInput {
+            workspace_id: crate::domain::WorkspaceId::DEFAULT,
             name: "Bakery".into(),
             provider: ProviderKind::Meta,
             route_key: ROUTE.into(),
@@ -134,11 +139,14 @@ impl Rig {
         let list = self
             .app
             .store
-            .list_conversations(&crate::store::ConversationFilter {
-                channel_id: Some(self.channel.id),
-                limit: 10,
-                ..Default::default()
-            })
+            .list_conversations(
+                crate::domain::WorkspaceId::DEFAULT,
+                &crate::store::ConversationFilter {
+                    channel_id: Some(self.channel.id),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         let customer = list

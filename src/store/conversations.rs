@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::sql::{db_err, get, now_ms, opt_time, parse_id, placeholders, time, SqlStore};
+use super::sql::{
+    db_err, get, now_ms, opt_time, parse_id, parse_text, placeholders, time, SqlStore,
+};
 use super::{
     ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy, JobLimits,
     NewChannel, NewEscalation, NewInbound, NewOutbound, NewTurn, RecordedInbound, RecordedTurn,
@@ -18,15 +20,8 @@ use crate::domain::{
     to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation,
     ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation,
     EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Resolution, Role, Task,
+    WorkspaceId,
 };
-
-fn parse_text<T: std::str::FromStr<Err = String>>(
-    row: &AnyRow,
-    column: &str,
-) -> Result<T, StoreError> {
-    let raw: String = get(row, column)?;
-    raw.parse().map_err(StoreError::Corrupt)
-}
 
 fn json_column<T: serde::de::DeserializeOwned>(
     row: &AnyRow,
@@ -42,12 +37,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 const CHANNEL_COLUMNS: &str =
-    "id, name, provider, route_key, agent_id, settings, state, state_detail, created_at, updated_at";
+    "id, workspace_id, name, provider, route_key, agent_id, settings, state, state_detail, created_at, updated_at";
 
 fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
     let agent: Option<String> = get(row, "agent_id")?;
     Ok(Channel {
         id: parse_id(row, "id")?,
+        workspace_id: parse_id(row, "workspace_id")?,
         name: get(row, "name")?,
         provider: parse_text(row, "provider")?,
         route_key: get(row, "route_key")?,
@@ -83,16 +79,17 @@ impl<'a> ContactIds<'a> {
     }
 }
 
-const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
+const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
         cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
         ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name
-    FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id";
+    FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id";
 
 fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     let agent: Option<String> = get(row, "agent_id")?;
     let channel_id: ChannelId = parse_id(row, "channel_id")?;
     Ok(Conversation {
         id: parse_id(row, "id")?,
+        workspace_id: parse_id(row, "workspace_id")?,
         channel_id,
         contact: Contact {
             id: parse_id(row, "contact_id")?,
@@ -207,13 +204,17 @@ impl SqlStore {
             }
         }
         let conversation = m.conversation_id.to_string();
-        let channel_row = sqlx::query("SELECT channel_id FROM conversations WHERE id = $1")
-            .bind(&conversation)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))?;
+        let channel_row = sqlx::query(
+            "SELECT cv.channel_id, ch.workspace_id FROM conversations cv
+             JOIN channels ch ON ch.id = cv.channel_id WHERE cv.id = $1",
+        )
+        .bind(&conversation)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))?;
         let channel: String = get(&channel_row, "channel_id")?;
+        let workspace: String = get(&channel_row, "workspace_id")?;
         let id = MessageId::new().to_string();
         let status = match m.delivery {
             Delivery::Outbox(_) => DeliveryStatus::Queued,
@@ -255,7 +256,8 @@ impl SqlStore {
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("bad message id {id}")))?,
             };
-            Self::insert_job(tx, &task, &format!("send:{conversation}"), limits, now).await?;
+            let queue = format!("send:{conversation}");
+            Self::insert_job(tx, &workspace, &task, &queue, limits, now).await?;
         }
         let message = Self::message_in(tx, &id).await?;
         Ok((message, true))
@@ -264,14 +266,15 @@ impl SqlStore {
     /// Enqueues `task` inside `tx`.
     async fn insert_job(
         tx: &mut Tx,
+        workspace: &str,
         task: &Task,
         queue_key: &str,
         limits: JobLimits,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7, $7)",
+            "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
+             VALUES ($1, $8, $2, $3, $4, 'pending', 0, $5, $6, $7, $7, $7)",
         )
         .bind(JobId::new().to_string())
         .bind(task.kind())
@@ -280,6 +283,7 @@ impl SqlStore {
         .bind(limits.max_abandoned as i64)
         .bind(now.saturating_add(limits.retry_for.as_millis() as i64))
         .bind(now)
+        .bind(workspace)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
@@ -477,8 +481,8 @@ impl ConversationStore for SqlStore {
         let id = ChannelId::new();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO channels (id, name, provider, route_key, agent_id, credentials, settings, state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            "INSERT INTO channels (id, workspace_id, name, provider, route_key, agent_id, credentials, settings, state, created_at, updated_at)
+             VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(id.to_string())
         .bind(&c.name)
@@ -489,6 +493,7 @@ impl ConversationStore for SqlStore {
         .bind(to_json(&c.settings)?)
         .bind(c.state.as_str())
         .bind(now)
+        .bind(c.workspace_id.to_string())
         .execute(&self.write)
         .await
         .map_err(|e| match db_err(e) {
@@ -533,13 +538,16 @@ impl ConversationStore for SqlStore {
 
     async fn list_channels(
         &self,
+        ws: Option<WorkspaceId>,
         provider: Option<ProviderKind>,
     ) -> Result<Vec<Channel>, StoreError> {
         let sql = format!(
-            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider <> 'sandbox' AND ($1 = '' OR provider = $1) ORDER BY name, id"
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE provider <> 'sandbox' AND ($1 = '' OR provider = $1)
+               AND ($2 = '' OR workspace_id = $2) ORDER BY name, id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(provider.map(|p| p.as_str()).unwrap_or(""))
+            .bind(ws.map(|w| w.to_string()).unwrap_or_default())
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
@@ -687,8 +695,8 @@ impl ConversationStore for SqlStore {
             let run_at = now + policy.debounce.as_millis() as i64;
             let max_delay = policy.max_delay.as_millis() as i64;
             sqlx::query(
-                "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
-                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
+                "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
+                 VALUES ($1, $11, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
                  ON CONFLICT (dedupe_key) DO UPDATE SET
                     run_at = CASE WHEN excluded.run_at < jobs.created_at + $9 THEN excluded.run_at ELSE jobs.created_at + $9 END,
                     updated_at = excluded.updated_at",
@@ -703,6 +711,7 @@ impl ConversationStore for SqlStore {
             .bind(now)
             .bind(max_delay)
             .bind(now.saturating_add(policy.limits.retry_for.as_millis() as i64))
+            .bind(channel.workspace_id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -804,10 +813,14 @@ impl ConversationStore for SqlStore {
 
     async fn list_conversations(
         &self,
+        ws: WorkspaceId,
         f: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let mut conditions = vec!["cv.sandbox = $1".to_string()];
-        let mut args: Vec<String> = Vec::new();
+        let mut conditions = vec![
+            "cv.sandbox = $1".to_string(),
+            "ch.workspace_id = $2".to_string(),
+        ];
+        let mut args: Vec<String> = vec![ws.to_string()];
         if let Some(status) = f.status {
             args.push(status.as_str().to_string());
             conditions.push(format!("cv.status = ${}", args.len() + 1));
@@ -834,7 +847,7 @@ impl ConversationStore for SqlStore {
         // Activity times can tie (two messages within one clock tick); the conversation with
         // the later message comes first then.
         let sql = format!(
-            "SELECT cv.id, cv.channel_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
+            "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
                     cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
                     ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name, ch.name AS channel_name,
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id

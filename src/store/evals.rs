@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
 use super::StoreError;
-use crate::domain::EvalRunId;
+use crate::domain::{EvalRunId, WorkspaceId};
 
 /// Where an eval run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +55,8 @@ impl std::str::FromStr for EvalRunStatus {
 pub struct EvalRun {
     /// Its id.
     pub id: EvalRunId,
+    /// The workspace that started it.
+    pub workspace_id: WorkspaceId,
     /// Where it is.
     pub status: EvalRunStatus,
     /// What was asked (suites, overrides), as given.
@@ -97,6 +99,7 @@ pub trait EvalStore: Send + Sync {
     /// Records a new run, `running`, with what was asked.
     async fn create_eval_run(
         &self,
+        ws: WorkspaceId,
         id: EvalRunId,
         request: &serde_json::Value,
     ) -> Result<EvalRun, StoreError>;
@@ -116,7 +119,8 @@ pub trait EvalStore: Send + Sync {
     /// A run with its results.
     async fn eval_run(&self, id: EvalRunId) -> Result<Option<EvalRun>, StoreError>;
     /// The latest runs, newest first, without their results.
-    async fn list_eval_runs(&self, limit: u32) -> Result<Vec<EvalRun>, StoreError>;
+    async fn list_eval_runs(&self, ws: WorkspaceId, limit: u32)
+        -> Result<Vec<EvalRun>, StoreError>;
     /// Marks runs still `running` with no progress since `before` as `error` (their process
     /// stopped); returns how many.
     async fn interrupt_eval_runs(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -132,6 +136,7 @@ fn eval_run_from_row(row: &AnyRow, with_results: bool) -> Result<EvalRun, StoreE
     let status: String = get(row, "status")?;
     Ok(EvalRun {
         id: parse_id(row, "id")?,
+        workspace_id: parse_id(row, "workspace_id")?,
         status: status.parse().map_err(StoreError::Corrupt)?,
         request: json(row, "request")?.unwrap_or(serde_json::Value::Null),
         cases_done: get::<i64>(row, "cases_done")?.max(0) as u64,
@@ -157,17 +162,19 @@ fn to_text(value: &serde_json::Value) -> String {
 impl EvalStore for SqlStore {
     async fn create_eval_run(
         &self,
+        ws: WorkspaceId,
         id: EvalRunId,
         request: &serde_json::Value,
     ) -> Result<EvalRun, StoreError> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO eval_runs (id, status, request, cases_done, cases_total, created_at, updated_at)
-             VALUES ($1, 'running', $2, 0, 0, $3, $3)",
+            "INSERT INTO eval_runs (id, workspace_id, status, request, cases_done, cases_total, created_at, updated_at)
+             VALUES ($1, $4, 'running', $2, 0, 0, $3, $3)",
         )
         .bind(id.to_string())
         .bind(to_text(request))
         .bind(now)
+        .bind(ws.to_string())
         .execute(&self.write)
         .await
         .map_err(db_err)?;
@@ -231,13 +238,18 @@ impl EvalStore for SqlStore {
         row.map(|r| eval_run_from_row(&r, true)).transpose()
     }
 
-    async fn list_eval_runs(&self, limit: u32) -> Result<Vec<EvalRun>, StoreError> {
+    async fn list_eval_runs(
+        &self,
+        ws: WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<EvalRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, status, request, cases_done, cases_total, summary, error,
+            "SELECT id, workspace_id, status, request, cases_done, cases_total, summary, error,
                 created_at, updated_at, finished_at
-             FROM eval_runs ORDER BY created_at DESC, id DESC LIMIT $1",
+             FROM eval_runs WHERE workspace_id = $2 ORDER BY created_at DESC, id DESC LIMIT $1",
         )
         .bind(limit as i64)
+        .bind(ws.to_string())
         .fetch_all(&self.read)
         .await
         .map_err(db_err)?;

@@ -14,7 +14,7 @@ use sqlx::AssertSqlSafe;
 
 use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
 use super::{Backend, Job, JobStore, NewJob, StoreError};
-use crate::domain::{to_millis, JobId};
+use crate::domain::{to_millis, JobId, WorkspaceId};
 
 fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
     let payload: String = get(row, "payload")?;
@@ -45,8 +45,8 @@ impl JobStore for SqlStore {
         let id = JobId::new();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO jobs (id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8)",
+            "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
+             VALUES ($1, $9, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8)",
         )
         .bind(id.to_string())
         .bind(job.task.kind())
@@ -56,6 +56,7 @@ impl JobStore for SqlStore {
         .bind(now.saturating_add(job.limits.retry_for.as_millis() as i64))
         .bind(to_millis(job.run_at))
         .bind(now)
+        .bind(job.workspace_id.to_string())
         .execute(&self.write)
         .await
         .map_err(db_err)?;
@@ -188,34 +189,49 @@ impl JobStore for SqlStore {
         Ok(())
     }
 
-    async fn list_jobs(&self, status: &str, limit: u32) -> Result<Vec<Job>, StoreError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = $1 ORDER BY seq LIMIT $2");
+    async fn list_jobs(
+        &self,
+        ws: WorkspaceId,
+        status: &str,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = $1 AND workspace_id = $3 ORDER BY seq LIMIT $2"
+        );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(status)
             .bind(limit.clamp(1, 1000) as i64)
+            .bind(ws.to_string())
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn requeue_job(&self, id: JobId) -> Result<bool, StoreError> {
+    async fn requeue_job(&self, ws: WorkspaceId, id: JobId) -> Result<bool, StoreError> {
         let now = now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET status = 'pending', attempts = 0, abandoned = 0, run_at = $2, updated_at = $2,
                 expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE $2 + (expires_at - created_at) END
-             WHERE id = $1 AND status = 'dead'",
+             WHERE id = $1 AND workspace_id = $3 AND status = 'dead'",
         )
         .bind(id.to_string())
         .bind(now)
+        .bind(ws.to_string())
         .execute(&self.write)
         .await
         .map_err(db_err)?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn job_counts(&self) -> Result<HashMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+    async fn job_counts(
+        &self,
+        ws: Option<WorkspaceId>,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM jobs WHERE $1 = '' OR workspace_id = $1 GROUP BY status",
+        )
+        .bind(ws.map(|w| w.to_string()).unwrap_or_default())
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;

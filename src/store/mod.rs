@@ -6,6 +6,7 @@
 //! backends through sqlx's `Any` driver; what differs between SQLite ([`sqlite`]) and Postgres
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
+mod accounts;
 mod conversations;
 mod evals;
 mod jobs;
@@ -24,10 +25,11 @@ use serde::Serialize;
 use crate::domain::{
     Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
     ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
-    Document, DocumentId, Escalation, EscalationReason, Generation, JobId, Message, MessageDetails,
-    MessageId, MessageKind, ProviderKind, Resolution, Role, Task,
+    Document, DocumentId, Escalation, EscalationReason, Generation, JobId, MemberRole, Message,
+    MessageDetails, MessageId, MessageKind, ProviderKind, Resolution, Role, Task, WorkspaceId,
 };
 
+pub use accounts::{AccountStore, WorkspaceUsage};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use sql::SqlStore;
 
@@ -66,12 +68,18 @@ pub enum Backend {
 pub struct ApiKey {
     /// Its id.
     pub id: ApiKeyId,
+    /// The workspace it opens.
+    pub workspace_id: WorkspaceId,
+    /// What it may do there.
+    pub role: MemberRole,
     /// A label.
     pub name: String,
     /// The first characters of the key, to tell keys apart.
     pub prefix: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it was last used (to the minute), if ever.
+    pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -180,6 +188,8 @@ pub struct CollectionState {
 /// A channel to create.
 #[derive(Debug, Clone)]
 pub struct NewChannel {
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
     /// A label.
     pub name: String,
     /// Its provider.
@@ -416,6 +426,8 @@ impl Job {
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// The workspace whose work it is.
+    pub workspace_id: WorkspaceId,
     /// What to do.
     pub task: Task,
     /// Serialisation key.
@@ -442,6 +454,7 @@ pub trait ConversationStore: Send + Sync {
     /// All channels of one provider, or all (sandbox channels excluded).
     async fn list_channels(
         &self,
+        ws: Option<WorkspaceId>,
         provider: Option<ProviderKind>,
     ) -> Result<Vec<Channel>, StoreError>;
     /// A channel's sealed credentials.
@@ -489,6 +502,7 @@ pub trait ConversationStore: Send + Sync {
     /// Conversations for the inbox, most recently active first.
     async fn list_conversations(
         &self,
+        ws: WorkspaceId,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, StoreError>;
     /// A page of a conversation's messages, oldest first, before message `before`.
@@ -627,16 +641,22 @@ pub trait JobStore: Send + Sync {
     async fn dead_letter_job(&self, id: JobId, worker: &str, error: &str)
         -> Result<(), StoreError>;
     /// Jobs by status (`pending`, `running`, `dead`), oldest first.
-    async fn list_jobs(&self, status: &str, limit: u32) -> Result<Vec<Job>, StoreError>;
+    async fn list_jobs(
+        &self,
+        ws: WorkspaceId,
+        status: &str,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
     /// Puts a dead job back in the queue with fresh attempts; false if it was not dead.
-    async fn requeue_job(&self, id: JobId) -> Result<bool, StoreError>;
+    async fn requeue_job(&self, ws: WorkspaceId, id: JobId) -> Result<bool, StoreError>;
     /// Counts of jobs by status.
-    async fn job_counts(&self) -> Result<HashMap<String, i64>, StoreError>;
+    async fn job_counts(&self, ws: Option<WorkspaceId>)
+        -> Result<HashMap<String, i64>, StoreError>;
 }
 
 /// The store's domain verbs.
 #[async_trait]
-pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
+pub trait Store: ConversationStore + JobStore + EvalStore + AccountStore + Send + Sync {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
@@ -647,6 +667,7 @@ pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// Creates an agent; [`StoreError::Conflict`] if the name is taken.
     async fn create_agent(
         &self,
+        ws: WorkspaceId,
         name: &str,
         active: bool,
         config: &AgentConfig,
@@ -654,9 +675,10 @@ pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// An agent by id.
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError>;
     /// An agent by name.
-    async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>, StoreError>;
+    async fn agent_by_name(&self, ws: WorkspaceId, name: &str)
+        -> Result<Option<Agent>, StoreError>;
     /// All agents, by name.
-    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    async fn list_agents(&self, ws: WorkspaceId) -> Result<Vec<Agent>, StoreError>;
     /// Saves an agent's name, active flag and configuration.
     async fn update_agent(&self, agent: &Agent) -> Result<Agent, StoreError>;
     /// Deletes an agent; false if it did not exist.
@@ -665,6 +687,8 @@ pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// Stores a new API key by its hash.
     async fn create_api_key(
         &self,
+        ws: WorkspaceId,
+        role: MemberRole,
         name: &str,
         key_hash: &str,
         prefix: &str,
@@ -672,9 +696,11 @@ pub trait Store: ConversationStore + JobStore + EvalStore + Send + Sync {
     /// The live (unrevoked) key with this hash.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// All keys, newest first.
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn list_api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKey>, StoreError>;
+    /// Records that a key was used now (at most once a minute per key).
+    async fn touch_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Revokes a key; false if it did not exist or was already revoked.
-    async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError>;
+    async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<bool, StoreError>;
 
     /// The document stored for this source, if any.
     async fn document_by_source(

@@ -20,8 +20,10 @@ use super::{
     ReplacedDocument, Store, StoreError,
 };
 use crate::domain::{
-    from_millis, Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document, DocumentId,
+    from_millis, to_millis, Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document,
+    DocumentId, MemberRole, WorkspaceId,
 };
+use chrono::{DateTime, Utc};
 
 /// The SQL store over SQLite or Postgres.
 pub struct SqlStore {
@@ -51,6 +53,15 @@ pub(super) fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, Stor
     let raw: String = row.try_get(column).map_err(db_err)?;
     raw.parse()
         .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
+}
+
+/// A text column read as one of the domain's text enums.
+pub(super) fn parse_text<T: std::str::FromStr<Err = String>>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let raw: String = get(row, column)?;
+    raw.parse().map_err(StoreError::Corrupt)
 }
 
 pub(super) fn opt_time(
@@ -119,6 +130,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "contact_user_id",
                 include_str!("../../migrations/sqlite/0003_contact_user_id.sql"),
             ),
+            (
+                4,
+                "workspaces",
+                include_str!("../../migrations/sqlite/0004_workspaces.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -136,6 +152,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "contact_user_id",
                 include_str!("../../migrations/postgres/0003_contact_user_id.sql"),
             ),
+            (
+                4,
+                "workspaces",
+                include_str!("../../migrations/postgres/0004_workspaces.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -147,7 +168,8 @@ fn migrator(backend: Backend) -> Migrator {
                     Cow::Borrowed(*name),
                     MigrationType::Simple,
                     sql.into_sql_str(),
-                    false,
+                    // A migration that opens its own transaction (to change pragmas first).
+                    sql.contains("\nBEGIN;"),
                 )
             })
             .collect(),
@@ -160,6 +182,7 @@ fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))?;
     Ok(Agent {
         id: parse_id(row, "id")?,
+        workspace_id: parse_id(row, "workspace_id")?,
         name: get(row, "name")?,
         active: get::<i64>(row, "active")? != 0,
         config,
@@ -171,9 +194,12 @@ fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
 fn api_key_from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id: parse_id(row, "id")?,
+        workspace_id: parse_id(row, "workspace_id")?,
+        role: parse_text(row, "role")?,
         name: get(row, "name")?,
         prefix: get(row, "prefix")?,
         created_at: time(row, "created_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
         revoked_at: opt_time(row, "revoked_at")?,
     })
 }
@@ -241,6 +267,25 @@ impl SqlStore {
         }
     }
 
+    /// Applies the migrations up to `version` only, leaving the database as the release that
+    /// ended there made it (upgrade tests start from such a database).
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = migrator(self.backend);
+        migrator.migrations = Cow::Owned(
+            migrator
+                .migrations
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect(),
+        );
+        migrator
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
     /// Bumps a collection's version (creating it) inside a write transaction.
     async fn bump_collection(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -296,6 +341,7 @@ impl Store for SqlStore {
 
     async fn create_agent(
         &self,
+        ws: WorkspaceId,
         name: &str,
         active: bool,
         config: &AgentConfig,
@@ -303,12 +349,13 @@ impl Store for SqlStore {
         let id = AgentId::new();
         let now = now_ms();
         let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO agents (id, name, active, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+        sqlx::query("INSERT INTO agents (id, workspace_id, name, active, config, created_at, updated_at) VALUES ($1, $6, $2, $3, $4, $5, $5)")
             .bind(id.to_string())
             .bind(name)
             .bind(active as i64)
             .bind(json)
             .bind(now)
+            .bind(ws.to_string())
             .execute(&self.write)
             .await
             .map_err(|e| match db_err(e) {
@@ -329,8 +376,13 @@ impl Store for SqlStore {
         row.as_ref().map(agent_from_row).transpose()
     }
 
-    async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query("SELECT * FROM agents WHERE name = $1")
+    async fn agent_by_name(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+    ) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query("SELECT * FROM agents WHERE workspace_id = $1 AND name = $2")
+            .bind(ws.to_string())
             .bind(name)
             .fetch_optional(&self.read)
             .await
@@ -338,8 +390,9 @@ impl Store for SqlStore {
         row.as_ref().map(agent_from_row).transpose()
     }
 
-    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM agents ORDER BY name")
+    async fn list_agents(&self, ws: WorkspaceId) -> Result<Vec<Agent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM agents WHERE workspace_id = $1 ORDER BY name")
+            .bind(ws.to_string())
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
@@ -384,19 +437,24 @@ impl Store for SqlStore {
 
     async fn create_api_key(
         &self,
+        ws: WorkspaceId,
+        role: MemberRole,
         name: &str,
         key_hash: &str,
         prefix: &str,
     ) -> Result<ApiKey, StoreError> {
         let id = ApiKeyId::new();
         let row = sqlx::query(
-            "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            "INSERT INTO api_keys (id, workspace_id, role, name, key_hash, prefix, created_at)
+             VALUES ($1, $6, $7, $2, $3, $4, $5) RETURNING *",
         )
         .bind(id.to_string())
         .bind(name)
         .bind(key_hash)
         .bind(prefix)
         .bind(now_ms())
+        .bind(ws.to_string())
+        .bind(role.as_str())
         .fetch_one(&self.write)
         .await
         .map_err(db_err)?;
@@ -412,19 +470,39 @@ impl Store for SqlStore {
         row.as_ref().map(api_key_from_row).transpose()
     }
 
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at DESC")
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?;
+    async fn list_api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(ws.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(api_key_from_row).collect()
     }
 
-    async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, StoreError> {
+    async fn touch_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        // At most one write a minute per key: a busy key must not turn every read into a write.
+        let now = to_millis(now);
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $2
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .bind(now - 60_000)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<bool, StoreError> {
         let result =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND workspace_id = $3 AND revoked_at IS NULL")
                 .bind(id.to_string())
                 .bind(now_ms())
+                .bind(ws.to_string())
                 .execute(&self.write)
                 .await
                 .map_err(db_err)?;

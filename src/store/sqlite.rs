@@ -51,10 +51,13 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .connect(&url)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
+    // Readers connect on first use, after the migrations: a connection opened earlier keeps the
+    // schema it first read, and sqlx describes a `SELECT *` by that schema while SQLite runs it
+    // on the new one, so rows come back with more columns than described (an upgrade adding
+    // columns would make every such read fail).
     let read = options()
         .max_connections(max_connections.max(1))
-        .connect(&url)
-        .await
+        .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
     Ok(SqlStore {
         backend: Backend::Sqlite,

@@ -93,22 +93,25 @@ pub async fn from_settings(settings: &Settings) -> Result<Arc<dyn VectorStore>, 
     }
 }
 
-/// Longest accepted collection name.
-const MAX_COLLECTION_NAME: usize = 64;
+/// Longest accepted collection name: a workspace-qualified key (32 hex digits, `.`, a name of
+/// up to 64).
+const MAX_COLLECTION_NAME: usize = 100;
 
-/// Checks a collection name: 1 to 64 of `a-z`, `0-9`, `_`, `-`. Names become directory names
-/// (edge) and server collection names (qdrant), so nothing else is let through.
+/// Checks a collection name: 1 to 100 of `a-z`, `0-9`, `_`, `-`, `.`, starting with a letter
+/// or digit. Names become directory names (edge) and server collection names (qdrant), so
+/// nothing else is let through.
 pub(crate) fn validate_collection(collection: &str) -> Result<(), VectorError> {
     let valid = !collection.is_empty()
         && collection.len() <= MAX_COLLECTION_NAME
-        && collection
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && (collection.as_bytes()[0].is_ascii_alphanumeric() || collection.starts_with('_'))
+        && collection.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.'
+        });
     if valid {
         Ok(())
     } else {
         Err(VectorError::Invalid(format!(
-            "collection name `{collection}` must be 1-{MAX_COLLECTION_NAME} of a-z, 0-9, `_`, `-`"
+            "collection name `{collection}` must be 1-{MAX_COLLECTION_NAME} of a-z, 0-9, `_`, `-`, `.`, starting with a letter, digit or `_`"
         )))
     }
 }
@@ -146,6 +149,11 @@ mod tests {
             (&too_long, false),
             ("Knowledge", false),
             ("../etc", false),
+            ("..", false),
+            (".hidden", false),
+            ("-flag", false),
+            ("__readiness_probe", true),
+            ("0193f1c2aa7e7c3b9d1e5f0a12345678.faq", true),
             ("a/b", false),
             ("a b", false),
             ("café", false),

@@ -192,7 +192,13 @@ async fn a_burst_of_customers_all_get_replies(postgres: bool) {
     })
     .await
     .expect("every reply marked sent");
-    assert!(t.app.store.list_jobs("dead", 10).await.unwrap().is_empty());
+    assert!(t
+        .app
+        .store
+        .list_jobs(palaver::domain::WorkspaceId::DEFAULT, "dead", 10)
+        .await
+        .unwrap()
+        .is_empty());
     r.t.stop().await;
 }
 
@@ -388,7 +394,7 @@ async fn an_escalated_conversation_gets_no_bot_message_at_all(postgres: bool) {
         .t
         .app
         .store
-        .list_jobs("pending", 10)
+        .list_jobs(palaver::domain::WorkspaceId::DEFAULT, "pending", 10)
         .await
         .unwrap()
         .is_empty());

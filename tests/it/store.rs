@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
-use palaver::domain::{AgentConfig, ChunkId};
+use palaver::domain::{AgentConfig, ChunkId, MemberRole, WorkspaceId};
 use palaver::store::{NewChunk, NewDocument, Store, StoreError};
+
+/// The workspace the store tests work in.
+const WS: WorkspaceId = WorkspaceId::DEFAULT;
 
 crate::both_backends!(
     migrations_are_idempotent,
@@ -53,27 +56,30 @@ async fn agents_crud_and_unique_names(store: Arc<dyn Store>) {
         business_name: "Casa Nube".into(),
         ..Default::default()
     };
-    let agent = store.create_agent("demo", true, &config).await.unwrap();
+    let agent = store.create_agent(WS, "demo", true, &config).await.unwrap();
     assert_eq!(agent.name, "demo");
     assert!(agent.active);
     assert_eq!(agent.config, config);
 
-    let dup = store.create_agent("demo", true, &config).await.unwrap_err();
+    let dup = store
+        .create_agent(WS, "demo", true, &config)
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
 
     assert_eq!(store.agent(agent.id).await.unwrap().unwrap(), agent);
     assert_eq!(
-        store.agent_by_name("demo").await.unwrap().unwrap().id,
+        store.agent_by_name(WS, "demo").await.unwrap().unwrap().id,
         agent.id
     );
-    assert!(store.agent_by_name("nobody").await.unwrap().is_none());
+    assert!(store.agent_by_name(WS, "nobody").await.unwrap().is_none());
 
     let other = store
-        .create_agent("alpha", false, &AgentConfig::default())
+        .create_agent(WS, "alpha", false, &AgentConfig::default())
         .await
         .unwrap();
     let names: Vec<_> = store
-        .list_agents()
+        .list_agents(WS)
         .await
         .unwrap()
         .into_iter()
@@ -109,7 +115,7 @@ async fn agents_crud_and_unique_names(store: Arc<dyn Store>) {
 
 async fn api_keys_lifecycle(store: Arc<dyn Store>) {
     let key = store
-        .create_api_key("ci", "hash-1", "pk_abcdefg")
+        .create_api_key(WS, MemberRole::Owner, "ci", "hash-1", "pk_abcdefg")
         .await
         .unwrap();
     assert_eq!(
@@ -119,15 +125,15 @@ async fn api_keys_lifecycle(store: Arc<dyn Store>) {
     assert!(store.api_key_by_hash("hash-2").await.unwrap().is_none());
     assert!(matches!(
         store
-            .create_api_key("dup", "hash-1", "pk_x")
+            .create_api_key(WS, MemberRole::Owner, "dup", "hash-1", "pk_x")
             .await
             .unwrap_err(),
         StoreError::Conflict(_)
     ));
-    assert!(store.revoke_api_key(key.id).await.unwrap());
-    assert!(!store.revoke_api_key(key.id).await.unwrap());
+    assert!(store.revoke_api_key(WS, key.id).await.unwrap());
+    assert!(!store.revoke_api_key(WS, key.id).await.unwrap());
     assert!(store.api_key_by_hash("hash-1").await.unwrap().is_none());
-    let listed = store.list_api_keys().await.unwrap();
+    let listed = store.list_api_keys(WS).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked_at.is_some());
 }
@@ -427,6 +433,7 @@ async fn embeddings_round_trip_and_update(store: Arc<dyn Store>) {
 }
 
 mod conversations {
+    use super::WS;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -480,6 +487,7 @@ mod conversations {
     pub async fn channel(store: &Arc<dyn Store>, route: &str) -> palaver::domain::Channel {
         store
             .create_channel(NewChannel {
+                workspace_id: WS,
                 name: format!("channel {route}"),
                 provider: ProviderKind::Meta,
                 route_key: route.into(),
@@ -518,6 +526,7 @@ mod conversations {
         );
         let err = store
             .create_channel(NewChannel {
+                workspace_id: WS,
                 name: "again".into(),
                 provider: ProviderKind::Meta,
                 route_key: "111".into(),
@@ -554,14 +563,14 @@ mod conversations {
         );
         assert_eq!(
             store
-                .list_channels(Some(ProviderKind::Meta))
+                .list_channels(None, Some(ProviderKind::Meta))
                 .await
                 .unwrap()
                 .len(),
             1
         );
         assert!(store
-            .list_channels(Some(ProviderKind::Evolution))
+            .list_channels(None, Some(ProviderKind::Evolution))
             .await
             .unwrap()
             .is_empty());
@@ -598,7 +607,7 @@ mod conversations {
             .record_inbound(&c, inbound("wamid.2", "5511", "question"), policy())
             .await
             .unwrap();
-        let pending = store.list_jobs("pending", 10).await.unwrap();
+        let pending = store.list_jobs(WS, "pending", 10).await.unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");
         assert_eq!(pending[0].kind, "handle");
         assert_eq!(
@@ -672,7 +681,7 @@ mod conversations {
             }
         }
         assert_eq!(new, 1);
-        assert_eq!(store.list_jobs("pending", 10).await.unwrap().len(), 1);
+        assert_eq!(store.list_jobs(WS, "pending", 10).await.unwrap().len(), 1);
     }
 
     async fn outbound_is_exactly_once_per_key(store: Arc<dyn Store>) {
@@ -708,7 +717,7 @@ mod conversations {
         assert!(!created);
         assert_eq!(again.id, first.id);
         let sends: Vec<_> = store
-            .list_jobs("pending", 10)
+            .list_jobs(WS, "pending", 10)
             .await
             .unwrap()
             .into_iter()
@@ -903,7 +912,10 @@ mod conversations {
             limit: 50,
             ..Default::default()
         };
-        let list = store.list_conversations(&all(None, None)).await.unwrap();
+        let list = store
+            .list_conversations(WS, &all(None, None))
+            .await
+            .unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(
             list[0].conversation.contact.name.as_deref(),
@@ -920,7 +932,7 @@ mod conversations {
         assert_eq!(
             names(
                 store
-                    .list_conversations(&all(Some("porto"), None))
+                    .list_conversations(WS, &all(Some("porto"), None))
                     .await
                     .unwrap()
             ),
@@ -929,7 +941,7 @@ mod conversations {
         assert_eq!(
             names(
                 store
-                    .list_conversations(&all(Some("beatriz"), None))
+                    .list_conversations(WS, &all(Some("beatriz"), None))
                     .await
                     .unwrap()
             ),
@@ -938,7 +950,7 @@ mod conversations {
         assert_eq!(
             names(
                 store
-                    .list_conversations(&all(Some("000002"), None))
+                    .list_conversations(WS, &all(Some("000002"), None))
                     .await
                     .unwrap()
             ),
@@ -947,7 +959,7 @@ mod conversations {
         assert_eq!(
             names(
                 store
-                    .list_conversations(&all(Some("100%"), None))
+                    .list_conversations(WS, &all(Some("100%"), None))
                     .await
                     .unwrap()
             ),
@@ -955,7 +967,7 @@ mod conversations {
         );
         assert!(
             store
-                .list_conversations(&all(Some("_"), None))
+                .list_conversations(WS, &all(Some("_"), None))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -964,7 +976,7 @@ mod conversations {
         assert_eq!(
             names(
                 store
-                    .list_conversations(&all(None, Some(ConversationStatus::Escalated)))
+                    .list_conversations(WS, &all(None, Some(ConversationStatus::Escalated)))
                     .await
                     .unwrap()
             ),
@@ -985,7 +997,11 @@ mod conversations {
             limit: 50,
             ..Default::default()
         };
-        assert!(store.list_conversations(&sandbox).await.unwrap().is_empty());
+        assert!(store
+            .list_conversations(WS, &sandbox)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     async fn history_respects_context_reset(store: Arc<dyn Store>) {
@@ -1138,6 +1154,7 @@ mod conversations {
 }
 
 mod jobs {
+    use super::WS;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1156,6 +1173,7 @@ mod jobs {
 
     fn job(queue: Option<&str>, n: i64) -> NewJob {
         NewJob {
+            workspace_id: WS,
             task: Task::Send {
                 message_id: MessageId(uuid::Uuid::from_u128(n as u128)),
             },
@@ -1198,7 +1216,7 @@ mod jobs {
                 .is_none(),
             "not due yet"
         );
-        let pending = store.list_jobs("pending", 10).await.unwrap();
+        let pending = store.list_jobs(WS, "pending", 10).await.unwrap();
         assert_eq!(pending[0].last_error.as_deref(), Some("boom"));
         tokio::time::sleep(Duration::from_millis(350)).await;
         let j = store
@@ -1208,12 +1226,12 @@ mod jobs {
             .unwrap();
         assert_eq!(j.attempts, 2);
         store.dead_letter_job(id, "w", "gave up").await.unwrap();
-        let dead = store.list_jobs("dead", 10).await.unwrap();
+        let dead = store.list_jobs(WS, "dead", 10).await.unwrap();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
-        assert_eq!(store.job_counts().await.unwrap().get("dead"), Some(&1));
-        assert!(store.requeue_job(id).await.unwrap());
-        assert!(!store.requeue_job(id).await.unwrap());
+        assert_eq!(store.job_counts(None).await.unwrap().get("dead"), Some(&1));
+        assert!(store.requeue_job(WS, id).await.unwrap());
+        assert!(!store.requeue_job(WS, id).await.unwrap());
         let j = store
             .claim_next_job("w", Duration::from_secs(30))
             .await
@@ -1288,7 +1306,7 @@ mod jobs {
             .unwrap());
         // The crashed worker finishing late does not remove the survivor's job.
         store.complete_job(id, "crashed").await.unwrap();
-        assert_eq!(store.list_jobs("running", 10).await.unwrap().len(), 1);
+        assert_eq!(store.list_jobs(WS, "running", 10).await.unwrap().len(), 1);
     }
 
     async fn waiting_for_the_send_rate_is_not_an_attempt(store: Arc<dyn Store>) {
@@ -1318,7 +1336,7 @@ mod jobs {
             .await
             .unwrap()
             .is_none());
-        let pending = store.list_jobs("pending", 10).await.unwrap();
+        let pending = store.list_jobs(WS, "pending", 10).await.unwrap();
         assert_eq!(pending.len(), 2);
         assert!(pending.iter().all(|j| j.last_error.is_none()));
     }
@@ -1382,8 +1400,8 @@ mod jobs {
                             store.complete_job(j.id, &worker).await.unwrap();
                         }
                         None => {
-                            if store.list_jobs("pending", 1).await.unwrap().is_empty()
-                                && store.list_jobs("running", 1).await.unwrap().is_empty()
+                            if store.list_jobs(WS, "pending", 1).await.unwrap().is_empty()
+                                && store.list_jobs(WS, "running", 1).await.unwrap().is_empty()
                             {
                                 break;
                             }
@@ -1406,6 +1424,7 @@ mod jobs {
 }
 
 mod evals {
+    use super::WS;
     use std::sync::Arc;
 
     use palaver::domain::EvalRunId;
@@ -1417,7 +1436,7 @@ mod evals {
     async fn eval_runs_record_progress_and_results(store: Arc<dyn Store>) {
         let first = EvalRunId::new();
         let run = store
-            .create_eval_run(first, &json!({"suites": ["faq.yaml"]}))
+            .create_eval_run(WS, first, &json!({"suites": ["faq.yaml"]}))
             .await
             .unwrap();
         assert_eq!(run.status, EvalRunStatus::Running);
@@ -1465,7 +1484,7 @@ mod evals {
         assert_eq!(run.cases_done, 3);
 
         let second = EvalRunId::new();
-        store.create_eval_run(second, &json!({})).await.unwrap();
+        store.create_eval_run(WS, second, &json!({})).await.unwrap();
         store
             .finish_eval_run(
                 second,
@@ -1479,17 +1498,17 @@ mod evals {
             .await
             .unwrap();
         // Newest first, without the (large) results.
-        let list = store.list_eval_runs(10).await.unwrap();
+        let list = store.list_eval_runs(WS, 10).await.unwrap();
         let ids: Vec<_> = list.iter().map(|r| r.id).collect();
         assert_eq!(ids, [second, first]);
         assert!(list.iter().all(|r| r.results.is_none()));
         assert_eq!(list[0].error.as_deref(), Some("no agent named `demo`"));
-        assert_eq!(store.list_eval_runs(1).await.unwrap().len(), 1);
+        assert_eq!(store.list_eval_runs(WS, 1).await.unwrap().len(), 1);
         assert!(store.eval_run(EvalRunId::new()).await.unwrap().is_none());
 
         // Runs left running by a stopped server are interrupted; fresh ones are not.
         let stale = EvalRunId::new();
-        store.create_eval_run(stale, &json!({})).await.unwrap();
+        store.create_eval_run(WS, stale, &json!({})).await.unwrap();
         let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
         assert_eq!(
             store

@@ -10,14 +10,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{find_agent, Json, Path};
+use crate::accounts::{check_limit, Caller, Resource, Roles};
 use crate::domain::{validate_name, Agent, AgentConfig, AgentId, FieldError};
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 
-/// Routes under `/agents`.
+/// Routes under `/agents`: owners and authors.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/agents", get(list).post(create))
-        .route("/agents/{agent}", get(read).patch(update).delete(remove))
+        .route("/agents", allow(Roles::AUTHORS, get(list).post(create)))
+        .route(
+            "/agents/{agent}",
+            allow(Roles::AUTHORS, get(read).patch(update).delete(remove)),
+        )
 }
 
 /// An agent as the API shows it.
@@ -36,7 +41,7 @@ pub struct AgentView {
 impl From<Agent> for AgentView {
     fn from(a: Agent) -> Self {
         let mut config = a.config.clone();
-        config.collection = Some(a.collection().to_string());
+        config.collection = Some(a.collection_name().to_string());
         Self {
             id: a.id,
             name: a.name,
@@ -88,13 +93,17 @@ fn parse_active(value: Option<Value>, errors: &mut Vec<FieldError>) -> Option<bo
     }
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentView>>, ApiError> {
-    let agents = state.store.list_agents().await?;
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<AgentView>>, ApiError> {
+    let agents = state.store.list_agents(caller.workspace).await?;
     Ok(Json(agents.into_iter().map(AgentView::from).collect()))
 }
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<AgentView>), ApiError> {
     let (name, active, patch) = split_body(body)?;
@@ -114,24 +123,30 @@ async fn create(
     let (Some(name), Some(config), true) = (name, config, errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
-    let agent = state.store.create_agent(&name, active, &config).await?;
+    check_limit(state.store.as_ref(), caller.workspace, Resource::Agent).await?;
+    let agent = state
+        .store
+        .create_agent(caller.workspace, &name, active, &config)
+        .await?;
     tracing::info!(agent = %agent.name, "agent created");
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
-    Ok(Json(find_agent(&state, &key).await?.into()))
+    Ok(Json(find_agent(&state, &caller, &key).await?.into()))
 }
 
 async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let mut agent = find_agent(&state, &key).await?;
+    let mut agent = find_agent(&state, &caller, &key).await?;
     let (name, active, patch) = split_body(body)?;
     let mut errors = Vec::new();
     let name = parse_name(name, &mut errors);
@@ -159,9 +174,10 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let agent = find_agent(&state, &key).await?;
+    let agent = find_agent(&state, &caller, &key).await?;
     state.store.delete_agent(agent.id).await?;
     tracing::info!(agent = %agent.name, "agent deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -4,31 +4,43 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{find_agent, optional_json, Json, Path, Query};
+use super::{find_agent, find_channel, optional_json, Json, Path, Query};
+use crate::accounts::{check_limit, Caller, Resource, Roles};
 use crate::channels::ChannelInput;
 use crate::domain::{
     validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
     ProviderKind,
 };
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::providers::{ConnectOutcome, Credentials};
 
-/// Routes under `/channels`.
+/// Routes under `/channels`: every role sees the workspace's channels (never their
+/// credentials); owners create, change, link and remove them.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/channels", get(list).post(create))
+        .route(
+            "/channels",
+            allow(Roles::ANY, get(list)).merge(allow(Roles::OWNER, post(create))),
+        )
         .route(
             "/channels/{channel}",
-            get(read).patch(update).delete(remove),
+            allow(Roles::ANY, get(read)).merge(allow(Roles::OWNER, patch(update).delete(remove))),
         )
-        .route("/channels/{channel}/connect", post(connect))
-        .route("/channels/{channel}/state", get(state))
-        .route("/channels/{channel}/logout", post(logout))
+        .route(
+            "/channels/{channel}/connect",
+            allow(Roles::OWNER, post(connect)),
+        )
+        .route("/channels/{channel}/state", allow(Roles::ANY, get(state)))
+        .route(
+            "/channels/{channel}/logout",
+            allow(Roles::OWNER, post(logout)),
+        )
 }
 
 /// A channel as the API shows it (no credentials).
@@ -122,8 +134,14 @@ fn check_settings(settings: &ChannelConfig, errors: &mut Vec<FieldError>) {
     }
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<ChannelView>>, ApiError> {
-    let channels = state.store.list_channels(None).await?;
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ChannelView>>, ApiError> {
+    let channels = state
+        .store
+        .list_channels(Some(caller.workspace), None)
+        .await?;
     Ok(Json(
         channels.into_iter().map(|c| view(&state, c)).collect(),
     ))
@@ -131,6 +149,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<ChannelView>>, A
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<NewChannelBody>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let mut errors = Vec::new();
@@ -190,7 +209,7 @@ async fn create(
         }
     }
     let agent_id = match &body.agent {
-        Some(a) => match find_agent(&state, a).await {
+        Some(a) => match find_agent(&state, &caller, a).await {
             Ok(agent) => Some(agent.id),
             Err(_) => {
                 errors.push(FieldError::new("agent", format!("no agent `{a}`")));
@@ -202,9 +221,11 @@ async fn create(
     let (Some(credentials), true) = (credentials, errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
+    check_limit(state.store.as_ref(), caller.workspace, Resource::Channel).await?;
     let channel = state
         .channels
         .create(ChannelInput {
+            workspace_id: caller.workspace,
             name: body.name.trim().to_string(),
             provider: body.provider,
             route_key,
@@ -217,18 +238,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, channel))))
 }
 
-async fn find(state: &AppState, id: ChannelId) -> Result<Channel, ApiError> {
-    match state.store.channel(id).await? {
-        Some(c) if c.provider != ProviderKind::Sandbox => Ok(c),
-        _ => Err(ApiError::NotFound(format!("no channel {id}"))),
-    }
-}
-
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    Ok(Json(view(&state, find(&state, id).await?)))
+    Ok(Json(view(&state, find_channel(&state, &caller, id).await?)))
 }
 
 /// Body of a channel update: every field optional.
@@ -252,10 +267,11 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 
 async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
     Json(patch): Json<ChannelPatch>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let mut channel = find(&state, id).await?;
+    let mut channel = find_channel(&state, &caller, id).await?;
     let mut errors = Vec::new();
     if let Some(name) = patch.name {
         if name.trim().is_empty() || name.len() > 200 {
@@ -264,7 +280,7 @@ async fn update(
         channel.name = name.trim().to_string();
     }
     match patch.agent {
-        Some(Some(a)) => match find_agent(&state, &a).await {
+        Some(Some(a)) => match find_agent(&state, &caller, &a).await {
             Ok(agent) => channel.agent_id = Some(agent.id),
             Err(_) => errors.push(FieldError::new("agent", format!("no agent `{a}`"))),
         },
@@ -294,10 +310,11 @@ struct DeleteParams {
 
 async fn remove(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
     Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
-    let channel = find(&state, id).await?;
+    let channel = find_channel(&state, &caller, id).await?;
     state
         .channels
         .delete(&channel, params.delete_instance)
@@ -315,10 +332,11 @@ struct ConnectBody {
 
 async fn connect(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let channel = find(&state, id).await?;
+    let channel = find_channel(&state, &caller, id).await?;
     let body: ConnectBody = optional_json(&body)?;
     let outcome = state
         .channels
@@ -335,18 +353,20 @@ async fn connect(
 
 async fn state(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let channel = find(&state, id).await?;
+    let channel = find_channel(&state, &caller, id).await?;
     let now = state.channels.refresh_state(&channel).await?;
     Ok(Json(serde_json::json!({ "state": now })))
 }
 
 async fn logout(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ChannelId>,
 ) -> Result<StatusCode, ApiError> {
-    let channel = find(&state, id).await?;
+    let channel = find_channel(&state, &caller, id).await?;
     state.channels.logout(&channel).await?;
     Ok(StatusCode::NO_CONTENT)
 }

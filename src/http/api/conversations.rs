@@ -8,26 +8,40 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use super::{optional_json, Json, Path, Query};
+use super::{find_conversation, optional_json, Json, Path, Query};
+use crate::accounts::{Caller, Roles};
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
 };
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::pipeline::rules::Trigger;
 use crate::store::{ConversationFilter, ConversationSummary, NewEscalation};
 
-/// Routes under `/conversations`.
+/// Routes under `/conversations`: every role reads them; owners and inbox agents act on them.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/conversations", get(list))
-        .route("/conversations/{conversation}", get(read))
+        .route("/conversations", allow(Roles::ANY, get(list)))
+        .route(
+            "/conversations/{conversation}",
+            allow(Roles::ANY, get(read)),
+        )
         .route(
             "/conversations/{conversation}/messages",
-            get(messages).post(reply),
+            allow(Roles::ANY, get(messages)).merge(allow(Roles::INBOX, post(reply))),
         )
-        .route("/conversations/{conversation}/read", post(mark_read))
-        .route("/conversations/{conversation}/resolve", post(resolve))
-        .route("/conversations/{conversation}/handback", post(hand_back))
+        .route(
+            "/conversations/{conversation}/read",
+            allow(Roles::INBOX, post(mark_read)),
+        )
+        .route(
+            "/conversations/{conversation}/resolve",
+            allow(Roles::INBOX, post(resolve)),
+        )
+        .route(
+            "/conversations/{conversation}/handback",
+            allow(Roles::INBOX, post(hand_back)),
+        )
 }
 
 /// List filters.
@@ -45,6 +59,7 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
     let limit = p.limit.unwrap_or(50);
@@ -53,24 +68,19 @@ async fn list(
     }
     let list = state
         .store
-        .list_conversations(&ConversationFilter {
-            status: p.status,
-            channel_id: p.channel,
-            search: p.q,
-            sandbox: p.sandbox,
-            limit,
-            offset: p.offset.unwrap_or(0),
-        })
+        .list_conversations(
+            caller.workspace,
+            &ConversationFilter {
+                status: p.status,
+                channel_id: p.channel,
+                search: p.q,
+                sandbox: p.sandbox,
+                limit,
+                offset: p.offset.unwrap_or(0),
+            },
+        )
         .await?;
     Ok(Json(list))
-}
-
-async fn find(state: &AppState, id: ConversationId) -> Result<Conversation, ApiError> {
-    state
-        .store
-        .conversation(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
 }
 
 /// A conversation with its escalations.
@@ -83,9 +93,10 @@ struct ConversationView {
 
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = find(&state, id).await?;
+    let conversation = find_conversation(&state, &caller, id).await?;
     let escalations = state.store.escalations(id).await?;
     Ok(Json(ConversationView {
         conversation,
@@ -103,10 +114,11 @@ struct MessageParams {
 
 async fn messages(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
     Query(p): Query<MessageParams>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
-    find(&state, id).await?;
+    find_conversation(&state, &caller, id).await?;
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
@@ -142,11 +154,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// answers `200` with the same message instead of `202`.
 async fn reply(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
     headers: HeaderMap,
     Json(body): Json<ReplyBody>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    let conversation = find(&state, id).await?;
+    let conversation = find_conversation(&state, &caller, id).await?;
     let key = idempotency_key(&headers)?;
     let by = body.by.as_deref().unwrap_or("inbox");
     // A person answering owns the conversation: the bot steps back until handed back.
@@ -179,9 +192,10 @@ async fn reply(
 
 async fn mark_read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
 ) -> Result<StatusCode, ApiError> {
-    find(&state, id).await?;
+    find_conversation(&state, &caller, id).await?;
     state.store.mark_read(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -195,11 +209,12 @@ struct CloseBody {
 
 async fn close(
     state: &AppState,
+    caller: &Caller,
     id: ConversationId,
     resolution: Resolution,
     body: CloseBody,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = find(state, id).await?;
+    let conversation = find_conversation(state, caller, id).await?;
     let by = body.by.unwrap_or_else(|| "inbox".into());
     if state
         .store
@@ -219,7 +234,7 @@ async fn close(
                 .await?;
         }
     }
-    let conversation = find(state, id).await?;
+    let conversation = find_conversation(state, caller, id).await?;
     let escalations = state.store.escalations(id).await?;
     Ok(Json(ConversationView {
         conversation,
@@ -229,16 +244,32 @@ async fn close(
 
 async fn resolve(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, Resolution::Resolved, optional_json(&body)?).await
+    close(
+        &state,
+        &caller,
+        id,
+        Resolution::Resolved,
+        optional_json(&body)?,
+    )
+    .await
 }
 
 async fn hand_back(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(&state, id, Resolution::HandedBack, optional_json(&body)?).await
+    close(
+        &state,
+        &caller,
+        id,
+        Resolution::HandedBack,
+        optional_json(&body)?,
+    )
+    .await
 }

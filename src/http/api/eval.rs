@@ -8,17 +8,19 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::{Json, Path, Query};
+use crate::accounts::{Caller, Roles};
 use crate::domain::{EvalRunId, FieldError};
 use crate::eval::runs::{self, RunRequest};
 use crate::eval::EvalError;
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::store::EvalRun;
 
-/// Routes under `/eval`.
+/// Routes under `/eval`: owners and authors.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/eval/runs", post(start).get(list))
-        .route("/eval/runs/{id}", get(show))
+        .route("/eval/runs", allow(Roles::AUTHORS, post(start).get(list)))
+        .route("/eval/runs/{id}", allow(Roles::AUTHORS, get(show)))
 }
 
 impl From<EvalError> for ApiError {
@@ -53,20 +55,23 @@ impl From<EvalError> for ApiError {
 
 async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     Json(request): Json<RunRequest>,
 ) -> Result<(StatusCode, Json<EvalRun>), ApiError> {
-    let run = runs::start(state, request).await?;
+    let run = runs::start(state, caller.workspace, request).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<EvalRunId>,
 ) -> Result<Json<EvalRun>, ApiError> {
     state
         .store
         .eval_run(id)
         .await?
+        .filter(|run| run.workspace_id == caller.workspace)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no eval run {id}")))
 }
@@ -80,12 +85,13 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Vec<EvalRun>>, ApiError> {
     Ok(Json(
         state
             .store
-            .list_eval_runs(p.limit.unwrap_or(20).clamp(1, 100))
+            .list_eval_runs(caller.workspace, p.limit.unwrap_or(20).clamp(1, 100))
             .await?,
     ))
 }

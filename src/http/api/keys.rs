@@ -1,4 +1,5 @@
-//! `/api-keys`: create (the key is shown once), list and revoke API keys.
+//! `/api-keys`: create (the key is shown once), list and revoke the workspace's API keys. A key
+//! carries a role; only owners manage keys.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,15 +8,17 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
-use crate::domain::ApiKeyId;
+use crate::accounts::{Caller, Roles};
+use crate::domain::{ApiKeyId, MemberRole};
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::store::ApiKey;
 
-/// Routes under `/api-keys`.
+/// Routes under `/api-keys`: owners.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api-keys", get(list).post(create))
-        .route("/api-keys/{id}", delete(revoke))
+        .route("/api-keys", allow(Roles::OWNER, get(list).post(create)))
+        .route("/api-keys/{id}", allow(Roles::OWNER, delete(revoke)))
 }
 
 /// Body of a key creation.
@@ -24,6 +27,8 @@ pub fn routes() -> Router<AppState> {
 pub struct NewKey {
     /// A label for the key.
     name: String,
+    /// What the key may do (default `owner`).
+    role: Option<MemberRole>,
 }
 
 /// A new key, shown only in this response.
@@ -34,27 +39,33 @@ pub struct CreatedKey {
     key: String,
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiKey>>, ApiError> {
-    Ok(Json(state.store.list_api_keys().await?))
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApiKey>>, ApiError> {
+    Ok(Json(state.store.list_api_keys(caller.workspace).await?))
 }
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("name", "must be 1-100 characters"));
     }
-    let (info, key) = state.issue_api_key(name).await?;
+    let role = body.role.unwrap_or(MemberRole::Owner);
+    let (info, key) = state.issue_api_key(caller.workspace, role, name).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { info, key })))
 }
 
 async fn revoke(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.revoke_api_key(id).await? {
+    if state.store.revoke_api_key(caller.workspace, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no live API key {id}")))

@@ -8,7 +8,9 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{find_agent, Json, Path, Query};
+use crate::accounts::{check_limit, Caller, Resource, Roles};
 use crate::domain::{Document, DocumentId};
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::knowledge::loaders::{self, Format};
 use crate::knowledge::{IngestOutcome, Retrieved};
@@ -20,39 +22,43 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/agents/{agent}/documents",
-            get(list).post(upload).layer(DefaultBodyLimit::max(limit)),
+            allow(Roles::AUTHORS, get(list).post(upload)).layer(DefaultBodyLimit::max(limit)),
         )
         .route(
             "/agents/{agent}/documents/{document}",
-            get(read).delete(remove),
+            allow(Roles::AUTHORS, get(read).delete(remove)),
         )
-        .route("/agents/{agent}/search", get(search))
+        .route("/agents/{agent}/search", allow(Roles::AUTHORS, get(search)))
 }
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(agent): Path<String>,
 ) -> Result<Json<Vec<Document>>, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
-    Ok(Json(state.store.list_documents(agent.collection()).await?))
+    let agent = find_agent(&state, &caller, &agent).await?;
+    let documents = state.store.list_documents(&agent.collection()).await?;
+    Ok(Json(documents.into_iter().map(shown).collect()))
 }
 
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path((agent, document)): Path<(String, DocumentId)>,
 ) -> Result<Json<Document>, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     match state.store.document(document).await? {
-        Some(doc) if doc.collection == agent.collection() => Ok(Json(doc)),
+        Some(doc) if doc.collection == agent.collection() => Ok(Json(shown(doc))),
         _ => Err(ApiError::NotFound(format!("no document {document}"))),
     }
 }
 
 async fn remove(
     State(state): State<AppState>,
+    caller: Caller,
     Path((agent, document)): Path<(String, DocumentId)>,
 ) -> Result<StatusCode, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     match state.store.document(document).await? {
         Some(doc) if doc.collection == agent.collection() => {
             state.knowledge.delete_document(document).await?;
@@ -60,6 +66,12 @@ async fn remove(
         }
         _ => Err(ApiError::NotFound(format!("no document {document}"))),
     }
+}
+
+/// A document as its workspace sees it: its collection by the workspace's name for it.
+fn shown(mut doc: Document) -> Document {
+    doc.collection = crate::domain::collection_name(&doc.collection).to_string();
+    doc
 }
 
 /// What an upload did.
@@ -82,10 +94,11 @@ fn clean_file_name(raw: &str) -> Option<String> {
 
 async fn upload(
     State(state): State<AppState>,
+    caller: Caller,
     Path(agent): Path<String>,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<UploadResult>), ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     let limit = state.settings.server.max_upload_bytes;
     while let Some(field) = multipart.next_field().await? {
         if field.name() != Some("file") {
@@ -112,9 +125,17 @@ async fn upload(
         }
         loaders::sniff(&source, &bytes, format)
             .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+        let collection = agent.collection();
+        let stored = state.store.document_by_source(&collection, &source).await?;
+        let resource = Resource::Document {
+            bytes: (bytes.len() as u64)
+                .saturating_sub(stored.as_ref().map_or(0, |d| d.bytes.max(0) as u64)),
+            new_document: stored.is_none(),
+        };
+        check_limit(state.store.as_ref(), caller.workspace, resource).await?;
         let outcome = state
             .knowledge
-            .ingest_bytes(agent.collection(), &source, bytes.to_vec(), format)
+            .ingest_bytes(&collection, &source, bytes.to_vec(), format)
             .await?;
         let status = match outcome {
             IngestOutcome::Added { .. } => StatusCode::CREATED,
@@ -140,10 +161,11 @@ pub struct SearchParams {
 
 async fn search(
     State(state): State<AppState>,
+    caller: Caller,
     Path(agent): Path<String>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<Vec<Retrieved>>, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     if params.q.trim().is_empty() {
         return Err(ApiError::invalid("q", "must not be empty"));
     }
@@ -157,7 +179,7 @@ async fn search(
     let results = state
         .knowledge
         .retrieve(&crate::knowledge::Query {
-            collection: agent.collection(),
+            collection: &agent.collection(),
             text: &params.q,
             top_k: top_k as usize,
             min_score: agent.config.min_score,

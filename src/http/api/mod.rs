@@ -1,4 +1,5 @@
-//! `/api/v1`: JSON resources behind API keys.
+//! `/api/v1`: JSON resources behind API keys. Every route runs as a [`Caller`] and sees only
+//! its workspace: an id from another workspace answers 404, exactly as an unknown one.
 
 pub mod agents;
 pub mod channels;
@@ -8,6 +9,7 @@ pub mod jobs;
 pub mod keys;
 pub mod knowledge;
 pub mod sandbox;
+pub mod workspaces;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -15,11 +17,13 @@ use axum::middleware;
 use axum::Router;
 
 use super::{auth, ApiError, AppState};
-use crate::domain::Agent;
+use crate::accounts::Caller;
+use crate::domain::{Agent, Channel, ChannelId, Conversation, ConversationId, ProviderKind};
 
-/// The API routes, all behind [`auth::require_api_key`].
+/// The API routes, all behind [`auth::authenticate`]; each declares the roles that may call it.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
+        .merge(workspaces::routes())
         .merge(agents::routes())
         .merge(knowledge::routes(&state))
         .merge(keys::routes())
@@ -28,16 +32,46 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(sandbox::routes(&state))
         .merge(jobs::routes())
         .merge(eval::routes())
-        .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
 }
 
-/// Resolves an agent given by id or by name.
-pub async fn find_agent(state: &AppState, key: &str) -> Result<Agent, ApiError> {
+/// The caller's agent given by id or by name.
+pub async fn find_agent(state: &AppState, caller: &Caller, key: &str) -> Result<Agent, ApiError> {
     let agent = match key.parse() {
         Ok(id) => state.store.agent(id).await?,
-        Err(_) => state.store.agent_by_name(key).await?,
+        Err(_) => state.store.agent_by_name(caller.workspace, key).await?,
     };
-    agent.ok_or_else(|| ApiError::NotFound(format!("no agent `{key}`")))
+    agent
+        .filter(|a| a.workspace_id == caller.workspace)
+        .ok_or_else(|| ApiError::NotFound(format!("no agent `{key}`")))
+}
+
+/// The caller's channel (sandbox channels are not channels to the API).
+pub async fn find_channel(
+    state: &AppState,
+    caller: &Caller,
+    id: ChannelId,
+) -> Result<Channel, ApiError> {
+    state
+        .store
+        .channel(id)
+        .await?
+        .filter(|c| c.workspace_id == caller.workspace && c.provider != ProviderKind::Sandbox)
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))
+}
+
+/// The caller's conversation.
+pub async fn find_conversation(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+) -> Result<Conversation, ApiError> {
+    state
+        .store
+        .conversation(id)
+        .await?
+        .filter(|c| c.workspace_id == caller.workspace)
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
 }
 
 /// A JSON body that may be absent (empty means the defaults).

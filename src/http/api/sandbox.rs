@@ -9,7 +9,9 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::{find_agent, optional_json, Json, Path};
+use crate::accounts::{Caller, Roles};
 use crate::domain::FieldError;
+use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
 use crate::pipeline::sandbox::{self, Said};
 use crate::pipeline::{Outcome, Overrides, PipelineError};
@@ -20,9 +22,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/sandbox/{agent}/messages",
-            post(message).layer(DefaultBodyLimit::max(limit)),
+            allow(Roles::AUTHORS, post(message)).layer(DefaultBodyLimit::max(limit)),
         )
-        .route("/sandbox/{agent}/reset", post(reset))
+        .route("/sandbox/{agent}/reset", allow(Roles::AUTHORS, post(reset)))
 }
 
 impl From<PipelineError> for ApiError {
@@ -72,10 +74,11 @@ fn check_session(session: Option<String>) -> Result<String, ApiError> {
 
 async fn message(
     State(state): State<AppState>,
+    caller: Caller,
     Path(agent): Path<String>,
     request: Request,
 ) -> Result<Json<Outcome>, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -156,10 +159,11 @@ struct ResetBody {
 
 async fn reset(
     State(state): State<AppState>,
+    caller: Caller,
     Path(agent): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let agent = find_agent(&state, &agent).await?;
+    let agent = find_agent(&state, &caller, &agent).await?;
     let body: ResetBody = optional_json(&body)?;
     let session = check_session(body.session)?;
     sandbox::reset(&state.pipeline, &agent, &session).await?;

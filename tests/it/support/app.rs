@@ -150,14 +150,14 @@ impl TestApp {
         let agent = self
             .app
             .store
-            .create_agent(agent, true, &config)
+            .create_agent(palaver::domain::WorkspaceId::DEFAULT, agent, true, &config)
             .await
             .unwrap();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
         let report = self
             .app
             .knowledge
-            .ingest_paths(agent.collection(), &[root])
+            .ingest_paths(&agent.collection(), &[root])
             .await
             .unwrap();
         assert_eq!(report.skipped(), 0, "{report}");

@@ -1,0 +1,108 @@
+//! `/workspace`: the caller's workspace, what it holds and its limits. `/workspaces`: the
+//! instance's operator creates workspaces and sets their limits.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::{Json, Path};
+use crate::accounts::{self, Caller, Roles};
+use crate::domain::{Workspace, WorkspaceId, WorkspaceLimits};
+use crate::http::auth::{allow, operator};
+use crate::http::{ApiError, AppState};
+use crate::store::WorkspaceUsage;
+
+/// Routes under `/workspace` (every role) and `/workspaces` (the operator).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspace", allow(Roles::ANY, get(current)))
+        .route("/workspaces", operator(get(list).post(create)))
+        .route("/workspaces/{workspace}", operator(patch(update)))
+}
+
+/// A workspace with what it holds.
+#[derive(Debug, Serialize)]
+pub struct WorkspaceView {
+    #[serde(flatten)]
+    workspace: Workspace,
+    usage: WorkspaceUsage,
+}
+
+async fn view(state: &AppState, workspace: Workspace) -> Result<WorkspaceView, ApiError> {
+    let usage = state.store.workspace_usage(workspace.id).await?;
+    Ok(WorkspaceView { workspace, usage })
+}
+
+async fn current(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let workspace = state
+        .store
+        .workspace(caller.workspace)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the workspace no longer exists".into()))?;
+    Ok(Json(view(&state, workspace).await?))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkspaceView>>, ApiError> {
+    let mut out = Vec::new();
+    for w in state.store.list_workspaces().await? {
+        out.push(view(&state, w).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Body of a workspace creation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWorkspace {
+    slug: String,
+    name: Option<String>,
+    #[serde(default)]
+    limits: WorkspaceLimits,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<NewWorkspace>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    let name = body.name.unwrap_or_else(|| body.slug.clone());
+    let created =
+        accounts::create_workspace(state.store.as_ref(), &body.slug, &name, &body.limits).await?;
+    tracing::info!(workspace = %created.id, slug = %created.slug, "workspace created");
+    Ok((StatusCode::CREATED, Json(view(&state, created).await?)))
+}
+
+/// Body of a workspace update: fields left out keep their value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspacePatch {
+    name: Option<String>,
+    limits: Option<WorkspaceLimits>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<WorkspaceId>,
+    Json(patch): Json<WorkspacePatch>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let current = state
+        .store
+        .workspace(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workspace {id}")))?;
+    let name = patch.name.unwrap_or(current.name);
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid("name", "must be 1-200 characters"));
+    }
+    let limits = patch.limits.unwrap_or(current.limits);
+    let saved = state
+        .store
+        .update_workspace(id, name.trim(), &limits)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workspace {id}")))?;
+    Ok(Json(view(&state, saved).await?))
+}
