@@ -67,6 +67,40 @@ pub struct Settings {
     pub channels: ChannelSettings,
     /// Eval suites and their LLM judge.
     pub eval: EvalSettings,
+    /// People: sessions, invitations, sign-in throttling, the first owner.
+    pub accounts: AccountSettings,
+}
+
+/// People and their sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// How long a sign-in lasts, in seconds.
+    pub session_ttl_secs: u64,
+    /// How long an invitation link stays valid, in hours.
+    pub invitation_hours: u64,
+    /// Failed sign-ins (per email, and per client address) before sign-in is refused for a while.
+    pub sign_in_attempts: u32,
+    /// The window those failures are counted in, and how long sign-in is then refused, in seconds.
+    pub sign_in_window_secs: u64,
+    /// Unattended installs: the instance owner created at first start (with `owner_password`)
+    /// instead of a printed set-up link.
+    pub owner_email: Option<String>,
+    /// That owner's password.
+    pub owner_password: Option<SecretString>,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 7 * 24 * 3600,
+            invitation_hours: 72,
+            sign_in_attempts: 5,
+            sign_in_window_secs: 15 * 60,
+            owner_email: None,
+            owner_password: None,
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -714,6 +748,22 @@ impl Settings {
                     "must not be empty",
                 ));
             }
+        }
+        positive("accounts.session_ttl_secs", self.accounts.session_ttl_secs)?;
+        positive("accounts.invitation_hours", self.accounts.invitation_hours)?;
+        positive(
+            "accounts.sign_in_attempts",
+            self.accounts.sign_in_attempts as u64,
+        )?;
+        positive(
+            "accounts.sign_in_window_secs",
+            self.accounts.sign_in_window_secs,
+        )?;
+        if self.accounts.owner_email.is_some() != self.accounts.owner_password.is_some() {
+            return Err(ConfigError::invalid(
+                "accounts.owner_email",
+                "set both owner_email and owner_password, or neither",
+            ));
         }
         Ok(())
     }

@@ -92,6 +92,11 @@ id_type!(
     WorkspaceId
 );
 
+id_type!(
+    /// Identifies a person who signs in.
+    UserId
+);
+
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
     /// belongs to it, and its knowledge collections keep their unqualified names.
@@ -1163,6 +1168,21 @@ pub struct WorkspaceLimits {
     pub documents: Option<u32>,
     /// Bytes of knowledge documents.
     pub storage_bytes: Option<u64>,
+}
+
+/// A person who signs in with an email and a password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Email, lowercased: the sign-in name.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Runs the installation: manages workspaces and their limits, and is an owner everywhere.
+    pub instance_owner: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A tenant: one business and everything it owns.

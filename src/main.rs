@@ -105,6 +105,9 @@ enum Command {
     /// Manage workspaces (tenants) and their limits.
     #[command(subcommand)]
     Workspaces(WorkspacesCommand),
+    /// Manage people: accounts, passwords and their roles in a workspace (--workspace).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Print performance figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -173,6 +176,45 @@ enum KeysCommand {
     Revoke {
         /// The key's id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a person and give them a role in the workspace; the password is read from
+    /// standard input (one line).
+    Create {
+        /// Their email (the sign-in name).
+        email: String,
+        /// Display name (default: the email).
+        #[arg(long)]
+        name: Option<String>,
+        /// Role in the workspace: owner, author or agent.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Make them the instance owner (manages workspaces and their limits).
+        #[arg(long)]
+        instance_owner: bool,
+    },
+    /// List people (of the workspace, with their roles).
+    List,
+    /// Set a password (read from standard input); every session of theirs ends.
+    SetPassword {
+        /// Their email.
+        email: String,
+    },
+    /// Give an existing person a role in the workspace.
+    Add {
+        /// Their email.
+        email: String,
+        /// owner, author or agent.
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a person out of the workspace.
+    Remove {
+        /// Their email.
+        email: String,
     },
 }
 
@@ -466,6 +508,7 @@ async fn run(cli: Cli, settings: Settings) -> Result<()> {
         }
         Command::Keys(cmd) => keys(settings, &ws_key, cmd).await,
         Command::Workspaces(cmd) => workspaces(settings, &ws_key, cmd).await,
+        Command::Users(cmd) => users(settings, &ws_key, cmd).await,
         Command::Bench(cmd) => bench(settings, cmd).await,
     }
 }
@@ -494,15 +537,28 @@ async fn serve(settings: Settings) -> Result<()> {
     let app = Arc::new(App::build(settings).await?);
     app.check_index().await?;
     palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
-    let default_ws = palaver::domain::WorkspaceId::DEFAULT;
-    if app.settings.server.admin_api_key.is_none()
-        && app.store.list_api_keys(default_ws).await?.is_empty()
-    {
-        let (_, key) = app
-            .issue_api_key(default_ws, palaver::domain::MemberRole::Owner, "bootstrap")
-            .await?;
-        eprintln!("\nNo API key exists yet. An admin key was created; it is shown only now:\n\n    {key}\n");
-        eprintln!("Use it as `Authorization: Bearer <key>`. Create more with `palaver keys create NAME`.\n");
+    // The first owner: from the settings (unattended installs), or by a one-time set-up token
+    // while nobody can sign in.
+    let people = palaver::accounts::people::ensure_configured_owner(
+        app.store.as_ref(),
+        &app.settings.accounts,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot create the configured owner: {e}"))?;
+    if let Some(owner) = people {
+        eprintln!(
+            "created the instance owner {} from the settings",
+            owner.email
+        );
+    }
+    if let Some(token) = palaver::accounts::people::setup_token(app.store.as_ref()).await? {
+        let url = app.settings.server.public_url.trim_end_matches('/');
+        eprintln!("\nNobody can sign in yet. Create the instance owner with this one-time set-up token:\n");
+        eprintln!("    curl -X POST {url}/api/v1/setup -H 'Content-Type: application/json' \\");
+        eprintln!("      -d '{{\"token\": \"{token}\", \"email\": \"you@example.com\", \"name\": \"You\", \"password\": \"...\"}}'\n");
+        eprintln!(
+            "(or `palaver users create EMAIL --owner`). API keys: `palaver keys create NAME`.\n"
+        );
     }
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -907,6 +963,106 @@ async fn keys(settings: Settings, ws_key: &str, cmd: KeysCommand) -> Result<()> 
                 bail!("no live key {id}");
             }
             println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// A password from standard input (one line, its end trimmed).
+fn read_password() -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn role_arg(role: &str) -> Result<palaver::domain::MemberRole> {
+    role.parse()
+        .map_err(|_| anyhow::anyhow!("--role must be owner, author or agent"))
+}
+
+async fn users(settings: Settings, ws_key: &str, cmd: UsersCommand) -> Result<()> {
+    use palaver::accounts::people;
+    let store =
+        palaver::store::open(&settings.database_url(), settings.database.max_connections).await?;
+    store.migrate().await?;
+    let ws = workspace(store.as_ref(), ws_key).await?;
+    let find = |email: String| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_email(&people::normalise_email(&email))
+                .await?
+                .map(|(u, _)| u)
+                .with_context(|| format!("no user {email}"))
+        }
+    };
+    let described = |e: people::PeopleError| match e {
+        people::PeopleError::Invalid(fields) => anyhow::anyhow!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => other.into(),
+    };
+    match cmd {
+        UsersCommand::Create {
+            email,
+            name,
+            role,
+            instance_owner,
+        } => {
+            let role = role_arg(&role)?;
+            let password = read_password()?;
+            let name = name.unwrap_or_else(|| email.clone());
+            let user =
+                people::create_user(store.as_ref(), &email, &name, &password, instance_owner)
+                    .await
+                    .map_err(described)?;
+            store.set_membership(user.id, ws.id, role).await?;
+            println!("{}  {}  {} in {}", user.id, user.email, role, ws.slug);
+        }
+        UsersCommand::List => {
+            for m in store.members(ws.id).await? {
+                let owner = if m.user.instance_owner {
+                    "  (instance owner)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}  {:<32} {:<6} {}{owner}",
+                    m.user.id, m.user.email, m.role, m.user.name
+                );
+            }
+        }
+        UsersCommand::SetPassword { email } => {
+            let user = find(email).await?;
+            let password = read_password()?;
+            people::reset_password(store.as_ref(), user.id, &password)
+                .await
+                .map_err(described)?;
+            println!("password set for {}; their sessions ended", user.email);
+        }
+        UsersCommand::Add { email, role } => {
+            let role = role_arg(&role)?;
+            let user = find(email).await?;
+            store.set_membership(user.id, ws.id, role).await?;
+            println!("{} is {role} in {}", user.email, ws.slug);
+        }
+        UsersCommand::Remove { email } => {
+            let user = find(email).await?;
+            if !store.remove_membership(user.id, ws.id).await? {
+                bail!("{} is not in {}", user.email, ws.slug);
+            }
+            println!("{} left {}", user.email, ws.slug);
         }
     }
     Ok(())

@@ -1,12 +1,16 @@
 //! Workspaces, roles and who is calling. Every request the API serves runs as a [`Caller`]: a
 //! workspace and a role in it, resolved once from its credentials. What each role may do is
 //! declared route by route with a [`Roles`] set (see `http::auth::allow`); what each workspace
-//! may hold is checked here, against its limits.
+//! may hold is checked here, against its limits. People, their sessions and invitations are in
+//! [`people`].
+
+pub mod people;
 
 use serde::Serialize;
 
 use crate::domain::{
-    validate_name, ApiKeyId, FieldError, MemberRole, Workspace, WorkspaceId, WorkspaceLimits,
+    validate_name, ApiKeyId, FieldError, MemberRole, UserId, Workspace, WorkspaceId,
+    WorkspaceLimits,
 };
 use crate::store::{Store, StoreError, WorkspaceUsage};
 
@@ -46,6 +50,19 @@ pub enum Actor {
     Operator,
     /// A workspace's API key.
     ApiKey(ApiKeyId),
+    /// A signed-in person.
+    User(UserId),
+}
+
+impl Actor {
+    /// How the audit log names the actor.
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Operator => "operator".into(),
+            Actor::ApiKey(id) => format!("key:{id}"),
+            Actor::User(id) => format!("user:{id}"),
+        }
+    }
 }
 
 /// The caller of a request: a workspace, a role in it, and who they are.
@@ -57,12 +74,39 @@ pub struct Caller {
     pub role: MemberRole,
     /// Who it is.
     pub actor: Actor,
+    /// Runs the installation (the operator key, or the instance owner signed in): manages
+    /// workspaces and their limits.
+    pub operator: bool,
+    /// Signed in with a session cookie (state-changing requests then need the CSRF token).
+    pub by_session: bool,
 }
 
 impl Caller {
     /// Whether the caller is the instance's operator (who manages workspaces and their limits).
     pub fn is_operator(&self) -> bool {
-        self.actor == Actor::Operator
+        self.operator
+    }
+}
+
+/// Records what `caller` changed; a failure to record is logged, not returned (the change
+/// itself is done).
+pub async fn audit(
+    store: &dyn Store,
+    caller: &Caller,
+    action: &str,
+    target: Option<String>,
+    detail: serde_json::Value,
+) {
+    let entry = crate::store::AuditEntry {
+        workspace_id: Some(caller.workspace),
+        actor: caller.actor.label(),
+        action: action.to_string(),
+        target,
+        detail,
+        at: chrono::Utc::now(),
+    };
+    if let Err(e) = store.audit(&entry).await {
+        tracing::error!(action, error = %e, "cannot write the audit log");
     }
 }
 

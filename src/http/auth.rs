@@ -1,13 +1,17 @@
-//! Who is calling, and whether they may. [`authenticate`] turns the request's API key
-//! (`Authorization: Bearer <key>` or `X-API-Key: <key>`) into a [`Caller`]: a workspace key
-//! carries its workspace and role; the operator key from the settings is the owner of the
-//! workspace named by `X-Palaver-Workspace` (id or slug; the default workspace without it).
+//! Who is calling, and whether they may. [`authenticate`] turns the request's credentials into
+//! a [`Caller`]: an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) carries its
+//! workspace and role; the operator key from the settings is the owner of the workspace named
+//! by `X-Palaver-Workspace` (id or slug; the default workspace without it); a session cookie
+//! is a person, with their role in the workspace that header names (or their first one).
+//! Requests that change something with a session cookie must echo its CSRF token in
+//! `X-CSRF-Token`: a page of another site can make the browser send the cookie, never the
+//! token.
 //! [`allow`] wraps each route with the roles that may call it, so every route declares its
 //! rule where it is defined.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::MethodRouter;
@@ -15,7 +19,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::accounts::{Actor, Caller, Roles};
+use crate::accounts::{people, Actor, Caller, Roles};
 use crate::crypto::hash_api_key;
 use crate::domain::{MemberRole, WorkspaceId};
 
@@ -46,14 +50,17 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = resolve(&app, req.headers()).await?;
+    let caller = resolve(&app, req.method(), req.headers()).await?;
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }
 
-async fn resolve(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn resolve(app: &AppState, method: &Method, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(key) = presented_key(headers).filter(|k| !k.is_empty()) else {
-        return Err(ApiError::Unauthorized);
+        return match session_token(headers) {
+            Some(token) => resolve_session(app, method, headers, &token).await,
+            None => Err(ApiError::Unauthorized),
+        };
     };
     if let Some(admin) = &app.settings.server.admin_api_key {
         if bool::from(admin.expose_secret().as_bytes().ct_eq(key.as_bytes())) {
@@ -62,6 +69,8 @@ async fn resolve(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError
                 workspace,
                 role: MemberRole::Owner,
                 actor: Actor::Operator,
+                operator: true,
+                by_session: false,
             });
         }
     }
@@ -85,6 +94,8 @@ async fn resolve(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError
         workspace: stored.workspace_id,
         role: stored.role,
         actor: Actor::ApiKey(stored.id),
+        operator: false,
+        by_session: false,
     })
 }
 
@@ -105,6 +116,77 @@ async fn operator_workspace(app: &AppState, headers: &HeaderMap) -> Result<Works
         .ok_or_else(|| ApiError::NotFound(format!("no workspace `{value}`")))
 }
 
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "palaver_session";
+
+/// The session token the request's cookies carry.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+        .map(|c| c.value().to_string())
+}
+
+async fn resolve_session(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<Caller, ApiError> {
+    let Some((session, user)) = people::session(app.store.as_ref(), token).await? else {
+        return Err(ApiError::Unauthorized);
+    };
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let presented = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !bool::from(presented.as_bytes().ct_eq(session.csrf_token.as_bytes())) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token for a signed-in request that changes something"
+                    .into(),
+            ));
+        }
+    }
+    let workspace = match headers.get(WORKSPACE_HEADER) {
+        Some(_) => Some(operator_workspace(app, headers).await?),
+        None => None,
+    };
+    let memberships = app.store.memberships(user.id).await?;
+    let (workspace, role) = match workspace {
+        Some(ws) => match memberships.iter().find(|(w, _)| *w == ws) {
+            Some((_, role)) => (ws, *role),
+            None if user.instance_owner => (ws, MemberRole::Owner),
+            None => return Err(ApiError::NotFound(format!("no workspace {ws}"))),
+        },
+        None => match memberships.first() {
+            Some((ws, role)) => (*ws, *role),
+            None if user.instance_owner => (WorkspaceId::DEFAULT, MemberRole::Owner),
+            None => {
+                return Err(ApiError::Forbidden(
+                    "you are not a member of any workspace".into(),
+                ))
+            }
+        },
+    };
+    let role = if user.instance_owner {
+        MemberRole::Owner
+    } else {
+        role
+    };
+    Ok(Caller {
+        workspace,
+        role,
+        actor: Actor::User(user.id),
+        operator: user.instance_owner,
+        by_session: true,
+    })
+}
+
 /// `route`, callable only by callers whose role is in `roles` (403 for the others).
 pub fn allow(roles: Roles, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.route_layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -112,7 +194,7 @@ pub fn allow(roles: Roles, route: MethodRouter<AppState>) -> MethodRouter<AppSta
     }))
 }
 
-/// `route`, callable only with the instance's operator key.
+/// `route`, callable only by the instance's operator (its key, or the instance owner).
 pub fn operator(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.route_layer(middleware::from_fn(move |req: Request, next: Next| {
         check(Roles::OWNER, true, req, next)
@@ -131,7 +213,7 @@ async fn check(
     };
     if operator_only && !caller.is_operator() {
         return Err(ApiError::Forbidden(
-            "only the instance's operator key may do this".into(),
+            "only the instance's operator may do this".into(),
         ));
     }
     if !roles.allows(caller.role) {

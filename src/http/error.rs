@@ -19,6 +19,12 @@ pub enum ApiError {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// Wrong email or password, or an invitation's password.
+    #[error("{0}")]
+    BadCredentials(String),
+    /// Too many attempts: try again after this many seconds.
+    #[error("too many attempts; try again in {0} s")]
+    Throttled(u64),
     /// Missing or wrong webhook signature or token.
     #[error("{0}")]
     BadSignature(String),
@@ -73,7 +79,10 @@ impl ApiError {
     /// The HTTP status of each error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadSignature(_) | ApiError::BadCredentials(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -89,6 +98,8 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::BadCredentials(_) => "bad_credentials",
+            ApiError::Throttled(_) => "throttled",
             ApiError::BadSignature(_) => "bad_signature",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -140,7 +151,14 @@ impl IntoResponse for ApiError {
                 request_id: status.is_server_error().then_some(request_id).flatten(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Throttled(secs) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*secs),
+            );
+        }
+        response
     }
 }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod conversations;
 mod evals;
 mod jobs;
+mod people;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -31,6 +32,7 @@ use crate::domain::{
 
 pub use accounts::{AccountStore, WorkspaceUsage};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
+pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
 
 /// A store failure. Callers act on the kind; the cause is for logs.
@@ -656,7 +658,9 @@ pub trait JobStore: Send + Sync {
 
 /// The store's domain verbs.
 #[async_trait]
-pub trait Store: ConversationStore + JobStore + EvalStore + AccountStore + Send + Sync {
+pub trait Store:
+    ConversationStore + JobStore + EvalStore + AccountStore + PeopleStore + Send + Sync
+{
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

@@ -135,6 +135,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "workspaces",
                 include_str!("../../migrations/sqlite/0004_workspaces.sql"),
             ),
+            (
+                5,
+                "people",
+                include_str!("../../migrations/sqlite/0005_people.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -156,6 +161,11 @@ fn migrator(backend: Backend) -> Migrator {
                 4,
                 "workspaces",
                 include_str!("../../migrations/postgres/0004_workspaces.sql"),
+            ),
+            (
+                5,
+                "people",
+                include_str!("../../migrations/postgres/0005_people.sql"),
             ),
         ],
     };

@@ -565,8 +565,16 @@ async fn isolation(postgres: bool) {
 
 crate::both_backends_flag!(isolation, upgrade_in_place);
 
-/// The README's role table: (methods, path, who may call it per role, operator only).
-fn role_table() -> Vec<(Vec<Method>, String, [bool; 3], bool)> {
+/// Who may call a route besides the roles it names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Access {
+    Roles,
+    Operator,
+    Public,
+}
+
+/// The README's role table: (methods, path, who may call it per role, who else).
+fn role_table() -> Vec<(Vec<Method>, String, [bool; 3], Access)> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut rows = Vec::new();
@@ -588,9 +596,13 @@ fn role_table() -> Vec<(Vec<Method>, String, [bool; 3], bool)> {
             .split(", ")
             .map(|m| Method::from_bytes(m.as_bytes()).unwrap())
             .collect();
-        let operator = cells[2] == "operator";
+        let access = match cells[2] {
+            "operator" => Access::Operator,
+            "public" => Access::Public,
+            _ => Access::Roles,
+        };
         let allowed = [cells[2] == "✓", cells[3] == "✓", cells[4] == "✓"];
-        rows.push((methods, cells[1].to_string(), allowed, operator));
+        rows.push((methods, cells[1].to_string(), allowed, access));
     }
     assert!(rows.len() > 20, "the README's role table was not found");
     rows
@@ -677,16 +689,28 @@ async fn every_route_answers_each_role_as_the_readme_table_says() {
         Method::DELETE,
     ];
     let mut by_path: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (methods, path, allowed, operator) in &table {
+    for (methods, path, allowed, access) in &table {
         for method in methods {
             by_path
                 .entry(path.clone())
                 .or_default()
                 .insert(method.to_string());
             let url = fill(path);
+            if *access == Access::Public {
+                // No credentials needed: never 401 or 403 for want of them.
+                let (status, body) = probe(&t, "", method, &url).await;
+                assert!(
+                    ![401, 403, 405].contains(&status)
+                        || status == 401 && body["error"]["code"] == "bad_credentials",
+                    "{method} {path} without credentials: {status} {body}"
+                );
+                continue;
+            }
+            let (status, _) = probe(&t, "", method, &url).await;
+            assert_eq!(status, 401, "{method} {path} without credentials");
             for (role, key) in keys.iter().enumerate() {
                 let (status, body) = probe(&t, key, method, &url).await;
-                if *operator || !allowed[role] {
+                if *access == Access::Operator || !allowed[role] {
                     assert_eq!(
                         status,
                         403,
@@ -706,7 +730,7 @@ async fn every_route_answers_each_role_as_the_readme_table_says() {
                     );
                 }
             }
-            if *operator {
+            if *access == Access::Operator {
                 let (status, body) = probe(&t, ADMIN_KEY, method, &url).await;
                 assert!(
                     status != 403 && status != 405,
@@ -880,5 +904,353 @@ async fn upgrade_in_place(postgres: bool) {
         .create_agent(other, "legacy", true, &Default::default())
         .await
         .unwrap();
+    t.stop().await;
+}
+
+/// A browser's view of a sign-in answer: the session cookie's value and attributes, the CSRF
+/// token and the body.
+struct Browser {
+    cookie: String,
+    attributes: String,
+    csrf: String,
+    body: Value,
+}
+
+async fn browser(response: reqwest::Response) -> Browser {
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status} {body}");
+    let (pair, attributes) = set_cookie.split_once(';').unwrap_or((&set_cookie, ""));
+    let cookie = pair
+        .strip_prefix("palaver_session=")
+        .unwrap_or_else(|| panic!("no session cookie in `{set_cookie}`"))
+        .to_string();
+    Browser {
+        cookie,
+        attributes: attributes.to_string(),
+        csrf: body["csrf_token"].as_str().unwrap_or_default().to_string(),
+        body,
+    }
+}
+
+async fn sign_in(
+    t: &TestApp,
+    email: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = t
+        .client
+        .post(format!("{}/api/v1/sign-in", t.url))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(c) = cookie {
+        request = request.header("cookie", format!("palaver_session={c}"));
+    }
+    request.send().await.unwrap()
+}
+
+/// `method path` as a browser with `cookie`, and `csrf` when given.
+async fn as_browser(
+    t: &TestApp,
+    cookie: &str,
+    csrf: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = t
+        .client
+        .request(method, format!("{}/api/v1{path}", t.url))
+        .header("cookie", format!("palaver_session={cookie}"));
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+const OWNER_EMAIL: &str = "owner@casanube.example";
+const OWNER_PASSWORD: &str = "a long owner passphrase";
+
+/// An app whose instance owner was made with the one-time set-up token.
+async fn with_owner(
+    tweak: impl FnOnce(&mut palaver::config::Settings) + Send + 'static,
+) -> (TestApp, Browser) {
+    let t = TestApp::start(Options {
+        tweak: Box::new(tweak),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .expect("nobody can sign in yet");
+    let setup = |token: String| {
+        t.client
+            .post(format!("{}/api/v1/setup", t.url))
+            .json(&json!({"token": token, "email": OWNER_EMAIL, "name": "Marta", "password": OWNER_PASSWORD}))
+            .send()
+    };
+    let wrong = setup("not-the-token".into()).await.unwrap();
+    assert_eq!(wrong.status(), 404);
+    let owner = browser(setup(token.clone()).await.unwrap()).await;
+    assert_eq!(owner.body["user"]["instance_owner"], true);
+    assert_eq!(owner.body["workspaces"][0]["role"], "owner");
+    let again = setup(token).await.unwrap();
+    assert_eq!(again.status(), 404, "the set-up token works once");
+    (t, owner)
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_lax_and_secure_behind_https() {
+    let (t, owner) = with_owner(|_| {}).await;
+    let attributes = owner.attributes.to_lowercase();
+    for expected in ["httponly", "samesite=lax", "path=/", "max-age="] {
+        assert!(attributes.contains(expected), "{attributes}");
+    }
+    assert!(
+        !attributes.contains("secure"),
+        "plain HTTP on loopback: {attributes}"
+    );
+    let response = t
+        .client
+        .post(format!("{}/api/v1/sign-in", t.url))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(browser(response)
+        .await
+        .attributes
+        .to_lowercase()
+        .contains("secure"));
+    let (status, me) = as_browser(&t, &owner.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["email"], OWNER_EMAIL);
+    assert_eq!(me["operator"], true);
+    t.stop().await;
+}
+
+/// Fixation: a token the browser held before signing in is never the session after it; a live
+/// session it held is ended.
+#[tokio::test]
+async fn sign_in_never_keeps_a_token_it_was_given() {
+    let (t, owner) = with_owner(|_| {}).await;
+    let planted = "attacker-chosen-token-value-0000000000000";
+    let fresh = browser(sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, Some(planted)).await).await;
+    assert_ne!(fresh.cookie, planted);
+    let (status, _) = as_browser(&t, planted, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 401, "a planted token opens nothing");
+    let again = browser(sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, Some(&fresh.cookie)).await).await;
+    assert_ne!(
+        again.cookie, fresh.cookie,
+        "every sign-in makes a new session"
+    );
+    let (status, _) = as_browser(&t, &fresh.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(
+        status, 401,
+        "the session held before signing in again is ended"
+    );
+    let (status, _) = as_browser(&t, &again.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 200);
+    // The set-up's session is another browser's: untouched.
+    let (status, _) = as_browser(&t, &owner.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 200);
+    // Sign-out ends it.
+    let (status, _) = as_browser(
+        &t,
+        &again.cookie,
+        Some(&again.csrf),
+        Method::POST,
+        "/sign-out",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = as_browser(&t, &again.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 401);
+    t.stop().await;
+}
+
+/// CSRF: with a session cookie, a request that changes something needs the session's token;
+/// reads and API keys do not.
+#[tokio::test]
+async fn cookie_requests_that_change_something_need_the_csrf_token() {
+    let (t, owner) = with_owner(|_| {}).await;
+    let body = || Some(json!({"name": "csrf-demo"}));
+    let (status, answer) =
+        as_browser(&t, &owner.cookie, None, Method::POST, "/agents", body()).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, _) = as_browser(
+        &t,
+        &owner.cookie,
+        Some("wrong"),
+        Method::POST,
+        "/agents",
+        body(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let other = browser(sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, None).await).await;
+    let (status, _) = as_browser(
+        &t,
+        &owner.cookie,
+        Some(&other.csrf),
+        Method::POST,
+        "/agents",
+        body(),
+    )
+    .await;
+    assert_eq!(status, 403, "another session's token is no good");
+    let (status, answer) = as_browser(
+        &t,
+        &owner.cookie,
+        Some(&owner.csrf),
+        Method::POST,
+        "/agents",
+        body(),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, _) = as_browser(&t, &owner.cookie, None, Method::GET, "/agents", None).await;
+    assert_eq!(status, 200, "reads need no token");
+    let (status, _) = call(&t, ADMIN_KEY, Method::POST, "/agents").await;
+    assert_eq!(
+        status, 422,
+        "API keys need no token (and the empty body is refused on its merits)"
+    );
+    // The audit log names who did it.
+    let (_, log) = as_browser(&t, &owner.cookie, None, Method::GET, "/audit", None).await;
+    assert_eq!(log[0]["action"], "agent.create", "{log}");
+    assert!(log[0]["actor"].as_str().unwrap().starts_with("user:"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let (t, owner) = with_owner(|s| s.accounts.session_ttl_secs = 1).await;
+    let (status, _) = as_browser(&t, &owner.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, _) = as_browser(&t, &owner.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 401, "an expired session opens nothing");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_session() {
+    let (t, owner) = with_owner(|_| {}).await;
+    let phone = browser(sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, None).await).await;
+    let change =
+        |current: &str, new: &str| Some(json!({"current_password": current, "new_password": new}));
+    let (status, answer) = as_browser(
+        &t,
+        &owner.cookie,
+        Some(&owner.csrf),
+        Method::POST,
+        "/me/password",
+        change("not the password", "a brand new passphrase"),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    let response = t
+        .client
+        .post(format!("{}/api/v1/me/password", t.url))
+        .header("cookie", format!("palaver_session={}", owner.cookie))
+        .header("x-csrf-token", &owner.csrf)
+        .json(&change(OWNER_PASSWORD, "a brand new passphrase"))
+        .send()
+        .await
+        .unwrap();
+    let renewed = browser(response).await;
+    for old in [&owner.cookie, &phone.cookie] {
+        let (status, _) = as_browser(&t, old, None, Method::GET, "/me", None).await;
+        assert_eq!(status, 401, "a session from before the change still works");
+    }
+    let (status, _) = as_browser(&t, &renewed.cookie, None, Method::GET, "/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        sign_in(&t, OWNER_EMAIL, "a brand new passphrase", None)
+            .await
+            .status(),
+        200
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_throttled() {
+    let (t, owner) = with_owner(|s| s.accounts.sign_in_attempts = 3).await;
+    // Someone else, to show the throttle is per email.
+    let (status, invited) = as_browser(
+        &t,
+        &owner.cookie,
+        Some(&owner.csrf),
+        Method::POST,
+        "/invitations",
+        Some(json!({"email": "ines@casanube.example", "role": "agent"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{invited}");
+    let response = t
+        .client
+        .post(format!("{}/api/v1/invitations/accept", t.url))
+        .json(&json!({"token": invited["token"], "name": "Inês", "password": "ines passphrase 1"}))
+        .send()
+        .await
+        .unwrap();
+    let ines = browser(response).await;
+    assert_eq!(ines.body["workspaces"][0]["role"], "agent");
+    for _ in 0..3 {
+        let r = sign_in(&t, OWNER_EMAIL, "guess guess guess", None).await;
+        assert_eq!(r.status(), 401);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_credentials");
+    }
+    let refused = sign_in(&t, OWNER_EMAIL, OWNER_PASSWORD, None).await;
+    assert_eq!(refused.status(), 429, "even the right password waits");
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0);
+    assert_eq!(
+        sign_in(&t, "ines@casanube.example", "ines passphrase 1", None)
+            .await
+            .status(),
+        200,
+        "another person is not locked out"
+    );
+    // An invitation link works once; the agent it made sees the inbox and nothing else.
+    let reused = t
+        .client
+        .post(format!("{}/api/v1/invitations/accept", t.url))
+        .json(&json!({"token": invited["token"], "name": "Mallory", "password": "mallory passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 404);
+    let (status, _) = as_browser(&t, &ines.cookie, None, Method::GET, "/conversations", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = as_browser(&t, &ines.cookie, None, Method::GET, "/agents", None).await;
+    assert_eq!(status, 403);
     t.stop().await;
 }

@@ -7,10 +7,10 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{find_agent, Json, Path};
-use crate::accounts::{check_limit, Caller, Resource, Roles};
+use crate::accounts::{audit, check_limit, Caller, Resource, Roles};
 use crate::domain::{validate_name, Agent, AgentConfig, AgentId, FieldError};
 use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
@@ -129,6 +129,14 @@ async fn create(
         .create_agent(caller.workspace, &name, active, &config)
         .await?;
     tracing::info!(agent = %agent.name, "agent created");
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "agent.create",
+        Some(agent.id.to_string()),
+        json!({"name": agent.name}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
@@ -148,6 +156,10 @@ async fn update(
 ) -> Result<Json<AgentView>, ApiError> {
     let mut agent = find_agent(&state, &caller, &key).await?;
     let (name, active, patch) = split_body(body)?;
+    let changed: Vec<String> = patch
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     let mut errors = Vec::new();
     let name = parse_name(name, &mut errors);
     let active = parse_active(active, &mut errors);
@@ -169,6 +181,14 @@ async fn update(
     }
     agent.config = config;
     let agent = state.store.update_agent(&agent).await?;
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "agent.update",
+        Some(agent.id.to_string()),
+        json!({"fields": changed}),
+    )
+    .await;
     Ok(Json(agent.into()))
 }
 
@@ -180,5 +200,13 @@ async fn remove(
     let agent = find_agent(&state, &caller, &key).await?;
     state.store.delete_agent(agent.id).await?;
     tracing::info!(agent = %agent.name, "agent deleted");
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "agent.delete",
+        Some(agent.id.to_string()),
+        json!({"name": agent.name}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{find_agent, find_channel, optional_json, Json, Path, Query};
-use crate::accounts::{check_limit, Caller, Resource, Roles};
+use crate::accounts::{audit, check_limit, Caller, Resource, Roles};
 use crate::channels::ChannelInput;
 use crate::domain::{
     validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
@@ -235,6 +235,14 @@ async fn create(
             create_instance: body.create_instance,
         })
         .await?;
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "channel.create",
+        Some(channel.id.to_string()),
+        serde_json::json!({"provider": channel.provider}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(&state, channel))))
 }
 
@@ -295,7 +303,16 @@ async fn update(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    let credentials_changed = credentials.is_some();
     let saved = state.channels.update(&channel, credentials).await?;
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "channel.update",
+        Some(saved.id.to_string()),
+        serde_json::json!({"credentials_changed": credentials_changed, "agent_id": saved.agent_id}),
+    )
+    .await;
     Ok(Json(view(&state, saved)))
 }
 
@@ -319,6 +336,14 @@ async fn remove(
         .channels
         .delete(&channel, params.delete_instance)
         .await?;
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "channel.delete",
+        Some(channel.id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

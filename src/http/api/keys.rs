@@ -8,7 +8,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
-use crate::accounts::{Caller, Roles};
+use crate::accounts::{audit, Caller, Roles};
 use crate::domain::{ApiKeyId, MemberRole};
 use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
@@ -57,6 +57,14 @@ async fn create(
     }
     let role = body.role.unwrap_or(MemberRole::Owner);
     let (info, key) = state.issue_api_key(caller.workspace, role, name).await?;
+    audit(
+        state.store.as_ref(),
+        &caller,
+        "key.create",
+        Some(info.id.to_string()),
+        serde_json::json!({"name": info.name, "role": info.role}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(CreatedKey { info, key })))
 }
 
@@ -66,6 +74,14 @@ async fn revoke(
     Path(id): Path<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
     if state.store.revoke_api_key(caller.workspace, id).await? {
+        audit(
+            state.store.as_ref(),
+            &caller,
+            "key.revoke",
+            Some(id.to_string()),
+            serde_json::json!({}),
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no live API key {id}")))

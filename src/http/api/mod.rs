@@ -8,6 +8,7 @@ pub mod eval;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
+pub mod people;
 pub mod sandbox;
 pub mod workspaces;
 
@@ -20,9 +21,11 @@ use super::{auth, ApiError, AppState};
 use crate::accounts::Caller;
 use crate::domain::{Agent, Channel, ChannelId, Conversation, ConversationId, ProviderKind};
 
-/// The API routes, all behind [`auth::authenticate`]; each declares the roles that may call it.
+/// The API routes: sign-in, invitations and the first set-up are public; everything else is
+/// behind [`auth::authenticate`] and declares the roles that may call it.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
+        .merge(people::routes())
         .merge(workspaces::routes())
         .merge(agents::routes())
         .merge(knowledge::routes(&state))
@@ -33,6 +36,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(eval::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
+        .merge(people::public_routes())
 }
 
 /// The caller's agent given by id or by name.
