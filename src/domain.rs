@@ -1054,6 +1054,8 @@ pub struct Conversation {
     pub context_started_at: DateTime<Utc>,
     /// Customer messages not yet read by a human.
     pub unread_count: i64,
+    /// The person it is assigned to.
+    pub assignee_id: Option<UserId>,
     /// When it started.
     pub created_at: DateTime<Utc>,
 }
@@ -1085,6 +1087,8 @@ pub struct Message {
     pub error: Option<DeliveryError>,
     /// How a bot reply was produced.
     pub generation: Option<Generation>,
+    /// The person who wrote it (a reply from the inbox).
+    pub sent_by: Option<UserId>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -1170,6 +1174,22 @@ pub struct WorkspaceLimits {
     pub storage_bytes: Option<u64>,
 }
 
+/// Who gets a conversation when it is escalated and nobody has it yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AssignmentRule {
+    /// Nobody: people in the inbox take conversations themselves.
+    #[default]
+    Manual,
+    /// Always this person (while they are a member who answers the inbox).
+    Default {
+        /// The person.
+        user: UserId,
+    },
+    /// The workspace's members with the `agent` role in turn, the one waiting longest first.
+    RoundRobin,
+}
+
 /// A person who signs in with an email and a password.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
@@ -1196,6 +1216,8 @@ pub struct Workspace {
     pub name: String,
     /// What it may hold.
     pub limits: WorkspaceLimits,
+    /// Who gets escalated conversations.
+    pub assignment: AssignmentRule,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -1277,8 +1299,10 @@ pub struct Escalation {
     pub closed_at: Option<DateTime<Utc>>,
     /// How it ended.
     pub resolution: Option<Resolution>,
-    /// Who closed it.
+    /// Who closed it, as shown (a person's email, or an API key's name).
     pub closed_by: Option<String>,
+    /// The person who closed it (none when an API key did).
+    pub closed_by_user: Option<UserId>,
 }
 
 #[cfg(test)]

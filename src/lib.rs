@@ -14,6 +14,7 @@ pub mod domain;
 pub mod embed;
 pub mod eval;
 pub mod http;
+pub mod inbox;
 pub mod knowledge;
 pub mod llm;
 pub mod models;

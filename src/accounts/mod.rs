@@ -55,6 +55,14 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The person, when a person acts.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Actor::User(id) => Some(*id),
+            _ => None,
+        }
+    }
+
     /// How the audit log names the actor.
     pub fn label(&self) -> String {
         match self {

@@ -22,7 +22,7 @@ use chrono::Utc;
 use super::{ChannelError, Channels};
 use crate::domain::{
     ChannelState, Conversation, DeliveryError, DeliveryStatus, EscalationReason, FieldError,
-    Message, MessageDetails, MessageId, MessageKind, Role, TemplateRef,
+    Message, MessageDetails, MessageId, MessageKind, Role, TemplateRef, UserId,
 };
 use crate::providers::{Outbound, OutboundBody, ProviderError, Sent};
 use crate::store::{Delivery, NewEscalation, NewOutbound};
@@ -443,23 +443,10 @@ impl Channels {
         &self,
         conversation: &Conversation,
         text: &str,
-        by: &str,
+        sent_by: Option<UserId>,
         idempotency_key: Option<&str>,
     ) -> Result<(Message, bool), ChannelError> {
-        let text = text.trim();
-        let chars = text.chars().count();
-        if chars == 0 {
-            return Err(ChannelError::Invalid(vec![FieldError::new(
-                "text",
-                "must not be empty",
-            )]));
-        }
-        if chars > MAX_TEXT_CHARS {
-            return Err(ChannelError::Invalid(vec![FieldError::new(
-                "text",
-                format!("has {chars} characters; WhatsApp takes at most {MAX_TEXT_CHARS}"),
-            )]));
-        }
+        let text = check_human_text(text)?;
         let key = idempotency_key.map(|k| format!("human:{}:{k}", conversation.id));
         let (message, created) = self
             .store
@@ -470,13 +457,14 @@ impl Channels {
                 text: Some(text.to_string()),
                 details: MessageDetails::default(),
                 generation: None,
+                sent_by,
                 idempotency_key: key,
                 handled: Vec::new(),
                 delivery: Delivery::Outbox(self.settings.workers.limits()),
             })
             .await?;
         if created {
-            tracing::info!(conversation = %conversation.id, by, "human reply queued");
+            tracing::info!(conversation = %conversation.id, user = ?sent_by, "human reply queued");
         } else if message.text.as_deref() != Some(text) {
             return Err(ChannelError::Conflict(
                 "this Idempotency-Key was used for a different message".into(),
@@ -484,6 +472,25 @@ impl Channels {
         }
         Ok((message, created))
     }
+}
+
+/// A person's reply text, trimmed: not empty, and within WhatsApp's length.
+pub fn check_human_text(text: &str) -> Result<&str, ChannelError> {
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars == 0 {
+        return Err(ChannelError::Invalid(vec![FieldError::new(
+            "text",
+            "must not be empty",
+        )]));
+    }
+    if chars > MAX_TEXT_CHARS {
+        return Err(ChannelError::Invalid(vec![FieldError::new(
+            "text",
+            format!("has {chars} characters; WhatsApp takes at most {MAX_TEXT_CHARS}"),
+        )]));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -175,6 +175,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::inbox::InboxError> for ApiError {
+    fn from(e: crate::inbox::InboxError) -> Self {
+        use crate::inbox::InboxError;
+        match e {
+            InboxError::Invalid(fields) => ApiError::Invalid(fields),
+            InboxError::Channel(e) => e.into(),
+            InboxError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<LimitError> for ApiError {
     fn from(e: LimitError) -> Self {
         match e {

@@ -888,11 +888,7 @@ impl Pipeline {
             return Ok(None);
         };
         let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
-        let link = format!(
-            "{}/api/v1/conversations/{}",
-            self.settings.server.public_url.trim_end_matches('/'),
-            conversation.id
-        );
+        let link = crate::inbox::conversation_link(&self.settings.server.public_url, conversation);
         let custom = config.escalation.support_note.trim();
         let note = if custom.is_empty() {
             self.prompts.support_note(
@@ -933,6 +929,7 @@ impl Pipeline {
             text: Some(text.to_string()),
             details: MessageDetails::default(),
             generation: generation.clone(),
+            sent_by: None,
             idempotency_key: Some(key),
             handled: Vec::new(),
             delivery: self.delivery(),

@@ -133,7 +133,12 @@ pub async fn reset(pipeline: &Pipeline, agent: &Agent, session: &str) -> Result<
     pipeline.store.reset_context(conv.id).await?;
     pipeline
         .store
-        .close_escalation(conv.id, crate::domain::Resolution::HandedBack, "sandbox")
+        .close_escalation(
+            conv.id,
+            crate::domain::Resolution::HandedBack,
+            "sandbox",
+            None,
+        )
         .await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::sql::{db_err, get, now_ms, parse_id, time, SqlStore};
 use super::StoreError;
-use crate::domain::{Workspace, WorkspaceId, WorkspaceLimits};
+use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
 
 /// What a workspace holds, counted against its [`WorkspaceLimits`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -44,18 +44,27 @@ pub trait AccountStore: Send + Sync {
         name: &str,
         limits: &WorkspaceLimits,
     ) -> Result<Option<Workspace>, StoreError>;
+    /// Sets who gets escalated conversations; `None` if the workspace does not exist.
+    async fn set_assignment_rule(
+        &self,
+        id: WorkspaceId,
+        rule: AssignmentRule,
+    ) -> Result<Option<Workspace>, StoreError>;
     /// What the workspace holds now.
     async fn workspace_usage(&self, id: WorkspaceId) -> Result<WorkspaceUsage, StoreError>;
 }
 
 fn workspace_from_row(row: &AnyRow) -> Result<Workspace, StoreError> {
     let limits: String = get(row, "limits")?;
+    let assignment: String = get(row, "assignment")?;
     Ok(Workspace {
         id: parse_id(row, "id")?,
         slug: get(row, "slug")?,
         name: get(row, "name")?,
         limits: serde_json::from_str(&limits)
             .map_err(|e| StoreError::Corrupt(format!("workspace limits: {e}")))?,
+        assignment: serde_json::from_str(&assignment)
+            .map_err(|e| StoreError::Corrupt(format!("workspace assignment: {e}")))?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -141,6 +150,24 @@ impl AccountStore for SqlStore {
         .bind(id.to_string())
         .bind(name)
         .bind(limits_json(limits)?)
+        .bind(now_ms())
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn set_assignment_rule(
+        &self,
+        id: WorkspaceId,
+        rule: AssignmentRule,
+    ) -> Result<Option<Workspace>, StoreError> {
+        let rule = serde_json::to_string(&rule).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = sqlx::query(
+            "UPDATE workspaces SET assignment = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(rule)
         .bind(now_ms())
         .fetch_optional(&self.write)
         .await

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::sql::{
-    db_err, get, now_ms, opt_time, parse_id, parse_text, placeholders, time, SqlStore,
+    db_err, get, now_ms, opt_id, opt_time, parse_id, parse_text, placeholders, time, SqlStore,
 };
 use super::{
     ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy, JobLimits,
@@ -17,10 +17,10 @@ use super::{
     StoreError,
 };
 use crate::domain::{
-    to_millis, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId, Conversation,
-    ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction, Escalation,
-    EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Resolution, Role, Task,
-    WorkspaceId,
+    to_millis, AssignmentRule, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId,
+    Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction,
+    Escalation, EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Resolution,
+    Role, Task, UserId, WorkspaceId,
 };
 
 fn json_column<T: serde::de::DeserializeOwned>(
@@ -80,7 +80,7 @@ impl<'a> ContactIds<'a> {
 }
 
 const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
-        cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
+        cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id,
         ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name
     FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id";
 
@@ -112,13 +112,14 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
         last_activity_at: time(row, "last_activity_at")?,
         context_started_at: time(row, "context_started_at")?,
         unread_count: get(row, "unread_count")?,
+        assignee_id: opt_id(row, "assignee_id")?,
         created_at: time(row, "created_at")?,
     })
 }
 
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, direction, role, kind, body, transcript, details,
-    provider_message_id, status, error, generation, created_at, updated_at";
+    provider_message_id, status, error, generation, sent_by, created_at, updated_at";
 
 fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     Ok(Message {
@@ -134,6 +135,7 @@ fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
         status: parse_text(row, "status")?,
         error: json_column(row, "error")?,
         generation: json_column(row, "generation")?,
+        sent_by: opt_id(row, "sent_by")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -158,6 +160,7 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
             .map(|r| r.parse().map_err(StoreError::Corrupt))
             .transpose()?,
         closed_by: get(row, "closed_by")?,
+        closed_by_user: opt_id(row, "closed_by_user")?,
     })
 }
 
@@ -223,8 +226,8 @@ impl SqlStore {
         let generation = m.generation.as_ref().map(to_json).transpose()?;
         sqlx::query(
             "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
-                idempotency_key, status, status_rank, handled, generation, created_at, updated_at)
-             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $12)",
+                idempotency_key, status, status_rank, handled, generation, sent_by, created_at, updated_at)
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $13)",
         )
         .bind(&id)
         .bind(&conversation)
@@ -237,6 +240,7 @@ impl SqlStore {
         .bind(status.as_str())
         .bind(status.rank())
         .bind(generation)
+        .bind(m.sent_by.map(|u| u.to_string()))
         .bind(now)
         .execute(&mut **tx)
         .await
@@ -347,7 +351,73 @@ impl SqlStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("conversation {conversation}")));
         }
+        Self::assign_escalated_in(tx, conversation, now).await?;
         Ok((escalation_from_row(&row)?, true))
+    }
+
+    /// Gives a conversation just escalated to the person its workspace's [`AssignmentRule`]
+    /// picks, unless someone has it already (or it is a sandbox conversation). Round-robin
+    /// takes the member with the `agent` role who was assigned one longest ago.
+    async fn assign_escalated_in(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment
+             FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
+             JOIN workspaces w ON w.id = ch.workspace_id WHERE cv.id = $1",
+        )
+        .bind(conversation.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        if get::<Option<String>>(&row, "assignee_id")?.is_some()
+            || get::<i64>(&row, "sandbox")? != 0
+        {
+            return Ok(());
+        }
+        let workspace: String = get(&row, "workspace_id")?;
+        let rule: String = get(&row, "assignment")?;
+        let rule: AssignmentRule = serde_json::from_str(&rule)
+            .map_err(|e| StoreError::Corrupt(format!("workspace assignment: {e}")))?;
+        let picked: Option<String> = match rule {
+            AssignmentRule::Manual => None,
+            AssignmentRule::Default { user } => sqlx::query(
+                "SELECT user_id FROM memberships
+                 WHERE workspace_id = $1 AND user_id = $2 AND role IN ('owner', 'agent')",
+            )
+            .bind(&workspace)
+            .bind(user.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| get(&r, "user_id"))
+            .transpose()?,
+            AssignmentRule::RoundRobin => sqlx::query(
+                "UPDATE memberships SET last_assigned_at = $2
+                 WHERE workspace_id = $1 AND user_id = (
+                     SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'agent'
+                     ORDER BY last_assigned_at ASC NULLS FIRST, created_at, user_id LIMIT 1)
+                 RETURNING user_id",
+            )
+            .bind(&workspace)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| get(&r, "user_id"))
+            .transpose()?,
+        };
+        if let Some(user) = picked {
+            sqlx::query("UPDATE conversations SET assignee_id = $2 WHERE id = $1")
+                .bind(conversation.to_string())
+                .bind(user)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
     }
 
     /// The contact (created or refreshed) and its conversation id (created if needed). A
@@ -829,6 +899,17 @@ impl ConversationStore for SqlStore {
             args.push(channel.to_string());
             conditions.push(format!("cv.channel_id = ${}", args.len() + 1));
         }
+        match f.assignee {
+            Some(Some(user)) => {
+                args.push(user.to_string());
+                conditions.push(format!("cv.assignee_id = ${}", args.len() + 1));
+            }
+            Some(None) => conditions.push("cv.assignee_id IS NULL".into()),
+            None => {}
+        }
+        if f.unread {
+            conditions.push("cv.unread_count > 0".into());
+        }
         if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             let escaped = search
                 .to_lowercase()
@@ -848,7 +929,7 @@ impl ConversationStore for SqlStore {
         // the later message comes first then.
         let sql = format!(
             "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
-                    cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at,
+                    cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id,
                     ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name, ch.name AS channel_name,
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message
@@ -1250,6 +1331,7 @@ impl ConversationStore for SqlStore {
         conversation: ConversationId,
         resolution: Resolution,
         by: &str,
+        user: Option<UserId>,
     ) -> Result<Option<Escalation>, StoreError> {
         let now = now_ms();
         let status = match resolution {
@@ -1258,13 +1340,14 @@ impl ConversationStore for SqlStore {
         };
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "UPDATE escalations SET closed_at = $2, resolution = $3, closed_by = $4
+            "UPDATE escalations SET closed_at = $2, resolution = $3, closed_by = $4, closed_by_user = $5
              WHERE conversation_id = $1 AND closed_at IS NULL RETURNING *",
         )
         .bind(conversation.to_string())
         .bind(now)
         .bind(resolution.as_str())
         .bind(by)
+        .bind(user.map(|u| u.to_string()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -1281,6 +1364,25 @@ impl ConversationStore for SqlStore {
         let escalation = escalation_from_row(&row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(escalation))
+    }
+
+    async fn assign_conversation(
+        &self,
+        id: ConversationId,
+        assignee: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        let result =
+            sqlx::query("UPDATE conversations SET assignee_id = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(assignee.map(|u| u.to_string()))
+                .bind(now_ms())
+                .execute(&self.write)
+                .await
+                .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        Ok(())
     }
 
     async fn escalations(

@@ -27,7 +27,8 @@ use crate::domain::{
     Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
     ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
     Document, DocumentId, Escalation, EscalationReason, Generation, JobId, MemberRole, Message,
-    MessageDetails, MessageId, MessageKind, ProviderKind, Resolution, Role, Task, WorkspaceId,
+    MessageDetails, MessageId, MessageKind, ProviderKind, Resolution, Role, Task, UserId,
+    WorkspaceId,
 };
 
 pub use accounts::{AccountStore, WorkspaceUsage};
@@ -352,6 +353,8 @@ pub struct NewOutbound {
     pub details: MessageDetails,
     /// How a bot reply was produced.
     pub generation: Option<Generation>,
+    /// The person who wrote it (a reply from the inbox).
+    pub sent_by: Option<UserId>,
     /// Recording twice with the same key returns the first message (exactly-once replies).
     pub idempotency_key: Option<String>,
     /// Customer messages this reply answers: marked handled in the same transaction.
@@ -369,6 +372,10 @@ pub struct ConversationFilter {
     pub channel_id: Option<ChannelId>,
     /// Contact name, number or message text containing this (case-insensitive).
     pub search: Option<String>,
+    /// Only conversations assigned to this person (`Some(None)`: assigned to nobody).
+    pub assignee: Option<Option<UserId>>,
+    /// Only conversations with customer messages no person has read.
+    pub unread: bool,
     /// Sandbox conversations instead of real ones.
     pub sandbox: bool,
     /// Page size.
@@ -595,7 +602,15 @@ pub trait ConversationStore: Send + Sync {
         conversation: ConversationId,
         resolution: Resolution,
         by: &str,
+        user: Option<UserId>,
     ) -> Result<Option<Escalation>, StoreError>;
+    /// Assigns a conversation to a person, or to nobody. Whether the person may have it is
+    /// the caller's to check.
+    async fn assign_conversation(
+        &self,
+        id: ConversationId,
+        assignee: Option<UserId>,
+    ) -> Result<(), StoreError>;
     /// A conversation's escalations, oldest first.
     async fn escalations(
         &self,

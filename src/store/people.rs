@@ -304,13 +304,25 @@ impl PeopleStore for SqlStore {
     }
 
     async fn remove_membership(&self, user: UserId, ws: WorkspaceId) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
         let result =
             sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND workspace_id = $2")
                 .bind(user.to_string())
                 .bind(ws.to_string())
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+        // Their conversations in this workspace go back to nobody.
+        sqlx::query(
+            "UPDATE conversations SET assignee_id = NULL WHERE assignee_id = $1
+               AND channel_id IN (SELECT id FROM channels WHERE workspace_id = $2)",
+        )
+        .bind(user.to_string())
+        .bind(ws.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         Ok(result.rows_affected() > 0)
     }
 

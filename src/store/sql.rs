@@ -55,6 +55,16 @@ pub(super) fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, Stor
         .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
 }
 
+/// A nullable id column.
+pub(super) fn opt_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<Option<T>, StoreError> {
+    let raw: Option<String> = row.try_get(column).map_err(db_err)?;
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
+    })
+    .transpose()
+}
+
 /// A text column read as one of the domain's text enums.
 pub(super) fn parse_text<T: std::str::FromStr<Err = String>>(
     row: &AnyRow,
@@ -140,6 +150,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "people",
                 include_str!("../../migrations/sqlite/0005_people.sql"),
             ),
+            (
+                6,
+                "assignment",
+                include_str!("../../migrations/sqlite/0006_assignment.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -166,6 +181,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "people",
                 include_str!("../../migrations/postgres/0005_people.sql"),
+            ),
+            (
+                6,
+                "assignment",
+                include_str!("../../migrations/postgres/0006_assignment.sql"),
             ),
         ],
     };

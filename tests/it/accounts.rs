@@ -297,6 +297,7 @@ fn routes_with_ids(of: &Tenant, mine: &Tenant) -> Vec<(Method, String)> {
         (Method::GET, format!("/conversations/{v}/messages")),
         (Method::POST, format!("/conversations/{v}/messages")),
         (Method::POST, format!("/conversations/{v}/read")),
+        (Method::PUT, format!("/conversations/{v}/assignee")),
         (Method::POST, format!("/conversations/{v}/resolve")),
         (Method::POST, format!("/conversations/{v}/handback")),
         (Method::DELETE, format!("/api-keys/{k}")),
@@ -315,7 +316,7 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         json!({"temperature": 0.9})
     } else if path.starts_with("/channels") && *method == Method::PATCH {
         json!({"name": "Taken over"})
-    } else if *method == Method::POST || *method == Method::PATCH {
+    } else if [Method::POST, Method::PATCH, Method::PUT].contains(method) {
         json!({})
     } else {
         return None;
@@ -1252,5 +1253,123 @@ async fn repeated_failed_sign_ins_are_throttled() {
     assert_eq!(status, 200);
     let (status, _) = as_browser(&t, &ines.cookie, None, Method::GET, "/agents", None).await;
     assert_eq!(status, 403);
+    t.stop().await;
+}
+
+/// `method path` as the operator acting in workspace `slug`.
+async fn in_workspace(
+    t: &TestApp,
+    slug: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = t
+        .client
+        .request(method, format!("{}/api/v1{path}", t.url))
+        .bearer_auth(ADMIN_KEY)
+        .header("x-palaver-workspace", slug);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_workspace_at_its_limits_refuses_more_and_others_are_not_held_back() {
+    let t = TestApp::start(Options::default()).await.unwrap();
+    call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/workspaces",
+        json!({"slug": "small", "limits": {"agents": 1, "channels": 1, "documents": 1}}),
+    )
+    .await;
+    let (status, _) = in_workspace(
+        &t,
+        "small",
+        Method::POST,
+        "/agents",
+        Some(json!({"name": "one"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, refused) = in_workspace(
+        &t,
+        "small",
+        Method::POST,
+        "/agents",
+        Some(json!({"name": "two"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "limit_reached");
+    let channel = |phone: &str| {
+        Some(
+            json!({"name": phone, "provider": "meta", "phone_number_id": phone, "agent": "one",
+                    "credentials": {"access_token": "t", "app_secret": "s", "verify_token": "v"}}),
+        )
+    };
+    let (status, created) =
+        in_workspace(&t, "small", Method::POST, "/channels", channel("5001")).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, refused) =
+        in_workspace(&t, "small", Method::POST, "/channels", channel("5002")).await;
+    assert_eq!(status, 409, "{refused}");
+    let upload = |name: &str| {
+        t.client
+            .post(format!("{}/api/v1/agents/one/documents", t.url))
+            .bearer_auth(ADMIN_KEY)
+            .header("x-palaver-workspace", "small")
+            .multipart(
+                Form::new().part(
+                    "file",
+                    Part::bytes(b"# Hours\n\nWe open at nine.\n".to_vec())
+                        .file_name(name.to_string())
+                        .mime_str("text/markdown")
+                        .unwrap(),
+                ),
+            )
+            .send()
+    };
+    assert_eq!(upload("a.md").await.unwrap().status(), 201);
+    let refused = upload("b.md").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    // The usage shows what is held; the default workspace is not limited by another's limits.
+    let (_, small) = in_workspace(&t, "small", Method::GET, "/workspace", None).await;
+    assert_eq!(small["usage"]["agents"], 1);
+    assert_eq!(small["usage"]["channels"], 1);
+    assert_eq!(small["usage"]["documents"], 1);
+    for name in ["two", "three"] {
+        let (status, _) = t.post("/api/v1/agents", &json!({"name": name})).await;
+        assert_eq!(status, 201);
+    }
+    // Raising the limit lets the workspace grow again.
+    let ws = in_workspace(&t, "small", Method::GET, "/workspace", None)
+        .await
+        .1;
+    let (status, _) = call(&t, ADMIN_KEY, Method::GET, "/workspaces").await;
+    assert_eq!(status, 200);
+    let response = t
+        .client
+        .patch(format!("{}/api/v1/workspaces/{}", t.url, id(&ws)))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"limits": {"agents": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _) = in_workspace(
+        &t,
+        "small",
+        Method::POST,
+        "/agents",
+        Some(json!({"name": "two"})),
+    )
+    .await;
+    assert_eq!(status, 201);
     t.stop().await;
 }

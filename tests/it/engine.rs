@@ -90,14 +90,13 @@ async fn a_request_for_a_person_escalates_and_the_bot_stays_silent_until_handed_
     assert_eq!(silent["silence"], "human_owned");
 
     let (status, back) = t
-        .post(
-            &format!("/api/v1/conversations/{id}/handback"),
-            &json!({"by": "ana"}),
-        )
+        .post(&format!("/api/v1/conversations/{id}/handback"), &json!({}))
         .await;
     assert_eq!(status, 200, "{back}");
     assert_eq!(back["status"], "active");
     assert_eq!(back["escalations"][0]["resolution"], "handed_back");
+    assert_eq!(back["escalations"][0]["closed_by"], "operator");
+    assert!(back["escalations"][0]["closed_by_user"].is_null());
     let answered = say(&t, "demo", "Which payment methods do you accept? MB WAY?").await;
     assert_eq!(answered["action"], "replied", "{answered}");
 

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod api;
+mod assignment;
 mod crash;
 mod delivery;
 mod engine;

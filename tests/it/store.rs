@@ -512,6 +512,7 @@ mod conversations {
             text: Some("We open at nine.".into()),
             details: MessageDetails::default(),
             generation: None,
+            sent_by: None,
             idempotency_key: Some(key.into()),
             handled,
             delivery: Delivery::Outbox(Default::default()),
@@ -837,7 +838,7 @@ mod conversations {
         assert_eq!(now.status, ConversationStatus::Escalated);
         assert_eq!(now.status_reason.as_deref(), Some("keyword"));
         let closed = store
-            .close_escalation(conv.id, Resolution::HandedBack, "ops")
+            .close_escalation(conv.id, Resolution::HandedBack, "ops", None)
             .await
             .unwrap()
             .unwrap();
@@ -848,7 +849,7 @@ mod conversations {
             ConversationStatus::Active
         );
         assert!(store
-            .close_escalation(conv.id, Resolution::Resolved, "ops")
+            .close_escalation(conv.id, Resolution::Resolved, "ops", None)
             .await
             .unwrap()
             .is_none());
@@ -864,7 +865,7 @@ mod conversations {
             .await
             .unwrap();
         store
-            .close_escalation(conv.id, Resolution::Resolved, "ops")
+            .close_escalation(conv.id, Resolution::Resolved, "ops", None)
             .await
             .unwrap();
         assert_eq!(

@@ -1,10 +1,11 @@
-//! `/conversations`: the inbox. List (filter by status and channel; search contact name, number
-//! or message text), read messages with their delivery status, reply as a person (through the
-//! outbox), mark read, resolve, and hand back to the bot.
+//! `/conversations`: the inbox. List (filter by status, channel, assignee and unread; search
+//! contact name, number or message text), read messages with their delivery status, reply as a
+//! person (through the outbox), mark read, assign, resolve, and hand back to the bot. The rules
+//! are [`crate::inbox`]'s.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -12,11 +13,12 @@ use super::{find_conversation, optional_json, Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
+    UserId,
 };
 use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
-use crate::pipeline::rules::Trigger;
-use crate::store::{ConversationFilter, ConversationSummary, NewEscalation};
+use crate::inbox;
+use crate::store::{ConversationFilter, ConversationSummary};
 
 /// Routes under `/conversations`: every role reads them; owners and inbox agents act on them.
 pub fn routes() -> Router<AppState> {
@@ -35,6 +37,10 @@ pub fn routes() -> Router<AppState> {
             allow(Roles::INBOX, post(mark_read)),
         )
         .route(
+            "/conversations/{conversation}/assignee",
+            allow(Roles::INBOX, put(assign)),
+        )
+        .route(
             "/conversations/{conversation}/resolve",
             allow(Roles::INBOX, post(resolve)),
         )
@@ -51,6 +57,10 @@ struct ListParams {
     status: Option<ConversationStatus>,
     channel: Option<crate::domain::ChannelId>,
     q: Option<String>,
+    /// `me`, `none`, or a user id.
+    assignee: Option<String>,
+    #[serde(default)]
+    unread: bool,
     #[serde(default)]
     sandbox: bool,
     limit: Option<u32>,
@@ -66,6 +76,22 @@ async fn list(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
+    let assignee = match p.assignee.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some("me") => match caller.actor.user() {
+            Some(user) => Some(Some(user)),
+            None => {
+                return Err(ApiError::invalid(
+                    "assignee",
+                    "`me` needs a signed-in person",
+                ))
+            }
+        },
+        Some(id) => Some(Some(id.parse::<UserId>().map_err(|_| {
+            ApiError::invalid("assignee", "must be `me`, `none` or a user id")
+        })?)),
+    };
     let list = state
         .store
         .list_conversations(
@@ -74,6 +100,8 @@ async fn list(
                 status: p.status,
                 channel_id: p.channel,
                 search: p.q,
+                assignee,
+                unread: p.unread,
                 sandbox: p.sandbox,
                 limit,
                 offset: p.offset.unwrap_or(0),
@@ -131,8 +159,6 @@ async fn messages(
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
     text: String,
-    /// Who is replying (shown in the escalation record).
-    by: Option<String>,
 }
 
 /// The `Idempotency-Key` of a request, checked: printable ASCII, at most 200 characters.
@@ -149,9 +175,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// A person's reply, queued for sending. With an `Idempotency-Key` header, repeating the same
-/// request (a client retrying after a timeout) records and sends the message once: the repeat
-/// answers `200` with the same message instead of `202`.
+/// A person's reply, queued for sending (see [`inbox::reply`]). With an `Idempotency-Key`
+/// header, repeating the same request (a client retrying after a timeout) records and sends the
+/// message once: the repeat answers `200` with the same message instead of `202`.
 async fn reply(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,33 +187,39 @@ async fn reply(
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let conversation = find_conversation(&state, &caller, id).await?;
     let key = idempotency_key(&headers)?;
-    let by = body.by.as_deref().unwrap_or("inbox");
-    // A person answering owns the conversation: the bot steps back until handed back.
-    if conversation.status != ConversationStatus::Escalated {
-        let trigger = Trigger::HumanTakeover(format!("{by} replied from the inbox"));
-        state
-            .store
-            .open_escalation(
-                id,
-                NewEscalation {
-                    reason: trigger.reason(),
-                    detail: Some(trigger.detail().to_string()),
-                    message_id: None,
-                },
-            )
-            .await?;
-    }
-    let (message, created) = state
-        .channels
-        .send_human_reply(&conversation, &body.text, by, key.as_deref())
-        .await?;
-    state.store.mark_read(id).await?;
+    let (message, created) = inbox::reply(
+        state.store.as_ref(),
+        &state.channels,
+        &caller,
+        &conversation,
+        &body.text,
+        key.as_deref(),
+    )
+    .await?;
     let status = if created {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(message)))
+}
+
+/// Who gets the conversation: a user id, or `null` for nobody.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    user: Option<UserId>,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+    Json(body): Json<AssignBody>,
+) -> Result<Json<ConversationView>, ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    inbox::assign(state.store.as_ref(), &conversation, body.user).await?;
+    view(&state, &caller, id).await
 }
 
 async fn mark_read(
@@ -200,40 +232,12 @@ async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Who closes an escalation.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CloseBody {
-    by: Option<String>,
-}
-
-async fn close(
+/// The conversation as it is now, with its escalations.
+async fn view(
     state: &AppState,
     caller: &Caller,
     id: ConversationId,
-    resolution: Resolution,
-    body: CloseBody,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = find_conversation(state, caller, id).await?;
-    let by = body.by.unwrap_or_else(|| "inbox".into());
-    if state
-        .store
-        .close_escalation(id, resolution, &by)
-        .await?
-        .is_none()
-    {
-        // No open escalation: set the status directly.
-        let status = match resolution {
-            Resolution::HandedBack => ConversationStatus::Active,
-            Resolution::Resolved => ConversationStatus::Resolved,
-        };
-        if conversation.status != status {
-            state
-                .store
-                .set_conversation_status(id, status, None)
-                .await?;
-        }
-    }
     let conversation = find_conversation(state, caller, id).await?;
     let escalations = state.store.escalations(id).await?;
     Ok(Json(ConversationView {
@@ -242,20 +246,32 @@ async fn close(
     }))
 }
 
+async fn close(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    resolution: Resolution,
+    body: &[u8],
+) -> Result<Json<ConversationView>, ApiError> {
+    // The body, if any, must be an empty object: who closes is the caller.
+    let _: EmptyBody = optional_json(body)?;
+    let conversation = find_conversation(state, caller, id).await?;
+    inbox::close(state.store.as_ref(), caller, &conversation, resolution).await?;
+    view(state, caller, id).await
+}
+
+/// No fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(
-        &state,
-        &caller,
-        id,
-        Resolution::Resolved,
-        optional_json(&body)?,
-    )
-    .await
+    close(&state, &caller, id, Resolution::Resolved, &body).await
 }
 
 async fn hand_back(
@@ -264,12 +280,5 @@ async fn hand_back(
     Path(id): Path<ConversationId>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    close(
-        &state,
-        &caller,
-        id,
-        Resolution::HandedBack,
-        optional_json(&body)?,
-    )
-    .await
+    close(&state, &caller, id, Resolution::HandedBack, &body).await
 }

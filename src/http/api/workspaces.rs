@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
 use crate::accounts::{self, Caller, Roles};
-use crate::domain::{Workspace, WorkspaceId, WorkspaceLimits};
+use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
 use crate::http::auth::{allow, operator};
 use crate::http::{ApiError, AppState};
 use crate::store::WorkspaceUsage;
@@ -18,6 +18,10 @@ use crate::store::WorkspaceUsage;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/workspace", allow(Roles::ANY, get(current)))
+        .route(
+            "/workspace/assignment",
+            allow(Roles::OWNER, put(set_assignment)),
+        )
         .route("/workspaces", operator(get(list).post(create)))
         .route("/workspaces/{workspace}", operator(patch(update)))
 }
@@ -44,6 +48,17 @@ async fn current(
         .workspace(caller.workspace)
         .await?
         .ok_or_else(|| ApiError::NotFound("the workspace no longer exists".into()))?;
+    Ok(Json(view(&state, workspace).await?))
+}
+
+/// Who gets escalated conversations: `{"mode": "manual"}`, `{"mode": "default", "user": id}`
+/// or `{"mode": "round_robin"}`.
+async fn set_assignment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(rule): Json<AssignmentRule>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let workspace = crate::inbox::set_assignment_rule(state.store.as_ref(), &caller, rule).await?;
     Ok(Json(view(&state, workspace).await?))
 }
 

@@ -186,12 +186,23 @@ impl TestApp {
 
     /// POST JSON with the admin key; returns the status and the JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .request(reqwest::Method::POST, path)
-            .json(body)
-            .send()
+        self.send(self.request(reqwest::Method::POST, path).json(body))
             .await
-            .unwrap();
+    }
+
+    /// PUT JSON with the admin key; returns the status and the JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+
+    /// DELETE with the admin key; returns the status and the JSON body.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))

@@ -1,0 +1,167 @@
+//! The inbox: what people do with conversations (reply, assign, resolve, hand back). The JSON
+//! API and the console both call these, so each rule lives once: a person who replies takes the
+//! conversation over from the bot (and gets it, if nobody had it); replies and closings record
+//! who did them by id; only a member who answers the inbox can be given a conversation.
+
+use crate::accounts::Caller;
+use crate::channels::{ChannelError, Channels};
+use crate::domain::{
+    AssignmentRule, Conversation, ConversationStatus, Escalation, FieldError, MemberRole, Message,
+    Resolution, UserId, Workspace,
+};
+use crate::pipeline::rules::Trigger;
+use crate::store::{NewEscalation, Store, StoreError};
+
+/// Why an inbox action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// Bad fields.
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    /// The channel layer refused (the text, an idempotency key reused for another message).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the console shows a conversation: the link a support note carries. Opening it asks the
+/// person to sign in first.
+pub fn conversation_link(public_url: &str, conversation: &Conversation) -> String {
+    format!(
+        "{}/inbox/{}",
+        public_url.trim_end_matches('/'),
+        conversation.id
+    )
+}
+
+/// A person's reply to a customer, queued for sending. The bot steps back (the conversation is
+/// escalated as a human takeover, if it was not already), the replying person gets the
+/// conversation if nobody had it, and the unread count clears. With an idempotency key, the
+/// same request made twice records and sends one message (`false` the second time).
+pub async fn reply(
+    store: &dyn Store,
+    channels: &Channels,
+    caller: &Caller,
+    conversation: &Conversation,
+    text: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(Message, bool), InboxError> {
+    crate::channels::delivery::check_human_text(text)?;
+    let user = caller.actor.user();
+    if let (None, Some(user)) = (conversation.assignee_id, user) {
+        store
+            .assign_conversation(conversation.id, Some(user))
+            .await?;
+    }
+    if conversation.status != ConversationStatus::Escalated {
+        let trigger =
+            Trigger::HumanTakeover(format!("{} replied from the inbox", caller.actor.label()));
+        store
+            .open_escalation(
+                conversation.id,
+                NewEscalation {
+                    reason: trigger.reason(),
+                    detail: Some(trigger.detail().to_string()),
+                    message_id: None,
+                },
+            )
+            .await?;
+    }
+    let sent = channels
+        .send_human_reply(conversation, text, user, idempotency_key)
+        .await?;
+    store.mark_read(conversation.id).await?;
+    Ok(sent)
+}
+
+/// Ends a person's handling: `Resolved` closes the conversation, `HandedBack` gives it back to
+/// the bot. The open escalation, if any, records how and by whom; without one the status is
+/// set directly. Returns the escalation closed.
+pub async fn close(
+    store: &dyn Store,
+    caller: &Caller,
+    conversation: &Conversation,
+    resolution: Resolution,
+) -> Result<Option<Escalation>, InboxError> {
+    let closed = store
+        .close_escalation(
+            conversation.id,
+            resolution,
+            &caller.actor.label(),
+            caller.actor.user(),
+        )
+        .await?;
+    if closed.is_none() {
+        let status = match resolution {
+            Resolution::HandedBack => ConversationStatus::Active,
+            Resolution::Resolved => ConversationStatus::Resolved,
+        };
+        if conversation.status != status {
+            store
+                .set_conversation_status(conversation.id, status, None)
+                .await?;
+        }
+    }
+    Ok(closed)
+}
+
+/// Gives the conversation to `assignee` (a member of its workspace who answers the inbox: an
+/// owner or an agent), or to nobody.
+pub async fn assign(
+    store: &dyn Store,
+    conversation: &Conversation,
+    assignee: Option<UserId>,
+) -> Result<(), InboxError> {
+    if let Some(user) = assignee {
+        answers_the_inbox(store, conversation.workspace_id, user, "user").await?;
+    }
+    store.assign_conversation(conversation.id, assignee).await?;
+    Ok(())
+}
+
+/// Sets who gets the workspace's escalated conversations; a default assignee must answer the
+/// inbox there. Recorded in the audit log.
+pub async fn set_assignment_rule(
+    store: &dyn Store,
+    caller: &Caller,
+    rule: AssignmentRule,
+) -> Result<Workspace, InboxError> {
+    if let AssignmentRule::Default { user } = rule {
+        answers_the_inbox(store, caller.workspace, user, "user").await?;
+    }
+    let workspace = store
+        .set_assignment_rule(caller.workspace, rule)
+        .await?
+        .ok_or_else(|| StoreError::NotFound("the workspace no longer exists".into()))?;
+    crate::accounts::audit(
+        store,
+        caller,
+        "workspace.assignment",
+        Some(caller.workspace.to_string()),
+        serde_json::to_value(rule).unwrap_or_default(),
+    )
+    .await;
+    Ok(workspace)
+}
+
+/// Refuses `user` unless they are an owner or agent of the workspace.
+pub async fn answers_the_inbox(
+    store: &dyn Store,
+    workspace: crate::domain::WorkspaceId,
+    user: UserId,
+    field: &str,
+) -> Result<(), InboxError> {
+    match store.membership(user, workspace).await? {
+        Some(MemberRole::Owner | MemberRole::Agent) => Ok(()),
+        Some(MemberRole::Author) => Err(InboxError::Invalid(vec![FieldError::new(
+            field,
+            "is an author here; only owners and agents answer conversations",
+        )])),
+        None => Err(InboxError::Invalid(vec![FieldError::new(
+            field,
+            "is not a member of this workspace",
+        )])),
+    }
+}
