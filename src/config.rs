@@ -69,6 +69,31 @@ pub struct Settings {
     pub eval: EvalSettings,
     /// People: sessions, invitations, sign-in throttling, the first owner.
     pub accounts: AccountSettings,
+    /// The event log and its streams.
+    pub events: EventSettings,
+}
+
+/// The event log and its live streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// How long events are kept, in hours; older ones are pruned.
+    pub retention_hours: u64,
+    /// Events held for the live streams of this process; a stream that falls this far behind
+    /// is cut off (its client resumes from the log with `Last-Event-ID`).
+    pub buffer: usize,
+    /// Seconds between heartbeats on an idle stream.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            retention_hours: 7 * 24,
+            buffer: 1024,
+            heartbeat_secs: 15,
+        }
+    }
 }
 
 /// People and their sessions.
@@ -750,6 +775,9 @@ impl Settings {
             }
         }
         positive("accounts.session_ttl_secs", self.accounts.session_ttl_secs)?;
+        positive("events.retention_hours", self.events.retention_hours)?;
+        positive("events.buffer", self.events.buffer as u64)?;
+        positive("events.heartbeat_secs", self.events.heartbeat_secs)?;
         positive("accounts.invitation_hours", self.accounts.invitation_hours)?;
         positive(
             "accounts.sign_in_attempts",

@@ -119,6 +119,14 @@ pub fn collection_name(key: &str) -> &str {
     key.split_once('.').map_or(key, |(_, name)| name)
 }
 
+/// The workspace a [`collection_key`] belongs to.
+pub fn collection_workspace(key: &str) -> WorkspaceId {
+    key.split_once('.')
+        .filter(|(prefix, _)| prefix.len() == 32)
+        .and_then(|(prefix, _)| uuid::Uuid::try_parse(prefix).ok())
+        .map_or(WorkspaceId::DEFAULT, WorkspaceId)
+}
+
 /// Milliseconds since the Unix epoch, the storage form of every timestamp.
 pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -771,10 +779,116 @@ text_enum!(EscalationReason {
 });
 text_enum!(MemberRole { Owner => "owner", Author => "author", Agent => "agent" });
 text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
+text_enum!(EventKind {
+    MessageReceived => "message.received", MessageSent => "message.sent",
+    MessageStatus => "message.status", MessageTranscribed => "message.transcribed",
+    ConversationCreated => "conversation.created", ConversationEscalated => "conversation.escalated",
+    ConversationAssigned => "conversation.assigned", ConversationResolved => "conversation.resolved",
+    ConversationHandedBack => "conversation.handed_back", ChannelState => "channel.state",
+    DocumentIngested => "document.ingested", EvalRunProgress => "eval.run.progress",
+    EvalRunFinished => "eval.run.finished",
+});
 text_enum!(DeliveryStatus {
     Received => "received", Queued => "queued", Sent => "sent", Delivered => "delivered",
     Read => "read", Played => "played", Failed => "failed",
 });
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::MessageReceived,
+        EventKind::MessageSent,
+        EventKind::MessageStatus,
+        EventKind::MessageTranscribed,
+        EventKind::ConversationCreated,
+        EventKind::ConversationEscalated,
+        EventKind::ConversationAssigned,
+        EventKind::ConversationResolved,
+        EventKind::ConversationHandedBack,
+        EventKind::ChannelState,
+        EventKind::DocumentIngested,
+        EventKind::EvalRunProgress,
+        EventKind::EvalRunFinished,
+    ];
+
+    /// Whether a member with `role` may see events of this kind: conversations and messages
+    /// are everyone's (the inbox); documents and evals are for owners and authors; channel
+    /// states (with their QR codes, which link a phone to the number) for owners only.
+    pub fn visible_to(self, role: MemberRole) -> bool {
+        match self {
+            EventKind::ChannelState => role == MemberRole::Owner,
+            EventKind::DocumentIngested
+            | EventKind::EvalRunProgress
+            | EventKind::EvalRunFinished => role != MemberRole::Agent,
+            _ => true,
+        }
+    }
+}
+
+/// What kind of change an [`Event`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A customer's message was stored.
+    MessageReceived,
+    /// An outbound message (the bot's, a person's, a support note) was recorded and queued;
+    /// `message.status` follows its delivery.
+    MessageSent,
+    /// An outbound message's delivery status moved (sent, delivered, read, played, failed).
+    MessageStatus,
+    /// A voice note was transcribed.
+    MessageTranscribed,
+    /// A customer's first message opened a conversation.
+    ConversationCreated,
+    /// A conversation was handed to a person.
+    ConversationEscalated,
+    /// A conversation was given to a person, or to nobody.
+    ConversationAssigned,
+    /// A person resolved a conversation.
+    ConversationResolved,
+    /// A person gave a conversation back to the bot.
+    ConversationHandedBack,
+    /// A channel's connection changed, or it has a new QR code.
+    ChannelState,
+    /// A knowledge document was ingested.
+    DocumentIngested,
+    /// An eval run moved on.
+    EvalRunProgress,
+    /// An eval run finished.
+    EvalRunFinished,
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One change in a workspace, as the event log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its position in the workspace's log: counts up by one.
+    pub id: i64,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The conversation it is about, if any.
+    pub conversation_id: Option<ConversationId>,
+    /// The channel it is about, if any.
+    pub channel_id: Option<ChannelId>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What changed (the message, the new status...).
+    pub data: serde_json::Value,
+}
 
 /// A media attachment as the provider describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub mod embed;
 pub mod eval;
+pub mod events;
 pub mod http;
 pub mod inbox;
 pub mod knowledge;
@@ -92,6 +93,8 @@ pub struct App {
     pub channels: Arc<Channels>,
     /// How many job workers are running, for readiness.
     pub workers: Arc<workers::WorkerHealth>,
+    /// Live events from the event log.
+    pub events: Arc<events::EventHub>,
 }
 
 /// The plug-in parts an application is assembled from: the WhatsApp providers, the answerers
@@ -228,6 +231,10 @@ impl App {
             Some(channels.clone()),
             settings.clone(),
         ));
+        let events = Arc::new(events::EventHub::new(
+            store.clone(),
+            settings.events.clone(),
+        ));
         Ok(Self {
             settings,
             store,
@@ -237,6 +244,7 @@ impl App {
             pipeline,
             channels,
             workers: Arc::new(workers::WorkerHealth::default()),
+            events,
         })
     }
 

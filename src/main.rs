@@ -257,6 +257,8 @@ enum BenchCommand {
     Pipeline(PipelineBench),
     /// Signed webhook ingestion over loopback: latency at a fixed rate and flat-out throughput.
     Webhooks(WebhookBench),
+    /// Event fan-out: many live streams receiving each event.
+    Events(EventBench),
     /// Voice-note real-time factor (decode + transcribe) of each fetched Whisper model.
     Speech(SpeechBench),
 }
@@ -282,6 +284,16 @@ struct PipelineBench {
     /// Passes over the question set (after one warm-up pass).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+}
+
+#[derive(Args)]
+struct EventBench {
+    /// Streams held open.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Events sent for each measurement.
+    #[arg(long, default_value_t = 20)]
+    events: u64,
 }
 
 #[derive(Args)]
@@ -1222,6 +1234,10 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 args.seconds,
             )
             .await?;
+            println!("{report}");
+        }
+        BenchCommand::Events(args) => {
+            let report = palaver::bench::events::run(&settings, args.clients, args.events).await?;
             println!("{report}");
         }
         BenchCommand::Speech(args) => {

@@ -2,6 +2,7 @@
 //! user — embedding throughput, retrieval latency and recall, speech real-time factor.
 
 pub mod embed;
+pub mod events;
 pub mod pipeline;
 pub mod retrieval;
 pub mod speech;

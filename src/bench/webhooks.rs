@@ -23,7 +23,7 @@ const PHONE_ID: &str = "100000000000001";
 const SECRET: &str = "bench-app-secret";
 
 /// Ingestion never embeds; this embedder says so if it is ever asked.
-struct Unused;
+pub(super) struct Unused;
 
 #[async_trait]
 impl Embedder for Unused {

@@ -380,6 +380,7 @@ impl Channels {
                                 channel.id,
                                 ChannelState::Broken,
                                 Some(&failure.error.title),
+                                None,
                             )
                             .await?;
                         tracing::error!(channel = %channel.id, "the provider refused the channel's credentials");

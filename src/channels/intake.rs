@@ -206,16 +206,31 @@ impl Channels {
             } => {
                 if let Some(channel) = Self::route(verified, &route) {
                     self.store
-                        .set_channel_state(channel.id, state, detail.as_deref())
+                        .set_channel_state(channel.id, state, detail.as_deref(), None)
                         .await?;
                     tracing::info!(channel = %channel.id, state = state.as_str(), "channel connection changed");
                 }
                 receipt.ignored += 1;
             }
-            Event::QrCode { route, .. } => {
+            Event::QrCode {
+                route,
+                image,
+                code,
+                pairing_code,
+            } => {
                 if let Some(channel) = Self::route(verified, &route) {
+                    let qr = crate::providers::PairingQr {
+                        image,
+                        code,
+                        pairing_code,
+                    };
                     self.store
-                        .set_channel_state(channel.id, ChannelState::Connecting, None)
+                        .set_channel_state(
+                            channel.id,
+                            ChannelState::Connecting,
+                            None,
+                            Some(Self::qr_view(&qr)),
+                        )
                         .await?;
                 }
                 receipt.ignored += 1;

@@ -107,7 +107,7 @@ impl Channels {
             if let Err(e) = self.configure(&channel).await {
                 tracing::warn!(channel = %channel.id, error = %e, "instance not configured");
                 self.store
-                    .set_channel_state(channel.id, ChannelState::Broken, Some(&e.to_string()))
+                    .set_channel_state(channel.id, ChannelState::Broken, Some(&e.to_string()), None)
                     .await?;
             }
         }
@@ -178,12 +178,13 @@ impl Channels {
         let pairing = Self::pairing_of(provider.as_ref(), "are not linked by QR code")?;
         let ctx = self.context(channel).await?;
         let outcome = pairing.connect(&ctx, pairing_number).await?;
-        let state = match outcome {
-            ConnectOutcome::AlreadyOpen => ChannelState::Connected,
-            ConnectOutcome::Qr(_) | ConnectOutcome::Pending => ChannelState::Connecting,
+        let (state, qr) = match &outcome {
+            ConnectOutcome::AlreadyOpen => (ChannelState::Connected, None),
+            ConnectOutcome::Qr(qr) => (ChannelState::Connecting, Some(Self::qr_view(qr))),
+            ConnectOutcome::Pending => (ChannelState::Connecting, None),
         };
         self.store
-            .set_channel_state(channel.id, state, None)
+            .set_channel_state(channel.id, state, None, qr)
             .await?;
         Ok(outcome)
     }
@@ -196,9 +197,11 @@ impl Channels {
         };
         let ctx = self.context(channel).await?;
         let state = pairing.connection_state(&ctx).await?;
-        self.store
-            .set_channel_state(channel.id, state, None)
-            .await?;
+        if state != channel.state {
+            self.store
+                .set_channel_state(channel.id, state, None, None)
+                .await?;
+        }
         Ok(state)
     }
 
@@ -209,7 +212,12 @@ impl Channels {
         let ctx = self.context(channel).await?;
         pairing.logout(&ctx).await?;
         self.store
-            .set_channel_state(channel.id, ChannelState::Disconnected, Some("logged out"))
+            .set_channel_state(
+                channel.id,
+                ChannelState::Disconnected,
+                Some("logged out"),
+                None,
+            )
             .await?;
         Ok(())
     }

@@ -76,14 +76,26 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.events.clone();
+    let notifications = (state.store.backend() == crate::store::Backend::Postgres)
+        .then(|| state.settings.database_url());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let events = tokio::spawn(hub.clone().run(notifications, stopped));
     let app = router(state);
     // The peer address throttles sign-in attempts per client.
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Event streams never end by themselves: end them, or shutdown waits for them.
+        hub.close();
+    })
+    .await;
+    let _ = stop.send(true);
+    let _ = events.await;
+    served
 }
 
 async fn not_found() -> ApiError {

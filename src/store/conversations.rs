@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use super::events::NewEvent;
 use super::sql::{
     db_err, get, now_ms, opt_id, opt_time, parse_id, parse_text, placeholders, time, SqlStore,
 };
@@ -19,8 +20,8 @@ use super::{
 use crate::domain::{
     to_millis, AssignmentRule, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId,
     Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction,
-    Escalation, EscalationId, JobId, Message, MessageDetails, MessageId, ProviderKind, Resolution,
-    Role, Task, UserId, WorkspaceId,
+    Escalation, EscalationId, EventKind, JobId, Message, MessageDetails, MessageId, ProviderKind,
+    Resolution, Role, Task, UserId, WorkspaceId,
 };
 
 fn json_column<T: serde::de::DeserializeOwned>(
@@ -187,12 +188,77 @@ impl SqlStore {
         message_from_row(&row)
     }
 
+    /// Appends a `kind` event about message `id` inside `tx`: the message as it is now, and
+    /// whether its conversation is a sandbox one.
+    async fn message_event_in(
+        tx: &mut Tx,
+        id: &str,
+        kind: EventKind,
+        now: i64,
+    ) -> Result<WorkspaceId, StoreError> {
+        let row = sqlx::query(
+            "SELECT ch.workspace_id, cv.sandbox, m.conversation_id, m.channel_id FROM messages m
+             JOIN conversations cv ON cv.id = m.conversation_id JOIN channels ch ON ch.id = m.channel_id
+             WHERE m.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let workspace: String = get(&row, "workspace_id")?;
+        let conversation: String = get(&row, "conversation_id")?;
+        let channel: String = get(&row, "channel_id")?;
+        let sandbox = get::<i64>(&row, "sandbox")? != 0;
+        let message = Self::message_in(tx, id).await?;
+        Self::emit_in(
+            tx,
+            &workspace,
+            NewEvent {
+                kind,
+                conversation: Some(&conversation),
+                channel: Some(&channel),
+                data: serde_json::json!({"message": message, "sandbox": sandbox}),
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Appends a `kind` event about conversation `id` inside `tx`: the conversation as it is
+    /// now, with `extra` fields.
+    async fn conversation_event_in(
+        tx: &mut Tx,
+        id: &str,
+        kind: EventKind,
+        extra: serde_json::Value,
+        now: i64,
+    ) -> Result<WorkspaceId, StoreError> {
+        let conversation = Self::conversation_in(tx, id).await?;
+        let mut data = serde_json::json!({"conversation": conversation});
+        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        Self::emit_in(
+            tx,
+            &conversation.workspace_id.to_string(),
+            NewEvent {
+                kind,
+                conversation: Some(id),
+                channel: Some(&conversation.channel_id.to_string()),
+                data,
+            },
+            now,
+        )
+        .await
+    }
+
     /// Records an outbound message and its send job inside `tx`, exactly once per idempotency
     /// key; returns the message and whether it was created now.
     async fn insert_outbound(
         tx: &mut Tx,
         m: &NewOutbound,
         now: i64,
+        woke: &mut Vec<WorkspaceId>,
     ) -> Result<(Message, bool), StoreError> {
         if let Some(key) = &m.idempotency_key {
             let row = sqlx::query("SELECT id FROM messages WHERE idempotency_key = $1")
@@ -263,6 +329,7 @@ impl SqlStore {
             let queue = format!("send:{conversation}");
             Self::insert_job(tx, &workspace, &task, &queue, limits, now).await?;
         }
+        woke.push(Self::message_event_in(tx, &id, EventKind::MessageSent, now).await?);
         let message = Self::message_in(tx, &id).await?;
         Ok((message, true))
     }
@@ -317,6 +384,7 @@ impl SqlStore {
         conversation: ConversationId,
         escalation: &NewEscalation,
         now: i64,
+        woke: &mut Vec<WorkspaceId>,
     ) -> Result<(Escalation, bool), StoreError> {
         let open = sqlx::query(
             "SELECT * FROM escalations WHERE conversation_id = $1 AND closed_at IS NULL",
@@ -351,8 +419,32 @@ impl SqlStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("conversation {conversation}")));
         }
-        Self::assign_escalated_in(tx, conversation, now).await?;
-        Ok((escalation_from_row(&row)?, true))
+        let assigned = Self::assign_escalated_in(tx, conversation, now).await?;
+        let escalation = escalation_from_row(&row)?;
+        let id = conversation.to_string();
+        woke.push(
+            Self::conversation_event_in(
+                tx,
+                &id,
+                EventKind::ConversationEscalated,
+                serde_json::json!({"escalation": escalation}),
+                now,
+            )
+            .await?,
+        );
+        if assigned {
+            woke.push(
+                Self::conversation_event_in(
+                    tx,
+                    &id,
+                    EventKind::ConversationAssigned,
+                    serde_json::json!({}),
+                    now,
+                )
+                .await?,
+            );
+        }
+        Ok((escalation, true))
     }
 
     /// Gives a conversation just escalated to the person its workspace's [`AssignmentRule`]
@@ -362,7 +454,7 @@ impl SqlStore {
         tx: &mut Tx,
         conversation: ConversationId,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment
              FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
@@ -375,7 +467,7 @@ impl SqlStore {
         if get::<Option<String>>(&row, "assignee_id")?.is_some()
             || get::<i64>(&row, "sandbox")? != 0
         {
-            return Ok(());
+            return Ok(false);
         }
         let workspace: String = get(&row, "workspace_id")?;
         let rule: String = get(&row, "assignment")?;
@@ -409,15 +501,16 @@ impl SqlStore {
             .map(|r| get(&r, "user_id"))
             .transpose()?,
         };
-        if let Some(user) = picked {
-            sqlx::query("UPDATE conversations SET assignee_id = $2 WHERE id = $1")
-                .bind(conversation.to_string())
-                .bind(user)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_err)?;
-        }
-        Ok(())
+        let Some(user) = picked else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE conversations SET assignee_id = $2 WHERE id = $1")
+            .bind(conversation.to_string())
+            .bind(user)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        Ok(true)
     }
 
     /// The contact (created or refreshed) and its conversation id (created if needed). A
@@ -671,17 +764,44 @@ impl ConversationStore for SqlStore {
         id: ChannelId,
         state: ChannelState,
         detail: Option<&str>,
+        qr: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE channels SET state = $2, state_detail = $3, updated_at = $4 WHERE id = $1",
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE channels SET state = $2, state_detail = $3, updated_at = $4 WHERE id = $1
+             RETURNING workspace_id",
         )
         .bind(id.to_string())
         .bind(state.as_str())
         .bind(detail)
-        .bind(now_ms())
-        .execute(&self.write)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let workspace: String = get(&row, "workspace_id")?;
+        let mut data = serde_json::json!({"state": state.as_str(), "detail": detail});
+        if let (Some(qr), Some(data)) = (qr, data.as_object_mut()) {
+            data.insert("qr".into(), qr);
+        }
+        let channel = id.to_string();
+        let ws = Self::emit_in(
+            &mut tx,
+            &workspace,
+            NewEvent {
+                kind: EventKind::ChannelState,
+                conversation: None,
+                channel: Some(&channel),
+                data,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 
@@ -786,12 +906,32 @@ impl ConversationStore for SqlStore {
             .await
             .map_err(db_err)?;
         }
+        let created = Self::conversation_in(&mut tx, &conversation)
+            .await?
+            .created_at;
+        let mut woke = Vec::new();
+        if to_millis(created) == now {
+            woke.push(
+                Self::conversation_event_in(
+                    &mut tx,
+                    &conversation,
+                    EventKind::ConversationCreated,
+                    serde_json::json!({}),
+                    now,
+                )
+                .await?,
+            );
+        }
+        woke.push(
+            Self::message_event_in(&mut tx, &message_id, EventKind::MessageReceived, now).await?,
+        );
         let message = Self::message_in(&mut tx, &message_id).await?;
         let conversation = Self::conversation_in(&mut tx, &conversation).await?;
         tx.commit().await.map_err(|e| match db_err(e) {
             StoreError::Conflict(_) => StoreError::Conflict("duplicate message".into()),
             other => other,
         })?;
+        self.woke(woke);
         Ok(RecordedInbound::New {
             message: Box::new(message),
             conversation: Box::new(conversation),
@@ -821,7 +961,7 @@ impl ConversationStore for SqlStore {
             now,
         )
         .await?;
-        match Self::insert_message(
+        let message_id = match Self::insert_message(
             &mut tx,
             &conversation,
             &channel_id,
@@ -834,10 +974,10 @@ impl ConversationStore for SqlStore {
         )
         .await
         {
-            Ok(_) => {}
+            Ok(id) => id,
             Err(StoreError::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e),
-        }
+        };
         sqlx::query(
             "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
         )
@@ -846,8 +986,10 @@ impl ConversationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let ws = Self::message_event_in(&mut tx, &message_id, EventKind::MessageSent, now).await?;
         let conversation = Self::conversation_in(&mut tx, &conversation).await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(Some(conversation))
     }
 
@@ -857,17 +999,27 @@ impl ConversationStore for SqlStore {
         wa_id: &str,
         name: Option<&str>,
     ) -> Result<Conversation, StoreError> {
+        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let id = Self::contact_and_conversation(
-            &mut tx,
-            channel,
-            ContactIds::phone(wa_id),
-            name,
-            now_ms(),
-        )
-        .await?;
+        let id =
+            Self::contact_and_conversation(&mut tx, channel, ContactIds::phone(wa_id), name, now)
+                .await?;
         let conversation = Self::conversation_in(&mut tx, &id).await?;
+        let mut woke = Vec::new();
+        if to_millis(conversation.created_at) == now {
+            woke.push(
+                Self::conversation_event_in(
+                    &mut tx,
+                    &id,
+                    EventKind::ConversationCreated,
+                    serde_json::json!({}),
+                    now,
+                )
+                .await?,
+            );
+        }
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         Ok(conversation)
     }
 
@@ -1057,21 +1209,26 @@ impl ConversationStore for SqlStore {
 
     async fn record_outbound(&self, m: NewOutbound) -> Result<(Message, bool), StoreError> {
         let mut tx = self.begin_write().await?;
-        let recorded = Self::insert_outbound(&mut tx, &m, now_ms()).await?;
+        let mut woke = Vec::new();
+        let recorded = Self::insert_outbound(&mut tx, &m, now_ms(), &mut woke).await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         Ok(recorded)
     }
 
     async fn record_turn(&self, turn: NewTurn) -> Result<RecordedTurn, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
+        let mut woke = Vec::new();
         let escalation = match &turn.escalation {
-            Some(e) => Some(Self::open_escalation_in(&mut tx, turn.conversation_id, e, now).await?),
+            Some(e) => Some(
+                Self::open_escalation_in(&mut tx, turn.conversation_id, e, now, &mut woke).await?,
+            ),
             None => None,
         };
         let mut replies = Vec::with_capacity(turn.replies.len());
         for reply in &turn.replies {
-            replies.push(Self::insert_outbound(&mut tx, reply, now).await?);
+            replies.push(Self::insert_outbound(&mut tx, reply, now, &mut woke).await?);
         }
         let mut support_note = None;
         if let (Some(note), Some((_, true))) = (&turn.support_note, &escalation) {
@@ -1089,10 +1246,15 @@ impl ConversationStore for SqlStore {
                     .map_err(|_| StoreError::Corrupt(format!("bad conversation id {support}")))?,
                 ..note.message.clone()
             };
-            support_note = Some(Self::insert_outbound(&mut tx, &message, now).await?.0);
+            support_note = Some(
+                Self::insert_outbound(&mut tx, &message, now, &mut woke)
+                    .await?
+                    .0,
+            );
         }
         Self::mark_handled_in(&mut tx, &turn.handled).await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         Ok(RecordedTurn {
             replies,
             escalation,
@@ -1106,16 +1268,23 @@ impl ConversationStore for SqlStore {
         transcript: &str,
         details: &MessageDetails,
     ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE messages SET transcript = $2, details = $3, updated_at = $4 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(transcript)
         .bind(to_json(details)?)
-        .bind(now_ms())
-        .execute(&self.write)
+        .bind(now)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let ws =
+            Self::message_event_in(&mut tx, &id.to_string(), EventKind::MessageTranscribed, now)
+                .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 
@@ -1147,18 +1316,28 @@ impl ConversationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        let ws =
+            Self::message_event_in(&mut tx, &id.to_string(), EventKind::MessageStatus, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
+        Ok(())
     }
 
     async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE messages SET status = 'failed', status_rank = $2, error = $3, updated_at = $4 WHERE id = $1")
             .bind(id.to_string())
             .bind(DeliveryStatus::Failed.rank())
             .bind(to_json(error)?)
-            .bind(now_ms())
-            .execute(&self.write)
+            .bind(now)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        let ws =
+            Self::message_event_in(&mut tx, &id.to_string(), EventKind::MessageStatus, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 
@@ -1203,7 +1382,7 @@ impl ConversationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE messages SET status = $3, status_rank = $4, error = COALESCE($5, error), updated_at = $6
              WHERE channel_id = $1 AND provider_message_id = $2 AND direction = 'outbound' AND status_rank < $4",
         )
@@ -1215,7 +1394,9 @@ impl ConversationStore for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(db_err)?;
+        .map_err(db_err)?
+        .rows_affected()
+            > 0;
         let row = sqlx::query(
             "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
         )
@@ -1224,7 +1405,13 @@ impl ConversationStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        let mut woke = Vec::new();
+        if let (true, Some(row)) = (moved, &row) {
+            let id: String = get(row, "id")?;
+            woke.push(Self::message_event_in(&mut tx, &id, EventKind::MessageStatus, now).await?);
+        }
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         row.map(|r| parse_id(&r, "id")).transpose()
     }
 
@@ -1279,17 +1466,47 @@ impl ConversationStore for SqlStore {
         status: ConversationStatus,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let result = sqlx::query("UPDATE conversations SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1")
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let before = sqlx::query("SELECT status FROM conversations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))?;
+        let before: ConversationStatus = parse_text(&before, "status")?;
+        sqlx::query("UPDATE conversations SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1")
             .bind(id.to_string())
             .bind(status.as_str())
             .bind(reason)
-            .bind(now_ms())
-            .execute(&self.write)
+            .bind(now)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("conversation {id}")));
+        let kind = match (before, status) {
+            (a, b) if a == b => None,
+            (_, ConversationStatus::Resolved) => Some(EventKind::ConversationResolved),
+            (ConversationStatus::Escalated, ConversationStatus::Active) => {
+                Some(EventKind::ConversationHandedBack)
+            }
+            (_, ConversationStatus::Escalated) => Some(EventKind::ConversationEscalated),
+            _ => None,
+        };
+        let mut woke = Vec::new();
+        if let Some(kind) = kind {
+            woke.push(
+                Self::conversation_event_in(
+                    &mut tx,
+                    &id.to_string(),
+                    kind,
+                    serde_json::json!({}),
+                    now,
+                )
+                .await?,
+            );
         }
+        tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         Ok(())
     }
 
@@ -1321,8 +1538,12 @@ impl ConversationStore for SqlStore {
         escalation: NewEscalation,
     ) -> Result<(Escalation, bool), StoreError> {
         let mut tx = self.begin_write().await?;
-        let opened = Self::open_escalation_in(&mut tx, conversation, &escalation, now_ms()).await?;
+        let mut woke = Vec::new();
+        let opened =
+            Self::open_escalation_in(&mut tx, conversation, &escalation, now_ms(), &mut woke)
+                .await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         Ok(opened)
     }
 
@@ -1362,7 +1583,20 @@ impl ConversationStore for SqlStore {
             .await
             .map_err(db_err)?;
         let escalation = escalation_from_row(&row)?;
+        let kind = match resolution {
+            Resolution::Resolved => EventKind::ConversationResolved,
+            Resolution::HandedBack => EventKind::ConversationHandedBack,
+        };
+        let ws = Self::conversation_event_in(
+            &mut tx,
+            &conversation.to_string(),
+            kind,
+            serde_json::json!({"escalation": escalation}),
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(Some(escalation))
     }
 
@@ -1371,17 +1605,29 @@ impl ConversationStore for SqlStore {
         id: ConversationId,
         assignee: Option<UserId>,
     ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
         let result =
             sqlx::query("UPDATE conversations SET assignee_id = $2, updated_at = $3 WHERE id = $1")
                 .bind(id.to_string())
                 .bind(assignee.map(|u| u.to_string()))
-                .bind(now_ms())
-                .execute(&self.write)
+                .bind(now)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("conversation {id}")));
         }
+        let ws = Self::conversation_event_in(
+            &mut tx,
+            &id.to_string(),
+            EventKind::ConversationAssigned,
+            serde_json::json!({}),
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
+use super::events::NewEvent;
 use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
 use super::StoreError;
-use crate::domain::{EvalRunId, WorkspaceId};
+use crate::domain::{EvalRunId, EventKind, WorkspaceId};
 
 /// Where an eval run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,17 +190,37 @@ impl EvalStore for SqlStore {
         done: u64,
         total: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
             "UPDATE eval_runs SET cases_done = $2, cases_total = $3, updated_at = $4
-             WHERE id = $1 AND status = 'running'",
+             WHERE id = $1 AND status = 'running' RETURNING workspace_id",
         )
         .bind(id.to_string())
         .bind(done as i64)
         .bind(total as i64)
-        .bind(now_ms())
-        .execute(&self.write)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let ws: String = get(&row, "workspace_id")?;
+        let ws = Self::emit_in(
+            &mut tx,
+            &ws,
+            NewEvent {
+                kind: EventKind::EvalRunProgress,
+                conversation: None,
+                channel: None,
+                data: serde_json::json!({"run_id": id, "cases_done": done, "cases_total": total}),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 
@@ -209,23 +230,44 @@ impl EvalStore for SqlStore {
         finished: FinishedEvalRun,
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE eval_runs SET status = $2, summary = $3, results = $4, error = $5,
                 updated_at = $6, finished_at = $6
-             WHERE id = $1 AND status = 'running'",
+             WHERE id = $1 AND status = 'running' RETURNING workspace_id",
         )
         .bind(id.to_string())
         .bind(finished.status.as_str())
         .bind(finished.summary.as_ref().map(to_text))
         .bind(finished.results.as_ref().map(to_text))
-        .bind(finished.error)
+        .bind(finished.error.as_deref())
         .bind(now)
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let Some(row) = done else {
             return Err(StoreError::NotFound(format!("running eval run {id}")));
-        }
+        };
+        let ws: String = get(&row, "workspace_id")?;
+        let ws = Self::emit_in(
+            &mut tx,
+            &ws,
+            NewEvent {
+                kind: EventKind::EvalRunFinished,
+                conversation: None,
+                channel: None,
+                data: serde_json::json!({
+                    "run_id": id,
+                    "status": finished.status.as_str(),
+                    "summary": finished.summary,
+                    "error": finished.error,
+                }),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 mod accounts;
 mod conversations;
 mod evals;
+mod events;
 mod jobs;
 mod people;
 pub mod postgres;
@@ -33,6 +34,7 @@ use crate::domain::{
 
 pub use accounts::{AccountStore, WorkspaceUsage};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
+pub use events::{EventSignal, EventStore};
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
 
@@ -474,12 +476,14 @@ pub trait ConversationStore: Send + Sync {
         channel: &Channel,
         sealed_credentials: Option<Vec<u8>>,
     ) -> Result<Channel, StoreError>;
-    /// Records a connection state change.
+    /// Records a connection state change, and a new QR code to link the number when there is
+    /// one (shown live through the event log, never stored on the channel).
     async fn set_channel_state(
         &self,
         id: ChannelId,
         state: ChannelState,
         detail: Option<&str>,
+        qr: Option<serde_json::Value>,
     ) -> Result<(), StoreError>;
     /// Deletes a channel and its conversations; false if it did not exist.
     async fn delete_channel(&self, id: ChannelId) -> Result<bool, StoreError>;
@@ -674,7 +678,7 @@ pub trait JobStore: Send + Sync {
 /// The store's domain verbs.
 #[async_trait]
 pub trait Store:
-    ConversationStore + JobStore + EvalStore + AccountStore + PeopleStore + Send + Sync
+    ConversationStore + JobStore + EvalStore + EventStore + AccountStore + PeopleStore + Send + Sync
 {
     /// Which engine this is.
     fn backend(&self) -> Backend;

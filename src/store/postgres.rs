@@ -24,6 +24,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         backend: Backend::Postgres,
         read: pool.clone(),
         write: pool,
+        signal: Default::default(),
     })
 }
 

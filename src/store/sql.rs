@@ -32,6 +32,8 @@ pub struct SqlStore {
     pub(super) read: AnyPool,
     /// Pool for writes: one connection on SQLite, the read pool on Postgres.
     pub(super) write: AnyPool,
+    /// Wakes this process's event hub after commits that wrote events.
+    pub(super) signal: std::sync::Arc<super::EventSignal>,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -155,6 +157,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "assignment",
                 include_str!("../../migrations/sqlite/0006_assignment.sql"),
             ),
+            (
+                7,
+                "events",
+                include_str!("../../migrations/sqlite/0007_events.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -186,6 +193,11 @@ fn migrator(backend: Backend) -> Migrator {
                 6,
                 "assignment",
                 include_str!("../../migrations/postgres/0006_assignment.sql"),
+            ),
+            (
+                7,
+                "events",
+                include_str!("../../migrations/postgres/0007_events.sql"),
             ),
         ],
     };
@@ -667,7 +679,24 @@ impl Store for SqlStore {
             .await
             .map_err(db_err)?;
         let document = document_from_row(&row)?;
+        let ws = crate::domain::collection_workspace(&doc.collection);
+        let ws = Self::emit_in(
+            &mut tx,
+            &ws.to_string(),
+            super::events::NewEvent {
+                kind: crate::domain::EventKind::DocumentIngested,
+                conversation: None,
+                channel: None,
+                data: serde_json::json!({
+                    "document": document,
+                    "collection": crate::domain::collection_name(&doc.collection),
+                }),
+            },
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
         Ok(ReplacedDocument {
             document,
             removed_chunks,

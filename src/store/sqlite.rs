@@ -63,6 +63,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         backend: Backend::Sqlite,
         read,
         write,
+        signal: Default::default(),
     })
 }
 

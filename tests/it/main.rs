@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod engine;
 mod eval;
+mod events;
 mod store;
 mod voice;
 mod webhooks;

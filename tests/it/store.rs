@@ -554,7 +554,7 @@ mod conversations {
             .unwrap()
             .is_none());
         store
-            .set_channel_state(c.id, ChannelState::Broken, Some("token expired"))
+            .set_channel_state(c.id, ChannelState::Broken, Some("token expired"), None)
             .await
             .unwrap();
         let c2 = store.channel(c.id).await.unwrap().unwrap();

@@ -50,7 +50,7 @@ pub async fn post_meta(t: &TestApp, body: &[u8]) -> reqwest::Response {
         .unwrap()
 }
 
-fn sent_ok(id: &str) -> ResponseTemplate {
+pub fn sent_ok(id: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
@@ -59,7 +59,7 @@ fn sent_ok(id: &str) -> ResponseTemplate {
 }
 
 /// An app with workers, the demo agent, and a Meta channel whose Graph API is `graph`.
-async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
+pub async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
     let uri = graph.uri();
     let t = TestApp::start(Options {
         workers: true,
@@ -95,7 +95,7 @@ async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
 }
 
 /// Requests the Graph mock received to send messages.
-async fn sends(graph: &MockServer) -> Vec<Value> {
+pub async fn sends(graph: &MockServer) -> Vec<Value> {
     graph
         .received_requests()
         .await
@@ -107,7 +107,7 @@ async fn sends(graph: &MockServer) -> Vec<Value> {
         .collect()
 }
 
-async fn wait_for_sends(graph: &MockServer, n: usize) -> Vec<Value> {
+pub async fn wait_for_sends(graph: &MockServer, n: usize) -> Vec<Value> {
     eventually(Duration::from_secs(20), || async {
         let s = sends(graph).await;
         (s.len() >= n).then_some(s)
@@ -116,7 +116,7 @@ async fn wait_for_sends(graph: &MockServer, n: usize) -> Vec<Value> {
     .unwrap_or_else(|| panic!("expected {n} sends"))
 }
 
-async fn mount_send(graph: &MockServer, response: ResponseTemplate) {
+pub async fn mount_send(graph: &MockServer, response: ResponseTemplate) {
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/messages")))
         .and(header("authorization", "Bearer test-token"))

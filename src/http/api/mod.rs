@@ -5,6 +5,7 @@ pub mod agents;
 pub mod channels;
 pub mod conversations;
 pub mod eval;
+pub mod events;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
@@ -35,6 +36,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(sandbox::routes(&state))
         .merge(jobs::routes())
         .merge(eval::routes())
+        .merge(events::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
         .merge(people::public_routes())
 }

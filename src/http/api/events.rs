@@ -1,0 +1,132 @@
+//! `/events`: the workspace's event log, live. Without `after` it is a Server-Sent Events
+//! stream (`id:` the event's number, `event:` its type, `data:` the event as JSON), resumed
+//! after `Last-Event-ID` (the header browsers send when they reconnect, or the
+//! `last_event_id` parameter) with nothing lost or repeated, and kept open by heartbeats. With
+//! `after=N` it answers one page of events as JSON, for clients that poll. Both filter by
+//! `type` (comma-separated), `conversation` and `channel`, and show each role only what it may
+//! see.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::{Json, Query};
+use crate::accounts::{Caller, Roles};
+use crate::domain::{ChannelId, ConversationId, EventKind};
+use crate::events::{EventFilter, EventsError};
+use crate::http::auth::allow;
+use crate::http::{ApiError, AppState};
+
+/// Routes under `/events`: every role, each seeing what it may.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/events", allow(Roles::ANY, get(events)))
+}
+
+/// Filters and position.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventParams {
+    /// Event types, comma-separated.
+    #[serde(rename = "type")]
+    types: Option<String>,
+    conversation: Option<ConversationId>,
+    channel: Option<ChannelId>,
+    /// Poll: the events after this number, as JSON.
+    after: Option<i64>,
+    /// Poll: page size (1-1000, default 100).
+    limit: Option<u32>,
+    /// Stream: resume after this number (as the `Last-Event-ID` header does).
+    last_event_id: Option<i64>,
+}
+
+fn filter(p: &EventParams) -> Result<EventFilter, ApiError> {
+    let mut kinds = std::collections::HashSet::new();
+    for name in p.types.iter().flat_map(|t| t.split(',')).map(str::trim) {
+        if name.is_empty() {
+            continue;
+        }
+        let kind: EventKind = name.parse().map_err(|_| {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::Invalid(vec![crate::domain::FieldError::new(
+                "type",
+                format!("unknown event type `{name}`; known: {}", known.join(", ")),
+            )])
+        })?;
+        kinds.insert(kind);
+    }
+    Ok(EventFilter {
+        kinds,
+        conversation: p.conversation,
+        channel: p.channel,
+    })
+}
+
+fn position(name: &str, value: i64) -> Result<i64, ApiError> {
+    if value < 0 {
+        return Err(ApiError::invalid(name, "must be 0 or more"));
+    }
+    Ok(value)
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(p): Query<EventParams>,
+) -> Result<Response, ApiError> {
+    let filter = filter(&p)?;
+    if let Some(after) = p.after {
+        let limit = p.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+        }
+        let page = crate::events::poll(
+            state.store.as_ref(),
+            caller.workspace,
+            caller.role,
+            &filter,
+            position("after", after)?,
+            limit,
+        )
+        .await?;
+        return Ok(Json(page).into_response());
+    }
+    let resume = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::invalid("Last-Event-ID", "must be an event number"))?,
+        ),
+        None => p.last_event_id,
+    };
+    let resume = resume.map(|r| position("Last-Event-ID", r)).transpose()?;
+    let stream = state
+        .events
+        .subscribe(caller.workspace, caller.role, filter, resume)
+        .await?;
+    let heartbeat = Duration::from_secs(state.events.settings().heartbeat_secs);
+    let stream = stream.map(|item| -> Result<SseEvent, Infallible> {
+        Ok(match item {
+            Ok(live) => SseEvent::default()
+                .id(live.event.id.to_string())
+                .event(live.event.kind.as_str())
+                .data(&live.json),
+            Err(e @ EventsError::Lagged) | Err(e @ EventsError::Store(_)) => SseEvent::default()
+                .event("closed")
+                .data(serde_json::json!({"reason": e.to_string()}).to_string()),
+        })
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(heartbeat))
+        .into_response())
+}
