@@ -274,7 +274,7 @@ impl SqlStore {
         }
         let conversation = m.conversation_id.to_string();
         let channel_row = sqlx::query(
-            "SELECT cv.channel_id, ch.workspace_id FROM conversations cv
+            "SELECT cv.channel_id, cv.sandbox, ch.workspace_id FROM conversations cv
              JOIN channels ch ON ch.id = cv.channel_id WHERE cv.id = $1",
         )
         .bind(&conversation)
@@ -329,8 +329,22 @@ impl SqlStore {
             let queue = format!("send:{conversation}");
             Self::insert_job(tx, &workspace, &task, &queue, limits, now).await?;
         }
-        woke.push(Self::message_event_in(tx, &id, EventKind::MessageSent, now).await?);
         let message = Self::message_in(tx, &id).await?;
+        let sandbox = get::<i64>(&channel_row, "sandbox")? != 0;
+        woke.push(
+            Self::emit_in(
+                tx,
+                &workspace,
+                NewEvent {
+                    kind: EventKind::MessageSent,
+                    conversation: Some(&conversation),
+                    channel: Some(&channel),
+                    data: serde_json::json!({"message": message, "sandbox": sandbox}),
+                },
+                now,
+            )
+            .await?,
+        );
         Ok((message, true))
     }
 
@@ -906,32 +920,42 @@ impl ConversationStore for SqlStore {
             .await
             .map_err(db_err)?;
         }
-        let created = Self::conversation_in(&mut tx, &conversation)
-            .await?
-            .created_at;
-        let mut woke = Vec::new();
-        if to_millis(created) == now {
-            woke.push(
-                Self::conversation_event_in(
-                    &mut tx,
-                    &conversation,
-                    EventKind::ConversationCreated,
-                    serde_json::json!({}),
-                    now,
-                )
-                .await?,
-            );
-        }
-        woke.push(
-            Self::message_event_in(&mut tx, &message_id, EventKind::MessageReceived, now).await?,
-        );
         let message = Self::message_in(&mut tx, &message_id).await?;
         let conversation = Self::conversation_in(&mut tx, &conversation).await?;
+        // The message and conversation are at hand: the events take them as they are.
+        let ws = channel.workspace_id.to_string();
+        let conversation_id = conversation.id.to_string();
+        if to_millis(conversation.created_at) == now {
+            Self::emit_in(
+                &mut tx,
+                &ws,
+                NewEvent {
+                    kind: EventKind::ConversationCreated,
+                    conversation: Some(&conversation_id),
+                    channel: Some(&channel_id),
+                    data: serde_json::json!({"conversation": conversation}),
+                },
+                now,
+            )
+            .await?;
+        }
+        Self::emit_in(
+            &mut tx,
+            &ws,
+            NewEvent {
+                kind: EventKind::MessageReceived,
+                conversation: Some(&conversation_id),
+                channel: Some(&channel_id),
+                data: serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
+            },
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(|e| match db_err(e) {
             StoreError::Conflict(_) => StoreError::Conflict("duplicate message".into()),
             other => other,
         })?;
-        self.woke(woke);
+        self.woke([channel.workspace_id]);
         Ok(RecordedInbound::New {
             message: Box::new(message),
             conversation: Box::new(conversation),
