@@ -84,6 +84,12 @@ pub struct EventSettings {
     pub buffer: usize,
     /// Seconds between heartbeats on an idle stream.
     pub heartbeat_secs: u64,
+    /// Failed delivery attempts in a row after which an outgoing webhook is paused.
+    pub hook_pause_after: u32,
+    /// Seconds an outgoing webhook's receiver has to answer.
+    pub hook_timeout_secs: u64,
+    /// Outgoing webhook subscriptions a workspace may have.
+    pub hooks_per_workspace: usize,
 }
 
 impl Default for EventSettings {
@@ -92,6 +98,9 @@ impl Default for EventSettings {
             retention_hours: 7 * 24,
             buffer: 1024,
             heartbeat_secs: 15,
+            hook_pause_after: 20,
+            hook_timeout_secs: 10,
+            hooks_per_workspace: 20,
         }
     }
 }
@@ -778,6 +787,11 @@ impl Settings {
         positive("events.retention_hours", self.events.retention_hours)?;
         positive("events.buffer", self.events.buffer as u64)?;
         positive("events.heartbeat_secs", self.events.heartbeat_secs)?;
+        positive(
+            "events.hook_pause_after",
+            self.events.hook_pause_after as u64,
+        )?;
+        positive("events.hook_timeout_secs", self.events.hook_timeout_secs)?;
         positive("accounts.invitation_hours", self.accounts.invitation_hours)?;
         positive(
             "accounts.sign_in_attempts",

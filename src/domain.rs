@@ -96,6 +96,14 @@ id_type!(
     /// Identifies a person who signs in.
     UserId
 );
+id_type!(
+    /// Identifies an outgoing webhook subscription.
+    HookId
+);
+id_type!(
+    /// Identifies one delivery of an event to an outgoing webhook.
+    HookDeliveryId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -1363,6 +1371,11 @@ pub enum Task {
         /// The message.
         message_id: MessageId,
     },
+    /// Deliver an event to an outgoing webhook.
+    Hook {
+        /// The delivery.
+        delivery_id: HookDeliveryId,
+    },
 }
 
 impl Task {
@@ -1371,6 +1384,7 @@ impl Task {
         match self {
             Task::Handle { .. } => "handle",
             Task::Send { .. } => "send",
+            Task::Hook { .. } => "hook",
         }
     }
 
@@ -1419,6 +1433,105 @@ pub struct Escalation {
     pub closed_by_user: Option<UserId>,
 }
 
+/// Whether an outgoing webhook receives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStatus {
+    /// Events are delivered.
+    Active,
+    /// Nothing is sent (it kept failing, or an owner paused it); events wait in the log and are
+    /// delivered when it is resumed.
+    Paused,
+}
+
+/// Where one delivery of an event to an outgoing webhook stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookDeliveryStatus {
+    /// Queued, or being retried.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Its subscription was paused before it got through; resuming sends it again.
+    Paused,
+    /// Given up after its retries.
+    Failed,
+}
+
+text_enum!(HookStatus { Active => "active", Paused => "paused" });
+text_enum!(HookDeliveryStatus {
+    Pending => "pending", Delivered => "delivered", Paused => "paused", Failed => "failed",
+});
+
+/// An outgoing webhook: a URL of another system subscribed to a workspace's events. Its signing
+/// secret is never part of it (it is shown once, when the subscription is made).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hook {
+    /// Its id.
+    pub id: HookId,
+    /// The workspace whose events it receives.
+    pub workspace_id: WorkspaceId,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// The event types it receives (every type when empty).
+    pub events: Vec<EventKind>,
+    /// A note for people.
+    pub description: String,
+    /// Active or paused.
+    pub status: HookStatus,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// Why it was paused.
+    pub paused_reason: Option<String>,
+    /// The last event of the workspace's log it has been given (or skipped).
+    pub cursor: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Hook {
+    /// Whether it receives events of `kind`.
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.events.is_empty() || self.events.contains(&kind)
+    }
+}
+
+/// One event's delivery to one outgoing webhook, with its last attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookDelivery {
+    /// Its id (sent as `X-Palaver-Delivery`, so a receiver can drop a repeat).
+    pub id: HookDeliveryId,
+    /// The subscription.
+    pub hook_id: HookId,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// The event's number in the workspace's log.
+    pub event_id: i64,
+    /// The event's type.
+    pub event_type: EventKind,
+    /// The conversation it is about (deliveries of one conversation go in order).
+    pub conversation_id: Option<ConversationId>,
+    /// Where it stands.
+    pub status: HookDeliveryStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The HTTP status of the last answer.
+    pub response_status: Option<u16>,
+    /// How long the last attempt took, in milliseconds.
+    pub response_ms: Option<u64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the receiver accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The JSON body sent (the event).
+    #[serde(skip)]
+    pub body: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1432,6 +1545,9 @@ mod tests {
             },
             Task::Send {
                 message_id: MessageId::new(),
+            },
+            Task::Hook {
+                delivery_id: HookDeliveryId::new(),
             },
         ];
         for task in tasks {

@@ -95,6 +95,8 @@ pub struct App {
     pub workers: Arc<workers::WorkerHealth>,
     /// Live events from the event log.
     pub events: Arc<events::EventHub>,
+    /// Outgoing webhooks fed from the event log.
+    pub hooks: Arc<events::hooks::Hooks>,
 }
 
 /// The plug-in parts an application is assembled from: the WhatsApp providers, the answerers
@@ -212,9 +214,15 @@ impl App {
             settings.retrieval.clone(),
         ));
         let prompts = Arc::new(Prompts::load(settings.pipeline.prompts_dir.as_deref())?);
+        let sealer = sealer(&settings)?;
+        let hooks = Arc::new(events::hooks::Hooks::new(
+            store.clone(),
+            sealer.clone(),
+            settings.clone(),
+        ));
         let channels = Arc::new(Channels::new(
             store.clone(),
-            sealer(&settings)?,
+            sealer,
             parts.providers,
             settings.clone(),
         ));
@@ -245,6 +253,7 @@ impl App {
             channels,
             workers: Arc::new(workers::WorkerHealth::default()),
             events,
+            hooks,
         })
     }
 
@@ -254,6 +263,7 @@ impl App {
             self.store.clone(),
             self.pipeline.clone(),
             self.channels.clone(),
+            self.hooks.clone(),
             self.settings.workers.clone(),
             self.workers.clone(),
         ))

@@ -1,6 +1,6 @@
 //! The job runner: workers claim due jobs from the durable queue with a lease (kept alive while
 //! the job runs), run them — [`Task::Handle`] a conversation's new messages, [`Task::Send`] an
-//! outbox message — and complete them, retry them with capped exponential backoff and jitter
+//! outbox message, [`Task::Hook`] an event to an outgoing webhook — and complete them, retry them with capped exponential backoff and jitter
 //! until their deadline (as long as a reply is worth sending), or give them up. Giving up is
 //! never silent: an undelivered message is marked failed and its conversation goes to a person,
 //! and so does a conversation whose messages could not be answered. Waiting for a channel's send
@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::channels::{Attempt, Channels};
 use crate::config::WorkerSettings;
 use crate::domain::{ConversationId, Task};
+use crate::events::hooks::{HookError, HookOutcome, Hooks};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::{Job, Store};
 
@@ -47,6 +48,17 @@ impl From<PipelineError> for JobError {
             }
             PipelineError::Store(_) | PipelineError::Knowledge(_) | PipelineError::Media(_) => {
                 JobError::Retry(e.to_string(), None)
+            }
+        }
+    }
+}
+
+impl From<HookError> for JobError {
+    fn from(e: HookError) -> Self {
+        match e {
+            HookError::Store(_) => JobError::Retry(e.to_string(), None),
+            HookError::Invalid { .. } | HookError::Limit(_) | HookError::Sealed => {
+                JobError::Fatal(e.to_string())
             }
         }
     }
@@ -183,17 +195,20 @@ pub struct Workers {
     store: Arc<dyn Store>,
     pipeline: Arc<Pipeline>,
     channels: Arc<Channels>,
+    hooks: Arc<Hooks>,
     settings: WorkerSettings,
     health: Arc<WorkerHealth>,
     id: String,
 }
 
 impl Workers {
-    /// Workers over the store, running the pipeline and the outbox, reporting to `health`.
+    /// Workers over the store, running the pipeline, the outbox and outgoing webhooks,
+    /// reporting to `health`.
     pub fn new(
         store: Arc<dyn Store>,
         pipeline: Arc<Pipeline>,
         channels: Arc<Channels>,
+        hooks: Arc<Hooks>,
         settings: WorkerSettings,
         health: Arc<WorkerHealth>,
     ) -> Self {
@@ -202,6 +217,7 @@ impl Workers {
             store,
             pipeline,
             channels,
+            hooks,
             settings,
             health,
             id: format!(
@@ -371,6 +387,11 @@ impl Workers {
                 .give_up(*conversation_id, why)
                 .await
                 .map_err(|e| e.to_string()),
+            Task::Hook { delivery_id } => self
+                .hooks
+                .give_up(*delivery_id, why)
+                .await
+                .map_err(|e| e.to_string()),
         };
         let recorded = match handed_over {
             Ok(()) => self.store.dead_letter_job(job.id, worker, why).await,
@@ -392,6 +413,10 @@ impl Workers {
                 Attempt::Done => Ok(()),
                 Attempt::Retry { why, after } => Err(JobError::Retry(why, after)),
                 Attempt::Wait(wait) => Err(JobError::Wait(wait)),
+            },
+            Task::Hook { delivery_id } => match self.hooks.deliver(*delivery_id).await? {
+                HookOutcome::Done => Ok(()),
+                HookOutcome::Retry { why, after } => Err(JobError::Retry(why, after)),
             },
         }
     }

@@ -195,6 +195,20 @@ impl From<LimitError> for ApiError {
     }
 }
 
+impl From<crate::events::hooks::HookError> for ApiError {
+    fn from(e: crate::events::hooks::HookError) -> Self {
+        use crate::events::hooks::HookError;
+        match e {
+            HookError::Invalid { field, message } => {
+                ApiError::Invalid(vec![FieldError::new(field, message)])
+            }
+            e @ HookError::Limit(_) => ApiError::LimitReached(e.to_string()),
+            e @ HookError::Sealed => ApiError::internal(e),
+            HookError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<WorkspaceError> for ApiError {
     fn from(e: WorkspaceError) -> Self {
         match e {

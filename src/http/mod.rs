@@ -80,7 +80,8 @@ pub async fn serve(
     let notifications = (state.store.backend() == crate::store::Backend::Postgres)
         .then(|| state.settings.database_url());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let events = tokio::spawn(hub.clone().run(notifications, stopped));
+    let events = tokio::spawn(hub.clone().run(notifications, stopped.clone()));
+    let hooks = tokio::spawn(state.hooks.clone().run(hub.clone(), stopped));
     let app = router(state);
     // The peer address throttles sign-in attempts per client.
     let served = axum::serve(
@@ -95,6 +96,7 @@ pub async fn serve(
     .await;
     let _ = stop.send(true);
     let _ = events.await;
+    let _ = hooks.await;
     served
 }
 

@@ -349,7 +349,7 @@ impl SqlStore {
     }
 
     /// Enqueues `task` inside `tx`.
-    async fn insert_job(
+    pub(super) async fn insert_job(
         tx: &mut Tx,
         workspace: &str,
         task: &Task,

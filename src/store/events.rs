@@ -64,7 +64,8 @@ pub trait EventStore: Send + Sync {
     async fn last_event_id(&self, ws: WorkspaceId) -> Result<i64, StoreError>;
     /// Every workspace's latest event number.
     async fn last_event_ids(&self) -> Result<Vec<(WorkspaceId, i64)>, StoreError>;
-    /// Deletes events older than `before`; returns how many.
+    /// Deletes events older than `before`, and the outgoing deliveries of that age that got
+    /// through; returns how many events.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// What wakes this process's event hub.
     fn event_signal(&self) -> std::sync::Arc<EventSignal>;
@@ -182,6 +183,13 @@ impl EventStore for SqlStore {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM events WHERE created_at < $1")
+            .bind(to_millis(before))
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        // Outgoing deliveries that got through go with the events they carried; the others
+        // stay for the delivery log until they are sent or their subscription is deleted.
+        sqlx::query("DELETE FROM hook_deliveries WHERE status = 'delivered' AND created_at < $1")
             .bind(to_millis(before))
             .execute(&self.write)
             .await

@@ -10,6 +10,7 @@ mod accounts;
 mod conversations;
 mod evals;
 mod events;
+mod hooks;
 mod jobs;
 mod people;
 pub mod postgres;
@@ -35,6 +36,7 @@ use crate::domain::{
 pub use accounts::{AccountStore, WorkspaceUsage};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use events::{EventSignal, EventStore};
+pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
 
@@ -678,7 +680,15 @@ pub trait JobStore: Send + Sync {
 /// The store's domain verbs.
 #[async_trait]
 pub trait Store:
-    ConversationStore + JobStore + EvalStore + EventStore + AccountStore + PeopleStore + Send + Sync
+    ConversationStore
+    + JobStore
+    + EvalStore
+    + EventStore
+    + HookStore
+    + AccountStore
+    + PeopleStore
+    + Send
+    + Sync
 {
     /// Which engine this is.
     fn backend(&self) -> Backend;

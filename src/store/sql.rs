@@ -162,6 +162,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "events",
                 include_str!("../../migrations/sqlite/0007_events.sql"),
             ),
+            (
+                8,
+                "hooks",
+                include_str!("../../migrations/sqlite/0008_hooks.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -198,6 +203,11 @@ fn migrator(backend: Backend) -> Migrator {
                 7,
                 "events",
                 include_str!("../../migrations/postgres/0007_events.sql"),
+            ),
+            (
+                8,
+                "hooks",
+                include_str!("../../migrations/postgres/0008_hooks.sql"),
             ),
         ],
     };

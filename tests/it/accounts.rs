@@ -25,6 +25,7 @@ struct Tenant {
     conversation: String,
     job: String,
     run: String,
+    hook: String,
     phone: &'static str,
     secret: &'static str,
 }
@@ -177,7 +178,17 @@ async fn tenant(
         .create_eval_run(ws, run, &json!({"suites": ["faq.yaml"]}))
         .await
         .unwrap();
+    // An outgoing webhook for events that never happen here (no deliveries, no jobs).
+    let hook = id(&call_json(
+        t,
+        &key,
+        Method::POST,
+        "/webhooks",
+        json!({"url": format!("http://127.0.0.1:9/{slug}"), "events": ["eval.run.finished"]}),
+    )
+    .await);
     Tenant {
+        hook,
         ws,
         key,
         key_id,
@@ -201,6 +212,8 @@ async fn state_of(t: &TestApp, b: &Tenant) -> BTreeMap<String, Value> {
         format!("/conversations/{}", b.conversation),
         format!("/conversations/{}/messages", b.conversation),
         "/api-keys".to_string(),
+        "/webhooks".to_string(),
+        format!("/webhooks/{}", b.hook),
         "/jobs?status=dead".to_string(),
         format!("/eval/runs/{}", b.run),
         "/workspace".to_string(),
@@ -273,6 +286,7 @@ fn routes_with_ids(of: &Tenant, mine: &Tenant) -> Vec<(Method, String)> {
         &of.run,
     );
     let m = &mine.agent;
+    let h = &of.hook;
     vec![
         (Method::GET, format!("/agents/{a}")),
         (Method::PATCH, format!("/agents/{a}")),
@@ -302,6 +316,10 @@ fn routes_with_ids(of: &Tenant, mine: &Tenant) -> Vec<(Method, String)> {
         (Method::POST, format!("/conversations/{v}/handback")),
         (Method::DELETE, format!("/api-keys/{k}")),
         (Method::POST, format!("/jobs/{j}/requeue")),
+        (Method::GET, format!("/webhooks/{h}")),
+        (Method::PATCH, format!("/webhooks/{h}")),
+        (Method::GET, format!("/webhooks/{h}/deliveries")),
+        (Method::DELETE, format!("/webhooks/{h}")),
     ]
 }
 
@@ -385,6 +403,7 @@ async fn isolation(postgres: bool) {
             &b.key_id,
             &b.job,
             &b.run,
+            &b.hook,
         ] {
             let fresh = uuid::Uuid::now_v7().to_string();
             unknown = unknown.replace(id.as_str(), &fresh);
@@ -440,6 +459,7 @@ async fn isolation(postgres: bool) {
         "/api-keys",
         "/jobs?status=dead",
         "/eval/runs",
+        "/webhooks",
     ] {
         let (status, body) = call(&t, &a.key, Method::GET, path).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -451,6 +471,7 @@ async fn isolation(postgres: bool) {
             &b.key_id,
             &b.job,
             &b.run,
+            &b.hook,
         ] {
             assert!(
                 !text.contains(foreign.as_str()),
@@ -548,6 +569,10 @@ async fn isolation(postgres: bool) {
     for field in ["last_activity_at", "last_inbound_at", "unread_count"] {
         after.get_mut(&key).unwrap()[field] = before[&key][field].clone();
     }
+    // B's subscription has looked at B's own new event.
+    let key = format!("/webhooks/{}", b.hook);
+    after.get_mut(&key).unwrap()["cursor"] = before[&key]["cursor"].clone();
+    after.get_mut("/webhooks").unwrap()[0]["cursor"] = before["/webhooks"][0]["cursor"].clone();
     for (path, value) in &before {
         assert_eq!(&after[path], value, "workspace B's {path} changed");
     }
@@ -769,8 +794,10 @@ async fn every_route_answers_each_role_as_the_readme_table_says() {
     t.stop().await;
 }
 
-/// A database made by the release before workspaces (migrations 1-3) starts, migrates, and
-/// keeps its agent, channel (credentials sealed by that release), conversation and API key.
+/// A database made by the previous release (migration 1 only: before delivery deadlines, user
+/// ids, workspaces, people, events and outgoing webhooks) starts, migrates, and keeps its agent,
+/// channel (credentials sealed by that release), conversation and API key, whose use is then
+/// recorded.
 async fn upgrade_in_place(postgres: bool) {
     use palaver::crypto::{generate_key, hash_api_key, parse_key, Sealer};
     use palaver::providers::Credentials;
@@ -786,7 +813,7 @@ async fn upgrade_in_place(postgres: bool) {
         format!("sqlite://{}", dir.path().join("old.db").display())
     };
     let old = palaver::store::SqlStore::connect(&url, 2).await.unwrap();
-    old.migrate_to(3).await.unwrap();
+    old.migrate_to(1).await.unwrap();
     drop(old);
 
     const KEY: &str = "pk_legacy_owner_key_0123456789abcdef";
@@ -894,6 +921,16 @@ async fn upgrade_in_place(postgres: bool) {
         .filter_map(|m| m["text"].as_str().or(m["body"].as_str()))
         .collect();
     assert_eq!(texts, ["Hello from before", "Still there?"], "{messages}");
+    // The old key's use is recorded.
+    let (_, keys) = call(&t, KEY, Method::GET, "/api-keys").await;
+    let old_key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "old")
+        .expect("the old key is listed");
+    assert_eq!(old_key["role"], "owner");
+    assert!(old_key["last_used_at"].is_string(), "{old_key}");
     // Names stay unique per workspace: another workspace may reuse `legacy`.
     let other = call_json(
         &t,
@@ -1375,5 +1412,280 @@ async fn a_workspace_at_its_limits_refuses_more_and_others_are_not_held_back() {
     )
     .await;
     assert_eq!(status, 201);
+    t.stop().await;
+}
+
+/// The audit log records what an owner's key changed (agents, channel credentials, keys,
+/// outgoing webhooks), by whom, without a secret in it, and only in its own workspace.
+async fn the_audit_log_records_changes_by_whom(postgres: bool) {
+    let Some(t) = TestApp::start(Options {
+        postgres,
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let owner = call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/api-keys",
+        json!({"name": "owner"}),
+    )
+    .await;
+    let (key, key_id) = (owner["key"].as_str().unwrap(), id(&owner));
+    call_json(&t, key, Method::POST, "/agents", json!({"name": "desk"})).await;
+    call_json(
+        &t,
+        key,
+        Method::PATCH,
+        "/agents/desk",
+        json!({"temperature": 0.5}),
+    )
+    .await;
+    let channel = id(&call_json(
+        &t,
+        key,
+        Method::POST,
+        "/channels",
+        json!({"name": "Front", "provider": "meta", "phone_number_id": "1065401111111", "agent": "desk",
+               "credentials": {"access_token": "first-token-value", "app_secret": "app-secret-value", "verify_token": "v"}}),
+    )
+    .await);
+    call_json(
+        &t,
+        key,
+        Method::PATCH,
+        &format!("/channels/{channel}"),
+        json!({"credentials": {"access_token": "second-token-value"}}),
+    )
+    .await;
+    let author = call_json(
+        &t,
+        key,
+        Method::POST,
+        "/api-keys",
+        json!({"name": "ci", "role": "author"}),
+    )
+    .await;
+    let (status, _) = call(
+        &t,
+        key,
+        Method::DELETE,
+        &format!("/api-keys/{}", id(&author)),
+    )
+    .await;
+    assert_eq!(status, 204);
+    call_json(
+        &t,
+        key,
+        Method::POST,
+        "/webhooks",
+        json!({"url": "http://127.0.0.1:9/crm"}),
+    )
+    .await;
+
+    let (status, log) = call(&t, key, Method::GET, "/audit").await;
+    assert_eq!(status, 200, "{log}");
+    let text = log.to_string();
+    for secret in [
+        "first-token-value",
+        "second-token-value",
+        "app-secret-value",
+        "whsec_",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit log shows a secret: {text}"
+        );
+    }
+    let by = format!("key:{key_id}");
+    let mine: Vec<(&str, &Value)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == by.as_str())
+        .map(|e| (e["action"].as_str().unwrap(), e))
+        .collect();
+    let actions: BTreeSet<&str> = mine.iter().map(|(a, _)| *a).collect();
+    for expected in [
+        "agent.create",
+        "agent.update",
+        "channel.create",
+        "channel.update",
+        "key.create",
+        "key.revoke",
+        "webhook.create",
+    ] {
+        assert!(actions.contains(expected), "{expected} missing: {text}");
+    }
+    let update = mine.iter().find(|(a, _)| *a == "channel.update").unwrap().1;
+    assert_eq!(update["target"], channel.as_str());
+    assert_eq!(update["detail"]["credentials_changed"], true, "{update}");
+    // The operator made the owner key.
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor"] == "operator"
+            && e["action"] == "key.create"
+            && e["target"] == key_id.as_str()));
+
+    // Another workspace's log has none of it.
+    call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/workspaces",
+        json!({"slug": "elsewhere"}),
+    )
+    .await;
+    let response = t
+        .client
+        .get(format!("{}/api/v1/audit", t.url))
+        .bearer_auth(ADMIN_KEY)
+        .header("x-palaver-workspace", "elsewhere")
+        .send()
+        .await
+        .unwrap();
+    let elsewhere: Value = response.json().await.unwrap();
+    assert!(
+        !elsewhere.to_string().contains(&channel),
+        "another workspace sees the log: {elsewhere}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_records_changes_by_whom_sqlite() {
+    the_audit_log_records_changes_by_whom(false).await;
+}
+
+#[tokio::test]
+async fn the_audit_log_records_changes_by_whom_postgres() {
+    the_audit_log_records_changes_by_whom(true).await;
+}
+
+/// `palaver` with a data directory, `input` on standard input; exit code, stdout, stderr.
+fn palaver_cli(data: &std::path::Path, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palaver"))
+        .args(args)
+        .env("PALAVER__DATA__DIR", data)
+        .env("PALAVER_LOG", "error")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn sign_in_status(t: &TestApp, email: &str, password: &str) -> (u16, Value) {
+    let response = t
+        .client
+        .post(format!("{}/api/v1/sign-in", t.url))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `palaver users` manages people from the command line: a person it creates signs in with the
+/// role it gave; a password it sets replaces the old one; bad input is refused by name.
+#[tokio::test]
+async fn the_users_command_manages_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, out, err) = palaver_cli(
+        &data,
+        &[
+            "users",
+            "create",
+            "Ana@Example.com",
+            "--role",
+            "agent",
+            "--name",
+            "Ana",
+        ],
+        "a long enough password\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ana@example.com") && out.contains("agent"),
+        "{out}"
+    );
+    let (code, _, err) = palaver_cli(
+        &data,
+        &["users", "create", "bo@example.com", "--role", "agent"],
+        "short\n",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("password"),
+        "the refusal names the field: {err}"
+    );
+    let (code, _, err) = palaver_cli(
+        &data,
+        &["users", "create", "bo@example.com", "--role", "chief"],
+        "a long enough password\n",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--role must be owner, author or agent"),
+        "{err}"
+    );
+    let (code, out, _) = palaver_cli(&data, &["users", "list"], "");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("ana@example.com") && !out.contains("bo@example.com"),
+        "{out}"
+    );
+
+    let database = format!("sqlite://{}", data.join("palaver.db").display());
+    let t = TestApp::start(Options {
+        tweak: Box::new(move |s| {
+            s.database.url = Some(secrecy::SecretString::from(database));
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (status, body) = sign_in_status(&t, "ana@example.com", "a long enough password").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = sign_in_status(&t, "ana@example.com", "another long password").await;
+    assert_eq!(status, 401);
+
+    let (code, out, err) = palaver_cli(
+        &data,
+        &["users", "set-password", "ana@example.com"],
+        "another long password\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (status, _) = sign_in_status(&t, "ana@example.com", "a long enough password").await;
+    assert_eq!(status, 401, "the old password no longer works");
+    let (status, body) = sign_in_status(&t, "ana@example.com", "another long password").await;
+    assert_eq!(status, 200, "{body}");
+    let (code, _, err) = palaver_cli(
+        &data,
+        &["users", "set-password", "nobody@example.com"],
+        "another long password\n",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no user nobody@example.com"), "{err}");
     t.stop().await;
 }

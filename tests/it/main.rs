@@ -11,6 +11,7 @@ mod delivery;
 mod engine;
 mod eval;
 mod events;
+mod hooks;
 mod store;
 mod voice;
 mod webhooks;

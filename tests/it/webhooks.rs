@@ -60,14 +60,30 @@ pub fn sent_ok(id: &str) -> ResponseTemplate {
 
 /// An app with workers, the demo agent, and a Meta channel whose Graph API is `graph`.
 pub async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
+    meta_app_with(graph, agent_config, false, |_| {})
+        .await
+        .unwrap()
+}
+
+/// [`meta_app`] on Postgres when asked (`None` when it is not available), with last changes
+/// to the settings.
+pub async fn meta_app_with(
+    graph: &MockServer,
+    agent_config: Value,
+    postgres: bool,
+    tweak: impl FnOnce(&mut palaver::Settings) + Send + 'static,
+) -> Option<TestApp> {
     let uri = graph.uri();
     let t = TestApp::start(Options {
         workers: true,
-        tweak: Box::new(move |s| s.channels.meta_graph_url = uri),
+        postgres,
+        tweak: Box::new(move |s| {
+            s.channels.meta_graph_url = uri;
+            tweak(s);
+        }),
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await?;
     let mut config = json!({"confidence_threshold": 0.3});
     if let (Some(base), Some(extra)) = (config.as_object_mut(), agent_config.as_object()) {
         base.extend(extra.clone());
@@ -91,7 +107,7 @@ pub async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
         !channel.to_string().contains("test-token"),
         "credentials are never returned"
     );
-    t
+    Some(t)
 }
 
 /// Requests the Graph mock received to send messages.

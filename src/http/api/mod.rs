@@ -6,6 +6,7 @@ pub mod channels;
 pub mod conversations;
 pub mod eval;
 pub mod events;
+pub mod hooks;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
@@ -37,6 +38,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(eval::routes())
         .merge(events::routes())
+        .merge(hooks::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
         .merge(people::public_routes())
 }

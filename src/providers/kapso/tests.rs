@@ -373,3 +373,35 @@ async fn fetches_media_and_keeps_the_api_key_on_kapso_hosts() {
         .unwrap();
     assert_eq!(photo.bytes, b"jpeg-bytes");
 }
+
+/// Kapso deduplicates by `X-Idempotency-Key`: the outbox's key is sent with every message, and
+/// a message without one is sent without the header.
+#[tokio::test]
+async fn sends_carry_the_outbox_idempotency_key() {
+    let server = MockServer::start().await;
+    let messages = format!("/meta/whatsapp/v24.0/{ROUTE}/messages");
+    Mock::given(method("POST"))
+        .and(path(messages.as_str()))
+        .and(header(
+            "x-idempotency-key",
+            "0193a000-0000-7000-8000-00000000beef",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("meta", "send.text.response.json"),
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let kapso = kapso(&format!("{}/", server.uri()));
+    let channel = channel(ROUTE, credentials("s"));
+    let mut message = text("Yes, we ship to Lisbon.");
+    message.idempotency_key = Some("0193a000-0000-7000-8000-00000000beef".into());
+    kapso.send(&channel, &message).await.unwrap();
+    let unkeyed = text("Hello");
+    // No key: the header is absent, so the keyed mock does not match and the send fails.
+    assert!(kapso.send(&channel, &unkeyed).await.is_err());
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    assert!(!requests[1].headers.contains_key("x-idempotency-key"));
+}

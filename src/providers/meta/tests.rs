@@ -834,3 +834,47 @@ async fn expired_media_is_reported_not_retried_forever() {
         .unwrap_err();
     assert!(matches!(error, ProviderError::Permanent(_)), "{error:?}");
 }
+
+/// The outbox's idempotency key travels as `biz_opaque_callback_data` and comes back in the
+/// message's status webhooks, so a send whose answer was lost is still recognised.
+#[test]
+fn the_idempotency_key_goes_out_as_callback_data_and_comes_back_in_statuses() {
+    let mut message = outbound(OutboundBody::text("Yes, we ship to Lisbon."), None);
+    message.idempotency_key = Some("0193a000-0000-7000-8000-00000000abcd".into());
+    let body = message_body(&message).unwrap();
+    assert_eq!(
+        body["biz_opaque_callback_data"],
+        "0193a000-0000-7000-8000-00000000abcd"
+    );
+    assert!(message_body(&outbound(OutboundBody::text("Hi"), None))
+        .unwrap()
+        .get("biz_opaque_callback_data")
+        .is_none());
+
+    let status = |extra: serde_json::Value| {
+        let mut status = json!({"id": "wamid.OUT.1", "status": "sent", "timestamp": "1700000000", "recipient_id": CUSTOMER});
+        status
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "106540352242922"},
+            "statuses": [status]}}]}]}))
+        .unwrap()
+    };
+    let meta = provider("http://unused");
+    for (extra, expected) in [
+        (
+            json!({"biz_opaque_callback_data": "0193a000-0000-7000-8000-00000000abcd"}),
+            Some("0193a000-0000-7000-8000-00000000abcd"),
+        ),
+        (json!({"biz_opaque_callback_data": ""}), None),
+        (json!({}), None),
+    ] {
+        let events = meta.parse(&status(extra.clone())).unwrap();
+        let [Event::Status { update, .. }] = events.as_slice() else {
+            panic!("one status: {events:?}");
+        };
+        assert_eq!(update.reference.as_deref(), expected, "{extra}");
+    }
+}

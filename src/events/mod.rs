@@ -7,6 +7,8 @@
 //! more than the shared buffer. The log is the truth; the buffer only saves reading it again
 //! per client.
 
+pub mod hooks;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,9 +133,15 @@ impl EventHub {
         &self.settings
     }
 
-    /// How many streams are following the hub now.
+    /// How many streams (and other followers) are following the hub now.
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()
+    }
+
+    /// A receiver of every event the hub passes on, of every workspace, for a follower that
+    /// only needs waking (outgoing webhooks read the log themselves).
+    pub fn wake_up(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.sender.subscribe()
     }
 
     /// Reads new events when woken and passes them on; prunes events past their retention.
