@@ -1689,3 +1689,76 @@ async fn the_users_command_manages_people() {
     assert!(err.contains("no user nobody@example.com"), "{err}");
     t.stop().await;
 }
+
+/// An eval run starts from the stored agents of its own workspace only: another workspace's
+/// agent is unknown to it, as if it did not exist.
+#[tokio::test]
+async fn eval_runs_read_only_their_workspace_agents() {
+    let t = TestApp::start(Options::default()).await.unwrap();
+    call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/workspaces",
+        json!({"slug": "south"}),
+    )
+    .await;
+    let response = t
+        .client
+        .post(format!("{}/api/v1/agents", t.url))
+        .bearer_auth(ADMIN_KEY)
+        .header("x-palaver-workspace", "south")
+        .json(&json!({"name": "south-desk", "escalation": {"keywords": ["kiwi"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let suite = json!({"suite": {"name": "from-stored", "agent": {"from": "south-desk"},
+        "cases": [{"id": "kiwi", "say": "kiwi please", "expect": [{"escalates": true}]}]}});
+    let run = |workspace: &'static str| {
+        let t = &t;
+        let suite = suite.clone();
+        async move {
+            let response = t
+                .client
+                .post(format!("{}/api/v1/eval/runs", t.url))
+                .bearer_auth(ADMIN_KEY)
+                .header("x-palaver-workspace", workspace)
+                .json(&suite)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            if status != 202 {
+                return body;
+            }
+            let id = body["id"].as_str().unwrap().to_string();
+            eventually(Duration::from_secs(60), || async {
+                let run: Value = t
+                    .client
+                    .get(format!("{}/api/v1/eval/runs/{id}", t.url))
+                    .bearer_auth(ADMIN_KEY)
+                    .header("x-palaver-workspace", workspace)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (run["status"] != "running").then_some(run)
+            })
+            .await
+            .expect("the run finishes")
+        }
+    };
+    let own = run("south").await;
+    assert_eq!(own["status"], "passed", "{own}");
+    let other = run("default").await;
+    assert_ne!(other["status"], "passed", "{other}");
+    assert!(
+        other.to_string().contains("south-desk"),
+        "the run names the agent it cannot find: {other}"
+    );
+    t.stop().await;
+}
