@@ -1541,15 +1541,7 @@ async fn the_audit_log_records_changes_by_whom(postgres: bool) {
         json!({"slug": "elsewhere"}),
     )
     .await;
-    let response = t
-        .client
-        .get(format!("{}/api/v1/audit", t.url))
-        .bearer_auth(ADMIN_KEY)
-        .header("x-palaver-workspace", "elsewhere")
-        .send()
-        .await
-        .unwrap();
-    let elsewhere: Value = response.json().await.unwrap();
+    let (_, elsewhere) = in_workspace(&t, "elsewhere", Method::GET, "/audit", None).await;
     assert!(
         !elsewhere.to_string().contains(&channel),
         "another workspace sees the log: {elsewhere}"
@@ -1703,49 +1695,29 @@ async fn eval_runs_read_only_their_workspace_agents() {
         json!({"slug": "south"}),
     )
     .await;
-    let response = t
-        .client
-        .post(format!("{}/api/v1/agents", t.url))
-        .bearer_auth(ADMIN_KEY)
-        .header("x-palaver-workspace", "south")
-        .json(&json!({"name": "south-desk", "escalation": {"keywords": ["kiwi"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let (status, agent) = in_workspace(
+        &t,
+        "south",
+        Method::POST,
+        "/agents",
+        Some(json!({"name": "south-desk", "escalation": {"keywords": ["kiwi"]}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{agent}");
     let suite = json!({"suite": {"name": "from-stored", "agent": {"from": "south-desk"},
         "cases": [{"id": "kiwi", "say": "kiwi please", "expect": [{"escalates": true}]}]}});
     let run = |workspace: &'static str| {
         let t = &t;
         let suite = suite.clone();
         async move {
-            let response = t
-                .client
-                .post(format!("{}/api/v1/eval/runs", t.url))
-                .bearer_auth(ADMIN_KEY)
-                .header("x-palaver-workspace", workspace)
-                .json(&suite)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap();
+            let (status, body) =
+                in_workspace(t, workspace, Method::POST, "/eval/runs", Some(suite)).await;
             if status != 202 {
                 return body;
             }
-            let id = body["id"].as_str().unwrap().to_string();
+            let path = format!("/eval/runs/{}", body["id"].as_str().unwrap());
             eventually(Duration::from_secs(60), || async {
-                let run: Value = t
-                    .client
-                    .get(format!("{}/api/v1/eval/runs/{id}", t.url))
-                    .bearer_auth(ADMIN_KEY)
-                    .header("x-palaver-workspace", workspace)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let (_, run) = in_workspace(t, workspace, Method::GET, &path, None).await;
                 (run["status"] != "running").then_some(run)
             })
             .await
