@@ -203,12 +203,14 @@ fn delivery_from_row(row: &AnyRow) -> Result<HookDelivery, StoreError> {
     })
 }
 
-const HOOK_COLUMNS: &str = "id, workspace_id, url, kinds, description, status, failures, \
-     paused_reason, event_cursor, created_at, updated_at";
+/// A subscription's columns (never its secret), from `hooks h`.
+const HOOK_COLUMNS: &str = "h.id, h.workspace_id, h.url, h.kinds, h.description, h.status, \
+     h.failures, h.paused_reason, h.event_cursor, h.created_at, h.updated_at";
 
 impl SqlStore {
     async fn hook_in(tx: &mut Tx, ws: &str, id: &str) -> Result<Option<Hook>, StoreError> {
-        let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE id = $1 AND workspace_id = $2");
+        let sql =
+            format!("SELECT {HOOK_COLUMNS} FROM hooks h WHERE h.id = $1 AND h.workspace_id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(ws)
@@ -267,7 +269,8 @@ impl HookStore for SqlStore {
     }
 
     async fn hook(&self, ws: WorkspaceId, id: HookId) -> Result<Option<Hook>, StoreError> {
-        let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE id = $1 AND workspace_id = $2");
+        let sql =
+            format!("SELECT {HOOK_COLUMNS} FROM hooks h WHERE h.id = $1 AND h.workspace_id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
             .bind(ws.to_string())
@@ -288,7 +291,7 @@ impl HookStore for SqlStore {
 
     async fn list_hooks(&self, ws: WorkspaceId) -> Result<Vec<Hook>, StoreError> {
         let sql = format!(
-            "SELECT {HOOK_COLUMNS} FROM hooks WHERE workspace_id = $1 ORDER BY created_at, id"
+            "SELECT {HOOK_COLUMNS} FROM hooks h WHERE h.workspace_id = $1 ORDER BY h.created_at, h.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ws.to_string())
@@ -426,13 +429,8 @@ impl HookStore for SqlStore {
 
     async fn hooks_behind(&self) -> Result<Vec<Hook>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM hooks h JOIN workspaces w ON w.id = h.workspace_id
-             WHERE h.status = 'active' AND h.event_cursor < w.event_seq ORDER BY h.created_at",
-            HOOK_COLUMNS
-                .split(", ")
-                .map(|c| format!("h.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {HOOK_COLUMNS} FROM hooks h JOIN workspaces w ON w.id = h.workspace_id
+             WHERE h.status = 'active' AND h.event_cursor < w.event_seq ORDER BY h.created_at"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.read)
