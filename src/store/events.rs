@@ -106,28 +106,33 @@ impl SqlStore {
         event: NewEvent<'_>,
         now: i64,
     ) -> Result<WorkspaceId, StoreError> {
-        let row = sqlx::query(
-            "UPDATE workspaces SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
-        )
-        .bind(ws)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let seq: i64 = get(&row, "event_seq")?;
-        sqlx::query(
+        // One statement: the event takes the workspace's next number and moves the counter on
+        // (on SQLite through the `events_advance_workspace_seq` trigger).
+        let sql = if tx.backend_name() == "PostgreSQL" {
+            "WITH counter AS (
+                UPDATE workspaces SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq
+             )
+             INSERT INTO events (workspace_id, seq, kind, conversation_id, channel_id, body, created_at)
+             SELECT $1, event_seq, $2, $3, $4, $5, $6 FROM counter"
+        } else {
             "INSERT INTO events (workspace_id, seq, kind, conversation_id, channel_id, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(ws)
-        .bind(seq)
-        .bind(event.kind.as_str())
-        .bind(event.conversation)
-        .bind(event.channel)
-        .bind(event.data.to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+             SELECT $1, event_seq + 1, $2, $3, $4, $5, $6 FROM workspaces WHERE id = $1"
+        };
+        let inserted = sqlx::query(sql)
+            .bind(ws)
+            .bind(event.kind.as_str())
+            .bind(event.conversation)
+            .bind(event.channel)
+            .bind(event.data.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        if inserted.rows_affected() != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "no workspace {ws} for an event"
+            )));
+        }
         ws.parse()
             .map_err(|_| StoreError::Corrupt(format!("bad workspace id {ws}")))
     }
