@@ -86,20 +86,29 @@ const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, ch.workspace_id,
     FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id";
 
 fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
+    let contact = Contact {
+        id: parse_id(row, "contact_id")?,
+        channel_id: parse_id(row, "channel_id")?,
+        wa_id: get(row, "wa_id")?,
+        reply_to: get(row, "reply_to")?,
+        user_id: get(row, "user_id")?,
+        name: get(row, "contact_name")?,
+    };
+    conversation_from_parts(row, parse_id(row, "workspace_id")?, contact)
+}
+
+/// The conversations columns of [`CONVERSATION_RETURNING`] with what the joins would add.
+fn conversation_from_parts(
+    row: &AnyRow,
+    workspace_id: WorkspaceId,
+    contact: Contact,
+) -> Result<Conversation, StoreError> {
     let agent: Option<String> = get(row, "agent_id")?;
-    let channel_id: ChannelId = parse_id(row, "channel_id")?;
     Ok(Conversation {
         id: parse_id(row, "id")?,
-        workspace_id: parse_id(row, "workspace_id")?,
-        channel_id,
-        contact: Contact {
-            id: parse_id(row, "contact_id")?,
-            channel_id,
-            wa_id: get(row, "wa_id")?,
-            reply_to: get(row, "reply_to")?,
-            user_id: get(row, "user_id")?,
-            name: get(row, "contact_name")?,
-        },
+        workspace_id,
+        channel_id: parse_id(row, "channel_id")?,
+        contact,
         agent_id: agent
             .map(|a| {
                 a.parse()
@@ -115,6 +124,23 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
         unread_count: get(row, "unread_count")?,
         assignee_id: opt_id(row, "assignee_id")?,
         created_at: time(row, "created_at")?,
+    })
+}
+
+/// The conversations table's own columns of a [`Conversation`], for `RETURNING`.
+const CONVERSATION_RETURNING: &str = "id, channel_id, agent_id, sandbox, status, status_reason,
+    last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, assignee_id";
+
+const CONTACT_RETURNING: &str = "id, channel_id, wa_id, reply_to, user_id, name";
+
+fn contact_from_row(row: &AnyRow) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        id: parse_id(row, "id")?,
+        channel_id: parse_id(row, "channel_id")?,
+        wa_id: get(row, "wa_id")?,
+        reply_to: get(row, "reply_to")?,
+        user_id: get(row, "user_id")?,
+        name: get(row, "name")?,
     })
 }
 
@@ -165,7 +191,7 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
     })
 }
 
-type Tx = Transaction<'static, Any>;
+pub(super) type Tx = Transaction<'static, Any>;
 
 impl SqlStore {
     async fn conversation_in(tx: &mut Tx, id: &str) -> Result<Conversation, StoreError> {
@@ -536,7 +562,29 @@ impl SqlStore {
         ids: ContactIds<'_>,
         name: Option<&str>,
         now: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(String, bool), StoreError> {
+        let contact = Self::upsert_contact(tx, channel, ids, name, now).await?;
+        if let Some(id) = Self::insert_conversation(tx, channel, &contact, now).await? {
+            return Ok((id, true));
+        }
+        let row =
+            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
+                .bind(channel.id.to_string())
+                .bind(contact.id.to_string())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_err)?;
+        Ok((get(&row, "id")?, false))
+    }
+
+    /// The contact `ids` name on `channel`, made or brought up to date.
+    async fn upsert_contact(
+        tx: &mut Tx,
+        channel: &Channel,
+        ids: ContactIds<'_>,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<Contact, StoreError> {
         let mut wa_id = ids.wa_id.to_owned();
         if let Some(user_id) = ids.user_id {
             let known = sqlx::query(
@@ -552,7 +600,7 @@ impl SqlStore {
                 wa_id = get(&row, "wa_id")?;
             }
         }
-        let contact = sqlx::query(
+        let sql = format!(
             "INSERT INTO contacts (id, channel_id, wa_id, reply_to, user_id, name, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
              ON CONFLICT (channel_id, wa_id) DO UPDATE SET
@@ -560,42 +608,47 @@ impl SqlStore {
                 reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
                 user_id = COALESCE(excluded.user_id, contacts.user_id),
                 updated_at = excluded.updated_at
-             RETURNING id",
-        )
-        .bind(ContactId::new().to_string())
-        .bind(channel.id.to_string())
-        .bind(&wa_id)
-        .bind(ids.reply_to)
-        .bind(ids.user_id)
-        .bind(name)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let contact_id: String = get(&contact, "id")?;
-        sqlx::query(
+             RETURNING {CONTACT_RETURNING}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(ContactId::new().to_string())
+            .bind(channel.id.to_string())
+            .bind(&wa_id)
+            .bind(ids.reply_to)
+            .bind(ids.user_id)
+            .bind(name)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        contact_from_row(&row)
+    }
+
+    /// Makes `contact`'s conversation on `channel` unless it exists; its id when it was made.
+    async fn insert_conversation(
+        tx: &mut Tx,
+        channel: &Channel,
+        contact: &Contact,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        // A row comes back only when this statement made the conversation.
+        let created = sqlx::query(
             "INSERT INTO conversations (id, channel_id, contact_id, agent_id, sandbox, status, last_activity_at,
                 context_started_at, unread_count, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, 0, $6, $6)
-             ON CONFLICT (channel_id, contact_id) DO NOTHING",
+             ON CONFLICT (channel_id, contact_id) DO NOTHING
+             RETURNING id",
         )
         .bind(ConversationId::new().to_string())
         .bind(channel.id.to_string())
-        .bind(&contact_id)
+        .bind(contact.id.to_string())
         .bind(channel.agent_id.map(|a| a.to_string()))
         .bind((channel.provider == ProviderKind::Sandbox) as i64)
         .bind(now)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
         .map_err(db_err)?;
-        let row =
-            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
-                .bind(channel.id.to_string())
-                .bind(&contact_id)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(db_err)?;
-        get(&row, "id")
+        created.map(|row| get(&row, "id")).transpose()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -609,30 +662,161 @@ impl SqlStore {
         status: DeliveryStatus,
         handled: bool,
         now: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Message, StoreError> {
         let id = MessageId::new().to_string();
-        sqlx::query(
+        let sql = format!(
             "INSERT INTO messages (id, conversation_id, channel_id, direction, role, kind, body, details,
                 provider_message_id, status, status_rank, handled, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             RETURNING {MESSAGE_COLUMNS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&id)
+            .bind(conversation)
+            .bind(channel)
+            .bind(direction.as_str())
+            .bind(role.as_str())
+            .bind(inbound.kind.as_str())
+            .bind(inbound.text.as_deref())
+            .bind(to_json(&inbound.details)?)
+            .bind(&inbound.provider_message_id)
+            .bind(status.as_str())
+            .bind(status.rank())
+            .bind(handled as i64)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        message_from_row(&row)
+    }
+
+    /// Records one customer message inside `tx`: its contact and conversation, the message,
+    /// its handling job and its events. A message already stored answers `Duplicate`; one stored
+    /// by a concurrent transaction meanwhile fails with [`StoreError::Conflict`] (on Postgres the
+    /// transaction is then unusable, so the caller decides what a conflict means).
+    pub(super) async fn record_inbound_in(
+        tx: &mut Tx,
+        channel: &Channel,
+        inbound: &NewInbound,
+        policy: &InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError> {
+        let now = now_ms();
+        let channel_id = channel.id.to_string();
+        if Self::known_provider_message(tx, &channel_id, &inbound.provider_message_id).await? {
+            return Ok(RecordedInbound::Duplicate);
+        }
+        let contact = Self::upsert_contact(
+            tx,
+            channel,
+            ContactIds {
+                wa_id: &inbound.from,
+                reply_to: inbound.reply_to.as_deref(),
+                user_id: inbound.user_id.as_deref(),
+            },
+            inbound.contact_name.as_deref(),
+            now,
         )
-        .bind(&id)
-        .bind(conversation)
-        .bind(channel)
-        .bind(direction.as_str())
-        .bind(role.as_str())
-        .bind(inbound.kind.as_str())
-        .bind(inbound.text.as_deref())
-        .bind(to_json(&inbound.details)?)
-        .bind(&inbound.provider_message_id)
-        .bind(status.as_str())
-        .bind(status.rank())
-        .bind(handled as i64)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        Ok(id)
+        .await?;
+        let created = Self::insert_conversation(tx, channel, &contact, now)
+            .await?
+            .is_some();
+        let idle_before = now - policy.idle_reset.as_millis() as i64;
+        // The customer-service window opens when the customer writes; never trust a future timestamp.
+        let sent_at = to_millis(inbound.sent_at).min(now);
+        let sql = format!(
+            "UPDATE conversations SET
+                status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
+                status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
+                context_started_at = CASE WHEN last_activity_at < $3 THEN $4 ELSE context_started_at END,
+                last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $5 THEN $5 ELSE last_inbound_at END,
+                last_activity_at = $4, unread_count = unread_count + 1, agent_id = $6, updated_at = $4
+             WHERE channel_id = $1 AND contact_id = $2
+             RETURNING {CONVERSATION_RETURNING}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&channel_id)
+            .bind(contact.id.to_string())
+            .bind(idle_before)
+            .bind(now)
+            .bind(sent_at)
+            .bind(channel.agent_id.map(|a| a.to_string()))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let conversation = conversation_from_parts(&row, channel.workspace_id, contact)?;
+        let conversation_id = conversation.id.to_string();
+        let message = Self::insert_message(
+            tx,
+            &conversation_id,
+            &channel_id,
+            Direction::Inbound,
+            Role::Customer,
+            inbound,
+            DeliveryStatus::Received,
+            false,
+            now,
+        )
+        .await?;
+        if policy.schedule {
+            let task = Task::Handle {
+                conversation_id: conversation.id,
+            };
+            let run_at = now + policy.debounce.as_millis() as i64;
+            let max_delay = policy.max_delay.as_millis() as i64;
+            sqlx::query(
+                "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
+                 VALUES ($1, $11, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
+                 ON CONFLICT (dedupe_key) DO UPDATE SET
+                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $9 THEN excluded.run_at ELSE jobs.created_at + $9 END,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(JobId::new().to_string())
+            .bind(task.kind())
+            .bind(&conversation_id)
+            .bind(task.payload().to_string())
+            .bind(policy.limits.max_abandoned as i64)
+            .bind(run_at)
+            .bind(format!("handle:{conversation_id}"))
+            .bind(now)
+            .bind(max_delay)
+            .bind(now.saturating_add(policy.limits.retry_for.as_millis() as i64))
+            .bind(channel.workspace_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        }
+        // The message and conversation are at hand: the events take them as they are.
+        let ws = channel.workspace_id.to_string();
+        if created {
+            Self::emit_in(
+                tx,
+                &ws,
+                NewEvent {
+                    kind: EventKind::ConversationCreated,
+                    conversation: Some(&conversation_id),
+                    channel: Some(&channel_id),
+                    data: serde_json::json!({"conversation": conversation}),
+                },
+                now,
+            )
+            .await?;
+        }
+        Self::emit_in(
+            tx,
+            &ws,
+            NewEvent {
+                kind: EventKind::MessageReceived,
+                conversation: Some(&conversation_id),
+                channel: Some(&channel_id),
+                data: serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
+            },
+            now,
+        )
+        .await?;
+        Ok(RecordedInbound::New {
+            message: Box::new(message),
+            conversation: Box::new(conversation),
+        })
     }
 
     async fn known_provider_message(
@@ -834,132 +1018,7 @@ impl ConversationStore for SqlStore {
         inbound: NewInbound,
         policy: InboundPolicy,
     ) -> Result<RecordedInbound, StoreError> {
-        let now = now_ms();
-        let channel_id = channel.id.to_string();
-        let mut tx = self.begin_write().await?;
-        if Self::known_provider_message(&mut tx, &channel_id, &inbound.provider_message_id).await? {
-            return Ok(RecordedInbound::Duplicate);
-        }
-        let conversation = Self::contact_and_conversation(
-            &mut tx,
-            channel,
-            ContactIds {
-                wa_id: &inbound.from,
-                reply_to: inbound.reply_to.as_deref(),
-                user_id: inbound.user_id.as_deref(),
-            },
-            inbound.contact_name.as_deref(),
-            now,
-        )
-        .await?;
-        let idle_before = now - policy.idle_reset.as_millis() as i64;
-        // The customer-service window opens when the customer writes; never trust a future timestamp.
-        let sent_at = to_millis(inbound.sent_at).min(now);
-        sqlx::query(
-            "UPDATE conversations SET
-                status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
-                status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
-                context_started_at = CASE WHEN last_activity_at < $2 THEN $3 ELSE context_started_at END,
-                last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $4 THEN $4 ELSE last_inbound_at END,
-                last_activity_at = $3, unread_count = unread_count + 1, agent_id = $5, updated_at = $3
-             WHERE id = $1",
-        )
-        .bind(&conversation)
-        .bind(idle_before)
-        .bind(now)
-        .bind(sent_at)
-        .bind(channel.agent_id.map(|a| a.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let inserted = Self::insert_message(
-            &mut tx,
-            &conversation,
-            &channel_id,
-            Direction::Inbound,
-            Role::Customer,
-            &inbound,
-            DeliveryStatus::Received,
-            false,
-            now,
-        )
-        .await;
-        let message_id = match inserted {
-            Ok(id) => id,
-            // A concurrent delivery of the same message won the race: that one is handled.
-            Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
-            Err(e) => return Err(e),
-        };
-        if policy.schedule {
-            let task = Task::Handle {
-                conversation_id: conversation.parse().map_err(|_| {
-                    StoreError::Corrupt(format!("bad conversation id {conversation}"))
-                })?,
-            };
-            let run_at = now + policy.debounce.as_millis() as i64;
-            let max_delay = policy.max_delay.as_millis() as i64;
-            sqlx::query(
-                "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
-                 VALUES ($1, $11, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
-                 ON CONFLICT (dedupe_key) DO UPDATE SET
-                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $9 THEN excluded.run_at ELSE jobs.created_at + $9 END,
-                    updated_at = excluded.updated_at",
-            )
-            .bind(JobId::new().to_string())
-            .bind(task.kind())
-            .bind(&conversation)
-            .bind(task.payload().to_string())
-            .bind(policy.limits.max_abandoned as i64)
-            .bind(run_at)
-            .bind(format!("handle:{conversation}"))
-            .bind(now)
-            .bind(max_delay)
-            .bind(now.saturating_add(policy.limits.retry_for.as_millis() as i64))
-            .bind(channel.workspace_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        let message = Self::message_in(&mut tx, &message_id).await?;
-        let conversation = Self::conversation_in(&mut tx, &conversation).await?;
-        // The message and conversation are at hand: the events take them as they are.
-        let ws = channel.workspace_id.to_string();
-        let conversation_id = conversation.id.to_string();
-        if to_millis(conversation.created_at) == now {
-            Self::emit_in(
-                &mut tx,
-                &ws,
-                NewEvent {
-                    kind: EventKind::ConversationCreated,
-                    conversation: Some(&conversation_id),
-                    channel: Some(&channel_id),
-                    data: serde_json::json!({"conversation": conversation}),
-                },
-                now,
-            )
-            .await?;
-        }
-        Self::emit_in(
-            &mut tx,
-            &ws,
-            NewEvent {
-                kind: EventKind::MessageReceived,
-                conversation: Some(&conversation_id),
-                channel: Some(&channel_id),
-                data: serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(|e| match db_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("duplicate message".into()),
-            other => other,
-        })?;
-        self.woke([channel.workspace_id]);
-        Ok(RecordedInbound::New {
-            message: Box::new(message),
-            conversation: Box::new(conversation),
-        })
+        self.intake.record(channel, inbound, policy).await
     }
 
     async fn record_own_message(
@@ -973,7 +1032,7 @@ impl ConversationStore for SqlStore {
         if Self::known_provider_message(&mut tx, &channel_id, &inbound.provider_message_id).await? {
             return Ok(None);
         }
-        let conversation = Self::contact_and_conversation(
+        let (conversation, _) = Self::contact_and_conversation(
             &mut tx,
             channel,
             ContactIds {
@@ -998,7 +1057,7 @@ impl ConversationStore for SqlStore {
         )
         .await
         {
-            Ok(id) => id,
+            Ok(message) => message.id.to_string(),
             Err(StoreError::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -1025,12 +1084,12 @@ impl ConversationStore for SqlStore {
     ) -> Result<Conversation, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let id =
+        let (id, created) =
             Self::contact_and_conversation(&mut tx, channel, ContactIds::phone(wa_id), name, now)
                 .await?;
         let conversation = Self::conversation_in(&mut tx, &id).await?;
         let mut woke = Vec::new();
-        if to_millis(conversation.created_at) == now {
+        if created {
             woke.push(
                 Self::conversation_event_in(
                     &mut tx,
@@ -1256,7 +1315,7 @@ impl ConversationStore for SqlStore {
         }
         let mut support_note = None;
         if let (Some(note), Some((_, true))) = (&turn.support_note, &escalation) {
-            let support = Self::contact_and_conversation(
+            let (support, _) = Self::contact_and_conversation(
                 &mut tx,
                 &note.channel,
                 ContactIds::phone(&note.wa_id),

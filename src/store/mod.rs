@@ -11,6 +11,7 @@ mod conversations;
 mod evals;
 mod events;
 mod hooks;
+mod intake;
 mod jobs;
 mod people;
 pub mod postgres;

@@ -20,12 +20,14 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot connect to Postgres: {e}")))?;
-    Ok(SqlStore {
-        backend: Backend::Postgres,
-        read: pool.clone(),
-        write: pool,
-        signal: Default::default(),
-    })
+    // Several batches commit at once, leaving most connections to everything else.
+    let committers = (max_connections as usize / 4).clamp(1, 4);
+    Ok(SqlStore::new(
+        Backend::Postgres,
+        pool.clone(),
+        pool,
+        committers,
+    ))
 }
 
 /// `to_tsquery` with the terms OR-ed, ranked by `ts_rank`. Terms are alphanumeric words

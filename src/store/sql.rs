@@ -34,6 +34,36 @@ pub struct SqlStore {
     pub(super) write: AnyPool,
     /// Wakes this process's event hub after commits that wrote events.
     pub(super) signal: std::sync::Arc<super::EventSignal>,
+    /// Customer messages are recorded through here, many to a commit.
+    pub(super) intake: super::intake::Intake,
+}
+
+/// Starts a write transaction on `pool` (`BEGIN IMMEDIATE` on SQLite).
+pub(super) async fn begin_write_on(
+    backend: Backend,
+    pool: &AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err),
+        Backend::Postgres => pool.begin().await.map_err(db_err),
+    }
+}
+
+impl SqlStore {
+    /// A store over `read` and `write`, with its message committers started (`committers` of
+    /// them: one on SQLite's single writer, more on Postgres).
+    pub(super) fn new(backend: Backend, read: AnyPool, write: AnyPool, committers: usize) -> Self {
+        let signal = std::sync::Arc::new(super::EventSignal::default());
+        let intake =
+            super::intake::Intake::start(backend, write.clone(), signal.clone(), committers);
+        SqlStore {
+            backend,
+            read,
+            write,
+            signal,
+            intake,
+        }
+    }
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -167,6 +197,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "hooks",
                 include_str!("../../migrations/sqlite/0008_hooks.sql"),
             ),
+            (
+                9,
+                "event_seq_trigger",
+                include_str!("../../migrations/sqlite/0009_event_seq_trigger.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -208,6 +243,11 @@ fn migrator(backend: Backend) -> Migrator {
                 8,
                 "hooks",
                 include_str!("../../migrations/postgres/0008_hooks.sql"),
+            ),
+            (
+                9,
+                "event_seq_trigger",
+                include_str!("../../migrations/postgres/0009_event_seq_trigger.sql"),
             ),
         ],
     };
@@ -309,14 +349,7 @@ impl SqlStore {
     pub(super) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        match self.backend {
-            Backend::Sqlite => self
-                .write
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_err),
-            Backend::Postgres => self.write.begin().await.map_err(db_err),
-        }
+        begin_write_on(self.backend, &self.write).await
     }
 
     /// Applies the migrations up to `version` only, leaving the database as the release that

@@ -59,12 +59,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .max_connections(max_connections.max(1))
         .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
-    Ok(SqlStore {
-        backend: Backend::Sqlite,
-        read,
-        write,
-        signal: Default::default(),
-    })
+    Ok(SqlStore::new(Backend::Sqlite, read, write, 1))
 }
 
 /// FTS5 `MATCH` with the terms OR-ed, ranked by BM25 (lower is better, so negated).

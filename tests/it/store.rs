@@ -451,6 +451,7 @@ mod conversations {
         channels_are_unique_per_route,
         inbound_is_recorded_once_with_one_debounced_job,
         concurrent_duplicates_store_one_message,
+        a_burst_is_recorded_once_each_and_a_bad_message_costs_no_other,
         outbound_is_exactly_once_per_key,
         statuses_only_move_forward_even_before_the_id_is_known,
         escalation_opens_once_and_closes,
@@ -683,6 +684,73 @@ mod conversations {
         }
         assert_eq!(new, 1);
         assert_eq!(store.list_jobs(WS, "pending", 10).await.unwrap().len(), 1);
+    }
+
+    /// Messages arriving together are committed together; each is still recorded exactly once,
+    /// with one conversation (and one `conversation.created`) per contact and one job each, and
+    /// a message that cannot be stored fails alone.
+    async fn a_burst_is_recorded_once_each_and_a_bad_message_costs_no_other(store: Arc<dyn Store>) {
+        use palaver::domain::EventKind;
+        let c = channel(&store, "555").await;
+        // A channel that is not in the store: its message breaks the foreign keys.
+        let mut gone = c.clone();
+        gone.id = palaver::domain::ChannelId::new();
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let store = store.clone();
+            let (c, gone) = (c.clone(), gone.clone());
+            // Contacts 0..10, each writing six times; every third message is a provider retry
+            // of the one before.
+            let id = if i % 3 == 2 { i - 1 } else { i };
+            let from = format!("55{}", i % 10);
+            tasks.push(tokio::spawn(async move {
+                let channel = if i == 30 { gone } else { c };
+                store
+                    .record_inbound(
+                        &channel,
+                        inbound(&format!("wamid.{id}"), &from, "hi"),
+                        policy(),
+                    )
+                    .await
+            }));
+        }
+        let (mut new, mut duplicates, mut failed) = (0, 0, 0);
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(RecordedInbound::New { .. }) => new += 1,
+                Ok(RecordedInbound::Duplicate) => duplicates += 1,
+                Err(e) => {
+                    assert_eq!(i, 30, "message {i} failed: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        // 40 distinct messages, of which one (30) went to the missing channel and failed alone.
+        assert_eq!((new, duplicates, failed), (39, 20, 1));
+        let conversations = store
+            .list_conversations(
+                WS,
+                &ConversationFilter {
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(conversations.len(), 10);
+        let unread: i64 = conversations
+            .iter()
+            .map(|c| c.conversation.unread_count)
+            .sum();
+        assert_eq!(unread, 39);
+        assert_eq!(store.list_jobs(WS, "pending", 100).await.unwrap().len(), 10);
+        let events = store.events_after(WS, 0, 1000).await.unwrap();
+        let count = |kind| events.iter().filter(|e| e.kind == kind).count();
+        assert_eq!(count(EventKind::ConversationCreated), 10);
+        assert_eq!(count(EventKind::MessageReceived), 39);
+        // The log has no gaps.
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
     }
 
     async fn outbound_is_exactly_once_per_key(store: Arc<dyn Store>) {

@@ -1,0 +1,170 @@
+//! Group commit for customer messages.
+//!
+//! Webhooks are small and arrive concurrently. Recorded one transaction each, every message
+//! costs a commit (an fsync), and on SQLite they queue one by one for the single writer. So
+//! every message to record goes to a committer instead, which takes everything queued since
+//! its last commit (up to [`MAX_BATCH`]) and records it in one transaction: one commit, one
+//! fsync, many messages. Each caller is answered only after that commit, so a webhook is still
+//! acknowledged only once what it carried is durable. Nothing waits to fill a batch: a lone
+//! message commits at once, and batches grow only while a commit is under way.
+//!
+//! When any message of a batch fails (a concurrent replica stored the same message, a bad row),
+//! the batch is rolled back and each of its messages is recorded again in its own transaction,
+//! so one message never costs the others theirs.
+
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::conversations::Tx;
+use super::sql::{begin_write_on, db_err, SqlStore};
+use super::{Backend, EventSignal, InboundPolicy, NewInbound, RecordedInbound, StoreError};
+use crate::domain::Channel;
+
+/// The most messages one transaction records.
+pub(super) const MAX_BATCH: usize = 128;
+
+/// Messages waiting for a committer; senders wait when it is full.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+struct Pending {
+    channel: Channel,
+    inbound: NewInbound,
+    policy: InboundPolicy,
+    done: oneshot::Sender<Result<RecordedInbound, StoreError>>,
+}
+
+/// The way into the committers.
+pub(super) struct Intake {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Intake {
+    /// Starts `committers` tasks writing through `write` (one is all SQLite's single writer
+    /// can use; Postgres commits several batches at once). They stop when the store is dropped.
+    pub(super) fn start(
+        backend: Backend,
+        write: AnyPool,
+        signal: Arc<EventSignal>,
+        committers: usize,
+    ) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        let pending = Arc::new(Mutex::new(pending));
+        for _ in 0..committers.max(1) {
+            let committer = Committer {
+                backend,
+                write: write.clone(),
+                signal: signal.clone(),
+                pending: pending.clone(),
+            };
+            tokio::spawn(committer.run());
+        }
+        Intake { queue }
+    }
+
+    /// Records one message, answering once it is committed (or failed).
+    pub(super) async fn record(
+        &self,
+        channel: &Channel,
+        inbound: NewInbound,
+        policy: InboundPolicy,
+    ) -> Result<RecordedInbound, StoreError> {
+        let stopped = || StoreError::Unavailable("the message committer has stopped".into());
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending {
+                channel: channel.clone(),
+                inbound,
+                policy,
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+struct Committer {
+    backend: Backend,
+    write: AnyPool,
+    signal: Arc<EventSignal>,
+    pending: Arc<Mutex<mpsc::Receiver<Pending>>>,
+}
+
+impl Committer {
+    async fn run(self) {
+        loop {
+            let mut batch = Vec::new();
+            {
+                // One committer at a time takes what is queued; the others commit meanwhile.
+                let mut pending = self.pending.lock().await;
+                if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    return;
+                }
+            }
+            metrics::histogram!("palaver_intake_batch_size").record(batch.len() as f64);
+            self.commit(batch).await;
+        }
+    }
+
+    async fn commit(&self, batch: Vec<Pending>) {
+        if batch.len() > 1 {
+            match self.record_together(&batch).await {
+                Ok(recorded) => {
+                    for (pending, recorded) in batch.into_iter().zip(recorded) {
+                        self.answer(pending, Ok(recorded));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, size = batch.len(), "batch failed; recording its messages one by one");
+                }
+            }
+        }
+        for pending in batch {
+            let recorded = self.record_alone(&pending).await;
+            self.answer(pending, recorded);
+        }
+    }
+
+    fn answer(&self, pending: Pending, recorded: Result<RecordedInbound, StoreError>) {
+        if let Ok(RecordedInbound::New { .. }) = &recorded {
+            self.signal.wake(pending.channel.workspace_id);
+        }
+        // A caller that went away (its webhook timed out) finds its message stored on retry.
+        let _ = pending.done.send(recorded);
+    }
+
+    async fn begin(&self) -> Result<Tx, StoreError> {
+        begin_write_on(self.backend, &self.write).await
+    }
+
+    async fn record_together(&self, batch: &[Pending]) -> Result<Vec<RecordedInbound>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut recorded = Vec::with_capacity(batch.len());
+        for p in batch {
+            recorded.push(
+                SqlStore::record_inbound_in(&mut tx, &p.channel, &p.inbound, &p.policy).await?,
+            );
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn record_alone(&self, p: &Pending) -> Result<RecordedInbound, StoreError> {
+        let mut tx = self.begin().await?;
+        let recorded =
+            match SqlStore::record_inbound_in(&mut tx, &p.channel, &p.inbound, &p.policy).await {
+                Ok(recorded) => recorded,
+                // A concurrent delivery of the same message won the race: that one is handled.
+                Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
+                Err(e) => return Err(e),
+            };
+        match tx.commit().await.map_err(db_err) {
+            Ok(()) => Ok(recorded),
+            Err(StoreError::Conflict(_)) => Ok(RecordedInbound::Duplicate),
+            Err(e) => Err(e),
+        }
+    }
+}
