@@ -1374,8 +1374,17 @@ impl ConversationStore for SqlStore {
     async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
+        // The provider took the message: it is sent, whatever else happens here. An id the
+        // provider already gave another stored message (a provider reusing ids, an echo of
+        // this send stored first) is not kept twice; failing here would make the job retry
+        // and the customer receive the message again.
         sqlx::query(
-            "UPDATE messages SET provider_message_id = $2, updated_at = $3,
+            "UPDATE messages SET updated_at = $3,
+                provider_message_id = CASE WHEN EXISTS (
+                    SELECT 1 FROM messages other
+                    WHERE other.channel_id = messages.channel_id AND other.provider_message_id = $2
+                      AND other.id <> messages.id
+                ) THEN provider_message_id ELSE $2 END,
                 status = CASE WHEN status_rank < 1 THEN 'sent' ELSE status END,
                 status_rank = CASE WHEN status_rank < 1 THEN 1 ELSE status_rank END
              WHERE id = $1",

@@ -452,6 +452,7 @@ mod conversations {
         inbound_is_recorded_once_with_one_debounced_job,
         concurrent_duplicates_store_one_message,
         a_burst_is_recorded_once_each_and_a_bad_message_costs_no_other,
+        a_provider_id_given_twice_still_marks_the_second_message_sent,
         outbound_is_exactly_once_per_key,
         statuses_only_move_forward_even_before_the_id_is_known,
         escalation_opens_once_and_closes,
@@ -751,6 +752,29 @@ mod conversations {
         // The log has no gaps.
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+    }
+
+    /// A provider that answers a send with an id it gave before (or an echo of the send stored
+    /// first) must not make the send fail: the job would retry and send it again.
+    async fn a_provider_id_given_twice_still_marks_the_second_message_sent(store: Arc<dyn Store>) {
+        let c = channel(&store, "556").await;
+        let conv = store.open_conversation(&c, "5511", None).await.unwrap();
+        let (first, _) = store
+            .record_outbound(reply(conv.id, "k1", vec![]))
+            .await
+            .unwrap();
+        let (second, _) = store
+            .record_outbound(reply(conv.id, "k2", vec![]))
+            .await
+            .unwrap();
+        store.mark_sent(first.id, "wamid.same").await.unwrap();
+        store.mark_sent(second.id, "wamid.same").await.unwrap();
+        let first = store.message(first.id).await.unwrap().unwrap();
+        let second = store.message(second.id).await.unwrap().unwrap();
+        assert_eq!(first.status, DeliveryStatus::Sent);
+        assert_eq!(second.status, DeliveryStatus::Sent);
+        assert_eq!(first.provider_message_id.as_deref(), Some("wamid.same"));
+        assert_eq!(second.provider_message_id, None, "the id is kept once");
     }
 
     async fn outbound_is_exactly_once_per_key(store: Arc<dyn Store>) {
