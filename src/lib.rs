@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod bench;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod embed;

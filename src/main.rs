@@ -565,7 +565,9 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     if let Some(token) = palaver::accounts::people::setup_token(app.store.as_ref()).await? {
         let url = app.settings.server.public_url.trim_end_matches('/');
-        eprintln!("\nNobody can sign in yet. Create the instance owner with this one-time set-up token:\n");
+        eprintln!("\nNobody can sign in yet. Create the instance owner in the console:\n");
+        eprintln!("    {url}/setup?token={token}\n");
+        eprintln!("or with this one-time set-up token through the API:\n");
         eprintln!("    curl -X POST {url}/api/v1/setup -H 'Content-Type: application/json' \\");
         eprintln!("      -d '{{\"token\": \"{token}\", \"email\": \"you@example.com\", \"name\": \"You\", \"password\": \"...\"}}'\n");
         eprintln!(

@@ -152,6 +152,16 @@ async fn resolve_session(
             ));
         }
     }
+    session_caller(app, headers, &user).await
+}
+
+/// The caller a signed-in `user` is: their role in the workspace `X-Palaver-Workspace` names,
+/// or in their first one. (The console checks its forms' CSRF token itself, then comes here.)
+pub(crate) async fn session_caller(
+    app: &AppState,
+    headers: &HeaderMap,
+    user: &crate::domain::User,
+) -> Result<Caller, ApiError> {
     let workspace = match headers.get(WORKSPACE_HEADER) {
         Some(_) => Some(operator_workspace(app, headers).await?),
         None => None,

@@ -1,5 +1,6 @@
-//! The HTTP edge (axum): health, readiness and metrics endpoints, and the `/api/v1` JSON API
-//! behind API keys. Handlers are thin: they validate, call the library, and shape JSON.
+//! The HTTP edge (axum): health, readiness and metrics endpoints, the `/api/v1` JSON API
+//! behind API keys or sessions, provider webhooks, and the web console ([`crate::console`]).
+//! Handlers are thin: they validate, call the library, and shape JSON.
 
 pub mod api;
 pub mod auth;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .nest("/api/v1", api::routes(state.clone()))
         .merge(webhooks::routes(&state))
+        .merge(crate::console::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(

@@ -58,7 +58,7 @@ impl From<PeopleError> for ApiError {
 }
 
 /// Whether cookies must be `Secure`: the server is reached over HTTPS.
-fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+pub(crate) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     state.settings.server.public_url.starts_with("https://")
         || headers
             .get("x-forwarded-proto")
@@ -66,7 +66,7 @@ fn secure(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
+pub(crate) fn set_cookie(value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
     let cookie = Cookie::build((SESSION_COOKIE, value.to_string()))
         .http_only(true)
         .same_site(SameSite::Lax)

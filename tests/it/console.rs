@@ -1,0 +1,305 @@
+//! The web console over HTTP, as a browser without JavaScript uses it: first run, sign-in,
+//! the inbox showing a webhook's message, a reply reaching the Graph API once, resolving, and
+//! the CSRF and Content-Security-Policy rules.
+
+use serde_json::json;
+use wiremock::MockServer;
+
+use crate::support::app::{eventually, TestApp};
+use crate::webhooks::{meta_app, meta_text, mount_send, post_meta, sends, sent_ok};
+
+/// A browser: no redirects followed, the session cookie kept by hand.
+struct Page {
+    client: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn new(t: &TestApp) -> Self {
+        Page {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: t.url.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn answer(&mut self, response: reqwest::Response) -> Answer {
+        let headers = response.headers().clone();
+        if let Some(set) = headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap();
+            let value = pair.strip_prefix("palaver_session=").unwrap();
+            self.cookie = (!value.is_empty()).then(|| value.to_string());
+        }
+        Answer {
+            status: response.status().as_u16(),
+            location: headers
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string()),
+            html: response.text().await.unwrap(),
+            headers,
+        }
+    }
+
+    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => request.header("cookie", format!("palaver_session={c}")),
+            None => request,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let request = self.with_cookie(self.client.get(format!("{}{path}", self.base)));
+        let response = request.send().await.unwrap();
+        self.answer(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let request = self.with_cookie(self.client.post(format!("{}{path}", self.base)));
+        let response = request.form(form).send().await.unwrap();
+        self.answer(response).await
+    }
+}
+
+/// The value of the first input named `field` on a page.
+fn input(html: &str, field: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{field}\""))
+        .unwrap_or_else(|| panic!("no {field} in {html}"));
+    let tag = &html[at..at + html[at..].find('>').unwrap()];
+    let start = tag
+        .find("value=\"")
+        .unwrap_or_else(|| panic!("no value in {tag}"))
+        + 7;
+    tag[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_person_sets_up_signs_in_answers_and_resolves_from_the_console() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.out")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut page = Page::new(&t);
+
+    // Nobody exists yet: every page leads to the set-up page.
+    let home = page.get("/").await;
+    assert_eq!(home.location.as_deref(), Some("/inbox"));
+    let inbox = page.get("/inbox").await;
+    assert_eq!(inbox.status, 303);
+    assert_eq!(inbox.location.as_deref(), Some("/setup"));
+    let setup = page.get("/setup?token=abc").await;
+    assert_eq!(setup.status, 200);
+    assert!(setup.html.contains("Welcome to Palaver"));
+    assert_eq!(
+        input(&setup.html, "token"),
+        "abc",
+        "the link's token is filled in"
+    );
+    let csp = setup.headers["content-security-policy"].to_str().unwrap();
+    for rule in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!setup.html.contains("<script>"), "no inline script");
+
+    let wrong = page
+        .post(
+            "/setup",
+            &[
+                ("token", "wrong"),
+                ("email", "marta@casanube.example"),
+                ("name", "Marta"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 404);
+    assert!(
+        wrong.html.contains("invalid, used or expired"),
+        "{}",
+        wrong.html
+    );
+    assert!(
+        wrong.html.contains("marta@casanube.example"),
+        "the form keeps what was typed"
+    );
+    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let made = page
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("email", "marta@casanube.example"),
+                ("name", "Marta"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    assert_eq!(made.location.as_deref(), Some("/inbox"));
+    assert!(page.cookie.is_some(), "signed in");
+
+    // The inbox is empty, then shows a customer's message (escaped) without anything else.
+    let inbox = page.get("/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.html.contains("No conversations"), "{}", inbox.html);
+    assert_eq!(
+        post_meta(
+            &t,
+            &meta_text("wamid.c1", "<b>quiero hablar con una persona</b>")
+        )
+        .await
+        .status(),
+        200
+    );
+    let inbox = page.get("/inbox").await;
+    assert!(inbox.html.contains("Test Customer"), "{}", inbox.html);
+    assert!(inbox.html.contains("&lt;b&gt;quiero"), "{}", inbox.html);
+    assert!(!inbox.html.contains("<b>quiero"));
+    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
+    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let searched = page.get("/inbox?q=nothing-like-this").await;
+    assert!(searched.html.contains("No conversations match"));
+
+    let thread = page.get(&format!("/inbox/{id}")).await;
+    assert_eq!(thread.status, 200);
+    let csrf = input(&thread.html, "_csrf");
+    let key = input(&thread.html, "key");
+
+    // Without the form's CSRF token nothing is sent.
+    let forged = page
+        .post(
+            &format!("/inbox/{id}/reply"),
+            &[("text", "forged"), ("key", "k")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    // A reply, submitted twice (a double click), reaches the Graph API once.
+    for _ in 0..2 {
+        let sent = page
+            .post(
+                &format!("/inbox/{id}/reply"),
+                &[
+                    ("_csrf", &csrf),
+                    ("key", &key),
+                    ("text", "Hola, soy Marta. ¿En qué te ayudo?"),
+                ],
+            )
+            .await;
+        assert_eq!(sent.status, 303, "{}", sent.html);
+    }
+    let human = eventually(std::time::Duration::from_secs(10), || async {
+        let s: Vec<_> = sends(&graph)
+            .await
+            .into_iter()
+            .filter(|s| s.to_string().contains("soy Marta"))
+            .collect();
+        (!s.is_empty()).then_some(s)
+    })
+    .await
+    .expect("the reply is sent");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        sends(&graph)
+            .await
+            .iter()
+            .filter(|s| s.to_string().contains("soy Marta"))
+            .count(),
+        1,
+        "{human:?} all: {:#?}",
+        sends(&graph).await
+    );
+    let thread = page.get(&format!("/inbox/{id}")).await;
+    assert!(thread.html.contains("soy Marta"));
+    assert!(
+        thread.html.contains("escalated"),
+        "a person's reply takes over"
+    );
+
+    let resolved = page
+        .post(&format!("/inbox/{id}/resolve"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(resolved.status, 303);
+    let thread = page.get(&format!("/inbox/{id}")).await;
+    assert!(thread.html.contains("status-resolved"), "{}", thread.html);
+
+    // Another workspace's (or a made-up) conversation is not found.
+    let missing = page.get("/inbox/not-an-id").await;
+    assert_eq!(missing.status, 404);
+
+    // Signing out ends the session: the inbox asks to sign in again.
+    let out = page.post("/sign-out", &[("_csrf", &csrf)]).await;
+    assert_eq!(out.location.as_deref(), Some("/sign-in"));
+    assert!(page.cookie.is_none());
+    let inbox = page.get(&format!("/inbox/{id}")).await;
+    assert_eq!(inbox.status, 303);
+    let to = inbox.location.unwrap();
+    assert!(to.starts_with("/sign-in?next=%2Finbox%2F"), "{to}");
+    let wrong = page
+        .post(
+            "/sign-in",
+            &[
+                ("email", "marta@casanube.example"),
+                ("password", "wrong password!"),
+                ("next", "/inbox"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.html.contains("wrong email or password"));
+    let back = page
+        .post(
+            "/sign-in",
+            &[
+                ("email", "marta@casanube.example"),
+                ("password", "correct horse battery"),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 303);
+    assert_eq!(
+        back.location.as_deref(),
+        Some("/inbox"),
+        "never sent to another site"
+    );
+}
+
+#[tokio::test]
+async fn console_assets_are_served_from_the_binary() {
+    let t = TestApp::start(Default::default()).await.unwrap();
+    for (path, kind) in [
+        ("/assets/console.css", "text/css"),
+        ("/assets/console.js", "text/javascript"),
+    ] {
+        let response = t
+            .client
+            .get(format!("{}{path}", t.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(content_type.starts_with(kind), "{content_type}");
+        assert!(response.text().await.unwrap().len() > 500);
+    }
+}

@@ -1,0 +1,97 @@
+// Palaver console: progressive enhancement over server-rendered pages. Without JavaScript every
+// page still works (forms post, links navigate); with it, replies send on Enter and the inbox and
+// conversation pages follow the workspace's event stream, falling back to polling.
+
+const live = document.getElementById("live");
+
+function setState(state) {
+  if (!live) return;
+  live.dataset.state = state;
+  live.textContent = state;
+}
+
+// Enter sends, Shift+Enter starts a new line.
+const reply = document.getElementById("reply");
+if (reply) {
+  const text = reply.querySelector("textarea");
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (text.value.trim() !== "") reply.requestSubmit();
+    }
+  });
+  // Keep the newest message in view.
+  const messages = document.getElementById("messages");
+  if (messages) window.scrollTo(0, document.body.scrollHeight);
+}
+
+// The live region of this page: the conversation list, or one conversation's thread.
+const region = document.querySelector("[data-live]");
+
+// Re-reads this page and swaps in the live region, keeping what the person is typing.
+let refreshing = null;
+async function refresh() {
+  if (!region) return;
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      const response = await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const id = region.dataset.live === "list" ? "conversations" : "messages";
+      const fresh = page.getElementById(id);
+      const current = document.getElementById(id);
+      if (fresh && current) {
+        const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+        current.replaceWith(fresh);
+        if (id === "messages" && atBottom) window.scrollTo(0, document.body.scrollHeight);
+      }
+      const head = document.querySelector(".thread-head");
+      const freshHead = page.querySelector(".thread-head");
+      if (head && freshHead && !head.contains(document.activeElement)) head.replaceWith(freshHead);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+// Which events concern this page.
+function concerns(event) {
+  if (!region) return false;
+  if (region.dataset.live === "list") return true;
+  return event.conversation_id === region.dataset.conversation;
+}
+
+let poller = null;
+function poll() {
+  setState("polling");
+  if (!poller) poller = setInterval(refresh, 5000);
+}
+
+function follow() {
+  if (!live || !window.EventSource) return poll();
+  const stream = new EventSource("/api/v1/events");
+  stream.onopen = () => {
+    setState("live");
+    if (poller) { clearInterval(poller); poller = null; }
+  };
+  // Events come named by their type; the page lists the types there are.
+  const types = (document.body.dataset.events || "").split(",").filter(Boolean);
+  for (const type of types) {
+    stream.addEventListener(type, (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch { return; }
+      if (concerns(event)) refresh();
+    });
+  }
+  stream.onerror = () => {
+    // The browser reconnects by itself; meanwhile the page polls.
+    if (stream.readyState === EventSource.CLOSED) setState("offline");
+    poll();
+  };
+  window.addEventListener("offline", () => setState("offline"));
+  window.addEventListener("online", () => refresh());
+}
+
+follow();
