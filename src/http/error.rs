@@ -170,6 +170,9 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => {
                 ApiError::Unavailable(format!("database unavailable: {m}"))
             }
+            StoreError::Aborted(_) => {
+                ApiError::Unavailable("the database was busy; try again".into())
+            }
             e @ (StoreError::Corrupt(_) | StoreError::Backend(_)) => ApiError::internal(e),
         }
     }

@@ -193,6 +193,16 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
 
 pub(super) type Tx = Transaction<'static, Any>;
 
+/// An event of a recorded customer message, appended after the transaction's rows.
+pub(super) struct InboundEvent {
+    workspace: String,
+    kind: EventKind,
+    conversation: String,
+    channel: String,
+    data: serde_json::Value,
+    at: i64,
+}
+
 impl SqlStore {
     async fn conversation_in(tx: &mut Tx, id: &str) -> Result<Conversation, StoreError> {
         let sql = format!("{CONVERSATION_SELECT} WHERE cv.id = $1");
@@ -694,11 +704,38 @@ impl SqlStore {
     /// its handling job and its events. A message already stored answers `Duplicate`; one stored
     /// by a concurrent transaction meanwhile fails with [`StoreError::Conflict`] (on Postgres the
     /// transaction is then unusable, so the caller decides what a conflict means).
+    /// Appends the events [`SqlStore::record_inbound_in`] made, in order.
+    pub(super) async fn emit_inbound(
+        tx: &mut Tx,
+        events: Vec<InboundEvent>,
+    ) -> Result<(), StoreError> {
+        for e in events {
+            Self::emit_in(
+                tx,
+                &e.workspace,
+                NewEvent {
+                    kind: e.kind,
+                    conversation: Some(&e.conversation),
+                    channel: Some(&e.channel),
+                    data: e.data,
+                },
+                e.at,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records one customer message's rows inside `tx`, and adds the events it makes to
+    /// `events`, for [`SqlStore::emit_inbound`] to append once every row of the transaction is
+    /// written: the workspace's event counter is locked last, so transactions never wait for
+    /// each other in a cycle.
     pub(super) async fn record_inbound_in(
         tx: &mut Tx,
         channel: &Channel,
         inbound: &NewInbound,
         policy: &InboundPolicy,
+        events: &mut Vec<InboundEvent>,
     ) -> Result<RecordedInbound, StoreError> {
         let now = now_ms();
         let channel_id = channel.id.to_string();
@@ -786,33 +823,24 @@ impl SqlStore {
             .map_err(db_err)?;
         }
         // The message and conversation are at hand: the events take them as they are.
-        let ws = channel.workspace_id.to_string();
+        let event = |kind, data| InboundEvent {
+            workspace: channel.workspace_id.to_string(),
+            kind,
+            conversation: conversation_id.clone(),
+            channel: channel_id.clone(),
+            data,
+            at: now,
+        };
         if created {
-            Self::emit_in(
-                tx,
-                &ws,
-                NewEvent {
-                    kind: EventKind::ConversationCreated,
-                    conversation: Some(&conversation_id),
-                    channel: Some(&channel_id),
-                    data: serde_json::json!({"conversation": conversation}),
-                },
-                now,
-            )
-            .await?;
+            events.push(event(
+                EventKind::ConversationCreated,
+                serde_json::json!({"conversation": conversation}),
+            ));
         }
-        Self::emit_in(
-            tx,
-            &ws,
-            NewEvent {
-                kind: EventKind::MessageReceived,
-                conversation: Some(&conversation_id),
-                channel: Some(&channel_id),
-                data: serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
-            },
-            now,
-        )
-        .await?;
+        events.push(event(
+            EventKind::MessageReceived,
+            serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
+        ));
         Ok(RecordedInbound::New {
             message: Box::new(message),
             conversation: Box::new(conversation),

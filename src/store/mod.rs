@@ -56,9 +56,20 @@ pub enum StoreError {
     /// Connecting or migrating failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database aborted the transaction to break a deadlock or keep it serializable;
+    /// the same work tried again can succeed.
+    #[error("transaction aborted by the database: {0}")]
+    Aborted(String),
     /// Any other database error.
     #[error("database error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether trying the same work again can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Aborted(_))
+    }
 }
 
 /// Which SQL engine is behind the store.

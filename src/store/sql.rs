@@ -76,6 +76,10 @@ pub(super) fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(d.message().to_string())
         }
+        // Postgres: deadlock_detected, serialization_failure.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")) => {
+            StoreError::Aborted(d.message().to_string())
+        }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Backend(Box::new(e)),
     }
