@@ -47,6 +47,18 @@ impl Channels {
                 continue;
             };
             if let Some(answer) = subscription.answer(query, &credentials) {
+                // The provider reached this server with the channel's token: the console shows
+                // the channel as verified at once.
+                if channel.state == ChannelState::Created {
+                    self.store
+                        .set_channel_state(
+                            channel.id,
+                            ChannelState::Connected,
+                            Some("webhook verified"),
+                            None,
+                        )
+                        .await?;
+                }
                 return Ok(answer);
             }
         }

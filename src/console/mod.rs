@@ -1,10 +1,17 @@
-//! The web console: server-rendered pages for people (sign-in, first-run set-up, the inbox and
-//! a conversation), served by `palaver serve` itself at `/`. Pages call the same library
-//! functions as the JSON API ([`crate::inbox`], [`crate::accounts::people`]) under the same
-//! roles. Every form that changes something carries the session's CSRF token; responses carry
-//! a strict Content-Security-Policy (nothing but this origin's own files, no inline script or
-//! style). Without JavaScript every page works; `ui/static/console.js` adds Enter-to-send and
-//! live updates from the event stream, with polling when the stream is unavailable.
+//! The web console: server-rendered pages for people, served by `palaver serve` itself at `/`:
+//! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); channels, agents and their
+//! knowledge, the sandbox, evals and settings ([`pages`]). Pages read through the same library
+//! functions as the JSON API, under the same roles. The inbox's forms post here and call
+//! [`crate::inbox`]; the other pages' actions are calls of the JSON API itself from first-party
+//! scripts, with the session cookie and its CSRF token (`X-CSRF-Token`), so there is one code
+//! path for each change. Every form that changes something carries the session's CSRF token;
+//! responses carry a strict Content-Security-Policy (nothing but this origin's own files, no
+//! inline script or style). The inbox works without JavaScript; `ui/static/` adds
+//! Enter-to-send, live updates from the event stream (polling when it is unavailable) and the
+//! other pages' actions.
+
+mod inbox;
+mod pages;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,17 +28,13 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::accounts::{people, Caller, Roles};
-use crate::domain::{ConversationId, ConversationStatus, EventKind, Resolution, User};
+use crate::domain::{EventKind, User};
 use crate::http::api::people::{secure, set_cookie};
 use crate::http::auth::{session_caller, session_token};
 use crate::http::{ApiError, AppState};
-use crate::inbox;
-use crate::store::ConversationFilter;
 
 /// Conversations per inbox page.
 const PAGE: u32 = 50;
-/// Messages shown of a conversation (the newest).
-const MESSAGES: u32 = 200;
 
 /// The strict policy every console response carries.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
@@ -44,14 +47,18 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/setup", get(setup_page).post(setup))
-        .route("/inbox", get(inbox_page))
-        .route("/inbox/{conversation}", get(conversation_page))
-        .route("/inbox/{conversation}/reply", post(reply))
-        .route("/inbox/{conversation}/assign", post(assign))
-        .route("/inbox/{conversation}/resolve", post(resolve))
-        .route("/inbox/{conversation}/handback", post(hand_back))
-        .route("/assets/console.css", get(stylesheet))
-        .route("/assets/console.js", get(script))
+        .route(
+            "/invitations/accept",
+            get(invitation_page).post(accept_invitation),
+        )
+        .route("/inbox", get(inbox::inbox_page))
+        .route("/inbox/{conversation}", get(inbox::conversation_page))
+        .route("/inbox/{conversation}/reply", post(inbox::reply))
+        .route("/inbox/{conversation}/assign", post(inbox::assign))
+        .route("/inbox/{conversation}/resolve", post(inbox::resolve))
+        .route("/inbox/{conversation}/handback", post(inbox::hand_back))
+        .merge(pages::routes())
+        .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -77,28 +84,33 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     response
 }
 
-async fn stylesheet() -> Response {
-    asset(
-        "text/css; charset=utf-8",
-        include_str!("../../ui/static/console.css"),
-    )
-}
+/// The console's own files, built into the binary.
+const ASSETS: &[(&str, &str)] = &[
+    ("console.css", include_str!("../../ui/static/console.css")),
+    ("console.js", include_str!("../../ui/static/console.js")),
+    ("api.js", include_str!("../../ui/static/api.js")),
+    ("channels.js", include_str!("../../ui/static/channels.js")),
+    ("agent.js", include_str!("../../ui/static/agent.js")),
+    ("sandbox.js", include_str!("../../ui/static/sandbox.js")),
+    ("evals.js", include_str!("../../ui/static/evals.js")),
+];
 
-async fn script() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../ui/static/console.js"),
-    )
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+async fn asset(Path(name): Path<String>) -> Response {
+    let Some((_, body)) = ASSETS.iter().find(|(n, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    let content_type = if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    };
     (
         [
             (header::CONTENT_TYPE, content_type),
             // Pages name assets with the release's version, so a new release fetches anew.
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        body,
+        *body,
     )
         .into_response()
 }
@@ -123,6 +135,33 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../ui/templates/conversation.html"),
             ),
             ("error.html", include_str!("../../ui/templates/error.html")),
+            (
+                "invitation.html",
+                include_str!("../../ui/templates/invitation.html"),
+            ),
+            (
+                "channels.html",
+                include_str!("../../ui/templates/channels.html"),
+            ),
+            (
+                "agent_select.html",
+                include_str!("../../ui/templates/agent_select.html"),
+            ),
+            (
+                "agents.html",
+                include_str!("../../ui/templates/agents.html"),
+            ),
+            ("agent.html", include_str!("../../ui/templates/agent.html")),
+            (
+                "sandbox.html",
+                include_str!("../../ui/templates/sandbox.html"),
+            ),
+            ("evals.html", include_str!("../../ui/templates/evals.html")),
+            ("eval.html", include_str!("../../ui/templates/eval.html")),
+            (
+                "settings.html",
+                include_str!("../../ui/templates/settings.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the console's templates are valid");
@@ -149,7 +188,14 @@ fn render(status: StatusCode, name: &str, viewer: Option<&Viewer>, page: Value) 
             name => v.user.name,
             role => v.caller.role,
         }),
+        // What the viewer's role opens, for the navigation.
+        can => viewer.map(|v| context! {
+            inbox => Roles::INBOX.allows(v.caller.role),
+            author => Roles::AUTHORS.allows(v.caller.role),
+            own => Roles::OWNER.allows(v.caller.role),
+        }),
         csrf => viewer.map(|v| v.csrf.clone()),
+        last_event => viewer.map(|v| v.last_event),
         event_types => event_types.join(","),
     };
     let ctx = context! { ..page, ..common };
@@ -207,6 +253,9 @@ struct Viewer {
     caller: Caller,
     user: User,
     csrf: String,
+    /// The workspace's newest event when the page was read: the page's event stream starts
+    /// after it, so nothing that happens between reading and listening is missed.
+    last_event: i64,
 }
 
 async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
@@ -217,10 +266,12 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>,
         return Ok(None);
     };
     let caller = session_caller(state, headers, &user).await?;
+    let last_event = state.store.last_event_id(caller.workspace).await?;
     Ok(Some(Viewer {
         caller,
         user,
         csrf: session.csrf_token,
+        last_event,
     }))
 }
 
@@ -261,6 +312,29 @@ async fn acting(
             "this form is out of date or came from another site; reload the page and try again"
                 .into(),
         );
+        return Err(error_page(Some(&viewer), e));
+    }
+    Ok(viewer)
+}
+
+/// The signed-in viewer of a page that `roles` may open: others are sent to sign in, or told
+/// their role does not open it.
+async fn page_viewer(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: Roles,
+    path: &str,
+) -> Result<Viewer, Response> {
+    let viewer = match viewer(state, headers).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(to_sign_in(state, path).await),
+        Err(e) => return Err(error_page(None, e)),
+    };
+    if !roles.allows(viewer.caller.role) {
+        let e = ApiError::Forbidden(format!(
+            "the {} role does not open this page",
+            viewer.caller.role
+        ));
         return Err(error_page(Some(&viewer), e));
     }
     Ok(viewer)
@@ -405,261 +479,52 @@ async fn setup(
     }
 }
 
-/// Inbox filters, as the list's form sends them (empty fields mean "any").
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-struct InboxParams {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    assignee: String,
-    #[serde(default)]
-    unread: Option<String>,
-    #[serde(default)]
-    page: Option<u32>,
+#[derive(Debug, Deserialize)]
+struct InvitationParams {
+    token: Option<String>,
 }
 
-async fn inbox_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(p): Query<InboxParams>,
-) -> Response {
-    let viewer = match viewer(&state, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return to_sign_in(&state, "/inbox").await,
-        Err(e) => return error_page(None, e),
-    };
-    match inbox_list(&state, &viewer, &p).await {
-        Ok(page) => render(StatusCode::OK, "inbox.html", Some(&viewer), page),
-        Err(e) => error_page(Some(&viewer), e),
-    }
-}
-
-async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Result<Value, ApiError> {
-    let status =
-        match p.status.as_str() {
-            "" => None,
-            s => Some(s.parse::<ConversationStatus>().map_err(|_| {
-                ApiError::invalid("status", "must be active, escalated or resolved")
-            })?),
-        };
-    let assignee = match p.assignee.as_str() {
-        "" => None,
-        "none" => Some(None),
-        "me" => Some(Some(viewer.user.id)),
-        _ => return Err(ApiError::invalid("assignee", "must be me or none")),
-    };
-    let unread = p
-        .unread
-        .as_deref()
-        .is_some_and(|v| v == "true" || v == "on");
-    let page = p.page.unwrap_or(0).min(10_000);
-    let q = p.q.trim();
-    // One more than a page tells whether there is a next one.
-    let mut conversations = state
-        .store
-        .list_conversations(
-            viewer.caller.workspace,
-            &ConversationFilter {
-                status,
-                channel_id: None,
-                search: (!q.is_empty()).then(|| q.to_string()),
-                assignee,
-                unread,
-                sandbox: false,
-                limit: PAGE + 1,
-                offset: page * PAGE,
-            },
-        )
-        .await?;
-    let more = conversations.len() > PAGE as usize;
-    conversations.truncate(PAGE as usize);
-    let link = |page: u32| {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [("q", q), ("status", &p.status), ("assignee", &p.assignee)] {
-            if !value.is_empty() {
-                query.append_pair(key, value);
-            }
-        }
-        if unread {
-            query.append_pair("unread", "true");
-        }
-        if page > 0 {
-            query.append_pair("page", &page.to_string());
-        }
-        let query = query.finish();
-        if query.is_empty() {
-            "/inbox".to_string()
-        } else {
-            format!("/inbox?{query}")
-        }
-    };
-    Ok(context! {
-        page => "inbox",
-        conversations => Value::from_serialize(&conversations),
-        filter => context! { q, status => p.status, assignee => p.assignee, unread },
-        previous => (page > 0).then(|| link(page - 1)),
-        next => more.then(|| link(page + 1)),
-    })
-}
-
-async fn conversation_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let viewer = match viewer(&state, &headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return to_sign_in(&state, &format!("/inbox/{id}")).await,
-        Err(e) => return error_page(None, e),
-    };
-    match conversation_view(&state, &viewer, &id).await {
-        Ok(page) => render(StatusCode::OK, "conversation.html", Some(&viewer), page),
-        Err(e) => error_page(Some(&viewer), e),
-    }
-}
-
-/// The conversation `id` of the viewer's workspace (404 for any other).
-async fn find(
-    state: &AppState,
-    viewer: &Viewer,
-    id: &str,
-) -> Result<crate::domain::Conversation, ApiError> {
-    let id: ConversationId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no conversation {id}")))?;
-    crate::http::api::find_conversation(state, &viewer.caller, id).await
-}
-
-async fn conversation_view(state: &AppState, viewer: &Viewer, id: &str) -> Result<Value, ApiError> {
-    let conversation = find(state, viewer, id).await?;
-    let messages = state
-        .store
-        .messages(conversation.id, MESSAGES, None)
-        .await?;
-    let escalations = state.store.escalations(conversation.id).await?;
-    let assignee = match conversation.assignee_id {
-        Some(user) => state.store.user(user).await?.map(|u| u.name),
-        None => None,
-    };
-    let can_act = Roles::INBOX.allows(viewer.caller.role);
-    Ok(context! {
-        page => "inbox",
-        conversation => Value::from_serialize(&conversation),
-        messages => Value::from_serialize(&messages),
-        escalations => Value::from_serialize(&escalations),
-        assignee,
-        can_act,
-        // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
-        reply_key => people::random_token(),
-    })
-}
-
-/// A form acting on a conversation: signed in, CSRF checked, allowed to act on the inbox.
-async fn act_on(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-    id: &str,
-) -> Result<(Viewer, crate::domain::Conversation), Response> {
-    let viewer = acting(state, headers, form).await?;
-    if !Roles::INBOX.allows(viewer.caller.role) {
-        let e = ApiError::Forbidden(format!("the {} role may not do this", viewer.caller.role));
-        return Err(error_page(Some(&viewer), e));
-    }
-    match find(state, &viewer, id).await {
-        Ok(conversation) => Ok((viewer, conversation)),
-        Err(e) => Err(error_page(Some(&viewer), e)),
-    }
-}
-
-async fn reply(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
-    };
-    let text = form.get("text").map(String::as_str).unwrap_or("").trim();
-    let key = form
-        .get("key")
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .map(|k| format!("console:{k}"));
-    match inbox::reply(
-        state.store.as_ref(),
-        &state.channels,
-        &viewer.caller,
-        &conversation,
-        text,
-        key.as_deref(),
+/// The page an invitation's link opens: a name and a password (or the password of the account
+/// the email already has) join the workspace.
+async fn invitation_page(Query(p): Query<InvitationParams>) -> Response {
+    render(
+        StatusCode::OK,
+        "invitation.html",
+        None,
+        context! { token => p.token.unwrap_or_default(), name => "" },
     )
-    .await
-    {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
 }
 
-async fn assign(
+async fn accept_invitation(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    let name = match field("name").trim() {
+        "" => "New member",
+        name => name,
     };
-    match inbox::assign(state.store.as_ref(), &conversation, Some(viewer.user.id)).await {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
-}
-
-async fn close(
-    state: AppState,
-    headers: HeaderMap,
-    id: String,
-    form: HashMap<String, String>,
-    resolution: Resolution,
-) -> Response {
-    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
-        Ok(found) => found,
-        Err(refused) => return refused,
-    };
-    match inbox::close(
+    let accepted = people::accept_invitation(
         state.store.as_ref(),
-        &viewer.caller,
-        &conversation,
-        resolution,
+        &state.settings.accounts,
+        field("token").trim(),
+        name,
+        field("password"),
     )
-    .await
-    {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
+    .await;
+    match accepted {
+        Ok(signed) => start_session(&state, &headers, &signed.token, "/inbox"),
+        Err(e) => {
+            let e = ApiError::from(e);
+            render(
+                e.status_code(),
+                "invitation.html",
+                None,
+                context! { token => field("token"), name => field("name"), error => describe(&e) },
+            )
+        }
     }
-}
-
-async fn resolve(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    close(state, headers, id, form, Resolution::Resolved).await
-}
-
-async fn hand_back(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    close(state, headers, id, form, Resolution::HandedBack).await
 }
 
 #[cfg(test)]

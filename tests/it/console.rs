@@ -287,6 +287,11 @@ async fn console_assets_are_served_from_the_binary() {
     for (path, kind) in [
         ("/assets/console.css", "text/css"),
         ("/assets/console.js", "text/javascript"),
+        ("/assets/api.js", "text/javascript"),
+        ("/assets/channels.js", "text/javascript"),
+        ("/assets/agent.js", "text/javascript"),
+        ("/assets/sandbox.js", "text/javascript"),
+        ("/assets/evals.js", "text/javascript"),
     ] {
         let response = t
             .client
@@ -302,4 +307,120 @@ async fn console_assets_are_served_from_the_binary() {
         assert!(content_type.starts_with(kind), "{content_type}");
         assert!(response.text().await.unwrap().len() > 500);
     }
+}
+
+#[tokio::test]
+async fn each_role_opens_the_pages_it_may_and_no_other() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut owner = Page::new(&t);
+    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let made = owner
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("email", "marta@casanube.example"),
+                ("name", "Marta"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    for path in [
+        "/inbox",
+        "/channels",
+        "/agents",
+        "/agents/demo",
+        "/sandbox",
+        "/sandbox?agent=demo",
+        "/evals",
+        "/settings",
+    ] {
+        let page = owner.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.html);
+        assert!(page.html.contains("name=\"csrf-token\""), "{path}");
+    }
+    let channels = owner.get("/channels").await;
+    // Templates escape `/` in attribute values.
+    assert!(
+        channels
+            .html
+            .replace("&#x2f;", "/")
+            .contains("/webhooks/meta"),
+        "the webhook URL to copy"
+    );
+    assert!(
+        !channels.html.contains("test-token"),
+        "credentials are never shown"
+    );
+    assert_eq!(owner.get("/agents/nobody").await.status, 404);
+    assert_eq!(owner.get("/evals/not-a-run").await.status, 404);
+    assert_eq!(owner.get("/assets/nothing.js").await.status, 404);
+
+    // People invited by the owner, through the JSON API as the settings page does it.
+    for (email, role, opens, refused) in [
+        (
+            "joao@casanube.example",
+            "agent",
+            &["/inbox"][..],
+            &["/channels", "/settings", "/agents", "/sandbox", "/evals"][..],
+        ),
+        (
+            "ines@casanube.example",
+            "author",
+            &["/inbox", "/agents", "/sandbox", "/evals"][..],
+            &["/channels", "/settings"][..],
+        ),
+    ] {
+        let (status, invitation) = t
+            .post(
+                "/api/v1/invitations",
+                &json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "{invitation}");
+        let url = invitation["url"].as_str().unwrap();
+        assert!(url.contains("/invitations/accept?token="), "{url}");
+        let token = invitation["token"].as_str().unwrap();
+        let mut person = Page::new(&t);
+        let join = person
+            .get(&format!("/invitations/accept?token={token}"))
+            .await;
+        assert_eq!(join.status, 200);
+        assert_eq!(input(&join.html, "token"), token);
+        let joined = person
+            .post(
+                "/invitations/accept",
+                &[
+                    ("token", token),
+                    ("name", "New person"),
+                    ("password", "another good password"),
+                ],
+            )
+            .await;
+        assert_eq!(joined.status, 303, "{}", joined.html);
+        for path in opens {
+            assert_eq!(person.get(path).await.status, 200, "{role} opens {path}");
+        }
+        for path in refused {
+            let page = person.get(path).await;
+            assert_eq!(page.status, 403, "{role} is refused {path}");
+            assert!(page.html.contains("Not allowed"), "{}", page.html);
+        }
+        let inbox = person.get("/inbox").await;
+        assert!(!inbox.html.contains("href=\"/channels\""), "{role}'s menu");
+        assert!(!inbox.html.contains("href=\"/settings\""), "{role}'s menu");
+    }
+    // A wrong invitation code is refused.
+    let again = Page::new(&t)
+        .post(
+            "/invitations/accept",
+            &[("token", "nonsense"), ("password", "another good password")],
+        )
+        .await;
+    assert!(again.status >= 400, "{}", again.html);
 }

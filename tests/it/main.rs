@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod api;
 mod assignment;
+mod browser;
 mod console;
 mod crash;
 mod delivery;

@@ -145,6 +145,8 @@ pub async fn mount_send(graph: &MockServer, response: ResponseTemplate) {
 async fn meta_verification_handshake() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;
+    let channels = t.get("/api/v1/channels").await;
+    assert_eq!(channels[0]["state"], "created", "{channels}");
     let ok = t
         .client
         .get(format!("{}/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444", t.url))
@@ -153,6 +155,13 @@ async fn meta_verification_handshake() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
+    // The owner sees the channel verified (and the console hears it as an event).
+    let channels = t.get("/api/v1/channels").await;
+    assert_eq!(channels[0]["state"], "connected", "{channels}");
+    assert_eq!(
+        channels[0]["state_detail"], "webhook verified",
+        "{channels}"
+    );
     let wrong = t
         .client
         .get(format!(

@@ -1,6 +1,10 @@
-// Palaver console: progressive enhancement over server-rendered pages. Without JavaScript every
-// page still works (forms post, links navigate); with it, replies send on Enter and the inbox and
-// conversation pages follow the workspace's event stream, falling back to polling.
+// Palaver console: progressive enhancement over server-rendered pages. Without JavaScript the
+// inbox still works (forms post, links navigate); with it, replies send on Enter, and every page
+// follows the workspace's event stream, falling back to polling. Each event is handed to the
+// page's own script as a `palaver:event` on the document; each poll as a `palaver:poll`.
+
+const { bind } = await import("./api.js" + new URL(import.meta.url).search);
+bind();
 
 const live = document.getElementById("live");
 
@@ -29,10 +33,16 @@ if (reply) {
 const region = document.querySelector("[data-live]");
 
 // Re-reads this page and swaps in the live region, keeping what the person is typing.
+// One re-read at a time; an event during one asks for another after it, so nothing that
+// happened while the page was being read is missed.
 let refreshing = null;
+let again = false;
 async function refresh() {
   if (!region) return;
-  if (refreshing) return refreshing;
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
   refreshing = (async () => {
     try {
       const response = await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
@@ -51,6 +61,10 @@ async function refresh() {
       if (head && freshHead && !head.contains(document.activeElement)) head.replaceWith(freshHead);
     } finally {
       refreshing = null;
+      if (again) {
+        again = false;
+        refresh();
+      }
     }
   })();
   return refreshing;
@@ -63,15 +77,23 @@ function concerns(event) {
   return event.conversation_id === region.dataset.conversation;
 }
 
+function tick() {
+  refresh();
+  document.dispatchEvent(new CustomEvent("palaver:poll"));
+}
+
 let poller = null;
 function poll() {
   setState("polling");
-  if (!poller) poller = setInterval(refresh, 5000);
+  if (!poller) poller = setInterval(tick, 5000);
 }
 
 function follow() {
-  if (!live || !window.EventSource) return poll();
-  const stream = new EventSource("/api/v1/events");
+  if (!live) return;
+  if (!window.EventSource) return poll();
+  // From the newest event when the page was read: what happened since is replayed.
+  const after = document.body.dataset.after;
+  const stream = new EventSource("/api/v1/events" + (after ? "?last_event_id=" + encodeURIComponent(after) : ""));
   stream.onopen = () => {
     setState("live");
     if (poller) { clearInterval(poller); poller = null; }
@@ -83,15 +105,16 @@ function follow() {
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
       if (concerns(event)) refresh();
+      document.dispatchEvent(new CustomEvent("palaver:event", { detail: event }));
     });
   }
   stream.onerror = () => {
     // The browser reconnects by itself; meanwhile the page polls.
-    if (stream.readyState === EventSource.CLOSED) setState("offline");
     poll();
+    if (stream.readyState === EventSource.CLOSED || !navigator.onLine) setState("offline");
   };
   window.addEventListener("offline", () => setState("offline"));
-  window.addEventListener("online", () => refresh());
+  window.addEventListener("online", () => tick());
 }
 
 follow();

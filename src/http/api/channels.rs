@@ -59,7 +59,7 @@ pub struct ChannelView {
     updated_at: DateTime<Utc>,
 }
 
-fn view(state: &AppState, c: Channel) -> ChannelView {
+pub(crate) fn view(state: &AppState, c: Channel) -> ChannelView {
     ChannelView {
         webhook_url: state.channels.webhook_url(&c),
         id: c.id,

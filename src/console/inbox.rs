@@ -1,0 +1,303 @@
+//! The inbox: the conversation list (search, filters, unread counts, pages) and one
+//! conversation with its messages, delivery ticks, transcripts and sources, and the reply,
+//! assign, resolve and hand-back forms. Everything goes through [`crate::inbox`], as the JSON
+//! API's conversation routes do.
+
+use std::collections::HashMap;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
+use crate::accounts::{people, Roles};
+use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution};
+use crate::http::{ApiError, AppState};
+use crate::inbox;
+use crate::store::ConversationFilter;
+
+/// Messages shown of a conversation (the newest).
+const MESSAGES: u32 = 200;
+
+/// Inbox filters, as the list's form sends them (empty fields mean "any").
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub(super) struct InboxParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    unread: Option<String>,
+    #[serde(default)]
+    page: Option<u32>,
+}
+
+pub(super) async fn inbox_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<InboxParams>,
+) -> Response {
+    let viewer = match viewer(&state, &headers).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return to_sign_in(&state, "/inbox").await,
+        Err(e) => return error_page(None, e),
+    };
+    match inbox_list(&state, &viewer, &p).await {
+        Ok(page) => render(StatusCode::OK, "inbox.html", Some(&viewer), page),
+        Err(e) => error_page(Some(&viewer), e),
+    }
+}
+
+async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Result<Value, ApiError> {
+    let status =
+        match p.status.as_str() {
+            "" => None,
+            s => Some(s.parse::<ConversationStatus>().map_err(|_| {
+                ApiError::invalid("status", "must be active, escalated or resolved")
+            })?),
+        };
+    let assignee = match p.assignee.as_str() {
+        "" => None,
+        "none" => Some(None),
+        "me" => Some(Some(viewer.user.id)),
+        _ => return Err(ApiError::invalid("assignee", "must be me or none")),
+    };
+    let channel_id = match p.channel.as_str() {
+        "" => None,
+        c => Some(
+            c.parse::<ChannelId>()
+                .map_err(|_| ApiError::invalid("channel", "is not a channel of this workspace"))?,
+        ),
+    };
+    let unread = p
+        .unread
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "on");
+    let page = p.page.unwrap_or(0).min(10_000);
+    let q = p.q.trim();
+    // One more than a page tells whether there is a next one.
+    let mut conversations = state
+        .store
+        .list_conversations(
+            viewer.caller.workspace,
+            &ConversationFilter {
+                status,
+                channel_id,
+                search: (!q.is_empty()).then(|| q.to_string()),
+                assignee,
+                unread,
+                sandbox: false,
+                limit: PAGE + 1,
+                offset: page * PAGE,
+            },
+        )
+        .await?;
+    let more = conversations.len() > PAGE as usize;
+    let channels: Vec<_> = state
+        .store
+        .list_channels(Some(viewer.caller.workspace), None)
+        .await?
+        .into_iter()
+        .map(|c| context! { id => c.id.to_string(), name => c.name })
+        .collect();
+    conversations.truncate(PAGE as usize);
+    let link = |page: u32| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("q", q),
+            ("status", &p.status),
+            ("assignee", &p.assignee),
+            ("channel", &p.channel),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        if unread {
+            query.append_pair("unread", "true");
+        }
+        if page > 0 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/inbox".to_string()
+        } else {
+            format!("/inbox?{query}")
+        }
+    };
+    Ok(context! {
+        page => "inbox",
+        conversations => Value::from_serialize(&conversations),
+        channels => Value::from_serialize(&channels),
+        filter => context! {
+            q, status => p.status, assignee => p.assignee, channel => p.channel, unread,
+        },
+        previous => (page > 0).then(|| link(page - 1)),
+        next => more.then(|| link(page + 1)),
+    })
+}
+
+pub(super) async fn conversation_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = match viewer(&state, &headers).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return to_sign_in(&state, &format!("/inbox/{id}")).await,
+        Err(e) => return error_page(None, e),
+    };
+    match conversation_view(&state, &viewer, &id).await {
+        Ok(page) => render(StatusCode::OK, "conversation.html", Some(&viewer), page),
+        Err(e) => error_page(Some(&viewer), e),
+    }
+}
+
+/// The conversation `id` of the viewer's workspace (404 for any other).
+async fn find(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<crate::domain::Conversation, ApiError> {
+    let id: ConversationId = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no conversation {id}")))?;
+    crate::http::api::find_conversation(state, &viewer.caller, id).await
+}
+
+async fn conversation_view(state: &AppState, viewer: &Viewer, id: &str) -> Result<Value, ApiError> {
+    let conversation = find(state, viewer, id).await?;
+    let messages = state
+        .store
+        .messages(conversation.id, MESSAGES, None)
+        .await?;
+    let escalations = state.store.escalations(conversation.id).await?;
+    let assignee = match conversation.assignee_id {
+        Some(user) => state.store.user(user).await?.map(|u| u.name),
+        None => None,
+    };
+    let can_act = Roles::INBOX.allows(viewer.caller.role);
+    Ok(context! {
+        page => "inbox",
+        conversation => Value::from_serialize(&conversation),
+        messages => Value::from_serialize(&messages),
+        escalations => Value::from_serialize(&escalations),
+        assignee,
+        can_act,
+        // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
+        reply_key => people::random_token(),
+    })
+}
+
+/// A form acting on a conversation: signed in, CSRF checked, allowed to act on the inbox.
+async fn act_on(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    id: &str,
+) -> Result<(Viewer, crate::domain::Conversation), Response> {
+    let viewer = acting(state, headers, form).await?;
+    if !Roles::INBOX.allows(viewer.caller.role) {
+        let e = ApiError::Forbidden(format!("the {} role may not do this", viewer.caller.role));
+        return Err(error_page(Some(&viewer), e));
+    }
+    match find(state, &viewer, id).await {
+        Ok(conversation) => Ok((viewer, conversation)),
+        Err(e) => Err(error_page(Some(&viewer), e)),
+    }
+}
+
+pub(super) async fn reply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let text = form.get("text").map(String::as_str).unwrap_or("").trim();
+    let key = form
+        .get("key")
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(|k| format!("console:{k}"));
+    match inbox::reply(
+        state.store.as_ref(),
+        &state.channels,
+        &viewer.caller,
+        &conversation,
+        text,
+        key.as_deref(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+pub(super) async fn assign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match inbox::assign(state.store.as_ref(), &conversation, Some(viewer.user.id)).await {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+async fn close(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    form: HashMap<String, String>,
+    resolution: Resolution,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match inbox::close(
+        state.store.as_ref(),
+        &viewer.caller,
+        &conversation,
+        resolution,
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+pub(super) async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    close(state, headers, id, form, Resolution::Resolved).await
+}
+
+pub(super) async fn hand_back(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    close(state, headers, id, form, Resolution::HandedBack).await
+}

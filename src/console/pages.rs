@@ -1,0 +1,350 @@
+//! The workspace's pages beyond the inbox: channels (owners), agents and their knowledge, the
+//! sandbox and evals (owners and authors), settings (owners). Each page is rendered from the
+//! same store reads and views as the JSON API's lists; what a page changes it changes by calling
+//! the JSON API from `ui/static/` with the session's CSRF token, so roles, validation and audit
+//! are the API's own.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::{error_page, page_viewer, render, Viewer};
+use crate::accounts::{people, Roles};
+use crate::domain::{EvalRunId, ProviderKind};
+use crate::http::api::channels::view as channel_view;
+use crate::http::api::find_agent;
+use crate::http::{ApiError, AppState};
+use crate::store::ConversationFilter;
+
+/// The pages' routes.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/channels", get(channels))
+        .route("/agents", get(agents))
+        .route("/agents/{agent}", get(agent))
+        .route("/sandbox", get(sandbox))
+        .route("/evals", get(evals))
+        .route("/evals/{run}", get(eval_run))
+        .route("/settings", get(settings))
+}
+
+/// Renders `name` for a viewer `roles` may show it to, with what `build` reads.
+async fn page<F>(
+    state: AppState,
+    headers: HeaderMap,
+    roles: Roles,
+    path: &str,
+    name: &str,
+    build: F,
+) -> Response
+where
+    F: AsyncFnOnce(&AppState, &Viewer) -> Result<Value, ApiError>,
+{
+    let viewer = match page_viewer(&state, &headers, roles, path).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
+    match build(&state, &viewer).await {
+        Ok(data) => render(StatusCode::OK, name, Some(&viewer), data),
+        Err(e) => error_page(Some(&viewer), e),
+    }
+}
+
+async fn channels(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        state,
+        headers,
+        Roles::OWNER,
+        "/channels",
+        "channels.html",
+        async |state, viewer| {
+            let ws = viewer.caller.workspace;
+            let mut shown = Vec::new();
+            for channel in state.store.list_channels(Some(ws), None).await? {
+                // The newest conversation tells when the channel last heard from a customer.
+                let last = state
+                    .store
+                    .list_conversations(
+                        ws,
+                        &ConversationFilter {
+                            channel_id: Some(channel.id),
+                            limit: 1,
+                            ..Default::default()
+                        },
+                    )
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|c| c.conversation.last_activity_at);
+                let pairing = state
+                    .channels
+                    .provider(channel.provider)
+                    .is_ok_and(|p| p.pairing().is_some());
+                shown.push(context! {
+                    channel => Value::from_serialize(channel_view(state, channel)),
+                    last_activity => Value::from_serialize(last),
+                    pairing,
+                });
+            }
+            let agents = state.store.list_agents(ws).await?;
+            let meta_webhook = format!(
+                "{}/webhooks/{}",
+                state.settings.server.public_url.trim_end_matches('/'),
+                ProviderKind::Meta.as_str()
+            );
+            Ok(context! {
+                page => "channels",
+                channels => shown,
+                agents => agents
+                    .iter()
+                    .map(|a| context! { id => a.id.to_string(), name => a.name })
+                    .collect::<Vec<_>>(),
+                meta_webhook,
+                // A verify token to start from: the owner copies it into Meta's form.
+                verify_token => people::random_token(),
+            })
+        },
+    )
+    .await
+}
+
+async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        "/agents",
+        "agents.html",
+        async |state, viewer| {
+            let agents = state.store.list_agents(viewer.caller.workspace).await?;
+            let mut shown = Vec::new();
+            for agent in agents {
+                let documents = state.store.list_documents(&agent.collection()).await?;
+                shown.push(context! {
+                    agent => Value::from_serialize(crate::http::api::agents::AgentView::from(agent)),
+                    documents => documents.len(),
+                });
+            }
+            Ok(context! { page => "agents", agents => shown })
+        },
+    )
+    .await
+}
+
+async fn agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let path = format!("/agents/{name}");
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        &path,
+        "agent.html",
+        async |state, viewer| {
+            let agent = find_agent(state, &viewer.caller, &name).await?;
+            let documents = state.store.list_documents(&agent.collection()).await?;
+            let max_upload = state.settings.server.max_upload_bytes;
+            Ok(context! {
+                page => "agents",
+                agent => Value::from_serialize(crate::http::api::agents::AgentView::from(agent)),
+                documents => Value::from_serialize(&documents),
+                max_upload,
+                max_upload_mib => format!("{:.0}", max_upload as f64 / (1024.0 * 1024.0)),
+                formats => ".md,.markdown,.txt,.csv,.html,.htm,.pdf",
+            })
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct SandboxParams {
+    agent: Option<String>,
+}
+
+async fn sandbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<SandboxParams>,
+) -> Response {
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        "/sandbox",
+        "sandbox.html",
+        async |state, viewer| {
+            let agents = state.store.list_agents(viewer.caller.workspace).await?;
+            let chosen = match &p.agent {
+                Some(name) => Some(find_agent(state, &viewer.caller, name).await?),
+                None => agents.first().cloned(),
+            };
+            Ok(context! {
+                page => "sandbox",
+                agents => Value::from_serialize(
+                    agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>()
+                ),
+                agent => chosen.map(|a| Value::from_serialize(
+                    crate::http::api::agents::AgentView::from(a)
+                )),
+                // One sandbox conversation per page load; "reset" starts it over.
+                session => format!("console-{}", &people::random_token()[..12]),
+            })
+        },
+    )
+    .await
+}
+
+/// The suite files of the server's eval directory, relative to it.
+fn suite_files(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                if let Ok(rel) = path.strip_prefix(dir) {
+                    found.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn evals(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        "/evals",
+        "evals.html",
+        async |state, viewer| {
+            let runs = state
+                .store
+                .list_eval_runs(viewer.caller.workspace, 50)
+                .await?;
+            Ok(context! {
+                page => "evals",
+                runs => Value::from_serialize(&runs),
+                suites => suite_files(&state.settings.eval.dir),
+            })
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct RunParams {
+    /// Another run to compare with.
+    compare: Option<String>,
+}
+
+async fn eval_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<RunParams>,
+) -> Response {
+    let path = format!("/evals/{id}");
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        &path,
+        "eval.html",
+        async |state, viewer| {
+            let load = async |id: &str| -> Result<crate::store::EvalRun, ApiError> {
+                let not_found = || ApiError::NotFound(format!("no eval run {id}"));
+                let id: EvalRunId = id.parse().map_err(|_| not_found())?;
+                state
+                    .store
+                    .eval_run(id)
+                    .await?
+                    .filter(|run| run.workspace_id == viewer.caller.workspace)
+                    .ok_or_else(not_found)
+            };
+            let run = load(&id).await?;
+            let other = match p.compare.as_deref().filter(|c| !c.is_empty()) {
+                Some(other) => Some(load(other).await?),
+                None => None,
+            };
+            let runs = state
+                .store
+                .list_eval_runs(viewer.caller.workspace, 50)
+                .await?;
+            Ok(context! {
+                page => "evals",
+                run => Value::from_serialize(&run),
+                other => Value::from_serialize(&other),
+                runs => Value::from_serialize(&runs),
+            })
+        },
+    )
+    .await
+}
+
+async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        state,
+        headers,
+        Roles::OWNER,
+        "/settings",
+        "settings.html",
+        async |state, viewer| {
+            let ws = viewer.caller.workspace;
+            let members = state.store.members(ws).await?;
+            let keys = state.store.list_api_keys(ws).await?;
+            let hooks = state.store.list_hooks(ws).await?;
+            let store_ok = state.store.ping().await.is_ok();
+            let vectors_ok = state
+                .knowledge
+                .vectors()
+                .count("__readiness_probe")
+                .await
+                .is_ok();
+            let event_types: Vec<&str> = crate::domain::EventKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            Ok(context! {
+                page => "settings",
+                members => Value::from_serialize(&members),
+                keys => Value::from_serialize(&keys),
+                hooks => Value::from_serialize(&hooks),
+                kinds => event_types,
+                health => context! {
+                    store => context! { backend => state.store.backend(), ok => store_ok },
+                    vectors => context! {
+                        backend => state.knowledge.vectors().name(), ok => vectors_ok,
+                    },
+                    embedder => state.knowledge.embedder().model_id(),
+                    workers => context! {
+                        running => state.workers.running(),
+                        expected => state.workers.expected(),
+                        ok => state.workers.ok(),
+                    },
+                    data_dir => state.settings.data.dir.display().to_string(),
+                    eval_dir => state.settings.eval.dir.display().to_string(),
+                },
+            })
+        },
+    )
+    .await
+}

@@ -1,0 +1,260 @@
+// The console as people use it, in headless Chromium. Run by tests/it/browser.rs, which starts
+// the server with the providers mocked and answers this script's requests for what only it can
+// do (signed provider webhooks, counting what reached a mock): a request is one JSON line on
+// stdout, its answer one JSON line on stdin. Any failure exits non-zero with the step's name.
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const BASE = process.env.PALAVER_URL;
+const SHOTS = process.env.SCREENSHOTS;
+mkdirSync(SHOTS, { recursive: true });
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function ask(request) {
+  process.stdout.write("ASK " + JSON.stringify(request) + "\n");
+  const { value, done } = await lines.next();
+  if (done) throw new Error("the test harness went away");
+  const answer = JSON.parse(value);
+  if (answer.error) throw new Error(`${request.ask}: ${answer.error}`);
+  return answer;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const problems = [];
+function watch(page, who) {
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`${who}: console: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`${who}: ${e.message}`));
+  page.on("dialog", (d) => d.accept());
+}
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+let step = "start";
+async function as(name, fn) {
+  step = name;
+  const started = Date.now();
+  await fn();
+  process.stdout.write(`STEP ${name} ${Date.now() - started} ms\n`);
+}
+
+const desktop = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+const page = await desktop.newPage();
+watch(page, "owner");
+
+try {
+  await as("first run and sign-in", async () => {
+    await page.goto(BASE + "/");
+    await page.waitForURL("**/setup");
+    await page.goto(process.env.SETUP_URL);
+    await shot(page, "01-setup");
+    await page.fill("#name", "Marta Silva");
+    await page.fill("#email", "marta@casanube.example");
+    await page.fill("#password", "correct horse battery");
+    await page.click("button[type=submit]");
+    await page.waitForURL("**/inbox");
+    await page.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    // Signing out and in again.
+    await page.click("text=Sign out");
+    await page.waitForURL("**/sign-in**");
+    await page.fill("#email", "marta@casanube.example");
+    await page.fill("#password", "wrong password here");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".error");
+    await page.fill("#password", "correct horse battery");
+    await page.click("button[type=submit]");
+    await page.waitForURL("**/inbox");
+  });
+
+  await as("an agent with knowledge", async () => {
+    await page.click("nav >> text=Agents");
+    await page.fill("#new-name", "demo");
+    await page.fill("#new-business", "Casa Nube");
+    await page.fill("#new-prompt", "You answer customers of Casa Nube, a bakery in Lisbon. Be brief.");
+    await page.click("form[data-api] button[type=submit]");
+    await page.waitForURL("**/agents/demo");
+    await page.setInputFiles("#files", [process.env.KNOWLEDGE_FAQ, process.env.KNOWLEDGE_HOURS]);
+    await page.click("#upload button[type=submit]");
+    await page.waitForSelector("#uploads li.done >> nth=1", { timeout: 30000 });
+    await page.waitForSelector("#documents >> text=faq.md");
+    await page.fill("#search-q", "Which payment methods do you accept?");
+    await page.click("#search button[type=submit]");
+    await page.waitForSelector("#passages li.passage");
+    const found = await page.textContent("#passages");
+    assert.match(found, /MB WAY/, "the uploaded document is searchable");
+    await page.fill("#confidence", "0.3");
+    await page.fill("#keywords", "complaint, refund");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+    await shot(page, "02-agent");
+  });
+
+  await as("the sandbox shows sources and an escalation", async () => {
+    await page.click("nav >> text=Sandbox");
+    await page.fill("#said", "Which payment methods do you accept? MB WAY?");
+    await page.press("#said", "Enter");
+    await page.waitForSelector("#chat .turn");
+    assert.match(await page.textContent("#chat .turn"), /Sources \(\d+\)/);
+    await page.click("#chat .sources summary");
+    assert.match(await page.textContent("#chat .sources"), /MB WAY/);
+    await page.fill("#said", "I want to talk to a human, please");
+    await page.press("#said", "Enter");
+    await page.waitForSelector("#chat li:nth-child(4) .turn");
+    assert.match(await page.textContent("#chat li:nth-child(4)"), /Escalated: human request/);
+    await shot(page, "03-sandbox");
+  });
+
+  await as("a Meta number", async () => {
+    await page.click("nav >> text=Channels");
+    await page.fill("#meta-name", "Casa Nube");
+    await page.fill("#meta-phone", process.env.PHONE_ID);
+    await page.fill("#meta-secret", process.env.APP_SECRET);
+    await page.fill("#meta-token", "test-token");
+    await page.click("#add-meta button[type=submit]");
+    await page.waitForURL("**/channels?added=*");
+    const card = page.locator(".channel[data-provider=meta]");
+    assert.match(await card.locator("input[readonly]").inputValue(), /\/webhooks\/meta$/);
+    assert.match(await card.textContent(), /demo/);
+    await shot(page, "04-channels");
+  });
+
+  await as("an Evolution number linked by QR code", async () => {
+    await page.click("#tab-evolution");
+    await page.fill("#evo-name", "Shop phone");
+    await page.fill("#evo-instance", "support-bot");
+    await page.fill("#evo-server", process.env.EVOLUTION_URL);
+    await page.fill("#evo-key", "evo-key");
+    await page.uncheck("#add-evolution [name=create_instance]");
+    await page.click("#add-evolution button[type=submit]");
+    await page.waitForURL("**/channels?added=*");
+    const card = page.locator(".channel[data-provider=evolution]");
+    const image = card.locator("[data-role=qr-image]");
+    await image.waitFor({ state: "visible" });
+    const first = await image.getAttribute("src");
+    assert.ok(first.startsWith("data:image/png;base64,"), "the QR from /instance/connect is shown");
+    await shot(page, "05-qr");
+    const id = await card.getAttribute("data-channel");
+    await ask({ ask: "evolution_event", channel: id, fixture: "webhook.qrcode.updated.json" });
+    await page.waitForFunction((old) => {
+      const img = document.querySelector(".channel[data-provider=evolution] [data-role=qr-image]");
+      return img && img.src !== old;
+    }, first, { timeout: 2000 });
+    await ask({ ask: "evolution_event", channel: id, fixture: "webhook.connection.update.open.json" });
+    await card.locator("[data-role=state]", { hasText: "connected" }).waitFor({ timeout: 2000 });
+    assert.ok(await card.locator("[data-role=qr]").isHidden(), "the QR goes once linked");
+    await shot(page, "06-connected");
+  });
+
+  let conversation;
+  await as("a customer's message appears live, and its reply turns read", async () => {
+    await page.click("nav >> text=Inbox");
+    await page.waitForURL("**/inbox");
+    await page.waitForSelector("#live[data-state=live]");
+    const sent = Date.now();
+    await ask({ ask: "meta_text", id: "wamid.IN.B1", text: "Which payment methods do you accept? MB WAY?" });
+    await page.waitForSelector("#conversations .conversation >> text=Test Customer", { timeout: 2000 });
+    process.stdout.write(`MEASURE inbox_live_ms ${Date.now() - sent}\n`);
+    await shot(page, "07-inbox");
+    await page.click("#conversations .conversation a");
+    await page.waitForURL("**/inbox/*");
+    conversation = page.url();
+    const tick = page.locator(".message.outbound .tick").first();
+    await tick.waitFor({ timeout: 10000 });
+    const { provider_id } = await ask({ ask: "bot_reply" });
+    await ask({ ask: "meta_status", provider_id, status: "read" });
+    await page.locator(".message.outbound .tick[data-status=read]").first().waitFor({ timeout: 2000 });
+  });
+
+  await as("a person's reply reaches the Graph API once", async () => {
+    await page.fill("#text", "Yes: MB WAY, cards and cash. See you soon!");
+    await page.press("#text", "Enter");
+    await page.waitForSelector(".message.outbound >> text=See you soon!");
+    const { count } = await ask({ ask: "graph_sends", text: "See you soon!" });
+    assert.equal(count, 1, "the human reply was sent once");
+    await shot(page, "08-conversation");
+  });
+
+  await as("an escalated conversation is resolved, then handed back", async () => {
+    await ask({ ask: "meta_text", id: "wamid.IN.B2", text: "I want to talk to a human" });
+    await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
+    await page.waitForSelector(".escalation");
+    await shot(page, "09-escalated");
+    await page.click("text=Resolve");
+    await page.waitForSelector(".thread-head .badge.status-resolved");
+    await ask({ ask: "meta_text", id: "wamid.IN.B3", text: "I want to talk to a person" });
+    await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
+    await page.click("text=Hand back to bot");
+    await page.waitForSelector(".thread-head .badge.status-active");
+  });
+
+  await as("an eval run started from the page reports its pass rate", async () => {
+    await page.click("nav >> text=Evals");
+    await page.check("text=faq.yaml");
+    await page.click("#start button[type=submit]");
+    await page.waitForURL(/\/evals\/[0-9a-f-]{36}$/);
+    await page.waitForSelector("#run[data-status=passed], #run[data-status=failed]", { timeout: 60000 });
+    assert.equal((await page.textContent("[data-role=pass-rate]")).trim(), "100.0%");
+    await shot(page, "10-eval");
+  });
+
+  let invitation;
+  await as("an owner invites an inbox agent", async () => {
+    await page.click("nav >> text=Settings");
+    await page.fill("#invite-email", "joao@casanube.example");
+    await page.selectOption("#invite-role", "agent");
+    await page.click("form[data-api$=invitations] button[type=submit]");
+    const link = page.locator("form[data-api$=invitations] [data-role=secret] input");
+    await link.waitFor();
+    invitation = await link.inputValue();
+    assert.match(invitation, /\/invitations\/accept\?token=/);
+    await shot(page, "11-settings");
+  });
+
+  await as("an agent (role) answers the inbox but cannot open channels or keys", async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const agent = await phone.newPage();
+    watch(agent, "agent");
+    // The link is made with the server's public URL; the test server listens elsewhere.
+    const link = new URL(invitation);
+    await agent.goto(BASE + link.pathname + link.search);
+    await agent.fill("#name", "João");
+    await agent.fill("#password", "another good password");
+    await agent.click("button[type=submit]");
+    await agent.waitForURL("**/inbox");
+    const nav = await agent.textContent("nav");
+    assert.ok(!/Channels|Settings|Agents/.test(nav), `an agent's menu: ${nav}`);
+    await shot(agent, "12-phone-inbox");
+    await agent.goto(conversation);
+    await shot(agent, "13-phone-conversation");
+    for (const path of ["/channels", "/settings"]) {
+      const response = await agent.goto(BASE + path);
+      assert.equal(response.status(), 403, path);
+    }
+    const keys = await agent.evaluate(async () => (await fetch("/api/v1/api-keys")).status);
+    assert.equal(keys, 403, "the API refuses the keys too");
+    await phone.close();
+  });
+
+  const unexpected = problems.filter((p) => !/status of 40[134]/.test(p));
+  assert.deepEqual(unexpected, [], "no script errors in the pages");
+  process.stdout.write("DONE\n");
+  await browser.close();
+  process.exit(0);
+} catch (e) {
+  process.stdout.write(`FAILED at "${step}": ${e.stack || e}\n`);
+  if (problems.length) process.stdout.write(`page errors: ${problems.join("\n")}\n`);
+  try {
+    await shot(page, "failure");
+  } catch {
+    // The page itself may be gone.
+  }
+  await browser.close();
+  process.exit(1);
+}
