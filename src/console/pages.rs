@@ -16,7 +16,7 @@ use super::{error_page, page_viewer, render, Viewer};
 use crate::accounts::{people, Roles};
 use crate::domain::{EvalRunId, ProviderKind};
 use crate::http::api::channels::view as channel_view;
-use crate::http::api::find_agent;
+use crate::http::api::{find_agent, find_eval_run};
 use crate::http::{ApiError, AppState};
 use crate::store::ConversationFilter;
 
@@ -202,30 +202,14 @@ async fn sandbox(
     .await
 }
 
-/// The suite files of the server's eval directory, relative to it.
-fn suite_files(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(at) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&at) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-            {
-                if let Ok(rel) = path.strip_prefix(dir) {
-                    found.push(rel.to_string_lossy().into_owned());
-                }
-            }
-        }
-    }
-    found.sort();
-    found
+/// The suites "run them all" runs: the eval directory's suite files, named relative to it.
+fn suite_names(dir: &std::path::Path) -> Vec<String> {
+    crate::eval::suite::suite_files(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|path| path.strip_prefix(dir).ok())
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .collect()
 }
 
 async fn evals(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -243,7 +227,7 @@ async fn evals(State(state): State<AppState>, headers: HeaderMap) -> Response {
             Ok(context! {
                 page => "evals",
                 runs => Value::from_serialize(&runs),
-                suites => suite_files(&state.settings.eval.dir),
+                suites => suite_names(&state.settings.eval.dir),
             })
         },
     )
@@ -270,15 +254,11 @@ async fn eval_run(
         &path,
         "eval.html",
         async |state, viewer| {
-            let load = async |id: &str| -> Result<crate::store::EvalRun, ApiError> {
-                let not_found = || ApiError::NotFound(format!("no eval run {id}"));
-                let id: EvalRunId = id.parse().map_err(|_| not_found())?;
-                state
-                    .store
-                    .eval_run(id)
-                    .await?
-                    .filter(|run| run.workspace_id == viewer.caller.workspace)
-                    .ok_or_else(not_found)
+            let load = async |id: &str| {
+                let id: EvalRunId = id
+                    .parse()
+                    .map_err(|_| ApiError::NotFound(format!("no eval run {id}")))?;
+                find_eval_run(state, &viewer.caller, id).await
             };
             let run = load(&id).await?;
             let other = match p.compare.as_deref().filter(|c| !c.is_empty()) {
@@ -312,13 +292,7 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
             let members = state.store.members(ws).await?;
             let keys = state.store.list_api_keys(ws).await?;
             let hooks = state.store.list_hooks(ws).await?;
-            let store_ok = state.store.ping().await.is_ok();
-            let vectors_ok = state
-                .knowledge
-                .vectors()
-                .count("__readiness_probe")
-                .await
-                .is_ok();
+            let (_, health) = crate::http::health(state).await;
             let event_types: Vec<&str> = crate::domain::EventKind::ALL
                 .iter()
                 .map(|k| k.as_str())
@@ -329,20 +303,9 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
                 keys => Value::from_serialize(&keys),
                 hooks => Value::from_serialize(&hooks),
                 kinds => event_types,
-                health => context! {
-                    store => context! { backend => state.store.backend(), ok => store_ok },
-                    vectors => context! {
-                        backend => state.knowledge.vectors().name(), ok => vectors_ok,
-                    },
-                    embedder => state.knowledge.embedder().model_id(),
-                    workers => context! {
-                        running => state.workers.running(),
-                        expected => state.workers.expected(),
-                        ok => state.workers.ok(),
-                    },
-                    data_dir => state.settings.data.dir.display().to_string(),
-                    eval_dir => state.settings.eval.dir.display().to_string(),
-                },
+                health => Value::from_serialize(&health),
+                data_dir => state.settings.data.dir.display().to_string(),
+                eval_dir => state.settings.eval.dir.display().to_string(),
             })
         },
     )

@@ -521,27 +521,28 @@ fn check_case(
     })
 }
 
-/// Reads and checks suites: files, and directories (their `*.yaml` and `*.yml` files, sorted).
+/// The suite files of a directory: its `*.yaml` and `*.yml` files, sorted.
+pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Reads and checks suites: files, and directories (their suite files, see [`suite_files`]).
 /// Every problem in every file is reported, not just the first.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Suite>, SchemaErrors> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
         if path.is_dir() {
-            match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| {
-                            p.is_file()
-                                && matches!(
-                                    p.extension().and_then(|e| e.to_str()),
-                                    Some("yaml" | "yml")
-                                )
-                        })
-                        .collect();
-                    found.sort();
+            match suite_files(path) {
+                Ok(found) => {
                     if found.is_empty() {
                         problems.push(SchemaError {
                             file: path.display().to_string(),

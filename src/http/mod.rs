@@ -153,7 +153,9 @@ async fn healthz() -> &'static str {
 
 /// Ready when the database answers, the vector index can be read and every job worker is
 /// running (a process whose workers died takes webhooks it will never answer).
-async fn readyz(State(app): State<AppState>) -> Response {
+/// What the server depends on, checked now: the store, the vector index and the job workers.
+/// `/readyz` answers it, and the console's settings page shows it.
+pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
     let store = app.store.ping().await;
     let vectors = app.knowledge.vectors().count("__readiness_probe").await;
     let workers_ok = app.workers.ok();
@@ -182,6 +184,11 @@ async fn readyz(State(app): State<AppState>) -> Response {
     if let Err(e) = &vectors {
         tracing::warn!(error = %e, "readiness: vector index unavailable");
     }
+    (ok, body)
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let (ok, body) = health(&app).await;
     let status = if ok {
         StatusCode::OK
     } else {

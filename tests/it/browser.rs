@@ -65,15 +65,9 @@ impl Respond for NewIds {
     }
 }
 
+/// [`crate::webhooks::evolution_server`], linking by QR code.
 async fn evolution_server() -> MockServer {
-    let evolution = MockServer::start().await;
-    for route in ["/webhook/set/support-bot", "/settings/set/support-bot"] {
-        Mock::given(method("POST"))
-            .and(path(route))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
-            .mount(&evolution)
-            .await;
-    }
+    let evolution = crate::webhooks::evolution_server().await;
     Mock::given(method("GET"))
         .and(path("/instance/connect/support-bot"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({

@@ -535,7 +535,8 @@ async fn bad_webhooks_get_clear_errors_and_nothing_is_stored() {
 }
 
 /// Mocks an Evolution server that accepts webhook and settings updates for `support-bot`.
-async fn evolution_server() -> MockServer {
+/// An Evolution server that takes the instance `support-bot`'s webhook and settings.
+pub async fn evolution_server() -> MockServer {
     let evolution = MockServer::start().await;
     for route in ["/webhook/set/support-bot", "/settings/set/support-bot"] {
         Mock::given(method("POST"))

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::{Json, Path, Query};
+use super::{find_eval_run, Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::{EvalRunId, FieldError};
 use crate::eval::runs::{self, RunRequest};
@@ -67,13 +67,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<EvalRunId>,
 ) -> Result<Json<EvalRun>, ApiError> {
-    state
-        .store
-        .eval_run(id)
-        .await?
-        .filter(|run| run.workspace_id == caller.workspace)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no eval run {id}")))
+    find_eval_run(&state, &caller, id).await.map(Json)
 }
 
 /// How many runs to list.

@@ -82,6 +82,20 @@ pub async fn find_conversation(
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
 }
 
+/// The caller's eval run.
+pub async fn find_eval_run(
+    state: &AppState,
+    caller: &Caller,
+    id: crate::domain::EvalRunId,
+) -> Result<crate::store::EvalRun, ApiError> {
+    state
+        .store
+        .eval_run(id)
+        .await?
+        .filter(|run| run.workspace_id == caller.workspace)
+        .ok_or_else(|| ApiError::NotFound(format!("no eval run {id}")))
+}
+
 /// A JSON body that may be absent (empty means the defaults).
 pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
