@@ -261,6 +261,27 @@ enum BenchCommand {
     Events(EventBench),
     /// Voice-note real-time factor (decode + transcribe) of each fetched Whisper model.
     Speech(SpeechBench),
+    /// Inbox list and search server time with many conversations in the store.
+    Inbox(InboxBench),
+}
+
+#[derive(Args)]
+struct InboxBench {
+    /// Conversations in the store.
+    #[arg(long, default_value_t = 10_000)]
+    conversations: usize,
+    /// Customer messages per conversation.
+    #[arg(long, default_value_t = 20)]
+    messages: usize,
+    /// Conversations in the baseline store, measured in the same run.
+    #[arg(long, default_value_t = 100)]
+    baseline: usize,
+    /// Timed runs of each query (after one warm-up).
+    #[arg(long, default_value_t = 30)]
+    repeats: usize,
+    /// Fill this (empty) Postgres database instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -1240,6 +1261,18 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Events(args) => {
             let report = palaver::bench::events::run(&settings, args.clients, args.events).await?;
+            println!("{report}");
+        }
+        BenchCommand::Inbox(args) => {
+            let report = palaver::bench::inbox::run(
+                &settings,
+                args.database_url.as_deref(),
+                args.conversations,
+                args.messages,
+                args.baseline,
+                args.repeats,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Speech(args) => {

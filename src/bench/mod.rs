@@ -3,6 +3,7 @@
 
 pub mod embed;
 pub mod events;
+pub mod inbox;
 pub mod pipeline;
 pub mod retrieval;
 pub mod speech;

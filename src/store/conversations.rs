@@ -1174,33 +1174,24 @@ impl ConversationStore for SqlStore {
             conditions.push("cv.unread_count > 0".into());
         }
         if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let escaped = search
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            args.push(format!("%{escaped}%"));
-            let n = args.len() + 1;
-            conditions.push(format!(
-                "(LOWER(COALESCE(ct.name, '')) LIKE ${n} ESCAPE '\\' OR ct.wa_id LIKE ${n} ESCAPE '\\'
-                  OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id
-                             AND (LOWER(COALESCE(m.body, '')) LIKE ${n} ESCAPE '\\'
-                                  OR LOWER(COALESCE(m.transcript, '')) LIKE ${n} ESCAPE '\\')))"
-            ));
+            let plan = self.search_plan(search).await?;
+            conditions.push(search_condition(search, plan, &mut args));
         }
-        // Activity times can tie (two messages within one clock tick); the conversation with
-        // the later message comes first then.
+        // The page is chosen first, in the activity index's order (activity times can tie: the
+        // conversation with the later message comes first then); its rows are then completed
+        // with contact, channel and latest message, a lookup each.
         let sql = format!(
             "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
                     cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id,
                     ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name, ch.name AS channel_name,
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message
-             FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id
-             WHERE {}
-             ORDER BY cv.last_activity_at DESC,
-                      (SELECT MAX(m.seq) FROM messages m WHERE m.conversation_id = cv.id) DESC, cv.id
-             LIMIT {} OFFSET {}",
+             FROM (SELECT cv.* FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
+                   WHERE {}
+                   ORDER BY cv.last_activity_at DESC, cv.last_message_seq DESC, cv.id
+                   LIMIT {} OFFSET {}) cv
+             JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id
+             ORDER BY cv.last_activity_at DESC, cv.last_message_seq DESC, cv.id",
             conditions.join(" AND "),
             f.limit.clamp(1, 500),
             f.offset
@@ -1773,4 +1764,80 @@ fn shorten(text: &str, max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// How the inbox finds the messages that contain a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchPlan {
+    /// The conversations of the (few) messages the trigram index finds (SQLite).
+    Index,
+    /// Conversations in activity order, each checked for a message containing the search,
+    /// until the page is full: the search is common (or too short for trigrams), so matches
+    /// come soon. Postgres's planner makes this choice itself from its statistics.
+    Walk,
+}
+
+/// Messages the trigram index may find for a search before walking conversations is cheaper.
+const INDEX_PLAN_LIMIT: i64 = 5000;
+
+impl SqlStore {
+    /// Chooses how to search message text for `search`.
+    async fn search_plan(&self, search: &str) -> Result<SearchPlan, StoreError> {
+        let lowered = search.to_lowercase();
+        if self.backend != super::Backend::Sqlite || lowered.chars().count() < 3 {
+            return Ok(SearchPlan::Walk);
+        }
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages_text WHERE messages_text MATCH $1 LIMIT $2)",
+        )
+        .bind(fts_phrase(&lowered))
+        .bind(INDEX_PLAN_LIMIT)
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(if found < INDEX_PLAN_LIMIT {
+            SearchPlan::Index
+        } else {
+            SearchPlan::Walk
+        })
+    }
+}
+
+/// A search as an FTS5 string: one phrase, which the trigram tokenizer matches anywhere in the
+/// text.
+fn fts_phrase(lowered: &str) -> String {
+    format!("\"{}\"", lowered.replace('"', "\"\""))
+}
+
+/// The inbox search as a condition on `cv` (a conversation), its values bound as the next of
+/// `args`: the contact's name or number, or any message's text or transcript, containing
+/// `search`, case-insensitively.
+fn search_condition(search: &str, plan: SearchPlan, args: &mut Vec<String>) -> String {
+    let lowered = search.to_lowercase();
+    let escaped = lowered
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    args.push(format!("%{escaped}%"));
+    let like = args.len() + 1;
+    let contacts = format!(
+        "cv.contact_id IN (SELECT ct.id FROM contacts ct
+           WHERE LOWER(COALESCE(ct.name, '')) LIKE ${like} ESCAPE '\\' OR ct.wa_id LIKE ${like} ESCAPE '\\')"
+    );
+    let messages = match plan {
+        SearchPlan::Index => {
+            args.push(fts_phrase(&lowered));
+            let phrase = args.len() + 1;
+            format!(
+                "cv.id IN (SELECT m.conversation_id FROM messages m WHERE m.seq IN
+                   (SELECT rowid FROM messages_text WHERE messages_text MATCH ${phrase}))"
+            )
+        }
+        SearchPlan::Walk => format!(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id
+               AND (LOWER(COALESCE(m.body, '')) LIKE ${like} ESCAPE '\\'
+                    OR LOWER(COALESCE(m.transcript, '')) LIKE ${like} ESCAPE '\\'))"
+        ),
+    };
+    format!("({contacts} OR {messages})")
 }

@@ -206,6 +206,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "event_seq_trigger",
                 include_str!("../../migrations/sqlite/0009_event_seq_trigger.sql"),
             ),
+            (
+                10,
+                "inbox_search",
+                include_str!("../../migrations/sqlite/0010_inbox_search.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -252,6 +257,11 @@ fn migrator(backend: Backend) -> Migrator {
                 9,
                 "event_seq_trigger",
                 include_str!("../../migrations/postgres/0009_event_seq_trigger.sql"),
+            ),
+            (
+                10,
+                "inbox_search",
+                include_str!("../../migrations/postgres/0010_inbox_search.sql"),
             ),
         ],
     };

@@ -1075,6 +1075,53 @@ mod conversations {
             ),
             ["Carlos"]
         );
+        let search = |q: &'static str| {
+            let store = store.clone();
+            async move {
+                names(
+                    store
+                        .list_conversations(WS, &all(Some(q), None))
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        // Any part of a word, in any case; searches shorter than a trigram too.
+        assert_eq!(search("ELIVER").await, ["Beatriz"]);
+        assert_eq!(search("rt").await, ["Beatriz"]);
+        assert_eq!(search("Rye Br").await, ["Carlos"]);
+        // Quotes and FTS syntax are text.
+        assert!(search("\"rye").await.is_empty());
+        assert!(search("rye OR porto").await.is_empty());
+        assert!(search("bread*").await.is_empty());
+        // A voice note's transcript is found once it is written.
+        let mut voice = inbound("w3", "5511000003", "");
+        voice.text = None;
+        voice.kind = MessageKind::Audio;
+        voice.contact_name = Some("Dora".into());
+        let RecordedInbound::New { message, .. } =
+            store.record_inbound(&c, voice, policy()).await.unwrap()
+        else {
+            panic!()
+        };
+        assert!(search("sourdough").await.is_empty());
+        store
+            .set_transcript(
+                message.id,
+                "Is the sourdough ready?",
+                &MessageDetails::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(search("sourdough").await, ["Dora"]);
+        // Messages deleted with their channel leave the search.
+        let gone = channel(&store, "778").await;
+        let mut other = inbound("w4", "5511000004", "Porto again");
+        other.contact_name = Some("Eva".into());
+        store.record_inbound(&gone, other, policy()).await.unwrap();
+        assert_eq!(search("porto").await, ["Eva", "Beatriz"]);
+        assert!(store.delete_channel(gone.id).await.unwrap());
+        assert_eq!(search("porto").await, ["Beatriz"]);
         store.mark_read(conversation.id).await.unwrap();
         assert_eq!(
             store
