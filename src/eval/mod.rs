@@ -8,6 +8,7 @@
 //! ([`report`]): a console summary, JSON, JUnit XML and a self-contained HTML page.
 
 pub mod assertions;
+pub mod from_conversation;
 pub mod judge;
 pub mod report;
 pub mod results;

@@ -153,21 +153,23 @@ async fn prepare(
     suite: &Suite,
     ingested: &mut HashMap<String, Vec<String>>,
 ) -> Result<Prepared, EvalError> {
-    let base = match &suite.agent.from {
+    let stored = match &suite.agent.from {
         Some(name) => {
             let agent = match &env.agents {
                 Some((store, ws)) => store.agent_by_name(*ws, name).await?,
                 None => None,
             };
-            agent
-                .ok_or_else(|| EvalError::UnknownAgent {
-                    suite: suite.name.clone(),
-                    agent: name.clone(),
-                })?
-                .config
+            Some(agent.ok_or_else(|| EvalError::UnknownAgent {
+                suite: suite.name.clone(),
+                agent: name.clone(),
+            })?)
         }
-        None => AgentConfig::default(),
+        None => None,
     };
+    let base = stored
+        .as_ref()
+        .map(|a| a.config.clone())
+        .unwrap_or_default();
     let invalid = |errors| EvalError::Agent {
         suite: suite.name.clone(),
         errors,
@@ -176,11 +178,32 @@ async fn prepare(
         AgentConfig::patched(&base, Value::Object(suite.agent.patch.clone())).map_err(invalid)?;
     let mut config =
         AgentConfig::patched(&config, Value::Object(options.overrides.clone())).map_err(invalid)?;
-    let collection = collection_for(&suite.knowledge);
+    // A suite that starts from a stored agent and names no documents answers from that
+    // agent's own knowledge, copied into the run.
+    let from_agent = match (&stored, &env.agents) {
+        (Some(agent), Some((store, _))) if suite.knowledge.is_empty() => {
+            Some((agent, store.clone()))
+        }
+        _ => None,
+    };
+    let collection = match &from_agent {
+        Some((agent, _)) => format!("agent-{}", agent.id.0.simple()),
+        None => collection_for(&suite.knowledge),
+    };
     config.collection = Some(collection.clone());
-    let knowledge = match ingested.get(&collection) {
-        Some(k) => k.clone(),
-        None => {
+    let knowledge = match (ingested.get(&collection), from_agent) {
+        (Some(k), _) => k.clone(),
+        (None, Some((agent, store))) => {
+            let lines = copy_knowledge(sandbox, store.as_ref(), agent, &collection)
+                .await
+                .map_err(|source| EvalError::Knowledge {
+                    suite: suite.name.clone(),
+                    source,
+                })?;
+            ingested.insert(collection.clone(), lines.clone());
+            lines
+        }
+        (None, None) => {
             let mut lines = Vec::new();
             if !suite.knowledge.is_empty() {
                 let report = sandbox
@@ -218,6 +241,39 @@ async fn prepare(
         )
         .await?;
     Ok(Prepared { agent, knowledge })
+}
+
+/// Copies `agent`'s knowledge documents from the user's `store` into the run's `collection`;
+/// returns their sources.
+async fn copy_knowledge(
+    sandbox: &Sandbox,
+    store: &dyn Store,
+    agent: &Agent,
+    collection: &str,
+) -> Result<Vec<String>, crate::knowledge::KnowledgeError> {
+    let key = agent.collection();
+    let mut chunks: HashMap<crate::domain::DocumentId, Vec<crate::domain::Chunk>> = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = store.chunk_page(&key, after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for chunk in page {
+            chunks.entry(chunk.document_id).or_default().push(chunk);
+        }
+    }
+    let mut sources = Vec::new();
+    for doc in store.list_documents(&key).await? {
+        let mut passages = chunks.remove(&doc.id).unwrap_or_default();
+        passages.sort_by_key(|c| c.position);
+        sandbox
+            .app
+            .knowledge
+            .import_document(collection, &doc, passages)
+            .await?;
+        sources.push(doc.source);
+    }
+    Ok(sources)
 }
 
 /// Runs one case: its turns in one session, each turn's assertions checked on its reply.

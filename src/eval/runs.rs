@@ -25,7 +25,8 @@ pub struct RunRequest {
     /// suite): every suite there.
     #[serde(default)]
     pub suites: Vec<String>,
-    /// A suite given inline, in the file schema (its paths resolve against `eval.dir`).
+    /// A suite given inline, in the file schema, as an object or as YAML text (its paths
+    /// resolve against `eval.dir`).
     #[serde(default)]
     pub suite: Option<Value>,
     /// Changes to every suite's agent (agent configuration fields).
@@ -65,12 +66,21 @@ fn relative(path: &str) -> Option<PathBuf> {
 pub fn suites_for(app: &App, request: &RunRequest) -> Result<Vec<Suite>, EvalError> {
     let dir = &app.settings.eval.dir;
     let mut suites = Vec::new();
-    if let Some(inline) = &request.suite {
-        if !inline.is_object() {
-            return Err(schema("suite", "", "must be a suite object"));
-        }
+    match &request.suite {
+        // A suite's text, as in a file (what the console's case editor sends).
+        Some(Value::String(text)) => suites.push(suite::parse(text, "inline suite", dir)?),
         // JSON is YAML: the inline suite goes through the same loader as files.
-        suites.push(suite::parse(&inline.to_string(), "inline suite", dir)?);
+        Some(inline) if inline.is_object() => {
+            suites.push(suite::parse(&inline.to_string(), "inline suite", dir)?)
+        }
+        Some(_) => {
+            return Err(schema(
+                "suite",
+                "",
+                "must be a suite object, or a suite's YAML text",
+            ))
+        }
+        None => {}
     }
     let mut paths = Vec::new();
     for (i, s) in request.suites.iter().enumerate() {

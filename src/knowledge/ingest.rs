@@ -441,6 +441,78 @@ impl Knowledge {
         })
     }
 
+    /// Stores a copy of a document kept elsewhere (another store: the one an eval run starts
+    /// from) in `collection`, with its passages as they were cut. Their vectors are copied
+    /// when they come from this knowledge base's embedder, and made again otherwise.
+    pub async fn import_document(
+        &self,
+        collection: &str,
+        doc: &crate::domain::Document,
+        chunks: Vec<crate::domain::Chunk>,
+    ) -> Result<(), KnowledgeError> {
+        check_collection(collection)?;
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let model = self.embedder.model_id().to_string();
+        let inputs: Vec<String> = chunks
+            .iter()
+            .map(|c| embedding_input(Some(c.heading.as_deref().unwrap_or(&doc.title)), &c.text))
+            .collect();
+        let vectors = if doc.embedding_model == model
+            && chunks
+                .iter()
+                .all(|c| c.embedding.len() == self.embedder.dimensions())
+        {
+            chunks.iter().map(|c| c.embedding.clone()).collect()
+        } else {
+            self.embedder.embed(&inputs).await?
+        };
+        let new_chunks: Vec<NewChunk> = chunks
+            .into_iter()
+            .zip(vectors)
+            .zip(&inputs)
+            .map(|((c, embedding), input)| NewChunk {
+                id: ChunkId::new(),
+                position: c.position,
+                search_text: text::search_text(input),
+                heading: c.heading,
+                text: c.text,
+                token_count: c.token_count,
+                embedding,
+            })
+            .collect();
+        let points: Vec<VectorPoint> = new_chunks
+            .iter()
+            .map(|c| VectorPoint {
+                id: c.id.0,
+                vector: c.embedding.clone(),
+            })
+            .collect();
+        let new = NewDocument {
+            collection: collection.to_string(),
+            source: doc.source.clone(),
+            title: doc.title.clone(),
+            format: doc.format.clone(),
+            content_hash: doc.content_hash.clone(),
+            bytes: doc.bytes,
+            embedding_model: model,
+        };
+        let writer = self.writer(collection).await;
+        let _guard = writer.lock().await;
+        let replaced = self.store.replace_document(new, new_chunks).await?;
+        self.vectors
+            .ensure_collection(collection, self.embedder.dimensions())
+            .await?;
+        let removed: Vec<uuid::Uuid> = replaced.removed_chunks.iter().map(|c| c.0).collect();
+        self.vectors.delete(collection, &removed).await?;
+        self.vectors.upsert(collection, points).await?;
+        self.store
+            .mark_collection_indexed(collection, replaced.version)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a document from the store and the index; false if it did not exist.
     pub async fn delete_document(&self, id: DocumentId) -> Result<bool, KnowledgeError> {
         let Some(doc) = self.store.document(id).await? else {

@@ -14,6 +14,7 @@ mod engine;
 mod eval;
 mod events;
 mod hooks;
+mod inbox;
 mod store;
 mod voice;
 mod webhooks;

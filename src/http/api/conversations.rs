@@ -48,6 +48,54 @@ pub fn routes() -> Router<AppState> {
             "/conversations/{conversation}/handback",
             allow(Roles::INBOX, post(hand_back)),
         )
+        .route(
+            "/conversations/{conversation}/messages/{message}/media",
+            allow(Roles::ANY, get(media)),
+        )
+        .route(
+            "/conversations/{conversation}/messages/{message}/eval-case",
+            allow(Roles::AUTHORS, get(eval_case)),
+        )
+}
+
+/// An eval case made from a bot reply of a conversation.
+#[derive(Debug, Serialize)]
+pub struct EvalCase {
+    /// The agent it runs against.
+    pub agent: String,
+    /// The suite's YAML text, ready to run inline or to keep in a suite file.
+    pub suite: String,
+}
+
+/// Makes an eval case of bot reply `message` of conversation `id` (see
+/// [`crate::eval::from_conversation`]).
+pub async fn make_eval_case(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    message: MessageId,
+) -> Result<EvalCase, ApiError> {
+    let conversation = find_conversation(state, caller, id).await?;
+    let agent = match conversation.agent_id {
+        Some(agent) => state.store.agent(agent).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::invalid("conversation", "has no agent answering it"))?;
+    let messages = state.store.messages(conversation.id, 1000, None).await?;
+    let suite = crate::eval::from_conversation::suite_from_conversation(&agent, &messages, message)
+        .map_err(|e| ApiError::invalid("message", &e.to_string()))?;
+    Ok(EvalCase {
+        agent: agent.name,
+        suite,
+    })
+}
+
+async fn eval_case(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, message)): Path<(ConversationId, MessageId)>,
+) -> Result<Json<EvalCase>, ApiError> {
+    Ok(Json(make_eval_case(&state, &caller, id, message).await?))
 }
 
 /// List filters.
@@ -281,4 +329,98 @@ async fn hand_back(
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
     close(&state, &caller, id, Resolution::HandedBack, &body).await
+}
+
+/// Types a browser may show in place (the console's images, voice notes and videos, and PDF
+/// documents); anything else is downloaded.
+const SHOWN_IN_PLACE: &[&str] = &["image/", "audio/", "video/", "application/pdf"];
+
+/// A message's attachment (image, voice note, video, document), fetched from the provider
+/// when asked: media is not kept by Palaver. The body is served as data only: `nosniff`, a
+/// sandboxing Content-Security-Policy, and a download for types a browser should not render.
+async fn media(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, message)): Path<(ConversationId, MessageId)>,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::pipeline::voice::{MediaError, MediaSource};
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
+    let conversation = find_conversation(&state, &caller, id).await?;
+    let found = state
+        .store
+        .message(message)
+        .await?
+        .filter(|m| m.conversation_id == conversation.id)
+        .ok_or_else(|| ApiError::NotFound(format!("no message {message} in this conversation")))?;
+    let media_ref = found
+        .details
+        .media
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("the message has no attachment".into()))?;
+    let bytes = state
+        .channels
+        .fetch(&conversation, media_ref)
+        .await
+        .map_err(|e| match e {
+            MediaError::Unavailable(m) => ApiError::Unavailable(format!(
+                "the provider could not give the attachment now: {m}"
+            )),
+            MediaError::Gone(m) => {
+                ApiError::NotFound(format!("the provider no longer has the attachment: {m}"))
+            }
+        })?;
+    let mime = media_ref
+        .mime_type
+        .as_deref()
+        .and_then(media_type)
+        .unwrap_or_default();
+    let in_place = SHOWN_IN_PLACE.iter().any(|p| mime.starts_with(p));
+    let content_type = if in_place {
+        mime
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let name = media_ref
+        .filename
+        .as_deref()
+        .map(|n| {
+            n.chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+                .collect::<String>()
+        })
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("{}-{message}", found.kind.as_str()));
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if in_place { "inline" } else { "attachment" },
+        name.trim()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_string(),
+            ),
+            (header::CACHE_CONTROL, "private, max-age=3600".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A MIME type as a provider sent it, reduced to `type/subtype` when that is well-formed.
+fn media_type(sent: &str) -> Option<String> {
+    let essence = sent.split(';').next()?.trim().to_ascii_lowercase();
+    let (kind, sub) = essence.split_once('/')?;
+    let token = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
+    };
+    (token(kind) && token(sub)).then_some(essence)
 }

@@ -1,0 +1,224 @@
+//! What the inbox shows beyond text: attachments fetched from the provider when a person opens
+//! them (media is not kept), and a bot reply turned into an eval case that runs on the agent's
+//! own knowledge.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::app::{eventually, TestApp};
+use crate::webhooks::{meta_app, meta_text, post_meta, sent_ok, PHONE_ID};
+
+const IMAGE_ID: &str = "1003383421387256";
+const DOCUMENT_ID: &str = "3334567890987654321";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 a small image";
+
+/// A Meta fixture (`webhook.inbound.<name>.json`) sent now.
+fn fixture(name: &str) -> Vec<u8> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/meta/webhook.inbound.{name}.json"));
+    let mut body: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let message = &mut body["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(PHONE_ID);
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The Graph API: sends accepted, the image found, the document gone.
+async fn graph() -> MockServer {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .respond_with(sent_ok("wamid.OUT.inbox"))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{IMAGE_ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "url": format!("{}/lookaside/{IMAGE_ID}", graph.uri()),
+            "mime_type": "image/jpeg",
+            "file_size": JPEG.len().to_string(),
+            "id": IMAGE_ID
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/lookaside/{IMAGE_ID}")))
+        .and(header("authorization", "Bearer test-token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/jpeg")
+                .set_body_bytes(JPEG),
+        )
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{DOCUMENT_ID}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}
+        })))
+        .mount(&graph)
+        .await;
+    graph
+}
+
+/// The one conversation's messages, oldest first.
+async fn messages(t: &TestApp) -> (String, Vec<Value>) {
+    let list = t.get("/api/v1/conversations").await;
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let messages = t
+        .get(&format!("/api/v1/conversations/{id}/messages"))
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    (id, messages)
+}
+
+fn id_of<'a>(messages: &'a [Value], kind: &str) -> &'a str {
+    messages
+        .iter()
+        .find(|m| m["kind"] == kind)
+        .and_then(|m| m["id"].as_str())
+        .unwrap_or_else(|| panic!("no {kind} message in {messages:?}"))
+}
+
+#[tokio::test]
+async fn attachments_are_fetched_from_the_provider_when_opened() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    for name in ["image", "document", "text"] {
+        assert_eq!(post_meta(&t, &fixture(name)).await.status(), 200);
+    }
+    let (conversation, messages) = eventually(Duration::from_secs(10), || async {
+        let (id, m) = messages(&t).await;
+        (m.iter().filter(|m| m["direction"] == "inbound").count() == 3).then_some((id, m))
+    })
+    .await
+    .expect("three customer messages");
+    let media = |message: &str| {
+        t.request(
+            reqwest::Method::GET,
+            &format!("/api/v1/conversations/{conversation}/messages/{message}/media"),
+        )
+        .send()
+    };
+
+    // The image comes from the Graph API, as an image and nothing more.
+    let image = media(id_of(&messages, "image")).await.unwrap();
+    assert_eq!(image.status(), 200);
+    let headers = image.headers().clone();
+    assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("inline"));
+    assert_eq!(image.bytes().await.unwrap().as_ref(), JPEG);
+
+    // The provider no longer has the document: a 404 that says so.
+    let document = media(id_of(&messages, "document")).await.unwrap();
+    assert_eq!(document.status(), 404);
+    let body: Value = document.json().await.unwrap();
+    assert!(
+        body.to_string().contains("no longer has the attachment"),
+        "{body}"
+    );
+
+    // A text message has nothing to fetch; nor has a message of another conversation.
+    let text = media(id_of(&messages, "text")).await.unwrap();
+    assert_eq!(text.status(), 404);
+    let elsewhere = t
+        .request(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/conversations/{}/messages/{}/media",
+                uuid::Uuid::new_v4(),
+                id_of(&messages, "image")
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bot_reply_becomes_an_eval_case_that_runs_on_the_agents_knowledge() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(
+        &t,
+        &meta_text("wamid.CASE.1", "What are your opening hours on Saturday?"),
+    )
+    .await;
+    let (conversation, messages) = eventually(Duration::from_secs(30), || async {
+        let (id, m) = messages(&t).await;
+        m.iter().any(|m| m["role"] == "bot").then_some((id, m))
+    })
+    .await
+    .expect("the bot replied");
+    let reply = messages.iter().find(|m| m["role"] == "bot").unwrap();
+    let customer = id_of(&messages, "text");
+    let case = |message: &str| {
+        t.request(
+            reqwest::Method::GET,
+            &format!("/api/v1/conversations/{conversation}/messages/{message}/eval-case"),
+        )
+        .send()
+    };
+
+    // Only a bot reply makes a case.
+    let refused = case(customer).await.unwrap();
+    assert_eq!(refused.status(), 422);
+
+    let made: Value = case(reply["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(made["agent"], "demo");
+    let suite = made["suite"].as_str().unwrap();
+    assert!(
+        suite.contains("say: What are your opening hours on Saturday?"),
+        "{suite}"
+    );
+    assert!(suite.contains("not_contains"), "{suite}");
+
+    // Run as the page runs it: the text as written, with the author's expectation added.
+    let edited = suite.replace(
+        "expect:\n",
+        "expect:\n  - retrieval_hit: {docs: [opening-hours.md], k: 3}\n",
+    );
+    assert_ne!(edited, suite, "{suite}");
+    let (status, run) = t.post("/api/v1/eval/runs", &json!({"suite": edited})).await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/api/v1/eval/runs/{}", run["id"].as_str().unwrap());
+    let done = eventually(Duration::from_secs(120), || async {
+        let run = t.get(&path).await;
+        (run["status"] != "running").then_some(run)
+    })
+    .await
+    .expect("the run finishes");
+    // The agent's own documents were copied into the run and retrieved from.
+    let results = &done["results"]["suites"][0];
+    let knowledge = results["knowledge"].to_string();
+    assert!(knowledge.contains("opening-hours.md"), "{done}");
+    let hit = results["cases"][0]["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "retrieval_hit")
+        .unwrap_or_else(|| panic!("no retrieval_hit result: {done}"));
+    assert_eq!(hit["verdict"], "pass", "{hit}");
+    t.stop().await;
+}
