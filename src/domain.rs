@@ -785,6 +785,22 @@ text_enum!(EscalationReason {
     AnswererFailed => "answerer_failed", HumanTakeover => "human_takeover",
     WindowClosed => "window_closed", DeliveryFailed => "delivery_failed", TurnFailed => "turn_failed",
 });
+
+impl EscalationReason {
+    /// The reason in words, as people read it in the inbox.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EscalationReason::Keyword => "an escalation keyword",
+            EscalationReason::HumanRequest => "the customer asked for a person",
+            EscalationReason::LowConfidence => "the bot was not sure of the answer",
+            EscalationReason::AnswererFailed => "the bot could not answer",
+            EscalationReason::HumanTakeover => "a person took over",
+            EscalationReason::WindowClosed => "outside the 24-hour window",
+            EscalationReason::DeliveryFailed => "a reply could not be delivered",
+            EscalationReason::TurnFailed => "the bot could not answer in time",
+        }
+    }
+}
 text_enum!(MemberRole { Owner => "owner", Author => "author", Agent => "agent" });
 text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
 text_enum!(EventKind {

@@ -56,8 +56,13 @@ pub async fn reply(
             .await?;
     }
     if conversation.status != ConversationStatus::Escalated {
-        let trigger =
-            Trigger::HumanTakeover(format!("{} replied from the inbox", caller.actor.label()));
+        // Named as people know them; an API key by its label.
+        let who = match user {
+            Some(id) => store.user(id).await?.map(|u| u.name),
+            None => None,
+        }
+        .unwrap_or_else(|| caller.actor.label());
+        let trigger = Trigger::HumanTakeover(format!("{who} replied from the inbox"));
         store
             .open_escalation(
                 conversation.id,

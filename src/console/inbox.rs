@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
-use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution};
+use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution, UserId};
 use crate::http::{ApiError, AppState};
 use crate::inbox;
 use crate::store::ConversationFilter;
@@ -179,17 +179,34 @@ async fn conversation_view(state: &AppState, viewer: &Viewer, id: &str) -> Resul
         .messages(conversation.id, MESSAGES, None)
         .await?;
     let escalations = state.store.escalations(conversation.id).await?;
+    let can_act = Roles::INBOX.allows(viewer.caller.role);
+    // Who the conversation may be given to: the workspace's people who answer the inbox.
+    let members: Vec<_> = state
+        .store
+        .members(conversation.workspace_id)
+        .await?
+        .into_iter()
+        .filter(|m| Roles::INBOX.allows(m.role))
+        .collect();
     let assignee = match conversation.assignee_id {
-        Some(user) => state.store.user(user).await?.map(|u| u.name),
+        Some(user) => match members.iter().find(|m| m.user.id == user) {
+            Some(m) => Some(m.user.name.clone()),
+            None => state.store.user(user).await?.map(|u| u.name),
+        },
         None => None,
     };
-    let can_act = Roles::INBOX.allows(viewer.caller.role);
+    let people: Vec<Value> = members
+        .iter()
+        .map(|m| context! { id => m.user.id.to_string(), name => m.user.name })
+        .collect();
     Ok(context! {
         page => "inbox",
         conversation => Value::from_serialize(&conversation),
         messages => Value::from_serialize(&messages),
         escalations => Value::from_serialize(&escalations),
         assignee,
+        assignee_id => conversation.assignee_id.map(|u| u.to_string()),
+        people,
         can_act,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
@@ -254,7 +271,19 @@ pub(super) async fn assign(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    match inbox::assign(state.store.as_ref(), &conversation, Some(viewer.user.id)).await {
+    // The form names a person (empty: nobody); without the field, the viewer takes it.
+    let assignee = match form.get("user").map(|u| u.trim()) {
+        None => Some(viewer.user.id),
+        Some("") => None,
+        Some(id) => match id.parse::<UserId>() {
+            Ok(user) => Some(user),
+            Err(_) => {
+                let e = ApiError::invalid("user", "must be a person of this workspace");
+                return error_page(Some(&viewer), e);
+            }
+        },
+    };
+    match inbox::assign(state.store.as_ref(), &conversation, assignee).await {
         Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
         Err(e) => error_page(Some(&viewer), e.into()),
     }

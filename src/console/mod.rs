@@ -159,6 +159,10 @@ fn templates() -> &'static Environment<'static> {
             ("evals.html", include_str!("../../ui/templates/evals.html")),
             ("eval.html", include_str!("../../ui/templates/eval.html")),
             (
+                "eval_case.html",
+                include_str!("../../ui/templates/eval_case.html"),
+            ),
+            (
                 "settings.html",
                 include_str!("../../ui/templates/settings.html"),
             ),
@@ -167,8 +171,17 @@ fn templates() -> &'static Environment<'static> {
                 .expect("the console's templates are valid");
         }
         env.add_filter("when", when);
+        env.add_filter("reason", reason);
         env
     })
+}
+
+/// An escalation reason's code in words (other text as it is).
+fn reason(value: String) -> String {
+    value
+        .parse::<crate::domain::EscalationReason>()
+        .map(|r| r.describe().to_string())
+        .unwrap_or(value)
 }
 
 /// A stored time (RFC 3339) as people read it.

@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/agents/{agent}", get(agent))
         .route("/sandbox", get(sandbox))
         .route("/evals", get(evals))
+        .route("/evals/case", get(eval_case))
         .route("/evals/{run}", get(eval_run))
         .route("/settings", get(settings))
 }
@@ -210,6 +211,47 @@ fn suite_names(dir: &std::path::Path) -> Vec<String> {
         .filter_map(|path| path.strip_prefix(dir).ok())
         .map(|rel| rel.to_string_lossy().into_owned())
         .collect()
+}
+
+/// Which reply to make a case of.
+#[derive(Debug, Deserialize)]
+struct CaseParams {
+    conversation: String,
+    message: String,
+}
+
+/// A bot reply from the inbox as an eval case, to edit and run.
+async fn eval_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<CaseParams>,
+) -> Response {
+    page(
+        state,
+        headers,
+        Roles::AUTHORS,
+        "/evals",
+        "eval_case.html",
+        async |state, viewer| {
+            let bad = |field: &str| ApiError::invalid(field, "is not an id");
+            let conversation = p.conversation.parse().map_err(|_| bad("conversation"))?;
+            let message = p.message.parse().map_err(|_| bad("message"))?;
+            let case = crate::http::api::conversations::make_eval_case(
+                state,
+                &viewer.caller,
+                conversation,
+                message,
+            )
+            .await?;
+            Ok(context! {
+                page => "evals",
+                conversation => p.conversation,
+                agent => case.agent,
+                suite => case.suite,
+            })
+        },
+    )
+    .await
 }
 
 async fn evals(State(state): State<AppState>, headers: HeaderMap) -> Response {

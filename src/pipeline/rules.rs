@@ -252,6 +252,7 @@ mod tests {
             "I want to talk to a person",
             "Can I speak with a real person please?",
             "Let me talk to someone",
+            "Can I speak to a person again?",
             "connect me to an agent",
             "Quero falar com uma pessoa",
             "posso falar com alguém?",

@@ -46,6 +46,19 @@ async function as(name, fn) {
 }
 
 const desktop = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+await desktop.grantPermissions(["notifications"], { origin: BASE });
+// Notifications the pages show are noted, to be checked.
+await desktop.addInitScript(() => {
+  window.__notifications = [];
+  if (!window.Notification) return;
+  const Shown = window.Notification;
+  window.Notification = class extends Shown {
+    constructor(title, options) {
+      super(title, options);
+      window.__notifications.push(title);
+    }
+  };
+});
 const page = await desktop.newPage();
 watch(page, "owner");
 
@@ -181,7 +194,9 @@ try {
     await shot(page, "08-conversation");
   });
 
-  await as("an escalated conversation is resolved, then handed back", async () => {
+  await as("an escalated conversation notifies, is resolved, then handed back", async () => {
+    await page.click("#notify");
+    await page.waitForSelector("#notify[aria-pressed=true]");
     await ask({ ask: "meta_text", id: "wamid.IN.B2", text: "I want to talk to a human" });
     await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
     await page.waitForSelector(".escalation");
@@ -190,8 +205,29 @@ try {
     await page.waitForSelector(".thread-head .badge.status-resolved");
     await ask({ ask: "meta_text", id: "wamid.IN.B3", text: "I want to talk to a person" });
     await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
+    await page.waitForFunction(() => window.__notifications.includes("Conversation escalated"), null, { timeout: 2000 });
     await page.click("text=Hand back to bot");
     await page.waitForSelector(".thread-head .badge.status-active");
+  });
+
+  await as("a conversation is assigned from a list, and a bot reply becomes a failing eval case", async () => {
+    await page.selectOption("#assign-to", "");
+    await page.click("form.assign button[type=submit]");
+    await page.waitForFunction(() => !document.querySelector(".thread-head").textContent.includes("assigned to"));
+    await page.selectOption("#assign-to", { label: "Marta Silva" });
+    await page.click("form.assign button[type=submit]");
+    await page.waitForSelector(".thread-head >> text=assigned to Marta Silva");
+    await page.click(".message.role-bot >> text=Make eval case");
+    await page.waitForURL("**/evals/case?*");
+    const suite = await page.inputValue("#suite");
+    assert.match(suite, /say: Which payment methods do you accept\? MB WAY\?/);
+    assert.match(suite, /not_contains/);
+    await shot(page, "10-eval-case");
+    await page.click("#case button[type=submit]");
+    await page.waitForURL(/\/evals\/[0-9a-f-]{36}$/);
+    // The bot still gives the answer the customer got, so the new case fails.
+    await page.waitForSelector("#run[data-status=failed]", { timeout: 60000 });
+    assert.equal((await page.textContent("[data-role=pass-rate]")).trim(), "0.0%");
   });
 
   await as("an eval run started from the page reports its pass rate", async () => {
@@ -201,7 +237,7 @@ try {
     await page.waitForURL(/\/evals\/[0-9a-f-]{36}$/);
     await page.waitForSelector("#run[data-status=passed], #run[data-status=failed]", { timeout: 60000 });
     assert.equal((await page.textContent("[data-role=pass-rate]")).trim(), "100.0%");
-    await shot(page, "10-eval");
+    await shot(page, "11-eval");
   });
 
   let invitation;
@@ -214,7 +250,7 @@ try {
     await link.waitFor();
     invitation = await link.inputValue();
     assert.match(invitation, /\/invitations\/accept\?token=/);
-    await shot(page, "11-settings");
+    await shot(page, "12-settings");
   });
 
   await as("an agent (role) answers the inbox but cannot open channels or keys", async () => {
@@ -230,9 +266,9 @@ try {
     await agent.waitForURL("**/inbox");
     const nav = await agent.textContent("nav");
     assert.ok(!/Channels|Settings|Agents/.test(nav), `an agent's menu: ${nav}`);
-    await shot(agent, "12-phone-inbox");
+    await shot(agent, "13-phone-inbox");
     await agent.goto(conversation);
-    await shot(agent, "13-phone-conversation");
+    await shot(agent, "14-phone-conversation");
     for (const path of ["/channels", "/settings"]) {
       const response = await agent.goto(BASE + path);
       assert.equal(response.status(), 403, path);

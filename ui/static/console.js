@@ -117,4 +117,71 @@ function follow() {
   window.addEventListener("online", () => tick());
 }
 
+// Escalation alerts, opt-in per browser: a notification (when the browser allows them) and a
+// short tone. The choice is kept in this browser only.
+const notify = document.getElementById("notify");
+const NOTIFY_KEY = "palaver.notify";
+let audio = null;
+
+function notifying() {
+  return localStorage.getItem(NOTIFY_KEY) === "on";
+}
+
+function showNotify() {
+  if (!notify) return;
+  const on = notifying();
+  notify.hidden = false;
+  notify.setAttribute("aria-pressed", String(on));
+  notify.textContent = on ? "Notifying" : "Notify me";
+}
+
+function tone() {
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+    const oscillator = audio.createOscillator();
+    const gain = audio.createGain();
+    oscillator.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+    oscillator.connect(gain).connect(audio.destination);
+    oscillator.start();
+    oscillator.stop(audio.currentTime + 0.4);
+  } catch {
+    // No sound where the browser allows none (no gesture on this page yet).
+  }
+}
+
+if (notify) {
+  showNotify();
+  notify.addEventListener("click", async () => {
+    if (notifying()) {
+      localStorage.removeItem(NOTIFY_KEY);
+    } else {
+      if (window.Notification && Notification.permission === "default") {
+        await Notification.requestPermission();
+      }
+      localStorage.setItem(NOTIFY_KEY, "on");
+      tone();
+    }
+    showNotify();
+  });
+  document.addEventListener("palaver:event", (e) => {
+    const event = e.detail;
+    if (event.type !== "conversation.escalated" || !notifying()) return;
+    tone();
+    if (window.Notification && Notification.permission === "granted") {
+      const escalation = event.data && event.data.escalation;
+      const shown = new Notification("Conversation escalated", {
+        body: escalation ? escalation.reason.replaceAll("_", " ") : "A customer is waiting for a person.",
+        tag: event.conversation_id,
+      });
+      shown.onclick = () => {
+        window.focus();
+        location.href = "/inbox/" + event.conversation_id;
+      };
+    }
+  });
+}
+
 follow();
