@@ -941,6 +941,10 @@ pub struct MediaRef {
     /// Duration in seconds, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<u32>,
+    /// The stored file a person sent from the inbox (its id), uploaded to the provider when
+    /// the message is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// Inline bytes (base64), when the webhook carried them (Evolution `base64: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline_base64: Option<String>,

@@ -266,6 +266,17 @@ pub enum OutboundBody {
         /// File name for documents.
         filename: Option<String>,
     },
+    /// A file a person sent from the inbox, as [`Provider::upload_media`] made it sendable.
+    Upload {
+        /// `image`, `audio`, `video` or `document`.
+        kind: String,
+        /// The provider's media id, or the bytes.
+        media: Uploaded,
+        /// Caption (images, videos and documents).
+        caption: Option<String>,
+        /// File name for documents.
+        filename: Option<String>,
+    },
     /// Up to three reply buttons.
     Buttons {
         /// Message text.
@@ -289,6 +300,32 @@ impl OutboundBody {
     pub fn text(text: impl Into<String>) -> Self {
         OutboundBody::Text { text: text.into() }
     }
+}
+
+/// A file ready to be sent by a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Uploaded {
+    /// Uploaded to the provider's media API (Meta, Kapso): sent by this id.
+    Id(String),
+    /// Sent with the message itself (Evolution), base64-encoded.
+    Inline {
+        /// The bytes, base64.
+        base64: String,
+        /// MIME type.
+        mime_type: String,
+    },
+}
+
+/// A file to upload.
+#[derive(Debug, Clone, Copy)]
+pub struct FileToSend<'a> {
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// MIME type.
+    pub mime_type: &'a str,
+    /// File name.
+    pub filename: &'a str,
 }
 
 /// What the provider said when it accepted a message.
@@ -356,6 +393,21 @@ pub trait Provider: Send + Sync {
     /// flooding; the sandbox cannot).
     fn rate_limited(&self) -> bool {
         true
+    }
+
+    /// Makes a file sendable with [`OutboundBody::Upload`]: uploaded to the provider's media
+    /// API (Meta, Kapso), or by default kept to travel with the message (base64).
+    async fn upload_media(
+        &self,
+        channel: &ChannelContext,
+        file: FileToSend<'_>,
+    ) -> Result<Uploaded, ProviderError> {
+        use base64::Engine as _;
+        let _ = channel;
+        Ok(Uploaded::Inline {
+            base64: base64::engine::general_purpose::STANDARD.encode(file.bytes),
+            mime_type: file.mime_type.to_string(),
+        })
     }
 
     /// Downloads a media attachment.

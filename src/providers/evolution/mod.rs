@@ -649,6 +649,30 @@ impl Provider for EvolutionProvider {
                     return Err(ProviderError::Unsupported(format!("Evolution cannot send `{other}` media")));
                 }
             },
+            // The file travels with the message, base64 (sendMedia takes a URL or the bytes).
+            OutboundBody::Upload {
+                kind,
+                media,
+                caption,
+                filename,
+            } => {
+                let super::Uploaded::Inline { base64, mime_type } = media else {
+                    return Err(ProviderError::Permanent("Evolution takes a file's bytes, not a media id".into()));
+                };
+                if !matches!(kind.as_str(), "image" | "video" | "document" | "audio") {
+                    return Err(ProviderError::Unsupported(format!("Evolution cannot send `{kind}` media")));
+                }
+                let mut body = json!({
+                    "number": message.to, "mediatype": kind, "mimetype": mime_type, "media": base64,
+                });
+                if let Some(caption) = caption {
+                    body["caption"] = json!(caption);
+                }
+                if let Some(filename) = filename {
+                    body["fileName"] = json!(filename);
+                }
+                ("message/sendMedia", self.with_common(body, message))
+            }
             OutboundBody::Template { .. } => {
                 return Err(ProviderError::Unsupported("templates exist only on the Cloud API".into()));
             }

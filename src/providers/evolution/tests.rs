@@ -565,11 +565,44 @@ async fn sends_reactions_and_media_and_refuses_what_it_cannot() {
         .and(body_json(
             json!({"number": CUSTOMER, "audio": "https://example.com/a.ogg"}),
         ))
-        .respond_with(answer)
+        .respond_with(answer.clone())
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A person's file travels as base64 with its type.
+    Mock::given(method("POST"))
+        .and(path("/message/sendMedia/support-bot"))
+        .and(body_json(json!({
+            "number": CUSTOMER, "mediatype": "image", "mimetype": "image/png",
+            "media": "iVBORw0KGgo=", "caption": "O cardápio"
+        })))
+        .respond_with(answer.clone())
         .expect(1)
         .mount(&server)
         .await;
     let evolution = evolution();
+    let uploaded = evolution
+        .upload_media(
+            &channel,
+            crate::providers::FileToSend {
+                bytes: b"\x89PNG\r\n\x1a\n",
+                mime_type: "image/png",
+                filename: "menu.png",
+            },
+        )
+        .await
+        .unwrap();
+    let upload = OutboundBody::Upload {
+        kind: "image".into(),
+        media: uploaded,
+        caption: Some("O cardápio".into()),
+        filename: None,
+    };
+    let sent = evolution
+        .send(&channel, &outbound(upload, None))
+        .await
+        .unwrap();
+    assert_eq!(sent.provider_message_id, "3EB0OUT2");
     let reaction = OutboundBody::Reaction {
         message_id: "3EB0A1B2C3D4E5F60718".into(),
         emoji: "👍".into(),

@@ -305,6 +305,7 @@ pub(crate) fn media_ref(inner: &Value, outer: &Value, id: &str) -> MediaRef {
         inline_base64: str_at(outer, "/base64")
             .filter(|b| b.len() <= MAX_KEPT_INLINE_BASE64)
             .map(str::to_owned),
+        file: None,
     }
 }
 

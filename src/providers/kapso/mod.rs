@@ -183,6 +183,21 @@ impl Provider for KapsoProvider {
         meta::sent_from(&reply)
     }
 
+    async fn upload_media(
+        &self,
+        channel: &ChannelContext,
+        file: super::FileToSend<'_>,
+    ) -> Result<super::Uploaded, ProviderError> {
+        let key = secret_header(&Self::api_key(&channel.credentials)?)?;
+        let url = self.proxy_url(&[&channel.route_key, "media"])?;
+        meta::upload_to(
+            self.client.post(url).header(API_KEY_HEADER, key),
+            file,
+            kapso_error,
+        )
+        .await
+    }
+
     async fn fetch_media(
         &self,
         channel: &ChannelContext,

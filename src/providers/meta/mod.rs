@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use super::{
     endpoint, execute, retry_after, status_error, timestamp_or_now, token_matches,
-    verify_hmac_sha256, ChannelContext, Credentials, Event, Field, Inbound, Media, Outbound,
-    OutboundBody, Provider, ProviderError, Reply, Sent, ServiceWindow, StatusUpdate, Subscription,
-    WebhookScope, MAX_MEDIA_BYTES,
+    verify_hmac_sha256, ChannelContext, Credentials, Event, Field, FileToSend, Inbound, Media,
+    Outbound, OutboundBody, Provider, ProviderError, Reply, Sent, ServiceWindow, StatusUpdate,
+    Subscription, Uploaded, WebhookScope, MAX_MEDIA_BYTES,
 };
 use crate::domain::{
     DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef,
@@ -182,6 +182,33 @@ impl MetaProvider {
     }
 }
 
+/// The Cloud API's media upload (Kapso's proxy takes the same): `POST {base}/{phone}/media`,
+/// multipart with `messaging_product`, `type` and `file`; answers the media id.
+pub(crate) async fn upload_to(
+    request: reqwest::RequestBuilder,
+    file: FileToSend<'_>,
+    refused: impl Fn(&Reply) -> ProviderError,
+) -> Result<Uploaded, ProviderError> {
+    let part = reqwest::multipart::Part::bytes(file.bytes.to_vec())
+        .file_name(file.filename.to_string())
+        .mime_str(file.mime_type)
+        .map_err(|e| ProviderError::Permanent(format!("bad media type: {e}")))?;
+    let form = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .text("type", file.mime_type.to_string())
+        .part("file", part);
+    let reply = execute(request.multipart(form)).await?;
+    if !reply.status.is_success() {
+        return Err(refused(&reply));
+    }
+    #[derive(Deserialize)]
+    struct UploadedId {
+        id: String,
+    }
+    let uploaded: UploadedId = reply.json("media upload")?;
+    Ok(Uploaded::Id(uploaded.id))
+}
+
 #[async_trait]
 impl Provider for MetaProvider {
     fn kind(&self) -> ProviderKind {
@@ -248,6 +275,21 @@ impl Provider for MetaProvider {
         let body = message_body(message)?;
         let reply = self.post_messages(channel, &body).await?;
         sent_from(&reply)
+    }
+
+    async fn upload_media(
+        &self,
+        channel: &ChannelContext,
+        file: FileToSend<'_>,
+    ) -> Result<Uploaded, ProviderError> {
+        let token = Self::token(&channel.credentials)?;
+        let url = endpoint(&self.base_url, &[&channel.route_key, "media"])?;
+        upload_to(
+            self.client.post(url).bearer_auth(token.expose_secret()),
+            file,
+            |r| graph_error(r.status, &r.headers, &r.body),
+        )
+        .await
     }
 
     async fn fetch_media(

@@ -59,7 +59,30 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
             link,
             caption,
             filename,
-        } => media_content(kind, link, caption.as_deref(), filename.as_deref())?,
+        } => media_content(
+            kind,
+            json!({ "link": link }),
+            caption.as_deref(),
+            filename.as_deref(),
+        )?,
+        OutboundBody::Upload {
+            kind,
+            media,
+            caption,
+            filename,
+        } => {
+            let Uploaded::Id(id) = media else {
+                return Err(ProviderError::Permanent(
+                    "the Cloud API sends uploaded media by id".into(),
+                ));
+            };
+            media_content(
+                kind,
+                json!({ "id": id }),
+                caption.as_deref(),
+                filename.as_deref(),
+            )?
+        }
         OutboundBody::Buttons { text, buttons } => ("interactive", buttons_content(text, buttons)?),
         OutboundBody::List { text, button, rows } => {
             ("interactive", list_content(text, button, rows)?)
@@ -79,9 +102,10 @@ pub(crate) fn has_link(text: &str) -> bool {
     text.contains("https://") || text.contains("http://")
 }
 
+/// A media message's content; `source` is `{"link": ...}` or `{"id": ...}`.
 pub(crate) fn media_content(
     kind: &str,
-    link: &str,
+    source: Value,
     caption: Option<&str>,
     filename: Option<&str>,
 ) -> Result<(&'static str, Value), ProviderError> {
@@ -98,7 +122,7 @@ pub(crate) fn media_content(
             )))
         }
     };
-    let mut content = json!({ "link": link });
+    let mut content = source;
     if let Some(caption) = caption {
         if !captioned {
             return Err(ProviderError::Permanent(format!(
