@@ -4,6 +4,7 @@
 //! who did them by id; only a member who answers the inbox can be given a conversation.
 
 use crate::accounts::Caller;
+use crate::channels::delivery::HumanFile;
 use crate::channels::{ChannelError, Channels};
 use crate::domain::{
     AssignmentRule, Conversation, ConversationStatus, Escalation, FieldError, MemberRole, Message,
@@ -49,6 +50,47 @@ pub async fn reply(
     idempotency_key: Option<&str>,
 ) -> Result<(Message, bool), InboxError> {
     crate::channels::delivery::check_human_text(text)?;
+    take_over(store, caller, conversation).await?;
+    let sent = channels
+        .send_human_reply(conversation, text, caller.actor.user(), idempotency_key)
+        .await?;
+    store.mark_read(conversation.id).await?;
+    Ok(sent)
+}
+
+/// A person's file (a document, an image...) with an optional caption, queued for sending as
+/// [`reply`] queues text, with the same taking over.
+pub async fn reply_with_file(
+    store: &dyn Store,
+    channels: &Channels,
+    caller: &Caller,
+    conversation: &Conversation,
+    file: HumanFile,
+    caption: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<(Message, bool), InboxError> {
+    crate::channels::delivery::check_human_file(&file, caption)?;
+    take_over(store, caller, conversation).await?;
+    let sent = channels
+        .send_human_file(
+            conversation,
+            file,
+            caption,
+            caller.actor.user(),
+            idempotency_key,
+        )
+        .await?;
+    store.mark_read(conversation.id).await?;
+    Ok(sent)
+}
+
+/// A person answers: the bot steps back (a human takeover, unless already escalated) and the
+/// person gets the conversation if nobody had it.
+async fn take_over(
+    store: &dyn Store,
+    caller: &Caller,
+    conversation: &Conversation,
+) -> Result<(), InboxError> {
     let user = caller.actor.user();
     if let (None, Some(user)) = (conversation.assignee_id, user) {
         store
@@ -74,11 +116,7 @@ pub async fn reply(
             )
             .await?;
     }
-    let sent = channels
-        .send_human_reply(conversation, text, user, idempotency_key)
-        .await?;
-    store.mark_read(conversation.id).await?;
-    Ok(sent)
+    Ok(())
 }
 
 /// Ends a person's handling: `Resolved` closes the conversation, `HandedBack` gives it back to

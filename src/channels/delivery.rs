@@ -24,7 +24,7 @@ use crate::domain::{
     ChannelState, Conversation, DeliveryError, DeliveryStatus, EscalationReason, FieldError,
     Message, MessageDetails, MessageId, MessageKind, Role, TemplateRef, UserId,
 };
-use crate::providers::{Outbound, OutboundBody, ProviderError, Sent};
+use crate::providers::{FileToSend, Outbound, OutboundBody, ProviderError, Sent, Uploaded};
 use crate::store::{Delivery, NewEscalation, NewOutbound};
 
 /// WhatsApp's limit on a text message, in characters.
@@ -337,13 +337,61 @@ impl Channels {
             }
             Err(e) => return Err(e),
         };
-        let body = match (&message.details.template, use_template) {
-            (_, true) => template.clone().unwrap_or_else(|| OutboundBody::text("")),
-            (Some(t), false) if is_template => OutboundBody::Template {
+        // A person's file is uploaded once (its media id is kept on the message); an upload
+        // that fails is judged as a send would be.
+        let uploaded = match (
+            use_template,
+            self.uploaded(provider.as_ref(), &ctx, &message).await?,
+        ) {
+            (false, Some(Err(e))) => {
+                let e = match e {
+                    // An upload repeated costs nothing but an unused file at the provider.
+                    ProviderError::Unconfirmed(why) => ProviderError::Transient {
+                        message: format!("upload unconfirmed: {why}"),
+                        retry_after: None,
+                    },
+                    e => e,
+                };
+                let probe = Sending {
+                    template: false,
+                    has_template: false,
+                    deduplicates: true,
+                    grace: Duration::ZERO,
+                    window_error: window_error.clone(),
+                };
+                return match after_send(Err(e), &probe) {
+                    Next::Retry { why, after } => Ok(Attempt::Retry { why, after }),
+                    Next::Fail(failure) => {
+                        self.fail(&message, &conversation, failure).await?;
+                        Ok(Attempt::Done)
+                    }
+                    Next::Sent(_) | Next::SwitchToTemplate => Ok(Attempt::Retry {
+                        why: "the upload could not be judged".into(),
+                        after: None,
+                    }),
+                };
+            }
+            (false, Some(Ok(uploaded))) => Some(uploaded),
+            _ => None,
+        };
+        let body = match (&message.details.template, use_template, uploaded) {
+            (_, true, _) => template.clone().unwrap_or_else(|| OutboundBody::text("")),
+            (Some(t), false, _) if is_template => OutboundBody::Template {
                 name: t.name.clone(),
                 language: t.language.clone(),
                 parameters: Vec::new(),
             },
+            (_, false, Some(media)) => {
+                let about = message.details.media.clone().unwrap_or_default();
+                OutboundBody::Upload {
+                    kind: message.kind.as_str().to_string(),
+                    media,
+                    caption: message.text.clone().filter(|t| !t.is_empty()),
+                    filename: about
+                        .filename
+                        .filter(|_| message.kind == MessageKind::Document),
+                }
+            }
             _ => OutboundBody::text(message.text.clone().unwrap_or_default()),
         };
         let mut outbound = Outbound {
@@ -390,6 +438,45 @@ impl Channels {
                 }
             }
         }
+    }
+
+    /// The file of a person's message made sendable on `provider`: `None` for a message
+    /// without one; its kept media id when it was uploaded before; else uploaded now (and the
+    /// id kept). A file no longer kept fails for good.
+    async fn uploaded(
+        &self,
+        provider: &dyn crate::providers::Provider,
+        ctx: &crate::providers::ChannelContext,
+        message: &Message,
+    ) -> Result<Option<Result<Uploaded, ProviderError>>, ChannelError> {
+        let Some(media) = &message.details.media else {
+            return Ok(None);
+        };
+        let Some(file_id) = &media.file else {
+            return Ok(None);
+        };
+        if let Some(id) = &media.id {
+            return Ok(Some(Ok(Uploaded::Id(id.clone()))));
+        }
+        let Some(file) = self.store.file(file_id).await? else {
+            return Ok(Some(Err(ProviderError::Permanent(
+                "the file to send is no longer kept".into(),
+            ))));
+        };
+        let uploaded = provider
+            .upload_media(
+                ctx,
+                FileToSend {
+                    bytes: &file.content,
+                    mime_type: &file.mime_type,
+                    filename: &file.filename,
+                },
+            )
+            .await;
+        if let Ok(Uploaded::Id(id)) = &uploaded {
+            self.store.set_uploaded_media(message.id, id).await?;
+        }
+        Ok(Some(uploaded))
     }
 
     /// Gives up on a message the job runner could not deliver in time: it fails, and a person
@@ -473,6 +560,173 @@ impl Channels {
         }
         Ok((message, created))
     }
+
+    /// Queues a person's file (a document, an image...) with an optional caption, like
+    /// [`Channels::send_human_reply`]: the file is kept until it is sent, uploaded to the
+    /// provider once, and sent once per idempotency key.
+    pub async fn send_human_file(
+        &self,
+        conversation: &Conversation,
+        file: HumanFile,
+        caption: Option<&str>,
+        sent_by: Option<UserId>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Message, bool), ChannelError> {
+        let (kind, filename, caption) = check_human_file(&file, caption)?;
+        let mime_type = file.mime_type.clone();
+        let file_id = self
+            .store
+            .store_file(crate::store::NewFile {
+                conversation_id: conversation.id,
+                filename: filename.clone(),
+                mime_type: mime_type.clone(),
+                content: file.content,
+            })
+            .await?;
+        let key = idempotency_key.map(|k| format!("human:{}:{k}", conversation.id));
+        let recorded = self
+            .store
+            .record_outbound(NewOutbound {
+                conversation_id: conversation.id,
+                role: Role::Agent,
+                kind,
+                text: caption.clone(),
+                details: MessageDetails {
+                    media: Some(crate::domain::MediaRef {
+                        file: Some(file_id.clone()),
+                        mime_type: Some(mime_type),
+                        filename: Some(filename),
+                        caption,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                generation: None,
+                sent_by,
+                idempotency_key: key,
+                handled: Vec::new(),
+                delivery: Delivery::Outbox(self.settings.workers.limits()),
+            })
+            .await;
+        let (message, created) = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.delete_file(&file_id).await;
+                return Err(e.into());
+            }
+        };
+        if created {
+            tracing::info!(conversation = %conversation.id, user = ?sent_by, kind = kind.as_str(), "human file queued");
+        } else {
+            // The same request again: the first one's file is the one sent.
+            self.store.delete_file(&file_id).await?;
+            if message
+                .details
+                .media
+                .as_ref()
+                .and_then(|m| m.file.as_ref())
+                .is_none()
+            {
+                return Err(ChannelError::Conflict(
+                    "this Idempotency-Key was used for a different message".into(),
+                ));
+            }
+        }
+        Ok((message, created))
+    }
+}
+
+/// A file a person sends from the inbox.
+#[derive(Debug, Clone)]
+pub struct HumanFile {
+    /// Its name as uploaded.
+    pub filename: String,
+    /// Its MIME type as uploaded.
+    pub mime_type: String,
+    /// The bytes.
+    pub content: Vec<u8>,
+}
+
+/// The largest file a person may send (WhatsApp's limit on audio and video; images are
+/// smaller).
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+/// WhatsApp's limit on images.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+/// WhatsApp's limit on a caption, in characters.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+/// What WhatsApp makes of a file, from its MIME type: images (JPEG, PNG), videos (MP4, 3GPP)
+/// and audio are shown as such; anything else is a document.
+pub fn file_kind(mime_type: &str) -> MessageKind {
+    let essence = mime_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpeg" | "image/png" => MessageKind::Image,
+        "video/mp4" | "video/3gpp" => MessageKind::Video,
+        "audio/aac" | "audio/mp4" | "audio/mpeg" | "audio/amr" | "audio/ogg" => MessageKind::Audio,
+        _ => MessageKind::Document,
+    }
+}
+
+/// Checks a person's file and caption: the file not empty and within WhatsApp's size for its
+/// kind, a plain file name, a caption within WhatsApp's length and only where one is shown.
+/// Returns the kind, the file name to use and the caption.
+pub fn check_human_file(
+    file: &HumanFile,
+    caption: Option<&str>,
+) -> Result<(MessageKind, String, Option<String>), ChannelError> {
+    let mut errors = Vec::new();
+    let kind = file_kind(&file.mime_type);
+    let limit = if kind == MessageKind::Image {
+        MAX_IMAGE_BYTES
+    } else {
+        MAX_FILE_BYTES
+    };
+    if file.content.is_empty() {
+        errors.push(FieldError::new("file", "is empty"));
+    } else if file.content.len() > limit {
+        errors.push(FieldError::new(
+            "file",
+            format!(
+                "is {:.1} MB; WhatsApp takes {} MB at most for this kind of file",
+                file.content.len() as f64 / (1024.0 * 1024.0),
+                limit / (1024 * 1024)
+            ),
+        ));
+    }
+    // A name, never a path; control characters out.
+    let name: String = file
+        .filename
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let name = match name.trim() {
+        "" => "file".to_string(),
+        n => n.to_string(),
+    };
+    let caption = caption.map(str::trim).filter(|c| !c.is_empty());
+    if let Some(c) = caption {
+        if kind == MessageKind::Audio {
+            errors.push(FieldError::new("text", "audio cannot carry a caption"));
+        } else if c.chars().count() > MAX_CAPTION_CHARS {
+            errors.push(FieldError::new(
+                "text",
+                format!("a caption is at most {MAX_CAPTION_CHARS} characters"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ChannelError::Invalid(errors));
+    }
+    Ok((kind, name, caption.map(str::to_string)))
 }
 
 /// A person's reply text, trimmed: not empty, and within WhatsApp's length.

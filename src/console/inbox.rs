@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
+use crate::channels::delivery::HumanFile;
 use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution, UserId};
 use crate::http::{ApiError, AppState};
 use crate::inbox;
@@ -235,8 +236,28 @@ pub(super) async fn reply(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    request: axum::extract::Request,
 ) -> Response {
+    // A reply with a file comes as multipart; a text reply as a plain form.
+    let multipart = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    let (form, file) = if multipart {
+        match form_with_file(&state, request).await {
+            Ok(parts) => parts,
+            Err(e) => return error_page(None, e),
+        }
+    } else {
+        match <Form<HashMap<String, String>> as axum::extract::FromRequest<AppState>>::from_request(
+            request, &state,
+        )
+        .await
+        {
+            Ok(Form(form)) => (form, None),
+            Err(e) => return error_page(None, ApiError::BadRequest(e.body_text())),
+        }
+    };
     let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
         Ok(found) => found,
         Err(refused) => return refused,
@@ -246,19 +267,74 @@ pub(super) async fn reply(
         .get("key")
         .filter(|k| !k.is_empty() && k.len() <= 200)
         .map(|k| format!("console:{k}"));
-    match inbox::reply(
-        state.store.as_ref(),
-        &state.channels,
-        &viewer.caller,
-        &conversation,
-        text,
-        key.as_deref(),
-    )
-    .await
-    {
+    let sent = match file {
+        Some(file) => {
+            inbox::reply_with_file(
+                state.store.as_ref(),
+                &state.channels,
+                &viewer.caller,
+                &conversation,
+                file,
+                Some(text),
+                key.as_deref(),
+            )
+            .await
+        }
+        None => {
+            inbox::reply(
+                state.store.as_ref(),
+                &state.channels,
+                &viewer.caller,
+                &conversation,
+                text,
+                key.as_deref(),
+            )
+            .await
+        }
+    };
+    match sent {
         Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
         Err(e) => error_page(Some(&viewer), e.into()),
     }
+}
+
+/// A multipart form's text fields, and its `file` when one was chosen.
+async fn form_with_file(
+    state: &AppState,
+    request: axum::extract::Request,
+) -> Result<(HashMap<String, String>, Option<HumanFile>), ApiError> {
+    let mut multipart =
+        <axum::extract::Multipart as axum::extract::FromRequest<AppState>>::from_request(
+            request, state,
+        )
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut form = HashMap::new();
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await? {
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
+        if name == "file" {
+            let filename = field.file_name().unwrap_or_default().to_string();
+            let mime_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let content = field.bytes().await?.to_vec();
+            // A form sent with no file chosen carries an empty, nameless part.
+            if !(filename.is_empty() && content.is_empty()) {
+                file = Some(HumanFile {
+                    filename,
+                    mime_type,
+                    content,
+                });
+            }
+        } else {
+            form.insert(name, field.text().await?);
+        }
+    }
+    Ok((form, file))
 }
 
 pub(super) async fn assign(

@@ -53,7 +53,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/inbox", get(inbox::inbox_page))
         .route("/inbox/{conversation}", get(inbox::conversation_page))
-        .route("/inbox/{conversation}/reply", post(inbox::reply))
+        .route(
+            "/inbox/{conversation}/reply",
+            post(inbox::reply).layer(axum::extract::DefaultBodyLimit::max(
+                crate::channels::delivery::MAX_FILE_BYTES + 64 * 1024,
+            )),
+        )
         .route("/inbox/{conversation}/assign", post(inbox::assign))
         .route("/inbox/{conversation}/resolve", post(inbox::resolve))
         .route("/inbox/{conversation}/handback", post(inbox::hand_back))

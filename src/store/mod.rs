@@ -10,6 +10,7 @@ mod accounts;
 mod conversations;
 mod evals;
 mod events;
+mod files;
 mod hooks;
 mod intake;
 mod jobs;
@@ -37,6 +38,7 @@ use crate::domain::{
 pub use accounts::{AccountStore, WorkspaceUsage};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use events::{EventSignal, EventStore};
+pub use files::{FileStore, NewFile, StoredFile};
 pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
@@ -699,6 +701,7 @@ pub trait Store:
     + HookStore
     + AccountStore
     + PeopleStore
+    + FileStore
     + Send
     + Sync
 {

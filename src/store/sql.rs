@@ -211,6 +211,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "inbox_search",
                 include_str!("../../migrations/sqlite/0010_inbox_search.sql"),
             ),
+            (
+                11,
+                "media_files",
+                include_str!("../../migrations/sqlite/0011_media_files.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -262,6 +267,11 @@ fn migrator(backend: Backend) -> Migrator {
                 10,
                 "inbox_search",
                 include_str!("../../migrations/postgres/0010_inbox_search.sql"),
+            ),
+            (
+                11,
+                "media_files",
+                include_str!("../../migrations/postgres/0011_media_files.sql"),
             ),
         ],
     };

@@ -191,6 +191,17 @@ try {
     await page.waitForSelector(".message.outbound >> text=See you soon!");
     const { count } = await ask({ ask: "graph_sends", text: "See you soon!" });
     assert.equal(count, 1, "the human reply was sent once");
+    // A picture with a caption, attached from the reply box.
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkaPhfDwAEhgGAhFeM5wAAAABJRU5ErkJggg==",
+      "base64");
+    await page.setInputFiles("#file", { name: "shop-front.png", mimeType: "image/png", buffer: png });
+    await page.waitForSelector("#attached >> text=shop-front.png");
+    await page.fill("#text", "This is our shop");
+    await page.press("#text", "Enter");
+    await page.waitForSelector(".message.outbound img[alt^='This is our shop']");
+    const sent = await ask({ ask: "graph_sends", text: "This is our shop" });
+    assert.equal(sent.count, 1, "the picture was sent once");
     await shot(page, "08-conversation");
   });
 

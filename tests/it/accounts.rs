@@ -310,6 +310,17 @@ fn routes_with_ids(of: &Tenant, mine: &Tenant) -> Vec<(Method, String)> {
         (Method::GET, format!("/conversations/{v}")),
         (Method::GET, format!("/conversations/{v}/messages")),
         (Method::POST, format!("/conversations/{v}/messages")),
+        (
+            Method::GET,
+            format!("/conversations/{v}/messages/{}/media", uuid::Uuid::now_v7()),
+        ),
+        (
+            Method::GET,
+            format!(
+                "/conversations/{v}/messages/{}/eval-case",
+                uuid::Uuid::now_v7()
+            ),
+        ),
         (Method::POST, format!("/conversations/{v}/read")),
         (Method::PUT, format!("/conversations/{v}/assignee")),
         (Method::POST, format!("/conversations/{v}/resolve")),
@@ -428,6 +439,9 @@ async fn isolation(postgres: bool) {
         }
         if path.ends_with("/documents") && method == Method::POST {
             continue; // multipart only; tested in the API suite
+        }
+        if path.contains("/messages/") {
+            continue; // needs a message with an attachment or a bot reply: tests/it/inbox.rs
         }
         let mut request = t
             .client

@@ -148,7 +148,15 @@ async fn answer(t: &TestApp, graph: &MockServer, ask: &Value) -> Result<Value, S
                 sends(graph)
                     .await
                     .iter()
-                    .filter(|s| s["text"]["body"].as_str().is_some_and(|b| b.contains(text)))
+                    .filter(|s| {
+                        [
+                            &s["text"]["body"],
+                            &s["image"]["caption"],
+                            &s["document"]["caption"],
+                        ]
+                        .iter()
+                        .any(|b| b.as_str().is_some_and(|b| b.contains(text)))
+                    })
                     .count()
             };
             eventually(Duration::from_secs(10), || async {
@@ -207,6 +215,11 @@ async fn the_console_in_a_browser() {
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/messages")))
         .respond_with(NewIds(Default::default()))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/media")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "MEDIA.BROWSER.1"})))
         .mount(&graph)
         .await;
     let evolution = evolution_server().await;

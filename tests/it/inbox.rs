@@ -222,3 +222,192 @@ async fn a_bot_reply_becomes_an_eval_case_that_runs_on_the_agents_knowledge() {
     assert_eq!(hit["verdict"], "pass", "{hit}");
     t.stop().await;
 }
+
+/// A person's file reply, as the API takes it.
+fn file_form(
+    name: &str,
+    mime: &str,
+    bytes: &[u8],
+    caption: Option<&str>,
+) -> reqwest::multipart::Form {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str(mime)
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part("file", part);
+    match caption {
+        Some(c) => form.text("text", c.to_string()),
+        None => form,
+    }
+}
+
+#[tokio::test]
+async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(&t, &meta_text("wamid.DOC.1", "Can you send me the menu?")).await;
+    let (conversation, _) = eventually(Duration::from_secs(30), || async {
+        let (id, m) = messages(&t).await;
+        m.iter()
+            .any(|m| m["role"] == "bot" && m["status"] == "sent")
+            .then_some((id, m))
+    })
+    .await
+    .expect("the bot replied");
+    // The upload answers once; the first send of the document fails with a 503.
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/media")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "MEDIA.UP.1"})))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+            "error": {"message": "Service temporarily unavailable", "code": 2, "type": "OAuthException"}
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    let url = format!("{}/api/v1/conversations/{conversation}/messages", t.url);
+    let pdf = b"%PDF-1.4 a small menu";
+    let send = |key: &'static str| {
+        t.client
+            .post(&url)
+            .bearer_auth(crate::support::app::ADMIN_KEY)
+            .header("idempotency-key", key)
+            .multipart(file_form(
+                "../../menu.pdf",
+                "application/pdf",
+                pdf,
+                Some("Our menu"),
+            ))
+            .send()
+    };
+    let first = send("menu-1").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let message: Value = first.json().await.unwrap();
+    assert_eq!(message["kind"], "document");
+    assert_eq!(message["text"], "Our menu");
+    assert_eq!(
+        message["details"]["media"]["filename"], "menu.pdf",
+        "a name, never a path"
+    );
+    // The same request again is the same message.
+    let again = send("menu-1").await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], message["id"]);
+
+    let id = message["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), || async {
+        let (_, m) = messages(&t).await;
+        m.iter()
+            .any(|m| m["id"] == id.as_str() && m["status"] == "sent")
+            .then_some(())
+    })
+    .await
+    .expect("the document was sent after the 503");
+    let requests = graph.received_requests().await.unwrap();
+    let uploads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path() == format!("/{PHONE_ID}/media"))
+        .collect();
+    assert_eq!(uploads.len(), 1, "uploaded once, though sent twice");
+    let upload = String::from_utf8_lossy(&uploads[0].body);
+    for part in [
+        "name=\"messaging_product\"",
+        "whatsapp",
+        "name=\"type\"",
+        "application/pdf",
+        "filename=\"menu.pdf\"",
+        "%PDF-1.4 a small menu",
+    ] {
+        assert!(upload.contains(part), "{part} in {upload}");
+    }
+    assert_eq!(
+        uploads[0].headers["authorization"], "Bearer test-token",
+        "the channel's token"
+    );
+    let sends: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["type"] == "document")
+        .collect();
+    assert_eq!(sends.len(), 2, "the 503, then the send: {sends:?}");
+    for send in &sends {
+        assert_eq!(
+            send["document"],
+            json!({"id": "MEDIA.UP.1", "caption": "Our menu", "filename": "menu.pdf"})
+        );
+    }
+    // The inbox shows the document from Palaver's own copy.
+    let served = t
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/conversations/{conversation}/messages/{id}/media"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "application/pdf");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), pdf);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn files_whatsapp_would_refuse_are_refused_with_the_field() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(&t, &meta_text("wamid.DOC.2", "Hello")).await;
+    let (conversation, _) = eventually(Duration::from_secs(30), || async {
+        let (id, m) = messages(&t).await;
+        (!m.is_empty()).then_some((id, m))
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/api/v1/conversations/{conversation}/messages", t.url);
+    let big_png = vec![0u8; 6 * 1024 * 1024];
+    let cases = [
+        (
+            file_form("empty.pdf", "application/pdf", b"", None),
+            "file",
+            "is empty",
+        ),
+        (
+            file_form("big.png", "image/png", &big_png, None),
+            "file",
+            "5 MB",
+        ),
+        (
+            file_form("note.ogg", "audio/ogg", b"OggS", Some("a caption")),
+            "text",
+            "caption",
+        ),
+        (
+            reqwest::multipart::Form::new().text("text", "no file"),
+            "file",
+            "required",
+        ),
+    ];
+    for (form, field, says) in cases {
+        let response = t
+            .client
+            .post(&url)
+            .bearer_auth(crate::support::app::ADMIN_KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422);
+        let body: Value = response.json().await.unwrap();
+        let fields = body["error"]["fields"].to_string();
+        assert!(fields.contains(field) && fields.contains(says), "{body}");
+    }
+    // Nothing was queued.
+    let (_, m) = messages(&t).await;
+    assert!(m.iter().all(|m| m["kind"] == "text"), "{m:?}");
+    t.stop().await;
+}

@@ -14,14 +14,28 @@ function setState(state) {
   live.textContent = state;
 }
 
-// Enter sends, Shift+Enter starts a new line.
+// Enter sends, Shift+Enter starts a new line. A chosen file goes with the text as its caption.
 const reply = document.getElementById("reply");
 if (reply) {
   const text = reply.querySelector("textarea");
+  const file = reply.querySelector("input[type=file]");
+  const attached = document.getElementById("attached");
+  const hasFile = () => file && file.files.length > 0;
+  file?.addEventListener("change", () => {
+    attached.hidden = !hasFile();
+    attached.textContent = hasFile() ? "Attached: " + file.files[0].name + " (the text is its caption)" : "";
+    text.placeholder = hasFile() ? "A caption (optional)" : "Write a reply (Enter sends, Shift+Enter for a new line)";
+  });
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      if (text.value.trim() !== "") reply.requestSubmit();
+      if (text.value.trim() !== "" || hasFile()) reply.requestSubmit();
+    }
+  });
+  reply.addEventListener("submit", (e) => {
+    if (text.value.trim() === "" && !hasFile()) {
+      e.preventDefault();
+      text.focus();
     }
   });
   // Keep the newest message in view.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{find_conversation, optional_json, Json, Path, Query};
 use crate::accounts::{Caller, Roles};
+use crate::channels::delivery::HumanFile;
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
     UserId,
@@ -30,7 +31,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/conversations/{conversation}/messages",
-            allow(Roles::ANY, get(messages)).merge(allow(Roles::INBOX, post(reply))),
+            allow(Roles::ANY, get(messages))
+                .merge(allow(Roles::INBOX, post(reply)))
+                // A file and its multipart framing.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::channels::delivery::MAX_FILE_BYTES + 64 * 1024,
+                )),
         )
         .route(
             "/conversations/{conversation}/read",
@@ -230,26 +236,85 @@ async fn reply(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<ConversationId>,
-    headers: HeaderMap,
-    Json(body): Json<ReplyBody>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let conversation = find_conversation(&state, &caller, id).await?;
-    let key = idempotency_key(&headers)?;
-    let (message, created) = inbox::reply(
-        state.store.as_ref(),
-        &state.channels,
-        &caller,
-        &conversation,
-        &body.text,
-        key.as_deref(),
-    )
-    .await?;
+    let key = idempotency_key(request.headers())?;
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (message, created) = if content_type.starts_with("multipart/form-data") {
+        let (file, caption) = file_reply(&state, request).await?;
+        inbox::reply_with_file(
+            state.store.as_ref(),
+            &state.channels,
+            &caller,
+            &conversation,
+            file,
+            caption.as_deref(),
+            key.as_deref(),
+        )
+        .await?
+    } else {
+        let Json(body) = <Json<ReplyBody> as axum::extract::FromRequest<AppState>>::from_request(
+            request, &state,
+        )
+        .await?;
+        inbox::reply(
+            state.store.as_ref(),
+            &state.channels,
+            &caller,
+            &conversation,
+            &body.text,
+            key.as_deref(),
+        )
+        .await?
+    };
     let status = if created {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(message)))
+}
+
+/// A file reply's parts: `file` (its name and type as uploaded) and an optional caption
+/// `text`.
+pub(crate) async fn file_reply(
+    state: &AppState,
+    request: axum::extract::Request,
+) -> Result<(HumanFile, Option<String>), ApiError> {
+    let mut multipart =
+        <axum::extract::Multipart as axum::extract::FromRequest<AppState>>::from_request(
+            request, state,
+        )
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (mut file, mut caption) = (None, None);
+    while let Some(field) = multipart.next_field().await? {
+        match field.name() {
+            Some("file") => {
+                let filename = field.file_name().unwrap_or("file").to_string();
+                let mime_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let content = field.bytes().await?.to_vec();
+                file = Some(HumanFile {
+                    filename,
+                    mime_type,
+                    content,
+                });
+            }
+            Some("text") => caption = Some(field.text().await?),
+            _ => {}
+        }
+    }
+    let file = file.ok_or_else(|| ApiError::invalid("file", "a part named `file` is required"))?;
+    Ok((file, caption))
 }
 
 /// Who gets the conversation: a user id, or `null` for nobody.
@@ -359,18 +424,26 @@ async fn media(
         .media
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("the message has no attachment".into()))?;
-    let bytes = state
-        .channels
-        .fetch(&conversation, media_ref)
-        .await
-        .map_err(|e| match e {
-            MediaError::Unavailable(m) => ApiError::Unavailable(format!(
-                "the provider could not give the attachment now: {m}"
-            )),
-            MediaError::Gone(m) => {
-                ApiError::NotFound(format!("the provider no longer has the attachment: {m}"))
-            }
-        })?;
+    // A file a person sent is served from the store; a customer's from the provider.
+    let kept = match &media_ref.file {
+        Some(file) => state.store.file(file).await?.map(|f| f.content),
+        None => None,
+    };
+    let bytes = match kept {
+        Some(bytes) => bytes,
+        None => state
+            .channels
+            .fetch(&conversation, media_ref)
+            .await
+            .map_err(|e| match e {
+                MediaError::Unavailable(m) => ApiError::Unavailable(format!(
+                    "the provider could not give the attachment now: {m}"
+                )),
+                MediaError::Gone(m) => {
+                    ApiError::NotFound(format!("the provider no longer has the attachment: {m}"))
+                }
+            })?,
+    };
     let mime = media_ref
         .mime_type
         .as_deref()
