@@ -145,17 +145,25 @@ async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Resul
     })
 }
 
+/// Which messages of a conversation: the latest, or those before a message.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ThreadParams {
+    #[serde(default)]
+    before: String,
+}
+
 pub(super) async fn conversation_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(p): Query<ThreadParams>,
 ) -> Response {
     let viewer = match viewer(&state, &headers).await {
         Ok(Some(v)) => v,
         Ok(None) => return to_sign_in(&state, &format!("/inbox/{id}")).await,
         Err(e) => return error_page(None, e),
     };
-    match conversation_view(&state, &viewer, &id).await {
+    match conversation_view(&state, &viewer, &id, &p).await {
         Ok(page) => render(StatusCode::OK, "conversation.html", Some(&viewer), page),
         Err(e) => error_page(Some(&viewer), e),
     }
@@ -173,12 +181,28 @@ async fn find(
     crate::http::api::find_conversation(state, &viewer.caller, id).await
 }
 
-async fn conversation_view(state: &AppState, viewer: &Viewer, id: &str) -> Result<Value, ApiError> {
+async fn conversation_view(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    p: &ThreadParams,
+) -> Result<Value, ApiError> {
     let conversation = find(state, viewer, id).await?;
+    let before = match p.before.as_str() {
+        "" => None,
+        b => Some(
+            b.parse()
+                .map_err(|_| ApiError::invalid("before", "is not a message id"))?,
+        ),
+    };
     let messages = state
         .store
-        .messages(conversation.id, MESSAGES, None)
+        .messages(conversation.id, MESSAGES, before)
         .await?;
+    // A full page may have earlier messages before it.
+    let earlier = (messages.len() == MESSAGES as usize)
+        .then(|| messages.first().map(|m| m.id.to_string()))
+        .flatten();
     let escalations = state.store.escalations(conversation.id).await?;
     let can_act = Roles::INBOX.allows(viewer.caller.role);
     // Who the conversation may be given to: the workspace's people who answer the inbox.
@@ -207,6 +231,8 @@ async fn conversation_view(state: &AppState, viewer: &Viewer, id: &str) -> Resul
         escalations => Value::from_serialize(&escalations),
         assignee,
         assignee_id => conversation.assignee_id.map(|u| u.to_string()),
+        earlier,
+        paged => before.is_some(),
         people,
         can_act,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.

@@ -424,3 +424,80 @@ async fn each_role_opens_the_pages_it_may_and_no_other() {
         .await;
     assert!(again.status >= 400, "{}", again.html);
 }
+
+#[tokio::test]
+async fn a_long_conversation_pages_back_to_its_first_message() {
+    let t = TestApp::start(Default::default()).await.unwrap();
+    let store = t.app.store.clone();
+    let channel = store
+        .create_channel(palaver::store::NewChannel {
+            workspace_id: palaver::domain::WorkspaceId::DEFAULT,
+            name: "long".into(),
+            provider: palaver::domain::ProviderKind::Meta,
+            route_key: "100000000000077".into(),
+            agent_id: None,
+            settings: Default::default(),
+            sealed_credentials: vec![1],
+            state: palaver::domain::ChannelState::Connected,
+        })
+        .await
+        .unwrap();
+    for n in 0..230 {
+        let mut inbound = crate::store::conversations::inbound(
+            &format!("wamid.LONG.{n}"),
+            "351911111111",
+            &format!("message number {n:03}"),
+        );
+        inbound.sent_at = chrono::Utc::now();
+        store
+            .record_inbound(&channel, inbound, crate::store::conversations::policy())
+            .await
+            .unwrap();
+    }
+    let mut page = Page::new(&t);
+    let token = palaver::accounts::people::setup_token(store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    page.post(
+        "/setup",
+        &[
+            ("token", &token),
+            ("email", "marta@casanube.example"),
+            ("name", "Marta"),
+            ("password", "correct horse battery"),
+        ],
+    )
+    .await;
+    let inbox = page.get("/inbox").await;
+    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
+    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let latest = page.get(&format!("/inbox/{id}")).await;
+    assert!(latest.html.contains("message number 229"));
+    assert!(!latest.html.contains("message number 029"), "200 a page");
+    let earlier_at = latest
+        .html
+        .find("Earlier messages")
+        .expect("a link to earlier messages");
+    let href_at = latest.html[..earlier_at].rfind("href=\"").unwrap() + 6;
+    let href = latest.html[href_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let earlier = page.get(&href).await;
+    assert_eq!(earlier.status, 200, "{href}");
+    assert!(earlier.html.contains("message number 000"));
+    assert!(earlier.html.contains("message number 029"));
+    assert!(!earlier.html.contains("message number 030"));
+    assert!(!earlier.html.contains("Earlier messages"), "the first page");
+    assert!(earlier.html.contains("Latest messages"));
+    assert_eq!(
+        page.get(&format!("/inbox/{id}?before=nonsense"))
+            .await
+            .status,
+        422
+    );
+    t.stop().await;
+}

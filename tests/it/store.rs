@@ -432,7 +432,7 @@ async fn embeddings_round_trip_and_update(store: Arc<dyn Store>) {
     );
 }
 
-mod conversations {
+pub(crate) mod conversations {
     use super::WS;
     use std::sync::Arc;
     use std::time::Duration;
