@@ -1175,7 +1175,7 @@ impl ConversationStore for SqlStore {
         }
         if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             let plan = self.search_plan(search).await?;
-            conditions.push(search_condition(search, plan, &mut args));
+            conditions.push(search_condition(self.backend, search, plan, &mut args));
         }
         // The page is chosen first, in the activity index's order (activity times can tie: the
         // conversation with the later message comes first then); its rows are then completed
@@ -1769,11 +1769,11 @@ fn shorten(text: &str, max: usize) -> String {
 /// How the inbox finds the messages that contain a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SearchPlan {
-    /// The conversations of the (few) messages the trigram index finds (SQLite).
+    /// The conversations of the (few) messages the trigram index finds.
     Index,
     /// Conversations in activity order, each checked for a message containing the search,
     /// until the page is full: the search is common (or too short for trigrams), so matches
-    /// come soon. Postgres's planner makes this choice itself from its statistics.
+    /// come soon.
     Walk,
 }
 
@@ -1781,20 +1781,30 @@ enum SearchPlan {
 const INDEX_PLAN_LIMIT: i64 = 5000;
 
 impl SqlStore {
-    /// Chooses how to search message text for `search`.
+    /// Chooses how to search message text for `search`, by how many messages the trigram
+    /// index finds (counted up to [`INDEX_PLAN_LIMIT`]).
     async fn search_plan(&self, search: &str) -> Result<SearchPlan, StoreError> {
         let lowered = search.to_lowercase();
-        if self.backend != super::Backend::Sqlite || lowered.chars().count() < 3 {
+        if lowered.chars().count() < 3 {
             return Ok(SearchPlan::Walk);
         }
-        let found: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM messages_text WHERE messages_text MATCH $1 LIMIT $2)",
-        )
-        .bind(fts_phrase(&lowered))
-        .bind(INDEX_PLAN_LIMIT)
-        .fetch_one(&self.read)
-        .await
-        .map_err(db_err)?;
+        let (sql, pattern) = match self.backend {
+            super::Backend::Sqlite => (
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages_text WHERE messages_text MATCH $1 LIMIT $2) x",
+                fts_phrase(&lowered),
+            ),
+            super::Backend::Postgres => (
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages
+                   WHERE LOWER(COALESCE(body, '')) LIKE $1 ESCAPE '\\' LIMIT $2) x",
+                format!("%{}%", like_escaped(&lowered)),
+            ),
+        };
+        let found: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(INDEX_PLAN_LIMIT)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
         Ok(if found < INDEX_PLAN_LIMIT {
             SearchPlan::Index
         } else {
@@ -1809,23 +1819,35 @@ fn fts_phrase(lowered: &str) -> String {
     format!("\"{}\"", lowered.replace('"', "\"\""))
 }
 
+/// `text` with LIKE's wildcards and escape character taken literally (escape `\`).
+fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// The inbox search as a condition on `cv` (a conversation), its values bound as the next of
 /// `args`: the contact's name or number, or any message's text or transcript, containing
 /// `search`, case-insensitively.
-fn search_condition(search: &str, plan: SearchPlan, args: &mut Vec<String>) -> String {
+fn search_condition(
+    backend: super::Backend,
+    search: &str,
+    plan: SearchPlan,
+    args: &mut Vec<String>,
+) -> String {
     let lowered = search.to_lowercase();
-    let escaped = lowered
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    args.push(format!("%{escaped}%"));
+    args.push(format!("%{}%", like_escaped(&lowered)));
     let like = args.len() + 1;
     let contacts = format!(
         "cv.contact_id IN (SELECT ct.id FROM contacts ct
            WHERE LOWER(COALESCE(ct.name, '')) LIKE ${like} ESCAPE '\\' OR ct.wa_id LIKE ${like} ESCAPE '\\')"
     );
-    let messages = match plan {
-        SearchPlan::Index => {
+    let text = format!(
+        "(LOWER(COALESCE(m.body, '')) LIKE ${like} ESCAPE '\\'
+          OR LOWER(COALESCE(m.transcript, '')) LIKE ${like} ESCAPE '\\')"
+    );
+    let messages = match (plan, backend) {
+        (SearchPlan::Index, super::Backend::Sqlite) => {
             args.push(fts_phrase(&lowered));
             let phrase = args.len() + 1;
             format!(
@@ -1833,10 +1855,17 @@ fn search_condition(search: &str, plan: SearchPlan, args: &mut Vec<String>) -> S
                    (SELECT rowid FROM messages_text WHERE messages_text MATCH ${phrase}))"
             )
         }
-        SearchPlan::Walk => format!(
-            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id
-               AND (LOWER(COALESCE(m.body, '')) LIKE ${like} ESCAPE '\\'
-                    OR LOWER(COALESCE(m.transcript, '')) LIKE ${like} ESCAPE '\\'))"
+        // pg_trgm's indexes serve the LIKE itself.
+        (SearchPlan::Index, super::Backend::Postgres) => {
+            format!("cv.id IN (SELECT m.conversation_id FROM messages m WHERE {text})")
+        }
+        (SearchPlan::Walk, super::Backend::Sqlite) => {
+            format!("EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id AND {text})")
+        }
+        // `OFFSET 0` keeps Postgres from turning the check into one set of every matching
+        // message (a hashed subplan): the walk stops at the page.
+        (SearchPlan::Walk, super::Backend::Postgres) => format!(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cv.id AND {text} OFFSET 0)"
         ),
     };
     format!("({contacts} OR {messages})")

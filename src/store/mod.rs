@@ -711,6 +711,9 @@ pub trait Store:
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Refreshes the query planner's statistics after a bulk load: Postgres `ANALYZE` (its
+    /// autovacuum does the same in time). SQLite's plans here do not depend on statistics.
+    async fn refresh_statistics(&self) -> Result<(), StoreError>;
 
     /// Creates an agent; [`StoreError::Conflict`] if the name is taken.
     async fn create_agent(

@@ -448,6 +448,16 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("ANALYZE")
+                .execute(&self.write)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     async fn create_agent(
         &self,
         ws: WorkspaceId,
