@@ -6,7 +6,6 @@
 //! side's socket and buffer, so it is an upper bound for the server's).
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -19,7 +18,7 @@ use super::pipeline::{latency, Latency};
 use super::BenchError;
 use crate::channels::ChannelInput;
 use crate::providers::Credentials;
-use crate::{App, Settings};
+use crate::Settings;
 
 const PHONE_ID: &str = "100000000000002";
 const SECRET: &str = "bench-events-secret";
@@ -257,25 +256,7 @@ pub async fn run(
     s.server.admin_api_key = Some(SecretString::from(KEY.to_string()));
     s.events.buffer = s.events.buffer.max(4096);
     let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
-    let store = crate::store::open(&s.database_url(), s.database.max_connections)
-        .await
-        .map_err(|e| setup(&e))?;
-    store.migrate().await.map_err(|e| setup(&e))?;
-    let models = crate::models::ModelStore::from_settings(&s);
-    let embedder: Arc<dyn crate::embed::Embedder> = Arc::new(super::webhooks::Unused);
-    let parts =
-        crate::Parts::from_settings(&s, &models, embedder.clone()).map_err(|e| setup(&e))?;
-    let app = Arc::new(
-        App::assemble(
-            s,
-            store,
-            models,
-            embedder,
-            Arc::new(crate::vectors::memory::MemoryStore::new()),
-            parts,
-        )
-        .map_err(|e| setup(&e))?,
-    );
+    let app = super::app(s).await?;
     app.channels
         .create(ChannelInput {
             workspace_id: crate::domain::WorkspaceId::DEFAULT,

@@ -253,25 +253,7 @@ async fn filled(
     s.data.dir = scratch.to_path_buf();
     s.database.url = database_url.map(|u| SecretString::from(u.to_string()));
     s.server.admin_api_key = Some(SecretString::from(KEY.to_string()));
-    let store = crate::store::open(&s.database_url(), s.database.max_connections)
-        .await
-        .map_err(|e| setup(&e))?;
-    store.migrate().await.map_err(|e| setup(&e))?;
-    let models = crate::models::ModelStore::from_settings(&s);
-    let embedder: Arc<dyn crate::embed::Embedder> = Arc::new(super::webhooks::Unused);
-    let parts =
-        crate::Parts::from_settings(&s, &models, embedder.clone()).map_err(|e| setup(&e))?;
-    let app = Arc::new(
-        App::assemble(
-            s,
-            store,
-            models,
-            embedder,
-            Arc::new(crate::vectors::memory::MemoryStore::new()),
-            parts,
-        )
-        .map_err(|e| setup(&e))?,
-    );
+    let app = super::app(s).await?;
     let mut channels = Vec::new();
     for (i, phone) in ["100000000000031", "100000000000032"].iter().enumerate() {
         channels.push(

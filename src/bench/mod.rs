@@ -38,6 +38,30 @@ pub enum BenchError {
     Setup(String),
 }
 
+/// A benchmark's own application on `settings` (its data directory and database, migrated),
+/// with no embedder or vector index of use: it serves webhooks, events and the inbox.
+async fn app(settings: Settings) -> Result<Arc<crate::App>, BenchError> {
+    let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
+    let store = crate::store::open(&settings.database_url(), settings.database.max_connections)
+        .await
+        .map_err(|e| setup(&e))?;
+    store.migrate().await.map_err(|e| setup(&e))?;
+    let models = crate::models::ModelStore::from_settings(&settings);
+    let embedder: Arc<dyn Embedder> = Arc::new(webhooks::Unused);
+    let parts =
+        crate::Parts::from_settings(&settings, &models, embedder.clone()).map_err(|e| setup(&e))?;
+    let app = crate::App::assemble(
+        settings,
+        store,
+        models,
+        embedder,
+        Arc::new(crate::vectors::memory::MemoryStore::new()),
+        parts,
+    )
+    .map_err(|e| setup(&e))?;
+    Ok(Arc::new(app))
+}
+
 /// Retrieval figures for several corpus sizes.
 #[derive(Debug, Clone)]
 pub struct RetrievalSuite {

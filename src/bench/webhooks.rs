@@ -4,7 +4,6 @@
 //! of `/healthz` at the same rate in the same run.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,7 +16,7 @@ use super::BenchError;
 use crate::channels::ChannelInput;
 use crate::embed::{EmbedError, Embedder};
 use crate::providers::Credentials;
-use crate::{App, Settings};
+use crate::Settings;
 
 const PHONE_ID: &str = "100000000000001";
 const SECRET: &str = "bench-app-secret";
@@ -200,25 +199,8 @@ pub async fn run(
     s.data.dir = scratch.clone();
     s.database.url = database_url.map(|u| SecretString::from(u.to_string()));
     let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
-    let store = crate::store::open(&s.database_url(), s.database.max_connections)
-        .await
-        .map_err(|e| setup(&e))?;
-    store.migrate().await.map_err(|e| setup(&e))?;
-    let backend = format!("{:?}", store.backend()).to_lowercase();
-    let models = crate::models::ModelStore::from_settings(&s);
-    let parts =
-        crate::Parts::from_settings(&s, &models, Arc::new(Unused)).map_err(|e| setup(&e))?;
-    let app = Arc::new(
-        App::assemble(
-            s,
-            store,
-            models,
-            Arc::new(Unused),
-            Arc::new(crate::vectors::memory::MemoryStore::new()),
-            parts,
-        )
-        .map_err(|e| setup(&e))?,
-    );
+    let app = super::app(s).await?;
+    let backend = format!("{:?}", app.store.backend()).to_lowercase();
     app.channels
         .create(ChannelInput {
             workspace_id: crate::domain::WorkspaceId::DEFAULT,

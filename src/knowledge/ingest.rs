@@ -397,13 +397,6 @@ impl Knowledge {
                 embedding,
             })
             .collect();
-        let points: Vec<VectorPoint> = new_chunks
-            .iter()
-            .map(|c| VectorPoint {
-                id: c.id.0,
-                vector: c.embedding.clone(),
-            })
-            .collect();
         let count = new_chunks.len();
         let doc = NewDocument {
             collection: collection.to_string(),
@@ -414,20 +407,7 @@ impl Knowledge {
             bytes: size,
             embedding_model: model,
         };
-
-        let writer = self.writer(collection).await;
-        let _guard = writer.lock().await;
-        let replaced = self.store.replace_document(doc, new_chunks).await?;
-        self.vectors
-            .ensure_collection(collection, self.embedder.dimensions())
-            .await?;
-        let removed: Vec<uuid::Uuid> = replaced.removed_chunks.iter().map(|c| c.0).collect();
-        self.vectors.delete(collection, &removed).await?;
-        self.vectors.upsert(collection, points).await?;
-        self.store
-            .mark_collection_indexed(collection, replaced.version)
-            .await?;
-        let document_id = replaced.document.id;
+        let document_id = self.store_document(doc, new_chunks).await?;
         tracing::info!(%collection, %source, chunks = count, "ingested");
         Ok(match existing {
             Some(_) => IngestOutcome::Updated {
@@ -482,13 +462,6 @@ impl Knowledge {
                 embedding,
             })
             .collect();
-        let points: Vec<VectorPoint> = new_chunks
-            .iter()
-            .map(|c| VectorPoint {
-                id: c.id.0,
-                vector: c.embedding.clone(),
-            })
-            .collect();
         let new = NewDocument {
             collection: collection.to_string(),
             source: doc.source.clone(),
@@ -498,19 +471,38 @@ impl Knowledge {
             bytes: doc.bytes,
             embedding_model: model,
         };
-        let writer = self.writer(collection).await;
+        self.store_document(new, new_chunks).await?;
+        Ok(())
+    }
+
+    /// Writes a document and its passages to the store and their vectors to the index (the
+    /// earlier version's passages leave both), one writer per collection at a time.
+    async fn store_document(
+        &self,
+        doc: NewDocument,
+        chunks: Vec<NewChunk>,
+    ) -> Result<DocumentId, KnowledgeError> {
+        let collection = doc.collection.clone();
+        let points: Vec<VectorPoint> = chunks
+            .iter()
+            .map(|c| VectorPoint {
+                id: c.id.0,
+                vector: c.embedding.clone(),
+            })
+            .collect();
+        let writer = self.writer(&collection).await;
         let _guard = writer.lock().await;
-        let replaced = self.store.replace_document(new, new_chunks).await?;
+        let replaced = self.store.replace_document(doc, chunks).await?;
         self.vectors
-            .ensure_collection(collection, self.embedder.dimensions())
+            .ensure_collection(&collection, self.embedder.dimensions())
             .await?;
         let removed: Vec<uuid::Uuid> = replaced.removed_chunks.iter().map(|c| c.0).collect();
-        self.vectors.delete(collection, &removed).await?;
-        self.vectors.upsert(collection, points).await?;
+        self.vectors.delete(&collection, &removed).await?;
+        self.vectors.upsert(&collection, points).await?;
         self.store
-            .mark_collection_indexed(collection, replaced.version)
+            .mark_collection_indexed(&collection, replaced.version)
             .await?;
-        Ok(())
+        Ok(replaced.document.id)
     }
 
     /// Deletes a document from the store and the index; false if it did not exist.

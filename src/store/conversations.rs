@@ -1782,35 +1782,50 @@ const INDEX_PLAN_LIMIT: i64 = 5000;
 
 impl SqlStore {
     /// Chooses how to search message text for `search`, by how many messages the trigram
-    /// index finds (counted up to [`INDEX_PLAN_LIMIT`]).
+    /// index finds: counted (up to [`INDEX_PLAN_LIMIT`]) on SQLite, where FTS5 counts fast;
+    /// on Postgres, the planner's own estimate from pg_trgm's statistics (counting there may
+    /// read much of the table for a common word).
     async fn search_plan(&self, search: &str) -> Result<SearchPlan, StoreError> {
         let lowered = search.to_lowercase();
         if lowered.chars().count() < 3 {
             return Ok(SearchPlan::Walk);
         }
-        let (sql, pattern) = match self.backend {
-            super::Backend::Sqlite => (
+        let found = match self.backend {
+            super::Backend::Sqlite => sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM messages_text WHERE messages_text MATCH $1 LIMIT $2) x",
-                fts_phrase(&lowered),
-            ),
-            super::Backend::Postgres => (
-                "SELECT COUNT(*) FROM (SELECT 1 FROM messages
-                   WHERE LOWER(COALESCE(body, '')) LIKE $1 ESCAPE '\\' LIMIT $2) x",
-                format!("%{}%", like_escaped(&lowered)),
-            ),
-        };
-        let found: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(pattern)
+            )
+            .bind(fts_phrase(&lowered))
             .bind(INDEX_PLAN_LIMIT)
             .fetch_one(&self.read)
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?,
+            super::Backend::Postgres => {
+                let plan: Vec<String> = sqlx::query_scalar(
+                    "EXPLAIN SELECT 1 FROM messages WHERE LOWER(COALESCE(body, '')) LIKE $1 ESCAPE '\\'",
+                )
+                .bind(format!("%{}%", like_escaped(&lowered)))
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_err)?;
+                estimated_rows(plan.first().map(String::as_str).unwrap_or_default())
+            }
+        };
         Ok(if found < INDEX_PLAN_LIMIT {
             SearchPlan::Index
         } else {
             SearchPlan::Walk
         })
     }
+}
+
+/// The row estimate of a Postgres plan line (`... (cost=0.00..1.00 rows=42 width=4)`); 0
+/// when there is none.
+fn estimated_rows(line: &str) -> i64 {
+    line.split("rows=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A search as an FTS5 string: one phrase, which the trigram tokenizer matches anywhere in the
@@ -1869,4 +1884,24 @@ fn search_condition(
         ),
     };
     format!("({contacts} OR {messages})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimated_rows;
+
+    #[test]
+    fn a_plans_row_estimate_is_read_from_its_first_line() {
+        assert_eq!(
+            estimated_rows(
+                "Bitmap Heap Scan on messages  (cost=584.49..8224.44 rows=6061 width=37)"
+            ),
+            6061
+        );
+        assert_eq!(
+            estimated_rows("Result  (cost=0.00..0.01 rows=1 width=4)"),
+            1
+        );
+        assert_eq!(estimated_rows(""), 0);
+    }
 }
