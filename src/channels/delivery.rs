@@ -562,7 +562,7 @@ impl Channels {
     }
 
     /// Queues a person's file (a document, an image...) with an optional caption, like
-    /// [`Channels::send_human_reply`]: the file is kept until it is sent, uploaded to the
+    /// [`Channels::send_human_reply`]: the file is kept with the conversation, uploaded to the
     /// provider once, and sent once per idempotency key.
     pub async fn send_human_file(
         &self,

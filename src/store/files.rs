@@ -1,6 +1,7 @@
-//! [`FileStore`]: files people send from the inbox (a document, an image), kept until their
-//! message is sent, so every attempt sends the same bytes, and the provider's media id once it
-//! is uploaded, so a retried send does not upload again.
+//! [`FileStore`]: files people send from the inbox (a document, an image), kept with their
+//! conversation: every attempt to send one sends the same bytes, the inbox shows it from this
+//! copy, and the provider's media id is recorded once it is uploaded, so a retried send does not
+//! upload again.
 
 use async_trait::async_trait;
 
@@ -11,7 +12,7 @@ use crate::domain::{ConversationId, MessageId};
 /// A file to keep.
 #[derive(Debug, Clone)]
 pub struct NewFile {
-    /// The conversation it is sent in (the file goes when the conversation does).
+    /// The conversation it is sent in (the file is deleted with the conversation).
     pub conversation_id: ConversationId,
     /// Its name.
     pub filename: String,
