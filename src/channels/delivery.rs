@@ -337,42 +337,32 @@ impl Channels {
             }
             Err(e) => return Err(e),
         };
-        // A person's file is uploaded once (its media id is kept on the message); an upload
-        // that fails is judged as a send would be.
-        let uploaded = match (
-            use_template,
-            self.uploaded(provider.as_ref(), &ctx, &message).await?,
-        ) {
-            (false, Some(Err(e))) => {
-                let e = match e {
-                    // An upload repeated costs nothing but an unused file at the provider.
-                    ProviderError::Unconfirmed(why) => ProviderError::Transient {
-                        message: format!("upload unconfirmed: {why}"),
-                        retry_after: None,
-                    },
-                    e => e,
-                };
-                let probe = Sending {
-                    template: false,
-                    has_template: false,
-                    deduplicates: true,
-                    grace: Duration::ZERO,
-                    window_error: window_error.clone(),
-                };
-                return match after_send(Err(e), &probe) {
-                    Next::Retry { why, after } => Ok(Attempt::Retry { why, after }),
-                    Next::Fail(failure) => {
-                        self.fail(&message, &conversation, failure).await?;
-                        Ok(Attempt::Done)
-                    }
-                    Next::Sent(_) | Next::SwitchToTemplate => Ok(Attempt::Retry {
-                        why: "the upload could not be judged".into(),
-                        after: None,
-                    }),
-                };
-            }
-            (false, Some(Ok(uploaded))) => Some(uploaded),
-            _ => None,
+        let mut sending = Sending {
+            template: use_template || is_template,
+            has_template: template.is_some(),
+            deduplicates: provider.deduplicates_sends(),
+            grace: Duration::from_secs(self.settings.channels.unconfirmed_grace_secs),
+            window_error,
+        };
+        // A person's file is uploaded once (its media id is kept on the message), unless a
+        // template goes instead; an upload that fails is judged below as a send would be.
+        let upload = if use_template {
+            None
+        } else {
+            self.uploaded(provider.as_ref(), &ctx, &message).await?
+        };
+        let (uploaded, mut failed_upload) = match upload {
+            Some(Ok(uploaded)) => (Some(uploaded), None),
+            // An upload repeated costs nothing but an unused file at the provider: no grace.
+            Some(Err(ProviderError::Unconfirmed(why))) => (
+                None,
+                Some(ProviderError::Transient {
+                    message: format!("upload unconfirmed: {why}"),
+                    retry_after: None,
+                }),
+            ),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
         };
         let body = match (&message.details.template, use_template, uploaded) {
             (_, true, _) => template.clone().unwrap_or_else(|| OutboundBody::text("")),
@@ -400,15 +390,11 @@ impl Channels {
             reply_to_message: None,
             body,
         };
-        let mut sending = Sending {
-            template: use_template || is_template,
-            has_template: template.is_some(),
-            deduplicates: provider.deduplicates_sends(),
-            grace: Duration::from_secs(self.settings.channels.unconfirmed_grace_secs),
-            window_error,
-        };
         loop {
-            let result = provider.send(&ctx, &outbound).await;
+            let result = match failed_upload.take() {
+                Some(e) => Err(e),
+                None => provider.send(&ctx, &outbound).await,
+            };
             match after_send(result, &sending) {
                 Next::Sent(provider_id) => {
                     self.store.mark_sent(message.id, &provider_id).await?;

@@ -411,3 +411,65 @@ async fn files_whatsapp_would_refuse_are_refused_with_the_field() {
     assert!(m.iter().all(|m| m["kind"] == "text"), "{m:?}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_refused_for_the_credentials_breaks_the_channel_and_hands_over() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(&t, &meta_text("wamid.DOC.3", "The menu please")).await;
+    let (conversation, _) = eventually(Duration::from_secs(30), || async {
+        let (id, m) = messages(&t).await;
+        m.iter()
+            .any(|m| m["role"] == "bot" && m["status"] == "sent")
+            .then_some((id, m))
+    })
+    .await
+    .expect("the bot replied");
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/media")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": {"message": "Error validating access token", "type": "OAuthException", "code": 190}
+        })))
+        .mount(&graph)
+        .await;
+    let response = t
+        .client
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/messages",
+            t.url
+        ))
+        .bearer_auth(crate::support::app::ADMIN_KEY)
+        .multipart(file_form("menu.pdf", "application/pdf", b"%PDF-1.4", None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = eventually(Duration::from_secs(30), || async {
+        let (_, m) = messages(&t).await;
+        m.into_iter()
+            .find(|m| m["id"] == id.as_str() && m["status"] == "failed")
+    })
+    .await
+    .expect("the document failed for good");
+    assert!(
+        failed["error"].to_string().contains("credentials refused"),
+        "{failed}"
+    );
+    let channels = t.get("/api/v1/channels").await;
+    assert_eq!(channels[0]["state"], "broken", "{channels}");
+    let sends = graph
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["type"] == "document")
+        .count();
+    assert_eq!(sends, 0, "nothing is sent without its upload");
+    t.stop().await;
+}
