@@ -216,6 +216,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "media_files",
                 include_str!("../../migrations/sqlite/0011_media_files.sql"),
             ),
+            (
+                12,
+                "last_message_seq_never_back",
+                include_str!("../../migrations/sqlite/0012_last_message_seq_never_back.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -272,6 +277,11 @@ fn migrator(backend: Backend) -> Migrator {
                 11,
                 "media_files",
                 include_str!("../../migrations/postgres/0011_media_files.sql"),
+            ),
+            (
+                12,
+                "last_message_seq_never_back",
+                include_str!("../../migrations/postgres/0012_last_message_seq_never_back.sql"),
             ),
         ],
     };
