@@ -914,6 +914,17 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// A MIME type's essence: `type/subtype`, lowercased, without parameters
+/// (`Text/CSV; charset=utf-8` is `text/csv`).
+pub fn mime_essence(mime_type: &str) -> String {
+    mime_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// A media attachment as the provider describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MediaRef {

@@ -644,13 +644,7 @@ pub const MAX_CAPTION_CHARS: usize = 1024;
 /// What WhatsApp makes of a file, from its MIME type: images (JPEG, PNG), videos (MP4, 3GPP)
 /// and audio are shown as such; anything else is a document.
 pub fn file_kind(mime_type: &str) -> MessageKind {
-    let essence = mime_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match crate::domain::mime_essence(mime_type).as_str() {
         "image/jpeg" | "image/png" => MessageKind::Image,
         "video/mp4" | "video/3gpp" => MessageKind::Video,
         "audio/aac" | "audio/mp4" | "audio/mpeg" | "audio/amr" | "audio/ogg" => MessageKind::Audio,

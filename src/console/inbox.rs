@@ -13,7 +13,6 @@ use serde::Deserialize;
 
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
-use crate::channels::delivery::HumanFile;
 use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution, UserId};
 use crate::http::{ApiError, AppState};
 use crate::inbox;
@@ -270,7 +269,7 @@ pub(super) async fn reply(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("multipart/form-data"));
     let (form, file) = if multipart {
-        match form_with_file(&state, request).await {
+        match crate::http::api::conversations::multipart_reply(&state, request).await {
             Ok(parts) => parts,
             Err(e) => return error_page(None, e),
         }
@@ -322,45 +321,6 @@ pub(super) async fn reply(
         Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
         Err(e) => error_page(Some(&viewer), e.into()),
     }
-}
-
-/// A multipart form's text fields, and its `file` when one was chosen.
-async fn form_with_file(
-    state: &AppState,
-    request: axum::extract::Request,
-) -> Result<(HashMap<String, String>, Option<HumanFile>), ApiError> {
-    let mut multipart =
-        <axum::extract::Multipart as axum::extract::FromRequest<AppState>>::from_request(
-            request, state,
-        )
-        .await
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let mut form = HashMap::new();
-    let mut file = None;
-    while let Some(field) = multipart.next_field().await? {
-        let Some(name) = field.name().map(str::to_string) else {
-            continue;
-        };
-        if name == "file" {
-            let filename = field.file_name().unwrap_or_default().to_string();
-            let mime_type = field
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let content = field.bytes().await?.to_vec();
-            // A form sent with no file chosen carries an empty, nameless part.
-            if !(filename.is_empty() && content.is_empty()) {
-                file = Some(HumanFile {
-                    filename,
-                    mime_type,
-                    content,
-                });
-            }
-        } else {
-            form.insert(name, field.text().await?);
-        }
-    }
-    Ok((form, file))
 }
 
 pub(super) async fn assign(

@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/inbox/{conversation}/reply",
             post(inbox::reply).layer(axum::extract::DefaultBodyLimit::max(
-                crate::channels::delivery::MAX_FILE_BYTES + 64 * 1024,
+                crate::http::api::conversations::REPLY_BODY_LIMIT,
             )),
         )
         .route("/inbox/{conversation}/assign", post(inbox::assign))

@@ -44,13 +44,7 @@ impl Format {
 
     /// The format of a MIME type such as `text/csv; charset=utf-8`.
     pub fn from_mime(m: &str) -> Option<Format> {
-        let essence = m
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
+        match crate::domain::mime_essence(m).as_str() {
             "text/markdown" | "text/x-markdown" => Some(Format::Markdown),
             "text/plain" => Some(Format::Text),
             "text/csv" | "application/csv" | "text/comma-separated-values" => Some(Format::Csv),

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::sql::{db_err, get, now_ms, SqlStore};
+use super::sql::{db_err, get, now_ms, parse_id, SqlStore};
 use super::StoreError;
 use crate::domain::{ConversationId, MessageId};
 
@@ -84,12 +84,9 @@ impl FileStore for SqlStore {
         .await
         .map_err(db_err)?;
         row.map(|row| {
-            let conversation: String = get(&row, "conversation_id")?;
             Ok(StoredFile {
                 id: get(&row, "id")?,
-                conversation_id: conversation
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("bad conversation id on a file".into()))?,
+                conversation_id: parse_id(&row, "conversation_id")?,
                 filename: get(&row, "filename")?,
                 mime_type: get(&row, "mime_type")?,
                 content: get(&row, "content")?,

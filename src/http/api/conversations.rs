@@ -33,10 +33,7 @@ pub fn routes() -> Router<AppState> {
             "/conversations/{conversation}/messages",
             allow(Roles::ANY, get(messages))
                 .merge(allow(Roles::INBOX, post(reply)))
-                // A file and its multipart framing.
-                .layer(axum::extract::DefaultBodyLimit::max(
-                    crate::channels::delivery::MAX_FILE_BYTES + 64 * 1024,
-                )),
+                .layer(axum::extract::DefaultBodyLimit::max(REPLY_BODY_LIMIT)),
         )
         .route(
             "/conversations/{conversation}/read",
@@ -247,7 +244,10 @@ async fn reply(
         .unwrap_or("")
         .to_string();
     let (message, created) = if content_type.starts_with("multipart/form-data") {
-        let (file, caption) = file_reply(&state, request).await?;
+        let (mut fields, file) = multipart_reply(&state, request).await?;
+        let file =
+            file.ok_or_else(|| ApiError::invalid("file", "a part named `file` is required"))?;
+        let caption = fields.remove("text");
         inbox::reply_with_file(
             state.store.as_ref(),
             &state.channels,
@@ -281,40 +281,47 @@ async fn reply(
     Ok((status, Json(message)))
 }
 
-/// A file reply's parts: `file` (its name and type as uploaded) and an optional caption
-/// `text`.
-pub(crate) async fn file_reply(
+/// The largest reply request: a file and its multipart framing.
+pub(crate) const REPLY_BODY_LIMIT: usize = crate::channels::delivery::MAX_FILE_BYTES + 64 * 1024;
+
+/// A multipart reply's text fields, and its `file` when one was chosen (a form sent with no
+/// file chosen carries an empty, nameless part). The API and the console's reply form read
+/// replies with files through it.
+pub(crate) async fn multipart_reply(
     state: &AppState,
     request: axum::extract::Request,
-) -> Result<(HumanFile, Option<String>), ApiError> {
+) -> Result<(std::collections::HashMap<String, String>, Option<HumanFile>), ApiError> {
     let mut multipart =
         <axum::extract::Multipart as axum::extract::FromRequest<AppState>>::from_request(
             request, state,
         )
         .await
         .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let (mut file, mut caption) = (None, None);
+    let mut fields = std::collections::HashMap::new();
+    let mut file = None;
     while let Some(field) = multipart.next_field().await? {
-        match field.name() {
-            Some("file") => {
-                let filename = field.file_name().unwrap_or("file").to_string();
-                let mime_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let content = field.bytes().await?.to_vec();
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
+        if name == "file" {
+            let filename = field.file_name().unwrap_or_default().to_string();
+            let mime_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let content = field.bytes().await?.to_vec();
+            if !(filename.is_empty() && content.is_empty()) {
                 file = Some(HumanFile {
                     filename,
                     mime_type,
                     content,
                 });
             }
-            Some("text") => caption = Some(field.text().await?),
-            _ => {}
+        } else {
+            fields.insert(name, field.text().await?);
         }
     }
-    let file = file.ok_or_else(|| ApiError::invalid("file", "a part named `file` is required"))?;
-    Ok((file, caption))
+    Ok((fields, file))
 }
 
 /// Who gets the conversation: a user id, or `null` for nobody.
@@ -488,7 +495,7 @@ async fn media(
 
 /// A MIME type as a provider sent it, reduced to `type/subtype` when that is well-formed.
 fn media_type(sent: &str) -> Option<String> {
-    let essence = sent.split(';').next()?.trim().to_ascii_lowercase();
+    let essence = crate::domain::mime_essence(sent);
     let (kind, sub) = essence.split_once('/')?;
     let token = |p: &str| {
         !p.is_empty()
