@@ -71,6 +71,28 @@ impl Page {
     }
 }
 
+/// A browser signed in as the instance owner, made through the set-up page.
+async fn signed_in_owner(t: &TestApp) -> Page {
+    let mut owner = Page::new(t);
+    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let made = owner
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("email", "marta@casanube.example"),
+                ("name", "Marta"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    owner
+}
+
 /// The value of the first input named `field` on a page.
 fn input(html: &str, field: &str) -> String {
     let at = html
@@ -313,23 +335,7 @@ async fn console_assets_are_served_from_the_binary() {
 async fn each_role_opens_the_pages_it_may_and_no_other() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;
-    let mut owner = Page::new(&t);
-    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
-        .await
-        .unwrap()
-        .unwrap();
-    let made = owner
-        .post(
-            "/setup",
-            &[
-                ("token", &token),
-                ("email", "marta@casanube.example"),
-                ("name", "Marta"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    assert_eq!(made.status, 303, "{}", made.html);
+    let mut owner = signed_in_owner(&t).await;
     for path in [
         "/inbox",
         "/channels",
@@ -454,21 +460,7 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
             .await
             .unwrap();
     }
-    let mut page = Page::new(&t);
-    let token = palaver::accounts::people::setup_token(store.as_ref())
-        .await
-        .unwrap()
-        .unwrap();
-    page.post(
-        "/setup",
-        &[
-            ("token", &token),
-            ("email", "marta@casanube.example"),
-            ("name", "Marta"),
-            ("password", "correct horse battery"),
-        ],
-    )
-    .await;
+    let mut page = signed_in_owner(&t).await;
     let inbox = page.get("/inbox").await;
     let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
     let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
