@@ -9,7 +9,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{eventually, TestApp};
-use crate::webhooks::{meta_app, meta_text, post_meta, sent_ok, PHONE_ID};
+use crate::webhooks::{meta_app, meta_text, post_meta, sends, sent_ok, PHONE_ID};
 
 const IMAGE_ID: &str = "1003383421387256";
 const DOCUMENT_ID: &str = "3334567890987654321";
@@ -76,6 +76,28 @@ async fn messages(t: &TestApp) -> (String, Vec<Value>) {
         .unwrap()
         .clone();
     (id, messages)
+}
+
+/// The conversation a customer's `text` opens, once the bot's reply to it was sent.
+async fn answered(t: &TestApp, id: &str, text: &str) -> String {
+    post_meta(t, &meta_text(id, text)).await;
+    eventually(Duration::from_secs(30), || async {
+        let (id, m) = messages(t).await;
+        m.iter()
+            .any(|m| m["role"] == "bot" && m["status"] == "sent")
+            .then_some(id)
+    })
+    .await
+    .expect("the bot replied")
+}
+
+/// Documents sent through the Graph mock.
+async fn documents_sent(graph: &MockServer) -> Vec<Value> {
+    sends(graph)
+        .await
+        .into_iter()
+        .filter(|b| b["type"] == "document")
+        .collect()
 }
 
 fn id_of<'a>(messages: &'a [Value], kind: &str) -> &'a str {
@@ -245,15 +267,7 @@ fn file_form(
 async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
     let graph = graph().await;
     let t = meta_app(&graph, json!({})).await;
-    post_meta(&t, &meta_text("wamid.DOC.1", "Can you send me the menu?")).await;
-    let (conversation, _) = eventually(Duration::from_secs(30), || async {
-        let (id, m) = messages(&t).await;
-        m.iter()
-            .any(|m| m["role"] == "bot" && m["status"] == "sent")
-            .then_some((id, m))
-    })
-    .await
-    .expect("the bot replied");
+    let conversation = answered(&t, "wamid.DOC.1", "Can you send me the menu?").await;
     // The upload answers once; the first send of the document fails with a 503.
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/media")))
@@ -329,12 +343,7 @@ async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
         uploads[0].headers["authorization"], "Bearer test-token",
         "the channel's token"
     );
-    let sends: Vec<Value> = requests
-        .iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["type"] == "document")
-        .collect();
+    let sends = documents_sent(&graph).await;
     assert_eq!(sends.len(), 2, "the 503, then the send: {sends:?}");
     for send in &sends {
         assert_eq!(
@@ -416,15 +425,7 @@ async fn files_whatsapp_would_refuse_are_refused_with_the_field() {
 async fn an_upload_refused_for_the_credentials_breaks_the_channel_and_hands_over() {
     let graph = graph().await;
     let t = meta_app(&graph, json!({})).await;
-    post_meta(&t, &meta_text("wamid.DOC.3", "The menu please")).await;
-    let (conversation, _) = eventually(Duration::from_secs(30), || async {
-        let (id, m) = messages(&t).await;
-        m.iter()
-            .any(|m| m["role"] == "bot" && m["status"] == "sent")
-            .then_some((id, m))
-    })
-    .await
-    .expect("the bot replied");
+    let conversation = answered(&t, "wamid.DOC.3", "The menu please").await;
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/media")))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({
@@ -461,15 +462,7 @@ async fn an_upload_refused_for_the_credentials_breaks_the_channel_and_hands_over
     );
     let channels = t.get("/api/v1/channels").await;
     assert_eq!(channels[0]["state"], "broken", "{channels}");
-    let sends = graph
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["type"] == "document")
-        .count();
+    let sends = documents_sent(&graph).await.len();
     assert_eq!(sends, 0, "nothing is sent without its upload");
     t.stop().await;
 }
