@@ -15,6 +15,7 @@ pub mod domain;
 pub mod embed;
 pub mod eval;
 pub mod events;
+pub mod hours;
 pub mod http;
 pub mod inbox;
 pub mod knowledge;
