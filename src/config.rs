@@ -456,6 +456,8 @@ pub struct WorkerSettings {
     pub backoff_max_secs: u64,
     /// How often idle workers look for due jobs, in milliseconds.
     pub poll_ms: u64,
+    /// How often escalations are checked for the agents' idle limits, in seconds.
+    pub idle_check_secs: u64,
 }
 
 impl WorkerSettings {
@@ -479,6 +481,7 @@ impl Default for WorkerSettings {
             backoff_base_ms: 500,
             backoff_max_secs: 60,
             poll_ms: 250,
+            idle_check_secs: 30,
         }
     }
 }
@@ -754,6 +757,7 @@ impl Settings {
         positive("workers.backoff_base_ms", self.workers.backoff_base_ms)?;
         positive("workers.backoff_max_secs", self.workers.backoff_max_secs)?;
         positive("workers.poll_ms", self.workers.poll_ms)?;
+        positive("workers.idle_check_secs", self.workers.idle_check_secs)?;
         positive("speech.threads", self.speech.threads as u64)?;
         positive("speech.max_concurrent", self.speech.max_concurrent as u64)?;
         positive("speech.max_audio_secs", self.speech.max_audio_secs)?;

@@ -233,6 +233,28 @@ pub struct EscalationSettings {
     pub support_note: String,
     /// Template sent instead of a reply outside the 24-hour window; none means escalate.
     pub reengagement_template: Option<TemplateRef>,
+    /// Minutes an escalation may go without a person writing before it ends (`on_idle`);
+    /// none: it waits for a person however long.
+    pub idle_minutes: Option<u32>,
+    /// How an idle escalation ends.
+    pub on_idle: IdleAction,
+    /// Sent to the customer when the bot takes the conversation back (idle, or asked to).
+    pub handback_message: String,
+    /// Sent to the customer when an idle escalation is closed.
+    pub closed_message: String,
+    /// Words or phrases with which a customer waiting for a person asks for the bot again.
+    pub back_to_bot: Vec<String>,
+}
+
+/// How an escalation no person answered ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleAction {
+    /// The bot answers again.
+    #[default]
+    HandBack,
+    /// The conversation is resolved.
+    Close,
 }
 
 impl Default for EscalationSettings {
@@ -252,6 +274,16 @@ impl Default for EscalationSettings {
                 "I'll pass this to a colleague, who will get back to you here shortly.".into(),
             support_note: String::new(),
             reengagement_template: None,
+            idle_minutes: None,
+            on_idle: IdleAction::HandBack,
+            handback_message: "No colleague is free right now, so I am back to help: ask me anything. Write \"talk to a person\" to reach the team again.".into(),
+            closed_message: "We are closing this conversation for now. Write to us again whenever you need.".into(),
+            back_to_bot: vec![
+                "bot".into(),
+                "back to the bot".into(),
+                "voltar ao bot".into(),
+                "volver al bot".into(),
+            ],
         }
     }
 }
@@ -288,6 +320,150 @@ pub struct AgentConfig {
     pub voice: VoiceSettings,
     /// Escalation rules.
     pub escalation: EscalationSettings,
+    /// When people answer escalations; none: any time.
+    pub hours: Option<crate::hours::BusinessHours>,
+    /// Quick replies offered with the bot's answers.
+    pub interactive: InteractiveSettings,
+}
+
+/// Quick replies under the bot's answers: buttons (up to three) or a list (up to ten), and on
+/// providers without either, numbered options the customer answers with a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InteractiveSettings {
+    /// Offer them at all.
+    pub enabled: bool,
+    /// Title of the option that hands the conversation to a person; none: no such option.
+    pub talk_to_person: Option<String>,
+    /// Questions offered as options; a tap asks it.
+    pub suggestions: Vec<String>,
+    /// Label of the button that opens the list, when there are more than three options.
+    pub list_button: String,
+}
+
+impl Default for InteractiveSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            talk_to_person: Some("Talk to a person".into()),
+            suggestions: Vec::new(),
+            list_button: "Options".into(),
+        }
+    }
+}
+
+/// The id of the option that hands a conversation to a person.
+pub const TALK_TO_PERSON: &str = "palaver:person";
+
+impl InteractiveSettings {
+    /// The options to offer, suggestions first; `None` when switched off or empty.
+    pub fn choices(&self) -> Option<Choices> {
+        if !self.enabled {
+            return None;
+        }
+        let mut options: Vec<Choice> = self
+            .suggestions
+            .iter()
+            .enumerate()
+            .map(|(i, title)| Choice {
+                id: format!("palaver:ask:{}", i + 1),
+                title: title.clone(),
+            })
+            .collect();
+        if let Some(title) = &self.talk_to_person {
+            options.push(Choice {
+                id: TALK_TO_PERSON.into(),
+                title: title.clone(),
+            });
+        }
+        if options.is_empty() {
+            return None;
+        }
+        let button = (options.len() > 3).then(|| self.list_button.clone());
+        Some(Choices { button, options })
+    }
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        // WhatsApp's limits: reply buttons 20 characters, list rows 24, ten rows, button 20.
+        let total = self.suggestions.len() + usize::from(self.talk_to_person.is_some());
+        if total > 10 {
+            errors.push(FieldError::new(
+                "interactive.suggestions",
+                "at most ten options in all (WhatsApp lists hold ten rows)",
+            ));
+        }
+        let longest = if total > 3 { 24 } else { 20 };
+        let titles = self
+            .suggestions
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("interactive.suggestions[{i}]"), t))
+            .chain(
+                self.talk_to_person
+                    .iter()
+                    .map(|t| ("interactive.talk_to_person".to_string(), t)),
+            );
+        for (field, title) in titles {
+            let n = title.trim().chars().count();
+            if n == 0 || n > longest {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be 1-{longest} characters (WhatsApp's limit for an option)"),
+                ));
+            }
+        }
+        let n = self.list_button.trim().chars().count();
+        if n == 0 || n > 20 {
+            errors.push(FieldError::new(
+                "interactive.list_button",
+                "must be 1-20 characters",
+            ));
+        }
+    }
+}
+
+/// A message's text followed by its options numbered from 1, for providers that cannot show
+/// buttons: a customer answers with the number ([`Choices::picked`]).
+pub fn numbered_options<'a>(text: &str, titles: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = text.trim_end().to_string();
+    out.push('\n');
+    for (i, title) in titles.into_iter().enumerate() {
+        out.push_str(&format!("\n{}. {title}", i + 1));
+    }
+    out
+}
+
+/// Options offered with a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choices {
+    /// Label of the button that opens a list; `None`: reply buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub button: Option<String>,
+    /// The options, in order.
+    pub options: Vec<Choice>,
+}
+
+/// One option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// Our id, returned when tapped.
+    pub id: String,
+    /// What it says.
+    pub title: String,
+}
+
+impl Choices {
+    /// The option a customer's text picks: its number ("2", "2.", "(2)") or its exact title.
+    pub fn picked(&self, text: &str) -> Option<&Choice> {
+        let t = text.trim().trim_matches(|c: char| "().# ".contains(c));
+        if let Ok(n) = t.parse::<usize>() {
+            return n.checked_sub(1).and_then(|i| self.options.get(i));
+        }
+        let t = crate::knowledge::text::normalize(text.trim());
+        self.options
+            .iter()
+            .find(|c| crate::knowledge::text::normalize(&c.title) == t)
+    }
 }
 
 impl Default for AgentConfig {
@@ -307,6 +483,8 @@ impl Default for AgentConfig {
             language: None,
             voice: VoiceSettings::default(),
             escalation: EscalationSettings::default(),
+            hours: None,
+            interactive: InteractiveSettings::default(),
         }
     }
 }
@@ -468,6 +646,39 @@ impl AgentConfig {
                 ));
             }
         }
+        if self
+            .escalation
+            .idle_minutes
+            .is_some_and(|m| !(1..=43_200).contains(&m))
+        {
+            errors.push(FieldError::new(
+                "escalation.idle_minutes",
+                "must be between 1 and 43200 (30 days)",
+            ));
+        }
+        for (field, text) in [
+            (
+                "escalation.handback_message",
+                &self.escalation.handback_message,
+            ),
+            ("escalation.closed_message", &self.escalation.closed_message),
+        ] {
+            if text.trim().is_empty() || text.len() > 1000 {
+                errors.push(FieldError::new(field, "must be 1-1000 bytes"));
+            }
+        }
+        for (i, k) in self.escalation.back_to_bot.iter().enumerate() {
+            if k.trim().is_empty() || k.len() > 100 {
+                errors.push(FieldError::new(
+                    format!("escalation.back_to_bot[{i}]"),
+                    "must be 1-100 characters",
+                ));
+            }
+        }
+        if let Some(hours) = &self.hours {
+            errors.extend(hours.validate("hours"));
+        }
+        self.interactive.validate(&mut errors);
         errors
     }
 }
@@ -1032,6 +1243,9 @@ pub struct MessageDetails {
     /// Template name and language, for outbound templates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateRef>,
+    /// Options offered with an outbound message (buttons, a list, or numbered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Choices>,
 }
 
 /// Why a message failed, as the provider reports it.

@@ -234,7 +234,16 @@ impl Workers {
         let mut set = JoinSet::new();
         self.health
             .expected
-            .store(self.settings.concurrency, Ordering::Relaxed);
+            .store(self.settings.concurrency + 1, Ordering::Relaxed);
+        {
+            let workers = self.clone();
+            let name = format!("{}-idle", workers.id);
+            let pause = Duration::from_secs(1);
+            set.spawn(supervised(name, stop.clone(), pause, move |_, stop| {
+                let workers = workers.clone();
+                async move { workers.end_idle_handoffs(stop).await }
+            }));
+        }
         for n in 0..self.settings.concurrency {
             let workers = self.clone();
             let stop = stop.clone();
@@ -269,6 +278,22 @@ impl Workers {
             }
         }
         tracing::debug!(%worker, "worker stopped");
+    }
+
+    /// Every `idle_check_secs`, ends the escalations no person answered within their agent's
+    /// limit (every replica may run this: each escalation ends once).
+    async fn end_idle_handoffs(&self, mut stop: watch::Receiver<bool>) {
+        let _running = Running::new(self.health.clone());
+        let every = Duration::from_secs(self.settings.idle_check_secs);
+        while !*stop.borrow() {
+            if let Err(e) = self.pipeline.end_idle_handoffs(Utc::now()).await {
+                tracing::error!(error = %e, "cannot end idle escalations");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+        }
     }
 
     /// Runs one job with its lease kept alive, then records the result.

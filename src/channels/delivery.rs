@@ -30,6 +30,9 @@ use crate::store::{Delivery, NewEscalation, NewOutbound};
 /// WhatsApp's limit on a text message, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
+/// WhatsApp's limit on the body of a message with buttons or a list, in characters.
+pub const MAX_INTERACTIVE_CHARS: usize = 1024;
+
 /// What a delivery attempt came to, for the job runner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempt {
@@ -210,6 +213,29 @@ pub fn after_send(result: Result<Sent, ProviderError>, s: &Sending) -> Next {
     }
 }
 
+/// A message with options: reply buttons up to three, a list beyond.
+fn choices_body(text: String, choices: &crate::domain::Choices) -> OutboundBody {
+    match &choices.button {
+        None => OutboundBody::Buttons {
+            text,
+            buttons: choices
+                .options
+                .iter()
+                .map(|c| (c.id.clone(), c.title.clone()))
+                .collect(),
+        },
+        Some(button) => OutboundBody::List {
+            text,
+            button: button.clone(),
+            rows: choices
+                .options
+                .iter()
+                .map(|c| (c.id.clone(), c.title.clone(), None))
+                .collect(),
+        },
+    }
+}
+
 /// Splits a reply into WhatsApp-sized parts, at paragraph, line, sentence or word boundaries
 /// where it can; never loses a character but whitespace at the cuts.
 pub fn split_text(text: &str, max_chars: usize) -> Vec<String> {
@@ -382,7 +408,10 @@ impl Channels {
                         .filter(|_| message.kind == MessageKind::Document),
                 }
             }
-            _ => OutboundBody::text(message.text.clone().unwrap_or_default()),
+            _ => match &message.details.choices {
+                Some(choices) => choices_body(message.text.clone().unwrap_or_default(), choices),
+                None => OutboundBody::text(message.text.clone().unwrap_or_default()),
+            },
         };
         let mut outbound = Outbound {
             to: conversation.contact.address().to_string(),

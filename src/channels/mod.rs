@@ -24,7 +24,7 @@ use crate::pipeline::ReadReceipts;
 use crate::providers::{Provider, ProviderError, Registry, WebhookScope};
 use crate::store::{Store, StoreError};
 
-pub use delivery::{Attempt, MAX_TEXT_CHARS};
+pub use delivery::{Attempt, MAX_INTERACTIVE_CHARS, MAX_TEXT_CHARS};
 pub use intake::Receipt;
 pub use lifecycle::ChannelInput;
 

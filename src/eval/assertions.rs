@@ -744,6 +744,7 @@ impl Assertion {
                         Action::Replied => "answered".to_string(),
                         Action::Silent => "stayed silent".to_string(),
                         Action::Escalated => "escalated".to_string(),
+                        Action::HandedBack => "took the conversation back".to_string(),
                     },
                 };
                 let checked = if e.expected != actual {

@@ -609,6 +609,7 @@ impl TurnResult {
             crate::pipeline::Action::Replied => "replied",
             crate::pipeline::Action::Escalated => "escalated",
             crate::pipeline::Action::Silent => "silent",
+            crate::pipeline::Action::HandedBack => "handed_back",
         };
         Self {
             said: said_text,

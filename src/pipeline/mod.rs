@@ -3,6 +3,7 @@
 //! yet answered) goes through the stages gate → voice → rules → retrieve → prompt → generate →
 //! reply, each instrumented and timed; the reply is recorded in the outbox exactly once.
 
+mod handoff;
 pub mod rules;
 pub mod sandbox;
 pub mod voice;
@@ -18,13 +19,15 @@ use tokio::sync::OnceCell;
 
 use crate::config::Settings;
 use crate::domain::{
-    Agent, AgentConfig, Answerer, Conversation, ConversationStatus, Direction, Generation,
+    Agent, AgentConfig, Answerer, Choices, Conversation, ConversationStatus, Direction, Generation,
     LowConfidence, Message, MessageDetails, MessageId, MessageKind, Role, SourceRef,
 };
 use crate::knowledge::{Knowledge, KnowledgeError, Query, Retrieved};
 use crate::llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, Source};
 use crate::prompts::{Budget, PromptError, PromptInput, Prompts, NO_ANSWER};
-use crate::store::{Delivery, NewEscalation, NewOutbound, NewTurn, Store, StoreError, SupportNote};
+use crate::store::{
+    Closing, Delivery, NewEscalation, NewOutbound, NewTurn, Store, StoreError, SupportNote,
+};
 use rules::Trigger;
 
 /// A failure that stops a turn; the job runner retries it.
@@ -75,6 +78,9 @@ pub enum Action {
     Escalated,
     /// Nothing was sent.
     Silent,
+    /// The bot took the conversation back from a person (the customer asked, or no person
+    /// answered in time), or closed it.
+    HandedBack,
 }
 
 /// A source as shown to people (sandbox, eval reports).
@@ -341,6 +347,11 @@ impl Pipeline {
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,
             Err(silence) => {
+                if silence == Silence::HumanOwned {
+                    if let Some(outcome) = self.back_to_bot(conversation, turn).await? {
+                        return Ok(outcome);
+                    }
+                }
                 return self
                     .record(
                         conversation,
@@ -383,7 +394,26 @@ impl Pipeline {
                 .await;
         }
 
-        let question = turn_text(&turn);
+        let mut question = turn_text(&turn);
+        match self.picked(conversation, &turn, &question).await? {
+            Some(handoff::Picked::Person(title)) => {
+                let trigger = Trigger::HumanRequest(format!("chose \"{title}\""));
+                return self
+                    .escalate(
+                        conversation,
+                        &agent,
+                        &config,
+                        &turn,
+                        trigger,
+                        question,
+                        Vec::new(),
+                        None,
+                    )
+                    .await;
+            }
+            Some(handoff::Picked::Ask(title)) => question = title,
+            None => {}
+        }
         if question.is_empty() {
             if turn.iter().all(|m| matches!(m.kind, MessageKind::Reaction)) {
                 return self
@@ -609,12 +639,15 @@ impl Pipeline {
         if conversation.status == ConversationStatus::Escalated {
             return Ok(Err(Silence::HumanOwned));
         }
-        if agent
+        let on_call = agent
             .config
-            .escalation
-            .support_contact
-            .as_deref()
-            .is_some_and(|c| c.trim_start_matches('+') == conversation.contact.wa_id)
+            .hours
+            .as_ref()
+            .and_then(|h| h.on_call_contact.as_deref());
+        if [agent.config.escalation.support_contact.as_deref(), on_call]
+            .into_iter()
+            .flatten()
+            .any(|c| c.trim_start_matches('+') == conversation.contact.wa_id)
         {
             return Ok(Err(Silence::SupportContact));
         }
@@ -809,10 +842,22 @@ impl Pipeline {
         question: String,
         sources: Vec<ShownSource>,
     ) -> Result<Outcome, PipelineError> {
+        let choices = match conversation.agent_id {
+            Some(id) => self
+                .store
+                .agent(id)
+                .await?
+                .and_then(|a| a.config.interactive.choices()),
+            None => None,
+        };
         self.record(
             conversation,
             turn,
-            Decision::Reply { text, generation },
+            Decision::Reply {
+                text,
+                generation,
+                choices,
+            },
             question,
             sources,
         )
@@ -860,13 +905,20 @@ impl Pipeline {
         sources: Vec<ShownSource>,
         generation: Option<Generation>,
     ) -> Result<Outcome, PipelineError> {
-        let note = self.support_note(conversation, config, &trigger, &question)?;
+        let handover = handoff::handover(config, chrono::Utc::now());
+        let note = self
+            .support_note(conversation, config, &trigger, &question)?
+            .map(|(to, text)| Note {
+                to: handover.note_to.clone().unwrap_or(to),
+                text,
+                at: handover.note_at,
+            });
         self.record(
             conversation,
             turn,
             Decision::Escalate {
                 trigger,
-                customer_message: Some(config.escalation.customer_message.clone()),
+                customer_message: Some(handover.customer_message),
                 support_note: note,
                 generation,
             },
@@ -884,7 +936,12 @@ impl Pipeline {
         trigger: &Trigger,
         question: &str,
     ) -> Result<Option<(String, String)>, PipelineError> {
-        let Some(contact) = &config.escalation.support_contact else {
+        // Out of hours an on-call contact is told even when no support contact is set.
+        let on_call = config
+            .hours
+            .as_ref()
+            .and_then(|h| h.on_call_contact.as_ref());
+        let Some(contact) = config.escalation.support_contact.as_ref().or(on_call) else {
             return Ok(None);
         };
         let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
@@ -920,8 +977,22 @@ impl Pipeline {
         question: String,
         sources: Vec<ShownSource>,
     ) -> Result<Outcome, PipelineError> {
+        let key = turn.last().map(|m| m.id.to_string()).unwrap_or_default();
+        self.record_keyed(conversation, turn, decision, question, sources, &key)
+            .await
+    }
+
+    /// [`Pipeline::record`] with the turn's key given (a turn with no customer message).
+    async fn record_keyed(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        decision: Decision,
+        question: String,
+        sources: Vec<ShownSource>,
+        key: &str,
+    ) -> Result<Outcome, PipelineError> {
         let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
-        let key = handled.last().map(|id| id.to_string()).unwrap_or_default();
         let bot = |text: &str, generation: &Option<Generation>, key: String| NewOutbound {
             conversation_id: conversation.id,
             role: Role::Bot,
@@ -947,12 +1018,32 @@ impl Pipeline {
                 })
                 .collect::<Vec<_>>()
         };
+        // Options go with the last part, which must fit an interactive message's body.
+        let with_choices = |text: &str, generation: &Option<Generation>, choices: Choices| {
+            let mut replies: Vec<NewOutbound> =
+                crate::channels::delivery::split_text(text, crate::channels::MAX_INTERACTIVE_CHARS)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let key = match i {
+                            0 => format!("reply:{key}"),
+                            n => format!("reply:{key}#{}", n + 1),
+                        };
+                        bot(part, generation, key)
+                    })
+                    .collect();
+            if let Some(last) = replies.last_mut() {
+                last.details.choices = Some(choices);
+            }
+            replies
+        };
         let mut new = NewTurn {
             conversation_id: conversation.id,
             handled: handled.clone(),
             escalation: None,
             replies: Vec::new(),
             support_note: None,
+            close: None,
         };
         let mut outcome = Outcome::silent(Silence::NothingNew, handled.clone());
         outcome.question = question;
@@ -963,10 +1054,22 @@ impl Pipeline {
                 self.store.record_turn(new).await?;
                 return Ok(outcome);
             }
-            Decision::Reply { text, generation } => {
-                new.replies = parts(&text, &generation, "reply");
+            Decision::Reply {
+                text,
+                generation,
+                choices,
+            } => {
+                new.replies = match choices {
+                    Some(choices) => with_choices(&text, &generation, choices),
+                    None => parts(&text, &generation, "reply"),
+                };
                 outcome.action = Action::Replied;
                 outcome.generation = generation;
+            }
+            Decision::TakeBack { closing, message } => {
+                new.close = Some(closing);
+                new.replies = parts(&message, &None, "handback");
+                outcome.action = Action::HandedBack;
             }
             Decision::Escalate {
                 trigger,
@@ -982,7 +1085,12 @@ impl Pipeline {
                 if let Some(text) = customer_message.filter(|t| !t.trim().is_empty()) {
                     new.replies = parts(&text, &generation, "escalation");
                 }
-                if let Some((wa_id, note)) = support_note {
+                if let Some(Note {
+                    to: wa_id,
+                    text: note,
+                    at,
+                }) = support_note
+                {
                     outcome.support_note = Some(note.clone());
                     // The sandbox shows the note; it reaches no real support contact.
                     let channel = match conversation.sandbox {
@@ -996,6 +1104,10 @@ impl Pipeline {
                             message: NewOutbound {
                                 role: Role::System,
                                 generation: None,
+                                delivery: match at {
+                                    Some(at) => Delivery::At(self.settings.workers.limits(), at),
+                                    None => self.delivery(),
+                                },
                                 ..bot(&note, &None, format!("notify:{key}"))
                             },
                         });
@@ -1007,7 +1119,14 @@ impl Pipeline {
             }
         }
         outcome.silence = None;
+        let closing = new.close.is_some();
         let recorded = self.store.record_turn(new).await?;
+        if closing && recorded.closed.is_none() {
+            // Someone else ended the escalation first: nothing was sent.
+            outcome.action = Action::Silent;
+            outcome.silence = Some(Silence::NothingNew);
+            return Ok(outcome);
+        }
         if let Some(first) = recorded.replies.first() {
             if !first.1 {
                 tracing::info!(message = %first.0.id, "reply already recorded for this turn");
@@ -1061,7 +1180,9 @@ impl Pipeline {
         };
         let decision = match &agent {
             Some(agent) => Decision::Escalate {
-                support_note: self.support_note(&conv, &agent.config, &trigger, &question)?,
+                support_note: self
+                    .support_note(&conv, &agent.config, &trigger, &question)?
+                    .map(|(to, text)| Note { to, text, at: None }),
                 customer_message: Some(agent.config.escalation.customer_message.clone()),
                 trigger,
                 generation: None,
@@ -1091,6 +1212,15 @@ enum Decision {
         text: String,
         /// How it was produced.
         generation: Option<Generation>,
+        /// Options offered with it.
+        choices: Option<Choices>,
+    },
+    /// The bot takes the conversation back from a person (or closes it).
+    TakeBack {
+        /// How the escalation closes.
+        closing: Closing,
+        /// What the customer is told.
+        message: String,
     },
     /// A person takes over.
     Escalate {
@@ -1098,9 +1228,20 @@ enum Decision {
         trigger: Trigger,
         /// What the customer is told.
         customer_message: Option<String>,
-        /// `(support contact, note)`.
-        support_note: Option<(String, String)>,
+        /// The note to the support side.
+        support_note: Option<Note>,
         /// How the declined answer was produced, if one was attempted.
         generation: Option<Generation>,
     },
+}
+
+/// A note about an escalation for the support side.
+#[derive(Debug, Clone)]
+struct Note {
+    /// WhatsApp number.
+    to: String,
+    /// The note.
+    text: String,
+    /// Held until then (opening time), if set.
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }

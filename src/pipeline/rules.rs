@@ -160,6 +160,25 @@ pub fn check(text: &str, settings: &EscalationSettings) -> Option<Trigger> {
     None
 }
 
+/// Words in the longest message read as asking for the bot back: a long message that happens to
+/// mention "the bot" is for the person who has the conversation.
+const BACK_TO_BOT_MAX_WORDS: usize = 6;
+
+/// A short message from a customer waiting for a person that asks for the bot again, by one of
+/// the agent's phrases: the phrase matched.
+pub fn asks_for_bot(text: &str, settings: &EscalationSettings) -> Option<String> {
+    if text.split_whitespace().count() > BACK_TO_BOT_MAX_WORDS {
+        return None;
+    }
+    // The longest phrase said names the request best ("voltar ao bot" over "bot").
+    let mut phrases: Vec<&String> = settings.back_to_bot.iter().collect();
+    phrases.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    phrases
+        .into_iter()
+        .find(|phrase| contains_phrase(text, phrase))
+        .cloned()
+}
+
 /// Finds an explicit request for a person: a talk verb followed closely by a person word, or
 /// a phrase that asks for one by itself.
 pub fn human_request(text: &str) -> Option<String> {
@@ -236,6 +255,29 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_short_message_asks_for_the_bot_back() {
+        let s = EscalationSettings::default();
+        assert_eq!(asks_for_bot("bot", &s).as_deref(), Some("bot"));
+        assert_eq!(
+            asks_for_bot("Back to the bot please", &s).as_deref(),
+            Some("back to the bot")
+        );
+        assert_eq!(
+            asks_for_bot("quero voltar ao bot", &s).as_deref(),
+            Some("voltar ao bot")
+        );
+        assert_eq!(asks_for_bot("bother", &s), None);
+        assert_eq!(
+            asks_for_bot(
+                "the bot told me the wrong price yesterday, can you check",
+                &s
+            ),
+            None,
+            "a long message is for the person"
+        );
     }
 
     #[test]

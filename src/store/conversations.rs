@@ -13,9 +13,9 @@ use super::sql::{
     db_err, get, now_ms, opt_id, opt_time, parse_id, parse_text, placeholders, time, SqlStore,
 };
 use super::{
-    ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy, JobLimits,
-    NewChannel, NewEscalation, NewInbound, NewOutbound, NewTurn, RecordedInbound, RecordedTurn,
-    StoreError,
+    Closing, ConversationFilter, ConversationStore, ConversationSummary, Delivery, InboundPolicy,
+    JobLimits, NewChannel, NewEscalation, NewInbound, NewOutbound, NewTurn, OpenEscalation,
+    RecordedInbound, RecordedTurn, StoreError,
 };
 use crate::domain::{
     to_millis, AssignmentRule, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId,
@@ -322,7 +322,7 @@ impl SqlStore {
         let workspace: String = get(&channel_row, "workspace_id")?;
         let id = MessageId::new().to_string();
         let status = match m.delivery {
-            Delivery::Outbox(_) => DeliveryStatus::Queued,
+            Delivery::Outbox(_) | Delivery::At(..) => DeliveryStatus::Queued,
             Delivery::RecordOnly => DeliveryStatus::Sent,
         };
         let generation = m.generation.as_ref().map(to_json).transpose()?;
@@ -356,14 +356,20 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
-        if let Delivery::Outbox(limits) = m.delivery {
+        // A message held for later has its own queue, so it does not hold up the others.
+        let send = match m.delivery {
+            Delivery::Outbox(limits) => Some((limits, now, "send")),
+            Delivery::At(limits, at) => Some((limits, at.timestamp_millis().max(now), "later")),
+            Delivery::RecordOnly => None,
+        };
+        if let Some((limits, run_at, queue)) = send {
             let task = Task::Send {
                 message_id: id
                     .parse()
                     .map_err(|_| StoreError::Corrupt(format!("bad message id {id}")))?,
             };
-            let queue = format!("send:{conversation}");
-            Self::insert_job(tx, &workspace, &task, &queue, limits, now).await?;
+            let queue = format!("{queue}:{conversation}");
+            Self::insert_job(tx, &workspace, &task, &queue, limits, run_at, now).await?;
         }
         let message = Self::message_in(tx, &id).await?;
         let sandbox = get::<i64>(&channel_row, "sandbox")? != 0;
@@ -384,27 +390,30 @@ impl SqlStore {
         Ok((message, true))
     }
 
-    /// Enqueues `task` inside `tx`.
+    /// Enqueues `task` inside `tx`, due at `run_at` (retried for its limits from then).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn insert_job(
         tx: &mut Tx,
         workspace: &str,
         task: &Task,
         queue_key: &str,
         limits: JobLimits,
+        run_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, expires_at, run_at, created_at, updated_at)
-             VALUES ($1, $8, $2, $3, $4, 'pending', 0, $5, $6, $7, $7, $7)",
+             VALUES ($1, $8, $2, $3, $4, 'pending', 0, $5, $6, $9, $7, $7)",
         )
         .bind(JobId::new().to_string())
         .bind(task.kind())
         .bind(queue_key)
         .bind(task.payload().to_string())
         .bind(limits.max_abandoned as i64)
-        .bind(now.saturating_add(limits.retry_for.as_millis() as i64))
+        .bind(run_at.saturating_add(limits.retry_for.as_millis() as i64))
         .bind(now)
         .bind(workspace)
+        .bind(run_at)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
@@ -429,6 +438,68 @@ impl SqlStore {
     }
 
     /// Opens an escalation inside `tx`, or returns the one already open (with `false`).
+    /// Closes the conversation's open escalation inside `tx` (see [`Closing`]); `None` when
+    /// none was open, or a person wrote after `quiet_since`.
+    async fn close_escalation_in(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        closing: &Closing,
+        now: i64,
+        woke: &mut Vec<WorkspaceId>,
+    ) -> Result<Option<Escalation>, StoreError> {
+        let status = match closing.resolution {
+            Resolution::HandedBack => ConversationStatus::Active,
+            Resolution::Resolved => ConversationStatus::Resolved,
+        };
+        let quiet = match closing.quiet_since {
+            Some(_) => {
+                " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = $1
+                    AND m.direction = 'outbound' AND m.role = 'agent' AND m.created_at > $6)"
+            }
+            None => " AND $6 IS NULL",
+        };
+        let sql = format!(
+            "UPDATE escalations SET closed_at = $2, resolution = $3, closed_by = $4, closed_by_user = $5
+             WHERE conversation_id = $1 AND closed_at IS NULL{quiet} RETURNING *"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation.to_string())
+            .bind(now)
+            .bind(closing.resolution.as_str())
+            .bind(&closing.by)
+            .bind(closing.user.map(|u| u.to_string()))
+            .bind(closing.quiet_since.map(|t| t.timestamp_millis()))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE conversations SET status = $2, status_reason = NULL, unread_count = 0, updated_at = $3 WHERE id = $1")
+            .bind(conversation.to_string())
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let escalation = escalation_from_row(&row)?;
+        let kind = match closing.resolution {
+            Resolution::Resolved => EventKind::ConversationResolved,
+            Resolution::HandedBack => EventKind::ConversationHandedBack,
+        };
+        woke.push(
+            Self::conversation_event_in(
+                tx,
+                &conversation.to_string(),
+                kind,
+                serde_json::json!({"escalation": escalation}),
+                now,
+            )
+            .await?,
+        );
+        Ok(Some(escalation))
+    }
+
     async fn open_escalation_in(
         tx: &mut Tx,
         conversation: ConversationId,
@@ -1322,6 +1393,23 @@ impl ConversationStore for SqlStore {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let mut woke = Vec::new();
+        let mut closed = None;
+        if let Some(closing) = &turn.close {
+            closed =
+                Self::close_escalation_in(&mut tx, turn.conversation_id, closing, now, &mut woke)
+                    .await?;
+            if closed.is_none() {
+                Self::mark_handled_in(&mut tx, &turn.handled).await?;
+                tx.commit().await.map_err(db_err)?;
+                self.woke(woke);
+                return Ok(RecordedTurn {
+                    replies: Vec::new(),
+                    escalation: None,
+                    support_note: None,
+                    closed: None,
+                });
+            }
+        }
         let escalation = match &turn.escalation {
             Some(e) => Some(
                 Self::open_escalation_in(&mut tx, turn.conversation_id, e, now, &mut woke).await?,
@@ -1361,6 +1449,7 @@ impl ConversationStore for SqlStore {
             replies,
             escalation,
             support_note,
+            closed,
         })
     }
 
@@ -1666,49 +1755,19 @@ impl ConversationStore for SqlStore {
         user: Option<UserId>,
     ) -> Result<Option<Escalation>, StoreError> {
         let now = now_ms();
-        let status = match resolution {
-            Resolution::HandedBack => ConversationStatus::Active,
-            Resolution::Resolved => ConversationStatus::Resolved,
-        };
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE escalations SET closed_at = $2, resolution = $3, closed_by = $4, closed_by_user = $5
-             WHERE conversation_id = $1 AND closed_at IS NULL RETURNING *",
-        )
-        .bind(conversation.to_string())
-        .bind(now)
-        .bind(resolution.as_str())
-        .bind(by)
-        .bind(user.map(|u| u.to_string()))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(row) = row else {
-            return Ok(None);
+        let mut woke = Vec::new();
+        let closing = Closing {
+            resolution,
+            by: by.to_string(),
+            user,
+            quiet_since: None,
         };
-        sqlx::query("UPDATE conversations SET status = $2, status_reason = NULL, unread_count = 0, updated_at = $3 WHERE id = $1")
-            .bind(conversation.to_string())
-            .bind(status.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let escalation = escalation_from_row(&row)?;
-        let kind = match resolution {
-            Resolution::Resolved => EventKind::ConversationResolved,
-            Resolution::HandedBack => EventKind::ConversationHandedBack,
-        };
-        let ws = Self::conversation_event_in(
-            &mut tx,
-            &conversation.to_string(),
-            kind,
-            serde_json::json!({"escalation": escalation}),
-            now,
-        )
-        .await?;
+        let closed =
+            Self::close_escalation_in(&mut tx, conversation, &closing, now, &mut woke).await?;
         tx.commit().await.map_err(db_err)?;
-        self.woke([ws]);
-        Ok(Some(escalation))
+        self.woke(woke);
+        Ok(closed)
     }
 
     async fn assign_conversation(
@@ -1740,6 +1799,30 @@ impl ConversationStore for SqlStore {
         tx.commit().await.map_err(db_err)?;
         self.woke([ws]);
         Ok(())
+    }
+
+    async fn open_escalations(&self, limit: u32) -> Result<Vec<OpenEscalation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.*, c.agent_id AS agent_id,
+                (SELECT MAX(m.created_at) FROM messages m WHERE m.conversation_id = e.conversation_id
+                   AND m.direction = 'outbound' AND m.role = 'agent') AS last_person_at
+             FROM escalations e JOIN conversations c ON c.id = e.conversation_id
+             WHERE e.closed_at IS NULL AND c.sandbox = 0
+             ORDER BY e.opened_at LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OpenEscalation {
+                    escalation: escalation_from_row(row)?,
+                    agent_id: opt_id(row, "agent_id")?,
+                    last_person_at: opt_time(row, "last_person_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn escalations(

@@ -235,7 +235,7 @@ impl SqlStore {
         let task = Task::Hook {
             delivery_id: delivery,
         };
-        Self::insert_job(tx, ws, &task, &queue, limits, now).await
+        Self::insert_job(tx, ws, &task, &queue, limits, now, now).await
     }
 }
 

@@ -303,6 +303,8 @@ impl Default for JobLimits {
 pub enum Delivery {
     /// Through the outbox: a send job delivers it through the channel's provider.
     Outbox(JobLimits),
+    /// Through the outbox, not before the given instant (a note held until opening time).
+    At(JobLimits, DateTime<Utc>),
     /// Nowhere: recorded as sent (messages that only document what happened).
     RecordOnly,
 }
@@ -342,6 +344,34 @@ pub struct NewTurn {
     pub replies: Vec<NewOutbound>,
     /// Note to the support contact, recorded only when the escalation opens now.
     pub support_note: Option<SupportNote>,
+    /// Escalation to close first (the bot takes the conversation back); when none closes,
+    /// the turn records no replies.
+    pub close: Option<Closing>,
+}
+
+/// An escalation waiting for a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenEscalation {
+    /// The escalation.
+    pub escalation: Escalation,
+    /// The agent of its conversation.
+    pub agent_id: Option<AgentId>,
+    /// When a person last wrote in the conversation.
+    pub last_person_at: Option<DateTime<Utc>>,
+}
+
+/// How an open escalation is closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closing {
+    /// Resolved, or handed back to the bot.
+    pub resolution: Resolution,
+    /// Who closed it, as shown (a person, an API key, "customer", "idle 30 min").
+    pub by: String,
+    /// The person who closed it.
+    pub user: Option<UserId>,
+    /// Close only if no person has written in the conversation since then (an idle timeout
+    /// that loses the race with a person's reply does nothing).
+    pub quiet_since: Option<DateTime<Utc>>,
 }
 
 /// What recording a turn did.
@@ -354,6 +384,8 @@ pub struct RecordedTurn {
     pub escalation: Option<(Escalation, bool)>,
     /// The support note, when one was recorded.
     pub support_note: Option<Message>,
+    /// The escalation closed, when the turn asked to close one and it was open.
+    pub closed: Option<Escalation>,
 }
 
 /// A message from us (bot, human agent or system notice) to record.
@@ -631,6 +663,9 @@ pub trait ConversationStore: Send + Sync {
         id: ConversationId,
         assignee: Option<UserId>,
     ) -> Result<(), StoreError>;
+    /// Open escalations of real (not sandbox) conversations, oldest first, at most `limit`,
+    /// with their conversation's agent and when a person last wrote there.
+    async fn open_escalations(&self, limit: u32) -> Result<Vec<OpenEscalation>, StoreError>;
     /// A conversation's escalations, oldest first.
     async fn escalations(
         &self,

@@ -13,6 +13,7 @@ mod delivery;
 mod engine;
 mod eval;
 mod events;
+mod handoff;
 mod hooks;
 mod inbox;
 mod store;

@@ -676,10 +676,15 @@ impl Provider for EvolutionProvider {
             OutboundBody::Template { .. } => {
                 return Err(ProviderError::Unsupported("templates exist only on the Cloud API".into()));
             }
-            OutboundBody::Buttons { .. } | OutboundBody::List { .. } => {
-                return Err(ProviderError::Unsupported(
-                    "WhatsApp Web numbers cannot send buttons or lists reliably".into(),
-                ));
+            // WhatsApp Web numbers cannot send buttons or lists reliably: the options go as
+            // numbered lines, and the customer answers with a number.
+            OutboundBody::Buttons { text, buttons } => {
+                let text = crate::domain::numbered_options(text, buttons.iter().map(|(_, t)| t.as_str()));
+                ("message/sendText", self.with_common(json!({ "number": message.to, "text": text }), message))
+            }
+            OutboundBody::List { text, rows, .. } => {
+                let text = crate::domain::numbered_options(text, rows.iter().map(|(_, t, _)| t.as_str()));
+                ("message/sendText", self.with_common(json!({ "number": message.to, "text": text }), message))
             }
         };
         let reply = self

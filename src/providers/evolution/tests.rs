@@ -580,7 +580,40 @@ async fn sends_reactions_and_media_and_refuses_what_it_cannot() {
         .expect(1)
         .mount(&server)
         .await;
+    // Buttons and lists become numbered options.
+    Mock::given(method("POST"))
+        .and(path("/message/sendText/support-bot"))
+        .and(body_json(json!({
+            "number": CUSTOMER, "text": "Abrimos às 9h.\n\n1. Preços\n2. Falar com alguém"
+        })))
+        .respond_with(answer.clone())
+        .expect(2)
+        .mount(&server)
+        .await;
     let evolution = evolution();
+    let options = [
+        OutboundBody::Buttons {
+            text: "Abrimos às 9h.".into(),
+            buttons: vec![
+                ("palaver:ask:1".into(), "Preços".into()),
+                ("palaver:person".into(), "Falar com alguém".into()),
+            ],
+        },
+        OutboundBody::List {
+            text: "Abrimos às 9h.".into(),
+            button: "Opções".into(),
+            rows: vec![
+                ("palaver:ask:1".into(), "Preços".into(), None),
+                ("palaver:person".into(), "Falar com alguém".into(), None),
+            ],
+        },
+    ];
+    for body in options {
+        evolution
+            .send(&channel, &outbound(body, None))
+            .await
+            .unwrap();
+    }
     let uploaded = evolution
         .upload_media(
             &channel,
@@ -626,22 +659,11 @@ async fn sends_reactions_and_media_and_refuses_what_it_cannot() {
             .unwrap();
         assert_eq!(sent.provider_message_id, "3EB0OUT2");
     }
-    let unsupported = [
-        OutboundBody::Template {
-            name: "t".into(),
-            language: "pt_BR".into(),
-            parameters: vec![],
-        },
-        OutboundBody::Buttons {
-            text: "t".into(),
-            buttons: vec![("a".into(), "A".into())],
-        },
-        OutboundBody::List {
-            text: "t".into(),
-            button: "b".into(),
-            rows: vec![("a".into(), "A".into(), None)],
-        },
-    ];
+    let unsupported = [OutboundBody::Template {
+        name: "t".into(),
+        language: "pt_BR".into(),
+        parameters: vec![],
+    }];
     for body in unsupported {
         let error = evolution
             .send(&channel, &outbound(body, None))

@@ -1,0 +1,291 @@
+//! The ends of a handoff, and the options around it: a customer waiting for a person who asks
+//! for the bot again, an escalation no person answered in time (handed back or closed, per the
+//! agent), what an escalation out of business hours tells the customer and whom it notifies,
+//! and the options a customer picks by tapping or by number.
+
+use chrono::{DateTime, Utc};
+
+use super::{rules, Decision, Outcome, Pipeline, PipelineError};
+use crate::domain::{
+    AgentConfig, Choices, Conversation, ConversationId, Direction, IdleAction, Message,
+    MessageKind, Resolution, Role, TALK_TO_PERSON,
+};
+use crate::hours::{describe_opening, Availability};
+use crate::store::Closing;
+
+/// What a customer picked from the options of the bot's last message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Picked {
+    /// The option that hands the conversation to a person (its title).
+    Person(String),
+    /// A suggested question (its title), asked as the customer's question.
+    Ask(String),
+}
+
+/// Longest text read as picking an option by number or title.
+const PICK_MAX_CHARS: usize = 40;
+
+/// What an escalation tells the customer and the support side, given the agent's hours.
+pub(super) struct Handover {
+    /// To the customer.
+    pub customer_message: String,
+    /// Where the note goes instead of the support contact (the on-call contact), if anywhere.
+    pub note_to: Option<String>,
+    /// When the note is sent, if not now (opening time).
+    pub note_at: Option<DateTime<Utc>>,
+}
+
+/// The language openings are said in: the agent's, or English.
+fn language(config: &AgentConfig) -> &str {
+    config.language.as_deref().unwrap_or("en")
+}
+
+/// What an escalation at `now` tells the customer, and when and to whom the note goes: within
+/// hours (or with none set) the agent's escalation message and the support contact at once;
+/// out of hours the closed message with the next opening, and the note to the on-call contact
+/// at once or to the support contact at opening time.
+pub(super) fn handover(config: &AgentConfig, now: DateTime<Utc>) -> Handover {
+    let usual = Handover {
+        customer_message: config.escalation.customer_message.clone(),
+        note_to: None,
+        note_at: None,
+    };
+    let Some(hours) = &config.hours else {
+        return usual;
+    };
+    let Availability::Closed { opens } = hours.at(now) else {
+        return usual;
+    };
+    let customer_message = match (hours.closed_message.trim(), opens) {
+        ("", _) => config.escalation.customer_message.clone(),
+        (message, Some(opens)) => {
+            message.replace("{opens}", &describe_opening(opens, now, language(config)))
+        }
+        // Never opens again (no periods configured): no time to promise.
+        (_, None) => config.escalation.customer_message.clone(),
+    };
+    Handover {
+        customer_message,
+        note_to: hours
+            .on_call_contact
+            .as_deref()
+            .map(|c| c.trim_start_matches('+').to_string()),
+        note_at: match hours.on_call_contact {
+            Some(_) => None,
+            None => opens.map(|o| o.with_timezone(&Utc)),
+        },
+    }
+}
+
+impl Pipeline {
+    /// The option of the bot's last message that `turn` picks: a tap on "Talk to a person",
+    /// or a short text that is an option's number or title (providers without buttons show
+    /// numbered options).
+    pub(super) async fn picked(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+        text: &str,
+    ) -> Result<Option<Picked>, PipelineError> {
+        if let Some(tap) = turn
+            .iter()
+            .filter_map(|m| m.details.interactive.as_ref())
+            .find(|i| i.id == TALK_TO_PERSON)
+        {
+            return Ok(Some(Picked::Person(tap.title.clone())));
+        }
+        let [message] = turn else {
+            return Ok(None);
+        };
+        if message.kind != MessageKind::Text || text.chars().count() > PICK_MAX_CHARS {
+            return Ok(None);
+        }
+        let Some(choices) = self.last_choices(conversation.id, message).await? else {
+            return Ok(None);
+        };
+        Ok(choices.picked(text).map(|c| match c.id.as_str() {
+            TALK_TO_PERSON => Picked::Person(c.title.clone()),
+            _ => Picked::Ask(c.title.clone()),
+        }))
+    }
+
+    /// The options of the conversation's last message from us, if it offered any.
+    async fn last_choices(
+        &self,
+        conversation: ConversationId,
+        current: &Message,
+    ) -> Result<Option<Choices>, PipelineError> {
+        let recent = self.store.history(conversation, 6, &[current.id]).await?;
+        Ok(recent
+            .iter()
+            .rev()
+            .find(|m| m.direction == Direction::Outbound && m.role != Role::System)
+            .and_then(|m| m.details.choices.clone()))
+    }
+
+    /// A customer waiting for a person asked for the bot: the escalation is closed, handed
+    /// back, and the customer told. `None` when the turn asks nothing of the kind.
+    pub(super) async fn back_to_bot(
+        &self,
+        conversation: &Conversation,
+        turn: &[Message],
+    ) -> Result<Option<Outcome>, PipelineError> {
+        let Some(agent_id) = conversation.agent_id else {
+            return Ok(None);
+        };
+        let Some(agent) = self.store.agent(agent_id).await? else {
+            return Ok(None);
+        };
+        let question = super::turn_text(turn);
+        let Some(phrase) = rules::asks_for_bot(&question, &agent.config.escalation) else {
+            return Ok(None);
+        };
+        tracing::info!(conversation = %conversation.id, "the customer asked for the bot back");
+        let decision = Decision::TakeBack {
+            closing: Closing {
+                resolution: Resolution::HandedBack,
+                by: format!("the customer (\"{phrase}\")"),
+                user: None,
+                quiet_since: None,
+            },
+            message: agent.config.escalation.handback_message.clone(),
+        };
+        self.record(conversation, turn, decision, question, Vec::new())
+            .await
+            .map(Some)
+    }
+
+    /// Ends the escalations no person has written in for longer than their agent allows,
+    /// as each agent says (handed back to the bot or closed), telling the customer. Safe to
+    /// run on every replica at once: an escalation closes once, and not at all when a person
+    /// wrote in the meantime. Returns how many ended.
+    pub async fn end_idle_handoffs(&self, now: DateTime<Utc>) -> Result<usize, PipelineError> {
+        let open = self.store.open_escalations(500).await?;
+        let mut agents = std::collections::HashMap::new();
+        let mut ended = 0;
+        for open in open {
+            let Some(agent_id) = open.agent_id else {
+                continue;
+            };
+            let agent = match agents.entry(agent_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.store.agent(agent_id).await?)
+                }
+            };
+            let Some(agent) = agent else {
+                continue;
+            };
+            let Some(minutes) = agent.config.escalation.idle_minutes else {
+                continue;
+            };
+            let limit = chrono::Duration::minutes(i64::from(minutes));
+            let last = open.last_person_at.unwrap_or(open.escalation.opened_at);
+            let last = last.max(open.escalation.opened_at);
+            if now - last < limit {
+                continue;
+            }
+            let Some(conversation) = self
+                .store
+                .conversation(open.escalation.conversation_id)
+                .await?
+            else {
+                continue;
+            };
+            let escalation = &agent.config.escalation;
+            let (resolution, message) = match escalation.on_idle {
+                IdleAction::HandBack => (Resolution::HandedBack, &escalation.handback_message),
+                IdleAction::Close => (Resolution::Resolved, &escalation.closed_message),
+            };
+            let decision = Decision::TakeBack {
+                closing: Closing {
+                    resolution,
+                    by: format!("no reply from a person for {minutes} min"),
+                    user: None,
+                    quiet_since: Some(now - limit),
+                },
+                message: message.clone(),
+            };
+            let outcome = self
+                .record_keyed(
+                    &conversation,
+                    &[],
+                    decision,
+                    String::new(),
+                    Vec::new(),
+                    &format!("idle:{}", open.escalation.id),
+                )
+                .await?;
+            if outcome.reply_message_id.is_some() {
+                ended += 1;
+                tracing::info!(conversation = %conversation.id, ?resolution, "idle escalation ended");
+                metrics::counter!("palaver_idle_handoffs_total").increment(1);
+            }
+        }
+        Ok(ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hours::{BusinessHours, WeeklyHours};
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn config(on_call: Option<&str>) -> AgentConfig {
+        AgentConfig {
+            hours: Some(BusinessHours {
+                time_zone: "Europe/Lisbon".into(),
+                weekly: WeeklyHours {
+                    mon: vec!["09:00-18:00".into()],
+                    tue: vec!["09:00-18:00".into()],
+                    ..Default::default()
+                },
+                on_call_contact: on_call.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn within_hours_the_usual_message_and_the_note_now() {
+        let c = config(None);
+        let h = handover(&c, utc("2026-11-23T10:00:00Z"));
+        assert_eq!(h.customer_message, c.escalation.customer_message);
+        assert_eq!((h.note_to, h.note_at), (None, None));
+        let none = AgentConfig::default();
+        let h = handover(&none, utc("2026-11-23T03:00:00Z"));
+        assert_eq!(h.customer_message, none.escalation.customer_message);
+    }
+
+    #[test]
+    fn out_of_hours_the_customer_hears_the_opening_and_the_note_waits() {
+        let c = config(None);
+        let h = handover(&c, utc("2026-11-23T19:00:00Z"));
+        assert_eq!(
+            h.customer_message,
+            "Our team is away right now. A colleague will answer you here from tomorrow 09:00."
+        );
+        assert_eq!(h.note_to, None);
+        assert_eq!(h.note_at, Some(utc("2026-11-24T09:00:00Z")));
+        // Tuesday evening: next Monday.
+        let h = handover(&c, utc("2026-11-24T20:00:00Z"));
+        assert!(
+            h.customer_message.ends_with("from Monday 09:00."),
+            "{}",
+            h.customer_message
+        );
+    }
+
+    #[test]
+    fn out_of_hours_an_on_call_contact_is_told_at_once() {
+        let c = config(Some("+351912345678"));
+        let h = handover(&c, utc("2026-11-23T19:00:00Z"));
+        assert_eq!(h.note_to.as_deref(), Some("351912345678"));
+        assert_eq!(h.note_at, None);
+    }
+}
