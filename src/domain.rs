@@ -1017,6 +1017,7 @@ text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
 text_enum!(EventKind {
     MessageReceived => "message.received", MessageSent => "message.sent",
     MessageStatus => "message.status", MessageTranscribed => "message.transcribed",
+    MessageEdited => "message.edited", MessageDeleted => "message.deleted",
     ConversationCreated => "conversation.created", ConversationEscalated => "conversation.escalated",
     ConversationAssigned => "conversation.assigned", ConversationResolved => "conversation.resolved",
     ConversationHandedBack => "conversation.handed_back", ChannelState => "channel.state",
@@ -1030,11 +1031,13 @@ text_enum!(DeliveryStatus {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageStatus,
         EventKind::MessageTranscribed,
+        EventKind::MessageEdited,
+        EventKind::MessageDeleted,
         EventKind::ConversationCreated,
         EventKind::ConversationEscalated,
         EventKind::ConversationAssigned,
@@ -1072,6 +1075,10 @@ pub enum EventKind {
     MessageStatus,
     /// A voice note was transcribed.
     MessageTranscribed,
+    /// Its sender edited a message (the earlier text is kept in its details).
+    MessageEdited,
+    /// Its sender deleted a message for everyone.
+    MessageDeleted,
     /// A customer's first message opened a conversation.
     ConversationCreated,
     /// A conversation was handed to a person.
@@ -1246,6 +1253,34 @@ pub struct MessageDetails {
     /// Options offered with an outbound message (buttons, a list, or numbered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choices: Option<Choices>,
+    /// Earlier versions of an edited message, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<Edit>,
+    /// When its sender deleted it for everyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// An earlier version of an edited message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edit {
+    /// What it said.
+    pub text: Option<String>,
+    /// When it was replaced.
+    pub replaced_at: DateTime<Utc>,
+}
+
+/// A change its sender made to a message already sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum MessageChange {
+    /// New text (or caption).
+    Edited {
+        /// The text now.
+        text: String,
+    },
+    /// Deleted for everyone.
+    Deleted,
 }
 
 /// Why a message failed, as the provider reports it.
@@ -1463,8 +1498,12 @@ pub struct Message {
 }
 
 impl Message {
-    /// What the customer said: the transcript of a voice note, else the text.
+    /// What the customer said: the transcript of a voice note, else the text; nothing once
+    /// deleted.
     pub fn said(&self) -> Option<&str> {
+        if self.details.deleted_at.is_some() {
+            return None;
+        }
         self.transcript
             .as_deref()
             .or(self.text.as_deref())

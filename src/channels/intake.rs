@@ -24,6 +24,8 @@ pub struct Receipt {
     pub duplicates: usize,
     /// Delivery statuses applied.
     pub statuses: usize,
+    /// Edits and deletions applied to stored messages.
+    pub changes: usize,
     /// Events understood and not acted on.
     pub ignored: usize,
     /// Events for numbers no channel serves.
@@ -188,6 +190,31 @@ impl Channels {
                     tracing::info!(conversation = %conversation.id, "human took over from the phone");
                 } else {
                     receipt.ignored += 1;
+                }
+            }
+            Event::Changed {
+                route,
+                original_id,
+                change,
+                timestamp,
+            } => {
+                let Some(channel) = Self::route(verified, &route) else {
+                    receipt.unrouted += 1;
+                    return Ok(());
+                };
+                match self
+                    .store
+                    .apply_change(channel.id, &original_id, &change, timestamp)
+                    .await?
+                {
+                    Some(message) => {
+                        tracing::info!(channel = %channel.id, message = %message.id, "message changed by its sender");
+                        receipt.changes += 1;
+                    }
+                    None => {
+                        tracing::info!(channel = %channel.id, "change to a message never stored; ignored");
+                        receipt.ignored += 1;
+                    }
                 }
             }
             Event::Status { route, update } => {

@@ -415,7 +415,11 @@ impl Pipeline {
             None => {}
         }
         if question.is_empty() {
-            if turn.iter().all(|m| matches!(m.kind, MessageKind::Reaction)) {
+            // Reactions, and messages deleted before they were answered, need no reply.
+            if turn
+                .iter()
+                .all(|m| m.kind == MessageKind::Reaction || m.details.deleted_at.is_some())
+            {
                 return self
                     .record(
                         conversation,

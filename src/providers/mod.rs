@@ -165,6 +165,18 @@ pub enum Event {
         /// The message (its `from` is the customer it was sent to).
         message: Inbound,
     },
+    /// Its sender edited or deleted a message already delivered (the customer, or the business
+    /// on its own phone).
+    Changed {
+        /// Routing key.
+        route: String,
+        /// The provider's id of the message that changed.
+        original_id: String,
+        /// What changed.
+        change: crate::domain::MessageChange,
+        /// When.
+        timestamp: DateTime<Utc>,
+    },
     /// One of our messages changed status.
     Status {
         /// Routing key.

@@ -20,8 +20,8 @@ use super::{
 use crate::domain::{
     to_millis, AssignmentRule, Channel, ChannelConfig, ChannelId, ChannelState, Contact, ContactId,
     Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus, Direction,
-    Escalation, EscalationId, EventKind, JobId, Message, MessageDetails, MessageId, ProviderKind,
-    Resolution, Role, Task, UserId, WorkspaceId,
+    Escalation, EscalationId, EventKind, JobId, Message, MessageChange, MessageDetails, MessageId,
+    ProviderKind, Resolution, Role, Task, UserId, WorkspaceId,
 };
 
 fn json_column<T: serde::de::DeserializeOwned>(
@@ -1451,6 +1451,64 @@ impl ConversationStore for SqlStore {
             support_note,
             closed,
         })
+    }
+
+    async fn apply_change(
+        &self,
+        channel: ChannelId,
+        provider_message_id: &str,
+        change: &MessageChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Message>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(channel.to_string())
+        .bind(provider_message_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: String = get(&row, "id")?;
+        let mut message = Self::message_in(&mut tx, &id).await?;
+        let kind = match change {
+            MessageChange::Edited { text } => {
+                if message.text.as_deref() == Some(text.as_str())
+                    || message.details.deleted_at.is_some()
+                {
+                    return Ok(Some(message));
+                }
+                message.details.edits.push(crate::domain::Edit {
+                    text: message.text.take(),
+                    replaced_at: at,
+                });
+                message.text = Some(text.clone());
+                EventKind::MessageEdited
+            }
+            MessageChange::Deleted => {
+                if message.details.deleted_at.is_some() {
+                    return Ok(Some(message));
+                }
+                message.details.deleted_at = Some(at);
+                EventKind::MessageDeleted
+            }
+        };
+        sqlx::query("UPDATE messages SET body = $2, details = $3, updated_at = $4 WHERE id = $1")
+            .bind(&id)
+            .bind(message.text.as_deref())
+            .bind(to_json(&message.details)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let ws = Self::message_event_in(&mut tx, &id, kind, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([ws]);
+        Ok(Some(message))
     }
 
     async fn set_transcript(

@@ -590,6 +590,16 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Vec<Message>, StoreError>;
     /// Marks customer messages handled without a reply (e.g. the bot stayed silent).
     async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError>;
+    /// Applies its sender's edit or deletion to the message `provider_message_id` of `channel`
+    /// (the earlier text kept); `None` when no such message is stored. Repeating a change
+    /// changes nothing.
+    async fn apply_change(
+        &self,
+        channel: ChannelId,
+        provider_message_id: &str,
+        change: &crate::domain::MessageChange,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Message>, StoreError>;
     /// Records an outbound message (and its send job), exactly once per idempotency key;
     /// returns the message and whether it was created now.
     async fn record_outbound(&self, message: NewOutbound) -> Result<(Message, bool), StoreError>;

@@ -7,6 +7,7 @@ mod accounts;
 mod api;
 mod assignment;
 mod browser;
+mod changes;
 mod console;
 mod crash;
 mod delivery;

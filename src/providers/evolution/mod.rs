@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::{
     ChannelConfig, ChannelState, DeliveryError, DeliveryStatus, FieldError, InteractiveReply,
-    Location, MediaRef, MessageDetails, MessageKind, ProviderKind, Reaction,
+    Location, MediaRef, MessageChange, MessageDetails, MessageKind, ProviderKind, Reaction,
 };
 use crate::net::GuardedClient;
 

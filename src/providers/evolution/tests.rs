@@ -88,11 +88,19 @@ fn other_shapes_evolution_emits() {
     assert_eq!(
         upsert(
             person,
-            json!({"protocolMessage": {"type": "REVOKE"}}),
+            json!({"protocolMessage": {"type": "EPHEMERAL_SETTING", "key": {"id": "3EB0OLD"}}}),
             Some("protocolMessage")
         ),
-        ignored(Some(ROUTE), "protocolMessage message")
+        ignored(Some(ROUTE), "protocol message EPHEMERAL_SETTING")
     );
+    assert!(matches!(
+        upsert(
+            person,
+            json!({"protocolMessage": {"type": "REVOKE", "key": {"id": "3EB0OLD"}}}),
+            Some("protocolMessage")
+        ),
+        Event::Changed { original_id, change: crate::domain::MessageChange::Deleted, .. } if original_id == "3EB0OLD"
+    ));
 
     let text = only(upsert(
         "351912345678:3@s.whatsapp.net",

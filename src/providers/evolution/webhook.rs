@@ -1,4 +1,5 @@
-//! Evolution API v2 webhooks (`messages.upsert`, `messages.update`, `send.message`, `connection.update`, `qrcode.updated`, `call`), parsed into events.
+//! Evolution API v2 webhooks (`messages.upsert`, `messages.update`, `messages.edited`,
+//! `messages.delete`, `send.message`, `connection.update`, `qrcode.updated`, `call`), parsed into events.
 
 use super::*;
 
@@ -38,6 +39,14 @@ pub(crate) fn parse_webhook(body: &[u8]) -> Result<Vec<Event>, ProviderError> {
             .map(|d| update_event(route, d, sent_at))
             .collect(),
         "send.message" => vec![ignored(route, "echo of a message sent through the API")],
+        "messages.edited" => items()
+            .into_iter()
+            .map(|d| protocol_event(route, d, d.pointer("/key/id"), sent_at))
+            .collect(),
+        "messages.delete" => items()
+            .into_iter()
+            .map(|d| delete_event(route, d, sent_at))
+            .collect(),
         "connection.update" => vec![connection_event(route, data)],
         "qrcode.updated" => vec![qr_event(route, data)],
         "call" => items().into_iter().map(|d| call_event(route, d)).collect(),
@@ -58,6 +67,84 @@ pub(crate) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
         .pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+/// The text of an edited message's new content (text, or a caption).
+fn edited_text(message: &Value) -> Option<String> {
+    let message = message
+        .pointer("/message")
+        .filter(|m| m.is_object())
+        .unwrap_or(message);
+    [
+        "/conversation",
+        "/extendedTextMessage/text",
+        "/imageMessage/caption",
+        "/videoMessage/caption",
+        "/documentMessage/caption",
+    ]
+    .iter()
+    .find_map(|p| message.pointer(p).and_then(Value::as_str))
+    .map(str::to_owned)
+}
+
+/// A protocol message (`messages.edited`, or one delivered as an upsert): an edit or a
+/// deletion of the message `key.id`; anything else (ephemeral settings...) is ignored. The
+/// key's `fromMe` and `remoteJid` are from the sender's side and not trusted; the id is.
+pub(crate) fn protocol_event(
+    route: &str,
+    protocol: &Value,
+    original: Option<&Value>,
+    sent_at: Option<DateTime<Utc>>,
+) -> Event {
+    let Some(original_id) = original.and_then(Value::as_str).filter(|id| !id.is_empty()) else {
+        return ignored(route, "protocol message without the id it changes");
+    };
+    // protobufjs writes enums by name; older builds by number.
+    let kind = match protocol.get("type") {
+        Some(Value::String(name)) => name.clone(),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(0) => "REVOKE".into(),
+            Some(14) => "MESSAGE_EDIT".into(),
+            _ => n.to_string(),
+        },
+        _ => String::new(),
+    };
+    let change = match kind.as_str() {
+        "REVOKE" => MessageChange::Deleted,
+        "MESSAGE_EDIT" => match protocol.get("editedMessage").and_then(edited_text) {
+            Some(text) => MessageChange::Edited { text },
+            None => return ignored(route, "edit without its new text"),
+        },
+        other => return ignored(route, &format!("protocol message {other}")),
+    };
+    let timestamp = protocol
+        .get("timestampMs")
+        .and_then(|t| match t {
+            Value::String(s) => s.parse::<i64>().ok(),
+            other => other.as_i64(),
+        })
+        .and_then(DateTime::from_timestamp_millis)
+        .or(sent_at)
+        .unwrap_or_else(Utc::now);
+    Event::Changed {
+        route: route.to_owned(),
+        original_id: original_id.to_owned(),
+        change,
+        timestamp,
+    }
+}
+
+/// `messages.delete`: the message `id` (or `key.id`) was deleted for everyone.
+pub(crate) fn delete_event(route: &str, data: &Value, sent_at: Option<DateTime<Utc>>) -> Event {
+    match str_at(data, "/id").or_else(|| str_at(data, "/key/id")) {
+        Some(id) => Event::Changed {
+            route: route.to_owned(),
+            original_id: id.to_owned(),
+            change: MessageChange::Deleted,
+            timestamp: sent_at.unwrap_or_else(Utc::now),
+        },
+        None => ignored(route, "deletion without a message id"),
+    }
 }
 
 pub(crate) fn upsert_event(route: &str, data: &Value) -> Event {
@@ -99,6 +186,18 @@ pub(crate) fn upsert_event(route: &str, data: &Value) -> Event {
         type_name = detect_type(inner);
     }
     let type_name = type_name.unwrap_or_default();
+    // Edits and deletions delivered as messages (older builds).
+    if type_name == "protocolMessage" {
+        let protocol = message.get("protocolMessage").unwrap_or(&Value::Null);
+        let at = Some(message_time(data.get("messageTimestamp")));
+        return protocol_event(route, protocol, protocol.pointer("/key/id"), at);
+    }
+    if type_name == "editedMessage" {
+        if let Some(protocol) = message.pointer("/editedMessage/message/protocolMessage") {
+            let at = Some(message_time(data.get("messageTimestamp")));
+            return protocol_event(route, protocol, protocol.pointer("/key/id"), at);
+        }
+    }
     let Some((kind, text, mut details)) = content(&type_name, message, outer, id) else {
         let what = if type_name.is_empty() {
             "empty"

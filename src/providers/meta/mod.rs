@@ -16,7 +16,7 @@ use super::{
     Subscription, Uploaded, WebhookScope, MAX_MEDIA_BYTES,
 };
 use crate::domain::{
-    DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef,
+    DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef, MessageChange,
     MessageDetails, MessageKind, ProviderKind, Reaction,
 };
 use crate::net::GuardedClient;

@@ -55,7 +55,7 @@ pub(crate) fn parse_change(change: &Change, events: &mut Vec<Event>) {
         .pointer("/metadata/phone_number_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    if field != "messages" {
+    if field != "messages" && field != "smb_message_echoes" {
         events.push(Event::Ignored {
             route,
             reason: format!("meta webhook field `{field}`"),
@@ -76,6 +76,10 @@ pub(crate) fn parse_change(change: &Change, events: &mut Vec<Event>) {
     for raw in array(&change.value, "messages") {
         events.push(message_event(&route, raw, &contacts));
     }
+    // Coexistence: what the business sent from the WhatsApp Business app on the same number.
+    for raw in array(&change.value, "message_echoes") {
+        events.push(echo_event(&route, raw));
+    }
     for raw in array(&change.value, "statuses") {
         events.push(status_event(&route, raw));
     }
@@ -89,6 +93,44 @@ pub(crate) fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
+/// A message the business sent from the WhatsApp Business app (coexistence): a person took
+/// over; or its edit or deletion.
+pub(crate) fn echo_event(route: &str, raw: &Value) -> Event {
+    let message = match serde_json::from_value::<WaMessage>(raw.clone()) {
+        Ok(message) => message,
+        Err(e) => {
+            return Event::Ignored {
+                route: Some(route.to_owned()),
+                reason: format!("unreadable message echo: {e}"),
+            };
+        }
+    };
+    if let Some(change) = message.change_event(route) {
+        return change;
+    }
+    let to = message
+        .to
+        .as_deref()
+        .map(|t| t.trim_start_matches('+'))
+        .filter(|t| !t.is_empty());
+    let Some(to) = to else {
+        return Event::Ignored {
+            route: Some(route.to_owned()),
+            reason: "message echo without a recipient".into(),
+        };
+    };
+    match message.to_inbound(to.to_owned(), None) {
+        Some(message) => Event::OwnMessage {
+            route: route.to_owned(),
+            message,
+        },
+        None => Event::Ignored {
+            route: Some(route.to_owned()),
+            reason: "message echo without an id".into(),
+        },
+    }
+}
+
 pub(crate) fn message_event(route: &str, raw: &Value, contacts: &[WaContact]) -> Event {
     let message = match serde_json::from_value::<WaMessage>(raw.clone()) {
         Ok(message) => message,
@@ -100,6 +142,9 @@ pub(crate) fn message_event(route: &str, raw: &Value, contacts: &[WaContact]) ->
             };
         }
     };
+    if let Some(change) = message.change_event(route) {
+        return change;
+    }
     // A customer with a WhatsApp username may come with a business-scoped user id and no phone
     // number (`from_user_id`, the contact's `user_id`, no `from` or `wa_id`).
     let contact = contacts
@@ -210,6 +255,28 @@ pub(crate) struct WaMessage {
     pub(crate) reaction: Option<WaReaction>,
     #[serde(default)]
     pub(crate) unsupported: Option<WaUnsupported>,
+    /// Recipient, on message echoes.
+    #[serde(default)]
+    pub(crate) to: Option<String>,
+    /// An edit of an earlier message (`type: edit`).
+    #[serde(default)]
+    pub(crate) edit: Option<WaEdit>,
+    /// A deletion of an earlier message (`type: revoke`).
+    #[serde(default)]
+    pub(crate) revoke: Option<WaRevoke>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WaEdit {
+    pub(crate) original_message_id: String,
+    /// The message as it is now.
+    #[serde(default)]
+    pub(crate) message: Option<Box<WaMessage>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WaRevoke {
+    pub(crate) original_message_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +377,34 @@ impl WaMessage {
                 reason: "message without an id".into(),
             },
         }
+    }
+
+    /// The edit or deletion this object announces, if it is one.
+    pub(crate) fn change_event(&self, route: &str) -> Option<Event> {
+        let (original_id, change) = match (self.kind.as_deref(), &self.edit, &self.revoke) {
+            (Some("edit"), Some(edit), _) => {
+                let (_, text, _) = edit.message.as_deref()?.content();
+                (
+                    edit.original_message_id.clone(),
+                    MessageChange::Edited {
+                        text: text.unwrap_or_default(),
+                    },
+                )
+            }
+            (Some("revoke"), _, Some(revoke)) => {
+                (revoke.original_message_id.clone(), MessageChange::Deleted)
+            }
+            _ => return None,
+        };
+        if original_id.is_empty() {
+            return None;
+        }
+        Some(Event::Changed {
+            route: route.to_owned(),
+            original_id,
+            change,
+            timestamp: timestamp_or_now(self.timestamp.as_ref()),
+        })
     }
 
     /// `None` when the message has no id: without one it cannot be deduplicated or answered.
