@@ -188,6 +188,31 @@ pub struct TemplateRef {
     pub name: String,
     /// Language code, e.g. `en_US`.
     pub language: String,
+    /// Values by placeholder (`body.1`, `body.customer_name`, `header.image`, `button.0`). In an
+    /// agent's re-engagement template a value may say `{customer_name}` or `{customer_number}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+impl TemplateRef {
+    /// The parameters with `{customer_name}` and `{customer_number}` filled in for `contact`
+    /// (a customer without a profile name is called by their number).
+    pub fn parameters_for(&self, contact: &Contact) -> std::collections::BTreeMap<String, String> {
+        let name = contact
+            .name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(&contact.wa_id);
+        self.parameters
+            .iter()
+            .map(|(k, v)| {
+                let v = v
+                    .replace("{customer_name}", name)
+                    .replace("{customer_number}", &contact.wa_id);
+                (k.clone(), v)
+            })
+            .collect()
+    }
 }
 
 /// Voice-note handling for one agent.

@@ -84,6 +84,25 @@ pub async fn reply_with_file(
     Ok(sent)
 }
 
+/// A person's approved template to the customer (the way to re-open a conversation outside
+/// WhatsApp's 24-hour window), checked against the channel's template and queued like
+/// [`reply`], with the same taking over.
+pub async fn send_template(
+    store: &dyn Store,
+    channels: &Channels,
+    caller: &Caller,
+    conversation: &Conversation,
+    send: &crate::channels::templates::TemplateSend,
+    idempotency_key: Option<&str>,
+) -> Result<(Message, bool), InboxError> {
+    let sent = channels
+        .send_template(conversation, send, caller.actor.user(), idempotency_key)
+        .await?;
+    take_over(store, caller, conversation).await?;
+    store.mark_read(conversation.id).await?;
+    Ok(sent)
+}
+
 /// A person answers: the bot steps back (a human takeover, unless already escalated) and the
 /// person gets the conversation if nobody had it.
 async fn take_over(

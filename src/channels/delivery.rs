@@ -22,7 +22,7 @@ use chrono::Utc;
 use super::{ChannelError, Channels};
 use crate::domain::{
     ChannelState, Conversation, DeliveryError, DeliveryStatus, EscalationReason, FieldError,
-    Message, MessageDetails, MessageId, MessageKind, Role, TemplateRef, UserId,
+    Message, MessageDetails, MessageId, MessageKind, Role, UserId,
 };
 use crate::providers::{FileToSend, Outbound, OutboundBody, ProviderError, Sent, Uploaded};
 use crate::store::{Delivery, NewEscalation, NewOutbound};
@@ -284,10 +284,10 @@ impl Channels {
             .config
             .escalation
             .reengagement_template
-            .map(|TemplateRef { name, language }| OutboundBody::Template {
-                name,
-                language,
-                parameters: Vec::new(),
+            .map(|template| OutboundBody::Template {
+                parameters: template.parameters_for(&conversation.contact),
+                name: template.name,
+                language: template.language,
             }))
     }
 
@@ -395,7 +395,7 @@ impl Channels {
             (Some(t), false, _) if is_template => OutboundBody::Template {
                 name: t.name.clone(),
                 language: t.language.clone(),
-                parameters: Vec::new(),
+                parameters: t.parameters.clone(),
             },
             (_, false, Some(media)) => {
                 let about = message.details.media.clone().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod delivery;
 pub mod intake;
 pub mod lifecycle;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub struct Channels {
     sealer: Sealer,
     providers: Registry,
     settings: Arc<Settings>,
+    templates: templates::TemplateCache,
 }
 
 impl Channels {
@@ -82,6 +84,7 @@ impl Channels {
             sealer,
             providers,
             settings,
+            templates: Default::default(),
         }
     }
 

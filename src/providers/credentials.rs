@@ -40,6 +40,8 @@ pub enum Missing {
     Required,
     /// Palaver generates a random secret.
     Generated,
+    /// Left out, the capability that needs it is unavailable.
+    Optional,
 }
 
 impl Field {
@@ -48,6 +50,14 @@ impl Field {
         Self {
             name,
             when_missing: Missing::Required,
+        }
+    }
+
+    /// A field that may be left out.
+    pub const fn optional(name: &'static str) -> Self {
+        Self {
+            name,
+            when_missing: Missing::Optional,
         }
     }
 
@@ -146,6 +156,7 @@ impl Credentials {
                         format!("credentials.{}", field.name),
                         "is required",
                     )),
+                    Missing::Optional => {}
                     Missing::Generated => {
                         accepted.set(field.name, crate::crypto::generate_api_key().as_str())
                     }

@@ -17,6 +17,7 @@ pub mod meta;
 pub mod recording;
 pub mod registry;
 pub mod sandbox;
+pub mod templates;
 
 pub use credentials::{non_empty, Credentials, Field, Missing};
 pub use registry::Registry;
@@ -255,9 +256,9 @@ pub enum OutboundBody {
         name: String,
         /// Language code.
         language: String,
-        /// Body parameters, in order.
+        /// Values by placeholder (`body.1`, `header.image`, `button.0`; see [`templates`]).
         #[serde(default)]
-        parameters: Vec<String>,
+        parameters: std::collections::BTreeMap<String, String>,
     },
     /// A reaction to a message.
     Reaction {
@@ -464,9 +465,24 @@ pub trait Provider: Send + Sync {
     }
 
     /// The webhook subscription handshake, for providers that make one.
+    /// Listing the channel's message templates, where the provider has them.
+    fn templates(&self) -> Option<&dyn Templates> {
+        None
+    }
+
     fn subscription(&self) -> Option<&dyn Subscription> {
         None
     }
+}
+
+/// Message templates registered with the provider (Meta's WhatsApp Business Account).
+#[async_trait]
+pub trait Templates: Send + Sync {
+    /// Every template of the channel's account, whatever its status.
+    async fn list_templates(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<Vec<templates::Template>, ProviderError>;
 }
 
 /// A QR code (or pairing code) to link the number.

@@ -18,5 +18,6 @@ mod handoff;
 mod hooks;
 mod inbox;
 mod store;
+mod templates;
 mod voice;
 mod webhooks;

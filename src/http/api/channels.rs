@@ -38,6 +38,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/channels/{channel}/state", allow(Roles::ANY, get(state)))
         .route(
+            "/channels/{channel}/templates",
+            allow(Roles::ANY, get(templates)),
+        )
+        .route(
             "/channels/{channel}/logout",
             allow(Roles::OWNER, post(logout)),
         )
@@ -384,6 +388,27 @@ async fn state(
     let channel = find_channel(&state, &caller, id).await?;
     let now = state.channels.refresh_state(&channel).await?;
     Ok(Json(serde_json::json!({ "state": now })))
+}
+
+/// `?refresh=true` reads the list from the provider again.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplatesQuery {
+    #[serde(default)]
+    refresh: bool,
+}
+
+/// The channel's message templates (kept 15 minutes; `?refresh=true` reads them again), with
+/// the placeholders each takes.
+async fn templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ChannelId>,
+    Query(q): Query<TemplatesQuery>,
+) -> Result<Json<Vec<crate::providers::templates::Template>>, ApiError> {
+    let channel = find_channel(&state, &caller, id).await?;
+    let list = state.channels.templates(&channel, q.refresh).await?;
+    Ok(Json(list.as_ref().clone()))
 }
 
 async fn logout(

@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(REPLY_BODY_LIMIT)),
         )
         .route(
+            "/conversations/{conversation}/templates",
+            allow(Roles::INBOX, post(send_template)),
+        )
+        .route(
             "/conversations/{conversation}/read",
             allow(Roles::INBOX, post(mark_read)),
         )
@@ -273,6 +277,54 @@ async fn reply(
         )
         .await?
     };
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(message)))
+}
+
+/// A template to send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateBody {
+    name: String,
+    language: String,
+    #[serde(default)]
+    parameters: std::collections::BTreeMap<String, String>,
+}
+
+/// Sends an approved template with its values (checked against the template: a missing one is
+/// a 422 naming it), to re-open a conversation outside the 24-hour window.
+async fn send_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+    headers: HeaderMap,
+    Json(body): Json<TemplateBody>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    let key = idempotency_key(&headers)?;
+    for (field, value) in [("name", &body.name), ("language", &body.language)] {
+        if value.trim().is_empty() || value.len() > 512 {
+            return Err(ApiError::invalid(field, "must be 1-512 characters"));
+        }
+    }
+    let send = crate::channels::templates::TemplateSend {
+        name: body.name,
+        language: body.language,
+        parameters: body.parameters,
+    };
+    let (message, created) = inbox::send_template(
+        state.store.as_ref(),
+        &state.channels,
+        &caller,
+        &conversation,
+        &send,
+        key.as_deref(),
+    )
+    .await?;
     let status = if created {
         StatusCode::ACCEPTED
     } else {

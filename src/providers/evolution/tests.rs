@@ -670,7 +670,7 @@ async fn sends_reactions_and_media_and_refuses_what_it_cannot() {
     let unsupported = [OutboundBody::Template {
         name: "t".into(),
         language: "pt_BR".into(),
-        parameters: vec![],
+        parameters: Default::default(),
     }];
     for body in unsupported {
         let error = evolution

@@ -51,7 +51,31 @@ struct KapsoCredentials {
 const FIELDS: &[Field] = &[
     Field::required("api_key"),
     Field::required("webhook_secret"),
+    Field::optional("business_account_id"),
 ];
+
+#[async_trait]
+impl super::Templates for KapsoProvider {
+    async fn list_templates(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<Vec<super::templates::Template>, ProviderError> {
+        let key = secret_header(&Self::api_key(&channel.credentials)?)?;
+        let account = meta::business_account(&channel.credentials)?;
+        let url = self.proxy_url(&[&account, "message_templates"])?;
+        meta::list_templates_from(url, |url| {
+            let request = self.client.get(url).header(API_KEY_HEADER, key.clone());
+            async move {
+                let reply = execute(request).await?;
+                if !reply.status.is_success() {
+                    return Err(kapso_error(&reply));
+                }
+                reply.json("templates")
+            }
+        })
+        .await
+    }
+}
 
 /// Kapso relays Meta's customer-service window.
 struct KapsoWindow;
@@ -139,6 +163,10 @@ impl Provider for KapsoProvider {
 
     fn service_window(&self) -> Option<&dyn ServiceWindow> {
         Some(&KapsoWindow)
+    }
+
+    fn templates(&self) -> Option<&dyn super::Templates> {
+        Some(self)
     }
 
     fn deduplicates_sends(&self) -> bool {

@@ -77,7 +77,103 @@ const FIELDS: &[Field] = &[
     Field::required("access_token"),
     Field::required("app_secret"),
     Field::required("verify_token"),
+    // The WhatsApp Business Account of the number, whose templates are listed.
+    Field::optional("business_account_id"),
 ];
+
+/// The WhatsApp Business Account id in `credentials`, or why templates cannot be listed.
+pub(crate) fn business_account(credentials: &Credentials) -> Result<String, ProviderError> {
+    credentials
+        .get("business_account_id")
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ProviderError::Unsupported(
+                "the channel has no business_account_id: add it to its credentials to list templates".into(),
+            )
+        })
+}
+
+/// Pages of templates read at most (250 templates a page).
+const MAX_TEMPLATE_PAGES: usize = 20;
+
+/// Every template listed from `first` on, following `paging.next`; `call` makes the request.
+pub(crate) async fn list_templates_from<F, Fut>(
+    first: reqwest::Url,
+    call: F,
+) -> Result<Vec<super::templates::Template>, ProviderError>
+where
+    F: Fn(reqwest::Url) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ProviderError>>,
+{
+    let mut url = first;
+    url.query_pairs_mut()
+        .append_pair(
+            "fields",
+            "name,language,status,category,components,parameter_format",
+        )
+        .append_pair("limit", "250");
+    let mut templates = Vec::new();
+    for _ in 0..MAX_TEMPLATE_PAGES {
+        let page = call(url.clone()).await?;
+        templates.extend(
+            page.get("data")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(super::templates::Template::from_graph),
+        );
+        // The next page's cursor, asked of the same endpoint.
+        let Some(after) = page
+            .pointer("/paging/cursors/after")
+            .and_then(Value::as_str)
+            .filter(|_| page.pointer("/paging/next").is_some())
+        else {
+            return Ok(templates);
+        };
+        let mut next = first_without_query(&url);
+        next.query_pairs_mut()
+            .append_pair(
+                "fields",
+                "name,language,status,category,components,parameter_format",
+            )
+            .append_pair("limit", "250")
+            .append_pair("after", after);
+        url = next;
+    }
+    Ok(templates)
+}
+
+fn first_without_query(url: &reqwest::Url) -> reqwest::Url {
+    let mut url = url.clone();
+    url.set_query(None);
+    url
+}
+
+#[async_trait]
+impl super::Templates for MetaProvider {
+    async fn list_templates(
+        &self,
+        channel: &ChannelContext,
+    ) -> Result<Vec<super::templates::Template>, ProviderError> {
+        let token = Self::token(&channel.credentials)?;
+        let account = business_account(&channel.credentials)?;
+        let url = endpoint(&self.base_url, &[&account, "message_templates"])?;
+        list_templates_from(url, |url| {
+            let request = self.client.get(url).bearer_auth(token.expose_secret());
+            async move {
+                let reply = execute(request).await?;
+                if !reply.status.is_success() {
+                    return Err(graph_error(reply.status, &reply.headers, &reply.body));
+                }
+                reply.json("templates")
+            }
+        })
+        .await
+    }
+}
 
 /// Meta's customer-service window, closed errors carrying its code.
 pub(crate) struct MetaWindow;
@@ -233,6 +329,10 @@ impl Provider for MetaProvider {
     }
 
     fn subscription(&self) -> Option<&dyn Subscription> {
+        Some(self)
+    }
+
+    fn templates(&self) -> Option<&dyn super::Templates> {
         Some(self)
     }
 

@@ -41,12 +41,9 @@ pub(crate) fn message_body(message: &Outbound) -> Result<Value, ProviderError> {
             parameters,
         } => {
             let mut template = json!({ "name": name, "language": { "code": language } });
-            if !parameters.is_empty() {
-                let parameters: Vec<Value> = parameters
-                    .iter()
-                    .map(|p| json!({ "type": "text", "text": p }))
-                    .collect();
-                template["components"] = json!([{ "type": "body", "parameters": parameters }]);
+            let components = super::super::templates::components(parameters);
+            if !components.is_empty() {
+                template["components"] = json!(components);
             }
             ("template", template)
         }

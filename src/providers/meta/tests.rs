@@ -335,7 +335,10 @@ fn request_bodies_match_the_cloud_api() {
         OutboundBody::Template {
             name: "support_followup".into(),
             language: "en_US".into(),
-            parameters: vec!["Test Customer".into(), "#4821".into()],
+            parameters: [("body.1", "Test Customer"), ("body.2", "#4821")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         },
         None,
     );
@@ -362,7 +365,7 @@ fn request_bodies_match_the_cloud_api() {
                 OutboundBody::Template {
                     name: "hello".into(),
                     language: "pt_BR".into(),
-                    parameters: vec![],
+                    parameters: Default::default(),
                 },
                 None,
             ),
@@ -628,7 +631,10 @@ async fn sends_exactly_the_documented_requests() {
                 OutboundBody::Template {
                     name: "support_followup".into(),
                     language: "en_US".into(),
-                    parameters: vec!["Test Customer".into(), "#4821".into()],
+                    parameters: [("body.1", "Test Customer"), ("body.2", "#4821")]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 },
                 None,
             ),
