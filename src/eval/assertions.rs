@@ -267,6 +267,10 @@ pub enum Assertion {
     MaxChars(usize),
     /// The reply is in this language (ISO 639-1 or 639-3 code).
     Language(String),
+    /// The reply offers exactly these options (buttons, a list, or numbered), in order.
+    Offers(Vec<String>),
+    /// The bot took the conversation back from a person (or, `false`, did not).
+    HandsBack(bool),
 }
 
 /// The result of one assertion.
@@ -377,6 +381,8 @@ pub struct Observed<'a> {
     pub latency_ms: f64,
     /// The conversation up to and including this turn's reply: `(role, text)`.
     pub conversation: &'a [(String, String)],
+    /// Options offered with the reply.
+    pub choices: Option<&'a crate::domain::Choices>,
 }
 
 /// What the scoring assertions need.
@@ -557,6 +563,8 @@ impl Assertion {
             Assertion::MaxLatencyMs(_) => "max_latency_ms",
             Assertion::MaxChars(_) => "max_chars",
             Assertion::Language(_) => "language",
+            Assertion::Offers(_) => "offers",
+            Assertion::HandsBack(_) => "hands_back",
         }
     }
 
@@ -640,6 +648,12 @@ impl Assertion {
                     return err("", "must be greater than 0");
                 }
             }
+            Assertion::Offers(titles) => {
+                if titles.iter().any(|t| t.trim().is_empty()) {
+                    return err("", "option titles must not be empty");
+                }
+            }
+            Assertion::HandsBack(_) => {}
             Assertion::Language(code) => {
                 if language_code(code).is_none() {
                     return err(
@@ -852,6 +866,41 @@ impl Assertion {
                     format!("{n} characters, over {max}"),
                 )
             }
+            Assertion::Offers(want) => {
+                let offered: Vec<String> = seen
+                    .choices
+                    .map(|c| c.options.iter().map(|o| o.title.clone()).collect())
+                    .unwrap_or_default();
+                Checked::holds(
+                    &offered == want,
+                    if offered.is_empty() {
+                        "no options".to_string()
+                    } else {
+                        format!("offers {}", list(&offered))
+                    },
+                    if offered.is_empty() {
+                        "the reply offers no options".to_string()
+                    } else {
+                        format!("the reply offers {}", list(&offered))
+                    },
+                )
+            }
+            Assertion::HandsBack(expected) => {
+                let actual = seen.action == Action::HandedBack;
+                Checked::holds(
+                    actual == *expected,
+                    if actual {
+                        "the bot took the conversation back"
+                    } else {
+                        "the bot did not take the conversation back"
+                    },
+                    if actual {
+                        "the bot took the conversation back"
+                    } else {
+                        "the bot did not take the conversation back"
+                    },
+                )
+            }
             Assertion::Language(code) => {
                 if seen.reply.is_none() {
                     return Checked::fail("no reply was sent");
@@ -1006,6 +1055,9 @@ impl fmt::Display for Assertion {
             Assertion::MaxLatencyMs(ms) => write!(f, "max_latency_ms {ms}"),
             Assertion::MaxChars(n) => write!(f, "max_chars {n}"),
             Assertion::Language(code) => write!(f, "language {code}"),
+            Assertion::Offers(titles) if titles.is_empty() => write!(f, "offers no options"),
+            Assertion::Offers(titles) => write!(f, "offers {}", list(titles)),
+            Assertion::HandsBack(expected) => write!(f, "hands_back: {expected}"),
         }
     }
 }
@@ -1063,6 +1115,7 @@ mod tests {
         sources: Vec<ShownSource>,
         generation: Option<Generation>,
         latency_ms: f64,
+        choices: Option<crate::domain::Choices>,
     }
 
     impl Turn {
@@ -1080,6 +1133,7 @@ mod tests {
                 generation: Some(generation(&sources, &[1])),
                 sources,
                 latency_ms: 120.0,
+                choices: None,
             }
         }
 
@@ -1091,6 +1145,7 @@ mod tests {
                 sources: Vec::new(),
                 generation: None,
                 latency_ms: 30.0,
+                choices: None,
             }
         }
 
@@ -1104,6 +1159,7 @@ mod tests {
                 generation: self.generation.as_ref(),
                 latency_ms: self.latency_ms,
                 conversation: &conversation,
+                choices: self.choices.as_ref(),
             })
         }
     }
@@ -1121,6 +1177,15 @@ mod tests {
         let portuguese = Turn::replied(
             "Abrimos ao sábado das oito da manhã até às três da tarde, e ao domingo até à uma.",
         );
+        let mut offered = Turn::replied("We open at 08:00 on Saturday.");
+        offered.choices = crate::domain::InteractiveSettings {
+            enabled: true,
+            suggestions: vec!["Opening hours".into()],
+            ..Default::default()
+        }
+        .choices();
+        let mut back = Turn::replied("I am back to help.");
+        back.action = Action::HandedBack;
         let mut wrong_doc = Turn::replied("The password is paoquente2024. (source 2)");
         wrong_doc.generation = Some(generation(&wrong_doc.sources, &[]));
         let cases: &[(&str, &Turn, Verdict)] = &[
@@ -1233,6 +1298,22 @@ mod tests {
             ("language: pt", &english, Verdict::Fail),
             ("language: pt", &portuguese, Verdict::Pass),
             ("language: es", &portuguese, Verdict::Fail),
+            (
+                "offers: ['Opening hours', 'Talk to a person']",
+                &offered,
+                Verdict::Pass,
+            ),
+            (
+                "offers: ['Talk to a person', 'Opening hours']",
+                &offered,
+                Verdict::Fail,
+            ),
+            ("offers: ['Talk to a person']", &answer, Verdict::Fail),
+            ("offers: []", &answer, Verdict::Pass),
+            ("hands_back: true", &back, Verdict::Pass),
+            ("hands_back: true", &answer, Verdict::Fail),
+            ("hands_back: false", &answer, Verdict::Pass),
+            ("hands_back: false", &back, Verdict::Fail),
         ];
         for (yaml, turn, want) in cases {
             let checked = turn.check(&a(yaml));
@@ -1307,6 +1388,7 @@ mod tests {
             generation: answer.generation.as_ref(),
             latency_ms: 1.0,
             conversation: &conversation,
+            choices: None,
         };
         let scorers = Scorers {
             embedder: &embedder,
@@ -1351,6 +1433,7 @@ mod tests {
             generation: answer.generation.as_ref(),
             latency_ms: 1.0,
             conversation: &conversation,
+            choices: None,
         };
         let scorers = Scorers {
             embedder: &embedder,

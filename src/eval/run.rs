@@ -340,8 +340,11 @@ async fn run_case(
             },
         };
         let started = Instant::now();
-        let outcome =
-            sandbox::say(&app.pipeline, agent, &case.id, said, &Overrides::default()).await;
+        let overrides = Overrides {
+            now: case.at,
+            ..Default::default()
+        };
+        let outcome = sandbox::say(&app.pipeline, agent, &case.id, said, &overrides).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         result.latency_ms += latency_ms;
         let outcome = match outcome {
@@ -370,6 +373,7 @@ async fn run_case(
             generation: outcome.generation.as_ref(),
             latency_ms,
             conversation: &conversation,
+            choices: outcome.choices.as_ref(),
         };
         for a in case.assertions_for(i) {
             let checked = a.evaluate(&seen, scorers).await;

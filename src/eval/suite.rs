@@ -119,6 +119,9 @@ pub struct Case {
     pub expect: Vec<Assertion>,
     /// Assertions on every reply.
     pub expect_each: Vec<Assertion>,
+    /// When the conversation happens (business hours), instead of the time of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Case {
@@ -188,6 +191,8 @@ struct CaseSpec {
     expect: Vec<Assertion>,
     #[serde(default)]
     expect_each: Vec<Assertion>,
+    /// RFC 3339, e.g. `2026-11-23T21:30:00Z`.
+    at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 #[derive(Deserialize)]
@@ -510,7 +515,9 @@ fn check_case(
     if problems.list.len() > before {
         return None;
     }
+    let at = spec.at.map(|t| t.with_timezone(&chrono::Utc));
     Some(Case {
+        at,
         id: spec.id,
         description: spec.description,
         tags: spec.tags,

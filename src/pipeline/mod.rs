@@ -125,6 +125,8 @@ pub struct Outcome {
     pub generation: Option<Generation>,
     /// The customer messages this turn covered.
     pub handled: Vec<MessageId>,
+    /// Options offered with the reply.
+    pub choices: Option<Choices>,
 }
 
 impl Outcome {
@@ -140,6 +142,7 @@ impl Outcome {
             sources: Vec::new(),
             generation: None,
             handled,
+            choices: None,
         }
     }
 }
@@ -162,6 +165,9 @@ pub struct Overrides {
     pub min_score: Option<f32>,
     /// Confidence threshold.
     pub confidence_threshold: Option<f32>,
+    /// The time the turn happens at (business hours), instead of now: what a customer writing
+    /// at 3 a.m. is told, tried at noon.
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Overrides {
@@ -210,6 +216,7 @@ impl Overrides {
             && self.top_k.is_none()
             && self.min_score.is_none()
             && self.confidence_threshold.is_none()
+            && self.now.is_none()
     }
 }
 
@@ -343,6 +350,7 @@ impl Pipeline {
         overrides: &Overrides,
     ) -> Result<Outcome, PipelineError> {
         let started = Instant::now();
+        let now = overrides.now.unwrap_or_else(chrono::Utc::now);
         let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,
@@ -401,7 +409,7 @@ impl Pipeline {
                 return self
                     .escalate(
                         conversation,
-                        &agent,
+                        now,
                         &config,
                         &turn,
                         trigger,
@@ -441,7 +449,7 @@ impl Pipeline {
             return self
                 .escalate(
                     conversation,
-                    &agent,
+                    now,
                     &config,
                     &turn,
                     trigger,
@@ -475,7 +483,7 @@ impl Pipeline {
             return self
                 .escalate(
                     conversation,
-                    &agent,
+                    now,
                     &config,
                     &turn,
                     trigger,
@@ -541,7 +549,7 @@ impl Pipeline {
                 return self
                     .escalate(
                         conversation,
-                        &agent,
+                        now,
                         &config,
                         &turn,
                         trigger,
@@ -578,7 +586,7 @@ impl Pipeline {
                     return self
                         .escalate(
                             conversation,
-                            &agent,
+                            now,
                             &config,
                             &turn,
                             trigger,
@@ -901,7 +909,7 @@ impl Pipeline {
     async fn escalate(
         &self,
         conversation: &Conversation,
-        _agent: &Agent,
+        now: chrono::DateTime<chrono::Utc>,
         config: &AgentConfig,
         turn: &[Message],
         trigger: Trigger,
@@ -909,7 +917,7 @@ impl Pipeline {
         sources: Vec<ShownSource>,
         generation: Option<Generation>,
     ) -> Result<Outcome, PipelineError> {
-        let handover = handoff::handover(config, chrono::Utc::now());
+        let handover = handoff::handover(config, now);
         let note = self
             .support_note(conversation, config, &trigger, &question)?
             .map(|(to, text)| Note {
@@ -1064,7 +1072,10 @@ impl Pipeline {
                 choices,
             } => {
                 new.replies = match choices {
-                    Some(choices) => with_choices(&text, &generation, choices),
+                    Some(choices) => {
+                        outcome.choices = Some(choices.clone());
+                        with_choices(&text, &generation, choices)
+                    }
                     None => parts(&text, &generation, "reply"),
                 };
                 outcome.action = Action::Replied;

@@ -835,7 +835,7 @@ impl SqlStore {
             "UPDATE conversations SET
                 status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
                 status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
-                context_started_at = CASE WHEN last_activity_at < $3 THEN $4 ELSE context_started_at END,
+                context_started_at = CASE WHEN last_activity_at < $3 OR status = 'resolved' THEN $4 ELSE context_started_at END,
                 last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $5 THEN $5 ELSE last_inbound_at END,
                 last_activity_at = $4, unread_count = unread_count + 1, agent_id = $6, updated_at = $4
              WHERE channel_id = $1 AND contact_id = $2

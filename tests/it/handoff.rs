@@ -472,3 +472,51 @@ async fn a_customer_waiting_for_a_person_can_ask_for_the_bot_again() {
     .expect("the bot said it is back");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_resolved_conversation_starts_fresh_when_the_customer_writes_again() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    post_meta(
+        &t,
+        &meta_text("wamid.FRESH.1", "I want to talk to a person"),
+    )
+    .await;
+    let conversation = conversation_when(&t, |c| c["status"] == "escalated").await;
+    let id = conversation["id"].as_str().unwrap().to_string();
+    let (status, _) = t
+        .post(&format!("/api/v1/conversations/{id}/resolve"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    conversation_when(&t, |c| c["status"] == "resolved").await;
+    post_meta(
+        &t,
+        &meta_text("wamid.FRESH.2", "What time do you open on Saturday?"),
+    )
+    .await;
+    let answered = eventually(Duration::from_secs(30), || async {
+        let m = messages(&t, &id).await;
+        m.iter()
+            .rev()
+            .find(|m| {
+                m["role"] == "bot"
+                    && m["created_at"].as_str() > conversation["last_activity_at"].as_str()
+            })
+            .cloned()
+    })
+    .await
+    .expect("the bot answered");
+    // Answered from the knowledge (the test embedder does not rank well enough to check
+    // the words), not with the escalation message.
+    assert!(
+        !answered["generation"]["sources"].as_array().unwrap().is_empty(),
+        "{answered}"
+    );
+    let now = conversation_when(&t, |_| true).await;
+    assert_eq!(now["status"], "active", "not escalated again");
+    assert!(
+        now["context_started_at"].as_str() > conversation["context_started_at"].as_str(),
+        "the model does not see the old conversation"
+    );
+    t.stop().await;
+}
