@@ -93,6 +93,8 @@ async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Resul
                 assignee,
                 unread,
                 sandbox: false,
+                label: None,
+                attribute: None,
                 limit: PAGE + 1,
                 offset: page * PAGE,
             },

@@ -7,6 +7,7 @@
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod accounts;
+mod contacts;
 mod conversations;
 mod evals;
 mod events;
@@ -36,6 +37,7 @@ use crate::domain::{
 };
 
 pub use accounts::{AccountStore, WorkspaceUsage};
+pub use contacts::{ContactFilter, ContactPatch, ContactProfile, ContactStore};
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use events::{EventSignal, EventStore};
 pub use files::{FileStore, NewFile, StoredFile};
@@ -426,6 +428,10 @@ pub struct ConversationFilter {
     pub assignee: Option<Option<UserId>>,
     /// Only conversations with customer messages no person has read.
     pub unread: bool,
+    /// Only conversations whose contact has this label.
+    pub label: Option<String>,
+    /// Only conversations whose contact has this attribute value (a CRM's case id).
+    pub attribute: Option<(String, String)>,
     /// Sandbox conversations instead of real ones.
     pub sandbox: bool,
     /// Page size.
@@ -747,6 +753,7 @@ pub trait Store:
     + AccountStore
     + PeopleStore
     + FileStore
+    + ContactStore
     + Send
     + Sync
 {

@@ -221,6 +221,16 @@ fn migrator(backend: Backend) -> Migrator {
                 "last_message_seq_never_back",
                 include_str!("../../migrations/sqlite/0012_last_message_seq_never_back.sql"),
             ),
+            (
+                13,
+                "open_escalations",
+                include_str!("../../migrations/sqlite/0013_open_escalations.sql"),
+            ),
+            (
+                14,
+                "contact_profiles",
+                include_str!("../../migrations/sqlite/0014_contact_profiles.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -282,6 +292,16 @@ fn migrator(backend: Backend) -> Migrator {
                 12,
                 "last_message_seq_never_back",
                 include_str!("../../migrations/postgres/0012_last_message_seq_never_back.sql"),
+            ),
+            (
+                13,
+                "open_escalations",
+                include_str!("../../migrations/postgres/0013_open_escalations.sql"),
+            ),
+            (
+                14,
+                "contact_profiles",
+                include_str!("../../migrations/postgres/0014_contact_profiles.sql"),
             ),
         ],
     };

@@ -509,7 +509,10 @@ async fn a_resolved_conversation_starts_fresh_when_the_customer_writes_again() {
     // Answered from the knowledge (the test embedder does not rank well enough to check
     // the words), not with the escalation message.
     assert!(
-        !answered["generation"]["sources"].as_array().unwrap().is_empty(),
+        !answered["generation"]["sources"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "{answered}"
     );
     let now = conversation_when(&t, |_| true).await;

@@ -9,6 +9,7 @@ mod assignment;
 mod browser;
 mod changes;
 mod console;
+mod contacts;
 mod crash;
 mod delivery;
 mod engine;

@@ -118,6 +118,10 @@ struct ListParams {
     unread: bool,
     #[serde(default)]
     sandbox: bool,
+    /// Only conversations whose contact has this label.
+    label: Option<String>,
+    /// `key:value`: only conversations whose contact has this attribute value.
+    attribute: Option<String>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -147,6 +151,11 @@ async fn list(
             ApiError::invalid("assignee", "must be `me`, `none` or a user id")
         })?)),
     };
+    let attribute = p
+        .attribute
+        .as_deref()
+        .map(super::contacts::attribute_filter)
+        .transpose()?;
     let list = state
         .store
         .list_conversations(
@@ -158,6 +167,8 @@ async fn list(
                 assignee,
                 unread: p.unread,
                 sandbox: p.sandbox,
+                label: p.label,
+                attribute,
                 limit,
                 offset: p.offset.unwrap_or(0),
             },

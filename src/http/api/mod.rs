@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod channels;
+pub mod contacts;
 pub mod conversations;
 pub mod eval;
 pub mod events;
@@ -34,6 +35,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(keys::routes())
         .merge(channels::routes())
         .merge(conversations::routes())
+        .merge(contacts::routes())
         .merge(sandbox::routes(&state))
         .merge(jobs::routes())
         .merge(eval::routes())

@@ -1,0 +1,277 @@
+//! [`ContactStore`]: what a business keeps about its customers beyond the WhatsApp profile
+//! (language, notes, labels, its own attributes such as a CRM's case id), so that a CRM can
+//! find the conversation of its case and people see who they are talking to.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::sql::{db_err, get, now_ms, parse_id, time, SqlStore};
+use super::StoreError;
+use crate::domain::{ChannelId, ContactId, WorkspaceId};
+
+/// A customer as the business knows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactProfile {
+    /// Its id.
+    pub id: ContactId,
+    /// The workspace (its channel's).
+    pub workspace_id: WorkspaceId,
+    /// The channel the customer writes to.
+    pub channel_id: ChannelId,
+    /// WhatsApp id (the number, digits).
+    pub wa_id: String,
+    /// Name (the WhatsApp profile's, unless someone changed it).
+    pub name: Option<String>,
+    /// Language (ISO 639-1), when known.
+    pub language: Option<String>,
+    /// Free notes.
+    pub notes: Option<String>,
+    /// Labels, sorted.
+    pub labels: Vec<String>,
+    /// The business's own fields.
+    pub attributes: BTreeMap<String, String>,
+    /// First seen.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Changes to a contact: fields left `None` stay; `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct ContactPatch {
+    /// Name.
+    pub name: Option<Option<String>>,
+    /// Language.
+    pub language: Option<Option<String>>,
+    /// Notes.
+    pub notes: Option<Option<String>>,
+    /// The labels, replacing the old ones.
+    pub labels: Option<Vec<String>>,
+    /// Attributes to set (`Some`) or remove (`None`); the others stay.
+    pub attributes: BTreeMap<String, Option<String>>,
+}
+
+/// Which contacts to list.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Only those with this label.
+    pub label: Option<String>,
+    /// Only those with this attribute value.
+    pub attribute: Option<(String, String)>,
+    /// Name or number containing this.
+    pub search: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Page offset.
+    pub offset: u32,
+}
+
+/// Customers' profiles.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// One contact, with its workspace.
+    async fn contact(&self, id: ContactId) -> Result<Option<ContactProfile>, StoreError>;
+    /// The workspace's real (not sandbox) contacts, most recently changed first.
+    async fn list_contacts(
+        &self,
+        ws: WorkspaceId,
+        filter: &ContactFilter,
+    ) -> Result<Vec<ContactProfile>, StoreError>;
+    /// Applies `patch` in one transaction; the contact as it is now.
+    async fn update_contact(
+        &self,
+        id: ContactId,
+        patch: &ContactPatch,
+    ) -> Result<Option<ContactProfile>, StoreError>;
+}
+
+const SELECT: &str =
+    "SELECT ct.id, ch.workspace_id, ct.channel_id, ct.wa_id, ct.name, ct.language, ct.notes,
+        ct.created_at, ct.updated_at
+    FROM contacts ct JOIN channels ch ON ch.id = ct.channel_id";
+
+impl SqlStore {
+    async fn profiles(
+        &self,
+        rows: Vec<sqlx::any::AnyRow>,
+    ) -> Result<Vec<ContactProfile>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = get(&row, "id")?;
+            let labels = sqlx::query(
+                "SELECT label FROM contact_labels WHERE contact_id = $1 ORDER BY label",
+            )
+            .bind(&id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.try_get::<String, _>("label").map_err(db_err))
+            .collect::<Result<Vec<_>, _>>()?;
+            let attributes =
+                sqlx::query("SELECT key, value FROM contact_attributes WHERE contact_id = $1")
+                    .bind(&id)
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(|r| Ok((get::<String>(r, "key")?, get::<String>(r, "value")?)))
+                    .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+            out.push(ContactProfile {
+                id: parse_id(&row, "id")?,
+                workspace_id: parse_id(&row, "workspace_id")?,
+                channel_id: parse_id(&row, "channel_id")?,
+                wa_id: get(&row, "wa_id")?,
+                name: get(&row, "name")?,
+                language: get(&row, "language")?,
+                notes: get(&row, "notes")?,
+                labels,
+                attributes,
+                created_at: time(&row, "created_at")?,
+                updated_at: time(&row, "updated_at")?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ContactStore for SqlStore {
+    async fn contact(&self, id: ContactId) -> Result<Option<ContactProfile>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{SELECT} WHERE ct.id = $1")))
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(self.profiles(rows).await?.into_iter().next())
+    }
+
+    async fn list_contacts(
+        &self,
+        ws: WorkspaceId,
+        filter: &ContactFilter,
+    ) -> Result<Vec<ContactProfile>, StoreError> {
+        let mut args: Vec<String> = vec![ws.to_string()];
+        let mut conditions = vec![
+            "ch.workspace_id = $1".to_string(),
+            "ch.provider <> 'sandbox'".into(),
+        ];
+        if let Some(label) = &filter.label {
+            args.push(label.clone());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = ct.id AND l.label = ${})",
+                args.len()
+            ));
+        }
+        if let Some((key, value)) = &filter.attribute {
+            args.push(key.clone());
+            args.push(value.clone());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = ct.id AND a.key = ${} AND a.value = ${})",
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+            args.push(format!("%{}%", search.trim().to_lowercase()));
+            conditions.push(format!(
+                "(LOWER(COALESCE(ct.name, '')) LIKE ${n} OR ct.wa_id LIKE ${n})",
+                n = args.len()
+            ));
+        }
+        let sql = format!(
+            "{SELECT} WHERE {} ORDER BY ct.updated_at DESC, ct.id LIMIT {} OFFSET {}",
+            conditions.join(" AND "),
+            filter.limit.clamp(1, 500),
+            filter.offset
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for a in &args {
+            query = query.bind(a.clone());
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
+        self.profiles(rows).await
+    }
+
+    async fn update_contact(
+        &self,
+        id: ContactId,
+        patch: &ContactPatch,
+    ) -> Result<Option<ContactProfile>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let id_text = id.to_string();
+        let exists = sqlx::query("UPDATE contacts SET updated_at = $2 WHERE id = $1")
+            .bind(&id_text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected()
+            > 0;
+        if !exists {
+            return Ok(None);
+        }
+        for (column, value) in [
+            ("name", &patch.name),
+            ("language", &patch.language),
+            ("notes", &patch.notes),
+        ] {
+            if let Some(value) = value {
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE contacts SET {column} = $2 WHERE id = $1"
+                )))
+                .bind(&id_text)
+                .bind(value.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        if let Some(labels) = &patch.labels {
+            sqlx::query("DELETE FROM contact_labels WHERE contact_id = $1")
+                .bind(&id_text)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            for label in labels {
+                sqlx::query(
+                    "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(&id_text)
+                .bind(label)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        for (key, value) in &patch.attributes {
+            match value {
+                Some(value) => sqlx::query(
+                    "INSERT INTO contact_attributes (contact_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(&id_text)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+                None => {
+                    sqlx::query("DELETE FROM contact_attributes WHERE contact_id = $1 AND key = $2")
+                        .bind(&id_text)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                }
+            };
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.contact(id).await
+    }
+}
