@@ -8,7 +8,7 @@ use crate::channels::delivery::HumanFile;
 use crate::channels::{ChannelError, Channels};
 use crate::domain::{
     AssignmentRule, Conversation, ConversationStatus, Escalation, FieldError, MemberRole, Message,
-    Resolution, UserId, Workspace,
+    MessageId, Resolution, UserId, Workspace,
 };
 use crate::pipeline::rules::Trigger;
 use crate::store::{NewEscalation, Store, StoreError};
@@ -47,15 +47,77 @@ pub async fn reply(
     caller: &Caller,
     conversation: &Conversation,
     text: &str,
+    quoting: Option<MessageId>,
     idempotency_key: Option<&str>,
 ) -> Result<(Message, bool), InboxError> {
     crate::channels::delivery::check_human_text(text)?;
+    let quoted = match quoting {
+        Some(id) => Some(provider_id_of(store, conversation, id, "reply_to").await?),
+        None => None,
+    };
     take_over(store, caller, conversation).await?;
     let sent = channels
-        .send_human_reply(conversation, text, caller.actor.user(), idempotency_key)
+        .send_human_reply(
+            conversation,
+            text,
+            quoted,
+            caller.actor.user(),
+            idempotency_key,
+        )
         .await?;
     store.mark_read(conversation.id).await?;
     Ok(sent)
+}
+
+/// The provider's id of message `id` of `conversation`, which a quote or a reaction names;
+/// a message of another conversation, or one the provider never had, is refused as `field`.
+async fn provider_id_of(
+    store: &dyn Store,
+    conversation: &Conversation,
+    id: MessageId,
+    field: &str,
+) -> Result<String, InboxError> {
+    store
+        .message(id)
+        .await?
+        .filter(|m| m.conversation_id == conversation.id)
+        .and_then(|m| m.provider_message_id)
+        .ok_or_else(|| {
+            InboxError::Invalid(vec![FieldError::new(
+                field,
+                "must be a message of this conversation that reached WhatsApp",
+            )])
+        })
+}
+
+/// A person's reaction (an emoji; empty removes it) to a message of the conversation, sent
+/// through the outbox. A reaction does not take the conversation over.
+pub async fn react(
+    store: &dyn Store,
+    channels: &Channels,
+    caller: &Caller,
+    conversation: &Conversation,
+    message: MessageId,
+    emoji: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(Message, bool), InboxError> {
+    let emoji = emoji.trim();
+    if emoji.chars().count() > 8 || emoji.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return Err(InboxError::Invalid(vec![FieldError::new(
+            "emoji",
+            "must be one emoji, or empty to remove the reaction",
+        )]));
+    }
+    let target = provider_id_of(store, conversation, message, "message").await?;
+    Ok(channels
+        .send_human_reaction(
+            conversation,
+            &target,
+            emoji,
+            caller.actor.user(),
+            idempotency_key,
+        )
+        .await?)
 }
 
 /// A person's file (a document, an image...) with an optional caption, queued for sending as

@@ -408,6 +408,13 @@ impl Channels {
                         .filter(|_| message.kind == MessageKind::Document),
                 }
             }
+            _ if message.kind == MessageKind::Reaction => match &message.details.reaction {
+                Some(r) => OutboundBody::Reaction {
+                    message_id: r.message_id.clone(),
+                    emoji: r.emoji.clone().unwrap_or_default(),
+                },
+                None => OutboundBody::text(message.text.clone().unwrap_or_default()),
+            },
             _ => match &message.details.choices {
                 Some(choices) => choices_body(message.text.clone().unwrap_or_default(), choices),
                 None => OutboundBody::text(message.text.clone().unwrap_or_default()),
@@ -416,7 +423,8 @@ impl Channels {
         let mut outbound = Outbound {
             to: conversation.contact.address().to_string(),
             idempotency_key: Some(message.id.to_string()),
-            reply_to_message: None,
+            // A person's reply that quotes one of the conversation's messages.
+            reply_to_message: message.details.context_message_id.clone(),
             body,
         };
         loop {
@@ -546,6 +554,7 @@ impl Channels {
         &self,
         conversation: &Conversation,
         text: &str,
+        quoting: Option<String>,
         sent_by: Option<UserId>,
         idempotency_key: Option<&str>,
     ) -> Result<(Message, bool), ChannelError> {
@@ -558,7 +567,10 @@ impl Channels {
                 role: Role::Agent,
                 kind: MessageKind::Text,
                 text: Some(text.to_string()),
-                details: MessageDetails::default(),
+                details: MessageDetails {
+                    context_message_id: quoting,
+                    ..Default::default()
+                },
                 generation: None,
                 sent_by,
                 idempotency_key: key,
@@ -569,6 +581,47 @@ impl Channels {
         if created {
             tracing::info!(conversation = %conversation.id, user = ?sent_by, "human reply queued");
         } else if message.text.as_deref() != Some(text) {
+            return Err(ChannelError::Conflict(
+                "this Idempotency-Key was used for a different message".into(),
+            ));
+        }
+        Ok((message, created))
+    }
+
+    /// Queues a person's reaction to the message the provider knows as `target` (an emoji, or
+    /// empty to remove it), once per idempotency key.
+    pub async fn send_human_reaction(
+        &self,
+        conversation: &Conversation,
+        target: &str,
+        emoji: &str,
+        sent_by: Option<UserId>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Message, bool), ChannelError> {
+        let key = idempotency_key.map(|k| format!("reaction:{}:{k}", conversation.id));
+        let reaction = crate::domain::Reaction {
+            message_id: target.to_string(),
+            emoji: (!emoji.is_empty()).then(|| emoji.to_string()),
+        };
+        let (message, created) = self
+            .store
+            .record_outbound(NewOutbound {
+                conversation_id: conversation.id,
+                role: Role::Agent,
+                kind: MessageKind::Reaction,
+                text: reaction.emoji.clone(),
+                details: MessageDetails {
+                    reaction: Some(reaction.clone()),
+                    ..Default::default()
+                },
+                generation: None,
+                sent_by,
+                idempotency_key: key,
+                handled: Vec::new(),
+                delivery: Delivery::Outbox(self.settings.workers.limits()),
+            })
+            .await?;
+        if !created && message.details.reaction.as_ref() != Some(&reaction) {
             return Err(ChannelError::Conflict(
                 "this Idempotency-Key was used for a different message".into(),
             ));

@@ -314,6 +314,7 @@ pub(super) async fn reply(
                 &viewer.caller,
                 &conversation,
                 text,
+                None,
                 key.as_deref(),
             )
             .await

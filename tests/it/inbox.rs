@@ -466,3 +466,71 @@ async fn an_upload_refused_for_the_credentials_breaks_the_channel_and_hands_over
     assert_eq!(sends, 0, "nothing is sent without its upload");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_quotes_a_message_and_reacts_to_one() {
+    let graph = graph().await;
+    let t = meta_app(&graph, json!({})).await;
+    let conversation = answered(&t, "wamid.QUOTE.1", "Do you have gluten-free bread?").await;
+    let (_, messages) = messages(&t).await;
+    let customer = messages.iter().find(|m| m["role"] == "customer").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A reply quoting the customer's message carries its WhatsApp id as the context.
+    let (status, reply) = t
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            &json!({"text": "Yes, on Saturdays", "reply_to": customer}),
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    // A reaction to it.
+    let (status, reaction) = t
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages/{customer}/reaction"),
+            &json!({"emoji": "👍"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{reaction}");
+    assert_eq!(reaction["kind"], "reaction");
+    let sent = eventually(Duration::from_secs(20), || async {
+        let s = sends(&graph).await;
+        (s.len() >= 3).then_some(s)
+    })
+    .await
+    .expect("the reply and the reaction were sent");
+    let quote = sent
+        .iter()
+        .find(|s| s["text"]["body"] == "Yes, on Saturdays")
+        .expect("the reply");
+    assert_eq!(quote["context"], json!({"message_id": "wamid.QUOTE.1"}));
+    let react = sent
+        .iter()
+        .find(|s| s["type"] == "reaction")
+        .expect("the reaction");
+    assert_eq!(
+        react["reaction"],
+        json!({"message_id": "wamid.QUOTE.1", "emoji": "👍"})
+    );
+
+    // Quoting or reacting to what is not a message of this conversation is refused.
+    let other = "01a20a50-0000-7000-8000-000000000000";
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            &json!({"text": "x", "reply_to": other}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["fields"][0]["field"], "reply_to");
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages/{customer}/reaction"),
+            &json!({"emoji": "great"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    t.stop().await;
+}

@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(REPLY_BODY_LIMIT)),
         )
         .route(
+            "/conversations/{conversation}/messages/{message}/reaction",
+            allow(Roles::INBOX, post(react)),
+        )
+        .route(
             "/conversations/{conversation}/templates",
             allow(Roles::INBOX, post(send_template)),
         )
@@ -225,6 +229,45 @@ async fn messages(
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
     text: String,
+    /// The message of the conversation this reply quotes.
+    #[serde(default)]
+    reply_to: Option<MessageId>,
+}
+
+/// A person's reaction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReactionBody {
+    /// One emoji; empty removes the reaction.
+    emoji: String,
+}
+
+/// Reacts to a message of the conversation with an emoji (empty removes the reaction).
+async fn react(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, message)): Path<(ConversationId, MessageId)>,
+    headers: HeaderMap,
+    Json(body): Json<ReactionBody>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    let key = idempotency_key(&headers)?;
+    let (message, created) = inbox::react(
+        state.store.as_ref(),
+        &state.channels,
+        &caller,
+        &conversation,
+        message,
+        &body.emoji,
+        key.as_deref(),
+    )
+    .await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(message)))
 }
 
 /// The `Idempotency-Key` of a request, checked: printable ASCII, at most 200 characters.
@@ -284,6 +327,7 @@ async fn reply(
             &caller,
             &conversation,
             &body.text,
+            body.reply_to,
             key.as_deref(),
         )
         .await?
