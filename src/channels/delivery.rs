@@ -213,6 +213,11 @@ pub fn after_send(result: Result<Sent, ProviderError>, s: &Sending) -> Next {
     }
 }
 
+/// The answer to an idempotency key used again for a different message.
+pub(crate) fn key_reused() -> ChannelError {
+    ChannelError::Conflict("this Idempotency-Key was used for a different message".into())
+}
+
 /// A message with options: reply buttons up to three, a list beyond.
 fn choices_body(text: String, choices: &crate::domain::Choices) -> OutboundBody {
     match &choices.button {
@@ -559,33 +564,52 @@ impl Channels {
         idempotency_key: Option<&str>,
     ) -> Result<(Message, bool), ChannelError> {
         let text = check_human_text(text)?;
-        let key = idempotency_key.map(|k| format!("human:{}:{k}", conversation.id));
+        let details = MessageDetails {
+            context_message_id: quoting,
+            ..Default::default()
+        };
         let (message, created) = self
-            .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Agent,
-                kind: MessageKind::Text,
-                text: Some(text.to_string()),
-                details: MessageDetails {
-                    context_message_id: quoting,
-                    ..Default::default()
-                },
-                generation: None,
+            .record_human(
+                conversation,
+                (MessageKind::Text, Some(text.to_string()), details),
                 sent_by,
-                idempotency_key: key,
-                handled: Vec::new(),
-                delivery: Delivery::Outbox(self.settings.workers.limits()),
-            })
+                "human",
+                idempotency_key,
+            )
             .await?;
         if created {
             tracing::info!(conversation = %conversation.id, user = ?sent_by, "human reply queued");
         } else if message.text.as_deref() != Some(text) {
-            return Err(ChannelError::Conflict(
-                "this Idempotency-Key was used for a different message".into(),
-            ));
+            return Err(key_reused());
         }
         Ok((message, created))
+    }
+
+    /// Records a person's message to the customer (`kind`, text, details) in the outbox,
+    /// once per idempotency key: the same key again returns the first message (`false`).
+    pub(crate) async fn record_human(
+        &self,
+        conversation: &Conversation,
+        (kind, text, details): (MessageKind, Option<String>, MessageDetails),
+        sent_by: Option<UserId>,
+        prefix: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Message, bool), crate::store::StoreError> {
+        self.store
+            .record_outbound(NewOutbound {
+                conversation_id: conversation.id,
+                role: Role::Agent,
+                kind,
+                text,
+                details,
+                generation: None,
+                sent_by,
+                idempotency_key: idempotency_key
+                    .map(|k| format!("{prefix}:{}:{k}", conversation.id)),
+                handled: Vec::new(),
+                delivery: Delivery::Outbox(self.settings.workers.limits()),
+            })
+            .await
     }
 
     /// Queues a person's reaction to the message the provider knows as `target` (an emoji, or
@@ -598,33 +622,25 @@ impl Channels {
         sent_by: Option<UserId>,
         idempotency_key: Option<&str>,
     ) -> Result<(Message, bool), ChannelError> {
-        let key = idempotency_key.map(|k| format!("reaction:{}:{k}", conversation.id));
         let reaction = crate::domain::Reaction {
             message_id: target.to_string(),
             emoji: (!emoji.is_empty()).then(|| emoji.to_string()),
         };
+        let details = MessageDetails {
+            reaction: Some(reaction.clone()),
+            ..Default::default()
+        };
         let (message, created) = self
-            .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Agent,
-                kind: MessageKind::Reaction,
-                text: reaction.emoji.clone(),
-                details: MessageDetails {
-                    reaction: Some(reaction.clone()),
-                    ..Default::default()
-                },
-                generation: None,
+            .record_human(
+                conversation,
+                (MessageKind::Reaction, reaction.emoji.clone(), details),
                 sent_by,
-                idempotency_key: key,
-                handled: Vec::new(),
-                delivery: Delivery::Outbox(self.settings.workers.limits()),
-            })
+                "reaction",
+                idempotency_key,
+            )
             .await?;
         if !created && message.details.reaction.as_ref() != Some(&reaction) {
-            return Err(ChannelError::Conflict(
-                "this Idempotency-Key was used for a different message".into(),
-            ));
+            return Err(key_reused());
         }
         Ok((message, created))
     }
@@ -651,30 +667,24 @@ impl Channels {
                 content: file.content,
             })
             .await?;
-        let key = idempotency_key.map(|k| format!("human:{}:{k}", conversation.id));
+        let details = MessageDetails {
+            media: Some(crate::domain::MediaRef {
+                file: Some(file_id.clone()),
+                mime_type: Some(mime_type),
+                filename: Some(filename),
+                caption: caption.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let recorded = self
-            .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Agent,
-                kind,
-                text: caption.clone(),
-                details: MessageDetails {
-                    media: Some(crate::domain::MediaRef {
-                        file: Some(file_id.clone()),
-                        mime_type: Some(mime_type),
-                        filename: Some(filename),
-                        caption,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                generation: None,
+            .record_human(
+                conversation,
+                (kind, caption, details),
                 sent_by,
-                idempotency_key: key,
-                handled: Vec::new(),
-                delivery: Delivery::Outbox(self.settings.workers.limits()),
-            })
+                "human",
+                idempotency_key,
+            )
             .await;
         let (message, created) = match recorded {
             Ok(r) => r,
@@ -695,9 +705,7 @@ impl Channels {
                 .and_then(|m| m.file.as_ref())
                 .is_none()
             {
-                return Err(ChannelError::Conflict(
-                    "this Idempotency-Key was used for a different message".into(),
-                ));
+                return Err(key_reused());
             }
         }
         Ok((message, created))

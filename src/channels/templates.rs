@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::{ChannelError, Channels};
 use crate::domain::{
-    Channel, ChannelId, Conversation, FieldError, Message, MessageDetails, MessageKind, Role,
+    Channel, ChannelId, Conversation, FieldError, Message, MessageDetails, MessageKind,
     TemplateRef, UserId,
 };
 use crate::providers::templates::Template;
-use crate::store::{Delivery, NewOutbound};
 
 /// How long a channel's template list is kept before it is read again.
 pub const TEMPLATES_KEPT: Duration = Duration::from_secs(15 * 60);
@@ -130,40 +129,31 @@ impl Channels {
             return Err(ChannelError::Invalid(errors));
         }
         let text = rendered(&template, &send.parameters);
-        let key = idempotency_key.map(|k| format!("template:{}:{k}", conversation.id));
+        let details = MessageDetails {
+            template: Some(TemplateRef {
+                name: send.name.clone(),
+                language: send.language.clone(),
+                parameters: send.parameters.clone(),
+            }),
+            ..Default::default()
+        };
         let (message, created) = self
-            .store
-            .record_outbound(NewOutbound {
-                conversation_id: conversation.id,
-                role: Role::Agent,
-                kind: MessageKind::Template,
-                text: Some(text),
-                details: MessageDetails {
-                    template: Some(TemplateRef {
-                        name: send.name.clone(),
-                        language: send.language.clone(),
-                        parameters: send.parameters.clone(),
-                    }),
-                    ..Default::default()
-                },
-                generation: None,
+            .record_human(
+                conversation,
+                (MessageKind::Template, Some(text), details),
                 sent_by,
-                idempotency_key: key,
-                handled: Vec::new(),
-                delivery: Delivery::Outbox(self.settings.workers.limits()),
-            })
+                "template",
+                idempotency_key,
+            )
             .await?;
-        if !created
-            && message
-                .details
-                .template
-                .as_ref()
-                .map(|t| (&t.name, &t.parameters))
-                != Some((&send.name, &send.parameters))
-        {
-            return Err(ChannelError::Conflict(
-                "this Idempotency-Key was used for a different message".into(),
-            ));
+        let same = message
+            .details
+            .template
+            .as_ref()
+            .map(|t| (&t.name, &t.parameters))
+            == Some((&send.name, &send.parameters));
+        if !created && !same {
+            return Err(super::delivery::key_reused());
         }
         if created {
             tracing::info!(conversation = %conversation.id, template = %send.name, "template queued");

@@ -7,23 +7,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
 use crate::support::app::{eventually, Options, TestApp};
 use crate::webhooks::{
-    evolution_server, meta_app, meta_text, post_meta, sends, sent_ok, wait_for_sends, CUSTOMER,
-    PHONE_ID,
+    evolution_server, meta_app, meta_text, post_meta, sends, wait_for_sends, CUSTOMER, PHONE_ID,
 };
 
 async fn graph() -> MockServer {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
-        .respond_with(sent_ok("wamid.OUT.changes"))
-        .mount(&graph)
-        .await;
-    graph
+    crate::webhooks::graph_accepting("wamid.OUT.changes").await
 }
 
 /// A Meta `messages` (or `smb_message_echoes`) webhook carrying `item`.
@@ -38,18 +30,6 @@ fn meta_webhook(field: &str, key: &str, item: Value) -> Vec<u8> {
         }}]}]
     }))
     .unwrap()
-}
-
-async fn the_conversation(t: &TestApp) -> (String, Vec<Value>) {
-    let list = t.get("/api/v1/conversations").await;
-    let id = list[0]["id"].as_str().unwrap().to_string();
-    let messages = t
-        .get(&format!("/api/v1/conversations/{id}/messages"))
-        .await
-        .as_array()
-        .unwrap()
-        .clone();
-    (id, messages)
 }
 
 #[tokio::test]
@@ -74,7 +54,7 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
     assert_eq!(receipt["recorded"], 0, "not a new message");
     // The same edit delivered again changes nothing more.
     post_meta(&t, &edit).await;
-    let (_, messages) = the_conversation(&t).await;
+    let (_, messages) = crate::inbox::messages(&t).await;
     let customer: Vec<&Value> = messages
         .iter()
         .filter(|m| m["role"] == "customer")
@@ -97,7 +77,7 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
     );
     let receipt: Value = post_meta(&t, &revoke).await.json().await.unwrap();
     assert_eq!(receipt["changes"], 1, "{receipt}");
-    let (_, messages) = the_conversation(&t).await;
+    let (_, messages) = crate::inbox::messages(&t).await;
     let customer: Vec<&Value> = messages
         .iter()
         .filter(|m| m["role"] == "customer")
@@ -169,7 +149,7 @@ async fn a_message_deleted_before_the_bot_answers_is_not_answered() {
     })
     .await
     .expect("the turn ran");
-    let (_, messages) = the_conversation(&t).await;
+    let (_, messages) = crate::inbox::messages(&t).await;
     assert_eq!(messages.len(), 1, "no reply: {messages:?}");
     assert!(sends(&graph).await.is_empty());
     t.stop().await;
@@ -194,7 +174,7 @@ async fn a_coexistence_echo_is_recorded_and_silences_the_bot() {
     );
     assert_eq!(post_meta(&t, &echo).await.status(), 200);
     let (id, messages) = eventually(Duration::from_secs(10), || async {
-        let (id, m) = the_conversation(&t).await;
+        let (id, m) = crate::inbox::messages(&t).await;
         m.iter()
             .any(|m| m["text"] == "Hi, it's Marta from the shop, I'll help you")
             .then_some((id, m))
@@ -259,7 +239,7 @@ async fn evolution_edits_and_deletions_change_the_original_message() {
     ] {
         assert_eq!(hook(name).await.unwrap().status(), 200);
     }
-    let (_, messages) = the_conversation(&t).await;
+    let (_, messages) = crate::inbox::messages(&t).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["text"], "Olá, qual o horário de sábado?");
     assert_eq!(
@@ -273,7 +253,7 @@ async fn evolution_edits_and_deletions_change_the_original_message() {
         .await
         .unwrap();
     assert_eq!(receipt["changes"], 1, "{receipt}");
-    let (_, messages) = the_conversation(&t).await;
+    let (_, messages) = crate::inbox::messages(&t).await;
     assert_eq!(messages[0]["details"]["deleted_at"], "2026-05-06T14:38:27Z");
     t.stop().await;
 }

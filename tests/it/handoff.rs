@@ -12,21 +12,14 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{eventually, Options, TestApp};
 use crate::webhooks::{
-    evolution_server, meta_app, meta_text, post_meta, sends, sent_ok, wait_for_sends, CUSTOMER,
-    PHONE_ID,
+    evolution_server, meta_app, meta_text, post_meta, sends, wait_for_sends, CUSTOMER, PHONE_ID,
 };
 
 const SUPPORT: &str = "5511900000000";
 const ON_CALL: &str = "5511977776666";
 
 async fn graph() -> MockServer {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
-        .respond_with(sent_ok("wamid.OUT.handoff"))
-        .mount(&graph)
-        .await;
-    graph
+    crate::webhooks::graph_accepting("wamid.OUT.handoff").await
 }
 
 /// A Meta webhook with the customer's tap on button `id` titled `title`.

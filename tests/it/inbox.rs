@@ -66,7 +66,7 @@ async fn graph() -> MockServer {
 }
 
 /// The one conversation's messages, oldest first.
-async fn messages(t: &TestApp) -> (String, Vec<Value>) {
+pub(crate) async fn messages(t: &TestApp) -> (String, Vec<Value>) {
     let list = t.get("/api/v1/conversations").await;
     let id = list[0]["id"].as_str().unwrap().to_string();
     let messages = t

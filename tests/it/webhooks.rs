@@ -58,6 +58,17 @@ pub fn sent_ok(id: &str) -> ResponseTemplate {
     }))
 }
 
+/// A Graph API that accepts every send, answering with the message id `id`.
+pub async fn graph_accepting(id: &str) -> MockServer {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .respond_with(sent_ok(id))
+        .mount(&graph)
+        .await;
+    graph
+}
+
 /// An app with workers, the demo agent, and a Meta channel whose Graph API is `graph`.
 pub async fn meta_app(graph: &MockServer, agent_config: Value) -> TestApp {
     meta_app_with(graph, agent_config, false, |_| {})
