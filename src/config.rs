@@ -153,6 +153,9 @@ pub struct ServerSettings {
     pub max_upload_bytes: usize,
     /// Per-request timeout for API calls, in seconds.
     pub request_timeout_secs: u64,
+    /// On SIGTERM, how long `/readyz` says "draining" while requests are still served, so a
+    /// load balancer stops sending new ones before the listener closes, in seconds.
+    pub drain_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -164,6 +167,7 @@ impl Default for ServerSettings {
             max_webhook_bytes: 1024 * 1024,
             max_upload_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 120,
+            drain_secs: 5,
         }
     }
 }

@@ -135,9 +135,20 @@ pub fn retry_verdict(
 pub struct WorkerHealth {
     expected: AtomicUsize,
     running: AtomicUsize,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl WorkerHealth {
+    /// The process is shutting down: readiness turns false so no new work is routed here.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the process is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Worker loops that should be running.
     pub fn expected(&self) -> usize {
         self.expected.load(Ordering::Relaxed)

@@ -84,6 +84,8 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let events = tokio::spawn(hub.clone().run(notifications, stopped.clone()));
     let hooks = tokio::spawn(state.hooks.clone().run(hub.clone(), stopped));
+    let draining = state.workers.clone();
+    let drain_secs = state.settings.server.drain_secs;
     let app = router(state);
     // The peer address throttles sign-in attempts per client.
     let served = axum::serve(
@@ -92,6 +94,14 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        // Readiness turns false first and requests are still served for a moment, so a load
+        // balancer routes new ones elsewhere before the listener closes.
+        draining.drain();
+        let drain = std::time::Duration::from_secs(drain_secs);
+        if !drain.is_zero() {
+            tracing::info!(seconds = drain_secs, "draining: /readyz answers 503");
+            tokio::time::sleep(drain).await;
+        }
         // Event streams never end by themselves: end them, or shutdown waits for them.
         hub.close();
     })
@@ -159,9 +169,14 @@ pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
     let store = app.store.ping().await;
     let vectors = app.knowledge.vectors().count("__readiness_probe").await;
     let workers_ok = app.workers.ok();
-    let ok = store.is_ok() && vectors.is_ok() && workers_ok;
+    let draining = app.workers.draining();
+    let ok = store.is_ok() && vectors.is_ok() && workers_ok && !draining;
     let body = json!({
-        "status": if ok { "ready" } else { "unavailable" },
+        "status": match (ok, draining) {
+            (true, _) => "ready",
+            (false, true) => "draining",
+            (false, false) => "unavailable",
+        },
         "store": { "backend": app.store.backend(), "ok": store.is_ok() },
         "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
         "embedder": { "model": app.knowledge.embedder().model_id() },

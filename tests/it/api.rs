@@ -367,3 +367,51 @@ async fn health_readiness_metrics_and_unknown_routes() {
     assert_eq!(error_code(&body), "not_found");
     t.stop().await;
 }
+
+/// On shutdown `/readyz` turns 503 ("draining") at once while requests are still served for
+/// `server.drain_secs`, so a load balancer stops routing here before the listener closes.
+#[tokio::test]
+async fn readiness_turns_false_while_draining_and_requests_are_still_served() {
+    let t = TestApp::start(Options {
+        workers: true,
+        tweak: Box::new(|s| s.server.drain_secs = 2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ready = |t: &TestApp| {
+        let request = t.client.get(format!("{}/readyz", t.url)).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (
+                status,
+                body["status"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    assert_eq!(ready(&t).await, (200, "ready".to_string()));
+    let stopping = std::time::Instant::now();
+    t.begin_stop();
+    let draining = crate::support::app::eventually(std::time::Duration::from_secs(2), || async {
+        let r = ready(&t).await;
+        (r.0 == 503).then_some(r)
+    })
+    .await
+    .expect("readiness turned false");
+    assert_eq!(draining.1, "draining");
+    // Still served meanwhile.
+    let agents = t
+        .request(Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agents.status(), 200);
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(2));
+    t.stop().await;
+    assert!(
+        stopping.elapsed() >= std::time::Duration::from_secs(2),
+        "the listener stayed open for the drain"
+    );
+}

@@ -82,6 +82,8 @@ pub fn base_settings(dir: &std::path::Path) -> Settings {
     s.workers.concurrency = 2;
     s.workers.max_attempts = 5;
     s.channels.unconfirmed_grace_secs = 1;
+    // Stopping a test server does not wait for a load balancer.
+    s.server.drain_secs = 0;
     // Tests run their Evolution and Kapso mocks on loopback.
     s.channels.allow_private_urls = true;
     s.models.dir = Some(palaver::testing::test_model_store().dir().to_path_buf());
@@ -206,6 +208,11 @@ impl TestApp {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Starts shutting down, as SIGTERM does, without waiting for the end.
+    pub fn begin_stop(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// Stops the server and the workers.
