@@ -18,6 +18,7 @@ mod events;
 mod handoff;
 mod hooks;
 mod inbox;
+mod operations;
 mod store;
 mod templates;
 mod voice;
