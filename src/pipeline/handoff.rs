@@ -29,10 +29,15 @@ const PICK_MAX_CHARS: usize = 40;
 pub(super) struct Handover {
     /// To the customer.
     pub customer_message: String,
-    /// Where the note goes instead of the support contact (the on-call contact), if anywhere.
+    /// Who is told about it (digits): the support contact, or out of hours the on-call
+    /// contact; nobody without either.
     pub note_to: Option<String>,
     /// When the note is sent, if not now (opening time).
     pub note_at: Option<DateTime<Utc>>,
+}
+
+fn digits(contact: &str) -> String {
+    contact.trim_start_matches('+').to_string()
 }
 
 /// The language openings are said in: the agent's, or English.
@@ -45,9 +50,10 @@ fn language(config: &AgentConfig) -> &str {
 /// out of hours the closed message with the next opening, and the note to the on-call contact
 /// at once or to the support contact at opening time.
 pub(super) fn handover(config: &AgentConfig, now: DateTime<Utc>) -> Handover {
+    let support = config.escalation.support_contact.as_deref().map(digits);
     let usual = Handover {
         customer_message: config.escalation.customer_message.clone(),
-        note_to: None,
+        note_to: support.clone(),
         note_at: None,
     };
     let Some(hours) = &config.hours else {
@@ -64,16 +70,14 @@ pub(super) fn handover(config: &AgentConfig, now: DateTime<Utc>) -> Handover {
         // Never opens again (no periods configured): no time to promise.
         (_, None) => config.escalation.customer_message.clone(),
     };
+    let (note_to, note_at) = match hours.on_call_contact.as_deref() {
+        Some(on_call) => (Some(digits(on_call)), None),
+        None => (support, opens.map(|o| o.with_timezone(&Utc))),
+    };
     Handover {
         customer_message,
-        note_to: hours
-            .on_call_contact
-            .as_deref()
-            .map(|c| c.trim_start_matches('+').to_string()),
-        note_at: match hours.on_call_contact {
-            Some(_) => None,
-            None => opens.map(|o| o.with_timezone(&Utc)),
-        },
+        note_to,
+        note_at,
     }
 }
 
@@ -180,8 +184,8 @@ impl Pipeline {
                 continue;
             };
             let limit = chrono::Duration::minutes(i64::from(minutes));
-            let last = open.last_person_at.unwrap_or(open.escalation.opened_at);
-            let last = last.max(open.escalation.opened_at);
+            let opened = open.escalation.opened_at;
+            let last = open.last_person_at.map_or(opened, |p| p.max(opened));
             if now - last < limit {
                 continue;
             }
@@ -287,5 +291,22 @@ mod tests {
         let h = handover(&c, utc("2026-11-23T19:00:00Z"));
         assert_eq!(h.note_to.as_deref(), Some("351912345678"));
         assert_eq!(h.note_at, None);
+        // Within hours the on-call contact is not the one told.
+        let h = handover(&c, utc("2026-11-23T10:00:00Z"));
+        assert_eq!(h.note_to, None);
+    }
+
+    #[test]
+    fn the_support_contact_is_told_now_or_at_opening() {
+        let mut c = config(None);
+        c.escalation.support_contact = Some("+5511900000000".into());
+        let h = handover(&c, utc("2026-11-23T10:00:00Z"));
+        assert_eq!(
+            (h.note_to.as_deref(), h.note_at),
+            (Some("5511900000000"), None)
+        );
+        let h = handover(&c, utc("2026-11-23T19:00:00Z"));
+        assert_eq!(h.note_to.as_deref(), Some("5511900000000"));
+        assert_eq!(h.note_at, Some(utc("2026-11-24T09:00:00Z")));
     }
 }

@@ -398,7 +398,7 @@ impl Pipeline {
         if let Err(why) = voice::transcribe_turn(self, conversation, &config, &mut turn).await? {
             let reply = config.voice.default_reply.clone();
             return self
-                .send_plain(conversation, &turn, reply, Some(why), started)
+                .send_plain(conversation, &config, &turn, reply, Some(why), started)
                 .await;
         }
 
@@ -441,7 +441,7 @@ impl Pipeline {
             let text = self.prompts.unsupported_message().to_string();
             let why = "the message has no text or voice to answer".to_string();
             return self
-                .send_plain(conversation, &turn, text, Some(why), started)
+                .send_plain(conversation, &config, &turn, text, Some(why), started)
                 .await;
         }
 
@@ -602,6 +602,7 @@ impl Pipeline {
                     return self
                         .reply(
                             conversation,
+                            &config,
                             &turn,
                             fallback,
                             Some(generation),
@@ -616,6 +617,7 @@ impl Pipeline {
         generation.total_ms = ms(started);
         self.reply(
             conversation,
+            &config,
             &turn,
             text.to_string(),
             Some(generation),
@@ -844,31 +846,26 @@ impl Pipeline {
         Delivery::Outbox(self.settings.workers.limits())
     }
 
-    /// Stage 7, a reply: recorded in the outbox exactly once per turn.
+    /// Stage 7, a reply (with the agent's options, if it offers any): recorded in the outbox
+    /// exactly once per turn.
+    #[allow(clippy::too_many_arguments)]
     async fn reply(
         &self,
         conversation: &Conversation,
+        config: &AgentConfig,
         turn: &[Message],
         text: String,
         generation: Option<Generation>,
         question: String,
         sources: Vec<ShownSource>,
     ) -> Result<Outcome, PipelineError> {
-        let choices = match conversation.agent_id {
-            Some(id) => self
-                .store
-                .agent(id)
-                .await?
-                .and_then(|a| a.config.interactive.choices()),
-            None => None,
-        };
         self.record(
             conversation,
             turn,
             Decision::Reply {
                 text,
                 generation,
-                choices,
+                choices: config.interactive.choices(),
             },
             question,
             sources,
@@ -880,6 +877,7 @@ impl Pipeline {
     async fn send_plain(
         &self,
         conversation: &Conversation,
+        config: &AgentConfig,
         turn: &[Message],
         text: String,
         note: Option<String>,
@@ -893,6 +891,7 @@ impl Pipeline {
         let question = turn_text(turn);
         self.reply(
             conversation,
+            config,
             turn,
             text,
             Some(generation),
@@ -918,13 +917,7 @@ impl Pipeline {
         generation: Option<Generation>,
     ) -> Result<Outcome, PipelineError> {
         let handover = handoff::handover(config, now);
-        let note = self
-            .support_note(conversation, config, &trigger, &question)?
-            .map(|(to, text)| Note {
-                to: handover.note_to.clone().unwrap_or(to),
-                text,
-                at: handover.note_at,
-            });
+        let note = self.note(conversation, config, &handover, &trigger, &question)?;
         self.record(
             conversation,
             turn,
@@ -940,20 +933,16 @@ impl Pipeline {
         .await
     }
 
-    /// The note for the agent's support contact, if it has one.
-    fn support_note(
+    /// The note about an escalation for whom `handover` names, if anyone.
+    fn note(
         &self,
         conversation: &Conversation,
         config: &AgentConfig,
+        handover: &handoff::Handover,
         trigger: &Trigger,
         question: &str,
-    ) -> Result<Option<(String, String)>, PipelineError> {
-        // Out of hours an on-call contact is told even when no support contact is set.
-        let on_call = config
-            .hours
-            .as_ref()
-            .and_then(|h| h.on_call_contact.as_ref());
-        let Some(contact) = config.escalation.support_contact.as_ref().or(on_call) else {
+    ) -> Result<Option<Note>, PipelineError> {
+        let Some(to) = handover.note_to.clone() else {
             return Ok(None);
         };
         let customer = conversation.contact.name.as_deref().unwrap_or("a customer");
@@ -974,7 +963,11 @@ impl Pipeline {
                 .replace("{summary}", question)
                 .replace("{link}", &link)
         };
-        Ok(Some((contact.trim_start_matches('+').to_string(), note)))
+        Ok(Some(Note {
+            to,
+            text: note,
+            at: handover.note_at,
+        }))
     }
 
     /// Records what the turn decided, in one transaction: the escalation it opens, the
@@ -1017,8 +1010,8 @@ impl Pipeline {
             handled: Vec::new(),
             delivery: self.delivery(),
         };
-        let parts = |text: &str, generation: &Option<Generation>, prefix: &str| {
-            crate::channels::delivery::split_text(text, crate::channels::MAX_TEXT_CHARS)
+        let parts = |text: &str, generation: &Option<Generation>, prefix: &str, max: usize| {
+            crate::channels::delivery::split_text(text, max)
                 .iter()
                 .enumerate()
                 .map(|(i, part)| {
@@ -1029,25 +1022,6 @@ impl Pipeline {
                     bot(part, generation, key)
                 })
                 .collect::<Vec<_>>()
-        };
-        // Options go with the last part, which must fit an interactive message's body.
-        let with_choices = |text: &str, generation: &Option<Generation>, choices: Choices| {
-            let mut replies: Vec<NewOutbound> =
-                crate::channels::delivery::split_text(text, crate::channels::MAX_INTERACTIVE_CHARS)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| {
-                        let key = match i {
-                            0 => format!("reply:{key}"),
-                            n => format!("reply:{key}#{}", n + 1),
-                        };
-                        bot(part, generation, key)
-                    })
-                    .collect();
-            if let Some(last) = replies.last_mut() {
-                last.details.choices = Some(choices);
-            }
-            replies
         };
         let mut new = NewTurn {
             conversation_id: conversation.id,
@@ -1071,19 +1045,22 @@ impl Pipeline {
                 generation,
                 choices,
             } => {
-                new.replies = match choices {
-                    Some(choices) => {
-                        outcome.choices = Some(choices.clone());
-                        with_choices(&text, &generation, choices)
-                    }
-                    None => parts(&text, &generation, "reply"),
+                // Options go with the last part, which must fit an interactive message's body.
+                let max = match choices {
+                    Some(_) => crate::channels::MAX_INTERACTIVE_CHARS,
+                    None => crate::channels::MAX_TEXT_CHARS,
                 };
+                new.replies = parts(&text, &generation, "reply", max);
+                if let Some(last) = new.replies.last_mut() {
+                    last.details.choices = choices.clone();
+                }
+                outcome.choices = choices;
                 outcome.action = Action::Replied;
                 outcome.generation = generation;
             }
             Decision::TakeBack { closing, message } => {
                 new.close = Some(closing);
-                new.replies = parts(&message, &None, "handback");
+                new.replies = parts(&message, &None, "handback", crate::channels::MAX_TEXT_CHARS);
                 outcome.action = Action::HandedBack;
             }
             Decision::Escalate {
@@ -1098,7 +1075,12 @@ impl Pipeline {
                     message_id: handled.last().copied(),
                 });
                 if let Some(text) = customer_message.filter(|t| !t.trim().is_empty()) {
-                    new.replies = parts(&text, &generation, "escalation");
+                    new.replies = parts(
+                        &text,
+                        &generation,
+                        "escalation",
+                        crate::channels::MAX_TEXT_CHARS,
+                    );
                 }
                 if let Some(Note {
                     to: wa_id,
@@ -1194,14 +1176,22 @@ impl Pipeline {
             None => None,
         };
         let decision = match &agent {
-            Some(agent) => Decision::Escalate {
-                support_note: self
-                    .support_note(&conv, &agent.config, &trigger, &question)?
-                    .map(|(to, text)| Note { to, text, at: None }),
-                customer_message: Some(agent.config.escalation.customer_message.clone()),
-                trigger,
-                generation: None,
-            },
+            Some(agent) => {
+                // The same handover as any escalation, out of hours included.
+                let handover = handoff::handover(&agent.config, chrono::Utc::now());
+                Decision::Escalate {
+                    support_note: self.note(
+                        &conv,
+                        &agent.config,
+                        &handover,
+                        &trigger,
+                        &question,
+                    )?,
+                    customer_message: Some(handover.customer_message),
+                    trigger,
+                    generation: None,
+                }
+            }
             None => Decision::Escalate {
                 trigger,
                 customer_message: None,
