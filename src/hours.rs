@@ -3,7 +3,7 @@
 //! now and when it next opens, which the pipeline tells a customer whose conversation is handed
 //! over out of hours ("a person will answer from Monday 09:00").
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -192,7 +192,7 @@ impl BusinessHours {
         let zone = self.zone();
         let local = now.with_timezone(&zone);
         let today = local.date_naive();
-        let minute = local.hour_minute();
+        let minute = local.hour() * 60 + local.minute();
         if self
             .periods(today)
             .iter()
@@ -236,17 +236,6 @@ fn local_instant(zone: Tz, date: NaiveDate, minute: u32) -> Option<DateTime<Tz>>
         m += 1;
     }
     None
-}
-
-trait HourMinute {
-    fn hour_minute(&self) -> u32;
-}
-
-impl HourMinute for DateTime<Tz> {
-    fn hour_minute(&self) -> u32 {
-        use chrono::Timelike;
-        self.hour() * 60 + self.minute()
-    }
 }
 
 /// Words for saying when a team opens, per language.

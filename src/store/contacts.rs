@@ -2,14 +2,14 @@
 //! (language, notes, labels, its own attributes such as a CRM's case id), so that a CRM can
 //! find the conversation of its case and people see who they are talking to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
-use super::sql::{db_err, get, now_ms, parse_id, time, SqlStore};
+use super::sql::{db_err, get, now_ms, parse_id, placeholders, time, SqlStore};
 use super::StoreError;
 use crate::domain::{ChannelId, ContactId, WorkspaceId};
 
@@ -94,48 +94,95 @@ const SELECT: &str =
         ct.created_at, ct.updated_at
     FROM contacts ct JOIN channels ch ON ch.id = ct.channel_id";
 
+/// The conditions that keep rows whose contact (`contact_column`) has `label` and the attribute
+/// value `attribute`, their values pushed onto `args`; a condition's placeholders are numbered
+/// from the argument's position plus `offset` (the arguments bound before `args`).
+pub(super) fn contact_conditions(
+    contact_column: &str,
+    label: Option<&String>,
+    attribute: Option<&(String, String)>,
+    args: &mut Vec<String>,
+    offset: usize,
+) -> Vec<String> {
+    let mut conditions = Vec::new();
+    if let Some(label) = label {
+        args.push(label.clone());
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = {contact_column} AND l.label = ${})",
+            args.len() + offset
+        ));
+    }
+    if let Some((key, value)) = attribute {
+        args.push(key.clone());
+        args.push(value.clone());
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = {contact_column} AND a.key = ${} AND a.value = ${})",
+            args.len() - 1 + offset,
+            args.len() + offset
+        ));
+    }
+    conditions
+}
+
 impl SqlStore {
+    /// The profiles of `rows`, their labels and attributes read in one query each.
     async fn profiles(
         &self,
         rows: Vec<sqlx::any::AnyRow>,
     ) -> Result<Vec<ContactProfile>, StoreError> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = get(&row, "id")?;
-            let labels = sqlx::query(
-                "SELECT label FROM contact_labels WHERE contact_id = $1 ORDER BY label",
-            )
-            .bind(&id)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
+        let ids: Vec<String> = rows
             .iter()
-            .map(|r| r.try_get::<String, _>("label").map_err(db_err))
-            .collect::<Result<Vec<_>, _>>()?;
-            let attributes =
-                sqlx::query("SELECT key, value FROM contact_attributes WHERE contact_id = $1")
-                    .bind(&id)
-                    .fetch_all(&self.read)
-                    .await
-                    .map_err(db_err)?
-                    .iter()
-                    .map(|r| Ok((get::<String>(r, "key")?, get::<String>(r, "value")?)))
-                    .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
-            out.push(ContactProfile {
-                id: parse_id(&row, "id")?,
-                workspace_id: parse_id(&row, "workspace_id")?,
-                channel_id: parse_id(&row, "channel_id")?,
-                wa_id: get(&row, "wa_id")?,
-                name: get(&row, "name")?,
-                language: get(&row, "language")?,
-                notes: get(&row, "notes")?,
-                labels,
-                attributes,
-                created_at: time(&row, "created_at")?,
-                updated_at: time(&row, "updated_at")?,
-            });
+            .map(|row| get::<String>(row, "id"))
+            .collect::<Result<_, _>>()?;
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        let mut attributes: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        if !ids.is_empty() {
+            let list = placeholders(1, ids.len());
+            let sql = format!(
+                "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({list}) ORDER BY label"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(id.clone());
+            }
+            for r in query.fetch_all(&self.read).await.map_err(db_err)? {
+                labels
+                    .entry(get(&r, "contact_id")?)
+                    .or_default()
+                    .push(get(&r, "label")?);
+            }
+            let sql = format!(
+                "SELECT contact_id, key, value FROM contact_attributes WHERE contact_id IN ({list})"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(id.clone());
+            }
+            for r in query.fetch_all(&self.read).await.map_err(db_err)? {
+                attributes
+                    .entry(get(&r, "contact_id")?)
+                    .or_default()
+                    .insert(get(&r, "key")?, get(&r, "value")?);
+            }
         }
-        Ok(out)
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                Ok(ContactProfile {
+                    id: parse_id(row, "id")?,
+                    workspace_id: parse_id(row, "workspace_id")?,
+                    channel_id: parse_id(row, "channel_id")?,
+                    wa_id: get(row, "wa_id")?,
+                    name: get(row, "name")?,
+                    language: get(row, "language")?,
+                    notes: get(row, "notes")?,
+                    labels: labels.remove(&id).unwrap_or_default(),
+                    attributes: attributes.remove(&id).unwrap_or_default(),
+                    created_at: time(row, "created_at")?,
+                    updated_at: time(row, "updated_at")?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -160,22 +207,13 @@ impl ContactStore for SqlStore {
             "ch.workspace_id = $1".to_string(),
             "ch.provider <> 'sandbox'".into(),
         ];
-        if let Some(label) = &filter.label {
-            args.push(label.clone());
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = ct.id AND l.label = ${})",
-                args.len()
-            ));
-        }
-        if let Some((key, value)) = &filter.attribute {
-            args.push(key.clone());
-            args.push(value.clone());
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = ct.id AND a.key = ${} AND a.value = ${})",
-                args.len() - 1,
-                args.len()
-            ));
-        }
+        conditions.extend(contact_conditions(
+            "ct.id",
+            filter.label.as_ref(),
+            filter.attribute.as_ref(),
+            &mut args,
+            0,
+        ));
         if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
             args.push(format!("%{}%", search.trim().to_lowercase()));
             conditions.push(format!(

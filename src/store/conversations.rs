@@ -1241,22 +1241,13 @@ impl ConversationStore for SqlStore {
             Some(None) => conditions.push("cv.assignee_id IS NULL".into()),
             None => {}
         }
-        if let Some(label) = &f.label {
-            args.push(label.clone());
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = cv.contact_id AND l.label = ${})",
-                args.len() + 1
-            ));
-        }
-        if let Some((key, value)) = &f.attribute {
-            args.push(key.clone());
-            args.push(value.clone());
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = cv.contact_id AND a.key = ${} AND a.value = ${})",
-                args.len(),
-                args.len() + 1
-            ));
-        }
+        conditions.extend(super::contacts::contact_conditions(
+            "cv.contact_id",
+            f.label.as_ref(),
+            f.attribute.as_ref(),
+            &mut args,
+            1,
+        ));
         if f.unread {
             conditions.push("cv.unread_count > 0".into());
         }
