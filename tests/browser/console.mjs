@@ -205,6 +205,25 @@ try {
     await shot(page, "08-conversation");
   });
 
+  await as("a customer's edit and deletion change their messages in the open thread", async () => {
+    await ask({ ask: "meta_text", id: "wamid.IN.E1", text: "Do you deliver on Sundys?" });
+    await page.waitForSelector(".message.inbound >> text=Do you deliver on Sundys?", { timeout: 5000 });
+    await ask({ ask: "meta_message", message: { id: "wamid.IN.E1-edit", type: "edit",
+      edit: { original_message_id: "wamid.IN.E1",
+        message: { type: "text", text: { body: "Do you deliver on Sundays?" } } } } });
+    await page.waitForSelector(".message.inbound >> text=Do you deliver on Sundays?", { timeout: 5000 });
+    await page.click(".message.inbound .edits summary");
+    await page.waitForSelector(".message.inbound .edits >> text=Do you deliver on Sundys?");
+    await ask({ ask: "meta_text", id: "wamid.IN.E2", text: "Sorry, wrong chat" });
+    await page.waitForSelector(".message.inbound >> text=Sorry, wrong chat", { timeout: 5000 });
+    // The thread was refreshed live; what was opened stays open.
+    assert.equal(await page.locator(".message.inbound .edits[open]").count(), 1);
+    await ask({ ask: "meta_message", message: { id: "wamid.IN.E2-revoke", type: "revoke",
+      revoke: { original_message_id: "wamid.IN.E2" } } });
+    await page.waitForSelector(".message.inbound .deleted", { timeout: 5000 });
+    await shot(page, "08b-changed-messages");
+  });
+
   await as("an escalated conversation notifies, is resolved, then handed back", async () => {
     await page.click("#notify");
     await page.waitForSelector("#notify[aria-pressed=true]");

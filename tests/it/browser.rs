@@ -105,6 +105,26 @@ async fn answer(t: &TestApp, graph: &MockServer, ask: &Value) -> Result<Value, S
                 .then(|| json!({"ok": true}))
                 .ok_or(format!("the webhook was answered {status}"))
         }
+        // Any message object (an edit, a revoke...) from the customer, in a signed webhook.
+        "meta_message" => {
+            let mut message = ask["message"].clone();
+            message["from"] = json!(CUSTOMER);
+            message["timestamp"] = json!(chrono::Utc::now().timestamp().to_string());
+            let body = serde_json::to_vec(&json!({
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+                    "contacts": [{"profile": {"name": "Test Customer"}, "wa_id": CUSTOMER}],
+                    "messages": [message]
+                }}]}]
+            }))
+            .unwrap();
+            let status = post_meta(t, &body).await.status();
+            (status == 200)
+                .then(|| json!({"ok": true}))
+                .ok_or(format!("the webhook was answered {status}"))
+        }
         "meta_status" => {
             let body = serde_json::to_vec(&json!({
                 "object": "whatsapp_business_account",

@@ -67,6 +67,13 @@ async function refresh() {
       const current = document.getElementById(id);
       if (fresh && current) {
         const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+        // What a person opened (a message's sources, its earlier versions) stays open.
+        const opened = [...current.querySelectorAll("[id] details[open]")]
+          .map((d) => [d.closest("[id]").id, d.className]);
+        for (const [id, cls] of opened) {
+          const again = fresh.querySelector(`#${CSS.escape(id)} details${cls ? "." + cls.split(" ").join(".") : ""}`);
+          if (again) again.open = true;
+        }
         current.replaceWith(fresh);
         if (id === "messages" && atBottom) window.scrollTo(0, document.body.scrollHeight);
       }
