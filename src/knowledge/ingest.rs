@@ -502,6 +502,7 @@ impl Knowledge {
         self.store
             .mark_collection_indexed(&collection, replaced.version)
             .await?;
+        self.hold(&collection, replaced.version, Some(replaced.version - 1));
         Ok(replaced.document.id)
     }
 
@@ -523,6 +524,7 @@ impl Knowledge {
         self.store
             .mark_collection_indexed(&doc.collection, deleted.version)
             .await?;
+        self.hold(&doc.collection, deleted.version, Some(deleted.version - 1));
         Ok(true)
     }
 
@@ -550,9 +552,15 @@ impl Knowledge {
                 .filter(|d| d.embedding_model != model)
                 .collect();
             let points = self.vectors.count(&state.name).await?;
-            let consistent =
-                state.indexed_version == state.version && points == state.chunks as u64;
+            // This process's own index holds what it recorded; before it recorded anything (at
+            // start), the store's marker and the point count are the evidence.
+            let indexed = self
+                .held(&state.name)
+                .filter(|_| !self.vectors.shared())
+                .unwrap_or(state.indexed_version);
+            let consistent = indexed == state.version && points == state.chunks as u64;
             if only_stale && consistent && stale_docs.is_empty() {
+                self.hold(&state.name, state.version, None);
                 report.up_to_date.push(state.name.clone());
                 continue;
             }
@@ -603,6 +611,7 @@ impl Knowledge {
             self.store
                 .mark_collection_indexed(&state.name, version)
                 .await?;
+            self.hold(&state.name, version, None);
             tracing::info!(collection = %state.name, points = copied, "vector index rebuilt");
             report.rebuilt.push((state.name.clone(), copied));
         }
@@ -630,6 +639,8 @@ fn check_collection(collection: &str) -> Result<(), KnowledgeError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -674,5 +685,104 @@ mod tests {
         walk(dir.path(), "kb", &mut out).unwrap();
         let sources: Vec<_> = out.iter().map(|f| f.source.as_str()).collect();
         assert_eq!(sources, ["kb/a.txt", "kb/b.md", "kb/sub/c.csv"]);
+    }
+
+    /// Two processes on one database, each with an index of its own (replicas with embedded
+    /// indexes): what one writes, the other's index holds by its next search.
+    #[tokio::test]
+    async fn a_process_index_follows_what_another_process_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("palaver.db").display());
+        let store = crate::store::open(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let embedder: Arc<dyn crate::embed::Embedder> =
+            Arc::new(crate::testing::HashEmbedder::default());
+        let process = || {
+            Knowledge::new(
+                store.clone(),
+                embedder.clone(),
+                Arc::new(crate::vectors::memory::MemoryStore::new()),
+                Default::default(),
+                Default::default(),
+            )
+        };
+        let (a, b) = (process(), process());
+        let search = |k: &'static str| crate::knowledge::Query {
+            collection: "shop",
+            text: k,
+            top_k: 3,
+            min_score: 0.0,
+        };
+        let held_ids = |k: &Knowledge| {
+            let vectors = k.vectors.clone();
+            async move {
+                let hits = vectors
+                    .search("shop", &[1.0; 256], 100)
+                    .await
+                    .unwrap_or_default();
+                let mut ids: Vec<uuid::Uuid> = hits.into_iter().map(|h| h.id).collect();
+                ids.sort();
+                ids
+            }
+        };
+        let stored_ids = || async {
+            let mut ids: Vec<uuid::Uuid> = store
+                .chunk_page("shop", None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id.0)
+                .collect();
+            ids.sort();
+            ids
+        };
+
+        // B searched before anything existed, then A writes.
+        b.retrieve(&search("opening hours")).await.unwrap();
+        a.ingest_bytes(
+            "shop",
+            "hours.md",
+            b"# Hours\n\nOpen from 9 to 18.\n\n# Payment\n\nCards and cash.".to_vec(),
+            crate::knowledge::loaders::Format::Markdown,
+        )
+        .await
+        .unwrap();
+        assert!(held_ids(&b).await.is_empty(), "B has not searched since");
+        b.retrieve(&search("opening hours")).await.unwrap();
+        assert_eq!(held_ids(&b).await, stored_ids().await);
+        assert!(!held_ids(&b).await.is_empty());
+
+        // A replaces the document with one of as many passages: B's index changes too.
+        a.ingest_bytes(
+            "shop",
+            "hours.md",
+            b"# Hours\n\nOpen from 10 to 19.\n\n# Payment\n\nCards only.".to_vec(),
+            crate::knowledge::loaders::Format::Markdown,
+        )
+        .await
+        .unwrap();
+        b.retrieve(&search("payment")).await.unwrap();
+        assert_eq!(held_ids(&b).await, stored_ids().await);
+
+        // A's own writes need no catching up; B's write is caught up by A.
+        b.ingest_bytes(
+            "shop",
+            "returns.md",
+            b"# Returns\n\nWithin 30 days.".to_vec(),
+            crate::knowledge::loaders::Format::Markdown,
+        )
+        .await
+        .unwrap();
+        a.retrieve(&search("returns")).await.unwrap();
+        assert_eq!(held_ids(&a).await, stored_ids().await);
+        assert_eq!(held_ids(&b).await, stored_ids().await);
+
+        // A deletion by A leaves B's index by B's next search.
+        let id = store.list_documents("shop").await.unwrap();
+        let hours = id.iter().find(|d| d.source == "hours.md").unwrap().id;
+        assert!(a.delete_document(hours).await.unwrap());
+        b.retrieve(&search("returns")).await.unwrap();
+        assert_eq!(held_ids(&b).await, stored_ids().await);
+        assert_eq!(stored_ids().await.len(), 1);
     }
 }

@@ -69,6 +69,10 @@ pub struct Knowledge {
     pub(crate) retrieval: RetrievalSettings,
     /// One writer per collection in this process, so vector writes land in version order.
     writers: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// For an index of this process's own (not [`VectorStore::shared`]): the collection
+    /// version it holds. The store's `indexed_version` says what some process indexed, which
+    /// is this one's only when no other process writes to the database.
+    held: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl Knowledge {
@@ -87,6 +91,7 @@ impl Knowledge {
             settings,
             retrieval,
             writers: Mutex::new(HashMap::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -103,5 +108,44 @@ impl Knowledge {
     async fn writer(&self, collection: &str) -> Arc<Mutex<()>> {
         let mut writers = self.writers.lock().await;
         writers.entry(collection.to_string()).or_default().clone()
+    }
+
+    /// The version of `collection` this process's own index holds, if known.
+    fn held(&self, collection: &str) -> Option<i64> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.get(collection).copied()
+    }
+
+    /// Records that this process's index holds `collection` as of `version`; with `after`, only
+    /// if it held exactly that version before (a write by another process in between is not
+    /// in it, and the next search catches up). A collection never seen holds version 0.
+    fn hold(&self, collection: &str, version: i64, after: Option<i64>) {
+        if self.vectors.shared() {
+            return;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if after.is_none_or(|after| held.get(collection).copied().unwrap_or(0) == after) {
+            held.insert(collection.to_string(), version);
+        }
+    }
+
+    /// Brings this process's own index of `collection` up to the store's version when another
+    /// process (a replica on the same database) changed the collection since. Costs one small
+    /// query when nothing changed; a shared index is kept by whoever writes.
+    pub(crate) async fn follow_store(&self, collection: &str) -> Result<(), KnowledgeError> {
+        if self.vectors.shared() {
+            return Ok(());
+        }
+        let Some(version) = self.store.collection_version(collection).await? else {
+            return Ok(());
+        };
+        if self.held(collection).is_some_and(|held| held >= version) {
+            return Ok(());
+        }
+        let report = self.reindex(Some(collection), true).await?;
+        for (name, points) in &report.rebuilt {
+            tracing::info!(collection = %name, points, "vector index caught up with the store");
+        }
+        Ok(())
     }
 }

@@ -92,6 +92,7 @@ impl Knowledge {
                     "no vector returned".into(),
                 ))
             })?;
+        self.follow_store(query.collection).await?;
         let candidates = self.retrieval.candidates.max(query.top_k);
         let terms = text::terms(question);
         let (dense, keyword) = tokio::join!(

@@ -865,6 +865,8 @@ pub trait Store:
     ) -> Result<Vec<KeywordHit>, StoreError>;
     /// Every collection with its counts and versions.
     async fn collections(&self) -> Result<Vec<CollectionState>, StoreError>;
+    /// A collection's version (bumped by every knowledge write), if it exists.
+    async fn collection_version(&self, collection: &str) -> Result<Option<i64>, StoreError>;
     /// Records that the vector index holds the collection as of `version`.
     async fn mark_collection_indexed(
         &self,

@@ -1044,6 +1044,15 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn collection_version(&self, collection: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT version FROM collections WHERE name = $1")
+            .bind(collection)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| get(&r, "version")).transpose()
+    }
+
     async fn mark_collection_indexed(
         &self,
         collection: &str,

@@ -55,6 +55,12 @@ pub struct VectorHit {
 pub trait VectorStore: Send + Sync {
     /// A short name for logs and `/readyz` (`edge`, `qdrant`, `memory`).
     fn name(&self) -> &'static str;
+    /// Whether every process on the database sees this index (a Qdrant server), rather than
+    /// each process keeping its own (embedded indexes): a process's own index follows the
+    /// store's changes by itself.
+    fn shared(&self) -> bool {
+        false
+    }
     /// Creates the collection if missing. An existing one with other dimensions is an error.
     async fn ensure_collection(
         &self,

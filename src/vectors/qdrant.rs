@@ -188,6 +188,10 @@ impl VectorStore for QdrantStore {
         "qdrant"
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn ensure_collection(
         &self,
         collection: &str,
