@@ -568,6 +568,14 @@ async fn find_or_create_agent(
 async fn serve(settings: Settings) -> Result<()> {
     let bind = settings.server.bind.clone();
     let app = Arc::new(App::build(settings).await?);
+    app.channels.check_key().await.map_err(|e| match e {
+        palaver::channels::ChannelError::Sealed => anyhow::anyhow!(
+            "the channel credentials in the database were sealed with another key: every process \
+             on one database needs the same channels.encryption_key (set \
+             PALAVER__CHANNELS__ENCRYPTION_KEY on each, or copy data/secret.key from the first)"
+        ),
+        e => anyhow::anyhow!("cannot read the channels: {e}"),
+    })?;
     app.check_index().await?;
     palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
     // The first owner: from the settings (unattended installs), or by a one-time set-up token

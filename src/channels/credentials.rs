@@ -32,6 +32,15 @@ impl Channels {
         self.unseal(&sealed)
     }
 
+    /// Checks that this process's key opens the credentials already in the database (replicas
+    /// on one database need one key); a database without channels passes.
+    pub async fn check_key(&self) -> Result<(), ChannelError> {
+        match self.store.list_channels(None, None).await?.first() {
+            Some(channel) => self.credentials(channel).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// The decrypted context a provider needs for `channel`.
     pub async fn context(&self, channel: &Channel) -> Result<ChannelContext, ChannelError> {
         Ok(ChannelContext {

@@ -2,100 +2,19 @@
 //! restarted: the customer still gets exactly one reply. The embedder is an OpenAI-compatible
 //! mock (bag-of-words vectors), so the binary needs no model.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{eventually, ADMIN_KEY};
+use crate::support::process::{free_port, Embeddings, Process};
 use crate::webhooks::{meta_text, sign, APP_SECRET, CUSTOMER, PHONE_ID};
 
-/// An OpenAI-compatible `/v1/embeddings` answering with the test embedder's vectors.
-struct Embeddings;
-
-impl Respond for Embeddings {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
-        let inputs: Vec<String> = match &body["input"] {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let embedder = palaver::testing::HashEmbedder::new(64);
-        let data: Vec<Value> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embedder.vector(text)}))
-            .collect();
-        ResponseTemplate::new(200).set_body_json(json!({
-            "object": "list", "data": data, "model": "hash-64",
-            "usage": {"prompt_tokens": 1, "total_tokens": 1}
-        }))
-    }
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn serve(data: &std::path::Path, port: u16, mocks: &MockServer, debounce_ms: u64) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_palaver"))
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PALAVER__DATA__DIR", data)
-        .env("PALAVER__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("PALAVER__SERVER__ADMIN_API_KEY", ADMIN_KEY)
-        .env("PALAVER__CHANNELS__META_GRAPH_URL", mocks.uri())
-        .env("PALAVER__EMBEDDING__BACKEND", "openai")
-        .env(
-            "PALAVER__EMBEDDING__BASE_URL",
-            format!("{}/v1", mocks.uri()),
-        )
-        .env("PALAVER__EMBEDDING__API_KEY", "sk-test")
-        .env("PALAVER__EMBEDDING__MODEL", "hash-64")
-        .env("PALAVER__EMBEDDING__DIMENSIONS", "64")
-        .env("PALAVER__PIPELINE__DEBOUNCE_MS", debounce_ms.to_string())
-        .env("PALAVER__WORKERS__POLL_MS", "20")
-        .env("PALAVER_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start palaver serve");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let up = eventually(Duration::from_secs(60), || async {
-        client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .await;
-    assert!(up.is_some(), "palaver serve did not come up");
-    Server { child, url }
+async fn serve(data: &std::path::Path, port: u16, mocks: &MockServer, debounce_ms: u64) -> Process {
+    let env = [("PALAVER__PIPELINE__DEBOUNCE_MS", debounce_ms.to_string())];
+    Process::serve(data, port, &mocks.uri(), &env).await
 }
 
 async fn sends(mocks: &MockServer) -> usize {
@@ -114,7 +33,7 @@ async fn a_reply_survives_kill_9_after_the_acknowledgement_and_is_sent_once() {
     let mocks = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/embeddings"))
-        .respond_with(Embeddings)
+        .respond_with(Embeddings::default())
         .mount(&mocks)
         .await;
     Mock::given(method("POST"))
@@ -178,8 +97,7 @@ async fn a_reply_survives_kill_9_after_the_acknowledgement_and_is_sent_once() {
         .await
         .unwrap();
     assert_eq!(ack.status(), 200);
-    first.child.kill().unwrap(); // SIGKILL: no shutdown, nothing flushed by us
-    first.child.wait().unwrap();
+    first.kill(); // SIGKILL: no shutdown, nothing flushed by us
     assert_eq!(sends(&mocks).await, 0, "nothing was sent before the crash");
 
     // Second life: the queued job is found and answered, once.

@@ -10,98 +10,10 @@ use serde_json::{json, Value};
 use wiremock::MockServer;
 
 use crate::support::app::{Options, TestApp, ADMIN_KEY};
+use crate::support::sse::Stream;
 use crate::webhooks::{
     meta_app, mount_send, post_meta, sent_ok, wait_for_sends, CUSTOMER, PHONE_ID,
 };
-
-/// A Server-Sent Events client.
-struct Stream {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-/// One event from a stream: its number, type and JSON data.
-#[derive(Debug, Clone)]
-struct Received {
-    id: i64,
-    kind: String,
-    data: Value,
-}
-
-impl Stream {
-    async fn open(t: &TestApp, key: &str, query: &str, last_id: Option<i64>) -> Stream {
-        let mut request = t
-            .client
-            .get(format!("{}/api/v1/events{query}", t.url))
-            .bearer_auth(key);
-        if let Some(id) = last_id {
-            request = request.header("last-event-id", id.to_string());
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response.headers()["content-type"].to_str().unwrap(),
-            "text/event-stream"
-        );
-        Stream {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event within `within`, heartbeats skipped.
-    async fn next(&mut self, within: Duration) -> Option<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let (mut id, mut kind, mut data) = (None, None, String::new());
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        kind = Some(v.trim().to_string());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                match (id, kind) {
-                    (Some(id), Some(kind)) => {
-                        return Some(Received {
-                            id,
-                            kind,
-                            data: serde_json::from_str(&data).unwrap(),
-                        })
-                    }
-                    (None, Some(kind)) => panic!("the stream closed: {kind} {data}"),
-                    _ => continue,
-                }
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .ok()?
-                .unwrap()?;
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    /// Events until one of `kind` satisfying `done`, within `within` in all.
-    async fn until(&mut self, within: Duration, done: impl Fn(&Received) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(event) = self.next(left).await else {
-                panic!("no matching event within {within:?}; saw {seen:#?}");
-            };
-            let stop = done(&event);
-            seen.push(event);
-            if stop {
-                return seen;
-            }
-        }
-    }
-}
 
 fn status_webhook(id: &str, status: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -116,7 +28,8 @@ async fn a_stream_follows_a_message_its_reply_and_its_read_receipt_in_order() {
     mount_send(&graph, sent_ok("wamid.OUT.EV1")).await;
     let t = meta_app(&graph, json!({})).await;
     let mut stream = Stream::open(
-        &t,
+        &t.client,
+        &t.url,
         ADMIN_KEY,
         "?type=message.received,message.sent,message.status",
         None,
@@ -201,7 +114,7 @@ async fn poll(t: &TestApp, key: &str, after: i64) -> Value {
 async fn a_reconnecting_client_gets_exactly_what_it_missed() {
     let t = TestApp::start(Options::default()).await.unwrap();
     t.demo_agent("demo", json!({})).await;
-    let mut stream = Stream::open(&t, ADMIN_KEY, "", None).await;
+    let mut stream = Stream::open(&t.client, &t.url, ADMIN_KEY, "", None).await;
     exchange(&t, ADMIN_KEY, None, "demo", "When are you open?").await;
     let first = stream.next(Duration::from_secs(5)).await.expect("an event");
     let second = stream.next(Duration::from_secs(5)).await.expect("an event");
@@ -225,7 +138,7 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed() {
         .map(|e| e["id"].as_i64().unwrap())
         .collect();
     assert!(missed.len() >= 4, "{missed:?}");
-    let mut again = Stream::open(&t, ADMIN_KEY, "", Some(second.id)).await;
+    let mut again = Stream::open(&t.client, &t.url, ADMIN_KEY, "", Some(second.id)).await;
     let mut got = Vec::new();
     while got.len() < missed.len() {
         got.push(
@@ -298,7 +211,7 @@ async fn workspaces_never_see_each_others_events() {
     let t = TestApp::start(Options::default()).await.unwrap();
     let a = workspace(&t, "acme").await;
     let b = workspace(&t, "bolt").await;
-    let mut stream_a = Stream::open(&t, &a, "", None).await;
+    let mut stream_a = Stream::open(&t.client, &t.url, &a, "", None).await;
     exchange(&t, &b, None, "demo", "B's secret question").await;
     exchange(&t, &a, None, "demo", "A's question").await;
     let seen = stream_a
@@ -340,7 +253,14 @@ async fn an_event_from_one_replica_reaches_a_stream_on_another_within_a_second()
         "the second replica shares the database"
     );
     one.demo_agent("demo", json!({})).await;
-    let mut on_two = Stream::open(&two, ADMIN_KEY, "?type=message.received", None).await;
+    let mut on_two = Stream::open(
+        &two.client,
+        &two.url,
+        ADMIN_KEY,
+        "?type=message.received",
+        None,
+    )
+    .await;
     for n in 0..3 {
         let text = format!("Question {n} to replica one");
         let started = Instant::now();

@@ -19,6 +19,7 @@ mod handoff;
 mod hooks;
 mod inbox;
 mod operations;
+mod replicas;
 mod store;
 mod templates;
 mod voice;

@@ -2,6 +2,8 @@
 
 pub mod app;
 pub mod pg;
+pub mod process;
+pub mod sse;
 
 use std::sync::Arc;
 
