@@ -263,6 +263,31 @@ enum BenchCommand {
     Speech(SpeechBench),
     /// Inbox list and search server time with many conversations in the store.
     Inbox(InboxBench),
+    /// A steady rate of webhooks for minutes against real `serve` processes: latency, queue,
+    /// memory, and replies lost or duplicated.
+    Soak(SoakBench),
+}
+
+#[derive(Args)]
+struct SoakBench {
+    /// Webhooks per second, each from a new customer.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Minutes of load.
+    #[arg(long, default_value_t = 3.0)]
+    minutes: f64,
+    /// `palaver serve` processes sharing the database (several need --database-url).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// An empty Postgres database for the replicas instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Knowledge files the agent answers from.
+    #[arg(long, default_value = "knowledge")]
+    knowledge: PathBuf,
+    /// Seconds between samples of the queue and memory.
+    #[arg(long, default_value_t = 10)]
+    every: u64,
 }
 
 #[derive(Args)]
@@ -1265,6 +1290,22 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 args.seconds,
             )
             .await?;
+            println!("{report}");
+        }
+        BenchCommand::Soak(args) => {
+            if !(args.minutes > 0.0 && args.minutes <= 24.0 * 60.0) {
+                anyhow::bail!("--minutes must be more than 0 and at most a day");
+            }
+            let plan = palaver::bench::soak::SoakPlan {
+                rate: args.rate,
+                duration: std::time::Duration::from_secs_f64(args.minutes * 60.0),
+                replicas: args.replicas,
+                database_url: args.database_url,
+                knowledge: args.knowledge,
+                drain: std::time::Duration::from_secs(120),
+                every: std::time::Duration::from_secs(args.every.max(1)),
+            };
+            let report = palaver::bench::soak::run(&settings, plan).await?;
             println!("{report}");
         }
         BenchCommand::Events(args) => {

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::embed::{EmbedError, Embedder};
-use crate::knowledge::text::terms;
 use crate::llm::{ChatModel, ChatRequest, Completion, FinishReason, LlmError};
 
 /// Hashes each word of a text into one of `dims` buckets: texts sharing words are close, and
@@ -27,20 +26,7 @@ impl HashEmbedder {
 
     /// The unit-length vector of one text.
     pub fn vector(&self, text: &str) -> Vec<f32> {
-        let mut v = vec![0f32; self.dims];
-        for w in terms(text) {
-            let h = w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-            });
-            v[(h % self.dims as u64) as usize] += 1.0;
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|x| *x /= norm);
-        } else {
-            v[0] = 1.0;
-        }
-        v
+        crate::embed::bag_of_words(text, self.dims)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod events;
 pub mod inbox;
 pub mod pipeline;
 pub mod retrieval;
+pub mod soak;
 pub mod speech;
 pub mod webhooks;
 

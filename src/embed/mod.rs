@@ -58,6 +58,27 @@ pub async fn from_settings(
     }
 }
 
+/// A vector without a model: each word of `text` hashed into one of `dims` buckets, unit
+/// length. Texts sharing words are close and nothing is random; tests and benchmarks that
+/// measure everything but the model use it.
+pub fn bag_of_words(text: &str, dims: usize) -> Vec<f32> {
+    let dims = dims.max(1);
+    let mut v = vec![0f32; dims];
+    for w in crate::knowledge::text::terms(text) {
+        let h = w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        v[(h % dims as u64) as usize] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    } else {
+        v[0] = 1.0;
+    }
+    v
+}
+
 /// Cosine similarity of two vectors (not assumed unit length).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);

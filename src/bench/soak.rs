@@ -1,0 +1,592 @@
+//! The soak benchmark: a steady rate of signed webhooks for minutes against one or several real
+//! `palaver serve` processes (this binary, started as children), each webhook from a new
+//! customer, answered from the sample knowledge through a mock provider that counts every reply.
+//! It reports throughput, acknowledgement and reply latency, the job queue's depth over time and
+//! each replica's memory, and counts replies lost (a customer never answered) and duplicated (a
+//! customer answered twice). Embeddings come from a mock too (the test embedder's bag-of-words
+//! vectors): the figures are the engine's, not a model's.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::pipeline::{latency, Latency};
+use super::BenchError;
+use crate::Settings;
+
+const PHONE_ID: &str = "100000000000077";
+const SECRET: &str = "soak-app-secret";
+const ADMIN_KEY: &str = "soak-admin-key-0123456789abcdef";
+/// Questions customers ask, in turn.
+const QUESTIONS: [&str; 4] = [
+    "Which payment methods do you accept?",
+    "Are you open on Saturday?",
+    "Do you deliver to Porto?",
+    "How long does a puncture repair take?",
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SoakPlan {
+    /// Webhooks per second.
+    pub rate: u32,
+    /// How long the load lasts.
+    pub duration: Duration,
+    /// `palaver serve` processes.
+    pub replicas: usize,
+    /// Their database (an empty one); a fresh SQLite file when `None` (one replica only).
+    pub database_url: Option<String>,
+    /// Knowledge files the agent answers from.
+    pub knowledge: PathBuf,
+    /// How long to wait for the last replies after the load.
+    pub drain: Duration,
+    /// How often the queue and memory are sampled.
+    pub every: Duration,
+}
+
+/// One sample of the queue and memory.
+#[derive(Debug, Clone)]
+pub struct SoakSample {
+    /// Since the load began.
+    pub at: Duration,
+    /// Jobs waiting or running.
+    pub queued: i64,
+    /// Resident memory of each replica, in bytes.
+    pub rss: Vec<u64>,
+}
+
+/// The figures.
+#[derive(Debug, Clone)]
+pub struct SoakReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// The plan.
+    pub plan: SoakPlan,
+    /// Webhooks sent.
+    pub sent: usize,
+    /// Webhooks acknowledged with 200.
+    pub acknowledged: usize,
+    /// Acknowledged per second over the load.
+    pub throughput: f64,
+    /// Webhook acknowledgement latency.
+    pub ack: Latency,
+    /// `/healthz` at the same rate, before the load (the server and client's own cost).
+    pub baseline: Latency,
+    /// From sending a webhook to the provider receiving its reply.
+    pub reply: Option<Latency>,
+    /// Acknowledged customers who got no reply by the end of the drain.
+    pub lost: usize,
+    /// Replies beyond the first to one customer.
+    pub duplicated: usize,
+    /// The queue and memory over time.
+    pub samples: Vec<SoakSample>,
+}
+
+impl fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        writeln!(
+            f,
+            "soak on {}, {} replica(s): {} webhooks/s for {} s, each from a new customer \
+             (mock provider and embeddings)",
+            self.backend,
+            self.plan.replicas,
+            self.plan.rate,
+            self.plan.duration.as_secs()
+        )?;
+        writeln!(
+            f,
+            "  webhooks: {} sent, {} acknowledged, {:.1}/s",
+            self.sent, self.acknowledged, self.throughput
+        )?;
+        writeln!(
+            f,
+            "  {:<26} {:>9} {:>9} {:>9}",
+            "", "p50 ms", "p99 ms", "mean ms"
+        )?;
+        let mut rows = vec![
+            ("webhook acknowledged", &self.ack),
+            ("baseline /healthz", &self.baseline),
+        ];
+        if let Some(reply) = &self.reply {
+            rows.push(("reply at the provider", reply));
+        }
+        for (name, l) in rows {
+            writeln!(
+                f,
+                "  {name:<26} {:>9.2} {:>9.2} {:>9.2}",
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.mean)
+            )?;
+        }
+        writeln!(
+            f,
+            "  acknowledgement / baseline p99 ratio: {:.1}x",
+            ms(self.ack.p99) / ms(self.baseline.p99).max(1e-6)
+        )?;
+        writeln!(
+            f,
+            "  replies: {} lost, {} duplicated",
+            self.lost, self.duplicated
+        )?;
+        let queue: Vec<String> = self
+            .samples
+            .iter()
+            .map(|s| format!("{}s:{}", s.at.as_secs(), s.queued))
+            .collect();
+        writeln!(f, "  jobs queued over time: {}", queue.join(" "))?;
+        for replica in 0..self.plan.replicas {
+            let series: Vec<u64> = self
+                .samples
+                .iter()
+                .filter_map(|s| s.rss.get(replica).copied())
+                .collect();
+            let (Some(first), Some(last)) = (series.first(), series.last()) else {
+                continue;
+            };
+            let peak = series.iter().copied().max().unwrap_or(0);
+            writeln!(
+                f,
+                "  replica {replica} memory: {:.0} MiB at start, {:.0} MiB peak, {:.0} MiB at end",
+                mib(*first),
+                mib(peak),
+                mib(*last)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Replies the mock provider received: customer → times.
+#[derive(Default)]
+struct Provider {
+    replies: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+async fn send(State(p): State<Arc<Provider>>, Json(body): Json<Value>) -> Json<Value> {
+    let n = {
+        let mut replies = p.replies.lock().unwrap_or_else(|e| e.into_inner());
+        // Read receipts and typing indicators name no recipient.
+        if let Some(to) = body["to"].as_str() {
+            replies
+                .entry(to.to_string())
+                .or_default()
+                .push(Instant::now());
+        }
+        replies.len()
+    };
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+        "messages": [{"id": format!("wamid.SOAK.OUT.{n}.{}", uuid::Uuid::new_v4().simple())}]
+    }))
+}
+
+async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": crate::embed::bag_of_words(t, 64)}))
+        .collect();
+    Json(json!({"object": "list", "data": data, "model": "hash-64",
+                "usage": {"prompt_tokens": 1, "total_tokens": 1}}))
+}
+
+/// A child `palaver serve`, killed when dropped.
+struct Replica {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> Result<u16, BenchError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn rss(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn start_replica(
+    dir: &Path,
+    database_url: Option<&str>,
+    mock: &str,
+    key: &str,
+) -> Result<Replica, BenchError> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let log = std::fs::File::create(dir.join("serve.log"))?;
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("serve")
+        .env("PALAVER__DATA__DIR", dir)
+        .env("PALAVER__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("PALAVER__SERVER__ADMIN_API_KEY", ADMIN_KEY)
+        .env("PALAVER__SERVER__DRAIN_SECS", "0")
+        .env("PALAVER__CHANNELS__ENCRYPTION_KEY", key)
+        .env("PALAVER__CHANNELS__META_GRAPH_URL", mock)
+        .env("PALAVER__CHANNELS__BURST", "1000")
+        .env("PALAVER__EMBEDDING__BACKEND", "openai")
+        .env("PALAVER__EMBEDDING__BASE_URL", format!("{mock}/v1"))
+        .env("PALAVER__EMBEDDING__API_KEY", "sk-soak")
+        .env("PALAVER__EMBEDDING__MODEL", "hash-64")
+        .env("PALAVER__EMBEDDING__DIMENSIONS", "64")
+        .env("PALAVER__PIPELINE__DEBOUNCE_MS", "0")
+        .env("PALAVER_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+    if let Some(url) = database_url {
+        command.env("PALAVER__DATABASE__URL", url);
+    }
+    let child = command.spawn()?;
+    Ok(Replica {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn ready(client: &reqwest::Client, replica: &mut Replica) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = client.get(format!("{}/readyz", replica.url)).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if let Some(status) = replica.child.try_wait()? {
+            return Err(BenchError::Setup(format!(
+                "palaver serve at {} exited ({status}); see its serve.log",
+                replica.url
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(format!(
+                "palaver serve at {} did not become ready",
+                replica.url
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The agent, its knowledge and the channel, through the first replica's API.
+async fn set_up(client: &reqwest::Client, url: &str, knowledge: &Path) -> Result<(), BenchError> {
+    let setup = |what: &str, e: &dyn fmt::Display| BenchError::Setup(format!("{what}: {e}"));
+    async fn check(what: &str, r: reqwest::Response) -> Result<(), BenchError> {
+        let status = r.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = r.text().await.unwrap_or_default();
+        Err(BenchError::Setup(format!(
+            "{what}: {status} {body} (the benchmark needs an empty database)"
+        )))
+    }
+    let api = |p: &str| format!("{url}/api/v1{p}");
+    let r = client
+        .post(api("/agents"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "soak"}))
+        .send()
+        .await
+        .map_err(|e| setup("agent", &e))?;
+    check("agent", r).await?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(knowledge)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&path)?).file_name(name.clone()),
+        );
+        let r = client
+            .post(api("/agents/soak/documents"))
+            .bearer_auth(ADMIN_KEY)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| setup(&name, &e))?;
+        check(&name, r).await?;
+    }
+    let r = client
+        .post(api("/channels"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "soak", "provider": "meta", "phone_number_id": PHONE_ID,
+                      "agent": "soak", "settings": {"rate_per_minute": 1_000_000},
+                      "credentials": {"access_token": "soak", "app_secret": SECRET, "verify_token": "soak"}}))
+        .send()
+        .await
+        .map_err(|e| setup("channel", &e))?;
+    check("channel", r).await
+}
+
+fn customer(n: u64) -> String {
+    format!("5511{n:09}")
+}
+
+fn webhook(n: u64, run: &str) -> (Vec<u8>, String) {
+    let now = chrono::Utc::now().timestamp();
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_ID},
+            "contacts": [{"profile": {"name": format!("Customer {n}")}, "wa_id": customer(n)}],
+            "messages": [{"from": customer(n), "id": format!("wamid.SOAK.{run}.{n}"),
+                          "timestamp": now.to_string(), "type": "text",
+                          "text": {"body": QUESTIONS[n as usize % QUESTIONS.len()]}}]
+        }}]}]
+    }))
+    .unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body, signature)
+}
+
+/// Open loop at `rate` for `count` requests, request `i` to `urls[i % len]` at `i / rate`:
+/// each one's latency and whether it got 200, with its start.
+async fn open_loop<F>(
+    client: &reqwest::Client,
+    rate: u32,
+    count: u64,
+    request: F,
+) -> Vec<(u64, Instant, Duration, bool)>
+where
+    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder,
+{
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let at = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        let builder = request(client, i);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let started = Instant::now();
+            let ok = builder.send().await.is_ok_and(|r| r.status().is_success());
+            (i, started, started.elapsed(), ok)
+        });
+    }
+    let mut results = Vec::with_capacity(count as usize);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results
+}
+
+/// Runs the soak.
+pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, BenchError> {
+    if plan.replicas == 0 || plan.rate == 0 {
+        return Err(BenchError::Setup(
+            "--replicas and --rate must be at least 1".into(),
+        ));
+    }
+    if plan.replicas > 1 && plan.database_url.is_none() {
+        return Err(BenchError::Setup(
+            "several replicas share a Postgres database: give --database-url".into(),
+        ));
+    }
+    let scratch = settings
+        .data
+        .dir
+        .join("bench")
+        .join(format!("soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+
+    let provider = Arc::new(Provider::default());
+    let mock = Router::new()
+        .route(&format!("/{PHONE_ID}/messages"), post(send))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(provider.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let mock_url = format!("http://{}", listener.local_addr()?);
+    let mock_server = tokio::spawn(async move { axum::serve(listener, mock).await });
+
+    let key = crate::crypto::generate_key();
+    let mut replicas = Vec::new();
+    for n in 0..plan.replicas {
+        replicas.push(start_replica(
+            &scratch.join(format!("replica-{n}")),
+            plan.database_url.as_deref(),
+            &mock_url,
+            &key,
+        )?);
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    for replica in &mut replicas {
+        ready(&client, replica).await?;
+    }
+    set_up(&client, &replicas[0].url, &plan.knowledge).await?;
+    let database_url = plan.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            scratch.join("replica-0").join("palaver.db").display()
+        )
+    });
+    let store = crate::store::open(&database_url, 2)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let backend = format!("{:?}", store.backend()).to_lowercase();
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let pids: Vec<Option<u32>> = replicas.iter().map(|r| r.child.id()).collect();
+
+    // The server and client's own cost at this rate, on the same replicas.
+    let baseline_count = u64::from(plan.rate) * plan.duration.as_secs().clamp(5, 10);
+    let baseline = open_loop(&client, plan.rate, baseline_count, |c, i| {
+        c.get(format!("{}/healthz", urls[i as usize % urls.len()]))
+    })
+    .await;
+    let baseline = latency(baseline.into_iter().map(|(_, _, d, _)| d).collect());
+
+    // The load, with the queue and memory sampled alongside.
+    let count = (f64::from(plan.rate) * plan.duration.as_secs_f64()).round() as u64;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let load_start = Instant::now();
+    let (stop_sampling, mut stopped) = tokio::sync::watch::channel(false);
+    let sampler = {
+        let store = store.clone();
+        let pids = pids.clone();
+        let every = plan.every;
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let queued = store
+                    .job_counts(None)
+                    .await
+                    .map(|c| {
+                        c.get("pending").copied().unwrap_or(0)
+                            + c.get("running").copied().unwrap_or(0)
+                    })
+                    .unwrap_or(-1);
+                samples.push(SoakSample {
+                    at: load_start.elapsed(),
+                    queued,
+                    rss: pids.iter().map(|p| rss(*p)).collect(),
+                });
+                if *stopped.borrow() {
+                    return samples;
+                }
+                let _ = tokio::time::timeout(every, stopped.changed()).await;
+            }
+        })
+    };
+    let results = open_loop(&client, plan.rate, count, |c, i| {
+        let (body, signature) = webhook(i, &run);
+        c.post(format!("{}/webhooks/meta", urls[i as usize % urls.len()]))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+    })
+    .await;
+    let load_time = load_start.elapsed();
+    let acknowledged: Vec<&(u64, Instant, Duration, bool)> =
+        results.iter().filter(|r| r.3).collect();
+    if acknowledged.is_empty() {
+        return Err(BenchError::Setup(format!(
+            "no webhook was acknowledged; see the replicas' serve.log under {}",
+            scratch.display()
+        )));
+    }
+
+    // Wait for the last replies, then count.
+    let deadline = Instant::now() + plan.drain;
+    loop {
+        let answered = {
+            let replies = provider.replies.lock().unwrap_or_else(|e| e.into_inner());
+            acknowledged
+                .iter()
+                .filter(|r| replies.contains_key(&customer(r.0)))
+                .count()
+        };
+        if answered == acknowledged.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A moment more for a duplicate to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_sampling.send(true);
+    let samples = sampler.await.unwrap_or_default();
+    let replies = provider
+        .replies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut lost = 0;
+    let mut reply_times = Vec::new();
+    for (n, started, _, _) in &acknowledged {
+        match replies.get(&customer(*n)).and_then(|t| t.first()) {
+            Some(at) => reply_times.push(at.saturating_duration_since(*started)),
+            None => lost += 1,
+        }
+    }
+    let duplicated = replies.values().map(|t| t.len().saturating_sub(1)).sum();
+
+    drop(replicas);
+    mock_server.abort();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(SoakReport {
+        backend,
+        sent: results.len(),
+        acknowledged: acknowledged.len(),
+        throughput: acknowledged.len() as f64 / load_time.as_secs_f64(),
+        ack: latency(acknowledged.iter().map(|r| r.2).collect()),
+        baseline,
+        reply: (!reply_times.is_empty()).then(|| latency(reply_times)),
+        lost,
+        duplicated,
+        samples,
+        plan,
+    })
+}
