@@ -3,7 +3,8 @@
 //! and what it carried is recorded durably and exactly once before it is acknowledged.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use serde::Serialize;
@@ -12,8 +13,44 @@ use super::{ChannelError, Channels};
 use crate::domain::{
     Channel, ChannelId, ChannelState, DeliveryStatus, EscalationReason, ProviderKind,
 };
-use crate::providers::{Event, Inbound, WebhookScope};
+use crate::providers::{Credentials, Event, Inbound, WebhookScope};
 use crate::store::{InboundPolicy, NewEscalation, NewInbound, RecordedInbound};
+
+/// How long the channels and credentials read for verifying webhooks are used before being
+/// read again: at a thousand webhooks a second, one read a second instead of one each.
+const SIGNERS_TTL: Duration = Duration::from_secs(1);
+
+/// A provider's channels with their opened credentials.
+type SignerList = Arc<Vec<(Channel, Credentials)>>;
+
+/// The channels of each provider with their opened credentials, as last read.
+#[derive(Default)]
+pub(super) struct Signers {
+    by_kind: Mutex<HashMap<ProviderKind, (Instant, SignerList)>>,
+}
+
+impl Signers {
+    fn get(&self, kind: ProviderKind) -> Option<SignerList> {
+        let by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
+        by_kind
+            .get(&kind)
+            .filter(|(at, _)| at.elapsed() < SIGNERS_TTL)
+            .map(|(_, signers)| signers.clone())
+    }
+
+    fn put(&self, kind: ProviderKind, signers: SignerList) {
+        let mut by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
+        by_kind.insert(kind, (Instant::now(), signers));
+    }
+
+    /// Drops what was read: a channel of this process changed.
+    pub(super) fn forget(&self) {
+        self.by_kind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
 
 /// What a webhook delivery did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,35 +118,35 @@ impl Channels {
         let scope = provider
             .webhooks()
             .ok_or_else(|| ChannelError::NotFound("no webhook for this provider".into()))?;
-        let candidates = match (scope, channel) {
-            (WebhookScope::Channel, Some(id)) => match self.store.channel(id).await? {
-                Some(c) if c.provider == kind => vec![c],
-                // An unknown channel is refused like a bad signature: nothing tells a caller
-                // which channel ids exist.
-                _ => {
-                    return Err(ChannelError::Unauthorized(
-                        "unknown channel or bad signature".into(),
-                    ))
-                }
-            },
-            (WebhookScope::Provider, None) => self.store.list_channels(None, Some(kind)).await?,
-            _ => return Err(ChannelError::NotFound("no such webhook".into())),
-        };
+        if !matches!(
+            (scope, channel),
+            (WebhookScope::Channel, Some(_)) | (WebhookScope::Provider, None)
+        ) {
+            return Err(ChannelError::NotFound("no such webhook".into()));
+        }
+        // The channels whose secret signed this delivery: from the last second's list of the
+        // provider's channels and their credentials, read again when none matches (a channel
+        // created or a secret changed on another replica is not refused for it).
         let mut verified = Vec::new();
-        for c in candidates {
-            let credentials = match self.credentials(&c).await {
-                Ok(credentials) => credentials,
-                Err(e) => {
-                    tracing::error!(channel = %c.id, error = %e, "cannot read channel credentials");
-                    continue;
-                }
-            };
-            if provider.verify(&credentials, headers, body).is_ok() {
-                verified.push(c);
+        for fresh in [false, true] {
+            let signers = self.signers(kind, fresh).await?;
+            verified = signers
+                .iter()
+                .filter(|(c, _)| match (scope, channel) {
+                    (WebhookScope::Channel, Some(id)) => c.id == id,
+                    _ => true,
+                })
+                .filter(|(_, credentials)| provider.verify(credentials, headers, body).is_ok())
+                .map(|(c, _)| c.clone())
+                .collect();
+            if !verified.is_empty() {
+                break;
             }
         }
         if verified.is_empty() {
             metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "unauthorized").increment(1);
+            // An unknown channel is refused like a bad signature: nothing tells a caller which
+            // channel ids exist.
             return Err(ChannelError::Unauthorized(
                 "missing or invalid webhook signature".into(),
             ));
@@ -123,6 +160,27 @@ impl Channels {
         }
         metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "accepted").increment(1);
         Ok(receipt)
+    }
+
+    /// The channels of `kind` with their credentials, at most [`SIGNERS_TTL`] old unless `fresh`.
+    async fn signers(&self, kind: ProviderKind, fresh: bool) -> Result<SignerList, ChannelError> {
+        if !fresh {
+            if let Some(signers) = self.signers.get(kind) {
+                return Ok(signers);
+            }
+        }
+        let mut signers = Vec::new();
+        for c in self.store.list_channels(None, Some(kind)).await? {
+            match self.credentials(&c).await {
+                Ok(credentials) => signers.push((c, credentials)),
+                Err(e) => {
+                    tracing::error!(channel = %c.id, error = %e, "cannot read channel credentials")
+                }
+            }
+        }
+        let signers = Arc::new(signers);
+        self.signers.put(kind, signers.clone());
+        Ok(signers)
     }
 
     fn route<'a>(verified: &'a [Channel], route: &str) -> Option<&'a Channel> {

@@ -111,6 +111,7 @@ impl Channels {
                     .await?;
             }
         }
+        self.signers.forget();
         tracing::info!(channel = %channel.id, provider = input.provider.as_str(), "channel created");
         Ok(self.store.channel(channel.id).await?.unwrap_or(channel))
     }
@@ -147,6 +148,7 @@ impl Channels {
             None => None,
         };
         let saved = self.store.update_channel(channel, sealed).await?;
+        self.signers.forget();
         self.configure(&saved).await?;
         Ok(saved)
     }
@@ -165,6 +167,7 @@ impl Channels {
             }
         }
         self.store.delete_channel(channel.id).await?;
+        self.signers.forget();
         Ok(())
     }
 

@@ -69,6 +69,7 @@ pub struct Channels {
     providers: Registry,
     settings: Arc<Settings>,
     templates: templates::TemplateCache,
+    signers: intake::Signers,
 }
 
 impl Channels {
@@ -85,6 +86,7 @@ impl Channels {
             providers,
             settings,
             templates: Default::default(),
+            signers: Default::default(),
         }
     }
 

@@ -186,6 +186,58 @@ async fn meta_verification_handshake() {
     t.stop().await;
 }
 
+/// Webhook signatures are checked against credentials kept for a second; a secret changed
+/// through the API counts at once, and an unknown one is refused every time.
+#[tokio::test]
+async fn a_changed_app_secret_counts_for_the_very_next_webhook() {
+    let graph = graph_accepting("wamid.OUT.ROTATE").await;
+    let t = meta_app(&graph, json!({})).await;
+    let channels = t.get("/api/v1/channels").await;
+    let id = channels[0]["id"].as_str().unwrap().to_string();
+    let post = |body: Vec<u8>, secret: &'static str| {
+        let t = &t;
+        async move {
+            t.client
+                .post(format!("{}/webhooks/meta", t.url))
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", sign(&body, secret))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        post(meta_text("wamid.IN.R1", "Hello"), APP_SECRET).await,
+        200
+    );
+    assert_eq!(
+        post(meta_text("wamid.IN.R2", "Hello"), "another-secret").await,
+        401
+    );
+    let (status, body) = t
+        .request(reqwest::Method::PATCH, &format!("/api/v1/channels/{id}"))
+        .json(&json!({"credentials": {"app_secret": "rotated-secret"}}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200, "{:?}", body.text().await);
+    assert_eq!(
+        post(meta_text("wamid.IN.R3", "Hello"), APP_SECRET).await,
+        401
+    );
+    assert_eq!(
+        post(meta_text("wamid.IN.R4", "Hello"), "rotated-secret").await,
+        200
+    );
+    assert_eq!(
+        post(meta_text("wamid.IN.R5", "Hello"), "another-secret").await,
+        401
+    );
+}
+
 #[tokio::test]
 async fn a_text_message_gets_one_reply_through_the_graph_api() {
     let graph = MockServer::start().await;
