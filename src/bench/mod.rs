@@ -146,7 +146,8 @@ async fn embeddings(
 
 /// Search latency and recall@10 of the embedded index (qdrant-edge) for each corpus size, on
 /// MiniLM (or the configured embedder's) vectors of generated sentences; queries are other
-/// sentences from the same generator.
+/// sentences from the same generator. With a Qdrant server configured (`vectors.backend =
+/// "qdrant"`), the server is measured too, right after the embedded index on the same vectors.
 pub async fn retrieval_on_embeddings(
     settings: &Settings,
     embedder: Arc<dyn Embedder>,
@@ -161,16 +162,19 @@ pub async fn retrieval_on_embeddings(
     for &size in sizes {
         let dir = tempfile_dir(&cache, size)?;
         let store = EdgeStore::open(&dir, settings.vectors.hnsw_ef)?;
-        let report = retrieval::run(
-            &store,
-            &corpus[..size],
-            questions,
-            &retrieval::RetrievalOptions::default(),
-        )
-        .await?;
+        let options = retrieval::RetrievalOptions::default();
+        let report = retrieval::run(&store, &corpus[..size], questions, &options).await?;
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
         reports.push(report);
+        if settings.vectors.backend == crate::config::VectorBackend::Qdrant {
+            let server = crate::vectors::qdrant::QdrantStore::connect(&settings.vectors).await?;
+            let options = retrieval::RetrievalOptions {
+                collection: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+                ..options
+            };
+            reports.push(retrieval::run(&server, &corpus[..size], questions, &options).await?);
+        }
     }
     Ok(RetrievalSuite {
         model: embedder.model_id().to_string(),

@@ -100,8 +100,23 @@ impl Sandbox {
             .await
             .map_err(|e| EvalError::Setup(e.to_string()))?;
         let models = crate::models::ModelStore::from_settings(&settings);
-        let vectors: Arc<dyn crate::vectors::VectorStore> =
-            Arc::new(crate::vectors::memory::MemoryStore::new());
+        // On a Qdrant server, under collection names of this run's own (dropped at the end);
+        // otherwise in memory, exact.
+        let vectors: Arc<dyn crate::vectors::VectorStore> = match settings.vectors.backend {
+            crate::config::VectorBackend::Qdrant => {
+                settings.vectors.collection_prefix = format!(
+                    "{}eval_{}_",
+                    settings.vectors.collection_prefix,
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                crate::vectors::from_settings(&settings)
+                    .await
+                    .map_err(|e| EvalError::Setup(e.to_string()))?
+            }
+            crate::config::VectorBackend::Edge => {
+                Arc::new(crate::vectors::memory::MemoryStore::new())
+            }
+        };
         let parts = crate::Parts::from_settings(&settings, &models, env.embedder.clone())
             .map_err(|e| EvalError::Setup(e.to_string()))?;
         let app = App::assemble(
@@ -114,6 +129,21 @@ impl Sandbox {
         )
         .map_err(|e| EvalError::Setup(e.to_string()))?;
         Ok(Self { app, _dir: dir })
+    }
+
+    /// Drops the run's collections from a shared index (a Qdrant server).
+    async fn close(self) {
+        let vectors = self.app.knowledge.vectors();
+        if !vectors.shared() {
+            return;
+        }
+        if let Ok(collections) = self.app.store.collections().await {
+            for c in collections {
+                if let Err(e) = vectors.drop_collection(&c.name).await {
+                    tracing::warn!(collection = %c.name, error = %e, "eval collection not dropped");
+                }
+            }
+        }
     }
 }
 
@@ -509,6 +539,7 @@ pub async fn run(
         baseline: None,
     };
     results.decide_gate(None, false);
+    sandbox.close().await;
     Ok(results)
 }
 

@@ -75,8 +75,25 @@ fn from_status(collection: &str, code: i32, message: &str) -> VectorError {
         code::NOT_FOUND => VectorError::MissingCollection(collection.to_owned()),
         code::INVALID_ARGUMENT => VectorError::Invalid(message.to_owned()),
         code::UNAVAILABLE | code::DEADLINE_EXCEEDED => VectorError::Unavailable(message.to_owned()),
+        // The client reports a server it cannot reach (stopped, restarting) as an internal or
+        // unknown status: that is an outage to wait out, not a fault of the request.
+        _ if unreachable(message) => VectorError::Unavailable(message.to_owned()),
         other => VectorError::Backend(format!("qdrant status {other}: {message}")),
     }
+}
+
+fn unreachable(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "failed to connect",
+        "tcp connect error",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "transport error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 fn is_status(e: &QdrantError, wanted: i32) -> bool {
@@ -415,6 +432,135 @@ mod tests {
         conformance(Arc::new(store)).await;
     }
 
+    /// A Qdrant server of the test's own (binary at `PALAVER_TEST_QDRANT_BIN`), on free
+    /// loopback ports with its storage in `dir`; killed when dropped.
+    struct OwnServer {
+        child: std::process::Child,
+        grpc: u16,
+        http: u16,
+    }
+
+    impl OwnServer {
+        fn start(bin: &str, dir: &std::path::Path, ports: Option<(u16, u16)>) -> OwnServer {
+            let free = || {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            };
+            let (grpc, http) = ports.unwrap_or_else(|| (free(), free()));
+            let child = std::process::Command::new(bin)
+                .arg("--disable-telemetry")
+                .current_dir(dir)
+                .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+                .env("QDRANT__SERVICE__GRPC_PORT", grpc.to_string())
+                .env("QDRANT__SERVICE__HTTP_PORT", http.to_string())
+                .env("QDRANT__STORAGE__STORAGE_PATH", dir.join("storage"))
+                .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.join("snapshots"))
+                .env("QDRANT__CLUSTER__ENABLED", "false")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start qdrant");
+            OwnServer { child, grpc, http }
+        }
+
+        async fn ready(&self) {
+            for _ in 0..300 {
+                let up = tokio::net::TcpStream::connect(("127.0.0.1", self.grpc))
+                    .await
+                    .is_ok();
+                if up {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("qdrant did not start");
+        }
+    }
+
+    impl Drop for OwnServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The server goes away and comes back on the same storage: while it is down every call is
+    /// `Unavailable` within the request timeout, and afterwards the same store (no reconnect by
+    /// the caller) finds the points it had written.
+    #[tokio::test]
+    async fn a_restarted_server_is_unavailable_then_serves_the_same_store_again() {
+        let Some(bin) = std::env::var("PALAVER_TEST_QDRANT_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+        else {
+            eprintln!("skipping: set PALAVER_TEST_QDRANT_BIN to a qdrant binary to test restarts");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let server = OwnServer::start(&bin, dir.path(), None);
+        server.ready().await;
+        let store = QdrantStore::connect(&settings(format!("http://127.0.0.1:{}", server.grpc)))
+            .await
+            .expect("connect");
+        // Each point at its own angle in one plane: the nearest to point i's vector is i.
+        let vector = |i: usize| {
+            let angle = i as f32 * 0.03;
+            let mut v = vec![0.0f32; 8];
+            v[0] = angle.cos();
+            v[1] = angle.sin();
+            v
+        };
+        store.ensure_collection("restart", 8).await.unwrap();
+        let points: Vec<VectorPoint> = (0..40)
+            .map(|i| VectorPoint {
+                id: uuid::Uuid::from_u128(i as u128 + 1),
+                vector: vector(i),
+            })
+            .collect();
+        store.upsert("restart", points).await.unwrap();
+        let before = store.search("restart", &vector(3), 5).await.unwrap();
+        assert_eq!(before[0].id, uuid::Uuid::from_u128(4));
+
+        let ports = (server.grpc, server.http);
+        drop(server);
+        let started = std::time::Instant::now();
+        let down = store.search("restart", &vector(3), 5).await;
+        assert!(matches!(down, Err(VectorError::Unavailable(_))), "{down:?}");
+        assert!(started.elapsed() < REQUEST_TIMEOUT + CONNECT_TIMEOUT + Duration::from_secs(2));
+        assert!(matches!(
+            store.count("restart").await,
+            Err(VectorError::Unavailable(_))
+        ));
+
+        let again = OwnServer::start(&bin, dir.path(), Some(ports));
+        again.ready().await;
+        let mut after = None;
+        for _ in 0..100 {
+            match store.search("restart", &vector(3), 5).await {
+                Ok(hits) => {
+                    after = Some(hits);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let after = after.expect("the store serves again after the restart");
+        // The same hits (points at equal distance on either side may swap places).
+        let ids = |hits: &[VectorHit]| {
+            let mut ids: Vec<uuid::Uuid> = hits.iter().map(|h| h.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(after[0].id, before[0].id);
+        assert_eq!(ids(&after), ids(&before));
+        assert_eq!(store.count("restart").await.unwrap(), 40);
+        store.drop_collection("restart").await.unwrap();
+        drop(again);
+    }
+
     #[tokio::test]
     async fn unreachable_server_is_unavailable() {
         // Port 9 (discard) on localhost is closed here.
@@ -452,5 +598,13 @@ mod tests {
                 "code {code}"
             );
         }
+        // What the client says of a server that is down.
+        let refused = "Failed to connect to http://127.0.0.1:6334/: tonic::transport::Error(Transport, \
+                       ConnectError(\"tcp connect error\", Os { code: 111, kind: ConnectionRefused }))";
+        assert_eq!(kind(&from_status("kb", 13, refused)), "unavailable");
+        assert_eq!(
+            kind(&from_status("kb", 2, "transport error")),
+            "unavailable"
+        );
     }
 }
