@@ -102,19 +102,6 @@ fn webhook(n: u64) -> (Vec<u8>, String) {
     )
 }
 
-/// Resident memory of this process, bytes (Linux; 0 elsewhere).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// One stream on a plain socket: reports each `ping N` event it sees, with when.
 async fn stream(
     addr: std::net::SocketAddr,
@@ -292,10 +279,10 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(200)).await;
     while seen.try_recv().is_ok() {}
 
-    let before = resident_bytes();
+    let before = super::resident_bytes("self");
     let set = open(addr, clients, &seen_tx).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = resident_bytes();
+    let after = super::resident_bytes("self");
     round(&client, &url, &mut seen, clients, 1_000, 2).await;
     let (fan_out, missed) = round(&client, &url, &mut seen, clients, 10_000, events).await;
 

@@ -63,6 +63,19 @@ async fn app(settings: Settings) -> Result<Arc<crate::App>, BenchError> {
     Ok(Arc::new(app))
 }
 
+/// Resident memory of process `pid` (`self` for this one), bytes (Linux; 0 elsewhere).
+fn resident_bytes(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Retrieval figures for several corpus sizes.
 #[derive(Debug, Clone)]
 pub struct RetrievalSuite {

@@ -194,7 +194,16 @@ async fn send(State(p): State<Arc<Provider>>, Json(body): Json<Value>) -> Json<V
 }
 
 async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
-    let inputs: Vec<String> = match &body["input"] {
+    Json(mock_embeddings(&body).1)
+}
+
+/// An OpenAI-compatible `/v1/embeddings` answer to `request`: [`bag_of_words`] vectors of 64
+/// dimensions (model `hash-64`), with the inputs it embedded. Mocks of a model server in
+/// benchmarks and tests answer with it.
+///
+/// [`bag_of_words`]: crate::embed::bag_of_words
+pub fn mock_embeddings(request: &Value) -> (Vec<String>, Value) {
+    let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items
             .iter()
@@ -207,8 +216,9 @@ async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
         .enumerate()
         .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": crate::embed::bag_of_words(t, 64)}))
         .collect();
-    Json(json!({"object": "list", "data": data, "model": "hash-64",
-                "usage": {"prompt_tokens": 1, "total_tokens": 1}}))
+    let response = json!({"object": "list", "data": data, "model": "hash-64",
+                          "usage": {"prompt_tokens": 1, "total_tokens": 1}});
+    (inputs, response)
 }
 
 /// A child `palaver serve`, killed when dropped.
@@ -227,19 +237,6 @@ fn free_port() -> Result<u16, BenchError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-fn rss(pid: Option<u32>) -> u64 {
-    let Some(pid) = pid else { return 0 };
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn start_replica(
@@ -511,7 +508,10 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
                 samples.push(SoakSample {
                     at: load_start.elapsed(),
                     queued,
-                    rss: pids.iter().map(|p| rss(*p)).collect(),
+                    rss: pids
+                        .iter()
+                        .map(|p| p.map_or(0, |p| super::resident_bytes(&p.to_string())))
+                        .collect(),
                 });
                 if *stopped.borrow() {
                     return samples;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::app::{eventually, ADMIN_KEY};
+use crate::support::app::eventually;
 use crate::support::process::{free_port, Embeddings, Process};
 use crate::webhooks::{meta_text, sign, APP_SECRET, CUSTOMER, PHONE_ID};
 
@@ -50,40 +50,7 @@ async fn a_reply_survives_kill_9_after_the_acknowledgement_and_is_sent_once() {
 
     // First life: set up, receive, and die before the (debounced) reply is handled.
     let mut first = serve(data.path(), port, &mocks, 4000).await;
-    let api = |p: &str| format!("{}/api/v1{p}", first.url);
-    let agent = client
-        .post(api("/agents"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "demo", "confidence_threshold": 0.2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(agent.status(), 201);
-    let faq = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge/faq.md")).unwrap();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(faq)
-            .file_name("faq.md")
-            .mime_str("text/markdown")
-            .unwrap(),
-    );
-    let upload = client
-        .post(api("/agents/demo/documents"))
-        .bearer_auth(ADMIN_KEY)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201, "{}", upload.text().await.unwrap());
-    let channel = client
-        .post(api("/channels"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "n", "provider": "meta", "phone_number_id": PHONE_ID, "agent": "demo",
-                      "credentials": {"access_token": "t", "app_secret": APP_SECRET, "verify_token": "v"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(channel.status(), 201);
+    first.set_up_demo(&client, json!({})).await;
     let body = meta_text(
         "wamid.IN.CRASH",
         "Which payment methods do you accept? MB WAY?",

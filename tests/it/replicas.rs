@@ -164,40 +164,9 @@ async fn replicas_on_one_database_answer_each_message_once_and_survive_a_kill_mi
     // Set up through one replica: the others answer from the same knowledge.
     let client = reqwest::Client::new();
     let api = |r: &Process, p: &str| format!("{}/api/v1{p}", r.url);
-    let agent = client
-        .post(api(&replicas[0], "/agents"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "demo", "confidence_threshold": 0.2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(agent.status(), 201);
-    let faq = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge/faq.md")).unwrap();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(faq)
-            .file_name("faq.md")
-            .mime_str("text/markdown")
-            .unwrap(),
-    );
-    let upload = client
-        .post(api(&replicas[0], "/agents/demo/documents"))
-        .bearer_auth(ADMIN_KEY)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201, "{}", upload.text().await.unwrap());
-    let channel = client
-        .post(api(&replicas[0], "/channels"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "n", "provider": "meta", "phone_number_id": PHONE_ID, "agent": "demo",
-                      "settings": {"rate_per_minute": RATE_PER_MINUTE},
-                      "credentials": {"access_token": "t", "app_secret": APP_SECRET, "verify_token": "v"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(channel.status(), 201, "{}", channel.text().await.unwrap());
+    replicas[0]
+        .set_up_demo(&client, json!({"rate_per_minute": RATE_PER_MINUTE}))
+        .await;
     // A replica with another credentials key would fail every send: it refuses to start.
     let stray = tempfile::tempdir().unwrap();
     let mut other_key = env.to_vec();

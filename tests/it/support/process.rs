@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::app::{eventually, ADMIN_KEY};
+use crate::webhooks::{APP_SECRET, PHONE_ID};
 
 /// An OpenAI-compatible `/v1/embeddings` answering with the test embedder's vectors. With
 /// [`Embeddings::stalling_once`], the first request whose input contains a marker is answered
@@ -32,24 +33,8 @@ impl Embeddings {
 impl Respond for Embeddings {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
-        let inputs: Vec<String> = match &body["input"] {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let embedder = palaver::testing::HashEmbedder::new(64);
-        let data: Vec<Value> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embedder.vector(text)}))
-            .collect();
-        let response = ResponseTemplate::new(200).set_body_json(json!({
-            "object": "list", "data": data, "model": "hash-64",
-            "usage": {"prompt_tokens": 1, "total_tokens": 1}
-        }));
+        let (inputs, answer) = palaver::bench::soak::mock_embeddings(&body);
+        let response = ResponseTemplate::new(200).set_body_json(answer);
         match &self.stall {
             Some((marker, delay, done))
                 if inputs.iter().any(|i| i.contains(marker.as_str()))
@@ -128,6 +113,46 @@ impl Process {
         let process = Process::spawn(data, port, mocks, env);
         assert!(process.ready().await, "palaver serve did not come up");
         process
+    }
+
+    /// Through this process's API: the `demo` agent answering from `knowledge/faq.md`, and a
+    /// Meta channel for [`PHONE_ID`] with `settings`.
+    pub async fn set_up_demo(&self, client: &reqwest::Client, settings: Value) {
+        let api = |p: &str| format!("{}/api/v1{p}", self.url);
+        let agent = client
+            .post(api("/agents"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "demo", "confidence_threshold": 0.2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(agent.status(), 201);
+        let faq = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge/faq.md")).unwrap();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(faq)
+                .file_name("faq.md")
+                .mime_str("text/markdown")
+                .unwrap(),
+        );
+        let upload = client
+            .post(api("/agents/demo/documents"))
+            .bearer_auth(ADMIN_KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 201, "{}", upload.text().await.unwrap());
+        let channel = client
+            .post(api("/channels"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "n", "provider": "meta", "phone_number_id": PHONE_ID, "agent": "demo",
+                          "settings": settings,
+                          "credentials": {"access_token": "t", "app_secret": APP_SECRET, "verify_token": "v"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(channel.status(), 201, "{}", channel.text().await.unwrap());
     }
 
     /// Kills the process with SIGKILL: nothing is flushed or released.
