@@ -8,9 +8,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use secrecy::SecretString;
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -83,22 +81,12 @@ impl fmt::Display for EventReport {
 
 fn webhook(n: u64) -> (Vec<u8>, String) {
     let now = chrono::Utc::now().timestamp();
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_ID},
-            "contacts": [{"profile": {"name": "Customer"}, "wa_id": "351900000000"}],
-            "messages": [{"from": "351900000000", "id": format!("wamid.FANOUT.{n}.{now}"),
-                          "timestamp": now.to_string(), "type": "text", "text": {"body": format!("ping {n}")}}]
-        }}]}]
-    }))
-    .unwrap_or_default();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(&body);
-    (
-        body,
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+    super::meta_text_webhook(
+        SECRET,
+        PHONE_ID,
+        ("351900000000", "Customer"),
+        &format!("wamid.FANOUT.{n}.{now}"),
+        &format!("ping {n}"),
     )
 }
 

@@ -63,6 +63,67 @@ async fn app(settings: Settings) -> Result<Arc<crate::App>, BenchError> {
     Ok(Arc::new(app))
 }
 
+/// A signed Meta webhook carrying one text message, sent now: its body and its
+/// `X-Hub-Signature-256` with `secret`.
+fn meta_text_webhook(
+    secret: &str,
+    phone_id: &str,
+    (from, name): (&str, &str),
+    id: &str,
+    text: &str,
+) -> (Vec<u8>, String) {
+    use hmac::{Hmac, Mac};
+    let now = chrono::Utc::now().timestamp();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_id},
+            "contacts": [{"profile": {"name": name}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": now.to_string(),
+                          "type": "text", "text": {"body": text}}]
+        }}]}]
+    }))
+    .unwrap_or_default();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body, signature)
+}
+
+/// Open loop: `count` requests made by `request`, request `i` started at `i / rate` whatever
+/// happened to the others. Each one's number, start, latency and whether it got a 2xx, in the
+/// order they finished.
+async fn open_loop<F>(
+    client: &reqwest::Client,
+    rate: u32,
+    count: u64,
+    request: F,
+) -> Vec<(u64, std::time::Instant, std::time::Duration, bool)>
+where
+    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder,
+{
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let at = start + std::time::Duration::from_secs_f64(i as f64 / f64::from(rate));
+        let builder = request(client, i);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let started = std::time::Instant::now();
+            let ok = builder.send().await.is_ok_and(|r| r.status().is_success());
+            (i, started, started.elapsed(), ok)
+        });
+    }
+    let mut results = Vec::with_capacity(count as usize);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results
+}
+
 /// Resident memory of process `pid` (`self` for this one), bytes (Linux; 0 elsewhere).
 fn resident_bytes(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::pipeline::{latency, Latency};
 use super::BenchError;
@@ -365,55 +363,13 @@ fn customer(n: u64) -> String {
 }
 
 fn webhook(n: u64, run: &str) -> (Vec<u8>, String) {
-    let now = chrono::Utc::now().timestamp();
-    let body = serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_ID},
-            "contacts": [{"profile": {"name": format!("Customer {n}")}, "wa_id": customer(n)}],
-            "messages": [{"from": customer(n), "id": format!("wamid.SOAK.{run}.{n}"),
-                          "timestamp": now.to_string(), "type": "text",
-                          "text": {"body": QUESTIONS[n as usize % QUESTIONS.len()]}}]
-        }}]}]
-    }))
-    .unwrap_or_default();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(&body);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    (body, signature)
-}
-
-/// Open loop at `rate` for `count` requests, request `i` to `urls[i % len]` at `i / rate`:
-/// each one's latency and whether it got 200, with its start.
-async fn open_loop<F>(
-    client: &reqwest::Client,
-    rate: u32,
-    count: u64,
-    request: F,
-) -> Vec<(u64, Instant, Duration, bool)>
-where
-    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder,
-{
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..count {
-        let at = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
-        let builder = request(client, i);
-        tasks.spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            let started = Instant::now();
-            let ok = builder.send().await.is_ok_and(|r| r.status().is_success());
-            (i, started, started.elapsed(), ok)
-        });
-    }
-    let mut results = Vec::with_capacity(count as usize);
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(r) = r {
-            results.push(r);
-        }
-    }
-    results
+    super::meta_text_webhook(
+        SECRET,
+        PHONE_ID,
+        (&customer(n), &format!("Customer {n}")),
+        &format!("wamid.SOAK.{run}.{n}"),
+        QUESTIONS[n as usize % QUESTIONS.len()],
+    )
 }
 
 /// Runs the soak.
@@ -479,7 +435,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
 
     // The server and client's own cost at this rate, on the same replicas.
     let baseline_count = u64::from(plan.rate) * plan.duration.as_secs().clamp(5, 10);
-    let baseline = open_loop(&client, plan.rate, baseline_count, |c, i| {
+    let baseline = super::open_loop(&client, plan.rate, baseline_count, |c, i| {
         c.get(format!("{}/healthz", urls[i as usize % urls.len()]))
     })
     .await;
@@ -520,7 +476,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
             }
         })
     };
-    let results = open_loop(&client, plan.rate, count, |c, i| {
+    let results = super::open_loop(&client, plan.rate, count, |c, i| {
         let (body, signature) = webhook(i, &run);
         c.post(format!("{}/webhooks/meta", urls[i as usize % urls.len()]))
             .header("content-type", "application/json")

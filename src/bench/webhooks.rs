@@ -7,9 +7,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use secrecy::SecretString;
-use sha2::Sha256;
 
 use super::pipeline::{latency, Latency};
 use super::BenchError;
@@ -104,43 +102,35 @@ impl fmt::Display for WebhookReport {
     }
 }
 
-fn body(n: u64) -> Vec<u8> {
+/// Webhook `n` as a request to `url`: one of 500 customers asking one question.
+fn request(client: &reqwest::Client, url: &str, n: u64) -> reqwest::RequestBuilder {
     let now = chrono::Utc::now().timestamp();
-    serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_ID},
-            "contacts": [{"profile": {"name": format!("Customer {}", n % 500)}, "wa_id": format!("3519{:08}", n % 500)}],
-            "messages": [{"from": format!("3519{:08}", n % 500), "id": format!("wamid.BENCH.{n}.{now}"),
-                          "timestamp": now.to_string(), "type": "text", "text": {"body": "Are you open on Saturday?"}}]
-        }}]}]
-    }))
-    .unwrap_or_default()
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-async fn send(client: &reqwest::Client, url: &str, n: u64) -> (Duration, bool) {
-    let payload = body(n);
-    let signature = sign(&payload);
-    let started = Instant::now();
-    let ok = client
+    let (body, signature) = super::meta_text_webhook(
+        SECRET,
+        PHONE_ID,
+        (
+            &format!("3519{:08}", n % 500),
+            &format!("Customer {}", n % 500),
+        ),
+        &format!("wamid.BENCH.{n}.{now}"),
+        "Are you open on Saturday?",
+    );
+    client
         .post(url)
         .header("content-type", "application/json")
         .header("x-hub-signature-256", signature)
-        .body(payload)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
+        .body(body)
+}
+
+async fn send(client: &reqwest::Client, url: &str, n: u64) -> (Duration, bool) {
+    let request = request(client, url, n);
+    let started = Instant::now();
+    let ok = request.send().await.is_ok_and(|r| r.status().is_success());
     (started.elapsed(), ok)
 }
 
-/// Open loop: request `i` starts at `i / rate`, whatever happened to the others.
+/// Open loop at `rate`: `count` webhooks numbered from `offset` (or `/healthz` requests when
+/// not `webhook`). Latencies, errors and the time it all took.
 async fn fixed_rate(
     client: &reqwest::Client,
     url: &str,
@@ -150,34 +140,16 @@ async fn fixed_rate(
     offset: u64,
 ) -> (Vec<Duration>, usize, Duration) {
     let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..count {
-        let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        let client = client.clone();
-        let url = url.to_string();
-        tasks.spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            if webhook {
-                send(&client, &url, offset + i).await
-            } else {
-                let started = Instant::now();
-                let ok = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                (started.elapsed(), ok)
-            }
-        });
-    }
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    while let Some(r) = tasks.join_next().await {
-        if let Ok((d, ok)) = r {
-            samples.push(d);
-            errors += usize::from(!ok);
+    let results = super::open_loop(client, rate, count, |c, i| {
+        if webhook {
+            request(c, url, offset + i)
+        } else {
+            c.get(url)
         }
-    }
+    })
+    .await;
+    let errors = results.iter().filter(|r| !r.3).count();
+    let samples = results.into_iter().map(|r| r.2).collect();
     (samples, errors, start.elapsed())
 }
 

@@ -554,10 +554,7 @@ impl Knowledge {
             let points = self.vectors.count(&state.name).await?;
             // This process's own index holds what it recorded; before it recorded anything (at
             // start), the store's marker and the point count are the evidence.
-            let indexed = self
-                .held(&state.name)
-                .filter(|_| !self.vectors.shared())
-                .unwrap_or(state.indexed_version);
+            let indexed = self.held(&state.name).unwrap_or(state.indexed_version);
             let consistent = indexed == state.version && points == state.chunks as u64;
             if only_stale && consistent && stale_docs.is_empty() {
                 self.hold(&state.name, state.version, None);
@@ -778,8 +775,12 @@ mod tests {
         assert_eq!(held_ids(&b).await, stored_ids().await);
 
         // A deletion by A leaves B's index by B's next search.
-        let id = store.list_documents("shop").await.unwrap();
-        let hours = id.iter().find(|d| d.source == "hours.md").unwrap().id;
+        let documents = store.list_documents("shop").await.unwrap();
+        let hours = documents
+            .iter()
+            .find(|d| d.source == "hours.md")
+            .unwrap()
+            .id;
         assert!(a.delete_document(hours).await.unwrap());
         b.retrieve(&search("returns")).await.unwrap();
         assert_eq!(held_ids(&b).await, stored_ids().await);

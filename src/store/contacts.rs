@@ -137,28 +137,32 @@ impl SqlStore {
         let mut labels: HashMap<String, Vec<String>> = HashMap::new();
         let mut attributes: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         if !ids.is_empty() {
-            let list = placeholders(1, ids.len());
-            let sql = format!(
-                "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({list}) ORDER BY label"
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for id in &ids {
-                query = query.bind(id.clone());
-            }
-            for r in query.fetch_all(&self.read).await.map_err(db_err)? {
+            // `select` of the rows of these contacts, then `order`.
+            let by_contact = |select: &str, order: &str| {
+                let list = placeholders(1, ids.len());
+                let sql = format!("{select} WHERE contact_id IN ({list}) {order}");
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for id in &ids {
+                    query = query.bind(id.clone());
+                }
+                query.fetch_all(&self.read)
+            };
+            let rows = by_contact(
+                "SELECT contact_id, label FROM contact_labels",
+                "ORDER BY label",
+            )
+            .await
+            .map_err(db_err)?;
+            for r in rows {
                 labels
                     .entry(get(&r, "contact_id")?)
                     .or_default()
                     .push(get(&r, "label")?);
             }
-            let sql = format!(
-                "SELECT contact_id, key, value FROM contact_attributes WHERE contact_id IN ({list})"
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for id in &ids {
-                query = query.bind(id.clone());
-            }
-            for r in query.fetch_all(&self.read).await.map_err(db_err)? {
+            let rows = by_contact("SELECT contact_id, key, value FROM contact_attributes", "")
+                .await
+                .map_err(db_err)?;
+            for r in rows {
                 attributes
                     .entry(get(&r, "contact_id")?)
                     .or_default()
