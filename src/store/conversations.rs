@@ -33,7 +33,7 @@ fn json_column<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -98,7 +98,7 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
 }
 
 /// The conversations columns of [`CONVERSATION_RETURNING`] with what the joins would add.
-fn conversation_from_parts(
+pub(super) fn conversation_from_parts(
     row: &AnyRow,
     workspace_id: WorkspaceId,
     contact: Contact,
@@ -128,12 +128,13 @@ fn conversation_from_parts(
 }
 
 /// The conversations table's own columns of a [`Conversation`], for `RETURNING`.
-const CONVERSATION_RETURNING: &str = "id, channel_id, agent_id, sandbox, status, status_reason,
+pub(super) const CONVERSATION_RETURNING: &str =
+    "id, channel_id, agent_id, sandbox, status, status_reason,
     last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, assignee_id";
 
-const CONTACT_RETURNING: &str = "id, channel_id, wa_id, reply_to, user_id, name";
+pub(super) const CONTACT_RETURNING: &str = "id, channel_id, wa_id, reply_to, user_id, name";
 
-fn contact_from_row(row: &AnyRow) -> Result<Contact, StoreError> {
+pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
         id: parse_id(row, "id")?,
         channel_id: parse_id(row, "channel_id")?,
@@ -144,11 +145,11 @@ fn contact_from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str =
+pub(super) const MESSAGE_COLUMNS: &str =
     "id, conversation_id, direction, role, kind, body, transcript, details,
     provider_message_id, status, error, generation, sent_by, created_at, updated_at";
 
-fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+pub(super) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     Ok(Message {
         id: parse_id(row, "id")?,
         conversation_id: parse_id(row, "conversation_id")?,
@@ -192,16 +193,6 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
 }
 
 pub(super) type Tx = Transaction<'static, Any>;
-
-/// An event of a recorded customer message, appended after the transaction's rows.
-pub(super) struct InboundEvent {
-    workspace: String,
-    kind: EventKind,
-    conversation: String,
-    channel: String,
-    data: serde_json::Value,
-    at: i64,
-}
 
 impl SqlStore {
     async fn conversation_in(tx: &mut Tx, id: &str) -> Result<Conversation, StoreError> {
@@ -769,153 +760,6 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         message_from_row(&row)
-    }
-
-    /// Records one customer message inside `tx`: its contact and conversation, the message,
-    /// its handling job and its events. A message already stored answers `Duplicate`; one stored
-    /// by a concurrent transaction meanwhile fails with [`StoreError::Conflict`] (on Postgres the
-    /// transaction is then unusable, so the caller decides what a conflict means).
-    /// Appends the events [`SqlStore::record_inbound_in`] made, in order.
-    pub(super) async fn emit_inbound(
-        tx: &mut Tx,
-        events: Vec<InboundEvent>,
-    ) -> Result<(), StoreError> {
-        for e in events {
-            Self::emit_in(
-                tx,
-                &e.workspace,
-                NewEvent {
-                    kind: e.kind,
-                    conversation: Some(&e.conversation),
-                    channel: Some(&e.channel),
-                    data: e.data,
-                },
-                e.at,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Records one customer message's rows inside `tx`, and adds the events it makes to
-    /// `events`, for [`SqlStore::emit_inbound`] to append once every row of the transaction is
-    /// written: the workspace's event counter is locked last, so transactions never wait for
-    /// each other in a cycle.
-    pub(super) async fn record_inbound_in(
-        tx: &mut Tx,
-        channel: &Channel,
-        inbound: &NewInbound,
-        policy: &InboundPolicy,
-        events: &mut Vec<InboundEvent>,
-    ) -> Result<RecordedInbound, StoreError> {
-        let now = now_ms();
-        let channel_id = channel.id.to_string();
-        if Self::known_provider_message(tx, &channel_id, &inbound.provider_message_id).await? {
-            return Ok(RecordedInbound::Duplicate);
-        }
-        let contact = Self::upsert_contact(
-            tx,
-            channel,
-            ContactIds {
-                wa_id: &inbound.from,
-                reply_to: inbound.reply_to.as_deref(),
-                user_id: inbound.user_id.as_deref(),
-            },
-            inbound.contact_name.as_deref(),
-            now,
-        )
-        .await?;
-        let created = Self::insert_conversation(tx, channel, &contact, now)
-            .await?
-            .is_some();
-        let idle_before = now - policy.idle_reset.as_millis() as i64;
-        // The customer-service window opens when the customer writes; never trust a future timestamp.
-        let sent_at = to_millis(inbound.sent_at).min(now);
-        let sql = format!(
-            "UPDATE conversations SET
-                status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
-                status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
-                context_started_at = CASE WHEN last_activity_at < $3 OR status = 'resolved' THEN $4 ELSE context_started_at END,
-                last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $5 THEN $5 ELSE last_inbound_at END,
-                last_activity_at = $4, unread_count = unread_count + 1, agent_id = $6, updated_at = $4
-             WHERE channel_id = $1 AND contact_id = $2
-             RETURNING {CONVERSATION_RETURNING}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(&channel_id)
-            .bind(contact.id.to_string())
-            .bind(idle_before)
-            .bind(now)
-            .bind(sent_at)
-            .bind(channel.agent_id.map(|a| a.to_string()))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let conversation = conversation_from_parts(&row, channel.workspace_id, contact)?;
-        let conversation_id = conversation.id.to_string();
-        let message = Self::insert_message(
-            tx,
-            &conversation_id,
-            &channel_id,
-            Direction::Inbound,
-            Role::Customer,
-            inbound,
-            DeliveryStatus::Received,
-            false,
-            now,
-        )
-        .await?;
-        if policy.schedule {
-            let task = Task::Handle {
-                conversation_id: conversation.id,
-            };
-            let run_at = now + policy.debounce.as_millis() as i64;
-            let max_delay = policy.max_delay.as_millis() as i64;
-            sqlx::query(
-                "INSERT INTO jobs (id, workspace_id, kind, queue_key, payload, status, attempts, max_attempts, run_at, dedupe_key, created_at, updated_at, expires_at)
-                 VALUES ($1, $11, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $8, $10)
-                 ON CONFLICT (dedupe_key) DO UPDATE SET
-                    run_at = CASE WHEN excluded.run_at < jobs.created_at + $9 THEN excluded.run_at ELSE jobs.created_at + $9 END,
-                    updated_at = excluded.updated_at",
-            )
-            .bind(JobId::new().to_string())
-            .bind(task.kind())
-            .bind(&conversation_id)
-            .bind(task.payload().to_string())
-            .bind(policy.limits.max_abandoned as i64)
-            .bind(run_at)
-            .bind(format!("handle:{conversation_id}"))
-            .bind(now)
-            .bind(max_delay)
-            .bind(now.saturating_add(policy.limits.retry_for.as_millis() as i64))
-            .bind(channel.workspace_id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        }
-        // The message and conversation are at hand: the events take them as they are.
-        let event = |kind, data| InboundEvent {
-            workspace: channel.workspace_id.to_string(),
-            kind,
-            conversation: conversation_id.clone(),
-            channel: channel_id.clone(),
-            data,
-            at: now,
-        };
-        if created {
-            events.push(event(
-                EventKind::ConversationCreated,
-                serde_json::json!({"conversation": conversation}),
-            ));
-        }
-        events.push(event(
-            EventKind::MessageReceived,
-            serde_json::json!({"message": message, "sandbox": conversation.sandbox}),
-        ));
-        Ok(RecordedInbound::New {
-            message: Box::new(message),
-            conversation: Box::new(conversation),
-        })
     }
 
     async fn known_provider_message(

@@ -8,20 +8,21 @@
 //! acknowledged only once what it carried is durable. Nothing waits to fill a batch: a lone
 //! message commits at once, and batches grow only while a commit is under way.
 //!
-//! A batch writes its rows in one order (by customer, channel and message) and appends its
-//! events last, as single messages do, so concurrent transactions (other committers, other
-//! replicas, the pipeline's replies) never wait for each other in a cycle. When any message of
-//! a batch still fails (a concurrent replica stored the same message, a bad row), the batch is
-//! rolled back and each of its messages is recorded again in its own transaction, so one
-//! message never costs the others theirs; a transaction the database chose to abort (a
-//! deadlock, a serialization failure) is tried again.
+//! A batch costs the same handful of statements as a single message (see [`super::inbound`]),
+//! which write rows in one order and append events last, so concurrent transactions never
+//! wait for each other in a cycle. When any message of a batch still fails (a concurrent
+//! replica stored the same message, a bad row), the batch is rolled back and each of its
+//! messages is recorded again in its own transaction, so one message never costs the others
+//! theirs; a transaction the database chose to abort (a deadlock, a serialization failure) is
+//! tried again.
 
 use std::sync::Arc;
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::conversations::{InboundEvent, Tx};
+use super::conversations::Tx;
+use super::inbound::Inbound;
 use super::sql::{begin_write_on, db_err, SqlStore};
 use super::{Backend, EventSignal, InboundPolicy, NewInbound, RecordedInbound, StoreError};
 use crate::domain::Channel;
@@ -148,40 +149,21 @@ impl Committer {
     }
 
     async fn record_together(&self, batch: &[Pending]) -> Result<Vec<RecordedInbound>, StoreError> {
-        // Rows are locked in one order across transactions: by customer, channel, message.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| {
-            let key = |p: &Pending| {
-                (
-                    p.inbound.from.clone(),
-                    p.channel.id.to_string(),
-                    p.inbound.provider_message_id.clone(),
-                )
-            };
-            key(&batch[a]).cmp(&key(&batch[b]))
-        });
         let mut tx = self.begin().await?;
-        let mut events: Vec<InboundEvent> = Vec::new();
-        let mut recorded: Vec<Option<RecordedInbound>> = (0..batch.len()).map(|_| None).collect();
-        for i in order {
-            let p = &batch[i];
-            recorded[i] = Some(
-                SqlStore::record_inbound_in(
-                    &mut tx,
-                    &p.channel,
-                    &p.inbound,
-                    &p.policy,
-                    &mut events,
-                )
-                .await?,
-            );
-        }
-        SqlStore::emit_inbound(&mut tx, events).await?;
+        let recorded = SqlStore::record_inbound_batch(&mut tx, &Self::items(batch)).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(recorded
-            .into_iter()
-            .map(|r| r.expect("every message was recorded"))
-            .collect())
+        Ok(recorded)
+    }
+
+    fn items(batch: &[Pending]) -> Vec<Inbound<'_>> {
+        batch
+            .iter()
+            .map(|p| Inbound {
+                channel: &p.channel,
+                message: &p.inbound,
+                policy: &p.policy,
+            })
+            .collect()
     }
 
     async fn record_alone(&self, p: &Pending) -> Result<RecordedInbound, StoreError> {
@@ -200,22 +182,15 @@ impl Committer {
 
     async fn try_alone(&self, p: &Pending) -> Result<RecordedInbound, StoreError> {
         let mut tx = self.begin().await?;
-        let mut events = Vec::new();
-        let recorded = match SqlStore::record_inbound_in(
-            &mut tx,
-            &p.channel,
-            &p.inbound,
-            &p.policy,
-            &mut events,
-        )
-        .await
-        {
-            Ok(recorded) => recorded,
-            // A concurrent delivery of the same message won the race: that one is handled.
-            Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
-            Err(e) => return Err(e),
-        };
-        SqlStore::emit_inbound(&mut tx, events).await?;
+        let recorded =
+            match SqlStore::record_inbound_batch(&mut tx, &Self::items(std::slice::from_ref(p)))
+                .await
+            {
+                Ok(mut recorded) => recorded.remove(0),
+                // A concurrent delivery of the same message won the race: that one is handled.
+                Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
+                Err(e) => return Err(e),
+            };
         match tx.commit().await.map_err(db_err) {
             Ok(()) => Ok(recorded),
             Err(StoreError::Conflict(_)) => Ok(RecordedInbound::Duplicate),

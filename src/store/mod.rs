@@ -13,6 +13,7 @@ mod evals;
 mod events;
 mod files;
 mod hooks;
+mod inbound;
 mod intake;
 mod jobs;
 mod people;
