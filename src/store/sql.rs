@@ -36,6 +36,8 @@ pub struct SqlStore {
     pub(super) signal: std::sync::Arc<super::EventSignal>,
     /// Customer messages are recorded through here, many to a commit.
     pub(super) intake: super::intake::Intake,
+    /// On SQLite, stops the background WAL checkpoints when dropped with the store.
+    pub(super) checkpoints: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Starts a write transaction on `pool` (`BEGIN IMMEDIATE` on SQLite).
@@ -62,6 +64,7 @@ impl SqlStore {
             write,
             signal,
             intake,
+            checkpoints: None,
         }
     }
 }

@@ -6,11 +6,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
-use sqlx::Executor;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+use tokio::sync::oneshot;
 
 use super::sql::{db_err, get, parse_id, SqlStore};
 use super::{Backend, KeywordHit, StoreError};
+
+/// How often the write-ahead log is copied back into the database file, beside the writer.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL pages after which the writer checkpoints on its own, within a commit: only when the
+/// background checkpoints fall behind (SQLite's default is 1,000 pages, about every second of
+/// a busy intake, each a stall of every webhook waiting for that commit).
+const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
 
 const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
@@ -47,6 +55,15 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
             })
     };
     let write = options()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(AssertSqlSafe(format!(
+                    "{PRAGMAS} PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
+                )))
+                .await
+                .map(|_| ())
+            })
+        })
         .max_connections(1)
         .connect(&url)
         .await
@@ -59,7 +76,42 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .max_connections(max_connections.max(1))
         .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
-    Ok(SqlStore::new(Backend::Sqlite, read, write, 1))
+    let mut store = SqlStore::new(Backend::Sqlite, read, write, 1);
+    store.checkpoints = Some(checkpoints(url));
+    Ok(store)
+}
+
+/// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], on a
+/// connection of its own, so the writer's commits never do it, until the sender is dropped.
+/// A passive checkpoint waits for nobody: the writer goes on appending meanwhile.
+fn checkpoints(url: String) -> oneshot::Sender<()> {
+    let (stop, mut stopped) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut connection: Option<AnyConnection> = None;
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = every.tick() => {}
+            }
+            let conn = match connection.as_mut() {
+                Some(conn) => conn,
+                None => match AnyConnection::connect(&url).await {
+                    Ok(conn) => connection.insert(conn),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open a connection for WAL checkpoints");
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                connection = None;
+            }
+        }
+    });
+    stop
 }
 
 /// FTS5 `MATCH` with the terms OR-ed, ranked by BM25 (lower is better, so negated).
