@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::{EventHub, LiveEvent};
 use crate::config::Settings;
@@ -312,8 +312,8 @@ impl Hooks {
         let mut sweep = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
-                woken = wake.recv() => {
-                    if matches!(woken, Err(broadcast::error::RecvError::Closed)) {
+                woken = wake.changed() => {
+                    if woken.is_err() {
                         break;
                     }
                 }
@@ -326,10 +326,7 @@ impl Hooks {
                 }
             }
             // One dispatch for everything that woke it meanwhile.
-            while !matches!(
-                wake.try_recv(),
-                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
-            ) {}
+            wake.borrow_and_update();
             if let Err(e) = self.dispatch().await {
                 tracing::warn!(error = %e, "cannot dispatch events to webhooks");
             }

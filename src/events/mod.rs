@@ -109,6 +109,9 @@ pub struct EventHub {
     settings: EventSettings,
     /// Turns true when the server shuts down: every stream ends.
     closed: watch::Sender<bool>,
+    /// Moves on each time the hub has looked at new events, for followers that only need
+    /// waking (outgoing webhooks read the log themselves).
+    passed: watch::Sender<u64>,
 }
 
 impl EventHub {
@@ -120,6 +123,7 @@ impl EventHub {
             sender,
             settings,
             closed: watch::channel(false).0,
+            passed: watch::channel(0).0,
         }
     }
 
@@ -138,10 +142,10 @@ impl EventHub {
         self.sender.receiver_count()
     }
 
-    /// A receiver of every event the hub passes on, of every workspace, for a follower that
-    /// only needs waking (outgoing webhooks read the log themselves).
-    pub fn wake_up(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
-        self.sender.subscribe()
+    /// Changes each time the hub has looked at new events of any workspace, for a follower
+    /// that only needs waking (outgoing webhooks read the log themselves).
+    pub fn wake_up(&self) -> watch::Receiver<u64> {
+        self.passed.subscribe()
     }
 
     /// Reads new events when woken and passes them on; prunes events past their retention.
@@ -193,12 +197,16 @@ impl EventHub {
                     continue;
                 }
             };
+            if woken.is_empty() {
+                continue;
+            }
             for ws in woken {
                 let cursor = last.entry(ws).or_insert(0);
                 if let Err(e) = self.pass_on(ws, cursor).await {
                     tracing::warn!(error = %e, workspace = %ws, "cannot read new events");
                 }
             }
+            self.passed.send_modify(|n| *n = n.wrapping_add(1));
         }
         if let Some(listener) = listener {
             listener.abort();
@@ -207,6 +215,16 @@ impl EventHub {
 
     /// Passes on `ws`'s events after `cursor`, moving it.
     async fn pass_on(&self, ws: WorkspaceId, cursor: &mut i64) -> Result<(), StoreError> {
+        if self.sender.receiver_count() == 0 {
+            // Nobody listens: the cursor moves past the log's end without reading the events.
+            // The end is read before looking again: a subscriber that comes after that look
+            // reads the end itself once subscribed, so it expects nothing up to here.
+            let end = self.store.last_event_id(ws).await?;
+            if self.sender.receiver_count() == 0 {
+                *cursor = (*cursor).max(end);
+                return Ok(());
+            }
+        }
         loop {
             let page = self.store.events_after(ws, *cursor, PAGE).await?;
             let full = page.len() == PAGE as usize;
