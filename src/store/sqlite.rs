@@ -92,6 +92,8 @@ fn checkpoints(url: String) -> oneshot::Sender<()> {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // A store dropped meanwhile is not checkpointed again (its file may be gone).
+                biased;
                 _ = &mut stopped => break,
                 _ = every.tick() => {}
             }
