@@ -132,7 +132,14 @@ pub(super) const CONVERSATION_RETURNING: &str =
     "id, channel_id, agent_id, sandbox, status, status_reason,
     last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, assignee_id";
 
-pub(super) const CONTACT_RETURNING: &str = "id, channel_id, wa_id, reply_to, user_id, name";
+/// The end of an `INSERT INTO contacts`: a contact already known keeps what the new row leaves
+/// out (name, reply address, user id), and comes back as it now is, for [`contact_from_row`].
+pub(super) const CONTACT_UPSERT: &str = "ON CONFLICT (channel_id, wa_id) DO UPDATE SET
+        name = COALESCE(excluded.name, contacts.name),
+        reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
+        user_id = COALESCE(excluded.user_id, contacts.user_id),
+        updated_at = excluded.updated_at
+    RETURNING id, channel_id, wa_id, reply_to, user_id, name";
 
 pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
@@ -675,12 +682,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO contacts (id, channel_id, wa_id, reply_to, user_id, name, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-             ON CONFLICT (channel_id, wa_id) DO UPDATE SET
-                name = COALESCE(excluded.name, contacts.name),
-                reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
-                user_id = COALESCE(excluded.user_id, contacts.user_id),
-                updated_at = excluded.updated_at
-             RETURNING {CONTACT_RETURNING}"
+             {CONTACT_UPSERT}"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(ContactId::new().to_string())

@@ -23,8 +23,7 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
 use super::conversations::{
-    contact_from_row, conversation_from_parts, to_json, Tx, CONTACT_RETURNING,
-    CONVERSATION_RETURNING,
+    contact_from_row, conversation_from_parts, to_json, Tx, CONTACT_UPSERT, CONVERSATION_RETURNING,
 };
 use super::sql::{db_err, get, now_ms, parse_id, SqlStore};
 use super::{InboundPolicy, NewInbound, RecordedInbound, StoreError};
@@ -272,12 +271,7 @@ impl SqlStore {
              SELECT e.value->>'id', e.value->>'c', e.value->>'w', e.value->>'n', e.value->>'r',
                 e.value->>'u', $2, $2
              FROM {{rows}} WHERE true
-             ON CONFLICT (channel_id, wa_id) DO UPDATE SET
-                name = COALESCE(excluded.name, contacts.name),
-                reply_to = COALESCE(excluded.reply_to, contacts.reply_to),
-                user_id = COALESCE(excluded.user_id, contacts.user_id),
-                updated_at = excluded.updated_at
-             RETURNING {CONTACT_RETURNING}"
+             {CONTACT_UPSERT}"
         );
         run(tx, &sql, &rows, &[now])
             .await?

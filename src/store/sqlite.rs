@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
 
 use super::sql::{db_err, get, parse_id, SqlStore};
@@ -15,10 +15,10 @@ use super::{Backend, KeywordHit, StoreError};
 /// How often the write-ahead log is copied back into the database file, beside the writer.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL pages after which the writer checkpoints on its own, within a commit: only when the
+/// The writer checkpoints on its own, within a commit, only past 20,000 WAL pages: when the
 /// background checkpoints fall behind (SQLite's default is 1,000 pages, about every second of
 /// a busy intake, each a stall of every webhook waiting for that commit).
-const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
+const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 20000;";
 
 const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
@@ -47,23 +47,20 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
     // Validate the URL once with the native parser for a clear error.
     sqlx::sqlite::SqliteConnectOptions::from_str(&url)
         .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?;
-    let options = || {
+    let options = |writer: bool| {
         AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| {
-                Box::pin(async move { conn.execute(PRAGMAS).await.map(|_| ()) })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(PRAGMAS).await?;
+                    if writer {
+                        conn.execute(WRITER_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
             })
     };
-    let write = options()
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute(AssertSqlSafe(format!(
-                    "{PRAGMAS} PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
-                )))
-                .await
-                .map(|_| ())
-            })
-        })
+    let write = options(true)
         .max_connections(1)
         .connect(&url)
         .await
@@ -72,7 +69,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
     // schema it first read, and sqlx describes a `SELECT *` by that schema while SQLite runs it
     // on the new one, so rows come back with more columns than described (an upgrade adding
     // columns would make every such read fail).
-    let read = options()
+    let read = options(false)
         .max_connections(max_connections.max(1))
         .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
