@@ -70,10 +70,46 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+const DIR_PREFIX: &str = "palaver-pg-";
+
+/// Removes the clusters of test processes that are gone without their watchdog having cleaned
+/// up (a killed process group, a rebooted machine): each directory is named after its process.
+fn sweep_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                eprintln!("cannot remove stale test cluster {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 fn start_cluster() -> Result<String, String> {
     let bin = bin_dir().ok_or("no initdb found (install the `postgresql` package)")?;
     let root = is_root();
-    let dir = std::env::temp_dir().join(format!("palaver-pg-{}", uuid::Uuid::new_v4()));
+    sweep_stale_clusters();
+    let dir = std::env::temp_dir().join(format!(
+        "{DIR_PREFIX}{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if root {
         let ok = Command::new("chown")
@@ -109,7 +145,9 @@ fn start_cluster() -> Result<String, String> {
     let port = free_port();
     let postgres = bin.join("postgres");
     let runner = if root { "runuser -u postgres -- " } else { "" };
-    // The watchdog stops the server (and removes its files) once this test process is gone.
+    // The watchdog stops the server (and removes its files) once this test process is gone. It
+    // runs in a session of its own, so killing the test's process group does not orphan the
+    // cluster.
     let script = format!(
         "{runner}'{pg}' -D '{dir}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 >'{dir}.log' 2>&1 & pg=$!; \
@@ -119,8 +157,8 @@ fn start_cluster() -> Result<String, String> {
         dir = dir.display(),
         parent = std::process::id(),
     );
-    Command::new("sh")
-        .args(["-c", &script])
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
