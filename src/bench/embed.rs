@@ -43,6 +43,9 @@ pub struct EmbedReport {
     pub sentences_per_sec: f64,
     /// sentence-transformers measured in the same run, when asked for.
     pub baseline: Option<BaselineReport>,
+    /// Another local embedder measured in the same run, when asked for: its model id and
+    /// throughput.
+    pub other: Option<(String, f64)>,
 }
 
 /// sentence-transformers measured alongside Palaver.
@@ -109,6 +112,19 @@ impl fmt::Display for EmbedReport {
                 b.min_cosine, self.sentences
             )?;
         }
+        if let Some((model, per_sec)) = &self.other {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  same run               {:>10.1} sentences/s ({model})",
+                per_sec
+            )?;
+            write!(
+                f,
+                "  ratio to {model:<13} {:>10.2}x",
+                self.sentences_per_sec / per_sec.max(f64::EPSILON)
+            )?;
+        }
         Ok(())
     }
 }
@@ -128,13 +144,15 @@ pub struct Baseline {
 
 /// Embeds `sentences` generated sentences of about `words` words (±5) `runs` times after one
 /// warm-up batch and reports the median throughput; with a [`Baseline`], each of Palaver's runs
-/// is followed by one of sentence-transformers on the same sentences.
+/// is followed by one of sentence-transformers on the same sentences, and with `other`, by one
+/// of that embedder.
 pub async fn run(
     embedder: &dyn Embedder,
     sentences: usize,
     words: usize,
     runs: usize,
     baseline: Option<&Baseline>,
+    other_embedder: Option<&dyn Embedder>,
 ) -> Result<EmbedReport, BenchError> {
     let runs = runs.max(1);
     let texts = generate_sentences(sentences, words);
@@ -151,9 +169,13 @@ pub async fn run(
         None => None,
     };
     embedder.embed(&warm_up).await?;
+    if let Some(e) = other_embedder {
+        e.embed(&warm_up).await?;
+    }
 
     let mut ours = Vec::with_capacity(runs);
     let mut theirs = Vec::with_capacity(runs);
+    let mut others = Vec::with_capacity(runs);
     let mut vectors = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
@@ -161,6 +183,11 @@ pub async fn run(
         ours.push(started.elapsed().as_secs_f64());
         if let Some(p) = other.as_mut() {
             theirs.push(p.run().await?);
+        }
+        if let Some(e) = other_embedder {
+            let started = Instant::now();
+            e.embed(&texts).await?;
+            others.push(started.elapsed().as_secs_f64());
         }
     }
     if vectors.len() != texts.len() {
@@ -192,6 +219,12 @@ pub async fn run(
         seconds,
         sentences_per_sec: texts.len() as f64 / seconds.max(f64::EPSILON),
         baseline,
+        other: other_embedder.map(|e| {
+            (
+                e.model_id().to_string(),
+                texts.len() as f64 / median(&others).max(f64::EPSILON),
+            )
+        }),
     })
 }
 
@@ -603,6 +636,7 @@ mod tests {
             seconds: 1.0,
             sentences_per_sec: 826.0,
             baseline: None,
+            other: None,
         };
         let text = r.to_string();
         assert!(text.contains("2.00x"), "{text}");
@@ -621,6 +655,18 @@ mod tests {
         assert!(text.contains("3.00x"), "{text}");
         assert!(text.contains("torch 2.9.0"), "{text}");
         assert!(text.contains("0.999998"), "{text}");
+
+        let r = EmbedReport {
+            baseline: None,
+            other: Some(("all-minilm-l6-v2".into(), 1652.0)),
+            ..r
+        };
+        let text = r.to_string();
+        assert!(
+            text.contains("1652.0 sentences/s (all-minilm-l6-v2)"),
+            "{text}"
+        );
+        assert!(text.contains("0.50x"), "{text}");
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! Text embeddings: the [`Embedder`] trait and its two implementations, the local MiniLM model
-//! run with candle ([`local`]) and any OpenAI-compatible `/v1/embeddings` server ([`openai`]).
+//! Text embeddings: the [`Embedder`] trait and its implementations, the local models run
+//! in-process (all-MiniLM-L6-v2, [`local`], the default; multilingual-e5-small, [`e5`]) and any
+//! OpenAI-compatible `/v1/embeddings` server ([`openai`]).
 
+pub mod bert;
+pub mod e5;
 pub mod local;
 pub mod openai;
+pub mod sentencepiece;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::{EmbeddingBackend, Settings};
+use crate::config::{EmbeddingBackend, EmbeddingSettings, Settings};
 use crate::models::{ModelError, ModelStore};
 
 /// An embedding failure.
@@ -41,8 +45,32 @@ pub trait Embedder: Send + Sync {
     fn model_id(&self) -> &str;
     /// Length of every vector.
     fn dimensions(&self) -> usize;
-    /// One vector per text, in order.
+    /// One vector per text searched in (a passage, a sentence), in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// One vector per text searched for (a customer's question), in order. Models trained to
+    /// tell the two apart (E5's `query:` and `passage:`) embed them differently.
+    async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts).await
+    }
+}
+
+/// The models `embedding.local_model` may name.
+pub const LOCAL_MODELS: [&str; 3] = [e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL];
+
+/// Loads local embedding model `name` (one of [`LOCAL_MODELS`]), fetching it on first use.
+pub async fn load_local(
+    name: &str,
+    models: &ModelStore,
+    settings: &EmbeddingSettings,
+) -> Result<Arc<dyn Embedder>, EmbedError> {
+    match name {
+        local::MODEL => Ok(Arc::new(
+            local::LocalEmbedder::load(models, settings).await?,
+        )),
+        _ => Ok(Arc::new(
+            e5::E5Embedder::load(models, name, settings).await?,
+        )),
+    }
 }
 
 /// Builds the embedder chosen in the settings (fetching the local model on first use).
@@ -51,9 +79,9 @@ pub async fn from_settings(
     models: &ModelStore,
 ) -> Result<Arc<dyn Embedder>, EmbedError> {
     match settings.embedding.backend {
-        EmbeddingBackend::Local => Ok(Arc::new(
-            local::LocalEmbedder::load(models, &settings.embedding).await?,
-        )),
+        EmbeddingBackend::Local => {
+            load_local(&settings.embedding.local_model, models, &settings.embedding).await
+        }
         EmbeddingBackend::Openai => Ok(Arc::new(openai::OpenAiEmbedder::new(&settings.embedding)?)),
     }
 }

@@ -84,7 +84,7 @@ impl Knowledge {
         }
         let vector = self
             .embedder
-            .embed(&[question.to_string()])
+            .embed_queries(&[question.to_string()])
             .await?
             .pop()
             .ok_or_else(|| {

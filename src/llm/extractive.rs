@@ -172,12 +172,18 @@ impl ChatModel for Extractive {
         if question.is_empty() || candidates.is_empty() {
             return Ok(declined(tokens_in));
         }
-        let mut keys: Vec<String> = vec![question.to_string()];
-        keys.extend(candidates.iter().map(|c| c.key.clone()));
+        let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
         let vectors = self.vectors(&keys).await?;
-        let question_vector = &vectors[0];
+        let question_vector = self
+            .embedder
+            .embed_queries(&[question.to_string()])
+            .await
+            .map_err(|e| LlmError::Transient(format!("embedding the question: {e}")))?
+            .pop()
+            .ok_or_else(|| LlmError::Permanent("embedder returned no vector".into()))?;
+        let question_vector = &question_vector;
         let question_terms = terms(question);
-        for (c, v) in candidates.iter_mut().zip(&vectors[1..]) {
+        for (c, v) in candidates.iter_mut().zip(&vectors) {
             c.similarity = cosine(question_vector, v);
             let lexical = overlap(&question_terms, &normalize(&c.key));
             c.score = SIMILARITY_WEIGHT * c.similarity + (1.0 - SIMILARITY_WEIGHT) * lexical

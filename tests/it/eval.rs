@@ -1,7 +1,7 @@
 //! Eval suites end to end: a small suite through the real pipeline with the test embedder and
 //! its reports (JSON, JUnit, HTML checked in headless Chromium), the LLM judge against an
 //! OpenAI-compatible server (wiremock), runs through the API, the command's exit codes, and the
-//! shipped suites with the real MiniLM model.
+//! shipped suites with the real default embedder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -476,12 +476,12 @@ fn the_command_exits_2_and_names_the_problem_when_a_suite_is_broken() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// The shipped suites over the sample knowledge base with the real MiniLM embedder and the
+/// The shipped suites over the sample businesses with the real default embedder and the
 /// extractive answerer: every case runs, and the figures stay at or above what the product
 /// reaches today (a drop fails this test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shipped_suites_run_with_minilm() {
-    let Some(embedder) = crate::support::app::minilm().await else {
+async fn the_shipped_suites_run_with_the_default_embedder() {
+    let Some(embedder) = crate::support::app::local_embedder().await else {
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -526,7 +526,7 @@ async fn the_shipped_suites_run_with_minilm() {
 /// must-pass case fails it, with the reports written either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_exits_1_when_the_gate_fails() {
-    if palaver::testing::test_model("all-minilm-l6-v2")
+    if palaver::testing::test_model(&palaver::config::EmbeddingSettings::default().local_model)
         .await
         .is_none()
     {

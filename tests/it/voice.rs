@@ -84,7 +84,7 @@ async fn mount_send(graph: &MockServer) {
         .await;
 }
 
-/// An app with workers, MiniLM, the demo agent (`config` on top of the defaults) and a Meta
+/// An app with workers, the default embedder, the demo agent (`config` on top of the defaults) and a Meta
 /// channel on `graph`.
 async fn voice_app(graph: &MockServer, config: Value) -> Option<TestApp> {
     let uri = graph.uri();

@@ -1,6 +1,6 @@
 //! A running Palaver for integration tests: the real router on a loopback socket, optional
 //! workers, a temporary data directory, and either the bag-of-words test embedder (fast, no
-//! model) or the real MiniLM model.
+//! model) or the real default local model.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 /// How to build a test app.
 pub struct Options {
-    /// Use the real MiniLM embedder (`None` from [`TestApp::start`] when it is not available).
+    /// Use the real default embedder (`None` from [`TestApp::start`] when it is not available).
     pub real_embedder: bool,
     /// Run job workers.
     pub workers: bool,
@@ -54,17 +54,19 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// MiniLM, loaded once per test process.
-pub async fn minilm() -> Option<Arc<dyn Embedder>> {
+/// The default local embedder (what `serve` runs with no settings), loaded once per test
+/// process.
+pub async fn local_embedder() -> Option<Arc<dyn Embedder>> {
     static MODEL: OnceCell<Option<Arc<dyn Embedder>>> = OnceCell::const_new();
     MODEL
         .get_or_init(|| async {
-            palaver::testing::test_model("all-minilm-l6-v2").await?;
+            let settings = palaver::config::EmbeddingSettings::default();
+            palaver::testing::test_model(&settings.local_model).await?;
             let models = palaver::testing::test_model_store();
-            let embedder = palaver::embed::local::LocalEmbedder::load(&models, &Default::default())
+            let embedder = palaver::embed::load_local(&settings.local_model, &models, &settings)
                 .await
-                .expect("MiniLM loads");
-            Some(Arc::new(embedder) as Arc<dyn Embedder>)
+                .expect("the default embedder loads");
+            Some(embedder)
         })
         .await
         .clone()
@@ -100,7 +102,7 @@ impl TestApp {
         }
         (options.tweak)(&mut settings);
         let embedder: Arc<dyn Embedder> = if options.real_embedder {
-            minilm().await?
+            local_embedder().await?
         } else {
             Arc::new(palaver::testing::HashEmbedder::default())
         };
