@@ -344,6 +344,7 @@ mod tests {
         LoadedDocument {
             title: "t".into(),
             format: Format::Markdown,
+            notes: Vec::new(),
             sections: sections
                 .iter()
                 .map(|(heading, text, atomic)| Section {

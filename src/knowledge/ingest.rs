@@ -30,6 +30,10 @@ pub enum IngestOutcome {
         document_id: DocumentId,
         /// Chunks stored.
         chunks: usize,
+        /// What was read differently from the file's letter, or left out (see
+        /// [`loaders::LoadedDocument::notes`]).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// Changed document; its chunks were replaced.
     Updated {
@@ -37,6 +41,9 @@ pub enum IngestOutcome {
         document_id: DocumentId,
         /// Chunks stored.
         chunks: usize,
+        /// As for [`IngestOutcome::Added`].
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// Same content as stored; nothing done.
     Unchanged {
@@ -63,6 +70,11 @@ pub struct FileResult {
     /// What happened.
     #[serde(flatten)]
     pub outcome: IngestOutcome,
+}
+
+/// Notes on a file, one per line below it.
+fn noted(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("\n      note: {n}")).collect()
 }
 
 /// The result of ingesting paths.
@@ -101,8 +113,12 @@ impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for r in &self.files {
             let what = match &r.outcome {
-                IngestOutcome::Added { chunks, .. } => format!("added ({chunks} chunks)"),
-                IngestOutcome::Updated { chunks, .. } => format!("updated ({chunks} chunks)"),
+                IngestOutcome::Added { chunks, notes, .. } => {
+                    format!("added ({chunks} chunks){}", noted(notes))
+                }
+                IngestOutcome::Updated { chunks, notes, .. } => {
+                    format!("updated ({chunks} chunks){}", noted(notes))
+                }
                 IngestOutcome::Unchanged { .. } => "unchanged".to_string(),
                 IngestOutcome::Removed { .. } => "removed".to_string(),
                 IngestOutcome::Skipped { reason } => format!("skipped: {reason}"),
@@ -409,14 +425,17 @@ impl Knowledge {
         };
         let document_id = self.store_document(doc, new_chunks).await?;
         tracing::info!(%collection, %source, chunks = count, "ingested");
+        let notes = loaded.notes;
         Ok(match existing {
             Some(_) => IngestOutcome::Updated {
                 document_id,
                 chunks: count,
+                notes,
             },
             None => IngestOutcome::Added {
                 document_id,
                 chunks: count,
+                notes,
             },
         })
     }

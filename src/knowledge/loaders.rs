@@ -92,6 +92,9 @@ pub struct LoadedDocument {
     pub format: Format,
     /// Its sections in reading order; never empty.
     pub sections: Vec<Section>,
+    /// What was read differently from the file's letter, or left out, for whoever uploaded it
+    /// (a CSV row repaired, a damaged PDF page skipped).
+    pub notes: Vec<String>,
 }
 
 /// Why a file could not be read. Each message starts with the file name and is fit to show
@@ -134,12 +137,13 @@ fn load_unguarded(name: &str, bytes: &[u8], format: Format) -> Result<LoadedDocu
         return Err(LoadError::Empty(format!("{name}: the file is empty")));
     }
     let stem = file_stem(name);
-    let (title, sections) = match format {
+    let plain = |(title, sections)| (title, sections, Vec::new());
+    let (title, sections, notes) = match format {
         Format::Pdf => load_pdf(name, &stem, bytes)?,
-        Format::Markdown => load_markdown(&stem, &decode_text(name, bytes)?),
-        Format::Text => load_text(&stem, &decode_text(name, bytes)?),
+        Format::Markdown => plain(load_markdown(&stem, &decode_text(name, bytes)?)),
+        Format::Text => plain(load_text(&stem, &decode_text(name, bytes)?)),
         Format::Csv => load_csv(name, &stem, &decode_text(name, bytes)?)?,
-        Format::Html => load_html(name, &stem, &decode_text(name, bytes)?)?,
+        Format::Html => plain(load_html(name, &stem, &decode_text(name, bytes)?)?),
     };
     if sections.is_empty() {
         return Err(LoadError::Empty(format!("{name}: no text found")));
@@ -148,6 +152,7 @@ fn load_unguarded(name: &str, bytes: &[u8], format: Format) -> Result<LoadedDocu
         title,
         format,
         sections,
+        notes,
     })
 }
 
@@ -676,7 +681,14 @@ fn sniff_delimiter(text: &str) -> u8 {
         .0
 }
 
-fn load_csv(name: &str, stem: &str, text: &str) -> Result<(String, Vec<Section>), LoadError> {
+/// A CSV file: one atomic section per row, each cell labelled with its column. A row with more
+/// fields than the header (a separator left unquoted in a description) is kept, its surplus
+/// joined into the column it fits; what was repaired or skipped comes back as notes.
+fn load_csv(
+    name: &str,
+    stem: &str,
+    text: &str,
+) -> Result<(String, Vec<Section>, Vec<String>), LoadError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(sniff_delimiter(text))
         .flexible(true)
@@ -692,7 +704,9 @@ fn load_csv(name: &str, stem: &str, text: &str) -> Result<(String, Vec<Section>)
             h => h,
         })
         .collect();
-    let mut sections = Vec::new();
+    // Rows that fit the header first: they show what each column holds, which places the
+    // surplus fields of rows with unquoted separators.
+    let mut rows: Vec<(u64, Vec<String>)> = Vec::new();
     let mut bad = Vec::new();
     for record in reader.records() {
         let record = match record {
@@ -706,15 +720,29 @@ fn load_csv(name: &str, stem: &str, text: &str) -> Result<(String, Vec<Section>)
             continue;
         }
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() > header.len() {
-            bad.push(format!(
-                "line {line} has {} fields but the header has {}",
-                record.len(),
-                header.len()
+        rows.push((line, record.iter().map(collapse_whitespace).collect()));
+    }
+    let columns = ColumnKinds::learn(
+        header.len(),
+        rows.iter()
+            .filter(|(_, cells)| cells.len() <= header.len())
+            .map(|(_, cells)| cells.as_slice()),
+    );
+    let mut notes = Vec::new();
+    let mut sections = Vec::with_capacity(rows.len());
+    for (line, mut cells) in rows {
+        if cells.len() > header.len() {
+            let surplus = cells.len() - header.len();
+            let (column, merged) = columns.merge_surplus(&cells, header.len());
+            notes.push(format!(
+                "line {line} has {} fields for {} columns (an unquoted separator?): kept, with {} joined into \"{}\"",
+                header.len() + surplus,
+                header.len(),
+                if surplus == 1 { "the extra field".to_string() } else { format!("the {surplus} extra fields") },
+                header[column]
             ));
-            continue;
+            cells = merged;
         }
-        let cells: Vec<String> = record.iter().map(collapse_whitespace).collect();
         sections.push(Section {
             heading: vec![stem.to_owned()],
             text: labelled_row(&header, &cells),
@@ -738,9 +766,103 @@ fn load_csv(name: &str, stem: &str, text: &str) -> Result<(String, Vec<Section>)
         )));
     }
     if !bad.is_empty() {
-        tracing::warn!(file = name, skipped = bad.len(), first = %bad[0], "skipped CSV rows that do not fit the header");
+        tracing::warn!(file = name, skipped = bad.len(), first = %bad[0], "skipped unreadable CSV rows");
+        notes.push(format!(
+            "{} unreadable row{} skipped ({})",
+            bad.len(),
+            if bad.len() == 1 { "" } else { "s" },
+            bad.iter()
+                .take(MAX_REPORTED_ROWS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
     }
-    Ok((stem.to_owned(), sections))
+    Ok((stem.to_owned(), sections, notes))
+}
+
+/// What the cells of each CSV column look like in the rows that fit the header: how many are
+/// numbers (prices, quantities), and how long they are.
+struct ColumnKinds {
+    numeric: Vec<f32>,
+    mean_chars: Vec<f32>,
+}
+
+/// A cell that reads as an amount: digits and separators, with at most a sign, a currency
+/// symbol or code, or a percent sign (`9.50`, `12,90 €`, `EUR 45`, `-10%`).
+fn is_numeric_cell(cell: &str) -> bool {
+    let mut core = cell.trim();
+    for code in ["EUR", "USD", "GBP", "BRL", "R$", "€", "$", "£", "%"] {
+        core = core.trim_start_matches(code).trim_end_matches(code).trim();
+    }
+    let core = core.trim_start_matches(['+', '-']);
+    core.chars().any(|c| c.is_ascii_digit())
+        && core
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+}
+
+impl ColumnKinds {
+    fn learn<'a>(columns: usize, rows: impl Iterator<Item = &'a [String]>) -> Self {
+        let mut numeric = vec![0f32; columns];
+        let mut chars = vec![0f32; columns];
+        let mut counts = vec![0f32; columns];
+        for row in rows {
+            for (i, cell) in row.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                counts[i] += 1.0;
+                chars[i] += cell.chars().count() as f32;
+                if is_numeric_cell(cell) {
+                    numeric[i] += 1.0;
+                }
+            }
+        }
+        for i in 0..columns {
+            let n = counts[i].max(1.0);
+            numeric[i] /= n;
+            chars[i] /= n;
+        }
+        Self {
+            numeric,
+            mean_chars: chars,
+        }
+    }
+
+    /// Joins the surplus fields of a row into the column where they fit best: the placement
+    /// whose cells look most like their columns (numbers where numbers are), and among equals
+    /// the column with the longest text. Returns that column and the repaired cells.
+    fn merge_surplus(&self, cells: &[String], columns: usize) -> (usize, Vec<String>) {
+        let surplus = cells.len() - columns;
+        let placed = |column: usize| -> Vec<String> {
+            let mut out: Vec<String> = cells[..column].to_vec();
+            out.push(
+                cells[column..=column + surplus]
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            out.extend_from_slice(&cells[column + surplus + 1..]);
+            out
+        };
+        let fit = |row: &[String]| -> f32 {
+            row.iter()
+                .zip(&self.numeric)
+                .map(|(cell, &share)| match is_numeric_cell(cell) {
+                    true => share,
+                    false => 1.0 - share,
+                })
+                .sum()
+        };
+        let best = (0..columns)
+            .max_by(|&a, &b| {
+                fit(&placed(a))
+                    .total_cmp(&fit(&placed(b)))
+                    .then(self.mean_chars[a].total_cmp(&self.mean_chars[b]))
+            })
+            .unwrap_or(0);
+        (best, placed(best))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -946,31 +1068,77 @@ fn load_html(name: &str, stem: &str, html: &str) -> Result<(String, Vec<Section>
 // ---------------------------------------------------------------------------------------------
 // PDF
 
-fn load_pdf(name: &str, stem: &str, bytes: &[u8]) -> Result<(String, Vec<Section>), LoadError> {
+/// A PDF: one section per page with text. A page whose content cannot be read is skipped
+/// (and noted), not the whole file.
+fn load_pdf(
+    name: &str,
+    stem: &str,
+    bytes: &[u8],
+) -> Result<(String, Vec<Section>, Vec<String>), LoadError> {
     let head = &bytes[..bytes.len().min(1024)];
     if !head.windows(5).any(|w| w == b"%PDF-") {
         return Err(LoadError::Unreadable(format!(
             "{name}: not a PDF file (it lacks the %PDF- header)"
         )));
     }
-    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes)
-        .map_err(|e| LoadError::Unreadable(format!("{name}: cannot read this PDF ({e})")))?;
-    let sections: Vec<Section> = pages
-        .iter()
-        .map(|page| pdf_page_text(page))
-        .filter(|text| !text.is_empty())
-        .map(|text| Section {
-            heading: Vec::new(),
-            text,
-            atomic: false,
-        })
-        .collect();
+    let unreadable = |e: &dyn std::fmt::Display| {
+        LoadError::Unreadable(format!("{name}: cannot read this PDF ({e})"))
+    };
+    let mut doc = pdf_extract::Document::load_mem(bytes).map_err(|e| unreadable(&e))?;
+    if doc.is_encrypted() {
+        // Many PDFs are encrypted with an empty password, only to restrict editing.
+        doc.decrypt("").map_err(|e| unreadable(&e))?;
+    }
+    let mut sections = Vec::new();
+    let mut skipped = Vec::new();
+    for page in doc.get_pages().into_keys() {
+        let text = panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut text = String::new();
+            pdf_extract::output_doc_page(
+                &doc,
+                &mut pdf_extract::PlainTextOutput::new(&mut text),
+                page,
+            )
+            .map(|()| text)
+        }));
+        match text {
+            Ok(Ok(text)) => {
+                let text = pdf_page_text(&text);
+                if !text.is_empty() {
+                    sections.push(Section {
+                        heading: Vec::new(),
+                        text,
+                        atomic: false,
+                    });
+                }
+            }
+            Ok(Err(_)) | Err(_) => skipped.push(page),
+        }
+    }
     if sections.is_empty() {
+        if !skipped.is_empty() {
+            return Err(LoadError::Unreadable(format!(
+                "{name}: cannot read this PDF (no page could be read)"
+            )));
+        }
         return Err(LoadError::Empty(format!(
             "{name}: no text found (a scanned PDF needs a text layer; OCR is not supported)"
         )));
     }
-    Ok((stem.to_owned(), sections))
+    let notes = match skipped.as_slice() {
+        [] => Vec::new(),
+        pages => {
+            tracing::warn!(file = name, pages = ?pages, "skipped unreadable PDF pages");
+            let list: Vec<String> = pages.iter().map(u32::to_string).collect();
+            vec![format!(
+                "page{} {} could not be read and {} skipped",
+                if pages.len() == 1 { "" } else { "s" },
+                list.join(", "),
+                if pages.len() == 1 { "was" } else { "were" }
+            )]
+        }
+    };
+    Ok((stem.to_owned(), sections, notes))
 }
 
 /// A page's text rebuilt from its lines. PDF text comes one visual line at a time (blank lines
@@ -1171,21 +1339,47 @@ mod tests {
     }
 
     #[test]
-    fn csv_skips_ragged_rows_and_reports_them_when_nothing_parses() {
-        let doc = load("p.csv", b"a,b\n1,2\n1,2,3\n4,5\n", Format::Csv).unwrap();
-        assert_eq!(doc.sections.len(), 2);
-
-        let err = load("p.csv", b"a,b\n1,2,3\n4,5,6,7\n", Format::Csv).unwrap_err();
-        let LoadError::Unreadable(message) = err else {
-            panic!("expected Unreadable, got {err:?}");
-        };
-        assert!(message.starts_with("p.csv: no readable rows"), "{message}");
-        assert!(
-            message.contains("line 2 has 3 fields but the header has 2"),
-            "{message}"
+    fn csv_rows_with_unquoted_commas_are_kept_and_reported() {
+        let csv = "sku,service_or_part,price_eur,turnaround,notes\n\
+                   RR-1001,Puncture repair,9.50,same day,inner tube included\n\
+                   RR-1002,Chain replacement,24,same day,chain not included\n\
+                   RR-1007,Brake bleed, front and rear,45,2 days,hydraulic brakes only\n\
+                   RR-1010,Spoke replacement,6.50,1 day,per spoke, wheel truing included\n\
+                   RR-1012,E-bike check,27,1 day,brakes, tyres, lights checked\n";
+        let doc = load("prices.csv", csv.as_bytes(), Format::Csv).unwrap();
+        let texts: Vec<&str> = doc.sections.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts.len(), 5, "no row is dropped: {texts:#?}");
+        assert_eq!(
+            texts[2],
+            "sku: RR-1007; service_or_part: Brake bleed, front and rear; price_eur: 45; \
+             turnaround: 2 days; notes: hydraulic brakes only"
         );
-        assert!(message.contains("line 3 has 4 fields"), "{message}");
+        assert_eq!(
+            texts[3],
+            "sku: RR-1010; service_or_part: Spoke replacement; price_eur: 6.50; \
+             turnaround: 1 day; notes: per spoke, wheel truing included"
+        );
+        assert!(
+            texts[4].ends_with("notes: brakes, tyres, lights checked"),
+            "{}",
+            texts[4]
+        );
+        assert_eq!(doc.notes.len(), 3, "{:?}", doc.notes);
+        assert!(
+            doc.notes[0].starts_with("line 4 has 6 fields for 5 columns")
+                && doc.notes[0].contains("\"service_or_part\""),
+            "{:?}",
+            doc.notes
+        );
+        assert!(
+            doc.notes[2].contains("the 2 extra fields"),
+            "{:?}",
+            doc.notes
+        );
+    }
 
+    #[test]
+    fn csv_without_rows_is_refused() {
         for empty in ["", "a,b\n", "a,b\n,\n\n"] {
             let err = load("e.csv", empty.as_bytes(), Format::Csv).unwrap_err();
             assert!(
