@@ -349,6 +349,49 @@ pub struct AgentConfig {
     pub hours: Option<crate::hours::BusinessHours>,
     /// Quick replies offered with the bot's answers.
     pub interactive: InteractiveSettings,
+    /// The bot's own messages in other languages, by ISO 639-1 code, over the shipped ones
+    /// (`prompts/messages.yaml`); used when a customer writes in that language.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub messages: std::collections::BTreeMap<String, MessageSet>,
+}
+
+/// The bot's own messages in one language; each one left out falls back to the shipped text
+/// for that language, then to the agent's own message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSet {
+    /// Handing the conversation to a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
+    /// Handing over out of hours; `{opens}` is the next opening time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours: Option<String>,
+    /// The bot answering again after an escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handback: Option<String>,
+    /// An idle escalation closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<String>,
+    /// A voice note that cannot be transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_unavailable: Option<String>,
+    /// A message with nothing to answer (a sticker, a location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
+}
+
+impl MessageSet {
+    /// The messages by key, as written in settings.
+    pub fn entries(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("escalation", self.escalation.as_deref()),
+            ("after_hours", self.after_hours.as_deref()),
+            ("handback", self.handback.as_deref()),
+            ("closed", self.closed.as_deref()),
+            ("voice_unavailable", self.voice_unavailable.as_deref()),
+            ("unsupported", self.unsupported.as_deref()),
+        ]
+    }
 }
 
 /// Quick replies under the bot's answers: buttons (up to three) or a list (up to ten), and on
@@ -510,6 +553,7 @@ impl Default for AgentConfig {
             escalation: EscalationSettings::default(),
             hours: None,
             interactive: InteractiveSettings::default(),
+            messages: Default::default(),
         }
     }
 }
@@ -704,6 +748,22 @@ impl AgentConfig {
             errors.extend(hours.validate("hours"));
         }
         self.interactive.validate(&mut errors);
+        for (language, set) in &self.messages {
+            if language.len() != 2 || crate::language::iso639_3(language).is_none() {
+                errors.push(FieldError::new(
+                    format!("messages.{language}"),
+                    "must be keyed by an ISO 639-1 language code such as `pt`",
+                ));
+            }
+            for (key, text) in set.entries() {
+                if text.is_some_and(|t| t.trim().is_empty() || t.len() > 1000) {
+                    errors.push(FieldError::new(
+                        format!("messages.{language}.{key}"),
+                        "must be 1-1000 bytes",
+                    ));
+                }
+            }
+        }
         errors
     }
 }

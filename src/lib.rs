@@ -19,6 +19,7 @@ pub mod hours;
 pub mod http;
 pub mod inbox;
 pub mod knowledge;
+pub mod language;
 pub mod llm;
 pub mod models;
 pub mod net;

@@ -21,6 +21,8 @@ pub const SUPPORT_TEMPLATE: &str = "support.md.j2";
 const SUPPORT_NOTE_TEMPLATE: &str = "support_note.txt.j2";
 const UNSUPPORTED_MESSAGE: &str = "unsupported_message.txt";
 const EVAL_JUDGE_TEMPLATE: &str = "eval_judge.md.j2";
+/// The bot's own messages by language.
+pub const MESSAGES: &str = "messages.yaml";
 
 const SHIPPED: &[(&str, &str)] = &[
     (SUPPORT_TEMPLATE, include_str!("../prompts/support.md.j2")),
@@ -36,6 +38,7 @@ const SHIPPED: &[(&str, &str)] = &[
         EVAL_JUDGE_TEMPLATE,
         include_str!("../prompts/eval_judge.md.j2"),
     ),
+    (MESSAGES, include_str!("../prompts/messages.yaml")),
 ];
 
 /// Tokens a chat message costs beyond its text (role markers).
@@ -69,6 +72,35 @@ pub enum PromptError {
 pub struct Prompts {
     files: BTreeMap<String, String>,
     env: Environment<'static>,
+    messages: BTreeMap<String, crate::domain::MessageSet>,
+}
+
+/// Reads `messages.yaml`: messages by ISO 639-1 language code.
+fn parse_messages(text: &str) -> Result<BTreeMap<String, crate::domain::MessageSet>, PromptError> {
+    let broken = |message: String| PromptError::Template {
+        name: MESSAGES.into(),
+        message,
+    };
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let messages: BTreeMap<String, crate::domain::MessageSet> =
+        serde_norway::from_str(text).map_err(|e| broken(e.to_string()))?;
+    for (language, set) in &messages {
+        if language.len() != 2 || crate::language::iso639_3(language).is_none() {
+            return Err(broken(format!(
+                "`{language}` is not an ISO 639-1 language code"
+            )));
+        }
+        if let Some((key, _)) = set
+            .entries()
+            .into_iter()
+            .find(|(_, t)| t.is_some_and(|t| t.trim().is_empty()))
+        {
+            return Err(broken(format!("{language}.{key} is empty")));
+        }
+    }
+    Ok(messages)
 }
 
 /// Inputs of the system prompt and the conversation.
@@ -210,7 +242,17 @@ impl Prompts {
                     })?;
             }
         }
-        Ok(Self { files, env })
+        let messages = parse_messages(files.get(MESSAGES).map_or("", String::as_str))?;
+        Ok(Self {
+            files,
+            env,
+            messages,
+        })
+    }
+
+    /// The shipped (or operator's) messages in `language` (ISO 639-1).
+    pub fn messages(&self, language: &str) -> Option<&crate::domain::MessageSet> {
+        self.messages.get(language)
     }
 
     /// A prompt file's raw text (e.g. an agent's `prompt_file`).

@@ -394,95 +394,6 @@ pub struct Scorers<'a> {
     pub judge: Option<&'a Judge>,
 }
 
-/// ISO 639-1 codes of the languages `whatlang` detects, with their ISO 639-3 codes.
-const LANGUAGES: &[(&str, &str)] = &[
-    ("af", "afr"),
-    ("ak", "aka"),
-    ("am", "amh"),
-    ("ar", "ara"),
-    ("az", "aze"),
-    ("be", "bel"),
-    ("bg", "bul"),
-    ("bn", "ben"),
-    ("ca", "cat"),
-    ("cs", "ces"),
-    ("da", "dan"),
-    ("de", "deu"),
-    ("el", "ell"),
-    ("en", "eng"),
-    ("eo", "epo"),
-    ("es", "spa"),
-    ("et", "est"),
-    ("fa", "pes"),
-    ("fi", "fin"),
-    ("fr", "fra"),
-    ("gu", "guj"),
-    ("he", "heb"),
-    ("hi", "hin"),
-    ("hr", "hrv"),
-    ("hu", "hun"),
-    ("hy", "hye"),
-    ("id", "ind"),
-    ("it", "ita"),
-    ("ja", "jpn"),
-    ("jv", "jav"),
-    ("ka", "kat"),
-    ("km", "khm"),
-    ("kn", "kan"),
-    ("ko", "kor"),
-    ("la", "lat"),
-    ("lt", "lit"),
-    ("lv", "lav"),
-    ("mk", "mkd"),
-    ("ml", "mal"),
-    ("mr", "mar"),
-    ("my", "mya"),
-    ("nb", "nob"),
-    ("ne", "nep"),
-    ("nl", "nld"),
-    ("no", "nob"),
-    ("or", "ori"),
-    ("pa", "pan"),
-    ("pl", "pol"),
-    ("pt", "por"),
-    ("ro", "ron"),
-    ("ru", "rus"),
-    ("si", "sin"),
-    ("sk", "slk"),
-    ("sl", "slv"),
-    ("sn", "sna"),
-    ("sr", "srp"),
-    ("sv", "swe"),
-    ("ta", "tam"),
-    ("te", "tel"),
-    ("th", "tha"),
-    ("tk", "tuk"),
-    ("tl", "tgl"),
-    ("tr", "tur"),
-    ("uk", "ukr"),
-    ("ur", "urd"),
-    ("uz", "uzb"),
-    ("vi", "vie"),
-    ("yi", "yid"),
-    ("zh", "cmn"),
-    ("zu", "zul"),
-];
-
-/// Languages a reply is told apart from (ISO 639-3), besides the one asked for.
-const COMMON_LANGUAGES: &[&str] = &[
-    "eng", "spa", "por", "fra", "deu", "ita", "nld", "pol", "ron", "tur", "rus", "ukr", "ara",
-    "cmn", "jpn", "kor", "hin", "ind", "vie", "tha", "ell", "heb", "swe", "ces", "hun",
-];
-
-/// The ISO 639-3 code for a 639-1 or 639-3 code `whatlang` knows.
-fn language_code(code: &str) -> Option<&'static str> {
-    let code = code.trim().to_ascii_lowercase();
-    LANGUAGES
-        .iter()
-        .find(|(two, three)| *two == code || *three == code)
-        .map(|(_, three)| *three)
-}
-
 /// Lowercases and/or strips accents, as asked.
 fn fold(text: &str, ignore_case: bool, ignore_accents: bool) -> String {
     let text = if ignore_accents {
@@ -655,7 +566,7 @@ impl Assertion {
             }
             Assertion::HandsBack(_) => {}
             Assertion::Language(code) => {
-                if language_code(code).is_none() {
+                if crate::language::iso639_3(code).is_none() {
                     return err(
                         "",
                         "unknown language code; use ISO 639-1 (e.g. `pt`) or 639-3 (`por`)",
@@ -905,12 +816,12 @@ impl Assertion {
                 if seen.reply.is_none() {
                     return Checked::fail("no reply was sent");
                 }
-                let want = language_code(code).unwrap_or("");
+                let want = crate::language::iso639_3(code).unwrap_or("");
                 let text = without_citations(reply);
                 // Over all 70 languages, short chat replies are often mistaken for a rare
                 // neighbour (English for Afrikaans); choosing among widely used languages and
                 // the one asked for keeps the check meaningful.
-                let mut allowed: Vec<whatlang::Lang> = COMMON_LANGUAGES
+                let mut allowed: Vec<whatlang::Lang> = crate::language::COMMON
                     .iter()
                     .filter_map(|c| whatlang::Lang::from_code(*c))
                     .collect();

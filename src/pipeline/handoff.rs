@@ -152,7 +152,13 @@ impl Pipeline {
                 user: None,
                 quiet_since: None,
             },
-            message: agent.config.escalation.handback_message.clone(),
+            message: super::language::for_customer(
+                agent.config.clone(),
+                &self.prompts,
+                crate::language::detect(&question),
+            )
+            .escalation
+            .handback_message,
         };
         self.record(conversation, turn, decision, question, Vec::new())
             .await

@@ -4,6 +4,7 @@
 //! reply, each instrumented and timed; the reply is recorded in the outbox exactly once.
 
 mod handoff;
+mod language;
 pub mod rules;
 pub mod sandbox;
 pub mod voice;
@@ -403,6 +404,8 @@ impl Pipeline {
         }
 
         let mut question = turn_text(&turn);
+        let config =
+            language::for_customer(config, &self.prompts, crate::language::detect(&question));
         match self.picked(conversation, &turn, &question).await? {
             Some(handoff::Picked::Person(title)) => {
                 let trigger = Trigger::HumanRequest(format!("chose \"{title}\""));
@@ -438,7 +441,7 @@ impl Pipeline {
                     )
                     .await;
             }
-            let text = self.prompts.unsupported_message().to_string();
+            let text = language::unsupported(&config, &self.prompts);
             let why = "the message has no text or voice to answer".to_string();
             return self
                 .send_plain(conversation, &config, &turn, text, Some(why), started)
@@ -597,7 +600,7 @@ impl Pipeline {
                         .await;
                 }
                 LowConfidence::Answer if declined => {
-                    let fallback = self.prompts.unsupported_message().to_string();
+                    let fallback = language::unsupported(&config, &self.prompts);
                     generation.total_ms = ms(started);
                     return self
                         .reply(

@@ -1,0 +1,318 @@
+//! Languages: codes, and detecting the language a customer writes in.
+
+/// ISO 639-1 codes of the languages `whatlang` detects, with their ISO 639-3 codes.
+const LANGUAGES: &[(&str, &str)] = &[
+    ("af", "afr"),
+    ("ak", "aka"),
+    ("am", "amh"),
+    ("ar", "ara"),
+    ("az", "aze"),
+    ("be", "bel"),
+    ("bg", "bul"),
+    ("bn", "ben"),
+    ("ca", "cat"),
+    ("cs", "ces"),
+    ("da", "dan"),
+    ("de", "deu"),
+    ("el", "ell"),
+    ("en", "eng"),
+    ("eo", "epo"),
+    ("es", "spa"),
+    ("et", "est"),
+    ("fa", "pes"),
+    ("fi", "fin"),
+    ("fr", "fra"),
+    ("gu", "guj"),
+    ("he", "heb"),
+    ("hi", "hin"),
+    ("hr", "hrv"),
+    ("hu", "hun"),
+    ("hy", "hye"),
+    ("id", "ind"),
+    ("it", "ita"),
+    ("ja", "jpn"),
+    ("jv", "jav"),
+    ("ka", "kat"),
+    ("km", "khm"),
+    ("kn", "kan"),
+    ("ko", "kor"),
+    ("la", "lat"),
+    ("lt", "lit"),
+    ("lv", "lav"),
+    ("mk", "mkd"),
+    ("ml", "mal"),
+    ("mr", "mar"),
+    ("my", "mya"),
+    ("nb", "nob"),
+    ("ne", "nep"),
+    ("nl", "nld"),
+    ("no", "nob"),
+    ("or", "ori"),
+    ("pa", "pan"),
+    ("pl", "pol"),
+    ("pt", "por"),
+    ("ro", "ron"),
+    ("ru", "rus"),
+    ("si", "sin"),
+    ("sk", "slk"),
+    ("sl", "slv"),
+    ("sn", "sna"),
+    ("sr", "srp"),
+    ("sv", "swe"),
+    ("ta", "tam"),
+    ("te", "tel"),
+    ("th", "tha"),
+    ("tk", "tuk"),
+    ("tl", "tgl"),
+    ("tr", "tur"),
+    ("uk", "ukr"),
+    ("ur", "urd"),
+    ("uz", "uzb"),
+    ("vi", "vie"),
+    ("yi", "yid"),
+    ("zh", "cmn"),
+    ("zu", "zul"),
+];
+
+/// Widely used languages (ISO 639-3) that detection chooses among: over all 70 languages
+/// `whatlang` knows, short chat messages are often mistaken for a rare neighbour (English
+/// for Afrikaans).
+pub const COMMON: &[&str] = &[
+    "eng", "spa", "por", "fra", "deu", "ita", "nld", "pol", "ron", "tur", "rus", "ukr", "ara",
+    "cmn", "jpn", "kor", "hin", "ind", "vie", "tha", "ell", "heb", "swe", "ces", "hun",
+];
+
+/// The ISO 639-3 code for a 639-1 or 639-3 code `whatlang` knows.
+pub fn iso639_3(code: &str) -> Option<&'static str> {
+    let code = code.trim().to_ascii_lowercase();
+    LANGUAGES
+        .iter()
+        .find(|(two, three)| *two == code || *three == code)
+        .map(|(_, three)| *three)
+}
+
+/// The ISO 639-1 code for a 639-3 code.
+pub fn iso639_1(code: &str) -> Option<&'static str> {
+    LANGUAGES
+        .iter()
+        .find(|(_, three)| *three == code)
+        .map(|(two, _)| *two)
+}
+
+/// Words that mark a language in short chat messages, where letter statistics say little:
+/// function words, greetings and the verbs customers use, chosen so that none is a common word
+/// of the others (Portuguese `quero`, Spanish `quiero`).
+const MARKERS: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "the", "is", "are", "you", "your", "what", "how", "much", "when", "where", "can", "do",
+            "does", "i", "my", "to", "and", "with", "have", "want", "please", "thanks", "hello",
+            "hi", "open", "price", "need", "would", "like", "talk", "person",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "não",
+            "você",
+            "vocês",
+            "obrigado",
+            "obrigada",
+            "quero",
+            "um",
+            "uma",
+            "com",
+            "olá",
+            "quanto",
+            "custa",
+            "têm",
+            "tem",
+            "posso",
+            "pode",
+            "qual",
+            "quando",
+            "onde",
+            "meu",
+            "minha",
+            "está",
+            "são",
+            "também",
+            "falar",
+            "atendente",
+            "pessoa",
+            "isso",
+            "ao",
+            "do",
+            "da",
+            "no",
+            "na",
+            "dos",
+            "das",
+            "os",
+            "as",
+            "é",
+            "e",
+            "fazer",
+            "preciso",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "quiero", "un", "una", "con", "hola", "cuánto", "cuanto", "cuesta", "tienen", "tiene",
+            "puedo", "puede", "cuál", "cuándo", "dónde", "mi", "está", "son", "también", "hablar",
+            "persona", "eso", "el", "los", "las", "del", "al", "es", "y", "gracias", "hacer",
+            "necesito", "usted", "abrís", "abren", "hay",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "je",
+            "vous",
+            "est",
+            "les",
+            "des",
+            "une",
+            "avec",
+            "bonjour",
+            "merci",
+            "combien",
+            "quand",
+            "où",
+            "pouvez",
+            "puis",
+            "voudrais",
+            "veux",
+            "parler",
+            "êtes",
+            "sont",
+            "le",
+            "la",
+            "du",
+            "et",
+            "pas",
+            "ouvert",
+            "ouverture",
+            "horaires",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "ich",
+            "sie",
+            "ist",
+            "sind",
+            "die",
+            "der",
+            "das",
+            "und",
+            "mit",
+            "ein",
+            "eine",
+            "hallo",
+            "danke",
+            "bitte",
+            "wie",
+            "viel",
+            "kostet",
+            "wann",
+            "wo",
+            "können",
+            "kann",
+            "möchte",
+            "mein",
+            "meine",
+            "nicht",
+            "sprechen",
+            "geöffnet",
+            "haben",
+        ],
+    ),
+];
+
+/// Lowest `whatlang` confidence trusted when the marker words do not decide.
+const MIN_CONFIDENCE: f64 = 0.5;
+/// Fewest letters a message needs before its letter statistics are trusted.
+const MIN_LETTERS: usize = 12;
+
+/// The language (ISO 639-1) `text` is written in, when it says so clearly enough: a greeting
+/// alone, a product code or an emoji says nothing. Short messages are judged by their marker
+/// words (for the languages the bot ships messages in), longer ones by `whatlang` among
+/// [`COMMON`] languages.
+pub fn detect(text: &str) -> Option<&'static str> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut scores: Vec<(&'static str, usize)> = MARKERS
+        .iter()
+        .map(|(lang, markers)| (*lang, words.iter().filter(|w| markers.contains(w)).count()))
+        .collect();
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let (best, runner_up) = (scores[0], scores[1]);
+    if best.1 >= 2 && best.1 >= runner_up.1 + 2 {
+        return Some(best.0);
+    }
+    if text.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+        return None;
+    }
+    let allowed: Vec<whatlang::Lang> = COMMON
+        .iter()
+        .filter_map(|c| whatlang::Lang::from_code(*c))
+        .collect();
+    let info = whatlang::Detector::with_allowlist(allowed).detect(text)?;
+    let found = iso639_1(info.lang().code())?;
+    // Letter statistics must not contradict the words: the language found has as many marker
+    // words as any.
+    let agrees = scores
+        .iter()
+        .any(|(lang, n)| *lang == found && *n == best.1);
+    (info.confidence() >= MIN_CONFIDENCE && agrees).then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customers_languages_are_told_apart() {
+        for (text, want) in [
+            ("Quero falar com um atendente, por favor.", "pt"),
+            ("Quanto custa a reparação de um furo?", "pt"),
+            ("¿A qué hora abrís el sábado por la mañana?", "es"),
+            ("Por favor, quiero hablar con un humano.", "es"),
+            ("How much is a puncture repair?", "en"),
+            ("Quels sont vos horaires d'ouverture le samedi ?", "fr"),
+            ("Ich möchte meinen Termin für morgen absagen.", "de"),
+            ("Vocês abrem no domingo?", "pt"),
+            ("olá, quanto custa?", "pt"),
+            ("hola, ¿cuánto cuesta?", "es"),
+            ("can I talk to a person please", "en"),
+            (
+                "Bonjour, je voudrais savoir si vous êtes ouverts dimanche.",
+                "fr",
+            ),
+        ] {
+            assert_eq!(detect(text), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn short_messages_say_nothing() {
+        for text in ["ok", "obrigado", "RR-1007", "👍", "", "hola"] {
+            assert_eq!(detect(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn codes_convert_both_ways() {
+        assert_eq!(iso639_3("pt"), Some("por"));
+        assert_eq!(iso639_3("POR"), Some("por"));
+        assert_eq!(iso639_1("spa"), Some("es"));
+        assert_eq!(iso639_3("xx"), None);
+    }
+}

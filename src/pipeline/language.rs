@@ -1,0 +1,168 @@
+//! Speaking the customer's language: the bot's own messages (handing over, out of hours, voice
+//! notes it cannot hear...) come in the language the customer writes in, and the answerer is
+//! told to reply in it.
+
+use crate::domain::{AgentConfig, MessageSet};
+use crate::prompts::Prompts;
+
+/// The language an agent speaks when nothing says otherwise.
+fn agent_language(config: &AgentConfig) -> &str {
+    config.language.as_deref().unwrap_or("en")
+}
+
+/// Message `key` of a message set.
+fn pick(set: Option<&MessageSet>, key: &str) -> Option<String> {
+    set.and_then(|s| {
+        s.entries()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, text)| text.map(str::to_string))
+    })
+}
+
+/// Message `key` in `language`: the agent's own translation, else the shipped one.
+fn message(config: &AgentConfig, prompts: &Prompts, language: &str, key: &str) -> Option<String> {
+    pick(config.messages.get(language), key).or_else(|| pick(prompts.messages(language), key))
+}
+
+/// The agent's configuration for a customer writing in `customer` (ISO 639-1, when detected).
+/// In the agent's own language nothing changes; in another, each of the agent's messages is
+/// replaced by its translation (the agent's, else the shipped one) where there is one, and the
+/// reply language becomes the customer's.
+pub(super) fn for_customer(
+    mut config: AgentConfig,
+    prompts: &Prompts,
+    customer: Option<&str>,
+) -> AgentConfig {
+    let Some(language) = customer.filter(|l| *l != agent_language(&config)) else {
+        return config;
+    };
+    let set = |key: &str, field: &mut String| {
+        if let Some(text) = message(&config, prompts, language, key) {
+            *field = text;
+        }
+    };
+    let (mut escalation, mut handback, mut closed, mut voice) = (
+        config.escalation.customer_message.clone(),
+        config.escalation.handback_message.clone(),
+        config.escalation.closed_message.clone(),
+        config.voice.default_reply.clone(),
+    );
+    set("escalation", &mut escalation);
+    set("handback", &mut handback);
+    set("closed", &mut closed);
+    set("voice_unavailable", &mut voice);
+    let after_hours = config
+        .hours
+        .as_ref()
+        .and_then(|_| message(&config, prompts, language, "after_hours"));
+    config.escalation.customer_message = escalation;
+    config.escalation.handback_message = handback;
+    config.escalation.closed_message = closed;
+    config.voice.default_reply = voice;
+    if let (Some(hours), Some(text)) = (config.hours.as_mut(), after_hours) {
+        hours.closed_message = text;
+    }
+    config.language = Some(language.to_string());
+    config
+}
+
+/// What the bot says to a message it has nothing to answer, in the agent's (possibly the
+/// customer's, see [`for_customer`]) language: the agent's translation, the operator's
+/// `unsupported_message.txt` for English, else the shipped translation.
+pub(super) fn unsupported(config: &AgentConfig, prompts: &Prompts) -> String {
+    let language = agent_language(config);
+    pick(config.messages.get(language), "unsupported")
+        .or_else(|| (language == "en").then(|| prompts.unsupported_message().to_string()))
+        .or_else(|| pick(prompts.messages(language), "unsupported"))
+        .unwrap_or_else(|| prompts.unsupported_message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompts() -> Prompts {
+        Prompts::load(None).unwrap()
+    }
+
+    #[test]
+    fn a_customer_in_the_agents_language_gets_the_agents_messages() {
+        let mut config = AgentConfig::default();
+        config.escalation.customer_message = "Our own words.".into();
+        let same = for_customer(config.clone(), &prompts(), Some("en"));
+        assert_eq!(same, config);
+        assert_eq!(for_customer(config.clone(), &prompts(), None), config);
+    }
+
+    #[test]
+    fn another_language_gets_translations_and_the_reply_language() {
+        let mut config = AgentConfig {
+            hours: Some(Default::default()),
+            ..Default::default()
+        };
+        config.messages.insert(
+            "pt".into(),
+            MessageSet {
+                escalation: Some("Um colega da Ribeira responde já.".into()),
+                ..Default::default()
+            },
+        );
+        let pt = for_customer(config.clone(), &prompts(), Some("pt"));
+        assert_eq!(pt.language.as_deref(), Some("pt"));
+        // The agent's own translation first, then the shipped ones.
+        assert_eq!(
+            pt.escalation.customer_message,
+            "Um colega da Ribeira responde já."
+        );
+        assert!(pt.voice.default_reply.contains("mensagens de voz"));
+        assert!(pt
+            .escalation
+            .handback_message
+            .contains("falar com uma pessoa"));
+        assert!(pt.hours.unwrap().closed_message.contains("{opens}"));
+        assert!(unsupported(
+            &for_customer(config.clone(), &prompts(), Some("de")),
+            &prompts()
+        )
+        .contains("Textnachrichten"));
+
+        // No translation at all: the agent's messages, and still the customer's language for
+        // the answerer.
+        let hi = for_customer(config.clone(), &prompts(), Some("hi"));
+        assert_eq!(hi.language.as_deref(), Some("hi"));
+        assert_eq!(
+            hi.escalation.customer_message,
+            config.escalation.customer_message
+        );
+        assert_eq!(
+            unsupported(&hi, &prompts()),
+            prompts().unsupported_message()
+        );
+    }
+
+    #[test]
+    fn every_shipped_language_has_every_message() {
+        let p = prompts();
+        for language in ["en", "pt", "es", "fr", "de"] {
+            let set = p.messages(language).unwrap_or_else(|| panic!("{language}"));
+            for (key, text) in set.entries() {
+                assert!(text.is_some(), "{language}.{key}");
+            }
+            let after_hours = set.after_hours.as_deref().unwrap();
+            assert!(after_hours.contains("{opens}"), "{language}");
+        }
+        // English is the agent's default: its shipped messages are the defaults.
+        let en = p.messages("en").unwrap();
+        let d = AgentConfig::default();
+        assert_eq!(
+            en.escalation.as_deref(),
+            Some(d.escalation.customer_message.as_str())
+        );
+        assert_eq!(
+            en.voice_unavailable.as_deref(),
+            Some(d.voice.default_reply.as_str())
+        );
+        assert_eq!(en.unsupported.as_deref(), Some(p.unsupported_message()));
+    }
+}
