@@ -83,8 +83,14 @@ impl Extractive {
         }
     }
 
-    /// Embeddings for these texts, from the cache where possible.
-    async fn vectors(&self, keys: &[String]) -> Result<Vec<Arc<Vec<f32>>>, LlmError> {
+    /// Embeddings for these texts (questions when `query`, else sentences), from the cache
+    /// where possible.
+    async fn vectors(&self, texts: &[String], query: bool) -> Result<Vec<Arc<Vec<f32>>>, LlmError> {
+        // A question and a sentence with the same words have different vectors (E5).
+        let keys: Vec<String> = texts
+            .iter()
+            .map(|t| if query { format!("\0{t}") } else { t.clone() })
+            .collect();
         let mut out: Vec<Option<Arc<Vec<f32>>>> = {
             let cache = self
                 .cache
@@ -92,36 +98,30 @@ impl Extractive {
                 .map_err(|_| LlmError::Permanent("sentence cache poisoned".into()))?;
             keys.iter().map(|k| cache.get(k)).collect()
         };
-        let missing: Vec<String> = keys
-            .iter()
-            .zip(&out)
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
-            let fresh = self
-                .embedder
-                .embed(&missing)
-                .await
-                .map_err(|e| LlmError::Transient(format!("embedding sentences: {e}")))?;
+            let inputs: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            let fresh = if query {
+                self.embedder.embed_queries(&inputs).await
+            } else {
+                self.embedder.embed(&inputs).await
+            }
+            .map_err(|e| LlmError::Transient(format!("embedding sentences: {e}")))?;
+            if fresh.len() != inputs.len() {
+                return Err(LlmError::Permanent(
+                    "embedder returned too few vectors".into(),
+                ));
+            }
             let mut cache = self
                 .cache
                 .lock()
                 .map_err(|_| LlmError::Permanent("sentence cache poisoned".into()))?;
-            let mut fresh = missing.into_iter().zip(fresh);
-            for slot in out.iter_mut().filter(|s| s.is_none()) {
-                if let Some((key, vector)) = fresh.next() {
-                    let vector = Arc::new(vector);
-                    cache.put(key, vector.as_ref().clone());
-                    *slot = Some(vector);
-                }
+            for (i, vector) in missing.into_iter().zip(fresh) {
+                cache.put(keys[i].clone(), vector.clone());
+                out[i] = Some(Arc::new(vector));
             }
         }
-        out.into_iter()
-            .map(|v| {
-                v.ok_or_else(|| LlmError::Permanent("embedder returned too few vectors".into()))
-            })
-            .collect()
+        Ok(out.into_iter().flatten().collect())
     }
 }
 
@@ -173,15 +173,9 @@ impl ChatModel for Extractive {
             return Ok(declined(tokens_in));
         }
         let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
-        let vectors = self.vectors(&keys).await?;
-        let question_vector = self
-            .embedder
-            .embed_queries(&[question.to_string()])
-            .await
-            .map_err(|e| LlmError::Transient(format!("embedding the question: {e}")))?
-            .pop()
-            .ok_or_else(|| LlmError::Permanent("embedder returned no vector".into()))?;
-        let question_vector = &question_vector;
+        let vectors = self.vectors(&keys, false).await?;
+        let question_vector = self.vectors(&[question.to_string()], true).await?;
+        let question_vector = &question_vector[0];
         let question_terms = terms(question);
         for (c, v) in candidates.iter_mut().zip(&vectors) {
             c.similarity = cosine(question_vector, v);

@@ -221,7 +221,13 @@ async fn a_keyword_escalates_without_asking_the_model_and_tells_everyone() {
         .filter(|(to, _)| to == "5511988887777")
         .collect();
     assert_eq!(to_customer.len(), 1, "{sent:?}");
+    // A Spanish-speaking customer is told in Spanish (the shipped message).
+    let spanish = crate::prompts::Prompts::load(None).unwrap();
     assert_eq!(
+        Some(to_customer[0].1.as_str()),
+        spanish.messages("es").unwrap().escalation.as_deref()
+    );
+    assert_ne!(
         to_customer[0].1,
         AgentConfig::default().escalation.customer_message
     );
