@@ -749,7 +749,7 @@ impl AgentConfig {
         }
         self.interactive.validate(&mut errors);
         for (language, set) in &self.messages {
-            if language.len() != 2 || crate::language::iso639_3(language).is_none() {
+            if !crate::language::is_iso639_1(language) {
                 errors.push(FieldError::new(
                     format!("messages.{language}"),
                     "must be keyed by an ISO 639-1 language code such as `pt`",

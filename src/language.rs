@@ -91,6 +91,11 @@ pub fn iso639_3(code: &str) -> Option<&'static str> {
         .map(|(_, three)| *three)
 }
 
+/// Whether `code` is an ISO 639-1 code of a language `whatlang` knows, such as `pt`.
+pub fn is_iso639_1(code: &str) -> bool {
+    code.len() == 2 && iso639_3(code).is_some()
+}
+
 /// The ISO 639-1 code for a 639-3 code.
 pub fn iso639_1(code: &str) -> Option<&'static str> {
     LANGUAGES

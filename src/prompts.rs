@@ -87,7 +87,7 @@ fn parse_messages(text: &str) -> Result<BTreeMap<String, crate::domain::MessageS
     let messages: BTreeMap<String, crate::domain::MessageSet> =
         serde_norway::from_str(text).map_err(|e| broken(e.to_string()))?;
     for (language, set) in &messages {
-        if language.len() != 2 || crate::language::iso639_3(language).is_none() {
+        if !crate::language::is_iso639_1(language) {
             return Err(broken(format!(
                 "`{language}` is not an ISO 639-1 language code"
             )));

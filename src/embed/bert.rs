@@ -6,10 +6,83 @@
 //! every elementwise step (bias, GELU, residual, layer norm) is one pass over memory.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Storage, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
+use tokio::sync::Semaphore;
+
+use super::EmbedError;
+use crate::config::EmbeddingSettings;
+
+/// A failure to load a model.
+pub fn model_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model(e.to_string())
+}
+
+/// A failure while embedding.
+pub fn inference_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Inference(e.to_string())
+}
+
+/// The thread pool a local model spreads its batches over: one thread per core.
+pub fn thread_pool() -> Result<rayon::ThreadPool, EmbedError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("embed-{i}"))
+        .build()
+        .map_err(model_err)
+}
+
+/// A local model called from async code: at most `embedding.max_concurrent` jobs run at once on
+/// the blocking pool, each with the configured batch size.
+pub struct Runner<M> {
+    model: Arc<M>,
+    batch_size: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl<M: Send + Sync + 'static> Runner<M> {
+    /// A runner for `model` under the embedding settings.
+    pub fn new(model: M, s: &EmbeddingSettings) -> Self {
+        Self {
+            model: Arc::new(model),
+            batch_size: s.batch_size.max(1),
+            permits: Arc::new(Semaphore::new(s.max_concurrent.max(1))),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// `embed(model, texts, batch_size)` on the blocking pool once a permit is free; no texts
+    /// need no work.
+    pub async fn run(
+        &self,
+        texts: &[String],
+        embed: impl FnOnce(&M, &[String], usize) -> Result<Vec<Vec<f32>>, EmbedError> + Send + 'static,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(inference_err)?;
+        let model = self.model.clone();
+        let texts = texts.to_vec();
+        let batch_size = self.batch_size;
+        tokio::task::spawn_blocking(move || embed(&model, &texts, batch_size))
+            .await
+            .map_err(inference_err)?
+    }
+}
 
 /// A layer norm's scale and shift.
 struct Norm {

@@ -10,14 +10,15 @@
 //! token counts, as `e5.c` does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
-use tokio::sync::Semaphore;
 
-use super::bert::{dequantize_q4, normalise, Encoder, WordTable, Q4_BLOCK_BYTES};
+use super::bert::{
+    dequantize_q4, inference_err, model_err, normalise, thread_pool, Encoder, Runner, WordTable,
+    Q4_BLOCK_BYTES,
+};
 use super::sentencepiece::Unigram;
 use super::{EmbedError, Embedder};
 use crate::config::EmbeddingSettings;
@@ -58,9 +59,7 @@ impl Role {
 /// An E5 model on the CPU.
 pub struct E5Embedder {
     name: &'static str,
-    model: Arc<Model>,
-    batch_size: usize,
-    permits: Arc<Semaphore>,
+    runner: Runner<Model>,
 }
 
 struct Model {
@@ -69,14 +68,6 @@ struct Model {
     start: u32,
     end: u32,
     pool: rayon::ThreadPool,
-}
-
-fn model_err(e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Model(e.to_string())
-}
-
-fn inference_err(e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Inference(e.to_string())
 }
 
 impl E5Embedder {
@@ -101,18 +92,12 @@ impl E5Embedder {
             let bytes = std::fs::read(&path).map_err(model_err)?;
             let (tokenizer, encoder, start, end) =
                 parse(&bytes).map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("embed-{i}"))
-                .build()
-                .map_err(model_err)?;
             Ok(Model {
                 tokenizer,
                 encoder,
                 start,
                 end,
-                pool,
+                pool: thread_pool()?,
             })
         })
         .await
@@ -126,31 +111,17 @@ impl E5Embedder {
         );
         Ok(Self {
             name,
-            model: Arc::new(model),
-            batch_size: s.batch_size.max(1),
-            permits: Arc::new(Semaphore::new(s.max_concurrent.max(1))),
+            runner: Runner::new(model, s),
         })
     }
 
     async fn run(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let _permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        self.runner
+            .run(texts, move |model, texts, batch_size| {
+                let width = model.encoder.max_tokens().saturating_sub(2);
+                model.embed(texts, role, batch_size, width)
+            })
             .await
-            .map_err(inference_err)?;
-        let model = self.model.clone();
-        let texts = texts.to_vec();
-        let batch_size = self.batch_size;
-        tokio::task::spawn_blocking(move || {
-            let width = model.encoder.max_tokens().saturating_sub(2);
-            model.embed(&texts, role, batch_size, width)
-        })
-        .await
-        .map_err(inference_err)?
     }
 }
 
@@ -546,7 +517,8 @@ mod tests {
             let key = format!("{role:?}").to_lowercase();
             for (text, count) in r.sentences.iter().zip(&r.token_counts[&key]) {
                 let tokens = e
-                    .model
+                    .runner
+                    .model()
                     .tokenizer
                     .encode(&format!("{}{text}", role.prefix()));
                 assert_eq!(tokens.len() + 2, *count, "token count of {text:?}");
@@ -573,7 +545,7 @@ mod tests {
         let Some(e) = embedder(MODEL, 2).await else {
             return;
         };
-        let m = &e.model;
+        let m = e.runner.model();
         let text = "The rental deposit is 50 EUR per bike and is returned when the bike is back.";
         let tokens = m.tokenizer.encode(&format!("passage: {text}"));
         let width = 7;

@@ -2,15 +2,12 @@
 //! pooling over the tokens and L2 normalisation, matching sentence-transformers. The weights are
 //! loaded with candle; whole batches run in parallel on a dedicated thread pool.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use candle_core::Device;
 use candle_transformers::models::bert::Config;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
-use tokio::sync::Semaphore;
 
-use super::bert::{normalise, Encoder};
+use super::bert::{inference_err, model_err, normalise, thread_pool, Encoder, Runner};
 use super::{EmbedError, Embedder};
 use crate::config::EmbeddingSettings;
 use crate::models::ModelStore;
@@ -24,23 +21,13 @@ pub const MAX_TOKENS: usize = 256;
 
 /// all-MiniLM-L6-v2 on the CPU.
 pub struct LocalEmbedder {
-    model: Arc<Model>,
-    batch_size: usize,
-    permits: Arc<Semaphore>,
+    runner: Runner<Model>,
 }
 
 struct Model {
     encoder: Encoder,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
-}
-
-fn model_err(e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Model(e.to_string())
-}
-
-fn inference_err(e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Inference(e.to_string())
 }
 
 impl LocalEmbedder {
@@ -77,16 +64,10 @@ impl LocalEmbedder {
                     ..Default::default()
                 }))
                 .map_err(model_err)?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("embed-{i}"))
-                .build()
-                .map_err(model_err)?;
             Ok(Model {
                 encoder,
                 tokenizer,
-                pool,
+                pool: thread_pool()?,
             })
         })
         .await
@@ -98,9 +79,7 @@ impl LocalEmbedder {
             "local embedder loaded"
         );
         Ok(Self {
-            model: Arc::new(model),
-            batch_size: s.batch_size.max(1),
-            permits: Arc::new(Semaphore::new(s.max_concurrent.max(1))),
+            runner: Runner::new(model, s),
         })
     }
 }
@@ -116,21 +95,7 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let _permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(inference_err)?;
-        let model = self.model.clone();
-        let texts = texts.to_vec();
-        let batch_size = self.batch_size;
-        tokio::task::spawn_blocking(move || model.embed(&texts, batch_size))
-            .await
-            .map_err(inference_err)?
+        self.runner.run(texts, Model::embed).await
     }
 }
 

@@ -37,29 +37,24 @@ pub(super) fn for_customer(
     let Some(language) = customer.filter(|l| *l != agent_language(&config)) else {
         return config;
     };
-    let set = |key: &str, field: &mut String| {
-        if let Some(text) = message(&config, prompts, language, key) {
+    let [escalation, handback, closed, voice, after_hours] = [
+        "escalation",
+        "handback",
+        "closed",
+        "voice_unavailable",
+        "after_hours",
+    ]
+    .map(|key| message(&config, prompts, language, key));
+    for (field, text) in [
+        (&mut config.escalation.customer_message, escalation),
+        (&mut config.escalation.handback_message, handback),
+        (&mut config.escalation.closed_message, closed),
+        (&mut config.voice.default_reply, voice),
+    ] {
+        if let Some(text) = text {
             *field = text;
         }
-    };
-    let (mut escalation, mut handback, mut closed, mut voice) = (
-        config.escalation.customer_message.clone(),
-        config.escalation.handback_message.clone(),
-        config.escalation.closed_message.clone(),
-        config.voice.default_reply.clone(),
-    );
-    set("escalation", &mut escalation);
-    set("handback", &mut handback);
-    set("closed", &mut closed);
-    set("voice_unavailable", &mut voice);
-    let after_hours = config
-        .hours
-        .as_ref()
-        .and_then(|_| message(&config, prompts, language, "after_hours"));
-    config.escalation.customer_message = escalation;
-    config.escalation.handback_message = handback;
-    config.escalation.closed_message = closed;
-    config.voice.default_reply = voice;
+    }
     if let (Some(hours), Some(text)) = (config.hours.as_mut(), after_hours) {
         hours.closed_message = text;
     }
