@@ -57,6 +57,43 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// The tag of cases asked in another language than the suite's documents.
+pub const CROSS_LANGUAGE_TAG: &str = "cross-language";
+
+/// Per suite: facts right (the `contains` assertions that hold), cases in another language
+/// than the documents that pass, escalation precision and recall, and retrieval hit rate.
+fn quality_table(r: &RunResults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} {:>8} {:>15} {:>10} {:>8} {:>7}",
+        cell("suite", 28),
+        "facts",
+        "cross-language",
+        "esc prec",
+        "esc rec",
+        "hit@k",
+    );
+    let rows = r
+        .suites
+        .iter()
+        .map(|s| (s.name.as_str(), &s.summary))
+        .chain([("all", &r.summary)]);
+    for (name, m) in rows {
+        let _ = writeln!(
+            out,
+            "{} {:>8} {:>15} {:>10} {:>8} {:>7}",
+            cell(name, 28),
+            pct(m.by_assertion.get("contains").and_then(|c| c.rate())),
+            pct(m.by_tag.get(CROSS_LANGUAGE_TAG).and_then(|c| c.rate())),
+            num(m.escalation.as_ref().and_then(|e| e.precision)),
+            num(m.escalation.as_ref().and_then(|e| e.recall)),
+            num(m.retrieval.as_ref().map(|h| h.hit_rate)),
+        );
+    }
+    out
+}
+
 /// The summary printed after a run.
 pub fn console(r: &RunResults) -> String {
     let mut out = String::new();
@@ -103,6 +140,7 @@ pub fn console(r: &RunResults) -> String {
         m.errors,
         pct(m.pass_rate)
     );
+    let _ = write!(out, "{}", quality_table(r));
     let _ = writeln!(
         out,
         "\n{} {:>7} {:>7} {:>8} {:>10}",

@@ -220,6 +220,9 @@ pub struct Summary {
     pub pass_rate: Option<f64>,
     /// Verdicts per assertion kind.
     pub by_assertion: BTreeMap<String, Counts>,
+    /// Case outcomes per tag (an engine error counts as a failure).
+    #[serde(default)]
+    pub by_tag: BTreeMap<String, Counts>,
     /// Retrieval hit rate and MRR.
     pub retrieval: Option<RetrievalMetrics>,
     /// Escalation precision and recall.
@@ -251,6 +254,14 @@ impl Summary {
                 CaseStatus::Failed => s.failed += 1,
                 CaseStatus::Skipped => s.skipped += 1,
                 CaseStatus::Error => s.errors += 1,
+            }
+            for tag in &case.tags {
+                let counts = s.by_tag.entry(tag.clone()).or_default();
+                match case.status {
+                    CaseStatus::Passed => counts.passed += 1,
+                    CaseStatus::Failed | CaseStatus::Error => counts.failed += 1,
+                    CaseStatus::Skipped => counts.skipped += 1,
+                }
             }
             latencies.extend(case.turns.iter().map(|t| t.latency_ms));
             for a in &case.assertions {
@@ -786,6 +797,31 @@ mod tests {
         assert_eq!(esc.recall, Some(2.0 / 3.0));
         assert_eq!(s.by_assertion["judge"].skipped, 1);
         assert_eq!(s.by_assertion["retrieval_hit"].rate(), Some(0.5));
+        assert!(s.by_tag.is_empty());
+    }
+
+    #[test]
+    fn cases_are_counted_per_tag() {
+        let tagged = |id: &str, status, tags: &[&str]| {
+            let mut c = case(id, status, &[("contains", Verdict::Pass, None)]);
+            c.tags = tags.iter().map(|t| t.to_string()).collect();
+            c
+        };
+        let cases = [
+            tagged("a", CaseStatus::Passed, &["cross-language", "price"]),
+            tagged("b", CaseStatus::Failed, &["cross-language"]),
+            tagged("c", CaseStatus::Error, &["cross-language"]),
+            tagged("d", CaseStatus::Passed, &["cross-language"]),
+            tagged("e", CaseStatus::Skipped, &["price"]),
+            tagged("f", CaseStatus::Passed, &[]),
+        ];
+        let s = Summary::of(&cases);
+        let cross = &s.by_tag["cross-language"];
+        assert_eq!((cross.passed, cross.failed, cross.skipped), (2, 2, 0));
+        assert_eq!(cross.rate(), Some(0.5));
+        assert_eq!(s.by_tag["price"].rate(), Some(1.0));
+        assert_eq!(s.by_tag["price"].skipped, 1);
+        assert_eq!(s.by_tag.len(), 2);
     }
 
     #[test]
