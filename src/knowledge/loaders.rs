@@ -681,7 +681,8 @@ fn sniff_delimiter(text: &str) -> u8 {
         .0
 }
 
-/// A CSV file: one atomic section per row, each cell labelled with its column. A row with more
+/// A CSV file: one atomic section per row, read as a sentence: the row's name, then each cell
+/// labelled with its column. A row with more
 /// fields than the header (a separator left unquoted in a description) is kept, its surplus
 /// joined into the column it fits; what was repaired or skipped comes back as notes.
 fn load_csv(
@@ -745,7 +746,7 @@ fn load_csv(
         }
         sections.push(Section {
             heading: vec![stem.to_owned()],
-            text: labelled_row(&header, &cells),
+            text: columns.sentence(&header, &cells),
             atomic: true,
         });
     }
@@ -785,7 +786,42 @@ fn load_csv(
 /// numbers (prices, quantities), and how long they are.
 struct ColumnKinds {
     numeric: Vec<f32>,
+    /// Share of cells that read as codes (`RR-1001`, `BR-101`).
+    code: Vec<f32>,
     mean_chars: Vec<f32>,
+}
+
+/// A cell that reads as a code: one word of letters and digits with at least one digit and
+/// one letter, and no lower-case run (`RR-1001`, `SKU_22`, `A4`; not `1kg`... `250 g`).
+fn is_code_cell(cell: &str) -> bool {
+    !cell.is_empty()
+        && cell.len() <= 24
+        && cell.chars().any(|c| c.is_ascii_digit())
+        && cell.chars().any(|c| c.is_ascii_uppercase())
+        && !cell.chars().any(|c| c.is_lowercase())
+        && cell
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+/// Currency codes that a column name may end with (`price_eur`): the unit of its amounts.
+const CURRENCY_SUFFIXES: [&str; 5] = ["eur", "usd", "gbp", "brl", "chf"];
+
+/// A column name for reading: `service_or_part` reads `service or part`; a trailing
+/// currency code (`price_eur`) becomes the unit of its amounts.
+fn column_label(header: &str) -> (String, Option<String>) {
+    let words: Vec<&str> = header
+        .split(|c: char| c == '_' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.split_last() {
+        Some((last, rest))
+            if !rest.is_empty() && CURRENCY_SUFFIXES.contains(&last.to_lowercase().as_str()) =>
+        {
+            (rest.join(" "), Some(last.to_uppercase()))
+        }
+        _ => (words.join(" "), None),
+    }
 }
 
 /// A cell that reads as an amount: digits and separators, with at most a sign, a currency
@@ -805,6 +841,7 @@ fn is_numeric_cell(cell: &str) -> bool {
 impl ColumnKinds {
     fn learn<'a>(columns: usize, rows: impl Iterator<Item = &'a [String]>) -> Self {
         let mut numeric = vec![0f32; columns];
+        let mut code = vec![0f32; columns];
         let mut chars = vec![0f32; columns];
         let mut counts = vec![0f32; columns];
         for row in rows {
@@ -813,18 +850,71 @@ impl ColumnKinds {
                 chars[i] += cell.chars().count() as f32;
                 if is_numeric_cell(cell) {
                     numeric[i] += 1.0;
+                } else if is_code_cell(cell) {
+                    code[i] += 1.0;
                 }
             }
         }
         for i in 0..columns {
             let n = counts[i].max(1.0);
             numeric[i] /= n;
+            code[i] /= n;
             chars[i] /= n;
         }
         Self {
             numeric,
+            code,
             mean_chars: chars,
         }
+    }
+
+    /// The column that names a row: the first one holding text, not amounts or codes.
+    fn name_column(&self) -> Option<usize> {
+        (0..self.numeric.len())
+            .find(|&i| self.numeric[i] < 0.5 && self.code[i] < 0.5 && self.mean_chars[i] >= 2.0)
+    }
+
+    /// A row as one sentence that reads well on its own and as a reply: its name first, then
+    /// the other cells labelled by their columns, codes last (`Puncture repair — price:
+    /// 9.50 EUR; turnaround: same day; sku: RR-1001.`).
+    fn sentence(&self, header: &[String], cells: &[String]) -> String {
+        let name = self
+            .name_column()
+            .filter(|&i| cells.get(i).is_some_and(|c| !c.is_empty()));
+        let mut order: Vec<usize> = (0..cells.len()).filter(|&i| Some(i) != name).collect();
+        // Stable: codes move to the end, everything else keeps the file's order.
+        order.sort_by_key(|&i| self.code.get(i).is_some_and(|&share| share >= 0.5));
+        let parts: Vec<String> = order
+            .into_iter()
+            .filter(|&i| !cells[i].is_empty())
+            .map(|i| {
+                let cell = &cells[i];
+                let Some(header) = header.get(i) else {
+                    return cell.clone();
+                };
+                let (label, unit) = column_label(header);
+                let value = match unit {
+                    Some(unit) if is_numeric_cell(cell) && !cell.contains(unit.as_str()) => {
+                        format!("{cell} {unit}")
+                    }
+                    _ => cell.clone(),
+                };
+                if label.is_empty() {
+                    value
+                } else {
+                    format!("{label}: {value}")
+                }
+            })
+            .collect();
+        let mut out = match name {
+            Some(i) if parts.is_empty() => cells[i].clone(),
+            Some(i) => format!("{} — {}", cells[i], parts.join("; ")),
+            None => parts.join("; "),
+        };
+        if !out.ends_with(['.', '!', '?']) {
+            out.push('.');
+        }
+        out
     }
 
     /// Joins the surplus fields of a row into the column where they fit best: the placement
@@ -1311,20 +1401,27 @@ mod tests {
     }
 
     #[test]
-    fn csv_rows_become_atomic_labelled_passages() {
+    fn csv_rows_become_atomic_sentences_named_by_their_text_column() {
         let cases: &[(&str, &[&str])] = &[
             (
                 "Product,SKU,Price\nSourdough loaf,BR-101,4.50 EUR\n",
-                &["Product: Sourdough loaf; SKU: BR-101; Price: 4.50 EUR"],
+                &["Sourdough loaf — Price: 4.50 EUR; SKU: BR-101."],
             ),
             (
                 "Product;Price\n\"Cake; large\";30,00 EUR\nBun;\n",
-                &["Product: Cake; large; Price: 30,00 EUR", "Product: Bun"],
+                &["Cake; large — Price: 30,00 EUR.", "Bun."],
             ),
-            ("Name\tAge\nAna\t31\n", &["Name: Ana; Age: 31"]),
+            ("Name\tAge\nAna\t31\n", &["Ana — Age: 31."]),
+            (
+                "ref,producto,precio_eur,notas\nCF-01,Etiopía,\"13,90\",\"jazmín, té\"\nCF-02,Kenia,\"15,80 EUR\",\n",
+                &[
+                    "Etiopía — precio: 13,90 EUR; notas: jazmín, té; ref: CF-01.",
+                    "Kenia — precio: 15,80 EUR; ref: CF-02.",
+                ],
+            ),
             (
                 "A,,C\n1,2,3\n\n,,\n4\n",
-                &["A: 1; Column 2: 2; C: 3", "A: 4"],
+                &["A: 1; Column 2: 2; C: 3.", "A: 4."],
             ),
         ];
         for (csv, expected) in cases {
@@ -1350,17 +1447,22 @@ mod tests {
         let texts: Vec<&str> = doc.sections.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts.len(), 5, "no row is dropped: {texts:#?}");
         assert_eq!(
+            texts[0],
+            "Puncture repair — price: 9.50 EUR; turnaround: same day; \
+             notes: inner tube included; sku: RR-1001."
+        );
+        assert_eq!(
             texts[2],
-            "sku: RR-1007; service_or_part: Brake bleed, front and rear; price_eur: 45; \
-             turnaround: 2 days; notes: hydraulic brakes only"
+            "Brake bleed, front and rear — price: 45 EUR; turnaround: 2 days; \
+             notes: hydraulic brakes only; sku: RR-1007."
         );
         assert_eq!(
             texts[3],
-            "sku: RR-1010; service_or_part: Spoke replacement; price_eur: 6.50; \
-             turnaround: 1 day; notes: per spoke, wheel truing included"
+            "Spoke replacement — price: 6.50 EUR; turnaround: 1 day; \
+             notes: per spoke, wheel truing included; sku: RR-1010."
         );
         assert!(
-            texts[4].ends_with("notes: brakes, tyres, lights checked"),
+            texts[4].ends_with("notes: brakes, tyres, lights checked; sku: RR-1012."),
             "{}",
             texts[4]
         );
@@ -1463,8 +1565,8 @@ mod tests {
         assert!(products.sections.len() >= 20);
         assert_eq!(
             products.sections[0].text,
-            "SKU: BR-101; Product: Sourdough loaf; Category: Bread; Price: 4.50 EUR; Allergens: gluten (wheat); Vegan: yes; \
-             Ships nationwide: no"
+            "Sourdough loaf — Category: Bread; Price: 4.50 EUR; Allergens: gluten (wheat); Vegan: yes; \
+             Ships nationwide: no; SKU: BR-101."
         );
 
         let bytes = sample("catering-menu.pdf");
