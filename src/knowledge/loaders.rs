@@ -1590,6 +1590,83 @@ mod tests {
         assert!(text.contains("at least 7 days before the event"), "{text}");
     }
 
+    /// A PDF of one page per text, in Helvetica; page `damaged` (from 1), if any, lacks its
+    /// page size and fonts (the extractor gives up on such a page).
+    fn pdf_of_pages(texts: &[&str], damaged: Option<usize>) -> Vec<u8> {
+        use pdf_extract::{Dictionary, Document, Object, Stream};
+        let mut doc = Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let mut font = Dictionary::new();
+        font.set("Type", Object::Name(b"Font".to_vec()));
+        font.set("Subtype", Object::Name(b"Type1".to_vec()));
+        font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
+        font.set("Encoding", Object::Name(b"WinAnsiEncoding".to_vec()));
+        let font_id = doc.add_object(font);
+        let mut fonts = Dictionary::new();
+        fonts.set("F1", Object::Reference(font_id));
+        let mut resources = Dictionary::new();
+        resources.set("Font", Object::Dictionary(fonts));
+        let resources_id = doc.add_object(resources);
+        let mut kids = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let ops = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+            let content_id = doc.add_object(Stream::new(Dictionary::new(), ops.into_bytes()));
+            let mut page = Dictionary::new();
+            page.set("Type", Object::Name(b"Page".to_vec()));
+            page.set("Parent", Object::Reference(pages_id));
+            page.set("Contents", Object::Reference(content_id));
+            if damaged != Some(i + 1) {
+                page.set("Resources", Object::Reference(resources_id));
+                page.set(
+                    "MediaBox",
+                    Object::Array(vec![0.into(), 0.into(), 612.into(), 792.into()]),
+                );
+            }
+            kids.push(Object::Reference(doc.add_object(page)));
+        }
+        let mut pages = Dictionary::new();
+        pages.set("Type", Object::Name(b"Pages".to_vec()));
+        pages.set("Count", Object::Integer(kids.len() as i64));
+        pages.set("Kids", Object::Array(kids));
+        doc.objects.insert(pages_id, Object::Dictionary(pages));
+        let mut catalog = Dictionary::new();
+        catalog.set("Type", Object::Name(b"Catalog".to_vec()));
+        catalog.set("Pages", Object::Reference(pages_id));
+        let catalog_id = doc.add_object(catalog);
+        doc.trailer.set("Root", Object::Reference(catalog_id));
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_damaged_pdf_page_is_skipped_and_reported_and_the_others_kept() {
+        let texts = [
+            "Canapes for twenty guests cost 90 EUR.",
+            "This page cannot be read.",
+            "Orders need seven days of notice.",
+        ];
+        let whole = load("menu.pdf", &pdf_of_pages(&texts, None), Format::Pdf).unwrap();
+        assert!(whole.notes.is_empty(), "{:?}", whole.notes);
+        let all: String = whole.sections.iter().map(|s| s.text.as_str()).collect();
+        assert!(all.contains("This page cannot be read."), "{all}");
+
+        let doc = load("menu.pdf", &pdf_of_pages(&texts, Some(2)), Format::Pdf).unwrap();
+        let kept: String = doc.sections.iter().map(|s| s.text.as_str()).collect();
+        assert!(
+            kept.contains("Canapes for twenty guests cost 90 EUR."),
+            "{kept}"
+        );
+        assert!(kept.contains("Orders need seven days of notice."), "{kept}");
+        assert!(!kept.contains("cannot be read"), "{kept}");
+        assert_eq!(doc.notes.len(), 1, "{:?}", doc.notes);
+        assert!(doc.notes[0].contains("page 2 "), "{:?}", doc.notes);
+
+        // Nothing readable at all is an error, not an empty document.
+        let err = load("menu.pdf", &pdf_of_pages(&texts[..1], Some(1)), Format::Pdf).unwrap_err();
+        assert!(err.to_string().contains("no page could be read"), "{err}");
+    }
+
     #[test]
     fn damaged_or_binary_input_is_an_error_not_a_panic() {
         let pdf = sample("catering-menu.pdf");
