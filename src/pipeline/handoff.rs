@@ -145,6 +145,10 @@ impl Pipeline {
             return Ok(None);
         };
         tracing::info!(conversation = %conversation.id, "the customer asked for the bot back");
+        let handled: Vec<_> = turn.iter().map(|m| m.id).collect();
+        let speaks = self
+            .customer_language(conversation.id, &question, &handled)
+            .await?;
         let decision = Decision::TakeBack {
             closing: Closing {
                 resolution: Resolution::HandedBack,
@@ -152,13 +156,9 @@ impl Pipeline {
                 user: None,
                 quiet_since: None,
             },
-            message: super::language::for_customer(
-                agent.config.clone(),
-                &self.prompts,
-                crate::language::detect(&question),
-            )
-            .escalation
-            .handback_message,
+            message: super::language::for_customer(agent.config.clone(), &self.prompts, speaks)
+                .escalation
+                .handback_message,
         };
         self.record(conversation, turn, decision, question, Vec::new())
             .await
@@ -202,7 +202,10 @@ impl Pipeline {
             else {
                 continue;
             };
-            let escalation = &agent.config.escalation;
+            // Told in the language the customer last wrote in.
+            let speaks = self.customer_language(conversation.id, "", &[]).await?;
+            let config = super::language::for_customer(agent.config.clone(), &self.prompts, speaks);
+            let escalation = &config.escalation;
             let (resolution, message) = match escalation.on_idle {
                 IdleAction::HandBack => (Resolution::HandedBack, &escalation.handback_message),
                 IdleAction::Close => (Resolution::Resolved, &escalation.closed_message),

@@ -2,8 +2,38 @@
 //! notes it cannot hear...) come in the language the customer writes in, and the answerer is
 //! told to reply in it.
 
-use crate::domain::{AgentConfig, MessageSet};
+use super::{Pipeline, PipelineError};
+use crate::domain::{AgentConfig, ConversationId, Direction, MessageId, MessageSet};
 use crate::prompts::Prompts;
+
+/// Earlier messages looked at to remember the language a customer writes in.
+const REMEMBERED_MESSAGES: u32 = 10;
+
+impl Pipeline {
+    /// The language the customer writes in (ISO 639-1): this turn's when it tells, else that
+    /// of their latest earlier message that does ("ok", "obrigado!" or a thumbs-up say nothing
+    /// on their own). `None` when nothing tells.
+    pub(super) async fn customer_language(
+        &self,
+        conversation: ConversationId,
+        text: &str,
+        exclude: &[MessageId],
+    ) -> Result<Option<&'static str>, PipelineError> {
+        if let Some(language) = crate::language::detect(text) {
+            return Ok(Some(language));
+        }
+        let earlier = self
+            .store
+            .history(conversation, REMEMBERED_MESSAGES, exclude)
+            .await?;
+        Ok(earlier
+            .iter()
+            .rev()
+            .filter(|m| m.direction == Direction::Inbound)
+            .filter_map(|m| m.said())
+            .find_map(crate::language::detect))
+    }
+}
 
 /// The language an agent speaks when nothing says otherwise.
 fn agent_language(config: &AgentConfig) -> &str {

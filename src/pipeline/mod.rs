@@ -404,8 +404,10 @@ impl Pipeline {
         }
 
         let mut question = turn_text(&turn);
-        let config =
-            language::for_customer(config, &self.prompts, crate::language::detect(&question));
+        let speaks = self
+            .customer_language(conversation.id, &question, &handled)
+            .await?;
+        let config = language::for_customer(config, &self.prompts, speaks);
         match self.picked(conversation, &turn, &question).await? {
             Some(handoff::Picked::Person(title)) => {
                 let trigger = Trigger::HumanRequest(format!("chose \"{title}\""));

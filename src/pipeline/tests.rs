@@ -236,6 +236,30 @@ async fn a_keyword_escalates_without_asking_the_model_and_tells_everyone() {
 }
 
 #[tokio::test]
+async fn a_short_message_is_answered_in_the_language_the_customer_wrote_in_before() {
+    let r = rig(scripted([Ok("Abrimos a las nueve.".into())])).await;
+    r.customer("in-1", "Hola, ¿a qué hora abren la tienda por la mañana?")
+        .await;
+    r.drain().await;
+    // "humano" alone tells no language; the conversation's earlier message does.
+    assert_eq!(crate::language::detect("humano"), None);
+    r.customer("in-2", "humano").await;
+    r.drain().await;
+    let spanish = crate::prompts::Prompts::load(None).unwrap();
+    let sent = r.texts();
+    let last = sent
+        .iter()
+        .rev()
+        .find(|(to, _)| to == "5215550001")
+        .unwrap();
+    assert_eq!(
+        Some(last.1.as_str()),
+        spanish.messages("es").unwrap().escalation.as_deref(),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_escalated_conversation_gets_nothing_from_the_bot() {
     let r = rig(scripted([Ok("should never be sent".into())])).await;
     r.customer("in-1", "humano por favor").await;
