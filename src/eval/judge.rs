@@ -83,6 +83,7 @@ impl Judge {
             .complete(&ChatRequest {
                 messages: &messages,
                 question: reply,
+                previous: None,
                 sources: &[],
                 model: None,
                 // Grading should not vary from run to run.

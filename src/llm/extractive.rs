@@ -1,15 +1,18 @@
 //! The extractive answerer, Palaver's embedded default: no language model. It reads the
-//! retrieved passages (with their neighbours in the document), scores every sentence against
-//! the question by embedding similarity and word overlap, and answers with the best sentence
-//! (and the next ones when they belong to it), citing the source. Below the agent's confidence
-//! threshold it returns no text: it does not guess.
+//! retrieved passages (with their neighbours in the same section), scores every sentence and
+//! every section heading against the question (with the previous question, for a follow-up)
+//! by embedding similarity and word overlap, and chooses the section that answers by fusing
+//! three rankings (retrieval's, the passages' similarity, their sentences' scores). A section
+//! that fits in a chat message answers as a unit (an FAQ entry, a price-list row); from a
+//! longer one come its best sentence and the next ones when they belong to it. It cites the
+//! source. Below the agent's confidence threshold it returns no text: it does not guess.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError};
+use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
 use crate::knowledge::text::{normalize, sentences, terms};
@@ -20,8 +23,14 @@ const CACHE_ENTRIES: usize = 20_000;
 const SIMILARITY_WEIGHT: f32 = 0.8;
 /// Longest reply, in characters (a chat message, not an essay).
 const MAX_REPLY_CHARS: usize = 480;
-/// A following sentence joins the reply when it scores at least this share of the best one.
-const FOLLOW_SHARE: f32 = 0.8;
+/// A following sentence joins the reply when it stands out from the median candidate by at
+/// least this share of the best sentence's lead (a scale-free rule: embedders spread their
+/// cosines differently).
+const FOLLOW_RELATIVE: f32 = 0.7;
+/// Rank fusion constant for choosing the section: small, so that first places count.
+const SECTION_RRF_K: f32 = 1.0;
+/// Sentences that may follow the best one (besides the items of a list it announces).
+const FOLLOW_MAX: usize = 2;
 /// Sentences from a passage's neighbours count a little less than the passage's own.
 const NEIGHBOUR_PENALTY: f32 = 0.03;
 
@@ -57,21 +66,30 @@ pub struct Extractive {
     cache: Mutex<Cache>,
 }
 
-/// One candidate sentence.
+/// What a candidate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A sentence of a source (or of its neighbours in the same section).
+    Sentence,
+    /// A section's heading: when it matches best, the section answers as a unit (FAQs).
+    Heading,
+}
+
+/// One candidate answer.
 #[derive(Debug, Clone)]
 struct Candidate {
+    kind: Kind,
     /// Source number.
     n: usize,
     /// Order within its source's context.
     index: usize,
-    /// The sentence.
+    /// The sentence (for a heading: the heading).
     text: String,
-    /// Embedded form: heading + sentence.
+    /// Embedded form: heading + sentence, or the heading alone.
     key: String,
     /// From the passage itself (not a neighbour).
     own: bool,
     score: f32,
-    similarity: f32,
 }
 
 impl Extractive {
@@ -130,9 +148,45 @@ fn overlap(question_terms: &[String], text: &str) -> f32 {
     if question_terms.is_empty() {
         return 0.0;
     }
-    let words: std::collections::HashSet<String> = terms(text).into_iter().collect();
+    let words: HashSet<String> = terms(text).into_iter().collect();
     question_terms.iter().filter(|t| words.contains(*t)).count() as f32
         / question_terms.len() as f32
+}
+
+/// The last part of a source's heading path when it names a section of its own (not the
+/// document's title, as CSV rows' headings do).
+fn section_heading(source: &Source) -> Option<&str> {
+    let last = source.heading.as_deref()?.rsplit(" > ").next()?.trim();
+    (last != source.title.trim() && last.chars().filter(|c| c.is_alphanumeric()).count() >= 3)
+        .then_some(last)
+}
+
+/// A reply cut to [`MAX_REPLY_CHARS`].
+fn capped(reply: String) -> String {
+    if reply.chars().count() > MAX_REPLY_CHARS {
+        reply.chars().take(MAX_REPLY_CHARS - 1).collect::<String>() + "…"
+    } else {
+        reply
+    }
+}
+
+/// A line of a list: `- item`, `* item`, `• item`, `1. item`, `2) item`.
+fn is_list_item(line: &str) -> bool {
+    let line = line.trim_start();
+    if line.starts_with(['-', '*', '•', '–']) {
+        return true;
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && line[digits..].starts_with(['.', ')'])
+}
+
+/// The median of `values` (0 when empty).
+fn median(mut values: Vec<f32>) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f32::total_cmp);
+    values[values.len() / 2]
 }
 
 #[async_trait]
@@ -144,29 +198,47 @@ impl ChatModel for Extractive {
     async fn complete(&self, request: &ChatRequest<'_>) -> Result<Completion, LlmError> {
         let question = request.question.trim();
         let tokens_in = count_tokens(question) as u32;
+        // A follow-up ("and how long does it take?") is read with the question before it.
+        let query = match request.previous.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(previous) if !question.is_empty() => format!("{previous} {question}"),
+            _ => question.to_string(),
+        };
         let mut candidates = Vec::new();
+        let mut headings_seen = HashSet::new();
         for source in request.sources {
             let prefix = source
                 .heading
                 .as_deref()
                 .map(|h| format!("{h}: "))
                 .unwrap_or_default();
-            let own: std::collections::HashSet<String> =
-                sentences(&source.text).into_iter().collect();
+            let own: HashSet<String> = sentences(&source.text).into_iter().collect();
             for (index, sentence) in sentences(&source.context).into_iter().enumerate() {
                 // Headings alone and fragments are not answers.
                 if sentence.chars().filter(|c| c.is_alphanumeric()).count() < 8 {
                     continue;
                 }
                 candidates.push(Candidate {
+                    kind: Kind::Sentence,
                     n: source.n,
                     index,
                     key: format!("{prefix}{sentence}"),
                     own: own.contains(&sentence),
                     text: sentence,
                     score: 0.0,
-                    similarity: 0.0,
                 });
+            }
+            if let Some(heading) = section_heading(source) {
+                if headings_seen.insert(heading.to_string()) {
+                    candidates.push(Candidate {
+                        kind: Kind::Heading,
+                        n: source.n,
+                        index: 0,
+                        key: heading.to_string(),
+                        own: true,
+                        text: heading.to_string(),
+                        score: 0.0,
+                    });
+                }
             }
         }
         if question.is_empty() || candidates.is_empty() {
@@ -174,46 +246,63 @@ impl ChatModel for Extractive {
         }
         let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
         let vectors = self.vectors(&keys, false).await?;
-        let question_vector = self.vectors(&[question.to_string()], true).await?;
-        let question_vector = &question_vector[0];
-        let question_terms = terms(question);
+        let query_vector = self.vectors(&[query.clone()], true).await?;
+        let query_vector = &query_vector[0];
+        let query_terms = terms(&query);
         for (c, v) in candidates.iter_mut().zip(&vectors) {
-            c.similarity = cosine(question_vector, v);
-            let lexical = overlap(&question_terms, &normalize(&c.key));
-            c.score = SIMILARITY_WEIGHT * c.similarity + (1.0 - SIMILARITY_WEIGHT) * lexical
+            let similarity = cosine(query_vector, v);
+            let lexical = overlap(&query_terms, &normalize(&c.key));
+            c.score = SIMILARITY_WEIGHT * similarity + (1.0 - SIMILARITY_WEIGHT) * lexical
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
         }
         let best = candidates
             .iter()
-            .max_by(|a, b| a.score.total_cmp(&b.score))
-            .cloned()
+            .map(|c| c.score)
+            .max_by(f32::total_cmp)
             .expect("candidates is not empty");
-        let confidence = best.score.clamp(0.0, 1.0);
+        let confidence = best.clamp(0.0, 1.0);
+        let Some(section) = choose_section(request.sources, &candidates) else {
+            return Ok(declined(tokens_in));
+        };
+        let sentences_of = |n: usize| {
+            candidates
+                .iter()
+                .filter(move |c| c.n == n && c.kind == Kind::Sentence)
+        };
 
-        // The best sentence, and the sentences right after it in the same source while they
-        // still score close to it (answers often run over two sentences).
-        let mut reply = best.text.clone();
-        let mut next = best.index + 1;
-        while let Some(c) = candidates.iter().find(|c| c.n == best.n && c.index == next) {
-            if c.score < best.score * FOLLOW_SHARE
-                || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS
-            {
-                break;
+        // A section short enough for a chat message answers as a unit; from a longer one, its
+        // best sentence and the sentences right after it while they stand out from the rest as
+        // much as it does (answers often run over two sentences); a sentence that announces a
+        // list brings the list.
+        let whole = section.context.trim();
+        let reply = if !whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS {
+            whole.to_string()
+        } else {
+            let Some(first) = sentences_of(section.n).max_by(|a, b| a.score.total_cmp(&b.score))
+            else {
+                return Ok(declined(tokens_in));
+            };
+            let floor = median(candidates.iter().map(|c| c.score).collect());
+            let spread = (first.score - floor).max(f32::EPSILON);
+            let mut reply = first.text.clone();
+            let mut next = first.index + 1;
+            let mut followed = 0;
+            let mut in_list = false;
+            while let Some(c) = sentences_of(section.n).find(|c| c.index == next) {
+                in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
+                let close = (c.score - floor) / spread >= FOLLOW_RELATIVE && followed < FOLLOW_MAX;
+                if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
+                    break;
+                }
+                reply.push(if in_list { '\n' } else { ' ' });
+                reply.push_str(&c.text);
+                followed += usize::from(!in_list);
+                next += 1;
             }
-            reply.push(' ');
-            reply.push_str(&c.text);
-            next += 1;
-        }
-        if reply.chars().count() > MAX_REPLY_CHARS {
-            reply = reply.chars().take(MAX_REPLY_CHARS - 1).collect::<String>() + "…";
-        }
-        let title = request
-            .sources
-            .iter()
-            .find(|s| s.n == best.n)
-            .map(|s| s.title.clone())
-            .unwrap_or_default();
-        let text = format!("{reply}\n\n(Source: {title})");
+            reply
+        };
+        let title = section.title.clone();
+        let text = format!("{}\n\n(Source: {title})", capped(reply));
         Ok(Completion {
             tokens_out: count_tokens(&text) as u32,
             text,
@@ -221,9 +310,38 @@ impl ChatModel for Extractive {
             tokens_in,
             finish: FinishReason::Stop,
             confidence: Some(confidence),
-            cited: vec![best.n],
+            cited: vec![section.n],
         })
     }
+}
+
+/// The section that answers: the one ranked best by three rankings fused (as retrieval fuses
+/// its two): the retrieval's own order, the passage's similarity to the question, and the
+/// best score of its sentences and heading. Ranks, not scores, so that embedders that spread
+/// their cosines differently choose alike; ties go to the retrieval's order.
+fn choose_section<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Option<&'a Source> {
+    let evidence = |source: &Source| {
+        candidates
+            .iter()
+            .filter(|c| c.n == source.n)
+            .map(|c| c.score)
+            .max_by(f32::total_cmp)
+    };
+    let readable: Vec<(&Source, f32)> = sources
+        .iter()
+        .filter_map(|s| evidence(s).map(|e| (s, e)))
+        .collect();
+    let by = |key: &dyn Fn(&(&Source, f32)) -> f32| {
+        let mut order: Vec<usize> = (0..readable.len()).collect();
+        order.sort_by(|&a, &b| key(&readable[b]).total_cmp(&key(&readable[a])));
+        order
+    };
+    let retrieval: Vec<usize> = (0..readable.len()).collect();
+    let similarity = by(&|(s, _)| s.similarity);
+    let sentences = by(&|(_, e)| *e);
+    let fused =
+        crate::knowledge::retrieve::rrf(&[&retrieval, &similarity, &sentences], SECTION_RRF_K);
+    fused.first().map(|(i, _)| readable[*i].0)
 }
 
 fn declined(tokens_in: u32) -> Completion {
@@ -242,7 +360,6 @@ fn declined(tokens_in: u32) -> Completion {
 mod tests {
     use super::*;
     use crate::embed::EmbedError;
-    use crate::llm::Source;
 
     /// Bag-of-words vectors over a hashed vocabulary: similar words, similar vectors.
     struct Words;
@@ -288,6 +405,7 @@ mod tests {
         ChatRequest {
             messages: &[],
             question,
+            previous: None,
             sources,
             model: None,
             temperature: 0.0,
@@ -298,13 +416,21 @@ mod tests {
     #[tokio::test]
     async fn picks_the_sentence_that_answers_and_cites_it() {
         let sources = [
-            source(1, "FAQ", "Payments", "We accept cards and cash. Gift cards are sold at the counter."),
             source(
-                2,
-                "Opening hours",
-                "Saturday",
-                "On Saturday the shop opens at eight. It closes at two in the afternoon. Sunday is closed.",
+                1,
+                "FAQ",
+                "Payments",
+                "We accept cards and cash. Gift cards are sold at the counter.",
             ),
+            Source {
+                similarity: 0.7,
+                ..source(
+                    2,
+                    "Opening hours",
+                    "Saturday",
+                    "On Saturday the shop opens at eight. It closes at two in the afternoon.",
+                )
+            },
         ];
         let answer = Extractive::new(Arc::new(Words))
             .complete(&request("When does the shop open on Saturday?", &sources))
@@ -325,6 +451,145 @@ mod tests {
         assert!(!answer.text.contains("cards"));
         assert_eq!(answer.cited, vec![2]);
         assert!(answer.confidence.unwrap() > 0.3);
+    }
+
+    #[tokio::test]
+    async fn a_matching_heading_answers_with_its_section() {
+        let sources = [
+            source(
+                1,
+                "FAQ",
+                "Can I bring my dog inside?",
+                "Yes, on a lead. Assistance dogs are welcome everywhere. Water bowls are by the door.",
+            ),
+            source(2, "FAQ", "Payments", "We accept cards and cash."),
+        ];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request("Can I bring my dog?", &sources))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "Yes, on a lead. Assistance dogs are welcome everywhere. Water bowls are by the door.\n\n(Source: FAQ)"
+        );
+        assert_eq!(answer.cited, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_short_section_answers_as_a_unit_and_a_row_alone() {
+        let sources = [
+            Source {
+                similarity: 0.7,
+                ..source(
+                    1,
+                    "Policies",
+                    "Policies > Late return",
+                    "Bikes come back by the time on the agreement. Each hour late costs 5 EUR per bike.",
+                )
+            },
+            source(2, "price-list", "price-list", "Puncture repair — price: 9.50 EUR; turnaround: same day."),
+        ];
+        let model = Extractive::new(Arc::new(Words));
+        let answer = model
+            .complete(&request("What if we bring the bikes back late?", &sources))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "Bikes come back by the time on the agreement. Each hour late costs 5 EUR per bike.\n\n(Source: Policies)"
+        );
+        let answer = model
+            .complete(&request("How much is a puncture repair?", &sources[1..]))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "Puncture repair — price: 9.50 EUR; turnaround: same day.\n\n(Source: price-list)"
+        );
+    }
+
+    #[tokio::test]
+    async fn sentences_that_do_not_stand_out_are_left_out() {
+        let sources = [
+            source(
+                1,
+                "Policies",
+                "Rentals",
+                "The e-bike deposit is 300 EUR, on a credit card. Helmets are free with every rental. \
+                 Kids' seats cost 5 EUR a day. Rentals start at nine in the morning from the shop on \
+                 the river front, and bikes come back by seven in the evening at the latest. Groups \
+                 of more than six people book a week ahead by message so that enough bikes are \
+                 ready. Every rental includes a lock, a repair kit and a map of the cycle paths \
+                 along the coast, with the best places to stop for lunch marked by our staff.",
+            ),
+            source(2, "FAQ", "Payments", "We accept cards and cash for every purchase."),
+        ];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request("How much is the deposit for an e-bike?", &sources))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "The e-bike deposit is 300 EUR, on a credit card.\n\n(Source: Policies)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sentence_announcing_a_list_brings_the_list() {
+        let sources = [source(
+            1,
+            "Policies",
+            "Deposits",
+            "We hold a deposit for each rented bike:\n- City bike: 100 EUR, card or cash.\n- Electric bike: 300 EUR, card only.\n\nLate returns cost 5 EUR per hour. \
+             Rentals start at nine in the morning from the shop on the river front, and bikes come \
+             back by seven in the evening at the latest. Groups of more than six people book a week \
+             ahead by message so that enough bikes are ready. Every rental includes a lock, a repair \
+             kit and a map of the cycle paths along the coast, with lunch stops marked.",
+        )];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request(
+                "Do you hold a deposit for a rented bike?",
+                &sources,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            answer.text.starts_with(
+                "We hold a deposit for each rented bike:\n- City bike: 100 EUR, card or cash.\n- Electric bike: 300 EUR, card only."
+            ),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains("Late returns"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_follow_up_is_read_with_the_previous_question() {
+        let sources = [
+            source(
+                1,
+                "price-list",
+                "price-list",
+                "Basic tune-up — price: 39 EUR; turnaround: 1 day.",
+            ),
+            Source {
+                similarity: 0.7,
+                ..source(
+                    2,
+                    "price-list",
+                    "price-list",
+                    "Full service — price: 79 EUR; turnaround: 2 days.",
+                )
+            },
+        ];
+        let model = Extractive::new(Arc::new(Words));
+        let follow_up = ChatRequest {
+            previous: Some("How much is a full service?"),
+            ..request("And what is the turnaround?", &sources)
+        };
+        let answer = model.complete(&follow_up).await.unwrap();
+        assert!(answer.text.starts_with("Full service"), "{}", answer.text);
+        assert_eq!(answer.cited, vec![2]);
     }
 
     #[tokio::test]

@@ -931,6 +931,7 @@ mod tests {
         ChatRequest {
             messages,
             question: "",
+            previous: None,
             sources: &[],
             model: None,
             temperature,

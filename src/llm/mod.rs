@@ -83,6 +83,9 @@ pub struct ChatRequest<'a> {
     pub messages: &'a [ChatMessage],
     /// The customer's latest turn.
     pub question: &'a str,
+    /// The customer's previous question, when the latest turn reads as a follow-up of it
+    /// ("and how long does it take?"): answerers that read passages take both together.
+    pub previous: Option<&'a str>,
     /// The numbered sources given in the prompt.
     pub sources: &'a [Source],
     /// Model name; `None` uses the answerer's default.

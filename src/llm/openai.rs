@@ -562,6 +562,7 @@ mod tests {
         ChatRequest {
             messages,
             question: "And Saturday?",
+            previous: None,
             sources: &[],
             model: None,
             temperature: 0.25,

@@ -285,8 +285,54 @@ pub struct Pipeline {
     pub(crate) settings: Arc<Settings>,
 }
 
-/// Questions shorter than this (in words) are searched together with the previous one.
-const RETRIEVE_QUERY_SHORT_WORDS: usize = 6;
+/// Questions shorter than this (in words) read as follow-ups of the previous one.
+const FOLLOW_UP_SHORT_WORDS: usize = 6;
+
+/// Words that open a follow-up ("and on Sunday?", "y el envío?", "e quanto custa?"), in the
+/// shipped languages.
+const FOLLOW_UP_OPENERS: [&str; 19] = [
+    "and",
+    "also",
+    "but",
+    "so",
+    "what about",
+    "how about",
+    "y",
+    "pero",
+    "también",
+    "e",
+    "mas",
+    "também",
+    "então",
+    "et",
+    "mais",
+    "aussi",
+    "und",
+    "aber",
+    "auch",
+];
+
+/// Words that point back at something said before, in English (`it`, `that`...).
+const FOLLOW_UP_POINTERS: [&str; 7] = ["it", "it's", "its", "that", "them", "they", "those"];
+
+/// The customer's previous question when `question` reads as a follow-up of it: short, opened
+/// by "and"/"y"/"e"..., or pointing back with "it"/"that". Retrieval and the extractive
+/// answerer read the two together.
+fn follow_up_of<'a>(question: &str, history: &'a [ChatMessage]) -> Option<&'a str> {
+    let previous = history.iter().rev().find(|m| m.role == ChatRole::User)?;
+    let lower = question.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '?' | '¿' | '!' | '¡' | '.'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let opened = FOLLOW_UP_OPENERS.iter().any(|opener| {
+        let n = opener.split(' ').count();
+        words.len() > n && words[..n].join(" ") == *opener
+    });
+    let points_back = words.iter().any(|w| FOLLOW_UP_POINTERS.contains(w));
+    (words.len() < FOLLOW_UP_SHORT_WORDS || opened || points_back)
+        .then_some(previous.content.as_str())
+}
 
 /// The words the customer said in a turn.
 fn turn_text(turn: &[Message]) -> String {
@@ -466,7 +512,8 @@ impl Pipeline {
         }
 
         let history = self.history(conversation, &handled).await?;
-        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &question, &history).await?;
+        let previous = follow_up_of(&question, &history);
+        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &question, previous).await?;
         let sources = self.sources(&retrieved).await?;
         let shown: Vec<ShownSource> = retrieved
             .iter()
@@ -509,6 +556,7 @@ impl Pipeline {
                     &ChatRequest {
                         messages: &prompt.messages,
                         question: &question,
+                        previous,
                         sources: &prompt.sources,
                         model: config.model.as_deref(),
                         temperature: config.temperature,
@@ -694,23 +742,21 @@ impl Pipeline {
             .collect())
     }
 
-    /// Stage 4: hybrid retrieval over the agent's knowledge. A short follow-up ("and on
-    /// Sunday?") is searched together with the previous question.
+    /// Stage 4: hybrid retrieval over the agent's knowledge. A follow-up ("and on Sunday?")
+    /// is searched together with the previous question.
     #[tracing::instrument(skip_all, fields(agent = %agent.name))]
     async fn retrieve(
         &self,
         agent: &Agent,
         config: &AgentConfig,
         question: &str,
-        history: &[ChatMessage],
+        previous: Option<&str>,
     ) -> Result<(Vec<Retrieved>, f64), PipelineError> {
         let started = Instant::now();
-        let mut query = question.to_string();
-        if question.split_whitespace().count() < RETRIEVE_QUERY_SHORT_WORDS {
-            if let Some(previous) = history.iter().rev().find(|m| m.role == ChatRole::User) {
-                query = format!("{} {question}", previous.content);
-            }
-        }
+        let query = match previous {
+            Some(previous) => format!("{previous} {question}"),
+            None => question.to_string(),
+        };
         // The agent's workspace qualifies the name, whatever an override says: a sandbox
         // override can choose another of its workspace's collections, never another workspace's.
         let collection = crate::domain::collection_key(
@@ -729,7 +775,9 @@ impl Pipeline {
         Ok((results, ms(started)))
     }
 
-    /// Numbered sources with their neighbours in the document as reading context.
+    /// Numbered sources with their neighbours in the same section as reading context (a
+    /// neighbour under another heading is another subject, and the rows of a table, headed by
+    /// the document's title alone, are items of their own).
     async fn sources(&self, retrieved: &[Retrieved]) -> Result<Vec<Source>, PipelineError> {
         let around: Vec<_> = retrieved
             .iter()
@@ -743,7 +791,10 @@ impl Pipeline {
                 let context: Vec<&str> = near
                     .iter()
                     .filter(|p| {
-                        p.document_id == r.document_id && (p.position - r.position).abs() <= 1
+                        p.document_id == r.document_id
+                            && (p.position - r.position).abs() <= 1
+                            && p.heading == r.heading
+                            && r.heading.as_deref() != Some(r.title.as_str())
                     })
                     .map(|p| p.text.as_str())
                     .collect();
