@@ -246,7 +246,7 @@ impl ChatModel for Extractive {
         }
         let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
         let vectors = self.vectors(&keys, false).await?;
-        let query_vector = self.vectors(&[query.clone()], true).await?;
+        let query_vector = self.vectors(std::slice::from_ref(&query), true).await?;
         let query_vector = &query_vector[0];
         let query_terms = terms(&query);
         for (c, v) in candidates.iter_mut().zip(&vectors) {
