@@ -580,7 +580,16 @@ impl Knowledge {
                 report.up_to_date.push(state.name.clone());
                 continue;
             }
-            for doc in &stale_docs {
+            if !stale_docs.is_empty() {
+                tracing::info!(
+                    collection = %state.name,
+                    documents = stale_docs.len(),
+                    model = %model,
+                    "re-embedding documents embedded by another model"
+                );
+            }
+            let started = std::time::Instant::now();
+            for (i, doc) in stale_docs.iter().enumerate() {
                 let passages = self.store.passages_in_range(doc.id, 0, i64::MAX).await?;
                 let inputs: Vec<String> = passages
                     .iter()
@@ -593,6 +602,18 @@ impl Knowledge {
                     passages.iter().map(|p| p.chunk_id).zip(vectors).collect();
                 self.store.update_embeddings(doc.id, &model, &pairs).await?;
                 report.reembedded_documents += 1;
+                // Progress: a large knowledge base takes minutes on a laptop.
+                tracing::info!(
+                    collection = %state.name,
+                    document = %doc.source,
+                    passages = pairs.len(),
+                    done = i + 1,
+                    of = stale_docs.len(),
+                    elapsed_s = started.elapsed().as_secs(),
+                    "re-embedded {} of {} documents",
+                    i + 1,
+                    stale_docs.len()
+                );
             }
             // Read the version after re-embedding: everything up to it is copied below.
             let version = self
