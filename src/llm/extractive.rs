@@ -246,13 +246,25 @@ impl ChatModel for Extractive {
         }
         let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
         let vectors = self.vectors(&keys, false).await?;
-        let query_vector = self.vectors(std::slice::from_ref(&query), true).await?;
-        let query_vector = &query_vector[0];
-        let query_terms = terms(&query);
+        // The question alone and, for a follow-up, with the previous one: a sentence scores by
+        // whichever reading it answers better ("What time do you open?" stands alone; "and for
+        // it?" does not).
+        let readings: Vec<String> = if query == question {
+            vec![query.clone()]
+        } else {
+            vec![question.to_string(), query.clone()]
+        };
+        let reading_vectors = self.vectors(&readings, true).await?;
+        let reading_terms: Vec<Vec<String>> = readings.iter().map(|r| terms(r)).collect();
         for (c, v) in candidates.iter_mut().zip(&vectors) {
-            let similarity = cosine(query_vector, v);
-            let lexical = overlap(&query_terms, &normalize(&c.key));
-            c.score = SIMILARITY_WEIGHT * similarity + (1.0 - SIMILARITY_WEIGHT) * lexical
+            let key = normalize(&c.key);
+            c.score = reading_vectors
+                .iter()
+                .zip(&reading_terms)
+                .map(|(q, t)| {
+                    SIMILARITY_WEIGHT * cosine(q, v) + (1.0 - SIMILARITY_WEIGHT) * overlap(t, &key)
+                })
+                .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
         }
         let best = candidates
