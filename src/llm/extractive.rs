@@ -71,7 +71,8 @@ pub struct Extractive {
 enum Kind {
     /// A sentence of a source (or of its neighbours in the same section).
     Sentence,
-    /// A section's heading: when it matches best, the section answers as a unit (FAQs).
+    /// A section's heading: its score counts for its section when the section is chosen
+    /// (FAQ headings are the questions they answer); never a reply itself.
     Heading,
 }
 
@@ -143,12 +144,11 @@ impl Extractive {
     }
 }
 
-/// Share of the question's terms found in `text` (0-1).
-fn overlap(question_terms: &[String], text: &str) -> f32 {
+/// Share of the question's terms found among a candidate's `words` (0-1).
+fn overlap(question_terms: &[String], words: &HashSet<String>) -> f32 {
     if question_terms.is_empty() {
         return 0.0;
     }
-    let words: HashSet<String> = terms(text).into_iter().collect();
     question_terms.iter().filter(|t| words.contains(*t)).count() as f32
         / question_terms.len() as f32
 }
@@ -198,11 +198,6 @@ impl ChatModel for Extractive {
     async fn complete(&self, request: &ChatRequest<'_>) -> Result<Completion, LlmError> {
         let question = request.question.trim();
         let tokens_in = count_tokens(question) as u32;
-        // A follow-up ("and how long does it take?") is read with the question before it.
-        let query = match request.previous.map(str::trim).filter(|p| !p.is_empty()) {
-            Some(previous) if !question.is_empty() => format!("{previous} {question}"),
-            _ => question.to_string(),
-        };
         let mut candidates = Vec::new();
         let mut headings_seen = HashSet::new();
         for source in request.sources {
@@ -249,20 +244,20 @@ impl ChatModel for Extractive {
         // The question alone and, for a follow-up, with the previous one: a sentence scores by
         // whichever reading it answers better ("What time do you open?" stands alone; "and for
         // it?" does not).
-        let readings: Vec<String> = if query == question {
-            vec![query.clone()]
-        } else {
-            vec![question.to_string(), query.clone()]
-        };
+        let mut readings = vec![question.to_string()];
+        if let Some(previous) = request.previous.map(str::trim).filter(|p| !p.is_empty()) {
+            readings.push(format!("{previous} {question}"));
+        }
         let reading_vectors = self.vectors(&readings, true).await?;
         let reading_terms: Vec<Vec<String>> = readings.iter().map(|r| terms(r)).collect();
         for (c, v) in candidates.iter_mut().zip(&vectors) {
-            let key = normalize(&c.key);
+            let words: HashSet<String> = terms(&normalize(&c.key)).into_iter().collect();
             c.score = reading_vectors
                 .iter()
                 .zip(&reading_terms)
                 .map(|(q, t)| {
-                    SIMILARITY_WEIGHT * cosine(q, v) + (1.0 - SIMILARITY_WEIGHT) * overlap(t, &key)
+                    SIMILARITY_WEIGHT * cosine(q, v)
+                        + (1.0 - SIMILARITY_WEIGHT) * overlap(t, &words)
                 })
                 .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
