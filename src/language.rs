@@ -160,6 +160,16 @@ const MARKERS: &[(&str, &[&str])] = &[
             "e",
             "fazer",
             "preciso",
+            "fazem",
+            "vendem",
+            "aceitam",
+            "estão",
+            "hoje",
+            "amanhã",
+            "ainda",
+            "boa",
+            "bom",
+            "muito",
         ],
     ),
     (
@@ -255,7 +265,15 @@ pub fn detect(text: &str) -> Option<&'static str> {
         .collect();
     let mut scores: Vec<(&'static str, usize)> = MARKERS
         .iter()
-        .map(|(lang, markers)| (*lang, words.iter().filter(|w| markers.contains(w)).count()))
+        .map(|(lang, markers)| {
+            let marked = words.iter().filter(|w| markers.contains(w)).count();
+            let extra = if *lang == "es" {
+                spanish_marks(&lower, &words)
+            } else {
+                0
+            };
+            (*lang, marked + extra)
+        })
         .collect();
     scores.sort_by_key(|s| std::cmp::Reverse(s.1));
     let (best, runner_up) = (scores[0], scores[1]);
@@ -276,7 +294,21 @@ pub fn detect(text: &str) -> Option<&'static str> {
     let agrees = scores
         .iter()
         .any(|(lang, n)| *lang == found && *n == best.1);
-    (info.confidence() >= MIN_CONFIDENCE && agrees).then_some(found)
+    // Marker words that lead, and letter statistics that agree, are two weak signals that
+    // together suffice ("Vendem escovas de dentes na clínica?").
+    let leads = best.0 == found && best.1 > runner_up.1;
+    (agrees && (info.confidence() >= MIN_CONFIDENCE || leads)).then_some(found)
+}
+
+/// Spanish writes what no other language does: an opening `¿` or `¡` (two markers' worth), and
+/// the vosotros verb endings `-áis`/`-éis` ("¿Vendéis...?", "¿Tenéis...?").
+fn spanish_marks(lower: &str, words: &[&str]) -> usize {
+    let opening = if lower.contains(['¿', '¡']) { 2 } else { 0 };
+    opening
+        + words
+            .iter()
+            .filter(|w| w.chars().count() > 4 && (w.ends_with("áis") || w.ends_with("éis")))
+            .count()
 }
 
 #[cfg(test)]
@@ -297,6 +329,12 @@ mod tests {
             ("olá, quanto custa?", "pt"),
             ("hola, ¿cuánto cuesta?", "es"),
             ("can I talk to a person please", "en"),
+            ("¿Vendéis cacao o chocolate a la taza?", "es"),
+            ("Vendem escovas de dentes elétricas na clínica?", "pt"),
+            (
+                "Vocês fazem pintura personalizada de quadros de bicicleta?",
+                "pt",
+            ),
             (
                 "Bonjour, je voudrais savoir si vous êtes ouverts dimanche.",
                 "fr",
