@@ -234,8 +234,8 @@ pub enum EmbeddingBackend {
 pub struct EmbeddingSettings {
     /// `local` or `openai`.
     pub backend: EmbeddingBackend,
-    /// The local model: `all-minilm-l6-v2` (English), `multilingual-e5-small` (about 100
-    /// languages) or `portuguese-e5-small` (English and Portuguese).
+    /// The local model: `multilingual-e5-small` (about 100 languages, the default),
+    /// `portuguese-e5-small` (English and Portuguese) or `all-minilm-l6-v2` (English).
     pub local_model: String,
     /// Sentences per batch for the local model.
     pub batch_size: usize,
@@ -257,7 +257,7 @@ impl Default for EmbeddingSettings {
     fn default() -> Self {
         Self {
             backend: EmbeddingBackend::Local,
-            local_model: crate::embed::local::MODEL.into(),
+            local_model: crate::embed::DEFAULT_MODEL.into(),
             batch_size: 32,
             max_concurrent: 1,
             base_url: "https://api.openai.com/v1".into(),

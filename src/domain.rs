@@ -337,7 +337,9 @@ pub struct AgentConfig {
     pub top_k: u32,
     /// Passages scoring below this (cosine) are not used, 0 to 1.
     pub min_score: f32,
-    /// Replies whose confidence is below this are not sent as answers, 0 to 1.
+    /// Replies whose confidence (the best passage's relevance: its similarity to the question
+    /// with both centred, see `knowledge::relevance`) is below this are not sent as answers,
+    /// 0 to 1.
     pub confidence_threshold: f32,
     /// Reply in this language (a hint to the model), e.g. `es`.
     pub language: Option<String>,
@@ -547,7 +549,7 @@ impl Default for AgentConfig {
             max_tokens: 300,
             top_k: 4,
             min_score: 0.25,
-            confidence_threshold: 0.45,
+            confidence_threshold: 0.22,
             language: None,
             voice: VoiceSettings::default(),
             escalation: EscalationSettings::default(),

@@ -434,6 +434,7 @@ mod tests {
             heading: heading.map(String::from),
             text: text.into(),
             similarity: 0.5,
+            relevance: 0.4,
             context: text.into(),
         }
     }

@@ -54,6 +54,10 @@ pub trait Embedder: Send + Sync {
     }
 }
 
+/// The local model used unless `embedding.local_model` names another: multilingual, because
+/// customers write in their own language about documents in the business's.
+pub const DEFAULT_MODEL: &str = e5::MODEL;
+
 /// The models `embedding.local_model` may name.
 pub const LOCAL_MODELS: [&str; 3] = [e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL];
 

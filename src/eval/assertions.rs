@@ -986,6 +986,7 @@ mod tests {
             heading: None,
             text: format!("passage from {source}"),
             similarity: 0.6,
+            relevance: 0.4,
             score: 0.03,
         }
     }

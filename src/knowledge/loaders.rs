@@ -351,22 +351,26 @@ fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// One table row as a self-contained line: `Product: Sourdough loaf; Price: 4.50 EUR`, so the
-/// passage still reads right when retrieved without its table. Empty cells are left out.
-fn labelled_row(header: &[String], cells: &[String]) -> String {
-    let labelled = header.iter().any(|h| !h.is_empty());
-    let parts: Vec<String> = cells
-        .iter()
-        .enumerate()
-        .filter(|(_, cell)| !cell.is_empty())
-        .map(
-            |(i, cell)| match header.get(i).filter(|h| labelled && !h.is_empty()) {
-                Some(label) => format!("{label}: {cell}"),
-                None => cell.clone(),
-            },
-        )
-        .collect();
-    parts.join(if labelled { "; " } else { " | " })
+/// Whether `line` reads as a table row as [`ColumnKinds::sentence`] renders it: `Name —
+/// label: value; label: value.`, or labelled cells alone when no column names the row.
+pub fn is_row_sentence(line: &str) -> bool {
+    let labelled = |part: &str| {
+        part.split_once(": ").is_some_and(|(label, value)| {
+            !label.trim().is_empty()
+                && label.split_whitespace().count() <= 4
+                && !value.trim().is_empty()
+        })
+    };
+    let line = line.trim().trim_end_matches('.');
+    match line.split_once(" — ") {
+        Some((name, cells)) => {
+            !name.trim().is_empty() && cells.split("; ").next().is_some_and(labelled)
+        }
+        None => {
+            let parts: Vec<&str> = line.split("; ").collect();
+            parts.len() >= 2 && parts.iter().all(|p| labelled(p))
+        }
+    }
 }
 
 /// Builds sections from a stream of headings and body text.
@@ -445,7 +449,9 @@ struct TableState {
     header: Vec<String>,
     row: Vec<String>,
     cell: String,
-    rows: usize,
+    /// The body rows, rendered once the whole table is read (a column's kind is learnt from
+    /// all of its cells).
+    rows: Vec<Vec<String>>,
 }
 
 impl MarkdownState {
@@ -570,17 +576,28 @@ impl MarkdownState {
             }
             TagEnd::TableRow => {
                 if let Some(t) = &mut self.table {
-                    let line = labelled_row(&t.header, &t.row);
-                    if !line.is_empty() {
-                        t.rows += 1;
-                        self.out.body.push_str(&line);
-                        self.out.body.push('\n');
+                    let row = std::mem::take(&mut t.row);
+                    if row.iter().any(|c| !c.is_empty()) {
+                        t.rows.push(row);
                     }
                 }
             }
             TagEnd::Table => {
                 if let Some(t) = self.table.take() {
-                    if t.rows == 0 {
+                    // Each row one line, read as a sentence like a CSV row (`Cleaning —
+                    // Price: 55 €.`), so a passage still reads right without its table.
+                    let columns = ColumnKinds::learn(
+                        t.header.len(),
+                        t.rows
+                            .iter()
+                            .filter(|r| r.len() <= t.header.len())
+                            .map(Vec::as_slice),
+                    );
+                    for row in &t.rows {
+                        self.out.body.push_str(&columns.sentence(&t.header, row));
+                        self.out.body.push('\n');
+                    }
+                    if t.rows.is_empty() {
                         let header = t
                             .header
                             .iter()
@@ -1368,10 +1385,45 @@ mod tests {
         assert_eq!(doc.sections[1].text, "Welcome to the shop and enjoy.");
         assert_eq!(
             doc.sections[2].text,
-            "- Zone 1: 3.50 EUR\n- Zone 2\n  1. nested\n  2. more\n\nZone: A; Fee: 1 EUR\nZone: B\n\nlet x = 1;"
+            "- Zone 1: 3.50 EUR\n- Zone 2\n  1. nested\n  2. more\n\nZone: A; Fee: 1 EUR.\nZone: B.\n\nlet x = 1;"
         );
         assert_eq!(doc.sections[3].text, "Within 14 days.\nCall us.");
         assert!(doc.sections.iter().all(|s| !s.atomic));
+    }
+
+    #[test]
+    fn markdown_table_rows_read_as_sentences_like_csv_rows() {
+        let md = "# Prices\n\n## Hygiene\n\n| Service | Price |\n|---|---|\n\
+                  | Scaling and polishing (cleaning) | 55 € |\n| Fluoride (children) | 20 € |\n";
+        let doc = load("prices.md", md.as_bytes(), Format::Markdown).unwrap();
+        let rows: Vec<&str> = doc.sections[0].text.lines().collect();
+        assert_eq!(
+            rows,
+            [
+                "Scaling and polishing (cleaning) — Price: 55 €.",
+                "Fluoride (children) — Price: 20 €."
+            ]
+        );
+        assert!(rows.iter().all(|r| is_row_sentence(r)));
+    }
+
+    #[test]
+    fn row_sentences_are_told_from_prose() {
+        for row in [
+            "Puncture repair — price: 9.50 EUR; turnaround: same day; sku: RR-1001.",
+            "Zone: A; Fee: 1 EUR.",
+            "Kenia — precio: 15,80 EUR.",
+        ] {
+            assert!(is_row_sentence(row), "{row}");
+        }
+        for prose in [
+            "We open at nine — and close at six.",
+            "Note: bring your receipt.",
+            "Bun.",
+            "Prices: see below; thanks",
+        ] {
+            assert!(!is_row_sentence(prose), "{prose}");
+        }
     }
 
     #[test]
@@ -1542,11 +1594,11 @@ mod tests {
         assert!(
             weekly
                 .text
-                .contains("Day: Saturday; Opening hours: 08:00 – 15:00"),
+                .contains("Saturday — Opening hours: 08:00 – 15:00."),
             "{}",
             weekly.text
         );
-        assert!(weekly.text.contains("Day: Monday; Opening hours: Closed"));
+        assert!(weekly.text.contains("Monday — Opening hours: Closed."));
 
         let delivery = load(
             "delivery-and-refunds.md",
@@ -1558,7 +1610,9 @@ mod tests {
             &delivery,
             &["Delivery and refunds", "Delivery", "Zones and fees"],
         );
-        assert!(zones.text.contains("Zone: Zone 2; Area: Oeiras, Amadora, Odivelas, Loures and Almada; Delivery fee: 6.90 EUR"));
+        assert!(zones.text.contains(
+            "Zone 2 — Area: Oeiras, Amadora, Odivelas, Loures and Almada; Delivery fee: 6.90 EUR;"
+        ));
 
         let products = load("products.csv", &sample("products.csv"), Format::Csv).unwrap();
         assert_eq!(products.title, "products");

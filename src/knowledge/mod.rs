@@ -6,6 +6,7 @@
 pub mod chunker;
 pub mod ingest;
 pub mod loaders;
+pub mod relevance;
 pub mod retrieve;
 pub mod text;
 
@@ -20,6 +21,7 @@ use crate::store::{Store, StoreError};
 use crate::vectors::{VectorError, VectorStore};
 
 pub use ingest::{IngestOutcome, IngestReport, ReindexReport};
+pub use relevance::Centre;
 pub use retrieve::{Query, Retrieved};
 
 /// A knowledge operation failure.
@@ -73,6 +75,10 @@ pub struct Knowledge {
     /// version it holds. The store's `indexed_version` says what some process indexed, which
     /// is this one's only when no other process writes to the database.
     held: std::sync::Mutex<HashMap<String, i64>>,
+    /// The mean of the typical questions' vectors (see [`relevance`]), embedded once.
+    question_mean: tokio::sync::OnceCell<Arc<Vec<f32>>>,
+    /// Each collection's passage mean, with the collection version it was computed at.
+    passage_means: std::sync::Mutex<relevance::PassageMeans>,
 }
 
 impl Knowledge {
@@ -92,6 +98,8 @@ impl Knowledge {
             retrieval,
             writers: Mutex::new(HashMap::new()),
             held: std::sync::Mutex::new(HashMap::new()),
+            question_mean: tokio::sync::OnceCell::new(),
+            passage_means: std::sync::Mutex::new(HashMap::new()),
         }
     }
 

@@ -32,6 +32,10 @@ pub struct Retrieved {
     pub score: f32,
     /// Cosine similarity of the passage to the question.
     pub similarity: f32,
+    /// Similarity with the question and the passage each centred (see
+    /// [`super::relevance`]): one scale for every embedder and collection, on which the
+    /// confidence threshold is set.
+    pub relevance: f32,
     /// Rank in the dense search (1-based), if it was found there.
     pub dense_rank: Option<usize>,
     /// Rank in the keyword search (1-based), if it was found there.
@@ -157,11 +161,32 @@ impl Knowledge {
                 text: p.text.clone(),
                 score,
                 similarity,
+                relevance: 0.0,
                 dense_rank: dense_rank.get(&id).copied(),
                 keyword_rank: k_rank,
             });
             if results.len() == query.top_k {
                 break;
+            }
+        }
+        if !results.is_empty() {
+            let centre = self.centre(query.collection).await?;
+            let need: Vec<ChunkId> = results
+                .iter()
+                .map(|r| r.chunk_id)
+                .filter(|id| !stored.contains_key(id))
+                .collect();
+            let more = self.store.embeddings(&need).await?;
+            // A code the customer wrote ("What is CK-223?") found in a passage names what it is
+            // about as surely as anything can; embeddings barely see codes.
+            let codes = text::codes(question);
+            for r in &mut results {
+                if let Some(e) = stored.get(&r.chunk_id).or_else(|| more.get(&r.chunk_id)) {
+                    r.relevance = centre.relevance(&vector, e);
+                }
+                if !codes.is_empty() && text::codes(&r.text).iter().any(|c| codes.contains(c)) {
+                    r.relevance = 1.0;
+                }
             }
         }
         Ok(results)

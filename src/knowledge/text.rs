@@ -90,6 +90,22 @@ pub fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Product and order codes written in `text`: tokens of letters and digits (with `-`, `_`, `/`
+/// or `.` inside) holding both, at least four characters long (`CK-223`, `RR1001`), upper-cased.
+pub fn codes(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.')))
+        .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|t| {
+            t.chars().count() >= 4
+                && t.chars().any(|c| c.is_ascii_digit())
+                && t.chars().any(char::is_alphabetic)
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'))
+        })
+        .map(str::to_uppercase)
+        .collect()
+}
+
 /// Function words and greetings in the languages customers write in, in normalised form
 /// (accents removed). Small on purpose: a word missing here costs a little ranking noise, a
 /// content word wrongly listed here makes a fact unfindable by keyword.
@@ -260,6 +276,15 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_found_whole() {
+        assert_eq!(
+            codes("What is CK-223? And rr1001, or order #A12/34."),
+            ["CK-223", "RR1001", "A12/34"]
+        );
+        assert!(codes("Open 9 to 18, 4.50 EUR, 2nd floor, COVID").is_empty());
+    }
 
     #[test]
     fn normalize_lowercases_strips_accents_and_collapses_whitespace() {

@@ -4,8 +4,10 @@
 //! by embedding similarity and word overlap, and chooses the section that answers by fusing
 //! three rankings (retrieval's, the passages' similarity, their sentences' scores). A section
 //! that fits in a chat message answers as a unit (an FAQ entry, a price-list row); from a
-//! longer one come its best sentence and the next ones when they belong to it. It cites the
-//! source. Below the agent's confidence threshold it returns no text: it does not guess.
+//! longer one come its best sentence and the next ones when they belong to it; a table row
+//! that scores best answers alone, from whichever section it is in. It cites the
+//! source. Its confidence is the best passage's relevance (see
+//! [`crate::knowledge::relevance`]), which the pipeline holds against the agent's threshold.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
+use crate::knowledge::loaders::is_row_sentence;
 use crate::knowledge::text::{normalize, sentences, terms};
 
 /// Sentence embeddings kept between questions (the same passages come back often).
@@ -262,51 +265,34 @@ impl ChatModel for Extractive {
                 .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
         }
-        let best = candidates
+        // Whether to answer is retrieval's call: the relevance of the best passage, on one scale
+        // for every embedder (`knowledge::relevance`). The sentence scores choose what to say.
+        let confidence = request
+            .sources
             .iter()
-            .map(|c| c.score)
-            .max_by(f32::total_cmp)
-            .expect("candidates is not empty");
-        let confidence = best.clamp(0.0, 1.0);
-        let Some(section) = choose_section(request.sources, &candidates) else {
-            return Ok(declined(tokens_in));
-        };
-        let sentences_of = |n: usize| {
-            candidates
-                .iter()
-                .filter(move |c| c.n == n && c.kind == Kind::Sentence)
-        };
-
-        // A section short enough for a chat message answers as a unit; from a longer one, its
-        // best sentence and the sentences right after it while they stand out from the rest as
-        // much as it does (answers often run over two sentences); a sentence that announces a
-        // list brings the list.
-        let whole = section.context.trim();
-        let reply = if !whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS {
-            whole.to_string()
-        } else {
-            let Some(first) = sentences_of(section.n).max_by(|a, b| a.score.total_cmp(&b.score))
-            else {
-                return Ok(declined(tokens_in));
-            };
-            let floor = median(candidates.iter().map(|c| c.score).collect());
-            let spread = (first.score - floor).max(f32::EPSILON);
-            let mut reply = first.text.clone();
-            let mut next = first.index + 1;
-            let mut followed = 0;
-            let mut in_list = false;
-            while let Some(c) = sentences_of(section.n).find(|c| c.index == next) {
-                in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
-                let close = (c.score - floor) / spread >= FOLLOW_RELATIVE && followed < FOLLOW_MAX;
-                if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
-                    break;
-                }
-                reply.push(if in_list { '\n' } else { ' ' });
-                reply.push_str(&c.text);
-                followed += usize::from(!in_list);
-                next += 1;
+            .map(|s| s.relevance)
+            .fold(0.0, f32::max)
+            .clamp(0.0, 1.0);
+        // A table row is a fact of its own ("Cleaning — price: 55 €."): the best-scoring one
+        // answers alone, whichever table section retrieval ranked first (a price list's
+        // sections all look alike to it), when it stands out from the other rows as a following
+        // sentence must. When rows score alike ("opening hours?" against a week's rows), the
+        // question is about the table, and a section answers.
+        let best_row = best_row(&candidates);
+        let (section, reply) = match best_row {
+            Some(row) => match request.sources.iter().find(|s| s.n == row.n) {
+                Some(source) => (source, row.text.clone()),
+                None => return Ok(declined(tokens_in)),
+            },
+            None => {
+                let Some(section) = choose_section(request.sources, &candidates) else {
+                    return Ok(declined(tokens_in));
+                };
+                let Some(reply) = section_reply(section, &candidates) else {
+                    return Ok(declined(tokens_in));
+                };
+                (section, reply)
             }
-            reply
         };
         let title = section.title.clone();
         let text = format!("{}\n\n(Source: {title})", capped(reply));
@@ -320,6 +306,62 @@ impl ChatModel for Extractive {
             cited: vec![section.n],
         })
     }
+}
+
+/// The sentence that scores best, when it is a table row that stands out from the other rows.
+fn best_row(candidates: &[Candidate]) -> Option<&Candidate> {
+    let best = candidates
+        .iter()
+        .filter(|c| c.kind == Kind::Sentence)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .filter(|c| is_row_sentence(&c.text))?;
+    let floor = median(candidates.iter().map(|c| c.score).collect());
+    let spread = (best.score - floor).max(f32::EPSILON);
+    let runner_up = candidates
+        .iter()
+        .filter(|c| {
+            c.kind == Kind::Sentence
+                && !(c.n == best.n && c.index == best.index)
+                && is_row_sentence(&c.text)
+        })
+        .map(|c| c.score)
+        .fold(f32::MIN, f32::max);
+    ((runner_up - floor) / spread < FOLLOW_RELATIVE).then_some(best)
+}
+
+/// What a chosen section says in reply. A section short enough for a chat message answers as
+/// a unit; from a longer one, its best sentence and the sentences right after it while they
+/// stand out from the rest as much as it does (answers often run over two sentences); a
+/// sentence that announces a list brings the list.
+fn section_reply(section: &Source, candidates: &[Candidate]) -> Option<String> {
+    let whole = section.context.trim();
+    if !whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS {
+        return Some(whole.to_string());
+    }
+    let sentences = || {
+        candidates
+            .iter()
+            .filter(|c| c.n == section.n && c.kind == Kind::Sentence)
+    };
+    let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let floor = median(candidates.iter().map(|c| c.score).collect());
+    let spread = (first.score - floor).max(f32::EPSILON);
+    let mut reply = first.text.clone();
+    let mut next = first.index + 1;
+    let mut followed = 0;
+    let mut in_list = false;
+    while let Some(c) = sentences().find(|c| c.index == next) {
+        in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
+        let close = (c.score - floor) / spread >= FOLLOW_RELATIVE && followed < FOLLOW_MAX;
+        if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
+            break;
+        }
+        reply.push(if in_list { '\n' } else { ' ' });
+        reply.push_str(&c.text);
+        followed += usize::from(!in_list);
+        next += 1;
+    }
+    Some(reply)
 }
 
 /// The section that answers: the one ranked best by three rankings fused (as retrieval fuses
@@ -404,6 +446,7 @@ mod tests {
             heading: Some(heading.into()),
             text: text.into(),
             similarity: 0.5,
+            relevance: 0.3,
             context: text.into(),
         }
     }
@@ -457,7 +500,7 @@ mod tests {
         );
         assert!(!answer.text.contains("cards"));
         assert_eq!(answer.cited, vec![2]);
-        assert!(answer.confidence.unwrap() > 0.3);
+        assert_eq!(answer.confidence, Some(0.3));
     }
 
     #[tokio::test]
@@ -600,19 +643,69 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unrelated_questions_get_low_confidence() {
-        let sources = [source(1, "FAQ", "Payments", "We accept cards and cash.")];
+    async fn the_best_table_row_answers_alone_from_whichever_section() {
+        let rows = |n, heading: &str, text: &str| Source {
+            context: text.into(),
+            ..source(n, "Prices", heading, text)
+        };
+        let sources = [
+            Source {
+                similarity: 0.8,
+                ..rows(
+                    1,
+                    "Prices > Treatments",
+                    "Filling in composite — Price: from 65 €.\nRoot canal, front tooth — Price: 180 €.",
+                )
+            },
+            rows(
+                2,
+                "Prices > Aesthetics",
+                "Whitening in the office — Price: 290 €.\nVeneer in composite — Price: 160 €.",
+            ),
+        ];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request("How much is whitening in the office?", &sources))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "Whitening in the office — Price: 290 €.\n\n(Source: Prices)"
+        );
+        assert_eq!(answer.cited, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn confidence_is_the_best_passage_relevance() {
+        let sources = [
+            Source {
+                relevance: 0.12,
+                ..source(1, "FAQ", "Payments", "We accept cards and cash.")
+            },
+            Source {
+                relevance: 0.34,
+                ..source(
+                    2,
+                    "FAQ",
+                    "Gift cards",
+                    "Gift cards are sold at the counter.",
+                )
+            },
+        ];
         let model = Extractive::new(Arc::new(Words));
-        let good = model
+        let answer = model
             .complete(&request("Do you accept cards?", &sources))
             .await
             .unwrap();
-        let bad = model
-            .complete(&request("Who won the football match yesterday?", &sources))
+        assert_eq!(answer.confidence, Some(0.34));
+        let negative = [Source {
+            relevance: -0.2,
+            ..source(1, "FAQ", "Payments", "We accept cards and cash.")
+        }];
+        let answer = model
+            .complete(&request("Who won the match?", &negative))
             .await
             .unwrap();
-        assert!(bad.confidence.unwrap() < good.confidence.unwrap());
-        assert!(bad.confidence.unwrap() < 0.2, "{:?}", bad.confidence);
+        assert_eq!(answer.confidence, Some(0.0));
     }
 
     #[tokio::test]

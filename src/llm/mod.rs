@@ -70,6 +70,9 @@ pub struct Source {
     pub text: String,
     /// Cosine similarity to the question.
     pub similarity: f32,
+    /// Relevance to the question: the similarity with both centred, one scale for every
+    /// embedder (see [`crate::knowledge::relevance`]).
+    pub relevance: f32,
     /// The passage with its neighbours in the document (before and after), for answerers that
     /// read around the passage; equal to `text` when there are none.
     pub context: String,

@@ -99,6 +99,8 @@ pub struct ShownSource {
     pub text: String,
     /// Cosine similarity to the question.
     pub similarity: f32,
+    /// Relevance to the question (centred similarity, the confidence scale).
+    pub relevance: f32,
     /// Fused retrieval score.
     pub score: f32,
 }
@@ -525,6 +527,7 @@ impl Pipeline {
                 heading: r.heading.clone(),
                 text: r.text.clone(),
                 similarity: r.similarity,
+                relevance: r.relevance,
                 score: r.score,
             })
             .collect();
@@ -805,6 +808,7 @@ impl Pipeline {
                     heading: r.heading.clone(),
                     text: r.text.clone(),
                     similarity: r.similarity,
+                    relevance: r.relevance,
                     context: if context.is_empty() {
                         r.text.clone()
                     } else {

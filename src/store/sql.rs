@@ -234,6 +234,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "contact_profiles",
                 include_str!("../../migrations/sqlite/0014_contact_profiles.sql"),
             ),
+            (
+                15,
+                "relevance_threshold",
+                include_str!("../../migrations/sqlite/0015_relevance_threshold.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -305,6 +310,11 @@ fn migrator(backend: Backend) -> Migrator {
                 14,
                 "contact_profiles",
                 include_str!("../../migrations/postgres/0014_contact_profiles.sql"),
+            ),
+            (
+                15,
+                "relevance_threshold",
+                include_str!("../../migrations/postgres/0015_relevance_threshold.sql"),
             ),
         ],
     };

@@ -850,7 +850,10 @@ async fn upgrade_in_place(postgres: bool) {
     };
     let pool = sqlx::AnyPool::connect(&raw_url).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let config = serde_json::to_string(&palaver::domain::AgentConfig::default()).unwrap();
+    // That release's agents kept a confidence threshold on the old scale (its default, 0.45).
+    let mut config = serde_json::to_value(palaver::domain::AgentConfig::default()).unwrap();
+    config["confidence_threshold"] = json!(0.45);
+    let config = config.to_string();
     let settings = serde_json::to_string(&palaver::domain::ChannelConfig::default()).unwrap();
     let statements = [
         format!("INSERT INTO agents (id, name, active, config, created_at, updated_at) VALUES ('0193a000-0000-7000-8000-000000000001', 'legacy', 1, $1, {now}, {now})"),
@@ -904,6 +907,17 @@ async fn upgrade_in_place(postgres: bool) {
     assert_eq!(
         status, 200,
         "the old key is an owner key of the default workspace: {agent}"
+    );
+    // Confidence is measured on a new scale: the old threshold gave way to the new default.
+    assert_eq!(
+        agent["confidence_threshold"]
+            .as_f64()
+            .map(|t| (t * 100.0).round()),
+        Some(
+            (f64::from(palaver::domain::AgentConfig::default().confidence_threshold) * 100.0)
+                .round()
+        ),
+        "{agent}"
     );
     let (_, channels) = call(&t, KEY, Method::GET, "/channels").await;
     assert_eq!(channels[0]["name"], "Legacy desk");

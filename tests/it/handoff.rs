@@ -161,7 +161,7 @@ async fn evolution_gets_numbered_options_and_a_number_picks_one() {
     t.demo_agent(
         "demo",
         json!({
-            "confidence_threshold": 0.3,
+            "confidence_threshold": 0.2,
             "interactive": {"enabled": true, "suggestions": ["Opening hours"], "talk_to_person": "Falar com alguém"}
         }),
     )

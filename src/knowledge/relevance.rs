@@ -1,0 +1,282 @@
+//! Relevance: how well a passage answers a question, on one scale for every embedder and every
+//! business. Raw cosine similarity does not give one: multilingual-e5 puts nearly every pair
+//! between 0.7 and 0.9 and all-MiniLM between 0 and 0.7, and each collection sits somewhere of
+//! its own in that range (a bakery's passages all look alike to the embedder).
+//!
+//! Relevance is the cosine of the two vectors once each is centred: the passage on the mean of
+//! its collection's passages, and the question on the mean of [`TYPICAL_QUESTIONS`], questions
+//! any customer asks any business. What is left is what this passage says that the others do
+//! not, against what this question asks that questions in general do not.
+//!
+//! Measured over the four shipped businesses (119 answerable questions, 20 that their documents
+//! do not answer; multilingual-e5-small), as a test of "escalate when below a threshold":
+//! the area under the ROC curve is 0.88 with relevance against 0.82 with the raw cosine and 0.75
+//! with the earlier sentence score, and the best threshold is near 0.23 whichever business it is
+//! chosen on. It cannot separate on-topic questions that the documents leave open (bitcoin against
+//! the payments FAQ) from answered ones; no similarity between two vectors can.
+
+use std::sync::Arc;
+
+use super::{Knowledge, KnowledgeError};
+use crate::embed::{cosine, EmbedError};
+
+/// Questions any customer asks any business, in the languages of the shipped templates: their
+/// mean is what "a customer question" looks like to the embedder.
+pub const TYPICAL_QUESTIONS: &[&str] = &[
+    "What are your opening hours?",
+    "Are you open on Sundays?",
+    "How much does it cost?",
+    "What is the price?",
+    "Do you deliver?",
+    "How long does delivery take?",
+    "Can I pay by card?",
+    "Which payment methods do you accept?",
+    "Where are you located?",
+    "How can I contact you?",
+    "Can I cancel my order?",
+    "Can I get a refund?",
+    "Do you have any discounts?",
+    "Is it available today?",
+    "How long does it take?",
+    "Do I need to book in advance?",
+    "Is there parking nearby?",
+    "Do you have a phone number?",
+    "Can I change my booking?",
+    "What happens if I am late?",
+    "Do you offer gift cards?",
+    "Is there a warranty?",
+    "Do you ship abroad?",
+    "How do I return something?",
+    "Qual é o horário de funcionamento?",
+    "Quanto custa?",
+    "Aceitam cartão?",
+    "Onde ficam?",
+    "Posso cancelar?",
+    "Fazem entregas?",
+    "Quanto tempo demora?",
+    "Preciso de marcar?",
+    "Têm estacionamento?",
+    "Posso pedir reembolso?",
+    "¿Cuál es el horario?",
+    "¿Cuánto cuesta?",
+    "¿Hacéis envíos?",
+    "¿Puedo pagar con tarjeta?",
+    "¿Dónde estáis?",
+    "¿Puedo cancelar mi pedido?",
+    "¿Cuánto tarda?",
+    "¿Tengo que reservar?",
+    "¿Hay descuentos?",
+    "¿Cómo os contacto?",
+    "Wann haben Sie geöffnet?",
+    "Was kostet das?",
+    "Kann ich mit Karte zahlen?",
+    "Liefern Sie auch?",
+    "Wo sind Sie?",
+    "Quels sont vos horaires?",
+    "Combien ça coûte?",
+    "Puis-je payer par carte?",
+    "Livrez-vous?",
+    "Où êtes-vous?",
+    "Do you have it in stock?",
+    "Can I speak English with you?",
+    "What do you recommend?",
+    "Is it suitable for children?",
+    "Do you have vegan options?",
+    "How do I make an appointment?",
+];
+
+/// Each collection's passage mean, with the collection version it was computed at.
+pub(super) type PassageMeans = std::collections::HashMap<String, (i64, Arc<Vec<f32>>)>;
+
+/// Chunks read per page when averaging a collection.
+const PAGE: usize = 1000;
+
+/// The means a question and a collection's passages are centred on.
+#[derive(Debug, Clone)]
+pub struct Centre {
+    /// Mean of [`TYPICAL_QUESTIONS`] embedded as questions.
+    pub question: Arc<Vec<f32>>,
+    /// Mean of the collection's passages (zero for an empty collection).
+    pub passage: Arc<Vec<f32>>,
+}
+
+impl Centre {
+    /// The relevance of a passage vector to a question vector.
+    pub fn relevance(&self, question: &[f32], passage: &[f32]) -> f32 {
+        let q: Vec<f32> = minus(question, &self.question);
+        let p: Vec<f32> = minus(passage, &self.passage);
+        cosine(&q, &p)
+    }
+}
+
+fn minus(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter()
+        .zip(b.iter().chain(std::iter::repeat(&0.0)))
+        .map(|(x, y)| x - y)
+        .collect()
+}
+
+/// The mean of the vectors of `dimensions` (others are skipped: a passage embedded by another
+/// model, before a reindex), and how many there were.
+fn mean<'a>(vectors: impl Iterator<Item = &'a [f32]>, dimensions: usize) -> (Vec<f32>, usize) {
+    let mut sum = vec![0f32; dimensions];
+    let mut n = 0;
+    for v in vectors.filter(|v| v.len() == dimensions) {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x;
+        }
+        n += 1;
+    }
+    if n > 0 {
+        sum.iter_mut().for_each(|s| *s /= n as f32);
+    }
+    (sum, n)
+}
+
+impl Knowledge {
+    /// The centre for questions to `collection`: the typical questions' mean (embedded once)
+    /// and the collection's passage mean (computed again when the collection changes).
+    pub async fn centre(&self, collection: &str) -> Result<Centre, KnowledgeError> {
+        let dimensions = self.embedder.dimensions();
+        let question = self
+            .question_mean
+            .get_or_try_init(|| async {
+                let texts: Vec<String> = TYPICAL_QUESTIONS.iter().map(|q| q.to_string()).collect();
+                let vectors = self.embedder.embed_queries(&texts).await?;
+                let (m, n) = mean(vectors.iter().map(Vec::as_slice), dimensions);
+                if n == 0 {
+                    return Err(EmbedError::Inference(
+                        "no vectors for the typical questions".into(),
+                    ));
+                }
+                Ok::<_, EmbedError>(Arc::new(m))
+            })
+            .await?
+            .clone();
+        let version = self
+            .store
+            .collection_version(collection)
+            .await?
+            .unwrap_or(0);
+        let cached = {
+            let means = self.passage_means.lock().unwrap_or_else(|e| e.into_inner());
+            means
+                .get(collection)
+                .filter(|(v, _)| *v == version)
+                .map(|(_, m)| m.clone())
+        };
+        let passage = match cached {
+            Some(m) => m,
+            None => {
+                let mut sum = vec![0f32; dimensions];
+                let mut count = 0usize;
+                let mut after = None;
+                loop {
+                    let page = self.store.chunk_page(collection, after, PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id);
+                    let (m, n) = mean(page.iter().map(|c| c.embedding.as_slice()), dimensions);
+                    for (s, x) in sum.iter_mut().zip(m) {
+                        *s += x * n as f32;
+                    }
+                    count += n;
+                }
+                if count > 0 {
+                    sum.iter_mut().for_each(|s| *s /= count as f32);
+                }
+                let m = Arc::new(sum);
+                let mut means = self.passage_means.lock().unwrap_or_else(|e| e.into_inner());
+                means.insert(collection.to_string(), (version, m.clone()));
+                m
+            }
+        };
+        Ok(Centre { question, passage })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn centring_removes_what_every_vector_shares() {
+        // Both vectors lean the same way as everything else does: raw cosine is high, but
+        // what is left after centring points apart.
+        let centre = Centre {
+            question: Arc::new(vec![0.9, 0.0, 0.0]),
+            passage: Arc::new(vec![0.9, 0.0, 0.0]),
+        };
+        let q = [0.95, 0.3, 0.0];
+        let p = [0.95, -0.3, 0.0];
+        assert!(cosine(&q, &p) > 0.8);
+        assert!(centre.relevance(&q, &p) < -0.9);
+        let same = [0.95, 0.0, 0.3];
+        assert!((centre.relevance(&same, &same) - 1.0).abs() < 1e-5);
+    }
+
+    /// The shipped bakery's documents: the passage that answers a question about them is more
+    /// relevant than anything is to a question they do not touch.
+    #[tokio::test]
+    async fn answered_questions_are_more_relevant_than_unrelated_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("palaver.db").display());
+        let store = crate::store::open(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let knowledge = Knowledge::new(
+            store,
+            Arc::new(crate::testing::HashEmbedder::default()),
+            Arc::new(crate::vectors::memory::MemoryStore::new()),
+            Default::default(),
+            Default::default(),
+        );
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
+        knowledge.ingest_paths("bakery", &[root]).await.unwrap();
+        let best = |q: &'static str| {
+            let knowledge = &knowledge;
+            async move {
+                let found = knowledge
+                    .retrieve(&crate::knowledge::Query {
+                        collection: "bakery",
+                        text: q,
+                        top_k: 4,
+                        min_score: 0.0,
+                    })
+                    .await
+                    .unwrap();
+                found.iter().map(|r| r.relevance).fold(f32::MIN, f32::max)
+            }
+        };
+        let mut answered = Vec::new();
+        for q in [
+            "What time do you open?",
+            "Which payment methods do you accept? MB WAY?",
+            "What is the minimum order for delivery?",
+        ] {
+            answered.push(best(q).await);
+        }
+        let mut unrelated = Vec::new();
+        for q in [
+            "Will it rain in Lisbon tomorrow?",
+            "Who won the football match yesterday?",
+        ] {
+            unrelated.push(best(q).await);
+        }
+        let lowest_answered = answered.iter().copied().fold(f32::MAX, f32::min);
+        let highest_unrelated = unrelated.iter().copied().fold(f32::MIN, f32::max);
+        // Integration tests set agents' thresholds between the two (0.2) for this embedder.
+        assert!(
+            lowest_answered > 0.25 && highest_unrelated < 0.18,
+            "answered {answered:?}, unrelated {unrelated:?}"
+        );
+    }
+
+    #[test]
+    fn the_mean_skips_vectors_of_another_size() {
+        let a = [1.0, 0.0];
+        let b = [0.0, 1.0];
+        let c = [1.0, 1.0, 1.0];
+        let (m, n) = mean([&a[..], &b[..], &c[..]].into_iter(), 2);
+        assert_eq!((m, n), (vec![0.5, 0.5], 2));
+        assert_eq!(mean(std::iter::empty(), 2), (vec![0.0, 0.0], 0));
+    }
+}
