@@ -9,7 +9,7 @@
 
 use tiktoken_rs::CoreBPE;
 
-use super::loaders::{LoadedDocument, Section};
+use super::loaders::{is_row_sentence, LoadedDocument, Section};
 use super::text::sentence_spans;
 
 /// How big chunks are and how much consecutive chunks share.
@@ -202,7 +202,8 @@ impl Packer {
     }
 
     /// The end of a chunk to repeat at the start of the next: the last whole sentences that fit
-    /// in `overlap` tokens, or the last `overlap` tokens when even the last sentence is longer.
+    /// in `overlap` tokens, or the last `overlap` tokens when even the last sentence is longer
+    /// (but for a table row).
     fn overlap_of(&self, pieces: &[Piece]) -> Vec<Piece> {
         if self.overlap == 0 {
             return Vec::new();
@@ -217,6 +218,11 @@ impl Packer {
         let Some(last) = pieces.last() else {
             return Vec::new();
         };
+        // The end of a table row is no fact ("90 €; free from: 60 €"): rows are whole, so the
+        // next chunk starts with the next row.
+        if is_row_sentence(&last.text) {
+            return Vec::new();
+        }
         let tail = token_tail(&last.text, self.overlap);
         if tail.trim().is_empty() {
             return Vec::new();
@@ -454,6 +460,21 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert_eq!(joined, long_paragraph());
+    }
+
+    #[test]
+    fn a_table_row_is_never_cut_into_the_next_chunk() {
+        let rows = (1..=12)
+            .map(|i| format!("Zone {i} — Delivery fee: {i},90 €; Free from: {i}0,00 €; Delivery time: 2 to 4 working days."))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let chunks = chunk(&doc(&[(&["Shipping"], &rows, false)]), &cfg(60, 20));
+        assert!(chunks.len() > 2);
+        for c in &chunks {
+            for line in c.text.lines() {
+                assert!(is_row_sentence(line), "{line:?} in {:?}", c.text);
+            }
+        }
     }
 
     #[test]
