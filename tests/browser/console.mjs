@@ -117,6 +117,8 @@ try {
     assert.match(await page.textContent("#chat .turn"), /Sources \(\d+\)/);
     await page.click("#chat .sources summary");
     assert.match(await page.textContent("#chat .sources"), /MB WAY/);
+    // Each source shows its relevance, the scale the confidence threshold is set on.
+    assert.match(await page.textContent("#chat .sources"), /relevance -?\d\.\d{3}/);
     await page.fill("#said", "I want to talk to a human, please");
     await page.press("#said", "Enter");
     await page.waitForSelector("#chat li:nth-child(4) .turn");

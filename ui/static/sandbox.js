@@ -67,7 +67,7 @@ if (root) {
       for (const s of o.sources) {
         const item = el("li");
         const cited = g && g.cited && g.cited.includes(s.n) ? " · cited" : "";
-        item.append(el("p", "meta", `[${s.n}] ${[s.title || s.source, s.heading].filter(Boolean).join(" › ")} · score ${s.score.toFixed(3)} · similarity ${s.similarity.toFixed(3)}${cited}`));
+        item.append(el("p", "meta", `[${s.n}] ${[s.title || s.source, s.heading].filter(Boolean).join(" › ")} · score ${s.score.toFixed(3)} · similarity ${s.similarity.toFixed(3)} · relevance ${Number(s.relevance ?? 0).toFixed(3)}${cited}`));
         item.append(el("p", "text", s.text));
         list.append(item);
       }
