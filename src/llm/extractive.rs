@@ -26,9 +26,9 @@ const CACHE_ENTRIES: usize = 20_000;
 const SIMILARITY_WEIGHT: f32 = 0.8;
 /// Longest reply, in characters (a chat message, not an essay).
 const MAX_REPLY_CHARS: usize = 480;
-/// A following sentence joins the reply when it stands out from the median candidate by at
-/// least this share of the best sentence's lead (a scale-free rule: embedders spread their
-/// cosines differently).
+/// A candidate stands out as the best one does ([`Lead`]) when it leads the median candidate by
+/// at least this share of the best one's lead: a following sentence that does joins the reply,
+/// and a best table row answers alone only when no other row does.
 const FOLLOW_RELATIVE: f32 = 0.7;
 /// Rank fusion constant for choosing the section: small, so that first places count.
 const SECTION_RRF_K: f32 = 1.0;
@@ -192,6 +192,28 @@ fn median(mut values: Vec<f32>) -> f32 {
     values[values.len() / 2]
 }
 
+/// The lead of a best candidate over the median one: another candidate stands out as it does
+/// when it leads the median by at least [`FOLLOW_RELATIVE`] of that (a scale-free rule:
+/// embedders spread their cosines differently).
+struct Lead {
+    floor: f32,
+    spread: f32,
+}
+
+impl Lead {
+    fn of(best: f32, candidates: &[Candidate]) -> Self {
+        let floor = median(candidates.iter().map(|c| c.score).collect());
+        Self {
+            floor,
+            spread: (best - floor).max(f32::EPSILON),
+        }
+    }
+
+    fn stands_out(&self, score: f32) -> bool {
+        (score - self.floor) / self.spread >= FOLLOW_RELATIVE
+    }
+}
+
 #[async_trait]
 impl ChatModel for Extractive {
     fn name(&self) -> &str {
@@ -315,8 +337,7 @@ fn best_row(candidates: &[Candidate]) -> Option<&Candidate> {
         .filter(|c| c.kind == Kind::Sentence)
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .filter(|c| is_row_sentence(&c.text))?;
-    let floor = median(candidates.iter().map(|c| c.score).collect());
-    let spread = (best.score - floor).max(f32::EPSILON);
+    let lead = Lead::of(best.score, candidates);
     let runner_up = candidates
         .iter()
         .filter(|c| {
@@ -326,7 +347,7 @@ fn best_row(candidates: &[Candidate]) -> Option<&Candidate> {
         })
         .map(|c| c.score)
         .fold(f32::MIN, f32::max);
-    ((runner_up - floor) / spread < FOLLOW_RELATIVE).then_some(best)
+    (!lead.stands_out(runner_up)).then_some(best)
 }
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
@@ -344,15 +365,14 @@ fn section_reply(section: &Source, candidates: &[Candidate]) -> Option<String> {
             .filter(|c| c.n == section.n && c.kind == Kind::Sentence)
     };
     let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
-    let floor = median(candidates.iter().map(|c| c.score).collect());
-    let spread = (first.score - floor).max(f32::EPSILON);
+    let lead = Lead::of(first.score, candidates);
     let mut reply = first.text.clone();
     let mut next = first.index + 1;
     let mut followed = 0;
     let mut in_list = false;
     while let Some(c) = sentences().find(|c| c.index == next) {
         in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
-        let close = (c.score - floor) / spread >= FOLLOW_RELATIVE && followed < FOLLOW_MAX;
+        let close = lead.stands_out(c.score) && followed < FOLLOW_MAX;
         if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
             break;
         }
