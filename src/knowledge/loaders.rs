@@ -811,14 +811,7 @@ struct ColumnKinds {
 /// A cell that reads as a code: one word of letters and digits with at least one digit and
 /// one letter, and no lower-case run (`RR-1001`, `SKU_22`, `A4`; not `1kg`... `250 g`).
 fn is_code_cell(cell: &str) -> bool {
-    !cell.is_empty()
-        && cell.len() <= 24
-        && cell.chars().any(|c| c.is_ascii_digit())
-        && cell.chars().any(|c| c.is_ascii_uppercase())
-        && !cell.chars().any(|c| c.is_lowercase())
-        && cell
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    cell.len() <= 24 && super::text::is_code_shaped(cell) && !cell.chars().any(char::is_lowercase)
 }
 
 /// Currency codes that a column name may end with (`price_eur`): the unit of its amounts.

@@ -90,18 +90,25 @@ pub fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// Product and order codes written in `text`: tokens of letters and digits (with `-`, `_`, `/`
-/// or `.` inside) holding both, at least four characters long (`CK-223`, `RR1001`), upper-cased.
+/// Separators a code may hold between its letters and digits (`RR-1001`, `SKU_22`, `A12/34`).
+const CODE_SEPARATORS: [char; 4] = ['-', '_', '.', '/'];
+
+/// Whether `token` is shaped like a code: ASCII letters and digits, holding at least one of
+/// each, with [`CODE_SEPARATORS`] between them.
+pub(crate) fn is_code_shaped(token: &str) -> bool {
+    token.chars().any(|c| c.is_ascii_digit())
+        && token.chars().any(|c| c.is_ascii_alphabetic())
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || CODE_SEPARATORS.contains(&c))
+}
+
+/// Product and order codes written in `text`: code-shaped tokens ([`is_code_shaped`]) at least
+/// four characters long (`CK-223`, `RR1001`), upper-cased.
 pub fn codes(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.')))
+    text.split(|c: char| !(c.is_alphanumeric() || CODE_SEPARATORS.contains(&c)))
         .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric()))
-        .filter(|t| {
-            t.chars().count() >= 4
-                && t.chars().any(|c| c.is_ascii_digit())
-                && t.chars().any(char::is_alphabetic)
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'))
-        })
+        .filter(|t| t.chars().count() >= 4 && is_code_shaped(t))
         .map(str::to_uppercase)
         .collect()
 }
