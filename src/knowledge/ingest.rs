@@ -676,8 +676,6 @@ fn check_collection(collection: &str) -> Result<(), KnowledgeError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]
@@ -729,20 +727,8 @@ mod tests {
     #[tokio::test]
     async fn a_process_index_follows_what_another_process_wrote() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("palaver.db").display());
-        let store = crate::store::open(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
-        let embedder: Arc<dyn crate::embed::Embedder> =
-            Arc::new(crate::testing::HashEmbedder::default());
-        let process = || {
-            Knowledge::new(
-                store.clone(),
-                embedder.clone(),
-                Arc::new(crate::vectors::memory::MemoryStore::new()),
-                Default::default(),
-                Default::default(),
-            )
-        };
+        let store = crate::knowledge::testing::store(dir.path()).await;
+        let process = || crate::knowledge::testing::knowledge(store.clone());
         let (a, b) = (process(), process());
         let search = |k: &'static str| crate::knowledge::Query {
             collection: "shop",

@@ -137,14 +137,18 @@ impl Knowledge {
         }
     }
 
-    /// Brings this process's own index of `collection` up to the store's version when another
-    /// process (a replica on the same database) changed the collection since. Costs one small
-    /// query when nothing changed; a shared index is kept by whoever writes.
-    pub(crate) async fn follow_store(&self, collection: &str) -> Result<(), KnowledgeError> {
+    /// Brings this process's own index of `collection` up to the store's `version` of it when
+    /// another process (a replica on the same database) changed the collection since; nothing
+    /// to do when nothing changed. A shared index is kept by whoever writes.
+    pub(crate) async fn follow_store(
+        &self,
+        collection: &str,
+        version: Option<i64>,
+    ) -> Result<(), KnowledgeError> {
         if self.vectors.shared() {
             return Ok(());
         }
-        let Some(version) = self.store.collection_version(collection).await? else {
+        let Some(version) = version else {
             return Ok(());
         };
         if self.held(collection).is_some_and(|held| held >= version) {
@@ -155,5 +159,34 @@ impl Knowledge {
             tracing::info!(collection = %name, points, "vector index caught up with the store");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::Knowledge;
+    use crate::store::Store;
+
+    /// A migrated SQLite store in `dir`.
+    pub async fn store(dir: &Path) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", dir.join("palaver.db").display());
+        let store = crate::store::open(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Knowledge over `store` with the test embedder and a vector index of its own, as one
+    /// process has.
+    pub fn knowledge(store: Arc<dyn Store>) -> Knowledge {
+        Knowledge::new(
+            store,
+            Arc::new(crate::testing::HashEmbedder::default()),
+            Arc::new(crate::vectors::memory::MemoryStore::new()),
+            Default::default(),
+            Default::default(),
+        )
     }
 }

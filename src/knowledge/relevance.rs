@@ -116,27 +116,54 @@ fn minus(a: &[f32], b: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// The mean of the vectors of `dimensions` (others are skipped: a passage embedded by another
-/// model, before a reindex), and how many there were.
-fn mean<'a>(vectors: impl Iterator<Item = &'a [f32]>, dimensions: usize) -> (Vec<f32>, usize) {
-    let mut sum = vec![0f32; dimensions];
-    let mut n = 0;
-    for v in vectors.filter(|v| v.len() == dimensions) {
-        for (s, x) in sum.iter_mut().zip(v) {
-            *s += x;
+/// A running sum of vectors of one size; vectors of another size are skipped (a passage
+/// embedded by another model, before a reindex).
+struct Sum {
+    total: Vec<f32>,
+    count: usize,
+}
+
+impl Sum {
+    fn new(dimensions: usize) -> Self {
+        Self {
+            total: vec![0.0; dimensions],
+            count: 0,
         }
-        n += 1;
     }
-    if n > 0 {
-        sum.iter_mut().for_each(|s| *s /= n as f32);
+
+    fn add(&mut self, vector: &[f32]) {
+        if vector.len() == self.total.len() {
+            self.total.iter_mut().zip(vector).for_each(|(s, x)| *s += x);
+            self.count += 1;
+        }
     }
-    (sum, n)
+
+    /// The mean (zero when nothing was added), and how many vectors it is of.
+    fn mean(mut self) -> (Vec<f32>, usize) {
+        if self.count > 0 {
+            let n = self.count as f32;
+            self.total.iter_mut().for_each(|s| *s /= n);
+        }
+        (self.total, self.count)
+    }
+}
+
+/// The mean of the vectors of `dimensions`, and how many there were (see [`Sum`]).
+fn mean<'a>(vectors: impl Iterator<Item = &'a [f32]>, dimensions: usize) -> (Vec<f32>, usize) {
+    let mut sum = Sum::new(dimensions);
+    vectors.for_each(|v| sum.add(v));
+    sum.mean()
 }
 
 impl Knowledge {
-    /// The centre for questions to `collection`: the typical questions' mean (embedded once)
-    /// and the collection's passage mean (computed again when the collection changes).
-    pub async fn centre(&self, collection: &str) -> Result<Centre, KnowledgeError> {
+    /// The centre for questions to `collection`, whose version in the store is `version`: the
+    /// typical questions' mean (embedded once) and the collection's passage mean (computed again
+    /// when the version changes).
+    pub(crate) async fn centre(
+        &self,
+        collection: &str,
+        version: i64,
+    ) -> Result<Centre, KnowledgeError> {
         let dimensions = self.embedder.dimensions();
         let question = self
             .question_mean
@@ -153,11 +180,6 @@ impl Knowledge {
             })
             .await?
             .clone();
-        let version = self
-            .store
-            .collection_version(collection)
-            .await?
-            .unwrap_or(0);
         let cached = {
             let means = self.passage_means.lock().unwrap_or_else(|e| e.into_inner());
             means
@@ -168,23 +190,15 @@ impl Knowledge {
         let passage = match cached {
             Some(m) => m,
             None => {
-                let mut sum = vec![0f32; dimensions];
-                let mut count = 0usize;
+                let mut sum = Sum::new(dimensions);
                 let mut after = None;
                 loop {
                     let page = self.store.chunk_page(collection, after, PAGE).await?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.id);
-                    let (m, n) = mean(page.iter().map(|c| c.embedding.as_slice()), dimensions);
-                    for (s, x) in sum.iter_mut().zip(m) {
-                        *s += x * n as f32;
-                    }
-                    count += n;
+                    page.iter().for_each(|c| sum.add(&c.embedding));
                 }
-                if count > 0 {
-                    sum.iter_mut().for_each(|s| *s /= count as f32);
-                }
-                let m = Arc::new(sum);
+                let m = Arc::new(sum.mean().0);
                 let mut means = self.passage_means.lock().unwrap_or_else(|e| e.into_inner());
                 means.insert(collection.to_string(), (version, m.clone()));
                 m
@@ -219,16 +233,8 @@ mod tests {
     #[tokio::test]
     async fn answered_questions_are_more_relevant_than_unrelated_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("palaver.db").display());
-        let store = crate::store::open(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
-        let knowledge = Knowledge::new(
-            store,
-            Arc::new(crate::testing::HashEmbedder::default()),
-            Arc::new(crate::vectors::memory::MemoryStore::new()),
-            Default::default(),
-            Default::default(),
-        );
+        let store = crate::knowledge::testing::store(dir.path()).await;
+        let knowledge = crate::knowledge::testing::knowledge(store);
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
         knowledge.ingest_paths("bakery", &[root]).await.unwrap();
         let best = |q: &'static str| {

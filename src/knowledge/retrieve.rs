@@ -96,7 +96,10 @@ impl Knowledge {
                     "no vector returned".into(),
                 ))
             })?;
-        self.follow_store(query.collection).await?;
+        // Read once: it tells whether this process's index is behind, and which passage mean
+        // relevance is centred on.
+        let version = self.store.collection_version(query.collection).await?;
+        self.follow_store(query.collection, version).await?;
         let candidates = self.retrieval.candidates.max(query.top_k);
         let terms = text::terms(question);
         let (dense, keyword) = tokio::join!(
@@ -170,7 +173,7 @@ impl Knowledge {
             }
         }
         if !results.is_empty() {
-            let centre = self.centre(query.collection).await?;
+            let centre = self.centre(query.collection, version.unwrap_or(0)).await?;
             let need: Vec<ChunkId> = results
                 .iter()
                 .map(|r| r.chunk_id)
