@@ -124,6 +124,11 @@ try {
     await page.waitForSelector("#chat li:nth-child(4) .turn");
     assert.match(await page.textContent("#chat li:nth-child(4)"), /Escalated: human request/);
     await shot(page, "03-sandbox");
+    // The same turns on a phone's width: sources and their scores wrap, nothing overflows.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "03b-phone-sandbox");
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   await as("a Meta number", async () => {
