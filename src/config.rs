@@ -172,6 +172,24 @@ impl Default for ServerSettings {
     }
 }
 
+/// `http://` and the listening address `bind`, with an unspecified address (`0.0.0.0`, `[::]`)
+/// read as this machine's loopback. `bind` is returned as given when it is not an address, for
+/// validation to refuse.
+fn local_url(bind: &str) -> String {
+    match bind.parse::<SocketAddr>() {
+        Ok(mut addr) => {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}")
+        }
+        Err(_) => format!("http://{bind}"),
+    }
+}
+
 /// Location of local state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -627,6 +645,11 @@ impl Settings {
         let mut settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        if figment.find_value("server.public_url").is_err() {
+            // Unset, the public URL follows the listening address, so the links `serve` prints
+            // (the set-up page, webhook URLs) point where it listens.
+            settings.server.public_url = local_url(&settings.server.bind);
+        }
         if let Some(dir) = std::env::var_os("PALAVER_MODELS_DIR") {
             settings.models.dir = Some(PathBuf::from(dir));
         }
@@ -921,6 +944,27 @@ mod tests {
             assert_eq!(s.server.bind, "127.0.0.1:9100");
             assert_eq!(s.retrieval.candidates, 7);
             assert_eq!(s.workers.concurrency, WorkerSettings::default().concurrency);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_public_url_follows_the_listening_address_unless_set() {
+        Jail::expect_with(|jail| {
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.public_url, ServerSettings::default().public_url);
+            jail.set_env("PALAVER__SERVER__BIND", "127.0.0.1:9100");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.public_url, "http://127.0.0.1:9100");
+            jail.set_env("PALAVER__SERVER__BIND", "0.0.0.0:9200");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.public_url, "http://127.0.0.1:9200");
+            jail.set_env("PALAVER__SERVER__BIND", "[::]:9300");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.public_url, "http://[::1]:9300");
+            jail.set_env("PALAVER__SERVER__PUBLIC_URL", "https://bot.example.com");
+            let s = Settings::load(&Sources::default()).unwrap();
+            assert_eq!(s.server.public_url, "https://bot.example.com");
             Ok(())
         });
     }
