@@ -23,24 +23,29 @@ const SIGNERS_TTL: Duration = Duration::from_secs(1);
 /// A provider's channels with their opened credentials.
 type SignerList = Arc<Vec<(Channel, Credentials)>>;
 
-/// The channels of each provider with their opened credentials, as last read.
+/// The channels of each provider with their opened credentials, as last read, and when that
+/// read began.
 #[derive(Default)]
 pub(super) struct Signers {
     by_kind: Mutex<HashMap<ProviderKind, (Instant, SignerList)>>,
+    /// Held while the list is read: webhooks that need a read at the same moment share one,
+    /// so a flood of forged signatures costs one read at a time, not one each.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl Signers {
-    fn get(&self, kind: ProviderKind) -> Option<SignerList> {
+    /// The list of `kind` when its read began at or after `since` (any list when `None`).
+    fn read_since(&self, kind: ProviderKind, since: Option<Instant>) -> Option<SignerList> {
         let by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
         by_kind
             .get(&kind)
-            .filter(|(at, _)| at.elapsed() < SIGNERS_TTL)
+            .filter(|(began, _)| since.is_none_or(|since| *began >= since))
             .map(|(_, signers)| signers.clone())
     }
 
-    fn put(&self, kind: ProviderKind, signers: SignerList) {
+    fn put(&self, kind: ProviderKind, began: Instant, signers: SignerList) {
         let mut by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
-        by_kind.insert(kind, (Instant::now(), signers));
+        by_kind.insert(kind, (began, signers));
     }
 
     /// Drops what was read: a channel of this process changed.
@@ -49,6 +54,34 @@ impl Signers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// The list of `kind` from a read that began at or after `since` (any read when `None`):
+    /// the last one when it did, else one made now with `read`. Callers that need a read at
+    /// the same moment share it, so a flood of webhooks that match no channel (forged
+    /// signatures) costs one read at a time, not one each.
+    async fn get_or_read<F, Fut>(
+        &self,
+        kind: ProviderKind,
+        since: Option<Instant>,
+        read: F,
+    ) -> Result<SignerList, ChannelError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(Channel, Credentials)>, ChannelError>>,
+    {
+        if let Some(signers) = self.read_since(kind, since) {
+            return Ok(signers);
+        }
+        let _reading = self.reading.lock().await;
+        // Whoever held the lock may have just read what this call needs.
+        if let Some(signers) = self.read_since(kind, since) {
+            return Ok(signers);
+        }
+        let began = Instant::now();
+        let signers = Arc::new(read().await?);
+        self.put(kind, began, signers.clone());
+        Ok(signers)
     }
 }
 
@@ -128,8 +161,9 @@ impl Channels {
         // provider's channels and their credentials, read again when none matches (a channel
         // created or a secret changed on another replica is not refused for it).
         let mut verified = Vec::new();
-        for fresh in [false, true] {
-            let signers = self.signers(kind, fresh).await?;
+        let mut since = Instant::now().checked_sub(SIGNERS_TTL);
+        for _ in 0..2 {
+            let signers = self.signers(kind, since).await?;
             verified = signers
                 .iter()
                 .filter(|(c, _)| match (scope, channel) {
@@ -142,6 +176,8 @@ impl Channels {
             if !verified.is_empty() {
                 break;
             }
+            // None matched: a list read after this moment holds every channel committed before.
+            since = Some(Instant::now());
         }
         if verified.is_empty() {
             metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "unauthorized").increment(1);
@@ -162,25 +198,27 @@ impl Channels {
         Ok(receipt)
     }
 
-    /// The channels of `kind` with their credentials, at most [`SIGNERS_TTL`] old unless `fresh`.
-    async fn signers(&self, kind: ProviderKind, fresh: bool) -> Result<SignerList, ChannelError> {
-        if !fresh {
-            if let Some(signers) = self.signers.get(kind) {
-                return Ok(signers);
-            }
-        }
-        let mut signers = Vec::new();
-        for c in self.store.list_channels(None, Some(kind)).await? {
-            match self.credentials(&c).await {
-                Ok(credentials) => signers.push((c, credentials)),
-                Err(e) => {
-                    tracing::error!(channel = %c.id, error = %e, "cannot read channel credentials")
+    /// The channels of `kind` with their credentials, from a read that began at or after
+    /// `since` (see [`Signers::get_or_read`]).
+    async fn signers(
+        &self,
+        kind: ProviderKind,
+        since: Option<Instant>,
+    ) -> Result<SignerList, ChannelError> {
+        self.signers
+            .get_or_read(kind, since, || async {
+                let mut signers = Vec::new();
+                for c in self.store.list_channels(None, Some(kind)).await? {
+                    match self.credentials(&c).await {
+                        Ok(credentials) => signers.push((c, credentials)),
+                        Err(e) => {
+                            tracing::error!(channel = %c.id, error = %e, "cannot read channel credentials")
+                        }
+                    }
                 }
-            }
-        }
-        let signers = Arc::new(signers);
-        self.signers.put(kind, signers.clone());
-        Ok(signers)
+                Ok(signers)
+            })
+            .await
     }
 
     fn route<'a>(verified: &'a [Channel], route: &str) -> Option<&'a Channel> {
@@ -393,8 +431,54 @@ fn without_nul(message: Inbound) -> Inbound {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::domain::{MediaRef, MessageDetails, MessageKind};
+
+    /// Webhooks that match no channel at the same moment share one read of the channels, and
+    /// a read is never older than the moment its caller asks from.
+    #[tokio::test]
+    async fn webhooks_that_need_the_channels_read_share_one_read() {
+        let signers = Signers::default();
+        let reads = AtomicUsize::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Vec::new())
+        };
+        let kind = ProviderKind::Meta;
+        signers.get_or_read(kind, None, read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // Within the TTL, the last read serves.
+        signers.get_or_read(kind, None, read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+
+        // Fifty forged webhooks at once: one read began before they all failed, at most one
+        // after, whatever their number.
+        let failed = Instant::now();
+        let flood = (0..50).map(|_| signers.get_or_read(kind, Some(failed), read));
+        for result in futures::future::join_all(flood).await {
+            result.unwrap();
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        let (began, _) = signers.by_kind.lock().unwrap()[&kind].clone();
+        assert!(
+            began >= failed,
+            "the shared read began after the webhooks failed"
+        );
+
+        // A webhook failing after that read needs a newer one.
+        let later = Instant::now();
+        signers.get_or_read(kind, Some(later), read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        // Another provider's list is its own.
+        signers
+            .get_or_read(ProviderKind::Kapso, Some(later), read)
+            .await
+            .unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
+    }
 
     #[test]
     fn nul_characters_are_removed_from_every_string() {
