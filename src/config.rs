@@ -953,15 +953,15 @@ mod tests {
         Jail::expect_with(|jail| {
             let s = Settings::load(&Sources::default()).unwrap();
             assert_eq!(s.server.public_url, ServerSettings::default().public_url);
-            jail.set_env("PALAVER__SERVER__BIND", "127.0.0.1:9100");
-            let s = Settings::load(&Sources::default()).unwrap();
-            assert_eq!(s.server.public_url, "http://127.0.0.1:9100");
-            jail.set_env("PALAVER__SERVER__BIND", "0.0.0.0:9200");
-            let s = Settings::load(&Sources::default()).unwrap();
-            assert_eq!(s.server.public_url, "http://127.0.0.1:9200");
-            jail.set_env("PALAVER__SERVER__BIND", "[::]:9300");
-            let s = Settings::load(&Sources::default()).unwrap();
-            assert_eq!(s.server.public_url, "http://[::1]:9300");
+            for (bind, url) in [
+                ("127.0.0.1:9100", "http://127.0.0.1:9100"),
+                ("0.0.0.0:9200", "http://127.0.0.1:9200"),
+                ("[::]:9300", "http://[::1]:9300"),
+            ] {
+                jail.set_env("PALAVER__SERVER__BIND", bind);
+                let s = Settings::load(&Sources::default()).unwrap();
+                assert_eq!(s.server.public_url, url, "bound to {bind}");
+            }
             jail.set_env("PALAVER__SERVER__PUBLIC_URL", "https://bot.example.com");
             let s = Settings::load(&Sources::default()).unwrap();
             assert_eq!(s.server.public_url, "https://bot.example.com");
