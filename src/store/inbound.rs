@@ -1,9 +1,10 @@
 //! Recording customer messages: a group commit's worth at once (or a single one), in a fixed
 //! number of statements whatever their number.
 //!
-//! Recorded one by one, a message costs nine or ten statements (is it known, who is the
-//! contact, the contact, the conversation made and brought up to date, the message, its job,
-//! its events), and on SQLite each statement is a round trip to the connection's thread. Here
+//! Recorded one by one, a message costs eight or nine statements (is it known, who is the
+//! contact, the contact, the conversation, the message, its job, the event counter, its
+//! events), and each statement is a round trip (to the connection's thread on SQLite, to the
+//! server on Postgres). Here
 //! each of those steps is one statement for the whole batch, with the result of recording the
 //! messages one after another in the order given: a message already stored (or given twice)
 //! is a duplicate, a contact takes the last name given, a conversation counts all its new
@@ -54,6 +55,10 @@ struct Thread<'a> {
     policy: &'a InboundPolicy,
 }
 
+fn is_postgres(tx: &Tx) -> bool {
+    tx.backend_name() == "PostgreSQL"
+}
+
 /// Runs `sql`, in which `{rows}` stands for the table of the JSON array `rows` (each row's
 /// object is `e.value`, its fields read with `->>`) and `$2`, `$3`... for `more`.
 async fn run(
@@ -62,7 +67,7 @@ async fn run(
     rows: &[Value],
     more: &[i64],
 ) -> Result<Vec<AnyRow>, StoreError> {
-    let table = if tx.backend_name() == "PostgreSQL" {
+    let table = if is_postgres(tx) {
         "json_array_elements($1::json) AS e"
     } else {
         "json_each($1) AS e"
@@ -117,8 +122,7 @@ impl SqlStore {
             thread.channel = item.channel;
             thread.policy = item.policy;
         }
-        let created = Self::insert_conversations(tx, &threads, now).await?;
-        let conversations = Self::touch_conversations(tx, &threads, now).await?;
+        let (conversations, created) = Self::upsert_conversations(tx, &threads, now).await?;
         let mut placed: Vec<(usize, &Conversation)> = Vec::new();
         for thread in &threads {
             let conversation = &conversations[&thread.contact.id];
@@ -159,14 +163,19 @@ impl SqlStore {
             .iter()
             .map(|b| json!({"c": b.channel.id, "p": b.message.provider_message_id}))
             .collect();
-        let known = run(
-            tx,
+        // On Postgres each row probes the index by itself (LATERAL ... LIMIT 1): a join might
+        // be planned as a hash of the rows against a scan of every message, and a prepared
+        // statement keeps the plan made while the table was small.
+        let sql = if is_postgres(tx) {
+            "SELECT x.channel_id, x.provider_message_id FROM {rows}
+             CROSS JOIN LATERAL (SELECT m.channel_id, m.provider_message_id FROM messages m
+                WHERE m.channel_id = e.value->>'c' AND m.provider_message_id = e.value->>'p'
+                LIMIT 1) AS x"
+        } else {
             "SELECT m.channel_id, m.provider_message_id FROM {rows}
-             JOIN messages m ON m.channel_id = e.value->>'c' AND m.provider_message_id = e.value->>'p'",
-            &rows,
-            &[],
-        )
-        .await?;
+             JOIN messages m ON m.channel_id = e.value->>'c' AND m.provider_message_id = e.value->>'p'"
+        };
+        let known = run(tx, sql, &rows, &[]).await?;
         let mut seen = HashSet::new();
         for row in known {
             seen.insert((
@@ -203,15 +212,18 @@ impl SqlStore {
             })
             .collect();
         if !asked.is_empty() {
-            let rows = run(
-                tx,
+            // The oldest contact of each user id (on Postgres an index probe per row, as above).
+            let sql = if is_postgres(tx) {
+                "SELECT x.channel_id, x.user_id, x.wa_id FROM {rows}
+                 CROSS JOIN LATERAL (SELECT c.channel_id, c.user_id, c.wa_id FROM contacts c
+                    WHERE c.channel_id = e.value->>'c' AND c.user_id = e.value->>'u'
+                    ORDER BY c.created_at, c.id LIMIT 1) AS x"
+            } else {
                 "SELECT DISTINCT c.channel_id, c.user_id, c.wa_id, c.created_at, c.id FROM {rows}
                  JOIN contacts c ON c.channel_id = e.value->>'c' AND c.user_id = e.value->>'u'
-                 ORDER BY c.created_at, c.id",
-                &asked,
-                &[],
-            )
-            .await?;
+                 ORDER BY c.created_at, c.id"
+            };
+            let rows = run(tx, sql, &asked, &[]).await?;
             for row in rows {
                 by_user
                     .entry((parse_id(&row, "channel_id")?, get(&row, "user_id")?))
@@ -283,92 +295,91 @@ impl SqlStore {
             .collect()
     }
 
-    /// Makes the threads' conversations that do not exist yet; the contacts whose
-    /// conversation was made.
-    async fn insert_conversations(
+    /// Makes or brings up to date the threads' conversations, one upsert for them all: a new
+    /// conversation starts active with its messages unread; a known one is reopened when
+    /// resolved, gets a fresh context after a long silence, has its window opened and its new
+    /// messages counted unread. Each conversation as it now is, by contact, and the contacts
+    /// whose conversation was made.
+    ///
+    /// The conflict on (channel, contact) is an index probe per row whatever the plan, where
+    /// a join of the rows against `conversations` could be planned (and on Postgres cached) as
+    /// a scan of every conversation.
+    async fn upsert_conversations(
         tx: &mut Tx,
         threads: &[Thread<'_>],
         now: i64,
-    ) -> Result<HashSet<ContactId>, StoreError> {
-        let mut sorted: Vec<&Thread> = threads.iter().collect();
-        sorted.sort_by_key(|t| (t.channel.id, t.contact.id));
-        let rows: Vec<Value> = sorted
-            .iter()
-            .map(|t| {
-                json!({"id": ConversationId::new(), "c": t.channel.id, "k": t.contact.id,
-                       "a": t.channel.agent_id,
-                       "s": (t.channel.provider == ProviderKind::Sandbox) as i64})
-            })
-            .collect();
-        // A row comes back only for a conversation this statement made.
-        run(
-            tx,
-            "INSERT INTO conversations (id, channel_id, contact_id, agent_id, sandbox, status,
-                last_activity_at, context_started_at, unread_count, created_at, updated_at)
-             SELECT e.value->>'id', e.value->>'c', e.value->>'k', e.value->>'a',
-                CAST(e.value->>'s' AS BIGINT), 'active', $2, $2, 0, $2, $2
-             FROM {rows} WHERE true
-             ON CONFLICT (channel_id, contact_id) DO NOTHING
-             RETURNING contact_id",
-            &rows,
-            &[now],
-        )
-        .await?
-        .iter()
-        .map(|row| parse_id(row, "contact_id"))
-        .collect()
-    }
-
-    /// Brings the threads' conversations up to date with their new messages: reopened when
-    /// resolved, a fresh context after a long silence, the window opened, the messages counted
-    /// unread. Each conversation as it now is, by contact.
-    async fn touch_conversations(
-        tx: &mut Tx,
-        threads: &[Thread<'_>],
-        now: i64,
-    ) -> Result<HashMap<ContactId, Conversation>, StoreError> {
-        let mut sorted: Vec<&Thread> = threads.iter().collect();
-        sorted.sort_by_key(|t| (t.channel.id, t.contact.id));
-        let rows: Vec<Value> = sorted
-            .iter()
-            .map(|t| {
-                json!({"c": t.channel.id, "k": t.contact.id,
-                       "idle": now - t.policy.idle_reset.as_millis() as i64,
-                       "sent": t.sent_at, "n": t.messages.len(), "a": t.channel.agent_id})
-            })
-            .collect();
+    ) -> Result<(HashMap<ContactId, Conversation>, HashSet<ContactId>), StoreError> {
+        let mut sorted: Vec<(ConversationId, &Thread)> =
+            threads.iter().map(|t| (ConversationId::new(), t)).collect();
+        sorted.sort_by_key(|(_, t)| (t.channel.id, t.contact.id));
+        // The silence after which a context starts afresh is the statement's own: one
+        // statement per policy (one in practice).
+        let idle = |t: &Thread| now - t.policy.idle_reset.as_millis() as i64;
+        let mut idles: Vec<i64> = sorted.iter().map(|(_, t)| idle(t)).collect();
+        idles.sort_unstable();
+        idles.dedup();
         let sql = format!(
-            "UPDATE conversations SET
-                status = CASE WHEN status = 'resolved' THEN 'active' ELSE status END,
-                status_reason = CASE WHEN status = 'resolved' THEN NULL ELSE status_reason END,
-                context_started_at = CASE WHEN last_activity_at < v.idle OR status = 'resolved' THEN $2 ELSE context_started_at END,
-                last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < v.sent THEN v.sent ELSE last_inbound_at END,
-                last_activity_at = $2, unread_count = unread_count + v.n, agent_id = v.agent, updated_at = $2
-             FROM (SELECT e.value->>'c' AS channel, e.value->>'k' AS contact,
-                    CAST(e.value->>'idle' AS BIGINT) AS idle, CAST(e.value->>'sent' AS BIGINT) AS sent,
-                    CAST(e.value->>'n' AS BIGINT) AS n, e.value->>'a' AS agent
-                   FROM {{rows}}) AS v
-             WHERE conversations.channel_id = v.channel AND conversations.contact_id = v.contact
+            "INSERT INTO conversations (id, channel_id, contact_id, agent_id, sandbox, status,
+                last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, updated_at)
+             SELECT e.value->>'id', e.value->>'c', e.value->>'k', e.value->>'a',
+                CAST(e.value->>'s' AS BIGINT), 'active', CAST(e.value->>'sent' AS BIGINT), $2, $2,
+                CAST(e.value->>'n' AS BIGINT), $2, $2
+             FROM {{rows}} WHERE true
+             ON CONFLICT (channel_id, contact_id) DO UPDATE SET
+                status = CASE WHEN conversations.status = 'resolved' THEN 'active' ELSE conversations.status END,
+                status_reason = CASE WHEN conversations.status = 'resolved' THEN NULL ELSE conversations.status_reason END,
+                context_started_at = CASE WHEN conversations.last_activity_at < $3 OR conversations.status = 'resolved'
+                    THEN excluded.context_started_at ELSE conversations.context_started_at END,
+                last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL
+                        OR conversations.last_inbound_at < excluded.last_inbound_at
+                    THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END,
+                last_activity_at = excluded.last_activity_at,
+                unread_count = conversations.unread_count + excluded.unread_count,
+                agent_id = excluded.agent_id, updated_at = excluded.updated_at
              RETURNING {CONVERSATION_RETURNING}, contact_id"
         );
-        let by_contact: HashMap<ContactId, &Thread> =
-            sorted.iter().map(|t| (t.contact.id, *t)).collect();
         let mut conversations = HashMap::new();
-        for row in run(tx, &sql, &rows, &[now]).await? {
-            let contact: ContactId = parse_id(&row, "contact_id")?;
-            let thread = by_contact.get(&contact).ok_or_else(|| {
-                StoreError::Corrupt(format!("conversation of an unknown contact {contact}"))
-            })?;
-            let conversation =
-                conversation_from_parts(&row, thread.channel.workspace_id, thread.contact.clone())?;
-            conversations.insert(contact, conversation);
+        let mut created = HashSet::new();
+        for idle_before in idles {
+            let mine: Vec<&(ConversationId, &Thread)> = sorted
+                .iter()
+                .filter(|(_, t)| idle(t) == idle_before)
+                .collect();
+            let rows: Vec<Value> = mine
+                .iter()
+                .map(|(id, t)| {
+                    json!({"id": id, "c": t.channel.id, "k": t.contact.id, "a": t.channel.agent_id,
+                           "s": (t.channel.provider == ProviderKind::Sandbox) as i64,
+                           "sent": t.sent_at, "n": t.messages.len()})
+                })
+                .collect();
+            let proposed: HashMap<ContactId, (ConversationId, &Thread)> = mine
+                .iter()
+                .map(|(id, t)| (t.contact.id, (*id, *t)))
+                .collect();
+            for row in run(tx, &sql, &rows, &[now, idle_before]).await? {
+                let contact: ContactId = parse_id(&row, "contact_id")?;
+                let (id, thread) = proposed.get(&contact).ok_or_else(|| {
+                    StoreError::Corrupt(format!("conversation of an unknown contact {contact}"))
+                })?;
+                let conversation = conversation_from_parts(
+                    &row,
+                    thread.channel.workspace_id,
+                    thread.contact.clone(),
+                )?;
+                // A row this statement made carries the id it proposed.
+                if conversation.id == *id {
+                    created.insert(contact);
+                }
+                conversations.insert(contact, conversation);
+            }
         }
         if conversations.len() != threads.len() {
             return Err(StoreError::Corrupt(
                 "a conversation vanished while its message was recorded".into(),
             ));
         }
-        Ok(conversations)
+        Ok((conversations, created))
     }
 
     /// Inserts the fresh messages, in the batch's order, each into its conversation.
