@@ -103,6 +103,8 @@ const PERSON: &[&str] = &[
     "staff",
     "employee",
     "manager",
+    "supervisor",
+    "receptionist",
     "pessoa",
     "humano",
     "humana",
@@ -110,18 +112,27 @@ const PERSON: &[&str] = &[
     "alguem",
     "funcionario",
     "gerente",
+    "responsavel",
+    "rececionista",
+    "recepcionista",
     "persona",
     "alguien",
     "agente",
     "operador",
+    "responsable",
+    "encargado",
+    "encargada",
+    "jefe",
     "mensch",
     "menschen",
     "mitarbeiter",
+    "vorgesetzten",
     "jemandem",
     "jemand",
     "personne",
     "humain",
     "conseiller",
+    "receptionniste",
 ];
 
 /// Phrases that are requests for a person on their own (normalised).
@@ -303,6 +314,13 @@ mod tests {
             "Ich möchte mit einem Mitarbeiter sprechen",
             "Je veux parler à un conseiller",
             "customer service please",
+            "Can I speak to a supervisor?",
+            "Queria falar com a rececionista, por favor.",
+            "Preciso de falar com o responsável",
+            "Quiero hablar con un responsable.",
+            "¿Puedo hablar con el encargado?",
+            "Ich will mit Ihrem Vorgesetzten sprechen",
+            "Je voudrais parler à la réceptionniste",
         ];
         let s = settings(&[]);
         for text in yes {
@@ -317,6 +335,7 @@ mod tests {
             "I want a chocolate cake",
             "I need someone to deliver a cake to my mother",
             "Can you talk about your refund policy?",
+            "Quem é o responsável pelas entregas?",
             "",
         ];
         for text in no {
