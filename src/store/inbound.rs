@@ -163,9 +163,9 @@ impl SqlStore {
             .iter()
             .map(|b| json!({"c": b.channel.id, "p": b.message.provider_message_id}))
             .collect();
-        // On Postgres each row probes the index by itself (LATERAL ... LIMIT 1): a join might
-        // be planned as a hash of the rows against a scan of every message, and a prepared
-        // statement keeps the plan made while the table was small.
+        // On Postgres each row probes the index by itself (LATERAL ... LIMIT 1): the planner
+        // costs the JSON rows at 100, and a join was planned as a hash of them against a scan
+        // of every message until the table held some tens of thousands.
         let sql = if is_postgres(tx) {
             "SELECT x.channel_id, x.provider_message_id FROM {rows}
              CROSS JOIN LATERAL (SELECT m.channel_id, m.provider_message_id FROM messages m
