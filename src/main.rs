@@ -266,6 +266,25 @@ enum BenchCommand {
     /// A steady rate of webhooks for minutes against real `serve` processes: latency, queue,
     /// memory, and replies lost or duplicated.
     Soak(SoakBench),
+    /// Job claims with a backlog of due jobs waiting (replies after an outage) against a
+    /// handful.
+    Queue(QueueBench),
+}
+
+#[derive(Args)]
+struct QueueBench {
+    /// Due jobs waiting in the measured run.
+    #[arg(long, default_value_t = 20_000)]
+    backlog: usize,
+    /// Due jobs waiting in the baseline run, measured in the same run.
+    #[arg(long, default_value_t = 20)]
+    baseline: usize,
+    /// Claims timed with the backlog waiting.
+    #[arg(long, default_value_t = 200)]
+    repeats: usize,
+    /// Benchmark on this (empty) Postgres database instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -1334,6 +1353,18 @@ async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Events(args) => {
             let report = palaver::bench::events::run(&settings, args.clients, args.events).await?;
+            println!("{report}");
+        }
+        BenchCommand::Queue(args) => {
+            let report = palaver::bench::queue::run(
+                &settings.data.dir,
+                args.database_url.as_deref(),
+                settings.database.max_connections,
+                args.backlog,
+                args.baseline,
+                args.repeats,
+            )
+            .await?;
             println!("{report}");
         }
         BenchCommand::Inbox(args) => {

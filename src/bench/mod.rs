@@ -5,6 +5,7 @@ pub mod embed;
 pub mod events;
 pub mod inbox;
 pub mod pipeline;
+pub mod queue;
 pub mod retrieval;
 pub mod soak;
 pub mod speech;

@@ -239,6 +239,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "relevance_threshold",
                 include_str!("../../migrations/sqlite/0015_relevance_threshold.sql"),
             ),
+            (
+                16,
+                "jobs_due_in_claim_order",
+                include_str!("../../migrations/sqlite/0016_jobs_due_in_claim_order.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -315,6 +320,11 @@ fn migrator(backend: Backend) -> Migrator {
                 15,
                 "relevance_threshold",
                 include_str!("../../migrations/postgres/0015_relevance_threshold.sql"),
+            ),
+            (
+                16,
+                "jobs_due_in_claim_order",
+                include_str!("../../migrations/postgres/0016_jobs_due_in_claim_order.sql"),
             ),
         ],
     };

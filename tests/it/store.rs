@@ -1429,6 +1429,17 @@ mod jobs {
             .unwrap()
             .unwrap();
         assert_eq!(j.id, id);
+        // Jobs due even earlier do not keep an abandoned one waiting (a crashed replica's turn
+        // is finished first, whatever the backlog).
+        for (queue, n) in [(None, 2), (Some("other"), 3)] {
+            store
+                .enqueue(NewJob {
+                    run_at: Utc::now() - chrono::Duration::hours(1),
+                    ..job(queue, n)
+                })
+                .await
+                .unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let j = store
             .claim_next_job("survivor", Duration::from_secs(30))
@@ -1447,6 +1458,13 @@ mod jobs {
         // The crashed worker finishing late does not remove the survivor's job.
         store.complete_job(id, "crashed").await.unwrap();
         assert_eq!(store.list_jobs(WS, "running", 10).await.unwrap().len(), 1);
+        // Then the due jobs, earliest first.
+        let next = store
+            .claim_next_job("survivor", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(number(&next), 2);
     }
 
     async fn waiting_for_the_send_rate_is_not_an_attempt(store: Arc<dyn Store>) {
