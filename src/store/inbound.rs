@@ -302,8 +302,7 @@ impl SqlStore {
     /// whose conversation was made.
     ///
     /// The conflict on (channel, contact) is an index probe per row whatever the plan, where
-    /// a join of the rows against `conversations` could be planned (and on Postgres cached) as
-    /// a scan of every conversation.
+    /// an `UPDATE ... FROM` the rows could be planned as a scan of every conversation.
     async fn upsert_conversations(
         tx: &mut Tx,
         threads: &[Thread<'_>],
