@@ -81,12 +81,20 @@ pub struct SoakReport {
     pub baseline: Latency,
     /// From sending a webhook to the provider receiving its reply.
     pub reply: Option<Latency>,
-    /// Acknowledged customers who got no reply by the end of the drain.
-    pub lost: usize,
+    /// Acknowledged customers who got no reply by the end of the drain: lost when the queue is
+    /// empty by then, still waiting their turn when it is not (see [`SoakReport::queued_at_end`]).
+    pub unanswered: usize,
     /// Replies beyond the first to one customer.
     pub duplicated: usize,
     /// The queue and memory over time.
     pub samples: Vec<SoakSample>,
+}
+
+impl SoakReport {
+    /// Jobs waiting or running at the last sample, taken when the drain ended.
+    pub fn queued_at_end(&self) -> i64 {
+        self.samples.last().map_or(0, |s| s.queued)
+    }
 }
 
 impl fmt::Display for SoakReport {
@@ -133,11 +141,23 @@ impl fmt::Display for SoakReport {
             "  acknowledgement / baseline p99 ratio: {:.1}x",
             ms(self.ack.p99) / ms(self.baseline.p99).max(1e-6)
         )?;
-        writeln!(
-            f,
-            "  replies: {} lost, {} duplicated",
-            self.lost, self.duplicated
-        )?;
+        match self.queued_at_end() {
+            // Jobs left means replies still coming: the load was more than the replicas answer
+            // in the time given, which is not the same as a reply dropped.
+            queued if queued > 0 && self.unanswered > 0 => writeln!(
+                f,
+                "  replies: {} received; {} not yet when the drain ended, with {queued} jobs still \
+                 queued (more load than the replicas answer in time, not dropped); {} duplicated",
+                self.acknowledged - self.unanswered,
+                self.unanswered,
+                self.duplicated
+            )?,
+            _ => writeln!(
+                f,
+                "  replies: {} lost, {} duplicated",
+                self.unanswered, self.duplicated
+            )?,
+        }
         let queue: Vec<String> = self
             .samples
             .iter()
@@ -518,12 +538,12 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let mut lost = 0;
+    let mut unanswered = 0;
     let mut reply_times = Vec::new();
     for (n, started, _, _) in &acknowledged {
         match replies.get(&customer(*n)).and_then(|t| t.first()) {
             Some(at) => reply_times.push(at.saturating_duration_since(*started)),
-            None => lost += 1,
+            None => unanswered += 1,
         }
     }
     let duplicated = replies.values().map(|t| t.len().saturating_sub(1)).sum();
@@ -540,9 +560,68 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         ack: latency(acknowledged.iter().map(|r| r.2).collect()),
         baseline,
         reply: (!reply_times.is_empty()).then(|| latency(reply_times)),
-        lost,
+        unanswered,
         duplicated,
         samples,
         plan,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(unanswered: usize, queued_at_end: i64) -> SoakReport {
+        let ms = |n: u64| latency(vec![Duration::from_millis(n)]);
+        SoakReport {
+            backend: "sqlite".into(),
+            plan: SoakPlan {
+                rate: 10,
+                duration: Duration::from_secs(10),
+                replicas: 1,
+                database_url: None,
+                knowledge: PathBuf::from("knowledge"),
+                drain: Duration::from_secs(5),
+                every: Duration::from_secs(5),
+            },
+            sent: 100,
+            acknowledged: 100,
+            throughput: 10.0,
+            ack: ms(2),
+            baseline: ms(1),
+            reply: Some(ms(500)),
+            unanswered,
+            duplicated: 0,
+            samples: vec![
+                SoakSample {
+                    at: Duration::ZERO,
+                    queued: 0,
+                    rss: vec![1 << 20],
+                },
+                SoakSample {
+                    at: Duration::from_secs(15),
+                    queued: queued_at_end,
+                    rss: vec![1 << 20],
+                },
+            ],
+        }
+    }
+
+    /// Customers still unanswered while their jobs wait in the queue are reported as such;
+    /// only with nothing left to run are they lost.
+    #[test]
+    fn replies_still_queued_are_not_reported_lost() {
+        let waiting = report(40, 41).to_string();
+        assert!(
+            waiting.contains("60 received; 40 not yet when the drain ended, with 41 jobs"),
+            "{waiting}"
+        );
+        assert!(!waiting.contains("lost"), "{waiting}");
+        let dropped = report(3, 0).to_string();
+        assert!(
+            dropped.contains("replies: 3 lost, 0 duplicated"),
+            "{dropped}"
+        );
+        assert!(report(0, 0).to_string().contains("replies: 0 lost"));
+    }
 }
