@@ -47,23 +47,14 @@ impl fmt::Display for EventReport {
             "event fan-out: webhook in -> message.received on every stream ({} events)",
             self.events
         )?;
-        writeln!(
+        super::latency_table(
             f,
-            "  {:<22} {:>9} {:>9} {:>9}",
-            "", "p50 ms", "p99 ms", "mean ms"
+            22,
+            [
+                (format!("{} streams", self.clients), &self.fan_out),
+                ("1 stream (baseline)".to_string(), &self.single),
+            ],
         )?;
-        for (name, l) in [
-            (format!("{} streams", self.clients), &self.fan_out),
-            ("1 stream (baseline)".to_string(), &self.single),
-        ] {
-            writeln!(
-                f,
-                "  {name:<22} {:>9.2} {:>9.2} {:>9.2}",
-                ms(l.p50),
-                ms(l.p99),
-                ms(l.mean)
-            )?;
-        }
         writeln!(
             f,
             "  p99 ratio {} streams / 1 stream: {:.1}x",
@@ -218,13 +209,7 @@ pub async fn run(
     clients: usize,
     events: u64,
 ) -> Result<EventReport, BenchError> {
-    let scratch = settings
-        .data
-        .dir
-        .join("bench")
-        .join(format!("events-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
+    let scratch = super::scratch_dir(&settings.data.dir, "events")?;
     let mut s = settings.clone();
     s.data.dir = scratch.clone();
     s.database.url = None;

@@ -462,12 +462,7 @@ pub async fn run(
     baseline: usize,
     repeats: usize,
 ) -> Result<InboxReport, BenchError> {
-    let scratch = settings
-        .data
-        .dir
-        .join("bench")
-        .join(format!("inbox-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
+    let scratch = super::scratch_dir(&settings.data.dir, "inbox")?;
     std::fs::create_dir_all(scratch.join("small"))?;
     std::fs::create_dir_all(scratch.join("large"))?;
     // The baseline always runs on its own SQLite file: a Postgres URL is the large store's.

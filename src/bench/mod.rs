@@ -40,6 +40,43 @@ pub enum BenchError {
     Setup(String),
 }
 
+/// A fresh scratch directory for the benchmark `name` under `data_dir` (what a run of this
+/// process left there is removed first).
+fn scratch_dir(data_dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let scratch = data_dir
+        .join("bench")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    Ok(scratch)
+}
+
+/// Writes a table of latencies: a header, then p50, p99 and mean in milliseconds for each
+/// `(name, latency)`, names `width` characters wide.
+fn latency_table<'a, N: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    width: usize,
+    rows: impl IntoIterator<Item = (N, &'a pipeline::Latency)>,
+) -> fmt::Result {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    writeln!(
+        f,
+        "  {:<width$} {:>9} {:>9} {:>9}",
+        "", "p50 ms", "p99 ms", "mean ms"
+    )?;
+    for (name, l) in rows {
+        writeln!(
+            f,
+            "  {:<width$} {:>9.2} {:>9.2} {:>9.2}",
+            name.to_string(),
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.mean)
+        )?;
+    }
+    Ok(())
+}
+
 /// A benchmark's own application on `settings` (its data directory and database, migrated),
 /// with no embedder or vector index of use: it serves webhooks, events and the inbox.
 async fn app(settings: Settings) -> Result<Arc<crate::App>, BenchError> {

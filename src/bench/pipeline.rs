@@ -204,13 +204,7 @@ pub async fn run(
     knowledge: &Path,
     rounds: usize,
 ) -> Result<PipelineReport, BenchError> {
-    let scratch = settings
-        .data
-        .dir
-        .join("bench")
-        .join(format!("pipeline-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
+    let scratch = super::scratch_dir(&settings.data.dir, "pipeline")?;
 
     // End to end with the extractive answerer and the real embedder.
     let (real, agent) = app(

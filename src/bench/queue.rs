@@ -38,33 +38,22 @@ pub struct QueueReport {
 
 impl fmt::Display for QueueReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         writeln!(
             f,
             "job claims on {} (the next due job at the head of its queue, leased)",
             self.backend
         )?;
-        writeln!(
+        super::latency_table(
             f,
-            "  {:<28} {:>9} {:>9} {:>9}",
-            "", "p50 ms", "p99 ms", "mean ms"
+            28,
+            [
+                (format!("{} jobs due", self.backlog), &self.claim),
+                (
+                    format!("{} jobs due (baseline)", self.baseline),
+                    &self.claim_baseline,
+                ),
+            ],
         )?;
-        for (name, l) in [
-            (format!("{} jobs due", self.backlog), &self.claim),
-            (
-                format!("{} jobs due (baseline)", self.baseline),
-                &self.claim_baseline,
-            ),
-        ] {
-            writeln!(
-                f,
-                "  {:<28} {:>9.2} {:>9.2} {:>9.2}",
-                name,
-                ms(l.p50),
-                ms(l.p99),
-                ms(l.mean)
-            )?;
-        }
         writeln!(
             f,
             "  backlog / baseline p50 ratio: {:.1}x ({} claims each; backlog enqueued in {:.1} s)",
@@ -127,11 +116,7 @@ pub async fn run(
     repeats: usize,
 ) -> Result<QueueReport, BenchError> {
     let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
-    let scratch = data_dir
-        .join("bench")
-        .join(format!("queue-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
+    let scratch = super::scratch_dir(data_dir, "queue")?;
     let url = match database_url {
         Some(url) => url.to_string(),
         None => format!("sqlite://{}", scratch.join("palaver.db").display()),

@@ -115,11 +115,6 @@ impl fmt::Display for SoakReport {
             "  webhooks: {} sent, {} acknowledged, {:.1}/s",
             self.sent, self.acknowledged, self.throughput
         )?;
-        writeln!(
-            f,
-            "  {:<26} {:>9} {:>9} {:>9}",
-            "", "p50 ms", "p99 ms", "mean ms"
-        )?;
         let mut rows = vec![
             ("webhook acknowledged", &self.ack),
             ("baseline /healthz", &self.baseline),
@@ -127,15 +122,7 @@ impl fmt::Display for SoakReport {
         if let Some(reply) = &self.reply {
             rows.push(("reply at the provider", reply));
         }
-        for (name, l) in rows {
-            writeln!(
-                f,
-                "  {name:<26} {:>9.2} {:>9.2} {:>9.2}",
-                ms(l.p50),
-                ms(l.p99),
-                ms(l.mean)
-            )?;
-        }
+        super::latency_table(f, 26, rows)?;
         writeln!(
             f,
             "  acknowledgement / baseline p99 ratio: {:.1}x",
@@ -404,13 +391,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
             "several replicas share a Postgres database: give --database-url".into(),
         ));
     }
-    let scratch = settings
-        .data
-        .dir
-        .join("bench")
-        .join(format!("soak-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
+    let scratch = super::scratch_dir(&settings.data.dir, "soak")?;
 
     let provider = Arc::new(Provider::default());
     let mock = Router::new()

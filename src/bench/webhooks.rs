@@ -71,23 +71,14 @@ impl fmt::Display for WebhookReport {
             "  fixed rate {}/s: achieved {:.0}/s over {} webhooks",
             self.rate, self.achieved, self.webhook.samples
         )?;
-        writeln!(
+        super::latency_table(
             f,
-            "  {:<22} {:>9} {:>9} {:>9}",
-            "", "p50 ms", "p99 ms", "mean ms"
+            22,
+            [
+                ("webhook", &self.webhook),
+                ("baseline /healthz", &self.baseline),
+            ],
         )?;
-        for (name, l) in [
-            ("webhook", &self.webhook),
-            ("baseline /healthz", &self.baseline),
-        ] {
-            writeln!(
-                f,
-                "  {name:<22} {:>9.2} {:>9.2} {:>9.2}",
-                ms(l.p50),
-                ms(l.p99),
-                ms(l.mean)
-            )?;
-        }
         writeln!(
             f,
             "  webhook / baseline p50 ratio: {:.1}x",
@@ -160,13 +151,7 @@ pub async fn run(
     rate: u32,
     seconds: u64,
 ) -> Result<WebhookReport, BenchError> {
-    let scratch = settings
-        .data
-        .dir
-        .join("bench")
-        .join(format!("webhooks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
+    let scratch = super::scratch_dir(&settings.data.dir, "webhooks")?;
     let mut s = settings.clone();
     s.data.dir = scratch.clone();
     s.database.url = database_url.map(|u| SecretString::from(u.to_string()));
