@@ -201,6 +201,11 @@ fn escalation_from_row(row: &AnyRow) -> Result<Escalation, StoreError> {
 
 pub(super) type Tx = Transaction<'static, Any>;
 
+/// Whether `tx` is on Postgres (for the few statements whose SQL differs).
+pub(super) fn is_postgres(tx: &Tx) -> bool {
+    tx.backend_name() == "PostgreSQL"
+}
+
 impl SqlStore {
     async fn conversation_in(tx: &mut Tx, id: &str) -> Result<Conversation, StoreError> {
         let sql = format!("{CONVERSATION_SELECT} WHERE cv.id = $1");

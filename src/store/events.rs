@@ -108,7 +108,7 @@ impl SqlStore {
     ) -> Result<WorkspaceId, StoreError> {
         // One statement: the event takes the workspace's next number and moves the counter on
         // (on SQLite through the `events_advance_workspace_seq` trigger).
-        let sql = if tx.backend_name() == "PostgreSQL" {
+        let sql = if super::conversations::is_postgres(tx) {
             "WITH counter AS (
                 UPDATE workspaces SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq
              )

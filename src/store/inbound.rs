@@ -24,7 +24,8 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
 use super::conversations::{
-    contact_from_row, conversation_from_parts, to_json, Tx, CONTACT_UPSERT, CONVERSATION_RETURNING,
+    contact_from_row, conversation_from_parts, is_postgres, to_json, Tx, CONTACT_UPSERT,
+    CONVERSATION_RETURNING,
 };
 use super::sql::{db_err, get, now_ms, parse_id, SqlStore};
 use super::{InboundPolicy, NewInbound, RecordedInbound, StoreError};
@@ -53,10 +54,6 @@ struct Thread<'a> {
     sent_at: i64,
     /// The policy of its last message (one channel's messages share one).
     policy: &'a InboundPolicy,
-}
-
-fn is_postgres(tx: &Tx) -> bool {
-    tx.backend_name() == "PostgreSQL"
 }
 
 /// Runs `sql`, in which `{rows}` stands for the table of the JSON array `rows` (each row's
