@@ -16,6 +16,7 @@ mod hooks;
 mod inbound;
 mod intake;
 mod jobs;
+mod journal;
 mod people;
 pub mod postgres;
 mod sql;
@@ -43,6 +44,7 @@ pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use events::{EventSignal, EventStore};
 pub use files::{FileStore, NewFile, StoredFile};
 pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
+pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
 
@@ -755,6 +757,7 @@ pub trait Store:
     + PeopleStore
     + FileStore
     + ContactStore
+    + JournalStore
     + Send
     + Sync
 {

@@ -36,6 +36,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
     Ok(SqlStore::new(
         Backend::Postgres,
         pool.clone(),
+        pool.clone(),
         pool,
         committers,
     ))

@@ -36,8 +36,11 @@ pub struct SqlStore {
     pub(super) signal: std::sync::Arc<super::EventSignal>,
     /// Customer messages are recorded through here, many to a commit.
     pub(super) intake: super::intake::Intake,
-    /// On SQLite, stops the background WAL checkpoints when dropped with the store.
-    pub(super) checkpoints: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Verified webhook deliveries, kept until what they carry is recorded.
+    pub(super) journal: super::journal::Journal,
+    /// On SQLite, stop the background WAL checkpoints (of the database and of the journal's
+    /// file) when dropped with the store.
+    pub(super) checkpoints: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Starts a write transaction on `pool` (`BEGIN IMMEDIATE` on SQLite).
@@ -52,19 +55,28 @@ pub(super) async fn begin_write_on(
 }
 
 impl SqlStore {
-    /// A store over `read` and `write`, with its message committers started (`committers` of
-    /// them: one on SQLite's single writer, more on Postgres).
-    pub(super) fn new(backend: Backend, read: AnyPool, write: AnyPool, committers: usize) -> Self {
+    /// A store over `read` and `write`, with the webhook journal on `journal`, and its message
+    /// committers and journal appenders started (`committers` of each: one on SQLite's single
+    /// writers, more on Postgres).
+    pub(super) fn new(
+        backend: Backend,
+        read: AnyPool,
+        write: AnyPool,
+        journal: AnyPool,
+        committers: usize,
+    ) -> Self {
         let signal = std::sync::Arc::new(super::EventSignal::default());
         let intake =
             super::intake::Intake::start(backend, write.clone(), signal.clone(), committers);
+        let journal = super::journal::Journal::start(backend, journal, committers);
         SqlStore {
             backend,
             read,
             write,
             signal,
             intake,
-            checkpoints: None,
+            journal,
+            checkpoints: Vec::new(),
         }
     }
 }
@@ -325,6 +337,11 @@ fn migrator(backend: Backend) -> Migrator {
                 16,
                 "jobs_due_in_claim_order",
                 include_str!("../../migrations/postgres/0016_jobs_due_in_claim_order.sql"),
+            ),
+            (
+                17,
+                "webhook_journal",
+                include_str!("../../migrations/postgres/0017_webhook_journal.sql"),
             ),
         ],
     };

@@ -73,9 +73,38 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .max_connections(max_connections.max(1))
         .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
-    let mut store = SqlStore::new(Backend::Sqlite, read, write, 1);
-    store.checkpoints = Some(checkpoints(url));
+    let (journal_url, journal) = open_journal(path, options).await?;
+    let mut store = SqlStore::new(Backend::Sqlite, read, write, journal, 1);
+    store.checkpoints = vec![checkpoints(url), checkpoints(journal_url)];
     Ok(store)
+}
+
+/// The webhook journal's own file beside the database (`<database>.intake`), with its table,
+/// and its one connection: appends never wait for the database's writer. One process owns a
+/// SQLite file, so the leases of an earlier life of it are void.
+async fn open_journal(
+    path: &str,
+    options: impl Fn(bool) -> AnyPoolOptions,
+) -> Result<(String, AnyPool), StoreError> {
+    let path = format!("{path}.intake");
+    let url = format!("sqlite://{path}?mode=rwc");
+    let unavailable = |e: sqlx::Error| {
+        StoreError::Unavailable(format!("cannot open the webhook journal {path}: {e}"))
+    };
+    let pool = options(true)
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .map_err(unavailable)?;
+    sqlx::query(super::journal::SQLITE_SCHEMA)
+        .execute(&pool)
+        .await
+        .map_err(unavailable)?;
+    sqlx::query("UPDATE webhook_journal SET lease_until = 0 WHERE lease_until > 0")
+        .execute(&pool)
+        .await
+        .map_err(unavailable)?;
+    Ok((url, pool))
 }
 
 /// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], on a

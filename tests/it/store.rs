@@ -1739,3 +1739,95 @@ mod send_rate {
             .is_none());
     }
 }
+
+mod journal {
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use palaver::domain::{ChannelId, ProviderKind};
+    use palaver::store::{NewJournalEntry, Store};
+
+    crate::both_backends!(appends_take_lease_retry_and_finish);
+
+    fn entry(body: &str) -> NewJournalEntry {
+        NewJournalEntry {
+            provider: ProviderKind::Meta,
+            channels: vec![ChannelId::new(), ChannelId::new()],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    async fn appends_take_lease_retry_and_finish(store: Arc<dyn Store>) {
+        // Concurrent appends share commits; each is answered once durable.
+        let appends = (0..40).map(|i| store.journal(entry(&format!("{{\"n\":{i}}}"))));
+        for appended in futures::future::join_all(appends).await {
+            appended.unwrap();
+        }
+        assert_eq!(store.journal_backlog().await.unwrap().entries, 40);
+
+        let lease = Duration::from_secs(60);
+        let first = store.take_journal(25, lease).await.unwrap();
+        assert_eq!(first.len(), 25);
+        assert!(
+            first.windows(2).all(|w| w[0].seq < w[1].seq),
+            "oldest first"
+        );
+        assert_eq!(first[0].provider, ProviderKind::Meta);
+        assert_eq!(first[0].channels.len(), 2);
+        assert_eq!(first[0].attempts, 0);
+        // Leased entries are not taken again while their lease holds.
+        let second = store.take_journal(100, lease).await.unwrap();
+        assert_eq!(second.len(), 15);
+        assert!(second[0].seq > first[24].seq);
+        assert!(store.take_journal(100, lease).await.unwrap().is_empty());
+
+        // A failed entry waits for its retry; the others are finished.
+        let failed = first[0].seq;
+        store
+            .retry_journal(failed, "store unavailable", Utc::now())
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = first[1..].iter().chain(&second).map(|e| e.seq).collect();
+        store.finish_journal(&seqs).await.unwrap();
+        let backlog = store.journal_backlog().await.unwrap();
+        assert_eq!((backlog.entries, backlog.failing), (1, 1));
+        let again = store.take_journal(100, lease).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].seq, again[0].attempts), (failed, 1));
+        assert_eq!(again[0].body, first[0].body);
+        // One whose retry is later is not taken yet.
+        store
+            .retry_journal(failed, "again", Utc::now() + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        assert!(store.take_journal(100, lease).await.unwrap().is_empty());
+
+        // An expired lease (its holder died) makes the entry available again.
+        store.journal(entry("{}")).await.unwrap();
+        let held = store
+            .take_journal(100, Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let retaken = store.take_journal(100, lease).await.unwrap();
+        assert_eq!(retaken.len(), 1);
+        assert_eq!(retaken[0].seq, held[0].seq);
+    }
+
+    /// One process owns a SQLite file: the leases of its previous life are void when it opens
+    /// the journal again, and what was kept is still there.
+    #[tokio::test]
+    async fn sqlite_leases_end_with_the_process() {
+        let db = crate::support::sqlite_store().await;
+        db.store.journal(entry("{}")).await.unwrap();
+        let lease = Duration::from_secs(600);
+        assert_eq!(db.store.take_journal(10, lease).await.unwrap().len(), 1);
+        let again = palaver::store::open(&db.url, 2).await.unwrap();
+        let taken = again.take_journal(10, lease).await.unwrap();
+        assert_eq!(taken.len(), 1, "kept across the restart, and not leased");
+        assert_eq!(taken[0].body, b"{}");
+    }
+}

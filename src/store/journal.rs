@@ -1,0 +1,317 @@
+//! The webhook journal: where a verified webhook delivery is kept, durably, between its
+//! acknowledgement and the recording of what it carries.
+//!
+//! Webhooks are small and arrive concurrently. Recording a message touches a contact, a
+//! conversation, the message, its search index, a job and an event, and on SQLite every one of
+//! those writes waits for the single writer. Appending the delivery's bytes to a journal costs
+//! one row. So a webhook is acknowledged once its delivery is in the journal: appends are
+//! grouped, many deliveries to a commit (one fsync), and each caller is answered only after the
+//! commit holding its delivery. What the deliveries carry is then recorded from the journal in
+//! batches far larger than concurrent webhooks make (see `crate::channels::intake`), and an
+//! entry is removed only once that is committed. Recording is idempotent (a message already
+//! stored is a duplicate), so an entry recorded twice, after a crash between the two commits,
+//! changes nothing.
+//!
+//! On SQLite the journal is a file of its own beside the database (`<database>.intake`), with
+//! its own writer, so appends never wait behind the recording of earlier deliveries. On
+//! Postgres it is a table of the database; entries are leased (`FOR UPDATE SKIP LOCKED`) so
+//! replicas record disjoint batches, and a replica that dies holding a lease leaves its batch
+//! to another once the lease expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{AnyPool, AssertSqlSafe};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::sql::{db_err, get, now_ms, time, SqlStore};
+use super::{Backend, StoreError};
+use crate::domain::{to_millis, ChannelId, ProviderKind};
+
+/// The most deliveries one append commits.
+const MAX_APPEND: usize = 256;
+
+/// Deliveries waiting for an append; callers wait when it is full.
+const QUEUE: usize = 4 * MAX_APPEND;
+
+/// The journal's table on SQLite, in its own file (created at open).
+pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS webhook_journal (
+    seq INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    channels TEXT NOT NULL,
+    body BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_at INTEGER NOT NULL DEFAULT 0,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)";
+
+/// A verified webhook delivery to keep.
+#[derive(Debug, Clone)]
+pub struct NewJournalEntry {
+    /// The provider whose webhook received it.
+    pub provider: ProviderKind,
+    /// The channels whose secret verified it (its events are routed among them).
+    pub channels: Vec<ChannelId>,
+    /// The body, as received.
+    pub body: Vec<u8>,
+}
+
+/// A kept delivery whose content is still to be recorded.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    /// Its place in the journal: entries are taken in this order.
+    pub seq: i64,
+    pub provider: ProviderKind,
+    pub channels: Vec<ChannelId>,
+    pub body: Vec<u8>,
+    /// When its webhook was acknowledged.
+    pub received_at: DateTime<Utc>,
+    /// Earlier tries that failed.
+    pub attempts: u32,
+}
+
+/// Verified webhook deliveries between their acknowledgement and their recording.
+#[async_trait]
+pub trait JournalStore: Send + Sync {
+    /// Appends a delivery, answering once it is durable.
+    async fn journal(&self, entry: NewJournalEntry) -> Result<(), StoreError>;
+    /// Up to `limit` entries not leased and not waiting for a retry, oldest first, leased to
+    /// the caller for `lease`.
+    async fn take_journal(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JournalEntry>, StoreError>;
+    /// Removes entries whose content is recorded.
+    async fn finish_journal(&self, seqs: &[i64]) -> Result<(), StoreError>;
+    /// Keeps an entry whose recording failed, to be taken again at `retry_at`.
+    async fn retry_journal(
+        &self,
+        seq: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// How many entries are kept, and how many of them failed at least once.
+    async fn journal_backlog(&self) -> Result<JournalBacklog, StoreError>;
+}
+
+/// The entries kept in the journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JournalBacklog {
+    /// Deliveries acknowledged and not yet recorded.
+    pub entries: u64,
+    /// Of those, the ones whose recording failed, waiting to be tried again.
+    pub failing: u64,
+}
+
+struct Pending {
+    entry: NewJournalEntry,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The journal's pool and its appenders.
+pub(super) struct Journal {
+    backend: Backend,
+    pool: AnyPool,
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Journal {
+    /// The journal on `pool`, with `appenders` tasks committing appends (one is all SQLite's
+    /// single writer can use). They stop when the store is dropped.
+    pub(super) fn start(backend: Backend, pool: AnyPool, appenders: usize) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        let pending = Arc::new(Mutex::new(pending));
+        for _ in 0..appenders.max(1) {
+            tokio::spawn(append_loop(pool.clone(), pending.clone()));
+        }
+        Journal {
+            backend,
+            pool,
+            queue,
+        }
+    }
+}
+
+async fn append_loop(pool: AnyPool, pending: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            // One appender at a time takes what is queued; the others commit meanwhile.
+            let mut pending = pending.lock().await;
+            if pending.recv_many(&mut batch, MAX_APPEND).await == 0 {
+                return;
+            }
+        }
+        metrics::histogram!("palaver_journal_append_size").record(batch.len() as f64);
+        let result = append(&pool, &batch).await.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, size = batch.len(), "cannot append to the webhook journal");
+        }
+        for p in batch {
+            // A caller that went away (its webhook timed out) has its delivery kept anyway;
+            // the provider's retry of it is recorded as a duplicate.
+            let _ = p.done.send(result.clone().map_err(StoreError::Unavailable));
+        }
+    }
+}
+
+/// One multi-row insert, committed on its own: one fsync for the whole batch.
+async fn append(pool: &AnyPool, batch: &[Pending]) -> Result<(), StoreError> {
+    let rows = (0..batch.len())
+        .map(|i| {
+            let p = i * 4;
+            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO webhook_journal (provider, channels, body, received_at) VALUES {rows}"
+    );
+    let now = now_ms();
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for p in batch {
+        let channels = p
+            .entry
+            .channels
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        query = query
+            .bind(p.entry.provider.as_str())
+            .bind(channels)
+            .bind(p.entry.body.clone())
+            .bind(now);
+    }
+    query.execute(pool).await.map_err(db_err)?;
+    Ok(())
+}
+
+/// `IN ($first, ...)` over `count` placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait]
+impl JournalStore for SqlStore {
+    async fn journal(&self, entry: NewJournalEntry) -> Result<(), StoreError> {
+        let stopped = || StoreError::Unavailable("the webhook journal has stopped".into());
+        let (done, answer) = oneshot::channel();
+        self.journal
+            .queue
+            .send(Pending { entry, done })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn take_journal(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let now = now_ms();
+        let lock = match self.journal.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE webhook_journal SET lease_until = $1
+             WHERE seq IN (SELECT seq FROM webhook_journal
+                           WHERE retry_at <= $2 AND lease_until <= $2
+                           ORDER BY seq LIMIT $3 {lock})
+             RETURNING seq, provider, channels, body, received_at, attempts"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.journal.pool)
+            .await
+            .map_err(db_err)?;
+        let mut entries = rows
+            .iter()
+            .map(|row| {
+                let provider: String = get(row, "provider")?;
+                let channels: String = get(row, "channels")?;
+                Ok(JournalEntry {
+                    seq: get(row, "seq")?,
+                    provider: provider.parse().map_err(StoreError::Corrupt)?,
+                    channels: channels
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(|c| {
+                            c.parse().map_err(|_| {
+                                StoreError::Corrupt(format!("journal: bad channel id `{c}`"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    body: get(row, "body")?,
+                    received_at: time(row, "received_at")?,
+                    attempts: get::<i64>(row, "attempts")? as u32,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING gives no order.
+        entries.sort_by_key(|e| e.seq);
+        Ok(entries)
+    }
+
+    async fn finish_journal(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        // Postgres takes at most 65,535 parameters a statement.
+        for chunk in seqs.chunks(10_000) {
+            let sql = format!(
+                "DELETE FROM webhook_journal WHERE seq IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            query.execute(&self.journal.pool).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn retry_journal(
+        &self,
+        seq: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_journal SET attempts = attempts + 1, retry_at = $1, lease_until = 0,
+             last_error = $2 WHERE seq = $3",
+        )
+        .bind(to_millis(retry_at))
+        .bind(error)
+        .bind(seq)
+        .execute(&self.journal.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn journal_backlog(&self) -> Result<JournalBacklog, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS entries,
+             COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) AS failing
+             FROM webhook_journal",
+        )
+        .fetch_one(&self.journal.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(JournalBacklog {
+            entries: get::<i64>(&row, "entries")? as u64,
+            failing: get::<i64>(&row, "failing")? as u64,
+        })
+    }
+}
