@@ -1,11 +1,16 @@
 //! Webhooks in: a delivery is verified over the raw bytes against the channel's secret (or,
 //! for providers with one URL for every channel, against each channel's), parsed into events,
-//! and what it carried is recorded durably and exactly once before it is acknowledged.
+//! and kept in the webhook journal (see `crate::store::JournalStore`) before it is acknowledged:
+//! once the provider has its 200, the delivery is durable. The journal's recorder then records
+//! what deliveries carried (messages, statuses, edits, connection changes) exactly once, in
+//! journal order and in large batches, and removes each entry once that is committed. An entry
+//! that cannot be recorded (the database is down) is kept and tried again later, never dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use http::HeaderMap;
 use serde::Serialize;
 
@@ -14,7 +19,9 @@ use crate::domain::{
     Channel, ChannelId, ChannelState, DeliveryStatus, EscalationReason, ProviderKind,
 };
 use crate::providers::{Credentials, Event, Inbound, WebhookScope};
-use crate::store::{InboundPolicy, NewEscalation, NewInbound, RecordedInbound};
+use crate::store::{
+    InboundPolicy, JournalEntry, NewEscalation, NewInbound, NewJournalEntry, RecordedInbound,
+};
 
 /// How long the channels and credentials read for verifying webhooks are used before being
 /// read again: at a thousand webhooks a second, one read a second instead of one each.
@@ -85,7 +92,41 @@ impl Signers {
     }
 }
 
-/// What a webhook delivery did.
+/// Journal entries one pass of the recorder takes.
+const RECORD_BATCH: usize = 512;
+
+/// Deliveries one pass records at once: their messages share the store's group commits.
+const RECORD_CONCURRENCY: usize = 128;
+
+/// How long a pass holds its entries before another recorder (another replica) may take them.
+const RECORD_LEASE: Duration = Duration::from_secs(60);
+
+/// How often an idle recorder looks for entries it was not woken for: another replica's, an
+/// expired lease, a retry come due.
+const RECORD_POLL: Duration = Duration::from_millis(250);
+
+/// Webhooks waiting for their journal append at once that mean intake is at capacity: the
+/// recorder then rests after each pass as long as the pass took, so it never takes more than
+/// about half the time the acknowledgements need (at a thousand webhooks a second, a handful
+/// are under way at once and the recorder never rests).
+const INTAKE_BUSY: usize = 8;
+
+/// The longest rest of the recorder after one pass.
+const REST_MAX: Duration = Duration::from_millis(200);
+
+/// The longest wait before an entry that failed is tried again.
+const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// The answer to a webhook delivery: verified, understood and durable.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Accepted {
+    /// Events the delivery carried.
+    pub events: usize,
+    /// Whether it was kept to be recorded (false when every event is one Palaver ignores).
+    pub journaled: bool,
+}
+
+/// What recording journaled deliveries did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Receipt {
     /// Customer messages stored.
@@ -100,6 +141,33 @@ pub struct Receipt {
     pub ignored: usize,
     /// Events for numbers no channel serves.
     pub unrouted: usize,
+}
+
+/// Counts a webhook as being journaled while it lives.
+struct Journaling<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Journaling<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Journaling(count)
+    }
+}
+
+impl Drop for Journaling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Receipt {
+    fn add(&mut self, other: &Receipt) {
+        self.recorded += other.recorded;
+        self.duplicates += other.duplicates;
+        self.statuses += other.statuses;
+        self.changes += other.changes;
+        self.ignored += other.ignored;
+        self.unrouted += other.unrouted;
+    }
 }
 
 impl Channels {
@@ -137,16 +205,17 @@ impl Channels {
         Err(ChannelError::Unauthorized("verification failed".into()))
     }
 
-    /// Verifies, parses and records one webhook delivery. `channel` is given when the URL names
-    /// the channel; providers with one URL for every channel are checked against each of their
-    /// channels' secrets and routed by the number each event names.
+    /// Verifies, parses and journals one webhook delivery, answering once it is durable.
+    /// `channel` is given when the URL names the channel; providers with one URL for every
+    /// channel are checked against each of their channels' secrets, and the events are routed
+    /// by the number each names when they are recorded.
     pub async fn receive(
         &self,
         kind: ProviderKind,
         channel: Option<ChannelId>,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Receipt, ChannelError> {
+    ) -> Result<Accepted, ChannelError> {
         let provider = self.provider(kind)?;
         let scope = provider
             .webhooks()
@@ -190,11 +259,155 @@ impl Channels {
         let events = provider
             .parse(body)
             .map_err(|e| ChannelError::BadRequest(e.to_string()))?;
+        let mut accepted = Accepted {
+            events: events.len(),
+            journaled: false,
+        };
+        if events.iter().any(|e| !matches!(e, Event::Ignored { .. })) {
+            let _journaling = Journaling::enter(&self.journaling);
+            self.store
+                .journal(NewJournalEntry {
+                    provider: kind,
+                    channels: verified.iter().map(|c| c.id).collect(),
+                    body: body.to_vec(),
+                })
+                .await?;
+            self.journaled.notify_one();
+            accepted.journaled = true;
+        } else {
+            for event in events {
+                if let Event::Ignored { reason, .. } = event {
+                    tracing::debug!(%reason, "webhook event ignored");
+                }
+            }
+        }
+        metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "accepted").increment(1);
+        Ok(accepted)
+    }
+
+    /// Records journaled deliveries until `stopped` turns true: at once when one is journaled
+    /// here, and every [`RECORD_POLL`] for those journaled elsewhere or come due for a retry.
+    /// A pass under way when `stopped` turns is finished; what is left stays in the journal.
+    pub async fn record_journal(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        while !*stopped.borrow() {
+            let began = Instant::now();
+            match self.record_journaled().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = self.journaled.notified() => {}
+                        _ = tokio::time::sleep(RECORD_POLL) => {}
+                        _ = stopped.changed() => {}
+                    }
+                }
+                Ok(_) => {
+                    // Acknowledging webhooks comes first: when many wait for the journal, the
+                    // CPU and the database go to them for as long as this pass took.
+                    if self.journaling.load(std::sync::atomic::Ordering::Relaxed) >= INTAKE_BUSY {
+                        metrics::counter!("palaver_journal_recorder_rests_total").increment(1);
+                        tokio::select! {
+                            _ = tokio::time::sleep(began.elapsed().min(REST_MAX)) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the webhook journal; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopped.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of the recorder: takes up to [`RECORD_BATCH`] journaled deliveries, oldest
+    /// first, records what they carry, and removes those recorded. One that fails stays, to be
+    /// tried again after a wait that grows with its failures. Returns how many were taken.
+    pub async fn record_journaled(&self) -> Result<usize, ChannelError> {
+        let entries = self.store.take_journal(RECORD_BATCH, RECORD_LEASE).await?;
+        let taken = entries.len();
+        if taken == 0 {
+            return Ok(0);
+        }
+        let outcomes: Vec<_> = futures::stream::iter(entries)
+            .map(|entry| async move {
+                let outcome = self.record_entry(&entry).await;
+                (entry, outcome)
+            })
+            .buffered(RECORD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut done = Vec::with_capacity(taken);
+        let mut total = Receipt::default();
+        for (entry, outcome) in outcomes {
+            match outcome {
+                Ok(receipt) => {
+                    total.add(&receipt);
+                    done.push(entry.seq);
+                }
+                Err(e) => {
+                    let wait = Duration::from_secs(1 << entry.attempts.min(10)).min(RETRY_MAX);
+                    tracing::error!(entry = entry.seq, attempts = entry.attempts + 1, error = %e,
+                        retry_in_secs = wait.as_secs(), "cannot record a journaled webhook; kept to try again");
+                    let at = chrono::Utc::now()
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                    self.store
+                        .retry_journal(entry.seq, &e.to_string(), at)
+                        .await?;
+                }
+            }
+        }
+        self.store.finish_journal(&done).await?;
+        metrics::counter!("palaver_journal_recorded_total").increment(done.len() as u64);
+        tracing::debug!(
+            entries = done.len(),
+            recorded = total.recorded,
+            duplicates = total.duplicates,
+            statuses = total.statuses,
+            changes = total.changes,
+            "journaled webhooks recorded"
+        );
+        Ok(taken)
+    }
+
+    /// Waits until every delivery journaled so far is recorded or failed (and waits for a
+    /// retry), recording them here too: with no recorder running, this is the recorder.
+    pub async fn settle(&self) -> Result<(), ChannelError> {
+        loop {
+            if self.record_journaled().await? == 0 {
+                // Another recorder may hold the rest.
+                let backlog = self.store.journal_backlog().await?;
+                if backlog.entries == backlog.failing {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    /// Records what one journaled delivery carries.
+    async fn record_entry(&self, entry: &JournalEntry) -> Result<Receipt, ChannelError> {
+        let kind = entry.provider;
+        let provider = self.provider(kind)?;
+        let events = provider
+            .parse(&entry.body)
+            .map_err(|e| ChannelError::BadRequest(e.to_string()))?;
+        // The channels that verified it, as they are now; one deleted since is not served.
+        let signers = self
+            .signers(kind, Instant::now().checked_sub(SIGNERS_TTL))
+            .await?;
+        let mut verified = Vec::with_capacity(entry.channels.len());
+        for id in &entry.channels {
+            match signers.iter().find(|(c, _)| c.id == *id) {
+                Some((c, _)) => verified.push(c.clone()),
+                None => verified.extend(self.store.channel(*id).await?),
+            }
+        }
         let mut receipt = Receipt::default();
         for event in events {
             self.apply(kind, &verified, event, &mut receipt).await?;
         }
-        metrics::counter!("palaver_webhooks_total", "provider" => kind.as_str(), "result" => "accepted").increment(1);
         Ok(receipt)
     }
 

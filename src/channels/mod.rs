@@ -2,7 +2,7 @@
 //! [`Registry`]. This module owns what the channel layer does with a provider, one concern a
 //! file: [`credentials`] (sealed at rest, never returned), [`lifecycle`] (create, update, link
 //! by QR code, log out, delete, through the provider's capabilities), [`intake`] (webhooks in:
-//! verify over the raw bytes, parse, record durably and exactly once) and [`delivery`] (the
+//! verify over the raw bytes, parse, journal durably, then record exactly once) and [`delivery`] (the
 //! outbox out: within each channel's shared send rate and the provider's service window, with
 //! the provider-error → outcome decision as a pure function).
 
@@ -26,7 +26,7 @@ use crate::providers::{Provider, ProviderError, Registry, WebhookScope};
 use crate::store::{Store, StoreError};
 
 pub use delivery::{Attempt, MAX_INTERACTIVE_CHARS, MAX_TEXT_CHARS};
-pub use intake::Receipt;
+pub use intake::{Accepted, Receipt};
 pub use lifecycle::ChannelInput;
 
 /// A channel operation failure.
@@ -70,6 +70,10 @@ pub struct Channels {
     settings: Arc<Settings>,
     templates: templates::TemplateCache,
     signers: intake::Signers,
+    /// Woken when a delivery is journaled, for the journal's recorder.
+    journaled: tokio::sync::Notify,
+    /// Webhooks being journaled now: the recorder rests while many wait.
+    journaling: std::sync::atomic::AtomicUsize,
 }
 
 impl Channels {
@@ -87,6 +91,8 @@ impl Channels {
             settings,
             templates: Default::default(),
             signers: Default::default(),
+            journaled: Default::default(),
+            journaling: Default::default(),
         }
     }
 

@@ -83,7 +83,11 @@ pub async fn serve(
         .then(|| state.settings.database_url());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let events = tokio::spawn(hub.clone().run(notifications, stopped.clone()));
-    let hooks = tokio::spawn(state.hooks.clone().run(hub.clone(), stopped));
+    let hooks = tokio::spawn(state.hooks.clone().run(hub.clone(), stopped.clone()));
+    // What webhooks deliver is recorded from the journal by the process that took them (and,
+    // on Postgres, by any replica).
+    let channels = state.channels.clone();
+    let recorder = tokio::spawn(async move { channels.record_journal(stopped).await });
     let draining = state.workers.clone();
     let drain_secs = state.settings.server.drain_secs;
     let app = router(state);
@@ -109,6 +113,7 @@ pub async fn serve(
     let _ = stop.send(true);
     let _ = events.await;
     let _ = hooks.await;
+    let _ = recorder.await;
     served
 }
 
@@ -167,10 +172,11 @@ async fn healthz() -> &'static str {
 /// `/readyz` answers it, and the console's settings page shows it.
 pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
     let store = app.store.ping().await;
+    let journal = app.store.journal_backlog().await;
     let vectors = app.knowledge.vectors().count("__readiness_probe").await;
     let workers_ok = app.workers.ok();
     let draining = app.workers.draining();
-    let ok = store.is_ok() && vectors.is_ok() && workers_ok && !draining;
+    let ok = store.is_ok() && journal.is_ok() && vectors.is_ok() && workers_ok && !draining;
     let body = json!({
         "status": match (ok, draining) {
             (true, _) => "ready",
@@ -178,6 +184,9 @@ pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
             (false, false) => "unavailable",
         },
         "store": { "backend": app.store.backend(), "ok": store.is_ok() },
+        // Webhooks acknowledged and not yet recorded: a backlog that only grows means the
+        // database cannot keep up (or refuses what failing entries carry).
+        "journal": journal.as_ref().ok(),
         "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
         "embedder": { "model": app.knowledge.embedder().model_id() },
         "workers": {

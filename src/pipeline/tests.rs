@@ -103,7 +103,7 @@ impl Rig {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-test-token", TOKEN.parse().unwrap());
         let body = json!({"route": ROUTE, "messages": [{"id": id, "from": "5215550001", "name": "Ana", "text": text}]});
-        let receipt = self
+        let accepted = self
             .app
             .channels
             .receive(
@@ -114,7 +114,8 @@ impl Rig {
             )
             .await
             .unwrap();
-        assert_eq!(receipt.recorded, 1);
+        assert!(accepted.journaled);
+        self.app.channels.settle().await.unwrap();
     }
 
     /// Runs every due job (turns, then their sends) until none is left.
@@ -363,4 +364,43 @@ fn follow_ups_are_read_with_the_previous_question() {
         assert_eq!(super::follow_up_of(question, &history), None, "{question}");
     }
     assert_eq!(super::follow_up_of("Sunday?", &[]), None);
+}
+
+/// A journaled delivery that cannot be recorded (here, a body this version cannot parse) is
+/// kept, counted as failing and left for a later try; the deliveries around it are recorded.
+#[tokio::test]
+async fn a_delivery_that_cannot_be_recorded_is_kept_and_holds_back_nothing() {
+    let r = rig(scripted([])).await;
+    r.app
+        .store
+        .journal(crate::store::NewJournalEntry {
+            provider: ProviderKind::Meta,
+            channels: vec![r.channel.id],
+            body: b"not json".to_vec(),
+        })
+        .await
+        .unwrap();
+    r.customer("in-1", "Are you open on Sundays?").await;
+    let backlog = r.app.store.journal_backlog().await.unwrap();
+    assert_eq!((backlog.entries, backlog.failing), (1, 1));
+    let conversation = r.conversation().await;
+    let messages = r
+        .app
+        .store
+        .messages(conversation.id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].provider_message_id.as_deref(), Some("in-1"));
+    // It waits for its retry: the next pass takes nothing.
+    assert_eq!(r.app.channels.record_journaled().await.unwrap(), 0);
+    // The same delivery again is a duplicate, recorded once.
+    r.customer("in-1", "Are you open on Sundays?").await;
+    let messages = r
+        .app
+        .store
+        .messages(conversation.id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
 }

@@ -47,8 +47,10 @@ fn meta_message(phone: &str, id: &str, text: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Posts a signed Meta webhook and waits until what it carried is recorded.
 async fn post_webhook(t: &TestApp, body: &[u8], secret: &str) -> u16 {
-    t.client
+    let status = t
+        .client
         .post(format!("{}/webhooks/meta", t.url))
         .header("content-type", "application/json")
         .header("x-hub-signature-256", sign(body, secret))
@@ -57,7 +59,9 @@ async fn post_webhook(t: &TestApp, body: &[u8], secret: &str) -> u16 {
         .await
         .unwrap()
         .status()
-        .as_u16()
+        .as_u16();
+    t.settle().await;
+    status
 }
 
 /// `method path` with `key`, a JSON body for writes; the status and the JSON answer.

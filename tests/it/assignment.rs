@@ -90,6 +90,7 @@ async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text:
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    t.settle().await;
 }
 
 /// The customer's conversation once it is escalated.

@@ -49,9 +49,7 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
                      "message": {"type": "text", "text": {"body": "Do you deliver on Sundays?"}}}
         }),
     );
-    let receipt: Value = post_meta(&t, &edit).await.json().await.unwrap();
-    assert_eq!(receipt["changes"], 1, "{receipt}");
-    assert_eq!(receipt["recorded"], 0, "not a new message");
+    assert_eq!(post_meta(&t, &edit).await.status(), 200);
     // The same edit delivered again changes nothing more.
     post_meta(&t, &edit).await;
     let (_, messages) = crate::inbox::messages(&t).await;
@@ -75,8 +73,7 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
             "type": "revoke", "revoke": {"original_message_id": "wamid.CHG.1"}
         }),
     );
-    let receipt: Value = post_meta(&t, &revoke).await.json().await.unwrap();
-    assert_eq!(receipt["changes"], 1, "{receipt}");
+    assert_eq!(post_meta(&t, &revoke).await.status(), 200);
     let (_, messages) = crate::inbox::messages(&t).await;
     let customer: Vec<&Value> = messages
         .iter()
@@ -97,8 +94,9 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
         .iter()
         .filter_map(|e| e["type"].as_str())
         .collect();
-    assert!(kinds.contains(&"message.edited"), "{kinds:?}");
-    assert!(kinds.contains(&"message.deleted"), "{kinds:?}");
+    let count = |kinds: &[&str], kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(&kinds, "message.edited"), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, "message.deleted"), 1, "{kinds:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sends(&graph).await.len(), 1);
 
@@ -111,10 +109,11 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
     );
     let response = post_meta(&t, &stray).await;
     assert_eq!(response.status(), 200);
-    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(t.app.store.journal_backlog().await.unwrap().entries, 0);
+    let after = t.get("/api/v1/events?after=0&limit=1000").await;
     assert_eq!(
-        (receipt["changes"].as_u64(), receipt["ignored"].as_u64()),
-        (Some(0), Some(1))
+        after["events"], events["events"],
+        "no event, nothing changed"
     );
     t.stop().await;
 }
@@ -239,6 +238,7 @@ async fn evolution_edits_and_deletions_change_the_original_message() {
     ] {
         assert_eq!(hook(name).await.unwrap().status(), 200);
     }
+    t.settle().await;
     let (_, messages) = crate::inbox::messages(&t).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["text"], "Olá, qual o horário de sábado?");
@@ -246,13 +246,11 @@ async fn evolution_edits_and_deletions_change_the_original_message() {
         messages[0]["details"]["edits"][0]["text"],
         "Olá, qual o horário de atendimento?"
     );
-    let receipt: Value = hook("webhook.messages.delete.json")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(receipt["changes"], 1, "{receipt}");
+    assert_eq!(
+        hook("webhook.messages.delete.json").await.unwrap().status(),
+        200
+    );
+    t.settle().await;
     let (_, messages) = crate::inbox::messages(&t).await;
     assert_eq!(messages[0]["details"]["deleted_at"], "2026-05-06T14:38:27Z");
     t.stop().await;

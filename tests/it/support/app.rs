@@ -212,6 +212,11 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Waits until what the webhooks acknowledged so far carried is recorded.
+    pub async fn settle(&self) {
+        self.app.channels.settle().await.unwrap();
+    }
+
     /// Starts shutting down, as SIGTERM does, without waiting for the end.
     pub fn begin_stop(&self) {
         let _ = self.stop.send(true);
