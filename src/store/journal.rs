@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, AssertSqlSafe};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::sql::{db_err, get, now_ms, time, SqlStore};
+use super::sql::{db_err, get, now_ms, placeholders, time, SqlStore};
 use super::{Backend, StoreError};
 use crate::domain::{to_millis, ChannelId, ProviderKind};
 
@@ -163,10 +163,7 @@ async fn append_loop(pool: AnyPool, pending: Arc<Mutex<mpsc::Receiver<Pending>>>
 /// One multi-row insert, committed on its own: one fsync for the whole batch.
 async fn append(pool: &AnyPool, batch: &[Pending]) -> Result<(), StoreError> {
     let rows = (0..batch.len())
-        .map(|i| {
-            let p = i * 4;
-            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-        })
+        .map(|i| format!("({})", placeholders(i * 4 + 1, 4)))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
@@ -190,14 +187,6 @@ async fn append(pool: &AnyPool, batch: &[Pending]) -> Result<(), StoreError> {
     }
     query.execute(pool).await.map_err(db_err)?;
     Ok(())
-}
-
-/// `IN ($first, ...)` over `count` placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[async_trait]
