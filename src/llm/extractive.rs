@@ -182,17 +182,16 @@ fn median(mut values: Vec<f32>) -> f32 {
     values[values.len() / 2]
 }
 
-/// The lead of a best candidate over the median one: another candidate stands out as it does
-/// when it leads the median by at least [`FOLLOW_RELATIVE`] of that (a scale-free rule:
-/// embedders spread their cosines differently).
+/// The lead of a best candidate over the median one (`floor`, the median of all the question's
+/// candidates): another candidate stands out as it does when it leads the median by at least
+/// [`FOLLOW_RELATIVE`] of that (a scale-free rule: embedders spread their cosines differently).
 struct Lead {
     floor: f32,
     spread: f32,
 }
 
 impl Lead {
-    fn of(best: f32, candidates: &[Candidate]) -> Self {
-        let floor = median(candidates.iter().map(|c| c.score).collect());
+    fn of(best: f32, floor: f32) -> Self {
         Self {
             floor,
             spread: (best - floor).max(f32::EPSILON),
@@ -304,6 +303,7 @@ struct Unit<'a> {
 /// against a week's rows): then the question is about the table, which answers whole when it
 /// fits in a message. Any other source offers what [`section_reply`] takes from it.
 fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
+    let floor = median(candidates.iter().map(|c| c.score).collect());
     let mut units = Vec::new();
     for source in sources {
         let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == source.n).collect();
@@ -326,9 +326,8 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                     .filter(|c| !std::ptr::eq(**c, top))
                     .map(|c| c.score)
                     .fold(f32::MIN, f32::max);
-                let whole = source.context.trim();
-                let alike = Lead::of(top.score, candidates).stands_out(runner_up);
-                if alike && whole.chars().count() <= MAX_REPLY_CHARS {
+                let alike = Lead::of(top.score, floor).stands_out(runner_up);
+                if let Some(whole) = whole(source).filter(|_| alike) {
                     units.push(Unit {
                         source,
                         text: whole.to_string(),
@@ -343,7 +342,7 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                 }
             }
             _ => {
-                if let Some(text) = section_reply(source, candidates) {
+                if let Some(text) = section_reply(source, candidates, floor) {
                     units.push(Unit { source, text, best });
                 }
             }
@@ -397,18 +396,23 @@ fn is_title_line(text: &str) -> bool {
         && !is_row_sentence(text)
 }
 
+/// A source's whole context, when it fits in a chat message.
+fn whole(source: &Source) -> Option<&str> {
+    let whole = source.context.trim();
+    (!whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS).then_some(whole)
+}
+
 /// What a chosen section says in reply. A section short enough for a chat message answers as
 /// a unit; from a longer one, its best sentence and the sentences right after it while they
 /// stand out from the rest as much as it does (answers often run over two sentences); a
 /// sentence that announces a list brings the list.
-fn section_reply(section: &Source, candidates: &[Candidate]) -> Option<String> {
-    let whole = section.context.trim();
-    if !whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS {
+fn section_reply(section: &Source, candidates: &[Candidate], floor: f32) -> Option<String> {
+    if let Some(whole) = whole(section) {
         return Some(whole.to_string());
     }
     let sentences = || candidates.iter().filter(|c| c.n == section.n);
     let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
-    let lead = Lead::of(first.score, candidates);
+    let lead = Lead::of(first.score, floor);
     let mut reply = first.text.clone();
     let mut next = first.index + 1;
     let mut followed = 0;
