@@ -157,6 +157,16 @@ impl Rig {
         customer.conversation
     }
 
+    /// The customer's conversation's messages, oldest first (ten at most).
+    async fn messages(&self) -> Vec<crate::domain::Message> {
+        let conversation = self.conversation().await;
+        self.app
+            .store
+            .messages(conversation.id, 10, None)
+            .await
+            .unwrap()
+    }
+
     fn texts(&self) -> Vec<(String, String)> {
         self.provider
             .sent()
@@ -191,12 +201,7 @@ async fn a_question_is_answered_by_the_model_with_a_read_receipt_first() {
     assert!(asked[0].sources >= 1, "the hours were retrieved");
     let conversation = r.conversation().await;
     assert_eq!(conversation.status, ConversationStatus::Active);
-    let messages = r
-        .app
-        .store
-        .messages(conversation.id, 10, None)
-        .await
-        .unwrap();
+    let messages = r.messages().await;
     let reply = messages
         .iter()
         .find(|m| m.direction == Direction::Outbound)
@@ -383,24 +388,13 @@ async fn a_delivery_that_cannot_be_recorded_is_kept_and_holds_back_nothing() {
     r.customer("in-1", "Are you open on Sundays?").await;
     let backlog = r.app.store.journal_backlog().await.unwrap();
     assert_eq!((backlog.entries, backlog.failing), (1, 1));
-    let conversation = r.conversation().await;
-    let messages = r
-        .app
-        .store
-        .messages(conversation.id, 10, None)
-        .await
-        .unwrap();
+    let messages = r.messages().await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].provider_message_id.as_deref(), Some("in-1"));
     // It waits for its retry: the next pass takes nothing.
     assert_eq!(r.app.channels.record_journaled().await.unwrap(), 0);
     // The same delivery again is a duplicate, recorded once.
     r.customer("in-1", "Are you open on Sundays?").await;
-    let messages = r
-        .app
-        .store
-        .messages(conversation.id, 10, None)
-        .await
-        .unwrap();
+    let messages = r.messages().await;
     assert_eq!(messages.len(), 1);
 }
