@@ -26,6 +26,10 @@ const CACHE_ENTRIES: usize = 20_000;
 const SIMILARITY_WEIGHT: f32 = 0.8;
 /// Longest reply, in characters (a chat message, not an essay).
 const MAX_REPLY_CHARS: usize = 480;
+/// Longest table answered whole. A table is read by scanning for one's own row, so a longer
+/// one still reads as a chat message; and when the question does not single out a row ("free
+/// shipping from Madrid?" against zones by region), showing every row beats guessing one.
+const MAX_TABLE_REPLY_CHARS: usize = 1000;
 /// A candidate stands out as the best one does ([`Lead`]) when it leads the median candidate by
 /// at least this share of the best one's lead: a following sentence that does joins the reply,
 /// and a table's best row answers alone only when no other row does.
@@ -154,7 +158,8 @@ fn overlap(question_terms: &[String], words: &HashSet<String>) -> f32 {
         / question_terms.len() as f32
 }
 
-/// A reply cut to [`MAX_REPLY_CHARS`].
+/// A reply cut to [`MAX_REPLY_CHARS`] (only a single overlong sentence needs it: units grow
+/// within the limit).
 fn capped(reply: String) -> String {
     if reply.chars().count() > MAX_REPLY_CHARS {
         reply.chars().take(MAX_REPLY_CHARS - 1).collect::<String>() + "…"
@@ -194,12 +199,14 @@ impl Lead {
     fn of(best: f32, floor: f32) -> Self {
         Self {
             floor,
-            spread: (best - floor).max(f32::EPSILON),
+            spread: (best - floor).max(0.0),
         }
     }
 
+    /// Whether `score` leads the floor by [`FOLLOW_RELATIVE`] of the best one's lead (when the
+    /// best does not lead at all, whatever reaches the floor stands out as much as it does).
     fn stands_out(&self, score: f32) -> bool {
-        (score - self.floor) / self.spread >= FOLLOW_RELATIVE
+        score - self.floor >= FOLLOW_RELATIVE * self.spread
     }
 }
 
@@ -277,7 +284,7 @@ impl ChatModel for Extractive {
         };
         let (section, reply) = (unit.source, unit.text);
         let title = section.title.clone();
-        let text = format!("{}\n\n(Source: {title})", capped(reply));
+        let text = format!("{reply}\n\n(Source: {title})");
         Ok(Completion {
             tokens_out: count_tokens(&text) as u32,
             text,
@@ -327,7 +334,7 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                     .map(|c| c.score)
                     .fold(f32::MIN, f32::max);
                 let alike = Lead::of(top.score, floor).stands_out(runner_up);
-                if let Some(whole) = whole(source).filter(|_| alike) {
+                if let Some(whole) = whole(source, MAX_TABLE_REPLY_CHARS).filter(|_| alike) {
                     units.push(Unit {
                         source,
                         text: whole.to_string(),
@@ -336,14 +343,18 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                 } else {
                     units.extend(rows.iter().map(|row| Unit {
                         source,
-                        text: row.text.clone(),
+                        text: capped(row.text.clone()),
                         best: row.score,
                     }));
                 }
             }
             _ => {
                 if let Some(text) = section_reply(source, candidates, floor) {
-                    units.push(Unit { source, text, best });
+                    units.push(Unit {
+                        source,
+                        text: capped(text),
+                        best,
+                    });
                 }
             }
         }
@@ -396,10 +407,10 @@ fn is_title_line(text: &str) -> bool {
         && !is_row_sentence(text)
 }
 
-/// A source's whole context, when it fits in a chat message.
-fn whole(source: &Source) -> Option<&str> {
+/// A source's whole context, when it is at most `limit` characters.
+fn whole(source: &Source, limit: usize) -> Option<&str> {
     let whole = source.context.trim();
-    (!whole.is_empty() && whole.chars().count() <= MAX_REPLY_CHARS).then_some(whole)
+    (!whole.is_empty() && whole.chars().count() <= limit).then_some(whole)
 }
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
@@ -407,7 +418,7 @@ fn whole(source: &Source) -> Option<&str> {
 /// stand out from the rest as much as it does (answers often run over two sentences); a
 /// sentence that announces a list brings the list.
 fn section_reply(section: &Source, candidates: &[Candidate], floor: f32) -> Option<String> {
-    if let Some(whole) = whole(section) {
+    if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
         return Some(whole.to_string());
     }
     let sentences = || candidates.iter().filter(|c| c.n == section.n);
@@ -715,6 +726,34 @@ mod tests {
             "Whitening in the office — Price: 290 €.\n\n(Source: Prices)"
         );
         assert_eq!(answer.cited, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_table_whose_rows_answer_alike_answers_whole_beyond_a_sentence_reply() {
+        // Rows alike but for the zone and its figures, which the question does not name.
+        let table = [
+            ("Spain", "4.90", "40", "1 to 3"),
+            ("Portugal", "5.90", "50", "2 to 4"),
+            ("France", "6.90", "60", "3 to 5"),
+            ("Italy", "7.90", "70", "4 to 6"),
+            ("Germany", "8.90", "80", "5 to 7"),
+        ]
+        .map(|(zone, fee, free, days)| {
+            format!(
+                "{zone} — Shipping: {fee} EUR; Free shipping from: {free} EUR; Delivery: {days} working days; Tracking: included."
+            )
+        })
+        .join("\n");
+        assert!((MAX_REPLY_CHARS..=MAX_TABLE_REPLY_CHARS).contains(&table.chars().count()));
+        let sources = [source(1, "Shipping", "Shipping > Zones", &table)];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request(
+                "From how much is shipping free for my order?",
+                &sources,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answer.text, format!("{table}\n\n(Source: Shipping)"));
     }
 
     #[tokio::test]
