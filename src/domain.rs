@@ -380,11 +380,15 @@ pub struct MessageSet {
     /// A message with nothing to answer (a sticker, a location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsupported: Option<String>,
+    /// Said before a reply quoted from documents written in another language than the
+    /// customer's (the extractive answerer quotes; it cannot translate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_language: Option<String>,
 }
 
 impl MessageSet {
     /// The messages by key, as written in settings.
-    pub fn entries(&self) -> [(&'static str, Option<&str>); 6] {
+    pub fn entries(&self) -> [(&'static str, Option<&str>); 7] {
         [
             ("escalation", self.escalation.as_deref()),
             ("after_hours", self.after_hours.as_deref()),
@@ -392,6 +396,7 @@ impl MessageSet {
             ("closed", self.closed.as_deref()),
             ("voice_unavailable", self.voice_unavailable.as_deref()),
             ("unsupported", self.unsupported.as_deref()),
+            ("other_language", self.other_language.as_deref()),
         ]
     }
 }

@@ -92,6 +92,24 @@ pub(super) fn for_customer(
     config
 }
 
+/// What to say before a reply quoted from `source` when that is written in another language than
+/// the customer's (`customer`, when detected): the agent's translation of `other_language` in the
+/// customer's language, else the shipped one. `None` when the languages match or either is
+/// unclear.
+pub(super) fn other_language_note(
+    config: &AgentConfig,
+    prompts: &Prompts,
+    customer: Option<&str>,
+    source: &str,
+) -> Option<String> {
+    let customer = customer?;
+    let written = crate::language::detect(source)?;
+    if written == customer {
+        return None;
+    }
+    message(config, prompts, customer, "other_language")
+}
+
 /// What the bot says to a message it has nothing to answer, in the agent's (possibly the
 /// customer's, see [`for_customer`]) language: the agent's translation, the operator's
 /// `unsupported_message.txt` for English, else the shipped translation.
@@ -163,6 +181,35 @@ mod tests {
         assert_eq!(
             unsupported(&hi, &prompts()),
             prompts().unsupported_message()
+        );
+    }
+
+    #[test]
+    fn a_quote_in_another_language_is_announced_in_the_customers() {
+        let p = prompts();
+        let config = AgentConfig::default();
+        let english = "The minimum order for delivery is 15 EUR, before the delivery fee.";
+        let note = other_language_note(&config, &p, Some("es"), english).unwrap();
+        assert_eq!(
+            Some(note.as_str()),
+            p.messages("es").unwrap().other_language.as_deref()
+        );
+        // The same language, or a language nobody can tell, needs no note.
+        assert_eq!(other_language_note(&config, &p, Some("en"), english), None);
+        assert_eq!(other_language_note(&config, &p, None, english), None);
+        assert_eq!(other_language_note(&config, &p, Some("es"), "CK-223"), None);
+        // The agent's own wording wins.
+        let mut config = AgentConfig::default();
+        config.messages.insert(
+            "es".into(),
+            MessageSet {
+                other_language: Some("Te copio nuestra información, que está en inglés:".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            other_language_note(&config, &p, Some("es"), english).as_deref(),
+            Some("Te copio nuestra información, que está en inglés:")
         );
     }
 

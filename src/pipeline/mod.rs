@@ -670,12 +670,27 @@ impl Pipeline {
                 LowConfidence::Answer => {}
             }
         }
+        // A quote from documents in another language than the customer's says so first, in the
+        // customer's language (the other answerers are told to reply in it).
+        let note = (config.answerer == Answerer::Extractive)
+            .then(|| {
+                let quoted = prompt
+                    .sources
+                    .iter()
+                    .find(|s| completion.cited.contains(&s.n))?;
+                language::other_language_note(&config, &self.prompts, speaks, &quoted.text)
+            })
+            .flatten();
+        let text = match note {
+            Some(note) => format!("{note}\n\n{text}"),
+            None => text.to_string(),
+        };
         generation.total_ms = ms(started);
         self.reply(
             conversation,
             &config,
             &turn,
-            text.to_string(),
+            text,
             Some(generation),
             question,
             shown,

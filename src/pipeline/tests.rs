@@ -266,6 +266,48 @@ async fn a_short_message_is_answered_in_the_language_the_customer_wrote_in_befor
 }
 
 #[tokio::test]
+async fn a_quote_from_documents_in_another_language_says_so_in_the_customers() {
+    let r = rig(scripted([])).await;
+    let agent_id = r.channel.agent_id.unwrap();
+    let mut agent = r.app.store.agent(agent_id).await.unwrap().unwrap();
+    agent.config.answerer = crate::domain::Answerer::Extractive;
+    r.app.store.update_agent(&agent).await.unwrap();
+    let prompts = crate::prompts::Prompts::load(None).unwrap();
+    let note = |language: &str| {
+        prompts
+            .messages(language)
+            .unwrap()
+            .other_language
+            .clone()
+            .unwrap()
+    };
+
+    // The test embedder matches words, not meanings: the Spanish question borrows the
+    // documents' words to find them, as a multilingual embedder would find them without.
+    r.customer("in-1", "Hola, ¿la bakery opens los Sundays?")
+        .await;
+    r.drain().await;
+    r.customer("in-2", "Are you open on Sundays?").await;
+    r.drain().await;
+    let sent: Vec<String> = r.texts().into_iter().map(|(_, text)| text).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    // The Spanish customer is told first, in Spanish, that the quote is in English.
+    let (said, quoted) = sent[0].split_once("\n\n").expect(&sent[0]);
+    assert_eq!(said, note("es"));
+    assert!(quoted.starts_with("The bakery opens every day"), "{quoted}");
+    // In the documents' own language the quote comes alone.
+    assert!(
+        sent[1].starts_with("The bakery opens every day"),
+        "{}",
+        sent[1]
+    );
+    assert!(
+        r.model.requests().is_empty(),
+        "the extractive answerer answered"
+    );
+}
+
+#[tokio::test]
 async fn an_escalated_conversation_gets_nothing_from_the_bot() {
     let r = rig(scripted([Ok("should never be sent".into())])).await;
     r.customer("in-1", "humano por favor").await;
