@@ -307,8 +307,10 @@ struct Unit<'a> {
 
 /// The candidate replies of each source. A source mostly made of table rows ("Cleaning — price:
 /// 55 €.") offers each row as a fact of its own, unless its rows score alike ("opening hours?"
-/// against a week's rows): then the question is about the table, which answers whole when it
-/// fits in a message. Any other source offers what [`section_reply`] takes from it.
+/// against a week's rows, and no other sentence of the passage beats them): then the question
+/// is about the table, which answers whole when it fits. Besides its rows, such a source offers
+/// the run of its other sentences that [`sentence_run`] finds. Any other source offers what
+/// [`section_reply`] takes from it.
 fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
     let floor = median(candidates.iter().map(|c| c.score).collect());
     let mut units = Vec::new();
@@ -333,7 +335,17 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                     .filter(|c| !std::ptr::eq(**c, top))
                     .map(|c| c.score)
                     .fold(f32::MIN, f32::max);
-                let alike = Lead::of(top.score, floor).stands_out(runner_up);
+                // What the passage says besides its rows ("We do not deliver to Madeira." under
+                // a zones table) answers too.
+                let prose: Vec<&Candidate> = sentences
+                    .iter()
+                    .copied()
+                    .filter(|c| c.own && !is_row_sentence(&c.text) && !is_title_line(&c.text))
+                    .collect();
+                // The question is about the table when its rows score alike and none of the
+                // passage's other sentences beats them.
+                let alike = Lead::of(top.score, floor).stands_out(runner_up)
+                    && prose.iter().all(|c| c.score <= top.score);
                 if let Some(whole) = whole(source, MAX_TABLE_REPLY_CHARS).filter(|_| alike) {
                     units.push(Unit {
                         source,
@@ -346,6 +358,13 @@ fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
                         text: capped(row.text.clone()),
                         best: row.score,
                     }));
+                    if let Some((text, best)) = sentence_run(&prose, floor) {
+                        units.push(Unit {
+                            source,
+                            text: capped(text),
+                            best,
+                        });
+                    }
                 }
             }
             _ => {
@@ -421,7 +440,14 @@ fn section_reply(section: &Source, candidates: &[Candidate], floor: f32) -> Opti
     if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
         return Some(whole.to_string());
     }
-    let sentences = || candidates.iter().filter(|c| c.n == section.n);
+    let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
+    sentence_run(&sentences, floor).map(|(reply, _)| reply)
+}
+
+/// The best of `sentences` (one source's, in their order) and the ones right after it while
+/// they stand out as much (see [`section_reply`]), with the best one's score.
+fn sentence_run(sentences: &[&Candidate], floor: f32) -> Option<(String, f32)> {
+    let sentences = || sentences.iter().copied();
     let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
     let lead = Lead::of(first.score, floor);
     let mut reply = first.text.clone();
@@ -450,7 +476,7 @@ fn section_reply(section: &Source, candidates: &[Candidate], floor: f32) -> Opti
         followed += usize::from(!in_list);
         next += 1;
     }
-    Some(reply)
+    Some((reply, first.score))
 }
 
 fn declined(tokens_in: u32) -> Completion {
@@ -754,6 +780,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.text, format!("{table}\n\n(Source: Shipping)"));
+    }
+
+    #[tokio::test]
+    async fn what_a_tables_passage_says_besides_its_rows_answers_too() {
+        let zones = "Zone 1 — Area: Lisbon city; Fee: 3.50 EUR.\n\
+                     Zone 2 — Area: Oeiras, Amadora and Almada; Fee: 6.90 EUR.\n\
+                     Zone 3 — Area: rest of the mainland, by courier; Fee: 8.50 EUR.\n\
+                     We ship only within mainland Portugal. We do not deliver to the Azores, Madeira or abroad.";
+        let sources = [source(1, "Delivery", "Delivery > Zones and fees", zones)];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&request("Do you deliver to Madeira?", &sources))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.text,
+            "We do not deliver to the Azores, Madeira or abroad.\n\n(Source: Delivery)"
+        );
     }
 
     #[tokio::test]
