@@ -59,17 +59,18 @@ pub struct Query<'a> {
 /// Keyword hits ranked this high are kept whatever their similarity.
 const KEYWORD_KEEP_RANK: usize = 3;
 
-/// Reciprocal rank fusion of several rankings: each list contributes `1 / (k + rank)`.
-pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[&[I]], k: f32) -> Vec<(I, f32)> {
+/// Weighted reciprocal rank fusion of several rankings: each list contributes
+/// `weight / (k + rank)`.
+pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[(&[I], f32)], k: f32) -> Vec<(I, f32)> {
     let mut scores: HashMap<I, f32> = HashMap::new();
     let mut order: Vec<I> = Vec::new();
-    for ranking in rankings {
+    for (ranking, weight) in rankings {
         for (i, id) in ranking.iter().enumerate() {
             let entry = scores.entry(*id).or_insert_with(|| {
                 order.push(*id);
                 0.0
             });
-            *entry += 1.0 / (k + (i + 1) as f32);
+            *entry += weight / (k + (i + 1) as f32);
         }
     }
     let mut fused: Vec<(I, f32)> = order.into_iter().map(|id| (id, scores[&id])).collect();
@@ -116,7 +117,13 @@ impl Knowledge {
         let keyword = keyword?;
         let dense_ids: Vec<ChunkId> = dense.iter().map(|h| ChunkId(h.id)).collect();
         let keyword_ids: Vec<ChunkId> = keyword.iter().map(|h| h.chunk_id).collect();
-        let fused = rrf(&[&dense_ids, &keyword_ids], self.retrieval.rrf_k);
+        let fused = rrf(
+            &[
+                (&dense_ids, self.retrieval.dense_weight),
+                (&keyword_ids, 1.0),
+            ],
+            self.retrieval.rrf_k,
+        );
 
         let dense_rank: HashMap<ChunkId, usize> = dense_ids
             .iter()
@@ -204,7 +211,7 @@ mod tests {
     fn rrf_rewards_agreement_and_keeps_singletons() {
         let dense = [1, 2, 3];
         let keyword = [3, 4];
-        let fused = rrf(&[&dense, &keyword], 60.0);
+        let fused = rrf(&[(&dense, 1.0), (&keyword, 1.0)], 60.0);
         let order: Vec<i32> = fused.iter().map(|(id, _)| *id).collect();
         // 3 is in both lists, so it beats 1 (first in one list only).
         assert_eq!(order[0], 3);
@@ -217,14 +224,25 @@ mod tests {
     #[test]
     fn rrf_of_nothing_is_empty() {
         let empty: [u8; 0] = [];
-        assert!(rrf(&[&empty, &empty], 60.0).is_empty());
+        assert!(rrf(&[(&empty, 1.0), (&empty, 2.0)], 60.0).is_empty());
     }
 
     #[test]
     fn rrf_ties_keep_first_seen_order() {
         let a = [7, 8];
         let b = [8, 7];
-        let fused = rrf(&[&a, &b], 60.0);
+        let fused = rrf(&[(&a, 1.0), (&b, 1.0)], 60.0);
         assert_eq!(fused[0].0, 7);
+    }
+
+    #[test]
+    fn a_heavier_ranking_decides_between_disagreeing_lists() {
+        let dense = [1, 2];
+        let keyword = [2, 1];
+        let fused = rrf(&[(&dense, 2.0), (&keyword, 1.0)], 60.0);
+        assert_eq!(fused[0].0, 1);
+        assert!((fused[0].1 - (2.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+        let fused = rrf(&[(&dense, 1.0), (&keyword, 2.0)], 60.0);
+        assert_eq!(fused[0].0, 2);
     }
 }
