@@ -356,11 +356,13 @@ pub struct RetrievalSettings {
     /// Reciprocal rank fusion constant.
     pub rrf_k: f32,
     /// Weight of the dense (embedding) ranking in the fusion; the keyword ranking weighs 1.
-    /// Keywords find codes and names but mislead across languages and on words every passage
-    /// shares ("bike" in a bike shop): with weight 2, `palaver eval` over the shipped suites
-    /// answered 2 more cases right and none fewer than with 1 (hit@3 on the bike shop 0.92 ->
-    /// 0.96); with 3 it lost one of them again.
-    pub dense_weight: f32,
+    /// Unset: the embedder's own ([`crate::embed::Embedder::fusion_weight`]), 2 for the
+    /// multilingual models and OpenAI-compatible servers, 1 for English-only MiniLM. Keywords
+    /// find codes and names but mislead across languages and on words every passage shares
+    /// ("bike" in a bike shop): with multilingual-e5 and weight 2, `palaver eval` over the
+    /// shipped suites answered 2 more cases right and none fewer than with 1 (hit@3 on the
+    /// bike shop 0.92 -> 0.96); with 3 it lost one of them again.
+    pub dense_weight: Option<f32>,
 }
 
 impl Default for RetrievalSettings {
@@ -368,7 +370,7 @@ impl Default for RetrievalSettings {
         Self {
             candidates: 40,
             rrf_k: 60.0,
-            dense_weight: 2.0,
+            dense_weight: None,
         }
     }
 }
@@ -769,7 +771,11 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
-        if !self.retrieval.dense_weight.is_finite() || self.retrieval.dense_weight <= 0.0 {
+        if self
+            .retrieval
+            .dense_weight
+            .is_some_and(|w| !w.is_finite() || w <= 0.0)
+        {
             return Err(ConfigError::invalid(
                 "retrieval.dense_weight",
                 "must be a number greater than 0",

@@ -94,6 +94,12 @@ impl Embedder for LocalEmbedder {
         DIMENSIONS
     }
 
+    /// English only: across languages its ranking is no better than the keywords' (with
+    /// weight 2, `palaver eval` answered 2 cases fewer than with 1).
+    fn fusion_weight(&self) -> f32 {
+        1.0
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.runner.run(texts, Model::embed).await
     }

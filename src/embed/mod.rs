@@ -52,6 +52,13 @@ pub trait Embedder: Send + Sync {
     async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.embed(texts).await
     }
+    /// How much this model's ranking weighs against the keyword ranking (1) in hybrid
+    /// retrieval, unless `retrieval.dense_weight` says: twice, for models that read meaning
+    /// across languages better than keywords match it (measured with `palaver eval`, see
+    /// [`crate::config::RetrievalSettings::dense_weight`]).
+    fn fusion_weight(&self) -> f32 {
+        2.0
+    }
 }
 
 /// The local model used unless `embedding.local_model` names another: multilingual, because

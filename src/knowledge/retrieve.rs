@@ -119,7 +119,12 @@ impl Knowledge {
         let keyword_ids: Vec<ChunkId> = keyword.iter().map(|h| h.chunk_id).collect();
         let fused = rrf(
             &[
-                (&dense_ids, self.retrieval.dense_weight),
+                (
+                    &dense_ids,
+                    self.retrieval
+                        .dense_weight
+                        .unwrap_or_else(|| self.embedder.fusion_weight()),
+                ),
                 (&keyword_ids, 1.0),
             ],
             self.retrieval.rrf_k,
