@@ -4,10 +4,11 @@
 //! and word overlap. Each passage offers what it would say: a section that fits in a chat
 //! message as a unit (an FAQ entry); from a longer one its best sentence and the next ones when
 //! they belong to it (a title line brings the lines under it); from a table each row alone
-//! ("Puncture repair — price: 9.50 EUR"), or the table whole when the question is about all of
-//! it. The answer is the offer ranked best by its passage's relevance, its retrieval rank and its
-//! sentences' scores, and it cites its source. Its confidence is the best passage's relevance
-//! (see [`crate::knowledge::relevance`]), which the pipeline holds against the agent's threshold.
+//! ("Puncture repair — price: 9.50 EUR") and what the passage says besides them, or the table
+//! whole when the question is about all of it. The answer is the offer ranked best by its
+//! passage's relevance, its retrieval rank and its sentences' scores, and it cites its source.
+//! Its confidence is the best passage's relevance (see [`crate::knowledge::relevance`]), which
+//! the pipeline holds against the agent's threshold.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
