@@ -19,9 +19,9 @@
 use std::sync::Arc;
 
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::conversations::Tx;
+use super::group::{GroupCommit, Request};
 use super::inbound::Inbound;
 use super::sql::{begin_write_on, db_err, SqlStore};
 use super::{Backend, EventSignal, InboundPolicy, NewInbound, RecordedInbound, StoreError};
@@ -33,19 +33,18 @@ pub(super) const MAX_BATCH: usize = 128;
 /// Tries of a message's own transaction the database aborted (deadlock, serialization).
 const RETRIES: usize = 4;
 
-/// Messages waiting for a committer; senders wait when it is full.
-const QUEUE: usize = 4 * MAX_BATCH;
-
-struct Pending {
+/// A message to record.
+struct Item {
     channel: Channel,
     inbound: NewInbound,
     policy: InboundPolicy,
-    done: oneshot::Sender<Result<RecordedInbound, StoreError>>,
 }
+
+type Pending = Request<Item, RecordedInbound>;
 
 /// The way into the committers.
 pub(super) struct Intake {
-    queue: mpsc::Sender<Pending>,
+    committers: GroupCommit<Item, RecordedInbound>,
 }
 
 impl Intake {
@@ -57,18 +56,22 @@ impl Intake {
         signal: Arc<EventSignal>,
         committers: usize,
     ) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE);
-        let pending = Arc::new(Mutex::new(pending));
-        for _ in 0..committers.max(1) {
-            let committer = Committer {
-                backend,
-                write: write.clone(),
-                signal: signal.clone(),
-                pending: pending.clone(),
-            };
-            tokio::spawn(committer.run());
-        }
-        Intake { queue }
+        let committer = Arc::new(Committer {
+            backend,
+            write,
+            signal,
+        });
+        let committers = GroupCommit::start(
+            "the message committer",
+            committers,
+            MAX_BATCH,
+            "palaver_intake_batch_size",
+            move |batch| {
+                let committer = committer.clone();
+                async move { committer.commit(batch).await }
+            },
+        );
+        Intake { committers }
     }
 
     /// Records one message, answering once it is committed (or failed).
@@ -78,18 +81,13 @@ impl Intake {
         inbound: NewInbound,
         policy: InboundPolicy,
     ) -> Result<RecordedInbound, StoreError> {
-        let stopped = || StoreError::Unavailable("the message committer has stopped".into());
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Pending {
+        self.committers
+            .call(Item {
                 channel: channel.clone(),
                 inbound,
                 policy,
-                done,
             })
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -97,25 +95,9 @@ struct Committer {
     backend: Backend,
     write: AnyPool,
     signal: Arc<EventSignal>,
-    pending: Arc<Mutex<mpsc::Receiver<Pending>>>,
 }
 
 impl Committer {
-    async fn run(self) {
-        loop {
-            let mut batch = Vec::new();
-            {
-                // One committer at a time takes what is queued; the others commit meanwhile.
-                let mut pending = self.pending.lock().await;
-                if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                    return;
-                }
-            }
-            metrics::histogram!("palaver_intake_batch_size").record(batch.len() as f64);
-            self.commit(batch).await;
-        }
-    }
-
     async fn commit(&self, batch: Vec<Pending>) {
         if batch.len() > 1 {
             match self.record_together(&batch).await {
@@ -138,10 +120,9 @@ impl Committer {
 
     fn answer(&self, pending: Pending, recorded: Result<RecordedInbound, StoreError>) {
         if let Ok(RecordedInbound::New { .. }) = &recorded {
-            self.signal.wake(pending.channel.workspace_id);
+            self.signal.wake(pending.item.channel.workspace_id);
         }
-        // A caller that went away (its webhook timed out) finds its message stored on retry.
-        let _ = pending.done.send(recorded);
+        pending.answer(recorded);
     }
 
     async fn begin(&self) -> Result<Tx, StoreError> {
@@ -159,9 +140,9 @@ impl Committer {
         batch
             .iter()
             .map(|p| Inbound {
-                channel: &p.channel,
-                message: &p.inbound,
-                policy: &p.policy,
+                channel: &p.item.channel,
+                message: &p.item.inbound,
+                policy: &p.item.policy,
             })
             .collect()
     }

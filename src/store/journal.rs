@@ -18,23 +18,19 @@
 //! replicas record disjoint batches, and a replica that dies holding a lease leaves its batch
 //! to another once the lease expires.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, AssertSqlSafe};
-use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::group::{GroupCommit, Request};
 use super::sql::{db_err, get, now_ms, placeholders, time, SqlStore};
 use super::{Backend, StoreError};
 use crate::domain::{to_millis, ChannelId, ProviderKind};
 
 /// The most deliveries one append commits.
 const MAX_APPEND: usize = 256;
-
-/// Deliveries waiting for an append; callers wait when it is full.
-const QUEUE: usize = 4 * MAX_APPEND;
 
 /// The journal's table on SQLite, in its own file (created at open).
 pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS webhook_journal (
@@ -108,55 +104,45 @@ pub struct JournalBacklog {
     pub failing: u64,
 }
 
-struct Pending {
-    entry: NewJournalEntry,
-    done: oneshot::Sender<Result<(), StoreError>>,
-}
+type Pending = Request<NewJournalEntry, ()>;
 
 /// The journal's pool and its appenders.
 pub(super) struct Journal {
     backend: Backend,
     pool: AnyPool,
-    queue: mpsc::Sender<Pending>,
+    appenders: GroupCommit<NewJournalEntry, ()>,
 }
 
 impl Journal {
     /// The journal on `pool`, with `appenders` tasks committing appends (one is all SQLite's
     /// single writer can use). They stop when the store is dropped.
     pub(super) fn start(backend: Backend, pool: AnyPool, appenders: usize) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE);
-        let pending = Arc::new(Mutex::new(pending));
-        for _ in 0..appenders.max(1) {
-            tokio::spawn(append_loop(pool.clone(), pending.clone()));
-        }
+        let writer = pool.clone();
+        let appenders = GroupCommit::start(
+            "the webhook journal",
+            appenders,
+            MAX_APPEND,
+            "palaver_journal_append_size",
+            move |batch| append_and_answer(writer.clone(), batch),
+        );
         Journal {
             backend,
             pool,
-            queue,
+            appenders,
         }
     }
 }
 
-async fn append_loop(pool: AnyPool, pending: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            // One appender at a time takes what is queued; the others commit meanwhile.
-            let mut pending = pending.lock().await;
-            if pending.recv_many(&mut batch, MAX_APPEND).await == 0 {
-                return;
-            }
-        }
-        metrics::histogram!("palaver_journal_append_size").record(batch.len() as f64);
-        let result = append(&pool, &batch).await.map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, size = batch.len(), "cannot append to the webhook journal");
-        }
-        for p in batch {
-            // A caller that went away (its webhook timed out) has its delivery kept anyway;
-            // the provider's retry of it is recorded as a duplicate.
-            let _ = p.done.send(result.clone().map_err(StoreError::Unavailable));
-        }
+/// Appends `batch` and answers each of its callers.
+async fn append_and_answer(pool: AnyPool, batch: Vec<Pending>) {
+    let result = append(&pool, &batch).await.map_err(|e| e.to_string());
+    if let Err(e) = &result {
+        tracing::error!(error = %e, size = batch.len(), "cannot append to the webhook journal");
+    }
+    for p in batch {
+        // A caller that went away (its webhook timed out) has its delivery kept anyway; the
+        // provider's retry of it is recorded as a duplicate.
+        p.answer(result.clone().map_err(StoreError::Unavailable));
     }
 }
 
@@ -173,16 +159,16 @@ async fn append(pool: &AnyPool, batch: &[Pending]) -> Result<(), StoreError> {
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for p in batch {
         let channels = p
-            .entry
+            .item
             .channels
             .iter()
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(",");
         query = query
-            .bind(p.entry.provider.as_str())
+            .bind(p.item.provider.as_str())
             .bind(channels)
-            .bind(p.entry.body.clone())
+            .bind(p.item.body.clone())
             .bind(now);
     }
     query.execute(pool).await.map_err(db_err)?;
@@ -192,14 +178,7 @@ async fn append(pool: &AnyPool, batch: &[Pending]) -> Result<(), StoreError> {
 #[async_trait]
 impl JournalStore for SqlStore {
     async fn journal(&self, entry: NewJournalEntry) -> Result<(), StoreError> {
-        let stopped = || StoreError::Unavailable("the webhook journal has stopped".into());
-        let (done, answer) = oneshot::channel();
-        self.journal
-            .queue
-            .send(Pending { entry, done })
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.journal.appenders.call(entry).await
     }
 
     async fn take_journal(

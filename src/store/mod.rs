@@ -12,6 +12,7 @@ mod conversations;
 mod evals;
 mod events;
 mod files;
+mod group;
 mod hooks;
 mod inbound;
 mod intake;
