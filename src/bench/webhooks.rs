@@ -247,7 +247,7 @@ pub async fn run(
     // only entries that failed).
     let failing = loop {
         let backlog = app.store.journal_backlog().await.map_err(|e| setup(&e))?;
-        if backlog.entries == backlog.failing {
+        if backlog.settled() {
             break backlog.failing;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -378,7 +378,7 @@ impl Channels {
             if self.record_journaled().await? == 0 {
                 // Another recorder may hold the rest.
                 let backlog = self.store.journal_backlog().await?;
-                if backlog.entries == backlog.failing {
+                if backlog.settled() {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -104,6 +104,14 @@ pub struct JournalBacklog {
     pub failing: u64,
 }
 
+impl JournalBacklog {
+    /// Whether every entry left has failed and waits for a retry: all that could be recorded
+    /// is.
+    pub fn settled(&self) -> bool {
+        self.entries == self.failing
+    }
+}
+
 type Pending = Request<NewJournalEntry, ()>;
 
 /// The journal's pool and its appenders.
