@@ -796,7 +796,7 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
 
 impl AgentConfig {
     /// `base` with the fields present in `patch` replaced (nested sections merge field by
-    /// field), then validated. Unknown fields and wrong types are reported by path.
+    /// field; a message set to null falls back to the shipped one), then validated. Unknown fields and wrong types are reported by path.
     pub fn patched(
         base: &AgentConfig,
         patch: serde_json::Value,
@@ -807,7 +807,7 @@ impl AgentConfig {
         let mut value =
             serde_json::to_value(base).map_err(|e| vec![FieldError::new("body", e.to_string())])?;
         merge_json(&mut value, patch);
-        let config: AgentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut config: AgentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
             let message = message
@@ -824,6 +824,10 @@ impl AgentConfig {
                 message,
             )]
         })?;
+        // A language whose every message was cleared (set to null) falls back whole.
+        config
+            .messages
+            .retain(|_, set| *set != MessageSet::default());
         let errors = config.validate();
         if errors.is_empty() {
             Ok(config)
@@ -1960,6 +1964,29 @@ mod tests {
         );
         // Untouched nested fields keep their values.
         assert_eq!(cfg.escalation.keywords, base.escalation.keywords);
+    }
+
+    #[test]
+    fn a_message_set_to_null_falls_back_to_the_shipped_one() {
+        let base = AgentConfig::patched(
+            &AgentConfig::default(),
+            json!({"messages": {"pt": {"escalation": "Já lhe respondo.", "closed": "Até já."}}}),
+        )
+        .unwrap();
+        let one =
+            AgentConfig::patched(&base, json!({"messages": {"pt": {"closed": null}}})).unwrap();
+        assert_eq!(
+            one.messages["pt"].escalation.as_deref(),
+            Some("Já lhe respondo.")
+        );
+        assert_eq!(one.messages["pt"].closed, None);
+        // The console sends every message of every language it shows: all cleared, none kept.
+        let all = AgentConfig::patched(
+            &one,
+            json!({"messages": {"pt": {"escalation": null}, "de": {"closed": null}}}),
+        )
+        .unwrap();
+        assert!(all.messages.is_empty(), "{:?}", all.messages);
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub fn is_iso639_1(code: &str) -> bool {
     code.len() == 2 && iso639_3(code).is_some()
 }
 
+/// The English name of the language with ISO 639-1 or 639-3 code `code` ("Portuguese").
+pub fn name(code: &str) -> Option<&'static str> {
+    whatlang::Lang::from_code(iso639_3(code)?).map(whatlang::Lang::eng_name)
+}
+
 /// The ISO 639-1 code for a 639-3 code.
 pub fn iso639_1(code: &str) -> Option<&'static str> {
     LANGUAGES
@@ -357,5 +362,12 @@ mod tests {
         assert_eq!(iso639_3("POR"), Some("por"));
         assert_eq!(iso639_1("spa"), Some("es"));
         assert_eq!(iso639_3("xx"), None);
+    }
+
+    #[test]
+    fn languages_have_english_names() {
+        assert_eq!(name("pt"), Some("Portuguese"));
+        assert_eq!(name("deu"), Some("German"));
+        assert_eq!(name("xx"), None);
     }
 }

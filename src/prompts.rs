@@ -255,6 +255,25 @@ impl Prompts {
         self.messages.get(language)
     }
 
+    /// The shipped (or operator's) wording of message `key` in `language`, said when an agent
+    /// has none of its own: `unsupported_message.txt` for English `unsupported`, else
+    /// `messages.yaml`'s.
+    pub fn message(&self, language: &str, key: &str) -> Option<&str> {
+        if language == "en" && key == "unsupported" {
+            return Some(self.unsupported_message());
+        }
+        self.messages(language)?
+            .entries()
+            .into_iter()
+            .find(|(k, _)| *k == key)?
+            .1
+    }
+
+    /// The languages (ISO 639-1) with shipped (or operator's) messages, in code order.
+    pub fn message_languages(&self) -> impl Iterator<Item = &str> {
+        self.messages.keys().map(String::as_str)
+    }
+
     /// A prompt file's raw text (e.g. an agent's `prompt_file`).
     pub fn file(&self, name: &str) -> Result<&str, PromptError> {
         self.files

@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use super::{error_page, page_viewer, render, Viewer};
 use crate::accounts::{people, Roles};
-use crate::domain::{EvalRunId, ProviderKind};
+use crate::domain::{AgentConfig, EvalRunId, MessageSet, ProviderKind};
 use crate::http::api::channels::view as channel_view;
 use crate::http::api::{find_agent, find_eval_run};
 use crate::http::{ApiError, AppState};
+use crate::prompts::Prompts;
 use crate::store::ConversationFilter;
 
 /// The pages' routes.
@@ -152,8 +153,10 @@ async fn agent(
             let agent = find_agent(state, &viewer.caller, &name).await?;
             let documents = state.store.list_documents(&agent.collection()).await?;
             let max_upload = state.settings.server.max_upload_bytes;
+            let languages = message_languages(&agent.config, &state.prompts);
             Ok(context! {
                 page => "agents",
+                languages,
                 agent => Value::from_serialize(crate::http::api::agents::AgentView::from(agent)),
                 documents => Value::from_serialize(&documents),
                 max_upload,
@@ -163,6 +166,67 @@ async fn agent(
         },
     )
     .await
+}
+
+/// The bot's own messages in each language the agent page edits: the shipped languages and any
+/// the agent has messages of its own in, the agent's language first. Each message shows the
+/// agent's wording and the shipped one that stands when it has none. In the agent's language
+/// its escalation, voice and hours settings say the rest (see `pipeline::language`), so only
+/// the two messages without such a setting are offered there.
+fn message_languages(config: &AgentConfig, prompts: &Prompts) -> Vec<Value> {
+    let own = config.language.as_deref().unwrap_or("en");
+    let mut codes: Vec<&str> = prompts.message_languages().collect();
+    codes.extend(
+        config
+            .messages
+            .keys()
+            .map(String::as_str)
+            .filter(|c| !prompts.message_languages().any(|s| s == *c)),
+    );
+    codes.sort_by_key(|c| *c != own);
+    codes
+        .into_iter()
+        .map(|code| {
+            let mine = config.messages.get(code).map(MessageSet::entries);
+            let fields: Vec<Value> = MessageSet::default()
+                .entries()
+                .iter()
+                .enumerate()
+                .filter(|(_, (key, _))| {
+                    code != own || matches!(*key, "unsupported" | "other_language")
+                })
+                .map(|(i, (key, _))| {
+                    context! {
+                        key,
+                        label => message_label(key),
+                        value => mine.and_then(|m| m[i].1),
+                        shipped => prompts.message(code, key),
+                    }
+                })
+                .collect();
+            context! {
+                code,
+                name => crate::language::name(code).unwrap_or(code),
+                own => code == own,
+                customised => mine.is_some(),
+                fields,
+            }
+        })
+        .collect()
+}
+
+/// What message `key` of a [`MessageSet`] is said for, as the agent page labels it.
+fn message_label(key: &str) -> &'static str {
+    match key {
+        "escalation" => "Handing the conversation to a person",
+        "after_hours" => "Handing over out of hours ({opens} is the next opening time)",
+        "handback" => "Answering again after a handover",
+        "closed" => "Closing an idle conversation",
+        "voice_unavailable" => "A voice note that cannot be transcribed",
+        "unsupported" => "A message with nothing to answer (a sticker, a location)",
+        "other_language" => "Before a quote from documents in another language",
+        _ => "Message",
+    }
 }
 
 #[derive(Debug, Deserialize)]

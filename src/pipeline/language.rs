@@ -52,7 +52,8 @@ fn pick(set: Option<&MessageSet>, key: &str) -> Option<String> {
 
 /// Message `key` in `language`: the agent's own translation, else the shipped one.
 fn message(config: &AgentConfig, prompts: &Prompts, language: &str, key: &str) -> Option<String> {
-    pick(config.messages.get(language), key).or_else(|| pick(prompts.messages(language), key))
+    pick(config.messages.get(language), key)
+        .or_else(|| prompts.message(language, key).map(str::to_string))
 }
 
 /// The agent's configuration for a customer writing in `customer` (ISO 639-1, when detected).
@@ -114,10 +115,7 @@ pub(super) fn other_language_note(
 /// customer's, see [`for_customer`]) language: the agent's translation, the operator's
 /// `unsupported_message.txt` for English, else the shipped translation.
 pub(super) fn unsupported(config: &AgentConfig, prompts: &Prompts) -> String {
-    let language = agent_language(config);
-    pick(config.messages.get(language), "unsupported")
-        .or_else(|| (language == "en").then(|| prompts.unsupported_message().to_string()))
-        .or_else(|| pick(prompts.messages(language), "unsupported"))
+    message(config, prompts, agent_language(config), "unsupported")
         .unwrap_or_else(|| prompts.unsupported_message().to_string())
 }
 

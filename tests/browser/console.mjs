@@ -104,9 +104,16 @@ try {
     assert.match(found, /MB WAY/, "the uploaded document is searchable");
     await page.fill("#confidence", "0.3");
     await page.fill("#keywords", "complaint, refund");
+    // The bot's words for a Portuguese customer, in their own words; the shipped ones shown.
+    await page.click("summary >> text=Portuguese (pt)");
+    assert.match(await page.getAttribute("#msg-pt-escalation", "placeholder"), /Vou passar a sua mensagem/);
+    await page.fill("#msg-pt-escalation", "Já lhe passo a um colega da pastelaria.");
     await page.click("form[data-method=PATCH] button[type=submit]");
     await page.waitForSelector("[data-role=saved]:not([hidden])");
     await shot(page, "02-agent");
+    await page.reload();
+    assert.equal(await page.inputValue("#msg-pt-escalation"), "Já lhe passo a um colega da pastelaria.");
+    assert.ok(await page.$eval("#msg-pt-escalation", (el) => el.closest("details").open), "a language with the agent's own words opens");
   });
 
   await as("the sandbox shows sources and an escalation", async () => {
@@ -124,6 +131,13 @@ try {
     await page.waitForSelector("#chat li:nth-child(4) .turn");
     assert.match(await page.textContent("#chat li:nth-child(4)"), /Escalated: human request/);
     await shot(page, "03-sandbox");
+    // A Portuguese customer gets the agent's Portuguese words (set on the agent page).
+    await page.click("#reset");
+    await page.waitForSelector("#chat li", { state: "detached" });
+    await page.fill("#said", "Boa tarde, quero falar com uma pessoa, por favor");
+    await page.press("#said", "Enter");
+    await page.waitForSelector("#chat li:nth-child(2) .turn");
+    assert.match(await page.textContent("#chat li:nth-child(2)"), /Já lhe passo a um colega da pastelaria\./);
     // The same turns on a phone's width: sources and their scores wrap, nothing overflows.
     await page.setViewportSize({ width: 390, height: 844 });
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));

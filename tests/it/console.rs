@@ -335,6 +335,49 @@ async fn console_assets_are_served_from_the_binary() {
 }
 
 #[tokio::test]
+async fn the_agent_page_edits_the_bots_messages_in_each_language() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let (status, body) = t
+        .patch(
+            "/api/v1/agents/demo",
+            &json!({"messages": {"pt": {"escalation": "Já lhe passo a um colega."}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/agents/demo").await;
+    assert_eq!(page.status, 200);
+    let textarea = |name: &str| {
+        let at = page
+            .html
+            .find(&format!("name=\"{name}\""))
+            .unwrap_or_else(|| panic!("no {name} on the agent page"));
+        let end = at + page.html[at..].find("</textarea>").unwrap();
+        page.html[at..end].to_string()
+    };
+    // The agent's own wording, and the shipped one shown where it has none.
+    assert!(textarea("messages.pt.escalation").ends_with(">Já lhe passo a um colega."));
+    let shipped = textarea("messages.es.escalation");
+    assert!(
+        shipped.contains("placeholder=\"Pasaré tu mensaje a un compañero"),
+        "{shipped}"
+    );
+    assert!(
+        shipped.ends_with('>'),
+        "no wording of the agent's: {shipped}"
+    );
+    // In the agent's own language (English) its settings say the rest; two messages remain.
+    assert!(!page.html.contains("name=\"messages.en.escalation\""));
+    assert!(textarea("messages.en.other_language").contains("placeholder=\"Our information"));
+    for code in ["de", "fr"] {
+        assert!(page
+            .html
+            .contains(&format!("name=\"messages.{code}.voice_unavailable\"")));
+    }
+}
+
+#[tokio::test]
 async fn each_role_opens_the_pages_it_may_and_no_other() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;

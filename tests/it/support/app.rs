@@ -200,6 +200,12 @@ impl TestApp {
             .await
     }
 
+    /// PATCH JSON with the admin key; returns the status and the JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::PATCH, path).json(body))
+            .await
+    }
+
     /// DELETE with the admin key; returns the status and the JSON body.
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.send(self.request(reqwest::Method::DELETE, path)).await
