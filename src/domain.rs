@@ -399,6 +399,11 @@ impl MessageSet {
             ("other_language", self.other_language.as_deref()),
         ]
     }
+
+    /// Message `key` (one of [`MessageSet::entries`]' keys), when set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries().into_iter().find(|(k, _)| *k == key)?.1
+    }
 }
 
 /// Quick replies under the bot's answers: buttons (up to three) or a list (up to ten), and on
@@ -796,7 +801,8 @@ fn merge_json(base: &mut serde_json::Value, patch: serde_json::Value) {
 
 impl AgentConfig {
     /// `base` with the fields present in `patch` replaced (nested sections merge field by
-    /// field; a message set to null falls back to the shipped one), then validated. Unknown fields and wrong types are reported by path.
+    /// field; a message set to null falls back to the shipped one), then validated. Unknown
+    /// fields and wrong types are reported by path.
     pub fn patched(
         base: &AgentConfig,
         patch: serde_json::Value,

@@ -262,11 +262,7 @@ impl Prompts {
         if language == "en" && key == "unsupported" {
             return Some(self.unsupported_message());
         }
-        self.messages(language)?
-            .entries()
-            .into_iter()
-            .find(|(k, _)| *k == key)?
-            .1
+        self.messages(language)?.get(key)
     }
 
     /// The languages (ISO 639-1) with shipped (or operator's) messages, in code order.

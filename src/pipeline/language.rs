@@ -3,7 +3,7 @@
 //! told to reply in it.
 
 use super::{Pipeline, PipelineError};
-use crate::domain::{AgentConfig, ConversationId, Direction, MessageId, MessageSet};
+use crate::domain::{AgentConfig, ConversationId, Direction, MessageId};
 use crate::prompts::Prompts;
 
 /// Earlier messages looked at to remember the language a customer writes in.
@@ -40,20 +40,14 @@ fn agent_language(config: &AgentConfig) -> &str {
     config.language.as_deref().unwrap_or("en")
 }
 
-/// Message `key` of a message set.
-fn pick(set: Option<&MessageSet>, key: &str) -> Option<String> {
-    set.and_then(|s| {
-        s.entries()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, text)| text.map(str::to_string))
-    })
-}
-
 /// Message `key` in `language`: the agent's own translation, else the shipped one.
 fn message(config: &AgentConfig, prompts: &Prompts, language: &str, key: &str) -> Option<String> {
-    pick(config.messages.get(language), key)
-        .or_else(|| prompts.message(language, key).map(str::to_string))
+    config
+        .messages
+        .get(language)
+        .and_then(|set| set.get(key))
+        .or_else(|| prompts.message(language, key))
+        .map(str::to_string)
 }
 
 /// The agent's configuration for a customer writing in `customer` (ISO 639-1, when detected).
@@ -122,6 +116,7 @@ pub(super) fn unsupported(config: &AgentConfig, prompts: &Prompts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::MessageSet;
 
     fn prompts() -> Prompts {
         Prompts::load(None).unwrap()
