@@ -550,6 +550,14 @@ mod tests {
         }
     }
 
+    /// The extractive answer to `question` from `sources`, embedded with [`Words`].
+    async fn extract(question: &str, sources: &[Source]) -> Completion {
+        Extractive::new(Arc::new(Words))
+            .complete(&request(question, sources))
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn picks_the_sentence_that_answers_and_cites_it() {
         let sources = [
@@ -570,10 +578,7 @@ mod tests {
                 )
             },
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("When does the shop open on Saturday?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("When does the shop open on Saturday?", &sources).await;
         assert!(
             answer
                 .text
@@ -602,10 +607,7 @@ mod tests {
             ),
             source(2, "FAQ", "Payments", "We accept cards and cash."),
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Can I bring my dog?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("Can I bring my dog?", &sources).await;
         assert_eq!(
             answer.text,
             "Yes, on a lead. Assistance dogs are welcome everywhere. Water bowls are by the door.\n\n(Source: FAQ)"
@@ -662,10 +664,7 @@ mod tests {
             ),
             source(2, "FAQ", "Payments", "We accept cards and cash for every purchase."),
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("How much is the deposit for an e-bike?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("How much is the deposit for an e-bike?", &sources).await;
         assert_eq!(
             answer.text,
             "The e-bike deposit is 300 EUR, on a credit card.\n\n(Source: Policies)"
@@ -684,13 +683,7 @@ mod tests {
              ahead by message so that enough bikes are ready. Every rental includes a lock, a repair \
              kit and a map of the cycle paths along the coast, with lunch stops marked.",
         )];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request(
-                "Do you hold a deposit for a rented bike?",
-                &sources,
-            ))
-            .await
-            .unwrap();
+        let answer = extract("Do you hold a deposit for a rented bike?", &sources).await;
         assert!(
             answer.text.starts_with(
                 "We hold a deposit for each rented bike:\n- City bike: 100 EUR, card or cash.\n- Electric bike: 300 EUR, card only."
@@ -744,10 +737,7 @@ mod tests {
                 )
             },
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("How much is whitening in the office?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("How much is whitening in the office?", &sources).await;
         assert_eq!(
             answer.text,
             "Whitening in the office — Price: 290 €.\n\n(Source: Prices)"
@@ -773,13 +763,7 @@ mod tests {
         .join("\n");
         assert!((MAX_REPLY_CHARS..=MAX_TABLE_REPLY_CHARS).contains(&table.chars().count()));
         let sources = [source(1, "Shipping", "Shipping > Zones", &table)];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request(
-                "From how much is shipping free for my order?",
-                &sources,
-            ))
-            .await
-            .unwrap();
+        let answer = extract("From how much is shipping free for my order?", &sources).await;
         assert_eq!(answer.text, format!("{table}\n\n(Source: Shipping)"));
     }
 
@@ -790,10 +774,7 @@ mod tests {
                      Zone 3 — Area: rest of the mainland, by courier; Fee: 8.50 EUR.\n\
                      We ship only within mainland Portugal. We do not deliver to the Azores, Madeira or abroad.";
         let sources = [source(1, "Delivery", "Delivery > Zones and fees", zones)];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Do you deliver to Madeira?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("Do you deliver to Madeira?", &sources).await;
         assert_eq!(
             answer.text,
             "We do not deliver to the Azores, Madeira or abroad.\n\n(Source: Delivery)"
@@ -812,10 +793,7 @@ mod tests {
             context: long.clone(),
             ..source(1, "catering-menu", "catering-menu", &long)
         }];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Morning meeting package?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("Morning meeting package?", &sources).await;
         assert_eq!(
             answer.text,
             "Morning Meeting\nCroissants, fruit and filter coffee. Price: 9.50 EUR per guest. Minimum 10 guests.\n\n(Source: catering-menu)"
@@ -841,10 +819,7 @@ mod tests {
                 )
             },
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Is there a car park?", &sources))
-            .await
-            .unwrap();
+        let answer = extract("Is there a car park?", &sources).await;
         assert_eq!(answer.cited, vec![2], "{}", answer.text);
         // Alike in relevance, the retrieval's order and the sentences decide.
         let alike = [
@@ -854,10 +829,7 @@ mod tests {
                 ..sources[1].clone()
             },
         ];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Is there a car park?", &alike))
-            .await
-            .unwrap();
+        let answer = extract("Is there a car park?", &alike).await;
         assert_eq!(answer.cited, vec![1], "{}", answer.text);
     }
 
@@ -907,10 +879,7 @@ mod tests {
     async fn long_replies_are_capped() {
         let long = format!("Our cakes {}.", "are lovely and ".repeat(100));
         let sources = [source(1, "Cakes", "About", &long)];
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&request("Tell me about your cakes", &sources))
-            .await
-            .unwrap();
+        let answer = extract("Tell me about your cakes", &sources).await;
         let reply = answer.text.split("\n\n(Source").next().unwrap();
         assert!(reply.chars().count() <= MAX_REPLY_CHARS);
     }
