@@ -114,6 +114,15 @@ try {
     await page.reload();
     assert.equal(await page.inputValue("#msg-pt-escalation"), "Já lhe passo a um colega da pastelaria.");
     assert.ok(await page.$eval("#msg-pt-escalation", (el) => el.closest("details").open), "a language with the agent's own words opens");
+    // On a phone's width the settings and the messages fit, nothing overflows.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await page.focus("#msg-pt-escalation");
+    await shot(page, "02b-phone-agent");
+    await (await page.$("fieldset.languages")).screenshot({ path: `${SHOTS}/02c-phone-messages.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await (await page.$("fieldset.languages")).screenshot({ path: `${SHOTS}/02d-messages.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   await as("the sandbox shows sources and an escalation", async () => {
