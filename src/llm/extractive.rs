@@ -7,6 +7,8 @@
 //! ("Puncture repair — price: 9.50 EUR") and what the passage says besides them, or the table
 //! whole when the question is about all of it. The answer is the offer ranked best by its
 //! passage's relevance, its retrieval rank and its sentences' scores, and it cites its source.
+//! When the answer points further down its document ("follow the procedure below") and the
+//! section it names was retrieved too, that section follows it.
 //! Its confidence is the best passage's relevance (see [`crate::knowledge::relevance`]), which
 //! the pipeline holds against the agent's threshold.
 
@@ -19,7 +21,7 @@ use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
 use crate::knowledge::loaders::is_row_sentence;
-use crate::knowledge::text::{normalize, sentences, terms};
+use crate::knowledge::text::{normalize, search_text, sentences, terms};
 
 /// Sentence embeddings kept between questions (the same passages come back often).
 const CACHE_ENTRIES: usize = 20_000;
@@ -50,6 +52,18 @@ const TITLE_MAX_WORDS: usize = 5;
 const FOLLOW_MAX: usize = 2;
 /// Sentences from a passage's neighbours count a little less than the passage's own.
 const NEIGHBOUR_PENALTY: f32 = 0.03;
+/// Words by which a sentence points further down its document ("follow the procedure below"),
+/// normalised as [`search_text`] writes them, in the shipped languages. Only words that always
+/// point: "following" or "siguiente" also mean the next day.
+const POINTERS: [&str; 7] = [
+    "below",
+    "abaixo",
+    "abajo",
+    "a continuacion",
+    "ci dessous",
+    "unten",
+    "weiter unten",
+];
 
 /// A bounded map from sentence to its embedding, oldest evicted first.
 #[derive(Default)]
@@ -283,7 +297,15 @@ impl ChatModel for Extractive {
         let Some(unit) = choose(units) else {
             return Ok(declined(tokens_in));
         };
-        let (section, reply) = (unit.source, unit.text);
+        let (section, mut reply) = (unit.source, unit.text);
+        let mut cited = vec![section.n];
+        if let Some(next) = pointed_to(section, &reply, request.sources) {
+            if let Some(text) = whole(next, MAX_REPLY_CHARS) {
+                let heading = last_heading(next.heading.as_deref().unwrap_or_default());
+                reply = format!("{reply}\n\n{heading}:\n{text}");
+                cited.push(next.n);
+            }
+        }
         let title = section.title.clone();
         let text = format!("{reply}\n\n(Source: {title})");
         Ok(Completion {
@@ -293,9 +315,53 @@ impl ChatModel for Extractive {
             tokens_in,
             finish: FinishReason::Stop,
             confidence: Some(confidence),
-            cited: vec![section.n],
+            cited,
         })
     }
+}
+
+/// The section that `reply` (from `chosen`) points to: when one of its sentences points further
+/// down the document ([`POINTERS`]), the other retrieved section of the same document whose
+/// heading shares the most words with that sentence ("the damaged order procedure below" names
+/// "Damaged or wrong orders"), if any does.
+fn pointed_to<'a>(chosen: &Source, reply: &str, sources: &'a [Source]) -> Option<&'a Source> {
+    let pointing: Vec<String> = sentences(reply)
+        .into_iter()
+        .filter(|s| {
+            let words = format!(" {} ", search_text(s));
+            POINTERS.iter().any(|p| words.contains(&format!(" {p} ")))
+        })
+        .flat_map(|s| terms(&s))
+        .collect();
+    if pointing.is_empty() {
+        return None;
+    }
+    let named = |source: &Source| {
+        let heading = source.heading.as_deref().map(last_heading).unwrap_or("");
+        terms(heading)
+            .iter()
+            .filter(|h| pointing.iter().any(|p| same_word(p, h)))
+            .count()
+    };
+    sources
+        .iter()
+        .filter(|s| s.n != chosen.n && s.source == chosen.source)
+        .map(|s| (named(s), s))
+        .filter(|(count, _)| *count > 0)
+        .max_by_key(|(count, s)| (*count, std::cmp::Reverse(s.n)))
+        .map(|(_, s)| s)
+}
+
+/// The last part of a heading path ("Delivery > Damaged orders" gives "Damaged orders").
+fn last_heading(heading: &str) -> &str {
+    heading.rsplit(" > ").next().unwrap_or(heading).trim()
+}
+
+/// Whether two normalised words are the same word, allowing a plural or other ending on words
+/// of at least four letters ("order" and "orders").
+fn same_word(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short == long || (short.len() >= 4 && long.starts_with(short) && long.len() - short.len() <= 2)
 }
 
 /// A candidate reply: what a source would say, and how well its sentences score.
@@ -594,6 +660,70 @@ mod tests {
         assert!(!answer.text.contains("cards"));
         assert_eq!(answer.cited, vec![2]);
         assert_eq!(answer.confidence, Some(0.4));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_points_below_brings_the_section_it_names() {
+        let sources = [
+            source(
+                1,
+                "Delivery",
+                "Delivery > Returns > Fresh products",
+                "Fresh cakes cannot be returned once delivered, unless they arrived damaged. In that case follow the damaged order procedure below.",
+            ),
+            source(2, "Delivery", "Delivery > Custom cakes", "A custom cake can be cancelled up to 48 hours before."),
+            source(
+                3,
+                "Delivery",
+                "Delivery > Damaged or wrong orders",
+                "1. Take a photo within 24 hours.\n2. Send it by WhatsApp with your order number.",
+            ),
+        ];
+        let answer = extract("Can I return a cake that arrived damaged?", &sources).await;
+        assert_eq!(
+            answer.text,
+            "Fresh cakes cannot be returned once delivered, unless they arrived damaged. In that case follow the damaged order procedure below.\n\nDamaged or wrong orders:\n1. Take a photo within 24 hours.\n2. Send it by WhatsApp with your order number.\n\n(Source: Delivery)"
+        );
+        assert_eq!(answer.cited, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn only_a_pointer_to_a_named_section_of_the_same_document_is_followed() {
+        let pointing = "Fresh cakes cannot be returned, unless they arrived damaged: then follow the procedure below.";
+        let damaged = "1. Take a photo within 24 hours.\n2. Send it by WhatsApp.";
+        // The section named is in another document.
+        let sources = [
+            source(1, "Delivery", "Delivery > Fresh products", pointing),
+            source(2, "Shop", "Shop > Damaged products", damaged),
+        ];
+        let answer = extract("Can I return a cake that arrived damaged?", &sources).await;
+        assert_eq!(answer.text, format!("{pointing}\n\n(Source: Delivery)"));
+        assert_eq!(answer.cited, vec![1]);
+        // No other section is named ("procedure" is in none of their headings).
+        let sources = [
+            source(1, "Delivery", "Delivery > Fresh products", pointing),
+            source(
+                2,
+                "Delivery",
+                "Delivery > Opening hours",
+                "We open at eight.",
+            ),
+        ];
+        let answer = extract("Can I return a cake that arrived damaged?", &sources).await;
+        assert_eq!(answer.cited, vec![1]);
+        // "Siguiente" also means the next day, so it points nowhere.
+        let next_day = "Los pedidos dañados se reponen al día siguiente.";
+        let sources = [
+            source(1, "Envíos", "Envíos > Pedidos dañados", next_day),
+            source(
+                2,
+                "Envíos",
+                "Envíos > Pedidos al día siguiente",
+                "Salen a las 14:00.",
+            ),
+        ];
+        let answer = extract("¿Qué pasa con un pedido dañado?", &sources).await;
+        assert_eq!(answer.text, format!("{next_day}\n\n(Source: Envíos)"));
     }
 
     #[tokio::test]
