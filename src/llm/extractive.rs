@@ -10,7 +10,8 @@
 //! When the answer points further down its document ("follow the procedure below") and the
 //! section it names was retrieved too, that section follows it.
 //! Its confidence is the best passage's relevance (see [`crate::knowledge::relevance`]), which
-//! the pipeline holds against the agent's threshold.
+//! the pipeline holds against the agent's threshold, or 1 when the heading of the section it
+//! answers from names everything the question asks about.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -55,14 +56,13 @@ const NEIGHBOUR_PENALTY: f32 = 0.03;
 /// Words by which a sentence points further down its document ("follow the procedure below"),
 /// normalised as [`search_text`] writes them, in the shipped languages. Only words that always
 /// point: "following" or "siguiente" also mean the next day.
-const POINTERS: [&str; 7] = [
+const POINTERS: [&str; 6] = [
     "below",
     "abaixo",
     "abajo",
     "a continuacion",
     "ci dessous",
     "unten",
-    "weiter unten",
 ];
 
 /// A bounded map from sentence to its embedding, oldest evicted first.
