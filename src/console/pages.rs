@@ -187,19 +187,17 @@ fn message_languages(config: &AgentConfig, prompts: &Prompts) -> Vec<Value> {
     codes
         .into_iter()
         .map(|code| {
-            let mine = config.messages.get(code).map(MessageSet::entries);
+            let mine = config.messages.get(code);
             let fields: Vec<Value> = MessageSet::default()
                 .entries()
-                .iter()
-                .enumerate()
-                .filter(|(_, (key, _))| {
-                    code != own || matches!(*key, "unsupported" | "other_language")
-                })
-                .map(|(i, (key, _))| {
+                .into_iter()
+                .map(|(key, _)| key)
+                .filter(|key| code != own || matches!(*key, "unsupported" | "other_language"))
+                .map(|key| {
                     context! {
                         key,
                         label => message_label(key),
-                        value => mine.and_then(|m| m[i].1),
+                        value => mine.and_then(|m| m.get(key)),
                         shipped => prompts.message(code, key),
                     }
                 })

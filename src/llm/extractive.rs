@@ -302,7 +302,7 @@ impl ChatModel for Extractive {
         // address?" under "Address and contact") answers it, however its passage's relevance
         // ranks: FAQ-style documents put the question in the heading. Measured over the shipped
         // suites' 201 turns, this answers one that escalated and no question that should.
-        let confidence = if names_the_question(section, question) {
+        let confidence = if names_the_question(section, &reading_terms[0]) {
             1.0
         } else {
             confidence
@@ -310,8 +310,7 @@ impl ChatModel for Extractive {
         let mut cited = vec![section.n];
         if let Some(next) = pointed_to(section, &reply, request.sources) {
             if let Some(text) = whole(next, MAX_REPLY_CHARS) {
-                let heading = last_heading(next.heading.as_deref().unwrap_or_default());
-                reply = format!("{reply}\n\n{heading}:\n{text}");
+                reply = format!("{reply}\n\n{}:\n{text}", last_heading(next));
                 cited.push(next.n);
             }
         }
@@ -346,8 +345,7 @@ fn pointed_to<'a>(chosen: &Source, reply: &str, sources: &'a [Source]) -> Option
         return None;
     }
     let named = |source: &Source| {
-        let heading = source.heading.as_deref().map(last_heading).unwrap_or("");
-        terms(heading)
+        terms(last_heading(source))
             .iter()
             .filter(|h| pointing.iter().any(|p| same_word(p, h)))
             .count()
@@ -361,18 +359,17 @@ fn pointed_to<'a>(chosen: &Source, reply: &str, sources: &'a [Source]) -> Option
         .map(|(_, s)| s)
 }
 
-/// Whether the last part of `section`'s heading holds every term of `question` (which has at
-/// least one).
-fn names_the_question(section: &Source, question: &str) -> bool {
-    let asked = terms(question);
-    let heading: HashSet<String> = terms(last_heading(section.heading.as_deref().unwrap_or("")))
-        .into_iter()
-        .collect();
+/// Whether the last part of `section`'s heading holds every one of the question's terms
+/// `asked` (which has at least one).
+fn names_the_question(section: &Source, asked: &[String]) -> bool {
+    let heading: HashSet<String> = terms(last_heading(section)).into_iter().collect();
     !asked.is_empty() && asked.iter().all(|t| heading.contains(t))
 }
 
-/// The last part of a heading path ("Delivery > Damaged orders" gives "Damaged orders").
-fn last_heading(heading: &str) -> &str {
+/// The last part of `source`'s heading path ("Delivery > Damaged orders" gives "Damaged
+/// orders"), or nothing when it has no heading.
+fn last_heading(source: &Source) -> &str {
+    let heading = source.heading.as_deref().unwrap_or_default();
     heading.rsplit(" > ").next().unwrap_or(heading).trim()
 }
 

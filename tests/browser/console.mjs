@@ -122,7 +122,6 @@ try {
     await (await page.$("fieldset.languages")).screenshot({ path: `${SHOTS}/02c-phone-messages.png` });
     await page.setViewportSize({ width: 1280, height: 860 });
     await (await page.$("fieldset.languages")).screenshot({ path: `${SHOTS}/02d-messages.png` });
-    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   await as("the sandbox shows sources and an escalation", async () => {
