@@ -8,7 +8,8 @@
 //! whole when the question is about all of it. The answer is the offer ranked best by its
 //! passage's relevance, its retrieval rank and its sentences' scores, and it cites its source.
 //! When the answer points further down its document ("follow the procedure below") and the
-//! section it names was retrieved too, that section follows it.
+//! section it names was retrieved too, that section follows it. An answer that opens with yes
+//! or no comes after its heading's question, unless the customer asked that question.
 //! Its confidence is the best passage's relevance (see [`crate::knowledge::relevance`]), which
 //! the pipeline holds against the agent's threshold, or 1 when the heading of the section it
 //! answers from names everything the question asks about.
@@ -63,6 +64,13 @@ const POINTERS: [&str; 6] = [
     "a continuacion",
     "ci dessous",
     "unten",
+];
+
+/// Words that answer a yes-or-no question, in the shipped languages, lower-case. Followed by
+/// punctuation ("No, when a dentist does it.") they answer the question of their section's
+/// heading; followed by a word ("No deposit is needed.") they are part of a statement.
+const YES_OR_NO: [&str; 10] = [
+    "yes", "no", "sim", "não", "nao", "sí", "oui", "non", "ja", "nein",
 ];
 
 /// A bounded map from sentence to its embedding, oldest evicted first.
@@ -302,11 +310,17 @@ impl ChatModel for Extractive {
         // address?" under "Address and contact") answers it, however its passage's relevance
         // ranks: FAQ-style documents put the question in the heading. Measured over the shipped
         // suites' 201 turns, this answers one that escalated and no question that should.
-        let confidence = if names_the_question(section, &reading_terms[0]) {
-            1.0
-        } else {
-            confidence
-        };
+        let named = names_the_question(section, &reading_terms[0]);
+        let confidence = if named { 1.0 } else { confidence };
+        // An answer that opens with yes or no answers its heading's question, which may not be
+        // the customer's ("How long does a whitening session take?" answered from "Does
+        // whitening damage teeth?" with "No, when a dentist does it."): quoted with that
+        // question, it says what it is an answer to.
+        if !named && opens_with_yes_or_no(&reply) {
+            if let Some(asked) = heading_question(section) {
+                reply = format!("{asked}\n{reply}");
+            }
+        }
         let mut cited = vec![section.n];
         if let Some(next) = pointed_to(section, &reply, request.sources) {
             if let Some(text) = whole(next, MAX_REPLY_CHARS) {
@@ -364,6 +378,21 @@ fn pointed_to<'a>(chosen: &Source, reply: &str, sources: &'a [Source]) -> Option
 fn names_the_question(section: &Source, asked: &[String]) -> bool {
     let heading: HashSet<String> = terms(last_heading(section)).into_iter().collect();
     !asked.is_empty() && asked.iter().all(|t| heading.contains(t))
+}
+
+/// Whether `text` opens with a word of [`YES_OR_NO`] and punctuation right after it ("Yes.",
+/// "Não, ...").
+fn opens_with_yes_or_no(text: &str) -> bool {
+    let text = text.trim_start();
+    let word: String = text.chars().take_while(|c| c.is_alphabetic()).collect();
+    let next = text[word.len()..].chars().next();
+    YES_OR_NO.contains(&word.to_lowercase().as_str())
+        && next.is_some_and(|c| matches!(c, ',' | '.' | '!' | ';' | ':'))
+}
+
+/// The last part of `source`'s heading when it is a question ("Does whitening damage teeth?").
+fn heading_question(source: &Source) -> Option<&str> {
+    Some(last_heading(source)).filter(|h| h.ends_with('?'))
 }
 
 /// The last part of `source`'s heading path ("Delivery > Damaged orders" gives "Damaged
@@ -759,6 +788,56 @@ mod tests {
             "Yes, on a lead. Assistance dogs are welcome everywhere. Water bowls are by the door.\n\n(Source: FAQ)"
         );
         assert_eq!(answer.cited, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_yes_or_no_answer_to_another_question_comes_with_that_question() {
+        let sources = [source(
+            1,
+            "FAQ",
+            "FAQ > Does whitening damage teeth?",
+            "No, when a dentist supervises it. A whitening session takes 90 minutes.",
+        )];
+        let answer = extract("How long does a whitening session take?", &sources).await;
+        assert_eq!(
+            answer.text,
+            "Does whitening damage teeth?\nNo, when a dentist supervises it. A whitening session takes 90 minutes.\n\n(Source: FAQ)"
+        );
+        // Asked the heading's own question, the answer needs no more.
+        let answer = extract("Does whitening damage teeth?", &sources).await;
+        assert!(answer.text.starts_with("No, when"), "{}", answer.text);
+        // A statement that starts with "No" is not an answer to the heading.
+        let sources = [source(
+            1,
+            "FAQ",
+            "FAQ > Do you take a deposit?",
+            "No deposit is needed for one bike. Groups pay 20 EUR per bike.",
+        )];
+        let answer = extract("How much do groups pay for a bike?", &sources).await;
+        assert!(answer.text.starts_with("No deposit"), "{}", answer.text);
+    }
+
+    #[test]
+    fn yes_or_no_opens_an_answer_only_before_punctuation() {
+        for text in [
+            "Yes.",
+            "Yes, on a lead.",
+            "Não, quando é feito",
+            "Sí, molemos",
+            " No!",
+        ] {
+            assert!(opens_with_yes_or_no(text), "{text}");
+        }
+        for text in [
+            "Não temos convenção",
+            "Si eliges",
+            "No deposit",
+            "Nothing.",
+            "Yesterday,",
+            "",
+        ] {
+            assert!(!opens_with_yes_or_no(text), "{text}");
+        }
     }
 
     #[tokio::test]
