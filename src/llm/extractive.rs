@@ -356,10 +356,7 @@ impl ChatModel for Extractive {
 fn pointed_to<'a>(chosen: &Source, reply: &str, sources: &'a [Source]) -> Option<&'a Source> {
     let pointing: Vec<String> = sentences(reply)
         .into_iter()
-        .filter(|s| {
-            let words = format!(" {} ", search_text(s));
-            POINTERS.iter().any(|p| words.contains(&format!(" {p} ")))
-        })
+        .filter(|s| says_any(s, &POINTERS))
         .flat_map(|s| terms(&s))
         .collect();
     if pointing.is_empty() {
@@ -569,16 +566,21 @@ const PRICE_WORDS: [&str; 33] = [
 
 /// Whether `question` asks what something costs.
 fn asks_a_price(question: &str) -> bool {
-    let words = format!(" {} ", search_text(question));
-    PRICE_WORDS
-        .iter()
-        .any(|p| words.contains(&format!(" {p} ")))
+    says_any(question, &PRICE_WORDS)
+}
+
+/// Whether `text` holds one of `phrases` (normalised as [`search_text`] writes them) as whole
+/// words.
+fn says_any(text: &str, phrases: &[&str]) -> bool {
+    let words = format!(" {} ", search_text(text));
+    phrases.iter().any(|p| words.contains(&format!(" {p} ")))
 }
 
 /// Currency codes and names written next to an amount ("9.50 EUR", "price_eur: 9.50").
 const CURRENCIES: [&str; 6] = ["eur", "euro", "euros", "usd", "gbp", "brl"];
 
-/// Whether `text` states an amount of money: a number next to a currency sign or code.
+/// Whether `text` states an amount of money (a number next to a currency sign or code) or that
+/// something is free.
 fn states_a_price(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     let sign = chars.iter().enumerate().any(|(i, c)| {
@@ -593,23 +595,24 @@ fn states_a_price(text: &str) -> bool {
             .get(i)
             .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
     };
-    let free = format!(" {} ", words.join(" "));
     sign || words.iter().enumerate().any(|(i, w)| {
         CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1)))
-    }) || FREE.iter().any(|f| free.contains(&format!(" {f} ")))
+    }) || says_any(text, &FREE)
 }
 
-/// Words by which a text says something costs nothing, normalised.
-const FREE: [&str; 12] = [
-    "free",
+/// Words by which a text says something costs nothing, normalised. Not "free" alone: a
+/// gluten-free loaf or a free workshop slot says nothing of a price.
+const FREE: [&str; 13] = [
+    "free of charge",
+    "for free",
     "no charge",
+    "no extra charge",
     "no extra cost",
     "gratis",
     "gratuito",
     "gratuita",
     "sem custo",
     "sin coste",
-    "sin costo",
     "kostenlos",
     "gratuit",
     "gratuite",
@@ -962,10 +965,11 @@ mod tests {
             "price_eur: 9.50",
             "9.50 EUR",
             "Sí, sin coste adicional.",
+            "Delivery is free of charge.",
         ] {
             assert!(states_a_price(t), "{t}");
         }
-        for t in ["Open from 9 to 17.", "We repair e-bikes.", "", "EUR"] {
+        for t in ["Open from 9 to 17.", "Gluten-free bread.", "", "EUR"] {
             assert!(!states_a_price(t), "{t}");
         }
     }
