@@ -602,7 +602,7 @@ fn states_a_price(text: &str) -> bool {
 
 /// Words by which a text says something costs nothing, normalised. Not "free" alone: a
 /// gluten-free loaf or a free workshop slot says nothing of a price.
-const FREE: [&str; 13] = [
+const FREE: [&str; 14] = [
     "free of charge",
     "for free",
     "no charge",
@@ -613,6 +613,7 @@ const FREE: [&str; 13] = [
     "gratuita",
     "sem custo",
     "sin coste",
+    "sin costo",
     "kostenlos",
     "gratuit",
     "gratuite",
