@@ -23,7 +23,7 @@ use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
 use crate::knowledge::loaders::is_row_sentence;
-use crate::knowledge::text::{normalize, search_text, sentences, terms};
+use crate::knowledge::text::{contains_phrase, normalize, search_text, sentences, terms};
 
 /// Sentence embeddings kept between questions (the same passages come back often).
 const CACHE_ENTRIES: usize = 20_000;
@@ -569,11 +569,9 @@ fn asks_a_price(question: &str) -> bool {
     says_any(question, &PRICE_WORDS)
 }
 
-/// Whether `text` holds one of `phrases` (normalised as [`search_text`] writes them) as whole
-/// words.
+/// Whether `text` holds one of `phrases` as whole words ([`contains_phrase`]).
 fn says_any(text: &str, phrases: &[&str]) -> bool {
-    let words = format!(" {} ", search_text(text));
-    phrases.iter().any(|p| words.contains(&format!(" {p} ")))
+    phrases.iter().any(|p| contains_phrase(text, p))
 }
 
 /// Currency codes and names written next to an amount ("9.50 EUR", "price_eur: 9.50").
