@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
@@ -271,11 +272,20 @@ pub struct EmbeddingSettings {
     pub timeout_secs: u64,
 }
 
+/// The local embedding models `embedding.local_model` may name, the default first:
+/// multilingual, because customers write in their own language about documents in the
+/// business's.
+pub const LOCAL_EMBEDDING_MODELS: [&str; 3] = [
+    "multilingual-e5-small",
+    "portuguese-e5-small",
+    "all-minilm-l6-v2",
+];
+
 impl Default for EmbeddingSettings {
     fn default() -> Self {
         Self {
             backend: EmbeddingBackend::Local,
-            local_model: crate::embed::DEFAULT_MODEL.into(),
+            local_model: LOCAL_EMBEDDING_MODELS[0].into(),
             batch_size: 32,
             max_concurrent: 1,
             base_url: "https://api.openai.com/v1".into(),
@@ -495,10 +505,29 @@ pub struct WorkerSettings {
     pub idle_check_secs: u64,
 }
 
+/// How long a job is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Retried until this long after it was enqueued (a reply is still worth sending).
+    pub retry_for: Duration,
+    /// Given up when its lease expired this many times without a result (the process died
+    /// while running it: a job that kills its worker must not kill every replica in turn).
+    pub max_abandoned: u32,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self {
+            retry_for: Duration::from_secs(6 * 3600),
+            max_abandoned: 3,
+        }
+    }
+}
+
 impl WorkerSettings {
     /// How long jobs are retried, as the store records it.
-    pub fn limits(&self) -> crate::store::JobLimits {
-        crate::store::JobLimits {
+    pub fn limits(&self) -> JobLimits {
+        JobLimits {
             retry_for: std::time::Duration::from_secs(self.retry_for_secs),
             max_abandoned: self.max_abandoned,
         }
@@ -728,14 +757,14 @@ impl Settings {
         )?;
         positive("embedding.timeout_secs", self.embedding.timeout_secs)?;
         if self.embedding.backend == EmbeddingBackend::Local
-            && !crate::embed::LOCAL_MODELS.contains(&self.embedding.local_model.as_str())
+            && !LOCAL_EMBEDDING_MODELS.contains(&self.embedding.local_model.as_str())
         {
             return Err(ConfigError::invalid(
                 "embedding.local_model",
                 format!(
                     "unknown local embedding model `{}` (known: {})",
                     self.embedding.local_model,
-                    crate::embed::LOCAL_MODELS.join(", ")
+                    LOCAL_EMBEDDING_MODELS.join(", ")
                 ),
             ));
         }

@@ -539,10 +539,10 @@ impl Choices {
         if let Ok(n) = t.parse::<usize>() {
             return n.checked_sub(1).and_then(|i| self.options.get(i));
         }
-        let t = crate::knowledge::text::normalize(text.trim());
+        let t = crate::language::normalize(text.trim());
         self.options
             .iter()
-            .find(|c| crate::knowledge::text::normalize(&c.title) == t)
+            .find(|c| crate::language::normalize(&c.title) == t)
     }
 }
 
@@ -757,7 +757,20 @@ impl AgentConfig {
             }
         }
         if let Some(hours) = &self.hours {
-            errors.extend(hours.validate("hours"));
+            errors.extend(
+                hours
+                    .problems()
+                    .into_iter()
+                    .map(|p| FieldError::new(format!("hours.{}", p.field), p.message)),
+            );
+            if let Some(contact) = &hours.on_call_contact {
+                if !is_phone_number(contact) {
+                    errors.push(FieldError::new(
+                        "hours.on_call_contact",
+                        "must be a phone number in international form, digits only (e.g. 5511988887777)",
+                    ));
+                }
+            }
         }
         self.interactive.validate(&mut errors);
         for (language, set) in &self.messages {
@@ -1970,6 +1983,17 @@ mod tests {
         );
         // Untouched nested fields keep their values.
         assert_eq!(cfg.escalation.keywords, base.escalation.keywords);
+    }
+
+    #[test]
+    fn bad_hours_are_reported_under_the_agents_hours() {
+        let err = AgentConfig::patched(
+            &AgentConfig::default(),
+            json!({"hours": {"time_zone": "Mars/Olympus", "on_call_contact": "call me"}}),
+        )
+        .unwrap_err();
+        let fields: Vec<String> = err.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["hours.time_zone", "hours.on_call_contact"]);
     }
 
     #[test]

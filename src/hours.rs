@@ -7,8 +7,6 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Timelike,
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::FieldError;
-
 /// When a person answers, in the business's time zone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,13 +121,33 @@ pub enum Availability {
     },
 }
 
+/// One problem with a set of hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoursProblem {
+    /// The field's path below the hours, e.g. `weekly.mon[0]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: &'static str,
+}
+
+impl HoursProblem {
+    fn new(field: impl Into<String>, message: &'static str) -> Self {
+        HoursProblem {
+            field: field.into(),
+            message,
+        }
+    }
+}
+
 impl BusinessHours {
-    /// Every problem with these hours; `field` is their path in the agent's configuration.
-    pub fn validate(&self, field: &str) -> Vec<FieldError> {
-        let mut errors = Vec::new();
+    /// Every problem with these hours, each with its field's path below the hours (`time_zone`,
+    /// `weekly.mon[0]`). The on-call contact is a phone number, which the agent's configuration
+    /// checks with its other numbers.
+    pub fn problems(&self) -> Vec<HoursProblem> {
+        let mut problems = Vec::new();
         if self.time_zone.parse::<Tz>().is_err() {
-            errors.push(FieldError::new(
-                format!("{field}.time_zone"),
+            problems.push(HoursProblem::new(
+                "time_zone",
                 "must be an IANA time zone such as `Europe/Lisbon`",
             ));
         }
@@ -138,35 +156,27 @@ impl BusinessHours {
             for (i, p) in periods.iter().enumerate() {
                 match period(p) {
                     Some(p) => parsed.push(p),
-                    None => errors.push(FieldError::new(
-                        format!("{field}.weekly.{day}[{i}]"),
+                    None => problems.push(HoursProblem::new(
+                        format!("weekly.{day}[{i}]"),
                         "must be `HH:MM-HH:MM` with the end after the start, e.g. `09:00-13:00`",
                     )),
                 }
             }
             parsed.sort_by_key(|p| p.start);
             if parsed.windows(2).any(|w| w[1].start < w[0].end) {
-                errors.push(FieldError::new(
-                    format!("{field}.weekly.{day}"),
+                problems.push(HoursProblem::new(
+                    format!("weekly.{day}"),
                     "periods must not overlap",
                 ));
             }
         }
         if self.closed_message.len() > 1000 {
-            errors.push(FieldError::new(
-                format!("{field}.closed_message"),
+            problems.push(HoursProblem::new(
+                "closed_message",
                 "must be at most 1000 bytes",
             ));
         }
-        if let Some(contact) = &self.on_call_contact {
-            if !crate::domain::is_phone_number(contact) {
-                errors.push(FieldError::new(
-                    format!("{field}.on_call_contact"),
-                    "must be a phone number in international form, digits only (e.g. 5511988887777)",
-                ));
-            }
-        }
-        errors
+        problems
     }
 
     fn zone(&self) -> Tz {
@@ -438,19 +448,12 @@ mod tests {
         h.time_zone = "Mars/Olympus".into();
         h.weekly.tue = vec!["18:00-09:00".into(), "9-5".into()];
         h.weekly.wed = vec!["09:00-13:00".into(), "12:00-18:00".into()];
-        h.on_call_contact = Some("call me".into());
-        let fields: Vec<String> = h.validate("hours").into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = h.problems().into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            [
-                "hours.time_zone",
-                "hours.weekly.tue[0]",
-                "hours.weekly.tue[1]",
-                "hours.weekly.wed",
-                "hours.on_call_contact"
-            ]
+            ["time_zone", "weekly.tue[0]", "weekly.tue[1]", "weekly.wed",]
         );
-        assert!(lisbon().validate("hours").is_empty());
+        assert!(lisbon().problems().is_empty());
         let all_day = BusinessHours {
             weekly: WeeklyHours {
                 sun: vec!["00:00-24:00".into()],
@@ -458,7 +461,7 @@ mod tests {
             },
             ..Default::default()
         };
-        assert!(all_day.validate("hours").is_empty());
+        assert!(all_day.problems().is_empty());
     }
 
     #[test]

@@ -1,4 +1,53 @@
-//! Languages: codes, and detecting the language a customer writes in.
+//! Languages: codes, detecting the language a customer writes in, and the folded form in which
+//! texts are compared whatever their case and accents ([`normalize`]).
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+/// Lowercases, removes accents and collapses whitespace: `"  Atenção,  São Paulo "` becomes
+/// `"atencao, sao paulo"`. Punctuation, digits and emoji are kept.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    // NFKD also unfolds compatibility forms (ligatures, full-width letters) so they match their
+    // plain spelling.
+    for c in text.nfkd() {
+        if is_combining_mark(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        for lower in c.to_lowercase() {
+            push_folded(&mut out, lower);
+        }
+    }
+    // Recompose what NFKD split but marks did not cover (Hangul syllables).
+    out.nfc().collect()
+}
+
+/// Latin letters that do not decompose into base + mark (`ß`, `ø`, `æ`, `ł`, ...) are written
+/// in ASCII, so "Straße" and "strasse" match.
+fn push_folded(out: &mut String, c: char) {
+    if !c.is_ascii() && c.is_alphabetic() && is_latin(c) {
+        if let Some(ascii) = deunicode::deunicode_char(c)
+            .filter(|s| !s.is_empty() && s.chars().all(|a| a.is_ascii_alphanumeric()))
+        {
+            out.push_str(&ascii.to_ascii_lowercase());
+            return;
+        }
+    }
+    out.push(c);
+}
+
+fn is_latin(c: char) -> bool {
+    matches!(c as u32, 0x00C0..=0x024F | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF)
+}
 
 /// ISO 639-1 codes of the languages `whatlang` detects, with their ISO 639-3 codes.
 const LANGUAGES: &[(&str, &str)] = &[

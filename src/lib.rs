@@ -1,9 +1,18 @@
 //! Palaver: a self-hosted engine that answers a business's WhatsApp messages from its own
 //! documents, and hands conversations to people when it should.
 //!
-//! The path of a message: `http` (webhooks, API) → `pipeline` → `knowledge` (retrieval) and the
-//! plug-in traits — [`store::Store`], [`embed::Embedder`], [`vectors::VectorStore`] — whose
-//! backends are chosen once, here, from [`Settings`] and held as `Arc<dyn Trait>`.
+//! The layers, top to bottom (each imports only from those below it):
+//!
+//! - [`server`]: one router composed of [`http`] (JSON API, provider webhooks) and [`console`]
+//!   (pages), which know nothing of each other; [`eval`] beside them;
+//! - this file's [`App`] and [`workers`]: the wiring, with every backend chosen once from
+//!   [`Settings`] and held as `Arc<dyn Trait>`;
+//! - [`pipeline`] and [`inbox`]: one turn of a conversation, and what people do in the inbox;
+//! - [`channels`]: numbers and their [`providers`];
+//! - [`accounts`] and [`events`];
+//! - [`knowledge`] with [`embed`], [`vectors`], [`llm`], [`speech`], [`prompts`], [`models`];
+//! - [`store`]: the [`store::Store`] trait and its SQL implementation;
+//! - plain types: [`config`], [`domain`], [`hours`], [`language`], [`crypto`], [`net`].
 
 pub mod accounts;
 pub mod bench;
@@ -26,6 +35,7 @@ pub mod net;
 pub mod pipeline;
 pub mod prompts;
 pub mod providers;
+pub mod server;
 pub mod speech;
 pub mod store;
 #[cfg(any(test, feature = "test-utils"))]

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::pipeline::{latency, Latency};
 use super::BenchError;
 use crate::channels::ChannelInput;
-use crate::providers::Credentials;
+use crate::channels::GivenCredentials;
 use crate::Settings;
 
 const PHONE_ID: &str = "100000000000002";
@@ -225,7 +225,7 @@ pub async fn run(
             route_key: PHONE_ID.to_string(),
             agent_id: None,
             settings: Default::default(),
-            credentials: Credentials::from_pairs([
+            credentials: GivenCredentials::from_pairs([
                 ("access_token", "unused"),
                 ("app_secret", SECRET),
                 ("verify_token", "unused"),
@@ -237,7 +237,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(crate::http::serve(app.clone(), listener, async move {
+    let server = tokio::spawn(crate::server::serve(app.clone(), listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
     let client = reqwest::Client::new();

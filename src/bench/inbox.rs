@@ -21,10 +21,10 @@ use tower::ServiceExt;
 use super::pipeline::{latency, Latency};
 use super::BenchError;
 use crate::channels::ChannelInput;
+use crate::channels::GivenCredentials;
 use crate::domain::{
     Channel, ConversationId, ConversationStatus, MessageDetails, MessageKind, UserId, WorkspaceId,
 };
-use crate::providers::Credentials;
 use crate::store::{ConversationFilter, InboundPolicy, NewEscalation, NewInbound, Store};
 use crate::{App, Settings};
 
@@ -265,7 +265,7 @@ async fn filled(
                     route_key: phone.to_string(),
                     agent_id: None,
                     settings: Default::default(),
-                    credentials: Credentials::from_pairs([
+                    credentials: GivenCredentials::from_pairs([
                         ("access_token", "unused"),
                         ("app_secret", "unused"),
                         ("verify_token", "unused"),
@@ -484,8 +484,8 @@ pub async fn run(
     )
     .await?;
     let backend = format!("{:?}", large.app.store.backend()).to_lowercase();
-    let small_router = crate::http::router(small.app.clone());
-    let router = crate::http::router(large.app.clone());
+    let small_router = crate::server::router(small.app.clone());
+    let router = crate::server::router(large.app.clone());
     let bearer = || ("authorization", format!("Bearer {KEY}"));
     let cookie = |token: &str| {
         let token = token.to_string();

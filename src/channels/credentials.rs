@@ -3,8 +3,25 @@
 //! business ([`Provider::accept_credentials`](crate::providers::Provider::accept_credentials)).
 
 use super::{ChannelError, Channels};
-use crate::domain::Channel;
+use crate::domain::{Channel, FieldError, ProviderKind};
 use crate::providers::{ChannelContext, Credentials};
+
+/// Credentials as a caller gives them: an object whose fields the channel's provider defines
+/// and checks when the channel is created or updated.
+#[derive(Debug, Clone, Default)]
+pub struct GivenCredentials(pub(super) Credentials);
+
+impl GivenCredentials {
+    /// Reads a JSON object of credential fields.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, Vec<FieldError>> {
+        Credentials::from_json(value).map(GivenCredentials)
+    }
+
+    /// Credentials from field names and values.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        GivenCredentials(Credentials::from_pairs(pairs))
+    }
+}
 
 impl Channels {
     /// Seals credentials for storage.
@@ -39,6 +56,29 @@ impl Channels {
             Some(channel) => self.credentials(channel).await.map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// Whether numbers of `kind` are linked as a device and named by their instance (Evolution),
+    /// rather than by the provider's phone number id.
+    pub fn linked_by_instance(&self, kind: ProviderKind) -> Result<bool, ChannelError> {
+        Ok(self.provider(kind)?.pairing().is_some())
+    }
+
+    /// What the provider of `kind` finds wrong with `given` for a new channel.
+    pub fn check_new_credentials(
+        &self,
+        kind: ProviderKind,
+        given: &GivenCredentials,
+    ) -> Result<Vec<FieldError>, ChannelError> {
+        Ok(
+            match self
+                .provider(kind)?
+                .accept_credentials(given.0.clone(), None)
+            {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors,
+            },
+        )
     }
 
     /// The decrypted context a provider needs for `channel`.

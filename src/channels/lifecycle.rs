@@ -3,6 +3,7 @@
 //! deleted. Provider-side set-up (an Evolution instance's webhook and settings) follows every
 //! change.
 
+use super::credentials::GivenCredentials;
 use super::{ChannelError, Channels};
 use crate::domain::{
     AgentId, Channel, ChannelConfig, ChannelState, FieldError, ProviderKind, WorkspaceId,
@@ -10,6 +11,18 @@ use crate::domain::{
 use crate::net::UrlGuard;
 use crate::providers::{ConnectOutcome, Credentials, PairingQr, Provider};
 use crate::store::NewChannel;
+
+/// Where linking a number stands once it was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Linking {
+    /// Scan this QR code (or type its pairing code) on the phone, as [`Channels::qr_view`]
+    /// shows it.
+    Scan(serde_json::Value),
+    /// The number is already linked.
+    Linked,
+    /// Connecting, but no QR code yet; it will arrive in a webhook.
+    Waiting,
+}
 
 /// What the caller provides to create a channel.
 #[derive(Debug, Clone)]
@@ -27,7 +40,7 @@ pub struct ChannelInput {
     /// Settings.
     pub settings: ChannelConfig,
     /// Credentials, as given (the provider checks them).
-    pub credentials: Credentials,
+    pub credentials: GivenCredentials,
     /// Providers with instances: create the instance on the server (else it exists and is only
     /// configured).
     pub create_instance: bool,
@@ -78,7 +91,7 @@ impl Channels {
         }
         let provider = self.provider(input.provider)?.clone();
         let mut credentials = provider
-            .accept_credentials(input.credentials, None)
+            .accept_credentials(input.credentials.0, None)
             .map_err(ChannelError::Invalid)?;
         self.check_urls(provider.as_ref(), &credentials).await?;
         let mut state = ChannelState::Created;
@@ -133,14 +146,14 @@ impl Channels {
     pub async fn update(
         &self,
         channel: &Channel,
-        credentials: Option<Credentials>,
+        credentials: Option<GivenCredentials>,
     ) -> Result<Channel, ChannelError> {
         let provider = self.provider(channel.provider)?;
         let sealed = match credentials {
             Some(given) => {
                 let stored = self.credentials(channel).await?;
                 let accepted = provider
-                    .accept_credentials(given, Some(&stored))
+                    .accept_credentials(given.0, Some(&stored))
                     .map_err(ChannelError::Invalid)?;
                 self.check_urls(provider.as_ref(), &accepted).await?;
                 Some(self.seal(&accepted))
@@ -176,20 +189,24 @@ impl Channels {
         &self,
         channel: &Channel,
         pairing_number: Option<&str>,
-    ) -> Result<ConnectOutcome, ChannelError> {
+    ) -> Result<Linking, ChannelError> {
         let provider = self.provider(channel.provider)?;
         let pairing = Self::pairing_of(provider.as_ref(), "are not linked by QR code")?;
         let ctx = self.context(channel).await?;
         let outcome = pairing.connect(&ctx, pairing_number).await?;
-        let (state, qr) = match &outcome {
-            ConnectOutcome::AlreadyOpen => (ChannelState::Connected, None),
-            ConnectOutcome::Qr(qr) => (ChannelState::Connecting, Some(Self::qr_view(qr))),
-            ConnectOutcome::Pending => (ChannelState::Connecting, None),
+        let (state, linking) = match &outcome {
+            ConnectOutcome::AlreadyOpen => (ChannelState::Connected, Linking::Linked),
+            ConnectOutcome::Qr(qr) => (ChannelState::Connecting, Linking::Scan(Self::qr_view(qr))),
+            ConnectOutcome::Pending => (ChannelState::Connecting, Linking::Waiting),
+        };
+        let qr = match &linking {
+            Linking::Scan(view) => Some(view.clone()),
+            _ => None,
         };
         self.store
             .set_channel_state(channel.id, state, None, qr)
             .await?;
-        Ok(outcome)
+        Ok(linking)
     }
 
     /// Reads the connection state from the provider (when it has one) and stores it.

@@ -6,6 +6,7 @@
 //! outbox out: within each channel's shared send rate and the provider's service window, with
 //! the provider-error → outcome decision as a pure function).
 
+mod capabilities;
 pub mod credentials;
 pub mod delivery;
 pub mod intake;
@@ -14,20 +15,17 @@ pub mod templates;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use base64::Engine;
-
 use crate::config::Settings;
 use crate::crypto::Sealer;
-use crate::domain::{Channel, Conversation, FieldError, MediaRef, ProviderKind};
-use crate::pipeline::voice::{MediaError, MediaSource};
-use crate::pipeline::ReadReceipts;
+use crate::domain::{Channel, FieldError, ProviderKind};
 use crate::providers::{Provider, ProviderError, Registry, WebhookScope};
 use crate::store::{Store, StoreError};
 
+pub use capabilities::{MediaError, MediaSource, ReadReceipts};
+pub use credentials::GivenCredentials;
 pub use delivery::{Attempt, MAX_INTERACTIVE_CHARS, MAX_TEXT_CHARS};
 pub use intake::{Accepted, Receipt};
-pub use lifecycle::ChannelInput;
+pub use lifecycle::{ChannelInput, Linking};
 
 /// A channel operation failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +51,24 @@ pub enum ChannelError {
     Unsupported(String),
     /// The provider failed.
     #[error(transparent)]
-    Provider(#[from] ProviderError),
+    Provider(ProviderError),
     /// Credentials could not be unsealed (the encryption key changed?).
     #[error("channel credentials cannot be decrypted with the configured key")]
     Sealed,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ProviderError> for ChannelError {
+    /// An operation the provider does not offer is the channel's: callers above the channel
+    /// layer need not know provider errors to tell it apart.
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Unsupported(m) => ChannelError::Unsupported(m),
+            e => ChannelError::Provider(e),
+        }
+    }
 }
 
 /// Channels and their providers.
@@ -128,62 +137,6 @@ impl Channels {
         match self.providers.get(channel.provider)?.webhooks()? {
             WebhookScope::Provider => Some(format!("{base}/webhooks/{kind}")),
             WebhookScope::Channel => Some(format!("{base}/webhooks/{kind}/{}", channel.id)),
-        }
-    }
-}
-
-#[async_trait]
-impl MediaSource for Channels {
-    async fn fetch(
-        &self,
-        conversation: &Conversation,
-        media: &MediaRef,
-    ) -> Result<Vec<u8>, MediaError> {
-        if let Some(inline) = &media.inline_base64 {
-            return base64::engine::general_purpose::STANDARD
-                .decode(inline.trim())
-                .map_err(|e| MediaError::Gone(format!("inline media is not base64: {e}")));
-        }
-        let channel = self
-            .store
-            .channel(conversation.channel_id)
-            .await
-            .map_err(|e| MediaError::Unavailable(e.to_string()))?
-            .ok_or_else(|| MediaError::Gone("the channel no longer exists".into()))?;
-        let provider = self
-            .provider(channel.provider)
-            .map_err(|e| MediaError::Gone(e.to_string()))?;
-        let ctx = self
-            .context(&channel)
-            .await
-            .map_err(|e| MediaError::Unavailable(e.to_string()))?;
-        provider
-            .fetch_media(&ctx, media)
-            .await
-            .map(|m| m.bytes)
-            .map_err(|e| match e {
-                ProviderError::Transient { .. }
-                | ProviderError::Unconfirmed(_)
-                | ProviderError::Auth(_) => MediaError::Unavailable(e.to_string()),
-                _ => MediaError::Gone(e.to_string()),
-            })
-    }
-}
-
-#[async_trait]
-impl ReadReceipts for Channels {
-    async fn mark_read(&self, conversation: &Conversation, provider_message_id: &str) {
-        let Ok(Some(channel)) = self.store.channel(conversation.channel_id).await else {
-            return;
-        };
-        let Ok(provider) = self.provider(channel.provider) else {
-            return;
-        };
-        let Ok(ctx) = self.context(&channel).await else {
-            return;
-        };
-        if let Err(e) = provider.mark_read(&ctx, provider_message_id, true).await {
-            tracing::debug!(error = %e, "mark-read failed");
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::{
     Channel, ChannelId, Conversation, FieldError, Message, MessageDetails, MessageKind,
     TemplateRef, UserId,
 };
-use crate::providers::templates::Template;
+pub use crate::providers::templates::Template;
 
 /// How long a channel's template list is kept before it is read again.
 pub const TEMPLATES_KEPT: Duration = Duration::from_secs(15 * 60);

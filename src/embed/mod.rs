@@ -61,12 +61,11 @@ pub trait Embedder: Send + Sync {
     }
 }
 
-/// The local model used unless `embedding.local_model` names another: multilingual, because
-/// customers write in their own language about documents in the business's.
-pub const DEFAULT_MODEL: &str = e5::MODEL;
+/// The local model used unless `embedding.local_model` names another.
+pub const DEFAULT_MODEL: &str = LOCAL_MODELS[0];
 
-/// The models `embedding.local_model` may name.
-pub const LOCAL_MODELS: [&str; 3] = [e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL];
+/// The models `embedding.local_model` may name, as the settings list them.
+pub const LOCAL_MODELS: [&str; 3] = crate::config::LOCAL_EMBEDDING_MODELS;
 
 /// Loads local embedding model `name` (one of [`LOCAL_MODELS`]), fetching it on first use.
 pub async fn load_local(
@@ -130,4 +129,18 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         return 0.0;
     }
     dot / (na.sqrt() * nb.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_the_settings_name_is_one_this_module_loads() {
+        assert_eq!(
+            LOCAL_MODELS,
+            [e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL]
+        );
+        assert_eq!(DEFAULT_MODEL, e5::MODEL);
+    }
 }

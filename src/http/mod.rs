@@ -1,6 +1,7 @@
 //! The HTTP edge (axum): health, readiness and metrics endpoints, the `/api/v1` JSON API
-//! behind API keys or sessions, provider webhooks, and the web console ([`crate::console`]).
-//! Handlers are thin: they validate, call the library, and shape JSON.
+//! behind API keys or sessions, and provider webhooks, with the layers every request passes
+//! through. It knows nothing of pages: [`crate::server`] composes these routes with the
+//! console's. Handlers are thin: they validate, call the library, and shape JSON.
 
 pub mod api;
 pub mod auth;
@@ -48,19 +49,24 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The whole application's routes.
-pub fn router(state: AppState) -> Router {
-    // Install the recorder before any request, so every request is counted.
-    metrics_handle();
-    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
-    let x_request_id = header::HeaderName::from_static("x-request-id");
+/// The JSON API, the provider webhooks, and health, readiness and metrics.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .nest("/api/v1", api::routes(state.clone()))
-        .merge(webhooks::routes(&state))
-        .merge(crate::console::routes())
+        .merge(webhooks::routes(state))
+}
+
+/// `routes` with what every request passes through: the request id, the timeout, request
+/// metrics, and a JSON 404 for any other path.
+pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    // Install the recorder before any request, so every request is counted.
+    metrics_handle();
+    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    routes
         .fallback(not_found)
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(
@@ -70,51 +76,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
-}
-
-/// Binds `settings.server.bind` and serves until `shutdown` resolves.
-pub async fn serve(
-    state: AppState,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let hub = state.events.clone();
-    let notifications = (state.store.backend() == crate::store::Backend::Postgres)
-        .then(|| state.settings.database_url());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let events = tokio::spawn(hub.clone().run(notifications, stopped.clone()));
-    let hooks = tokio::spawn(state.hooks.clone().run(hub.clone(), stopped.clone()));
-    // What webhooks deliver is recorded from the journal by the process that took them (and,
-    // on Postgres, by any replica).
-    let channels = state.channels.clone();
-    let recorder = tokio::spawn(async move { channels.record_journal(stopped).await });
-    let draining = state.workers.clone();
-    let drain_secs = state.settings.server.drain_secs;
-    let app = router(state);
-    // The peer address throttles sign-in attempts per client.
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        // Readiness turns false first and requests are still served for a moment, so a load
-        // balancer routes new ones elsewhere before the listener closes.
-        draining.drain();
-        let drain = std::time::Duration::from_secs(drain_secs);
-        if !drain.is_zero() {
-            tracing::info!(seconds = drain_secs, "draining: /readyz answers 503");
-            tokio::time::sleep(drain).await;
-        }
-        // Event streams never end by themselves: end them, or shutdown waits for them.
-        hub.close();
-    })
-    .await;
-    let _ = stop.send(true);
-    let _ = events.await;
-    let _ = hooks.await;
-    let _ = recorder.await;
-    served
 }
 
 async fn not_found() -> ApiError {

@@ -37,9 +37,6 @@ impl From<ChannelError> for ApiError {
             ChannelError::Invalid(errors) => ApiError::Invalid(errors),
             ChannelError::Conflict(m) => ApiError::Conflict(m),
             ChannelError::Unsupported(m) => ApiError::Conflict(m),
-            ChannelError::Provider(crate::providers::ProviderError::Unsupported(m)) => {
-                ApiError::Conflict(m)
-            }
             ChannelError::Provider(p) => ApiError::Unavailable(format!("provider: {p}")),
             e @ ChannelError::Sealed => ApiError::internal(e),
             ChannelError::Store(s) => s.into(),

@@ -11,56 +11,10 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
+pub use crate::language::normalize;
 
 /// Most terms a query produces; longer queries add noise, not recall.
 const MAX_TERMS: usize = 32;
-
-/// Lowercases, removes accents and collapses whitespace: `"  Atenção,  São Paulo "` becomes
-/// `"atencao, sao paulo"`. Punctuation, digits and emoji are kept.
-pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut pending_space = false;
-    // NFKD also unfolds compatibility forms (ligatures, full-width letters) so they match their
-    // plain spelling.
-    for c in text.nfkd() {
-        if is_combining_mark(c) {
-            continue;
-        }
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
-        }
-        for lower in c.to_lowercase() {
-            push_folded(&mut out, lower);
-        }
-    }
-    // Recompose what NFKD split but marks did not cover (Hangul syllables).
-    out.nfc().collect()
-}
-
-/// Latin letters that do not decompose into base + mark (`ß`, `ø`, `æ`, `ł`, ...) are written
-/// in ASCII, so "Straße" and "strasse" match.
-fn push_folded(out: &mut String, c: char) {
-    if !c.is_ascii() && c.is_alphabetic() && is_latin(c) {
-        if let Some(ascii) = deunicode::deunicode_char(c)
-            .filter(|s| !s.is_empty() && s.chars().all(|a| a.is_ascii_alphanumeric()))
-        {
-            out.push_str(&ascii.to_ascii_lowercase());
-            return;
-        }
-    }
-    out.push(c);
-}
-
-fn is_latin(c: char) -> bool {
-    matches!(c as u32, 0x00C0..=0x024F | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF)
-}
 
 /// The normalised words of `text`: runs of letters and digits, everything else a separator.
 fn words(text: &str) -> Vec<String> {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use crate::channels::ReadReceipts;
 use crate::config::Settings;
 use crate::domain::{
     Agent, AgentConfig, Answerer, Choices, Conversation, ConversationStatus, Direction, Generation,
@@ -266,14 +267,6 @@ impl Answerers {
                 .cloned(),
         }
     }
-}
-
-/// Tells the customer their messages were read (and that a reply is being typed).
-#[async_trait::async_trait]
-pub trait ReadReceipts: Send + Sync {
-    /// Marks `provider_message_id` read with a typing indicator. Failures are the
-    /// implementation's to log: they never hold up the reply.
-    async fn mark_read(&self, conversation: &Conversation, provider_message_id: &str);
 }
 
 /// The engine.

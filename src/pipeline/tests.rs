@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::channels::GivenCredentials;
 use crate::domain::{
     AgentConfig, ConversationStatus, DeliveryStatus, Direction, EscalationReason, ProviderKind,
 };
 use crate::knowledge::loaders::Format;
 use crate::llm::LlmError;
 use crate::providers::recording::RecordingProvider;
-use crate::providers::{Credentials, OutboundBody};
+use crate::providers::OutboundBody;
 use crate::testing::{scripted, HashEmbedder, ScriptedChat};
 use crate::{App, Parts};
 
@@ -83,7 +84,7 @@ async fn rig(model: Arc<ScriptedChat>) -> Rig {
             route_key: ROUTE.into(),
             agent_id: Some(agent.id),
             settings: Default::default(),
-            credentials: Credentials::from_pairs([("token", TOKEN)]),
+            credentials: GivenCredentials::from_pairs([("token", TOKEN)]),
             create_instance: false,
         })
         .await

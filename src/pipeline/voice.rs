@@ -4,33 +4,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use super::{Pipeline, PipelineError};
-use crate::domain::{AgentConfig, Conversation, MediaRef, Message, MessageKind};
+use crate::channels::{MediaError, MediaSource};
+use crate::domain::{AgentConfig, Conversation, Message, MessageKind};
 use crate::speech::{SpeechError, Transcriber};
-
-/// Why a voice note's bytes could not be had.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum MediaError {
-    /// Worth trying again later (provider down, throttled, credentials being fixed).
-    #[error("voice note unavailable for now: {0}")]
-    Unavailable(String),
-    /// It will never be available (expired, deleted, malformed reference).
-    #[error("voice note gone: {0}")]
-    Gone(String),
-}
-
-/// Where voice-note bytes come from.
-#[async_trait]
-pub trait MediaSource: Send + Sync {
-    /// The bytes of `media`, sent in `conversation`.
-    async fn fetch(
-        &self,
-        conversation: &Conversation,
-        media: &MediaRef,
-    ) -> Result<Vec<u8>, MediaError>;
-}
 
 /// Transcription and the media it needs.
 pub struct Voice {

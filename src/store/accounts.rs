@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use super::sql::{db_err, get, now_ms, parse_id, time, SqlStore};
+use super::rows::{db_err, get, now_ms, parse_id, time};
+use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
 

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::sql::{db_err, get, now_ms, parse_id, placeholders, time, SqlStore};
+use super::rows::{db_err, get, now_ms, parse_id, placeholders, time};
+use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{ChannelId, ContactId, WorkspaceId};
 

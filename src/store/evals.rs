@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use super::events::NewEvent;
-use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
+use super::event_log::{emit, NewEvent};
+use super::rows::{db_err, get, now_ms, opt_time, parse_id, time};
+use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{EvalRunId, EventKind, WorkspaceId};
 
@@ -207,7 +208,7 @@ impl EvalStore for SqlStore {
             return Ok(());
         };
         let ws: String = get(&row, "workspace_id")?;
-        let ws = Self::emit_in(
+        let ws = emit(
             &mut tx,
             &ws,
             NewEvent {
@@ -249,7 +250,7 @@ impl EvalStore for SqlStore {
             return Err(StoreError::NotFound(format!("running eval run {id}")));
         };
         let ws: String = get(&row, "workspace_id")?;
-        let ws = Self::emit_in(
+        let ws = emit(
             &mut tx,
             &ws,
             NewEvent {

@@ -5,7 +5,8 @@
 
 use async_trait::async_trait;
 
-use super::sql::{db_err, get, now_ms, parse_id, SqlStore};
+use super::rows::{db_err, get, now_ms, parse_id};
+use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{ConversationId, MessageId};
 

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use super::sql::{db_err, get, now_ms, opt_id, opt_time, parse_id, parse_text, time, SqlStore};
+use super::rows::{db_err, get, now_ms, opt_id, opt_time, parse_id, parse_text, time};
+use super::sql::SqlStore;
 use super::{JobLimits, StoreError};
 use crate::domain::{
     ConversationId, EventKind, Hook, HookDelivery, HookDeliveryId, HookDeliveryStatus, HookId,

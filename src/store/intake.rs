@@ -20,11 +20,11 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
-use super::conversations::Tx;
+use super::event_log::EventSignal;
 use super::group::{GroupCommit, Request};
-use super::inbound::Inbound;
-use super::sql::{begin_write_on, db_err, SqlStore};
-use super::{Backend, EventSignal, InboundPolicy, NewInbound, RecordedInbound, StoreError};
+use super::inbound::{record_batch, Inbound};
+use super::rows::{begin_write_on, db_err, Tx};
+use super::{Backend, InboundPolicy, NewInbound, RecordedInbound, StoreError};
 use crate::domain::Channel;
 
 /// The most messages one transaction records.
@@ -131,7 +131,7 @@ impl Committer {
 
     async fn record_together(&self, batch: &[Pending]) -> Result<Vec<RecordedInbound>, StoreError> {
         let mut tx = self.begin().await?;
-        let recorded = SqlStore::record_inbound_batch(&mut tx, &Self::items(batch)).await?;
+        let recorded = record_batch(&mut tx, &Self::items(batch)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(recorded)
     }
@@ -163,15 +163,12 @@ impl Committer {
 
     async fn try_alone(&self, p: &Pending) -> Result<RecordedInbound, StoreError> {
         let mut tx = self.begin().await?;
-        let recorded =
-            match SqlStore::record_inbound_batch(&mut tx, &Self::items(std::slice::from_ref(p)))
-                .await
-            {
-                Ok(mut recorded) => recorded.remove(0),
-                // A concurrent delivery of the same message won the race: that one is handled.
-                Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
-                Err(e) => return Err(e),
-            };
+        let recorded = match record_batch(&mut tx, &Self::items(std::slice::from_ref(p))).await {
+            Ok(mut recorded) => recorded.remove(0),
+            // A concurrent delivery of the same message won the race: that one is handled.
+            Err(StoreError::Conflict(_)) => return Ok(RecordedInbound::Duplicate),
+            Err(e) => return Err(e),
+        };
         match tx.commit().await.map_err(db_err) {
             Ok(()) => Ok(recorded),
             Err(StoreError::Conflict(_)) => Ok(RecordedInbound::Duplicate),

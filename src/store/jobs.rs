@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
-use super::sql::{db_err, get, now_ms, opt_time, parse_id, time, SqlStore};
+use super::rows::{db_err, get, now_ms, opt_time, parse_id, time};
+use super::sql::SqlStore;
 use super::{Backend, Job, JobStore, NewJob, StoreError};
 use crate::domain::{to_millis, JobId, WorkspaceId};
 

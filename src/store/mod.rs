@@ -7,9 +7,11 @@
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod accounts;
+mod channels;
 mod contacts;
 mod conversations;
 mod evals;
+mod event_log;
 mod events;
 mod files;
 mod group;
@@ -18,10 +20,14 @@ mod inbound;
 mod intake;
 mod jobs;
 mod journal;
+mod journal_store;
+mod messages;
 mod people;
 pub mod postgres;
+mod rows;
 mod sql;
 pub mod sqlite;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,21 +39,26 @@ use serde::Serialize;
 
 use crate::domain::{
     Agent, AgentConfig, AgentId, ApiKeyId, Channel, ChannelConfig, ChannelId, ChannelState, Chunk,
-    ChunkId, Conversation, ConversationId, ConversationStatus, DeliveryError, DeliveryStatus,
-    Document, DocumentId, Escalation, EscalationReason, Generation, JobId, MemberRole, Message,
-    MessageDetails, MessageId, MessageKind, ProviderKind, Resolution, Role, Task, UserId,
-    WorkspaceId,
+    ChunkId, Conversation, ConversationId, ConversationStatus, Document, DocumentId, Escalation,
+    EscalationReason, Generation, JobId, MemberRole, Message, MessageDetails, MessageId,
+    MessageKind, ProviderKind, Resolution, Role, Task, UserId, WorkspaceId,
 };
 
 pub use accounts::{AccountStore, WorkspaceUsage};
+pub use channels::ChannelStore;
 pub use contacts::{ContactFilter, ContactPatch, ContactProfile, ContactStore};
+pub use conversations::ConversationStore;
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
-pub use events::{EventSignal, EventStore};
+pub use event_log::EventSignal;
+pub use events::EventStore;
 pub use files::{FileStore, NewFile, StoredFile};
 pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
+pub use messages::MessageStore;
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
+
+pub use crate::config::JobLimits;
 
 /// A store failure. Callers act on the kind; the cause is for logs.
 #[derive(Debug, thiserror::Error)]
@@ -285,25 +296,6 @@ pub enum RecordedInbound {
     },
 }
 
-/// How long a job is worth retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobLimits {
-    /// Retried until this long after it was enqueued (a reply is still worth sending).
-    pub retry_for: Duration,
-    /// Given up when its lease expired this many times without a result (the process died
-    /// while running it: a job that kills its worker must not kill every replica in turn).
-    pub max_abandoned: u32,
-}
-
-impl Default for JobLimits {
-    fn default() -> Self {
-        Self {
-            retry_for: Duration::from_secs(6 * 3600),
-            max_abandoned: 3,
-        }
-    }
-}
-
 /// How an outbound message leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -507,192 +499,6 @@ pub struct NewJob {
     pub limits: JobLimits,
 }
 
-/// Channels, contacts, conversations, messages and escalations.
-#[async_trait]
-pub trait ConversationStore: Send + Sync {
-    /// Creates a channel; [`StoreError::Conflict`] if the provider's routing key is taken.
-    async fn create_channel(&self, channel: NewChannel) -> Result<Channel, StoreError>;
-    /// A channel by id.
-    async fn channel(&self, id: ChannelId) -> Result<Option<Channel>, StoreError>;
-    /// A channel by provider and routing key.
-    async fn channel_by_route(
-        &self,
-        provider: ProviderKind,
-        route_key: &str,
-    ) -> Result<Option<Channel>, StoreError>;
-    /// All channels of one provider, or all (sandbox channels excluded).
-    async fn list_channels(
-        &self,
-        ws: Option<WorkspaceId>,
-        provider: Option<ProviderKind>,
-    ) -> Result<Vec<Channel>, StoreError>;
-    /// A channel's sealed credentials.
-    async fn channel_credentials(&self, id: ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Saves name, agent, settings (and credentials when given).
-    async fn update_channel(
-        &self,
-        channel: &Channel,
-        sealed_credentials: Option<Vec<u8>>,
-    ) -> Result<Channel, StoreError>;
-    /// Records a connection state change, and a new QR code to link the number when there is
-    /// one (shown live through the event log, never stored on the channel).
-    async fn set_channel_state(
-        &self,
-        id: ChannelId,
-        state: ChannelState,
-        detail: Option<&str>,
-        qr: Option<serde_json::Value>,
-    ) -> Result<(), StoreError>;
-    /// Deletes a channel and its conversations; false if it did not exist.
-    async fn delete_channel(&self, id: ChannelId) -> Result<bool, StoreError>;
-
-    /// Records a customer message exactly once (unique per channel and provider id) and, in the
-    /// same transaction, schedules the conversation's handling job (debounced).
-    async fn record_inbound(
-        &self,
-        channel: &Channel,
-        inbound: NewInbound,
-        policy: InboundPolicy,
-    ) -> Result<RecordedInbound, StoreError>;
-    /// Records a message the business sent from its own phone or account, returning its
-    /// conversation; `None` if the message was already known (Palaver's own messages echoed back).
-    async fn record_own_message(
-        &self,
-        channel: &Channel,
-        inbound: NewInbound,
-    ) -> Result<Option<Conversation>, StoreError>;
-    /// The conversation with this contact on this channel, created if needed.
-    async fn open_conversation(
-        &self,
-        channel: &Channel,
-        wa_id: &str,
-        name: Option<&str>,
-    ) -> Result<Conversation, StoreError>;
-    /// A conversation by id.
-    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
-    /// Conversations for the inbox, most recently active first.
-    async fn list_conversations(
-        &self,
-        ws: WorkspaceId,
-        filter: &ConversationFilter,
-    ) -> Result<Vec<ConversationSummary>, StoreError>;
-    /// A page of a conversation's messages, oldest first, before message `before`.
-    async fn messages(
-        &self,
-        conversation: ConversationId,
-        limit: u32,
-        before: Option<MessageId>,
-    ) -> Result<Vec<Message>, StoreError>;
-    /// A message by id.
-    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
-    /// Customer messages not yet handled, oldest first.
-    async fn unhandled_inbound(
-        &self,
-        conversation: ConversationId,
-    ) -> Result<Vec<Message>, StoreError>;
-    /// The conversation's messages since its context started, newest `limit`, oldest first,
-    /// excluding `exclude`.
-    async fn history(
-        &self,
-        conversation: ConversationId,
-        limit: u32,
-        exclude: &[MessageId],
-    ) -> Result<Vec<Message>, StoreError>;
-    /// Marks customer messages handled without a reply (e.g. the bot stayed silent).
-    async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError>;
-    /// Applies its sender's edit or deletion to the message `provider_message_id` of `channel`
-    /// (the earlier text kept); `None` when no such message is stored. Repeating a change
-    /// changes nothing.
-    async fn apply_change(
-        &self,
-        channel: ChannelId,
-        provider_message_id: &str,
-        change: &crate::domain::MessageChange,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Message>, StoreError>;
-    /// Records an outbound message (and its send job), exactly once per idempotency key;
-    /// returns the message and whether it was created now.
-    async fn record_outbound(&self, message: NewOutbound) -> Result<(Message, bool), StoreError>;
-    /// Stores a voice note's transcript on its message.
-    async fn set_transcript(
-        &self,
-        id: MessageId,
-        transcript: &str,
-        details: &MessageDetails,
-    ) -> Result<(), StoreError>;
-    /// The provider accepted our message: record its id and any status that came first.
-    async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError>;
-    /// Sending failed for good.
-    async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError>;
-    /// Applies a provider status to our message; statuses never move backwards. `reference`
-    /// is our message id when the provider echoes it: it ties the provider's id to a message
-    /// whose send was never confirmed. Returns the message when it is known.
-    async fn apply_status(
-        &self,
-        channel: ChannelId,
-        provider_message_id: &str,
-        status: DeliveryStatus,
-        error: Option<&DeliveryError>,
-        at: DateTime<Utc>,
-        reference: Option<MessageId>,
-    ) -> Result<Option<MessageId>, StoreError>;
-    /// Takes a slot of the channel's send rate (`per_minute`, bursts of `burst`), shared by
-    /// every process on this database: `None` when a message may go now, else how long to
-    /// wait for the next slot.
-    async fn take_send_slot(
-        &self,
-        channel: ChannelId,
-        per_minute: u32,
-        burst: u32,
-    ) -> Result<Option<Duration>, StoreError>;
-    /// Records a turn's outcome in one transaction: the escalation it opens, its replies, the
-    /// support note (when the escalation opens now) and the customer messages it covered.
-    /// Replies are exactly-once by idempotency key, so a retried turn records nothing twice.
-    async fn record_turn(&self, turn: NewTurn) -> Result<RecordedTurn, StoreError>;
-    /// Sets a conversation's status and reason.
-    async fn set_conversation_status(
-        &self,
-        id: ConversationId,
-        status: ConversationStatus,
-        reason: Option<&str>,
-    ) -> Result<(), StoreError>;
-    /// Starts a fresh context: earlier messages are no longer history.
-    async fn reset_context(&self, id: ConversationId) -> Result<(), StoreError>;
-    /// Clears the unread count.
-    async fn mark_read(&self, id: ConversationId) -> Result<(), StoreError>;
-    /// Escalates: status `escalated` and an open escalation record, in one transaction. An
-    /// already escalated conversation keeps its open escalation, which is returned.
-    async fn open_escalation(
-        &self,
-        conversation: ConversationId,
-        escalation: NewEscalation,
-    ) -> Result<(Escalation, bool), StoreError>;
-    /// Closes the open escalation: resolved (conversation resolved) or handed back
-    /// (conversation active, the bot answers again). `None` when none was open.
-    async fn close_escalation(
-        &self,
-        conversation: ConversationId,
-        resolution: Resolution,
-        by: &str,
-        user: Option<UserId>,
-    ) -> Result<Option<Escalation>, StoreError>;
-    /// Assigns a conversation to a person, or to nobody. Whether the person may have it is
-    /// the caller's to check.
-    async fn assign_conversation(
-        &self,
-        id: ConversationId,
-        assignee: Option<UserId>,
-    ) -> Result<(), StoreError>;
-    /// Open escalations of real (not sandbox) conversations, oldest first, at most `limit`,
-    /// with their conversation's agent and when a person last wrote there.
-    async fn open_escalations(&self, limit: u32) -> Result<Vec<OpenEscalation>, StoreError>;
-    /// A conversation's escalations, oldest first.
-    async fn escalations(
-        &self,
-        conversation: ConversationId,
-    ) -> Result<Vec<Escalation>, StoreError>;
-}
-
 /// The durable job queue.
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -749,7 +555,9 @@ pub trait JobStore: Send + Sync {
 /// The store's domain verbs.
 #[async_trait]
 pub trait Store:
-    ConversationStore
+    ChannelStore
+    + ConversationStore
+    + MessageStore
     + JobStore
     + EvalStore
     + EventStore

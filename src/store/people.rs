@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use super::sql::{db_err, get, now_ms, parse_id, parse_text, time, SqlStore};
+use super::rows::{db_err, get, now_ms, parse_id, parse_text, time};
+use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{to_millis, MemberRole, User, UserId, WorkspaceId};
 

@@ -8,11 +8,12 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
-use super::sql::{db_err, get, parse_id, SqlStore};
-use super::{Backend, KeywordHit, StoreError};
+use super::rows::{db_err, get, parse_id};
+use super::{KeywordHit, StoreError};
 
-/// Connects a pool to the Postgres server named by `url`.
-pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
+/// Connects a pool to the Postgres server named by `url`: it serves reads, writes and the
+/// webhook journal.
+pub(super) async fn open(url: &str, max_connections: u32) -> Result<AnyPool, StoreError> {
     sqlx::postgres::PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Unavailable(format!("bad Postgres URL: {e}")))?;
     let pool = AnyPoolOptions::new()
@@ -31,15 +32,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot connect to Postgres: {e}")))?;
-    // Several batches commit at once, leaving most connections to everything else.
-    let committers = (max_connections as usize / 4).clamp(1, 4);
-    Ok(SqlStore::new(
-        Backend::Postgres,
-        pool.clone(),
-        pool.clone(),
-        pool,
-        committers,
-    ))
+    Ok(pool)
 }
 
 /// `to_tsquery` with the terms OR-ed, ranked by `ts_rank`. Terms are alphanumeric words

@@ -7,21 +7,28 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::AnyPool;
-use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
 
+use super::event_log::{emit, EventSignal, NewEvent};
+use super::intake::Intake;
+use super::journal::Journal;
+use super::rows::{
+    begin_write_on, db_err, get, now_ms, opt_time, parse_id, parse_text, placeholders, time,
+    vector_from_bytes, vector_to_bytes,
+};
+use super::{postgres, sqlite};
 use super::{
     ApiKey, Backend, CollectionState, DeletedDocument, KeywordHit, NewChunk, NewDocument, Passage,
     ReplacedDocument, Store, StoreError,
 };
 use crate::domain::{
-    from_millis, to_millis, Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document,
-    DocumentId, MemberRole, WorkspaceId,
+    to_millis, Agent, AgentConfig, AgentId, ApiKeyId, Chunk, ChunkId, Document, DocumentId,
+    MemberRole, WorkspaceId,
 };
 use chrono::{DateTime, Utc};
 
@@ -33,42 +40,30 @@ pub struct SqlStore {
     /// Pool for writes: one connection on SQLite, the read pool on Postgres.
     pub(super) write: AnyPool,
     /// Wakes this process's event hub after commits that wrote events.
-    pub(super) signal: std::sync::Arc<super::EventSignal>,
+    pub(super) signal: std::sync::Arc<EventSignal>,
     /// Customer messages are recorded through here, many to a commit.
-    pub(super) intake: super::intake::Intake,
+    pub(super) intake: Intake,
     /// Verified webhook deliveries, kept until what they carry is recorded.
-    pub(super) journal: super::journal::Journal,
+    pub(super) journal: Journal,
     /// On SQLite, stop the background WAL checkpoints (of the database and of the journal's
     /// file) when dropped with the store.
     pub(super) checkpoints: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-/// Starts a write transaction on `pool` (`BEGIN IMMEDIATE` on SQLite).
-pub(super) async fn begin_write_on(
-    backend: Backend,
-    pool: &AnyPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-    match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err),
-        Backend::Postgres => pool.begin().await.map_err(db_err),
-    }
 }
 
 impl SqlStore {
     /// A store over `read` and `write`, with the webhook journal on `journal`, and its message
     /// committers and journal appenders started (`committers` of each: one on SQLite's single
     /// writers, more on Postgres).
-    pub(super) fn new(
+    fn new(
         backend: Backend,
         read: AnyPool,
         write: AnyPool,
         journal: AnyPool,
         committers: usize,
     ) -> Self {
-        let signal = std::sync::Arc::new(super::EventSignal::default());
-        let intake =
-            super::intake::Intake::start(backend, write.clone(), signal.clone(), committers);
-        let journal = super::journal::Journal::start(backend, journal, committers);
+        let signal = std::sync::Arc::new(EventSignal::default());
+        let intake = Intake::start(backend, write.clone(), signal.clone(), committers);
+        let journal = Journal::start(backend, journal, committers);
         SqlStore {
             backend,
             read,
@@ -79,98 +74,6 @@ impl SqlStore {
             checkpoints: Vec::new(),
         }
     }
-}
-
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Maps sqlx errors to [`StoreError`], keeping unique violations apart.
-pub(super) fn db_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::Conflict(d.message().to_string())
-        }
-        // Postgres: deadlock_detected, serialization_failure.
-        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")) => {
-            StoreError::Aborted(d.message().to_string())
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Backend(Box::new(e)),
-    }
-}
-
-pub(super) fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
-    let raw: String = row.try_get(column).map_err(db_err)?;
-    raw.parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
-}
-
-/// A nullable id column.
-pub(super) fn opt_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<Option<T>, StoreError> {
-    let raw: Option<String> = row.try_get(column).map_err(db_err)?;
-    raw.map(|raw| {
-        raw.parse()
-            .map_err(|_| StoreError::Corrupt(format!("column {column}: bad id `{raw}`")))
-    })
-    .transpose()
-}
-
-/// A text column read as one of the domain's text enums.
-pub(super) fn parse_text<T: std::str::FromStr<Err = String>>(
-    row: &AnyRow,
-    column: &str,
-) -> Result<T, StoreError> {
-    let raw: String = get(row, column)?;
-    raw.parse().map_err(StoreError::Corrupt)
-}
-
-pub(super) fn opt_time(
-    row: &AnyRow,
-    column: &str,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
-    let v: Option<i64> = row.try_get(column).map_err(db_err)?;
-    Ok(v.map(from_millis))
-}
-
-pub(super) fn time(
-    row: &AnyRow,
-    column: &str,
-) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
-    let v: i64 = row.try_get(column).map_err(db_err)?;
-    Ok(from_millis(v))
-}
-
-pub(super) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    row.try_get(column).map_err(db_err)
-}
-
-/// Little-endian f32s, the stored form of an embedding.
-pub(super) fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(super) fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, StoreError> {
-    if b.len() % 4 != 0 {
-        return Err(StoreError::Corrupt(format!(
-            "embedding of {} bytes",
-            b.len()
-        )));
-    }
-    Ok(b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
-}
-
-/// `$from, $from+1, ...`: a placeholder list for `IN (...)`.
-pub(super) fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn migrator(backend: Backend) -> Migrator {
@@ -429,9 +332,21 @@ impl SqlStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("sqlite:") {
-            super::sqlite::connect(url, max_connections).await
+            let db = sqlite::open(url, max_connections).await?;
+            let mut store = SqlStore::new(Backend::Sqlite, db.read, db.write, db.journal, 1);
+            store.checkpoints = db.checkpoints;
+            Ok(store)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            super::postgres::connect(url, max_connections).await
+            let pool = postgres::open(url, max_connections).await?;
+            // Several batches commit at once, leaving most connections to everything else.
+            let committers = (max_connections as usize / 4).clamp(1, 4);
+            Ok(SqlStore::new(
+                Backend::Postgres,
+                pool.clone(),
+                pool.clone(),
+                pool,
+                committers,
+            ))
         } else {
             Err(StoreError::Unavailable(
                 "database URL must start with sqlite: or postgres://".into(),
@@ -827,10 +742,10 @@ impl Store for SqlStore {
             .map_err(db_err)?;
         let document = document_from_row(&row)?;
         let ws = crate::domain::collection_workspace(&doc.collection);
-        let ws = Self::emit_in(
+        let ws = emit(
             &mut tx,
             &ws.to_string(),
-            super::events::NewEvent {
+            NewEvent {
                 kind: crate::domain::EventKind::DocumentIngested,
                 conversation: None,
                 channel: None,
@@ -1052,11 +967,9 @@ impl Store for SqlStore {
             return Ok(Vec::new());
         }
         match self.backend {
-            Backend::Sqlite => {
-                super::sqlite::keyword_search(&self.read, collection, terms, limit).await
-            }
+            Backend::Sqlite => sqlite::keyword_search(&self.read, collection, terms, limit).await,
             Backend::Postgres => {
-                super::postgres::keyword_search(&self.read, collection, terms, limit).await
+                postgres::keyword_search(&self.read, collection, terms, limit).await
             }
         }
     }

@@ -9,8 +9,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
 
-use super::sql::{db_err, get, parse_id, SqlStore};
-use super::{Backend, KeywordHit, StoreError};
+use super::rows::{db_err, get, parse_id};
+use super::{KeywordHit, StoreError};
 
 /// How often the write-ahead log is copied back into the database file, beside the writer.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -24,8 +24,20 @@ const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                        PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;";
 
+/// An open SQLite database: its pools and its background checkpoints.
+pub(super) struct Opened {
+    /// Readers.
+    pub read: AnyPool,
+    /// The single writer.
+    pub write: AnyPool,
+    /// The webhook journal's own file and writer.
+    pub journal: AnyPool,
+    /// Stop the WAL checkpoints of the database and of the journal when dropped.
+    pub checkpoints: Vec<oneshot::Sender<()>>,
+}
+
 /// Opens (creating if needed) the SQLite file named by `url`.
-pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
+pub(super) async fn open(url: &str, max_connections: u32) -> Result<Opened, StoreError> {
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -74,9 +86,12 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlStore,
         .connect_lazy(&url)
         .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {path}: {e}")))?;
     let (journal_url, journal) = open_journal(path, options).await?;
-    let mut store = SqlStore::new(Backend::Sqlite, read, write, journal, 1);
-    store.checkpoints = vec![checkpoints(url), checkpoints(journal_url)];
-    Ok(store)
+    Ok(Opened {
+        read,
+        write,
+        journal,
+        checkpoints: vec![checkpoints(url), checkpoints(journal_url)],
+    })
 }
 
 /// The webhook journal's own file beside the database (`<database>.intake`), with its table,

@@ -11,14 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{find_agent, find_channel, optional_json, Json, Path, Query};
 use crate::accounts::{audit, check_limit, Caller, Resource, Roles};
-use crate::channels::ChannelInput;
+use crate::channels::{ChannelInput, GivenCredentials, Linking};
 use crate::domain::{
     validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
     ProviderKind,
 };
 use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
-use crate::providers::{ConnectOutcome, Credentials};
 
 /// Routes under `/channels`: every role sees the workspace's channels (never their
 /// credentials); owners create, change, link and remove them.
@@ -84,8 +83,8 @@ pub(crate) fn view(state: &AppState, c: Channel) -> ChannelView {
 fn credentials_input(
     value: Option<serde_json::Value>,
     errors: &mut Vec<FieldError>,
-) -> Option<Credentials> {
-    match value.map(Credentials::from_json) {
+) -> Option<GivenCredentials> {
+    match value.map(GivenCredentials::from_json) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             errors.extend(e);
@@ -160,8 +159,8 @@ async fn create(
     if body.name.trim().is_empty() || body.name.len() > 200 {
         errors.push(FieldError::new("name", "must be 1-200 characters"));
     }
-    let provider = match state.channels.provider(body.provider) {
-        Ok(p) if body.provider != ProviderKind::Sandbox => p.clone(),
+    let by_instance = match state.channels.linked_by_instance(body.provider) {
+        Ok(by_instance) if body.provider != ProviderKind::Sandbox => by_instance,
         _ => {
             return Err(ApiError::Invalid(vec![FieldError::new(
                 "provider",
@@ -171,7 +170,7 @@ async fn create(
     };
     // Numbers linked as a device are named by their instance; the others by the provider's
     // phone number id.
-    let route_key = match provider.pairing().is_some() {
+    let route_key = match by_instance {
         true => {
             if body.phone_number_id.is_some() {
                 errors.push(FieldError::new(
@@ -208,9 +207,7 @@ async fn create(
     check_settings(&body.settings, &mut errors);
     let credentials = credentials_input(Some(body.credentials), &mut errors);
     if let Some(c) = &credentials {
-        if let Err(e) = provider.accept_credentials(c.clone(), None) {
-            errors.extend(e);
-        }
+        errors.extend(state.channels.check_new_credentials(body.provider, c)?);
     }
     let agent_id = match &body.agent {
         Some(a) => match find_agent(&state, &caller, a).await {
@@ -372,11 +369,9 @@ async fn connect(
         .connect(&channel, body.pairing_number.as_deref())
         .await?;
     Ok(Json(match outcome {
-        ConnectOutcome::Qr(qr) => {
-            serde_json::json!({ "state": "connecting", "qr": crate::channels::Channels::qr_view(&qr) })
-        }
-        ConnectOutcome::AlreadyOpen => serde_json::json!({ "state": "connected" }),
-        ConnectOutcome::Pending => serde_json::json!({ "state": "connecting", "qr": null }),
+        Linking::Scan(qr) => serde_json::json!({ "state": "connecting", "qr": qr }),
+        Linking::Linked => serde_json::json!({ "state": "connected" }),
+        Linking::Waiting => serde_json::json!({ "state": "connecting", "qr": null }),
     }))
 }
 
@@ -405,7 +400,7 @@ async fn templates(
     caller: Caller,
     Path(id): Path<ChannelId>,
     Query(q): Query<TemplatesQuery>,
-) -> Result<Json<Vec<crate::providers::templates::Template>>, ApiError> {
+) -> Result<Json<Vec<crate::channels::templates::Template>>, ApiError> {
     let channel = find_channel(&state, &caller, id).await?;
     let list = state.channels.templates(&channel, q.refresh).await?;
     Ok(Json(list.as_ref().clone()))

@@ -522,7 +522,7 @@ async fn media(
     caller: Caller,
     Path((id, message)): Path<(ConversationId, MessageId)>,
 ) -> Result<axum::response::Response, ApiError> {
-    use crate::pipeline::voice::{MediaError, MediaSource};
+    use crate::channels::{MediaError, MediaSource};
     use axum::http::header;
     use axum::response::IntoResponse;
 

@@ -130,7 +130,9 @@ impl TestApp {
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
-                palaver::http::serve(app, listener, shutdown).await.unwrap();
+                palaver::server::serve(app, listener, shutdown)
+                    .await
+                    .unwrap();
             });
         }
         if options.workers {
