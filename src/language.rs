@@ -302,6 +302,215 @@ const MARKERS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// How customers shorten words in chat, per language, normalised: each short form and the
+/// words it stands for. Only forms that mean one thing in their language; a form shared by
+/// the languages with the same meaning ("q") is in each.
+const SHORTHAND: &[(&str, &[(&str, &str)])] = &[
+    (
+        "pt",
+        &[
+            ("vc", "voce"),
+            ("vcs", "voces"),
+            ("voce", "voce"),
+            ("pra", "para"),
+            ("pro", "para o"),
+            ("pras", "para as"),
+            ("pros", "para os"),
+            ("q", "que"),
+            ("oq", "o que"),
+            ("tb", "tambem"),
+            ("tbm", "tambem"),
+            ("tmb", "tambem"),
+            ("qnto", "quanto"),
+            ("qnta", "quanta"),
+            ("qntos", "quantos"),
+            ("qntas", "quantas"),
+            ("qto", "quanto"),
+            ("qta", "quanta"),
+            ("qtos", "quantos"),
+            ("qnt", "quanto"),
+            ("qdo", "quando"),
+            ("qndo", "quando"),
+            ("hj", "hoje"),
+            ("amnh", "amanha"),
+            ("obg", "obrigado"),
+            ("obgd", "obrigado"),
+            ("obgda", "obrigada"),
+            ("pq", "porque"),
+            ("ta", "esta"),
+            ("tao", "estao"),
+            ("to", "estou"),
+            ("tava", "estava"),
+            ("td", "tudo"),
+            ("tds", "todos"),
+            ("msm", "mesmo"),
+            ("n", "nao"),
+            ("nd", "nada"),
+            ("cmg", "comigo"),
+            ("dps", "depois"),
+            ("fds", "fim de semana"),
+            ("mt", "muito"),
+            ("mto", "muito"),
+            ("mta", "muita"),
+            ("mts", "muitos"),
+            ("agr", "agora"),
+            ("aki", "aqui"),
+            ("blz", "beleza"),
+            ("vlw", "valeu"),
+            ("pfv", "por favor"),
+            ("pfvr", "por favor"),
+            ("qq", "qualquer"),
+            ("qlq", "qualquer"),
+            ("ngm", "ninguem"),
+            ("alg", "alguem"),
+            ("dnv", "de novo"),
+            ("hr", "hora"),
+            ("hrs", "horas"),
+            ("tel", "telefone"),
+            ("end", "endereco"),
+            ("info", "informacao"),
+            ("infos", "informacoes"),
+            ("zap", "whatsapp"),
+        ],
+    ),
+    (
+        "es",
+        &[
+            ("q", "que"),
+            ("k", "que"),
+            ("ke", "que"),
+            ("xq", "porque"),
+            ("xk", "porque"),
+            ("pq", "porque"),
+            ("porq", "porque"),
+            ("tb", "tambien"),
+            ("tmb", "tambien"),
+            ("tbn", "tambien"),
+            ("tmbn", "tambien"),
+            ("dnd", "donde"),
+            ("d", "de"),
+            ("xfa", "por favor"),
+            ("porfa", "por favor"),
+            ("grax", "gracias"),
+            ("msj", "mensaje"),
+            ("cdo", "cuando"),
+            ("kiero", "quiero"),
+            ("bn", "bien"),
+            ("finde", "fin de semana"),
+            ("mñn", "manana"),
+            ("xo", "pero"),
+            ("pa", "para"),
+            ("pal", "para el"),
+            ("toy", "estoy"),
+            ("ta", "esta"),
+            ("tan", "estan"),
+            ("hr", "hora"),
+            ("hrs", "horas"),
+            ("tel", "telefono"),
+            ("info", "informacion"),
+        ],
+    ),
+    (
+        "en",
+        &[
+            ("u", "you"),
+            ("ur", "your"),
+            ("r", "are"),
+            ("pls", "please"),
+            ("plz", "please"),
+            ("thx", "thanks"),
+            ("ty", "thank you"),
+            ("bc", "because"),
+            ("cuz", "because"),
+            ("abt", "about"),
+            ("wknd", "weekend"),
+            ("tmrw", "tomorrow"),
+            ("tmr", "tomorrow"),
+            ("tonite", "tonight"),
+            ("im", "i am"),
+            ("ive", "i have"),
+            ("dont", "do not"),
+            ("doesnt", "does not"),
+            ("cant", "cannot"),
+            ("wont", "will not"),
+            ("whats", "what is"),
+            ("hows", "how is"),
+            ("wheres", "where is"),
+            ("yr", "your"),
+            ("hrs", "hours"),
+            ("hr", "hour"),
+            ("appt", "appointment"),
+            ("info", "information"),
+            ("gonna", "going to"),
+            ("wanna", "want to"),
+        ],
+    ),
+];
+
+/// `text` with the chat shorthand of `language` written out ("qnto custa pra 2?" becomes
+/// "quanto custa para 2?"): whole words only, compared without case or accents; everything
+/// else is kept as written. Without a language, only forms that every shipped language reads
+/// alike are written out.
+pub fn expand_shorthand(text: &str, language: Option<&str>) -> String {
+    let table: Vec<(&str, &str)> = match language {
+        Some(l) => SHORTHAND
+            .iter()
+            .find(|(lang, _)| *lang == l)
+            .map(|(_, forms)| forms.to_vec())
+            .unwrap_or_default(),
+        None => {
+            let all: Vec<&(&str, &str)> = SHORTHAND.iter().flat_map(|(_, f)| f.iter()).collect();
+            all.iter()
+                .filter(|(form, long)| {
+                    all.iter()
+                        .filter(|(f, _)| f == form)
+                        .all(|(_, l)| l == long)
+                        && SHORTHAND
+                            .iter()
+                            .filter(|(_, forms)| forms.iter().any(|(f, _)| f == form))
+                            .count()
+                            > 1
+                })
+                .map(|pair| **pair)
+                .collect()
+        }
+    };
+    if table.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        let key = normalize(word);
+        match table.iter().find(|(form, _)| *form == key) {
+            Some((_, long)) => out.push_str(long),
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Whether `word` (normalised) is a chat short form of `language`.
+fn is_shorthand(word: &str, language: &str) -> bool {
+    SHORTHAND
+        .iter()
+        .find(|(l, _)| *l == language)
+        .is_some_and(|(_, forms)| forms.iter().any(|(f, _)| *f == word))
+}
+
 /// Lowest `whatlang` confidence trusted when the marker words do not decide.
 const MIN_CONFIDENCE: f64 = 0.5;
 /// Fewest letters a message needs before its letter statistics are trusted.
@@ -317,10 +526,29 @@ pub fn detect(text: &str) -> Option<&'static str> {
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
         .collect();
+    // Customers drop accents ("nao", "voce", "amanha") and shorten words ("vcs", "qnto"):
+    // markers count when the folded word matches, and a short form of one language alone marks
+    // it as a marker does.
+    let folded: Vec<String> = words.iter().map(|w| normalize(w)).collect();
     let mut scores: Vec<(&'static str, usize)> = MARKERS
         .iter()
         .map(|(lang, markers)| {
-            let marked = words.iter().filter(|w| markers.contains(w)).count();
+            let marked = words
+                .iter()
+                .zip(&folded)
+                .filter(|(w, f)| {
+                    markers.contains(w)
+                        || markers
+                            .iter()
+                            .any(|m| m.chars().count() > 2 && normalize(m) == **f)
+                        || (f.len() >= 2
+                            && is_shorthand(f, lang)
+                            && !MARKERS
+                                .iter()
+                                .filter(|(other, _)| other != lang)
+                                .any(|(other, _)| is_shorthand(f, other)))
+                })
+                .count();
             let extra = if *lang == "es" {
                 spanish_marks(&lower, &words)
             } else {
@@ -393,9 +621,37 @@ mod tests {
                 "Bonjour, je voudrais savoir si vous êtes ouverts dimanche.",
                 "fr",
             ),
+            // As customers type in chat: no accents, short forms.
+            ("vcs abrem sabado? ate q horas", "pt"),
+            ("qnto custa a avaliacao?", "pt"),
+            ("oi, vc sabe se tem estacionamento aí?", "pt"),
+            ("dnd estan ubicados?", "es"),
+            ("xq no abris el domingo", "es"),
+            ("hi how much r ur prices", "en"),
         ] {
             assert_eq!(detect(text), Some(want), "{text}");
         }
+    }
+
+    #[test]
+    fn chat_shorthand_is_written_out() {
+        assert_eq!(
+            expand_shorthand("qnto custa pra 2 pessoas? vcs aceitam pix?", Some("pt")),
+            "quanto custa para 2 pessoas? voces aceitam pix?"
+        );
+        assert_eq!(
+            expand_shorthand("xq no abris? dnd estan", Some("es")),
+            "porque no abris? donde estan"
+        );
+        // Case and accents of other words are kept; a form is a whole word only.
+        assert_eq!(
+            expand_shorthand("Talla L, q precio tiene?", Some("es")),
+            "Talla L, que precio tiene?"
+        );
+        assert_eq!(expand_shorthand("Quanto é?", Some("pt")), "Quanto é?");
+        // Without a language, only what every language reads alike.
+        assert_eq!(expand_shorthand("q horario?", None), "que horario?");
+        assert_eq!(expand_shorthand("tb abre?", None), "tb abre?");
     }
 
     #[test]

@@ -85,6 +85,7 @@ impl Judge {
                 question: reply,
                 previous: None,
                 sources: &[],
+                lexicon: None,
                 model: None,
                 // Grading should not vary from run to run.
                 temperature: 0.0,

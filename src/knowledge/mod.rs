@@ -5,7 +5,9 @@
 
 pub mod chunker;
 pub mod ingest;
+pub mod lexicon;
 pub mod loaders;
+pub mod quantity;
 pub mod relevance;
 pub mod retrieve;
 pub mod text;

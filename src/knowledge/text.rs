@@ -17,11 +17,25 @@ pub use crate::language::normalize;
 const MAX_TERMS: usize = 32;
 
 /// The normalised words of `text`: runs of letters and digits, everything else a separator.
-fn words(text: &str) -> Vec<String> {
+pub fn words(text: &str) -> Vec<String> {
     normalize(text)
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
+        .collect()
+}
+
+/// The words of `text` in lower case with their accents, each with its normalised form (as
+/// [`words`] gives it): stemmers need the accents ("avaliação", not "avaliacao").
+pub fn lower_words(text: &str) -> Vec<(String, String)> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let lower = w.to_lowercase();
+            let normal = normalize(&lower);
+            (lower, normal)
+        })
+        .filter(|(_, n)| !n.is_empty() && n.chars().all(char::is_alphanumeric))
         .collect()
 }
 
@@ -42,6 +56,12 @@ pub fn terms(query: &str) -> Vec<String> {
         .filter(|w| seen.insert(w.clone()))
         .take(MAX_TERMS)
         .collect()
+}
+
+/// Whether `word` (normalised) is a function word or greeting of the languages customers write
+/// in.
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(word)
 }
 
 /// Separators a code may hold between its letters and digits (`RR-1001`, `SKU_22`, `A12/34`).
@@ -86,9 +106,26 @@ static STOPWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         hallo bitte danke";
     const FR: &str = "le la les un une des du de et ou a au aux en dans sur pour par avec que qui quoi est sont \
         ce cet cette ces je tu il elle nous vous ils elles mon ma mes votre vos comment quand y bonjour merci";
+    // NLTK's lists of each language's function words, beside ours (which add greetings and the
+    // few words customers write without accents).
+    // Negations are kept from them: "pan sin gluten" is not "pan con gluten".
+    const NEGATIONS: [&str; 12] = [
+        "no", "not", "nor", "sin", "sem", "nao", "ni", "nem", "nicht", "kein", "sans", "pas",
+    ];
+    static NLTK: LazyLock<Vec<String>> = LazyLock::new(|| {
+        ["en", "es", "pt", "de", "fr"]
+            .iter()
+            .filter_map(|code| stop_words::lookup(code))
+            .flatten()
+            .map(|w| normalize(w))
+            .filter(|w| !w.is_empty() && w.chars().all(char::is_alphanumeric))
+            .filter(|w| !NEGATIONS.contains(&w.as_str()))
+            .collect()
+    });
     [EN, ES, PT, DE, FR]
         .iter()
         .flat_map(|list| list.split_whitespace())
+        .chain(NLTK.iter().map(String::as_str))
         .collect()
 });
 

@@ -933,6 +933,7 @@ mod tests {
             question: "",
             previous: None,
             sources: &[],
+            lexicon: None,
             model: None,
             temperature,
             max_tokens,

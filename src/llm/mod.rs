@@ -91,6 +91,9 @@ pub struct ChatRequest<'a> {
     pub previous: Option<&'a str>,
     /// The numbered sources given in the prompt.
     pub sources: &'a [Source],
+    /// The vocabulary of the documents the sources come from, for answerers that compare the
+    /// question's words with theirs.
+    pub lexicon: Option<&'a crate::knowledge::lexicon::Lexicon>,
     /// Model name; `None` uses the answerer's default.
     pub model: Option<&'a str>,
     /// Sampling temperature (0-2).

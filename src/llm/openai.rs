@@ -564,6 +564,7 @@ mod tests {
             question: "And Saturday?",
             previous: None,
             sources: &[],
+            lexicon: None,
             model: None,
             temperature: 0.25,
             max_tokens: 128,

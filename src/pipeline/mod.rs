@@ -3,6 +3,7 @@
 //! yet answered) goes through the stages gate → voice → rules → retrieve → prompt → generate →
 //! reply, each instrumented and timed; the reply is recorded in the outbox exactly once.
 
+mod follow_up;
 mod handoff;
 mod language;
 pub mod rules;
@@ -280,55 +281,6 @@ pub struct Pipeline {
     pub(crate) settings: Arc<Settings>,
 }
 
-/// Questions shorter than this (in words) read as follow-ups of the previous one.
-const FOLLOW_UP_SHORT_WORDS: usize = 6;
-
-/// Words that open a follow-up ("and on Sunday?", "y el envío?", "e quanto custa?"), in the
-/// shipped languages.
-const FOLLOW_UP_OPENERS: [&str; 19] = [
-    "and",
-    "also",
-    "but",
-    "so",
-    "what about",
-    "how about",
-    "y",
-    "pero",
-    "también",
-    "e",
-    "mas",
-    "também",
-    "então",
-    "et",
-    "mais",
-    "aussi",
-    "und",
-    "aber",
-    "auch",
-];
-
-/// Words that point back at something said before, in English (`it`, `that`...).
-const FOLLOW_UP_POINTERS: [&str; 7] = ["it", "it's", "its", "that", "them", "they", "those"];
-
-/// The customer's previous question when `question` reads as a follow-up of it: short, opened
-/// by "and"/"y"/"e"..., or pointing back with "it"/"that". Retrieval and the extractive
-/// answerer read the two together.
-fn follow_up_of<'a>(question: &str, history: &'a [ChatMessage]) -> Option<&'a str> {
-    let previous = history.iter().rev().find(|m| m.role == ChatRole::User)?;
-    let lower = question.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '?' | '¿' | '!' | '¡' | '.'))
-        .filter(|w| !w.is_empty())
-        .collect();
-    let opened = FOLLOW_UP_OPENERS.iter().any(|opener| {
-        let n = opener.split(' ').count();
-        words.len() > n && words[..n].join(" ") == *opener
-    });
-    let points_back = words.iter().any(|w| FOLLOW_UP_POINTERS.contains(w));
-    (words.len() < FOLLOW_UP_SHORT_WORDS || opened || points_back)
-        .then_some(previous.content.as_str())
-}
-
 /// The words the customer said in a turn.
 fn turn_text(turn: &[Message]) -> String {
     turn.iter()
@@ -445,9 +397,19 @@ impl Pipeline {
         }
 
         let mut question = turn_text(&turn);
+        let lexicon = self.knowledge.lexicon(&agent.collection()).await?;
+        // Nothing the customer wrote tells their language, and the agent says none of its
+        // own: the documents' language is the business's.
         let speaks = self
             .customer_language(conversation.id, &question, &handled)
-            .await?;
+            .await?
+            .or_else(|| {
+                config
+                    .language
+                    .is_none()
+                    .then(|| lexicon.language())
+                    .flatten()
+            });
         let config = language::for_customer(config, &self.prompts, speaks);
         match self.picked(conversation, &turn, &question).await? {
             Some(handoff::Picked::Person(title)) => {
@@ -507,8 +469,13 @@ impl Pipeline {
         }
 
         let history = self.history(conversation, &handled).await?;
-        let previous = follow_up_of(&question, &history);
-        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &question, previous).await?;
+        let previous = follow_up::follow_up_of(&question, &history)
+            .map(|p| crate::language::expand_shorthand(&p, speaks));
+        let previous = previous.as_deref();
+        // Retrieval and the extractive answerer read the question with its chat shorthand
+        // written out ("qnto custa pra 2?"); the prompt keeps the customer's words.
+        let read = crate::language::expand_shorthand(&question, speaks);
+        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &read, previous).await?;
         let sources = self.sources(&retrieved).await?;
         let shown: Vec<ShownSource> = retrieved
             .iter()
@@ -551,9 +518,10 @@ impl Pipeline {
                     model.as_ref(),
                     &ChatRequest {
                         messages: &prompt.messages,
-                        question: &question,
+                        question: &read,
                         previous,
                         sources: &prompt.sources,
+                        lexicon: Some(&lexicon),
                         model: config.model.as_deref(),
                         temperature: config.temperature,
                         max_tokens: config.max_tokens,

@@ -380,40 +380,6 @@ async fn a_burst_of_messages_is_one_turn_with_one_reply() {
     );
 }
 
-#[test]
-fn follow_ups_are_read_with_the_previous_question() {
-    use crate::llm::{ChatMessage, ChatRole};
-    let history = [
-        ChatMessage::new(
-            ChatRole::User,
-            "How much is it to rent an e-bike for a day?",
-        ),
-        ChatMessage::new(ChatRole::Assistant, "38 EUR a day."),
-    ];
-    for follow_up in [
-        "and how much deposit do you need for it?",
-        "¿Y cuánto tarda en llegar a Canarias desde Valencia?",
-        "E quanto tempo demora o tratamento completo?",
-        "What about a whole week of rental with two bikes?",
-        "Sunday?",
-        "What if it's pouring with rain that day?",
-    ] {
-        assert_eq!(
-            super::follow_up_of(follow_up, &history),
-            Some("How much is it to rent an e-bike for a day?"),
-            "{follow_up}"
-        );
-    }
-    for question in [
-        "Do you repair hydraulic brakes on mountain bikes?",
-        "Where is the shop, and is there parking nearby?",
-        "Eternal question: which saddle is best for long rides?",
-    ] {
-        assert_eq!(super::follow_up_of(question, &history), None, "{question}");
-    }
-    assert_eq!(super::follow_up_of("Sunday?", &[]), None);
-}
-
 /// A journaled delivery that cannot be recorded (here, a body this version cannot parse) is
 /// kept, counted as failing and left for a later try; the deliveries around it are recorded.
 #[tokio::test]

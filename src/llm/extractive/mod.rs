@@ -1,64 +1,48 @@
 //! The extractive answerer, Palaver's embedded default: no language model. It reads the
-//! retrieved passages (with their neighbours in the same section) and scores every sentence
-//! against the question (with the previous question, for a follow-up) by embedding similarity
-//! and word overlap. Each passage offers what it would say: a section that fits in a chat
-//! message as a unit (an FAQ entry); from a longer one its best sentence and the next ones when
-//! they belong to it (a title line brings the lines under it); from a table each row alone
-//! ("Puncture repair — price: 9.50 EUR") and what the passage says besides them, or the table
-//! whole when the question is about all of it. The answer is the offer ranked best by its
-//! passage's relevance, its retrieval rank and its sentences' scores, and it cites its source.
-//! When the answer points further down its document ("follow the procedure below") and the
-//! section it names was retrieved too, that section follows it. An answer that opens with yes
-//! or no comes after its heading's question, unless the customer asked that question.
-//! Its confidence is the best passage's relevance (see [`crate::knowledge::relevance`]), which
-//! the pipeline holds against the agent's threshold, or 1 when the heading of the section it
-//! answers from names everything the question asks about.
+//! customer's question ([`Question`]: what it is about in the documents' own words, the
+//! quantities, size and days it names, whether it asks a price; a follow-up with the question
+//! before it) and the retrieved passages (with their neighbours), and scores every sentence
+//! against it by embedding similarity and by the question's words it holds (compared by stem,
+//! typos read as the documents' words, rare words weighing more).
+//!
+//! Each passage offers what it would say ([`offers`]): a section that fits in a chat message as
+//! a unit (an FAQ entry); from a longer one its best sentence and the next ones when they belong
+//! to it; from a table, the rows the question singles out: by a band that holds the customer's
+//! number ("12 km" in "de 8 a 15 km"), the size or day it names, or the words of the row's own
+//! name, with the one column it asks about ("12-month contract"); the variants of one product
+//! when it names no size; the whole table when it asks about all of it ("opening hours?"). A
+//! row whose band, size or day excludes the customer's is never offered: a wrong price is worse
+//! than a hand-over. The answer is the offer ranked best by its passage's relevance, its
+//! retrieval rank, its sentences' scores, the question's words it holds, whether it was singled
+//! out, and for a price question whether it states one.
+//!
+//! Its confidence ([`confidence`]) weighs how far the chosen passage stands out from the others
+//! retrieved, how much of what the question is about it holds, and whether a row was singled
+//! out; the pipeline holds it against the agent's threshold.
+
+mod offers;
+mod question;
+mod rows;
+mod units;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+pub use question::Question;
+
+use self::offers::{choose, offers, Fit, Offer};
+use self::units::{median, says_any, whole, Asked, Candidate, MAX_REPLY_CHARS};
 use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
-use crate::knowledge::loaders::is_row_sentence;
-use crate::knowledge::text::{contains_phrase, normalize, search_text, sentences, terms};
+use crate::knowledge::text::{sentences, terms};
 
 /// Sentence embeddings kept between questions (the same passages come back often).
 const CACHE_ENTRIES: usize = 20_000;
 /// Weight of embedding similarity against word overlap in a sentence's score.
 const SIMILARITY_WEIGHT: f32 = 0.8;
-/// Longest reply, in characters (a chat message, not an essay).
-const MAX_REPLY_CHARS: usize = 480;
-/// Longest table answered whole. A table is read by scanning for one's own row, so a longer
-/// one still reads as a chat message; and when the question does not single out a row ("free
-/// shipping from Madrid?" against zones by region), showing every row beats guessing one.
-const MAX_TABLE_REPLY_CHARS: usize = 1000;
-/// A candidate stands out as the best one does ([`Lead`]) when it leads the median candidate by
-/// at least this share of the best one's lead: a following sentence that does joins the reply,
-/// and a table's best row answers alone only when no other row does.
-const FOLLOW_RELATIVE: f32 = 0.7;
-/// Weights of the three signals that choose the unit that answers, each standardised over the
-/// question's units (so that embedders that spread their cosines differently weigh alike): the
-/// relevance of the unit's passage (what it says that the business's other passages do not),
-/// the retrieval's rank, and the unit's best sentence score. Chosen by measuring facts right
-/// with `palaver eval` over the four shipped businesses' suites (83.1% with the earlier rank
-/// fusion of sections, 87.2% with these weights; relevance alone gave 70.3%).
-const UNIT_WEIGHT_RELEVANCE: f32 = 2.0;
-const UNIT_WEIGHT_RANK: f32 = 1.0;
-const UNIT_WEIGHT_SENTENCE: f32 = 0.5;
-/// What stating an amount (or that it is free) adds to a unit when the question asks a price
-/// ("¿me cobráis algo por la devolución?" is answered by the section that says 4,95 € is
-/// deducted, not by the return rights beside it), in the standard deviations of the signals
-/// above: a strong preference, not a rule, since a section about another thing may state an
-/// amount too. Over the shipped suites' 201 turns it changes one reply, to the right one; as a
-/// rule (any weight large enough to always win) it also trades one wrong reply for another.
-const UNIT_WEIGHT_PRICE: f32 = 3.0;
-/// A line of at most this many words without closing punctuation reads as a title.
-const TITLE_MAX_WORDS: usize = 5;
-/// Sentences that may follow the best one (besides the items of a list it announces).
-const FOLLOW_MAX: usize = 2;
 /// Sentences from a passage's neighbours count a little less than the passage's own.
 const NEIGHBOUR_PENALTY: f32 = 0.03;
 /// Words by which a sentence points further down its document ("follow the procedure below"),
@@ -112,22 +96,6 @@ pub struct Extractive {
     cache: Mutex<Cache>,
 }
 
-/// One candidate answer.
-#[derive(Debug, Clone)]
-struct Candidate {
-    /// Source number.
-    n: usize,
-    /// Order within its source's context.
-    index: usize,
-    /// The sentence.
-    text: String,
-    /// Embedded form: the heading path and the sentence.
-    key: String,
-    /// From the passage itself (not a neighbour).
-    own: bool,
-    score: f32,
-}
-
 impl Extractive {
     /// An extractive answerer using `embedder` for sentence similarity.
     pub fn new(embedder: Arc<dyn Embedder>) -> Self {
@@ -179,67 +147,6 @@ impl Extractive {
     }
 }
 
-/// Share of the question's terms found among a candidate's `words` (0-1).
-fn overlap(question_terms: &[String], words: &HashSet<String>) -> f32 {
-    if question_terms.is_empty() {
-        return 0.0;
-    }
-    question_terms.iter().filter(|t| words.contains(*t)).count() as f32
-        / question_terms.len() as f32
-}
-
-/// A reply cut to [`MAX_REPLY_CHARS`] (only a single overlong sentence needs it: units grow
-/// within the limit).
-fn capped(reply: String) -> String {
-    if reply.chars().count() > MAX_REPLY_CHARS {
-        reply.chars().take(MAX_REPLY_CHARS - 1).collect::<String>() + "…"
-    } else {
-        reply
-    }
-}
-
-/// A line of a list: `- item`, `* item`, `• item`, `1. item`, `2) item`.
-fn is_list_item(line: &str) -> bool {
-    let line = line.trim_start();
-    if line.starts_with(['-', '*', '•', '–']) {
-        return true;
-    }
-    let digits = line.chars().take_while(char::is_ascii_digit).count();
-    digits > 0 && line[digits..].starts_with(['.', ')'])
-}
-
-/// The median of `values` (0 when empty).
-fn median(mut values: Vec<f32>) -> f32 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f32::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The lead of a best candidate over the median one (`floor`, the median of all the question's
-/// candidates): another candidate stands out as it does when it leads the median by at least
-/// [`FOLLOW_RELATIVE`] of that (a scale-free rule: embedders spread their cosines differently).
-struct Lead {
-    floor: f32,
-    spread: f32,
-}
-
-impl Lead {
-    fn of(best: f32, floor: f32) -> Self {
-        Self {
-            floor,
-            spread: (best - floor).max(0.0),
-        }
-    }
-
-    /// Whether `score` leads the floor by [`FOLLOW_RELATIVE`] of the best one's lead (when the
-    /// best does not lead at all, whatever reaches the floor stands out as much as it does).
-    fn stands_out(&self, score: f32) -> bool {
-        score - self.floor >= FOLLOW_RELATIVE * self.spread
-    }
-}
-
 #[async_trait]
 impl ChatModel for Extractive {
     fn name(&self) -> &str {
@@ -249,6 +156,20 @@ impl ChatModel for Extractive {
     async fn complete(&self, request: &ChatRequest<'_>) -> Result<Completion, LlmError> {
         let question = request.question.trim();
         let tokens_in = count_tokens(question) as u32;
+        let lexicon = request.lexicon;
+        let language = crate::language::detect(question)
+            .or_else(|| request.previous.and_then(crate::language::detect));
+        let mut asked = Question::read(question, lexicon, language);
+        if let Some(previous) = request.previous.map(str::trim).filter(|p| !p.is_empty()) {
+            asked = asked.following(&Question::read(previous, lexicon, language));
+        }
+        let documents_language = lexicon
+            .and_then(|l| l.language())
+            .or(language)
+            .unwrap_or("en");
+        let stems = Asked::of(&asked, lexicon, documents_language);
+        tracing::debug!(target: "palaver::extractive::offers", asked = ?stems.stems, "asked");
+
         let mut candidates = Vec::new();
         for source in request.sources {
             let prefix = source
@@ -285,40 +206,34 @@ impl ChatModel for Extractive {
             readings.push(format!("{previous} {question}"));
         }
         let reading_vectors = self.vectors(&readings, true).await?;
-        let reading_terms: Vec<Vec<String>> = readings.iter().map(|r| terms(r)).collect();
         for (c, v) in candidates.iter_mut().zip(&vectors) {
-            let words: HashSet<String> = terms(&normalize(&c.key)).into_iter().collect();
+            let held = stems.coverage(&stems.stems_of(&c.key), false);
             c.score = reading_vectors
                 .iter()
-                .zip(&reading_terms)
-                .map(|(q, t)| {
-                    SIMILARITY_WEIGHT * cosine(q, v)
-                        + (1.0 - SIMILARITY_WEIGHT) * overlap(t, &words)
-                })
+                .map(|q| SIMILARITY_WEIGHT * cosine(q, v) + (1.0 - SIMILARITY_WEIGHT) * held)
                 .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
         }
-        // Whether to answer is retrieval's call: the relevance of the best passage, on one scale
-        // for every embedder (`knowledge::relevance`). The sentence scores choose what to say.
-        let confidence = request
-            .sources
-            .iter()
-            .map(|s| s.relevance)
-            .fold(0.0, f32::max)
-            .clamp(0.0, 1.0);
-        // What may answer: a section as a unit, the best sentences of a longer one, or a table
-        // row; the best of them by its passage's relevance, its rank and its sentences.
-        let units = units(request.sources, &candidates);
-        let Some(unit) = choose(units, asks_a_price(question)) else {
+        let offers = offers(request.sources, &candidates, &asked, &stems);
+        let ranked = choose(offers, &asked);
+        let Some(chosen) = ranked.first() else {
             return Ok(declined(tokens_in));
         };
-        let (section, mut reply) = (unit.source, unit.text);
+        let section = chosen.offer.source;
+        let mut reply = chosen.offer.text.clone();
         // A section whose heading names everything the question asks about ("What is your
-        // address?" under "Address and contact") answers it, however its passage's relevance
-        // ranks: FAQ-style documents put the question in the heading. Measured over the shipped
-        // suites' 201 turns, this answers one that escalated and no question that should.
-        let named = names_the_question(section, &reading_terms[0]);
-        let confidence = if named { 1.0 } else { confidence };
+        // address?" under "Address and contact") answers it: FAQ-style documents put the
+        // question in the heading.
+        let asked_terms: Vec<String> = terms(question);
+        let named = names_the_question(section, &asked_terms);
+        let signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
+        let confidence = confidence(&signals);
+        tracing::debug!(
+            target: "palaver::extractive::signals",
+            question,
+            signals = %serde_json::to_string(&signals).unwrap_or_default(),
+            "signals"
+        );
         // An answer that opens with yes or no answers its heading's question, which may not be
         // the customer's ("How long does a whitening session take?" answered from "Does
         // whitening damage teeth?" with "No, when a dentist does it."): quoted with that
@@ -347,6 +262,73 @@ impl ChatModel for Extractive {
             cited,
         })
     }
+}
+
+/// What the answerer knows of its choice when it decides how sure it is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Signals {
+    /// The best passage's relevance (see [`crate::knowledge::relevance`]).
+    pub relevance: f32,
+    /// How far the best relevance leads the median of the retrieved passages'.
+    pub lead: f32,
+    /// The share of the question's weight the chosen offer holds.
+    pub coverage: f32,
+    /// The same, over the words the documents know.
+    pub known_coverage: f32,
+    /// The share of the question's own weight in words the documents never use.
+    pub unknown: f32,
+    /// Whether a band, size or day singled the chosen row out.
+    pub exact: bool,
+    /// Whether the chosen offer is a table row (or rows).
+    pub row: bool,
+    /// How far the chosen offer's total leads the next one's (in standard deviations).
+    pub margin: f32,
+    /// Whether the chosen section's heading names every word of the question.
+    pub named: bool,
+    /// Whether the question names anything of its own (not a bare "and for two?").
+    pub subject: bool,
+}
+
+impl Signals {
+    fn of(
+        sources: &[Source],
+        chosen: &offers::Ranked<'_>,
+        next: Option<&offers::Ranked<'_>>,
+        asked: &Asked,
+        named: bool,
+    ) -> Self {
+        let relevances: Vec<f32> = sources.iter().map(|s| s.relevance).collect();
+        let relevance = relevances.iter().copied().fold(f32::MIN, f32::max).max(0.0);
+        let lead = relevance - median(relevances);
+        let offer: &Offer = &chosen.offer;
+        let held = asked.stems_of(&format!(
+            "{} {}",
+            offer.source.heading.as_deref().unwrap_or_default(),
+            offer.text
+        ));
+        Signals {
+            relevance,
+            lead,
+            coverage: asked.coverage(&held, false),
+            known_coverage: asked.coverage(&held, true),
+            unknown: asked.unknown_share(),
+            exact: offer.fit == Fit::Exact,
+            row: offer.row,
+            margin: next.map_or(1.0, |n| chosen.total - n.total),
+            named,
+            subject: !asked.stems.iter().all(|s| s.3),
+        }
+    }
+}
+
+/// How sure the answerer is that the chosen offer answers the question (0-1): 1 when the
+/// heading names the question; otherwise the passage's relevance, raised by how much of what
+/// the question is about the offer holds and by a row singled out.
+fn confidence(s: &Signals) -> f32 {
+    if s.named {
+        return 1.0;
+    }
+    s.relevance.clamp(0.0, 1.0)
 }
 
 /// The section that `reply` (from `chosen`) points to: when one of its sentences points further
@@ -413,285 +395,6 @@ fn same_word(a: &str, b: &str) -> bool {
     short == long || (short.len() >= 4 && long.starts_with(short) && long.len() - short.len() <= 2)
 }
 
-/// A candidate reply: what a source would say, and how well its sentences score.
-struct Unit<'a> {
-    source: &'a Source,
-    text: String,
-    /// Best sentence score within it.
-    best: f32,
-}
-
-/// The candidate replies of each source. A source mostly made of table rows ("Cleaning — price:
-/// 55 €.") offers each row as a fact of its own, unless its rows score alike ("opening hours?"
-/// against a week's rows, and no other sentence of the passage beats them): then the question
-/// is about the table, which answers whole when it fits. Besides its rows, such a source offers
-/// the run of its other sentences that [`sentence_run`] finds. Any other source offers what
-/// [`section_reply`] takes from it.
-fn units<'a>(sources: &'a [Source], candidates: &[Candidate]) -> Vec<Unit<'a>> {
-    let floor = median(candidates.iter().map(|c| c.score).collect());
-    let mut units = Vec::new();
-    for source in sources {
-        let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == source.n).collect();
-        let Some(best) = sentences.iter().map(|c| c.score).max_by(f32::total_cmp) else {
-            continue;
-        };
-        let rows: Vec<&Candidate> = sentences
-            .iter()
-            .copied()
-            .filter(|c| is_row_sentence(&c.text))
-            .collect();
-        let top_row = rows
-            .iter()
-            .copied()
-            .max_by(|a, b| a.score.total_cmp(&b.score));
-        match top_row {
-            Some(top) if rows.len() * 2 >= sentences.len() => {
-                let runner_up = rows
-                    .iter()
-                    .filter(|c| !std::ptr::eq(**c, top))
-                    .map(|c| c.score)
-                    .fold(f32::MIN, f32::max);
-                // What the passage says besides its rows ("We do not deliver to Madeira." under
-                // a zones table) answers too.
-                let prose: Vec<&Candidate> = sentences
-                    .iter()
-                    .copied()
-                    .filter(|c| c.own && !is_row_sentence(&c.text) && !is_title_line(&c.text))
-                    .collect();
-                // The question is about the table when its rows score alike and none of the
-                // passage's other sentences beats them.
-                let alike = Lead::of(top.score, floor).stands_out(runner_up)
-                    && prose.iter().all(|c| c.score <= top.score);
-                if let Some(whole) = whole(source, MAX_TABLE_REPLY_CHARS).filter(|_| alike) {
-                    units.push(Unit {
-                        source,
-                        text: whole.to_string(),
-                        best,
-                    });
-                } else {
-                    units.extend(rows.iter().map(|row| Unit {
-                        source,
-                        text: capped(row.text.clone()),
-                        best: row.score,
-                    }));
-                    if let Some((text, best)) = sentence_run(&prose, floor) {
-                        units.push(Unit {
-                            source,
-                            text: capped(text),
-                            best,
-                        });
-                    }
-                }
-            }
-            _ => {
-                if let Some(text) = section_reply(source, candidates, floor) {
-                    units.push(Unit {
-                        source,
-                        text: capped(text),
-                        best,
-                    });
-                }
-            }
-        }
-    }
-    units
-}
-
-/// The unit that answers: the best by the weighted sum of its passage's relevance, its
-/// retrieval rank and its best sentence score, each standardised over the units, and, when the
-/// question asks a `price`, whether it states one (ties go to the earlier unit, in retrieval
-/// order).
-fn choose(units: Vec<Unit<'_>>, price: bool) -> Option<Unit<'_>> {
-    let relevance = standardised(units.iter().map(|u| u.source.relevance).collect());
-    let rank = standardised(units.iter().map(|u| -(u.source.n as f32)).collect());
-    let sentence = standardised(units.iter().map(|u| u.best).collect());
-    let priced: Vec<f32> = units
-        .iter()
-        .map(|u| f32::from(u8::from(price && states_a_price(&u.text))))
-        .collect();
-    let total = |i: usize| {
-        UNIT_WEIGHT_RELEVANCE * relevance[i]
-            + UNIT_WEIGHT_RANK * rank[i]
-            + UNIT_WEIGHT_SENTENCE * sentence[i]
-            + UNIT_WEIGHT_PRICE * priced[i]
-    };
-    let mut best: Option<(usize, f32)> = None;
-    for i in 0..units.len() {
-        let t = total(i);
-        if best.is_none_or(|(_, b)| t > b) {
-            best = Some((i, t));
-        }
-    }
-    let (i, _) = best?;
-    units.into_iter().nth(i)
-}
-
-/// Words by which a question asks what something costs, normalised as [`search_text`] writes
-/// them, in the shipped languages.
-const PRICE_WORDS: [&str; 33] = [
-    "how much",
-    "price",
-    "prices",
-    "cost",
-    "costs",
-    "charge",
-    "charges",
-    "fee",
-    "fees",
-    "quanto custa",
-    "quanto custam",
-    "quanto fica",
-    "quanto e",
-    "preco",
-    "precos",
-    "custo",
-    "cobram",
-    "cuanto cuesta",
-    "cuanto cuestan",
-    "cuanto vale",
-    "cuanto es",
-    "precio",
-    "precios",
-    "coste",
-    "cuesta",
-    "cobrais",
-    "cobran",
-    "combien",
-    "prix",
-    "cout",
-    "coute",
-    "kostet",
-    "preis",
-];
-
-/// Whether `question` asks what something costs.
-fn asks_a_price(question: &str) -> bool {
-    says_any(question, &PRICE_WORDS)
-}
-
-/// Whether `text` holds one of `phrases` as whole words ([`contains_phrase`]).
-fn says_any(text: &str, phrases: &[&str]) -> bool {
-    phrases.iter().any(|p| contains_phrase(text, p))
-}
-
-/// Currency codes and names written next to an amount ("9.50 EUR", "price_eur: 9.50").
-const CURRENCIES: [&str; 6] = ["eur", "euro", "euros", "usd", "gbp", "brl"];
-
-/// Whether `text` states an amount of money (a number next to a currency sign or code) or that
-/// something is free.
-fn states_a_price(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    let sign = chars.iter().enumerate().any(|(i, c)| {
-        matches!(c, '€' | '$' | '£')
-            && chars[i.saturating_sub(2)..(i + 3).min(chars.len())]
-                .iter()
-                .any(char::is_ascii_digit)
-    });
-    let words: Vec<String> = search_text(text).split(' ').map(str::to_owned).collect();
-    let number = |i: usize| {
-        words
-            .get(i)
-            .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
-    };
-    sign || words.iter().enumerate().any(|(i, w)| {
-        CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1)))
-    }) || says_any(text, &FREE)
-}
-
-/// Words by which a text says something costs nothing, normalised. Not "free" alone: a
-/// gluten-free loaf or a free workshop slot says nothing of a price.
-const FREE: [&str; 14] = [
-    "free of charge",
-    "for free",
-    "no charge",
-    "no extra charge",
-    "no extra cost",
-    "gratis",
-    "gratuito",
-    "gratuita",
-    "sem custo",
-    "sin coste",
-    "sin costo",
-    "kostenlos",
-    "gratuit",
-    "gratuite",
-];
-
-/// `values` less their mean, over their standard deviation (just less the mean when they are
-/// all alike).
-fn standardised(values: Vec<f32>) -> Vec<f32> {
-    if values.is_empty() {
-        return values;
-    }
-    let n = values.len() as f32;
-    let mean = values.iter().sum::<f32>() / n;
-    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
-    let sd = if sd > f32::EPSILON { sd } else { 1.0 };
-    values.into_iter().map(|v| (v - mean) / sd).collect()
-}
-
-/// A short line without closing punctuation ("Morning Meeting" in a PDF menu): a title, which
-/// says nothing alone; the lines under it do.
-fn is_title_line(text: &str) -> bool {
-    let text = text.trim();
-    text.split_whitespace().count() <= TITLE_MAX_WORDS
-        && !text.ends_with(['.', '!', '?', ':', ';'])
-        && !is_row_sentence(text)
-}
-
-/// A source's whole context, when it is at most `limit` characters.
-fn whole(source: &Source, limit: usize) -> Option<&str> {
-    let whole = source.context.trim();
-    (!whole.is_empty() && whole.chars().count() <= limit).then_some(whole)
-}
-
-/// What a chosen section says in reply. A section short enough for a chat message answers as
-/// a unit; from a longer one, its best sentence and the sentences right after it while they
-/// stand out from the rest as much as it does (answers often run over two sentences); a
-/// sentence that announces a list brings the list.
-fn section_reply(section: &Source, candidates: &[Candidate], floor: f32) -> Option<String> {
-    if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
-        return Some(whole.to_string());
-    }
-    let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
-    sentence_run(&sentences, floor).map(|(reply, _)| reply)
-}
-
-/// The best of `sentences` (one source's, in their order) and the ones right after it while
-/// they stand out as much (see [`section_reply`]), with the best one's score.
-fn sentence_run(sentences: &[&Candidate], floor: f32) -> Option<(String, f32)> {
-    let sentences = || sentences.iter().copied();
-    let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
-    let lead = Lead::of(first.score, floor);
-    let mut reply = first.text.clone();
-    let mut next = first.index + 1;
-    let mut followed = 0;
-    let mut in_list = false;
-    let titled = is_title_line(&first.text);
-    while let Some(c) = sentences().find(|c| c.index == next) {
-        if titled {
-            // A title brings the lines under it, up to the next title.
-            if is_title_line(&c.text) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
-                break;
-            }
-            reply.push(if next == first.index + 1 { '\n' } else { ' ' });
-            reply.push_str(&c.text);
-            next += 1;
-            continue;
-        }
-        in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
-        let close = lead.stands_out(c.score) && followed < FOLLOW_MAX;
-        if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
-            break;
-        }
-        reply.push(if in_list { '\n' } else { ' ' });
-        reply.push_str(&c.text);
-        followed += usize::from(!in_list);
-        next += 1;
-    }
-    Some((reply, first.score))
-}
-
 fn declined(tokens_in: u32) -> Completion {
     Completion {
         text: String::new(),
@@ -706,6 +409,7 @@ fn declined(tokens_in: u32) -> Completion {
 
 #[cfg(test)]
 mod tests {
+    use super::units::{states_a_price, MAX_TABLE_REPLY_CHARS};
     use super::*;
     use crate::embed::EmbedError;
 
@@ -756,6 +460,7 @@ mod tests {
             question,
             previous: None,
             sources,
+            lexicon: None,
             model: None,
             temperature: 0.0,
             max_tokens: 200,
@@ -949,14 +654,14 @@ mod tests {
             "¿Me cobráis algo?",
             "Was kostet das?",
         ] {
-            assert!(asks_a_price(q), "{q}");
+            assert!(Question::read(q, None, None).asks_price, "{q}");
         }
         for q in [
             "How long does it take?",
             "De quanto em quanto tempo?",
             "¿Cuánto tarda?",
         ] {
-            assert!(!asks_a_price(q), "{q}");
+            assert!(!Question::read(q, None, None).asks_price, "{q}");
         }
         for t in [
             "Preço: 40 €.",

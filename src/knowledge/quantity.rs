@@ -1,0 +1,977 @@
+//! Quantities: the numbers a customer gives about themselves or what they want ("my dog weighs
+//! 25 kilos", "uns 12 km", "para 10 personas", "twice a week", "I'm 68"), and the bands a price
+//! list sorts by ("até 8 km", "de 8 a 15 km", "acima de 15 km", "2-3 bedrooms", "aged 65 and
+//! over", "hasta 2 kg"). A row of a table whose band holds the customer's number is the row that
+//! answers; a row whose band excludes it never does, however alike its words.
+//!
+//! Both sides are read from [`normalize`]d text (lower case, no accents), with number words and
+//! unit names in the shipped languages (en, pt, es, fr, de). Times of day ("18:00"), dates and
+//! amounts of money are not quantities here: they are what answers say, not what sorts rows.
+
+use crate::language::normalize;
+
+/// What a quantity counts or measures. Units of one kind compare; different kinds never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Distance, in kilometres.
+    Km,
+    /// Weight, in kilograms (grams are converted).
+    Kg,
+    /// Length, in centimetres.
+    Cm,
+    /// Floor area, in square metres.
+    SquareMetres,
+    /// Age or duration in years.
+    Years,
+    /// Duration in months.
+    Months,
+    /// Duration in weeks.
+    Weeks,
+    /// Duration in days.
+    Days,
+    /// Nights of a stay.
+    Nights,
+    /// Duration in hours.
+    Hours,
+    /// Duration in minutes.
+    Minutes,
+    /// People in a group.
+    People,
+    /// Sessions, classes or visits.
+    Sessions,
+    /// Times (a week, a month): "2x", "twice", "duas vezes".
+    Times,
+    /// Rooms or bedrooms.
+    Rooms,
+    /// Items in a pack or an order.
+    Items,
+    /// Volume, in litres.
+    Litres,
+}
+
+/// Unit names, normalised, each with its unit and the factor to that unit's measure. Longer
+/// names come first where one is the start of another.
+const UNIT_WORDS: &[(&str, Unit, f64)] = &[
+    // Distance.
+    ("km", Unit::Km, 1.0),
+    ("kms", Unit::Km, 1.0),
+    ("quilometros", Unit::Km, 1.0),
+    ("quilometro", Unit::Km, 1.0),
+    ("kilometros", Unit::Km, 1.0),
+    ("kilometro", Unit::Km, 1.0),
+    ("kilometres", Unit::Km, 1.0),
+    ("kilometre", Unit::Km, 1.0),
+    ("kilometers", Unit::Km, 1.0),
+    ("kilometer", Unit::Km, 1.0),
+    ("miles", Unit::Km, 1.609),
+    ("mile", Unit::Km, 1.609),
+    // Weight.
+    ("kg", Unit::Kg, 1.0),
+    ("kgs", Unit::Kg, 1.0),
+    ("kilos", Unit::Kg, 1.0),
+    ("kilo", Unit::Kg, 1.0),
+    ("quilos", Unit::Kg, 1.0),
+    ("quilo", Unit::Kg, 1.0),
+    ("kilogramos", Unit::Kg, 1.0),
+    ("kilogramo", Unit::Kg, 1.0),
+    ("quilogramas", Unit::Kg, 1.0),
+    ("quilograma", Unit::Kg, 1.0),
+    ("kilograms", Unit::Kg, 1.0),
+    ("kilogram", Unit::Kg, 1.0),
+    ("kilogramm", Unit::Kg, 1.0),
+    ("g", Unit::Kg, 0.001),
+    ("gr", Unit::Kg, 0.001),
+    ("gramas", Unit::Kg, 0.001),
+    ("gramos", Unit::Kg, 0.001),
+    ("grams", Unit::Kg, 0.001),
+    ("gramm", Unit::Kg, 0.001),
+    ("grammes", Unit::Kg, 0.001),
+    // Length.
+    ("cm", Unit::Cm, 1.0),
+    ("cms", Unit::Cm, 1.0),
+    ("centimetros", Unit::Cm, 1.0),
+    ("centimetres", Unit::Cm, 1.0),
+    ("centimeters", Unit::Cm, 1.0),
+    ("zentimeter", Unit::Cm, 1.0),
+    // Area.
+    ("m2", Unit::SquareMetres, 1.0),
+    ("sqm", Unit::SquareMetres, 1.0),
+    // Time.
+    ("anos", Unit::Years, 1.0),
+    ("ano", Unit::Years, 1.0),
+    ("years", Unit::Years, 1.0),
+    ("year", Unit::Years, 1.0),
+    ("yrs", Unit::Years, 1.0),
+    ("yo", Unit::Years, 1.0),
+    ("ans", Unit::Years, 1.0),
+    ("jahre", Unit::Years, 1.0),
+    ("jahren", Unit::Years, 1.0),
+    ("meses", Unit::Months, 1.0),
+    ("mes", Unit::Months, 1.0),
+    ("months", Unit::Months, 1.0),
+    ("month", Unit::Months, 1.0),
+    ("mois", Unit::Months, 1.0),
+    ("monate", Unit::Months, 1.0),
+    ("monat", Unit::Months, 1.0),
+    ("semanas", Unit::Weeks, 1.0),
+    ("semana", Unit::Weeks, 1.0),
+    ("weeks", Unit::Weeks, 1.0),
+    ("week", Unit::Weeks, 1.0),
+    ("semaines", Unit::Weeks, 1.0),
+    ("wochen", Unit::Weeks, 1.0),
+    ("dias", Unit::Days, 1.0),
+    ("dia", Unit::Days, 1.0),
+    ("days", Unit::Days, 1.0),
+    ("day", Unit::Days, 1.0),
+    ("jours", Unit::Days, 1.0),
+    ("tage", Unit::Days, 1.0),
+    ("noites", Unit::Nights, 1.0),
+    ("noite", Unit::Nights, 1.0),
+    ("noches", Unit::Nights, 1.0),
+    ("noche", Unit::Nights, 1.0),
+    ("nights", Unit::Nights, 1.0),
+    ("night", Unit::Nights, 1.0),
+    ("nuits", Unit::Nights, 1.0),
+    ("nachte", Unit::Nights, 1.0),
+    ("horas", Unit::Hours, 1.0),
+    ("hora", Unit::Hours, 1.0),
+    ("hours", Unit::Hours, 1.0),
+    ("hour", Unit::Hours, 1.0),
+    ("hrs", Unit::Hours, 1.0),
+    ("h", Unit::Hours, 1.0),
+    ("heures", Unit::Hours, 1.0),
+    ("stunden", Unit::Hours, 1.0),
+    ("minutos", Unit::Minutes, 1.0),
+    ("minutes", Unit::Minutes, 1.0),
+    ("minuten", Unit::Minutes, 1.0),
+    ("mins", Unit::Minutes, 1.0),
+    ("min", Unit::Minutes, 1.0),
+    // Counts.
+    ("pessoas", Unit::People, 1.0),
+    ("pessoa", Unit::People, 1.0),
+    ("personas", Unit::People, 1.0),
+    ("persona", Unit::People, 1.0),
+    ("people", Unit::People, 1.0),
+    ("persons", Unit::People, 1.0),
+    ("person", Unit::People, 1.0),
+    ("personnes", Unit::People, 1.0),
+    ("personen", Unit::People, 1.0),
+    ("pax", Unit::People, 1.0),
+    ("comensales", Unit::People, 1.0),
+    ("convidados", Unit::People, 1.0),
+    ("invitados", Unit::People, 1.0),
+    ("guests", Unit::People, 1.0),
+    ("adultos", Unit::People, 1.0),
+    ("adults", Unit::People, 1.0),
+    ("sessoes", Unit::Sessions, 1.0),
+    ("sessao", Unit::Sessions, 1.0),
+    ("sesiones", Unit::Sessions, 1.0),
+    ("sesion", Unit::Sessions, 1.0),
+    ("sessions", Unit::Sessions, 1.0),
+    ("session", Unit::Sessions, 1.0),
+    ("seances", Unit::Sessions, 1.0),
+    ("aulas", Unit::Sessions, 1.0),
+    ("aula", Unit::Sessions, 1.0),
+    ("clases", Unit::Sessions, 1.0),
+    ("clase", Unit::Sessions, 1.0),
+    ("classes", Unit::Sessions, 1.0),
+    ("class", Unit::Sessions, 1.0),
+    ("lessons", Unit::Sessions, 1.0),
+    ("lesson", Unit::Sessions, 1.0),
+    ("visits", Unit::Sessions, 1.0),
+    ("visitas", Unit::Sessions, 1.0),
+    ("x", Unit::Times, 1.0),
+    ("vezes", Unit::Times, 1.0),
+    ("vez", Unit::Times, 1.0),
+    ("veces", Unit::Times, 1.0),
+    ("times", Unit::Times, 1.0),
+    ("fois", Unit::Times, 1.0),
+    ("mal", Unit::Times, 1.0),
+    ("quartos", Unit::Rooms, 1.0),
+    ("quarto", Unit::Rooms, 1.0),
+    ("dormitorios", Unit::Rooms, 1.0),
+    ("dormitorio", Unit::Rooms, 1.0),
+    ("habitaciones", Unit::Rooms, 1.0),
+    ("habitacion", Unit::Rooms, 1.0),
+    ("bedrooms", Unit::Rooms, 1.0),
+    ("bedroom", Unit::Rooms, 1.0),
+    ("bed", Unit::Rooms, 1.0),
+    ("beds", Unit::Rooms, 1.0),
+    ("rooms", Unit::Rooms, 1.0),
+    ("room", Unit::Rooms, 1.0),
+    ("chambres", Unit::Rooms, 1.0),
+    ("zimmer", Unit::Rooms, 1.0),
+    ("litros", Unit::Litres, 1.0),
+    ("litro", Unit::Litres, 1.0),
+    ("litres", Unit::Litres, 1.0),
+    ("litre", Unit::Litres, 1.0),
+    ("liters", Unit::Litres, 1.0),
+    ("liter", Unit::Litres, 1.0),
+    ("ml", Unit::Litres, 0.001),
+    ("unidades", Unit::Items, 1.0),
+    ("unidad", Unit::Items, 1.0),
+    ("unidade", Unit::Items, 1.0),
+    ("units", Unit::Items, 1.0),
+    ("items", Unit::Items, 1.0),
+    ("pecas", Unit::Items, 1.0),
+    ("piezas", Unit::Items, 1.0),
+];
+
+/// Units that count things, which may follow their number after a word ("20 pt sessions").
+const COUNTS: &[Unit] = &[
+    Unit::Sessions,
+    Unit::People,
+    Unit::Items,
+    Unit::Rooms,
+    Unit::Nights,
+];
+
+/// Multi-word unit names, normalised.
+const UNIT_PHRASES: &[(&[&str], Unit, f64)] = &[
+    (&["metros", "quadrados"], Unit::SquareMetres, 1.0),
+    (&["metros", "cuadrados"], Unit::SquareMetres, 1.0),
+    (&["square", "metres"], Unit::SquareMetres, 1.0),
+    (&["square", "meters"], Unit::SquareMetres, 1.0),
+    (&["metres", "carres"], Unit::SquareMetres, 1.0),
+    (&["m", "2"], Unit::SquareMetres, 1.0),
+];
+
+/// Number words in the shipped languages, normalised.
+const NUMBER_WORDS: &[(&str, f64)] = &[
+    ("one", 1.0),
+    ("two", 2.0),
+    ("three", 3.0),
+    ("four", 4.0),
+    ("five", 5.0),
+    ("six", 6.0),
+    ("seven", 7.0),
+    ("eight", 8.0),
+    ("nine", 9.0),
+    ("ten", 10.0),
+    ("eleven", 11.0),
+    ("twelve", 12.0),
+    ("twenty", 20.0),
+    ("um", 1.0),
+    ("uma", 1.0),
+    ("dois", 2.0),
+    ("duas", 2.0),
+    ("tres", 3.0),
+    ("quatro", 4.0),
+    ("cinco", 5.0),
+    ("seis", 6.0),
+    ("sete", 7.0),
+    ("oito", 8.0),
+    ("nove", 9.0),
+    ("dez", 10.0),
+    ("onze", 11.0),
+    ("doze", 12.0),
+    ("vinte", 20.0),
+    ("uno", 1.0),
+    ("una", 1.0),
+    ("dos", 2.0),
+    ("cuatro", 4.0),
+    ("siete", 7.0),
+    ("ocho", 8.0),
+    ("nueve", 9.0),
+    ("diez", 10.0),
+    ("doce", 12.0),
+    ("veinte", 20.0),
+    ("deux", 2.0),
+    ("quatre", 4.0),
+    ("sept", 7.0),
+    ("huit", 8.0),
+    ("neuf", 9.0),
+    ("dix", 10.0),
+    ("zwei", 2.0),
+    ("drei", 3.0),
+    ("vier", 4.0),
+    ("funf", 5.0),
+    ("sechs", 6.0),
+    ("sieben", 7.0),
+    ("acht", 8.0),
+    ("neun", 9.0),
+    ("zehn", 10.0),
+];
+
+/// Words for "so many times": "twice a week" counts 2.
+const TIMES_WORDS: &[(&str, f64)] = &[("once", 1.0), ("twice", 2.0), ("thrice", 3.0)];
+
+/// Words that a number of one's own age follows: "I'm 68", "tenho 40", "tengo 70", "aged 65".
+const AGE_CUES: &[&[&str]] = &[
+    &["ages"],
+    &["i", "m"],
+    &["im"],
+    &["i", "am"],
+    &["aged"],
+    &["age"],
+    &["tenho"],
+    &["tengo"],
+    &["idade", "de"],
+    &["edad", "de"],
+];
+
+/// Words that open a lower bound ("acima de 15 km", "a partir de 8 personas", "over 100 m²").
+const AT_LEAST: &[&[&str]] = &[
+    &["acima", "de"],
+    &["mais", "de"],
+    &["a", "partir", "de"],
+    &["a", "partir", "dos"],
+    &["a", "partir", "das"],
+    &["maiores", "de"],
+    &["mas", "de"],
+    &["desde"],
+    &["mayores", "de"],
+    &["over"],
+    &["above"],
+    &["more", "than"],
+    &["from"],
+    &["starting", "at"],
+    &["at", "least"],
+    &["minimum"],
+    &["min"],
+    &["plus", "de"],
+    &["des"],
+    &["ab"],
+    &["uber"],
+    &["mindestens"],
+];
+
+/// Words that open an upper bound ("até 8 km", "hasta 2 kg", "up to 50 m²", "menores de 12").
+const AT_MOST: &[&[&str]] = &[
+    &["ate"],
+    &["no", "maximo"],
+    &["menos", "de"],
+    &["menores", "de"],
+    &["abaixo", "de"],
+    &["hasta"],
+    &["como", "maximo"],
+    &["up", "to"],
+    &["upto"],
+    &["under"],
+    &["below"],
+    &["less", "than"],
+    &["fewer", "than"],
+    &["maximum"],
+    &["max"],
+    &["jusqu", "a"],
+    &["moins", "de"],
+    &["bis"],
+    &["unter"],
+    &["hochstens"],
+];
+
+/// Words after a number that make it a lower bound ("65 and over", "4 ou mais", "16+").
+const OR_MORE: &[&[&str]] = &[
+    &["and", "over"],
+    &["and", "above"],
+    &["and", "up"],
+    &["or", "more"],
+    &["plus"],
+    &["ou", "mais"],
+    &["e", "acima"],
+    &["o", "mas"],
+    &["y", "mas"],
+    &["en", "adelante"],
+    &["em", "diante"],
+    &["ou", "plus"],
+    &["et", "plus"],
+    &["und", "mehr"],
+];
+
+/// Words that join the two ends of a range ("de 8 a 15", "between 2 and 5", "2-3").
+const RANGE_JOINS: &[&str] = &[
+    "a", "e", "y", "and", "to", "ate", "hasta", "et", "bis", "und", "-",
+];
+
+/// Words that open a range ("de 8 a 15", "entre 2 e 5", "between 2 and 5").
+const RANGE_OPENS: &[&str] = &[
+    "de", "entre", "between", "from", "des", "von", "zwischen", "del",
+];
+
+/// Whether `word` (normalised) names a unit ("km", "kg", "anos", "x", "sessions").
+pub fn is_unit_word(word: &str) -> bool {
+    UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
+}
+
+/// A number a customer gave, with what it counts when they said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantity {
+    /// The value, in its unit's measure.
+    pub value: f64,
+    /// What it counts, when said.
+    pub unit: Option<Unit>,
+}
+
+/// A band of values: `low..=high`, either end open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// Lowest value in the band.
+    pub low: Option<f64>,
+    /// Highest value in the band.
+    pub high: Option<f64>,
+    /// What it counts, when said.
+    pub unit: Option<Unit>,
+}
+
+impl Band {
+    /// Whether `word` (normalised) names a unit ("km", "kg", "anos", "x", "sessions").
+    pub fn is_unit_word(word: &str) -> bool {
+        UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
+    }
+
+    /// Whether `q` falls in the band, when the two can be compared (`None` when their units
+    /// differ).
+    pub fn holds(&self, q: &Quantity) -> Option<bool> {
+        match (self.unit, q.unit) {
+            (Some(a), Some(b)) if a != b => return None,
+            // A band that says not what it counts ("16 and over") is no measure of a number
+            // that does ("one day"), but a row named by a count ("Pack of 20") is of "20
+            // sessions".
+            (None, Some(_)) if !self.is_exact() => return None,
+            _ => {}
+        }
+        let above = self.low.is_none_or(|low| q.value >= low - 1e-9);
+        let below = self.high.is_none_or(|high| q.value <= high + 1e-9);
+        Some(above && below)
+    }
+
+    /// Whether the band is a single value ("pack of 5", "10 sessões").
+    pub fn is_exact(&self) -> bool {
+        self.low.is_some() && self.low == self.high
+    }
+}
+
+/// A token of normalised text: a word, a number, or a hyphen or plus sign.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Number(f64),
+    Dash,
+    Plus,
+}
+
+/// Tokens of `text`: numbers with a decimal comma or point ("12,5", "1.5"), words, and the
+/// signs that make ranges ("2-3", "4+"). A number glued to a unit ("25kg", "2x") is split.
+/// Times ("18:00"), percentages and amounts of money are dropped, as are the words of a time.
+fn tokens(text: &str) -> Vec<Token> {
+    let normal = normalize(text);
+    let chars: Vec<char> = normal.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (matches!(chars[i], ',' | '.')
+                        && i + 1 < chars.len()
+                        && chars[i + 1].is_ascii_digit()))
+            {
+                i += 1;
+            }
+            let raw: String = chars[start..i].iter().collect();
+            // "18:00", "18h30": a time of day. "20%": a share. "R$ 150", "€9", "9 €": money.
+            let next = chars.get(i).copied();
+            let before = start
+                .checked_sub(1)
+                .and_then(|j| chars[..=j].iter().rev().find(|c| **c != ' '))
+                .copied();
+            let is_time = next == Some(':') && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+            let is_money = matches!(before, Some('€' | '$' | '£'))
+                || chars[i..]
+                    .iter()
+                    .find(|c| **c != ' ')
+                    .is_some_and(|c| matches!(c, '€' | '$' | '£' | '%'));
+            if is_time {
+                // Skip the minutes too.
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+                continue;
+            }
+            if is_money {
+                continue;
+            }
+            if let Some(v) = parse_number(&raw) {
+                out.push(Token::Number(v));
+            }
+            continue;
+        }
+        if c.is_alphanumeric() {
+            let start = i;
+            while i < chars.len() && chars[i].is_alphanumeric() {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            // "m²" is normalised to "m2", one word.
+            out.push(Token::Word(word));
+            continue;
+        }
+        match c {
+            '-' | '–' | '—' => out.push(Token::Dash),
+            '+' => out.push(Token::Plus),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// "12,5" and "12.5" are 12.5; "1.200" (three digits after a point) is 1200, as prices and
+/// counts are written in pt and es.
+fn parse_number(raw: &str) -> Option<f64> {
+    let sep = raw.find([',', '.']);
+    match sep {
+        Some(i)
+            if raw.len() - i - 1 == 3
+                && raw[..i].len() <= 3
+                && raw.matches([',', '.']).count() == 1 =>
+        {
+            // Thousands separator.
+            raw.replace([',', '.'], "").parse().ok()
+        }
+        Some(_) => raw.replace(',', ".").parse().ok(),
+        None => raw.parse().ok(),
+    }
+}
+
+fn word_at(tokens: &[Token], i: usize) -> Option<&str> {
+    match tokens.get(i) {
+        Some(Token::Word(w)) => Some(w.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether `phrase` starts at token `i`.
+fn phrase_at(tokens: &[Token], i: usize, phrase: &[&str]) -> bool {
+    phrase
+        .iter()
+        .enumerate()
+        .all(|(k, p)| word_at(tokens, i + k) == Some(*p))
+}
+
+/// The first of `phrases` that ends right before token `i`, with its length.
+fn phrase_before(tokens: &[Token], i: usize, phrases: &[&[&str]]) -> Option<usize> {
+    phrases
+        .iter()
+        .filter(|p| p.len() <= i && phrase_at(tokens, i - p.len(), p))
+        .map(|p| p.len())
+        .max()
+}
+
+/// The first of `phrases` that starts at token `i`, with its length.
+fn phrase_from(tokens: &[Token], i: usize, phrases: &[&[&str]]) -> Option<usize> {
+    phrases
+        .iter()
+        .filter(|p| phrase_at(tokens, i, p))
+        .map(|p| p.len())
+        .max()
+}
+
+/// The unit named at token `i` (with how many tokens it takes and its factor).
+fn unit_at(tokens: &[Token], i: usize) -> Option<(Unit, f64, usize)> {
+    for (phrase, unit, factor) in UNIT_PHRASES {
+        if phrase
+            .iter()
+            .enumerate()
+            .all(|(k, p)| match tokens.get(i + k) {
+                Some(Token::Word(w)) => w == p,
+                Some(Token::Number(n)) => p.parse::<f64>().ok() == Some(*n),
+                _ => false,
+            })
+        {
+            return Some((*unit, *factor, phrase.len()));
+        }
+    }
+    let word = word_at(tokens, i)?;
+    UNIT_WORDS
+        .iter()
+        .find(|(w, _, _)| *w == word)
+        .map(|(_, unit, factor)| (*unit, *factor, 1))
+}
+
+/// The number at token `i`: digits or a number word.
+fn number_at(tokens: &[Token], i: usize) -> Option<f64> {
+    match tokens.get(i) {
+        Some(Token::Number(n)) => Some(*n),
+        Some(Token::Word(w)) => NUMBER_WORDS
+            .iter()
+            .find(|(name, _)| name == w)
+            .map(|(_, v)| *v),
+        _ => None,
+    }
+}
+
+/// The quantities a customer's message gives: numbers with their unit ("12 km", "25kg", "2x por
+/// semana", "twice a week", "10 personas"), an age after "I'm" or "tenho", and bare numbers
+/// (unit unknown), which still pick a row when only one kind of band could hold them.
+pub fn quantities(text: &str) -> Vec<Quantity> {
+    let tokens = tokens(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let Some(Token::Word(w)) = tokens.get(i) {
+            if let Some((_, v)) = TIMES_WORDS.iter().find(|(name, _)| name == w) {
+                out.push(Quantity {
+                    value: *v,
+                    unit: Some(Unit::Times),
+                });
+                i += 1;
+                continue;
+            }
+        }
+        let Some(value) = number_at(&tokens, i) else {
+            i += 1;
+            continue;
+        };
+        // A number word alone ("uma dúvida", "one question") is not a quantity; digits are.
+        let digits = matches!(tokens[i], Token::Number(_));
+        if let Some((unit, factor, len)) = unit_at(&tokens, i + 1) {
+            out.push(Quantity {
+                value: value * factor,
+                unit: Some(unit),
+            });
+            i += 1 + len;
+            continue;
+        }
+        // A count whose unit comes after a word or two ("20 pt sessions", "4 adult people").
+        let counted = (2..=3).find_map(|gap| {
+            let between = (i + 1..i + gap).all(|k| matches!(tokens.get(k), Some(Token::Word(_))));
+            unit_at(&tokens, i + gap)
+                .filter(|(u, _, _)| between && COUNTS.contains(u))
+                .map(|found| (gap, found))
+        });
+        if let (true, Some((gap, (unit, factor, len)))) = (digits, counted) {
+            out.push(Quantity {
+                value: value * factor,
+                unit: Some(unit),
+            });
+            i += gap + len;
+            continue;
+        }
+        if digits {
+            let unit = phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years);
+            out.push(Quantity { value, unit });
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The bands a passage's text states ("de 8 a 15 km", "até 8 km", "acima de 15 km", "2-3
+/// bedrooms", "4+ bedrooms", "aged 65 and over", "pack of 5", "10 sessões"), in order.
+pub fn bands(text: &str) -> Vec<Band> {
+    let tokens = tokens(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let Some(first) = number_at(&tokens, i).filter(|_| matches!(tokens[i], Token::Number(_)))
+        else {
+            i += 1;
+            continue;
+        };
+        // "2 a 3", "2-3", "2 kg a 5 kg", "de 2 a 5".
+        let mut j = i + 1;
+        let mut first_unit = None;
+        if let Some((unit, factor, len)) = unit_at(&tokens, j) {
+            first_unit = Some((unit, factor));
+            j += len;
+        }
+        let join = match tokens.get(j) {
+            Some(Token::Dash) => true,
+            Some(Token::Word(w)) => RANGE_JOINS.contains(&w.as_str()),
+            _ => false,
+        };
+        if join {
+            if let Some(second) =
+                number_at(&tokens, j + 1).filter(|_| matches!(tokens[j + 1], Token::Number(_)))
+            {
+                let after = unit_at(&tokens, j + 2);
+                // "aged 14 and 15": the ages of a band are often said before its numbers.
+                let aged = phrase_before(&tokens, i, AGE_CUES).is_some();
+                let (unit, factor) = match (after, first_unit) {
+                    (Some((u, f, _)), _) => (Some(u), f),
+                    (None, Some((u, f))) => (Some(u), f),
+                    (None, None) if aged => (Some(Unit::Years), 1.0),
+                    (None, None) => (None, 1.0),
+                };
+                // "2 e 3" in running text could be anything; a range needs its opener, a dash or
+                // a unit.
+                let opened =
+                    i > 0 && word_at(&tokens, i - 1).is_some_and(|w| RANGE_OPENS.contains(&w));
+                let dashed = matches!(tokens.get(j), Some(Token::Dash));
+                if (opened || dashed || unit.is_some()) && second >= first {
+                    out.push(Band {
+                        low: Some(first * factor),
+                        high: Some(second * factor),
+                        unit,
+                    });
+                    i = j + 2 + after.map_or(0, |(_, _, len)| len);
+                    continue;
+                }
+            }
+        }
+        let (unit, factor, unit_len) = match first_unit {
+            Some((u, f)) => (Some(u), f, unit_at(&tokens, i + 1).map_or(0, |(_, _, l)| l)),
+            None => (None, 1.0, 0),
+        };
+        let value = first * factor;
+        let after = i + 1 + unit_len;
+        // "4+", "65 and over", "4 ou mais".
+        let or_more = matches!(tokens.get(i + 1), Some(Token::Plus))
+            || phrase_from(&tokens, after, OR_MORE).is_some();
+        let plus_unit = if matches!(tokens.get(i + 1), Some(Token::Plus)) {
+            unit_at(&tokens, i + 2).map(|(u, f, _)| (u, f))
+        } else {
+            None
+        };
+        let (unit, value) = match plus_unit {
+            Some((u, f)) => (Some(u), first * f),
+            None => (unit, value),
+        };
+        // An age band's unit is often said before ("aged 65 and over", "idade de 65").
+        let unit = unit.or_else(|| phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years));
+        if or_more {
+            out.push(Band {
+                low: Some(value),
+                high: None,
+                unit,
+            });
+        } else if phrase_before(&tokens, i, AT_LEAST).is_some() {
+            out.push(Band {
+                low: Some(value),
+                high: None,
+                unit,
+            });
+        } else if phrase_before(&tokens, i, AT_MOST).is_some() {
+            out.push(Band {
+                low: None,
+                high: Some(value),
+                unit,
+            });
+        } else if unit.is_some()
+            || phrase_before(
+                &tokens,
+                i,
+                &[
+                    &["pack", "of"],
+                    &["pacote", "de"],
+                    &["bono", "de"],
+                    &["pack", "de"],
+                ],
+            )
+            .is_some()
+        {
+            out.push(Band {
+                low: Some(value),
+                high: Some(value),
+                unit,
+            });
+        }
+        i += 1;
+    }
+    out
+}
+
+/// How the customer's `asked` quantities fit a row's `bands`: `Some(true)` when every quantity
+/// that can be compared with a band of the row falls in one (and one at least can), `Some(false)`
+/// when one falls outside every band of its kind, `None` when nothing compares.
+pub fn fits(asked: &[Quantity], bands: &[Band]) -> Option<bool> {
+    let mut compared = false;
+    for q in asked {
+        // A bare number compares with the row's bands that do not say their unit either
+        // ("Pack of 10" for "the 10 pack"), else with its bands when they are of one kind.
+        let verdicts: Vec<bool> = if q.unit.is_none() {
+            let bare: Vec<bool> = bands
+                .iter()
+                .filter(|b| b.unit.is_none())
+                .filter_map(|b| b.holds(q))
+                .collect();
+            let kinds: std::collections::HashSet<Option<Unit>> =
+                bands.iter().map(|b| b.unit).collect();
+            if !bare.is_empty() {
+                bare
+            } else if kinds.len() == 1 {
+                bands.iter().filter_map(|b| b.holds(q)).collect()
+            } else {
+                Vec::new()
+            }
+        } else {
+            bands.iter().filter_map(|b| b.holds(q)).collect()
+        };
+        if verdicts.is_empty() {
+            continue;
+        }
+        compared = true;
+        if !verdicts.iter().any(|v| *v) {
+            return Some(false);
+        }
+    }
+    compared.then_some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(value: f64, unit: Option<Unit>) -> Quantity {
+        Quantity { value, unit }
+    }
+
+    #[test]
+    fn customers_quantities_are_read_with_their_units() {
+        let cases: &[(&str, Vec<Quantity>)] = &[
+            (
+                "moramos a uns 12 km da clinica",
+                vec![q(12.0, Some(Unit::Km))],
+            ),
+            ("mi perro pesa 25 kilos", vec![q(25.0, Some(Unit::Kg))]),
+            ("un paquete de 1kg", vec![q(1.0, Some(Unit::Kg))]),
+            (
+                "quero fazer pilates 2x na semana",
+                vec![q(2.0, Some(Unit::Times))],
+            ),
+            ("twice a week", vec![q(2.0, Some(Unit::Times))]),
+            ("somos 10 personas", vec![q(10.0, Some(Unit::People))]),
+            ("I'm 68 and retired", vec![q(68.0, Some(Unit::Years))]),
+            ("minha filha tem 8 anos", vec![q(8.0, Some(Unit::Years))]),
+            ("a 3 bedroom house", vec![q(3.0, Some(Unit::Rooms))]),
+            (
+                "um apartamento de 75 m²",
+                vec![q(75.0, Some(Unit::SquareMetres))],
+            ),
+            ("500 g de ração", vec![q(0.5, Some(Unit::Kg))]),
+            ("the 10 pack", vec![q(10.0, None)]),
+            (
+                "if i buy 20 pt sessions",
+                vec![q(20.0, Some(Unit::Sessions))],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&quantities(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn times_prices_and_lone_number_words_are_not_quantities() {
+        for text in [
+            "vcs abrem às 18:00?",
+            "custa R$ 150?",
+            "is it 9 €?",
+            "20% off?",
+            "tenho uma dúvida",
+            "one question",
+        ] {
+            assert!(
+                quantities(text).is_empty(),
+                "{text}: {:?}",
+                quantities(text)
+            );
+        }
+    }
+
+    fn band(low: Option<f64>, high: Option<f64>, unit: Option<Unit>) -> Band {
+        Band { low, high, unit }
+    }
+
+    #[test]
+    fn bands_are_read_as_price_lists_write_them() {
+        let cases: &[(&str, Vec<Band>)] = &[
+            (
+                "até 8 km — Valor por sessão: R$ 240.",
+                vec![band(None, Some(8.0), Some(Unit::Km))],
+            ),
+            (
+                "de 8 a 15 km — Valor por sessão: R$ 280.",
+                vec![band(Some(8.0), Some(15.0), Some(Unit::Km))],
+            ),
+            (
+                "acima de 15 km — não atendemos",
+                vec![band(Some(15.0), None, Some(Unit::Km))],
+            ),
+            (
+                "Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €; Más de 5 kg: 9,95 €.",
+                vec![
+                    band(None, Some(2.0), Some(Unit::Kg)),
+                    band(Some(2.0), Some(5.0), Some(Unit::Kg)),
+                    band(Some(5.0), None, Some(Unit::Kg)),
+                ],
+            ),
+            (
+                "2-3 bedrooms — €140",
+                vec![band(Some(2.0), Some(3.0), Some(Unit::Rooms))],
+            ),
+            (
+                "4+ bedrooms — €190",
+                vec![band(Some(4.0), None, Some(Unit::Rooms))],
+            ),
+            (
+                "Senior — aged 65 and over; £36",
+                vec![band(Some(65.0), None, Some(Unit::Years))],
+            ),
+            (
+                "aged 14 and 15, Junior Gym sessions only",
+                vec![band(Some(14.0), Some(15.0), Some(Unit::Years))],
+            ),
+            (
+                "acuarios de hasta 60 litros",
+                vec![band(None, Some(60.0), Some(Unit::Litres))],
+            ),
+            (
+                "Pack of 5 — Price: £210",
+                vec![band(Some(5.0), Some(5.0), None)],
+            ),
+            (
+                "10 sessões — Valor total: R$ 1.200",
+                vec![band(Some(10.0), Some(10.0), Some(Unit::Sessions))],
+            ),
+            (
+                "variante: M (pecho de 55 a 75 cm); precio: 22,50 €",
+                vec![band(Some(55.0), Some(75.0), Some(Unit::Cm))],
+            ),
+            (
+                "crianças de 6 a 10 anos",
+                vec![band(Some(6.0), Some(10.0), Some(Unit::Years))],
+            ),
+            (
+                "up to 50 m²",
+                vec![band(None, Some(50.0), Some(Unit::SquareMetres))],
+            ),
+            (
+                "a partir de 8 personas",
+                vec![band(Some(8.0), None, Some(Unit::People))],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&bands(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_row_fits_when_its_band_holds_the_number() {
+        let near = bands("até 8 km");
+        let middle = bands("de 8 a 15 km");
+        let far = bands("acima de 15 km");
+        let asked = quantities("moramos a uns 12 km");
+        assert_eq!(fits(&asked, &near), Some(false));
+        assert_eq!(fits(&asked, &middle), Some(true));
+        assert_eq!(fits(&asked, &far), Some(false));
+        // Nothing to compare: a weight against a distance, a day against a bare band.
+        assert_eq!(fits(&quantities("25 kg"), &middle), None);
+        assert_eq!(
+            fits(&quantities("one day"), &bands("Day pass (16 and over)")),
+            None
+        );
+        // A bare number against a row with one kind of band.
+        assert_eq!(
+            fits(&quantities("the 10 pack"), &bands("Pack of 10 — £395")),
+            Some(true)
+        );
+        assert_eq!(
+            fits(&quantities("the 10 pack"), &bands("Pack of 5 — £210")),
+            Some(false)
+        );
+    }
+}

@@ -1,0 +1,650 @@
+//! What each passage offers to say, and which offer answers.
+//!
+//! A passage made of prose offers a section whole when it fits a chat message, else its best
+//! sentence and those right after it that stand out as much. Table rows (from every passage
+//! of the same table together) are offered by what the question singles out:
+//!
+//! - a row whose band holds the customer's number, whose size or day is the one named, is
+//!   [`Fit::Exact`]; a row whose band, size or day excludes the customer's is not offered;
+//! - among the others, the rows that hold the question's most telling words; rows alike but
+//!   for their size or band (one product's variants, asked without a size) together;
+//! - the whole table when nothing singles a row out and the rows read alike to the question
+//!   ("opening hours?");
+//! - of a row with several values (prices by contract length), the one column the question
+//!   names, when it names one.
+//!
+//! The offer that answers is the best by a weighted sum of standardised signals ([`choose`]).
+
+use std::collections::{HashMap, HashSet};
+
+use super::question::{days, Question};
+use super::rows::Row;
+use super::units::{
+    capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
+    Lead, MAX_TABLE_REPLY_CHARS,
+};
+use crate::knowledge::quantity::{bands, fits, Band};
+use crate::language::normalize;
+use crate::llm::Source;
+
+/// Weights of the signals that choose the offer that answers, each standardised over the
+/// question's offers (so that embedders that spread their cosines differently weigh alike):
+/// the relevance of the offer's passage, its retrieval rank and its best sentence's score.
+const WEIGHT_RELEVANCE: f32 = 2.0;
+const WEIGHT_RANK: f32 = 1.0;
+const WEIGHT_SENTENCE: f32 = 0.5;
+/// Weight of the share of the question's words an offer holds (0-1, already one scale: not
+/// standardised, which would make a stray shared word between two offers that hold almost
+/// nothing weigh as much as holding the whole question).
+const WEIGHT_WORDS: f32 = 1.5;
+/// What stating an amount (or that it is free) adds when the question asks a price, and what
+/// being singled out by a band, size or day adds, in standard deviations of the signals above.
+/// A price outweighs being ranked first among two offers alike in everything else (rank,
+/// sentence and words together reach 3.5 there): asked a price, the answer states one.
+const WEIGHT_PRICE: f32 = 4.0;
+const WEIGHT_EXACT: f32 = 3.0;
+/// Most rows answered together (one product's variants).
+const MAX_ROWS: usize = 6;
+
+/// How a question's band, size or day meets an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Singled out: its band holds the customer's number, or it is the size or day named.
+    Exact,
+    /// Nothing of the kind to compare.
+    Neutral,
+}
+
+/// Something a passage could say in reply.
+#[derive(Debug, Clone)]
+pub struct Offer<'a> {
+    /// The passage.
+    pub source: &'a Source,
+    /// What it says.
+    pub text: String,
+    /// Its best sentence's score.
+    pub best: f32,
+    /// The share of the question's weight it holds (0-1).
+    pub coverage: f32,
+    /// Whether a band, size or day singles it out.
+    pub fit: Fit,
+    /// A table's row or rows.
+    pub row: bool,
+}
+
+/// An offer with its total.
+#[derive(Debug, Clone)]
+pub struct Ranked<'a> {
+    /// The offer.
+    pub offer: Offer<'a>,
+    /// Its weighted, standardised total.
+    pub total: f32,
+}
+
+/// A row read from a candidate line, with its passage.
+struct TableRow<'c> {
+    candidate: &'c Candidate,
+    row: Row,
+    stems: HashSet<String>,
+    bands: Vec<Band>,
+    sizes: Vec<String>,
+    days: Vec<usize>,
+}
+
+impl TableRow<'_> {
+    /// `Some(true)` when the question's quantities, size or day single the row out,
+    /// `Some(false)` when one of them excludes it, `None` when none applies.
+    fn fit(&self, question: &Question) -> Option<bool> {
+        let mut verdict: Option<bool> = None;
+        let mut meet = |v: Option<bool>| match v {
+            Some(false) => verdict = Some(false),
+            Some(true) if verdict.is_none() => verdict = Some(true),
+            _ => {}
+        };
+        meet(fits(&question.quantities, &self.bands));
+        if let Some(size) = &question.size {
+            if !self.sizes.is_empty() {
+                meet(Some(self.sizes.contains(size)));
+            }
+        }
+        if !question.days.is_empty() && !self.days.is_empty() {
+            meet(Some(question.days.iter().any(|d| self.days.contains(d))));
+        }
+        verdict
+    }
+}
+
+/// The offers of `sources`, read from their `candidates` for `question`.
+pub fn offers<'a>(
+    sources: &'a [Source],
+    candidates: &[Candidate],
+    question: &Question,
+    asked: &Asked,
+) -> Vec<Offer<'a>> {
+    let floor = median(candidates.iter().map(|c| c.score).collect());
+    let mut out = Vec::new();
+    // Rows of every passage, grouped by their table (document and heading), each line once.
+    let mut tables: Vec<((String, String), Vec<TableRow>)> = Vec::new();
+    let mut seen_rows: HashSet<&str> = HashSet::new();
+    for source in sources {
+        let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == source.n).collect();
+        if sentences.is_empty() {
+            continue;
+        }
+        let rows: Vec<&Candidate> = sentences
+            .iter()
+            .copied()
+            .filter(|c| Row::parse(&c.text).is_some())
+            .collect();
+        let tabular = !rows.is_empty() && rows.len() * 2 >= sentences.len();
+        if !tabular {
+            if let Some(text) = section_reply(source, candidates, floor) {
+                if !is_title_line(&text) {
+                    let best = sentences.iter().map(|c| c.score).fold(f32::MIN, f32::max);
+                    // A price question is answered by the sentence that states the price,
+                    // which need not be the passage's best ("¿me cobráis algo por la
+                    // devolución?" against a returns section whose best sentence lists the
+                    // return rights): the passage offers that sentence too.
+                    if question.asks_price && !states_a_price(&text) {
+                        if let Some(priced) = sentences
+                            .iter()
+                            .filter(|c| c.own && states_a_price(&c.text))
+                            .max_by(|a, b| a.score.total_cmp(&b.score))
+                        {
+                            out.push(offer(
+                                source,
+                                capped(priced.text.clone()),
+                                priced.score,
+                                Fit::Neutral,
+                                false,
+                                asked,
+                            ));
+                        }
+                    }
+                    out.push(offer(
+                        source,
+                        capped(text),
+                        best,
+                        Fit::Neutral,
+                        false,
+                        asked,
+                    ));
+                }
+            }
+            continue;
+        }
+        let key = (
+            source.source.clone(),
+            source.heading.clone().unwrap_or_default(),
+        );
+        let at = match tables.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                tables.push((key, Vec::new()));
+                tables.len() - 1
+            }
+        };
+        for c in rows {
+            if !seen_rows.insert(c.text.as_str()) {
+                continue;
+            }
+            let Some(row) = Row::parse(&c.text) else {
+                continue;
+            };
+            let subject_text = format!(
+                "{} {}",
+                source.heading.as_deref().unwrap_or_default(),
+                row.subject().into_iter().collect::<Vec<_>>().join(" ")
+            );
+            let word_cells: String = row
+                .name
+                .iter()
+                .cloned()
+                .chain(
+                    row.cells
+                        .iter()
+                        .filter(|(_, v)| v.chars().any(char::is_alphabetic))
+                        .map(|(_, v)| v.clone()),
+                )
+                .collect::<Vec<_>>()
+                .join(" ");
+            tables[at].1.push(TableRow {
+                candidate: c,
+                stems: asked.stems_of(&subject_text),
+                bands: row.bands(),
+                sizes: row.sizes(),
+                days: days(&normalize(&word_cells), true),
+                row,
+            });
+        }
+        // What the passage says besides its rows ("We do not deliver to Madeira." under a zones
+        // table) answers too.
+        let prose: Vec<&Candidate> = sentences
+            .iter()
+            .copied()
+            .filter(|c| c.own && !is_row_sentence_text(&c.text) && !is_title_line(&c.text))
+            .collect();
+        if let Some((text, best)) = sentence_run(&prose, floor) {
+            out.push(offer(
+                source,
+                capped(text),
+                best,
+                Fit::Neutral,
+                false,
+                asked,
+            ));
+        }
+    }
+    for (_, rows) in tables {
+        out.extend(table_offers(
+            sources, candidates, rows, question, asked, floor,
+        ));
+    }
+    out
+}
+
+fn is_row_sentence_text(text: &str) -> bool {
+    Row::parse(text).is_some()
+}
+
+/// An offer of `text` from `source`, with the share of the question it holds.
+fn offer<'a>(
+    source: &'a Source,
+    text: String,
+    best: f32,
+    fit: Fit,
+    row: bool,
+    asked: &Asked,
+) -> Offer<'a> {
+    let held = asked.stems_of(&format!(
+        "{} {}",
+        source.heading.as_deref().unwrap_or_default(),
+        text
+    ));
+    Offer {
+        source,
+        coverage: asked.coverage(&held, false),
+        text,
+        best,
+        fit,
+        row,
+    }
+}
+
+/// The offers of one table's rows.
+fn table_offers<'a>(
+    sources: &'a [Source],
+    candidates: &[Candidate],
+    rows: Vec<TableRow<'_>>,
+    question: &Question,
+    asked: &Asked,
+    floor: f32,
+) -> Vec<Offer<'a>> {
+    let source_of = |r: &TableRow| {
+        sources
+            .iter()
+            .find(|s| s.n == r.candidate.n)
+            .expect("a candidate's source is among the sources")
+    };
+    let verdicts: Vec<Option<bool>> = rows.iter().map(|r| r.fit(question)).collect();
+    // How much of the question each row's own words hold, counting only the words that tell
+    // this table's rows apart (a word every row has says the table is right, not the row).
+    let shared: HashSet<&String> = asked
+        .stems
+        .iter()
+        .map(|s| &s.0)
+        .filter(|s| rows.iter().all(|r| r.stems.contains(*s)))
+        .collect();
+    let telling_of = |r: &TableRow, own_only: bool| -> f32 {
+        asked
+            .stems
+            .iter()
+            .filter(|(s, _, _, carried)| {
+                !shared.contains(s) && r.stems.contains(s) && !(own_only && *carried)
+            })
+            .map(|(_, w, ..)| *w)
+            .sum()
+    };
+    let mut telling: Vec<f32> = rows.iter().map(|r| telling_of(r, false)).collect();
+    // A word of the question no row holds may still name a row through another passage
+    // ("envío a Huesca?": the zones list says "Zona 2: resto de Aragón (Huesca, Teruel...)"
+    // and the price table has a row "Zona 2 (...)").
+    for (i, weight) in bridged(&rows, candidates, asked) {
+        telling[i] += weight;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        tracing::debug!(
+            target: "palaver::extractive::rows",
+            verdict = ?verdicts[i],
+            telling = telling[i],
+            bands = ?r.bands,
+            stems = ?r.stems,
+            row = %r.row.text.chars().take(70).collect::<String>(),
+            "row"
+        );
+    }
+    let column = named_column(&rows, question, asked);
+    let text_of = |r: &TableRow| match &column {
+        Some(label) => r
+            .row
+            .cells
+            .iter()
+            .position(|(l, _)| l == label)
+            .map(|i| r.row.with_cell(i))
+            .unwrap_or_else(|| r.row.text.clone()),
+        None => r.row.text.clone(),
+    };
+    let eligible: Vec<usize> = (0..rows.len())
+        .filter(|&i| verdicts[i] != Some(false))
+        .collect();
+    let any_exact = eligible.iter().any(|&i| verdicts[i] == Some(true));
+    let pool: Vec<usize> = eligible
+        .iter()
+        .copied()
+        .filter(|&i| !any_exact || verdicts[i] == Some(true))
+        .collect();
+    let best_telling = pool.iter().map(|&i| telling[i]).fold(0.0, f32::max);
+    let mut out = Vec::new();
+    // A row the customer names by its own words though its band excludes them ("I'm 62, can
+    // I get the senior rate?"): shown, it states its band. Only when no row that fits is named
+    // as much.
+    let own: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
+    let best_own_fitting = eligible.iter().map(|&i| own[i]).fold(0.0, f32::max);
+    for i in 0..rows.len() {
+        if verdicts[i] == Some(false) && own[i] > 0.0 && own[i] > best_own_fitting {
+            let r = &rows[i];
+            out.push(offer(
+                source_of(r),
+                capped(r.row.text.clone()),
+                r.candidate.score,
+                Fit::Neutral,
+                true,
+                asked,
+            ));
+        }
+    }
+    // Nothing singles a row out (no band, size or day, none of the question's words that tell
+    // rows apart): the question is about the table ("opening hours?"), or about something the
+    // rows do not name ("from Madrid, when is shipping free?" against zones by region). The
+    // whole table answers when it fits a message (with the one column the question names,
+    // when it names one); a longer one, by the rows that stand out.
+    let scores: Vec<f32> = pool.iter().map(|&i| rows[i].candidate.score).collect();
+    let top = scores.iter().copied().fold(f32::MIN, f32::max);
+    if !any_exact && best_telling <= 0.0 && pool.len() > 1 {
+        let text = pool
+            .iter()
+            .map(|&i| text_of(&rows[i]))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if text.chars().count() <= MAX_TABLE_REPLY_CHARS {
+            out.push(offer(
+                source_of(&rows[pool[0]]),
+                text,
+                top,
+                Fit::Neutral,
+                true,
+                asked,
+            ));
+            return out;
+        }
+        let lead = Lead::of(top, floor);
+        let standing: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&i| lead.stands_out(rows[i].candidate.score))
+            .collect();
+        for &i in &standing {
+            let r = &rows[i];
+            out.push(offer(
+                source_of(r),
+                capped(text_of(r)),
+                r.candidate.score,
+                Fit::Neutral,
+                true,
+                asked,
+            ));
+        }
+        return out;
+    }
+    // The rows the question singles out most; of those, the ones whose names say least that
+    // the question does not ("1x por semana" over "Pilates individual, 1x por semana" for
+    // "pilates 1x por semana": the plain row unless the customer asks for the special one).
+    let open: Vec<usize> = pool
+        .iter()
+        .copied()
+        .filter(|&i| telling[i] + 1e-6 >= best_telling)
+        .collect();
+    let unasked: Vec<usize> = open
+        .iter()
+        .map(|&i| unasked_words(&rows[i], &shared, asked))
+        .collect();
+    let fewest = unasked.iter().copied().min().unwrap_or(0);
+    let distinct_names = open
+        .iter()
+        .map(|&i| rows[i].row.name.clone())
+        .collect::<HashSet<_>>()
+        .len();
+    let open: Vec<usize> = if distinct_names > 1 {
+        open.iter()
+            .zip(&unasked)
+            .filter(|(_, u)| **u == fewest)
+            .map(|(i, _)| *i)
+            .collect()
+    } else {
+        open
+    };
+    // One product's variants (one name, several sizes or bands), none singled out: together.
+    let named = |i: usize| rows[i].row.name.clone().unwrap_or_default();
+    let mut grouped: HashMap<String, Vec<usize>> = HashMap::new();
+    for &i in &open {
+        grouped.entry(named(i)).or_default().push(i);
+    }
+    for &i in &open {
+        let group = &grouped[&named(i)];
+        let variants = !any_exact
+            && group.len() > 1
+            && group.len() <= MAX_ROWS
+            && !named(i).is_empty()
+            && question.size.is_none()
+            && question.quantities.is_empty();
+        if variants && group[0] != i {
+            continue;
+        }
+        let fit = if verdicts[i] == Some(true) {
+            Fit::Exact
+        } else {
+            Fit::Neutral
+        };
+        let (text, best) = if variants {
+            (
+                group
+                    .iter()
+                    .map(|&j| text_of(&rows[j]))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                group
+                    .iter()
+                    .map(|&j| rows[j].candidate.score)
+                    .fold(f32::MIN, f32::max),
+            )
+        } else {
+            (text_of(&rows[i]), rows[i].candidate.score)
+        };
+        out.push(offer(
+            source_of(&rows[i]),
+            capped(text),
+            best,
+            fit,
+            true,
+            asked,
+        ));
+    }
+    out
+}
+
+/// How many words of a row's name, besides those every row of its table has and its numbers,
+/// the question does not hold.
+fn unasked_words(row: &TableRow<'_>, shared: &HashSet<&String>, asked: &Asked) -> usize {
+    let Some(name) = &row.row.name else {
+        return 0;
+    };
+    let question: HashSet<&String> = asked.stems.iter().map(|s| &s.0).collect();
+    asked
+        .stems_of(name)
+        .iter()
+        .filter(|s| !s.chars().any(|c| c.is_ascii_digit()))
+        .filter(|s| !crate::knowledge::text::is_stopword(s))
+        .filter(|s| !shared.contains(s) && !question.contains(s))
+        .count()
+}
+
+/// Rows named through another passage: for each word of the question that no row holds, a
+/// retrieved sentence outside the table that holds it and names one row by the head of its
+/// name (its words before a bracket or a comma, "Zona 2") credits that row with the word's
+/// weight.
+fn bridged(rows: &[TableRow<'_>], candidates: &[Candidate], asked: &Asked) -> Vec<(usize, f32)> {
+    let unheld: Vec<(&String, f32)> = asked
+        .stems
+        .iter()
+        .filter(|(s, _, known, carried)| {
+            *known && !carried && !rows.iter().any(|r| r.stems.contains(s))
+        })
+        .map(|(s, w, ..)| (s, *w))
+        .collect();
+    if unheld.is_empty() {
+        return Vec::new();
+    }
+    let heads: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| {
+            let name = r.row.name.as_deref()?;
+            let head = name.split(['(', ',', '—', ':']).next()?.trim();
+            let head = normalize(head);
+            (head.split_whitespace().count() >= 1 && head.len() >= 3).then_some(head)
+        })
+        .collect();
+    let in_table: HashSet<&str> = rows.iter().map(|r| r.candidate.text.as_str()).collect();
+    let mut out: Vec<(usize, f32)> = Vec::new();
+    for c in candidates {
+        if in_table.contains(c.text.as_str()) {
+            continue;
+        }
+        let held = asked.stems_of(&c.text);
+        let weight: f32 = unheld
+            .iter()
+            .filter(|(s, _)| held.contains(*s))
+            .map(|(_, w)| *w)
+            .sum();
+        if weight <= 0.0 {
+            continue;
+        }
+        let text = normalize(&c.text);
+        let named: Vec<usize> = heads
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                h.as_deref()
+                    .is_some_and(|h| crate::knowledge::text::contains_phrase(&text, h))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if let [one] = named.as_slice() {
+            if !out.iter().any(|(i, _)| i == one) {
+                out.push((*one, weight));
+            }
+        }
+    }
+    out
+}
+
+/// The price column of a table the question names, when it names exactly one of several: by
+/// its label's words ("12-month contract", "Rolling monthly (no contract)") or by its band
+/// holding the customer's number ("Más de 5 kg" for 8 kg).
+fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Option<String> {
+    let mut labels: Vec<(String, bool)> = Vec::new();
+    for r in rows {
+        for i in r.row.value_cells() {
+            let (label, value) = &r.row.cells[i];
+            if label.is_empty() {
+                continue;
+            }
+            let priced = states_a_price(value);
+            match labels.iter_mut().find(|(l, _)| l == label) {
+                Some((_, p)) => *p |= priced,
+                None => labels.push((label.clone(), priced)),
+            }
+        }
+    }
+    // Only prices are alternatives to choose between ("6-month contract: £49; 12-month
+    // contract: £44"); a weight or a code beside a price is not a column to pick instead of it.
+    let pool: Vec<&String> = labels.iter().filter(|(_, p)| *p).map(|(l, _)| l).collect();
+    if pool.len() < 2 {
+        return None;
+    }
+    let named: Vec<&String> = pool
+        .into_iter()
+        .filter(|label| {
+            let held = asked.stems_of(label);
+            let by_words = asked
+                .stems
+                .iter()
+                .any(|(s, _, _, carried)| !carried && held.contains(s));
+            let by_band = fits(&question.quantities, &bands(label)) == Some(true);
+            by_words || by_band
+        })
+        .collect();
+    match named.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
+}
+
+/// The offers ranked by the weighted sum of their standardised signals, best first (ties go to
+/// the earlier offer, in retrieval order).
+pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>> {
+    let relevance = standardised(offers.iter().map(|o| o.source.relevance).collect());
+    let rank = standardised(offers.iter().map(|o| -(o.source.n as f32)).collect());
+    let sentence = standardised(offers.iter().map(|o| o.best).collect());
+    let mut ranked: Vec<Ranked<'a>> = offers
+        .into_iter()
+        .enumerate()
+        .map(|(i, offer)| {
+            let price = question.asks_price && states_a_price(&offer.text);
+            let total = WEIGHT_RELEVANCE * relevance[i]
+                + WEIGHT_RANK * rank[i]
+                + WEIGHT_SENTENCE * sentence[i]
+                + WEIGHT_WORDS * offer.coverage
+                + WEIGHT_PRICE * f32::from(u8::from(price))
+                + WEIGHT_EXACT * f32::from(u8::from(offer.fit == Fit::Exact));
+            Ranked { offer, total }
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.total.total_cmp(&a.total));
+    for r in ranked.iter().take(6) {
+        tracing::debug!(
+            target: "palaver::extractive::offers",
+            total = r.total,
+            n = r.offer.source.n,
+            relevance = r.offer.source.relevance,
+            best = r.offer.best,
+            coverage = r.offer.coverage,
+            exact = r.offer.fit == Fit::Exact,
+            text = %r.offer.text.chars().take(90).collect::<String>(),
+            "offer"
+        );
+    }
+    ranked
+}
+
+/// `values` less their mean, over their standard deviation (just less the mean when they are
+/// all alike).
+pub fn standardised(values: Vec<f32>) -> Vec<f32> {
+    if values.is_empty() {
+        return values;
+    }
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let sd = if sd > f32::EPSILON { sd } else { 1.0 };
+    values.into_iter().map(|v| (v - mean) / sd).collect()
+}

@@ -1,0 +1,631 @@
+//! Reading a customer's question for the extractive answerer: its content terms (what it is
+//! about, in the documents' own words where they have them), the quantities it gives, the size
+//! or day it names, and whether it asks a price. A follow-up ("e 3x?", "and on Saturday?") is
+//! read with the question before it: what it says replaces what that one said of the same kind
+//! (a number of the same unit, another size, another day), and the rest carries over.
+
+use std::collections::HashSet;
+
+use crate::knowledge::lexicon::Lexicon;
+use crate::knowledge::quantity::{self, Quantity};
+use crate::knowledge::text::{contains_phrase, terms};
+use crate::language::normalize;
+
+/// Words that say what kind of answer is wanted rather than what it is about ("how much",
+/// "horário", "precio"), in the shipped languages, normalised. They weigh little: every price
+/// row states a price, every hours line an hour.
+const ASKING_WORDS: &[&str] = &[
+    // en
+    "much",
+    "many",
+    "cost",
+    "costs",
+    "price",
+    "prices",
+    "charge",
+    "charges",
+    "fee",
+    "fees",
+    "pay",
+    "time",
+    "times",
+    "open",
+    "opening",
+    "close",
+    "closing",
+    "hours",
+    "long",
+    "take",
+    "get",
+    "need",
+    "want",
+    "like",
+    "know",
+    "tell",
+    "much",
+    "available",
+    "offer",
+    "offers",
+    "info",
+    "information",
+    "also",
+    "just",
+    "only",
+    "still",
+    "yes",
+    "ok",
+    "okay",
+    "guys",
+    "anyone",
+    "know",
+    "would",
+    // pt
+    "quanto",
+    "quanta",
+    "quantos",
+    "quantas",
+    "custa",
+    "custam",
+    "custo",
+    "preco",
+    "precos",
+    "valor",
+    "valores",
+    "cobram",
+    "pagar",
+    "fica",
+    "sai",
+    "horario",
+    "horarios",
+    "abrem",
+    "abre",
+    "fecham",
+    "fecha",
+    "funcionam",
+    "funciona",
+    "atendem",
+    "atende",
+    "fazem",
+    "faz",
+    "tem",
+    "teem",
+    "tenho",
+    "queria",
+    "quero",
+    "gostaria",
+    "saber",
+    "preciso",
+    "pode",
+    "podem",
+    "posso",
+    "consigo",
+    "tambem",
+    "ainda",
+    "so",
+    "sim",
+    "boa",
+    "bom",
+    "tarde",
+    "noite",
+    "dia",
+    "ola",
+    "oi",
+    "tudo",
+    "bem",
+    "entao",
+    "aqui",
+    "ai",
+    "vcs",
+    "voces",
+    "voce",
+    "hein",
+    "ne",
+    "gente",
+    // es
+    "cuanto",
+    "cuanta",
+    "cuantos",
+    "cuantas",
+    "cuesta",
+    "cuestan",
+    "coste",
+    "costo",
+    "precio",
+    "precios",
+    "vale",
+    "valen",
+    "cobrais",
+    "cobran",
+    "pagar",
+    "horario",
+    "horarios",
+    "abris",
+    "abren",
+    "cerrais",
+    "cierran",
+    "teneis",
+    "tienen",
+    "hacen",
+    "haceis",
+    "quiero",
+    "queria",
+    "quisiera",
+    "saber",
+    "necesito",
+    "puedo",
+    "pueden",
+    "podeis",
+    "tambien",
+    "todavia",
+    "solo",
+    "buenas",
+    "buenos",
+    "dias",
+    "tardes",
+    "noches",
+    "hola",
+    "vosotros",
+    "ustedes",
+    // light verbs, which say little of what is asked ("feito aí na clínica", "made to measure")
+    "feito",
+    "feita",
+    "feitos",
+    "feitas",
+    "fazer",
+    "fizer",
+    "made",
+    "make",
+    "done",
+    "do",
+    "does",
+    "hecho",
+    "hecha",
+    "hacer",
+    "hace",
+    "hago",
+    "ter",
+    "tener",
+    "have",
+    "has",
+    // fr, de
+    "combien",
+    "prix",
+    "coute",
+    "horaires",
+    "ouvert",
+    "kostet",
+    "preis",
+    "offnungszeiten",
+];
+
+/// Weekday names and their short forms, normalised, by day (Monday first), in the shipped
+/// languages. Short forms count only where a row names its days ("Seg–Sex", "Mon-Fri").
+const WEEKDAYS: &[(&[&str], &[&str])] = &[
+    (
+        &[
+            "monday", "mondays", "segunda", "segundas", "lunes", "lundi", "montag",
+        ],
+        &["mon", "seg", "lun", "mo"],
+    ),
+    (
+        &[
+            "tuesday", "tuesdays", "terca", "tercas", "martes", "mardi", "dienstag",
+        ],
+        &["tue", "tues", "ter", "mar", "di"],
+    ),
+    (
+        &[
+            "wednesday",
+            "wednesdays",
+            "quarta",
+            "quartas",
+            "miercoles",
+            "mercredi",
+            "mittwoch",
+        ],
+        &["wed", "qua", "mie", "mi"],
+    ),
+    (
+        &[
+            "thursday",
+            "thursdays",
+            "quinta",
+            "quintas",
+            "jueves",
+            "jeudi",
+            "donnerstag",
+        ],
+        &["thu", "thur", "thurs", "qui", "jue", "do"],
+    ),
+    (
+        &[
+            "friday", "fridays", "sexta", "sextas", "viernes", "vendredi", "freitag",
+        ],
+        &["fri", "sex", "vie", "fr"],
+    ),
+    (
+        &[
+            "saturday",
+            "saturdays",
+            "sabado",
+            "sabados",
+            "samedi",
+            "samstag",
+        ],
+        &["sat", "sab", "sa"],
+    ),
+    (
+        &[
+            "sunday", "sundays", "domingo", "domingos", "dimanche", "sonntag",
+        ],
+        &["sun", "dom", "so"],
+    ),
+];
+
+/// Phrases that name the working week (Monday to Friday), normalised.
+const WORKING_WEEK: &[&str] = &[
+    "weekday",
+    "weekdays",
+    "week days",
+    "during the week",
+    "in the week",
+    "durante a semana",
+    "dias de semana",
+    "dia de semana",
+    "dias uteis",
+    "dia util",
+    "durante la semana",
+    "entre semana",
+    "dias laborables",
+    "en semana",
+    "en la semana",
+    "en semaine",
+    "wochentags",
+];
+
+/// Phrases that name the weekend (Saturday and Sunday), normalised.
+const WEEKEND: &[&str] = &[
+    "weekend",
+    "weekends",
+    "fim de semana",
+    "fins de semana",
+    "fds",
+    "fin de semana",
+    "findes",
+    "finde",
+    "week end",
+    "wochenende",
+];
+
+/// Words that join the first and last day of a range ("Monday to Friday", "segunda a sexta").
+const DAY_RANGE_JOINS: &[&str] = &[
+    "to", "a", "al", "till", "until", "through", "thru", "ate", "hasta", "bis", "au",
+];
+
+/// The weekdays `normal` (normalised text) names (0 = Monday), in order: days by name, ranges
+/// ("Monday to Friday", "seg-sex"), the working week ("durante a semana") and the weekend.
+/// `short` also reads short forms ("Sat"), for rows, whose names are terse.
+pub fn days(normal: &str, short: bool) -> Vec<usize> {
+    let words: Vec<&str> = normal
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '–'))
+        .flat_map(|w| {
+            // "seg-sex", "mon–fri": a range written with a dash.
+            let dashed: Vec<&str> = w.split(['-', '–']).filter(|p| !p.is_empty()).collect();
+            if dashed.len() == 2 {
+                vec![dashed[0], "-", dashed[1]]
+            } else {
+                dashed
+            }
+        })
+        .collect();
+    let day_of = |w: &str| {
+        WEEKDAYS
+            .iter()
+            .position(|(names, shorts)| names.contains(&w) || (short && shorts.contains(&w)))
+    };
+    let mut out: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let Some(first) = day_of(words[i]) else {
+            i += 1;
+            continue;
+        };
+        let joined = words
+            .get(i + 1)
+            .is_some_and(|w| *w == "-" || DAY_RANGE_JOINS.contains(w));
+        match words.get(i + 2).and_then(|w| day_of(w)).filter(|_| joined) {
+            Some(last) if last > first => {
+                out.extend(first..=last);
+                i += 3;
+            }
+            _ => {
+                out.push(first);
+                i += 1;
+            }
+        }
+    }
+    if WORKING_WEEK.iter().any(|p| contains_phrase(normal, p)) {
+        out.extend(0..5);
+    }
+    if WEEKEND.iter().any(|p| contains_phrase(normal, p)) {
+        out.extend(5..7);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Clothing and product sizes, as customers name them.
+const SIZES: &[&str] = &["xxs", "xs", "s", "m", "l", "xl", "xxl", "xxxl"];
+
+/// Words that say what follows is a size ("talla M", "tamanho G", "size L").
+const SIZE_CUES: &[&str] = &[
+    "talla", "tamanho", "tam", "size", "taille", "grosse", "talle",
+];
+
+/// One content term of a question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    /// As the customer wrote it, normalised.
+    pub word: String,
+    /// As the customer wrote it, lower-case with its accents (for stemming).
+    pub written: String,
+    /// The documents' form of it, when they have one ([`Lexicon::canonical`]).
+    pub known: Option<String>,
+    /// How much it tells passages apart ([`Lexicon::idf`] of its known form).
+    pub weight: f32,
+    /// Carried over from the question this one follows up.
+    pub carried: bool,
+}
+
+/// A question as the answerer reads it.
+#[derive(Debug, Clone, Default)]
+pub struct Question {
+    /// Content terms, most telling first.
+    pub terms: Vec<Term>,
+    /// Quantities given ("12 km", "2x", "I'm 68").
+    pub quantities: Vec<Quantity>,
+    /// A size named ("M", "XL"), upper-cased.
+    pub size: Option<String>,
+    /// The weekdays named (0 = Monday): a day, a range, the working week or the weekend.
+    pub days: Vec<usize>,
+    /// Whether it asks what something costs.
+    pub asks_price: bool,
+}
+
+impl Question {
+    /// Reads `text` against the documents' `lexicon` (`language`: the customer's, when known).
+    pub fn read(text: &str, lexicon: Option<&Lexicon>, language: Option<&str>) -> Self {
+        let normal = normalize(text);
+        let asking: HashSet<&str> = ASKING_WORDS.iter().copied().collect();
+        let named_days = days(&normal, false);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        // Unit words that follow a number ("4 kg", "20 sessions") say what the number counts,
+        // not what the question is about.
+        let after_number: HashSet<String> = {
+            let words: Vec<String> = crate::knowledge::text::words(text);
+            words
+                .windows(2)
+                .filter(|w| {
+                    w[0].chars().all(|c| c.is_ascii_digit())
+                        || w[0].ends_with(|c: char| c.is_ascii_digit())
+                })
+                .map(|w| w[1].clone())
+                .filter(|w| quantity::is_unit_word(w))
+                .collect()
+        };
+        let written: std::collections::HashMap<String, String> =
+            crate::knowledge::text::lower_words(text)
+                .into_iter()
+                .map(|(lower, normal)| (normal, lower))
+                .collect();
+        for word in terms(text) {
+            if asking.contains(word.as_str())
+                || after_number.contains(&word)
+                || word.chars().all(|c| c.is_ascii_digit())
+                || !days(&word, false).is_empty()
+                || !seen.insert(word.clone())
+            {
+                continue;
+            }
+            let spelt = written.get(&word).cloned().unwrap_or_else(|| word.clone());
+            let known = lexicon.and_then(|l| l.canonical(&spelt, language));
+            let weight = match (lexicon, &known) {
+                (Some(l), Some(k)) => l.idf(k),
+                (Some(l), None) => l.idf(&word),
+                (None, _) => 1.0,
+            };
+            out.push(Term {
+                word,
+                written: spelt,
+                known,
+                weight,
+                carried: false,
+            });
+        }
+        out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        Question {
+            terms: out,
+            quantities: quantity::quantities(text),
+            size: size(text),
+            days: named_days,
+            asks_price: asks_price(&normal),
+        }
+    }
+
+    /// This question read as a follow-up of `previous`: its quantities, size and day replace
+    /// those of the same kind there, and the earlier terms carry over at half weight.
+    pub fn following(mut self, previous: &Question) -> Self {
+        let mine: HashSet<String> = self.terms.iter().map(|t| t.word.clone()).collect();
+        for t in &previous.terms {
+            if !mine.contains(&t.word) {
+                self.terms.push(Term {
+                    weight: t.weight * 0.5,
+                    carried: true,
+                    ..t.clone()
+                });
+            }
+        }
+        // A bare number in a follow-up ("y el de 10?" after "4 kg") counts what the previous
+        // question's number counted, and replaces it.
+        let earlier_units: Vec<_> = previous.quantities.iter().filter_map(|q| q.unit).collect();
+        for q in &mut self.quantities {
+            if q.unit.is_none() && earlier_units.len() == 1 {
+                q.unit = Some(earlier_units[0]);
+            }
+        }
+        for q in &previous.quantities {
+            if !self.quantities.iter().any(|m| m.unit == q.unit) {
+                self.quantities.push(*q);
+            }
+        }
+        self.size = self.size.or_else(|| previous.size.clone());
+        if self.days.is_empty() {
+            self.days = previous.days.clone();
+        }
+        self.asks_price |= previous.asks_price;
+        self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        self
+    }
+
+    /// Whether the question names anything of its own: a content term, a size, a day or a
+    /// quantity.
+    pub fn has_subject(&self) -> bool {
+        self.terms.iter().any(|t| !t.carried)
+    }
+
+    /// The total weight of its terms.
+    pub fn weight(&self) -> f32 {
+        self.terms.iter().map(|t| t.weight).sum()
+    }
+}
+
+/// The size `text` names: a size word after a size cue ("talla M", "tamanho G"), or an
+/// upper-case size alone ("in L?", "XL").
+fn size(text: &str) -> Option<String> {
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        let lower = w.to_lowercase();
+        if !SIZES.contains(&lower.as_str()) {
+            continue;
+        }
+        let cued = i > 0 && SIZE_CUES.contains(&normalize(words[i - 1]).as_str());
+        let upper = w.chars().all(|c| c.is_ascii_uppercase());
+        if cued || (upper && w.len() <= 3) {
+            return Some(lower.to_uppercase());
+        }
+    }
+    None
+}
+
+/// Phrases by which a question asks what something costs, normalised, in the shipped languages.
+const PRICE_PHRASES: &[&str] = &[
+    "how much",
+    "price",
+    "prices",
+    "cost",
+    "costs",
+    "charge",
+    "fee",
+    "fees",
+    "quanto custa",
+    "quanto custam",
+    "quanto fica",
+    "quanto sai",
+    "quanto e",
+    "qual o valor",
+    "qual e o valor",
+    "valor",
+    "preco",
+    "precos",
+    "custo",
+    "cobram",
+    "cuanto cuesta",
+    "cuanto cuestan",
+    "cuanto vale",
+    "cuanto es",
+    "cuanto sale",
+    "precio",
+    "precios",
+    "coste",
+    "cuesta",
+    "cobrais",
+    "cobran",
+    "combien",
+    "prix",
+    "cout",
+    "coute",
+    "kostet",
+    "preis",
+];
+
+/// Whether `normal` (normalised text) asks a price.
+fn asks_price(normal: &str) -> bool {
+    PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_named_alone_in_ranges_and_as_the_week() {
+        assert_eq!(days("estao abertos ao sabado a tarde?", false), [5]);
+        assert_eq!(days("monday to friday", false), [0, 1, 2, 3, 4]);
+        assert_eq!(days("seg-sex", true), [0, 1, 2, 3, 4]);
+        assert_eq!(days("lunes a viernes", false), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            days("what time do you open during the week?", false),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(days("abrem no fim de semana?", false), [5, 6]);
+        assert_eq!(days("domingo y festivos", false), [6]);
+        // "2x por semana" is not the working week, and short forms are read in rows only.
+        assert!(days("pilates 2x por semana", false).is_empty());
+        assert!(days("the sun is out, mar", false).is_empty());
+    }
+
+    #[test]
+    fn a_question_is_read_for_what_it_is_about() {
+        let q = Question::read("oi boa tarde, quanto custa a avaliação?", None, Some("pt"));
+        let words: Vec<&str> = q.terms.iter().map(|t| t.word.as_str()).collect();
+        assert_eq!(words, ["avaliacao"]);
+        assert!(q.asks_price);
+        let q = Question::read("collar reflectante talla L precio?", None, Some("es"));
+        assert_eq!(q.size.as_deref(), Some("L"));
+        let q = Question::read("what time is boxfit on tuesday?", None, Some("en"));
+        assert_eq!(q.days, [1]);
+        assert!(!q.asks_price);
+    }
+
+    #[test]
+    fn a_follow_up_replaces_what_it_names_and_keeps_the_rest() {
+        let first = Question::read(
+            "cuanto cuesta el arnes antitirones talla M",
+            None,
+            Some("es"),
+        );
+        let next = Question::read("y en L?", None, Some("es")).following(&first);
+        assert_eq!(next.size.as_deref(), Some("L"));
+        assert!(next
+            .terms
+            .iter()
+            .any(|t| t.word == "antitirones" && t.carried));
+        assert!(next.asks_price);
+        let first = Question::read("quanto é o pilates 1x por semana?", None, Some("pt"));
+        let next = Question::read("e 3x?", None, Some("pt")).following(&first);
+        assert_eq!(next.quantities.len(), 1);
+        assert_eq!(next.quantities[0].value, 3.0);
+        let first = Question::read("precio del pienso de gato de 4 kg?", None, Some("es"));
+        let next = Question::read("y el de 10?", None, Some("es")).following(&first);
+        assert_eq!(next.quantities.len(), 1);
+        assert_eq!(next.quantities[0].value, 10.0);
+        let first = Question::read("what time is boxfit on tuesday?", None, Some("en"));
+        let next = Question::read("and saturday?", None, Some("en")).following(&first);
+        assert_eq!(next.days, [5]);
+    }
+}

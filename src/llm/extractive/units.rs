@@ -1,0 +1,289 @@
+//! The units a reply is made of: the question's sentences as candidates, scored against what
+//! the question asks ([`Asked`]), and how a run of them forms a reply within a chat message's
+//! length ([`section_reply`], [`sentence_run`]); with the price and title tests that both the
+//! answerer and the offers read.
+
+use std::collections::HashSet;
+
+use crate::knowledge::lexicon::{stem, Lexicon};
+use crate::knowledge::loaders::is_row_sentence;
+use crate::knowledge::text::{contains_phrase, lower_words, search_text};
+use crate::llm::Source;
+
+use super::question::Question;
+
+/// Longest reply, in characters (a chat message, not an essay).
+pub(super) const MAX_REPLY_CHARS: usize = 480;
+
+/// Longest table answered whole. A table is read by scanning for one's own row, so a longer
+/// one still reads as a chat message; and when the question does not single out a row ("free
+/// shipping from Madrid?" against zones by region), showing every row beats guessing one.
+pub(super) const MAX_TABLE_REPLY_CHARS: usize = 1000;
+
+/// A candidate stands out as the best one does ([`Lead`]) when it leads the median candidate by
+/// at least this share of the best one's lead: a following sentence that does joins the reply,
+/// and a table's best row answers alone only when no other row does.
+pub(super) const FOLLOW_RELATIVE: f32 = 0.7;
+
+/// A line of at most this many words without closing punctuation reads as a title.
+pub(super) const TITLE_MAX_WORDS: usize = 5;
+
+/// Sentences that may follow the best one (besides the items of a list it announces).
+pub(super) const FOLLOW_MAX: usize = 2;
+
+/// One sentence of a passage's context, a candidate for the reply.
+#[derive(Debug, Clone)]
+pub(super) struct Candidate {
+    /// Source number.
+    pub(super) n: usize,
+    /// Order within its source's context.
+    pub(super) index: usize,
+    /// The sentence.
+    pub(super) text: String,
+    /// Embedded form: the heading path and the sentence.
+    pub(super) key: String,
+    /// From the passage itself (not a neighbour).
+    pub(super) own: bool,
+    /// Similarity to the question (embedding and words).
+    pub(super) score: f32,
+}
+
+/// What the question is about, as stems in the documents' language, each with its weight:
+/// what an offer's text is compared with.
+pub(super) struct Asked {
+    /// (stem, weight, known to the documents, carried from the previous question).
+    pub(super) stems: Vec<(String, f32, bool, bool)>,
+    /// The documents' language, for stemming offers alike.
+    pub(super) language: String,
+}
+
+impl Asked {
+    pub(super) fn of(question: &Question, lexicon: Option<&Lexicon>, language: &str) -> Self {
+        let stems = question
+            .terms
+            .iter()
+            .map(|t| {
+                // The documents' spelling of a word they know (with its accents), else the
+                // customer's.
+                let spelt = match (&t.known, lexicon) {
+                    (Some(known), Some(l)) => l.spelling(known).to_string(),
+                    _ => t.written.clone(),
+                };
+                (
+                    stem(&spelt, language),
+                    t.weight,
+                    t.known.is_some(),
+                    t.carried,
+                )
+            })
+            .collect();
+        Asked {
+            stems,
+            language: language.to_string(),
+        }
+    }
+
+    /// The stems of `text`'s words.
+    pub(super) fn stems_of(&self, text: &str) -> HashSet<String> {
+        lower_words(text)
+            .iter()
+            .map(|(lower, _)| stem(lower, &self.language))
+            .collect()
+    }
+
+    /// The share of the question's weight that `stems` hold (0-1), counting only the terms
+    /// the documents know when `known_only`.
+    pub(super) fn coverage(&self, stems: &HashSet<String>, known_only: bool) -> f32 {
+        let (mut held, mut total) = (0.0, 0.0);
+        for (s, w, known, _) in &self.stems {
+            if known_only && !known {
+                continue;
+            }
+            total += w;
+            if stems.contains(s) {
+                held += w;
+            }
+        }
+        if total > 0.0 {
+            held / total
+        } else {
+            0.0
+        }
+    }
+
+    /// The share of the question's own (not carried) weight in words the documents never use.
+    pub(super) fn unknown_share(&self) -> f32 {
+        let own: Vec<_> = self.stems.iter().filter(|s| !s.3).collect();
+        let total: f32 = own.iter().map(|s| s.1).sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        own.iter().filter(|s| !s.2).map(|s| s.1).sum::<f32>() / total
+    }
+}
+
+/// A reply cut to [`MAX_REPLY_CHARS`] (only a single overlong sentence needs it: units grow
+/// within the limit).
+pub(super) fn capped(reply: String) -> String {
+    if reply.chars().count() > MAX_REPLY_CHARS {
+        reply.chars().take(MAX_REPLY_CHARS - 1).collect::<String>() + "…"
+    } else {
+        reply
+    }
+}
+
+/// A line of a list: `- item`, `* item`, `• item`, `1. item`, `2) item`.
+pub(super) fn is_list_item(line: &str) -> bool {
+    let line = line.trim_start();
+    if line.starts_with(['-', '*', '•', '–']) {
+        return true;
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && line[digits..].starts_with(['.', ')'])
+}
+
+/// The median of `values` (0 when empty).
+pub(super) fn median(mut values: Vec<f32>) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f32::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The lead of a best candidate over the median one (`floor`, the median of all the question's
+/// candidates): another candidate stands out as it does when it leads the median by at least
+/// [`FOLLOW_RELATIVE`] of that (a scale-free rule: embedders spread their cosines differently).
+pub(super) struct Lead {
+    pub(super) floor: f32,
+    pub(super) spread: f32,
+}
+
+impl Lead {
+    pub(super) fn of(best: f32, floor: f32) -> Self {
+        Self {
+            floor,
+            spread: (best - floor).max(0.0),
+        }
+    }
+
+    /// Whether `score` leads the floor by [`FOLLOW_RELATIVE`] of the best one's lead (when the
+    /// best does not lead at all, whatever reaches the floor stands out as much as it does).
+    pub(super) fn stands_out(&self, score: f32) -> bool {
+        score - self.floor >= FOLLOW_RELATIVE * self.spread
+    }
+}
+
+/// Whether `text` holds one of `phrases` as whole words ([`contains_phrase`]).
+pub(super) fn says_any(text: &str, phrases: &[&str]) -> bool {
+    phrases.iter().any(|p| contains_phrase(text, p))
+}
+
+/// Currency codes and names written next to an amount ("9.50 EUR", "price_eur: 9.50").
+pub(super) const CURRENCIES: [&str; 6] = ["eur", "euro", "euros", "usd", "gbp", "brl"];
+
+/// Whether `text` states an amount of money (a number next to a currency sign or code) or that
+/// something is free.
+pub(super) fn states_a_price(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let sign = chars.iter().enumerate().any(|(i, c)| {
+        matches!(c, '€' | '$' | '£')
+            && chars[i.saturating_sub(2)..(i + 3).min(chars.len())]
+                .iter()
+                .any(char::is_ascii_digit)
+    });
+    let words: Vec<String> = search_text(text).split(' ').map(str::to_owned).collect();
+    let number = |i: usize| {
+        words
+            .get(i)
+            .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
+    };
+    sign || words.iter().enumerate().any(|(i, w)| {
+        CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1)))
+    }) || says_any(text, &FREE)
+}
+
+/// Words by which a text says something costs nothing, normalised. Not "free" alone: a
+/// gluten-free loaf or a free workshop slot says nothing of a price.
+pub(super) const FREE: [&str; 14] = [
+    "free of charge",
+    "for free",
+    "no charge",
+    "no extra charge",
+    "no extra cost",
+    "gratis",
+    "gratuito",
+    "gratuita",
+    "sem custo",
+    "sin coste",
+    "sin costo",
+    "kostenlos",
+    "gratuit",
+    "gratuite",
+];
+
+/// A short line without closing punctuation ("Morning Meeting" in a PDF menu): a title, which
+/// says nothing alone; the lines under it do.
+pub(super) fn is_title_line(text: &str) -> bool {
+    let text = text.trim();
+    text.split_whitespace().count() <= TITLE_MAX_WORDS
+        && !text.ends_with(['.', '!', '?', ':', ';'])
+        && !is_row_sentence(text)
+}
+
+/// A source's whole context, when it is at most `limit` characters.
+pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
+    let whole = source.context.trim();
+    (!whole.is_empty() && whole.chars().count() <= limit).then_some(whole)
+}
+
+/// What a chosen section says in reply. A section short enough for a chat message answers as
+/// a unit; from a longer one, its best sentence and the sentences right after it while they
+/// stand out from the rest as much as it does (answers often run over two sentences); a
+/// sentence that announces a list brings the list.
+pub(super) fn section_reply(
+    section: &Source,
+    candidates: &[Candidate],
+    floor: f32,
+) -> Option<String> {
+    if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
+        return Some(whole.to_string());
+    }
+    let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
+    sentence_run(&sentences, floor).map(|(reply, _)| reply)
+}
+
+/// The best of `sentences` (one source's, in their order) and the ones right after it while
+/// they stand out as much (see [`section_reply`]), with the best one's score.
+pub(super) fn sentence_run(sentences: &[&Candidate], floor: f32) -> Option<(String, f32)> {
+    let sentences = || sentences.iter().copied();
+    let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let lead = Lead::of(first.score, floor);
+    let mut reply = first.text.clone();
+    let mut next = first.index + 1;
+    let mut followed = 0;
+    let mut in_list = false;
+    let titled = is_title_line(&first.text);
+    while let Some(c) = sentences().find(|c| c.index == next) {
+        if titled {
+            // A title brings the lines under it, up to the next title.
+            if is_title_line(&c.text) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
+                break;
+            }
+            reply.push(if next == first.index + 1 { '\n' } else { ' ' });
+            reply.push_str(&c.text);
+            next += 1;
+            continue;
+        }
+        in_list = (in_list || reply.ends_with(':')) && is_list_item(&c.text);
+        let close = lead.stands_out(c.score) && followed < FOLLOW_MAX;
+        if !(in_list || close) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
+            break;
+        }
+        reply.push(if in_list { '\n' } else { ' ' });
+        reply.push_str(&c.text);
+        followed += usize::from(!in_list);
+        next += 1;
+    }
+    Some((reply, first.score))
+}
