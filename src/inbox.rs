@@ -5,10 +5,10 @@
 
 use crate::accounts::Caller;
 use crate::channels::delivery::HumanFile;
-use crate::channels::{ChannelError, Channels};
+use crate::channels::{ChannelError, Channels, ReadReceipts};
 use crate::domain::{
-    AssignmentRule, Conversation, ConversationStatus, Escalation, FieldError, MemberRole, Message,
-    MessageId, Resolution, UserId, Workspace,
+    AssignmentRule, Conversation, ConversationStatus, Direction, Escalation, FieldError,
+    MemberRole, Message, MessageId, Resolution, UserId, Workspace,
 };
 use crate::pipeline::rules::Trigger;
 use crate::store::{NewEscalation, Store, StoreError};
@@ -65,9 +65,37 @@ pub async fn reply(
             idempotency_key,
         )
         .await?;
-    store.mark_read(conversation.id).await?;
+    read_by_person(store, channels, conversation).await?;
     Ok(sent)
 }
+
+/// A person who answers has read what the customer wrote: the unread count clears, and the
+/// customer's latest message is marked read on WhatsApp (the bot, which marks read only what
+/// it answers, stays silent in a conversation a person has taken over, even when the person
+/// replied while the bot was still waiting for more messages).
+async fn read_by_person(
+    store: &dyn Store,
+    channels: &Channels,
+    conversation: &Conversation,
+) -> Result<(), InboxError> {
+    store.mark_read(conversation.id).await?;
+    if conversation.sandbox {
+        return Ok(());
+    }
+    let latest = store
+        .messages(conversation.id, READ_WINDOW, None)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|m| m.direction == Direction::Inbound && m.provider_message_id.is_some());
+    if let Some(id) = latest.and_then(|m| m.provider_message_id) {
+        channels.mark_read(conversation, &id).await;
+    }
+    Ok(())
+}
+
+/// How many of a conversation's newest messages are searched for the customer's latest.
+const READ_WINDOW: u32 = 50;
 
 /// The provider's id of message `id` of `conversation`, which a quote or a reaction names;
 /// a message of another conversation, or one the provider never had, is refused as `field`.
@@ -142,7 +170,7 @@ pub async fn reply_with_file(
             idempotency_key,
         )
         .await?;
-    store.mark_read(conversation.id).await?;
+    read_by_person(store, channels, conversation).await?;
     Ok(sent)
 }
 

@@ -27,6 +27,10 @@ use crate::domain::{
 use crate::providers::{FileToSend, Outbound, OutboundBody, ProviderError, Sent, Uploaded};
 use crate::store::{Delivery, NewEscalation, NewOutbound};
 
+/// How many of a conversation's newest messages are searched for a person's reply that
+/// supersedes a queued bot message.
+const ANSWERED_WINDOW: u32 = 50;
+
 /// WhatsApp's limit on a text message, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -296,6 +300,17 @@ impl Channels {
             }))
     }
 
+    /// Whether a person (from the inbox, or typing on the business's phone) wrote to the
+    /// customer after `message` was queued.
+    async fn answered_by_person_since(&self, message: &Message) -> Result<bool, ChannelError> {
+        Ok(self
+            .store
+            .messages(message.conversation_id, ANSWERED_WINDOW, None)
+            .await?
+            .iter()
+            .any(|m| m.role == Role::Agent && m.created_at > message.created_at))
+    }
+
     /// Delivers one outbox message through its channel's provider, once.
     #[tracing::instrument(skip(self))]
     pub async fn deliver(&self, message_id: MessageId) -> Result<Attempt, ChannelError> {
@@ -312,6 +327,20 @@ impl Channels {
         let Some(channel) = self.store.channel(conversation.channel_id).await? else {
             return Ok(Attempt::Done);
         };
+        if message.role == Role::Bot && self.answered_by_person_since(&message).await? {
+            // The bot's reply waited (the provider was down, or the send rate was used up)
+            // while a person answered: sent now, it would land after the person's message
+            // and answer for them. It is withdrawn, and nobody needs alerting.
+            let error = DeliveryError {
+                code: None,
+                title: "withdrawn: a person answered the customer before it could be sent".into(),
+                detail: None,
+            };
+            self.store.mark_failed(message.id, &error).await?;
+            tracing::info!(message = %message.id, conversation = %conversation.id, "bot reply withdrawn: a person answered first");
+            metrics::counter!("palaver_messages_withdrawn_total").increment(1);
+            return Ok(Attempt::Done);
+        }
         let provider = match self.provider(channel.provider) {
             Ok(p) => p.clone(),
             Err(e) => {

@@ -521,7 +521,7 @@ impl Channels {
                         receipt.changes += 1;
                     }
                     None => {
-                        tracing::info!(channel = %channel.id, "change to a message never stored; ignored");
+                        tracing::info!(channel = %channel.id, "change to no stored message of the customer's; ignored");
                         receipt.ignored += 1;
                     }
                 }

@@ -63,8 +63,8 @@ pub trait MessageStore: Send + Sync {
     /// Marks customer messages handled without a reply (e.g. the bot stayed silent).
     async fn mark_handled(&self, ids: &[MessageId]) -> Result<(), StoreError>;
     /// Applies its sender's edit or deletion to the message `provider_message_id` of `channel`
-    /// (the earlier text kept); `None` when no such message is stored. Repeating a change
-    /// changes nothing.
+    /// (the earlier text kept); `None` when no such message from a customer is stored (ours
+    /// are never changed this way). Repeating a change changes nothing.
     async fn apply_change(
         &self,
         channel: ChannelId,
@@ -288,6 +288,11 @@ impl MessageStore for SqlStore {
         };
         let id: String = get(&row, "id")?;
         let mut message = Self::message_in(&mut tx, &id).await?;
+        // A customer changes only what they sent: an edit or a deletion naming one of our
+        // messages (its id is on the customer's phone) changes nothing.
+        if message.direction != crate::domain::Direction::Inbound {
+            return Ok(None);
+        }
         let kind = match change {
             MessageChange::Edited { text } => {
                 if message.text.as_deref() == Some(text.as_str())

@@ -115,6 +115,51 @@ async fn a_customers_edit_and_deletion_change_the_original_message() {
         after["events"], events["events"],
         "no event, nothing changed"
     );
+
+    // Defect: a customer's edit or deletion naming the bot's message rewrote it or marked it
+    // deleted. A customer changes only what they sent.
+    for (id, item) in [
+        (
+            "wamid.CHG.10",
+            json!({"type": "edit", "edit": {"original_message_id": "wamid.OUT.changes",
+            "message": {"type": "text", "text": {"body": "We give everything away for free."}}}}),
+        ),
+        (
+            "wamid.CHG.11",
+            json!({"type": "revoke", "revoke": {"original_message_id": "wamid.OUT.changes"}}),
+        ),
+    ] {
+        let mut item = item;
+        item["from"] = json!(CUSTOMER);
+        item["id"] = json!(id);
+        item["timestamp"] = json!(Utc::now().timestamp().to_string());
+        let response = post_meta(&t, &meta_webhook("messages", "messages", item)).await;
+        assert_eq!(response.status(), 200);
+    }
+    let (_, messages) = crate::inbox::messages(&t).await;
+    let ours: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["role"] != "customer")
+        .collect();
+    assert!(!ours.is_empty(), "{messages:?}");
+    for m in ours {
+        assert_ne!(m["text"], "We give everything away for free.", "{m}");
+        assert!(
+            m["details"].get("deleted_at").is_none_or(Value::is_null),
+            "{m}"
+        );
+        assert!(
+            m["details"]
+                .get("edits")
+                .is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)),
+            "{m}"
+        );
+    }
+    let last = t.get("/api/v1/events?after=0&limit=1000").await;
+    assert_eq!(
+        last["events"], events["events"],
+        "no event, nothing changed"
+    );
     t.stop().await;
 }
 

@@ -276,6 +276,8 @@ async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
         .await;
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_ID}/messages")))
+        // A send, not the read receipt the person's reply makes.
+        .and(|r: &wiremock::Request| !String::from_utf8_lossy(&r.body).contains("\"status\""))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({
             "error": {"message": "Service temporarily unavailable", "code": 2, "type": "OAuthException"}
         })))
@@ -532,5 +534,165 @@ async fn a_person_quotes_a_message_and_reacts_to_one() {
         )
         .await;
     assert_eq!(status, 422);
+    t.stop().await;
+}
+
+/// Defect: when a person replied while the bot was still waiting for more of the customer's
+/// messages, the bot stood back (rightly) and nothing marked the customer's message read: it
+/// kept two grey ticks under a reply. A person's reply marks what they answered read.
+#[tokio::test]
+async fn a_persons_reply_inside_the_bots_wait_marks_the_message_read() {
+    let graph = graph().await;
+    let t = crate::webhooks::meta_app_with(&graph, json!({}), false, |s| {
+        s.pipeline.debounce_ms = 3_000;
+    })
+    .await
+    .unwrap();
+    post_meta(
+        &t,
+        &meta_text("wamid.WAIT.1", "Is the terrace open tonight?"),
+    )
+    .await;
+    let conversation = eventually(Duration::from_secs(5), || async {
+        let list = t.get("/api/v1/conversations").await;
+        list[0]["id"].as_str().map(str::to_string)
+    })
+    .await
+    .expect("the message is recorded");
+    let reply = t
+        .client
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/messages",
+            t.url
+        ))
+        .bearer_auth(crate::support::app::ADMIN_KEY)
+        .json(&json!({"text": "Yes, until 23:00. See you there!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    let read = || async {
+        graph
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .any(|b| b["status"] == "read" && b["message_id"] == "wamid.WAIT.1")
+    };
+    eventually(Duration::from_secs(10), || async {
+        read().await.then_some(())
+    })
+    .await
+    .expect("the customer's message is marked read");
+    // Past the bot's wait: the person's message went out, and nothing from the bot.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let sent = sends(&graph).await;
+    let texts: Vec<&Value> = sent.iter().filter(|b| b["type"] == "text").collect();
+    assert_eq!(texts.len(), 1, "{sent:?}");
+    assert_eq!(texts[0]["text"]["body"], "Yes, until 23:00. See you there!");
+    t.stop().await;
+}
+
+/// Defect: the bot's reply failed to send (the Graph API answered 503), a person answered the
+/// customer from the inbox, and the bot's reply, retried, then went out after the person's.
+/// A bot reply a person has answered before it could be sent is withdrawn.
+#[tokio::test]
+async fn a_bot_reply_still_queued_when_a_person_answers_is_withdrawn() {
+    const PERSON: &str = "Card, MB WAY or cash. Anything else?";
+    let graph = MockServer::start().await;
+    // The Graph API is down for everything but the person's message.
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(|r: &wiremock::Request| !String::from_utf8_lossy(&r.body).contains(PERSON))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+            "error": {"message": "Service temporarily unavailable", "code": 2, "type": "OAuthException"}
+        })))
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .respond_with(sent_ok("wamid.OUT.later"))
+        .mount(&graph)
+        .await;
+    // The bot's reply is retried for as long as the test needs.
+    let t = crate::webhooks::meta_app_with(&graph, json!({}), false, |s| {
+        s.workers.max_attempts = 1000;
+        s.workers.backoff_base_ms = 200;
+    })
+    .await
+    .unwrap();
+    post_meta(
+        &t,
+        &meta_text("wamid.STALE.1", "Which payment methods do you accept?"),
+    )
+    .await;
+    // The bot's reply met the 503 and waits for another attempt.
+    eventually(Duration::from_secs(30), || async {
+        (!sends(&graph).await.is_empty()).then_some(())
+    })
+    .await
+    .expect("the bot tried to reply");
+    let (conversation, before) = messages(&t).await;
+    let bot = before
+        .iter()
+        .find(|m| m["role"] == "bot")
+        .expect("the bot's reply is recorded")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = t
+        .client
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/messages",
+            t.url
+        ))
+        .bearer_auth(crate::support::app::ADMIN_KEY)
+        .json(&json!({"text": PERSON}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    let withdrawn = eventually(Duration::from_secs(60), || async {
+        let (_, m) = messages(&t).await;
+        m.into_iter()
+            .find(|m| m["id"] == bot.as_str() && m["status"] != "queued")
+    })
+    .await
+    .expect("the bot's reply is settled");
+    assert_eq!(withdrawn["status"], "failed", "{withdrawn}");
+    assert!(
+        withdrawn["error"]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("withdrawn")),
+        "{withdrawn}"
+    );
+    // The bot's attempts all met the 503 and stopped: once withdrawn it is tried no more.
+    eventually(Duration::from_secs(30), || async {
+        sends(&graph)
+            .await
+            .iter()
+            .any(|b| b["text"]["body"] == PERSON)
+            .then_some(())
+    })
+    .await
+    .expect("the person's message was sent");
+    let attempts = sends(&graph).await.len();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sent = sends(&graph).await;
+    assert_eq!(sent.len(), attempts, "{sent:?}");
+    assert_eq!(
+        sent.iter().filter(|b| b["text"]["body"] == PERSON).count(),
+        1
+    );
+    // Withdrawn, not failed for want of a person: no new escalation says delivery failed.
+    let conversation = t
+        .get(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_ne!(
+        conversation["escalation"]["reason"], "delivery_failed",
+        "{conversation}"
+    );
     t.stop().await;
 }
