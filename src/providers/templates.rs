@@ -1,9 +1,12 @@
 //! Message templates (Meta, and Kapso's proxy of Meta): what a WhatsApp Business Account has
 //! approved, read from `GET /{waba}/message_templates`, and the values a send must give. A
 //! template's placeholders are named `component.name`: `header.1`, `body.1`, `body.customer_name`
-//! (named parameters), `header.image` (a media header's link), `button.0` (the variable part of
-//! the first button's URL). A send is checked against the template before anything goes out, so
-//! a missing value is an error naming it, not a rejected message later.
+//! (named parameters), `header.image` (a media header's link, or the id of media uploaded to
+//! WhatsApp), `header.latitude` and `header.longitude` (with `header.location_name` and
+//! `header.location_address` if wanted) for a location header, `button.0` (the variable part of
+//! the first button's URL), `coupon.2` (the code a third, copy-code button copies). A send is
+//! checked against the template before anything goes out, so a missing or malformed value is an
+//! error naming it, not a rejected message later.
 
 use std::collections::BTreeMap;
 
@@ -158,6 +161,7 @@ impl Template {
                 "IMAGE" | "VIDEO" | "DOCUMENT" => {
                     out.push(format!("header.{}", header.format.to_lowercase()))
                 }
+                "LOCATION" => out.extend(["header.latitude".into(), "header.longitude".into()]),
                 _ => {}
             }
         }
@@ -170,8 +174,23 @@ impl Template {
             if button.kind == "URL" && button.url.as_deref().is_some_and(|u| u.contains("{{")) {
                 out.push(format!("button.{i}"));
             }
+            // Meta requires the code a copy-code button copies with every send.
+            if button.kind == "COPY_CODE" {
+                out.push(format!("coupon.{i}"));
+            }
         }
         out
+    }
+
+    /// Values a send may give but need not: a location header's name and address.
+    fn optional(&self) -> Vec<String> {
+        match self.header.as_ref().map(|h| h.format.as_str()) {
+            Some("LOCATION") => vec![
+                "header.location_name".into(),
+                "header.location_address".into(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     /// Every problem with sending this template with `values`: a placeholder without a value
@@ -211,11 +230,19 @@ impl Template {
                         "must not contain new lines, tabs or more than four spaces in a row",
                     ))
                 }
-                Some(_) => {}
+                Some(v) => {
+                    if let Some(problem) = malformed(placeholder, v.trim()) {
+                        errors.push(FieldError::new(
+                            format!("parameters.{placeholder}"),
+                            problem,
+                        ));
+                    }
+                }
             }
         }
+        let optional = self.optional();
         for given in values.keys() {
-            if !self.placeholders.contains(given) {
+            if !self.placeholders.contains(given) && !optional.contains(given) {
                 errors.push(FieldError::new(
                     format!("parameters.{given}"),
                     format!(
@@ -234,30 +261,106 @@ impl Template {
     }
 }
 
+/// What is wrong with `value` for `placeholder`, for values with a form of their own.
+fn malformed(placeholder: &str, value: &str) -> Option<String> {
+    match placeholder {
+        "header.image" | "header.video" | "header.document" => {
+            let link = value.starts_with("https://") || value.starts_with("http://");
+            let link = link && reqwest::Url::parse(value).is_ok_and(|u| u.host_str().is_some());
+            let media_id = value.chars().all(|c| c.is_ascii_digit());
+            (!link && !media_id).then(|| {
+                "must be a link (https://...) to the file, or the id of media uploaded to WhatsApp"
+                    .to_string()
+            })
+        }
+        "header.latitude" | "header.longitude" => {
+            let limit = if placeholder.ends_with("latitude") {
+                90.0
+            } else {
+                180.0
+            };
+            match value.parse::<f64>() {
+                Ok(v) if v.is_finite() && v.abs() <= limit => None,
+                _ => Some(format!("must be a number from -{limit} to {limit}")),
+            }
+        }
+        p if p.starts_with("coupon.") => (value.chars().count() > MAX_COUPON_CHARS)
+            .then(|| format!("must be at most {MAX_COUPON_CHARS} characters")),
+        _ => None,
+    }
+}
+
+/// The longest code a copy-code button takes.
+const MAX_COUPON_CHARS: usize = 15;
+
 /// The `components` of a Cloud API template send for `values` (see the module's naming).
 /// Positional body values go in number order; named ones carry their `parameter_name`.
 pub fn components(values: &BTreeMap<String, String>) -> Vec<Value> {
     let mut header = Vec::new();
     let mut body: Vec<(&str, &str)> = Vec::new();
-    let mut buttons: Vec<(u32, &str)> = Vec::new();
+    let mut buttons: Vec<(u32, Value)> = Vec::new();
+    let mut location = serde_json::Map::new();
     for (key, value) in values {
         let Some((component, name)) = key.split_once('.') else {
             continue;
         };
         match component {
-            "header" => header.push(match name {
-                "image" | "video" | "document" => json!({"type": name, name: {"link": value}}),
-                n if n.parse::<u32>().is_ok() => json!({"type": "text", "text": value}),
-                n => json!({"type": "text", "parameter_name": n, "text": value}),
-            }),
+            "header" => match name {
+                "image" | "video" | "document" => {
+                    // Digits alone are the id of media uploaded to WhatsApp.
+                    let media = if value.chars().all(|c| c.is_ascii_digit()) {
+                        json!({"id": value})
+                    } else {
+                        json!({"link": value})
+                    };
+                    header.push(json!({"type": name, name: media}));
+                }
+                "latitude" | "longitude" => {
+                    let number = value
+                        .trim()
+                        .parse::<f64>()
+                        .map_or(json!(value), |n| json!(n));
+                    location.insert(name.to_string(), number);
+                }
+                "location_name" => {
+                    location.insert("name".into(), json!(value));
+                }
+                "location_address" => {
+                    location.insert("address".into(), json!(value));
+                }
+                n if n.parse::<u32>().is_ok() => {
+                    header.push(json!({"type": "text", "text": value}))
+                }
+                n => header.push(json!({"type": "text", "parameter_name": n, "text": value})),
+            },
             "body" => body.push((name, value)),
             "button" => {
-                if let Ok(index) = name.parse() {
-                    buttons.push((index, value));
+                if let Ok(index) = name.parse::<u32>() {
+                    buttons.push((
+                        index,
+                        json!({
+                            "type": "button", "sub_type": "url", "index": index.to_string(),
+                            "parameters": [{"type": "text", "text": value}]
+                        }),
+                    ));
+                }
+            }
+            "coupon" => {
+                if let Ok(index) = name.parse::<u32>() {
+                    buttons.push((
+                        index,
+                        json!({
+                            "type": "button", "sub_type": "copy_code", "index": index.to_string(),
+                            "parameters": [{"type": "coupon_code", "coupon_code": value}]
+                        }),
+                    ));
                 }
             }
             _ => {}
         }
+    }
+    if !location.is_empty() {
+        header.push(json!({"type": "location", "location": location}));
     }
     // "10" after "9": numbers by value, names after them by name.
     body.sort_by_key(|(name, _)| (name.parse::<u32>().unwrap_or(u32::MAX), name.to_string()));
@@ -275,13 +378,8 @@ pub fn components(values: &BTreeMap<String, String>) -> Vec<Value> {
             .collect();
         out.push(json!({"type": "body", "parameters": parameters}));
     }
-    buttons.sort();
-    for (index, value) in buttons {
-        out.push(json!({
-            "type": "button", "sub_type": "url", "index": index.to_string(),
-            "parameters": [{"type": "text", "text": value}]
-        }));
-    }
+    buttons.sort_by_key(|(index, _)| *index);
+    out.extend(buttons.into_iter().map(|(_, button)| button));
     out
 }
 
@@ -400,6 +498,112 @@ mod tests {
                 json!({"type": "header", "parameters": [{"type": "image", "image": {"link": "https://example.com/table.jpg"}}]}),
                 json!({"type": "body", "parameters": [{"type": "text", "parameter_name": "first_name", "text": "Jessica"}]}),
             ]
+        );
+    }
+
+    /// A template as Meta lists it, with `components`.
+    fn template(components: Value) -> Template {
+        Template::from_graph(&json!({
+            "name": "offer", "language": "en_US", "status": "APPROVED", "components": components
+        }))
+        .unwrap()
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Defect: a copy-code button was sent without the code, which Meta requires.
+    #[test]
+    fn a_copy_code_button_takes_its_code() {
+        let offer = template(json!([
+            {"type": "BODY", "text": "Your code for 20% off"},
+            {"type": "BUTTONS", "buttons": [
+                {"type": "QUICK_REPLY", "text": "No thanks"},
+                {"type": "COPY_CODE", "example": ["SAVE20"]}
+            ]}
+        ]));
+        assert_eq!(offer.placeholders, ["coupon.1"]);
+        let missing = offer.check(&values(&[]));
+        assert_eq!(missing[0].field, "parameters.coupon.1");
+        let long = offer.check(&values(&[("coupon.1", "A-VERY-LONG-COUPON-CODE")]));
+        assert_eq!(long[0].field, "parameters.coupon.1");
+        let send = values(&[("coupon.1", "SAVE20")]);
+        assert!(offer.check(&send).is_empty());
+        assert_eq!(
+            components(&send),
+            vec![
+                json!({"type": "button", "sub_type": "copy_code", "index": "1",
+                        "parameters": [{"type": "coupon_code", "coupon_code": "SAVE20"}]})
+            ]
+        );
+    }
+
+    /// Defect: a location header was sent without its parameters.
+    #[test]
+    fn a_location_header_takes_its_place() {
+        let visit = template(json!([
+            {"type": "HEADER", "format": "LOCATION"},
+            {"type": "BODY", "text": "See you at the shop"}
+        ]));
+        assert_eq!(visit.placeholders, ["header.latitude", "header.longitude"]);
+        let far = visit.check(&values(&[
+            ("header.latitude", "91"),
+            ("header.longitude", "x"),
+        ]));
+        let fields: Vec<&str> = far.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["parameters.header.latitude", "parameters.header.longitude"]
+        );
+        let send = values(&[
+            ("header.latitude", "41.1496"),
+            ("header.longitude", "-8.6109"),
+            ("header.location_name", "Casa Nube"),
+        ]);
+        assert!(visit.check(&send).is_empty(), "{:?}", visit.check(&send));
+        assert_eq!(
+            components(&send),
+            vec![
+                json!({"type": "header", "parameters": [{"type": "location", "location": {
+                    "latitude": 41.1496, "longitude": -8.6109, "name": "Casa Nube"
+                }}]})
+            ]
+        );
+    }
+
+    /// Defect: a media header's value was not checked ("not a url" was sent as a link), and a
+    /// media id was not accepted in place of a link.
+    #[test]
+    fn a_media_header_takes_a_link_or_a_media_id() {
+        let menu = template(json!([
+            {"type": "HEADER", "format": "DOCUMENT"},
+            {"type": "BODY", "text": "Our new menu"}
+        ]));
+        for bad in [
+            "not a url",
+            "ftp://example.com/menu.pdf",
+            "https://",
+            "12ab",
+        ] {
+            let errors = menu.check(&values(&[("header.document", bad)]));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].field, "parameters.header.document");
+        }
+        for good in ["https://example.com/menu.pdf", "1234567890123456"] {
+            assert!(
+                menu.check(&values(&[("header.document", good)])).is_empty(),
+                "{good}"
+            );
+        }
+        assert_eq!(
+            components(&values(&[("header.document", "1234567890123456")])),
+            vec![json!({"type": "header", "parameters": [
+                {"type": "document", "document": {"id": "1234567890123456"}}
+            ]})]
         );
     }
 }
