@@ -110,28 +110,45 @@ impl fmt::Display for PipelineReport {
     }
 }
 
-/// Serves precomputed vectors: model compute taken out of the measurement.
+/// Serves each text's vector from memory once it has been computed: model compute taken out of
+/// the measurement. A text met for the first time (in the unmeasured warm-up pass: the
+/// questions, and what the pipeline embeds besides them, such as the typical questions that
+/// centre relevance) is embedded by the real model and kept.
 struct Precomputed {
-    id: String,
-    dims: usize,
-    vectors: HashMap<String, Vec<f32>>,
+    inner: Arc<dyn Embedder>,
+    vectors: std::sync::Mutex<HashMap<String, Vec<f32>>>,
 }
 
 #[async_trait]
 impl Embedder for Precomputed {
     fn model_id(&self) -> &str {
-        &self.id
+        self.inner.model_id()
     }
     fn dimensions(&self) -> usize {
-        self.dims
+        self.inner.dimensions()
     }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let missing: Vec<String> = {
+            let known = self.vectors.lock().unwrap_or_else(|e| e.into_inner());
+            texts
+                .iter()
+                .filter(|t| !known.contains_key(*t))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let computed = self.inner.embed(&missing).await?;
+            let mut known = self.vectors.lock().unwrap_or_else(|e| e.into_inner());
+            known.extend(missing.into_iter().zip(computed));
+        }
+        let known = self.vectors.lock().unwrap_or_else(|e| e.into_inner());
         texts
             .iter()
             .map(|t| {
-                self.vectors.get(t).cloned().ok_or_else(|| {
-                    EmbedError::Inference(format!("no precomputed vector for `{t}`"))
-                })
+                known
+                    .get(t)
+                    .cloned()
+                    .ok_or_else(|| EmbedError::Inference(format!("no vector computed for `{t}`")))
             })
             .collect()
     }
@@ -242,9 +259,8 @@ pub async fn run(
     let texts: Vec<String> = QUESTIONS.iter().map(|q| q.to_string()).collect();
     let vectors = embedder.embed(&texts).await?;
     let precomputed: Arc<dyn Embedder> = Arc::new(Precomputed {
-        id: embedder.model_id().to_string(),
-        dims: embedder.dimensions(),
-        vectors: texts.into_iter().zip(vectors).collect(),
+        inner: embedder.clone(),
+        vectors: std::sync::Mutex::new(texts.into_iter().zip(vectors).collect()),
     });
     let knowledge = Arc::new(crate::knowledge::Knowledge::new(
         real.store.clone(),
@@ -331,4 +347,27 @@ pub async fn run(
         overhead,
         answered,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::HashEmbedder;
+
+    /// Defect: `palaver bench pipeline`, as the README gives it, stopped at "no precomputed
+    /// vector for `What are your opening hours?`": the pipeline embeds more than the bench's
+    /// questions (the typical questions that centre relevance). Run as the README runs it,
+    /// with a stand-in embedder.
+    #[tokio::test]
+    async fn the_pipeline_bench_runs_over_the_shipped_knowledge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.data.dir = dir.path().to_path_buf();
+        let knowledge = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge");
+        let report = run(&settings, Arc::new(HashEmbedder::default()), &knowledge, 1)
+            .await
+            .unwrap();
+        assert_eq!(report.extractive.samples, QUESTIONS.len());
+        assert_eq!(report.overhead.samples, QUESTIONS.len());
+    }
 }
