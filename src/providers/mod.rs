@@ -13,6 +13,8 @@ mod credentials;
 pub mod evolution;
 pub mod kapso;
 pub mod meta;
+#[cfg(test)]
+mod properties;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod recording;
 pub mod registry;

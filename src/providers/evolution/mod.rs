@@ -26,7 +26,7 @@ use crate::domain::{
 };
 use crate::net::GuardedClient;
 
-mod webhook;
+pub(super) mod webhook;
 
 pub(crate) use webhook::*;
 

@@ -20,7 +20,7 @@ use super::{
 use crate::domain::{FieldError, MediaRef, ProviderKind};
 use crate::net::GuardedClient;
 
-mod webhook;
+pub(super) mod webhook;
 
 pub(crate) use webhook::*;
 

@@ -23,7 +23,7 @@ use crate::net::GuardedClient;
 
 mod errors;
 mod send;
-mod webhook;
+pub(super) mod webhook;
 
 pub(crate) use errors::*;
 pub(crate) use send::*;
