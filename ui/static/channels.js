@@ -92,9 +92,16 @@ document.addEventListener("palaver:poll", async () => {
   }
 });
 
-// A number just added: shown, and an Evolution one starts linking at once.
+// A number just added: shown, and an Evolution one starts linking at once. A Meta number's card
+// shows the verify token it was saved with (the form below gets a fresh one for the next
+// number), kept for this tab only until the page after the reload has shown it.
+const VERIFY_KEY = "palaver.verify-token.";
 document.addEventListener("palaver:done", (e) => {
   const channel = e.detail;
+  if (channel.provider === "meta") {
+    const token = document.querySelector("#meta-verify")?.value;
+    if (token) sessionStorage.setItem(VERIFY_KEY + channel.id, token);
+  }
   location.href = `/channels?added=${encodeURIComponent(channel.id)}#channel-${channel.id}`;
 });
 const added = new URLSearchParams(location.search).get("added");
@@ -102,6 +109,13 @@ if (added) {
   const el = card(added);
   if (el) {
     el.classList.add("just-added");
+    const token = sessionStorage.getItem(VERIFY_KEY + added);
+    const verify = el.querySelector('[data-role="verify"]');
+    if (token && verify) {
+      verify.querySelector("input").value = token;
+      verify.hidden = false;
+      sessionStorage.removeItem(VERIFY_KEY + added);
+    }
     el.scrollIntoView({ block: "center" });
     if (el.querySelector('[data-action="connect"]') && el.querySelector(".badge").textContent !== "connected") connect(el);
   }
