@@ -154,6 +154,9 @@ pub struct ServerSettings {
     pub max_upload_bytes: usize,
     /// Per-request timeout for API calls, in seconds.
     pub request_timeout_secs: u64,
+    /// How long a webhook's body may take to arrive once its headers have, in seconds: anyone
+    /// may send one, so it is far shorter than the request timeout.
+    pub webhook_body_secs: u64,
     /// On SIGTERM, how long `/readyz` says "draining" while requests are still served, so a
     /// load balancer stops sending new ones before the listener closes, in seconds.
     pub drain_secs: u64,
@@ -168,6 +171,7 @@ impl Default for ServerSettings {
             max_webhook_bytes: 1024 * 1024,
             max_upload_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 120,
+            webhook_body_secs: 10,
             drain_secs: 5,
         }
     }
@@ -724,6 +728,7 @@ impl Settings {
             "server.request_timeout_secs",
             self.server.request_timeout_secs,
         )?;
+        positive("server.webhook_body_secs", self.server.webhook_body_secs)?;
         if self.data.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("data.dir", "must not be empty"));
         }

@@ -90,6 +90,39 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// [`verify_password`] on the blocking pool: argon2 is built to be slow, and a burst of
+/// sign-ins on the request threads would stall every other request (health checks included).
+async fn verify_off_thread(password: &str, hash: String) -> bool {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// Sign-in attempts in this process, one lock per subject (`email:…`, `client:…`).
+static ATTEMPTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Waits until no other attempt for any of `subjects` is in progress in this process, and holds
+/// them until the returned guards drop. Locks are taken in the order given (the email first),
+/// so two attempts never wait for each other in a circle; locks nobody holds are dropped.
+async fn one_at_a_time(subjects: &[String]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    let locks: Vec<_> = {
+        let mut attempts = ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+        attempts.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+        subjects
+            .iter()
+            .map(|s| attempts.entry(s.clone()).or_default().clone())
+            .collect()
+    };
+    let mut guards = Vec::with_capacity(locks.len());
+    for lock in locks {
+        guards.push(lock.lock_owned().await);
+    }
+    guards
+}
+
 /// A hash no password matches, verified against when the email is unknown so that both cases
 /// take as long.
 fn decoy_hash() -> &'static str {
@@ -192,6 +225,10 @@ pub async fn sign_in(
     let subjects: Vec<String> = std::iter::once(format!("email:{email}"))
         .chain(client.map(|c| format!("client:{c}")))
         .collect();
+    // Concurrent attempts for one email or address wait for each other: the count below, the
+    // password check and the record of a failure are one step, or a burst of parallel guesses
+    // would all pass the count before any failure was recorded.
+    let _turn = one_at_a_time(&subjects).await;
     for (i, subject) in subjects.iter().enumerate() {
         // A client address may be a proxy in front of many people: it gets more room.
         let limit = if i == 0 {
@@ -206,8 +243,11 @@ pub async fn sign_in(
         }
     }
     let found = store.user_by_email(&email).await?;
-    let hash = found.as_ref().map_or(decoy_hash(), |(_, h)| h.as_str());
-    let matches = verify_password(password, hash);
+    let hash = found
+        .as_ref()
+        .map_or(decoy_hash(), |(_, h)| h.as_str())
+        .to_string();
+    let matches = verify_off_thread(password, hash).await;
     match found {
         Some((user, _)) if matches => {
             store.clear_sign_in_failures(&subjects[0]).await?;
@@ -258,7 +298,7 @@ pub async fn change_password(
         .password_hash(user.id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("user {}", user.id)))?;
-    if !verify_password(current, &stored) {
+    if !verify_off_thread(current, stored).await {
         return Err(PeopleError::Invalid(vec![FieldError::new(
             "current_password",
             "is wrong",
@@ -331,7 +371,7 @@ pub async fn accept_invitation(
     };
     let user = match store.user_by_email(&invitation.email).await? {
         Some((user, hash)) => {
-            if !verify_password(password, &hash) {
+            if !verify_off_thread(password, hash.clone()).await {
                 return Err(PeopleError::BadCredentials);
             }
             user
@@ -347,7 +387,9 @@ pub async fn accept_invitation(
 
 /// A fresh one-time set-up token when nobody can sign in yet (no user exists); `None` otherwise.
 pub async fn setup_token(store: &dyn Store) -> Result<Option<String>, StoreError> {
-    if store.count_users().await? > 0 {
+    // Set-up is done once the instance has an owner, not once anyone exists: a person invited
+    // with the operator key before then must not end it.
+    if store.count_instance_owners().await? > 0 {
         return Ok(None);
     }
     let token = random_token();
@@ -364,7 +406,9 @@ pub async fn complete_setup(
     name: &str,
     password: &str,
 ) -> Result<SignedIn, PeopleError> {
-    if store.count_users().await? > 0 || !store.take_setup_token(&token_hash(token)).await? {
+    if store.count_instance_owners().await? > 0
+        || !store.take_setup_token(&token_hash(token)).await?
+    {
         return Err(PeopleError::BadToken);
     }
     let user = match create_user(store, email, name, password, true).await {
@@ -391,7 +435,7 @@ pub async fn ensure_configured_owner(
     let (Some(email), Some(password)) = (&settings.owner_email, &settings.owner_password) else {
         return Ok(None);
     };
-    if store.count_users().await? > 0 {
+    if store.count_instance_owners().await? > 0 {
         return Ok(None);
     }
     let user = create_user(store, email, "Owner", password.expose_secret(), true).await?;

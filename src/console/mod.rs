@@ -306,9 +306,19 @@ fn urlencoding(s: &str) -> String {
 }
 
 /// Only a path on this site is followed after sign-in (never `//elsewhere` or a full URL).
+/// Browsers drop tabs and line breaks from a `Location` ("/\t/evil.example" is read as
+/// "//evil.example") and a line break cannot be sent in a header at all, so a path holds
+/// visible ASCII only (anything else arrives percent-encoded from a real link).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            n.into()
+        }
         _ => "/inbox".into(),
     }
 }
@@ -453,7 +463,7 @@ struct SetupParams {
 }
 
 async fn setup_page(State(state): State<AppState>, Query(p): Query<SetupParams>) -> Response {
-    match state.store.count_users().await {
+    match state.store.count_instance_owners().await {
         Ok(0) => render(
             StatusCode::OK,
             "setup.html",
@@ -556,9 +566,32 @@ mod tests {
             (Some("//evil.example/x"), "/inbox"),
             (Some("https://evil.example"), "/inbox"),
             (Some("/\\evil.example"), "/inbox"),
+            // Browsers drop tabs and line breaks: "/\t/evil" is "//evil" to them, and a line
+            // break in a Location header cannot be sent (it answered 500).
+            (Some("/\t/evil.example"), "/inbox"),
+            (Some("/\n/x"), "/inbox"),
+            (Some("/\r\n/x"), "/inbox"),
+            (Some("/ /evil.example"), "/inbox"),
+            (
+                Some("/inbox?filter=open&q=caf%C3%A9"),
+                "/inbox?filter=open&q=caf%C3%A9",
+            ),
             (None, "/inbox"),
         ] {
             assert_eq!(safe_next(next), expected, "{next:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever `next` a link carries, sign-in sends the browser to a path of this site.
+        #[test]
+        fn sign_in_never_leaves_the_site(next in "\\PC{0,12}|/[\\t\\n\\r /\\\\a-z%.:]{0,12}") {
+            let to = safe_next(Some(&next));
+            proptest::prop_assert!(to.starts_with('/') && !to.starts_with("//"), "{to:?}");
+            proptest::prop_assert!(!to.contains('\\'), "{to:?}");
+            proptest::prop_assert!(to.chars().all(|c| c.is_ascii_graphic()), "{to:?}");
         }
     }
 

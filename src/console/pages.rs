@@ -87,7 +87,7 @@ async fn channels(State(state): State<AppState>, headers: HeaderMap) -> Response
                     .provider(channel.provider)
                     .is_ok_and(|p| p.pairing().is_some());
                 shown.push(context! {
-                    channel => Value::from_serialize(channel_view(state, channel)),
+                    channel => Value::from_serialize(channel_view(state, &viewer.caller, channel)),
                     last_activity => Value::from_serialize(last),
                     pairing,
                 });

@@ -55,6 +55,13 @@ pub async fn authenticate(
     Ok(next.run(req).await)
 }
 
+/// Whether the credentials in `headers` still make the same `caller` (the key not revoked, the
+/// session not ended, the membership and role unchanged): a long-lived response, such as an
+/// event stream, asks again as it goes.
+pub async fn still_valid(app: &AppState, headers: &HeaderMap, caller: &Caller) -> bool {
+    matches!(resolve(app, &Method::GET, headers).await, Ok(now) if now == *caller)
+}
+
 async fn resolve(app: &AppState, method: &Method, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(key) = presented_key(headers).filter(|k| !k.is_empty()) else {
         return match session_token(headers) {

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// Body over the size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive within its deadline.
+    #[error("{0}")]
+    SlowBody(String),
     /// Content type not accepted here.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) | ApiError::LimitReached(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::SlowBody(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

@@ -54,7 +54,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        // Counters of every workspace: the instance's operator's alone (its key as a bearer
+        // token in the scraper's configuration, or the instance owner signed in).
+        .route(
+            "/metrics",
+            auth::operator(get(metrics_text)).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::authenticate,
+            )),
+        )
         .nest("/api/v1", api::routes(state.clone()))
         .merge(webhooks::routes(state))
 }

@@ -4,10 +4,13 @@
 //! applies is the provider's to say. A delivery is answered 200 only after what it carried is
 //! stored; it never waits for a model.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,10 +25,53 @@ use crate::domain::{ChannelId, ProviderKind};
 /// held to its provider's.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = state.channels.largest_webhook_body();
+    // Anyone may send a webhook: one that trickles bytes, or claims more than it sends, must
+    // not hold a connection for the whole request timeout. Providers send a few kilobytes at
+    // once.
+    let deadline = Duration::from_secs(state.settings.server.webhook_body_secs);
     Router::new()
         .route("/webhooks/{provider}", get(handshake).post(per_provider))
         .route("/webhooks/{provider}/{channel}", post(per_channel))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            bounded_body(limit, deadline, req, next)
+        }))
+}
+
+/// Reads a webhook's body before its route does: a declared length over `limit` is refused
+/// at once (413, nothing read), and a body that has not arrived whole within `deadline` is
+/// answered 408.
+async fn bounded_body(limit: usize, deadline: Duration, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let too_large = || ApiError::TooLarge(format!("webhook body over the limit of {limit} bytes"));
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large().into_response();
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large().into_response()
+            } else {
+                ApiError::BadRequest(format!("the body could not be read: {e}")).into_response()
+            }
+        }
+        Err(_) => ApiError::SlowBody(format!(
+            "the body did not arrive within {} s",
+            deadline.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 impl From<ChannelError> for ApiError {

@@ -83,6 +83,8 @@ pub trait PeopleStore: Send + Sync {
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
     /// How many users exist.
     async fn count_users(&self) -> Result<i64, StoreError>;
+    /// How many users own the instance (set-up is done once one does).
+    async fn count_instance_owners(&self) -> Result<i64, StoreError>;
     /// Every user, by email.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's password hash.
@@ -257,6 +259,14 @@ impl PeopleStore for SqlStore {
 
     async fn count_users(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        get(&row, "n")
+    }
+
+    async fn count_instance_owners(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE instance_owner <> 0")
             .fetch_one(&self.read)
             .await
             .map_err(db_err)?;

@@ -123,7 +123,7 @@ async fn tenant(
         .post(format!("{}/api/v1/api-keys", t.url))
         .bearer_auth(ADMIN_KEY)
         .header("x-palaver-workspace", slug)
-        .json(&json!({"name": "owner"}))
+        .json(&json!({"name": "owner", "role": "owner"}))
         .send()
         .await
         .unwrap();
@@ -1463,7 +1463,7 @@ async fn the_audit_log_records_changes_by_whom(postgres: bool) {
         ADMIN_KEY,
         Method::POST,
         "/api-keys",
-        json!({"name": "owner"}),
+        json!({"name": "owner", "role": "owner"}),
     )
     .await;
     let (key, key_id) = (owner["key"].as_str().unwrap(), id(&owner));
@@ -1764,5 +1764,161 @@ async fn eval_runs_read_only_their_workspace_agents() {
         other.to_string().contains("south-desk"),
         "the run names the agent it cannot find: {other}"
     );
+    t.stop().await;
+}
+
+/// How a channel is set up (its number, settings and webhook address) is an owner's: an agent
+/// or an author reading the channels gets their names and states, enough for the inbox filter.
+#[tokio::test]
+async fn only_owners_see_how_channels_are_set_up() {
+    let t = TestApp::start(Options::default()).await.unwrap();
+    call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/agents",
+        json!({"name": "desk"}),
+    )
+    .await;
+    let channel = id(&call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/channels",
+        json!({"name": "Front", "provider": "meta", "phone_number_id": "1065402222222", "agent": "desk",
+               "settings": {"rate_per_minute": 30},
+               "credentials": {"access_token": "token-value", "app_secret": "secret-value", "verify_token": "v"}}),
+    )
+    .await);
+    let (_, owner_view) = call(&t, ADMIN_KEY, Method::GET, "/channels").await;
+    assert!(owner_view[0]["webhook_url"].is_string(), "{owner_view}");
+    assert!(owner_view[0]["settings"].is_object(), "{owner_view}");
+    assert_eq!(owner_view[0]["route_key"], "1065402222222");
+    for role in ["agent", "author"] {
+        let key = call_json(
+            &t,
+            ADMIN_KEY,
+            Method::POST,
+            "/api-keys",
+            json!({"name": role, "role": role}),
+        )
+        .await;
+        let key = key["key"].as_str().unwrap();
+        let (status, list) = call(&t, key, Method::GET, "/channels").await;
+        assert_eq!(status, 200, "{list}");
+        let (status, one) = call(&t, key, Method::GET, &format!("/channels/{channel}")).await;
+        assert_eq!(status, 200, "{one}");
+        for shown in [&list[0], &one] {
+            assert_eq!(shown["name"], "Front", "{role}: {shown}");
+            assert!(shown["state"].is_string(), "{role}: {shown}");
+            for hidden in ["webhook_url", "settings", "route_key"] {
+                assert!(shown.get(hidden).is_none(), "{role} sees {hidden}: {shown}");
+            }
+        }
+    }
+    t.stop().await;
+}
+
+/// Defect: the throttle's count, the password check and the record of a failure were separate
+/// steps, so 30 parallel wrong guesses for one email all got 401 (want at most 5, then 429),
+/// and 40 parallel guesses from one address across 40 emails all did too (its limit is 20).
+#[tokio::test]
+async fn parallel_guesses_are_throttled_like_sequential_ones() {
+    let (t, _owner) = with_owner(|s| s.accounts.sign_in_attempts = 5).await;
+    let statuses = |emails: Vec<String>| {
+        let t = &t;
+        async move {
+            let attempts = emails
+                .iter()
+                .map(|email| sign_in(t, email, "guess guess guess", None));
+            futures::future::join_all(attempts)
+                .await
+                .into_iter()
+                .map(|r| r.status().as_u16())
+                .collect::<Vec<u16>>()
+        }
+    };
+    let one_email = statuses(vec![OWNER_EMAIL.to_string(); 30]).await;
+    let refused = one_email.iter().filter(|s| **s == 401).count();
+    assert!(refused <= 5, "{refused} guesses checked: {one_email:?}");
+    assert!(
+        one_email.iter().all(|s| [401, 429].contains(s)),
+        "{one_email:?}"
+    );
+
+    let many = (0..40)
+        .map(|i| format!("guess{i}@casanube.example"))
+        .collect();
+    let one_address = statuses(many).await;
+    let checked = one_address.iter().filter(|s| **s == 401).count();
+    assert!(
+        refused + checked <= 20,
+        "{} guesses checked from one address: {one_address:?}",
+        refused + checked
+    );
+    t.stop().await;
+}
+
+/// Defect: a person invited with the operator key who accepted before the instance's owner
+/// was created ended set-up: the set-up link answered 404 and no owner could be made but from
+/// the command line. Set-up lasts until an owner exists.
+#[tokio::test]
+async fn the_setup_link_works_until_an_owner_exists() {
+    let t = TestApp::start(Options::default()).await.unwrap();
+    let token = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .expect("nobody can sign in yet");
+    let invited = call_json(
+        &t,
+        ADMIN_KEY,
+        Method::POST,
+        "/invitations",
+        json!({"email": "ines@casanube.example", "role": "agent"}),
+    )
+    .await;
+    let accepted = t
+        .client
+        .post(format!("{}/api/v1/invitations/accept", t.url))
+        .json(&json!({"token": invited["token"], "name": "Inês", "password": "ines passphrase 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(accepted.status().is_success(), "{}", accepted.status());
+    // A restart in between still has set-up to finish: a new link is made.
+    assert!(palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .is_some());
+    let setup = t
+        .client
+        .post(format!("{}/api/v1/setup", t.url))
+        .json(&json!({"token": token, "email": OWNER_EMAIL, "name": "Marta", "password": OWNER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        setup.status(),
+        404,
+        "the earlier link was replaced by the new one"
+    );
+    let fresh = palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .expect("still no owner");
+    let owner = browser(
+        t.client
+            .post(format!("{}/api/v1/setup", t.url))
+            .json(&json!({"token": fresh, "email": OWNER_EMAIL, "name": "Marta", "password": OWNER_PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(owner.body["user"]["instance_owner"], true);
+    assert!(palaver::accounts::people::setup_token(t.app.store.as_ref())
+        .await
+        .unwrap()
+        .is_none());
     t.stop().await;
 }

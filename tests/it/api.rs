@@ -37,7 +37,13 @@ async fn api_keys_are_required_and_checked() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 
-    let (status, created) = t.post("/api/v1/api-keys", &json!({"name": "ci"})).await;
+    // A key says what it may do: none is an owner's by default.
+    let (status, refused) = t.post("/api/v1/api-keys", &json!({"name": "ci"})).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("role"), "{refused}");
+    let (status, created) = t
+        .post("/api/v1/api-keys", &json!({"name": "ci", "role": "owner"}))
+        .await;
     assert_eq!(status, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("pk_"));
@@ -342,12 +348,31 @@ async fn health_readiness_metrics_and_unknown_routes() {
         .await
         .unwrap();
     assert_eq!(invented.status(), 405);
-    let metrics = t
+    // Counters of every workspace are the operator's: no credentials, or a workspace's own
+    // key, are refused.
+    let anonymous = t
         .client
         .get(format!("{}/metrics", t.url))
         .send()
         .await
         .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (_, workspace_key) = t
+        .post(
+            "/api/v1/api-keys",
+            &json!({"name": "desk", "role": "owner"}),
+        )
+        .await;
+    let workspace_owner = t
+        .client
+        .get(format!("{}/metrics", t.url))
+        .bearer_auth(workspace_key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(workspace_owner.status(), 403);
+    let metrics = t.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
     assert!(metrics.headers()["content-type"]
         .to_str()
         .unwrap()

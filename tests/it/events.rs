@@ -188,7 +188,7 @@ async fn workspace(t: &TestApp, slug: &str) -> String {
         .post(format!("{}/api/v1/api-keys", t.url))
         .bearer_auth(ADMIN_KEY)
         .header("x-palaver-workspace", slug)
-        .json(&json!({"name": "owner"}))
+        .json(&json!({"name": "owner", "role": "owner"}))
         .send()
         .await
         .unwrap();
@@ -331,5 +331,81 @@ async fn each_role_sees_the_events_it_may() {
     let page = poll(&t, &keys[1], 0).await;
     let everything = poll(&t, ADMIN_KEY, 0).await;
     assert_eq!(page["next"], everything["next"]);
+    t.stop().await;
+}
+
+/// Defect: an event stream outlived its credentials. Opened with an agent's key, it kept
+/// delivering after the key was deleted (REST answered 401), and the same held after sign-out
+/// or a role change. The credentials are asked again as the stream goes: the stream closes,
+/// saying why, and what happens after is not delivered.
+#[tokio::test]
+async fn a_stream_closes_when_its_credentials_no_longer_allow_it() {
+    let t = TestApp::start(Options {
+        tweak: Box::new(|s| s.events.heartbeat_secs = 1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    t.demo_agent("demo", json!({})).await;
+    let (status, key) = t
+        .post(
+            "/api/v1/api-keys",
+            &json!({"name": "desk", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (secret, id) = (
+        key["key"].as_str().unwrap().to_string(),
+        key["id"].as_str().unwrap().to_string(),
+    );
+    let mut stream = Stream::open(&t.client, &t.url, &secret, "", None).await;
+    exchange(&t, ADMIN_KEY, None, "demo", "Do you deliver on Saturdays?").await;
+    stream
+        .until(Duration::from_secs(10), |e| e.kind == "message.received")
+        .await;
+
+    let revoked = t
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    // Idle: the next heartbeat's check closes it.
+    let (why, _) = stream
+        .closed_within(Duration::from_secs(5))
+        .await
+        .expect("the stream closes once the key is gone");
+    assert!(
+        why["reason"].as_str().unwrap().contains("credentials"),
+        "{why}"
+    );
+
+    // Busy: an event after the key is gone is not delivered; the stream closes instead.
+    let (_, key) = t
+        .post(
+            "/api/v1/api-keys",
+            &json!({"name": "lead", "role": "author"}),
+        )
+        .await;
+    let secret = key["key"].as_str().unwrap().to_string();
+    let mut stream = Stream::open(&t.client, &t.url, &secret, "", None).await;
+    let key_id = key["id"].as_str().unwrap().to_string();
+    t.request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"))
+        .send()
+        .await
+        .unwrap();
+    exchange(&t, ADMIN_KEY, None, "demo", "And on Sundays?").await;
+    let (why, delivered) = stream
+        .closed_within(Duration::from_secs(5))
+        .await
+        .expect("the stream closes instead of delivering");
+    assert!(
+        why["reason"].as_str().unwrap().contains("credentials"),
+        "{why}"
+    );
+    assert!(
+        delivered.is_empty(),
+        "delivered after the key was gone: {delivered:?}"
+    );
     t.stop().await;
 }

@@ -817,3 +817,63 @@ async fn a_username_customer_is_answered_by_recipient() {
     assert_eq!(conversations[0]["contact"]["name"], "Ana Sousa");
     t.stop().await;
 }
+
+/// Defect: a webhook claiming a 50 MB body and sending 2 bytes held its connection until the
+/// 120 s request timeout (then 504), on any provider's route, known channel or not. A declared
+/// length over the limit is refused before anything is read, and a body that does not arrive
+/// within `server.webhook_body_secs` is answered 408.
+#[tokio::test]
+async fn lying_or_slow_webhook_bodies_do_not_hold_a_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let t = TestApp::start(Options {
+        tweak: Box::new(|s| s.server.webhook_body_secs = 1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let address = t.url.trim_start_matches("http://").to_string();
+    // Sends `head` and `body`, keeps the connection open, and reads the status line.
+    let exchange = |head: String, body: &'static [u8]| {
+        let address = address.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(body).await.unwrap();
+            let mut answer = vec![0u8; 512];
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut answer))
+                    .await
+                    .expect("an answer well before the request timeout")
+                    .unwrap();
+            let text = String::from_utf8_lossy(&answer[..n]).to_string();
+            (text, started.elapsed())
+        }
+    };
+    for path in [
+        "/webhooks/meta",
+        "/webhooks/kapso/0193a000-0000-7000-8000-0000000000ff",
+    ] {
+        let (answer, took) = exchange(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 52428800\r\n\r\n"
+            ),
+            b"{}",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(took < std::time::Duration::from_secs(1), "{path}: {took:?}");
+
+        let (answer, took) = exchange(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+            ),
+            b"{\"object\":",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(took < std::time::Duration::from_secs(5), "{path}: {took:?}");
+    }
+    t.stop().await;
+}

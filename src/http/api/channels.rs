@@ -14,7 +14,7 @@ use crate::accounts::{audit, check_limit, Caller, Resource, Roles};
 use crate::channels::{ChannelInput, GivenCredentials, Linking};
 use crate::domain::{
     validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
-    ProviderKind,
+    MemberRole, ProviderKind,
 };
 use crate::http::auth::allow;
 use crate::http::{ApiError, AppState};
@@ -46,31 +46,41 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A channel as the API shows it (no credentials).
+/// A channel as the API shows it (no credentials). How it is set up (its number or instance,
+/// settings and webhook address) is shown to owners only: agents and authors see what the
+/// inbox filter needs, its name and state.
 #[derive(Debug, Serialize)]
 pub struct ChannelView {
     id: ChannelId,
     name: String,
     provider: ProviderKind,
-    route_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route_key: Option<String>,
     agent_id: Option<AgentId>,
-    settings: ChannelConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings: Option<ChannelConfig>,
     state: ChannelState,
     state_detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     webhook_url: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-pub(crate) fn view(state: &AppState, c: Channel) -> ChannelView {
+pub(crate) fn view(state: &AppState, caller: &Caller, c: Channel) -> ChannelView {
+    let owner = caller.role == MemberRole::Owner;
     ChannelView {
-        webhook_url: state.channels.webhook_url(&c),
+        webhook_url: if owner {
+            state.channels.webhook_url(&c)
+        } else {
+            None
+        },
         id: c.id,
         name: c.name,
         provider: c.provider,
-        route_key: c.route_key,
+        route_key: owner.then_some(c.route_key),
         agent_id: c.agent_id,
-        settings: c.settings,
+        settings: owner.then_some(c.settings),
         state: c.state,
         state_detail: c.state_detail,
         created_at: c.created_at,
@@ -146,7 +156,10 @@ async fn list(
         .list_channels(Some(caller.workspace), None)
         .await?;
     Ok(Json(
-        channels.into_iter().map(|c| view(&state, c)).collect(),
+        channels
+            .into_iter()
+            .map(|c| view(&state, &caller, c))
+            .collect(),
     ))
 }
 
@@ -244,7 +257,7 @@ async fn create(
         serde_json::json!({"provider": channel.provider}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(view(&state, channel))))
+    Ok((StatusCode::CREATED, Json(view(&state, &caller, channel))))
 }
 
 async fn read(
@@ -252,7 +265,11 @@ async fn read(
     caller: Caller,
     Path(id): Path<ChannelId>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    Ok(Json(view(&state, find_channel(&state, &caller, id).await?)))
+    Ok(Json(view(
+        &state,
+        &caller,
+        find_channel(&state, &caller, id).await?,
+    )))
 }
 
 /// Body of a channel update: every field optional.
@@ -314,7 +331,7 @@ async fn update(
         serde_json::json!({"credentials_changed": credentials_changed, "agent_id": saved.agent_id}),
     )
     .await;
-    Ok(Json(view(&state, saved)))
+    Ok(Json(view(&state, &caller, saved)))
 }
 
 /// Deletion options.

@@ -115,18 +115,62 @@ async fn events(
         .subscribe(caller.workspace, caller.role, filter, resume)
         .await?;
     let heartbeat = Duration::from_secs(state.events.settings().heartbeat_secs);
-    let stream = stream.map(|item| -> Result<SseEvent, Infallible> {
-        Ok(match item {
-            Ok(live) => SseEvent::default()
-                .id(live.event.id.to_string())
-                .event(live.event.kind.as_str())
-                .data(&live.json),
-            Err(e @ EventsError::Lagged) | Err(e @ EventsError::Store(_)) => SseEvent::default()
-                .event("closed")
-                .data(serde_json::json!({"reason": e.to_string()}).to_string()),
-        })
+    // The credentials are asked again before every event and at every heartbeat: a revoked
+    // key, an ended session, a removed member or a changed role closes the stream. The stream
+    // ends when the events do (a lagging client, shutdown), whatever the ticks.
+    let ticks = futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(heartbeat).await;
+        Some((Step::Tick, ()))
     });
+    let events = stream
+        .map(Step::Event)
+        .chain(futures::stream::once(futures::future::ready(Step::End)));
+    let stream = futures::stream::select(events, ticks)
+        .then(move |step| {
+            let (state, headers) = (state.clone(), headers.clone());
+            async move {
+                let valid = matches!(step, Step::End)
+                    || crate::http::auth::still_valid(&state, &headers, &caller).await;
+                (valid, step)
+            }
+        })
+        .scan(false, |ended, (valid, step)| {
+            let out = match step {
+                _ if *ended => None,
+                Step::End => None,
+                _ if !valid => {
+                    *ended = true;
+                    Some(Some(closed("the credentials no longer allow this stream")))
+                }
+                Step::Tick => Some(None),
+                Step::Event(Ok(live)) => Some(Some(
+                    SseEvent::default()
+                        .id(live.event.id.to_string())
+                        .event(live.event.kind.as_str())
+                        .data(&live.json),
+                )),
+                Step::Event(Err(e @ EventsError::Lagged))
+                | Step::Event(Err(e @ EventsError::Store(_))) => Some(Some(closed(&e.to_string()))),
+            };
+            futures::future::ready(out)
+        })
+        .filter_map(|event| futures::future::ready(event.map(Ok::<_, Infallible>)));
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(heartbeat))
         .into_response())
+}
+
+/// The last event of a stream that ends, with why.
+fn closed(reason: &str) -> SseEvent {
+    SseEvent::default()
+        .event("closed")
+        .data(serde_json::json!({ "reason": reason }).to_string())
+}
+
+/// What the stream of a subscription is made of: its events, a tick to ask the credentials
+/// again, and its end.
+enum Step<E> {
+    Event(E),
+    Tick,
+    End,
 }

@@ -27,7 +27,8 @@ pub fn routes() -> Router<AppState> {
 pub struct NewKey {
     /// A label for the key.
     name: String,
-    /// What the key may do (default `owner`).
+    /// What the key may do. Required: a key made without saying so should not silently be an
+    /// owner's.
     role: Option<MemberRole>,
 }
 
@@ -55,7 +56,9 @@ async fn create(
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("name", "must be 1-100 characters"));
     }
-    let role = body.role.unwrap_or(MemberRole::Owner);
+    let role = body
+        .role
+        .ok_or_else(|| ApiError::invalid("role", "is required: one of owner, author, agent"))?;
     let (info, key) = state.issue_api_key(caller.workspace, role, name).await?;
     audit(
         state.store.as_ref(),

@@ -81,6 +81,41 @@ impl Stream {
         }
     }
 
+    /// The reason the server gives for closing the stream (its last, `closed` event), read
+    /// within `within`, with the types of the events delivered before it. `None` when it stays
+    /// open.
+    pub async fn closed_within(&mut self, within: Duration) -> Option<(Value, Vec<String>)> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut before = Vec::new();
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let kind = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event:"))
+                    .map(|k| k.trim().to_string());
+                match kind.as_deref() {
+                    Some("closed") => {
+                        let data: String = frame
+                            .lines()
+                            .filter_map(|l| l.strip_prefix("data:"))
+                            .map(str::trim_start)
+                            .collect();
+                        return Some((serde_json::from_str(&data).unwrap(), before));
+                    }
+                    Some(kind) => before.push(kind.to_string()),
+                    None => {}
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
     /// Events until one of `kind` satisfying `done`, within `within` in all.
     pub async fn until(
         &mut self,
