@@ -733,13 +733,7 @@ pub fn bands(text: &str) -> Vec<Band> {
         };
         // An age band's unit is often said before ("aged 65 and over", "idade de 65").
         let unit = unit.or_else(|| phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years));
-        if or_more {
-            out.push(Band {
-                low: Some(value),
-                high: None,
-                unit,
-            });
-        } else if phrase_before(&tokens, i, AT_LEAST).is_some() {
+        if or_more || phrase_before(&tokens, i, AT_LEAST).is_some() {
             out.push(Band {
                 low: Some(value),
                 high: None,

@@ -559,17 +559,7 @@ async fn a_persons_reply_inside_the_bots_wait_marks_the_message_read() {
     })
     .await
     .expect("the message is recorded");
-    let reply = t
-        .client
-        .post(format!(
-            "{}/api/v1/conversations/{conversation}/messages",
-            t.url
-        ))
-        .bearer_auth(crate::support::app::ADMIN_KEY)
-        .json(&json!({"text": "Yes, until 23:00. See you there!"}))
-        .send()
-        .await
-        .unwrap();
+    let reply = reply_as_person(&t, &conversation, "Yes, until 23:00. See you there!").await;
     assert_eq!(reply.status(), 202);
     let read = || async {
         graph
@@ -642,17 +632,7 @@ async fn a_bot_reply_still_queued_when_a_person_answers_is_withdrawn() {
         .as_str()
         .unwrap()
         .to_string();
-    let reply = t
-        .client
-        .post(format!(
-            "{}/api/v1/conversations/{conversation}/messages",
-            t.url
-        ))
-        .bearer_auth(crate::support::app::ADMIN_KEY)
-        .json(&json!({"text": PERSON}))
-        .send()
-        .await
-        .unwrap();
+    let reply = reply_as_person(&t, &conversation, PERSON).await;
     assert_eq!(reply.status(), 202);
     let withdrawn = eventually(Duration::from_secs(60), || async {
         let (_, m) = messages(&t).await;
@@ -695,4 +675,18 @@ async fn a_bot_reply_still_queued_when_a_person_answers_is_withdrawn() {
         "{conversation}"
     );
     t.stop().await;
+}
+
+/// A person's `text` to the customer of `conversation`, from the inbox.
+async fn reply_as_person(t: &TestApp, conversation: &str, text: &str) -> reqwest::Response {
+    t.client
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/messages",
+            t.url
+        ))
+        .bearer_auth(crate::support::app::ADMIN_KEY)
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .unwrap()
 }
