@@ -475,6 +475,22 @@ mod tests {
             .unwrap()
     }
 
+    /// [`extract`] with the lexicon of `sources` (which words the documents know).
+    async fn extract_knowing(question: &str, sources: &[Source]) -> Completion {
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        Extractive::new(Arc::new(Words))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                ..request(question, sources)
+            })
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn picks_the_sentence_that_answers_and_cites_it() {
         let sources = [
@@ -851,6 +867,99 @@ mod tests {
         let sources = [source(1, "Shipping", "Shipping > Zones", &table)];
         let answer = extract("From how much is shipping free for my order?", &sources).await;
         assert_eq!(answer.text, format!("{table}\n\n(Source: Shipping)"));
+    }
+
+    #[tokio::test]
+    async fn the_words_that_name_a_column_do_not_single_out_a_row() {
+        // "Free shipping" names the column; the one row whose value says "no free shipping"
+        // is not the row asked about. Nothing names a zone, so the column answers for all.
+        let table = "Mainland — Shipping: 4.50 EUR; Free shipping from: 40.00 EUR.\n\
+                     Islands — Shipping: 7.90 EUR; Free shipping from: 60.00 EUR.\n\
+                     Overseas — Shipping: 12.90 EUR; Free shipping from: no free shipping.";
+        let sources = [source(1, "Shipping", "Shipping > Zones", table)];
+        let answer = extract("From how much is the shipping free?", &sources).await;
+        for fact in ["40.00 EUR", "60.00 EUR", "no free shipping"] {
+            assert!(answer.text.contains(fact), "{}", answer.text);
+        }
+        assert!(
+            !answer.text.contains("4.50"),
+            "only the column asked: {}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_name_bridges_from_prose_to_a_row() {
+        // The prose shares "pay" with the question and names the "Overseas" row; asked the fee
+        // with no zone named, the whole table answers.
+        let table = "Mainland — Shipping: 4.50 EUR; Standard: 3 days.\n\
+                     Islands — Shipping: 7.90 EUR; Standard: 5 days.\n\
+                     Overseas — Shipping: 12.90 EUR; Standard: 8 days.";
+        let duties = "For Overseas orders the customer pays the import duties on delivery.";
+        let sources = [
+            source(1, "Shipping", "Shipping > Zones", table),
+            source(2, "Shipping", "Shipping > Duties", duties),
+        ];
+        let answer = extract_knowing("How much do I pay for shipping?", &sources).await;
+        for fee in ["4.50 EUR", "7.90 EUR", "12.90 EUR"] {
+            assert!(answer.text.contains(fee), "{}", answer.text);
+        }
+        // A name does bridge: "Oporto" is listed under one row's zone.
+        let zones = "The Mainland zone covers Lisbon, Oporto and Faro.";
+        let table = "Mainland — Shipping: 4.50 EUR; Free shipping from: 40.00 EUR.\n\
+                     Islands — Shipping: 7.90 EUR; Free shipping from: 60.00 EUR.\n\
+                     Overseas — Shipping: 12.90 EUR; Free shipping from: no free shipping.";
+        let sources = [
+            source(1, "Shipping", "Shipping > Zones", table),
+            source(2, "Shipping", "Shipping > Where we ship", zones),
+        ];
+        let answer = extract_knowing("How much is shipping to oporto?", &sources).await;
+        assert!(answer.text.contains("4.50 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("7.90"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn asked_a_price_the_row_named_by_the_question_answers_over_prose_about_it() {
+        let sources = [
+            Source {
+                relevance: 0.38,
+                ..source(
+                    1,
+                    "FAQ",
+                    "FAQ > What is the first visit like?",
+                    "The first visit is an assessment of about 45 minutes. If you start a treatment plan above 500 € within 3 months, the first visit is deducted from it.",
+                )
+            },
+            source(
+                2,
+                "Prices",
+                "Prices > Consultations",
+                "First visit (assessment with exam and treatment plan) — Price: 40 €.\n\
+                 Urgent visit — Price: 60 €.\n\
+                 Cleaning — Price: 55 €.",
+            ),
+            Source {
+                relevance: 0.1,
+                ..source(
+                    3,
+                    "Policies",
+                    "Policies > Cancelling",
+                    "You can cancel a visit free of charge up to 24 hours before it.",
+                )
+            },
+            Source {
+                relevance: 0.05,
+                ..source(
+                    4,
+                    "Hours",
+                    "Hours > Reception",
+                    "Reception opens 15 minutes before the first visit of the day.",
+                )
+            },
+        ];
+        let answer = extract_knowing("How much is the first visit?", &sources).await;
+        assert!(answer.text.contains("40 €"), "{}", answer.text);
+        assert!(!answer.text.contains("500 €"), "{}", answer.text);
     }
 
     #[tokio::test]

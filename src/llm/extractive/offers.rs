@@ -289,11 +289,15 @@ fn table_offers<'a>(
     let verdicts: Vec<Option<bool>> = rows.iter().map(|r| r.fit(question)).collect();
     // How much of the question each row's own words hold, counting only the words that tell
     // this table's rows apart (a word every row has says the table is right, not the row).
+    // Nor does a word that names one of its columns ("a partir de cuánto no pago el envío?"
+    // names the column "Envío gratis a partir de", not the row whose value says "sin envío
+    // gratis"): it says what is asked of a row, not which row.
+    let labels = column_stems(&rows, asked);
     let shared: HashSet<&String> = asked
         .stems
         .iter()
         .map(|s| &s.0)
-        .filter(|s| rows.iter().all(|r| r.stems.contains(*s)))
+        .filter(|s| rows.iter().all(|r| r.stems.contains(*s)) || labels.contains(*s))
         .collect();
     let telling_of = |r: &TableRow, own_only: bool| -> f32 {
         asked
@@ -433,6 +437,14 @@ fn table_offers<'a>(
     } else {
         open
     };
+    // Asked a price, the one row of the table whose name holds the whole question.
+    let wholly: Vec<usize> = (0..rows.len())
+        .filter(|&i| names_all(&rows[i], asked))
+        .collect();
+    let named_wholly = match wholly.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
     // One product's variants (one name, several sizes or bands), none singled out: together.
     let named = |i: usize| rows[i].row.name.clone().unwrap_or_default();
     let mut grouped: HashMap<String, Vec<usize>> = HashMap::new();
@@ -450,7 +462,7 @@ fn table_offers<'a>(
         if variants && group[0] != i {
             continue;
         }
-        let fit = if verdicts[i] == Some(true) {
+        let fit = if verdicts[i] == Some(true) || (question.asks_price && named_wholly == Some(i)) {
             Fit::Exact
         } else {
             Fit::Neutral
@@ -482,6 +494,24 @@ fn table_offers<'a>(
     out
 }
 
+/// Whether a row's name holds every word of the question that the documents know (one at
+/// least): asked a price, the one row of its table that does states the price of the very
+/// thing asked ("quanto custa a
+/// primeira consulta?" and the row "Consulta de avaliação (primeira consulta, ...)"), where a
+/// passage of prose about it may state the price of something else.
+fn names_all(row: &TableRow<'_>, asked: &Asked) -> bool {
+    let Some(name) = &row.row.name else {
+        return false;
+    };
+    let held = asked.stems_of(name);
+    let mut known = asked
+        .stems
+        .iter()
+        .filter(|(_, _, known, carried)| *known && !carried)
+        .peekable();
+    known.peek().is_some() && known.all(|(s, ..)| held.contains(s))
+}
+
 /// How many words of a row's name, besides those every row of its table has and its numbers,
 /// the question does not hold.
 fn unasked_words(row: &TableRow<'_>, shared: &HashSet<&String>, asked: &Asked) -> usize {
@@ -499,7 +529,7 @@ fn unasked_words(row: &TableRow<'_>, shared: &HashSet<&String>, asked: &Asked) -
 }
 
 /// Rows named through another passage: for each word of the question that no row holds, a
-/// retrieved sentence outside the table that holds it and names one row by the head of its
+/// retrieved sentence outside the table that holds it as a name (capitalised) and names one row by the head of its
 /// name (its words before a bracket or a comma, "Zona 2") credits that row with the word's
 /// weight.
 fn bridged(rows: &[TableRow<'_>], candidates: &[Candidate], asked: &Asked) -> Vec<(usize, f32)> {
@@ -529,7 +559,16 @@ fn bridged(rows: &[TableRow<'_>], candidates: &[Candidate], asked: &Asked) -> Ve
         if in_table.contains(c.text.as_str()) {
             continue;
         }
-        let held = asked.stems_of(&c.text);
+        // Only names bridge ("Huesca" in a list of a zone's provinces): a word the sentence
+        // writes with a capital. A common word it shares with the question ("no pago el
+        // envío" and "los paga el destinatario") says nothing of which row.
+        let names: String = c
+            .text
+            .split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let held = asked.stems_of(&names);
         let weight: f32 = unheld
             .iter()
             .filter(|(s, _)| held.contains(*s))
@@ -581,22 +620,58 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
     if pool.len() < 2 {
         return None;
     }
-    let named: Vec<&String> = pool
-        .into_iter()
-        .filter(|label| {
-            let held = asked.stems_of(label);
-            let by_words = asked
-                .stems
-                .iter()
-                .any(|(s, _, _, carried)| !carried && held.contains(s));
-            let by_band = fits(&question.quantities, &bands(label)) == Some(true);
-            by_words || by_band
-        })
+    // A band holding the customer's number names its column; else the label that holds the
+    // most of the question's words, when one holds more than every other ("a partir de cuánto
+    // no pago el envío?" names "Envío gratis a partir de" over "Precio del envío").
+    let by_band: Vec<&String> = pool
+        .iter()
+        .copied()
+        .filter(|label| fits(&question.quantities, &bands(label)) == Some(true))
         .collect();
-    match named.as_slice() {
-        [one] => Some((*one).clone()),
+    if let [one] = by_band.as_slice() {
+        return Some((*one).clone());
+    }
+    let words = |label: &str| -> f32 {
+        let held = asked.stems_of(label);
+        asked
+            .stems
+            .iter()
+            .filter(|(s, _, _, carried)| !carried && held.contains(s))
+            .map(|(_, w, ..)| *w)
+            .sum()
+    };
+    let mut scored: Vec<(f32, &String)> = pool.into_iter().map(|l| (words(l), l)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match scored.as_slice() {
+        [(best, label), rest @ ..]
+            if *best > 0.0 && rest.first().is_none_or(|(next, _)| next < best) =>
+        {
+            Some((*label).clone())
+        }
         _ => None,
     }
+}
+
+/// The question's words found in the labels of a table's value columns ("Precio del envío",
+/// "Envío gratis a partir de").
+fn column_stems<'s>(rows: &[TableRow<'_>], asked: &'s Asked) -> HashSet<&'s String> {
+    let labels: HashSet<&String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.row
+                .value_cells()
+                .into_iter()
+                .map(move |i| &r.row.cells[i].0)
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let held: HashSet<String> = labels.iter().flat_map(|l| asked.stems_of(l)).collect();
+    asked
+        .stems
+        .iter()
+        .map(|s| &s.0)
+        .filter(|s| held.contains(*s))
+        .collect()
 }
 
 /// The offers ranked by the weighted sum of their standardised signals, best first (ties go to
