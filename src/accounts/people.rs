@@ -90,13 +90,28 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// [`verify_password`] on the blocking pool: argon2 is built to be slow, and a burst of
+/// [`verify_password`] on the blocking pool, against `hash` or, for an unknown email, the
+/// [`decoy_hash`] (made there too, the first time): argon2 is built to be slow, and a burst of
 /// sign-ins on the request threads would stall every other request (health checks included).
-async fn verify_off_thread(password: &str, hash: String) -> bool {
+async fn verify_off_thread(password: &str, hash: Option<String>) -> bool {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+    tokio::task::spawn_blocking(move || {
+        let hash = match &hash {
+            Some(hash) => hash.as_str(),
+            None => decoy_hash(),
+        };
+        verify_password(&password, hash)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// [`hash_password`] on the blocking pool, for the reason [`verify_off_thread`] gives.
+async fn hash_off_thread(password: &str) -> Result<String, PeopleError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .unwrap_or(false)
+        .map_err(|e| PeopleError::Hash(e.to_string()))?
 }
 
 /// Sign-in attempts in this process, one lock per subject (`email:…`, `client:…`).
@@ -181,7 +196,7 @@ pub async fn create_user(
     if !errors.is_empty() {
         return Err(PeopleError::Invalid(errors));
     }
-    let hash = hash_password(password)?;
+    let hash = hash_off_thread(password).await?;
     Ok(store
         .create_user(&email, name.trim(), &hash, instance_owner)
         .await?)
@@ -243,10 +258,7 @@ pub async fn sign_in(
         }
     }
     let found = store.user_by_email(&email).await?;
-    let hash = found
-        .as_ref()
-        .map_or(decoy_hash(), |(_, h)| h.as_str())
-        .to_string();
+    let hash = found.as_ref().map(|(_, h)| h.clone());
     let matches = verify_off_thread(password, hash).await;
     match found {
         Some((user, _)) if matches => {
@@ -298,13 +310,15 @@ pub async fn change_password(
         .password_hash(user.id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("user {}", user.id)))?;
-    if !verify_off_thread(current, stored).await {
+    if !verify_off_thread(current, Some(stored)).await {
         return Err(PeopleError::Invalid(vec![FieldError::new(
             "current_password",
             "is wrong",
         )]));
     }
-    store.set_password(user.id, &hash_password(new)?).await?;
+    store
+        .set_password(user.id, &hash_off_thread(new).await?)
+        .await?;
     let ended = store.revoke_user_sessions(user.id).await?;
     tracing::info!(user = %user.id, sessions_ended = ended, "password changed");
     open_session(store, settings, user.clone()).await
@@ -321,7 +335,9 @@ pub async fn reset_password(
     if !errors.is_empty() {
         return Err(PeopleError::Invalid(errors));
     }
-    store.set_password(user, &hash_password(password)?).await?;
+    store
+        .set_password(user, &hash_off_thread(password).await?)
+        .await?;
     store.revoke_user_sessions(user).await?;
     Ok(())
 }
@@ -371,7 +387,7 @@ pub async fn accept_invitation(
     };
     let user = match store.user_by_email(&invitation.email).await? {
         Some((user, hash)) => {
-            if !verify_off_thread(password, hash.clone()).await {
+            if !verify_off_thread(password, Some(hash.clone())).await {
                 return Err(PeopleError::BadCredentials);
             }
             user
@@ -481,6 +497,81 @@ mod tests {
         check_password("password", &"x".repeat(MAX_PASSWORD + 1), &mut errors);
         assert_eq!(errors.len(), 2);
         assert_eq!(normalise_email("  Ana@Example.COM "), "ana@example.com");
+    }
+
+    /// Defect: argon2 ran on the request threads, so a burst of sign-ins stalled every other
+    /// request (200 parallel attempts held `/healthz` for 3.9 s). On a runtime with one thread,
+    /// a task that ticks every millisecond keeps ticking while sign-ins check passwords: its
+    /// longest pause stays well under the time one check takes, which it would wait out if the
+    /// check ran on that thread.
+    #[test]
+    fn checking_a_password_leaves_the_runtime_free() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut settings = crate::Settings::default();
+            settings.data.dir = dir.path().to_path_buf();
+            let store = crate::store::open(&settings.database_url(), 2)
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            let password = "correct horse battery";
+            create_user(store.as_ref(), "ana@example.com", "Ana", password, true)
+                .await
+                .unwrap();
+            let hash = hash_password(password).unwrap();
+            let one_check = (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    assert!(verify_password(password, &hash));
+                    started.elapsed()
+                })
+                .min()
+                .unwrap();
+
+            let stop = Arc::new(AtomicBool::new(false));
+            let ticking = stop.clone();
+            let ticker = tokio::spawn(async move {
+                let mut last = Instant::now();
+                let mut longest = Duration::ZERO;
+                while !ticking.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let now = Instant::now();
+                    longest = longest.max(now - last);
+                    last = now;
+                }
+                longest
+            });
+            tokio::task::yield_now().await;
+            let accounts = AccountSettings {
+                sign_in_attempts: 100,
+                ..AccountSettings::default()
+            };
+            for _ in 0..4 {
+                let refused = sign_in(
+                    store.as_ref(),
+                    &accounts,
+                    "ana@example.com",
+                    "a wrong guess",
+                    None,
+                )
+                .await;
+                assert!(refused.is_err());
+            }
+            stop.store(true, Ordering::Relaxed);
+            let longest = ticker.await.unwrap();
+            assert!(
+                longest < one_check.mul_f32(0.6),
+                "the runtime stalled for {longest:?}; one password check takes {one_check:?}"
+            );
+        });
     }
 
     #[test]

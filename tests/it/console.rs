@@ -539,3 +539,215 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
     );
     t.stop().await;
 }
+
+/// Characters that break naive form and query parsing: separators, escapes, invalid percent
+/// sequences, control characters, path tricks and text outside ASCII.
+fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just("%".to_string()),
+        Just("%zz".to_string()),
+        Just("%FF%FE".to_string()),
+        Just("%00".to_string()),
+        Just("%0A".to_string()),
+        Just("%09".to_string()),
+        Just("&".to_string()),
+        Just("=".to_string()),
+        Just("+".to_string()),
+        Just("//".to_string()),
+        Just("\\".to_string()),
+        Just("..".to_string()),
+        Just("<script>".to_string()),
+        Just("é".to_string()),
+        Just("🙂".to_string()),
+        Just("9".repeat(40)),
+        Just("-1".to_string()),
+        Just("open".to_string()),
+        Just("escalated".to_string()),
+        Just("http://evil.example".to_string()),
+        "[a-z0-9_]{0,12}",
+        any::<char>().prop_map(String::from),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|parts| parts.concat())
+}
+
+/// `text` as it can stand in a URL's query or a form body: bytes a URL cannot hold are
+/// percent-encoded, but `%`, `&`, `=` and `+` are left as they are, so that broken escapes and
+/// extra separators reach the server's parser.
+fn raw(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_graphic() && b != b'#' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Any query string on any console page and any body on any console form gets a page or a
+/// clear refusal: never a server error, always the security headers, and a redirect only within
+/// the site.
+#[tokio::test]
+async fn any_query_or_form_gets_a_page_or_a_clear_refusal() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    /// Requests per page or form: bounded, so the suite stays quick.
+    const CASES: usize = 24;
+
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.out")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut page = signed_in_owner(&t).await;
+    assert_eq!(
+        post_meta(&t, &meta_text("wamid.p1", "hello"))
+            .await
+            .status(),
+        200
+    );
+    let conversation = eventually(std::time::Duration::from_secs(10), || {
+        let list = page.with_cookie(page.client.get(format!("{}/inbox", page.base)));
+        async move {
+            let html = list.send().await.ok()?.text().await.ok()?;
+            let at = html.find("href=\"/inbox/")? + "href=\"/inbox/".len();
+            Some(html[at..].split('"').next()?.to_string())
+        }
+    })
+    .await
+    .expect("the conversation is listed");
+    let inbox = page.get("/inbox").await.html;
+    let marker = "name=\"csrf-token\" content=\"";
+    let at = inbox.find(marker).expect("the page carries its CSRF token") + marker.len();
+    let csrf = inbox[at..].split('"').next().unwrap().to_string();
+
+    let gets = [
+        "/sign-in".to_string(),
+        "/setup".to_string(),
+        "/invitations/accept".to_string(),
+        "/inbox".to_string(),
+        format!("/inbox/{conversation}"),
+        "/channels".to_string(),
+        "/agents".to_string(),
+        "/agents/demo".to_string(),
+        "/sandbox".to_string(),
+        "/evals".to_string(),
+        "/evals/case".to_string(),
+        "/settings".to_string(),
+    ];
+    let posts = [
+        format!("/inbox/{conversation}/reply"),
+        format!("/inbox/{conversation}/assign"),
+        format!("/inbox/{conversation}/handback"),
+        format!("/inbox/{conversation}/resolve"),
+        "/invitations/accept".to_string(),
+        "/setup".to_string(),
+        "/sign-in".to_string(),
+    ];
+    let fields = [
+        "q",
+        "status",
+        "assignee",
+        "channel",
+        "unread",
+        "page",
+        "before",
+        "next",
+        "token",
+        "agent",
+        "conversation",
+        "message",
+        "compare",
+        "text",
+        "email",
+        "password",
+        "name",
+        "_csrf",
+    ];
+    let pairs = proptest::collection::vec(
+        (
+            proptest::prop_oneof![
+                proptest::sample::select(fields.to_vec()).prop_map(str::to_string),
+                hostile_text(),
+            ],
+            hostile_text(),
+        ),
+        0..6,
+    );
+    let mut runner = TestRunner::deterministic();
+    let mut sample = || pairs.new_tree(&mut runner).unwrap().current();
+    let check = |what: &str, answer: &Answer| {
+        assert!(
+            answer.status < 500,
+            "{what}: {} {}",
+            answer.status,
+            answer.html
+        );
+        assert!(
+            answer.headers.contains_key("content-security-policy"),
+            "{what}: no CSP"
+        );
+        if let Some(to) = &answer.location {
+            assert!(
+                to.starts_with('/') && !to.starts_with("//") && !to.contains('\\'),
+                "{what}: redirects to {to:?}"
+            );
+        }
+    };
+    let query = |pairs: &[(String, String)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", raw(k), raw(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+
+    for path in &gets {
+        for _ in 0..CASES {
+            let q = query(&sample());
+            let what = format!("GET {path}?{q}");
+            let answer = page.get(&format!("{path}?{q}")).await;
+            check(&what, &answer);
+        }
+    }
+    for path in &posts {
+        for n in 0..CASES {
+            let mut pairs = sample();
+            // Half the forms carry the session's token, so that they reach the form's own
+            // checks rather than stopping at the CSRF check.
+            if n % 2 == 0 {
+                pairs.push(("_csrf".into(), csrf.clone()));
+            }
+            let body = query(&pairs);
+            let what = format!("POST {path} {body}");
+            let request = page
+                .with_cookie(page.client.post(format!("{}{path}", page.base)))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+            let response = request.send().await.unwrap();
+            let answer = page.answer(response).await;
+            check(&what, &answer);
+            if page.cookie.is_none() {
+                // A form that signs out or in as nobody: sign in again for the next one.
+                page = Page::new(&t);
+                let again = page
+                    .post(
+                        "/sign-in",
+                        &[
+                            ("email", "marta@casanube.example"),
+                            ("password", "correct horse battery"),
+                        ],
+                    )
+                    .await;
+                assert_eq!(again.status, 303, "{}", again.html);
+            }
+        }
+    }
+    // The pages still work for the person who sent all of that.
+    assert_eq!(page.get("/inbox").await.status, 200);
+    assert_eq!(
+        page.get(&format!("/inbox/{conversation}")).await.status,
+        200
+    );
+}
