@@ -536,41 +536,47 @@ mod tests {
                 .min()
                 .unwrap();
 
-            let stop = Arc::new(AtomicBool::new(false));
-            let ticking = stop.clone();
-            let ticker = tokio::spawn(async move {
-                let mut last = Instant::now();
-                let mut longest = Duration::ZERO;
-                while !ticking.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    let now = Instant::now();
-                    longest = longest.max(now - last);
-                    last = now;
-                }
-                longest
-            });
-            tokio::task::yield_now().await;
             let accounts = AccountSettings {
                 sign_in_attempts: 100,
                 ..AccountSettings::default()
             };
-            for _ in 0..4 {
-                let refused = sign_in(
-                    store.as_ref(),
-                    &accounts,
-                    "ana@example.com",
-                    "a wrong guess",
-                    None,
-                )
-                .await;
-                assert!(refused.is_err());
+            // The operating system may pause the thread too on a busy machine: a few tries,
+            // one of which must stay under the bound. Checks on the thread never do.
+            let mut pauses = Vec::new();
+            for _ in 0..5 {
+                let stop = Arc::new(AtomicBool::new(false));
+                let ticking = stop.clone();
+                let ticker = tokio::spawn(async move {
+                    let mut last = Instant::now();
+                    let mut longest = Duration::ZERO;
+                    while !ticking.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        let now = Instant::now();
+                        longest = longest.max(now - last);
+                        last = now;
+                    }
+                    longest
+                });
+                tokio::task::yield_now().await;
+                for _ in 0..4 {
+                    let refused = sign_in(
+                        store.as_ref(),
+                        &accounts,
+                        "ana@example.com",
+                        "a wrong guess",
+                        None,
+                    )
+                    .await;
+                    assert!(refused.is_err());
+                }
+                stop.store(true, Ordering::Relaxed);
+                let longest = ticker.await.unwrap();
+                if longest < one_check.mul_f32(0.6) {
+                    return;
+                }
+                pauses.push(longest);
             }
-            stop.store(true, Ordering::Relaxed);
-            let longest = ticker.await.unwrap();
-            assert!(
-                longest < one_check.mul_f32(0.6),
-                "the runtime stalled for {longest:?}; one password check takes {one_check:?}"
-            );
+            panic!("the runtime stalled for {pauses:?}; one password check takes {one_check:?}");
         });
     }
 
