@@ -16,6 +16,25 @@
 //! with the earlier sentence score, and the best threshold is near 0.23 whichever business it is
 //! chosen on. It cannot separate on-topic questions that the documents leave open (bitcoin against
 //! the payments FAQ) from answered ones; no similarity between two vectors can.
+//!
+//! Measured again over seven businesses in three languages (the shipped suites and the
+//! development split of `eval/dev`: 224 answerable turns, 34 that should go to a person), each
+//! rule fitted on all businesses but one and scored on the one left out:
+//!
+//! | signal | area under the ROC curve |
+//! |---|---|
+//! | relevance | 0.85 |
+//! | relevance and the share of the question's words the answer holds | 0.85 |
+//! | every signal the extractive answerer logs (margin, lead, coverage, row fit...) | 0.81 |
+//! | relevance minus its mean over all the collection's passages | 0.83 |
+//! | the same in standard deviations of that distribution (a z-score) | 0.75 |
+//!
+//! Standing out from the collection's own score distribution transfers worse than relevance:
+//! off-topic questions have narrow distributions too, so dividing by the spread lifts them. At
+//! the threshold 0.22, 18 answerable turns escalate and 15 of the 34 go unescalated; no
+//! threshold gets both precision and recall to 0.9. Six of those 18 are questions in another
+//! language than the documents': the small multilingual model barely relates words across
+//! languages ("teeth whitening" finds nothing near "Branqueamento em consultório").
 
 use std::sync::Arc;
 
