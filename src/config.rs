@@ -566,6 +566,9 @@ pub struct SpeechSettings {
     pub max_concurrent: usize,
     /// Longest accepted audio, in seconds.
     pub max_audio_secs: u64,
+    /// Seconds from the start of a note that language detection hears (1-30): whisper's
+    /// detection encodes this much instead of a whole 30 s window.
+    pub detect_seconds: u64,
 }
 
 impl Default for SpeechSettings {
@@ -575,6 +578,7 @@ impl Default for SpeechSettings {
             threads: 2,
             max_concurrent: 1,
             max_audio_secs: 600,
+            detect_seconds: 10,
         }
     }
 }
@@ -857,6 +861,12 @@ impl Settings {
         positive("speech.threads", self.speech.threads as u64)?;
         positive("speech.max_concurrent", self.speech.max_concurrent as u64)?;
         positive("speech.max_audio_secs", self.speech.max_audio_secs)?;
+        if !(1..=30).contains(&self.speech.detect_seconds) {
+            return Err(ConfigError::invalid(
+                "speech.detect_seconds",
+                "must be between 1 and 30 (whisper hears 30 s at most)",
+            ));
+        }
         if let Some(key) = &self.channels.encryption_key {
             crate::crypto::parse_key(key.expose_secret())
                 .map_err(|e| ConfigError::invalid("channels.encryption_key", e.to_string()))?;
