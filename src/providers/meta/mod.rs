@@ -23,6 +23,7 @@ use crate::net::GuardedClient;
 
 mod errors;
 mod send;
+pub mod versions;
 pub(super) mod webhook;
 
 pub(crate) use errors::*;
