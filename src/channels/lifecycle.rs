@@ -112,6 +112,7 @@ impl Channels {
                 route_key: input.route_key,
                 agent_id: input.agent_id,
                 settings: input.settings,
+                graph_version: None,
                 sealed_credentials: self.seal(&credentials),
                 state,
             })

@@ -489,6 +489,7 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
             route_key: "100000000000077".into(),
             agent_id: None,
             settings: Default::default(),
+            graph_version: None,
             sealed_credentials: vec![1],
             state: palaver::domain::ChannelState::Connected,
         })
