@@ -594,7 +594,10 @@ pub struct ChannelSettings {
     pub rate_per_minute: u32,
     /// Burst size of the send token bucket.
     pub burst: u32,
-    /// Meta Graph API base URL.
+    /// Meta Graph API address, without a version: each Meta channel calls the Graph API version
+    /// it chose (`v23.0` unless it chose another). A version at its end, as earlier releases
+    /// took it (`https://graph.facebook.com/v22.0`), becomes the version of the channels that
+    /// chose none; it must be one Meta publishes.
     pub meta_graph_url: String,
     /// Kapso API base URL.
     pub kapso_url: String,
@@ -616,7 +619,7 @@ impl Default for ChannelSettings {
             encryption_key: None,
             rate_per_minute: 60,
             burst: 10,
-            meta_graph_url: "https://graph.facebook.com/v23.0".into(),
+            meta_graph_url: "https://graph.facebook.com".into(),
             kapso_url: "https://api.kapso.ai".into(),
             timeout_secs: 20,
             unconfirmed_grace_secs: 30,

@@ -1481,6 +1481,9 @@ pub struct Channel {
     pub agent_id: Option<AgentId>,
     /// Non-secret settings.
     pub settings: ChannelConfig,
+    /// The Graph API version it calls (Meta), when it chose one rather than the installation's
+    /// default.
+    pub graph_version: Option<String>,
     /// Connection state.
     pub state: ChannelState,
     /// Why it is in that state (provider's words), if known.

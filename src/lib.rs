@@ -131,6 +131,8 @@ impl Parts {
         models: &ModelStore,
         embedder: Arc<dyn Embedder>,
     ) -> Result<Self, AppError> {
+        providers::meta::versions::check_graph_url(&settings.channels.meta_graph_url)
+            .map_err(|e| AppError::Setup(format!("channels.meta_graph_url: {e}")))?;
         Ok(Self {
             providers: Registry::from_settings(settings)
                 .map_err(|e| AppError::Setup(e.to_string()))?,

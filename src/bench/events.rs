@@ -225,6 +225,7 @@ pub async fn run(
             route_key: PHONE_ID.to_string(),
             agent_id: None,
             settings: Default::default(),
+            graph_version: None,
             credentials: GivenCredentials::from_pairs([
                 ("access_token", "unused"),
                 ("app_secret", SECRET),

@@ -265,6 +265,7 @@ async fn filled(
                     route_key: phone.to_string(),
                     agent_id: None,
                     settings: Default::default(),
+                    graph_version: None,
                     credentials: GivenCredentials::from_pairs([
                         ("access_token", "unused"),
                         ("app_secret", "unused"),

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::pipeline::{latency, Latency};
 use super::BenchError;
+use crate::providers::meta::DEFAULT_GRAPH_VERSION;
 use crate::Settings;
 
 const PHONE_ID: &str = "100000000000077";
@@ -395,7 +396,10 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
 
     let provider = Arc::new(Provider::default());
     let mock = Router::new()
-        .route(&format!("/{PHONE_ID}/messages"), post(send))
+        .route(
+            &format!("/{DEFAULT_GRAPH_VERSION}/{PHONE_ID}/messages"),
+            post(send),
+        )
         .route("/v1/embeddings", post(embeddings))
         .with_state(provider.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

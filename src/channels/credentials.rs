@@ -86,6 +86,7 @@ impl Channels {
         Ok(ChannelContext {
             route_key: channel.route_key.clone(),
             credentials: self.credentials(channel).await?,
+            graph_version: channel.graph_version.clone(),
         })
     }
 }

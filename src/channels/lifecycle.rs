@@ -1,7 +1,7 @@
-//! A channel's life: created with credentials its provider accepts, updated, linked by QR code
-//! and logged out (providers with the [`Pairing`](crate::providers::Pairing) capability),
-//! deleted. Provider-side set-up (an Evolution instance's webhook and settings) follows every
-//! change.
+//! A channel's life: created with credentials (and a Graph API version) its provider accepts,
+//! updated, linked by QR code and logged out (providers with the
+//! [`Pairing`](crate::providers::Pairing) capability), deleted. Provider-side set-up (an
+//! Evolution instance's webhook and settings) follows every change.
 
 use super::credentials::GivenCredentials;
 use super::{ChannelError, Channels};
@@ -39,6 +39,8 @@ pub struct ChannelInput {
     pub agent_id: Option<AgentId>,
     /// Settings.
     pub settings: ChannelConfig,
+    /// The Graph API version it calls (Meta), if not the installation's default.
+    pub graph_version: Option<String>,
     /// Credentials, as given (the provider checks them).
     pub credentials: GivenCredentials,
     /// Providers with instances: create the instance on the server (else it exists and is only
@@ -90,6 +92,12 @@ impl Channels {
             )]));
         }
         let provider = self.provider(input.provider)?.clone();
+        let graph_version = input
+            .graph_version
+            .as_deref()
+            .map(|given| self.accept_graph_version(input.provider, given))
+            .transpose()
+            .map_err(|e| ChannelError::Invalid(vec![e]))?;
         let mut credentials = provider
             .accept_credentials(input.credentials.0, None)
             .map_err(ChannelError::Invalid)?;
@@ -112,6 +120,7 @@ impl Channels {
                 route_key: input.route_key,
                 agent_id: input.agent_id,
                 settings: input.settings,
+                graph_version,
                 sealed_credentials: self.seal(&credentials),
                 state,
             })
@@ -141,17 +150,33 @@ impl Channels {
         Ok(())
     }
 
-    /// Saves a channel's name, agent and settings, and credentials when given: fields left out
-    /// keep their stored value, and the provider checks the result.
+    /// Saves a channel's name, agent, settings and Graph API version, and credentials when
+    /// given: fields left out keep their stored value, and the provider checks the result. A
+    /// version is checked when it changes (one Meta has retired since it was chosen is kept
+    /// through other changes).
     pub async fn update(
         &self,
         channel: &Channel,
         credentials: Option<GivenCredentials>,
     ) -> Result<Channel, ChannelError> {
         let provider = self.provider(channel.provider)?;
+        let mut channel = channel.clone();
+        if let Some(given) = channel.graph_version.take() {
+            let stored = self
+                .store
+                .channel(channel.id)
+                .await?
+                .and_then(|c| c.graph_version);
+            channel.graph_version = Some(if stored.as_deref() == Some(given.as_str()) {
+                given
+            } else {
+                self.accept_graph_version(channel.provider, &given)
+                    .map_err(|e| ChannelError::Invalid(vec![e]))?
+            });
+        }
         let sealed = match credentials {
             Some(given) => {
-                let stored = self.credentials(channel).await?;
+                let stored = self.credentials(&channel).await?;
                 let accepted = provider
                     .accept_credentials(given.0, Some(&stored))
                     .map_err(ChannelError::Invalid)?;
@@ -160,7 +185,7 @@ impl Channels {
             }
             None => None,
         };
-        let saved = self.store.update_channel(channel, sealed).await?;
+        let saved = self.store.update_channel(&channel, sealed).await?;
         self.signers.forget();
         self.configure(&saved).await?;
         Ok(saved)

@@ -1,7 +1,8 @@
 //! Channels: the WhatsApp numbers Palaver answers on, each served by a provider from the
 //! [`Registry`]. This module owns what the channel layer does with a provider, one concern a
 //! file: [`credentials`] (sealed at rest, never returned), [`lifecycle`] (create, update, link
-//! by QR code, log out, delete, through the provider's capabilities), [`intake`] (webhooks in:
+//! by QR code, log out, delete, through the provider's capabilities), [`versions`] (the Graph
+//! API version each channel calls, and a warning once Meta retires it), [`intake`] (webhooks in:
 //! verify over the raw bytes, parse, journal durably, then record exactly once) and [`delivery`] (the
 //! outbox out: within each channel's shared send rate and the provider's service window, with
 //! the provider-error → outcome decision as a pure function).
@@ -12,6 +13,7 @@ pub mod delivery;
 pub mod intake;
 pub mod lifecycle;
 pub mod templates;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub use credentials::GivenCredentials;
 pub use delivery::{Attempt, MAX_INTERACTIVE_CHARS, MAX_TEXT_CHARS};
 pub use intake::{Accepted, Receipt};
 pub use lifecycle::{ChannelInput, Linking};
+pub use versions::VersionChoice;
 
 /// A channel operation failure.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,10 @@ pub(crate) async fn serve(settings: Settings) -> Result<()> {
         ),
         e => anyhow::anyhow!("cannot read the channels: {e}"),
     })?;
+    app.channels
+        .report_graph_versions()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the channels: {e}"))?;
     app.check_index().await?;
     palaver::eval::runs::interrupt_stale(app.store.as_ref()).await?;
     // The first owner: from the settings (unattended installs), or by a one-time set-up token

@@ -98,9 +98,17 @@ async fn channels(State(state): State<AppState>, headers: HeaderMap) -> Response
                 state.settings.server.public_url.trim_end_matches('/'),
                 ProviderKind::Meta.as_str()
             );
+            let graph_versions =
+                state
+                    .channels
+                    .graph_version_choice(ProviderKind::Meta)
+                    .map(|choice| {
+                        context! { default => choice.default, choosable => choice.choosable }
+                    });
             Ok(context! {
                 page => "channels",
                 channels => shown,
+                graph_versions,
                 agents => agents
                     .iter()
                     .map(|a| context! { id => a.id.to_string(), name => a.name })

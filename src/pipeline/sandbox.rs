@@ -43,6 +43,7 @@ pub async fn conversation(
                 route_key: route.clone(),
                 agent_id: Some(agent.id),
                 settings: ChannelConfig::default(),
+                graph_version: None,
                 sealed_credentials: Vec::new(),
                 state: ChannelState::Connected,
             })

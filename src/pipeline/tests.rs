@@ -84,6 +84,7 @@ async fn rig(model: Arc<ScriptedChat>) -> Rig {
             route_key: ROUTE.into(),
             agent_id: Some(agent.id),
             settings: Default::default(),
+            graph_version: None,
             credentials: GivenCredentials::from_pairs([("token", TOKEN)]),
             create_instance: false,
         })

@@ -5,9 +5,10 @@
 //! [`Event`]s, sends messages and fetches media, and validates its own credentials. Powers only
 //! some providers have are capabilities a caller discovers at run time: [`Pairing`] (an
 //! instance linked by QR code: Evolution), [`ServiceWindow`] (the 24-hour customer-service
-//! rule: Meta, Kapso), [`Subscription`] (a webhook handshake: Meta). The [`Registry`] holds one
-//! provider per kind; adding a vendor is one directory and one registry line. Vendor payload
-//! shapes never leave this module.
+//! rule: Meta, Kapso), [`Subscription`] (a webhook handshake: Meta), [`Templates`] (message
+//! templates: Meta, Kapso), [`GraphVersions`] (an API version chosen per channel: Meta). The
+//! [`Registry`] holds one provider per kind; adding a vendor is one directory and one registry
+//! line. Vendor payload shapes never leave this module.
 
 mod credentials;
 pub mod evolution;
@@ -27,7 +28,7 @@ pub use registry::Registry;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use http::HeaderMap;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,8 @@ pub struct ChannelContext {
     pub route_key: String,
     /// Decrypted secrets.
     pub credentials: Credentials,
+    /// The API version the channel chose (Meta's Graph API), if it chose one.
+    pub graph_version: Option<String>,
 }
 
 /// Downloaded media.
@@ -466,15 +469,38 @@ pub trait Provider: Send + Sync {
         None
     }
 
-    /// The webhook subscription handshake, for providers that make one.
     /// Listing the channel's message templates, where the provider has them.
     fn templates(&self) -> Option<&dyn Templates> {
         None
     }
 
+    /// The webhook subscription handshake, for providers that make one.
     fn subscription(&self) -> Option<&dyn Subscription> {
         None
     }
+
+    /// The API versions a channel chooses among, for providers whose API has them (Meta's
+    /// Graph API).
+    fn graph_versions(&self) -> Option<&dyn GraphVersions> {
+        None
+    }
+}
+
+/// Meta's Graph API is published in versions, and Meta moves numbers between them separately:
+/// each channel calls the version it chose, or the provider's default.
+pub trait GraphVersions: Send + Sync {
+    /// The version of channels that chose none.
+    fn default_version(&self) -> &str;
+
+    /// The versions a channel may choose on `today`, oldest first.
+    fn choosable(&self, today: NaiveDate) -> Vec<&'static str>;
+
+    /// `given` as a channel stores it, or why a channel cannot choose it on `today`.
+    fn accept_version(&self, given: &str, today: NaiveDate) -> Result<String, String>;
+
+    /// What the owner of a channel calling `version` should hear on `today` (that it is
+    /// retired, or soon will be), if anything.
+    fn version_warning(&self, version: &str, today: NaiveDate) -> Option<String>;
 }
 
 /// Message templates registered with the provider (Meta's WhatsApp Business Account).
@@ -872,6 +898,7 @@ pub(crate) mod test_support {
         ChannelContext {
             route_key: route.into(),
             credentials,
+            graph_version: None,
         }
     }
 

@@ -33,7 +33,7 @@ pub trait ChannelStore: Send + Sync {
     ) -> Result<Vec<Channel>, StoreError>;
     /// A channel's sealed credentials.
     async fn channel_credentials(&self, id: ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Saves name, agent, settings (and credentials when given).
+    /// Saves name, agent, settings, Graph API version (and credentials when given).
     async fn update_channel(
         &self,
         channel: &Channel,
@@ -67,8 +67,8 @@ impl ChannelStore for SqlStore {
         let id = ChannelId::new();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO channels (id, workspace_id, name, provider, route_key, agent_id, credentials, settings, state, created_at, updated_at)
-             VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            "INSERT INTO channels (id, workspace_id, name, provider, route_key, agent_id, credentials, settings, state, created_at, updated_at, graph_version)
+             VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $9, $11)",
         )
         .bind(id.to_string())
         .bind(&c.name)
@@ -80,6 +80,7 @@ impl ChannelStore for SqlStore {
         .bind(c.state.as_str())
         .bind(now)
         .bind(c.workspace_id.to_string())
+        .bind(c.graph_version.as_deref())
         .execute(&self.write)
         .await
         .map_err(|e| match db_err(e) {
@@ -156,7 +157,8 @@ impl ChannelStore for SqlStore {
     ) -> Result<Channel, StoreError> {
         let result = sqlx::query(
             "UPDATE channels SET name = $2, agent_id = $3, settings = $4,
-                credentials = COALESCE($5, credentials), updated_at = $6 WHERE id = $1",
+                credentials = COALESCE($5, credentials), updated_at = $6, graph_version = $7
+             WHERE id = $1",
         )
         .bind(c.id.to_string())
         .bind(&c.name)
@@ -164,6 +166,7 @@ impl ChannelStore for SqlStore {
         .bind(to_json(&c.settings)?)
         .bind(sealed)
         .bind(now_ms())
+        .bind(c.graph_version.as_deref())
         .execute(&self.write)
         .await
         .map_err(db_err)?;

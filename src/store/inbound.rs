@@ -587,6 +587,7 @@ mod tests {
                 route_key: "100".into(),
                 agent_id: None,
                 settings: ChannelConfig::default(),
+                graph_version: None,
                 sealed_credentials: vec![1],
                 state: ChannelState::Created,
             })

@@ -238,6 +238,8 @@ pub struct NewChannel {
     pub agent_id: Option<AgentId>,
     /// Non-secret settings.
     pub settings: ChannelConfig,
+    /// The Graph API version it chose (Meta), if any.
+    pub graph_version: Option<String>,
     /// Sealed credentials.
     pub sealed_credentials: Vec<u8>,
     /// Initial state.

@@ -140,7 +140,7 @@ pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreErr
 }
 
 pub(super) const CHANNEL_COLUMNS: &str =
-    "id, workspace_id, name, provider, route_key, agent_id, settings, state, state_detail, created_at, updated_at";
+    "id, workspace_id, name, provider, route_key, agent_id, settings, graph_version, state, state_detail, created_at, updated_at";
 
 pub(super) fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
     let agent: Option<String> = get(row, "agent_id")?;
@@ -157,6 +157,7 @@ pub(super) fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
             })
             .transpose()?,
         settings: json_column::<ChannelConfig>(row, "settings")?.unwrap_or_default(),
+        graph_version: get(row, "graph_version")?,
         state: parse_text::<ChannelState>(row, "state")?,
         state_detail: get(row, "state_detail")?,
         created_at: time(row, "created_at")?,

@@ -159,6 +159,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "jobs_due_in_claim_order",
                 include_str!("../../migrations/sqlite/0016_jobs_due_in_claim_order.sql"),
             ),
+            (
+                17,
+                "channel_graph_version",
+                include_str!("../../migrations/sqlite/0017_channel_graph_version.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -245,6 +250,11 @@ fn migrator(backend: Backend) -> Migrator {
                 17,
                 "webhook_journal",
                 include_str!("../../migrations/postgres/0017_webhook_journal.sql"),
+            ),
+            (
+                18,
+                "channel_graph_version",
+                include_str!("../../migrations/postgres/0018_channel_graph_version.sql"),
             ),
         ],
     };

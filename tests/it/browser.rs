@@ -15,7 +15,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::support::app::{eventually, Options, TestApp};
-use crate::webhooks::{post_meta, sends, APP_SECRET, CUSTOMER, PHONE_ID};
+use crate::webhooks::{post_meta, sends, APP_SECRET, CUSTOMER, GRAPH_VERSION, PHONE_ID};
 
 /// Two QR codes as Evolution sends them (made-up patterns, data URLs of PNGs).
 const QR_FIRST: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAB0AAAAdCAAAAABz+DjTAAAAqUlEQVR4nI2TAQ6AMAgD+/9P1yi01Gmmi1kWCOxaJrhb+MqiFs9PW0UIlV+xbgYXKn41YW0TmXPkXrIsBK61xmPz5b2YGLgyL+KBW6DKhSyqkVYsKbmPDdABgVEaWoYcnIuRWavFHCWTEE/4FW4Ed1sQfCKKoVoRZ5jy4uGVe8Vww1VIbqPeZsQZZdQ66EqLi7eRTWJGfgnSjIXR3timlB72+VX/+Bc26wDbhhcG4moH1gAAAABJRU5ErkJggg==";
@@ -233,12 +233,12 @@ async fn the_console_in_a_browser() {
     }
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(NewIds(Default::default()))
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/media")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/media")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "MEDIA.BROWSER.1"})))
         .mount(&graph)
         .await;

@@ -489,6 +489,7 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
             route_key: "100000000000077".into(),
             agent_id: None,
             settings: Default::default(),
+            graph_version: None,
             sealed_credentials: vec![1],
             state: palaver::domain::ChannelState::Connected,
         })
@@ -749,5 +750,49 @@ async fn any_query_or_form_gets_a_page_or_a_clear_refusal() {
     assert_eq!(
         page.get(&format!("/inbox/{conversation}")).await.status,
         200
+    );
+}
+
+#[tokio::test]
+async fn a_meta_channels_card_shows_its_graph_version_and_a_retired_one_is_flagged() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/channels").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    // The card's form changes it through the API, offering the versions Meta still serves.
+    assert_eq!(
+        input(&page.html, "graph_version"),
+        crate::webhooks::GRAPH_VERSION
+    );
+    let html = page.html.replace("&#x2f;", "/");
+    assert!(html.contains("data-method=\"PATCH\""), "{html}");
+    assert!(html.contains("<datalist id=\"graph-versions\">"), "{html}");
+    assert!(html.contains("<option value=\"v26.0\">"), "{html}");
+    assert!(
+        !html.contains("<option value=\"v19.0\">"),
+        "retired: {html}"
+    );
+
+    // A version with no retirement announced needs no warning; one Meta has retired since it
+    // was chosen is flagged on the card.
+    let mut channel = t.app.store.list_channels(None, None).await.unwrap()[0].clone();
+    channel.graph_version = Some("v26.0".into());
+    t.app.store.update_channel(&channel, None).await.unwrap();
+    let page = owner.get("/channels").await;
+    assert_eq!(input(&page.html, "graph_version"), "v26.0");
+    assert!(!page.html.contains("class=\"warning\""), "{}", page.html);
+    channel.graph_version = Some("v19.0".into());
+    t.app.store.update_channel(&channel, None).await.unwrap();
+    let page = owner.get("/channels").await;
+    assert_eq!(input(&page.html, "graph_version"), "v19.0");
+    let warning = page
+        .html
+        .split("class=\"warning\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no warning in {}", page.html));
+    assert!(
+        warning.contains("Graph API v19.0 was retired by Meta on 2026-05-21"),
+        "{warning}"
     );
 }

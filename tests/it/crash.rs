@@ -10,7 +10,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::eventually;
 use crate::support::process::{free_port, Embeddings, Process};
-use crate::webhooks::{meta_text, sign, APP_SECRET, CUSTOMER, PHONE_ID};
+use crate::webhooks::{meta_text, sign, APP_SECRET, CUSTOMER, GRAPH_VERSION, PHONE_ID};
 
 async fn serve(data: &std::path::Path, port: u16, mocks: &MockServer, debounce_ms: u64) -> Process {
     let env = [("PALAVER__PIPELINE__DEBOUNCE_MS", debounce_ms.to_string())];
@@ -23,7 +23,7 @@ async fn sends(mocks: &MockServer) -> usize {
         .await
         .unwrap()
         .iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .filter(|r| r.url.path() == format!("/{GRAPH_VERSION}/{PHONE_ID}/messages"))
         .filter(|r| serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["type"] == "text"))
         .count()
 }
@@ -37,7 +37,7 @@ async fn a_reply_survives_kill_9_after_the_acknowledgement_and_is_sent_once() {
         .mount(&mocks)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp", "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
             "messages": [{"id": "wamid.OUT.CRASH"}]

@@ -9,7 +9,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{eventually, TestApp};
-use crate::webhooks::{meta_app, meta_text, post_meta, sends, sent_ok, PHONE_ID};
+use crate::webhooks::{meta_app, meta_text, post_meta, sends, sent_ok, GRAPH_VERSION, PHONE_ID};
 
 const IMAGE_ID: &str = "1003383421387256";
 const DOCUMENT_ID: &str = "3334567890987654321";
@@ -30,12 +30,12 @@ fn fixture(name: &str) -> Vec<u8> {
 async fn graph() -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(sent_ok("wamid.OUT.inbox"))
         .mount(&graph)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/{IMAGE_ID}")))
+        .and(path(format!("/{GRAPH_VERSION}/{IMAGE_ID}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
             "url": format!("{}/lookaside/{IMAGE_ID}", graph.uri()),
@@ -56,7 +56,7 @@ async fn graph() -> MockServer {
         .mount(&graph)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/{DOCUMENT_ID}")))
+        .and(path(format!("/{GRAPH_VERSION}/{DOCUMENT_ID}")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
             "error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}
         })))
@@ -270,12 +270,12 @@ async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
     let conversation = answered(&t, "wamid.DOC.1", "Can you send me the menu?").await;
     // The upload answers once; the first send of the document fails with a 503.
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/media")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/media")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "MEDIA.UP.1"})))
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         // A send, not the read receipt the person's reply makes.
         .and(|r: &wiremock::Request| !String::from_utf8_lossy(&r.body).contains("\"status\""))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({
@@ -327,7 +327,7 @@ async fn a_document_from_the_inbox_is_uploaded_to_meta_once_and_sent_once() {
     let requests = graph.received_requests().await.unwrap();
     let uploads: Vec<_> = requests
         .iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/media"))
+        .filter(|r| r.url.path() == format!("/{GRAPH_VERSION}/{PHONE_ID}/media"))
         .collect();
     assert_eq!(uploads.len(), 1, "uploaded once, though sent twice");
     let upload = String::from_utf8_lossy(&uploads[0].body);
@@ -429,7 +429,7 @@ async fn an_upload_refused_for_the_credentials_breaks_the_channel_and_hands_over
     let t = meta_app(&graph, json!({})).await;
     let conversation = answered(&t, "wamid.DOC.3", "The menu please").await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/media")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/media")))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({
             "error": {"message": "Error validating access token", "type": "OAuthException", "code": 190}
         })))
@@ -593,7 +593,7 @@ async fn a_bot_reply_still_queued_when_a_person_answers_is_withdrawn() {
     let graph = MockServer::start().await;
     // The Graph API is down for everything but the person's message.
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .and(|r: &wiremock::Request| !String::from_utf8_lossy(&r.body).contains(PERSON))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({
             "error": {"message": "Service temporarily unavailable", "code": 2, "type": "OAuthException"}
@@ -602,7 +602,7 @@ async fn a_bot_reply_still_queued_when_a_person_answers_is_withdrawn() {
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(sent_ok("wamid.OUT.later"))
         .mount(&graph)
         .await;

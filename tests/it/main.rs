@@ -15,6 +15,7 @@ mod delivery;
 mod engine;
 mod eval;
 mod events;
+mod graph_versions;
 mod handoff;
 mod hooks;
 mod inbox;

@@ -17,7 +17,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::support::app::{eventually, ADMIN_KEY};
 use crate::support::process::{free_port, Embeddings, Process};
 use crate::support::sse::Stream;
-use crate::webhooks::{sign, APP_SECRET, PHONE_ID};
+use crate::webhooks::{sign, APP_SECRET, GRAPH_VERSION, PHONE_ID};
 
 const REPLICAS: usize = 3;
 const CUSTOMERS: usize = 24;
@@ -109,7 +109,7 @@ async fn replicas_on_one_database_answer_each_message_once_and_survive_a_kill_mi
         .await;
     let sends = Sends::default();
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(sends.clone())
         .mount(&mocks)
         .await;

@@ -449,6 +449,7 @@ pub(crate) mod conversations {
 
     crate::both_backends!(
         channels_are_unique_per_route,
+        a_channel_keeps_the_graph_version_it_chose,
         inbound_is_recorded_once_with_one_debounced_job,
         concurrent_duplicates_store_one_message,
         a_burst_is_recorded_once_each_and_a_bad_message_costs_no_other,
@@ -495,6 +496,7 @@ pub(crate) mod conversations {
                 route_key: route.into(),
                 agent_id: None,
                 settings: ChannelConfig::default(),
+                graph_version: None,
                 sealed_credentials: vec![1, 2, 3],
                 state: ChannelState::Created,
             })
@@ -535,6 +537,7 @@ pub(crate) mod conversations {
                 route_key: "111".into(),
                 agent_id: None,
                 settings: ChannelConfig::default(),
+                graph_version: None,
                 sealed_credentials: vec![],
                 state: ChannelState::Created,
             })
@@ -579,6 +582,46 @@ pub(crate) mod conversations {
             .is_empty());
         assert!(store.delete_channel(c.id).await.unwrap());
         assert!(store.channel(c.id).await.unwrap().is_none());
+    }
+
+    async fn a_channel_keeps_the_graph_version_it_chose(store: Arc<dyn Store>) {
+        // Channels stored without one (every channel from before) call the default.
+        let mut c = channel(&store, "121").await;
+        assert_eq!(c.graph_version, None);
+        let chosen = store
+            .create_channel(NewChannel {
+                workspace_id: WS,
+                name: "chosen".into(),
+                provider: ProviderKind::Meta,
+                route_key: "122".into(),
+                agent_id: None,
+                settings: ChannelConfig::default(),
+                graph_version: Some("v24.0".into()),
+                sealed_credentials: vec![1],
+                state: ChannelState::Created,
+            })
+            .await
+            .unwrap();
+        assert_eq!(chosen.graph_version.as_deref(), Some("v24.0"));
+        c.graph_version = Some("v26.0".into());
+        store.update_channel(&c, None).await.unwrap();
+        let read = |route: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .channel_by_route(ProviderKind::Meta, route)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .graph_version
+            }
+        };
+        assert_eq!(read("121").await.as_deref(), Some("v26.0"));
+        assert_eq!(read("122").await.as_deref(), Some("v24.0"));
+        c.graph_version = None;
+        store.update_channel(&c, None).await.unwrap();
+        assert_eq!(read("121").await, None);
+        assert_eq!(read("122").await.as_deref(), Some("v24.0"));
     }
 
     async fn inbound_is_recorded_once_with_one_debounced_job(store: Arc<dyn Store>) {

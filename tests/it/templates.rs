@@ -10,7 +10,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{Options, TestApp};
 use crate::webhooks::{
-    meta_text, post_meta, sends, sent_ok, wait_for_sends, APP_SECRET, CUSTOMER, PHONE_ID,
+    meta_text, post_meta, sends, sent_ok, wait_for_sends, APP_SECRET, CUSTOMER, GRAPH_VERSION,
+    PHONE_ID,
 };
 
 const WABA: &str = "102290129340398";
@@ -30,12 +31,12 @@ fn fixture() -> Value {
 async fn graph() -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(sent_ok("wamid.OUT.template"))
         .mount(&graph)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/{WABA}/message_templates")))
+        .and(path(format!("/{GRAPH_VERSION}/{WABA}/message_templates")))
         .and(query_param("after", "QVFIUafter"))
         .and(header("authorization", "Bearer test-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -49,7 +50,7 @@ async fn graph() -> MockServer {
         .mount(&graph)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/{WABA}/message_templates")))
+        .and(path(format!("/{GRAPH_VERSION}/{WABA}/message_templates")))
         .and(header("authorization", "Bearer test-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture()))
         .mount(&graph)
@@ -88,7 +89,7 @@ async fn listings(graph: &MockServer) -> usize {
         .await
         .unwrap()
         .iter()
-        .filter(|r| r.url.path() == format!("/{WABA}/message_templates"))
+        .filter(|r| r.url.path() == format!("/{GRAPH_VERSION}/{WABA}/message_templates"))
         .count()
 }
 

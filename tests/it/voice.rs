@@ -11,7 +11,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::app::{eventually, Options, TestApp};
-use crate::webhooks::{post_meta, APP_SECRET, CUSTOMER, PHONE_ID};
+use crate::webhooks::{post_meta, APP_SECRET, CUSTOMER, GRAPH_VERSION, PHONE_ID};
 
 const MEDIA_ID: &str = "1234567890987654321";
 
@@ -46,7 +46,7 @@ fn meta_voice(id: &str) -> Vec<u8> {
 async fn graph_with_media(audio: Vec<u8>) -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path(format!("/{MEDIA_ID}")))
+        .and(path(format!("/{GRAPH_VERSION}/{MEDIA_ID}")))
         .and(header("authorization", "Bearer test-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
@@ -74,7 +74,7 @@ async fn graph_with_media(audio: Vec<u8>) -> MockServer {
 /// The Graph API accepting every message we send.
 async fn mount_send(graph: &MockServer) {
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
             "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
@@ -121,7 +121,7 @@ async fn sent_texts(graph: &MockServer) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .filter(|r| r.url.path() == format!("/{GRAPH_VERSION}/{PHONE_ID}/messages"))
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
         .filter_map(|b| b["text"]["body"].as_str().map(str::to_owned))
         .collect()
@@ -263,7 +263,7 @@ async fn with_transcription_off_the_default_voice_reply_is_sent() {
 async fn expired_media_gets_the_default_voice_reply_instead_of_retrying() {
     let graph = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path(format!("/{MEDIA_ID}")))
+        .and(path(format!("/{GRAPH_VERSION}/{MEDIA_ID}")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!(
             {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100, "error_subcode": 33}}
         )))

@@ -17,6 +17,8 @@ use crate::support::app::{eventually, Options, TestApp};
 pub const PHONE_ID: &str = "106540352242922";
 pub const APP_SECRET: &str = "test-app-secret";
 pub const CUSTOMER: &str = "16505551234";
+/// The Graph API version channels call unless they choose another.
+pub const GRAPH_VERSION: &str = "v23.0";
 
 pub fn sign(body: &[u8], secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -69,7 +71,7 @@ pub fn sent_ok(id: &str) -> ResponseTemplate {
 pub async fn graph_accepting(id: &str) -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .respond_with(sent_ok(id))
         .mount(&graph)
         .await;
@@ -137,7 +139,7 @@ pub async fn sends(graph: &MockServer) -> Vec<Value> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path() == format!("/{PHONE_ID}/messages"))
+        .filter(|r| r.url.path() == format!("/{GRAPH_VERSION}/{PHONE_ID}/messages"))
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
         .filter(|b| b.get("status").is_none())
         .collect()
@@ -154,7 +156,7 @@ pub async fn wait_for_sends(graph: &MockServer, n: usize) -> Vec<Value> {
 
 pub async fn mount_send(graph: &MockServer, response: ResponseTemplate) {
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .and(header("authorization", "Bearer test-token"))
         .respond_with(response)
         .mount(graph)
@@ -334,7 +336,7 @@ async fn the_same_webhook_delivered_five_times_gets_exactly_one_reply() {
 async fn a_failing_graph_api_is_retried_and_the_reply_delivered_once() {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
         .and(body_partial_json(json!({"type": "text"})))
         .respond_with(ResponseTemplate::new(500).set_body_json(
             json!({"error": {"message": "Service temporarily unavailable", "code": 2}}),
@@ -375,7 +377,7 @@ async fn outside_the_24_hour_window_a_template_is_sent_or_the_conversation_escal
     ] {
         let graph = MockServer::start().await;
         Mock::given(method("POST"))
-            .and(path(format!("/{PHONE_ID}/messages")))
+            .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))
             .and(body_partial_json(json!({"type": "text"})))
             .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
                 "message": "(#131047) Re-engagement message", "type": "OAuthException", "code": 131047,

@@ -47,8 +47,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A channel as the API shows it (no credentials). How it is set up (its number or instance,
-/// settings and webhook address) is shown to owners only: agents and authors see what the
-/// inbox filter needs, its name and state.
+/// settings, Graph API version and webhook address) is shown to owners only: agents and authors
+/// see what the inbox filter needs, its name and state, and what is wrong with it.
 #[derive(Debug, Serialize)]
 pub struct ChannelView {
     id: ChannelId,
@@ -59,8 +59,13 @@ pub struct ChannelView {
     agent_id: Option<AgentId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settings: Option<ChannelConfig>,
+    /// The Graph API version it calls (Meta): its own, or the installation's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph_version: Option<String>,
     state: ChannelState,
     state_detail: Option<String>,
+    /// What needs the owner's attention besides the state (a retired Graph API version).
+    warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_url: Option<String>,
     created_at: DateTime<Utc>,
@@ -75,6 +80,8 @@ pub(crate) fn view(state: &AppState, caller: &Caller, c: Channel) -> ChannelView
         } else {
             None
         },
+        graph_version: state.channels.graph_version(&c).filter(|_| owner),
+        warnings: state.channels.warnings(&c),
         id: c.id,
         name: c.name,
         provider: c.provider,
@@ -117,6 +124,8 @@ struct NewChannelBody {
     agent: Option<String>,
     #[serde(default)]
     settings: ChannelConfig,
+    /// Meta: the Graph API version to call (`v23.0`); left out, the installation's default.
+    graph_version: Option<String>,
     credentials: serde_json::Value,
     /// Providers with instances: create the instance on the server (default), or configure an
     /// existing one.
@@ -218,6 +227,16 @@ async fn create(
         }
     };
     check_settings(&body.settings, &mut errors);
+    let graph_version = match &body.graph_version {
+        Some(given) => match state.channels.accept_graph_version(body.provider, given) {
+            Ok(version) => Some(version),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
     let credentials = credentials_input(Some(body.credentials), &mut errors);
     if let Some(c) = &credentials {
         errors.extend(state.channels.check_new_credentials(body.provider, c)?);
@@ -245,6 +264,7 @@ async fn create(
             route_key,
             agent_id,
             settings: body.settings,
+            graph_version,
             credentials,
             create_instance: body.create_instance,
         })
@@ -281,6 +301,9 @@ struct ChannelPatch {
     #[serde(default, deserialize_with = "double_option")]
     agent: Option<Option<String>>,
     settings: Option<ChannelConfig>,
+    /// Meta: the Graph API version to call; `null` returns to the installation's default.
+    #[serde(default, deserialize_with = "double_option")]
+    graph_version: Option<Option<String>>,
     /// Fields to change; those left out keep their value.
     credentials: Option<serde_json::Value>,
 }
@@ -317,6 +340,19 @@ async fn update(
         check_settings(&settings, &mut errors);
         channel.settings = settings;
     }
+    match patch.graph_version {
+        // The version it already calls is kept as it is, even one retired since.
+        Some(Some(given)) if channel.graph_version.as_deref() == Some(given.trim()) => {}
+        Some(Some(given)) => match state
+            .channels
+            .accept_graph_version(channel.provider, &given)
+        {
+            Ok(version) => channel.graph_version = Some(version),
+            Err(e) => errors.push(e),
+        },
+        Some(None) => channel.graph_version = None,
+        None => {}
+    }
     let credentials = credentials_input(patch.credentials, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
@@ -328,7 +364,11 @@ async fn update(
         &caller,
         "channel.update",
         Some(saved.id.to_string()),
-        serde_json::json!({"credentials_changed": credentials_changed, "agent_id": saved.agent_id}),
+        serde_json::json!({
+            "credentials_changed": credentials_changed,
+            "agent_id": saved.agent_id,
+            "graph_version": saved.graph_version,
+        }),
     )
     .await;
     Ok(Json(view(&state, &caller, saved)))
@@ -399,7 +439,9 @@ async fn state(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let channel = find_channel(&state, &caller, id).await?;
     let now = state.channels.refresh_state(&channel).await?;
-    Ok(Json(serde_json::json!({ "state": now })))
+    Ok(Json(
+        serde_json::json!({ "state": now, "warnings": state.channels.warnings(&channel) }),
+    ))
 }
 
 /// `?refresh=true` reads the list from the provider again.

@@ -1,7 +1,9 @@
 //! Meta's WhatsApp Cloud API: the subscription handshake, `X-Hub-Signature-256` checks, parsing
 //! of `messages` webhooks (customer messages and delivery statuses), sending through the Graph
-//! API, marking messages read and downloading media. The Cloud API's message shapes are also
-//! used by Kapso, which reuses the parser, body builder and error mapping from here.
+//! API, marking messages read and downloading media. Every Graph call of a channel goes to the
+//! Graph API version it chose ([`versions`]), or the installation's default. The Cloud API's
+//! message shapes are also used by Kapso, which reuses the parser, body builder and error
+//! mapping from here.
 
 use async_trait::async_trait;
 use http::{HeaderMap, StatusCode};
@@ -11,9 +13,9 @@ use serde_json::{json, Value};
 
 use super::{
     endpoint, execute, retry_after, status_error, timestamp_or_now, token_matches,
-    verify_hmac_sha256, ChannelContext, Credentials, Event, Field, FileToSend, Inbound, Media,
-    Outbound, OutboundBody, Provider, ProviderError, Reply, Sent, ServiceWindow, StatusUpdate,
-    Subscription, Uploaded, WebhookScope, MAX_MEDIA_BYTES,
+    verify_hmac_sha256, ChannelContext, Credentials, Event, Field, FileToSend, GraphVersions,
+    Inbound, Media, Outbound, OutboundBody, Provider, ProviderError, Reply, Sent, ServiceWindow,
+    StatusUpdate, Subscription, Uploaded, WebhookScope, MAX_MEDIA_BYTES,
 };
 use crate::domain::{
     DeliveryError, DeliveryStatus, FieldError, InteractiveReply, Location, MediaRef, MessageChange,
@@ -23,14 +25,18 @@ use crate::net::GuardedClient;
 
 mod errors;
 mod send;
+pub mod versions;
 pub(super) mod webhook;
 
 pub(crate) use errors::*;
 pub(crate) use send::*;
 pub(crate) use webhook::*;
 
-/// Graph API base URL used unless settings say otherwise.
-pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com/v23.0";
+/// Graph API address used unless settings say otherwise; the version each call names follows
+/// it in the path.
+pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
+
+pub use versions::DEFAULT_GRAPH_VERSION;
 
 /// The `object` of every WhatsApp Business Account webhook.
 pub(crate) const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
@@ -160,7 +166,7 @@ impl super::Templates for MetaProvider {
     ) -> Result<Vec<super::templates::Template>, ProviderError> {
         let token = Self::token(&channel.credentials)?;
         let account = business_account(&channel.credentials)?;
-        let url = endpoint(&self.base_url, &[&account, "message_templates"])?;
+        let url = self.graph_endpoint(channel, &[&account, "message_templates"])?;
         list_templates_from(url, |url| {
             let request = self.client.get(url).bearer_auth(token.expose_secret());
             async move {
@@ -172,6 +178,24 @@ impl super::Templates for MetaProvider {
             }
         })
         .await
+    }
+}
+
+impl GraphVersions for MetaProvider {
+    fn default_version(&self) -> &str {
+        &self.default_version
+    }
+
+    fn choosable(&self, today: chrono::NaiveDate) -> Vec<&'static str> {
+        versions::choosable(today)
+    }
+
+    fn accept_version(&self, given: &str, today: chrono::NaiveDate) -> Result<String, String> {
+        versions::accept(given, today).map(str::to_owned)
+    }
+
+    fn version_warning(&self, version: &str, today: chrono::NaiveDate) -> Option<String> {
+        versions::warning(version, today)
     }
 }
 
@@ -232,23 +256,58 @@ fn is_meta_media_host(host: &str) -> bool {
 pub struct MetaProvider {
     client: reqwest::Client,
     external: GuardedClient,
+    /// The Graph API's address, without a version.
     base_url: String,
+    /// The version of channels that chose none.
+    default_version: String,
 }
 
 impl MetaProvider {
-    /// A provider calling `graph_base_url` (e.g. [`DEFAULT_GRAPH_BASE_URL`]) with `client`, and
-    /// media links a webhook carries with `external`; the caller sets their timeouts.
+    /// A provider calling the Graph API at `graph_base_url` (e.g. [`DEFAULT_GRAPH_BASE_URL`])
+    /// with `client`, and media links a webhook carries with `external`; the caller sets their
+    /// timeouts. A version the URL ends with (`https://graph.facebook.com/v22.0`, as earlier
+    /// releases were configured) is taken off and called for channels that chose none, in
+    /// place of [`DEFAULT_GRAPH_VERSION`].
     pub fn new(
         client: reqwest::Client,
         external: GuardedClient,
         graph_base_url: impl Into<String>,
     ) -> Self {
-        let base_url = graph_base_url.into().trim_end_matches('/').to_owned();
+        let (base_url, version) = versions::split_graph_url(&graph_base_url.into());
         Self {
             client,
             external,
             base_url,
+            default_version: version.unwrap_or_else(|| DEFAULT_GRAPH_VERSION.to_string()),
         }
+    }
+
+    /// The Graph API version `channel` calls.
+    fn version_of<'a>(&'a self, channel: &'a ChannelContext) -> Result<&'a str, ProviderError> {
+        let version = channel
+            .graph_version
+            .as_deref()
+            .unwrap_or(&self.default_version);
+        if versions::is_version_shaped(version) {
+            Ok(version)
+        } else {
+            Err(ProviderError::Permanent(format!(
+                "the channel's Graph API version `{version}` is not written like {DEFAULT_GRAPH_VERSION}"
+            )))
+        }
+    }
+
+    /// `segments` under the Graph API version `channel` calls.
+    fn graph_endpoint(
+        &self,
+        channel: &ChannelContext,
+        segments: &[&str],
+    ) -> Result<reqwest::Url, ProviderError> {
+        let version = self.version_of(channel)?;
+        let path: Vec<&str> = std::iter::once(version)
+            .chain(segments.iter().copied())
+            .collect();
+        endpoint(&self.base_url, &path)
     }
 
     fn token(credentials: &Credentials) -> Result<SecretString, ProviderError> {
@@ -263,7 +322,7 @@ impl MetaProvider {
         body: &Value,
     ) -> Result<Reply, ProviderError> {
         let token = Self::token(&channel.credentials)?;
-        let url = endpoint(&self.base_url, &[&channel.route_key, "messages"])?;
+        let url = self.graph_endpoint(channel, &[&channel.route_key, "messages"])?;
         let reply = execute(
             self.client
                 .post(url)
@@ -336,6 +395,10 @@ impl Provider for MetaProvider {
         Some(self)
     }
 
+    fn graph_versions(&self) -> Option<&dyn GraphVersions> {
+        Some(self)
+    }
+
     fn verify(
         &self,
         credentials: &Credentials,
@@ -383,7 +446,7 @@ impl Provider for MetaProvider {
         file: FileToSend<'_>,
     ) -> Result<Uploaded, ProviderError> {
         let token = Self::token(&channel.credentials)?;
-        let url = endpoint(&self.base_url, &[&channel.route_key, "media"])?;
+        let url = self.graph_endpoint(channel, &[&channel.route_key, "media"])?;
         upload_to(
             self.client.post(url).bearer_auth(token.expose_secret()),
             file,
@@ -405,7 +468,7 @@ impl Provider for MetaProvider {
         };
         let (request, mime_type) = match (&media.id, &media.url) {
             (Some(id), _) => {
-                let meta_url = endpoint(&self.base_url, &[id])?;
+                let meta_url = self.graph_endpoint(channel, &[id])?;
                 let reply = execute(self.client.get(meta_url).bearer_auth(token)).await?;
                 if !reply.status.is_success() {
                     return Err(graph_error(reply.status, &reply.headers, &reply.body));

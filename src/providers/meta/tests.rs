@@ -25,8 +25,16 @@ fn provider(base: &str) -> MetaProvider {
     MetaProvider::new(
         reqwest::Client::new(),
         GuardedClient::allowing_private(),
-        format!("{base}/v23.0"),
+        base,
     )
+}
+
+/// A channel on `route` that chose `version`.
+fn channel_on(route: &str, version: Option<&str>) -> ChannelContext {
+    ChannelContext {
+        graph_version: version.map(str::to_owned),
+        ..channel(route, credentials("s"))
+    }
 }
 
 #[test]
@@ -748,11 +756,7 @@ async fn timeouts_are_unconfirmed_and_refused_connections_transient() {
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let slow = MetaProvider::new(
-        client,
-        GuardedClient::allowing_private(),
-        format!("{}/v23.0", server.uri()),
-    );
+    let slow = MetaProvider::new(client, GuardedClient::allowing_private(), server.uri());
     let message = outbound(OutboundBody::text("hi"), None);
     let error = slow
         .send(&channel(ROUTE, credentials("s")), &message)
@@ -839,6 +843,156 @@ async fn expired_media_is_reported_not_retried_forever() {
         .await
         .unwrap_err();
     assert!(matches!(error, ProviderError::Permanent(_)), "{error:?}");
+}
+
+/// Answers every send with a message id naming the path it arrived on.
+struct EchoPath;
+
+impl wiremock::Respond for EchoPath {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
+            "messages": [{"id": format!("wamid.{}", request.url.path())}]
+        }))
+    }
+}
+
+#[tokio::test]
+async fn each_channel_sends_to_the_graph_version_it_chose() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(EchoPath)
+        .mount(&server)
+        .await;
+    let meta = provider(&server.uri());
+    let message = outbound(OutboundBody::text("hi"), None);
+    // Two numbers on different versions, and one that chose none.
+    let cases = [
+        ("1001", Some("v22.0"), "/v22.0/1001/messages"),
+        ("1002", Some("v25.0"), "/v25.0/1002/messages"),
+        ("1003", None, "/v23.0/1003/messages"),
+    ];
+    for (route, version, expected) in cases {
+        let sent = meta
+            .send(&channel_on(route, version), &message)
+            .await
+            .unwrap();
+        assert_eq!(sent.provider_message_id, format!("wamid.{expected}"));
+    }
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        cases.iter().map(|c| c.2.to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn media_reads_and_uploads_go_to_the_channels_version_too() {
+    let server = MockServer::start().await;
+    let mut info = fixture_json("meta", "media.get_url.response.json");
+    info["url"] = json!(format!("{}/lookaside/m1", server.uri()));
+    Mock::given(method("GET"))
+        .and(path("/v24.0/m1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(info))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/lookaside/m1"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"OggS".to_vec()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v24.0/{ROUTE}/media")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "up1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v24.0/{ROUTE}/messages")))
+        .respond_with(EchoPath)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let meta = provider(&server.uri());
+    let channel = channel_on(ROUTE, Some("v24.0"));
+    let media = meta
+        .fetch_media(
+            &channel,
+            &MediaRef {
+                id: Some("m1".into()),
+                ..MediaRef::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(media.bytes, b"OggS");
+    let uploaded = meta
+        .upload_media(
+            &channel,
+            FileToSend {
+                bytes: b"%PDF",
+                mime_type: "application/pdf",
+                filename: "menu.pdf",
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(uploaded, Uploaded::Id("up1".into()));
+    meta.mark_read(&channel, "wamid.X", false).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_ending_the_configured_url_is_the_default_a_channel_may_override() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(EchoPath)
+        .mount(&server)
+        .await;
+    // As earlier releases were configured: the version in the URL.
+    let meta = provider(&format!("{}/v21.0/", server.uri()));
+    assert_eq!(meta.default_version(), "v21.0");
+    let message = outbound(OutboundBody::text("hi"), None);
+    let old = meta.send(&channel_on(ROUTE, None), &message).await.unwrap();
+    assert_eq!(
+        old.provider_message_id,
+        format!("wamid./v21.0/{ROUTE}/messages")
+    );
+    let chosen = meta
+        .send(&channel_on(ROUTE, Some("v24.0")), &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        chosen.provider_message_id,
+        format!("wamid./v24.0/{ROUTE}/messages")
+    );
+    assert_eq!(
+        provider(&server.uri()).default_version(),
+        DEFAULT_GRAPH_VERSION
+    );
+}
+
+#[tokio::test]
+async fn a_stored_version_that_is_not_one_is_refused_before_anything_is_sent() {
+    let server = MockServer::start().await;
+    let meta = provider(&server.uri());
+    let message = outbound(OutboundBody::text("hi"), None);
+    for version in ["v23.0/../x", "23", ""] {
+        let error = meta
+            .send(&channel_on(ROUTE, Some(version)), &message)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ProviderError::Permanent(_)), "{error:?}");
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
 }
 
 /// The outbox's idempotency key travels as `biz_opaque_callback_data` and comes back in the

@@ -102,6 +102,7 @@ mod tests {
         let ctx = ChannelContext {
             route_key: "agent".into(),
             credentials: Credentials::default(),
+            graph_version: None,
         };
         let message = Outbound {
             to: "15550001".into(),
