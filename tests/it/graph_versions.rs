@@ -12,6 +12,16 @@ use wiremock::{Mock, MockServer};
 use crate::support::app::{eventually, Options, TestApp};
 use crate::webhooks::{post_meta, sent_ok, APP_SECRET, CUSTOMER, GRAPH_VERSION};
 
+/// The two newest versions Meta serves today, the older first: what a channel may choose now
+/// and for as long as these tests are run.
+fn current() -> (&'static str, &'static str) {
+    let choosable = palaver::providers::meta::versions::choosable(chrono::Utc::now().date_naive());
+    match choosable[..] {
+        [.., older, newer] => (older, newer),
+        _ => panic!("fewer than two versions to choose: {choosable:?}"),
+    }
+}
+
 /// A Meta webhook carrying one text message to the number `phone_number_id`.
 fn text_to(phone_number_id: &str, id: &str, text: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -84,7 +94,8 @@ async fn two_meta_channels_on_different_versions_each_send_on_their_own() {
         .mount(&graph)
         .await;
     let t = app(graph.uri()).await;
-    for (name, phone, version) in [("North", "1001", "v24.0"), ("South", "1002", "v26.0")] {
+    let (older, newer) = current();
+    for (name, phone, version) in [("North", "1001", older), ("South", "1002", newer)] {
         let (status, channel) = t
             .post(
                 "/api/v1/channels",
@@ -111,14 +122,14 @@ async fn two_meta_channels_on_different_versions_each_send_on_their_own() {
     assert_eq!(
         replies,
         BTreeMap::from([
-            ("/v24.0/1001/messages".to_string(), 1),
-            ("/v26.0/1002/messages".to_string(), 1),
+            (format!("/{older}/1001/messages"), 1),
+            (format!("/{newer}/1002/messages"), 1),
         ])
     );
     // Read receipts went the same way: nothing reached another version.
     for path in all_paths(&graph).await {
         assert!(
-            path == "/v24.0/1001/messages" || path == "/v26.0/1002/messages",
+            path == format!("/{older}/1001/messages") || path == format!("/{newer}/1002/messages"),
             "{path}"
         );
     }
@@ -127,6 +138,7 @@ async fn two_meta_channels_on_different_versions_each_send_on_their_own() {
 
 #[tokio::test]
 async fn bad_versions_are_refused_with_the_field_and_nothing_is_stored() {
+    let (_, newer) = current();
     let graph = MockServer::start().await;
     let t = app(graph.uri()).await;
     // (given, the start of the message)
@@ -156,13 +168,13 @@ async fn bad_versions_are_refused_with_the_field_and_nothing_is_stored() {
         assert_eq!(fields[0]["field"], "graph_version", "{given}: {body}");
         let said = fields[0]["message"].as_str().unwrap();
         assert!(said.starts_with(message), "{given}: {said}");
-        assert!(said.contains("v26.0"), "names what may be chosen: {said}");
+        assert!(said.contains(newer), "names what may be chosen: {said}");
     }
     // Other providers have no version to choose.
     let (status, body) = t
         .post(
             "/api/v1/channels",
-            &json!({"name": "K", "provider": "kapso", "phone_number_id": "2002", "graph_version": "v24.0",
+            &json!({"name": "K", "provider": "kapso", "phone_number_id": "2002", "graph_version": newer,
                     "credentials": {"api_key": "k", "webhook_secret": "s"}}),
         )
         .await;
@@ -180,16 +192,18 @@ async fn bad_versions_are_refused_with_the_field_and_nothing_is_stored() {
     assert_eq!(status, 201, "{channel}");
     assert_eq!(channel["graph_version"], GRAPH_VERSION);
     let path = format!("/api/v1/channels/{}", channel["id"].as_str().unwrap());
-    let (status, changed) = t.patch(&path, &json!({"graph_version": " v26.0 "})).await;
+    let (status, changed) = t
+        .patch(&path, &json!({"graph_version": format!(" {newer} ")}))
+        .await;
     assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["graph_version"], "v26.0");
+    assert_eq!(changed["graph_version"], newer);
     assert_eq!(changed["warnings"], json!([]));
     for given in ["v99.0", "v23.0/../x", "v19.0"] {
         let (status, body) = t.patch(&path, &json!({"graph_version": given})).await;
         assert_eq!(status, 422, "{given}: {body}");
         assert_eq!(body["error"]["fields"][0]["field"], "graph_version");
     }
-    assert_eq!(t.get(&path).await["graph_version"], "v26.0");
+    assert_eq!(t.get(&path).await["graph_version"], newer);
     let (status, back) = t.patch(&path, &json!({"graph_version": null})).await;
     assert_eq!(status, 200, "{back}");
     assert_eq!(back["graph_version"], GRAPH_VERSION);
@@ -221,7 +235,7 @@ async fn bad_versions_are_refused_with_the_field_and_nothing_is_stored() {
         .client
         .patch(format!("{}{path}", t.url))
         .bearer_auth(&key)
-        .json(&json!({"graph_version": "v26.0"}))
+        .json(&json!({"graph_version": newer}))
         .send()
         .await
         .unwrap();
@@ -232,12 +246,13 @@ async fn bad_versions_are_refused_with_the_field_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn a_channel_left_on_a_retired_version_says_so_on_its_state() {
+    let (_, newer) = current();
     let graph = MockServer::start().await;
     let t = app(graph.uri()).await;
     let (status, created) = t
         .post(
             "/api/v1/channels",
-            &meta_channel("Shop", "1001", json!({"graph_version": "v26.0"})),
+            &meta_channel("Shop", "1001", json!({"graph_version": newer})),
         )
         .await;
     assert_eq!(status, 201, "{created}");
@@ -280,7 +295,7 @@ async fn a_channel_left_on_a_retired_version_says_so_on_its_state() {
     assert_eq!(renamed["graph_version"], "v19.0");
     let (status, kept) = t.patch(&path, &json!({"graph_version": "v19.0"})).await;
     assert_eq!(status, 200, "{kept}");
-    let (status, moved) = t.patch(&path, &json!({"graph_version": "v26.0"})).await;
+    let (status, moved) = t.patch(&path, &json!({"graph_version": newer})).await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["warnings"], json!([]));
     t.stop().await;
@@ -294,16 +309,17 @@ async fn a_graph_url_that_ends_with_a_version_keeps_calling_it() {
         .mount(&graph)
         .await;
     // As earlier releases were configured.
-    let t = app(format!("{}/v25.0", graph.uri())).await;
+    let (older, newer) = current();
+    let t = app(format!("{}/{older}", graph.uri())).await;
     let (status, old) = t
         .post("/api/v1/channels", &meta_channel("Old", "1001", json!({})))
         .await;
     assert_eq!(status, 201, "{old}");
-    assert_eq!(old["graph_version"], "v25.0");
+    assert_eq!(old["graph_version"], older);
     let (status, own) = t
         .post(
             "/api/v1/channels",
-            &meta_channel("Own", "1002", json!({"graph_version": "v26.0"})),
+            &meta_channel("Own", "1002", json!({"graph_version": newer})),
         )
         .await;
     assert_eq!(status, 201, "{own}");
@@ -322,8 +338,11 @@ async fn a_graph_url_that_ends_with_a_version_keeps_calling_it() {
     .await
     .expect("both channels replied");
     assert_eq!(
-        replies.keys().collect::<Vec<_>>(),
-        ["/v25.0/1001/messages", "/v26.0/1002/messages"]
+        replies,
+        BTreeMap::from([
+            (format!("/{older}/1001/messages"), 1),
+            (format!("/{newer}/1002/messages"), 1),
+        ])
     );
     t.stop().await;
 
