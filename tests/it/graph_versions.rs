@@ -37,6 +37,32 @@ fn text_to(phone_number_id: &str, id: &str, text: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A customer writes to the numbers 1001 and 1002; each reply goes to that number's version:
+/// `older` for 1001, `newer` for 1002.
+async fn each_replies_on_its_version(t: &TestApp, graph: &MockServer, older: &str, newer: &str) {
+    for (n, phone) in ["1001", "1002"].into_iter().enumerate() {
+        let body = text_to(
+            phone,
+            &format!("wamid.IN.{n}"),
+            "Which payment methods do you accept? MB WAY?",
+        );
+        assert_eq!(post_meta(t, &body).await.status(), 200);
+    }
+    let replies = eventually(Duration::from_secs(20), || async {
+        let replies = replies_by_path(graph).await;
+        (replies.len() >= 2).then_some(replies)
+    })
+    .await
+    .expect("both channels replied");
+    assert_eq!(
+        replies,
+        BTreeMap::from([
+            (format!("/{older}/1001/messages"), 1),
+            (format!("/{newer}/1002/messages"), 1),
+        ])
+    );
+}
+
 /// A Meta channel on `phone_number_id`, with `extra` fields (a Graph API version).
 fn meta_channel(name: &str, phone_number_id: &str, extra: Value) -> Value {
     let mut body = json!({
@@ -105,27 +131,7 @@ async fn two_meta_channels_on_different_versions_each_send_on_their_own() {
         assert_eq!(status, 201, "{channel}");
         assert_eq!(channel["graph_version"], version, "{channel}");
     }
-    for (n, phone) in ["1001", "1002"].into_iter().enumerate() {
-        let body = text_to(
-            phone,
-            &format!("wamid.IN.{n}"),
-            "Which payment methods do you accept? MB WAY?",
-        );
-        assert_eq!(post_meta(&t, &body).await.status(), 200);
-    }
-    let replies = eventually(Duration::from_secs(20), || async {
-        let replies = replies_by_path(&graph).await;
-        (replies.len() >= 2).then_some(replies)
-    })
-    .await
-    .expect("both channels replied");
-    assert_eq!(
-        replies,
-        BTreeMap::from([
-            (format!("/{older}/1001/messages"), 1),
-            (format!("/{newer}/1002/messages"), 1),
-        ])
-    );
+    each_replies_on_its_version(&t, &graph, older, newer).await;
     // Read receipts went the same way: nothing reached another version.
     for path in all_paths(&graph).await {
         assert!(
@@ -323,27 +329,7 @@ async fn a_graph_url_that_ends_with_a_version_keeps_calling_it() {
         )
         .await;
     assert_eq!(status, 201, "{own}");
-    for (n, phone) in ["1001", "1002"].into_iter().enumerate() {
-        let body = text_to(
-            phone,
-            &format!("wamid.IN.{n}"),
-            "Which payment methods do you accept? MB WAY?",
-        );
-        assert_eq!(post_meta(&t, &body).await.status(), 200);
-    }
-    let replies = eventually(Duration::from_secs(20), || async {
-        let replies = replies_by_path(&graph).await;
-        (replies.len() >= 2).then_some(replies)
-    })
-    .await
-    .expect("both channels replied");
-    assert_eq!(
-        replies,
-        BTreeMap::from([
-            (format!("/{older}/1001/messages"), 1),
-            (format!("/{newer}/1002/messages"), 1),
-        ])
-    );
+    each_replies_on_its_version(&t, &graph, older, newer).await;
     t.stop().await;
 
     // A version Meta never published is refused at start, naming the setting.
