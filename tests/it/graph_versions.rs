@@ -10,7 +10,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
 
 use crate::support::app::{eventually, Options, TestApp};
-use crate::webhooks::{post_meta, sent_ok, APP_SECRET, CUSTOMER, GRAPH_VERSION};
+use crate::webhooks::{meta_text_to, post_meta, sent_ok, APP_SECRET, CUSTOMER, GRAPH_VERSION};
 
 /// The two newest versions Meta serves today, the older first: what a channel may choose now
 /// and for as long as these tests are run.
@@ -22,27 +22,13 @@ fn current() -> (&'static str, &'static str) {
     }
 }
 
-/// A Meta webhook carrying one text message to the number `phone_number_id`.
-fn text_to(phone_number_id: &str, id: &str, text: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
-            "contacts": [{"profile": {"name": "Test Customer"}, "wa_id": CUSTOMER}],
-            "messages": [{"from": CUSTOMER, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
-                          "type": "text", "text": {"body": text}}]
-        }}]}]
-    }))
-    .unwrap()
-}
-
 /// A customer writes to the numbers 1001 and 1002; each reply goes to that number's version:
 /// `older` for 1001, `newer` for 1002.
 async fn each_replies_on_its_version(t: &TestApp, graph: &MockServer, older: &str, newer: &str) {
     for (n, phone) in ["1001", "1002"].into_iter().enumerate() {
-        let body = text_to(
+        let body = meta_text_to(
             phone,
+            CUSTOMER,
             &format!("wamid.IN.{n}"),
             "Which payment methods do you accept? MB WAY?",
         );

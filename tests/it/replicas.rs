@@ -67,17 +67,7 @@ impl Respond for Sends {
 
 /// A Meta webhook with one text message from `customer`.
 fn webhook(customer: &str, id: &str, text: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
-            "contacts": [{"profile": {"name": "Customer"}, "wa_id": customer}],
-            "messages": [{"from": customer, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
-                          "type": "text", "text": {"body": text}}]
-        }}]}]
-    }))
-    .unwrap()
+    crate::webhooks::meta_text_to(PHONE_ID, customer, id, text)
 }
 
 async fn deliver(client: &reqwest::Client, replica: &Process, body: &[u8]) {

@@ -28,13 +28,19 @@ pub fn sign(body: &[u8], secret: &str) -> String {
 
 /// A Meta webhook carrying one text message, sent now.
 pub fn meta_text(id: &str, text: &str) -> Vec<u8> {
+    meta_text_to(PHONE_ID, CUSTOMER, id, text)
+}
+
+/// A Meta webhook carrying one text message from `customer` to the number `phone_number_id`,
+/// sent now.
+pub fn meta_text_to(phone_number_id: &str, customer: &str, id: &str, text: &str) -> Vec<u8> {
     serde_json::to_vec_pretty(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
-            "contacts": [{"profile": {"name": "Test Customer"}, "wa_id": CUSTOMER}],
-            "messages": [{"from": CUSTOMER, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Test Customer"}, "wa_id": customer}],
+            "messages": [{"from": customer, "id": id, "timestamp": chrono::Utc::now().timestamp().to_string(),
                           "type": "text", "text": {"body": text}}]
         }}]}]
     }))
