@@ -134,6 +134,11 @@ try {
     assert.match(await page.textContent("#chat .sources"), /MB WAY/);
     // Each source shows its relevance, the scale the confidence threshold is set on.
     assert.match(await page.textContent("#chat .sources"), /relevance -?\d\.\d{3}/);
+    // Its place is said once: the title, then the headings under it that do not repeat it.
+    const where = await page.textContent("#chat .sources .meta");
+    assert.match(where, /Frequently asked questions › Which payment methods do you accept\?/);
+    assert.doesNotMatch(where, /Frequently asked questions › Frequently asked questions/);
+    assert.doesNotMatch(where, / > /);
     await page.fill("#said", "I want to talk to a human, please");
     await page.press("#said", "Enter");
     await page.waitForSelector("#chat li:nth-child(4) .turn");

@@ -1,7 +1,7 @@
 // An agent's page: documents uploaded with progress (several at once), deleted, and the
 // knowledge searched, as the customer's question would find it.
 
-const { api, describe, csrf } = await import("./api.js" + new URL(import.meta.url).search);
+const { api, describe, csrf, sourceLabel } = await import("./api.js" + new URL(import.meta.url).search);
 
 const upload = document.getElementById("upload");
 const list = document.getElementById("uploads");
@@ -115,7 +115,7 @@ if (search) {
         li.className = "passage";
         const head = document.createElement("p");
         head.className = "meta";
-        const where = [r.title || r.source, r.heading].filter(Boolean).join(" › ");
+        const where = sourceLabel(r.title || r.source, r.heading);
         head.textContent = `${where} · score ${Number(r.score ?? r.similarity ?? 0).toFixed(3)}`;
         const text = document.createElement("p");
         text.className = "text";

@@ -66,6 +66,15 @@ function lookup(target, path) {
 /// A form's fields as the API's JSON. `data-type` says how a field reads: `bool` (a checkbox),
 /// `number`, `list` (comma-separated), `nullable` (empty is null), `checked-list` (the values of
 /// the checked boxes of that name); other fields are text, left out when empty and optional.
+/** Where a passage comes from, in words: its document's title, then the parts of its heading
+ * path that do not repeat the title ("FAQ > Delivery" under "FAQ" gives "FAQ › Delivery"). */
+export function sourceLabel(title, heading) {
+  const parts = (heading || "").split(" > ").map((p) => p.trim()).filter(Boolean);
+  const same = (a, b) => a.localeCompare(b, undefined, { sensitivity: "accent" }) === 0;
+  while (title && parts.length && same(parts[0], title)) parts.shift();
+  return [title, ...parts].filter(Boolean).join(" › ");
+}
+
 export function formBody(form) {
   const body = {};
   for (const el of form.elements) {

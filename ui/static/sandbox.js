@@ -2,7 +2,7 @@
 // pipeline, never sent. Each reply shows its sources and scores, timings, tokens, the rendered
 // prompt and the escalation decision; changes tried without saving answer side by side.
 
-const { api, describe } = await import("./api.js" + new URL(import.meta.url).search);
+const { api, describe, sourceLabel } = await import("./api.js" + new URL(import.meta.url).search);
 
 const root = document.getElementById("sandbox");
 if (root) {
@@ -67,7 +67,7 @@ if (root) {
       for (const s of o.sources) {
         const item = el("li");
         const cited = g && g.cited && g.cited.includes(s.n) ? " · cited" : "";
-        item.append(el("p", "meta", `[${s.n}] ${[s.title || s.source, s.heading].filter(Boolean).join(" › ")} · score ${s.score.toFixed(3)} · similarity ${s.similarity.toFixed(3)} · relevance ${Number(s.relevance ?? 0).toFixed(3)}${cited}`));
+        item.append(el("p", "meta", `[${s.n}] ${sourceLabel(s.title || s.source, s.heading)} · score ${s.score.toFixed(3)} · similarity ${s.similarity.toFixed(3)} · relevance ${Number(s.relevance ?? 0).toFixed(3)}${cited}`));
         item.append(el("p", "text", s.text));
         list.append(item);
       }
