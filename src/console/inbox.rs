@@ -225,6 +225,27 @@ async fn conversation_view(
         .iter()
         .map(|m| context! { id => m.user.id.to_string(), name => m.user.name })
         .collect();
+    // Who wrote each reply from the inbox, by name (people since removed are looked up).
+    let mut names: std::collections::BTreeMap<String, String> = members
+        .iter()
+        .map(|m| (m.user.id.to_string(), m.user.name.clone()))
+        .collect();
+    for author in messages.iter().filter_map(|m| m.sent_by) {
+        if !names.contains_key(&author.to_string()) {
+            if let Some(user) = state.store.user(author).await? {
+                names.insert(author.to_string(), user.name);
+            }
+        }
+    }
+    // A person answering is not an escalation to raise: it is said as who is answering.
+    let open: Vec<_> = escalations
+        .iter()
+        .filter(|e| e.closed_at.is_none())
+        .collect();
+    let taken_over = !open.is_empty()
+        && open
+            .iter()
+            .all(|e| e.reason == crate::domain::EscalationReason::HumanTakeover);
     Ok(context! {
         page => "inbox",
         conversation => Value::from_serialize(&conversation),
@@ -235,6 +256,8 @@ async fn conversation_view(
         earlier,
         paged => before.is_some(),
         people,
+        names,
+        taken_over,
         can_act,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),

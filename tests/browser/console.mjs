@@ -243,6 +243,12 @@ try {
     await page.waitForSelector(".message.outbound img[alt^='This is our shop']");
     const sent = await ask({ ask: "graph_sends", text: "This is our shop" });
     assert.equal(sent.count, 1, "the picture was sent once");
+    // The replies are signed with the person's name, and a person answering is said as such,
+    // not raised as an escalation.
+    assert.match(await page.textContent(".message.outbound:has-text('See you soon!') .meta"), /^\s*Marta Silva ·/);
+    assert.match(await page.textContent(".takeover"), /A person is answering: Marta Silva replied from the inbox/);
+    assert.equal(await page.locator(".escalation").count(), 0);
+    assert.equal(await page.textContent(".thread-head .badge"), "with a person");
     await shot(page, "08-conversation");
   });
 
@@ -268,15 +274,17 @@ try {
   await as("an escalated conversation notifies, is resolved, then handed back", async () => {
     await page.click("#notify");
     await page.waitForSelector("#notify[aria-pressed=true]");
+    // While a person answers, the bot stays quiet and the conversation stays theirs.
     await ask({ ask: "meta_text", id: "wamid.IN.B2", text: "I want to talk to a human" });
-    await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
-    await page.waitForSelector(".escalation");
-    await shot(page, "09-escalated");
+    await page.waitForSelector(".message.inbound >> text=I want to talk to a human", { timeout: 5000 });
+    assert.equal(await page.textContent(".thread-head .badge"), "with a person");
     await page.click("text=Resolve");
     await page.waitForSelector(".thread-head .badge.status-resolved");
     await ask({ ask: "meta_text", id: "wamid.IN.B3", text: "I want to talk to a person" });
     await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
+    await page.waitForSelector(".escalation >> text=Escalated:", { timeout: 5000 });
     await page.waitForFunction(() => window.__notifications.includes("Conversation escalated"), null, { timeout: 2000 });
+    await shot(page, "09-escalated");
     await page.click("text=Hand back to bot");
     await page.waitForSelector(".thread-head .badge.status-active");
   });

@@ -80,6 +80,10 @@ async function refresh() {
       const head = document.querySelector(".thread-head");
       const freshHead = page.querySelector(".thread-head");
       if (head && freshHead && !head.contains(document.activeElement)) head.replaceWith(freshHead);
+      // The open escalations' notes change with the thread: opened, closed, taken over.
+      const notes = document.getElementById("escalations");
+      const freshNotes = page.getElementById("escalations");
+      if (notes && freshNotes) notes.replaceWith(freshNotes);
     } finally {
       refreshing = null;
       if (again) {
