@@ -231,9 +231,9 @@ async fn conversation_view(
         .map(|m| (m.user.id.to_string(), m.user.name.clone()))
         .collect();
     for author in messages.iter().filter_map(|m| m.sent_by) {
-        if !names.contains_key(&author.to_string()) {
+        if let std::collections::btree_map::Entry::Vacant(name) = names.entry(author.to_string()) {
             if let Some(user) = state.store.user(author).await? {
-                names.insert(author.to_string(), user.name);
+                name.insert(user.name);
             }
         }
     }
