@@ -162,17 +162,11 @@ impl Channels {
         let provider = self.provider(channel.provider)?;
         let mut channel = channel.clone();
         if let Some(given) = channel.graph_version.take() {
-            let stored = self
-                .store
-                .channel(channel.id)
-                .await?
-                .and_then(|c| c.graph_version);
-            channel.graph_version = Some(if stored.as_deref() == Some(given.as_str()) {
-                given
-            } else {
-                self.accept_graph_version(channel.provider, &given)
-                    .map_err(|e| ChannelError::Invalid(vec![e]))?
-            });
+            let chosen = match self.store.channel(channel.id).await? {
+                Some(stored) => self.choose_graph_version(&stored, &given),
+                None => self.accept_graph_version(channel.provider, &given),
+            };
+            channel.graph_version = Some(chosen.map_err(|e| ChannelError::Invalid(vec![e]))?);
         }
         let sealed = match credentials {
             Some(given) => {

@@ -44,6 +44,20 @@ impl Channels {
             .map_err(|message| FieldError::new("graph_version", message))
     }
 
+    /// The version `current` calls once `given` is chosen for it: the one it calls already,
+    /// kept as it is (even one Meta has retired since it was chosen), or a new one its provider
+    /// accepts ([`Self::accept_graph_version`]).
+    pub fn choose_graph_version(
+        &self,
+        current: &Channel,
+        given: &str,
+    ) -> Result<String, FieldError> {
+        match current.graph_version.as_deref() {
+            Some(kept) if kept == given.trim() => Ok(kept.to_string()),
+            _ => self.accept_graph_version(current.provider, given),
+        }
+    }
+
     /// The versions an owner may choose for a channel of `kind`, if its provider has versions.
     pub fn graph_version_choice(&self, kind: ProviderKind) -> Option<VersionChoice> {
         let versions = self.graph_versions_of(kind)?;

@@ -54,17 +54,12 @@ impl Detectors {
             return Ok(state);
         }
         let mut state = ctx.create_state().map_err(transcription_err)?;
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(i32::try_from(threads).unwrap_or(1));
+        let mut params = quiet_params(SamplingStrategy::Greedy { best_of: 1 }, threads);
         params.set_language(Some("en"));
         params.set_audio_ctx(i32::try_from(seconds * CTX_PER_SECOND).unwrap_or(0));
         params.set_no_timestamps(true);
         params.set_single_segment(true);
         params.set_max_tokens(1);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
         let silence = vec![0.0f32; 2 * decode::SAMPLE_RATE as usize];
         state.full(params, &silence).map_err(transcription_err)?;
         Ok(state)
@@ -286,14 +281,9 @@ impl WhisperTranscriber {
             None => ("en", None),
         };
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 5 });
-        params.set_n_threads(i32::try_from(self.threads).unwrap_or(1));
+        let mut params = quiet_params(SamplingStrategy::Greedy { best_of: 5 }, self.threads);
         params.set_language(Some(language));
         params.set_translate(false);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
         // Longer notes keep timestamps: whisper moves from one 30 s window to the next by the
         // last timestamp it emitted, which is what keeps words at window edges. A note that fits
         // one window is decoded without them: fewer tokens, and no second pass over the audio
@@ -391,6 +381,18 @@ impl Transcriber for WhisperTranscriber {
         .await
         .map_err(transcription_err)?
     }
+}
+
+/// Whisper's parameters for a run with `strategy` on `threads` threads, printing nothing to
+/// stdout (the transcript is read from the state).
+fn quiet_params<'a, 'b>(strategy: SamplingStrategy, threads: usize) -> FullParams<'a, 'b> {
+    let mut params = FullParams::new(strategy);
+    params.set_n_threads(i32::try_from(threads).unwrap_or(1));
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    params
 }
 
 /// The language whisper hears in `samples`, with every language's probability, by `state`.

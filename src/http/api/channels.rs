@@ -342,11 +342,7 @@ async fn update(
     }
     match patch.graph_version {
         // The version it already calls is kept as it is, even one retired since.
-        Some(Some(given)) if channel.graph_version.as_deref() == Some(given.trim()) => {}
-        Some(Some(given)) => match state
-            .channels
-            .accept_graph_version(channel.provider, &given)
-        {
+        Some(Some(given)) => match state.channels.choose_graph_version(&channel, &given) {
             Ok(version) => channel.graph_version = Some(version),
             Err(e) => errors.push(e),
         },
