@@ -463,6 +463,10 @@ pub struct PipelineSettings {
     pub idle_reset_hours: u64,
     /// Messages from one customer within this window become one turn, in milliseconds.
     pub debounce_ms: u64,
+    /// Longest wait for the answerer in one turn, retries included, in seconds. A turn with no
+    /// answer by then goes to a person: a customer is better served by a hand-over within a
+    /// minute or two than by a reply after the model server's timeouts and retries add up.
+    pub answer_deadline_secs: u64,
     /// Directory of prompt files overriding the shipped templates by name and holding the files
     /// agents name in `prompt_file` (ignored when it does not exist).
     pub prompts_dir: Option<PathBuf>,
@@ -476,6 +480,7 @@ impl Default for PipelineSettings {
             prompt_tokens: 3000,
             idle_reset_hours: 24,
             debounce_ms: 2000,
+            answer_deadline_secs: 90,
             prompts_dir: Some(PathBuf::from("prompts")),
         }
     }
@@ -846,6 +851,12 @@ impl Settings {
                 "must be at most 60000",
             ));
         }
+        if !(1..=3600).contains(&self.pipeline.answer_deadline_secs) {
+            return Err(ConfigError::invalid(
+                "pipeline.answer_deadline_secs",
+                "must be between 1 and 3600",
+            ));
+        }
         positive("workers.concurrency", self.workers.concurrency as u64)?;
         positive("workers.max_attempts", self.workers.max_attempts as u64)?;
         positive("workers.retry_for_secs", self.workers.retry_for_secs)?;
@@ -996,6 +1007,30 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn the_answer_deadline_is_bounded() {
+        for (secs, ok) in [
+            (0, false),
+            (1, true),
+            (90, true),
+            (3600, true),
+            (3601, false),
+        ] {
+            let mut s = Settings::default();
+            s.pipeline.answer_deadline_secs = secs;
+            match s.validate() {
+                Ok(()) => assert!(ok, "{secs} s accepted"),
+                Err(e) => {
+                    assert!(!ok, "{secs} s refused: {e}");
+                    assert!(
+                        e.to_string().contains("pipeline.answer_deadline_secs"),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

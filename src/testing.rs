@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -56,6 +57,7 @@ impl Embedder for HashEmbedder {
 pub struct ScriptedChat {
     script: Mutex<VecDeque<Result<String, LlmError>>>,
     requests: Mutex<Vec<Recorded>>,
+    delay: Duration,
 }
 
 /// What a scripted model was asked.
@@ -77,7 +79,14 @@ impl ScriptedChat {
         Self {
             script: Mutex::new(script.into_iter().collect()),
             requests: Mutex::new(Vec::new()),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// The same model, taking `delay` over every answer (a busy server).
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Everything asked so far.
@@ -105,6 +114,9 @@ impl ChatModel for ScriptedChat {
                 sources: request.sources.len(),
                 temperature: request.temperature,
             });
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let next = self
             .script
             .lock()

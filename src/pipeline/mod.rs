@@ -514,20 +514,28 @@ impl Pipeline {
         let answerer = self.answerers.get(config.answerer).await;
         let completion = match answerer {
             Ok(model) => {
-                self.generate(
-                    model.as_ref(),
-                    &ChatRequest {
-                        messages: &prompt.messages,
-                        question: &read,
-                        previous,
-                        sources: &prompt.sources,
-                        lexicon: Some(&lexicon),
-                        model: config.model.as_deref(),
-                        temperature: config.temperature,
-                        max_tokens: config.max_tokens,
-                    },
-                )
-                .await
+                // One deadline for the turn: the model client's own timeout and retries and
+                // ours below would otherwise multiply (4 × 120 s was seen against a busy
+                // server) while the customer waits for a person.
+                let deadline = Duration::from_secs(self.settings.pipeline.answer_deadline_secs);
+                let request = ChatRequest {
+                    messages: &prompt.messages,
+                    question: &read,
+                    previous,
+                    sources: &prompt.sources,
+                    lexicon: Some(&lexicon),
+                    model: config.model.as_deref(),
+                    temperature: config.temperature,
+                    max_tokens: config.max_tokens,
+                };
+                match tokio::time::timeout(deadline, self.generate(model.as_ref(), &request)).await
+                {
+                    Ok(done) => done,
+                    Err(_) => Err(LlmError::Transient(format!(
+                        "no answer within the turn's {} s",
+                        deadline.as_secs()
+                    ))),
+                }
             }
             Err(e) => Err(e),
         };

@@ -33,10 +33,16 @@ struct Rig {
 /// shop's opening hours as its knowledge, escalating on "humano", a support contact) on one
 /// channel.
 async fn rig(model: Arc<ScriptedChat>) -> Rig {
+    rig_with(model, |_| {}).await
+}
+
+/// [`rig`] with its settings changed by `tune`.
+async fn rig_with(model: Arc<ScriptedChat>, tune: impl FnOnce(&mut crate::Settings)) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = crate::Settings::default();
     settings.data.dir = dir.path().to_path_buf();
     settings.pipeline.debounce_ms = 0;
+    tune(&mut settings);
     let store = crate::store::open(&settings.database_url(), 2)
         .await
         .unwrap();
@@ -324,6 +330,36 @@ async fn an_escalated_conversation_gets_nothing_from_the_bot() {
         "no read receipt, no typing"
     );
     assert!(r.model.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_model_slower_than_the_turns_deadline_hands_the_conversation_to_a_person() {
+    // Each attempt alone would end (in 2 s), but the pipeline's retry of a busy model would
+    // add them up; the turn's deadline cuts the wait whatever the retries.
+    let model = Arc::new(
+        ScriptedChat::new([
+            Err(LlmError::Transient("HTTP 503".into())),
+            Ok("Yes, every day.".into()),
+        ])
+        .with_delay(Duration::from_secs(2)),
+    );
+    let r = rig_with(model, |s| s.pipeline.answer_deadline_secs = 3).await;
+    let started = std::time::Instant::now();
+    r.customer("in-1", "Are you open on Sundays?").await;
+    r.drain().await;
+    let waited = started.elapsed();
+    let conversation = r.conversation().await;
+    assert_eq!(conversation.status, ConversationStatus::Escalated);
+    let escalations = r.app.store.escalations(conversation.id).await.unwrap();
+    assert_eq!(escalations[0].reason, EscalationReason::AnswererFailed);
+    let detail = escalations[0].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("3 s"), "{detail}");
+    let sent = r.texts();
+    assert!(
+        sent.iter().all(|(_, text)| !text.contains("every day")),
+        "the late answer was sent: {sent:?}"
+    );
+    assert!(waited < Duration::from_secs(20), "{waited:?}");
 }
 
 #[tokio::test]
