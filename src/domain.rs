@@ -384,11 +384,15 @@ pub struct MessageSet {
     /// customer's (the extractive answerer quotes; it cannot translate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_language: Option<String>,
+    /// Said before the names of the things the documents price differently, when the customer
+    /// asked the price of one without saying which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub which_one: Option<String>,
 }
 
 impl MessageSet {
     /// The messages by key, as written in settings.
-    pub fn entries(&self) -> [(&'static str, Option<&str>); 7] {
+    pub fn entries(&self) -> [(&'static str, Option<&str>); 8] {
         [
             ("escalation", self.escalation.as_deref()),
             ("after_hours", self.after_hours.as_deref()),
@@ -397,6 +401,7 @@ impl MessageSet {
             ("voice_unavailable", self.voice_unavailable.as_deref()),
             ("unsupported", self.unsupported.as_deref()),
             ("other_language", self.other_language.as_deref()),
+            ("which_one", self.which_one.as_deref()),
         ]
     }
 

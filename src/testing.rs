@@ -131,6 +131,7 @@ impl ChatModel for ScriptedChat {
             finish: FinishReason::Stop,
             confidence: None,
             cited: Vec::new(),
+            options: Vec::new(),
         })
     }
 }

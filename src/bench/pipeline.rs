@@ -171,6 +171,7 @@ impl ChatModel for Immediate {
             finish: FinishReason::Stop,
             confidence: Some(1.0),
             cited: vec![1],
+            options: Vec::new(),
         })
     }
 }

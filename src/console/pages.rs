@@ -200,7 +200,9 @@ fn message_languages(config: &AgentConfig, prompts: &Prompts) -> Vec<Value> {
                 .entries()
                 .into_iter()
                 .map(|(key, _)| key)
-                .filter(|key| code != own || matches!(*key, "unsupported" | "other_language"))
+                .filter(|key| {
+                    code != own || matches!(*key, "unsupported" | "other_language" | "which_one")
+                })
                 .map(|key| {
                     context! {
                         key,
@@ -231,6 +233,9 @@ fn message_label(key: &str) -> &'static str {
         "voice_unavailable" => "A voice note that cannot be transcribed",
         "unsupported" => "A message with nothing to answer (a sticker, a location)",
         "other_language" => "Before a quote from documents in another language",
+        "which_one" => {
+            "Before the names of things priced differently, when the customer did not say which"
+        }
         _ => "Message",
     }
 }

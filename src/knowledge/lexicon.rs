@@ -172,6 +172,12 @@ impl Lexicon {
         (1.0 + (self.passages.max(1) as f32) / (df + 0.5)).ln()
     }
 
+    /// The [`Lexicon::idf`] of a word used by `share` (0-1) of the passages.
+    pub fn idf_at_share(&self, share: f32) -> f32 {
+        let n = self.passages.max(1) as f32;
+        (1.0 + n / (share * n + 0.5)).ln()
+    }
+
     /// The documents' form (normalised) of a customer's `written` word (lower-case, with the
     /// accents they typed): the word itself when the documents use it, else the most used word
     /// sharing its stem (in the documents' language or the customer's, `language`), else, for a

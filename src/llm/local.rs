@@ -282,6 +282,7 @@ impl ChatModel for LocalChat {
             finish: out.finish,
             confidence: None,
             cited: Vec::new(),
+            options: Vec::new(),
         })
     }
 }

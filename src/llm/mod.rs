@@ -132,6 +132,10 @@ pub struct Completion {
     pub confidence: Option<f32>,
     /// Numbers of the sources the reply is based on.
     pub cited: Vec<usize>,
+    /// When not empty, the reply asks which of these the customer means (the names of things
+    /// the sources price differently, asked about without saying which), and `text` lists
+    /// them.
+    pub options: Vec<String>,
 }
 
 /// Writes replies.

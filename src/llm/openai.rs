@@ -265,6 +265,7 @@ fn read_response(
         finish,
         confidence: None,
         cited: Vec::new(),
+        options: Vec::new(),
     })
 }
 
@@ -636,6 +637,7 @@ mod tests {
                 finish: FinishReason::Stop,
                 confidence: None,
                 cited: vec![],
+                options: Vec::new(),
             }
         );
     }

@@ -105,6 +105,16 @@ pub(super) fn other_language_note(
     message(config, prompts, customer, "other_language")
 }
 
+/// What to say before the names of the things the documents price differently, when the
+/// customer (writing in `customer`, when detected) asked the price of one without saying which.
+pub(super) fn which_one(config: &AgentConfig, prompts: &Prompts, customer: Option<&str>) -> String {
+    let language = customer.unwrap_or_else(|| agent_language(config));
+    message(config, prompts, language, "which_one")
+        .or_else(|| message(config, prompts, agent_language(config), "which_one"))
+        .or_else(|| prompts.message("en", "which_one").map(str::to_string))
+        .unwrap_or_else(|| "Which of these do you mean?".into())
+}
+
 /// What the bot says to a message it has nothing to answer, in the agent's (possibly the
 /// customer's, see [`for_customer`]) language: the agent's translation, the operator's
 /// `unsupported_message.txt` for English, else the shipped translation.

@@ -639,9 +639,13 @@ impl Pipeline {
                 LowConfidence::Answer => {}
             }
         }
-        // A quote from documents in another language than the customer's says so first, in the
-        // customer's language (the other answerers are told to reply in it).
-        let note = (config.answerer == Answerer::Extractive)
+        // Asked one thing's price without saying which of several, the customer is asked which,
+        // in their language. A quote from documents in another language than the customer's
+        // says so first, in the customer's language (the other answerers are told to reply in
+        // it).
+        let which = (!completion.options.is_empty())
+            .then(|| language::which_one(&config, &self.prompts, speaks));
+        let note = (config.answerer == Answerer::Extractive && which.is_none())
             .then(|| {
                 let quoted = prompt
                     .sources
@@ -650,7 +654,7 @@ impl Pipeline {
                 language::other_language_note(&config, &self.prompts, speaks, &quoted.text)
             })
             .flatten();
-        let text = match note {
+        let text = match which.or(note) {
             Some(note) => format!("{note}\n\n{text}"),
             None => text.to_string(),
         };

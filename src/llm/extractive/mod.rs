@@ -16,10 +16,14 @@
 //! retrieval rank, its sentences' scores, the question's words it holds, whether it was singled
 //! out, and for a price question whether it states one.
 //!
+//! Asked a price, the reply must state the price of the one thing asked ([`grounding`]), or it
+//! is not sent.
+//!
 //! Its confidence ([`confidence`]) weighs how far the chosen passage stands out from the others
 //! retrieved, how much of what the question is about it holds, and whether a row was singled
 //! out; the pipeline holds it against the agent's threshold.
 
+mod grounding;
 mod offers;
 mod question;
 mod rows;
@@ -32,6 +36,7 @@ use async_trait::async_trait;
 
 pub use question::Question;
 
+use self::grounding::Ungrounded;
 use self::offers::{choose, offers, Fit, Offer};
 use self::units::{median, says_any, whole, Asked, Candidate, MAX_REPLY_CHARS};
 use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
@@ -228,6 +233,32 @@ impl ChatModel for Extractive {
         let named = names_the_question(section, &asked_terms);
         let signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
         let confidence = confidence(&signals);
+        if asked.asks_price {
+            match grounding::check(&reply, section.heading.as_deref(), &stems) {
+                Ok(()) => {}
+                Err(Ungrounded::SeveralThings(names)) => {
+                    let text = names
+                        .iter()
+                        .map(|n| format!("• {n}"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Ok(Completion {
+                        tokens_out: count_tokens(&text) as u32,
+                        text,
+                        model: "extractive".into(),
+                        tokens_in,
+                        finish: FinishReason::Stop,
+                        confidence: Some(confidence),
+                        cited: vec![section.n],
+                        options: names,
+                    });
+                }
+                Err(why) => {
+                    tracing::debug!(target: "palaver::extractive::signals", ?why, "price not grounded");
+                    return Ok(declined(tokens_in));
+                }
+            }
+        }
         tracing::debug!(
             target: "palaver::extractive::signals",
             question,
@@ -260,6 +291,7 @@ impl ChatModel for Extractive {
             finish: FinishReason::Stop,
             confidence: Some(confidence),
             cited,
+            options: Vec::new(),
         })
     }
 }
@@ -404,6 +436,7 @@ fn declined(tokens_in: u32) -> Completion {
         finish: FinishReason::Stop,
         confidence: Some(0.0),
         cited: Vec::new(),
+        options: Vec::new(),
     }
 }
 
@@ -660,6 +693,93 @@ mod tests {
         // Not asked a price, the first-ranked section answers.
         let answer = extract("Can I return the grinder?", &sources).await;
         assert!(answer.text.starts_with("Grinders"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn another_things_price_is_not_said() {
+        let sources = [
+            source(
+                1,
+                "Policies",
+                "Policies > Theft of a rental bike",
+                "Always lock the bike. With a police report, you pay a theft fee of 150 EUR for a city bike.",
+            ),
+            source(2, "Hours", "Hours", "The bike shop opens at 9 every day, bike rentals too."),
+            source(3, "Workshop", "Workshop > Tyres", "We fit tyres for every bike while you wait."),
+            source(4, "Rentals", "Rentals", "Rent a city bike for a day or a week."),
+        ];
+        // "tyre" is in a quarter of the passages, the theft fee's passage not among them.
+        let answer =
+            extract_knowing("how much is it to fix a flat tyre on my bike?", &sources).await;
+        assert!(!answer.text.contains("150"), "{}", answer.text);
+        assert_eq!(answer.text, "", "declined");
+        // Asked about the thing itself, the price is said.
+        let answer = extract_knowing("how much is the theft fee for a city bike?", &sources).await;
+        assert!(answer.text.contains("150 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn several_things_the_question_points_at_become_the_question_which_one() {
+        let table = "Avaliação fisioterapêutica (primeira consulta) — Valor: R$ 180.\nSessão de fisioterapia ortopédica — Valor: R$ 140.\nFisioterapia pélvica (avaliação ou sessão) — Valor: R$ 195.\nDrenagem linfática — Valor: R$ 150.";
+        let sources = [
+            source(1, "Serviços", "Serviços > Valores", table),
+            source(
+                2,
+                "Horários",
+                "Horários",
+                "Abrimos de segunda a sexta, das 7h às 20h.",
+            ),
+        ];
+        let answer = extract_knowing("quanto custa a avaliação?", &sources).await;
+        if !answer.options.is_empty() {
+            assert_eq!(
+                answer.options,
+                [
+                    "Avaliação fisioterapêutica (primeira consulta)",
+                    "Fisioterapia pélvica (avaliação ou sessão)"
+                ]
+            );
+            assert!(!answer.text.contains("R$"), "{}", answer.text);
+            assert!(
+                answer.text.contains("• Fisioterapia pélvica"),
+                "{}",
+                answer.text
+            );
+        } else {
+            // One row chosen: it is about the assessment.
+            assert!(
+                !answer.text.contains("R$ 140") && !answer.text.contains("R$ 150"),
+                "{}",
+                answer.text
+            );
+        }
+        // Naming the very row, its one price.
+        let answer = extract_knowing("quanto custa a drenagem linfática?", &sources).await;
+        assert!(answer.options.is_empty());
+        assert!(
+            answer
+                .text
+                .starts_with("Drenagem linfática — Valor: R$ 150."),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn one_products_sizes_are_one_things_prices() {
+        let table = "Flat white — size: small; price: 3.00 EUR.\nFlat white — size: large; price: 3.50 EUR.\nEspresso — size: single; price: 1.80 EUR.";
+        let sources = [
+            source(1, "Menu", "Menu > Coffee", table),
+            source(2, "Hours", "Hours", "We open at 8 every day."),
+        ];
+        let answer = extract_knowing("how much is a flat white?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(
+            answer.text.contains("3.00 EUR") && answer.text.contains("3.50 EUR"),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains("1.80"), "{}", answer.text);
     }
 
     #[test]

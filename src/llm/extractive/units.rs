@@ -48,6 +48,10 @@ pub(super) struct Candidate {
     pub(super) score: f32,
 }
 
+/// The largest share of a collection's passages a word may appear in and still name something
+/// specific ("tyre" at a bike workshop, not "bike").
+const SPECIFIC_SHARE: f32 = 0.25;
+
 /// What the question is about, as stems in the documents' language, each with its weight:
 /// what an offer's text is compared with.
 pub(super) struct Asked {
@@ -55,6 +59,12 @@ pub(super) struct Asked {
     pub(super) stems: Vec<(String, f32, bool, bool)>,
     /// The documents' language, for stemming offers alike.
     pub(super) language: String,
+    /// The stems of the question's words the documents know only by a spelling correction
+    /// ("whole" read as "while"): a guess, not what the customer named.
+    pub(super) corrected: HashSet<String>,
+    /// The weight from which a known word is specific to few passages (a quarter of them at
+    /// most); infinite without a lexicon, where nothing is known to be.
+    pub(super) specific: f32,
 }
 
 impl Asked {
@@ -77,9 +87,21 @@ impl Asked {
                 )
             })
             .collect();
+        let corrected = question
+            .terms
+            .iter()
+            .filter_map(|t| {
+                let known = t.known.as_ref()?;
+                let spelt = lexicon.map_or(known.as_str(), |l| l.spelling(known));
+                let plain = |w: &str| stem(&crate::language::normalize(w), language);
+                (plain(spelt) != plain(&t.written)).then(|| stem(spelt, language))
+            })
+            .collect();
         Asked {
             stems,
+            corrected,
             language: language.to_string(),
+            specific: lexicon.map_or(f32::INFINITY, |l| l.idf_at_share(SPECIFIC_SHARE)),
         }
     }
 
