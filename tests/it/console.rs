@@ -378,6 +378,63 @@ async fn the_agent_page_edits_the_bots_messages_in_each_language() {
 }
 
 #[tokio::test]
+async fn the_agent_page_shows_the_basics_and_folds_the_expert_settings() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/agents/demo").await;
+    assert_eq!(page.status, 200);
+    let html = &page.html;
+    let folded_at = html
+        .find("<details class=\"advanced\"")
+        .expect("an Advanced section");
+    let folded_end = folded_at + html[folded_at..].find("</details>").unwrap();
+    let folded = &html[folded_at..folded_end];
+    assert!(folded.contains("<summary>Advanced"), "{folded}");
+    assert!(
+        !folded[..folded.find('>').unwrap()].contains("open"),
+        "closed at first"
+    );
+    for expert in [
+        "prompt_file",
+        "model",
+        "temperature",
+        "max_tokens",
+        "top_k",
+        "min_score",
+        "confidence_threshold",
+    ] {
+        assert!(
+            folded.contains(&format!("name=\"{expert}\"")),
+            "{expert} is advanced"
+        );
+    }
+    for basic in [
+        "active",
+        "cite_sources",
+        "business_name",
+        "system_prompt",
+        "answerer",
+    ] {
+        let at = html
+            .find(&format!("name=\"{basic}\""))
+            .unwrap_or_else(|| panic!("no {basic}"));
+        assert!(at < folded_at, "{basic} is shown before Advanced");
+    }
+    // The source suffix is off until the agent asks for it.
+    let cite = |html: &str| {
+        let at = html.find("name=\"cite_sources\"").unwrap();
+        html[at..at + html[at..].find('>').unwrap()].contains("checked")
+    };
+    assert!(!cite(html));
+    let (status, body) = t
+        .patch("/api/v1/agents/demo", &json!({"cite_sources": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(cite(&owner.get("/agents/demo").await.html));
+}
+
+#[tokio::test]
 async fn each_role_opens_the_pages_it_may_and_no_other() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;

@@ -8,6 +8,13 @@ bind();
 
 const live = document.getElementById("live");
 
+// A field the browser refuses (out of range, missing) inside a folded section (an agent's
+// Advanced settings) is unfolded first, so the browser can point at it.
+document.addEventListener("invalid", (e) => {
+  const folded = e.target.closest && e.target.closest("details:not([open])");
+  if (folded) folded.open = true;
+}, true);
+
 function setState(state) {
   if (!live) return;
   live.dataset.state = state;
