@@ -435,6 +435,92 @@ async fn the_agent_page_shows_the_basics_and_folds_the_expert_settings() {
 }
 
 #[tokio::test]
+async fn an_empty_inbox_shows_the_first_steps_each_ticked_once_done() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.out")).await;
+    let t = TestApp::start(crate::support::app::Options {
+        workers: true,
+        tweak: Box::new({
+            let uri = graph.uri();
+            move |s| s.channels.meta_graph_url = uri
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut owner = signed_in_owner(&t).await;
+    // Each step's link, and whether it is ticked, as the page says it.
+    let steps = |html: &str| -> Vec<(String, bool)> {
+        html.split("<li class=\"step")
+            .skip(1)
+            .map(|step| {
+                let href = step
+                    .split("href=\"")
+                    .nth(1)
+                    .map_or("", |h| h.split('"').next().unwrap());
+                // The page escapes the slashes of values it writes (`&#x2f;`).
+                (href.replace("&#x2f;", "/"), step.starts_with(" done"))
+            })
+            .collect()
+    };
+    let inbox = owner.get("/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert_eq!(
+        steps(&inbox.html),
+        [
+            ("/agents".into(), false),
+            ("/agents".into(), false),
+            ("/sandbox".into(), false),
+            ("/channels".into(), false)
+        ]
+    );
+    // An agent with documents, tried in the sandbox.
+    t.demo_agent("demo", json!({})).await;
+    let (status, body) = t
+        .post("/api/v1/sandbox/demo/messages", &json!({"text": "hello"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let done: Vec<bool> = steps(&owner.get("/inbox").await.html)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(done, [true, true, true, false]);
+    assert!(!owner.get("/inbox").await.html.contains("All set"));
+    let steps_now = steps(&owner.get("/inbox").await.html);
+    assert_eq!(
+        steps_now[1].0, "/agents/demo",
+        "documents are added on the agent's page"
+    );
+    // A filtered list that finds nothing says so, not the steps.
+    let filtered = owner.get("/inbox?status=resolved").await;
+    assert!(steps(&filtered.html).is_empty());
+    assert!(filtered.html.contains("match these filters"));
+
+    // A number: then the first customer's conversation takes the steps' place.
+    let (status, channel) = t
+        .post(
+            "/api/v1/channels",
+            &json!({
+                "name": "Casa Nube", "provider": "meta", "phone_number_id": crate::webhooks::PHONE_ID, "agent": "demo",
+                "credentials": {"access_token": "test-token", "app_secret": crate::webhooks::APP_SECRET, "verify_token": "verify-me"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let done: Vec<bool> = steps(&owner.get("/inbox").await.html)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(done, [true, true, true, true]);
+    assert!(owner.get("/inbox").await.html.contains("All set"));
+    post_meta(&t, &meta_text("wamid.first", "Hello")).await;
+    let inbox = owner.get("/inbox").await;
+    assert!(steps(&inbox.html).is_empty(), "{}", inbox.html);
+    assert!(inbox.html.contains("Test Customer"));
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn each_role_opens_the_pages_it_may_and_no_other() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;
