@@ -124,6 +124,11 @@ async function refresh() {
       }
       const fresh = page.getElementById(id);
       const current = document.getElementById(id);
+      // The first conversation replaces the first steps: the whole page changes (filters, keys).
+      if (current?.querySelector(".first-run") && fresh && !fresh.querySelector(".first-run")) {
+        location.reload();
+        return;
+      }
       if (fresh && current) {
         const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
         // What a person opened (a message's sources, its earlier versions) stays open.
