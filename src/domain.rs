@@ -343,6 +343,9 @@ pub struct AgentConfig {
     pub confidence_threshold: f32,
     /// Reply in this language (a hint to the model), e.g. `es`.
     pub language: Option<String>,
+    /// End each reply with where it came from ("(Source: FAQ)"). Off, customers get the answer
+    /// alone; the inbox and the sandbox show the sources beside it either way.
+    pub cite_sources: bool,
     /// Voice notes.
     pub voice: VoiceSettings,
     /// Escalation rules.
@@ -566,6 +569,7 @@ impl Default for AgentConfig {
             min_score: 0.25,
             confidence_threshold: 0.22,
             language: None,
+            cite_sources: false,
             voice: VoiceSettings::default(),
             escalation: EscalationSettings::default(),
             hours: None,

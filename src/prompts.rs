@@ -114,6 +114,8 @@ pub struct PromptInput<'a> {
     pub instructions: &'a str,
     /// Reply language hint.
     pub language: Option<&'a str>,
+    /// Whether the reply names its source at the end.
+    pub cite_sources: bool,
     /// Customer's profile name.
     pub customer_name: Option<&'a str>,
     /// Retrieved sources, best first.
@@ -305,6 +307,7 @@ impl Prompts {
                 agent_name => input.agent_name,
                 instructions => input.instructions.trim(),
                 language => input.language,
+                cite_sources => input.cite_sources,
                 customer_name => input.customer_name,
                 no_answer => NO_ANSWER,
                 sources => views,
@@ -464,6 +467,7 @@ mod tests {
             agent_name: "demo",
             instructions: "Be warm and brief.",
             language: None,
+            cite_sources: true,
             customer_name: Some("Ana"),
             sources,
             history,
@@ -511,6 +515,23 @@ mod tests {
         i.customer_name = None;
         let prompt = prompts.build(&i, WIDE).unwrap();
         insta::assert_snapshot!("prompt_without_sources", prompt.as_text());
+    }
+
+    #[test]
+    fn the_model_is_asked_to_name_its_source_only_when_the_agent_cites() {
+        let prompts = Prompts::load(None).unwrap();
+        let sources = [source(1, "FAQ", None, "We accept cards.")];
+        let mut i = input(&sources, &[], "Cards?");
+        let asked = |i: &PromptInput<'_>| {
+            prompts
+                .build(i, WIDE)
+                .unwrap()
+                .as_text()
+                .contains("Mention the source you used")
+        };
+        assert!(asked(&i));
+        i.cite_sources = false;
+        assert!(!asked(&i));
     }
 
     #[test]

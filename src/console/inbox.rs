@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
-use crate::domain::{ChannelId, ConversationId, ConversationStatus, Resolution, UserId};
+use crate::domain::{
+    ChannelId, ChannelState, ConversationId, ConversationStatus, Resolution, UserId,
+};
 use crate::http::{ApiError, AppState};
 use crate::inbox;
 use crate::store::ConversationFilter;
@@ -48,13 +50,20 @@ pub(super) async fn inbox_page(
         Ok(None) => return to_sign_in(&state, "/inbox").await,
         Err(e) => return error_page(None, e),
     };
-    match inbox_list(&state, &viewer, &p).await {
+    match inbox_list(&state, &viewer, &p, true).await {
         Ok(page) => render(StatusCode::OK, "inbox.html", Some(&viewer), page),
         Err(e) => error_page(Some(&viewer), e),
     }
 }
 
-async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Result<Value, ApiError> {
+/// The conversation list's page values; `alone` when it is the whole page (not beside an open
+/// conversation), where an empty workspace is shown its first steps.
+async fn inbox_list(
+    state: &AppState,
+    viewer: &Viewer,
+    p: &InboxParams,
+    alone: bool,
+) -> Result<Value, ApiError> {
     let status =
         match p.status.as_str() {
             "" => None,
@@ -101,10 +110,19 @@ async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Resul
         )
         .await?;
     let more = conversations.len() > PAGE as usize;
-    let channels: Vec<_> = state
+    let numbers = state
         .store
         .list_channels(Some(viewer.caller.workspace), None)
-        .await?
+        .await?;
+    let filtered =
+        !q.is_empty() || status.is_some() || assignee.is_some() || channel_id.is_some() || unread;
+    // A workspace without a conversation yet is shown the way to its first one.
+    let first_run = if alone && conversations.is_empty() && !filtered && page == 0 {
+        Some(first_run(state, viewer, &numbers).await?)
+    } else {
+        None
+    };
+    let channels: Vec<_> = numbers
         .into_iter()
         .map(|c| context! { id => c.id.to_string(), name => c.name })
         .collect();
@@ -143,7 +161,93 @@ async fn inbox_list(state: &AppState, viewer: &Viewer, p: &InboxParams) -> Resul
         },
         previous => (page > 0).then(|| link(page - 1)),
         next => more.then(|| link(page + 1)),
+        first_run,
     })
+}
+
+/// The steps before a workspace's first conversation, each with its page (when the viewer may
+/// open it) and whether it is done: an agent, its documents, a try in the sandbox, a number.
+async fn first_run(
+    state: &AppState,
+    viewer: &Viewer,
+    numbers: &[crate::domain::Channel],
+) -> Result<Vec<Value>, ApiError> {
+    let ws = viewer.caller.workspace;
+    let authors = Roles::AUTHORS.allows(viewer.caller.role);
+    let owns = Roles::OWNER.allows(viewer.caller.role);
+    let agents = state.store.list_agents(ws).await?;
+    let mut documented = None;
+    for agent in &agents {
+        if !state
+            .store
+            .list_documents(&agent.collection())
+            .await?
+            .is_empty()
+        {
+            documented = Some(agent);
+            break;
+        }
+    }
+    let tried = !state
+        .store
+        .list_conversations(
+            ws,
+            &ConversationFilter {
+                sandbox: true,
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?
+        .is_empty();
+    // A number is ready once added (a Cloud API number shows as connected with its first
+    // message) or linked; one still waiting for its QR code, or refused, is not.
+    let ready = numbers
+        .iter()
+        .any(|c| matches!(c.state, ChannelState::Created | ChannelState::Connected));
+    let waiting = (!ready)
+        .then(|| numbers.first())
+        .flatten()
+        .map(|c| match c.state {
+            ChannelState::Connecting => {
+                format!("{}: waiting for its QR code to be scanned", c.name)
+            }
+            other => format!("{}: {}", c.name, other.as_str()),
+        });
+    let agent_page = documented
+        .or(agents.first())
+        .map(|a| format!("/agents/{}", a.name))
+        .unwrap_or_else(|| "/agents".into());
+    // A step the viewer may not take says who takes it.
+    let authored = |title: &str, href: String, done: bool, detail: Option<String>| {
+        let href = authors.then_some(href);
+        context! { title, href, done, detail, who => "An owner or an author" }
+    };
+    Ok(vec![
+        authored(
+            "Create an agent",
+            "/agents".into(),
+            !agents.is_empty(),
+            (!agents.is_empty()).then(|| {
+                let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+                names.join(", ")
+            }),
+        ),
+        authored(
+            "Add documents it answers from",
+            agent_page,
+            documented.is_some(),
+            None,
+        ),
+        authored("Try it in the sandbox", "/sandbox".into(), tried, None),
+        context! {
+            title => "Connect a WhatsApp number",
+            href => owns.then_some("/channels"),
+            done => ready,
+            detail => waiting,
+            who => "An owner",
+        },
+    ])
 }
 
 /// Which messages of a conversation: the latest, or those before a message.
@@ -246,6 +350,8 @@ async fn conversation_view(
         && open
             .iter()
             .all(|e| e.reason == crate::domain::EscalationReason::HumanTakeover);
+    // Beside the thread on a wide screen: the list, unfiltered.
+    let list = inbox_list(state, viewer, &InboxParams::default(), false).await?;
     Ok(context! {
         page => "inbox",
         conversation => Value::from_serialize(&conversation),
@@ -261,6 +367,7 @@ async fn conversation_view(
         can_act,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
+        ..list
     })
 }
 

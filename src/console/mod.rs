@@ -98,6 +98,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("agent.js", include_str!("../../ui/static/agent.js")),
     ("sandbox.js", include_str!("../../ui/static/sandbox.js")),
     ("evals.js", include_str!("../../ui/static/evals.js")),
+    ("inbox.js", include_str!("../../ui/static/inbox.js")),
 ];
 
 async fn asset(Path(name): Path<String>) -> Response {
@@ -135,6 +136,10 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("setup.html", include_str!("../../ui/templates/setup.html")),
             ("inbox.html", include_str!("../../ui/templates/inbox.html")),
+            (
+                "inbox_list.html",
+                include_str!("../../ui/templates/inbox_list.html"),
+            ),
             (
                 "conversation.html",
                 include_str!("../../ui/templates/conversation.html"),

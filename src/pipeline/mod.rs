@@ -3,6 +3,7 @@
 //! yet answered) goes through the stages gate → voice → rules → retrieve → prompt → generate →
 //! reply, each instrumented and timed; the reply is recorded in the outbox exactly once.
 
+mod citation;
 mod follow_up;
 mod handoff;
 mod language;
@@ -595,6 +596,11 @@ impl Pipeline {
         generation.cited = completion.cited.clone();
 
         let text = completion.text.trim();
+        let text = if config.cite_sources {
+            text
+        } else {
+            citation::without_citation(text)
+        };
         let declined = text.is_empty()
             || text.trim_matches(|c: char| !c.is_alphanumeric() && c != '_') == NO_ANSWER;
         let unsure = completion
@@ -838,6 +844,7 @@ impl Pipeline {
                 agent_name: &agent.name,
                 instructions: &instructions,
                 language: config.language.as_deref(),
+                cite_sources: config.cite_sources,
                 customer_name: conversation.contact.name.as_deref(),
                 sources,
                 history,

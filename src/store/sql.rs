@@ -164,6 +164,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "channel_graph_version",
                 include_str!("../../migrations/sqlite/0017_channel_graph_version.sql"),
             ),
+            (
+                18,
+                "cite_sources",
+                include_str!("../../migrations/sqlite/0018_cite_sources.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -255,6 +260,11 @@ fn migrator(backend: Backend) -> Migrator {
                 18,
                 "channel_graph_version",
                 include_str!("../../migrations/postgres/0018_channel_graph_version.sql"),
+            ),
+            (
+                19,
+                "cite_sources",
+                include_str!("../../migrations/postgres/0019_cite_sources.sql"),
             ),
         ],
     };

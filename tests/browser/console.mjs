@@ -45,7 +45,9 @@ async function as(name, fn) {
   process.stdout.write(`STEP ${name} ${Date.now() - started} ms\n`);
 }
 
-const desktop = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+// A person in São Paulo (UTC-3, no daylight saving): times read in their zone, not the server's.
+const ZONE = "America/Sao_Paulo";
+const desktop = await browser.newContext({ viewport: { width: 1280, height: 860 }, timezoneId: ZONE, locale: "en-GB" });
 await desktop.grantPermissions(["notifications"], { origin: BASE });
 // Notifications the pages show are noted, to be checked.
 await desktop.addInitScript(() => {
@@ -74,6 +76,31 @@ try {
     await page.click("button[type=submit]");
     await page.waitForURL("**/inbox");
     await page.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    // An empty inbox says what to do first, each step a link, none done yet.
+    const steps = page.locator(".first-run .step");
+    assert.equal(await steps.count(), 4);
+    assert.equal(await page.locator(".first-run .step.done").count(), 0);
+    assert.deepEqual(await page.$$eval(".first-run .step a", (links) => links.map((a) => a.getAttribute("href"))),
+      ["/agents", "/agents", "/sandbox", "/channels"]);
+    await shot(page, "01b-first-run");
+    // On a phone every page of the menu is in view, and reached with the keyboard.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const menu = await page.$$eval("nav[aria-label=Main] a", (links) => links.map((a) => {
+      const box = a.getBoundingClientRect();
+      return { text: a.textContent.trim(), inView: box.left >= 0 && box.right <= window.innerWidth && box.width > 0 };
+    }));
+    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Channels", "Agents", "Sandbox", "Evals", "Settings"]);
+    assert.ok(menu.every((m) => m.inView), `every page in view: ${JSON.stringify(menu)}`);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "01c-phone-menu");
+    await page.focus("nav[aria-label=Main] a[href='/evals']");
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), "Settings");
+    await page.keyboard.press("Enter");
+    await page.waitForURL("**/settings");
+    await shot(page, "01d-phone-settings");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.goto(BASE + "/inbox");
     // Signing out and in again.
     await page.click("text=Sign out");
     await page.waitForURL("**/sign-in**");
@@ -102,6 +129,13 @@ try {
     await page.waitForSelector("#passages li.passage");
     const found = await page.textContent("#passages");
     assert.match(found, /MB WAY/, "the uploaded document is searchable");
+    // Replies carry no "(Source: …)" unless asked for.
+    assert.equal(await page.isChecked("#cite-sources"), false);
+    // The expert settings are folded under Advanced, opened with the keyboard.
+    assert.ok(await page.locator("#confidence").isHidden(), "the confidence is an advanced setting");
+    await page.focus("#advanced summary");
+    await page.keyboard.press("Enter");
+    assert.ok(await page.$eval("#advanced", (d) => d.open), "Enter opens Advanced");
     await page.fill("#confidence", "0.3");
     await page.fill("#keywords", "complaint, refund");
     // The bot's words for a Portuguese customer, in their own words; the shipped ones shown.
@@ -111,7 +145,17 @@ try {
     await page.click("form[data-method=PATCH] button[type=submit]");
     await page.waitForSelector("[data-role=saved]:not([hidden])");
     await shot(page, "02-agent");
+    // A wrong advanced value, once Advanced is folded again, is shown where it can be mended.
+    await page.click("#advanced summary");
+    assert.equal(await page.$eval("#advanced", (d) => d.open), false);
+    await page.$eval("#top-k", (el) => { el.value = "99"; });
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForFunction(() => document.getElementById("advanced").open, null, { timeout: 2000 });
+    assert.equal(await page.evaluate(() => document.activeElement.id), "top-k", "the refused field has the focus");
+    await shot(page, "02e-advanced-refused");
     await page.reload();
+    assert.equal(await page.inputValue("#top-k"), "4", "nothing was saved");
+    assert.equal(await page.inputValue("#confidence"), "0.3");
     assert.equal(await page.inputValue("#msg-pt-escalation"), "Já lhe passo a um colega da pastelaria.");
     assert.ok(await page.$eval("#msg-pt-escalation", (el) => el.closest("details").open), "a language with the agent's own words opens");
     // On a phone's width the settings and the messages fit, nothing overflows.
@@ -130,6 +174,8 @@ try {
     await page.press("#said", "Enter");
     await page.waitForSelector("#chat .turn");
     assert.match(await page.textContent("#chat .turn"), /Sources \(\d+\)/);
+    // The reply is what a customer reads: the sources are beside it, not in it.
+    assert.doesNotMatch(await page.textContent("#chat .turn .bubble"), /Source/);
     await page.click("#chat .sources summary");
     assert.match(await page.textContent("#chat .sources"), /MB WAY/);
     // Each source shows its relevance, the scale the confidence threshold is set on.
@@ -211,6 +257,9 @@ try {
     await page.click("nav >> text=Inbox");
     await page.waitForURL("**/inbox");
     await page.waitForSelector("#live[data-state=live]");
+    // Every first step is done; the list waits for the first customer.
+    assert.equal(await page.locator(".first-run .step.done").count(), 4);
+    await shot(page, "06b-first-run-done");
     const sent = Date.now();
     await ask({ ask: "meta_text", id: "wamid.IN.B1", text: "Which payment methods do you accept? MB WAY?" });
     await page.waitForSelector("#conversations .conversation >> text=Test Customer", { timeout: 2000 });
@@ -221,6 +270,12 @@ try {
     conversation = page.url();
     const tick = page.locator(".message.outbound .tick").first();
     await tick.waitFor({ timeout: 10000 });
+    // The customer got the answer alone; the inbox shows where it came from.
+    const bot = page.locator(".message.role-bot").first();
+    assert.match(await bot.locator(".text").textContent(), /MB WAY/);
+    assert.doesNotMatch(await bot.locator(".text").textContent(), /Source/);
+    await bot.locator(".sources summary").click();
+    assert.match(await bot.locator(".sources").textContent(), /faq/i);
     const { provider_id } = await ask({ ask: "bot_reply" });
     await ask({ ask: "meta_status", provider_id, status: "read" });
     await page.locator(".message.outbound .tick[data-status=read]").first().waitFor({ timeout: 2000 });
@@ -278,7 +333,7 @@ try {
     await ask({ ask: "meta_text", id: "wamid.IN.B2", text: "I want to talk to a human" });
     await page.waitForSelector(".message.inbound >> text=I want to talk to a human", { timeout: 5000 });
     assert.equal(await page.textContent(".thread-head .badge"), "with a person");
-    await page.click("text=Resolve");
+    await page.click(".thread-head button:has-text('Resolve')");
     await page.waitForSelector(".thread-head .badge.status-resolved");
     await ask({ ask: "meta_text", id: "wamid.IN.B3", text: "I want to talk to a person" });
     await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 5000 });
@@ -317,6 +372,91 @@ try {
     await page.waitForSelector("#run[data-status=passed], #run[data-status=failed]", { timeout: 60000 });
     assert.equal((await page.textContent("[data-role=pass-rate]")).trim(), "100.0%");
     await shot(page, "11-eval");
+  });
+
+  await as("a second customer: the inbox side by side, from the keyboard, drafts kept", async () => {
+    await ask({ ask: "meta_text", id: "wamid.IN.C1", from: "16505550000", name: "Rui Costa", text: "Do you bake gluten-free bread?" });
+    await page.goto(BASE + "/inbox");
+    await page.waitForSelector("#conversations .conversation >> text=Rui Costa");
+    // Times read relative to now, the exact one (in the viewer's zone) on hover.
+    const time = page.locator("#conversations time").first();
+    await page.waitForFunction(() => document.querySelector("#conversations time").title !== "");
+    assert.match(await time.textContent(), /^(just now|\d+ min ago)$/);
+    // The exact time as São Paulo reads it (three hours behind the server's UTC).
+    const [exact, utc] = await time.evaluate((t, zone) => {
+      const at = new Date(t.getAttribute("datetime"));
+      const format = (timeZone) => new Intl.DateTimeFormat(undefined, { timeZone, dateStyle: "full", timeStyle: "long" }).format(at);
+      return [format(zone), format("UTC")];
+    }, ZONE);
+    assert.equal(await time.getAttribute("title"), exact);
+    assert.notEqual(exact, utc);
+    // ? lists the keys; Escape closes the list.
+    await page.keyboard.press("?");
+    await page.waitForSelector("dialog#keys[open]");
+    assert.match(await page.textContent("dialog#keys"), /Next conversation in the list/);
+    await shot(page, "15-keys");
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.getElementById("keys").open);
+    const focused = () => page.evaluate(() => document.activeElement.closest(".conversation")?.querySelector(".name").textContent
+      ?? document.activeElement.id);
+    await page.keyboard.press("j");
+    assert.equal(await focused(), "Rui Costa");
+    await page.keyboard.press("j");
+    assert.equal(await focused(), "Test Customer");
+    await page.keyboard.press("k");
+    assert.equal(await focused(), "Rui Costa");
+    // / searches; keys typed in a field are words, not commands.
+    await page.keyboard.press("/");
+    assert.equal(await focused(), "q");
+    await page.keyboard.type("jk");
+    assert.equal(await page.inputValue("#q"), "jk");
+    await page.fill("#q", "");
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("j");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".thread-head >> text=Rui Costa");
+    const rui = page.url();
+    // On a wide screen the list stays beside the open conversation.
+    const list = await page.locator(".list-pane.beside").boundingBox();
+    const thread = await page.locator(".thread-pane").boundingBox();
+    assert.ok(list && thread && list.x + list.width <= thread.x, `the list is left of the conversation: ${JSON.stringify({ list, thread })}`);
+    assert.ok(list.y < thread.y + thread.height && thread.y < list.y + list.height, "side by side");
+    assert.equal(await page.textContent("#conversations a[aria-current=page] .name"), "Rui Costa");
+    // r writes a reply; the draft stays with this conversation while another is read.
+    await page.keyboard.press("r");
+    assert.equal(await focused(), "text");
+    await page.keyboard.type("We bake a gluten-free loaf on Fridays.");
+    await shot(page, "16-side-by-side");
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("j");
+    assert.equal(await focused(), "Test Customer");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(conversation);
+    await page.waitForSelector(".thread-head >> text=Test Customer");
+    assert.equal(await page.inputValue("#text"), "", "the other conversation has no draft");
+    await page.keyboard.press("k");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(rui);
+    await page.waitForFunction(() => document.getElementById("text").value !== "", null, { timeout: 2000 });
+    assert.equal(await page.inputValue("#text"), "We bake a gluten-free loaf on Fridays.");
+    await page.press("#text", "Enter");
+    await page.waitForSelector(".message.outbound >> text=gluten-free loaf on Fridays");
+    await page.reload();
+    assert.equal(await page.inputValue("#text"), "", "a sent reply leaves no draft");
+    // e resolves the open conversation.
+    await page.keyboard.press("e");
+    await page.waitForSelector(".thread-head .badge.status-resolved");
+    // A phone keeps one column: the conversation alone, the list on its own page.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.locator(".list-pane.beside").isHidden(), "no list beside a conversation on a phone");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "17-phone-conversation");
+    await page.goto(BASE + "/inbox");
+    assert.ok(await page.locator("#conversations").isVisible());
+    assert.ok(await page.locator(".thread-pane.choose").isHidden());
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "18-phone-inbox");
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   let invitation;

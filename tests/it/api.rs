@@ -92,6 +92,10 @@ async fn agents_crud_with_field_errors() {
     assert_eq!(agent["temperature"], 0.4);
     assert_eq!(agent["escalation"]["keywords"], json!(["humano"]));
     assert_eq!(agent["answerer"], "extractive");
+    assert_eq!(
+        agent["cite_sources"], false,
+        "replies name no source unless asked"
+    );
 
     let (status, dup) = t.post("/api/v1/agents", &json!({"name": "bakery"})).await;
     assert_eq!(status, 409, "{dup}");
@@ -127,16 +131,25 @@ async fn agents_crud_with_field_errors() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["temperature", "top_k"]);
+    let (status, bad) = t
+        .post(
+            "/api/v1/agents",
+            &json!({"name": "x", "cite_sources": "yes"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(bad["error"]["fields"][0]["field"], "cite_sources", "{bad}");
 
     let patched = t
         .request(Method::PATCH, "/api/v1/agents/bakery")
-        .json(&json!({"active": false, "escalation": {"support_contact": "351912345678"}}))
+        .json(&json!({"active": false, "cite_sources": true, "escalation": {"support_contact": "351912345678"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(patched.status(), 200);
     let patched: Value = patched.json().await.unwrap();
     assert_eq!(patched["active"], false);
+    assert_eq!(patched["cite_sources"], true);
     assert_eq!(
         patched["escalation"]["keywords"],
         json!(["humano"]),

@@ -95,11 +95,22 @@ fn fixture(name: &str) -> Value {
 /// What the script asks for, done.
 async fn answer(t: &TestApp, graph: &MockServer, ask: &Value) -> Result<Value, String> {
     match ask["ask"].as_str().unwrap_or("") {
+        // From the test customer, or from `from` named `name`.
         "meta_text" => {
-            let body = crate::webhooks::meta_text(
-                ask["id"].as_str().unwrap_or("wamid.IN"),
-                ask["text"].as_str().unwrap_or(""),
-            );
+            let id = ask["id"].as_str().unwrap_or("wamid.IN");
+            let text = ask["text"].as_str().unwrap_or("");
+            let body = match ask["from"].as_str() {
+                Some(from) => {
+                    let mut body: Value = serde_json::from_slice(&crate::webhooks::meta_text_to(
+                        PHONE_ID, from, id, text,
+                    ))
+                    .unwrap();
+                    body["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] =
+                        ask["name"].clone();
+                    serde_json::to_vec(&body).unwrap()
+                }
+                None => crate::webhooks::meta_text(id, text),
+            };
             let status = post_meta(t, &body).await.status();
             (status == 200)
                 .then(|| json!({"ok": true}))

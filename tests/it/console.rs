@@ -378,6 +378,149 @@ async fn the_agent_page_edits_the_bots_messages_in_each_language() {
 }
 
 #[tokio::test]
+async fn the_agent_page_shows_the_basics_and_folds_the_expert_settings() {
+    let graph = MockServer::start().await;
+    let t = meta_app(&graph, json!({})).await;
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/agents/demo").await;
+    assert_eq!(page.status, 200);
+    let html = &page.html;
+    let folded_at = html
+        .find("<details class=\"advanced\"")
+        .expect("an Advanced section");
+    let folded_end = folded_at + html[folded_at..].find("</details>").unwrap();
+    let folded = &html[folded_at..folded_end];
+    assert!(folded.contains("<summary>Advanced"), "{folded}");
+    assert!(
+        !folded[..folded.find('>').unwrap()].contains("open"),
+        "closed at first"
+    );
+    for expert in [
+        "prompt_file",
+        "model",
+        "temperature",
+        "max_tokens",
+        "top_k",
+        "min_score",
+        "confidence_threshold",
+    ] {
+        assert!(
+            folded.contains(&format!("name=\"{expert}\"")),
+            "{expert} is advanced"
+        );
+    }
+    for basic in [
+        "active",
+        "cite_sources",
+        "business_name",
+        "system_prompt",
+        "answerer",
+    ] {
+        let at = html
+            .find(&format!("name=\"{basic}\""))
+            .unwrap_or_else(|| panic!("no {basic}"));
+        assert!(at < folded_at, "{basic} is shown before Advanced");
+    }
+    // The source suffix is off until the agent asks for it.
+    let cite = |html: &str| {
+        let at = html.find("name=\"cite_sources\"").unwrap();
+        html[at..at + html[at..].find('>').unwrap()].contains("checked")
+    };
+    assert!(!cite(html));
+    let (status, body) = t
+        .patch("/api/v1/agents/demo", &json!({"cite_sources": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(cite(&owner.get("/agents/demo").await.html));
+}
+
+#[tokio::test]
+async fn an_empty_inbox_shows_the_first_steps_each_ticked_once_done() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.out")).await;
+    let t = TestApp::start(crate::support::app::Options {
+        workers: true,
+        tweak: Box::new({
+            let uri = graph.uri();
+            move |s| s.channels.meta_graph_url = uri
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut owner = signed_in_owner(&t).await;
+    // Each step's link, and whether it is ticked, as the page says it.
+    let steps = |html: &str| -> Vec<(String, bool)> {
+        html.split("<li class=\"step")
+            .skip(1)
+            .map(|step| {
+                let href = step
+                    .split("href=\"")
+                    .nth(1)
+                    .map_or("", |h| h.split('"').next().unwrap());
+                // The page escapes the slashes of values it writes (`&#x2f;`).
+                (href.replace("&#x2f;", "/"), step.starts_with(" done"))
+            })
+            .collect()
+    };
+    let inbox = owner.get("/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert_eq!(
+        steps(&inbox.html),
+        [
+            ("/agents".into(), false),
+            ("/agents".into(), false),
+            ("/sandbox".into(), false),
+            ("/channels".into(), false)
+        ]
+    );
+    // An agent with documents, tried in the sandbox.
+    t.demo_agent("demo", json!({})).await;
+    let (status, body) = t
+        .post("/api/v1/sandbox/demo/messages", &json!({"text": "hello"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let done: Vec<bool> = steps(&owner.get("/inbox").await.html)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(done, [true, true, true, false]);
+    assert!(!owner.get("/inbox").await.html.contains("All set"));
+    let steps_now = steps(&owner.get("/inbox").await.html);
+    assert_eq!(
+        steps_now[1].0, "/agents/demo",
+        "documents are added on the agent's page"
+    );
+    // A filtered list that finds nothing says so, not the steps.
+    let filtered = owner.get("/inbox?status=resolved").await;
+    assert!(steps(&filtered.html).is_empty());
+    assert!(filtered.html.contains("match these filters"));
+
+    // A number: then the first customer's conversation takes the steps' place.
+    let (status, channel) = t
+        .post(
+            "/api/v1/channels",
+            &json!({
+                "name": "Casa Nube", "provider": "meta", "phone_number_id": crate::webhooks::PHONE_ID, "agent": "demo",
+                "credentials": {"access_token": "test-token", "app_secret": crate::webhooks::APP_SECRET, "verify_token": "verify-me"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let done: Vec<bool> = steps(&owner.get("/inbox").await.html)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(done, [true, true, true, true]);
+    assert!(owner.get("/inbox").await.html.contains("All set"));
+    post_meta(&t, &meta_text("wamid.first", "Hello")).await;
+    let inbox = owner.get("/inbox").await;
+    assert!(steps(&inbox.html).is_empty(), "{}", inbox.html);
+    assert!(inbox.html.contains("Test Customer"));
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn each_role_opens_the_pages_it_may_and_no_other() {
     let graph = MockServer::start().await;
     let t = meta_app(&graph, json!({})).await;
@@ -463,9 +606,18 @@ async fn each_role_opens_the_pages_it_may_and_no_other() {
             assert_eq!(page.status, 403, "{role} is refused {path}");
             assert!(page.html.contains("Not allowed"), "{}", page.html);
         }
-        let inbox = person.get("/inbox").await;
-        assert!(!inbox.html.contains("href=\"/channels\""), "{role}'s menu");
-        assert!(!inbox.html.contains("href=\"/settings\""), "{role}'s menu");
+        // Templates escape `/` in attribute values.
+        let inbox = person.get("/inbox").await.html.replace("&#x2f;", "/");
+        assert!(!inbox.contains("href=\"/channels\""), "{role}'s menu");
+        assert!(!inbox.contains("href=\"/settings\""), "{role}'s menu");
+        // The first steps (no conversation yet; the sandbox not tried) link only what the
+        // role opens, and say who takes the others.
+        assert_eq!(
+            inbox.contains("An owner or an author does this."),
+            role == "agent",
+            "{inbox}"
+        );
+        assert_eq!(inbox.contains("href=\"/sandbox\""), role == "author");
     }
     // A wrong invitation code is refused.
     let again = Page::new(&t)

@@ -54,6 +54,7 @@ async fn agents_crud_and_unique_names(store: Arc<dyn Store>) {
     let config = AgentConfig {
         temperature: 0.7,
         business_name: "Casa Nube".into(),
+        cite_sources: true,
         ..Default::default()
     };
     let agent = store.create_agent(WS, "demo", true, &config).await.unwrap();

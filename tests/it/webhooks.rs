@@ -313,6 +313,53 @@ async fn a_text_message_gets_one_reply_through_the_graph_api() {
 }
 
 #[tokio::test]
+async fn a_reply_on_whatsapp_names_its_source_only_when_the_agent_cites() {
+    let graph = MockServer::start().await;
+    mount_send(&graph, sent_ok("wamid.OUT.1")).await;
+    let t = meta_app(&graph, json!({})).await;
+    let question = "Which payment methods do you accept? MB WAY?";
+    post_meta(&t, &meta_text("wamid.IN.1", question)).await;
+    let sent = wait_for_sends(&graph, 1).await;
+    let body = sent[0]["text"]["body"].as_str().unwrap();
+    assert!(body.contains("MB WAY"), "{body}");
+    assert!(!body.contains("Source"), "no source by default: {body}");
+    // The inbox still has the sources, on the recorded reply.
+    let conversations = t.get("/api/v1/conversations").await;
+    let id = conversations[0]["id"].as_str().unwrap().to_string();
+    let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+    let reply = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "bot")
+        .expect("the bot's reply is recorded");
+    assert!(
+        !reply["generation"]["sources"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{reply}"
+    );
+
+    let patched = t
+        .request(reqwest::Method::PATCH, "/api/v1/agents/demo")
+        .json(&json!({"cite_sources": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    post_meta(&t, &meta_text("wamid.IN.2", question)).await;
+    let sent = wait_for_sends(&graph, 2).await;
+    let body = sent[1]["text"]["body"].as_str().unwrap();
+    assert!(body.contains("MB WAY"), "{body}");
+    assert!(
+        body.ends_with(')') && body.contains("(Source: "),
+        "cited: {body}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn the_same_webhook_delivered_five_times_gets_exactly_one_reply() {
     let graph = MockServer::start().await;
     mount_send(&graph, sent_ok("wamid.OUT.2")).await;

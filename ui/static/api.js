@@ -109,6 +109,9 @@ function showError(form, error) {
     for (const f of error.fields) {
       const el = form.elements.namedItem(f.field);
       if (el && el.setAttribute) el.setAttribute("aria-invalid", "true");
+      // A field folded away (an agent's advanced settings) is shown, so it can be mended.
+      const folded = el && el.closest && el.closest("details:not([open])");
+      if (folded) folded.open = true;
     }
   }
   if (box) {

@@ -8,6 +8,54 @@ bind();
 
 const live = document.getElementById("live");
 
+// Times are written by the server in UTC (`<time datetime=…>`); here they read relative to now
+// ("5 min ago") with the exact time, in the viewer's own time zone, on hover.
+const exact = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const day = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
+const dayOfYear = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
+const weekday = new Intl.DateTimeFormat(undefined, { weekday: "short" });
+
+function ago(then, now = new Date()) {
+  const seconds = (now - then) / 1000;
+  if (seconds < 45) return "just now";
+  if (seconds < 3600) return `${Math.max(1, Math.round(seconds / 60))} min ago`;
+  if (seconds < 6 * 3600) return `${Math.round(seconds / 3600)} h ago`;
+  const midnight = new Date(now);
+  midnight.setHours(0, 0, 0, 0);
+  if (then >= midnight) return `today ${clock.format(then)}`;
+  if (then >= midnight - 86400000) return `yesterday ${clock.format(then)}`;
+  if (then >= midnight - 6 * 86400000) return `${weekday.format(then)} ${clock.format(then)}`;
+  return then.getFullYear() === now.getFullYear() ? day.format(then) : dayOfYear.format(then);
+}
+
+function relativeTimes(root = document) {
+  const times = root.matches?.("time[datetime]") ? [root] : root.querySelectorAll?.("time[datetime]") || [];
+  for (const time of times) {
+    const then = new Date(time.getAttribute("datetime"));
+    if (Number.isNaN(then.getTime())) continue;
+    const text = ago(then);
+    if (time.textContent !== text) time.textContent = text;
+    const title = exact.format(then);
+    if (time.title !== title) time.title = title;
+  }
+}
+relativeTimes();
+setInterval(() => relativeTimes(), 30000);
+// Parts of pages swapped in live bring their own times.
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    for (const node of change.addedNodes) if (node.nodeType === Node.ELEMENT_NODE) relativeTimes(node);
+  }
+}).observe(document.body, { childList: true, subtree: true });
+
+// A field the browser refuses (out of range, missing) inside a folded section (an agent's
+// Advanced settings) is unfolded first, so the browser can point at it.
+document.addEventListener("invalid", (e) => {
+  const folded = e.target.closest && e.target.closest("details:not([open])");
+  if (folded) folded.open = true;
+}, true);
+
 function setState(state) {
   if (!live) return;
   live.dataset.state = state;
@@ -44,7 +92,8 @@ if (reply) {
 }
 
 // The live region of this page: the conversation list, or one conversation's thread.
-const region = document.querySelector("[data-live]");
+// An open conversation's thread is the region even with the list beside it.
+const region = document.querySelector("[data-live=conversation]") || document.querySelector("[data-live]");
 
 // Re-reads this page and swaps in the live region, keeping what the person is typing.
 // One re-read at a time; an event during one asks for another after it, so nothing that
@@ -63,8 +112,23 @@ async function refresh() {
       if (!response.ok) return;
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const id = region.dataset.live === "list" ? "conversations" : "messages";
+      // The list beside an open conversation (a wide screen) follows too, keeping the focus.
+      if (id === "messages") {
+        const list = document.getElementById("conversations");
+        const freshList = page.getElementById("conversations");
+        if (list && freshList) {
+          const focused = list.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+          list.replaceWith(freshList);
+          if (focused) freshList.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
+        }
+      }
       const fresh = page.getElementById(id);
       const current = document.getElementById(id);
+      // The first conversation replaces the first steps: the whole page changes (filters, keys).
+      if (current?.querySelector(".first-run") && fresh && !fresh.querySelector(".first-run")) {
+        location.reload();
+        return;
+      }
       if (fresh && current) {
         const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
         // What a person opened (a message's sources, its earlier versions) stays open.
@@ -74,7 +138,9 @@ async function refresh() {
           const again = fresh.querySelector(`#${CSS.escape(id)} details${cls ? "." + cls.split(" ").join(".") : ""}`);
           if (again) again.open = true;
         }
+        const focused = current.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
         current.replaceWith(fresh);
+        if (focused) fresh.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
         if (id === "messages" && atBottom) window.scrollTo(0, document.body.scrollHeight);
       }
       const head = document.querySelector(".thread-head");
@@ -98,7 +164,7 @@ async function refresh() {
 // Which events concern this page.
 function concerns(event) {
   if (!region) return false;
-  if (region.dataset.live === "list") return true;
+  if (region.dataset.live === "list" || document.getElementById("conversations")) return true;
   return event.conversation_id === region.dataset.conversation;
 }
 
