@@ -75,7 +75,7 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
     let specific: Vec<&String> = asked
         .stems
         .iter()
-        .filter(|(_, weight, known, carried)| {
+        .filter(|(stem, weight, known, carried)| {
             // A carried word (from the question before) counts at half its weight.
             let weight = if *carried { weight * 2.0 } else { *weight };
             *known && weight >= asked.specific && !asked.corrected.contains(stem)
