@@ -19,6 +19,7 @@ mod graph_versions;
 mod handoff;
 mod hooks;
 mod inbox;
+mod openapi;
 mod operations;
 mod replicas;
 mod store;
