@@ -8,6 +8,7 @@ mod api;
 mod assignment;
 mod browser;
 mod changes;
+mod client;
 mod console;
 mod contacts;
 mod crash;
