@@ -10,7 +10,7 @@ use uuid::Uuid;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -146,7 +146,9 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 }
 
 /// Which answerer writes an agent's replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Answerer {
     /// Picks the best sentences of the retrieved passages; no language model.
@@ -170,7 +172,7 @@ impl Answerer {
 }
 
 /// What to do when no source is good enough to answer from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LowConfidence {
     /// Tell the customer a colleague will follow up and escalate.
@@ -181,7 +183,7 @@ pub enum LowConfidence {
 }
 
 /// A template message registered with WhatsApp, used outside the 24-hour window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     /// Template name as approved by Meta.
@@ -216,7 +218,7 @@ impl TemplateRef {
 }
 
 /// Voice-note handling for one agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct VoiceSettings {
     /// Transcribe voice notes and answer them like text.
@@ -240,7 +242,7 @@ impl Default for VoiceSettings {
 }
 
 /// Escalation rules and messages for one agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EscalationSettings {
     /// Words or phrases that hand the conversation to a human (case- and accent-insensitive,
@@ -272,7 +274,7 @@ pub struct EscalationSettings {
 }
 
 /// How an escalation no person answered ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdleAction {
     /// The bot answers again.
@@ -314,7 +316,7 @@ impl Default for EscalationSettings {
 }
 
 /// Everything configurable about an agent, stored as one document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Name of the business, used in prompts.
@@ -362,7 +364,7 @@ pub struct AgentConfig {
 
 /// The bot's own messages in one language; each one left out falls back to the shipped text
 /// for that language, then to the agent's own message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSet {
     /// Handing the conversation to a person.
@@ -416,7 +418,7 @@ impl MessageSet {
 
 /// Quick replies under the bot's answers: buttons (up to three) or a list (up to ten), and on
 /// providers without either, numbered options the customer answers with a number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InteractiveSettings {
     /// Offer them at all.
@@ -522,7 +524,7 @@ pub fn numbered_options<'a>(text: &str, titles: impl IntoIterator<Item = &'a str
 }
 
 /// Options offered with a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Choices {
     /// Label of the button that opens a list; `None`: reply buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,7 +534,7 @@ pub struct Choices {
 }
 
 /// One option.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Choice {
     /// Our id, returned when tapped.
     pub id: String,
@@ -580,7 +582,7 @@ impl Default for AgentConfig {
 }
 
 /// One field that failed validation and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Dotted field path, e.g. `escalation.keywords[2]`.
     pub field: String,
@@ -872,7 +874,7 @@ pub fn is_phone_number(s: &str) -> bool {
 }
 
 /// A configured bot persona.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
     /// Its id.
     pub id: AgentId,
@@ -903,7 +905,7 @@ impl Agent {
 }
 
 /// A knowledge document as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Document {
     /// Its id.
     pub id: DocumentId,
@@ -949,7 +951,7 @@ pub struct Chunk {
 }
 
 /// Which WhatsApp provider serves a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Meta WhatsApp Cloud API.
@@ -963,7 +965,7 @@ pub enum ProviderKind {
 }
 
 /// Connection state of a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelState {
     /// Configured, not yet linked (Evolution) or not yet seen working.
@@ -979,7 +981,7 @@ pub enum ChannelState {
 }
 
 /// Status of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
     /// The bot answers.
@@ -991,7 +993,7 @@ pub enum ConversationStatus {
 }
 
 /// Direction of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// From the customer.
@@ -1001,7 +1003,7 @@ pub enum Direction {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The customer.
@@ -1015,7 +1017,7 @@ pub enum Role {
 }
 
 /// What a message contains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Text.
@@ -1044,7 +1046,7 @@ pub enum MessageKind {
 
 /// Delivery status of a message. Statuses only move forward (`rank`), because providers deliver
 /// them out of order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Inbound, stored.
@@ -1229,6 +1231,18 @@ impl Serialize for EventKind {
     }
 }
 
+impl utoipa::PartialSchema for EventKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(EventKind::ALL.map(EventKind::as_str)))
+            .description(Some("What kind of change an event records."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventKind {}
+
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -1237,7 +1251,7 @@ impl<'de> Deserialize<'de> for EventKind {
 }
 
 /// One change in a workspace, as the event log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Its position in the workspace's log: counts up by one.
     pub id: i64,
@@ -1268,7 +1282,7 @@ pub fn mime_essence(mime_type: &str) -> String {
 }
 
 /// A media attachment as the provider describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct MediaRef {
     /// Provider media id (Meta, Kapso) or message id (Evolution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1304,7 +1318,7 @@ pub struct MediaRef {
 }
 
 /// A shared location.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
     /// Latitude.
     pub latitude: f64,
@@ -1319,7 +1333,7 @@ pub struct Location {
 }
 
 /// A reaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reaction {
     /// Provider id of the message reacted to.
     pub message_id: String,
@@ -1329,7 +1343,7 @@ pub struct Reaction {
 }
 
 /// A picked button or list row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InteractiveReply {
     /// The id we gave the button or row.
     pub id: String,
@@ -1341,7 +1355,7 @@ pub struct InteractiveReply {
 }
 
 /// Everything a message may carry besides its text, stored as one JSON document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct MessageDetails {
     /// Media (image, audio, video, document, sticker).
@@ -1386,7 +1400,7 @@ pub struct MessageDetails {
 }
 
 /// An earlier version of an edited message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Edit {
     /// What it said.
     pub text: Option<String>,
@@ -1395,7 +1409,7 @@ pub struct Edit {
 }
 
 /// A change its sender made to a message already sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum MessageChange {
     /// New text (or caption).
@@ -1408,7 +1422,7 @@ pub enum MessageChange {
 }
 
 /// Why a message failed, as the provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryError {
     /// Provider error code (e.g. Meta 131047).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1421,7 +1435,7 @@ pub struct DeliveryError {
 }
 
 /// A passage a reply was based on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceRef {
     /// Its number in the prompt, from 1.
     pub n: usize,
@@ -1439,7 +1453,7 @@ pub struct SourceRef {
 }
 
 /// How a bot reply was produced, kept with the reply for inspection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Generation {
     /// The answerer used.
@@ -1474,7 +1488,7 @@ pub struct Generation {
 }
 
 /// A WhatsApp number or instance, linked to an agent. Credentials are kept apart, sealed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Channel {
     /// Its id.
     pub id: ChannelId,
@@ -1504,7 +1518,7 @@ pub struct Channel {
 }
 
 /// Non-secret settings of a channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelConfig {
     /// Messages per minute this channel may send; `None` uses the global setting.
@@ -1531,7 +1545,7 @@ impl Default for ChannelConfig {
 }
 
 /// A customer on one channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Contact {
     /// Its id.
     pub id: ContactId,
@@ -1557,7 +1571,7 @@ impl Contact {
 }
 
 /// A conversation between a contact and a channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversation {
     /// Its id.
     pub id: ConversationId,
@@ -1590,7 +1604,7 @@ pub struct Conversation {
 }
 
 /// A stored message, either way.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     /// Its id.
     pub id: MessageId,
@@ -1640,7 +1654,7 @@ impl Message {
 
 /// Why a conversation was handed to a person: one list, used by the pipeline, the store, the
 /// API and eval assertions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     /// A configured keyword or phrase was said.
@@ -1677,7 +1691,19 @@ impl EscalationReason {
 }
 
 /// What a person (or an API key) may do in a workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRole {
     /// Everything: channels and their credentials, people, keys, webhooks, and all below.
@@ -1694,7 +1720,7 @@ impl MemberRole {
 }
 
 /// How much a workspace may hold; `None` is no limit. Set by the instance's operator.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkspaceLimits {
     /// Channels (numbers and instances), sandbox channels not counted.
@@ -1708,7 +1734,7 @@ pub struct WorkspaceLimits {
 }
 
 /// Who gets a conversation when it is escalated and nobody has it yet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AssignmentRule {
     /// Nobody: people in the inbox take conversations themselves.
@@ -1724,7 +1750,7 @@ pub enum AssignmentRule {
 }
 
 /// A person who signs in with an email and a password.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -1739,7 +1765,7 @@ pub struct User {
 }
 
 /// A tenant: one business and everything it owns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// Its id.
     pub id: WorkspaceId,
@@ -1758,7 +1784,7 @@ pub struct Workspace {
 }
 
 /// How an escalation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// A person closed the conversation.
@@ -1769,7 +1795,7 @@ pub enum Resolution {
 
 /// A durable unit of work, with its arguments: the contract between whoever enqueues jobs (the
 /// store, in the same transaction as the change that calls for them) and the job runner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
     /// Answer a conversation's unhandled customer messages.
@@ -1820,7 +1846,7 @@ impl Task {
 }
 
 /// Why a conversation was handed to a person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     /// Its id.
     pub id: EscalationId,
@@ -1845,7 +1871,7 @@ pub struct Escalation {
 }
 
 /// Whether an outgoing webhook receives events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HookStatus {
     /// Events are delivered.
@@ -1856,7 +1882,7 @@ pub enum HookStatus {
 }
 
 /// Where one delivery of an event to an outgoing webhook stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HookDeliveryStatus {
     /// Queued, or being retried.
@@ -1876,7 +1902,7 @@ text_enum!(HookDeliveryStatus {
 
 /// An outgoing webhook: a URL of another system subscribed to a workspace's events. Its signing
 /// secret is never part of it (it is shown once, when the subscription is made).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Hook {
     /// Its id.
     pub id: HookId,
@@ -1910,7 +1936,7 @@ impl Hook {
 }
 
 /// One event's delivery to one outgoing webhook, with its last attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HookDelivery {
     /// Its id (sent as `X-Palaver-Delivery`, so a receiver can drop a repeat).
     pub id: HookDeliveryId,

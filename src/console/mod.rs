@@ -12,6 +12,7 @@
 
 mod inbox;
 mod pages;
+mod reference;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
             "/invitations/accept",
             get(invitation_page).post(accept_invitation),
         )
+        .route("/reference", get(reference::reference))
         .route("/inbox", get(inbox::inbox_page))
         .route("/inbox/{conversation}", get(inbox::conversation_page))
         .route(
@@ -175,6 +177,10 @@ fn templates() -> &'static Environment<'static> {
             (
                 "settings.html",
                 include_str!("../../ui/templates/settings.html"),
+            ),
+            (
+                "reference.html",
+                include_str!("../../ui/templates/reference.html"),
             ),
         ] {
             env.add_template(name, source)

@@ -35,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Renders `name` for a viewer `roles` may show it to, with what `build` reads.
-async fn page<F>(
+pub(super) async fn page<F>(
     state: AppState,
     headers: HeaderMap,
     roles: Roles,

@@ -18,7 +18,7 @@ use crate::store::{EvalRun, EvalRunStatus, FinishedEvalRun};
 use crate::App;
 
 /// What an API client asks for.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// Suite files or directories, relative to the server's `eval.dir`; empty (and no inline

@@ -74,7 +74,7 @@ pub enum EventsError {
 }
 
 /// A page of events for a client that polls.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     /// The events after the cursor that pass the filter, oldest first.
     pub events: Vec<Event>,

@@ -63,17 +63,27 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorResponse<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable: `unauthorized`, `bad_credentials`, `throttled`, `bad_signature`, `forbidden`,
+    /// `not_found`, `bad_request`, `invalid`, `conflict`, `limit_reached`, `too_large`,
+    /// `request_timeout`, `unsupported_media_type`, `unavailable`, `internal`.
+    #[schema(value_type = String, example = "not_found")]
     code: &'static str,
+    /// For people; may change.
     message: String,
+    /// Each invalid field (`invalid` only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>)]
     fields: Option<&'a [FieldError]>,
+    /// The request's id, to find it in the log (5xx only).
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
 }
@@ -148,8 +158,8 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(fields) => Some(fields.as_slice()),
             _ => None,
         };
-        let body = Body {
-            error: ErrorBody {
+        let body = ErrorResponse {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
                 fields,

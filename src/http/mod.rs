@@ -6,19 +6,19 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod route;
 pub mod webhooks;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
+use axum::response::Response;
+use axum::Router;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -26,45 +26,43 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::App;
 pub use error::ApiError;
+pub(crate) use health::health;
+pub use health::metrics_handle;
+use route::{Access, Route};
 
 /// Shared state of every handler.
 pub type AppState = Arc<App>;
 
-/// The process-wide Prometheus recorder (installed once, shared by every router).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ])
-                .expect("static bucket list is valid")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder was installed first; the handle still renders ours.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
+/// Every route of the JSON API, the provider webhooks, and health, readiness and metrics: the
+/// one list the router is made of and the OpenAPI document is checked against.
+pub fn route_table(state: &AppState) -> Vec<Route> {
+    let mut routes = vec![
+        Route::get("/healthz", Access::Public, health::healthz),
+        Route::get("/readyz", Access::Public, health::readyz),
+        // Counters of every workspace: the instance's operator's alone (its key as a bearer
+        // token in the scraper's configuration, or the instance owner signed in).
+        Route::get("/metrics", Access::Operator, health::metrics_text),
+        Route::get(
+            "/api/v1/openapi.json",
+            Access::Public,
+            openapi::openapi_json,
+        ),
+    ];
+    routes.extend(api::routes(state));
+    routes.extend(webhooks::routes());
+    routes
 }
 
 /// The JSON API, the provider webhooks, and health, readiness and metrics.
 pub fn routes(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        // Counters of every workspace: the instance's operator's alone (its key as a bearer
-        // token in the scraper's configuration, or the instance owner signed in).
-        .route(
-            "/metrics",
-            auth::operator(get(metrics_text)).route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::authenticate,
-            )),
-        )
-        .nest("/api/v1", api::routes(state.clone()))
-        .merge(webhooks::routes(state))
+    let table = route_table(state);
+    // The contract is made once, from the very table the router is made of.
+    let contract = Arc::new(openapi::document(&table));
+    let (hooks, others): (Vec<Route>, Vec<Route>) =
+        table.into_iter().partition(webhooks::is_webhook);
+    route::router(state, others)
+        .merge(webhooks::bounded(state, route::router(state, hooks)))
+        .layer(axum::Extension(openapi::Contract(contract)))
 }
 
 /// `routes` with what every request passes through: the request id, the timeout, request
@@ -129,72 +127,4 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Ready when the database answers, the vector index can be read and every job worker is
-/// running (a process whose workers died takes webhooks it will never answer).
-/// What the server depends on, checked now: the store, the vector index and the job workers.
-/// `/readyz` answers it, and the console's settings page shows it.
-pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
-    let store = app.store.ping().await;
-    let journal = app.store.journal_backlog().await;
-    let vectors = app.knowledge.vectors().count("__readiness_probe").await;
-    let workers_ok = app.workers.ok();
-    let draining = app.workers.draining();
-    let ok = store.is_ok() && journal.is_ok() && vectors.is_ok() && workers_ok && !draining;
-    let body = json!({
-        "status": match (ok, draining) {
-            (true, _) => "ready",
-            (false, true) => "draining",
-            (false, false) => "unavailable",
-        },
-        "store": { "backend": app.store.backend(), "ok": store.is_ok() },
-        // Webhooks acknowledged and not yet recorded: a backlog that only grows means the
-        // database cannot keep up (or refuses what failing entries carry).
-        "journal": journal.as_ref().ok(),
-        "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
-        "embedder": { "model": app.knowledge.embedder().model_id() },
-        "workers": {
-            "running": app.workers.running(),
-            "expected": app.workers.expected(),
-            "ok": workers_ok,
-        },
-    });
-    if !workers_ok {
-        tracing::warn!(
-            running = app.workers.running(),
-            expected = app.workers.expected(),
-            "readiness: job workers are not running"
-        );
-    }
-    if let Err(e) = &store {
-        tracing::warn!(error = %e, "readiness: store unavailable");
-    }
-    if let Err(e) = &vectors {
-        tracing::warn!(error = %e, "readiness: vector index unavailable");
-    }
-    (ok, body)
-}
-
-async fn readyz(State(app): State<AppState>) -> Response {
-    let (ok, body) = health(&app).await;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
-}
-
-async fn metrics_text() -> Response {
-    let mut response = metrics_handle().render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
 }

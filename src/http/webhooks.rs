@@ -12,26 +12,43 @@ use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::collections::HashMap;
 
 use super::api::Path;
+use super::route::{Access, Route};
 use super::{ApiError, AppState};
 use crate::channels::ChannelError;
 use crate::domain::{ChannelId, ProviderKind};
 
-/// The webhook routes. Bodies are read up to the largest limit of any provider, then each is
-/// held to its provider's.
-pub fn routes(state: &AppState) -> Router<AppState> {
+/// The webhook routes: `/webhooks/{provider}` (with the GET subscription handshake) and
+/// `/webhooks/{provider}/{channel}`; anyone may call them, the signature decides.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/webhooks/{provider}", Access::Public, handshake),
+        Route::post("/webhooks/{provider}", Access::Public, per_provider),
+        Route::post(
+            "/webhooks/{provider}/{channel}",
+            Access::Public,
+            per_channel,
+        ),
+    ]
+}
+
+/// Whether `route` is a provider webhook (outside the API, whose `/webhooks` are subscriptions).
+pub fn is_webhook(route: &Route) -> bool {
+    route.path.starts_with("/webhooks/")
+}
+
+/// The webhook routes with their bodies bounded: read up to the largest limit of any provider,
+/// then each is held to its provider's.
+pub fn bounded(state: &AppState, routes: Router<AppState>) -> Router<AppState> {
     let limit = state.channels.largest_webhook_body();
     // Anyone may send a webhook: one that trickles bytes, or claims more than it sends, must
     // not hold a connection for the whole request timeout. Providers send a few kilobytes at
     // once.
     let deadline = Duration::from_secs(state.settings.server.webhook_body_secs);
-    Router::new()
-        .route("/webhooks/{provider}", get(handshake).post(per_provider))
-        .route("/webhooks/{provider}/{channel}", post(per_channel))
+    routes
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             bounded_body(limit, deadline, req, next)
@@ -92,6 +109,23 @@ impl From<ChannelError> for ApiError {
 
 /// A subscription handshake (Meta: `hub.mode`, `hub.verify_token`, `hub.challenge`): the
 /// challenge is echoed as text when the token is one of the provider's channels'.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{provider}",
+    operation_id = "provider_handshake",
+    tag = "providers",
+    summary = "A provider's subscription handshake",
+    params(
+        ("provider" = ProviderKind, Path, description = "`meta`"),
+        ("hub.mode" = String, Query, description = "`subscribe`"),
+        ("hub.verify_token" = String, Query, description = "One of the provider's channels' verify tokens"),
+        ("hub.challenge" = String, Query, description = "Echoed back"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, as text", body = String, content_type = "text/plain"),
+        (status = 403, description = "The token is no channel's"),
+    )
+)]
 async fn handshake(
     State(state): State<AppState>,
     Path(kind): Path<ProviderKind>,
@@ -155,6 +189,25 @@ async fn receive(
     Ok((StatusCode::OK, Json(receipt)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{provider}",
+    operation_id = "provider_webhook",
+    tag = "providers",
+    summary = "A provider's webhook, one URL for every channel (Meta)",
+    description = "Meta signs with `X-Hub-Signature-256`, checked against every Meta channel's app secret. Answered only once what it carried is stored.",
+    params(("provider" = ProviderKind, Path, description = "`meta`")),
+    request_body(content = serde_json::Value, description = "The provider's own payload, read as raw bytes: the signature is checked over them before any parsing"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate, ignored): the provider may forget it", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong signature (`bad_signature`)", body = crate::http::error::ErrorResponse),
+        (status = 400, description = "A body the provider's parser cannot read", body = crate::http::error::ErrorResponse),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::error::ErrorResponse),
+        (status = 413, description = "Over the provider's limit", body = crate::http::error::ErrorResponse),
+        (status = 503, description = "Not stored: the provider should send it again", body = crate::http::error::ErrorResponse),
+    ),
+    security(("meta_signature" = []), ("kapso_signature" = []), ("evolution_token" = []))
+)]
 async fn per_provider(
     State(state): State<AppState>,
     Path(kind): Path<ProviderKind>,
@@ -164,6 +217,28 @@ async fn per_provider(
     receive(state, kind, None, headers, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{provider}/{channel}",
+    operation_id = "channel_webhook",
+    tag = "providers",
+    summary = "A provider's webhook for one channel (Evolution, Kapso)",
+    description = "Kapso signs with `X-Webhook-Signature`; Evolution sends back the channel's secret in `X-Palaver-Webhook-Token`. Answered only once what it carried is stored.",
+    params(
+        ("provider" = ProviderKind, Path, description = "`evolution` or `kapso`"),
+        ("channel" = ChannelId, Path, description = "The channel, as its `webhook_url` says"),
+    ),
+    request_body(content = serde_json::Value, description = "The provider's own payload, read as raw bytes: the signature is checked over them before any parsing"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate, ignored): the provider may forget it", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong signature (`bad_signature`)", body = crate::http::error::ErrorResponse),
+        (status = 400, description = "A body the provider's parser cannot read", body = crate::http::error::ErrorResponse),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::error::ErrorResponse),
+        (status = 413, description = "Over the provider's limit", body = crate::http::error::ErrorResponse),
+        (status = 503, description = "Not stored: the provider should send it again", body = crate::http::error::ErrorResponse),
+    ),
+    security(("meta_signature" = []), ("kapso_signature" = []), ("evolution_token" = []))
+)]
 async fn per_channel(
     State(state): State<AppState>,
     Path((kind, channel)): Path<(ProviderKind, ChannelId)>,

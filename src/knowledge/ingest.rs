@@ -21,7 +21,7 @@ use crate::store::{NewChunk, NewDocument};
 use crate::vectors::VectorPoint;
 
 /// What happened to one document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum IngestOutcome {
     /// New document.
@@ -63,7 +63,7 @@ pub enum IngestOutcome {
 }
 
 /// One file's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FileResult {
     /// The document's source name.
     pub source: String,
@@ -78,7 +78,7 @@ fn noted(notes: &[String]) -> String {
 }
 
 /// The result of ingesting paths.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// Collection ingested into.
     pub collection: String,
@@ -143,7 +143,7 @@ impl fmt::Display for IngestReport {
 }
 
 /// The result of rebuilding the vector index.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReindexReport {
     /// Collections rebuilt, with their point counts.
     pub rebuilt: Vec<(String, u64)>,

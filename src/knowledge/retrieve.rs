@@ -12,7 +12,7 @@ use crate::domain::{ChunkId, DocumentId};
 use crate::embed::cosine;
 
 /// One retrieved passage with its provenance and scores.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Retrieved {
     /// The chunk.
     pub chunk_id: ChunkId,

@@ -55,7 +55,7 @@ pub enum PipelineError {
 }
 
 /// Why the bot stayed silent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Silence {
     /// Nothing new to answer (already handled).
@@ -73,7 +73,7 @@ pub enum Silence {
 }
 
 /// What the turn led to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A reply was recorded (and queued for sending).
@@ -88,7 +88,7 @@ pub enum Action {
 }
 
 /// A source as shown to people (sandbox, eval reports).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ShownSource {
     /// Number in the prompt.
     pub n: usize,
@@ -109,7 +109,7 @@ pub struct ShownSource {
 }
 
 /// Everything a turn did, for the sandbox, the eval runner and logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// What happened.
     pub action: Action,
@@ -154,7 +154,7 @@ impl Outcome {
 }
 
 /// Per-request changes to an agent, for trying a prompt before saving it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     /// Instructions used instead of the agent's.

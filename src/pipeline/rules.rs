@@ -10,7 +10,7 @@ use crate::domain::{EscalationReason, EscalationSettings};
 use crate::knowledge::text::{contains_phrase, normalize};
 
 /// Why a conversation is escalated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
 pub enum Trigger {
     /// A configured keyword or phrase was said.

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::domain::FieldError;
 
 /// An approved (or pending, rejected...) template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Template {
     /// Meta's id.
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct Template {
 }
 
 /// A template's header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateHeader {
     /// `TEXT`, `IMAGE`, `VIDEO`, `DOCUMENT` or `LOCATION`.
     pub format: String,
@@ -56,7 +56,7 @@ pub struct TemplateHeader {
 }
 
 /// A template's button.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateButton {
     /// `QUICK_REPLY`, `URL`, `PHONE_NUMBER`, `COPY_CODE`...
     pub kind: String,

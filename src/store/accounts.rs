@@ -10,7 +10,7 @@ use super::StoreError;
 use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
 
 /// What a workspace holds, counted against its [`WorkspaceLimits`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceUsage {
     /// Channels, sandbox channels not counted.
     pub channels: u64,

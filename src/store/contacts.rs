@@ -15,7 +15,7 @@ use super::StoreError;
 use crate::domain::{ChannelId, ContactId, WorkspaceId};
 
 /// A customer as the business knows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ContactProfile {
     /// Its id.
     pub id: ContactId,
@@ -42,7 +42,7 @@ pub struct ContactProfile {
 }
 
 /// Changes to a contact: fields left `None` stay; `Some(None)` clears.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, utoipa::ToSchema)]
 pub struct ContactPatch {
     /// Name.
     pub name: Option<Option<String>>,

@@ -14,7 +14,7 @@ use super::StoreError;
 use crate::domain::{EvalRunId, EventKind, WorkspaceId};
 
 /// Where an eval run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EvalRunStatus {
     /// Cases are running.
@@ -53,7 +53,7 @@ impl std::str::FromStr for EvalRunStatus {
 }
 
 /// An eval run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EvalRun {
     /// Its id.
     pub id: EvalRunId,

@@ -92,7 +92,7 @@ impl StoreError {
 }
 
 /// Which SQL engine is behind the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// A local SQLite file (WAL).
@@ -102,7 +102,7 @@ pub enum Backend {
 }
 
 /// An API key's stored form (the key itself is never stored).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Its id.
     pub id: ApiKeyId,
@@ -181,7 +181,7 @@ pub struct DeletedDocument {
 }
 
 /// A passage with its document, as returned to retrieval (without the embedding).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Passage {
     /// Chunk id.
     pub chunk_id: ChunkId,
@@ -209,7 +209,7 @@ pub struct KeywordHit {
 }
 
 /// A collection's bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CollectionState {
     /// Collection name.
     pub name: String,
@@ -439,7 +439,7 @@ pub struct ConversationFilter {
 }
 
 /// A conversation with what an inbox list shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationSummary {
     /// The conversation.
     #[serde(flatten)]
@@ -451,7 +451,7 @@ pub struct ConversationSummary {
 }
 
 /// A durable unit of work.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Job {
     /// Its id.
     pub id: JobId,

@@ -25,7 +25,7 @@ pub struct Session {
 }
 
 /// An invitation to a workspace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     /// Where to.
     pub workspace_id: WorkspaceId,
@@ -38,7 +38,7 @@ pub struct Invitation {
 }
 
 /// A person in a workspace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The person.
     #[serde(flatten)]
@@ -48,7 +48,7 @@ pub struct Member {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Which workspace (none: the instance).
     pub workspace_id: Option<WorkspaceId>,

@@ -2,10 +2,10 @@
 //! the inbox showing a webhook's message, a reply reaching the Graph API once, resolving, and
 //! the CSRF and Content-Security-Policy rules.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use wiremock::MockServer;
 
-use crate::support::app::{eventually, TestApp};
+use crate::support::app::{eventually, Options, TestApp};
 use crate::webhooks::{meta_app, meta_text, mount_send, post_meta, sends, sent_ok};
 
 /// A browser: no redirects followed, the session cookie kept by hand.
@@ -947,4 +947,60 @@ async fn a_meta_channels_card_shows_its_graph_version_and_a_retired_one_is_flagg
         warning.contains("Graph API v19.0 was retired by Meta on 2026-05-21"),
         "{warning}"
     );
+}
+
+/// The API reference page is the served document, read as a page: every operation under its
+/// tag with who may call it, the outgoing webhook and the schemas; no script, the console's
+/// policy; and the menu links to it.
+#[tokio::test]
+async fn the_api_reference_shows_every_operation_of_the_document() {
+    let t = TestApp::start(Options::default()).await.unwrap();
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/reference").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(page
+        .html
+        .contains("href=\"/reference\" aria-current=\"page\""));
+    let html = page.html.replace("&#x2f;", "/").replace("&#x27;", "'");
+    let doc: Value = t
+        .client
+        .get(format!("{}/api/v1/openapi.json", t.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(html.contains(&format!("id=\"op-{id}\"")), "{id}");
+            assert!(html.contains(&format!("<code>{path}</code>")), "{path}");
+            operations += 1;
+        }
+    }
+    assert!(operations > 60);
+    // Who may call, as the document says: an owners' route and a public one.
+    let section = |id: &str| {
+        let at = html.find(&format!("id=\"op-{id}\"")).unwrap();
+        html[at..at + html[at..].find("</section>").unwrap()].to_string()
+    };
+    assert!(section("list_jobs").contains("(owner)"));
+    assert!(section("sign_in").contains("(public)"));
+    assert!(section("list_agents").contains("href=\"#schema-AgentView\""));
+    for anchor in [
+        "id=\"op-deliver_event\"",
+        "id=\"schema-AgentView\"",
+        "X-Hub-Signature-256",
+        "X-Palaver-Signature",
+    ] {
+        assert!(html.contains(anchor), "{anchor}");
+    }
+    assert!(!html.contains("<script>"), "no inline script");
+    t.stop().await;
 }

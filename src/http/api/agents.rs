@@ -3,8 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -12,21 +10,22 @@ use serde_json::{json, Value};
 use super::{find_agent, Json, Path};
 use crate::accounts::{audit, check_limit, Caller, Resource, Roles};
 use crate::domain::{validate_name, Agent, AgentConfig, AgentId, FieldError};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 
 /// Routes under `/agents`: owners and authors.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents", allow(Roles::AUTHORS, get(list).post(create)))
-        .route(
-            "/agents/{agent}",
-            allow(Roles::AUTHORS, get(read).patch(update).delete(remove)),
-        )
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/agents", Roles::AUTHORS, list),
+        Route::post("/agents", Roles::AUTHORS, create),
+        Route::get("/agents/{agent}", Roles::AUTHORS, read),
+        Route::patch("/agents/{agent}", Roles::AUTHORS, update),
+        Route::delete("/agents/{agent}", Roles::AUTHORS, remove),
+    ]
 }
 
 /// An agent as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     id: AgentId,
     name: String,
@@ -51,6 +50,20 @@ impl From<Agent> for AgentView {
             updated_at: a.updated_at,
         }
     }
+}
+
+/// An agent's fields as sent: `name` and `active` next to the configuration (read by
+/// [`split_body`] and [`AgentConfig::patched`], which report every bad field at once).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // the document's shape of the body; the handlers read it field by field
+struct AgentBody {
+    /// Required when creating.
+    name: Option<String>,
+    /// Default true.
+    active: Option<bool>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    config: AgentConfig,
 }
 
 /// Splits `name` and `active` from the configuration fields.
@@ -93,6 +106,14 @@ fn parse_active(value: Option<Value>, errors: &mut Vec<FieldError>) -> Option<bo
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents",
+    operation_id = "list_agents",
+    tag = "agents",
+    summary = "List agents",
+    responses((status = 200, description = "The workspace's agents", body = Vec<AgentView>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +122,16 @@ async fn list(
     Ok(Json(agents.into_iter().map(AgentView::from).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agents",
+    operation_id = "create_agent",
+    tag = "agents",
+    summary = "Create an agent",
+    description = "`name` (required) and `active` sit next to the configuration fields; bad values answer 422 with every field.",
+    request_body = AgentBody,
+    responses((status = 201, description = "The agent", body = AgentView))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,6 +171,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}",
+    operation_id = "get_agent",
+    tag = "agents",
+    summary = "Read an agent",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    responses((status = 200, description = "The agent", body = AgentView))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,6 +188,17 @@ async fn read(
     Ok(Json(find_agent(&state, &caller, &key).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/agents/{agent}",
+    operation_id = "update_agent",
+    tag = "agents",
+    summary = "Change an agent",
+    description = "Merges the fields given; the others keep their value.",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    request_body = AgentBody,
+    responses((status = 200, description = "The agent", body = AgentView))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,6 +243,15 @@ async fn update(
     Ok(Json(agent.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/agents/{agent}",
+    operation_id = "delete_agent",
+    tag = "agents",
+    summary = "Delete an agent",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

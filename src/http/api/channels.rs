@@ -4,8 +4,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,40 +14,29 @@ use crate::domain::{
     validate_name, AgentId, Channel, ChannelConfig, ChannelId, ChannelState, FieldError,
     MemberRole, ProviderKind,
 };
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 
 /// Routes under `/channels`: every role sees the workspace's channels (never their
 /// credentials); owners create, change, link and remove them.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/channels",
-            allow(Roles::ANY, get(list)).merge(allow(Roles::OWNER, post(create))),
-        )
-        .route(
-            "/channels/{channel}",
-            allow(Roles::ANY, get(read)).merge(allow(Roles::OWNER, patch(update).delete(remove))),
-        )
-        .route(
-            "/channels/{channel}/connect",
-            allow(Roles::OWNER, post(connect)),
-        )
-        .route("/channels/{channel}/state", allow(Roles::ANY, get(state)))
-        .route(
-            "/channels/{channel}/templates",
-            allow(Roles::ANY, get(templates)),
-        )
-        .route(
-            "/channels/{channel}/logout",
-            allow(Roles::OWNER, post(logout)),
-        )
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/channels", Roles::ANY, list),
+        Route::post("/channels", Roles::OWNER, create),
+        Route::get("/channels/{channel}", Roles::ANY, read),
+        Route::patch("/channels/{channel}", Roles::OWNER, update),
+        Route::delete("/channels/{channel}", Roles::OWNER, remove),
+        Route::post("/channels/{channel}/connect", Roles::OWNER, connect),
+        Route::get("/channels/{channel}/state", Roles::ANY, state),
+        Route::get("/channels/{channel}/templates", Roles::ANY, templates),
+        Route::post("/channels/{channel}/logout", Roles::OWNER, logout),
+    ]
 }
 
 /// A channel as the API shows it (no credentials). How it is set up (its number or instance,
 /// settings, Graph API version and webhook address) is shown to owners only: agents and authors
 /// see what the inbox filter needs, its name and state, and what is wrong with it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelView {
     id: ChannelId,
     name: String,
@@ -112,7 +99,7 @@ fn credentials_input(
 }
 
 /// Body of a channel creation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewChannelBody {
     name: String,
@@ -156,6 +143,14 @@ fn check_settings(settings: &ChannelConfig, errors: &mut Vec<FieldError>) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels",
+    operation_id = "list_channels",
+    tag = "channels",
+    summary = "List channels",
+    responses((status = 200, description = "The workspace's channels (never their credentials)", body = Vec<ChannelView>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,6 +167,15 @@ async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels",
+    operation_id = "create_channel",
+    tag = "channels",
+    summary = "Add a channel",
+    request_body = NewChannelBody,
+    responses((status = 201, description = "The channel", body = ChannelView))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -280,6 +284,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &caller, channel))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{channel}",
+    operation_id = "get_channel",
+    tag = "channels",
+    summary = "Read a channel",
+    params(("channel" = ChannelId, Path, description = "The channel")),
+    responses((status = 200, description = "The channel", body = ChannelView))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -293,7 +306,7 @@ async fn read(
 }
 
 /// Body of a channel update: every field optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChannelPatch {
     name: Option<String>,
@@ -314,6 +327,17 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Ok(Some(Option::deserialize(d)?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/channels/{channel}",
+    operation_id = "update_channel",
+    tag = "channels",
+    summary = "Change a channel",
+    description = "Credentials left out keep their value; an empty secret is refused.",
+    params(("channel" = ChannelId, Path, description = "The channel")),
+    request_body = ChannelPatch,
+    responses((status = 200, description = "The channel", body = ChannelView))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -371,7 +395,8 @@ async fn update(
 }
 
 /// Deletion options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeleteParams {
     /// Evolution: also delete the instance on the server.
@@ -379,6 +404,15 @@ struct DeleteParams {
     delete_instance: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/channels/{channel}",
+    operation_id = "delete_channel",
+    tag = "channels",
+    summary = "Remove a channel",
+    params(("channel" = ChannelId, Path, description = "The channel"), DeleteParams),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -402,19 +436,48 @@ async fn remove(
 }
 
 /// Linking options.
-#[derive(Debug, Default, Deserialize)]
+/// A channel being linked: its state, and while linking the QR code to scan.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct LinkingView {
+    state: ChannelState,
+    /// While it waits to be scanned: `{"image", "code", "pairing_code"}` (the QR code as an
+    /// image data URL, its text, and a code to pair by number), or `null` while the provider
+    /// prepares one; absent once linked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qr: Option<Option<serde_json::Value>>,
+}
+
+/// A channel's state, asked of its provider now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct StateView {
+    state: ChannelState,
+    /// What needs the owner's attention besides the state.
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConnectBody {
     /// Link by pairing code sent to this number instead of a QR code.
     pairing_number: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{channel}/connect",
+    operation_id = "connect_channel",
+    tag = "channels",
+    summary = "Link a channel",
+    params(("channel" = ChannelId, Path, description = "The channel")),
+    request_body(content = Option<ConnectBody>, description = "Optional: a phone number to pair by code instead of a QR code"),
+    responses((status = 200, description = "The state, with a QR code to scan while linking", body = LinkingView))
+)]
 async fn connect(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<ChannelId>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LinkingView>, ApiError> {
     let channel = find_channel(&state, &caller, id).await?;
     let body: ConnectBody = optional_json(&body)?;
     let outcome = state
@@ -422,26 +485,46 @@ async fn connect(
         .connect(&channel, body.pairing_number.as_deref())
         .await?;
     Ok(Json(match outcome {
-        Linking::Scan(qr) => serde_json::json!({ "state": "connecting", "qr": qr }),
-        Linking::Linked => serde_json::json!({ "state": "connected" }),
-        Linking::Waiting => serde_json::json!({ "state": "connecting", "qr": null }),
+        Linking::Scan(qr) => LinkingView {
+            state: ChannelState::Connecting,
+            qr: Some(Some(qr)),
+        },
+        Linking::Linked => LinkingView {
+            state: ChannelState::Connected,
+            qr: None,
+        },
+        Linking::Waiting => LinkingView {
+            state: ChannelState::Connecting,
+            qr: Some(None),
+        },
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{channel}/state",
+    operation_id = "channel_state",
+    tag = "channels",
+    summary = "Ask a channel's state",
+    params(("channel" = ChannelId, Path, description = "The channel")),
+    responses((status = 200, description = "The state now, and what needs attention", body = StateView))
+)]
 async fn state(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<ChannelId>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<StateView>, ApiError> {
     let channel = find_channel(&state, &caller, id).await?;
     let now = state.channels.refresh_state(&channel).await?;
-    Ok(Json(
-        serde_json::json!({ "state": now, "warnings": state.channels.warnings(&channel) }),
-    ))
+    Ok(Json(StateView {
+        state: now,
+        warnings: state.channels.warnings(&channel),
+    }))
 }
 
 /// `?refresh=true` reads the list from the provider again.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TemplatesQuery {
     #[serde(default)]
@@ -450,6 +533,15 @@ struct TemplatesQuery {
 
 /// The channel's message templates (kept 15 minutes; `?refresh=true` reads them again), with
 /// the placeholders each takes.
+#[utoipa::path(
+    get,
+    path = "/channels/{channel}/templates",
+    operation_id = "list_templates",
+    tag = "channels",
+    summary = "List message templates",
+    params(("channel" = ChannelId, Path, description = "The channel"), TemplatesQuery),
+    responses((status = 200, description = "The account's templates with the placeholders each takes", body = Vec<crate::channels::templates::Template>))
+)]
 async fn templates(
     State(state): State<AppState>,
     caller: Caller,
@@ -461,6 +553,15 @@ async fn templates(
     Ok(Json(list.as_ref().clone()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{channel}/logout",
+    operation_id = "logout_channel",
+    tag = "channels",
+    summary = "Unlink a channel",
+    params(("channel" = ChannelId, Path, description = "The channel")),
+    responses((status = 204, description = "Logged out"))
+)]
 async fn logout(
     State(state): State<AppState>,
     caller: Caller,

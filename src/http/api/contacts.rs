@@ -6,26 +6,23 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::{ContactId, FieldError};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::store::{ContactFilter, ContactPatch, ContactProfile};
 
 /// Routes under `/contacts`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/contacts", allow(Roles::ANY, get(list)))
-        .route(
-            "/contacts/{contact}",
-            allow(Roles::ANY, get(read)).merge(allow(Roles::INBOX, axum::routing::patch(update))),
-        )
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/contacts", Roles::ANY, list),
+        Route::get("/contacts/{contact}", Roles::ANY, read),
+        Route::patch("/contacts/{contact}", Roles::INBOX, update),
+    ]
 }
 
 /// Labels and attribute keys: 1-64 characters of `a-z`, `0-9`, `-`, `_`, `.` and `:`.
@@ -52,7 +49,8 @@ pub(crate) fn attribute_filter(raw: &str) -> Result<(String, String), ApiError> 
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     label: Option<String>,
@@ -62,6 +60,15 @@ struct ListParams {
     offset: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts",
+    operation_id = "list_contacts",
+    tag = "contacts",
+    summary = "List contacts",
+    params(ListParams),
+    responses((status = 200, description = "Contacts", body = Vec<ContactProfile>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +103,15 @@ async fn find(
         .ok_or_else(|| ApiError::NotFound(format!("no contact {id}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts/{contact}",
+    operation_id = "get_contact",
+    tag = "contacts",
+    summary = "Read a contact",
+    params(("contact" = ContactId, Path, description = "The contact")),
+    responses((status = 200, description = "The contact", body = ContactProfile))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,6 +230,17 @@ fn patch_from(body: Value) -> Result<ContactPatch, Vec<FieldError>> {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/contacts/{contact}",
+    operation_id = "update_contact",
+    tag = "contacts",
+    summary = "Change a contact",
+    description = "`labels` replace the list; an attribute set to `null` is removed.",
+    params(("contact" = ContactId, Path, description = "The contact")),
+    request_body = crate::store::ContactPatch,
+    responses((status = 200, description = "The contact", body = ContactProfile))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,8 +5,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{find_conversation, optional_json, Json, Path, Query};
@@ -16,61 +14,62 @@ use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
     UserId,
 };
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::inbox;
 use crate::store::{ConversationFilter, ConversationSummary};
 
 /// Routes under `/conversations`: every role reads them; owners and inbox agents act on them.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/conversations", allow(Roles::ANY, get(list)))
-        .route(
-            "/conversations/{conversation}",
-            allow(Roles::ANY, get(read)),
-        )
-        .route(
+pub fn routes() -> Vec<Route> {
+    let message = "/conversations/{conversation}/messages/{message}";
+    vec![
+        Route::get("/conversations", Roles::ANY, list),
+        Route::get("/conversations/{conversation}", Roles::ANY, read),
+        Route::get(
             "/conversations/{conversation}/messages",
-            allow(Roles::ANY, get(messages))
-                .merge(allow(Roles::INBOX, post(reply)))
-                .layer(axum::extract::DefaultBodyLimit::max(REPLY_BODY_LIMIT)),
+            Roles::ANY,
+            messages,
         )
-        .route(
-            "/conversations/{conversation}/messages/{message}/reaction",
-            allow(Roles::INBOX, post(react)),
+        .body_limit(REPLY_BODY_LIMIT),
+        Route::post(
+            "/conversations/{conversation}/messages",
+            Roles::INBOX,
+            reply,
         )
-        .route(
+        .body_limit(REPLY_BODY_LIMIT),
+        Route::post(&format!("{message}/reaction"), Roles::INBOX, react),
+        Route::post(
             "/conversations/{conversation}/templates",
-            allow(Roles::INBOX, post(send_template)),
-        )
-        .route(
+            Roles::INBOX,
+            send_template,
+        ),
+        Route::post(
             "/conversations/{conversation}/read",
-            allow(Roles::INBOX, post(mark_read)),
-        )
-        .route(
+            Roles::INBOX,
+            mark_read,
+        ),
+        Route::put(
             "/conversations/{conversation}/assignee",
-            allow(Roles::INBOX, put(assign)),
-        )
-        .route(
+            Roles::INBOX,
+            assign,
+        ),
+        Route::post(
             "/conversations/{conversation}/resolve",
-            allow(Roles::INBOX, post(resolve)),
-        )
-        .route(
+            Roles::INBOX,
+            resolve,
+        ),
+        Route::post(
             "/conversations/{conversation}/handback",
-            allow(Roles::INBOX, post(hand_back)),
-        )
-        .route(
-            "/conversations/{conversation}/messages/{message}/media",
-            allow(Roles::ANY, get(media)),
-        )
-        .route(
-            "/conversations/{conversation}/messages/{message}/eval-case",
-            allow(Roles::AUTHORS, get(eval_case)),
-        )
+            Roles::INBOX,
+            hand_back,
+        ),
+        Route::get(&format!("{message}/media"), Roles::ANY, media),
+        Route::get(&format!("{message}/eval-case"), Roles::AUTHORS, eval_case),
+    ]
 }
 
 /// An eval case made from a bot reply of a conversation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EvalCase {
     /// The agent it runs against.
     pub agent: String,
@@ -101,6 +100,15 @@ pub async fn make_eval_case(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation}/messages/{message}/eval-case",
+    operation_id = "make_eval_case",
+    tag = "conversations",
+    summary = "Make an eval case from a bot reply",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("message" = MessageId, Path, description = "A message of the conversation")),
+    responses((status = 200, description = "The suite's YAML text", body = EvalCase))
+)]
 async fn eval_case(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,7 +118,8 @@ async fn eval_case(
 }
 
 /// List filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     status: Option<ConversationStatus>,
@@ -130,6 +139,15 @@ struct ListParams {
     offset: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations",
+    operation_id = "list_conversations",
+    tag = "conversations",
+    summary = "List conversations (the inbox)",
+    params(ListParams),
+    responses((status = 200, description = "Conversations, latest activity first", body = Vec<ConversationSummary>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,13 +200,22 @@ async fn list(
 }
 
 /// A conversation with its escalations.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ConversationView {
     #[serde(flatten)]
     conversation: Conversation,
     escalations: Vec<Escalation>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation}",
+    operation_id = "get_conversation",
+    tag = "conversations",
+    summary = "Read a conversation",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,13 +230,23 @@ async fn read(
 }
 
 /// Paging of messages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MessageParams {
     limit: Option<u32>,
     before: Option<MessageId>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation}/messages",
+    operation_id = "list_messages",
+    tag = "conversations",
+    summary = "List messages",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), MessageParams),
+    responses((status = 200, description = "Messages, newest first", body = Vec<Message>))
+)]
 async fn messages(
     State(state): State<AppState>,
     caller: Caller,
@@ -225,7 +262,7 @@ async fn messages(
 }
 
 /// A person's reply.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
     text: String,
@@ -234,8 +271,22 @@ struct ReplyBody {
     reply_to: Option<MessageId>,
 }
 
+/// A person's reply with a file, as a multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the document's shape of the form; the handler reads its parts
+struct FileReply {
+    /// JPEG and PNG go as images (5 MB at most), MP4 as video, AAC/MP3/OGG/AMR as audio,
+    /// anything else as a document (16 MB at most).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// A caption.
+    text: Option<String>,
+    /// The message of the conversation this reply quotes.
+    reply_to: Option<MessageId>,
+}
+
 /// A person's reaction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReactionBody {
     /// One emoji; empty removes the reaction.
@@ -243,6 +294,16 @@ struct ReactionBody {
 }
 
 /// Reacts to a message of the conversation with an emoji (empty removes the reaction).
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/messages/{message}/reaction",
+    operation_id = "react",
+    tag = "conversations",
+    summary = "React to a message",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("message" = MessageId, Path, description = "A message of the conversation"), ("Idempotency-Key" = Option<String>, Header, description = "Repeats answer the first")),
+    request_body = ReactionBody,
+    responses((status = 201, description = "The reaction, queued", body = Message), (status = 200, description = "The same reaction again", body = Message))
+)]
 async fn react(
     State(state): State<AppState>,
     caller: Caller,
@@ -287,6 +348,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// A person's reply, queued for sending (see [`inbox::reply`]). With an `Idempotency-Key`
 /// header, repeating the same request (a client retrying after a timeout) records and sends the
 /// message once: the repeat answers `200` with the same message instead of `202`.
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/messages",
+    operation_id = "reply",
+    tag = "conversations",
+    summary = "Reply as a person",
+    description = "A person's reply goes through the outbox; the person takes the conversation over. Multipart sends a file with an optional caption.",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same text answers the first reply")),
+    request_body(content((ReplyBody = "application/json"), (FileReply = "multipart/form-data"))),
+    responses((status = 201, description = "The reply, queued", body = Message), (status = 200, description = "The same reply again (same `Idempotency-Key`)", body = Message))
+)]
 async fn reply(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,7 +413,7 @@ async fn reply(
 }
 
 /// A template to send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TemplateBody {
     name: String,
@@ -352,6 +424,17 @@ struct TemplateBody {
 
 /// Sends an approved template with its values (checked against the template: a missing one is
 /// a 422 naming it), to re-open a conversation outside the 24-hour window.
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/templates",
+    operation_id = "send_template",
+    tag = "conversations",
+    summary = "Send an approved template",
+    description = "The way to write to a customer outside WhatsApp's 24-hour window; parameters are checked against the template first.",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("Idempotency-Key" = Option<String>, Header, description = "Repeats answer the first")),
+    request_body = TemplateBody,
+    responses((status = 201, description = "The template message, queued", body = Message), (status = 200, description = "The same message again", body = Message))
+)]
 async fn send_template(
     State(state): State<AppState>,
     caller: Caller,
@@ -432,12 +515,22 @@ pub(crate) async fn multipart_reply(
 }
 
 /// Who gets the conversation: a user id, or `null` for nobody.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     user: Option<UserId>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/conversations/{conversation}/assignee",
+    operation_id = "assign",
+    tag = "conversations",
+    summary = "Give a conversation to a person, or to nobody",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    request_body = AssignBody,
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -449,6 +542,15 @@ async fn assign(
     view(&state, &caller, id).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/read",
+    operation_id = "mark_read",
+    tag = "conversations",
+    summary = "Mark a conversation read",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    responses((status = 204, description = "Marked"))
+)]
 async fn mark_read(
     State(state): State<AppState>,
     caller: Caller,
@@ -488,10 +590,20 @@ async fn close(
 }
 
 /// No fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/resolve",
+    operation_id = "resolve",
+    tag = "conversations",
+    summary = "Resolve a conversation",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    request_body(content = Option<EmptyBody>, description = "Empty, or `{}`"),
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
@@ -501,6 +613,16 @@ async fn resolve(
     close(&state, &caller, id, Resolution::Resolved, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/handback",
+    operation_id = "hand_back",
+    tag = "conversations",
+    summary = "Give a conversation back to the bot",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    request_body(content = Option<EmptyBody>, description = "Empty, or `{}`"),
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
 async fn hand_back(
     State(state): State<AppState>,
     caller: Caller,
@@ -517,6 +639,15 @@ const SHOWN_IN_PLACE: &[&str] = &["image/", "audio/", "video/", "application/pdf
 /// A message's attachment (image, voice note, video, document), fetched from the provider
 /// when asked: media is not kept by Palaver. The body is served as data only: `nosniff`, a
 /// sandboxing Content-Security-Policy, and a download for types a browser should not render.
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation}/messages/{message}/media",
+    operation_id = "get_media",
+    tag = "conversations",
+    summary = "Fetch a message's attachment",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("message" = MessageId, Path, description = "A message of the conversation")),
+    responses((status = 200, description = "The file, from the provider (images, audio, video and PDF inline; other types as a download)"))
+)]
 async fn media(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,8 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::{find_eval_run, Json, Path, Query};
@@ -12,15 +10,17 @@ use crate::accounts::{Caller, Roles};
 use crate::domain::{EvalRunId, FieldError};
 use crate::eval::runs::{self, RunRequest};
 use crate::eval::EvalError;
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::store::EvalRun;
 
 /// Routes under `/eval`: owners and authors.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/eval/runs", allow(Roles::AUTHORS, post(start).get(list)))
-        .route("/eval/runs/{id}", allow(Roles::AUTHORS, get(show)))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/eval/runs", Roles::AUTHORS, start),
+        Route::get("/eval/runs", Roles::AUTHORS, list),
+        Route::get("/eval/runs/{id}", Roles::AUTHORS, show),
+    ]
 }
 
 impl From<EvalError> for ApiError {
@@ -53,6 +53,15 @@ impl From<EvalError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/eval/runs",
+    operation_id = "start_eval_run",
+    tag = "eval",
+    summary = "Start an eval run",
+    request_body = crate::eval::runs::RunRequest,
+    responses((status = 202, description = "The run, started in the background", body = EvalRun))
+)]
 async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,6 +71,15 @@ async fn start(
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/eval/runs/{id}",
+    operation_id = "get_eval_run",
+    tag = "eval",
+    summary = "Read an eval run",
+    params(("id" = EvalRunId, Path, description = "The run")),
+    responses((status = 200, description = "Its status, progress and, once finished, the summary and every case", body = EvalRun))
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,12 +89,22 @@ async fn show(
 }
 
 /// How many runs to list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/eval/runs",
+    operation_id = "list_eval_runs",
+    tag = "eval",
+    summary = "List recent eval runs",
+    params(ListParams),
+    responses((status = 200, description = "Runs, latest first", body = Vec<EvalRun>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,8 +13,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -22,16 +20,17 @@ use super::{Json, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::{ChannelId, ConversationId, EventKind};
 use crate::events::{EventFilter, EventsError};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 
 /// Routes under `/events`: every role, each seeing what it may.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/events", allow(Roles::ANY, get(events)))
+pub fn routes() -> Vec<Route> {
+    vec![Route::get("/events", Roles::ANY, events)]
 }
 
 /// Filters and position.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventParams {
     /// Event types, comma-separated.
@@ -76,6 +75,16 @@ fn position(name: &str, value: i64) -> Result<i64, ApiError> {
     Ok(value)
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    operation_id = "events",
+    tag = "events",
+    summary = "Follow the event log",
+    description = "A Server-Sent Events stream (`id:` the number, `event:` the type, `data:` the event as JSON), filtered by type, conversation and channel. With `?after=N` it answers one page as JSON instead.",
+    params(EventParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume the stream after this event")),
+    responses((status = 200, description = "`text/event-stream` of events, or with `after` a page of them", body = crate::events::EventPage))
+)]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,

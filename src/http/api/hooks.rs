@@ -5,37 +5,34 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path, Query};
 use crate::accounts::{audit, Caller, Roles};
 use crate::domain::{Hook, HookDelivery, HookDeliveryId, HookDeliveryStatus, HookId};
 use crate::events::hooks::{parse_kinds, HookUpdate};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 
 /// Routes under `/webhooks`: owners.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks", allow(Roles::OWNER, get(list).post(create)))
-        .route(
-            "/webhooks/{hook}",
-            allow(Roles::OWNER, get(show).patch(update).delete(remove)),
-        )
-        .route(
-            "/webhooks/{hook}/deliveries",
-            allow(Roles::OWNER, get(deliveries)),
-        )
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/webhooks", Roles::OWNER, list),
+        Route::post("/webhooks", Roles::OWNER, create),
+        Route::get("/webhooks/{hook}", Roles::OWNER, show),
+        Route::patch("/webhooks/{hook}", Roles::OWNER, update),
+        Route::delete("/webhooks/{hook}", Roles::OWNER, remove),
+        Route::get("/webhooks/{hook}/deliveries", Roles::OWNER, deliveries),
+        Route::post(
             "/webhooks/{hook}/deliveries/{delivery}/redeliver",
-            allow(Roles::OWNER, post(redeliver)),
-        )
+            Roles::OWNER,
+            redeliver,
+        ),
+    ]
 }
 
 /// Body of a subscription.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewHookBody {
     /// Where to POST events.
@@ -49,7 +46,7 @@ struct NewHookBody {
 }
 
 /// Changes to a subscription.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HookPatch {
     url: Option<String>,
@@ -60,14 +57,15 @@ struct HookPatch {
 }
 
 /// A new subscription, with its secret (shown only here).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct CreatedHook {
     #[serde(flatten)]
     hook: Hook,
     secret: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryParams {
     status: Option<HookDeliveryStatus>,
@@ -85,10 +83,28 @@ fn check_description(description: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    operation_id = "list_hooks",
+    tag = "webhooks",
+    summary = "List webhook subscriptions",
+    responses((status = 200, description = "Subscriptions", body = Vec<Hook>))
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Hook>>, ApiError> {
     Ok(Json(state.store.list_hooks(caller.workspace).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    operation_id = "create_hook",
+    tag = "webhooks",
+    summary = "Subscribe a URL to events",
+    description = "Deliveries are signed: see the `event` webhook and the `X-Palaver-Signature` header.",
+    request_body = NewHookBody,
+    responses((status = 201, description = "The subscription with its signing secret, shown only here", body = CreatedHook))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +135,15 @@ async fn find(state: &AppState, caller: &Caller, id: HookId) -> Result<Hook, Api
         .ok_or_else(|| ApiError::NotFound(format!("no webhook subscription {id}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{hook}",
+    operation_id = "get_hook",
+    tag = "webhooks",
+    summary = "Read a subscription",
+    params(("hook" = HookId, Path, description = "The subscription")),
+    responses((status = 200, description = "The subscription", body = Hook))
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,6 +152,16 @@ async fn show(
     Ok(Json(find(&state, &caller, id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{hook}",
+    operation_id = "update_hook",
+    tag = "webhooks",
+    summary = "Change, pause or resume a subscription",
+    params(("hook" = HookId, Path, description = "The subscription")),
+    request_body = HookPatch,
+    responses((status = 200, description = "The subscription", body = Hook))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +194,15 @@ async fn update(
     Ok(Json(hook))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{hook}",
+    operation_id = "delete_hook",
+    tag = "webhooks",
+    summary = "Delete a subscription",
+    params(("hook" = HookId, Path, description = "The subscription")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +222,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{hook}/deliveries",
+    operation_id = "list_deliveries",
+    tag = "webhooks",
+    summary = "The delivery log",
+    params(("hook" = HookId, Path, description = "The subscription"), DeliveryParams),
+    responses((status = 200, description = "Deliveries, latest first", body = Vec<HookDelivery>))
+)]
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +247,15 @@ async fn deliveries(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{hook}/deliveries/{delivery}/redeliver",
+    operation_id = "redeliver",
+    tag = "webhooks",
+    summary = "Send a delivery again",
+    params(("hook" = HookId, Path, description = "The subscription"), ("delivery" = HookDeliveryId, Path, description = "The delivery")),
+    responses((status = 202, description = "The delivery, queued again", body = HookDelivery))
+)]
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,27 +2,27 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use super::{Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::JobId;
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::store::Job;
 
 /// Routes under `/jobs`: owners.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs", allow(Roles::OWNER, get(list)))
-        .route("/jobs/counts", allow(Roles::OWNER, get(counts)))
-        .route("/jobs/{job}/requeue", allow(Roles::OWNER, post(requeue)))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/jobs", Roles::OWNER, list),
+        Route::get("/jobs/counts", Roles::OWNER, counts),
+        Route::post("/jobs/{job}/requeue", Roles::OWNER, requeue),
+    ]
 }
 
 /// Which jobs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     /// `pending`, `running` or `dead` (default).
@@ -30,6 +30,15 @@ struct ListParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    summary = "List jobs",
+    params(ListParams),
+    responses((status = 200, description = "Jobs", body = Vec<Job>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,6 +63,14 @@ async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/jobs/counts",
+    operation_id = "count_jobs",
+    tag = "jobs",
+    summary = "Count jobs by status",
+    responses((status = 200, description = "Jobs per status", body = std::collections::HashMap<String, i64>))
+)]
 async fn counts(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,6 +78,15 @@ async fn counts(
     Ok(Json(state.store.job_counts(Some(caller.workspace)).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/jobs/{job}/requeue",
+    operation_id = "requeue_job",
+    tag = "jobs",
+    summary = "Run a dead job again",
+    params(("job" = JobId, Path, description = "The job")),
+    responses((status = 202, description = "Queued again"))
+)]
 async fn requeue(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,26 +3,26 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
 use crate::accounts::{audit, Caller, Roles};
 use crate::domain::{ApiKeyId, MemberRole};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::store::ApiKey;
 
 /// Routes under `/api-keys`: owners.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", allow(Roles::OWNER, get(list).post(create)))
-        .route("/api-keys/{id}", allow(Roles::OWNER, delete(revoke)))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api-keys", Roles::OWNER, list),
+        Route::post("/api-keys", Roles::OWNER, create),
+        Route::delete("/api-keys/{id}", Roles::OWNER, revoke),
+    ]
 }
 
 /// Body of a key creation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// A label for the key.
@@ -33,13 +33,21 @@ pub struct NewKey {
 }
 
 /// A new key, shown only in this response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     info: ApiKey,
     key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    summary = "List API keys",
+    responses((status = 200, description = "Keys (never their secret)", body = Vec<ApiKey>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -47,6 +55,15 @@ async fn list(
     Ok(Json(state.store.list_api_keys(caller.workspace).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    operation_id = "create_key",
+    tag = "keys",
+    summary = "Create an API key",
+    request_body = NewKey,
+    responses((status = 201, description = "The key, shown only here", body = CreatedKey))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,6 +88,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(CreatedKey { info, key })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    operation_id = "revoke_key",
+    tag = "keys",
+    summary = "Revoke an API key",
+    params(("id" = ApiKeyId, Path, description = "The key")),
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,36 +1,44 @@
 //! `/agents/{agent}/documents` and `/agents/{agent}/search`: upload (size-limited, type-checked),
 //! list, read and delete an agent's documents, and search its knowledge.
 
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{find_agent, Json, Path, Query};
 use crate::accounts::{check_limit, Caller, Resource, Roles};
 use crate::domain::{Document, DocumentId};
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::knowledge::loaders::{self, Format};
 use crate::knowledge::{IngestOutcome, Retrieved};
 
 /// Routes under `/agents/{agent}/documents` and `/agents/{agent}/search`.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub fn routes(state: &AppState) -> Vec<Route> {
     // Multipart framing adds a little to the file itself.
     let limit = state.settings.server.max_upload_bytes + 64 * 1024;
-    Router::new()
-        .route(
-            "/agents/{agent}/documents",
-            allow(Roles::AUTHORS, get(list).post(upload)).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route(
+    vec![
+        Route::get("/agents/{agent}/documents", Roles::AUTHORS, list),
+        Route::post("/agents/{agent}/documents", Roles::AUTHORS, upload).body_limit(limit),
+        Route::get("/agents/{agent}/documents/{document}", Roles::AUTHORS, read),
+        Route::delete(
             "/agents/{agent}/documents/{document}",
-            allow(Roles::AUTHORS, get(read).delete(remove)),
-        )
-        .route("/agents/{agent}/search", allow(Roles::AUTHORS, get(search)))
+            Roles::AUTHORS,
+            remove,
+        ),
+        Route::get("/agents/{agent}/search", Roles::AUTHORS, search),
+    ]
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/documents",
+    operation_id = "list_documents",
+    tag = "knowledge",
+    summary = "List an agent's documents",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    responses((status = 200, description = "Documents", body = Vec<Document>))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,6 +49,15 @@ async fn list(
     Ok(Json(documents.into_iter().map(shown).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/documents/{document}",
+    operation_id = "get_document",
+    tag = "knowledge",
+    summary = "Read a document",
+    params(("agent" = String, Path, description = "The agent's name or id"), ("document" = DocumentId, Path, description = "The document")),
+    responses((status = 200, description = "The document", body = Document))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +70,15 @@ async fn read(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/agents/{agent}/documents/{document}",
+    operation_id = "delete_document",
+    tag = "knowledge",
+    summary = "Delete a document",
+    params(("agent" = String, Path, description = "The agent's name or id"), ("document" = DocumentId, Path, description = "The document")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,7 +101,7 @@ fn shown(mut doc: Document) -> Document {
 }
 
 /// What an upload did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResult {
     source: String,
     #[serde(flatten)]
@@ -92,6 +118,26 @@ fn clean_file_name(raw: &str) -> Option<String> {
     ok.then(|| name.to_string())
 }
 
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the document's shape of the form; the handler reads its parts
+struct Upload {
+    /// The document (PDF, DOCX, HTML, Markdown, text, CSV...), with its file name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/agents/{agent}/documents",
+    operation_id = "upload_document",
+    tag = "knowledge",
+    summary = "Upload a document",
+    description = "Multipart with a `file` part; 413 over the limit, 415 for types that cannot be read.",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Added", body = UploadResult), (status = 200, description = "Already there, or replaced", body = UploadResult))
+)]
 async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,7 +196,8 @@ async fn upload(
 }
 
 /// Search parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// The question.
@@ -159,6 +206,15 @@ pub struct SearchParams {
     top_k: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/search",
+    operation_id = "search",
+    tag = "knowledge",
+    summary = "Search an agent's knowledge",
+    params(("agent" = String, Path, description = "The agent's name or id"), SearchParams),
+    responses((status = 200, description = "Passages, best first", body = Vec<Retrieved>))
+)]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,

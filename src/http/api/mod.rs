@@ -17,33 +17,38 @@ pub mod workspaces;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::middleware;
-use axum::Router;
 
-use super::{auth, ApiError, AppState};
+use super::route::Route;
+use super::{ApiError, AppState};
 use crate::accounts::Caller;
 use crate::domain::{Agent, Channel, ChannelId, Conversation, ConversationId, ProviderKind};
 
-/// The API routes: sign-in, invitations and the first set-up are public; everything else is
-/// behind [`auth::authenticate`] and declares the roles that may call it.
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .merge(people::routes())
-        .merge(workspaces::routes())
-        .merge(agents::routes())
-        .merge(knowledge::routes(&state))
-        .merge(keys::routes())
-        .merge(channels::routes())
-        .merge(conversations::routes())
-        .merge(contacts::routes())
-        .merge(sandbox::routes(&state))
-        .merge(jobs::routes())
-        .merge(eval::routes())
-        .merge(events::routes())
-        .merge(hooks::routes())
-        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
-        .merge(people::public_routes())
+/// The API's routes under `/api/v1`: sign-in, invitations and the first set-up are public;
+/// every other route declares the roles that may call it.
+pub fn routes(state: &AppState) -> Vec<Route> {
+    [
+        people::routes(),
+        workspaces::routes(),
+        agents::routes(),
+        knowledge::routes(state),
+        keys::routes(),
+        channels::routes(),
+        conversations::routes(),
+        contacts::routes(),
+        sandbox::routes(state),
+        jobs::routes(),
+        eval::routes(),
+        events::routes(),
+        hooks::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|route| route.nested(PREFIX))
+    .collect()
 }
+
+/// Where the API is served.
+pub const PREFIX: &str = "/api/v1";
 
 /// The caller's agent given by id or by name.
 pub async fn find_agent(state: &AppState, caller: &Caller, key: &str) -> Result<Agent, ApiError> {

@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::Extension;
-use axum::Router;
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 
@@ -17,31 +15,26 @@ use super::{Json, Path, Query};
 use crate::accounts::people::{self, PeopleError, SignedIn};
 use crate::accounts::{audit, Actor, Caller, Roles};
 use crate::domain::{MemberRole, User, UserId, WorkspaceId};
-use crate::http::auth::{allow, session_token, SESSION_COOKIE};
+use crate::http::auth::{session_token, SESSION_COOKIE};
+use crate::http::route::{Access, Route};
 use crate::http::{ApiError, AppState};
 use crate::store::{AuditEntry, Member};
 
-/// Routes that need no credentials.
-pub fn public_routes() -> Router<AppState> {
-    Router::new()
-        .route("/sign-in", post(sign_in))
-        .route("/invitations/accept", post(accept))
-        .route("/setup", post(setup))
-}
-
-/// Routes that run as a caller.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sign-out", allow(Roles::ANY, post(sign_out)))
-        .route("/me", allow(Roles::ANY, get(me)))
-        .route("/me/password", allow(Roles::ANY, post(change_password)))
-        .route("/members", allow(Roles::OWNER, get(members)))
-        .route(
-            "/members/{user}",
-            allow(Roles::OWNER, put(set_member).delete(remove_member)),
-        )
-        .route("/invitations", allow(Roles::OWNER, post(invite)))
-        .route("/audit", allow(Roles::OWNER, get(audit_log)))
+/// The routes of people: sign-in, accepting an invitation and the set-up need no credentials.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/sign-in", Access::Public, sign_in),
+        Route::post("/invitations/accept", Access::Public, accept),
+        Route::post("/setup", Access::Public, setup),
+        Route::post("/sign-out", Roles::ANY, sign_out),
+        Route::get("/me", Roles::ANY, me),
+        Route::post("/me/password", Roles::ANY, change_password),
+        Route::get("/members", Roles::OWNER, members),
+        Route::put("/members/{user}", Roles::OWNER, set_member),
+        Route::delete("/members/{user}", Roles::OWNER, remove_member),
+        Route::post("/invitations", Roles::OWNER, invite),
+        Route::get("/audit", Roles::OWNER, audit_log),
+    ]
 }
 
 impl From<PeopleError> for ApiError {
@@ -78,7 +71,7 @@ pub(crate) fn set_cookie(value: &str, max_age_secs: i64, secure: bool) -> Header
 }
 
 /// What a new session answers: the person, the CSRF token, and the cookie.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct SessionView {
     user: User,
     csrf_token: String,
@@ -86,7 +79,7 @@ struct SessionView {
     workspaces: Vec<WorkspaceRole>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct WorkspaceRole {
     id: WorkspaceId,
     slug: String,
@@ -135,13 +128,23 @@ async fn signed_in(
 }
 
 /// Sign-in fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignInBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign-in",
+    operation_id = "sign_in",
+    tag = "people",
+    summary = "Sign in",
+    description = "Sets the HttpOnly session cookie; the `csrf_token` must come back as `X-CSRF-Token` on every request that changes something.",
+    request_body = SignInBody,
+    responses((status = 200, description = "Signed in: the session cookie is set", body = SessionView))
+)]
 async fn sign_in(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -164,6 +167,14 @@ async fn sign_in(
     signed_in(&state, &headers, StatusCode::OK, signed).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign-out",
+    operation_id = "sign_out",
+    tag = "people",
+    summary = "Sign out",
+    responses((status = 204, description = "Signed out: the cookie is cleared"))
+)]
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_token(&headers) {
         people::sign_out(state.store.as_ref(), &token).await?;
@@ -177,7 +188,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 }
 
 /// Who the caller is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct MeView {
     actor: Actor,
     user: Option<User>,
@@ -187,6 +198,14 @@ struct MeView {
     workspaces: Vec<WorkspaceRole>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "me",
+    tag = "people",
+    summary = "Who am I",
+    responses((status = 200, description = "The caller", body = MeView))
+)]
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeView>, ApiError> {
     let user = match caller.actor {
         Actor::User(id) => state.store.user(id).await?,
@@ -207,13 +226,22 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeView
 }
 
 /// A password change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     current_password: String,
     new_password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/password",
+    operation_id = "change_password",
+    tag = "people",
+    summary = "Change my password",
+    request_body = PasswordBody,
+    responses((status = 200, description = "A new session; every other session ended", body = SessionView))
+)]
 async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -245,6 +273,14 @@ async fn change_password(
     signed_in(&state, &headers, StatusCode::OK, signed).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/members",
+    operation_id = "list_members",
+    tag = "people",
+    summary = "List members",
+    responses((status = 200, description = "Members with their roles", body = Vec<Member>))
+)]
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,12 +289,22 @@ async fn members(
 }
 
 /// A member's role.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleBody {
     role: MemberRole,
 }
 
+#[utoipa::path(
+    put,
+    path = "/members/{user}",
+    operation_id = "set_member",
+    tag = "people",
+    summary = "Give a member a role",
+    params(("user" = UserId, Path, description = "The person")),
+    request_body = RoleBody,
+    responses((status = 204, description = "Done"))
+)]
 async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -307,6 +353,15 @@ async fn last_owner(state: &AppState, caller: &Caller, user: UserId) -> Result<b
     Ok(owners == [user])
 }
 
+#[utoipa::path(
+    delete,
+    path = "/members/{user}",
+    operation_id = "remove_member",
+    tag = "people",
+    summary = "Remove a member",
+    params(("user" = UserId, Path, description = "The person")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -336,7 +391,7 @@ async fn remove_member(
 }
 
 /// An invitation to make.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InviteBody {
     email: String,
@@ -344,7 +399,7 @@ struct InviteBody {
 }
 
 /// A new invitation: its link is shown only here.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct InvitationView {
     email: String,
     role: MemberRole,
@@ -353,6 +408,15 @@ struct InvitationView {
     url: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations",
+    operation_id = "invite",
+    tag = "people",
+    summary = "Invite a person",
+    request_body = InviteBody,
+    responses((status = 201, description = "A single-use link", body = InvitationView))
+)]
 async fn invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,7 +456,7 @@ async fn invite(
 }
 
 /// Accepting an invitation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AcceptBody {
     token: String,
@@ -403,6 +467,15 @@ struct AcceptBody {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations/accept",
+    operation_id = "accept_invitation",
+    tag = "people",
+    summary = "Accept an invitation",
+    request_body = AcceptBody,
+    responses((status = 201, description = "Signed in as the new member", body = SessionView))
+)]
 async fn accept(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -425,7 +498,7 @@ async fn accept(
 }
 
 /// The first set-up.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetupBody {
     token: String,
@@ -434,6 +507,16 @@ struct SetupBody {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/setup",
+    operation_id = "setup",
+    tag = "people",
+    summary = "Create the instance owner",
+    description = "With the one-time set-up token the first start prints.",
+    request_body = SetupBody,
+    responses((status = 201, description = "Signed in as the owner", body = SessionView))
+)]
 async fn setup(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -452,12 +535,22 @@ async fn setup(
 }
 
 /// How much of the log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "audit_log",
+    tag = "people",
+    summary = "The audit log",
+    params(AuditParams),
+    responses((status = 200, description = "Changes, latest first", body = Vec<AuditEntry>))
+)]
 async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,29 +2,25 @@
 //! production; replies are returned with their sources, scores, timings, token counts and any
 //! escalation, and are never sent. Text as JSON, voice notes as multipart uploads.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
+use axum::extract::{Multipart, Request, State};
 use axum::http::{header, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
 
 use super::{find_agent, optional_json, Json, Path};
 use crate::accounts::{Caller, Roles};
 use crate::domain::FieldError;
-use crate::http::auth::allow;
+use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
 use crate::pipeline::sandbox::{self, Said};
 use crate::pipeline::{Outcome, Overrides, PipelineError};
 
 /// Routes under `/sandbox`.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub fn routes(state: &AppState) -> Vec<Route> {
     let limit = state.settings.server.max_upload_bytes + 64 * 1024;
-    Router::new()
-        .route(
-            "/sandbox/{agent}/messages",
-            allow(Roles::AUTHORS, post(message)).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route("/sandbox/{agent}/reset", allow(Roles::AUTHORS, post(reset)))
+    vec![
+        Route::post("/sandbox/{agent}/messages", Roles::AUTHORS, message).body_limit(limit),
+        Route::post("/sandbox/{agent}/reset", Roles::AUTHORS, reset),
+    ]
 }
 
 impl From<PipelineError> for ApiError {
@@ -45,7 +41,7 @@ impl From<PipelineError> for ApiError {
 }
 
 /// A text message to the sandbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TextBody {
     text: String,
@@ -54,6 +50,19 @@ struct TextBody {
     /// Unsaved agent changes to try.
     #[serde(default)]
     overrides: Overrides,
+}
+
+/// A voice note to the sandbox, as a multipart form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the document's shape of the form; the handler reads its parts
+struct VoiceNote {
+    /// The recording (OGG/Opus, as WhatsApp sends them, or WAV, MP3, M4A).
+    #[schema(value_type = String, format = Binary)]
+    audio: Vec<u8>,
+    /// Text instead of, or with, the recording.
+    text: Option<String>,
+    /// Conversation session (default `api`).
+    session: Option<String>,
 }
 
 fn check_session(session: Option<String>) -> Result<String, ApiError> {
@@ -72,6 +81,16 @@ fn check_session(session: Option<String>) -> Result<String, ApiError> {
     Ok(session)
 }
 
+#[utoipa::path(
+    post,
+    path = "/sandbox/{agent}/messages",
+    operation_id = "sandbox_message",
+    tag = "sandbox",
+    summary = "Ask the sandbox",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    request_body(content((TextBody = "application/json"), (VoiceNote = "multipart/form-data"))),
+    responses((status = 200, description = "The reply with sources, scores, timings, tokens and any escalation", body = Outcome))
+)]
 async fn message(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,12 +170,22 @@ async fn message(
 }
 
 /// Which session to reset.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetBody {
     session: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sandbox/{agent}/reset",
+    operation_id = "sandbox_reset",
+    tag = "sandbox",
+    summary = "Forget a sandbox session",
+    params(("agent" = String, Path, description = "The agent's name or id")),
+    request_body(content = Option<ResetBody>, description = "Empty, or the session"),
+    responses((status = 204, description = "Forgotten"))
+)]
 async fn reset(
     State(state): State<AppState>,
     caller: Caller,

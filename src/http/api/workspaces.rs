@@ -3,31 +3,28 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, put};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
 use crate::accounts::{self, Caller, Roles};
 use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
-use crate::http::auth::{allow, operator};
+use crate::http::route::{Access, Route};
 use crate::http::{ApiError, AppState};
 use crate::store::WorkspaceUsage;
 
 /// Routes under `/workspace` (every role) and `/workspaces` (the operator).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/workspace", allow(Roles::ANY, get(current)))
-        .route(
-            "/workspace/assignment",
-            allow(Roles::OWNER, put(set_assignment)),
-        )
-        .route("/workspaces", operator(get(list).post(create)))
-        .route("/workspaces/{workspace}", operator(patch(update)))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/workspace", Roles::ANY, current),
+        Route::put("/workspace/assignment", Roles::OWNER, set_assignment),
+        Route::get("/workspaces", Access::Operator, list),
+        Route::post("/workspaces", Access::Operator, create),
+        Route::patch("/workspaces/{workspace}", Access::Operator, update),
+    ]
 }
 
 /// A workspace with what it holds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceView {
     #[serde(flatten)]
     workspace: Workspace,
@@ -39,6 +36,14 @@ async fn view(state: &AppState, workspace: Workspace) -> Result<WorkspaceView, A
     Ok(WorkspaceView { workspace, usage })
 }
 
+#[utoipa::path(
+    get,
+    path = "/workspace",
+    operation_id = "get_workspace",
+    tag = "workspaces",
+    summary = "The caller's workspace",
+    responses((status = 200, description = "The workspace with its usage", body = WorkspaceView))
+)]
 async fn current(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +58,15 @@ async fn current(
 
 /// Who gets escalated conversations: `{"mode": "manual"}`, `{"mode": "default", "user": id}`
 /// or `{"mode": "round_robin"}`.
+#[utoipa::path(
+    put,
+    path = "/workspace/assignment",
+    operation_id = "set_assignment",
+    tag = "workspaces",
+    summary = "Who gets escalated conversations",
+    request_body = AssignmentRule,
+    responses((status = 200, description = "The workspace", body = WorkspaceView))
+)]
 async fn set_assignment(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,6 +76,14 @@ async fn set_assignment(
     Ok(Json(view(&state, workspace).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/workspaces",
+    operation_id = "list_workspaces",
+    tag = "workspaces",
+    summary = "List workspaces",
+    responses((status = 200, description = "Every workspace", body = Vec<WorkspaceView>))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkspaceView>>, ApiError> {
     let mut out = Vec::new();
     for w in state.store.list_workspaces().await? {
@@ -71,7 +93,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkspaceView>>,
 }
 
 /// Body of a workspace creation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWorkspace {
     slug: String,
@@ -80,6 +102,15 @@ struct NewWorkspace {
     limits: WorkspaceLimits,
 }
 
+#[utoipa::path(
+    post,
+    path = "/workspaces",
+    operation_id = "create_workspace",
+    tag = "workspaces",
+    summary = "Create a workspace",
+    request_body = NewWorkspace,
+    responses((status = 201, description = "The workspace", body = WorkspaceView))
+)]
 async fn create(
     State(state): State<AppState>,
     Json(body): Json<NewWorkspace>,
@@ -92,13 +123,23 @@ async fn create(
 }
 
 /// Body of a workspace update: fields left out keep their value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspacePatch {
     name: Option<String>,
     limits: Option<WorkspaceLimits>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/workspaces/{workspace}",
+    operation_id = "update_workspace",
+    tag = "workspaces",
+    summary = "Rename a workspace or change its limits",
+    params(("workspace" = WorkspaceId, Path, description = "The workspace")),
+    request_body = WorkspacePatch,
+    responses((status = 200, description = "The workspace", body = WorkspaceView))
+)]
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<WorkspaceId>,

@@ -213,7 +213,8 @@ impl TestApp {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+    /// Sends `request`; returns the status and the JSON body.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
