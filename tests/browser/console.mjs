@@ -89,7 +89,7 @@ try {
       const box = a.getBoundingClientRect();
       return { text: a.textContent.trim(), inView: box.left >= 0 && box.right <= window.innerWidth && box.width > 0 };
     }));
-    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Channels", "Agents", "Sandbox", "Evals", "Settings"]);
+    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Channels", "Agents", "Sandbox", "Evals", "Settings", "API"]);
     assert.ok(menu.every((m) => m.inView), `every page in view: ${JSON.stringify(menu)}`);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
     await shot(page, "01c-phone-menu");

@@ -240,7 +240,8 @@ async fn the_openai_answerer_gets_sources_and_history_in_its_prompt() {
         .await;
     let first = say(&t, "demo", "Which payment methods do you accept?").await;
     assert_eq!(first["action"], "replied", "{first}");
-    assert_eq!(first["reply"], "We take MB WAY and cards. (source 1)");
+    // The model's "(source 1)" is not said to the customer: the agent does not cite.
+    assert_eq!(first["reply"], "We take MB WAY and cards.");
     assert_eq!(first["generation"]["model"], "test-model");
     assert_eq!(first["generation"]["tokens_in"], 321);
     assert_eq!(first["generation"]["tokens_out"], 9);

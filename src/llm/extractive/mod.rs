@@ -731,28 +731,19 @@ mod tests {
             ),
         ];
         let answer = extract_knowing("quanto custa a avaliação?", &sources).await;
-        if !answer.options.is_empty() {
-            assert_eq!(
-                answer.options,
-                [
-                    "Avaliação fisioterapêutica (primeira consulta)",
-                    "Fisioterapia pélvica (avaliação ou sessão)"
-                ]
-            );
-            assert!(!answer.text.contains("R$"), "{}", answer.text);
-            assert!(
-                answer.text.contains("• Fisioterapia pélvica"),
-                "{}",
-                answer.text
-            );
-        } else {
-            // One row chosen: it is about the assessment.
-            assert!(
-                !answer.text.contains("R$ 140") && !answer.text.contains("R$ 150"),
-                "{}",
-                answer.text
-            );
-        }
+        assert_eq!(
+            answer.options,
+            [
+                "Avaliação fisioterapêutica (primeira consulta)",
+                "Fisioterapia pélvica (avaliação ou sessão)"
+            ]
+        );
+        assert!(!answer.text.contains("R$"), "{}", answer.text);
+        assert!(
+            answer.text.contains("• Fisioterapia pélvica"),
+            "{}",
+            answer.text
+        );
         // Naming the very row, its one price.
         let answer = extract_knowing("quanto custa a drenagem linfática?", &sources).await;
         assert!(answer.options.is_empty());
