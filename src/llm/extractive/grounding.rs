@@ -86,16 +86,16 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
         return Ok(());
     }
     let heading = asked.stems_of(heading.unwrap_or_default());
-    for line in &priced {
-        let held = asked.stems_of(line);
-        if !specific
+    let about_it = |line: &HashSet<String>| {
+        specific
             .iter()
-            .any(|s| held.contains(*s) || heading.contains(*s))
-        {
-            return Err(Ungrounded::OtherThing);
-        }
+            .any(|s| line.contains(*s) || heading.contains(*s))
+    };
+    if held.iter().all(about_it) {
+        Ok(())
+    } else {
+        Err(Ungrounded::OtherThing)
     }
-    Ok(())
 }
 
 /// A reply's lines, and the sentences of its prose lines.
