@@ -16,6 +16,13 @@
 //!   together, each under its name; one product's variants (one name, several sizes) are one
 //!   thing.
 //!
+//! - **It is the customer's case.** When the question names something that none of the priced
+//!   rows spells ("shipping to Huesca" against four zones), listing every row would state the
+//!   wrong prices beside the right one. Another retrieved passage may assign it to one row: a
+//!   sentence holding the customer's word and one row's label ("Zona 2: resto de Aragón
+//!   (Huesca, Teruel...)"); that row is said alone. A question naming nothing beyond what the
+//!   rows and their heading hold ("how much is shipping?") gets every row under its name.
+//!
 //! A reply of amounts for several things is replaced by their names, asking which one the
 //! customer means; a reply of another thing's price is not sent, and the turn goes to a person.
 
@@ -23,7 +30,7 @@ use std::collections::HashSet;
 
 use super::rows::Row;
 use super::units::{states_a_price, Asked};
-use crate::knowledge::text::sentences;
+use crate::knowledge::text::{sentences, words};
 
 /// Why a reply's amounts cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,17 @@ pub(super) enum Ungrounded {
     /// Lines state amounts for several differently named things: their names, in the reply's
     /// order.
     SeveralThings(Vec<String>),
+    /// Lines state amounts for named rows, and the question names something that none of
+    /// them, nor their heading, holds ("shipping to Huesca" against four zones, or against
+    /// zone 2 alone): the rows' names, and the stems of those words. Which row the customer's
+    /// case falls in, another passage may say ("Zone 2: the rest of Aragon (Huesca, ...)");
+    /// if none does, several rows are asked about and one is not said.
+    Unnamed {
+        /// The rows' names, in the reply's order.
+        names: Vec<String>,
+        /// The stems of the question's words that no priced line holds.
+        unheld: Vec<String>,
+    },
 }
 
 /// Checks `reply` (from the section headed `heading`) against the question read as `asked`,
@@ -72,6 +90,35 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
             return Err(Ungrounded::SeveralThings(names));
         }
     }
+    // Several things priced where the question names a case of its own that they do not
+    // spell: listing every price would state the wrong ones beside the right one.
+    let names = row_names(priced.iter().map(String::as_str));
+    let heading = asked.stems_of(heading.unwrap_or_default());
+    // Without the documents' words (no lexicon) nothing is known to be specific.
+    let lexicon = asked.specific.is_finite();
+    if lexicon && names.len() > 1 {
+        let unheld: Vec<String> = asked
+            .stems
+            .iter()
+            .filter(|(stem, weight, known, carried)| {
+                // A word the documents never use names the customer's case when the
+                // question is in their language ("Sevilla"); in another, it is that
+                // language's word.
+                !carried
+                    && (if *known {
+                        *weight >= asked.specific
+                    } else {
+                        !asked.foreign
+                    })
+                    && !heading.contains(stem)
+                    && !held.iter().any(|h| h.contains(stem))
+            })
+            .map(|(stem, ..)| stem.clone())
+            .collect();
+        if !unheld.is_empty() {
+            return Err(Ungrounded::Unnamed { names, unheld });
+        }
+    }
     let specific: Vec<&String> = asked
         .stems
         .iter()
@@ -85,17 +132,75 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
     if specific.is_empty() {
         return Ok(());
     }
-    let heading = asked.stems_of(heading.unwrap_or_default());
     let about_it = |line: &HashSet<String>| {
         specific
             .iter()
             .any(|s| line.contains(*s) || heading.contains(*s))
     };
     if held.iter().all(about_it) {
-        Ok(())
-    } else {
-        Err(Ungrounded::OtherThing)
+        return Ok(());
     }
+    // One named row about none of the specific words: another passage may still assign the
+    // customer's case to it ("Huesca" to "Zona 2").
+    match names.as_slice() {
+        [_] => Err(Ungrounded::Unnamed {
+            names,
+            unheld: specific
+                .into_iter()
+                .filter(|s| !heading.contains(*s))
+                .cloned()
+                .collect(),
+        }),
+        _ => Err(Ungrounded::OtherThing),
+    }
+}
+
+/// The distinct names of the table rows among `lines`, in order (one product's sizes share
+/// one name).
+pub(super) fn row_names<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    lines
+        .filter_map(|l| Row::parse(l).and_then(|r| r.name))
+        .map(|n| n.trim().to_string())
+        .filter(|n| seen.insert(n.to_lowercase()))
+        .collect()
+}
+
+/// The one of `names` that a sentence of `texts` assigns the customer's case to: a sentence
+/// holding one of the `unheld` stems (read by `asked`) and the label of exactly one name (its
+/// words before any bracket, "Zona 2" of "Zona 2 (resto de Aragón)"), when every such sentence
+/// agrees on it.
+pub(super) fn assigned<'a>(
+    names: &'a [String],
+    unheld: &[String],
+    texts: impl Iterator<Item = &'a str>,
+    asked: &Asked,
+) -> Option<&'a String> {
+    let labels: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| words(n.split(" (").next().unwrap_or(n)))
+        .collect();
+    let mut found: Option<usize> = None;
+    for text in texts {
+        for sentence in sentences(text) {
+            let stems = asked.stems_of(&sentence);
+            if !unheld.iter().any(|u| stems.contains(u)) {
+                continue;
+            }
+            let said = words(&sentence);
+            let holds = |label: &Vec<String>| {
+                !label.is_empty() && said.windows(label.len()).any(|w| w == label.as_slice())
+            };
+            let matching: Vec<usize> = (0..names.len()).filter(|&i| holds(&labels[i])).collect();
+            match (matching.as_slice(), found) {
+                ([one], None) => found = Some(*one),
+                ([one], Some(before)) if *one == before => {}
+                ([], _) => {}
+                _ => return None,
+            }
+        }
+    }
+    found.map(|i| &names[i])
 }
 
 /// A reply's lines, and the sentences of its prose lines.

@@ -172,7 +172,8 @@ impl ChatModel for Extractive {
             .and_then(|l| l.language())
             .or(language)
             .unwrap_or("en");
-        let stems = Asked::of(&asked, lexicon, documents_language);
+        let mut stems = Asked::of(&asked, lexicon, documents_language);
+        stems.foreign = language.is_some_and(|l| l != documents_language);
         tracing::debug!(target: "palaver::extractive::offers", asked = ?stems.stems, "asked");
 
         let mut candidates = Vec::new();
@@ -234,7 +235,25 @@ impl ChatModel for Extractive {
         let signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
         let confidence = confidence(&signals);
         if asked.asks_price {
-            match grounding::check(&reply, section.heading.as_deref(), &stems) {
+            let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
+            if let Err(Ungrounded::Unnamed { names, unheld }) = &verdict {
+                // The documents may say which row the customer's case falls in; else they are
+                // asked which one.
+                let texts = request.sources.iter().map(|s| s.context.as_str());
+                let assigned = grounding::assigned(names, unheld, texts, &stems);
+                tracing::debug!(target: "palaver::extractive::signals", ?unheld, ?assigned, "several things priced");
+                verdict = match assigned {
+                    // The sentence that assigns it holds the customer's words: the row is
+                    // about what they named.
+                    Some(name) => {
+                        reply = own_row_lines(&reply, name);
+                        Ok(())
+                    }
+                    None if names.len() > 1 => Err(Ungrounded::SeveralThings(names.clone())),
+                    None => Err(Ungrounded::OtherThing),
+                };
+            }
+            match verdict {
                 Ok(()) => {}
                 Err(Ungrounded::SeveralThings(names)) => {
                     let text = names
@@ -361,6 +380,19 @@ fn confidence(s: &Signals) -> f32 {
         return 1.0;
     }
     s.relevance.clamp(0.0, 1.0)
+}
+
+/// The lines of `reply` that are rows named `name`.
+fn own_row_lines(reply: &str, name: &str) -> String {
+    reply
+        .lines()
+        .filter(|l| {
+            rows::Row::parse(l.trim())
+                .and_then(|r| r.name)
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The section that `reply` (from `chosen`) points to: when one of its sentences points further
@@ -751,6 +783,55 @@ mod tests {
             answer
                 .text
                 .starts_with("Drenagem linfática — Valor: R$ 150."),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_case_the_rows_do_not_name_takes_the_row_another_passage_assigns_it() {
+        let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €.\nZona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €.\nZona 3 (resto de la península) — Hasta 2 kg: 5,90 €.";
+        let zones = "Zona 1: Zaragoza capital. Zona 2: resto de Aragón (Huesca y Teruel), Navarra y Soria. Zona 3: resto de la península.";
+        let sources = [
+            source(1, "Envíos", "Envíos > Precio del envío", table),
+            source(2, "Envíos", "Envíos > Zonas de envío", zones),
+            source(
+                3,
+                "Tienda",
+                "Tienda > Horario",
+                "Abrimos de lunes a sábado.",
+            ),
+            source(4, "Tienda", "Tienda > Pagos", "Aceptamos tarjeta y Bizum."),
+        ];
+        // Huesca is in zone 2, which another passage says: that row's price alone.
+        let answer = extract_knowing("cuanto cuesta el envio a huesca?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("4,40 €"), "{}", answer.text);
+        assert!(
+            !answer.text.contains("2,90") && !answer.text.contains("5,90"),
+            "{}",
+            answer.text
+        );
+        // No passage places Sevilla: the customer is asked which zone, with no amount.
+        let answer = extract_knowing("cuanto cuesta el envio a sevilla?", &sources).await;
+        assert_eq!(answer.options.len(), 3, "{}", answer.text);
+        assert!(!answer.text.contains('€'), "{}", answer.text);
+        // Asked in another language, the words the documents do not know are that
+        // language's: every zone's price, each under its name.
+        let answer = extract_knowing("how much is shipping to barcelona?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(
+            answer
+                .text
+                .contains("Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €"),
+            "{}",
+            answer.text
+        );
+        // Naming nothing of its own, every zone's price, each under its name.
+        let answer = extract_knowing("cuanto cuesta el envio?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(
+            answer.text.contains("2,90") && answer.text.contains("5,90"),
             "{}",
             answer.text
         );

@@ -65,6 +65,9 @@ pub(super) struct Asked {
     /// The weight from which a known word is specific to few passages (a quarter of them at
     /// most); infinite without a lexicon, where nothing is known to be.
     pub(super) specific: f32,
+    /// Whether the question is written in another language than the documents: its words
+    /// unknown to them are then its language's, not things the documents do not name.
+    pub(super) foreign: bool,
 }
 
 impl Asked {
@@ -102,6 +105,7 @@ impl Asked {
             corrected,
             language: language.to_string(),
             specific: lexicon.map_or(f32::INFINITY, |l| l.idf_at_share(SPECIFIC_SHARE)),
+            foreign: false,
         }
     }
 
