@@ -108,8 +108,11 @@ if (reply && thread) {
 }
 
 // Snoozing: the presets ("tomorrow 9:00") and a chosen time are read in this browser's zone.
+// Filled as a form leaves: the conversation's header (and its forms) is swapped in live.
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
-for (const field of document.querySelectorAll("input[data-zone]")) field.value = zone;
+document.addEventListener("submit", (e) => {
+  for (const field of e.target.querySelectorAll("input[data-zone]")) field.value = zone;
+}, true);
 
 // Canned responses: "/" and a short code at the caret opens the list of those that start with
 // it; arrow keys choose, Enter or Tab inserts (its variables already filled for this
