@@ -551,7 +551,7 @@ mod api {
         let refunds = t
             .get("/api/v1/conversations?conversation_label=refund")
             .await;
-        assert_eq!(ids(&refunds), [second.clone()]);
+        assert_eq!(ids(&refunds), [second.as_str()]);
         let chips: Vec<&str> = refunds[0]["labels"]
             .as_array()
             .unwrap()
@@ -582,7 +582,7 @@ mod api {
         assert_eq!(status, 200);
         assert_eq!(labels.as_array().unwrap().len(), 1);
         let vips = t.get("/api/v1/conversations?conversation_label=vip").await;
-        assert_eq!(ids(&vips), [first.clone()]);
+        assert_eq!(ids(&vips), [first.as_str()]);
         let page = t
             .get("/api/v1/events?after=0&type=conversation.labels_changed")
             .await;
@@ -603,7 +603,7 @@ mod api {
         let refunds = t
             .get("/api/v1/conversations?conversation_label=refunds")
             .await;
-        assert_eq!(ids(&refunds), [second.clone()]);
+        assert_eq!(ids(&refunds), [second.as_str()]);
         let (status, _) = call(
             &t,
             &agent,
@@ -865,7 +865,7 @@ mod api {
         assert_eq!(ids(&snoozed), both);
         let woke = eventually(Duration::from_secs(15), || async {
             let open = t.get("/api/v1/conversations?snoozed=false").await;
-            (ids(&open) == [first.clone()]).then_some(())
+            (ids(&open) == [first.as_str()]).then_some(())
         })
         .await;
         assert!(woke.is_some(), "the wake job brought it back");
