@@ -134,12 +134,28 @@ async fn inbox_list(
         || assignee.is_some()
         || channel_id.is_some()
         || unread;
+    // An empty open list may only mean that every conversation is snoozed.
+    let snoozed_waiting = conversations.is_empty()
+        && !snoozed
+        && !state
+            .store
+            .list_conversations(
+                viewer.caller.workspace,
+                &ConversationFilter {
+                    snoozed: Some(true),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?
+            .is_empty();
     // A workspace without a conversation yet is shown the way to its first one.
-    let first_run = if alone && conversations.is_empty() && !filtered && page == 0 {
-        Some(first_run(state, viewer, &numbers).await?)
-    } else {
-        None
-    };
+    let first_run =
+        if alone && conversations.is_empty() && !filtered && !snoozed_waiting && page == 0 {
+            Some(first_run(state, viewer, &numbers).await?)
+        } else {
+            None
+        };
     let channels: Vec<_> = numbers
         .into_iter()
         .map(|c| context! { id => c.id.to_string(), name => c.name })
@@ -180,6 +196,7 @@ async fn inbox_list(
             q, status => p.status, assignee => p.assignee, channel => p.channel, unread,
             label,
         },
+        snoozed_waiting,
         previous => (page > 0).then(|| link(page - 1)),
         next => more.then(|| link(page + 1)),
         first_run,
