@@ -104,6 +104,14 @@ id_type!(
     /// Identifies one delivery of an event to an outgoing webhook.
     HookDeliveryId
 );
+id_type!(
+    /// Identifies a conversation label of a workspace.
+    LabelId
+);
+id_type!(
+    /// Identifies a canned response of a workspace.
+    CannedResponseId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -1140,13 +1148,20 @@ impl EscalationReason {
 }
 text_enum!(MemberRole { Owner => "owner", Author => "author", Agent => "agent" });
 text_enum!(Resolution { Resolved => "resolved", HandedBack => "handed_back" });
+text_enum!(LabelColour {
+    Grey => "grey", Red => "red", Orange => "orange", Yellow => "yellow", Green => "green",
+    Teal => "teal", Blue => "blue", Purple => "purple", Pink => "pink",
+});
 text_enum!(EventKind {
     MessageReceived => "message.received", MessageSent => "message.sent",
     MessageStatus => "message.status", MessageTranscribed => "message.transcribed",
     MessageEdited => "message.edited", MessageDeleted => "message.deleted",
     ConversationCreated => "conversation.created", ConversationEscalated => "conversation.escalated",
     ConversationAssigned => "conversation.assigned", ConversationResolved => "conversation.resolved",
-    ConversationHandedBack => "conversation.handed_back", ChannelState => "channel.state",
+    ConversationHandedBack => "conversation.handed_back",
+    ConversationLabelsChanged => "conversation.labels_changed",
+    ConversationSnoozed => "conversation.snoozed", ConversationUnsnoozed => "conversation.unsnoozed",
+    ChannelState => "channel.state",
     DocumentIngested => "document.ingested", EvalRunProgress => "eval.run.progress",
     EvalRunFinished => "eval.run.finished",
 });
@@ -1157,7 +1172,7 @@ text_enum!(DeliveryStatus {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageStatus,
@@ -1169,6 +1184,9 @@ impl EventKind {
         EventKind::ConversationAssigned,
         EventKind::ConversationResolved,
         EventKind::ConversationHandedBack,
+        EventKind::ConversationLabelsChanged,
+        EventKind::ConversationSnoozed,
+        EventKind::ConversationUnsnoozed,
         EventKind::ChannelState,
         EventKind::DocumentIngested,
         EventKind::EvalRunProgress,
@@ -1215,6 +1233,14 @@ pub enum EventKind {
     ConversationResolved,
     /// A person gave a conversation back to the bot.
     ConversationHandedBack,
+    /// A label was put on a conversation or taken off it (`labels` lists them all now).
+    ConversationLabelsChanged,
+    /// A person snoozed a conversation until a time (`until`).
+    ConversationSnoozed,
+    /// A snoozed conversation is back in the open list: its time came, or a person woke it
+    /// (`by`: `time` or `person`). A customer's message wakes it too, as its `message.received`
+    /// shows.
+    ConversationUnsnoozed,
     /// A channel's connection changed, or it has a new QR code.
     ChannelState,
     /// A knowledge document was ingested.
@@ -1599,8 +1625,85 @@ pub struct Conversation {
     pub unread_count: i64,
     /// The person it is assigned to.
     pub assignee_id: Option<UserId>,
+    /// Out of the open list until then; a customer's message wakes it sooner.
+    pub snoozed_until: Option<DateTime<Utc>>,
     /// When it started.
     pub created_at: DateTime<Utc>,
+}
+
+/// The colours a label may have: a fixed palette, so every label reads well on the console's
+/// light background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelColour {
+    /// Grey.
+    Grey,
+    /// Red.
+    Red,
+    /// Orange.
+    Orange,
+    /// Yellow.
+    Yellow,
+    /// Green.
+    Green,
+    /// Teal.
+    Teal,
+    /// Blue.
+    Blue,
+    /// Purple.
+    Purple,
+    /// Pink.
+    Pink,
+}
+
+impl LabelColour {
+    /// Every colour, in the order the console offers them.
+    pub const ALL: [LabelColour; 9] = [
+        LabelColour::Grey,
+        LabelColour::Red,
+        LabelColour::Orange,
+        LabelColour::Yellow,
+        LabelColour::Green,
+        LabelColour::Teal,
+        LabelColour::Blue,
+        LabelColour::Purple,
+        LabelColour::Pink,
+    ];
+}
+
+/// A workspace's label for conversations ("vip", "refund"), shown as a coloured chip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Label {
+    /// Its id.
+    pub id: LabelId,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its name: unique in the workspace.
+    pub name: String,
+    /// Its chip's colour.
+    pub colour: LabelColour,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workspace's prepared reply, inserted in the reply box by its short code (`/refund`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CannedResponse {
+    /// Its id.
+    pub id: CannedResponseId,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// What is typed after `/` to find it: unique in the workspace.
+    pub short_code: String,
+    /// The text, with `{{contact.name}}`, `{{contact.phone}}` and `{{agent.name}}` filled in
+    /// when it is inserted.
+    pub content: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A stored message, either way.
@@ -1813,6 +1916,11 @@ pub enum Task {
         /// The delivery.
         delivery_id: HookDeliveryId,
     },
+    /// Bring a snoozed conversation back to the open list, if its time has come.
+    Wake {
+        /// The conversation.
+        conversation_id: ConversationId,
+    },
 }
 
 impl Task {
@@ -1822,6 +1930,7 @@ impl Task {
             Task::Handle { .. } => "handle",
             Task::Send { .. } => "send",
             Task::Hook { .. } => "hook",
+            Task::Wake { .. } => "wake",
         }
     }
 

@@ -2,6 +2,12 @@
 //! API and the console both call these, so each rule lives once: a person who replies takes the
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
+//! Team work around the conversations lives beside: [`labels`], [`canned`] responses and
+//! [`snooze`].
+
+pub mod canned;
+pub mod labels;
+pub mod snooze;
 
 use crate::accounts::Caller;
 use crate::channels::delivery::HumanFile;

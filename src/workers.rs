@@ -1,6 +1,7 @@
 //! The job runner: workers claim due jobs from the durable queue with a lease (kept alive while
 //! the job runs), run them — [`Task::Handle`] a conversation's new messages, [`Task::Send`] an
-//! outbox message, [`Task::Hook`] an event to an outgoing webhook — and complete them, retry them with capped exponential backoff and jitter
+//! outbox message, [`Task::Hook`] an event to an outgoing webhook, [`Task::Wake`] a snoozed
+//! conversation whose time came — and complete them, retry them with capped exponential backoff and jitter
 //! until their deadline (as long as a reply is worth sending), or give them up. Giving up is
 //! never silent: an undelivered message is marked failed and its conversation goes to a person,
 //! and so does a conversation whose messages could not be answered. Waiting for a channel's send
@@ -428,6 +429,13 @@ impl Workers {
                 .give_up(*delivery_id, why)
                 .await
                 .map_err(|e| e.to_string()),
+            // Nobody but the conversation waits on a wake-up: one last try.
+            Task::Wake { conversation_id } => self
+                .store
+                .wake_conversation(*conversation_id, Utc::now())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         let recorded = match handed_over {
             Ok(()) => self.store.dead_letter_job(job.id, worker, why).await,
@@ -454,6 +462,15 @@ impl Workers {
                 HookOutcome::Done => Ok(()),
                 HookOutcome::Retry { why, after } => Err(JobError::Retry(why, after)),
             },
+            Task::Wake { conversation_id } => {
+                let woken = self
+                    .store
+                    .wake_conversation(*conversation_id, Utc::now())
+                    .await
+                    .map_err(|e| JobError::Retry(e.to_string(), None))?;
+                tracing::info!(conversation = %conversation_id, woken, "snooze ended");
+                Ok(())
+            }
         }
     }
 

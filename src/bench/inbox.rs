@@ -1,5 +1,5 @@
-//! Inbox figures: how long the conversation list and its search take with many conversations
-//! in the store. A store is filled through the same intake a webhook uses (the group commit,
+//! Inbox figures: how long the conversation list, its filters (a label among them) and its
+//! search take with many conversations in the store. A store is filled through the same intake a webhook uses (the group commit,
 //! its events and jobs), then each inbox query is timed three ways: the store's query alone,
 //! the JSON API's `GET /api/v1/conversations` and the console's `/inbox` page, both handled
 //! in-process by the server's router (server time: from the request to its last body byte, no
@@ -23,7 +23,8 @@ use super::BenchError;
 use crate::channels::ChannelInput;
 use crate::channels::GivenCredentials;
 use crate::domain::{
-    Channel, ConversationId, ConversationStatus, MessageDetails, MessageKind, UserId, WorkspaceId,
+    Channel, ConversationId, ConversationStatus, LabelColour, MessageDetails, MessageKind, UserId,
+    WorkspaceId,
 };
 use crate::store::{ConversationFilter, InboundPolicy, NewEscalation, NewInbound, Store};
 use crate::{App, Settings};
@@ -53,6 +54,10 @@ const LAST: &[&str] = &[
 ];
 /// A word that occurs in exactly one message of the store.
 const RARE: &str = "zanzibarquartz";
+/// A label on every tenth conversation.
+const COMMON_LABEL: &str = "vip";
+/// A label on every hundredth conversation.
+const RARE_LABEL: &str = "refund";
 
 /// What was measured for one query.
 #[derive(Debug, Clone)]
@@ -104,19 +109,21 @@ impl fmt::Display for InboxReport {
         )?;
         writeln!(
             f,
-            "  server time, ms        rows  store p50  api p50  api p99  page p50  page p99  \
-             base api p50  api/base"
+            "  server time, ms        rows  store p50  api p50  api p95  api p99  page p50  \
+             page p95  page p99  base api p50  api/base"
         )?;
         for q in &self.queries {
             writeln!(
                 f,
-                "  {:<22} {:>4} {:>10.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>13.2} {:>8.1}x",
+                "  {:<22} {:>4} {:>10.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>13.2} {:>8.1}x",
                 q.name,
                 q.rows,
                 ms(q.store.p50),
                 ms(q.api.p50),
+                ms(q.api.p95),
                 ms(q.api.p99),
                 ms(q.page.p50),
+                ms(q.page.p95),
                 ms(q.page.p99),
                 ms(q.baseline.p50),
                 ms(q.api.p50) / ms(q.baseline.p50).max(1e-6),
@@ -150,13 +157,15 @@ fn filter(params: &str, channels: &[Channel], owner: UserId) -> ConversationFilt
     };
     for (k, v) in form_urlencoded::parse(params.as_bytes()) {
         match &*k {
-            "status" => f.status = v.parse().ok(),
+            "status" if v != "snoozed" => f.status = v.parse().ok(),
             "channel" => {
                 f.channel_id = channels
                     .iter()
                     .find(|c| c.id.to_string() == v)
                     .map(|c| c.id)
             }
+            "status" => f.snoozed = Some(true),
+            "conversation_label" => f.conversation_label = Some(v.into_owned()),
             "q" => f.search = Some(v.into_owned()),
             "unread" => f.unread = v == "true",
             "assignee" if v == "me" => f.assignee = Some(Some(owner)),
@@ -189,6 +198,18 @@ fn queries(channels: &[Channel], conversations: usize) -> Vec<Query> {
         Query {
             name: "assigned to me",
             params: "assignee=me".into(),
+        },
+        Query {
+            name: "label, 10%",
+            params: format!("conversation_label={COMMON_LABEL}"),
+        },
+        Query {
+            name: "label, 1%",
+            params: format!("conversation_label={RARE_LABEL}"),
+        },
+        Query {
+            name: "snoozed, 1%",
+            params: "status=snoozed".into(),
         },
         Query {
             name: "one channel",
@@ -392,6 +413,51 @@ async fn filled(
     for s in states {
         s.map_err(BenchError::Setup)?;
     }
+    // Labels on a share of the conversations (a tenth, a hundredth), and a hundredth snoozed.
+    let store: &dyn Store = app.store.as_ref();
+    let common = store
+        .create_label(WorkspaceId::DEFAULT, COMMON_LABEL, LabelColour::Green)
+        .await
+        .map_err(|e| setup(&e))?;
+    let rare = store
+        .create_label(WorkspaceId::DEFAULT, RARE_LABEL, LabelColour::Red)
+        .await
+        .map_err(|e| setup(&e))?;
+    let later = Utc::now() + chrono::Duration::days(7);
+    let labelled: Vec<Result<(), String>> = futures::stream::iter(ids.iter().copied().enumerate())
+        .map(|(i, id)| {
+            let app = app.clone();
+            let (common, rare) = (common.clone(), rare.clone());
+            async move {
+                let store = app.store.as_ref();
+                let err = |e: crate::store::StoreError| e.to_string();
+                if i % 10 == 3 {
+                    store
+                        .set_conversation_label(id, &common, true)
+                        .await
+                        .map_err(err)?;
+                }
+                if i % 100 == 7 {
+                    store
+                        .set_conversation_label(id, &rare, true)
+                        .await
+                        .map_err(err)?;
+                }
+                if i % 100 == 11 {
+                    store
+                        .snooze_conversation(id, Some(later), Default::default())
+                        .await
+                        .map_err(err)?;
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for l in labelled {
+        l.map_err(BenchError::Setup)?;
+    }
     // As autovacuum would soon after such a load: plans then see the table's real size.
     app.store
         .refresh_statistics()
@@ -565,7 +631,10 @@ pub async fn run(
     Ok(report)
 }
 
-/// The API's names for the console's query: `me` is the operator key's nobody, so the owner's id.
+/// The API's names for the console's query: `me` is the operator key's nobody, so the owner's
+/// id; the console's "Snoozed" status is the API's `snoozed=true`.
 fn api_params(params: &str, owner: UserId) -> String {
-    params.replace("assignee=me", &format!("assignee={owner}"))
+    params
+        .replace("assignee=me", &format!("assignee={owner}"))
+        .replace("status=snoozed", "snoozed=true")
 }

@@ -44,6 +44,8 @@ pub const QUESTIONS: &[&str] = &[
 pub struct Latency {
     /// Median.
     pub p50: Duration,
+    /// 95th percentile.
+    pub p95: Duration,
     /// 99th percentile.
     pub p99: Duration,
     /// Mean.
@@ -59,6 +61,7 @@ pub fn latency(mut samples: Vec<Duration>) -> Latency {
     let total: Duration = samples.iter().sum();
     Latency {
         p50: at(0.50),
+        p95: at(0.95),
         p99: at(0.99),
         mean: total / samples.len().max(1) as u32,
         samples: samples.len(),

@@ -1,7 +1,7 @@
-//! The inbox: the conversation list (search, filters, unread counts, pages) and one
-//! conversation with its messages, delivery ticks, transcripts and sources, and the reply,
-//! assign, resolve and hand-back forms. Everything goes through [`crate::inbox`], as the JSON
-//! API's conversation routes do.
+//! The inbox: the conversation list (search, filters, labels, unread counts, pages) and one
+//! conversation with its messages, delivery ticks, transcripts and sources, and the reply (with
+//! canned responses), label, snooze, assign, resolve and hand-back forms. Everything goes
+//! through [`crate::inbox`], as the JSON API's conversation routes do.
 
 use std::collections::HashMap;
 
@@ -37,6 +37,8 @@ pub(super) struct InboxParams {
     #[serde(default)]
     unread: Option<String>,
     #[serde(default)]
+    conversation_label: String,
+    #[serde(default)]
     page: Option<u32>,
 }
 
@@ -64,13 +66,21 @@ async fn inbox_list(
     p: &InboxParams,
     alone: bool,
 ) -> Result<Value, ApiError> {
-    let status =
-        match p.status.as_str() {
-            "" => None,
-            s => Some(s.parse::<ConversationStatus>().map_err(|_| {
-                ApiError::invalid("status", "must be active, escalated or resolved")
-            })?),
-        };
+    // Snoozed conversations are out of every list but their own.
+    let snoozed = p.status == "snoozed";
+    let status = match p.status.as_str() {
+        "" | "snoozed" => None,
+        s => Some(s.parse::<ConversationStatus>().map_err(|_| {
+            ApiError::invalid("status", "must be active, escalated, resolved or snoozed")
+        })?),
+    };
+    let label = match p.conversation_label.trim() {
+        "" => None,
+        l => Some(
+            inbox::labels::label_name("conversation_label", l)
+                .map_err(|e| ApiError::Invalid(vec![e]))?,
+        ),
+    };
     let assignee = match p.assignee.as_str() {
         "" => None,
         "none" => Some(None),
@@ -104,6 +114,8 @@ async fn inbox_list(
                 sandbox: false,
                 label: None,
                 attribute: None,
+                conversation_label: label.clone(),
+                snoozed: Some(snoozed),
                 limit: PAGE + 1,
                 offset: page * PAGE,
             },
@@ -114,14 +126,36 @@ async fn inbox_list(
         .store
         .list_channels(Some(viewer.caller.workspace), None)
         .await?;
-    let filtered =
-        !q.is_empty() || status.is_some() || assignee.is_some() || channel_id.is_some() || unread;
+    let labels = state.store.labels(viewer.caller.workspace).await?;
+    let filtered = !q.is_empty()
+        || status.is_some()
+        || snoozed
+        || label.is_some()
+        || assignee.is_some()
+        || channel_id.is_some()
+        || unread;
+    // An empty open list may only mean that every conversation is snoozed.
+    let snoozed_waiting = conversations.is_empty()
+        && !snoozed
+        && !state
+            .store
+            .list_conversations(
+                viewer.caller.workspace,
+                &ConversationFilter {
+                    snoozed: Some(true),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?
+            .is_empty();
     // A workspace without a conversation yet is shown the way to its first one.
-    let first_run = if alone && conversations.is_empty() && !filtered && page == 0 {
-        Some(first_run(state, viewer, &numbers).await?)
-    } else {
-        None
-    };
+    let first_run =
+        if alone && conversations.is_empty() && !filtered && !snoozed_waiting && page == 0 {
+            Some(first_run(state, viewer, &numbers).await?)
+        } else {
+            None
+        };
     let channels: Vec<_> = numbers
         .into_iter()
         .map(|c| context! { id => c.id.to_string(), name => c.name })
@@ -134,6 +168,7 @@ async fn inbox_list(
             ("status", &p.status),
             ("assignee", &p.assignee),
             ("channel", &p.channel),
+            ("conversation_label", &p.conversation_label),
         ] {
             if !value.is_empty() {
                 query.append_pair(key, value);
@@ -156,9 +191,12 @@ async fn inbox_list(
         page => "inbox",
         conversations => Value::from_serialize(&conversations),
         channels => Value::from_serialize(&channels),
+        labels => Value::from_serialize(&labels),
         filter => context! {
             q, status => p.status, assignee => p.assignee, channel => p.channel, unread,
+            label,
         },
+        snoozed_waiting,
         previous => (page > 0).then(|| link(page - 1)),
         next => more.then(|| link(page + 1)),
         first_run,
@@ -350,8 +388,31 @@ async fn conversation_view(
         && open
             .iter()
             .all(|e| e.reason == crate::domain::EscalationReason::HumanTakeover);
+    let labels = state.store.conversation_labels(conversation.id).await?;
+    // Canned responses as they read in this conversation, for this person.
+    let values = inbox::canned::Values::of(&conversation, Some(&viewer.user.name));
+    let canned: Vec<Value> = state
+        .store
+        .canned_responses(conversation.workspace_id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            context! {
+                short_code => c.short_code,
+                text => inbox::canned::render(&c.content, &values),
+            }
+        })
+        .collect();
     // Beside the thread on a wide screen: the list, unfiltered.
     let list = inbox_list(state, viewer, &InboxParams::default(), false).await?;
+    // The labels that may still be put on it.
+    let unused: Vec<crate::domain::Label> = state
+        .store
+        .labels(conversation.workspace_id)
+        .await?
+        .into_iter()
+        .filter(|l| !labels.iter().any(|on| on.id == l.id))
+        .collect();
     Ok(context! {
         page => "inbox",
         conversation => Value::from_serialize(&conversation),
@@ -365,6 +426,9 @@ async fn conversation_view(
         names,
         taken_over,
         can_act,
+        conversation_labels => Value::from_serialize(&labels),
+        unused_labels => Value::from_serialize(&unused),
+        canned,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
         ..list
@@ -524,4 +588,139 @@ pub(super) async fn hand_back(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     close(state, headers, id, form, Resolution::HandedBack).await
+}
+
+/// Puts a label on the conversation (`add`) or takes one off, from the conversation's forms.
+async fn label(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    form: HashMap<String, String>,
+    on: bool,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let name = form.get("label").map(String::as_str).unwrap_or("");
+    match inbox::labels::set(state.store.as_ref(), &conversation, name, on).await {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+pub(super) async fn add_label(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    label(state, headers, id, form, true).await
+}
+
+pub(super) async fn remove_label(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    label(state, headers, id, form, false).await
+}
+
+/// When the snooze form's fields say to wake the conversation: a `preset` (`1h`, `tomorrow`,
+/// `next_week`) or a wall-clock time `at` (`2026-11-27T15:00`), each read in the person's
+/// `zone` (which the page's script fills in; UTC without it).
+fn snooze_end(
+    form: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, crate::domain::FieldError> {
+    use inbox::snooze as s;
+    let zone = s::zone(form.get("zone").map(String::as_str))?;
+    match form.get("preset").map(|p| p.trim()) {
+        Some(preset) if !preset.is_empty() => Ok(s::preset_until(preset.parse()?, zone, now)),
+        _ => {
+            let at = form.get("at").map(|a| a.trim()).unwrap_or("");
+            let time = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S"))
+                .map_err(|_| crate::domain::FieldError::new("at", "choose a date and a time"))?;
+            Ok(s::local(zone, time))
+        }
+    }
+}
+
+pub(super) async fn snooze(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let until = match snooze_end(&form, chrono::Utc::now()) {
+        Ok(until) => until,
+        Err(e) => return error_page(Some(&viewer), ApiError::Invalid(vec![e])),
+    };
+    let limits = state.settings.workers.limits();
+    match inbox::snooze::snooze(state.store.as_ref(), &conversation, until, limits).await {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+pub(super) async fn wake(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let limits = state.settings.workers.limits();
+    match inbox::snooze::wake(state.store.as_ref(), &conversation, limits).await {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snooze_end;
+    use std::collections::HashMap;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_snooze_form_is_read_in_the_persons_zone() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-25T23:30:00Z".parse().unwrap();
+        let at = |pairs: &[(&str, &str)]| snooze_end(&form(pairs), now).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at(&[("preset", "tomorrow"), ("zone", "America/Sao_Paulo")]).unwrap(),
+            "2026-11-26T12:00:00+00:00"
+        );
+        assert_eq!(
+            at(&[("preset", "tomorrow"), ("zone", "")]).unwrap(),
+            "2026-11-26T09:00:00+00:00"
+        );
+        assert_eq!(
+            at(&[("at", "2026-11-27T15:00"), ("zone", "America/Sao_Paulo")]).unwrap(),
+            "2026-11-27T18:00:00+00:00"
+        );
+        assert_eq!(at(&[("at", "")]).unwrap_err().field, "at");
+        assert_eq!(at(&[("preset", "someday")]).unwrap_err().field, "preset");
+        assert_eq!(
+            at(&[("preset", "1h"), ("zone", "Nowhere/Else")])
+                .unwrap_err()
+                .field,
+            "zone"
+        );
+    }
 }

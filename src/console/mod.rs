@@ -64,6 +64,13 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{conversation}/assign", post(inbox::assign))
         .route("/inbox/{conversation}/resolve", post(inbox::resolve))
         .route("/inbox/{conversation}/handback", post(inbox::hand_back))
+        .route("/inbox/{conversation}/labels/add", post(inbox::add_label))
+        .route(
+            "/inbox/{conversation}/labels/remove",
+            post(inbox::remove_label),
+        )
+        .route("/inbox/{conversation}/snooze", post(inbox::snooze))
+        .route("/inbox/{conversation}/wake", post(inbox::wake))
         .merge(pages::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))

@@ -409,6 +409,12 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
             let members = state.store.members(ws).await?;
             let keys = state.store.list_api_keys(ws).await?;
             let hooks = state.store.list_hooks(ws).await?;
+            let labels = state.store.labels(ws).await?;
+            let canned = state.store.canned_responses(ws).await?;
+            let colours: Vec<&str> = crate::domain::LabelColour::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect();
             let (_, health) = crate::http::health(state).await;
             let event_types: Vec<&str> = crate::domain::EventKind::ALL
                 .iter()
@@ -419,6 +425,10 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
                 members => Value::from_serialize(&members),
                 keys => Value::from_serialize(&keys),
                 hooks => Value::from_serialize(&hooks),
+                labels => Value::from_serialize(&labels),
+                canned => Value::from_serialize(&canned),
+                colours,
+                variables => crate::inbox::canned::VARIABLES,
                 kinds => event_types,
                 health => Value::from_serialize(&health),
                 data_dir => state.settings.data.dir.display().to_string(),

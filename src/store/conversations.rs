@@ -2,6 +2,7 @@
 //! status and context), and escalations opened, closed and assigned.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{
@@ -11,11 +12,12 @@ use super::rows::{
 use super::sql::SqlStore;
 use super::writes::ContactIds;
 use super::{
-    Closing, ConversationFilter, ConversationSummary, NewEscalation, OpenEscalation, StoreError,
+    Closing, ConversationFilter, ConversationSummary, JobLimits, LabelStore, NewEscalation,
+    OpenEscalation, StoreError,
 };
 use crate::domain::{
-    Channel, Conversation, ConversationId, ConversationStatus, Escalation, EventKind, Resolution,
-    UserId, WorkspaceId,
+    to_millis, Channel, Conversation, ConversationId, ConversationStatus, Escalation, EventKind,
+    Resolution, Task, UserId, WorkspaceId,
 };
 
 /// Conversations and their escalations.
@@ -78,6 +80,22 @@ pub trait ConversationStore: Send + Sync {
         &self,
         conversation: ConversationId,
     ) -> Result<Vec<Escalation>, StoreError>;
+    /// Snoozes a conversation until `until`, queueing the job that wakes it then in the same
+    /// transaction (any replica's workers run it), or wakes it at once (`None`). The
+    /// conversation as it now is.
+    async fn snooze_conversation(
+        &self,
+        id: ConversationId,
+        until: Option<DateTime<Utc>>,
+        limits: JobLimits,
+    ) -> Result<Conversation, StoreError>;
+    /// Wakes a conversation whose snooze ended by `now`; false when it is not snoozed (any
+    /// more) or snoozed past `now` (snoozed again since the job was queued).
+    async fn wake_conversation(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -158,6 +176,19 @@ impl ConversationStore for SqlStore {
         if f.unread {
             conditions.push("cv.unread_count > 0".into());
         }
+        if let Some(label) = &f.conversation_label {
+            args.push(label.clone());
+            conditions.push(format!(
+                "cv.id IN (SELECT cl.conversation_id FROM conversation_labels cl
+                   JOIN labels l ON l.id = cl.label_id WHERE l.workspace_id = $2 AND l.name = ${})",
+                args.len() + 1
+            ));
+        }
+        match f.snoozed {
+            Some(true) => conditions.push("cv.snoozed_until IS NOT NULL".into()),
+            Some(false) => conditions.push("cv.snoozed_until IS NULL".into()),
+            None => {}
+        }
         if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             let plan = self.search_plan(search).await?;
             conditions.push(search_condition(self.backend, search, plan, &mut args));
@@ -167,7 +198,7 @@ impl ConversationStore for SqlStore {
         // with contact, channel and latest message, a lookup each.
         let sql = format!(
             "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
-                    cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id,
+                    cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id, cv.snoozed_until,
                     ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name, ch.name AS channel_name,
                     (SELECT COALESCE(m.body, m.transcript, m.kind) FROM messages m WHERE m.conversation_id = cv.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message
@@ -186,16 +217,25 @@ impl ConversationStore for SqlStore {
             query = query.bind(arg);
         }
         let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
-        rows.iter()
+        let mut summaries = rows
+            .iter()
             .map(|row| {
                 let last: Option<String> = get(row, "last_message")?;
                 Ok(ConversationSummary {
                     conversation: conversation_from_row(row)?,
                     channel_name: get(row, "channel_name")?,
                     last_message: last.map(|t| shorten(&t, 120)),
+                    labels: Vec::new(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // The page's labels, in one query.
+        let ids: Vec<ConversationId> = summaries.iter().map(|s| s.conversation.id).collect();
+        let mut labels = self.labels_of(&ids).await?;
+        for summary in &mut summaries {
+            summary.labels = labels.remove(&summary.conversation.id).unwrap_or_default();
+        }
+        Ok(summaries)
     }
 
     async fn set_conversation_status(
@@ -375,6 +415,107 @@ impl ConversationStore for SqlStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(escalation_from_row).collect()
+    }
+
+    async fn snooze_conversation(
+        &self,
+        id: ConversationId,
+        until: Option<DateTime<Utc>>,
+        limits: JobLimits,
+    ) -> Result<Conversation, StoreError> {
+        let now = now_ms();
+        let key = id.to_string();
+        let mut tx = self.begin_write().await?;
+        let before = Self::conversation_in(&mut tx, &key).await?;
+        let until_ms = until.map(to_millis);
+        sqlx::query("UPDATE conversations SET snoozed_until = $2, updated_at = $3 WHERE id = $1")
+            .bind(&key)
+            .bind(until_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let mut woke = Vec::new();
+        match (until, until_ms) {
+            (Some(until), Some(run_at)) => {
+                // One queue per snooze: a later snooze never waits behind an earlier one's job.
+                Self::insert_job(
+                    &mut tx,
+                    &before.workspace_id.to_string(),
+                    &Task::Wake {
+                        conversation_id: id,
+                    },
+                    &format!("wake:{id}:{run_at}"),
+                    limits,
+                    run_at,
+                    now,
+                )
+                .await?;
+                woke.push(
+                    Self::conversation_event_in(
+                        &mut tx,
+                        &key,
+                        EventKind::ConversationSnoozed,
+                        serde_json::json!({ "until": until }),
+                        now,
+                    )
+                    .await?,
+                );
+            }
+            _ if before.snoozed_until.is_some() => woke.push(
+                Self::conversation_event_in(
+                    &mut tx,
+                    &key,
+                    EventKind::ConversationUnsnoozed,
+                    serde_json::json!({ "by": "person" }),
+                    now,
+                )
+                .await?,
+            ),
+            _ => {}
+        }
+        let conversation = Self::conversation_in(&mut tx, &key).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
+        Ok(conversation)
+    }
+
+    async fn wake_conversation(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = id.to_string();
+        let at = now_ms();
+        let mut tx = self.begin_write().await?;
+        let woken = sqlx::query(
+            "UPDATE conversations SET snoozed_until = NULL, updated_at = $3
+             WHERE id = $1 AND snoozed_until IS NOT NULL AND snoozed_until <= $2",
+        )
+        .bind(&key)
+        .bind(to_millis(now))
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            > 0;
+        let mut woke = Vec::new();
+        if woken {
+            woke.push(
+                Self::conversation_event_in(
+                    &mut tx,
+                    &key,
+                    EventKind::ConversationUnsnoozed,
+                    serde_json::json!({ "by": "time" }),
+                    at,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
+        Ok(woken)
     }
 }
 

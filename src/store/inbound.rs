@@ -292,7 +292,7 @@ async fn upsert_contacts(
 
 /// Makes or brings up to date the threads' conversations, one upsert for them all: a new
 /// conversation starts active with its messages unread; a known one is reopened when
-/// resolved, gets a fresh context after a long silence, has its window opened and its new
+/// resolved, woken when snoozed, gets a fresh context after a long silence, has its window opened and its new
 /// messages counted unread. Each conversation as it now is, by contact, and the contacts
 /// whose conversation was made.
 ///
@@ -329,6 +329,7 @@ async fn upsert_conversations(
                 THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END,
             last_activity_at = excluded.last_activity_at,
             unread_count = conversations.unread_count + excluded.unread_count,
+            snoozed_until = NULL,
             agent_id = excluded.agent_id, updated_at = excluded.updated_at
          RETURNING {CONVERSATION_RETURNING}, contact_id"
     );

@@ -7,6 +7,7 @@
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod accounts;
+mod canned;
 mod channels;
 mod contacts;
 mod conversations;
@@ -21,6 +22,7 @@ mod intake;
 mod jobs;
 mod journal;
 mod journal_store;
+mod labels;
 mod messages;
 mod people;
 pub mod postgres;
@@ -45,6 +47,7 @@ use crate::domain::{
 };
 
 pub use accounts::{AccountStore, WorkspaceUsage};
+pub use canned::CannedStore;
 pub use channels::ChannelStore;
 pub use contacts::{ContactFilter, ContactPatch, ContactProfile, ContactStore};
 pub use conversations::ConversationStore;
@@ -54,6 +57,7 @@ pub use events::EventStore;
 pub use files::{FileStore, NewFile, StoredFile};
 pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
+pub use labels::LabelStore;
 pub use messages::MessageStore;
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use sql::SqlStore;
@@ -430,6 +434,10 @@ pub struct ConversationFilter {
     pub label: Option<String>,
     /// Only conversations whose contact has this attribute value (a CRM's case id).
     pub attribute: Option<(String, String)>,
+    /// Only conversations carrying the workspace's label of this name.
+    pub conversation_label: Option<String>,
+    /// Only snoozed conversations (`Some(true)`), or only those not snoozed (`Some(false)`).
+    pub snoozed: Option<bool>,
     /// Sandbox conversations instead of real ones.
     pub sandbox: bool,
     /// Page size.
@@ -448,6 +456,8 @@ pub struct ConversationSummary {
     pub channel_name: String,
     /// The latest message's text (or kind), shortened.
     pub last_message: Option<String>,
+    /// Its labels, by name.
+    pub labels: Vec<crate::domain::Label>,
 }
 
 /// A durable unit of work.
@@ -569,6 +579,8 @@ pub trait Store:
     + FileStore
     + ContactStore
     + JournalStore
+    + LabelStore
+    + CannedStore
     + Send
     + Sync
 {

@@ -166,7 +166,7 @@ pub(super) fn channel_from_row(row: &AnyRow) -> Result<Channel, StoreError> {
 }
 
 pub(super) const CONVERSATION_SELECT: &str = "SELECT cv.id, cv.channel_id, ch.workspace_id, cv.agent_id, cv.sandbox, cv.status, cv.status_reason,
-        cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id,
+        cv.last_inbound_at, cv.last_activity_at, cv.context_started_at, cv.unread_count, cv.created_at, cv.assignee_id, cv.snoozed_until,
         ct.id AS contact_id, ct.wa_id, ct.reply_to, ct.user_id, ct.name AS contact_name
     FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id JOIN channels ch ON ch.id = cv.channel_id";
 
@@ -208,6 +208,7 @@ pub(super) fn conversation_from_parts(
         context_started_at: time(row, "context_started_at")?,
         unread_count: get(row, "unread_count")?,
         assignee_id: opt_id(row, "assignee_id")?,
+        snoozed_until: opt_time(row, "snoozed_until")?,
         created_at: time(row, "created_at")?,
     })
 }
@@ -215,7 +216,8 @@ pub(super) fn conversation_from_parts(
 /// The conversations table's own columns of a [`Conversation`], for `RETURNING`.
 pub(super) const CONVERSATION_RETURNING: &str =
     "id, channel_id, agent_id, sandbox, status, status_reason,
-    last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, assignee_id";
+    last_inbound_at, last_activity_at, context_started_at, unread_count, created_at, assignee_id,
+    snoozed_until";
 
 /// The end of an `INSERT INTO contacts`: a contact already known keeps what the new row leaves
 /// out (name, reply address, user id), and comes back as it now is, for [`contact_from_row`].

@@ -169,6 +169,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "cite_sources",
                 include_str!("../../migrations/sqlite/0018_cite_sources.sql"),
             ),
+            (
+                20,
+                "team_work",
+                include_str!("../../migrations/sqlite/0020_team_work.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -265,6 +270,11 @@ fn migrator(backend: Backend) -> Migrator {
                 19,
                 "cite_sources",
                 include_str!("../../migrations/postgres/0019_cite_sources.sql"),
+            ),
+            (
+                21,
+                "team_work",
+                include_str!("../../migrations/postgres/0021_team_work.sql"),
             ),
         ],
     };

@@ -459,6 +459,128 @@ try {
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
+  await as("labels, a canned response and a snooze, as a person uses them", async () => {
+    // An owner defines labels and canned responses in Settings.
+    await page.click("nav >> text=Settings");
+    for (const [name, colour] of [["VIP", "green"], ["refund", "red"]]) {
+      await page.fill("#label-name", name);
+      await page.selectOption("#label-colour", colour);
+      await page.click("#new-label button[type=submit]");
+      await page.waitForSelector(`.labels-table .chip.colour-${colour} >> text=${name.toLowerCase()}`);
+    }
+    // A variable nobody can fill is refused, said next to the form.
+    await page.fill("#canned-code", "hours");
+    await page.fill("#canned-content", "Hi {{contact.email}}");
+    const noted = problems.length;
+    await page.click("#new-canned button[type=submit]");
+    await page.waitForSelector("#new-canned .form-error:not([hidden])");
+    assert.match(await page.textContent("#new-canned .form-error"), /unknown variable \{\{contact\.email\}\}/);
+    // The browser notes the refusal (a 422) as a failed load: that one was asked for.
+    assert.ok(problems.slice(noted).every((p) => /status of 422/.test(p)), problems.slice(noted).join("\n"));
+    problems.splice(noted);
+    await page.fill("#canned-content", "Hi {{contact.name}}, {{agent.name}} here: we bake from 7:00 every day.");
+    await page.click("#new-canned button[type=submit]");
+    await page.waitForSelector(".canned-list input[value=hours]");
+    await page.fill("#canned-code", "callback");
+    await page.fill("#canned-content", "We will call you back at {{contact.phone}} today.");
+    await page.click("#new-canned button[type=submit]");
+    await page.waitForSelector(".canned-list input[value=callback]");
+    await shot(page, "19-settings-labels-canned");
+
+    // Rui's conversation is labelled from the keyboard: the label's menu, then Add.
+    await page.goto(BASE + "/inbox");
+    await page.click("#conversations .conversation >> text=Rui Costa");
+    await page.waitForSelector(".thread-head >> text=Rui Costa");
+    const rui = page.url();
+    await page.focus("#add-label");
+    await page.selectOption("#add-label", "vip");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#labels .chip.colour-green >> text=vip");
+    assert.deepEqual(await page.$$eval("#add-label option", (o) => o.map((x) => x.value)), ["", "refund"],
+      "a label on the conversation is not offered again");
+
+    // The list shows the labels, and filters by one.
+    await page.goto(BASE + "/inbox");
+    await page.waitForSelector("#conversations .conversation:has-text('Rui Costa') .chip >> text=vip");
+    await page.selectOption("#conversation_label", "vip");
+    await page.click(".filters button[type=submit]");
+    await page.waitForURL(/conversation_label=vip/);
+    assert.deepEqual(await page.$$eval("#conversations .conversation .name", (n) => n.map((x) => x.textContent)), ["Rui Costa"]);
+    // Live: a label put on elsewhere (here through the API) brings the other conversation in.
+    const other = conversation.split("/").pop();
+    await page.evaluate(async (id) => {
+      const csrf = document.querySelector("meta[name=csrf-token]").content;
+      await fetch(`/api/v1/conversations/${id}/labels`, { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify({ label: "vip" }) });
+    }, other);
+    await page.waitForSelector("#conversations .conversation >> text=Test Customer", { timeout: 5000 });
+    await shot(page, "20-inbox-label-filter");
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "20b-phone-inbox-label-filter");
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    // A canned response: "/" lists them, typing narrows, arrows choose, Enter inserts it filled in.
+    await page.goto(rui);
+    await page.click("#text");
+    await page.keyboard.type("/");
+    await page.waitForSelector("#canned:not([hidden])");
+    assert.equal(await page.locator("#canned [role=option]:visible").count(), 2);
+    await page.keyboard.press("Escape");
+    assert.ok(await page.locator("#canned").isHidden(), "Escape closes the list");
+    assert.equal(await page.inputValue("#text"), "/", "and keeps what was typed");
+    await page.keyboard.type("h");
+    await page.waitForSelector("#canned:not([hidden])");
+    assert.deepEqual(await page.$$eval("#canned [role=option]:not([hidden])", (o) => o.map((x) => x.dataset.code)), ["hours"]);
+    await page.keyboard.press("Backspace");
+    await page.waitForFunction(() => document.querySelectorAll("#canned [role=option]:not([hidden])").length === 2);
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await page.getAttribute("#canned [aria-selected=true]", "data-code"), "hours");
+    await shot(page, "21-canned");
+    await page.keyboard.press("Enter");
+    assert.ok(await page.locator("#canned").isHidden());
+    assert.equal(await page.inputValue("#text"), "Hi Rui Costa, Marta Silva here: we bake from 7:00 every day.",
+      "inserted with its variables filled, not sent");
+    assert.equal(await page.locator(".message.outbound >> text=we bake from 7:00").count(), 0);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".message.outbound >> text=Hi Rui Costa, Marta Silva here: we bake from 7:00 every day.");
+
+    // Snoozed until tomorrow 9:00 where the person is (São Paulo): out of the list, then back.
+    await page.click(".snooze-menu summary");
+    await shot(page, "22-snooze-menu");
+    await page.click("button[name=preset][value=tomorrow]");
+    await page.waitForSelector(".snoozed");
+    const until = await page.getAttribute(".snoozed time", "datetime");
+    const local = await page.evaluate((at) => new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(at)), until);
+    assert.equal(local, "09:00", `tomorrow 9:00 in the person's zone, not the server's: ${until}`);
+    assert.match(await page.textContent(".snoozed time"), /^tomorrow 09:00$/);
+    assert.equal(await page.locator("#conversations .conversation >> text=Rui Costa").count(), 0, "out of the list beside");
+    await shot(page, "23-snoozed");
+    await page.goto(BASE + "/inbox?status=snoozed");
+    assert.deepEqual(await page.$$eval("#conversations .conversation .name", (n) => n.map((x) => x.textContent)), ["Rui Costa"]);
+    assert.match(await page.textContent("#conversations .snoozed-until"), /Snoozed until tomorrow 09:00/);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(rui);
+    await shot(page, "24-phone-snoozed");
+    await page.click(".snoozed button:has-text('Unsnooze')");
+    await page.waitForSelector(".snooze-menu");
+    assert.equal(await page.locator(".snoozed").count(), 0);
+    await page.click(".snooze-menu summary");
+    assert.ok(await page.locator(".snooze-panel").isVisible());
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "25-phone-snooze-menu");
+    // A chosen time, on the phone.
+    await page.fill("#snooze-at", "2027-05-04T15:30");
+    await page.click(".snooze-at button[type=submit]");
+    await page.waitForSelector(".snoozed");
+    const chosen = await page.getAttribute(".snoozed time", "datetime");
+    assert.equal(new Date(chosen).toISOString(), "2027-05-04T18:30:00.000Z", "15:30 in São Paulo");
+    await page.click(".snoozed button:has-text('Unsnooze')");
+    await page.waitForSelector(".snooze-menu");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
   let invitation;
   await as("an owner invites an inbox agent", async () => {
     await page.click("nav >> text=Settings");

@@ -517,6 +517,25 @@ async fn an_empty_inbox_shows_the_first_steps_each_ticked_once_done() {
     let inbox = owner.get("/inbox").await;
     assert!(steps(&inbox.html).is_empty(), "{}", inbox.html);
     assert!(inbox.html.contains("Test Customer"));
+    // Every conversation snoozed is not a first run: the list says where they are.
+    let list = t.get("/api/v1/conversations").await;
+    let id = list[0]["id"].as_str().unwrap();
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/conversations/{id}/snooze"),
+            &json!({"preset": "1h"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let inbox = owner.get("/inbox").await;
+    assert!(steps(&inbox.html).is_empty(), "{}", inbox.html);
+    assert!(!inbox.html.contains("Test Customer"));
+    assert!(inbox
+        .html
+        .contains("Snoozed conversations</a> come back by themselves"));
+    let snoozed = owner.get("/inbox?status=snoozed").await;
+    assert!(snoozed.html.contains("Test Customer"));
+    assert!(snoozed.html.contains("Snoozed until"));
     t.stop().await;
 }
 

@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod replicas;
 mod store;
+mod team;
 mod templates;
 mod voice;
 mod webhooks;

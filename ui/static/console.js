@@ -16,8 +16,25 @@ const day = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" 
 const dayOfYear = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
 const weekday = new Intl.DateTimeFormat(undefined, { weekday: "short" });
 
+// A time ahead (a snooze's end): "in 20 min", "today 17:00", "tomorrow 09:00", "Mon 09:00".
+function ahead(then, now) {
+  const seconds = (then - now) / 1000;
+  if (seconds < 3600) return `in ${Math.max(1, Math.round(seconds / 60))} min`;
+  const midnight = new Date(now);
+  midnight.setHours(24, 0, 0, 0);
+  if (then < midnight) return `today ${clock.format(then)}`;
+  const next = new Date(midnight);
+  next.setDate(next.getDate() + 1);
+  if (then < next) return `tomorrow ${clock.format(then)}`;
+  next.setDate(next.getDate() + 5);
+  if (then < next) return `${weekday.format(then)} ${clock.format(then)}`;
+  const date = then.getFullYear() === now.getFullYear() ? day.format(then) : dayOfYear.format(then);
+  return `${date} ${clock.format(then)}`;
+}
+
 function ago(then, now = new Date()) {
   const seconds = (now - then) / 1000;
+  if (seconds < -45) return ahead(then, now);
   if (seconds < 45) return "just now";
   if (seconds < 3600) return `${Math.max(1, Math.round(seconds / 60))} min ago`;
   if (seconds < 6 * 3600) return `${Math.round(seconds / 3600)} h ago`;
@@ -69,10 +86,11 @@ if (reply) {
   const file = reply.querySelector("input[type=file]");
   const attached = document.getElementById("attached");
   const hasFile = () => file && file.files.length > 0;
+  const placeholder = text.placeholder;
   file?.addEventListener("change", () => {
     attached.hidden = !hasFile();
     attached.textContent = hasFile() ? "Attached: " + file.files[0].name + " (the text is its caption)" : "";
-    text.placeholder = hasFile() ? "A caption (optional)" : "Write a reply (Enter sends, Shift+Enter for a new line)";
+    text.placeholder = hasFile() ? "A caption (optional)" : placeholder;
   });
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {

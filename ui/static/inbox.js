@@ -106,3 +106,104 @@ if (reply && thread) {
   // Sent: the draft is done with (an empty reply, refused, had none to keep).
   reply.addEventListener("submit", () => localStorage.removeItem(key));
 }
+
+// Snoozing: the presets ("tomorrow 9:00") and a chosen time are read in this browser's zone.
+// Filled as a form leaves: the conversation's header (and its forms) is swapped in live.
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+document.addEventListener("submit", (e) => {
+  for (const field of e.target.querySelectorAll("input[data-zone]")) field.value = zone;
+}, true);
+
+// Canned responses: "/" and a short code at the caret opens the list of those that start with
+// it; arrow keys choose, Enter or Tab inserts (its variables already filled for this
+// conversation), Escape closes. The list is the page's, rendered for this conversation.
+const canned = document.getElementById("canned");
+const box = document.getElementById("text");
+if (canned && box) {
+  const options = [...canned.querySelectorAll("[role=option]")];
+  const none = canned.querySelector(".none");
+  const status = document.getElementById("canned-status");
+  let shown = [];
+  let active = -1;
+  let typed = null;
+
+  // The "/code" just before the caret (at the start or after a space), if any.
+  function slashWord() {
+    const before = box.value.slice(0, box.selectionStart);
+    const match = /(^|\s)\/([\w-]*)$/.exec(before);
+    return match ? { start: before.length - match[2].length - 1, query: match[2].toLowerCase() } : null;
+  }
+
+  function choose(i) {
+    active = i;
+    shown.forEach((o, n) => o.setAttribute("aria-selected", String(n === i)));
+    if (i >= 0 && shown[i]) {
+      box.setAttribute("aria-activedescendant", shown[i].id);
+      shown[i].scrollIntoView({ block: "nearest" });
+    } else {
+      box.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function close() {
+    canned.hidden = true;
+    box.setAttribute("aria-expanded", "false");
+    typed = null;
+    choose(-1);
+  }
+
+  function open() {
+    typed = slashWord();
+    if (!typed) return close();
+    shown = options.filter((o) => {
+      const hit = o.dataset.code.startsWith(typed.query) || (typed.query.length > 1 && o.dataset.text.toLowerCase().includes(typed.query));
+      o.hidden = !hit;
+      return hit;
+    });
+    none.hidden = shown.length > 0;
+    canned.hidden = false;
+    box.setAttribute("aria-expanded", "true");
+    choose(shown.length ? 0 : -1);
+    status.textContent = shown.length ? `${shown.length} canned responses; arrow keys choose, Enter inserts` : "No canned response starts with that";
+  }
+
+  function insert(option) {
+    const at = typed || slashWord();
+    if (!at) return close();
+    const end = box.selectionStart;
+    box.value = box.value.slice(0, at.start) + option.dataset.text + box.value.slice(end);
+    const caret = at.start + option.dataset.text.length;
+    box.setSelectionRange(caret, caret);
+    close();
+    box.focus();
+    // The draft keeps what was inserted.
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  box.addEventListener("input", () => (slashWord() ? open() : close()));
+  box.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== box) close(); }, 150));
+  // Before the reply form's own keys (Enter sends): while the list is open, keys choose in it.
+  box.form.addEventListener("keydown", (e) => {
+    if (e.target !== box || canned.hidden) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      if (!shown.length) return;
+      e.preventDefault();
+      e.stopPropagation();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      choose((active + step + shown.length) % shown.length);
+    } else if ((e.key === "Enter" || e.key === "Tab") && !e.shiftKey && active >= 0) {
+      e.preventDefault();
+      e.stopPropagation();
+      insert(shown[active]);
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation();
+      close();
+    }
+  }, true);
+  // A tap or a click inserts too (the press keeps the focus in the reply box).
+  for (const option of options) {
+    option.addEventListener("mousedown", (e) => e.preventDefault());
+    option.addEventListener("click", () => insert(option));
+  }
+}

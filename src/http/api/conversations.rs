@@ -1,7 +1,7 @@
-//! `/conversations`: the inbox. List (filter by status, channel, assignee and unread; search
-//! contact name, number or message text), read messages with their delivery status, reply as a
-//! person (through the outbox), mark read, assign, resolve, and hand back to the bot. The rules
-//! are [`crate::inbox`]'s.
+//! `/conversations`: the inbox. List (filter by status, channel, assignee, unread, label and
+//! snoozed; search contact name, number or message text), read messages with their delivery
+//! status, reply as a person (through the outbox), mark read, assign, label, snooze, resolve,
+//! and hand back to the bot. The rules are [`crate::inbox`]'s.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,8 +11,8 @@ use super::{find_conversation, optional_json, Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::channels::delivery::HumanFile;
 use crate::domain::{
-    Conversation, ConversationId, ConversationStatus, Escalation, Message, MessageId, Resolution,
-    UserId,
+    Conversation, ConversationId, ConversationStatus, Escalation, Label, Message, MessageId,
+    Resolution, UserId,
 };
 use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
@@ -63,6 +63,19 @@ pub fn routes() -> Vec<Route> {
             Roles::INBOX,
             hand_back,
         ),
+        Route::get("/conversations/{conversation}/labels", Roles::ANY, labels),
+        Route::post(
+            "/conversations/{conversation}/labels",
+            Roles::INBOX,
+            add_label,
+        ),
+        Route::delete(
+            "/conversations/{conversation}/labels/{label}",
+            Roles::INBOX,
+            remove_label,
+        ),
+        Route::post("/conversations/{conversation}/snooze", Roles::INBOX, snooze),
+        Route::delete("/conversations/{conversation}/snooze", Roles::INBOX, wake),
         Route::get(&format!("{message}/media"), Roles::ANY, media),
         Route::get(&format!("{message}/eval-case"), Roles::AUTHORS, eval_case),
     ]
@@ -135,6 +148,10 @@ struct ListParams {
     label: Option<String>,
     /// `key:value`: only conversations whose contact has this attribute value.
     attribute: Option<String>,
+    /// Only conversations carrying the workspace's conversation label of this name.
+    conversation_label: Option<String>,
+    /// `true`: only snoozed conversations; `false`: only those not snoozed (the open list).
+    snoozed: Option<bool>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -178,6 +195,12 @@ async fn list(
         .as_deref()
         .map(super::contacts::attribute_filter)
         .transpose()?;
+    let conversation_label = p
+        .conversation_label
+        .as_deref()
+        .map(|l| inbox::labels::label_name("conversation_label", l))
+        .transpose()
+        .map_err(|e| ApiError::Invalid(vec![e]))?;
     let list = state
         .store
         .list_conversations(
@@ -191,6 +214,8 @@ async fn list(
                 sandbox: p.sandbox,
                 label: p.label,
                 attribute,
+                conversation_label,
+                snoozed: p.snoozed,
                 limit,
                 offset: p.offset.unwrap_or(0),
             },
@@ -199,12 +224,14 @@ async fn list(
     Ok(Json(list))
 }
 
-/// A conversation with its escalations.
+/// A conversation with its escalations and labels.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ConversationView {
     #[serde(flatten)]
     conversation: Conversation,
     escalations: Vec<Escalation>,
+    /// Its labels, by name.
+    labels: Vec<Label>,
 }
 
 #[utoipa::path(
@@ -221,12 +248,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = find_conversation(&state, &caller, id).await?;
-    let escalations = state.store.escalations(id).await?;
-    Ok(Json(ConversationView {
-        conversation,
-        escalations,
-    }))
+    view(&state, &caller, id).await
 }
 
 /// Paging of messages.
@@ -569,10 +591,172 @@ async fn view(
 ) -> Result<Json<ConversationView>, ApiError> {
     let conversation = find_conversation(state, caller, id).await?;
     let escalations = state.store.escalations(id).await?;
+    let labels = state.store.conversation_labels(id).await?;
     Ok(Json(ConversationView {
         conversation,
         escalations,
+        labels,
     }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation}/labels",
+    operation_id = "list_conversation_labels",
+    tag = "conversations",
+    summary = "A conversation's labels",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    responses((status = 200, description = "Its labels, by name", body = Vec<Label>))
+)]
+async fn labels(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+) -> Result<Json<Vec<Label>>, ApiError> {
+    find_conversation(&state, &caller, id).await?;
+    Ok(Json(state.store.conversation_labels(id).await?))
+}
+
+/// A label to put on a conversation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LabelBody {
+    /// The name of one of the workspace's labels.
+    label: String,
+}
+
+/// Puts one of the workspace's labels on the conversation (a `conversation.labels_changed`
+/// event); putting it on again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/labels",
+    operation_id = "add_conversation_label",
+    tag = "conversations",
+    summary = "Label a conversation",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    request_body = LabelBody,
+    responses((status = 200, description = "Its labels now, by name", body = Vec<Label>))
+)]
+async fn add_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+    Json(body): Json<LabelBody>,
+) -> Result<Json<Vec<Label>>, ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    Ok(Json(
+        inbox::labels::set(state.store.as_ref(), &conversation, &body.label, true).await?,
+    ))
+}
+
+/// Takes a label off the conversation (a `conversation.labels_changed` event); a label it
+/// does not carry changes nothing.
+#[utoipa::path(
+    delete,
+    path = "/conversations/{conversation}/labels/{label}",
+    operation_id = "remove_conversation_label",
+    tag = "conversations",
+    summary = "Take a label off a conversation",
+    params(("conversation" = ConversationId, Path, description = "The conversation"), ("label" = String, Path, description = "The label's name")),
+    responses((status = 200, description = "Its labels now, by name", body = Vec<Label>))
+)]
+async fn remove_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, label)): Path<(ConversationId, String)>,
+) -> Result<Json<Vec<Label>>, ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    Ok(Json(
+        inbox::labels::set(state.store.as_ref(), &conversation, &label, false).await?,
+    ))
+}
+
+/// Until when to snooze: a time, or a preset read in a time zone.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SnoozeBody {
+    /// The end of the snooze (RFC 3339, within a year).
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Instead of `until`: `1h`, `tomorrow` (09:00) or `next_week` (Monday 09:00).
+    #[schema(value_type = Option<String>)]
+    preset: Option<String>,
+    /// The IANA time zone a preset is read in (`Europe/Lisbon`); UTC when not given.
+    zone: Option<String>,
+}
+
+/// Snoozes a conversation: it leaves the open list (`snoozed=false`) until the time comes or
+/// the customer writes again, then comes back by itself (`conversation.unsnoozed`).
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation}/snooze",
+    operation_id = "snooze",
+    tag = "conversations",
+    summary = "Snooze a conversation until a time",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    request_body = SnoozeBody,
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
+async fn snooze(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+    Json(body): Json<SnoozeBody>,
+) -> Result<Json<ConversationView>, ApiError> {
+    use inbox::snooze as s;
+    let conversation = find_conversation(&state, &caller, id).await?;
+    let invalid = |e: crate::domain::FieldError| ApiError::Invalid(vec![e]);
+    let until = match (body.until, body.preset.as_deref()) {
+        (Some(until), None) => until,
+        (None, Some(preset)) => {
+            let preset: s::Preset = preset.parse().map_err(invalid)?;
+            let zone = s::zone(body.zone.as_deref()).map_err(invalid)?;
+            s::preset_until(preset, zone, chrono::Utc::now())
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "preset",
+                "give either `until` or a `preset`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "until",
+                "give `until` (RFC 3339) or a `preset` (1h, tomorrow, next_week)",
+            ))
+        }
+    };
+    s::snooze(
+        state.store.as_ref(),
+        &conversation,
+        until,
+        state.settings.workers.limits(),
+    )
+    .await?;
+    view(&state, &caller, id).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/conversations/{conversation}/snooze",
+    operation_id = "unsnooze",
+    tag = "conversations",
+    summary = "Bring a snoozed conversation back now",
+    params(("conversation" = ConversationId, Path, description = "The conversation")),
+    responses((status = 200, description = "The conversation", body = ConversationView))
+)]
+async fn wake(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ConversationId>,
+) -> Result<Json<ConversationView>, ApiError> {
+    let conversation = find_conversation(&state, &caller, id).await?;
+    inbox::snooze::wake(
+        state.store.as_ref(),
+        &conversation,
+        state.settings.workers.limits(),
+    )
+    .await?;
+    view(&state, &caller, id).await
 }
 
 async fn close(

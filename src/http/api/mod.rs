@@ -2,6 +2,7 @@
 //! its workspace: an id from another workspace answers 404, exactly as an unknown one.
 
 pub mod agents;
+pub mod canned;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -11,6 +12,7 @@ pub mod hooks;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
+pub mod labels;
 pub mod people;
 pub mod sandbox;
 pub mod workspaces;
@@ -34,6 +36,8 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         keys::routes(),
         channels::routes(),
         conversations::routes(),
+        labels::routes(),
+        canned::routes(),
         contacts::routes(),
         sandbox::routes(state),
         jobs::routes(),
