@@ -169,6 +169,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "cite_sources",
                 include_str!("../../migrations/sqlite/0018_cite_sources.sql"),
             ),
+            (
+                19,
+                "model_calls",
+                include_str!("../../migrations/sqlite/0019_model_calls.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -265,6 +270,11 @@ fn migrator(backend: Backend) -> Migrator {
                 19,
                 "cite_sources",
                 include_str!("../../migrations/postgres/0019_cite_sources.sql"),
+            ),
+            (
+                20,
+                "model_calls",
+                include_str!("../../migrations/postgres/0020_model_calls.sql"),
             ),
         ],
     };
