@@ -64,7 +64,7 @@ pub struct Draft {
     pub text: String,
     /// What made them.
     pub made_by: MadeBy,
-    /// The model that wrote them (`openai:<model>`), when a model did.
+    /// The model that wrote them, as its server names it, when a model did.
     pub model: Option<String>,
     /// What the documents say about the business, as read without a model.
     pub outline: Outline,
