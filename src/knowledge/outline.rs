@@ -600,6 +600,17 @@ fn names_a_day(words: &[String]) -> bool {
     words.iter().any(|w| DAY_WORDS.contains(&w.as_str()))
 }
 
+/// A table row of one cell, `Monday — Opening hours: 07:30 – 19:00.`, as `Monday: 07:30 –
+/// 19:00.`: the column's name says nothing the list's title does not.
+fn single_cell_row(sentence: &str) -> Option<String> {
+    if !is_row_sentence(sentence) {
+        return None;
+    }
+    let (name, cells) = sentence.split_once(" — ")?;
+    let (_, value) = cells.split_once(": ")?;
+    (!cells.contains("; ")).then(|| format!("{}: {}", name.trim(), value.trim()))
+}
+
 /// Opening hours: sentences with a time or "closed", and a day in them or in their heading.
 fn hours(documents: &[DocumentText<'_>]) -> Vec<Fact> {
     // Documents about opening hours first, then the rest, each in its order.
@@ -621,7 +632,7 @@ fn hours(documents: &[DocumentText<'_>]) -> Vec<Fact> {
                     continue;
                 }
                 let text = if names_a_day(&words) {
-                    sentence.clone()
+                    single_cell_row(&sentence).unwrap_or_else(|| sentence.clone())
                 } else if heading_names_day {
                     format!("{}: {sentence}", heading.unwrap_or_default())
                 } else {
@@ -956,6 +967,27 @@ mod tests {
             let found = !hours(&docs).is_empty();
             assert_eq!(found, *expected, "{text} under {heading:?}");
         }
+    }
+
+    #[test]
+    fn table_rows_of_hours_read_as_plain_lines() {
+        let docs = [doc(
+            "hours.md",
+            "Hours",
+            &[(
+                Some("Hours > Weekly hours"),
+                "Monday — Opening hours: Closed.\nTuesday — Opening hours: 07:30 – 19:00.\nSaturday — Opens: 08:00; Closes: 15:00.",
+            )],
+        )];
+        let lines: Vec<String> = hours(&docs).into_iter().map(|f| f.text).collect();
+        assert_eq!(
+            lines,
+            [
+                "Monday: Closed.",
+                "Tuesday: 07:30 – 19:00.",
+                "Saturday — Opens: 08:00; Closes: 15:00."
+            ]
+        );
     }
 
     #[test]
