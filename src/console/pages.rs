@@ -410,6 +410,9 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
             let keys = state.store.list_api_keys(ws).await?;
             let hooks = state.store.list_hooks(ws).await?;
             let (_, health) = crate::http::health(state).await;
+            let model_calls =
+                crate::accounts::quota::model_calls(state.store.as_ref(), ws, chrono::Utc::now())
+                    .await?;
             let event_types: Vec<&str> = crate::domain::EventKind::ALL
                 .iter()
                 .map(|k| k.as_str())
@@ -421,6 +424,7 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
                 hooks => Value::from_serialize(&hooks),
                 kinds => event_types,
                 health => Value::from_serialize(&health),
+                model_calls => Value::from_serialize(&model_calls),
                 data_dir => state.settings.data.dir.display().to_string(),
                 eval_dir => state.settings.eval.dir.display().to_string(),
             })

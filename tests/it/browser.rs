@@ -271,6 +271,12 @@ async fn the_console_in_a_browser() {
         "agent: {confidence_threshold: 0.3}\nknowledge: [../knowledge]\ncases:\n  - id: payments\n    say: Which payment methods do you accept? MB WAY?\n    expect: [contains: MB WAY]\n",
     )
     .unwrap();
+    // The agent the script makes (`demo`) has a suite of its own, run beside its drafts.
+    std::fs::write(
+        eval_dir.join("demo.yaml"),
+        "agent: {from: demo}\ncases:\n  - id: payments\n    say: Which payment methods do you accept? MB WAY?\n    expect: [contains: MB WAY]\n  - id: bitcoin\n    say: Do you take bitcoin?\n    expect: [contains: bitcoin]\n",
+    )
+    .unwrap();
     let graph_url = graph.uri();
     let t = TestApp::start(Options {
         workers: true,
