@@ -82,6 +82,24 @@ async fn key(t: &TestApp, role: &str) -> String {
     body["key"].as_str().unwrap().to_string()
 }
 
+/// `answer` to `method path` fits the document's schema for `status`.
+async fn fits_the_contract(t: &TestApp, method: &str, path: &str, status: u16, answer: &Value) {
+    let doc = crate::openapi::served_document(t).await;
+    let (template, op) = crate::openapi::operation(&doc, method, path).expect("documented");
+    let response = &op["responses"][status.to_string()];
+    let schema = match response["$ref"].as_str() {
+        Some(_) => json!({"$ref": "#/components/schemas/ErrorResponse"}),
+        None => response["content"]["application/json"]["schema"].clone(),
+    };
+    assert!(
+        !schema.is_null(),
+        "{method} {template} documents no {status} body"
+    );
+    if let Err(e) = crate::openapi::check(&doc, &schema, answer, &format!("{method} {template}")) {
+        panic!("{e}");
+    }
+}
+
 fn case<'a>(comparison: &'a Value, id: &str) -> &'a Value {
     comparison["cases"]
         .as_array()
@@ -161,6 +179,15 @@ async fn an_offline_draft_runs_beside_the_saved_instructions() {
     );
     assert_eq!(bitcoin["description"], "Nothing in the documents says so.");
 
+    fits_the_contract(
+        &t,
+        "POST",
+        "/api/v1/agents/demo/instructions/draft",
+        200,
+        &draft,
+    )
+    .await;
+
     // Offline drafts are never counted, and nothing was saved.
     assert_eq!(draft["model_calls"]["used"], 0);
     assert_eq!(
@@ -177,6 +204,14 @@ async fn an_offline_draft_runs_beside_the_saved_instructions() {
         .await;
     assert_eq!(status, 200, "{compared}");
     assert_eq!(compared["draft"]["cases"], 2);
+    fits_the_contract(
+        &t,
+        "POST",
+        "/api/v1/agents/demo/instructions/compare",
+        200,
+        &compared,
+    )
+    .await;
     for bad in [
         json!({"instructions": "  "}),
         json!({"instructions": "x".repeat(32_001)}),
@@ -372,6 +407,7 @@ async fn a_model_draft_is_counted_against_the_monthly_limit() {
         )
         .await;
     assert_eq!(status, 200, "{calls}");
+    fits_the_contract(&t, "PUT", "/api/v1/workspace/model-calls", 200, &calls).await;
     assert_eq!(
         calls,
         json!({"month": calls["month"], "used": 1, "limit": 1, "resets_at": calls["resets_at"]})
@@ -400,6 +436,14 @@ async fn a_model_draft_is_counted_against_the_monthly_limit() {
     assert!(wait > 0 && wait <= 31 * 24 * 3600, "{wait}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "quota_reached");
+    fits_the_contract(
+        &t,
+        "POST",
+        "/api/v1/agents/demo/instructions/draft",
+        429,
+        &body,
+    )
+    .await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("used its 1 model calls"), "{message}");
     assert_eq!(server.received_requests().await.unwrap().len(), before);
