@@ -54,7 +54,13 @@ fn openai_answer(text: &str) -> ResponseTemplate {
 }
 
 async fn app(eval: PathBuf, openai: Option<(String, u64)>) -> TestApp {
+    app_on(false, eval, openai).await.unwrap()
+}
+
+/// The app on SQLite or Postgres (`None` when Postgres is unavailable and not required).
+async fn app_on(postgres: bool, eval: PathBuf, openai: Option<(String, u64)>) -> Option<TestApp> {
     TestApp::start(Options {
+        postgres,
         tweak: Box::new(move |s| {
             s.eval.dir = eval;
             if let Some((uri, timeout)) = openai {
@@ -68,7 +74,6 @@ async fn app(eval: PathBuf, openai: Option<(String, u64)>) -> TestApp {
         ..Default::default()
     })
     .await
-    .unwrap()
 }
 
 async fn key(t: &TestApp, role: &str) -> String {
@@ -306,8 +311,9 @@ async fn an_offline_draft_runs_beside_the_saved_instructions() {
     t.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_draft_is_counted_against_the_monthly_limit() {
+crate::both_backends_flag!(a_model_draft_is_counted_against_the_monthly_limit);
+
+async fn a_model_draft_is_counted_against_the_monthly_limit(postgres: bool) {
     let server = MockServer::start().await;
     // The drafting request: the outline and the documents, as data.
     Mock::given(method("POST"))
@@ -334,7 +340,9 @@ async fn a_model_draft_is_counted_against_the_monthly_limit() {
         .mount(&server)
         .await;
     let root = tempfile::tempdir().unwrap();
-    let t = app(eval_dir(root.path()), Some((server.uri(), 10))).await;
+    let Some(t) = app_on(postgres, eval_dir(root.path()), Some((server.uri(), 10))).await else {
+        return;
+    };
     t.demo_agent(
         "demo",
         json!({"answerer": "openai", "confidence_threshold": 0.3, "model": "draft-model"}),
@@ -541,4 +549,82 @@ async fn a_failing_or_slow_model_is_reported_and_not_counted() {
     // Neither call was answered, so neither counts.
     assert_eq!(t.get("/api/v1/workspace").await["model_calls"]["used"], 0);
     t.stop().await;
+}
+
+/// The count of model calls in the store, on both backends.
+mod counting {
+    use std::sync::Arc;
+
+    use palaver::domain::WorkspaceId;
+    use palaver::store::Store;
+
+    crate::both_backends!(model_calls_are_counted_once_each_up_to_the_limit);
+
+    async fn model_calls_are_counted_once_each_up_to_the_limit(store: Arc<dyn Store>) {
+        let ws = WorkspaceId::DEFAULT;
+        let month = "2026-11";
+        assert_eq!(store.model_calls(ws, month).await.unwrap(), 0);
+        // Ten at once against a limit of four: four are counted, whoever asks first.
+        let attempts = (0..10).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count_model_call(ws, month, Some(4)).await })
+        });
+        let mut counted: Vec<u64> = Vec::new();
+        for attempt in attempts {
+            if let Some(n) = attempt.await.unwrap().unwrap() {
+                counted.push(n);
+            }
+        }
+        counted.sort();
+        assert_eq!(counted, [1, 2, 3, 4]);
+        assert_eq!(store.model_calls(ws, month).await.unwrap(), 4);
+        // A call given back frees its place; a higher limit or none lets more through.
+        store.uncount_model_call(ws, month).await.unwrap();
+        assert_eq!(
+            store.count_model_call(ws, month, Some(4)).await.unwrap(),
+            Some(4)
+        );
+        assert_eq!(
+            store.count_model_call(ws, month, Some(4)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.count_model_call(ws, month, None).await.unwrap(),
+            Some(5)
+        );
+        assert_eq!(
+            store.count_model_call(ws, month, Some(0)).await.unwrap(),
+            None
+        );
+        // Months are counted apart.
+        assert_eq!(
+            store
+                .count_model_call(ws, "2026-12", Some(1))
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(store.model_calls(ws, month).await.unwrap(), 5);
+        // Giving back never goes below nothing.
+        store.uncount_model_call(ws, "2027-01").await.unwrap();
+        assert_eq!(store.model_calls(ws, "2027-01").await.unwrap(), 0);
+        // The limit is the workspace's.
+        let workspace = store
+            .set_model_calls_limit(ws, Some(12))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(workspace.model_calls_limit, Some(12));
+        let workspace = store
+            .set_model_calls_limit(ws, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(workspace.model_calls_limit, None);
+        assert!(store
+            .set_model_calls_limit(WorkspaceId::new(), Some(1))
+            .await
+            .unwrap()
+            .is_none());
+    }
 }
