@@ -30,8 +30,10 @@ pub struct ModelCalls {
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     /// The month's calls are used up.
-    #[error("this workspace has used its {limit} model calls for {month}; the count starts again on {}", resets_at.format("%Y-%m-%d"))]
+    #[error("this workspace's model calls for {month} are used up ({used} of {limit}); the count starts again on {} (UTC)", resets_at.format("%Y-%m-%d"))]
     Reached {
+        /// Calls counted this month.
+        used: u64,
         /// The limit.
         limit: u64,
         /// The month.
@@ -112,6 +114,7 @@ pub async fn count_call(
             used,
         }),
         None => Err(QuotaError::Reached {
+            used: store.model_calls(ws, &month).await?,
             limit: limit.unwrap_or(0),
             month,
             resets_at: next_month(now),

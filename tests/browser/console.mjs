@@ -226,6 +226,49 @@ try {
     await page.goto(BASE + "/agents/demo");
   });
 
+  await as("a model drafts the instructions; with the month's calls used up, the documents do", async () => {
+    // The agent answers with the model: the draft is the model's, counted.
+    await page.selectOption("#answerer", "openai");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+    await page.reload();
+    assert.match(await page.textContent("#draft-help"), /with the model/);
+    await page.click("#draft-start");
+    await page.waitForSelector("#draft-comparison", { timeout: 60000 });
+    assert.match(await page.inputValue("#draft-text"), /written by the model/);
+    assert.match(await page.textContent("#draft-made-by"), /written by draft-model; 1 of 50 model calls this month/);
+    // The model's replies name MB WAY with either instructions: both columns pass it.
+    assert.deepEqual(await page.locator("#draft-comparison thead .totals").allTextContents(), ["1 of 2 passed (50%)", "1 of 2 passed (50%)"]);
+    await shot(page, "02i-model-draft");
+    // The owner lowers the limit to what is used: the next model draft is refused, plainly,
+    // and the documents alone still draft.
+    const status = await page.evaluate(async () => (await fetch("/api/v1/workspace/model-calls", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+      body: JSON.stringify({ monthly_limit: 1 }),
+    })).status);
+    assert.equal(status, 200);
+    await page.click("#draft-start");
+    await page.waitForSelector("#draft-error:not([hidden])");
+    assert.match(await page.textContent("#draft-error"), /model calls for \d{4}-\d{2} are used up \(1 of 1\)/);
+    assert.ok(await page.locator("#draft-offline").isVisible(), "the way out is offered");
+    // The browser notes the refused request; it is the one expected here.
+    const refused = problems.findIndex((p) => /status of 429/.test(p));
+    assert.ok(refused >= 0, "the refusal was a 429");
+    problems.splice(refused, 1);
+    await shot(page, "02j-calls-used-up");
+    await page.focus("#draft-offline");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /without a model/.test(document.getElementById("draft-made-by").textContent), null, { timeout: 60000 });
+    assert.ok(await page.locator("#draft-error").isHidden());
+    assert.ok(await page.locator("#draft-offline").isHidden());
+    assert.match(await page.inputValue("#draft-text"), /^You answer Casa Nube's customers on WhatsApp\. /);
+    // Back as it was for what follows.
+    await page.selectOption("#answerer", "extractive");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+  });
+
   await as("the sandbox shows sources and an escalation", async () => {
     await page.click("nav >> text=Sandbox");
     await page.fill("#said", "Which payment methods do you accept? MB WAY?");

@@ -453,7 +453,10 @@ async fn a_model_draft_is_counted_against_the_monthly_limit(postgres: bool) {
     )
     .await;
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("used its 1 model calls"), "{message}");
+    assert!(
+        message.contains("model calls for") && message.contains("are used up (1 of 1)"),
+        "{message}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), before);
 
     // Offline drafts still work, and are not counted.

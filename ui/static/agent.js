@@ -216,6 +216,8 @@ async function draftFromDocuments(mode) {
   draftPanel.hidden = false;
   error.hidden = true;
   retry.hidden = true;
+  // A new draft replaces the shown one: nothing stale stays beside its outcome.
+  document.getElementById("draft-body").hidden = true;
   draftStart.disabled = true;
   draftPanel.setAttribute("aria-busy", "true");
   status.textContent = mode === "offline" || draftStart.dataset.model !== "true"
