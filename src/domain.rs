@@ -1880,6 +1880,9 @@ pub struct Workspace {
     pub limits: WorkspaceLimits,
     /// Who gets escalated conversations.
     pub assignment: AssignmentRule,
+    /// Model calls people may ask for in a calendar month (drafting instructions with a
+    /// model), set by its owners; `None`: no limit.
+    pub model_calls_limit: Option<u64>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

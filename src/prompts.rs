@@ -11,6 +11,7 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use crate::knowledge::chunker::count_tokens;
+use crate::knowledge::outline::{Outline, Tone};
 use crate::llm::{ChatMessage, ChatRole, Source};
 
 /// What a model must answer when the sources do not contain the answer.
@@ -21,6 +22,10 @@ pub const SUPPORT_TEMPLATE: &str = "support.md.j2";
 const SUPPORT_NOTE_TEMPLATE: &str = "support_note.txt.j2";
 const UNSUPPORTED_MESSAGE: &str = "unsupported_message.txt";
 const EVAL_JUDGE_TEMPLATE: &str = "eval_judge.md.j2";
+const INSTRUCTIONS_DRAFT_TEMPLATE: &str = "instructions_draft.md.j2";
+const INSTRUCTIONS_REQUEST_TEMPLATE: &str = "instructions_request.md.j2";
+/// Tokens of document passages given to a model drafting an agent's instructions.
+const INSTRUCTIONS_REQUEST_PASSAGE_TOKENS: usize = 6000;
 /// The bot's own messages by language.
 pub const MESSAGES: &str = "messages.yaml";
 
@@ -37,6 +42,14 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         EVAL_JUDGE_TEMPLATE,
         include_str!("../prompts/eval_judge.md.j2"),
+    ),
+    (
+        INSTRUCTIONS_DRAFT_TEMPLATE,
+        include_str!("../prompts/instructions_draft.md.j2"),
+    ),
+    (
+        INSTRUCTIONS_REQUEST_TEMPLATE,
+        include_str!("../prompts/instructions_request.md.j2"),
     ),
     (MESSAGES, include_str!("../prompts/messages.yaml")),
 ];
@@ -431,6 +444,68 @@ impl Prompts {
         .map(|s| s.trim().to_string())
     }
 
+    /// An agent's instructions drafted from the outline of its documents, without a model.
+    pub fn draft_instructions(&self, outline: &Outline) -> Result<String, PromptError> {
+        let business = outline.business_name.as_deref().unwrap_or("the business");
+        let language_name = |code: &str| crate::language::name(code).unwrap_or(code).to_string();
+        let languages: Vec<String> = outline.languages.iter().map(|c| language_name(c)).collect();
+        let languages = match languages.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        };
+        let tone = match outline.tone {
+            Tone::Informal => {
+                "warm and informal, as the documents are written; short sentences, as in a chat."
+            }
+            Tone::Neutral => "friendly and clear; short sentences, as in a chat.",
+            Tone::Formal => {
+                "courteous and formal, as the documents are written: address customers formally."
+            }
+        };
+        self.render(
+            INSTRUCTIONS_DRAFT_TEMPLATE,
+            context! {
+                business,
+                about => outline.about.as_ref().map(|f| f.text.as_str()),
+                offers => &outline.offers,
+                hours => &outline.hours,
+                languages,
+                own_language => outline.reply_language.as_deref().map(language_name),
+                tone,
+                speaks_as_we => outline.speaks_as_we,
+                hand_over => &outline.hand_over,
+            },
+        )
+        .map(|s| s.trim().to_string())
+    }
+
+    /// The prompt asking a model to draft an agent's instructions: the offline draft to improve
+    /// on and the documents' passages (`(source, text)`, in order), as many as fit the budget.
+    pub fn instructions_request(
+        &self,
+        business: &str,
+        outline_draft: &str,
+        passages: &[(String, String)],
+        max_words: u32,
+    ) -> Result<String, PromptError> {
+        let mut budget = INSTRUCTIONS_REQUEST_PASSAGE_TOKENS;
+        let mut kept = Vec::new();
+        for (source, text) in passages {
+            let tokens = count_tokens(text) + count_tokens(source) + MESSAGE_OVERHEAD;
+            if tokens > budget {
+                break;
+            }
+            budget -= tokens;
+            kept.push(context! { source, text });
+        }
+        self.render(
+            INSTRUCTIONS_REQUEST_TEMPLATE,
+            context! { business, outline => outline_draft, passages => kept, max_words },
+        )
+        .map(|s| s.trim().to_string())
+    }
+
     /// The reply to messages the bot cannot read (images without text, stickers, ...).
     pub fn unsupported_message(&self) -> &str {
         self.files
@@ -698,5 +773,108 @@ mod tests {
             Prompts::load(Some(dir.path())),
             Err(PromptError::Template { .. })
         ));
+    }
+
+    fn outline() -> Outline {
+        use crate::knowledge::outline::{Fact, Topic};
+        let fact = |text: &str, source: &str| Fact {
+            text: text.into(),
+            source: source.into(),
+        };
+        Outline {
+            business_name: Some("Casa Nube Bakery".into()),
+            about: Some(fact(
+                "Casa Nube Bakery is a neighbourhood bakery and café in Lisbon.",
+                "opening-hours.md",
+            )),
+            offers: vec![
+                fact("Pão de Deus", "products.csv"),
+                fact("Custom cakes", "faq.md › Custom cakes"),
+            ],
+            hours: vec![
+                fact(
+                    "Tuesday — Opening hours: 07:30 – 19:00.",
+                    "opening-hours.md › Weekly hours",
+                ),
+                fact(
+                    "Monday — Opening hours: Closed.",
+                    "opening-hours.md › Weekly hours",
+                ),
+            ],
+            languages: vec!["en".into(), "pt".into()],
+            reply_language: Some("pt".into()),
+            tone: Tone::Informal,
+            speaks_as_we: true,
+            hand_over: vec![
+                Topic {
+                    topic: "asks for a person (for example: human, agent)".into(),
+                    evidence: None,
+                },
+                Topic {
+                    topic: "asks about allergies, intolerances or their health".into(),
+                    evidence: Some(fact(
+                        "Our kitchen handles gluten.",
+                        "faq.md › Which allergens are in your products?",
+                    )),
+                },
+            ],
+            documents: 3,
+        }
+    }
+
+    #[test]
+    fn instructions_drafted_from_an_outline() {
+        let prompts = Prompts::load(None).unwrap();
+        let text = prompts.draft_instructions(&outline()).unwrap();
+        insta::assert_snapshot!("instructions_draft", text);
+        // An outline of nothing still gives instructions that stand on their own.
+        let empty = Outline {
+            business_name: None,
+            about: None,
+            offers: vec![],
+            hours: vec![],
+            languages: vec![],
+            reply_language: None,
+            tone: Tone::Neutral,
+            speaks_as_we: false,
+            hand_over: vec![],
+            documents: 0,
+        };
+        let text = prompts.draft_instructions(&empty).unwrap();
+        assert!(
+            text.starts_with("You answer the business's customers on WhatsApp."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Reply in the language the customer writes in."),
+            "{text}"
+        );
+        assert!(!text.contains("Hand the conversation"), "{text}");
+    }
+
+    #[test]
+    fn the_request_to_draft_instructions_keeps_passages_within_budget() {
+        let prompts = Prompts::load(None).unwrap();
+        let passages: Vec<(String, String)> = (0..400)
+            .map(|i| {
+                (
+                    format!("doc-{i}.md"),
+                    format!("Passage number {i}. ").repeat(10),
+                )
+            })
+            .collect();
+        let text = prompts
+            .instructions_request("Casa Nube Bakery", "DRAFT", &passages[..2], 400)
+            .unwrap();
+        insta::assert_snapshot!("instructions_request", text);
+        let long = prompts
+            .instructions_request("Casa Nube Bakery", "DRAFT", &passages, 400)
+            .unwrap();
+        assert!(long.contains("[doc-0.md]"));
+        assert!(
+            !long.contains("[doc-399.md]"),
+            "passages past the budget are left out"
+        );
+        assert!(count_tokens(&long) < INSTRUCTIONS_REQUEST_PASSAGE_TOKENS + 1000);
     }
 }

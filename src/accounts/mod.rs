@@ -2,9 +2,10 @@
 //! workspace and a role in it, resolved once from its credentials. What each role may do is
 //! declared route by route with a [`Roles`] set (see `http::auth::allow`); what each workspace
 //! may hold is checked here, against its limits. People, their sessions and invitations are in
-//! [`people`].
+//! [`people`]; the monthly limit of model calls in [`quota`].
 
 pub mod people;
+pub mod quota;
 
 use serde::Serialize;
 

@@ -416,6 +416,9 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
                 .map(|c| c.as_str())
                 .collect();
             let (_, health) = crate::http::health(state).await;
+            let model_calls =
+                crate::accounts::quota::model_calls(state.store.as_ref(), ws, chrono::Utc::now())
+                    .await?;
             let event_types: Vec<&str> = crate::domain::EventKind::ALL
                 .iter()
                 .map(|k| k.as_str())
@@ -431,6 +434,7 @@ async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Response
                 variables => crate::inbox::canned::VARIABLES,
                 kinds => event_types,
                 health => Value::from_serialize(&health),
+                model_calls => Value::from_serialize(&model_calls),
                 data_dir => state.settings.data.dir.display().to_string(),
                 eval_dir => state.settings.eval.dir.display().to_string(),
             })

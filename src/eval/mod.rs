@@ -5,10 +5,12 @@
 //! embedder), ingests the knowledge, and sends every case's turns through
 //! [`crate::pipeline::sandbox::say`] — the same `Pipeline::handle` production uses — then
 //! checks each reply ([`assertions`]), adds the verdicts up ([`results`]) and writes reports
-//! ([`report`]): a console summary, JSON, JUnit XML and a self-contained HTML page.
+//! ([`report`]): a console summary, JSON, JUnit XML and a self-contained HTML page. Draft
+//! instructions are run beside an agent's saved ones by [`instructions`].
 
 pub mod assertions;
 pub mod from_conversation;
+pub mod instructions;
 pub mod judge;
 pub mod report;
 pub mod results;

@@ -107,14 +107,22 @@ pub fn suites_for(app: &App, request: &RunRequest) -> Result<Vec<Suite>, EvalErr
     if !paths.is_empty() {
         suites.extend(suite::load(&paths)?);
     }
-    // Every file read must stay beside the suites, and away from the server's own data.
-    let root = dir
+    confine(app, &suites)?;
+    Ok(suites)
+}
+
+/// Refuses suites that read files away from the eval directory's project (its parent
+/// directory) or inside the server's own data.
+pub(crate) fn confine(app: &App, suites: &[Suite]) -> Result<(), EvalError> {
+    let root = app
+        .settings
+        .eval
+        .dir
         .canonicalize()
         .ok()
         .and_then(|d| d.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    run::confine(&suites, &root, &app.settings.data.dir)?;
-    Ok(suites)
+    run::confine(suites, &root, &app.settings.data.dir)
 }
 
 /// How long a run may go without progress before a starting server takes it for dead.

@@ -25,6 +25,14 @@ pub enum ApiError {
     /// Too many attempts: try again after this many seconds.
     #[error("too many attempts; try again in {0} s")]
     Throttled(u64),
+    /// A quota of the workspace (its monthly model calls) is used up until then.
+    #[error("{message}")]
+    QuotaReached {
+        /// What is used up and when it starts again.
+        message: String,
+        /// Seconds until it does.
+        retry_after_secs: u64,
+    },
     /// Missing or wrong webhook signature or token.
     #[error("{0}")]
     BadSignature(String),
@@ -72,7 +80,7 @@ pub(crate) struct ErrorResponse<'a> {
 /// What went wrong.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail<'a> {
-    /// Stable: `unauthorized`, `bad_credentials`, `throttled`, `bad_signature`, `forbidden`,
+    /// Stable: `unauthorized`, `bad_credentials`, `throttled`, `quota_reached`, `bad_signature`, `forbidden`,
     /// `not_found`, `bad_request`, `invalid`, `conflict`, `limit_reached`, `too_large`,
     /// `request_timeout`, `unsupported_media_type`, `unavailable`, `internal`.
     #[schema(value_type = String, example = "not_found")]
@@ -95,7 +103,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::BadSignature(_) | ApiError::BadCredentials(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Throttled(_) | ApiError::QuotaReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -114,6 +122,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadCredentials(_) => "bad_credentials",
             ApiError::Throttled(_) => "throttled",
+            ApiError::QuotaReached { .. } => "quota_reached",
             ApiError::BadSignature(_) => "bad_signature",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -167,7 +176,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::Throttled(secs) = &self {
+        if let ApiError::Throttled(secs)
+        | ApiError::QuotaReached {
+            retry_after_secs: secs,
+            ..
+        } = &self
+        {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(*secs),

@@ -1,12 +1,13 @@
 //! A business's knowledge: loading documents ([`loaders`]), cutting them into token-sized
 //! passages ([`chunker`]), ingesting them into the SQL store and the vector index ([`ingest`]),
-//! and hybrid retrieval ([`retrieve`]). [`Knowledge`] ties these to the store, the embedder and
-//! the vector index.
+//! hybrid retrieval ([`retrieve`]), and what the documents say about the business
+//! ([`outline`]). [`Knowledge`] ties these to the store, the embedder and the vector index.
 
 pub mod chunker;
 pub mod ingest;
 pub mod lexicon;
 pub mod loaders;
+pub mod outline;
 pub mod quantity;
 pub mod relevance;
 pub mod retrieve;

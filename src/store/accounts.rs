@@ -53,6 +53,27 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<Option<Workspace>, StoreError>;
     /// What the workspace holds now.
     async fn workspace_usage(&self, id: WorkspaceId) -> Result<WorkspaceUsage, StoreError>;
+    /// Sets how many model calls the workspace may make in a month (`None`: no limit);
+    /// `None` if the workspace does not exist.
+    async fn set_model_calls_limit(
+        &self,
+        id: WorkspaceId,
+        limit: Option<u64>,
+    ) -> Result<Option<Workspace>, StoreError>;
+    /// Model calls counted for the workspace in `month` (`YYYY-MM`).
+    async fn model_calls(&self, id: WorkspaceId, month: &str) -> Result<u64, StoreError>;
+    /// Counts one model call in `month` unless `limit` calls are counted already, in one
+    /// statement (two replicas cannot both take the last call): the new count, or `None` when
+    /// the limit is reached.
+    async fn count_model_call(
+        &self,
+        id: WorkspaceId,
+        month: &str,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Takes back a call [`AccountStore::count_model_call`] counted that the model never
+    /// answered.
+    async fn uncount_model_call(&self, id: WorkspaceId, month: &str) -> Result<(), StoreError>;
 }
 
 fn workspace_from_row(row: &AnyRow) -> Result<Workspace, StoreError> {
@@ -66,6 +87,7 @@ fn workspace_from_row(row: &AnyRow) -> Result<Workspace, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("workspace limits: {e}")))?,
         assignment: serde_json::from_str(&assignment)
             .map_err(|e| StoreError::Corrupt(format!("workspace assignment: {e}")))?,
+        model_calls_limit: get::<Option<i64>>(row, "model_calls_limit")?.map(|n| n.max(0) as u64),
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -201,5 +223,75 @@ impl AccountStore for SqlStore {
             documents: count("documents")?,
             storage_bytes: count("storage_bytes")?,
         })
+    }
+
+    async fn set_model_calls_limit(
+        &self,
+        id: WorkspaceId,
+        limit: Option<u64>,
+    ) -> Result<Option<Workspace>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE workspaces SET model_calls_limit = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(limit.map(|n| n.min(i64::MAX as u64) as i64))
+        .bind(now_ms())
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    async fn model_calls(&self, id: WorkspaceId, month: &str) -> Result<u64, StoreError> {
+        let row =
+            sqlx::query("SELECT calls FROM model_calls WHERE workspace_id = $1 AND month = $2")
+                .bind(id.to_string())
+                .bind(month)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_err)?;
+        Ok(match row {
+            Some(row) => get::<i64>(&row, "calls")?.max(0) as u64,
+            None => 0,
+        })
+    }
+
+    async fn count_model_call(
+        &self,
+        id: WorkspaceId,
+        month: &str,
+        limit: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        // A limit of 0 allows nothing; the insert below would count the first call.
+        if limit == Some(0) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO model_calls (workspace_id, month, calls) VALUES ($1, $2, 1)
+             ON CONFLICT (workspace_id, month) DO UPDATE SET calls = model_calls.calls + 1
+             WHERE CAST($3 AS BIGINT) IS NULL OR model_calls.calls < CAST($3 AS BIGINT)
+             RETURNING calls",
+        )
+        .bind(id.to_string())
+        .bind(month)
+        .bind(limit.map(|n| n.min(i64::MAX as u64) as i64))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db_err)?;
+        row.map(|row| get::<i64>(&row, "calls").map(|n| n.max(0) as u64))
+            .transpose()
+    }
+
+    async fn uncount_model_call(&self, id: WorkspaceId, month: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE model_calls SET calls = calls - 1
+             WHERE workspace_id = $1 AND month = $2 AND calls > 0",
+        )
+        .bind(id.to_string())
+        .bind(month)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 }

@@ -170,6 +170,11 @@ fn migrator(backend: Backend) -> Migrator {
                 include_str!("../../migrations/sqlite/0018_cite_sources.sql"),
             ),
             (
+                19,
+                "model_calls",
+                include_str!("../../migrations/sqlite/0019_model_calls.sql"),
+            ),
+            (
                 20,
                 "team_work",
                 include_str!("../../migrations/sqlite/0020_team_work.sql"),
@@ -270,6 +275,11 @@ fn migrator(backend: Backend) -> Migrator {
                 19,
                 "cite_sources",
                 include_str!("../../migrations/postgres/0019_cite_sources.sql"),
+            ),
+            (
+                20,
+                "model_calls",
+                include_str!("../../migrations/postgres/0020_model_calls.sql"),
             ),
             (
                 21,

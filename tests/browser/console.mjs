@@ -168,6 +168,107 @@ try {
     await (await page.$("fieldset.languages")).screenshot({ path: `${SHOTS}/02d-messages.png` });
   });
 
+  await as("the agent's instructions drafted from its documents", async () => {
+    // With the keyboard: the button, then the draft and the eval suite run twice.
+    await page.focus("#draft-start");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#draft-comparison", { timeout: 60000 });
+    const draft = await page.inputValue("#draft-text");
+    assert.match(draft, /^You answer Casa Nube's customers on WhatsApp\./, draft);
+    assert.match(draft, /07:30/, "the opening hours are read off the documents");
+    assert.match(draft, /Hand the conversation to a person when a customer:/);
+    assert.match(await page.textContent("#draft-made-by"), /without a model/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "draft-text", "the draft has the focus");
+    assert.equal(await page.$eval("#draft-text", (el) => el.scrollTop), 0, "the draft shows from its first line");
+    assert.ok(await page.locator("#draft-offline").isHidden(), "no fallback is offered after a draft");
+    // Both results side by side: a column each, with their totals, a row per case.
+    const heads = await page.locator("#draft-comparison thead th").allTextContents();
+    assert.deepEqual(heads.map((h) => h.replace(/\d+ of \d+ passed.*/, "").trim()), ["Case", "Saved", "Draft"]);
+    assert.deepEqual(await page.locator("#draft-comparison thead .totals").allTextContents(), ["1 of 2 passed (50%)", "1 of 2 passed (50%)"]);
+    assert.equal(await page.locator("#draft-comparison tbody tr").count(), 2);
+    assert.match(await page.textContent("#draft-comparison tbody tr:nth-child(2)"), /bitcoin/);
+    await shot(page, "02f-draft");
+    // On a phone's width the draft and both results fit.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "nothing overflows");
+    await (await page.$("#draft")).screenshot({ path: `${SHOTS}/02g-phone-draft.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // An edited draft runs again; then it goes into the instructions and is saved as usual.
+    await page.fill("#draft-text", draft + "\nKeep every reply under three sentences.");
+    await page.click("#draft-compare");
+    await page.waitForSelector("#draft-status >> text=Results updated.");
+    const saved = await page.inputValue("#prompt");
+    assert.notEqual(saved, await page.inputValue("#draft-text"), "drafting changes nothing by itself");
+    await page.click("#draft-use");
+    assert.equal(await page.inputValue("#prompt"), draft + "\nKeep every reply under three sentences.");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "prompt");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+    await page.reload();
+    assert.match(await page.inputValue("#prompt"), /Keep every reply under three sentences\.$/);
+  });
+
+  await as("an owner sets the monthly limit of model calls", async () => {
+    await page.goto(BASE + "/settings");
+    assert.match(await page.textContent("#model-calls-used"), /^0 model calls used in \d{4}-\d{2}\./);
+    // Over the highest limit: the browser says so before anything is sent.
+    await page.fill("#monthly-limit", "1000001");
+    await page.click("#model-calls button[type=submit]");
+    assert.ok(await page.$eval("#monthly-limit", (el) => el.validity.rangeOverflow));
+    assert.ok(await page.locator("#model-calls [data-role=saved]").isHidden());
+    await page.fill("#monthly-limit", "50");
+    await page.click("#model-calls button[type=submit]");
+    await page.waitForSelector("#model-calls [data-role=saved]:not([hidden])");
+    await page.reload();
+    assert.equal(await page.inputValue("#monthly-limit"), "50");
+    assert.match(await page.textContent("#model-calls-used"), /, of 50\. The count starts again on \d{4}-\d{2}-01 \(UTC\)\./);
+    await (await page.$("#model-calls")).screenshot({ path: `${SHOTS}/02h-model-calls.png` });
+    await page.goto(BASE + "/agents/demo");
+  });
+
+  await as("a model drafts the instructions; with the month's calls used up, the documents do", async () => {
+    // The agent answers with the model: the draft is the model's, counted.
+    await page.selectOption("#answerer", "openai");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+    await page.reload();
+    assert.match(await page.textContent("#draft-help"), /with the model/);
+    await page.click("#draft-start");
+    await page.waitForSelector("#draft-comparison", { timeout: 60000 });
+    assert.match(await page.inputValue("#draft-text"), /written by the model/);
+    assert.match(await page.textContent("#draft-made-by"), /written by draft-model; 1 of 50 model calls this month/);
+    // The model's replies name MB WAY with either instructions: both columns pass it.
+    assert.deepEqual(await page.locator("#draft-comparison thead .totals").allTextContents(), ["1 of 2 passed (50%)", "1 of 2 passed (50%)"]);
+    await shot(page, "02i-model-draft");
+    // The owner lowers the limit to what is used: the next model draft is refused, plainly,
+    // and the documents alone still draft.
+    const status = await page.evaluate(async () => (await fetch("/api/v1/workspace/model-calls", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+      body: JSON.stringify({ monthly_limit: 1 }),
+    })).status);
+    assert.equal(status, 200);
+    await page.click("#draft-start");
+    await page.waitForSelector("#draft-error:not([hidden])");
+    assert.match(await page.textContent("#draft-error"), /model calls for \d{4}-\d{2} are used up \(1 of 1\)/);
+    assert.ok(await page.locator("#draft-offline").isVisible(), "the way out is offered");
+    // The browser notes the refused request; it is the one expected here.
+    const refused = problems.findIndex((p) => /status of 429/.test(p));
+    assert.ok(refused >= 0, "the refusal was a 429");
+    problems.splice(refused, 1);
+    await shot(page, "02j-calls-used-up");
+    await page.focus("#draft-offline");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /without a model/.test(document.getElementById("draft-made-by").textContent), null, { timeout: 60000 });
+    assert.ok(await page.locator("#draft-error").isHidden());
+    assert.ok(await page.locator("#draft-offline").isHidden());
+    assert.match(await page.inputValue("#draft-text"), /^You answer Casa Nube's customers on WhatsApp\. /);
+    // Back as it was for what follows.
+    await page.selectOption("#answerer", "extractive");
+    await page.click("form[data-method=PATCH] button[type=submit]");
+    await page.waitForSelector("[data-role=saved]:not([hidden])");
+  });
+
   await as("the sandbox shows sources and an escalation", async () => {
     await page.click("nav >> text=Sandbox");
     await page.fill("#said", "Which payment methods do you accept? MB WAY?");

@@ -271,12 +271,46 @@ async fn the_console_in_a_browser() {
         "agent: {confidence_threshold: 0.3}\nknowledge: [../knowledge]\ncases:\n  - id: payments\n    say: Which payment methods do you accept? MB WAY?\n    expect: [contains: MB WAY]\n",
     )
     .unwrap();
+    // The agent the script makes (`demo`) has a suite of its own, run beside its drafts.
+    std::fs::write(
+        eval_dir.join("demo.yaml"),
+        "agent: {from: demo}\ncases:\n  - id: payments\n    say: Which payment methods do you accept? MB WAY?\n    expect: [contains: MB WAY]\n  - id: bitcoin\n    say: Do you take bitcoin?\n    expect: [contains: bitcoin]\n",
+    )
+    .unwrap();
+    // An OpenAI-compatible server for the agent page's model draft: a draft of instructions,
+    // and a reply naming MB WAY for the customers' questions of the eval suite.
+    let openai = MockServer::start().await;
+    let completion = |text: &str| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-browser", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "draft-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 500, "completion_tokens": 40, "total_tokens": 540}
+        }))
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(wiremock::matchers::body_string_contains("<<<OUTLINE"))
+        .respond_with(completion("You answer Casa Nube's customers on WhatsApp, written by the model.\nName every payment method, MB WAY included."))
+        .with_priority(1)
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(completion("We take cash, cards and MB WAY."))
+        .with_priority(2)
+        .mount(&openai)
+        .await;
     let graph_url = graph.uri();
+    let openai_url = format!("{}/v1", openai.uri());
     let t = TestApp::start(Options {
         workers: true,
         tweak: Box::new(move |s| {
             s.channels.meta_graph_url = graph_url;
             s.eval.dir = eval_dir;
+            s.llm.openai.base_url = openai_url;
+            s.llm.openai.model = "draft-model".into();
+            s.llm.openai.max_retries = 0;
         }),
         ..Default::default()
     })

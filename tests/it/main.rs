@@ -13,6 +13,7 @@ mod console;
 mod contacts;
 mod crash;
 mod delivery;
+mod draft;
 mod engine;
 mod eval;
 mod events;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::app::{Options, TestApp};
 
-async fn served_document(t: &TestApp) -> Value {
+pub(crate) async fn served_document(t: &TestApp) -> Value {
     // No credentials: the contract is public.
     let response = t
         .client
@@ -33,7 +33,12 @@ fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
     jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("{schema}: {e}"))
 }
 
-fn check(doc: &Value, schema: &Value, instance: &Value, what: &str) -> Result<(), String> {
+pub(crate) fn check(
+    doc: &Value,
+    schema: &Value,
+    instance: &Value,
+    what: &str,
+) -> Result<(), String> {
     let errors: Vec<String> = validator(doc, schema)
         .iter_errors(instance)
         .map(|e| format!("{} at {}", e, e.instance_path()))
@@ -46,7 +51,11 @@ fn check(doc: &Value, schema: &Value, instance: &Value, what: &str) -> Result<()
 }
 
 /// The operation serving `method` on a concrete `path` (`/api/v1/agents/demo`).
-fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+pub(crate) fn operation<'a>(
+    doc: &'a Value,
+    method: &str,
+    path: &str,
+) -> Option<(&'a str, &'a Value)> {
     let path = path.split('?').next().unwrap();
     let parts: Vec<&str> = path.split('/').collect();
     doc["paths"]

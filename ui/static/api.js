@@ -64,7 +64,8 @@ function lookup(target, path) {
 }
 
 /// A form's fields as the API's JSON. `data-type` says how a field reads: `bool` (a checkbox),
-/// `number`, `list` (comma-separated), `nullable` (empty is null), `checked-list` (the values of
+/// `number`, `list` (comma-separated), `nullable` (empty is null), `nullable-number` (empty is
+/// null, else a number), `checked-list` (the values of
 /// the checked boxes of that name); other fields are text, left out when empty and optional.
 /** Where a passage comes from, in words: its document's title, then the parts of its heading
  * path that do not repeat the title ("FAQ > Delivery" under "FAQ" gives "FAQ › Delivery"). */
@@ -93,6 +94,7 @@ export function formBody(form) {
       value = Number(el.value);
     } else if (type === "list") value = el.value.split(",").map((s) => s.trim()).filter(Boolean);
     else if (type === "nullable") value = el.value.trim() === "" ? null : el.value.trim();
+    else if (type === "nullable-number") value = el.value.trim() === "" ? null : Number(el.value);
     else {
       value = el.value;
       if (value === "" && el.hasAttribute("data-optional")) continue;

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod eval;
 pub mod events;
 pub mod hooks;
+pub mod instructions;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
@@ -32,6 +33,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         people::routes(),
         workspaces::routes(),
         agents::routes(),
+        instructions::routes(),
         knowledge::routes(state),
         keys::routes(),
         channels::routes(),

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Path};
+use crate::accounts::quota::{self, ModelCalls};
 use crate::accounts::{self, Caller, Roles};
 use crate::domain::{AssignmentRule, Workspace, WorkspaceId, WorkspaceLimits};
 use crate::http::route::{Access, Route};
@@ -17,6 +18,11 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/workspace", Roles::ANY, current),
         Route::put("/workspace/assignment", Roles::OWNER, set_assignment),
+        Route::put(
+            "/workspace/model-calls",
+            Roles::OWNER,
+            set_model_calls_limit,
+        ),
         Route::get("/workspaces", Access::Operator, list),
         Route::post("/workspaces", Access::Operator, create),
         Route::patch("/workspaces/{workspace}", Access::Operator, update),
@@ -29,11 +35,19 @@ pub struct WorkspaceView {
     #[serde(flatten)]
     workspace: Workspace,
     usage: WorkspaceUsage,
+    /// Model calls this month, against `model_calls_limit`.
+    model_calls: ModelCalls,
 }
 
 async fn view(state: &AppState, workspace: Workspace) -> Result<WorkspaceView, ApiError> {
     let usage = state.store.workspace_usage(workspace.id).await?;
-    Ok(WorkspaceView { workspace, usage })
+    let model_calls =
+        quota::model_calls(state.store.as_ref(), workspace.id, chrono::Utc::now()).await?;
+    Ok(WorkspaceView {
+        workspace,
+        usage,
+        model_calls,
+    })
 }
 
 #[utoipa::path(
@@ -74,6 +88,36 @@ async fn set_assignment(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let workspace = crate::inbox::set_assignment_rule(state.store.as_ref(), &caller, rule).await?;
     Ok(Json(view(&state, workspace).await?))
+}
+
+/// The monthly limit of model calls.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ModelCallsLimit {
+    /// Calls people may ask for in a calendar month (UTC), 0 to 1000000; `null`: no limit.
+    #[schema(example = 200, minimum = 0, maximum = 1_000_000)]
+    monthly_limit: Option<u64>,
+}
+
+/// How many model calls the workspace's people may ask for in a month: drafting an agent's
+/// instructions with a model makes one. Offline drafts are never counted.
+#[utoipa::path(
+    put,
+    path = "/workspace/model-calls",
+    operation_id = "set_model_calls_limit",
+    tag = "workspaces",
+    summary = "The monthly limit of model calls",
+    request_body = ModelCallsLimit,
+    responses((status = 200, description = "This month's calls and the limit", body = ModelCalls))
+)]
+async fn set_model_calls_limit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ModelCallsLimit>,
+) -> Result<Json<ModelCalls>, ApiError> {
+    Ok(Json(
+        quota::set_limit(state.store.as_ref(), &caller, body.monthly_limit).await?,
+    ))
 }
 
 #[utoipa::path(
