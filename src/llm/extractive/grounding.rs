@@ -72,20 +72,18 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
         *known && !carried && holders > 0 && holders < priced.len()
     });
     if pointing {
-        let mut seen = HashSet::new();
-        let names: Vec<String> = priced
-            .iter()
-            .zip(&held)
-            .filter(|(_, h)| {
-                asked
-                    .stems
-                    .iter()
-                    .any(|(stem, _, known, carried)| *known && !carried && h.contains(stem))
-            })
-            .filter_map(|(l, _)| Row::parse(l).and_then(|r| r.name))
-            .map(|n| n.trim().to_string())
-            .filter(|n| seen.insert(n.to_lowercase()))
-            .collect();
+        let names = row_names(
+            priced
+                .iter()
+                .zip(&held)
+                .filter(|(_, h)| {
+                    asked
+                        .stems
+                        .iter()
+                        .any(|(stem, _, known, carried)| *known && !carried && h.contains(stem))
+                })
+                .map(|(l, _)| l.as_str()),
+        );
         if names.len() > 1 {
             return Err(Ungrounded::SeveralThings(names));
         }
