@@ -561,6 +561,7 @@ async fn close(
     };
     match inbox::close(
         state.store.as_ref(),
+        &state.channels,
         &viewer.caller,
         &conversation,
         resolution,

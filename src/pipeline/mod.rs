@@ -70,6 +70,8 @@ pub enum Silence {
     NoReplyNeeded,
     /// The sender is the agent's own support contact.
     SupportContact,
+    /// The message answered the satisfaction survey (stored with the conversation).
+    SurveyAnswer,
 }
 
 /// What the turn led to.
@@ -346,6 +348,29 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let started = Instant::now();
         let now = overrides.now.unwrap_or_else(chrono::Utc::now);
+        // An answer to the satisfaction survey is stored, not answered; what the customer
+        // wrote after it is a turn as usual.
+        let turn = match turn.first() {
+            Some(first)
+                if crate::inbox::csat::take_answer(self.store.as_ref(), conversation, first)
+                    .await?
+                    .is_some() =>
+            {
+                if turn.len() == 1 {
+                    return self
+                        .record(
+                            conversation,
+                            turn,
+                            Decision::Silent(Silence::SurveyAnswer),
+                            String::new(),
+                            Vec::new(),
+                        )
+                        .await;
+                }
+                &turn[1..]
+            }
+            _ => turn,
+        };
         let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,
