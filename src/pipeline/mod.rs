@@ -348,29 +348,29 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let started = Instant::now();
         let now = overrides.now.unwrap_or_else(chrono::Utc::now);
-        // An answer to the satisfaction survey is stored, not answered; what the customer
-        // wrote after it is a turn as usual.
-        let turn = match turn.first() {
-            Some(first)
-                if crate::inbox::csat::take_answer(self.store.as_ref(), conversation, first)
-                    .await?
-                    .is_some() =>
+        // Answers to the satisfaction survey (a burst may bring two taps) are stored, not
+        // answered; what the customer wrote after them is a turn as usual.
+        let mut answers = 0;
+        for message in turn {
+            match crate::inbox::csat::take_answer(self.store.as_ref(), conversation, message)
+                .await?
             {
-                if turn.len() == 1 {
-                    return self
-                        .record(
-                            conversation,
-                            turn,
-                            Decision::Silent(Silence::SurveyAnswer),
-                            String::new(),
-                            Vec::new(),
-                        )
-                        .await;
-                }
-                &turn[1..]
+                Some(_) => answers += 1,
+                None => break,
             }
-            _ => turn,
-        };
+        }
+        if answers > 0 && answers == turn.len() {
+            return self
+                .record(
+                    conversation,
+                    turn,
+                    Decision::Silent(Silence::SurveyAnswer),
+                    String::new(),
+                    Vec::new(),
+                )
+                .await;
+        }
+        let turn = &turn[answers..];
         let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,
