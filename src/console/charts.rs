@@ -73,11 +73,12 @@ fn number(v: f64) -> String {
     }
 }
 
-/// The opening of a chart: its size, its accessible name and description.
-fn open(out: &mut String, id: &str, width: u32, height: u32, title: &str, desc: &str) {
+/// The opening of a chart: its classes, size, accessible name and description.
+fn open(out: &mut String, class: &str, id: &str, size: (u32, u32), title: &str, desc: &str) {
+    let (width, height) = size;
     let _ = write!(
         out,
-        "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" \
+        "<svg class=\"{class}\" viewBox=\"0 0 {width} {height}\" role=\"img\" \
          aria-labelledby=\"{id}-title {id}-desc\" preserveAspectRatio=\"xMidYMid meet\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
         escape(title),
@@ -95,14 +96,14 @@ pub fn daily(
     upper_name: &str,
 ) -> String {
     let (width, height) = (640u32, 260u32);
-    let (left, right, top, bottom) = (40.0, 8.0, 12.0, 30.0);
+    let (left, right, top, bottom) = (48.0, 8.0, 14.0, 32.0);
     let plot_w = width as f64 - left - right;
     let plot_h = height as f64 - top - bottom;
     let max = bars.iter().map(|b| b.total).max().unwrap_or(0) as f64;
     let unit = step(max);
     let ceiling = ((max / unit).ceil() * unit).max(unit);
     let mut out = String::new();
-    open(&mut out, id, width, height, title, desc);
+    open(&mut out, "chart", id, (width, height), title, desc);
     // Grid lines with their values.
     let mut v = 0.0;
     while v <= ceiling + 1e-9 {
@@ -121,8 +122,9 @@ pub fn daily(
     let n = bars.len().max(1) as f64;
     let slot = plot_w / n;
     let bar_w = (slot * 0.7).max(1.0);
-    // Label about every 60 units of width, so dates never run into each other.
-    let every = ((60.0 / slot).ceil() as usize).max(1);
+    // A date about every 90 units of width: they never run into each other, even in the
+    // larger type a phone is given.
+    let every = ((90.0 / slot).ceil() as usize).max(1);
     for (i, b) in bars.iter().enumerate() {
         let x = left + i as f64 * slot + (slot - bar_w) / 2.0;
         let h_total = b.total as f64 / ceiling * plot_h;
@@ -157,12 +159,18 @@ pub fn daily(
             "<rect class=\"hit\" x=\"{:.1}\" y=\"{top}\" width=\"{slot:.1}\" height=\"{plot_h:.1}\"/></g>",
             left + i as f64 * slot
         );
-        if i % every == 0 {
+        // Counted back from the last day, so the newest day is always named; it ends at the
+        // plot's edge rather than running past it.
+        if (bars.len() - 1 - i) % every == 0 {
+            let (x, anchor) = if i + 1 == bars.len() {
+                (left + plot_w, "end")
+            } else {
+                (x + bar_w / 2.0, "middle")
+            };
             let _ = write!(
                 out,
-                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bar_w / 2.0,
-                height as f64 - 10.0,
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+                height as f64 - 8.0,
                 escape(&b.label)
             );
         }
@@ -178,17 +186,16 @@ pub fn daily(
     out
 }
 
-/// Horizontal bars, one a line, each labelled with its name and value.
+/// Horizontal bars, one a line: its name and value above it, so a long name is never cut.
 pub fn horizontal(id: &str, title: &str, desc: &str, bars: &[Bar]) -> String {
-    let row = 34.0;
-    let (label_w, value_w, width) = (170.0, 70.0, 480u32);
-    let height = (bars.len().max(1) as f64 * row + 8.0).ceil() as u32;
-    let plot_w = width as f64 - label_w - value_w;
+    let (row, width) = (48.0, 480u32);
+    let height = (bars.len().max(1) as f64 * row).ceil() as u32;
+    let plot_w = width as f64;
     let max = bars.iter().map(|b| b.value).fold(0.0, f64::max);
     let mut out = String::new();
-    open(&mut out, id, width, height, title, desc);
+    open(&mut out, "chart bars", id, (width, height), title, desc);
     for (i, b) in bars.iter().enumerate() {
-        let y = 4.0 + i as f64 * row;
+        let y = i as f64 * row;
         let w = if max > 0.0 {
             (b.value / max * plot_w).max(if b.value > 0.0 { 2.0 } else { 0.0 })
         } else {
@@ -197,21 +204,19 @@ pub fn horizontal(id: &str, title: &str, desc: &str, bars: &[Bar]) -> String {
         let _ = write!(
             out,
             "<g class=\"row\"><title>{}: {}</title>\
-             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <rect class=\"track\" x=\"{label_w}\" y=\"{:.1}\" width=\"{plot_w:.1}\" height=\"20\"/>\
-             <rect class=\"{}\" x=\"{label_w}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"20\"/>\
-             <text class=\"value\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+             <text class=\"label\" x=\"0\" y=\"{:.1}\">{}</text>\
+             <text class=\"value\" x=\"{width}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+             <rect class=\"track\" x=\"0\" y=\"{:.1}\" width=\"{plot_w:.1}\" height=\"16\" rx=\"3\"/>\
+             <rect class=\"{}\" x=\"0\" y=\"{:.1}\" width=\"{w:.1}\" height=\"16\" rx=\"3\"/></g>",
             escape(&b.label),
             escape(&b.shown),
-            label_w - 8.0,
-            y + 15.0,
+            y + 18.0,
             escape(&b.label),
-            y + 2.0,
+            y + 18.0,
+            escape(&b.shown),
+            y + 24.0,
             b.class,
-            y + 2.0,
-            label_w + plot_w + 8.0,
-            y + 15.0,
-            escape(&b.shown),
+            y + 24.0,
         );
     }
     out.push_str("</svg>");

@@ -165,7 +165,7 @@ pub async fn filter(
     let to = given_to.unwrap_or(today);
     let from = given_from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
     if from > to {
-        errors.push(FieldError::new("from", "must not be after `to`"));
+        errors.push(FieldError::new("from", "must be on or before the last day"));
     } else if (to - from).num_days() >= MAX_DAYS {
         errors.push(FieldError::new(
             "to",
