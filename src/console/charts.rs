@@ -122,9 +122,9 @@ pub fn daily(
     let n = bars.len().max(1) as f64;
     let slot = plot_w / n;
     let bar_w = (slot * 0.7).max(1.0);
-    // A date about every 90 units of width: they never run into each other, even in the
+    // A date about every 110 units of width: they never run into each other, even in the
     // larger type a phone is given.
-    let every = ((90.0 / slot).ceil() as usize).max(1);
+    let every = ((110.0 / slot).ceil() as usize).max(1);
     for (i, b) in bars.iter().enumerate() {
         let x = left + i as f64 * slot + (slot - bar_w) / 2.0;
         let h_total = b.total as f64 / ceiling * plot_h;
