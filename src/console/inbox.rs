@@ -436,6 +436,18 @@ async fn conversation_view(
 }
 
 /// A form acting on a conversation: signed in, CSRF checked, allowed to act on the inbox.
+/// Back to `conversation` once the action is `done`; its error page when it failed.
+fn back_to<T, E: Into<ApiError>>(
+    viewer: &Viewer,
+    conversation: &crate::domain::Conversation,
+    done: Result<T, E>,
+) -> Response {
+    match done {
+        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(viewer), e.into()),
+    }
+}
+
 async fn act_on(
     state: &AppState,
     headers: &HeaderMap,
@@ -514,10 +526,7 @@ pub(super) async fn reply(
             .await
         }
     };
-    match sent {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    back_to(&viewer, &conversation, sent)
 }
 
 pub(super) async fn assign(
@@ -542,10 +551,11 @@ pub(super) async fn assign(
             }
         },
     };
-    match inbox::assign(state.store.as_ref(), &conversation, assignee).await {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    back_to(
+        &viewer,
+        &conversation,
+        inbox::assign(state.store.as_ref(), &conversation, assignee).await,
+    )
 }
 
 async fn close(
@@ -559,18 +569,15 @@ async fn close(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    match inbox::close(
+    let closed = inbox::close(
         state.store.as_ref(),
         &state.channels,
         &viewer.caller,
         &conversation,
         resolution,
     )
-    .await
-    {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    .await;
+    back_to(&viewer, &conversation, closed)
 }
 
 pub(super) async fn resolve(
@@ -604,10 +611,11 @@ async fn label(
         Err(refused) => return refused,
     };
     let name = form.get("label").map(String::as_str).unwrap_or("");
-    match inbox::labels::set(state.store.as_ref(), &conversation, name, on).await {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    back_to(
+        &viewer,
+        &conversation,
+        inbox::labels::set(state.store.as_ref(), &conversation, name, on).await,
+    )
 }
 
 pub(super) async fn add_label(
@@ -664,10 +672,11 @@ pub(super) async fn snooze(
         Err(e) => return error_page(Some(&viewer), ApiError::Invalid(vec![e])),
     };
     let limits = state.settings.workers.limits();
-    match inbox::snooze::snooze(state.store.as_ref(), &conversation, until, limits).await {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    back_to(
+        &viewer,
+        &conversation,
+        inbox::snooze::snooze(state.store.as_ref(), &conversation, until, limits).await,
+    )
 }
 
 pub(super) async fn wake(
@@ -681,10 +690,11 @@ pub(super) async fn wake(
         Err(refused) => return refused,
     };
     let limits = state.settings.workers.limits();
-    match inbox::snooze::wake(state.store.as_ref(), &conversation, limits).await {
-        Ok(_) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
-        Err(e) => error_page(Some(&viewer), e.into()),
-    }
+    back_to(
+        &viewer,
+        &conversation,
+        inbox::snooze::wake(state.store.as_ref(), &conversation, limits).await,
+    )
 }
 
 #[cfg(test)]
