@@ -1,8 +1,13 @@
 //! [`ReportStore`] on SQL: the aggregates the Reports page draws, each one statement over an
 //! index made for it (`migrations/*/…_reports.sql`): customer days and the bot's share from
-//! `messages_report`, escalations with their first reply by a person from `escalations_opened`
-//! and `messages_people`, survey scores from `csat_surveys_sent`. Every query is bounded by the
-//! workspace's channels and a time range.
+//! `conversation_activity`, escalations with their first reply by a person from
+//! `escalations_opened` and `messages_people`, survey scores from `csat_surveys_sent`. Every
+//! query is bounded by the workspace's channels and a time range.
+//!
+//! `conversation_activity` counts each conversation's messages by who wrote them per quarter of
+//! an hour, in the transaction that stores the message: a report reads one row per conversation
+//! and quarter instead of every message. Every time zone in use is offset from UTC by whole
+//! quarters of an hour, so days cut in the viewer's zone are exact.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +43,28 @@ impl ReportScope {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// A quarter of an hour, the unit `conversation_activity` counts messages in.
+pub(super) const QUARTER_MS: i64 = 900_000;
+
+/// Adds one message to its conversation's quarter: $1 conversation, $2 quarter, $3 channel,
+/// then the customer, bot and person counts.
+pub(super) const COUNT_ACTIVITY: &str =
+    "INSERT INTO conversation_activity (conversation_id, quarter, channel_id, customer, bot, person)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (conversation_id, quarter) DO UPDATE SET
+        customer = conversation_activity.customer + excluded.customer,
+        bot = conversation_activity.bot + excluded.bot,
+        person = conversation_activity.person + excluded.person";
+
+/// Adds customer messages of a batch to their conversations' quarter ($2), from rows of
+/// conversation `v`, channel `c` and count `n` (see `inbound::run`).
+pub(super) const COUNT_CUSTOMER_ACTIVITY: &str =
+    "INSERT INTO conversation_activity (conversation_id, quarter, channel_id, customer, bot, person)
+     SELECT e.value->>'v', $2, e.value->>'c', CAST(e.value->>'n' AS BIGINT), 0, 0
+     FROM {rows} WHERE true
+     ON CONFLICT (conversation_id, quarter) DO UPDATE SET
+        customer = conversation_activity.customer + excluded.customer";
 
 /// One day's conversations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +127,13 @@ impl ReportStore for SqlStore {
         if scope.channels.is_empty() {
             return Ok(Vec::new());
         }
-        // $1 offset, $2 from, $3 to, $4 person (or NULL), channels from $5. The inner query
-        // reads the covering index only: one row per conversation and day, with its counts by
-        // role; a day the bot answered alone also saw no escalation open.
+        // $1 offset, $2 first quarter, $3 quarter after the last, $4 person (or NULL), channels
+        // from $5. The inner query reads the covering index only: one row per conversation and
+        // day, with its counts by role; a day the bot answered alone also saw no escalation
+        // open.
         let person = match scope.person {
             Some(_) => {
-                "AND m.conversation_id IN (SELECT id FROM conversations WHERE assignee_id = $4)"
+                "AND a.conversation_id IN (SELECT id FROM conversations WHERE assignee_id = $4)"
             }
             None => "AND $4 IS NULL",
         };
@@ -117,23 +145,24 @@ impl ReportStore for SqlStore {
                         AND e.opened_at < (d.day + 1) * {DAY_MS} - $1)
                     THEN 1 ELSE 0 END) AS bot_only
              FROM (
-                SELECT (m.created_at + $1) / {DAY_MS} AS day, m.conversation_id AS conversation_id,
-                    SUM(CASE WHEN m.role = 'customer' THEN 1 ELSE 0 END) AS customer,
-                    SUM(CASE WHEN m.role = 'bot' THEN 1 ELSE 0 END) AS bot,
-                    SUM(CASE WHEN m.role = 'agent' THEN 1 ELSE 0 END) AS person
-                FROM messages m
-                WHERE m.channel_id IN ({channels}) AND m.created_at >= $2 AND m.created_at < $3
+                SELECT (a.quarter * {QUARTER_MS} + $1) / {DAY_MS} AS day,
+                    a.conversation_id AS conversation_id,
+                    SUM(a.customer) AS customer, SUM(a.bot) AS bot, SUM(a.person) AS person
+                FROM conversation_activity a
+                WHERE a.channel_id IN ({channels}) AND a.quarter >= $2 AND a.quarter < $3
                     {person}
-                GROUP BY (m.created_at + $1) / {DAY_MS}, m.conversation_id
+                GROUP BY (a.quarter * {QUARTER_MS} + $1) / {DAY_MS}, a.conversation_id
              ) d
              WHERE d.customer > 0
              GROUP BY d.day ORDER BY d.day",
             channels = channel_list(scope, 5),
         );
+        // A range cut into days in a zone starts and ends on whole quarters (one that does not
+        // counts the quarters it touches).
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(scope.day_offset_ms)
-            .bind(scope.from.timestamp_millis())
-            .bind(scope.to.timestamp_millis())
+            .bind(scope.from.timestamp_millis().div_euclid(QUARTER_MS))
+            .bind((scope.to.timestamp_millis() + QUARTER_MS - 1).div_euclid(QUARTER_MS))
             .bind(scope.person.map(|p| p.to_string()));
         for channel in &scope.channels {
             query = query.bind(channel.to_string());
