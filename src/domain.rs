@@ -112,6 +112,10 @@ id_type!(
     /// Identifies a canned response of a workspace.
     CannedResponseId
 );
+id_type!(
+    /// Identifies a satisfaction survey sent after a conversation was resolved.
+    SurveyId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -364,6 +368,8 @@ pub struct AgentConfig {
     pub hours: Option<crate::hours::BusinessHours>,
     /// Quick replies offered with the bot's answers.
     pub interactive: InteractiveSettings,
+    /// The satisfaction survey sent after a person resolves a conversation.
+    pub csat: CsatSettings,
     /// The bot's own messages in other languages, by ISO 639-1 code, over the shipped ones
     /// (`prompts/messages.yaml`); used when a customer writes in that language.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -520,6 +526,111 @@ impl InteractiveSettings {
     }
 }
 
+/// A short satisfaction survey (CSAT) sent to the customer when a person resolves their
+/// conversation: a question and the scores 1 to 5, as a WhatsApp list (numbered options where
+/// a provider has no lists). The answer is stored with the conversation and counted in the
+/// reports; it is not a question for the bot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsatSettings {
+    /// Send it at all (off unless asked for).
+    pub enabled: bool,
+    /// What the customer is asked.
+    pub question: String,
+    /// Label of the button that opens the list of scores.
+    pub button: String,
+    /// The five scores' titles, from 1 (worst) to 5 (best).
+    pub scores: Vec<String>,
+}
+
+impl Default for CsatSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            question:
+                "How did we do? Please rate the help you got, from 1 (poor) to 5 (excellent)."
+                    .into(),
+            button: "Rate us".into(),
+            scores: vec![
+                "1 - Poor".into(),
+                "2 - Fair".into(),
+                "3 - Good".into(),
+                "4 - Very good".into(),
+                "5 - Excellent".into(),
+            ],
+        }
+    }
+}
+
+/// The prefix of a survey score's option id (`csat:4`).
+pub const CSAT_OPTION: &str = "csat:";
+
+impl CsatSettings {
+    /// The scores as a list's rows, 1 first, so that a typed number is its score.
+    pub fn choices(&self) -> Choices {
+        Choices {
+            button: Some(self.button.trim().to_string()),
+            options: self
+                .scores
+                .iter()
+                .enumerate()
+                .map(|(i, title)| Choice {
+                    id: format!("{CSAT_OPTION}{}", i + 1),
+                    title: title.trim().to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        let n = self.question.trim().chars().count();
+        if n == 0 || n > 1024 {
+            errors.push(FieldError::new(
+                "csat.question",
+                "must be 1-1024 characters (WhatsApp's limit for a list's text)",
+            ));
+        }
+        let n = self.button.trim().chars().count();
+        if n == 0 || n > 20 {
+            errors.push(FieldError::new("csat.button", "must be 1-20 characters"));
+        }
+        if self.scores.len() != 5 {
+            errors.push(FieldError::new(
+                "csat.scores",
+                "must be five titles, for the scores 1 to 5",
+            ));
+        }
+        for (i, title) in self.scores.iter().enumerate() {
+            let n = title.trim().chars().count();
+            if n == 0 || n > 24 {
+                errors.push(FieldError::new(
+                    format!("csat.scores[{i}]"),
+                    "must be 1-24 characters (WhatsApp's limit for a list row)",
+                ));
+            }
+        }
+    }
+}
+
+/// The score (1 to 5) a customer's message gives a survey: the list row they tapped, or the
+/// number they typed ("4", "4.", "(4)"); `None` for anything else.
+pub fn csat_score(kind: MessageKind, text: Option<&str>, details: &MessageDetails) -> Option<u8> {
+    let score = match (kind, &details.interactive) {
+        (MessageKind::Interactive, Some(reply)) => {
+            reply.id.strip_prefix(CSAT_OPTION)?.parse().ok()?
+        }
+        (MessageKind::Text, _) => {
+            let t = text?.trim().trim_matches(|c: char| "().# ".contains(c));
+            if t.len() != 1 {
+                return None;
+            }
+            t.parse().ok()?
+        }
+        _ => return None,
+    };
+    (1..=5).contains(&score).then_some(score)
+}
+
 /// A message's text followed by its options numbered from 1, for providers that cannot show
 /// buttons: a customer answers with the number ([`Choices::picked`]).
 pub fn numbered_options<'a>(text: &str, titles: impl IntoIterator<Item = &'a str>) -> String {
@@ -584,6 +695,7 @@ impl Default for AgentConfig {
             escalation: EscalationSettings::default(),
             hours: None,
             interactive: InteractiveSettings::default(),
+            csat: CsatSettings::default(),
             messages: Default::default(),
         }
     }
@@ -792,6 +904,7 @@ impl AgentConfig {
             }
         }
         self.interactive.validate(&mut errors);
+        self.csat.validate(&mut errors);
         for (language, set) in &self.messages {
             if !crate::language::is_iso639_1(language) {
                 errors.push(FieldError::new(
@@ -1161,6 +1274,7 @@ text_enum!(EventKind {
     ConversationHandedBack => "conversation.handed_back",
     ConversationLabelsChanged => "conversation.labels_changed",
     ConversationSnoozed => "conversation.snoozed", ConversationUnsnoozed => "conversation.unsnoozed",
+    ConversationRated => "conversation.rated",
     ChannelState => "channel.state",
     DocumentIngested => "document.ingested", EvalRunProgress => "eval.run.progress",
     EvalRunFinished => "eval.run.finished",
@@ -1172,7 +1286,7 @@ text_enum!(DeliveryStatus {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageStatus,
@@ -1187,6 +1301,7 @@ impl EventKind {
         EventKind::ConversationLabelsChanged,
         EventKind::ConversationSnoozed,
         EventKind::ConversationUnsnoozed,
+        EventKind::ConversationRated,
         EventKind::ChannelState,
         EventKind::DocumentIngested,
         EventKind::EvalRunProgress,
@@ -1241,6 +1356,9 @@ pub enum EventKind {
     /// (`by`: `time` or `person`). A customer's message wakes it too, as its `message.received`
     /// shows.
     ConversationUnsnoozed,
+    /// The customer answered the satisfaction survey sent when their conversation was resolved
+    /// (`score`, 1 to 5); the conversation their answer reopened is resolved again.
+    ConversationRated,
     /// A channel's connection changed, or it has a new QR code.
     ChannelState,
     /// A knowledge document was ingested.

@@ -3,10 +3,13 @@
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
 //! Team work around the conversations lives beside: [`labels`], [`canned`] responses and
-//! [`snooze`].
+//! [`snooze`]; and how the inbox did: [`reports`], with the satisfaction survey ([`csat`]) sent
+//! when a person resolves a conversation.
 
 pub mod canned;
+pub mod csat;
 pub mod labels;
+pub mod reports;
 pub mod snooze;
 
 use crate::accounts::Caller;
@@ -236,9 +239,12 @@ async fn take_over(
 
 /// Ends a person's handling: `Resolved` closes the conversation, `HandedBack` gives it back to
 /// the bot. The open escalation, if any, records how and by whom; without one the status is
-/// set directly. Returns the escalation closed.
+/// set directly. Resolving sends the satisfaction survey when the conversation's agent asks for
+/// one ([`csat`]); the resolve stands whatever becomes of the survey. Returns the escalation
+/// closed.
 pub async fn close(
     store: &dyn Store,
+    channels: &Channels,
     caller: &Caller,
     conversation: &Conversation,
     resolution: Resolution,
@@ -261,6 +267,19 @@ pub async fn close(
                 .set_conversation_status(conversation.id, status, None)
                 .await?;
         }
+    }
+    if resolution == Resolution::Resolved
+        && (closed.is_some() || conversation.status != ConversationStatus::Resolved)
+    {
+        csat::after_resolve(
+            store,
+            channels,
+            conversation,
+            closed.as_ref(),
+            caller.actor.user(),
+            chrono::Utc::now(),
+        )
+        .await;
     }
     Ok(closed)
 }

@@ -641,6 +641,48 @@ impl Channels {
             .await
     }
 
+    /// Records and queues the satisfaction survey `csat` asks, with the survey it opens, once
+    /// per `key` (the same key again returns the first survey, with `false`). It is a notice
+    /// from the business, not the bot's answer: a survey that cannot be delivered is marked
+    /// failed without handing the conversation to a person.
+    pub async fn send_survey(
+        &self,
+        conversation: &Conversation,
+        csat: &crate::domain::CsatSettings,
+        escalation: Option<crate::domain::EscalationId>,
+        person: Option<UserId>,
+        key: &str,
+    ) -> Result<(crate::store::Survey, bool), ChannelError> {
+        let details = MessageDetails {
+            choices: Some(csat.choices()),
+            ..Default::default()
+        };
+        let (survey, _, created) = self
+            .store
+            .send_survey(
+                conversation,
+                escalation,
+                person,
+                NewOutbound {
+                    conversation_id: conversation.id,
+                    role: Role::System,
+                    kind: MessageKind::Text,
+                    text: Some(csat.question.trim().to_string()),
+                    details,
+                    generation: None,
+                    sent_by: None,
+                    idempotency_key: Some(format!("csat:{}:{key}", conversation.id)),
+                    handled: Vec::new(),
+                    delivery: Delivery::Outbox(self.settings.workers.limits()),
+                },
+            )
+            .await?;
+        if created {
+            tracing::info!(conversation = %conversation.id, survey = %survey.id, "satisfaction survey queued");
+        }
+        Ok((survey, created))
+    }
+
     /// Queues a person's reaction to the message the provider knows as `target` (an emoji, or
     /// empty to remove it), once per idempotency key.
     pub async fn send_human_reaction(

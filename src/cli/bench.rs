@@ -20,7 +20,7 @@ pub(crate) enum BenchCommand {
     Events(EventBench),
     /// Voice-note real-time factor (decode + transcribe) of each fetched Whisper model.
     Speech(SpeechBench),
-    /// Inbox list and search server time with many conversations in the store.
+    /// Inbox list, search and Reports page server time with many conversations in the store.
     Inbox(InboxBench),
     /// A steady rate of webhooks for minutes against real `serve` processes: latency, queue,
     /// memory, and replies lost or duplicated.

@@ -571,6 +571,7 @@ async fn close(
     };
     let closed = inbox::close(
         state.store.as_ref(),
+        &state.channels,
         &viewer.caller,
         &conversation,
         resolution,

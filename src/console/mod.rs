@@ -1,18 +1,20 @@
 //! The web console: server-rendered pages for people, served by `palaver serve` itself at `/`:
 //! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); channels, agents and their
-//! knowledge, the sandbox, evals and settings ([`pages`]). Pages read through the same library
-//! functions as the JSON API, under the same roles. The inbox's forms post here and call
-//! [`crate::inbox`]; the other pages' actions are calls of the JSON API itself from first-party
-//! scripts, with the session cookie and its CSRF token (`X-CSRF-Token`), so there is one code
-//! path for each change. Every form that changes something carries the session's CSRF token;
-//! responses carry a strict Content-Security-Policy (nothing but this origin's own files, no
-//! inline script or style). The inbox works without JavaScript; `ui/static/` adds
-//! Enter-to-send, live updates from the event stream (polling when it is unavailable) and the
-//! other pages' actions.
+//! knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG ([`reports`]).
+//! Pages read through the same library functions as the JSON API, under the same roles. The
+//! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
+//! JSON API itself from first-party scripts, with the session cookie and its CSRF token
+//! (`X-CSRF-Token`), so there is one code path for each change. Every form that changes
+//! something carries the session's CSRF token; responses carry a strict Content-Security-Policy
+//! (nothing but this origin's own files, no inline script or style). The inbox works without
+//! JavaScript; `ui/static/` adds Enter-to-send, live updates from the event stream (polling when
+//! it is unavailable) and the other pages' actions.
 
+mod charts;
 mod inbox;
 mod pages;
 mod reference;
+mod reports;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,6 +74,7 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{conversation}/snooze", post(inbox::snooze))
         .route("/inbox/{conversation}/wake", post(inbox::wake))
         .merge(pages::routes())
+        .merge(reports::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -108,6 +111,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("sandbox.js", include_str!("../../ui/static/sandbox.js")),
     ("evals.js", include_str!("../../ui/static/evals.js")),
     ("inbox.js", include_str!("../../ui/static/inbox.js")),
+    ("reports.js", include_str!("../../ui/static/reports.js")),
 ];
 
 async fn asset(Path(name): Path<String>) -> Response {
@@ -188,6 +192,10 @@ fn templates() -> &'static Environment<'static> {
             (
                 "reference.html",
                 include_str!("../../ui/templates/reference.html"),
+            ),
+            (
+                "reports.html",
+                include_str!("../../ui/templates/reports.html"),
             ),
         ] {
             env.add_template(name, source)

@@ -70,6 +70,8 @@ pub enum Silence {
     NoReplyNeeded,
     /// The sender is the agent's own support contact.
     SupportContact,
+    /// The message answered the satisfaction survey (stored with the conversation).
+    SurveyAnswer,
 }
 
 /// What the turn led to.
@@ -346,6 +348,29 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let started = Instant::now();
         let now = overrides.now.unwrap_or_else(chrono::Utc::now);
+        // Answers to the satisfaction survey (a burst may bring two taps) are stored, not
+        // answered; what the customer wrote after them is a turn as usual.
+        let mut answers = 0;
+        for message in turn {
+            match crate::inbox::csat::take_answer(self.store.as_ref(), conversation, message)
+                .await?
+            {
+                Some(_) => answers += 1,
+                None => break,
+            }
+        }
+        if answers > 0 && answers == turn.len() {
+            return self
+                .record(
+                    conversation,
+                    turn,
+                    Decision::Silent(Silence::SurveyAnswer),
+                    String::new(),
+                    Vec::new(),
+                )
+                .await;
+        }
+        let turn = &turn[answers..];
         let handled: Vec<MessageId> = turn.iter().map(|m| m.id).collect();
         let agent = match self.gate(conversation, turn).await? {
             Ok(agent) => agent,

@@ -136,6 +136,10 @@ struct TestMessage {
     #[serde(default)]
     name: Option<String>,
     text: String,
+    /// A tapped button or list row (`{"id", "title"}`): the message is an interactive reply
+    /// whose text is the title.
+    #[serde(default)]
+    reply: Option<crate::domain::InteractiveReply>,
 }
 
 #[derive(Deserialize)]
@@ -189,9 +193,15 @@ impl Provider for RecordingProvider {
                 user_id: None,
                 contact_name: m.name,
                 timestamp: Utc::now(),
-                kind: MessageKind::Text,
+                kind: match m.reply {
+                    Some(_) => MessageKind::Interactive,
+                    None => MessageKind::Text,
+                },
                 text: Some(m.text),
-                details: MessageDetails::default(),
+                details: MessageDetails {
+                    interactive: m.reply,
+                    ..Default::default()
+                },
             },
         });
         let statuses = hook.statuses.into_iter().map(|s| Event::Status {

@@ -425,6 +425,27 @@ async fn insert_inbound(
         &[now, status.rank()],
     )
     .await?;
+    // Each conversation's customer messages counted in this quarter of an hour, in one
+    // statement, conversations in order (so concurrent batches lock their rows alike).
+    let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for (m, (_, conversation)) in messages.iter().zip(placed) {
+        let key = (
+            m.conversation_id.to_string(),
+            conversation.channel_id.to_string(),
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    let counted: Vec<Value> = counts
+        .into_iter()
+        .map(|((v, c), n)| json!({"v": v, "c": c, "n": n}))
+        .collect();
+    run(
+        tx,
+        super::reports::COUNT_CUSTOMER_ACTIVITY,
+        &counted,
+        &[now.div_euclid(super::reports::QUARTER_MS)],
+    )
+    .await?;
     Ok(messages)
 }
 

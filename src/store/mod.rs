@@ -26,9 +26,11 @@ mod labels;
 mod messages;
 mod people;
 pub mod postgres;
+mod reports;
 mod rows;
 mod sql;
 pub mod sqlite;
+mod surveys;
 mod writes;
 
 use std::collections::HashMap;
@@ -60,7 +62,9 @@ pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
 pub use labels::LabelStore;
 pub use messages::MessageStore;
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
+pub use reports::{DayActivity, EscalationTimes, ReportScope, ReportStore, SurveyCounts};
 pub use sql::SqlStore;
+pub use surveys::{Survey, SurveyStore};
 
 pub use crate::config::JobLimits;
 
@@ -581,6 +585,8 @@ pub trait Store:
     + JournalStore
     + LabelStore
     + CannedStore
+    + ReportStore
+    + SurveyStore
     + Send
     + Sync
 {

@@ -179,6 +179,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "team_work",
                 include_str!("../../migrations/sqlite/0020_team_work.sql"),
             ),
+            (
+                21,
+                "reports",
+                include_str!("../../migrations/sqlite/0021_reports.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -285,6 +290,11 @@ fn migrator(backend: Backend) -> Migrator {
                 21,
                 "team_work",
                 include_str!("../../migrations/postgres/0021_team_work.sql"),
+            ),
+            (
+                22,
+                "reports",
+                include_str!("../../migrations/postgres/0022_reports.sql"),
             ),
         ],
     };

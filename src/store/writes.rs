@@ -180,6 +180,7 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
+        Self::count_activity(tx, &conversation, &channel, m.role, now).await?;
         Self::mark_handled_in(tx, &m.handled).await?;
         sqlx::query(
             "UPDATE conversations SET last_activity_at = $2, updated_at = $2 WHERE id = $1",
@@ -596,7 +597,36 @@ impl SqlStore {
             .fetch_one(&mut **tx)
             .await
             .map_err(db_err)?;
+        Self::count_activity(tx, conversation, channel, role, now).await?;
         message_from_row(&row)
+    }
+
+    /// Counts a message of `role` in its conversation's quarter of an hour
+    /// (`conversation_activity`, what reports count conversation-days from).
+    pub(super) async fn count_activity(
+        tx: &mut Tx,
+        conversation: &str,
+        channel: &str,
+        role: Role,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let (customer, bot, person): (i64, i64, i64) = match role {
+            Role::Customer => (1, 0, 0),
+            Role::Bot => (0, 1, 0),
+            Role::Agent => (0, 0, 1),
+            Role::System => return Ok(()),
+        };
+        sqlx::query(super::reports::COUNT_ACTIVITY)
+            .bind(conversation)
+            .bind(at.div_euclid(super::reports::QUARTER_MS))
+            .bind(channel)
+            .bind(customer)
+            .bind(bot)
+            .bind(person)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     pub(super) async fn known_provider_message(

@@ -24,6 +24,7 @@ mod inbox;
 mod openapi;
 mod operations;
 mod replicas;
+mod reports;
 mod store;
 mod team;
 mod templates;

@@ -769,7 +769,14 @@ async fn close(
     // The body, if any, must be an empty object: who closes is the caller.
     let _: EmptyBody = optional_json(body)?;
     let conversation = find_conversation(state, caller, id).await?;
-    inbox::close(state.store.as_ref(), caller, &conversation, resolution).await?;
+    inbox::close(
+        state.store.as_ref(),
+        &state.channels,
+        caller,
+        &conversation,
+        resolution,
+    )
+    .await?;
     view(state, caller, id).await
 }
 

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod knowledge;
 pub mod labels;
 pub mod people;
+pub mod reports;
 pub mod sandbox;
 pub mod workspaces;
 
@@ -41,6 +42,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         labels::routes(),
         canned::routes(),
         contacts::routes(),
+        reports::routes(),
         sandbox::routes(state),
         jobs::routes(),
         eval::routes(),
