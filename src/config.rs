@@ -574,6 +574,8 @@ pub struct SpeechSettings {
     /// Seconds from the start of a note that language detection hears (1-30): whisper's
     /// detection encodes this much instead of a whole 30 s window.
     pub detect_seconds: u64,
+    /// Cut the quiet before a note's first and after its last speech before transcribing.
+    pub trim_silence: bool,
 }
 
 impl Default for SpeechSettings {
@@ -584,6 +586,7 @@ impl Default for SpeechSettings {
             max_concurrent: 1,
             max_audio_secs: 600,
             detect_seconds: 10,
+            trim_silence: true,
         }
     }
 }

@@ -10,6 +10,10 @@
 //! full run, so such a state is primed once with that size and then only detects.
 //! Transcription keeps the whole window: sized to the note, whisper-base misheard three of the
 //! six shipped voice notes (with every context under 30 s tried).
+//!
+//! The quiet before and after a note's speech is cut first ([`silence::speech_span`],
+//! `speech.trim_silence`): detection then hears speech from its first second, and a note a
+//! little over 30 s of which seconds are quiet fits one window instead of two.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{decode, SpeechError, Transcriber, Transcript};
+use super::{decode, silence, SpeechError, Transcriber, Transcript};
 use crate::config::SpeechSettings;
 use crate::models::{Conversion, ModelStore};
 
@@ -82,6 +86,7 @@ pub struct WhisperTranscriber {
     multilingual: bool,
     detect_seconds: u64,
     detectors: Arc<Detectors>,
+    trim_silence: bool,
 }
 
 impl fmt::Debug for WhisperTranscriber {
@@ -91,6 +96,7 @@ impl fmt::Debug for WhisperTranscriber {
             .field("threads", &self.threads)
             .field("multilingual", &self.multilingual)
             .field("detect_seconds", &self.detect_seconds)
+            .field("trim_silence", &self.trim_silence)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +219,7 @@ impl WhisperTranscriber {
             multilingual,
             detect_seconds: s.detect_seconds.clamp(1, WINDOW_SECONDS),
             detectors: Arc::default(),
+            trim_silence: s.trim_silence,
         })
     }
 
@@ -222,6 +229,14 @@ impl WhisperTranscriber {
         Self {
             detect_seconds: seconds.clamp(1, WINDOW_SECONDS),
             detectors: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same loaded model, cutting the quiet around a note's speech or not.
+    pub fn with_trim_silence(&self, trim: bool) -> Self {
+        Self {
+            trim_silence: trim,
             ..self.clone()
         }
     }
@@ -249,6 +264,13 @@ impl WhisperTranscriber {
     ) -> Result<Transcript, SpeechError> {
         let started = Instant::now();
         let (samples, audio_seconds) = decode::decode(audio, mime, self.max_audio_secs)?;
+        let span = if self.trim_silence {
+            silence::speech_span(&samples)
+        } else {
+            0..samples.len()
+        };
+        let trimmed_seconds = (samples.len() - span.len()) as f64 / f64::from(decode::SAMPLE_RATE);
+        let samples = &samples[span];
         let decode_ms = millis(started.elapsed());
 
         let started = Instant::now();
@@ -263,11 +285,11 @@ impl WhisperTranscriber {
                     let mut detector =
                         self.detectors
                             .take(&self.ctx, self.detect_seconds, self.threads)?;
-                    let detected = detect(&mut detector, &samples, self.threads);
+                    let detected = detect(&mut detector, samples, self.threads);
                     self.detectors.give_back(detector);
                     detected?
                 } else {
-                    detect(&mut state, &samples, self.threads)?
+                    detect(&mut state, samples, self.threads)?
                 };
                 let code = whisper_rs::get_lang_str(id).ok_or_else(|| {
                     SpeechError::Transcription(format!("detected unknown language id {id}"))
@@ -292,7 +314,7 @@ impl WhisperTranscriber {
         params.set_no_timestamps(samples.len() <= WINDOW_SAMPLES);
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
-        state.full(params, &samples).map_err(transcription_err)?;
+        state.full(params, samples).map_err(transcription_err)?;
 
         let mut text = String::new();
         for segment in state.as_iter() {
@@ -306,6 +328,7 @@ impl WhisperTranscriber {
             language,
             language_probability,
             audio_seconds,
+            trimmed_seconds,
             decode_ms,
             transcribe_ms,
             chars = text.chars().count(),
@@ -981,6 +1004,16 @@ mod tests {
                 "whisper-base",
                 "ggml-base.bin",
                 "c81ca1c3f5660bc549ba251000f9ac09e4bf41a0b4a7d617e549009ab9c66b38",
+            ),
+            (
+                "whisper-base-q8_0",
+                "ggml-base-q8_0.bin",
+                "364167dabed3601a49e3f26114c3b175b4d0742dc36f60a7a2b7241cc4c02947",
+            ),
+            (
+                "whisper-base-q5_1",
+                "ggml-base-q5_1.bin",
+                "c8a178f15e34b6b9d5e05d36f9997351cd9e56d8ab9e35bf0623fa9f6521c3b7",
             ),
         ] {
             let Some(store) = store_with(name).await else {
