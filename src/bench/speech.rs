@@ -492,19 +492,18 @@ pub async fn run(
     }
 
     // Interleaved: every step's notes once per round, so load from elsewhere spreads evenly.
-    let mut timings: Vec<(Vec<f64>, Vec<f64>, f64, f64, f64)> =
-        vec![(Vec::new(), Vec::new(), 0.0, 0.0, 0.0); loaded.len()];
+    let mut timings = vec![Timings::default(); loaded.len()];
     for round in 0..repeats {
         for (i, (step, t)) in loaded.iter().enumerate() {
             let a = t.transcribe(&short, None, language).await?;
             let b = t.transcribe(&long, None, language).await?;
             let slot = &mut timings[i];
-            slot.0.push(a.decode_ms + a.transcribe_ms);
-            slot.1.push(b.decode_ms + b.transcribe_ms);
-            slot.2 = a.audio_seconds;
-            slot.3 = b.audio_seconds;
+            slot.short_ms.push(a.decode_ms + a.transcribe_ms);
+            slot.long_ms.push(b.decode_ms + b.transcribe_ms);
+            slot.short_seconds = a.audio_seconds;
+            slot.long_seconds = b.audio_seconds;
             if round == 0 {
-                slot.4 = (synth::word_error_rate(synth::SHORT_EN, &a.text)
+                slot.wer = (synth::word_error_rate(synth::SHORT_EN, &a.text)
                     + synth::word_error_rate(synth::LONG_EN, &b.text))
                     / 2.0;
             }
@@ -512,9 +511,7 @@ pub async fn run(
         }
     }
 
-    for ((step, t), (mut short_ms, mut long_ms, short_seconds, long_seconds, timed_wer)) in
-        loaded.into_iter().zip(timings)
-    {
+    for ((step, t), mut timed) in loaded.into_iter().zip(timings) {
         let english_only = !t.multilingual();
         let mut languages: BTreeMap<String, LanguageScore> = BTreeMap::new();
         for note in &notes {
@@ -531,16 +528,26 @@ pub async fn run(
         }
         report.runs.push(StepRun {
             step,
-            short_ms: median(&mut short_ms),
-            short_seconds,
-            long_ms: median(&mut long_ms),
-            long_seconds,
-            timed_wer,
+            short_ms: median(&mut timed.short_ms),
+            short_seconds: timed.short_seconds,
+            long_ms: median(&mut timed.long_ms),
+            long_seconds: timed.long_seconds,
+            timed_wer: timed.wer,
             languages,
             english_only,
         });
     }
     Ok(report)
+}
+
+/// One step's timed notes over the rounds.
+#[derive(Debug, Clone, Default)]
+struct Timings {
+    short_ms: Vec<f64>,
+    long_ms: Vec<f64>,
+    short_seconds: f64,
+    long_seconds: f64,
+    wer: f64,
 }
 
 fn median(values: &mut [f64]) -> f64 {
