@@ -1,7 +1,9 @@
 //! Speech, step by step: each way of transcribing a voice note measured against the one before
 //! it in the same run, starting from the previous settings (whisper-base with f16 weights,
-//! hearing the whole note). A step is one change: the quiet around the speech cut, then the
-//! weights quantized (q8_0, then q5_1 instead), and English-only tiny.en for reference. Every
+//! hearing the whole note, a new whisper state per note). A step is one change: the state kept
+//! warm between notes, the quiet around the speech cut, the weights quantized (q8_0, then q5_1
+//! instead), the encoder's window sized to the note plus 2 s or 10 s, and English-only tiny.en
+//! for reference. Every
 //! step transcribes an espeak-ng note of about 5 s and one of about 30 s (the median of the
 //! repeats, steps interleaved so the machine's other work falls on all of them alike), and
 //! the shipped voice suite (`eval/audio`) plus synthetic Spanish and Portuguese notes for the
@@ -85,6 +87,10 @@ pub struct Step {
     pub model: &'static str,
     /// Whether the quiet around the speech was cut.
     pub trim_silence: bool,
+    /// Whether transcription states were kept between notes.
+    pub warm_state: bool,
+    /// Seconds of encoder window beyond the note (`None`: the whole 30 s window).
+    pub window_margin: Option<u64>,
 }
 
 /// The steps in order: the previous settings first, each later one changing one thing.
@@ -93,26 +99,57 @@ pub const STEPS: &[Step] = &[
         label: "previous settings",
         model: "whisper-base",
         trim_silence: false,
+        warm_state: false,
+        window_margin: None,
+    },
+    Step {
+        label: "+ warm state",
+        model: "whisper-base",
+        trim_silence: false,
+        warm_state: true,
+        window_margin: None,
     },
     Step {
         label: "+ trim silence",
         model: "whisper-base",
         trim_silence: true,
+        warm_state: true,
+        window_margin: None,
     },
     Step {
-        label: "+ q8_0 weights",
+        label: "q8_0 weights, no trim",
         model: "whisper-base-q8_0",
-        trim_silence: true,
+        trim_silence: false,
+        warm_state: true,
+        window_margin: None,
     },
     Step {
         label: "q5_1 for q8_0",
         model: "whisper-base-q5_1",
-        trim_silence: true,
+        trim_silence: false,
+        warm_state: true,
+        window_margin: None,
+    },
+    Step {
+        label: "f16, window note+2 s",
+        model: "whisper-base",
+        trim_silence: false,
+        warm_state: true,
+        window_margin: Some(2),
+    },
+    Step {
+        label: "window note+10 s",
+        model: "whisper-base",
+        trim_silence: false,
+        warm_state: true,
+        window_margin: Some(10),
     },
     Step {
         label: "tiny.en (English only)",
         model: "whisper-tiny.en",
-        trim_silence: true,
+        trim_silence: false,
+        warm_state: true,
+        window_margin: None,
     },
 ];
 
@@ -214,6 +251,10 @@ pub struct SpeechReport {
     pub default_model: String,
     /// Whether the settings cut silence.
     pub default_trim: bool,
+    /// Whether the settings keep transcription states warm.
+    pub default_warm: bool,
+    /// The settings' encoder window margin.
+    pub default_margin: Option<u64>,
     /// Shipped voice notes not found (the suite's directory is missing).
     pub suite_missing: Option<String>,
 }
@@ -222,7 +263,10 @@ impl SpeechReport {
     /// The step the settings choose, if measured.
     pub fn default_run(&self) -> Option<&StepRun> {
         self.runs.iter().find(|r| {
-            r.step.model == self.default_model && r.step.trim_silence == self.default_trim
+            r.step.model == self.default_model
+                && r.step.trim_silence == self.default_trim
+                && r.step.warm_state == self.default_warm
+                && r.step.window_margin == self.default_margin
         })
     }
 
@@ -340,8 +384,9 @@ impl fmt::Display for SpeechReport {
         let Some(d) = self.default_run() else {
             return write!(
                 f,
-                "targets: the default ({}, trim silence {}) was not measured",
-                self.default_model, self.default_trim
+                "targets: the default ({}, trim silence {}, warm state {}, window margin {:?}) was \
+                 not measured",
+                self.default_model, self.default_trim, self.default_warm, self.default_margin
             );
         };
         writeln!(
@@ -418,6 +463,8 @@ pub async fn run(
         language: language.map(str::to_owned),
         default_model: settings.model.clone(),
         default_trim: settings.trim_silence,
+        default_warm: settings.warm_state,
+        default_margin: settings.window_margin_secs,
         ..SpeechReport::default()
     };
     let short = synth::voice_note(synth::SHORT_EN, "en-us", scratch).await?;
@@ -484,7 +531,10 @@ pub async fn run(
                 m
             }
         };
-        let transcriber = model.with_trim_silence(step.trim_silence);
+        let transcriber = model
+            .with_trim_silence(step.trim_silence)
+            .with_warm_state(step.warm_state)
+            .with_window_margin(step.window_margin);
         // The first run allocates whisper's buffers (and a detection state) and warms the
         // caches.
         transcriber.transcribe(&short, None, language).await?;
@@ -519,6 +569,12 @@ pub async fn run(
                 continue;
             }
             let got = t.transcribe(&note.audio, None, language).await?;
+            tracing::debug!(
+                step = step.label,
+                said = note.text,
+                heard = got.text,
+                "speech benchmark note"
+            );
             let score = languages.entry(note.language.to_string()).or_default();
             score.wer.add(note.text, &got.text);
             if got.language_probability.is_some() {
@@ -601,7 +657,9 @@ mod tests {
             load_average: Some(0.42),
             language: None,
             default_model: default_model.into(),
-            default_trim: true,
+            default_trim: false,
+            default_warm: true,
+            default_margin: None,
             suite_missing: None,
         }
     }
@@ -612,7 +670,7 @@ mod tests {
             vec![
                 run_row(0, 2000.0, 3600.0, 1.0, 7),
                 run_row(1, 1800.0, 3600.0, 1.0, 7),
-                run_row(2, 900.0, 2700.0, 1.0, 7),
+                run_row(3, 900.0, 2700.0, 1.0, 7),
             ],
             "whisper-base-q8_0",
         );
@@ -621,7 +679,7 @@ mod tests {
         let text = r.to_string();
         assert!(text.contains("median of 3"), "{text}");
         assert!(text.contains("load average at start: 0.42"), "{text}");
-        // Trim against the previous settings, then q8_0 against trim; q8_0 against the first.
+        // Warm against the previous settings, then q8_0 against warm; q8_0 against the first.
         assert!(text.contains("0.90x"), "{text}");
         assert!(text.contains("0.50x"), "{text}");
         assert!(text.contains("0.75x"), "{text}");
@@ -643,7 +701,7 @@ mod tests {
             vec![
                 run_row(0, 2000.0, 3600.0, 1.0, 7),
                 run_row(1, 1800.0, 3400.0, 1.0, 7),
-                run_row(3, 1100.0, 3300.0, 3.0, 6),
+                run_row(4, 1100.0, 3300.0, 3.0, 6),
             ],
             "whisper-base-q5_1",
         );
