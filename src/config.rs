@@ -574,6 +574,13 @@ pub struct SpeechSettings {
     /// Seconds from the start of a note that language detection hears (1-30): whisper's
     /// detection encodes this much instead of a whole 30 s window.
     pub detect_seconds: u64,
+    /// Cut the quiet before a note's first and after its last speech before transcribing.
+    pub trim_silence: bool,
+    /// Keep transcription states (whisper's caches and buffers) between notes.
+    pub warm_state: bool,
+    /// Size the encoder's window to a note of under 30 s plus this many seconds (unset: the
+    /// whole 30 s window, whatever the note's length).
+    pub window_margin_secs: Option<u64>,
 }
 
 impl Default for SpeechSettings {
@@ -584,6 +591,9 @@ impl Default for SpeechSettings {
             max_concurrent: 1,
             max_audio_secs: 600,
             detect_seconds: 10,
+            trim_silence: false,
+            warm_state: true,
+            window_margin_secs: None,
         }
     }
 }
@@ -879,6 +889,12 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "speech.detect_seconds",
                 "must be between 1 and 30 (whisper hears 30 s at most)",
+            ));
+        }
+        if self.speech.window_margin_secs.is_some_and(|m| m > 30) {
+            return Err(ConfigError::invalid(
+                "speech.window_margin_secs",
+                "must be at most 30 (whisper's window is 30 s; leave it unset for the whole window)",
             ));
         }
         if let Some(key) = &self.channels.encryption_key {

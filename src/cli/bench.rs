@@ -89,9 +89,9 @@ pub(crate) struct InboxBench {
 
 #[derive(Args)]
 pub(crate) struct SpeechBench {
-    /// Threads per transcription to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
-    pub(crate) threads: Vec<usize>,
+    /// Threads per transcription (default: the `speech.threads` setting).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
     /// Measured runs of each clip (after one warm-up).
     #[arg(long, default_value_t = 3)]
     pub(crate) repeats: usize,
@@ -311,9 +311,10 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
             let report = palaver::bench::speech::run(
                 &models,
                 &settings.speech,
-                &args.threads,
+                args.threads.unwrap_or(settings.speech.threads),
                 args.repeats,
                 args.language.as_deref(),
+                &settings.eval.dir.join("audio"),
                 scratch.path(),
             )
             .await?;

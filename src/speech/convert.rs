@@ -3,7 +3,8 @@
 //! module reads that binary layout and writes the ggml layout byte for byte as the reference
 //! converter does (header and hyper-parameters, Slaney mel filters, GPT-2 byte-level vocabulary,
 //! tensors in whisper.cpp's order and names, f16 weights), streaming tensor by tensor so the
-//! model is never held in memory twice.
+//! model is never held in memory twice. The weight matrices may instead be quantized into ggml's
+//! 8-bit (`q8_0`) or 5-bit (`q5_1`) blocks, as whisper.cpp's own quantizer writes them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -37,6 +38,14 @@ pub enum ConvertError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A weight matrix whose rows do not divide into ggml's 32-value quantization blocks.
+    #[error("{tensor}: rows of {row} values cannot be quantized in blocks of 32")]
+    Unquantizable {
+        /// The ggml tensor.
+        tensor: String,
+        /// Its row length.
+        row: usize,
     },
     /// whisper.cpp's format has no key bias; a model with one cannot be converted faithfully.
     #[error("{variable}: non-zero key bias, which whisper.cpp's ggml format cannot represent")]
@@ -82,8 +91,50 @@ pub struct Hparams {
     pub n_text_layer: i32,
     /// Mel bands (80, or 128 for large-v3).
     pub n_mels: i32,
-    /// Weight type: 1 = f16.
+    /// Weight type as ggml numbers it (1 = f16, 7 = q8_0, 9 = q5_1), plus 1000 times ggml's
+    /// quantization version for quantized files.
     pub ftype: i32,
+}
+
+/// How the weight matrices are stored in the ggml file (vectors, biases and positional
+/// embeddings stay f32, the convolutions f16, whatever the choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightType {
+    /// 16-bit floats: the CTranslate2 values unchanged.
+    #[default]
+    F16,
+    /// ggml's `q8_0`: blocks of 32 values as one f16 scale and 32 signed bytes (8.5 bits a
+    /// value).
+    Q8_0,
+    /// ggml's `q5_1`: blocks of 32 values as an f16 scale, an f16 minimum and 32 five-bit
+    /// steps (6 bits a value).
+    Q5_1,
+}
+
+/// ggml's quantization format version, stored in the header's `ftype` of quantized files.
+const GGML_QNT_VERSION: i32 = 2;
+/// Values per quantization block (`QK8_0`, `QK5_1`).
+const QUANT_BLOCK: usize = 32;
+
+impl WeightType {
+    /// The header's `ftype`: ggml's file type, with the quantization version for quantized
+    /// files (as whisper.cpp's quantizer writes it).
+    fn header_ftype(self) -> i32 {
+        match self {
+            WeightType::F16 => 1,
+            WeightType::Q8_0 => 7 + GGML_QNT_VERSION * 1000,
+            WeightType::Q5_1 => 9 + GGML_QNT_VERSION * 1000,
+        }
+    }
+
+    /// The tensor type of a weight matrix.
+    fn tensor_type(self) -> Ftype {
+        match self {
+            WeightType::F16 => Ftype::F16,
+            WeightType::Q8_0 => Ftype::Q8_0,
+            WeightType::Q5_1 => Ftype::Q5_1,
+        }
+    }
 }
 
 impl Hparams {
@@ -109,22 +160,30 @@ impl Hparams {
     }
 }
 
-/// Converts a directory holding `model.bin` and `vocabulary.txt` into the ggml file `out`. The
-/// file appears only once complete (written beside it, then renamed).
-pub fn convert_dir(ct2_dir: &Path, out: &Path) -> Result<ConvertSummary, ConvertError> {
+/// Converts a directory holding `model.bin` and `vocabulary.txt` into the ggml file `out`, with
+/// the weight matrices stored as `weights`. The file appears only once complete (written beside
+/// it, then renamed).
+pub fn convert_dir(
+    ct2_dir: &Path,
+    out: &Path,
+    weights: WeightType,
+) -> Result<ConvertSummary, ConvertError> {
     convert(
         &ct2_dir.join("model.bin"),
         &ct2_dir.join("vocabulary.txt"),
         out,
+        weights,
     )
 }
 
 /// Converts CTranslate2 Whisper weights (`model_bin`) and their vocabulary into the ggml file
-/// `out`. The file appears only once complete (written beside it, then renamed).
+/// `out`, with the weight matrices stored as `weights`. The file appears only once complete
+/// (written beside it, then renamed).
 pub fn convert(
     model_bin: &Path,
     vocabulary: &Path,
     out: &Path,
+    weights: WeightType,
 ) -> Result<ConvertSummary, ConvertError> {
     let mut model = Ct2Model::open(model_bin)?;
     if model.spec != "WhisperSpec" {
@@ -133,11 +192,21 @@ pub fn convert(
             model.spec
         )));
     }
-    let hparams = model.hparams()?;
-    let plan = tensor_plan(&model, &hparams)?;
+    let hparams = Hparams {
+        ftype: weights.header_ftype(),
+        ..model.hparams()?
+    };
+    let plan = tensor_plan(&model, &hparams, weights)?;
     for tensor in &plan {
         if let Some(bias) = &tensor.zero_check {
             model.check_zero(bias)?;
+        }
+        let row = tensor.shape.last().copied().unwrap_or(1);
+        if tensor.ftype.is_quantized() && row % QUANT_BLOCK != 0 {
+            return Err(ConvertError::Unquantizable {
+                tensor: tensor.name.clone(),
+                row,
+            });
         }
     }
     let tokens = read_vocabulary(vocabulary)?;
@@ -146,6 +215,7 @@ pub fn convert(
         model = %model_bin.display(),
         n_vocab = hparams.n_vocab,
         layers = hparams.n_audio_layer,
+        weights = ?weights,
         tensors = plan.len(),
         tokens = tokens.len(),
         "converting CTranslate2 Whisper model to ggml"
@@ -549,11 +619,19 @@ struct Slice {
     rows: Range<usize>,
 }
 
-/// Storage type of a ggml tensor.
+/// Storage type of a ggml tensor (ggml's `ggml_type` numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ftype {
     F32 = 0,
     F16 = 1,
+    Q5_1 = 7,
+    Q8_0 = 8,
+}
+
+impl Ftype {
+    fn is_quantized(self) -> bool {
+        matches!(self, Ftype::Q5_1 | Ftype::Q8_0)
+    }
 }
 
 /// One tensor of the output: its ggml name, the data it comes from and the shape it is given.
@@ -565,6 +643,8 @@ struct OutTensor {
     shape: Vec<usize>,
     /// The key bias of a fused projection, which must be zero since ggml has no slot for it.
     zero_check: Option<Slice>,
+    /// How it is stored.
+    ftype: Ftype,
 }
 
 /// whisper.cpp reads these as f32 whatever their rank.
@@ -575,13 +655,15 @@ const F32_TENSORS: [&str; 4] = [
     "decoder.positional_embedding",
 ];
 
-impl OutTensor {
-    fn ftype(&self) -> Ftype {
-        if self.shape.len() < 2 || F32_TENSORS.contains(&self.name.as_str()) {
-            Ftype::F32
-        } else {
-            Ftype::F16
-        }
+/// How whisper.cpp reads the tensor `name` of rank `rank`: vectors and the listed tensors as
+/// f32, the convolutions (rank 3) as f16, every other matrix in the file's weight type.
+fn storage(name: &str, rank: usize, weights: WeightType) -> Ftype {
+    if rank < 2 || F32_TENSORS.contains(&name) {
+        Ftype::F32
+    } else if rank == 2 {
+        weights.tensor_type()
+    } else {
+        Ftype::F16
     }
 }
 
@@ -590,6 +672,7 @@ type Pieces = Vec<(Slice, Vec<usize>)>;
 
 struct Planner<'a> {
     model: &'a Ct2Model,
+    weights: WeightType,
     out: Vec<OutTensor>,
 }
 
@@ -608,6 +691,7 @@ impl Planner<'_> {
     fn push(&mut self, dst: &str, source: Slice, shape: Vec<usize>, zero_check: Option<Slice>) {
         self.out.push(OutTensor {
             name: dst.to_string(),
+            ftype: storage(dst, shape.len(), self.weights),
             source,
             shape,
             zero_check,
@@ -691,9 +775,14 @@ impl Planner<'_> {
 }
 
 /// The output tensors in whisper.cpp's order, with where each one's data comes from.
-fn tensor_plan(model: &Ct2Model, hp: &Hparams) -> Result<Vec<OutTensor>, ConvertError> {
+fn tensor_plan(
+    model: &Ct2Model,
+    hp: &Hparams,
+    weights: WeightType,
+) -> Result<Vec<OutTensor>, ConvertError> {
     let mut p = Planner {
         model,
+        weights,
         out: Vec::new(),
     };
     p.whole(
@@ -870,7 +959,7 @@ fn write_ggml(
     let mut raw_values = Vec::with_capacity(CHUNK_ELEMENTS);
     let mut bytes = Vec::with_capacity(CHUNK_ELEMENTS * 4);
     for tensor in plan {
-        let ftype = tensor.ftype();
+        let ftype = tensor.ftype;
         let name = tensor.name.as_bytes();
         write_i32(&mut w, len_i32(tensor.shape.len())?)?;
         write_i32(&mut w, len_i32(name.len())?)?;
@@ -920,6 +1009,22 @@ fn write_ggml(
                         bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
                     }
                 }
+                // Quantized from the values whisper.cpp's quantizer would read: the f16 ones.
+                // Chunks start on a row and hold whole blocks (checked before writing).
+                Ftype::Q8_0 | Ftype::Q5_1 => {
+                    for v in raw_values.iter_mut() {
+                        *v = half::f16::from_f32(*v).to_f32();
+                    }
+                    for block in raw_values.chunks_exact(QUANT_BLOCK) {
+                        let block: &[f32; QUANT_BLOCK] =
+                            block.try_into().expect("chunks_exact gives whole blocks");
+                        if ftype == Ftype::Q8_0 {
+                            quantize_q8_0(block, &mut bytes);
+                        } else {
+                            quantize_q5_1(block, &mut bytes);
+                        }
+                    }
+                }
             }
             w.write_all(&bytes)?;
             at = end;
@@ -927,6 +1032,44 @@ fn write_ggml(
     }
     w.flush()?;
     Ok(w.bytes)
+}
+
+/// Appends one `q8_0` block: the scale `d = max|x| / 127` as f16, then each value as the nearest
+/// integer to `x / d` (halves away from zero), as ggml's reference quantizer does.
+fn quantize_q8_0(block: &[f32; QUANT_BLOCK], out: &mut Vec<u8>) {
+    let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    // The quotient lies in [-127, 127]: the cast cannot saturate.
+    out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+}
+
+/// Appends one `q5_1` block: the step `d = (max - min) / 31` and `min` as f16, the 32 high bits
+/// of the five-bit steps as a little-endian u32 (value `j` at bit `j`), then the low four bits,
+/// value `j` and value `j + 16` sharing byte `j` (low and high nibble), as ggml's reference
+/// quantizer lays them out.
+fn quantize_q5_1(block: &[f32; QUANT_BLOCK], out: &mut Vec<u8>) {
+    let (min, max) = block.iter().fold((f32::MAX, -f32::MAX), |(lo, hi), &v| {
+        (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+    });
+    let d = (max - min) / 31.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // Rounded by adding a half and truncating, as ggml does; the step lies in [0, 31.5].
+    let step = |v: f32| ((v - min) * id + 0.5) as u8;
+    let mid = QUANT_BLOCK / 2;
+    let mut high = 0u32;
+    let mut low = [0u8; QUANT_BLOCK / 2];
+    for j in 0..mid {
+        let (a, b) = (step(block[j]), step(block[j + mid]));
+        low[j] = (a & 0x0F) | ((b & 0x0F) << 4);
+        high |= u32::from((a & 0x10) >> 4) << j;
+        high |= u32::from((b & 0x10) >> 4) << (j + mid);
+    }
+    out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    out.extend_from_slice(&half::f16::from_f32(min).to_le_bytes());
+    out.extend_from_slice(&high.to_le_bytes());
+    out.extend_from_slice(&low);
 }
 
 /// For integer weights, the per-row (or single) scale CTranslate2 stores beside them.
@@ -1225,12 +1368,16 @@ mod tests {
         }
     }
 
-    const D: u32 = 8;
     const VOCAB: u32 = 6;
 
     /// One encoder and one decoder layer, width 8, 4 mels. `weights` is the dtype of the
     /// matrices; the first decoder self-attention is stored int8 with a per-row scale.
     fn tiny_model(weights: u8, key_bias: f32) -> Ct2Writer {
+        model_of_width(8, weights, key_bias)
+    }
+
+    /// [`tiny_model`] with layers `width` wide.
+    fn model_of_width(width: u32, weights: u8, key_bias: f32) -> Ct2Writer {
         let mut m = Ct2Writer {
             vars: Vec::new(),
             aliases: vec![(
@@ -1241,24 +1388,24 @@ mod tests {
         m.add("decoder/activation", &[], 1, vec![3]);
         m.add("encoder/num_heads", &[], 2, 2i16.to_le_bytes().to_vec());
         m.add("decoder/num_heads", &[], 2, 2i16.to_le_bytes().to_vec());
-        m.tensor("decoder/embeddings/weight", &[VOCAB, D], weights, 0.5);
-        m.tensor("encoder/conv1/weight", &[D, 4, 3], weights, 1.0);
-        m.tensor("encoder/conv1/bias", &[D], 0, 1.5);
-        m.tensor("encoder/conv2/weight", &[D, D, 3], weights, 2.0);
-        m.tensor("encoder/conv2/bias", &[D], 0, 2.5);
-        m.tensor("encoder/position_encodings/encodings", &[10, D], 0, 3.0);
-        m.tensor("decoder/position_encodings/encodings", &[7, D], 0, 3.5);
+        m.tensor("decoder/embeddings/weight", &[VOCAB, width], weights, 0.5);
+        m.tensor("encoder/conv1/weight", &[width, 4, 3], weights, 1.0);
+        m.tensor("encoder/conv1/bias", &[width], 0, 1.5);
+        m.tensor("encoder/conv2/weight", &[width, width, 3], weights, 2.0);
+        m.tensor("encoder/conv2/bias", &[width], 0, 2.5);
+        m.tensor("encoder/position_encodings/encodings", &[10, width], 0, 3.0);
+        m.tensor("decoder/position_encodings/encodings", &[7, width], 0, 3.5);
         let ln = |m: &mut Ct2Writer, p: &str| {
-            m.tensor(&format!("{p}/gamma"), &[D], 0, 1.0);
-            m.tensor(&format!("{p}/beta"), &[D], 0, 0.0);
+            m.tensor(&format!("{p}/gamma"), &[width], 0, 1.0);
+            m.tensor(&format!("{p}/beta"), &[width], 0, 0.0);
         };
         let lin = |m: &mut Ct2Writer, p: &str, out: u32, seed: f32| {
-            m.tensor(&format!("{p}/weight"), &[out, D], weights, seed);
+            m.tensor(&format!("{p}/weight"), &[out, width], weights, seed);
             m.tensor(&format!("{p}/bias"), &[out], 0, seed);
         };
         let fused_bias = |parts: u32, key: usize| -> Vec<u8> {
-            let mut b: Vec<f32> = (0..parts * D).map(|i| 0.25 + i as f32).collect();
-            for v in &mut b[key * D as usize..(key + 1) * D as usize] {
+            let mut b: Vec<f32> = (0..parts * width).map(|i| 0.25 + i as f32).collect();
+            for v in &mut b[key * width as usize..(key + 1) * width as usize] {
                 *v = key_bias;
             }
             f32_bytes(&b)
@@ -1266,78 +1413,78 @@ mod tests {
         let e = "encoder/layer_0";
         m.tensor(
             &format!("{e}/self_attention/linear_0/weight"),
-            &[3 * D, D],
+            &[3 * width, width],
             weights,
             4.0,
         );
         m.add(
             &format!("{e}/self_attention/linear_0/bias"),
-            &[3 * D],
+            &[3 * width],
             0,
             fused_bias(3, 1),
         );
-        lin(&mut m, &format!("{e}/self_attention/linear_1"), D, 5.0);
+        lin(&mut m, &format!("{e}/self_attention/linear_1"), width, 5.0);
         ln(&mut m, &format!("{e}/self_attention/layer_norm"));
-        lin(&mut m, &format!("{e}/ffn/linear_0"), 4 * D, 6.0);
+        lin(&mut m, &format!("{e}/ffn/linear_0"), 4 * width, 6.0);
         m.tensor(
             &format!("{e}/ffn/linear_1/weight"),
-            &[D, 4 * D],
+            &[width, 4 * width],
             weights,
             7.0,
         );
-        m.tensor(&format!("{e}/ffn/linear_1/bias"), &[D], 0, 7.0);
+        m.tensor(&format!("{e}/ffn/linear_1/bias"), &[width], 0, 7.0);
         ln(&mut m, &format!("{e}/ffn/layer_norm"));
         ln(&mut m, "encoder/layer_norm");
 
         let d = "decoder/layer_0";
         // int8 weights with a per-row scale: value = q / scale.
-        let q: Vec<u8> = (0..3 * D * D)
+        let q: Vec<u8> = (0..3 * width * width)
             .map(|i| ((i % 200) as i32 - 100) as i8 as u8)
             .collect();
-        let scale: Vec<f32> = (0..3 * D).map(|r| 2.0 + r as f32).collect();
+        let scale: Vec<f32> = (0..3 * width).map(|r| 2.0 + r as f32).collect();
         m.add(
             &format!("{d}/self_attention/linear_0/weight"),
-            &[3 * D, D],
+            &[3 * width, width],
             1,
             q,
         );
         m.add(
             &format!("{d}/self_attention/linear_0/weight_scale"),
-            &[3 * D],
+            &[3 * width],
             0,
             f32_bytes(&scale),
         );
         m.add(
             &format!("{d}/self_attention/linear_0/bias"),
-            &[3 * D],
+            &[3 * width],
             0,
             fused_bias(3, 1),
         );
-        lin(&mut m, &format!("{d}/self_attention/linear_1"), D, 8.0);
+        lin(&mut m, &format!("{d}/self_attention/linear_1"), width, 8.0);
         ln(&mut m, &format!("{d}/self_attention/layer_norm"));
-        lin(&mut m, &format!("{d}/attention/linear_0"), D, 9.0);
+        lin(&mut m, &format!("{d}/attention/linear_0"), width, 9.0);
         m.tensor(
             &format!("{d}/attention/linear_1/weight"),
-            &[2 * D, D],
+            &[2 * width, width],
             weights,
             10.0,
         );
         m.add(
             &format!("{d}/attention/linear_1/bias"),
-            &[2 * D],
+            &[2 * width],
             0,
             fused_bias(2, 0),
         );
-        lin(&mut m, &format!("{d}/attention/linear_2"), D, 11.0);
+        lin(&mut m, &format!("{d}/attention/linear_2"), width, 11.0);
         ln(&mut m, &format!("{d}/attention/layer_norm"));
-        lin(&mut m, &format!("{d}/ffn/linear_0"), 4 * D, 12.0);
+        lin(&mut m, &format!("{d}/ffn/linear_0"), 4 * width, 12.0);
         m.tensor(
             &format!("{d}/ffn/linear_1/weight"),
-            &[D, 4 * D],
+            &[width, 4 * width],
             weights,
             13.0,
         );
-        m.tensor(&format!("{d}/ffn/linear_1/bias"), &[D], 0, 13.0);
+        m.tensor(&format!("{d}/ffn/linear_1/bias"), &[width], 0, 13.0);
         ln(&mut m, &format!("{d}/ffn/layer_norm"));
         ln(&mut m, "decoder/layer_norm");
         m
@@ -1390,6 +1537,18 @@ mod tests {
             at += name_len;
             let n: i32 = dims.iter().product();
             let mut values = Vec::new();
+            if let Some(block) = match ftype {
+                8 => Some(34),
+                7 => Some(24),
+                _ => None,
+            } {
+                // Quantized: the raw blocks, one byte a value, for the caller to compare.
+                let len = n as usize / QUANT_BLOCK * block;
+                values.extend(bytes[at..at + len].iter().map(|&b| f32::from(b)));
+                at += len;
+                tensors.push((name, dims, ftype, values));
+                continue;
+            }
             for _ in 0..n {
                 if ftype == 0 {
                     values.push(f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
@@ -1414,7 +1573,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_model(tmp.path(), &tiny_model(4, 0.0), 6);
         let out = tmp.path().join("ggml-tiny.bin");
-        let summary = convert_dir(tmp.path(), &out).unwrap();
+        let summary = convert_dir(tmp.path(), &out, WeightType::F16).unwrap();
         let bytes = std::fs::read(&out).unwrap();
         assert_eq!(summary.bytes, bytes.len() as u64);
         let g = read_ggml(&bytes);
@@ -1513,7 +1672,7 @@ mod tests {
             std::fs::create_dir(&dir).unwrap();
             write_model(&dir, &tiny_model(dtype, 0.0), version);
             let out = dir.join("out.bin");
-            convert_dir(&dir, &out).unwrap();
+            convert_dir(&dir, &out, WeightType::F16).unwrap();
             hashes.push(hex::encode(Sha256::digest(std::fs::read(&out).unwrap())));
         }
         assert_eq!(hashes[0], hashes[1]);
@@ -1526,7 +1685,7 @@ mod tests {
         let out = tmp.path().join("out.bin");
 
         write_model(tmp.path(), &tiny_model(4, 0.5), 6);
-        match convert_dir(tmp.path(), &out) {
+        match convert_dir(tmp.path(), &out, WeightType::F16) {
             Err(ConvertError::KeyBias { variable }) => {
                 assert!(variable.contains("self_attention/linear_0"), "{variable}")
             }
@@ -1548,7 +1707,7 @@ mod tests {
         ];
         for (what, bytes) in cases {
             std::fs::write(&path, &bytes).unwrap();
-            match convert_dir(tmp.path(), &out) {
+            match convert_dir(tmp.path(), &out, WeightType::F16) {
                 Err(ConvertError::Format { reason, .. }) => {
                     assert!(!reason.is_empty(), "{what}")
                 }
@@ -1561,7 +1720,7 @@ mod tests {
             .vars
             .retain(|v| v.0 != "decoder/layer_0/ffn/linear_1/bias");
         write_model(tmp.path(), &missing, 6);
-        match convert_dir(tmp.path(), &out) {
+        match convert_dir(tmp.path(), &out, WeightType::F16) {
             Err(ConvertError::Format { reason, .. }) => {
                 assert!(
                     reason.contains("decoder/layer_0/ffn/linear_1/bias"),
@@ -1574,15 +1733,143 @@ mod tests {
         write_model(tmp.path(), &tiny_model(4, 0.0), 6);
         std::fs::write(tmp.path().join("vocabulary.txt"), "a\nb\n").unwrap();
         assert!(matches!(
-            convert_dir(tmp.path(), &out),
+            convert_dir(tmp.path(), &out, WeightType::F16),
             Err(ConvertError::Vocabulary { .. })
         ));
         std::fs::write(tmp.path().join("vocabulary.txt"), "a\nb c\n<|endoftext|>\n").unwrap();
-        match convert_dir(tmp.path(), &out) {
+        match convert_dir(tmp.path(), &out, WeightType::F16) {
             Err(ConvertError::Vocabulary { reason, .. }) => {
                 assert!(reason.contains("token 1"), "{reason}")
             }
             other => panic!("expected a vocabulary error, got {other:?}"),
+        }
+        assert!(!out.exists());
+    }
+
+    /// ggml's reference quantizer, from the whisper.cpp build that loads our files, on `values`
+    /// as one row.
+    fn ggml_quantize(weights: WeightType, values: &[f32]) -> Vec<u8> {
+        let (ty, block) = match weights {
+            WeightType::Q8_0 => (whisper_rs_sys::ggml_type_GGML_TYPE_Q8_0, 34),
+            WeightType::Q5_1 => (whisper_rs_sys::ggml_type_GGML_TYPE_Q5_1, 24),
+            WeightType::F16 => unreachable!("f16 is not quantized"),
+        };
+        assert_eq!(values.len() % QUANT_BLOCK, 0);
+        let mut out = vec![0u8; values.len() / QUANT_BLOCK * block];
+        // SAFETY: ggml reads one row of `values.len()` floats from `values` and writes that
+        // row's blocks, `out.len()` bytes, into `out`; these types take no importance matrix.
+        let written = unsafe {
+            whisper_rs_sys::ggml_quantize_chunk(
+                ty,
+                values.as_ptr(),
+                out.as_mut_ptr().cast(),
+                0,
+                1,
+                values.len() as i64,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(written, out.len());
+        out
+    }
+
+    fn ours(weights: WeightType, values: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in values.chunks_exact(QUANT_BLOCK) {
+            let block = block.try_into().unwrap();
+            match weights {
+                WeightType::Q8_0 => quantize_q8_0(block, &mut out),
+                WeightType::Q5_1 => quantize_q5_1(block, &mut out),
+                WeightType::F16 => unreachable!(),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn quantized_blocks_match_ggml_byte_for_byte() {
+        let f16 = |v: f32| half::f16::from_f32(v).to_f32();
+        let mut x = 0x9E37_79B9u32;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as f32 / u32::MAX as f32 * 2.0 - 1.0
+        };
+        let mut row: Vec<f32> = Vec::new();
+        // Weights of a trained layer: small, centred, a few large.
+        row.extend((0..256).map(|i| f16(noise() * if i % 37 == 0 { 0.9 } else { 0.05 })));
+        // All zeros, one constant (a zero step), all negative, all positive.
+        row.extend([0.0; 32]);
+        row.extend([f16(0.3); 32]);
+        row.extend((0..32).map(|_| f16(-0.01 - noise().abs())));
+        row.extend((0..32).map(|_| f16(2.0 + noise())));
+        // Steps landing on exact halves: 127 * k / 2 over a maximum of 127.
+        row.extend((0..32).map(|k| if k == 0 { 127.0 } else { k as f32 + 0.5 }));
+        // One outlier among tiny values, and the largest f16 magnitudes.
+        row.extend((0..32).map(|k| if k == 7 { 30.0 } else { f16(noise() * 1e-3) }));
+        row.extend((0..32).map(|k| if k % 2 == 0 { 65504.0 } else { -65504.0 }));
+        for weights in [WeightType::Q8_0, WeightType::Q5_1] {
+            assert_eq!(
+                ours(weights, &row),
+                ggml_quantize(weights, &row),
+                "{weights:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantized_files_hold_ggml_blocks_of_the_f16_weights() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_model(tmp.path(), &model_of_width(32, 4, 0.0), 6);
+        let read = |weights: WeightType| {
+            let out = tmp.path().join(format!("{weights:?}.bin"));
+            let summary = convert_dir(tmp.path(), &out, weights).unwrap();
+            let bytes = std::fs::read(&out).unwrap();
+            assert_eq!(summary.bytes, bytes.len() as u64);
+            (summary, read_ggml(&bytes))
+        };
+        let (f16_summary, f16) = read(WeightType::F16);
+        assert_eq!(f16.hparams[10], 1);
+        for (weights, ftype, tensor_type) in
+            [(WeightType::Q8_0, 2007, 8), (WeightType::Q5_1, 2009, 7)]
+        {
+            let (summary, q) = read(weights);
+            assert!(summary.bytes < f16_summary.bytes, "{weights:?}");
+            assert_eq!(q.hparams[..10], f16.hparams[..10]);
+            assert_eq!(q.hparams[10], ftype);
+            assert_eq!((&q.filters, &q.tokens), (&f16.filters, &f16.tokens));
+            assert_eq!(q.tensors.len(), f16.tensors.len());
+            let mut quantized = 0;
+            for (a, b) in q.tensors.iter().zip(&f16.tensors) {
+                assert_eq!((&a.0, &a.1), (&b.0, &b.1));
+                let matrix = a.1.len() == 2 && !F32_TENSORS.contains(&a.0.as_str());
+                if matrix {
+                    // Every matrix, the token embedding included, in ggml's blocks of the
+                    // f16 file's values.
+                    assert_eq!(a.2, tensor_type, "{}", a.0);
+                    let blocks: Vec<u8> = a.3.iter().map(|&v| v as u8).collect();
+                    assert_eq!(blocks, ggml_quantize(weights, &b.3), "{}", a.0);
+                    quantized += 1;
+                } else {
+                    // Vectors, biases, positional embeddings and convolutions unchanged.
+                    assert_eq!((a.2, &a.3), (b.2, &b.3), "{}", a.0);
+                }
+            }
+            assert_eq!(quantized, 6 + 1 + 10, "{weights:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_to_quantize_rows_that_are_not_whole_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_model(tmp.path(), &tiny_model(4, 0.0), 6);
+        let out = tmp.path().join("out.bin");
+        match convert_dir(tmp.path(), &out, WeightType::Q5_1) {
+            Err(e @ ConvertError::Unquantizable { row: 8, .. }) => {
+                assert!(e.to_string().contains("blocks of 32"), "{e}")
+            }
+            other => panic!("expected an unquantizable tensor, got {other:?}"),
         }
         assert!(!out.exists());
     }

@@ -1,8 +1,10 @@
-//! Voice notes: audio decoding (WhatsApp's OGG/Opus and common formats, to 16 kHz mono) and the
-//! [`Transcriber`] trait with its whisper.cpp implementation.
+//! Voice notes: audio decoding (WhatsApp's OGG/Opus and common formats, to 16 kHz mono), the
+//! quiet around a note's speech, and the [`Transcriber`] trait with its whisper.cpp
+//! implementation.
 
 pub mod convert;
 pub mod decode;
+pub mod silence;
 pub mod synth;
 pub mod whisper;
 

@@ -8,8 +8,14 @@
 //! the first `speech.detect_seconds` (10 by default) through a state kept for it
 //! ([`Detectors`]): whisper.cpp sizes a detection's encoder by the context of the state's last
 //! full run, so such a state is primed once with that size and then only detects.
-//! Transcription keeps the whole window: sized to the note, whisper-base misheard three of the
-//! six shipped voice notes (with every context under 30 s tried).
+//! Transcription keeps the whole window by default: sized to the note
+//! (`speech.window_margin_secs`), whisper-base misheard whole words of the shipped voice notes.
+//! States are kept warm between notes (`speech.warm_state`), so a note does not wait for
+//! whisper's caches and buffers to be allocated.
+//!
+//! With `speech.trim_silence`, the quiet before and after a note's speech is cut first
+//! ([`silence::speech_span`]): detection then hears speech from its first second, and a note a
+//! little over 30 s of which seconds are quiet fits one window instead of two.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,7 +28,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{decode, SpeechError, Transcriber, Transcript};
+use super::{decode, silence, SpeechError, Transcriber, Transcript};
 use crate::config::SpeechSettings;
 use crate::models::{Conversion, ModelStore};
 
@@ -71,6 +77,24 @@ impl Detectors {
     }
 }
 
+/// Whisper states kept warm between notes, one per job running at once: a new state allocates
+/// its caches and compute buffers before it can hear anything.
+#[derive(Default)]
+struct Warm(Mutex<Vec<WhisperState>>);
+
+impl Warm {
+    fn take(&self, ctx: &WhisperContext) -> Result<WhisperState, SpeechError> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(state) => Ok(state),
+            None => ctx.create_state().map_err(transcription_err),
+        }
+    }
+
+    fn give_back(&self, state: WhisperState) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+    }
+}
+
 /// Whisper run in-process on the CPU.
 #[derive(Clone)]
 pub struct WhisperTranscriber {
@@ -82,6 +106,11 @@ pub struct WhisperTranscriber {
     multilingual: bool,
     detect_seconds: u64,
     detectors: Arc<Detectors>,
+    trim_silence: bool,
+    /// Transcription states kept between notes (`None`: a new state per note).
+    warm: Option<Arc<Warm>>,
+    /// Seconds of encoder window beyond the note's length (`None`: the whole 30 s window).
+    window_margin: Option<u64>,
 }
 
 impl fmt::Debug for WhisperTranscriber {
@@ -91,6 +120,7 @@ impl fmt::Debug for WhisperTranscriber {
             .field("threads", &self.threads)
             .field("multilingual", &self.multilingual)
             .field("detect_seconds", &self.detect_seconds)
+            .field("trim_silence", &self.trim_silence)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +243,9 @@ impl WhisperTranscriber {
             multilingual,
             detect_seconds: s.detect_seconds.clamp(1, WINDOW_SECONDS),
             detectors: Arc::default(),
+            trim_silence: s.trim_silence,
+            warm: s.warm_state.then(Arc::default),
+            window_margin: s.window_margin_secs,
         })
     }
 
@@ -222,6 +255,31 @@ impl WhisperTranscriber {
         Self {
             detect_seconds: seconds.clamp(1, WINDOW_SECONDS),
             detectors: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same loaded model, cutting the quiet around a note's speech or not.
+    pub fn with_trim_silence(&self, trim: bool) -> Self {
+        Self {
+            trim_silence: trim,
+            ..self.clone()
+        }
+    }
+
+    /// The same loaded model, keeping transcription states warm between notes or not.
+    pub fn with_warm_state(&self, warm: bool) -> Self {
+        Self {
+            warm: warm.then(Arc::default),
+            ..self.clone()
+        }
+    }
+
+    /// The same loaded model, sizing the encoder's window to the note plus `margin` seconds
+    /// (`None`: the whole 30 s window).
+    pub fn with_window_margin(&self, margin: Option<u64>) -> Self {
+        Self {
+            window_margin: margin,
             ..self.clone()
         }
     }
@@ -249,10 +307,20 @@ impl WhisperTranscriber {
     ) -> Result<Transcript, SpeechError> {
         let started = Instant::now();
         let (samples, audio_seconds) = decode::decode(audio, mime, self.max_audio_secs)?;
+        let span = if self.trim_silence {
+            silence::speech_span(&samples)
+        } else {
+            0..samples.len()
+        };
+        let trimmed_seconds = (samples.len() - span.len()) as f64 / f64::from(decode::SAMPLE_RATE);
+        let samples = &samples[span];
         let decode_ms = millis(started.elapsed());
 
         let started = Instant::now();
-        let mut state = self.ctx.create_state().map_err(transcription_err)?;
+        let mut state = match &self.warm {
+            Some(warm) => warm.take(&self.ctx)?,
+            None => self.ctx.create_state().map_err(transcription_err)?,
+        };
         let language = language
             .map(str::trim)
             .filter(|l| !l.is_empty() && *l != "auto");
@@ -263,11 +331,16 @@ impl WhisperTranscriber {
                     let mut detector =
                         self.detectors
                             .take(&self.ctx, self.detect_seconds, self.threads)?;
-                    let detected = detect(&mut detector, &samples, self.threads);
+                    let detected = detect(&mut detector, samples, self.threads);
                     self.detectors.give_back(detector);
                     detected?
+                } else if self.warm.is_some() {
+                    // A warm state detects with the window of its last note: a whole window is
+                    // heard through a new one.
+                    let mut whole = self.ctx.create_state().map_err(transcription_err)?;
+                    detect(&mut whole, samples, self.threads)?
                 } else {
-                    detect(&mut state, &samples, self.threads)?
+                    detect(&mut state, samples, self.threads)?
                 };
                 let code = whisper_rs::get_lang_str(id).ok_or_else(|| {
                     SpeechError::Transcription(format!("detected unknown language id {id}"))
@@ -292,7 +365,15 @@ impl WhisperTranscriber {
         params.set_no_timestamps(samples.len() <= WINDOW_SAMPLES);
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
-        state.full(params, &samples).map_err(transcription_err)?;
+        if let Some(margin) = self
+            .window_margin
+            .filter(|_| samples.len() <= WINDOW_SAMPLES)
+        {
+            let seconds = samples.len() as u64 / u64::from(decode::SAMPLE_RATE) + 1 + margin;
+            let ctx = (seconds * CTX_PER_SECOND).min(WINDOW_SECONDS * CTX_PER_SECOND);
+            params.set_audio_ctx(i32::try_from(ctx).unwrap_or(0));
+        }
+        state.full(params, samples).map_err(transcription_err)?;
 
         let mut text = String::new();
         for segment in state.as_iter() {
@@ -300,12 +381,16 @@ impl WhisperTranscriber {
             text.push_str(&piece);
         }
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some(warm) = &self.warm {
+            warm.give_back(state);
+        }
         let transcribe_ms = millis(started.elapsed());
         tracing::debug!(
             model = %self.name,
             language,
             language_probability,
             audio_seconds,
+            trimmed_seconds,
             decode_ms,
             transcribe_ms,
             chars = text.chars().count(),
@@ -626,6 +711,31 @@ mod tests {
             assert_eq!(a.language.as_deref(), Some(language), "{note}");
             assert_eq!(a.language, b.language, "{note}");
             assert_eq!(a.text, b.text, "{note}");
+        }
+    }
+
+    /// A state kept between notes hears each note as a new state does: nothing of the note
+    /// before (its words, its language, or the smaller encoder window a fitted note left) carries
+    /// over.
+    #[tokio::test]
+    async fn a_warm_state_hears_each_note_as_a_new_one_does() {
+        let Some(t) = transcriber("whisper-base").await else {
+            return;
+        };
+        let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/audio");
+        let cold = t.with_warm_state(false);
+        let warm = t.with_warm_state(true);
+        let fitted = warm.with_window_margin(Some(2));
+        for note in ["humano-es.ogg", "payment-methods.ogg", "saturday-hours.ogg"] {
+            let bytes = std::fs::read(audio.join(note)).unwrap();
+            let a = cold.transcribe(&bytes, None, None).await.unwrap();
+            let b = warm.transcribe(&bytes, None, None).await.unwrap();
+            assert_eq!(a.text, b.text, "{note}");
+            assert_eq!(a.language, b.language, "{note}");
+            // The same kept state after a note heard through a fitted window.
+            fitted.transcribe(&bytes, None, None).await.unwrap();
+            let c = warm.transcribe(&bytes, None, None).await.unwrap();
+            assert_eq!(a.text, c.text, "{note}");
         }
     }
 
@@ -981,6 +1091,16 @@ mod tests {
                 "whisper-base",
                 "ggml-base.bin",
                 "c81ca1c3f5660bc549ba251000f9ac09e4bf41a0b4a7d617e549009ab9c66b38",
+            ),
+            (
+                "whisper-base-q8_0",
+                "ggml-base-q8_0.bin",
+                "364167dabed3601a49e3f26114c3b175b4d0742dc36f60a7a2b7241cc4c02947",
+            ),
+            (
+                "whisper-base-q5_1",
+                "ggml-base-q5_1.bin",
+                "c8a178f15e34b6b9d5e05d36f9997351cd9e56d8ab9e35bf0623fa9f6521c3b7",
             ),
         ] {
             let Some(store) = store_with(name).await else {
