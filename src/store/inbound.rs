@@ -441,9 +441,9 @@ async fn insert_inbound(
         .collect();
     run(
         tx,
-        super::reports::COUNT_CUSTOMER_ACTIVITY,
+        super::activity::COUNT_CUSTOMER_ACTIVITY,
         &counted,
-        &[now.div_euclid(super::reports::QUARTER_MS)],
+        &[now.div_euclid(super::activity::QUARTER_MS)],
     )
     .await?;
     Ok(messages)

@@ -7,6 +7,7 @@
 //! ([`postgres`]) — connection setup, full-text search, job claiming — lives in those files.
 
 mod accounts;
+mod activity;
 mod canned;
 mod channels;
 mod contacts;

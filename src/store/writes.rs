@@ -616,9 +616,9 @@ impl SqlStore {
             Role::Agent => (0, 0, 1),
             Role::System => return Ok(()),
         };
-        sqlx::query(super::reports::COUNT_ACTIVITY)
+        sqlx::query(super::activity::COUNT_ACTIVITY)
             .bind(conversation)
-            .bind(at.div_euclid(super::reports::QUARTER_MS))
+            .bind(at.div_euclid(super::activity::QUARTER_MS))
             .bind(channel)
             .bind(customer)
             .bind(bot)
