@@ -74,12 +74,7 @@ async fn page(
     };
     let asked = request(&params);
     let now = chrono::Utc::now();
-    let built = async {
-        let filter = reports::filter(store, ws, &asked, now).await?;
-        let report = reports::report(store, ws, &filter).await?;
-        Ok::<_, InboxError>(report)
-    };
-    let (report, error) = match built.await {
+    let (report, error) = match reports::requested(store, ws, &asked, now).await {
         Ok(report) => (Some(report), None),
         Err(InboxError::Invalid(fields)) => (None, Some(describe(&ApiError::Invalid(fields)))),
         Err(e) => return error_page(Some(&viewer), e.into()),
@@ -302,12 +297,7 @@ async fn export(
     };
     let ws = viewer.caller.workspace;
     let store = state.store.as_ref();
-    let built = async {
-        let filter = reports::filter(store, ws, &request(&params), chrono::Utc::now()).await?;
-        let report = reports::report(store, ws, &filter).await?;
-        Ok::<_, InboxError>(report)
-    };
-    let report = match built.await {
+    let report = match reports::requested(store, ws, &request(&params), chrono::Utc::now()).await {
         Ok(report) => report,
         Err(e) => return error_page(Some(&viewer), e.into()),
     };

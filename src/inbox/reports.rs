@@ -137,6 +137,17 @@ pub struct ReportFilter {
     pub person: Option<UserId>,
 }
 
+/// The report `request` asks for in workspace `ws`, checked as [`filter`] checks it.
+pub async fn requested(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    request: &ReportRequest,
+    now: DateTime<Utc>,
+) -> Result<Report, InboxError> {
+    let filter = filter(store, ws, request, now).await?;
+    report(store, ws, &filter).await
+}
+
 /// Reads and checks `request` for workspace `ws`; `today` is the default range's last day.
 pub async fn filter(
     store: &dyn Store,

@@ -100,6 +100,24 @@ fn channel_list(scope: &ReportScope, first: usize) -> String {
     placeholders(first, scope.channels.len())
 }
 
+/// The statement `sql` with `leading` bound first, then the scope's person (or NULL), then its
+/// channels (see [`channel_list`]).
+fn scoped(
+    sql: String,
+    leading: &[i64],
+    scope: &ReportScope,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for value in leading {
+        query = query.bind(*value);
+    }
+    query = query.bind(scope.person.map(|p| p.to_string()));
+    for channel in &scope.channels {
+        query = query.bind(channel.to_string());
+    }
+    query
+}
+
 #[async_trait]
 impl ReportStore for SqlStore {
     async fn activity_by_day(&self, scope: &ReportScope) -> Result<Vec<DayActivity>, StoreError> {
@@ -138,15 +156,14 @@ impl ReportStore for SqlStore {
         );
         // A range cut into days in a zone starts and ends on whole quarters (one that does not
         // counts the quarters it touches).
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.day_offset_ms)
-            .bind(scope.from.timestamp_millis().div_euclid(QUARTER_MS))
-            .bind((scope.to.timestamp_millis() + QUARTER_MS - 1).div_euclid(QUARTER_MS))
-            .bind(scope.person.map(|p| p.to_string()));
-        for channel in &scope.channels {
-            query = query.bind(channel.to_string());
-        }
-        let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
+        let quarters = [
+            scope.from.timestamp_millis().div_euclid(QUARTER_MS),
+            (scope.to.timestamp_millis() + QUARTER_MS - 1).div_euclid(QUARTER_MS),
+        ];
+        let rows = scoped(sql, &[scope.day_offset_ms, quarters[0], quarters[1]], scope)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|row| {
                 Ok(DayActivity {
@@ -181,13 +198,8 @@ impl ReportStore for SqlStore {
              ORDER BY e.opened_at",
             channels = channel_list(scope, 4),
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.from.timestamp_millis())
-            .bind(scope.to.timestamp_millis())
-            .bind(scope.person.map(|p| p.to_string()));
-        for channel in &scope.channels {
-            query = query.bind(channel.to_string());
-        }
+        let range = [scope.from.timestamp_millis(), scope.to.timestamp_millis()];
+        let query = scoped(sql, &range, scope);
         let rows = query.fetch_all(&self.read).await.map_err(db_err)?;
         rows.iter()
             .map(|row| {
@@ -220,13 +232,8 @@ impl ReportStore for SqlStore {
              GROUP BY score",
             channels = channel_list(scope, 4),
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.from.timestamp_millis())
-            .bind(scope.to.timestamp_millis())
-            .bind(scope.person.map(|p| p.to_string()));
-        for channel in &scope.channels {
-            query = query.bind(channel.to_string());
-        }
+        let range = [scope.from.timestamp_millis(), scope.to.timestamp_millis()];
+        let query = scoped(sql, &range, scope);
         let mut counts = SurveyCounts::default();
         for row in query.fetch_all(&self.read).await.map_err(db_err)? {
             let score: Option<i64> = get(&row, "score")?;

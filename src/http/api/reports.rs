@@ -63,8 +63,8 @@ async fn read(
 ) -> Result<Json<Report>, ApiError> {
     let request = ReportRequest::from(p);
     let store = state.store.as_ref();
-    let filter = reports::filter(store, caller.workspace, &request, chrono::Utc::now()).await?;
+    let now = chrono::Utc::now();
     Ok(Json(
-        reports::report(store, caller.workspace, &filter).await?,
+        reports::requested(store, caller.workspace, &request, now).await?,
     ))
 }
