@@ -5,9 +5,9 @@
 //!
 //! Whisper's encoder reads a 30 s window whatever the note's length, and an agent that detects
 //! languages runs it twice per note: once to detect, once to transcribe. Detection hears only
-//! the first `speech.detect_seconds` (10 by default) through a state kept for it
-//! ([`Detectors`]): whisper.cpp sizes a detection's encoder by the context of the state's last
-//! full run, so such a state is primed once with that size and then only detects.
+//! the first `speech.detect_seconds` (10 by default) through states kept for it
+//! ([`detection_state`]): whisper.cpp sizes a detection's encoder by the context of the state's
+//! last full run, so such a state is primed once with that size and then only detects.
 //! Transcription keeps the whole window by default: sized to the note
 //! (`speech.window_margin_secs`), whisper-base misheard whole words of the shipped voice notes.
 //! States are kept warm between notes (`speech.warm_state`), so a note does not wait for
@@ -42,57 +42,44 @@ const WINDOW_SAMPLES: usize = WINDOW_SECONDS as usize * decode::SAMPLE_RATE as u
 /// Encoder positions per second of audio (1500 for a 30 s window).
 const CTX_PER_SECOND: u64 = 50;
 
-/// Whisper states that detect languages from the first seconds of a note, one per job running at
-/// once, made when first needed.
+/// Whisper states kept between notes, one per job running at once, made when first needed: a
+/// new state allocates its caches and compute buffers before it can hear anything.
 #[derive(Default)]
-struct Detectors(Mutex<Vec<WhisperState>>);
+struct States(Mutex<Vec<WhisperState>>);
 
-impl Detectors {
-    /// A detection state: a kept one, or a new one primed by a full run over silence with the
-    /// detection context (whisper.cpp keeps that context for the state's later detections).
+impl States {
+    /// A kept state, or the one `make` makes.
     fn take(
         &self,
-        ctx: &WhisperContext,
-        seconds: u64,
-        threads: usize,
+        make: impl FnOnce() -> Result<WhisperState, SpeechError>,
     ) -> Result<WhisperState, SpeechError> {
-        if let Some(state) = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(state);
-        }
-        let mut state = ctx.create_state().map_err(transcription_err)?;
-        let mut params = quiet_params(SamplingStrategy::Greedy { best_of: 1 }, threads);
-        params.set_language(Some("en"));
-        params.set_audio_ctx(i32::try_from(seconds * CTX_PER_SECOND).unwrap_or(0));
-        params.set_no_timestamps(true);
-        params.set_single_segment(true);
-        params.set_max_tokens(1);
-        let silence = vec![0.0f32; 2 * decode::SAMPLE_RATE as usize];
-        state.full(params, &silence).map_err(transcription_err)?;
-        Ok(state)
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        kept.map_or_else(make, Ok)
     }
 
-    /// Keeps `state` for the next detection.
+    /// Keeps `state` for the next note.
     fn give_back(&self, state: WhisperState) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     }
 }
 
-/// Whisper states kept warm between notes, one per job running at once: a new state allocates
-/// its caches and compute buffers before it can hear anything.
-#[derive(Default)]
-struct Warm(Mutex<Vec<WhisperState>>);
-
-impl Warm {
-    fn take(&self, ctx: &WhisperContext) -> Result<WhisperState, SpeechError> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(state) => Ok(state),
-            None => ctx.create_state().map_err(transcription_err),
-        }
-    }
-
-    fn give_back(&self, state: WhisperState) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(state);
-    }
+/// A state that detects languages from the first `seconds` of a note: primed by a full run over
+/// silence with that context (whisper.cpp keeps it for the state's later detections).
+fn detection_state(
+    ctx: &WhisperContext,
+    seconds: u64,
+    threads: usize,
+) -> Result<WhisperState, SpeechError> {
+    let mut state = ctx.create_state().map_err(transcription_err)?;
+    let mut params = quiet_params(SamplingStrategy::Greedy { best_of: 1 }, threads);
+    params.set_language(Some("en"));
+    params.set_audio_ctx(i32::try_from(seconds * CTX_PER_SECOND).unwrap_or(0));
+    params.set_no_timestamps(true);
+    params.set_single_segment(true);
+    params.set_max_tokens(1);
+    let silence = vec![0.0f32; 2 * decode::SAMPLE_RATE as usize];
+    state.full(params, &silence).map_err(transcription_err)?;
+    Ok(state)
 }
 
 /// Whisper run in-process on the CPU.
@@ -105,10 +92,11 @@ pub struct WhisperTranscriber {
     max_audio_secs: u64,
     multilingual: bool,
     detect_seconds: u64,
-    detectors: Arc<Detectors>,
+    /// Detection states, primed for `detect_seconds`.
+    detectors: Arc<States>,
     trim_silence: bool,
     /// Transcription states kept between notes (`None`: a new state per note).
-    warm: Option<Arc<Warm>>,
+    warm: Option<Arc<States>>,
     /// Seconds of encoder window beyond the note's length (`None`: the whole 30 s window).
     window_margin: Option<u64>,
 }
@@ -317,9 +305,10 @@ impl WhisperTranscriber {
         let decode_ms = millis(started.elapsed());
 
         let started = Instant::now();
+        let new_state = || self.ctx.create_state().map_err(transcription_err);
         let mut state = match &self.warm {
-            Some(warm) => warm.take(&self.ctx)?,
-            None => self.ctx.create_state().map_err(transcription_err)?,
+            Some(warm) => warm.take(new_state)?,
+            None => new_state()?,
         };
         let language = language
             .map(str::trim)
@@ -327,21 +316,12 @@ impl WhisperTranscriber {
         let (language, language_probability) = match language {
             Some(code) => (self.requested_language(code)?, None),
             None if self.multilingual => {
-                let (id, probabilities) = if self.detect_seconds < WINDOW_SECONDS {
-                    let mut detector =
-                        self.detectors
-                            .take(&self.ctx, self.detect_seconds, self.threads)?;
-                    let detected = detect(&mut detector, samples, self.threads);
-                    self.detectors.give_back(detector);
-                    detected?
-                } else if self.warm.is_some() {
-                    // A warm state detects with the window of its last note: a whole window is
-                    // heard through a new one.
-                    let mut whole = self.ctx.create_state().map_err(transcription_err)?;
-                    detect(&mut whole, samples, self.threads)?
-                } else {
-                    detect(&mut state, samples, self.threads)?
-                };
+                let mut detector = self
+                    .detectors
+                    .take(|| detection_state(&self.ctx, self.detect_seconds, self.threads))?;
+                let detected = detect(&mut detector, samples, self.threads);
+                self.detectors.give_back(detector);
+                let (id, probabilities) = detected?;
                 let code = whisper_rs::get_lang_str(id).ok_or_else(|| {
                     SpeechError::Transcription(format!("detected unknown language id {id}"))
                 })?;
