@@ -93,6 +93,16 @@ pub struct Step {
     pub window_margin: Option<u64>,
 }
 
+impl Step {
+    /// Whether `settings` transcribe as this step does.
+    pub fn chosen_by(&self, settings: &SpeechSettings) -> bool {
+        self.model == settings.model
+            && self.trim_silence == settings.trim_silence
+            && self.warm_state == settings.warm_state
+            && self.window_margin == settings.window_margin_secs
+    }
+}
+
 /// The steps in order: the previous settings first, each later one changing one thing.
 pub const STEPS: &[Step] = &[
     Step {
@@ -247,14 +257,8 @@ pub struct SpeechReport {
     pub load_average: Option<f64>,
     /// The language given to the models, or `None` when multilingual models detected it.
     pub language: Option<String>,
-    /// The settings' model and silence trimming: the step the targets are read from.
-    pub default_model: String,
-    /// Whether the settings cut silence.
-    pub default_trim: bool,
-    /// Whether the settings keep transcription states warm.
-    pub default_warm: bool,
-    /// The settings' encoder window margin.
-    pub default_margin: Option<u64>,
+    /// The speech settings: the step they choose is the one the targets are read from.
+    pub settings: SpeechSettings,
     /// Shipped voice notes not found (the suite's directory is missing).
     pub suite_missing: Option<String>,
 }
@@ -262,12 +266,7 @@ pub struct SpeechReport {
 impl SpeechReport {
     /// The step the settings choose, if measured.
     pub fn default_run(&self) -> Option<&StepRun> {
-        self.runs.iter().find(|r| {
-            r.step.model == self.default_model
-                && r.step.trim_silence == self.default_trim
-                && r.step.warm_state == self.default_warm
-                && r.step.window_margin == self.default_margin
-        })
+        self.runs.iter().find(|r| r.step.chosen_by(&self.settings))
     }
 
     /// The previous settings' step, if measured.
@@ -386,7 +385,10 @@ impl fmt::Display for SpeechReport {
                 f,
                 "targets: the default ({}, trim silence {}, warm state {}, window margin {:?}) was \
                  not measured",
-                self.default_model, self.default_trim, self.default_warm, self.default_margin
+                self.settings.model,
+                self.settings.trim_silence,
+                self.settings.warm_state,
+                self.settings.window_margin_secs
             );
         };
         writeln!(
@@ -461,10 +463,7 @@ pub async fn run(
         threads,
         load_average: load_average(),
         language: language.map(str::to_owned),
-        default_model: settings.model.clone(),
-        default_trim: settings.trim_silence,
-        default_warm: settings.warm_state,
-        default_margin: settings.window_margin_secs,
+        settings: settings.clone(),
         ..SpeechReport::default()
     };
     let short = synth::voice_note(synth::SHORT_EN, "en-us", scratch).await?;
@@ -656,10 +655,10 @@ mod tests {
             threads: 2,
             load_average: Some(0.42),
             language: None,
-            default_model: default_model.into(),
-            default_trim: false,
-            default_warm: true,
-            default_margin: None,
+            settings: SpeechSettings {
+                model: default_model.into(),
+                ..SpeechSettings::default()
+            },
             suite_missing: None,
         }
     }
