@@ -9,9 +9,15 @@
 //!   documents do not use (another language) gives nothing to check by words, and its answer
 //!   stands on the embedder's choice alone.
 //! - **It is one thing's price.** When the question's words point at some of the priced lines
-//!   and not others, yet at more than one differently named thing ("a avaliação?" against
-//!   "Avaliação fisioterapêutica" and "Fisioterapia pélvica (avaliação ou sessão)"), the
-//!   customer meant one of them: they are asked which, by name, with no amount. Lines the
+//!   and not others, yet at more than one differently named thing, the customer meant one of
+//!   them. A customer names a thing by its label, the name before any bracket, and says what
+//!   sets it apart from its plainer neighbours: the row whose label holds the most of the
+//!   question's words, and of those the one whose label adds the fewest words the customer did
+//!   not say, is the one meant ("a avaliação?" is "Avaliação fisioterapêutica", not
+//!   "Fisioterapia pélvica (avaliação ou sessão)"; "one PT session" is "1 session", not "Pack
+//!   of 10 sessions"), and only its lines are said, under its name. When two rows tie ("a
+//!   ticket?" against "Adult ticket" and "Child ticket") they are asked which, by name, with no
+//!   amount. Lines the
 //!   question does not tell apart (every zone's rate for "how much is shipping?") answer
 //!   together, each under its name; one product's variants (one name, several sizes) are one
 //!   thing.
@@ -53,15 +59,28 @@ pub(super) enum Ungrounded {
     },
 }
 
+/// What of a reply may be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Grounded {
+    /// All of it.
+    Whole,
+    /// Only the lines of the row of this name.
+    Row(String),
+}
+
 /// Checks `reply` (from the section headed `heading`) against the question read as `asked`,
 /// when the question asks a price.
-pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result<(), Ungrounded> {
+pub(super) fn check(
+    reply: &str,
+    heading: Option<&str>,
+    asked: &Asked,
+) -> Result<Grounded, Ungrounded> {
     let priced: Vec<String> = lines(reply)
         .into_iter()
         .filter(|l| states_a_price(l))
         .collect();
     if priced.is_empty() {
-        return Ok(());
+        return Ok(Grounded::Whole);
     }
     // The question's own words that some of the priced lines hold and others do not: it
     // points at those lines. Lines it does not tell apart (no zone named in "how much is
@@ -85,7 +104,10 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
                 .map(|(l, _)| l.as_str()),
         );
         if names.len() > 1 {
-            return Err(Ungrounded::SeveralThings(names));
+            return match meant(&names, asked) {
+                Some(name) => Ok(Grounded::Row(name.clone())),
+                None => Err(Ungrounded::SeveralThings(names)),
+            };
         }
     }
     // Several things priced where the question names a case of its own that they do not
@@ -128,7 +150,7 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
         .map(|(stem, ..)| stem)
         .collect();
     if specific.is_empty() {
-        return Ok(());
+        return Ok(Grounded::Whole);
     }
     let about_it = |line: &HashSet<String>| {
         specific
@@ -136,7 +158,7 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
             .any(|s| line.contains(*s) || heading.contains(*s))
     };
     if held.iter().all(about_it) {
-        return Ok(());
+        return Ok(Grounded::Whole);
     }
     // One named row about none of the specific words: another passage may still assign the
     // customer's case to it ("Huesca" to "Zona 2").
@@ -151,6 +173,38 @@ pub(super) fn check(reply: &str, heading: Option<&str>, asked: &Asked) -> Result
         }),
         _ => Err(Ungrounded::OtherThing),
     }
+}
+
+/// The one of `names` (rows the question points at) that the customer means: the one whose
+/// label (its words before any bracket) holds the most weight of the question's own words and,
+/// among those, adds the fewest words of its own; none when two rows tie.
+fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
+    let own: Vec<(&str, f32)> = asked
+        .stems
+        .iter()
+        .filter(|(.., carried)| !carried)
+        .map(|(stem, weight, ..)| (stem.as_str(), *weight))
+        .collect();
+    let fits: Vec<(f32, usize)> = names
+        .iter()
+        .map(|name| {
+            let label = asked.content_stems(name.split(" (").next().unwrap_or(name));
+            let held: f32 = own
+                .iter()
+                .filter(|(stem, _)| label.iter().any(|l| l == stem))
+                .map(|(_, weight)| weight)
+                .sum();
+            let added = label
+                .iter()
+                .filter(|l| !own.iter().any(|(stem, _)| stem == l))
+                .count();
+            (held, added)
+        })
+        .collect();
+    let better = |a: &(f32, usize), b: &(f32, usize)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
+    let best =
+        (0..fits.len()).find(|&i| (0..fits.len()).all(|j| j == i || better(&fits[i], &fits[j])))?;
+    Some(&names[best])
 }
 
 /// The distinct names of the table rows among `lines`, in order (one product's sizes share
@@ -215,4 +269,69 @@ fn lines(reply: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::lexicon::Lexicon;
+    use crate::llm::extractive::Question;
+
+    /// `question` read against a clinic's documents: `table` and two other passages.
+    fn asked(question: &str, table: &str) -> Asked {
+        let lexicon = Lexicon::build([
+            (Some("Valores"), table),
+            (
+                Some("Horários"),
+                "Abrimos de segunda a sexta, das 7h às 20h.",
+            ),
+            (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
+        ]);
+        let question = Question::read(question, Some(&lexicon), Some("pt"));
+        Asked::of(&question, Some(&lexicon), "pt")
+    }
+
+    const SERVICES: &str = "Consulta inicial — Valor: R$ 180.\nConsulta de retorno — Valor: R$ 120.\nDrenagem linfática — Valor: R$ 150.";
+
+    #[test]
+    fn rows_the_question_points_at_alike_become_the_question_which_one() {
+        assert_eq!(
+            check(SERVICES, None, &asked("quanto custa a consulta?", SERVICES)),
+            Err(Ungrounded::SeveralThings(vec![
+                "Consulta inicial".into(),
+                "Consulta de retorno".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn the_row_whose_label_says_what_the_question_says_is_the_one_meant() {
+        assert_eq!(
+            check(
+                SERVICES,
+                None,
+                &asked("quanto custa a consulta de retorno?", SERVICES)
+            ),
+            Ok(Grounded::Row("Consulta de retorno".into()))
+        );
+        let services = "Avaliação fisioterapêutica (primeira consulta) — Valor: R$ 180.\nFisioterapia pélvica (avaliação ou sessão) — Valor: R$ 195.\nDrenagem linfática — Valor: R$ 150.";
+        assert_eq!(
+            check(
+                services,
+                None,
+                &asked("quanto custa a avaliação?", services)
+            ),
+            Ok(Grounded::Row(
+                "Avaliação fisioterapêutica (primeira consulta)".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_question_that_tells_no_priced_line_apart_is_answered_by_all_of_them() {
+        assert_eq!(
+            check(SERVICES, None, &asked("quanto custa?", SERVICES)),
+            Ok(Grounded::Whole)
+        );
+    }
 }

@@ -14,7 +14,8 @@
 //! row whose band, size or day excludes the customer's is never offered: a wrong price is worse
 //! than a hand-over. The answer is the offer ranked best by its passage's relevance, its
 //! retrieval rank, its sentences' scores, the question's words it holds, whether it was singled
-//! out, and for a price question whether it states one.
+//! out, and for a price question whether it states one. A section whose heading names other
+//! days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
 //!
 //! Asked a price, the reply must state the price of the one thing asked ([`grounding`]), or it
 //! is not sent.
@@ -36,7 +37,7 @@ use async_trait::async_trait;
 
 pub use question::Question;
 
-use self::grounding::Ungrounded;
+use self::grounding::{Grounded, Ungrounded};
 use self::offers::{choose, offers, Fit, Offer};
 use self::units::{median, says_any, whole, Asked, Candidate, MAX_REPLY_CHARS};
 use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
@@ -245,16 +246,14 @@ impl ChatModel for Extractive {
                 verdict = match assigned {
                     // The sentence that assigns it holds the customer's words: the row is
                     // about what they named.
-                    Some(name) => {
-                        reply = own_row_lines(&reply, name);
-                        Ok(())
-                    }
+                    Some(name) => Ok(Grounded::Row(name.clone())),
                     None if names.len() > 1 => Err(Ungrounded::SeveralThings(names.clone())),
                     None => Err(Ungrounded::OtherThing),
                 };
             }
             match verdict {
-                Ok(()) => {}
+                Ok(Grounded::Whole) => {}
+                Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
                 Err(Ungrounded::SeveralThings(names)) => {
                     let text = names
                         .iter()
@@ -751,7 +750,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn several_things_the_question_points_at_become_the_question_which_one() {
+    async fn a_day_the_question_names_is_answered_from_that_days_section_or_not_at_all() {
+        let sources = [
+            source(
+                1,
+                "Timetable",
+                "Class timetable > Tuesday",
+                "07:00 Spin, 45 min. 18:30 Boxfit, 50 min.",
+            ),
+            source(
+                2,
+                "Timetable",
+                "Class timetable > Saturday",
+                "09:30 Spin, 45 min. 10:00 Boxfit, 50 min.",
+            ),
+        ];
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&ChatRequest {
+                previous: Some("what time is boxfit on tuesday?"),
+                ..request("and saturday?", &sources)
+            })
+            .await
+            .unwrap();
+        assert!(answer.text.contains("10:00"), "{}", answer.text);
+        assert!(!answer.text.contains("18:30"), "{}", answer.text);
+        // No section for the day asked: nothing from another day's.
+        let answer = extract_knowing("what time is boxfit on sunday?", &sources).await;
+        assert_eq!(answer.text, "", "declined");
+    }
+
+    #[tokio::test]
+    async fn of_the_rows_the_question_points_at_the_one_its_label_names_plainest_is_meant() {
         let table = "Avaliação fisioterapêutica (primeira consulta) — Valor: R$ 180.\nSessão de fisioterapia ortopédica — Valor: R$ 140.\nFisioterapia pélvica (avaliação ou sessão) — Valor: R$ 195.\nDrenagem linfática — Valor: R$ 150.";
         let sources = [
             source(1, "Serviços", "Serviços > Valores", table),
@@ -762,30 +791,26 @@ mod tests {
                 "Abrimos de segunda a sexta, das 7h às 20h.",
             ),
         ];
+        // "Avaliação" is the first row's label; the pelvic row names it only in brackets.
         let answer = extract_knowing("quanto custa a avaliação?", &sources).await;
-        assert_eq!(
-            answer.options,
-            [
-                "Avaliação fisioterapêutica (primeira consulta)",
-                "Fisioterapia pélvica (avaliação ou sessão)"
-            ]
-        );
-        assert!(!answer.text.contains("R$"), "{}", answer.text);
-        assert!(
-            answer.text.contains("• Fisioterapia pélvica"),
-            "{}",
-            answer.text
-        );
-        // Naming the very row, its one price.
-        let answer = extract_knowing("quanto custa a drenagem linfática?", &sources).await;
-        assert!(answer.options.is_empty());
-        assert!(
-            answer
-                .text
-                .starts_with("Drenagem linfática — Valor: R$ 150."),
-            "{}",
-            answer.text
-        );
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("R$ 180"), "{}", answer.text);
+        assert!(!answer.text.contains("R$ 195"), "{}", answer.text);
+        // A single session against a pack of them: the label that adds nothing unsaid.
+        let packs = "1 session of 30 minutes — Price: £45.\nPack of 10 sessions of 30 minutes (use within 4 months) — Price: £395.\nNutrition plan — Price: £60.";
+        let sources = [source(
+            1,
+            "Personal training",
+            "Personal training > Prices",
+            packs,
+        )];
+        let answer = extract_knowing("how much is a session?", &sources).await;
+        assert!(answer.text.contains("£45"), "{}", answer.text);
+        assert!(!answer.text.contains("£395"), "{}", answer.text);
+        // Naming the pack, the pack.
+        let answer = extract_knowing("how much is the pack of 10 sessions?", &sources).await;
+        assert!(answer.text.contains("£395"), "{}", answer.text);
+        assert!(!answer.text.contains("£45"), "{}", answer.text);
     }
 
     #[tokio::test]

@@ -677,6 +677,19 @@ fn column_stems<'s>(rows: &[TableRow<'_>], asked: &'s Asked) -> HashSet<&'s Stri
 /// The offers ranked by the weighted sum of their standardised signals, best first (ties go to
 /// the earlier offer, in retrieval order).
 pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>> {
+    let offers: Vec<Offer<'a>> = offers
+        .into_iter()
+        .filter_map(|mut offer| match section_days_fit(&offer, question) {
+            Some(false) => None,
+            Some(true) => {
+                if offer.fit == Fit::Neutral {
+                    offer.fit = Fit::Exact;
+                }
+                Some(offer)
+            }
+            None => Some(offer),
+        })
+        .collect();
     let relevance = standardised(offers.iter().map(|o| o.source.relevance).collect());
     let rank = standardised(offers.iter().map(|o| -(o.source.n as f32)).collect());
     let sentence = standardised(offers.iter().map(|o| o.best).collect());
@@ -709,6 +722,26 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>
         );
     }
     ranked
+}
+
+/// How the days the question names meet the days an offer's section heading names (a
+/// timetable by day, a menu for the weekend): `Some(false)` when the heading names other days
+/// and the offer itself names none of the question's ("and Saturday?" is not answered from
+/// "Timetable > Tuesday"; "Monday to Saturday" may still say "closed on Sundays"),
+/// `Some(true)` when it names one of them, `None` when either names no day.
+fn section_days_fit(offer: &Offer<'_>, question: &Question) -> Option<bool> {
+    if question.days.is_empty() {
+        return None;
+    }
+    let heading = days(
+        &normalize(offer.source.heading.as_deref().unwrap_or_default()),
+        false,
+    );
+    if heading.is_empty() {
+        return None;
+    }
+    let meets = |named: &[usize]| question.days.iter().any(|d| named.contains(d));
+    Some(meets(&heading) || meets(&days(&normalize(&offer.text), false)))
 }
 
 /// `values` less their mean, over their standard deviation (just less the mean when they are

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::knowledge::lexicon::{stem, Lexicon};
 use crate::knowledge::loaders::is_row_sentence;
-use crate::knowledge::text::{contains_phrase, lower_words, search_text};
+use crate::knowledge::text::{contains_phrase, is_stopword, lower_words, search_text};
 use crate::llm::Source;
 
 use super::question::Question;
@@ -114,6 +114,17 @@ impl Asked {
         lower_words(text)
             .iter()
             .map(|(lower, _)| stem(lower, &self.language))
+            .collect()
+    }
+
+    /// The stems of `text`'s content words (no stopwords), in order, once each.
+    pub(super) fn content_stems(&self, text: &str) -> Vec<String> {
+        let mut seen = HashSet::new();
+        lower_words(text)
+            .iter()
+            .filter(|(_, normal)| !is_stopword(normal))
+            .map(|(lower, _)| stem(lower, &self.language))
+            .filter(|s| seen.insert(s.clone()))
             .collect()
     }
 
