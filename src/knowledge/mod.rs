@@ -82,7 +82,14 @@ pub struct Knowledge {
     question_mean: tokio::sync::OnceCell<Arc<Vec<f32>>>,
     /// Each collection's passage mean, with the collection version it was computed at.
     passage_means: std::sync::Mutex<relevance::PassageMeans>,
+    /// Question vectors by collection and text: customers of one business ask the same things
+    /// ("horário?"), and a question costs an encoder pass. Kept per collection, so how fast
+    /// one business's question is answered says nothing of what another's customers asked.
+    queries: Option<quick_cache::sync::Cache<(String, String), Arc<Vec<f32>>>>,
 }
+
+/// Question vectors kept (about 1.5 KB each at 384 dimensions).
+pub const QUERY_CACHE_ENTRIES: usize = 8192;
 
 impl Knowledge {
     /// Ties the parts together.
@@ -103,7 +110,14 @@ impl Knowledge {
             held: std::sync::Mutex::new(HashMap::new()),
             question_mean: tokio::sync::OnceCell::new(),
             passage_means: std::sync::Mutex::new(HashMap::new()),
+            queries: Some(quick_cache::sync::Cache::new(QUERY_CACHE_ENTRIES)),
         }
+    }
+
+    /// The same, embedding every question anew (for measuring what keeping them saves).
+    pub fn without_question_cache(mut self) -> Self {
+        self.queries = None;
+        self
     }
 
     /// The embedder in use.

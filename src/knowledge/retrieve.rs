@@ -3,6 +3,7 @@
 //! path used by the pipeline, `palaver search`, the API and the eval runner.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -80,13 +81,18 @@ pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[(&[I], f32)], k: f32) -> 
 }
 
 impl Knowledge {
-    /// Finds the passages that best answer `query.text`.
-    #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
-    pub async fn retrieve(&self, query: &Query<'_>) -> Result<Vec<Retrieved>, KnowledgeError> {
-        let question = query.text.trim();
-        if question.is_empty() || query.top_k == 0 {
-            return Ok(Vec::new());
+    /// The vector of `question` asked of `collection`: kept from an earlier asking, or embedded.
+    async fn question_vector(
+        &self,
+        collection: &str,
+        question: &str,
+    ) -> Result<Arc<Vec<f32>>, KnowledgeError> {
+        let key = (collection.to_string(), question.to_string());
+        if let Some(vector) = self.queries.as_ref().and_then(|q| q.get(&key)) {
+            metrics::counter!("palaver_question_vectors_total", "cache" => "hit").increment(1);
+            return Ok(vector);
         }
+        metrics::counter!("palaver_question_vectors_total", "cache" => "miss").increment(1);
         let vector = self
             .embedder
             .embed_queries(&[question.to_string()])
@@ -97,6 +103,21 @@ impl Knowledge {
                     "no vector returned".into(),
                 ))
             })?;
+        let vector = Arc::new(vector);
+        if let Some(queries) = &self.queries {
+            queries.insert(key, vector.clone());
+        }
+        Ok(vector)
+    }
+
+    /// Finds the passages that best answer `query.text`.
+    #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
+    pub async fn retrieve(&self, query: &Query<'_>) -> Result<Vec<Retrieved>, KnowledgeError> {
+        let question = query.text.trim();
+        if question.is_empty() || query.top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let vector = self.question_vector(query.collection, question).await?;
         // Read once: it tells whether this process's index is behind, and which passage mean
         // relevance is centred on.
         let version = self.store.collection_version(query.collection).await?;
@@ -249,5 +270,84 @@ mod tests {
         assert!((fused[0].1 - (2.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
         let fused = rrf(&[(&dense, 1.0), (&keyword, 2.0)], 60.0);
         assert_eq!(fused[0].0, 2);
+    }
+
+    /// An embedder that counts the questions it embeds.
+    struct Counting {
+        inner: crate::testing::HashEmbedder,
+        questions: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::embed::Embedder for Counting {
+        fn model_id(&self) -> &str {
+            self.inner.model_id()
+        }
+        fn dimensions(&self) -> usize {
+            self.inner.dimensions()
+        }
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            self.inner.embed(texts).await
+        }
+        async fn embed_queries(
+            &self,
+            texts: &[String],
+        ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            self.questions
+                .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+            self.inner.embed(texts).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_asked_again_of_a_collection_is_embedded_once() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::knowledge::testing::store(dir.path()).await;
+        let embedder = std::sync::Arc::new(Counting {
+            inner: crate::testing::HashEmbedder::default(),
+            questions: Default::default(),
+        });
+        let knowledge = crate::knowledge::Knowledge::new(
+            store,
+            embedder.clone(),
+            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
+            Default::default(),
+            Default::default(),
+        );
+        for collection in ["bakery", "florist"] {
+            knowledge
+                .ingest_bytes(
+                    collection,
+                    "faq.md",
+                    b"# Delivery\n\nWe deliver in Lisbon for 3 EUR.\n\n# Hours\n\nOpen 8 to 20."
+                        .to_vec(),
+                    crate::knowledge::loaders::Format::Markdown,
+                )
+                .await
+                .unwrap();
+        }
+        let ask = |collection: &'static str| {
+            let knowledge = &knowledge;
+            async move {
+                let query = super::Query {
+                    collection,
+                    text: "Do you deliver?",
+                    top_k: 2,
+                    min_score: 0.0,
+                };
+                knowledge.retrieve(&query).await
+            }
+        };
+        // The first question also embeds the typical questions relevance is centred on.
+        let first = ask("bakery").await.unwrap();
+        let embedded = embedder.questions.load(Ordering::SeqCst);
+        assert!(!first.is_empty());
+        let again = ask("bakery").await.unwrap();
+        assert_eq!(embedder.questions.load(Ordering::SeqCst), embedded, "kept");
+        assert_eq!(first, again);
+        // Another business's customers asking the same words: its own entry.
+        ask("florist").await.unwrap();
+        assert_eq!(embedder.questions.load(Ordering::SeqCst), embedded + 1);
     }
 }
