@@ -85,8 +85,11 @@ pub struct Knowledge {
     /// Question vectors by collection and text: customers of one business ask the same things
     /// ("horário?"), and a question costs an encoder pass. Kept per collection, so how fast
     /// one business's question is answered says nothing of what another's customers asked.
-    queries: Option<quick_cache::sync::Cache<(String, String), Arc<Vec<f32>>>>,
+    queries: Option<QuestionVectors>,
 }
+
+/// Question vectors by collection and question text.
+type QuestionVectors = quick_cache::sync::Cache<(String, String), Arc<Vec<f32>>>;
 
 /// Question vectors kept (about 1.5 KB each at 384 dimensions).
 pub const QUERY_CACHE_ENTRIES: usize = 8192;
