@@ -605,6 +605,101 @@ pub fn generate_sentences(count: usize, words: usize) -> Vec<String> {
         .collect()
 }
 
+/// Questions from many callers at once, one question a call (customers writing at the same
+/// time), embedded call by call and through [`crate::embed::batch::QueryBatches`].
+#[derive(Debug, Clone)]
+pub struct QuestionsReport {
+    /// The embedder's model id.
+    pub model: String,
+    /// Callers asking at once.
+    pub callers: usize,
+    /// Questions each caller asks, one after another.
+    pub each: usize,
+    /// Questions per second embedded call by call (median run).
+    pub alone_per_sec: f64,
+    /// Questions per second through the batcher (median run).
+    pub batched_per_sec: f64,
+}
+
+impl fmt::Display for QuestionsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "questions from {} callers at once, {} each ({})",
+            self.callers, self.each, self.model
+        )?;
+        writeln!(
+            f,
+            "  call by call         {:>8.1} questions/s",
+            self.alone_per_sec
+        )?;
+        writeln!(
+            f,
+            "  batched while busy   {:>8.1} questions/s",
+            self.batched_per_sec
+        )?;
+        write!(
+            f,
+            "  batched / call by call: {:.2}x (same run, alternating)",
+            self.batched_per_sec / self.alone_per_sec.max(f64::EPSILON)
+        )
+    }
+}
+
+/// Measures [`QuestionsReport`] over `runs` alternating runs of each way.
+pub async fn questions(
+    plain: std::sync::Arc<dyn Embedder>,
+    callers: usize,
+    each: usize,
+    runs: usize,
+) -> Result<QuestionsReport, BenchError> {
+    let (callers, each, runs) = (callers.max(1), each.max(1), runs.max(1));
+    let batched: std::sync::Arc<dyn Embedder> =
+        std::sync::Arc::new(crate::embed::batch::QueryBatches::new(plain.clone()));
+    let asked: Vec<Vec<String>> = (0..callers)
+        .map(|c| {
+            generate_sentences(each, 8)
+                .into_iter()
+                .map(|q| format!("{q} ({c})?"))
+                .collect()
+        })
+        .collect();
+    let pass = |embedder: std::sync::Arc<dyn Embedder>| {
+        let asked = &asked;
+        async move {
+            let started = Instant::now();
+            let results = futures::future::join_all(asked.iter().map(|questions| {
+                let embedder = embedder.clone();
+                async move {
+                    for q in questions {
+                        embedder.embed_queries(std::slice::from_ref(q)).await?;
+                    }
+                    Ok::<_, EmbedError>(())
+                }
+            }))
+            .await;
+            results
+                .into_iter()
+                .collect::<Result<Vec<()>, EmbedError>>()?;
+            Ok::<_, EmbedError>(started.elapsed().as_secs_f64())
+        }
+    };
+    pass(plain.clone()).await?;
+    let (mut alone, mut together) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        alone.push(pass(plain.clone()).await?);
+        together.push(pass(batched.clone()).await?);
+    }
+    let total = (callers * each) as f64;
+    Ok(QuestionsReport {
+        model: plain.model_id().to_string(),
+        callers,
+        each,
+        alone_per_sec: total / median(&alone).max(f64::EPSILON),
+        batched_per_sec: total / median(&together).max(f64::EPSILON),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,6 +762,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0.50x"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn questions_are_measured_both_ways() {
+        let report = questions(
+            std::sync::Arc::new(crate::testing::HashEmbedder::default()),
+            4,
+            2,
+            1,
+        )
+        .await
+        .unwrap();
+        assert!(report.alone_per_sec > 0.0 && report.batched_per_sec > 0.0);
+        assert!(report.to_string().contains("batched / call by call"));
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub(crate) struct EmbedBench {
     /// embedder's runs (e.g. `all-minilm-l6-v2`).
     #[arg(long, value_name = "MODEL")]
     pub(crate) against: Option<String>,
+    /// Callers asking questions at once, for the figures of questions embedded call by call
+    /// and batched (a local model only).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) callers: usize,
 }
 
 #[derive(Args)]
@@ -230,6 +234,18 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
             )
             .await?;
             println!("{report}");
+            if settings.embedding.backend == palaver::config::EmbeddingBackend::Local {
+                let models = palaver::models::ModelStore::from_settings(&settings);
+                let plain = palaver::embed::load_local(
+                    &settings.embedding.local_model,
+                    &models,
+                    &settings.embedding,
+                )
+                .await?;
+                let questions =
+                    palaver::bench::embed::questions(plain, args.callers, 8, args.runs).await?;
+                println!("\n{questions}");
+            }
         }
         BenchCommand::Retrieval(args) => {
             let report = palaver::bench::retrieval_on_embeddings(

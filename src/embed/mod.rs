@@ -2,6 +2,7 @@
 //! in-process (all-MiniLM-L6-v2, [`local`], the default; multilingual-e5-small, [`e5`]) and any
 //! OpenAI-compatible `/v1/embeddings` server ([`openai`]).
 
+pub mod batch;
 pub mod bert;
 pub mod e5;
 pub mod local;
@@ -89,9 +90,11 @@ pub async fn from_settings(
     models: &ModelStore,
 ) -> Result<Arc<dyn Embedder>, EmbedError> {
     match settings.embedding.backend {
-        EmbeddingBackend::Local => {
-            load_local(&settings.embedding.local_model, models, &settings.embedding).await
-        }
+        // A local model answers one call at a time: questions that arrive meanwhile go
+        // together (see [`batch`]).
+        EmbeddingBackend::Local => Ok(Arc::new(batch::QueryBatches::new(
+            load_local(&settings.embedding.local_model, models, &settings.embedding).await?,
+        ))),
         EmbeddingBackend::Openai => Ok(Arc::new(openai::OpenAiEmbedder::new(&settings.embedding)?)),
     }
 }
