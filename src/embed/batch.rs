@@ -105,15 +105,19 @@ impl Embedder for QueryBatches {
             return Ok(Vec::new());
         }
         let (reply, vectors) = oneshot::channel();
-        self.queue
-            .send(Pending {
-                texts: texts.to_vec(),
-                reply,
-            })
-            .map_err(|_| EmbedError::Inference("the question batcher has stopped".into()))?;
-        vectors
-            .await
-            .map_err(|_| EmbedError::Inference("the question batcher has stopped".into()))?
+        let sent = self.queue.send(Pending {
+            texts: texts.to_vec(),
+            reply,
+        });
+        match sent {
+            Ok(()) => match vectors.await {
+                Ok(result) => result,
+                // The batching task is gone (the runtime that started it has shut down):
+                // the model is still here.
+                Err(_) => self.inner.embed_queries(texts).await,
+            },
+            Err(_) => self.inner.embed_queries(texts).await,
+        }
     }
 
     fn fusion_weight(&self) -> f32 {
@@ -197,5 +201,26 @@ mod tests {
             assert!(matches!(got, Err(EmbedError::Inference(m)) if m == "out of memory"));
         }
         assert!(batches.embed_queries(&[]).await.unwrap().is_empty());
+    }
+
+    /// A batcher made under one runtime and used under another (a test's, a command's) still
+    /// answers: the model is asked directly once the batching task is gone.
+    #[test]
+    fn a_batcher_outliving_the_runtime_that_started_it_still_answers() {
+        let model = slow(false);
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let batches = first.block_on(async { QueryBatches::new(model.clone()) });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = second
+            .block_on(batches.embed_queries(&["still there?".to_string()]))
+            .unwrap();
+        assert_eq!(got, vec![HashEmbedder::default().vector("still there?")]);
     }
 }
