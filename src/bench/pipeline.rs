@@ -227,6 +227,30 @@ async fn app(
     Ok((Arc::new(app), agent))
 }
 
+/// A pipeline on `real`'s store, prompts and settings, reading `knowledge` and answering with
+/// `answerer`.
+fn beside(
+    real: &App,
+    knowledge: crate::knowledge::Knowledge,
+    answerer: Arc<dyn ChatModel>,
+) -> Pipeline {
+    Pipeline::new(
+        real.store.clone(),
+        Arc::new(knowledge),
+        real.prompts.clone(),
+        Arc::new(Answerers::new(
+            answerer,
+            None,
+            Box::new(|| {
+                Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })
+            }),
+        )),
+        None,
+        None,
+        real.settings.clone(),
+    )
+}
+
 /// Measures `rounds` passes over [`QUESTIONS`] (after one warm-up pass).
 pub async fn run(
     settings: &Settings,
@@ -246,29 +270,17 @@ pub async fn run(
     .await?;
     // The same store, index and embedder, without kept question vectors: both run in turn,
     // one round each, so that both see the same machine load.
-    let uncached_pipeline = Pipeline::new(
-        real.store.clone(),
-        Arc::new(
-            crate::knowledge::Knowledge::new(
-                real.store.clone(),
-                embedder.clone(),
-                real.knowledge.vectors().clone(),
-                real.settings.knowledge.clone(),
-                real.settings.retrieval.clone(),
-            )
-            .without_question_cache(),
-        ),
-        real.prompts.clone(),
-        Arc::new(Answerers::new(
-            Arc::new(crate::llm::extractive::Extractive::new(embedder.clone())),
-            None,
-            Box::new(|| {
-                Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })
-            }),
-        )),
-        None,
-        None,
-        real.settings.clone(),
+    let uncached_pipeline = beside(
+        &real,
+        crate::knowledge::Knowledge::new(
+            real.store.clone(),
+            embedder.clone(),
+            real.knowledge.vectors().clone(),
+            real.settings.knowledge.clone(),
+            real.settings.retrieval.clone(),
+        )
+        .without_question_cache(),
+        Arc::new(crate::llm::extractive::Extractive::new(embedder.clone())),
     );
     let mut samples = Vec::new();
     let mut uncached = Vec::new();
@@ -309,27 +321,16 @@ pub async fn run(
         inner: embedder.clone(),
         vectors: std::sync::Mutex::new(texts.into_iter().zip(vectors).collect()),
     });
-    let knowledge = Arc::new(crate::knowledge::Knowledge::new(
-        real.store.clone(),
-        precomputed,
-        real.knowledge.vectors().clone(),
-        real.settings.knowledge.clone(),
-        real.settings.retrieval.clone(),
-    ));
-    let pipeline = Pipeline::new(
-        real.store.clone(),
-        knowledge,
-        real.prompts.clone(),
-        Arc::new(Answerers::new(
-            Arc::new(Immediate),
-            None,
-            Box::new(|| {
-                Box::pin(async { Err(LlmError::Permanent("not used in this benchmark".into())) })
-            }),
-        )),
-        None,
-        None,
-        real.settings.clone(),
+    let pipeline = beside(
+        &real,
+        crate::knowledge::Knowledge::new(
+            real.store.clone(),
+            precomputed,
+            real.knowledge.vectors().clone(),
+            real.settings.knowledge.clone(),
+            real.settings.retrieval.clone(),
+        ),
+        Arc::new(Immediate),
     );
     // The customer's message is recorded first (the webhook's work), then `handle` is timed.
     let mut samples = Vec::new();

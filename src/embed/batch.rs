@@ -69,20 +69,10 @@ async fn work(inner: Arc<dyn Embedder>, mut waiting: mpsc::UnboundedReceiver<Pen
             }
             Err(e) => {
                 for p in batch {
-                    let _ = p.reply.send(Err(same_error(&e)));
+                    let _ = p.reply.send(Err(e.clone()));
                 }
             }
         }
-    }
-}
-
-/// `e` again, for each caller of a batch that failed.
-fn same_error(e: &EmbedError) -> EmbedError {
-    match e {
-        EmbedError::Model(m) => EmbedError::Model(m.clone()),
-        EmbedError::Inference(m) => EmbedError::Inference(m.clone()),
-        EmbedError::Transient(m) => EmbedError::Transient(m.clone()),
-        EmbedError::Permanent(m) => EmbedError::Permanent(m.clone()),
     }
 }
 
@@ -105,19 +95,18 @@ impl Embedder for QueryBatches {
             return Ok(Vec::new());
         }
         let (reply, vectors) = oneshot::channel();
-        let sent = self.queue.send(Pending {
+        let pending = Pending {
             texts: texts.to_vec(),
             reply,
-        });
-        match sent {
-            Ok(()) => match vectors.await {
-                Ok(result) => result,
-                // The batching task is gone (the runtime that started it has shut down):
-                // the model is still here.
-                Err(_) => self.inner.embed_queries(texts).await,
-            },
-            Err(_) => self.inner.embed_queries(texts).await,
+        };
+        if self.queue.send(pending).is_ok() {
+            if let Ok(result) = vectors.await {
+                return result;
+            }
         }
+        // The batching task is gone (the runtime that started it has shut down): the model
+        // is still here.
+        self.inner.embed_queries(texts).await
     }
 
     fn fusion_weight(&self) -> f32 {

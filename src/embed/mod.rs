@@ -17,7 +17,7 @@ use crate::config::{EmbeddingBackend, EmbeddingSettings, Settings};
 use crate::models::{ModelError, ModelStore};
 
 /// An embedding failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     /// The model files could not be obtained or loaded.
     #[error("embedding model unavailable: {0}")]
