@@ -17,8 +17,8 @@
 //! out, and for a price question whether it states one. A section whose heading names other
 //! days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
 //!
-//! Asked a price, the reply must state the price of the one thing asked ([`grounding`]), or it
-//! is not sent.
+//! Asked a price, or answering with a table's row (which states one whatever was asked), the
+//! reply must state the price of the one thing asked ([`grounding`]), or it is not sent.
 //!
 //! Its confidence ([`confidence`]) weighs how far the chosen passage stands out from the others
 //! retrieved, how much of what the question is about it holds, and whether a row was singled
@@ -235,7 +235,10 @@ impl ChatModel for Extractive {
         let named = names_the_question(section, &asked_terms);
         let signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
         let confidence = confidence(&signals);
-        if asked.asks_price {
+        // A table row states its price whatever was asked ("do you sell puppies?" answered
+        // with a dog snack's row): it must be about what the question names, as an answer to
+        // a price question must.
+        if asked.asks_price || chosen.offer.row {
             let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
             if let Err(Ungrounded::Unnamed { names, unheld }) = &verdict {
                 // The documents may say which row the customer's case falls in; else they are
@@ -747,6 +750,38 @@ mod tests {
         // Asked about the thing itself, the price is said.
         let answer = extract_knowing("how much is the theft fee for a city bike?", &sources).await;
         assert!(answer.text.contains("150 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_row_that_answers_a_question_not_about_a_price_must_be_about_what_it_names() {
+        let catalogue = "Palitos dentales — categoria: perro - snacks; precio: 4,10 €.\nPienso senior — categoria: perro - pienso; precio: 19,70 €.\nCollar reflectante — categoria: perro - paseo; precio: 6,95 €.";
+        let sources = [
+            source(1, "Catálogo", "Catálogo", catalogue),
+            source(
+                2,
+                "Tienda",
+                "Tienda > Horario",
+                "Abrimos de lunes a sábado, de 10:00 a 20:00.",
+            ),
+            source(
+                3,
+                "Tienda",
+                "Tienda > Cachorros",
+                "Adopciones de cachorros con la protectora del barrio.",
+            ),
+            source(
+                4,
+                "Tienda",
+                "Tienda > Pagos",
+                "Aceptamos tarjeta, Bizum y efectivo.",
+            ),
+        ];
+        // Asked whether they sell puppies, a dog snack's row (and its price) is no answer.
+        let answer = extract_knowing("vendeis cachorros de perro?", &sources).await;
+        assert!(!answer.text.contains('€'), "{}", answer.text);
+        // Asked about the thing a row names, the row answers with its price.
+        let answer = extract_knowing("teneis collar reflectante para perro?", &sources).await;
+        assert!(answer.text.contains("6,95 €"), "{}", answer.text);
     }
 
     #[tokio::test]
