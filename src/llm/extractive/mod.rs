@@ -1141,6 +1141,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_word_of_the_tables_heading_names_no_column() {
+        // "sessions" is what the whole table prices: asked the price of 20 sessions, the
+        // pack's price is meant, not only its price per session.
+        let table = "Pack of 10 — Price: £395; Price per session: £39.50.\n\
+                     Pack of 20 — Price: £740; Price per session: £37.";
+        let sources = [source(
+            1,
+            "Personal training",
+            "Personal training > Prices for sessions",
+            table,
+        )];
+        let answer = extract("if i buy 20 pt sessions whats the price", &sources).await;
+        assert!(answer.text.contains("£740"), "{}", answer.text);
+        assert!(!answer.text.contains("£395"), "{}", answer.text);
+        // A word that is in a column's label and not the heading still names that column.
+        let answer = extract("whats the price per session in the pack of 20?", &sources).await;
+        assert!(answer.text.contains("£37"), "{}", answer.text);
+        assert!(!answer.text.contains("£740"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn only_a_name_bridges_from_prose_to_a_row() {
         // The prose shares "pay" with the question and names the "Overseas" row; asked the fee
         // with no zone named, the whole table answers.

@@ -631,12 +631,25 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
     if let [one] = by_band.as_slice() {
         return Some((*one).clone());
     }
+    // A word of the table's heading is what every column is about ("sessions" under "Prices
+    // for 60-minute sessions"): it names none of them, and "Price per session" is not meant
+    // over "Price" by a customer asking the price of 20 sessions.
+    let heading: HashSet<String> = rows
+        .iter()
+        .flat_map(|r| {
+            let key = &r.candidate.key;
+            let prefix = key
+                .strip_suffix(r.candidate.text.as_str())
+                .unwrap_or_default();
+            asked.stems_of(prefix)
+        })
+        .collect();
     let words = |label: &str| -> f32 {
         let held = asked.stems_of(label);
         asked
             .stems
             .iter()
-            .filter(|(s, _, _, carried)| !carried && held.contains(s))
+            .filter(|(s, _, _, carried)| !carried && held.contains(s) && !heading.contains(s))
             .map(|(_, w, ..)| *w)
             .sum()
     };
