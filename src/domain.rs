@@ -1275,6 +1275,7 @@ text_enum!(EventKind {
     ConversationLabelsChanged => "conversation.labels_changed",
     ConversationSnoozed => "conversation.snoozed", ConversationUnsnoozed => "conversation.unsnoozed",
     ConversationRated => "conversation.rated",
+    LabelUpdated => "label.updated", LabelDeleted => "label.deleted",
     ChannelState => "channel.state",
     DocumentIngested => "document.ingested", EvalRunProgress => "eval.run.progress",
     EvalRunFinished => "eval.run.finished",
@@ -1286,7 +1287,7 @@ text_enum!(DeliveryStatus {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageStatus,
@@ -1302,6 +1303,8 @@ impl EventKind {
         EventKind::ConversationSnoozed,
         EventKind::ConversationUnsnoozed,
         EventKind::ConversationRated,
+        EventKind::LabelUpdated,
+        EventKind::LabelDeleted,
         EventKind::ChannelState,
         EventKind::DocumentIngested,
         EventKind::EvalRunProgress,
@@ -1359,6 +1362,11 @@ pub enum EventKind {
     /// The customer answered the satisfaction survey sent when their conversation was resolved
     /// (`score`, 1 to 5); the conversation their answer reopened is resolved again.
     ConversationRated,
+    /// An owner renamed a label or changed its colour (`label` as it is now, `previous` as it
+    /// was): the conversations it is on keep it.
+    LabelUpdated,
+    /// An owner deleted a label (`label` as it was), taking it off every conversation.
+    LabelDeleted,
     /// A channel's connection changed, or it has a new QR code.
     ChannelState,
     /// A knowledge document was ingested.

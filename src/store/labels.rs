@@ -1,6 +1,7 @@
 //! [`LabelStore`] on SQL: a workspace's conversation labels and which conversations carry
 //! them. Putting a label on a conversation, or taking it off, is a `conversation.labels_changed`
-//! event in the same transaction.
+//! event in the same transaction; renaming or recolouring a label is a `label.updated` event,
+//! deleting it a `label.deleted` one.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,8 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
-use super::rows::{db_err, get, now_ms, parse_id, parse_text, placeholders, time};
+use super::event_log::{emit, NewEvent};
+use super::rows::{db_err, get, now_ms, parse_id, parse_text, placeholders, time, Tx};
 use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{ConversationId, EventKind, Label, LabelColour, LabelId, WorkspaceId};
@@ -73,6 +75,40 @@ pub(super) fn label_from_row(row: &AnyRow) -> Result<Label, StoreError> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
+}
+
+/// The workspace's label `id`, read inside `tx`.
+async fn label_in(tx: &mut Tx, ws: WorkspaceId, id: LabelId) -> Result<Option<Label>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM labels WHERE workspace_id = $1 AND id = $2"
+    )))
+    .bind(ws.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(label_from_row).transpose()
+}
+
+/// Writes an event about one of workspace `ws`'s labels inside `tx`, last in it.
+async fn label_event(
+    tx: &mut Tx,
+    ws: WorkspaceId,
+    kind: EventKind,
+    data: serde_json::Value,
+) -> Result<WorkspaceId, StoreError> {
+    emit(
+        tx,
+        &ws.to_string(),
+        NewEvent {
+            kind,
+            conversation: None,
+            channel: None,
+            data,
+        },
+        now_ms(),
+    )
+    .await
 }
 
 /// The labels of one conversation, read by `executor`.
@@ -168,7 +204,11 @@ impl LabelStore for SqlStore {
         name: Option<&str>,
         colour: Option<LabelColour>,
     ) -> Result<Option<Label>, StoreError> {
-        let updated = sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let Some(previous) = label_in(&mut tx, ws, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
             "UPDATE labels SET name = COALESCE($3, name), colour = COALESCE($4, colour),
                 updated_at = $5
              WHERE workspace_id = $1 AND id = $2",
@@ -178,7 +218,7 @@ impl LabelStore for SqlStore {
         .bind(name)
         .bind(colour.map(LabelColour::as_str))
         .bind(now_ms())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match db_err(e) {
             StoreError::Conflict(_) => {
@@ -186,35 +226,49 @@ impl LabelStore for SqlStore {
             }
             other => other,
         })?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        self.label(ws, id).await
+        let label = label_in(&mut tx, ws, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("label {id} gone while updated")))?;
+        let woke = label_event(
+            &mut tx,
+            ws,
+            EventKind::LabelUpdated,
+            serde_json::json!({ "label": label, "previous": previous }),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        self.woke([woke]);
+        Ok(Some(label))
     }
 
     async fn delete_label(&self, ws: WorkspaceId, id: LabelId) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        let Some(label) = label_in(&mut tx, ws, id).await? else {
+            return Ok(false);
+        };
         // Taken off its conversations first: SQLite's foreign keys may be off on a database
         // opened by an older release.
-        sqlx::query(
-            "DELETE FROM conversation_labels WHERE label_id =
-               (SELECT id FROM labels WHERE workspace_id = $1 AND id = $2)",
-        )
-        .bind(ws.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let deleted = sqlx::query("DELETE FROM labels WHERE workspace_id = $1 AND id = $2")
+        sqlx::query("DELETE FROM conversation_labels WHERE label_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM labels WHERE workspace_id = $1 AND id = $2")
             .bind(ws.to_string())
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?
-            .rows_affected()
-            > 0;
+            .map_err(db_err)?;
+        let woke = label_event(
+            &mut tx,
+            ws,
+            EventKind::LabelDeleted,
+            serde_json::json!({ "label": label }),
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(deleted)
+        self.woke([woke]);
+        Ok(true)
     }
 
     async fn conversation_labels(

@@ -18,6 +18,7 @@ mod store {
     crate::both_backends!(
         labels_are_unique_per_workspace_and_kept_apart,
         labelled_conversations_are_listed_by_label_with_their_chips,
+        renaming_or_deleting_a_label_is_an_event,
         canned_responses_are_unique_per_workspace_and_kept_apart,
         a_snooze_ends_by_its_job_or_by_the_customer,
     );
@@ -84,6 +85,44 @@ mod store {
         );
         assert!(store.delete_label(WS, refund.id).await.unwrap());
         assert_eq!(names(store.labels(WS).await.unwrap()), ["vip"]);
+    }
+
+    async fn renaming_or_deleting_a_label_is_an_event(store: Arc<dyn Store>) {
+        let other = other_workspace(&store).await;
+        let vip = store
+            .create_label(WS, "vip", LabelColour::Green)
+            .await
+            .unwrap();
+        store
+            .create_label(WS, "refund", LabelColour::Red)
+            .await
+            .unwrap();
+        let after = store.last_event_id(WS).await.unwrap();
+        let theirs = store.last_event_id(other).await.unwrap();
+        store
+            .update_label(WS, vip.id, Some("gold"), Some(LabelColour::Yellow))
+            .await
+            .unwrap()
+            .unwrap();
+        // A rename onto a taken name changes nothing, and says nothing.
+        store
+            .update_label(WS, vip.id, Some("refund"), None)
+            .await
+            .unwrap_err();
+        assert!(store.delete_label(WS, vip.id).await.unwrap());
+        assert!(!store.delete_label(WS, vip.id).await.unwrap());
+        let events = store.events_after(WS, after, 100).await.unwrap();
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::LabelUpdated, EventKind::LabelDeleted]);
+        let updated = &events[0].data;
+        assert_eq!(updated["label"]["name"], "gold");
+        assert_eq!(updated["label"]["colour"], "yellow");
+        assert_eq!(updated["previous"]["name"], "vip");
+        assert_eq!(updated["label"]["id"], vip.id.to_string());
+        assert_eq!(events[1].data["label"]["name"], "gold");
+        assert!(events.iter().all(|e| e.conversation_id.is_none()));
+        // Another workspace hears nothing of it.
+        assert_eq!(store.last_event_id(other).await.unwrap(), theirs);
     }
 
     async fn labelled_conversations_are_listed_by_label_with_their_chips(store: Arc<dyn Store>) {
