@@ -77,14 +77,21 @@ pub(super) fn label_from_row(row: &AnyRow) -> Result<Label, StoreError> {
     })
 }
 
-/// The workspace's label `id`, read inside `tx`.
-async fn label_in(tx: &mut Tx, ws: WorkspaceId, id: LabelId) -> Result<Option<Label>, StoreError> {
+/// The workspace's label `id`, read through `executor` (the pool, or a transaction).
+async fn label_in<'e, E>(
+    executor: E,
+    ws: WorkspaceId,
+    id: LabelId,
+) -> Result<Option<Label>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM labels WHERE workspace_id = $1 AND id = $2"
     )))
     .bind(ws.to_string())
     .bind(id.to_string())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(executor)
     .await
     .map_err(db_err)?;
     row.as_ref().map(label_from_row).transpose()
@@ -170,15 +177,7 @@ impl LabelStore for SqlStore {
     }
 
     async fn label(&self, ws: WorkspaceId, id: LabelId) -> Result<Option<Label>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM labels WHERE workspace_id = $1 AND id = $2"
-        )))
-        .bind(ws.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(label_from_row).transpose()
+        label_in(&self.read, ws, id).await
     }
 
     async fn label_by_name(
@@ -205,7 +204,7 @@ impl LabelStore for SqlStore {
         colour: Option<LabelColour>,
     ) -> Result<Option<Label>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let Some(previous) = label_in(&mut tx, ws, id).await? else {
+        let Some(previous) = label_in(&mut *tx, ws, id).await? else {
             return Ok(None);
         };
         sqlx::query(
@@ -226,7 +225,7 @@ impl LabelStore for SqlStore {
             }
             other => other,
         })?;
-        let label = label_in(&mut tx, ws, id)
+        let label = label_in(&mut *tx, ws, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("label {id} gone while updated")))?;
         let woke = label_event(
@@ -243,7 +242,7 @@ impl LabelStore for SqlStore {
 
     async fn delete_label(&self, ws: WorkspaceId, id: LabelId) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let Some(label) = label_in(&mut tx, ws, id).await? else {
+        let Some(label) = label_in(&mut *tx, ws, id).await? else {
             return Ok(false);
         };
         // Taken off its conversations first: SQLite's foreign keys may be off on a database
