@@ -634,15 +634,19 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
     // A word of the table's heading is what every column is about ("sessions" under "Prices
     // for 60-minute sessions"): it names none of them, and "Price per session" is not meant
     // over "Price" by a customer asking the price of 20 sessions.
-    let heading: HashSet<String> = rows
+    // The rows of one passage share its heading: each is read once, not once per row.
+    let prefixes: HashSet<&str> = rows
         .iter()
-        .flat_map(|r| {
-            let key = &r.candidate.key;
-            let prefix = key
+        .map(|r| {
+            r.candidate
+                .key
                 .strip_suffix(r.candidate.text.as_str())
-                .unwrap_or_default();
-            asked.stems_of(prefix)
+                .unwrap_or_default()
         })
+        .collect();
+    let heading: HashSet<String> = prefixes
+        .into_iter()
+        .flat_map(|prefix| asked.stems_of(prefix))
         .collect();
     let words = |label: &str| -> f32 {
         let held = asked.stems_of(label);
