@@ -183,8 +183,6 @@ async function refresh() {
 function concerns(event) {
   if (!region) return false;
   if (region.dataset.live === "list" || document.getElementById("conversations")) return true;
-  // A label renamed or deleted may be a chip of the conversation on screen.
-  if (event.type === "label.updated" || event.type === "label.deleted") return true;
   return event.conversation_id === region.dataset.conversation;
 }
 
