@@ -616,6 +616,19 @@ try {
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify({ label: "vip" }) });
     }, other);
     await page.waitForSelector("#conversations .conversation >> text=Test Customer", { timeout: 5000 });
+    // Live: a label recoloured elsewhere (a `label.updated` event) changes its chips, then back.
+    const recolour = (colour) => page.evaluate(async (colour) => {
+      const csrf = document.querySelector("meta[name=csrf-token]").content;
+      const labels = await (await fetch("/api/v1/labels", { credentials: "same-origin" })).json();
+      const vip = labels.find((l) => l.name === "vip");
+      const res = await fetch(`/api/v1/labels/${vip.id}`, { method: "PATCH", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify({ colour }) });
+      return res.status;
+    }, colour);
+    assert.equal(await recolour("teal"), 200);
+    await page.waitForSelector("#conversations .conversation:has-text('Rui Costa') .chip.colour-teal >> text=vip", { timeout: 5000 });
+    assert.equal(await recolour("green"), 200);
+    await page.waitForSelector("#conversations .conversation:has-text('Rui Costa') .chip.colour-green >> text=vip", { timeout: 5000 });
     await shot(page, "20-inbox-label-filter");
     await page.setViewportSize({ width: 390, height: 844 });
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
