@@ -1100,6 +1100,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_among_more_prose_than_rows_are_still_a_table() {
+        // Two rows and three sentences of prose: the day the question names picks its row, not
+        // the row that reads most like the question.
+        let text = "Weekdays — Open: 07:00; Close: 21:00.\nHolidays — Open: 10:00; Close: 14:00.\n\
+            Last entry is 30 minutes before closing. We close on 25 December. Reception is \
+            staffed while we are open.";
+        let sources = [source(1, "About", "About > Hours", text)];
+        let answer = extract("when do you open on holidays?", &sources).await;
+        assert!(
+            answer.text.starts_with("Holidays — Open: 10:00"),
+            "{}",
+            answer.text
+        );
+        let answer = extract("what time do you open during the week?", &sources).await;
+        assert!(
+            answer.text.starts_with("Weekdays — Open: 07:00"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
     async fn a_table_whose_rows_answer_alike_answers_whole_beyond_a_sentence_reply() {
         // Rows alike but for the zone and its figures, which the question does not name.
         let table = [

@@ -136,7 +136,10 @@ pub fn offers<'a>(
             .copied()
             .filter(|c| Row::parse(&c.text).is_some())
             .collect();
-        let tabular = !rows.is_empty() && rows.len() * 2 >= sentences.len();
+        // Rows are read as a table whatever prose stands around them ("Opening hours": the
+        // days' rows, then "Last entry is 30 minutes before closing."); a single row line
+        // among prose is read as prose.
+        let tabular = rows.len() >= 2 || (!rows.is_empty() && rows.len() * 2 >= sentences.len());
         if !tabular {
             if let Some(text) = section_reply(source, candidates, floor) {
                 if !is_title_line(&text) {
