@@ -524,7 +524,6 @@ fn size(text: &str) -> Option<String> {
 
 /// Phrases by which a question asks what something costs, normalised, in the shipped languages.
 const PRICE_PHRASES: &[&str] = &[
-    "how much",
     "price",
     "prices",
     "cost",
@@ -563,9 +562,95 @@ const PRICE_PHRASES: &[&str] = &[
     "preis",
 ];
 
+/// The words after which "how much" asks a price: English function words (verbs that ask,
+/// pronouns, articles, prepositions) and money itself.
+const HOW_MUCH_PRICE_NEXT: &[&str] = &[
+    "is",
+    "are",
+    "was",
+    "were",
+    "will",
+    "would",
+    "does",
+    "do",
+    "did",
+    "can",
+    "could",
+    "should",
+    "s",
+    "r",
+    "d",
+    "ll",
+    "it",
+    "its",
+    "they",
+    "them",
+    "that",
+    "this",
+    "these",
+    "those",
+    "you",
+    "u",
+    "ya",
+    "ur",
+    "your",
+    "i",
+    "we",
+    "he",
+    "she",
+    "a",
+    "an",
+    "the",
+    "one",
+    "for",
+    "to",
+    "per",
+    "each",
+    "in",
+    "on",
+    "with",
+    "if",
+    "more",
+    "less",
+    "extra",
+    "altogether",
+    "total",
+    "roughly",
+    "approximately",
+    "about",
+    "money",
+    "then",
+    "please",
+    "pls",
+    "again",
+    "now",
+];
+
+/// Words that, within two words after the one following "how much", make that word the thing
+/// counted: a verb or its subject ("how much notice do I need", "how much time does it take",
+/// "how much luggage can I bring"), where "how much haircut?" asks a price.
+const QUANTITY_VERBS: &[&str] = &[
+    "do", "does", "did", "is", "are", "was", "will", "would", "can", "could", "should", "must",
+    "i", "you", "u", "we", "they", "need", "needed", "take", "takes", "left", "remain",
+];
+
 /// Whether `normal` (normalised text) asks a price.
 fn asks_price(normal: &str) -> bool {
-    PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p))
+    PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p)) || how_much_asks_price(normal)
+}
+
+/// Whether an occurrence of "how much" in `normal` asks a price: unless a word other than those
+/// of [`HOW_MUCH_PRICE_NEXT`] follows it and is then the subject of a verb ([`QUANTITY_VERBS`]),
+/// a quantity of that thing rather than a price.
+fn how_much_asks_price(normal: &str) -> bool {
+    let words = crate::knowledge::text::words(normal);
+    let is = |i: usize, list: &[&str]| words.get(i).is_some_and(|w| list.contains(&w.as_str()));
+    words.windows(2).enumerate().any(|(i, pair)| {
+        pair == ["how", "much"]
+            && (words.get(i + 2).is_none()
+                || is(i + 2, HOW_MUCH_PRICE_NEXT)
+                || !(i + 3..i + 5).any(|j| is(j, QUANTITY_VERBS)))
+    })
 }
 
 #[cfg(test)]
@@ -587,6 +672,27 @@ mod tests {
         // "2x por semana" is not the working week, and short forms are read in rows only.
         assert!(days("pilates 2x por semana", false).is_empty());
         assert!(days("the sun is out, mar", false).is_empty());
+    }
+
+    #[test]
+    fn how_much_asks_a_price_unless_a_noun_follows_it() {
+        for price in [
+            "how much is a session?",
+            "how much does it cost",
+            "how much for two nights",
+            "ok how much",
+            "how much would a tune-up be?",
+            "how much puncture repair?",
+        ] {
+            assert!(asks_price(&normalize(price)), "{price}");
+        }
+        for quantity in [
+            "how much notice do i need to give to cancel?",
+            "how much time does a repair take?",
+            "how much luggage can I bring?",
+        ] {
+            assert!(!asks_price(&normalize(quantity)), "{quantity}");
+        }
     }
 
     #[test]
