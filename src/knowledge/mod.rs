@@ -79,7 +79,7 @@ pub struct Knowledge {
     /// is this one's only when no other process writes to the database.
     held: std::sync::Mutex<HashMap<String, i64>>,
     /// The mean of the typical questions' vectors (see [`relevance`]), embedded once.
-    question_mean: tokio::sync::OnceCell<Arc<Vec<f32>>>,
+    question_mean: tokio::sync::OnceCell<Arc<relevance::QuestionMeans>>,
     /// Each collection's passage mean, with the collection version it was computed at.
     passage_means: std::sync::Mutex<relevance::PassageMeans>,
     /// Question vectors by collection and text: customers of one business ask the same things

@@ -35,6 +35,15 @@
 //! threshold gets both precision and recall to 0.9. Six of those 18 are questions in another
 //! language than the documents': the small multilingual model barely relates words across
 //! languages ("teeth whitening" finds nothing near "Branqueamento em consultório").
+//!
+//! A question in another language than the documents' carries that language in its vector as
+//! much as what it asks. It is moved into the documents' language before centring: by the
+//! difference between the means of the same typical questions asked in the two languages
+//! ([`TYPICAL_QUESTIONS_BY_LANGUAGE`]). A question in the documents' language is centred as
+//! before. Measured on the development split of `eval/dev` and the shipped suites together
+//! (multilingual-e5-small): the area under the ROC curve of answered questions in another
+//! language against the questions that should go to a person went from 0.81 to 0.83, and two
+//! questions in another language that went to a person are answered right.
 
 use std::sync::Arc;
 
@@ -107,6 +116,157 @@ pub const TYPICAL_QUESTIONS: &[&str] = &[
     "How do I make an appointment?",
 ];
 
+/// The same questions asked in each language the question reader knows (English, Portuguese,
+/// Spanish, French, German): their mean in one language is what a customer's question in that
+/// language has besides what it asks.
+pub const TYPICAL_QUESTIONS_BY_LANGUAGE: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "What are your opening hours?",
+            "Are you open on Sundays?",
+            "How much does it cost?",
+            "What is the price?",
+            "Do you deliver?",
+            "How long does delivery take?",
+            "Can I pay by card?",
+            "Which payment methods do you accept?",
+            "Where are you located?",
+            "How can I contact you?",
+            "Can I cancel my order?",
+            "Can I get a refund?",
+            "Do you have any discounts?",
+            "Is it available today?",
+            "How long does it take?",
+            "Do I need to book in advance?",
+            "Is there parking nearby?",
+            "Can I change my booking?",
+            "What happens if I am late?",
+            "Do you offer gift cards?",
+            "How do I return something?",
+            "What do you recommend?",
+            "Is it suitable for children?",
+            "How do I make an appointment?",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "Qual é o horário de funcionamento?",
+            "Vocês abrem aos domingos?",
+            "Quanto custa?",
+            "Qual é o preço?",
+            "Fazem entregas?",
+            "Quanto tempo demora a entrega?",
+            "Posso pagar com cartão?",
+            "Que formas de pagamento aceitam?",
+            "Onde ficam?",
+            "Como posso entrar em contato?",
+            "Posso cancelar o meu pedido?",
+            "Posso pedir reembolso?",
+            "Vocês têm algum desconto?",
+            "Está disponível hoje?",
+            "Quanto tempo demora?",
+            "Preciso de marcar com antecedência?",
+            "Há estacionamento perto?",
+            "Posso mudar a minha reserva?",
+            "O que acontece se eu me atrasar?",
+            "Vocês têm vale-presente?",
+            "Como faço para devolver alguma coisa?",
+            "O que vocês recomendam?",
+            "É adequado para crianças?",
+            "Como faço para marcar uma consulta?",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "¿Cuál es vuestro horario?",
+            "¿Abrís los domingos?",
+            "¿Cuánto cuesta?",
+            "¿Cuál es el precio?",
+            "¿Hacéis envíos a domicilio?",
+            "¿Cuánto tarda la entrega?",
+            "¿Puedo pagar con tarjeta?",
+            "¿Qué formas de pago aceptáis?",
+            "¿Dónde estáis?",
+            "¿Cómo puedo contactaros?",
+            "¿Puedo cancelar mi pedido?",
+            "¿Me podéis devolver el dinero?",
+            "¿Tenéis algún descuento?",
+            "¿Está disponible hoy?",
+            "¿Cuánto tiempo tarda?",
+            "¿Tengo que reservar con antelación?",
+            "¿Hay aparcamiento cerca?",
+            "¿Puedo cambiar mi reserva?",
+            "¿Qué pasa si llego tarde?",
+            "¿Tenéis tarjetas regalo?",
+            "¿Cómo devuelvo algo?",
+            "¿Qué me recomendáis?",
+            "¿Es adecuado para niños?",
+            "¿Cómo pido una cita?",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "Quels sont vos horaires d'ouverture ?",
+            "Êtes-vous ouverts le dimanche ?",
+            "Combien ça coûte ?",
+            "Quel est le prix ?",
+            "Livrez-vous ?",
+            "Combien de temps prend la livraison ?",
+            "Puis-je payer par carte ?",
+            "Quels moyens de paiement acceptez-vous ?",
+            "Où êtes-vous situés ?",
+            "Comment puis-je vous contacter ?",
+            "Puis-je annuler ma commande ?",
+            "Puis-je être remboursé ?",
+            "Avez-vous des réductions ?",
+            "Est-ce disponible aujourd'hui ?",
+            "Combien de temps ça prend ?",
+            "Dois-je réserver à l'avance ?",
+            "Y a-t-il un parking à proximité ?",
+            "Puis-je modifier ma réservation ?",
+            "Que se passe-t-il si je suis en retard ?",
+            "Proposez-vous des cartes cadeaux ?",
+            "Comment retourner un article ?",
+            "Que me conseillez-vous ?",
+            "Est-ce adapté aux enfants ?",
+            "Comment prendre rendez-vous ?",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "Wann haben Sie geöffnet?",
+            "Haben Sie sonntags geöffnet?",
+            "Was kostet das?",
+            "Wie hoch ist der Preis?",
+            "Liefern Sie auch?",
+            "Wie lange dauert die Lieferung?",
+            "Kann ich mit Karte zahlen?",
+            "Welche Zahlungsarten akzeptieren Sie?",
+            "Wo sind Sie?",
+            "Wie kann ich Sie erreichen?",
+            "Kann ich meine Bestellung stornieren?",
+            "Bekomme ich mein Geld zurück?",
+            "Gibt es Rabatte?",
+            "Ist es heute verfügbar?",
+            "Wie lange dauert es?",
+            "Muss ich vorher reservieren?",
+            "Gibt es Parkplätze in der Nähe?",
+            "Kann ich meine Buchung ändern?",
+            "Was passiert, wenn ich zu spät komme?",
+            "Haben Sie Gutscheine?",
+            "Wie kann ich etwas zurückgeben?",
+            "Was empfehlen Sie?",
+            "Ist es für Kinder geeignet?",
+            "Wie vereinbare ich einen Termin?",
+        ],
+    ),
+];
+
 /// What is computed once per collection version from all its passages: their mean (the centre
 /// of [`Centre::passage`]) and their words ([`Lexicon`]).
 #[derive(Debug, Clone)]
@@ -125,7 +285,8 @@ const PAGE: usize = 1000;
 /// The means a question and a collection's passages are centred on.
 #[derive(Debug, Clone)]
 pub struct Centre {
-    /// Mean of [`TYPICAL_QUESTIONS`] embedded as questions.
+    /// Mean of [`TYPICAL_QUESTIONS`] embedded as questions, moved into the documents' language
+    /// for a question in another ([`QuestionMeans::for_languages`]).
     pub question: Arc<Vec<f32>>,
     /// Mean of the collection's passages (zero for an empty collection).
     pub passage: Arc<Vec<f32>>,
@@ -186,33 +347,83 @@ fn mean<'a>(vectors: impl Iterator<Item = &'a [f32]>, dimensions: usize) -> (Vec
     sum.mean()
 }
 
+/// The means questions are centred on: [`TYPICAL_QUESTIONS`]'s, and
+/// [`TYPICAL_QUESTIONS_BY_LANGUAGE`]'s in each of its languages.
+#[derive(Debug)]
+pub(super) struct QuestionMeans {
+    typical: Arc<Vec<f32>>,
+    by_language: Vec<(&'static str, Vec<f32>)>,
+}
+
+impl QuestionMeans {
+    /// What a question in `asked` (its language, when known) is centred on, for passages in
+    /// `documents`: the typical questions' mean, moved by the difference between the same
+    /// questions in the two languages when they differ. What the embedder puts in every question
+    /// of one language and not the other is taken away, so that an English question and the
+    /// Portuguese passage that answers it meet on what they say.
+    fn for_languages(&self, asked: Option<&str>, documents: Option<&str>) -> Arc<Vec<f32>> {
+        let mean = |language: Option<&str>| {
+            language.and_then(|l| self.by_language.iter().find(|(m, _)| *m == l))
+        };
+        match (mean(asked), mean(documents)) {
+            (Some((a, asked)), Some((d, documents))) if a != d => Arc::new(
+                self.typical
+                    .iter()
+                    .zip(asked.iter().zip(documents))
+                    .map(|(t, (a, d))| t + a - d)
+                    .collect(),
+            ),
+            _ => self.typical.clone(),
+        }
+    }
+}
+
 impl Knowledge {
-    /// The centre for questions to `collection`, whose version in the store is `version`: the
-    /// typical questions' mean (embedded once) and the collection's passage mean (computed again
-    /// when the version changes).
+    /// The centre for a question in `language` (when known) to `collection`, whose version in
+    /// the store is `version`: the typical questions' mean (embedded once; see
+    /// [`QuestionMeans::for_languages`]) and the collection's passage mean (computed again when
+    /// the version changes).
     pub(crate) async fn centre(
         &self,
         collection: &str,
         version: i64,
+        language: Option<&str>,
     ) -> Result<Centre, KnowledgeError> {
         let dimensions = self.embedder.dimensions();
-        let question = self
+        let means = self
             .question_mean
             .get_or_try_init(|| async {
-                let texts: Vec<String> = TYPICAL_QUESTIONS.iter().map(|q| q.to_string()).collect();
-                let vectors = self.embedder.embed_queries(&texts).await?;
-                let (m, n) = mean(vectors.iter().map(Vec::as_slice), dimensions);
-                if n == 0 {
-                    return Err(EmbedError::Inference(
-                        "no vectors for the typical questions".into(),
-                    ));
+                let embedded = |questions: &[&str]| {
+                    let texts: Vec<String> = questions.iter().map(|q| q.to_string()).collect();
+                    async move {
+                        let vectors = self.embedder.embed_queries(&texts).await?;
+                        let (m, n) = mean(vectors.iter().map(Vec::as_slice), dimensions);
+                        if n == 0 {
+                            return Err(EmbedError::Inference(
+                                "no vectors for the typical questions".into(),
+                            ));
+                        }
+                        Ok(m)
+                    }
+                };
+                let typical = Arc::new(embedded(TYPICAL_QUESTIONS).await?);
+                let mut by_language = Vec::new();
+                for (language, questions) in TYPICAL_QUESTIONS_BY_LANGUAGE {
+                    by_language.push((*language, embedded(questions).await?));
                 }
-                Ok::<_, EmbedError>(Arc::new(m))
+                Ok::<_, EmbedError>(Arc::new(QuestionMeans {
+                    typical,
+                    by_language,
+                }))
             })
             .await?
             .clone();
-        let passage = self.profile(collection, version).await?.mean;
-        Ok(Centre { question, passage })
+        let profile = self.profile(collection, version).await?;
+        let question = means.for_languages(language, profile.lexicon.language());
+        Ok(Centre {
+            question,
+            passage: profile.mean,
+        })
     }
 
     /// The words of `collection`'s passages (see [`Lexicon`]), read again when its version
@@ -292,6 +503,27 @@ mod tests {
         assert!(centre.relevance(&q, &p) < -0.9);
         let same = [0.95, 0.0, 0.3];
         assert!((centre.relevance(&same, &same) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_question_in_another_language_than_the_documents_is_moved_into_theirs() {
+        let means = QuestionMeans {
+            typical: Arc::new(vec![1.0, 0.0, 0.0]),
+            by_language: vec![("en", vec![0.0, 1.0, 0.0]), ("pt", vec![0.0, 0.0, 1.0])],
+        };
+        assert_eq!(
+            *means.for_languages(Some("en"), Some("pt")),
+            [1.0, 1.0, -1.0]
+        );
+        // The same language, or a language without typical questions: the typical mean.
+        for (asked, documents) in [
+            (Some("pt"), Some("pt")),
+            (None, Some("pt")),
+            (Some("en"), None),
+            (Some("it"), Some("pt")),
+        ] {
+            assert_eq!(*means.for_languages(asked, documents), [1.0, 0.0, 0.0]);
+        }
     }
 
     /// The shipped bakery's documents: the passage that answers a question about them is more

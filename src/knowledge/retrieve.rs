@@ -206,7 +206,10 @@ impl Knowledge {
             }
         }
         if !results.is_empty() {
-            let centre = self.centre(query.collection, version.unwrap_or(0)).await?;
+            let language = crate::language::detect(question);
+            let centre = self
+                .centre(query.collection, version.unwrap_or(0), language)
+                .await?;
             let need: Vec<ChunkId> = results
                 .iter()
                 .map(|r| r.chunk_id)
