@@ -1122,6 +1122,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_price_asked_in_another_language_is_the_row_that_stands_out_by_meaning() {
+        /// [`Words`] that reads a few English words as the Portuguese ones they translate.
+        struct Translating;
+        #[async_trait]
+        impl Embedder for Translating {
+            fn model_id(&self) -> &str {
+                "translating"
+            }
+            fn dimensions(&self) -> usize {
+                4096
+            }
+            async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+                let dictionary = [("first", "primeira"), ("assessment", "avaliacao")];
+                let translated: Vec<String> = texts
+                    .iter()
+                    .map(|t| {
+                        terms(t)
+                            .into_iter()
+                            .map(|w| {
+                                dictionary
+                                    .iter()
+                                    .find(|(en, _)| *en == w)
+                                    .map_or(w.clone(), |(_, pt)| pt.to_string())
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                Words.embed(&translated).await
+            }
+        }
+        let table =
+            "Avaliação fisioterapêutica (primeira consulta) — Duração: 60 min; Valor: R$ 180.\n\
+            Sessão de fisioterapia ortopédica — Duração: 50 min; Valor: R$ 140.\n\
+            Drenagem linfática manual — Duração: 60 min; Valor: R$ 150.";
+        let sources = [source(
+            1,
+            "Serviços",
+            "Serviços e valores > Fisioterapia",
+            table,
+        )];
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        let answer = Extractive::new(Arc::new(Translating))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                ..request("hi, how much is the first assessment?", &sources)
+            })
+            .await
+            .unwrap();
+        assert!(answer.text.contains("R$ 180"), "{}", answer.text);
+        assert!(!answer.text.contains("R$ 140"), "{}", answer.text);
+        assert!(!answer.text.contains("R$ 150"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_table_whose_rows_answer_alike_answers_whole_beyond_a_sentence_reply() {
         // Rows alike but for the zone and its figures, which the question does not name.
         let table = [

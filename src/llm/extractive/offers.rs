@@ -383,7 +383,12 @@ fn table_offers<'a>(
             .map(|&i| text_of(&rows[i]))
             .collect::<Vec<_>>()
             .join("\n");
-        if text.chars().count() <= MAX_TABLE_REPLY_CHARS {
+        // Asked a price in another language, a question may name one row in words the table
+        // does not use ("the first assessment" of "Avaliação (primeira consulta)"): only the
+        // rows that stand out by meaning answer, as the rows of a longer table do, and every
+        // row's price is not said for the one asked.
+        let by_meaning = asked.foreign && question.asks_price;
+        if text.chars().count() <= MAX_TABLE_REPLY_CHARS && !by_meaning {
             out.push(offer(
                 source_of(&rows[pool[0]]),
                 text,
