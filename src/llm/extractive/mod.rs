@@ -1181,6 +1181,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_band_singles_out_a_row_only_of_the_thing_the_question_names() {
+        // A catalogue, one row a passage: the filter's variant holds 60 litres too, and its
+        // name adds fewer words to the question than the aquarium's, but the customer asks
+        // about the aquarium.
+        let row = |n, relevance, text: &str| Source {
+            relevance,
+            ..source(n, "catalogo", "catalogo", text)
+        };
+        let sources = [
+            row(
+                1,
+                0.4,
+                "Filtro interior — categoria: acuarios; variante: acuarios de hasta 60 litros; precio: 19,40 €.",
+            ),
+            row(
+                2,
+                0.3,
+                "Acuario completo con filtro y luz LED — categoria: acuarios; variante: 60 litros; precio: 89,00 €.",
+            ),
+            row(
+                3,
+                0.2,
+                "Comedero de acero — categoria: perro; variante: 1 litro; precio: 7,50 €.",
+            ),
+        ];
+        let answer = extract_knowing("cuanto cuesta el acuario de 60 litros?", &sources).await;
+        assert!(answer.text.contains("89,00 €"), "{}", answer.text);
+        assert!(!answer.text.contains("19,40 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_table_whose_rows_answer_alike_answers_whole_beyond_a_sentence_reply() {
         // Rows alike but for the zone and its figures, which the question does not name.
         let table = [

@@ -289,7 +289,31 @@ fn table_offers<'a>(
             .find(|s| s.n == r.candidate.n)
             .expect("a candidate's source is among the sources")
     };
-    let verdicts: Vec<Option<bool>> = rows.iter().map(|r| r.fit(question)).collect();
+    // A band or size singles out a row of the thing the question names: the row's name or its
+    // table's heading holds one of the question's own words ("the 60-litre aquarium" is not the
+    // row "Filtro interior" whose variant reads "acuarios de hasta 60 litros"). A day names its
+    // row itself, and a question in another language has no words of the documents' to say it.
+    let names_it = |r: &TableRow| {
+        let Some(name) = &r.row.name else {
+            return true;
+        };
+        if asked.foreign || !question.days.is_empty() {
+            return true;
+        }
+        let heading = source_of(r).heading.as_deref().unwrap_or_default();
+        let held = asked.stems_of(&format!("{heading} {name}"));
+        asked
+            .stems
+            .iter()
+            .any(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
+    };
+    let verdicts: Vec<Option<bool>> = rows
+        .iter()
+        .map(|r| match r.fit(question) {
+            Some(true) if !names_it(r) => None,
+            verdict => verdict,
+        })
+        .collect();
     // How much of the question each row's own words hold, counting only the words that tell
     // this table's rows apart (a word every row has says the table is right, not the row).
     // Nor does a word that names one of its columns ("a partir de cuánto no pago el envío?"
