@@ -62,6 +62,10 @@ pub fn stem(word: &str, language: &str) -> String {
 const TYPO_MIN_LETTERS: usize = 5;
 /// Words of at least this many letters may be read as a known word two letters away.
 const TYPO_TWO_MIN_LETTERS: usize = 9;
+/// Words of at least this many letters may be read as a known word they begin ...
+const CLIPPED_MIN_LETTERS: usize = 5;
+/// ... when it has at least this many letters more: a word cut short, not an inflection.
+const CLIPPED_AT_LEAST: usize = 4;
 
 /// Passages read for the documents' language.
 const LANGUAGE_SAMPLE: u32 = 300;
@@ -233,6 +237,22 @@ impl Lexicon {
             .filter(|(d, _, _)| *d <= most)
             .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)))
             .map(|(_, _, w)| w.clone())
+            .or_else(|| self.unclipped(word))
+    }
+
+    /// The documents' word that `word` (normalised, unknown to them) is cut from ("fisio" for
+    /// "fisioterapia", "promo" for "promocao"): the most used one it begins that is at least
+    /// [`CLIPPED_AT_LEAST`] letters longer, for a word of [`CLIPPED_MIN_LETTERS`] or more.
+    fn unclipped(&self, word: &str) -> Option<String> {
+        let letters = word.chars().count();
+        if letters < CLIPPED_MIN_LETTERS {
+            return None;
+        }
+        self.frequency
+            .iter()
+            .filter(|(w, _)| w.starts_with(word) && w.chars().count() >= letters + CLIPPED_AT_LEAST)
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(w, _)| w.clone())
     }
 }
 
@@ -263,6 +283,28 @@ mod tests {
         assert_eq!(stem("envios", "es"), stem("envio", "es"));
         assert_eq!(stem("pix", "pt"), "pix");
         assert_eq!(stem("2x", "pt"), "2x");
+    }
+
+    #[test]
+    fn a_word_cut_short_is_read_as_the_word_it_begins() {
+        let l = Lexicon::build([(
+            Some("Fisioterapia"),
+            "Sessões de fisioterapia ortopédica e promoções de verão.",
+        )]);
+        assert_eq!(
+            l.canonical("fisio", Some("pt")).as_deref(),
+            Some("fisioterapia")
+        );
+        assert_eq!(
+            l.canonical("promo", Some("pt")).as_deref(),
+            Some("promocoes")
+        );
+        // Too short to tell, or only an ending away: not a word cut short.
+        assert_eq!(l.canonical("orto", Some("pt")), None);
+        assert_eq!(
+            l.canonical("ortopedic", Some("pt")).as_deref(),
+            Some("ortopedica")
+        );
     }
 
     #[test]
