@@ -52,7 +52,8 @@ use super::{Knowledge, KnowledgeError};
 use crate::embed::{cosine, EmbedError};
 
 /// Questions any customer asks any business, in the languages of the shipped templates: their
-/// mean is what "a customer question" looks like to the embedder.
+/// mean is what "a customer question" looks like to the embedder. The first
+/// [`ENGLISH_TYPICAL`] are the English ones of [`TYPICAL_QUESTIONS_BY_LANGUAGE`].
 pub const TYPICAL_QUESTIONS: &[&str] = &[
     "What are your opening hours?",
     "Are you open on Sundays?",
@@ -71,13 +72,16 @@ pub const TYPICAL_QUESTIONS: &[&str] = &[
     "How long does it take?",
     "Do I need to book in advance?",
     "Is there parking nearby?",
-    "Do you have a phone number?",
     "Can I change my booking?",
     "What happens if I am late?",
     "Do you offer gift cards?",
+    "How do I return something?",
+    "What do you recommend?",
+    "Is it suitable for children?",
+    "How do I make an appointment?",
+    "Do you have a phone number?",
     "Is there a warranty?",
     "Do you ship abroad?",
-    "How do I return something?",
     "Qual é o horário de funcionamento?",
     "Quanto custa?",
     "Aceitam cartão?",
@@ -110,45 +114,18 @@ pub const TYPICAL_QUESTIONS: &[&str] = &[
     "Où êtes-vous?",
     "Do you have it in stock?",
     "Can I speak English with you?",
-    "What do you recommend?",
-    "Is it suitable for children?",
     "Do you have vegan options?",
-    "How do I make an appointment?",
 ];
+
+/// The first this many of [`TYPICAL_QUESTIONS`] are the English questions of
+/// [`TYPICAL_QUESTIONS_BY_LANGUAGE`], which its other languages ask too.
+const ENGLISH_TYPICAL: usize = 24;
 
 /// The same questions asked in each language the question reader knows (English, Portuguese,
 /// Spanish, French, German): their mean in one language is what a customer's question in that
 /// language has besides what it asks.
 pub const TYPICAL_QUESTIONS_BY_LANGUAGE: &[(&str, &[&str])] = &[
-    (
-        "en",
-        &[
-            "What are your opening hours?",
-            "Are you open on Sundays?",
-            "How much does it cost?",
-            "What is the price?",
-            "Do you deliver?",
-            "How long does delivery take?",
-            "Can I pay by card?",
-            "Which payment methods do you accept?",
-            "Where are you located?",
-            "How can I contact you?",
-            "Can I cancel my order?",
-            "Can I get a refund?",
-            "Do you have any discounts?",
-            "Is it available today?",
-            "How long does it take?",
-            "Do I need to book in advance?",
-            "Is there parking nearby?",
-            "Can I change my booking?",
-            "What happens if I am late?",
-            "Do you offer gift cards?",
-            "How do I return something?",
-            "What do you recommend?",
-            "Is it suitable for children?",
-            "How do I make an appointment?",
-        ],
-    ),
+    ("en", TYPICAL_QUESTIONS.split_at(ENGLISH_TYPICAL).0),
     (
         "pt",
         &[
@@ -503,6 +480,13 @@ mod tests {
         assert!(centre.relevance(&q, &p) < -0.9);
         let same = [0.95, 0.0, 0.3];
         assert!((centre.relevance(&same, &same) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn every_language_asks_the_same_typical_questions() {
+        for (language, questions) in TYPICAL_QUESTIONS_BY_LANGUAGE {
+            assert_eq!(questions.len(), ENGLISH_TYPICAL, "{language}");
+        }
     }
 
     #[test]
