@@ -78,7 +78,8 @@ pub struct Knowledge {
     /// version it holds. The store's `indexed_version` says what some process indexed, which
     /// is this one's only when no other process writes to the database.
     held: std::sync::Mutex<HashMap<String, i64>>,
-    /// The mean of the typical questions' vectors (see [`relevance`]), embedded once.
+    /// The means of the typical questions' vectors, all together and in each language (see
+    /// [`relevance`]), embedded once.
     question_mean: tokio::sync::OnceCell<Arc<relevance::QuestionMeans>>,
     /// Each collection's passage mean, with the collection version it was computed at.
     passage_means: std::sync::Mutex<relevance::PassageMeans>,

@@ -370,24 +370,41 @@ impl Knowledge {
         let means = self
             .question_mean
             .get_or_try_init(|| async {
-                let embedded = |questions: &[&str]| {
-                    let texts: Vec<String> = questions.iter().map(|q| q.to_string()).collect();
-                    async move {
-                        let vectors = self.embedder.embed_queries(&texts).await?;
-                        let (m, n) = mean(vectors.iter().map(Vec::as_slice), dimensions);
-                        if n == 0 {
-                            return Err(EmbedError::Inference(
-                                "no vectors for the typical questions".into(),
-                            ));
-                        }
-                        Ok(m)
-                    }
-                };
-                let typical = Arc::new(embedded(TYPICAL_QUESTIONS).await?);
-                let mut by_language = Vec::new();
+                // Every question embedded once, in one call: a language's set that is the
+                // first of the typical questions (English) is read from their vectors.
+                let mut texts: Vec<String> =
+                    TYPICAL_QUESTIONS.iter().map(|q| q.to_string()).collect();
+                let mut spans = Vec::new();
                 for (language, questions) in TYPICAL_QUESTIONS_BY_LANGUAGE {
-                    by_language.push((*language, embedded(questions).await?));
+                    if TYPICAL_QUESTIONS.starts_with(questions) {
+                        spans.push((*language, 0..questions.len()));
+                    } else {
+                        spans.push((*language, texts.len()..texts.len() + questions.len()));
+                        texts.extend(questions.iter().map(|q| q.to_string()));
+                    }
                 }
+                let vectors = self.embedder.embed_queries(&texts).await?;
+                let mean_of = |range: std::ops::Range<usize>| {
+                    let (m, n) = mean(
+                        vectors
+                            .get(range)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(Vec::as_slice),
+                        dimensions,
+                    );
+                    if n == 0 {
+                        return Err(EmbedError::Inference(
+                            "no vectors for the typical questions".into(),
+                        ));
+                    }
+                    Ok(m)
+                };
+                let typical = Arc::new(mean_of(0..TYPICAL_QUESTIONS.len())?);
+                let by_language = spans
+                    .into_iter()
+                    .map(|(language, range)| Ok((language, mean_of(range)?)))
+                    .collect::<Result<Vec<_>, EmbedError>>()?;
                 Ok::<_, EmbedError>(Arc::new(QuestionMeans {
                     typical,
                     by_language,
