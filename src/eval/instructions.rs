@@ -207,6 +207,7 @@ pub async fn draft(
         previous: None,
         sources: &[],
         lexicon: None,
+        centre: None,
         model: config.model.as_deref(),
         temperature: MODEL_DRAFT_TEMPERATURE,
         max_tokens: MODEL_DRAFT_TOKENS,

@@ -86,6 +86,7 @@ impl Judge {
                 previous: None,
                 sources: &[],
                 lexicon: None,
+                centre: None,
                 model: None,
                 // Grading should not vary from run to run.
                 temperature: 0.0,

@@ -935,6 +935,7 @@ mod tests {
             previous: None,
             sources: &[],
             lexicon: None,
+            centre: None,
             model: None,
             temperature,
             max_tokens,

@@ -94,6 +94,10 @@ pub struct ChatRequest<'a> {
     /// The vocabulary of the documents the sources come from, for answerers that compare the
     /// question's words with theirs.
     pub lexicon: Option<&'a crate::knowledge::lexicon::Lexicon>,
+    /// What the question and the passages are centred on when their relevance is measured
+    /// (see [`crate::knowledge::relevance`]), for answerers that measure it for single
+    /// sentences.
+    pub centre: Option<&'a crate::knowledge::Centre>,
     /// Model name; `None` uses the answerer's default.
     pub model: Option<&'a str>,
     /// Sampling temperature (0-2).

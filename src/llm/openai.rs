@@ -566,6 +566,7 @@ mod tests {
             previous: None,
             sources: &[],
             lexicon: None,
+            centre: None,
             model: None,
             temperature: 0.25,
             max_tokens: 128,

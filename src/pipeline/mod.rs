@@ -536,6 +536,15 @@ impl Pipeline {
         }
 
         let prompt = self.prompt(&agent, &config, conversation, &sources, &history, &question)?;
+        // Kept from retrieval (the means are cached): without it, answerers measure sentences
+        // by their raw similarity.
+        let centre = match self.knowledge.centre_for(&agent.collection(), &read).await {
+            Ok(centre) => Some(centre),
+            Err(e) => {
+                tracing::warn!(error = %e, "no relevance centre for the answerer");
+                None
+            }
+        };
         let generate_started = Instant::now();
         let answerer = self.answerers.get(config.answerer).await;
         let completion = match answerer {
@@ -550,6 +559,7 @@ impl Pipeline {
                     previous,
                     sources: &prompt.sources,
                     lexicon: Some(&lexicon),
+                    centre: centre.as_ref(),
                     model: config.model.as_deref(),
                     temperature: config.temperature,
                     max_tokens: config.max_tokens,

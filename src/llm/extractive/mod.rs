@@ -20,9 +20,9 @@
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
 //! reply must state the price of the one thing asked ([`grounding`]), or it is not sent.
 //!
-//! Its confidence ([`confidence`]) weighs how far the chosen passage stands out from the others
-//! retrieved, how much of what the question is about it holds, and whether a row was singled
-//! out; the pipeline holds it against the agent's threshold.
+//! Its confidence ([`confidence`]) is the relevance of the best passage, or of the chosen
+//! offer's best sentence when that is higher; the pipeline holds it against the agent's
+//! threshold.
 
 mod grounding;
 mod offers;
@@ -233,7 +233,16 @@ impl ChatModel for Extractive {
         // question in the heading.
         let asked_terms: Vec<String> = terms(question);
         let named = names_the_question(section, &asked_terms);
-        let signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
+        let mut signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
+        if let Some(centre) = request.centre {
+            signals.sentence = candidates
+                .iter()
+                .zip(&vectors)
+                .filter(|(c, _)| c.n == section.n && chosen.offer.text.contains(c.text.trim()))
+                .map(|(_, v)| centre.relevance(&reading_vectors[0], v))
+                .fold(f32::MIN, f32::max)
+                .max(0.0);
+        }
         let confidence = confidence(&signals);
         // A table row states its price whatever was asked ("do you sell puppies?" answered
         // with a dog snack's row): it must be about what the question names, as an answer to
@@ -340,6 +349,9 @@ pub(crate) struct Signals {
     pub named: bool,
     /// Whether the question names anything of its own (not a bare "and for two?").
     pub subject: bool,
+    /// The best relevance of one of the chosen offer's own sentences, measured on the same
+    /// centre as the passages' (0 when the request brings no centre).
+    pub sentence: f32,
 }
 
 impl Signals {
@@ -370,18 +382,26 @@ impl Signals {
             margin: next.map_or(1.0, |n| chosen.total - n.total),
             named,
             subject: !asked.stems.iter().all(|s| s.3),
+            sentence: 0.0,
         }
     }
 }
 
 /// How sure the answerer is that the chosen offer answers the question (0-1): 1 when the
-/// heading names the question; otherwise the passage's relevance, raised by how much of what
-/// the question is about the offer holds and by a row singled out.
+/// heading names the question; otherwise the best passage's relevance, or the relevance of the
+/// offer's best sentence when that is higher (a section of several sentences is less like the
+/// question than the one of them that answers it: "Cancellation and rescheduling" as a whole
+/// against "cancel 12 hours before, or the session is charged").
+///
+/// Measured on the development split of `eval/dev` (multilingual-e5-small): the area under the
+/// ROC curve of answered against escalation-worthy turns went from 0.845 to 0.859, two needless
+/// escalations fewer and one more turn answered that should have gone to a person (facts 98 to
+/// 100 of 129); the shipped suites lost one needless escalation (facts 129 to 130 of 148).
 fn confidence(s: &Signals) -> f32 {
     if s.named {
         return 1.0;
     }
-    s.relevance.clamp(0.0, 1.0)
+    s.relevance.max(s.sentence).clamp(0.0, 1.0)
 }
 
 /// The lines of `reply` that are rows named `name`.
@@ -528,6 +548,7 @@ mod tests {
             previous: None,
             sources,
             lexicon: None,
+            centre: None,
             model: None,
             temperature: 0.0,
             max_tokens: 200,
@@ -552,6 +573,7 @@ mod tests {
         Extractive::new(Arc::new(Words))
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
+                centre: None,
                 ..request(question, sources)
             })
             .await
@@ -1171,6 +1193,7 @@ mod tests {
         let answer = Extractive::new(Arc::new(Translating))
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
+                centre: None,
                 ..request("hi, how much is the first assessment?", &sources)
             })
             .await
@@ -1479,6 +1502,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.confidence, Some(0.0));
+    }
+
+    #[tokio::test]
+    async fn the_sentence_that_answers_can_be_more_relevant_than_its_passage() {
+        let sources = [Source {
+            relevance: 0.1,
+            ..source(
+                1,
+                "Policies",
+                "Payments",
+                "Invoices are sent by email at the end of each month. We accept cards. \
+                 Receipts for the tax office are issued on request at the counter.",
+            )
+        }];
+        let zero = Arc::new(vec![0.0; Words.dimensions()]);
+        let centre = crate::knowledge::Centre {
+            question: zero.clone(),
+            passage: zero,
+        };
+        let model = Extractive::new(Arc::new(Words));
+        let question = "Do you accept cards?";
+        let alone = model.complete(&request(question, &sources)).await.unwrap();
+        assert_eq!(alone.confidence, Some(0.1));
+        let centred = model
+            .complete(&ChatRequest {
+                centre: Some(&centre),
+                ..request(question, &sources)
+            })
+            .await
+            .unwrap();
+        assert!(
+            centred.text.contains("We accept cards."),
+            "{}",
+            centred.text
+        );
+        // "Payments: We accept cards." holds both of the question's words ("accept cards"),
+        // and one more: a cosine of 2 / (√2 · √3).
+        let confidence = centred.confidence.unwrap();
+        assert!(
+            (confidence - 2.0 / 6f32.sqrt()).abs() < 1e-4,
+            "{confidence}"
+        );
     }
 
     #[tokio::test]
