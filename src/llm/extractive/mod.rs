@@ -18,7 +18,8 @@
 //! days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
 //!
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
-//! reply must state the price of the one thing asked ([`grounding`]), or it is not sent.
+//! reply must state the price of the one thing asked ([`grounding`]), or it is not sent; a row
+//! singled out by the customer's own number is the thing asked.
 //!
 //! Its confidence ([`confidence`]) is the relevance of the best passage, or of the chosen
 //! offer's best sentence when that is higher; the pipeline holds it against the agent's
@@ -235,13 +236,13 @@ impl ChatModel for Extractive {
         let named = names_the_question(section, &asked_terms);
         let mut signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
         if let Some(centre) = request.centre {
-            signals.sentence = candidates
-                .iter()
-                .zip(&vectors)
-                .filter(|(c, _)| c.n == section.n && chosen.offer.text.contains(c.text.trim()))
-                .map(|(_, v)| centre.relevance(&reading_vectors[0], v))
-                .fold(f32::MIN, f32::max)
-                .max(0.0);
+            signals.sentence = sentence_relevance(
+                &chosen.offer,
+                &candidates,
+                &vectors,
+                centre,
+                &reading_vectors[0],
+            );
         }
         let confidence = confidence(&signals);
         // A table row states its price whatever was asked ("do you sell puppies?" answered
@@ -249,6 +250,16 @@ impl ChatModel for Extractive {
         // a price question must.
         if asked.asks_price || chosen.offer.row {
             let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
+            // A row singled out by the customer's own number (its band holds it, in a table
+            // whose heading or row name holds their words: see `offers`) is their case, whatever
+            // other words they put it in ("se eu fechar 10 sessões de fisio": "fechar" is a
+            // rare word of the documents, in "fechada").
+            let singled_out = chosen.offer.row && chosen.offer.fit == Fit::Exact;
+            if let Err(Ungrounded::Unnamed { names, .. }) = &verdict {
+                if singled_out && names.len() == 1 {
+                    verdict = Ok(Grounded::Whole);
+                }
+            }
             if let Err(Ungrounded::Unnamed { names, unheld }) = &verdict {
                 // The documents may say which row the customer's case falls in; else they are
                 // asked which one.
@@ -402,6 +413,23 @@ fn confidence(s: &Signals) -> f32 {
         return 1.0;
     }
     s.relevance.max(s.sentence).clamp(0.0, 1.0)
+}
+
+/// The best relevance (on `centre`) to `question` of one of `offer`'s own sentences, 0 when
+/// none is above it.
+fn sentence_relevance(
+    offer: &Offer<'_>,
+    candidates: &[Candidate],
+    vectors: &[Arc<Vec<f32>>],
+    centre: &crate::knowledge::Centre,
+    question: &[f32],
+) -> f32 {
+    candidates
+        .iter()
+        .zip(vectors)
+        .filter(|(c, _)| c.n == offer.source.n && offer.text.contains(c.text.trim()))
+        .map(|(_, v)| centre.relevance(question, v))
+        .fold(0.0, f32::max)
 }
 
 /// The lines of `reply` that are rows named `name`.
@@ -1232,6 +1260,67 @@ mod tests {
         let answer = extract_knowing("cuanto cuesta el acuario de 60 litros?", &sources).await;
         assert!(answer.text.contains("89,00 €"), "{}", answer.text);
         assert!(!answer.text.contains("19,40 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_row_singled_out_by_the_customers_number_is_their_case_whatever_verb_they_use() {
+        // "fechar" (to sign up for, in chat Portuguese) is a rare word of the documents in
+        // another sense ("fechada", closed); the row holds the customer's number and its
+        // table's heading their "fisioterapia".
+        let sources = [
+            source(
+                1,
+                "Serviços",
+                "Pacotes de fisioterapia",
+                "5 sessões — Valor total: R$ 650; Validade: 45 dias.\n\
+                 10 sessões — Valor total: R$ 1.200; Validade: 90 dias.\n\
+                 20 sessões — Valor total: R$ 2.200; Validade: 150 dias.",
+            ),
+            source(
+                2,
+                "Horário",
+                "Domingos",
+                "Aos domingos a clínica fica fechada.",
+            ),
+            source(
+                3,
+                "Serviços",
+                "Fisioterapia",
+                "A sessão de fisioterapia dura 50 minutos.",
+            ),
+            source(
+                4,
+                "Pagamento",
+                "Formas",
+                "Aceitamos cartão, Pix ou dinheiro.",
+            ),
+            source(
+                5,
+                "Cancelamento",
+                "Aviso",
+                "Avise com 12 horas de antecedência.",
+            ),
+            source(6, "Contato", "Endereço", "Rua das Flores, 120, Curitiba."),
+        ];
+        let answer = extract_knowing(
+            "se eu fechar 10 sessões de fisioterapia quanto custa?",
+            &sources,
+        )
+        .await;
+        assert!(answer.text.contains("R$ 1.200"), "{}", answer.text);
+        assert!(!answer.text.contains("R$ 650"), "{}", answer.text);
+        // Without the customer's number, no row is theirs by it: a row their words do not
+        // name is not said.
+        let answer = extract_knowing(
+            "se eu fechar o pacote de fisioterapia quanto custa?",
+            &sources,
+        )
+        .await;
+        assert!(
+            !answer.text.contains("R$ 1.200") || answer.text.contains("R$ 650"),
+            "{}",
+            answer.text
+        );
     }
 
     #[tokio::test]
