@@ -40,7 +40,7 @@ pub use question::Question;
 
 use self::grounding::{Grounded, Ungrounded};
 use self::offers::{choose, offers, Fit, Offer};
-use self::units::{median, says_any, whole, Asked, Candidate, MAX_REPLY_CHARS};
+use self::units::{median, says_any, states_a_price, whole, Asked, Candidate, MAX_REPLY_CHARS};
 use super::{ChatModel, ChatRequest, Completion, FinishReason, LlmError, Source};
 use crate::embed::{cosine, Embedder};
 use crate::knowledge::chunker::count_tokens;
@@ -224,82 +224,100 @@ impl ChatModel for Extractive {
         }
         let offers = offers(request.sources, &candidates, &asked, &stems);
         let ranked = choose(offers, &asked);
-        let Some(chosen) = ranked.first() else {
+        let asked_terms: Vec<String> = terms(question);
+        let mut picked = None;
+        // The best offer that may be sent: a row or price about another thing than the
+        // question's is passed over for the next ("do you sell puppies?": a dog snack's row,
+        // then "we sell no live animals: no puppies, no kittens").
+        for (place, chosen) in ranked.iter().enumerate() {
+            // Asked a price, the next offer must state one.
+            if place > 0 && asked.asks_price && !states_a_price(&chosen.offer.text) {
+                continue;
+            }
+            let section = chosen.offer.source;
+            let mut reply = chosen.offer.text.clone();
+            // A section whose heading names everything the question asks about ("What is your
+            // address?" under "Address and contact") answers it: FAQ-style documents put the
+            // question in the heading.
+            let named = names_the_question(section, &asked_terms);
+            let mut signals = Signals::of(
+                request.sources,
+                chosen,
+                ranked.get(place + 1),
+                &stems,
+                named,
+            );
+            if let Some(centre) = request.centre {
+                signals.sentence = sentence_relevance(
+                    &chosen.offer,
+                    &candidates,
+                    &vectors,
+                    centre,
+                    &reading_vectors[0],
+                );
+            }
+            let confidence = confidence(&signals);
+            // A table row states its price whatever was asked ("do you sell puppies?" answered
+            // with a dog snack's row): it must be about what the question names, as an answer to
+            // a price question must.
+            if asked.asks_price || chosen.offer.row {
+                let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
+                // A row singled out by the customer's own number (its band holds it, in a table
+                // whose heading or row name holds their words: see `offers`) is their case, whatever
+                // other words they put it in ("se eu fechar 10 sessões de fisio": "fechar" is a
+                // rare word of the documents, in "fechada").
+                let singled_out = chosen.offer.row && chosen.offer.fit == Fit::Exact;
+                if let Err(Ungrounded::Unnamed { names, .. }) = &verdict {
+                    if singled_out && names.len() == 1 {
+                        verdict = Ok(Grounded::Whole);
+                    }
+                }
+                if let Err(Ungrounded::Unnamed { names, unheld }) = &verdict {
+                    // The documents may say which row the customer's case falls in; else they are
+                    // asked which one.
+                    let texts = request.sources.iter().map(|s| s.context.as_str());
+                    let assigned = grounding::assigned(names, unheld, texts, &stems);
+                    tracing::debug!(target: "palaver::extractive::signals", ?unheld, ?assigned, "several things priced");
+                    verdict = match assigned {
+                        // The sentence that assigns it holds the customer's words: the row is
+                        // about what they named.
+                        Some(name) => Ok(Grounded::Row(name.clone())),
+                        None if names.len() > 1 => Err(Ungrounded::SeveralThings(names.clone())),
+                        None => Err(Ungrounded::OtherThing),
+                    };
+                }
+                match verdict {
+                    Ok(Grounded::Whole) => {}
+                    Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
+                    Err(Ungrounded::SeveralThings(names)) => {
+                        let text = names
+                            .iter()
+                            .map(|n| format!("• {n}"))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        return Ok(Completion {
+                            tokens_out: count_tokens(&text) as u32,
+                            text,
+                            model: "extractive".into(),
+                            tokens_in,
+                            finish: FinishReason::Stop,
+                            confidence: Some(confidence),
+                            cited: vec![section.n],
+                            options: names,
+                        });
+                    }
+                    Err(why) => {
+                        tracing::debug!(target: "palaver::extractive::signals", ?why, "price not grounded");
+                        continue;
+                    }
+                }
+            }
+            picked = Some((section, reply, named, signals, confidence));
+            break;
+        }
+        let Some((section, mut reply, named, signals, confidence)) = picked else {
             return Ok(declined(tokens_in));
         };
-        let section = chosen.offer.source;
-        let mut reply = chosen.offer.text.clone();
-        // A section whose heading names everything the question asks about ("What is your
-        // address?" under "Address and contact") answers it: FAQ-style documents put the
-        // question in the heading.
-        let asked_terms: Vec<String> = terms(question);
-        let named = names_the_question(section, &asked_terms);
-        let mut signals = Signals::of(request.sources, chosen, ranked.get(1), &stems, named);
-        if let Some(centre) = request.centre {
-            signals.sentence = sentence_relevance(
-                &chosen.offer,
-                &candidates,
-                &vectors,
-                centre,
-                &reading_vectors[0],
-            );
-        }
-        let confidence = confidence(&signals);
-        // A table row states its price whatever was asked ("do you sell puppies?" answered
-        // with a dog snack's row): it must be about what the question names, as an answer to
-        // a price question must.
-        if asked.asks_price || chosen.offer.row {
-            let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
-            // A row singled out by the customer's own number (its band holds it, in a table
-            // whose heading or row name holds their words: see `offers`) is their case, whatever
-            // other words they put it in ("se eu fechar 10 sessões de fisio": "fechar" is a
-            // rare word of the documents, in "fechada").
-            let singled_out = chosen.offer.row && chosen.offer.fit == Fit::Exact;
-            if let Err(Ungrounded::Unnamed { names, .. }) = &verdict {
-                if singled_out && names.len() == 1 {
-                    verdict = Ok(Grounded::Whole);
-                }
-            }
-            if let Err(Ungrounded::Unnamed { names, unheld }) = &verdict {
-                // The documents may say which row the customer's case falls in; else they are
-                // asked which one.
-                let texts = request.sources.iter().map(|s| s.context.as_str());
-                let assigned = grounding::assigned(names, unheld, texts, &stems);
-                tracing::debug!(target: "palaver::extractive::signals", ?unheld, ?assigned, "several things priced");
-                verdict = match assigned {
-                    // The sentence that assigns it holds the customer's words: the row is
-                    // about what they named.
-                    Some(name) => Ok(Grounded::Row(name.clone())),
-                    None if names.len() > 1 => Err(Ungrounded::SeveralThings(names.clone())),
-                    None => Err(Ungrounded::OtherThing),
-                };
-            }
-            match verdict {
-                Ok(Grounded::Whole) => {}
-                Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
-                Err(Ungrounded::SeveralThings(names)) => {
-                    let text = names
-                        .iter()
-                        .map(|n| format!("• {n}"))
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    return Ok(Completion {
-                        tokens_out: count_tokens(&text) as u32,
-                        text,
-                        model: "extractive".into(),
-                        tokens_in,
-                        finish: FinishReason::Stop,
-                        confidence: Some(confidence),
-                        cited: vec![section.n],
-                        options: names,
-                    });
-                }
-                Err(why) => {
-                    tracing::debug!(target: "palaver::extractive::signals", ?why, "price not grounded");
-                    return Ok(declined(tokens_in));
-                }
-            }
-        }
         tracing::debug!(
             target: "palaver::extractive::signals",
             question,
@@ -524,7 +542,7 @@ fn declined(tokens_in: u32) -> Completion {
 
 #[cfg(test)]
 mod tests {
-    use super::units::{states_a_price, MAX_TABLE_REPLY_CHARS};
+    use super::units::MAX_TABLE_REPLY_CHARS;
     use super::*;
     use crate::embed::EmbedError;
 
@@ -1321,6 +1339,52 @@ mod tests {
             "{}",
             answer.text
         );
+    }
+
+    #[tokio::test]
+    async fn a_row_about_another_thing_gives_way_to_the_next_offer() {
+        let row = |n, relevance, text: &str| Source {
+            relevance,
+            ..source(n, "catalogo", "catalogo", text)
+        };
+        let sources = [
+            row(
+                1,
+                0.5,
+                "Snack de pollo — categoria: gato - snacks; variante: 100 g; precio: 3,20 €.",
+            ),
+            source(
+                2,
+                "Tienda",
+                "Lo que no tenemos",
+                "No vendemos animales vivos: ni cachorros ni gatitos.",
+            ),
+            source(
+                3,
+                "Tienda",
+                "Horario",
+                "Abrimos de lunes a sábado de 10:00 a 20:00.",
+            ),
+            source(
+                4,
+                "Envíos",
+                "Plazos",
+                "Los pedidos llegan en 24 a 48 horas.",
+            ),
+            source(
+                5,
+                "Pagos",
+                "Formas de pago",
+                "Aceptamos tarjeta, Bizum y efectivo.",
+            ),
+        ];
+        let answer = extract_knowing("vendeis cachorros de perro?", &sources).await;
+        assert!(
+            answer.text.contains("No vendemos animales vivos"),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains('€'), "{}", answer.text);
     }
 
     #[tokio::test]
