@@ -108,16 +108,17 @@ pub fn check_language(raw: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// Notes as kept: trimmed, empty is none; at most [`MAX_NOTES`] characters, lines and tabs
-/// but no other control characters.
+/// Notes as kept: trimmed, lines ending in `\n` (a browser's form sends `\r\n`), empty is
+/// none; at most [`MAX_NOTES`] characters, lines and tabs but no other control characters.
 pub fn check_notes(raw: &str) -> Result<Option<String>, String> {
-    let notes = raw.trim();
+    let notes = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let notes = notes.trim();
     if notes.chars().count() > MAX_NOTES {
         return Err(format!("must be at most {MAX_NOTES} characters"));
     }
     if notes
         .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
     {
         return Err("must be text (a control character is in it)".into());
     }
@@ -772,7 +773,14 @@ fn channel_for(
         None => match channels {
             [only] => Ok(only.id),
             [] => Err("this workspace has no WhatsApp number yet: connect one first".into()),
-            _ => Err("is required: this workspace has several numbers".into()),
+            several => Err(format!(
+                "is required: this workspace has several numbers ({})",
+                several
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         },
         Some(cell) => {
             if let Some(c) = channels.iter().find(|c| c.id.to_string() == cell) {
@@ -890,7 +898,7 @@ mod tests {
         let form: HashMap<String, String> = [
             ("name", "  Rui Costa "),
             ("language", "PT"),
-            ("notes", ""),
+            ("notes", " Ring twice.\r\nAfter 18:00 "),
             ("labels", "VIP, catering;vip"),
             ("attributes", "crm_case = 4711\n\ntier= gold \n"),
         ]
@@ -900,7 +908,7 @@ mod tests {
         let patch = patch_from_form(&profile(&[("old", "1"), ("tier", "silver")]), &form).unwrap();
         assert_eq!(patch.name, Some(Some("Rui Costa".into())));
         assert_eq!(patch.language, Some(Some("pt".into())));
-        assert_eq!(patch.notes, Some(None));
+        assert_eq!(patch.notes, Some(Some("Ring twice.\nAfter 18:00".into())));
         assert_eq!(patch.labels, Some(vec!["catering".into(), "vip".into()]));
         assert_eq!(
             patch.attributes,
