@@ -701,6 +701,20 @@ impl Default for AgentConfig {
     }
 }
 
+/// Whether `id` is a business-scoped user id: a two-letter country code, a dot, `ENT.` for a
+/// parent id, then up to 128 letters and digits (`US.13491208655302741918`,
+/// `US.ENT.11815799212886844830`). Phone numbers are digits only.
+pub fn is_business_scoped_user_id(id: &str) -> bool {
+    let Some((country, rest)) = id.split_once('.') else {
+        return false;
+    };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_uppercase())
+        && (1..=128).contains(&rest.len())
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// One field that failed validation and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {

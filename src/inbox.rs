@@ -2,11 +2,12 @@
 //! API and the console both call these, so each rule lives once: a person who replies takes the
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
-//! Team work around the conversations lives beside: [`labels`], [`canned`] responses and
-//! [`snooze`]; and how the inbox did: [`reports`], with the satisfaction survey ([`csat`]) sent
-//! when a person resolves a conversation.
+//! Team work around the conversations lives beside: [`labels`], [`canned`] responses,
+//! [`snooze`] and the customers' [`contacts`]; and how the inbox did: [`reports`], with the
+//! satisfaction survey ([`csat`]) sent when a person resolves a conversation.
 
 pub mod canned;
+pub mod contacts;
 pub mod csat;
 pub mod labels;
 pub mod reports;

@@ -1,7 +1,8 @@
 //! The inbox: the conversation list (search, filters, labels, unread counts, pages) and one
 //! conversation with its messages, delivery ticks, transcripts and sources, and the reply (with
-//! canned responses), label, snooze, assign, resolve and hand-back forms. Everything goes
-//! through [`crate::inbox`], as the JSON API's conversation routes do.
+//! canned responses), label, snooze, assign, resolve and hand-back forms, and the customer's
+//! contact panel beside it. Everything goes through [`crate::inbox`], as the JSON API's
+//! conversation routes do.
 
 use std::collections::HashMap;
 
@@ -403,8 +404,21 @@ async fn conversation_view(
             }
         })
         .collect();
-    // Beside the thread on a wide screen: the list, unfiltered.
+    // Beside the thread on a wide screen: the list, unfiltered; and who the customer is.
     let list = inbox_list(state, viewer, &InboxParams::default(), false).await?;
+    let contact = crate::inbox::contacts::find(
+        state.store.as_ref(),
+        &viewer.caller,
+        conversation.contact.id,
+    )
+    .await?;
+    let panel = super::contacts::panel(
+        state,
+        viewer,
+        contact,
+        &format!("/inbox/{}", conversation.id),
+    )
+    .await?;
     // The labels that may still be put on it.
     let unused: Vec<crate::domain::Label> = state
         .store
@@ -431,7 +445,7 @@ async fn conversation_view(
         canned,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
-        ..list
+        ..minijinja::value::merge_maps([panel, list])
     })
 }
 

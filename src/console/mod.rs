@@ -1,6 +1,8 @@
 //! The web console: server-rendered pages for people, served by `palaver serve` itself at `/`:
-//! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); channels, agents and their
-//! knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG ([`reports`]).
+//! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); contacts, beside a
+//! conversation and on their own page, with their CSV file ([`contacts`]); channels, agents and
+//! their knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG
+//! ([`reports`]).
 //! Pages read through the same library functions as the JSON API, under the same roles. The
 //! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
 //! JSON API itself from first-party scripts, with the session cookie and its CSRF token
@@ -11,6 +13,7 @@
 //! it is unavailable) and the other pages' actions.
 
 mod charts;
+mod contacts;
 mod inbox;
 mod pages;
 mod reference;
@@ -73,6 +76,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/inbox/{conversation}/snooze", post(inbox::snooze))
         .route("/inbox/{conversation}/wake", post(inbox::wake))
+        .merge(contacts::routes())
         .merge(pages::routes())
         .merge(reports::routes())
         .route("/assets/{name}", get(asset))
@@ -158,6 +162,18 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../ui/templates/conversation.html"),
             ),
             ("error.html", include_str!("../../ui/templates/error.html")),
+            (
+                "contacts.html",
+                include_str!("../../ui/templates/contacts.html"),
+            ),
+            (
+                "contact.html",
+                include_str!("../../ui/templates/contact.html"),
+            ),
+            (
+                "contact_panel.html",
+                include_str!("../../ui/templates/contact_panel.html"),
+            ),
             (
                 "invitation.html",
                 include_str!("../../ui/templates/invitation.html"),

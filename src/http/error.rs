@@ -207,6 +207,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::inbox::contacts::ContactError> for ApiError {
+    fn from(e: crate::inbox::contacts::ContactError) -> Self {
+        use crate::inbox::contacts::ContactError;
+        match e {
+            ContactError::Invalid(fields) => ApiError::Invalid(fields),
+            // Each problem of a file as a field: its line and column.
+            ContactError::Rejected(problems) => ApiError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| {
+                        let at = match (p.line, p.column.as_str()) {
+                            (0, "") => "file".to_string(),
+                            (line, "") => format!("line {line}"),
+                            (line, column) => format!("line {line}: {column}"),
+                        };
+                        FieldError::new(at, p.message)
+                    })
+                    .collect(),
+            ),
+            ContactError::NotFound(id) => ApiError::NotFound(format!("no contact {id}")),
+            ContactError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::inbox::InboxError> for ApiError {
     fn from(e: crate::inbox::InboxError) -> Self {
         use crate::inbox::InboxError;

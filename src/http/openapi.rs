@@ -84,6 +84,8 @@ use crate::domain::Event;
         super::api::contacts::list,
         super::api::contacts::read,
         super::api::contacts::update,
+        super::api::contacts::export,
+        super::api::contacts::import,
         super::api::reports::read,
         super::api::sandbox::message,
         super::api::sandbox::reset,

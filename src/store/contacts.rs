@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::rows::{db_err, get, now_ms, parse_id, placeholders, time};
+use super::rows::{db_err, get, now_ms, parse_id, parse_text, placeholders, time};
 use super::sql::SqlStore;
 use super::StoreError;
-use crate::domain::{ChannelId, ContactId, WorkspaceId};
+use crate::domain::{ChannelId, ContactId, ConversationId, ConversationStatus, WorkspaceId};
 
 /// A customer as the business knows them.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -23,8 +23,12 @@ pub struct ContactProfile {
     pub workspace_id: WorkspaceId,
     /// The channel the customer writes to.
     pub channel_id: ChannelId,
-    /// WhatsApp id (the number, digits).
+    /// WhatsApp id (the number, digits; or the business-scoped user id of a customer known
+    /// by no number).
     pub wa_id: String,
+    /// Meta's business-scoped user id (`US.13491208655302741918`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Name (the WhatsApp profile's, unless someone changed it).
     pub name: Option<String>,
     /// Language (ISO 639-1), when known.
@@ -71,6 +75,53 @@ pub struct ContactFilter {
     pub offset: u32,
 }
 
+/// One of a customer's conversations, as a contact's page lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerConversation {
+    /// The conversation.
+    pub id: ConversationId,
+    /// The number it is with.
+    pub channel_id: ChannelId,
+    /// That number's name.
+    pub channel_name: String,
+    /// Its status.
+    pub status: ConversationStatus,
+    /// Its last message or change.
+    pub last_activity_at: DateTime<Utc>,
+}
+
+/// One contact as an import writes it, checked: it is made when the channel has no contact of
+/// this number (or user id) yet, and otherwise takes these values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactImport {
+    /// The channel, one of the workspace's.
+    pub channel_id: ChannelId,
+    /// The phone number (digits), or the business-scoped user id of a customer known by none.
+    pub wa_id: String,
+    /// The business-scoped user id, when `wa_id` is one: an existing contact with this user
+    /// id is this customer whatever its number.
+    pub user_id: Option<String>,
+    /// The name (none clears it).
+    pub name: Option<String>,
+    /// The language (none clears it).
+    pub language: Option<String>,
+    /// The notes (none clears them).
+    pub notes: Option<String>,
+    /// The labels, replacing the old ones.
+    pub labels: Vec<String>,
+    /// Attributes to set (`Some`) or remove (`None`); the others stay.
+    pub attributes: BTreeMap<String, Option<String>>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ImportCounts {
+    /// Contacts made.
+    pub created: u32,
+    /// Contacts that were there and took the file's values.
+    pub updated: u32,
+}
+
 /// Customers' profiles.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
@@ -88,10 +139,25 @@ pub trait ContactStore: Send + Sync {
         id: ContactId,
         patch: &ContactPatch,
     ) -> Result<Option<ContactProfile>, StoreError>;
+    /// The workspace's real conversations with the customer of `contact`: on any of its
+    /// numbers, under the same number or the same user id; the most recent first.
+    async fn customer_conversations(
+        &self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        limit: u32,
+    ) -> Result<Vec<CustomerConversation>, StoreError>;
+    /// Writes `rows` into the workspace's contacts in one transaction: all or, on any
+    /// failure, nothing. A row's channel must be one of the workspace's (else `NotFound`).
+    async fn import_contacts(
+        &self,
+        ws: WorkspaceId,
+        rows: &[ContactImport],
+    ) -> Result<ImportCounts, StoreError>;
 }
 
 const SELECT: &str =
-    "SELECT ct.id, ch.workspace_id, ct.channel_id, ct.wa_id, ct.name, ct.language, ct.notes,
+    "SELECT ct.id, ch.workspace_id, ct.channel_id, ct.wa_id, ct.user_id, ct.name, ct.language, ct.notes,
         ct.created_at, ct.updated_at
     FROM contacts ct JOIN channels ch ON ch.id = ct.channel_id";
 
@@ -178,6 +244,7 @@ impl SqlStore {
                     workspace_id: parse_id(row, "workspace_id")?,
                     channel_id: parse_id(row, "channel_id")?,
                     wa_id: get(row, "wa_id")?,
+                    user_id: get(row, "user_id")?,
                     name: get(row, "name")?,
                     language: get(row, "language")?,
                     notes: get(row, "notes")?,
@@ -316,5 +383,162 @@ impl ContactStore for SqlStore {
         }
         tx.commit().await.map_err(db_err)?;
         self.contact(id).await
+    }
+
+    async fn customer_conversations(
+        &self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        limit: u32,
+    ) -> Result<Vec<CustomerConversation>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT cv.id, cv.channel_id, ch.name AS channel_name, cv.status, cv.last_activity_at
+             FROM contacts me
+             JOIN contacts ct ON ct.wa_id = me.wa_id
+                OR (me.user_id IS NOT NULL AND ct.user_id = me.user_id)
+             JOIN conversations cv ON cv.contact_id = ct.id
+             JOIN channels ch ON ch.id = cv.channel_id
+             WHERE me.id = $2 AND ch.workspace_id = $1 AND ch.provider <> 'sandbox'
+             ORDER BY cv.last_activity_at DESC, cv.id LIMIT {}",
+            limit.clamp(1, 100)
+        )))
+        .bind(ws.to_string())
+        .bind(contact.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CustomerConversation {
+                    id: parse_id(row, "id")?,
+                    channel_id: parse_id(row, "channel_id")?,
+                    channel_name: get(row, "channel_name")?,
+                    status: parse_text(row, "status")?,
+                    last_activity_at: time(row, "last_activity_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn import_contacts(
+        &self,
+        ws: WorkspaceId,
+        rows: &[ContactImport],
+    ) -> Result<ImportCounts, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let mut channels: Vec<ChannelId> = rows.iter().map(|r| r.channel_id).collect();
+        channels.sort_by_key(|c| c.to_string());
+        channels.dedup();
+        for channel in &channels {
+            let found =
+                sqlx::query("SELECT 1 AS one FROM channels WHERE id = $1 AND workspace_id = $2")
+                    .bind(channel.to_string())
+                    .bind(ws.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if found.is_none() {
+                return Err(StoreError::NotFound(format!("no channel {channel}")));
+            }
+        }
+        let mut counts = ImportCounts::default();
+        for row in rows {
+            let channel = row.channel_id.to_string();
+            // A customer known by a user id is that contact whatever its number.
+            let existing: Option<String> = match &row.user_id {
+                Some(user) => sqlx::query(
+                    "SELECT id FROM contacts WHERE channel_id = $1 AND (user_id = $2 OR wa_id = $2)
+                     ORDER BY created_at, id LIMIT 1",
+                )
+                .bind(&channel)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await,
+                None => {
+                    sqlx::query("SELECT id FROM contacts WHERE channel_id = $1 AND wa_id = $2")
+                        .bind(&channel)
+                        .bind(&row.wa_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                }
+            }
+            .map_err(db_err)?
+            .map(|r| get(&r, "id"))
+            .transpose()?;
+            let id = match existing {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE contacts SET name = $2, language = $3, notes = $4, updated_at = $5
+                         WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(row.name.clone())
+                    .bind(row.language.clone())
+                    .bind(row.notes.clone())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    counts.updated += 1;
+                    id
+                }
+                None => {
+                    let id = ContactId::new().to_string();
+                    sqlx::query(
+                        "INSERT INTO contacts (id, channel_id, wa_id, user_id, name, language, notes,
+                            created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                    )
+                    .bind(&id)
+                    .bind(&channel)
+                    .bind(&row.wa_id)
+                    .bind(row.user_id.clone())
+                    .bind(row.name.clone())
+                    .bind(row.language.clone())
+                    .bind(row.notes.clone())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    counts.created += 1;
+                    id
+                }
+            };
+            sqlx::query("DELETE FROM contact_labels WHERE contact_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            for label in &row.labels {
+                sqlx::query(
+                    "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(&id)
+                .bind(label)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            for (key, value) in &row.attributes {
+                let query = match value {
+                    Some(value) => sqlx::query(
+                        "INSERT INTO contact_attributes (contact_id, key, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(&id)
+                    .bind(key)
+                    .bind(value),
+                    None => sqlx::query(
+                        "DELETE FROM contact_attributes WHERE contact_id = $1 AND key = $2",
+                    )
+                    .bind(&id)
+                    .bind(key),
+                };
+                query.execute(&mut *tx).await.map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(counts)
     }
 }

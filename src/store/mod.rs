@@ -52,7 +52,10 @@ use crate::domain::{
 pub use accounts::{AccountStore, WorkspaceUsage};
 pub use canned::CannedStore;
 pub use channels::ChannelStore;
-pub use contacts::{ContactFilter, ContactPatch, ContactProfile, ContactStore};
+pub use contacts::{
+    ContactFilter, ContactImport, ContactPatch, ContactProfile, ContactStore, CustomerConversation,
+    ImportCounts,
+};
 pub use conversations::ConversationStore;
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use event_log::EventSignal;

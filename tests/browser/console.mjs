@@ -5,7 +5,8 @@
 
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync, readFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import assert from "node:assert/strict";
 
 const BASE = process.env.PALAVER_URL;
@@ -89,7 +90,7 @@ try {
       const box = a.getBoundingClientRect();
       return { text: a.textContent.trim(), inView: box.left >= 0 && box.right <= window.innerWidth && box.width > 0 };
     }));
-    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Reports", "Channels", "Agents", "Sandbox", "Evals", "Settings", "API"]);
+    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Contacts", "Reports", "Channels", "Agents", "Sandbox", "Evals", "Settings", "API"]);
     assert.ok(menu.every((m) => m.inView), `every page in view: ${JSON.stringify(menu)}`);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
     await shot(page, "01c-phone-menu");
@@ -692,6 +693,120 @@ try {
     assert.equal(new Date(chosen).toISOString(), "2027-05-04T18:30:00.000Z", "15:30 in São Paulo");
     await page.click(".snoozed button:has-text('Unsnooze')");
     await page.waitForSelector(".snooze-menu");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await as("a customer's contact beside the conversation, and the Contacts page with its file", async () => {
+    // On a wide screen the contact is a third column, right of the conversation.
+    await page.goto(conversation);
+    const thread = await page.locator(".thread-pane").boundingBox();
+    const panel = await page.locator("#contact").boundingBox();
+    assert.ok(panel && thread && thread.x + thread.width <= panel.x, `the contact is right of the thread: ${JSON.stringify({ thread, panel })}`);
+    assert.equal(await page.textContent("#contact .contact-number"), "+16505551234");
+    assert.ok(await page.locator(".to-contact").isHidden(), "no link to the panel when it is in view");
+    // Edited from the keyboard: the form opens with Enter, and is sent.
+    await page.focus("#contact .contact-edit summary");
+    await page.keyboard.press("Enter");
+    await page.fill("#contact-language", "pt");
+    await page.fill("#contact-labels", "VIP, catering");
+    await page.fill("#contact-attributes", "crm_case = 4711");
+    await page.fill("#contact-notes", "Prefers deliveries after 18:00.\nRing twice.");
+    await page.click("#contact .contact-form button[type=submit]");
+    await page.waitForURL(/#contact$/);
+    assert.equal(await page.textContent("#contact .contact-language"), "pt");
+    assert.deepEqual(await page.locator("#contact .contact-labels .chip").allTextContents(), ["catering", "vip"]);
+    assert.match(await page.textContent("#contact .attributes"), /crm_case\s*4711/);
+    assert.equal(await page.textContent("#contact .contact-notes"), "Prefers deliveries after 18:00.\nRing twice.");
+    assert.equal(await page.getAttribute("#contact .customer-conversations a", "aria-current"), "page");
+    await shot(page, "29-contact-panel");
+    // A key the rules refuse is said, and nothing changes.
+    await page.click("#contact .contact-edit summary");
+    await page.fill("#contact-attributes", "crm case = 4712");
+    await page.click("#contact .contact-form button[type=submit]");
+    assert.match(await page.textContent("main"), /attributes: line 1: the key `crm case` must be/);
+    await page.goto(conversation);
+    assert.match(await page.textContent("#contact .attributes"), /4711/);
+    // On a phone the panel is under the conversation, one tap away.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click(".to-contact");
+    await page.waitForURL(/#contact$/);
+    const box = await page.locator("#contact h2").boundingBox();
+    assert.ok(box.y >= 0 && box.y < 844, `the panel's heading is in view: ${JSON.stringify(box)}`);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "nothing overflows");
+    await page.screenshot({ path: `${SHOTS}/30-phone-contact.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    // The Contacts page, from the menu: everyone who wrote, found by name or number.
+    await page.click("nav >> text=Contacts");
+    await page.waitForURL("**/contacts");
+    const names = async () => page.$$eval(".contacts-table tbody td[data-label=Name] a", (a) => a.map((x) => x.textContent).sort());
+    assert.deepEqual(await names(), ["Rui Costa", "Test Customer"]);
+    await page.fill("#contacts-q", "rui");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/q=rui/);
+    assert.deepEqual(await names(), ["Rui Costa"]);
+    await shot(page, "31-contacts-search");
+    await page.goto(BASE + "/contacts");
+
+    // A file with a bad row: every problem by its line, and nothing imported.
+    const dir = mkdtempSync(`${tmpdir()}/contacts-`);
+    const file = `${dir}/contacts.csv`;
+    // The workspace has two numbers: each row names the one the customer writes to.
+    writeFileSync(file, "name,number,channel,language,labels,notes\n" +
+      "Ana Sousa,+351 912 345 678,Casa Nube,pt,vip,\"Orders for the café\non Fridays\"\n" +
+      "Bruno Lima,12345,Casa Nube,pt,,\n" +
+      "Ana Sousa again,351912345678,Casa Nube,pt,,\n");
+    await page.setInputFiles("#import-file", file);
+    await page.click("form.import button[type=submit]");
+    await page.waitForSelector("#import-problems");
+    const problems = await page.$$eval("#import-problems tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+    assert.equal(problems.length, 2, JSON.stringify(problems));
+    assert.deepEqual(problems.map((p) => p.slice(0, 2)), [["4", "number"], ["5", "number"]]);
+    assert.match(problems[0][2], /7 to 15 digits/);
+    assert.match(problems[1][2], /same customer as line 2/);
+    assert.deepEqual(await names(), ["Rui Costa", "Test Customer"], "nothing was imported");
+    await shot(page, "32-import-refused");
+    // Mended, the whole file goes in.
+    writeFileSync(file, "name,number,channel,language,labels,notes\n" +
+      "Ana Sousa,+351 912 345 678,Casa Nube,pt,vip,\"Orders for the café\non Fridays\"\n" +
+      "Bruno Lima,+55 11 91234-5678,Casa Nube,pt,,\n" +
+      "=cmd|' /C calc'!A0,+44 20 7946 0000,Casa Nube,en,,\n");
+    await page.setInputFiles("#import-file", file);
+    await page.click("form.import button[type=submit]");
+    await page.waitForURL(/created=3/);
+    assert.match(await page.textContent(".notice"), /Imported: 3 new contacts, 0 updated\./);
+    assert.deepEqual(await names(), ["=cmd|' /C calc'!A0", "Ana Sousa", "Bruno Lima", "Rui Costa", "Test Customer"]);
+    await shot(page, "33-imported");
+    // The export: what a spreadsheet would run is escaped, and the file imports back unchanged.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("text=Export CSV")]);
+    assert.match(download.suggestedFilename(), /^palaver-contacts-\d{4}-\d{2}-\d{2}\.csv$/);
+    const exported = readFileSync(await download.path(), "utf8");
+    assert.match(exported, /^name,number,channel,language,labels,notes,attribute:crm_case\n/);
+    assert.match(exported, /\n'=cmd\|' \/C calc'!A0,442079460000,Casa Nube,/);
+    assert.match(exported, /\nTest Customer,16505551234,Casa Nube,pt,catering; vip,"Prefers deliveries after 18:00\.\nRing twice\.",4711\n/);
+    writeFileSync(file, exported);
+    await page.setInputFiles("#import-file", file);
+    await page.click("form.import button[type=submit]");
+    await page.waitForURL(/created=0/);
+    assert.match(await page.textContent(".notice"), /Imported: 0 new contacts, 5 updated\./);
+    // One contact's page: what is kept about them, and their conversations.
+    await page.click(".contacts-table a >> text=Test Customer");
+    await page.waitForURL(/\/contacts\/[0-9a-f-]+$/);
+    assert.match(await page.textContent("#contact .attributes"), /4711/);
+    assert.equal(await page.locator("#contact .customer-conversations a").count(), 1);
+    await shot(page, "34-contact-page");
+    // On a phone the list reads as cards, nothing overflows.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(BASE + "/contacts");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "nothing overflows");
+    await shot(page, "35-phone-contacts");
+    await page.goto(BASE + "/contacts");
+    writeFileSync(file, "name,phone\nAna,1\n");
+    await page.setInputFiles("#import-file", file);
+    await page.click("form.import button[type=submit]");
+    await page.waitForSelector("#import-problems");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the problems fit");
+    await shot(page, "36-phone-import-refused");
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 

@@ -230,19 +230,7 @@ impl Subscription for MetaProvider {
     }
 }
 
-/// Whether `id` is a business-scoped user id: a two-letter country code, a dot, `ENT.` for a
-/// parent id, then up to 128 letters and digits (`US.13491208655302741918`,
-/// `US.ENT.11815799212886844830`). Phone numbers are digits only.
-pub(crate) fn is_business_scoped_user_id(id: &str) -> bool {
-    let Some((country, rest)) = id.split_once('.') else {
-        return false;
-    };
-    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
-    country.len() == 2
-        && country.bytes().all(|b| b.is_ascii_uppercase())
-        && (1..=128).contains(&rest.len())
-        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-}
+pub(crate) use crate::domain::is_business_scoped_user_id;
 
 /// Whether a media link is Meta's own (the lookaside CDN), which is given the access token.
 fn is_meta_media_host(host: &str) -> bool {
