@@ -336,7 +336,7 @@ impl Channels {
                 title: "withdrawn: a person answered the customer before it could be sent".into(),
                 detail: None,
             };
-            self.store.mark_failed(message.id, &error).await?;
+            self.store.mark_failed(message.id, &error, None).await?;
             tracing::info!(message = %message.id, conversation = %conversation.id, "bot reply withdrawn: a person answered first");
             metrics::counter!("palaver_messages_withdrawn_total").increment(1);
             return Ok(Attempt::Done);
@@ -555,27 +555,27 @@ impl Channels {
         self.fail(&message, &conversation, failure).await
     }
 
-    /// Marks a message failed and, unless it was a note to staff, escalates its conversation:
-    /// the escalation first, so a crash in between retries into the same state.
+    /// Marks a message failed and, unless it was a note to staff, escalates its conversation,
+    /// in one transaction.
     async fn fail(
         &self,
         message: &Message,
         conversation: &Conversation,
         failure: Failure,
     ) -> Result<(), ChannelError> {
-        if message.role != Role::System {
-            self.store
-                .open_escalation(
-                    conversation.id,
-                    NewEscalation {
-                        reason: failure.escalate,
-                        detail: Some(failure.error.title.clone()),
-                        message_id: Some(message.id),
-                    },
-                )
-                .await?;
-        }
-        self.store.mark_failed(message.id, &failure.error).await?;
+        let escalation = (message.role != Role::System).then(|| {
+            (
+                conversation.id,
+                NewEscalation {
+                    reason: failure.escalate,
+                    detail: Some(failure.error.title.clone()),
+                    message_id: Some(message.id),
+                },
+            )
+        });
+        self.store
+            .mark_failed(message.id, &failure.error, escalation)
+            .await?;
         tracing::warn!(message = %message.id, conversation = %conversation.id, reason = failure.escalate.as_str(), error = %failure.error.title, "message not delivered; conversation handed to a person");
         metrics::counter!("palaver_messages_failed_total", "reason" => failure.escalate.as_str())
             .increment(1);

@@ -13,7 +13,8 @@ use super::rows::{
 use super::sql::SqlStore;
 use super::writes::ContactIds;
 use super::{
-    InboundPolicy, NewInbound, NewOutbound, NewTurn, RecordedInbound, RecordedTurn, StoreError,
+    InboundPolicy, NewEscalation, NewInbound, NewOutbound, NewTurn, RecordedInbound, RecordedTurn,
+    StoreError,
 };
 use crate::domain::{
     to_millis, Channel, ChannelId, Conversation, ConversationId, DeliveryError, DeliveryStatus,
@@ -84,8 +85,15 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The provider accepted our message: record its id and any status that came first.
     async fn mark_sent(&self, id: MessageId, provider_message_id: &str) -> Result<(), StoreError>;
-    /// Sending failed for good.
-    async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError>;
+    /// Sending failed for good. With `escalation`, the conversation goes to a person in the
+    /// same transaction: nobody reads one without the other (an escalated conversation whose
+    /// failed reply still shows as queued).
+    async fn mark_failed(
+        &self,
+        id: MessageId,
+        error: &DeliveryError,
+        escalation: Option<(ConversationId, NewEscalation)>,
+    ) -> Result<(), StoreError>;
     /// Applies a provider status to our message; statuses never move backwards. `reference`
     /// is our message id when the provider echoes it: it ties the provider's id to a message
     /// whose send was never confirmed. Returns the message when it is known.
@@ -408,9 +416,18 @@ impl MessageStore for SqlStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: MessageId, error: &DeliveryError) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        id: MessageId,
+        error: &DeliveryError,
+        escalation: Option<(ConversationId, NewEscalation)>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
+        let mut woke = Vec::new();
+        if let Some((conversation, escalation)) = &escalation {
+            Self::open_escalation_in(&mut tx, *conversation, escalation, now, &mut woke).await?;
+        }
         sqlx::query("UPDATE messages SET status = 'failed', status_rank = $2, error = $3, updated_at = $4 WHERE id = $1")
             .bind(id.to_string())
             .bind(DeliveryStatus::Failed.rank())
@@ -422,6 +439,7 @@ impl MessageStore for SqlStore {
         let ws =
             Self::message_event_in(&mut tx, &id.to_string(), EventKind::MessageStatus, now).await?;
         tx.commit().await.map_err(db_err)?;
+        self.woke(woke);
         self.woke([ws]);
         Ok(())
     }
