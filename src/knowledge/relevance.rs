@@ -356,19 +356,6 @@ impl QuestionMeans {
 }
 
 impl Knowledge {
-    /// The centre that `question` is measured on against `collection`'s passages (see
-    /// [`Knowledge::centre`]): for answerers that measure the relevance of single sentences.
-    pub async fn centre_for(
-        &self,
-        collection: &str,
-        question: &str,
-    ) -> Result<Centre, KnowledgeError> {
-        let version = self.store.collection_version(collection).await?;
-        let language = crate::language::detect(question);
-        self.centre(collection, version.unwrap_or(0), language)
-            .await
-    }
-
     /// The centre for a question in `language` (when known) to `collection`, whose version in
     /// the store is `version`: the typical questions' mean (embedded once; see
     /// [`QuestionMeans::for_languages`]) and the collection's passage mean (computed again when

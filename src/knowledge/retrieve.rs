@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::text;
-use super::{Knowledge, KnowledgeError};
+use super::{Centre, Knowledge, KnowledgeError};
 use crate::domain::{ChunkId, DocumentId};
 use crate::embed::cosine;
 
@@ -111,11 +111,20 @@ impl Knowledge {
     }
 
     /// Finds the passages that best answer `query.text`.
-    #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
     pub async fn retrieve(&self, query: &Query<'_>) -> Result<Vec<Retrieved>, KnowledgeError> {
+        Ok(self.retrieve_centred(query).await?.0)
+    }
+
+    /// [`Knowledge::retrieve`], with the centre the passages' relevance was measured on (none
+    /// when nothing was found), for answerers that measure single sentences on the same scale.
+    #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
+    pub async fn retrieve_centred(
+        &self,
+        query: &Query<'_>,
+    ) -> Result<(Vec<Retrieved>, Option<Centre>), KnowledgeError> {
         let question = query.text.trim();
         if question.is_empty() || query.top_k == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let vector = self.question_vector(query.collection, question).await?;
         // Read once: it tells whether this process's index is behind, and which passage mean
@@ -205,30 +214,31 @@ impl Knowledge {
                 break;
             }
         }
-        if !results.is_empty() {
-            let language = crate::language::detect(question);
-            let centre = self
-                .centre(query.collection, version.unwrap_or(0), language)
-                .await?;
-            let need: Vec<ChunkId> = results
-                .iter()
-                .map(|r| r.chunk_id)
-                .filter(|id| !stored.contains_key(id))
-                .collect();
-            let more = self.store.embeddings(&need).await?;
-            // A code the customer wrote ("What is CK-223?") found in a passage names what it is
-            // about as surely as anything can; embeddings barely see codes.
-            let codes = text::codes(question);
-            for r in &mut results {
-                if let Some(e) = stored.get(&r.chunk_id).or_else(|| more.get(&r.chunk_id)) {
-                    r.relevance = centre.relevance(&vector, e);
-                }
-                if !codes.is_empty() && text::codes(&r.text).iter().any(|c| codes.contains(c)) {
-                    r.relevance = 1.0;
-                }
+        if results.is_empty() {
+            return Ok((results, None));
+        }
+        let language = crate::language::detect(question);
+        let centre = self
+            .centre(query.collection, version.unwrap_or(0), language)
+            .await?;
+        let need: Vec<ChunkId> = results
+            .iter()
+            .map(|r| r.chunk_id)
+            .filter(|id| !stored.contains_key(id))
+            .collect();
+        let more = self.store.embeddings(&need).await?;
+        // A code the customer wrote ("What is CK-223?") found in a passage names what it is
+        // about as surely as anything can; embeddings barely see codes.
+        let codes = text::codes(question);
+        for r in &mut results {
+            if let Some(e) = stored.get(&r.chunk_id).or_else(|| more.get(&r.chunk_id)) {
+                r.relevance = centre.relevance(&vector, e);
+            }
+            if !codes.is_empty() && text::codes(&r.text).iter().any(|c| codes.contains(c)) {
+                r.relevance = 1.0;
             }
         }
-        Ok(results)
+        Ok((results, Some(centre)))
     }
 }
 

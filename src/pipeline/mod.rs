@@ -26,7 +26,7 @@ use crate::domain::{
     Agent, AgentConfig, Answerer, Choices, Conversation, ConversationStatus, Direction, Generation,
     LowConfidence, Message, MessageDetails, MessageId, MessageKind, Role, SourceRef,
 };
-use crate::knowledge::{Knowledge, KnowledgeError, Query, Retrieved};
+use crate::knowledge::{Centre, Knowledge, KnowledgeError, Query, Retrieved};
 use crate::llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, Source};
 use crate::prompts::{Budget, PromptError, PromptInput, Prompts, NO_ANSWER};
 use crate::store::{
@@ -501,7 +501,8 @@ impl Pipeline {
         // Retrieval and the extractive answerer read the question with its chat shorthand
         // written out ("qnto custa pra 2?"); the prompt keeps the customer's words.
         let read = crate::language::expand_shorthand(&question, speaks);
-        let (retrieved, retrieve_ms) = self.retrieve(&agent, &config, &read, previous).await?;
+        let (retrieved, centre, retrieve_ms) =
+            self.retrieve(&agent, &config, &read, previous).await?;
         let sources = self.sources(&retrieved).await?;
         let shown: Vec<ShownSource> = retrieved
             .iter()
@@ -536,15 +537,6 @@ impl Pipeline {
         }
 
         let prompt = self.prompt(&agent, &config, conversation, &sources, &history, &question)?;
-        // Kept from retrieval (the means are cached): without it, answerers measure sentences
-        // by their raw similarity.
-        let centre = match self.knowledge.centre_for(&agent.collection(), &read).await {
-            Ok(centre) => Some(centre),
-            Err(e) => {
-                tracing::warn!(error = %e, "no relevance centre for the answerer");
-                None
-            }
-        };
         let generate_started = Instant::now();
         let answerer = self.answerers.get(config.answerer).await;
         let completion = match answerer {
@@ -783,7 +775,7 @@ impl Pipeline {
         config: &AgentConfig,
         question: &str,
         previous: Option<&str>,
-    ) -> Result<(Vec<Retrieved>, f64), PipelineError> {
+    ) -> Result<(Vec<Retrieved>, Option<Centre>, f64), PipelineError> {
         let started = Instant::now();
         let query = match previous {
             Some(previous) => format!("{previous} {question}"),
@@ -795,16 +787,16 @@ impl Pipeline {
             agent.workspace_id,
             config.collection.as_deref().unwrap_or(&agent.name),
         );
-        let results = self
+        let (results, centre) = self
             .knowledge
-            .retrieve(&Query {
+            .retrieve_centred(&Query {
                 collection: &collection,
                 text: &query,
                 top_k: config.top_k as usize,
                 min_score: config.min_score,
             })
             .await?;
-        Ok((results, ms(started)))
+        Ok((results, centre, ms(started)))
     }
 
     /// Numbered sources with their neighbours in the same section as reading context (a

@@ -240,22 +240,23 @@ impl ChatModel for Extractive {
             // address?" under "Address and contact") answers it: FAQ-style documents put the
             // question in the heading.
             let named = names_the_question(section, &asked_terms);
-            let mut signals = Signals::of(
-                request.sources,
-                chosen,
-                ranked.get(place + 1),
-                &stems,
-                named,
-            );
-            if let Some(centre) = request.centre {
-                signals.sentence = sentence_relevance(
+            let sentence = request.centre.map_or(0.0, |centre| {
+                sentence_relevance(
                     &chosen.offer,
                     &candidates,
                     &vectors,
                     centre,
                     &reading_vectors[0],
-                );
-            }
+                )
+            });
+            let signals = Signals::of(
+                request.sources,
+                chosen,
+                ranked.get(place + 1),
+                &stems,
+                named,
+                sentence,
+            );
             let confidence = confidence(&signals);
             // A table row states its price whatever was asked ("do you sell puppies?" answered
             // with a dog snack's row): it must be about what the question names, as an answer to
@@ -390,6 +391,7 @@ impl Signals {
         next: Option<&offers::Ranked<'_>>,
         asked: &Asked,
         named: bool,
+        sentence: f32,
     ) -> Self {
         let relevances: Vec<f32> = sources.iter().map(|s| s.relevance).collect();
         let relevance = relevances.iter().copied().fold(f32::MIN, f32::max).max(0.0);
@@ -411,7 +413,7 @@ impl Signals {
             margin: next.map_or(1.0, |n| chosen.total - n.total),
             named,
             subject: !asked.stems.iter().all(|s| s.3),
-            sentence: 0.0,
+            sentence,
         }
     }
 }
