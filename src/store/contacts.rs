@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::rows::{db_err, get, now_ms, parse_id, parse_text, placeholders, time};
+use super::rows::{db_err, get, now_ms, parse_id, parse_text, placeholders, time, Tx};
 use super::sql::SqlStore;
 use super::StoreError;
 use crate::domain::{ChannelId, ContactId, ConversationId, ConversationStatus, WorkspaceId};
@@ -343,44 +343,9 @@ impl ContactStore for SqlStore {
             }
         }
         if let Some(labels) = &patch.labels {
-            sqlx::query("DELETE FROM contact_labels WHERE contact_id = $1")
-                .bind(&id_text)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            for label in labels {
-                sqlx::query(
-                    "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(&id_text)
-                .bind(label)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            }
+            set_labels_in(&mut tx, &id_text, labels).await?;
         }
-        for (key, value) in &patch.attributes {
-            match value {
-                Some(value) => sqlx::query(
-                    "INSERT INTO contact_attributes (contact_id, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(&id_text)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
-                None => {
-                    sqlx::query("DELETE FROM contact_attributes WHERE contact_id = $1 AND key = $2")
-                        .bind(&id_text)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                }
-            };
-        }
+        set_attributes_in(&mut tx, &id_text, &patch.attributes).await?;
         tx.commit().await.map_err(db_err)?;
         self.contact(id).await
     }
@@ -505,40 +470,56 @@ impl ContactStore for SqlStore {
                     id
                 }
             };
-            sqlx::query("DELETE FROM contact_labels WHERE contact_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            for label in &row.labels {
-                sqlx::query(
-                    "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(&id)
-                .bind(label)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            }
-            for (key, value) in &row.attributes {
-                let query = match value {
-                    Some(value) => sqlx::query(
-                        "INSERT INTO contact_attributes (contact_id, key, value) VALUES ($1, $2, $3)
-                         ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
-                    )
-                    .bind(&id)
-                    .bind(key)
-                    .bind(value),
-                    None => sqlx::query(
-                        "DELETE FROM contact_attributes WHERE contact_id = $1 AND key = $2",
-                    )
-                    .bind(&id)
-                    .bind(key),
-                };
-                query.execute(&mut *tx).await.map_err(db_err)?;
-            }
+            set_labels_in(&mut tx, &id, &row.labels).await?;
+            set_attributes_in(&mut tx, &id, &row.attributes).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(counts)
     }
+}
+
+/// Replaces the labels of the contact `id` with `labels`.
+async fn set_labels_in(tx: &mut Tx, id: &str, labels: &[String]) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM contact_labels WHERE contact_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    for label in labels {
+        sqlx::query(
+            "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(label)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Sets each of `attributes` on the contact `id`; a key without a value is removed.
+async fn set_attributes_in(
+    tx: &mut Tx,
+    id: &str,
+    attributes: &BTreeMap<String, Option<String>>,
+) -> Result<(), StoreError> {
+    for (key, value) in attributes {
+        let query = match value {
+            Some(value) => sqlx::query(
+                "INSERT INTO contact_attributes (contact_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(key)
+            .bind(value),
+            None => {
+                sqlx::query("DELETE FROM contact_attributes WHERE contact_id = $1 AND key = $2")
+                    .bind(id)
+                    .bind(key)
+            }
+        };
+        query.execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
 }
