@@ -159,8 +159,9 @@ pub fn iso639_1(code: &str) -> Option<&'static str> {
 }
 
 /// Words that mark a language in short chat messages, where letter statistics say little:
-/// function words, greetings and the verbs customers use, chosen so that none is a common word
-/// of the others (Portuguese `quero`, Spanish `quiero`).
+/// function words, greetings and the verbs customers use (Portuguese `quero`, Spanish `quiero`).
+/// A word common to two languages is listed under both ("no", "está"), so that it decides
+/// neither.
 const MARKERS: &[(&str, &[&str])] = &[
     (
         "en",
@@ -232,7 +233,8 @@ const MARKERS: &[(&str, &[&str])] = &[
             "quiero", "un", "una", "con", "hola", "cuánto", "cuanto", "cuesta", "tienen", "tiene",
             "puedo", "puede", "cuál", "cuándo", "dónde", "mi", "está", "son", "también", "hablar",
             "persona", "eso", "el", "los", "las", "del", "al", "es", "y", "gracias", "hacer",
-            "necesito", "usted", "abrís", "abren", "hay",
+            "necesito", "usted", "abrís", "abren", "hay", "no", "ni", "lo", "muy", "pero",
+            "tenemos",
         ],
     ),
     (
@@ -628,6 +630,12 @@ mod tests {
             ("dnd estan ubicados?", "es"),
             ("xq no abris el domingo", "es"),
             ("hi how much r ur prices", "en"),
+            // "no" is Portuguese "in the" and Spanish "not": it marks neither alone.
+            (
+                "Lo que no tenemos. No vendemos animales vivos: ni cachorros, ni gatitos. \
+                 No tenemos peluquería canina ni servicio veterinario.",
+                "es",
+            ),
         ] {
             assert_eq!(detect(text), Some(want), "{text}");
         }
