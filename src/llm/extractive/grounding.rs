@@ -10,9 +10,9 @@
 //!   stands on the embedder's choice alone.
 //! - **It is one thing's price.** When the question's words point at some of the priced lines
 //!   and not others, yet at more than one differently named thing, the customer meant one of
-//!   them. A customer names a thing by its label, the name before any bracket, and says what
-//!   sets it apart from its plainer neighbours: the row whose label holds the most of the
-//!   question's words, and of those the one whose label adds the fewest words the customer did
+//!   them. A customer names a thing by its label, its name without what it says in brackets,
+//!   and says what sets it apart from its plainer neighbours: the row whose label holds the
+//!   most of the question's words, and of those the one whose label adds the fewest words the customer did
 //!   not say, is the one meant ("a avaliação?" is "Avaliação fisioterapêutica", not
 //!   "Fisioterapia pélvica (avaliação ou sessão)"; "one PT session" is "1 session", not "Pack
 //!   of 10 sessions"), and only its lines are said, under its name. When two rows tie ("a
@@ -176,8 +176,8 @@ pub(super) fn check(
 }
 
 /// The one of `names` (rows the question points at) that the customer means: the one whose
-/// label (its words before any bracket) holds the most weight of the question's own words and,
-/// among those, adds the fewest words of its own; none when two rows tie.
+/// label (its name without what it says in brackets) holds the most weight of the question's
+/// own words and, among those, adds the fewest words of its own; none when two rows tie.
 fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
     let own: Vec<(&str, f32)> = asked
         .stems
@@ -188,7 +188,7 @@ fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
     let fits: Vec<(f32, usize)> = names
         .iter()
         .map(|name| {
-            let label = asked.content_stems(name.split(" (").next().unwrap_or(name));
+            let label = asked.content_stems(&label(name));
             let held: f32 = own
                 .iter()
                 .filter(|(stem, _)| label.iter().any(|l| l == stem))
@@ -207,6 +207,22 @@ fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
     Some(&names[best])
 }
 
+/// A row's label: its name without what it says in brackets ("Desvitalização de dente
+/// anterior" of "Desvitalização (tratamento de canal) de dente anterior").
+fn label(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for c in name.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The distinct names of the table rows among `lines`, in order (one product's sizes share
 /// one name).
 pub(super) fn row_names<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -219,19 +235,16 @@ pub(super) fn row_names<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String>
 }
 
 /// The one of `names` that a sentence of `texts` assigns the customer's case to: a sentence
-/// holding one of the `unheld` stems (read by `asked`) and the label of exactly one name (its
-/// words before any bracket, "Zona 2" of "Zona 2 (resto de Aragón)"), when every such sentence
-/// agrees on it.
+/// holding one of the `unheld` stems (read by `asked`) and the label of exactly one name
+/// (without what it says in brackets, "Zona 2" of "Zona 2 (resto de Aragón)"), when every such
+/// sentence agrees on it.
 pub(super) fn assigned<'a>(
     names: &'a [String],
     unheld: &[String],
     texts: impl Iterator<Item = &'a str>,
     asked: &Asked,
 ) -> Option<&'a String> {
-    let labels: Vec<Vec<String>> = names
-        .iter()
-        .map(|n| words(n.split(" (").next().unwrap_or(n)))
-        .collect();
+    let labels: Vec<Vec<String>> = names.iter().map(|n| words(&label(n))).collect();
     let mut found: Option<usize> = None;
     for text in texts {
         for sentence in sentences(text) {
@@ -276,6 +289,16 @@ mod tests {
     use super::*;
     use crate::knowledge::lexicon::Lexicon;
     use crate::llm::extractive::Question;
+
+    #[test]
+    fn a_label_keeps_the_words_after_its_brackets() {
+        assert_eq!(
+            label("Desvitalização (tratamento de canal) de dente anterior"),
+            "Desvitalização de dente anterior"
+        );
+        assert_eq!(label("Zona 2 (resto de Aragón)"), "Zona 2");
+        assert_eq!(label("Day pass [gym floor (16+)] only"), "Day pass only");
+    }
 
     /// `question` read against a clinic's documents: `table` and two other passages.
     fn asked(question: &str, table: &str) -> Asked {

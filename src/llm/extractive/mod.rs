@@ -1344,6 +1344,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_follow_up_keeps_the_accented_row_it_was_asking_about() {
+        // The rows' words are stemmed as written: "Desvitalização" and the customer's
+        // "desvitalização" share a stem only with their accents ("desvitaliz"); without them
+        // the row read "desvitalizaca" and the follow-up's "dente" went to the wisdom tooth.
+        let table = "Desvitalização (tratamento de canal) de dente anterior — Preço: 180 €.\n\
+                     Desvitalização (tratamento de canal) de molar — Preço: 280 €.\n\
+                     Extração de dente do siso — Preço: 150 €.\n\
+                     Coroa em cerâmica — Preço: 520 €.";
+        let sources = [
+            source(1, "Serviços", "Tratamentos dentários", table),
+            source(
+                2,
+                "Horário",
+                "Sábados",
+                "Aos sábados abrimos das 9:00 às 13:00.",
+            ),
+            source(
+                3,
+                "Pagamento",
+                "Formas",
+                "Aceitamos cartão, MB Way ou dinheiro.",
+            ),
+            source(
+                4,
+                "Urgências",
+                "Dor",
+                "Em caso de dor ligue para a clínica.",
+            ),
+        ];
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        let answer = Extractive::new(Arc::new(Words))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                previous: Some("Quanto custa uma desvitalização num molar?"),
+                ..request("E num dente da frente?", &sources)
+            })
+            .await
+            .unwrap();
+        assert!(answer.text.contains("180 €"), "{}", answer.text);
+        assert!(!answer.text.contains("150 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_row_about_another_thing_gives_way_to_the_next_offer() {
         let row = |n, relevance, text: &str| Source {
             relevance,

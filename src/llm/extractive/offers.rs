@@ -197,7 +197,7 @@ pub fn offers<'a>(
             let subject_text = format!(
                 "{} {}",
                 source.heading.as_deref().unwrap_or_default(),
-                row.subject().into_iter().collect::<Vec<_>>().join(" ")
+                row.subject()
             );
             let word_cells: String = row
                 .name

@@ -3,10 +3,7 @@
 //! the size or day it names, and its cells, so a question can pick a row by what it names and a
 //! cell by the column it asks about ("12-month contract" of the All-Access row).
 
-use std::collections::HashSet;
-
 use crate::knowledge::quantity::{bands, Band};
-use crate::knowledge::text::words;
 
 /// A table row.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,15 +49,20 @@ impl Row {
     }
 
     /// What the row is about: its name and its cells that are words rather than amounts
-    /// ("variante: M (pecho de 55 a 75 cm)", "category: dog - walking"), normalised words.
-    pub fn subject(&self) -> HashSet<String> {
-        let mut out: HashSet<String> = self.name.iter().flat_map(|n| words(n)).collect();
-        for (_, value) in &self.cells {
-            if !Self::is_value(value) {
-                out.extend(words(value));
-            }
-        }
-        out
+    /// ("variante: M (pecho de 55 a 75 cm)", "category: dog - walking"), as written: stemmers
+    /// need the accents ("Desvitalização", not "desvitalizacao").
+    pub fn subject(&self) -> String {
+        self.name
+            .iter()
+            .map(String::as_str)
+            .chain(
+                self.cells
+                    .iter()
+                    .filter(|(_, value)| !Self::is_value(value))
+                    .map(|(_, value)| value.as_str()),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The bands the row's name and word cells state.
@@ -142,6 +144,14 @@ mod tests {
         assert_eq!(row.sizes(), ["M"]);
         assert!(row.subject().contains("antitirones"));
         assert!(!row.subject().contains("22"));
+        // As written, accents and all: stemmers need them.
+        let accented =
+            Row::parse("Desvitalização (tratamento de canal) de molar — Preço: 280 €.").unwrap();
+        assert!(
+            accented.subject().contains("Desvitalização"),
+            "{}",
+            accented.subject()
+        );
         assert_eq!(
             fits(&quantities("pecho de 60 cm"), &row.bands()),
             Some(true)
