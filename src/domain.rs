@@ -116,6 +116,10 @@ id_type!(
     /// Identifies a satisfaction survey sent after a conversation was resolved.
     SurveyId
 );
+id_type!(
+    /// Identifies a private note on a conversation.
+    NoteId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -1289,6 +1293,7 @@ text_enum!(EventKind {
     ConversationLabelsChanged => "conversation.labels_changed",
     ConversationSnoozed => "conversation.snoozed", ConversationUnsnoozed => "conversation.unsnoozed",
     ConversationRated => "conversation.rated",
+    NoteCreated => "note.created", NoteMentioned => "note.mentioned",
     LabelUpdated => "label.updated", LabelDeleted => "label.deleted",
     ChannelState => "channel.state",
     DocumentIngested => "document.ingested", EvalRunProgress => "eval.run.progress",
@@ -1301,7 +1306,7 @@ text_enum!(DeliveryStatus {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageStatus,
@@ -1317,6 +1322,8 @@ impl EventKind {
         EventKind::ConversationSnoozed,
         EventKind::ConversationUnsnoozed,
         EventKind::ConversationRated,
+        EventKind::NoteCreated,
+        EventKind::NoteMentioned,
         EventKind::LabelUpdated,
         EventKind::LabelDeleted,
         EventKind::ChannelState,
@@ -1336,6 +1343,12 @@ impl EventKind {
             | EventKind::EvalRunFinished => role != MemberRole::Agent,
             _ => true,
         }
+    }
+
+    /// Whether events of this kind stay inside the workspace's people: private notes and their
+    /// mentions are never POSTed to outgoing webhooks, whatever a subscription asks for.
+    pub fn internal(self) -> bool {
+        matches!(self, EventKind::NoteCreated | EventKind::NoteMentioned)
     }
 }
 
@@ -1376,6 +1389,12 @@ pub enum EventKind {
     /// The customer answered the satisfaction survey sent when their conversation was resolved
     /// (`score`, 1 to 5); the conversation their answer reopened is resolved again.
     ConversationRated,
+    /// A person wrote a private note on a conversation (`note`). Internal: never sent to the
+    /// customer nor to outgoing webhooks.
+    NoteCreated,
+    /// A private note mentioned a person (`user_id`, with the `note`): delivered only to that
+    /// person's streams. Internal, as [`EventKind::NoteCreated`].
+    NoteMentioned,
     /// An owner renamed a label or changed its colour (`label` as it is now, `previous` as it
     /// was): the conversations it is on keep it.
     LabelUpdated,
@@ -1434,6 +1453,23 @@ pub struct Event {
     pub at: DateTime<Utc>,
     /// What changed (the message, the new status...).
     pub data: serde_json::Value,
+}
+
+impl Event {
+    /// The one person an event is for, when it is for one person only (a mention): other
+    /// callers' streams and pages never carry it.
+    pub fn addressee(&self) -> Option<UserId> {
+        match self.kind {
+            EventKind::NoteMentioned => self
+                .data
+                .get("user_id")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse().ok())
+                // Unreadable, it is for nobody rather than for everyone.
+                .or(Some(UserId(Uuid::nil()))),
+            _ => None,
+        }
+    }
 }
 
 /// A MIME type's essence: `type/subtype`, lowercased, without parameters
@@ -1828,6 +1864,39 @@ pub struct Label {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A private note on a conversation: written by a person of the workspace for the others,
+/// shown in the thread, never sent to the customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Note {
+    /// Always `note`: what tells it apart from a message in a thread.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "note")]
+    pub note_type: NoteType,
+    /// Its id.
+    pub id: NoteId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The person who wrote it (none when an API key did).
+    pub author_id: Option<UserId>,
+    /// Their name as it was then (an API key's label for a key).
+    pub author_name: String,
+    /// What it says.
+    pub text: String,
+    /// The people it mentions, resolved when it was written.
+    pub mentions: Vec<UserId>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The `type` of a [`Note`]: always `note`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteType {
+    /// A private note.
+    #[default]
+    Note,
+}
+
 /// A workspace's prepared reply, inserted in the reply box by its short code (`/refund`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CannedResponse {
@@ -2181,9 +2250,9 @@ pub struct Hook {
 }
 
 impl Hook {
-    /// Whether it receives events of `kind`.
+    /// Whether it receives events of `kind`: never an internal one (private notes).
     pub fn wants(&self, kind: EventKind) -> bool {
-        self.events.is_empty() || self.events.contains(&kind)
+        !kind.internal() && (self.events.is_empty() || self.events.contains(&kind))
     }
 }
 

@@ -3,13 +3,15 @@
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
 //! Team work around the conversations lives beside: [`labels`], [`canned`] responses,
-//! [`snooze`] and the customers' [`contacts`]; and how the inbox did: [`reports`], with the
-//! satisfaction survey ([`csat`]) sent when a person resolves a conversation.
+//! [`snooze`], private [`notes`] with mentions, and the customers' [`contacts`]; and how the
+//! inbox did: [`reports`], with the satisfaction survey ([`csat`]) sent when a person resolves a
+//! conversation.
 
 pub mod canned;
 pub mod contacts;
 pub mod csat;
 pub mod labels;
+pub mod notes;
 pub mod reports;
 pub mod snooze;
 

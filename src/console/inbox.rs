@@ -348,6 +348,7 @@ async fn conversation_view(
         .then(|| messages.first().map(|m| m.id.to_string()))
         .flatten();
     let escalations = state.store.escalations(conversation.id).await?;
+    let thread = with_notes(state, &conversation, &messages, earlier.is_some(), before).await?;
     let can_act = Roles::INBOX.allows(viewer.caller.role);
     // Who the conversation may be given to: the workspace's people who answer the inbox.
     let members: Vec<_> = state
@@ -430,7 +431,7 @@ async fn conversation_view(
     Ok(context! {
         page => "inbox",
         conversation => Value::from_serialize(&conversation),
-        messages => Value::from_serialize(&messages),
+        messages => Value::from_serialize(&thread),
         escalations => Value::from_serialize(&escalations),
         assignee,
         assignee_id => conversation.assignee_id.map(|u| u.to_string()),
@@ -447,6 +448,65 @@ async fn conversation_view(
         reply_key => people::random_token(),
         ..minijinja::value::merge_maps([panel, list])
     })
+}
+
+/// The thread as shown: `messages` with the conversation's private notes of the same stretch of
+/// time among them, in the order written. A note (`type: note`) carries its text cut into
+/// plain parts and the mentions of the people it notified (`segments`). `earlier`: the page
+/// has messages before it (notes before its first message belong there); `before`: the page
+/// ends before that message.
+async fn with_notes(
+    state: &AppState,
+    conversation: &crate::domain::Conversation,
+    messages: &[crate::domain::Message],
+    earlier: bool,
+    before: Option<crate::domain::MessageId>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let from = earlier
+        .then(|| messages.first().map(|m| m.created_at))
+        .flatten();
+    let until = match before {
+        Some(id) => state.store.message(id).await?.map(|m| m.created_at),
+        None => None,
+    };
+    let notes: Vec<_> = state
+        .store
+        .notes(
+            conversation.workspace_id,
+            conversation.id,
+            inbox::notes::SHOWN,
+        )
+        .await?
+        .into_iter()
+        .filter(|n| {
+            from.is_none_or(|t| n.created_at >= t) && until.is_none_or(|t| n.created_at < t)
+        })
+        .collect();
+    let members = if notes.is_empty() {
+        Vec::new()
+    } else {
+        state.store.members(conversation.workspace_id).await?
+    };
+    let mut thread = Vec::with_capacity(messages.len() + notes.len());
+    let mut notes = notes.into_iter().peekable();
+    for m in messages {
+        while let Some(note) = notes.next_if(|n| n.created_at < m.created_at) {
+            thread.push(note_item(note, &members));
+        }
+        thread.push(serde_json::to_value(m).unwrap_or_default());
+    }
+    thread.extend(notes.map(|n| note_item(n, &members)));
+    Ok(thread)
+}
+
+fn note_item(note: crate::domain::Note, members: &[crate::store::Member]) -> serde_json::Value {
+    let segments: Vec<_> = inbox::notes::segments(&note.text, members, &note.mentions)
+        .into_iter()
+        .map(|(text, mention)| serde_json::json!({ "text": text, "mention": mention }))
+        .collect();
+    let mut item = serde_json::to_value(&note).unwrap_or_default();
+    item["segments"] = segments.into();
+    item
 }
 
 /// A form acting on a conversation: signed in, CSRF checked, allowed to act on the inbox.
@@ -541,6 +601,26 @@ pub(super) async fn reply(
         }
     };
     back_to(&viewer, &conversation, sent)
+}
+
+/// A private note from the conversation's note form.
+pub(super) async fn add_note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let text = form.get("text").map(String::as_str).unwrap_or("");
+    match inbox::notes::add(state.store.as_ref(), &viewer.caller, &conversation, text).await {
+        Ok(note) => {
+            Redirect::to(&format!("/inbox/{}#n-{}", conversation.id, note.id)).into_response()
+        }
+        Err(e) => error_page(Some(&viewer), e.into()),
+    }
 }
 
 pub(super) async fn assign(

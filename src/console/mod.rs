@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
                 crate::http::api::conversations::REPLY_BODY_LIMIT,
             )),
         )
+        .route("/inbox/{conversation}/notes", post(inbox::add_note))
         .route("/inbox/{conversation}/assign", post(inbox::assign))
         .route("/inbox/{conversation}/resolve", post(inbox::resolve))
         .route("/inbox/{conversation}/handback", post(inbox::hand_back))

@@ -140,9 +140,22 @@ pub fn parse_kinds(names: &[String]) -> Result<Vec<EventKind>, HookError> {
             field: "events",
             message: format!(
                 "unknown event type `{name}` (known: {})",
-                EventKind::ALL.map(|k| k.as_str()).join(", ")
+                EventKind::ALL
+                    .iter()
+                    .filter(|k| !k.internal())
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })?;
+        if kind.internal() {
+            return Err(HookError::Invalid {
+                field: "events",
+                message: format!(
+                    "`{name}` is internal to the workspace's people and never sent to webhooks"
+                ),
+            });
+        }
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }

@@ -8,6 +8,7 @@
 //! per client.
 
 pub mod hooks;
+pub mod presence;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::EventSettings;
-use crate::domain::{ChannelId, ConversationId, Event, EventKind, MemberRole, WorkspaceId};
+use crate::domain::{ChannelId, ConversationId, Event, EventKind, MemberRole, UserId, WorkspaceId};
 use crate::store::{Store, StoreError};
 
 /// Events read from the log per query.
@@ -51,9 +52,11 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    /// Whether `event` passes the filter and `role` may see it.
-    pub fn admits(&self, event: &Event, role: MemberRole) -> bool {
+    /// Whether `event` passes the filter and `role` may see it, as person `user` (none for an
+    /// API key): an event addressed to one person (a mention) is for their streams only.
+    pub fn admits(&self, event: &Event, role: MemberRole, user: Option<UserId>) -> bool {
         event.kind.visible_to(role)
+            && event.addressee().is_none_or(|to| Some(to) == user)
             && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
             && self
                 .conversation
@@ -82,11 +85,12 @@ pub struct EventPage {
     pub next: i64,
 }
 
-/// Reads one page of `ws`'s events after `after` for `role`, filtered.
+/// Reads one page of `ws`'s events after `after` for `role` (as person `user`), filtered.
 pub async fn poll(
     store: &dyn Store,
     ws: WorkspaceId,
     role: MemberRole,
+    user: Option<UserId>,
     filter: &EventFilter,
     after: i64,
     limit: u32,
@@ -96,7 +100,7 @@ pub async fn poll(
     Ok(EventPage {
         events: page
             .into_iter()
-            .filter(|e| filter.admits(e, role))
+            .filter(|e| filter.admits(e, role, user))
             .collect(),
         next,
     })
@@ -112,6 +116,8 @@ pub struct EventHub {
     /// Moves on each time the hub has looked at new events, for followers that only need
     /// waking (outgoing webhooks read the log themselves).
     passed: watch::Sender<u64>,
+    /// Who has which conversation open.
+    presence: Arc<presence::Presence>,
 }
 
 impl EventHub {
@@ -119,6 +125,7 @@ impl EventHub {
     pub fn new(store: Arc<dyn Store>, settings: EventSettings) -> Self {
         let (sender, _) = broadcast::channel(settings.buffer.max(1));
         Self {
+            presence: Arc::new(presence::Presence::new(store.clone())),
             store,
             sender,
             settings,
@@ -130,6 +137,11 @@ impl EventHub {
     /// Ends every stream (the server is shutting down).
     pub fn close(&self) {
         self.closed.send_replace(true);
+    }
+
+    /// Who has which conversation open (kept by this hub, and across replicas on Postgres).
+    pub fn presence(&self) -> &presence::Presence {
+        &self.presence
     }
 
     /// The settings it runs with.
@@ -164,7 +176,8 @@ impl EventHub {
                 return;
             }
         };
-        let listener = database_url.map(|url| tokio::spawn(listen(url, signal.clone())));
+        let listener = database_url
+            .map(|url| tokio::spawn(listen(url, signal.clone(), self.presence.clone())));
         // On Postgres a notification can be lost while the listener reconnects: look at every
         // workspace's counter now and then, so nothing waits longer than that.
         let mut sweep = tokio::time::interval(match listener {
@@ -172,8 +185,14 @@ impl EventHub {
             None => Duration::from_secs(30),
         });
         let mut prune = tokio::time::interval(Duration::from_secs(600));
+        // Presence ends by itself: expired heartbeats are looked for every second or two.
+        let mut expire = tokio::time::interval(Duration::from_millis(1500));
         loop {
             let woken = tokio::select! {
+                _ = expire.tick() => {
+                    self.presence.sweep();
+                    continue;
+                }
                 woken = signal.changed() => woken,
                 _ = sweep.tick() => match self.store.last_event_ids().await {
                     Ok(ids) => ids
@@ -249,13 +268,14 @@ impl EventHub {
         }
     }
 
-    /// The events of `ws` that `role` may see and `filter` admits: those after `after` from the
-    /// log (all of them, in order), then live ones as they come. Without `after`, only events
-    /// from now on.
+    /// The events of `ws` that `role` (as person `user`) may see and `filter` admits: those
+    /// after `after` from the log (all of them, in order), then live ones as they come. Without
+    /// `after`, only events from now on.
     pub async fn subscribe(
         &self,
         ws: WorkspaceId,
         role: MemberRole,
+        user: Option<UserId>,
         filter: EventFilter,
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<Arc<LiveEvent>, EventsError>> + Send + 'static, StoreError>
@@ -272,6 +292,7 @@ impl EventHub {
             receiver,
             ws,
             role,
+            user,
             filter,
             cursor,
             from_log: after.is_some(),
@@ -295,6 +316,7 @@ struct Subscriber {
     receiver: broadcast::Receiver<Arc<LiveEvent>>,
     ws: WorkspaceId,
     role: MemberRole,
+    user: Option<UserId>,
     filter: EventFilter,
     /// The last event looked at.
     cursor: i64,
@@ -345,25 +367,36 @@ impl Subscriber {
 
     fn take(&mut self, live: Arc<LiveEvent>) {
         self.cursor = live.event.id;
-        if self.filter.admits(&live.event, self.role) {
+        if self.filter.admits(&live.event, self.role, self.user) {
             self.ready.push_back(live);
         }
     }
 }
 
 /// Wakes `signal` for each `palaver_events` notification on Postgres (its payload is
-/// `workspace:seq`), reconnecting when the connection drops.
-async fn listen(url: String, signal: Arc<crate::store::EventSignal>) {
+/// `workspace:seq`) and hands each `palaver_presence` one (another replica's presence change)
+/// to `presence`, reconnecting when the connection drops.
+async fn listen(
+    url: String,
+    signal: Arc<crate::store::EventSignal>,
+    presence: Arc<presence::Presence>,
+) {
     let mut delay = Duration::from_millis(200);
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen("palaver_events").await {
+                if let Err(e) = listener
+                    .listen_all(["palaver_events", "palaver_presence"])
+                    .await
+                {
                     tracing::warn!(error = %e, "cannot listen for events");
                 } else {
                     delay = Duration::from_millis(200);
                     loop {
                         match listener.recv().await {
+                            Ok(n) if n.channel() == "palaver_presence" => {
+                                presence.receive(n.payload());
+                            }
                             Ok(n) => {
                                 let ws = n.payload().split(':').next().unwrap_or_default();
                                 if let Ok(ws) = ws.parse() {
@@ -420,7 +453,7 @@ mod tests {
         ];
         for (filter, event, role, admitted) in cases {
             assert_eq!(
-                filter.admits(event, role),
+                filter.admits(event, role, None),
                 admitted,
                 "{:?} as {role:?}",
                 event.kind
@@ -430,16 +463,34 @@ mod tests {
             kinds: [EventKind::MessageStatus].into_iter().collect(),
             ..Default::default()
         };
-        assert!(!only_status.admits(&received, MemberRole::Owner));
+        assert!(!only_status.admits(&received, MemberRole::Owner, None));
         let only_other = EventFilter {
             conversation: Some(other),
             ..Default::default()
         };
-        assert!(!only_other.admits(&received, MemberRole::Owner));
+        assert!(!only_other.admits(&received, MemberRole::Owner, None));
         let only_mine = EventFilter {
             conversation: Some(c),
             ..Default::default()
         };
-        assert!(only_mine.admits(&received, MemberRole::Owner));
+        assert!(only_mine.admits(&received, MemberRole::Owner, None));
+    }
+
+    #[test]
+    fn a_mention_reaches_the_person_mentioned_only() {
+        let ana = UserId::new();
+        let rui = UserId::new();
+        let mut mention = event(EventKind::NoteMentioned, Some(ConversationId::new()));
+        mention.data = json!({ "user_id": ana });
+        let all = EventFilter::default();
+        assert!(all.admits(&mention, MemberRole::Agent, Some(ana)));
+        assert!(!all.admits(&mention, MemberRole::Agent, Some(rui)));
+        assert!(!all.admits(&mention, MemberRole::Owner, None), "an API key");
+        // A mention that names nobody readable is for nobody.
+        mention.data = json!({});
+        assert!(!all.admits(&mention, MemberRole::Owner, Some(ana)));
+        // The note itself is the inbox's, as any conversation event.
+        let note = event(EventKind::NoteCreated, Some(ConversationId::new()));
+        assert!(all.admits(&note, MemberRole::Author, Some(rui)));
     }
 }

@@ -30,6 +30,10 @@ pub trait EventStore: Send + Sync {
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// What wakes this process's event hub.
     fn event_signal(&self) -> std::sync::Arc<EventSignal>;
+    /// Tells the other replicas about a change of who has a conversation open (`payload`, as
+    /// [`crate::events::presence`] writes it): a `palaver_presence` notification on Postgres,
+    /// nothing on SQLite, whose one process already knows.
+    async fn announce_presence(&self, payload: &str) -> Result<(), StoreError>;
 }
 
 fn event_from_row(row: &AnyRow) -> Result<Event, StoreError> {
@@ -116,5 +120,17 @@ impl EventStore for SqlStore {
 
     fn event_signal(&self) -> std::sync::Arc<EventSignal> {
         self.signal.clone()
+    }
+
+    async fn announce_presence(&self, payload: &str) -> Result<(), StoreError> {
+        if self.backend != super::Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify('palaver_presence', $1)")
+            .bind(payload)
+            .execute(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 }

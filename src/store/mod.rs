@@ -25,6 +25,7 @@ mod journal;
 mod journal_store;
 mod labels;
 mod messages;
+mod notes;
 mod people;
 pub mod postgres;
 mod reports;
@@ -65,6 +66,7 @@ pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
 pub use labels::LabelStore;
 pub use messages::MessageStore;
+pub use notes::{NewNote, NoteStore};
 pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use reports::{DayActivity, EscalationTimes, ReportScope, ReportStore, SurveyCounts};
 pub use sql::SqlStore;
@@ -589,6 +591,7 @@ pub trait Store:
     + JournalStore
     + LabelStore
     + CannedStore
+    + NoteStore
     + ReportStore
     + SurveyStore
     + Send

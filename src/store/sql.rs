@@ -184,6 +184,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "reports",
                 include_str!("../../migrations/sqlite/0021_reports.sql"),
             ),
+            (
+                22,
+                "notes",
+                include_str!("../../migrations/sqlite/0022_notes.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -295,6 +300,11 @@ fn migrator(backend: Backend) -> Migrator {
                 22,
                 "reports",
                 include_str!("../../migrations/postgres/0022_reports.sql"),
+            ),
+            (
+                23,
+                "notes",
+                include_str!("../../migrations/postgres/0023_notes.sql"),
             ),
         ],
     };

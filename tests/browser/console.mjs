@@ -929,6 +929,74 @@ try {
     await phone.close();
   });
 
+  await as("a private note mentions a colleague, and each sees the other there and typing", async () => {
+    // João, on his phone, and Marta, at her desk, open the same conversation.
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+      timezoneId: ZONE, locale: "en-GB" });
+    const joao = await phone.newPage();
+    watch(joao, "joão");
+    await joao.goto(BASE + "/sign-in");
+    await joao.fill("#email", "joao@casanube.example");
+    await joao.fill("#password", "another good password");
+    await joao.click("button[type=submit]");
+    await joao.waitForURL("**/inbox");
+    await joao.goto(conversation);
+    await joao.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    await page.goto(conversation);
+    await page.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    // Each sees the other, never themselves.
+    await page.waitForSelector("#presence:not([hidden]) >> text=João is viewing", { timeout: 5000 });
+    await joao.waitForSelector("#presence:not([hidden]) >> text=Marta Silva is viewing", { timeout: 5000 });
+    assert.doesNotMatch(await page.textContent("#presence"), /Marta/);
+    // João starts a reply; Marta sees him typing, then not, once he stops.
+    await joao.click("#text");
+    await joao.keyboard.type("Let me check with");
+    await page.waitForSelector("#presence >> text=João is typing…", { timeout: 5000 });
+    await shot(page, "31-presence-typing");
+    await page.waitForSelector("#presence >> text=João is viewing", { timeout: 12000 });
+
+    const before = (await ask({ ask: "graph_total" })).count;
+    // Marta writes a private note that mentions João, without a script's help for the form.
+    await page.click("#note-compose summary");
+    await page.fill("#note-text", "@joao can you call this customer back about the refund? @nobody");
+    await page.click("#note button[type=submit]");
+    await page.waitForSelector(".message.note .mention >> text=@joao");
+    const note = page.locator(".message.note").last();
+    assert.match(await note.textContent(), /Private note/);
+    assert.match(await note.locator(".meta").textContent(), /Marta Silva/);
+    assert.equal(await note.locator(".mention").count(), 1, "an unknown @word stays plain text");
+    await shot(page, "32-note");
+    // João is told in the page (his browser has not been asked to allow notifications), with
+    // the way to turn them on, and his thread shows the note.
+    await joao.waitForSelector(".toast.mentioned >> text=Marta Silva mentioned you", { timeout: 5000 });
+    assert.ok(await joao.locator(".toast.mentioned button >> text=Notify me of mentions").isVisible());
+    await joao.waitForSelector(".message.note >> text=call this customer back", { timeout: 5000 });
+    assert.ok(await joao.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "nothing overflows");
+    await shot(joao, "33-phone-mentioned");
+    // Nothing reached the customer.
+    assert.equal((await ask({ ask: "graph_total" })).count, before, "a note was sent to WhatsApp");
+
+    // João answers with a note of his own; Marta's page is in the background: a notification.
+    await page.evaluate(() => Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true }));
+    await joao.fill("#text", "");
+    await joao.click("#note-compose summary");
+    await joao.fill("#note-text", "@marta done, she will get the refund on Friday.");
+    await shot(joao, "34-phone-note-form");
+    await joao.click("#note button[type=submit]");
+    await joao.waitForSelector(".message.note >> text=she will get the refund on Friday");
+    await page.waitForFunction(() => window.__notifications.includes("João mentioned you"), null, { timeout: 5000 });
+    await page.evaluate(() => Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true }));
+    // João leaves: Marta no longer sees him.
+    await joao.goto(BASE + "/inbox");
+    await page.waitForSelector("#presence", { state: "hidden", timeout: 5000 });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(conversation);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "nothing overflows");
+    await shot(page, "35-phone-notes");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await phone.close();
+  });
+
   const unexpected = problems.filter((p) => !/status of (40[134]|422)/.test(p));
   assert.deepEqual(unexpected, [], "no script errors in the pages");
   process.stdout.write("DONE\n");

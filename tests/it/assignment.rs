@@ -11,22 +11,22 @@ use palaver::providers::recording::RecordingProvider;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::app::{eventually, Options, TestApp};
+use crate::support::app::{eventually, Options, TestApp, ADMIN_KEY};
 
 const ROUTE: &str = "1065403522430";
 const TOKEN: &str = "rec-token-assign";
 const SUPPORT: &str = "351900000001";
 
 /// A signed-in person: their id, session cookie and CSRF token.
-struct Person {
-    id: String,
-    cookie: String,
-    csrf: String,
+pub struct Person {
+    pub id: String,
+    pub cookie: String,
+    pub csrf: String,
 }
 
 impl Person {
     /// `method path` with this person's session (and CSRF token).
-    async fn call(
+    pub async fn call(
         &self,
         t: &TestApp,
         method: Method,
@@ -49,17 +49,44 @@ impl Person {
 
 /// Invites `email` with `role` (as the operator key) and accepts the link.
 async fn join(t: &TestApp, email: &str, role: &str) -> Person {
-    let (status, invited) = t
-        .post(
-            "/api/v1/invitations",
-            &json!({"email": email, "role": role}),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
+    join_as(t, None, email, role, email).await
+}
+
+/// A person called `name` with `role` in workspace `slug` (made if needed; the default one
+/// when `None`), invited there by the operator, signed in.
+pub async fn join_as(
+    t: &TestApp,
+    slug: Option<&str>,
+    email: &str,
+    role: &str,
+    name: &str,
+) -> Person {
+    if let Some(slug) = slug {
+        let _ = t
+            .client
+            .post(format!("{}/api/v1/workspaces", t.url))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"slug": slug}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let invited: Value = t
+        .client
+        .post(format!("{}/api/v1/invitations", t.url))
+        .bearer_auth(ADMIN_KEY)
+        .header("x-palaver-workspace", slug.unwrap_or("default"))
+        .json(&json!({"email": email, "role": role}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let response = t
         .client
         .post(format!("{}/api/v1/invitations/accept", t.url))
-        .json(&json!({"token": invited["token"], "name": email, "password": "a fine passphrase"}))
+        .json(&json!({"token": invited["token"], "name": name, "password": "a fine passphrase"}))
         .send()
         .await
         .unwrap();
@@ -70,7 +97,7 @@ async fn join(t: &TestApp, email: &str, role: &str) -> Person {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .and_then(|v| v.strip_prefix("palaver_session="))
-        .expect("a session cookie")
+        .unwrap()
         .to_string();
     let body: Value = response.json().await.unwrap();
     Person {

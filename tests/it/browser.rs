@@ -198,6 +198,11 @@ async fn answer(t: &TestApp, graph: &MockServer, ask: &Value) -> Result<Value, S
             tokio::time::sleep(Duration::from_millis(1500)).await;
             Ok(json!({"count": count().await}))
         }
+        "graph_total" => {
+            // What reached the Graph API in all, once anything queued has had time to go.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Ok(json!({"count": sends(graph).await.len()}))
+        }
         "evolution_event" => {
             let channel: palaver::domain::ChannelId = ask["channel"]
                 .as_str()

@@ -21,6 +21,7 @@ mod graph_versions;
 mod handoff;
 mod hooks;
 mod inbox;
+mod notes;
 mod openapi;
 mod operations;
 mod replicas;

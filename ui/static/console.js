@@ -3,7 +3,7 @@
 // follows the workspace's event stream, falling back to polling. Each event is handed to the
 // page's own script as a `palaver:event` on the document; each poll as a `palaver:poll`.
 
-const { bind } = await import("./api.js" + new URL(import.meta.url).search);
+const { bind, toast } = await import("./api.js" + new URL(import.meta.url).search);
 bind();
 
 const live = document.getElementById("live");
@@ -202,7 +202,16 @@ function follow() {
   if (!window.EventSource) return poll();
   // From the newest event when the page was read: what happened since is replayed.
   const after = document.body.dataset.after;
-  const stream = new EventSource("/api/v1/events" + (after ? "?last_event_id=" + encodeURIComponent(after) : ""));
+  const query = new URLSearchParams();
+  if (after) query.set("last_event_id", after);
+  // An open conversation also follows who else has it open, and who is typing in it.
+  if (region?.dataset.live === "conversation") query.set("presence", region.dataset.conversation);
+  const stream = new EventSource("/api/v1/events" + (query.size ? "?" + query : ""));
+  stream.addEventListener("presence", (message) => {
+    let change;
+    try { change = JSON.parse(message.data); } catch { return; }
+    document.dispatchEvent(new CustomEvent("palaver:presence", { detail: change }));
+  });
   stream.onopen = () => {
     setState("live");
     if (poller) { clearInterval(poller); poller = null; }
@@ -292,5 +301,54 @@ if (notify) {
     }
   });
 }
+
+// Mentions: a colleague's private note that names this person. A browser notification when
+// the page is not in front and the browser allows them (asked only when the person clicks);
+// otherwise a message in the page, with the way to turn notifications on.
+function mentioned(event) {
+  const note = (event.data && event.data.note) || {};
+  const who = note.author_name || "A colleague";
+  const text = (note.text || "").slice(0, 140);
+  const href = "/inbox/" + event.conversation_id + (note.id ? "#n-" + note.id : "");
+  const allowed = window.Notification && Notification.permission === "granted";
+  if (allowed && document.visibilityState !== "visible") {
+    const shown = new Notification(`${who} mentioned you`, { body: text, tag: "note-" + (note.id || event.id) });
+    shown.onclick = () => {
+      window.focus();
+      location.href = href;
+    };
+    return;
+  }
+  toast("");
+  const box = document.getElementById("toast");
+  if (!box) return;
+  box.classList.add("mentioned");
+  const said = document.createElement("span");
+  said.className = "said";
+  said.textContent = `${who} mentioned you: ${text}`;
+  const open = document.createElement("a");
+  open.href = href;
+  open.textContent = "Open";
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => { box.hidden = true; box.classList.remove("mentioned"); });
+  box.replaceChildren(said, open, dismiss);
+  if (window.Notification && Notification.permission === "default") {
+    const ask = document.createElement("button");
+    ask.type = "button";
+    ask.textContent = "Notify me of mentions";
+    ask.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      ask.remove();
+    });
+    box.append(ask);
+  }
+  clearTimeout(box.timer);
+  box.timer = setTimeout(() => { box.hidden = true; box.classList.remove("mentioned"); }, 15000);
+}
+document.addEventListener("palaver:event", (e) => {
+  if (e.detail.type === "note.mentioned") mentioned(e.detail);
+});
 
 follow();

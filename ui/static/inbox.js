@@ -1,4 +1,5 @@
-// The inbox from the keyboard, and replies kept while a person moves between conversations.
+// The inbox from the keyboard, and replies kept while a person moves between conversations;
+// who else has the open conversation in front of them, or is typing in it.
 // Keys (never while typing in a field): j / k the next / previous conversation of the list,
 // / the search, r the reply, e resolve, ? the list of keys. A reply being written is kept in
 // this browser per conversation until it is sent.
@@ -206,4 +207,52 @@ if (canned && box) {
     option.addEventListener("mousedown", (e) => e.preventDefault());
     option.addEventListener("click", () => insert(option));
   }
+}
+
+// Presence: a heartbeat while this conversation is open and the page is in front, a signal
+// (at most every 3 s) while typing a reply or a note, and "left" when the page goes. What the
+// others do comes with each answer and through the event stream; nobody is shown themselves.
+const presence = document.getElementById("presence");
+if (thread && presence) {
+  const { api, csrf } = await import("./api.js" + new URL(import.meta.url).search);
+  const path = `/api/v1/conversations/${thread.dataset.conversation}/presence`;
+  const names = (list) => list.length === 1 ? list[0]
+    : list.length === 2 ? `${list[0]} and ${list[1]}`
+    : `${list[0]}, ${list[1]} and ${list.length - 2} more`;
+  const show = (people) => {
+    const typing = people.filter((p) => p.typing).map((p) => p.name);
+    const viewing = people.filter((p) => !p.typing).map((p) => p.name);
+    const parts = [];
+    if (typing.length) parts.push(`${names(typing)} ${typing.length === 1 ? "is" : "are"} typing…`);
+    if (viewing.length) parts.push(`${names(viewing)} ${viewing.length === 1 ? "is" : "are"} viewing`);
+    presence.textContent = parts.join(" · ");
+    presence.hidden = parts.length === 0;
+  };
+  const beat = async (state) => {
+    try {
+      show((await api("POST", path, { state })).people);
+    } catch {
+      // Presence is a courtesy: the conversation works without it.
+    }
+  };
+  const inFront = () => document.visibilityState === "visible";
+  if (inFront()) beat("viewing");
+  setInterval(() => { if (inFront()) beat("viewing"); }, 10000);
+  document.addEventListener("visibilitychange", () => beat(inFront() ? "viewing" : "left"));
+  let typed = 0;
+  document.addEventListener("input", (e) => {
+    if (!e.target.matches?.("#text, #note-text") || Date.now() - typed < 3000) return;
+    typed = Date.now();
+    beat("typing");
+  });
+  window.addEventListener("pagehide", () => {
+    fetch(path, {
+      method: "POST", keepalive: true, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ state: "left" }),
+    }).catch(() => {});
+  });
+  document.addEventListener("palaver:presence", (e) => {
+    if (e.detail.conversation_id === thread.dataset.conversation) show(e.detail.people);
+  });
 }

@@ -232,6 +232,9 @@ struct ConversationView {
     escalations: Vec<Escalation>,
     /// Its labels, by name.
     labels: Vec<Label>,
+    /// Its private notes (`type: note`), oldest first: the workspace's people's, never sent to
+    /// the customer.
+    notes: Vec<crate::domain::Note>,
 }
 
 #[utoipa::path(
@@ -592,10 +595,15 @@ async fn view(
     let conversation = find_conversation(state, caller, id).await?;
     let escalations = state.store.escalations(id).await?;
     let labels = state.store.conversation_labels(id).await?;
+    let notes = state
+        .store
+        .notes(caller.workspace, id, inbox::notes::SHOWN)
+        .await?;
     Ok(Json(ConversationView {
         conversation,
         escalations,
         labels,
+        notes,
     }))
 }
 

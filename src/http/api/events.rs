@@ -4,7 +4,9 @@
 //! `last_event_id` parameter) with nothing lost or repeated, and kept open by heartbeats. With
 //! `after=N` it answers one page of events as JSON, for clients that poll. Both filter by
 //! `type` (comma-separated), `conversation` and `channel`, and show each role only what it may
-//! see.
+//! see, and each person only the mentions of themselves. A stream opened with
+//! `presence={conversation}` also carries `presence` events (no `id:`: they are not in the log)
+//! saying who else has that conversation open or is typing in it.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use super::{Json, Query};
 use crate::accounts::{Caller, Roles};
 use crate::domain::{ChannelId, ConversationId, EventKind};
+use crate::events::presence::PresenceChange;
 use crate::events::{EventFilter, EventsError};
 use crate::http::route::Route;
 use crate::http::{ApiError, AppState};
@@ -44,6 +47,9 @@ struct EventParams {
     limit: Option<u32>,
     /// Stream: resume after this number (as the `Last-Event-ID` header does).
     last_event_id: Option<i64>,
+    /// Stream: also `presence` events for this conversation (who else has it open, who is
+    /// typing), the current state first.
+    presence: Option<ConversationId>,
 }
 
 fn filter(p: &EventParams) -> Result<EventFilter, ApiError> {
@@ -101,6 +107,7 @@ async fn events(
             state.store.as_ref(),
             caller.workspace,
             caller.role,
+            caller.actor.user(),
             &filter,
             position("after", after)?,
             limit,
@@ -119,10 +126,47 @@ async fn events(
         None => p.last_event_id,
     };
     let resume = resume.map(|r| position("Last-Event-ID", r)).transpose()?;
+    let watched = match p.presence {
+        Some(id) => Some(super::find_conversation(&state, &caller, id).await?.id),
+        None => None,
+    };
+    let me = caller.actor.user();
     let stream = state
         .events
-        .subscribe(caller.workspace, caller.role, filter, resume)
+        .subscribe(caller.workspace, caller.role, me, filter, resume)
         .await?;
+    // Presence, when asked for: who is there now, then each change, never the caller.
+    let presence = match watched {
+        Some(conversation) => {
+            let hub = state.events.clone();
+            let ws = caller.workspace;
+            let now = PresenceChange {
+                workspace_id: ws,
+                conversation_id: conversation,
+                people: hub.presence().present(ws, conversation, me),
+            };
+            // A stream that falls behind skips changes: the next one says everything again.
+            let changes = futures::stream::unfold(hub.presence().subscribe(), |mut r| async move {
+                loop {
+                    match r.recv().await {
+                        Ok(change) => return Some((change, r)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            })
+            .filter_map(move |change| {
+                let ours = (change.workspace_id == ws && change.conversation_id == conversation)
+                    .then(|| change.for_viewer(me));
+                futures::future::ready(ours)
+            });
+            futures::stream::once(futures::future::ready(now))
+                .chain(changes)
+                .map(Step::Presence)
+                .boxed()
+        }
+        None => futures::stream::empty().boxed(),
+    };
     let heartbeat = Duration::from_secs(state.events.settings().heartbeat_secs);
     // The credentials are asked again before every event and at every heartbeat: a revoked
     // key, an ended session, a removed member or a changed role closes the stream. The stream
@@ -133,6 +177,9 @@ async fn events(
     });
     let events = stream
         .map(Step::Event)
+        .chain(futures::stream::once(futures::future::ready(Step::End)));
+    let events = futures::stream::select(events, presence)
+        .take_while(|step| futures::future::ready(!matches!(step, Step::End)))
         .chain(futures::stream::once(futures::future::ready(Step::End)));
     let stream = futures::stream::select(events, ticks)
         .then(move |step| {
@@ -152,6 +199,11 @@ async fn events(
                     Some(Some(closed("the credentials no longer allow this stream")))
                 }
                 Step::Tick => Some(None),
+                Step::Presence(change) => Some(Some(
+                    SseEvent::default()
+                        .event("presence")
+                        .data(serde_json::to_string(&change).unwrap_or_default()),
+                )),
                 Step::Event(Ok(live)) => Some(Some(
                     SseEvent::default()
                         .id(live.event.id.to_string())
@@ -180,6 +232,7 @@ fn closed(reason: &str) -> SseEvent {
 /// again, and its end.
 enum Step<E> {
     Event(E),
+    Presence(PresenceChange),
     Tick,
     End,
 }

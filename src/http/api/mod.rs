@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod knowledge;
 pub mod labels;
+pub mod notes;
 pub mod people;
 pub mod reports;
 pub mod sandbox;
@@ -39,6 +40,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         keys::routes(),
         channels::routes(),
         conversations::routes(),
+        notes::routes(),
         labels::routes(),
         canned::routes(),
         contacts::routes(),

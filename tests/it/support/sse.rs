@@ -45,8 +45,19 @@ impl Stream {
         }
     }
 
-    /// The next event within `within`, heartbeats skipped.
-    pub async fn next(&mut self, within: Duration) -> Option<Received> {
+    /// Opens the stream `request` asks for (a person's session, say).
+    pub async fn open_request(request: reqwest::RequestBuilder) -> Stream {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Stream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame within `within`, whatever it is (a logged event, a `presence` one without
+    /// a number, a `closed` one): its number, type and JSON data; heartbeats skipped.
+    pub async fn frame(&mut self, within: Duration) -> Option<(Option<i64>, String, Value)> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -61,23 +72,24 @@ impl Stream {
                         data.push_str(v.trim_start());
                     }
                 }
-                match (id, kind) {
-                    (Some(id), Some(kind)) => {
-                        return Some(Received {
-                            id,
-                            kind,
-                            data: serde_json::from_str(&data).unwrap(),
-                        })
-                    }
-                    (None, Some(kind)) => panic!("the stream closed: {kind} {data}"),
-                    _ => continue,
+                if let Some(kind) = kind {
+                    return Some((id, kind, serde_json::from_str(&data).unwrap()));
                 }
+                continue;
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await
                 .ok()?
                 .unwrap()?;
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event within `within`, heartbeats skipped.
+    pub async fn next(&mut self, within: Duration) -> Option<Received> {
+        match self.frame(within).await? {
+            (Some(id), kind, data) => Some(Received { id, kind, data }),
+            (None, kind, data) => panic!("the stream closed: {kind} {data}"),
         }
     }
 
