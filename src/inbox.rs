@@ -3,7 +3,8 @@
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
 //! Team work around the conversations lives beside: [`labels`], [`canned`] responses,
-//! [`snooze`] and the customers' [`contacts`]; and how the inbox did: [`reports`], with the
+//! [`snooze`], [`teams`] (who gets each channel's escalations) and the customers'
+//! [`contacts`]; and how the inbox did: [`reports`], with the
 //! satisfaction survey ([`csat`]) sent when a person resolves a conversation.
 
 pub mod canned;
@@ -12,6 +13,7 @@ pub mod csat;
 pub mod labels;
 pub mod reports;
 pub mod snooze;
+pub mod teams;
 
 use crate::accounts::Caller;
 use crate::channels::delivery::HumanFile;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
 use crate::domain::{
-    ChannelId, ChannelState, ConversationId, ConversationStatus, Resolution, UserId,
+    ChannelId, ChannelState, ConversationId, ConversationStatus, Resolution, TeamId, UserId,
 };
 use crate::http::{ApiError, AppState};
 use crate::inbox;
@@ -39,6 +39,8 @@ pub(super) struct InboxParams {
     unread: Option<String>,
     #[serde(default)]
     conversation_label: String,
+    #[serde(default)]
+    team: String,
     #[serde(default)]
     page: Option<u32>,
 }
@@ -95,6 +97,16 @@ async fn inbox_list(
                 .map_err(|_| ApiError::invalid("channel", "is not a channel of this workspace"))?,
         ),
     };
+    let teams = state.store.teams(viewer.caller.workspace).await?;
+    let team = match p.team.as_str() {
+        "" => None,
+        t => Some(
+            t.parse::<TeamId>()
+                .ok()
+                .filter(|t| teams.iter().any(|known| known.id == *t))
+                .ok_or_else(|| ApiError::invalid("team", "is not a team of this workspace"))?,
+        ),
+    };
     let unread = p
         .unread
         .as_deref()
@@ -117,6 +129,7 @@ async fn inbox_list(
                 attribute: None,
                 conversation_label: label.clone(),
                 snoozed: Some(snoozed),
+                team,
                 limit: PAGE + 1,
                 offset: page * PAGE,
             },
@@ -134,6 +147,7 @@ async fn inbox_list(
         || label.is_some()
         || assignee.is_some()
         || channel_id.is_some()
+        || team.is_some()
         || unread;
     // An empty open list may only mean that every conversation is snoozed.
     let snoozed_waiting = conversations.is_empty()
@@ -170,6 +184,7 @@ async fn inbox_list(
             ("assignee", &p.assignee),
             ("channel", &p.channel),
             ("conversation_label", &p.conversation_label),
+            ("team", &p.team),
         ] {
             if !value.is_empty() {
                 query.append_pair(key, value);
@@ -193,9 +208,13 @@ async fn inbox_list(
         conversations => Value::from_serialize(&conversations),
         channels => Value::from_serialize(&channels),
         labels => Value::from_serialize(&labels),
+        teams => teams
+            .iter()
+            .map(|t| context! { id => t.id.to_string(), name => t.name })
+            .collect::<Vec<_>>(),
         filter => context! {
             q, status => p.status, assignee => p.assignee, channel => p.channel, unread,
-            label,
+            label, team => p.team,
         },
         snoozed_waiting,
         previous => (page > 0).then(|| link(page - 1)),

@@ -2,7 +2,7 @@
 //! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); contacts, beside a
 //! conversation and on their own page, with their CSV file ([`contacts`]); channels, agents and
 //! their knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG
-//! ([`reports`]).
+//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]).
 //! Pages read through the same library functions as the JSON API, under the same roles. The
 //! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
 //! JSON API itself from first-party scripts, with the session cookie and its CSRF token
@@ -18,6 +18,7 @@ mod inbox;
 mod pages;
 mod reference;
 mod reports;
+mod teams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .merge(contacts::routes())
         .merge(pages::routes())
         .merge(reports::routes())
+        .merge(teams::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -213,6 +215,7 @@ fn templates() -> &'static Environment<'static> {
                 "reports.html",
                 include_str!("../../ui/templates/reports.html"),
             ),
+            ("teams.html", include_str!("../../ui/templates/teams.html")),
         ] {
             env.add_template(name, source)
                 .expect("the console's templates are valid");

@@ -184,6 +184,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "reports",
                 include_str!("../../migrations/sqlite/0021_reports.sql"),
             ),
+            (
+                23,
+                "teams",
+                include_str!("../../migrations/sqlite/0023_teams.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -295,6 +300,11 @@ fn migrator(backend: Backend) -> Migrator {
                 22,
                 "reports",
                 include_str!("../../migrations/postgres/0022_reports.sql"),
+            ),
+            (
+                24,
+                "teams",
+                include_str!("../../migrations/postgres/0024_teams.sql"),
             ),
         ],
     };

@@ -13,9 +13,9 @@ use super::rows::{
 use super::sql::SqlStore;
 use super::{Closing, Delivery, JobLimits, NewEscalation, NewInbound, NewOutbound, StoreError};
 use crate::domain::{
-    AssignmentRule, Channel, Contact, ContactId, Conversation, ConversationId, ConversationStatus,
-    DeliveryStatus, Direction, Escalation, EscalationId, EventKind, JobId, Message, MessageId,
-    ProviderKind, Resolution, Role, Task, WorkspaceId,
+    AssignmentRule, Channel, ChannelAssignment, Contact, ContactId, Conversation, ConversationId,
+    ConversationStatus, DeliveryStatus, Direction, Escalation, EscalationId, EventKind, JobId,
+    Message, MessageId, ProviderKind, Resolution, Role, Task, WorkspaceId,
 };
 
 /// The ids a message names its customer by.
@@ -402,16 +402,19 @@ impl SqlStore {
         Ok((escalation, true))
     }
 
-    /// Gives a conversation just escalated to the person its workspace's [`AssignmentRule`]
-    /// picks, unless someone has it already (or it is a sandbox conversation). Round-robin
-    /// takes the member with the `agent` role who was assigned one longest ago.
+    /// Gives a conversation just escalated to the person its channel's [`ChannelAssignment`]
+    /// picks, or, when the channel follows the workspace, its workspace's [`AssignmentRule`];
+    /// unless someone has it already (or it is a sandbox conversation). Round-robin takes the
+    /// member with the `agent` role who was assigned one longest ago; a team's turn, the
+    /// team's member (owner or agent) whose last turn is oldest.
     pub(super) async fn assign_escalated_in(
         tx: &mut Tx,
         conversation: ConversationId,
         now: i64,
     ) -> Result<bool, StoreError> {
         let row = sqlx::query(
-            "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment
+            "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment,
+                ch.assignment_mode, ch.assignment_user_id, ch.assignment_team_id
              FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
              JOIN workspaces w ON w.id = ch.workspace_id WHERE cv.id = $1",
         )
@@ -428,6 +431,15 @@ impl SqlStore {
         let rule: String = get(&row, "assignment")?;
         let rule: AssignmentRule = serde_json::from_str(&rule)
             .map_err(|e| StoreError::Corrupt(format!("workspace assignment: {e}")))?;
+        let rule = match super::teams::channel_rule(&row)? {
+            ChannelAssignment::Workspace => rule,
+            ChannelAssignment::Manual => AssignmentRule::Manual,
+            ChannelAssignment::Default { user } => AssignmentRule::Default { user },
+            ChannelAssignment::Team { team } => {
+                let picked = Self::next_in_team(tx, &workspace, &team.to_string()).await?;
+                return Self::give(tx, conversation, picked).await;
+            }
+        };
         let picked: Option<String> = match rule {
             AssignmentRule::Manual => None,
             AssignmentRule::Default { user } => sqlx::query(
@@ -456,6 +468,15 @@ impl SqlStore {
             .map(|r| get(&r, "user_id"))
             .transpose()?,
         };
+        Self::give(tx, conversation, picked).await
+    }
+
+    /// Assigns the conversation to the person picked, if any; whether one was.
+    async fn give(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        picked: Option<String>,
+    ) -> Result<bool, StoreError> {
         let Some(user) = picked else {
             return Ok(false);
         };

@@ -13,20 +13,20 @@ use serde_json::{json, Value};
 
 use crate::support::app::{eventually, Options, TestApp};
 
-const ROUTE: &str = "1065403522430";
-const TOKEN: &str = "rec-token-assign";
+pub(crate) const ROUTE: &str = "1065403522430";
+pub(crate) const TOKEN: &str = "rec-token-assign";
 const SUPPORT: &str = "351900000001";
 
 /// A signed-in person: their id, session cookie and CSRF token.
-struct Person {
-    id: String,
-    cookie: String,
-    csrf: String,
+pub(crate) struct Person {
+    pub(crate) id: String,
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 impl Person {
     /// `method path` with this person's session (and CSRF token).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         t: &TestApp,
         method: Method,
@@ -48,7 +48,7 @@ impl Person {
 }
 
 /// Invites `email` with `role` (as the operator key) and accepts the link.
-async fn join(t: &TestApp, email: &str, role: &str) -> Person {
+pub(crate) async fn join(t: &TestApp, email: &str, role: &str) -> Person {
     let (status, invited) = t
         .post(
             "/api/v1/invitations",
@@ -80,7 +80,7 @@ async fn join(t: &TestApp, email: &str, role: &str) -> Person {
     }
 }
 
-async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text: &str) {
+pub(crate) async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text: &str) {
     let response = t
         .client
         .post(format!("{}/webhooks/meta/{channel}", t.url))
@@ -94,7 +94,7 @@ async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text:
 }
 
 /// The customer's conversation once it is escalated.
-async fn escalated(t: &TestApp, customer: &str) -> Value {
+pub(crate) async fn escalated(t: &TestApp, customer: &str) -> Value {
     let found = eventually(Duration::from_secs(20), || async {
         let list = t.get(&format!("/api/v1/conversations?q={customer}")).await;
         let mine = list

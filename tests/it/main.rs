@@ -27,6 +27,7 @@ mod replicas;
 mod reports;
 mod store;
 mod team;
+mod teams;
 mod templates;
 mod voice;
 mod webhooks;

@@ -152,6 +152,9 @@ struct ListParams {
     conversation_label: Option<String>,
     /// `true`: only snoozed conversations; `false`: only those not snoozed (the open list).
     snoozed: Option<bool>,
+    /// Only the team's conversations: assigned to one of its members, or nobody's yet on a
+    /// channel whose escalations go to it.
+    team: Option<crate::domain::TeamId>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -201,6 +204,11 @@ async fn list(
         .map(|l| inbox::labels::label_name("conversation_label", l))
         .transpose()
         .map_err(|e| ApiError::Invalid(vec![e]))?;
+    if let Some(team) = p.team {
+        if state.store.team(caller.workspace, team).await?.is_none() {
+            return Err(ApiError::invalid("team", "is not a team of this workspace"));
+        }
+    }
     let list = state
         .store
         .list_conversations(
@@ -216,6 +224,7 @@ async fn list(
                 attribute,
                 conversation_label,
                 snoozed: p.snoozed,
+                team: p.team,
                 limit,
                 offset: p.offset.unwrap_or(0),
             },

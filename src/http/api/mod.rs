@@ -17,6 +17,7 @@ pub mod labels;
 pub mod people;
 pub mod reports;
 pub mod sandbox;
+pub mod teams;
 pub mod workspaces;
 
 use axum::extract::FromRequestParts;
@@ -41,6 +42,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         conversations::routes(),
         labels::routes(),
         canned::routes(),
+        teams::routes(),
         contacts::routes(),
         reports::routes(),
         sandbox::routes(state),
