@@ -4,7 +4,7 @@
 //! contact panel beside it. Everything goes through [`crate::inbox`], as the JSON API's
 //! conversation routes do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -313,6 +313,9 @@ async fn first_run(
 pub(super) struct ThreadParams {
     #[serde(default)]
     before: String,
+    /// The template chosen for the form that replaces the reply box once the window closed.
+    #[serde(default)]
+    template: String,
 }
 
 pub(super) async fn conversation_page(
@@ -326,11 +329,20 @@ pub(super) async fn conversation_page(
         Ok(None) => return to_sign_in(&state, &format!("/inbox/{id}")).await,
         Err(e) => return error_page(None, e),
     };
-    match conversation_view(&state, &viewer, &id, &p).await {
+    let template = (p.template.as_str(), &BTreeMap::new(), &[][..]);
+    match conversation_view(&state, &viewer, &id, &p, template).await {
         Ok(page) => render(StatusCode::OK, "conversation.html", Some(&viewer), page),
         Err(e) => error_page(Some(&viewer), e),
     }
 }
+
+/// The template chosen in a conversation's template form, the values given and the problems
+/// found in them.
+type TemplateForm<'a> = (
+    &'a str,
+    &'a BTreeMap<String, String>,
+    &'a [crate::domain::FieldError],
+);
 
 /// The conversation `id` of the viewer's workspace (404 for any other).
 async fn find(
@@ -349,6 +361,7 @@ async fn conversation_view(
     viewer: &Viewer,
     id: &str,
     p: &ThreadParams,
+    (chosen, given, errors): TemplateForm<'_>,
 ) -> Result<Value, ApiError> {
     let conversation = find(state, viewer, id).await?;
     let before = match p.before.as_str() {
@@ -438,6 +451,9 @@ async fn conversation_view(
         &format!("/inbox/{}", conversation.id),
     )
     .await?;
+    // WhatsApp's 24-hour window, and the template form once it has closed.
+    let window =
+        super::outbound::window_values(state, &conversation, chosen, given, errors).await?;
     // The labels that may still be put on it.
     let unused: Vec<crate::domain::Label> = state
         .store
@@ -464,7 +480,7 @@ async fn conversation_view(
         canned,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
-        ..minijinja::value::merge_maps([panel, list])
+        ..minijinja::value::merge_maps([panel, list, window])
     })
 }
 
@@ -728,6 +744,52 @@ pub(super) async fn wake(
         &conversation,
         inbox::snooze::wake(state.store.as_ref(), &conversation, limits).await,
     )
+}
+
+/// A template sent from the form that takes the reply box's place once the window closed.
+pub(super) async fn send_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let form: HashMap<String, String> = pairs.iter().cloned().collect();
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let sent = async {
+        let send = super::outbound::template_send(&form, &pairs)?;
+        inbox::send_template(
+            state.store.as_ref(),
+            &state.channels,
+            &viewer.caller,
+            &conversation,
+            &send,
+            super::outbound::key(&form).as_deref(),
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    };
+    match sent.await {
+        Ok(()) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        // The conversation's page again, the form holding what was given and why it failed.
+        Err(ApiError::Invalid(fields)) => {
+            let chosen = form.get("template").cloned().unwrap_or_default();
+            let given = super::outbound::parameters(&pairs);
+            let p = ThreadParams::default();
+            match conversation_view(&state, &viewer, &id, &p, (&chosen, &given, &fields)).await {
+                Ok(page) => render(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "conversation.html",
+                    Some(&viewer),
+                    page,
+                ),
+                Err(e) => error_page(Some(&viewer), e),
+            }
+        }
+        Err(e) => error_page(Some(&viewer), e),
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ use crate::domain::Event;
         super::api::conversations::reply,
         super::api::conversations::react,
         super::api::conversations::send_template,
+        super::api::conversations::start,
         super::api::conversations::mark_read,
         super::api::conversations::assign,
         super::api::conversations::resolve,

@@ -195,8 +195,7 @@ async fn a_person_sets_up_signs_in_answers_and_resolves_from_the_console() {
     let inbox = page.get("/inbox").await;
     assert!(inbox.html.contains("Test Customer"), "{}", inbox.html);
     assert!(!inbox.html.contains("<b>quiero"));
-    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
-    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let id = first_conversation(&inbox.html).unwrap();
     let searched = page.get("/inbox?q=nothing-like-this").await;
     assert!(searched.html.contains("No conversations match"));
 
@@ -680,8 +679,7 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
     }
     let mut page = signed_in_owner(&t).await;
     let inbox = page.get("/inbox").await;
-    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
-    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let id = first_conversation(&inbox.html).unwrap();
     let latest = page.get(&format!("/inbox/{id}")).await;
     assert!(latest.html.contains("message number 229"));
     assert!(!latest.html.contains("message number 029"), "200 a page");
@@ -783,8 +781,7 @@ async fn any_query_or_form_gets_a_page_or_a_clear_refusal() {
         let list = page.with_cookie(page.client.get(format!("{}/inbox", page.base)));
         async move {
             let html = list.send().await.ok()?.text().await.ok()?;
-            let at = html.find("href=\"/inbox/")? + "href=\"/inbox/".len();
-            Some(html[at..].split('"').next()?.to_string())
+            first_conversation(&html)
         }
     })
     .await
@@ -1022,4 +1019,11 @@ async fn the_api_reference_shows_every_operation_of_the_document() {
     }
     assert!(!html.contains("<script>"), "no inline script");
     t.stop().await;
+}
+
+/// The id of the first conversation an inbox page lists.
+fn first_conversation(html: &str) -> Option<String> {
+    let list = &html[html.find("id=\"conversations\"")?..];
+    let at = list.find("href=\"/inbox/")? + "href=\"/inbox/".len();
+    Some(list[at..].split('"').next()?.to_string())
 }

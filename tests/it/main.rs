@@ -23,6 +23,7 @@ mod hooks;
 mod inbox;
 mod openapi;
 mod operations;
+mod outbound;
 mod replicas;
 mod reports;
 mod store;
