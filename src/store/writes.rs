@@ -7,8 +7,9 @@ use sqlx::AssertSqlSafe;
 
 use super::event_log::{emit, NewEvent};
 use super::rows::{
-    contact_from_row, conversation_from_row, db_err, escalation_from_row, get, message_from_row,
-    placeholders, to_json, Tx, CONTACT_UPSERT, CONVERSATION_SELECT, MESSAGE_COLUMNS,
+    contact_from_row, conversation_from_row, db_err, escalation_from_row, get, is_postgres,
+    message_from_row, placeholders, to_json, Tx, CONTACT_UPSERT, CONVERSATION_SELECT,
+    MESSAGE_COLUMNS,
 };
 use super::sql::SqlStore;
 use super::{Closing, Delivery, JobLimits, NewEscalation, NewInbound, NewOutbound, StoreError};
@@ -453,20 +454,36 @@ impl SqlStore {
             .map_err(db_err)?
             .map(|r| get(&r, "user_id"))
             .transpose()?,
-            AssignmentRule::RoundRobin => sqlx::query(
-                "UPDATE memberships SET last_assigned_at = $2
-                 WHERE workspace_id = $1 AND user_id = (
-                     SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'agent'
-                     ORDER BY last_assigned_at ASC NULLS FIRST, created_at, user_id LIMIT 1)
-                 RETURNING user_id",
-            )
-            .bind(&workspace)
-            .bind(now)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| get(&r, "user_id"))
-            .transpose()?,
+            AssignmentRule::RoundRobin => {
+                // Picks in one workspace take turns: on Postgres a transaction lock per
+                // workspace makes each wait for the one before and see the turn it gave (SQLite
+                // has one writer). A turn is stamped after every earlier one, even within the
+                // same millisecond, so the longest waiting is always the next.
+                if is_postgres(tx) {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind(format!("round-robin:{workspace}"))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                sqlx::query(
+                    "UPDATE memberships SET last_assigned_at = (
+                         SELECT CASE WHEN MAX(last_assigned_at) IS NULL OR MAX(last_assigned_at) < $2
+                                THEN $2 ELSE MAX(last_assigned_at) + 1 END
+                         FROM memberships WHERE workspace_id = $1)
+                     WHERE workspace_id = $1 AND user_id = (
+                         SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'agent'
+                         ORDER BY last_assigned_at ASC NULLS FIRST, created_at, user_id LIMIT 1)
+                     RETURNING user_id",
+                )
+                .bind(&workspace)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .map(|r| get(&r, "user_id"))
+                .transpose()?
+            }
         };
         Self::give(tx, conversation, picked).await
     }

@@ -19,8 +19,14 @@ use crate::support::app::{Options, TestApp};
 
 crate::both_backends_flag!(a_channels_escalations_go_to_its_team_in_turn);
 mod fair {
-    use super::picks_within_a_team_are_fair_however_many_go_at_once;
-    crate::both_backends_with_url!(picks_within_a_team_are_fair_however_many_go_at_once);
+    use super::{
+        picks_within_a_team_are_fair_however_many_go_at_once,
+        the_workspaces_round_robin_is_fair_however_many_go_at_once,
+    };
+    crate::both_backends_with_url!(
+        picks_within_a_team_are_fair_however_many_go_at_once,
+        the_workspaces_round_robin_is_fair_however_many_go_at_once,
+    );
 }
 
 /// `method path` as the operator in workspace `slug`.
@@ -272,6 +278,19 @@ async fn a_channels_escalations_go_to_its_team_in_turn(postgres: bool) {
 /// truly concurrent transactions) are shared out evenly: nobody gets a turn twice before
 /// everyone had one.
 async fn picks_within_a_team_are_fair_however_many_go_at_once(db: &crate::support::TestStore) {
+    shared_fairly(db, true).await;
+}
+
+/// The same for the workspace's own round-robin (a channel following the workspace's rule).
+async fn the_workspaces_round_robin_is_fair_however_many_go_at_once(
+    db: &crate::support::TestStore,
+) {
+    shared_fairly(db, false).await;
+}
+
+/// 30 escalations opened at once over two store handles, on a channel whose escalations go to
+/// a team of three agents (`team`) or to the workspace's three agents in turn: 10 each.
+async fn shared_fairly(db: &crate::support::TestStore, team: bool) {
     let store: Arc<dyn Store> = db.store.clone();
     let ws = WorkspaceId::DEFAULT;
     let mut people = Vec::new();
@@ -286,7 +305,6 @@ async fn picks_within_a_team_are_fair_however_many_go_at_once(db: &crate::suppor
             .unwrap();
         people.push(user.id);
     }
-    let team = store.create_team(ws, "Suporte", &people).await.unwrap();
     let channel = store
         .create_channel(NewChannel {
             workspace_id: ws,
@@ -301,10 +319,18 @@ async fn picks_within_a_team_are_fair_however_many_go_at_once(db: &crate::suppor
         })
         .await
         .unwrap();
-    assert!(store
-        .set_channel_assignment(ws, channel.id, ChannelAssignment::Team { team: team.id })
-        .await
-        .unwrap());
+    if team {
+        let team = store.create_team(ws, "Suporte", &people).await.unwrap();
+        assert!(store
+            .set_channel_assignment(ws, channel.id, ChannelAssignment::Team { team: team.id })
+            .await
+            .unwrap());
+    } else {
+        store
+            .set_assignment_rule(ws, palaver::domain::AssignmentRule::RoundRobin)
+            .await
+            .unwrap();
+    }
     let mut conversations = Vec::new();
     for n in 0..30 {
         let c = store
