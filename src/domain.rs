@@ -120,6 +120,10 @@ id_type!(
     /// Identifies a private note on a conversation.
     NoteId
 );
+id_type!(
+    /// Identifies a team of a workspace.
+    TeamId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -2059,6 +2063,59 @@ pub enum AssignmentRule {
     },
     /// The workspace's members with the `agent` role in turn, the one waiting longest first.
     RoundRobin,
+}
+
+/// Who gets a channel's conversations when they are escalated and nobody has them yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelAssignment {
+    /// The workspace's [`AssignmentRule`] decides (the default).
+    #[default]
+    Workspace,
+    /// Nobody: people in the inbox take this channel's conversations themselves.
+    Manual,
+    /// Always this person (while they are a member who answers the inbox).
+    Default {
+        /// The person.
+        user: UserId,
+    },
+    /// The team's members in turn, the one waiting longest first (members who answer the
+    /// inbox only).
+    Team {
+        /// The team.
+        team: TeamId,
+    },
+}
+
+/// A group of the workspace's people who answer the inbox, to whom a channel's escalations go
+/// in turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Team {
+    /// Its id.
+    pub id: TeamId,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its name: unique in the workspace.
+    pub name: String,
+    /// Its members who are still members of the workspace, by name.
+    pub members: Vec<TeamMember>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A member of a team.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TeamMember {
+    /// The person.
+    pub id: UserId,
+    /// Their name.
+    pub name: String,
+    /// Their email.
+    pub email: String,
+    /// Their role in the workspace.
+    pub role: MemberRole,
 }
 
 /// A person who signs in with an email and a password.

@@ -3,9 +3,9 @@
 //! conversation over from the bot (and gets it, if nobody had it); replies and closings record
 //! who did them by id; only a member who answers the inbox can be given a conversation.
 //! Team work around the conversations lives beside: [`labels`], [`canned`] responses,
-//! [`snooze`], private [`notes`] with mentions, and the customers' [`contacts`]; and how the
-//! inbox did: [`reports`], with the satisfaction survey ([`csat`]) sent when a person resolves a
-//! conversation.
+//! [`snooze`], private [`notes`] with mentions, [`teams`] (who gets each channel's
+//! escalations) and the customers' [`contacts`]; and how the inbox did: [`reports`], with the
+//! satisfaction survey ([`csat`]) sent when a person resolves a conversation.
 
 pub mod canned;
 pub mod contacts;
@@ -14,6 +14,7 @@ pub mod labels;
 pub mod notes;
 pub mod reports;
 pub mod snooze;
+pub mod teams;
 
 use crate::accounts::Caller;
 use crate::channels::delivery::HumanFile;
@@ -63,6 +64,7 @@ pub async fn reply(
     idempotency_key: Option<&str>,
 ) -> Result<(Message, bool), InboxError> {
     crate::channels::delivery::check_human_text(text)?;
+    window_open(channels, conversation, "text").await?;
     let quoted = match quoting {
         Some(id) => Some(provider_id_of(store, conversation, id, "reply_to").await?),
         None => None,
@@ -104,6 +106,72 @@ async fn read_by_person(
         channels.mark_read(conversation, &id).await;
     }
     Ok(())
+}
+
+/// Refuses a free-form message (as `field`) once the conversation's customer-service window
+/// has closed: WhatsApp takes only an approved template then.
+async fn window_open(
+    channels: &Channels,
+    conversation: &Conversation,
+    field: &str,
+) -> Result<(), InboxError> {
+    match channels
+        .service_window(conversation, chrono::Utc::now())
+        .await?
+    {
+        Some(window) if !window.is_open() => Err(InboxError::Invalid(vec![FieldError::new(
+            field,
+            "the 24-hour customer-service window is closed (the customer has not written in \
+             the last 24 hours): only an approved template can be sent until they write again",
+        )])),
+        _ => Ok(()),
+    }
+}
+
+/// Starts a conversation with the customer at number `to` on `channel` (or goes on with the
+/// one there is) by sending the approved template `send`: the number is checked as contacts'
+/// numbers are, the template as [`send_template`] checks it (every problem with both is
+/// reported at once), and the person takes the conversation as they would by replying.
+/// Returns the conversation, the template message and whether it was recorded now.
+pub async fn start_conversation(
+    store: &dyn Store,
+    channels: &Channels,
+    caller: &Caller,
+    channel: &crate::domain::Channel,
+    to: &str,
+    send: &crate::channels::templates::TemplateSend,
+    idempotency_key: Option<&str>,
+) -> Result<(Conversation, Message, bool), InboxError> {
+    let mut errors = Vec::new();
+    let number = contacts::check_number(to)
+        .map_err(|message| errors.push(FieldError::new("to", message)))
+        .ok();
+    match channels.checked_template(channel, send).await {
+        Ok(_) => {}
+        Err(ChannelError::Invalid(found)) => errors.extend(found),
+        Err(e) => return Err(e.into()),
+    }
+    let Some((wa_id, _)) = number.filter(|_| errors.is_empty()) else {
+        return Err(InboxError::Invalid(errors));
+    };
+    let conversation = store.open_conversation(channel, &wa_id, None).await?;
+    let (message, created) = send_template(
+        store,
+        channels,
+        caller,
+        &conversation,
+        send,
+        idempotency_key,
+    )
+    .await?;
+    let conversation = store
+        .conversation(conversation.id)
+        .await?
+        .unwrap_or(conversation);
+    if created {
+        tracing::info!(conversation = %conversation.id, channel = %channel.id, "conversation started with a template");
+    }
+    Ok((conversation, message, created))
 }
 
 /// How many of a conversation's newest messages are searched for the customer's latest.
@@ -172,6 +240,7 @@ pub async fn reply_with_file(
     idempotency_key: Option<&str>,
 ) -> Result<(Message, bool), InboxError> {
     crate::channels::delivery::check_human_file(&file, caption)?;
+    window_open(channels, conversation, "file").await?;
     take_over(store, caller, conversation).await?;
     let sent = channels
         .send_human_file(

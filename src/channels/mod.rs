@@ -5,7 +5,8 @@
 //! API version each channel calls, and a warning once Meta retires it), [`intake`] (webhooks in:
 //! verify over the raw bytes, parse, journal durably, then record exactly once) and [`delivery`] (the
 //! outbox out: within each channel's shared send rate and the provider's service window, with
-//! the provider-error → outcome decision as a pure function).
+//! the provider-error → outcome decision as a pure function); [`templates`] and the
+//! customer-service [`window`] say what a person may send.
 
 mod capabilities;
 pub mod credentials;
@@ -14,6 +15,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod templates;
 pub mod versions;
+pub mod window;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub use delivery::{Attempt, MAX_INTERACTIVE_CHARS, MAX_TEXT_CHARS};
 pub use intake::{Accepted, Receipt};
 pub use lifecycle::{ChannelInput, Linking};
 pub use versions::VersionChoice;
+pub use window::WindowState;
 
 /// A channel operation failure.
 #[derive(Debug, thiserror::Error)]

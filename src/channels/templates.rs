@@ -34,6 +34,30 @@ pub struct TemplateSend {
     pub parameters: BTreeMap<String, String>,
 }
 
+impl TemplateSend {
+    /// A template to send, its name and language checked (1-512 characters each); the values
+    /// are checked against the channel's template itself ([`Channels::checked_template`]).
+    pub fn new(
+        name: &str,
+        language: &str,
+        parameters: BTreeMap<String, String>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let errors: Vec<FieldError> = [("name", name), ("language", language)]
+            .into_iter()
+            .filter(|(_, value)| value.trim().is_empty() || value.len() > 512)
+            .map(|(field, _)| FieldError::new(field, "must be 1-512 characters"))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            name: name.trim().to_string(),
+            language: language.trim().to_string(),
+            parameters,
+        })
+    }
+}
+
 /// The text a template shows with `values` filled in, as the inbox records it.
 fn rendered(template: &Template, values: &BTreeMap<String, String>) -> String {
     let fill = |text: &str, component: &str| {
@@ -92,29 +116,22 @@ impl Channels {
         Ok(list)
     }
 
-    /// Queues `send` to the conversation's customer, once per idempotency key, after checking
-    /// it against the channel's template of that name and language (read again once if it is
-    /// not in the kept list: it may be newly approved).
-    pub async fn send_template(
+    /// The channel's template `send` names, once `send`'s values are checked against it:
+    /// approved, every placeholder given a well-formed value and nothing else. A template not
+    /// in the kept list is read again once (it may be newly approved).
+    pub async fn checked_template(
         &self,
-        conversation: &Conversation,
+        channel: &Channel,
         send: &TemplateSend,
-        sent_by: Option<UserId>,
-        idempotency_key: Option<&str>,
-    ) -> Result<(Message, bool), ChannelError> {
-        let channel = self
-            .store
-            .channel(conversation.channel_id)
-            .await?
-            .ok_or_else(|| ChannelError::NotFound("the conversation's channel is gone".into()))?;
+    ) -> Result<Template, ChannelError> {
         let find = |list: &[Template]| {
             list.iter()
                 .find(|t| t.name == send.name && t.language == send.language)
                 .cloned()
         };
-        let template = match find(&self.templates(&channel, false).await?) {
+        let template = match find(&self.templates(channel, false).await?) {
             Some(t) => t,
-            None => find(&self.templates(&channel, true).await?).ok_or_else(|| {
+            None => find(&self.templates(channel, true).await?).ok_or_else(|| {
                 ChannelError::Invalid(vec![FieldError::new(
                     "name",
                     format!(
@@ -128,6 +145,24 @@ impl Channels {
         if !errors.is_empty() {
             return Err(ChannelError::Invalid(errors));
         }
+        Ok(template)
+    }
+
+    /// Queues `send` to the conversation's customer, once per idempotency key, after checking
+    /// it against the channel's template ([`Channels::checked_template`]).
+    pub async fn send_template(
+        &self,
+        conversation: &Conversation,
+        send: &TemplateSend,
+        sent_by: Option<UserId>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Message, bool), ChannelError> {
+        let channel = self
+            .store
+            .channel(conversation.channel_id)
+            .await?
+            .ok_or_else(|| ChannelError::NotFound("the conversation's channel is gone".into()))?;
+        let template = self.checked_template(&channel, send).await?;
         let text = rendered(&template, &send.parameters);
         let details = MessageDetails {
             template: Some(TemplateRef {

@@ -4,7 +4,7 @@
 //! contact panel beside it. Everything goes through [`crate::inbox`], as the JSON API's
 //! conversation routes do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{acting, error_page, render, to_sign_in, viewer, Viewer, PAGE};
 use crate::accounts::{people, Roles};
 use crate::domain::{
-    ChannelId, ChannelState, ConversationId, ConversationStatus, Resolution, UserId,
+    ChannelId, ChannelState, ConversationId, ConversationStatus, Resolution, TeamId, UserId,
 };
 use crate::http::{ApiError, AppState};
 use crate::inbox;
@@ -39,6 +39,8 @@ pub(super) struct InboxParams {
     unread: Option<String>,
     #[serde(default)]
     conversation_label: String,
+    #[serde(default)]
+    team: String,
     #[serde(default)]
     page: Option<u32>,
 }
@@ -95,6 +97,16 @@ async fn inbox_list(
                 .map_err(|_| ApiError::invalid("channel", "is not a channel of this workspace"))?,
         ),
     };
+    let teams = state.store.teams(viewer.caller.workspace).await?;
+    let team = match p.team.as_str() {
+        "" => None,
+        t => Some(
+            t.parse::<TeamId>()
+                .ok()
+                .filter(|t| teams.iter().any(|known| known.id == *t))
+                .ok_or_else(|| ApiError::invalid("team", "is not a team of this workspace"))?,
+        ),
+    };
     let unread = p
         .unread
         .as_deref()
@@ -117,6 +129,7 @@ async fn inbox_list(
                 attribute: None,
                 conversation_label: label.clone(),
                 snoozed: Some(snoozed),
+                team,
                 limit: PAGE + 1,
                 offset: page * PAGE,
             },
@@ -134,6 +147,7 @@ async fn inbox_list(
         || label.is_some()
         || assignee.is_some()
         || channel_id.is_some()
+        || team.is_some()
         || unread;
     // An empty open list may only mean that every conversation is snoozed.
     let snoozed_waiting = conversations.is_empty()
@@ -170,6 +184,7 @@ async fn inbox_list(
             ("assignee", &p.assignee),
             ("channel", &p.channel),
             ("conversation_label", &p.conversation_label),
+            ("team", &p.team),
         ] {
             if !value.is_empty() {
                 query.append_pair(key, value);
@@ -193,9 +208,13 @@ async fn inbox_list(
         conversations => Value::from_serialize(&conversations),
         channels => Value::from_serialize(&channels),
         labels => Value::from_serialize(&labels),
+        teams => teams
+            .iter()
+            .map(|t| context! { id => t.id.to_string(), name => t.name })
+            .collect::<Vec<_>>(),
         filter => context! {
             q, status => p.status, assignee => p.assignee, channel => p.channel, unread,
-            label,
+            label, team => p.team,
         },
         snoozed_waiting,
         previous => (page > 0).then(|| link(page - 1)),
@@ -294,6 +313,9 @@ async fn first_run(
 pub(super) struct ThreadParams {
     #[serde(default)]
     before: String,
+    /// The template chosen for the form that replaces the reply box once the window closed.
+    #[serde(default)]
+    template: String,
 }
 
 pub(super) async fn conversation_page(
@@ -307,11 +329,20 @@ pub(super) async fn conversation_page(
         Ok(None) => return to_sign_in(&state, &format!("/inbox/{id}")).await,
         Err(e) => return error_page(None, e),
     };
-    match conversation_view(&state, &viewer, &id, &p).await {
+    let template = (p.template.as_str(), &BTreeMap::new(), &[][..]);
+    match conversation_view(&state, &viewer, &id, &p, template).await {
         Ok(page) => render(StatusCode::OK, "conversation.html", Some(&viewer), page),
         Err(e) => error_page(Some(&viewer), e),
     }
 }
+
+/// The template chosen in a conversation's template form, the values given and the problems
+/// found in them.
+type TemplateForm<'a> = (
+    &'a str,
+    &'a BTreeMap<String, String>,
+    &'a [crate::domain::FieldError],
+);
 
 /// The conversation `id` of the viewer's workspace (404 for any other).
 async fn find(
@@ -330,6 +361,7 @@ async fn conversation_view(
     viewer: &Viewer,
     id: &str,
     p: &ThreadParams,
+    (chosen, given, errors): TemplateForm<'_>,
 ) -> Result<Value, ApiError> {
     let conversation = find(state, viewer, id).await?;
     let before = match p.before.as_str() {
@@ -420,6 +452,9 @@ async fn conversation_view(
         &format!("/inbox/{}", conversation.id),
     )
     .await?;
+    // WhatsApp's 24-hour window, and the template form once it has closed.
+    let window =
+        super::outbound::window_values(state, &conversation, chosen, given, errors).await?;
     // The labels that may still be put on it.
     let unused: Vec<crate::domain::Label> = state
         .store
@@ -446,7 +481,7 @@ async fn conversation_view(
         canned,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
-        ..minijinja::value::merge_maps([panel, list])
+        ..minijinja::value::merge_maps([panel, list, window])
     })
 }
 
@@ -789,6 +824,52 @@ pub(super) async fn wake(
         &conversation,
         inbox::snooze::wake(state.store.as_ref(), &conversation, limits).await,
     )
+}
+
+/// A template sent from the form that takes the reply box's place once the window closed.
+pub(super) async fn send_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let form: HashMap<String, String> = pairs.iter().cloned().collect();
+    let (viewer, conversation) = match act_on(&state, &headers, &form, &id).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let sent = async {
+        let send = super::outbound::template_send(&form, &pairs)?;
+        inbox::send_template(
+            state.store.as_ref(),
+            &state.channels,
+            &viewer.caller,
+            &conversation,
+            &send,
+            super::outbound::key(&form).as_deref(),
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    };
+    match sent.await {
+        Ok(()) => Redirect::to(&format!("/inbox/{}", conversation.id)).into_response(),
+        // The conversation's page again, the form holding what was given and why it failed.
+        Err(ApiError::Invalid(fields)) => {
+            let chosen = form.get("template").cloned().unwrap_or_default();
+            let given = super::outbound::parameters(&pairs);
+            let p = ThreadParams::default();
+            match conversation_view(&state, &viewer, &id, &p, (&chosen, &given, &fields)).await {
+                Ok(page) => render(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "conversation.html",
+                    Some(&viewer),
+                    page,
+                ),
+                Err(e) => error_page(Some(&viewer), e),
+            }
+        }
+        Err(e) => error_page(Some(&viewer), e),
+    }
 }
 
 #[cfg(test)]

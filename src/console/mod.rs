@@ -2,7 +2,8 @@
 //! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); contacts, beside a
 //! conversation and on their own page, with their CSV file ([`contacts`]); channels, agents and
 //! their knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG
-//! ([`reports`]).
+//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]); writing first
+//! to a customer, and with a template once the 24-hour window has closed ([`outbound`]).
 //! Pages read through the same library functions as the JSON API, under the same roles. The
 //! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
 //! JSON API itself from first-party scripts, with the session cookie and its CSRF token
@@ -15,9 +16,11 @@
 mod charts;
 mod contacts;
 mod inbox;
+mod outbound;
 mod pages;
 mod reference;
 mod reports;
+mod teams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -77,9 +80,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/inbox/{conversation}/snooze", post(inbox::snooze))
         .route("/inbox/{conversation}/wake", post(inbox::wake))
+        .route("/inbox/{conversation}/template", post(inbox::send_template))
+        .merge(outbound::routes())
         .merge(contacts::routes())
         .merge(pages::routes())
         .merge(reports::routes())
+        .merge(teams::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -213,6 +219,15 @@ fn templates() -> &'static Environment<'static> {
             (
                 "reports.html",
                 include_str!("../../ui/templates/reports.html"),
+            ),
+            ("teams.html", include_str!("../../ui/templates/teams.html")),
+            (
+                "new_conversation.html",
+                include_str!("../../ui/templates/new_conversation.html"),
+            ),
+            (
+                "template_form.html",
+                include_str!("../../ui/templates/template_form.html"),
             ),
         ] {
             env.add_template(name, source)

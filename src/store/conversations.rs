@@ -184,6 +184,18 @@ impl ConversationStore for SqlStore {
                 args.len() + 1
             ));
         }
+        if let Some(team) = f.team {
+            // The team's conversations: those of its members, and those waiting for it on the
+            // channels whose escalations go to it.
+            args.push(team.to_string());
+            let n = args.len() + 1;
+            conditions.push(format!(
+                "(cv.assignee_id IN (SELECT tm.user_id FROM team_members tm
+                     JOIN teams t ON t.id = tm.team_id WHERE t.id = ${n} AND t.workspace_id = $2)
+                  OR (cv.assignee_id IS NULL AND ch.assignment_mode = 'team'
+                      AND ch.assignment_team_id = ${n}))"
+            ));
+        }
         match f.snoozed {
             Some(true) => conditions.push("cv.snoozed_until IS NOT NULL".into()),
             Some(false) => conditions.push("cv.snoozed_until IS NULL".into()),

@@ -33,6 +33,7 @@ mod rows;
 mod sql;
 pub mod sqlite;
 mod surveys;
+mod teams;
 mod writes;
 
 use std::collections::HashMap;
@@ -71,6 +72,7 @@ pub use people::{AuditEntry, Invitation, Member, PeopleStore, Session};
 pub use reports::{DayActivity, EscalationTimes, ReportScope, ReportStore, SurveyCounts};
 pub use sql::SqlStore;
 pub use surveys::{Survey, SurveyStore};
+pub use teams::TeamStore;
 
 pub use crate::config::JobLimits;
 
@@ -448,6 +450,9 @@ pub struct ConversationFilter {
     pub conversation_label: Option<String>,
     /// Only snoozed conversations (`Some(true)`), or only those not snoozed (`Some(false)`).
     pub snoozed: Option<bool>,
+    /// Only the team's conversations: assigned to one of its members, or waiting for it
+    /// (nobody's yet, on a channel whose escalations go to it).
+    pub team: Option<crate::domain::TeamId>,
     /// Sandbox conversations instead of real ones.
     pub sandbox: bool,
     /// Page size.
@@ -594,6 +599,7 @@ pub trait Store:
     + NoteStore
     + ReportStore
     + SurveyStore
+    + TeamStore
     + Send
     + Sync
 {

@@ -323,6 +323,16 @@ impl PeopleStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+        // They leave the workspace's teams.
+        sqlx::query(
+            "DELETE FROM team_members WHERE user_id = $1
+               AND team_id IN (SELECT id FROM teams WHERE workspace_id = $2)",
+        )
+        .bind(user.to_string())
+        .bind(ws.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         // Their conversations in this workspace go back to nobody.
         sqlx::query(
             "UPDATE conversations SET assignee_id = NULL WHERE assignee_id = $1

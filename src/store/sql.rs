@@ -189,6 +189,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "notes",
                 include_str!("../../migrations/sqlite/0022_notes.sql"),
             ),
+            (
+                23,
+                "teams",
+                include_str!("../../migrations/sqlite/0023_teams.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -305,6 +310,11 @@ fn migrator(backend: Backend) -> Migrator {
                 23,
                 "notes",
                 include_str!("../../migrations/postgres/0023_notes.sql"),
+            ),
+            (
+                24,
+                "teams",
+                include_str!("../../migrations/postgres/0024_teams.sql"),
             ),
         ],
     };

@@ -7,15 +7,16 @@ use sqlx::AssertSqlSafe;
 
 use super::event_log::{emit, NewEvent};
 use super::rows::{
-    contact_from_row, conversation_from_row, db_err, escalation_from_row, get, message_from_row,
-    placeholders, to_json, Tx, CONTACT_UPSERT, CONVERSATION_SELECT, MESSAGE_COLUMNS,
+    contact_from_row, conversation_from_row, db_err, escalation_from_row, get, is_postgres,
+    message_from_row, placeholders, to_json, Tx, CONTACT_UPSERT, CONVERSATION_SELECT,
+    MESSAGE_COLUMNS,
 };
 use super::sql::SqlStore;
 use super::{Closing, Delivery, JobLimits, NewEscalation, NewInbound, NewOutbound, StoreError};
 use crate::domain::{
-    AssignmentRule, Channel, Contact, ContactId, Conversation, ConversationId, ConversationStatus,
-    DeliveryStatus, Direction, Escalation, EscalationId, EventKind, JobId, Message, MessageId,
-    ProviderKind, Resolution, Role, Task, WorkspaceId,
+    AssignmentRule, Channel, ChannelAssignment, Contact, ContactId, Conversation, ConversationId,
+    ConversationStatus, DeliveryStatus, Direction, Escalation, EscalationId, EventKind, JobId,
+    Message, MessageId, ProviderKind, Resolution, Role, Task, WorkspaceId,
 };
 
 /// The ids a message names its customer by.
@@ -402,16 +403,19 @@ impl SqlStore {
         Ok((escalation, true))
     }
 
-    /// Gives a conversation just escalated to the person its workspace's [`AssignmentRule`]
-    /// picks, unless someone has it already (or it is a sandbox conversation). Round-robin
-    /// takes the member with the `agent` role who was assigned one longest ago.
+    /// Gives a conversation just escalated to the person its channel's [`ChannelAssignment`]
+    /// picks, or, when the channel follows the workspace, its workspace's [`AssignmentRule`];
+    /// unless someone has it already (or it is a sandbox conversation). Round-robin takes the
+    /// member with the `agent` role who was assigned one longest ago; a team's turn, the
+    /// team's member (owner or agent) whose last turn is oldest.
     pub(super) async fn assign_escalated_in(
         tx: &mut Tx,
         conversation: ConversationId,
         now: i64,
     ) -> Result<bool, StoreError> {
         let row = sqlx::query(
-            "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment
+            "SELECT cv.assignee_id, cv.sandbox, ch.workspace_id, w.assignment,
+                ch.assignment_mode, ch.assignment_user_id, ch.assignment_team_id
              FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
              JOIN workspaces w ON w.id = ch.workspace_id WHERE cv.id = $1",
         )
@@ -428,6 +432,15 @@ impl SqlStore {
         let rule: String = get(&row, "assignment")?;
         let rule: AssignmentRule = serde_json::from_str(&rule)
             .map_err(|e| StoreError::Corrupt(format!("workspace assignment: {e}")))?;
+        let rule = match super::teams::channel_rule(&row)? {
+            ChannelAssignment::Workspace => rule,
+            ChannelAssignment::Manual => AssignmentRule::Manual,
+            ChannelAssignment::Default { user } => AssignmentRule::Default { user },
+            ChannelAssignment::Team { team } => {
+                let picked = Self::next_in_team(tx, &workspace, &team.to_string()).await?;
+                return Self::give(tx, conversation, picked).await;
+            }
+        };
         let picked: Option<String> = match rule {
             AssignmentRule::Manual => None,
             AssignmentRule::Default { user } => sqlx::query(
@@ -441,21 +454,46 @@ impl SqlStore {
             .map_err(db_err)?
             .map(|r| get(&r, "user_id"))
             .transpose()?,
-            AssignmentRule::RoundRobin => sqlx::query(
-                "UPDATE memberships SET last_assigned_at = $2
-                 WHERE workspace_id = $1 AND user_id = (
-                     SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'agent'
-                     ORDER BY last_assigned_at ASC NULLS FIRST, created_at, user_id LIMIT 1)
-                 RETURNING user_id",
-            )
-            .bind(&workspace)
-            .bind(now)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| get(&r, "user_id"))
-            .transpose()?,
+            AssignmentRule::RoundRobin => {
+                // Picks in one workspace take turns: on Postgres a transaction lock per
+                // workspace makes each wait for the one before and see the turn it gave (SQLite
+                // has one writer). A turn is stamped after every earlier one, even within the
+                // same millisecond, so the longest waiting is always the next.
+                if is_postgres(tx) {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind(format!("round-robin:{workspace}"))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                sqlx::query(
+                    "UPDATE memberships SET last_assigned_at = (
+                         SELECT CASE WHEN MAX(last_assigned_at) IS NULL OR MAX(last_assigned_at) < $2
+                                THEN $2 ELSE MAX(last_assigned_at) + 1 END
+                         FROM memberships WHERE workspace_id = $1)
+                     WHERE workspace_id = $1 AND user_id = (
+                         SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'agent'
+                         ORDER BY last_assigned_at ASC NULLS FIRST, created_at, user_id LIMIT 1)
+                     RETURNING user_id",
+                )
+                .bind(&workspace)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .map(|r| get(&r, "user_id"))
+                .transpose()?
+            }
         };
+        Self::give(tx, conversation, picked).await
+    }
+
+    /// Assigns the conversation to the person picked, if any; whether one was.
+    async fn give(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        picked: Option<String>,
+    ) -> Result<bool, StoreError> {
         let Some(user) = picked else {
             return Ok(false);
         };

@@ -90,7 +90,7 @@ try {
       const box = a.getBoundingClientRect();
       return { text: a.textContent.trim(), inView: box.left >= 0 && box.right <= window.innerWidth && box.width > 0 };
     }));
-    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Contacts", "Reports", "Channels", "Agents", "Sandbox", "Evals", "Settings", "API"]);
+    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Contacts", "Reports", "Channels", "Teams", "Agents", "Sandbox", "Evals", "Settings", "API"]);
     assert.ok(menu.every((m) => m.inView), `every page in view: ${JSON.stringify(menu)}`);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
     await shot(page, "01c-phone-menu");
@@ -995,6 +995,140 @@ try {
     await shot(page, "35-phone-notes");
     await page.setViewportSize({ width: 1280, height: 860 });
     await phone.close();
+  });
+
+  await as("teams and a channel's rule, by keyboard, on a phone and without a script", async () => {
+    await page.goto(BASE + "/inbox");
+    await page.click("nav >> text=Teams");
+    await page.waitForURL("**/teams");
+    // A name of spaces passes the browser's check but not the server's: said, and nothing made.
+    await page.fill("#new-team-name", "   ");
+    await page.click("#new-team button[type=submit]");
+    await page.waitForSelector("main > .error");
+    assert.match(await page.textContent("main > .error"), /name: must be 1-64 characters/);
+    assert.equal(await page.locator(".teams > li.card").count(), 0);
+    await page.fill("#new-team-name", "Vendas");
+    await page.check("#new-team label:has-text('João') input");
+    await page.check("#new-team label:has-text('Marta Silva') input");
+    await page.click("#new-team button[type=submit]");
+    const card = page.locator(".teams > li.card", { hasText: "Vendas" });
+    await card.waitFor();
+    assert.deepEqual(await card.locator(".team-members li > span").allTextContents(),
+      ["João (agent)", "Marta Silva (owner)"]);
+    const team = (await card.getAttribute("id")).replace("team-", "");
+    // The Meta number's escalations go to the team.
+    const rule = page.locator(".rule-form", { has: page.locator("label", { hasText: /^Casa Nube$/ }) });
+    await rule.locator("select").selectOption(`team:${team}`);
+    await rule.locator("button").click();
+    await page.waitForURL(/\/teams#channel-/);
+    const rules = await page.$$eval(".rule-form select", (s) => s.map((el) => el.value));
+    assert.ok(rules.includes(`team:${team}`), JSON.stringify(rules));
+    await shot(page, "40-teams");
+    // From the keyboard: Marta leaves the team, and the team is renamed with Enter.
+    await page.focus(`#team-${team} button[aria-label='Take Marta Silva out of Vendas']`);
+    await page.keyboard.press("Enter");
+    await page.locator(`#team-${team} .team-members li > span`, { hasText: "Marta" }).waitFor({ state: "detached" });
+    assert.deepEqual(await page.locator(`#team-${team} .team-members li > span`).allTextContents(), ["João (agent)"]);
+    await page.focus(`#team-name-${team}`);
+    await page.fill(`#team-name-${team}`, "Vendas Lisboa");
+    await page.keyboard.press("Enter");
+    await page.locator(".teams h3", { hasText: "Vendas Lisboa" }).waitFor();
+    // On a phone: nothing wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "41-phone-teams");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // The inbox filters by team.
+    await page.goto(BASE + "/inbox");
+    await page.selectOption("#team", { label: "Vendas Lisboa" });
+    await page.click(".filters button[type=submit]");
+    await page.waitForURL((url) => url.pathname === "/inbox" && url.searchParams.get("team") === team);
+    // Without a script the forms work the same.
+    const plain = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+    const noscript = await plain.newPage();
+    await noscript.goto(BASE + "/sign-in");
+    await noscript.fill("#email", "marta@casanube.example");
+    await noscript.fill("#password", "correct horse battery");
+    await noscript.click("button[type=submit]");
+    await noscript.waitForURL("**/inbox");
+    await noscript.goto(BASE + "/teams");
+    await noscript.fill("#new-team-name", "Suporte");
+    await noscript.check("#new-team label:has-text('João') input");
+    await noscript.click("#new-team button[type=submit]");
+    await noscript.locator(".teams h3", { hasText: "Suporte" }).waitFor();
+    await shot(noscript, "42-phone-teams-without-script");
+    await plain.close();
+  });
+
+  await as("a new conversation from a template, and the 24-hour window", async () => {
+    await ask({ ask: "templates_on" });
+    await page.goto(BASE + "/inbox");
+    await page.click("text=New conversation");
+    await page.waitForURL("**/inbox/new");
+    // Choosing the channel and the template goes on by itself (and by its button without a script).
+    await page.selectOption("#channel", { label: "Casa Nube" });
+    await page.waitForURL(/\/inbox\/new\?channel=/);
+    await page.selectOption("#template", { label: "coupon_expiration_reminder_number_vars (en)" });
+    await page.waitForURL(/template=coupon_expiration_reminder_number_vars/);
+    assert.match(await page.textContent(".template-preview"), /Act fast, \{\{1\}\}!/);
+    assert.deepEqual(await page.$$eval(".send-template .field label", (ls) => ls.map((l) => l.textContent.trim())),
+      ["Customer's number", "Header {{1}}", "Body {{1}}", "Body {{2}}", "Button 1 (the end of its link)"]);
+    // A number without its country code is refused as the API refuses it, what was typed kept.
+    await page.fill("#to", "0912 345 678");
+    await page.fill("#param-0", "Ana");
+    await page.fill("#param-1", "SUMMER20");
+    await page.fill("#param-2", "10");
+    await page.fill("#param-3", "summer20");
+    await page.click(".send-template button[type=submit]");
+    await page.waitForSelector("#to-error");
+    assert.match(await page.textContent("#to-error"), /country code/);
+    assert.equal(await page.inputValue("#param-1"), "SUMMER20");
+    assert.equal(await page.getAttribute("#to", "aria-invalid"), "true");
+    await shot(page, "43-new-conversation-refused");
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "44-phone-new-conversation");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.fill("#to", "+351 912 000 111");
+    await page.click(".send-template button[type=submit]");
+    await page.waitForURL(/\/inbox\/[0-9a-f-]{36}$/);
+    const started = page.url();
+    // The customer has not written: the window is closed, and only templates are offered.
+    assert.match(await page.textContent("#window"), /Closed: the customer has not written yet/);
+    assert.equal(await page.locator("#text").count(), 0, "no text box");
+    assert.match(await page.textContent(".messages"), /Act fast, Ana!/);
+    await shot(page, "45-window-closed");
+    const sent = await ask({ ask: "template_sends" });
+    assert.deepEqual(sent.to.filter((to) => to === "351912000111").length, 1);
+    // From the keyboard: choose a template, go on with Enter, fill it in and send with Enter.
+    await page.focus("#template");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await page.inputValue("#template"), "coupon_expiration_reminder_number_vars:en");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/template=coupon/);
+    await page.fill("#param-0", "Ana");
+    await page.fill("#param-1", "AUTUMN5");
+    await page.fill("#param-2", "5");
+    await page.fill("#param-3", "autumn5");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(started);
+    await page.locator(".messages", { hasText: "AUTUMN5" }).waitFor();
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "46-phone-window-closed");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // The customer answers: the open page follows, the window opens and the reply box is back.
+    await page.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    await ask({ ask: "meta_text", id: "wamid.IN.T1", from: "351912000111", name: "Ana", text: "Obrigada! Ainda vale?" });
+    await page.waitForSelector("#window.window-open", { timeout: 10000 });
+    await page.waitForSelector("#text");
+    // Where the customer wrote today, the window shows the time left, and the reply box is there.
+    await page.goto(conversation);
+    assert.match(await page.textContent("#window"), /Open: 2[34] h( \d+ min)? left \(until .+\); after that, only templates/);
+    assert.equal(await page.locator("#text").count(), 1);
+    await shot(page, "47-window-open");
   });
 
   const unexpected = problems.filter((p) => !/status of (40[134]|422)/.test(p));

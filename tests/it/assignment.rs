@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::support::app::{eventually, Options, TestApp, ADMIN_KEY};
 
-const ROUTE: &str = "1065403522430";
-const TOKEN: &str = "rec-token-assign";
+pub(crate) const ROUTE: &str = "1065403522430";
+pub(crate) const TOKEN: &str = "rec-token-assign";
 const SUPPORT: &str = "351900000001";
 
 /// A signed-in person: their id, session cookie and CSRF token.
@@ -48,7 +48,7 @@ impl Person {
 }
 
 /// Invites `email` with `role` (as the operator key) and accepts the link.
-async fn join(t: &TestApp, email: &str, role: &str) -> Person {
+pub(crate) async fn join(t: &TestApp, email: &str, role: &str) -> Person {
     join_as(t, None, email, role, email).await
 }
 
@@ -107,7 +107,7 @@ pub async fn join_as(
     }
 }
 
-async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text: &str) {
+pub(crate) async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text: &str) {
     let response = t
         .client
         .post(format!("{}/webhooks/meta/{channel}", t.url))
@@ -121,7 +121,7 @@ async fn customer_writes(t: &TestApp, channel: &str, id: &str, from: &str, text:
 }
 
 /// The customer's conversation once it is escalated.
-async fn escalated(t: &TestApp, customer: &str) -> Value {
+pub(crate) async fn escalated(t: &TestApp, customer: &str) -> Value {
     let found = eventually(Duration::from_secs(20), || async {
         let list = t.get(&format!("/api/v1/conversations?q={customer}")).await;
         let mine = list

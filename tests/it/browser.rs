@@ -238,6 +238,55 @@ async fn answer(t: &TestApp, graph: &MockServer, ask: &Value) -> Result<Value, S
                 .then(|| json!({"ok": true}))
                 .ok_or(format!("the Evolution webhook was answered {status}"))
         }
+        // The Meta number gets its WhatsApp Business Account, whose templates the Graph API
+        // lists.
+        "templates_on" => {
+            Mock::given(method("GET"))
+                .and(path(format!(
+                    "/{GRAPH_VERSION}/{}/message_templates",
+                    crate::templates::WABA
+                )))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(
+                        serde_json::from_slice::<Value>(
+                            &std::fs::read(
+                                Path::new(env!("CARGO_MANIFEST_DIR"))
+                                    .join("tests/fixtures/meta/templates.list.response.json"),
+                            )
+                            .unwrap(),
+                        )
+                        .unwrap(),
+                    ),
+                )
+                .mount(graph)
+                .await;
+            let channels = t.get("/api/v1/channels").await;
+            let id = channels
+                .as_array()
+                .and_then(|l| l.iter().find(|c| c["provider"] == "meta"))
+                .and_then(|c| c["id"].as_str())
+                .ok_or("no Meta channel")?
+                .to_string();
+            let (status, body) = t
+                .patch(
+                    &format!("/api/v1/channels/{id}"),
+                    &json!({"credentials": {"business_account_id": crate::templates::WABA}}),
+                )
+                .await;
+            (status == 200)
+                .then(|| json!({"channel": id}))
+                .ok_or(format!("the channel was answered {status}: {body}"))
+        }
+        // Templates that reached the Graph API, to whom.
+        "template_sends" => {
+            let to: Vec<Value> = sends(graph)
+                .await
+                .into_iter()
+                .filter(|s| s["type"] == "template")
+                .map(|s| s["to"].clone())
+                .collect();
+            Ok(json!({"to": to}))
+        }
         other => Err(format!("nothing to do for `{other}`")),
     }
 }

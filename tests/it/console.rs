@@ -195,8 +195,7 @@ async fn a_person_sets_up_signs_in_answers_and_resolves_from_the_console() {
     let inbox = page.get("/inbox").await;
     assert!(inbox.html.contains("Test Customer"), "{}", inbox.html);
     assert!(!inbox.html.contains("<b>quiero"));
-    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
-    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let id = first_conversation(&inbox.html).unwrap();
     let searched = page.get("/inbox?q=nothing-like-this").await;
     assert!(searched.html.contains("No conversations match"));
 
@@ -680,8 +679,7 @@ async fn a_long_conversation_pages_back_to_its_first_message() {
     }
     let mut page = signed_in_owner(&t).await;
     let inbox = page.get("/inbox").await;
-    let link_at = inbox.html.find("href=\"/inbox/").unwrap() + "href=\"/inbox/".len();
-    let id: String = inbox.html[link_at..].split('"').next().unwrap().to_string();
+    let id = first_conversation(&inbox.html).unwrap();
     let latest = page.get(&format!("/inbox/{id}")).await;
     assert!(latest.html.contains("message number 229"));
     assert!(!latest.html.contains("message number 029"), "200 a page");
@@ -783,8 +781,7 @@ async fn any_query_or_form_gets_a_page_or_a_clear_refusal() {
         let list = page.with_cookie(page.client.get(format!("{}/inbox", page.base)));
         async move {
             let html = list.send().await.ok()?.text().await.ok()?;
-            let at = html.find("href=\"/inbox/")? + "href=\"/inbox/".len();
-            Some(html[at..].split('"').next()?.to_string())
+            first_conversation(&html)
         }
     })
     .await
@@ -1021,5 +1018,112 @@ async fn the_api_reference_shows_every_operation_of_the_document() {
         assert!(html.contains(anchor), "{anchor}");
     }
     assert!(!html.contains("<script>"), "no inline script");
+    t.stop().await;
+}
+
+/// The id of the first conversation an inbox page lists.
+fn first_conversation(html: &str) -> Option<String> {
+    let list = &html[html.find("id=\"conversations\"")?..];
+    let at = list.find("href=\"/inbox/")? + "href=\"/inbox/".len();
+    Some(list[at..].split('"').next()?.to_string())
+}
+
+#[tokio::test]
+async fn teams_and_channel_rules_are_set_from_plain_forms_by_owners_only() {
+    let t = TestApp::start(Default::default()).await.unwrap();
+    let channel = t
+        .app
+        .store
+        .create_channel(palaver::store::NewChannel {
+            workspace_id: palaver::domain::WorkspaceId::DEFAULT,
+            name: "Casa Nube".into(),
+            provider: palaver::domain::ProviderKind::Meta,
+            route_key: "100000000000088".into(),
+            agent_id: None,
+            settings: Default::default(),
+            graph_version: None,
+            sealed_credentials: vec![1],
+            state: palaver::domain::ChannelState::Connected,
+        })
+        .await
+        .unwrap();
+    let mut owner = signed_in_owner(&t).await;
+    let page = owner.get("/teams").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let csrf = input(&page.html, "_csrf");
+
+    // Without the form's CSRF token nothing is made; a name of spaces is said to be wrong.
+    let refused = owner.post("/teams", &[("name", "Vendas")]).await;
+    assert_eq!(refused.status, 403);
+    let refused = owner
+        .post("/teams", &[("_csrf", &csrf), ("name", "   ")])
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.html.contains("must be 1-64 characters"),
+        "{}",
+        refused.html
+    );
+    assert_eq!(t.get("/api/v1/teams").await, json!([]));
+    let me = t.get("/api/v1/members").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let made = owner
+        .post(
+            "/teams",
+            &[("_csrf", &csrf), ("name", "Vendas"), ("member", &me)],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let teams = t.get("/api/v1/teams").await;
+    assert_eq!(teams[0]["members"][0]["id"], me.as_str(), "{teams}");
+    let team = teams[0]["id"].as_str().unwrap().to_string();
+
+    // The channel's rule: a team, read back by the API; a rule the form does not offer is 422.
+    let path = format!("/teams/channels/{}", channel.id);
+    let set = owner
+        .post(
+            &path,
+            &[("_csrf", &csrf), ("rule", &format!("team:{team}"))],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.html);
+    let rule = t
+        .get(&format!("/api/v1/channels/{}/assignment", channel.id))
+        .await;
+    assert_eq!(rule, json!({"mode": "team", "team": team}));
+    let bad = owner
+        .post(&path, &[("_csrf", &csrf), ("rule", "round_robin")])
+        .await;
+    assert_eq!(bad.status, 422);
+
+    // An inbox agent neither opens the page nor sends its forms.
+    let (status, invited) = t
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": "joao@casanube.example", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let mut agent = Page::new(&t);
+    let joined = agent
+        .post(
+            "/invitations/accept",
+            &[
+                ("token", invited["token"].as_str().unwrap()),
+                ("name", "João"),
+                ("password", "another good password"),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.html);
+    assert_eq!(agent.get("/teams").await.status, 403);
+    let agent_csrf = input(&agent.get("/inbox").await.html, "_csrf");
+    let refused = agent
+        .post(&format!("/teams/{team}/delete"), &[("_csrf", &agent_csrf)])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(t.get("/api/v1/teams").await.as_array().unwrap().len(), 1);
     t.stop().await;
 }

@@ -14,7 +14,7 @@ use crate::webhooks::{
     PHONE_ID,
 };
 
-const WABA: &str = "102290129340398";
+pub(crate) const WABA: &str = "102290129340398";
 
 fn fixture() -> Value {
     serde_json::from_slice(
@@ -28,7 +28,7 @@ fn fixture() -> Value {
 }
 
 /// The Graph API: sends accepted; the templates in two pages.
-async fn graph() -> MockServer {
+pub(crate) async fn graph() -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/{GRAPH_VERSION}/{PHONE_ID}/messages")))

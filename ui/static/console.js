@@ -168,6 +168,17 @@ async function refresh() {
       const notes = document.getElementById("escalations");
       const freshNotes = page.getElementById("escalations");
       if (notes && freshNotes) notes.replaceWith(freshNotes);
+      // The 24-hour window: its time left follows; when it opens or closes, the reply box and
+      // the template form trade places, so the page is read again.
+      const window24 = document.getElementById("window");
+      const freshWindow = page.getElementById("window");
+      if (window24 && freshWindow) {
+        if (window24.className !== freshWindow.className) {
+          location.reload();
+          return;
+        }
+        window24.replaceWith(freshWindow);
+      }
     } finally {
       refreshing = null;
       if (again) {
@@ -352,3 +363,15 @@ document.addEventListener("palaver:event", (e) => {
 });
 
 follow();
+
+// A form that only chooses (a channel, a template) goes on as soon as a choice is made with
+// the mouse or a tap; from the keyboard, its button does (a select's arrow keys would submit
+// at every step otherwise). The form works without this.
+for (const form of document.querySelectorAll("form[data-autosubmit]")) {
+  let keyed = false;
+  form.addEventListener("keydown", () => { keyed = true; });
+  form.addEventListener("pointerdown", () => { keyed = false; });
+  form.addEventListener("change", (e) => {
+    if (!keyed && e.target instanceof HTMLSelectElement && e.target.value) form.requestSubmit();
+  });
+}

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{find_conversation, optional_json, Json, Path, Query};
 use crate::accounts::{Caller, Roles};
 use crate::channels::delivery::HumanFile;
+use crate::channels::WindowState;
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Escalation, Label, Message, MessageId,
     Resolution, UserId,
@@ -24,6 +25,7 @@ pub fn routes() -> Vec<Route> {
     let message = "/conversations/{conversation}/messages/{message}";
     vec![
         Route::get("/conversations", Roles::ANY, list),
+        Route::post("/conversations", Roles::INBOX, start),
         Route::get("/conversations/{conversation}", Roles::ANY, read),
         Route::get(
             "/conversations/{conversation}/messages",
@@ -152,6 +154,9 @@ struct ListParams {
     conversation_label: Option<String>,
     /// `true`: only snoozed conversations; `false`: only those not snoozed (the open list).
     snoozed: Option<bool>,
+    /// Only the team's conversations: assigned to one of its members, or nobody's yet on a
+    /// channel whose escalations go to it.
+    team: Option<crate::domain::TeamId>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -201,6 +206,11 @@ async fn list(
         .map(|l| inbox::labels::label_name("conversation_label", l))
         .transpose()
         .map_err(|e| ApiError::Invalid(vec![e]))?;
+    if let Some(team) = p.team {
+        if state.store.team(caller.workspace, team).await?.is_none() {
+            return Err(ApiError::invalid("team", "is not a team of this workspace"));
+        }
+    }
     let list = state
         .store
         .list_conversations(
@@ -216,6 +226,7 @@ async fn list(
                 attribute,
                 conversation_label,
                 snoozed: p.snoozed,
+                team: p.team,
                 limit,
                 offset: p.offset.unwrap_or(0),
             },
@@ -224,7 +235,7 @@ async fn list(
     Ok(Json(list))
 }
 
-/// A conversation with its escalations and labels.
+/// A conversation with its escalations, labels and customer-service window.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ConversationView {
     #[serde(flatten)]
@@ -235,6 +246,10 @@ struct ConversationView {
     /// Its private notes (`type: note`), oldest first: the workspace's people's, never sent to
     /// the customer.
     notes: Vec<crate::domain::Note>,
+    /// WhatsApp's 24-hour customer-service window: `{"state": "open", "closes_at"}` or
+    /// `{"state": "closed", "closed_at"}` (only templates may be sent then); `null` when the
+    /// channel's provider keeps none.
+    service_window: Option<WindowState>,
 }
 
 #[utoipa::path(
@@ -447,6 +462,14 @@ struct TemplateBody {
     parameters: std::collections::BTreeMap<String, String>,
 }
 
+impl TemplateBody {
+    /// The template to send, its name and language checked as every template send checks them.
+    fn checked(self) -> Result<crate::channels::templates::TemplateSend, ApiError> {
+        crate::channels::templates::TemplateSend::new(&self.name, &self.language, self.parameters)
+            .map_err(ApiError::Invalid)
+    }
+}
+
 /// Sends an approved template with its values (checked against the template: a missing one is
 /// a 422 naming it), to re-open a conversation outside the 24-hour window.
 #[utoipa::path(
@@ -469,16 +492,7 @@ async fn send_template(
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let conversation = find_conversation(&state, &caller, id).await?;
     let key = idempotency_key(&headers)?;
-    for (field, value) in [("name", &body.name), ("language", &body.language)] {
-        if value.trim().is_empty() || value.len() > 512 {
-            return Err(ApiError::invalid(field, "must be 1-512 characters"));
-        }
-    }
-    let send = crate::channels::templates::TemplateSend {
-        name: body.name,
-        language: body.language,
-        parameters: body.parameters,
-    };
+    let send = body.checked()?;
     let (message, created) = inbox::send_template(
         state.store.as_ref(),
         &state.channels,
@@ -494,6 +508,74 @@ async fn send_template(
         StatusCode::OK
     };
     Ok((status, Json(message)))
+}
+
+/// A conversation to start with a template.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewConversation {
+    /// The channel (number) to write from.
+    channel: crate::domain::ChannelId,
+    /// The customer's number with its country code (`+55 11 91234-5678`), or a WhatsApp user
+    /// id.
+    #[schema(example = "+351 912 345 678")]
+    to: String,
+    /// The approved template, with its values.
+    template: TemplateBody,
+}
+
+/// A conversation started, and the template that starts it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct StartedConversation {
+    conversation: Conversation,
+    message: Message,
+}
+
+/// Writes first to a customer: an approved template to the number on the channel, checked as
+/// a template sent in a conversation is. The conversation with that customer on that channel
+/// is created (or goes on, when there is one) and the caller takes it.
+#[utoipa::path(
+    post,
+    path = "/conversations",
+    operation_id = "start_conversation",
+    tag = "conversations",
+    summary = "Start a conversation with a template",
+    description = "A bad number is a 422 on `to`; a template that is not approved, or a missing or malformed value, a 422 naming it, every problem at once.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats answer the first")),
+    request_body = NewConversation,
+    responses((status = 202, description = "The conversation, and the template queued", body = StartedConversation), (status = 200, description = "The same again", body = StartedConversation))
+)]
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<NewConversation>,
+) -> Result<(StatusCode, Json<StartedConversation>), ApiError> {
+    let channel = super::find_channel(&state, &caller, body.channel).await?;
+    let key = idempotency_key(&headers)?;
+    let send = body.template.checked()?;
+    let (conversation, message, created) = inbox::start_conversation(
+        state.store.as_ref(),
+        &state.channels,
+        &caller,
+        &channel,
+        &body.to,
+        &send,
+        key.as_deref(),
+    )
+    .await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(StartedConversation {
+            conversation,
+            message,
+        }),
+    ))
 }
 
 /// The largest reply request: a file and its multipart framing.
@@ -599,11 +681,16 @@ async fn view(
         .store
         .notes(caller.workspace, id, inbox::notes::SHOWN)
         .await?;
+    let service_window = state
+        .channels
+        .service_window(&conversation, chrono::Utc::now())
+        .await?;
     Ok(Json(ConversationView {
         conversation,
         escalations,
         labels,
         notes,
+        service_window,
     }))
 }
 

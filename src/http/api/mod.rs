@@ -18,6 +18,7 @@ pub mod notes;
 pub mod people;
 pub mod reports;
 pub mod sandbox;
+pub mod teams;
 pub mod workspaces;
 
 use axum::extract::FromRequestParts;
@@ -43,6 +44,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         notes::routes(),
         labels::routes(),
         canned::routes(),
+        teams::routes(),
         contacts::routes(),
         reports::routes(),
         sandbox::routes(state),
