@@ -1,13 +1,17 @@
 # Named so as not to shadow the sentence_transformers package it imports.
 """sentence-transformers (PyTorch) side of `palaver bench embed --baseline-python PYTHON`.
 
-Loads all-MiniLM-L6-v2 from the same files Palaver uses (mean pooling, L2 normalisation,
-inputs truncated at 256 tokens, as the published model does), then answers on stdin:
+Loads the model Palaver measures: a sentence-transformers folder given with --model-dir
+(multilingual-e5-small written out by Palaver from the file it runs, with its prompts; texts
+take the prompt --prompt-name, as Palaver prefixes them), or all-MiniLM-L6-v2 from the files
+Palaver uses (--config, --weights, --tokenizer; mean pooling, L2 normalisation, inputs truncated
+at 256 tokens, as the published model does). Then it answers on stdin:
 
   run   embeds every sentence once, prints {"seconds": ...}
   quit  writes the vectors of the last run to --out (little-endian f32) and exits
 
-The first line printed is {"ready": true, ...} with the library versions and thread count.
+The first line printed is {"ready": true, ...} with the library versions, thread count and
+the prompt texts take.
 Palaver alternates its own timed runs with these, so both see the same machine load.
 """
 
@@ -52,14 +56,18 @@ def model_dir(root, config, weights, tokenizer):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--config", required=True)
-    p.add_argument("--weights", required=True)
-    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--model-dir", help="a sentence-transformers folder, used as it is")
+    p.add_argument("--prompt-name", help="the folder's prompt every text takes")
+    p.add_argument("--config", help="all-MiniLM-L6-v2's config.json (without --model-dir)")
+    p.add_argument("--weights", help="all-MiniLM-L6-v2's model.safetensors")
+    p.add_argument("--tokenizer", help="all-MiniLM-L6-v2's tokenizer.json")
     p.add_argument("--sentences", required=True, help="UTF-8 file, one sentence per line")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    if not args.model_dir and not (args.config and args.weights and args.tokenizer):
+        p.error("give --model-dir, or --config, --weights and --tokenizer")
 
     # Everything is local; never reach for the Hugging Face Hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -72,14 +80,19 @@ def main():
         sentences = f.read().splitlines()
 
     with tempfile.TemporaryDirectory() as root:
-        model_dir(root, args.config, args.weights, args.tokenizer)
+        if args.model_dir:
+            root = args.model_dir
+        else:
+            model_dir(root, args.config, args.weights, args.tokenizer)
         model = sentence_transformers.SentenceTransformer(root, device="cpu")
-        model.encode(sentences[:32][::-1], batch_size=args.batch_size)
+        prompt = model.prompts[args.prompt_name] if args.prompt_name else ""
+        model.encode(sentences[:32][::-1], batch_size=args.batch_size, prompt_name=args.prompt_name)
         ready = {
             "ready": True,
             "torch": torch.__version__,
             "sentence_transformers": sentence_transformers.__version__,
             "threads": torch.get_num_threads(),
+            "prompt": prompt,
         }
         print(json.dumps(ready), flush=True)
 
@@ -89,7 +102,11 @@ def main():
             if command == "run":
                 started = time.perf_counter()
                 vectors = model.encode(
-                    sentences, batch_size=args.batch_size, convert_to_numpy=True, normalize_embeddings=True
+                    sentences,
+                    batch_size=args.batch_size,
+                    prompt_name=args.prompt_name,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
                 )
                 print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
             elif command == "quit":

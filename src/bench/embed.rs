@@ -1,17 +1,22 @@
 //! Embedding throughput: sentences per second on generated English sentences, compared with
 //! sentence-transformers (PyTorch): the figure in MODELS.md and, when a Python interpreter with
 //! sentence-transformers is given, the same model measured in the same run, alternating with
-//! Palaver's own runs so both see the same machine load.
+//! Palaver's own runs so both see the same machine load (multilingual-e5-small from the very
+//! weights Palaver runs, written out as a checkpoint; all-MiniLM-L6-v2 from its own files).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::BenchError;
-use crate::embed::{cosine, EmbedError, Embedder};
+use crate::config::EmbeddingBackend;
+use crate::embed::{cosine, e5, load_local, local, EmbedError, Embedder};
+use crate::models::ModelStore;
+use crate::Settings;
 
 /// sentence-transformers (PyTorch) on 512 sentences of ~20 words, batch 32, 2 threads, as
 /// recorded in MODELS.md.
@@ -94,7 +99,7 @@ impl fmt::Display for EmbedReport {
         )?;
         writeln!(
             f,
-            "  sentence-transformers  {:>10.1} sentences/s (MODELS.md: PyTorch, 2 threads)",
+            "  sentence-transformers  {:>10.1} sentences/s (MODELS.md: all-MiniLM-L6-v2, PyTorch, 2 threads)",
             SENTENCE_TRANSFORMERS_PER_SEC
         )?;
         write!(f, "  ratio                  {:>10.2}x", self.ratio())?;
@@ -129,17 +134,81 @@ impl fmt::Display for EmbedReport {
     }
 }
 
-/// The local MiniLM files and the Python interpreter that runs sentence-transformers on them.
+/// The model sentence-transformers runs and the Python interpreter that runs it.
 #[derive(Debug, Clone)]
 pub struct Baseline {
     /// A Python with `sentence-transformers` (and so PyTorch) installed.
     pub python: PathBuf,
-    /// `config.json` of the model.
-    pub config: PathBuf,
-    /// `model.safetensors` of the model.
-    pub weights: PathBuf,
-    /// `tokenizer.json` of the model.
-    pub tokenizer: PathBuf,
+    /// The model, the same one Palaver measures.
+    pub model: BaselineModel,
+}
+
+/// The files of the model sentence-transformers runs.
+#[derive(Debug, Clone)]
+pub enum BaselineModel {
+    /// all-MiniLM-L6-v2's own files from the model cache, which the script puts in a
+    /// sentence-transformers folder.
+    MiniLm {
+        /// `config.json` of the model.
+        config: PathBuf,
+        /// `model.safetensors` of the model.
+        weights: PathBuf,
+        /// `tokenizer.json` of the model.
+        tokenizer: PathBuf,
+    },
+    /// A sentence-transformers folder (an E5 model written out by [`e5::export`]); every text
+    /// takes the folder's prompt `prompt_name`, as Palaver prefixes it.
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// The prompt for passages, what the benchmark embeds.
+        prompt_name: String,
+    },
+}
+
+/// The embedder `bench embed --baseline-python PYTHON` measures and the same model for
+/// sentence-transformers: the configured local model when it is an E5 model (its file written
+/// out under `scratch` as an f32 checkpoint, see [`e5::export`]), else all-MiniLM-L6-v2 from
+/// its own files.
+pub async fn with_baseline(
+    settings: &Settings,
+    python: PathBuf,
+    scratch: &Path,
+) -> Result<(Arc<dyn Embedder>, Baseline), BenchError> {
+    let models = ModelStore::from_settings(settings);
+    let configured = settings.embedding.local_model.as_str();
+    let local = settings.embedding.backend == EmbeddingBackend::Local;
+    if local && [e5::MODEL, e5::PORTUGUESE_MODEL].contains(&configured) {
+        let (name, file) = e5::model_file(&models, configured).await?;
+        let dir = scratch.join(name);
+        let out = dir.clone();
+        tokio::task::spawn_blocking(move || e5::export::export(&file, &out))
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))??;
+        let embedder = load_local(name, &models, &settings.embedding).await?;
+        let model = BaselineModel::Folder {
+            dir,
+            prompt_name: e5::export::PASSAGE_PROMPT.to_string(),
+        };
+        return Ok((embedder, Baseline { python, model }));
+    }
+    let files = models
+        .ensure(local::MODEL)
+        .await
+        .map_err(EmbedError::from)?;
+    let file = |name: &str| {
+        files
+            .path(name)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| EmbedError::Model(format!("{} has no {name}", local::MODEL)))
+    };
+    let model = BaselineModel::MiniLm {
+        config: file("config.json")?,
+        weights: file("model.safetensors")?,
+        tokenizer: file("tokenizer.json")?,
+    };
+    let embedder = load_local(local::MODEL, &models, &settings.embedding).await?;
+    Ok((embedder, Baseline { python, model }))
 }
 
 /// Embeds `sentences` generated sentences of about `words` words (±5) `runs` times after one
@@ -267,14 +336,27 @@ impl BaselineProcess {
         let sentences = scratch.path().join("sentences.txt");
         tokio::fs::write(&script, BASELINE_SCRIPT).await?;
         tokio::fs::write(&sentences, texts.join("\n")).await?;
-        let mut child = tokio::process::Command::new(&b.python)
-            .arg(&script)
-            .arg("--config")
-            .arg(&b.config)
-            .arg("--weights")
-            .arg(&b.weights)
-            .arg("--tokenizer")
-            .arg(&b.tokenizer)
+        let mut command = tokio::process::Command::new(&b.python);
+        command.arg(&script);
+        match &b.model {
+            BaselineModel::MiniLm {
+                config,
+                weights,
+                tokenizer,
+            } => command
+                .arg("--config")
+                .arg(config)
+                .arg("--weights")
+                .arg(weights)
+                .arg("--tokenizer")
+                .arg(tokenizer),
+            BaselineModel::Folder { dir, prompt_name } => command
+                .arg("--model-dir")
+                .arg(dir)
+                .arg("--prompt-name")
+                .arg(prompt_name),
+        };
+        let mut child = command
             .arg("--sentences")
             .arg(&sentences)
             .arg("--threads")
@@ -320,6 +402,13 @@ impl BaselineProcess {
             version("torch"),
             ready.get("threads").and_then(|v| v.as_u64()).unwrap_or(0)
         );
+        if let Some(prompt) = ready
+            .get("prompt")
+            .and_then(|v| v.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            process.label.push_str(&format!(", prompt {prompt:?}"));
+        }
         Ok(process)
     }
 
@@ -803,19 +892,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"{}").unwrap();
-        let b = Baseline {
-            // Needed anyway to fetch models; with or without sentence-transformers it cannot
-            // load a model from these files.
-            python: PathBuf::from("python3"),
-            config: file.clone(),
-            weights: file.clone(),
-            tokenizer: file,
-        };
-        let err = BaselineProcess::start(&b, &["a".to_string()], 1)
-            .await
-            .err()
-            .expect("no baseline without sentence-transformers")
-            .to_string();
-        assert!(err.contains("sentence-transformers stopped"), "{err}");
+        // python3 is needed anyway to fetch models; with or without sentence-transformers it
+        // cannot load a model from these files.
+        for model in [
+            BaselineModel::MiniLm {
+                config: file.clone(),
+                weights: file.clone(),
+                tokenizer: file.clone(),
+            },
+            BaselineModel::Folder {
+                dir: dir.path().to_path_buf(),
+                prompt_name: "document".into(),
+            },
+        ] {
+            let b = Baseline {
+                python: PathBuf::from("python3"),
+                model,
+            };
+            let err = BaselineProcess::start(&b, &["a".to_string()], 1)
+                .await
+                .err()
+                .expect("no baseline without sentence-transformers")
+                .to_string();
+            assert!(err.contains("sentence-transformers stopped"), "{err}");
+        }
     }
 }

@@ -35,6 +35,9 @@ pub enum BenchError {
     /// The sentence-transformers baseline could not be measured.
     #[error("sentence-transformers baseline: {0}")]
     Baseline(String),
+    /// The model could not be written out for the baseline.
+    #[error("sentence-transformers baseline: {0}")]
+    Export(#[from] crate::embed::e5::export::ExportError),
     /// The benchmark's own app could not be set up.
     #[error("benchmark set-up: {0}")]
     Setup(String),

@@ -1,8 +1,8 @@
 //! `palaver bench`: the performance figures, each against a baseline measured in the same run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use palaver::Settings;
 
@@ -145,8 +145,9 @@ pub(crate) struct EmbedBench {
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,
     /// Also measure sentence-transformers (PyTorch) in this run, alternating with Palaver's
-    /// runs, using this Python interpreter (it must have `sentence-transformers` installed);
-    /// it runs all-MiniLM-L6-v2, so that is the model measured then.
+    /// runs, using this Python interpreter (it must have `sentence-transformers` installed).
+    /// It runs the configured model when that is an E5 model (written out as an f32 checkpoint
+    /// from the same file), else all-MiniLM-L6-v2, which is then the model measured.
     #[arg(long, value_name = "PYTHON")]
     pub(crate) baseline_python: Option<PathBuf>,
     /// Also measure this other local model in the same run, alternating with the configured
@@ -176,40 +177,18 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
     };
     match cmd {
         BenchCommand::Embed(args) => {
-            // sentence-transformers runs all-MiniLM-L6-v2, so that is the model measured
-            // against it, whichever embedder is configured.
-            let embedder = match args.baseline_python {
-                Some(_) => {
-                    let models = palaver::models::ModelStore::from_settings(&settings);
-                    palaver::embed::load_local(
-                        palaver::embed::local::MODEL,
-                        &models,
-                        &settings.embedding,
-                    )
-                    .await?
-                }
-                None => embedder().await?,
-            };
-            let baseline = match args.baseline_python {
+            // sentence-transformers runs the configured model when it is an E5 model (written
+            // out from the same file), else all-MiniLM-L6-v2; that is then the model measured.
+            // The scratch folder holds the written-out model until the benchmark ends.
+            let scratch = tempfile::tempdir()?;
+            let (embedder, baseline) = match args.baseline_python {
                 Some(python) => {
-                    let model = palaver::embed::local::MODEL;
-                    let files = palaver::models::ModelStore::from_settings(&settings)
-                        .ensure(model)
-                        .await?;
-                    let file = |name: &str| {
-                        files
-                            .path(name)
-                            .map(Path::to_path_buf)
-                            .with_context(|| format!("{model} has no {name}"))
-                    };
-                    Some(palaver::bench::embed::Baseline {
-                        python,
-                        config: file("config.json")?,
-                        weights: file("model.safetensors")?,
-                        tokenizer: file("tokenizer.json")?,
-                    })
+                    let (embedder, baseline) =
+                        palaver::bench::embed::with_baseline(&settings, python, scratch.path())
+                            .await?;
+                    (embedder, Some(baseline))
                 }
-                None => None,
+                None => (embedder().await?, None),
             };
             let other = match &args.against {
                 Some(name) => {

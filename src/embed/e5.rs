@@ -9,6 +9,8 @@
 //! positions is cut into windows whose mean-pooled states are averaged, weighted by their
 //! token counts, as `e5.c` does.
 
+pub mod export;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -38,6 +40,25 @@ fn file_name(model: &str) -> Option<&'static str> {
         PORTUGUESE_MODEL => Some("e5-small-enpt-q4.bin"),
         _ => None,
     }
+}
+
+/// The model file of catalogue model `name` ([`MODEL`] or [`PORTUGUESE_MODEL`]), fetched into
+/// the model cache on first use, with the model's name.
+pub async fn model_file(
+    models: &ModelStore,
+    name: &str,
+) -> Result<(&'static str, std::path::PathBuf), EmbedError> {
+    let (name, file) = match (name, file_name(name)) {
+        (MODEL, Some(f)) => (MODEL, f),
+        (PORTUGUESE_MODEL, Some(f)) => (PORTUGUESE_MODEL, f),
+        _ => return Err(EmbedError::Model(format!("{name} is not an E5 model"))),
+    };
+    let files = models.ensure(name).await?;
+    let path = files
+        .path(file)
+        .ok_or_else(|| EmbedError::Model(format!("{name} has no {file}")))?
+        .to_path_buf();
+    Ok((name, path))
 }
 
 /// Whether a text is searched for or searched in.
@@ -78,16 +99,7 @@ impl E5Embedder {
         name: &str,
         s: &EmbeddingSettings,
     ) -> Result<Self, EmbedError> {
-        let (name, file) = match (name, file_name(name)) {
-            (MODEL, Some(f)) => (MODEL, f),
-            (PORTUGUESE_MODEL, Some(f)) => (PORTUGUESE_MODEL, f),
-            _ => return Err(EmbedError::Model(format!("{name} is not an E5 model"))),
-        };
-        let files = models.ensure(name).await?;
-        let path = files
-            .path(file)
-            .ok_or_else(|| EmbedError::Model(format!("{name} has no {file}")))?
-            .to_path_buf();
+        let (name, path) = model_file(models, name).await?;
         let model = tokio::task::spawn_blocking(move || -> Result<Model, EmbedError> {
             let bytes = std::fs::read(&path).map_err(model_err)?;
             let (tokenizer, encoder, start, end) =
@@ -282,8 +294,118 @@ impl Stored<'_> {
     }
 }
 
-/// Reads a model file: its tokenizer, its encoder, and the ids of the start and end tokens.
-fn parse(bytes: &[u8]) -> Result<(Unigram, Encoder, u32, u32), FormatError> {
+/// The encoder's sizes, as the file's header gives them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Shape {
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    intermediate: usize,
+    vocabulary: usize,
+    positions: usize,
+    token_types: usize,
+    eps: f32,
+}
+
+/// A model file read but not loaded: its sizes, its tokenizer's parts and its tensors.
+struct ModelFile<'a> {
+    shape: Shape,
+    /// Pieces with their scores, in id order.
+    pieces: Vec<(String, f32)>,
+    start: u32,
+    end: u32,
+    pad: u32,
+    unknown: u32,
+    /// What each character becomes before the pieces are matched.
+    normalise: HashMap<char, Box<[char]>>,
+    stored: HashMap<String, Stored<'a>>,
+}
+
+/// The word embedding table's name in the file.
+const WORD_TABLE: &str = "emb.word";
+
+/// Every tensor of the encoder but the word table: its name as Hugging Face's BERT calls it,
+/// its name in the file, and its shape (weights `(out, in)`, as BERT stores them).
+fn encoder_tensors(s: &Shape) -> Vec<(String, String, Vec<usize>)> {
+    let (h, i) = (s.hidden, s.intermediate);
+    let e = "embeddings.";
+    let mut out = vec![
+        (
+            format!("{e}position_embeddings.weight"),
+            "emb.pos".to_string(),
+            vec![s.positions, h],
+        ),
+        (
+            format!("{e}token_type_embeddings.weight"),
+            "emb.type".to_string(),
+            vec![s.token_types, h],
+        ),
+        (
+            format!("{e}LayerNorm.weight"),
+            "emb.ln.w".to_string(),
+            vec![h],
+        ),
+        (
+            format!("{e}LayerNorm.bias"),
+            "emb.ln.b".to_string(),
+            vec![h],
+        ),
+    ];
+    for l in 0..s.layers {
+        let p = format!("encoder.layer.{l}.");
+        for (to, from, shape) in [
+            ("attention.self.query.weight", "q.w", vec![h, h]),
+            ("attention.self.query.bias", "q.b", vec![h]),
+            ("attention.self.key.weight", "k.w", vec![h, h]),
+            ("attention.self.key.bias", "k.b", vec![h]),
+            ("attention.self.value.weight", "v.w", vec![h, h]),
+            ("attention.self.value.bias", "v.b", vec![h]),
+            ("attention.output.dense.weight", "ao.w", vec![h, h]),
+            ("attention.output.dense.bias", "ao.b", vec![h]),
+            ("attention.output.LayerNorm.weight", "aln.w", vec![h]),
+            ("attention.output.LayerNorm.bias", "aln.b", vec![h]),
+            ("intermediate.dense.weight", "fi.w", vec![i, h]),
+            ("intermediate.dense.bias", "fi.b", vec![i]),
+            ("output.dense.weight", "fo.w", vec![h, i]),
+            ("output.dense.bias", "fo.b", vec![h]),
+            ("output.LayerNorm.weight", "oln.w", vec![h]),
+            ("output.LayerNorm.bias", "oln.b", vec![h]),
+        ] {
+            out.push((format!("{p}{to}"), format!("l{l}.{from}"), shape));
+        }
+    }
+    out
+}
+
+impl<'a> ModelFile<'a> {
+    /// The stored tensor `name`, which must hold `values` values.
+    fn tensor(&self, name: &str, values: usize) -> Result<&Stored<'a>, FormatError> {
+        let t = self
+            .stored
+            .get(name)
+            .ok_or_else(|| invalid(format!("missing tensor {name}")))?;
+        if t.values != values {
+            return Err(invalid(format!(
+                "{name} holds {} values, expected {values}",
+                t.values
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The word table, which is always 4-bit.
+    fn word_table(&self) -> Result<&Stored<'a>, FormatError> {
+        let word = self.tensor(WORD_TABLE, self.shape.vocabulary * self.shape.hidden)?;
+        if !word.quantized {
+            return Err(invalid("emb.word: expected 4-bit blocks"));
+        }
+        Ok(word)
+    }
+}
+
+/// Reads a model file: its header, tokenizer and tensor directory (the tensors stay where they
+/// are in `bytes`).
+fn read(bytes: &[u8]) -> Result<ModelFile<'_>, FormatError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4)? != b"E5S1" {
         return Err(invalid("not an E5 model file (magic is not E5S1)"));
@@ -292,44 +414,47 @@ fn parse(bytes: &[u8]) -> Result<(Unigram, Encoder, u32, u32), FormatError> {
     if version != 1 {
         return Err(invalid(format!("unsupported format version {version}")));
     }
-    let hidden = r.count("hidden size")?;
-    let layers = r.count("layer count")?;
-    let heads = r.count("head count")?;
-    let intermediate = r.count("intermediate size")?;
-    let vocabulary = r.count("vocabulary size")?;
-    let positions = r.count("position count")?;
-    let token_types = r.count("token type count")?;
-    let eps = r.f32()?;
+    let shape = Shape {
+        hidden: r.count("hidden size")?,
+        layers: r.count("layer count")?,
+        heads: r.count("head count")?,
+        intermediate: r.count("intermediate size")?,
+        vocabulary: r.count("vocabulary size")?,
+        positions: r.count("position count")?,
+        token_types: r.count("token type count")?,
+        eps: r.f32()?,
+    };
     let block = r.count("block size")?;
-    if block != 32 || hidden % 32 != 0 || intermediate % 32 != 0 {
+    if block != 32 || shape.hidden % 32 != 0 || shape.intermediate % 32 != 0 {
         return Err(invalid(format!(
-            "unsupported shapes: blocks of {block}, hidden {hidden}, intermediate {intermediate}"
+            "unsupported shapes: blocks of {block}, hidden {}, intermediate {}",
+            shape.hidden, shape.intermediate
         )));
     }
 
     // The tokenizer: pieces (byte offsets into one blob), scores, special ids.
-    let pieces = r.count("piece count")?;
+    let count = r.count("piece count")?;
     let start = r.count("start token")? as u32;
     let end = r.count("end token")? as u32;
-    let pad = r.count("padding token")?;
+    let pad = r.count("padding token")? as u32;
     let unknown = r.count("unknown token")? as u32;
     let blob_len = r.len_u64()?;
-    let offsets: Vec<usize> = (0..=pieces)
+    let offsets: Vec<usize> = (0..=count)
         .map(|_| r.u32().map(|v| v as usize))
         .collect::<Result<_, _>>()?;
-    let scores: Vec<f32> = (0..pieces).map(|_| r.f32()).collect::<Result<_, _>>()?;
+    let scores: Vec<f32> = (0..count).map(|_| r.f32()).collect::<Result<_, _>>()?;
     let blob = r.take(blob_len)?;
-    let mut vocab = Vec::with_capacity(pieces);
+    let mut pieces = Vec::with_capacity(count);
     for (w, score) in offsets.windows(2).zip(scores) {
         let piece = blob
             .get(w[0]..w[1])
             .ok_or_else(|| invalid("piece offsets outside the vocabulary"))?;
         let piece = std::str::from_utf8(piece).map_err(|_| invalid("piece is not UTF-8"))?;
-        vocab.push((piece.to_string(), score));
+        pieces.push((piece.to_string(), score));
     }
-    if [start, end, unknown]
+    if [start, end, pad, unknown]
         .iter()
-        .any(|&id| id as usize >= pieces)
+        .any(|&id| id as usize >= count)
     {
         return Err(invalid("special token ids outside the vocabulary"));
     }
@@ -355,7 +480,6 @@ fn parse(bytes: &[u8]) -> Result<(Unigram, Encoder, u32, u32), FormatError> {
             normalise.insert(from, to.into_boxed_slice());
         }
     }
-    let tokenizer = Unigram::new(vocab, unknown, normalise);
 
     // The tensor directory: name, type, value count and where the bytes are.
     let count = r.count("tensor count")?;
@@ -385,90 +509,47 @@ fn parse(bytes: &[u8]) -> Result<(Unigram, Encoder, u32, u32), FormatError> {
             },
         );
     }
-    let get = |name: &str, values: usize| -> Result<&Stored, FormatError> {
-        let t = stored
-            .get(name)
-            .ok_or_else(|| invalid(format!("missing tensor {name}")))?;
-        if t.values != values {
-            return Err(invalid(format!(
-                "{name} holds {} values, expected {values}",
-                t.values
-            )));
-        }
-        Ok(t)
-    };
-    let word = get("emb.word", vocabulary * hidden)?;
-    if !word.quantized {
-        return Err(invalid("emb.word: expected 4-bit blocks"));
-    }
-    let word = WordTable::Q4(word.bytes.to_vec());
+    Ok(ModelFile {
+        shape,
+        pieces,
+        start,
+        end,
+        pad,
+        unknown,
+        normalise,
+        stored,
+    })
+}
 
-    // The rest under the names the encoder reads (Hugging Face BERT's).
+/// Loads a model file: its tokenizer, its encoder, and the ids of the start and end tokens.
+fn parse(bytes: &[u8]) -> Result<(Unigram, Encoder, u32, u32), FormatError> {
+    let file = read(bytes)?;
+    let s = file.shape;
+    let word = WordTable::Q4(file.word_table()?.bytes.to_vec());
     let mut tensors = HashMap::new();
-    let mut add = |to: String, from: &str, shape: &[usize]| -> Result<(), FormatError> {
-        let values: usize = shape.iter().product();
-        let floats = get(from, values)?.floats(from)?;
+    for (to, from, shape) in encoder_tensors(&s) {
+        let floats = file.tensor(&from, shape.iter().product())?.floats(&from)?;
         let t = Tensor::from_vec(floats, shape, &Device::Cpu)
             .map_err(|e| invalid(format!("{from}: {e}")))?;
         tensors.insert(to, t);
-        Ok(())
-    };
-    let e = "embeddings.";
-    add(
-        format!("{e}position_embeddings.weight"),
-        "emb.pos",
-        &[positions, hidden],
-    )?;
-    add(
-        format!("{e}token_type_embeddings.weight"),
-        "emb.type",
-        &[token_types, hidden],
-    )?;
-    add(format!("{e}LayerNorm.weight"), "emb.ln.w", &[hidden])?;
-    add(format!("{e}LayerNorm.bias"), "emb.ln.b", &[hidden])?;
-    for l in 0..layers {
-        let p = format!("encoder.layer.{l}.");
-        for (to, from, shape) in [
-            ("attention.self.query.weight", "q.w", [hidden, hidden]),
-            ("attention.self.key.weight", "k.w", [hidden, hidden]),
-            ("attention.self.value.weight", "v.w", [hidden, hidden]),
-            ("attention.output.dense.weight", "ao.w", [hidden, hidden]),
-            ("intermediate.dense.weight", "fi.w", [intermediate, hidden]),
-            ("output.dense.weight", "fo.w", [hidden, intermediate]),
-        ] {
-            add(format!("{p}{to}"), &format!("l{l}.{from}"), &shape)?;
-        }
-        for (to, from, size) in [
-            ("attention.self.query.bias", "q.b", hidden),
-            ("attention.self.key.bias", "k.b", hidden),
-            ("attention.self.value.bias", "v.b", hidden),
-            ("attention.output.dense.bias", "ao.b", hidden),
-            ("attention.output.LayerNorm.weight", "aln.w", hidden),
-            ("attention.output.LayerNorm.bias", "aln.b", hidden),
-            ("intermediate.dense.bias", "fi.b", intermediate),
-            ("output.dense.bias", "fo.b", hidden),
-            ("output.LayerNorm.weight", "oln.w", hidden),
-            ("output.LayerNorm.bias", "oln.b", hidden),
-        ] {
-            add(format!("{p}{to}"), &format!("l{l}.{from}"), &[size])?;
-        }
     }
     let config = Config {
-        vocab_size: vocabulary,
-        hidden_size: hidden,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        intermediate_size: intermediate,
+        vocab_size: s.vocabulary,
+        hidden_size: s.hidden,
+        num_hidden_layers: s.layers,
+        num_attention_heads: s.heads,
+        intermediate_size: s.intermediate,
         hidden_act: HiddenAct::Gelu,
-        max_position_embeddings: positions,
-        type_vocab_size: token_types,
-        layer_norm_eps: eps as f64,
-        pad_token_id: pad,
+        max_position_embeddings: s.positions,
+        type_vocab_size: s.token_types,
+        layer_norm_eps: s.eps as f64,
+        pad_token_id: file.pad as usize,
         ..Config::default()
     };
     let encoder = Encoder::load_with_words(&tensors, &config, word)
         .map_err(|e| invalid(format!("encoder: {e}")))?;
-    Ok((tokenizer, encoder, start, end))
+    let tokenizer = Unigram::new(file.pieces, file.unknown, file.normalise);
+    Ok((tokenizer, encoder, file.start, file.end))
 }
 
 #[cfg(test)]
