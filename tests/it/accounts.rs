@@ -579,12 +579,18 @@ async fn isolation(postgres: bool) {
     assert_eq!(conversation.workspace_id, b.ws);
     assert_eq!(conversation.agent_id.unwrap().to_string(), b.agent);
 
-    // Nothing of B changed, but for the message B's own customer just sent.
+    // Nothing of B changed, but for the message B's own customer just sent (and the 24-hour
+    // window it opened anew).
     let mut after = state_of(&t, &b).await;
     let key = format!("/conversations/{}/messages", b.conversation);
     after.insert(key.clone(), before[&key].clone());
     let key = format!("/conversations/{}", b.conversation);
-    for field in ["last_activity_at", "last_inbound_at", "unread_count"] {
+    for field in [
+        "last_activity_at",
+        "last_inbound_at",
+        "unread_count",
+        "service_window",
+    ] {
         after.get_mut(&key).unwrap()[field] = before[&key][field].clone();
     }
     // B's subscription has looked at B's own new event.
