@@ -142,6 +142,21 @@ async fn team_of(tx: &mut Tx, ws: WorkspaceId, id: TeamId) -> Result<bool, Store
 }
 
 /// Records that the team changed (its members did).
+/// Makes `user` a member of team `id` (nothing when they already are).
+async fn add_member(tx: &mut Tx, id: TeamId, user: UserId, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO team_members (team_id, user_id, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(user.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 async fn touch(tx: &mut Tx, id: TeamId, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE teams SET updated_at = $2 WHERE id = $1")
         .bind(id.to_string())
@@ -231,16 +246,7 @@ impl TeamStore for SqlStore {
         .await
         .map_err(taken(name))?;
         for user in members {
-            sqlx::query(
-                "INSERT INTO team_members (team_id, user_id, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            add_member(&mut tx, id, *user, now).await?;
         }
         tx.commit().await.map_err(db_err)?;
         self.team(ws, id)
@@ -331,16 +337,7 @@ impl TeamStore for SqlStore {
             return Ok(None);
         }
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO team_members (team_id, user_id, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        add_member(&mut tx, id, user, now).await?;
         touch(&mut tx, id, now).await?;
         tx.commit().await.map_err(db_err)?;
         self.team(ws, id).await
