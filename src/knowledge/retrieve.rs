@@ -60,6 +60,16 @@ pub struct Query<'a> {
 /// Keyword hits ranked this high are kept whatever their similarity.
 const KEYWORD_KEEP_RANK: usize = 3;
 
+/// A word of the question used by at most this share of a collection's passages is rare: the
+/// passages holding it are what the question is about, or a near neighbour of it (see
+/// [`Knowledge::rare_word_passage`]). Measured with multilingual-e5-small: `palaver eval` on
+/// the development split answered one more fact right (103 of 129, from 102) and the shipped
+/// suites none fewer (131 of 148), with 0.02 as with 0.05.
+const RARE_SHARE: f32 = 0.05;
+
+/// Keyword hits read for the rare word's passage.
+const RARE_CANDIDATES: usize = 10;
+
 /// Weighted reciprocal rank fusion of several rankings: each list contributes
 /// `weight / (k + rank)`.
 pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[(&[I], f32)], k: f32) -> Vec<(I, f32)> {
@@ -81,6 +91,63 @@ pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[(&[I], f32)], k: f32) -> 
 }
 
 impl Knowledge {
+    /// The passage that brings a rare word of the question to the answerer when none of
+    /// `results` holds it: the best keyword hit among the passages holding one of the question's
+    /// `terms` that the documents use in at most [`RARE_SHARE`] of their passages.
+    ///
+    /// The fusion cannot bring it: with the dense ranking weighing twice the keyword one, a
+    /// passage that only the keyword search finds ranks below every passage the embedder ranks
+    /// in its first 60, however telling the word it shares with the question ("envío a
+    /// Huesca?" against the zones list that names Huesca, which a multilingual-e5-small ranks
+    /// past its 40th place).
+    async fn rare_word_passage(
+        &self,
+        collection: &str,
+        terms: &[String],
+        results: &[Retrieved],
+        candidates: usize,
+    ) -> Result<Option<crate::store::Passage>, KnowledgeError> {
+        let lexicon = self.lexicon(collection).await?;
+        let rare_idf = lexicon.idf_at_share(RARE_SHARE);
+        let holds = |heading: Option<&str>, body: &str, word: &str| {
+            text::words(heading.unwrap_or_default())
+                .iter()
+                .chain(text::words(body).iter())
+                .any(|w| w == word)
+        };
+        let missing: Vec<String> = terms
+            .iter()
+            .filter(|t| t.chars().count() >= 3 && !t.chars().all(|c| c.is_ascii_digit()))
+            .filter(|t| lexicon.knows(t) && lexicon.idf(t) >= rare_idf)
+            .filter(|t| {
+                !results
+                    .iter()
+                    .any(|r| holds(r.heading.as_deref(), &r.text, t))
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let hits = self
+            .store
+            .keyword_search(collection, &missing, candidates)
+            .await?;
+        let ids: Vec<ChunkId> = hits
+            .iter()
+            .map(|h| h.chunk_id)
+            .filter(|id| !results.iter().any(|r| r.chunk_id == *id))
+            .take(RARE_CANDIDATES)
+            .collect();
+        let found = self.store.passages(&ids).await?.into_iter().find(|p| {
+            missing
+                .iter()
+                .any(|w| holds(p.heading.as_deref(), &p.text, w))
+        });
+        tracing::debug!(target: "palaver::retrieval", ?missing, added = ?found.as_ref().map(|p| &p.heading), "rare words");
+        Ok(found)
+    }
+
     /// The vector of `question` asked of `collection`: kept from an earlier asking, or embedded.
     async fn question_vector(
         &self,
@@ -217,6 +284,40 @@ impl Knowledge {
         if results.is_empty() {
             return Ok((results, None));
         }
+        if let Some(p) = self
+            .rare_word_passage(query.collection, &terms, &results, candidates)
+            .await?
+        {
+            let similarity = match dense_score.get(&p.chunk_id) {
+                Some(s) => *s,
+                None => self
+                    .store
+                    .embeddings(&[p.chunk_id])
+                    .await?
+                    .get(&p.chunk_id)
+                    .map_or(0.0, |e| cosine(e, &vector)),
+            };
+            let added = Retrieved {
+                chunk_id: p.chunk_id,
+                document_id: p.document_id,
+                source: p.source,
+                title: p.title,
+                position: p.position,
+                heading: p.heading,
+                text: p.text,
+                score: results.last().map_or(0.0, |r| r.score),
+                similarity,
+                relevance: 0.0,
+                dense_rank: dense_rank.get(&p.chunk_id).copied(),
+                keyword_rank: keyword_rank.get(&p.chunk_id).copied(),
+            };
+            // It takes the last place, or a free one; the best passage keeps the first.
+            if results.len() < query.top_k || results.len() == 1 {
+                results.push(added);
+            } else if let Some(last) = results.last_mut() {
+                *last = added;
+            }
+        }
         let language = crate::language::detect(question);
         let centre = self
             .centre(query.collection, version.unwrap_or(0), language)
@@ -310,6 +411,98 @@ mod tests {
                 .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
             self.inner.embed(texts).await
         }
+    }
+
+    /// A bag-of-words embedder that does not know one word (a place name, a product a small
+    /// model never saw): it embeds every text as if the word were not there.
+    struct Blind {
+        inner: crate::testing::HashEmbedder,
+        word: &'static str,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::embed::Embedder for Blind {
+        fn model_id(&self) -> &str {
+            "blind"
+        }
+        fn dimensions(&self) -> usize {
+            self.inner.dimensions()
+        }
+        fn fusion_weight(&self) -> f32 {
+            2.0
+        }
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            let seen: Vec<String> = texts
+                .iter()
+                .map(|t| {
+                    crate::knowledge::text::words(t)
+                        .into_iter()
+                        .filter(|w| w != self.word)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            self.inner.embed(&seen).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rare_word_of_the_question_reaches_the_answer_in_a_passage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::knowledge::testing::store(dir.path()).await;
+        let knowledge = crate::knowledge::Knowledge::new(
+            store,
+            std::sync::Arc::new(Blind {
+                inner: crate::testing::HashEmbedder::default(),
+                word: "huesca",
+            }),
+            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
+            Default::default(),
+            Default::default(),
+        );
+        let mut doc = String::from(
+            "# Zonas\n\nZona 2: resto de Aragón (Huesca y Teruel), Navarra y La Rioja.\n\n",
+        );
+        for i in 1..=24 {
+            doc.push_str(&format!(
+                "# Envío {i}\n\nEl envío del paquete tipo {i} cuesta {i},90 € por paquete.\n\n"
+            ));
+        }
+        knowledge
+            .ingest_bytes(
+                "shop",
+                "envios.md",
+                doc.into_bytes(),
+                crate::knowledge::loaders::Format::Markdown,
+            )
+            .await
+            .unwrap();
+        let ask = |text: &'static str| {
+            let knowledge = &knowledge;
+            async move {
+                let query = super::Query {
+                    collection: "shop",
+                    text,
+                    top_k: 3,
+                    min_score: 0.0,
+                };
+                knowledge.retrieve(&query).await.unwrap()
+            }
+        };
+        let found = ask("cuanto cuesta el envío de un paquete a huesca?").await;
+        let headings: Vec<&str> = found.iter().filter_map(|r| r.heading.as_deref()).collect();
+        assert_eq!(found.len(), 3, "{headings:?}");
+        assert!(headings.contains(&"Zonas"), "{headings:?}");
+        assert_ne!(
+            headings[0], "Zonas",
+            "the best passage keeps the first place"
+        );
+        // Words every passage uses bring nothing in.
+        let found = ask("cuanto cuesta el envío de un paquete?").await;
+        assert!(
+            found.iter().all(|r| r.heading.as_deref() != Some("Zonas")),
+            "{found:?}"
+        );
     }
 
     #[tokio::test]
