@@ -383,12 +383,21 @@ async fn conversation_view(
     let thread = with_notes(state, &conversation, &messages, earlier.is_some(), before).await?;
     let can_act = Roles::INBOX.allows(viewer.caller.role);
     // Who the conversation may be given to: the workspace's people who answer the inbox.
-    let members: Vec<_> = state
-        .store
-        .members(conversation.workspace_id)
-        .await?
-        .into_iter()
+    let everyone = state.store.members(conversation.workspace_id).await?;
+    let members: Vec<_> = everyone
+        .iter()
         .filter(|m| Roles::INBOX.allows(m.role))
+        .cloned()
+        .collect();
+    // Who a note may mention, offered as `@` is typed: the others who read the inbox, each by
+    // the word that names them alone.
+    let mentionable: Vec<Value> = members
+        .iter()
+        .filter(|m| m.user.id != viewer.user.id)
+        .filter_map(|m| {
+            inbox::notes::handle(m, &everyone)
+                .map(|handle| context! { handle, name => m.user.name })
+        })
         .collect();
     let assignee = match conversation.assignee_id {
         Some(user) => match members.iter().find(|m| m.user.id == user) {
@@ -479,6 +488,7 @@ async fn conversation_view(
         conversation_labels => Value::from_serialize(&labels),
         unused_labels => Value::from_serialize(&unused),
         canned,
+        mentionable,
         // A fresh key per rendered form: sending twice (a double click, a retry) sends once.
         reply_key => people::random_token(),
         ..minijinja::value::merge_maps([panel, list, window])

@@ -125,6 +125,32 @@ pub fn resolve<'m>(word: &str, members: &'m [Member]) -> Option<&'m Member> {
     )
 }
 
+/// How `member` is mentioned among `members`: the first of their email's local part, their
+/// name without spaces and their first name that names them alone (see [`resolve`]), lower-case;
+/// `None` when none does (two people with one email name and one full name). The console offers
+/// it as someone types `@`.
+pub fn handle(member: &Member, members: &[Member]) -> Option<String> {
+    let local = member.user.email.split('@').next().unwrap_or_default();
+    let squeezed: String = member.user.name.split_whitespace().collect();
+    let first = member
+        .user
+        .name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    let found = [local, squeezed.as_str(), first]
+        .into_iter()
+        .map(str::to_lowercase)
+        .filter(|word| {
+            !word.is_empty()
+                && word.chars().count() <= MAX_MENTION
+                && word.chars().all(mention_char)
+                && mentions(&format!("@{word}")).first().map(|(_, w)| w) == Some(word)
+        })
+        .find(|word| resolve(word, members).is_some_and(|m| m.user.id == member.user.id));
+    found
+}
+
 /// The people `text` mentions among `members`, each once, in the order first mentioned,
 /// leaving out `author`.
 pub fn mentioned(text: &str, members: &[Member], author: Option<UserId>) -> Vec<UserId> {
@@ -220,6 +246,27 @@ mod tests {
                 created_at: chrono::Utc::now(),
             },
             role: MemberRole::Agent,
+        }
+    }
+
+    #[test]
+    fn a_handle_mentions_its_person_alone() {
+        let members = vec![
+            member("ana@shop.example", "Ana Silva"),
+            member("ana@other.example", "Ana Costa"),
+            member("rui.p@shop.example", "Rui Pereira"),
+            member("x@shop.example", "Ana Silva"),
+        ];
+        // Two "ana@" emails: the full name names Ana Costa alone.
+        assert_eq!(handle(&members[1], &members).as_deref(), Some("anacosta"));
+        assert_eq!(handle(&members[2], &members).as_deref(), Some("rui.p"));
+        assert_eq!(handle(&members[3], &members).as_deref(), Some("x"));
+        // Nothing names the first Ana alone: her email name and her full name are shared.
+        assert_eq!(handle(&members[0], &members), None);
+        for m in &members[1..] {
+            let word = handle(m, &members).unwrap();
+            let named = mentioned(&format!("cc @{word}, thanks"), &members, None);
+            assert_eq!(named, vec![m.user.id], "{word}");
         }
     }
 

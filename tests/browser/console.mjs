@@ -957,8 +957,23 @@ try {
 
     const before = (await ask({ ask: "graph_total" })).count;
     // Marta writes a private note that mentions João, without a script's help for the form.
+    // "@" and the start of his name offer him (never Marta herself); Enter puts in the word
+    // that mentions him alone.
     await page.click("#note-compose summary");
-    await page.fill("#note-text", "@joao can you call this customer back about the refund? @nobody");
+    await page.click("#note-text");
+    await page.keyboard.type("@Jo");
+    await page.waitForSelector("#mentions:not([hidden])");
+    const offered = await page.$$eval("#mentions [role=option]:not([hidden])", (o) => o.map((x) => x.dataset.code));
+    assert.ok(offered.includes("joao"), offered.join());
+    assert.equal(await page.locator("#mentions [role=option]", { hasText: "Marta" }).count(), 0);
+    await shot(page, "32-note-mention-offered");
+    await page.keyboard.press("Enter");
+    assert.ok(await page.locator("#mentions").isHidden());
+    assert.equal(await page.inputValue("#note-text"), "@joao ");
+    await page.keyboard.type("can you call this customer back about the refund? @nobody");
+    await page.waitForSelector("#mentions:not([hidden]) .none:not([hidden])");
+    await page.keyboard.press("Escape");
+    assert.ok(await page.locator("#mentions").isHidden(), "Escape closes the list");
     await page.click("#note button[type=submit]");
     await page.waitForSelector(".message.note .mention >> text=@joao");
     const note = page.locator(".message.note").last();

@@ -115,23 +115,23 @@ document.addEventListener("submit", (e) => {
   for (const field of e.target.querySelectorAll("input[data-zone]")) field.value = zone;
 }, true);
 
-// Canned responses: "/" and a short code at the caret opens the list of those that start with
-// it; arrow keys choose, Enter or Tab inserts (its variables already filled for this
-// conversation), Escape closes. The list is the page's, rendered for this conversation.
-const canned = document.getElementById("canned");
-const box = document.getElementById("text");
-if (canned && box) {
-  const options = [...canned.querySelectorAll("[role=option]")];
-  const none = canned.querySelector(".none");
-  const status = document.getElementById("canned-status");
+// A list offered at the caret of a text box as a word is typed after a sign: canned responses
+// after "/" in the reply, colleagues after "@" in a private note. The options (the page's,
+// rendered for this conversation) that start with what follows the sign are shown; arrow keys
+// choose, Enter or Tab inserts, Escape closes, a tap or a click inserts too.
+function picker(list, box, { sign, matches, counted, nothing }) {
+  const options = [...list.querySelectorAll("[role=option]")];
+  const none = list.querySelector(".none");
+  const status = document.getElementById(list.id + "-status");
+  const word = new RegExp("(^|\\s)[" + sign + "]([\\p{L}\\p{N}._-]*)$", "u");
   let shown = [];
   let active = -1;
   let typed = null;
 
-  // The "/code" just before the caret (at the start or after a space), if any.
-  function slashWord() {
+  // The sign and word just before the caret (at the start or after a space), if any.
+  function signWord() {
     const before = box.value.slice(0, box.selectionStart);
-    const match = /(^|\s)\/([\w-]*)$/.exec(before);
+    const match = word.exec(before);
     return match ? { start: before.length - match[2].length - 1, query: match[2].toLowerCase() } : null;
   }
 
@@ -147,29 +147,29 @@ if (canned && box) {
   }
 
   function close() {
-    canned.hidden = true;
+    list.hidden = true;
     box.setAttribute("aria-expanded", "false");
     typed = null;
     choose(-1);
   }
 
   function open() {
-    typed = slashWord();
+    typed = signWord();
     if (!typed) return close();
     shown = options.filter((o) => {
-      const hit = o.dataset.code.startsWith(typed.query) || (typed.query.length > 1 && o.dataset.text.toLowerCase().includes(typed.query));
+      const hit = matches(o, typed.query);
       o.hidden = !hit;
       return hit;
     });
     none.hidden = shown.length > 0;
-    canned.hidden = false;
+    list.hidden = false;
     box.setAttribute("aria-expanded", "true");
     choose(shown.length ? 0 : -1);
-    status.textContent = shown.length ? `${shown.length} canned responses; arrow keys choose, Enter inserts` : "No canned response starts with that";
+    if (status) status.textContent = shown.length ? `${counted(shown.length)}; arrow keys choose, Enter inserts` : nothing;
   }
 
   function insert(option) {
-    const at = typed || slashWord();
+    const at = typed || signWord();
     if (!at) return close();
     const end = box.selectionStart;
     box.value = box.value.slice(0, at.start) + option.dataset.text + box.value.slice(end);
@@ -177,15 +177,15 @@ if (canned && box) {
     box.setSelectionRange(caret, caret);
     close();
     box.focus();
-    // The draft keeps what was inserted.
+    // A draft keeps what was inserted.
     box.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  box.addEventListener("input", () => (slashWord() ? open() : close()));
+  box.addEventListener("input", () => (signWord() ? open() : close()));
   box.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== box) close(); }, 150));
-  // Before the reply form's own keys (Enter sends): while the list is open, keys choose in it.
+  // Before the form's own keys (Enter sends a reply): while the list is open, keys choose in it.
   box.form.addEventListener("keydown", (e) => {
-    if (e.target !== box || canned.hidden) return;
+    if (e.target !== box || list.hidden) return;
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       if (!shown.length) return;
       e.preventDefault();
@@ -202,11 +202,35 @@ if (canned && box) {
       close();
     }
   }, true);
-  // A tap or a click inserts too (the press keeps the focus in the reply box).
+  // The press keeps the focus in the text box.
   for (const option of options) {
     option.addEventListener("mousedown", (e) => e.preventDefault());
     option.addEventListener("click", () => insert(option));
   }
+}
+
+const canned = document.getElementById("canned");
+const box = document.getElementById("text");
+if (canned && box) {
+  picker(canned, box, {
+    sign: "/",
+    // Its short code, or words of its text once two letters are typed.
+    matches: (o, q) => o.dataset.code.startsWith(q) || (q.length > 1 && o.dataset.text.toLowerCase().includes(q)),
+    counted: (n) => `${n} canned responses`,
+    nothing: "No canned response starts with that",
+  });
+}
+
+const mentions = document.getElementById("mentions");
+const note = document.getElementById("note-text");
+if (mentions && note) {
+  picker(mentions, note, {
+    sign: "@",
+    // The word that mentions them, or the start of one of their names.
+    matches: (o, q) => o.dataset.code.startsWith(q) || o.dataset.name.split(/\s+/).some((w) => w.startsWith(q)),
+    counted: (n) => (n === 1 ? "1 colleague" : `${n} colleagues`),
+    nothing: "Nobody's name starts with that",
+  });
 }
 
 // Presence: a heartbeat while this conversation is open and the page is in front, a signal
