@@ -4,6 +4,8 @@
 //! ([`outline`]). [`Knowledge`] ties these to the store, the embedder and the vector index.
 
 pub mod chunker;
+pub mod faq;
+pub mod gaps;
 pub mod ingest;
 pub mod lexicon;
 pub mod loaders;
