@@ -15,6 +15,7 @@
 
 mod charts;
 mod contacts;
+mod gaps;
 mod inbox;
 mod outbound;
 mod pages;
@@ -70,6 +71,7 @@ pub fn routes() -> Router<AppState> {
             )),
         )
         .route("/inbox/{conversation}/notes", post(inbox::add_note))
+        .route("/inbox/{conversation}/faq", post(inbox::propose_faq))
         .route("/inbox/{conversation}/assign", post(inbox::assign))
         .route("/inbox/{conversation}/resolve", post(inbox::resolve))
         .route("/inbox/{conversation}/handback", post(inbox::hand_back))
@@ -86,6 +88,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pages::routes())
         .merge(reports::routes())
         .merge(teams::routes())
+        .merge(gaps::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -169,6 +172,7 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../ui/templates/conversation.html"),
             ),
             ("error.html", include_str!("../../ui/templates/error.html")),
+            ("gaps.html", include_str!("../../ui/templates/gaps.html")),
             (
                 "contacts.html",
                 include_str!("../../ui/templates/contacts.html"),
