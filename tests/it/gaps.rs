@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wiremock::MockServer;
 
-use crate::support::app::{eventually, TestApp};
-use crate::webhooks::{meta_app, meta_text_to, post_meta, PHONE_ID};
+use crate::support::app::{eventually, Options, TestApp};
+use crate::webhooks::{meta_app, meta_app_with, meta_text_to, post_meta, PHONE_ID};
 
 /// A question the bakery's documents do not answer, a person's reply to it, the facts the
 /// reply gives, and the same question in other words.
@@ -87,23 +87,82 @@ async fn answered(t: &TestApp, session: &str, text: &str, facts: &[&str]) -> (bo
     (ok, out)
 }
 
-/// The conversation of customer `wa_id`, once it is escalated.
-async fn escalated_conversation(t: &TestApp, wa_id: &str) -> Value {
-    eventually(Duration::from_secs(30), || async {
+/// The conversation of customer `wa_id`, once it is escalated, or (unless `escalates`) once
+/// the bot has answered it.
+async fn handled_conversation(t: &TestApp, wa_id: &str, escalates: bool) -> Value {
+    eventually(Duration::from_secs(60), || async {
         let list = t.get("/api/v1/conversations").await;
-        list.as_array()
-            .and_then(|l| l.iter().find(|c| c["contact"]["wa_id"] == wa_id).cloned())
-            .filter(|c| c["status"] == "escalated")
+        let c = list
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["contact"]["wa_id"] == wa_id).cloned())?;
+        if c["status"] == "escalated" {
+            return Some(c);
+        }
+        let id = c["id"].as_str()?;
+        let messages = t.get(&format!("/api/v1/conversations/{id}/messages")).await;
+        let answered = messages
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["role"] == "bot"));
+        (answered && !escalates).then_some(c)
     })
     .await
-    .unwrap_or_else(|| panic!("{wa_id}'s question escalated"))
+    .unwrap_or_else(|| panic!("{wa_id}'s question was handled"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_answers_from_the_inbox_answer_the_same_questions_in_other_words() {
     let graph = crate::webhooks::graph_accepting("wamid.OUT.gaps").await;
     let t = meta_app(&graph, json!({})).await;
+    gaps_closed(t, "test embedder, SQLite", true, GAPS.len() - 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_answers_answer_the_same_questions_in_other_words_on_postgres() {
+    let graph = crate::webhooks::graph_accepting("wamid.OUT.gaps").await;
+    let Some(t) = meta_app_with(&graph, json!({}), true, |_| {}).await else {
+        return;
+    };
+    gaps_closed(t, "test embedder, Postgres", true, GAPS.len() - 1).await;
+}
+
+/// The same with the default local embedder (all-MiniLM-L6-v2) and the agent's default
+/// confidence threshold, when the model is available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_answers_answer_the_same_questions_in_other_words_with_the_local_model() {
+    let graph = crate::webhooks::graph_accepting("wamid.OUT.gaps").await;
+    let uri = graph.uri();
+    let Some(t) = TestApp::start(Options {
+        real_embedder: true,
+        workers: true,
+        tweak: Box::new(move |s| s.channels.meta_graph_url = uri),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    t.demo_agent("demo", json!({})).await;
+    let (status, channel) = t
+        .post(
+            "/api/v1/channels",
+            &json!({
+                "name": "Casa Nube", "provider": "meta", "phone_number_id": PHONE_ID, "agent": "demo",
+                "credentials": {"access_token": "test-token", "app_secret": crate::webhooks::APP_SECRET, "verify_token": "verify-me"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    gaps_closed(t, "all-MiniLM-L6-v2, SQLite", false, GAPS.len() - 1).await;
+}
+
+/// Eight questions reach a person, whose replies are proposed and approved; the same
+/// questions in other words are asked before and after.
+/// With `strict`, every question must escalate; otherwise (another embedder) a person also
+/// answers a question the bot answered without the facts. At least `min_after` paraphrases
+/// must then be answered with the person's facts; the figures are printed.
+async fn gaps_closed(t: TestApp, label: &str, strict: bool, min_after: usize) {
     let n = GAPS.len();
+    let mut escalated = 0;
 
     // Before: the bot cannot answer any of them.
     let mut before = 0;
@@ -122,11 +181,16 @@ async fn approved_answers_from_the_inbox_answer_the_same_questions_in_other_word
             &meta_text_to(PHONE_ID, &customer, &format!("wamid.GAP.{i}"), gap.question),
         )
         .await;
-        let conversation = escalated_conversation(&t, &customer).await;
-        assert_eq!(
-            conversation["status_reason"], "low_confidence",
-            "{conversation}"
-        );
+        let conversation = handled_conversation(&t, &customer, strict).await;
+        if strict {
+            assert_eq!(
+                conversation["status_reason"], "low_confidence",
+                "{conversation}"
+            );
+        }
+        if conversation["status"] == "escalated" {
+            escalated += 1;
+        }
         let id = conversation["id"].as_str().unwrap().to_string();
         let (status, reply) = t
             .post(
@@ -152,7 +216,9 @@ async fn approved_answers_from_the_inbox_answer_the_same_questions_in_other_word
             .find(|g| g["question"] == gap.question)
             .unwrap_or_else(|| panic!("a group for {:?}: {report}", gap.question));
         assert_eq!(group["count"], 1);
-        assert_eq!(group["escalated"], 1);
+        if strict {
+            assert_eq!(group["escalated"], 1);
+        }
         assert_eq!(group["answered_by_person"], 1);
         assert_eq!(group["last_7_days"], 1);
         assert_eq!(group["weekly"], json!([0, 0, 0, 1]));
@@ -212,11 +278,14 @@ async fn approved_answers_from_the_inbox_answer_the_same_questions_in_other_word
             missed.push(format!("{}: {out}", gap.paraphrase));
         }
     }
-    println!("knowledge gaps (test embedder): before: {before}/{n} answered, after: {after}/{n} answered");
+    println!(
+        "knowledge gaps ({label}): {escalated}/{n} questions escalated (the others a person \
+         answered after the bot); before: {before}/{n} answered, after: {after}/{n} answered"
+    );
     // The bag-of-words test embedder relates words, not meanings: "Do you keep an AED in the
     // shop…" finds the defibrillator entry first, by "AED" alone, at a confidence just under
     // the threshold. Every other paraphrase is answered with the person's facts.
-    assert!(after >= n - 1, "paraphrases not answered: {missed:#?}");
+    assert!(after >= min_after, "paraphrases not answered: {missed:#?}");
 
     // The approved entries are an eval suite that passes.
     let suite = t.get("/api/v1/agents/demo/faq-suite").await;
@@ -232,8 +301,8 @@ async fn approved_answers_from_the_inbox_answer_the_same_questions_in_other_word
     })
     .await
     .expect("the run finishes");
-    assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["cases_total"], n);
+    assert_eq!(done["status"], "passed", "{done}");
 
     // Rejecting an approved entry takes it out of the knowledge again.
     let approved = t.get("/api/v1/faq-proposals?status=approved").await;
