@@ -2,7 +2,8 @@
 //! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); contacts, beside a
 //! conversation and on their own page, with their CSV file ([`contacts`]); channels, agents and
 //! their knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG
-//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]); writing first
+//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]); the questions
+//! people had to answer and the FAQ entries proposed from their replies ([`gaps`]); writing first
 //! to a customer, and with a template once the 24-hour window has closed ([`outbound`]).
 //! Pages read through the same library functions as the JSON API, under the same roles. The
 //! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
