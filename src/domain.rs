@@ -124,6 +124,10 @@ id_type!(
     /// Identifies a team of a workspace.
     TeamId
 );
+id_type!(
+    /// Identifies a proposed FAQ entry.
+    FaqProposalId
+);
 
 impl WorkspaceId {
     /// The workspace every installation starts with. Data made before workspaces existed
@@ -2271,6 +2275,54 @@ pub enum HookDeliveryStatus {
     Paused,
     /// Given up after its retries.
     Failed,
+}
+
+/// Where a proposed FAQ entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaqStatus {
+    /// Waiting for an author.
+    Proposed,
+    /// In its agent's knowledge and eval suite.
+    Approved,
+    /// Turned down; kept so the same reply is not proposed again.
+    Rejected,
+}
+text_enum!(FaqStatus { Proposed => "proposed", Approved => "approved", Rejected => "rejected" });
+
+/// An FAQ entry proposed from a person's reply to a customer (or written by hand): the
+/// customer's words as the question, the reply as the answer. An author edits and approves it;
+/// approved entries are part of the agent's knowledge and become eval cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FaqProposal {
+    /// Its id.
+    pub id: FaqProposalId,
+    /// The agent whose knowledge it joins (the conversation's, unless an author chose another).
+    pub agent_id: Option<AgentId>,
+    /// The conversation it came from, if any.
+    pub conversation_id: Option<ConversationId>,
+    /// The customer's message it came from, if any.
+    pub question_message_id: Option<MessageId>,
+    /// The person's reply it came from, if any.
+    pub answer_message_id: Option<MessageId>,
+    /// The question, as the FAQ states it.
+    pub question: String,
+    /// The answer.
+    pub answer: String,
+    /// Where it stands.
+    pub status: FaqStatus,
+    /// Who proposed it (none for an API key).
+    pub proposed_by: Option<UserId>,
+    /// Their name as it was then.
+    pub proposed_by_name: String,
+    /// Who approved or rejected it.
+    pub decided_by: Option<UserId>,
+    /// When it was approved or rejected.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When it was proposed.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 text_enum!(HookStatus { Active => "active", Paused => "paused" });

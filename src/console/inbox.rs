@@ -472,8 +472,29 @@ async fn conversation_view(
         .into_iter()
         .filter(|l| !labels.iter().any(|on| on.id == l.id))
         .collect();
+    // FAQ entries proposed from this conversation's replies, by reply.
+    let faq: std::collections::BTreeMap<String, Value> = state
+        .store
+        .faq_proposals(
+            conversation.workspace_id,
+            crate::store::FaqFilter {
+                conversation: Some(conversation.id),
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .filter_map(|f| {
+            let reply = f.answer_message_id?;
+            Some((
+                reply.to_string(),
+                context! { id => f.id.to_string(), status => f.status.as_str() },
+            ))
+        })
+        .collect();
     Ok(context! {
         page => "inbox",
+        faq,
         conversation => Value::from_serialize(&conversation),
         messages => Value::from_serialize(&thread),
         escalations => Value::from_serialize(&escalations),
@@ -665,6 +686,52 @@ pub(super) async fn add_note(
             Redirect::to(&format!("/inbox/{}#n-{}", conversation.id, note.id)).into_response()
         }
         Err(e) => error_page(Some(&viewer), e.into()),
+    }
+}
+
+/// One click on a person's reply: an FAQ entry proposed from it (the customer's words before
+/// it as the question). Anyone who reads the conversation may propose; an author goes on to
+/// the proposal on the Knowledge gaps page to edit and approve it, others come back here.
+pub(super) async fn propose_faq(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let viewer = match acting(&state, &headers, &form).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
+    let conversation = match find(&state, &viewer, &id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(Some(&viewer), e),
+    };
+    let Some(message) = form.get("message").and_then(|m| m.parse().ok()) else {
+        return error_page(
+            Some(&viewer),
+            ApiError::invalid("message", "choose a person's reply"),
+        );
+    };
+    match state.store.message(message).await {
+        Ok(Some(m)) if m.conversation_id == conversation.id => {}
+        Ok(_) => {
+            return error_page(
+                Some(&viewer),
+                ApiError::NotFound(format!("no message {message} in this conversation")),
+            )
+        }
+        Err(e) => return error_page(Some(&viewer), e.into()),
+    }
+    let body = crate::http::api::faq::NewProposal {
+        message_id: Some(message),
+        ..Default::default()
+    };
+    match crate::http::api::faq::make_proposal(&state, &viewer.caller, body).await {
+        Ok((proposal, _)) if Roles::AUTHORS.allows(viewer.caller.role) => {
+            Redirect::to(&format!("/knowledge-gaps#p-{}", proposal.id)).into_response()
+        }
+        Ok(_) => Redirect::to(&format!("/inbox/{}#m-{message}", conversation.id)).into_response(),
+        Err(e) => error_page(Some(&viewer), e),
     }
 }
 

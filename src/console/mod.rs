@@ -2,7 +2,8 @@
 //! sign-in, first-run set-up and invitations; the inbox ([`inbox`]); contacts, beside a
 //! conversation and on their own page, with their CSV file ([`contacts`]); channels, agents and
 //! their knowledge, the sandbox, evals and settings ([`pages`]); reports drawn as SVG
-//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]); writing first
+//! ([`reports`]); teams and who gets each channel's escalations ([`teams`]); the questions
+//! people had to answer and the FAQ entries proposed from their replies ([`gaps`]); writing first
 //! to a customer, and with a template once the 24-hour window has closed ([`outbound`]).
 //! Pages read through the same library functions as the JSON API, under the same roles. The
 //! inbox's forms post here and call [`crate::inbox`]; the other pages' actions are calls of the
@@ -15,6 +16,7 @@
 
 mod charts;
 mod contacts;
+mod gaps;
 mod inbox;
 mod outbound;
 mod pages;
@@ -70,6 +72,7 @@ pub fn routes() -> Router<AppState> {
             )),
         )
         .route("/inbox/{conversation}/notes", post(inbox::add_note))
+        .route("/inbox/{conversation}/faq", post(inbox::propose_faq))
         .route("/inbox/{conversation}/assign", post(inbox::assign))
         .route("/inbox/{conversation}/resolve", post(inbox::resolve))
         .route("/inbox/{conversation}/handback", post(inbox::hand_back))
@@ -86,6 +89,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pages::routes())
         .merge(reports::routes())
         .merge(teams::routes())
+        .merge(gaps::routes())
         .route("/assets/{name}", get(asset))
         .layer(middleware::from_fn(security_headers))
 }
@@ -169,6 +173,7 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../../ui/templates/conversation.html"),
             ),
             ("error.html", include_str!("../../ui/templates/error.html")),
+            ("gaps.html", include_str!("../../ui/templates/gaps.html")),
             (
                 "contacts.html",
                 include_str!("../../ui/templates/contacts.html"),

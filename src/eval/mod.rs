@@ -10,6 +10,7 @@
 
 pub mod assertions;
 pub mod from_conversation;
+pub mod from_faq;
 pub mod instructions;
 pub mod judge;
 pub mod report;

@@ -243,6 +243,18 @@ impl From<crate::inbox::InboxError> for ApiError {
     }
 }
 
+impl From<crate::knowledge::faq::FaqError> for ApiError {
+    fn from(e: crate::knowledge::faq::FaqError) -> Self {
+        use crate::knowledge::faq::FaqError;
+        match e {
+            FaqError::Invalid(fields) => ApiError::Invalid(fields),
+            FaqError::NotFound(m) => ApiError::NotFound(m),
+            FaqError::Knowledge(e) => e.into(),
+            FaqError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<LimitError> for ApiError {
     fn from(e: LimitError) -> Self {
         match e {

@@ -1,9 +1,12 @@
 //! A business's knowledge: loading documents ([`loaders`]), cutting them into token-sized
 //! passages ([`chunker`]), ingesting them into the SQL store and the vector index ([`ingest`]),
-//! hybrid retrieval ([`retrieve`]), and what the documents say about the business
-//! ([`outline`]). [`Knowledge`] ties these to the store, the embedder and the vector index.
+//! hybrid retrieval ([`retrieve`]), what the documents say about the business ([`outline`]),
+//! the questions people had to answer ([`gaps`]) and the FAQ entries approved from their
+//! replies ([`faq`]). [`Knowledge`] ties these to the store, the embedder and the vector index.
 
 pub mod chunker;
+pub mod faq;
+pub mod gaps;
 pub mod ingest;
 pub mod lexicon;
 pub mod loaders;

@@ -366,6 +366,24 @@ impl Knowledge {
         version: i64,
         language: Option<&str>,
     ) -> Result<Centre, KnowledgeError> {
+        let means = self.question_means().await?;
+        let profile = self.profile(collection, version).await?;
+        let question = means.for_languages(language, profile.lexicon.language());
+        Ok(Centre {
+            question,
+            passage: profile.mean,
+        })
+    }
+
+    /// The mean of the typical questions' vectors: what "a customer question" looks like to
+    /// this embedder, for comparing questions with each other on what they ask (see
+    /// [`super::gaps`]).
+    pub(crate) async fn typical_question_mean(&self) -> Result<Arc<Vec<f32>>, KnowledgeError> {
+        Ok(self.question_means().await?.typical.clone())
+    }
+
+    /// The typical questions' means, all together and in each language, embedded once.
+    async fn question_means(&self) -> Result<Arc<QuestionMeans>, KnowledgeError> {
         let dimensions = self.embedder.dimensions();
         let means = self
             .question_mean
@@ -412,12 +430,7 @@ impl Knowledge {
             })
             .await?
             .clone();
-        let profile = self.profile(collection, version).await?;
-        let question = means.for_languages(language, profile.lexicon.language());
-        Ok(Centre {
-            question,
-            passage: profile.mean,
-        })
+        Ok(means)
     }
 
     /// The words of `collection`'s passages (see [`Lexicon`]), read again when its version

@@ -15,6 +15,7 @@ mod conversations;
 mod evals;
 mod event_log;
 mod events;
+mod faq;
 mod files;
 mod group;
 mod hooks;
@@ -62,6 +63,7 @@ pub use conversations::ConversationStore;
 pub use evals::{EvalRun, EvalRunStatus, EvalStore, FinishedEvalRun};
 pub use event_log::EventSignal;
 pub use events::EventStore;
+pub use faq::{FaqFilter, FaqStore, GapQuestion, GapReply, NewFaqProposal};
 pub use files::{FileStore, NewFile, StoredFile};
 pub use hooks::{HookAttempt, HookChanges, HookStore, NewHook, NewHookDelivery};
 pub use journal::{JournalBacklog, JournalEntry, JournalStore, NewJournalEntry};
@@ -600,6 +602,7 @@ pub trait Store:
     + ReportStore
     + SurveyStore
     + TeamStore
+    + FaqStore
     + Send
     + Sync
 {

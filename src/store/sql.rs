@@ -194,6 +194,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "teams",
                 include_str!("../../migrations/sqlite/0023_teams.sql"),
             ),
+            (
+                24,
+                "faq_proposals",
+                include_str!("../../migrations/sqlite/0024_faq_proposals.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -315,6 +320,11 @@ fn migrator(backend: Backend) -> Migrator {
                 24,
                 "teams",
                 include_str!("../../migrations/postgres/0024_teams.sql"),
+            ),
+            (
+                25,
+                "faq_proposals",
+                include_str!("../../migrations/postgres/0025_faq_proposals.sql"),
             ),
         ],
     };

@@ -90,7 +90,7 @@ try {
       const box = a.getBoundingClientRect();
       return { text: a.textContent.trim(), inView: box.left >= 0 && box.right <= window.innerWidth && box.width > 0 };
     }));
-    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Contacts", "Reports", "Channels", "Teams", "Agents", "Sandbox", "Evals", "Settings", "API"]);
+    assert.deepEqual(menu.map((m) => m.text), ["Inbox", "Contacts", "Reports", "Channels", "Teams", "Agents", "Knowledge gaps", "Sandbox", "Evals", "Settings", "API"]);
     assert.ok(menu.every((m) => m.inView), `every page in view: ${JSON.stringify(menu)}`);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
     await shot(page, "01c-phone-menu");
@@ -1144,6 +1144,65 @@ try {
     assert.match(await page.textContent("#window"), /Open: 2[34] h( \d+ min)? left \(until .+\); after that, only templates/);
     assert.equal(await page.locator("#text").count(), 1);
     await shot(page, "47-window-open");
+  });
+
+  await as("knowledge gaps: a person's reply proposed, edited, approved and found in the agent's knowledge", async () => {
+    // A question the documents do not answer reaches a person.
+    await page.goto(BASE + "/inbox");
+    await page.waitForSelector("#live[data-state=live]", { timeout: 5000 });
+    await ask({ ask: "meta_text", id: "wamid.IN.G1", from: "351912000333", name: "Helena Prado", text: "Do you donate leftover bread to charity?" });
+    await page.locator("#conversations .conversation", { hasText: "Helena Prado" }).first().waitFor({ timeout: 5000 });
+    await page.locator("#conversations .conversation", { hasText: "Helena Prado" }).first().locator("a").first().click();
+    await page.waitForSelector(".thread-head .badge.status-escalated", { timeout: 10000 });
+    await page.fill("#text", "Hi Helena! Yes: unsold bread goes to the Refood charity every evening at 20:00.");
+    await page.press("#text", "Enter");
+    const reply = page.locator(".message.outbound", { hasText: "Refood" });
+    await reply.waitFor();
+    // One click proposes it; an author lands on the proposal to edit it.
+    await reply.locator("button:has-text('Propose as FAQ')").click();
+    await page.waitForURL(/\/knowledge-gaps#p-/);
+    const id = new URL(page.url()).hash.slice(1);
+    const card = page.locator(`#${id}`);
+    assert.equal(await card.locator("input[name=question]").inputValue(), "Do you donate leftover bread to charity?");
+    assert.match(await card.locator("textarea[name=answer]").inputValue(), /^Hi Helena! Yes: unsold bread goes to the Refood charity/);
+    assert.equal(await card.locator("select[name=agent]").inputValue(), "demo");
+    // The group it came from says who asked, how often, and that an entry is proposed.
+    const group = page.locator(".gap", { hasText: "Do you donate leftover bread to charity?" });
+    assert.match(await group.locator(".gap-counts").textContent(), /1\s*time/);
+    assert.match(await group.locator(".trend").textContent(), /1 in the last 7 days/);
+    assert.equal(await group.locator("svg.weekly rect").count(), 8);
+    assert.match(await group.locator(".faq-state").textContent(), /FAQ entry proposed/);
+    await shot(page, "48-knowledge-gaps-proposed");
+    // Written for every customer, then approved.
+    await card.locator("textarea[name=answer]").fill("Yes: unsold bread goes to the Refood charity every evening at 20:00.");
+    await card.locator("button:has-text('Approve and add to knowledge')").click();
+    await page.waitForURL(/\/knowledge-gaps#p-/);
+    const approved = page.locator(`#approved #${id}`);
+    await approved.waitFor();
+    assert.equal(await approved.locator(".faq-answer").textContent(), "Yes: unsold bread goes to the Refood charity every evening at 20:00.");
+    assert.equal(await page.locator(`#proposed #${id}`).count(), 0);
+    assert.match(await page.locator(".gap", { hasText: "Do you donate leftover bread to charity?" }).locator(".faq-state").textContent(), /approved/);
+    await shot(page, "49-knowledge-gaps-approved");
+    // On a phone the page fits the width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+    await shot(page, "50-phone-knowledge-gaps");
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // It is a document of the agent's knowledge, and retrieval finds it.
+    await approved.locator("a[href='/agents/demo']").click();
+    await page.waitForURL("**/agents/demo");
+    await page.waitForSelector("#documents >> text=approved-answers.md");
+    await page.fill("#search-q", "What happens to the bread you do not sell?");
+    await page.click("#search button[type=submit]");
+    await page.waitForSelector("#passages li.passage");
+    assert.match(await page.textContent("#passages"), /Refood/);
+    await shot(page, "51-agent-approved-answers");
+    // Back in the conversation, the reply says its entry is approved.
+    await page.goBack();
+    await page.goto(BASE + "/inbox");
+    await page.locator("#conversations .conversation", { hasText: "Helena Prado" }).first().locator("a").first().click();
+    await page.waitForSelector(".message.outbound .faq-state >> text=FAQ approved");
+    await shot(page, "52-conversation-faq-approved");
   });
 
   const unexpected = problems.filter((p) => !/status of (40[134]|422)/.test(p));

@@ -551,6 +551,7 @@ async fn each_role_opens_the_pages_it_may_and_no_other() {
         "/sandbox",
         "/sandbox?agent=demo",
         "/evals",
+        "/knowledge-gaps",
         "/settings",
     ] {
         let page = owner.get(path).await;
@@ -580,12 +581,19 @@ async fn each_role_opens_the_pages_it_may_and_no_other() {
             "joao@casanube.example",
             "agent",
             &["/inbox"][..],
-            &["/channels", "/settings", "/agents", "/sandbox", "/evals"][..],
+            &[
+                "/channels",
+                "/settings",
+                "/agents",
+                "/sandbox",
+                "/evals",
+                "/knowledge-gaps",
+            ][..],
         ),
         (
             "ines@casanube.example",
             "author",
-            &["/inbox", "/agents", "/sandbox", "/evals"][..],
+            &["/inbox", "/agents", "/sandbox", "/evals", "/knowledge-gaps"][..],
             &["/channels", "/settings"][..],
         ),
     ] {

@@ -17,6 +17,7 @@ mod draft;
 mod engine;
 mod eval;
 mod events;
+mod gaps;
 mod graph_versions;
 mod handoff;
 mod hooks;

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod eval;
 pub mod events;
+pub mod faq;
 pub mod hooks;
 pub mod instructions;
 pub mod jobs;
@@ -38,6 +39,7 @@ pub fn routes(state: &AppState) -> Vec<Route> {
         agents::routes(),
         instructions::routes(),
         knowledge::routes(state),
+        faq::routes(),
         keys::routes(),
         channels::routes(),
         conversations::routes(),
