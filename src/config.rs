@@ -574,6 +574,9 @@ pub struct SpeechSettings {
     /// Seconds from the start of a note that language detection hears (1-30): whisper's
     /// detection encodes this much instead of a whole 30 s window.
     pub detect_seconds: u64,
+    /// Detect a shorter note's language through a window cut to its length (rounded up to 5 s)
+    /// instead of `detect_seconds`: the rest would be padding silence.
+    pub detect_to_note: bool,
     /// Cut the quiet before a note's first and after its last speech before transcribing.
     pub trim_silence: bool,
     /// Keep transcription states (whisper's caches and buffers) between notes.
@@ -591,6 +594,7 @@ impl Default for SpeechSettings {
             max_concurrent: 1,
             max_audio_secs: 600,
             detect_seconds: 10,
+            detect_to_note: true,
             trim_silence: false,
             warm_state: true,
             window_margin_secs: None,

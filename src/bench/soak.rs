@@ -4,7 +4,8 @@
 //! It reports throughput, acknowledgement and reply latency, the job queue's depth over time and
 //! each replica's memory, and counts replies lost (a customer never answered) and duplicated (a
 //! customer answered twice). Embeddings come from a mock too (the test embedder's bag-of-words
-//! vectors): the figures are the engine's, not a model's.
+//! vectors): the figures are the engine's, not a model's. With `previous` settings it runs twice,
+//! first with them, and prints the customers answered per second of both runs and their ratio.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -50,6 +51,9 @@ pub struct SoakPlan {
     pub drain: Duration,
     /// How often the queue and memory are sampled.
     pub every: Duration,
+    /// Settings the replicas ran with before (as `PALAVER__SECTION__KEY` variables): when
+    /// given, the soak runs first with them, then again with the current settings.
+    pub previous: Vec<(String, String)>,
 }
 
 /// One sample of the queue and memory.
@@ -87,6 +91,9 @@ pub struct SoakReport {
     pub unanswered: usize,
     /// Replies beyond the first to one customer.
     pub duplicated: usize,
+    /// Customers answered per second: those answered over the time from the load's start to
+    /// the last first reply (the replicas' pace when the load is more than they answer).
+    pub answered_per_second: f64,
     /// The queue and memory over time.
     pub samples: Vec<SoakSample>,
 }
@@ -128,6 +135,13 @@ impl fmt::Display for SoakReport {
             f,
             "  acknowledgement / baseline p99 ratio: {:.1}x",
             ms(self.ack.p99) / ms(self.baseline.p99).max(1e-6)
+        )?;
+        writeln!(
+            f,
+            "  customers answered: {:.1}/s ({} in {:.1} s from the load's start to the last reply)",
+            self.answered_per_second,
+            self.acknowledged - self.unanswered,
+            (self.acknowledged - self.unanswered) as f64 / self.answered_per_second.max(1e-9)
         )?;
         match self.queued_at_end() {
             // Jobs left means replies still coming: the load was more than the replicas answer
@@ -250,6 +264,7 @@ fn start_replica(
     database_url: Option<&str>,
     mock: &str,
     key: &str,
+    extra: &[(String, String)],
 ) -> Result<Replica, BenchError> {
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
@@ -278,6 +293,7 @@ fn start_replica(
     if let Some(url) = database_url {
         command.env("PALAVER__DATABASE__URL", url);
     }
+    command.envs(extra.iter().map(|(k, v)| (k, v)));
     let child = command.spawn()?;
     Ok(Replica {
         child,
@@ -380,7 +396,61 @@ fn webhook(n: u64, run: &str) -> (Vec<u8>, String) {
     )
 }
 
-/// Runs the soak.
+/// The soak with the previous settings and with the current ones, run one after the other.
+#[derive(Debug, Clone)]
+pub struct SoakComparison {
+    /// With the previous settings.
+    pub previous: SoakReport,
+    /// With the current settings.
+    pub current: SoakReport,
+}
+
+impl fmt::Display for SoakComparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings: Vec<String> = self
+            .previous
+            .plan
+            .previous
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(f, "previous settings ({}):", settings.join(" "))?;
+        writeln!(f, "{}", self.previous)?;
+        writeln!(f, "current settings:")?;
+        writeln!(f, "{}", self.current)?;
+        write!(
+            f,
+            "customers answered: {:.1}/s against {:.1}/s with the previous settings ({:.2}x)",
+            self.current.answered_per_second,
+            self.previous.answered_per_second,
+            self.current.answered_per_second / self.previous.answered_per_second.max(1e-9)
+        )
+    }
+}
+
+/// Runs the soak with `plan.previous` set on the replicas, then with the current settings, each
+/// on a fresh SQLite file.
+pub async fn compare(settings: &Settings, plan: SoakPlan) -> Result<SoakComparison, BenchError> {
+    if plan.database_url.is_some() {
+        return Err(BenchError::Setup(
+            "comparing with the previous settings needs a fresh SQLite file for each run: \
+             leave out --database-url"
+                .into(),
+        ));
+    }
+    let previous = run(settings, plan.clone()).await?;
+    let current = run(
+        settings,
+        SoakPlan {
+            previous: Vec::new(),
+            ..plan
+        },
+    )
+    .await?;
+    Ok(SoakComparison { previous, current })
+}
+
+/// Runs the soak (with `plan.previous` set on the replicas).
 pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, BenchError> {
     if plan.replicas == 0 || plan.rate == 0 {
         return Err(BenchError::Setup(
@@ -414,6 +484,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
             plan.database_url.as_deref(),
             &mock_url,
             &key,
+            &plan.previous,
         )?);
     }
     let client = reqwest::Client::builder()
@@ -525,12 +596,21 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         .clone();
     let mut unanswered = 0;
     let mut reply_times = Vec::new();
+    let mut last_reply = load_start;
     for (n, started, _, _) in &acknowledged {
         match replies.get(&customer(*n)).and_then(|t| t.first()) {
-            Some(at) => reply_times.push(at.saturating_duration_since(*started)),
+            Some(at) => {
+                reply_times.push(at.saturating_duration_since(*started));
+                last_reply = last_reply.max(*at);
+            }
             None => unanswered += 1,
         }
     }
+    let answered_per_second = reply_times.len() as f64
+        / last_reply
+            .saturating_duration_since(load_start)
+            .as_secs_f64()
+            .max(1e-9);
     let duplicated = replies.values().map(|t| t.len().saturating_sub(1)).sum();
 
     drop(replicas);
@@ -547,6 +627,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         reply: (!reply_times.is_empty()).then(|| latency(reply_times)),
         unanswered,
         duplicated,
+        answered_per_second,
         samples,
         plan,
     })
@@ -568,6 +649,7 @@ mod tests {
                 knowledge: PathBuf::from("knowledge"),
                 drain: Duration::from_secs(5),
                 every: Duration::from_secs(5),
+                previous: Vec::new(),
             },
             sent: 100,
             acknowledged: 100,
@@ -577,6 +659,7 @@ mod tests {
             reply: Some(ms(500)),
             unanswered,
             duplicated: 0,
+            answered_per_second: 100.0 - unanswered as f64,
             samples: vec![
                 SoakSample {
                     at: Duration::ZERO,
@@ -590,6 +673,33 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// The comparison shows both runs, the settings the first ran with and the ratio of
+    /// customers answered per second.
+    #[test]
+    fn the_comparison_shows_both_runs_and_their_ratio() {
+        let mut previous = report(0, 0);
+        previous.answered_per_second = 40.0;
+        previous.plan.previous = vec![("PALAVER__WORKERS__CONCURRENCY".into(), "4".into())];
+        let mut current = report(0, 0);
+        current.answered_per_second = 90.0;
+        let text = SoakComparison { previous, current }.to_string();
+        assert!(
+            text.starts_with("previous settings (PALAVER__WORKERS__CONCURRENCY=4):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("customers answered: 40.0/s (100 in 2.5 s"),
+            "{text}"
+        );
+        assert!(text.contains("current settings:"), "{text}");
+        assert!(
+            text.ends_with(
+                "customers answered: 90.0/s against 40.0/s with the previous settings (2.25x)"
+            ),
+            "{text}"
+        );
     }
 
     /// Customers still unanswered while their jobs wait in the queue are reported as such;

@@ -1,7 +1,8 @@
 //! Speech, step by step: each way of transcribing a voice note measured against the one before
 //! it in the same run, starting from the previous settings (whisper-base with f16 weights,
 //! hearing the whole note, a new whisper state per note). A step is one change: the state kept
-//! warm between notes, the quiet around the speech cut, the weights quantized (q8_0, then q5_1
+//! warm between notes, language detection hearing a window cut to the note (in 5 s steps)
+//! instead of 10 s, the quiet around the speech cut, the weights quantized (q8_0, then q5_1
 //! instead), the encoder's window sized to the note plus 2 s or 10 s, and English-only tiny.en
 //! for reference. Every
 //! step transcribes an espeak-ng note of about 5 s and one of about 30 s (the median of the
@@ -89,6 +90,8 @@ pub struct Step {
     pub trim_silence: bool,
     /// Whether transcription states were kept between notes.
     pub warm_state: bool,
+    /// Whether language detection heard a window cut to the note.
+    pub detect_to_note: bool,
     /// Seconds of encoder window beyond the note (`None`: the whole 30 s window).
     pub window_margin: Option<u64>,
 }
@@ -99,6 +102,7 @@ impl Step {
         self.model == settings.model
             && self.trim_silence == settings.trim_silence
             && self.warm_state == settings.warm_state
+            && self.detect_to_note == settings.detect_to_note
             && self.window_margin == settings.window_margin_secs
     }
 }
@@ -110,6 +114,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base",
         trim_silence: false,
         warm_state: false,
+        detect_to_note: false,
         window_margin: None,
     },
     Step {
@@ -117,6 +122,15 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: false,
+        window_margin: None,
+    },
+    Step {
+        label: "+ detection cut to note",
+        model: "whisper-base",
+        trim_silence: false,
+        warm_state: true,
+        detect_to_note: true,
         window_margin: None,
     },
     Step {
@@ -124,6 +138,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base",
         trim_silence: true,
         warm_state: true,
+        detect_to_note: true,
         window_margin: None,
     },
     Step {
@@ -131,6 +146,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base-q8_0",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: true,
         window_margin: None,
     },
     Step {
@@ -138,6 +154,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base-q5_1",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: true,
         window_margin: None,
     },
     Step {
@@ -145,6 +162,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: true,
         window_margin: Some(2),
     },
     Step {
@@ -152,6 +170,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-base",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: true,
         window_margin: Some(10),
     },
     Step {
@@ -159,6 +178,7 @@ pub const STEPS: &[Step] = &[
         model: "whisper-tiny.en",
         trim_silence: false,
         warm_state: true,
+        detect_to_note: true,
         window_margin: None,
     },
 ];
@@ -533,6 +553,7 @@ pub async fn run(
         let transcriber = model
             .with_trim_silence(step.trim_silence)
             .with_warm_state(step.warm_state)
+            .with_detect_to_note(step.detect_to_note)
             .with_window_margin(step.window_margin);
         // The first run allocates whisper's buffers (and a detection state) and warms the
         // caches.
@@ -669,7 +690,7 @@ mod tests {
             vec![
                 run_row(0, 2000.0, 3600.0, 1.0, 7),
                 run_row(1, 1800.0, 3600.0, 1.0, 7),
-                run_row(3, 900.0, 2700.0, 1.0, 7),
+                run_row(4, 900.0, 2700.0, 1.0, 7),
             ],
             "whisper-base-q8_0",
         );
@@ -700,7 +721,7 @@ mod tests {
             vec![
                 run_row(0, 2000.0, 3600.0, 1.0, 7),
                 run_row(1, 1800.0, 3400.0, 1.0, 7),
-                run_row(4, 1100.0, 3300.0, 3.0, 6),
+                run_row(5, 1100.0, 3300.0, 3.0, 6),
             ],
             "whisper-base-q5_1",
         );

@@ -46,6 +46,18 @@ pub(crate) struct QueueBench {
     pub(crate) database_url: Option<String>,
 }
 
+/// A `PALAVER__SECTION__KEY=VALUE` setting for `bench soak --previous`.
+fn setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if key.starts_with("PALAVER__") => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not PALAVER__SECTION__KEY=VALUE (e.g. PALAVER__WORKERS__CONCURRENCY=4)"
+        )),
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct SoakBench {
     /// Webhooks per second, each from a new customer.
@@ -66,6 +78,11 @@ pub(crate) struct SoakBench {
     /// Seconds between samples of the queue and memory.
     #[arg(long, default_value_t = 10)]
     pub(crate) every: u64,
+    /// Run the soak first with these settings (`PALAVER__SECTION__KEY=VALUE`, repeatable) on
+    /// the replicas, then with the current ones, and print both with the ratio of customers
+    /// answered per second.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = setting)]
+    pub(crate) previous: Vec<(String, String)>,
 }
 
 #[derive(Args)]
@@ -268,9 +285,19 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 knowledge: args.knowledge,
                 drain: std::time::Duration::from_secs(120),
                 every: std::time::Duration::from_secs(args.every.max(1)),
+                previous: Vec::new(),
             };
-            let report = palaver::bench::soak::run(&settings, plan).await?;
-            println!("{report}");
+            if !args.previous.is_empty() {
+                let plan = palaver::bench::soak::SoakPlan {
+                    previous: args.previous,
+                    ..plan
+                };
+                let report = palaver::bench::soak::compare(&settings, plan).await?;
+                println!("{report}");
+            } else {
+                let report = palaver::bench::soak::run(&settings, plan).await?;
+                println!("{report}");
+            }
         }
         BenchCommand::Events(args) => {
             let report = palaver::bench::events::run(&settings, args.clients, args.events).await?;

@@ -7,7 +7,10 @@
 //! languages runs it twice per note: once to detect, once to transcribe. Detection hears only
 //! the first `speech.detect_seconds` (10 by default) through states kept for it
 //! ([`detection_state`]): whisper.cpp sizes a detection's encoder by the context of the state's
-//! last full run, so such a state is primed once with that size and then only detects.
+//! last full run, so such a state is primed once with that size and then only detects. With
+//! `speech.detect_to_note`, a shorter note is detected through a window cut to its own length,
+//! rounded up to [`DETECT_STEP_SECONDS`]: the rest of the window would be padding silence, and
+//! the encoder's work grows with the window.
 //! Transcription keeps the whole window by default: sized to the note
 //! (`speech.window_margin_secs`), whisper-base misheard whole words of the shipped voice notes.
 //! States are kept warm between notes (`speech.warm_state`), so a note does not wait for
@@ -17,6 +20,7 @@
 //! ([`silence::speech_span`]): detection then hears speech from its first second, and a note a
 //! little over 30 s of which seconds are quiet fits one window instead of two.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,10 +46,56 @@ const WINDOW_SAMPLES: usize = WINDOW_SECONDS as usize * decode::SAMPLE_RATE as u
 /// Encoder positions per second of audio (1500 for a 30 s window).
 const CTX_PER_SECOND: u64 = 50;
 
+/// Detection windows cut to a note are whole multiples of this many seconds, so a few primed
+/// states serve every note length.
+pub const DETECT_STEP_SECONDS: u64 = 5;
+
+/// Seconds of audio language detection hears for a note of `samples`: `detect_seconds`, or
+/// with `to_note` the note's length rounded up to [`DETECT_STEP_SECONDS`] when that is shorter.
+pub fn detect_window(samples: usize, detect_seconds: u64, to_note: bool) -> u64 {
+    if !to_note {
+        return detect_seconds;
+    }
+    let note = (samples as u64).div_ceil(u64::from(decode::SAMPLE_RATE));
+    let stepped = note.div_ceil(DETECT_STEP_SECONDS).max(1) * DETECT_STEP_SECONDS;
+    stepped.min(detect_seconds)
+}
+
 /// Whisper states kept between notes, one per job running at once, made when first needed: a
 /// new state allocates its caches and compute buffers before it can hear anything.
 #[derive(Default)]
 struct States(Mutex<Vec<WhisperState>>);
+
+/// Detection states kept between notes, by the seconds of window they were primed for.
+#[derive(Default)]
+struct Detectors(Mutex<BTreeMap<u64, Vec<WhisperState>>>);
+
+impl Detectors {
+    /// A kept state primed for `seconds`, or the one `make` makes.
+    fn take(
+        &self,
+        seconds: u64,
+        make: impl FnOnce() -> Result<WhisperState, SpeechError>,
+    ) -> Result<WhisperState, SpeechError> {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&seconds)
+            .and_then(Vec::pop);
+        kept.map_or_else(make, Ok)
+    }
+
+    /// Keeps `state`, primed for `seconds`, for the next note.
+    fn give_back(&self, seconds: u64, state: WhisperState) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(seconds)
+            .or_default()
+            .push(state);
+    }
+}
 
 impl States {
     /// A kept state, or the one `make` makes.
@@ -92,8 +142,10 @@ pub struct WhisperTranscriber {
     max_audio_secs: u64,
     multilingual: bool,
     detect_seconds: u64,
-    /// Detection states, primed for `detect_seconds`.
-    detectors: Arc<States>,
+    /// Whether detection hears only as much window as the note fills (see [`detect_window`]).
+    detect_to_note: bool,
+    /// Detection states, by the seconds they were primed for.
+    detectors: Arc<Detectors>,
     trim_silence: bool,
     /// Transcription states kept between notes (`None`: a new state per note).
     warm: Option<Arc<States>>,
@@ -108,6 +160,7 @@ impl fmt::Debug for WhisperTranscriber {
             .field("threads", &self.threads)
             .field("multilingual", &self.multilingual)
             .field("detect_seconds", &self.detect_seconds)
+            .field("detect_to_note", &self.detect_to_note)
             .field("trim_silence", &self.trim_silence)
             .finish_non_exhaustive()
     }
@@ -230,6 +283,7 @@ impl WhisperTranscriber {
             max_audio_secs: s.max_audio_secs,
             multilingual,
             detect_seconds: s.detect_seconds.clamp(1, WINDOW_SECONDS),
+            detect_to_note: s.detect_to_note,
             detectors: Arc::default(),
             trim_silence: s.trim_silence,
             warm: s.warm_state.then(Arc::default),
@@ -243,6 +297,14 @@ impl WhisperTranscriber {
         Self {
             detect_seconds: seconds.clamp(1, WINDOW_SECONDS),
             detectors: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same loaded model, detecting languages through a window cut to the note or not.
+    pub fn with_detect_to_note(&self, to_note: bool) -> Self {
+        Self {
+            detect_to_note: to_note,
             ..self.clone()
         }
     }
@@ -316,11 +378,13 @@ impl WhisperTranscriber {
         let (language, language_probability) = match language {
             Some(code) => (self.requested_language(code)?, None),
             None if self.multilingual => {
-                let mut detector = self
-                    .detectors
-                    .take(|| detection_state(&self.ctx, self.detect_seconds, self.threads))?;
+                let seconds =
+                    detect_window(samples.len(), self.detect_seconds, self.detect_to_note);
+                let mut detector = self.detectors.take(seconds, || {
+                    detection_state(&self.ctx, seconds, self.threads)
+                })?;
                 let detected = detect(&mut detector, samples, self.threads);
-                self.detectors.give_back(detector);
+                self.detectors.give_back(seconds, detector);
                 let (id, probabilities) = detected?;
                 let code = whisper_rs::get_lang_str(id).ok_or_else(|| {
                     SpeechError::Transcription(format!("detected unknown language id {id}"))
@@ -618,6 +682,32 @@ mod tests {
 
     fn required() -> bool {
         std::env::var("PALAVER_REQUIRE_MODELS").is_ok_and(|v| v == "1")
+    }
+
+    /// Detection hears the note rounded up to 5 s, never more than `detect_seconds`, and the
+    /// whole `detect_seconds` when not cut to the note.
+    #[test]
+    fn detection_window_follows_the_note_in_steps() {
+        let rate = decode::SAMPLE_RATE as usize;
+        for (samples, detect_seconds, to_note, window) in [
+            (0, 10, true, 5),
+            (rate / 2, 10, true, 5),
+            (rate * 46 / 10, 10, true, 5),
+            (rate * 5, 10, true, 5),
+            (rate * 5 + 1, 10, true, 10),
+            (rate * 8, 10, true, 10),
+            (rate * 28, 10, true, 10),
+            (rate * 12, 30, true, 15),
+            (rate * 3, 3, true, 3),
+            (rate * 3, 10, false, 10),
+            (rate * 28, 30, false, 30),
+        ] {
+            assert_eq!(
+                detect_window(samples, detect_seconds, to_note),
+                window,
+                "{samples} samples, detect_seconds {detect_seconds}, to_note {to_note}"
+            );
+        }
     }
 
     /// The cached model store when `name` is in it, or `None` with a note. With
