@@ -250,7 +250,7 @@ pub const TYPICAL_QUESTIONS_BY_LANGUAGE: &[(&str, &[&str])] = &[
 pub(super) struct Profile {
     version: i64,
     mean: Arc<Vec<f32>>,
-    lexicon: Arc<Lexicon>,
+    pub(super) lexicon: Arc<Lexicon>,
 }
 
 /// Each collection's profile, with the collection version it was computed at.
@@ -445,7 +445,11 @@ impl Knowledge {
     }
 
     /// The profile of `collection` at `version`: kept, or read from every passage in pages.
-    async fn profile(&self, collection: &str, version: i64) -> Result<Profile, KnowledgeError> {
+    pub(super) async fn profile(
+        &self,
+        collection: &str,
+        version: i64,
+    ) -> Result<Profile, KnowledgeError> {
         let cached = {
             let profiles = self.passage_means.lock().unwrap_or_else(|e| e.into_inner());
             profiles

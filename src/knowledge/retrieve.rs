@@ -2,7 +2,7 @@
 //! the SQL store's full-text index, fused by reciprocal rank fusion. This is the one retrieval
 //! path used by the pipeline, `palaver search`, the API and the eval runner.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -103,27 +103,28 @@ impl Knowledge {
     async fn rare_word_passage(
         &self,
         collection: &str,
+        version: i64,
         terms: &[String],
         results: &[Retrieved],
         candidates: usize,
     ) -> Result<Option<crate::store::Passage>, KnowledgeError> {
-        let lexicon = self.lexicon(collection).await?;
+        let lexicon = self.profile(collection, version).await?.lexicon;
         let rare_idf = lexicon.idf_at_share(RARE_SHARE);
-        let holds = |heading: Option<&str>, body: &str, word: &str| {
+        let words_of = |heading: Option<&str>, body: &str| -> HashSet<String> {
             text::words(heading.unwrap_or_default())
-                .iter()
-                .chain(text::words(body).iter())
-                .any(|w| w == word)
+                .into_iter()
+                .chain(text::words(body))
+                .collect()
         };
+        let held: HashSet<String> = results
+            .iter()
+            .flat_map(|r| words_of(r.heading.as_deref(), &r.text))
+            .collect();
         let missing: Vec<String> = terms
             .iter()
             .filter(|t| t.chars().count() >= 3 && !t.chars().all(|c| c.is_ascii_digit()))
             .filter(|t| lexicon.knows(t) && lexicon.idf(t) >= rare_idf)
-            .filter(|t| {
-                !results
-                    .iter()
-                    .any(|r| holds(r.heading.as_deref(), &r.text, t))
-            })
+            .filter(|t| !held.contains(*t))
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -140,9 +141,8 @@ impl Knowledge {
             .take(RARE_CANDIDATES)
             .collect();
         let found = self.store.passages(&ids).await?.into_iter().find(|p| {
-            missing
-                .iter()
-                .any(|w| holds(p.heading.as_deref(), &p.text, w))
+            let words = words_of(p.heading.as_deref(), &p.text);
+            missing.iter().any(|w| words.contains(w))
         });
         tracing::debug!(target: "palaver::retrieval", ?missing, added = ?found.as_ref().map(|p| &p.heading), "rare words");
         Ok(found)
@@ -285,7 +285,13 @@ impl Knowledge {
             return Ok((results, None));
         }
         if let Some(p) = self
-            .rare_word_passage(query.collection, &terms, &results, candidates)
+            .rare_word_passage(
+                query.collection,
+                version.unwrap_or(0),
+                &terms,
+                &results,
+                candidates,
+            )
             .await?
         {
             let similarity = match dense_score.get(&p.chunk_id) {
