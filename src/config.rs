@@ -257,8 +257,9 @@ pub enum EmbeddingBackend {
 pub struct EmbeddingSettings {
     /// `local` or `openai`.
     pub backend: EmbeddingBackend,
-    /// The local model: `multilingual-e5-small` (about 100 languages, the default),
-    /// `portuguese-e5-small` (English and Portuguese) or `all-minilm-l6-v2` (English).
+    /// The local model: `embeddinggemma-300m` (100+ languages, the default),
+    /// `multilingual-e5-small` (about 100 languages, smaller and faster), `portuguese-e5-small`
+    /// (English and Portuguese) or `all-minilm-l6-v2` (English).
     pub local_model: String,
     /// Sentences per batch for the local model.
     pub batch_size: usize,
@@ -279,7 +280,8 @@ pub struct EmbeddingSettings {
 /// The local embedding models `embedding.local_model` may name, the default first:
 /// multilingual, because customers write in their own language about documents in the
 /// business's.
-pub const LOCAL_EMBEDDING_MODELS: [&str; 3] = [
+pub const LOCAL_EMBEDDING_MODELS: [&str; 4] = [
+    "embeddinggemma-300m",
     "multilingual-e5-small",
     "portuguese-e5-small",
     "all-minilm-l6-v2",

@@ -112,6 +112,10 @@ impl Embedder for QueryBatches {
     fn fusion_weight(&self) -> f32 {
         self.inner.fusion_weight()
     }
+
+    fn relevance_scale(&self) -> f32 {
+        self.inner.relevance_scale()
+    }
 }
 
 #[cfg(test)]

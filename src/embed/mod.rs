@@ -1,10 +1,12 @@
 //! Text embeddings: the [`Embedder`] trait and its implementations, the local models run
-//! in-process (all-MiniLM-L6-v2, [`local`], the default; multilingual-e5-small, [`e5`]) and any
-//! OpenAI-compatible `/v1/embeddings` server ([`openai`]).
+//! in-process (EmbeddingGemma-300M, [`gemma`], the default; multilingual-e5-small, [`e5`];
+//! all-MiniLM-L6-v2, [`local`]) and any OpenAI-compatible `/v1/embeddings` server
+//! ([`openai`]).
 
 pub mod batch;
 pub mod bert;
 pub mod e5;
+pub mod gemma;
 pub mod local;
 pub mod openai;
 pub mod sentencepiece;
@@ -60,13 +62,21 @@ pub trait Embedder: Send + Sync {
     fn fusion_weight(&self) -> f32 {
         2.0
     }
+    /// What this model's centred cosines are multiplied by to become relevance
+    /// ([`crate::knowledge::Centre::relevance`]), so that an agent's confidence threshold means
+    /// the same with every model: 1 for the model the threshold was measured with
+    /// (multilingual-e5-small), and for another the ratio of that model's best threshold to its
+    /// own, measured with `palaver eval` on the same suites.
+    fn relevance_scale(&self) -> f32 {
+        1.0
+    }
 }
 
 /// The local model used unless `embedding.local_model` names another.
 pub const DEFAULT_MODEL: &str = LOCAL_MODELS[0];
 
 /// The models `embedding.local_model` may name, as the settings list them.
-pub const LOCAL_MODELS: [&str; 3] = crate::config::LOCAL_EMBEDDING_MODELS;
+pub const LOCAL_MODELS: [&str; 4] = crate::config::LOCAL_EMBEDDING_MODELS;
 
 /// Loads local embedding model `name` (one of [`LOCAL_MODELS`]), fetching it on first use.
 pub async fn load_local(
@@ -77,6 +87,9 @@ pub async fn load_local(
     match name {
         local::MODEL => Ok(Arc::new(
             local::LocalEmbedder::load(models, settings).await?,
+        )),
+        gemma::MODEL => Ok(Arc::new(
+            gemma::GemmaEmbedder::load(models, settings).await?,
         )),
         _ => Ok(Arc::new(
             e5::E5Embedder::load(models, name, settings).await?,
@@ -142,8 +155,8 @@ mod tests {
     fn every_model_the_settings_name_is_one_this_module_loads() {
         assert_eq!(
             LOCAL_MODELS,
-            [e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL]
+            [gemma::MODEL, e5::MODEL, e5::PORTUGUESE_MODEL, local::MODEL]
         );
-        assert_eq!(DEFAULT_MODEL, e5::MODEL);
+        assert_eq!(DEFAULT_MODEL, gemma::MODEL);
     }
 }

@@ -267,6 +267,8 @@ pub struct Centre {
     pub question: Arc<Vec<f32>>,
     /// Mean of the collection's passages (zero for an empty collection).
     pub passage: Arc<Vec<f32>>,
+    /// The embedder's [`crate::embed::Embedder::relevance_scale`].
+    pub scale: f32,
 }
 
 impl Centre {
@@ -274,7 +276,7 @@ impl Centre {
     pub fn relevance(&self, question: &[f32], passage: &[f32]) -> f32 {
         let q: Vec<f32> = minus(question, &self.question);
         let p: Vec<f32> = minus(passage, &self.passage);
-        cosine(&q, &p)
+        cosine(&q, &p) * self.scale
     }
 }
 
@@ -372,6 +374,7 @@ impl Knowledge {
         Ok(Centre {
             question,
             passage: profile.mean,
+            scale: self.embedder.relevance_scale(),
         })
     }
 
@@ -507,6 +510,7 @@ mod tests {
         let centre = Centre {
             question: Arc::new(vec![0.9, 0.0, 0.0]),
             passage: Arc::new(vec![0.9, 0.0, 0.0]),
+            scale: 1.0,
         };
         let q = [0.95, 0.3, 0.0];
         let p = [0.95, -0.3, 0.0];

@@ -125,7 +125,7 @@ async fn approved_answers_answer_the_same_questions_in_other_words_on_postgres()
     gaps_closed(t, "test embedder, Postgres", true, GAPS.len() - 1).await;
 }
 
-/// The same with the default local embedder (multilingual-e5-small) and the agent's default
+/// The same with the default local embedder (EmbeddingGemma-300M) and the agent's default
 /// confidence threshold, when the model is available.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_answers_answer_the_same_questions_in_other_words_with_the_local_model() {
@@ -152,7 +152,7 @@ async fn approved_answers_answer_the_same_questions_in_other_words_with_the_loca
         )
         .await;
     assert_eq!(status, 201, "{channel}");
-    gaps_closed(t, "multilingual-e5-small, SQLite", false, GAPS.len() - 1).await;
+    gaps_closed(t, "embeddinggemma-300m, SQLite", false, GAPS.len() - 1).await;
 }
 
 /// Eight questions reach a person, whose replies are proposed and approved; the same

@@ -1722,6 +1722,7 @@ mod tests {
         let centre = crate::knowledge::Centre {
             question: zero.clone(),
             passage: zero,
+            scale: 1.0,
         };
         let model = Extractive::new(Arc::new(Words));
         let question = "Do you accept cards?";
