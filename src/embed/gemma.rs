@@ -7,7 +7,7 @@
 //! weighted by their token counts.
 //!
 //! It reads meaning across languages and paraphrases that multilingual-e5-small misses ("a flat
-//! tyre" for "puncture repair", "whitening" for "branqueamento"), at about five times its cost
+//! tyre" for "puncture repair", "whitening" for "branqueamento"), at about ten times its cost
 //! per text; see the README's model table for the measurements.
 
 use std::collections::HashMap;
