@@ -4,8 +4,9 @@
 //! It reports throughput, acknowledgement and reply latency, the job queue's depth over time and
 //! each replica's memory, and counts replies lost (a customer never answered) and duplicated (a
 //! customer answered twice). Embeddings come from a mock too (the test embedder's bag-of-words
-//! vectors): the figures are the engine's, not a model's. With `previous` settings it runs twice,
-//! first with them, and prints the customers answered per second of both runs and their ratio.
+//! vectors): the figures are the engine's, not a model's. With `previous` settings or an earlier
+//! build (`previous_binary`) it runs twice, first with them, and prints the customers answered
+//! per second of both runs and their ratio.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,6 +55,9 @@ pub struct SoakPlan {
     /// Settings the replicas ran with before (as `PALAVER__SECTION__KEY` variables): when
     /// given, the soak runs first with them, then again with the current settings.
     pub previous: Vec<(String, String)>,
+    /// Another `palaver` executable (an earlier build) the replicas of the first run are: when
+    /// given, the soak runs first with it, then again with this one.
+    pub previous_binary: Option<PathBuf>,
 }
 
 /// One sample of the queue and memory.
@@ -260,6 +264,7 @@ fn free_port() -> Result<u16, BenchError> {
 }
 
 fn start_replica(
+    binary: &Path,
     dir: &Path,
     database_url: Option<&str>,
     mock: &str,
@@ -269,7 +274,7 @@ fn start_replica(
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("serve.log"))?;
-    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    let mut command = tokio::process::Command::new(binary);
     command
         .arg("serve")
         .env("PALAVER__DATA__DIR", dir)
@@ -407,13 +412,16 @@ pub struct SoakComparison {
 
 impl fmt::Display for SoakComparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let settings: Vec<String> = self
+        let mut settings: Vec<String> = self
             .previous
             .plan
             .previous
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        if let Some(binary) = &self.previous.plan.previous_binary {
+            settings.push(format!("binary {}", binary.display()));
+        }
         writeln!(f, "previous settings ({}):", settings.join(" "))?;
         writeln!(f, "{}", self.previous)?;
         writeln!(f, "current settings:")?;
@@ -443,6 +451,7 @@ pub async fn compare(settings: &Settings, plan: SoakPlan) -> Result<SoakComparis
         settings,
         SoakPlan {
             previous: Vec::new(),
+            previous_binary: None,
             ..plan
         },
     )
@@ -465,11 +474,14 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
     let scratch = super::scratch_dir(&settings.data.dir, "soak")?;
 
     let provider = Arc::new(Provider::default());
+    // Builds before the Graph API version was a channel setting kept it in
+    // `channels.meta_graph_url`, and send without it (`--previous-binary`).
     let mock = Router::new()
         .route(
             &format!("/{DEFAULT_GRAPH_VERSION}/{PHONE_ID}/messages"),
             post(send),
         )
+        .route(&format!("/{PHONE_ID}/messages"), post(send))
         .route("/v1/embeddings", post(embeddings))
         .with_state(provider.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -477,9 +489,14 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
     let mock_server = tokio::spawn(async move { axum::serve(listener, mock).await });
 
     let key = crate::crypto::generate_key();
+    let binary = match &plan.previous_binary {
+        Some(binary) => binary.clone(),
+        None => std::env::current_exe()?,
+    };
     let mut replicas = Vec::new();
     for n in 0..plan.replicas {
         replicas.push(start_replica(
+            &binary,
             &scratch.join(format!("replica-{n}")),
             plan.database_url.as_deref(),
             &mock_url,
@@ -650,6 +667,7 @@ mod tests {
                 drain: Duration::from_secs(5),
                 every: Duration::from_secs(5),
                 previous: Vec::new(),
+                previous_binary: None,
             },
             sent: 100,
             acknowledged: 100,
@@ -682,11 +700,14 @@ mod tests {
         let mut previous = report(0, 0);
         previous.answered_per_second = 40.0;
         previous.plan.previous = vec![("PALAVER__WORKERS__CONCURRENCY".into(), "4".into())];
+        previous.plan.previous_binary = Some(PathBuf::from("/opt/palaver-0.9/palaver"));
         let mut current = report(0, 0);
         current.answered_per_second = 90.0;
         let text = SoakComparison { previous, current }.to_string();
         assert!(
-            text.starts_with("previous settings (PALAVER__WORKERS__CONCURRENCY=4):"),
+            text.starts_with(
+                "previous settings (PALAVER__WORKERS__CONCURRENCY=4 binary /opt/palaver-0.9/palaver):"
+            ),
             "{text}"
         );
         assert!(

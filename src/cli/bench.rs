@@ -83,6 +83,11 @@ pub(crate) struct SoakBench {
     /// answered per second.
     #[arg(long, value_name = "KEY=VALUE", value_parser = setting)]
     pub(crate) previous: Vec<(String, String)>,
+    /// Run the soak first with this `palaver` executable (an earlier build) as the replicas,
+    /// then with this one, and print both with the ratio (with `--previous`, those settings
+    /// go to the earlier build).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) previous_binary: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -286,10 +291,17 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 drain: std::time::Duration::from_secs(120),
                 every: std::time::Duration::from_secs(args.every.max(1)),
                 previous: Vec::new(),
+                previous_binary: None,
             };
-            if !args.previous.is_empty() {
+            if let Some(binary) = &args.previous_binary {
+                if !binary.is_file() {
+                    anyhow::bail!("--previous-binary {}: no such file", binary.display());
+                }
+            }
+            if !args.previous.is_empty() || args.previous_binary.is_some() {
                 let plan = palaver::bench::soak::SoakPlan {
                     previous: args.previous,
+                    previous_binary: args.previous_binary,
                     ..plan
                 };
                 let report = palaver::bench::soak::compare(&settings, plan).await?;
