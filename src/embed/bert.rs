@@ -36,6 +36,29 @@ pub fn thread_pool() -> Result<rayon::ThreadPool, EmbedError> {
         .map_err(model_err)
 }
 
+/// Appends to `windows` the windows of text number `text`, whose tokens are `content`: runs of
+/// at most `width` tokens, each between the `start` and `end` tokens and weighted by its
+/// content tokens (an empty text is one window of weight 1), for models that average a long
+/// text's windows.
+pub fn push_windows(
+    windows: &mut Vec<(usize, Vec<u32>, f32)>,
+    text: usize,
+    content: &[u32],
+    width: usize,
+    (start, end): (u32, u32),
+) {
+    if content.is_empty() {
+        windows.push((text, vec![start, end], 1.0));
+    }
+    for chunk in content.chunks(width.max(1)) {
+        let mut ids = Vec::with_capacity(chunk.len() + 2);
+        ids.push(start);
+        ids.extend_from_slice(chunk);
+        ids.push(end);
+        windows.push((text, ids, chunk.len() as f32));
+    }
+}
+
 /// A local model called from async code: at most `embedding.max_concurrent` jobs run at once on
 /// the blocking pool, each with the configured batch size.
 pub struct Runner<M> {

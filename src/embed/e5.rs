@@ -18,8 +18,8 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::bert::{
-    dequantize_q4, inference_err, model_err, normalise, thread_pool, Encoder, Runner, WordTable,
-    Q4_BLOCK_BYTES,
+    dequantize_q4, inference_err, model_err, normalise, push_windows, thread_pool, Encoder, Runner,
+    WordTable, Q4_BLOCK_BYTES,
 };
 use super::sentencepiece::Unigram;
 use super::{EmbedError, Embedder};
@@ -166,22 +166,12 @@ impl Model {
         batch_size: usize,
         width: usize,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let width = width.max(1);
         // Every window of every text: its text, its tokens with the start and end tokens, and
         // its weight (content tokens).
         let mut windows: Vec<(usize, Vec<u32>, f32)> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let content = self.tokenizer.encode(&format!("{}{}", role.prefix(), text));
-            if content.is_empty() {
-                windows.push((i, vec![self.start, self.end], 1.0));
-            }
-            for chunk in content.chunks(width) {
-                let mut ids = Vec::with_capacity(chunk.len() + 2);
-                ids.push(self.start);
-                ids.extend_from_slice(chunk);
-                ids.push(self.end);
-                windows.push((i, ids, chunk.len() as f32));
-            }
+            push_windows(&mut windows, i, &content, width, (self.start, self.end));
         }
         let sequences: Vec<&[u32]> = windows.iter().map(|(_, ids, _)| ids.as_slice()).collect();
         let sums = self

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::{PaddingParams, Tokenizer};
 
-use super::bert::{inference_err, model_err, normalise, thread_pool, Runner};
+use super::bert::{inference_err, model_err, normalise, push_windows, thread_pool, Runner};
 use super::{EmbedError, Embedder};
 use crate::config::EmbeddingSettings;
 use crate::models::ModelStore;
@@ -409,23 +409,19 @@ impl Model {
     /// projections.
     fn embed(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
         let width = WINDOW - 2;
-        let mut windows: Vec<(usize, Vec<u32>, f64)> = Vec::new();
+        let mut windows: Vec<(usize, Vec<u32>, f32)> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let encoding = self
                 .tokenizer
                 .encode_fast(format!("{}{}", role.prompt(), text), false)
                 .map_err(inference_err)?;
-            let content = encoding.get_ids();
-            if content.is_empty() {
-                windows.push((i, vec![self.start, self.end], 1.0));
-            }
-            for chunk in content.chunks(width) {
-                let mut ids = Vec::with_capacity(chunk.len() + 2);
-                ids.push(self.start);
-                ids.extend_from_slice(chunk);
-                ids.push(self.end);
-                windows.push((i, ids, chunk.len() as f64));
-            }
+            push_windows(
+                &mut windows,
+                i,
+                encoding.get_ids(),
+                width,
+                (self.start, self.end),
+            );
         }
         // Longest first, so the pool's threads finish together.
         let mut order: Vec<usize> = (0..windows.len()).collect();
@@ -443,7 +439,8 @@ impl Model {
         let mut weights = vec![0f64; texts.len()];
         for (w, state) in pooled {
             let (text, _, weight) = &windows[w];
-            let state = (state * *weight).map_err(inference_err)?;
+            let weight = f64::from(*weight);
+            let state = (state * weight).map_err(inference_err)?;
             weights[*text] += weight;
             sums[*text] = Some(match sums[*text].take() {
                 None => state,

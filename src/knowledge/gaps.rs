@@ -140,7 +140,7 @@ pub fn group(vectors: &[Vec<f32>], threshold: f32) -> Vec<Vec<usize>> {
 
 /// `v` minus `centre`, made unit-length again (left as it is when nothing is left).
 fn centred(v: &[f32], centre: &[f32]) -> Vec<f32> {
-    let mut out: Vec<f32> = v.iter().zip(centre).map(|(a, b)| a - b).collect();
+    let mut out = super::relevance::minus(v, centre);
     let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm <= f32::EPSILON {
         return v.to_vec();

@@ -280,7 +280,8 @@ impl Centre {
     }
 }
 
-fn minus(a: &[f32], b: &[f32]) -> Vec<f32> {
+/// `a - b`, `b` read as zeros past its end.
+pub(super) fn minus(a: &[f32], b: &[f32]) -> Vec<f32> {
     a.iter()
         .zip(b.iter().chain(std::iter::repeat(&0.0)))
         .map(|(x, y)| x - y)

@@ -43,6 +43,32 @@ pub struct Retrieved {
     pub keyword_rank: Option<usize>,
 }
 
+impl Retrieved {
+    /// Passage `p` as a result, its relevance not yet measured.
+    fn of(
+        p: &crate::store::Passage,
+        score: f32,
+        similarity: f32,
+        dense_rank: Option<usize>,
+        keyword_rank: Option<usize>,
+    ) -> Self {
+        Self {
+            chunk_id: p.chunk_id,
+            document_id: p.document_id,
+            source: p.source.clone(),
+            title: p.title.clone(),
+            position: p.position,
+            heading: p.heading.clone(),
+            text: p.text.clone(),
+            score,
+            similarity,
+            relevance: 0.0,
+            dense_rank,
+            keyword_rank,
+        }
+    }
+}
+
 /// A retrieval request.
 #[derive(Debug, Clone)]
 pub struct Query<'a> {
@@ -272,20 +298,13 @@ impl Knowledge {
             if similarity < query.min_score && !strong_keyword {
                 continue;
             }
-            results.push(Retrieved {
-                chunk_id: id,
-                document_id: p.document_id,
-                source: p.source.clone(),
-                title: p.title.clone(),
-                position: p.position,
-                heading: p.heading.clone(),
-                text: p.text.clone(),
+            results.push(Retrieved::of(
+                p,
                 score,
                 similarity,
-                relevance: 0.0,
-                dense_rank: dense_rank.get(&id).copied(),
-                keyword_rank: k_rank,
-            });
+                dense_rank.get(&id).copied(),
+                k_rank,
+            ));
             if results.len() == query.top_k {
                 break;
             }
@@ -313,20 +332,13 @@ impl Knowledge {
                     .get(&p.chunk_id)
                     .map_or(0.0, |e| cosine(e, &vector)),
             };
-            let added = Retrieved {
-                chunk_id: p.chunk_id,
-                document_id: p.document_id,
-                source: p.source,
-                title: p.title,
-                position: p.position,
-                heading: p.heading,
-                text: p.text,
-                score: results.last().map_or(0.0, |r| r.score),
+            let added = Retrieved::of(
+                &p,
+                results.last().map_or(0.0, |r| r.score),
                 similarity,
-                relevance: 0.0,
-                dense_rank: dense_rank.get(&p.chunk_id).copied(),
-                keyword_rank: keyword_rank.get(&p.chunk_id).copied(),
-            };
+                dense_rank.get(&p.chunk_id).copied(),
+                keyword_rank.get(&p.chunk_id).copied(),
+            );
             // It takes the last place, or a free one; the best passage keeps the first.
             if results.len() < query.top_k || results.len() == 1 {
                 results.push(added);
@@ -343,20 +355,13 @@ impl Knowledge {
                 continue;
             }
             let Some(p) = by_id.get(id) else { continue };
-            let added = Retrieved {
-                chunk_id: *id,
-                document_id: p.document_id,
-                source: p.source.clone(),
-                title: p.title.clone(),
-                position: p.position,
-                heading: p.heading.clone(),
-                text: p.text.clone(),
-                score: results.last().map_or(0.0, |r| r.score),
-                similarity: hit.score,
-                relevance: 0.0,
-                dense_rank: dense_rank.get(id).copied(),
-                keyword_rank: keyword_rank.get(id).copied(),
-            };
+            let added = Retrieved::of(
+                p,
+                results.last().map_or(0.0, |r| r.score),
+                hit.score,
+                dense_rank.get(id).copied(),
+                keyword_rank.get(id).copied(),
+            );
             if results.len() < query.top_k {
                 results.push(added);
             } else if results.len() > reserved + kept + 1 {
