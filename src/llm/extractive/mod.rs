@@ -9,10 +9,12 @@
 //! a unit (an FAQ entry); from a longer one its best sentence and the next ones when they belong
 //! to it; from a table, the rows the question singles out: by a band that holds the customer's
 //! number ("12 km" in "de 8 a 15 km"), the size or day it names, or the words of the row's own
-//! name, with the one column it asks about ("12-month contract"); the variants of one product
-//! when it names no size; the whole table when it asks about all of it ("opening hours?"). A
-//! row whose band, size or day excludes the customer's is never offered: a wrong price is worse
-//! than a hand-over. The answer is the offer ranked best by its passage's relevance, its
+//! name, with the one column it asks about ("12-month contract"); when none of its words tells
+//! the rows apart (another language, other words), the rows whose names alone mean what it asks,
+//! and when several differently named ones do alike, their names to choose from; the variants
+//! of one product when it names no size; the whole table when it asks about all of it
+//! ("opening hours?"). A row whose band, size or day excludes the customer's is never offered: a
+//! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's relevance, its
 //! retrieval rank, its sentences' scores, the question's words it holds, whether it was singled
 //! out, and for a price question whether it states one. A section whose heading names other
 //! days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
@@ -198,6 +200,7 @@ impl ChatModel for Extractive {
                     own: own.contains(&sentence),
                     text: sentence,
                     score: 0.0,
+                    meaning: None,
                 });
             }
         }
@@ -221,6 +224,36 @@ impl ChatModel for Extractive {
                 .map(|q| SIMILARITY_WEIGHT * cosine(q, v) + (1.0 - SIMILARITY_WEIGHT) * held)
                 .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
+        }
+        // A table row is about the thing its name says, whatever its price and notes add: its
+        // name alone, read against the question, says which row a customer means when their
+        // words are not the table's ("teeth cleaning" for "Destartarização e polimento
+        // (limpeza)").
+        let named_rows: Vec<(usize, String)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let name = rows::Row::parse(&c.text)?.name?;
+                let name = name.trim();
+                (!name.is_empty()).then(|| (i, name.to_string()))
+            })
+            .collect();
+        if !named_rows.is_empty() {
+            let mut distinct: Vec<String> = named_rows.iter().map(|(_, n)| n.clone()).collect();
+            distinct.sort();
+            distinct.dedup();
+            let vectors = self.vectors(&distinct, false).await?;
+            let name_vectors: HashMap<String, Arc<Vec<f32>>> =
+                distinct.into_iter().zip(vectors).collect();
+            for (i, name) in &named_rows {
+                let v = &name_vectors[name];
+                candidates[*i].meaning = Some(
+                    reading_vectors
+                        .iter()
+                        .map(|q| cosine(q, v))
+                        .fold(f32::MIN, f32::max),
+                );
+            }
         }
         let offers = offers(request.sources, &candidates, &asked, &stems);
         let ranked = choose(offers, &asked);
@@ -263,6 +296,12 @@ impl ChatModel for Extractive {
             // a price question must.
             if asked.asks_price || chosen.offer.row {
                 let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
+                if chosen.offer.ask_which {
+                    let names = grounding::row_names(reply.lines());
+                    if names.len() > 1 {
+                        verdict = Err(Ungrounded::SeveralThings(names));
+                    }
+                }
                 // A row singled out by the customer's own number (its band holds it, in a table
                 // whose heading or row name holds their words: see `offers`) is their case, whatever
                 // other words they put it in ("se eu fechar 10 sessões de fisio": "fechar" is a
@@ -1193,36 +1232,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_price_asked_in_another_language_is_the_row_that_stands_out_by_meaning() {
-        /// [`Words`] that reads a few English words as the Portuguese ones they translate.
-        struct Translating;
-        #[async_trait]
-        impl Embedder for Translating {
-            fn model_id(&self) -> &str {
-                "translating"
-            }
-            fn dimensions(&self) -> usize {
-                4096
-            }
-            async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-                let dictionary = [("first", "primeira"), ("assessment", "avaliacao")];
-                let translated: Vec<String> = texts
-                    .iter()
-                    .map(|t| {
-                        terms(t)
-                            .into_iter()
-                            .map(|w| {
-                                dictionary
-                                    .iter()
-                                    .find(|(en, _)| *en == w)
-                                    .map_or(w.clone(), |(_, pt)| pt.to_string())
-                            })
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .collect();
-                Words.embed(&translated).await
-            }
-        }
         let table =
             "Avaliação fisioterapêutica (primeira consulta) — Duração: 60 min; Valor: R$ 180.\n\
             Sessão de fisioterapia ortopédica — Duração: 50 min; Valor: R$ 140.\n\
@@ -1238,17 +1247,104 @@ mod tests {
                 .iter()
                 .map(|s| (s.heading.as_deref(), s.text.as_str())),
         );
-        let answer = Extractive::new(Arc::new(Translating))
-            .complete(&ChatRequest {
-                lexicon: Some(&lexicon),
-                centre: None,
-                ..request("hi, how much is the first assessment?", &sources)
-            })
-            .await
-            .unwrap();
+        let answer = Extractive::new(Arc::new(Translating(&[
+            ("first", "primeira"),
+            ("assessment", "avaliacao"),
+        ])))
+        .complete(&ChatRequest {
+            lexicon: Some(&lexicon),
+            centre: None,
+            ..request("hi, how much is the first assessment?", &sources)
+        })
+        .await
+        .unwrap();
         assert!(answer.text.contains("R$ 180"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 140"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 150"), "{}", answer.text);
+    }
+
+    /// [`Words`] that reads some words of the question's language as the documents' words
+    /// they translate.
+    struct Translating(&'static [(&'static str, &'static str)]);
+
+    #[async_trait]
+    impl Embedder for Translating {
+        fn model_id(&self) -> &str {
+            "translating"
+        }
+        fn dimensions(&self) -> usize {
+            4096
+        }
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            let translated: Vec<String> = texts
+                .iter()
+                .map(|t| {
+                    terms(t)
+                        .into_iter()
+                        .map(|w| {
+                            self.0
+                                .iter()
+                                .find(|(from, _)| *from == w)
+                                .map_or(w.clone(), |(_, to)| to.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            Words.embed(&translated).await
+        }
+    }
+
+    /// The answer of the extractive answerer with `embedder` to `question` on one passage of
+    /// `table`, with the passage's lexicon.
+    async fn extract_with(embedder: Translating, question: &str, table: &str) -> Completion {
+        let sources = [source(1, "Serviços", "Serviços e preços > Higiene", table)];
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        Extractive::new(Arc::new(embedder))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                centre: None,
+                ..request(question, &sources)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_row_is_told_by_what_its_name_means_not_by_what_its_notes_add() {
+        // The sealant's notes hold more of the question's words than the cleaning's row, but
+        // the cleaning is what the customer names.
+        let table = "Destartarização e polimento (limpeza) — Preço: 55 €.\n\
+            Selante de fissuras, por dente — Preço: 28 €; Notas: aplicado após a limpeza dos dentes.\n\
+            Aplicação de flúor (crianças) — Preço: 20 €.";
+        let answer = extract_with(
+            Translating(&[("cleaning", "limpeza"), ("teeth", "dentes")]),
+            "hi, how much is a teeth cleaning?",
+            table,
+        )
+        .await;
+        assert!(answer.text.contains("55 €"), "{}", answer.text);
+        assert!(!answer.text.contains("28 €"), "{}", answer.text);
+        assert!(!answer.text.contains("20 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn rows_whose_names_mean_the_question_alike_are_asked_about_without_prices() {
+        let table = "Limpeza simples — Preço: 40 €.\n\
+            Limpeza profunda — Preço: 70 €.\n\
+            Aplicação de flúor (crianças) — Preço: 20 €.";
+        let answer = extract_with(
+            Translating(&[("cleaning", "limpeza")]),
+            "how much is a cleaning?",
+            table,
+        )
+        .await;
+        assert_eq!(answer.options, ["Limpeza simples", "Limpeza profunda"]);
+        assert!(!answer.text.contains('€'), "{}", answer.text);
     }
 
     #[tokio::test]

@@ -70,6 +70,8 @@ pub struct Offer<'a> {
     pub fit: Fit,
     /// A table's row or rows.
     pub row: bool,
+    /// Rows that stand out alike: the customer is asked which one they mean.
+    pub ask_which: bool,
 }
 
 /// An offer with its total.
@@ -239,9 +241,7 @@ pub fn offers<'a>(
         }
     }
     for (_, rows) in tables {
-        out.extend(table_offers(
-            sources, candidates, rows, question, asked, floor,
-        ));
+        out.extend(table_offers(sources, candidates, rows, question, asked));
     }
     out
 }
@@ -271,6 +271,7 @@ fn offer<'a>(
         best,
         fit,
         row,
+        ask_which: false,
     }
 }
 
@@ -281,7 +282,6 @@ fn table_offers<'a>(
     rows: Vec<TableRow<'_>>,
     question: &Question,
     asked: &Asked,
-    floor: f32,
 ) -> Vec<Offer<'a>> {
     let source_of = |r: &TableRow| {
         sources
@@ -348,6 +348,7 @@ fn table_offers<'a>(
             target: "palaver::extractive::rows",
             verdict = ?verdicts[i],
             telling = telling[i],
+            meaning = r.candidate.meaning,
             bands = ?r.bands,
             stems = ?r.stems,
             row = %r.row.text.chars().take(70).collect::<String>(),
@@ -423,12 +424,46 @@ fn table_offers<'a>(
             ));
             return out;
         }
-        let lead = Lead::of(top, floor);
-        let standing: Vec<usize> = pool
+        // The rows that stand out by what their names mean (see `Candidate::meaning`). When
+        // several differently named ones stand out alike, and not every row does, the customer
+        // is asked which one they mean rather than told the first one's price.
+        let meaning = |i: usize| {
+            let c = rows[i].candidate;
+            c.meaning.unwrap_or(c.score)
+        };
+        let meanings: Vec<f32> = pool.iter().map(|&i| meaning(i)).collect();
+        let lead = Lead::of(
+            meanings.iter().copied().fold(f32::MIN, f32::max),
+            median(meanings),
+        );
+        let mut standing: Vec<usize> = pool
             .iter()
             .copied()
-            .filter(|&i| lead.stands_out(rows[i].candidate.score))
+            .filter(|&i| lead.stands_out(meaning(i)))
             .collect();
+        standing.sort_by(|&a, &b| meaning(b).total_cmp(&meaning(a)));
+        let names: HashSet<&String> = standing
+            .iter()
+            .filter_map(|&i| rows[i].row.name.as_ref())
+            .collect();
+        if names.len() > 1 && standing.len() < pool.len() {
+            let text = standing
+                .iter()
+                .map(|&i| text_of(&rows[i]))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut which = offer(
+                source_of(&rows[standing[0]]),
+                capped(text),
+                top,
+                Fit::Neutral,
+                true,
+                asked,
+            );
+            which.ask_which = true;
+            out.push(which);
+            return out;
+        }
         for &i in &standing {
             let r = &rows[i];
             out.push(offer(

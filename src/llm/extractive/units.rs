@@ -46,6 +46,9 @@ pub(super) struct Candidate {
     pub(super) own: bool,
     /// Similarity to the question (embedding and words).
     pub(super) score: f32,
+    /// For a table row with a name, how like the question its name alone is (the cosine of
+    /// their embeddings): what tells rows apart when the question's words do not.
+    pub(super) meaning: Option<f32>,
 }
 
 /// The largest share of a collection's passages a word may appear in and still name something
