@@ -52,6 +52,42 @@ impl Embedder for HashEmbedder {
     }
 }
 
+/// A [`HashEmbedder`] that counts the questions it embeds (what a cache of question vectors
+/// saves is what it does not count).
+#[derive(Debug, Default)]
+pub struct CountingEmbedder {
+    inner: HashEmbedder,
+    questions: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingEmbedder {
+    /// The questions embedded so far.
+    pub fn questions(&self) -> usize {
+        self.questions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Embedder for CountingEmbedder {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.embed(texts).await
+    }
+
+    async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.questions
+            .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.embed(texts).await
+    }
+}
+
 /// A chat model that answers from a script, and records what it was asked.
 #[derive(Default)]
 pub struct ScriptedChat {

@@ -9,6 +9,7 @@
 //! near enough, and starts a group of its own otherwise.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -152,6 +153,38 @@ fn centred(v: &[f32], centre: &[f32]) -> Vec<f32> {
 }
 
 impl Knowledge {
+    /// The vectors of workspace `ws`'s customers' questions `texts`, in order: each embedded
+    /// once while it is kept, so a report opened again embeds only what was asked since.
+    async fn workspace_question_vectors(
+        &self,
+        ws: crate::domain::WorkspaceId,
+        texts: &[String],
+    ) -> Result<Vec<Arc<Vec<f32>>>, KnowledgeError> {
+        let key = |text: &String| (super::Asker::Workspace(ws), text.clone());
+        let mut vectors: Vec<Option<Arc<Vec<f32>>>> = texts
+            .iter()
+            .map(|t| self.queries.as_ref().and_then(|q| q.get(&key(t))))
+            .collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
+        for batch in missing.chunks(64) {
+            let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
+            let embedded = self.embedder.embed_queries(&batch_texts).await?;
+            if embedded.len() != batch.len() {
+                return Err(KnowledgeError::Embed(crate::embed::EmbedError::Inference(
+                    format!("{} vectors for {} questions", embedded.len(), batch.len()),
+                )));
+            }
+            for (&i, v) in batch.iter().zip(embedded) {
+                let v = Arc::new(v);
+                if let Some(queries) = &self.queries {
+                    queries.insert(key(&texts[i]), v.clone());
+                }
+                vectors[i] = Some(v);
+            }
+        }
+        Ok(vectors.into_iter().flatten().collect())
+    }
+
     /// The knowledge-gap report of workspace `ws` over the last `weeks` weeks (1 to
     /// [`MAX_WEEKS`]), for one agent's conversations or all of them.
     pub async fn knowledge_gaps(
@@ -179,13 +212,11 @@ impl Knowledge {
         } else {
             let texts: Vec<String> = asked.iter().map(|q| q.text.clone()).collect();
             let mean = self.typical_question_mean().await?;
-            let mut vectors = Vec::with_capacity(texts.len());
-            for batch in texts.chunks(64) {
-                for v in self.embedder.embed_queries(batch).await? {
-                    vectors.push(centred(&v, &mean));
-                }
-            }
-            vectors
+            self.workspace_question_vectors(ws, &texts)
+                .await?
+                .iter()
+                .map(|v| centred(v, &mean))
+                .collect()
         };
         let week_starts: Vec<DateTime<Utc>> = (0..weeks)
             .rev()
@@ -372,6 +403,58 @@ mod tests {
         assert!(after < before, "{after} < {before}");
         // A vector equal to the centre is left as it is rather than made of nothing.
         assert_eq!(centred(&centre, &centre), centre);
+    }
+
+    #[tokio::test]
+    async fn a_workspaces_questions_are_embedded_once_while_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::testing::store(dir.path()).await;
+        let embedder = Arc::new(crate::testing::CountingEmbedder::default());
+        let knowledge = Knowledge::new(
+            store,
+            embedder.clone(),
+            Arc::new(crate::vectors::memory::MemoryStore::new()),
+            Default::default(),
+            Default::default(),
+        );
+        let ws = crate::domain::WorkspaceId::new();
+        let asked: Vec<String> = ["Do you deliver?", "Is there parking?"]
+            .iter()
+            .map(|q| q.to_string())
+            .collect();
+        let first = knowledge
+            .workspace_question_vectors(ws, &asked)
+            .await
+            .unwrap();
+        assert_eq!(embedder.questions(), 2);
+        // Opened again with one question more: only that one is embedded, and every vector
+        // is the one of its own text, in order.
+        let more: Vec<String> = [
+            "Do you deliver?",
+            "Do you sell gift cards?",
+            "Is there parking?",
+        ]
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+        let again = knowledge
+            .workspace_question_vectors(ws, &more)
+            .await
+            .unwrap();
+        assert_eq!(embedder.questions(), 3);
+        assert_eq!(again.len(), 3);
+        assert_eq!(again[0], first[0]);
+        assert_eq!(again[2], first[1]);
+        assert_eq!(
+            *again[1],
+            crate::testing::HashEmbedder::default().vector("Do you sell gift cards?")
+        );
+        // Another workspace's report: its own entries.
+        knowledge
+            .workspace_question_vectors(crate::domain::WorkspaceId::new(), &asked)
+            .await
+            .unwrap();
+        assert_eq!(embedder.questions(), 5);
     }
 
     /// Paraphrases of one question meet, different questions of one business do not, with each

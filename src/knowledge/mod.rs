@@ -86,14 +86,24 @@ pub struct Knowledge {
     question_mean: tokio::sync::OnceCell<Arc<relevance::QuestionMeans>>,
     /// Each collection's passage mean, with the collection version it was computed at.
     passage_means: std::sync::Mutex<relevance::PassageMeans>,
-    /// Question vectors by collection and text: customers of one business ask the same things
-    /// ("horário?"), and a question costs an encoder pass. Kept per collection, so how fast
-    /// one business's question is answered says nothing of what another's customers asked.
+    /// Question vectors by who asks and text: customers of one business ask the same things
+    /// ("horário?"), and a question costs an encoder pass. Kept per collection (and per
+    /// workspace for its gap report), so how fast one business's question is answered says
+    /// nothing of what another's customers asked.
     queries: Option<QuestionVectors>,
 }
 
-/// Question vectors by collection and question text.
-type QuestionVectors = quick_cache::sync::Cache<(String, String), Arc<Vec<f32>>>;
+/// Whose question a kept vector is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Asker {
+    /// A collection's customers, at retrieval.
+    Collection(String),
+    /// A workspace's customers, in its knowledge-gap report.
+    Workspace(crate::domain::WorkspaceId),
+}
+
+/// Question vectors by who asked and question text.
+type QuestionVectors = quick_cache::sync::Cache<(Asker, String), Arc<Vec<f32>>>;
 
 /// Question vectors kept (about 1.5 KB each at 384 dimensions).
 pub const QUERY_CACHE_ENTRIES: usize = 8192;

@@ -189,7 +189,10 @@ impl Knowledge {
         collection: &str,
         question: &str,
     ) -> Result<Arc<Vec<f32>>, KnowledgeError> {
-        let key = (collection.to_string(), question.to_string());
+        let key = (
+            super::Asker::Collection(collection.to_string()),
+            question.to_string(),
+        );
         if let Some(vector) = self.queries.as_ref().and_then(|q| q.get(&key)) {
             metrics::counter!("palaver_question_vectors_total", "cache" => "hit").increment(1);
             return Ok(vector);
@@ -441,32 +444,6 @@ mod tests {
     }
 
     /// An embedder that counts the questions it embeds.
-    struct Counting {
-        inner: crate::testing::HashEmbedder,
-        questions: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl crate::embed::Embedder for Counting {
-        fn model_id(&self) -> &str {
-            self.inner.model_id()
-        }
-        fn dimensions(&self) -> usize {
-            self.inner.dimensions()
-        }
-        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
-            self.inner.embed(texts).await
-        }
-        async fn embed_queries(
-            &self,
-            texts: &[String],
-        ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
-            self.questions
-                .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
-            self.inner.embed(texts).await
-        }
-    }
-
     /// A bag-of-words embedder that does not know one word (a place name, a product a small
     /// model never saw): it embeds every text as if the word were not there.
     struct Blind {
@@ -561,13 +538,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_question_asked_again_of_a_collection_is_embedded_once() {
-        use std::sync::atomic::Ordering;
         let dir = tempfile::tempdir().unwrap();
         let store = crate::knowledge::testing::store(dir.path()).await;
-        let embedder = std::sync::Arc::new(Counting {
-            inner: crate::testing::HashEmbedder::default(),
-            questions: Default::default(),
-        });
+        let embedder = std::sync::Arc::new(crate::testing::CountingEmbedder::default());
         let knowledge = crate::knowledge::Knowledge::new(
             store,
             embedder.clone(),
@@ -601,13 +574,13 @@ mod tests {
         };
         // The first question also embeds the typical questions relevance is centred on.
         let first = ask("bakery").await.unwrap();
-        let embedded = embedder.questions.load(Ordering::SeqCst);
+        let embedded = embedder.questions();
         assert!(!first.is_empty());
         let again = ask("bakery").await.unwrap();
-        assert_eq!(embedder.questions.load(Ordering::SeqCst), embedded, "kept");
+        assert_eq!(embedder.questions(), embedded, "kept");
         assert_eq!(first, again);
         // Another business's customers asking the same words: its own entry.
         ask("florist").await.unwrap();
-        assert_eq!(embedder.questions.load(Ordering::SeqCst), embedded + 1);
+        assert_eq!(embedder.questions(), embedded + 1);
     }
 }
