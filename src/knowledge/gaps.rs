@@ -9,7 +9,6 @@
 //! near enough, and starts a group of its own otherwise.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -153,38 +152,6 @@ fn centred(v: &[f32], centre: &[f32]) -> Vec<f32> {
 }
 
 impl Knowledge {
-    /// The vectors of workspace `ws`'s customers' questions `texts`, in order: each embedded
-    /// once while it is kept, so a report opened again embeds only what was asked since.
-    async fn workspace_question_vectors(
-        &self,
-        ws: crate::domain::WorkspaceId,
-        texts: &[String],
-    ) -> Result<Vec<Arc<Vec<f32>>>, KnowledgeError> {
-        let key = |text: &String| (super::Asker::Workspace(ws), text.clone());
-        let mut vectors: Vec<Option<Arc<Vec<f32>>>> = texts
-            .iter()
-            .map(|t| self.queries.as_ref().and_then(|q| q.get(&key(t))))
-            .collect();
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
-        for batch in missing.chunks(64) {
-            let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
-            let embedded = self.embedder.embed_queries(&batch_texts).await?;
-            if embedded.len() != batch.len() {
-                return Err(KnowledgeError::Embed(crate::embed::EmbedError::Inference(
-                    format!("{} vectors for {} questions", embedded.len(), batch.len()),
-                )));
-            }
-            for (&i, v) in batch.iter().zip(embedded) {
-                let v = Arc::new(v);
-                if let Some(queries) = &self.queries {
-                    queries.insert(key(&texts[i]), v.clone());
-                }
-                vectors[i] = Some(v);
-            }
-        }
-        Ok(vectors.into_iter().flatten().collect())
-    }
-
     /// The knowledge-gap report of workspace `ws` over the last `weeks` weeks (1 to
     /// [`MAX_WEEKS`]), for one agent's conversations or all of them.
     pub async fn knowledge_gaps(
@@ -212,8 +179,9 @@ impl Knowledge {
         } else {
             let texts: Vec<String> = asked.iter().map(|q| q.text.clone()).collect();
             let mean = self.typical_question_mean().await?;
-            self.workspace_question_vectors(ws, &texts)
+            self.question_vectors(super::Asker::Workspace(ws), &texts)
                 .await?
+                .0
                 .iter()
                 .map(|v| centred(v, &mean))
                 .collect()
@@ -409,11 +377,11 @@ mod tests {
     async fn a_workspaces_questions_are_embedded_once_while_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = super::super::testing::store(dir.path()).await;
-        let embedder = Arc::new(crate::testing::CountingEmbedder::default());
+        let embedder = std::sync::Arc::new(crate::testing::CountingEmbedder::default());
         let knowledge = Knowledge::new(
             store,
             embedder.clone(),
-            Arc::new(crate::vectors::memory::MemoryStore::new()),
+            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
             Default::default(),
             Default::default(),
         );
@@ -422,10 +390,8 @@ mod tests {
             .iter()
             .map(|q| q.to_string())
             .collect();
-        let first = knowledge
-            .workspace_question_vectors(ws, &asked)
-            .await
-            .unwrap();
+        let mine = || super::super::Asker::Workspace(ws);
+        let (first, _) = knowledge.question_vectors(mine(), &asked).await.unwrap();
         assert_eq!(embedder.questions(), 2);
         // Opened again with one question more: only that one is embedded, and every vector
         // is the one of its own text, in order.
@@ -437,10 +403,8 @@ mod tests {
         .iter()
         .map(|q| q.to_string())
         .collect();
-        let again = knowledge
-            .workspace_question_vectors(ws, &more)
-            .await
-            .unwrap();
+        let (again, kept) = knowledge.question_vectors(mine(), &more).await.unwrap();
+        assert_eq!(kept, 2);
         assert_eq!(embedder.questions(), 3);
         assert_eq!(again.len(), 3);
         assert_eq!(again[0], first[0]);
@@ -450,10 +414,8 @@ mod tests {
             crate::testing::HashEmbedder::default().vector("Do you sell gift cards?")
         );
         // Another workspace's report: its own entries.
-        knowledge
-            .workspace_question_vectors(crate::domain::WorkspaceId::new(), &asked)
-            .await
-            .unwrap();
+        let other = super::super::Asker::Workspace(crate::domain::WorkspaceId::new());
+        knowledge.question_vectors(other, &asked).await.unwrap();
         assert_eq!(embedder.questions(), 5);
     }
 

@@ -109,6 +109,39 @@ type QuestionVectors = quick_cache::sync::Cache<(Asker, String), Arc<Vec<f32>>>;
 pub const QUERY_CACHE_ENTRIES: usize = 8192;
 
 impl Knowledge {
+    /// The vectors of questions `texts` asked by `asker`, in order, each embedded once while
+    /// it is kept (the embedder called in batches for the rest); with how many were kept.
+    async fn question_vectors(
+        &self,
+        asker: Asker,
+        texts: &[String],
+    ) -> Result<(Vec<Arc<Vec<f32>>>, usize), KnowledgeError> {
+        let key = |text: &String| (asker.clone(), text.clone());
+        let mut vectors: Vec<Option<Arc<Vec<f32>>>> = texts
+            .iter()
+            .map(|t| self.queries.as_ref().and_then(|q| q.get(&key(t))))
+            .collect();
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
+        for batch in missing.chunks(64) {
+            let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
+            let embedded = self.embedder.embed_queries(&batch_texts).await?;
+            if embedded.len() != batch.len() {
+                return Err(KnowledgeError::Embed(crate::embed::EmbedError::Inference(
+                    format!("{} vectors for {} questions", embedded.len(), batch.len()),
+                )));
+            }
+            for (&i, v) in batch.iter().zip(embedded) {
+                let v = Arc::new(v);
+                if let Some(queries) = &self.queries {
+                    queries.insert(key(&texts[i]), v.clone());
+                }
+                vectors[i] = Some(v);
+            }
+        }
+        let kept = texts.len() - missing.len();
+        Ok((vectors.into_iter().flatten().collect(), kept))
+    }
+
     /// Ties the parts together.
     pub fn new(
         store: Arc<dyn Store>,

@@ -189,30 +189,15 @@ impl Knowledge {
         collection: &str,
         question: &str,
     ) -> Result<Arc<Vec<f32>>, KnowledgeError> {
-        let key = (
-            super::Asker::Collection(collection.to_string()),
-            question.to_string(),
-        );
-        if let Some(vector) = self.queries.as_ref().and_then(|q| q.get(&key)) {
-            metrics::counter!("palaver_question_vectors_total", "cache" => "hit").increment(1);
-            return Ok(vector);
-        }
-        metrics::counter!("palaver_question_vectors_total", "cache" => "miss").increment(1);
-        let vector = self
-            .embedder
-            .embed_queries(&[question.to_string()])
-            .await?
-            .pop()
-            .ok_or_else(|| {
-                KnowledgeError::Embed(crate::embed::EmbedError::Inference(
-                    "no vector returned".into(),
-                ))
-            })?;
-        let vector = Arc::new(vector);
-        if let Some(queries) = &self.queries {
-            queries.insert(key, vector.clone());
-        }
-        Ok(vector)
+        let (mut vectors, kept) = self
+            .question_vectors(
+                super::Asker::Collection(collection.to_string()),
+                &[question.to_string()],
+            )
+            .await?;
+        let cache = if kept == 1 { "hit" } else { "miss" };
+        metrics::counter!("palaver_question_vectors_total", "cache" => cache).increment(1);
+        Ok(vectors.pop().expect("one vector for one question"))
     }
 
     /// Finds the passages that best answer `query.text`.
