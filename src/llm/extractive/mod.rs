@@ -1236,28 +1236,13 @@ mod tests {
             "Avaliação fisioterapêutica (primeira consulta) — Duração: 60 min; Valor: R$ 180.\n\
             Sessão de fisioterapia ortopédica — Duração: 50 min; Valor: R$ 140.\n\
             Drenagem linfática manual — Duração: 60 min; Valor: R$ 150.";
-        let sources = [source(
-            1,
-            "Serviços",
+        let answer = extract_with(
+            Translating(&[("first", "primeira"), ("assessment", "avaliacao")]),
+            "hi, how much is the first assessment?",
             "Serviços e valores > Fisioterapia",
             table,
-        )];
-        let lexicon = crate::knowledge::lexicon::Lexicon::build(
-            sources
-                .iter()
-                .map(|s| (s.heading.as_deref(), s.text.as_str())),
-        );
-        let answer = Extractive::new(Arc::new(Translating(&[
-            ("first", "primeira"),
-            ("assessment", "avaliacao"),
-        ])))
-        .complete(&ChatRequest {
-            lexicon: Some(&lexicon),
-            centre: None,
-            ..request("hi, how much is the first assessment?", &sources)
-        })
-        .await
-        .unwrap();
+        )
+        .await;
         assert!(answer.text.contains("R$ 180"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 140"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 150"), "{}", answer.text);
@@ -1296,9 +1281,14 @@ mod tests {
     }
 
     /// The answer of the extractive answerer with `embedder` to `question` on one passage of
-    /// `table`, with the passage's lexicon.
-    async fn extract_with(embedder: Translating, question: &str, table: &str) -> Completion {
-        let sources = [source(1, "Serviços", "Serviços e preços > Higiene", table)];
+    /// `table` under `heading`, with the passage's lexicon.
+    async fn extract_with(
+        embedder: Translating,
+        question: &str,
+        heading: &str,
+        table: &str,
+    ) -> Completion {
+        let sources = [source(1, "Serviços", heading, table)];
         let lexicon = crate::knowledge::lexicon::Lexicon::build(
             sources
                 .iter()
@@ -1324,6 +1314,7 @@ mod tests {
         let answer = extract_with(
             Translating(&[("cleaning", "limpeza"), ("teeth", "dentes")]),
             "hi, how much is a teeth cleaning?",
+            "Serviços e preços > Higiene",
             table,
         )
         .await;
@@ -1340,6 +1331,7 @@ mod tests {
         let answer = extract_with(
             Translating(&[("cleaning", "limpeza")]),
             "how much is a cleaning?",
+            "Serviços e preços > Higiene",
             table,
         )
         .await;
