@@ -72,6 +72,19 @@ pub trait Embedder: Send + Sync {
     }
 }
 
+/// A text as an embedder read it: what another step that reads the same text with the same
+/// model can take instead of embedding it again (the question retrieval searched with, for the
+/// answerer that compares it with sentences).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The embedder's [`Embedder::model_id`].
+    pub model: String,
+    /// The text, as embedded.
+    pub text: String,
+    /// Its vector, embedded as a question ([`Embedder::embed_queries`]).
+    pub vector: Arc<Vec<f32>>,
+}
+
 /// The local model used unless `embedding.local_model` names another.
 pub const DEFAULT_MODEL: &str = LOCAL_MODELS[0];
 

@@ -208,6 +208,7 @@ pub async fn draft(
         sources: &[],
         lexicon: None,
         centre: None,
+        embedded: None,
         model: config.model.as_deref(),
         temperature: MODEL_DRAFT_TEMPERATURE,
         max_tokens: MODEL_DRAFT_TOKENS,

@@ -87,6 +87,7 @@ impl Judge {
                 sources: &[],
                 lexicon: None,
                 centre: None,
+                embedded: None,
                 model: None,
                 // Grading should not vary from run to run.
                 temperature: 0.0,

@@ -28,7 +28,7 @@ use crate::vectors::{VectorError, VectorStore};
 
 pub use ingest::{IngestOutcome, IngestReport, ReindexReport};
 pub use relevance::Centre;
-pub use retrieve::{Query, Retrieved};
+pub use retrieve::{Found, Query, Retrieved};
 
 /// A knowledge operation failure.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::text;
 use super::{Centre, Knowledge, KnowledgeError};
 use crate::domain::{ChunkId, DocumentId};
-use crate::embed::cosine;
+use crate::embed::{cosine, Embedded};
 
 /// One retrieved passage with its provenance and scores.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -125,6 +125,17 @@ pub fn rrf<I: Eq + std::hash::Hash + Copy>(rankings: &[(&[I], f32)], k: f32) -> 
     fused
 }
 
+/// What [`Knowledge::retrieve_centred`] found, with what it measured it by.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The passages, best first.
+    pub passages: Vec<Retrieved>,
+    /// The centre their relevance was measured on (none when nothing was found).
+    pub centre: Option<Centre>,
+    /// The question as embedded for the search (none for an empty one).
+    pub question: Option<Embedded>,
+}
+
 impl Knowledge {
     /// The passage that brings a rare word of the question to the answerer when none of
     /// `results` holds it: the best keyword hit among the passages holding one of the question's
@@ -202,21 +213,25 @@ impl Knowledge {
 
     /// Finds the passages that best answer `query.text`.
     pub async fn retrieve(&self, query: &Query<'_>) -> Result<Vec<Retrieved>, KnowledgeError> {
-        Ok(self.retrieve_centred(query).await?.0)
+        Ok(self.retrieve_centred(query).await?.passages)
     }
 
     /// [`Knowledge::retrieve`], with the centre the passages' relevance was measured on (none
-    /// when nothing was found), for answerers that measure single sentences on the same scale.
+    /// when nothing was found), for answerers that measure single sentences on the same scale,
+    /// and the question as embedded for the search (none for an empty one), for answerers that
+    /// would embed it again.
     #[tracing::instrument(skip_all, fields(collection = query.collection, top_k = query.top_k))]
-    pub async fn retrieve_centred(
-        &self,
-        query: &Query<'_>,
-    ) -> Result<(Vec<Retrieved>, Option<Centre>), KnowledgeError> {
+    pub async fn retrieve_centred(&self, query: &Query<'_>) -> Result<Found, KnowledgeError> {
         let question = query.text.trim();
         if question.is_empty() || query.top_k == 0 {
-            return Ok((Vec::new(), None));
+            return Ok(Found::default());
         }
         let vector = self.question_vector(query.collection, question).await?;
+        let embedded = Embedded {
+            model: self.embedder.model_id().to_string(),
+            text: question.to_string(),
+            vector: vector.clone(),
+        };
         // Read once: it tells whether this process's index is behind, and which passage mean
         // relevance is centred on.
         let version = self.store.collection_version(query.collection).await?;
@@ -298,7 +313,11 @@ impl Knowledge {
             }
         }
         if results.is_empty() {
-            return Ok((results, None));
+            return Ok(Found {
+                passages: results,
+                centre: None,
+                question: Some(embedded),
+            });
         }
         let mut reserved = 0;
         if let Some(p) = self
@@ -381,7 +400,11 @@ impl Knowledge {
                 r.relevance = 1.0;
             }
         }
-        Ok((results, Some(centre)))
+        Ok(Found {
+            passages: results,
+            centre: Some(centre),
+            question: Some(embedded),
+        })
     }
 }
 

@@ -936,6 +936,7 @@ mod tests {
             sources: &[],
             lexicon: None,
             centre: None,
+            embedded: None,
             model: None,
             temperature,
             max_tokens,

@@ -98,6 +98,9 @@ pub struct ChatRequest<'a> {
     /// (see [`crate::knowledge::relevance`]), for answerers that measure it for single
     /// sentences.
     pub centre: Option<&'a crate::knowledge::Centre>,
+    /// The question as retrieval embedded it (alone, or after the previous one), for
+    /// answerers that would embed the same text with the same model again.
+    pub embedded: Option<&'a crate::embed::Embedded>,
     /// Model name; `None` uses the answerer's default.
     pub model: Option<&'a str>,
     /// Sampling temperature (0-2).

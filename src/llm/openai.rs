@@ -567,6 +567,7 @@ mod tests {
             sources: &[],
             lexicon: None,
             centre: None,
+            embedded: None,
             model: None,
             temperature: 0.25,
             max_tokens: 128,

@@ -26,7 +26,7 @@ use crate::domain::{
     Agent, AgentConfig, Answerer, Choices, Conversation, ConversationStatus, Direction, Generation,
     LowConfidence, Message, MessageDetails, MessageId, MessageKind, Role, SourceRef,
 };
-use crate::knowledge::{Centre, Knowledge, KnowledgeError, Query, Retrieved};
+use crate::knowledge::{Found, Knowledge, KnowledgeError, Query, Retrieved};
 use crate::llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, Source};
 use crate::prompts::{Budget, PromptError, PromptInput, Prompts, NO_ANSWER};
 use crate::store::{
@@ -501,8 +501,12 @@ impl Pipeline {
         // Retrieval and the extractive answerer read the question with its chat shorthand
         // written out ("qnto custa pra 2?"); the prompt keeps the customer's words.
         let read = crate::language::expand_shorthand(&question, speaks);
-        let (retrieved, centre, retrieve_ms) =
-            self.retrieve(&agent, &config, &read, previous).await?;
+        let (found, retrieve_ms) = self.retrieve(&agent, &config, &read, previous).await?;
+        let Found {
+            passages: retrieved,
+            centre,
+            question: embedded,
+        } = found;
         let sources = self.sources(&retrieved).await?;
         let shown: Vec<ShownSource> = retrieved
             .iter()
@@ -552,6 +556,7 @@ impl Pipeline {
                     sources: &prompt.sources,
                     lexicon: Some(&lexicon),
                     centre: centre.as_ref(),
+                    embedded: embedded.as_ref(),
                     model: config.model.as_deref(),
                     temperature: config.temperature,
                     max_tokens: config.max_tokens,
@@ -775,7 +780,7 @@ impl Pipeline {
         config: &AgentConfig,
         question: &str,
         previous: Option<&str>,
-    ) -> Result<(Vec<Retrieved>, Option<Centre>, f64), PipelineError> {
+    ) -> Result<(Found, f64), PipelineError> {
         let started = Instant::now();
         let query = match previous {
             Some(previous) => format!("{previous} {question}"),
@@ -787,7 +792,7 @@ impl Pipeline {
             agent.workspace_id,
             config.collection.as_deref().unwrap_or(&agent.name),
         );
-        let (results, centre) = self
+        let found = self
             .knowledge
             .retrieve_centred(&Query {
                 collection: &collection,
@@ -796,7 +801,7 @@ impl Pipeline {
                 min_score: config.min_score,
             })
             .await?;
-        Ok((results, centre, ms(started)))
+        Ok((found, ms(started)))
     }
 
     /// Numbered sources with their neighbours in the same section as reading context (a

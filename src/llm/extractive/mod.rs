@@ -85,7 +85,7 @@ impl Cache {
         self.vectors.get(key).cloned()
     }
 
-    fn put(&mut self, key: String, vector: Vec<f32>) {
+    fn put(&mut self, key: String, vector: Arc<Vec<f32>>) {
         if self.vectors.contains_key(&key) {
             return;
         }
@@ -95,7 +95,7 @@ impl Cache {
             }
         }
         self.order.push_back(key.clone());
-        self.vectors.insert(key, Arc::new(vector));
+        self.vectors.insert(key, vector);
     }
 }
 
@@ -111,6 +111,18 @@ impl Extractive {
         Self {
             embedder,
             cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Keeps a question another step embedded with this answerer's model (retrieval's), so
+    /// that the same reading is not embedded twice.
+    fn remember_query(&self, embedded: Option<&crate::embed::Embedded>) {
+        let Some(e) = embedded.filter(|e| e.model == self.embedder.model_id()) else {
+            return;
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            let key = format!("\0{}", e.text);
+            cache.put(key, e.vector.clone());
         }
     }
 
@@ -148,8 +160,9 @@ impl Extractive {
                 .lock()
                 .map_err(|_| LlmError::Permanent("sentence cache poisoned".into()))?;
             for (i, vector) in missing.into_iter().zip(fresh) {
+                let vector = Arc::new(vector);
                 cache.put(keys[i].clone(), vector.clone());
-                out[i] = Some(Arc::new(vector));
+                out[i] = Some(vector);
             }
         }
         Ok(out.into_iter().flatten().collect())
@@ -216,6 +229,7 @@ impl ChatModel for Extractive {
         if let Some(previous) = request.previous.map(str::trim).filter(|p| !p.is_empty()) {
             readings.push(format!("{previous} {question}"));
         }
+        self.remember_query(request.embedded);
         let reading_vectors = self.vectors(&readings, true).await?;
         for (c, v) in candidates.iter_mut().zip(&vectors) {
             let held = stems.coverage(&stems.stems_of(&c.key), false);
@@ -636,6 +650,7 @@ mod tests {
             sources,
             lexicon: None,
             centre: None,
+            embedded: None,
             model: None,
             temperature: 0.0,
             max_tokens: 200,
@@ -661,6 +676,7 @@ mod tests {
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
                 centre: None,
+                embedded: None,
                 ..request(question, sources)
             })
             .await
@@ -1298,6 +1314,7 @@ mod tests {
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
                 centre: None,
+                embedded: None,
                 ..request(question, &sources)
             })
             .await
@@ -1819,6 +1836,7 @@ mod tests {
         let centred = model
             .complete(&ChatRequest {
                 centre: Some(&centre),
+                embedded: None,
                 ..request(question, &sources)
             })
             .await
@@ -1852,6 +1870,46 @@ mod tests {
         let answer = extract("Tell me about your cakes", &sources).await;
         let reply = answer.text.split("\n\n(Source").next().unwrap();
         assert!(reply.chars().count() <= MAX_REPLY_CHARS);
+    }
+
+    /// The question retrieval embedded with the same model is not embedded again; one
+    /// embedded by another model is.
+    #[tokio::test]
+    async fn a_question_retrieval_embedded_with_the_same_model_is_not_embedded_again() {
+        let sources = [source(
+            1,
+            "FAQ",
+            "Payments",
+            "We accept cards and cash. Gift cards are sold here.",
+        )];
+        for (model, embedded_again) in [(None, 0), (Some("another-model"), 1)] {
+            let embedder = Arc::new(crate::testing::CountingEmbedder::default());
+            let question = "Do you take cards?";
+            let embedded = crate::embed::Embedded {
+                model: model.unwrap_or(embedder.model_id()).to_string(),
+                text: question.to_string(),
+                vector: Arc::new(
+                    embedder
+                        .embed(&[question.to_string()])
+                        .await
+                        .unwrap()
+                        .remove(0),
+                ),
+            };
+            let reply = Extractive::new(embedder.clone())
+                .complete(&ChatRequest {
+                    embedded: Some(&embedded),
+                    ..request(question, &sources)
+                })
+                .await
+                .unwrap();
+            assert!(
+                reply.text.contains("We accept cards and cash"),
+                "{}",
+                reply.text
+            );
+            assert_eq!(embedder.questions(), embedded_again, "{model:?}");
+        }
     }
 
     #[tokio::test]
