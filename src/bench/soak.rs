@@ -58,6 +58,14 @@ pub struct SoakPlan {
     /// Another `palaver` executable (an earlier build) the replicas of the first run are: when
     /// given, the soak runs first with it, then again with this one.
     pub previous_binary: Option<PathBuf>,
+    /// A local embedding model (one of [`crate::embed::LOCAL_MODELS`]) every run's replicas
+    /// embed with instead of the mock, so that the figures are the engine's with a model: its
+    /// files come from the models directory the benchmark runs with.
+    pub local_model: Option<String>,
+    /// Whether each customer asks a question nobody asked before (the same questions, each
+    /// with the customer's own greeting), so that no question vector comes from an agent's
+    /// cache.
+    pub distinct_questions: bool,
 }
 
 /// One sample of the queue and memory.
@@ -113,14 +121,24 @@ impl fmt::Display for SoakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let embeddings = match &self.plan.local_model {
+            Some(model) => format!("mock provider, embeddings by {model}"),
+            None => "mock provider and embeddings".to_string(),
+        };
+        let questions = if self.plan.distinct_questions {
+            ", each question its own"
+        } else {
+            ""
+        };
         writeln!(
             f,
-            "soak on {}, {} replica(s): {} webhooks/s for {} s, each from a new customer \
-             (mock provider and embeddings)",
+            "soak on {}, {} replica(s): {} webhooks/s for {} s, each from a new customer{} ({})",
             self.backend,
             self.plan.replicas,
             self.plan.rate,
-            self.plan.duration.as_secs()
+            self.plan.duration.as_secs(),
+            questions,
+            embeddings
         )?;
         writeln!(
             f,
@@ -263,13 +281,14 @@ fn free_port() -> Result<u16, BenchError> {
         .port())
 }
 
+/// Starts `binary` as a replica in `dir`, set up as `plan` says (its database, model, and
+/// the previous settings and build when the plan has them).
 fn start_replica(
     binary: &Path,
     dir: &Path,
-    database_url: Option<&str>,
     mock: &str,
     key: &str,
-    extra: &[(String, String)],
+    plan: &SoakPlan,
 ) -> Result<Replica, BenchError> {
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
@@ -295,10 +314,20 @@ fn start_replica(
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
-    if let Some(url) = database_url {
+    if let Some(url) = &plan.database_url {
         command.env("PALAVER__DATABASE__URL", url);
     }
-    command.envs(extra.iter().map(|(k, v)| (k, v)));
+    if let Some(model) = &plan.local_model {
+        command
+            .env("PALAVER__EMBEDDING__BACKEND", "local")
+            .env("PALAVER__EMBEDDING__LOCAL_MODEL", model);
+    }
+    command.envs(plan.previous.iter().map(|(k, v)| (k, v)));
+    if plan.previous_binary.is_some() {
+        // This process set it for itself (see `main`): an earlier build runs with the thread
+        // count it finds on its own, as it did when it was current.
+        command.env_remove("RAYON_NUM_THREADS");
+    }
     let child = command.spawn()?;
     Ok(Replica {
         child,
@@ -391,13 +420,24 @@ fn customer(n: u64) -> String {
     format!("5511{n:09}")
 }
 
-fn webhook(n: u64, run: &str) -> (Vec<u8>, String) {
+/// What customer `n` asks: one of [`QUESTIONS`], with their own greeting when every question
+/// is to be one nobody asked before.
+fn question(n: u64, distinct: bool) -> String {
+    let question = QUESTIONS[n as usize % QUESTIONS.len()];
+    if distinct {
+        format!("Hello, this is customer {n}. {question}")
+    } else {
+        question.to_string()
+    }
+}
+
+fn webhook(n: u64, run: &str, distinct: bool) -> (Vec<u8>, String) {
     super::meta_text_webhook(
         SECRET,
         PHONE_ID,
         (&customer(n), &format!("Customer {n}")),
         &format!("wamid.SOAK.{run}.{n}"),
-        QUESTIONS[n as usize % QUESTIONS.len()],
+        &question(n, distinct),
     )
 }
 
@@ -471,6 +511,14 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
             "several replicas share a Postgres database: give --database-url".into(),
         ));
     }
+    if let Some(model) = &plan.local_model {
+        if !crate::embed::LOCAL_MODELS.contains(&model.as_str()) {
+            return Err(BenchError::Setup(format!(
+                "--local-model {model}: not one of {}",
+                crate::embed::LOCAL_MODELS.join(", ")
+            )));
+        }
+    }
     let scratch = super::scratch_dir(&settings.data.dir, "soak")?;
 
     let provider = Arc::new(Provider::default());
@@ -498,10 +546,9 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         replicas.push(start_replica(
             &binary,
             &scratch.join(format!("replica-{n}")),
-            plan.database_url.as_deref(),
             &mock_url,
             &key,
-            &plan.previous,
+            &plan,
         )?);
     }
     let client = reqwest::Client::builder()
@@ -570,7 +617,7 @@ pub async fn run(settings: &Settings, plan: SoakPlan) -> Result<SoakReport, Benc
         })
     };
     let results = super::open_loop(&client, plan.rate, count, |c, i| {
-        let (body, signature) = webhook(i, &run);
+        let (body, signature) = webhook(i, &run, plan.distinct_questions);
         c.post(format!("{}/webhooks/meta", urls[i as usize % urls.len()]))
             .header("content-type", "application/json")
             .header("x-hub-signature-256", signature)
@@ -668,6 +715,8 @@ mod tests {
                 every: Duration::from_secs(5),
                 previous: Vec::new(),
                 previous_binary: None,
+                local_model: None,
+                distinct_questions: false,
             },
             sent: 100,
             acknowledged: 100,
@@ -725,6 +774,34 @@ mod tests {
 
     /// Customers still unanswered while their jobs wait in the queue are reported as such;
     /// only with nothing left to run are they lost.
+    /// Distinct questions never repeat, so none can come from a cache; the others cycle
+    /// through the same few.
+    #[test]
+    fn distinct_questions_are_each_customers_own() {
+        let distinct: std::collections::HashSet<String> =
+            (0..1000).map(|n| question(n, true)).collect();
+        assert_eq!(distinct.len(), 1000);
+        assert!(question(5, true).ends_with(QUESTIONS[1]));
+        let repeated: std::collections::HashSet<String> =
+            (0..1000).map(|n| question(n, false)).collect();
+        assert_eq!(repeated.len(), QUESTIONS.len());
+    }
+
+    #[test]
+    fn the_report_names_the_model_that_embedded() {
+        let mut r = report(0, 0);
+        assert!(r.to_string().contains("(mock provider and embeddings)"));
+        r.plan.local_model = Some("multilingual-e5-small".into());
+        r.plan.distinct_questions = true;
+        let text = r.to_string();
+        assert!(
+            text.contains(
+                "each question its own (mock provider, embeddings by multilingual-e5-small)"
+            ),
+            "{text}"
+        );
+    }
+
     #[test]
     fn replies_still_queued_are_not_reported_lost() {
         let waiting = report(40, 41).to_string();

@@ -88,6 +88,14 @@ pub(crate) struct SoakBench {
     /// go to the earlier build).
     #[arg(long, value_name = "PATH")]
     pub(crate) previous_binary: Option<PathBuf>,
+    /// Embed with this local model (as `embedding.local_model`) in every run instead of the
+    /// mock, from the models directory (`PALAVER_MODELS_DIR`).
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) local_model: Option<String>,
+    /// Give each customer a question nobody asked before (their own greeting before it), so
+    /// that no question vector comes from an agent's cache.
+    #[arg(long)]
+    pub(crate) distinct_questions: bool,
 }
 
 #[derive(Args)]
@@ -292,6 +300,8 @@ pub(crate) async fn bench(settings: Settings, cmd: BenchCommand) -> Result<()> {
                 every: std::time::Duration::from_secs(args.every.max(1)),
                 previous: Vec::new(),
                 previous_binary: None,
+                local_model: args.local_model,
+                distinct_questions: args.distinct_questions,
             };
             if let Some(binary) = &args.previous_binary {
                 if !binary.is_file() {
