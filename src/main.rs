@@ -151,6 +151,14 @@ fn main() -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", settings.llm.local.threads.to_string());
     }
+    // Every matrix product asks candle how many threads it may use, and unless this variable
+    // is set, the answer reads /proc/cpuinfo again: 6% of a replica's CPU time when it embeds
+    // every question (`bench soak --distinct-questions`, multilingual-e5-small). The same
+    // count, computed once.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
