@@ -548,7 +548,7 @@ impl WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            concurrency: 4,
+            concurrency: 8,
             max_attempts: 1000,
             retry_for_secs: 6 * 3600,
             max_abandoned: 3,
