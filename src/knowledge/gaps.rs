@@ -378,13 +378,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = super::super::testing::store(dir.path()).await;
         let embedder = std::sync::Arc::new(crate::testing::CountingEmbedder::default());
-        let knowledge = Knowledge::new(
-            store,
-            embedder.clone(),
-            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
-            Default::default(),
-            Default::default(),
-        );
+        let knowledge = super::super::testing::knowledge_with(store, embedder.clone());
         let ws = crate::domain::WorkspaceId::new();
         let asked: Vec<String> = ["Do you deliver?", "Is there parking?"]
             .iter()
@@ -443,13 +437,7 @@ mod tests {
                     .unwrap();
             let dir = tempfile::tempdir().unwrap();
             let store = super::super::testing::store(dir.path()).await;
-            let knowledge = Knowledge::new(
-                store,
-                embedder.clone(),
-                std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
-                Default::default(),
-                Default::default(),
-            );
+            let knowledge = super::super::testing::knowledge_with(store, embedder.clone());
             let mean = knowledge.typical_question_mean().await.unwrap();
             let vectors: Vec<Vec<f32>> = embedder
                 .embed_queries(&texts)

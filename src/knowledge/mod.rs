@@ -248,9 +248,17 @@ pub(crate) mod testing {
     /// Knowledge over `store` with the test embedder and a vector index of its own, as one
     /// process has.
     pub fn knowledge(store: Arc<dyn Store>) -> Knowledge {
+        knowledge_with(store, Arc::new(crate::testing::HashEmbedder::default()))
+    }
+
+    /// [`knowledge`] with `embedder`.
+    pub fn knowledge_with(
+        store: Arc<dyn Store>,
+        embedder: Arc<dyn crate::embed::Embedder>,
+    ) -> Knowledge {
         Knowledge::new(
             store,
-            Arc::new(crate::testing::HashEmbedder::default()),
+            embedder,
             Arc::new(crate::vectors::memory::MemoryStore::new()),
             Default::default(),
             Default::default(),

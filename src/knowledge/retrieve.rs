@@ -549,13 +549,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::knowledge::testing::store(dir.path()).await;
         let embedder = std::sync::Arc::new(crate::testing::CountingEmbedder::default());
-        let knowledge = crate::knowledge::Knowledge::new(
-            store,
-            embedder.clone(),
-            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
-            Default::default(),
-            Default::default(),
-        );
+        let knowledge = crate::knowledge::testing::knowledge_with(store, embedder.clone());
         for collection in ["bakery", "florist"] {
             knowledge
                 .ingest_bytes(

@@ -501,12 +501,14 @@ impl Pipeline {
         // Retrieval and the extractive answerer read the question with its chat shorthand
         // written out ("qnto custa pra 2?"); the prompt keeps the customer's words.
         let read = crate::language::expand_shorthand(&question, speaks);
-        let (found, retrieve_ms) = self.retrieve(&agent, &config, &read, previous).await?;
-        let Found {
-            passages: retrieved,
-            centre,
-            question: embedded,
-        } = found;
+        let (
+            Found {
+                passages: retrieved,
+                centre,
+                question: embedded,
+            },
+            retrieve_ms,
+        ) = self.retrieve(&agent, &config, &read, previous).await?;
         let sources = self.sources(&retrieved).await?;
         let shown: Vec<ShownSource> = retrieved
             .iter()

@@ -14,10 +14,11 @@
 //! and when several differently named ones do alike, their names to choose from; the variants
 //! of one product when it names no size; the whole table when it asks about all of it
 //! ("opening hours?"). A row whose band, size or day excludes the customer's is never offered: a
-//! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's relevance, its
-//! retrieval rank, its sentences' scores, the question's words it holds, whether it was singled
-//! out, and for a price question whether it states one. A section whose heading names other
-//! days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
+//! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's
+//! relevance, its retrieval rank, its sentences' scores, the question's words it holds, whether
+//! it was singled out, and for a price question whether it states one. A section whose heading
+//! names other days than the question's ("Timetable > Tuesday" for "and Saturday?") is not
+//! offered.
 //!
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
 //! reply must state the price of the one thing asked ([`grounding`]), or it is not sent; a row
@@ -121,18 +122,16 @@ impl Extractive {
             return;
         };
         if let Ok(mut cache) = self.cache.lock() {
-            let key = format!("\0{}", e.text);
-            cache.put(key, e.vector.clone());
+            cache.put(query_key(&e.text), e.vector.clone());
         }
     }
 
     /// Embeddings for these texts (questions when `query`, else sentences), from the cache
     /// where possible.
     async fn vectors(&self, texts: &[String], query: bool) -> Result<Vec<Arc<Vec<f32>>>, LlmError> {
-        // A question and a sentence with the same words have different vectors (E5).
         let keys: Vec<String> = texts
             .iter()
-            .map(|t| if query { format!("\0{t}") } else { t.clone() })
+            .map(|t| if query { query_key(t) } else { t.clone() })
             .collect();
         let mut out: Vec<Option<Arc<Vec<f32>>>> = {
             let cache = self
@@ -167,6 +166,12 @@ impl Extractive {
         }
         Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// The cache key of a question's vector: a question and a sentence with the same words have
+/// different vectors (E5).
+fn query_key(text: &str) -> String {
+    format!("\0{text}")
 }
 
 #[async_trait]
@@ -675,8 +680,6 @@ mod tests {
         Extractive::new(Arc::new(Words))
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
-                centre: None,
-                embedded: None,
                 ..request(question, sources)
             })
             .await
@@ -1313,8 +1316,6 @@ mod tests {
         Extractive::new(Arc::new(embedder))
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
-                centre: None,
-                embedded: None,
                 ..request(question, &sources)
             })
             .await
@@ -1836,7 +1837,6 @@ mod tests {
         let centred = model
             .complete(&ChatRequest {
                 centre: Some(&centre),
-                embedded: None,
                 ..request(question, &sources)
             })
             .await
