@@ -50,6 +50,10 @@ impl Embedder for HashEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|t| self.vector(t)).collect())
     }
+
+    fn reads_meaning(&self) -> bool {
+        false
+    }
 }
 
 /// A [`HashEmbedder`] that counts the questions it embeds (what a cache of question vectors
@@ -85,6 +89,10 @@ impl Embedder for CountingEmbedder {
         self.questions
             .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
         self.inner.embed(texts).await
+    }
+
+    fn reads_meaning(&self) -> bool {
+        self.inner.reads_meaning()
     }
 }
 

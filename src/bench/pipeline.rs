@@ -164,6 +164,15 @@ impl Embedder for Precomputed {
             })
             .collect()
     }
+    fn fusion_weight(&self) -> f32 {
+        self.inner.fusion_weight()
+    }
+    fn relevance_scale(&self) -> f32 {
+        self.inner.relevance_scale()
+    }
+    fn reads_meaning(&self) -> bool {
+        self.inner.reads_meaning()
+    }
 }
 
 /// Replies at once with a fixed text.

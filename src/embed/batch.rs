@@ -116,6 +116,10 @@ impl Embedder for QueryBatches {
     fn relevance_scale(&self) -> f32 {
         self.inner.relevance_scale()
     }
+
+    fn reads_meaning(&self) -> bool {
+        self.inner.reads_meaning()
+    }
 }
 
 #[cfg(test)]

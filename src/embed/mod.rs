@@ -70,6 +70,12 @@ pub trait Embedder: Send + Sync {
     fn relevance_scale(&self) -> f32 {
         1.0
     }
+    /// Whether this model's vectors say what a text is about, so that how like a customer's
+    /// question to a business a question is can be read from them
+    /// ([`crate::knowledge::Typical::typicality`]). A bag of words says which words it has.
+    fn reads_meaning(&self) -> bool {
+        true
+    }
 }
 
 /// A text as an embedder read it: what another step that reads the same text with the same

@@ -27,7 +27,7 @@ use crate::store::{Store, StoreError};
 use crate::vectors::{VectorError, VectorStore};
 
 pub use ingest::{IngestOutcome, IngestReport, ReindexReport};
-pub use relevance::Centre;
+pub use relevance::{Centre, Typical};
 pub use retrieve::{Found, Query, Retrieved};
 
 /// A knowledge operation failure.
