@@ -393,6 +393,37 @@ pub fn is_unit_word(word: &str) -> bool {
     UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
 }
 
+/// The unit `word` (normalised) names, if any ("dias": days).
+pub fn unit_of(word: &str) -> Option<Unit> {
+    UNIT_WORDS
+        .iter()
+        .find(|(w, _, _)| *w == word)
+        .map(|(_, unit, _)| *unit)
+}
+
+impl Unit {
+    /// Whether it measures time (years to minutes, nights): an answer to "how long?" may give
+    /// it in any of them.
+    pub fn is_duration(self) -> bool {
+        matches!(
+            self,
+            Unit::Years
+                | Unit::Months
+                | Unit::Weeks
+                | Unit::Days
+                | Unit::Nights
+                | Unit::Hours
+                | Unit::Minutes
+        )
+    }
+
+    /// Whether a quantity in `other` answers a question asking for this unit: the same unit,
+    /// or both durations ("how many days?" answered in weeks).
+    pub fn answered_by(self, other: Unit) -> bool {
+        self == other || (self.is_duration() && other.is_duration())
+    }
+}
+
 /// A number a customer gave, with what it counts when they said.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quantity {

@@ -282,6 +282,12 @@ impl ChatModel for Extractive {
         let offers = offers(request.sources, &candidates, &asked, &stems);
         let ranked = choose(offers, &asked);
         let asked_terms: Vec<String> = terms(question);
+        // Asked how many days or how long, the best offer that states such a quantity answers,
+        // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
+        // to return).
+        let counting = ranked
+            .iter()
+            .any(|r| asked.asks_count.is_some() && asked.count_stated(&r.offer.text));
         let mut picked = None;
         // The best offer that may be sent: a row or price about another thing than the
         // question's is passed over for the next ("do you sell puppies?": a dog snack's row,
@@ -289,6 +295,9 @@ impl ChatModel for Extractive {
         for (place, chosen) in ranked.iter().enumerate() {
             // Asked a price, the next offer must state one.
             if place > 0 && asked.asks_price && !states_a_price(&chosen.offer.text) {
+                continue;
+            }
+            if counting && !asked.count_stated(&chosen.offer.text) {
                 continue;
             }
             let section = chosen.offer.source;

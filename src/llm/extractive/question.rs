@@ -391,6 +391,9 @@ pub struct Question {
     pub days: Vec<usize>,
     /// Whether it asks what something costs.
     pub asks_price: bool,
+    /// The unit of the quantity it asks for: "how many days", "quantas vezes", and for "how
+    /// long" or "quanto tempo" a duration ([`quantity::Unit::Days`] stands for any).
+    pub asks_count: Option<quantity::Unit>,
 }
 
 impl Question {
@@ -451,7 +454,18 @@ impl Question {
             size: size(text),
             days: named_days,
             asks_price: asks_price(&normal),
+            asks_count: asks_count(&normal),
         }
+    }
+
+    /// Whether `text` states a quantity of the kind the question asks for (see
+    /// [`Question::asks_count`]); true when it asks for none.
+    pub fn count_stated(&self, text: &str) -> bool {
+        self.asks_count.is_none_or(|asked| {
+            quantity::quantities(text)
+                .iter()
+                .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
+        })
     }
 
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
@@ -485,6 +499,7 @@ impl Question {
             self.days = previous.days.clone();
         }
         self.asks_price |= previous.asks_price;
+        self.asks_count = self.asks_count.or(previous.asks_count);
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         self
     }
@@ -634,6 +649,51 @@ const QUANTITY_VERBS: &[&str] = &[
     "i", "you", "u", "we", "they", "need", "needed", "take", "takes", "left", "remain",
 ];
 
+/// Words that ask for a count of what the next word or the one after names ("how many days",
+/// "cuantas veces", "quantos dias"), normalised.
+const HOW_MANY: &[&[&str]] = &[
+    &["how", "many"],
+    &["cuantos"],
+    &["cuantas"],
+    &["quantos"],
+    &["quantas"],
+    &["qntos"],
+    &["qntas"],
+    &["qnts"],
+    &["combien", "de"],
+    &["wie", "viele"],
+];
+
+/// Words that ask how long something lasts or takes, normalised.
+const HOW_LONG: &[&[&str]] = &[
+    &["how", "long"],
+    &["quanto", "tempo"],
+    &["qnto", "tempo"],
+    &["cuanto", "tiempo"],
+    &["combien", "de", "temps"],
+    &["wie", "lange"],
+];
+
+/// The unit of the quantity `normal` (normalised text) asks for, if it asks for one (see
+/// [`Question::asks_count`]).
+fn asks_count(normal: &str) -> Option<quantity::Unit> {
+    let words = crate::knowledge::text::words(normal);
+    let at = |i: usize, phrase: &[&str]| {
+        phrase
+            .iter()
+            .enumerate()
+            .all(|(k, p)| words.get(i + k).is_some_and(|w| w == p))
+    };
+    (0..words.len()).find_map(|i| {
+        if HOW_LONG.iter().any(|p| at(i, p)) {
+            return Some(quantity::Unit::Days);
+        }
+        let opener = HOW_MANY.iter().find(|p| at(i, p))?;
+        let next = i + opener.len();
+        (next..next + 2).find_map(|j| quantity::unit_of(words.get(j)?))
+    })
+}
+
 /// Whether `normal` (normalised text) asks a price.
 fn asks_price(normal: &str) -> bool {
     PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p)) || how_much_asks_price(normal)
@@ -672,6 +732,32 @@ mod tests {
         // "2x por semana" is not the working week, and short forms are read in rows only.
         assert!(days("pilates 2x por semana", false).is_empty());
         assert!(days("the sun is out, mar", false).is_empty());
+    }
+
+    #[test]
+    fn how_many_and_how_long_ask_for_a_count_of_a_unit() {
+        use quantity::Unit;
+        for (text, unit) in [
+            (
+                "cuantos dias tengo para devolver un arnes?",
+                Some(Unit::Days),
+            ),
+            ("How many days do I have to send it back?", Some(Unit::Days)),
+            ("posso parcelar em quantas vezes?", Some(Unit::Times)),
+            ("How long is a gift card valid?", Some(Unit::Days)),
+            ("tem garantia de quanto tempo?", Some(Unit::Days)),
+            ("how many people fit in the room?", Some(Unit::People)),
+            // No unit named after "how many", and no count asked.
+            ("how many of you work there?", None),
+            ("how much is a session?", None),
+        ] {
+            assert_eq!(asks_count(&normalize(text)), unit, "{text}");
+        }
+        let asked = Question::read("cuantos dias tengo para devolver?", None, None);
+        assert!(asked.count_stated("Tienes 30 días para devolverlo."));
+        assert!(asked.count_stated("You have 2 weeks."));
+        assert!(!asked.count_stated("Por mensajero descontamos 4,50 € del reembolso."));
+        assert!(Question::read("cuanto cuesta?", None, None).count_stated("Nada."));
     }
 
     #[test]
