@@ -393,6 +393,14 @@ pub fn is_unit_word(word: &str) -> bool {
     UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
 }
 
+/// The number `word` (normalised) is, if it is a number word ("one", "uma", "dos").
+pub fn number_word(word: &str) -> Option<f64> {
+    NUMBER_WORDS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, value)| *value)
+}
+
 /// The unit `word` (normalised) names, if any ("dias": days).
 pub fn unit_of(word: &str) -> Option<Unit> {
     UNIT_WORDS

@@ -1028,6 +1028,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_number_in_words_is_the_row_that_has_it_in_digits() {
+        let table = "1 session — Price: £45; Price per session: £45.\nPack of 5 — Price: £210; Price per session: £42.\nPack of 10 — Price: £395; Price per session: £39.50.";
+        let sources = [
+            source(1, "Personal training", "Personal training > Prices", table),
+            source(
+                2,
+                "Personal training",
+                "Personal training",
+                "Our trainers work one-to-one, in sessions of 60 minutes.",
+            ),
+            source(
+                3,
+                "Hours",
+                "Hours",
+                "We open every day from 06:00 to 22:00.",
+            ),
+            source(
+                4,
+                "Classes",
+                "Classes",
+                "Spin, yoga and boxing classes run daily.",
+            ),
+            source(
+                5,
+                "Parking",
+                "Parking",
+                "Members park free behind the building.",
+            ),
+        ];
+        let answer = extract_knowing("how much is one PT session?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("£45"), "{}", answer.text);
+        assert!(!answer.text.contains("£210"), "{}", answer.text);
+        let answer = extract_knowing("quanto é a pack of five?", &sources).await;
+        assert!(answer.text.contains("£210"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_case_the_rows_do_not_name_takes_the_row_another_passage_assigns_it() {
         let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €.\nZona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €.\nZona 3 (resto de la península) — Hasta 2 kg: 5,90 €.";
         let zones = "Zona 1: Zaragoza capital. Zona 2: resto de Aragón (Huesca y Teruel), Navarra y Soria. Zona 3: resto de la península.";

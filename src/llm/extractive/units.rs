@@ -112,12 +112,26 @@ impl Asked {
         }
     }
 
-    /// The stems of `text`'s words.
+    /// The stems of `text`'s words; a number in digits holds the question's word for it too
+    /// ("1 session" holds the "one" of "one PT session").
     pub(super) fn stems_of(&self, text: &str) -> HashSet<String> {
-        lower_words(text)
+        let words = lower_words(text);
+        let mut stems: HashSet<String> = words
             .iter()
             .map(|(lower, _)| stem(lower, &self.language))
-            .collect()
+            .collect();
+        for (stem, ..) in &self.stems {
+            let Some(value) = crate::knowledge::quantity::number_word(stem) else {
+                continue;
+            };
+            if words
+                .iter()
+                .any(|(_, normal)| normal.parse::<f64>().ok() == Some(value))
+            {
+                stems.insert(stem.clone());
+            }
+        }
+        stems
     }
 
     /// The stems of `text`'s content words (no stopwords), in order, once each.
