@@ -390,7 +390,7 @@ const RANGE_OPENS: &[&str] = &[
 
 /// Whether `word` (normalised) names a unit ("km", "kg", "anos", "x", "sessions").
 pub fn is_unit_word(word: &str) -> bool {
-    UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
+    unit_of(word).is_some()
 }
 
 /// The number `word` (normalised) is, if it is a number word ("one", "uma", "dos").
@@ -635,10 +635,7 @@ fn unit_at(tokens: &[Token], i: usize) -> Option<(Unit, f64, usize)> {
 fn number_at(tokens: &[Token], i: usize) -> Option<f64> {
     match tokens.get(i) {
         Some(Token::Number(n)) => Some(*n),
-        Some(Token::Word(w)) => NUMBER_WORDS
-            .iter()
-            .find(|(name, _)| name == w)
-            .map(|(_, v)| *v),
+        Some(Token::Word(w)) => number_word(w),
         _ => None,
     }
 }

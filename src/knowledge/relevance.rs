@@ -354,6 +354,17 @@ impl Sum {
     }
 }
 
+/// The mean of `values` and their (population) standard deviation; zeros for none.
+pub fn mean_and_sd(values: &[f32]) -> (f32, f32) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    (mean, sd)
+}
+
 /// The mean of the vectors of `dimensions`, and how many there were (see [`Sum`]).
 fn mean<'a>(vectors: impl Iterator<Item = &'a [f32]>, dimensions: usize) -> (Vec<f32>, usize) {
     let mut sum = Sum::new(dimensions);
@@ -464,16 +475,11 @@ impl Knowledge {
                     .take(TYPICAL_QUESTIONS.len())
                     .map(|v| cosine(v, &mean))
                     .collect();
-                let cosine_mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
-                let variance = cosines
-                    .iter()
-                    .map(|c| (c - cosine_mean).powi(2))
-                    .sum::<f32>()
-                    / cosines.len() as f32;
+                let (cosine_mean, cosine_sd) = mean_and_sd(&cosines);
                 let typical = Typical {
                     mean: Arc::new(mean),
                     cosine_mean,
-                    cosine_sd: variance.sqrt(),
+                    cosine_sd,
                 };
                 let by_language = spans
                     .into_iter()
@@ -594,43 +600,44 @@ mod tests {
     /// questions than questions no business is asked.
     #[tokio::test]
     async fn a_question_to_a_business_is_more_typical_than_one_to_nobody() {
-        let name = crate::Settings::default().embedding.local_model;
-        if crate::testing::test_model(&name).await.is_none() {
+        let settings = crate::Settings::default().embedding;
+        if crate::testing::test_model(&settings.local_model)
+            .await
+            .is_none()
+        {
             return;
         }
-        let settings = crate::Settings::default().embedding;
-        let embedder =
-            crate::embed::load_local(&name, &crate::testing::test_model_store(), &settings)
-                .await
-                .unwrap();
+        let embedder = crate::embed::load_local(
+            &settings.local_model,
+            &crate::testing::test_model_store(),
+            &settings,
+        )
+        .await
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = crate::knowledge::testing::store(dir.path()).await;
         let knowledge = crate::knowledge::testing::knowledge_with(store, embedder);
         let typical = knowledge.question_means().await.unwrap().typical.clone();
-        let typicality = |questions: &[&str]| {
-            let questions: Vec<String> = questions.iter().map(|q| q.to_string()).collect();
-            let knowledge = &knowledge;
-            let typical = &typical;
-            async move {
-                let vectors = knowledge
-                    .embedder()
-                    .embed_queries(&questions)
-                    .await
-                    .unwrap();
-                vectors
-                    .iter()
-                    .map(|v| typical.typicality(v).unwrap())
-                    .collect::<Vec<f32>>()
-            }
-        };
-        let business = typicality(&["do you have gluten free bread?", "vcs entregam no sabado?"]);
-        let nobody = typicality(&[
+        let questions: Vec<String> = [
+            "do you have gluten free bread?",
+            "vcs entregam no sabado?",
             "what is the integral of x squared?",
             "quem descobriu o brasil?",
-        ]);
-        let business = business.await.into_iter().fold(f32::MAX, f32::min);
-        let nobody = nobody.await.into_iter().fold(f32::MIN, f32::max);
+        ]
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+        let vectors = knowledge
+            .embedder()
+            .embed_queries(&questions)
+            .await
+            .unwrap();
+        let t: Vec<f32> = vectors
+            .iter()
+            .map(|v| typical.typicality(v).unwrap())
+            .collect();
         // The least typical of the business's questions against the most typical of the others.
+        let (business, nobody) = (t[0].min(t[1]), t[2].max(t[3]));
         assert!(business > nobody, "{business} against {nobody}");
     }
 

@@ -285,9 +285,11 @@ impl ChatModel for Extractive {
         // Asked how many days or how long, the best offer that states such a quantity answers,
         // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
         // to return).
-        let counting = ranked
+        let stated: Vec<bool> = ranked
             .iter()
-            .any(|r| asked.asks_count.is_some() && asked.count_stated(&r.offer.text));
+            .map(|r| asked.count_stated(&r.offer.text))
+            .collect();
+        let counting = asked.asks_count.is_some() && stated.contains(&true);
         let mut picked = None;
         // The best offer that may be sent: a row or price about another thing than the
         // question's is passed over for the next ("do you sell puppies?": a dog snack's row,
@@ -297,7 +299,7 @@ impl ChatModel for Extractive {
             if place > 0 && asked.asks_price && !states_a_price(&chosen.offer.text) {
                 continue;
             }
-            if counting && !asked.count_stated(&chosen.offer.text) {
+            if counting && !stated[place] {
                 continue;
             }
             let section = chosen.offer.source;

@@ -831,12 +831,7 @@ fn section_days_fit(offer: &Offer<'_>, question: &Question) -> Option<bool> {
 /// `values` less their mean, over their standard deviation (just less the mean when they are
 /// all alike).
 pub fn standardised(values: Vec<f32>) -> Vec<f32> {
-    if values.is_empty() {
-        return values;
-    }
-    let n = values.len() as f32;
-    let mean = values.iter().sum::<f32>() / n;
-    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let (mean, sd) = crate::knowledge::relevance::mean_and_sd(&values);
     let sd = if sd > f32::EPSILON { sd } else { 1.0 };
     values.into_iter().map(|v| (v - mean) / sd).collect()
 }

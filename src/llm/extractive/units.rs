@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use crate::knowledge::lexicon::{stem, Lexicon};
 use crate::knowledge::loaders::is_row_sentence;
+use crate::knowledge::quantity;
 use crate::knowledge::text::{contains_phrase, is_stopword, lower_words, search_text};
 use crate::llm::Source;
 
@@ -71,11 +72,14 @@ pub(super) struct Asked {
     /// Whether the question is written in another language than the documents: its words
     /// unknown to them are then its language's, not things the documents do not name.
     pub(super) foreign: bool,
+    /// The stems that are number words ("one", "uma"), with their values (see
+    /// [`Asked::stems_of`]).
+    numbers: Vec<(String, f64)>,
 }
 
 impl Asked {
     pub(super) fn of(question: &Question, lexicon: Option<&Lexicon>, language: &str) -> Self {
-        let stems = question
+        let stems: Vec<(String, f32, bool, bool)> = question
             .terms
             .iter()
             .map(|t| {
@@ -103,8 +107,13 @@ impl Asked {
                 (plain(spelt) != plain(&t.written)).then(|| stem(spelt, language))
             })
             .collect();
+        let numbers = stems
+            .iter()
+            .filter_map(|(stem, ..)| Some((stem.clone(), quantity::number_word(stem)?)))
+            .collect();
         Asked {
             stems,
+            numbers,
             corrected,
             language: language.to_string(),
             specific: lexicon.map_or(f32::INFINITY, |l| l.idf_at_share(SPECIFIC_SHARE)),
@@ -120,13 +129,10 @@ impl Asked {
             .iter()
             .map(|(lower, _)| stem(lower, &self.language))
             .collect();
-        for (stem, ..) in &self.stems {
-            let Some(value) = crate::knowledge::quantity::number_word(stem) else {
-                continue;
-            };
+        for (stem, value) in &self.numbers {
             if words
                 .iter()
-                .any(|(_, normal)| normal.parse::<f64>().ok() == Some(value))
+                .any(|(_, normal)| normal.parse::<f64>().ok() == Some(*value))
             {
                 stems.insert(stem.clone());
             }
