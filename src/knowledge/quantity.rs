@@ -453,11 +453,6 @@ pub struct Band {
 }
 
 impl Band {
-    /// Whether `word` (normalised) names a unit ("km", "kg", "anos", "x", "sessions").
-    pub fn is_unit_word(word: &str) -> bool {
-        UNIT_WORDS.iter().any(|(w, _, _)| *w == word)
-    }
-
     /// Whether `q` falls in the band, when the two can be compared (`None` when their units
     /// differ).
     pub fn holds(&self, q: &Quantity) -> Option<bool> {
