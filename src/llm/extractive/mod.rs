@@ -1481,6 +1481,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn asked_in_another_language_a_variants_band_singles_out_only_a_row_meant_by_name() {
+        // A catalogue, one row a passage, asked in English: the sachets come in packs of 12,
+        // the customer's number, but they ask about food for older cats, and the senior
+        // food's band (7+) holds their 12 in its name.
+        let row = |n, relevance, text: &str| Source {
+            relevance,
+            ..source(n, "catalogo", "catalogo", text)
+        };
+        let sources = [
+            row(
+                1,
+                0.4,
+                "Sobres surtidos para gatos — categoria: gato - comida humeda; variante: pack de 12 sobres; precio: 9,60 €.",
+            ),
+            row(
+                2,
+                0.3,
+                "Pienso gato senior 7+ pescado — categoria: gato - pienso; variante: 2 kg; precio: 18,40 €.",
+            ),
+            row(
+                3,
+                0.2,
+                "Comedero de acero — categoria: perro - comedero; variante: 1 litro; precio: 7,50 €.",
+            ),
+            // Enough of the documents' Spanish for their language to be told.
+            Source {
+                relevance: 0.1,
+                ..source(
+                    4,
+                    "tienda",
+                    "Horario",
+                    "La tienda abre de lunes a sábado por la mañana y por la tarde, y los domingos está cerrada.",
+                )
+            },
+        ];
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        let translating = Translating(&[("older", "senior"), ("cat", "gato"), ("food", "pienso")]);
+        let answer = Extractive::new(Arc::new(translating))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                ..request(
+                    "my cat is 12, do you have food for older cats and how much is it?",
+                    &sources,
+                )
+            })
+            .await
+            .unwrap();
+        assert!(answer.text.contains("18,40 €"), "{}", answer.text);
+        assert!(!answer.text.contains("9,60 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_row_singled_out_by_the_customers_number_is_their_case_whatever_verb_they_use() {
         // "fechar" (to sign up for, in chat Portuguese) is a rare word of the documents in
         // another sense ("fechada", closed); the row holds the customer's number and its

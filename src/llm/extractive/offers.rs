@@ -292,13 +292,27 @@ fn table_offers<'a>(
     // A band or size singles out a row of the thing the question names: the row's name or its
     // table's heading holds one of the question's own words ("the 60-litre aquarium" is not the
     // row "Filtro interior" whose variant reads "acuarios de hasta 60 litros"). A day names its
-    // row itself, and a question in another language has no words of the documents' to say it.
+    // row itself. A question in another language has no words of the documents' to say it:
+    // its row must stand out among the table's by what its name means ("my cat is 12, do you
+    // have food for older cats?" is not the row "Sobres surtidos" in packs of 12).
+    let meaning = |r: &TableRow| r.candidate.meaning.unwrap_or(r.candidate.score);
+    let meanings: Vec<f32> = rows.iter().map(meaning).collect();
+    let meaning_lead = Lead::of(
+        meanings.iter().copied().fold(f32::MIN, f32::max),
+        median(meanings),
+    );
     let names_it = |r: &TableRow| {
         let Some(name) = &r.row.name else {
             return true;
         };
-        if asked.foreign || !question.days.is_empty() {
+        if !question.days.is_empty() {
             return true;
+        }
+        if asked.foreign {
+            // A name that is itself the band ("até 8 km", "Pack of 10") is the table's thing
+            // in that band; a band among the other cells is a variant of the thing named.
+            return fits(&question.quantities, &bands(name)) == Some(true)
+                || meaning_lead.stands_out(meaning(r));
         }
         let heading = source_of(r).heading.as_deref().unwrap_or_default();
         let held = asked.stems_of(&format!("{heading} {name}"));
