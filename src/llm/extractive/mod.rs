@@ -701,6 +701,14 @@ mod tests {
         }
     }
 
+    /// A catalogue's row, one row a passage, with its relevance.
+    fn catalogue_row(n: usize, relevance: f32, text: &str) -> Source {
+        Source {
+            relevance,
+            ..source(n, "catalogo", "catalogo", text)
+        }
+    }
+
     fn request<'a>(question: &'a str, sources: &'a [Source]) -> ChatRequest<'a> {
         ChatRequest {
             messages: &[],
@@ -726,12 +734,21 @@ mod tests {
 
     /// [`extract`] with the lexicon of `sources` (which words the documents know).
     async fn extract_knowing(question: &str, sources: &[Source]) -> Completion {
+        extract_knowing_with(Words, question, sources).await
+    }
+
+    /// [`extract_knowing`] with `embedder`.
+    async fn extract_knowing_with(
+        embedder: impl Embedder + 'static,
+        question: &str,
+        sources: &[Source],
+    ) -> Completion {
         let lexicon = crate::knowledge::lexicon::Lexicon::build(
             sources
                 .iter()
                 .map(|s| (s.heading.as_deref(), s.text.as_str())),
         );
-        Extractive::new(Arc::new(Words))
+        Extractive::new(Arc::new(embedder))
             .complete(&ChatRequest {
                 lexicon: Some(&lexicon),
                 ..request(question, sources)
@@ -1399,19 +1416,7 @@ mod tests {
         heading: &str,
         table: &str,
     ) -> Completion {
-        let sources = [source(1, "Serviços", heading, table)];
-        let lexicon = crate::knowledge::lexicon::Lexicon::build(
-            sources
-                .iter()
-                .map(|s| (s.heading.as_deref(), s.text.as_str())),
-        );
-        Extractive::new(Arc::new(embedder))
-            .complete(&ChatRequest {
-                lexicon: Some(&lexicon),
-                ..request(question, &sources)
-            })
-            .await
-            .unwrap()
+        extract_knowing_with(embedder, question, &[source(1, "Serviços", heading, table)]).await
     }
 
     #[tokio::test]
@@ -1454,22 +1459,18 @@ mod tests {
         // A catalogue, one row a passage: the filter's variant holds 60 litres too, and its
         // name adds fewer words to the question than the aquarium's, but the customer asks
         // about the aquarium.
-        let row = |n, relevance, text: &str| Source {
-            relevance,
-            ..source(n, "catalogo", "catalogo", text)
-        };
         let sources = [
-            row(
+            catalogue_row(
                 1,
                 0.4,
                 "Filtro interior — categoria: acuarios; variante: acuarios de hasta 60 litros; precio: 19,40 €.",
             ),
-            row(
+            catalogue_row(
                 2,
                 0.3,
                 "Acuario completo con filtro y luz LED — categoria: acuarios; variante: 60 litros; precio: 89,00 €.",
             ),
-            row(
+            catalogue_row(
                 3,
                 0.2,
                 "Comedero de acero — categoria: perro; variante: 1 litro; precio: 7,50 €.",
@@ -1485,22 +1486,18 @@ mod tests {
         // A catalogue, one row a passage, asked in English: the sachets come in packs of 12,
         // the customer's number, but they ask about food for older cats, and the senior
         // food's band (7+) holds their 12 in its name.
-        let row = |n, relevance, text: &str| Source {
-            relevance,
-            ..source(n, "catalogo", "catalogo", text)
-        };
         let sources = [
-            row(
+            catalogue_row(
                 1,
                 0.4,
                 "Sobres surtidos para gatos — categoria: gato - comida humeda; variante: pack de 12 sobres; precio: 9,60 €.",
             ),
-            row(
+            catalogue_row(
                 2,
                 0.3,
                 "Pienso gato senior 7+ pescado — categoria: gato - pienso; variante: 2 kg; precio: 18,40 €.",
             ),
-            row(
+            catalogue_row(
                 3,
                 0.2,
                 "Comedero de acero — categoria: perro - comedero; variante: 1 litro; precio: 7,50 €.",
@@ -1516,22 +1513,12 @@ mod tests {
                 )
             },
         ];
-        let lexicon = crate::knowledge::lexicon::Lexicon::build(
-            sources
-                .iter()
-                .map(|s| (s.heading.as_deref(), s.text.as_str())),
-        );
-        let translating = Translating(&[("older", "senior"), ("cat", "gato"), ("food", "pienso")]);
-        let answer = Extractive::new(Arc::new(translating))
-            .complete(&ChatRequest {
-                lexicon: Some(&lexicon),
-                ..request(
-                    "my cat is 12, do you have food for older cats and how much is it?",
-                    &sources,
-                )
-            })
-            .await
-            .unwrap();
+        let answer = extract_knowing_with(
+            Translating(&[("older", "senior"), ("cat", "gato"), ("food", "pienso")]),
+            "my cat is 12, do you have food for older cats and how much is it?",
+            &sources,
+        )
+        .await;
         assert!(answer.text.contains("18,40 €"), "{}", answer.text);
         assert!(!answer.text.contains("9,60 €"), "{}", answer.text);
     }
@@ -1646,12 +1633,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_about_another_thing_gives_way_to_the_next_offer() {
-        let row = |n, relevance, text: &str| Source {
-            relevance,
-            ..source(n, "catalogo", "catalogo", text)
-        };
         let sources = [
-            row(
+            catalogue_row(
                 1,
                 0.5,
                 "Snack de pollo — categoria: gato - snacks; variante: 100 g; precio: 3,20 €.",

@@ -441,10 +441,7 @@ fn table_offers<'a>(
         // The rows that stand out by what their names mean (see `Candidate::meaning`). When
         // several differently named ones stand out alike, and not every row does, the customer
         // is asked which one they mean rather than told the first one's price.
-        let meaning = |i: usize| {
-            let c = rows[i].candidate;
-            c.meaning.unwrap_or(c.score)
-        };
+        let meaning = |i: usize| meaning(&rows[i]);
         let meanings: Vec<f32> = pool.iter().map(|&i| meaning(i)).collect();
         let lead = Lead::of(
             meanings.iter().copied().fold(f32::MIN, f32::max),
