@@ -298,6 +298,9 @@ mod tests {
             "Puncture repair — price: 9.50 EUR; turnaround: same day; sku: RR-1001.",
             "Zone: A; Fee: 1 EUR.",
             "Kenia — precio: 15,80 EUR.",
+            // A band's figures in a column's header are not words of prose.
+            "Zona 1 (Zaragoza) — De 2 a 5 kg: 3,90 €.",
+            "Day pass — 16 to 17 years old: 7 EUR.",
         ] {
             assert!(is_row_sentence(row), "{row}");
         }
@@ -306,6 +309,7 @@ mod tests {
             "Note: bring your receipt.",
             "Bun.",
             "Prices: see below; thanks",
+            "Heads up — we close at 2 pm on the 24th: plan ahead.",
         ] {
             assert!(!is_row_sentence(prose), "{prose}");
         }

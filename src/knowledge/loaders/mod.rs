@@ -359,13 +359,16 @@ fn collapse_whitespace(text: &str) -> String {
 }
 
 /// Whether `line` reads as a table row as [`ColumnKinds::sentence`] renders it: `Name —
-/// label: value; label: value.`, or labelled cells alone when no column names the row.
+/// label: value; label: value.`, or labelled cells alone when no column names the row. A label
+/// is a column's header: a few words, and the figures of a band ("De 2 a 5 kg") besides.
 pub fn is_row_sentence(line: &str) -> bool {
     let labelled = |part: &str| {
         part.split_once(": ").is_some_and(|(label, value)| {
-            !label.trim().is_empty()
-                && label.split_whitespace().count() <= 4
-                && !value.trim().is_empty()
+            let words = label.split_whitespace().filter(|w| {
+                !w.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, ',' | '.'))
+            });
+            !label.trim().is_empty() && words.count() <= 4 && !value.trim().is_empty()
         })
     };
     let line = line.trim().trim_end_matches('.');

@@ -351,6 +351,29 @@ mod tests {
     }
 
     #[test]
+    fn one_column_of_several_rows_is_not_listed_for_a_place_they_do_not_name() {
+        let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; De 2 a 5 kg: 3,90 €.\nZona 2 (resto de Aragón) — Hasta 2 kg: 4,90 €; De 2 a 5 kg: 5,95 €.";
+        let lexicon = Lexicon::build([
+            (Some("Envíos > Precio según el peso del pedido"), table),
+            (Some("Horarios"), "Abrimos de lunes a viernes."),
+            (Some("Pago"), "Aceptamos tarjeta y efectivo."),
+        ]);
+        let question = Question::read(
+            "enviais a mallorca? seria un pedido de unos 3 kg",
+            Some(&lexicon),
+            Some("es"),
+        );
+        let asked = Asked::of(&question, Some(&lexicon), "es");
+        // The column the band picks, in every zone: a band's figures in its header keep the
+        // lines rows.
+        let reply = "Zona 1 (Zaragoza) — De 2 a 5 kg: 3,90 €.\nZona 2 (resto de Aragón) — De 2 a 5 kg: 5,95 €.";
+        assert!(matches!(
+            check(reply, Some("Envíos > Precio según el peso del pedido"), &asked),
+            Err(Ungrounded::Unnamed { names, .. }) if names.len() == 2
+        ));
+    }
+
+    #[test]
     fn a_question_that_tells_no_priced_line_apart_is_answered_by_all_of_them() {
         assert_eq!(
             check(SERVICES, None, &asked("quanto custa?", SERVICES)),
