@@ -317,21 +317,21 @@ impl ChatModel for Extractive {
                     &reading_vectors[0],
                 )
             });
-            let signals = Signals {
-                price: asked.asks_price,
-                typicality: request
-                    .centre
-                    .and_then(|c| c.typical.as_ref()?.typicality(&reading_vectors[0]))
-                    .unwrap_or(TYPICAL_ENOUGH),
-                ..Signals::of(
-                    request.sources,
-                    chosen,
-                    ranked.get(place + 1),
-                    &stems,
+            let typicality = request
+                .centre
+                .and_then(|c| c.typical.as_ref()?.typicality(&reading_vectors[0]))
+                .unwrap_or(TYPICAL_ENOUGH);
+            let signals = Signals::of(
+                request.sources,
+                (chosen, ranked.get(place + 1)),
+                &stems,
+                Read {
                     named,
+                    price: asked.asks_price,
                     sentence,
-                )
-            };
+                    typicality,
+                },
+            );
             let confidence = confidence(&signals);
             // A table row states its price whatever was asked ("do you sell puppies?" answered
             // with a dog snack's row): it must be about what the question names, as an answer to
@@ -470,14 +470,21 @@ pub(crate) struct Signals {
     pub typicality: f32,
 }
 
+/// What the answerer read of the question and the chosen offer's section, for [`Signals`].
+struct Read {
+    named: bool,
+    price: bool,
+    sentence: f32,
+    typicality: f32,
+}
+
 impl Signals {
+    /// The signals of `chosen` (with the offer ranked after it, if any) among `sources`.
     fn of(
         sources: &[Source],
-        chosen: &offers::Ranked<'_>,
-        next: Option<&offers::Ranked<'_>>,
+        (chosen, next): (&offers::Ranked<'_>, Option<&offers::Ranked<'_>>),
         asked: &Asked,
-        named: bool,
-        sentence: f32,
+        read: Read,
     ) -> Self {
         let relevances: Vec<f32> = sources.iter().map(|s| s.relevance).collect();
         let relevance = relevances.iter().copied().fold(f32::MIN, f32::max).max(0.0);
@@ -497,12 +504,11 @@ impl Signals {
             exact: offer.fit == Fit::Exact,
             row: offer.row,
             margin: next.map_or(1.0, |n| chosen.total - n.total),
-            named,
+            named: read.named,
             subject: !asked.stems.iter().all(|s| s.3),
-            // Set by the caller, which reads the question.
-            price: false,
-            sentence,
-            typicality: TYPICAL_ENOUGH,
+            price: read.price,
+            sentence: read.sentence,
+            typicality: read.typicality,
         }
     }
 }
