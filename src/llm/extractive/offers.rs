@@ -297,10 +297,7 @@ fn table_offers<'a>(
     // have food for older cats?" is not the row "Sobres surtidos" in packs of 12).
     let meaning = |r: &TableRow| r.candidate.meaning.unwrap_or(r.candidate.score);
     let meanings: Vec<f32> = rows.iter().map(meaning).collect();
-    let meaning_lead = Lead::of(
-        meanings.iter().copied().fold(f32::MIN, f32::max),
-        median(meanings),
-    );
+    let meaning_lead = Lead::over(meanings);
     let names_it = |r: &TableRow| {
         let Some(name) = &r.row.name else {
             return true;
@@ -443,10 +440,7 @@ fn table_offers<'a>(
         // is asked which one they mean rather than told the first one's price.
         let meaning = |i: usize| meaning(&rows[i]);
         let meanings: Vec<f32> = pool.iter().map(|&i| meaning(i)).collect();
-        let lead = Lead::of(
-            meanings.iter().copied().fold(f32::MIN, f32::max),
-            median(meanings),
-        );
+        let lead = Lead::over(meanings);
         let mut standing: Vec<usize> = pool
             .iter()
             .copied()

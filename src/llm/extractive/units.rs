@@ -227,6 +227,12 @@ impl Lead {
         }
     }
 
+    /// The lead of the best of `values` over their median.
+    pub(super) fn over(values: Vec<f32>) -> Self {
+        let best = values.iter().copied().fold(f32::MIN, f32::max);
+        Self::of(best, median(values))
+    }
+
     /// Whether `score` leads the floor by [`FOLLOW_RELATIVE`] of the best one's lead (when the
     /// best does not lead at all, whatever reaches the floor stands out as much as it does).
     pub(super) fn stands_out(&self, score: f32) -> bool {
