@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::rows::{db_err, get, parse_id};
 use super::{KeywordHit, StoreError};
+use crate::domain::ChunkId;
 
 /// How often the write-ahead log is copied back into the database file, beside the writer.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -157,7 +158,16 @@ fn checkpoints(url: String) -> oneshot::Sender<()> {
     stop
 }
 
-/// FTS5 `MATCH` with the terms OR-ed, ranked by BM25 (lower is better, so negated).
+/// BM25's term-frequency saturation, as FTS5's `bm25()` sets it.
+const BM25_K1: f64 = 1.2;
+/// BM25's length normalisation, as FTS5's `bm25()` sets it.
+const BM25_B: f64 = 0.75;
+
+/// FTS5 `MATCH` with the terms OR-ed finds the collection's passages that hold one of them;
+/// they are ranked by BM25 over the collection's own statistics (its passages, their mean
+/// length, how many of them hold each term). FTS5's `bm25()` counts the whole table, every
+/// business's passages together, so one business's ranking would move with what another's
+/// documents say.
 pub(super) async fn keyword_search(
     pool: &AnyPool,
     collection: &str,
@@ -169,22 +179,99 @@ pub(super) async fn keyword_search(
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let rows = sqlx::query(
-        "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
-         WHERE chunks_fts MATCH $1 AND c.collection = $2 ORDER BY bm25(chunks_fts) LIMIT $3",
+    let matched = sqlx::query(
+        "SELECT c.id, c.search_text FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
+         WHERE chunks_fts MATCH $1 AND c.collection = $2",
     )
-        .bind(expression)
-        .bind(collection)
-        .bind(limit as i64)
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
-    rows.iter()
-        .map(|row| {
-            Ok(KeywordHit {
-                chunk_id: parse_id(row, "id")?,
-                score: get::<f64>(row, "score")? as f32,
-            })
+    .bind(expression)
+    .bind(collection)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    if matched.is_empty() {
+        return Ok(Vec::new());
+    }
+    // `search_text` is words joined by single spaces (see `knowledge::text::search_text`).
+    let totals = sqlx::query(
+        "SELECT COUNT(*) AS passages,
+                TOTAL(CASE WHEN search_text = '' THEN 0
+                      ELSE LENGTH(search_text) - LENGTH(REPLACE(search_text, ' ', '')) + 1 END)
+                    AS words
+         FROM chunks WHERE collection = $1",
+    )
+    .bind(collection)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let passages = get::<i64>(&totals, "passages")? as f64;
+    let words = get::<f64>(&totals, "words")?;
+    let texts: Vec<(ChunkId, String)> = matched
+        .iter()
+        .map(|row| Ok((parse_id(row, "id")?, get::<String>(row, "search_text")?)))
+        .collect::<Result<_, StoreError>>()?;
+    let mut hits = bm25(&texts, terms, passages, words / passages.max(1.0));
+    hits.truncate(limit);
+    Ok(hits)
+}
+
+/// Ranks `texts` (each a passage's words joined by spaces) for `terms` by BM25, in FTS5's
+/// form: a term's weight is `ln((N - n + 0.5) / (n + 0.5))`, at least 1e-6, for `n` of the
+/// `passages` holding it. A term of several words (quoted, as FTS5 reads it) is a phrase.
+fn bm25(
+    texts: &[(ChunkId, String)],
+    terms: &[String],
+    passages: f64,
+    mean_words: f64,
+) -> Vec<KeywordHit> {
+    let phrases: Vec<Vec<String>> = terms
+        .iter()
+        .map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
         })
-        .collect()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let words: Vec<Vec<&str>> = texts
+        .iter()
+        .map(|(_, t)| t.split(' ').filter(|w| !w.is_empty()).collect())
+        .collect();
+    let frequency = |words: &[&str], phrase: &[String]| {
+        words
+            .windows(phrase.len())
+            .filter(|w| w.iter().zip(phrase).all(|(a, b)| *a == b))
+            .count() as f64
+    };
+    let weights: Vec<f64> = phrases
+        .iter()
+        .map(|p| {
+            let holding = words.iter().filter(|w| frequency(w, p) > 0.0).count() as f64;
+            ((passages - holding + 0.5) / (holding + 0.5))
+                .ln()
+                .max(1e-6)
+        })
+        .collect();
+    let mut hits: Vec<KeywordHit> = texts
+        .iter()
+        .zip(&words)
+        .map(|((id, _), words)| {
+            let length = words.len() as f64 / mean_words.max(f64::MIN_POSITIVE);
+            let score = phrases
+                .iter()
+                .zip(&weights)
+                .map(|(p, weight)| {
+                    let tf = frequency(words, p);
+                    weight * tf * (BM25_K1 + 1.0)
+                        / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length))
+                })
+                .sum::<f64>();
+            KeywordHit {
+                chunk_id: *id,
+                score: score as f32,
+            }
+        })
+        .collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits
 }

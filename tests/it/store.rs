@@ -15,6 +15,7 @@ crate::both_backends!(
     documents_replace_and_delete,
     passages_keep_requested_order,
     keyword_search_is_accent_insensitive_and_scoped,
+    keyword_ranking_is_the_collection_own,
     collection_versions_track_index_state,
     chunk_pages_cover_everything_once,
     embeddings_round_trip_and_update,
@@ -333,6 +334,50 @@ async fn keyword_search_is_accent_insensitive_and_scoped(store: Arc<dyn Store>) 
         .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].chunk_id, id0);
+}
+
+/// A business's keyword ranking is its own: another business's documents, however often they
+/// use the words asked, do not move it (a word rare in this collection stays telling here).
+async fn keyword_ranking_is_the_collection_own(store: Arc<dyn Store>) {
+    let rare = chunk(0, "Puncture repair while you wait.", vec![1.0, 0.0]);
+    let common = chunk(1, "Tyre fitting while you wait.", vec![0.0, 1.0]);
+    let (rare_id, common_id) = (rare.id, common.id);
+    store
+        .replace_document(
+            doc("kb", "a.md", "h"),
+            vec![
+                rare,
+                common,
+                chunk(2, "Tyre pressure checked for free.", vec![0.0, 1.0]),
+                chunk(3, "Tyre sizes we stock.", vec![0.0, 1.0]),
+            ],
+        )
+        .await
+        .unwrap();
+    let terms = palaver::knowledge::text::terms("puncture tyre");
+    let alone = store.keyword_search("kb", &terms, 10).await.unwrap();
+    assert_eq!(
+        alone.first().map(|h| h.chunk_id),
+        Some(rare_id),
+        "{alone:?}"
+    );
+    assert!(alone.iter().any(|h| h.chunk_id == common_id));
+
+    let others: Vec<_> = (0..30)
+        .map(|i| {
+            chunk(
+                i,
+                "Puncture kits, puncture spray, puncture patches.",
+                vec![1.0, 0.0],
+            )
+        })
+        .collect();
+    store
+        .replace_document(doc("other", "b.md", "h2"), others)
+        .await
+        .unwrap();
+    let beside = store.keyword_search("kb", &terms, 10).await.unwrap();
+    assert_eq!(alone, beside, "another collection moved this one's ranking");
 }
 
 async fn collection_versions_track_index_state(store: Arc<dyn Store>) {
