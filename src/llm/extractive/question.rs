@@ -12,8 +12,10 @@ use crate::knowledge::text::{contains_phrase, terms};
 use crate::language::normalize;
 
 /// Words that say what kind of answer is wanted rather than what it is about ("how much",
-/// "horário", "precio"), in the shipped languages, normalised. They weigh little: every price
-/// row states a price, every hours line an hour.
+/// "time", "precio"), in the shipped languages, normalised. They weigh little: every price
+/// row states a price, every hours line an hour. Words of opening ("open", "horário",
+/// "abren") are not among them: they name what is asked, the opening hours, which a
+/// timetable of classes does not give though it states hours too.
 const ASKING_WORDS: &[&str] = &[
     // en
     "much",
@@ -29,11 +31,6 @@ const ASKING_WORDS: &[&str] = &[
     "pay",
     "time",
     "times",
-    "open",
-    "opening",
-    "close",
-    "closing",
-    "hours",
     "long",
     "take",
     "get",
@@ -75,14 +72,6 @@ const ASKING_WORDS: &[&str] = &[
     "pagar",
     "fica",
     "sai",
-    "horario",
-    "horarios",
-    "abrem",
-    "abre",
-    "fecham",
-    "fecha",
-    "funcionam",
-    "funciona",
     "atendem",
     "atende",
     "fazem",
@@ -137,12 +126,6 @@ const ASKING_WORDS: &[&str] = &[
     "cobrais",
     "cobran",
     "pagar",
-    "horario",
-    "horarios",
-    "abris",
-    "abren",
-    "cerrais",
-    "cierran",
     "teneis",
     "tienen",
     "hacen",
@@ -792,6 +775,20 @@ mod tests {
         let q = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         assert_eq!(q.days, [1]);
         assert!(!q.asks_price);
+    }
+
+    #[test]
+    fn opening_is_what_an_hours_question_is_about() {
+        for (text, language, word) in [
+            ("what time do you open in the mornings?", "en", "open"),
+            ("q horario tienen los sabados?", "es", "horario"),
+            ("a que horas abrem?", "pt", "abrem"),
+        ] {
+            let q = Question::read(text, None, Some(language));
+            let words: Vec<&str> = q.terms.iter().map(|t| t.word.as_str()).collect();
+            assert!(words.contains(&word), "{text}: {words:?}");
+            assert!(!words.contains(&"time"), "{text}: {words:?}");
+        }
     }
 
     #[test]
