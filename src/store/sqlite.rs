@@ -216,7 +216,8 @@ pub(super) async fn keyword_search(
 
 /// Ranks `texts` (each a passage's words joined by spaces) for `terms` by BM25, in FTS5's
 /// form: a term's weight is `ln((N - n + 0.5) / (n + 0.5))`, at least 1e-6, for `n` of the
-/// `passages` holding it. A term of several words (quoted, as FTS5 reads it) is a phrase.
+/// `passages` holding it. A term is folded and split as the stored text was (and as FTS5's
+/// `unicode61` with `remove_diacritics` reads it); one of several words is a phrase.
 fn bm25(
     texts: &[(ChunkId, String)],
     terms: &[String],
@@ -226,27 +227,34 @@ fn bm25(
     let phrases: Vec<Vec<String>> = terms
         .iter()
         .map(|t| {
-            t.split(|c: char| !c.is_alphanumeric())
+            crate::language::normalize(t)
+                .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
+                .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
         .filter(|p| !p.is_empty())
         .collect();
-    let words: Vec<Vec<&str>> = texts
+    // Each passage's length and how often it holds each phrase, counted once.
+    let counted: Vec<(f64, Vec<f64>)> = texts
         .iter()
-        .map(|(_, t)| t.split(' ').filter(|w| !w.is_empty()).collect())
+        .map(|(_, text)| {
+            let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            let frequencies = phrases
+                .iter()
+                .map(|phrase| {
+                    words
+                        .windows(phrase.len())
+                        .filter(|w| w.iter().zip(phrase).all(|(a, b)| *a == b))
+                        .count() as f64
+                })
+                .collect();
+            (words.len() as f64, frequencies)
+        })
         .collect();
-    let frequency = |words: &[&str], phrase: &[String]| {
-        words
-            .windows(phrase.len())
-            .filter(|w| w.iter().zip(phrase).all(|(a, b)| *a == b))
-            .count() as f64
-    };
-    let weights: Vec<f64> = phrases
-        .iter()
-        .map(|p| {
-            let holding = words.iter().filter(|w| frequency(w, p) > 0.0).count() as f64;
+    let weights: Vec<f64> = (0..phrases.len())
+        .map(|i| {
+            let holding = counted.iter().filter(|(_, f)| f[i] > 0.0).count() as f64;
             ((passages - holding + 0.5) / (holding + 0.5))
                 .ln()
                 .max(1e-6)
@@ -254,14 +262,13 @@ fn bm25(
         .collect();
     let mut hits: Vec<KeywordHit> = texts
         .iter()
-        .zip(&words)
-        .map(|((id, _), words)| {
-            let length = words.len() as f64 / mean_words.max(f64::MIN_POSITIVE);
-            let score = phrases
+        .zip(&counted)
+        .map(|((id, _), (words, frequencies))| {
+            let length = words / mean_words.max(f64::MIN_POSITIVE);
+            let score = frequencies
                 .iter()
                 .zip(&weights)
-                .map(|(p, weight)| {
-                    let tf = frequency(words, p);
+                .map(|(tf, weight)| {
                     weight * tf * (BM25_K1 + 1.0)
                         / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length))
                 })
