@@ -5,6 +5,7 @@
 //! (a number of the same unit, another size, another day), and the rest carries over.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use crate::knowledge::lexicon::Lexicon;
 use crate::knowledge::quantity::{self, Quantity};
@@ -12,10 +13,10 @@ use crate::knowledge::text::{contains_phrase, terms};
 use crate::language::normalize;
 
 /// Words that say what kind of answer is wanted rather than what it is about ("how much",
-/// "time", "precio"), in the shipped languages, normalised. They weigh little: every price
-/// row states a price, every hours line an hour. Words of opening ("open", "horário",
-/// "abren") are not among them: they name what is asked, the opening hours, which a
-/// timetable of classes does not give though it states hours too.
+/// "time", "precio"), in the shipped languages and a few of French and German, normalised.
+/// They weigh little: every price row states a price, every hours line an hour. Words of
+/// opening ("open", "horário", "abren", "ouvert") are not among them: they name what is asked,
+/// the opening hours, which a timetable of classes does not give though it states hours too.
 const ASKING_WORDS: &[&str] = &[
     // en
     "much",
@@ -39,7 +40,6 @@ const ASKING_WORDS: &[&str] = &[
     "like",
     "know",
     "tell",
-    "much",
     "available",
     "offer",
     "offers",
@@ -54,7 +54,6 @@ const ASKING_WORDS: &[&str] = &[
     "okay",
     "guys",
     "anyone",
-    "know",
     "would",
     // pt
     "quanto",
@@ -125,15 +124,12 @@ const ASKING_WORDS: &[&str] = &[
     "valen",
     "cobrais",
     "cobran",
-    "pagar",
     "teneis",
     "tienen",
     "hacen",
     "haceis",
     "quiero",
-    "queria",
     "quisiera",
-    "saber",
     "necesito",
     "puedo",
     "pueden",
@@ -174,12 +170,13 @@ const ASKING_WORDS: &[&str] = &[
     "combien",
     "prix",
     "coute",
-    "horaires",
-    "ouvert",
     "kostet",
     "preis",
-    "offnungszeiten",
 ];
+
+/// [`ASKING_WORDS`], to look words up in.
+static ASKING: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ASKING_WORDS.iter().copied().collect());
 
 /// Weekday names and their short forms, normalised, by day (Monday first), in the shipped
 /// languages. Short forms count only where a row names its days ("Seg–Sex", "Mon-Fri").
@@ -383,7 +380,6 @@ impl Question {
     /// Reads `text` against the documents' `lexicon` (`language`: the customer's, when known).
     pub fn read(text: &str, lexicon: Option<&Lexicon>, language: Option<&str>) -> Self {
         let normal = normalize(text);
-        let asking: HashSet<&str> = ASKING_WORDS.iter().copied().collect();
         let named_days = days(&normal, false);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -407,7 +403,7 @@ impl Question {
                 .map(|(lower, normal)| (normal, lower))
                 .collect();
         for word in terms(text) {
-            if asking.contains(word.as_str())
+            if ASKING.contains(word.as_str())
                 || after_number.contains(&word)
                 || word.chars().all(|c| c.is_ascii_digit())
                 || !days(&word, false).is_empty()
@@ -783,12 +779,20 @@ mod tests {
             ("what time do you open in the mornings?", "en", "open"),
             ("q horario tienen los sabados?", "es", "horario"),
             ("a que horas abrem?", "pt", "abrem"),
+            ("quels sont vos horaires?", "fr", "horaires"),
+            ("vous etes ouvert le soir?", "fr", "ouvert"),
+            ("wie sind eure Öffnungszeiten?", "de", "offnungszeiten"),
         ] {
             let q = Question::read(text, None, Some(language));
             let words: Vec<&str> = q.terms.iter().map(|t| t.word.as_str()).collect();
             assert!(words.contains(&word), "{text}: {words:?}");
             assert!(!words.contains(&"time"), "{text}: {words:?}");
         }
+    }
+
+    #[test]
+    fn each_asking_word_is_listed_once() {
+        assert_eq!(ASKING.len(), ASKING_WORDS.len());
     }
 
     #[test]
