@@ -36,7 +36,8 @@ use std::collections::HashSet;
 
 use super::rows::Row;
 use super::units::{states_a_price, Asked};
-use crate::knowledge::text::{sentences, words};
+use crate::knowledge::lexicon::stem;
+use crate::knowledge::text::{is_stopword, lower_words, sentences, words};
 
 /// Why a reply's amounts cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,13 +239,28 @@ pub(super) fn row_names<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String>
 /// holding one of the `unheld` stems (read by `asked`) and the label of exactly one name
 /// (without what it says in brackets, "Zona 2" of "Zona 2 (resto de Aragón)"), when every such
 /// sentence agrees on it.
+///
+/// A single row is named by its label's rarest word too (by `weight`, a normalised word's
+/// weight in the documents): a sentence seldom spells a row's whole label ("A puncture during
+/// a rental is fixed for free" of "Puncture repair"), and with one row there is no other it
+/// could mean. Among several rows, only whole labels tell them apart ("Zona" is in all four).
 pub(super) fn assigned<'a>(
     names: &'a [String],
     unheld: &[String],
     texts: impl Iterator<Item = &'a str>,
     asked: &Asked,
+    weight: impl Fn(&str) -> f32,
 ) -> Option<&'a String> {
     let labels: Vec<Vec<String>> = names.iter().map(|n| words(&label(n))).collect();
+    // The single row's rarest content word, as a stem.
+    let rarest: Option<String> = match names {
+        [name] => lower_words(&label(name))
+            .into_iter()
+            .filter(|(_, normal)| !is_stopword(normal) && normal.chars().any(char::is_alphabetic))
+            .max_by(|a, b| weight(&a.1).total_cmp(&weight(&b.1)))
+            .map(|(lower, _)| stem(&lower, &asked.language)),
+        _ => None,
+    };
     let mut found: Option<usize> = None;
     for text in texts {
         for sentence in sentences(text) {
@@ -255,6 +271,7 @@ pub(super) fn assigned<'a>(
             let said = words(&sentence);
             let holds = |label: &Vec<String>| {
                 !label.is_empty() && said.windows(label.len()).any(|w| w == label.as_slice())
+                    || rarest.as_ref().is_some_and(|r| stems.contains(r))
             };
             let matching: Vec<usize> = (0..names.len()).filter(|&i| holds(&labels[i])).collect();
             match (matching.as_slice(), found) {

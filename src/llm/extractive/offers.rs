@@ -291,8 +291,11 @@ fn table_offers<'a>(
     };
     // A band or size singles out a row of the thing the question names: the row's name or its
     // table's heading holds one of the question's own words ("the 60-litre aquarium" is not the
-    // row "Filtro interior" whose variant reads "acuarios de hasta 60 litros"). A day names its
-    // row itself. A question in another language has no words of the documents' to say it:
+    // row "Filtro interior" whose variant reads "acuarios de hasta 60 litros"). A day names a
+    // row that is named by a day ("Saturday — Open: 08:00"); a day among a row's other cells is
+    // a condition of the thing it names ("Off-Peak — Gym floor all day at weekend" is not what
+    // "visiting for the weekend, can I pay for one day?" asks about), which the question must
+    // name as a band's row must. A question in another language has no words of the documents' to say it:
     // its row must stand out among the table's by what its name means ("my cat is 12, do you
     // have food for older cats?" is not the row "Sobres surtidos" in packs of 12).
     let meaning = |r: &TableRow| r.candidate.meaning.unwrap_or(r.candidate.score);
@@ -302,7 +305,7 @@ fn table_offers<'a>(
         let Some(name) = &r.row.name else {
             return true;
         };
-        if !question.days.is_empty() {
+        if !question.days.is_empty() && !days(&normalize(name), true).is_empty() {
             return true;
         }
         if asked.foreign {
