@@ -295,9 +295,10 @@ fn table_offers<'a>(
     // row that is named by a day ("Saturday — Open: 08:00"); a day among a row's other cells is
     // a condition of the thing it names ("Off-Peak — Gym floor all day at weekend" is not what
     // "visiting for the weekend, can I pay for one day?" asks about), which the question must
-    // name as a band's row must. A question in another language has no words of the documents' to say it:
-    // its row must stand out among the table's by what its name means ("my cat is 12, do you
-    // have food for older cats?" is not the row "Sobres surtidos" in packs of 12).
+    // name as a band's row must. A question in another language has no words of the
+    // documents' to say it: its row must stand out among the table's by what its name means
+    // ("my cat is 12, do you have food for older cats?" is not the row "Sobres surtidos" in
+    // packs of 12).
     let meaning = |r: &TableRow| r.candidate.meaning.unwrap_or(r.candidate.score);
     let meanings: Vec<f32> = rows.iter().map(meaning).collect();
     let meaning_lead = Lead::over(meanings);
