@@ -93,15 +93,36 @@ impl JobStore for SqlStore {
                  ORDER BY j.run_at, j.seq LIMIT 1 {lock}))
              RETURNING {JOB_COLUMNS}"
         );
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(now + lease.as_millis() as i64)
-            .bind(worker)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+        let lease_until = now + lease.as_millis() as i64;
+        let row = match self.backend {
+            // A claim taken back by a power cut leaves the job to be claimed again.
+            Backend::Sqlite => {
+                let worker = worker.to_string();
+                super::sqlite::unsynced(&self.write, move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(AssertSqlSafe(sql))
+                            .bind(now)
+                            .bind(lease_until)
+                            .bind(worker)
+                            .fetch_optional(conn)
+                            .await
+                    })
+                })
+                .await?
+            }
+            Backend::Postgres => {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(worker)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                row
+            }
+        };
         row.as_ref().map(job_from_row).transpose()
     }
 
@@ -124,12 +145,28 @@ impl JobStore for SqlStore {
     }
 
     async fn complete_job(&self, id: JobId, worker: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_by = $2")
-            .bind(id.to_string())
-            .bind(worker)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        const SQL: &str = "DELETE FROM jobs WHERE id = $1 AND locked_by = $2";
+        let (id, worker) = (id.to_string(), worker.to_string());
+        match self.backend {
+            // A completion taken back by a power cut runs the job again, which finds its work
+            // done (see `sqlite::unsynced`).
+            Backend::Sqlite => {
+                super::sqlite::unsynced(&self.write, move |conn| {
+                    Box::pin(
+                        async move { sqlx::query(SQL).bind(id).bind(worker).execute(conn).await },
+                    )
+                })
+                .await?;
+            }
+            Backend::Postgres => {
+                sqlx::query(SQL)
+                    .bind(id)
+                    .bind(worker)
+                    .execute(&self.write)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
@@ -93,6 +94,32 @@ pub(super) async fn open(url: &str, max_connections: u32) -> Result<Opened, Stor
         journal,
         checkpoints: vec![checkpoints(url), checkpoints(journal_url)],
     })
+}
+
+/// Runs `work` on the writer `write` with its commits not waiting for the disk: SQLite's
+/// `synchronous = NORMAL` for them, then `FULL` again. Such a commit is atomic and in order with
+/// every other, and it is on disk once any later commit syncs the log (each `FULL` one does) or
+/// a checkpoint runs, but a power cut before that takes it back, with nothing after it. Only for
+/// writes whose loss the queue already survives: claiming and completing a job, where a claim
+/// or a completion taken back makes the job run again, as a crash in the middle of it does (the
+/// work a job commits, a reply or a delivery, is synced as before, and it is what a job run
+/// again finds done).
+pub(super) async fn unsynced<T>(
+    write: &AnyPool,
+    work: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    let mut conn = write.acquire().await.map_err(db_err)?;
+    conn.execute("PRAGMA synchronous = NORMAL")
+        .await
+        .map_err(db_err)?;
+    let done = work(&mut conn).await;
+    if let Err(e) = conn.execute("PRAGMA synchronous = FULL").await {
+        // A writer left unsynced would relax every later commit: this connection goes, and the
+        // pool opens another with the pragmas of `open`.
+        tracing::error!(error = %e, "cannot sync the writer's commits again; closing it");
+        conn.close_on_drop();
+    }
+    done.map_err(db_err)
 }
 
 /// The webhook journal's own file beside the database (`<database>.intake`), with its table,
@@ -281,4 +308,46 @@ fn bm25(
         .collect();
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(conn: &mut AnyConnection) -> i64 {
+        let row = sqlx::query("PRAGMA synchronous")
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        get::<i64>(&row, "synchronous").unwrap()
+    }
+
+    /// The work runs with commits that do not wait for the disk (NORMAL, 1); the writer's
+    /// commits wait again afterwards (FULL, 2), after work that failed too.
+    #[tokio::test]
+    async fn unsynced_work_leaves_the_writer_synced() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let opened = open(&url, 2).await.unwrap();
+        let mut writer = opened.write.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2);
+        drop(writer);
+        let during = unsynced(&opened.write, |conn| {
+            Box::pin(async move { Ok(synchronous(conn).await) })
+        })
+        .await
+        .unwrap();
+        assert_eq!(during, 1);
+        let mut writer = opened.write.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2);
+        drop(writer);
+        let failed = unsynced(&opened.write, |conn| {
+            Box::pin(async move { sqlx::query("SELECT * FROM nowhere").execute(conn).await })
+        })
+        .await;
+        assert!(failed.is_err());
+        let mut writer = opened.write.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2);
+    }
 }
