@@ -1604,6 +1604,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_said_in_words_does_not_name_its_row() {
+        // The question's "atendimento" meets only the words of one row's price ("não
+        // atendemos"): that is the row's value, not what it is, and the rows stay alike.
+        let home_visits = "Para quem não consegue vir até a clínica (idosos acamados).\n\
+            até 8 km — Valor por sessão: R$ 240.\n\
+            de 8 a 15 km — Valor por sessão: R$ 280.\n\
+            acima de 15 km — Valor por sessão: não atendemos.";
+        let sources = [Source {
+            relevance: 0.3,
+            ..source(1, "servicos", "Fisioterapia domiciliar", home_visits)
+        }];
+        let answer = extract_knowing("vcs fazem atendimento domiciliar? qnto é", &sources).await;
+        // Asked which band, or told every band's price.
+        let asked_which = answer.options == ["até 8 km", "de 8 a 15 km"];
+        let told_all = answer.text.contains("R$ 240") && answer.text.contains("R$ 280");
+        assert!(
+            asked_which || told_all,
+            "{} {:?}",
+            answer.text,
+            answer.options
+        );
+    }
+
+    #[tokio::test]
     async fn a_day_singles_out_a_row_named_by_the_day_not_one_whose_notes_name_it() {
         // The off-peak plan's notes name the weekend, the customer's day, but they ask about
         // one day's pass, in another table.

@@ -240,10 +240,52 @@ pub fn offers<'a>(
             ));
         }
     }
-    for (_, rows) in tables {
+    for ((_, heading), mut rows) in tables {
+        value_words_name_nothing(&mut rows, &heading, asked);
         out.extend(table_offers(sources, candidates, rows, question, asked));
     }
     out
+}
+
+/// A column whose cells are amounts in most of a table's rows ("Valor por sessão: R$ 240")
+/// holds each row's value: where a row says its value in words instead ("não atendemos", "sob
+/// consulta"), those words are what the row answers, not what it is, and they no longer tell
+/// it apart by the question's words ("vcs fazem atendimento domiciliar? qnto é" names the
+/// home visits, not the band "acima de 15 km" whose value is "não atendemos").
+fn value_words_name_nothing(rows: &mut [TableRow<'_>], heading: &str, asked: &Asked) {
+    let mut columns: HashMap<String, (usize, usize)> = HashMap::new();
+    for r in rows.iter() {
+        for (label, value) in &r.row.cells {
+            if label.is_empty() {
+                continue;
+            }
+            let (amounts, all) = columns.entry(label.clone()).or_default();
+            *all += 1;
+            if Row::is_value(value) {
+                *amounts += 1;
+            }
+        }
+    }
+    let labels: Vec<String> = columns
+        .into_iter()
+        .filter(|(_, (amounts, all))| *amounts >= 2 && amounts * 2 > *all)
+        .map(|(label, _)| label)
+        .collect();
+    let values: HashSet<&str> = labels.iter().map(String::as_str).collect();
+    if values.is_empty() {
+        return;
+    }
+    for r in rows.iter_mut() {
+        let worded = r
+            .row
+            .cells
+            .iter()
+            .any(|(label, value)| values.contains(label.as_str()) && !Row::is_value(value));
+        if worded {
+            let subject = r.row.subject_but(&values);
+            r.stems = asked.stems_of(&format!("{heading} {subject}"));
+        }
+    }
 }
 
 fn is_row_sentence_text(text: &str) -> bool {

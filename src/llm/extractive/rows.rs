@@ -3,6 +3,8 @@
 //! the size or day it names, and its cells, so a question can pick a row by what it names and a
 //! cell by the column it asks about ("12-month contract" of the All-Access row).
 
+use std::collections::HashSet;
+
 use crate::knowledge::quantity::{bands, Band};
 
 /// A table row.
@@ -42,7 +44,7 @@ impl Row {
     }
 
     /// Whether a cell's value is an amount, a number or a time rather than words.
-    fn is_value(value: &str) -> bool {
+    pub fn is_value(value: &str) -> bool {
         let letters = value.chars().filter(|c| c.is_alphabetic()).count();
         let digits = value.chars().filter(|c| c.is_ascii_digit()).count();
         digits > 0 && digits >= letters
@@ -52,13 +54,21 @@ impl Row {
     /// ("variante: M (pecho de 55 a 75 cm)", "category: dog - walking"), as written: stemmers
     /// need the accents ("Desvitalização", not "desvitalizacao").
     pub fn subject(&self) -> String {
+        self.subject_but(&HashSet::new())
+    }
+
+    /// [`Row::subject`] without the cells of the columns labelled in `values`, the columns that
+    /// hold each row's value rather than what the row is.
+    pub fn subject_but(&self, values: &HashSet<&str>) -> String {
         self.name
             .iter()
             .map(String::as_str)
             .chain(
                 self.cells
                     .iter()
-                    .filter(|(_, value)| !Self::is_value(value))
+                    .filter(|(label, value)| {
+                        !Self::is_value(value) && !values.contains(label.as_str())
+                    })
                     .map(|(_, value)| value.as_str()),
             )
             .collect::<Vec<_>>()
