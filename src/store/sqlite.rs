@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::oneshot;
 
 use super::rows::{db_err, get, parse_id};
@@ -108,18 +109,39 @@ pub(super) async fn unsynced<T>(
     write: &AnyPool,
     work: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
 ) -> Result<T, StoreError> {
-    let mut conn = write.acquire().await.map_err(db_err)?;
-    conn.execute("PRAGMA synchronous = NORMAL")
+    let mut writer = Relaxed {
+        conn: write.acquire().await.map_err(db_err)?,
+        synced: true,
+    };
+    writer
+        .conn
+        .execute("PRAGMA synchronous = NORMAL")
         .await
         .map_err(db_err)?;
-    let done = work(&mut conn).await;
-    if let Err(e) = conn.execute("PRAGMA synchronous = FULL").await {
-        // A writer left unsynced would relax every later commit: this connection goes, and the
-        // pool opens another with the pragmas of `open`.
-        tracing::error!(error = %e, "cannot sync the writer's commits again; closing it");
-        conn.close_on_drop();
+    writer.synced = false;
+    let done = work(&mut writer.conn).await;
+    match writer.conn.execute("PRAGMA synchronous = FULL").await {
+        Ok(_) => writer.synced = true,
+        Err(e) => tracing::error!(error = %e, "cannot sync the writer's commits again; closing it"),
     }
     done.map_err(db_err)
+}
+
+/// The writer's connection while its commits may not wait for the disk. Unless they were made
+/// to wait again, it is closed rather than given back to the pool (which opens another with the
+/// pragmas of `open`): a caller that gave up half way, a failed pragma, must not leave every
+/// later commit unsynced.
+struct Relaxed {
+    conn: PoolConnection<Any>,
+    synced: bool,
+}
+
+impl Drop for Relaxed {
+    fn drop(&mut self) {
+        if !self.synced {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// The webhook journal's own file beside the database (`<database>.intake`), with its table,
@@ -347,6 +369,27 @@ mod tests {
         })
         .await;
         assert!(failed.is_err());
+        let mut writer = opened.write.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2);
+        drop(writer);
+        // A caller that gives up half way (a timeout, a task aborted) leaves no unsynced writer
+        // in the pool.
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let abandoned = tokio::spawn({
+            let write = opened.write.clone();
+            async move {
+                unsynced(&write, move |_conn| {
+                    Box::pin(async move {
+                        let _ = started.send(());
+                        std::future::pending::<Result<(), sqlx::Error>>().await
+                    })
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        abandoned.abort();
+        assert!(abandoned.await.unwrap_err().is_cancelled());
         let mut writer = opened.write.acquire().await.unwrap();
         assert_eq!(synchronous(&mut writer).await, 2);
     }
