@@ -1570,40 +1570,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_band_that_is_a_rows_whole_name_singles_it_out_when_its_passage_names_the_thing() {
-        // The rows are named by their band alone: what they are priced for is said by the
-        // passage around them, which holds the customer's words ("acamada", "clínica").
-        let home_visits =
-            "Para quem não consegue vir até a clínica (pós-operatório, idosos acamados).\n\
-            até 8 km — Valor por sessão: R$ 240.\n\
-            de 8 a 15 km — Valor por sessão: R$ 280.\n\
-            acima de 15 km — Valor por sessão: não atendemos.";
-        // The rental's bands hold 12 km too, but nothing around them is the customer's.
-        let rentals = "Alugamos muletas e andadores.\n\
-            até 10 km — Frete: R$ 20.\n\
-            acima de 10 km — Frete: R$ 35.";
-        let sources = [
-            Source {
-                relevance: 0.3,
-                ..source(1, "servicos", "Fisioterapia domiciliar", home_visits)
-            },
-            Source {
-                relevance: 0.3,
-                ..source(2, "servicos", "Aluguel de equipamentos", rentals)
-            },
-        ];
-        let answer = extract_knowing(
-            "minha mãe é acamada, vcs atendem em casa? moramos a uns 12 km da clinica",
-            &sources,
-        )
-        .await;
-        assert!(answer.text.contains("R$ 280"), "{}", answer.text);
-        for other in ["R$ 240", "R$ 35", "R$ 20"] {
-            assert!(!answer.text.contains(other), "{}", answer.text);
-        }
-    }
-
-    #[tokio::test]
     async fn a_value_said_in_words_does_not_name_its_row() {
         // The question's "atendimento" meets only the words of one row's price ("não
         // atendemos"): that is the row's value, not what it is, and the rows stay alike.

@@ -357,16 +357,8 @@ fn table_offers<'a>(
             return fits(&question.quantities, &bands(name)) == Some(true)
                 || meaning_lead.stands_out(meaning(r));
         }
-        let source = source_of(r);
-        let heading = source.heading.as_deref().unwrap_or_default();
-        // A name that is itself the band is its table's thing in that band: the passage the
-        // table is in names that thing ("até 8 km" under "Para quem não consegue vir até a
-        // clínica (idosos acamados)" for "minha mãe é acamada, moramos a uns 12 km").
-        let held = if fits(&question.quantities, &bands(name)) == Some(true) {
-            asked.stems_of(&format!("{heading} {}", source.text))
-        } else {
-            asked.stems_of(&format!("{heading} {name}"))
-        };
+        let heading = source_of(r).heading.as_deref().unwrap_or_default();
+        let held = asked.stems_of(&format!("{heading} {name}"));
         asked
             .stems
             .iter()
