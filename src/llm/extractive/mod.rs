@@ -796,6 +796,23 @@ mod tests {
             .unwrap()
     }
 
+    /// [`extract_knowing`] for `question` following up `previous`.
+    async fn follow_up_knowing(previous: &str, question: &str, sources: &[Source]) -> Completion {
+        let lexicon = crate::knowledge::lexicon::Lexicon::build(
+            sources
+                .iter()
+                .map(|s| (s.heading.as_deref(), s.text.as_str())),
+        );
+        Extractive::new(Arc::new(Words))
+            .complete(&ChatRequest {
+                lexicon: Some(&lexicon),
+                previous: Some(previous),
+                ..request(question, sources)
+            })
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn picks_the_sentence_that_answers_and_cites_it() {
         let sources = [
@@ -1753,21 +1770,38 @@ mod tests {
                 "Em caso de dor ligue para a clínica.",
             ),
         ];
-        let lexicon = crate::knowledge::lexicon::Lexicon::build(
-            sources
-                .iter()
-                .map(|s| (s.heading.as_deref(), s.text.as_str())),
-        );
-        let answer = Extractive::new(Arc::new(Words))
-            .complete(&ChatRequest {
-                lexicon: Some(&lexicon),
-                previous: Some("Quanto custa uma desvitalização num molar?"),
-                ..request("E num dente da frente?", &sources)
-            })
-            .await
-            .unwrap();
+        let answer = follow_up_knowing(
+            "Quanto custa uma desvitalização num molar?",
+            "E num dente da frente?",
+            &sources,
+        )
+        .await;
         assert!(answer.text.contains("180 €"), "{}", answer.text);
         assert!(!answer.text.contains("150 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_follow_up_names_its_own_row_over_the_words_it_carries() {
+        // "towel" and "hire", carried from the question before, weigh more together than
+        // "padlock" alone: the follow-up's own word still decides the row.
+        let table = "Day pass — Price: £10.\n\
+                     Towel hire (free for All-Access) — Price: £1.50.\n\
+                     Padlock — Price: £4.";
+        let sources = [
+            source(1, "Prices", "Passes and extras", table),
+            source(
+                2,
+                "Club",
+                "Lockers",
+                "Lockers are free; bring your own padlock.",
+            ),
+            source(3, "Club", "Hours", "We open at 06:00 on weekdays."),
+            source(4, "Club", "Parking", "There are 12 free parking spaces."),
+            source(5, "Club", "Sauna", "The sauna is for members over 18."),
+        ];
+        let answer = follow_up_knowing("how much is towel hire?", "and a padlock?", &sources).await;
+        assert!(answer.text.contains("£4"), "{}", answer.text);
+        assert!(!answer.text.contains("£1.50"), "{}", answer.text);
     }
 
     #[tokio::test]

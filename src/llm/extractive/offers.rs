@@ -393,7 +393,15 @@ fn table_offers<'a>(
             .map(|(_, w, ..)| *w)
             .sum()
     };
-    let mut telling: Vec<f32> = rows.iter().map(|r| telling_of(r, false)).collect();
+    // A follow-up's own words come first: the words it carries over from the question before
+    // only choose among the rows its own words single out alike ("how much is towel hire?",
+    // then "and a padlock?" is the padlock's row, however much "towel hire" weighs).
+    let mut telling: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
+    let carried: Vec<f32> = rows
+        .iter()
+        .zip(&telling)
+        .map(|(r, own)| telling_of(r, false) - own)
+        .collect();
     // A word of the question no row holds may still name a row through another passage
     // ("envío a Huesca?": the zones list says "Zona 2: resto de Aragón (Huesca, Teruel...)"
     // and the price table has a row "Zona 2 (...)").
@@ -405,6 +413,7 @@ fn table_offers<'a>(
             target: "palaver::extractive::rows",
             verdict = ?verdicts[i],
             telling = telling[i],
+            carried = carried[i],
             meaning = r.candidate.meaning,
             bands = ?r.bands,
             stems = ?r.stems,
@@ -433,6 +442,11 @@ fn table_offers<'a>(
         .filter(|&i| !any_exact || verdicts[i] == Some(true))
         .collect();
     let best_telling = pool.iter().map(|&i| telling[i]).fold(0.0, f32::max);
+    let best_carried = pool
+        .iter()
+        .filter(|&&i| telling[i] + 1e-6 >= best_telling)
+        .map(|&i| carried[i])
+        .fold(0.0, f32::max);
     let mut out = Vec::new();
     // A row the customer names by its own words though its band excludes them ("I'm 62, can
     // I get the senior rate?"): shown, it states its band. Only when no row that fits is named
@@ -459,7 +473,7 @@ fn table_offers<'a>(
     // when it names one); a longer one, by the rows that stand out.
     let scores: Vec<f32> = pool.iter().map(|&i| rows[i].candidate.score).collect();
     let top = scores.iter().copied().fold(f32::MIN, f32::max);
-    if !any_exact && best_telling <= 0.0 && pool.len() > 1 {
+    if !any_exact && best_telling <= 0.0 && best_carried <= 0.0 && pool.len() > 1 {
         let text = pool
             .iter()
             .map(|&i| text_of(&rows[i]))
@@ -534,7 +548,7 @@ fn table_offers<'a>(
     let open: Vec<usize> = pool
         .iter()
         .copied()
-        .filter(|&i| telling[i] + 1e-6 >= best_telling)
+        .filter(|&i| telling[i] + 1e-6 >= best_telling && carried[i] + 1e-6 >= best_carried)
         .collect();
     let unasked: Vec<usize> = open
         .iter()
