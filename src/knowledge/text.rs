@@ -26,12 +26,37 @@ pub fn words(text: &str) -> Vec<String> {
 }
 
 /// The words of `text` in lower case with their accents, each with its normalised form (as
-/// [`words`] gives it): stemmers need the accents ("avaliação", not "avaliacao").
+/// [`words`] gives it): stemmers need the accents ("avaliação", not "avaliacao"). Each
+/// hyphenated word follows, joined ([`compounds`]).
 pub fn lower_words(text: &str) -> Vec<(String, String)> {
-    text.split(|c: char| !c.is_alphanumeric())
+    let mut out: Vec<(String, String)> = text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|w| {
             let lower = w.to_lowercase();
+            let normal = normalize(&lower);
+            (lower, normal)
+        })
+        .filter(|(_, n)| !n.is_empty() && n.chars().all(char::is_alphanumeric))
+        .collect();
+    out.extend(compounds(text));
+    out
+}
+
+/// The hyphenated words of `text` ("E-bike", "All-Access", "pós-operatório"), joined into one
+/// word, lower-case with accents and normalised: ("ebike", "ebike"). Their parts are words of
+/// their own too, but a part alone may be a function word of another language ("e") or shared
+/// by every variant ("bike"), where the whole tells an e-bike from a city bike. Only letters
+/// count: a code or a range ("RR-1007", "9-12") is not a word.
+pub fn compounds(text: &str) -> Vec<(String, String)> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .map(|t| t.trim_matches('-'))
+        .filter(|t| {
+            let mut parts = t.split('-');
+            t.contains('-') && parts.all(|p| !p.is_empty() && p.chars().all(char::is_alphabetic))
+        })
+        .map(|t| {
+            let lower = t.replace('-', "").to_lowercase();
             let normal = normalize(&lower);
             (lower, normal)
         })
@@ -326,6 +351,21 @@ mod tests {
         for (query, expected) in cases {
             assert_eq!(terms(query), *expected, "query {query:?}");
         }
+    }
+
+    #[test]
+    fn hyphenated_words_are_joined() {
+        assert_eq!(
+            compounds("E-bike rental, All-Access; pós-operatório"),
+            [
+                ("ebike".to_string(), "ebike".to_string()),
+                ("allaccess".to_string(), "allaccess".to_string()),
+                ("pósoperatório".to_string(), "posoperatorio".to_string()),
+            ]
+        );
+        // Codes, ranges and dashes between words are not words.
+        assert!(compounds("RR-1007, 9-12 kg, open - closed, -x-").is_empty());
+        assert!(lower_words("an e-bike").contains(&("ebike".into(), "ebike".into())));
     }
 
     #[test]

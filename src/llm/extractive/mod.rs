@@ -1805,6 +1805,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hyphenated_word_tells_its_rows_apart() {
+        // "e-bike": its "e" is a function word on its own and "bike" is in every row; the
+        // whole word is what tells the e-bike's rows from the city bike's.
+        let table = "City bike rental full day — price: 16 EUR.\n\
+                     City bike rental half day (4 hours) — price: 11 EUR.\n\
+                     E-bike rental half day (4 hours) — price: 24 EUR.\n\
+                     E-bike rental full day — price: 38 EUR.";
+        let sources = [
+            source(1, "Prices", "Rentals", table),
+            source(2, "Shop", "Hours", "We open at 09:00 every day."),
+            source(3, "Shop", "Where", "We are by the river."),
+        ];
+        for question in [
+            "How much is it to rent an e-bike for a day?",
+            "price of an ebike for a full day?",
+        ] {
+            let answer = extract_knowing(question, &sources).await;
+            assert!(
+                answer.text.contains("38 EUR"),
+                "{question}: {}",
+                answer.text
+            );
+            assert!(
+                !answer.text.contains("16 EUR"),
+                "{question}: {}",
+                answer.text
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_row_about_another_thing_gives_way_to_the_next_offer() {
         let sources = [
             catalogue_row(

@@ -402,7 +402,13 @@ impl Question {
                 .into_iter()
                 .map(|(lower, normal)| (normal, lower))
                 .collect();
-        for word in terms(text) {
+        // A hyphenated word is a term of its own where the documents write it too ("e-bike",
+        // "ebike"): its parts alone may not tell what it names apart.
+        let joined = crate::knowledge::text::compounds(text)
+            .into_iter()
+            .map(|(_, normal)| normal)
+            .filter(|w| lexicon.is_some_and(|l| l.knows(w)));
+        for word in terms(text).into_iter().chain(joined) {
             if ASKING.contains(word.as_str())
                 || after_number.contains(&word)
                 || word.chars().all(|c| c.is_ascii_digit())
