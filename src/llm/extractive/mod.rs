@@ -2047,6 +2047,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_first_line_under_a_title_comes_with_it() {
+        // A page's definition list: each class's name, then what it is. The question's words
+        // are in the definition; the answer must still say which class.
+        let classes = "Yoga Flow\nVinyasa-style yoga for all levels, finishing with a relaxation.\n\
+                       Over-60s Strength\nA slower strength class with chairs and bands, for members aged 60 and over.\n\
+                       Boxfit\nPad work and bag rounds in pairs; gloves are provided.";
+        let filler = "Book classes in the app up to 7 days ahead. ".repeat(8);
+        let prose = format!("{classes}\n{filler}");
+        // The same under a timetable, whose rows are offered apart from the prose.
+        let timetable = format!(
+            "Spin — Time: 09:00; Studio: Cycle Studio.\n\
+             Boxfit — Time: 10:00; Studio: Studio 1.\n{classes}"
+        );
+        for text in [prose, timetable] {
+            let sources = [Source {
+                context: text.clone(),
+                ..source(1, "classes", "Our classes", &text)
+            }];
+            let answer = extract("a slower class for members over 60 with chairs?", &sources).await;
+            assert!(
+                answer
+                    .text
+                    .starts_with("Over-60s Strength\nA slower strength class"),
+                "{}",
+                answer.text
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_more_relevant_passage_answers_over_the_first_ranked() {
         let sources = [
             source(

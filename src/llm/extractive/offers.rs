@@ -227,9 +227,9 @@ pub fn offers<'a>(
         let prose: Vec<&Candidate> = sentences
             .iter()
             .copied()
-            .filter(|c| c.own && !is_row_sentence_text(&c.text) && !is_title_line(&c.text))
+            .filter(|c| c.own && !is_row_sentence_text(&c.text))
             .collect();
-        if let Some((text, best)) = sentence_run(&prose, floor) {
+        if let Some((text, best)) = sentence_run(&prose, floor, false) {
             out.push(offer(
                 source,
                 capped(text),

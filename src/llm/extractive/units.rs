@@ -316,21 +316,41 @@ pub(super) fn section_reply(
         return Some(whole.to_string());
     }
     let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
-    sentence_run(&sentences, floor).map(|(reply, _)| reply)
+    sentence_run(&sentences, floor, true).map(|(reply, _)| reply)
 }
 
 /// The best of `sentences` (one source's, in their order) and the ones right after it while
-/// they stand out as much (see [`section_reply`]), with the best one's score.
-pub(super) fn sentence_run(sentences: &[&Candidate], floor: f32) -> Option<(String, f32)> {
+/// they stand out as much (see [`section_reply`]), with the best one's score. The first line
+/// under a title comes with its title: it speaks of what the title names ("Over-60s Strength"
+/// over "A slower strength class for members aged 60 and over", a term over its definition).
+/// Unless `titles_answer`, a title line is never the best sentence nor one that follows it.
+pub(super) fn sentence_run(
+    sentences: &[&Candidate],
+    floor: f32,
+    titles_answer: bool,
+) -> Option<(String, f32)> {
     let sentences = || sentences.iter().copied();
-    let first = sentences().max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let first = sentences()
+        .filter(|c| titles_answer || !is_title_line(&c.text))
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
     let lead = Lead::of(first.score, floor);
-    let mut reply = first.text.clone();
+    let title = first
+        .index
+        .checked_sub(1)
+        .and_then(|i| sentences().find(|c| c.index == i))
+        .filter(|c| is_title_line(&c.text) && !is_title_line(&first.text));
+    let mut reply = match title {
+        Some(title) => format!("{}\n{}", title.text, first.text),
+        None => first.text.clone(),
+    };
     let mut next = first.index + 1;
     let mut followed = 0;
     let mut in_list = false;
     let titled = is_title_line(&first.text);
     while let Some(c) = sentences().find(|c| c.index == next) {
+        if !titles_answer && is_title_line(&c.text) {
+            break;
+        }
         if titled {
             // A title brings the lines under it, up to the next title.
             if is_title_line(&c.text) || reply.len() + c.text.len() + 1 > MAX_REPLY_CHARS {
