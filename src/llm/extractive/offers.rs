@@ -383,25 +383,22 @@ fn table_offers<'a>(
         .map(|s| &s.0)
         .filter(|s| rows.iter().all(|r| r.stems.contains(*s)) || labels.contains(*s))
         .collect();
-    let telling_of = |r: &TableRow, own_only: bool| -> f32 {
+    // The weight of the question's own words (`carried` false) or of those a follow-up carries
+    // over from the question before (true) that `r` holds.
+    let telling_of = |r: &TableRow, carried: bool| -> f32 {
         asked
             .stems
             .iter()
-            .filter(|(s, _, _, carried)| {
-                !shared.contains(s) && r.stems.contains(s) && !(own_only && *carried)
-            })
+            .filter(|(s, _, _, c)| *c == carried && !shared.contains(s) && r.stems.contains(s))
             .map(|(_, w, ..)| *w)
             .sum()
     };
+    let own: Vec<f32> = rows.iter().map(|r| telling_of(r, false)).collect();
     // A follow-up's own words come first: the words it carries over from the question before
     // only choose among the rows its own words single out alike ("how much is towel hire?",
     // then "and a padlock?" is the padlock's row, however much "towel hire" weighs).
-    let mut telling: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
-    let carried: Vec<f32> = rows
-        .iter()
-        .zip(&telling)
-        .map(|(r, own)| telling_of(r, false) - own)
-        .collect();
+    let carried: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
+    let mut telling = own.clone();
     // A word of the question no row holds may still name a row through another passage
     // ("envío a Huesca?": the zones list says "Zona 2: resto de Aragón (Huesca, Teruel...)"
     // and the price table has a row "Zona 2 (...)").
@@ -451,7 +448,6 @@ fn table_offers<'a>(
     // A row the customer names by its own words though its band excludes them ("I'm 62, can
     // I get the senior rate?"): shown, it states its band. Only when no row that fits is named
     // as much.
-    let own: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
     let best_own_fitting = eligible.iter().map(|&i| own[i]).fold(0.0, f32::max);
     for i in 0..rows.len() {
         if verdicts[i] == Some(false) && own[i] > 0.0 && own[i] > best_own_fitting {

@@ -334,11 +334,12 @@ pub(super) fn sentence_run(
         .filter(|c| titles_answer || !is_title_line(&c.text))
         .max_by(|a, b| a.score.total_cmp(&b.score))?;
     let lead = Lead::of(first.score, floor);
+    let titled = is_title_line(&first.text);
     let title = first
         .index
         .checked_sub(1)
         .and_then(|i| sentences().find(|c| c.index == i))
-        .filter(|c| is_title_line(&c.text) && !is_title_line(&first.text));
+        .filter(|c| !titled && is_title_line(&c.text));
     let mut reply = match title {
         Some(title) => format!("{}\n{}", title.text, first.text),
         None => first.text.clone(),
@@ -346,7 +347,6 @@ pub(super) fn sentence_run(
     let mut next = first.index + 1;
     let mut followed = 0;
     let mut in_list = false;
-    let titled = is_title_line(&first.text);
     while let Some(c) = sentences().find(|c| c.index == next) {
         if !titles_answer && is_title_line(&c.text) {
             break;
