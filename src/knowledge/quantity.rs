@@ -800,6 +800,42 @@ pub fn bands(text: &str) -> Vec<Band> {
     out
 }
 
+/// The one band `text` states when it says nothing else ("até 8 km", "de 8 a 15 km", "Over 100
+/// m²", "65 and over"): the name of a row of a price list by measure, where the row is chosen by
+/// the customer's number and no word of theirs can name it. `None` when `text` holds a word
+/// that is not its band's ("Pack of 10 sessions" is one band, "E-bike 2 hours" a thing and its
+/// band).
+pub fn band_only(text: &str) -> Option<Band> {
+    let found = bands(text);
+    let [band] = found.as_slice() else {
+        return None;
+    };
+    let tokens = tokens(text);
+    let mut i = 0;
+    while i < tokens.len() {
+        let Token::Word(word) = &tokens[i] else {
+            i += 1;
+            continue;
+        };
+        if let Some((_, _, len)) = unit_at(&tokens, i) {
+            i += len;
+        } else if let Some(len) = phrase_from(&tokens, i, AT_LEAST)
+            .or_else(|| phrase_from(&tokens, i, AT_MOST))
+            .or_else(|| phrase_from(&tokens, i, OR_MORE))
+        {
+            i += len;
+        } else if RANGE_JOINS.contains(&word.as_str())
+            || RANGE_OPENS.contains(&word.as_str())
+            || number_word(word).is_some()
+        {
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(*band)
+}
+
 /// How the customer's `asked` quantities fit a row's `bands`: `Some(true)` when every quantity
 /// that can be compared with a band of the row falls in one (and one at least can), `Some(false)`
 /// when one falls outside every band of its kind, `None` when nothing compares.
@@ -971,6 +1007,32 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(&bands(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_its_band_alone_is_read_as_one() {
+        for name in [
+            "até 8 km",
+            "de 8 a 15 km",
+            "acima de 15 km",
+            "Up to 50 m²",
+            "65 and over",
+        ] {
+            assert!(band_only(name).is_some(), "{name}");
+        }
+        let band = band_only("de 8 a 15 km").unwrap();
+        assert_eq!(
+            (band.low, band.high, band.unit),
+            (Some(8.0), Some(15.0), Some(Unit::Km))
+        );
+        for name in [
+            "E-bike rental 2 hours",
+            "Pack of 10 sessions plus towel",
+            "Consulta",
+            "Zona 2 (hasta 2 kg)",
+        ] {
+            assert!(band_only(name).is_none(), "{name}");
         }
     }
 

@@ -37,6 +37,7 @@ use std::collections::HashSet;
 use super::rows::Row;
 use super::units::{states_a_price, Asked};
 use crate::knowledge::lexicon::stem;
+use crate::knowledge::quantity::{band_only, Band};
 use crate::knowledge::text::{is_stopword, lower_words, sentences, words};
 
 /// Why a reply's amounts cannot be sent.
@@ -118,6 +119,10 @@ pub(super) fn check(
     // Without the documents' words (no lexicon) nothing is known to be specific.
     let lexicon = asked.specific.is_finite();
     if lexicon && names.len() > 1 {
+        // Rows named by bands of one measure alone ("até 8 km", "de 8 a 15 km") are one
+        // thing's prices by how much of it: the customer's number chooses the row (see
+        // `offers`), and no word of the documents' can. Without a number, every band answers.
+        let schedule = a_schedule(&names);
         let unheld: Vec<String> = asked
             .stems
             .iter()
@@ -127,7 +132,7 @@ pub(super) fn check(
                 // language's word.
                 !carried
                     && (if *known {
-                        *weight >= asked.specific
+                        *weight >= asked.specific && !schedule
                     } else {
                         !asked.foreign
                     })
@@ -174,6 +179,19 @@ pub(super) fn check(
         }),
         _ => Err(Ungrounded::OtherThing),
     }
+}
+
+/// Whether `names` are bands of one measure and nothing else, none of them a single value: the
+/// rows of a price list by distance, size or weight ("até 8 km", "de 8 a 15 km", "acima de 15
+/// km"). Single values ("Pack of 5", "Pack of 10") are things to choose from.
+fn a_schedule(names: &[String]) -> bool {
+    let bands: Option<Vec<Band>> = names.iter().map(|n| band_only(n)).collect();
+    bands.is_some_and(|bands| {
+        bands.len() > 1
+            && bands
+                .iter()
+                .all(|b| !b.is_exact() && b.unit.is_some() && b.unit == bands[0].unit)
+    })
 }
 
 /// The one of `names` (rows the question points at) that the customer means: the one whose
@@ -388,6 +406,59 @@ mod tests {
             check(reply, Some("Envíos > Precio según el peso del pedido"), &asked),
             Err(Ungrounded::Unnamed { names, .. }) if names.len() == 2
         ));
+    }
+
+    #[test]
+    fn a_price_list_by_distance_answers_with_every_band_when_no_distance_is_given() {
+        let table = "até 8 km — Valor por sessão: R$ 240.\nde 8 a 15 km — Valor por sessão: R$ 280.\nacima de 15 km — Valor por sessão: não atendemos.";
+        let heading = Some("Serviços e valores > Fisioterapia domiciliar");
+        let lexicon = Lexicon::build([
+            (heading, table),
+            (
+                Some("Convênios"),
+                "Atendimentos por convênio são feitos de segunda a sexta.",
+            ),
+            (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
+            (
+                Some("Horários"),
+                "Abrimos de segunda a sexta, das 7h às 20h.",
+            ),
+            (
+                Some("Equipe"),
+                "São seis fisioterapeutas e duas recepcionistas.",
+            ),
+            (
+                Some("Cancelamento"),
+                "Cancele com 24 horas de antecedência.",
+            ),
+            (Some("Preparação"), "Venha com roupa confortável."),
+        ]);
+        let read = |q: &str| {
+            let question = Question::read(q, Some(&lexicon), Some("pt"));
+            Asked::of(&question, Some(&lexicon), "pt")
+        };
+        // "atendimento" is a word of the documents that no band holds: it names the service,
+        // not a band, which only a distance chooses.
+        assert_eq!(
+            check(
+                table,
+                heading,
+                &read("vocês fazem atendimento domiciliar? quanto é")
+            ),
+            Ok(Grounded::Whole)
+        );
+        // A place the documents never name may be beyond every band.
+        assert!(matches!(
+            check(
+                table,
+                heading,
+                &read("fazem atendimento domiciliar em Pinhais? quanto é")
+            ),
+            Err(Ungrounded::Unnamed { .. })
+        ));
+        // Packs are things to choose from, not bands of one measure.
+        assert!(!a_schedule(&["5 sessões".into(), "10 sessões".into()]));
+        assert!(a_schedule(&["até 8 km".into(), "de 8 a 15 km".into()]));
     }
 
     #[test]
