@@ -803,8 +803,7 @@ pub fn bands(text: &str) -> Vec<Band> {
 /// The one band `text` states when it says nothing else ("até 8 km", "de 8 a 15 km", "Over 100
 /// m²", "65 and over"): the name of a row of a price list by measure, where the row is chosen by
 /// the customer's number and no word of theirs can name it. `None` when `text` holds a word
-/// that is not its band's ("Pack of 10 sessions" is one band, "E-bike 2 hours" a thing and its
-/// band).
+/// that is not its band's: "Pack of 10" names a pack, "E-bike 2 hours" a thing and its band.
 pub fn band_only(text: &str) -> Option<Band> {
     let found = bands(text);
     let [band] = found.as_slice() else {

@@ -27,7 +27,11 @@
 //!   wrong prices beside the right one. Another retrieved passage may assign it to one row: a
 //!   sentence holding the customer's word and one row's label ("Zona 2: resto de Aragón
 //!   (Huesca, Teruel...)"); that row is said alone. A question naming nothing beyond what the
-//!   rows and their heading hold ("how much is shipping?") gets every row under its name.
+//!   rows and their heading hold ("how much is shipping?") gets every row under its name. Rows
+//!   named by bands of one measure alone ("até 8 km", "de 8 a 15 km") are one thing's prices
+//!   by how much of it: only the customer's number chooses among them, so a word of the
+//!   documents' that none holds names no case of its own, and without a number every band
+//!   answers.
 //!
 //! A reply of amounts for several things is replaced by their names, asking which one the
 //! customer means; a reply of another thing's price is not sent, and the turn goes to a person.
