@@ -694,11 +694,15 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
 /// The bands a passage's text states ("de 8 a 15 km", "até 8 km", "acima de 15 km", "2-3
 /// bedrooms", "4+ bedrooms", "aged 65 and over", "pack of 5", "10 sessões"), in order.
 pub fn bands(text: &str) -> Vec<Band> {
-    let tokens = tokens(text);
+    bands_in(&tokens(text))
+}
+
+/// The bands `tokens` state (see [`bands`]).
+fn bands_in(tokens: &[Token]) -> Vec<Band> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        let Some(first) = number_at(&tokens, i).filter(|_| matches!(tokens[i], Token::Number(_)))
+        let Some(first) = number_at(tokens, i).filter(|_| matches!(tokens[i], Token::Number(_)))
         else {
             i += 1;
             continue;
@@ -706,7 +710,7 @@ pub fn bands(text: &str) -> Vec<Band> {
         // "2 a 3", "2-3", "2 kg a 5 kg", "de 2 a 5".
         let mut j = i + 1;
         let mut first_unit = None;
-        if let Some((unit, factor, len)) = unit_at(&tokens, j) {
+        if let Some((unit, factor, len)) = unit_at(tokens, j) {
             first_unit = Some((unit, factor));
             j += len;
         }
@@ -717,11 +721,11 @@ pub fn bands(text: &str) -> Vec<Band> {
         };
         if join {
             if let Some(second) =
-                number_at(&tokens, j + 1).filter(|_| matches!(tokens[j + 1], Token::Number(_)))
+                number_at(tokens, j + 1).filter(|_| matches!(tokens[j + 1], Token::Number(_)))
             {
-                let after = unit_at(&tokens, j + 2);
+                let after = unit_at(tokens, j + 2);
                 // "aged 14 and 15": the ages of a band are often said before its numbers.
-                let aged = phrase_before(&tokens, i, AGE_CUES).is_some();
+                let aged = phrase_before(tokens, i, AGE_CUES).is_some();
                 let (unit, factor) = match (after, first_unit) {
                     (Some((u, f, _)), _) => (Some(u), f),
                     (None, Some((u, f))) => (Some(u), f),
@@ -731,7 +735,7 @@ pub fn bands(text: &str) -> Vec<Band> {
                 // "2 e 3" in running text could be anything; a range needs its opener, a dash or
                 // a unit.
                 let opened =
-                    i > 0 && word_at(&tokens, i - 1).is_some_and(|w| RANGE_OPENS.contains(&w));
+                    i > 0 && word_at(tokens, i - 1).is_some_and(|w| RANGE_OPENS.contains(&w));
                 let dashed = matches!(tokens.get(j), Some(Token::Dash));
                 if (opened || dashed || unit.is_some()) && second >= first {
                     out.push(Band {
@@ -745,16 +749,16 @@ pub fn bands(text: &str) -> Vec<Band> {
             }
         }
         let (unit, factor, unit_len) = match first_unit {
-            Some((u, f)) => (Some(u), f, unit_at(&tokens, i + 1).map_or(0, |(_, _, l)| l)),
+            Some((u, f)) => (Some(u), f, unit_at(tokens, i + 1).map_or(0, |(_, _, l)| l)),
             None => (None, 1.0, 0),
         };
         let value = first * factor;
         let after = i + 1 + unit_len;
         // "4+", "65 and over", "4 ou mais".
         let or_more = matches!(tokens.get(i + 1), Some(Token::Plus))
-            || phrase_from(&tokens, after, OR_MORE).is_some();
+            || phrase_from(tokens, after, OR_MORE).is_some();
         let plus_unit = if matches!(tokens.get(i + 1), Some(Token::Plus)) {
-            unit_at(&tokens, i + 2).map(|(u, f, _)| (u, f))
+            unit_at(tokens, i + 2).map(|(u, f, _)| (u, f))
         } else {
             None
         };
@@ -763,14 +767,14 @@ pub fn bands(text: &str) -> Vec<Band> {
             None => (unit, value),
         };
         // An age band's unit is often said before ("aged 65 and over", "idade de 65").
-        let unit = unit.or_else(|| phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years));
-        if or_more || phrase_before(&tokens, i, AT_LEAST).is_some() {
+        let unit = unit.or_else(|| phrase_before(tokens, i, AGE_CUES).map(|_| Unit::Years));
+        if or_more || phrase_before(tokens, i, AT_LEAST).is_some() {
             out.push(Band {
                 low: Some(value),
                 high: None,
                 unit,
             });
-        } else if phrase_before(&tokens, i, AT_MOST).is_some() {
+        } else if phrase_before(tokens, i, AT_MOST).is_some() {
             out.push(Band {
                 low: None,
                 high: Some(value),
@@ -778,7 +782,7 @@ pub fn bands(text: &str) -> Vec<Band> {
             });
         } else if unit.is_some()
             || phrase_before(
-                &tokens,
+                tokens,
                 i,
                 &[
                     &["pack", "of"],
@@ -805,11 +809,11 @@ pub fn bands(text: &str) -> Vec<Band> {
 /// the customer's number and no word of theirs can name it. `None` when `text` holds a word
 /// that is not its band's: "Pack of 10" names a pack, "E-bike 2 hours" a thing and its band.
 pub fn band_only(text: &str) -> Option<Band> {
-    let found = bands(text);
+    let tokens = tokens(text);
+    let found = bands_in(&tokens);
     let [band] = found.as_slice() else {
         return None;
     };
-    let tokens = tokens(text);
     let mut i = 0;
     while i < tokens.len() {
         let Token::Word(word) = &tokens[i] else {

@@ -603,11 +603,11 @@ fn confidence(s: &Signals) -> f32 {
 /// daughter's 8 years against "we see patients from 12 years"): it speaks to their case,
 /// whether its band holds their number or not.
 fn measured(quantities: &[Quantity], text: &str) -> bool {
-    let stated = bands(text);
-    quantities
-        .iter()
-        .filter_map(|q| q.unit)
-        .any(|unit| stated.iter().any(|b| b.unit == Some(unit)))
+    let units: Vec<_> = quantities.iter().filter_map(|q| q.unit).collect();
+    !units.is_empty()
+        && bands(text)
+            .iter()
+            .any(|b| b.unit.is_some_and(|u| units.contains(&u)))
 }
 
 /// Whether `reply` holds a row named `name`.
