@@ -1617,18 +1617,23 @@ mod tests {
         assert!(!answer.text.contains("19,40 €"), "{}", answer.text);
     }
 
+    /// A price list by distance under a line of prose, in one passage.
+    fn home_visits() -> [Source; 1] {
+        let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\
+            até 8 km — Valor por sessão: R$ 240.\n\
+            de 8 a 15 km — Valor por sessão: R$ 280.\n\
+            acima de 15 km — Valor por sessão: não atendemos.";
+        [Source {
+            relevance: 0.3,
+            ..source(1, "servicos", "Fisioterapia domiciliar", text)
+        }]
+    }
+
     #[tokio::test]
     async fn a_value_said_in_words_does_not_name_its_row() {
         // The question's "atendimento" meets only the words of one row's price ("não
         // atendemos"): that is the row's value, not what it is, and the rows stay alike.
-        let home_visits = "Para quem não consegue vir até a clínica (idosos acamados).\n\
-            até 8 km — Valor por sessão: R$ 240.\n\
-            de 8 a 15 km — Valor por sessão: R$ 280.\n\
-            acima de 15 km — Valor por sessão: não atendemos.";
-        let sources = [Source {
-            relevance: 0.3,
-            ..source(1, "servicos", "Fisioterapia domiciliar", home_visits)
-        }];
+        let sources = home_visits();
         let answer = extract_knowing("vcs fazem atendimento domiciliar? qnto é", &sources).await;
         // Asked which band, or told every band's price.
         let asked_which = answer.options == ["até 8 km", "de 8 a 15 km"];
@@ -1639,6 +1644,21 @@ mod tests {
             answer.text,
             answer.options
         );
+    }
+
+    #[tokio::test]
+    async fn a_measure_in_a_bands_unit_names_a_row_named_by_its_band_alone() {
+        // "12 km" falls in "de 8 a 15 km", a row whose name is its band and whose passage
+        // holds the customer's words ("acamada", "clinica"): that row's price, not the
+        // sentence that shares the most words with the question.
+        let sources = home_visits();
+        let answer = extract_knowing(
+            "minha mãe é acamada, vcs atendem em casa? moramos a uns 12 km da clinica",
+            &sources,
+        )
+        .await;
+        assert!(answer.text.contains("R$ 280"), "{}", answer.text);
+        assert!(!answer.text.contains("R$ 240"), "{}", answer.text);
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use super::units::{
     capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
     Lead, MAX_TABLE_REPLY_CHARS,
 };
-use crate::knowledge::quantity::{bands, fits, Band};
+use crate::knowledge::quantity::{band_only, bands, fits, Band, Quantity};
 use crate::language::normalize;
 use crate::llm::Source;
 
@@ -357,12 +357,29 @@ fn table_offers<'a>(
             return fits(&question.quantities, &bands(name)) == Some(true)
                 || meaning_lead.stands_out(meaning(r));
         }
-        let heading = source_of(r).heading.as_deref().unwrap_or_default();
-        let held = asked.stems_of(&format!("{heading} {name}"));
-        asked
-            .stems
+        let source = source_of(r);
+        let heading = source.heading.as_deref().unwrap_or_default();
+        let names = |held: &HashSet<String>| {
+            asked
+                .stems
+                .iter()
+                .any(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
+        };
+        if names(&asked.stems_of(&format!("{heading} {name}"))) {
+            return true;
+        }
+        // A row named by its band alone ("de 8 a 15 km") is the price of what its passage
+        // speaks of: the customer's measure in the band's unit ("moramos a uns 12 km") meets
+        // it when the passage holds one of their words ("vcs atendem em casa? minha mãe é
+        // acamada" and "Para quem não consegue vir até a clínica (idosos acamados)").
+        let measured: Vec<Quantity> = question
+            .quantities
             .iter()
-            .any(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
+            .filter(|q| q.unit.is_some())
+            .copied()
+            .collect();
+        band_only(name).is_some_and(|band| fits(&measured, &[band]) == Some(true))
+            && names(&asked.stems_of(&source.text))
     };
     let verdicts: Vec<Option<bool>> = rows
         .iter()
