@@ -120,6 +120,10 @@ impl Embedder for QueryBatches {
     fn reads_meaning(&self) -> bool {
         self.inner.reads_meaning()
     }
+
+    fn spells(&self, word: &str) -> bool {
+        self.inner.spells(word)
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! tyre" for "puncture repair", "whitening" for "branqueamento"), at about ten times its cost
 //! per text; see the README's model table for the measurements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor, D};
@@ -292,6 +292,8 @@ impl Network {
 /// EmbeddingGemma on the CPU.
 pub struct GemmaEmbedder {
     runner: Runner<Model>,
+    /// The words its vocabulary holds whole ([`whole_words`]).
+    words: HashSet<String>,
 }
 
 struct Model {
@@ -300,6 +302,19 @@ struct Model {
     start: u32,
     end: u32,
     pool: rayon::ThreadPool,
+}
+
+/// The pieces of a SentencePiece vocabulary that begin a word (`▁` first) and are lower-case
+/// letters only, without the marker: the words the model's training text holds whole.
+fn whole_words(pieces: impl Iterator<Item = String>) -> HashSet<String> {
+    pieces
+        .filter_map(|piece| {
+            let word = piece.strip_prefix('\u{2581}')?;
+            (word.chars().count() > 1
+                && word.chars().all(|c| c.is_alphabetic() && !c.is_uppercase()))
+            .then(|| word.to_string())
+        })
+        .collect()
 }
 
 fn load_tensors(path: &std::path::Path) -> Result<HashMap<String, Tensor>, EmbedError> {
@@ -359,13 +374,16 @@ impl GemmaEmbedder {
         })
         .await
         .map_err(model_err)??;
+        let words = whole_words(model.tokenizer.get_vocab(false).into_keys());
         tracing::info!(
             model = MODEL,
             threads = model.pool.current_num_threads(),
+            words = words.len(),
             "local embedder loaded"
         );
         Ok(Self {
             runner: Runner::new(model, s),
+            words,
         })
     }
 
@@ -392,6 +410,10 @@ impl Embedder for GemmaEmbedder {
     /// answerable against escalation-worthy turns is 0.94 against e5's 0.87.
     fn relevance_scale(&self) -> f32 {
         0.22 / 0.26
+    }
+
+    fn spells(&self, word: &str) -> bool {
+        self.words.contains(word)
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -476,6 +498,25 @@ mod tests {
     use super::*;
     use crate::embed::cosine;
 
+    #[test]
+    fn the_words_a_vocabulary_holds_whole_begin_a_word_and_are_letters() {
+        let pieces = [
+            "▁whole",
+            "▁Whole",
+            "whole",
+            "▁filha",
+            "▁manhã",
+            "▁12",
+            "▁a",
+            "ing",
+            "▁e-",
+        ];
+        let words = whole_words(pieces.into_iter().map(String::from));
+        let mut words: Vec<&str> = words.iter().map(String::as_str).collect();
+        words.sort();
+        assert_eq!(words, ["filha", "manhã", "whole"]);
+    }
+
     async fn store_with_model() -> Option<ModelStore> {
         crate::testing::test_model(MODEL).await?;
         Some(crate::testing::test_model_store())
@@ -500,6 +541,9 @@ mod tests {
             return;
         };
         let embedder = GemmaEmbedder::load(&store, &settings()).await.unwrap();
+        // Its vocabulary says which words are words: "whole" and "filha" are, "pilatis" is not.
+        assert!(embedder.spells("whole") && embedder.spells("filha"));
+        assert!(!embedder.spells("pilatis") && !embedder.spells("Whole"));
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/embeddings/gemma_reference.json"

@@ -76,6 +76,14 @@ pub trait Embedder: Send + Sync {
     fn reads_meaning(&self) -> bool {
         true
     }
+    /// Whether the model's vocabulary holds `word` (lower-case, as typed) whole, as a piece
+    /// that begins a word: a word of some language that text is written in, not a
+    /// misspelling of another ("whole" is not "while", "filha" is not "ficha"). False for a
+    /// model that does not say.
+    fn spells(&self, word: &str) -> bool {
+        let _ = word;
+        false
+    }
 }
 
 /// A text as an embedder read it: what another step that reads the same text with the same

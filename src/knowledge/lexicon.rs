@@ -185,9 +185,10 @@ impl Lexicon {
     /// The documents' form (normalised) of a customer's `written` word (lower-case, with the
     /// accents they typed): the word itself when the documents use it, else the most used word
     /// sharing its stem (in the documents' language or the customer's, `language`), else, for a
-    /// word long enough and in the documents' language, the most used word one letter away (two
-    /// for long words) that starts alike, else `None`.
-    pub fn canonical(&self, written: &str, language: Option<&str>) -> Option<String> {
+    /// word long enough, in the documents' language and not known to be a word of its own
+    /// (`a_word`: "filha" is no misspelt "ficha"), the most used word one letter away (two for
+    /// long words) that starts alike, else `None`.
+    pub fn canonical(&self, written: &str, language: Option<&str>, a_word: bool) -> Option<String> {
         let normal = normalize(written);
         let word = normal.as_str();
         if self.knows(word) {
@@ -222,6 +223,9 @@ impl Lexicon {
         };
         if letters < TYPO_MIN_LETTERS || !same_language {
             return None;
+        }
+        if a_word {
+            return self.unclipped(word);
         }
         let most = if letters >= TYPO_TWO_MIN_LETTERS {
             2
@@ -292,17 +296,17 @@ mod tests {
             "Sessões de fisioterapia ortopédica e promoções de verão.",
         )]);
         assert_eq!(
-            l.canonical("fisio", Some("pt")).as_deref(),
+            l.canonical("fisio", Some("pt"), false).as_deref(),
             Some("fisioterapia")
         );
         assert_eq!(
-            l.canonical("promo", Some("pt")).as_deref(),
+            l.canonical("promo", Some("pt"), false).as_deref(),
             Some("promocoes")
         );
         // Too short to tell, or only an ending away: not a word cut short.
-        assert_eq!(l.canonical("orto", Some("pt")), None);
+        assert_eq!(l.canonical("orto", Some("pt"), false), None);
         assert_eq!(
-            l.canonical("ortopedic", Some("pt")).as_deref(),
+            l.canonical("ortopedic", Some("pt"), false).as_deref(),
             Some("ortopedica")
         );
     }
@@ -312,26 +316,33 @@ mod tests {
         let l = lexicon();
         assert_eq!(l.language(), Some("pt"));
         assert_eq!(
-            l.canonical("entregas", Some("pt")).as_deref(),
+            l.canonical("entregas", Some("pt"), false).as_deref(),
             Some("entregas")
         );
         // An inflection the documents do not use.
         assert_eq!(
-            l.canonical("entrega", Some("pt")).as_deref(),
+            l.canonical("entrega", Some("pt"), false).as_deref(),
             Some("entregas")
         );
         // A typo on a rare word, and a missing accent (normalised away already).
         assert_eq!(
-            l.canonical("pilatis", Some("pt")).as_deref(),
+            l.canonical("pilatis", Some("pt"), false).as_deref(),
             Some("pilates")
         );
         assert_eq!(
-            l.canonical("transportin", Some("es")).as_deref(),
+            l.canonical("transportin", Some("es"), false).as_deref(),
             Some("transportin")
         );
         // Short or unknown words are left alone.
-        assert_eq!(l.canonical("pix", Some("pt")), None);
-        assert_eq!(l.canonical("bitcoin", Some("en")), None);
+        assert_eq!(l.canonical("pix", Some("pt"), false), None);
+        assert_eq!(l.canonical("bitcoin", Some("en"), false), None);
+        // A word of its own one letter away from the documents' is not their word misspelt.
+        let forms = Lexicon::build([(None, "Preencha a ficha na receção.")]);
+        assert_eq!(
+            forms.canonical("filha", Some("pt"), false).as_deref(),
+            Some("ficha")
+        );
+        assert_eq!(forms.canonical("filha", Some("pt"), true), None);
     }
 
     #[test]

@@ -195,9 +195,12 @@ impl ChatModel for Extractive {
         let lexicon = request.lexicon;
         let language = crate::language::detect(question)
             .or_else(|| request.previous.and_then(crate::language::detect));
-        let mut asked = Question::read(question, lexicon, language);
+        let spells = |word: &str| self.embedder.spells(word);
+        let mut asked = Question::read_spelling(question, lexicon, language, &spells);
         if let Some(previous) = request.previous.map(str::trim).filter(|p| !p.is_empty()) {
-            asked = asked.following(&Question::read(previous, lexicon, language));
+            asked = asked.following(&Question::read_spelling(
+                previous, lexicon, language, &spells,
+            ));
         }
         let documents_language = lexicon
             .and_then(|l| l.language())

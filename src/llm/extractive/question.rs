@@ -379,6 +379,18 @@ pub struct Question {
 impl Question {
     /// Reads `text` against the documents' `lexicon` (`language`: the customer's, when known).
     pub fn read(text: &str, lexicon: Option<&Lexicon>, language: Option<&str>) -> Self {
+        Self::read_spelling(text, lexicon, language, &|_| false)
+    }
+
+    /// [`Question::read`], knowing which words are words of their own (`spells`, see
+    /// [`crate::embed::Embedder::spells`]): those are never read as a misspelling of the
+    /// documents' words.
+    pub fn read_spelling(
+        text: &str,
+        lexicon: Option<&Lexicon>,
+        language: Option<&str>,
+        spells: &dyn Fn(&str) -> bool,
+    ) -> Self {
         let normal = normalize(text);
         let named_days = days(&normal, false);
         let mut seen = HashSet::new();
@@ -418,7 +430,7 @@ impl Question {
                 continue;
             }
             let spelt = written.get(&word).cloned().unwrap_or_else(|| word.clone());
-            let known = lexicon.and_then(|l| l.canonical(&spelt, language));
+            let known = lexicon.and_then(|l| l.canonical(&spelt, language, spells(&spelt)));
             let weight = match (lexicon, &known) {
                 (Some(l), Some(k)) => l.idf(k),
                 (Some(l), None) => l.idf(&word),
@@ -777,6 +789,30 @@ mod tests {
         let q = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         assert_eq!(q.days, [1]);
         assert!(!q.asks_price);
+    }
+
+    #[test]
+    fn a_word_of_its_own_is_not_read_as_a_misspelt_word_of_the_documents() {
+        let lexicon = Lexicon::build([(
+            Some("Inscrição"),
+            "Preencha a ficha de inscrição na receção. Aulas de pilates.",
+        )]);
+        let known = |spells: &dyn Fn(&str) -> bool, text: &str| -> Vec<Option<String>> {
+            Question::read_spelling(text, Some(&lexicon), Some("pt"), spells)
+                .terms
+                .into_iter()
+                .map(|t| t.known)
+                .collect()
+        };
+        // A model that knows "filha" (daughter) as a word: not "ficha" (form) misspelt.
+        let words = |w: &str| ["filha", "minha"].contains(&w);
+        assert_eq!(known(&words, "minha filha"), [None]);
+        assert_eq!(
+            known(&|_| false, "minha filha"),
+            [Some("ficha".to_string())]
+        );
+        // A misspelling no vocabulary holds is still read as the documents' word.
+        assert_eq!(known(&words, "pilatis"), [Some("pilates".to_string())]);
     }
 
     #[test]
