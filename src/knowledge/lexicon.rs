@@ -5,7 +5,9 @@
 //! - an inflection ("entregas" for "entrega", "cancelling" for "cancel"): words are compared by
 //!   their Snowball stem ([`stem`]) in the documents' language and in the customer's;
 //! - a typo or a missing accent on a rare word ("pilatis", "transportin"): a word the documents
-//!   never use is read as the documents' word one or two letters away ([`Lexicon::canonical`]);
+//!   never use is read as the documents' word one or two letters away ([`Lexicon::canonical`]),
+//!   unless it is known to be a word of its own ("filha" is no misspelt "ficha": see
+//!   [`crate::embed::Embedder::spells`]);
 //! - how much a word says: one that few passages use tells them apart ([`Lexicon::idf`]), one
 //!   that all use does not.
 //!

@@ -344,6 +344,13 @@ fn table_offers<'a>(
     let meaning = |r: &TableRow| r.candidate.meaning.unwrap_or(r.candidate.score);
     let meanings: Vec<f32> = rows.iter().map(meaning).collect();
     let meaning_lead = Lead::over(meanings);
+    // The customer's measures with their units ("12 km"), for rows named by a band alone.
+    let measured: Vec<Quantity> = question
+        .quantities
+        .iter()
+        .filter(|q| q.unit.is_some())
+        .copied()
+        .collect();
     let names_it = |r: &TableRow| {
         let Some(name) = &r.row.name else {
             return true;
@@ -372,13 +379,8 @@ fn table_offers<'a>(
         // speaks of: the customer's measure in the band's unit ("moramos a uns 12 km") meets
         // it when the passage holds one of their words ("vcs atendem em casa? minha mãe é
         // acamada" and "Para quem não consegue vir até a clínica (idosos acamados)").
-        let measured: Vec<Quantity> = question
-            .quantities
-            .iter()
-            .filter(|q| q.unit.is_some())
-            .copied()
-            .collect();
-        band_only(name).is_some_and(|band| fits(&measured, &[band]) == Some(true))
+        !measured.is_empty()
+            && band_only(name).is_some_and(|band| fits(&measured, &[band]) == Some(true))
             && names(&asked.stems_of(&source.text))
     };
     let verdicts: Vec<Option<bool>> = rows
