@@ -101,12 +101,7 @@ pub(super) fn check(
             priced
                 .iter()
                 .zip(&held)
-                .filter(|(_, h)| {
-                    asked
-                        .stems
-                        .iter()
-                        .any(|(stem, _, known, carried)| *known && !carried && h.contains(stem))
-                })
+                .filter(|(_, h)| asked.names_any(h))
                 .map(|(l, _)| l.as_str()),
         );
         if names.len() > 1 {

@@ -366,13 +366,7 @@ fn table_offers<'a>(
         }
         let source = source_of(r);
         let heading = source.heading.as_deref().unwrap_or_default();
-        let names = |held: &HashSet<String>| {
-            asked
-                .stems
-                .iter()
-                .any(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
-        };
-        if names(&asked.stems_of(&format!("{heading} {name}"))) {
+        if asked.names_any(&asked.stems_of(&format!("{heading} {name}"))) {
             return true;
         }
         // A row named by its band alone ("de 8 a 15 km") is the price of what its passage
@@ -381,7 +375,7 @@ fn table_offers<'a>(
         // acamada" and "Para quem não consegue vir até a clínica (idosos acamados)").
         !measured.is_empty()
             && band_only(name).is_some_and(|band| fits(&measured, &[band]) == Some(true))
-            && names(&asked.stems_of(&source.text))
+            && asked.names_any(&asked.stems_of(&source.text))
     };
     let verdicts: Vec<Option<bool>> = rows
         .iter()

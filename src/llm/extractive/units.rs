@@ -151,6 +151,14 @@ impl Asked {
             .collect()
     }
 
+    /// Whether `stems` hold one of the question's own (not carried) words that the documents
+    /// know: what a row's name or passage must hold to be about what the customer asks.
+    pub(super) fn names_any(&self, stems: &HashSet<String>) -> bool {
+        self.stems
+            .iter()
+            .any(|(stem, _, known, carried)| *known && !carried && stems.contains(stem))
+    }
+
     /// The share of the question's weight that `stems` hold (0-1), counting only the terms
     /// the documents know when `known_only`.
     pub(super) fn coverage(&self, stems: &HashSet<String>, known_only: bool) -> f32 {
