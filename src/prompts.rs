@@ -528,6 +528,8 @@ mod tests {
             text: text.into(),
             similarity: 0.5,
             relevance: 0.4,
+            dense_rank: Some(n),
+            keyword_rank: Some(n),
             context: text.into(),
         }
     }

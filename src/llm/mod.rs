@@ -73,6 +73,10 @@ pub struct Source {
     /// Relevance to the question: the similarity with both centred, one scale for every
     /// embedder (see [`crate::knowledge::relevance`]).
     pub relevance: f32,
+    /// Its rank in the retrieval's dense search (1-based), if it was found there.
+    pub dense_rank: Option<usize>,
+    /// Its rank in the retrieval's keyword search (1-based), if it was found there.
+    pub keyword_rank: Option<usize>,
     /// The passage with its neighbours in the document (before and after), for answerers that
     /// read around the passage; equal to `text` when there are none.
     pub context: String,

@@ -837,6 +837,8 @@ impl Pipeline {
                     text: r.text.clone(),
                     similarity: r.similarity,
                     relevance: r.relevance,
+                    dense_rank: r.dense_rank,
+                    keyword_rank: r.keyword_rank,
                     context: if context.is_empty() {
                         r.text.clone()
                     } else {

@@ -15,7 +15,7 @@
 //! of one product when it names no size; the whole table when it asks about all of it
 //! ("opening hours?"). A row whose band, size or day excludes the customer's is never offered: a
 //! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's
-//! relevance, its retrieval rank, its sentences' scores, the question's words it holds, whether
+//! relevance, its retrieval score, its sentences' scores, the question's words it holds, whether
 //! it was singled out, and for a price question whether it states one. A section whose heading
 //! names other days than the question's ("Timetable > Tuesday" for "and Saturday?") is not
 //! offered.
@@ -770,6 +770,8 @@ mod tests {
             text: text.into(),
             similarity: 0.5,
             relevance: 0.3,
+            dense_rank: Some(n),
+            keyword_rank: Some(n),
             context: text.into(),
         }
     }
@@ -1440,6 +1442,61 @@ mod tests {
         assert_eq!(
             answer.text,
             "Full service — price: 79 EUR; turnaround: 2 days.\n\n(Source: price-list)"
+        );
+    }
+
+    #[tokio::test]
+    async fn passages_the_searches_rank_in_opposite_orders_are_told_apart_by_relevance() {
+        // The first passage is first by meaning and second by words, the second the other way
+        // round: the retrieval cannot tell them apart, though it numbers them one after the
+        // other. The first holds more of the question's words; the second is the more
+        // relevant, and answers.
+        let sources = [
+            Source {
+                relevance: 0.32,
+                keyword_rank: Some(2),
+                ..source(
+                    1,
+                    "Returns",
+                    "Returns > How to return",
+                    "To return a harness, bring it to the shop with your receipt. Tell us within 48 hours if it arrived broken.",
+                )
+            },
+            Source {
+                relevance: 0.37,
+                dense_rank: Some(2),
+                keyword_rank: Some(1),
+                ..source(
+                    2,
+                    "Returns",
+                    "Returns > Return window",
+                    "You have 30 days from delivery to send a product back.",
+                )
+            },
+            Source {
+                relevance: 0.10,
+                ..source(
+                    3,
+                    "Returns",
+                    "Returns > What cannot be sent back",
+                    "Opened food and engraved name tags cannot be sent back.",
+                )
+            },
+            Source {
+                relevance: 0.05,
+                ..source(
+                    4,
+                    "Catalogue",
+                    "Catalogue > Walking",
+                    "The padded lead comes in three lengths, from small dogs to large ones.",
+                )
+            },
+        ];
+        let answer = extract("how many days do i have to return a harness?", &sources).await;
+        assert!(
+            answer.text.starts_with("You have 30 days"),
+            "{}",
+            answer.text
         );
     }
 

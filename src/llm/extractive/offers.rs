@@ -29,9 +29,10 @@ use crate::llm::Source;
 
 /// Weights of the signals that choose the offer that answers, each standardised over the
 /// question's offers (so that embedders that spread their cosines differently weigh alike):
-/// the relevance of the offer's passage, its retrieval rank and its best sentence's score.
+/// the relevance of the offer's passage, how its passage's retrieval ranks stand against the
+/// other offers' ([`outranks`]) and its best sentence's score.
 const WEIGHT_RELEVANCE: f32 = 2.0;
-const WEIGHT_RANK: f32 = 1.0;
+const WEIGHT_RETRIEVAL: f32 = 1.0;
 const WEIGHT_SENTENCE: f32 = 0.5;
 /// Weight of the share of the question's words an offer holds (0-1, already one scale: not
 /// standardised, which would make a stray shared word between two offers that hold almost
@@ -39,7 +40,7 @@ const WEIGHT_SENTENCE: f32 = 0.5;
 const WEIGHT_WORDS: f32 = 1.5;
 /// What stating an amount (or that it is free) adds when the question asks a price, and what
 /// being singled out by a band, size or day adds, in standard deviations of the signals above.
-/// A price outweighs being ranked first among two offers alike in everything else (rank,
+/// A price outweighs being ranked first among two offers alike in everything else (retrieval,
 /// sentence and words together reach 3.5 there): asked a price, the answer states one.
 const WEIGHT_PRICE: f32 = 4.0;
 const WEIGHT_EXACT: f32 = 3.0;
@@ -849,7 +850,17 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>
         })
         .collect();
     let relevance = standardised(offers.iter().map(|o| o.source.relevance).collect());
-    let rank = standardised(offers.iter().map(|o| -(o.source.n as f32)).collect());
+    let retrieval = standardised(
+        offers
+            .iter()
+            .map(|o| {
+                offers
+                    .iter()
+                    .map(|other| outranks(o.source, other.source))
+                    .sum::<i32>() as f32
+            })
+            .collect(),
+    );
     let sentence = standardised(offers.iter().map(|o| o.best).collect());
     let mut ranked: Vec<Ranked<'a>> = offers
         .into_iter()
@@ -857,7 +868,7 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>
         .map(|(i, offer)| {
             let price = question.asks_price && states_a_price(&offer.text);
             let total = WEIGHT_RELEVANCE * relevance[i]
-                + WEIGHT_RANK * rank[i]
+                + WEIGHT_RETRIEVAL * retrieval[i]
                 + WEIGHT_SENTENCE * sentence[i]
                 + WEIGHT_WORDS * offer.coverage
                 + WEIGHT_PRICE * f32::from(u8::from(price))
@@ -880,6 +891,31 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question) -> Vec<Ranked<'a>
         );
     }
     ranked
+}
+
+/// 1 when the dense and the keyword search both rank `a` at least as high as `b`, and one of
+/// them higher; -1 the other way round; 0 when they disagree, or rank both alike. Summed over
+/// the other offers, it orders passages as the retrieval's place does, but for two passages
+/// the searches rank in opposite orders ("Cómo devolver" first by meaning and second by words,
+/// "Plazo para devolver" the other way): these are alike to the retrieval, where their places
+/// are a whole rank apart. A passage a search did not find ranks below every one it found.
+fn outranks(a: &Source, b: &Source) -> i32 {
+    use std::cmp::Ordering;
+    let by = |x: Option<usize>, y: Option<usize>| match (x, y) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => Ordering::Equal,
+    };
+    match (
+        by(a.dense_rank, b.dense_rank),
+        by(a.keyword_rank, b.keyword_rank),
+    ) {
+        (Ordering::Greater, Ordering::Less) | (Ordering::Less, Ordering::Greater) => 0,
+        (Ordering::Greater, _) | (_, Ordering::Greater) => 1,
+        (Ordering::Less, _) | (_, Ordering::Less) => -1,
+        _ => 0,
+    }
 }
 
 /// How the days the question names meet the days an offer's section heading names (a
