@@ -297,12 +297,13 @@ impl ChatModel for Extractive {
         let asked_terms: Vec<String> = terms(question);
         // Asked how many days or how long, the best offer that states such a quantity answers,
         // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
-        // to return).
+        // to return); asked what time, the best that states a time of day ("até que horas
+        // vocês atendem?": the opening hours, not which weekdays the health plans are seen).
         let stated: Vec<bool> = ranked
             .iter()
             .map(|r| asked.count_stated(&r.offer.text))
             .collect();
-        let counting = asked.asks_count.is_some() && stated.contains(&true);
+        let counting = asked.asks_count_or_time() && stated.contains(&true);
         let mut picked = None;
         // The best offer that may be sent: a row or price about another thing than the
         // question's is passed over for the next ("do you sell puppies?": a dog snack's row,
@@ -1495,6 +1496,33 @@ mod tests {
         let answer = extract("how many days do i have to return a harness?", &sources).await;
         assert!(
             answer.text.starts_with("You have 30 days"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn asked_what_time_the_best_offer_that_states_a_time_of_day_answers() {
+        let sources = [
+            Source {
+                relevance: 0.4,
+                ..source(
+                    1,
+                    "Health plans",
+                    "Health plans > Days",
+                    "Health-plan patients are seen during the week, from Monday to Friday. On Saturdays we see private patients only.",
+                )
+            },
+            source(
+                2,
+                "Opening hours",
+                "Opening hours > Weekdays",
+                "We are open from 07:00 to 20:30.",
+            ),
+        ];
+        let answer = extract("until what time are you open during the week?", &sources).await;
+        assert!(
+            answer.text.starts_with("We are open from 07:00"),
             "{}",
             answer.text
         );

@@ -374,6 +374,8 @@ pub struct Question {
     /// The unit of the quantity it asks for: "how many days", "quantas vezes", and for "how
     /// long" or "quanto tempo" a duration ([`quantity::Unit::Days`] stands for any).
     pub asks_count: Option<quantity::Unit>,
+    /// Whether it asks a time of day: "what time", "a que horas", "até que horas".
+    pub asks_time: bool,
 }
 
 impl Question {
@@ -452,17 +454,25 @@ impl Question {
             days: named_days,
             asks_price: asks_price(&normal),
             asks_count: asks_count(&normal),
+            asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
         }
     }
 
     /// Whether `text` states a quantity of the kind the question asks for (see
-    /// [`Question::asks_count`]); true when it asks for none.
+    /// [`Question::asks_count`]) and a time of day when it asks one; true when it asks for
+    /// neither.
     pub fn count_stated(&self, text: &str) -> bool {
-        self.asks_count.is_none_or(|asked| {
+        let count = self.asks_count.is_none_or(|asked| {
             quantity::quantities(text)
                 .iter()
                 .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
-        })
+        });
+        count && (!self.asks_time || CLOCK.is_match(text))
+    }
+
+    /// Whether it asks a quantity of some kind or a time of day.
+    pub fn asks_count_or_time(&self) -> bool {
+        self.asks_count.is_some() || self.asks_time
     }
 
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
@@ -497,6 +507,7 @@ impl Question {
         }
         self.asks_price |= previous.asks_price;
         self.asks_count = self.asks_count.or(previous.asks_count);
+        self.asks_time |= previous.asks_time;
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         self
     }
@@ -661,6 +672,24 @@ const HOW_MANY: &[&[&str]] = &[
     &["wie", "viele"],
 ];
 
+/// Words that ask a time of day, normalised.
+const WHAT_TIME: &[&str] = &[
+    "what time",
+    "que horas",
+    "que hora",
+    "quelle heure",
+    "wie viel uhr",
+    "wieviel uhr",
+];
+
+/// A time of day as documents write it: "18:00", "10h", "10h30", "8am", "8.30 pm".
+static CLOCK: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)\b\d{1,2}(?:[:.]\d{2})?\s?[ap]\.?m\b|\b\d{1,2}:\d{2}\b|\b\d{1,2}h(?:\d{2})?\b",
+    )
+    .expect("a valid expression")
+});
+
 /// Words that ask how long something lasts or takes, normalised.
 const HOW_LONG: &[&[&str]] = &[
     &["how", "long"],
@@ -755,6 +784,41 @@ mod tests {
         assert!(asked.count_stated("You have 2 weeks."));
         assert!(!asked.count_stated("Por mensajero descontamos 4,50 € del reembolso."));
         assert!(Question::read("cuanto cuesta?", None, None).count_stated("Nada."));
+    }
+
+    #[test]
+    fn a_question_asking_a_time_of_day_is_answered_by_a_text_that_states_one() {
+        for (text, asks) in [
+            ("até que horas vocês atendem durante a semana?", true),
+            ("a que hora abris los sabados?", true),
+            ("What time do you close on Sunday?", true),
+            ("à quelle heure ouvrez-vous ?", true),
+            ("do you open on sundays?", false),
+            ("how long does a session take?", false),
+        ] {
+            let asked = Question::read(text, None, None);
+            assert_eq!(asked.asks_time, asks, "{text}");
+            assert_eq!(
+                asked.asks_count_or_time(),
+                asks || asked.asks_count.is_some()
+            );
+        }
+        let asked = Question::read("what time do you open?", None, None);
+        for text in [
+            "Monday to Friday — Open: 07:00 to 20:30.",
+            "We open at 8am.",
+            "Abrimos às 10h e fechamos às 18h30.",
+            "Doors open at 8.30 pm.",
+        ] {
+            assert!(asked.count_stated(text), "{text}");
+        }
+        for text in [
+            "Health-plan patients are seen from Monday to Friday.",
+            "A session costs 9.50 EUR.",
+            "Up to 12 hours before.",
+        ] {
+            assert!(!asked.count_stated(text), "{text}");
+        }
     }
 
     #[test]
