@@ -15,10 +15,11 @@
 //! of one product when it names no size; the whole table when it asks about all of it
 //! ("opening hours?"). A row whose band, size or day excludes the customer's is never offered: a
 //! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's
-//! relevance, its retrieval score, its sentences' scores, the question's words it holds, whether
-//! it was singled out, and for a price question whether it states one. A section whose heading
-//! names other days than the question's ("Timetable > Tuesday" for "and Saturday?") is not
-//! offered.
+//! relevance, how the dense and keyword searches rank its passage against the others', its
+//! sentences' scores, the question's words it holds, whether it was singled out, and for a
+//! price question whether it states one; asked how many, how long or what time, the best that
+//! states such a quantity or time, when one does. A section whose heading names other days
+//! than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
 //!
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
 //! reply must state the price of the one thing asked ([`grounding`]), or it is not sent; a row
@@ -301,7 +302,7 @@ impl ChatModel for Extractive {
         // vocês atendem?": the opening hours, not which weekdays the health plans are seen).
         let stated: Vec<bool> = ranked
             .iter()
-            .map(|r| asked.count_stated(&r.offer.text))
+            .map(|r| asked.answer_stated(&r.offer.text))
             .collect();
         let counting = asked.asks_count_or_time() && stated.contains(&true);
         let mut picked = None;

@@ -458,10 +458,10 @@ impl Question {
         }
     }
 
-    /// Whether `text` states a quantity of the kind the question asks for (see
-    /// [`Question::asks_count`]) and a time of day when it asks one; true when it asks for
+    /// Whether `text` states what the question asks for: a quantity of the kind it asks (see
+    /// [`Question::asks_count`]), and a time of day when it asks one; true when it asks for
     /// neither.
-    pub fn count_stated(&self, text: &str) -> bool {
+    pub fn answer_stated(&self, text: &str) -> bool {
         let count = self.asks_count.is_none_or(|asked| {
             quantity::quantities(text)
                 .iter()
@@ -780,10 +780,10 @@ mod tests {
             assert_eq!(asks_count(&normalize(text)), unit, "{text}");
         }
         let asked = Question::read("cuantos dias tengo para devolver?", None, None);
-        assert!(asked.count_stated("Tienes 30 días para devolverlo."));
-        assert!(asked.count_stated("You have 2 weeks."));
-        assert!(!asked.count_stated("Por mensajero descontamos 4,50 € del reembolso."));
-        assert!(Question::read("cuanto cuesta?", None, None).count_stated("Nada."));
+        assert!(asked.answer_stated("Tienes 30 días para devolverlo."));
+        assert!(asked.answer_stated("You have 2 weeks."));
+        assert!(!asked.answer_stated("Por mensajero descontamos 4,50 € del reembolso."));
+        assert!(Question::read("cuanto cuesta?", None, None).answer_stated("Nada."));
     }
 
     #[test]
@@ -810,14 +810,14 @@ mod tests {
             "Abrimos às 10h e fechamos às 18h30.",
             "Doors open at 8.30 pm.",
         ] {
-            assert!(asked.count_stated(text), "{text}");
+            assert!(asked.answer_stated(text), "{text}");
         }
         for text in [
             "Health-plan patients are seen from Monday to Friday.",
             "A session costs 9.50 EUR.",
             "Up to 12 hours before.",
         ] {
-            assert!(!asked.count_stated(text), "{text}");
+            assert!(!asked.answer_stated(text), "{text}");
         }
     }
 
