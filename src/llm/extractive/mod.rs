@@ -304,7 +304,8 @@ impl ChatModel for Extractive {
             .iter()
             .map(|r| asked.answer_stated(&r.offer.text))
             .collect();
-        let counting = asked.asks_count_or_time() && stated.contains(&true);
+        // (Every offer states it when the question asks for nothing of the kind.)
+        let counting = stated.contains(&true);
         let mut picked = None;
         // The best offer that may be sent: a row or price about another thing than the
         // question's is passed over for the next ("do you sell puppies?": a dog snack's row,

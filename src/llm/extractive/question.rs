@@ -470,11 +470,6 @@ impl Question {
         count && (!self.asks_time || CLOCK.is_match(text))
     }
 
-    /// Whether it asks a quantity of some kind or a time of day.
-    pub fn asks_count_or_time(&self) -> bool {
-        self.asks_count.is_some() || self.asks_time
-    }
-
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
     /// those of the same kind there, and the earlier terms carry over at half weight.
     pub fn following(mut self, previous: &Question) -> Self {
@@ -798,10 +793,6 @@ mod tests {
         ] {
             let asked = Question::read(text, None, None);
             assert_eq!(asked.asks_time, asks, "{text}");
-            assert_eq!(
-                asked.asks_count_or_time(),
-                asks || asked.asks_count.is_some()
-            );
         }
         let asked = Question::read("what time do you open?", None, None);
         for text in [
