@@ -1503,6 +1503,51 @@ mod tests {
         );
     }
 
+    /// A section too long for one message, in two prose paragraphs.
+    const EMERGENCIES: &str = "We keep slots for emergencies every weekday: strong pain, swelling, a broken tooth or a lost crown. If you contact us before 17:00 on a weekday, you are seen that day. Later than that, we book you for the next weekday morning.\n\nWe do not see emergencies on Saturdays. There is no 24-hour service: at night, on Sundays and on public holidays, for very strong pain, fever or a swollen face, go to a hospital's accident and emergency department. Bring any X-rays you have and the name of the medicines you take, and tell us about the visit at your next appointment so that we can follow up.";
+
+    #[tokio::test]
+    async fn from_a_long_section_the_prose_paragraph_of_the_best_sentence_answers() {
+        let sources = [source(
+            1,
+            "Opening hours",
+            "Opening hours > Emergencies",
+            EMERGENCIES,
+        )];
+        let answer = extract("emergency, strong pain and a swelling!", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("We keep slots for emergencies every weekday: strong pain, swelling, a broken tooth or a lost crown. If you contact us before 17:00 on a weekday, you are seen that day. Later than that, we book you for the next weekday morning.\n"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paragraph_answers_only_when_it_states_no_price_its_best_sentence_does_not() {
+        let extras = "Coffee urn service for up to 30 cups: 35.00 EUR. Serving staff: 25.00 EUR per hour per server, with a minimum of 3 hours.";
+        let text = format!("{extras}\n\n{}", EMERGENCIES);
+        let sources = [source(1, "Catering", "Catering > Extras", &text)];
+        let answer = extract("How much do serving staff cost per hour?", &sources).await;
+        assert!(
+            answer.text.starts_with("Serving staff: 25.00 EUR") && !answer.text.contains("35.00"),
+            "{}",
+            answer.text
+        );
+        // Its lines (a PDF's items) are read one by one, whatever they state.
+        let lines = format!("Coffee urn service for up to 30 cups.\nServing staff work for 3 hours at least.\n\n{EMERGENCIES}");
+        let sources = [source(1, "Catering", "Catering > Extras", &lines)];
+        let answer = extract("how many hours do serving staff work?", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("Serving staff work for 3 hours at least.\n"),
+            "{}",
+            answer.text
+        );
+    }
+
     #[tokio::test]
     async fn asked_what_time_the_best_offer_that_states_a_time_of_day_answers() {
         let sources = [

@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use crate::knowledge::lexicon::{stem, Lexicon};
 use crate::knowledge::loaders::is_row_sentence;
 use crate::knowledge::quantity;
-use crate::knowledge::text::{contains_phrase, is_stopword, lower_words, search_text};
+use crate::knowledge::text::{
+    contains_phrase, is_stopword, lower_words, search_text, sentence_spans,
+};
 use crate::llm::Source;
 
 use super::question::Question;
@@ -312,9 +314,12 @@ pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
 }
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
-/// a unit; from a longer one, its best sentence and the sentences right after it while they
-/// stand out from the rest as much as it does (answers often run over two sentences); a
-/// sentence that announces a list brings the list.
+/// a unit; from a longer one, the paragraph of its best sentence when that paragraph is prose
+/// that fits and states no price the best sentence does not (its author's unit: "we keep slots
+/// for emergencies" and "call before 17:00 to be seen the same day" are one answer); else its
+/// best sentence and the sentences right after it while they stand out from the rest as much
+/// as it does (answers often run over two sentences); a sentence that announces a list brings
+/// the list.
 pub(super) fn section_reply(
     section: &Source,
     candidates: &[Candidate],
@@ -324,7 +329,41 @@ pub(super) fn section_reply(
         return Some(whole.to_string());
     }
     let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
+    let best = sentences
+        .iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    if let Some(paragraph) = paragraph_of(&section.context, best.index) {
+        let reply = paragraph.join(" ");
+        let priced_elsewhere = paragraph
+            .iter()
+            .any(|s| *s != best.text && states_a_price(s));
+        if paragraph.len() > 1 && !priced_elsewhere && reply.chars().count() <= MAX_REPLY_CHARS {
+            return Some(reply);
+        }
+    }
     sentence_run(&sentences, floor, true).map(|(reply, _)| reply)
+}
+
+/// The sentences of the paragraph of `text` (between blank lines) that holds its `index`-th
+/// sentence; none when the paragraph is lines (a list, a table's rows, a PDF's items, or two
+/// neighbouring passages, which the context joins by a line break), which are read one by one.
+fn paragraph_of(text: &str, index: usize) -> Option<Vec<&str>> {
+    let spans = sentence_spans(text);
+    let span = spans.get(index)?;
+    let start = text[..span.start].rfind("\n\n").map_or(0, |i| i + 2);
+    let end = text[span.end..]
+        .find("\n\n")
+        .map_or(text.len(), |i| span.end + i);
+    if text[start..end].trim().contains('\n') {
+        return None;
+    }
+    Some(
+        spans
+            .into_iter()
+            .filter(|s| s.start >= start && s.end <= end)
+            .map(|s| &text[s])
+            .collect(),
+    )
 }
 
 /// The best of `sentences` (one source's, in their order) and the ones right after it while
