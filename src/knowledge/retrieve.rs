@@ -451,7 +451,6 @@ mod tests {
         assert_eq!(fused[0].0, 2);
     }
 
-    /// An embedder that counts the questions it embeds.
     /// A bag-of-words embedder that does not know one word (a place name, a product a small
     /// model never saw): it embeds every text as if the word were not there.
     struct Blind {
