@@ -355,7 +355,11 @@ impl Knowledge {
             reserved = 1;
         }
         // The embedder's best passages take the last places before the rare word's, the best
-        // passage keeping the first; one the similarity floor drops stays out.
+        // passage keeping the first; one the similarity floor drops stays out. Each takes the
+        // place before the last one taken, so its best ends after its second. Placed in its
+        // order instead, `palaver eval` (EmbeddingGemma-300M) gave the same replies and a lower
+        // retrieval MRR: 0.975 to 0.974 on the development split of `eval/dev`, 0.959 to 0.956
+        // on the shipped suites.
         let mut kept = 0;
         for (hit, id) in dense.iter().zip(&dense_ids).take(DENSE_KEEP_RANK) {
             if results.iter().any(|r| r.chunk_id == *id) || hit.score < query.min_score {
