@@ -196,7 +196,7 @@ fn a_schedule(names: &[String]) -> bool {
 /// The one of `names` (rows the question points at) that the customer means: the one whose
 /// label (its name without what it says in brackets) holds the most weight of the question's
 /// own words and, among those, adds the fewest words of its own; none when two rows tie.
-fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
+pub(super) fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String> {
     let own: Vec<(&str, f32)> = asked
         .stems
         .iter()

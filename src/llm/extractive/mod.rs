@@ -10,16 +10,18 @@
 //! its best sentence and the next ones when they belong to it; from a table, the rows the question
 //! singles out: by a band that holds the customer's number ("12 km" in "de 8 a 15 km"), the size or
 //! day it names, or the words of the row's own name, with the one column it asks about ("12-month
-//! contract"); when none of its words tells the rows apart (another language, other words), the
-//! rows whose names alone mean what it asks, and when several differently named ones do alike,
-//! their names to choose from; the variants of one product when it names no size; the whole table
-//! when it asks about all of it ("opening hours?"). A row whose band, size or day excludes the
-//! customer's is never offered: a wrong price is worse than a hand-over. The answer is the offer
-//! ranked best by its passage's relevance, how the dense and keyword searches rank its passage
-//! against the others', its sentences' scores, the question's words it holds, whether it was
-//! singled out, and for a price question whether it states one; asked how many, how long or what
-//! time, the best that states such a quantity or time, when one does. A section whose heading names
-//! other days than the question's ("Timetable > Tuesday" for "and Saturday?") is not offered.
+//! contract"; words that name several rows alike leave the one whose name stands out by what it
+//! means, else their names to choose from); when none of its words tells the rows apart (another
+//! language, other words), the rows whose names alone mean what it asks, and when several
+//! differently named ones do alike, their names to choose from; the variants of one product when it
+//! names no size; the whole table when it asks about all of it ("opening hours?"). A row whose
+//! band, size or day excludes the customer's is never offered: a wrong price is worse than a
+//! hand-over. The answer is the offer ranked best by its passage's relevance, how the dense and
+//! keyword searches rank its passage against the others', its sentences' scores, the question's
+//! words it holds, whether it was singled out, and for a price question whether it states one;
+//! asked how many, how long or what time, the best that states such a quantity or time, when one
+//! does. A section whose heading names other days than the question's ("Timetable > Tuesday" for
+//! "and Saturday?") is not offered.
 //!
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
 //! reply must state the price of the one thing asked ([`grounding`]), or it is not sent; a row
@@ -1273,6 +1275,29 @@ mod tests {
         assert!(answer.options.is_empty(), "{:?}", answer.options);
         assert!(
             answer.text.contains("2,90") && answer.text.contains("5,90"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_the_words_single_out_alike_are_asked_about_not_priced() {
+        let table = "1x per week — price: £30 a month.\n2x per week — price: £50 a month.\n3x per week — price: £65 a month.\nSingle class — price: £12.";
+        let sources = [
+            source(1, "Prices", "Prices > Classes", table),
+            source(2, "Hours", "Hours", "We open at 7 every weekday."),
+        ];
+        // "week" names three plans alike and nothing says which: no plan's price is said.
+        let answer =
+            extract_knowing("I missed a session this week, can I catch up?", &sources).await;
+        assert_eq!(answer.options.len(), 3, "{}", answer.text);
+        assert!(!answer.text.contains('£'), "{}", answer.text);
+        // Its number names one of them: that plan's price alone.
+        let answer = extract_knowing("how much is it 2x per week?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("£50"), "{}", answer.text);
+        assert!(
+            !answer.text.contains("£30") && !answer.text.contains("£65"),
             "{}",
             answer.text
         );

@@ -7,7 +7,9 @@
 //! - a row whose band holds the customer's number, whose size or day is the one named, is
 //!   [`Fit::Exact`]; a row whose band, size or day excludes the customer's is not offered;
 //! - among the others, the rows that hold the question's most telling words; rows alike but
-//!   for their size or band (one product's variants, asked without a size) together;
+//!   for their size or band (one product's variants, asked without a size) together; when
+//!   those words single out differently named rows alike, the one whose name stands out by
+//!   what it means, or else the customer is asked which one they mean;
 //! - the whole table when nothing singles a row out and the rows read alike to the question
 //!   ("opening hours?");
 //! - of a row with several values (prices by contract length), the one column the question
@@ -17,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::grounding::meant;
 use super::question::{days, Question};
 use super::rows::Row;
 use super::units::{
@@ -570,7 +573,7 @@ fn table_offers<'a>(
         .map(|&i| rows[i].row.name.clone())
         .collect::<HashSet<_>>()
         .len();
-    let open: Vec<usize> = if distinct_names > 1 {
+    let mut open: Vec<usize> = if distinct_names > 1 {
         open.iter()
             .zip(&unasked)
             .filter(|(_, u)| **u == fewest)
@@ -587,6 +590,67 @@ fn table_offers<'a>(
         [one] => Some(*one),
         _ => None,
     };
+    // Differently named rows that the question's words single out alike, none by a band, size
+    // or day nor by holding the whole question: the words do not say which one is meant. The
+    // one whose label names the question plainest is (see `grounding::meant`: "a avaliação?" is
+    // "Avaliação fisioterapêutica", not "Fisioterapia pélvica (avaliação ou sessão)"); else
+    // those whose names stand out among the table's by what they mean, when they are one
+    // thing's; else the customer is asked which one they mean.
+    let mut tied_names: Vec<String> = Vec::new();
+    for &i in &open {
+        if let Some(name) = &rows[i].row.name {
+            if !tied_names.contains(name) {
+                tied_names.push(name.clone());
+            }
+        }
+    }
+    let decided =
+        any_exact || (question.asks_price && named_wholly.is_some_and(|w| open.contains(&w)));
+    if tied_names.len() > 1 && !decided {
+        if let Some(name) = meant(&tied_names, asked) {
+            open.retain(|&i| rows[i].row.name.as_ref() == Some(name));
+        }
+    }
+    let tied_names: HashSet<Option<&String>> =
+        open.iter().map(|&i| rows[i].row.name.as_ref()).collect();
+    if tied_names.len() > 1 && !decided {
+        let standing: Vec<usize> = open
+            .iter()
+            .copied()
+            .filter(|&i| meaning_lead.stands_out(meaning(&rows[i])))
+            .collect();
+        let standing_names: HashSet<Option<&String>> = standing
+            .iter()
+            .map(|&i| rows[i].row.name.as_ref())
+            .collect();
+        if standing_names.len() == 1 {
+            open = standing;
+        } else {
+            let mut which = open.clone();
+            which.sort_by(|&a, &b| meaning(&rows[b]).total_cmp(&meaning(&rows[a])));
+            which.truncate(MAX_ROWS);
+            let text = which
+                .iter()
+                .map(|&i| text_of(&rows[i]))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let best = which
+                .iter()
+                .map(|&i| rows[i].candidate.score)
+                .fold(f32::MIN, f32::max);
+            let mut asking = offer(
+                source_of(&rows[which[0]]),
+                capped(text),
+                best,
+                Fit::Neutral,
+                true,
+                asked,
+            );
+            asking.ask_which = true;
+            out.push(asking);
+            return out;
+        }
+    }
     // One product's variants (one name, several sizes or bands), none singled out: together.
     let named = |i: usize| rows[i].row.name.clone().unwrap_or_default();
     let mut grouped: HashMap<String, Vec<usize>> = HashMap::new();
