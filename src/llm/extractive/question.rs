@@ -67,6 +67,7 @@ const ASKING_WORDS: &[&str] = &[
     "precos",
     "valor",
     "valores",
+    "tempo",
     "cobram",
     "pagar",
     "fica",
@@ -120,6 +121,7 @@ const ASKING_WORDS: &[&str] = &[
     "costo",
     "precio",
     "precios",
+    "tiempo",
     "vale",
     "valen",
     "cobrais",
@@ -169,6 +171,7 @@ const ASKING_WORDS: &[&str] = &[
     // fr, de
     "combien",
     "prix",
+    "temps",
     "coute",
     "kostet",
     "preis",
@@ -884,6 +887,26 @@ mod tests {
             let words: Vec<&str> = q.terms.iter().map(|t| t.word.as_str()).collect();
             assert!(words.contains(&word), "{text}: {words:?}");
             assert!(!words.contains(&"time"), "{text}: {words:?}");
+        }
+    }
+
+    #[test]
+    fn asking_how_long_names_no_subject_in_any_language() {
+        for (text, subject) in [
+            ("how long is the guarantee on an implant?", "guarantee"),
+            ("tem garantia de quanto tempo?", "garantia"),
+            ("¿cuánto tiempo tarda el envío?", "envio"),
+            ("combien de temps dure la garantie ?", "garantie"),
+        ] {
+            let words: Vec<String> = Question::read(text, None, None)
+                .terms
+                .into_iter()
+                .map(|t| t.word)
+                .collect();
+            assert!(words.iter().any(|w| w == subject), "{text}: {words:?}");
+            for asking in ["long", "tempo", "tiempo", "temps"] {
+                assert!(!words.iter().any(|w| w == asking), "{text}: {words:?}");
+            }
         }
     }
 
