@@ -1325,7 +1325,11 @@ mod tests {
         for q in [
             "How much is it?",
             "Quanto custa a consulta?",
+            "o pilates custa quanto?",
+            "fica quanto a avaliação?",
+            "sai quanto o frete pra sp?",
             "¿Me cobráis algo?",
+            "¿y el costo del envío?",
             "Was kostet das?",
         ] {
             assert!(Question::read(q, None, None).asks_price, "{q}");
@@ -1334,6 +1338,8 @@ mod tests {
             "How long does it take?",
             "De quanto em quanto tempo?",
             "¿Cuánto tarda?",
+            "onde fica a clínica?",
+            "a que horas sai o último ônibus?",
         ] {
             assert!(!Question::read(q, None, None).asks_price, "{q}");
         }
