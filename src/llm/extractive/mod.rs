@@ -10,18 +10,18 @@
 //! its best sentence and the next ones when they belong to it; from a table, the rows the question
 //! singles out: by a band that holds the customer's number ("12 km" in "de 8 a 15 km"), the size or
 //! day it names, or the words of the row's own name, with the one column it asks about ("12-month
-//! contract"; words that name several rows alike leave the one whose name stands out by what it
-//! means, else their names to choose from); when none of its words tells the rows apart (another
-//! language, other words), the rows whose names alone mean what it asks, and when several
-//! differently named ones do alike, their names to choose from; the variants of one product when it
-//! names no size; the whole table when it asks about all of it ("opening hours?"). A row whose
-//! band, size or day excludes the customer's is never offered: a wrong price is worse than a
-//! hand-over. The answer is the offer ranked best by its passage's relevance, how the dense and
-//! keyword searches rank its passage against the others', its sentences' scores, the question's
-//! words it holds, whether it was singled out, and for a price question whether it states one;
-//! asked how many, how long or what time, the best that states such a quantity or time, when one
-//! does. A section whose heading names other days than the question's ("Timetable > Tuesday" for
-//! "and Saturday?") is not offered.
+//! contract"; words that name several rows alike leave the one whose label names the question
+//! plainest or whose name stands out by what it means, else their names to choose from); when none
+//! of its words tells the rows apart (another language, other words), the rows whose names alone
+//! mean what it asks, and when several differently named ones do alike, their names to choose from;
+//! the variants of one product when it names no size; the whole table when it asks about all of it
+//! ("opening hours?"). A row whose band, size or day excludes the customer's is never offered: a
+//! wrong price is worse than a hand-over. The answer is the offer ranked best by its passage's
+//! relevance, how the dense and keyword searches rank its passage against the others', its
+//! sentences' scores, the question's words it holds, whether it was singled out, and for a price
+//! question whether it states one; asked how many, how long or what time, the best that states such
+//! a quantity or time, when one does. A section whose heading names other days than the question's
+//! ("Timetable > Tuesday" for "and Saturday?") is not offered.
 //!
 //! Asked a price, or answering with a table's row (which states one whatever was asked), the
 //! reply must state the price of the one thing asked ([`grounding`]), or it is not sent; a row

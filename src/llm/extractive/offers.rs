@@ -8,8 +8,9 @@
 //!   [`Fit::Exact`]; a row whose band, size or day excludes the customer's is not offered;
 //! - among the others, the rows that hold the question's most telling words; rows alike but
 //!   for their size or band (one product's variants, asked without a size) together; when
-//!   those words single out differently named rows alike, the one whose name stands out by
-//!   what it means, or else the customer is asked which one they mean;
+//!   those words single out differently named rows alike, the one whose label names the
+//!   question plainest, else the one whose name stands out by what it means, or else the
+//!   customer is asked which one they mean;
 //! - the whole table when nothing singles a row out and the rows read alike to the question
 //!   ("opening hours?");
 //! - of a row with several values (prices by contract length), the one column the question
