@@ -272,6 +272,8 @@ const WEEKEND: &[&str] = &[
     "weekends",
     "fim de semana",
     "fins de semana",
+    "final de semana",
+    "finais de semana",
     "fds",
     "fin de semana",
     "findes",
@@ -763,6 +765,7 @@ mod tests {
             [0, 1, 2, 3, 4]
         );
         assert_eq!(days("abrem no fim de semana?", false), [5, 6]);
+        assert_eq!(days("vcs atendem no final de semana?", false), [5, 6]);
         assert_eq!(days("domingo y festivos", false), [6]);
         // "2x por semana" is not the working week, and short forms are read in rows only.
         assert!(days("pilates 2x por semana", false).is_empty());
