@@ -447,6 +447,32 @@ fn table_offers<'a>(
             .unwrap_or_else(|| r.row.text.clone()),
         None => r.row.text.clone(),
     };
+    // The rows `ids` as one reply, a line each.
+    let joined = |ids: &[usize]| {
+        ids.iter()
+            .map(|&i| text_of(&rows[i]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // The best score of the rows `ids`.
+    let best_of = |ids: &[usize]| {
+        ids.iter()
+            .map(|&i| rows[i].candidate.score)
+            .fold(f32::MIN, f32::max)
+    };
+    // The rows `ids` offered as the question which of them the customer means.
+    let which_of = |ids: &[usize], best: f32| {
+        let mut which = offer(
+            source_of(&rows[ids[0]]),
+            capped(joined(ids)),
+            best,
+            Fit::Neutral,
+            true,
+            asked,
+        );
+        which.ask_which = true;
+        which
+    };
     let eligible: Vec<usize> = (0..rows.len())
         .filter(|&i| verdicts[i] != Some(false))
         .collect();
@@ -485,14 +511,9 @@ fn table_offers<'a>(
     // rows do not name ("from Madrid, when is shipping free?" against zones by region). The
     // whole table answers when it fits a message (with the one column the question names,
     // when it names one); a longer one, by the rows that stand out.
-    let scores: Vec<f32> = pool.iter().map(|&i| rows[i].candidate.score).collect();
-    let top = scores.iter().copied().fold(f32::MIN, f32::max);
+    let top = best_of(&pool);
     if !any_exact && best_telling <= 0.0 && best_carried <= 0.0 && pool.len() > 1 {
-        let text = pool
-            .iter()
-            .map(|&i| text_of(&rows[i]))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = joined(&pool);
         // Asked a price in another language, a question may name one row in words the table
         // does not use ("the first assessment" of "Avaliação (primeira consulta)"): only the
         // rows that stand out by meaning answer, as the rows of a longer table do, and every
@@ -526,21 +547,7 @@ fn table_offers<'a>(
             .filter_map(|&i| rows[i].row.name.as_ref())
             .collect();
         if names.len() > 1 && standing.len() < pool.len() {
-            let text = standing
-                .iter()
-                .map(|&i| text_of(&rows[i]))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut which = offer(
-                source_of(&rows[standing[0]]),
-                capped(text),
-                top,
-                Fit::Neutral,
-                true,
-                asked,
-            );
-            which.ask_which = true;
-            out.push(which);
+            out.push(which_of(&standing, top));
             return out;
         }
         for &i in &standing {
@@ -630,25 +637,7 @@ fn table_offers<'a>(
             let mut which = open.clone();
             which.sort_by(|&a, &b| meaning(&rows[b]).total_cmp(&meaning(&rows[a])));
             which.truncate(MAX_ROWS);
-            let text = which
-                .iter()
-                .map(|&i| text_of(&rows[i]))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let best = which
-                .iter()
-                .map(|&i| rows[i].candidate.score)
-                .fold(f32::MIN, f32::max);
-            let mut asking = offer(
-                source_of(&rows[which[0]]),
-                capped(text),
-                best,
-                Fit::Neutral,
-                true,
-                asked,
-            );
-            asking.ask_which = true;
-            out.push(asking);
+            out.push(which_of(&which, best_of(&which)));
             return out;
         }
     }
@@ -675,17 +664,7 @@ fn table_offers<'a>(
             Fit::Neutral
         };
         let (text, best) = if variants {
-            (
-                group
-                    .iter()
-                    .map(|&j| text_of(&rows[j]))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                group
-                    .iter()
-                    .map(|&j| rows[j].candidate.score)
-                    .fold(f32::MIN, f32::max),
-            )
+            (joined(group), best_of(group))
         } else {
             (text_of(&rows[i]), rows[i].candidate.score)
         };
