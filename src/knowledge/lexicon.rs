@@ -51,7 +51,7 @@ fn stemmer(language: &str) -> Option<Stemmer> {
 /// stems. Give the word with its accents where they are known: Snowball reads them
 /// ("avaliação" → "avali", "avaliacao" → "avaliaca").
 pub fn stem(word: &str, language: &str) -> String {
-    if word.chars().count() < 4 || word.chars().any(|c| c.is_ascii_digit()) {
+    if word.chars().count() < STEM_MIN_LETTERS || word.chars().any(|c| c.is_ascii_digit()) {
         return normalize(word);
     }
     match stemmer(language) {
@@ -62,6 +62,8 @@ pub fn stem(word: &str, language: &str) -> String {
 
 /// Words of at least this many letters may be read as a known word one letter away.
 const TYPO_MIN_LETTERS: usize = 5;
+/// Words of fewer letters are their own stems.
+const STEM_MIN_LETTERS: usize = 4;
 /// Words of at least this many letters may be read as a known word two letters away.
 const TYPO_TWO_MIN_LETTERS: usize = 9;
 /// Words of at least this many letters may be read as a known word they begin ...
@@ -199,6 +201,16 @@ impl Lexicon {
         if word.chars().any(|c| c.is_ascii_digit()) {
             return None;
         }
+        let letters = word.chars().count();
+        let same_language = match (language, self.language) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        // A word too short to stem meets a stem of the documents' in another language by
+        // chance, not as a form of it (English "men" and Portuguese "menos", stem "men").
+        if letters < STEM_MIN_LETTERS && !same_language {
+            return None;
+        }
         let mut tried: Vec<&str> = Vec::new();
         for lang in [self.language, language].into_iter().flatten() {
             if tried.contains(&lang) {
@@ -218,11 +230,6 @@ impl Lexicon {
         // A word one letter off the documents' is a typo only in their language: across
         // languages it is another word ("Lisbon" is not a misspelt "Lisboa" to read as the
         // documents' street names).
-        let letters = word.chars().count();
-        let same_language = match (language, self.language) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
         if letters < TYPO_MIN_LETTERS || !same_language {
             return None;
         }
@@ -345,6 +352,14 @@ mod tests {
             Some("ficha")
         );
         assert_eq!(forms.canonical("filha", Some("pt"), true), None);
+        // A short word of another language is not a form of the documents' word whose stem it
+        // happens to spell; in their own language it may be.
+        let less = Lexicon::build([(None, "Pagando no Pix você paga menos.")]);
+        assert_eq!(less.canonical("men", Some("en"), false), None);
+        assert_eq!(
+            less.canonical("men", Some("pt"), false).as_deref(),
+            Some("menos")
+        );
     }
 
     #[test]
