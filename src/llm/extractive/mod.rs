@@ -1371,6 +1371,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_word_the_documents_never_use_may_name_the_special_row_so_the_plain_one_is_not_priced(
+    ) {
+        let table = "Eyebrow shaping — price: 45 EUR.\nEyebrow shaping with henna — price: 60 EUR.\nManicure — price: 20 EUR.";
+        let sources = [
+            source(1, "Prices", "Prices > Brows and nails", table),
+            source(
+                2,
+                "Hours",
+                "Hours",
+                "We open at 9 from Tuesday to Saturday.",
+            ),
+            source(3, "Paying", "Paying", "We take cards and cash."),
+        ];
+        // Said in the documents' words alone, the plain row is the one meant.
+        let answer = extract_knowing("how much is eyebrow shaping?", &sources).await;
+        assert!(answer.text.contains("45 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("60 EUR"), "{}", answer.text);
+        // "hena" (as customers spell it), a word the documents never use, may say what "with
+        // henna" says: the plainest row is not taken for it, and what the names mean decides
+        // (an embedder that reads "hena" as "henna" singles out the henna row).
+        let answer = extract_knowing_with(
+            Translating(&[("hena", "henna")]),
+            "how much is eyebrow shaping with hena?",
+            &sources,
+        )
+        .await;
+        assert!(answer.text.contains("60 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("45 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn one_products_sizes_are_one_things_prices() {
         let table = "Flat white — size: small; price: 3.00 EUR.\nFlat white — size: large; price: 3.50 EUR.\nEspresso — size: single; price: 1.80 EUR.";
         let sources = [

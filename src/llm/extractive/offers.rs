@@ -50,6 +50,8 @@ const WEIGHT_PRICE: f32 = 4.0;
 const WEIGHT_EXACT: f32 = 3.0;
 /// Most rows answered together (one product's variants).
 const MAX_ROWS: usize = 6;
+/// Words of at least this many letters may spell a word of a row's name ([`spells_unasked`]).
+const SPELT_MIN_LETTERS: usize = 4;
 
 /// How a question's band, size or day meets an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,12 +578,25 @@ fn table_offers<'a>(
         .map(|&i| unasked_words(&rows[i], &shared, asked))
         .collect();
     let fewest = unasked.iter().copied().min().unwrap_or(0);
+    // A word of the customer's that the documents never use may spell one that a row's name
+    // holds besides the question's ("design de sobrancelha com rena" and "Design de sobrancelha
+    // com henna"): then neither the plainest row nor the plainest label is the one meant.
+    let unknown: Vec<&str> = question
+        .terms
+        .iter()
+        .filter(|t| t.known.is_none() && !t.carried)
+        .map(|t| t.word.as_str())
+        .collect();
+    let unnamed = !asked.foreign
+        && open
+            .iter()
+            .any(|&i| spells_unasked(&rows[i], &shared, asked, &unknown));
     let distinct_names = open
         .iter()
         .map(|&i| rows[i].row.name.clone())
         .collect::<HashSet<_>>()
         .len();
-    let mut open: Vec<usize> = if distinct_names > 1 {
+    let mut open: Vec<usize> = if distinct_names > 1 && !unnamed {
         open.iter()
             .zip(&unasked)
             .filter(|(_, u)| **u == fewest)
@@ -614,7 +629,7 @@ fn table_offers<'a>(
     }
     let decided =
         any_exact || (question.asks_price && named_wholly.is_some_and(|w| open.contains(&w)));
-    if tied_names.len() > 1 && !decided {
+    if tied_names.len() > 1 && !decided && !unnamed {
         if let Some(name) = meant(&tied_names, asked) {
             open.retain(|&i| rows[i].row.name.as_ref() == Some(name));
         }
@@ -712,6 +727,40 @@ fn unasked_words(row: &TableRow<'_>, shared: &HashSet<&String>, asked: &Asked) -
         .filter(|s| !crate::knowledge::text::is_stopword(s))
         .filter(|s| !shared.contains(s) && !question.contains(s))
         .count()
+}
+
+/// Whether one of the customer's words the documents never use (`unknown`, normalised) spells
+/// a word of `row`'s name that [`unasked_words`] counts, a letter or two apart ("rena" and
+/// "henna"): too short or too far for the lexicon to read as the documents' word among all of
+/// theirs, it is near enough to one of the few the question leaves unsaid.
+fn spells_unasked(
+    row: &TableRow<'_>,
+    shared: &HashSet<&String>,
+    asked: &Asked,
+    unknown: &[&str],
+) -> bool {
+    let Some(name) = &row.row.name else {
+        return false;
+    };
+    let question: HashSet<&String> = asked.stems.iter().map(|s| &s.0).collect();
+    normalize(name)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= SPELT_MIN_LETTERS)
+        .filter(|w| !crate::knowledge::text::is_stopword(w))
+        .filter(|w| {
+            let stem = asked.stems_of(w);
+            !stem
+                .iter()
+                .any(|s| shared.contains(s) || question.contains(s))
+        })
+        .any(|w| {
+            unknown.iter().any(|u| {
+                let far = strsim::damerau_levenshtein(u, w);
+                u.chars().count() >= SPELT_MIN_LETTERS
+                    && far <= 2
+                    && far * 2 < u.chars().count().max(w.chars().count())
+            })
+        })
 }
 
 /// Rows named through another passage: for each word of the question that no row holds, a
