@@ -95,6 +95,24 @@ const KEYWORD_KEEP_RANK: usize = 3;
 /// suites 135 of 148 (133), 0.93 / 0.83 (0.89 / 0.83). Keeping only the first: 105 of 129.
 const DENSE_KEEP_RANK: usize = 2;
 
+/// Where one of the embedder's best passages goes among the passages `placed` (of at most
+/// `top_k`, the last `reserved` of them the rare word's): a free place, else the last one before
+/// those not held by one of the embedder's best (`keep`, which may be among them already), never
+/// the first; `None` when there is none.
+fn kept_place(
+    placed: &[ChunkId],
+    top_k: usize,
+    reserved: usize,
+    keep: &[ChunkId],
+) -> Option<usize> {
+    if placed.len() < top_k {
+        return Some(placed.len());
+    }
+    (1..placed.len().saturating_sub(reserved))
+        .rev()
+        .find(|&i| !keep.contains(&placed[i]))
+}
+
 /// A word of the question used by at most this share of a collection's passages is rare: the
 /// passages holding it are what the question is about, or a near neighbour of it (see
 /// [`Knowledge::rare_word_passage`]). Measured with multilingual-e5-small: `palaver eval` on
@@ -356,32 +374,38 @@ impl Knowledge {
         }
         // The embedder's best passages take the last places before the rare word's, the best
         // passage keeping the first; one the similarity floor drops stays out. Each takes the
-        // place before the last one taken, so its best ends after its second. Placed in its
+        // last place not held by one of them, so its best ends after its second. Placed in its
         // order instead, `palaver eval` (EmbeddingGemma-300M) gave the same replies and a lower
         // retrieval MRR: 0.975 to 0.974 on the development split of `eval/dev`, 0.959 to 0.956
         // on the shipped suites.
-        let mut kept = 0;
-        for (hit, id) in dense.iter().zip(&dense_ids).take(DENSE_KEEP_RANK) {
-            if results.iter().any(|r| r.chunk_id == *id) || hit.score < query.min_score {
+        let keep: Vec<ChunkId> = dense
+            .iter()
+            .zip(&dense_ids)
+            .take(DENSE_KEEP_RANK)
+            .filter(|(hit, _)| hit.score >= query.min_score)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in &keep {
+            if results.iter().any(|r| r.chunk_id == *id) {
                 continue;
             }
             let Some(p) = by_id.get(id) else { continue };
+            let placed: Vec<ChunkId> = results.iter().map(|r| r.chunk_id).collect();
+            let Some(at) = kept_place(&placed, query.top_k, reserved, &keep) else {
+                continue;
+            };
             let added = Retrieved::of(
                 p,
                 results.last().map_or(0.0, |r| r.score),
-                hit.score,
+                dense_score.get(id).copied().unwrap_or_default(),
                 dense_rank.get(id).copied(),
                 keyword_rank.get(id).copied(),
             );
-            if results.len() < query.top_k {
+            if at == results.len() {
                 results.push(added);
-            } else if results.len() > reserved + kept + 1 {
-                let at = results.len() - 1 - reserved - kept;
-                results[at] = added;
             } else {
-                continue;
+                results[at] = added;
             }
-            kept += 1;
         }
         let language = crate::language::detect(question);
         let centre = self
@@ -414,7 +438,7 @@ impl Knowledge {
 
 #[cfg(test)]
 mod tests {
-    use super::rrf;
+    use super::{kept_place, rrf, ChunkId};
 
     #[test]
     fn rrf_rewards_agreement_and_keeps_singletons() {
@@ -434,6 +458,28 @@ mod tests {
     fn rrf_of_nothing_is_empty() {
         let empty: [u8; 0] = [];
         assert!(rrf(&[(&empty, 1.0), (&empty, 2.0)], 60.0).is_empty());
+    }
+
+    #[test]
+    fn the_embedders_best_passages_take_the_last_places_and_keep_them() {
+        let ids = |ns: &[u128]| {
+            ns.iter()
+                .map(|n| ChunkId(uuid::Uuid::from_u128(*n)))
+                .collect::<Vec<_>>()
+        };
+        // A free place first.
+        assert_eq!(kept_place(&ids(&[1, 2]), 3, 0, &ids(&[9])), Some(2));
+        // Then the last place, before the rare word's; never the first.
+        assert_eq!(kept_place(&ids(&[1, 2, 3]), 3, 0, &ids(&[8, 9])), Some(2));
+        assert_eq!(kept_place(&ids(&[1, 2, 3]), 3, 1, &ids(&[8, 9])), Some(1));
+        assert_eq!(kept_place(&ids(&[1, 2]), 2, 1, &ids(&[9])), None);
+        // The embedder's second takes the place before its best, which it does not displace,
+        // whether its best was placed before it or was there already.
+        assert_eq!(
+            kept_place(&ids(&[1, 2, 3, 8]), 4, 0, &ids(&[8, 9])),
+            Some(2)
+        );
+        assert_eq!(kept_place(&ids(&[1, 8, 3]), 3, 1, &ids(&[8, 9])), None);
     }
 
     #[test]
