@@ -105,6 +105,8 @@ const PERSON: &[&str] = &[
     "manager",
     "supervisor",
     "receptionist",
+    "owner",
+    "boss",
     "pessoa",
     "humano",
     "humana",
@@ -113,6 +115,10 @@ const PERSON: &[&str] = &[
     "funcionario",
     "gerente",
     "responsavel",
+    "dono",
+    "dona",
+    "chefe",
+    "patrao",
     "rececionista",
     "recepcionista",
     "persona",
@@ -123,16 +129,26 @@ const PERSON: &[&str] = &[
     "encargado",
     "encargada",
     "jefe",
+    "jefa",
+    "dueno",
+    "duena",
+    "propietario",
+    "propietaria",
     "mensch",
     "menschen",
     "mitarbeiter",
     "vorgesetzten",
+    "inhaber",
+    "inhaberin",
+    "chef",
     "jemandem",
     "jemand",
     "personne",
     "humain",
     "conseiller",
     "receptionniste",
+    "patron",
+    "proprietaire",
 ];
 
 /// Phrases that are requests for a person on their own (normalised).
@@ -321,6 +337,10 @@ mod tests {
             "¿Puedo hablar con el encargado?",
             "Ich will mit Ihrem Vorgesetzten sprechen",
             "Je voudrais parler à la réceptionniste",
+            "quero falar com a dona do salão por favor",
+            "Can I talk to the owner?",
+            "¿Puedo hablar con el dueño?",
+            "Ich möchte mit dem Inhaber sprechen",
         ];
         let s = settings(&[]);
         for text in yes {
@@ -336,6 +356,7 @@ mod tests {
             "I need someone to deliver a cake to my mother",
             "Can you talk about your refund policy?",
             "Quem é o responsável pelas entregas?",
+            "Is the owner a hairdresser too?",
             "",
         ];
         for text in no {
