@@ -558,10 +558,10 @@ impl Signals {
 
 /// How sure the answerer is that the chosen offer answers the question (0-1): 1 when the
 /// heading names the question, or when the question is said in the documents' words alone and
-/// the offer holds them all (see [`Signals::whole`]); otherwise the best passage's relevance, or the relevance of the
-/// offer's best sentence when that is higher (a section of several sentences is less like the
-/// question than the one of them that answers it: "Cancellation and rescheduling" as a whole
-/// against "cancel 12 hours before, or the session is charged").
+/// the offer holds them all (see [`Signals::whole`]); otherwise the best passage's relevance,
+/// or the relevance of the offer's best sentence when that is higher (a section of several
+/// sentences is less like the question than the one of them that answers it: "Cancellation
+/// and rescheduling" as a whole against "cancel 12 hours before, or the session is charged").
 ///
 /// Measured on the development split of `eval/dev` (multilingual-e5-small): the area under the
 /// ROC curve of answered against escalation-worthy turns went from 0.845 to 0.859, two needless
