@@ -1388,9 +1388,11 @@ mod tests {
         let answer = extract_knowing("how much is eyebrow shaping?", &sources).await;
         assert!(answer.text.contains("45 EUR"), "{}", answer.text);
         assert!(!answer.text.contains("60 EUR"), "{}", answer.text);
-        // "hena" (as customers spell it), a word the documents never use, may say what "with
-        // henna" says: the plainest row is not taken for it, and what the names mean decides
-        // (an embedder that reads "hena" as "henna" singles out the henna row).
+        // "hena" (as customers spell it), a word the documents never use, spells what only
+        // "with henna" says: that row is meant, not the plainest, whatever the names mean.
+        let answer = extract_knowing("how much is eyebrow shaping with hena?", &sources).await;
+        assert!(answer.text.contains("60 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("45 EUR"), "{}", answer.text);
         let answer = extract_knowing_with(
             Translating(&[("hena", "henna")]),
             "how much is eyebrow shaping with hena?",

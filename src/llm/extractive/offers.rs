@@ -580,17 +580,26 @@ fn table_offers<'a>(
     let fewest = unasked.iter().copied().min().unwrap_or(0);
     // A word of the customer's that the documents never use may spell one that a row's name
     // holds besides the question's ("design de sobrancelha com rena" and "Design de sobrancelha
-    // com henna"): then neither the plainest row nor the plainest label is the one meant.
+    // com henna"): then neither the plainest row nor the plainest label is the one meant, and
+    // when the rows so spelt are one thing's, they are.
     let unknown: Vec<&str> = question
         .terms
         .iter()
         .filter(|t| t.known.is_none() && !t.carried)
         .map(|t| t.word.as_str())
         .collect();
-    let unnamed = !asked.foreign
-        && open
-            .iter()
-            .any(|&i| spells_unasked(&rows[i], &shared, asked, &unknown));
+    let spelt: Vec<usize> = if asked.foreign {
+        Vec::new()
+    } else {
+        open.iter()
+            .copied()
+            .filter(|&i| spells_unasked(&rows[i], &shared, asked, &unknown))
+            .collect()
+    };
+    let unnamed = !spelt.is_empty();
+    let spelt_names: HashSet<Option<&String>> =
+        spelt.iter().map(|&i| rows[i].row.name.as_ref()).collect();
+    let open = if spelt_names.len() == 1 { spelt } else { open };
     let distinct_names = open
         .iter()
         .map(|&i| rows[i].row.name.clone())
