@@ -554,20 +554,18 @@ const PRICE_PHRASES: &[&str] = &[
     "charge",
     "fee",
     "fees",
-    "quanto custa",
-    "quanto custam",
+    // "custa" asks a price wherever "quanto" stands ("quanto custa?", "custa quanto?") or
+    // without it ("custa caro?"); "fica" and "sai" only next to it.
+    "custa",
+    "custam",
     "quanto fica",
     "quanto sai",
     "quanto e",
-    // Brazilian speech puts "quanto" last ("custa quanto?", "fica quanto a avaliação?").
-    "custa quanto",
-    "custam quanto",
+    // Brazilian speech puts "quanto" last ("fica quanto a avaliação?", "sai quanto o frete?").
     "fica quanto",
     "ficam quanto",
     "sai quanto",
     "saem quanto",
-    "custa",
-    "custam",
     "qual o valor",
     "qual e o valor",
     "valor",
