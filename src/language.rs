@@ -355,6 +355,7 @@ const SHORTHAND: &[(&str, &[(&str, &str)])] = &[
             ("vcs", "voces"),
             ("voce", "voce"),
             ("pra", "para"),
+            ("x", "por"),
             ("pro", "para o"),
             ("pras", "para as"),
             ("pros", "para os"),
@@ -425,6 +426,7 @@ const SHORTHAND: &[(&str, &[(&str, &str)])] = &[
             ("xk", "porque"),
             ("pq", "porque"),
             ("porq", "porque"),
+            ("x", "por"),
             ("tb", "tambien"),
             ("tmb", "tambien"),
             ("tbn", "tambien"),
@@ -734,6 +736,14 @@ mod tests {
         assert_eq!(
             expand_shorthand("xq no abris? dnd estan", Some("es")),
             "porque no abris? donde estan"
+        );
+        assert_eq!(
+            expand_shorthand("la familiar cuanto es x noche?", Some("es")),
+            "la familiar cuanto es por noche?"
+        );
+        assert_eq!(
+            expand_shorthand("qnto é x pessoa?", Some("pt")),
+            "quanto é por pessoa?"
         );
         // Case and accents of other words are kept; a form is a whole word only.
         assert_eq!(

@@ -91,6 +91,25 @@ const TALK: &[&str] = &[
     "parler",
 ];
 
+/// Verbs of putting a caller through, with the words that must follow them to mean it ("me
+/// pasas con el dueño", "me passa pro gerente"): alone they say other things ("¿qué pasa si
+/// viene otra persona?").
+const PUT_THROUGH: &[(&str, &[&str])] = &[
+    ("pasas", &["con"]),
+    ("pasa", &["con"]),
+    ("pasame", &["con"]),
+    ("pasar", &["con"]),
+    ("pone", &["con"]),
+    ("pones", &["con"]),
+    ("ponme", &["con"]),
+    ("poner", &["con"]),
+    ("passa", &["pro", "pra", "para", "com"]),
+    ("passe", &["pro", "pra", "para", "com"]),
+    ("passar", &["pro", "pra", "para", "com"]),
+    ("transfere", &["pro", "pra", "para"]),
+    ("transferir", &["pro", "pra", "para"]),
+];
+
 /// Who the customer wants to talk to (normalised).
 const PERSON: &[&str] = &[
     "person",
@@ -164,7 +183,7 @@ const PHRASES: &[&str] = &[
 ];
 
 /// Verbs that come after the person in German word order ("mit einem Mitarbeiter sprechen").
-const TALK_FINAL: &[&str] = &["sprechen", "reden"];
+const TALK_FINAL: &[&str] = &["sprechen", "reden", "verbinden"];
 
 /// Words between the verb and the person that still make a request ("talk to a real person").
 const MAX_GAP: usize = 4;
@@ -220,7 +239,10 @@ pub fn human_request(text: &str) -> Option<String> {
         }
     }
     for (i, w) in words.iter().enumerate() {
-        if TALK.contains(w) {
+        let puts_through = PUT_THROUGH
+            .iter()
+            .any(|(verb, next)| verb == w && words.get(i + 1).is_some_and(|n| next.contains(n)));
+        if TALK.contains(w) || puts_through {
             for (j, target) in words.iter().enumerate().skip(i + 1).take(MAX_GAP + 1) {
                 if PERSON.contains(target) {
                     return Some(words[i..=j].join(" "));
@@ -341,6 +363,10 @@ mod tests {
             "Can I talk to the owner?",
             "¿Puedo hablar con el dueño?",
             "Ich möchte mit dem Inhaber sprechen",
+            "me pasas con el dueño porfa",
+            "¿Me pone con el encargado?",
+            "me passa pro gerente por favor",
+            "Können Sie mich mit dem Chef verbinden?",
         ];
         let s = settings(&[]);
         for text in yes {
@@ -357,6 +383,8 @@ mod tests {
             "Can you talk about your refund policy?",
             "Quem é o responsável pelas entregas?",
             "Is the owner a hairdresser too?",
+            "¿Qué pasa si viene otra persona?",
+            "I got through to the staff yesterday",
             "",
         ];
         for text in no {
