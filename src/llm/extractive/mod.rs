@@ -345,7 +345,7 @@ impl ChatModel for Extractive {
                 &stems,
                 Read {
                     named,
-                    measured: measured(&asked.quantities, &chosen.offer.text),
+                    measured: measured(&asked.quantities, &chosen.offer.text) || chosen.offer.dated,
                     price: asked.asks_price,
                     meant: meant_row.is_some_and(|name| holds_row(&reply, name)),
                     sentence,
@@ -486,7 +486,8 @@ pub(crate) struct Signals {
     /// Whether the question names anything of its own (not a bare "and for two?").
     pub subject: bool,
     /// Whether the chosen offer states a band in the unit of a number the customer gave
-    /// ("a partir de 12 anos" for "minha filha tem 8 anos"; see [`measured`]).
+    /// ("a partir de 12 anos" for "minha filha tem 8 anos"; see [`measured`]), or prices rows
+    /// by the column whose defined months hold the month they named ([`Offer::dated`]).
     pub measured: bool,
     /// Whether the question asks a price.
     pub price: bool,
@@ -2254,6 +2255,48 @@ mod tests {
         let answer = extract("whats the price per session in the pack of 20?", &sources).await;
         assert!(answer.text.contains("£37"), "{}", answer.text);
         assert!(!answer.text.contains("£740"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_month_picks_the_price_column_the_documents_define_by_months() {
+        // "Peak" is defined by months in another passage, "Off-peak" by none: a month of the
+        // peak is its price, any other month the off-peak one.
+        let table = "Two-berth cabin — Off-peak: 60 GBP; Peak: 85 GBP.\n\
+                     Family lodge — Off-peak: 110 GBP; Peak: 150 GBP.";
+        let seasons = "Peak season runs from 20 May to 10 September and over Christmas, from \
+                       20 December to 2 January. Every other date is off-peak.";
+        let sources = [
+            source(1, "Prices", "Prices > Per night", table),
+            source(2, "Prices", "Prices > Seasons", seasons),
+        ];
+        for (question, price, other) in [
+            (
+                "how much is the family lodge in july?",
+                "150 GBP",
+                "110 GBP",
+            ),
+            (
+                "family lodge for new year, early january?",
+                "150 GBP",
+                "110 GBP",
+            ),
+            (
+                "price of the family lodge in november please",
+                "110 GBP",
+                "150 GBP",
+            ),
+        ] {
+            let answer = extract_knowing(question, &sources).await;
+            assert!(answer.text.contains(price), "{question}: {}", answer.text);
+            assert!(!answer.text.contains(other), "{question}: {}", answer.text);
+        }
+        // No month named: both prices.
+        let answer = extract_knowing("how much is the family lodge?", &sources).await;
+        assert!(
+            answer.text.contains("110 GBP") && answer.text.contains("150 GBP"),
+            "{}",
+            answer.text
+        );
     }
 
     #[tokio::test]

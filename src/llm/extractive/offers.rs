@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::grounding::meant;
-use super::question::{days, Question};
+use super::question::{days, months, Question};
 use super::rows::Row;
 use super::units::{
     capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
@@ -79,6 +79,9 @@ pub struct Offer<'a> {
     pub row: bool,
     /// Rows that stand out alike: the customer is asked which one they mean.
     pub ask_which: bool,
+    /// Rows priced by the column whose defined months hold the month the question names
+    /// ([`defined_column`]): they speak to the customer's date.
+    pub dated: bool,
 }
 
 /// An offer with its total.
@@ -321,16 +324,46 @@ fn offer<'a>(
         fit,
         row,
         ask_which: false,
+        dated: false,
     }
 }
 
-/// The offers of one table's rows.
+/// The offers of one table's rows, with the one price column the question names, if any.
 fn table_offers<'a>(
     sources: &'a [Source],
     candidates: &[Candidate],
     rows: Vec<TableRow<'_>>,
     question: &Question,
     asked: &Asked,
+) -> Vec<Offer<'a>> {
+    if let Some(label) = named_column(&rows, question, asked) {
+        return row_offers(sources, candidates, rows, question, asked, Some(label));
+    }
+    let Some(label) = defined_column(&rows, candidates, question, asked) else {
+        return row_offers(sources, candidates, rows, question, asked, None);
+    };
+    let mut out = row_offers(
+        sources,
+        candidates,
+        rows,
+        question,
+        asked,
+        Some(label.clone()),
+    );
+    for offer in &mut out {
+        offer.dated = offer.row && offer.text.contains(label.as_str());
+    }
+    out
+}
+
+/// The offers of one table's rows, saying the value of `column` alone where they have it.
+fn row_offers<'a>(
+    sources: &'a [Source],
+    candidates: &[Candidate],
+    rows: Vec<TableRow<'_>>,
+    question: &Question,
+    asked: &Asked,
+    column: Option<String>,
 ) -> Vec<Offer<'a>> {
     let source_of = |r: &TableRow| {
         sources
@@ -438,7 +471,6 @@ fn table_offers<'a>(
             "row"
         );
     }
-    let column = named_column(&rows, question, asked);
     let text_of = |r: &TableRow| match &column {
         Some(label) => r
             .row
@@ -908,6 +940,69 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
             if *best > 0.0 && rest.first().is_none_or(|(next, _)| next < best) =>
         {
             Some((*label).clone())
+        }
+        _ => None,
+    }
+}
+
+/// The price column of a table whose label the documents define by months ("Temporada alta:
+/// del 1 de julio al 15 de septiembre") holding the month the question names ("la familiar en
+/// noviembre"): the one label whose defining sentences name that month, or, when none does,
+/// the one label defined by no month while every other is ("El resto del año es temporada
+/// baja"). A sentence defines a label when it holds all of the label's words, outside the
+/// table's own rows.
+fn defined_column(
+    rows: &[TableRow<'_>],
+    candidates: &[Candidate],
+    question: &Question,
+    asked: &Asked,
+) -> Option<String> {
+    if question.months.is_empty() {
+        return None;
+    }
+    let mut labels: Vec<&String> = Vec::new();
+    for r in rows {
+        for i in r.row.value_cells() {
+            let (label, value) = &r.row.cells[i];
+            if !label.is_empty() && states_a_price(value) && !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+    }
+    if labels.len() < 2 {
+        return None;
+    }
+    let own_rows: HashSet<&str> = rows.iter().map(|r| r.candidate.text.as_str()).collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let sentences: Vec<(&str, HashSet<String>)> = candidates
+        .iter()
+        .filter(|c| !own_rows.contains(c.text.as_str()) && seen.insert(c.text.as_str()))
+        .map(|c| (c.text.as_str(), asked.stems_of(&c.text)))
+        .collect();
+    let defined: Vec<HashSet<usize>> = labels
+        .iter()
+        .map(|label| {
+            let words = asked.content_stems(label);
+            sentences
+                .iter()
+                .filter(|(_, stems)| !words.is_empty() && words.iter().all(|w| stems.contains(w)))
+                .flat_map(|(text, _)| months(&normalize(text)))
+                .collect()
+        })
+        .collect();
+    let holding: Vec<usize> = (0..labels.len())
+        .filter(|&i| question.months.iter().any(|m| defined[i].contains(m)))
+        .collect();
+    match holding.as_slice() {
+        [one] => Some(labels[*one].clone()),
+        [] => {
+            let undefined: Vec<usize> = (0..labels.len())
+                .filter(|&i| defined[i].is_empty())
+                .collect();
+            match undefined.as_slice() {
+                [one] => Some(labels[*one].clone()),
+                _ => None,
+            }
         }
         _ => None,
     }

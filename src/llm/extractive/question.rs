@@ -345,6 +345,105 @@ pub fn days(normal: &str, short: bool) -> Vec<usize> {
     out
 }
 
+/// Month names, normalised, by month (January first), in the shipped languages.
+const MONTHS: &[&[&str]] = &[
+    &["january", "janeiro", "enero", "janvier", "januar"],
+    &["february", "fevereiro", "febrero", "fevrier", "februar"],
+    &["march", "marco", "marzo", "mars", "marz"],
+    &["april", "abril", "avril"],
+    &["may", "maio", "mayo", "mai"],
+    &["june", "junho", "junio", "juin", "juni"],
+    &["july", "julho", "julio", "juillet", "juli"],
+    &["august", "agosto", "aout"],
+    &[
+        "september",
+        "setembro",
+        "septiembre",
+        "setiembre",
+        "septembre",
+    ],
+    &["october", "outubro", "octubre", "octobre", "oktober"],
+    &["november", "novembro", "noviembre", "novembre"],
+    &["december", "dezembro", "diciembre", "decembre", "dezember"],
+];
+
+/// Month names that are other words too ("may I", "march", "Marco"): months only next to a
+/// number or after a word that places a date ("in May", "15 March", "em março").
+const MONTH_HOMOGRAPHS: &[&str] = &["may", "march", "marco", "mars"];
+
+/// Words that place a date before a month's name.
+const DATE_CUES: &[&str] = &[
+    "in", "of", "from", "to", "until", "till", "since", "next", "last", "em", "de", "do", "ate",
+    "desde", "en", "del", "hasta", "a", "al", "au", "im", "ab", "bis",
+];
+
+/// Words that may stand between the first and last month of a range besides the word that
+/// joins them ("del 1 de julio al 15 de septiembre", "from 1st May to 30th June").
+const DATE_FILLERS: &[&str] = &[
+    "de", "del", "do", "da", "of", "the", "le", "em", "en", "el", "dem",
+];
+
+/// The months `normal` (normalised text) names (0 = January), in order: months by name, and
+/// ranges ("de abril a octubre", "del 23 de diciembre al 6 de enero", "June-August"), which
+/// may run over the year's end. A range that starts or ends within a month holds that month.
+pub fn months(normal: &str) -> Vec<usize> {
+    let words: Vec<&str> = normal
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '–'))
+        .flat_map(|w| {
+            let dashed: Vec<&str> = w.split(['-', '–']).filter(|p| !p.is_empty()).collect();
+            if dashed.len() == 2 {
+                vec![dashed[0], "-", dashed[1]]
+            } else {
+                dashed
+            }
+        })
+        .collect();
+    let number = |w: &str| w.starts_with(|c: char| c.is_ascii_digit());
+    let month_at = |i: usize| {
+        let w = words[i];
+        let month = MONTHS.iter().position(|names| names.contains(&w))?;
+        let placed = i
+            .checked_sub(1)
+            .is_some_and(|p| number(words[p]) || DATE_CUES.contains(&words[p]))
+            || words.get(i + 1).is_some_and(|n| number(n));
+        (placed || !MONTH_HOMOGRAPHS.contains(&w)).then_some(month)
+    };
+    let named: Vec<(usize, usize)> = (0..words.len())
+        .filter_map(|i| month_at(i).map(|m| (i, m)))
+        .collect();
+    let joins = |w: &&str| *w == "-" || DAY_RANGE_JOINS.contains(w);
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < named.len() {
+        let (i, first) = named[k];
+        let range_to = named.get(k + 1).filter(|(j, _)| {
+            let between = &words[i + 1..*j];
+            between.iter().any(joins)
+                && between
+                    .iter()
+                    .all(|w| joins(w) || DATE_FILLERS.contains(w) || number(w))
+        });
+        match range_to {
+            Some(&(_, last)) => {
+                let mut month = first;
+                out.push(month);
+                while month != last {
+                    month = (month + 1) % 12;
+                    out.push(month);
+                }
+                k += 2;
+            }
+            None => {
+                out.push(first);
+                k += 1;
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Clothing and product sizes, as customers name them.
 const SIZES: &[&str] = &["xxs", "xs", "s", "m", "l", "xl", "xxl", "xxxl"];
 
@@ -379,6 +478,8 @@ pub struct Question {
     pub size: Option<String>,
     /// The weekdays named (0 = Monday): a day, a range, the working week or the weekend.
     pub days: Vec<usize>,
+    /// The months named (0 = January), alone or in ranges.
+    pub months: Vec<usize>,
     /// Whether it asks what something costs.
     pub asks_price: bool,
     /// The unit of the quantity it asks for: "how many days", "quantas vezes", and for "how
@@ -405,6 +506,7 @@ impl Question {
     ) -> Self {
         let normal = normalize(text);
         let named_days = days(&normal, false);
+        let named_months = months(&normal);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         // Unit words that follow a number ("4 kg", "20 sessions") say what the number counts,
@@ -437,6 +539,10 @@ impl Question {
                 || after_number.contains(&word)
                 || word.chars().all(|c| c.is_ascii_digit())
                 || !days(&word, false).is_empty()
+                // A month the documents never name is a date to place in their ranges, not a
+                // word to find ("la familiar en noviembre" against "temporada alta: del 1 de
+                // julio al 15 de septiembre").
+                || (!months(&word).is_empty() && lexicon.is_some_and(|l| !l.knows(&word)))
                 || !seen.insert(word.clone())
             {
                 continue;
@@ -462,6 +568,7 @@ impl Question {
             quantities: quantity::quantities(text),
             size: size(text),
             days: named_days,
+            months: named_months,
             asks_price: asks_price(&normal),
             asks_count: asks_count(&normal),
             asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
@@ -773,6 +880,32 @@ mod tests {
         // "2x por semana" is not the working week, and short forms are read in rows only.
         assert!(days("pilates 2x por semana", false).is_empty());
         assert!(days("the sun is out, mar", false).is_empty());
+    }
+
+    #[test]
+    fn months_are_named_alone_and_in_ranges_over_the_year_end() {
+        assert_eq!(months("la familiar en noviembre cuanto es"), [10]);
+        assert_eq!(
+            months("temporada alta del 1 de julio al 15 de septiembre, semana santa y puentes"),
+            [6, 7, 8]
+        );
+        assert_eq!(
+            months("y del 23 de diciembre al 6 de enero"),
+            [0, 11],
+            "a range over the year's end"
+        );
+        assert_eq!(months("solo de abril a octubre"), [3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(months("open june-august"), [5, 6, 7]);
+        // Two months apart are not a range: "julio" and "diciembre" with words between.
+        assert_eq!(
+            months("de julio, semana santa y puentes y en diciembre"),
+            [6, 11]
+        );
+        // "may" and "march" are months only where a date is placed.
+        assert!(months("may i bring my dog").is_empty());
+        assert!(months("we march on").is_empty());
+        assert_eq!(months("can i come in may"), [4]);
+        assert_eq!(months("from 1 march"), [2]);
     }
 
     #[test]
