@@ -531,6 +531,7 @@ mod tests {
             dense_rank: Some(n),
             keyword_rank: Some(n),
             context: text.into(),
+            lead: None,
         }
     }
 

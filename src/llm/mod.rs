@@ -80,6 +80,10 @@ pub struct Source {
     /// The passage with its neighbours in the document (before and after), for answerers that
     /// read around the passage; equal to `text` when there are none.
     pub context: String,
+    /// The opening passage of its document, when it is another one: where a document says
+    /// what its terms mean ("Temporada alta: del 1 de julio al 15 de septiembre") for the
+    /// sections below.
+    pub lead: Option<String>,
 }
 
 /// Everything an answerer may use: the rendered prompt for language models, and the question

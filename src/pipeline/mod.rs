@@ -815,6 +815,12 @@ impl Pipeline {
             .map(|r| (r.document_id, r.position))
             .collect();
         let near = self.store.passages_near(&around, 1).await?;
+        let openings: Vec<_> = around
+            .iter()
+            .filter(|(_, position)| *position != 0)
+            .map(|(document, _)| (*document, 0))
+            .collect();
+        let openings = self.store.passages_near(&openings, 0).await?;
         Ok(retrieved
             .iter()
             .enumerate()
@@ -844,6 +850,12 @@ impl Pipeline {
                     } else {
                         context.join("\n")
                     },
+                    lead: openings
+                        .iter()
+                        .find(|p| {
+                            p.document_id == r.document_id && p.position == 0 && r.position != 0
+                        })
+                        .map(|p| p.text.clone()),
                 }
             })
             .collect())

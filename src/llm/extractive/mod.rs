@@ -801,6 +801,7 @@ mod tests {
             dense_rank: Some(n),
             keyword_rank: Some(n),
             context: text.into(),
+            lead: None,
         }
     }
 
@@ -2297,6 +2298,15 @@ mod tests {
             "{}",
             answer.text
         );
+        // The seasons said only in the opening of the table's document, which was not
+        // retrieved.
+        let sources = [Source {
+            lead: Some(format!("# Prices\n\n{seasons}")),
+            ..source(1, "Prices", "Prices > Per night", table)
+        }];
+        let answer = extract_knowing("how much is the family lodge in july?", &sources).await;
+        assert!(answer.text.contains("150 GBP"), "{}", answer.text);
+        assert!(!answer.text.contains("110 GBP"), "{}", answer.text);
     }
 
     #[tokio::test]

@@ -339,7 +339,7 @@ fn table_offers<'a>(
     if let Some(label) = named_column(&rows, question, asked) {
         return row_offers(sources, candidates, rows, question, asked, Some(label));
     }
-    let Some(label) = defined_column(&rows, candidates, question, asked) else {
+    let Some(label) = defined_column(sources, &rows, candidates, question, asked) else {
         return row_offers(sources, candidates, rows, question, asked, None);
     };
     let mut out = row_offers(
@@ -950,8 +950,10 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
 /// noviembre"): the one label whose defining sentences name that month, or, when none does,
 /// the one label defined by no month while every other is ("El resto del año es temporada
 /// baja"). A sentence defines a label when it holds all of the label's words, outside the
-/// table's own rows.
+/// table's own rows: a sentence of the retrieved passages, or of their documents' openings
+/// ([`Source::lead`]), where a document says what its terms mean.
 fn defined_column(
+    sources: &[Source],
     rows: &[TableRow<'_>],
     candidates: &[Candidate],
     question: &Question,
@@ -972,12 +974,19 @@ fn defined_column(
     if labels.len() < 2 {
         return None;
     }
-    let own_rows: HashSet<&str> = rows.iter().map(|r| r.candidate.text.as_str()).collect();
+    let own_rows: HashSet<&str> = rows.iter().map(|r| r.candidate.text.trim()).collect();
+    let leads: Vec<String> = sources
+        .iter()
+        .filter_map(|s| s.lead.as_deref())
+        .flat_map(crate::knowledge::text::sentences)
+        .collect();
     let mut seen: HashSet<&str> = HashSet::new();
     let sentences: Vec<(&str, HashSet<String>)> = candidates
         .iter()
-        .filter(|c| !own_rows.contains(c.text.as_str()) && seen.insert(c.text.as_str()))
-        .map(|c| (c.text.as_str(), asked.stems_of(&c.text)))
+        .map(|c| c.text.trim())
+        .chain(leads.iter().map(|l| l.trim()))
+        .filter(|text| !own_rows.contains(text) && seen.insert(text))
+        .map(|text| (text, asked.stems_of(text)))
         .collect();
     let defined: Vec<HashSet<usize>> = labels
         .iter()
