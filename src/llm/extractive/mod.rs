@@ -648,8 +648,8 @@ fn holds_row(reply: &str, name: &str) -> bool {
         .any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// The best relevance (on `centre`) to `question` of one of `offer`'s own sentences, 0 when
-/// none is above it.
+/// The best relevance (on `centre`) to `question` of one of `offer`'s own sentences (its rows,
+/// also when it says one column of their values), 0 when none is above it.
 fn sentence_relevance(
     offer: &Offer<'_>,
     candidates: &[Candidate],
@@ -660,7 +660,16 @@ fn sentence_relevance(
     candidates
         .iter()
         .zip(vectors)
-        .filter(|(c, _)| c.n == offer.source.n && offer.text.contains(c.text.trim()))
+        .filter(|(c, _)| {
+            c.n == offer.source.n
+                && (offer.text.contains(c.text.trim())
+                    // A row said with one column of its values ("Familiar — Temporada baja:
+                    // 120 €.") is still the row.
+                    || (offer.row
+                        && rows::Row::parse(&c.text)
+                            .and_then(|r| r.name)
+                            .is_some_and(|name| holds_row(&offer.text, name.trim()))))
+        })
         .map(|(_, v)| centre.relevance(question, v))
         .fold(0.0, f32::max)
 }
