@@ -2268,6 +2268,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_question_that_asks_no_price_is_not_answered_with_the_sections_other_prices() {
+        let extras = "- Bike hire: 15 EUR half a day, 25 EUR the whole day, helmet included.\n\
+                      - Canoeing on the river: 35 EUR a person, from April to October.\n\n\
+                      We have no swimming pool and no spa. The nearest beach is 25 minutes away by car.";
+        let sources = [source(
+            1,
+            "Activities",
+            "Activities > Other activities",
+            extras,
+        )];
+        let answer = extract_knowing("do you have a swimming pool?", &sources).await;
+        assert!(answer.text.contains("no swimming pool"), "{}", answer.text);
+        assert!(!answer.text.contains("EUR"), "{}", answer.text);
+        // Asked a price, the section answers whole.
+        let answer = extract_knowing("how much is canoeing on the river?", &sources).await;
+        assert!(answer.text.contains("35 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_month_picks_the_price_column_the_documents_define_by_months() {
         // "Peak" is defined by months in another passage, "Off-peak" by none: a month of the
         // peak is its price, any other month the off-peak one.

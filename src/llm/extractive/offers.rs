@@ -153,7 +153,7 @@ pub fn offers<'a>(
         // among prose is read as prose.
         let tabular = rows.len() >= 2 || (!rows.is_empty() && rows.len() * 2 >= sentences.len());
         if !tabular {
-            if let Some(text) = section_reply(source, candidates, floor) {
+            if let Some(text) = section_reply(source, candidates, floor, question.asks_price) {
                 if !is_title_line(&text) {
                     let best = sentences.iter().map(|c| c.score).fold(f32::MIN, f32::max);
                     // A price question is answered by the sentence that states the price,

@@ -314,7 +314,8 @@ pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
 }
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
-/// a unit; from a longer one, the paragraph of its best sentence when that paragraph is prose
+/// a unit (but for a question that asks no price, the prose paragraph of its best sentence
+/// answers alone when it states no price and the rest of the section does); from a longer one, the paragraph of its best sentence when that paragraph is prose
 /// that fits and states no price the best sentence does not (its author's unit: "we keep slots
 /// for emergencies" and "call before 17:00 to be seen the same day" are one answer); else its
 /// best sentence and the sentences right after it while they stand out from the rest as much
@@ -324,14 +325,31 @@ pub(super) fn section_reply(
     section: &Source,
     candidates: &[Candidate],
     floor: f32,
+    asks_price: bool,
 ) -> Option<String> {
+    let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
+    let best = sentences.iter().max_by(|a, b| a.score.total_cmp(&b.score));
     if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
+        // Where the rest of the section prices other things, a question that asks no price is
+        // answered by its best sentence's prose paragraph alone when that states none ("No
+        // tenemos piscina ni spa." below the bike hire's and the canoe trip's prices).
+        let unpriced = best
+            .filter(|_| !asks_price)
+            .and_then(|best| paragraph_of(&section.context, best.index))
+            .filter(|paragraph| !paragraph.iter().any(|s| states_a_price(s)))
+            .map(|paragraph| paragraph.join(" "));
+        if let Some(paragraph) = unpriced {
+            let context = &section.context;
+            let priced = sentence_spans(context)
+                .into_iter()
+                .any(|s| states_a_price(&context[s]));
+            if priced && paragraph.trim() != whole {
+                return Some(paragraph);
+            }
+        }
         return Some(whole.to_string());
     }
-    let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
-    let best = sentences
-        .iter()
-        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let best = best?;
     if let Some(paragraph) = paragraph_of(&section.context, best.index) {
         let reply = paragraph.join(" ");
         let priced_elsewhere = paragraph
