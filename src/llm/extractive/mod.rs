@@ -487,7 +487,8 @@ pub(crate) struct Signals {
     pub subject: bool,
     /// Whether the chosen offer states a band in the unit of a number the customer gave
     /// ("a partir de 12 anos" for "minha filha tem 8 anos"; see [`measured`]), or prices rows
-    /// by the column whose defined months hold the month they named ([`Offer::dated`]).
+    /// by the column whose definition holds the month or words they named
+    /// ([`Offer::dated`]).
     pub measured: bool,
     /// Whether the question asks a price.
     pub price: bool,
@@ -2289,7 +2290,8 @@ mod tests {
     #[tokio::test]
     async fn a_month_picks_the_price_column_the_documents_define_by_months() {
         // "Peak" is defined by months in another passage, "Off-peak" by none: a month of the
-        // peak is its price, any other month the off-peak one.
+        // peak is its price, any other month the off-peak one; so is a word only one
+        // definition holds.
         let table = "Two-berth cabin — Off-peak: 60 GBP; Peak: 85 GBP.\n\
                      Family lodge — Off-peak: 110 GBP; Peak: 150 GBP.";
         let seasons = "Peak season runs from 20 May to 10 September and over Christmas, from \
@@ -2313,6 +2315,12 @@ mod tests {
                 "price of the family lodge in november please",
                 "110 GBP",
                 "150 GBP",
+            ),
+            // A word only the peak's definition holds.
+            (
+                "family lodge over christmas, how much?",
+                "150 GBP",
+                "110 GBP",
             ),
         ] {
             let answer = extract_knowing(question, &sources).await;

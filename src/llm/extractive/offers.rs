@@ -79,8 +79,8 @@ pub struct Offer<'a> {
     pub row: bool,
     /// Rows that stand out alike: the customer is asked which one they mean.
     pub ask_which: bool,
-    /// Rows priced by the column whose defined months hold the month the question names
-    /// ([`defined_column`]): they speak to the customer's date.
+    /// Rows priced by the column whose definition holds the month or the words the question
+    /// names ([`defined_column`]): they speak to the customer's date.
     pub dated: bool,
 }
 
@@ -949,7 +949,9 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
 /// del 1 de julio al 15 de septiembre") holding the month the question names ("la familiar en
 /// noviembre"): the one label whose defining sentences name that month, or, when none does,
 /// the one label defined by no month while every other is ("El resto del año es temporada
-/// baja"). A sentence defines a label when it holds all of the label's words, outside the
+/// baja"). A question that names no month names the column whose definitions alone hold its
+/// words ([`defined_by_words`]). A sentence defines a label when it holds all of the label's
+/// words, outside the
 /// table's own rows: a sentence of the retrieved passages, or of their documents' openings
 /// ([`Source::lead`]), where a document says what its terms mean.
 fn defined_column(
@@ -959,9 +961,6 @@ fn defined_column(
     question: &Question,
     asked: &Asked,
 ) -> Option<String> {
-    if question.months.is_empty() {
-        return None;
-    }
     let mut labels: Vec<&String> = Vec::new();
     for r in rows {
         for i in r.row.value_cells() {
@@ -988,13 +987,24 @@ fn defined_column(
         .filter(|text| !own_rows.contains(text) && seen.insert(text))
         .map(|text| (text, asked.stems_of(text)))
         .collect();
-    let defined: Vec<HashSet<usize>> = labels
+    let definitions: Vec<Vec<&(&str, HashSet<String>)>> = labels
         .iter()
         .map(|label| {
             let words = asked.content_stems(label);
             sentences
                 .iter()
                 .filter(|(_, stems)| !words.is_empty() && words.iter().all(|w| stems.contains(w)))
+                .collect()
+        })
+        .collect();
+    if question.months.is_empty() {
+        return defined_by_words(rows, &labels, &definitions, asked);
+    }
+    let defined: Vec<HashSet<usize>> = definitions
+        .iter()
+        .map(|sentences| {
+            sentences
+                .iter()
                 .flat_map(|(text, _)| months(&normalize(text)))
                 .collect()
         })
@@ -1015,6 +1025,39 @@ fn defined_column(
         }
         _ => None,
     }
+}
+
+/// The one of `labels` whose `definitions` hold the most of the question's own words that
+/// no other label's definitions hold, and neither the rows nor the labels do ("la familiar en
+/// semana santa" against "Temporada alta: del 1 de julio al 15 de septiembre, Semana Santa,
+/// puentes..."; "semana" alone is also in "entre semana se puede reservar una sola noche",
+/// under the low season).
+fn defined_by_words(
+    rows: &[TableRow<'_>],
+    labels: &[&String],
+    definitions: &[Vec<&(&str, HashSet<String>)>],
+    asked: &Asked,
+) -> Option<String> {
+    let named: HashSet<String> = rows
+        .iter()
+        .flat_map(|r| r.stems.iter().cloned())
+        .chain(labels.iter().flat_map(|l| asked.content_stems(l)))
+        .collect();
+    let mut scores = vec![0.0f32; labels.len()];
+    for (stem, weight, _, carried) in &asked.stems {
+        if *carried || named.contains(stem) {
+            continue;
+        }
+        let holders: Vec<usize> = (0..labels.len())
+            .filter(|&i| definitions[i].iter().any(|(_, stems)| stems.contains(stem)))
+            .collect();
+        if let [one] = holders.as_slice() {
+            scores[*one] += weight;
+        }
+    }
+    let best = (0..labels.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]))?;
+    let alone = (0..labels.len()).all(|i| i == best || scores[i] < scores[best]);
+    (scores[best] > 0.0 && alone).then(|| labels[best].clone())
 }
 
 /// The question's words found in the labels of a table's value columns ("Precio del envío",
