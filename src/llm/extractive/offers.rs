@@ -872,27 +872,28 @@ fn bridged(rows: &[TableRow<'_>], candidates: &[Candidate], asked: &Asked) -> Ve
     out
 }
 
+/// The labels of a table's columns that state a price in one of its rows at least, in the
+/// order they first appear. Only prices are alternatives to choose between ("6-month contract:
+/// £49; 12-month contract: £44"); a weight or a code beside a price is not a column to pick
+/// instead of it.
+fn price_labels<'r>(rows: &'r [TableRow<'_>]) -> Vec<&'r String> {
+    let mut labels: Vec<&String> = Vec::new();
+    for r in rows {
+        for i in r.row.value_cells() {
+            let (label, value) = &r.row.cells[i];
+            if !label.is_empty() && states_a_price(value) && !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+    }
+    labels
+}
+
 /// The price column of a table the question names, when it names exactly one of several: by
 /// its label's words ("12-month contract", "Rolling monthly (no contract)") or by its band
 /// holding the customer's number ("Más de 5 kg" for 8 kg).
 fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Option<String> {
-    let mut labels: Vec<(String, bool)> = Vec::new();
-    for r in rows {
-        for i in r.row.value_cells() {
-            let (label, value) = &r.row.cells[i];
-            if label.is_empty() {
-                continue;
-            }
-            let priced = states_a_price(value);
-            match labels.iter_mut().find(|(l, _)| l == label) {
-                Some((_, p)) => *p |= priced,
-                None => labels.push((label.clone(), priced)),
-            }
-        }
-    }
-    // Only prices are alternatives to choose between ("6-month contract: £49; 12-month
-    // contract: £44"); a weight or a code beside a price is not a column to pick instead of it.
-    let pool: Vec<&String> = labels.iter().filter(|(_, p)| *p).map(|(l, _)| l).collect();
+    let pool = price_labels(rows);
     if pool.len() < 2 {
         return None;
     }
@@ -951,9 +952,8 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
 /// the one label defined by no month while every other is ("El resto del año es temporada
 /// baja"). A question that names no month names the column whose definitions alone hold its
 /// words ([`defined_by_words`]). A sentence defines a label when it holds all of the label's
-/// words, outside the
-/// table's own rows: a sentence of the retrieved passages, or of their documents' openings
-/// ([`Source::lead`]), where a document says what its terms mean.
+/// words, outside the table's own rows: a sentence of the retrieved passages, or of their
+/// documents' openings ([`Source::lead`]), where a document says what its terms mean.
 fn defined_column(
     sources: &[Source],
     rows: &[TableRow<'_>],
@@ -961,15 +961,7 @@ fn defined_column(
     question: &Question,
     asked: &Asked,
 ) -> Option<String> {
-    let mut labels: Vec<&String> = Vec::new();
-    for r in rows {
-        for i in r.row.value_cells() {
-            let (label, value) = &r.row.cells[i];
-            if !label.is_empty() && states_a_price(value) && !labels.contains(&label) {
-                labels.push(label);
-            }
-        }
-    }
+    let labels = price_labels(rows);
     if labels.len() < 2 {
         return None;
     }

@@ -296,14 +296,12 @@ const DAY_RANGE_JOINS: &[&str] = &[
     "to", "a", "al", "till", "until", "through", "thru", "ate", "hasta", "bis", "au",
 ];
 
-/// The weekdays `normal` (normalised text) names (0 = Monday), in order: days by name, ranges
-/// ("Monday to Friday", "seg-sex"), the working week ("durante a semana") and the weekend.
-/// `short` also reads short forms ("Sat"), for rows, whose names are terse.
-pub fn days(normal: &str, short: bool) -> Vec<usize> {
-    let words: Vec<&str> = normal
+/// The words of `normal` (normalised text) as days and months are read from them: a range
+/// written with a dash ("seg-sex", "mon–fri", "June-August") is its two ends with "-" between.
+fn date_words(normal: &str) -> Vec<&str> {
+    normal
         .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '–'))
         .flat_map(|w| {
-            // "seg-sex", "mon–fri": a range written with a dash.
             let dashed: Vec<&str> = w.split(['-', '–']).filter(|p| !p.is_empty()).collect();
             if dashed.len() == 2 {
                 vec![dashed[0], "-", dashed[1]]
@@ -311,7 +309,14 @@ pub fn days(normal: &str, short: bool) -> Vec<usize> {
                 dashed
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The weekdays `normal` (normalised text) names (0 = Monday), in order: days by name, ranges
+/// ("Monday to Friday", "seg-sex"), the working week ("durante a semana") and the weekend.
+/// `short` also reads short forms ("Sat"), for rows, whose names are terse.
+pub fn days(normal: &str, short: bool) -> Vec<usize> {
+    let words = date_words(normal);
     let day_of = |w: &str| {
         WEEKDAYS
             .iter()
@@ -391,17 +396,7 @@ const DATE_FILLERS: &[&str] = &[
 /// ranges ("de abril a octubre", "del 23 de diciembre al 6 de enero", "June-August"), which
 /// may run over the year's end. A range that starts or ends within a month holds that month.
 pub fn months(normal: &str) -> Vec<usize> {
-    let words: Vec<&str> = normal
-        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '–'))
-        .flat_map(|w| {
-            let dashed: Vec<&str> = w.split(['-', '–']).filter(|p| !p.is_empty()).collect();
-            if dashed.len() == 2 {
-                vec![dashed[0], "-", dashed[1]]
-            } else {
-                dashed
-            }
-        })
-        .collect();
+    let words = date_words(normal);
     let number = |w: &str| w.starts_with(|c: char| c.is_ascii_digit());
     let month_at = |i: usize| {
         let w = words[i];
