@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod presence;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +119,10 @@ pub struct EventHub {
     passed: watch::Sender<u64>,
     /// Who has which conversation open.
     presence: Arc<presence::Presence>,
+    /// Whether the hub listens for the other replicas' notifications (on Postgres).
+    notified: AtomicBool,
+    /// Whether that listener is connected and listening now.
+    listening: Arc<AtomicBool>,
 }
 
 impl EventHub {
@@ -131,7 +136,19 @@ impl EventHub {
             settings,
             closed: watch::channel(false).0,
             passed: watch::channel(0).0,
+            notified: AtomicBool::new(false),
+            listening: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether this replica hears the other replicas' notifications now (their events wake
+    /// it at once, their people's presence reaches it); `None` where there are no other
+    /// replicas to hear (SQLite). A replica that does not hear them still serves: its streams
+    /// catch up within half a second, and presence within [`presence::REMIND_SECS`].
+    pub fn listening(&self) -> Option<bool> {
+        self.notified
+            .load(Ordering::Relaxed)
+            .then(|| self.listening.load(Ordering::Relaxed))
     }
 
     /// Ends every stream (the server is shutting down).
@@ -176,8 +193,16 @@ impl EventHub {
                 return;
             }
         };
-        let listener = database_url
-            .map(|url| tokio::spawn(listen(url, signal.clone(), self.presence.clone())));
+        self.notified
+            .store(database_url.is_some(), Ordering::Relaxed);
+        let listener = database_url.map(|url| {
+            tokio::spawn(listen(
+                url,
+                signal.clone(),
+                self.presence.clone(),
+                self.listening.clone(),
+            ))
+        });
         // On Postgres a notification can be lost while the listener reconnects: look at every
         // workspace's counter now and then, so nothing waits longer than that.
         let mut sweep = tokio::time::interval(match listener {
@@ -375,11 +400,12 @@ impl Subscriber {
 
 /// Wakes `signal` for each `palaver_events` notification on Postgres (its payload is
 /// `workspace:seq`) and hands each `palaver_presence` one (another replica's presence change)
-/// to `presence`, reconnecting when the connection drops.
+/// to `presence`, reconnecting when the connection drops; `listening` says when it listens.
 async fn listen(
     url: String,
     signal: Arc<crate::store::EventSignal>,
     presence: Arc<presence::Presence>,
+    listening: Arc<AtomicBool>,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -392,6 +418,7 @@ async fn listen(
                     tracing::warn!(error = %e, "cannot listen for events");
                 } else {
                     delay = Duration::from_millis(200);
+                    listening.store(true, Ordering::Relaxed);
                     loop {
                         match listener.recv().await {
                             Ok(n) if n.channel() == "palaver_presence" => {
@@ -405,6 +432,7 @@ async fn listen(
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "event notifications interrupted");
+                                listening.store(false, Ordering::Relaxed);
                                 break;
                             }
                         }

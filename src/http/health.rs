@@ -60,6 +60,8 @@ pub(crate) async fn health(app: &AppState) -> (bool, serde_json::Value) {
         "journal": journal.as_ref().ok(),
         "vectors": { "backend": app.knowledge.vectors().name(), "ok": vectors.is_ok() },
         "embedder": { "model": app.knowledge.embedder().model_id() },
+        // Whether the other replicas' notifications are heard (null without other replicas).
+        "events": { "listening": app.events.listening() },
         "workers": {
             "running": app.workers.running(),
             "expected": app.workers.expected(),

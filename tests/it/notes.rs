@@ -408,6 +408,28 @@ async fn presence_says_who_is_there_and_ends_by_itself(postgres: bool) {
         })
         .await
         .unwrap();
+        // The second replica hears the first's notifications once its listener is connected,
+        // which `/readyz` tells; before, a change it missed reaches it only by a reminder.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready: serde_json::Value = replica
+                .client
+                .get(format!("{}/readyz", replica.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["events"]["listening"] == json!(true) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the second replica never listened: {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut ana_on_b = stream_of(&t, &replica.url, &ana, &watch).await;
         assert_eq!(
             next_presence(&mut ana_on_b, Duration::from_secs(2)).await,
