@@ -412,15 +412,7 @@ async fn presence_says_who_is_there_and_ends_by_itself(postgres: bool) {
         // which `/readyz` tells; before, a change it missed reaches it only by a reminder.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let ready: serde_json::Value = replica
-                .client
-                .get(format!("{}/readyz", replica.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let ready = replica.get("/readyz").await;
             if ready["events"]["listening"] == json!(true) {
                 break;
             }
