@@ -815,11 +815,14 @@ impl Pipeline {
             .map(|r| (r.document_id, r.position))
             .collect();
         let near = self.store.passages_near(&around, 1).await?;
-        let openings: Vec<_> = around
+        // Each document's opening once, however many of its passages were retrieved.
+        let mut openings: Vec<_> = around
             .iter()
             .filter(|(_, position)| *position != 0)
             .map(|(document, _)| (*document, 0))
             .collect();
+        openings.sort_unstable();
+        openings.dedup();
         let openings = self.store.passages_near(&openings, 0).await?;
         Ok(retrieved
             .iter()

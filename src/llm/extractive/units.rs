@@ -315,12 +315,12 @@ pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
 /// a unit (but for a question that asks no price, the prose paragraph of its best sentence
-/// answers alone when it states no price and the rest of the section does); from a longer one, the paragraph of its best sentence when that paragraph is prose
-/// that fits and states no price the best sentence does not (its author's unit: "we keep slots
-/// for emergencies" and "call before 17:00 to be seen the same day" are one answer); else its
-/// best sentence and the sentences right after it while they stand out from the rest as much
-/// as it does (answers often run over two sentences); a sentence that announces a list brings
-/// the list.
+/// answers alone when it states no price and the rest of the section does); from a longer
+/// one, the paragraph of its best sentence when that paragraph is prose that fits and states
+/// no price the best sentence does not (its author's unit: "we keep slots for emergencies"
+/// and "call before 17:00 to be seen the same day" are one answer); else its best sentence
+/// and the sentences right after it while they stand out from the rest as much as it does
+/// (answers often run over two sentences); a sentence that announces a list brings the list.
 pub(super) fn section_reply(
     section: &Source,
     candidates: &[Candidate],
