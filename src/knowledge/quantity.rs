@@ -19,6 +19,9 @@ pub enum Unit {
     Kg,
     /// Length, in centimetres.
     Cm,
+    /// Wheel, screen and pipe sizes, in inches: kept apart from centimetres, as a size said
+    /// without its unit ("aro 16") is in the unit its list is written in.
+    Inches,
     /// Floor area, in square metres.
     SquareMetres,
     /// Age or duration in years.
@@ -93,6 +96,16 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("centimetres", Unit::Cm, 1.0),
     ("centimeters", Unit::Cm, 1.0),
     ("zentimeter", Unit::Cm, 1.0),
+    // Wheel, screen and pipe sizes.
+    ("inches", Unit::Inches, 1.0),
+    ("inch", Unit::Inches, 1.0),
+    ("polegadas", Unit::Inches, 1.0),
+    ("polegada", Unit::Inches, 1.0),
+    ("pulgadas", Unit::Inches, 1.0),
+    ("pulgada", Unit::Inches, 1.0),
+    ("pouces", Unit::Inches, 1.0),
+    ("pouce", Unit::Inches, 1.0),
+    ("zoll", Unit::Inches, 1.0),
     // Area.
     ("m2", Unit::SquareMetres, 1.0),
     ("sqm", Unit::SquareMetres, 1.0),
@@ -325,6 +338,9 @@ const AT_LEAST: &[&[&str]] = &[
     &["above"],
     &["more", "than"],
     &["from"],
+    &["after"],
+    &["depois", "de"],
+    &["despues", "de"],
     &["starting", "at"],
     &["at", "least"],
     &["minimum"],
@@ -349,6 +365,8 @@ const AT_MOST: &[&[&str]] = &[
     &["upto"],
     &["under"],
     &["below"],
+    &["before"],
+    &["antes", "de"],
     &["less", "than"],
     &["fewer", "than"],
     &["maximum"],
@@ -843,10 +861,13 @@ pub fn band_only(text: &str) -> Option<Band> {
 /// that can be compared with a band of the row falls in one (and one at least can), `Some(false)`
 /// when one falls outside every band of its kind, `None` when nothing compares.
 pub fn fits(asked: &[Quantity], bands: &[Band]) -> Option<bool> {
+    let said: Vec<Unit> = asked.iter().filter_map(|q| q.unit).collect();
     let mut compared = false;
     for q in asked {
         // A bare number compares with the row's bands that do not say their unit either
-        // ("Pack of 10" for "the 10 pack"), else with its bands when they are of one kind.
+        // ("Pack of 10" for "the 10 pack"), else with its bands when they are of one kind,
+        // unless the customer gave another number in that kind: the bare one counts something
+        // else ("2 tyres, 17 inch" against "16 and 17 inch").
         let verdicts: Vec<bool> = if q.unit.is_none() {
             let bare: Vec<bool> = bands
                 .iter()
@@ -857,7 +878,7 @@ pub fn fits(asked: &[Quantity], bands: &[Band]) -> Option<bool> {
                 bands.iter().map(|b| b.unit).collect();
             if !bare.is_empty() {
                 bare
-            } else if kinds.len() == 1 {
+            } else if kinds.len() == 1 && !kinds.iter().flatten().any(|u| said.contains(u)) {
                 bands.iter().filter_map(|b| b.holds(q)).collect()
             } else {
                 Vec::new()
@@ -907,6 +928,10 @@ mod tests {
                 vec![q(75.0, Some(Unit::SquareMetres))],
             ),
             ("500 g de ração", vec![q(0.5, Some(Unit::Kg))]),
+            (
+                "tyres for 17 inch alloys",
+                vec![q(17.0, Some(Unit::Inches))],
+            ),
             ("the 10 pack", vec![q(10.0, None)]),
             (
                 "if i buy 20 pt sessions",
@@ -946,6 +971,10 @@ mod tests {
             (
                 "até 8 km — Valor por sessão: R$ 240.",
                 vec![band(None, Some(8.0), Some(Unit::Km))],
+            ),
+            (
+                "16 and 17 inch — Budget: £70; Premium: £130.",
+                vec![band(Some(16.0), Some(17.0), Some(Unit::Inches))],
             ),
             (
                 "de 8 a 15 km — Valor por sessão: R$ 280.",
@@ -1063,5 +1092,10 @@ mod tests {
             fits(&quantities("the 10 pack"), &bands("Pack of 5 — £210")),
             Some(false)
         );
+        // A bare size in the unit its list is written in; a bare count beside a size.
+        let wheels = bands("16 and 17 inch — Budget: £70");
+        assert_eq!(fits(&quantities("um pneu aro 16"), &wheels), Some(true));
+        assert_eq!(fits(&quantities("aro 18"), &wheels), Some(false));
+        assert_eq!(fits(&quantities("2 tyres 17 inch"), &wheels), Some(true));
     }
 }
