@@ -33,6 +33,7 @@
 
 mod grounding;
 mod offers;
+mod parts;
 mod question;
 mod rows;
 mod units;
@@ -413,6 +414,11 @@ impl ChatModel for Extractive {
                         tracing::debug!(target: "palaver::extractive::signals", ?why, "price not grounded");
                         continue;
                     }
+                }
+            }
+            if !chosen.offer.row {
+                if let Some(part) = parts::asked_part(&reply, &asked, &stems) {
+                    reply = part;
                 }
             }
             picked = Some((section, reply, named, signals, confidence));
@@ -2285,6 +2291,37 @@ mod tests {
         // Asked a price, the section answers whole.
         let answer = extract_knowing("how much is canoeing on the river?", &sources).await;
         assert!(answer.text.contains("35 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_line_that_prices_several_things_says_the_price_asked_about() {
+        // A section too long to answer whole: its line answers.
+        let repairs = "- Diagnostics (warning lights, strange noises, a car that will not start): \
+                       60 GBP for the first hour, taken off the bill if we do the repair.\n\
+                       - Labour for other repairs: 72 GBP an hour. We give you a written quote \
+                       before any work starts, and we phone you before doing anything else.\n\
+                       - Front brake pads, fitted: from 95 GBP. Front discs and pads: from 210 GBP.\n\
+                       - Batteries, fitted: from 110 GBP, with a 3-year guarantee.\n\
+                       - Air conditioning re-gas: 69 GBP for cars made before 2017, 119 GBP for \
+                       cars from 2017 on. The sticker under the bonnet says which gas it takes.\n\
+                       - Exhausts, clutches, cambelts and suspension: by quote, as the price \
+                       depends on the car, its age and the parts it needs.";
+        let sources = [source(1, "Servicing", "Servicing > Repairs", repairs)];
+        for (question, price, other) in [
+            ("how much are front brake pads fitted?", "95 GBP", "210 GBP"),
+            ("air conditioning re-gas for my 2019 car?", "119 GBP", "69 GBP"),
+        ] {
+            let answer = extract_knowing(question, &sources).await;
+            assert!(answer.text.contains(price), "{question}: {}", answer.text);
+            assert!(!answer.text.contains(other), "{question}: {}", answer.text);
+        }
+        // Nothing in the question tells the two apart: both are said.
+        let answer = extract_knowing("how much is the air conditioning re-gas?", &sources).await;
+        assert!(
+            answer.text.contains("69 GBP") && answer.text.contains("119 GBP"),
+            "{}",
+            answer.text
+        );
     }
 
     #[tokio::test]

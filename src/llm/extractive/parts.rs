@@ -1,0 +1,249 @@
+//! A reply that prices several things in one line ("Front brake pads, fitted: from £95. Front
+//! discs and pads: from £210.", "£45 for the front wheels, or £70 for all four") says the one
+//! price the customer asked about, when their words or their number single it out: the others
+//! are prices of things they did not ask about, and a customer who reads two prices may take
+//! the wrong one.
+
+use std::collections::HashSet;
+
+use crate::knowledge::quantity::{bands, Band, Quantity};
+use crate::knowledge::text::{is_stopword, sentence_spans};
+use crate::language::normalize;
+
+use super::question::Question;
+use super::units::{Asked, CURRENCIES};
+
+/// One priced part of a reply.
+struct Part {
+    /// Its own words: the sentence, or the clause from its price to the next price's clause.
+    words: String,
+    /// What it says alone: a clause comes after the words its sentence opens with ("Wheel
+    /// alignment costs" before "£45 for the front wheels").
+    said: String,
+}
+
+/// `reply` cut to the part that prices what `question` asks about, when it is one line that
+/// prices several things and exactly one of them is singled out: by the customer's number (a
+/// band of the part holds it: "a 2019 car" against "most cars from 2017 on"), else by the
+/// question's own words that only that part holds, weighing more than any other part's.
+pub(super) fn asked_part(reply: &str, question: &Question, asked: &Asked) -> Option<String> {
+    let reply = reply.trim();
+    if reply.contains('\n') {
+        return None;
+    }
+    let parts = parts(reply);
+    if parts.len() < 2 {
+        return None;
+    }
+    let fitting: Vec<usize> = (0..parts.len())
+        .filter(|&i| {
+            bands(&parts[i].words)
+                .iter()
+                .any(|b| question.quantities.iter().any(|q| holds(b, q)))
+        })
+        .collect();
+    if let [only] = fitting.as_slice() {
+        return Some(parts[*only].said.clone());
+    }
+    let stems: Vec<HashSet<String>> = parts.iter().map(|p| asked.stems_of(&p.words)).collect();
+    let own_weight = |i: usize| -> f32 {
+        asked
+            .stems
+            .iter()
+            .filter(|(stem, _, _, carried)| {
+                !carried
+                    && stems[i].contains(stem)
+                    && stems
+                        .iter()
+                        .enumerate()
+                        .all(|(j, other)| j == i || !other.contains(stem))
+            })
+            .map(|(_, weight, ..)| *weight)
+            .sum()
+    };
+    let mut weights: Vec<(usize, f32)> = (0..parts.len()).map(|i| (i, own_weight(i))).collect();
+    weights.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (best, weight) = weights[0];
+    (weight > 0.0 && weight > weights[1].1).then(|| parts[best].said.clone())
+}
+
+/// Whether `band` holds the customer's `quantity`: in the same unit, or both years when
+/// neither says a unit ("a 2019 car", "cars made before 2017").
+fn holds(band: &Band, quantity: &Quantity) -> bool {
+    let comparable = match (band.unit, quantity.unit) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => is_year(quantity.value) && band.low.or(band.high).is_some_and(is_year),
+        _ => false,
+    };
+    comparable && band.holds(quantity) == Some(true)
+}
+
+/// Whether `value` reads as a year.
+fn is_year(value: f64) -> bool {
+    value.fract() == 0.0 && (1900.0..=2100.0).contains(&value)
+}
+
+/// The priced parts of `line`: each sentence that states one amount, and each clause of a
+/// sentence that states several, from the comma or semicolon before its amount.
+fn parts(line: &str) -> Vec<Part> {
+    let mut parts = Vec::new();
+    for span in sentence_spans(line) {
+        let sentence = &line[span];
+        let starts = amount_starts(sentence);
+        match starts.as_slice() {
+            [] => {}
+            [_] => parts.push(Part {
+                words: sentence.to_string(),
+                said: sentence.to_string(),
+            }),
+            _ => {
+                let lead = sentence[..starts[0]].trim_end();
+                let mut cuts = vec![starts[0]];
+                for pair in starts.windows(2) {
+                    let between = &sentence[pair[0]..pair[1]];
+                    cuts.push(
+                        between
+                            .rfind([',', ';'])
+                            .map_or(pair[1], |at| pair[0] + at + 1),
+                    );
+                }
+                cuts.push(sentence.len());
+                for cut in cuts.windows(2) {
+                    let clause = sentence[cut[0]..cut[1]].trim();
+                    let alone = without_leading_function_words(clause)
+                        .trim_end_matches([',', ';', ' ', '.']);
+                    parts.push(Part {
+                        words: clause.to_string(),
+                        said: format!("{lead} {alone}.").trim_start().to_string(),
+                    });
+                }
+            }
+        }
+    }
+    parts
+}
+
+/// `clause` without the function words it opens with ("or £70 for all four wheels").
+fn without_leading_function_words(clause: &str) -> &str {
+    let mut rest = clause.trim_start();
+    while let Some((word, after)) = rest.split_once(char::is_whitespace) {
+        if !is_stopword(&normalize(word)) {
+            break;
+        }
+        rest = after.trim_start();
+    }
+    rest
+}
+
+/// Where each amount of money in `text` starts (byte offsets): a number with a currency sign
+/// or code before or after it ("£95", "R$ 150", "95 €", "9.50 EUR").
+fn amount_starts(text: &str) -> Vec<usize> {
+    let tokens: Vec<(usize, &str)> = text
+        .split_whitespace()
+        .map(|t| (t.as_ptr() as usize - text.as_ptr() as usize, t))
+        .collect();
+    let digit = |t: &str| t.chars().any(|c| c.is_ascii_digit());
+    let sign = |t: &str| t.contains(['€', '$', '£']);
+    let code = |t: &str| {
+        let word: String = t.chars().filter(|c| c.is_alphabetic()).collect();
+        CURRENCIES.contains(&word.to_lowercase().as_str())
+    };
+    let number = |t: &str| t.chars().next().is_some_and(|c| c.is_ascii_digit());
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let (at, token) = tokens[i];
+        let next = tokens.get(i + 1).map(|(_, t)| *t);
+        if sign(token) && (digit(token) || next.is_some_and(number)) {
+            starts.push(at);
+            i += if digit(token) { 1 } else { 2 };
+        } else if (number(token) && next.is_some_and(|n| (sign(n) && !digit(n)) || code(n)))
+            || (code(token) && next.is_some_and(number))
+        {
+            starts.push(at);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(reply: &str, question: &str) -> Option<String> {
+        let read = Question::read(question, None, Some("en"));
+        let asked = Asked::of(&read, None, "en");
+        asked_part(reply, &read, &asked)
+    }
+
+    #[test]
+    fn amounts_are_found_with_their_signs_and_codes() {
+        let text = "£45 front, R$ 150 here, 95 € there, 9.50 EUR, 12% off and 3 items.";
+        let found: Vec<&str> = amount_starts(text)
+            .into_iter()
+            .map(|at| text[at..].split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(found, ["£45", "R$", "95", "9.50"]);
+    }
+
+    #[test]
+    fn the_price_the_question_names_is_said_alone() {
+        let brakes = "- Front brake pads, fitted: from £95. Front discs and pads: from £210.";
+        assert_eq!(
+            cut(brakes, "front brake pads fitted how much").as_deref(),
+            Some("- Front brake pads, fitted: from £95.")
+        );
+        assert_eq!(
+            cut(brakes, "how much are front discs").as_deref(),
+            Some("Front discs and pads: from £210.")
+        );
+        let wheels = "Wheel alignment (also called tracking) costs £45 for the front wheels, \
+                      or £70 for all four wheels.";
+        assert_eq!(
+            cut(wheels, "how much for tracking on the front").as_deref(),
+            Some("Wheel alignment (also called tracking) costs £45 for the front wheels.")
+        );
+        assert_eq!(
+            cut(wheels, "and all four wheels?").as_deref(),
+            Some("Wheel alignment (also called tracking) costs £70 for all four wheels.")
+        );
+    }
+
+    #[test]
+    fn a_year_picks_the_price_whose_years_hold_it() {
+        let regas = "- Air conditioning re-gas: £69 for cars that use R134a gas (most cars \
+                     made before 2017), £119 for cars that use R1234yf gas (most cars from \
+                     2017 on).";
+        assert_eq!(
+            cut(regas, "air con regas for a 2019 car?").as_deref(),
+            Some(
+                "- Air conditioning re-gas: £119 for cars that use R1234yf gas (most cars from \
+                 2017 on)."
+            )
+        );
+        assert_eq!(
+            cut(regas, "regas on my 2012 focus").as_deref(),
+            Some(
+                "- Air conditioning re-gas: £69 for cars that use R134a gas (most cars made \
+                 before 2017)."
+            )
+        );
+    }
+
+    #[test]
+    fn prices_the_question_does_not_tell_apart_are_all_said() {
+        let wheels = "Wheel alignment (also called tracking) costs £45 for the front wheels, \
+                      or £70 for all four wheels.";
+        assert_eq!(cut(wheels, "do you do wheel alignment?"), None);
+        assert_eq!(cut(wheels, "how much is tracking for 2 cars"), None);
+        // One price only, or several lines: nothing to choose between here.
+        assert_eq!(cut("An MOT costs £54.85.", "how much is an mot"), None);
+        assert_eq!(
+            cut("Day pass: £10\n10-visit pass: £80", "day pass price"),
+            None
+        );
+    }
+}
