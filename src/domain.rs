@@ -361,7 +361,7 @@ pub struct AgentConfig {
     pub max_tokens: u32,
     /// Passages retrieved per question, 1 to 50.
     pub top_k: u32,
-    /// Passages scoring below this (cosine) are not used, 0 to 1.
+    /// Passages scoring below this (cosine) are not used, but for the most similar one, 0 to 1.
     pub min_score: f32,
     /// Replies whose confidence (the best passage's relevance: its similarity to the question
     /// with both centred, see `knowledge::relevance`) is below this are not sent as answers,

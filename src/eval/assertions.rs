@@ -750,7 +750,7 @@ impl Assertion {
                                 t.reason().as_str()
                             )
                         }
-                        _ => "nothing was retrieved above the minimum score".to_string(),
+                        _ => "nothing was retrieved".to_string(),
                     }),
                     None => Checked::fail(format!(
                         "no relevant passage retrieved (top {}: {})",

@@ -79,7 +79,7 @@ pub struct Query<'a> {
     /// Results wanted.
     pub top_k: usize,
     /// Passages below this cosine similarity are dropped unless the keyword search ranked them
-    /// among its best (codes and names that embeddings miss).
+    /// among its best (codes and names that embeddings miss) or none is more similar.
     pub min_score: f32,
 }
 
@@ -307,16 +307,45 @@ impl Knowledge {
         let passages = self.store.passages(&ids).await?;
         let by_id: HashMap<ChunkId, _> = passages.into_iter().map(|p| (p.chunk_id, p)).collect();
 
+        let similarity_of = |id: &ChunkId| match dense_score.get(id) {
+            Some(s) => *s,
+            None => stored.get(id).map(|e| cosine(e, &vector)).unwrap_or(0.0),
+        };
+        let strong_keyword = |id: &ChunkId| {
+            keyword_rank
+                .get(id)
+                .is_some_and(|r| *r <= KEYWORD_KEEP_RANK)
+        };
+        // The floor keeps weak passages from competing with strong ones; it never leaves the
+        // answerer with nothing: when no passage reaches it, the most similar one is kept.
+        // Raw cosines do not mean the same for every question: short ones and ones in another
+        // language than the documents sit low against every passage ("where are you exactly"
+        // and "alguem ai fala portugues?" reach 0.18 and 0.19 with the address and the
+        // languages the staff speak, under the default 0.25), and whether such a question is
+        // answered is the answerer's confidence to say (`knowledge::relevance`), not the
+        // floor's.
+        let found: Vec<&ChunkId> = fused
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| by_id.contains_key(id))
+            .collect();
+        let floor = if found
+            .iter()
+            .any(|id| similarity_of(id) >= query.min_score || strong_keyword(id))
+        {
+            query.min_score
+        } else {
+            found
+                .iter()
+                .map(|id| similarity_of(id))
+                .fold(f32::MIN, f32::max)
+        };
         let mut results = Vec::with_capacity(query.top_k);
         for (id, score) in fused {
             let Some(p) = by_id.get(&id) else { continue };
-            let similarity = match dense_score.get(&id) {
-                Some(s) => *s,
-                None => stored.get(&id).map(|e| cosine(e, &vector)).unwrap_or(0.0),
-            };
+            let similarity = similarity_of(&id);
             let k_rank = keyword_rank.get(&id).copied();
-            let strong_keyword = k_rank.is_some_and(|r| r <= KEYWORD_KEEP_RANK);
-            if similarity < query.min_score && !strong_keyword {
+            if similarity < floor && !strong_keyword(&id) {
                 continue;
             }
             results.push(Retrieved::of(
@@ -382,7 +411,7 @@ impl Knowledge {
             .iter()
             .zip(&dense_ids)
             .take(DENSE_KEEP_RANK)
-            .filter(|(hit, _)| hit.score >= query.min_score)
+            .filter(|(hit, _)| hit.score >= floor)
             .map(|(_, id)| *id)
             .collect();
         for id in &keep {
@@ -532,6 +561,79 @@ mod tests {
                 .collect();
             self.inner.embed(&seen).await
         }
+    }
+
+    /// A bag-of-words embedder that reads one word as another, as a model relates words the
+    /// keyword search cannot ("where" and "address").
+    struct Relating {
+        inner: crate::testing::HashEmbedder,
+        word: &'static str,
+        as_word: &'static str,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::embed::Embedder for Relating {
+        fn model_id(&self) -> &str {
+            "relating"
+        }
+        fn dimensions(&self) -> usize {
+            self.inner.dimensions()
+        }
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            let read: Vec<String> = texts
+                .iter()
+                .map(|t| {
+                    crate::knowledge::text::words(t)
+                        .into_iter()
+                        .map(|w| {
+                            if w == self.word {
+                                self.as_word.into()
+                            } else {
+                                w
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            self.inner.embed(&read).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_most_similar_passage_is_found_under_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::knowledge::testing::store(dir.path()).await;
+        let knowledge = crate::knowledge::testing::knowledge_with(
+            store,
+            std::sync::Arc::new(Relating {
+                inner: crate::testing::HashEmbedder::default(),
+                word: "located",
+                as_word: "address",
+            }),
+        );
+        knowledge
+            .ingest_bytes(
+                "shop",
+                "faq.md",
+                b"# Finding us\n\nOur address: Rua Augusta 10, Lisbon.\n\n# Hours\n\nOpen 8 to 20."
+                    .to_vec(),
+                crate::knowledge::loaders::Format::Markdown,
+            )
+            .await
+            .unwrap();
+        let query = super::Query {
+            collection: "shop",
+            text: "where are you located",
+            top_k: 3,
+            min_score: 0.9,
+        };
+        let found = knowledge.retrieve(&query).await.unwrap();
+        // No word of the question is in a passage, and no passage reaches the floor: the most
+        // similar one is found, and it alone.
+        let headings: Vec<_> = found.iter().map(|r| r.heading.as_deref()).collect();
+        assert_eq!(headings, [Some("Finding us")], "{found:?}");
+        assert!(found[0].similarity < 0.9, "{found:?}");
     }
 
     #[tokio::test]

@@ -525,9 +525,9 @@ impl Pipeline {
             })
             .collect();
 
-        // Retrieval already dropped passages below the agent's minimum score.
+        // Retrieval finds nothing only in a collection with nothing to find.
         if retrieved.is_empty() && config.escalation.on_low_confidence == LowConfidence::Escalate {
-            let trigger = Trigger::LowConfidence("no source above the minimum score".into());
+            let trigger = Trigger::LowConfidence("no source found".into());
             return self
                 .escalate(
                     conversation,
