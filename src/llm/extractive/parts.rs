@@ -15,7 +15,8 @@ use super::units::{Asked, CURRENCIES};
 
 /// One priced part of a reply.
 struct Part {
-    /// Its own words: the sentence, or the clause from its price to the next price's clause.
+    /// Its own words: the sentence, or its clause (from the comma or semicolon before its
+    /// price, or the first price's, to the next price's clause).
     words: String,
     /// What it says alone: a clause comes after the words its sentence opens with ("Wheel
     /// alignment costs" before "£45 for the front wheels").
@@ -97,8 +98,14 @@ fn parts(line: &str) -> Vec<Part> {
                 said: sentence.to_string(),
             }),
             _ => {
-                let lead = sentence[..starts[0]].trim_end();
-                let mut cuts = vec![starts[0]];
+                // The words the sentence opens with, up to its first clause: a colon, comma or
+                // semicolon before the first amount ends them ("Vinho da casa: taça R$ 19,
+                // garrafa R$ 79"), else the amount does ("Wheel alignment costs £45 for...").
+                let first = sentence[..starts[0]]
+                    .rfind([':', ',', ';'])
+                    .map_or(starts[0], |at| at + 1);
+                let lead = sentence[..first].trim_end();
+                let mut cuts = vec![first];
                 for pair in starts.windows(2) {
                     let between = &sentence[pair[0]..pair[1]];
                     cuts.push(
@@ -209,6 +216,19 @@ mod tests {
         assert_eq!(
             cut(wheels, "and all four wheels?").as_deref(),
             Some("Wheel alignment (also called tracking) costs £70 for all four wheels.")
+        );
+    }
+
+    #[test]
+    fn a_clause_names_its_price_before_it() {
+        let wine = "- Vinho da casa (tinto ou branco, da Serra Gaúcha): taça R$ 19, garrafa R$ 79.";
+        assert_eq!(
+            cut(wine, "quanto é a garrafa do vinho da casa?").as_deref(),
+            Some("- Vinho da casa (tinto ou branco, da Serra Gaúcha): garrafa R$ 79.")
+        );
+        assert_eq!(
+            cut(wine, "e a taça?").as_deref(),
+            Some("- Vinho da casa (tinto ou branco, da Serra Gaúcha): taça R$ 19.")
         );
     }
 
