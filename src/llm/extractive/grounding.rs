@@ -39,7 +39,7 @@
 use std::collections::HashSet;
 
 use super::rows::Row;
-use super::units::{states_a_price, Asked};
+use super::units::{is_list_item, states_a_price, Asked};
 use crate::knowledge::lexicon::stem;
 use crate::knowledge::quantity::{band_only, Band};
 use crate::knowledge::text::{is_stopword, lower_words, sentences, words};
@@ -72,6 +72,8 @@ pub(super) enum Grounded {
     Whole,
     /// Only the lines of the row of this name.
     Row(String),
+    /// Only this line (a list item).
+    Line(String),
 }
 
 /// Checks `reply` (from the section headed `heading`) against the question read as `asked`,
@@ -96,20 +98,30 @@ pub(super) fn check(
         let holders = held.iter().filter(|h| h.contains(stem)).count();
         *known && !carried && holders > 0 && holders < priced.len()
     });
+    // The one row or line it points at, when it points at one.
+    let mut pointed = None;
     if pointing {
-        let names = row_names(
-            priced
-                .iter()
-                .zip(&held)
-                .filter(|(_, h)| asked.names_any(h))
-                .map(|(l, _)| l.as_str()),
-        );
+        let lines: Vec<&String> = priced
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| asked.names_any(h))
+            .map(|(l, _)| l)
+            .collect();
+        let mut names = row_names(lines.iter().map(|l| l.as_str()));
         if names.len() > 1 {
             return match meant(&names, asked) {
                 Some(name) => Ok(Grounded::Row(name.clone())),
                 None => Err(Ungrounded::SeveralThings(names)),
             };
         }
+        // A list item is one thing's price as a row is; a sentence of prose is not ("We pick
+        // you up at the bus stop for 5 € if you tell us the day before" holds the "day" of
+        // "how much for a full day?").
+        pointed = match (names.pop(), lines.as_slice()) {
+            (Some(name), _) => Some(Grounded::Row(name)),
+            (None, [line]) if is_list_item(line) => Some(Grounded::Line((*line).clone())),
+            _ => None,
+        };
     }
     // Several things priced where the question names a case of its own that they do not
     // spell: listing every price would state the wrong ones beside the right one.
@@ -164,6 +176,11 @@ pub(super) fn check(
     };
     if held.iter().all(about_it) {
         return Ok(Grounded::Whole);
+    }
+    // Among several priced lines, the one row the question's words point at is about it
+    // ("quanto custa o sagu?": "Sagu de vinho com creme: R$ 18." among the desserts).
+    if let Some(grounded) = pointed {
+        return Ok(grounded);
     }
     // One named row about none of the specific words: another passage may still assign the
     // customer's case to it ("Huesca" to "Zona 2").
@@ -381,6 +398,55 @@ mod tests {
             Ok(Grounded::Row(
                 "Avaliação fisioterapêutica (primeira consulta)".into()
             ))
+        );
+    }
+
+    const TRANSFER: &str = "Buscamos você na rodoviária por R$ 5 se avisar no dia anterior. Um \
+                            táxi da rodoviária custa uns R$ 10.";
+
+    #[test]
+    fn the_one_priced_line_the_question_names_is_said_alone() {
+        let desserts =
+            "- Sagu de vinho com creme: R$ 18.\n- Tiramisù: R$ 24.\n- Pudim de leite: R$ 16.";
+        let lexicon = Lexicon::build([
+            (Some("Transporte"), TRANSFER),
+            (Some("Sobremesas"), desserts),
+            (
+                Some("Massas"),
+                "Talharim ao sugo: R$ 42. Lasanha da Vó: R$ 62.",
+            ),
+            (
+                Some("Bebidas"),
+                "Refrigerante lata: R$ 7. Água mineral: R$ 5.",
+            ),
+            (Some("Horários"), "Abrimos de terça a domingo."),
+            (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
+        ]);
+        let asked = |question: &str| {
+            let question = Question::read(question, Some(&lexicon), Some("pt"));
+            Asked::of(&question, Some(&lexicon), "pt")
+        };
+        assert_eq!(
+            check(
+                desserts,
+                Some("Cardápio > Sobremesas"),
+                &asked("quanto custa o sagu?")
+            ),
+            Ok(Grounded::Line("- Sagu de vinho com creme: R$ 18.".into()))
+        );
+        // A sentence of prose is not singled out so.
+        assert!(!matches!(
+            check(TRANSFER, None, &asked("se eu avisar antes, quanto custa?")),
+            Ok(Grounded::Line(_))
+        ));
+        // Asked about all of them, all of them answer.
+        assert_eq!(
+            check(
+                desserts,
+                Some("Cardápio > Sobremesas"),
+                &asked("quanto custam as sobremesas?")
+            ),
+            Ok(Grounded::Whole)
         );
     }
 

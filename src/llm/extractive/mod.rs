@@ -393,6 +393,7 @@ impl ChatModel for Extractive {
                 match verdict {
                     Ok(Grounded::Whole) => {}
                     Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
+                    Ok(Grounded::Line(line)) => reply = line,
                     Err(Ungrounded::SeveralThings(names)) => {
                         let text = names
                             .iter()
@@ -2309,7 +2310,11 @@ mod tests {
         let sources = [source(1, "Servicing", "Servicing > Repairs", repairs)];
         for (question, price, other) in [
             ("how much are front brake pads fitted?", "95 GBP", "210 GBP"),
-            ("air conditioning re-gas for my 2019 car?", "119 GBP", "69 GBP"),
+            (
+                "air conditioning re-gas for my 2019 car?",
+                "119 GBP",
+                "69 GBP",
+            ),
         ] {
             let answer = extract_knowing(question, &sources).await;
             assert!(answer.text.contains(price), "{question}: {}", answer.text);
