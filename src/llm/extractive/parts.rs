@@ -16,7 +16,7 @@ use super::units::{Asked, CURRENCIES};
 /// One priced part of a reply.
 struct Part {
     /// Its own words: the sentence, or its clause (from the comma or semicolon before its
-    /// price, or the first price's, to the next price's clause).
+    /// price, or the colon before the first price, to the next price's clause).
     words: String,
     /// What it says alone: a clause comes after the words its sentence opens with ("Wheel
     /// alignment costs" before "£45 for the front wheels").
@@ -98,11 +98,13 @@ fn parts(line: &str) -> Vec<Part> {
                 said: sentence.to_string(),
             }),
             _ => {
-                // The words the sentence opens with, up to its first clause: a colon, comma or
-                // semicolon before the first amount ends them ("Vinho da casa: taça R$ 19,
-                // garrafa R$ 79"), else the amount does ("Wheel alignment costs £45 for...").
+                // The words the sentence opens with, up to its first clause: a colon before the
+                // first amount ends them ("Vinho da casa: taça R$ 19, garrafa R$ 79"), else the
+                // amount does ("Wheel alignment costs £45 for...", "Yes, gift cards of 20 EUR,
+                // 50 EUR and 100 EUR": a comma there is the sentence's own, and what it opens
+                // with names every amount).
                 let first = sentence[..starts[0]]
-                    .rfind([':', ',', ';'])
+                    .rfind(':')
                     .map_or(starts[0], |at| at + 1);
                 let lead = sentence[..first].trim_end();
                 let mut cuts = vec![first];
@@ -258,6 +260,8 @@ mod tests {
         let wheels = "Wheel alignment (also called tracking) costs £45 for the front wheels, \
                       or £70 for all four wheels.";
         assert_eq!(cut(wheels, "do you do wheel alignment?"), None);
+        let cards = "Yes, gift cards of 20 EUR, 50 EUR and 100 EUR are sold at the counter.";
+        assert_eq!(cut(cards, "do you sell gift cards?"), None);
         assert_eq!(cut(wheels, "how much is tracking for 2 cars"), None);
         // One price only, or several lines: nothing to choose between here.
         assert_eq!(cut("An MOT costs £54.85.", "how much is an mot"), None);
