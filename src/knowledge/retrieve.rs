@@ -530,17 +530,19 @@ mod tests {
         assert_eq!(fused[0].0, 2);
     }
 
-    /// A bag-of-words embedder that does not know one word (a place name, a product a small
-    /// model never saw): it embeds every text as if the word were not there.
-    struct Blind {
+    /// A bag-of-words embedder that reads one word otherwise: not at all (a place name, a
+    /// product a small model never saw), or as another word (as a model relates words the
+    /// keyword search cannot: "located" and "address").
+    struct Reading {
         inner: crate::testing::HashEmbedder,
         word: &'static str,
+        as_word: Option<&'static str>,
     }
 
     #[async_trait::async_trait]
-    impl crate::embed::Embedder for Blind {
+    impl crate::embed::Embedder for Reading {
         fn model_id(&self) -> &str {
-            "blind"
+            "reading"
         }
         fn dimensions(&self) -> usize {
             self.inner.dimensions()
@@ -549,48 +551,14 @@ mod tests {
             2.0
         }
         async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
-            let seen: Vec<String> = texts
-                .iter()
-                .map(|t| {
-                    crate::knowledge::text::words(t)
-                        .into_iter()
-                        .filter(|w| w != self.word)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect();
-            self.inner.embed(&seen).await
-        }
-    }
-
-    /// A bag-of-words embedder that reads one word as another, as a model relates words the
-    /// keyword search cannot ("where" and "address").
-    struct Relating {
-        inner: crate::testing::HashEmbedder,
-        word: &'static str,
-        as_word: &'static str,
-    }
-
-    #[async_trait::async_trait]
-    impl crate::embed::Embedder for Relating {
-        fn model_id(&self) -> &str {
-            "relating"
-        }
-        fn dimensions(&self) -> usize {
-            self.inner.dimensions()
-        }
-        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
             let read: Vec<String> = texts
                 .iter()
                 .map(|t| {
                     crate::knowledge::text::words(t)
                         .into_iter()
-                        .map(|w| {
-                            if w == self.word {
-                                self.as_word.into()
-                            } else {
-                                w
-                            }
+                        .filter_map(|w| match (w == self.word, self.as_word) {
+                            (false, _) => Some(w),
+                            (true, other) => other.map(str::to_string),
                         })
                         .collect::<Vec<_>>()
                         .join(" ")
@@ -606,10 +574,10 @@ mod tests {
         let store = crate::knowledge::testing::store(dir.path()).await;
         let knowledge = crate::knowledge::testing::knowledge_with(
             store,
-            std::sync::Arc::new(Relating {
+            std::sync::Arc::new(Reading {
                 inner: crate::testing::HashEmbedder::default(),
                 word: "located",
-                as_word: "address",
+                as_word: Some("address"),
             }),
         );
         knowledge
@@ -642,9 +610,10 @@ mod tests {
         let store = crate::knowledge::testing::store(dir.path()).await;
         let knowledge = crate::knowledge::Knowledge::new(
             store,
-            std::sync::Arc::new(Blind {
+            std::sync::Arc::new(Reading {
                 inner: crate::testing::HashEmbedder::default(),
                 word: "huesca",
+                as_word: None,
             }),
             std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
             Default::default(),

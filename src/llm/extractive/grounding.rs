@@ -361,8 +361,13 @@ mod tests {
             ),
             (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
         ]);
-        let question = Question::read(question, Some(&lexicon), Some("pt"));
-        Asked::of(&question, Some(&lexicon), "pt")
+        read_in(&lexicon, question)
+    }
+
+    /// `question`, in Portuguese, read against the documents of `lexicon`.
+    fn read_in(lexicon: &Lexicon, question: &str) -> Asked {
+        let question = Question::read(question, Some(lexicon), Some("pt"));
+        Asked::of(&question, Some(lexicon), "pt")
     }
 
     const SERVICES: &str = "Consulta inicial — Valor: R$ 180.\nConsulta de retorno — Valor: R$ 120.\nDrenagem linfática — Valor: R$ 150.";
@@ -422,10 +427,7 @@ mod tests {
             (Some("Horários"), "Abrimos de terça a domingo."),
             (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
         ]);
-        let asked = |question: &str| {
-            let question = Question::read(question, Some(&lexicon), Some("pt"));
-            Asked::of(&question, Some(&lexicon), "pt")
-        };
+        let asked = |question: &str| read_in(&lexicon, question);
         assert_eq!(
             check(
                 desserts,
@@ -498,10 +500,7 @@ mod tests {
             ),
             (Some("Preparação"), "Venha com roupa confortável."),
         ]);
-        let read = |q: &str| {
-            let question = Question::read(q, Some(&lexicon), Some("pt"));
-            Asked::of(&question, Some(&lexicon), "pt")
-        };
+        let read = |q: &str| read_in(&lexicon, q);
         // "atendimento" is a word of the documents that no band holds: it names the service,
         // not a band, which only a distance chooses.
         assert_eq!(
