@@ -85,7 +85,8 @@ fn is_year(value: f64) -> bool {
 }
 
 /// The priced parts of `line`: each sentence that states one amount, and each clause of a
-/// sentence that states several, from the comma or semicolon before its amount.
+/// sentence that states several, from the comma or semicolon before its amount (a sentence
+/// whose amounts no such mark sets apart is one part).
 fn parts(line: &str) -> Vec<Part> {
     let mut parts = Vec::new();
     for span in sentence_spans(line) {
@@ -109,12 +110,19 @@ fn parts(line: &str) -> Vec<Part> {
                 let lead = sentence[..first].trim_end();
                 let mut cuts = vec![first];
                 for pair in starts.windows(2) {
-                    let between = &sentence[pair[0]..pair[1]];
-                    cuts.push(
-                        between
-                            .rfind([',', ';'])
-                            .map_or(pair[1], |at| pair[0] + at + 1),
+                    cuts.extend(
+                        clause_break(&sentence[pair[0]..pair[1]]).map(|at| pair[0] + at + 1),
                     );
+                }
+                // Amounts not set apart by a comma or semicolon ("taça R$ 19 e garrafa R$ 79",
+                // "gift cards of 20, 50 and 100 EUR") leave no clause to tell: the sentence
+                // is one part.
+                if cuts.len() < starts.len() {
+                    parts.push(Part {
+                        words: sentence.to_string(),
+                        said: sentence.to_string(),
+                    });
+                    continue;
                 }
                 cuts.push(sentence.len());
                 for cut in cuts.windows(2) {
@@ -130,6 +138,21 @@ fn parts(line: &str) -> Vec<Part> {
         }
     }
     parts
+}
+
+/// Where the last comma or semicolon of `text` is that ends a clause, not a decimal comma
+/// ("R$ 19,90 e R$ 79,90").
+fn clause_break(text: &str) -> Option<usize> {
+    text.char_indices()
+        .filter(|&(at, c)| {
+            matches!(c, ',' | ';')
+                && !text[at + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|next| next.is_ascii_digit())
+        })
+        .map(|(at, _)| at)
+        .next_back()
 }
 
 /// `clause` without the function words it opens with ("or £70 for all four wheels").
@@ -231,6 +254,23 @@ mod tests {
         assert_eq!(
             cut(wine, "e a taça?").as_deref(),
             Some("- Vinho da casa (tinto ou branco, da Serra Gaúcha): taça R$ 19.")
+        );
+    }
+
+    #[test]
+    fn a_decimal_comma_is_no_clause_break() {
+        let wine = "- Vinho da casa: taça R$ 19,90, garrafa R$ 79,90.";
+        assert_eq!(
+            cut(wine, "quanto é a garrafa?").as_deref(),
+            Some("- Vinho da casa: garrafa R$ 79,90.")
+        );
+        // Without a comma between them, the clauses are not told apart.
+        let wine = "- Vinho da casa: taça R$ 19,90 e garrafa R$ 79,90.";
+        assert_eq!(cut(wine, "quanto é a garrafa?"), None);
+        let sizes = "- Arnés: 12,50 € el pequeño, 15,90 € el grande.";
+        assert_eq!(
+            cut(sizes, "cuanto es el grande?").as_deref(),
+            Some("- Arnés: 15,90 € el grande.")
         );
     }
 
