@@ -307,10 +307,6 @@ impl Knowledge {
         let passages = self.store.passages(&ids).await?;
         let by_id: HashMap<ChunkId, _> = passages.into_iter().map(|p| (p.chunk_id, p)).collect();
 
-        let similarity_of = |id: &ChunkId| match dense_score.get(id) {
-            Some(s) => *s,
-            None => stored.get(id).map(|e| cosine(e, &vector)).unwrap_or(0.0),
-        };
         let strong_keyword = |id: &ChunkId| {
             keyword_rank
                 .get(id)
@@ -324,26 +320,30 @@ impl Knowledge {
         // languages the staff speak, under the default 0.25), and whether such a question is
         // answered is the answerer's confidence to say (`knowledge::relevance`), not the
         // floor's.
-        let found: Vec<&ChunkId> = fused
+        let similarities: HashMap<ChunkId, f32> = fused
             .iter()
-            .map(|(id, _)| id)
-            .filter(|id| by_id.contains_key(id))
+            .filter(|(id, _)| by_id.contains_key(id))
+            .map(|(id, _)| {
+                let similarity = match dense_score.get(id) {
+                    Some(s) => *s,
+                    None => stored.get(id).map(|e| cosine(e, &vector)).unwrap_or(0.0),
+                };
+                (*id, similarity)
+            })
             .collect();
-        let floor = if found
+        let floor = if similarities
             .iter()
-            .any(|id| similarity_of(id) >= query.min_score || strong_keyword(id))
+            .any(|(id, s)| *s >= query.min_score || strong_keyword(id))
         {
             query.min_score
         } else {
-            found
-                .iter()
-                .map(|id| similarity_of(id))
-                .fold(f32::MIN, f32::max)
+            similarities.values().copied().fold(f32::MIN, f32::max)
         };
         let mut results = Vec::with_capacity(query.top_k);
         for (id, score) in fused {
-            let Some(p) = by_id.get(&id) else { continue };
-            let similarity = similarity_of(&id);
+            let (Some(p), Some(&similarity)) = (by_id.get(&id), similarities.get(&id)) else {
+                continue;
+            };
             let k_rank = keyword_rank.get(&id).copied();
             if similarity < floor && !strong_keyword(&id) {
                 continue;
