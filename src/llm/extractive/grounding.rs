@@ -83,10 +83,10 @@ pub(super) fn check(
     heading: Option<&str>,
     asked: &Asked,
 ) -> Result<Grounded, Ungrounded> {
-    let priced: Vec<String> = lines(reply)
+    let (priced, items): (Vec<String>, Vec<&str>) = lines(reply)
         .into_iter()
-        .filter(|l| states_a_price(l))
-        .collect();
+        .filter(|(l, _)| states_a_price(l))
+        .unzip();
     if priced.is_empty() {
         return Ok(Grounded::Whole);
     }
@@ -101,12 +101,13 @@ pub(super) fn check(
     // The one row or line it points at, when it points at one.
     let mut pointed = None;
     if pointing {
-        let lines: Vec<&String> = priced
+        let (lines, their_items): (Vec<&String>, Vec<&str>) = priced
             .iter()
             .zip(&held)
-            .filter(|(_, h)| asked.names_any(h))
-            .map(|(l, _)| l)
-            .collect();
+            .zip(&items)
+            .filter(|((_, h), _)| asked.names_any(h))
+            .map(|((l, _), item)| (l, *item))
+            .unzip();
         let mut names = row_names(lines.iter().map(|l| l.as_str()));
         if names.len() > 1 {
             return match meant(&names, asked) {
@@ -114,12 +115,16 @@ pub(super) fn check(
                 None => Err(Ungrounded::SeveralThings(names)),
             };
         }
-        // A list item is one thing's price as a row is; a sentence of prose is not ("We pick
-        // you up at the bus stop for 5 € if you tell us the day before" holds the "day" of
-        // "how much for a full day?").
-        pointed = match (names.pop(), lines.as_slice()) {
+        // A list item is one thing's price as a row is, whatever sentences it is written in
+        // ("Sequência de massas: R$ 79 por pessoa. Crianças de 6 a 10 anos pagam R$ 39");
+        // a sentence of prose is not ("We pick you up at the bus stop for 5 € if you tell us
+        // the day before" holds the "day" of "how much for a full day?").
+        let one_item = their_items
+            .first()
+            .filter(|first| is_list_item(first) && their_items.iter().all(|i| i == *first));
+        pointed = match (names.pop(), one_item) {
             (Some(name), _) => Some(Grounded::Row(name)),
-            (None, [line]) if is_list_item(line) => Some(Grounded::Line((*line).clone())),
+            (None, Some(item)) => Some(Grounded::Line((*item).to_string())),
             _ => None,
         };
     }
@@ -319,17 +324,17 @@ pub(super) fn assigned<'a>(
     found.map(|i| &names[i])
 }
 
-/// A reply's lines, and the sentences of its prose lines.
-fn lines(reply: &str) -> Vec<String> {
+/// A reply's rows, and the sentences of its other lines, each with the line it is in.
+fn lines(reply: &str) -> Vec<(String, &str)> {
     reply
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .flat_map(|l| {
             if Row::parse(l).is_some() {
-                vec![l.to_string()]
+                vec![(l.to_string(), l)]
             } else {
-                sentences(l)
+                sentences(l).into_iter().map(|s| (s, l)).collect()
             }
         })
         .collect()
@@ -435,6 +440,26 @@ mod tests {
                 &asked("quanto custa o sagu?")
             ),
             Ok(Grounded::Line("- Sagu de vinho com creme: R$ 18.".into()))
+        );
+        // An item of two sentences is one thing's entry: the question's words in either
+        // point at it.
+        let to_share = "- Sequência de massas: três massas à vontade, R$ 79 por pessoa. Crianças de 6 a 10 anos pagam R$ 39.\n- Polenta frita: R$ 28 a porção.\n- Salada verde: R$ 24.";
+        let lexicon = Lexicon::build([
+            (Some("Pratos para dividir"), to_share),
+            (Some("Sobremesas"), desserts),
+            (Some("Horários"), "Abrimos de terça a domingo."),
+            (Some("Pagamento"), "Aceitamos cartão, Pix e dinheiro."),
+        ]);
+        assert_eq!(
+            check(
+                to_share,
+                Some("Cardápio > Pratos para dividir"),
+                &read_in(
+                    &lexicon,
+                    "a sequencia de massas quanto paga uma criança de 8 anos?"
+                )
+            ),
+            Ok(Grounded::Line(to_share.lines().next().unwrap().into()))
         );
         // A sentence of prose is not singled out so.
         assert!(!matches!(
