@@ -671,6 +671,9 @@ const PRICE_PHRASES: &[&str] = &[
     "custam",
     "quanto fica",
     "quanto sai",
+    "quanto seria",
+    "quanto sairia",
+    "quanto ficaria",
     "quanto e",
     // Brazilian speech puts "quanto" last ("fica quanto a avaliação?", "sai quanto o frete?").
     "fica quanto",
@@ -698,6 +701,10 @@ const PRICE_PHRASES: &[&str] = &[
     "cuanto vale",
     "cuanto es",
     "cuanto sale",
+    // The conditional asks it as plainly ("cuánto sería?", "quanto seria?").
+    "cuanto seria",
+    "cuanto serian",
+    "cuanto saldria",
     "cuanto paga",
     "cuanto pagan",
     "cuanto pago",
@@ -992,6 +999,8 @@ mod tests {
             "a sequencia de massas quanto paga uma criança de 8 anos?",
             "e pra duas pessoas pago quanto?",
             "cuanto se paga por un niño?",
+            "necesito una sala para 4 personas unas 3 horas, cuanto seria?",
+            "quanto ficaria pra duas pessoas?",
         ] {
             assert!(asks_price(&normalize(price)), "{price}");
         }
