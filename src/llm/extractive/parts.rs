@@ -114,9 +114,8 @@ fn parts(line: &str) -> Vec<Part> {
                         clause_break(&sentence[pair[0]..pair[1]]).map(|at| pair[0] + at + 1),
                     );
                 }
-                // Amounts not set apart by a comma or semicolon ("taça R$ 19 e garrafa R$ 79",
-                // "gift cards of 20, 50 and 100 EUR") leave no clause to tell: the sentence
-                // is one part.
+                // Amounts set apart by neither a mark nor a conjunction ("R$ 19 a taça R$ 79 a
+                // garrafa") leave no clause to tell: the sentence is one part.
                 if cuts.len() < starts.len() {
                     parts.push(Part {
                         words: sentence.to_string(),
@@ -140,10 +139,16 @@ fn parts(line: &str) -> Vec<Part> {
     parts
 }
 
-/// Where the last comma or semicolon of `text` is that ends a clause, not a decimal comma
-/// ("R$ 19,90 e R$ 79,90").
+/// Words that join two clauses of one sentence, in the languages of the shipped templates and
+/// their neighbours: "taça R$ 19 e garrafa R$ 79", "0,10 € en blanco y negro y 0,30 € en
+/// color".
+const CONJUNCTIONS: &[&str] = &["and", "or", "y", "o", "u", "e", "ou", "et", "und", "oder"];
+
+/// Where the clause before the last one of `text` ends: its last comma or semicolon that is no
+/// decimal comma ("R$ 19,90 e R$ 79,90"), else the space before its last conjunction.
 fn clause_break(text: &str) -> Option<usize> {
-    text.char_indices()
+    let mark = text
+        .char_indices()
         .filter(|&(at, c)| {
             matches!(c, ',' | ';')
                 && !text[at + 1..]
@@ -152,7 +157,19 @@ fn clause_break(text: &str) -> Option<usize> {
                     .is_some_and(|next| next.is_ascii_digit())
         })
         .map(|(at, _)| at)
-        .next_back()
+        .next_back();
+    mark.or_else(|| {
+        text.char_indices()
+            .filter(|&(at, c)| {
+                c.is_whitespace()
+                    && text[at + 1..]
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|word| CONJUNCTIONS.contains(&word.to_lowercase().as_str()))
+            })
+            .map(|(at, _)| at)
+            .next_back()
+    })
 }
 
 /// `clause` without the function words it opens with ("or £70 for all four wheels").
@@ -169,7 +186,7 @@ fn without_leading_function_words(clause: &str) -> &str {
 
 /// Where each amount of money in `text` starts (byte offsets): a number with a currency sign
 /// or code before or after it ("£95", "R$ 150", "95 €", "9.50 EUR").
-fn amount_starts(text: &str) -> Vec<usize> {
+pub(super) fn amount_starts(text: &str) -> Vec<usize> {
     let tokens: Vec<(usize, &str)> = text
         .split_whitespace()
         .map(|t| (t.as_ptr() as usize - text.as_ptr() as usize, t))
@@ -264,8 +281,20 @@ mod tests {
             cut(wine, "quanto é a garrafa?").as_deref(),
             Some("- Vinho da casa: garrafa R$ 79,90.")
         );
-        // Without a comma between them, the clauses are not told apart.
+        // A conjunction sets clauses apart as a comma does, whichever side of its price a
+        // clause names it.
         let wine = "- Vinho da casa: taça R$ 19,90 e garrafa R$ 79,90.";
+        assert_eq!(
+            cut(wine, "quanto é a garrafa?").as_deref(),
+            Some("- Vinho da casa: garrafa R$ 79,90.")
+        );
+        let printing = "- Impresión: 0,10 € por página en blanco y negro y 0,30 € en color.";
+        assert_eq!(
+            cut(printing, "imprimir a color cuanto cuesta por hoja?").as_deref(),
+            Some("- Impresión: 0,30 € en color.")
+        );
+        // Without either, they are not told apart.
+        let wine = "- Vinho da casa: R$ 19,90 a taça R$ 79,90 a garrafa.";
         assert_eq!(cut(wine, "quanto é a garrafa?"), None);
         let sizes = "- Arnés: 12,50 € el pequeño, 15,90 € el grande.";
         assert_eq!(
