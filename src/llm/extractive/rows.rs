@@ -43,11 +43,13 @@ impl Row {
         })
     }
 
-    /// Whether a cell's value is an amount, a number or a time rather than words.
+    /// Whether a cell's value is an amount, a number or a time rather than words: mostly
+    /// digits, or an amount of money with the words that say what it is for ("15 € la hora",
+    /// "from £95").
     pub fn is_value(value: &str) -> bool {
         let letters = value.chars().filter(|c| c.is_alphabetic()).count();
         let digits = value.chars().filter(|c| c.is_ascii_digit()).count();
-        digits > 0 && digits >= letters
+        (digits > 0 && digits >= letters) || !super::parts::amount_starts(value).is_empty()
     }
 
     /// What the row is about: its name and its cells that are words rather than amounts
@@ -171,6 +173,21 @@ mod tests {
             Some(false)
         );
         assert!(Row::parse("We deliver on Saturdays.").is_none());
+    }
+
+    #[test]
+    fn an_amount_with_words_of_its_own_is_a_value() {
+        let row = Row::parse(
+            "Sala Turia (hasta 4 personas) — Hasta 2 horas: 15 € la hora; De 2 a 4 horas (media jornada): 50 €.",
+        )
+        .unwrap();
+        assert_eq!(row.value_cells(), [0, 1]);
+        // Said with one column, the other amount goes with the other columns.
+        assert_eq!(
+            row.with_cell(1),
+            "Sala Turia (hasta 4 personas) — De 2 a 4 horas (media jornada): 50 €."
+        );
+        assert!(!row.subject().contains("15"));
     }
 
     #[test]
