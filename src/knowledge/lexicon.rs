@@ -182,8 +182,13 @@ impl Lexicon {
 
     /// The [`Lexicon::idf`] of a word used by `share` (0-1) of the passages.
     pub fn idf_at_share(&self, share: f32) -> f32 {
+        self.idf_at_count(share * self.passages.max(1) as f32)
+    }
+
+    /// The [`Lexicon::idf`] of a word used by `count` passages.
+    pub fn idf_at_count(&self, count: f32) -> f32 {
         let n = self.passages.max(1) as f32;
-        (1.0 + n / (share * n + 0.5)).ln()
+        (1.0 + n / (count + 0.5)).ln()
     }
 
     /// The documents' form (normalised) of a customer's `written` word (lower-case, with the

@@ -157,7 +157,11 @@ pub struct Found {
 impl Knowledge {
     /// The passage that brings a rare word of the question to the answerer when none of
     /// `results` holds it: the best keyword hit among the passages holding one of the question's
-    /// `terms` that the documents use in at most [`RARE_SHARE`] of their passages.
+    /// `terms` that the documents use in at most [`RARE_SHARE`] of their passages (or in one,
+    /// in a collection of fewer than 1 / [`RARE_SHARE`] passages). A term is
+    /// read as the documents write it ([`super::lexicon::Lexicon::canonical`]: "taquillas" for
+    /// their "Taquilla", a typo of theirs in their language): the keyword search matches
+    /// whole words.
     ///
     /// The fusion cannot bring it: with the dense ranking weighing twice the keyword one, a
     /// passage that only the keyword search finds ranks below every passage the embedder ranks
@@ -169,11 +173,16 @@ impl Knowledge {
         collection: &str,
         version: i64,
         terms: &[String],
+        language: Option<&str>,
         results: &[Retrieved],
         candidates: usize,
     ) -> Result<Option<crate::store::Passage>, KnowledgeError> {
         let lexicon = self.profile(collection, version).await?.lexicon;
-        let rare_idf = lexicon.idf_at_share(RARE_SHARE);
+        // In a collection of fewer than 1 / RARE_SHARE passages, a word that one passage
+        // uses is as rare as a word can be.
+        let rare_idf = lexicon
+            .idf_at_share(RARE_SHARE)
+            .min(lexicon.idf_at_count(1.0));
         let words_of = |heading: Option<&str>, body: &str| -> HashSet<String> {
             text::words(heading.unwrap_or_default())
                 .into_iter()
@@ -184,13 +193,15 @@ impl Knowledge {
             .iter()
             .flat_map(|r| words_of(r.heading.as_deref(), &r.text))
             .collect();
-        let missing: Vec<String> = terms
+        let mut missing: Vec<String> = terms
             .iter()
             .filter(|t| t.chars().count() >= 3 && !t.chars().all(|c| c.is_ascii_digit()))
-            .filter(|t| lexicon.knows(t) && lexicon.idf(t) >= rare_idf)
-            .filter(|t| !held.contains(*t))
-            .cloned()
+            .filter_map(|t| lexicon.canonical(t, language, self.embedder.spells(t)))
+            .filter(|t| lexicon.idf(t) >= rare_idf)
+            .filter(|t| !held.contains(t))
             .collect();
+        missing.sort_unstable();
+        missing.dedup();
         if missing.is_empty() {
             return Ok(None);
         }
@@ -366,12 +377,14 @@ impl Knowledge {
                 question: Some(embedded),
             });
         }
+        let language = crate::language::detect(question);
         let mut reserved = 0;
         if let Some(p) = self
             .rare_word_passage(
                 query.collection,
                 version.unwrap_or(0),
                 &terms,
+                language,
                 &results,
                 candidates,
             )
@@ -436,7 +449,6 @@ impl Knowledge {
                 results[at] = added;
             }
         }
-        let language = crate::language::detect(question);
         let centre = self
             .centre(query.collection, version.unwrap_or(0), language)
             .await?;
@@ -662,6 +674,53 @@ mod tests {
             found.iter().all(|r| r.heading.as_deref() != Some("Zonas")),
             "{found:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_rare_word_in_another_form_than_the_documents_is_theirs() {
+        // In a large collection and in one of fewer than 1 / RARE_SHARE passages, where a word
+        // one passage uses is as rare as a word can be.
+        for plans in [24, 5] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::knowledge::testing::store(dir.path()).await;
+            let knowledge = crate::knowledge::testing::knowledge_with(
+                store,
+                std::sync::Arc::new(Reading {
+                    inner: crate::testing::HashEmbedder::default(),
+                    word: "taquillas",
+                    as_word: None,
+                }),
+            );
+            let mut doc = String::new();
+            for i in 1..=plans {
+                doc.push_str(&format!(
+                    "# Plan {i}\n\nEl plan número {i} cuesta {i}0 € al mes con café.\n\n"
+                ));
+            }
+            doc.push_str("# Extras\n\nTaquilla con llave: 12 € al mes.\n\n");
+            knowledge
+                .ingest_bytes(
+                    "cowork",
+                    "tarifas.md",
+                    doc.into_bytes(),
+                    crate::knowledge::loaders::Format::Markdown,
+                )
+                .await
+                .unwrap();
+            let query = super::Query {
+                collection: "cowork",
+                text: "hay taquillas?",
+                top_k: 3,
+                min_score: 0.0,
+            };
+            // The keyword search matches whole words: the plural is read as the documents'
+            // singular, whose passage the embedder does not find.
+            let found = knowledge.retrieve(&query).await.unwrap();
+            assert!(
+                found.iter().any(|r| r.heading.as_deref() == Some("Extras")),
+                "{plans} plans: {found:?}"
+            );
+        }
     }
 
     #[tokio::test]
