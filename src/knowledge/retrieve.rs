@@ -580,35 +580,58 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_most_similar_passage_is_found_under_the_floor() {
+    /// A knowledge whose embedder reads `word` otherwise (see [`Reading`]), with the Markdown
+    /// `doc` ingested into `collection`; the directory holds its store.
+    async fn reading(
+        word: &'static str,
+        as_word: Option<&'static str>,
+        collection: &str,
+        doc: String,
+    ) -> (tempfile::TempDir, super::Knowledge) {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::knowledge::testing::store(dir.path()).await;
         let knowledge = crate::knowledge::testing::knowledge_with(
             store,
             std::sync::Arc::new(Reading {
                 inner: crate::testing::HashEmbedder::default(),
-                word: "located",
-                as_word: Some("address"),
+                word,
+                as_word,
             }),
         );
         knowledge
             .ingest_bytes(
-                "shop",
-                "faq.md",
-                b"# Finding us\n\nOur address: Rua Augusta 10, Lisbon.\n\n# Hours\n\nOpen 8 to 20."
-                    .to_vec(),
+                collection,
+                "doc.md",
+                doc.into_bytes(),
                 crate::knowledge::loaders::Format::Markdown,
             )
             .await
             .unwrap();
+        (dir, knowledge)
+    }
+
+    /// The three passages `knowledge` finds in `collection` for `text` over `min_score`.
+    async fn ask(
+        knowledge: &super::Knowledge,
+        collection: &str,
+        text: &str,
+        min_score: f32,
+    ) -> Vec<super::Retrieved> {
         let query = super::Query {
-            collection: "shop",
-            text: "where are you located",
+            collection,
+            text,
             top_k: 3,
-            min_score: 0.9,
+            min_score,
         };
-        let found = knowledge.retrieve(&query).await.unwrap();
+        knowledge.retrieve(&query).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_most_similar_passage_is_found_under_the_floor() {
+        let doc =
+            "# Finding us\n\nOur address: Rua Augusta 10, Lisbon.\n\n# Hours\n\nOpen 8 to 20.";
+        let (_dir, knowledge) = reading("located", Some("address"), "shop", doc.into()).await;
+        let found = ask(&knowledge, "shop", "where are you located", 0.9).await;
         // No word of the question is in a passage, and no passage reaches the floor: the most
         // similar one is found, and it alone.
         let headings: Vec<_> = found.iter().map(|r| r.heading.as_deref()).collect();
@@ -618,19 +641,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_rare_word_of_the_question_reaches_the_answer_in_a_passage() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::knowledge::testing::store(dir.path()).await;
-        let knowledge = crate::knowledge::Knowledge::new(
-            store,
-            std::sync::Arc::new(Reading {
-                inner: crate::testing::HashEmbedder::default(),
-                word: "huesca",
-                as_word: None,
-            }),
-            std::sync::Arc::new(crate::vectors::memory::MemoryStore::new()),
-            Default::default(),
-            Default::default(),
-        );
         let mut doc = String::from(
             "# Zonas\n\nZona 2: resto de Aragón (Huesca y Teruel), Navarra y La Rioja.\n\n",
         );
@@ -639,28 +649,9 @@ mod tests {
                 "# Envío {i}\n\nEl envío del paquete tipo {i} cuesta {i},90 € por paquete.\n\n"
             ));
         }
-        knowledge
-            .ingest_bytes(
-                "shop",
-                "envios.md",
-                doc.into_bytes(),
-                crate::knowledge::loaders::Format::Markdown,
-            )
-            .await
-            .unwrap();
-        let ask = |text: &'static str| {
-            let knowledge = &knowledge;
-            async move {
-                let query = super::Query {
-                    collection: "shop",
-                    text,
-                    top_k: 3,
-                    min_score: 0.0,
-                };
-                knowledge.retrieve(&query).await.unwrap()
-            }
-        };
-        let found = ask("cuanto cuesta el envío de un paquete a huesca?").await;
+        let (_dir, knowledge) = reading("huesca", None, "shop", doc).await;
+        let question = "cuanto cuesta el envío de un paquete a huesca?";
+        let found = ask(&knowledge, "shop", question, 0.0).await;
         let headings: Vec<&str> = found.iter().filter_map(|r| r.heading.as_deref()).collect();
         assert_eq!(found.len(), 3, "{headings:?}");
         assert!(headings.contains(&"Zonas"), "{headings:?}");
@@ -669,7 +660,13 @@ mod tests {
             "the best passage keeps the first place"
         );
         // Words every passage uses bring nothing in.
-        let found = ask("cuanto cuesta el envío de un paquete?").await;
+        let found = ask(
+            &knowledge,
+            "shop",
+            "cuanto cuesta el envío de un paquete?",
+            0.0,
+        )
+        .await;
         assert!(
             found.iter().all(|r| r.heading.as_deref() != Some("Zonas")),
             "{found:?}"
@@ -681,16 +678,6 @@ mod tests {
         // In a large collection and in one of fewer than 1 / RARE_SHARE passages, where a word
         // one passage uses is as rare as a word can be.
         for plans in [24, 5] {
-            let dir = tempfile::tempdir().unwrap();
-            let store = crate::knowledge::testing::store(dir.path()).await;
-            let knowledge = crate::knowledge::testing::knowledge_with(
-                store,
-                std::sync::Arc::new(Reading {
-                    inner: crate::testing::HashEmbedder::default(),
-                    word: "taquillas",
-                    as_word: None,
-                }),
-            );
             let mut doc = String::new();
             for i in 1..=plans {
                 doc.push_str(&format!(
@@ -698,24 +685,10 @@ mod tests {
                 ));
             }
             doc.push_str("# Extras\n\nTaquilla con llave: 12 € al mes.\n\n");
-            knowledge
-                .ingest_bytes(
-                    "cowork",
-                    "tarifas.md",
-                    doc.into_bytes(),
-                    crate::knowledge::loaders::Format::Markdown,
-                )
-                .await
-                .unwrap();
-            let query = super::Query {
-                collection: "cowork",
-                text: "hay taquillas?",
-                top_k: 3,
-                min_score: 0.0,
-            };
+            let (_dir, knowledge) = reading("taquillas", None, "cowork", doc).await;
             // The keyword search matches whole words: the plural is read as the documents'
             // singular, whose passage the embedder does not find.
-            let found = knowledge.retrieve(&query).await.unwrap();
+            let found = ask(&knowledge, "cowork", "hay taquillas?", 0.0).await;
             assert!(
                 found.iter().any(|r| r.heading.as_deref() == Some("Extras")),
                 "{plans} plans: {found:?}"
