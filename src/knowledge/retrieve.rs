@@ -390,7 +390,8 @@ impl Knowledge {
             )
             .await?
         {
-            let similarity = match dense_score.get(&p.chunk_id) {
+            // Measured already when the fusion brought it; else from its stored embedding.
+            let similarity = match similarities.get(&p.chunk_id) {
                 Some(s) => *s,
                 None => self
                     .store

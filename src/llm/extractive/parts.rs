@@ -15,8 +15,8 @@ use super::units::{Asked, CURRENCIES};
 
 /// One priced part of a reply.
 struct Part {
-    /// Its own words: the sentence, or its clause (from the comma or semicolon before its
-    /// price, or the colon before the first price, to the next price's clause).
+    /// Its own words: the sentence, or its clause (from the comma, semicolon or conjunction
+    /// before its price, or the colon before the first price, to the next price's clause).
     words: String,
     /// What it says alone: a clause comes after the words its sentence opens with ("Wheel
     /// alignment costs" before "£45 for the front wheels").
@@ -85,8 +85,8 @@ fn is_year(value: f64) -> bool {
 }
 
 /// The priced parts of `line`: each sentence that states one amount, and each clause of a
-/// sentence that states several, from the comma or semicolon before its amount (a sentence
-/// whose amounts no such mark sets apart is one part).
+/// sentence that states several, from the break before its amount ([`clause_break`]; a
+/// sentence whose amounts no break sets apart is one part).
 fn parts(line: &str) -> Vec<Part> {
     let mut parts = Vec::new();
     for span in sentence_spans(line) {
@@ -281,8 +281,16 @@ mod tests {
             cut(wine, "quanto é a garrafa?").as_deref(),
             Some("- Vinho da casa: garrafa R$ 79,90.")
         );
-        // A conjunction sets clauses apart as a comma does, whichever side of its price a
-        // clause names it.
+        let sizes = "- Arnés: 12,50 € el pequeño, 15,90 € el grande.";
+        assert_eq!(
+            cut(sizes, "cuanto es el grande?").as_deref(),
+            Some("- Arnés: 15,90 € el grande.")
+        );
+    }
+
+    #[test]
+    fn a_conjunction_before_an_amount_parts_clauses_as_a_comma_does() {
+        // Whichever side of its price a clause names it.
         let wine = "- Vinho da casa: taça R$ 19,90 e garrafa R$ 79,90.";
         assert_eq!(
             cut(wine, "quanto é a garrafa?").as_deref(),
@@ -293,14 +301,9 @@ mod tests {
             cut(printing, "imprimir a color cuanto cuesta por hoja?").as_deref(),
             Some("- Impresión: 0,30 € en color.")
         );
-        // Without either, they are not told apart.
+        // With neither a mark nor a conjunction, they are not told apart.
         let wine = "- Vinho da casa: R$ 19,90 a taça R$ 79,90 a garrafa.";
         assert_eq!(cut(wine, "quanto é a garrafa?"), None);
-        let sizes = "- Arnés: 12,50 € el pequeño, 15,90 € el grande.";
-        assert_eq!(
-            cut(sizes, "cuanto es el grande?").as_deref(),
-            Some("- Arnés: 15,90 € el grande.")
-        );
     }
 
     #[test]
