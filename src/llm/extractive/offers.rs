@@ -1179,6 +1179,16 @@ fn section_days_fit(offer: &Offer<'_>, question: &Question) -> Option<bool> {
     Some(meets(&heading) || meets(&days(&normalize(&offer.text), false)))
 }
 
+/// Whether `offer` or its section's heading names one of the days the question names.
+pub fn names_a_day_asked(offer: &Offer<'_>, question: &Question) -> bool {
+    let heading = normalize(offer.source.heading.as_deref().unwrap_or_default());
+    let named: Vec<usize> = days(&heading, false)
+        .into_iter()
+        .chain(days(&normalize(&offer.text), false))
+        .collect();
+    question.days.iter().any(|d| named.contains(d))
+}
+
 /// `values` less their mean, over their standard deviation (just less the mean when they are
 /// all alike).
 pub fn standardised(values: Vec<f32>) -> Vec<f32> {

@@ -486,6 +486,9 @@ pub struct Question {
     pub asks_count: Option<quantity::Unit>,
     /// Whether it asks a time of day: "what time", "a que horas", "até que horas".
     pub asks_time: bool,
+    /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
+    /// segunda?", "abrís los sábados?".
+    pub asks_open: bool,
 }
 
 impl Question {
@@ -571,23 +574,40 @@ impl Question {
             asks_price: asks_price(&normal),
             asks_count: asks_count(&normal),
             asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
+            asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
         }
     }
 
     /// Whether `text` states what the question asks for: a quantity of the kind it asks (see
-    /// [`Question::asks_count`]), and a time of day when it asks one; true when it asks for
-    /// neither.
+    /// [`Question::asks_count`]), a time of day when it asks one, and a time of day or a
+    /// closing ("fechado", "closed") when it asks whether the business opens on a day; true
+    /// when it asks for none of these. (Asked whether they open in August, a closing for the
+    /// holidays may be written in any words.)
     pub fn answer_stated(&self, text: &str) -> bool {
         let count = self.asks_count.is_none_or(|asked| {
             quantity::quantities(text)
                 .iter()
                 .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
         });
-        count && (!self.asks_time || CLOCK.is_match(text))
+        let clock = CLOCK.is_match(text);
+        let open = !self.asks_open || self.days.is_empty() || clock || {
+            let normal = normalize(text);
+            CLOSED.iter().any(|p| contains_phrase(&normal, p))
+        };
+        count && (!self.asks_time || clock) && open
+    }
+
+    /// Whether it asks a kind of answer of its own: a price, a count, a time of day or whether
+    /// the business opens.
+    fn asks_a_kind(&self) -> bool {
+        self.asks_price || self.asks_count.is_some() || self.asks_time || self.asks_open
     }
 
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
-    /// those of the same kind there, and the earlier terms carry over at half weight.
+    /// those of the same kind there, and the earlier terms carry over at half weight. What the
+    /// previous one asked for (a price, a count, a time) carries over only when this one asks
+    /// for nothing of its own: "and for two?" after a price asks a price, "e sábado abre?"
+    /// after one asks whether they open.
     pub fn following(mut self, previous: &Question) -> Self {
         let mine: HashSet<String> = self.terms.iter().map(|t| t.word.clone()).collect();
         for t in &previous.terms {
@@ -616,9 +636,12 @@ impl Question {
         if self.days.is_empty() {
             self.days = previous.days.clone();
         }
-        self.asks_price |= previous.asks_price;
-        self.asks_count = self.asks_count.or(previous.asks_count);
-        self.asks_time |= previous.asks_time;
+        if !self.asks_a_kind() {
+            self.asks_price = previous.asks_price;
+            self.asks_count = previous.asks_count;
+            self.asks_time = previous.asks_time;
+            self.asks_open = previous.asks_open;
+        }
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         self
     }
@@ -824,6 +847,30 @@ const WHAT_TIME: &[&str] = &[
     "wieviel uhr",
 ];
 
+/// Words that ask whether or when the business opens, normalised. Participles ("aberto",
+/// "abierto", "opened") are left out: they say more often that a product was opened.
+const OPENING: &[&str] = &[
+    "open", "opens", "opening", "abre", "abrem", "abren", "abris", "abrimos", "ouvert", "ouvrez",
+    "geoffnet", "offen",
+];
+
+/// Words that say the business is closed, normalised.
+const CLOSED: &[&str] = &[
+    "closed",
+    "fechado",
+    "fechada",
+    "fechados",
+    "fechamos",
+    "encerrado",
+    "encerrada",
+    "cerrado",
+    "cerrada",
+    "cerrados",
+    "cerramos",
+    "ferme",
+    "geschlossen",
+];
+
 /// A time of day as documents write it: "18:00", "10h", "10h30", "8am", "8.30 pm".
 static CLOCK: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(
@@ -987,6 +1034,36 @@ mod tests {
     }
 
     #[test]
+    fn a_question_whether_they_open_is_answered_by_a_time_or_a_closing() {
+        for (text, asks) in [
+            ("abrem segunda?", true),
+            ("y los sabados abrís?", true),
+            ("are you open on sundays?", true),
+            ("ya esta abierto, lo puedo devolver?", false),
+            ("how much is a session?", false),
+        ] {
+            assert_eq!(Question::read(text, None, None).asks_open, asks, "{text}");
+        }
+        let asked = Question::read("domingo vcs abrem?", None, None);
+        for text in [
+            "Domingo — Almoço: 11:30 às 16:00.",
+            "Segunda-feira fechado o dia todo.",
+            "Closed on Sundays.",
+        ] {
+            assert!(asked.answer_stated(text), "{text}");
+        }
+        for text in [
+            "Entregamos de terça a domingo.",
+            "Em feriados abrimos no horário de domingo.",
+        ] {
+            assert!(!asked.answer_stated(text), "{text}");
+        }
+        // No day named: a holiday closing may be written in any words.
+        let asked = Question::read("are you open in august?", None, None);
+        assert!(asked.answer_stated("A clínica encerra para férias de 5 a 16 de agosto."));
+    }
+
+    #[test]
     fn how_much_asks_a_price_unless_a_noun_follows_it() {
         for price in [
             "how much is a session?",
@@ -1117,5 +1194,19 @@ mod tests {
         let first = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         let next = Question::read("and saturday?", None, Some("en")).following(&first);
         assert_eq!(next.days, [5]);
+        assert!(next.asks_time);
+    }
+
+    #[test]
+    fn a_follow_up_asking_its_own_kind_carries_none_of_the_previous() {
+        let first = Question::read("quanto é a pedicure?", None, Some("pt"));
+        let next = Question::read("e sabado abre?", None, Some("pt")).following(&first);
+        assert!(next.asks_open);
+        assert!(!next.asks_price);
+        let next = Question::read("e quanto tempo demora?", None, Some("pt")).following(&first);
+        assert!(next.asks_count.is_some());
+        assert!(!next.asks_price);
+        let next = Question::read("e no sabado?", None, Some("pt")).following(&first);
+        assert!(next.asks_price);
     }
 }
