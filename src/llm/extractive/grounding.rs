@@ -101,13 +101,13 @@ pub(super) fn check(
     // The one row or line it points at, when it points at one.
     let mut pointed = None;
     if pointing {
-        let (lines, their_items): (Vec<&String>, Vec<&str>) = priced
+        let pointed_at: Vec<((&String, &HashSet<String>), &&str)> = priced
             .iter()
             .zip(&held)
             .zip(&items)
             .filter(|((_, h), _)| asked.names_any(h))
-            .map(|((l, _), item)| (l, *item))
-            .unzip();
+            .collect();
+        let lines: Vec<&String> = pointed_at.iter().map(|((l, _), _)| *l).collect();
         let mut names = row_names(lines.iter().map(|l| l.as_str()));
         if names.len() > 1 {
             return match meant(&names, asked) {
@@ -119,12 +119,10 @@ pub(super) fn check(
         // ("Sequência de massas: R$ 79 por pessoa. Crianças de 6 a 10 anos pagam R$ 39");
         // a sentence of prose is not ("We pick you up at the bus stop for 5 € if you tell us
         // the day before" holds the "day" of "how much for a full day?").
-        let one_item = their_items
-            .first()
-            .filter(|first| is_list_item(first) && their_items.iter().all(|i| i == *first));
+        let one_item = holding_most(pointed_at.iter().map(|((_, h), item)| (**item, *h)), asked);
         pointed = match (names.pop(), one_item) {
             (Some(name), _) => Some(Grounded::Row(name)),
-            (None, Some(item)) => Some(Grounded::Line((*item).to_string())),
+            (None, Some(item)) => Some(Grounded::Line(item.to_string())),
             _ => None,
         };
     }
@@ -200,6 +198,40 @@ pub(super) fn check(
         }),
         _ => Err(Ungrounded::OtherThing),
     }
+}
+
+/// Of the list items the question's words point at (each with the stems of one of its priced
+/// sentences), the one that holds every question word another holds, and more: "the zip on my
+/// coat" points at "Replacing a zip: £15 on trousers and skirts, £30 on coats and jackets."
+/// (zip, replace, coat) over "Shortening sleeves on a jacket: £28; on a coat: £35." (coat).
+/// None when a sentence is not a list item's, or no item holds more than each other.
+fn holding_most<'a>(
+    pointed: impl Iterator<Item = (&'a str, &'a HashSet<String>)>,
+    asked: &Asked,
+) -> Option<&'a str> {
+    let mut items: Vec<(&str, HashSet<&str>)> = Vec::new();
+    for (item, held) in pointed {
+        if !is_list_item(item) {
+            return None;
+        }
+        let words = asked
+            .stems
+            .iter()
+            .filter(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
+            .map(|(stem, ..)| stem.as_str());
+        match items.iter_mut().find(|(i, _)| *i == item) {
+            Some((_, all)) => all.extend(words),
+            None => items.push((item, words.collect())),
+        }
+    }
+    items
+        .iter()
+        .find(|(item, words)| {
+            items.iter().all(|(other, theirs)| {
+                other == item || (theirs.is_subset(words) && theirs.len() < words.len())
+            })
+        })
+        .map(|(item, _)| *item)
 }
 
 /// Whether `names` are bands of one measure and nothing else, none of them a single value: the
@@ -475,6 +507,44 @@ mod tests {
             ),
             Ok(Grounded::Whole)
         );
+    }
+
+    #[test]
+    fn of_the_items_the_question_points_at_the_one_holding_the_others_words_and_more_is_said() {
+        let alterations = "- Trouser hems: £12.\n- Shortening sleeves on a jacket: £28; on a coat: £35.\n- Replacing a zip: £15 on trousers and skirts, £30 on coats and jackets.\n- Sewing buttons back on: £2 each.";
+        let lexicon = Lexicon::build([
+            (Some("Prices > Alterations"), alterations),
+            (
+                Some("Prices > Dry cleaning"),
+                "Coat — Standard: £18.00.\nJacket or blazer — Standard: £10.00.",
+            ),
+            (Some("Opening hours"), "We open Monday to Saturday."),
+            (Some("Paying"), "We take cards and cash."),
+        ]);
+        let asked = |question: &str| {
+            Asked::of(
+                &Question::read(question, Some(&lexicon), Some("en")),
+                Some(&lexicon),
+                "en",
+            )
+        };
+        assert_eq!(
+            check(
+                alterations,
+                Some("Prices > Alterations"),
+                &asked("the zip on my coat is broken, can you replace it? price?")
+            ),
+            Ok(Grounded::Line(alterations.lines().nth(2).unwrap().into()))
+        );
+        // Two items each holding a word the other does not: neither is said alone.
+        assert!(!matches!(
+            check(
+                alterations,
+                Some("Prices > Alterations"),
+                &asked("how much for a zip and buttons?")
+            ),
+            Ok(Grounded::Line(_))
+        ));
     }
 
     #[test]

@@ -259,6 +259,7 @@ impl ChatModel for Extractive {
                 .map(|q| SIMILARITY_WEIGHT * cosine(q, v) + (1.0 - SIMILARITY_WEIGHT) * held)
                 .fold(f32::MIN, f32::max)
                 - if c.own { 0.0 } else { NEIGHBOUR_PENALTY };
+            tracing::trace!(target: "palaver::extractive::candidates", n = c.n, index = c.index, score = c.score, text = %c.text.chars().take(80).collect::<String>(), "candidate");
         }
         // A table row is about the thing its name says, whatever its price and notes add: its
         // name alone, read against the question, says which row a customer means when their
