@@ -697,19 +697,20 @@ fn measured(quantities: &[Quantity], text: &str) -> bool {
 }
 
 /// Whether `offer` states what the question asks for ([`Question::answer_stated`]), and,
-/// asked when or whether the business opens on a day, for that day.
+/// asked a time of day or whether the business opens on a day, for that day.
 fn states_the_answer(asked: &Question, offer: &Offer<'_>) -> bool {
     asked.answer_stated(&offer.text) && (!asks_of_a_day(asked) || names_a_day_asked(offer, asked))
 }
 
-/// Whether the question asks when or whether the business opens on the days it names.
+/// Whether the question asks a time of day, or whether the business opens, on days it names
+/// ("what time is boxfit on tuesday?", "abrem segunda?").
 fn asks_of_a_day(asked: &Question) -> bool {
     (asked.asks_open || asked.asks_time) && !asked.days.is_empty()
 }
 
 /// Whether `offer` says what the customer asked of a day they named: a time of day, or a
-/// closing, asked when or whether the business opens ("abrem segunda?": "Segunda-feira fechado
-/// o dia todo."). It speaks to their case as a band holding their number does.
+/// closing when they asked whether the business opens ("abrem segunda?": "Segunda-feira
+/// fechado o dia todo."). It speaks to their case as a band holding their number does.
 fn answers_the_day(asked: &Question, offer: &Offer<'_>) -> bool {
     asks_of_a_day(asked) && states_the_answer(asked, offer)
 }

@@ -605,9 +605,9 @@ impl Question {
 
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
     /// those of the same kind there, and the earlier terms carry over at half weight. What the
-    /// previous one asked for (a price, a count, a time) carries over only when this one asks
-    /// for nothing of its own: "and for two?" after a price asks a price, "e sábado abre?"
-    /// after one asks whether they open.
+    /// previous one asked for (a price, a count, a time of day, whether they open) carries over
+    /// only when this one asks for none of these itself: "and for two?" after a price asks a
+    /// price, "e sábado abre?" after one asks whether they open.
     pub fn following(mut self, previous: &Question) -> Self {
         let mine: HashSet<String> = self.terms.iter().map(|t| t.word.clone()).collect();
         for t in &previous.terms {
