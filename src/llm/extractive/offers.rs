@@ -1168,25 +1168,30 @@ fn section_days_fit(offer: &Offer<'_>, question: &Question) -> Option<bool> {
     if question.days.is_empty() {
         return None;
     }
-    let heading = days(
-        &normalize(offer.source.heading.as_deref().unwrap_or_default()),
-        false,
-    );
+    let heading = heading_days(offer);
     if heading.is_empty() {
         return None;
     }
-    let meets = |named: &[usize]| question.days.iter().any(|d| named.contains(d));
-    Some(meets(&heading) || meets(&days(&normalize(&offer.text), false)))
+    Some(names_a_day_in(offer, question, &heading))
+}
+
+/// The weekdays `offer`'s section heading names.
+fn heading_days(offer: &Offer<'_>) -> Vec<usize> {
+    days(
+        &normalize(offer.source.heading.as_deref().unwrap_or_default()),
+        false,
+    )
 }
 
 /// Whether `offer` or its section's heading names one of the days the question names.
 pub fn names_a_day_asked(offer: &Offer<'_>, question: &Question) -> bool {
-    let heading = normalize(offer.source.heading.as_deref().unwrap_or_default());
-    let named: Vec<usize> = days(&heading, false)
-        .into_iter()
-        .chain(days(&normalize(&offer.text), false))
-        .collect();
-    question.days.iter().any(|d| named.contains(d))
+    names_a_day_in(offer, question, &heading_days(offer))
+}
+
+/// Whether the days of `offer`'s section `heading`, or its text, hold one the question names.
+fn names_a_day_in(offer: &Offer<'_>, question: &Question, heading: &[usize]) -> bool {
+    let meets = |named: &[usize]| question.days.iter().any(|d| named.contains(d));
+    meets(heading) || meets(&days(&normalize(&offer.text), false))
 }
 
 /// `values` less their mean, over their standard deviation (just less the mean when they are

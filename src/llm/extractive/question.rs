@@ -590,10 +590,10 @@ impl Question {
                 .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
         });
         let clock = CLOCK.is_match(text);
-        let open = !self.asks_open || self.days.is_empty() || clock || {
-            let normal = normalize(text);
-            CLOSED.iter().any(|p| contains_phrase(&normal, p))
-        };
+        let open = !self.asks_open
+            || self.days.is_empty()
+            || clock
+            || CLOSED.iter().any(|p| contains_phrase(text, p));
         count && (!self.asks_time || clock) && open
     }
 
