@@ -298,7 +298,9 @@ impl ChatModel for Extractive {
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, name)| name);
         let offers = offers(request.sources, &candidates, &asked, &stems);
-        let ranked = whole_first(choose(offers, &asked), &stems);
+        let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
+        let spread = crate::knowledge::relevance::mean_and_sd(&scores).1;
+        let ranked = whole_first(choose(offers, &asked, spread), &stems);
         let asked_terms: Vec<String> = terms(question);
         // Asked how many days or how long, the best offer that states such a quantity answers,
         // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
@@ -1818,6 +1820,34 @@ mod tests {
             "{}",
             answer.text
         );
+    }
+
+    #[tokio::test]
+    async fn a_passage_more_relevant_by_a_hair_does_not_outweigh_the_sentence_that_answers() {
+        // The retrieval ranks the first passage first and its sentence answers; the second
+        // passage is more relevant by three ten-thousandths, which is no difference at all.
+        let sources = [
+            Source {
+                relevance: 0.3000,
+                ..source(
+                    1,
+                    "Getting here",
+                    "Getting here > By bus",
+                    "Buses run from Oviedo several times a day. We collect you from the bus stop for 5 €. We do not collect from the airport: a taxi from the airport costs about 120 €.",
+                )
+            },
+            Source {
+                relevance: 0.3003,
+                ..source(
+                    2,
+                    "Getting here",
+                    "Getting here > By car",
+                    "- From the airport: 95 km, about 1 hour 10 minutes.\n- From Oviedo: 70 km, about 55 minutes.",
+                )
+            },
+        ];
+        let answer = extract("can you collect us from the airport?", &sources).await;
+        assert!(answer.text.contains("120 €"), "{}", answer.text);
     }
 
     /// A section too long for one message, in two prose paragraphs.
