@@ -599,7 +599,7 @@ impl Question {
 
     /// Whether it asks a kind of answer of its own: a price, a count, a time of day or whether
     /// the business opens.
-    fn asks_a_kind(&self) -> bool {
+    pub(super) fn asks_a_kind(&self) -> bool {
         self.asks_price || self.asks_count.is_some() || self.asks_time || self.asks_open
     }
 

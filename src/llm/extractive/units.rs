@@ -438,3 +438,52 @@ pub(super) fn sentence_run(
     }
     Some((reply, first.score))
 }
+
+/// Auxiliaries that may stand between "we" and its negation ("we do not", "we will never").
+const NEGATED_AUXILIARIES: [&str; 7] = ["do", "does", "will", "can", "are", "could", "would"];
+/// Negations after "we" (or its auxiliary).
+const WE_NEGATIONS: [&str; 9] = [
+    "not", "never", "dont", "don't", "cannot", "can't", "wont", "won't", "no",
+];
+/// Negations that come before a verb in Portuguese and Spanish ("não servimos", "no hacemos").
+const NEGATIONS_BEFORE: [&str; 4] = ["nao", "no", "nunca", "jamais"];
+/// Pronouns that may stand between a negation and its verb ("no lo hacemos", "não os
+/// aceitamos").
+const CLITICS: [&str; 12] = [
+    "se", "lo", "la", "los", "las", "le", "les", "o", "a", "os", "as", "lhe",
+];
+
+/// Whether `text` says that the business does not do something, in the first person plural:
+/// "we do not dye", "we don't do bodywork", "não servimos destilados", "no ofrecemos
+/// atención de llamadas", "nous ne faisons pas", "wir reparieren keine Schuhe".
+pub(super) fn says_not_done(text: &str) -> bool {
+    let folded = crate::language::normalize(text);
+    let words: Vec<&str> = folded
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let after = |k: usize| words.get(i + k).copied().unwrap_or_default();
+        match *w {
+            "we" => {
+                let next = if NEGATED_AUXILIARIES.contains(&after(1)) {
+                    after(2)
+                } else {
+                    after(1)
+                };
+                WE_NEGATIONS.contains(&next)
+            }
+            "nous" => matches!(after(1), "ne" | "n'") || after(1).starts_with("n'"),
+            "wir" => (1..=4).any(|k| after(k) == "nicht" || after(k).starts_with("kein")),
+            _ if NEGATIONS_BEFORE.contains(w) => {
+                let verb = if CLITICS.contains(&after(1)) {
+                    after(2)
+                } else {
+                    after(1)
+                };
+                verb.len() > 4 && verb.ends_with("mos")
+            }
+            _ => false,
+        }
+    })
+}
