@@ -1421,6 +1421,8 @@ mod tests {
         for text in [
             "We do not do bodywork, dents or paint.",
             "Shoe repairs and key cutting: we don't do them.",
+            "We don\u{2019}t sell gift cards.",
+            "Nous n\u{2019}acceptons pas les chèques.",
             "We never keep cash on the premises.",
             "Não servimos destilados.",
             "Nao fazemos palmilhas.",

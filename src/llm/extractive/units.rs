@@ -457,7 +457,8 @@ const CLITICS: [&str; 12] = [
 /// "we do not dye", "we don't do bodywork", "não servimos destilados", "no ofrecemos
 /// atención de llamadas", "nous ne faisons pas", "wir reparieren keine Schuhe".
 pub(super) fn says_not_done(text: &str) -> bool {
-    let folded = crate::language::normalize(text);
+    // A typographic apostrophe ("don’t", "n’offrons") reads as a plain one.
+    let folded = crate::language::normalize(text).replace('\u{2019}', "'");
     let words: Vec<&str> = folded
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
@@ -473,7 +474,7 @@ pub(super) fn says_not_done(text: &str) -> bool {
                 };
                 WE_NEGATIONS.contains(&next)
             }
-            "nous" => matches!(after(1), "ne" | "n'") || after(1).starts_with("n'"),
+            "nous" => after(1) == "ne" || after(1).starts_with("n'"),
             "wir" => (1..=4).any(|k| after(k) == "nicht" || after(k).starts_with("kein")),
             _ if NEGATIONS_BEFORE.contains(w) => {
                 let verb = if CLITICS.contains(&after(1)) {
