@@ -489,9 +489,6 @@ pub struct Question {
     /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
     /// segunda?", "abrís los sábados?".
     pub asks_open: bool,
-    /// Whether it asks for the cheapest ("cheapest tyres for 15 inch wheels?", "qual o mais
-    /// barato?"): a price, the lowest of those offered.
-    pub asks_cheapest: bool,
 }
 
 impl Question {
@@ -568,18 +565,16 @@ impl Question {
             });
         }
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-        let asks_cheapest = CHEAPEST.iter().any(|p| contains_phrase(&normal, p));
         Question {
             terms: out,
             quantities: quantity::quantities(text),
             size: size(text),
             days: named_days,
             months: named_months,
-            asks_price: asks_cheapest || asks_price(&normal),
+            asks_price: asks_price(&normal),
             asks_count: asks_count(&normal),
             asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
             asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
-            asks_cheapest,
         }
     }
 
@@ -852,26 +847,6 @@ const WHAT_TIME: &[&str] = &[
     "wieviel uhr",
 ];
 
-/// Words that ask for the cheapest of what is offered, normalised.
-const CHEAPEST: &[&str] = &[
-    "cheapest",
-    "least expensive",
-    "lowest price",
-    "mais barato",
-    "mais barata",
-    "mais baratos",
-    "mais baratas",
-    "mais em conta",
-    "mas barato",
-    "mas barata",
-    "mas baratos",
-    "mas baratas",
-    "moins cher",
-    "moins chere",
-    "am billigsten",
-    "am gunstigsten",
-];
-
 /// Words that ask whether or when the business opens, normalised. Participles ("aberto",
 /// "abierto", "opened") are left out: they say more often that a product was opened.
 const OPENING: &[&str] = &[
@@ -1055,21 +1030,6 @@ mod tests {
             "Up to 12 hours before.",
         ] {
             assert!(!asked.answer_stated(text), "{text}");
-        }
-    }
-
-    #[test]
-    fn a_question_for_the_cheapest_asks_a_price() {
-        for (text, cheapest) in [
-            ("cheapest tyres you do for 15 inch wheels?", true),
-            ("qual o corte mais barato?", true),
-            ("cual es la habitación más barata?", true),
-            ("what tyres do you do for 15 inch wheels?", false),
-            ("is it cheap?", false),
-        ] {
-            let read = Question::read(text, None, None);
-            assert_eq!(read.asks_cheapest, cheapest, "{text}");
-            assert!(!cheapest || read.asks_price, "{text}");
         }
     }
 
