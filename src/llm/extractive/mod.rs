@@ -677,17 +677,18 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
 /// went to one (confidence 0.18 and 0.21, both right), and any lift from 0.05 up changes the
 /// same turns. The unseen split was not looked at. So does an answer that says, for a day the
 /// customer named, what they asked of it ([`asks_of_a_day`] and [`states_the_answer`]: a time
-/// of day or a closing, asked whether or when the business opens): on the eight development businesses and the
-/// shipped suites it answers one turn that went to a person ("abrem segunda?", 0.20, with
-/// "Segunda-feira fechado o dia todo.") and changes no other. And so does an answer whose best
-/// sentence says that the business does not do something ([`says_not_done`]: "We do not do
-/// bodywork, dents, paint or windscreens."), to a question that asks no price, count, time or
-/// opening: the documents speak to the case in their own words ("dent", "bodywork") where
-/// the customer's seldom meet them, and a business writes down what it does not do because
-/// customers ask. On the nine development businesses and the shipped suites it answers four
-/// turns that went to a person (confidence 0.19-0.21; shoes, dyeing, harsh chemicals, a dent),
-/// all rightly, and changes no other; read anywhere in the answer rather than in its best
-/// sentence, it also answered a customer charged twice with "No aceptamos efectivo.".
+/// of day or a closing, asked whether or when the business opens): on the eight development
+/// businesses and the shipped suites it answers one turn that went to a person ("abrem
+/// segunda?", 0.20, with "Segunda-feira fechado o dia todo.") and changes no other. And so
+/// does an answer whose best sentence says that the business does not do something
+/// ([`says_not_done`]: "We do not do bodywork, dents, paint or windscreens."), to a question
+/// that asks no price, count, time or opening: the documents speak to the case in their own
+/// words ("dent", "bodywork") where the customer's seldom meet them, and a business writes
+/// down what it does not do because customers ask. On the nine development businesses and the
+/// shipped suites it answers four turns that went to a person (confidence 0.19-0.21; shoes,
+/// dyeing, harsh chemicals, a dent), all rightly, and changes no other; read anywhere in the
+/// answer rather than in its best sentence, it also answered a customer charged twice with
+/// "No aceptamos efectivo.".
 fn confidence(s: &Signals) -> f32 {
     if s.named || s.whole {
         return 1.0;
@@ -728,9 +729,14 @@ fn asks_of_a_day(asked: &Question) -> bool {
 fn says_not_done(offer: &Offer<'_>, candidates: &[Candidate]) -> bool {
     candidates
         .iter()
-        .filter(|c| c.n == offer.source.n && offer.text.contains(c.text.trim()))
+        .filter(|c| says_it(offer, c))
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .is_some_and(|best| units::says_not_done(&best.text))
+}
+
+/// Whether `offer` says the sentence `c` of its passage as it stands.
+fn says_it(offer: &Offer<'_>, c: &Candidate) -> bool {
+    c.n == offer.source.n && offer.text.contains(c.text.trim())
 }
 
 /// Whether `reply` holds a row named `name`.
@@ -753,14 +759,14 @@ fn sentence_relevance(
         .iter()
         .zip(vectors)
         .filter(|(c, _)| {
-            c.n == offer.source.n
-                && (offer.text.contains(c.text.trim())
-                    // A row said with one column of its values ("Familiar — Temporada baja:
-                    // 120 €.") is still the row.
-                    || (offer.row
-                        && rows::Row::parse(&c.text)
-                            .and_then(|r| r.name)
-                            .is_some_and(|name| holds_row(&offer.text, name.trim()))))
+            says_it(offer, c)
+                // A row said with one column of its values ("Familiar — Temporada baja:
+                // 120 €.") is still the row.
+                || (c.n == offer.source.n
+                    && offer.row
+                    && rows::Row::parse(&c.text)
+                        .and_then(|r| r.name)
+                        .is_some_and(|name| holds_row(&offer.text, name.trim())))
         })
         .map(|(_, v)| centre.relevance(question, v))
         .fold(0.0, f32::max)
