@@ -31,7 +31,9 @@
 //!   named by bands of one measure alone ("até 8 km", "de 8 a 15 km") are one thing's prices
 //!   by how much of it: only the customer's number chooses among them, so a word of the
 //!   documents' that none holds names no case of its own, and without a number every band
-//!   answers.
+//!   answers. Words the rows do not spell beside one that points at a single row are what the
+//!   customer says around it ("vou casar em outubro, quanto é o pacote de noiva?"): that row
+//!   is their case.
 //!
 //! A reply of amounts for several things is replaced by their names, asking which one the
 //! customer means; a reply of another thing's price is not sent, and the turn goes to a person.
@@ -127,7 +129,8 @@ pub(super) fn check(
         };
     }
     // Several things priced where the question names a case of its own that they do not
-    // spell: listing every price would state the wrong ones beside the right one.
+    // spell: listing every price would state the wrong ones beside the right one. When its
+    // words also point at one row, that row is the case they name.
     let names = row_names(priced.iter().map(String::as_str));
     let heading = asked.stems_of(heading.unwrap_or_default());
     // Without the documents' words (no lexicon) nothing is known to be specific.
@@ -156,7 +159,10 @@ pub(super) fn check(
             .map(|(stem, ..)| stem.clone())
             .collect();
         if !unheld.is_empty() {
-            return Err(Ungrounded::Unnamed { names, unheld });
+            return match pointed {
+                Some(grounded) => Ok(grounded),
+                None => Err(Ungrounded::Unnamed { names, unheld }),
+            };
         }
     }
     let specific: Vec<&String> = asked

@@ -1622,6 +1622,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_row_the_question_names_is_its_case_whatever_else_it_says() {
+        let table =
+            "Dia da noiva — O que inclui: penteado, maquiagem e manicure no dia; Preço: R$ 950.\n\
+                     Madrinha — O que inclui: penteado e maquiagem; Preço: R$ 320.\n\
+                     Maquiagem social — O que inclui: maquiagem para festa; Preço: R$ 160.";
+        let sources = [
+            source(1, "Serviços", "Serviços > Noivas e festas", table),
+            source(
+                2,
+                "Salão",
+                "Salão > Horário",
+                "Abrimos de terça a sábado, das 9h às 19h.",
+            ),
+            source(3, "Salão", "Salão > Pagamento", "Aceitamos cartão e Pix."),
+        ];
+        // "vou casar em outubro" is the customer's news, in words the documents never use;
+        // "noiva" names one of the rows: that row's price alone.
+        let answer = extract_knowing(
+            "oi! vou casar em outubro, quanto é o pacote de noiva?",
+            &sources,
+        )
+        .await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("R$ 950"), "{}", answer.text);
+        assert!(
+            !answer.text.contains("R$ 320") && !answer.text.contains("R$ 160"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
     async fn rows_the_words_single_out_alike_are_asked_about_not_priced() {
         let table = "1x per week — price: £30 a month.\n2x per week — price: £50 a month.\n3x per week — price: £65 a month.\nSingle class — price: £12.";
         let sources = [
