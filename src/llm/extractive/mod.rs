@@ -2581,6 +2581,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn asked_the_cheapest_the_column_lowest_in_every_row_answers() {
+        let table = "14 and 15 inch — Budget: £55; Mid-range: £75; Premium: £100.\n\
+                     16 and 17 inch — Budget: £70; Mid-range: £95; Premium: £130.\n\
+                     18 inch and up — Budget: £90; Mid-range: £120; Premium: £165.";
+        let sources = [source(1, "Prices", "Prices > Tyres, fitted, each", table)];
+        let answer = extract("cheapest tyres you do for 15 inch wheels?", &sources).await;
+        assert!(answer.text.contains("Budget: £55"), "{}", answer.text);
+        for other in ["£75", "£100", "£70"] {
+            assert!(!answer.text.contains(other), "{}", answer.text);
+        }
+        // No column is cheapest in every row: each row says all its prices.
+        let mixed = "Standard — Wash: £10; Dry clean: £8.\n\
+                     Delicate — Wash: £12; Dry clean: £15.";
+        let sources = [source(1, "Prices", "Prices > Cleaning", mixed)];
+        let answer = extract(
+            "what is the cheapest way to clean a delicate jumper?",
+            &sources,
+        )
+        .await;
+        assert!(
+            answer.text.contains("£12") && answer.text.contains("£15"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
     async fn a_word_of_the_tables_heading_names_no_column() {
         // "sessions" is what the whole table prices: asked the price of 20 sessions, the
         // pack's price is meant, not only its price per session.

@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::grounding::meant;
+use super::parts::amounts;
 use super::question::{days, months, Question};
 use super::rows::Row;
 use super::units::{
@@ -919,6 +920,11 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
     if let [one] = by_band.as_slice() {
         return Some((*one).clone());
     }
+    if question.asks_cheapest {
+        if let Some(label) = cheapest_column(rows, &pool) {
+            return Some(label.clone());
+        }
+    }
     // A word of the table's heading is what every column is about ("sessions" under "Prices
     // for 60-minute sessions"): it names none of them, and "Price per session" is not meant
     // over "Price" by a customer asking the price of 20 sessions.
@@ -955,6 +961,38 @@ fn named_column(rows: &[TableRow<'_>], question: &Question, asked: &Asked) -> Op
         }
         _ => None,
     }
+}
+
+/// The one of `labels` whose amount is the lowest in every row of `rows` that states amounts
+/// under two labels or more ("Budget: £55; Mid-range: £75; Premium: £100"), when one is.
+fn cheapest_column<'l>(rows: &[TableRow<'_>], labels: &[&'l String]) -> Option<&'l String> {
+    let mut cheapest: Option<&'l String> = None;
+    for r in rows {
+        let priced: Vec<(&'l String, f64)> = labels
+            .iter()
+            .filter_map(|&label| {
+                let (_, value) = r.row.cells.iter().find(|(l, _)| l == label)?;
+                Some((label, *amounts(value).first()?))
+            })
+            .collect();
+        if priced.len() < 2 {
+            continue;
+        }
+        let lowest = priced.iter().map(|(_, v)| *v).fold(f64::MAX, f64::min);
+        let lowest: Vec<&'l String> = priced
+            .iter()
+            .filter(|(_, v)| *v == lowest)
+            .map(|(label, _)| *label)
+            .collect();
+        let [label] = lowest[..] else {
+            return None;
+        };
+        if cheapest.is_some_and(|c| c != label) {
+            return None;
+        }
+        cheapest = Some(label);
+    }
+    cheapest
 }
 
 /// The price column of a table whose label the documents define by months ("Temporada alta:

@@ -218,6 +218,37 @@ pub(super) fn amount_starts(text: &str) -> Vec<usize> {
     starts
 }
 
+/// The amounts of money `text` states ([`amount_starts`]), as numbers: "£7.50" is 7.5,
+/// "6,90 €" 6.9, "1.800 €" and "R$ 1.800,00" 1800.
+pub(super) fn amounts(text: &str) -> Vec<f64> {
+    amount_starts(text)
+        .into_iter()
+        .filter_map(|at| {
+            let rest = &text[at..];
+            let digits = rest.find(|c: char| c.is_ascii_digit())?;
+            let number: String = rest[digits..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
+                .collect();
+            amount_value(number.trim_end_matches(['.', ',']))
+        })
+        .collect()
+}
+
+/// The value of an amount's digits and separators: the last separator is the decimal one when
+/// one or two digits follow it, else every separator groups thousands.
+fn amount_value(number: &str) -> Option<f64> {
+    let decimals = number
+        .rfind(['.', ','])
+        .filter(|&at| (2..=3).contains(&(number.len() - at)));
+    let (whole, fraction) = match decimals {
+        Some(at) => (&number[..at], &number[at + 1..]),
+        None => (number, ""),
+    };
+    let whole: String = whole.chars().filter(char::is_ascii_digit).collect();
+    format!("{whole}.{fraction}0").parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +267,9 @@ mod tests {
             .map(|at| text[at..].split_whitespace().next().unwrap())
             .collect();
         assert_eq!(found, ["£45", "R$", "95", "9.50"]);
+        assert_eq!(amounts(text), [45.0, 150.0, 95.0, 9.5]);
+        let thousands = "1.800 €, R$ 1.800,00, £1,250 and 6,90 € or £7.5.";
+        assert_eq!(amounts(thousands), [1800.0, 1800.0, 1250.0, 6.9, 7.5]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use crate::knowledge::lexicon::Lexicon;
 use crate::knowledge::quantity::{self, Quantity};
-use crate::knowledge::text::{contains_phrase, terms};
+use crate::knowledge::text::{contains_phrase, terms, words};
 use crate::language::normalize;
 
 /// Words that say what kind of answer is wanted rather than what it is about ("how much",
@@ -489,6 +489,9 @@ pub struct Question {
     /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
     /// segunda?", "abrís los sábados?".
     pub asks_open: bool,
+    /// Whether it asks for the cheapest ("cheapest tyres for 15 inch wheels?", "qual o mais
+    /// barato?"): a price, the lowest of those offered.
+    pub asks_cheapest: bool,
 }
 
 impl Question {
@@ -565,16 +568,18 @@ impl Question {
             });
         }
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        let asks_cheapest = asks_cheapest(&normal);
         Question {
             terms: out,
             quantities: quantity::quantities(text),
             size: size(text),
             days: named_days,
             months: named_months,
-            asks_price: asks_price(&normal),
+            asks_price: asks_cheapest || asks_price(&normal),
             asks_count: asks_count(&normal),
             asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
             asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
+            asks_cheapest,
         }
     }
 
@@ -847,6 +852,43 @@ const WHAT_TIME: &[&str] = &[
     "wieviel uhr",
 ];
 
+/// Whether the normalised question asks for the cheapest of what is offered: a superlative
+/// ("cheapest", "am günstigsten", "le moins cher"), or in Portuguese and Spanish, where the
+/// comparative and the superlative are one word, "mais barato" / "más barato" with the
+/// superlative's article before it or before its noun ("o mais barato", "o corte mais
+/// barato", "la habitación más barata"). Without the article it is a comparative: "à vista
+/// fica mais barato?" asks whether paying at once costs less, not for the cheapest.
+fn asks_cheapest(normal: &str) -> bool {
+    const SUPERLATIVES: &[&str] = &[
+        "cheapest",
+        "least expensive",
+        "lowest price",
+        "am billigsten",
+        "am gunstigsten",
+        "billigste",
+        "billigsten",
+        "gunstigste",
+        "gunstigsten",
+        "le moins cher",
+        "la moins chere",
+        "les moins chers",
+        "les moins cheres",
+    ];
+    const ARTICLES: &[&str] = &["o", "a", "os", "as", "el", "la", "lo", "los", "las"];
+    if SUPERLATIVES.iter().any(|p| contains_phrase(normal, p)) {
+        return true;
+    }
+    let words = words(normal);
+    words.windows(2).enumerate().any(|(at, pair)| {
+        let cheap = pair[1].starts_with("barat") || pair[1].starts_with("economic");
+        let article = |back: usize| {
+            at.checked_sub(back)
+                .is_some_and(|i| ARTICLES.contains(&words[i].as_str()))
+        };
+        matches!(pair[0].as_str(), "mais" | "mas") && cheap && (article(1) || article(2))
+    })
+}
+
 /// Words that ask whether or when the business opens, normalised. Participles ("aberto",
 /// "abierto", "opened") are left out: they say more often that a product was opened.
 const OPENING: &[&str] = &[
@@ -1030,6 +1072,27 @@ mod tests {
             "Up to 12 hours before.",
         ] {
             assert!(!asked.answer_stated(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_question_for_the_cheapest_asks_a_price() {
+        for (text, cheapest) in [
+            ("cheapest tyres you do for 15 inch wheels?", true),
+            ("qual o corte mais barato?", true),
+            ("cual es la habitación más barata?", true),
+            ("what tyres do you do for 15 inch wheels?", false),
+            ("is it cheap?", false),
+            ("la habitacion mas barata para dos?", true),
+            ("le forfait le moins cher?", true),
+            ("welche reifen sind am günstigsten?", true),
+            ("se eu pagar à vista fica mais barato?", false),
+            ("é mais barato no pix?", false),
+            ("c'est moins cher le matin?", false),
+        ] {
+            let read = Question::read(text, None, None);
+            assert_eq!(read.asks_cheapest, cheapest, "{text}");
+            assert!(!cheapest || read.asks_price, "{text}");
         }
     }
 
