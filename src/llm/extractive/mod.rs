@@ -367,6 +367,13 @@ impl ChatModel for Extractive {
             // A table row states its price whatever was asked ("do you sell puppies?" answered
             // with a dog snack's row): it must be about what the question names, as an answer to
             // a price question must.
+            // Rows the question's words single out alike are asked about when their prices
+            // differ and the question asks one; asked anything else ("faltei no pilates essa
+            // semana, consigo repor?" against the plans by classes a week), which of them the
+            // customer means is not what they asked, and the next offer answers.
+            if chosen.offer.ask_which && !asked.asks_price {
+                continue;
+            }
             if asked.asks_price || chosen.offer.row {
                 let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
                 if chosen.offer.ask_which {
@@ -1654,19 +1661,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rows_the_words_single_out_alike_are_asked_about_not_priced() {
+    async fn rows_the_words_single_out_alike_are_asked_about_only_for_their_price() {
         let table = "1x per week — price: £30 a month.\n2x per week — price: £50 a month.\n3x per week — price: £65 a month.\nSingle class — price: £12.";
         let sources = [
             source(1, "Prices", "Prices > Classes", table),
             source(2, "Hours", "Hours", "We open at 7 every weekday."),
         ];
-        // "week" names three plans alike and nothing says which: no plan's price is said.
-        let answer =
-            extract_knowing("I missed a session this week, can I catch up?", &sources).await;
+        // "week" names three plans alike and nothing says which: asked their price, the
+        // customer is asked which plan, and no plan's price is said.
+        let answer = extract_knowing("how much is it a week?", &sources).await;
         assert_eq!(answer.options.len(), 3, "{}", answer.text);
         assert!(!answer.text.contains('£'), "{}", answer.text);
+        // Asked anything else, which plan they mean is not what they asked: what answers it
+        // does.
+        let makeup = source(
+            3,
+            "Classes",
+            "Classes > Missed classes",
+            "A session you miss can be made up in the same month: book the catch up at reception.",
+        );
+        let sources = [sources[0].clone(), sources[1].clone(), makeup];
+        let answer =
+            extract_knowing("I missed a session this week, can I catch up?", &sources).await;
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
+        assert!(answer.text.contains("made up"), "{}", answer.text);
+        assert!(!answer.text.contains('£'), "{}", answer.text);
         // Its number names one of them: that plan's price alone.
-        let answer = extract_knowing("how much is it 2x per week?", &sources).await;
+        let answer = extract_knowing("how much is it 2x per week?", &sources[..2]).await;
         assert!(answer.options.is_empty(), "{:?}", answer.options);
         assert!(answer.text.contains("£50"), "{}", answer.text);
         assert!(
