@@ -364,9 +364,6 @@ impl ChatModel for Extractive {
                 },
             );
             let confidence = confidence(&signals);
-            // A table row states its price whatever was asked ("do you sell puppies?" answered
-            // with a dog snack's row): it must be about what the question names, as an answer to
-            // a price question must.
             // Rows the question's words single out alike are asked about when their prices
             // differ and the question asks one; asked anything else ("faltei no pilates essa
             // semana, consigo repor?" against the plans by classes a week), which of them the
@@ -374,6 +371,9 @@ impl ChatModel for Extractive {
             if chosen.offer.ask_which && !asked.asks_price {
                 continue;
             }
+            // A table row states its price whatever was asked ("do you sell puppies?" answered
+            // with a dog snack's row): it must be about what the question names, as an answer to
+            // a price question must.
             if asked.asks_price || chosen.offer.row {
                 let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
                 if chosen.offer.ask_which {
@@ -411,6 +411,7 @@ impl ChatModel for Extractive {
                     Ok(Grounded::Whole) => {}
                     Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
                     Ok(Grounded::Line(line)) => reply = line,
+                    // Rows the check finds alike: asked about only for their price, as above.
                     Err(Ungrounded::SeveralThings(_)) if !asked.asks_price => continue,
                     Err(Ungrounded::SeveralThings(names)) => {
                         let text = names
@@ -1631,10 +1632,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_the_question_names_is_its_case_whatever_else_it_says() {
-        let table =
-            "Dia da noiva — O que inclui: penteado, maquiagem e manicure no dia; Preço: R$ 950.\n\
-                     Madrinha — O que inclui: penteado e maquiagem; Preço: R$ 320.\n\
-                     Maquiagem social — O que inclui: maquiagem para festa; Preço: R$ 160.";
+        let table = "Dia da noiva — O que inclui: penteado, maquiagem e manicure; Preço: R$ 950.\n\
+            Madrinha — O que inclui: penteado e maquiagem; Preço: R$ 320.\n\
+            Maquiagem social — O que inclui: maquiagem para festa; Preço: R$ 160.";
         let sources = [
             source(1, "Serviços", "Serviços > Noivas e festas", table),
             source(
@@ -1701,8 +1701,8 @@ mod tests {
     #[tokio::test]
     async fn rows_a_question_that_asks_no_price_names_alike_are_not_offered_to_choose_from() {
         let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; Plazo: 24 horas.\n\
-                     Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; Plazo: 48 horas.\n\
-                     Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; Plazo: 72 horas.";
+            Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; Plazo: 48 horas.\n\
+            Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; Plazo: 72 horas.";
         let sources = [
             source(1, "Envíos", "Envíos > Precio del envío", table),
             source(
@@ -2282,7 +2282,7 @@ mod tests {
         // The question's "atendimento" meets only the words of one row's price ("não
         // atendemos"): that is the row's value, not what it is, and the rows stay alike.
         let sources = home_visits();
-        // (The pipeline writes chat shorthand out before the answerer reads it: "qnto é".)
+        // Asked as the answerer receives it: the pipeline writes "qnto é" out as "quanto é".
         let answer = extract_knowing("vcs fazem atendimento domiciliar? quanto é", &sources).await;
         // Asked which band, or told every band's price.
         let asked_which = answer.options == ["até 8 km", "de 8 a 15 km"];
