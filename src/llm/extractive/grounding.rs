@@ -36,7 +36,9 @@
 //!   is their case.
 //!
 //! A reply of amounts for several things is replaced by their names, asking which one the
-//! customer means; a reply of another thing's price is not sent, and the turn goes to a person.
+//! customer means, when the question asks a price (asked anything else, which of them is meant
+//! is not what was asked, and the answerer passes to its next offer); a reply of another
+//! thing's price is not sent, and the turn goes to a person.
 
 use std::collections::HashSet;
 
