@@ -441,6 +441,9 @@ impl ChatModel for Extractive {
                     reply = part;
                 }
             }
+            if let Some(fitting) = parts::without_excluded_bands(&reply, &asked.quantities) {
+                reply = fitting;
+            }
             picked = Some((section, reply, named, signals, confidence));
             break;
         }
@@ -2263,6 +2266,42 @@ mod tests {
         let answer = extract_knowing("cuanto cuesta el acuario de 60 litros?", &sources).await;
         assert!(answer.text.contains("89,00 €"), "{}", answer.text);
         assert!(!answer.text.contains("19,40 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn an_answer_leaves_out_the_band_that_excludes_the_customers_number() {
+        let sources = [Source {
+            relevance: 0.4,
+            ..source(
+                1,
+                "cardapio",
+                "Massas",
+                "Sequência de massas: três massas servidas à vontade, R$ 79 por pessoa. \
+                 Crianças de 6 a 10 anos pagam R$ 39; até 5 anos não pagam.",
+            )
+        }];
+        let answer = extract_knowing(
+            "meu filho tem 4 anos, paga a sequencia de massas?",
+            &sources,
+        )
+        .await;
+        assert!(
+            answer.text.contains("Até 5 anos não pagam."),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains("R$ 39"), "{}", answer.text);
+        let answer = extract_knowing(
+            "meu filho tem 7 anos, paga a sequencia de massas?",
+            &sources,
+        )
+        .await;
+        assert!(
+            answer.text.contains("Crianças de 6 a 10 anos pagam R$ 39."),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains("não pagam"), "{}", answer.text);
     }
 
     /// A price list by distance under a line of prose, in one passage.

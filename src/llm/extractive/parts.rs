@@ -2,7 +2,8 @@
 //! discs and pads: from £210.", "£45 for the front wheels, or £70 for all four") says the one
 //! price the customer asked about, when their words or their number single it out: the others
 //! are prices of things they did not ask about, and a customer who reads two prices may take
-//! the wrong one.
+//! the wrong one. Nor does a reply tell the customer what a band that excludes their number
+//! costs, where another band holds it ([`without_excluded_bands`]).
 
 use std::collections::HashSet;
 
@@ -68,15 +69,110 @@ pub(super) fn asked_part(reply: &str, question: &Question, asked: &Asked) -> Opt
     (weight > 0.0 && weight > weights[1].1).then(|| parts[best].said.clone())
 }
 
-/// Whether `band` holds the customer's `quantity`: in the same unit, or both years when
-/// neither says a unit ("a 2019 car", "cars made before 2017").
+/// `reply` without the clauses whose band excludes the customer's number, in each line where
+/// another clause's band holds it: a child of 4 is told "até 5 anos não pagam", not also
+/// "Crianças de 6 a 10 anos pagam R$ 39", which is not their price. A clause is a sentence, or
+/// a part of one between semicolons; a line whose bands all exclude the number (or none
+/// compares with it) is kept whole, for it is the answer's own statement of who it is for
+/// ("we see patients from 12 years"). `None` when nothing is left out.
+pub(super) fn without_excluded_bands(reply: &str, quantities: &[Quantity]) -> Option<String> {
+    if quantities.is_empty() {
+        return None;
+    }
+    let mut changed = false;
+    let lines: Vec<String> = reply
+        .split('\n')
+        .map(|line| match fitting_clauses(line, quantities) {
+            Some(kept) => {
+                changed = true;
+                kept
+            }
+            None => line.to_string(),
+        })
+        .collect();
+    changed.then(|| lines.join("\n"))
+}
+
+/// `line` without its clauses whose band excludes every one of the customer's `quantities`,
+/// when another clause's band holds one (see [`without_excluded_bands`]).
+fn fitting_clauses(line: &str, quantities: &[Quantity]) -> Option<String> {
+    // Each sentence's clauses, with whether their bands hold a number of the customer's
+    // (`None` when no band of theirs compares with one).
+    let sentences: Vec<Vec<(&str, Option<bool>)>> = sentence_spans(line)
+        .into_iter()
+        .map(|span| {
+            line[span]
+                .split_inclusive(';')
+                .map(|clause| {
+                    let compared: Vec<bool> = bands(clause)
+                        .iter()
+                        .flat_map(|b| quantities.iter().filter_map(|q| comparable(b, q)))
+                        .collect();
+                    (
+                        clause,
+                        (!compared.is_empty()).then(|| compared.contains(&true)),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let verdicts: Vec<Option<bool>> = sentences.iter().flatten().map(|c| c.1).collect();
+    if !verdicts.contains(&Some(true)) || !verdicts.contains(&Some(false)) {
+        return None;
+    }
+    let mut kept_sentences = Vec::new();
+    for clauses in &sentences {
+        let kept: Vec<&str> = clauses
+            .iter()
+            .filter(|c| c.1 != Some(false))
+            .map(|c| c.0.trim())
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        let mut sentence = kept.join(" ");
+        // A sentence whose first clause is left out starts at the next one; one whose last is
+        // left out ends where its last kept clause does, with the sentence's own full stop.
+        if clauses[0].1 == Some(false) {
+            sentence = capitalised(&sentence);
+        }
+        let (last, _) = clauses[clauses.len() - 1];
+        if clauses[clauses.len() - 1].1 == Some(false) {
+            let stop = last
+                .trim_end()
+                .chars()
+                .last()
+                .filter(|c| ".!?".contains(*c));
+            sentence = sentence.trim_end_matches([';', ',', ' ']).to_string();
+            sentence.extend(stop);
+        }
+        kept_sentences.push(sentence);
+    }
+    Some(kept_sentences.join(" "))
+}
+
+/// `text` with its first letter in upper case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// Whether `band` holds the customer's `quantity` ([`comparable`]).
 fn holds(band: &Band, quantity: &Quantity) -> bool {
-    let comparable = match (band.unit, quantity.unit) {
+    comparable(band, quantity) == Some(true)
+}
+
+/// Whether `band` holds the customer's `quantity`, when the two compare: in the same unit, or
+/// both years when neither says a unit ("a 2019 car", "cars made before 2017").
+fn comparable(band: &Band, quantity: &Quantity) -> Option<bool> {
+    let compares = match (band.unit, quantity.unit) {
         (Some(a), Some(b)) => a == b,
         (None, None) => is_year(quantity.value) && band.low.or(band.high).is_some_and(is_year),
         _ => false,
     };
-    comparable && band.holds(quantity) == Some(true)
+    compares.then(|| band.holds(quantity) == Some(true))
 }
 
 /// Whether `value` reads as a year.
@@ -359,6 +455,50 @@ mod tests {
                  before 2017)."
             )
         );
+    }
+
+    fn fitted(reply: &str, question: &str) -> Option<String> {
+        let read = Question::read(question, None, Some("pt"));
+        without_excluded_bands(reply, &read.quantities)
+    }
+
+    #[test]
+    fn a_band_that_excludes_the_customers_number_is_left_out_beside_one_that_holds_it() {
+        let pasta = "- Sequência de massas: R$ 79 por pessoa. Crianças de 6 a 10 anos pagam \
+                     R$ 39; até 5 anos não pagam.\n- Polenta frita: R$ 28 a porção.";
+        assert_eq!(
+            fitted(pasta, "meu filho tem 4 anos, paga a sequencia?").as_deref(),
+            Some(
+                "- Sequência de massas: R$ 79 por pessoa. Até 5 anos não pagam.\n\
+                 - Polenta frita: R$ 28 a porção."
+            )
+        );
+        assert_eq!(
+            fitted(pasta, "e com 8 anos?").as_deref(),
+            Some(
+                "- Sequência de massas: R$ 79 por pessoa. Crianças de 6 a 10 anos pagam R$ 39.\n\
+                 - Polenta frita: R$ 28 a porção."
+            )
+        );
+        // Sentences alike.
+        let delivery = "Até 3 km a entrega custa R$ 6. De 3 a 7 km, R$ 12.";
+        assert_eq!(
+            fitted(delivery, "moro a 5 km, quanto fica a entrega?").as_deref(),
+            Some("De 3 a 7 km, R$ 12.")
+        );
+    }
+
+    #[test]
+    fn bands_that_all_exclude_or_none_that_compares_keep_the_reply_whole() {
+        let pasta = "Crianças de 6 a 10 anos pagam R$ 39; até 5 anos não pagam.";
+        // No band holds 12: the reply says who its prices are for.
+        assert_eq!(fitted(pasta, "meu filho tem 12 anos, paga?"), None);
+        // No number of the customer's, or none in the bands' unit.
+        assert_eq!(fitted(pasta, "criança paga a sequencia?"), None);
+        assert_eq!(fitted(pasta, "moro a 4 km, paga?"), None);
+        // A band in another line is another row's.
+        let rows = "Até 5 anos: grátis\nDe 6 a 10 anos: R$ 39";
+        assert_eq!(fitted(rows, "meu filho tem 4 anos"), None);
     }
 
     #[test]
