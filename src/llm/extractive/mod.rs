@@ -2304,6 +2304,29 @@ mod tests {
         assert!(!answer.text.contains("não pagam"), "{}", answer.text);
     }
 
+    #[tokio::test]
+    async fn asked_a_price_a_short_list_answers_with_the_line_that_stands_out() {
+        let passes = "- Day pass: £18. Coffee and tea included.\n\
+                      - Ten-visit card: £140. Visits last three months.\n\
+                      - Locker: £12 a month.";
+        let sources = [Source {
+            relevance: 0.4,
+            ..source(1, "prices", "Passes", passes)
+        }];
+        let answer = extract_knowing("how much is the day pass?", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("- Day pass: £18. Coffee and tea included."),
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains("£140"), "{}", answer.text);
+        // Asked no price, or a price the list's lines share alike, the list answers whole.
+        let answer = extract_knowing("what passes do you have?", &sources).await;
+        assert!(answer.text.contains("£140"), "{}", answer.text);
+    }
+
     /// A price list by distance under a line of prose, in one passage.
     fn home_visits() -> [Source; 1] {
         let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\

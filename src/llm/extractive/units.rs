@@ -315,7 +315,9 @@ pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
 
 /// What a chosen section says in reply. A section short enough for a chat message answers as
 /// a unit (but for a question that asks no price, the prose paragraph of its best sentence
-/// answers alone when it states no price and the rest of the section does); from a longer
+/// answers alone when it states no price and the rest of the section does; and for one that
+/// asks a price, the line of its best sentence does when no other priced line stands out as
+/// it does: [`priced_line`]); from a longer
 /// one, the paragraph of its best sentence when that paragraph is prose that fits and states
 /// no price the best sentence does not (its author's unit: "we keep slots for emergencies"
 /// and "call before 17:00 to be seen the same day" are one answer); else its best sentence
@@ -330,6 +332,16 @@ pub(super) fn section_reply(
     let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
     let best = sentences.iter().max_by(|a, b| a.score.total_cmp(&b.score));
     if let Some(whole) = whole(section, MAX_REPLY_CHARS) {
+        // Asked a price, a list that prices several things answers with its best line alone
+        // when no other priced line stands out as it does: a customer who reads two prices may
+        // take the wrong one ("Pase de día: 18 €" for a single day, not also "Bono de 10 días:
+        // 140 €").
+        if let Some(line) = best
+            .filter(|_| asks_price)
+            .and_then(|best| priced_line(section, &sentences, best, floor))
+        {
+            return Some(line);
+        }
         // Where the rest of the section prices other things, a question that asks no price is
         // answered by its best sentence's prose paragraph alone when that states none ("No
         // tenemos piscina ni spa." below the bike hire's and the canoe trip's prices).
@@ -360,6 +372,52 @@ pub(super) fn section_reply(
         }
     }
     sentence_run(&sentences, floor, true).map(|(reply, _)| reply)
+}
+
+/// The line of `section` that holds its `best` sentence, with the title line above it if any,
+/// when that line prices something, another line of the section prices something else, and
+/// no sentence of another priced line stands out as the best one does ([`Lead`]).
+fn priced_line(
+    section: &Source,
+    sentences: &[&Candidate],
+    best: &Candidate,
+    floor: f32,
+) -> Option<String> {
+    let context = &section.context;
+    let spans = sentence_spans(context);
+    let line_of = |index: usize| -> Option<std::ops::Range<usize>> {
+        let span = spans.get(index)?;
+        let start = context[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let end = context[span.end..]
+            .find('\n')
+            .map_or(context.len(), |i| span.end + i);
+        Some(start..end)
+    };
+    let line = line_of(best.index)?;
+    let text = context[line.clone()].trim();
+    let priced = context.lines().filter(|l| states_a_price(l)).count();
+    if priced < 2 || !states_a_price(text) {
+        return None;
+    }
+    let lead = Lead::of(best.score, floor);
+    let rival = sentences.iter().any(|c| {
+        line_of(c.index).is_some_and(|other| {
+            other != line && states_a_price(&context[other]) && lead.stands_out(c.score)
+        })
+    });
+    if rival {
+        return None;
+    }
+    let title = context[..line.start]
+        .trim_end()
+        .rsplit('\n')
+        .next()
+        .map(str::trim)
+        .filter(|above| !above.is_empty() && is_title_line(above));
+    Some(match title {
+        Some(title) => format!("{title}\n{text}"),
+        None => text.to_string(),
+    })
 }
 
 /// The sentences of the paragraph of `text` (between blank lines) that holds its `index`-th
