@@ -441,6 +441,8 @@ impl ChatModel for Extractive {
                     reply = part;
                 }
             }
+            // Of the bands a line states in the unit of the customer's number, those that
+            // exclude it are not theirs when another holds it ("até 5 anos não pagam" for 4).
             if let Some(fitting) = parts::without_excluded_bands(&reply, &asked.quantities) {
                 reply = fitting;
             }
@@ -2322,7 +2324,7 @@ mod tests {
             answer.text
         );
         assert!(!answer.text.contains("£140"), "{}", answer.text);
-        // Asked no price, or a price the list's lines share alike, the list answers whole.
+        // Asked no price, the list answers whole.
         let answer = extract_knowing("what passes do you have?", &sources).await;
         assert!(answer.text.contains("£140"), "{}", answer.text);
     }

@@ -136,8 +136,8 @@ fn fitting_clauses(line: &str, quantities: &[Quantity]) -> Option<String> {
         if clauses[0].1 == Some(false) {
             sentence = capitalised(&sentence);
         }
-        let (last, _) = clauses[clauses.len() - 1];
-        if clauses[clauses.len() - 1].1 == Some(false) {
+        let (last, verdict) = clauses[clauses.len() - 1];
+        if verdict == Some(false) {
             let stop = last
                 .trim_end()
                 .chars()
