@@ -130,6 +130,14 @@ pub(super) fn check(
             _ => None,
         };
     }
+    // Lines written in another language than the question's hold none of its words, whatever
+    // they price (a Spanish price list read for an English question, where the English page
+    // beside it makes "day" a word the documents know): words cannot tell what they are
+    // about, and the answer stands on the embedder's choice, as when the documents use none
+    // of the question's words.
+    if priced.iter().all(|l| asked.in_another_language(l)) {
+        return Ok(pointed.unwrap_or(Grounded::Whole));
+    }
     // Several things priced where the question names a case of its own that they do not
     // spell: listing every price would state the wrong ones beside the right one. When its
     // words also point at one row, that row is the case they name.

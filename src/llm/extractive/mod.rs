@@ -212,6 +212,7 @@ impl ChatModel for Extractive {
             .unwrap_or("en");
         let mut stems = Asked::of(&asked, lexicon, documents_language);
         stems.foreign = language.is_some_and(|l| l != documents_language);
+        stems.written_in = language;
         tracing::debug!(target: "palaver::extractive::offers", asked = ?stems.stems, "asked");
 
         let mut candidates = Vec::new();
@@ -2225,6 +2226,52 @@ mod tests {
         assert!(answer.text.contains("55 €"), "{}", answer.text);
         assert!(!answer.text.contains("28 €"), "{}", answer.text);
         assert!(!answer.text.contains("20 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_price_in_another_language_than_the_question_is_not_checked_by_its_words() {
+        // Spanish documents with an English page beside them: "day" is a word the documents
+        // know, in one passage of five (a specific word), and the Spanish line that answers
+        // cannot hold it.
+        let sources = [
+            source(
+                1,
+                "Actividades",
+                "Actividades > Alquiler",
+                "- Alquiler de bicicletas de montaña: 25 € el día completo, casco incluido.",
+            ),
+            source(
+                2,
+                "Getting here",
+                "Getting here > Bus",
+                "Buses run from Oviedo to the village twice a day.",
+            ),
+            source(
+                3,
+                "Alojamiento",
+                "Alojamiento > Horario",
+                "La recepción abre todos los días de nueve a nueve.",
+            ),
+            source(
+                4,
+                "Alojamiento",
+                "Alojamiento > Pagos",
+                "Aceptamos tarjeta, Bizum y transferencia bancaria.",
+            ),
+            source(
+                5,
+                "Alojamiento",
+                "Alojamiento > Mascotas",
+                "Los perros pequeños son bienvenidos en las casas con jardín.",
+            ),
+        ];
+        let answer = extract_knowing_with(
+            Translating(&[("rent", "alquiler"), ("bikes", "bicicletas")]),
+            "do you rent bikes? how much for a full day?",
+            &sources,
+        )
+        .await;
+        assert!(answer.text.contains("25 €"), "{}", answer.text);
     }
 
     #[tokio::test]

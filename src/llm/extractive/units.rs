@@ -74,6 +74,8 @@ pub(super) struct Asked {
     /// Whether the question is written in another language than the documents: its words
     /// unknown to them are then its language's, not things the documents do not name.
     pub(super) foreign: bool,
+    /// The language the question is written in, when it says.
+    pub(super) written_in: Option<&'static str>,
     /// The stems that are number words ("one", "uma"), with their values (see
     /// [`Asked::stems_of`]).
     numbers: Vec<(String, f64)>,
@@ -120,6 +122,7 @@ impl Asked {
             language: language.to_string(),
             specific: lexicon.map_or(f32::INFINITY, |l| l.idf_at_share(SPECIFIC_SHARE)),
             foreign: false,
+            written_in: None,
         }
     }
 
@@ -140,6 +143,14 @@ impl Asked {
             }
         }
         stems
+    }
+
+    /// Whether `text` is written in another language than the question: it then holds none
+    /// of the question's words whatever it is about ("Alquiler de bicicletas: 25 € el día
+    /// completo" for "how much to rent a bike for a day?").
+    pub(super) fn in_another_language(&self, text: &str) -> bool {
+        self.written_in
+            .is_some_and(|q| crate::language::detect(text).is_some_and(|l| l != q))
     }
 
     /// The stems of `text`'s content words (no stopwords), in order, once each.
