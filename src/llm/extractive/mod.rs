@@ -2376,6 +2376,33 @@ mod tests {
         assert!(answer.text.contains("£140"), "{}", answer.text);
     }
 
+    #[tokio::test]
+    async fn a_sentence_that_goes_on_a_list_item_is_said_with_the_item() {
+        // Longer than a message: the best sentence answers, with what follows it.
+        let household = "- Curtains: £9 a square metre, lined or unlined, taken down by you.\n\
+                         - Duvets: £18 single, £22 double, £26 king size, washed and dried.\n\
+                         - Rugs up to 2 square metres: £35. Larger rugs we do not clean.\n\
+                         - Cushion covers: £6 each, with the zip closed before washing.\n\
+                         - Sleeping bags: £20, synthetic or down, ready in five working days.\n\
+                         - Tablecloths: £8 up to six seats, £12 for larger tables, pressed.\n\
+                         - Pillows: £10 each, feather or synthetic, washed at sixty degrees.\n\
+                         - Blankets: £14 wool or fleece, £18 for electric blankets, by hand.\n\
+                         - Bath mats: £5 each, cotton or bamboo, washed and tumble dried.";
+        assert!(household.chars().count() > units::MAX_REPLY_CHARS);
+        let sources = [Source {
+            relevance: 0.4,
+            ..source(1, "prices", "Household items", household)
+        }];
+        let answer = extract_knowing("can you clean larger rugs?", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("- Rugs up to 2 square metres: £35. Larger rugs we do not clean."),
+            "{}",
+            answer.text
+        );
+    }
+
     /// A price list by distance under a line of prose, in one passage.
     fn home_visits() -> [Source; 1] {
         let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\

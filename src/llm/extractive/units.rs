@@ -382,7 +382,29 @@ pub(super) fn section_reply(
             return Some(reply);
         }
     }
-    sentence_run(&sentences, floor, true).map(|(reply, _)| reply)
+    let (reply, _) = sentence_run(&sentences, floor, true)?;
+    // A sentence that goes on a list item's line speaks of what the item opens with ("Larger
+    // rugs we do not clean." after "- Rugs up to 2 square metres: £35."): it is said with it.
+    // (A title line above it is the item's opening already.)
+    let first_line = reply.lines().next().unwrap_or_default().trim();
+    Some(match item_opening(&section.context, best.index) {
+        Some(opening)
+            if !opening.ends_with(first_line)
+                && opening.chars().count() + reply.chars().count() < MAX_REPLY_CHARS =>
+        {
+            format!("{opening} {reply}")
+        }
+        _ => reply,
+    })
+}
+
+/// The start of the list item whose line holds the sentence at `index` of `text`, up to that
+/// sentence, when the sentence does not open the item.
+fn item_opening(text: &str, index: usize) -> Option<&str> {
+    let span = sentence_spans(text).into_iter().nth(index)?;
+    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let opening = text[start..span.start].trim_end();
+    (!opening.is_empty() && is_list_item(opening)).then_some(opening)
 }
 
 /// The line of `section` that holds its `best` sentence, with the title line above it if any,
