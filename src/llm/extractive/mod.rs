@@ -408,6 +408,34 @@ impl ChatModel for Extractive {
                         None => Err(Ungrounded::OtherThing),
                     };
                 }
+                // Words and meaning disagree on the row: a word of the question's, in the
+                // documents' language, that they never use says what sets the customer's
+                // thing apart ("aparelhos transparentes"); the row whose name holds the
+                // question's other words ("Aparelho fixo metálico") is not the retrieved row
+                // whose name is most like the question ("Alinhadores invisíveis"); and that
+                // row's name holds none of the question's words (where it holds some, the
+                // words have already chosen between the two: "one PT session" is "1
+                // session", not "1 partner session"). Either price may be the wrong one: the
+                // customer is asked which of the two they mean.
+                if asked.asks_price && asked.quantities.is_empty() && stems.names_unknown() {
+                    let meant = meant_row.filter(|m| !stems.names_any(&stems.stems_of(m)));
+                    if let Some(meant) = meant {
+                        let chosen_row = match &verdict {
+                            Ok(Grounded::Row(name)) => Some(name.clone()),
+                            Ok(Grounded::Whole) => match grounding::row_names(reply.lines())[..] {
+                                [ref one] => Some(one.clone()),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let chosen_row = chosen_row.filter(|n| {
+                            !n.eq_ignore_ascii_case(meant) && stems.names_any(&stems.stems_of(n))
+                        });
+                        if let Some(name) = chosen_row {
+                            verdict = Err(Ungrounded::SeveralThings(vec![name, meant.to_string()]));
+                        }
+                    }
+                }
                 match verdict {
                     Ok(Grounded::Whole) => {}
                     Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
@@ -2272,6 +2300,41 @@ mod tests {
         )
         .await;
         assert!(answer.text.contains("25 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_row_chosen_by_words_against_the_meaning_of_the_question_is_asked_about() {
+        let table = "Consulta de ortodontia — Preço: 50 €.\n\
+            Aparelho fixo metálico (tratamento completo) — Preço: 1800 €.\n\
+            Alinhadores invisíveis (tratamento completo) — Preço: desde 2900 €.";
+        // "transparentes" is no word of the documents'; what it means is the aligners'.
+        let answer = extract_with(
+            Translating(&[("transparentes", "invisiveis")]),
+            "fazem aqueles aparelhos transparentes? qual o preço?",
+            "Serviços e preços > Ortodontia",
+            table,
+        )
+        .await;
+        assert_eq!(
+            answer.options,
+            [
+                "Aparelho fixo metálico (tratamento completo)",
+                "Alinhadores invisíveis (tratamento completo)"
+            ],
+            "{}",
+            answer.text
+        );
+        assert!(!answer.text.contains('€'), "{}", answer.text);
+        // In the documents' words alone, the row they name.
+        let answer = extract_with(
+            Translating(&[]),
+            "qual o preço do aparelho fixo?",
+            "Serviços e preços > Ortodontia",
+            table,
+        )
+        .await;
+        assert!(answer.text.contains("1800 €"), "{}", answer.text);
+        assert!(answer.options.is_empty(), "{:?}", answer.options);
     }
 
     #[tokio::test]

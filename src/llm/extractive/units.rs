@@ -153,6 +153,16 @@ impl Asked {
             .is_some_and(|q| crate::language::detect(text).is_some_and(|l| l != q))
     }
 
+    /// Whether the question, in the documents' language, holds a word of its own that the
+    /// documents never use.
+    pub(super) fn names_unknown(&self) -> bool {
+        !self.foreign
+            && self
+                .stems
+                .iter()
+                .any(|(_, _, known, carried)| !known && !carried)
+    }
+
     /// The stems of `text`'s content words (no stopwords), in order, once each.
     pub(super) fn content_stems(&self, text: &str) -> Vec<String> {
         let mut seen = HashSet::new();
