@@ -408,32 +408,11 @@ impl ChatModel for Extractive {
                         None => Err(Ungrounded::OtherThing),
                     };
                 }
-                // Words and meaning disagree on the row: a word of the question's, in the
-                // documents' language, that they never use says what sets the customer's
-                // thing apart ("aparelhos transparentes"); the row whose name holds the
-                // question's other words ("Aparelho fixo metálico") is not the retrieved row
-                // whose name is most like the question ("Alinhadores invisíveis"); and that
-                // row's name holds none of the question's words (where it holds some, the
-                // words have already chosen between the two: "one PT session" is "1
-                // session", not "1 partner session"). Either price may be the wrong one: the
-                // customer is asked which of the two they mean.
-                if asked.asks_price && asked.quantities.is_empty() && stems.names_unknown() {
-                    let meant = meant_row.filter(|m| !stems.names_any(&stems.stems_of(m)));
-                    if let Some(meant) = meant {
-                        let chosen_row = match &verdict {
-                            Ok(Grounded::Row(name)) => Some(name.clone()),
-                            Ok(Grounded::Whole) => match grounding::row_names(reply.lines())[..] {
-                                [ref one] => Some(one.clone()),
-                                _ => None,
-                            },
-                            _ => None,
-                        };
-                        let chosen_row = chosen_row.filter(|n| {
-                            !n.eq_ignore_ascii_case(meant) && stems.names_any(&stems.stems_of(n))
-                        });
-                        if let Some(name) = chosen_row {
-                            verdict = Err(Ungrounded::SeveralThings(vec![name, meant.to_string()]));
-                        }
+                // Words and meaning disagree on the row ([`disagreeing`]): either price may be
+                // the wrong one, and the customer is asked which of the two they mean.
+                if asked.asks_price && asked.quantities.is_empty() {
+                    if let Some(names) = disagreeing(&verdict, &reply, meant_row, &stems) {
+                        verdict = Err(Ungrounded::SeveralThings(names));
                     }
                 }
                 match verdict {
@@ -742,6 +721,35 @@ fn confidence(s: &Signals) -> f32 {
     }
     let measured = if s.measured { MEASURED_LIFT } else { 0.0 };
     (s.relevance.max(s.sentence) + typical + measured).clamp(0.0, 1.0)
+}
+
+/// The row a price question's words chose and the retrieved row whose name is most like the
+/// question (`meant`), when the two disagree: the question holds a word of its own, in the
+/// documents' language, that they never use, which says what sets the customer's thing apart
+/// ("aparelhos transparentes"); the row whose name holds the question's other words
+/// ("Aparelho fixo metálico") is not the meant one ("Alinhadores invisíveis"); and the meant
+/// row's name holds none of the question's words. Where it holds some, the words have already
+/// chosen between the two: "one PT session" is "1 session", not "1 partner session".
+fn disagreeing(
+    verdict: &Result<Grounded, Ungrounded>,
+    reply: &str,
+    meant: Option<&str>,
+    asked: &Asked,
+) -> Option<Vec<String>> {
+    let meant = meant.filter(|m| !asked.names_any(&asked.stems_of(m)))?;
+    if !asked.names_unknown() {
+        return None;
+    }
+    let chosen = match verdict {
+        Ok(Grounded::Row(name)) => name.clone(),
+        Ok(Grounded::Whole) => match grounding::row_names(reply.lines()).as_slice() {
+            [one] => one.clone(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (!chosen.eq_ignore_ascii_case(meant) && asked.names_any(&asked.stems_of(&chosen)))
+        .then(|| vec![chosen, meant.to_string()])
 }
 
 /// Whether `text` states a band in the unit of one of the customer's `quantities` (their
