@@ -161,7 +161,7 @@ pub(super) fn check(
                     && (if *known {
                         *weight >= asked.specific && !schedule
                     } else {
-                        !asked.foreign
+                        !asked.foreign()
                     })
                     && !heading.contains(stem)
                     && !held.iter().any(|h| h.contains(stem))

@@ -211,7 +211,6 @@ impl ChatModel for Extractive {
             .or(language)
             .unwrap_or("en");
         let mut stems = Asked::of(&asked, lexicon, documents_language);
-        stems.foreign = language.is_some_and(|l| l != documents_language);
         stems.written_in = language;
         tracing::debug!(target: "palaver::extractive::offers", asked = ?stems.stems, "asked");
 

@@ -410,7 +410,7 @@ fn row_offers<'a>(
         if !question.days.is_empty() && !days(&normalize(name), true).is_empty() {
             return true;
         }
-        if asked.foreign {
+        if asked.foreign() {
             // A name that is itself the band ("até 8 km", "Pack of 10") is the table's thing
             // in that band; a band among the other cells is a variant of the thing named.
             return fits(&question.quantities, &bands(name)) == Some(true)
@@ -564,7 +564,7 @@ fn row_offers<'a>(
         // does not use ("the first assessment" of "Avaliação (primeira consulta)"): only the
         // rows that stand out by meaning answer, as the rows of a longer table do, and every
         // row's price is not said for the one asked.
-        let by_meaning = asked.foreign && question.asks_price;
+        let by_meaning = asked.foreign() && question.asks_price;
         if text.chars().count() <= MAX_TABLE_REPLY_CHARS && !by_meaning {
             out.push(offer(
                 source_of(&rows[pool[0]]),
@@ -632,7 +632,7 @@ fn row_offers<'a>(
         .filter(|t| t.known.is_none() && !t.carried)
         .map(|t| t.word.as_str())
         .collect();
-    let spelt: Vec<usize> = if asked.foreign {
+    let spelt: Vec<usize> = if asked.foreign() {
         Vec::new()
     } else {
         open.iter()

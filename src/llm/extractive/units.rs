@@ -71,9 +71,6 @@ pub(super) struct Asked {
     /// The weight from which a known word is specific to few passages (a quarter of them at
     /// most); infinite without a lexicon, where nothing is known to be.
     pub(super) specific: f32,
-    /// Whether the question is written in another language than the documents: its words
-    /// unknown to them are then its language's, not things the documents do not name.
-    pub(super) foreign: bool,
     /// The language the question is written in, when it says.
     pub(super) written_in: Option<&'static str>,
     /// The stems that are number words ("one", "uma"), with their values (see
@@ -121,7 +118,6 @@ impl Asked {
             corrected,
             language: language.to_string(),
             specific: lexicon.map_or(f32::INFINITY, |l| l.idf_at_share(SPECIFIC_SHARE)),
-            foreign: false,
             written_in: None,
         }
     }
@@ -145,6 +141,12 @@ impl Asked {
         stems
     }
 
+    /// Whether the question is written in another language than the documents: its words
+    /// unknown to them are then its language's, not things the documents do not name.
+    pub(super) fn foreign(&self) -> bool {
+        self.written_in.is_some_and(|l| l != self.language)
+    }
+
     /// Whether `text` is written in another language than the question: it then holds none
     /// of the question's words whatever it is about ("Alquiler de bicicletas: 25 € el día
     /// completo" for "how much to rent a bike for a day?").
@@ -156,7 +158,7 @@ impl Asked {
     /// Whether the question, in the documents' language, holds a word of its own that the
     /// documents never use.
     pub(super) fn names_unknown(&self) -> bool {
-        !self.foreign
+        !self.foreign()
             && self
                 .stems
                 .iter()
