@@ -414,9 +414,17 @@ pub(super) fn section_reply(
 /// sentence, when the sentence does not open the item.
 fn item_opening(text: &str, index: usize) -> Option<&str> {
     let span = sentence_spans(text).into_iter().nth(index)?;
-    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    let opening = text[start..span.start].trim_end();
+    let opening = text[line_around(text, &span).start..span.start].trim_end();
     (!opening.is_empty() && is_list_item(opening)).then_some(opening)
+}
+
+/// The line of `text` that holds `span`, without its line break.
+fn line_around(text: &str, span: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[span.end..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end + i);
+    start..end
 }
 
 /// The line of `section` that holds its `best` sentence, with the title line above it if any,
@@ -430,14 +438,7 @@ fn priced_line(
 ) -> Option<String> {
     let context = &section.context;
     let spans = sentence_spans(context);
-    let line_of = |index: usize| -> Option<std::ops::Range<usize>> {
-        let span = spans.get(index)?;
-        let start = context[..span.start].rfind('\n').map_or(0, |i| i + 1);
-        let end = context[span.end..]
-            .find('\n')
-            .map_or(context.len(), |i| span.end + i);
-        Some(start..end)
-    };
+    let line_of = |index: usize| spans.get(index).map(|span| line_around(context, span));
     let line = line_of(best.index)?;
     let text = context[line.clone()].trim();
     let priced = context.lines().filter(|l| states_a_price(l)).count();
