@@ -220,26 +220,45 @@ pub(super) fn check(
 /// sentences), the one that holds every question word another holds, and more: "the zip on my
 /// coat" points at "Replacing a zip: £15 on trousers and skirts, £30 on coats and jackets."
 /// (zip, replace, coat) over "Shortening sleeves on a jacket: £28; on a coat: £35." (coat).
+/// When no item holds more than each other, the same over what the items open with, up to
+/// their first colon, the thing each prices: "take up a pair of trousers" points at "Trouser
+/// hems: £12" over "Replacing a zip: £15 on trousers and skirts", where trousers are a case of
+/// the zip's price, not what it is.
 /// None when a sentence is not a list item's, or no item holds more than each other.
 fn holding_most<'a>(
     pointed: impl Iterator<Item = (&'a str, &'a HashSet<String>)>,
     asked: &Asked,
 ) -> Option<&'a str> {
-    let mut items: Vec<(&str, HashSet<&str>)> = Vec::new();
+    let own = |held: &HashSet<String>| -> HashSet<String> {
+        asked
+            .stems
+            .iter()
+            .filter(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
+            .map(|(stem, ..)| stem.clone())
+            .collect()
+    };
+    let mut items: Vec<(&str, HashSet<String>)> = Vec::new();
     for (item, held) in pointed {
         if !is_list_item(item) {
             return None;
         }
-        let words = asked
-            .stems
-            .iter()
-            .filter(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
-            .map(|(stem, ..)| stem.as_str());
         match items.iter_mut().find(|(i, _)| *i == item) {
-            Some((_, all)) => all.extend(words),
-            None => items.push((item, words.collect())),
+            Some((_, all)) => all.extend(own(held)),
+            None => items.push((item, own(held))),
         }
     }
+    let openings: Vec<(&str, HashSet<String>)> = items
+        .iter()
+        .map(|(item, _)| {
+            let opening = item.split_once(':').map_or("", |(opening, _)| opening);
+            (*item, own(&asked.stems_of(opening)))
+        })
+        .collect();
+    holding_more(&items).or_else(|| holding_more(&openings))
+}
+
+/// The item of `items` whose words hold every other's and more.
+fn holding_more<'a>(items: &[(&'a str, HashSet<String>)]) -> Option<&'a str> {
     items
         .iter()
         .find(|(item, words)| {
@@ -551,6 +570,15 @@ mod tests {
                 &asked("the zip on my coat is broken, can you replace it? price?")
             ),
             Ok(Grounded::Line(alterations.lines().nth(2).unwrap().into()))
+        );
+        // Held alike, the question's word is what one item prices and a case of the other's.
+        assert_eq!(
+            check(
+                alterations,
+                Some("Prices > Alterations"),
+                &asked("how much to take up a pair of trousers")
+            ),
+            Ok(Grounded::Line(alterations.lines().next().unwrap().into()))
         );
         // Two items each holding a word the other does not: neither is said alone.
         assert!(!matches!(
