@@ -300,10 +300,7 @@ impl ChatModel for Extractive {
         let offers = offers(request.sources, &candidates, &asked, &stems);
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
         let spread = crate::knowledge::relevance::mean_and_sd(&scores).1;
-        let mut ranked = whole_first(choose(offers, &asked, spread), &stems);
-        if asked.asks_price {
-            ranked = meant_first(ranked, meant_row, &stems);
-        }
+        let ranked = whole_first(choose(offers, &asked, spread), &stems);
         let asked_terms: Vec<String> = terms(question);
         // Asked how many days or how long, the best offer that states such a quantity answers,
         // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
@@ -632,37 +629,6 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
     };
     if ranked.first().is_some_and(holds_none) {
         if let Some(at) = ranked.iter().position(whole) {
-            let found = ranked.remove(at);
-            ranked.insert(0, found);
-        }
-    }
-    ranked
-}
-
-/// `ranked` with the offer that states the meant row (the retrieved row whose name is most
-/// like the question) first, asked a price, when the best offer is a row whose name holds none
-/// of the question's words and no band, size or day singles it out, while the meant row's name
-/// holds some: the question's words and what the names mean agree on the meant row against one
-/// whose passage as a whole is more like the question ("can I just pay for one day at the gym?
-/// how much": "Day pass (gym floor, 16 and over)", not "Off-Peak", whose notes say "all day at
-/// weekends").
-fn meant_first<'a>(
-    mut ranked: Vec<offers::Ranked<'a>>,
-    meant: Option<&str>,
-    asked: &Asked,
-) -> Vec<offers::Ranked<'a>> {
-    let Some(meant) = meant.filter(|m| asked.names_any(&asked.stems_of(m))) else {
-        return ranked;
-    };
-    let unnamed_row = |r: &offers::Ranked<'_>| {
-        let names = grounding::row_names(r.offer.text.lines().map(str::trim));
-        r.offer.row
-            && r.offer.fit != Fit::Exact
-            && !names.is_empty()
-            && names.iter().all(|n| !asked.names_any(&asked.stems_of(n)))
-    };
-    if ranked.first().is_some_and(unnamed_row) {
-        if let Some(at) = ranked.iter().position(|r| holds_row(&r.offer.text, meant)) {
             let found = ranked.remove(at);
             ranked.insert(0, found);
         }
@@ -2505,34 +2471,6 @@ mod tests {
             "{}",
             answer.text
         );
-    }
-
-    #[tokio::test]
-    async fn asked_a_price_the_row_named_and_meant_comes_before_one_named_by_neither() {
-        // The plans' passage is the more relevant, and one plan's notes hold the question's
-        // "day" and "gym"; the pass that the question names and means is in another passage.
-        let plans = "Off-Peak — What's included: gym floor Monday to Friday until 16:00, and all day at weekends; Price: £19 a month.\n\
-                     Standard — What's included: gym floor and classes at any time; Price: £26 a month.";
-        let passes = "Day pass (gym floor, 16 and over) — Price: £10.\n\
-                      10-visit pass (valid 3 months) — Price: £80.";
-        let sources = [
-            Source {
-                relevance: 0.5,
-                ..source(1, "prices", "Membership", plans)
-            },
-            Source {
-                relevance: 0.2,
-                ..source(2, "prices", "Passes", passes)
-            },
-            source(3, "club", "Opening hours", "We open every day of the year."),
-        ];
-        let answer = extract_knowing(
-            "visiting for the weekend, can i just pay for one day at the gym? how much",
-            &sources,
-        )
-        .await;
-        assert!(answer.text.contains("£10"), "{}", answer.text);
-        assert!(!answer.text.contains("£19"), "{}", answer.text);
     }
 
     /// A price list by distance under a line of prose, in one passage.
