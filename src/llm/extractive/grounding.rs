@@ -224,7 +224,8 @@ pub(super) fn check(
 /// their first colon, the thing each prices: "take up a pair of trousers" points at "Trouser
 /// hems: £12" over "Replacing a zip: £15 on trousers and skirts", where trousers are a case of
 /// the zip's price, not what it is.
-/// None when a sentence is not a list item's, or no item holds more than each other.
+/// None when a sentence is not a list item's, or neither the items' words nor their openings'
+/// single one out.
 fn holding_most<'a>(
     pointed: impl Iterator<Item = (&'a str, &'a HashSet<String>)>,
     asked: &Asked,
@@ -247,14 +248,16 @@ fn holding_most<'a>(
             None => items.push((item, own(held))),
         }
     }
-    let openings: Vec<(&str, HashSet<String>)> = items
-        .iter()
-        .map(|(item, _)| {
-            let opening = item.split_once(':').map_or("", |(opening, _)| opening);
-            (*item, own(&asked.stems_of(opening)))
-        })
-        .collect();
-    holding_more(&items).or_else(|| holding_more(&openings))
+    holding_more(&items).or_else(|| {
+        let openings: Vec<(&str, HashSet<String>)> = items
+            .iter()
+            .map(|(item, _)| {
+                let opening = item.split_once(':').map_or("", |(opening, _)| opening);
+                (*item, own(&asked.stems_of(opening)))
+            })
+            .collect();
+        holding_more(&openings)
+    })
 }
 
 /// The item of `items` whose words hold every other's and more.
