@@ -230,15 +230,16 @@ fn holding_most<'a>(
     pointed: impl Iterator<Item = (&'a str, &'a HashSet<String>)>,
     asked: &Asked,
 ) -> Option<&'a str> {
-    let own = |held: &HashSet<String>| -> HashSet<String> {
+    // The question's own known words that `held` holds.
+    let own = |held: &HashSet<String>| -> HashSet<&str> {
         asked
             .stems
             .iter()
             .filter(|(stem, _, known, carried)| *known && !carried && held.contains(stem))
-            .map(|(stem, ..)| stem.clone())
+            .map(|(stem, ..)| stem.as_str())
             .collect()
     };
-    let mut items: Vec<(&str, HashSet<String>)> = Vec::new();
+    let mut items: Vec<(&str, HashSet<&str>)> = Vec::new();
     for (item, held) in pointed {
         if !is_list_item(item) {
             return None;
@@ -249,7 +250,7 @@ fn holding_most<'a>(
         }
     }
     holding_more(&items).or_else(|| {
-        let openings: Vec<(&str, HashSet<String>)> = items
+        let openings: Vec<(&str, HashSet<&str>)> = items
             .iter()
             .map(|(item, _)| {
                 let opening = item.split_once(':').map_or("", |(opening, _)| opening);
@@ -261,7 +262,7 @@ fn holding_most<'a>(
 }
 
 /// The item of `items` whose words hold every other's and more.
-fn holding_more<'a>(items: &[(&'a str, HashSet<String>)]) -> Option<&'a str> {
+fn holding_more<'a>(items: &[(&'a str, HashSet<&str>)]) -> Option<&'a str> {
     items
         .iter()
         .find(|(item, words)| {
