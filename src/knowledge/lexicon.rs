@@ -14,7 +14,7 @@
 //! It is built from the store's passages with the collection's passage mean, and kept while
 //! the collection's version stands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use qdrant_rust_stemmers::{Algorithm, Stemmer};
 
@@ -87,6 +87,9 @@ pub struct Lexicon {
     spelling: HashMap<String, String>,
     /// The language most passages are written in, when one is.
     language: Option<&'static str>,
+    /// The numbers the documents write as part of a name, with the word before each ("Zona 3":
+    /// see [`text::named_numbers`]).
+    named: HashSet<(String, String)>,
 }
 
 impl Lexicon {
@@ -95,6 +98,7 @@ impl Lexicon {
         let mut frequency: HashMap<String, u32> = HashMap::new();
         let mut spellings: HashMap<String, HashMap<String, u32>> = HashMap::new();
         let mut languages: HashMap<&'static str, u32> = HashMap::new();
+        let mut named: HashSet<(String, String)> = HashSet::new();
         let mut count = 0u32;
         for (heading, body) in passages {
             count += 1;
@@ -106,6 +110,8 @@ impl Lexicon {
             if let Some(language) = language {
                 *languages.entry(language).or_default() += 1;
             }
+            named.extend(text::named_numbers(heading.unwrap_or_default()));
+            named.extend(text::named_numbers(body));
             let mut seen: Vec<(String, String)> = text::lower_words(heading.unwrap_or_default());
             seen.extend(text::lower_words(body));
             for (lower, normal) in &seen {
@@ -154,6 +160,7 @@ impl Lexicon {
             stems,
             spelling,
             language,
+            named,
         }
     }
 
@@ -166,6 +173,12 @@ impl Lexicon {
     /// itself when they do not use it.
     pub fn spelling<'a>(&'a self, word: &'a str) -> &'a str {
         self.spelling.get(word).map(String::as_str).unwrap_or(word)
+    }
+
+    /// Whether the documents write `number` as part of a name after `word` (normalised: "zona"
+    /// and "3" for "Zona 3 (resto de la península)").
+    pub fn names_number(&self, word: &str, number: &str) -> bool {
+        self.named.contains(&(word.to_string(), number.to_string()))
     }
 
     /// Whether the documents use `word` (normalised).

@@ -83,6 +83,49 @@ pub fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// The numbers `text` writes as part of a name, each with the word it follows, normalised:
+/// a whole number right after a word (not a function word, a unit or a number word), with
+/// nothing but a space between them and no unit after it ("Zona 3 (resto de la península)",
+/// "Sala 2", "room 12" give `("zona", "3")`, `("sala", "2")`, `("room", "12")`). A label's value
+/// ("Price: 38"), a time or a decimal ("Sábado 9:00", "kg 3,90") and a measure ("hasta 12
+/// personas", "de 2 a 5 kg") are no name.
+pub fn named_numbers(text: &str) -> Vec<(String, String)> {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let plain_word = |token: &str| -> Option<String> {
+        let word = normalize(token.trim_start_matches(['(', '[', '"', '\'', '¿', '¡']));
+        (word.chars().count() >= 2 && word.chars().all(char::is_alphabetic)).then_some(word)
+    };
+    let mut out = Vec::new();
+    for (i, pair) in tokens.windows(2).enumerate() {
+        let Some(word) = plain_word(pair[0]) else {
+            continue;
+        };
+        if is_stopword(&word)
+            || super::quantity::is_unit_word(&word)
+            || super::quantity::number_word(&word).is_some()
+        {
+            continue;
+        }
+        let number = pair[1].trim_end_matches([')', ']', ',', '.', '?', '!', ';', '"', '\'']);
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let measured = tokens
+            .get(i + 2)
+            .and_then(|next| {
+                let next = normalize(next.trim_matches(|c: char| !c.is_alphanumeric()));
+                (!next.is_empty()).then_some(next)
+            })
+            .is_some_and(|next| {
+                number.len() == pair[1].len() && super::quantity::is_unit_word(&next)
+            });
+        if !measured {
+            out.push((word, number.to_string()));
+        }
+    }
+    out
+}
+
 /// Whether `word` (normalised) is a function word or greeting of the languages customers write
 /// in.
 pub fn is_stopword(word: &str) -> bool {
@@ -299,6 +342,29 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_after_a_word_with_no_unit_is_part_of_a_name() {
+        let pair = |w: &str, n: &str| (w.to_string(), n.to_string());
+        assert_eq!(
+            named_numbers("Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €"),
+            [pair("zona", "3")]
+        );
+        assert_eq!(named_numbers("y a la Sala 2?"), [pair("sala", "2")]);
+        // A label's value, a time, a decimal, a measure and a range are not.
+        for text in [
+            "Price: 38 EUR",
+            "Sábado 9:00 a 14:00",
+            "De 2 a 5 kg: 3,90 €",
+            "Sala Albufera (hasta 12 personas)",
+            "pesa unos 8 kilos",
+            "Pack of 10",
+            "Quarto 2 pessoas",
+            "Lisboa 20 km",
+        ] {
+            assert_eq!(named_numbers(text), [], "{text}");
+        }
+    }
 
     #[test]
     fn codes_are_found_whole() {

@@ -567,11 +567,34 @@ impl Question {
                 carried: false,
             });
         }
+        // A number the documents write as part of a name ("Zona 3 (resto de la península)"),
+        // written after the same word ("y a la zona 3?"), is a word of that name that tells
+        // rows apart, not a quantity to place in their bands ("De 2 a 5 kg").
+        let named: Vec<String> = crate::knowledge::text::named_numbers(text)
+            .into_iter()
+            .filter(|(word, number)| lexicon.is_some_and(|l| l.names_number(word, number)))
+            .map(|(_, number)| number)
+            .collect();
+        for number in &named {
+            if seen.insert(number.clone()) {
+                out.push(Term {
+                    word: number.clone(),
+                    written: number.clone(),
+                    known: Some(number.clone()),
+                    weight: lexicon.map_or(1.0, |l| l.idf(number)),
+                    carried: false,
+                });
+            }
+        }
+        let mut quantities = quantity::quantities(text);
+        quantities.retain(|q| {
+            q.unit.is_some() || !named.iter().any(|n| n.parse::<f64>().ok() == Some(q.value))
+        });
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         let asks_cheapest = asks_cheapest(&normal);
         Question {
             terms: out,
-            quantities: quantity::quantities(text),
+            quantities,
             size: size(text),
             days: named_days,
             months: named_months,
@@ -1164,6 +1187,21 @@ mod tests {
         let q = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         assert_eq!(q.days, [1]);
         assert!(!q.asks_price);
+    }
+
+    #[test]
+    fn a_number_the_documents_write_in_a_name_is_a_word_of_it_not_a_quantity() {
+        let lexicon = Lexicon::build([(
+            Some("Precio del envío"),
+            "Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €",
+        )]);
+        let q = Question::read("y a la zona 3?", Some(&lexicon), Some("es"));
+        assert!(q.quantities.is_empty());
+        assert!(q.terms.iter().any(|t| t.word == "3" && !t.carried));
+        // A number the documents write in no name after that word is one to place in bands.
+        let q = Question::read("y a la sala 3?", Some(&lexicon), Some("es"));
+        assert_eq!(q.quantities.len(), 1);
+        assert!(!q.terms.iter().any(|t| t.word == "3"));
     }
 
     #[test]
