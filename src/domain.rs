@@ -1695,6 +1695,10 @@ pub struct Generation {
     /// be transcribed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The things the reply asks the customer to choose between ("which of these do you
+    /// mean?"), in order: their answer is read with the question they were asked about.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
 
 /// A WhatsApp number or instance, linked to an agent. Credentials are kept apart, sealed.

@@ -111,6 +111,8 @@ pub struct Recorded {
     pub messages: Vec<String>,
     /// The question.
     pub question: String,
+    /// The question it was read with, for a follow-up.
+    pub previous: Option<String>,
     /// How many sources it was given.
     pub sources: usize,
     /// Temperature.
@@ -155,6 +157,7 @@ impl ChatModel for ScriptedChat {
             .push(Recorded {
                 messages: request.messages.iter().map(|m| m.content.clone()).collect(),
                 question: request.question.to_string(),
+                previous: request.previous.map(str::to_string),
                 sources: request.sources.len(),
                 temperature: request.temperature,
             });
@@ -167,15 +170,24 @@ impl ChatModel for ScriptedChat {
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
             .unwrap_or_else(|| Err(LlmError::Permanent("script exhausted".into())));
+        // A reply made of "• " lines asks which of them the customer means, as the extractive
+        // answerer's does.
         next.map(|text| Completion {
             tokens_out: text.split_whitespace().count() as u32,
+            options: text
+                .lines()
+                .map(|line| line.strip_prefix("• "))
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             text,
             model: "scripted".into(),
             tokens_in: 0,
             finish: FinishReason::Stop,
             confidence: None,
             cited: Vec::new(),
-            options: Vec::new(),
         })
     }
 }

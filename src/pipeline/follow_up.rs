@@ -8,9 +8,13 @@
 //!   ("Sunday?", "how much?", "para 2 pessoas?").
 //!
 //! A short message that names its own subject ("Delivery", "pix?", "horário de sábado?")
-//! stands alone, as does a question with its own words after a greeting.
+//! stands alone, as does a question with its own words after a greeting. An answer to the bot's
+//! "which of these do you mean?" is read with the question it was asked about, whatever words
+//! of its own it names ([`meant_option`]).
 
-use crate::knowledge::text::terms;
+use std::collections::HashSet;
+
+use crate::knowledge::text::{is_stopword, lower_words, terms};
 use crate::llm::{ChatMessage, ChatRole};
 
 /// Words that open a continuation of the previous question, lower-case, in the shipped
@@ -122,14 +126,20 @@ const MODIFIERS: &[&str] = &[
 /// latest earlier customer message in `history`, with the ones before it that it follows up in
 /// turn ("pilates 1x por semana?", "e 2x?", "e 3x?"). `None` when it stands alone.
 pub(super) fn follow_up_of(question: &str, history: &[ChatMessage]) -> Option<String> {
+    if !needs_previous(question) {
+        return None;
+    }
+    asked_before(history)
+}
+
+/// The latest customer message in `history`, with the ones before it that it follows up in
+/// turn: what a message that answers the bot's last question was asked about.
+pub(super) fn asked_before(history: &[ChatMessage]) -> Option<String> {
     let asked: Vec<&ChatMessage> = history
         .iter()
         .filter(|m| m.role == ChatRole::User)
         .collect();
     let (last, earlier) = asked.split_last()?;
-    if !needs_previous(question) {
-        return None;
-    }
     let mut chain = vec![last.content.as_str()];
     for m in earlier.iter().rev() {
         if !needs_previous(chain[0]) {
@@ -138,6 +148,48 @@ pub(super) fn follow_up_of(question: &str, history: &[ChatMessage]) -> Option<St
         chain.insert(0, m.content.as_str());
     }
     Some(chain.join(" "))
+}
+
+/// Which of `options` (the things a "which of these do you mean?" reply listed) `text` names,
+/// and whether it says nothing besides that option's words: the option holding more of its
+/// telling words than any other, a telling word being one that some options hold and others
+/// do not ("3" and "península" tell "Zona 3 (resto de la península)" from "Zona 2 (resto de
+/// Aragón)"; "zona" and "resto" tell none apart).
+pub(super) fn meant_option<'a>(text: &str, options: &'a [String]) -> Option<(&'a str, bool)> {
+    let content = |t: &str| -> HashSet<String> {
+        lower_words(t)
+            .into_iter()
+            .map(|(_, normal)| normal)
+            .filter(|w| !is_stopword(w))
+            .collect()
+    };
+    let said = content(text);
+    let held: Vec<HashSet<String>> = options.iter().map(|o| content(o)).collect();
+    let telling: Vec<&String> = said
+        .iter()
+        .filter(|w| {
+            let holding = held.iter().filter(|h| h.contains(*w)).count();
+            holding > 0 && holding < held.len()
+        })
+        .collect();
+    let counts: Vec<usize> = held
+        .iter()
+        .map(|h| telling.iter().filter(|w| h.contains(**w)).count())
+        .collect();
+    let best = counts.iter().copied().max().filter(|&n| n > 0)?;
+    let [only] = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n == best)
+        .map(|(i, _)| i)
+        .collect::<Vec<_>>()[..]
+    else {
+        return None;
+    };
+    Some((
+        options[only].as_str(),
+        said.iter().all(|w| held[only].contains(w)),
+    ))
 }
 
 /// Whether `question` cannot stand on its own (see the module's note).
@@ -174,6 +226,49 @@ mod tests {
             ChatMessage::new(ChatRole::User, first),
             ChatMessage::new(ChatRole::Assistant, "An answer."),
         ]
+    }
+
+    #[test]
+    fn an_answer_to_which_of_these_names_the_option_its_telling_words_hold() {
+        let zones: Vec<String> = [
+            "Zona 1 (Zaragoza y área metropolitana)",
+            "Zona 2 (resto de Aragón, Navarra, La Rioja, Soria y Lleida)",
+            "Zona 3 (resto de la península)",
+            "Zona 4 (Baleares)",
+        ]
+        .map(String::from)
+        .to_vec();
+        let third = Some(("Zona 3 (resto de la península)", true));
+        assert_eq!(meant_option("la 3", &zones), third);
+        assert_eq!(meant_option("y a la zona 3?", &zones), third);
+        assert_eq!(
+            meant_option("Zona 3 (resto de la península)", &zones),
+            third
+        );
+        assert_eq!(meant_option("la de la peninsula", &zones), third);
+        // Said with more than the option's words: read as written.
+        assert_eq!(
+            meant_option("la de la península, cuánto tarda?", &zones),
+            Some(("Zona 3 (resto de la península)", false))
+        );
+        // Words every option holds, or that two hold alike, name none.
+        assert_eq!(meant_option("la zona", &zones), None);
+        assert_eq!(meant_option("resto", &zones), None);
+        assert_eq!(meant_option("what are your opening hours?", &zones), None);
+        assert_eq!(meant_option("la 3", &[]), None);
+        // A hyphenated word is a word of its own, as the documents' "E-bike" is.
+        let bikes: Vec<String> = [
+            "E-bike rental full day",
+            "City bike rental full day",
+            "E-bike rental half day (4 hours)",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            meant_option("the e-bike full day", &bikes),
+            Some(("E-bike rental full day", true))
+        );
+        assert_eq!(meant_option("full day", &bikes), None);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The ends of a handoff, and the options around it: a customer waiting for a person who asks
 //! for the bot again, an escalation no person answered in time (handed back or closed, per the
 //! agent), what an escalation out of business hours tells the customer and whom it notifies,
-//! and the options a customer picks by tapping or by number.
+//! and the options a customer picks by tapping or by number, or names after being asked which
+//! of several things they mean.
 
 use chrono::{DateTime, Utc};
 
-use super::{rules, Decision, Outcome, Pipeline, PipelineError};
+use super::{follow_up, rules, Decision, Outcome, Pipeline, PipelineError};
 use crate::domain::{
-    AgentConfig, Choices, Conversation, ConversationId, Direction, IdleAction, Message,
-    MessageKind, Resolution, Role, TALK_TO_PERSON,
+    AgentConfig, Conversation, ConversationId, Direction, IdleAction, Message, MessageKind,
+    Resolution, Role, TALK_TO_PERSON,
 };
 use crate::hours::{describe_opening, Availability};
 use crate::store::Closing;
@@ -20,6 +21,13 @@ pub(super) enum Picked {
     Person(String),
     /// A suggested question (its title), asked as the customer's question.
     Ask(String),
+    /// One of the things the bot's last message asked the customer to choose between ("which of
+    /// these do you mean?"), named by their words alone ("la 3", "zona 3" for "Zona 3 (resto de
+    /// la península)"): asked as that thing, with the question it was asked about.
+    Meant(String),
+    /// A message that names one of those things and says more ("la de la península, cuánto
+    /// tarda?"): asked as written, with the question it was asked about.
+    Answering,
 }
 
 /// Longest text read as picking an option by number or title.
@@ -84,7 +92,8 @@ pub(super) fn handover(config: &AgentConfig, now: DateTime<Utc>) -> Handover {
 impl Pipeline {
     /// The option of the bot's last message that `turn` picks: a tap on "Talk to a person",
     /// or a short text that is an option's number or title (providers without buttons show
-    /// numbered options).
+    /// numbered options); else, when that message asked which of several things the customer
+    /// means, the one their words name ([`follow_up::meant_option`]).
     pub(super) async fn picked(
         &self,
         conversation: &Conversation,
@@ -101,30 +110,47 @@ impl Pipeline {
         let [message] = turn else {
             return Ok(None);
         };
-        if message.kind != MessageKind::Text || text.chars().count() > PICK_MAX_CHARS {
+        if message.kind != MessageKind::Text {
             return Ok(None);
         }
-        let Some(choices) = self.last_choices(conversation.id, message).await? else {
+        let Some(last) = self.last_from_us(conversation.id, message).await? else {
             return Ok(None);
         };
-        Ok(choices.picked(text).map(|c| match c.id.as_str() {
-            TALK_TO_PERSON => Picked::Person(c.title.clone()),
-            _ => Picked::Ask(c.title.clone()),
-        }))
+        let tapped = last
+            .details
+            .choices
+            .as_ref()
+            .filter(|_| text.chars().count() <= PICK_MAX_CHARS)
+            .and_then(|choices| choices.picked(text));
+        if let Some(c) = tapped {
+            return Ok(Some(match c.id.as_str() {
+                TALK_TO_PERSON => Picked::Person(c.title.clone()),
+                _ => Picked::Ask(c.title.clone()),
+            }));
+        }
+        let options = last
+            .generation
+            .as_ref()
+            .map_or(&[][..], |g| g.options.as_slice());
+        Ok(
+            follow_up::meant_option(text, options).map(|(title, alone)| match alone {
+                true => Picked::Meant(title.to_string()),
+                false => Picked::Answering,
+            }),
+        )
     }
 
-    /// The options of the conversation's last message from us, if it offered any.
-    async fn last_choices(
+    /// The conversation's last message from us (the bot or a person), if any.
+    async fn last_from_us(
         &self,
         conversation: ConversationId,
         current: &Message,
-    ) -> Result<Option<Choices>, PipelineError> {
+    ) -> Result<Option<Message>, PipelineError> {
         let recent = self.store.history(conversation, 6, &[current.id]).await?;
         Ok(recent
-            .iter()
+            .into_iter()
             .rev()
-            .find(|m| m.direction == Direction::Outbound && m.role != Role::System)
-            .and_then(|m| m.details.choices.clone()))
+            .find(|m| m.direction == Direction::Outbound && m.role != Role::System))
     }
 
     /// A customer waiting for a person asked for the bot: the escalation is closed, handed

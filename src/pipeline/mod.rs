@@ -437,6 +437,9 @@ impl Pipeline {
                     .flatten()
             });
         let config = language::for_customer(config, &self.prompts, speaks);
+        // An answer to "which of these do you mean?" is read with the question it was asked
+        // about, whatever words of its own it names.
+        let mut answers_which = false;
         match self.picked(conversation, &turn, &question).await? {
             Some(handoff::Picked::Person(title)) => {
                 let trigger = Trigger::HumanRequest(format!("chose \"{title}\""));
@@ -454,6 +457,11 @@ impl Pipeline {
                     .await;
             }
             Some(handoff::Picked::Ask(title)) => question = title,
+            Some(handoff::Picked::Meant(title)) => {
+                question = title;
+                answers_which = true;
+            }
+            Some(handoff::Picked::Answering) => answers_which = true,
             None => {}
         }
         if question.is_empty() {
@@ -495,8 +503,11 @@ impl Pipeline {
         }
 
         let history = self.history(conversation, &handled).await?;
-        let previous = follow_up::follow_up_of(&question, &history)
-            .map(|p| crate::language::expand_shorthand(&p, speaks));
+        let previous = match answers_which {
+            true => follow_up::asked_before(&history),
+            false => follow_up::follow_up_of(&question, &history),
+        }
+        .map(|p| crate::language::expand_shorthand(&p, speaks));
         let previous = previous.as_deref();
         // Retrieval and the extractive answerer read the question with its chat shorthand
         // written out ("qnto custa pra 2?"); the prompt keeps the customer's words.
@@ -600,6 +611,7 @@ impl Pipeline {
             generate_ms,
             total_ms: 0.0,
             note: None,
+            options: Vec::new(),
         };
         let completion = match completion {
             Ok(c) => c,
@@ -628,6 +640,7 @@ impl Pipeline {
         generation.tokens_out = completion.tokens_out;
         generation.confidence = completion.confidence;
         generation.cited = completion.cited.clone();
+        generation.options = completion.options.clone();
 
         let text = completion.text.trim();
         let text = if config.cite_sources {

@@ -218,6 +218,57 @@ async fn a_question_is_answered_by_the_model_with_a_read_receipt_first() {
 }
 
 #[tokio::test]
+async fn an_answer_to_which_of_these_is_asked_as_the_thing_named_with_the_question_before() {
+    let r = rig(scripted([
+        Ok("• Zona 1 (Zaragoza)\n• Zona 3 (resto de la península)".into()),
+        Ok("Zona 3 (resto de la península): 9,95 €.".into()),
+        Ok("• Zona 1 (Zaragoza)\n• Zona 3 (resto de la península)".into()),
+        Ok("Abrimos a las diez.".into()),
+        Ok("No sé.".into()),
+    ]))
+    .await;
+    let asked = "cuanto cuesta el envio a sevilla si pesa 8 kilos?";
+    for (id, text) in [
+        ("in-1", asked),
+        ("in-2", "la 3"),
+        ("in-3", asked),
+        ("in-4", "a que hora abris los sabados?"),
+        ("in-5", "la 3"),
+    ] {
+        r.customer(id, text).await;
+        r.drain().await;
+    }
+    let requests = r.model.requests();
+    let read: Vec<(&str, Option<&str>)> = requests
+        .iter()
+        .map(|q| (q.question.as_str(), q.previous.as_deref()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (asked, None),
+            // The option its words name, asked about with the question that listed it.
+            ("Zona 3 (resto de la península)", Some(asked)),
+            (asked, None),
+            // A message that names none of them is a question of its own.
+            ("a que hora abris los sabados?", None),
+            // After an answer that asked nothing, "la 3" is what it says, read with the
+            // question before as any message without a subject of its own is.
+            ("la 3", Some("a que hora abris los sabados?")),
+        ]
+    );
+    let messages = r.messages().await;
+    let first = messages
+        .iter()
+        .find(|m| m.direction == Direction::Outbound)
+        .unwrap();
+    assert_eq!(
+        first.generation.as_ref().unwrap().options,
+        ["Zona 1 (Zaragoza)", "Zona 3 (resto de la península)"]
+    );
+}
+
+#[tokio::test]
 async fn a_keyword_escalates_without_asking_the_model_and_tells_everyone() {
     let r = rig(scripted([])).await;
     r.customer("in-1", "quiero hablar con un humano").await;
