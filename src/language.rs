@@ -272,7 +272,7 @@ const MARKERS: &[(&str, &[&str])] = &[
         &[
             "quiero", "un", "una", "con", "hola", "cuánto", "cuanto", "cuesta", "tienen", "tiene",
             "puedo", "puede", "cuál", "cuándo", "dónde", "mi", "está", "son", "también", "hablar",
-            "persona", "eso", "el", "los", "las", "del", "al", "es", "y", "gracias", "hacer",
+            "persona", "eso", "el", "la", "los", "las", "del", "al", "es", "y", "gracias", "hacer",
             "necesito", "usted", "abrís", "abren", "hay", "no", "ni", "lo", "muy", "pero",
             "tenemos",
         ],
@@ -640,6 +640,14 @@ fn spanish_marks(lower: &str, words: &[&str]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn la_is_as_spanish_as_it_is_french() {
+        // A Spanish customer's "la de la peninsula" was French by its marker words alone; its
+        // words tell neither, and the conversation's earlier language stands.
+        assert_eq!(detect("la de la peninsula"), None);
+        assert_eq!(detect("Bonjour, je voudrais la chambre double"), Some("fr"));
+    }
 
     /// The definition [`normalize`] computes faster: NFKD of the whole text, marks dropped,
     /// whitespace collapsed, each character lowercased and folded, NFC of the result.
