@@ -110,6 +110,8 @@ pub fn named_numbers(text: &str) -> Vec<(String, String)> {
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
+        // A unit word right after the number, with no mark between them, says what it
+        // measures ("hasta 12 personas"); after a mark ("Zona 3 (resto...") it is no unit.
         let measured = tokens
             .get(i + 2)
             .and_then(|next| {

@@ -570,20 +570,19 @@ impl Question {
         // A number the documents write as part of a name ("Zona 3 (resto de la península)"),
         // written after the same word ("y a la zona 3?"), is a word of that name that tells
         // rows apart, not a quantity to place in their bands ("De 2 a 5 kg").
-        let named: Vec<String> = crate::knowledge::text::named_numbers(text)
-            .into_iter()
-            .filter(|(word, number)| lexicon.is_some_and(|l| l.names_number(word, number)))
-            .map(|(_, number)| number)
-            .collect();
-        for number in &named {
-            if seen.insert(number.clone()) {
-                out.push(Term {
-                    word: number.clone(),
-                    written: number.clone(),
-                    known: Some(number.clone()),
-                    weight: lexicon.map_or(1.0, |l| l.idf(number)),
-                    carried: false,
-                });
+        let mut named: Vec<String> = Vec::new();
+        if let Some(l) = lexicon {
+            for (word, number) in crate::knowledge::text::named_numbers(text) {
+                if l.names_number(&word, &number) && seen.insert(number.clone()) {
+                    out.push(Term {
+                        word: number.clone(),
+                        written: number.clone(),
+                        known: Some(number.clone()),
+                        weight: l.idf(&number),
+                        carried: false,
+                    });
+                    named.push(number);
+                }
             }
         }
         let mut quantities = quantity::quantities(text);
