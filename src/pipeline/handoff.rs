@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{follow_up, rules, Decision, Outcome, Pipeline, PipelineError};
 use crate::domain::{
-    AgentConfig, Conversation, ConversationId, Direction, IdleAction, Message, MessageKind,
-    Resolution, Role, TALK_TO_PERSON,
+    AgentConfig, Conversation, Direction, IdleAction, Message, MessageKind, Resolution, Role,
+    TALK_TO_PERSON,
 };
 use crate::hours::{describe_opening, Availability};
 use crate::store::Closing;
@@ -89,70 +89,61 @@ pub(super) fn handover(config: &AgentConfig, now: DateTime<Utc>) -> Handover {
     }
 }
 
+/// How many of the newest messages before a turn are looked at for our last one.
+pub(super) const LAST_FROM_US_WITHIN: usize = 6;
+
+/// The option of the bot's last message that `turn` picks: a tap on "Talk to a person", or a
+/// short text that is an option's number or title (providers without buttons show numbered
+/// options); else, when that message asked which of several things the customer means, the
+/// one their words name ([`follow_up::meant_option`]). `earlier` is the conversation's
+/// messages before the turn, oldest first.
+pub(super) fn picked(turn: &[Message], text: &str, earlier: &[Message]) -> Option<Picked> {
+    if let Some(tap) = turn
+        .iter()
+        .filter_map(|m| m.details.interactive.as_ref())
+        .find(|i| i.id == TALK_TO_PERSON)
+    {
+        return Some(Picked::Person(tap.title.clone()));
+    }
+    let [message] = turn else {
+        return None;
+    };
+    if message.kind != MessageKind::Text {
+        return None;
+    }
+    let last = last_from_us(earlier)?;
+    let tapped = last
+        .details
+        .choices
+        .as_ref()
+        .filter(|_| text.chars().count() <= PICK_MAX_CHARS)
+        .and_then(|choices| choices.picked(text));
+    if let Some(c) = tapped {
+        return Some(match c.id.as_str() {
+            TALK_TO_PERSON => Picked::Person(c.title.clone()),
+            _ => Picked::Ask(c.title.clone()),
+        });
+    }
+    let options = last
+        .generation
+        .as_ref()
+        .map_or(&[][..], |g| g.options.as_slice());
+    follow_up::meant_option(text, options).map(|(title, alone)| match alone {
+        true => Picked::Meant(title.to_string()),
+        false => Picked::Answering,
+    })
+}
+
+/// Our last message (the bot's or a person's) among the newest [`LAST_FROM_US_WITHIN`] of
+/// `earlier`, if any.
+fn last_from_us(earlier: &[Message]) -> Option<&Message> {
+    super::latest(earlier, LAST_FROM_US_WITHIN)
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::Outbound && m.role != Role::System)
+}
+
 impl Pipeline {
-    /// The option of the bot's last message that `turn` picks: a tap on "Talk to a person",
-    /// or a short text that is an option's number or title (providers without buttons show
-    /// numbered options); else, when that message asked which of several things the customer
-    /// means, the one their words name ([`follow_up::meant_option`]).
-    pub(super) async fn picked(
-        &self,
-        conversation: &Conversation,
-        turn: &[Message],
-        text: &str,
-    ) -> Result<Option<Picked>, PipelineError> {
-        if let Some(tap) = turn
-            .iter()
-            .filter_map(|m| m.details.interactive.as_ref())
-            .find(|i| i.id == TALK_TO_PERSON)
-        {
-            return Ok(Some(Picked::Person(tap.title.clone())));
-        }
-        let [message] = turn else {
-            return Ok(None);
-        };
-        if message.kind != MessageKind::Text {
-            return Ok(None);
-        }
-        let Some(last) = self.last_from_us(conversation.id, message).await? else {
-            return Ok(None);
-        };
-        let tapped = last
-            .details
-            .choices
-            .as_ref()
-            .filter(|_| text.chars().count() <= PICK_MAX_CHARS)
-            .and_then(|choices| choices.picked(text));
-        if let Some(c) = tapped {
-            return Ok(Some(match c.id.as_str() {
-                TALK_TO_PERSON => Picked::Person(c.title.clone()),
-                _ => Picked::Ask(c.title.clone()),
-            }));
-        }
-        let options = last
-            .generation
-            .as_ref()
-            .map_or(&[][..], |g| g.options.as_slice());
-        Ok(
-            follow_up::meant_option(text, options).map(|(title, alone)| match alone {
-                true => Picked::Meant(title.to_string()),
-                false => Picked::Answering,
-            }),
-        )
-    }
-
-    /// The conversation's last message from us (the bot or a person), if any.
-    async fn last_from_us(
-        &self,
-        conversation: ConversationId,
-        current: &Message,
-    ) -> Result<Option<Message>, PipelineError> {
-        let recent = self.store.history(conversation, 6, &[current.id]).await?;
-        Ok(recent
-            .into_iter()
-            .rev()
-            .find(|m| m.direction == Direction::Outbound && m.role != Role::System))
-    }
-
     /// A customer waiting for a person asked for the bot: the escalation is closed, handed
     /// back, and the customer told. `None` when the turn asks nothing of the kind.
     pub(super) async fn back_to_bot(
@@ -288,6 +279,69 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn message(direction: Direction, role: Role, text: &str, options: &[&str]) -> Message {
+        Message {
+            id: crate::domain::MessageId::new(),
+            conversation_id: crate::domain::ConversationId::new(),
+            direction,
+            role,
+            kind: MessageKind::Text,
+            text: Some(text.into()),
+            transcript: None,
+            details: Default::default(),
+            provider_message_id: None,
+            status: crate::domain::DeliveryStatus::Received,
+            error: None,
+            generation: (!options.is_empty()).then(|| crate::domain::Generation {
+                options: options.iter().map(|o| o.to_string()).collect(),
+                ..Default::default()
+            }),
+            sent_by: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_option_is_picked_from_our_last_message_among_the_newest_six() {
+        let asked = message(Direction::Inbound, Role::Customer, "envio a sevilla?", &[]);
+        let which = message(
+            Direction::Outbound,
+            Role::Bot,
+            "Which of these do you mean?",
+            &["Zona 1 (Zaragoza)", "Zona 3 (resto de la península)"],
+        );
+        let note = message(Direction::Outbound, Role::System, "assigned to Ana", &[]);
+        let turn = [message(Direction::Inbound, Role::Customer, "la 3", &[])];
+        let meant = Some(Picked::Meant("Zona 3 (resto de la península)".into()));
+
+        // A system note after our message is not ours.
+        let earlier = [asked.clone(), which.clone(), note.clone()];
+        assert_eq!(picked(&turn, "la 3", &earlier), meant);
+        // Our last message further back than six messages is not looked at.
+        let mut earlier = vec![asked, which];
+        earlier.extend(std::iter::repeat_n(note, LAST_FROM_US_WITHIN));
+        assert_eq!(picked(&turn, "la 3", &earlier), None);
+        assert_eq!(
+            picked(&turn, "la 3", &earlier[1..=LAST_FROM_US_WITHIN]),
+            meant
+        );
+        // A person's reply since then is our last message, and it listed nothing.
+        let person = message(Direction::Outbound, Role::Agent, "Hola!", &[]);
+        assert_eq!(
+            picked(
+                &turn,
+                "la 3",
+                &earlier[..2]
+                    .iter()
+                    .cloned()
+                    .chain([person])
+                    .collect::<Vec<_>>()
+            ),
+            None
+        );
     }
 
     #[test]

@@ -3,16 +3,15 @@
 //! told to reply in it.
 
 use super::{Pipeline, PipelineError};
-use crate::domain::{AgentConfig, ConversationId, Direction, MessageId};
+use crate::domain::{AgentConfig, ConversationId, Direction, Message, MessageId};
 use crate::prompts::Prompts;
 
 /// Earlier messages looked at to remember the language a customer writes in.
-const REMEMBERED_MESSAGES: u32 = 10;
+pub(super) const REMEMBERED_MESSAGES: usize = 10;
 
 impl Pipeline {
-    /// The language the customer writes in (ISO 639-1): this turn's when it tells, else that
-    /// of their latest earlier message that does ("ok", "obrigado!" or a thumbs-up say nothing
-    /// on their own). `None` when nothing tells.
+    /// The language the customer writes in (ISO 639-1): this turn's `text`'s when it tells,
+    /// else the one [`remembered`] from the stored conversation. `None` when nothing tells.
     pub(super) async fn customer_language(
         &self,
         conversation: ConversationId,
@@ -24,15 +23,22 @@ impl Pipeline {
         }
         let earlier = self
             .store
-            .history(conversation, REMEMBERED_MESSAGES, exclude)
+            .history(conversation, REMEMBERED_MESSAGES as u32, exclude)
             .await?;
-        Ok(earlier
-            .iter()
-            .rev()
-            .filter(|m| m.direction == Direction::Inbound)
-            .filter_map(|m| m.said())
-            .find_map(crate::language::detect))
+        Ok(remembered(&earlier))
     }
+}
+
+/// The language of the customer's latest message in `earlier` (a conversation's messages,
+/// oldest first; the newest [`REMEMBERED_MESSAGES`] are looked at) that tells one ("ok",
+/// "obrigado!" or a thumbs-up say nothing on their own).
+pub(super) fn remembered(earlier: &[Message]) -> Option<&'static str> {
+    super::latest(earlier, REMEMBERED_MESSAGES)
+        .iter()
+        .rev()
+        .filter(|m| m.direction == Direction::Inbound)
+        .filter_map(|m| m.said())
+        .find_map(crate::language::detect)
 }
 
 /// The language an agent speaks when nothing says otherwise.

@@ -293,6 +293,11 @@ fn turn_text(turn: &[Message]) -> String {
         .join("\n")
 }
 
+/// The newest `n` of `messages` (oldest first, as the store gives them).
+fn latest(messages: &[Message], n: usize) -> &[Message] {
+    &messages[messages.len().saturating_sub(n)..]
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -424,11 +429,19 @@ impl Pipeline {
 
         let mut question = turn_text(&turn);
         let lexicon = self.knowledge.lexicon(&agent.collection()).await?;
+        // The conversation before this turn, read once for what each stage looks back at:
+        // the customer's language, the options of our last message and the chat history.
+        let looked_back = (self.settings.pipeline.history_turns * 2)
+            .max(language::REMEMBERED_MESSAGES)
+            .max(handoff::LAST_FROM_US_WITHIN);
+        let earlier = self
+            .store
+            .history(conversation.id, looked_back as u32, &handled)
+            .await?;
         // Nothing the customer wrote tells their language, and the agent says none of its
         // own: the documents' language is the business's.
-        let speaks = self
-            .customer_language(conversation.id, &question, &handled)
-            .await?
+        let speaks = crate::language::detect(&question)
+            .or_else(|| language::remembered(&earlier))
             .or_else(|| {
                 config
                     .language
@@ -440,7 +453,7 @@ impl Pipeline {
         // An answer to "which of these do you mean?" is read with the question it was asked
         // about, whatever words of its own it names.
         let mut answers_which = false;
-        match self.picked(conversation, &turn, &question).await? {
+        match handoff::picked(&turn, &question, &earlier) {
             Some(handoff::Picked::Person(title)) => {
                 let trigger = Trigger::HumanRequest(format!("chose \"{title}\""));
                 return self
@@ -502,7 +515,7 @@ impl Pipeline {
                 .await;
         }
 
-        let history = self.history(conversation, &handled).await?;
+        let history = self.history(&earlier);
         let previous = match answers_which {
             true => follow_up::asked_before(&history),
             false => follow_up::follow_up_of(&question, &history),
@@ -765,14 +778,11 @@ impl Pipeline {
         Ok(Ok(agent))
     }
 
-    async fn history(
-        &self,
-        conversation: &Conversation,
-        exclude: &[MessageId],
-    ) -> Result<Vec<ChatMessage>, PipelineError> {
-        let limit = (self.settings.pipeline.history_turns * 2) as u32;
-        let messages = self.store.history(conversation.id, limit, exclude).await?;
-        Ok(messages
+    /// The chat history the prompt holds: the newest of `earlier` (the conversation's
+    /// messages before this turn, oldest first), as many as the settings' turns allow, less
+    /// those no chat role fits (system notes).
+    fn history(&self, earlier: &[Message]) -> Vec<ChatMessage> {
+        latest(earlier, self.settings.pipeline.history_turns * 2)
             .iter()
             .filter_map(|m| {
                 let text = m.said()?;
@@ -783,7 +793,7 @@ impl Pipeline {
                 };
                 Some(ChatMessage::new(role, text))
             })
-            .collect())
+            .collect()
     }
 
     /// Stage 4: hybrid retrieval over the agent's knowledge. A follow-up ("and on Sunday?")
