@@ -90,6 +90,8 @@ pub struct Lexicon {
     /// The numbers the documents write as part of a name, with the word before each ("Zona 3":
     /// see [`text::named_numbers`]).
     named: HashSet<(String, String)>,
+    /// The letters the documents' words are written in (normalised).
+    letters: HashSet<char>,
 }
 
 impl Lexicon {
@@ -154,6 +156,11 @@ impl Lexicon {
         for words in stems.values_mut() {
             words.sort();
         }
+        let letters = frequency
+            .keys()
+            .flat_map(|w| w.chars())
+            .filter(|c| c.is_alphabetic())
+            .collect();
         Lexicon {
             passages: count,
             frequency,
@@ -161,6 +168,7 @@ impl Lexicon {
             spelling,
             language,
             named,
+            letters,
         }
     }
 
@@ -179,6 +187,19 @@ impl Lexicon {
     /// and "3" for "Zona 3 (resto de la península)").
     pub fn names_number(&self, word: &str, number: &str) -> bool {
         self.named.contains(&(word.to_string(), number.to_string()))
+    }
+
+    /// Whether `text` is written in letters the documents use: one of its letters at least is
+    /// one of theirs, or it has none ("2", "👍"). A question in another alphabet than the
+    /// documents' ("Сколько стоит стрижка?" to a business writing in Latin letters) shares no
+    /// word with them, nor the start of one, nor a name.
+    pub fn shares_letters(&self, text: &str) -> bool {
+        let mut letters = text::lower_words(text)
+            .into_iter()
+            .flat_map(|(_, normal)| normal.chars().collect::<Vec<_>>())
+            .filter(|c| c.is_alphabetic())
+            .peekable();
+        letters.peek().is_none() || letters.any(|c| self.letters.contains(&c))
     }
 
     /// Whether the documents use `word` (normalised).
@@ -304,6 +325,34 @@ mod tests {
             ),
             (None, "O transportín rígido serve para animais até 6 kg."),
         ])
+    }
+
+    #[test]
+    fn a_text_in_another_alphabet_shares_no_letter_with_the_documents() {
+        let l = lexicon();
+        for other in [
+            "Сколько стоит стрижка?",
+            "كم سعر القص؟",
+            "剪发多少钱？",
+            "प्रिय",
+        ] {
+            assert!(!l.shares_letters(other), "{other}");
+        }
+        // Any word in the documents' letters, a word they never use or another language's.
+        for shared in [
+            "how much is the haircut?",
+            "Сколько стоит pilates?",
+            "ÁGUA",
+            "ｐｉｌａｔｅｓ",
+            "2",
+            "👍",
+            "",
+        ] {
+            assert!(l.shares_letters(shared), "{shared}");
+        }
+        let russian = Lexicon::build([(None, "Стрижка стоит 900 рублей.")]);
+        assert!(russian.shares_letters("Сколько стоит стрижка?"));
+        assert!(!russian.shares_letters("hm"));
     }
 
     #[test]

@@ -197,6 +197,13 @@ impl ChatModel for Extractive {
         let question = request.question.trim();
         let tokens_in = count_tokens(question) as u32;
         let lexicon = request.lexicon;
+        // A question in another alphabet than the documents' ("Сколько стоит стрижка?" to a
+        // business writing in Latin letters) holds no word of theirs, nor a name or the start
+        // of one: nothing of it can be checked against a passage, and meaning alone picks a
+        // neighbour (the trouser hems' prices for a haircut). A person answers it.
+        if lexicon.is_some_and(|l| !l.shares_letters(question)) {
+            return Ok(declined(tokens_in));
+        }
         let language = crate::language::detect(question)
             .or_else(|| request.previous.and_then(crate::language::detect));
         let spells = |word: &str| self.embedder.spells(word);
@@ -2242,6 +2249,30 @@ mod tests {
         table: &str,
     ) -> Completion {
         extract_knowing_with(embedder, question, &[source(1, "Serviços", heading, table)]).await
+    }
+
+    #[tokio::test]
+    async fn a_question_in_another_alphabet_than_the_documents_is_left_to_a_person() {
+        let table = "- Trouser hems: £12.\n- Replacing a zip: £15.";
+        // The embedder reads the Russian words as the English ones they are nearest to, as a
+        // multilingual one does; no word of the question is the documents'.
+        let near = Translating(&[("стрижка", "hems"), ("стоит", "price")]);
+        let answer = extract_knowing_with(
+            near,
+            "Сколько стоит стрижка?",
+            &[source(1, "Prices", "Prices > Alterations", table)],
+        )
+        .await;
+        assert!(answer.text.is_empty(), "{}", answer.text);
+        assert_eq!(answer.confidence, Some(0.0));
+        // In the documents' letters, the same meaning is answered.
+        let answer = extract_knowing_with(
+            Translating(&[]),
+            "how much for trouser hems?",
+            &[source(1, "Prices", "Prices > Alterations", table)],
+        )
+        .await;
+        assert!(answer.text.contains("£12"), "{}", answer.text);
     }
 
     #[tokio::test]
