@@ -176,12 +176,9 @@ impl ChatModel for ScriptedChat {
             tokens_out: text.split_whitespace().count() as u32,
             options: text
                 .lines()
-                .map(|line| line.strip_prefix("• "))
+                .map(|line| line.strip_prefix("• ").map(str::to_string))
                 .collect::<Option<Vec<_>>>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+                .unwrap_or_default(),
             text,
             model: "scripted".into(),
             tokens_in: 0,
