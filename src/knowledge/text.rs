@@ -11,6 +11,8 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::LazyLock;
 
+use unicode_normalization::UnicodeNormalization;
+
 pub use crate::language::normalize;
 
 /// Most terms a query produces; longer queries add noise, not recall.
@@ -27,13 +29,14 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// The words of `text` in lower case with their accents, each with its normalised form (as
 /// [`words`] gives it): stemmers need the accents ("avaliação", not "avaliacao"). Each
-/// hyphenated word follows, joined ([`compounds`]).
+/// hyphenated word follows, joined ([`compounds`]). Compatibility forms are unfolded in both
+/// (full-width letters, ligatures: "ＷＩＤＴＨ" is "width"), as [`normalize`] unfolds them.
 pub fn lower_words(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|w| {
-            let lower = w.to_lowercase();
+            let lower = lower_case(w);
             let normal = normalize(&lower);
             (lower, normal)
         })
@@ -56,12 +59,21 @@ pub fn compounds(text: &str) -> Vec<(String, String)> {
             t.contains('-') && parts.all(|p| !p.is_empty() && p.chars().all(char::is_alphabetic))
         })
         .map(|t| {
-            let lower = t.replace('-', "").to_lowercase();
+            let lower = lower_case(&t.replace('-', ""));
             let normal = normalize(&lower);
             (lower, normal)
         })
         .filter(|(_, n)| !n.is_empty() && n.chars().all(char::is_alphanumeric))
         .collect()
+}
+
+/// `word` in lower case, its accents kept and its compatibility forms unfolded (NFKC).
+fn lower_case(word: &str) -> String {
+    if word.is_ascii() {
+        word.to_lowercase()
+    } else {
+        word.nfkc().collect::<String>().to_lowercase()
+    }
 }
 
 /// The text to store for keyword search: the normalised words of `text` separated by single
@@ -434,6 +446,20 @@ mod tests {
         // Codes, ranges and dashes between words are not words.
         assert!(compounds("RR-1007, 9-12 kg, open - closed, -x-").is_empty());
         assert!(lower_words("an e-bike").contains(&("ebike".into(), "ebike".into())));
+    }
+
+    #[test]
+    fn words_in_full_width_letters_or_ligatures_are_their_plain_spelling() {
+        assert_eq!(
+            lower_words("ＷＩＤＴＨ of the ﬁnal Atenção"),
+            [
+                ("width".to_string(), "width".to_string()),
+                ("of".to_string(), "of".to_string()),
+                ("the".to_string(), "the".to_string()),
+                ("final".to_string(), "final".to_string()),
+                ("atenção".to_string(), "atencao".to_string()),
+            ]
+        );
     }
 
     #[test]
