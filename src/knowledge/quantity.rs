@@ -138,6 +138,7 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("day", Unit::Days, 1.0),
     ("jours", Unit::Days, 1.0),
     ("tage", Unit::Days, 1.0),
+    ("tag", Unit::Days, 1.0),
     ("noites", Unit::Nights, 1.0),
     ("noite", Unit::Nights, 1.0),
     ("noches", Unit::Nights, 1.0),
@@ -248,6 +249,23 @@ const UNIT_PHRASES: &[(&[&str], Unit, f64)] = &[
     (&["metres", "carres"], Unit::SquareMetres, 1.0),
     (&["m", "2"], Unit::SquareMetres, 1.0),
 ];
+
+/// Words that make a length of time a whole one when they go with its unit's name ("full day",
+/// "whole year", "el día entero", "jornada completa", "ganzer Tag"): one of that unit.
+const WHOLE: &[&str] = &[
+    "full", "whole", "entire", "completo", "completa", "entero", "entera", "inteiro", "inteira",
+    "complete", "entiere", "ganzer", "ganzen", "ganze", "ganzes",
+];
+
+/// Words that make a length of time half of one ("half day", "medio día", "media jornada",
+/// "demi-journée"). Not the Portuguese "meio": "meio dia" is noon.
+const HALF: &[&str] = &[
+    "half", "medio", "media", "meia", "demi", "halber", "halben", "halbe", "halbes",
+];
+
+/// Words for a working day, which a whole or half one is said of ("jornada completa",
+/// "demi-journée") besides the day's own name.
+const WORKING_DAY: &[&str] = &["jornada", "journee"];
 
 /// Number words in the shipped languages, normalised.
 const NUMBER_WORDS: &[(&str, f64)] = &[
@@ -622,6 +640,43 @@ fn phrase_from(tokens: &[Token], i: usize, phrases: &[&[&str]]) -> Option<usize>
         .max()
 }
 
+/// A whole or half length of time named from token `i` ([`WHOLE`], [`HALF`]: "full day",
+/// "half-day", "el año entero"), with how many tokens it takes (a hyphen between its two words
+/// is one). "All day" and "o dia todo" are not lengths: they say when ("closed all day"), not
+/// for how long.
+fn length_at(tokens: &[Token], i: usize) -> Option<(Quantity, usize)> {
+    let first = word_at(tokens, i)?;
+    let dashed = matches!(tokens.get(i + 1), Some(Token::Dash));
+    let second_at = if dashed { i + 2 } else { i + 1 };
+    let second = word_at(tokens, second_at)?;
+    let unit = |word: &str| {
+        if WORKING_DAY.contains(&word) {
+            return Some(Unit::Days);
+        }
+        unit_of(word).filter(|u| matches!(u, Unit::Days | Unit::Weeks | Unit::Months | Unit::Years))
+    };
+    let share = |word: &str| {
+        if WHOLE.contains(&word) {
+            Some(1.0)
+        } else if HALF.contains(&word) {
+            Some(0.5)
+        } else {
+            None
+        }
+    };
+    let (value, unit) = match (share(first), unit(second), unit(first), share(second)) {
+        (Some(value), Some(unit), _, _) | (_, _, Some(unit), Some(value)) => (value, unit),
+        _ => return None,
+    };
+    Some((
+        Quantity {
+            value,
+            unit: Some(unit),
+        },
+        second_at + 1 - i,
+    ))
+}
+
 /// The unit named at token `i` (with how many tokens it takes and its factor).
 fn unit_at(tokens: &[Token], i: usize) -> Option<(Unit, f64, usize)> {
     for (phrase, unit, factor) in UNIT_PHRASES {
@@ -661,6 +716,11 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
+        if let Some((length, len)) = length_at(&tokens, i) {
+            out.push(length);
+            i += len;
+            continue;
+        }
         if let Some(Token::Word(w)) = tokens.get(i) {
             if let Some((_, v)) = TIMES_WORDS.iter().find(|(name, _)| name == w) {
                 out.push(Quantity {
@@ -720,6 +780,15 @@ fn bands_in(tokens: &[Token]) -> Vec<Band> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
+        if let Some((length, len)) = length_at(tokens, i) {
+            out.push(Band {
+                low: Some(length.value),
+                high: Some(length.value),
+                unit: length.unit,
+            });
+            i += len;
+            continue;
+        }
         let Some(first) = number_at(tokens, i).filter(|_| matches!(tokens[i], Token::Number(_)))
         else {
             i += 1;
@@ -839,6 +908,8 @@ pub fn band_only(text: &str) -> Option<Band> {
             continue;
         };
         if let Some((_, _, len)) = unit_at(&tokens, i) {
+            i += len;
+        } else if let Some((_, len)) = length_at(&tokens, i) {
             i += len;
         } else if let Some(len) = phrase_from(&tokens, i, AT_LEAST)
             .or_else(|| phrase_from(&tokens, i, AT_MOST))
@@ -1040,6 +1111,48 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(&bands(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn a_whole_or_half_day_said_in_words_is_a_length() {
+        let day = |days: f64| vec![q(days, Some(Unit::Days))];
+        for (text, want) in [
+            ("how much is an electric bike for the whole day?", day(1.0)),
+            ("and for a full-day?", day(1.0)),
+            ("cuanto cuesta la sala el dia entero?", day(1.0)),
+            ("quanto fica o dia inteiro?", day(1.0)),
+            ("y medio día?", day(0.5)),
+            ("halber Tag", day(0.5)),
+            ("y pagando el año entero?", vec![q(1.0, Some(Unit::Years))]),
+            ("a full week", vec![q(1.0, Some(Unit::Weeks))]),
+        ] {
+            assert_eq!(quantities(text), want, "{text}");
+        }
+        // Saying when, not how long; and the Portuguese "meio dia" is noon.
+        for text in [
+            "are you open all day on saturday?",
+            "segunda fechado o dia todo",
+            "estoy todo el día en la oficina",
+            "abrem ao meio dia?",
+        ] {
+            assert_eq!(quantities(text), vec![], "{text}");
+        }
+        let days = |d: f64| band(Some(d), Some(d), Some(Unit::Days));
+        assert_eq!(
+            bands("Alquiler de bicicletas: 15 € medio día y 25 € el día completo."),
+            vec![days(0.5), days(1.0)]
+        );
+        assert_eq!(
+            bands("De 2 a 4 horas (media jornada): 100 €"),
+            vec![band(Some(2.0), Some(4.0), Some(Unit::Hours)), days(0.5)]
+        );
+        assert_eq!(
+            bands("E-bike rental half-day (4 hours)"),
+            vec![days(0.5), band(Some(4.0), Some(4.0), Some(Unit::Hours))]
+        );
+        assert_eq!(band_only("Full day"), Some(days(1.0)));
+        assert_eq!(band_only("E-bike rental full day"), None);
+        assert_eq!(fits(&day(1.0), &bands("half day (4 hours)")), Some(false));
     }
 
     #[test]

@@ -2276,6 +2276,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_whole_day_asked_in_words_is_priced_as_the_whole_day() {
+        // One line that prices half a day and a whole one: the customer's day is the whole.
+        let line =
+            "- Alquiler de bicicletas: 15 € medio día y 25 € el día completo, casco incluido.";
+        let answer = extract_knowing_with(
+            Translating(&[]),
+            "cuanto cuesta la bici el dia entero?",
+            &[source(1, "Actividades", "Actividades > Bicicletas", line)],
+        )
+        .await;
+        assert!(answer.text.contains("25 €"), "{}", answer.text);
+        assert!(!answer.text.contains("15 €"), "{}", answer.text);
+        // A room's row in bands of hours, each named as a part of a day too.
+        let table =
+            "Sala Turia — Hasta 2 horas: 20 € la hora; De 2 a 4 horas (media jornada): 70 €; \
+            Más de 4 horas (jornada completa): 120 €.";
+        let answer = extract_with(
+            Translating(&[]),
+            "cuanto cuesta la sala turia el dia entero?",
+            "Tarifas > Salas",
+            table,
+        )
+        .await;
+        assert!(answer.text.contains("120 €"), "{}", answer.text);
+        assert!(!answer.text.contains("70 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_row_is_told_by_what_its_name_means_not_by_what_its_notes_add() {
         // The sealant's notes hold more of the question's words than the cleaning's row, but
         // the cleaning is what the customer names.
