@@ -250,17 +250,17 @@ const UNIT_PHRASES: &[(&[&str], Unit, f64)] = &[
     (&["m", "2"], Unit::SquareMetres, 1.0),
 ];
 
-/// Words that make a length of time a whole one when they go with its unit's name ("full day",
-/// "whole year", "el día entero", "jornada completa", "ganzer Tag"): one of that unit.
+/// Words that make a day a whole one ("full day", "el día entero", "jornada completa", "ganzer
+/// Tag"): one day.
 const WHOLE: &[&str] = &[
     "full", "whole", "entire", "completo", "completa", "entero", "entera", "inteiro", "inteira",
     "complete", "entiere", "ganzer", "ganzen", "ganze", "ganzes",
 ];
 
-/// Words that make a length of time half of one ("half day", "medio día", "media jornada",
-/// "demi-journée"). Not the Portuguese "meio": "meio dia" is noon.
+/// Words that make a day half of one ("half day", "media jornada", "demi-journée").
+/// Not the Portuguese "meio" nor the Spanish "medio": "meio dia" and "a medio día" are noon.
 const HALF: &[&str] = &[
-    "half", "medio", "media", "meia", "demi", "halber", "halben", "halbe", "halbes",
+    "half", "media", "meia", "demi", "halber", "halben", "halbe", "halbes",
 ];
 
 /// Words for a working day, which a whole or half one is said of ("jornada completa",
@@ -475,6 +475,9 @@ pub struct Quantity {
     pub value: f64,
     /// What it counts, when said.
     pub unit: Option<Unit>,
+    /// Said as a whole or half day in words ("for the whole day"), not as a number: it sorts a
+    /// list's bands, but an answer that states a band in days is not thereby about it.
+    pub worded: bool,
 }
 
 /// A band of values: `low..=high`, either end open.
@@ -640,21 +643,17 @@ fn phrase_from(tokens: &[Token], i: usize, phrases: &[&[&str]]) -> Option<usize>
         .max()
 }
 
-/// A whole or half length of time named from token `i` ([`WHOLE`], [`HALF`]: "full day",
-/// "half-day", "el año entero"), with how many tokens it takes (a hyphen between its two words
-/// is one). "All day" and "o dia todo" are not lengths: they say when ("closed all day"), not
-/// for how long.
+/// A whole or half day named from token `i` ([`WHOLE`], [`HALF`]: "full day", "half-day", "el
+/// día entero"), with how many tokens it takes (a hyphen between its two words is one). "All
+/// day" and "o dia todo" are not lengths: they say when ("closed all day"), not for how long.
+/// Nor is a whole week, month or year read: a price list seldom sorts by them, and a year is
+/// also an age ("a full year" is not a child "até 10 anos").
 fn length_at(tokens: &[Token], i: usize) -> Option<(Quantity, usize)> {
     let first = word_at(tokens, i)?;
     let dashed = matches!(tokens.get(i + 1), Some(Token::Dash));
     let second_at = if dashed { i + 2 } else { i + 1 };
     let second = word_at(tokens, second_at)?;
-    let unit = |word: &str| {
-        if WORKING_DAY.contains(&word) {
-            return Some(Unit::Days);
-        }
-        unit_of(word).filter(|u| matches!(u, Unit::Days | Unit::Weeks | Unit::Months | Unit::Years))
-    };
+    let day = |word: &str| WORKING_DAY.contains(&word) || unit_of(word) == Some(Unit::Days);
     let share = |word: &str| {
         if WHOLE.contains(&word) {
             Some(1.0)
@@ -664,14 +663,16 @@ fn length_at(tokens: &[Token], i: usize) -> Option<(Quantity, usize)> {
             None
         }
     };
-    let (value, unit) = match (share(first), unit(second), unit(first), share(second)) {
-        (Some(value), Some(unit), _, _) | (_, _, Some(unit), Some(value)) => (value, unit),
+    let value = match (share(first), share(second)) {
+        (Some(value), _) if day(second) => value,
+        (_, Some(value)) if day(first) => value,
         _ => return None,
     };
     Some((
         Quantity {
             value,
-            unit: Some(unit),
+            unit: Some(Unit::Days),
+            worded: true,
         },
         second_at + 1 - i,
     ))
@@ -726,6 +727,7 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
                 out.push(Quantity {
                     value: *v,
                     unit: Some(Unit::Times),
+                    worded: false,
                 });
                 i += 1;
                 continue;
@@ -741,6 +743,7 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
             out.push(Quantity {
                 value: value * factor,
                 unit: Some(unit),
+                worded: false,
             });
             i += 1 + len;
             continue;
@@ -756,13 +759,18 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
             out.push(Quantity {
                 value: value * factor,
                 unit: Some(unit),
+                worded: false,
             });
             i += gap + len;
             continue;
         }
         if digits {
             let unit = phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years);
-            out.push(Quantity { value, unit });
+            out.push(Quantity {
+                value,
+                unit,
+                worded: false,
+            });
         }
         i += 1;
     }
@@ -973,7 +981,11 @@ mod tests {
     use super::*;
 
     fn q(value: f64, unit: Option<Unit>) -> Quantity {
-        Quantity { value, unit }
+        Quantity {
+            value,
+            unit,
+            worded: false,
+        }
     }
 
     #[test]
@@ -1114,33 +1126,40 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_or_half_day_said_in_words_is_a_length() {
-        let day = |days: f64| vec![q(days, Some(Unit::Days))];
+    fn a_whole_or_half_day_said_in_words_is_a_length_of_days() {
+        let day = |days: f64| {
+            vec![Quantity {
+                value: days,
+                unit: Some(Unit::Days),
+                worded: true,
+            }]
+        };
         for (text, want) in [
             ("how much is an electric bike for the whole day?", day(1.0)),
             ("and for a full-day?", day(1.0)),
             ("cuanto cuesta la sala el dia entero?", day(1.0)),
             ("quanto fica o dia inteiro?", day(1.0)),
-            ("y medio día?", day(0.5)),
+            ("y la media jornada?", day(0.5)),
             ("halber Tag", day(0.5)),
-            ("y pagando el año entero?", vec![q(1.0, Some(Unit::Years))]),
-            ("a full week", vec![q(1.0, Some(Unit::Weeks))]),
         ] {
             assert_eq!(quantities(text), want, "{text}");
         }
-        // Saying when, not how long; and the Portuguese "meio dia" is noon.
+        // Saying when, not how long; "meio dia" and "medio día" are noon.
         for text in [
             "are you open all day on saturday?",
             "segunda fechado o dia todo",
             "estoy todo el día en la oficina",
             "abrem ao meio dia?",
+            "cerrais a medio dia?",
+            "what does a full year cost?",
+            "a whole week of classes",
         ] {
             assert_eq!(quantities(text), vec![], "{text}");
         }
         let days = |d: f64| band(Some(d), Some(d), Some(Unit::Days));
         assert_eq!(
             bands("Alquiler de bicicletas: 15 € medio día y 25 € el día completo."),
-            vec![days(0.5), days(1.0)]
+            vec![days(1.0)]
         );
         assert_eq!(
             bands("De 2 a 4 horas (media jornada): 100 €"),

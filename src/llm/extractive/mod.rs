@@ -760,9 +760,14 @@ fn disagreeing(
 
 /// Whether `text` states a band in the unit of one of the customer's `quantities` (their
 /// daughter's 8 years against "we see patients from 12 years"): it speaks to their case,
-/// whether its band holds their number or not.
+/// whether its band holds their number or not. A day said in words ("for a full day") is not
+/// such a number: "we deliver in 3 to 5 days" is not about it.
 fn measured(quantities: &[Quantity], text: &str) -> bool {
-    let units: Vec<_> = quantities.iter().filter_map(|q| q.unit).collect();
+    let units: Vec<_> = quantities
+        .iter()
+        .filter(|q| !q.worded)
+        .filter_map(|q| q.unit)
+        .collect();
     !units.is_empty()
         && bands(text)
             .iter()
@@ -3268,6 +3273,13 @@ mod tests {
         // Another measure, or a number without one, says nothing of the case.
         assert!(!measured(&asked("vcs atendem a 12 km daqui?"), rule));
         assert!(!measured(&asked("pedido 20457 atrasado"), rule));
+        // A day said in words sorts bands of days, but an answer that states one is not about it.
+        let delivery = "Zona 4 (Baleares): 3 a 5 días laborables.";
+        assert!(measured(&asked("can I leave it for 2 days?"), delivery));
+        assert!(!measured(
+            &asked("can I leave it for a full day?"),
+            delivery
+        ));
         let mut signals = Signals {
             relevance: 0.18,
             lead: 0.0,
