@@ -1,8 +1,9 @@
 //! Quantities: the numbers a customer gives about themselves or what they want ("my dog weighs
-//! 25 kilos", "uns 12 km", "para 10 personas", "twice a week", "I'm 68"), and the bands a price
-//! list sorts by ("até 8 km", "de 8 a 15 km", "acima de 15 km", "2-3 bedrooms", "aged 65 and
-//! over", "hasta 2 kg"). A row of a table whose band holds the customer's number is the row that
-//! answers; a row whose band excludes it never does, however alike its words.
+//! 25 kilos", "uns 12 km", "para 10 personas", "twice a week", "I'm 68", "for the whole day"),
+//! and the bands a price list sorts by ("até 8 km", "de 8 a 15 km", "acima de 15 km", "2-3
+//! bedrooms", "aged 65 and over", "hasta 2 kg", "media jornada"). A row of a table whose band
+//! holds the customer's number is the row that answers; a row whose band excludes it never
+//! does, however alike its words.
 //!
 //! Both sides are read from [`normalize`]d text (lower case, no accents), with number words and
 //! unit names in the shipped languages (en, pt, es, fr, de). Times of day ("18:00"), dates and
@@ -468,7 +469,8 @@ impl Unit {
     }
 }
 
-/// A number a customer gave, with what it counts when they said.
+/// A number a customer gave, with what it counts when they said, or a whole or half day they
+/// named in words.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quantity {
     /// The value, in its unit's measure.
