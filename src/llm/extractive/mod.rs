@@ -2262,19 +2262,21 @@ mod tests {
         // The embedder reads the Russian words as the English ones they are nearest to, as a
         // multilingual one does; no word of the question is the documents'.
         let near = Translating(&[("стрижка", "hems"), ("стоит", "price")]);
-        let answer = extract_knowing_with(
+        let answer = extract_with(
             near,
             "Сколько стоит стрижка?",
-            &[source(1, "Prices", "Prices > Alterations", table)],
+            "Prices > Alterations",
+            table,
         )
         .await;
         assert!(answer.text.is_empty(), "{}", answer.text);
         assert_eq!(answer.confidence, Some(0.0));
         // In the documents' letters, the same meaning is answered.
-        let answer = extract_knowing_with(
+        let answer = extract_with(
             Translating(&[]),
             "how much for trouser hems?",
-            &[source(1, "Prices", "Prices > Alterations", table)],
+            "Prices > Alterations",
+            table,
         )
         .await;
         assert!(answer.text.contains("£12"), "{}", answer.text);
@@ -2285,10 +2287,11 @@ mod tests {
         // One line that prices half a day and a whole one: the customer's day is the whole.
         let line =
             "- Alquiler de bicicletas: 15 € medio día y 25 € el día completo, casco incluido.";
-        let answer = extract_knowing_with(
+        let answer = extract_with(
             Translating(&[]),
             "cuanto cuesta la bici el dia entero?",
-            &[source(1, "Actividades", "Actividades > Bicicletas", line)],
+            "Actividades > Bicicletas",
+            line,
         )
         .await;
         assert!(answer.text.contains("25 €"), "{}", answer.text);
