@@ -194,12 +194,8 @@ impl Lexicon {
     /// documents' ("Сколько стоит стрижка?" to a business writing in Latin letters) shares no
     /// word with them, nor the start of one, nor a name.
     pub fn shares_letters(&self, text: &str) -> bool {
-        let words = text::lower_words(text);
-        let mut letters = words
-            .iter()
-            .flat_map(|(_, normal)| normal.chars())
-            .filter(|c| c.is_alphabetic())
-            .peekable();
+        let normal = text::normalize(text);
+        let mut letters = normal.chars().filter(|c| c.is_alphabetic()).peekable();
         letters.peek().is_none() || letters.any(|c| self.letters.contains(&c))
     }
 
