@@ -26,14 +26,14 @@
 //!   rows spells ("shipping to Huesca" against four zones), listing every row would state the
 //!   wrong prices beside the right one. Another retrieved passage may assign it to one row: a
 //!   sentence holding the customer's word and one row's label ("Zona 2: resto de Aragón
-//!   (Huesca, Teruel...)"); that row is said alone. A question naming nothing beyond what the
-//!   rows and their heading hold ("how much is shipping?") gets every row under its name. Rows
-//!   named by bands of one measure alone ("até 8 km", "de 8 a 15 km") are one thing's prices
-//!   by how much of it: only the customer's number chooses among them, so a word of the
-//!   documents' that none holds names no case of its own, and without a number every band
-//!   answers. Words the rows do not spell beside one that points at a single row are what the
-//!   customer says around it ("vou casar em outubro, quanto é o pacote de noiva?"): that row
-//!   is their case.
+//!   (Huesca, Teruel...)"), and no amount of its own; that row is said alone. A question
+//!   naming nothing beyond what the rows and their heading hold ("how much is shipping?") gets
+//!   every row under its name. Rows named by bands of one measure alone ("até 8 km", "de 8 a
+//!   15 km") are one thing's prices by how much of it: only the customer's number chooses
+//!   among them, so a word of the documents' that none holds names no case of its own, and
+//!   without a number every band answers. Words the rows do not spell beside one that points
+//!   at a single row are what the customer says around it ("vou casar em outubro, quanto é o
+//!   pacote de noiva?"): that row is their case.
 //!
 //! A reply of amounts for several things is replaced by their names, asking which one the
 //! customer means, when the question asks a price (asked anything else, which of them is meant
@@ -43,7 +43,7 @@
 use std::collections::HashSet;
 
 use super::rows::Row;
-use super::units::{is_list_item, states_a_price, Asked};
+use super::units::{is_list_item, states_a_price, states_an_amount, Asked};
 use crate::knowledge::lexicon::stem;
 use crate::knowledge::quantity::{band_only, Band};
 use crate::knowledge::text::{is_stopword, lower_words, sentences, words};
@@ -346,9 +346,9 @@ pub(super) fn row_names<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String>
 }
 
 /// The one of `names` that a sentence of `texts` assigns the customer's case to: a sentence
-/// holding one of the `unheld` stems (read by `asked`) and the label of exactly one name
-/// (without what it says in brackets, "Zona 2" of "Zona 2 (resto de Aragón)"), when every such
-/// sentence agrees on it.
+/// stating no amount, holding one of the `unheld` stems (read by `asked`) and the label of
+/// exactly one name (without what it says in brackets, "Zona 2" of "Zona 2 (resto de
+/// Aragón)"), when every such sentence agrees on it.
 ///
 /// A single row is named by its label's rarest word too (by `weight`, a normalised word's
 /// weight in the documents): a sentence seldom spells a row's whole label ("A puncture during
@@ -374,6 +374,12 @@ pub(super) fn assigned<'a>(
     let mut found: Option<usize> = None;
     for text in texts {
         for sentence in sentences(text) {
+            // A sentence that states an amount prices what it names itself ("Shortening
+            // sleeves on a jacket: £28; on a coat: £35."): the customer's word beside a row's
+            // label there is that price's case, not the row's.
+            if states_an_amount(&sentence) {
+                continue;
+            }
             let stems = asked.stems_of(&sentence);
             if !unheld.iter().any(|u| stems.contains(u)) {
                 continue;
@@ -444,6 +450,24 @@ mod tests {
     fn read_in(lexicon: &Lexicon, question: &str) -> Asked {
         let question = Question::read(question, Some(lexicon), Some("pt"));
         Asked::of(&question, Some(lexicon), "pt")
+    }
+
+    #[test]
+    fn a_sentence_that_prices_the_customers_case_itself_assigns_it_to_no_row() {
+        let zones = "Zona 2: resto de Aragón (Huesca y Teruel). Zona 3: resto de la península.";
+        let lexicon = Lexicon::build([
+            (Some("Zonas"), zones),
+            (Some("Pagos"), "Aceptamos tarjeta y Bizum."),
+        ]);
+        let asked = read_in(&lexicon, "cuanto cuesta el envio a huesca?");
+        let names = vec!["Zona 2 (resto de Aragón)".to_string()];
+        let unheld = vec!["huesc".to_string()];
+        let by_zones = assigned(&names, &unheld, [zones].into_iter(), &asked, |_| 1.0);
+        assert_eq!(by_zones, Some(&names[0]));
+        // Where the sentence states its own amount, that amount is the case's price.
+        let priced = "Zona 2: envío a Huesca en mano, 9,90 €.";
+        let by_priced = assigned(&names, &unheld, [priced].into_iter(), &asked, |_| 1.0);
+        assert_eq!(by_priced, None);
     }
 
     const SERVICES: &str = "Consulta inicial — Valor: R$ 180.\nConsulta de retorno — Valor: R$ 120.\nDrenagem linfática — Valor: R$ 150.";

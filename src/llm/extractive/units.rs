@@ -284,6 +284,11 @@ pub(super) const CURRENCIES: [&str; 6] = ["eur", "euro", "euros", "usd", "gbp", 
 /// Whether `text` states an amount of money (a number next to a currency sign or code) or that
 /// something is free.
 pub(super) fn states_a_price(text: &str) -> bool {
+    states_an_amount(text) || says_any(text, &FREE)
+}
+
+/// Whether `text` states an amount of money: a number next to a currency sign or code.
+pub(super) fn states_an_amount(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     let sign = chars.iter().enumerate().any(|(i, c)| {
         matches!(c, '€' | '$' | '£')
@@ -299,7 +304,7 @@ pub(super) fn states_a_price(text: &str) -> bool {
     };
     sign || words.iter().enumerate().any(|(i, w)| {
         CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1)))
-    }) || says_any(text, &FREE)
+    })
 }
 
 /// Words by which a text says something costs nothing, normalised. Not "free" alone: a
