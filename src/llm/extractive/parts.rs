@@ -220,19 +220,91 @@ fn parts(line: &str) -> Vec<Part> {
                     continue;
                 }
                 cuts.push(sentence.len());
-                for cut in cuts.windows(2) {
+                let mut said: Vec<Part> = Vec::new();
+                let mut first_case = None;
+                for (i, cut) in cuts.windows(2).enumerate() {
                     let clause = sentence[cut[0]..cut[1]].trim();
                     let alone = without_leading_function_words(clause)
                         .trim_end_matches([',', ';', ' ', '.']);
-                    parts.push(Part {
+                    let opening = if i == 0 {
+                        Some(lead)
+                    } else {
+                        own_lead(lead, clause)
+                    };
+                    let Some(opening) = opening else {
+                        break;
+                    };
+                    let clause = if opening == lead {
+                        alone
+                    } else {
+                        // The first clause's own case is then what `lead` says after it.
+                        first_case = Some(lead[opening.len()..].trim());
+                        clause
+                    };
+                    let clause = clause.trim_end_matches([',', ';', ' ', '.']);
+                    said.push(Part {
                         words: clause.to_string(),
-                        said: format!("{lead} {alone}.").trim_start().to_string(),
+                        said: format!("{opening} {clause}.").trim_start().to_string(),
                     });
                 }
+                // A later clause whose own case cannot be told from the first's ([`own_lead`])
+                // leaves the sentence one part.
+                if said.len() < cuts.len() - 1 {
+                    parts.push(Part {
+                        words: sentence.to_string(),
+                        said: sentence.to_string(),
+                    });
+                    continue;
+                }
+                if let Some(case) = first_case {
+                    said[0].words = format!("{case} {}", said[0].words);
+                }
+                parts.extend(said);
             }
         }
     }
     parts
+}
+
+/// The words a later `clause` of a sentence is said after, when `lead` (what the sentence
+/// opens with, up to its first amount) holds the first clause's own case: a clause that names
+/// its own case before a colon ("on a coat: £35") says that case in the place of the first's
+/// ("on a jacket" of "Shortening sleeves on a jacket: £28"), where its opening function words
+/// stand in `lead` ("Shortening sleeves on a coat: £35."), or after the words before `lead`'s
+/// own last colon ("Prices: adults: £10; children: £5" gives "Prices: children: £5."). `None`
+/// when neither tells where the first case starts. A clause with no colon before its amount
+/// ("garrafa R$ 79", "£70 for all four wheels") is said after the whole `lead`.
+fn own_lead<'s>(lead: &'s str, clause: &str) -> Option<&'s str> {
+    let amount = amount_starts(clause)
+        .first()
+        .copied()
+        .unwrap_or(clause.len());
+    if !clause[..amount].contains(':') {
+        return Some(lead);
+    }
+    let named = without_leading_function_words(clause);
+    let function_words = normalize(&clause[..clause.len() - named.len()]);
+    let opening = lead.trim_end_matches(':').trim_end();
+    if !function_words.is_empty() {
+        let at = words_at(opening)
+            .into_iter()
+            .rev()
+            .find(|&at| normalize(&opening[at..]).starts_with(&format!("{function_words} ")));
+        if let Some(at) = at.filter(|&at| at > 0) {
+            return Some(opening[..at].trim_end());
+        }
+    }
+    opening.rfind(':').map(|at| &lead[..=at])
+}
+
+/// Where each word of `text` starts (byte offsets).
+fn words_at(text: &str) -> Vec<usize> {
+    text.char_indices()
+        .filter(|&(at, c)| {
+            !c.is_whitespace() && (at == 0 || text[..at].ends_with(char::is_whitespace))
+        })
+        .map(|(at, _)| at)
+        .collect()
 }
 
 /// Words that join two clauses of one sentence, in the languages of the shipped templates and
@@ -402,6 +474,27 @@ mod tests {
             cut(wine, "e a taça?").as_deref(),
             Some("- Vinho da casa (tinto ou branco, da Serra Gaúcha): taça R$ 19.")
         );
+    }
+
+    #[test]
+    fn a_clause_that_names_its_own_case_says_it_in_the_place_of_the_firsts() {
+        let sleeves = "- Shortening sleeves on a jacket: £28; on a coat: £35.";
+        assert_eq!(
+            cut(sleeves, "how much to shorten a coat's sleeves?").as_deref(),
+            Some("- Shortening sleeves on a coat: £35.")
+        );
+        assert_eq!(
+            cut(sleeves, "how much to shorten jacket sleeves?").as_deref(),
+            Some("- Shortening sleeves on a jacket: £28.")
+        );
+        let tickets = "Tickets: adults: £10; children: £5.";
+        assert_eq!(
+            cut(tickets, "how much for children?").as_deref(),
+            Some("Tickets: children: £5.")
+        );
+        // Where the first case starts cannot be told: the sentence is said whole.
+        let sizes = "Small dogs £20; large: £30.";
+        assert_eq!(cut(sizes, "how much for large dogs?"), None);
     }
 
     #[test]
