@@ -342,20 +342,38 @@ const AGE_CUES: &[&[&str]] = &[
     &["edad", "de"],
 ];
 
-/// Words that open a lower bound ("acima de 15 km", "a partir de 8 personas", "over 100 m²").
-const AT_LEAST: &[&[&str]] = &[
+/// Words that open a lower bound its own value is not in: "more than 5 kg" (after "2 to 5
+/// kg"), "acima de 25 kg" (after "de 10,1 a 25 kg"). A customer's round number often falls on
+/// such a bound, which the band before holds.
+const MORE_THAN: &[&[&str]] = &[
     &["acima", "de"],
     &["mais", "de"],
+    &["mas", "de"],
+    &["above"],
+    &["more", "than"],
+    &["plus", "de"],
+];
+
+/// Words that open an upper bound its own value is not in: "less than 2 hours", "menos de 7
+/// días" (before "de 7 a 14 días").
+const LESS_THAN: &[&[&str]] = &[
+    &["menos", "de"],
+    &["abaixo", "de"],
+    &["below"],
+    &["less", "than"],
+    &["fewer", "than"],
+    &["moins", "de"],
+];
+
+/// Words that open a lower bound ("a partir de 8 personas", "over 100 m²").
+const AT_LEAST: &[&[&str]] = &[
     &["a", "partir", "de"],
     &["a", "partir", "dos"],
     &["a", "partir", "das"],
     &["maiores", "de"],
-    &["mas", "de"],
     &["desde"],
     &["mayores", "de"],
     &["over"],
-    &["above"],
-    &["more", "than"],
     &["from"],
     &["after"],
     &["depois", "de"],
@@ -364,7 +382,6 @@ const AT_LEAST: &[&[&str]] = &[
     &["at", "least"],
     &["minimum"],
     &["min"],
-    &["plus", "de"],
     &["des"],
     &["ab"],
     &["uber"],
@@ -375,23 +392,17 @@ const AT_LEAST: &[&[&str]] = &[
 const AT_MOST: &[&[&str]] = &[
     &["ate"],
     &["no", "maximo"],
-    &["menos", "de"],
     &["menores", "de"],
-    &["abaixo", "de"],
     &["hasta"],
     &["como", "maximo"],
     &["up", "to"],
     &["upto"],
     &["under"],
-    &["below"],
     &["before"],
     &["antes", "de"],
-    &["less", "than"],
-    &["fewer", "than"],
     &["maximum"],
     &["max"],
     &["jusqu", "a"],
-    &["moins", "de"],
     &["bis"],
     &["unter"],
     &["hochstens"],
@@ -482,7 +493,8 @@ pub struct Quantity {
     pub worded: bool,
 }
 
-/// A band of values: `low..=high`, either end open.
+/// A band of values: `low..=high`, either end open; a band with one bound leaves that bound's
+/// own value out when [`Band::strict`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Band {
     /// Lowest value in the band.
@@ -491,6 +503,8 @@ pub struct Band {
     pub high: Option<f64>,
     /// What it counts, when said.
     pub unit: Option<Unit>,
+    /// Whether its one bound leaves its own value out ("more than 5 kg", "menos de 7 días").
+    pub strict: bool,
 }
 
 impl Band {
@@ -505,9 +519,11 @@ impl Band {
             (None, Some(_)) if !self.is_exact() => return None,
             _ => {}
         }
+        let on_bound = |bound: f64| (q.value - bound).abs() <= 1e-9;
         let above = self.low.is_none_or(|low| q.value >= low - 1e-9);
         let below = self.high.is_none_or(|high| q.value <= high + 1e-9);
-        Some(above && below)
+        let left_out = self.strict && self.low.or(self.high).is_some_and(on_bound);
+        Some(above && below && !left_out)
     }
 
     /// Whether the band is a single value ("pack of 5", "10 sessões").
@@ -795,6 +811,7 @@ fn bands_in(tokens: &[Token]) -> Vec<Band> {
                 low: Some(length.value),
                 high: Some(length.value),
                 unit: length.unit,
+                strict: false,
             });
             i += len;
             continue;
@@ -839,6 +856,7 @@ fn bands_in(tokens: &[Token]) -> Vec<Band> {
                         low: Some(first * factor),
                         high: Some(second * factor),
                         unit,
+                        strict: false,
                     });
                     i = j + 2 + after.map_or(0, |(_, _, len)| len);
                     continue;
@@ -865,17 +883,21 @@ fn bands_in(tokens: &[Token]) -> Vec<Band> {
         };
         // An age band's unit is often said before ("aged 65 and over", "idade de 65").
         let unit = unit.or_else(|| phrase_before(tokens, i, AGE_CUES).map(|_| Unit::Years));
-        if or_more || phrase_before(tokens, i, AT_LEAST).is_some() {
+        let more_than = phrase_before(tokens, i, MORE_THAN).is_some();
+        let less_than = phrase_before(tokens, i, LESS_THAN).is_some();
+        if or_more || more_than || phrase_before(tokens, i, AT_LEAST).is_some() {
             out.push(Band {
                 low: Some(value),
                 high: None,
                 unit,
+                strict: more_than && !or_more,
             });
-        } else if phrase_before(tokens, i, AT_MOST).is_some() {
+        } else if less_than || phrase_before(tokens, i, AT_MOST).is_some() {
             out.push(Band {
                 low: None,
                 high: Some(value),
                 unit,
+                strict: less_than,
             });
         } else if unit.is_some()
             || phrase_before(
@@ -894,6 +916,7 @@ fn bands_in(tokens: &[Token]) -> Vec<Band> {
                 low: Some(value),
                 high: Some(value),
                 unit,
+                strict: false,
             });
         }
         i += 1;
@@ -922,6 +945,8 @@ pub fn band_only(text: &str) -> Option<Band> {
         } else if let Some((_, len)) = length_at(&tokens, i) {
             i += len;
         } else if let Some(len) = phrase_from(&tokens, i, AT_LEAST)
+            .or_else(|| phrase_from(&tokens, i, MORE_THAN))
+            .or_else(|| phrase_from(&tokens, i, LESS_THAN))
             .or_else(|| phrase_from(&tokens, i, AT_MOST))
             .or_else(|| phrase_from(&tokens, i, OR_MORE))
         {
@@ -1047,7 +1072,53 @@ mod tests {
     }
 
     fn band(low: Option<f64>, high: Option<f64>, unit: Option<Unit>) -> Band {
-        Band { low, high, unit }
+        Band {
+            low,
+            high,
+            unit,
+            strict: false,
+        }
+    }
+
+    /// A band whose one bound leaves its own value out.
+    fn strict(low: Option<f64>, high: Option<f64>, unit: Option<Unit>) -> Band {
+        Band {
+            strict: true,
+            ..band(low, high, unit)
+        }
+    }
+
+    #[test]
+    fn a_bound_said_as_more_or_less_than_leaves_its_own_value_to_the_band_beside_it() {
+        let kilos = |value: f64| Quantity {
+            value,
+            unit: Some(Unit::Kg),
+            worded: false,
+        };
+        let schedule = bands("Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €; Más de 5 kg: 9,95 €.");
+        let holding = |value: f64| -> Vec<bool> {
+            schedule
+                .iter()
+                .map(|b| b.holds(&kilos(value)) == Some(true))
+                .collect()
+        };
+        assert_eq!(holding(5.0), [false, true, false]);
+        assert_eq!(holding(5.5), [false, false, true]);
+        // "Hasta" holds its own value, as "a partir de" and "over" do.
+        assert_eq!(holding(2.0), [true, true, false]);
+        let under = bands("less than 7 days: no refund; from 7 days: 50 %");
+        let days = Quantity {
+            value: 7.0,
+            unit: Some(Unit::Days),
+            worded: false,
+        };
+        assert_eq!(under[0].holds(&days), Some(false));
+        assert_eq!(under[1].holds(&days), Some(true));
+        // "5 kg or more" holds 5 kg, whatever opened it.
+        assert_eq!(
+            bands("mais de 5 kg ou mais")[0].holds(&kilos(5.0)),
+            Some(true)
+        );
     }
 
     #[test]
@@ -1067,14 +1138,14 @@ mod tests {
             ),
             (
                 "acima de 15 km — não atendemos",
-                vec![band(Some(15.0), None, Some(Unit::Km))],
+                vec![strict(Some(15.0), None, Some(Unit::Km))],
             ),
             (
                 "Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €; Más de 5 kg: 9,95 €.",
                 vec![
                     band(None, Some(2.0), Some(Unit::Kg)),
                     band(Some(2.0), Some(5.0), Some(Unit::Kg)),
-                    band(Some(5.0), None, Some(Unit::Kg)),
+                    strict(Some(5.0), None, Some(Unit::Kg)),
                 ],
             ),
             (

@@ -201,7 +201,8 @@ mod tests {
             [Band {
                 low: Some(14.0),
                 high: Some(15.0),
-                unit: Some(crate::knowledge::quantity::Unit::Years)
+                unit: Some(crate::knowledge::quantity::Unit::Years),
+                strict: false,
             }]
         );
     }
