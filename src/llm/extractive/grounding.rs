@@ -320,7 +320,7 @@ pub(super) fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String
 
 /// A row's label: its name without what it says in brackets ("Desvitalização de dente
 /// anterior" of "Desvitalização (tratamento de canal) de dente anterior").
-fn label(name: &str) -> String {
+pub(super) fn label(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut depth = 0usize;
     for c in name.chars() {

@@ -307,7 +307,11 @@ impl ChatModel for Extractive {
         let offers = offers(request.sources, &candidates, &asked, &stems);
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
         let spread = crate::knowledge::relevance::mean_and_sd(&scores).1;
-        let ranked = whole_first(choose(offers, &asked, spread), &stems);
+        let ranked = plainest_first(
+            whole_first(choose(offers, &asked, spread), &stems),
+            &stems,
+            meant_row,
+        );
         let asked_terms: Vec<String> = terms(question);
         // Asked how many days or how long, the best offer that states such a quantity answers,
         // when one does ("cuantos dias tengo para devolver?": the return window, not the ways
@@ -639,6 +643,55 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
             let found = ranked.remove(at);
             ranked.insert(0, found);
         }
+    }
+    ranked
+}
+
+/// `ranked` with the row the question means first, when the best offer is another table's
+/// row and the two rows' labels and what their names mean agree on it: its label says nothing
+/// the question does not, and holds as much of the question's words as the other's, which adds
+/// words of its own ([`grounding::meant`]); and its name is, of the retrieved rows', the most
+/// like the question (`meant`). "How much is
+/// standard membership?" is the plan "Standard", not the concession "Senior Standard" whose
+/// section ranked higher. Each table's own rows are told apart so already; this is the same
+/// reading across two tables.
+fn plainest_first<'a>(
+    mut ranked: Vec<offers::Ranked<'a>>,
+    asked: &Asked,
+    meant: Option<&str>,
+) -> Vec<offers::Ranked<'a>> {
+    let Some(meant) = meant else {
+        return ranked;
+    };
+    let one_row =
+        |r: &offers::Ranked<'_>| match grounding::row_names(r.offer.text.lines()).as_slice() {
+            [name] if r.offer.row => Some(name.clone()),
+            _ => None,
+        };
+    let Some(first) = ranked.first().and_then(one_row) else {
+        return ranked;
+    };
+    if first.eq_ignore_ascii_case(meant) || !asked.names_any(&asked.stems_of(&first)) {
+        return ranked;
+    }
+    let Some(at) = ranked
+        .iter()
+        .position(|r| one_row(r).is_some_and(|name| name.eq_ignore_ascii_case(meant)))
+    else {
+        return ranked;
+    };
+    let said = |stem: &String| asked.stems.iter().any(|s| &s.0 == stem);
+    if !asked
+        .content_stems(&grounding::label(meant))
+        .iter()
+        .all(said)
+    {
+        return ranked;
+    }
+    let names = [first, meant.to_string()];
+    if grounding::meant(&names, asked).is_some_and(|plainest| plainest == &names[1]) {
+        let found = ranked.remove(at);
+        ranked.insert(0, found);
     }
     ranked
 }
@@ -2211,6 +2264,42 @@ mod tests {
         assert!(answer.text.contains("R$ 180"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 140"), "{}", answer.text);
         assert!(!answer.text.contains("R$ 150"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn the_row_a_question_names_plainest_answers_over_another_tables_row() {
+        let sources = [
+            Source {
+                relevance: 0.5,
+                ..source(
+                    1,
+                    "Memberships",
+                    "Memberships > Concessions by age",
+                    "Junior — Who can have it: aged 14 and 15; Price per month: £19.\n\
+                     Senior Standard — Who can have it: aged 65 and over; Price per month: £26.",
+                )
+            },
+            Source {
+                relevance: 0.3,
+                ..source(
+                    2,
+                    "Memberships",
+                    "Memberships > Plans",
+                    "Standard — What's included: Gym floor at any time; Price per month: £38.\n\
+                     All-Access — What's included: Gym floor, classes and sauna; Price per month: £54.",
+                )
+            },
+            Source {
+                relevance: 0.05,
+                ..source(3, "Club", "Club > Hours", "We open at 6:00 on weekdays.")
+            },
+        ];
+        let answer = extract_knowing("how much is standard membership?", &sources).await;
+        assert!(answer.text.contains("£38"), "{}", answer.text);
+        assert!(!answer.text.contains("£26"), "{}", answer.text);
+        // Asked by the concession's own name, the concession's row answers.
+        let answer = extract_knowing("how much is senior standard membership?", &sources).await;
+        assert!(answer.text.contains("£26"), "{}", answer.text);
     }
 
     /// [`Words`] that reads some words of the question's language as the documents' words
