@@ -647,14 +647,18 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
     ranked
 }
 
-/// `ranked` with the row the question means first, when the best offer is another table's
-/// row and the two rows' labels and what their names mean agree on it: its label says nothing
-/// the question does not, and holds as much of the question's words as the other's, which adds
-/// words of its own ([`grounding::meant`]); and its name is, of the retrieved rows', the most
-/// like the question (`meant`). "How much is
-/// standard membership?" is the plan "Standard", not the concession "Senior Standard" whose
-/// section ranked higher. Each table's own rows are told apart so already; this is the same
-/// reading across two tables.
+/// `ranked` with the row the question means first, when the best offer is another row and the
+/// two rows' labels and what their names mean agree on it: its label says nothing the question
+/// does not, and holds as much of the question's words as the other's, which adds words of its
+/// own ([`grounding::meant`]); and its name is, of the retrieved rows', the most like the
+/// question (`meant`). "How much is standard membership?" is the plan "Standard", not the
+/// concession "Senior Standard" whose section ranked higher. The rows of one reply are told
+/// apart so already ([`grounding::check`]); this is the same reading across offers.
+///
+/// Measured with EmbeddingGemma-300M: on the development split and the shipped suites no reply
+/// changed; of 320 probe questions on the development businesses, the one above. Without the
+/// condition that the meant label says nothing beyond the question, "price of a pack of 10 pt
+/// sessions" went from the 30-minute pack to the partner pack.
 fn plainest_first<'a>(
     mut ranked: Vec<offers::Ranked<'a>>,
     asked: &Asked,
