@@ -288,6 +288,7 @@ fn own_lead<'s>(lead: &'s str, clause: &str) -> Option<&'s str> {
     if !function_words.is_empty() {
         let at = words_at(opening)
             .into_iter()
+            .map(|(at, _)| at)
             .rev()
             .find(|&at| normalize(&opening[at..]).starts_with(&format!("{function_words} ")));
         if let Some(at) = at.filter(|&at| at > 0) {
@@ -297,13 +298,10 @@ fn own_lead<'s>(lead: &'s str, clause: &str) -> Option<&'s str> {
     opening.rfind(':').map(|at| &lead[..=at])
 }
 
-/// Where each word of `text` starts (byte offsets).
-fn words_at(text: &str) -> Vec<usize> {
-    text.char_indices()
-        .filter(|&(at, c)| {
-            !c.is_whitespace() && (at == 0 || text[..at].ends_with(char::is_whitespace))
-        })
-        .map(|(at, _)| at)
+/// The words of `text` split at whitespace, each with where it starts (byte offsets).
+fn words_at(text: &str) -> Vec<(usize, &str)> {
+    text.split_whitespace()
+        .map(|t| (t.as_ptr() as usize - text.as_ptr() as usize, t))
         .collect()
 }
 
@@ -355,10 +353,7 @@ fn without_leading_function_words(clause: &str) -> &str {
 /// Where each amount of money in `text` starts (byte offsets): a number with a currency sign
 /// or code before or after it ("£95", "R$ 150", "95 €", "9.50 EUR").
 pub(super) fn amount_starts(text: &str) -> Vec<usize> {
-    let tokens: Vec<(usize, &str)> = text
-        .split_whitespace()
-        .map(|t| (t.as_ptr() as usize - text.as_ptr() as usize, t))
-        .collect();
+    let tokens = words_at(text);
     let digit = |t: &str| t.chars().any(|c| c.is_ascii_digit());
     let sign = |t: &str| t.contains(['€', '$', '£']);
     let code = |t: &str| {
