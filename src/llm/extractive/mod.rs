@@ -667,11 +667,16 @@ fn plainest_first<'a>(
     let Some(meant) = meant else {
         return ranked;
     };
-    let one_row =
-        |r: &offers::Ranked<'_>| match grounding::row_names(r.offer.text.lines()).as_slice() {
-            [name] if r.offer.row => Some(name.clone()),
+    // The one row an offer is, when it is one (names are read of rows alone).
+    let one_row = |r: &offers::Ranked<'_>| {
+        if !r.offer.row {
+            return None;
+        }
+        match grounding::row_names(r.offer.text.lines()).as_slice() {
+            [name] => Some(name.clone()),
             _ => None,
-        };
+        }
+    };
     let Some(first) = ranked.first().and_then(one_row) else {
         return ranked;
     };
