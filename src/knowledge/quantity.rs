@@ -478,6 +478,12 @@ impl Unit {
     pub fn answered_by(self, other: Unit) -> bool {
         self == other || (self.is_duration() && other.is_duration())
     }
+
+    /// Whether it counts things (sessions, people, items, rooms, nights) rather than measuring
+    /// them: a number said bare is a count far more often than a measure without its unit.
+    pub fn counts(self) -> bool {
+        COUNTS.contains(&self)
+    }
 }
 
 /// A number a customer gave, with what it counts when they said, or a whole or half day they

@@ -647,11 +647,16 @@ impl Question {
             }
         }
         // A bare number in a follow-up ("y el de 10?" after "4 kg") counts what the previous
-        // question's number counted, and replaces it.
+        // question's number counted, and replaces it. Where that question gave several, a bare
+        // number counts what its one count counted ("and a pack of 10?" after "1 session of 30
+        // min" is 10 sessions): a measure is said with its unit.
         let earlier_units: Vec<_> = previous.quantities.iter().filter_map(|q| q.unit).collect();
+        let earlier_counts: Vec<_> = earlier_units.iter().filter(|u| u.counts()).collect();
         for q in &mut self.quantities {
             if q.unit.is_none() && earlier_units.len() == 1 {
                 q.unit = Some(earlier_units[0]);
+            } else if q.unit.is_none() && earlier_counts.len() == 1 {
+                q.unit = Some(*earlier_counts[0]);
             }
         }
         for q in &previous.quantities {
@@ -995,6 +1000,7 @@ fn how_much_asks_price(normal: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knowledge::quantity::Unit;
 
     #[test]
     fn days_are_named_alone_in_ranges_and_as_the_week() {
@@ -1291,6 +1297,14 @@ mod tests {
         let next = Question::read("y el de 10?", None, Some("es")).following(&first);
         assert_eq!(next.quantities.len(), 1);
         assert_eq!(next.quantities[0].value, 10.0);
+        let first = Question::read("how much is 1 pt session of 30 min?", None, Some("en"));
+        let next = Question::read("and a pack of 10?", None, Some("en")).following(&first);
+        let mut said: Vec<_> = next.quantities.iter().map(|q| (q.value, q.unit)).collect();
+        said.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(
+            said,
+            [(10.0, Some(Unit::Sessions)), (30.0, Some(Unit::Minutes))]
+        );
         let first = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         let next = Question::read("and saturday?", None, Some("en")).following(&first);
         assert_eq!(next.days, [5]);
