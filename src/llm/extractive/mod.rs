@@ -1814,6 +1814,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_number_named_as_the_rows_are_named_chooses_the_row_though_every_row_holds_it() {
+        let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; De 2 a 5 kg: 3,90 €.\n\
+            Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; De 2 a 5 kg: 5,95 €.\n\
+            Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €.";
+        let sources = [
+            source(1, "Envíos", "Envíos > Precio del envío", table),
+            source(
+                2,
+                "Tienda",
+                "Tienda > Horario",
+                "Abrimos de lunes a sábado.",
+            ),
+            source(3, "Tienda", "Tienda > Pagos", "Aceptamos tarjeta y Bizum."),
+        ];
+        // "2" is in every row ("Hasta 2 kg"), but only one row is named by it.
+        let question = "cuanto es el envio a la zona 2 de 3 kg?";
+        let answer = extract_knowing(question, &sources).await;
+        assert!(answer.text.contains("5,95 €"), "{}", answer.text);
+        for other in ["3,90 €", "7,45 €", "4,40 €"] {
+            assert!(!answer.text.contains(other), "{}", answer.text);
+        }
+        // A follow-up naming another zone keeps the weight and takes that zone's row.
+        let answer = follow_up_knowing(question, "y a la zona 3?", &sources).await;
+        assert!(answer.text.contains("7,45 €"), "{}", answer.text);
+        assert!(!answer.text.contains("5,95 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn rows_a_question_that_asks_no_price_names_alike_are_not_offered_to_choose_from() {
         let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; Plazo: 24 horas.\n\
             Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; Plazo: 48 horas.\n\

@@ -470,6 +470,29 @@ fn row_offers<'a>(
     for (i, weight) in bridged(&rows, candidates, asked) {
         telling[i] += weight;
     }
+    // A number the question names as the documents name things ("envío a la zona 2") tells
+    // apart the row whose own name says it ("Zona 2 (resto de Aragón...)"), though every row
+    // holds the number among its columns ("De 2 a 5 kg").
+    let mut carried = carried;
+    for (i, r) in rows.iter().enumerate() {
+        let Some(name) = &r.row.name else {
+            continue;
+        };
+        let in_name = crate::knowledge::text::named_numbers(name);
+        for (number, weight, _, was_carried) in &asked.stems {
+            let named = question
+                .names
+                .iter()
+                .any(|pair| &pair.1 == number && in_name.contains(pair));
+            if named && shared.contains(number) {
+                if *was_carried {
+                    carried[i] += weight;
+                } else {
+                    telling[i] += weight;
+                }
+            }
+        }
+    }
     for (i, r) in rows.iter().enumerate() {
         tracing::debug!(
             target: "palaver::extractive::rows",

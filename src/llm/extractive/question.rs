@@ -492,6 +492,10 @@ pub struct Question {
     /// Whether it asks for the cheapest ("cheapest tyres for 15 inch wheels?", "qual o mais
     /// barato?"): a price, the lowest of those offered.
     pub asks_cheapest: bool,
+    /// The numbers it names as the documents write them in names, each with the word before
+    /// it (("zona", "2") for "envío a la zona 2"), normalised; a follow-up naming none keeps
+    /// the previous question's.
+    pub names: Vec<(String, String)>,
 }
 
 impl Question {
@@ -571,8 +575,12 @@ impl Question {
         // written after the same word ("y a la zona 3?"), is a word of that name that tells
         // rows apart, not a quantity to place in their bands ("De 2 a 5 kg").
         let mut named: Vec<String> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
         if let Some(l) = lexicon {
             for (word, number) in crate::knowledge::text::named_numbers(text) {
+                if l.names_number(&word, &number) {
+                    names.push((word.clone(), number.clone()));
+                }
                 if l.names_number(&word, &number) && seen.insert(number.clone()) {
                     out.push(Term {
                         word: number.clone(),
@@ -602,6 +610,7 @@ impl Question {
             asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
             asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
             asks_cheapest,
+            names,
         }
     }
 
@@ -667,6 +676,9 @@ impl Question {
         self.size = self.size.or_else(|| previous.size.clone());
         if self.days.is_empty() {
             self.days = previous.days.clone();
+        }
+        if self.names.is_empty() {
+            self.names = previous.names.clone();
         }
         if !self.asks_a_kind() {
             self.asks_price = previous.asks_price;
