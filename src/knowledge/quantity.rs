@@ -788,6 +788,25 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
             i += gap + len;
             continue;
         }
+        // A length of time whose unit follows one word that says which days count ("3
+        // working days", "10 business days", "2 full weeks"). More than one is said in the
+        // plural, so "3 kids per day" is no length of time.
+        let plural = |w: &str| value == 1.0 || w.ends_with('s');
+        let described = match (tokens.get(i + 1), word_at(&tokens, i + 2)) {
+            (Some(Token::Word(_)), Some(unit)) if digits && plural(unit) => {
+                unit_at(&tokens, i + 2).filter(|(u, _, _)| u.is_duration())
+            }
+            _ => None,
+        };
+        if let Some((unit, factor, len)) = described {
+            out.push(Quantity {
+                value: value * factor,
+                unit: Some(unit),
+                worded: false,
+            });
+            i += 2 + len;
+            continue;
+        }
         if digits {
             let unit = phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years);
             out.push(Quantity {
@@ -797,6 +816,37 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
             });
         }
         i += 1;
+    }
+    out
+}
+
+/// Indefinite articles, which say one of a length of time in an answer ("it takes about an
+/// hour", "tarda una semana", "leva um dia").
+const ONE_OF: &[&str] = &[
+    "a", "an", "un", "una", "um", "uma", "une", "ein", "eine", "einen",
+];
+
+/// The lengths of time `text` states: those [`quantities`] reads, and one of a unit of time said
+/// with an indefinite article ("about an hour": one hour). Not for questions, where "a day
+/// pass" names a thing rather than asks about its length.
+pub fn durations(text: &str) -> Vec<Quantity> {
+    let tokens = tokens(text);
+    let mut out: Vec<Quantity> = quantities(text)
+        .into_iter()
+        .filter(|q| q.unit.is_some_and(Unit::is_duration))
+        .collect();
+    for i in 0..tokens.len() {
+        // The articles that are number words too ("una", "uma") are read by `quantities`.
+        let article = |w: &str| ONE_OF.contains(&w) && number_word(w).is_none();
+        if word_at(&tokens, i).is_some_and(article) {
+            if let Some((unit, factor, _)) = unit_at(&tokens, i + 1).filter(|u| u.0.is_duration()) {
+                out.push(Quantity {
+                    value: factor,
+                    unit: Some(unit),
+                    worded: true,
+                });
+            }
+        }
     }
     out
 }
@@ -1053,10 +1103,38 @@ mod tests {
                 "if i buy 20 pt sessions",
                 vec![q(20.0, Some(Unit::Sessions))],
             ),
+            (
+                "Standard is ready in 3 working days.",
+                vec![q(3.0, Some(Unit::Days))],
+            ),
+            ("it takes 2 full weeks", vec![q(2.0, Some(Unit::Weeks))]),
+            ("3 kids per day", vec![q(3.0, None)]),
         ];
         for (text, want) in cases {
             assert_eq!(&quantities(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn an_answer_states_one_of_a_unit_of_time_with_an_article() {
+        let one = |unit| Quantity {
+            value: 1.0,
+            unit: Some(unit),
+            worded: true,
+        };
+        assert_eq!(durations("These take about an hour."), [one(Unit::Hours)]);
+        assert_eq!(durations("El envío tarda un día."), [one(Unit::Days)]);
+        assert_eq!(
+            durations("O envio leva uma semana."),
+            [q(1.0, Some(Unit::Weeks))]
+        );
+        assert_eq!(
+            durations("Ready in 3 working days, or a day for express."),
+            [q(3.0, Some(Unit::Days)), one(Unit::Days)]
+        );
+        assert_eq!(durations("A visit for 12 people costs £40."), []);
+        // Customers' questions read no article as one.
+        assert_eq!(quantities("how much is a day pass?"), []);
     }
 
     #[test]

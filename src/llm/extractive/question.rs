@@ -621,7 +621,12 @@ impl Question {
     /// holidays may be written in any words.)
     pub fn answer_stated(&self, text: &str) -> bool {
         let count = self.asks_count.is_none_or(|asked| {
-            quantity::quantities(text)
+            let stated = if asked.is_duration() {
+                quantity::durations(text)
+            } else {
+                quantity::quantities(text)
+            };
+            stated
                 .iter()
                 .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
         });
