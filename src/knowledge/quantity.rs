@@ -779,32 +779,23 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
                 .filter(|(u, _, _)| between && COUNTS.contains(u))
                 .map(|found| (gap, found))
         });
-        if let (true, Some((gap, (unit, factor, len)))) = (digits, counted) {
+        // A length of time whose unit follows one word that says which days count ("3
+        // working days", "10 business days", "2 full weeks"). More than one is said in the
+        // plural, so "3 kids per day" is no length of time.
+        let plural = |w: &str| value == 1.0 || w.ends_with('s');
+        let described = match (tokens.get(i + 1), word_at(&tokens, i + 2)) {
+            (Some(Token::Word(_)), Some(unit)) if plural(unit) => unit_at(&tokens, i + 2)
+                .filter(|(u, _, _)| u.is_duration())
+                .map(|found| (2, found)),
+            _ => None,
+        };
+        if let (true, Some((gap, (unit, factor, len)))) = (digits, counted.or(described)) {
             out.push(Quantity {
                 value: value * factor,
                 unit: Some(unit),
                 worded: false,
             });
             i += gap + len;
-            continue;
-        }
-        // A length of time whose unit follows one word that says which days count ("3
-        // working days", "10 business days", "2 full weeks"). More than one is said in the
-        // plural, so "3 kids per day" is no length of time.
-        let plural = |w: &str| value == 1.0 || w.ends_with('s');
-        let described = match (tokens.get(i + 1), word_at(&tokens, i + 2)) {
-            (Some(Token::Word(_)), Some(unit)) if digits && plural(unit) => {
-                unit_at(&tokens, i + 2).filter(|(u, _, _)| u.is_duration())
-            }
-            _ => None,
-        };
-        if let Some((unit, factor, len)) = described {
-            out.push(Quantity {
-                value: value * factor,
-                unit: Some(unit),
-                worded: false,
-            });
-            i += 2 + len;
             continue;
         }
         if digits {

@@ -462,7 +462,7 @@ fn row_offers<'a>(
     // A follow-up's own words come first: the words it carries over from the question before
     // only choose among the rows its own words single out alike ("how much is towel hire?",
     // then "and a padlock?" is the padlock's row, however much "towel hire" weighs).
-    let carried: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
+    let mut carried: Vec<f32> = rows.iter().map(|r| telling_of(r, true)).collect();
     let mut telling = own.clone();
     // A word of the question no row holds may still name a row through another passage
     // ("envío a Huesca?": the zones list says "Zona 2: resto de Aragón (Huesca, Teruel...)"
@@ -473,7 +473,6 @@ fn row_offers<'a>(
     // A number the question names as the documents name things ("envío a la zona 2") tells
     // apart the row whose own name says it ("Zona 2 (resto de Aragón...)"), though every row
     // holds the number among its columns ("De 2 a 5 kg").
-    let mut carried = carried;
     for (i, r) in rows.iter().enumerate() {
         let Some(name) = &r.row.name else {
             continue;

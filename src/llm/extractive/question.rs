@@ -574,14 +574,14 @@ impl Question {
         // A number the documents write as part of a name ("Zona 3 (resto de la península)"),
         // written after the same word ("y a la zona 3?"), is a word of that name that tells
         // rows apart, not a quantity to place in their bands ("De 2 a 5 kg").
-        let mut named: Vec<String> = Vec::new();
         let mut names: Vec<(String, String)> = Vec::new();
         if let Some(l) = lexicon {
             for (word, number) in crate::knowledge::text::named_numbers(text) {
-                if l.names_number(&word, &number) {
-                    names.push((word.clone(), number.clone()));
+                if !l.names_number(&word, &number) {
+                    continue;
                 }
-                if l.names_number(&word, &number) && seen.insert(number.clone()) {
+                names.push((word, number.clone()));
+                if seen.insert(number.clone()) {
                     out.push(Term {
                         word: number.clone(),
                         written: number.clone(),
@@ -589,13 +589,15 @@ impl Question {
                         weight: l.idf(&number),
                         carried: false,
                     });
-                    named.push(number);
                 }
             }
         }
         let mut quantities = quantity::quantities(text);
         quantities.retain(|q| {
-            q.unit.is_some() || !named.iter().any(|n| n.parse::<f64>().ok() == Some(q.value))
+            q.unit.is_some()
+                || !names
+                    .iter()
+                    .any(|(_, n)| n.parse::<f64>().ok() == Some(q.value))
         });
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         let asks_cheapest = asks_cheapest(&normal);
