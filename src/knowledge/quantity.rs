@@ -737,11 +737,15 @@ fn number_at(tokens: &[Token], i: usize) -> Option<f64> {
 /// semana", "twice a week", "10 personas"), an age after "I'm" or "tenho", and bare numbers
 /// (unit unknown), which still pick a row when only one kind of band could hold them.
 pub fn quantities(text: &str) -> Vec<Quantity> {
-    let tokens = tokens(text);
+    quantities_in(&tokens(text))
+}
+
+/// The quantities `tokens` give (see [`quantities`]).
+fn quantities_in(tokens: &[Token]) -> Vec<Quantity> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        if let Some((length, len)) = length_at(&tokens, i) {
+        if let Some((length, len)) = length_at(tokens, i) {
             out.push(length);
             i += len;
             continue;
@@ -757,13 +761,13 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
                 continue;
             }
         }
-        let Some(value) = number_at(&tokens, i) else {
+        let Some(value) = number_at(tokens, i) else {
             i += 1;
             continue;
         };
         // A number word alone ("uma dúvida", "one question") is not a quantity; digits are.
         let digits = matches!(tokens[i], Token::Number(_));
-        if let Some((unit, factor, len)) = unit_at(&tokens, i + 1) {
+        if let Some((unit, factor, len)) = unit_at(tokens, i + 1) {
             out.push(Quantity {
                 value: value * factor,
                 unit: Some(unit),
@@ -775,16 +779,16 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
         // A count whose unit comes after a word or two ("20 pt sessions", "4 adult people").
         let counted = (2..=3).find_map(|gap| {
             let between = (i + 1..i + gap).all(|k| matches!(tokens.get(k), Some(Token::Word(_))));
-            unit_at(&tokens, i + gap)
-                .filter(|(u, _, _)| between && COUNTS.contains(u))
+            unit_at(tokens, i + gap)
+                .filter(|(u, _, _)| between && u.counts())
                 .map(|found| (gap, found))
         });
         // A length of time whose unit follows one word that says which days count ("3
         // working days", "10 business days", "2 full weeks"). More than one is said in the
         // plural, so "3 kids per day" is no length of time.
         let plural = |w: &str| value == 1.0 || w.ends_with('s');
-        let described = match (tokens.get(i + 1), word_at(&tokens, i + 2)) {
-            (Some(Token::Word(_)), Some(unit)) if plural(unit) => unit_at(&tokens, i + 2)
+        let described = match (tokens.get(i + 1), word_at(tokens, i + 2)) {
+            (Some(Token::Word(_)), Some(unit)) if plural(unit) => unit_at(tokens, i + 2)
                 .filter(|(u, _, _)| u.is_duration())
                 .map(|found| (2, found)),
             _ => None,
@@ -799,7 +803,7 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
             continue;
         }
         if digits {
-            let unit = phrase_before(&tokens, i, AGE_CUES).map(|_| Unit::Years);
+            let unit = phrase_before(tokens, i, AGE_CUES).map(|_| Unit::Years);
             out.push(Quantity {
                 value,
                 unit,
@@ -822,13 +826,13 @@ const ONE_OF: &[&str] = &[
 /// pass" names a thing rather than asks about its length.
 pub fn durations(text: &str) -> Vec<Quantity> {
     let tokens = tokens(text);
-    let mut out: Vec<Quantity> = quantities(text)
+    let mut out: Vec<Quantity> = quantities_in(&tokens)
         .into_iter()
         .filter(|q| q.unit.is_some_and(Unit::is_duration))
         .collect();
+    // The articles that are number words too ("una", "uma") are read by `quantities`.
+    let article = |w: &str| ONE_OF.contains(&w) && number_word(w).is_none();
     for i in 0..tokens.len() {
-        // The articles that are number words too ("una", "uma") are read by `quantities`.
-        let article = |w: &str| ONE_OF.contains(&w) && number_word(w).is_none();
         if word_at(&tokens, i).is_some_and(article) {
             if let Some((unit, factor, _)) = unit_at(&tokens, i + 1).filter(|u| u.0.is_duration()) {
                 out.push(Quantity {

@@ -472,9 +472,11 @@ fn row_offers<'a>(
     }
     // A number the question names as the documents name things ("envío a la zona 2") tells
     // apart the row whose own name says it ("Zona 2 (resto de Aragón...)"), though every row
-    // holds the number among its columns ("De 2 a 5 kg").
+    // holds the number among its columns ("De 2 a 5 kg"). Row names are read for numbers only
+    // when the question names one.
+    let names_numbers = !question.names.is_empty();
     for (i, r) in rows.iter().enumerate() {
-        let Some(name) = &r.row.name else {
+        let Some(name) = r.row.name.as_ref().filter(|_| names_numbers) else {
             continue;
         };
         let in_name = crate::knowledge::text::named_numbers(name);
