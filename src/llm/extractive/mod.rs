@@ -1813,12 +1813,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_number_named_as_the_rows_are_named_chooses_the_row_though_every_row_holds_it() {
-        let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; De 2 a 5 kg: 3,90 €.\n\
-            Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; De 2 a 5 kg: 5,95 €.\n\
-            Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €.";
-        let sources = [
+    /// A shop's passages: its shipping price `table`, its opening days and its payments.
+    fn shop_shipping(table: &str) -> [Source; 3] {
+        [
             source(1, "Envíos", "Envíos > Precio del envío", table),
             source(
                 2,
@@ -1827,7 +1824,15 @@ mod tests {
                 "Abrimos de lunes a sábado.",
             ),
             source(3, "Tienda", "Tienda > Pagos", "Aceptamos tarjeta y Bizum."),
-        ];
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_number_named_as_the_rows_are_named_chooses_the_row_though_every_row_holds_it() {
+        let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; De 2 a 5 kg: 3,90 €.\n\
+            Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; De 2 a 5 kg: 5,95 €.\n\
+            Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; De 2 a 5 kg: 7,45 €.";
+        let sources = shop_shipping(table);
         // "2" is in every row ("Hasta 2 kg"), but only one row is named by it.
         let question = "cuanto es el envio a la zona 2 de 3 kg?";
         let answer = extract_knowing(question, &sources).await;
@@ -1846,16 +1851,7 @@ mod tests {
         let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €; Plazo: 24 horas.\n\
             Zona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €; Plazo: 48 horas.\n\
             Zona 3 (resto de la península) — Hasta 2 kg: 5,90 €; Plazo: 72 horas.";
-        let sources = [
-            source(1, "Envíos", "Envíos > Precio del envío", table),
-            source(
-                2,
-                "Tienda",
-                "Tienda > Horario",
-                "Abrimos de lunes a sábado.",
-            ),
-            source(3, "Tienda", "Tienda > Pagos", "Aceptamos tarjeta y Bizum."),
-        ];
+        let sources = shop_shipping(table);
         // No passage places Sevilla. Asked whether they ship there, which zone the customer
         // means is not what they asked: no zone is offered to choose from, nor priced.
         let answer = extract_knowing("hacéis envíos a sevilla?", &sources).await;
