@@ -78,6 +78,9 @@ pub(super) enum Grounded {
     Row(String),
     /// Only this line (a list item).
     Line(String),
+    /// Only the lines of the rows of these names, each named apart by the question
+    /// ([`named_apart`]).
+    Rows(Vec<String>),
 }
 
 /// Checks `reply` (from the section headed `heading`) against the question read as `asked`,
@@ -114,6 +117,9 @@ pub(super) fn check(
         let lines: Vec<&String> = pointed_at.iter().map(|((l, _), _)| *l).collect();
         let mut names = row_names(lines.iter().map(|l| l.as_str()));
         if names.len() > 1 {
+            if named_apart(&names, asked) {
+                return Ok(Grounded::Rows(names));
+            }
             return match meant(&names, asked) {
                 Some(name) => Ok(Grounded::Row(name.clone())),
                 None => Err(Ungrounded::SeveralThings(names)),
@@ -316,6 +322,48 @@ pub(super) fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String
     let best =
         (0..fits.len()).find(|&i| (0..fits.len()).all(|j| j == i || better(&fits[i], &fits[j])))?;
     Some(&names[best])
+}
+
+/// Whether the question's own words say every word of `name`'s label ([`label`]), its
+/// numbers too: the question names that row itself ("Manicure" in "manicure e pedicure").
+pub(super) fn says_label(name: &str, asked: &Asked) -> bool {
+    let words = asked.content_stems(&label(name));
+    !words.is_empty()
+        && words.iter().all(|w| {
+            asked
+                .stems
+                .iter()
+                .any(|(stem, .., carried)| !carried && stem == w)
+        })
+}
+
+/// Whether the question names each of `names` apart: each label holds one of the question's
+/// own words that no other one holds, and the question says every label but one whole
+/// ([`says_label`]). "manicure e pedicure" names "Manicure" and "Pedicure" apart; "corte"
+/// names none of "Corte feminino" and "Corte masculino" apart, and "design de sobrancelha com
+/// henna" names "Design de sobrancelha" nothing of its own.
+pub(super) fn named_apart(names: &[String], asked: &Asked) -> bool {
+    let labels: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| asked.content_stems(&label(n)))
+        .collect();
+    let own = |w: &String| {
+        asked
+            .stems
+            .iter()
+            .any(|(stem, .., carried)| !carried && stem == w)
+    };
+    let apart = labels.iter().enumerate().all(|(i, words)| {
+        words.iter().any(|w| {
+            own(w)
+                && labels
+                    .iter()
+                    .enumerate()
+                    .all(|(j, other)| j == i || !other.contains(w))
+        })
+    });
+    let unsaid = names.iter().filter(|n| !says_label(n, asked)).count();
+    apart && unsaid <= 1
 }
 
 /// A row's label: its name without what it says in brackets ("Desvitalização de dente

@@ -427,7 +427,8 @@ impl ChatModel for Extractive {
                 }
                 match verdict {
                     Ok(Grounded::Whole) => {}
-                    Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &name),
+                    Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &[name]),
+                    Ok(Grounded::Rows(names)) => reply = own_row_lines(&reply, &names),
                     Ok(Grounded::Line(line)) => reply = line,
                     // Rows the check finds alike: asked about only for their price, as above.
                     Err(Ungrounded::SeveralThings(_)) if !asked.asks_price => continue,
@@ -683,10 +684,14 @@ fn plainest_first<'a>(
     if first.eq_ignore_ascii_case(meant) || !asked.names_any(&asked.stems_of(&first)) {
         return ranked;
     }
-    let Some(at) = ranked
-        .iter()
-        .position(|r| one_row(r).is_some_and(|name| name.eq_ignore_ascii_case(meant)))
-    else {
+    // The offer of that row, alone or with others the question names apart.
+    let holds_meant = |r: &offers::Ranked<'_>| {
+        r.offer.row
+            && grounding::row_names(r.offer.text.lines())
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(meant))
+    };
+    let Some(at) = ranked.iter().position(holds_meant) else {
         return ranked;
     };
     let said = |stem: &String| asked.stems.iter().any(|s| &s.0 == stem);
@@ -896,14 +901,14 @@ fn sentence_relevance(
         .fold(0.0, f32::max)
 }
 
-/// The lines of `reply` that are rows named `name`.
-fn own_row_lines(reply: &str, name: &str) -> String {
+/// The lines of `reply` that are rows of one of `names`.
+fn own_row_lines(reply: &str, names: &[String]) -> String {
     reply
         .lines()
         .filter(|l| {
             rows::Row::parse(l.trim())
                 .and_then(|r| r.name)
-                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+                .is_some_and(|n| names.iter().any(|name| n.trim().eq_ignore_ascii_case(name)))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -1894,6 +1899,54 @@ mod tests {
         .await;
         assert!(answer.text.contains("60 EUR"), "{}", answer.text);
         assert!(!answer.text.contains("45 EUR"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn rows_the_question_names_apart_are_answered_together() {
+        let table = "Manicure — price: 20 EUR.\nPedicure — price: 25 EUR.\n\
+            Hand and foot — price: 40 EUR.\nEyebrow shaping — price: 45 EUR.\n\
+            Eyebrow shaping with henna — price: 60 EUR.\nUnderarm wax — price: 15 EUR.\n\
+            Lip wax — price: 12 EUR.";
+        let sources = [
+            source(1, "Prices", "Prices > Brows and nails", table),
+            source(
+                2,
+                "Hours",
+                "Hours",
+                "We open at 9 from Tuesday to Saturday.",
+            ),
+            source(3, "Paying", "Paying", "We take cards and cash."),
+        ];
+        // Each named by its own words: both rows, and no other.
+        for (question, both) in [
+            ("manicure and pedicure, how much?", ["20 EUR", "25 EUR"]),
+            (
+                "how much is underarm wax and lip wax?",
+                ["15 EUR", "12 EUR"],
+            ),
+        ] {
+            let answer = extract_knowing(question, &sources).await;
+            for price in both {
+                assert!(answer.text.contains(price), "{question}: {}", answer.text);
+            }
+            assert!(
+                answer.options.is_empty(),
+                "{question}: {:?}",
+                answer.options
+            );
+            for other in ["40 EUR", "45 EUR", "60 EUR"] {
+                assert!(!answer.text.contains(other), "{question}: {}", answer.text);
+            }
+        }
+        // A name inside the asked one's is not named apart from it.
+        let answer = extract_knowing("how much is eyebrow shaping with henna?", &sources).await;
+        assert!(answer.text.contains("60 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("45 EUR"), "{}", answer.text);
+        // Nor is what a follow-up carries over: "and a pedicure?" is the pedicure alone.
+        let answer =
+            follow_up_knowing("how much is a manicure?", "and a pedicure?", &sources).await;
+        assert!(answer.text.contains("25 EUR"), "{}", answer.text);
+        assert!(!answer.text.contains("20 EUR"), "{}", answer.text);
     }
 
     #[tokio::test]
