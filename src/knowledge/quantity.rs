@@ -1018,27 +1018,41 @@ pub fn band_only(text: &str) -> Option<Band> {
 /// that can be compared with a band of the row falls in one (and one at least can), `Some(false)`
 /// when one falls outside every band of its kind, `None` when nothing compares.
 pub fn fits(asked: &[Quantity], bands: &[Band]) -> Option<bool> {
+    fits_named(asked, bands, &[])
+}
+
+/// [`fits`], where `named` are the bands of the row's name (among its `bands`): a bare number
+/// that compares with them is the row's own measure, whatever else its other cells measure
+/// ("el pacote de 10" and "10 sessões — Valor total: R$ 1.200; Validade: 90 dias").
+pub fn fits_named(asked: &[Quantity], bands: &[Band], named: &[Band]) -> Option<bool> {
     let said: Vec<Unit> = asked.iter().filter_map(|q| q.unit).collect();
+    // A bare number compares with bands that do not say their unit either ("Pack of 10" for
+    // "the 10 pack"), else with bands of one kind, unless the customer gave another number in
+    // that kind: the bare one counts something else ("2 tyres, 17 inch" against "16 and 17
+    // inch").
+    let bare_verdicts = |q: &Quantity, bands: &[Band]| -> Vec<bool> {
+        let bare: Vec<bool> = bands
+            .iter()
+            .filter(|b| b.unit.is_none())
+            .filter_map(|b| b.holds(q))
+            .collect();
+        let kinds: std::collections::HashSet<Option<Unit>> = bands.iter().map(|b| b.unit).collect();
+        if !bare.is_empty() {
+            bare
+        } else if kinds.len() == 1 && !kinds.iter().flatten().any(|u| said.contains(u)) {
+            bands.iter().filter_map(|b| b.holds(q)).collect()
+        } else {
+            Vec::new()
+        }
+    };
     let mut compared = false;
     for q in asked {
-        // A bare number compares with the row's bands that do not say their unit either
-        // ("Pack of 10" for "the 10 pack"), else with its bands when they are of one kind,
-        // unless the customer gave another number in that kind: the bare one counts something
-        // else ("2 tyres, 17 inch" against "16 and 17 inch").
         let verdicts: Vec<bool> = if q.unit.is_none() {
-            let bare: Vec<bool> = bands
-                .iter()
-                .filter(|b| b.unit.is_none())
-                .filter_map(|b| b.holds(q))
-                .collect();
-            let kinds: std::collections::HashSet<Option<Unit>> =
-                bands.iter().map(|b| b.unit).collect();
-            if !bare.is_empty() {
-                bare
-            } else if kinds.len() == 1 && !kinds.iter().flatten().any(|u| said.contains(u)) {
-                bands.iter().filter_map(|b| b.holds(q)).collect()
+            let own = bare_verdicts(q, named);
+            if own.is_empty() {
+                bare_verdicts(q, bands)
             } else {
-                Vec::new()
+                own
             }
         } else {
             bands.iter().filter_map(|b| b.holds(q)).collect()
@@ -1381,5 +1395,30 @@ mod tests {
         assert_eq!(fits(&quantities("um pneu aro 16"), &wheels), Some(true));
         assert_eq!(fits(&quantities("aro 18"), &wheels), Some(false));
         assert_eq!(fits(&quantities("2 tyres 17 inch"), &wheels), Some(true));
+    }
+
+    #[test]
+    fn a_bare_number_is_the_measure_a_rows_name_gives() {
+        // The row's cells measure other things too (days), so its bands are of two kinds; its
+        // name's are of one.
+        let ten = "10 sessões — Valor total: R$ 1.200; Validade: 90 dias";
+        let five = "5 sessões — Valor total: R$ 650; Validade: 45 dias";
+        let asked = quantities("quanto é o pacote de 10");
+        assert_eq!(fits(&asked, &bands(ten)), None);
+        let named = |row: &str| {
+            fits_named(
+                &asked,
+                &bands(row),
+                &bands(row.split(" — ").next().unwrap()),
+            )
+        };
+        assert_eq!(named(ten), Some(true));
+        assert_eq!(named(five), Some(false));
+        // A measure said with its unit compares with every band, as it did.
+        let days = quantities("10 sessões por 60 dias");
+        assert_eq!(
+            fits_named(&days, &bands(five), &bands("5 sessões")),
+            Some(false)
+        );
     }
 }

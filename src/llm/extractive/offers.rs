@@ -28,7 +28,7 @@ use super::units::{
     capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
     Lead, MAX_TABLE_REPLY_CHARS,
 };
-use crate::knowledge::quantity::{band_only, bands, fits, Band, Quantity};
+use crate::knowledge::quantity::{band_only, bands, fits, fits_named, Band, Quantity};
 use crate::language::normalize;
 use crate::llm::Source;
 
@@ -111,6 +111,8 @@ struct TableRow<'c> {
     row: Row,
     stems: HashSet<String>,
     bands: Vec<Band>,
+    /// The bands of its name, among `bands`.
+    name_bands: Vec<Band>,
     sizes: Vec<String>,
     days: Vec<usize>,
 }
@@ -125,7 +127,11 @@ impl TableRow<'_> {
             Some(true) if verdict.is_none() => verdict = Some(true),
             _ => {}
         };
-        meet(fits(&question.quantities, &self.bands));
+        meet(fits_named(
+            &question.quantities,
+            &self.bands,
+            &self.name_bands,
+        ));
         if let Some(size) = &question.size {
             if !self.sizes.is_empty() {
                 meet(Some(self.sizes.contains(size)));
@@ -239,6 +245,7 @@ pub fn offers<'a>(
                 candidate: c,
                 stems: asked.stems_of(&subject_text),
                 bands: row.bands(),
+                name_bands: row.name.as_deref().map(bands).unwrap_or_default(),
                 sizes: row.sizes(),
                 days: days(&normalize(&word_cells), true),
                 row,
