@@ -83,12 +83,13 @@ pub(super) enum Grounded {
     Rows(Vec<String>),
 }
 
-/// Checks `reply` (from the section headed `heading`) against the question read as `asked`,
-/// when the question asks a price.
+/// Checks `reply` (from the section headed `heading`, whose text is `written_in` that language
+/// when it says) against the question read as `asked`, when the question asks a price.
 pub(super) fn check(
     reply: &str,
     heading: Option<&str>,
     asked: &Asked,
+    written_in: Option<&str>,
 ) -> Result<Grounded, Ungrounded> {
     let (priced, items): (Vec<String>, Vec<&str>) = lines(reply)
         .into_iter()
@@ -141,7 +142,10 @@ pub(super) fn check(
     // beside it makes "day" a word the documents know): words cannot tell what they are
     // about, and the answer stands on the embedder's choice, as when the documents use none
     // of the question's words.
-    if priced.iter().all(|l| asked.in_another_language(l)) {
+    if priced
+        .iter()
+        .all(|l| asked.in_another_language(l, written_in))
+    {
         return Ok(pointed.unwrap_or(Grounded::Whole));
     }
     // Several things priced where the question names a case of its own that they do not
@@ -523,7 +527,12 @@ mod tests {
     #[test]
     fn rows_the_question_points_at_alike_become_the_question_which_one() {
         assert_eq!(
-            check(SERVICES, None, &asked("quanto custa a consulta?", SERVICES)),
+            check(
+                SERVICES,
+                None,
+                &asked("quanto custa a consulta?", SERVICES),
+                None
+            ),
             Err(Ungrounded::SeveralThings(vec![
                 "Consulta inicial".into(),
                 "Consulta de retorno".into()
@@ -537,7 +546,8 @@ mod tests {
             check(
                 SERVICES,
                 None,
-                &asked("quanto custa a consulta de retorno?", SERVICES)
+                &asked("quanto custa a consulta de retorno?", SERVICES),
+                None
             ),
             Ok(Grounded::Row("Consulta de retorno".into()))
         );
@@ -546,7 +556,8 @@ mod tests {
             check(
                 services,
                 None,
-                &asked("quanto custa a avaliação?", services)
+                &asked("quanto custa a avaliação?", services),
+                None
             ),
             Ok(Grounded::Row(
                 "Avaliação fisioterapêutica (primeira consulta)".into()
@@ -580,7 +591,8 @@ mod tests {
             check(
                 desserts,
                 Some("Cardápio > Sobremesas"),
-                &asked("quanto custa o sagu?")
+                &asked("quanto custa o sagu?"),
+                None
             ),
             Ok(Grounded::Line("- Sagu de vinho com creme: R$ 18.".into()))
         );
@@ -600,13 +612,19 @@ mod tests {
                 &read_in(
                     &lexicon,
                     "a sequencia de massas quanto paga uma criança de 8 anos?"
-                )
+                ),
+                None
             ),
             Ok(Grounded::Line(to_share.lines().next().unwrap().into()))
         );
         // A sentence of prose is not singled out so.
         assert!(!matches!(
-            check(TRANSFER, None, &asked("se eu avisar antes, quanto custa?")),
+            check(
+                TRANSFER,
+                None,
+                &asked("se eu avisar antes, quanto custa?"),
+                None
+            ),
             Ok(Grounded::Line(_))
         ));
         // Asked about all of them, all of them answer.
@@ -614,7 +632,8 @@ mod tests {
             check(
                 desserts,
                 Some("Cardápio > Sobremesas"),
-                &asked("quanto custam as sobremesas?")
+                &asked("quanto custam as sobremesas?"),
+                None
             ),
             Ok(Grounded::Whole)
         );
@@ -643,7 +662,8 @@ mod tests {
             check(
                 alterations,
                 Some("Prices > Alterations"),
-                &asked("the zip on my coat is broken, can you replace it? price?")
+                &asked("the zip on my coat is broken, can you replace it? price?"),
+                None
             ),
             Ok(Grounded::Line(alterations.lines().nth(2).unwrap().into()))
         );
@@ -652,7 +672,8 @@ mod tests {
             check(
                 alterations,
                 Some("Prices > Alterations"),
-                &asked("how much to take up a pair of trousers")
+                &asked("how much to take up a pair of trousers"),
+                None
             ),
             Ok(Grounded::Line(alterations.lines().next().unwrap().into()))
         );
@@ -661,7 +682,8 @@ mod tests {
             check(
                 alterations,
                 Some("Prices > Alterations"),
-                &asked("how much for a zip and buttons?")
+                &asked("how much for a zip and buttons?"),
+                None
             ),
             Ok(Grounded::Line(_))
         ));
@@ -685,7 +707,7 @@ mod tests {
         // lines rows.
         let reply = "Zona 1 (Zaragoza) — De 2 a 5 kg: 3,90 €.\nZona 2 (resto de Aragón) — De 2 a 5 kg: 5,95 €.";
         assert!(matches!(
-            check(reply, Some("Envíos > Precio según el peso del pedido"), &asked),
+            check(reply, Some("Envíos > Precio según el peso del pedido"), &asked, None),
             Err(Ungrounded::Unnamed { names, .. }) if names.len() == 2
         ));
     }
@@ -722,7 +744,8 @@ mod tests {
             check(
                 table,
                 heading,
-                &read("vocês fazem atendimento domiciliar? quanto é")
+                &read("vocês fazem atendimento domiciliar? quanto é"),
+                None
             ),
             Ok(Grounded::Whole)
         );
@@ -731,7 +754,8 @@ mod tests {
             check(
                 table,
                 heading,
-                &read("fazem atendimento domiciliar em Pinhais? quanto é")
+                &read("fazem atendimento domiciliar em Pinhais? quanto é"),
+                None
             ),
             Err(Ungrounded::Unnamed { .. })
         ));
@@ -743,7 +767,7 @@ mod tests {
     #[test]
     fn a_question_that_tells_no_priced_line_apart_is_answered_by_all_of_them() {
         assert_eq!(
-            check(SERVICES, None, &asked("quanto custa?", SERVICES)),
+            check(SERVICES, None, &asked("quanto custa?", SERVICES), None),
             Ok(Grounded::Whole)
         );
     }

@@ -386,7 +386,12 @@ impl ChatModel for Extractive {
             // with a dog snack's row): it must be about what the question names, as an answer to
             // a price question must.
             if asked.asks_price || chosen.offer.row {
-                let mut verdict = grounding::check(&reply, section.heading.as_deref(), &stems);
+                let mut verdict = grounding::check(
+                    &reply,
+                    section.heading.as_deref(),
+                    &stems,
+                    crate::language::detect(&section.text),
+                );
                 if chosen.offer.ask_which {
                     let names = grounding::row_names(reply.lines());
                     if names.len() > 1 {
@@ -2549,6 +2554,49 @@ mod tests {
         )
         .await;
         assert!(answer.text.contains("25 €"), "{}", answer.text);
+    }
+
+    #[tokio::test]
+    async fn a_row_that_does_not_say_its_language_is_in_its_passages() {
+        // "summer" is a word the documents know (the English page), which the Spanish row
+        // cannot hold; the row alone is too short to say it is Spanish, its passage says so.
+        let sources = [
+            source(
+                1,
+                "Alojamiento",
+                "Alojamiento > Precios",
+                "Los precios son por noche e incluyen el desayuno para todos los huéspedes.\n\
+                 Doble — Personas: 2; Temporada baja: 75 €; Temporada alta: 95 €.\n\
+                 Familiar — Personas: hasta 4; Temporada baja: 120 €; Temporada alta: 150 €.",
+            ),
+            source(
+                2,
+                "Getting here",
+                "Getting here > Lakes",
+                "In summer the road to the lakes is closed to cars.",
+            ),
+            source(
+                3,
+                "Alojamiento",
+                "Alojamiento > Niños",
+                "De 4 a 11 años (cama supletoria) — Precio por noche: 20 €.",
+            ),
+            source(
+                4,
+                "Alojamiento",
+                "Alojamiento > Pagos",
+                "Aceptamos tarjeta, Bizum y transferencia bancaria.",
+            ),
+            source(
+                5,
+                "Alojamiento",
+                "Alojamiento > Mascotas",
+                "Los perros pequeños son bienvenidos en las casas con jardín.",
+            ),
+        ];
+        let answer = extract_knowing("how much is the family room in summer?", &sources).await;
+        assert!(answer.text.contains("150 €"), "{}", answer.text);
+        assert!(!answer.text.contains("supletoria"), "{}", answer.text);
     }
 
     #[tokio::test]

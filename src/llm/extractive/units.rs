@@ -149,10 +149,15 @@ impl Asked {
 
     /// Whether `text` is written in another language than the question: it then holds none
     /// of the question's words whatever it is about ("Alquiler de bicicletas: 25 € el día
-    /// completo" for "how much to rent a bike for a day?").
-    pub(super) fn in_another_language(&self, text: &str) -> bool {
-        self.written_in
-            .is_some_and(|q| crate::language::detect(text).is_some_and(|l| l != q))
+    /// completo" for "how much to rent a bike for a day?"). Where `text` alone does not say
+    /// (a table row: "Familiar — Personas: hasta 4; Temporada alta: 150 €"), the language of
+    /// the passage it is from, `around`, does.
+    pub(super) fn in_another_language(&self, text: &str, around: Option<&str>) -> bool {
+        self.written_in.is_some_and(|q| {
+            crate::language::detect(text)
+                .or(around)
+                .is_some_and(|l| l != q)
+        })
     }
 
     /// Whether the question, in the documents' language, holds a word of its own that the
