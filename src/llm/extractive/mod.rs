@@ -1873,11 +1873,9 @@ mod tests {
         assert!(!answer.text.contains('€'), "{}", answer.text);
     }
 
-    #[tokio::test]
-    async fn a_word_the_documents_never_use_may_name_the_special_row_so_the_plain_one_is_not_priced(
-    ) {
-        let table = "Eyebrow shaping — price: 45 EUR.\nEyebrow shaping with henna — price: 60 EUR.\nManicure — price: 20 EUR.";
-        let sources = [
+    /// A salon's price `table` under "Prices > Brows and nails", with its hours and payments.
+    fn salon(table: &str) -> [Source; 3] {
+        [
             source(1, "Prices", "Prices > Brows and nails", table),
             source(
                 2,
@@ -1886,7 +1884,14 @@ mod tests {
                 "We open at 9 from Tuesday to Saturday.",
             ),
             source(3, "Paying", "Paying", "We take cards and cash."),
-        ];
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_word_the_documents_never_use_may_name_the_special_row_so_the_plain_one_is_not_priced(
+    ) {
+        let table = "Eyebrow shaping — price: 45 EUR.\nEyebrow shaping with henna — price: 60 EUR.\nManicure — price: 20 EUR.";
+        let sources = salon(table);
         // Said in the documents' words alone, the plain row is the one meant.
         let answer = extract_knowing("how much is eyebrow shaping?", &sources).await;
         assert!(answer.text.contains("45 EUR"), "{}", answer.text);
@@ -1912,16 +1917,7 @@ mod tests {
             Hand and foot — price: 40 EUR.\nEyebrow shaping — price: 45 EUR.\n\
             Eyebrow shaping with henna — price: 60 EUR.\nUnderarm wax — price: 15 EUR.\n\
             Lip wax — price: 12 EUR.";
-        let sources = [
-            source(1, "Prices", "Prices > Brows and nails", table),
-            source(
-                2,
-                "Hours",
-                "Hours",
-                "We open at 9 from Tuesday to Saturday.",
-            ),
-            source(3, "Paying", "Paying", "We take cards and cash."),
-        ];
+        let sources = salon(table);
         // Each named by its own words: both rows, and no other.
         for (question, both) in [
             ("manicure and pedicure, how much?", ["20 EUR", "25 EUR"]),
@@ -2510,6 +2506,25 @@ mod tests {
         assert!(!answer.text.contains("20 €"), "{}", answer.text);
     }
 
+    /// Two passages of a Spanish guesthouse's rules (numbered 4 and 5), which the questions
+    /// beside them are not about.
+    fn guesthouse_rules() -> [Source; 2] {
+        [
+            source(
+                4,
+                "Alojamiento",
+                "Alojamiento > Pagos",
+                "Aceptamos tarjeta, Bizum y transferencia bancaria.",
+            ),
+            source(
+                5,
+                "Alojamiento",
+                "Alojamiento > Mascotas",
+                "Los perros pequeños son bienvenidos en las casas con jardín.",
+            ),
+        ]
+    }
+
     #[tokio::test]
     async fn a_price_in_another_language_than_the_question_is_not_checked_by_its_words() {
         // Spanish documents with an English page beside them: "day" is a word the documents
@@ -2534,19 +2549,10 @@ mod tests {
                 "Alojamiento > Horario",
                 "La recepción abre todos los días de nueve a nueve.",
             ),
-            source(
-                4,
-                "Alojamiento",
-                "Alojamiento > Pagos",
-                "Aceptamos tarjeta, Bizum y transferencia bancaria.",
-            ),
-            source(
-                5,
-                "Alojamiento",
-                "Alojamiento > Mascotas",
-                "Los perros pequeños son bienvenidos en las casas con jardín.",
-            ),
-        ];
+        ]
+        .into_iter()
+        .chain(guesthouse_rules())
+        .collect::<Vec<_>>();
         let answer = extract_knowing_with(
             Translating(&[("rent", "alquiler"), ("bikes", "bicicletas")]),
             "do you rent bikes? how much for a full day?",
@@ -2581,19 +2587,10 @@ mod tests {
                 "Alojamiento > Niños",
                 "De 4 a 11 años (cama supletoria) — Precio por noche: 20 €.",
             ),
-            source(
-                4,
-                "Alojamiento",
-                "Alojamiento > Pagos",
-                "Aceptamos tarjeta, Bizum y transferencia bancaria.",
-            ),
-            source(
-                5,
-                "Alojamiento",
-                "Alojamiento > Mascotas",
-                "Los perros pequeños son bienvenidos en las casas con jardín.",
-            ),
-        ];
+        ]
+        .into_iter()
+        .chain(guesthouse_rules())
+        .collect::<Vec<_>>();
         let answer = extract_knowing("how much is the family room in summer?", &sources).await;
         assert!(answer.text.contains("150 €"), "{}", answer.text);
         assert!(!answer.text.contains("supletoria"), "{}", answer.text);
