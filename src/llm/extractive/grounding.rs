@@ -332,13 +332,16 @@ pub(super) fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String
 /// numbers too: the question names that row itself ("Manicure" in "manicure e pedicure").
 pub(super) fn says_label(name: &str, asked: &Asked) -> bool {
     let words = asked.content_stems(&label(name));
-    !words.is_empty()
-        && words.iter().all(|w| {
-            asked
-                .stems
-                .iter()
-                .any(|(stem, .., carried)| !carried && stem == w)
-        })
+    !words.is_empty() && words.iter().all(|w| says_itself(w, asked))
+}
+
+/// Whether `stem` is one of the question's own words (not carried over from the question
+/// before).
+fn says_itself(stem: &str, asked: &Asked) -> bool {
+    asked
+        .stems
+        .iter()
+        .any(|(own, .., carried)| !carried && own == stem)
 }
 
 /// Whether the question names each of `names` apart: each label holds one of the question's
@@ -351,15 +354,9 @@ pub(super) fn named_apart(names: &[String], asked: &Asked) -> bool {
         .iter()
         .map(|n| asked.content_stems(&label(n)))
         .collect();
-    let own = |w: &String| {
-        asked
-            .stems
-            .iter()
-            .any(|(stem, .., carried)| !carried && stem == w)
-    };
     let apart = labels.iter().enumerate().all(|(i, words)| {
         words.iter().any(|w| {
-            own(w)
+            says_itself(w, asked)
                 && labels
                     .iter()
                     .enumerate()

@@ -691,10 +691,10 @@ fn plainest_first<'a>(
     }
     // The offer of that row, alone or with others the question names apart.
     let holds_meant = |r: &offers::Ranked<'_>| {
+        let names = grounding::row_names(r.offer.text.lines());
         r.offer.row
-            && grounding::row_names(r.offer.text.lines())
-                .iter()
-                .any(|name| name.eq_ignore_ascii_case(meant))
+            && names.iter().any(|name| name.eq_ignore_ascii_case(meant))
+            && (names.len() == 1 || grounding::named_apart(&names, asked))
     };
     let Some(at) = ranked.iter().position(holds_meant) else {
         return ranked;
