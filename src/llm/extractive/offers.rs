@@ -110,9 +110,10 @@ struct TableRow<'c> {
     candidate: &'c Candidate,
     row: Row,
     stems: HashSet<String>,
+    /// The bands its name and word cells state, the name's first.
     bands: Vec<Band>,
-    /// The bands of its name, among `bands`.
-    name_bands: Vec<Band>,
+    /// How many of `bands` its name states.
+    name_bands: usize,
     sizes: Vec<String>,
     days: Vec<usize>,
 }
@@ -130,7 +131,7 @@ impl TableRow<'_> {
         meet(fits_named(
             &question.quantities,
             &self.bands,
-            &self.name_bands,
+            &self.bands[..self.name_bands],
         ));
         if let Some(size) = &question.size {
             if !self.sizes.is_empty() {
@@ -241,11 +242,12 @@ pub fn offers<'a>(
                 )
                 .collect::<Vec<_>>()
                 .join(" ");
+            let (bands, name_bands) = row.bands();
             tables[at].1.push(TableRow {
                 candidate: c,
                 stems: asked.stems_of(&subject_text),
-                bands: row.bands(),
-                name_bands: row.name.as_deref().map(bands).unwrap_or_default(),
+                bands,
+                name_bands,
                 sizes: row.sizes(),
                 days: days(&normalize(&word_cells), true),
                 row,
@@ -726,12 +728,12 @@ fn row_offers<'a>(
             asked,
         )
     };
-    // Rows the question names apart ("depilação de axila e buço") are each asked about.
-    if tied_names.len() > 1 && !decided && !unnamed && grounding::named_apart(&tied_names, asked) {
-        out.push(together(&open, Fit::Neutral));
-        return out;
-    }
     if tied_names.len() > 1 && !decided && !unnamed {
+        // Rows the question names apart ("depilação de axila e buço") are each asked about.
+        if grounding::named_apart(&tied_names, asked) {
+            out.push(together(&open, Fit::Neutral));
+            return out;
+        }
         if let Some(name) = meant(&tied_names, asked) {
             open.retain(|&i| rows[i].row.name.as_ref() == Some(name));
         }
@@ -764,15 +766,12 @@ fn row_offers<'a>(
     // split, the shipped suites and 361 earlier probe questions no reply changed; of 61 new
     // probe questions on seven development businesses, 12 that name two rows went from one
     // row's price (or the question which of the two) to both.
-    let also: Vec<usize> = match open.as_slice() {
-        [one] => (0..rows.len())
+    if let [one] = open.as_slice() {
+        let also: Vec<usize> = (0..rows.len())
             .filter(|&j| j != *one && verdicts[j] != Some(false))
             .filter(|&j| named_besides(&rows[j], &rows[*one], asked))
             .take(MAX_ROWS - 1)
-            .collect(),
-        _ => Vec::new(),
-    };
-    if let [one] = open.as_slice() {
+            .collect();
         if !also.is_empty() {
             let fit = if verdicts[*one] == Some(true) {
                 Fit::Exact

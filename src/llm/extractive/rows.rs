@@ -77,15 +77,17 @@ impl Row {
             .join(" ")
     }
 
-    /// The bands the row's name and word cells state.
-    pub fn bands(&self) -> Vec<Band> {
+    /// The bands the row's name and word cells state, the name's first, and how many of them
+    /// its name states.
+    pub fn bands(&self) -> (Vec<Band>, usize) {
         let mut out: Vec<Band> = self.name.iter().flat_map(|n| bands(n)).collect();
+        let named = out.len();
         for (_, value) in &self.cells {
             if !Self::is_value(value) || value.chars().any(char::is_alphabetic) {
                 out.extend(bands(value));
             }
         }
-        out
+        (out, named)
     }
 
     /// The sizes the row names as whole words ("M (pecho de 55 a 75 cm)", "Talla L").
@@ -165,11 +167,11 @@ mod tests {
             accented.subject()
         );
         assert_eq!(
-            fits(&quantities("pecho de 60 cm"), &row.bands()),
+            fits(&quantities("pecho de 60 cm"), &row.bands().0),
             Some(true)
         );
         assert_eq!(
-            fits(&quantities("pecho de 80 cm"), &row.bands()),
+            fits(&quantities("pecho de 80 cm"), &row.bands().0),
             Some(false)
         );
         assert!(Row::parse("We deliver on Saturdays.").is_none());
@@ -196,15 +198,19 @@ mod tests {
             "Junior — Who can have it: aged 14 and 15, Junior Gym sessions only; Price per month: £19.",
         )
         .unwrap();
-        assert_eq!(
-            row.bands(),
-            [Band {
-                low: Some(14.0),
-                high: Some(15.0),
-                unit: Some(crate::knowledge::quantity::Unit::Years),
-                strict: false,
-            }]
-        );
+        let junior = Band {
+            low: Some(14.0),
+            high: Some(15.0),
+            unit: Some(crate::knowledge::quantity::Unit::Years),
+            strict: false,
+        };
+        assert_eq!(row.bands(), (vec![junior], 0));
+        // A band in the name comes first, and is counted as the name's.
+        let named =
+            Row::parse("Aged 14 and 15 — Price per month: £19; Note: up to 3 visits a week.")
+                .unwrap();
+        assert_eq!(named.bands().0.first(), Some(&junior));
+        assert_eq!(named.bands().1, 1);
     }
 
     #[test]
