@@ -3227,6 +3227,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_holds_only_in_some_months_does_not_answer_a_question_naming_none() {
+        let hours = "Monday to Friday — Morning: 10:00 to 14:00; Afternoon: 17:00 to 20:30.\n\
+                     Saturday — Morning: 10:00 to 14:00; Afternoon: closed.\n\
+                     In August we open only in the mornings, Monday to Saturday from 10:00 to 14:00.";
+        let sources = [source(1, "Shop", "Shop > Opening hours", hours)];
+        let answer = extract_knowing("what time do you open?", &sources).await;
+        assert!(answer.text.contains("17:00"), "{}", answer.text);
+        assert!(!answer.text.contains("August"), "{}", answer.text);
+        // Named, the month's exception answers.
+        let answer = extract_knowing("what time do you open in august?", &sources).await;
+        assert!(answer.text.contains("August"), "{}", answer.text);
+        // What holds since a date holds now.
+        let timetable = "Our timetable, valid from 1 April 2025: we open at 07:00 every day.";
+        let sources = [
+            source(1, "Gym", "Gym > Timetable", timetable),
+            source(2, "Gym", "Gym > Classes", "Classes open to members only."),
+        ];
+        let answer = extract_knowing("what time do you open?", &sources).await;
+        assert!(answer.text.contains("07:00"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn a_month_picks_the_price_column_the_documents_define_by_months() {
         // "Peak" is defined by months in another passage, "Off-peak" by none: a month of the
         // peak is its price, any other month the off-peak one; so is a word only one

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::grounding::{self, meant};
 use super::parts::amounts;
-use super::question::{days, months, Question};
+use super::question::{days, months, seasons, Question};
 use super::rows::Row;
 use super::units::{
     capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
@@ -49,6 +49,9 @@ const WEIGHT_WORDS: f32 = 1.5;
 /// sentence and words together reach 3.5 there): asked a price, the answer states one.
 const WEIGHT_PRICE: f32 = 4.0;
 const WEIGHT_EXACT: f32 = 3.0;
+/// What an offer loses that holds only in months the question does not name ([`seasonal`]),
+/// as much as one singled out by a band or day gains.
+const WEIGHT_SEASON: f32 = 3.0;
 /// The least standard deviation the offers' relevances and best-sentence scores are
 /// standardised over, as a share of the spread of the question's sentence scores. Among two
 /// offers, any difference is a whole standard deviation: "vcs buscam no aeroporto?" went to
@@ -1242,17 +1245,33 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question, spread: f32) -> V
         0.0,
     );
     let sentence = standardised(offers.iter().map(|o| o.best).collect(), least);
+    // An offer that holds only in months the question does not name is an exception to what
+    // holds the rest of the year, unless the question's words point at it more than at any
+    // offer that holds all year ("voces fecham no fim de ano?" and "Recesso de fim de ano: a
+    // clínica fica fechada de 24 de dezembro a 1º de janeiro").
+    let exceptions: Vec<bool> = offers
+        .iter()
+        .map(|o| question.months.is_empty() && seasonal(&o.text))
+        .collect();
+    let all_year_coverage = offers
+        .iter()
+        .zip(&exceptions)
+        .filter(|(_, s)| !**s)
+        .map(|(o, _)| o.coverage)
+        .fold(0.0, f32::max);
     let mut ranked: Vec<Ranked<'a>> = offers
         .into_iter()
         .enumerate()
         .map(|(i, offer)| {
             let price = question.asks_price && states_a_price(&offer.text);
+            let season = exceptions[i] && offer.coverage <= all_year_coverage;
             let total = WEIGHT_RELEVANCE * relevance[i]
                 + WEIGHT_RETRIEVAL * retrieval[i]
                 + WEIGHT_SENTENCE * sentence[i]
                 + WEIGHT_WORDS * offer.coverage
                 + WEIGHT_PRICE * f32::from(u8::from(price))
-                + WEIGHT_EXACT * f32::from(u8::from(offer.fit == Fit::Exact));
+                + WEIGHT_EXACT * f32::from(u8::from(offer.fit == Fit::Exact))
+                - WEIGHT_SEASON * f32::from(u8::from(season));
             Ranked { offer, total }
         })
         .collect();
@@ -1271,6 +1290,14 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question, spread: f32) -> V
         );
     }
     ranked
+}
+
+/// Whether every line of `text` holds only in some months ([`seasons`]): "En agosto (del 1 al
+/// 31) abrimos solo por las mañanas" is an exception to the opening hours, not the answer to
+/// "a que hora abris?", which names no month; "Prices from 1 April 2025" holds now.
+fn seasonal(text: &str) -> bool {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    lines.peek().is_some() && lines.all(|l| !seasons(&normalize(l)).is_empty())
 }
 
 /// 1 when the dense and the keyword search both rank `a` at least as high as `b`, and one of
@@ -1340,4 +1367,75 @@ pub fn standardised(values: Vec<f32>, least: f32) -> Vec<f32> {
     let sd = sd.max(least);
     let sd = if sd > f32::EPSILON { sd } else { 1.0 };
     values.into_iter().map(|v| (v - mean) / sd).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(n: usize) -> Source {
+        Source {
+            n,
+            source: "shop.md".into(),
+            title: "Shop".into(),
+            heading: Some("Shop > Opening hours".into()),
+            text: String::new(),
+            similarity: 0.5,
+            relevance: 0.3,
+            dense_rank: Some(n),
+            keyword_rank: Some(n),
+            context: String::new(),
+            lead: None,
+        }
+    }
+
+    fn offer<'a>(source: &'a Source, text: &str, coverage: f32) -> Offer<'a> {
+        Offer {
+            source,
+            text: text.into(),
+            best: 0.5,
+            coverage,
+            fit: Fit::Neutral,
+            row: false,
+            ask_which: false,
+            dated: false,
+        }
+    }
+
+    #[test]
+    fn an_exception_for_some_months_answers_only_when_asked_for() {
+        // The exception's passage ranks first: alike otherwise, it would answer.
+        let (first, second) = (source(1), source(2));
+        let august = "In August we open only in the mornings, from 10:00 to 14:00.";
+        let hours = "Monday to Friday — Open: 10:00 to 20:00.";
+        let chosen = |question: &str, coverage: [f32; 2]| {
+            let offers = vec![
+                offer(&first, august, coverage[0]),
+                offer(&second, hours, coverage[1]),
+            ];
+            choose(offers, &Question::read(question, None, Some("en")), 0.1)[0]
+                .offer
+                .text
+                .clone()
+        };
+        assert_eq!(chosen("what time do you open?", [0.5, 0.5]), hours);
+        assert_eq!(
+            chosen("what time do you open in august?", [0.5, 0.5]),
+            august
+        );
+        // The question's words point at the exception more than at what holds all year.
+        assert_eq!(
+            chosen("what time do you open for the summer?", [1.0, 0.5]),
+            august
+        );
+        // What holds since a date holds now.
+        let since = "From 1 April 2025 we open at 10:00.";
+        let offers = vec![offer(&first, since, 0.5), offer(&second, hours, 0.5)];
+        let ranked = choose(
+            offers,
+            &Question::read("what time do you open?", None, Some("en")),
+            0.1,
+        );
+        assert_eq!(ranked[0].offer.text, since);
+    }
 }

@@ -396,6 +396,45 @@ const DATE_FILLERS: &[&str] = &[
 /// ranges ("de abril a octubre", "del 23 de diciembre al 6 de enero", "June-August"), which
 /// may run over the year's end. A range that starts or ends within a month holds that month.
 pub fn months(normal: &str) -> Vec<usize> {
+    let mut out: Vec<usize> = month_spans(normal)
+        .into_iter()
+        .flat_map(|span| span.months)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The months within which what `normal` (normalised text) says holds, as [`months`] reads
+/// them, but for a date that only says since when ("Prices from 1 April 2025", "válidos desde
+/// março", "a partir de 1º de fevereiro"): what is in force since a date holds in every month
+/// after it. "En agosto abrimos solo por las mañanas" holds in August; "From 1 November to 28
+/// February we open at 10:00", in those months.
+pub fn seasons(normal: &str) -> Vec<usize> {
+    let mut out: Vec<usize> = month_spans(normal)
+        .into_iter()
+        .filter(|span| !span.since)
+        .flat_map(|span| span.months)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Words that say a date is when something starts to hold, with no end ("since", "desde";
+/// "partir" of "a partir de").
+const SINCE_CUES: &[&str] = &["since", "from", "desde", "partir", "depuis", "seit", "ab"];
+
+/// A month or a range of months that a text names.
+struct MonthSpan {
+    /// The months, in order.
+    months: Vec<usize>,
+    /// Whether it is a lone date said as a start ("from 1 April 2025").
+    since: bool,
+}
+
+/// The months and ranges of months `normal` (normalised text) names, in order.
+fn month_spans(normal: &str) -> Vec<MonthSpan> {
     let words = date_words(normal);
     let number = |w: &str| w.starts_with(|c: char| c.is_ascii_digit());
     let month_at = |i: usize| {
@@ -406,6 +445,15 @@ pub fn months(normal: &str) -> Vec<usize> {
             .is_some_and(|p| number(words[p]) || DATE_CUES.contains(&words[p]))
             || words.get(i + 1).is_some_and(|n| number(n));
         (placed || !MONTH_HOMOGRAPHS.contains(&w)).then_some(month)
+    };
+    // Whether the date ending at word `i` is said as a start: the word before its day and
+    // fillers is a "since" cue.
+    let said_since = |i: usize| {
+        words[..i]
+            .iter()
+            .rev()
+            .find(|w| !number(w) && !DATE_FILLERS.contains(w))
+            .is_some_and(|w| SINCE_CUES.contains(w))
     };
     let named: Vec<(usize, usize)> = (0..words.len())
         .filter_map(|i| month_at(i).map(|m| (i, m)))
@@ -425,21 +473,26 @@ pub fn months(normal: &str) -> Vec<usize> {
         match range_to {
             Some(&(_, last)) => {
                 let mut month = first;
-                out.push(month);
+                let mut months = vec![month];
                 while month != last {
                     month = (month + 1) % 12;
-                    out.push(month);
+                    months.push(month);
                 }
+                out.push(MonthSpan {
+                    months,
+                    since: false,
+                });
                 k += 2;
             }
             None => {
-                out.push(first);
+                out.push(MonthSpan {
+                    months: vec![first],
+                    since: said_since(i),
+                });
                 k += 1;
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
     out
 }
 
@@ -1063,6 +1116,32 @@ mod tests {
         assert!(months("we march on").is_empty());
         assert_eq!(months("can i come in may"), [4]);
         assert_eq!(months("from 1 march"), [2]);
+    }
+
+    #[test]
+    fn a_date_said_as_a_start_is_no_season() {
+        let seasons = |text: &str| seasons(&normalize(text));
+        assert_eq!(
+            seasons("En agosto (del 1 al 31) abrimos solo por las mañanas."),
+            [7]
+        );
+        assert_eq!(
+            seasons("From 1 November to 28 February we open at 10:00."),
+            [0, 1, 10, 11]
+        );
+        assert_eq!(seasons("From 15 to 31 August the workshop is closed."), [7]);
+        assert_eq!(
+            seasons("El 24 y el 31 de diciembre abrimos de 10:00 a 14:00."),
+            [11]
+        );
+        // What holds since a date holds in every month after it.
+        assert!(seasons("Our weekly timetable, valid from 1 April 2025.").is_empty());
+        assert!(seasons("Preços válidos desde março de 2026.").is_empty());
+        assert!(seasons("Tabela em vigor a partir de 1º de fevereiro de 2025.").is_empty());
+        assert_eq!(
+            months(&normalize("Our weekly timetable, valid from 1 April 2025.")),
+            [3]
+        );
     }
 
     #[test]
