@@ -3227,6 +3227,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_words_that_ask_a_time_do_not_choose_a_row() {
+        // "horas" of the rows' access notes is "hora" of "a que hora": it asks every row's
+        // hours.
+        let hours =
+            "Lunes a viernes — Recepción: 8:00 a 20:00; Acceso: 8:00 a 20:00 (socios: 24 horas).\n\
+                     Sábado — Recepción: 9:00 a 14:00; Acceso: 9:00 a 14:00 (socios: 24 horas).\n\
+                     Domingo — Recepción: cerrada; Acceso: solo socios.";
+        let sources = [source(1, "Horarios", "Horarios > Recepción", hours)];
+        let answer = extract_knowing("a que hora abris?", &sources).await;
+        for row in ["Lunes a viernes", "Sábado", "Domingo"] {
+            assert!(answer.text.contains(row), "{}", answer.text);
+        }
+        let answer = extract_knowing("a que hora abris el domingo?", &sources).await;
+        assert!(answer.text.contains("cerrada"), "{}", answer.text);
+        assert!(!answer.text.contains("Sábado"), "{}", answer.text);
+    }
+
+    #[tokio::test]
     async fn what_holds_only_in_some_months_does_not_answer_a_question_naming_none() {
         let hours = "Monday to Friday — Morning: 10:00 to 14:00; Afternoon: 17:00 to 20:30.\n\
                      Saturday — Morning: 10:00 to 14:00; Afternoon: closed.\n\

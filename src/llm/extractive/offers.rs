@@ -453,12 +453,19 @@ fn row_offers<'a>(
     // Nor does a word that names one of its columns ("a partir de cuánto no pago el envío?"
     // names the column "Envío gratis a partir de", not the row whose value says "sin envío
     // gratis"): it says what is asked of a row, not which row.
+    // Nor do the words by which it asks a time of day ("a que hora abrís?" asks the hours of
+    // every row, not of the rows whose access note says "24 horas").
     let labels = column_stems(&rows, asked);
+    let time_words = asked.stems_of(&question.time_words.join(" "));
     let shared: HashSet<&String> = asked
         .stems
         .iter()
         .map(|s| &s.0)
-        .filter(|s| rows.iter().all(|r| r.stems.contains(*s)) || labels.contains(*s))
+        .filter(|s| {
+            rows.iter().all(|r| r.stems.contains(*s))
+                || labels.contains(*s)
+                || time_words.contains(*s)
+        })
         .collect();
     // The weight of the question's own words (`carried` false) or of those a follow-up carries
     // over from the question before (true) that `r` holds.

@@ -539,6 +539,9 @@ pub struct Question {
     pub asks_count: Option<quantity::Unit>,
     /// Whether it asks a time of day: "what time", "a que horas", "até que horas".
     pub asks_time: bool,
+    /// The words by which it asks that ("hora" of "a que hora abrís?"), normalised: they say
+    /// what is asked of a row, not which row.
+    pub time_words: Vec<String>,
     /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
     /// segunda?", "abrís los sábados?".
     pub asks_open: bool,
@@ -654,6 +657,12 @@ impl Question {
         });
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         let asks_cheapest = asks_cheapest(&normal);
+        let time_words: Vec<String> = WHAT_TIME
+            .iter()
+            .filter(|p| contains_phrase(&normal, p))
+            .flat_map(|p| p.split(' '))
+            .map(str::to_owned)
+            .collect();
         Question {
             terms: out,
             quantities,
@@ -662,7 +671,8 @@ impl Question {
             months: named_months,
             asks_price: asks_cheapest || asks_price(&normal),
             asks_count: asks_count(&normal),
-            asks_time: WHAT_TIME.iter().any(|p| contains_phrase(&normal, p)),
+            asks_time: !time_words.is_empty(),
+            time_words,
             asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
             asks_cheapest,
             names,
@@ -744,6 +754,7 @@ impl Question {
             self.asks_price = previous.asks_price;
             self.asks_count = previous.asks_count;
             self.asks_time = previous.asks_time;
+            self.time_words = previous.time_words.clone();
             self.asks_open = previous.asks_open;
         }
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
