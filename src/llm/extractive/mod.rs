@@ -3230,9 +3230,8 @@ mod tests {
     async fn the_words_that_ask_a_time_do_not_choose_a_row() {
         // "horas" of the rows' access notes is "hora" of "a que hora": it asks every row's
         // hours.
-        let hours =
-            "Lunes a viernes — Recepción: 8:00 a 20:00; Acceso: 8:00 a 20:00 (socios: 24 horas).\n\
-                     Sábado — Recepción: 9:00 a 14:00; Acceso: 9:00 a 14:00 (socios: 24 horas).\n\
+        let hours = "Lunes a viernes — Recepción: 8:00 a 20:00; Acceso: socios, 24 horas.\n\
+                     Sábado — Recepción: 9:00 a 14:00; Acceso: socios, 24 horas.\n\
                      Domingo — Recepción: cerrada; Acceso: solo socios.";
         let sources = [source(1, "Horarios", "Horarios > Recepción", hours)];
         let answer = extract_knowing("a que hora abris?", &sources).await;
