@@ -83,13 +83,13 @@ pub(super) enum Grounded {
     Rows(Vec<String>),
 }
 
-/// Checks `reply` (from the section headed `heading`, whose text is `written_in` that language
-/// when it says) against the question read as `asked`, when the question asks a price.
+/// Checks `reply` (from the section headed `heading`, whose text is `passage`) against the
+/// question read as `asked`, when the question asks a price.
 pub(super) fn check(
     reply: &str,
     heading: Option<&str>,
     asked: &Asked,
-    written_in: Option<&str>,
+    passage: &str,
 ) -> Result<Grounded, Ungrounded> {
     let (priced, items): (Vec<String>, Vec<&str>) = lines(reply)
         .into_iter()
@@ -142,9 +142,11 @@ pub(super) fn check(
     // beside it makes "day" a word the documents know): words cannot tell what they are
     // about, and the answer stands on the embedder's choice, as when the documents use none
     // of the question's words.
+    // The passage's language, read only for a line too short to say its own.
+    let around = std::cell::LazyCell::new(|| crate::language::detect(passage));
     if priced
         .iter()
-        .all(|l| asked.in_another_language(l, written_in))
+        .all(|l| asked.in_another_language(l, || *around))
     {
         return Ok(pointed.unwrap_or(Grounded::Whole));
     }
@@ -331,7 +333,11 @@ pub(super) fn meant<'a>(names: &'a [String], asked: &Asked) -> Option<&'a String
 /// Whether the question's own words say every word of `name`'s label ([`label`]), its
 /// numbers too: the question names that row itself ("Manicure" in "manicure e pedicure").
 pub(super) fn says_label(name: &str, asked: &Asked) -> bool {
-    let words = asked.content_stems(&label(name));
+    says_all(&asked.content_stems(&label(name)), asked)
+}
+
+/// Whether the question's own words say each of a label's `words` (one at least).
+fn says_all(words: &[String], asked: &Asked) -> bool {
     !words.is_empty() && words.iter().all(|w| says_itself(w, asked))
 }
 
@@ -363,7 +369,10 @@ pub(super) fn named_apart(names: &[String], asked: &Asked) -> bool {
                     .all(|(j, other)| j == i || !other.contains(w))
         })
     });
-    let unsaid = names.iter().filter(|n| !says_label(n, asked)).count();
+    let unsaid = labels
+        .iter()
+        .filter(|words| !says_all(words, asked))
+        .count();
     apart && unsaid <= 1
 }
 
@@ -528,7 +537,7 @@ mod tests {
                 SERVICES,
                 None,
                 &asked("quanto custa a consulta?", SERVICES),
-                None
+                ""
             ),
             Err(Ungrounded::SeveralThings(vec![
                 "Consulta inicial".into(),
@@ -544,7 +553,7 @@ mod tests {
                 SERVICES,
                 None,
                 &asked("quanto custa a consulta de retorno?", SERVICES),
-                None
+                ""
             ),
             Ok(Grounded::Row("Consulta de retorno".into()))
         );
@@ -554,7 +563,7 @@ mod tests {
                 services,
                 None,
                 &asked("quanto custa a avaliação?", services),
-                None
+                ""
             ),
             Ok(Grounded::Row(
                 "Avaliação fisioterapêutica (primeira consulta)".into()
@@ -589,7 +598,7 @@ mod tests {
                 desserts,
                 Some("Cardápio > Sobremesas"),
                 &asked("quanto custa o sagu?"),
-                None
+                ""
             ),
             Ok(Grounded::Line("- Sagu de vinho com creme: R$ 18.".into()))
         );
@@ -610,7 +619,7 @@ mod tests {
                     &lexicon,
                     "a sequencia de massas quanto paga uma criança de 8 anos?"
                 ),
-                None
+                ""
             ),
             Ok(Grounded::Line(to_share.lines().next().unwrap().into()))
         );
@@ -620,7 +629,7 @@ mod tests {
                 TRANSFER,
                 None,
                 &asked("se eu avisar antes, quanto custa?"),
-                None
+                ""
             ),
             Ok(Grounded::Line(_))
         ));
@@ -630,7 +639,7 @@ mod tests {
                 desserts,
                 Some("Cardápio > Sobremesas"),
                 &asked("quanto custam as sobremesas?"),
-                None
+                ""
             ),
             Ok(Grounded::Whole)
         );
@@ -660,7 +669,7 @@ mod tests {
                 alterations,
                 Some("Prices > Alterations"),
                 &asked("the zip on my coat is broken, can you replace it? price?"),
-                None
+                ""
             ),
             Ok(Grounded::Line(alterations.lines().nth(2).unwrap().into()))
         );
@@ -670,7 +679,7 @@ mod tests {
                 alterations,
                 Some("Prices > Alterations"),
                 &asked("how much to take up a pair of trousers"),
-                None
+                ""
             ),
             Ok(Grounded::Line(alterations.lines().next().unwrap().into()))
         );
@@ -680,7 +689,7 @@ mod tests {
                 alterations,
                 Some("Prices > Alterations"),
                 &asked("how much for a zip and buttons?"),
-                None
+                ""
             ),
             Ok(Grounded::Line(_))
         ));
@@ -704,7 +713,7 @@ mod tests {
         // lines rows.
         let reply = "Zona 1 (Zaragoza) — De 2 a 5 kg: 3,90 €.\nZona 2 (resto de Aragón) — De 2 a 5 kg: 5,95 €.";
         assert!(matches!(
-            check(reply, Some("Envíos > Precio según el peso del pedido"), &asked, None),
+            check(reply, Some("Envíos > Precio según el peso del pedido"), &asked, ""),
             Err(Ungrounded::Unnamed { names, .. }) if names.len() == 2
         ));
     }
@@ -742,7 +751,7 @@ mod tests {
                 table,
                 heading,
                 &read("vocês fazem atendimento domiciliar? quanto é"),
-                None
+                ""
             ),
             Ok(Grounded::Whole)
         );
@@ -752,7 +761,7 @@ mod tests {
                 table,
                 heading,
                 &read("fazem atendimento domiciliar em Pinhais? quanto é"),
-                None
+                ""
             ),
             Err(Ungrounded::Unnamed { .. })
         ));
@@ -764,7 +773,7 @@ mod tests {
     #[test]
     fn a_question_that_tells_no_priced_line_apart_is_answered_by_all_of_them() {
         assert_eq!(
-            check(SERVICES, None, &asked("quanto custa?", SERVICES), None),
+            check(SERVICES, None, &asked("quanto custa?", SERVICES), ""),
             Ok(Grounded::Whole)
         );
     }

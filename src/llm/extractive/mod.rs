@@ -386,12 +386,8 @@ impl ChatModel for Extractive {
             // with a dog snack's row): it must be about what the question names, as an answer to
             // a price question must.
             if asked.asks_price || chosen.offer.row {
-                let mut verdict = grounding::check(
-                    &reply,
-                    section.heading.as_deref(),
-                    &stems,
-                    crate::language::detect(&section.text),
-                );
+                let mut verdict =
+                    grounding::check(&reply, section.heading.as_deref(), &stems, &section.text);
                 if chosen.offer.ask_which {
                     let names = grounding::row_names(reply.lines());
                     if names.len() > 1 {

@@ -152,10 +152,14 @@ impl Asked {
     /// completo" for "how much to rent a bike for a day?"). Where `text` alone does not say
     /// (a table row: "Familiar — Personas: hasta 4; Temporada alta: 150 €"), the language of
     /// the passage it is from, `around`, does.
-    pub(super) fn in_another_language(&self, text: &str, around: Option<&str>) -> bool {
+    pub(super) fn in_another_language(
+        &self,
+        text: &str,
+        around: impl FnOnce() -> Option<&'static str>,
+    ) -> bool {
         self.written_in.is_some_and(|q| {
             crate::language::detect(text)
-                .or(around)
+                .or_else(around)
                 .is_some_and(|l| l != q)
         })
     }
