@@ -2756,6 +2756,28 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_sentence_that_goes_on_a_list_item_under_a_table_is_said_with_the_item() {
+        // The same list under a table's rows: its prose is read apart from the rows.
+        let household = "Duvet (synthetic) — Single: £18; Double: £22; King: £26.\n\
+                         Duvet (feather or down) — Single: £25; Double: £30; King: £35.\n\
+                         Bedspread or throw — Single: £16; Double: £20; King: £24.\n\
+                         - Curtains: £9 per square metre of fabric, lined or unlined.\n\
+                         - Rugs up to 2 square metres: £35. Larger rugs we do not clean.";
+        let sources = [Source {
+            relevance: 0.4,
+            ..source(1, "prices", "Household items", household)
+        }];
+        let answer = extract_knowing("can you clean larger rugs?", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("- Rugs up to 2 square metres: £35. Larger rugs we do not clean."),
+            "{}",
+            answer.text
+        );
+    }
+
     /// A price list by distance under a line of prose, in one passage.
     fn home_visits() -> [Source; 1] {
         let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\

@@ -25,8 +25,8 @@ use super::parts::amounts;
 use super::question::{days, months, seasons, Question};
 use super::rows::Row;
 use super::units::{
-    capped, is_title_line, median, section_reply, sentence_run, states_a_price, Asked, Candidate,
-    Lead, MAX_TABLE_REPLY_CHARS,
+    capped, is_title_line, median, said_with_item, section_reply, sentence_run, states_a_price,
+    Asked, Candidate, Lead, MAX_TABLE_REPLY_CHARS,
 };
 use crate::knowledge::quantity::{band_only, bands, fits, fits_named, Band, Quantity};
 use crate::language::normalize;
@@ -263,11 +263,13 @@ pub fn offers<'a>(
             .copied()
             .filter(|c| c.own && !is_row_sentence_text(&c.text))
             .collect();
-        if let Some((text, best)) = sentence_run(&prose, floor, false) {
+        if let Some(run) = sentence_run(&prose, floor, false) {
+            // Said with its list item's opening, as a passage of prose alone says it.
+            let text = said_with_item(&source.context, run.index, run.text);
             out.push(offer(
                 source,
                 capped(text),
-                best,
+                run.score,
                 Fit::Neutral,
                 false,
                 asked,

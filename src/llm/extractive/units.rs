@@ -408,12 +408,17 @@ pub(super) fn section_reply(
             return Some(reply);
         }
     }
-    let (reply, _) = sentence_run(&sentences, floor, true)?;
-    // A sentence that goes on a list item's line speaks of what the item opens with ("Larger
-    // rugs we do not clean." after "- Rugs up to 2 square metres: £35."): it is said with it.
-    // (A title line above it is the item's opening already.)
+    let run = sentence_run(&sentences, floor, true)?;
+    Some(said_with_item(&section.context, run.index, run.text))
+}
+
+/// `reply`, whose first sentence is the `index`-th of `text`, with the start of its list item
+/// when that sentence goes on an item's line: it speaks of what the item opens with ("Larger
+/// rugs we do not clean." after "- Rugs up to 2 square metres: £35."). (A title line above it
+/// is the item's opening already.)
+pub(super) fn said_with_item(text: &str, index: usize, reply: String) -> String {
     let first_line = reply.lines().next().unwrap_or_default().trim();
-    Some(match item_opening(&section.context, best.index) {
+    match item_opening(text, index) {
         Some(opening)
             if !opening.ends_with(first_line)
                 && opening.chars().count() + reply.chars().count() < MAX_REPLY_CHARS =>
@@ -421,7 +426,7 @@ pub(super) fn section_reply(
             format!("{opening} {reply}")
         }
         _ => reply,
-    })
+    }
 }
 
 /// The start of the list item whose line holds the sentence at `index` of `text`, up to that
@@ -511,7 +516,7 @@ pub(super) fn sentence_run(
     sentences: &[&Candidate],
     floor: f32,
     titles_answer: bool,
-) -> Option<(String, f32)> {
+) -> Option<Run> {
     let sentences = || sentences.iter().copied();
     let first = sentences()
         .filter(|c| titles_answer || !is_title_line(&c.text))
@@ -554,7 +559,21 @@ pub(super) fn sentence_run(
         followed += usize::from(!in_list);
         next += 1;
     }
-    Some((reply, first.score))
+    Some(Run {
+        text: reply,
+        score: first.score,
+        index: first.index,
+    })
+}
+
+/// A run of sentences ([`sentence_run`]).
+pub(super) struct Run {
+    /// The sentences, with the title line above the first when it comes with it.
+    pub text: String,
+    /// The first sentence's score.
+    pub score: f32,
+    /// The first sentence's place in its passage.
+    pub index: usize,
 }
 
 /// Auxiliaries that may stand between "we" and its negation ("we do not", "we will never").
