@@ -69,6 +69,13 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("kilometer", Unit::Km, 1.0),
     ("miles", Unit::Km, 1.609),
     ("mile", Unit::Km, 1.609),
+    ("milhas", Unit::Km, 1.609),
+    ("milha", Unit::Km, 1.609),
+    ("millas", Unit::Km, 1.609),
+    ("milla", Unit::Km, 1.609),
+    ("milles", Unit::Km, 1.609),
+    ("meilen", Unit::Km, 1.609),
+    ("meile", Unit::Km, 1.609),
     // Weight.
     ("kg", Unit::Kg, 1.0),
     ("kgs", Unit::Kg, 1.0),
@@ -120,6 +127,7 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("ans", Unit::Years, 1.0),
     ("jahre", Unit::Years, 1.0),
     ("jahren", Unit::Years, 1.0),
+    ("jahr", Unit::Years, 1.0),
     ("meses", Unit::Months, 1.0),
     ("mes", Unit::Months, 1.0),
     ("months", Unit::Months, 1.0),
@@ -132,12 +140,15 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("weeks", Unit::Weeks, 1.0),
     ("week", Unit::Weeks, 1.0),
     ("semaines", Unit::Weeks, 1.0),
+    ("semaine", Unit::Weeks, 1.0),
     ("wochen", Unit::Weeks, 1.0),
+    ("woche", Unit::Weeks, 1.0),
     ("dias", Unit::Days, 1.0),
     ("dia", Unit::Days, 1.0),
     ("days", Unit::Days, 1.0),
     ("day", Unit::Days, 1.0),
     ("jours", Unit::Days, 1.0),
+    ("jour", Unit::Days, 1.0),
     ("tage", Unit::Days, 1.0),
     ("tag", Unit::Days, 1.0),
     ("noites", Unit::Nights, 1.0),
@@ -147,7 +158,9 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("nights", Unit::Nights, 1.0),
     ("night", Unit::Nights, 1.0),
     ("nuits", Unit::Nights, 1.0),
+    ("nuit", Unit::Nights, 1.0),
     ("nachte", Unit::Nights, 1.0),
+    ("nacht", Unit::Nights, 1.0),
     ("horas", Unit::Hours, 1.0),
     ("hora", Unit::Hours, 1.0),
     ("hours", Unit::Hours, 1.0),
@@ -155,9 +168,13 @@ const UNIT_WORDS: &[(&str, Unit, f64)] = &[
     ("hrs", Unit::Hours, 1.0),
     ("h", Unit::Hours, 1.0),
     ("heures", Unit::Hours, 1.0),
+    ("heure", Unit::Hours, 1.0),
     ("stunden", Unit::Hours, 1.0),
+    ("stunde", Unit::Hours, 1.0),
     ("minutos", Unit::Minutes, 1.0),
+    ("minuto", Unit::Minutes, 1.0),
     ("minutes", Unit::Minutes, 1.0),
+    ("minute", Unit::Minutes, 1.0),
     ("minuten", Unit::Minutes, 1.0),
     ("mins", Unit::Minutes, 1.0),
     ("min", Unit::Minutes, 1.0),
@@ -1121,6 +1138,24 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(&quantities(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_unit_reads_alike_in_every_language_it_is_named_in() {
+        let km = |text: &str| quantities(text).first().map(|q| (q.value, q.unit));
+        let miles = km("8 miles");
+        assert_eq!(miles.map(|m| m.1), Some(Some(Unit::Km)));
+        for text in ["8 milhas", "8 millas", "8 milles", "8 Meilen"] {
+            assert_eq!(km(text), miles, "{text}");
+        }
+        for (one, unit) in [
+            ("1 nuit", Unit::Nights),
+            ("1 Woche", Unit::Weeks),
+            ("1 minuto", Unit::Minutes),
+            ("1 minute", Unit::Minutes),
+        ] {
+            assert_eq!(quantities(one), vec![q(1.0, Some(unit))], "{one}");
         }
     }
 
