@@ -1703,6 +1703,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sentence_that_leads_into_a_table_is_no_answer_alone() {
+        let collection = "We can collect your car from home or work and bring it back:\n\
+                          Up to 5 miles — Price: free with any service or repair.\n\
+                          5 to 10 miles — Price: £15.\n\
+                          We do not collect from further than 10 miles away.";
+        let sources = [source(1, "booking", "Collection and delivery", collection)];
+        // No band holds 12 miles: what the passage says besides its rows answers, not the line
+        // that leads into them.
+        let answer = extract_knowing(
+            "can you collect my car and bring it back from 12 miles?",
+            &sources,
+        )
+        .await;
+        assert!(
+            answer.text.starts_with("We do not collect"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
     async fn a_case_the_rows_do_not_name_takes_the_row_another_passage_assigns_it() {
         let table = "Zona 1 (Zaragoza) — Hasta 2 kg: 2,90 €.\nZona 2 (resto de Aragón) — Hasta 2 kg: 4,40 €.\nZona 3 (resto de la península) — Hasta 2 kg: 5,90 €.";
         let zones = "Zona 1: Zaragoza capital. Zona 2: resto de Aragón (Huesca y Teruel), Navarra y Soria. Zona 3: resto de la península.";

@@ -257,11 +257,13 @@ pub fn offers<'a>(
             });
         }
         // What the passage says besides its rows ("We do not deliver to Madeira." under a zones
-        // table) answers too.
+        // table) answers too; not a sentence that leads into them ("We can collect your car
+        // from home or work and bring it back:"), which says what they are and nothing alone.
         let prose: Vec<&Candidate> = sentences
             .iter()
             .copied()
             .filter(|c| c.own && !is_row_sentence_text(&c.text))
+            .filter(|c| !c.text.trim_end().ends_with(':'))
             .collect();
         if let Some(run) = sentence_run(&prose, floor, false) {
             // Said with its list item's opening, as a passage of prose alone says it.
