@@ -1143,11 +1143,11 @@ mod tests {
 
     #[test]
     fn a_unit_reads_alike_in_every_language_it_is_named_in() {
-        let km = |text: &str| quantities(text).first().map(|q| (q.value, q.unit));
-        let miles = km("8 miles");
+        let read = |text: &str| quantities(text).first().map(|q| (q.value, q.unit));
+        let miles = read("8 miles");
         assert_eq!(miles.map(|m| m.1), Some(Some(Unit::Km)));
         for text in ["8 milhas", "8 millas", "8 milles", "8 Meilen"] {
-            assert_eq!(km(text), miles, "{text}");
+            assert_eq!(read(text), miles, "{text}");
         }
         for (one, unit) in [
             ("1 nuit", Unit::Nights),
