@@ -396,13 +396,7 @@ const DATE_FILLERS: &[&str] = &[
 /// ranges ("de abril a octubre", "del 23 de diciembre al 6 de enero", "June-August"), which
 /// may run over the year's end. A range that starts or ends within a month holds that month.
 pub fn months(normal: &str) -> Vec<usize> {
-    let mut out: Vec<usize> = month_spans(normal)
-        .into_iter()
-        .flat_map(|span| span.months)
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
+    in_order(month_spans(normal))
 }
 
 /// The months within which what `normal` (normalised text) says holds, as [`months`] reads
@@ -411,11 +405,12 @@ pub fn months(normal: &str) -> Vec<usize> {
 /// after it. "En agosto abrimos solo por las mañanas" holds in August; "From 1 November to 28
 /// February we open at 10:00", in those months.
 pub fn seasons(normal: &str) -> Vec<usize> {
-    let mut out: Vec<usize> = month_spans(normal)
-        .into_iter()
-        .filter(|span| !span.since)
-        .flat_map(|span| span.months)
-        .collect();
+    in_order(month_spans(normal).into_iter().filter(|span| !span.since))
+}
+
+/// The months of `spans`, each once, in the year's order.
+fn in_order(spans: impl IntoIterator<Item = MonthSpan>) -> Vec<usize> {
+    let mut out: Vec<usize> = spans.into_iter().flat_map(|span| span.months).collect();
     out.sort_unstable();
     out.dedup();
     out
