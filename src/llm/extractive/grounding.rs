@@ -43,7 +43,9 @@
 use std::collections::HashSet;
 
 use super::rows::Row;
-use super::units::{is_list_item, states_a_price, states_an_amount, Asked};
+use super::units::{
+    is_list_item, says_any, states_a_price, states_a_share, states_an_amount, Asked,
+};
 use crate::knowledge::lexicon::stem;
 use crate::knowledge::quantity::{band_only, Band};
 use crate::knowledge::text::{is_stopword, lower_words, sentences, words};
@@ -81,6 +83,9 @@ pub(super) enum Grounded {
     /// Only the lines of the rows of these names, each named apart by the question
     /// ([`named_apart`]).
     Rows(Vec<String>),
+    /// Only these sentences of prose, which are about what was asked and state no price: the
+    /// prices beside them are other things'.
+    Unpriced(String),
 }
 
 /// Checks `reply` (from the section headed `heading`, whose text is `passage`) against the
@@ -224,6 +229,35 @@ pub(super) fn check(
                 .cloned()
                 .collect(),
         }),
+        // Prose whose prices are other things' may say what was asked costs in sentences of
+        // its own: "how much is an MOT retest?" against "An MOT test costs £54.85, ... If the
+        // car fails and you leave it with us for the repairs, the retest is free within 10
+        // working days." Those sentences answer, without the prices, when one of them says a
+        // price without an amount: that it is free, or a share. Sentences about the thing
+        // that say neither ("Alterations take a week") leave the price unanswered.
+        [] => {
+            let mut own = String::new();
+            let mut last = None;
+            let mut says_price = false;
+            for (sentence, line) in lines(reply) {
+                if states_a_price(&sentence) || !about_it(&asked.stems_of(&sentence)) {
+                    continue;
+                }
+                // "Free" alone, which [`states_a_price`] does not read (a gluten-free loaf), says
+                // a price in a sentence about the thing asked ("the retest is free").
+                says_price |= says_any(&sentence, &["free"]) || states_a_share(&sentence);
+                if !own.is_empty() {
+                    own.push(if last == Some(line) { ' ' } else { '\n' });
+                }
+                own.push_str(&sentence);
+                last = Some(line);
+            }
+            if says_price {
+                Ok(Grounded::Unpriced(own))
+            } else {
+                Err(Ungrounded::OtherThing)
+            }
+        }
         _ => Err(Ungrounded::OtherThing),
     }
 }
@@ -775,6 +809,44 @@ mod tests {
         assert_eq!(
             check(SERVICES, None, &asked("quanto custa?", SERVICES), ""),
             Ok(Grounded::Whole)
+        );
+    }
+
+    #[test]
+    fn prose_pricing_another_thing_answers_only_where_it_says_the_thing_is_free() {
+        let mot = "An MOT test costs £54.85, the most the law allows. If the car fails and you \
+                   leave it with us, the retest is free within 10 working days.";
+        let booking = "An MOT test costs £54.85, the most the law allows. Book the retest within \
+                       10 working days.";
+        let read = |passage: &str| {
+            let lexicon = Lexicon::build([
+                (Some("MOT"), passage),
+                (
+                    Some("Booking"),
+                    "Book your MOT or service online or by phone.",
+                ),
+                (
+                    Some("Servicing"),
+                    "A service with an MOT at the same visit takes £20 off.",
+                ),
+                (Some("Hours"), "We open Monday to Friday, 8am to 6pm."),
+            ]);
+            let question = Question::read("how much is an mot retest?", Some(&lexicon), Some("en"));
+            Asked::of(&question, Some(&lexicon), "en")
+        };
+        // The test's price is not the retest's; the sentence saying the retest is free is.
+        assert_eq!(
+            check(mot, None, &read(mot), ""),
+            Ok(Grounded::Unpriced(
+                "If the car fails and you leave it with us, the retest is free within 10 \
+                 working days."
+                    .into()
+            ))
+        );
+        // A sentence about the retest that says no price leaves the price unanswered.
+        assert_eq!(
+            check(booking, None, &read(booking), ""),
+            Err(Ungrounded::OtherThing)
         );
     }
 }

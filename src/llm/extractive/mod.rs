@@ -430,7 +430,7 @@ impl ChatModel for Extractive {
                     Ok(Grounded::Whole) => {}
                     Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &[name]),
                     Ok(Grounded::Rows(names)) => reply = own_row_lines(&reply, &names),
-                    Ok(Grounded::Line(line)) => reply = line,
+                    Ok(Grounded::Line(line) | Grounded::Unpriced(line)) => reply = line,
                     // Rows the check finds alike: asked about only for their price, as above.
                     Err(Ungrounded::SeveralThings(_)) if !asked.asks_price => continue,
                     Err(Ungrounded::SeveralThings(names)) => {
@@ -2794,6 +2794,56 @@ mod tests {
             answer
                 .text
                 .starts_with("- Rugs up to 2 square metres: £35. Larger rugs we do not clean."),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_share_answers_how_much_as_an_amount_does() {
+        let packages =
+            "Dia da noiva — O que inclui: penteado, maquiagem e manicure; Preço: R$ 950.\n\
+                        Madrinha — O que inclui: penteado e maquiagem; Preço: R$ 320.\n\
+                        Maquiagem social — O que inclui: maquiagem para festa; Preço: R$ 160.\n\
+                        Para noivas pedimos um sinal de 30% para reservar a data.";
+        let sources = [source(1, "servicos", "Noivas e festas", packages)];
+        // The deposit is a share of the price: that is how much it is, not the bride's day.
+        let answer = extract_knowing("quanto é o sinal pra noiva?", &sources).await;
+        assert!(
+            answer.text.contains("30%") && !answer.text.contains("R$ 950"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn prose_that_prices_another_thing_answers_in_its_own_sentences() {
+        let mot = "An MOT test costs £54.85, the most the law allows for a car. If the car \
+                   fails and you leave it with us for the repairs, the retest is free within 10 \
+                   working days.";
+        let sources = [
+            source(1, "servicing", "MOT", mot),
+            source(2, "tyres", "Punctures", "A puncture repair costs £20."),
+            source(
+                3,
+                "booking",
+                "Booking",
+                "Book your MOT or service online or by phone.",
+            ),
+            source(
+                4,
+                "servicing",
+                "Servicing",
+                "A service with an MOT takes £20 off the MOT.",
+            ),
+        ];
+        // The test's price is not the retest's: what the passage says of the retest answers.
+        let answer = extract_knowing("how much is an mot retest", &sources).await;
+        assert!(
+            answer.text.starts_with(
+                "If the car fails and you leave it with us for the repairs, the retest is free \
+                 within 10 working days.\n"
+            ),
             "{}",
             answer.text
         );

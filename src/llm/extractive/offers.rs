@@ -26,7 +26,7 @@ use super::question::{days, months, seasons, Question};
 use super::rows::Row;
 use super::units::{
     capped, is_title_line, median, said_with_item, section_reply, sentence_run, states_a_price,
-    Asked, Candidate, Lead, MAX_TABLE_REPLY_CHARS,
+    states_a_share, Asked, Candidate, Lead, MAX_TABLE_REPLY_CHARS,
 };
 use crate::knowledge::quantity::{band_only, bands, fits, fits_named, Band, Quantity};
 use crate::language::normalize;
@@ -1274,7 +1274,10 @@ pub fn choose<'a>(offers: Vec<Offer<'a>>, question: &Question, spread: f32) -> V
         .into_iter()
         .enumerate()
         .map(|(i, offer)| {
-            let price = question.asks_price && states_a_price(&offer.text);
+            // A share answers how much as an amount does: "qnto é o sinal pra noiva?" is
+            // answered by "Para noivas pedimos um sinal de 30%", not by the bride's package.
+            let price =
+                question.asks_price && (states_a_price(&offer.text) || states_a_share(&offer.text));
             let season = exceptions[i] && offer.coverage <= all_year_coverage;
             let total = WEIGHT_RELEVANCE * relevance[i]
                 + WEIGHT_RETRIEVAL * retrieval[i]

@@ -316,6 +316,21 @@ pub(super) fn states_an_amount(text: &str) -> bool {
     })
 }
 
+/// Whether `text` states a share: a number followed by a per cent sign ("um sinal de 30%",
+/// "a 10 % discount"). Asked how much a deposit, discount or surcharge is, a share is the
+/// amount.
+pub(super) fn states_a_share(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.iter().enumerate().any(|(i, c)| {
+        *c == '%'
+            && chars[..i]
+                .iter()
+                .rev()
+                .find(|c| !c.is_whitespace())
+                .is_some_and(char::is_ascii_digit)
+    })
+}
+
 /// Words by which a text says something costs nothing, normalised. Not "free" alone: a
 /// gluten-free loaf or a free workshop slot says nothing of a price.
 pub(super) const FREE: [&str; 14] = [
