@@ -2849,6 +2849,31 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_sentence_that_opens_a_list_item_is_said_with_the_rest_of_the_item() {
+        let services = "Which service your car needs depends on its mileage and age:\n\
+            - An interim service is for cars that cover high mileage: every 6,000 miles. Oil \
+            and oil filter change, a check of brakes, tyres and lights, and fluid top-ups.\n\
+            - A full service is the yearly one: every 12,000 miles. Everything in the interim \
+            service, plus the air filter, a brake test on the rolling road and a battery test.\n\
+            - A major service is every 24,000 miles or 2 years. Everything in the full service, \
+            plus the pollen filter, spark plugs or fuel filter, and the brake fluid.\n\
+            Up to 1.4 litres — Interim service: £129; Full service: £199.\n\
+            Over 1.4 litres — Interim service: £149; Full service: £229.";
+        let sources = [source(1, "servicing", "Servicing", services)];
+        // What the service includes is the rest of its item.
+        let answer = extract_knowing("what does the interim service include", &sources).await;
+        assert!(
+            answer.text.starts_with(
+                "- An interim service is for cars that cover high mileage: every 6,000 miles. \
+                 Oil and oil filter change, a check of brakes, tyres and lights, and fluid \
+                 top-ups.\n"
+            ),
+            "{}",
+            answer.text
+        );
+    }
+
     /// A price list by distance under a line of prose, in one passage.
     fn home_visits() -> [Source; 1] {
         let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\

@@ -427,11 +427,16 @@ pub(super) fn section_reply(
     Some(said_with_item(&section.context, run.index, run.text))
 }
 
-/// `reply`, whose first sentence is the `index`-th of `text`, with the start of its list item
-/// when that sentence goes on an item's line: it speaks of what the item opens with ("Larger
-/// rugs we do not clean." after "- Rugs up to 2 square metres: £35."). (A title line above it
-/// is the item's opening already.)
+/// `reply`, whose first sentence is the `index`-th of `text`, said with the rest of its list
+/// item when it goes on an item's line. An item is one thing, whatever sentences it is written
+/// in: what goes after the reply tells what the item holds ("- An interim service is for cars
+/// that cover high mileage: every 6,000 miles or 6 months. Oil and oil filter change, ...")
+/// and what goes before, what it speaks of ("Larger rugs we do not clean." after "- Rugs up to
+/// 2 square metres: £35."). (A title line above it is the item's opening already.)
 pub(super) fn said_with_item(text: &str, index: usize, reply: String) -> String {
+    if let Some(item) = whole_item(text, index, &reply) {
+        return item.to_string();
+    }
     let first_line = reply.lines().next().unwrap_or_default().trim();
     match item_opening(text, index) {
         Some(opening)
@@ -442,6 +447,19 @@ pub(super) fn said_with_item(text: &str, index: usize, reply: String) -> String 
         }
         _ => reply,
     }
+}
+
+/// The whole list item whose line holds `reply`, a run of sentences from the `index`-th of
+/// `text`, when the item says more and is short enough to be a reply.
+fn whole_item<'a>(text: &'a str, index: usize, reply: &str) -> Option<&'a str> {
+    let span = sentence_spans(text).into_iter().nth(index)?;
+    let line = text[line_around(text, &span)].trim();
+    let reply = reply.trim();
+    (is_list_item(line)
+        && line != reply
+        && line.contains(reply)
+        && line.chars().count() <= MAX_REPLY_CHARS)
+        .then_some(line)
 }
 
 /// The start of the list item whose line holds the sentence at `index` of `text`, up to that
