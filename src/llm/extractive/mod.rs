@@ -2874,6 +2874,20 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn how_much_said_alone_asks_the_price_of_what_goes_before_it() {
+        let desserts =
+            "- Sagu de vinho com creme: R$ 18.\n- Tiramisù: R$ 24.\n- Pudim de leite: R$ 16.";
+        let sources = [source(1, "cardapio", "Sobremesas", desserts)];
+        // Asked a price, the list's priced line alone, not every dessert's price.
+        let answer = extract_knowing("tem tiramisu? quanto?", &sources).await;
+        assert!(
+            answer.text.starts_with("- Tiramisù: R$ 24.\n"),
+            "{}",
+            answer.text
+        );
+    }
+
     /// A price list by distance under a line of prose, in one passage.
     fn home_visits() -> [Source; 1] {
         let text = "Para quem não consegue vir até a clínica (idosos acamados).\n\

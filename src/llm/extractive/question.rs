@@ -1058,8 +1058,40 @@ fn asks_count(normal: &str) -> Option<quantity::Unit> {
 
 /// Whether `normal` (normalised text) asks a price.
 fn asks_price(normal: &str) -> bool {
-    PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p)) || how_much_asks_price(normal)
+    PRICE_PHRASES.iter().any(|p| contains_phrase(normal, p))
+        || how_much_asks_price(normal)
+        || how_much_alone(normal)
 }
+
+/// Whether a clause of `normal` ends in "how much?" in a language that asks it in one word,
+/// after what is priced ("tem tiramisu? quanto?", "suco de uva quanto?", "y el de 14 litros,
+/// cuanto?"): like "how much" with nothing after it, it asks a price, unless it follows a verb
+/// that measures something else ("demora quanto?", "pesa cuanto?"). With a word after it, it
+/// may ask another amount ("cuanto tiempo?").
+fn how_much_alone(normal: &str) -> bool {
+    normal
+        .split(['?', '!', '.', ',', ';', ':', '\n'])
+        .any(|clause| {
+            let words = crate::knowledge::text::words(clause);
+            match words.as_slice() {
+                [.., before, last] if HOW_MUCH_ALONE.contains(&last.as_str()) => {
+                    !MEASURE_VERBS.contains(&before.as_str())
+                }
+                [last] => HOW_MUCH_ALONE.contains(&last.as_str()),
+                _ => false,
+            }
+        })
+}
+
+/// "How much" in one word, normalised.
+const HOW_MUCH_ALONE: &[&str] = &["quanto", "cuanto", "combien"];
+
+/// Verbs after which "how much" asks how long, how heavy or how big, normalised.
+const MEASURE_VERBS: &[&str] = &[
+    "demora", "demoram", "dura", "duram", "leva", "levam", "pesa", "pesam", "mede", "medem",
+    "cabe", "cabem", "falta", "faltam", "tarda", "tardan", "tardas", "lleva", "llevan", "mide",
+    "miden", "caben", "queda", "quedan", "faltan", "dure", "mesure", "pese",
+];
 
 /// Whether an occurrence of "how much" in `normal` asks a price: unless a word other than those
 /// of [`HOW_MUCH_PRICE_NEXT`] follows it and is then the subject of a verb ([`QUANTITY_VERBS`]),
@@ -1273,6 +1305,10 @@ mod tests {
             "cuanto se paga por un niño?",
             "necesito una sala para 4 personas unas 3 horas, cuanto seria?",
             "quanto ficaria pra duas pessoas?",
+            "tem tiramisu? quanto?",
+            "suco de uva quanto?",
+            "y el de 14 litros, cuanto",
+            "e quanto?",
         ] {
             assert!(asks_price(&normalize(price)), "{price}");
         }
@@ -1280,6 +1316,11 @@ mod tests {
             "how much notice do i need to give to cancel?",
             "how much time does a repair take?",
             "how much luggage can I bring?",
+            "o alongamento demora quanto?",
+            "cuanto tiempo tarda?",
+            "e quanto tempo leva?",
+            "o pacote pesa quanto?",
+            "y el envio a sevilla tarda cuanto?",
         ] {
             assert!(!asks_price(&normalize(quantity)), "{quantity}");
         }
