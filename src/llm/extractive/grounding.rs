@@ -76,6 +76,9 @@ pub(super) enum Ungrounded {
 pub(super) enum Grounded {
     /// All of it.
     Whole,
+    /// All of it, on the embedder's choice alone: its prices are written in another language
+    /// than the question, whose words cannot tell what they are about.
+    ByMeaning,
     /// Only the lines of the row of this name.
     Row(String),
     /// Only this line (a list item).
@@ -153,7 +156,7 @@ pub(super) fn check(
         .iter()
         .all(|l| asked.in_another_language(l, || *around))
     {
-        return Ok(pointed.unwrap_or(Grounded::Whole));
+        return Ok(pointed.unwrap_or(Grounded::ByMeaning));
     }
     // Several things priced where the question names a case of its own that they do not
     // spell: listing every price would state the wrong ones beside the right one. When its
@@ -847,6 +850,28 @@ mod tests {
         assert_eq!(
             check(booking, None, &read(booking), ""),
             Err(Ungrounded::OtherThing)
+        );
+    }
+
+    #[test]
+    fn prices_in_another_language_than_the_question_stand_on_meaning_alone() {
+        let returns = "- Por mensajero: te mandamos una etiqueta y descontamos 4,50 € del \
+                       reembolso.\n- En la tienda: tráelo con el ticket. Sin coste.";
+        let lexicon = Lexicon::build([
+            (Some("Devoluciones"), returns),
+            (Some("Juguetes"), "Pelota de goma maciza — Precio: 5,90 €."),
+            (
+                Some("Horario"),
+                "Abrimos de lunes a sábado, de 10:00 a 20:00.",
+            ),
+        ]);
+        let mut asked = read_in(&lexicon, "quanto custa a bola de borracha média?");
+        asked.written_in = Some("pt");
+        // No word of the question can say what the Spanish lines price: only the embedder's
+        // choice of them can, which the answerer trusts as its first choice alone.
+        assert_eq!(
+            check(returns, Some("Devoluciones"), &asked, returns),
+            Ok(Grounded::ByMeaning)
         );
     }
 }

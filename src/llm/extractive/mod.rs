@@ -428,6 +428,15 @@ impl ChatModel for Extractive {
                 }
                 match verdict {
                     Ok(Grounded::Whole) => {}
+                    // The embedder's choice is its first: an offer in another language reached
+                    // by passing over the ones it ranked higher is chosen by nothing the
+                    // question says ("quanto custa a bola de borracha média?": the rubber
+                    // ball's rows refused, then the returns' "descontamos 4,50 €").
+                    Ok(Grounded::ByMeaning) if place > 0 => {
+                        tracing::debug!(target: "palaver::extractive::signals", "passed over by meaning");
+                        continue;
+                    }
+                    Ok(Grounded::ByMeaning) => {}
                     Ok(Grounded::Row(name)) => reply = own_row_lines(&reply, &[name]),
                     Ok(Grounded::Rows(names)) => reply = own_row_lines(&reply, &names),
                     Ok(Grounded::Line(line) | Grounded::Unpriced(line)) => reply = line,
@@ -816,10 +825,12 @@ fn disagreeing(
     }
     let chosen = match verdict {
         Ok(Grounded::Row(name)) => name.clone(),
-        Ok(Grounded::Whole) => match grounding::row_names(reply.lines()).as_slice() {
-            [one] => one.clone(),
-            _ => return None,
-        },
+        Ok(Grounded::Whole | Grounded::ByMeaning) => {
+            match grounding::row_names(reply.lines()).as_slice() {
+                [one] => one.clone(),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     (!chosen.eq_ignore_ascii_case(meant) && asked.names_any(&asked.stems_of(&chosen)))
