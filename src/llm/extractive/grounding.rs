@@ -86,8 +86,8 @@ pub(super) enum Grounded {
     /// Only the lines of the rows of these names, each named apart by the question
     /// ([`named_apart`]).
     Rows(Vec<String>),
-    /// Only these sentences of prose, which are about what was asked and state no price: the
-    /// prices beside them are other things'.
+    /// Only these sentences of prose, which are about what was asked and state no amount
+    /// (one of them says it is free, or a share): the prices beside them are other things'.
     Unpriced(String),
 }
 
