@@ -2025,10 +2025,19 @@ mod tests {
             "9.50 EUR",
             "Sí, sin coste adicional.",
             "Delivery is free of charge.",
+            "Folded shirts cost 50p more.",
+            "La bolsa cuesta 10 céntimos.",
         ] {
             assert!(states_a_price(t), "{t}");
         }
-        for t in ["Open from 9 to 17.", "Gluten-free bread.", "", "EUR"] {
+        for t in [
+            "Open from 9 to 17.",
+            "Gluten-free bread.",
+            "",
+            "EUR",
+            "Open until 5pm.",
+            "p",
+        ] {
             assert!(!states_a_price(t), "{t}");
         }
     }
@@ -2897,6 +2906,17 @@ mod tests {
             "{}",
             answer.text
         );
+    }
+
+    #[tokio::test]
+    async fn a_price_in_pence_answers_a_price_question() {
+        let shirts = "Shirt or blouse — Standard: £3.50; Express: £5.00.\n\
+                      Trousers or skirt — Standard: £7.50; Express: £10.50.\n\
+                      Shirts on hangers come back pressed; folded shirts cost 50p more.";
+        let sources = [source(1, "prices", "Dry cleaning", shirts)];
+        // What folding adds is the sentence's 50p, not the shirt's row.
+        let answer = extract_knowing("do folded shirts cost more?", &sources).await;
+        assert!(answer.text.contains("50p more"), "{}", answer.text);
     }
 
     /// A price list by distance under a line of prose, in one passage.

@@ -296,7 +296,8 @@ pub(super) fn states_a_price(text: &str) -> bool {
     states_an_amount(text) || says_any(text, &FREE)
 }
 
-/// Whether `text` states an amount of money: a number next to a currency sign or code.
+/// Whether `text` states an amount of money: a number next to a currency sign or code, or in
+/// hundredths of one ("50p", "10 céntimos").
 pub(super) fn states_an_amount(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     let sign = chars.iter().enumerate().any(|(i, c)| {
@@ -311,10 +312,22 @@ pub(super) fn states_an_amount(text: &str) -> bool {
             .get(i)
             .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
     };
+    // Pence written onto their number ("50p").
+    let pence = |w: &str| {
+        w.strip_suffix('p')
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
     sign || words.iter().enumerate().any(|(i, w)| {
-        CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1)))
+        (CURRENCIES.contains(&w.as_str()) && (number(i + 1) || (i > 0 && number(i - 1))))
+            || (MINOR_UNITS.contains(&w.as_str()) && i > 0 && number(i - 1))
+            || pence(w)
     })
 }
+
+/// Hundredths of a currency written after an amount ("folded shirts cost 50 cents more",
+/// "la bolsa cuesta 10 céntimos"), normalised. They state a price as the currency does, and
+/// are not read as amounts of it ([`CURRENCIES`]), which would make 50 cents 50.
+const MINOR_UNITS: [&str; 5] = ["pence", "cents", "centimos", "centavos", "centimes"];
 
 /// Whether `text` states a share: a number followed by a per cent sign ("um sinal de 30%",
 /// "a 10 % discount"). Asked how much a deposit, discount or surcharge is, a share is the
