@@ -447,11 +447,15 @@ pub(super) fn section_reply(
 /// and what goes before, what it speaks of ("Larger rugs we do not clean." after "- Rugs up to
 /// 2 square metres: £35."). (A title line above it is the item's opening already.)
 pub(super) fn said_with_item(text: &str, index: usize, reply: String) -> String {
-    if let Some(item) = whole_item(text, index, &reply) {
+    let Some(span) = sentence_spans(text).into_iter().nth(index) else {
+        return reply;
+    };
+    let line = line_around(text, &span);
+    if let Some(item) = whole_item(text[line.clone()].trim(), &reply) {
         return item.to_string();
     }
     let first_line = reply.lines().next().unwrap_or_default().trim();
-    match item_opening(text, index) {
+    match item_opening(&text[line.start..span.start]) {
         Some(opening)
             if !opening.ends_with(first_line)
                 && opening.chars().count() + reply.chars().count() < MAX_REPLY_CHARS =>
@@ -462,11 +466,9 @@ pub(super) fn said_with_item(text: &str, index: usize, reply: String) -> String 
     }
 }
 
-/// The whole list item whose line holds `reply`, a run of sentences from the `index`-th of
-/// `text`, when the item says more and is short enough to be a reply.
-fn whole_item<'a>(text: &'a str, index: usize, reply: &str) -> Option<&'a str> {
-    let span = sentence_spans(text).into_iter().nth(index)?;
-    let line = text[line_around(text, &span)].trim();
+/// `line`, a list item, when it holds `reply` and says more, and is short enough to be a
+/// reply.
+fn whole_item<'a>(line: &'a str, reply: &str) -> Option<&'a str> {
     let reply = reply.trim();
     (is_list_item(line)
         && line != reply
@@ -475,11 +477,10 @@ fn whole_item<'a>(text: &'a str, index: usize, reply: &str) -> Option<&'a str> {
         .then_some(line)
 }
 
-/// The start of the list item whose line holds the sentence at `index` of `text`, up to that
-/// sentence, when the sentence does not open the item.
-fn item_opening(text: &str, index: usize) -> Option<&str> {
-    let span = sentence_spans(text).into_iter().nth(index)?;
-    let opening = text[line_around(text, &span).start..span.start].trim_end();
+/// The start of a list item, from what its line holds `before` a sentence, when the sentence
+/// does not open the item.
+fn item_opening(before: &str) -> Option<&str> {
+    let opening = before.trim_end();
     (!opening.is_empty() && is_list_item(opening)).then_some(opening)
 }
 
