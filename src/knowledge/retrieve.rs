@@ -379,7 +379,7 @@ impl Knowledge {
         }
         let language = crate::language::detect(question);
         let mut reserved = 0;
-        if let Some(p) = self
+        let rare = self
             .rare_word_passage(
                 query.collection,
                 version.unwrap_or(0),
@@ -388,8 +388,23 @@ impl Knowledge {
                 &results,
                 candidates,
             )
-            .await?
-        {
+            .await?;
+        // Else a table row the question names wholly, when no passage found holds one: a
+        // customer asks for a row by its name, and a long table shares less with a short
+        // question than a paragraph that mentions the name does ("precio de la familiar en
+        // noviembre": the rooms' prices, not the dogs' supplement "en la Familiar").
+        let named_row = || {
+            let asked: HashSet<&str> = terms.iter().map(String::as_str).collect();
+            if results.iter().any(|r| names_a_row(&r.text, &asked)) {
+                return None;
+            }
+            ids.iter()
+                .filter(|id| !results.iter().any(|r| r.chunk_id == **id))
+                .filter_map(|id| by_id.get(id))
+                .find(|p| names_a_row(&p.text, &asked))
+                .cloned()
+        };
+        if let Some(p) = rare.or_else(named_row) {
             // Measured already when the fusion brought it; else from its stored embedding.
             let similarity = match similarities.get(&p.chunk_id) {
                 Some(s) => *s,
@@ -478,9 +493,48 @@ impl Knowledge {
     }
 }
 
+/// Whether a table row of `text` (a line as [`super::loaders::is_row_sentence`] reads one) is
+/// named wholly by `asked`, a question's keyword terms: every word of the row's name but its
+/// function words and what it says in brackets ("Familiar" of "Familiar — Personas: hasta 4;
+/// Temporada baja: 120 €", "Sala Turia" of "Sala Turia (hasta 4 personas) — ...").
+fn names_a_row(text: &str, asked: &HashSet<&str>) -> bool {
+    text.lines()
+        .filter(|line| super::loaders::is_row_sentence(line))
+        .filter_map(|line| line.trim().split_once(" — "))
+        .any(|(name, _)| {
+            let name = name.split('(').next().unwrap_or_default();
+            let words = text::terms(name);
+            words
+                .iter()
+                .any(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 3)
+                && words.iter().all(|w| asked.contains(w.as_str()))
+        })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{kept_place, rrf, ChunkId};
+    use std::collections::HashSet;
+
+    use super::{kept_place, names_a_row, rrf, ChunkId};
+
+    #[test]
+    fn a_row_is_named_by_every_word_of_its_name_outside_brackets() {
+        let rooms = "Doble estándar — Personas: 2; Temporada baja: 75 €.\n\
+                     Familiar — Personas: hasta 4; Temporada baja: 120 €.";
+        let asked = |q: &'static str| -> HashSet<&'static str> { q.split(' ').collect() };
+        assert!(names_a_row(rooms, &asked("precio familiar noviembre")));
+        assert!(names_a_row(rooms, &asked("doble estandar julio")));
+        // Part of a name is not the row: "doble" is in two rooms' names.
+        assert!(!names_a_row(rooms, &asked("doble julio")));
+        // A name in a sentence is no row.
+        let pets = "Admitimos perros de hasta 25 kg en la Familiar y en el apartamento.";
+        assert!(!names_a_row(pets, &asked("precio familiar")));
+        // What a name says in brackets need not be asked; a name of figures alone names nothing.
+        let rooms = "Sala Turia (hasta 4 personas) — Hasta 2 horas: 15 € la hora.\n\
+                     12 — Precio: 5 €.";
+        assert!(names_a_row(rooms, &asked("sala turia 3 horas")));
+        assert!(!names_a_row(rooms, &asked("12 horas")));
+    }
 
     #[test]
     fn rrf_rewards_agreement_and_keeps_singletons() {
@@ -672,6 +726,31 @@ mod tests {
             found.iter().all(|r| r.heading.as_deref() != Some("Zonas")),
             "{found:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_row_the_question_names_reaches_the_answer_in_its_table() {
+        let mut doc = String::new();
+        for i in 1..=8 {
+            doc.push_str(&format!(
+                "# Nota {i}\n\nEl precio de la nota {i} vale para la Familiar y la cuna.\n\n"
+            ));
+        }
+        doc.push_str(
+            "# Habitaciones\n\n| Habitación | Personas | Temporada baja | Temporada alta |\n\
+             |---|---|---|---|\n| Doble estándar | 2 | 75 € | 95 € |\n\
+             | Familiar | hasta 4 | 120 € | 150 € |\n| Individual | 1 | 55 € | 70 € |\n",
+        );
+        let (_dir, knowledge) = reading("familiar", None, "casa", doc).await;
+        let found = ask(
+            &knowledge,
+            "casa",
+            "precio de la familiar en noviembre",
+            0.0,
+        )
+        .await;
+        let headings: Vec<&str> = found.iter().filter_map(|r| r.heading.as_deref()).collect();
+        assert!(headings.contains(&"Habitaciones"), "{headings:?}");
     }
 
     #[tokio::test]
