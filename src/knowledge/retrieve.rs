@@ -524,7 +524,7 @@ mod tests {
         let asked = |q: &'static str| -> HashSet<&'static str> { q.split(' ').collect() };
         assert!(names_a_row(rooms, &asked("precio familiar noviembre")));
         assert!(names_a_row(rooms, &asked("doble estandar julio")));
-        // Part of a name is not the row: "doble" is in two rooms' names.
+        // Part of a name is not the row: "doble" alone is half of "Doble estándar".
         assert!(!names_a_row(rooms, &asked("doble julio")));
         // A name in a sentence is no row.
         let pets = "Admitimos perros de hasta 25 kg en la Familiar y en el apartamento.";
