@@ -308,7 +308,11 @@ impl ChatModel for Extractive {
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
         let spread = crate::knowledge::relevance::mean_and_sd(&scores).1;
         let ranked = plainest_first(
-            whole_first(choose(offers, &asked, spread), &stems),
+            exception_first(
+                whole_first(choose(offers, &asked, spread), &stems),
+                &asked,
+                &stems,
+            ),
             &stems,
             meant_row,
         );
@@ -654,6 +658,63 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
             let found = ranked.remove(at);
             ranked.insert(0, found);
         }
+    }
+    ranked
+}
+
+/// `ranked` with a day's exception first, when the best offer is the row a day the question
+/// names singled out and says nothing more of the question than that day, and a later offer
+/// names that day too and holds what else the question says: a word of it the row does not
+/// hold, or a month it names. What sets the customer's day apart (a month, a holiday) is the
+/// exception's, not the usual week's ("em dezembro vocês abrem segunda?": "Em dezembro abrimos
+/// também às segundas-feiras", not "Segunda-feira — Horário: fechado"). Read are the offers'
+/// own words, not their section's heading, which they share; the words that ask whether or
+/// when they open say nothing of which day is meant. A row that holds another word of the
+/// question ("a que hora cierra la recepción el viernes?": the reception's column) is the
+/// answer whatever an exception also says of the day.
+fn exception_first<'a>(
+    mut ranked: Vec<offers::Ranked<'a>>,
+    asked: &Question,
+    stems: &Asked,
+) -> Vec<offers::Ranked<'a>> {
+    let Some(first) = ranked.first() else {
+        return ranked;
+    };
+    if !(first.offer.row && first.offer.fit == Fit::Exact && names_a_day_asked(&first.offer, asked))
+    {
+        return ranked;
+    }
+    let asking = stems.stems_of(
+        &[asked.open_words.as_slice(), asked.time_words.as_slice()]
+            .concat()
+            .join(" "),
+    );
+    let day = stems.stems_of(&grounding::row_names(first.offer.text.lines()).join(" "));
+    let row_holds = stems.stems_of(&first.offer.text);
+    let names_a_month = |text: &str| {
+        question::seasons(&crate::language::normalize(text))
+            .iter()
+            .any(|m| asked.months.contains(m))
+    };
+    let beyond = |held: &HashSet<String>, known: &HashSet<String>| {
+        let rest: HashSet<String> = held
+            .iter()
+            .filter(|s| !asking.contains(*s) && !known.contains(*s))
+            .cloned()
+            .collect();
+        stems.names_any(&rest)
+    };
+    let said_of_the_day: HashSet<String> = day.union(&asking).cloned().collect();
+    if beyond(&row_holds, &said_of_the_day) || names_a_month(&first.offer.text) {
+        return ranked;
+    }
+    let exception = ranked.iter().position(|r| {
+        names_a_day_asked(&r.offer, asked)
+            && (beyond(&stems.stems_of(&r.offer.text), &row_holds) || names_a_month(&r.offer.text))
+    });
+    if let Some(at) = exception {
+        let found = ranked.remove(at);
+        ranked.insert(0, found);
     }
     ranked
 }
@@ -1537,6 +1598,45 @@ mod tests {
         assert!(
             (lift - MEASURED_LIFT).abs() < 1e-6,
             "{closed:?} {other_day:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_days_exception_the_question_names_answers_over_the_days_row() {
+        let hours = [source(
+            1,
+            "Hours",
+            "Hours",
+            "Monday — Hours: closed.\nTuesday to Saturday — Hours: 08:00 to 18:00.\n\n\
+             In December we also open on Mondays, from 10:00 to 16:00. \
+             Parking is free on Saturdays.",
+        )];
+        let december = extract_knowing("in december are you open on mondays?", &hours).await;
+        assert!(
+            december.text.contains("10:00 to 16:00"),
+            "{}",
+            december.text
+        );
+        assert!(!december.text.contains("closed"), "{}", december.text);
+        // No month named: the day's row.
+        let monday = extract_knowing("are you open on mondays?", &hours).await;
+        assert!(monday.text.contains("closed"), "{}", monday.text);
+        // A sentence that holds a word of the question about another day is no exception.
+        let tuesday = extract_knowing("is parking open on tuesday?", &hours).await;
+        assert!(tuesday.text.contains("08:00 to 18:00"), "{}", tuesday.text);
+        // The month is read as a month in whatever language it is named.
+        let horario = [source(
+            1,
+            "Horário",
+            "Horário",
+            "Segunda-feira — Horário: fechado.\nTerça a sábado — Horário: 08:00 às 18:00.\n\n\
+             Em dezembro abrimos também às segundas-feiras, das 10:00 às 16:00.",
+        )];
+        let december = extract_knowing("in december are you open on mondays?", &horario).await;
+        assert!(
+            december.text.contains("10:00 às 16:00"),
+            "{}",
+            december.text
         );
     }
 

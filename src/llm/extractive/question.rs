@@ -540,6 +540,9 @@ pub struct Question {
     /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
     /// segunda?", "abrís los sábados?".
     pub asks_open: bool,
+    /// The words by which it asks that ("abrem" of "abrem segunda?"), normalised: like
+    /// [`Question::time_words`], they say what is asked of a day, not which day.
+    pub open_words: Vec<String>,
     /// Whether it asks for the cheapest ("cheapest tyres for 15 inch wheels?", "qual o mais
     /// barato?"): a price, the lowest of those offered.
     pub asks_cheapest: bool,
@@ -652,6 +655,11 @@ impl Question {
         });
         out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         let asks_cheapest = asks_cheapest(&normal);
+        let open_words: Vec<String> = OPENING
+            .iter()
+            .filter(|p| contains_phrase(&normal, p))
+            .map(|p| p.to_string())
+            .collect();
         let time_words: Vec<String> = WHAT_TIME
             .iter()
             .filter(|p| contains_phrase(&normal, p))
@@ -668,7 +676,8 @@ impl Question {
             asks_count: asks_count(&normal),
             asks_time: !time_words.is_empty(),
             time_words,
-            asks_open: OPENING.iter().any(|p| contains_phrase(&normal, p)),
+            asks_open: !open_words.is_empty(),
+            open_words,
             asks_cheapest,
             names,
         }
@@ -751,6 +760,7 @@ impl Question {
             self.asks_time = previous.asks_time;
             self.time_words = previous.time_words.clone();
             self.asks_open = previous.asks_open;
+            self.open_words = previous.open_words.clone();
         }
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         self
