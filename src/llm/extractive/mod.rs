@@ -667,9 +667,9 @@ fn whole_first<'a>(mut ranked: Vec<offers::Ranked<'a>>, asked: &Asked) -> Vec<of
 /// names that day too and holds what else the question says: a word of it the row does not
 /// hold, or a month it names. What sets the customer's day apart (a month, a holiday) is the
 /// exception's, not the usual week's ("em dezembro vocês abrem segunda?": "Em dezembro abrimos
-/// também às segundas-feiras", not "Segunda-feira — Horário: fechado"). Read are the offers'
-/// own words, not their section's heading, which they share; the words that ask whether or
-/// when they open say nothing of which day is meant. A row that holds another word of the
+/// também às segundas-feiras", not "Segunda-feira — Horário: fechado"). The offers' own words
+/// are read, not their section's heading, which they share; the words that ask whether or when
+/// they open say nothing of which day is meant. A row that holds another word of the
 /// question ("a que hora cierra la recepción el viernes?": the reception's column) is the
 /// answer whatever an exception also says of the day.
 fn exception_first<'a>(
