@@ -704,8 +704,7 @@ fn exception_first<'a>(
             .collect();
         stems.names_any(&rest)
     };
-    let said_of_the_day: HashSet<String> = day.union(&asking).cloned().collect();
-    if beyond(&row_holds, &said_of_the_day) || names_a_month(&first.offer.text) {
+    if beyond(&row_holds, &day) || names_a_month(&first.offer.text) {
         return ranked;
     }
     let exception = ranked.iter().position(|r| {
