@@ -68,6 +68,9 @@ const TYPICAL_ENOUGH: f32 = -4.5;
 /// What an answer that states a band in the unit of the customer's number adds to its
 /// confidence (see [`confidence`]).
 const MEASURED_LIFT: f32 = 0.05;
+/// What a table row singled out by the customer's own band, size or day adds to its
+/// confidence (see [`confidence`]).
+const EXACT_LIFT: f32 = 0.05;
 /// Words by which a sentence points further down its document ("follow the procedure below"),
 /// normalised as [`search_text`] writes them, in the shipped languages. Only words that always
 /// point: "following" or "siguiente" also mean the next day.
@@ -854,6 +857,15 @@ fn plainest_first<'a>(
 /// dyeing, harsh chemicals, a dent), all rightly, and changes no other; read anywhere in the
 /// answer rather than in its best sentence, it also answered a customer charged twice with
 /// "No aceptamos efectivo.".
+///
+/// A table row singled out by the customer's own band, size or day (`exact`: "domingo a noite
+/// vcs abrem?" and the row "Domingo — Almoço: 11:30 às 16:00; Jantar: fechado.") is their case
+/// by what they said, not by how alike the words are, and gets [`EXACT_LIFT`] on top. Measured
+/// with EmbeddingGemma-300M: of the 118 turns on the development split and the shipped suites
+/// whose chosen offer is such a row, none should go to a person; one went to one (that Sunday,
+/// 0.21), and one of the 117 sent is wrong (an e-bike's rental row asked its deposit, sent at
+/// 0.25 already). The lift answers that Sunday, rightly, and changes no other turn. The unseen
+/// split was not looked at.
 fn confidence(s: &Signals) -> f32 {
     if s.named || s.whole {
         return 1.0;
@@ -863,7 +875,8 @@ fn confidence(s: &Signals) -> f32 {
         typical = typical.min(0.0);
     }
     let measured = if s.measured { MEASURED_LIFT } else { 0.0 };
-    (s.relevance.max(s.sentence) + typical + measured).clamp(0.0, 1.0)
+    let exact = if s.exact && s.row { EXACT_LIFT } else { 0.0 };
+    (s.relevance.max(s.sentence) + typical + measured + exact).clamp(0.0, 1.0)
 }
 
 /// The row a price question's words chose and the retrieved row whose name is most like the
@@ -3821,6 +3834,12 @@ mod tests {
         let plain = confidence(&signals);
         signals.measured = true;
         assert!((confidence(&signals) - plain - MEASURED_LIFT).abs() < 1e-6);
+        // A row its band, size or day singled out is lifted as well; a fit that is no row's
+        // (a sentence) is not.
+        signals.exact = true;
+        assert!((confidence(&signals) - plain - MEASURED_LIFT).abs() < 1e-6);
+        signals.row = true;
+        assert!((confidence(&signals) - plain - MEASURED_LIFT - EXACT_LIFT).abs() < 1e-6);
     }
 
     #[test]
