@@ -147,12 +147,15 @@ fn start_cluster() -> Result<String, String> {
     let runner = if root { "runuser -u postgres -- " } else { "" };
     // The watchdog stops the server (and removes its files) once this test process is gone. It
     // runs in a session of its own, so killing the test's process group does not orphan the
-    // cluster.
+    // cluster. It signals the server itself, by the pid in its `postmaster.pid` (SIGINT: a fast
+    // shutdown): a background job starts with SIGINT ignored, and `runuser`, between the two
+    // when tests run as root, then neither takes it nor passes it on.
     let script = format!(
         "{runner}'{pg}' -D '{dir}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 >'{dir}.log' 2>&1 & pg=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}' '{dir}.log'",
+         kill -INT \"$(head -n 1 '{dir}/postmaster.pid' 2>/dev/null)\" 2>/dev/null \
+         || kill -TERM $pg 2>/dev/null; wait $pg; rm -rf '{dir}' '{dir}.log'",
         pg = postgres.display(),
         dir = dir.display(),
         parent = std::process::id(),
