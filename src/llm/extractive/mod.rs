@@ -935,7 +935,7 @@ fn states_the_answer(asked: &Question, offer: &Offer<'_>) -> bool {
 /// Whether the question asks a time of day, or whether the business opens, on days it names
 /// ("what time is boxfit on tuesday?", "abrem segunda?").
 fn asks_of_a_day(asked: &Question) -> bool {
-    (asked.asks_open || asked.asks_time) && !asked.days.is_empty()
+    (asked.asks_open() || asked.asks_time()) && !asked.days.is_empty()
 }
 
 /// Whether the best of `offer`'s own sentences says that the business does not do something

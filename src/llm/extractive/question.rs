@@ -532,16 +532,12 @@ pub struct Question {
     /// The unit of the quantity it asks for: "how many days", "quantas vezes", and for "how
     /// long" or "quanto tempo" a duration ([`quantity::Unit::Days`] stands for any).
     pub asks_count: Option<quantity::Unit>,
-    /// Whether it asks a time of day: "what time", "a que horas", "até que horas".
-    pub asks_time: bool,
-    /// The words by which it asks that ("hora" of "a que hora abrís?"), normalised: they say
-    /// what is asked of a row, not which row.
+    /// The words by which it asks a time of day ("hora" of "a que hora abrís?"), normalised:
+    /// they say what is asked of a row, not which row ([`Question::asks_time`]).
     pub time_words: Vec<String>,
-    /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
-    /// segunda?", "abrís los sábados?".
-    pub asks_open: bool,
-    /// The words by which it asks that ("abrem" of "abrem segunda?"), normalised: like
-    /// [`Question::time_words`], they say what is asked of a day, not which day.
+    /// The words by which it asks if or when the business opens ("abrem" of "abrem
+    /// segunda?"), normalised: like [`Question::time_words`], they say what is asked of a day,
+    /// not which day ([`Question::asks_open`]).
     pub open_words: Vec<String>,
     /// Whether it asks for the cheapest ("cheapest tyres for 15 inch wheels?", "qual o mais
     /// barato?"): a price, the lowest of those offered.
@@ -674,9 +670,7 @@ impl Question {
             months: named_months,
             asks_price: asks_cheapest || asks_price(&normal),
             asks_count: asks_count(&normal),
-            asks_time: !time_words.is_empty(),
             time_words,
-            asks_open: !open_words.is_empty(),
             open_words,
             asks_cheapest,
             names,
@@ -700,17 +694,28 @@ impl Question {
                 .any(|q| q.unit.is_some_and(|u| asked.answered_by(u)))
         });
         let clock = CLOCK.is_match(text);
-        let open = !self.asks_open
+        let open = !self.asks_open()
             || self.days.is_empty()
             || clock
             || CLOSED.iter().any(|p| contains_phrase(text, p));
-        count && (!self.asks_time || clock) && open
+        count && (!self.asks_time() || clock) && open
+    }
+
+    /// Whether it asks a time of day: "what time", "a que horas", "até que horas".
+    pub fn asks_time(&self) -> bool {
+        !self.time_words.is_empty()
+    }
+
+    /// Whether it asks if or when the business opens: "are you open on Sunday?", "abrem
+    /// segunda?", "abrís los sábados?".
+    pub fn asks_open(&self) -> bool {
+        !self.open_words.is_empty()
     }
 
     /// Whether it asks a kind of answer of its own: a price, a count, a time of day or whether
     /// the business opens.
     pub(super) fn asks_a_kind(&self) -> bool {
-        self.asks_price || self.asks_count.is_some() || self.asks_time || self.asks_open
+        self.asks_price || self.asks_count.is_some() || self.asks_time() || self.asks_open()
     }
 
     /// This question read as a follow-up of `previous`: its quantities, size and day replace
@@ -757,9 +762,7 @@ impl Question {
         if !self.asks_a_kind() {
             self.asks_price = previous.asks_price;
             self.asks_count = previous.asks_count;
-            self.asks_time = previous.asks_time;
             self.time_words = previous.time_words.clone();
-            self.asks_open = previous.asks_open;
             self.open_words = previous.open_words.clone();
         }
         self.terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
@@ -1229,7 +1232,7 @@ mod tests {
             ("how long does a session take?", false),
         ] {
             let asked = Question::read(text, None, None);
-            assert_eq!(asked.asks_time, asks, "{text}");
+            assert_eq!(asked.asks_time(), asks, "{text}");
         }
         let asked = Question::read("what time do you open?", None, None);
         for text in [
@@ -1279,7 +1282,7 @@ mod tests {
             ("ya esta abierto, lo puedo devolver?", false),
             ("how much is a session?", false),
         ] {
-            assert_eq!(Question::read(text, None, None).asks_open, asks, "{text}");
+            assert_eq!(Question::read(text, None, None).asks_open(), asks, "{text}");
         }
         let asked = Question::read("domingo vcs abrem?", None, None);
         for text in [
@@ -1463,14 +1466,14 @@ mod tests {
         let first = Question::read("what time is boxfit on tuesday?", None, Some("en"));
         let next = Question::read("and saturday?", None, Some("en")).following(&first);
         assert_eq!(next.days, [5]);
-        assert!(next.asks_time);
+        assert!(next.asks_time());
     }
 
     #[test]
     fn a_follow_up_asking_its_own_kind_carries_none_of_the_previous() {
         let first = Question::read("quanto é a pedicure?", None, Some("pt"));
         let next = Question::read("e sabado abre?", None, Some("pt")).following(&first);
-        assert!(next.asks_open);
+        assert!(next.asks_open());
         assert!(!next.asks_price);
         let next = Question::read("e quanto tempo demora?", None, Some("pt")).following(&first);
         assert!(next.asks_count.is_some());
