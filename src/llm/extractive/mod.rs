@@ -405,7 +405,7 @@ impl ChatModel for Extractive {
                 // whose heading or row name holds their words: see `offers`) is their case, whatever
                 // other words they put it in ("se eu fechar 10 sessões de fisio": "fechar" is a
                 // rare word of the documents, in "fechada").
-                let singled_out = chosen.offer.row && chosen.offer.fit == Fit::Exact;
+                let singled_out = chosen.offer.singled_out();
                 if let Err(Ungrounded::Unnamed { names, .. }) = &verdict {
                     if singled_out && names.len() == 1 {
                         verdict = Ok(Grounded::Whole);
@@ -683,8 +683,7 @@ fn exception_first<'a>(
     let Some(first) = ranked.first() else {
         return ranked;
     };
-    if !(first.offer.row && first.offer.fit == Fit::Exact && names_a_day_asked(&first.offer, asked))
-    {
+    if !(first.offer.singled_out() && names_a_day_asked(&first.offer, asked)) {
         return ranked;
     }
     let asking = stems.stems_of(

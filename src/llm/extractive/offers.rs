@@ -99,6 +99,14 @@ pub struct Offer<'a> {
     pub dated: bool,
 }
 
+impl Offer<'_> {
+    /// Whether it is a table row that the customer's own band, size or day singles out: their
+    /// case by what they said, not by how alike the words are.
+    pub fn singled_out(&self) -> bool {
+        self.row && self.fit == Fit::Exact
+    }
+}
+
 /// An offer with its total.
 #[derive(Debug, Clone)]
 pub struct Ranked<'a> {
