@@ -285,7 +285,9 @@ const HALF: &[&str] = &[
 /// "demi-journée") besides the day's own name.
 const WORKING_DAY: &[&str] = &["jornada", "journee"];
 
-/// Number words in the shipped languages, normalised.
+/// Number words in the shipped languages, normalised. The articles that are the number one
+/// as well ("um dia", "un día", "un jour", "ein Tag") count one as "one day" does; English
+/// "a" and "an" are articles only ("a day pass" names a thing).
 const NUMBER_WORDS: &[(&str, f64)] = &[
     ("one", 1.0),
     ("two", 2.0),
@@ -317,6 +319,7 @@ const NUMBER_WORDS: &[(&str, f64)] = &[
     ("vinte", 20.0),
     ("uno", 1.0),
     ("una", 1.0),
+    ("un", 1.0),
     ("dos", 2.0),
     ("cuatro", 4.0),
     ("siete", 7.0),
@@ -325,12 +328,17 @@ const NUMBER_WORDS: &[(&str, f64)] = &[
     ("diez", 10.0),
     ("doce", 12.0),
     ("veinte", 20.0),
+    ("une", 1.0),
     ("deux", 2.0),
     ("quatre", 4.0),
     ("sept", 7.0),
     ("huit", 8.0),
     ("neuf", 9.0),
     ("dix", 10.0),
+    ("ein", 1.0),
+    ("eine", 1.0),
+    ("einen", 1.0),
+    ("eins", 1.0),
     ("zwei", 2.0),
     ("drei", 3.0),
     ("vier", 4.0),
@@ -1167,7 +1175,10 @@ mod tests {
             worded: true,
         };
         assert_eq!(durations("These take about an hour."), [one(Unit::Hours)]);
-        assert_eq!(durations("El envío tarda un día."), [one(Unit::Days)]);
+        assert_eq!(
+            durations("El envío tarda un día."),
+            [q(1.0, Some(Unit::Days))]
+        );
         assert_eq!(
             durations("O envio leva uma semana."),
             [q(1.0, Some(Unit::Weeks))]
@@ -1177,8 +1188,17 @@ mod tests {
             [q(3.0, Some(Unit::Days)), one(Unit::Days)]
         );
         assert_eq!(durations("A visit for 12 people costs £40."), []);
-        // Customers' questions read no article as one.
+        // Customers' questions read no English article as one; one that is the number one as
+        // well is read as it is in every language that has such articles.
         assert_eq!(quantities("how much is a day pass?"), []);
+        for text in [
+            "quanto custa um dia avulso?",
+            "cuanto cuesta venir un dia suelto?",
+            "combien coûte un jour?",
+            "was kostet ein Tag?",
+        ] {
+            assert_eq!(quantities(text), [q(1.0, Some(Unit::Days))], "{text}");
+        }
     }
 
     #[test]

@@ -2882,6 +2882,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_priced_line_whose_band_the_customer_falls_outside_is_no_rival() {
+        let passes = "- Pase de día: 18 €.\n\
+                      - Bono de 10 días, a 14 € el día: 140 €.\n\
+                      - Primer día de prueba: gratis.";
+        let rooms = "Las salas se reservan por WhatsApp. La terraza abre en verano. \
+                     Las taquillas tienen llave. Hay cabinas para llamadas.";
+        let sources = [
+            Source {
+                relevance: 0.4,
+                ..source(1, "tarifas", "Pases sueltos", passes)
+            },
+            source(2, "espacio", "El espacio", rooms),
+        ];
+        // One day: the ten days' pass is another offer; the free first day stands out still,
+        // and is said with the day pass.
+        let answer = extract_knowing("cuanto cuesta un dia?", &sources).await;
+        assert!(
+            answer
+                .text
+                .starts_with("- Pase de día: 18 €.\n- Primer día de prueba: gratis.\n\n"),
+            "{}",
+            answer.text
+        );
+        // No number of days: every line that stands out is a rival, and the list answers whole.
+        let answer = extract_knowing("cuanto cuesta el dia?", &sources).await;
+        assert!(
+            answer.text.contains("18 €") && answer.text.contains("140 €"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
     async fn a_sentence_that_goes_on_a_list_item_is_said_with_the_item() {
         // Longer than a message: the best sentence answers, with what follows it.
         let household = "- Curtains: £9 a square metre, lined or unlined, taken down by you.\n\

@@ -183,7 +183,13 @@ pub fn offers<'a>(
         // among prose is read as prose.
         let tabular = rows.len() >= 2 || (!rows.is_empty() && rows.len() * 2 >= sentences.len());
         if !tabular {
-            if let Some(text) = section_reply(source, candidates, floor, question.asks_price) {
+            if let Some(text) = section_reply(
+                source,
+                candidates,
+                floor,
+                question.asks_price,
+                &question.quantities,
+            ) {
                 if !is_title_line(&text) {
                     let best = sentences.iter().map(|c| c.score).fold(f32::MIN, f32::max);
                     // A price question is answered by the sentence that states the price,
@@ -643,6 +649,12 @@ fn row_offers<'a>(
             .filter(|&i| lead.stands_out(meaning(i)))
             .collect();
         standing.sort_by(|&a, &b| meaning(b).total_cmp(&meaning(a)));
+        tracing::debug!(
+            target: "palaver::extractive::rows",
+            meanings = ?pool.iter().map(|&i| meaning(i)).collect::<Vec<_>>(),
+            standing = ?standing.iter().map(|&i| &rows[i].row.name).collect::<Vec<_>>(),
+            "rows by meaning"
+        );
         let names: HashSet<&String> = standing
             .iter()
             .filter_map(|&i| rows[i].row.name.as_ref())

@@ -382,7 +382,7 @@ pub(super) fn whole(source: &Source, limit: usize) -> Option<&str> {
 /// a unit (but for a question that asks no price, the prose paragraph of its best sentence
 /// answers alone when it states no price and the rest of the section does; and for one that
 /// asks a price, the line of its best sentence does when no other priced line stands out as
-/// it does: [`priced_line`]); from a longer
+/// it does, less those the customer's `quantities` fall outside: [`priced_line`]); from a longer
 /// one, the paragraph of its best sentence when that paragraph is prose that fits and states
 /// no price the best sentence does not (its author's unit: "we keep slots for emergencies"
 /// and "call before 17:00 to be seen the same day" are one answer); else its best sentence
@@ -393,6 +393,7 @@ pub(super) fn section_reply(
     candidates: &[Candidate],
     floor: f32,
     asks_price: bool,
+    quantities: &[quantity::Quantity],
 ) -> Option<String> {
     let sentences: Vec<&Candidate> = candidates.iter().filter(|c| c.n == section.n).collect();
     let best = sentences.iter().max_by(|a, b| a.score.total_cmp(&b.score));
@@ -403,7 +404,7 @@ pub(super) fn section_reply(
         // 140 €").
         if let Some(line) = best
             .filter(|_| asks_price)
-            .and_then(|best| priced_line(section, &sentences, best, floor))
+            .and_then(|best| priced_line(section, &sentences, best, floor, quantities))
         {
             return Some(line);
         }
@@ -495,12 +496,17 @@ fn line_around(text: &str, span: &std::ops::Range<usize>) -> std::ops::Range<usi
 
 /// The line of `section` that holds its `best` sentence, with the title line above it if any,
 /// when that line prices something, another line of the section prices something else, and
-/// no sentence of another priced line stands out as the best one does ([`Lead`]).
+/// no sentence of another priced line stands out as the best one does ([`Lead`]). A priced
+/// line whose band the customer's `quantities` fall outside is another offer, as a table's row
+/// is ("Bono de 10 días: 140 €" for "un día suelto"): it is no rival, and where some are such
+/// and others stand out still, the line answers with those others ("El primer día de prueba es
+/// gratis"), in the section's order.
 fn priced_line(
     section: &Source,
     sentences: &[&Candidate],
     best: &Candidate,
     floor: f32,
+    quantities: &[quantity::Quantity],
 ) -> Option<String> {
     let context = &section.context;
     let spans = sentence_spans(context);
@@ -512,14 +518,31 @@ fn priced_line(
         return None;
     }
     let lead = Lead::of(best.score, floor);
-    let rival = sentences.iter().any(|c| {
-        line_of(c.index).is_some_and(|other| {
-            other != line && states_a_price(&context[other]) && lead.stands_out(c.score)
-        })
-    });
-    if rival {
+    let mut rivals: Vec<std::ops::Range<usize>> = sentences
+        .iter()
+        .filter(|c| lead.stands_out(c.score))
+        .filter_map(|c| line_of(c.index))
+        .filter(|other| *other != line && states_a_price(&context[other.clone()]))
+        .collect();
+    rivals.sort_by_key(|other| other.start);
+    rivals.dedup();
+    let excluded = |other: &std::ops::Range<usize>| {
+        quantity::fits(quantities, &quantity::bands(&context[other.clone()])) == Some(false)
+    };
+    let kept: Vec<std::ops::Range<usize>> =
+        rivals.iter().filter(|r| !excluded(r)).cloned().collect();
+    if kept.len() == rivals.len() && !kept.is_empty() {
         return None;
     }
+    let mut lines = kept;
+    lines.push(line.clone());
+    lines.sort_by_key(|l| l.start);
+    let text = lines
+        .iter()
+        .map(|l| context[l.clone()].trim())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let line = lines[0].clone();
     let title = context[..line.start]
         .trim_end()
         .rsplit('\n')
