@@ -2905,6 +2905,14 @@ mod tests {
             "{}",
             answer.text
         );
+        // The best line is the one left out, and no other stands out: not its price alone, but
+        // the list.
+        let answer = extract_knowing("cuanto cuesta el bono de un dia?", &sources).await;
+        assert!(
+            answer.text.contains("18 €") && answer.text.contains("140 €"),
+            "{}",
+            answer.text
+        );
         // No number of days: every line that stands out is a rival, and the list answers whole.
         let answer = extract_knowing("cuanto cuesta el dia?", &sources).await;
         assert!(

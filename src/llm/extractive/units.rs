@@ -500,7 +500,9 @@ fn line_around(text: &str, span: &std::ops::Range<usize>) -> std::ops::Range<usi
 /// line whose band the customer's `quantities` fall outside is another offer, as a table's row
 /// is ("Bono de 10 días: 140 €" for "un día suelto"): it is no rival, and where some are such
 /// and others stand out still, the line answers with those others ("El primer día de prueba es
-/// gratis"), in the section's order.
+/// gratis"), in the section's order. The best line itself may be such a line ("el bono de un
+/// día?"): then the lines that stand out and hold the customer's number answer without it, and
+/// where none does, the list answers whole rather than with a price that is not theirs.
 fn priced_line(
     section: &Source,
     sentences: &[&Candidate],
@@ -531,11 +533,16 @@ fn priced_line(
     };
     let kept: Vec<std::ops::Range<usize>> =
         rivals.iter().filter(|r| !excluded(r)).cloned().collect();
-    if kept.len() == rivals.len() && !kept.is_empty() {
+    let best_left_out = excluded(&line);
+    if (kept.len() == rivals.len() && !kept.is_empty() && !best_left_out)
+        || (best_left_out && kept.is_empty())
+    {
         return None;
     }
     let mut lines = kept;
-    lines.push(line.clone());
+    if !best_left_out {
+        lines.push(line.clone());
+    }
     lines.sort_by_key(|l| l.start);
     let text = lines
         .iter()
