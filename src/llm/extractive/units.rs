@@ -531,19 +531,21 @@ fn priced_line(
     let excluded = |other: &std::ops::Range<usize>| {
         quantity::fits(quantities, &quantity::bands(&context[other.clone()])) == Some(false)
     };
-    let kept: Vec<std::ops::Range<usize>> =
+    let mut lines: Vec<std::ops::Range<usize>> =
         rivals.iter().filter(|r| !excluded(r)).cloned().collect();
-    let best_left_out = excluded(&line);
-    if (kept.len() == rivals.len() && !kept.is_empty() && !best_left_out)
-        || (best_left_out && kept.is_empty())
-    {
-        return None;
-    }
-    let mut lines = kept;
-    if !best_left_out {
+    if excluded(&line) {
+        // Not the customer's price: the lines that hold their number answer, else the list.
+        if lines.is_empty() {
+            return None;
+        }
+    } else {
+        // Every rival may be the one meant: the list answers.
+        if !rivals.is_empty() && lines.len() == rivals.len() {
+            return None;
+        }
         lines.push(line.clone());
+        lines.sort_by_key(|l| l.start);
     }
-    lines.sort_by_key(|l| l.start);
     let text = lines
         .iter()
         .map(|l| context[l.clone()].trim())
