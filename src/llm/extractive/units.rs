@@ -546,21 +546,20 @@ fn priced_line(
         lines.push(line.clone());
         lines.sort_by_key(|l| l.start);
     }
-    let text = lines
+    let said = lines
         .iter()
         .map(|l| context[l.clone()].trim())
         .collect::<Vec<_>>()
         .join("\n");
-    let line = lines[0].clone();
-    let title = context[..line.start]
+    let title = context[..lines[0].start]
         .trim_end()
         .rsplit('\n')
         .next()
         .map(str::trim)
         .filter(|above| !above.is_empty() && is_title_line(above));
     Some(match title {
-        Some(title) => format!("{title}\n{text}"),
-        None => text.to_string(),
+        Some(title) => format!("{title}\n{said}"),
+        None => said,
     })
 }
 
