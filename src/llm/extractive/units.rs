@@ -501,8 +501,9 @@ fn line_around(text: &str, span: &std::ops::Range<usize>) -> std::ops::Range<usi
 /// is ("Bono de 10 días: 140 €" for "un día suelto"): it is no rival, and where some are such
 /// and others stand out still, the line answers with those others ("El primer día de prueba es
 /// gratis"), in the section's order. The best line itself may be such a line ("el bono de un
-/// día?"): then the lines that stand out and hold the customer's number answer without it, and
-/// where none does, the list answers whole rather than with a price that is not theirs.
+/// día?"): then the lines that stand out and whose bands do not leave the customer's number
+/// out answer without it, and where none does, the list answers whole rather than with a price
+/// that is not theirs.
 fn priced_line(
     section: &Source,
     sentences: &[&Candidate],
@@ -534,7 +535,8 @@ fn priced_line(
     let mut lines: Vec<std::ops::Range<usize>> =
         rivals.iter().filter(|r| !excluded(r)).cloned().collect();
     if excluded(&line) {
-        // Not the customer's price: the lines that hold their number answer, else the list.
+        // Not the customer's price: the lines that do not leave their number out answer, else
+        // the list.
         if lines.is_empty() {
             return None;
         }
@@ -543,7 +545,7 @@ fn priced_line(
         if !rivals.is_empty() && lines.len() == rivals.len() {
             return None;
         }
-        lines.push(line.clone());
+        lines.push(line);
         lines.sort_by_key(|l| l.start);
     }
     let said = lines
